@@ -1,0 +1,1150 @@
+/* shadowcopy: the diff area: snapshots, copies, replay and checkpoints.
+ *
+ * Notes on the design
+ *
+ * All state lives in memory and is rebuilt at open by replaying the
+ * journal: the snapshot list, the copy index and the slot allocator.  The
+ * journal is the only truth on disk; nothing else needs to be kept in step.
+ *
+ * Which copies are kept is derived, not recorded: a copy of chunk c made in
+ * epoch W holds what c was during epochs [P, W - 1], P being the epoch of
+ * c's previous copy (0 for its first).  It is needed while a snapshot that
+ * can be served (valid, or with reads in flight) has its epoch in that
+ * range.  Deleting a snapshot records just its deletion and drops what is
+ * no longer needed; replay drops the same copies, whatever the order in
+ * which deletions happened.  A freed slot is reused only after the record
+ * that freed it is durable, so replay never finds a slot claimed twice.
+ *
+ * A read-write open replays, then writes a checkpoint: a compact new
+ * journal (state, snapshots, kept copies) with a fresh nonce, made current
+ * by a superblock update.  So start-up reads at most the live state plus
+ * what one session appended, and a torn tail of the old journal is left
+ * behind with the old chain.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cow/alloc.h"
+#include "cow/diffarea.h"
+#include "cow/index.h"
+#include "cow/io.h"
+#include "cow/journal.h"
+#include "cow/superblock.h"
+
+struct snap {
+  struct sc_snapshot_info info;
+  unsigned readers;             /* pinned by sc_diff_snapshot_get */
+  bool deleted;                 /* waiting for its readers to finish */
+};
+
+struct sc_diff {
+  pthread_mutex_t lock;
+  pthread_cond_t readers_done;
+  int fd;
+  bool rdonly;
+  struct sc_sb_disk sb;
+  uint32_t chunk_size;
+  uint64_t nchunks;             /* chunks of the origin */
+  uint64_t first_slot;
+
+  struct sc_alloc alloc;
+  struct sc_index index;
+  struct sc_journal journal;    /* read-write opens only */
+  bool have_journal;
+  bool failed;                  /* a metadata write failed */
+
+  struct snap **snaps;          /* listed, oldest first (= id, epoch order) */
+  size_t nsnaps, snaps_cap;
+  uint32_t *valid;              /* epochs of valid snapshots, ascending */
+  size_t nvalid;
+
+  uint32_t epoch;               /* the live volume's */
+  uint64_t next_id;
+  uint64_t replayed_records;
+  size_t replayed_slots;        /* journal slots found by replay */
+};
+
+#define LOCKED(d) \
+  __attribute__((cleanup (unlock_ptr))) pthread_mutex_t *_lk = lock_ptr (d)
+static inline pthread_mutex_t *
+lock_ptr (struct sc_diff *d)
+{
+  pthread_mutex_lock (&d->lock);
+  return &d->lock;
+}
+static inline void
+unlock_ptr (pthread_mutex_t **m)
+{
+  pthread_mutex_unlock (*m);
+}
+
+/* ---- helpers -------------------------------------------------------- */
+
+int
+sc_origin_identify (int fd, const char *path, struct sc_origin_id *id)
+{
+  struct stat st;
+  memset (id, 0, sizeof *id);
+  if (fstat (fd, &st) == -1)
+    return -errno;
+  if (S_ISREG (st.st_mode)) {
+    id->type = SC_ORIGIN_FILE;
+    id->size = st.st_size;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+  }
+  else if (S_ISBLK (st.st_mode)) {
+    id->type = SC_ORIGIN_BLOCK;
+    if (ioctl (fd, BLKGETSIZE64, &id->size) == -1)
+      return -errno;
+    id->dev = st.st_rdev;
+  }
+  else
+    return -EINVAL;
+  snprintf (id->path, sizeof id->path, "%s", path);
+  return 0;
+}
+
+static uint64_t
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static struct snap *
+snap_by_id (struct sc_diff *d, uint64_t id, size_t *pos)
+{
+  size_t lo = 0, hi = d->nsnaps;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (d->snaps[mid]->info.id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < d->nsnaps && d->snaps[lo]->info.id == id) {
+    if (pos)
+      *pos = lo;
+    return d->snaps[lo];
+  }
+  return NULL;
+}
+
+static struct snap *
+snap_by_name (struct sc_diff *d, const char *name)
+{
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (!d->snaps[i]->deleted && strcmp (d->snaps[i]->info.name, name) == 0)
+      return d->snaps[i];
+  return NULL;
+}
+
+/* Index of the first element >= e in a sorted epoch array. */
+static size_t
+lower_bound (const uint32_t *a, size_t n, uint32_t e)
+{
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (a[mid] < e)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Is some epoch of a[] in [lo, hi]? */
+static bool
+any_in (const uint32_t *a, size_t n, uint32_t lo, uint32_t hi)
+{
+  size_t i = lower_bound (a, n, lo);
+  return i < n && a[i] <= hi;
+}
+
+static void
+valid_remove (struct sc_diff *d, uint32_t epoch)
+{
+  size_t i = lower_bound (d->valid, d->nvalid, epoch);
+  if (i < d->nvalid && d->valid[i] == epoch) {
+    memmove (&d->valid[i], &d->valid[i + 1],
+             (d->nvalid - i - 1) * sizeof *d->valid);
+    d->nvalid--;
+  }
+}
+
+/* Snapshots are created in epoch order, so appending keeps both sorted. */
+static int
+snap_push (struct sc_diff *d, struct snap *s)
+{
+  if (d->nsnaps == d->snaps_cap) {
+    size_t cap = d->snaps_cap ? d->snaps_cap * 2 : 16;
+    struct snap **n = realloc (d->snaps, cap * sizeof *n);
+    if (!n)
+      return -ENOMEM;
+    d->snaps = n;
+    uint32_t *v = realloc (d->valid, cap * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    d->valid = v;
+    d->snaps_cap = cap;
+  }
+  d->snaps[d->nsnaps++] = s;
+  if (s->info.invalid_reason == SC_VALID)
+    d->valid[d->nvalid++] = s->info.epoch;
+  return 0;
+}
+
+static void
+snap_remove_at (struct sc_diff *d, size_t pos)
+{
+  struct snap *s = d->snaps[pos];
+  valid_remove (d, s->info.epoch);
+  memmove (&d->snaps[pos], &d->snaps[pos + 1],
+           (d->nsnaps - pos - 1) * sizeof *d->snaps);
+  d->nsnaps--;
+  free (s);
+}
+
+static void
+snap_set_invalid (struct sc_diff *d, struct snap *s, uint32_t reason,
+                  int err, uint64_t chunk)
+{
+  if (s->info.invalid_reason != SC_VALID)
+    return;
+  s->info.invalid_reason = reason;
+  s->info.invalid_errno = err;
+  s->info.invalid_chunk = chunk;
+  valid_remove (d, s->info.epoch);
+}
+
+/* ---- garbage collection ------------------------------------------- */
+
+struct gc {
+  struct sc_diff *d;
+  uint32_t *live;               /* epochs that may still be read */
+  size_t nlive;
+  bool free_slots;              /* return dropped slots to the allocator */
+};
+
+static bool
+gc_keep (void *opaque, uint64_t chunk, uint32_t prev, const struct sc_copy *c)
+{
+  struct gc *g = opaque;
+  if (any_in (g->live, g->nlive, prev, c->epoch - 1))
+    return true;
+  if (g->free_slots && c->slot != SC_SLOT_ZERO)
+    sc_alloc_put (&g->d->alloc, c->slot);
+  return false;
+}
+
+/* Drop the copies no servable snapshot needs.  During open, before the
+ * allocator is built, `free_slots` is false. */
+static int
+gc_run (struct sc_diff *d, bool free_slots)
+{
+  struct gc g = { .d = d, .free_slots = free_slots };
+  g.live = malloc ((d->nsnaps + 1) * sizeof *g.live);
+  if (!g.live)
+    return -ENOMEM;
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    if (!s->deleted && (s->info.invalid_reason == SC_VALID || s->readers))
+      g.live[g.nlive++] = s->info.epoch;
+  }
+  int r = sc_index_filter (&d->index, gc_keep, &g);
+  free (g.live);
+  return r;
+}
+
+/* ---- metadata failure ----------------------------------------------- */
+
+/* A journal write failed: nothing more can be recorded, so no snapshot can
+ * be trusted from now on.  Say so in the superblock if it still takes
+ * writes, so the next open will not trust the journal's snapshots either.
+ * Called with the lock held. */
+static void
+diff_fail (struct sc_diff *d, int err)
+{
+  if (d->failed)
+    return;
+  d->failed = true;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    snap_set_invalid (d, d->snaps[i], SC_INVALID_METADATA, -err, 0);
+  d->sb.flags |= SC_SB_FAILED;
+  d->sb.flags &= ~SC_SB_CLEAN;
+  (void) sc_sb_store (d->fd, &d->sb);
+}
+
+/* Commit with the lock held; a failure fails the diff area. */
+static int
+commit_locked (struct sc_diff *d, uint64_t seq)
+{
+  int r = sc_journal_sync (&d->journal, seq, &d->lock);
+  if (r < 0)
+    diff_fail (d, r);
+  return r;
+}
+
+/* ---- replay --------------------------------------------------------- */
+
+#define CORRUPT(...) (snprintf (err, errlen, __VA_ARGS__), -EINVAL)
+
+static int
+apply_record (void *opaque, const struct sc_rec_hdr *h, char *err,
+              size_t errlen)
+{
+  struct sc_diff *d = opaque;
+  switch (h->type) {
+  case SC_REC_STATE: {
+    const struct sc_rec_state *r = (const void *) h;
+    if (r->epoch < d->epoch || r->next_snapshot_id < d->next_id)
+      return CORRUPT ("journal record %" PRIu64 ": state goes backwards",
+                      h->seq);
+    d->epoch = r->epoch;
+    d->next_id = r->next_snapshot_id;
+    return 0;
+  }
+  case SC_REC_SNAP_CREATE: {
+    const struct sc_rec_snap_create *r = (const void *) h;
+    struct snap *s = calloc (1, sizeof *s);
+    if (!s)
+      return -ENOMEM;
+    memcpy (s->info.name, r->name, r->name_len);
+    if (!sc_snapshot_name_valid (s->info.name) || r->flags != 0 ||
+        r->id < d->next_id || r->epoch < d->epoch || r->epoch == 0 ||
+        r->epoch == UINT32_MAX || snap_by_name (d, s->info.name)) {
+      free (s);
+      return CORRUPT ("journal record %" PRIu64 ": bad snapshot record "
+                      "(name, id %" PRIu64 " or epoch %u)", h->seq, r->id,
+                      r->epoch);
+    }
+    s->info.id = r->id;
+    s->info.epoch = r->epoch;
+    s->info.ctime_ns = r->ctime_ns;
+    s->info.volume_size = r->volume_size;
+    int e = snap_push (d, s);
+    if (e < 0) {
+      free (s);
+      return e;
+    }
+    d->next_id = r->id + 1;
+    d->epoch = r->epoch + 1;
+    return 0;
+  }
+  case SC_REC_SNAP_DELETE: {
+    const struct sc_rec_snap_delete *r = (const void *) h;
+    size_t pos;
+    if (!snap_by_id (d, r->id, &pos))
+      return CORRUPT ("journal record %" PRIu64 ": deletes unknown "
+                      "snapshot id %" PRIu64, h->seq, r->id);
+    snap_remove_at (d, pos);
+    return 0;
+  }
+  case SC_REC_SNAP_INVALID: {
+    const struct sc_rec_snap_invalid *r = (const void *) h;
+    struct snap *s = snap_by_id (d, r->id, NULL);
+    if (!s || r->reason == SC_VALID)
+      return CORRUPT ("journal record %" PRIu64 ": invalidates unknown "
+                      "snapshot id %" PRIu64, h->seq, r->id);
+    snap_set_invalid (d, s, r->reason, r->err, r->chunk);
+    return 0;
+  }
+  case SC_REC_COPY: {
+    const struct sc_rec_copy *r = (const void *) h;
+    bool zero = r->flags & SC_COPY_F_ZERO;
+    if (r->chunk >= d->nchunks || r->epoch == 0 || r->epoch > d->epoch ||
+        (r->flags & ~SC_COPY_F_ZERO) || (zero && r->slot != 0) ||
+        (!zero && r->slot < d->first_slot))
+      return CORRUPT ("journal record %" PRIu64 ": bad copy record "
+                      "(chunk %" PRIu64 ", epoch %u, slot %" PRIu64 ")",
+                      h->seq, r->chunk, r->epoch, r->slot);
+    struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : r->slot,
+                         .epoch = r->epoch };
+    int e = sc_index_add (&d->index, r->chunk, c);
+    if (e == -EEXIST)
+      return CORRUPT ("journal record %" PRIu64 ": chunk %" PRIu64
+                      " copied twice in epoch %u", h->seq, r->chunk,
+                      r->epoch);
+    return e;
+  }
+  }
+  return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
+                  h->type);
+}
+
+struct mark_ctx { struct sc_diff *d; uint64_t max_slot; uint64_t bad; };
+
+static bool
+mark_slot (void *opaque, uint64_t chunk, uint32_t prev,
+           const struct sc_copy *c)
+{
+  struct mark_ctx *m = opaque;
+  if (c->slot == SC_SLOT_ZERO || m->bad)
+    return true;
+  if (c->slot >= m->max_slot || sc_alloc_mark (&m->d->alloc, c->slot) < 0)
+    m->bad = c->slot;
+  return true;
+}
+
+/* Rebuild the allocator from the journal chain and the kept copies. */
+static int
+build_alloc (struct sc_diff *d, const uint64_t *chain, size_t nchain,
+             uint64_t max_slot, char *err, size_t errlen)
+{
+  sc_alloc_init (&d->alloc, d->first_slot);
+  for (size_t i = 0; i < nchain; i++) {
+    int r = sc_alloc_mark (&d->alloc, chain[i]);
+    if (r < 0)
+      return r == -ENOMEM ? r :
+        CORRUPT ("journal slot %" PRIu64 " is used twice", chain[i]);
+  }
+  struct mark_ctx m = { .d = d, .max_slot = max_slot };
+  sc_index_filter (&d->index, mark_slot, &m);
+  if (m.bad)
+    return CORRUPT ("data slot %" PRIu64 " (offset %" PRIu64 ") is outside "
+                    "the file or used twice", m.bad,
+                    m.bad * d->chunk_size);
+  return 0;
+}
+
+/* ---- checkpoint ----------------------------------------------------- */
+
+struct ckpt { struct sc_diff *d; int err; };
+
+static bool
+ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
+           const struct sc_copy *c)
+{
+  struct ckpt *k = opaque;
+  if (k->err)
+    return true;
+  struct sc_rec_copy r = {
+    .h.type = SC_REC_COPY, .chunk = chunk, .epoch = c->epoch,
+    .flags = c->slot == SC_SLOT_ZERO ? SC_COPY_F_ZERO : 0, .slot = c->slot,
+  };
+  k->err = sc_journal_append (&k->d->journal, &r, sizeof r, NULL);
+  if (!k->err && k->d->journal.tail_len >= (1u << 20))
+    k->err = sc_journal_write_tail (&k->d->journal);
+  return true;
+}
+
+static int
+append_snapshot (struct sc_journal *j, const struct sc_snapshot_info *s,
+                 uint64_t *seq)
+{
+  uint8_t buf[SC_REC_MAX] = { 0 };
+  struct sc_rec_snap_create *r = (void *) buf;
+  size_t name_len = strlen (s->name);
+  r->h.type = SC_REC_SNAP_CREATE;
+  r->id = s->id;
+  r->epoch = s->epoch;
+  r->ctime_ns = s->ctime_ns;
+  r->volume_size = s->volume_size;
+  r->name_len = (uint16_t) name_len;
+  memcpy (r->name, s->name, name_len);
+  return sc_journal_append (j, r, sc_rec_padded (sizeof *r + name_len), seq);
+}
+
+static int
+append_invalid (struct sc_journal *j, const struct sc_snapshot_info *s,
+                uint64_t *seq)
+{
+  struct sc_rec_snap_invalid r = {
+    .h.type = SC_REC_SNAP_INVALID, .id = s->id, .reason = s->invalid_reason,
+    .err = s->invalid_errno, .chunk = s->invalid_chunk,
+  };
+  return sc_journal_append (j, &r, sizeof r, seq);
+}
+
+/* Write the whole state as a new journal and switch the superblock to it.
+ * The old journal's slots (old_chain) are freed once the switch is
+ * durable.  Called at open, with no other user of the diff area. */
+static int
+checkpoint (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
+            size_t old_nchain)
+{
+  uint64_t nonce;
+  if (getrandom (&nonce, sizeof nonce, 0) != sizeof nonce)
+    return -EIO;
+  struct sc_journal j;
+  int r = sc_journal_start (&j, d->fd, d->chunk_size,
+                            sc_journal_seed (d->sb.uuid, nonce), &d->alloc,
+                            first_seq);
+  if (r < 0)
+    return r;
+  d->journal = j;
+
+  /* Snapshots first (replay checks they come in id and epoch order), then
+   * the counters, then the copies (whose epochs the counters bound). */
+  for (size_t i = 0; r == 0 && i < d->nsnaps; i++) {
+    r = append_snapshot (&d->journal, &d->snaps[i]->info, NULL);
+    if (r == 0 && d->snaps[i]->info.invalid_reason != SC_VALID)
+      r = append_invalid (&d->journal, &d->snaps[i]->info, NULL);
+  }
+  struct sc_rec_state st = {
+    .h.type = SC_REC_STATE, .epoch = d->epoch, .next_snapshot_id = d->next_id,
+  };
+  if (r == 0)
+    r = sc_journal_append (&d->journal, &st, sizeof st, NULL);
+  if (r == 0) {
+    struct ckpt k = { .d = d };
+    sc_index_filter (&d->index, ckpt_copy, &k);
+    r = k.err;
+  }
+  if (r == 0)
+    r = sc_journal_sync (&d->journal, d->journal.next_seq - 1, &d->lock);
+  if (r == 0) {
+    struct sc_sb_disk sb = d->sb;
+    sb.journal_head = d->journal.head_slot;
+    sb.journal_seq = d->journal.head_seq;
+    sb.journal_nonce = nonce;
+    sb.flags &= ~(SC_SB_CLEAN | SC_SB_FAILED);
+    r = sc_sb_store (d->fd, &sb);
+    if (r == 0)
+      d->sb = sb;
+  }
+  if (r < 0) {
+    for (size_t i = 0; i < d->journal.nchain; i++)
+      sc_alloc_put (&d->alloc, d->journal.chain[i]);
+    sc_journal_free (&d->journal);
+    return r;
+  }
+  for (size_t i = 0; i < old_nchain; i++)
+    sc_alloc_put (&d->alloc, old_chain[i]);
+  d->have_journal = true;
+  return 0;
+}
+
+/* ---- open and close ------------------------------------------------- */
+
+static int
+format (struct sc_diff *d, const struct sc_origin_id *origin,
+        uint32_t chunk_size)
+{
+  memset (&d->sb, 0, sizeof d->sb);
+  if (getrandom (d->sb.uuid, sizeof d->sb.uuid, 0) != sizeof d->sb.uuid)
+    return -EIO;
+  d->sb.chunk_shift = (uint32_t) __builtin_ctz (chunk_size);
+  d->sb.origin_size = origin->size;
+  d->sb.origin_dev = origin->dev;
+  d->sb.origin_ino = origin->ino;
+  d->sb.origin_type = origin->type;
+  d->sb.format_time_ns = now_ns ();
+  snprintf (d->sb.origin_path, sizeof d->sb.origin_path, "%s", origin->path);
+  d->epoch = 1;
+  d->next_id = 1;
+  return 0;
+}
+
+static int
+check_origin (const struct sc_sb_disk *sb, const struct sc_origin_id *o,
+              char *err, size_t errlen)
+{
+  if (sb->origin_size != o->size)
+    return CORRUPT ("it belongs to a disk of %" PRIu64 " bytes (%s), but "
+                    "%s has %" PRIu64 " bytes", sb->origin_size,
+                    sb->origin_path, o->path, o->size);
+  if (sb->origin_type != o->type || sb->origin_dev != o->dev ||
+      sb->origin_ino != o->ino)
+    return CORRUPT ("it belongs to another disk (%s, device %#" PRIx64
+                    ", inode %" PRIu64 "), not %s (device %#" PRIx64
+                    ", inode %" PRIu64 ")", sb->origin_path,
+                    sb->origin_dev, sb->origin_ino, o->path, o->dev, o->ino);
+  return 0;
+}
+
+static void
+diff_free (struct sc_diff *d)
+{
+  if (d->have_journal)
+    sc_journal_free (&d->journal);
+  sc_index_free (&d->index);
+  sc_alloc_free_all (&d->alloc);
+  for (size_t i = 0; i < d->nsnaps; i++)
+    free (d->snaps[i]);
+  free (d->snaps);
+  free (d->valid);
+  if (d->fd >= 0)
+    close (d->fd);
+  pthread_mutex_destroy (&d->lock);
+  pthread_cond_destroy (&d->readers_done);
+  free (d);
+}
+
+static int
+fsync_parent (const char *path)
+{
+  char *dir = strdup (path);
+  if (!dir)
+    return -ENOMEM;
+  char *slash = strrchr (dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  else
+    strcpy (dir, ".");
+  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free (dir);
+  if (fd == -1)
+    return -errno;
+  int r = fsync (fd) == -1 ? -errno : 0;
+  close (fd);
+  return r;
+}
+
+int
+sc_diff_open (const char *path, unsigned flags,
+              const struct sc_origin_id *origin, uint32_t chunk_size,
+              struct sc_diff **out, char *err, size_t errlen)
+{
+  bool rdonly = flags & SC_DIFF_RDONLY;
+  bool created = false;
+  int r;
+
+  if (chunk_size && (chunk_size < SC_CHUNK_SIZE_MIN ||
+                     chunk_size > SC_CHUNK_SIZE_MAX ||
+                     (chunk_size & (chunk_size - 1)))) {
+    snprintf (err, errlen, "chunk size %" PRIu32 " is not a power of two "
+              "from 4K to 1M", chunk_size);
+    return -EINVAL;
+  }
+  if (origin && origin->size < (chunk_size ? chunk_size
+                                           : SC_CHUNK_SIZE_MIN)) {
+    snprintf (err, errlen, "%s: the disk (%" PRIu64 " bytes) is smaller "
+              "than one chunk", origin->path, origin->size);
+    return -EINVAL;
+  }
+
+  struct sc_diff *d = calloc (1, sizeof *d);
+  if (!d)
+    return -ENOMEM;
+  d->fd = -1;
+  d->rdonly = rdonly;
+  pthread_mutex_init (&d->lock, NULL);
+  pthread_cond_init (&d->readers_done, NULL);
+  if ((r = sc_index_init (&d->index)) < 0)
+    goto fail_msg;
+
+  d->fd = open (path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (d->fd == -1 && errno == ENOENT && (flags & SC_DIFF_CREATE) && !rdonly) {
+    if (!origin) {
+      r = -EINVAL;
+      snprintf (err, errlen, "%s: cannot format a diff area without its "
+                "disk", path);
+      goto fail;
+    }
+    d->fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    created = d->fd >= 0;
+  }
+  if (d->fd == -1) {
+    r = -errno;
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    goto fail;
+  }
+  if (flock (d->fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == -1) {
+    r = -errno;
+    if (errno == EWOULDBLOCK)
+      snprintf (err, errlen, "%s: the diff area is in use by another "
+                "process (a running server?)", path);
+    else
+      snprintf (err, errlen, "%s: flock: %s", path, strerror (errno));
+    goto fail;
+  }
+
+  uint64_t *chain = NULL;
+  size_t nchain = 0;
+  uint64_t end_seq = 1;
+  if (created) {
+    uint32_t cs = chunk_size ? chunk_size : SC_CHUNK_SIZE_DEFAULT;
+    if (origin->size < cs) {
+      r = -EINVAL;
+      snprintf (err, errlen, "%s: the disk (%" PRIu64 " bytes) is smaller "
+                "than one chunk (%" PRIu32 ")", origin->path, origin->size,
+                cs);
+      goto fail;
+    }
+    if ((r = format (d, origin, cs)) < 0)
+      goto fail_msg;
+  }
+  else {
+    if ((r = sc_sb_load (d->fd, &d->sb, err, errlen)) < 0)
+      goto fail_prefix;
+    if (origin && (r = check_origin (&d->sb, origin, err, errlen)) < 0)
+      goto fail_prefix;
+    if (chunk_size && chunk_size != 1u << d->sb.chunk_shift) {
+      r = -EINVAL;
+      snprintf (err, errlen, "%s: the diff area has chunk size %u; "
+                "chunk-size=%" PRIu32 " was given", path,
+                1u << d->sb.chunk_shift, chunk_size);
+      goto fail;
+    }
+  }
+  d->chunk_size = 1u << d->sb.chunk_shift;
+  d->nchunks = (d->sb.origin_size + d->chunk_size - 1) / d->chunk_size;
+  d->first_slot = (SC_SB_AREA + d->chunk_size - 1) / d->chunk_size;
+
+  struct stat st;
+  if (fstat (d->fd, &st) == -1) {
+    r = -errno;
+    goto fail_msg;
+  }
+  uint64_t max_slot = ((uint64_t) st.st_size + d->chunk_size - 1)
+                      / d->chunk_size;
+
+  if (!created) {
+    d->epoch = 0;
+    d->next_id = 0;
+    r = sc_journal_replay (d->fd, d->chunk_size,
+                           sc_journal_seed (d->sb.uuid, d->sb.journal_nonce),
+                           d->sb.journal_head, d->sb.journal_seq, max_slot,
+                           apply_record, d, &chain, &nchain,
+                           &d->replayed_records, &end_seq, err, errlen);
+    if (r < 0)
+      goto fail_prefix;
+    if (d->replayed_records == 0 || d->epoch == 0) {
+      free (chain);
+      r = -EINVAL;
+      snprintf (err, errlen, "the journal at slot %" PRIu64 " (offset %"
+                PRIu64 ") is empty or damaged at its start",
+                d->sb.journal_head, d->sb.journal_head * d->chunk_size);
+      goto fail_prefix;
+    }
+    if (d->sb.flags & SC_SB_FAILED)
+      for (size_t i = 0; i < d->nsnaps; i++)
+        snap_set_invalid (d, d->snaps[i], SC_INVALID_METADATA, 0, 0);
+    if ((r = gc_run (d, false)) < 0)
+      goto fail_chain;
+    d->replayed_slots = nchain;
+    r = build_alloc (d, chain, nchain, max_slot, err, errlen);
+    if (r < 0)
+      goto fail_chain_prefix;
+  }
+  else
+    sc_alloc_init (&d->alloc, d->first_slot);
+
+  if (!rdonly) {
+    pthread_mutex_lock (&d->lock);
+    r = checkpoint (d, end_seq, chain, nchain);
+    pthread_mutex_unlock (&d->lock);
+    if (r == 0 && created)
+      r = fsync_parent (path);
+    if (r < 0) {
+      snprintf (err, errlen, "%s: writing the journal checkpoint: %s", path,
+                strerror (-r));
+      goto fail_chain;
+    }
+  }
+  free (chain);
+  *out = d;
+  return 0;
+
+ fail_chain_prefix:
+  free (chain);
+ fail_prefix:
+  {
+    char tmp[512];
+    snprintf (tmp, sizeof tmp, "%s", err);
+    snprintf (err, errlen, "%s: damaged or foreign diff area: %s", path,
+              tmp);
+  }
+  goto fail;
+ fail_chain:
+  free (chain);
+ fail_msg:
+  snprintf (err, errlen, "%s: %s", path, strerror (-r));
+ fail:
+  if (created)
+    unlink (path);
+  diff_free (d);
+  return r;
+}
+
+int
+sc_diff_close (struct sc_diff *d)
+{
+  int r = 0;
+  if (d->have_journal) {
+    pthread_mutex_lock (&d->lock);
+    r = sc_journal_sync (&d->journal, d->journal.next_seq - 1, &d->lock);
+    if (r == 0 && !d->failed) {
+      d->sb.flags |= SC_SB_CLEAN;
+      r = sc_sb_store (d->fd, &d->sb);
+    }
+    pthread_mutex_unlock (&d->lock);
+  }
+  diff_free (d);
+  return r;
+}
+
+int
+sc_diff_fd (const struct sc_diff *d)
+{
+  return d->fd;
+}
+
+uint32_t
+sc_diff_chunk_size (const struct sc_diff *d)
+{
+  return d->chunk_size;
+}
+
+void
+sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
+{
+  LOCKED (d);
+  memset (st, 0, sizeof *st);
+  st->volume_size = d->sb.origin_size;
+  st->chunk_size = d->chunk_size;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    st->snapshots += !d->snaps[i]->deleted;
+  st->copies = d->index.copies;
+  st->journal_slots = d->have_journal ? d->journal.nchain
+                                      : d->replayed_slots;
+  st->data_slots = d->alloc.used - st->journal_slots;
+  st->used_bytes = (d->first_slot + d->alloc.used) * (uint64_t) d->chunk_size;
+  struct stat sb;
+  if (fstat (d->fd, &sb) == 0)
+    st->file_bytes = sb.st_size;
+  st->free_slots = d->alloc.end - d->first_slot - d->alloc.used;
+  st->journal_records = d->have_journal ? d->journal.records
+                                        : d->replayed_records;
+  st->epoch = d->epoch;
+  memcpy (st->uuid, d->sb.uuid, 16);
+  st->origin.size = d->sb.origin_size;
+  st->origin.dev = d->sb.origin_dev;
+  st->origin.ino = d->sb.origin_ino;
+  st->origin.type = d->sb.origin_type;
+  snprintf (st->origin.path, sizeof st->origin.path, "%s", d->sb.origin_path);
+}
+
+/* ---- snapshots ------------------------------------------------------ */
+
+static void
+default_name (char *buf, size_t len, uint64_t ns)
+{
+  time_t t = (time_t) (ns / 1000000000u);
+  struct tm tm;
+  gmtime_r (&t, &tm);
+  size_t n = strftime (buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf (buf + n, len - n, ".%03uZ", (unsigned) (ns / 1000000u % 1000u));
+}
+
+int
+sc_diff_snapshot_create (struct sc_diff *d, const char *name,
+                         struct sc_snapshot_info *out)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  if (d->failed)
+    return -EIO;
+  if (d->epoch >= UINT32_MAX - 1)
+    return -EOVERFLOW;
+
+  struct snap *s = calloc (1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  s->info.ctime_ns = now_ns ();
+  if (name) {
+    if (!sc_snapshot_name_valid (name)) {
+      free (s);
+      return -EINVAL;
+    }
+    snprintf (s->info.name, sizeof s->info.name, "%s", name);
+    if (snap_by_name (d, name)) {
+      free (s);
+      return -EEXIST;
+    }
+  }
+  else {
+    /* The creation time; two in one millisecond get a suffix. */
+    default_name (s->info.name, sizeof s->info.name, s->info.ctime_ns);
+    size_t base = strlen (s->info.name);
+    for (unsigned k = 2; snap_by_name (d, s->info.name); k++)
+      snprintf (s->info.name + base, sizeof s->info.name - base, "+%u", k);
+  }
+  s->info.id = d->next_id;
+  s->info.epoch = d->epoch;
+  s->info.volume_size = d->sb.origin_size;
+
+  uint64_t seq;
+  int r = append_snapshot (&d->journal, &s->info, &seq);
+  if (r == 0)
+    r = snap_push (d, s);
+  if (r < 0) {
+    free (s);
+    return r;
+  }
+  d->next_id++;
+  d->epoch++;
+  r = commit_locked (d, seq);
+  if (r < 0)
+    return r;                   /* listed, and invalid: see diff_fail */
+  if (out)
+    *out = s->info;
+  return 0;
+}
+
+int
+sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  struct snap *s = snap_by_name (d, name);
+  if (!s)
+    return -ENOENT;
+
+  struct sc_rec_snap_delete rec = { .h.type = SC_REC_SNAP_DELETE,
+                                    .id = s->info.id };
+  uint64_t seq;
+  int r = sc_journal_append (&d->journal, &rec, sizeof rec, &seq);
+  if (r < 0)
+    return r;
+  s->deleted = true;
+  valid_remove (d, s->info.epoch);
+  uint64_t id = s->info.id;
+  r = commit_locked (d, seq);
+  if (r < 0)
+    return r;
+
+  /* Its copies may be freed once no read of it is in flight. */
+  while ((s = snap_by_id (d, id, NULL)) && s->readers)
+    pthread_cond_wait (&d->readers_done, &d->lock);
+  size_t pos;
+  if (snap_by_id (d, id, &pos))
+    snap_remove_at (d, pos);
+  return gc_run (d, true);
+}
+
+static void
+used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos, size_t n);
+
+int
+sc_diff_snapshot_list (struct sc_diff *d, struct sc_snapshot_info **out,
+                       size_t *n)
+{
+  LOCKED (d);
+  struct sc_snapshot_info *v = calloc (d->nsnaps + 1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (!d->snaps[i]->deleted)
+      v[k++] = d->snaps[i]->info;
+  used_bytes (d, v, k);
+  *out = v;
+  *n = k;
+  return 0;
+}
+
+int
+sc_diff_snapshot_find (struct sc_diff *d, const char *name,
+                       struct sc_snapshot_info *out)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_name (d, name);
+  if (!s)
+    return -ENOENT;
+  *out = s->info;
+  used_bytes (d, out, 1);
+  return 0;
+}
+
+/* What deleting each snapshot would free: the data copies that no other
+ * valid snapshot needs.  One pass over the index. */
+struct used_ctx {
+  uint32_t *epochs;             /* valid snapshot epochs, ascending */
+  size_t n;
+  uint64_t *bytes;              /* per entry of epochs */
+  uint32_t chunk_size;
+};
+
+static bool
+used_visit (void *opaque, uint64_t chunk, uint32_t prev,
+            const struct sc_copy *c)
+{
+  struct used_ctx *u = opaque;
+  if (c->slot == SC_SLOT_ZERO)
+    return true;
+  size_t i = lower_bound (u->epochs, u->n, prev);
+  if (i < u->n && u->epochs[i] < c->epoch &&
+      (i + 1 == u->n || u->epochs[i + 1] >= c->epoch))
+    u->bytes[i] += u->chunk_size;
+  return true;
+}
+
+static void
+used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos, size_t n)
+{
+  struct used_ctx u = { .epochs = d->valid, .n = d->nvalid,
+                        .chunk_size = d->chunk_size };
+  u.bytes = calloc (d->nvalid + 1, sizeof *u.bytes);
+  if (!u.bytes)
+    return;
+  sc_index_filter (&d->index, used_visit, &u);
+  for (size_t i = 0; i < n; i++) {
+    infos[i].used_bytes = 0;
+    size_t k = lower_bound (d->valid, d->nvalid, infos[i].epoch);
+    if (infos[i].invalid_reason == SC_VALID && k < d->nvalid &&
+        d->valid[k] == infos[i].epoch)
+      infos[i].used_bytes = u.bytes[k];
+  }
+  free (u.bytes);
+}
+
+int
+sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
+                          int err)
+{
+  LOCKED (d);
+  struct sc_copy last;
+  uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
+  uint64_t seq = 0;
+  int r = 0;
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    if (s->deleted || s->info.invalid_reason != SC_VALID ||
+        s->info.epoch < from)
+      continue;
+    snap_set_invalid (d, s, reason, err, chunk);
+    if (d->have_journal && r == 0)
+      r = append_invalid (&d->journal, &s->info, &seq);
+  }
+  if (r < 0) {
+    diff_fail (d, r);
+    return r;
+  }
+  return seq ? commit_locked (d, seq) : 0;
+}
+
+/* ---- the write path ------------------------------------------------- */
+
+bool
+sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk)
+{
+  LOCKED (d);
+  struct sc_copy last;
+  uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
+  return from != d->epoch && any_in (d->valid, d->nvalid, from, d->epoch - 1);
+}
+
+int
+sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  uint64_t slot;
+  int r = sc_alloc_get (&d->alloc, &slot);
+  if (r == 0)
+    *offset = slot * d->chunk_size;
+  return r;
+}
+
+void
+sc_diff_slot_cancel (struct sc_diff *d, uint64_t offset)
+{
+  LOCKED (d);
+  sc_alloc_put (&d->alloc, offset / d->chunk_size);
+}
+
+int
+sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
+                     uint64_t *seq)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  if (chunk >= d->nchunks)
+    return -EINVAL;
+  bool zero = offset == SC_COPY_ZERO;
+  struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : offset / d->chunk_size,
+                       .epoch = d->epoch };
+  struct sc_rec_copy rec = {
+    .h.type = SC_REC_COPY, .chunk = chunk, .epoch = c.epoch,
+    .flags = zero ? SC_COPY_F_ZERO : 0, .slot = c.slot,
+  };
+  int r = sc_journal_append (&d->journal, &rec, sizeof rec, seq);
+  if (r < 0)
+    return r;
+  return sc_index_add (&d->index, chunk, c);
+}
+
+int
+sc_diff_commit (struct sc_diff *d, uint64_t seq)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return 0;
+  return commit_locked (d, seq);
+}
+
+int
+sc_diff_sync (struct sc_diff *d)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return 0;
+  return commit_locked (d, d->journal.next_seq - 1);
+}
+
+/* ---- the read path -------------------------------------------------- */
+
+int
+sc_diff_snapshot_get (struct sc_diff *d, uint64_t id,
+                      struct sc_snapshot_info *info)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_id (d, id, NULL);
+  if (!s || s->deleted)
+    return -ENOENT;
+  if (info)
+    *info = s->info;
+  if (s->info.invalid_reason != SC_VALID)
+    return -EIO;
+  s->readers++;
+  return 0;
+}
+
+void
+sc_diff_snapshot_put (struct sc_diff *d, uint64_t id)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_id (d, id, NULL);
+  if (s && s->readers && --s->readers == 0)
+    pthread_cond_broadcast (&d->readers_done);
+}
+
+enum sc_where
+sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
+                 uint64_t *offset)
+{
+  LOCKED (d);
+  struct sc_copy c;
+  if (!sc_index_after (&d->index, chunk, epoch, &c))
+    return SC_WHERE_ORIGIN;
+  if (c.slot == SC_SLOT_ZERO)
+    return SC_WHERE_ZERO;
+  *offset = c.slot * d->chunk_size;
+  return SC_WHERE_DIFF;
+}

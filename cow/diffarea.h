@@ -1,0 +1,203 @@
+/* shadowcopy: the diff area, the store of every snapshot of one volume.
+ *
+ * A diff area is one file.  It holds the superblock, the metadata journal
+ * (snapshot records and chunk mappings) and the copied chunks.  This header
+ * is the whole public API of cow/: the engine drives it while serving, and
+ * the CLI uses it offline (list, info, delete) when no server runs.
+ *
+ * Vocabulary
+ *   chunk   the copy-on-write unit of the origin (chunk_size bytes).
+ *   slot    a chunk-sized place in the diff-area file.
+ *   epoch   the generation of the live volume.  Creating a snapshot gives it
+ *           the current epoch E and moves the live volume to E + 1.
+ *   copy    the old content of one origin chunk, preserved by the first
+ *           write to that chunk in epoch W.  It is what every snapshot with
+ *           epoch in [previous copy's W, W - 1] sees for that chunk.  A copy
+ *           of an all-zero chunk takes no slot.
+ *
+ * Locking: every function may be called from any thread; an internal mutex
+ * protects the state.  Functions that do I/O release it while they wait.
+ *
+ * Errors: functions return 0 or a negative errno.  Those that take an
+ * `err` buffer also write one line naming what is wrong and where.
+ */
+#ifndef SHADOWCOPY_COW_DIFFAREA_H
+#define SHADOWCOPY_COW_DIFFAREA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SC_CHUNK_SIZE_MIN     4096u
+#define SC_CHUNK_SIZE_MAX     (1024u * 1024u)
+#define SC_CHUNK_SIZE_DEFAULT (64u * 1024u)
+
+#define SC_NAME_MAX 128
+
+struct sc_diff;
+
+/* What the diff area records about the origin it belongs to. */
+struct sc_origin_id {
+  uint64_t size;          /* bytes */
+  uint64_t dev;           /* st_dev (files) or st_rdev (block devices) */
+  uint64_t ino;           /* st_ino (files); 0 for block devices */
+  uint32_t type;          /* SC_ORIGIN_FILE or SC_ORIGIN_BLOCK */
+  char path[256];         /* informational only, never compared */
+};
+#define SC_ORIGIN_FILE  1
+#define SC_ORIGIN_BLOCK 2
+
+/* Fill *id from an open origin fd (fstat + size). */
+int sc_origin_identify (int fd, const char *path, struct sc_origin_id *id);
+
+/* Why a snapshot is invalid.  Stored on disk: never renumber. */
+enum sc_invalid_reason {
+  SC_VALID = 0,
+  SC_INVALID_COPY_WRITE = 1,    /* writing a copy to the diff area failed */
+  SC_INVALID_COPY_READ = 2,     /* reading old data from the origin failed */
+  SC_INVALID_DIFF_FULL = 3,     /* no space in the diff area for a copy */
+  SC_INVALID_METADATA = 4,      /* a diff-area metadata write failed */
+};
+/* A short human description, e.g. "copy-on-write write failed". */
+const char *sc_invalid_reason_text (uint32_t reason);
+
+struct sc_snapshot_info {
+  uint64_t id;                  /* unique, never reused in one diff area */
+  uint32_t epoch;
+  char name[SC_NAME_MAX + 1];
+  uint64_t ctime_ns;            /* creation time, Unix ns, UTC */
+  uint64_t volume_size;         /* volume size when created */
+  uint32_t invalid_reason;      /* SC_VALID or enum sc_invalid_reason */
+  int32_t invalid_errno;        /* errno of the failure, if any */
+  uint64_t invalid_chunk;       /* chunk whose copy failed */
+  uint64_t used_bytes;          /* diff-area bytes that deleting it frees */
+};
+
+struct sc_diff_stats {
+  uint64_t volume_size;
+  uint32_t chunk_size;
+  uint64_t snapshots;           /* listed snapshots, valid or not */
+  uint64_t copies;              /* copies kept, including zero copies */
+  uint64_t data_slots;          /* slots holding copied data */
+  uint64_t journal_slots;       /* slots holding the metadata journal */
+  uint64_t used_bytes;          /* superblocks + journal + data */
+  uint64_t file_bytes;          /* size of the diff-area file */
+  uint64_t free_slots;          /* free slots below the end of the file */
+  uint64_t journal_records;     /* records in the journal since checkpoint */
+  uint32_t epoch;               /* current epoch of the live volume */
+  uint8_t uuid[16];
+  struct sc_origin_id origin;
+};
+
+/* Open flags. */
+#define SC_DIFF_RDONLY  0x1     /* never write; shared lock */
+#define SC_DIFF_CREATE  0x2     /* format the file if it is missing */
+#define SC_DIFF_NOWAIT  0x4     /* fail with -EWOULDBLOCK if locked */
+
+/* Open (and with SC_DIFF_CREATE, create and format) a diff area.
+ *
+ * `origin`: when non-NULL, the diff area must belong to this origin (same
+ * size, device and inode); when the file is created it is recorded.  The
+ * offline CLI passes NULL.
+ * `chunk_size`: used only when formatting; 0 means the default.
+ *
+ * The diff area is locked with flock(): exclusive for read-write opens,
+ * shared for SC_DIFF_RDONLY.  A read-write open replays the journal and
+ * then writes a checkpoint (a compact new journal), so the journal that
+ * follows starts clean.
+ */
+int sc_diff_open (const char *path, unsigned flags,
+                  const struct sc_origin_id *origin, uint32_t chunk_size,
+                  struct sc_diff **out, char *err, size_t errlen);
+
+/* Write a final checkpoint (read-write opens) and free everything.
+ * Returns the checkpoint's error, if any; the diff area is closed anyway
+ * (the journal already holds every committed change). */
+int sc_diff_close (struct sc_diff *d);
+
+int sc_diff_fd (const struct sc_diff *d);
+uint32_t sc_diff_chunk_size (const struct sc_diff *d);
+void sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st);
+
+/* ---- snapshots ---------------------------------------------------- */
+
+/* Snapshot names: 1..128 of [A-Za-z0-9._:+-], not starting with '.',
+ * not "live".  Returns true if valid. */
+bool sc_snapshot_name_valid (const char *name);
+
+/* Record a new snapshot at the current epoch and move to the next epoch.
+ * The caller has drained and holds every write of the live volume.  With
+ * `name` NULL, the name is the creation time (UTC, ISO 8601).  Durable
+ * when it returns 0.  Errors: -EINVAL (bad name), -EEXIST, -EMFILE (too
+ * many snapshots), I/O errors. */
+int sc_diff_snapshot_create (struct sc_diff *d, const char *name,
+                             struct sc_snapshot_info *out);
+
+/* Delete a snapshot by name.  Durable when it returns 0.  Waits for reads
+ * of that snapshot in flight (see sc_diff_snapshot_get), then frees the
+ * copies no remaining snapshot needs.  -ENOENT if there is none. */
+int sc_diff_snapshot_delete (struct sc_diff *d, const char *name);
+
+/* Listed snapshots in creation order.  *out is malloc'd; free() it. */
+int sc_diff_snapshot_list (struct sc_diff *d,
+                           struct sc_snapshot_info **out, size_t *n);
+
+/* Find a snapshot by name.  -ENOENT if none. */
+int sc_diff_snapshot_find (struct sc_diff *d, const char *name,
+                           struct sc_snapshot_info *out);
+
+/* Mark every valid snapshot that needs the old content of `chunk` invalid,
+ * durably if the journal can still be written. */
+int sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk,
+                              uint32_t reason, int err);
+
+/* ---- the copy-on-write write path ---------------------------------
+ *
+ * The engine, holding `chunk` locked against other writers and snapshot
+ * readers, asks whether a live write must first copy the chunk.  If so it
+ * reserves a slot, writes the old content there itself, and commits.
+ */
+
+/* True if some valid snapshot still sees the current origin content of
+ * `chunk`, i.e. it has not been copied in this epoch. */
+bool sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk);
+
+/* Reserve a slot for a copy.  Returns its byte offset in the diff-area
+ * file in *offset.  -ENOSPC when the diff area cannot grow. */
+int sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset);
+/* Give back a slot reserved but not committed (the copy failed). */
+void sc_diff_slot_cancel (struct sc_diff *d, uint64_t offset);
+
+/* Record that `chunk` was copied in the current epoch: to the slot at
+ * `offset`, or, with offset == SC_COPY_ZERO, that its old content was all
+ * zeros.  The copy is visible to readers at once; it is durable after
+ * sc_diff_commit() with the returned sequence number. */
+#define SC_COPY_ZERO UINT64_MAX
+int sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
+                         uint64_t *seq);
+
+/* Make every journal record up to `seq` durable (data written to the
+ * diff-area file before the call is durable too).  Concurrent callers
+ * share one fdatasync (group commit). */
+int sc_diff_commit (struct sc_diff *d, uint64_t seq);
+
+/* Make everything appended so far durable. */
+int sc_diff_sync (struct sc_diff *d);
+
+/* ---- the snapshot read path ---------------------------------------- */
+
+/* Pin a snapshot for reading: it will not be deleted (its copies not
+ * freed) until sc_diff_snapshot_put.  -ENOENT if it was deleted, -EIO
+ * (and *info filled) if it is invalid. */
+int sc_diff_snapshot_get (struct sc_diff *d, uint64_t id,
+                          struct sc_snapshot_info *info);
+void sc_diff_snapshot_put (struct sc_diff *d, uint64_t id);
+
+/* Where a pinned snapshot finds `chunk`: SC_WHERE_ORIGIN, SC_WHERE_ZERO,
+ * or SC_WHERE_DIFF with the slot's byte offset in *offset.  O(1) for the
+ * chunk plus O(log k) in the copies of that chunk. */
+enum sc_where { SC_WHERE_ORIGIN, SC_WHERE_ZERO, SC_WHERE_DIFF };
+enum sc_where sc_diff_resolve (struct sc_diff *d, uint32_t epoch,
+                               uint64_t chunk, uint64_t *offset);
+
+#endif

@@ -1,0 +1,140 @@
+/* shadowcopy: the on-disk format of the diff area (version 1).
+ *
+ * docs/design.md describes it in prose; this header is its definition.
+ * Every integer is little-endian.  Every metadata structure carries a
+ * CRC32C.  Nothing here knows about threads or I/O.
+ *
+ * The file is an array of chunk-sized slots.  Bytes [0, 8192) hold two
+ * superblock copies (A at 0, B at 4096); the first usable slot is the first
+ * one past them.  Every other slot is free, a journal slot or a data slot.
+ *
+ *   slot offset = slot number * chunk_size
+ *
+ * The journal is a chain of journal slots, starting at the superblock's
+ * journal_head.  Records are appended back to back inside a slot; a NEXT
+ * record, always the last in its slot, names the following slot.  Replay
+ * stops at the first record that fails its checks: wrong CRC (the CRC is
+ * seeded with the volume UUID and the journal nonce, so records of an older
+ * journal in a reused slot never pass), wrong sequence number, bad length.
+ */
+#ifndef SHADOWCOPY_COW_FORMAT_H
+#define SHADOWCOPY_COW_FORMAT_H
+
+#include <assert.h>
+#include <stdint.h>
+
+/* The structures below are written as they are in memory. */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the diff-area format is little-endian; add byte swapping first"
+#endif
+
+#define SC_SB_MAGIC        "SHCOPYSB"
+#define SC_FORMAT_VERSION  1
+#define SC_SB_SIZE         4096
+#define SC_SB_COPIES       2
+#define SC_SB_AREA         (SC_SB_SIZE * SC_SB_COPIES)
+
+/* Superblock flags. */
+#define SC_SB_CLEAN        0x1  /* closed cleanly (set on close) */
+#define SC_SB_FAILED       0x2  /* a metadata write failed: trust no
+                                   snapshot until the next checkpoint */
+#define SC_SB_FLAGS_KNOWN  (SC_SB_CLEAN | SC_SB_FAILED)
+
+struct sc_sb_disk {
+  char     magic[8];            /* SC_SB_MAGIC */
+  uint32_t version;             /* SC_FORMAT_VERSION */
+  uint32_t crc;                 /* CRC32C of the 4096 bytes, this field 0 */
+  uint64_t generation;          /* the valid copy with the highest wins */
+  uint8_t  uuid[16];            /* volume identity, random at format */
+  uint32_t chunk_shift;         /* log2 chunk size, 12..20 */
+  uint32_t flags;               /* SC_SB_* */
+  uint64_t origin_size;
+  uint64_t origin_dev;
+  uint64_t origin_ino;
+  uint32_t origin_type;         /* SC_ORIGIN_FILE / SC_ORIGIN_BLOCK */
+  uint32_t reserved0;
+  uint64_t journal_head;        /* slot number of the first journal slot */
+  uint64_t journal_seq;         /* sequence number of its first record */
+  uint64_t journal_nonce;       /* seeds every record CRC of this journal */
+  uint64_t format_time_ns;
+  char     origin_path[256];    /* informational */
+} __attribute__((packed));
+static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
+
+/* Journal records.  Lengths are multiples of 8. */
+#define SC_REC_ALIGN 8
+struct sc_rec_hdr {
+  uint32_t crc;                 /* CRC32C of bytes [4, len), seeded */
+  uint16_t type;
+  uint16_t len;                 /* whole record, header included */
+  uint64_t seq;                 /* +1 per record, never reused */
+} __attribute__((packed));
+static_assert (sizeof (struct sc_rec_hdr) == 16, "record header size");
+
+enum sc_rec_type {
+  SC_REC_STATE = 1,             /* epoch and id counters (checkpoints) */
+  SC_REC_SNAP_CREATE = 2,
+  SC_REC_SNAP_DELETE = 3,
+  SC_REC_SNAP_INVALID = 4,
+  SC_REC_COPY = 5,
+  SC_REC_NEXT = 6,
+};
+
+struct sc_rec_state {
+  struct sc_rec_hdr h;
+  uint32_t epoch;               /* current epoch of the live volume */
+  uint32_t reserved;
+  uint64_t next_snapshot_id;
+} __attribute__((packed));
+
+struct sc_rec_snap_create {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint32_t epoch;
+  uint32_t flags;               /* none yet; must be 0 */
+  uint64_t ctime_ns;
+  uint64_t volume_size;
+  uint16_t name_len;            /* 1..SC_NAME_MAX */
+  char     name[];              /* not NUL-terminated; padded to 8 */
+} __attribute__((packed));
+
+struct sc_rec_snap_delete {
+  struct sc_rec_hdr h;
+  uint64_t id;
+} __attribute__((packed));
+
+struct sc_rec_snap_invalid {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint32_t reason;              /* enum sc_invalid_reason */
+  int32_t  err;                 /* errno */
+  uint64_t chunk;
+} __attribute__((packed));
+
+struct sc_rec_copy {
+  struct sc_rec_hdr h;
+  uint64_t chunk;
+  uint32_t epoch;               /* the epoch whose first write copied it */
+  uint32_t flags;               /* SC_COPY_F_ZERO */
+  uint64_t slot;                /* data slot; 0 for zero copies */
+} __attribute__((packed));
+#define SC_COPY_F_ZERO 0x1
+
+struct sc_rec_next {
+  struct sc_rec_hdr h;
+  uint64_t slot;                /* the next journal slot */
+} __attribute__((packed));
+
+/* Room a journal slot always keeps for its NEXT record. */
+#define SC_REC_NEXT_SIZE ((uint16_t) sizeof (struct sc_rec_next))
+
+static inline uint16_t
+sc_rec_padded (size_t len)
+{
+  return (uint16_t) ((len + SC_REC_ALIGN - 1) & ~(size_t) (SC_REC_ALIGN - 1));
+}
+
+/* The largest record: a snapshot with a 128-byte name. */
+#define SC_REC_MAX (sizeof (struct sc_rec_snap_create) + 128 + SC_REC_ALIGN)
+
+#endif

@@ -1,0 +1,56 @@
+/* shadowcopy: the copy index, origin chunk -> its copies by epoch.
+ *
+ * An open-addressing hash table keyed by chunk number (O(1)); each entry
+ * holds that chunk's copies sorted by epoch, so finding the copy a
+ * snapshot sees is a binary search, O(log k) in the copies of the chunk
+ * (k <= the number of snapshots).  A chunk with one copy, the common case,
+ * costs one 32-byte entry and no allocation.  Not thread-safe: the diff
+ * area's mutex protects it. */
+#ifndef SHADOWCOPY_COW_INDEX_H
+#define SHADOWCOPY_COW_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A copy.  slot 0 (always a superblock) marks an all-zero copy. */
+struct sc_copy {
+  uint64_t slot;
+  uint32_t epoch;
+};
+#define SC_SLOT_ZERO 0
+
+struct sc_index_entry;
+struct sc_index {
+  struct sc_index_entry *table;
+  uint64_t capacity;            /* power of two */
+  uint64_t chunks;              /* entries in use */
+  uint64_t copies;              /* copies in all entries */
+};
+
+int sc_index_init (struct sc_index *ix);
+void sc_index_free (struct sc_index *ix);
+
+/* The newest copy of `chunk`; false if it has none. */
+bool sc_index_last (const struct sc_index *ix, uint64_t chunk,
+                    struct sc_copy *out);
+
+/* The oldest copy of `chunk` made after epoch `epoch` (copy.epoch > epoch):
+ * what a snapshot of that epoch sees.  false: it sees the origin. */
+bool sc_index_after (const struct sc_index *ix, uint64_t chunk,
+                     uint32_t epoch, struct sc_copy *out);
+
+/* Add a copy.  -EEXIST if `chunk` has one of that epoch, -ENOMEM. */
+int sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy);
+
+/* Visit every copy, chunk by chunk, each chunk's copies oldest first.
+ * `prev_epoch` is the epoch of the chunk's previous copy, 0 for its first:
+ * the copy holds what the chunk was during epochs [prev_epoch, epoch - 1].
+ * If `keep` returns false the copy is removed (after the visit of that
+ * chunk, so prev_epoch always refers to the copies as they were). */
+typedef bool (*sc_index_visit_fn) (void *opaque, uint64_t chunk,
+                                   uint32_t prev_epoch,
+                                   const struct sc_copy *copy);
+int sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep,
+                     void *opaque);
+
+#endif

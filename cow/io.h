@@ -1,0 +1,55 @@
+/* shadowcopy: block I/O for the origin and the diff area.
+ *
+ * Every data read, write, fdatasync and fallocate goes through here.  Each
+ * thread gets its own io_uring, created on first use (so after nbdkit has
+ * forked) and freed when the thread ends; liburing rings must not be shared
+ * between submitting threads.  Where io_uring cannot be set up (EPERM or
+ * ENOSYS, as in some containers) the same calls use pread/pwrite.
+ */
+#ifndef SHADOWCOPY_COW_IO_H
+#define SHADOWCOPY_COW_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sc_io_op { SC_IO_READ, SC_IO_WRITE, SC_IO_FDATASYNC, SC_IO_FALLOCATE };
+
+struct sc_io_req {
+  enum sc_io_op op;
+  int fd;
+  void *buf;                    /* READ, WRITE */
+  uint64_t len;                 /* READ, WRITE, FALLOCATE */
+  uint64_t off;                 /* READ, WRITE, FALLOCATE */
+  int flags;                    /* WRITE: RWF_DSYNC; FALLOCATE: mode */
+  int result;                   /* out: 0 or -errno */
+};
+
+/* Run a batch of independent requests concurrently and wait for all of
+ * them.  Short transfers are resumed; a read past end of file reads zeros.
+ * Returns 0, or the first request's error (each has its own in .result). */
+int sc_io_run (struct sc_io_req *reqs, size_t n);
+
+int sc_io_pread (int fd, void *buf, uint64_t len, uint64_t off);
+int sc_io_pwrite (int fd, const void *buf, uint64_t len, uint64_t off,
+                  bool dsync);
+int sc_io_fdatasync (int fd);
+int sc_io_fallocate (int fd, int mode, uint64_t off, uint64_t len);
+
+/* Whether the calling thread uses io_uring (false after a fallback). */
+bool sc_io_uring_active (void);
+
+/* Debug messages of cow/ and engine/ (io_uring set-up, fallbacks, hold
+ * times); the plugin points this at
+ * nbdkit_debug.  NULL means silent. */
+extern void (*sc_debug) (const char *fmt, ...)
+  __attribute__((format (printf, 1, 2)));
+
+/* Log every copy-on-write copy (-D shadowcopy.cow=1). */
+extern bool sc_debug_cow;
+
+/* Fault injection for tests: when set, called before each request; a
+ * negative return fails that request with that errno, untouched. */
+extern int (*sc_io_fault_hook) (const struct sc_io_req *req);
+
+#endif

@@ -1,0 +1,379 @@
+/* shadowcopy: the metadata journal: append, group commit, replay.
+ *
+ * Notes on the design
+ *
+ * Records never cross a slot boundary.  Before a record that would not fit
+ * with room left for a NEXT record, a NEXT record naming the spare slot is
+ * appended, the spare becomes the current slot and a new spare is taken.
+ * The spare is taken (and fallocated) one slot ahead so that switching
+ * slots never needs new space at the moment a copy is being recorded: a
+ * full diff area still leaves room to record that snapshots became invalid.
+ *
+ * Durable data is never overwritten: appends go past the last record, and
+ * a torn write can only damage records that were never acknowledged.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/crc32c.h"
+#include "cow/io.h"
+#include "cow/journal.h"
+
+uint32_t
+sc_journal_seed (const uint8_t uuid[16], uint64_t nonce)
+{
+  uint32_t c = crc32c (0, uuid, 16);
+  return crc32c (c, &nonce, sizeof nonce);
+}
+
+static uint32_t
+rec_crc (uint32_t seed, const void *rec, size_t len)
+{
+  return crc32c (seed, (const uint8_t *) rec + 4, len - 4);
+}
+
+static int
+chain_push (struct sc_journal *j, uint64_t slot)
+{
+  if (j->nchain == j->chain_cap) {
+    size_t cap = j->chain_cap ? j->chain_cap * 2 : 16;
+    uint64_t *c = realloc (j->chain, cap * sizeof *c);
+    if (!c)
+      return -ENOMEM;
+    j->chain = c;
+    j->chain_cap = cap;
+  }
+  j->chain[j->nchain++] = slot;
+  return 0;
+}
+
+/* Take a slot for the journal and reserve its space in the file. */
+static int
+take_slot (struct sc_journal *j, uint64_t *slot)
+{
+  int r = sc_alloc_get (j->alloc, slot);
+  if (r < 0)
+    return r;
+  r = sc_io_fallocate (j->fd, 0, *slot * j->chunk_size, j->chunk_size);
+  if (r == -EOPNOTSUPP)
+    r = 0;                      /* the filesystem cannot reserve: carry on */
+  if (r == 0)
+    r = chain_push (j, *slot);
+  if (r < 0)
+    sc_alloc_put (j->alloc, *slot);
+  return r;
+}
+
+int
+sc_journal_start (struct sc_journal *j, int fd, uint32_t chunk_size,
+                  uint32_t seed, struct sc_alloc *alloc, uint64_t first_seq)
+{
+  memset (j, 0, sizeof *j);
+  j->fd = fd;
+  j->chunk_size = chunk_size;
+  j->seed = seed;
+  j->alloc = alloc;
+  j->next_seq = first_seq;
+  j->durable_seq = first_seq - 1;
+  j->head_seq = first_seq;
+  pthread_cond_init (&j->synced, NULL);
+  int r = take_slot (j, &j->slot);
+  if (r == 0)
+    r = take_slot (j, &j->spare);
+  if (r < 0) {
+    for (size_t i = 0; i < j->nchain; i++)
+      sc_alloc_put (alloc, j->chain[i]);
+    free (j->chain);
+    j->chain = NULL;
+    pthread_cond_destroy (&j->synced);
+    return r;
+  }
+  j->head_slot = j->slot;
+  return 0;
+}
+
+void
+sc_journal_free (struct sc_journal *j)
+{
+  free (j->chain);
+  free (j->tail);
+  free (j->segs);
+  pthread_cond_destroy (&j->synced);
+  memset (j, 0, sizeof *j);
+}
+
+/* Copy `len` bytes bound for file offset `off` into the unwritten tail. */
+static int
+tail_add (struct sc_journal *j, uint64_t off, const void *p, size_t len)
+{
+  if (j->tail_len + len > j->tail_cap) {
+    size_t cap = j->tail_cap ? j->tail_cap : 4096;
+    while (cap < j->tail_len + len)
+      cap *= 2;
+    uint8_t *t = realloc (j->tail, cap);
+    if (!t)
+      return -ENOMEM;
+    j->tail = t;
+    j->tail_cap = cap;
+  }
+  struct sc_journal_seg *last = j->nsegs ? &j->segs[j->nsegs - 1] : NULL;
+  if (last && last->off + last->len == off)
+    last->len += len;
+  else {
+    if (j->nsegs == j->segs_cap) {
+      size_t cap = j->segs_cap ? j->segs_cap * 2 : 8;
+      struct sc_journal_seg *s = realloc (j->segs, cap * sizeof *s);
+      if (!s)
+        return -ENOMEM;
+      j->segs = s;
+      j->segs_cap = cap;
+    }
+    j->segs[j->nsegs++] = (struct sc_journal_seg) {
+      .off = off, .len = len, .at = j->tail_len
+    };
+  }
+  memcpy (j->tail + j->tail_len, p, len);
+  j->tail_len += len;
+  return 0;
+}
+
+/* Seal a record and add it to the tail at the current position. */
+static int
+put_record (struct sc_journal *j, void *rec, size_t len, uint64_t *seq)
+{
+  struct sc_rec_hdr *h = rec;
+  h->len = (uint16_t) len;
+  h->seq = j->next_seq;
+  h->crc = rec_crc (j->seed, rec, len);
+  int r = tail_add (j, j->slot * j->chunk_size + j->pos, rec, len);
+  if (r < 0)
+    return r;
+  j->pos += (uint32_t) len;
+  j->next_seq++;
+  j->records++;
+  if (seq)
+    *seq = h->seq;
+  return 0;
+}
+
+int
+sc_journal_append (struct sc_journal *j, void *rec, size_t len,
+                   uint64_t *seq)
+{
+  if (j->error)
+    return j->error;
+  if (len < sizeof (struct sc_rec_hdr) || len % SC_REC_ALIGN ||
+      len > SC_REC_MAX)
+    return -EINVAL;
+
+  if (j->pos + len + SC_REC_NEXT_SIZE > j->chunk_size) {
+    if (j->spare == 0) {
+      int r = take_slot (j, &j->spare);
+      if (r < 0)
+        return r;
+    }
+    struct sc_rec_next next = {
+      .h.type = SC_REC_NEXT, .slot = j->spare,
+    };
+    int r = put_record (j, &next, sizeof next, NULL);
+    if (r < 0)
+      return r;
+    j->slot = j->spare;
+    j->pos = 0;
+    j->spare = 0;
+    /* Take the next spare now; if the diff area is full, the current slot
+     * still has room and the next switch tries again. */
+    (void) take_slot (j, &j->spare);
+  }
+  return put_record (j, rec, len, seq);
+}
+
+static int
+write_segs (int fd, const uint8_t *buf, const struct sc_journal_seg *segs,
+            size_t n)
+{
+  struct sc_io_req reqs[16];
+  for (size_t i = 0; i < n;) {
+    size_t k = 0;
+    for (; k < 16 && i < n; k++, i++)
+      reqs[k] = (struct sc_io_req) {
+        .op = SC_IO_WRITE, .fd = fd, .buf = (void *) (buf + segs[i].at),
+        .len = segs[i].len, .off = segs[i].off,
+      };
+    int r = sc_io_run (reqs, k);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+int
+sc_journal_write_tail (struct sc_journal *j)
+{
+  int r = write_segs (j->fd, j->tail, j->segs, j->nsegs);
+  if (r < 0)
+    return j->error = r;
+  j->tail_len = 0;
+  j->nsegs = 0;
+  return 0;
+}
+
+int
+sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
+{
+  for (;;) {
+    if (j->durable_seq >= seq)
+      return 0;
+    if (j->error)
+      return j->error;
+    if (j->syncing) {
+      pthread_cond_wait (&j->synced, lock);
+      continue;
+    }
+
+    /* Lead: take the whole tail, so every record appended so far rides
+     * on this fdatasync. */
+    j->syncing = true;
+    uint64_t target = j->next_seq - 1;
+    uint8_t *buf = j->tail;
+    struct sc_journal_seg *segs = j->segs;
+    size_t nsegs = j->nsegs;
+    j->tail = NULL;
+    j->tail_len = j->tail_cap = 0;
+    j->segs = NULL;
+    j->nsegs = j->segs_cap = 0;
+
+    pthread_mutex_unlock (lock);
+    int r = write_segs (j->fd, buf, segs, nsegs);
+    if (r == 0)
+      r = sc_io_fdatasync (j->fd);
+    pthread_mutex_lock (lock);
+
+    free (buf);
+    free (segs);
+    j->syncing = false;
+    if (r < 0)
+      j->error = r;
+    else if (target > j->durable_seq)
+      j->durable_seq = target;
+    pthread_cond_broadcast (&j->synced);
+  }
+}
+
+/* ---- replay --------------------------------------------------------- */
+
+static bool
+rec_len_ok (const struct sc_rec_hdr *h)
+{
+  switch (h->type) {
+  case SC_REC_STATE: return h->len == sizeof (struct sc_rec_state);
+  case SC_REC_SNAP_DELETE: return h->len == sizeof (struct sc_rec_snap_delete);
+  case SC_REC_SNAP_INVALID:
+    return h->len == sizeof (struct sc_rec_snap_invalid);
+  case SC_REC_COPY: return h->len == sizeof (struct sc_rec_copy);
+  case SC_REC_NEXT: return h->len == sizeof (struct sc_rec_next);
+  case SC_REC_SNAP_CREATE: {
+    const struct sc_rec_snap_create *c = (const void *) h;
+    return h->len >= sizeof *c + 1 && c->name_len >= 1 &&
+           c->name_len <= 128 &&
+           h->len == sc_rec_padded (sizeof *c + c->name_len);
+  }
+  default: return false;
+  }
+}
+
+int
+sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
+                   uint64_t head_slot, uint64_t head_seq, uint64_t max_slot,
+                   sc_journal_apply_fn apply, void *opaque,
+                   uint64_t **chain_out, size_t *nchain_out,
+                   uint64_t *records_out, uint64_t *end_seq,
+                   char *err, size_t errlen)
+{
+  struct sc_journal j = { .chain = NULL };
+  uint8_t *buf = malloc (chunk_size);
+  if (!buf)
+    return -ENOMEM;
+
+  uint64_t slot = head_slot, seq = head_seq, records = 0;
+  int r = 0;
+  bool end = false;
+  while (!end) {
+    if ((r = chain_push (&j, slot)) < 0)
+      break;
+    r = sc_io_pread (fd, buf, chunk_size, slot * chunk_size);
+    if (r < 0) {
+      snprintf (err, errlen, "reading journal slot %" PRIu64
+                " at offset %" PRIu64 ": %s",
+                slot, slot * chunk_size, strerror (-r));
+      break;
+    }
+    uint32_t pos = 0;
+    uint64_t next_slot = 0;
+    while (!end && next_slot == 0) {
+      struct sc_rec_hdr h;
+      if (pos + sizeof h > chunk_size) {
+        end = true;
+        break;
+      }
+      memcpy (&h, buf + pos, sizeof h);
+      if (h.seq != seq || h.len < sizeof h || h.len % SC_REC_ALIGN ||
+          h.len > chunk_size - pos ||
+          h.crc != rec_crc (seed, buf + pos, h.len)) {
+        end = true;             /* the end of the journal, or a torn tail */
+        break;
+      }
+      if (!rec_len_ok ((const void *) (buf + pos))) {
+        snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
+                  PRIu64 ": unknown type %u or bad length %u", seq,
+                  slot * chunk_size + pos, h.type, h.len);
+        r = -EINVAL;
+        goto out;
+      }
+      if (h.type == SC_REC_NEXT) {
+        const struct sc_rec_next *n = (const void *) (buf + pos);
+        next_slot = n->slot;
+        if (next_slot == 0 || next_slot >= max_slot) {
+          snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
+                    PRIu64 ": next journal slot %" PRIu64 " is outside "
+                    "the diff area", seq, slot * chunk_size + pos,
+                    next_slot);
+          r = -EINVAL;
+          goto out;
+        }
+        for (size_t i = 0; i < j.nchain; i++)
+          if (j.chain[i] == next_slot) {
+            snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
+                      PRIu64 ": journal chain loops back to slot %" PRIu64,
+                      seq, slot * chunk_size + pos, next_slot);
+            r = -EINVAL;
+            goto out;
+          }
+      }
+      else if ((r = apply (opaque, (const void *) (buf + pos), err,
+                           errlen)) < 0)
+        goto out;
+      pos += h.len;
+      seq++;
+      records++;
+    }
+    slot = next_slot;
+  }
+ out:
+  free (buf);
+  if (r < 0) {
+    free (j.chain);
+    return r;
+  }
+  *chain_out = j.chain;
+  *nchain_out = j.nchain;
+  *records_out = records;
+  *end_seq = seq;
+  return 0;
+}

@@ -1,0 +1,84 @@
+/* shadowcopy: the metadata journal of the diff area.
+ *
+ * An append-only chain of records (cow/format.h) in journal slots.  Appends
+ * go to an in-memory tail; sc_journal_sync() writes the tail and
+ * fdatasyncs, and concurrent callers share one leader's write and sync
+ * (group commit).  Replay reads the chain back up to the last valid record.
+ *
+ * Locking: every function is called with the diff area's mutex held, and
+ * sc_journal_sync() drops it while it does I/O.
+ */
+#ifndef SHADOWCOPY_COW_JOURNAL_H
+#define SHADOWCOPY_COW_JOURNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/alloc.h"
+#include "cow/format.h"
+
+struct sc_journal_seg { uint64_t off; size_t len; size_t at; };
+
+struct sc_journal {
+  int fd;
+  uint32_t chunk_size;
+  uint32_t seed;                /* CRC seed: volume UUID and nonce */
+  struct sc_alloc *alloc;
+
+  uint64_t head_slot, head_seq; /* where replay starts */
+  uint64_t slot;                /* slot being appended to */
+  uint32_t pos;                 /* append offset in that slot */
+  uint64_t spare;               /* next slot, allocated ahead (0: none) */
+  uint64_t next_seq;            /* sequence number of the next record */
+  uint64_t durable_seq;         /* records up to here are durable */
+  uint64_t records;             /* records since head */
+
+  uint64_t *chain;              /* journal slots, in order, incl. spare */
+  size_t nchain, chain_cap;
+
+  uint8_t *tail;                /* appended, not yet written */
+  size_t tail_len, tail_cap;
+  struct sc_journal_seg *segs;
+  size_t nsegs, segs_cap;
+
+  bool syncing;                 /* a leader is writing */
+  pthread_cond_t synced;
+  int error;                    /* sticky write error */
+};
+
+uint32_t sc_journal_seed (const uint8_t uuid[16], uint64_t nonce);
+
+/* Start a new, empty journal: allocates its first slot and a spare. */
+int sc_journal_start (struct sc_journal *j, int fd, uint32_t chunk_size,
+                      uint32_t seed, struct sc_alloc *alloc,
+                      uint64_t first_seq);
+void sc_journal_free (struct sc_journal *j);
+
+/* Append a record (header filled in here).  *seq gets its number. */
+int sc_journal_append (struct sc_journal *j, void *rec, size_t len,
+                       uint64_t *seq);
+
+/* Make every record up to `seq` durable.  `lock` is held on entry and
+ * on return. */
+int sc_journal_sync (struct sc_journal *j, uint64_t seq,
+                     pthread_mutex_t *lock);
+
+/* Write the tail now, without fdatasync (bounds memory in checkpoints). */
+int sc_journal_write_tail (struct sc_journal *j);
+
+/* Replay.  `apply` is called for every valid record but NEXT, in order; a
+ * negative return stops replay with that error.  *chain, *nchain get the
+ * journal slots visited (malloc'd); *records the count; *end_seq the
+ * sequence number after the last valid record. */
+typedef int (*sc_journal_apply_fn) (void *opaque, const struct sc_rec_hdr *rec,
+                                    char *err, size_t errlen);
+int sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
+                       uint64_t head_slot, uint64_t head_seq,
+                       uint64_t max_slot, sc_journal_apply_fn apply,
+                       void *opaque, uint64_t **chain, size_t *nchain,
+                       uint64_t *records, uint64_t *end_seq,
+                       char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,30 @@
+/* shadowcopy: snapshot names and invalidity reasons. */
+#include <config.h>
+
+#include <string.h>
+
+#include "cow/diffarea.h"
+
+bool
+sc_snapshot_name_valid (const char *name)
+{
+  size_t len = strlen (name);
+  if (len == 0 || len > SC_NAME_MAX || name[0] == '.' ||
+      strcmp (name, "live") == 0)
+    return false;
+  return strspn (name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       "0123456789._:+-") == len;
+}
+
+const char *
+sc_invalid_reason_text (uint32_t reason)
+{
+  switch (reason) {
+  case SC_VALID: return "valid";
+  case SC_INVALID_COPY_WRITE: return "copy-on-write write to the diff area failed";
+  case SC_INVALID_COPY_READ: return "copy-on-write read of the origin failed";
+  case SC_INVALID_DIFF_FULL: return "diff area full";
+  case SC_INVALID_METADATA: return "diff-area metadata write failed";
+  default: return "unknown reason";
+  }
+}

@@ -1,0 +1,146 @@
+/* shadowcopy: the control protocol, shared by the server and the CLI.
+ *
+ * Notes on the design
+ *
+ * A control connection is a Unix stream socket.  The client sends request
+ * lines; the server answers each with zero or more data lines and one
+ * status line, then waits for the next request, until either side closes.
+ * Text keeps it debuggable with socat; strict limits keep it safe to parse.
+ *
+ *   request  = verb *( SP arg ) LF          at most SC_CTL_LINE_MAX bytes
+ *   verb     = 1*( ALPHA / "-" )            case-sensitive, upper case
+ *   arg      = 1*( ALNUM / "." / "_" / ":" / "+" / "-" / "=" )
+ *   data     = "* " kind *( TAB key "=" value ) LF
+ *   status   = "OK" LF / "ERR" SP errname SP message LF
+ *
+ * Values never hold TAB, LF or other control characters (the server
+ * replaces them with '?').  errname is a symbolic errno such as ENOENT.
+ *
+ * Requests (protocol version 1):
+ *   HELLO                  -> * server  protocol=1 version=...
+ *   INFO                   -> * volume  size= chunk-size= diff-used=
+ *                             diff-file= snapshots= copies= epoch= ...
+ *   LIST                   -> * snapshot (one per snapshot, oldest first)
+ *   CREATE [NAME]          -> * snapshot (the new one)
+ *   DELETE NAME            -> * deleted name=NAME
+ *   DELETE-OLDEST          -> * deleted name=...
+ *   DELETE-ALL             -> * deleted name=... (one per snapshot)
+ *
+ * A snapshot line carries: id, name, created (ISO 8601 UTC), epoch,
+ * state (valid|invalid), reason (when invalid), used (bytes).
+ */
+#ifndef SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H
+#define SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SC_CTL_PROTOCOL 1
+#define SC_CTL_LINE_MAX 4096
+#define SC_CTL_ARGS_MAX 8
+#define SC_CTL_FIELDS_MAX 32
+
+/* A parsed request.  Points into the buffer given to the parser. */
+struct sc_ctl_request {
+  const char *verb;
+  const char *args[SC_CTL_ARGS_MAX];
+  size_t nargs;
+};
+
+/* Parse one request line (without its LF, NUL-terminated, modified in
+ * place).  Returns 0 or -EINVAL with *why set to a static description. */
+int sc_ctl_parse_request (char *line, struct sc_ctl_request *req,
+                          const char **why);
+
+/* A parsed reply line. */
+struct sc_ctl_field { const char *key; const char *value; };
+enum sc_ctl_line_type { SC_CTL_DATA, SC_CTL_OK, SC_CTL_ERR };
+struct sc_ctl_line {
+  enum sc_ctl_line_type type;
+  const char *kind;                       /* SC_CTL_DATA */
+  struct sc_ctl_field fields[SC_CTL_FIELDS_MAX];
+  size_t nfields;
+  int err;                                /* SC_CTL_ERR: positive errno */
+  const char *message;                    /* SC_CTL_ERR */
+};
+
+/* Parse one reply line (without its LF, NUL-terminated, modified in
+ * place).  Returns 0 or -EINVAL with *why set. */
+int sc_ctl_parse_reply (char *line, struct sc_ctl_line *out, const char **why);
+
+/* The value of `key` in a data line, or NULL. */
+const char *sc_ctl_field (const struct sc_ctl_line *line, const char *key);
+
+/* Symbolic errno names, both ways ("ENOENT" <-> ENOENT).  Unknown names
+ * map to EIO, unknown numbers to "EIO". */
+const char *sc_ctl_errname (int err);
+int sc_ctl_errnum (const char *name);
+
+/* Format `ns` (Unix ns) as ISO 8601 UTC, e.g. 2026-11-24T19:00:51.123Z.
+ * buf must hold at least 32 bytes. */
+void sc_ctl_format_time (uint64_t ns, char *buf, size_t len);
+
+/* The reason an invalid snapshot gives: "TEXT", or "TEXT: strerror(err)"
+ * when err != 0.  Server and offline CLI both use it, so they agree. */
+void sc_ctl_format_reason (const char *text, int err, char *buf, size_t len);
+
+/* The user's message for a failed snapshot operation `op` ("create",
+ * "delete") on `name` (NULL: the default name): "no such snapshot: NAME",
+ * "snapshot already exists: NAME", "invalid snapshot name: NAME", "too
+ * many snapshots" or "cannot OP snapshot NAME: strerror".  Shared by the
+ * server and the offline CLI so both say the same. */
+void sc_ctl_snapshot_error (int err, const char *op, const char *name,
+                            char *buf, size_t len);
+
+/* Replace control characters (including TAB and LF) with '?' in place:
+ * what the writers do to every value and message. */
+void sc_ctl_sanitize (char *s);
+
+/* Parse a decimal unsigned number, strictly: digits only, no sign, no
+ * spaces, no overflow.  Returns 0 or -EINVAL. */
+int sc_ctl_parse_u64 (const char *s, uint64_t *out);
+
+/* ---- writing ----------------------------------------------------------
+ *
+ * Each function writes one whole line with as few write(2) calls as the
+ * socket allows, retrying on EINTR and short writes.  They return 0 or a
+ * negative errno; a socket peer that went away is -EPIPE, never SIGPIPE.
+ */
+
+/* A request.  -EINVAL if verb or an argument breaks the grammar above, so
+ * no caller can smuggle a second request into one line. */
+int sc_ctl_write_request (int fd, const char *verb,
+                          const char *const *args, size_t nargs);
+
+/* A data line.  Values are sanitized; -EMSGSIZE if the line would exceed
+ * SC_CTL_LINE_MAX (nothing is written then). */
+int sc_ctl_write_data (int fd, const char *kind,
+                       const struct sc_ctl_field *fields, size_t n);
+int sc_ctl_write_ok (int fd);
+/* "ERR ENAME message": the message is sanitized and truncated to fit. */
+int sc_ctl_write_err (int fd, int err, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+/* ---- reading ----------------------------------------------------------
+ *
+ * A buffered reader of LF-terminated lines from a socket.  A line is at
+ * most SC_CTL_LINE_MAX bytes with its LF.
+ */
+struct sc_ctl_reader {
+  int fd;
+  size_t start, end;            /* unread bytes are buf[start..end) */
+  char buf[SC_CTL_LINE_MAX];
+};
+
+void sc_ctl_reader_init (struct sc_ctl_reader *r, int fd);
+
+/* Read the next line.  Returns 1 with *line pointing at it (LF removed,
+ * NUL-terminated, valid until the next call), 0 at a clean end of input,
+ * -EINVAL with *why set for an over-long line, a NUL byte or input that
+ * ends in the middle of a line (the stream cannot be trusted after an
+ * over-long line: stop reading), or the negative errno of read(2)
+ * (-EAGAIN when a SO_RCVTIMEO timeout expired). */
+int sc_ctl_read_line (struct sc_ctl_reader *r, char **line,
+                      const char **why);
+
+#endif

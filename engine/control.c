@@ -1,0 +1,590 @@
+/* shadowcopy: the control server (see control.h and control-protocol.h).
+ *
+ * Notes on the design
+ *
+ * Who may talk to us: the socket is created mode 0600, and each peer's
+ * credentials are checked too (the owner or root), so a permissive parent
+ * directory or umask cannot open the door wider.
+ *
+ * Threads: one accept thread, and one thread per connection, at most
+ * CONNS_MAX at once (more are refused with an ERR line, not queued, so a
+ * flood of idle clients costs bounded memory).  Connection threads are
+ * joinable and tracked in slots, so sc_control_stop can wake every one of
+ * them (shutdown(2) on its socket) and wait until none touches the volume
+ * any more; the caller may close the volume right after.  A finished slot
+ * is joined when it is reused or at stop.
+ *
+ * A client that stops reading or writing is dropped after a timeout
+ * (SO_RCVTIMEO / SO_SNDTIMEO), so it cannot pin a thread forever.  Requests
+ * themselves are short: the longest, CREATE, holds writes for a bounded
+ * time inside the engine.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "engine/control.h"
+#include "engine/control-protocol.h"
+#include "engine/volume.h"
+
+#define CONNS_MAX 64
+#define RECV_TIMEOUT_SECS 60    /* an idle client is dropped after this */
+#define SEND_TIMEOUT_SECS 10    /* and one that does not read its reply */
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
+
+struct slot {
+  struct sc_control *c;
+  enum slot_state state;
+  int fd;
+  pthread_t thread;
+};
+
+struct sc_control {
+  char *path;
+  int listen_fd;
+  int wake[2];                  /* stop writes here to end the accept loop */
+  bool started;
+  pthread_t acceptor;
+  struct sc_volume *v;
+  pthread_mutex_t lock;         /* protects slots[].state and .fd */
+  struct slot slots[CONNS_MAX];
+};
+
+/* ---- requests -------------------------------------------------------- */
+
+typedef int (*command_fn) (struct sc_volume *v,
+                           const struct sc_ctl_request *req, int fd);
+
+static int
+write_snapshot (int fd, const struct sc_snapshot_info *s)
+{
+  char id[24], epoch[16], created[32], used[24], reason[256];
+  bool valid = s->invalid_reason == SC_VALID;
+  struct sc_ctl_field f[] = {
+    { "id", id }, { "name", s->name }, { "created", created },
+    { "epoch", epoch }, { "state", valid ? "valid" : "invalid" },
+    { "used", used }, { "reason", reason },
+  };
+
+  snprintf (id, sizeof id, "%" PRIu64, s->id);
+  snprintf (epoch, sizeof epoch, "%" PRIu32, s->epoch);
+  snprintf (used, sizeof used, "%" PRIu64, s->used_bytes);
+  sc_ctl_format_time (s->ctime_ns, created, sizeof created);
+  sc_ctl_format_reason (sc_invalid_reason_text (s->invalid_reason),
+                        s->invalid_errno, reason, sizeof reason);
+  /* "reason" is last so a valid snapshot simply leaves it out. */
+  return sc_ctl_write_data (fd, "snapshot", f,
+                            sizeof f / sizeof f[0] - (valid ? 1 : 0));
+}
+
+static int
+write_deleted (int fd, const char *name)
+{
+  struct sc_ctl_field f = { "name", name };
+
+  return sc_ctl_write_data (fd, "deleted", &f, 1);
+}
+
+/* The one-line answer to a failed snapshot operation. */
+static int
+write_snapshot_err (int fd, int err, const char *op, const char *name)
+{
+  char msg[256];
+
+  sc_ctl_snapshot_error (err, op, name, msg, sizeof msg);
+  return sc_ctl_write_err (fd, err, "%s", msg);
+}
+
+static int
+do_hello (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  char protocol[16];
+  struct sc_ctl_field f[] = {
+    { "protocol", protocol }, { "version", PACKAGE_VERSION },
+  };
+  int r;
+
+  snprintf (protocol, sizeof protocol, "%d", SC_CTL_PROTOCOL);
+  r = sc_ctl_write_data (fd, "server", f, sizeof f / sizeof f[0]);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+static int
+do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  struct sc_diff_stats st;
+  char num[10][24];
+  struct sc_ctl_field f[] = {
+    { "size", num[0] }, { "chunk-size", num[1] }, { "diff-used", num[2] },
+    { "diff-file", num[3] }, { "snapshots", num[4] }, { "copies", num[5] },
+    { "data-slots", num[6] }, { "journal-slots", num[7] },
+    { "journal-records", num[8] }, { "epoch", num[9] },
+    { "origin", st.origin.path },
+  };
+  int r;
+
+  sc_diff_stats (sc_volume_diff (v), &st);
+  st.origin.path[sizeof st.origin.path - 1] = '\0';
+  snprintf (num[0], sizeof num[0], "%" PRIu64, sc_volume_size (v));
+  snprintf (num[1], sizeof num[1], "%" PRIu32, sc_volume_chunk_size (v));
+  snprintf (num[2], sizeof num[2], "%" PRIu64, st.used_bytes);
+  snprintf (num[3], sizeof num[3], "%" PRIu64, st.file_bytes);
+  snprintf (num[4], sizeof num[4], "%" PRIu64, st.snapshots);
+  snprintf (num[5], sizeof num[5], "%" PRIu64, st.copies);
+  snprintf (num[6], sizeof num[6], "%" PRIu64, st.data_slots);
+  snprintf (num[7], sizeof num[7], "%" PRIu64, st.journal_slots);
+  snprintf (num[8], sizeof num[8], "%" PRIu64, st.journal_records);
+  snprintf (num[9], sizeof num[9], "%" PRIu32, st.epoch);
+  r = sc_ctl_write_data (fd, "volume", f, sizeof f / sizeof f[0]);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+static int
+do_list (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  struct sc_snapshot_info *list;
+  size_t i, n;
+  int r;
+
+  r = sc_diff_snapshot_list (sc_volume_diff (v), &list, &n);
+  if (r < 0)
+    return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
+                             strerror (-r));
+  for (i = 0; i < n && r == 0; i++)
+    r = write_snapshot (fd, &list[i]);
+  free (list);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+static int
+do_create (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  const char *name = req->nargs ? req->args[0] : NULL;
+  struct sc_snapshot_info s;
+  int r;
+
+  if (name && !sc_snapshot_name_valid (name))
+    return write_snapshot_err (fd, -EINVAL, "create", name);
+  r = sc_volume_snapshot_create (v, name, &s);
+  if (r < 0)
+    return write_snapshot_err (fd, r, "create", name);
+  r = write_snapshot (fd, &s);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+static int
+do_delete (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  const char *name = req->args[0];
+  int r;
+
+  if (!sc_snapshot_name_valid (name))
+    return write_snapshot_err (fd, -EINVAL, "delete", name);
+  r = sc_volume_snapshot_delete (v, name);
+  if (r < 0)
+    return write_snapshot_err (fd, r, "delete", name);
+  r = write_deleted (fd, name);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* DELETE-OLDEST and DELETE-ALL work on a listing taken first: a snapshot
+ * that another client deletes meanwhile is simply no longer ours to
+ * report (ALL), or is reported as gone (OLDEST: the user asked for that
+ * one and did not get it). */
+static int
+delete_listed (struct sc_volume *v, int fd, bool all)
+{
+  struct sc_snapshot_info *list;
+  size_t i, n;
+  int r;
+
+  r = sc_diff_snapshot_list (sc_volume_diff (v), &list, &n);
+  if (r < 0)
+    return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
+                             strerror (-r));
+  if (n == 0 && !all) {
+    free (list);
+    return sc_ctl_write_err (fd, ENOENT, "no snapshots");
+  }
+  for (i = 0; i < (all ? n : 1); i++) {
+    r = sc_volume_snapshot_delete (v, list[i].name);
+    if (r == -ENOENT && all)
+      continue;
+    if (r < 0) {
+      r = write_snapshot_err (fd, r, "delete", list[i].name);
+      free (list);
+      return r < 0 ? r : 0;
+    }
+    r = write_deleted (fd, list[i].name);
+    if (r < 0)
+      break;
+  }
+  free (list);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+static int
+do_delete_oldest (struct sc_volume *v, const struct sc_ctl_request *req,
+                  int fd)
+{
+  return delete_listed (v, fd, false);
+}
+
+static int
+do_delete_all (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  return delete_listed (v, fd, true);
+}
+
+static const struct command {
+  const char *verb;
+  size_t min_args, max_args;
+  command_fn run;
+  const char *usage;
+} commands[] = {
+  { "HELLO", 0, 0, do_hello, "HELLO" },
+  { "INFO", 0, 0, do_info, "INFO" },
+  { "LIST", 0, 0, do_list, "LIST" },
+  { "CREATE", 0, 1, do_create, "CREATE [NAME]" },
+  { "DELETE", 1, 1, do_delete, "DELETE NAME" },
+  { "DELETE-OLDEST", 0, 0, do_delete_oldest, "DELETE-OLDEST" },
+  { "DELETE-ALL", 0, 0, do_delete_all, "DELETE-ALL" },
+};
+
+int
+sc_control_handle_line (struct sc_volume *v, char *line, int fd)
+{
+  struct sc_ctl_request req;
+  const char *why;
+  size_t i;
+
+  if (sc_ctl_parse_request (line, &req, &why) < 0)
+    return sc_ctl_write_err (fd, EINVAL, "%s", why);
+  for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    const struct command *cmd = &commands[i];
+
+    if (strcmp (req.verb, cmd->verb) != 0)
+      continue;
+    if (req.nargs < cmd->min_args || req.nargs > cmd->max_args)
+      return sc_ctl_write_err (fd, EINVAL, "usage: %s", cmd->usage);
+    return cmd->run (v, &req, fd);
+  }
+  /* The verb passed the parser, so it is safe to echo. */
+  return sc_ctl_write_err (fd, EINVAL, "unknown request: %s", req.verb);
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+static void *
+connection_thread (void *arg)
+{
+  struct slot *s = arg;
+  struct sc_control *c = s->c;
+  struct sc_ctl_reader rd;
+  char *line;
+  const char *why;
+  int r;
+
+  sc_ctl_reader_init (&rd, s->fd);
+  while ((r = sc_ctl_read_line (&rd, &line, &why)) > 0)
+    if (sc_control_handle_line (c->v, line, s->fd) < 0)
+      break;
+  /* After an over-long line we cannot find the next request: say why
+   * and hang up.  Timeouts and EOF need no answer. */
+  if (r == -EINVAL)
+    sc_ctl_write_err (s->fd, EINVAL, "%s", why);
+
+  pthread_mutex_lock (&c->lock);
+  close (s->fd);
+  s->fd = -1;
+  s->state = SLOT_DONE;
+  pthread_mutex_unlock (&c->lock);
+  return NULL;
+}
+
+static void
+set_timeouts (int fd)
+{
+  struct timeval rcv = { .tv_sec = RECV_TIMEOUT_SECS };
+  struct timeval snd = { .tv_sec = SEND_TIMEOUT_SECS };
+
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
+}
+
+static bool
+peer_allowed (int fd)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    return false;
+  return cred.uid == 0 || cred.uid == geteuid ();
+}
+
+/* Hand a new connection to a thread, or refuse it with a reason. */
+static void
+admit (struct sc_control *c, int fd)
+{
+  struct slot *s = NULL;
+  size_t i;
+  int r;
+
+  set_timeouts (fd);
+  if (!peer_allowed (fd)) {
+    sc_ctl_write_err (fd, EACCES, "permission denied");
+    close (fd);
+    return;
+  }
+
+  /* A DONE slot's thread has already let go of the lock, so joining it
+   * here is immediate. */
+  pthread_mutex_lock (&c->lock);
+  for (i = 0; i < CONNS_MAX && !s; i++)
+    if (c->slots[i].state != SLOT_RUNNING)
+      s = &c->slots[i];
+  if (s) {
+    if (s->state == SLOT_DONE)
+      pthread_join (s->thread, NULL);
+    s->c = c;
+    s->fd = fd;
+    s->state = SLOT_RUNNING;
+  }
+  pthread_mutex_unlock (&c->lock);
+  if (!s) {
+    sc_ctl_write_err (fd, EBUSY, "too many control connections");
+    close (fd);
+    return;
+  }
+
+  r = pthread_create (&s->thread, NULL, connection_thread, s);
+  if (r != 0) {
+    pthread_mutex_lock (&c->lock);
+    s->state = SLOT_FREE;
+    s->fd = -1;
+    pthread_mutex_unlock (&c->lock);
+    sc_ctl_write_err (fd, r, "cannot start a thread: %s", strerror (r));
+    close (fd);
+  }
+}
+
+static void *
+accept_thread (void *arg)
+{
+  struct sc_control *c = arg;
+
+  for (;;) {
+    struct pollfd p[2] = {
+      { .fd = c->listen_fd, .events = POLLIN },
+      { .fd = c->wake[0], .events = POLLIN },
+    };
+    int fd;
+
+    if (poll (p, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      return NULL;
+    }
+    if (p[1].revents)
+      return NULL;
+    if (!(p[0].revents & POLLIN))
+      continue;
+
+    fd = accept4 (c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+      /* Out of fds or memory: back off rather than spin, but stay
+       * responsive to stop. */
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM)
+        poll (&p[1], 1, 100);
+      continue;
+    }
+    admit (c, fd);
+  }
+}
+
+/* ---- lifetime -------------------------------------------------------- */
+
+/* Is someone answering at `path`?  1 yes, 0 no (stale), or -errno. */
+static int
+is_listening (const struct sockaddr_un *addr)
+{
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int r;
+
+  if (fd < 0)
+    return -errno;
+  r = connect (fd, (const struct sockaddr *) addr, sizeof *addr);
+  r = r == 0 ? 1 : errno == ECONNREFUSED ? 0 : -errno;
+  close (fd);
+  return r;
+}
+
+/* Make way for our socket: replace a stale one, but never touch a live
+ * server's socket or anything that is not a socket. */
+static int
+clear_path (const struct sockaddr_un *addr, char *err, size_t errlen)
+{
+  const char *path = addr->sun_path;
+  struct stat st;
+  int r;
+
+  if (lstat (path, &st) < 0) {
+    if (errno == ENOENT)
+      return 0;
+    r = -errno;
+    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+    return r;
+  }
+  if (!S_ISSOCK (st.st_mode)) {
+    snprintf (err, errlen, "%s: exists and is not a socket", path);
+    return -EEXIST;
+  }
+  r = is_listening (addr);
+  if (r == 1) {
+    snprintf (err, errlen, "%s: a server is already listening", path);
+    return -EADDRINUSE;
+  }
+  if (r == -ENOENT)             /* removed since lstat */
+    return 0;
+  if (r < 0) {
+    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+    return r;
+  }
+  if (unlink (path) < 0 && errno != ENOENT) {
+    r = -errno;
+    snprintf (err, errlen, "%s: cannot remove stale socket: %s",
+              path, strerror (-r));
+    return r;
+  }
+  return 0;
+}
+
+int
+sc_control_bind (const char *path, struct sc_control **out,
+                 char *err, size_t errlen)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct sc_control *c;
+  size_t i;
+  int r;
+
+  if (strlen (path) >= sizeof addr.sun_path) {
+    snprintf (err, errlen, "%s: path too long for a Unix socket", path);
+    return -ENAMETOOLONG;
+  }
+  strcpy (addr.sun_path, path);
+
+  c = calloc (1, sizeof *c);
+  if (!c || !(c->path = strdup (path))) {
+    free (c);
+    snprintf (err, errlen, "%s: %s", path, strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  c->wake[0] = c->wake[1] = -1;
+  pthread_mutex_init (&c->lock, NULL);
+  for (i = 0; i < CONNS_MAX; i++)
+    c->slots[i].fd = -1;
+
+  r = clear_path (&addr, err, errlen);
+  if (r < 0)
+    goto fail;
+
+  c->listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (c->listen_fd < 0) {
+    r = -errno;
+    snprintf (err, errlen, "%s: socket: %s", path, strerror (-r));
+    goto fail;
+  }
+  /* Linux creates the socket file with the socket inode's mode (less the
+   * umask): setting it first means the path never exists wider than 0600,
+   * and unlike umask(2) it does not race with other threads. */
+  if (fchmod (c->listen_fd, 0600) < 0 ||
+      bind (c->listen_fd, (struct sockaddr *) &addr, sizeof addr) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+    goto fail_close;
+  }
+  if (listen (c->listen_fd, 16) < 0 || pipe2 (c->wake, O_CLOEXEC) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+    unlink (path);
+    goto fail_close;
+  }
+  *out = c;
+  return 0;
+
+ fail_close:
+  close (c->listen_fd);
+ fail:
+  pthread_mutex_destroy (&c->lock);
+  free (c->path);
+  free (c);
+  return r;
+}
+
+int
+sc_control_start (struct sc_control *c, struct sc_volume *v)
+{
+  sigset_t all, old;
+  int r;
+
+  c->v = v;
+  /* Signals are nbdkit's business: our threads (and the connection
+   * threads, which inherit the mask) never take them. */
+  sigfillset (&all);
+  pthread_sigmask (SIG_BLOCK, &all, &old);
+  r = pthread_create (&c->acceptor, NULL, accept_thread, c);
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  if (r != 0)
+    return -r;
+  c->started = true;
+  return 0;
+}
+
+void
+sc_control_stop (struct sc_control *c)
+{
+  size_t i;
+
+  if (!c)
+    return;
+  if (c->started) {
+    while (write (c->wake[1], "", 1) < 0 && errno == EINTR)
+      ;
+    pthread_join (c->acceptor, NULL);
+
+    /* No new connections now.  Wake the ones blocked in read; a request
+     * being answered finishes first, then its thread sees EOF. */
+    pthread_mutex_lock (&c->lock);
+    for (i = 0; i < CONNS_MAX; i++)
+      if (c->slots[i].state == SLOT_RUNNING)
+        shutdown (c->slots[i].fd, SHUT_RDWR);
+    pthread_mutex_unlock (&c->lock);
+    for (i = 0; i < CONNS_MAX; i++)
+      if (c->slots[i].state != SLOT_FREE)
+        pthread_join (c->slots[i].thread, NULL);
+  }
+  close (c->listen_fd);
+  close (c->wake[0]);
+  close (c->wake[1]);
+  unlink (c->path);
+  pthread_mutex_destroy (&c->lock);
+  free (c->path);
+  free (c);
+}

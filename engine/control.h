@@ -1,0 +1,27 @@
+/* shadowcopy: the control server, the requester's door into a running
+ * volume.  It listens on a Unix socket (mode 0600) and answers the
+ * requests of engine/control-protocol.h, one thread per connection. */
+#ifndef SHADOWCOPY_ENGINE_CONTROL_H
+#define SHADOWCOPY_ENGINE_CONTROL_H
+
+#include <stddef.h>
+
+struct sc_volume;
+struct sc_control;
+
+/* Bind and listen on `path` (no threads yet: call before fork).  A stale
+ * socket left by a dead server is replaced; a live one is -EADDRINUSE. */
+int sc_control_bind (const char *path, struct sc_control **out,
+                     char *err, size_t errlen);
+
+/* Start serving requests for `v` in background threads (after fork). */
+int sc_control_start (struct sc_control *c, struct sc_volume *v);
+
+/* Stop serving, close the socket and unlink its path. */
+void sc_control_stop (struct sc_control *c);
+
+/* Answer one request line on behalf of a client: writes the reply lines
+ * to `fd`.  Exposed for tests and fuzzing. */
+int sc_control_handle_line (struct sc_volume *v, char *line, int fd);
+
+#endif

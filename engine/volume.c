@@ -1,0 +1,618 @@
+/* shadowcopy: the volume: live I/O with copy-on-write, snapshot reads.
+ *
+ * Notes on the design
+ *
+ * The write gate.  Every live write, zero and trim holds the gate shared
+ * for its whole life; creating a snapshot takes it exclusive (writer
+ * preferred, so a steady stream of writes cannot starve it).  That drains
+ * the writes in flight, holds new ones, and makes the epoch change atomic
+ * with respect to every copy-on-write decision.
+ *
+ * Copy-on-write.  A live write locks its chunk range exclusively, asks the
+ * diff area which chunks a valid snapshot still needs, and copies them in
+ * batches: one io_uring batch reads the old chunks, one writes them to
+ * their slots, then the copy records are committed (group commit) and only
+ * then does the new data go to the origin.  A chunk that is a hole in the
+ * origin, or reads as zeros, is recorded as a zero copy without a slot.
+ *
+ * Failure.  If a copy cannot be made (origin read error, diff area full or
+ * failing), the snapshots that needed it are invalidated and the live
+ * write goes ahead: the live volume wins.
+ *
+ * Memory.  Old data in flight lives in bounce buffers from a fixed pool
+ * (POOL_BUFFERS of max(chunk, 1 MiB)); a writer waits for a buffer when all
+ * are busy.  Nothing else grows with the write load.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cow/io.h"
+#include "engine/rangelock.h"
+#include "engine/volume.h"
+
+#define POOL_BUFFERS 16
+#define BATCH_BYTES (1u << 20)
+#define IO_BATCH 64
+
+#define debug(...) do { if (sc_debug) sc_debug (__VA_ARGS__); } while (0)
+
+struct sc_volume {
+  int origin_fd;
+  bool origin_is_file;
+  uint64_t size;
+  uint32_t chunk_size;
+  unsigned chunk_shift;
+  struct sc_diff *diff;
+
+  pthread_rwlock_t gate;
+  struct sc_rangelock chunks;
+
+  /* Bounce buffer pool for old data. */
+  pthread_mutex_t pool_lock;
+  pthread_cond_t pool_cond;
+  void *pool[POOL_BUFFERS];
+  size_t pool_free;             /* buffers in pool[0 .. pool_free) */
+  size_t pool_made;
+  size_t batch_chunks;          /* chunks per bounce buffer */
+};
+
+/* ---- bounce buffers ------------------------------------------------- */
+
+static void *
+pool_get (struct sc_volume *v)
+{
+  void *buf = NULL;
+  pthread_mutex_lock (&v->pool_lock);
+  for (;;) {
+    if (v->pool_free) {
+      buf = v->pool[--v->pool_free];
+      break;
+    }
+    if (v->pool_made < POOL_BUFFERS) {
+      buf = aligned_alloc (4096, v->batch_chunks * v->chunk_size);
+      if (buf)
+        v->pool_made++;
+      break;
+    }
+    pthread_cond_wait (&v->pool_cond, &v->pool_lock);
+  }
+  pthread_mutex_unlock (&v->pool_lock);
+  return buf;
+}
+
+static void
+pool_put (struct sc_volume *v, void *buf)
+{
+  pthread_mutex_lock (&v->pool_lock);
+  v->pool[v->pool_free++] = buf;
+  pthread_cond_signal (&v->pool_cond);
+  pthread_mutex_unlock (&v->pool_lock);
+}
+
+/* ---- open and close ------------------------------------------------- */
+
+int
+sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
+                char *err, size_t errlen)
+{
+  struct sc_volume *v = calloc (1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  int r;
+
+  v->origin_fd = open (cfg->origin_path, O_RDWR | O_CLOEXEC);
+  if (v->origin_fd == -1) {
+    r = -errno;
+    snprintf (err, errlen, "%s: %s", cfg->origin_path, strerror (errno));
+    free (v);
+    return r;
+  }
+  struct sc_origin_id id;
+  r = sc_origin_identify (v->origin_fd, cfg->origin_path, &id);
+  if (r < 0) {
+    snprintf (err, errlen, "%s: %s", cfg->origin_path,
+              r == -EINVAL ? "not a regular file or block device"
+                           : strerror (-r));
+    goto fail_origin;
+  }
+  struct stat st;
+  if (stat (cfg->diff_path, &st) == 0 && st.st_dev == id.dev &&
+      st.st_ino == id.ino && id.type == SC_ORIGIN_FILE) {
+    r = -EINVAL;
+    snprintf (err, errlen, "%s: the diff area cannot be the disk itself",
+              cfg->diff_path);
+    goto fail_origin;
+  }
+  v->origin_is_file = id.type == SC_ORIGIN_FILE;
+  v->size = id.size;
+
+  r = sc_diff_open (cfg->diff_path, SC_DIFF_CREATE, &id, cfg->chunk_size,
+                    &v->diff, err, errlen);
+  if (r < 0)
+    goto fail_origin;
+  v->chunk_size = sc_diff_chunk_size (v->diff);
+  v->chunk_shift = (unsigned) __builtin_ctz (v->chunk_size);
+  v->batch_chunks = v->chunk_size >= BATCH_BYTES ? 1
+                    : BATCH_BYTES / v->chunk_size;
+
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init (&attr);
+  pthread_rwlockattr_setkind_np (&attr,
+                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (&v->gate, &attr);
+  pthread_rwlockattr_destroy (&attr);
+  sc_rangelock_init (&v->chunks);
+  pthread_mutex_init (&v->pool_lock, NULL);
+  pthread_cond_init (&v->pool_cond, NULL);
+  *out = v;
+  return 0;
+
+ fail_origin:
+  close (v->origin_fd);
+  free (v);
+  return r;
+}
+
+void
+sc_volume_close (struct sc_volume *v)
+{
+  if (!v)
+    return;
+  int r = sc_io_fdatasync (v->origin_fd);
+  if (r < 0)
+    debug ("fdatasync of the disk at close: %s", strerror (-r));
+  r = sc_diff_close (v->diff);
+  if (r < 0)
+    debug ("closing the diff area: %s", strerror (-r));
+  close (v->origin_fd);
+  for (size_t i = 0; i < v->pool_free; i++)
+    free (v->pool[i]);
+  pthread_rwlock_destroy (&v->gate);
+  sc_rangelock_destroy (&v->chunks);
+  pthread_mutex_destroy (&v->pool_lock);
+  pthread_cond_destroy (&v->pool_cond);
+  free (v);
+}
+
+uint64_t sc_volume_size (const struct sc_volume *v) { return v->size; }
+uint32_t sc_volume_chunk_size (const struct sc_volume *v)
+{
+  return v->chunk_size;
+}
+struct sc_diff *sc_volume_diff (struct sc_volume *v) { return v->diff; }
+
+static int
+check_range (const struct sc_volume *v, uint64_t count, uint64_t offset)
+{
+  if (offset > v->size || count > v->size - offset)
+    return -EINVAL;
+  return 0;
+}
+
+/* ---- copy-on-write -------------------------------------------------- */
+
+static bool
+all_zero (const void *buf, size_t len)
+{
+  const uint8_t *p = buf;
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
+
+/* Is the origin chunk at [off, off + len) entirely a hole? */
+static bool
+origin_hole (const struct sc_volume *v, uint64_t off, uint64_t len)
+{
+  if (!v->origin_is_file)
+    return false;
+  off_t data = lseek (v->origin_fd, (off_t) off, SEEK_DATA);
+  if (data == -1)
+    return errno == ENXIO;      /* no data from here to the end */
+  return (uint64_t) data >= off + len;
+}
+
+static uint64_t
+chunk_len (const struct sc_volume *v, uint64_t chunk)
+{
+  uint64_t off = chunk << v->chunk_shift;
+  return v->size - off < v->chunk_size ? v->size - off : v->chunk_size;
+}
+
+/* Copy the old content of `n` chunks (n <= batch_chunks) that snapshots
+ * still need.  Failures invalidate snapshots; they do not fail the write. */
+static void
+cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
+{
+  uint8_t *buf = pool_get (v);
+  struct sc_io_req reqs[IO_BATCH];
+  uint64_t slot[IO_BATCH];
+  enum { READ, ZERO, WRITE, DONE, FAILED } state[IO_BATCH];
+  size_t nr = 0;
+
+  if (!buf) {
+    for (size_t i = 0; i < n; i++)
+      sc_diff_invalidate_chunk (v->diff, chunks[i], SC_INVALID_COPY_READ,
+                                ENOMEM);
+    return;
+  }
+
+  /* Read the old content (holes need no read). */
+  for (size_t i = 0; i < n; i++) {
+    uint64_t off = chunks[i] << v->chunk_shift, len = chunk_len (v, chunks[i]);
+    state[i] = READ;
+    if (origin_hole (v, off, len)) {
+      state[i] = ZERO;
+      continue;
+    }
+    if (len < v->chunk_size)    /* the last chunk of the volume */
+      memset (buf + i * v->chunk_size + len, 0, v->chunk_size - len);
+    reqs[nr++] = (struct sc_io_req) {
+      .op = SC_IO_READ, .fd = v->origin_fd,
+      .buf = buf + i * v->chunk_size, .len = len, .off = off,
+    };
+  }
+  sc_io_run (reqs, nr);
+  for (size_t i = 0, k = 0; i < n; i++) {
+    if (state[i] != READ)
+      continue;
+    struct sc_io_req *q = &reqs[k++];
+    if (q->result < 0) {
+      debug ("copy-on-write: reading chunk %" PRIu64 ": %s", chunks[i],
+             strerror (-q->result));
+      sc_diff_invalidate_chunk (v->diff, chunks[i], SC_INVALID_COPY_READ,
+                                -q->result);
+      state[i] = FAILED;
+    }
+    else if (all_zero (q->buf, q->len))
+      state[i] = ZERO;
+  }
+
+  /* Write the data copies to their slots. */
+  nr = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (state[i] != READ)
+      continue;
+    int r = sc_diff_slot_reserve (v->diff, &slot[i]);
+    if (r < 0) {
+      debug ("copy-on-write: no slot for chunk %" PRIu64 ": %s", chunks[i],
+             strerror (-r));
+      sc_diff_invalidate_chunk (v->diff, chunks[i],
+                                r == -ENOSPC ? SC_INVALID_DIFF_FULL
+                                             : SC_INVALID_COPY_WRITE, -r);
+      state[i] = FAILED;
+      continue;
+    }
+    state[i] = WRITE;
+    reqs[nr++] = (struct sc_io_req) {
+      .op = SC_IO_WRITE, .fd = sc_diff_fd (v->diff),
+      .buf = buf + i * v->chunk_size, .len = v->chunk_size, .off = slot[i],
+    };
+  }
+  sc_io_run (reqs, nr);
+
+  /* Record what was copied, then make it durable in one commit. */
+  uint64_t seq = 0;
+  for (size_t i = 0, k = 0; i < n; i++) {
+    uint64_t where = SC_COPY_ZERO;
+    if (state[i] == WRITE) {
+      struct sc_io_req *q = &reqs[k++];
+      if (q->result < 0) {
+        debug ("copy-on-write: writing chunk %" PRIu64 " to the diff area: "
+               "%s", chunks[i], strerror (-q->result));
+        sc_diff_slot_cancel (v->diff, slot[i]);
+        sc_diff_invalidate_chunk (v->diff, chunks[i],
+                                  q->result == -ENOSPC ? SC_INVALID_DIFF_FULL
+                                                       : SC_INVALID_COPY_WRITE,
+                                  -q->result);
+        continue;
+      }
+      where = slot[i];
+    }
+    else if (state[i] != ZERO)
+      continue;
+    if (sc_debug_cow)
+      debug ("copy-on-write: chunk %" PRIu64 " -> %s %" PRIu64, chunks[i],
+             where == SC_COPY_ZERO ? "zero" : "diff-area offset",
+             where == SC_COPY_ZERO ? 0 : where);
+    int r = sc_diff_copy_record (v->diff, chunks[i], where, &seq);
+    if (r < 0) {
+      if (where != SC_COPY_ZERO)
+        sc_diff_slot_cancel (v->diff, where);
+      sc_diff_invalidate_chunk (v->diff, chunks[i], SC_INVALID_METADATA, -r);
+    }
+  }
+  if (seq) {
+    int r = sc_diff_commit (v->diff, seq);
+    if (r < 0)
+      debug ("copy-on-write: committing copy records: %s (every snapshot "
+             "is now invalid)", strerror (-r));
+  }
+  pool_put (v, buf);
+}
+
+/* Preserve what snapshots need of chunks [first, last] before they change.
+ * The caller holds the gate shared and the range exclusively. */
+static void
+cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
+{
+  uint64_t batch[IO_BATCH];
+  size_t max = v->batch_chunks < IO_BATCH ? v->batch_chunks : IO_BATCH;
+  size_t n = 0;
+  for (uint64_t c = first; c <= last; c++) {
+    if (!sc_diff_needs_copy (v->diff, c))
+      continue;
+    batch[n++] = c;
+    if (n == max) {
+      cow_batch (v, batch, n);
+      n = 0;
+    }
+  }
+  if (n)
+    cow_batch (v, batch, n);
+}
+
+/* Run `fn` on [offset, offset + count) of the live volume after the
+ * copy-on-write of the chunks it touches. */
+typedef int (*live_change_fn) (struct sc_volume *v, const void *buf,
+                               uint32_t count, uint64_t offset,
+                               unsigned flags);
+
+static int
+live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
+             uint32_t count, uint64_t offset, unsigned flags)
+{
+  int r = check_range (v, count, offset);
+  if (r < 0 || count == 0)
+    return r;
+  struct sc_range range;
+  pthread_rwlock_rdlock (&v->gate);
+  sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
+                     (offset + count - 1) >> v->chunk_shift, true);
+  cow_range (v, range.first, range.last);
+  r = fn (v, buf, count, offset, flags);
+  sc_rangelock_unlock (&v->chunks, &range);
+  pthread_rwlock_unlock (&v->gate);
+  return r;
+}
+
+/* ---- the live volume ---------------------------------------------- */
+
+int
+sc_volume_read (struct sc_volume *v, void *buf, uint32_t count,
+                uint64_t offset)
+{
+  int r = check_range (v, count, offset);
+  return r < 0 ? r : sc_io_pread (v->origin_fd, buf, count, offset);
+}
+
+static int
+do_write (struct sc_volume *v, const void *buf, uint32_t count,
+          uint64_t offset, unsigned flags)
+{
+  return sc_io_pwrite (v->origin_fd, buf, count, offset, flags & SC_FUA);
+}
+
+int
+sc_volume_write (struct sc_volume *v, const void *buf, uint32_t count,
+                 uint64_t offset, unsigned flags)
+{
+  return live_change (v, do_write, buf, count, offset, flags);
+}
+
+static int
+write_zeros (struct sc_volume *v, uint32_t count, uint64_t offset)
+{
+  static const uint8_t zeros[65536];
+  while (count) {
+    uint32_t n = count < sizeof zeros ? count : sizeof zeros;
+    int r = sc_io_pwrite (v->origin_fd, zeros, n, offset, false);
+    if (r < 0)
+      return r;
+    count -= n;
+    offset += n;
+  }
+  return 0;
+}
+
+static int
+do_zero (struct sc_volume *v, const void *unused, uint32_t count,
+         uint64_t offset, unsigned flags)
+{
+  int modes[2] = { FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE };
+  if (flags & SC_MAY_TRIM) {
+    modes[0] = modes[1];
+    modes[1] = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+  }
+  int r = -EOPNOTSUPP;
+  for (int i = 0; i < 2 && (r == -EOPNOTSUPP || r == -EINVAL ||
+                            r == -ENODEV); i++)
+    r = sc_io_fallocate (v->origin_fd, modes[i], offset, count);
+  if (r == -EOPNOTSUPP || r == -EINVAL || r == -ENODEV)
+    r = write_zeros (v, count, offset);
+  if (r == 0 && (flags & SC_FUA))
+    r = sc_io_fdatasync (v->origin_fd);
+  return r;
+}
+
+int
+sc_volume_zero (struct sc_volume *v, uint32_t count, uint64_t offset,
+                unsigned flags)
+{
+  return live_change (v, do_zero, NULL, count, offset, flags);
+}
+
+static int
+do_trim (struct sc_volume *v, const void *unused, uint32_t count,
+         uint64_t offset, unsigned flags)
+{
+  int r = sc_io_fallocate (v->origin_fd,
+                           FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                           offset, count);
+  if (r == -EOPNOTSUPP || r == -ENODEV || r == -EINVAL)
+    r = 0;                      /* trim is advisory */
+  if (r == 0 && (flags & SC_FUA))
+    r = sc_io_fdatasync (v->origin_fd);
+  return r;
+}
+
+int
+sc_volume_trim (struct sc_volume *v, uint32_t count, uint64_t offset,
+                unsigned flags)
+{
+  return live_change (v, do_trim, NULL, count, offset, flags);
+}
+
+int
+sc_volume_flush (struct sc_volume *v)
+{
+  int r = sc_io_fdatasync (v->origin_fd);
+  int r2 = sc_diff_sync (v->diff);
+  return r < 0 ? r : r2;
+}
+
+int
+sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
+                   sc_extent_cb cb, void *opaque)
+{
+  int r = check_range (v, count, offset);
+  if (r < 0 || count == 0)
+    return r;
+  uint64_t end = offset + count;
+  if (!v->origin_is_file)
+    return cb (opaque, offset, count, 0);
+  while (offset < end) {
+    off_t data = lseek (v->origin_fd, (off_t) offset, SEEK_DATA);
+    if (data == -1 && errno != ENXIO)
+      return cb (opaque, offset, end - offset, 0); /* unknown: data */
+    uint64_t d = data == -1 ? end : (uint64_t) data;
+    if (d > end)
+      d = end;
+    if (d > offset) {
+      if ((r = cb (opaque, offset, d - offset,
+                   SC_EXTENT_HOLE | SC_EXTENT_ZERO)) != 0)
+        return r;
+      offset = d;
+      continue;
+    }
+    off_t hole = lseek (v->origin_fd, (off_t) offset, SEEK_HOLE);
+    uint64_t h = hole == -1 ? end : (uint64_t) hole;
+    if (h > end || h <= offset)
+      h = end;
+    if ((r = cb (opaque, offset, h - offset, 0)) != 0)
+      return r;
+    offset = h;
+  }
+  return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------ */
+
+static uint64_t
+mono_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+int
+sc_volume_snapshot_create (struct sc_volume *v, const char *name,
+                           struct sc_snapshot_info *out)
+{
+  if (name && !sc_snapshot_name_valid (name))
+    return -EINVAL;
+  /* Flush before the hold, so the flush inside it has little to do. */
+  int r = sc_io_fdatasync (v->origin_fd);
+  if (r < 0)
+    return r;
+
+  pthread_rwlock_wrlock (&v->gate);
+  uint64_t held = mono_ns ();
+  r = sc_io_fdatasync (v->origin_fd);
+  if (r == 0)
+    r = sc_diff_snapshot_create (v->diff, name, out);
+  held = mono_ns () - held;
+  pthread_rwlock_unlock (&v->gate);
+  debug ("snapshot %s: writes held for %" PRIu64 " us", r == 0 && out
+         ? out->name : name ? name : "(default)", held / 1000);
+  return r;
+}
+
+int
+sc_volume_snapshot_delete (struct sc_volume *v, const char *name)
+{
+  return sc_diff_snapshot_delete (v->diff, name);
+}
+
+int
+sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
+                         uint32_t count, uint64_t offset)
+{
+  struct sc_snapshot_info info;
+  int r = sc_diff_snapshot_get (v->diff, id, &info);
+  if (r < 0)
+    return r;
+  r = check_range (v, count, offset);
+  if (r < 0 || count == 0) {
+    sc_diff_snapshot_put (v->diff, id);
+    return r;
+  }
+
+  struct sc_range range;
+  sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
+                     (offset + count - 1) >> v->chunk_shift, false);
+
+  /* One request per run of origin chunks, one per diff-area piece. */
+  struct sc_io_req reqs[IO_BATCH];
+  size_t nr = 0;
+  uint8_t *p = buf;
+  uint64_t end = offset + count;
+  while (offset < end && r == 0) {
+    uint64_t chunk = offset >> v->chunk_shift;
+    uint64_t in_chunk = offset & (v->chunk_size - 1);
+    uint64_t len = v->chunk_size - in_chunk;
+    if (len > end - offset)
+      len = end - offset;
+    uint64_t slot_off = 0;
+    enum sc_where where = sc_diff_resolve (v->diff, info.epoch, chunk,
+                                           &slot_off);
+    if (where == SC_WHERE_ZERO)
+      memset (p, 0, len);
+    else {
+      int fd = where == SC_WHERE_ORIGIN ? v->origin_fd : sc_diff_fd (v->diff);
+      uint64_t off = where == SC_WHERE_ORIGIN ? offset : slot_off + in_chunk;
+      struct sc_io_req *last = nr ? &reqs[nr - 1] : NULL;
+      if (last && last->fd == fd && last->off + last->len == off &&
+          (uint8_t *) last->buf + last->len == p)
+        last->len += len;
+      else {
+        if (nr == IO_BATCH) {
+          r = sc_io_run (reqs, nr);
+          nr = 0;
+        }
+        reqs[nr++] = (struct sc_io_req) {
+          .op = SC_IO_READ, .fd = fd, .buf = p, .len = len, .off = off,
+        };
+      }
+    }
+    p += len;
+    offset += len;
+  }
+  if (r == 0 && nr)
+    r = sc_io_run (reqs, nr);
+
+  sc_rangelock_unlock (&v->chunks, &range);
+  sc_diff_snapshot_put (v->diff, id);
+  return r;
+}

@@ -1,0 +1,72 @@
+/* shadowcopy: the volume, an origin disk with copy-on-write snapshots.
+ *
+ * The engine knows nothing of NBD: it serves byte ranges of the live
+ * volume (read-write) and of snapshots (read-only), and creates and deletes
+ * snapshots.  Every function is safe to call from many threads at once.
+ *
+ * Errors: 0 or a negative errno.  Functions that take `err` also write one
+ * line for the user naming the path, snapshot or offset concerned.
+ */
+#ifndef SHADOWCOPY_ENGINE_VOLUME_H
+#define SHADOWCOPY_ENGINE_VOLUME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/diffarea.h"
+
+struct sc_volume;
+
+struct sc_volume_config {
+  const char *origin_path;      /* existing file or block device */
+  const char *diff_path;        /* diff-area file, created when missing */
+  uint32_t chunk_size;          /* 0: SC_CHUNK_SIZE_DEFAULT (new diff areas) */
+};
+
+int sc_volume_open (const struct sc_volume_config *cfg,
+                    struct sc_volume **out, char *err, size_t errlen);
+void sc_volume_close (struct sc_volume *v);
+
+uint64_t sc_volume_size (const struct sc_volume *v);
+uint32_t sc_volume_chunk_size (const struct sc_volume *v);
+struct sc_diff *sc_volume_diff (struct sc_volume *v);
+
+/* Request flags. */
+#define SC_FUA       0x1        /* durable before returning */
+#define SC_MAY_TRIM  0x2        /* zero may deallocate */
+
+/* The live volume.  Writes, zeroes and trims first copy the old content of
+ * every chunk a valid snapshot still needs.  If that copy fails, those
+ * snapshots are invalidated and the live request still goes ahead. */
+int sc_volume_read (struct sc_volume *v, void *buf, uint32_t count,
+                    uint64_t offset);
+int sc_volume_write (struct sc_volume *v, const void *buf, uint32_t count,
+                     uint64_t offset, unsigned flags);
+int sc_volume_zero (struct sc_volume *v, uint32_t count, uint64_t offset,
+                    unsigned flags);
+int sc_volume_trim (struct sc_volume *v, uint32_t count, uint64_t offset,
+                    unsigned flags);
+int sc_volume_flush (struct sc_volume *v);
+
+/* Allocation map of the live volume, in ascending order:
+ * cb(opaque, offset, length, SC_EXTENT_* flags).  Stops at the first
+ * non-zero return of cb and returns it. */
+#define SC_EXTENT_HOLE 0x1
+#define SC_EXTENT_ZERO 0x2
+typedef int (*sc_extent_cb) (void *opaque, uint64_t offset, uint64_t length,
+                             unsigned flags);
+int sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
+                       sc_extent_cb cb, void *opaque);
+
+/* Snapshots.  create drains and holds live writes for its O(1) commit. */
+int sc_volume_snapshot_create (struct sc_volume *v, const char *name,
+                               struct sc_snapshot_info *out);
+int sc_volume_snapshot_delete (struct sc_volume *v, const char *name);
+
+/* Read from snapshot `id` (sc_snapshot_info.id).  -ENOENT once it has
+ * been deleted, -EIO once it is invalid. */
+int sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
+                             uint32_t count, uint64_t offset);
+
+#endif

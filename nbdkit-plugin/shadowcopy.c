@@ -1,0 +1,454 @@
+/* nbdkit-shadowcopy-plugin: live point-in-time snapshots over NBD.
+ *
+ * A thin adapter: it parses the configuration, maps export names to the
+ * live volume or a snapshot, and forwards requests to engine/volume.h.
+ *
+ *   nbdkit shadowcopy disk=ORIGIN diff=DIFFAREA [chunk-size=SIZE]
+ *                     [control=SOCKET]
+ *
+ * Exports "" and "live" are the live volume (read-write); every valid
+ * snapshot is exported read-only under its own name.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "cow/io.h"
+#include "engine/control-protocol.h"
+#include "engine/control.h"
+#include "engine/volume.h"
+
+/* -D shadowcopy.cow=1: log each copy-on-write decision path. */
+NBDKIT_DLL_PUBLIC int shadowcopy_debug_cow;
+
+static char *disk_path;
+static char *diff_path;
+static char *control_path;
+static uint32_t chunk_size;
+
+static struct sc_volume *volume;
+static struct sc_control *control;
+
+#define LIVE_EXPORT "live"
+
+static void
+forward_debug (const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  nbdkit_debug ("%s", msg);
+}
+
+static void
+shadowcopy_unload (void)
+{
+  free (disk_path);
+  free (diff_path);
+  free (control_path);
+}
+
+static int
+shadowcopy_config (const char *key, const char *value)
+{
+  if (strcmp (key, "disk") == 0) {
+    free (disk_path);
+    disk_path = nbdkit_realpath (value);
+    return disk_path ? 0 : -1;
+  }
+  if (strcmp (key, "diff") == 0) {
+    free (diff_path);
+    diff_path = nbdkit_absolute_path (value);
+    return diff_path ? 0 : -1;
+  }
+  if (strcmp (key, "control") == 0) {
+    free (control_path);
+    control_path = nbdkit_absolute_path (value);
+    return control_path ? 0 : -1;
+  }
+  if (strcmp (key, "chunk-size") == 0) {
+    int64_t n = nbdkit_parse_size (value);
+    if (n == -1)
+      return -1;
+    if (n < SC_CHUNK_SIZE_MIN || n > SC_CHUNK_SIZE_MAX || (n & (n - 1))) {
+      nbdkit_error ("chunk-size=%s: must be a power of two from 4K to 1M",
+                    value);
+      return -1;
+    }
+    chunk_size = (uint32_t) n;
+    return 0;
+  }
+  nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
+                key);
+  return -1;
+}
+
+static int
+shadowcopy_config_complete (void)
+{
+  if (!disk_path || !diff_path) {
+    nbdkit_error ("the disk= and diff= parameters are required");
+    return -1;
+  }
+  if (!control_path) {
+    if (asprintf (&control_path, "%s.sock", diff_path) == -1) {
+      nbdkit_error ("asprintf: %m");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+#define shadowcopy_config_help \
+  "disk=<FILENAME>     (required) The origin disk (file or block device).\n" \
+  "diff=<FILENAME>     (required) The diff area (created when missing).\n" \
+  "chunk-size=<SIZE>   Copy-on-write unit of a new diff area (default 64K).\n" \
+  "control=<SOCKET>    Control socket (default DIFF.sock)."
+
+static int
+shadowcopy_get_ready (void)
+{
+  char err[1024];
+  sc_debug = forward_debug;
+  sc_debug_cow = shadowcopy_debug_cow;
+  struct sc_volume_config cfg = {
+    .origin_path = disk_path, .diff_path = diff_path, .chunk_size = chunk_size,
+  };
+  int r = sc_volume_open (&cfg, &volume, err, sizeof err);
+  if (r < 0) {
+    nbdkit_error ("%s", err);
+    return -1;
+  }
+  r = sc_control_bind (control_path, &control, err, sizeof err);
+  if (r < 0) {
+    nbdkit_error ("%s", err);
+    sc_volume_close (volume);
+    volume = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static int
+shadowcopy_after_fork (void)
+{
+  int r = sc_control_start (control, volume);
+  if (r < 0) {
+    nbdkit_error ("starting the control server on %s: %s", control_path,
+                  strerror (-r));
+    return -1;
+  }
+  nbdkit_debug ("serving %s with diff area %s (chunk size %" PRIu32
+                "), control socket %s, io_uring %s", disk_path, diff_path,
+                sc_volume_chunk_size (volume), control_path,
+                sc_io_uring_active () ? "on" : "off (pread/pwrite)");
+  return 0;
+}
+
+static void
+shadowcopy_cleanup (void)
+{
+  if (control)
+    sc_control_stop (control);
+  control = NULL;
+  sc_volume_close (volume);
+  volume = NULL;
+}
+
+/* ---- exports -------------------------------------------------------- */
+
+static void
+snapshot_description (const struct sc_snapshot_info *s, char *buf,
+                      size_t len)
+{
+  char when[64];
+  sc_ctl_format_time (s->ctime_ns, when, sizeof when);
+  snprintf (buf, len, "snapshot id=%" PRIu64 " created=%s (read-only)",
+            s->id, when);
+}
+
+static int
+shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
+{
+  char desc[256];
+  snprintf (desc, sizeof desc, "live volume %s (%" PRIu64 " bytes)",
+            disk_path, sc_volume_size (volume));
+  if (nbdkit_add_export (e, LIVE_EXPORT, desc) == -1)
+    return -1;
+
+  struct sc_snapshot_info *snaps;
+  size_t n;
+  int r = sc_diff_snapshot_list (sc_volume_diff (volume), &snaps, &n);
+  if (r < 0) {
+    nbdkit_error ("listing snapshots: %s", strerror (-r));
+    return -1;
+  }
+  for (size_t i = 0; i < n && r == 0; i++) {
+    if (snaps[i].invalid_reason != SC_VALID)
+      continue;                 /* never served, so not listed */
+    snapshot_description (&snaps[i], desc, sizeof desc);
+    r = nbdkit_add_export (e, snaps[i].name, desc);
+  }
+  free (snaps);
+  return r;
+}
+
+static const char *
+shadowcopy_default_export (int readonly, int is_tls)
+{
+  return LIVE_EXPORT;
+}
+
+struct handle {
+  bool live;
+  uint64_t snap_id;
+  uint64_t size;
+  char name[SC_NAME_MAX + 1];
+  char description[256];
+};
+
+static void *
+shadowcopy_open (int readonly)
+{
+  const char *name = nbdkit_export_name ();
+  struct handle *h = calloc (1, sizeof *h);
+  if (!h) {
+    nbdkit_error ("calloc: %m");
+    return NULL;
+  }
+  if (!name || !*name || strcmp (name, LIVE_EXPORT) == 0) {
+    h->live = true;
+    h->size = sc_volume_size (volume);
+    snprintf (h->name, sizeof h->name, LIVE_EXPORT);
+    snprintf (h->description, sizeof h->description, "live volume %s",
+              disk_path);
+    return h;
+  }
+
+  struct sc_snapshot_info info;
+  int r = sc_diff_snapshot_find (sc_volume_diff (volume), name, &info);
+  if (r == -ENOENT) {
+    nbdkit_error ("unknown export '%.*s': it is neither \"live\" nor the "
+                  "name of a snapshot", SC_NAME_MAX, name);
+    nbdkit_set_error (ENOENT);
+    free (h);
+    return NULL;
+  }
+  if (r < 0 || info.invalid_reason != SC_VALID) {
+    nbdkit_error ("snapshot '%s' is invalid and cannot be served: %s%s%s",
+                  name, r < 0 ? strerror (-r)
+                              : sc_invalid_reason_text (info.invalid_reason),
+                  info.invalid_errno ? ": " : "",
+                  info.invalid_errno ? strerror (info.invalid_errno) : "");
+    nbdkit_set_error (EIO);
+    free (h);
+    return NULL;
+  }
+  h->snap_id = info.id;
+  h->size = info.volume_size;
+  snprintf (h->name, sizeof h->name, "%s", info.name);
+  snapshot_description (&info, h->description, sizeof h->description);
+  return h;
+}
+
+static void
+shadowcopy_close (void *handle)
+{
+  free (handle);
+}
+
+static const char *
+shadowcopy_export_description (void *handle)
+{
+  struct handle *h = handle;
+  return h->description;
+}
+
+static int64_t
+shadowcopy_get_size (void *handle)
+{
+  struct handle *h = handle;
+  return (int64_t) h->size;
+}
+
+static int
+shadowcopy_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
+                       uint32_t *maximum)
+{
+  *minimum = 1;
+  *preferred = sc_volume_chunk_size (volume);
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+live_only (void *handle)
+{
+  struct handle *h = handle;
+  return h->live;
+}
+
+static int
+shadowcopy_can_fua (void *handle)
+{
+  struct handle *h = handle;
+  return h->live ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
+}
+
+static int
+shadowcopy_can_multi_conn (void *handle)
+{
+  /* One origin fd and one journal serve every connection, and flush
+   * fdatasyncs both, so a flush anywhere covers all acknowledged writes. */
+  return 1;
+}
+
+/* Report a failed request: one message naming it, and the errno. */
+static int
+fail (const struct handle *h, const char *what, uint32_t count,
+      uint64_t offset, int r)
+{
+  if (r == -ENOENT && !h->live) {
+    nbdkit_error ("%s: snapshot '%s' was deleted", what, h->name);
+    r = -ESHUTDOWN;
+  }
+  else if (r == -EIO && !h->live)
+    nbdkit_error ("%s: snapshot '%s' is no longer valid", what, h->name);
+  else
+    nbdkit_error ("%s of %" PRIu32 " bytes at offset %" PRIu64 " on %s: %s",
+                  what, count, offset, h->name, strerror (-r));
+  nbdkit_set_error (-r);
+  return -1;
+}
+
+static int
+shadowcopy_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+                  uint32_t flags)
+{
+  struct handle *h = handle;
+  int r = h->live ? sc_volume_read (volume, buf, count, offset)
+                  : sc_volume_snapshot_read (volume, h->snap_id, buf, count,
+                                             offset);
+  return r < 0 ? fail (h, "read", count, offset, r) : 0;
+}
+
+static unsigned
+engine_flags (uint32_t flags)
+{
+  return (flags & NBDKIT_FLAG_FUA ? SC_FUA : 0) |
+         (flags & NBDKIT_FLAG_MAY_TRIM ? SC_MAY_TRIM : 0);
+}
+
+static int
+shadowcopy_pwrite (void *handle, const void *buf, uint32_t count,
+                   uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+  if (!h->live)
+    return fail (h, "write", count, offset, -EPERM);
+  int r = sc_volume_write (volume, buf, count, offset, engine_flags (flags));
+  return r < 0 ? fail (h, "write", count, offset, r) : 0;
+}
+
+static int
+shadowcopy_zero (void *handle, uint32_t count, uint64_t offset,
+                 uint32_t flags)
+{
+  struct handle *h = handle;
+  if (!h->live)
+    return fail (h, "zero", count, offset, -EPERM);
+  if (flags & NBDKIT_FLAG_FAST_ZERO) {
+    nbdkit_set_error (ENOTSUP);
+    return -1;
+  }
+  int r = sc_volume_zero (volume, count, offset, engine_flags (flags));
+  return r < 0 ? fail (h, "zero", count, offset, r) : 0;
+}
+
+static int
+shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
+                 uint32_t flags)
+{
+  struct handle *h = handle;
+  if (!h->live)
+    return fail (h, "trim", count, offset, -EPERM);
+  int r = sc_volume_trim (volume, count, offset, engine_flags (flags));
+  return r < 0 ? fail (h, "trim", count, offset, r) : 0;
+}
+
+static int
+shadowcopy_flush (void *handle, uint32_t flags)
+{
+  struct handle *h = handle;
+  int r = sc_volume_flush (volume);
+  return r < 0 ? fail (h, "flush", 0, 0, r) : 0;
+}
+
+static int
+add_extent (void *opaque, uint64_t offset, uint64_t length, unsigned type)
+{
+  uint32_t t = (type & SC_EXTENT_HOLE ? NBDKIT_EXTENT_HOLE : 0) |
+               (type & SC_EXTENT_ZERO ? NBDKIT_EXTENT_ZERO : 0);
+  return nbdkit_add_extent (opaque, offset, length, t) == -1 ? -1 : 0;
+}
+
+static int
+shadowcopy_extents (void *handle, uint32_t count, uint64_t offset,
+                    uint32_t flags, struct nbdkit_extents *extents)
+{
+  struct handle *h = handle;
+  int r = sc_volume_extents (volume, count, offset, add_extent, extents);
+  if (r == -1)
+    return -1;                  /* nbdkit_add_extent said why */
+  return r < 0 ? fail (h, "extents", count, offset, r) : 0;
+}
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct nbdkit_plugin plugin = {
+  .name               = "shadowcopy",
+  .version            = PACKAGE_VERSION,
+  .longname           = "shadowcopy live snapshot plugin",
+  .description        = "Live disk with copy-on-write point-in-time snapshots",
+  .unload             = shadowcopy_unload,
+  .config             = shadowcopy_config,
+  .config_complete    = shadowcopy_config_complete,
+  .config_help        = shadowcopy_config_help,
+  .magic_config_key   = NULL,
+  .get_ready          = shadowcopy_get_ready,
+  .after_fork         = shadowcopy_after_fork,
+  .cleanup            = shadowcopy_cleanup,
+  .list_exports       = shadowcopy_list_exports,
+  .default_export     = shadowcopy_default_export,
+  .open               = shadowcopy_open,
+  .close              = shadowcopy_close,
+  .export_description = shadowcopy_export_description,
+  .get_size           = shadowcopy_get_size,
+  .block_size         = shadowcopy_block_size,
+  .can_write          = live_only,
+  .can_flush          = live_only,
+  .can_trim           = live_only,
+  .can_zero           = live_only,
+  .can_extents        = live_only,
+  .can_fua            = shadowcopy_can_fua,
+  .can_multi_conn     = shadowcopy_can_multi_conn,
+  .pread              = shadowcopy_pread,
+  .pwrite             = shadowcopy_pwrite,
+  .zero               = shadowcopy_zero,
+  .trim               = shadowcopy_trim,
+  .flush              = shadowcopy_flush,
+  .extents            = shadowcopy_extents,
+  .errno_is_preserved = 0,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages that shadowcopy needs to build, test and
+# run its demo.  Idempotent: when everything is installed it only checks,
+# and it runs `apt-get update` only when something is missing.
+#
+# Usage: scripts/deps.sh
+set -euo pipefail
+
+# To build: compiler, autotools, nbdkit and its plugin headers, libnbd,
+# liburing, Criterion.
+build_packages=(
+  build-essential autoconf automake libtool pkg-config
+  nbdkit nbdkit-plugin-dev libnbd-dev liburing-dev libcriterion-dev
+)
+# To test and for the demo: nbdsh, nbdinfo, nbdcopy, nbdfuse (libnbd-bin,
+# python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck.
+test_packages=(
+  libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
+)
+
+say() { printf 'deps: %s\n' "$*" >&2; }
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  say "dpkg-query not found: this is not Debian; install the equivalents of"
+  say "  ${build_packages[*]} ${test_packages[*]}"
+  say "yourself.  Continuing."
+  exit 0
+fi
+
+missing=()
+for pkg in "${build_packages[@]}" "${test_packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  if [[ $status != "install ok installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  say "all required Debian packages are installed"
+  exit 0
+fi
+
+say "installing missing packages: ${missing[*]}"
+
+as_root=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+  else
+    say "not root and sudo is not available; as root, run:"
+    say "  apt-get update && apt-get install ${missing[*]}"
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+
+# Check again: apt-get may have "succeeded" without installing everything.
+still_missing=()
+for pkg in "${missing[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || still_missing+=("$pkg")
+done
+if [[ ${#still_missing[@]} -ne 0 ]]; then
+  say "still missing after apt-get install: ${still_missing[*]}"
+  exit 1
+fi
+say "done"

@@ -1,0 +1,90 @@
+/* shadowcopy: the requester side of the CLI.
+ *
+ * A client reaches a volume either through a running server's control
+ * socket or, when no server runs, by opening the diff area itself.  Either
+ * way it hands back the same rows, built by the same code from protocol
+ * data lines, so the CLI prints the same thing online and offline.
+ *
+ * Errors: functions return 0 or a negative errno and write one line for
+ * the user (without the "shadowcopy: " prefix) into err.
+ */
+#ifndef SHADOWCOPY_TOOLS_CLIENT_H
+#define SHADOWCOPY_TOOLS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/diffarea.h"
+
+struct sc_client;
+
+/* One snapshot, as the CLI shows it. */
+struct sc_client_snapshot {
+  uint64_t id;
+  char name[SC_NAME_MAX + 1];
+  char created[32];             /* ISO 8601 UTC */
+  uint64_t epoch;
+  bool valid;
+  char reason[256];             /* when !valid */
+  uint64_t used_bytes;
+};
+
+/* The volume, as the CLI shows it. */
+struct sc_client_volume {
+  uint64_t volume_size;
+  uint64_t chunk_size;
+  uint64_t diff_used_bytes;
+  uint64_t diff_file_bytes;
+  uint64_t snapshots;
+  uint64_t copies;
+  uint64_t epoch;
+  char origin[256];
+};
+
+/* What a verb needs from the volume when no server answers. */
+enum sc_client_access {
+  SC_CLIENT_SERVER,             /* a server, nothing else (create) */
+  SC_CLIENT_READ,               /* or the diff area, read-only */
+  SC_CLIENT_WRITE,              /* or the diff area, read-write */
+};
+
+/* Talk to the server listening on `socket`. */
+int sc_client_connect (const char *socket, struct sc_client **out,
+                       char *err, size_t errlen);
+
+/* Talk to the server listening on DIFF.sock or, if nobody listens there,
+ * open the diff area DIFF itself as `access` allows. */
+int sc_client_open_diff (const char *diff, enum sc_client_access access,
+                         struct sc_client **out, char *err, size_t errlen);
+
+/* Close; for a diff area opened read-write, this writes its checkpoint,
+ * whose failure is reported here. */
+int sc_client_close (struct sc_client *c, char *err, size_t errlen);
+
+/* Snapshots in creation order; *out is malloc'd, free() it. */
+int sc_client_list (struct sc_client *c, struct sc_client_snapshot **out,
+                    size_t *n, char *err, size_t errlen);
+
+int sc_client_info (struct sc_client *c, struct sc_client_volume *out,
+                    char *err, size_t errlen);
+
+/* Create a snapshot (name NULL: the default name).  Online only. */
+int sc_client_create (struct sc_client *c, const char *name,
+                      struct sc_client_snapshot *out,
+                      char *err, size_t errlen);
+
+/* Delete one snapshot by name, the oldest, or all of them.  `deleted` is
+ * called with each name as soon as it is gone, so a failure half way
+ * through DELETE_ALL still reports what was done. */
+enum sc_client_delete_what {
+  SC_CLIENT_DELETE_NAME,
+  SC_CLIENT_DELETE_OLDEST,
+  SC_CLIENT_DELETE_ALL,
+};
+typedef void (*sc_client_deleted_fn) (const char *name, void *opaque);
+int sc_client_delete (struct sc_client *c, enum sc_client_delete_what what,
+                      const char *name, sc_client_deleted_fn deleted,
+                      void *opaque, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,449 @@
+/* shadowcopy: the command-line requester.
+ *
+ *   shadowcopy [-c SOCKET | --diff DIFFAREA] VERB [ARGS...]
+ *
+ * Exit status: 0 success, 1 error, 2 usage error.  Every error is one
+ * line on stderr starting "shadowcopy: ", so scripts can show it as is.
+ * Verbs check their arguments before touching the volume, so a usage
+ * error never changes anything.
+ */
+#include <config.h>
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/control-protocol.h"
+#include "tools/client.h"
+
+#define EXIT_USAGE 2
+
+struct target {
+  const char *socket;           /* -c: a server, nothing else */
+  const char *diff;             /* --diff: DIFF.sock, or DIFF offline */
+};
+
+/* Sanitized, so a hostile name or server cannot break the one-line rule. */
+static void
+verror (const char *fmt, va_list ap)
+{
+  char msg[2048];
+
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  sc_ctl_sanitize (msg);
+  fprintf (stderr, "shadowcopy: %s\n", msg);
+}
+
+static void __attribute__ ((format (printf, 1, 2)))
+error (const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  verror (fmt, ap);
+  va_end (ap);
+}
+
+static int __attribute__ ((format (printf, 1, 2)))
+usage_error (const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  error ("%s (see shadowcopy --help)", msg);
+  return EXIT_USAGE;
+}
+
+static void
+usage (void)
+{
+  printf ("Usage: shadowcopy [-c SOCKET | --diff DIFFAREA] VERB [ARGS...]\n"
+          "\n"
+          "Manage the snapshots of a shadowcopy volume.\n"
+          "\n"
+          "  -c, --control=SOCKET  talk to the server listening on SOCKET\n"
+          "      --diff=DIFFAREA   talk to the server on DIFFAREA.sock, or\n"
+          "                        open DIFFAREA itself if none runs\n"
+          "  -h, --help            show this help\n"
+          "  -V, --version         show the version\n"
+          "\n"
+          "Verbs:\n"
+          "  create [NAME]             take a snapshot (default name: the\n"
+          "                            UTC time), print its name\n"
+          "  list [--json]             list the snapshots, oldest first\n"
+          "  delete NAME...            delete snapshots by name\n"
+          "  delete --oldest | --all   delete the oldest, or every snapshot\n"
+          "  info [--json]             show the volume and its diff area\n"
+          "\n"
+          "create needs a running server; list, info and delete also work\n"
+          "offline with --diff.  Exit status: 0 ok, 1 error, 2 usage.\n");
+}
+
+static bool
+check_name (const char *name)
+{
+  if (sc_snapshot_name_valid (name))
+    return true;
+  error ("invalid snapshot name: %s", name);
+  return false;
+}
+
+static int
+open_target (const struct target *t, enum sc_client_access access,
+             struct sc_client **c)
+{
+  char err[1024];
+  int r = t->socket ? sc_client_connect (t->socket, c, err, sizeof err)
+                    : sc_client_open_diff (t->diff, access, c,
+                                           err, sizeof err);
+
+  if (r < 0) {
+    error ("%s", err);
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}
+
+static int
+close_target (struct sc_client *c, int status)
+{
+  char err[1024];
+
+  if (sc_client_close (c, err, sizeof err) < 0) {
+    error ("%s", err);
+    return EXIT_FAILURE;
+  }
+  return status;
+}
+
+/* "--json" or nothing: the only option of list and info. */
+static int
+parse_json_flag (const char *verb, int argc, char **argv, bool *json)
+{
+  *json = false;
+  if (argc == 1 && strcmp (argv[0], "--json") == 0)
+    *json = true;
+  else if (argc > 0)
+    return usage_error ("%s: unexpected argument '%s'", verb, argv[0]);
+  return 0;
+}
+
+static void
+json_string (const char *s)
+{
+  putchar ('"');
+  for (; *s; s++) {
+    unsigned char ch = *s;
+
+    if (ch == '"' || ch == '\\')
+      printf ("\\%c", ch);
+    else if (ch < 0x20 || ch == 0x7f)
+      printf ("\\u%04x", ch);
+    else
+      putchar (ch);
+  }
+  putchar ('"');
+}
+
+/* ---- verbs ----------------------------------------------------------- */
+
+static int
+cmd_create (const struct target *t, int argc, char **argv)
+{
+  struct sc_client_snapshot s;
+  struct sc_client *c;
+  const char *name = NULL;
+  char err[1024];
+  int status;
+
+  if (argc > 0 && strcmp (argv[0], "--") == 0) {
+    argc--;
+    argv++;
+  }
+  else if (argc > 0 && argv[0][0] == '-')
+    return usage_error ("create: unknown option '%s'", argv[0]);
+  if (argc > 1)
+    return usage_error ("create takes at most one NAME");
+  if (argc == 1) {
+    name = argv[0];
+    if (!check_name (name))
+      return EXIT_FAILURE;
+  }
+
+  status = open_target (t, SC_CLIENT_SERVER, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (sc_client_create (c, name, &s, err, sizeof err) < 0) {
+    error ("%s", err);
+    status = EXIT_FAILURE;
+  }
+  else
+    printf ("%s\n", s.name);
+  return close_target (c, status);
+}
+
+static const char *
+state_text (const struct sc_client_snapshot *s, char *buf, size_t len)
+{
+  if (s->valid)
+    return "valid";
+  snprintf (buf, len, "invalid: %s", s->reason);
+  return buf;
+}
+
+static void
+print_table (const struct sc_client_snapshot *s, size_t n)
+{
+  int wid = 2, wname = 4, wcreated = 7, wstate = 5;
+  char buf[sizeof s->reason + 16];
+  size_t i;
+
+#define WIDEN(w, len) do { if ((int) (len) > (w)) (w) = (len); } while (0)
+  for (i = 0; i < n; i++) {
+    WIDEN (wid, snprintf (NULL, 0, "%" PRIu64, s[i].id));
+    WIDEN (wname, strlen (s[i].name));
+    WIDEN (wcreated, strlen (s[i].created));
+    WIDEN (wstate, strlen (state_text (&s[i], buf, sizeof buf)));
+  }
+#undef WIDEN
+  printf ("%-*s  %-*s  %-*s  %-*s  %s\n", wid, "ID", wname, "NAME",
+          wcreated, "CREATED", wstate, "STATE", "USED");
+  for (i = 0; i < n; i++)
+    printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %" PRIu64 "\n",
+            wid, s[i].id, wname, s[i].name, wcreated, s[i].created,
+            wstate, state_text (&s[i], buf, sizeof buf), s[i].used_bytes);
+}
+
+static void
+print_json (const struct sc_client_snapshot *s, size_t n)
+{
+  size_t i;
+
+  printf ("[");
+  for (i = 0; i < n; i++) {
+    printf ("%s\n  {\"id\": %" PRIu64 ", \"name\": ", i ? "," : "", s[i].id);
+    json_string (s[i].name);
+    printf (", \"created\": ");
+    json_string (s[i].created);
+    printf (", \"epoch\": %" PRIu64 ", \"state\": \"%s\"",
+            s[i].epoch, s[i].valid ? "valid" : "invalid");
+    if (!s[i].valid) {
+      printf (", \"reason\": ");
+      json_string (s[i].reason);
+    }
+    printf (", \"used_bytes\": %" PRIu64 "}", s[i].used_bytes);
+  }
+  printf ("%s]\n", n ? "\n" : "");
+}
+
+static int
+cmd_list (const struct target *t, int argc, char **argv)
+{
+  struct sc_client_snapshot *s;
+  struct sc_client *c;
+  char err[1024];
+  size_t n;
+  bool json;
+  int status;
+
+  status = parse_json_flag ("list", argc, argv, &json);
+  if (status == 0)
+    status = open_target (t, SC_CLIENT_READ, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
+    error ("%s", err);
+    return close_target (c, EXIT_FAILURE);
+  }
+  if (json)
+    print_json (s, n);
+  else
+    print_table (s, n);
+  free (s);
+  return close_target (c, EXIT_SUCCESS);
+}
+
+static int
+cmd_info (const struct target *t, int argc, char **argv)
+{
+  struct sc_client_volume v;
+  struct sc_client *c;
+  char err[1024];
+  bool json;
+  int status;
+
+  status = parse_json_flag ("info", argc, argv, &json);
+  if (status == 0)
+    status = open_target (t, SC_CLIENT_READ, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (sc_client_info (c, &v, err, sizeof err) < 0) {
+    error ("%s", err);
+    return close_target (c, EXIT_FAILURE);
+  }
+  if (json) {
+    printf ("{\"volume_size\": %" PRIu64 ", \"chunk_size\": %" PRIu64
+            ", \"diff_used_bytes\": %" PRIu64
+            ", \"diff_file_bytes\": %" PRIu64 ", \"snapshots\": %" PRIu64
+            ", \"copies\": %" PRIu64 ", \"epoch\": %" PRIu64
+            ", \"origin\": ",
+            v.volume_size, v.chunk_size, v.diff_used_bytes,
+            v.diff_file_bytes, v.snapshots, v.copies, v.epoch);
+    json_string (v.origin);
+    printf ("}\n");
+  }
+  else
+    printf ("volume size: %" PRIu64 "\n"
+            "chunk size: %" PRIu64 "\n"
+            "diff-area bytes used: %" PRIu64 "\n"
+            "diff-area file bytes: %" PRIu64 "\n"
+            "snapshots: %" PRIu64 "\n"
+            "copies: %" PRIu64 "\n"
+            "epoch: %" PRIu64 "\n"
+            "origin: %s\n",
+            v.volume_size, v.chunk_size, v.diff_used_bytes,
+            v.diff_file_bytes, v.snapshots, v.copies, v.epoch, v.origin);
+  return close_target (c, EXIT_SUCCESS);
+}
+
+static void
+print_deleted (const char *name, void *opaque)
+{
+  printf ("%s\n", name);
+  fflush (stdout);
+}
+
+static int
+cmd_delete (const struct target *t, int argc, char **argv)
+{
+  enum sc_client_delete_what what = SC_CLIENT_DELETE_NAME;
+  struct sc_client *c;
+  char err[1024];
+  int i, status = EXIT_SUCCESS, todo = 0;
+
+  if (argc == 1 && strcmp (argv[0], "--oldest") == 0)
+    what = SC_CLIENT_DELETE_OLDEST;
+  else if (argc == 1 && strcmp (argv[0], "--all") == 0)
+    what = SC_CLIENT_DELETE_ALL;
+  else {
+    if (argc > 0 && strcmp (argv[0], "--") == 0) {
+      argc--;
+      argv++;
+    }
+    else
+      for (i = 0; i < argc; i++)
+        if (argv[i][0] == '-')
+          return usage_error ("delete: unexpected option '%s'", argv[i]);
+    if (argc == 0)
+      return usage_error ("delete needs NAME..., --oldest or --all");
+    /* Report every bad name, and drop it from the list to do. */
+    for (i = 0; i < argc; i++) {
+      if (check_name (argv[i]))
+        argv[todo++] = argv[i];
+      else
+        status = EXIT_FAILURE;
+    }
+    if (todo == 0)
+      return status;
+  }
+
+  if (open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
+    return EXIT_FAILURE;
+  if (what != SC_CLIENT_DELETE_NAME) {
+    if (sc_client_delete (c, what, NULL, print_deleted, NULL,
+                          err, sizeof err) < 0) {
+      error ("%s", err);
+      status = EXIT_FAILURE;
+    }
+  }
+  for (i = 0; i < todo; i++) {
+    if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
+                          err, sizeof err) < 0) {
+      error ("%s", err);
+      status = EXIT_FAILURE;
+    }
+  }
+  return close_target (c, status);
+}
+
+static const struct verb {
+  const char *name;
+  int (*run) (const struct target *t, int argc, char **argv);
+} verbs[] = {
+  { "create", cmd_create },
+  { "list", cmd_list },
+  { "delete", cmd_delete },
+  { "info", cmd_info },
+};
+
+int
+main (int argc, char *argv[])
+{
+  enum { OPT_DIFF = 256 };
+  static const struct option long_options[] = {
+    { "control", required_argument, NULL, 'c' },
+    { "diff", required_argument, NULL, OPT_DIFF },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct target t = { NULL, NULL };
+  int opt, status;
+  size_t i;
+
+  /* A server that hangs up mid-request is an error to report, not a
+   * signal to die of. */
+  signal (SIGPIPE, SIG_IGN);
+
+  opterr = 0;                   /* our own one-line messages instead */
+  while ((opt = getopt_long (argc, argv, "+:c:hV", long_options,
+                             NULL)) != -1) {
+    switch (opt) {
+    case 'c':
+      t.socket = optarg;
+      break;
+    case OPT_DIFF:
+      t.diff = optarg;
+      break;
+    case 'h':
+      usage ();
+      return EXIT_SUCCESS;
+    case 'V':
+      printf ("shadowcopy %s\n", PACKAGE_VERSION);
+      return EXIT_SUCCESS;
+    case ':':
+      return usage_error ("option '%s' needs an argument", argv[optind - 1]);
+    default:
+      if (optopt)
+        return usage_error ("unknown option '-%c'", optopt);
+      return usage_error ("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (t.socket && t.diff)
+    return usage_error ("use either -c SOCKET or --diff DIFFAREA, not both");
+  if (!t.socket && !t.diff)
+    return usage_error ("say which volume: -c SOCKET or --diff DIFFAREA");
+  if (optind == argc)
+    return usage_error ("no verb given");
+
+  status = -1;
+  for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    if (strcmp (argv[optind], verbs[i].name) == 0)
+      status = verbs[i].run (&t, argc - optind - 1, argv + optind + 1);
+  if (status == -1)
+    return usage_error ("unknown verb '%s'", argv[optind]);
+
+  if (fflush (stdout) == EOF || ferror (stdout)) {
+    error ("error writing to standard output");
+    return EXIT_FAILURE;
+  }
+  return status;
+}
