@@ -817,14 +817,18 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
   for (size_t i = 0; i < d->nsnaps; i++)
     st->snapshots += !d->snaps[i]->deleted;
   st->copies = d->index.copies;
-  st->journal_slots = d->have_journal ? d->journal.nchain
+  /* The journal's spare slot is reserved but not yet part of the chain
+   * on disk; leave it out so online and offline figures agree. */
+  uint64_t spare = d->have_journal && d->journal.spare ? 1 : 0;
+  st->journal_slots = d->have_journal ? d->journal.nchain - spare
                                       : d->replayed_slots;
-  st->data_slots = d->alloc.used - st->journal_slots;
-  st->used_bytes = (d->first_slot + d->alloc.used) * (uint64_t) d->chunk_size;
+  st->data_slots = d->alloc.used - spare - st->journal_slots;
+  st->used_bytes = (d->first_slot + d->alloc.used - spare)
+                   * (uint64_t) d->chunk_size;
   struct stat sb;
   if (fstat (d->fd, &sb) == 0)
     st->file_bytes = sb.st_size;
-  st->free_slots = d->alloc.end - d->first_slot - d->alloc.used;
+  st->free_slots = d->alloc.end - d->first_slot - d->alloc.used + spare;
   st->journal_records = d->have_journal ? d->journal.records
                                         : d->replayed_records;
   st->epoch = d->epoch;

@@ -476,6 +476,7 @@ sc_ctl_reader_init (struct sc_ctl_reader *r, int fd)
 {
   r->fd = fd;
   r->start = r->end = 0;
+  r->skipping = 0;
 }
 
 int
@@ -487,6 +488,12 @@ sc_ctl_read_line (struct sc_ctl_reader *r, char **line, const char **why)
     char *lf = memchr (r->buf + scanned, '\n', r->end - scanned);
     ssize_t n;
 
+    if (lf && r->skipping) {
+      /* The tail of an over-long line, already reported. */
+      r->skipping = 0;
+      r->start = scanned = lf + 1 - r->buf;
+      continue;
+    }
     if (lf) {
       char *s = r->buf + r->start;
 
@@ -498,6 +505,8 @@ sc_ctl_read_line (struct sc_ctl_reader *r, char **line, const char **why)
       return 1;
     }
 
+    if (r->skipping)
+      r->start = r->end;
     scanned = r->end;
     if (r->start > 0) {
       memmove (r->buf, r->buf + r->start, r->end - r->start);
@@ -505,8 +514,11 @@ sc_ctl_read_line (struct sc_ctl_reader *r, char **line, const char **why)
       scanned -= r->start;
       r->start = 0;
     }
-    if (r->end == sizeof r->buf)
+    if (r->end == sizeof r->buf) {
+      r->skipping = 1;
+      r->start = r->end = 0;
       return fail (why, "line too long");
+    }
 
     n = read (r->fd, r->buf + r->end, sizeof r->buf - r->end);
     if (n < 0) {

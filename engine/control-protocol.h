@@ -129,6 +129,7 @@ int sc_ctl_write_err (int fd, int err, const char *fmt, ...)
 struct sc_ctl_reader {
   int fd;
   size_t start, end;            /* unread bytes are buf[start..end) */
+  int skipping;                 /* discarding the rest of an over-long line */
   char buf[SC_CTL_LINE_MAX];
 };
 
@@ -137,9 +138,10 @@ void sc_ctl_reader_init (struct sc_ctl_reader *r, int fd);
 /* Read the next line.  Returns 1 with *line pointing at it (LF removed,
  * NUL-terminated, valid until the next call), 0 at a clean end of input,
  * -EINVAL with *why set for an over-long line, a NUL byte or input that
- * ends in the middle of a line (the stream cannot be trusted after an
- * over-long line: stop reading), or the negative errno of read(2)
- * (-EAGAIN when a SO_RCVTIMEO timeout expired). */
+ * ends in the middle of a line, or the negative errno of read(2) (-EAGAIN
+ * when a SO_RCVTIMEO timeout expired).  After -EINVAL the reader has
+ * dropped the bad line (an over-long one up to its LF, as it arrives), so
+ * the next call reads the line after it. */
 int sc_ctl_read_line (struct sc_ctl_reader *r, char **line,
                       const char **why);
 

@@ -299,14 +299,21 @@ connection_thread (void *arg)
   const char *why;
   int r;
 
+  /* A bad line gets its ERR and the next one is read as usual: garbage
+   * costs the client an answer, not the connection.  EOF, a timeout or a
+   * failed write end it. */
   sc_ctl_reader_init (&rd, s->fd);
-  while ((r = sc_ctl_read_line (&rd, &line, &why)) > 0)
-    if (sc_control_handle_line (c->v, line, s->fd) < 0)
+  for (;;) {
+    r = sc_ctl_read_line (&rd, &line, &why);
+    if (r == -EINVAL)
+      r = sc_ctl_write_err (s->fd, EINVAL, "%s", why);
+    else if (r > 0)
+      r = sc_control_handle_line (c->v, line, s->fd);
+    else
       break;
-  /* After an over-long line we cannot find the next request: say why
-   * and hang up.  Timeouts and EOF need no answer. */
-  if (r == -EINVAL)
-    sc_ctl_write_err (s->fd, EINVAL, "%s", why);
+    if (r < 0)
+      break;
+  }
 
   pthread_mutex_lock (&c->lock);
   close (s->fd);

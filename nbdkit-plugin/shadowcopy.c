@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -61,7 +62,18 @@ shadowcopy_unload (void)
 static int
 shadowcopy_config (const char *key, const char *value)
 {
+  if (*value == '\0' && (strcmp (key, "disk") == 0 ||
+                         strcmp (key, "diff") == 0 ||
+                         strcmp (key, "control") == 0)) {
+    nbdkit_error ("%s= must not be empty", key);
+    return -1;
+  }
   if (strcmp (key, "disk") == 0) {
+    struct stat st;
+    if (stat (value, &st) == -1) {
+      nbdkit_error ("disk=%s: %m", value);
+      return -1;
+    }
     free (disk_path);
     disk_path = nbdkit_realpath (value);
     return disk_path ? 0 : -1;

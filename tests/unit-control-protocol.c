@@ -15,26 +15,26 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-/* Run a writer against a pipe and return what it wrote (static buffer). */
-#define CAPTURE(r, call) capture_end (capture_begin (), &(r), (call))
+/* Run a writer against a pipe (capture_fds[1]) and return what it wrote
+ * (a static buffer).  The comma makes the pipe exist before the call. */
+#define CAPTURE(r, call) (capture_begin (), capture_end (&(r), (call)))
 
 static int capture_fds[2];
 static char captured[4 * SC_CTL_LINE_MAX];
 
-static int
+static void
 capture_begin (void)
 {
   cr_assert_eq (pipe (capture_fds), 0);
-  return capture_fds[1];
 }
 
 static const char *
-capture_end (int fd, int *r, int result)
+capture_end (int *r, int result)
 {
   ssize_t n;
 
   *r = result;
-  close (fd);
+  close (capture_fds[1]);
   n = read (capture_fds[0], captured, sizeof captured - 1);
   cr_assert_geq (n, 0);
   captured[n] = '\0';
@@ -351,6 +351,15 @@ Test (reply, field_lookup_ignores_status_lines)
 
 /* ---- garbage --------------------------------------------------------- */
 
+/* Three times in four a character of `alphabet`, else any byte. */
+static char
+random_char (unsigned *seed, const char *alphabet)
+{
+  if (rand_r (seed) % 4 == 0)
+    return rand_r (seed);
+  return alphabet[rand_r (seed) % strlen (alphabet)];
+}
+
 /* Random bytes must never crash the parsers, and whatever they accept
  * must follow the grammar. */
 Test (garbage, random_lines_never_break_the_request_parser)
@@ -365,12 +374,9 @@ Test (garbage, random_lines_never_break_the_request_parser)
     size_t len = rand_r (&seed) % sizeof line, j;
     int r;
 
-    for (j = 0; j < len; j++) {
-      /* Mostly grammar characters, so some lines get deep. */
-      static const char alpha[] = "AZ- az09.=\t\n\r\x01\x80\xff";
-      line[j] = rand_r (&seed) % 4 ? alpha[rand_r (&seed) % 20]
-                                   : (char) rand_r (&seed);
-    }
+    /* Mostly grammar characters, so some lines get deep. */
+    for (j = 0; j < len; j++)
+      line[j] = random_char (&seed, "AZ- az09.=\t\n\r\x01\x80\xff");
     line[len] = '\0';
     r = sc_ctl_parse_request (line, &req, &why);
     if (r == 0) {
@@ -399,15 +405,12 @@ Test (garbage, random_lines_never_break_the_reply_parser)
     size_t len = rand_r (&seed) % 200, j;
     int r;
 
-    /* Start like a real reply half of the time. */
+    /* Start like a real reply three times in four. */
     static const char *const starts[] = { "* ", "ERR ", "OK", "" };
     strcpy (line, starts[rand_r (&seed) % 4]);
-    for (j = strlen (line); j < len; j++) {
-      static const char alpha[] = "az-=\tAZ \x01\x7f\xc3";
-      line[j] = rand_r (&seed) % 4 ? alpha[rand_r (&seed) % 14]
-                                   : (char) rand_r (&seed);
-    }
-    line[j > strlen (line) ? j : strlen (line)] = '\0';
+    for (j = strlen (line); j < len; j++)
+      line[j] = random_char (&seed, "az-=\tAZ \x01\x7f\xc3");
+    line[j] = '\0';
     r = sc_ctl_parse_reply (line, &out, &why);
     if (r == 0)
       cr_assert_leq (out.nfields, SC_CTL_FIELDS_MAX);
@@ -602,7 +605,7 @@ Test (write, err_line_is_sanitized_and_truncated_to_one_valid_line)
   cr_assert_eq (strchr (out, '\n'), out + SC_CTL_LINE_MAX - 1);
   out[SC_CTL_LINE_MAX - 1] = '\0';
   cr_assert_eq (sc_ctl_parse_reply (out, &line, &why), 0);
-  cr_assert_eq (line.message[6], '?');
+  cr_assert_eq (line.message[10], '?');
 }
 
 Test (write, ok_line)
@@ -736,18 +739,42 @@ Test (reader, accepts_a_line_of_maximum_length)
   close (f.sv[0]);
 }
 
-Test (reader, rejects_an_over_long_line)
+Test (reader, rejects_an_over_long_line_and_reads_on)
 {
-  static char data[SC_CTL_LINE_MAX + 1];
-  struct feed f;
+  static char data[3 * SC_CTL_LINE_MAX + 6];
+  struct sc_ctl_reader rd;
   const char *why = NULL;
   char *line;
+  int sv[2];
 
-  memset (data, 'A', sizeof data - 1);
-  data[sizeof data - 1] = '\n';
+  /* Bigger than the socket buffer would take at once, and bigger than
+   * the reader's buffer several times over: it must skip as it reads. */
+  memset (data, 'A', sizeof data);
+  data[sizeof data - 6] = '\n';
+  memcpy (data + sizeof data - 5, "INFO\n", 5);
+  cr_assert_eq (socketpair (AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  sc_ctl_reader_init (&rd, sv[0]);
+  cr_assert_eq (write (sv[1], data, sizeof data), (ssize_t) sizeof data);
+  close (sv[1]);
+  cr_assert_eq (sc_ctl_read_line (&rd, &line, &why), -EINVAL);
+  cr_assert_not_null (why);
+  cr_assert_eq (sc_ctl_read_line (&rd, &line, &why), 1);
+  cr_assert_str_eq (line, "INFO");
+  cr_assert_eq (sc_ctl_read_line (&rd, &line, &why), 0);
+  close (sv[0]);
+}
+
+Test (reader, ends_cleanly_inside_an_over_long_line)
+{
+  static char data[SC_CTL_LINE_MAX + 10];
+  struct feed f;
+  const char *why;
+  char *line;
+
+  memset (data, 'A', sizeof data);
   feed (&f, data, sizeof data);
   cr_assert_eq (sc_ctl_read_line (&f.rd, &line, &why), -EINVAL);
-  cr_assert_not_null (why);
+  cr_assert_eq (sc_ctl_read_line (&f.rd, &line, &why), 0);
   close (f.sv[0]);
 }
 
