@@ -127,12 +127,16 @@ static int
 do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 {
   struct sc_diff_stats st;
-  char num[10][24];
+  struct sc_hold_stats hs;
+  char num[15][24];
   struct sc_ctl_field f[] = {
     { "size", num[0] }, { "chunk-size", num[1] }, { "diff-used", num[2] },
     { "diff-file", num[3] }, { "snapshots", num[4] }, { "copies", num[5] },
     { "data-slots", num[6] }, { "journal-slots", num[7] },
     { "journal-records", num[8] }, { "epoch", num[9] },
+    { "holds", num[10] }, { "hold-last-ns", num[11] },
+    { "hold-p50-ns", num[12] }, { "hold-p99-ns", num[13] },
+    { "hold-max-ns", num[14] },
     { "origin", st.origin.path },
   };
   int r;
@@ -149,6 +153,12 @@ do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   snprintf (num[7], sizeof num[7], "%" PRIu64, st.journal_slots);
   snprintf (num[8], sizeof num[8], "%" PRIu64, st.journal_records);
   snprintf (num[9], sizeof num[9], "%" PRIu32, st.epoch);
+  sc_volume_hold_stats (v, &hs);
+  snprintf (num[10], sizeof num[10], "%" PRIu64, hs.count);
+  snprintf (num[11], sizeof num[11], "%" PRIu64, hs.last_ns);
+  snprintf (num[12], sizeof num[12], "%" PRIu64, hs.p50_ns);
+  snprintf (num[13], sizeof num[13], "%" PRIu64, hs.p99_ns);
+  snprintf (num[14], sizeof num[14], "%" PRIu64, hs.max_ns);
   r = sc_ctl_write_data (fd, "volume", f, sizeof f / sizeof f[0]);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }

@@ -65,6 +65,11 @@ struct sc_volume {
   size_t pool_free;             /* buffers in pool[0 .. pool_free) */
   size_t pool_made;
   size_t batch_chunks;          /* chunks per bounce buffer */
+
+  /* Write-hold durations of snapshot creations (a ring). */
+  pthread_mutex_t hold_lock;
+  uint64_t holds[SC_HOLD_SAMPLES];
+  uint64_t nholds;
 };
 
 /* ---- bounce buffers ------------------------------------------------- */
@@ -155,6 +160,7 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   sc_rangelock_init (&v->chunks);
   pthread_mutex_init (&v->pool_lock, NULL);
   pthread_cond_init (&v->pool_cond, NULL);
+  pthread_mutex_init (&v->hold_lock, NULL);
   *out = v;
   return 0;
 
@@ -182,6 +188,7 @@ sc_volume_close (struct sc_volume *v)
   sc_rangelock_destroy (&v->chunks);
   pthread_mutex_destroy (&v->pool_lock);
   pthread_cond_destroy (&v->pool_cond);
+  pthread_mutex_destroy (&v->hold_lock);
   free (v);
 }
 
@@ -544,9 +551,40 @@ sc_volume_snapshot_create (struct sc_volume *v, const char *name,
     r = sc_diff_snapshot_create (v->diff, name, out);
   held = mono_ns () - held;
   pthread_rwlock_unlock (&v->gate);
+
+  pthread_mutex_lock (&v->hold_lock);
+  v->holds[v->nholds++ % SC_HOLD_SAMPLES] = held;
+  pthread_mutex_unlock (&v->hold_lock);
   debug ("snapshot %s: writes held for %" PRIu64 " us", r == 0 && out
          ? out->name : name ? name : "(default)", held / 1000);
   return r;
+}
+
+static int
+cmp_u64 (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+void
+sc_volume_hold_stats (struct sc_volume *v, struct sc_hold_stats *st)
+{
+  uint64_t sorted[SC_HOLD_SAMPLES];
+  memset (st, 0, sizeof *st);
+  pthread_mutex_lock (&v->hold_lock);
+  size_t n = v->nholds < SC_HOLD_SAMPLES ? v->nholds : SC_HOLD_SAMPLES;
+  st->count = v->nholds;
+  if (n)
+    st->last_ns = v->holds[(v->nholds - 1) % SC_HOLD_SAMPLES];
+  memcpy (sorted, v->holds, n * sizeof *sorted);
+  pthread_mutex_unlock (&v->hold_lock);
+  if (n == 0)
+    return;
+  qsort (sorted, n, sizeof *sorted, cmp_u64);
+  st->p50_ns = sorted[(n - 1) / 2];
+  st->p99_ns = sorted[(n * 99 + 99) / 100 - 1];
+  st->max_ns = sorted[n - 1];
 }
 
 int

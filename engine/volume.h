@@ -64,6 +64,15 @@ int sc_volume_snapshot_create (struct sc_volume *v, const char *name,
                                struct sc_snapshot_info *out);
 int sc_volume_snapshot_delete (struct sc_volume *v, const char *name);
 
+/* How long snapshot creation held live writes, over the last
+ * SC_HOLD_SAMPLES creations (count covers all of them). */
+#define SC_HOLD_SAMPLES 1024
+struct sc_hold_stats {
+  uint64_t count;
+  uint64_t last_ns, p50_ns, p99_ns, max_ns;
+};
+void sc_volume_hold_stats (struct sc_volume *v, struct sc_hold_stats *st);
+
 /* Read from snapshot `id` (sc_snapshot_info.id).  -ENOENT once it has
  * been deleted, -EIO once it is invalid. */
 int sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,

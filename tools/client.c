@@ -179,6 +179,12 @@ volume_from_line (const struct sc_ctl_line *line, struct sc_client_volume *v)
       field_u64 (line, "epoch", &v->epoch) < 0 ||
       field_str (line, "origin", v->origin, sizeof v->origin) < 0)
     return -EPROTO;
+  v->have_holds =
+    field_u64 (line, "holds", &v->holds) == 0 &&
+    field_u64 (line, "hold-last-ns", &v->hold_last_ns) == 0 &&
+    field_u64 (line, "hold-p50-ns", &v->hold_p50_ns) == 0 &&
+    field_u64 (line, "hold-p99-ns", &v->hold_p99_ns) == 0 &&
+    field_u64 (line, "hold-max-ns", &v->hold_max_ns) == 0;
   return 0;
 }
 

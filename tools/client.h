@@ -40,6 +40,9 @@ struct sc_client_volume {
   uint64_t copies;
   uint64_t epoch;
   char origin[256];
+  /* Write holds of snapshot creations; from a server only. */
+  bool have_holds;
+  uint64_t holds, hold_last_ns, hold_p50_ns, hold_p99_ns, hold_max_ns;
 };
 
 /* What a verb needs from the volume when no server answers. */

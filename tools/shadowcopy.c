@@ -298,9 +298,14 @@ cmd_info (const struct target *t, int argc, char **argv)
             v.volume_size, v.chunk_size, v.diff_used_bytes,
             v.diff_file_bytes, v.snapshots, v.copies, v.epoch);
     json_string (v.origin);
+    if (v.have_holds)
+      printf (", \"holds\": {\"count\": %" PRIu64 ", \"last_ns\": %" PRIu64
+              ", \"p50_ns\": %" PRIu64 ", \"p99_ns\": %" PRIu64
+              ", \"max_ns\": %" PRIu64 "}", v.holds, v.hold_last_ns,
+              v.hold_p50_ns, v.hold_p99_ns, v.hold_max_ns);
     printf ("}\n");
   }
-  else
+  else {
     printf ("volume size: %" PRIu64 "\n"
             "chunk size: %" PRIu64 "\n"
             "diff-area bytes used: %" PRIu64 "\n"
@@ -311,6 +316,12 @@ cmd_info (const struct target *t, int argc, char **argv)
             "origin: %s\n",
             v.volume_size, v.chunk_size, v.diff_used_bytes,
             v.diff_file_bytes, v.snapshots, v.copies, v.epoch, v.origin);
+    if (v.have_holds && v.holds)
+      printf ("write holds at creation: %" PRIu64 " (last %.3f ms, "
+              "p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", v.holds,
+              v.hold_last_ns / 1e6, v.hold_p50_ns / 1e6,
+              v.hold_p99_ns / 1e6, v.hold_max_ns / 1e6);
+  }
   return close_target (c, EXIT_SUCCESS);
 }
 
