@@ -210,7 +210,17 @@ remove_at (struct sc_index *ix, uint64_t i)
 int
 sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep, void *opaque)
 {
-  for (uint64_t i = 0; i < ix->capacity; i++) {
+  if (ix->capacity == 0)
+    return 0;
+  /* Scan from just past an empty bucket (the load factor keeps one), so
+   * no cluster wraps past the start of the scan: a removal then only
+   * moves entries not yet visited, never one from a bucket already
+   * visited into one still ahead (which would visit it twice). */
+  uint64_t mask = ix->capacity - 1, start = 0;
+  while (ix->table[start].chunk != EMPTY)
+    start++;
+  for (uint64_t n = 0; n < ix->capacity; n++) {
+    uint64_t i = (start + 1 + n) & mask;
     struct sc_index_entry *e = &ix->table[i];
     if (e->chunk == EMPTY)
       continue;
@@ -234,9 +244,10 @@ sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep, void *opaque)
       if (e->cap)
         free (e->u.many);
       remove_at (ix, i);
-      /* An entry from further on may have moved into slot i. */
+      /* An entry from further on may have moved into slot i: visit
+       * slot i again (n wraps to 0 when it was 0). */
       if (ix->table[i].chunk != EMPTY)
-        i--;
+        n--;
     }
   }
   return 0;
