@@ -533,6 +533,28 @@ checkpoint (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
   return 0;
 }
 
+/* Continue the replayed journal in place (see sc_journal_resume). */
+static int
+resume (struct sc_diff *d, uint64_t *chain, size_t nchain, uint32_t end_pos,
+        uint64_t end_seq)
+{
+  int r = sc_journal_resume (&d->journal, d->fd, d->chunk_size,
+                             sc_journal_seed (d->sb.uuid,
+                                              d->sb.journal_nonce),
+                             &d->alloc, d->sb.journal_head,
+                             d->sb.journal_seq, chain, nchain, end_pos,
+                             end_seq, d->replayed_records);
+  if (r < 0)
+    return r;
+  d->have_journal = true;
+  struct sc_sb_disk sb = d->sb;
+  sb.flags &= ~SC_SB_CLEAN;
+  r = sc_sb_store (d->fd, &sb);
+  if (r == 0)
+    d->sb = sb;
+  return r;
+}
+
 /* ---- open and close ------------------------------------------------- */
 
 static int
@@ -673,6 +695,7 @@ sc_diff_open (const char *path, unsigned flags,
   uint64_t *chain = NULL;
   size_t nchain = 0;
   uint64_t end_seq = 1;
+  uint32_t end_pos = 0;
   if (created) {
     uint32_t cs = chunk_size ? chunk_size : SC_CHUNK_SIZE_DEFAULT;
     if (origin->size < cs) {
@@ -716,7 +739,7 @@ sc_diff_open (const char *path, unsigned flags,
     r = sc_journal_replay (d->fd, d->chunk_size,
                            sc_journal_seed (d->sb.uuid, d->sb.journal_nonce),
                            d->sb.journal_head, d->sb.journal_seq, max_slot,
-                           apply_record, d, &chain, &nchain,
+                           apply_record, d, &chain, &nchain, &end_pos,
                            &d->replayed_records, &end_seq, err, errlen);
     if (r < 0)
       goto fail_prefix;
@@ -744,7 +767,22 @@ sc_diff_open (const char *path, unsigned flags,
   if (!rdonly) {
     pthread_mutex_lock (&d->lock);
     r = checkpoint (d, end_seq, chain, nchain);
+    if ((r == -ENOSPC || r == -EDQUOT) && !created) {
+      /* No room for a compact copy of the journal (the diff area's
+       * filesystem is full): carry on with the journal as it is, so the
+       * volume can still be served and snapshots deleted. */
+      if (sc_debug)
+        sc_debug ("%s: no space for a checkpoint, continuing the journal "
+                  "in place", path);
+      r = resume (d, chain, nchain, end_pos, end_seq);
+      if (d->have_journal)
+        chain = NULL;           /* now the journal's */
+    }
     pthread_mutex_unlock (&d->lock);
+    /* Write the other superblock copy too, so both have their blocks:
+     * a later superblock update then never needs new space. */
+    if (r == 0 && created)
+      r = sc_sb_store (d->fd, &d->sb);
     if (r == 0 && created)
       r = fsync_parent (path);
     if (r < 0) {

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,16 +54,37 @@ chain_push (struct sc_journal *j, uint64_t slot)
   return 0;
 }
 
-/* Take a slot for the journal and reserve its space in the file. */
+/* Make [off, off + len) read as zeros and, where the filesystem can,
+ * reserve its space.  Punching first drops whatever an older use of the
+ * slot left there; a filesystem that cannot punch gets written zeros. */
+static int
+zero_range (int fd, uint64_t off, uint64_t len)
+{
+  int r = sc_io_fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                           off, len);
+  if (r == -EOPNOTSUPP) {
+    void *zeros = calloc (1, len);
+    if (!zeros)
+      return -ENOMEM;
+    r = sc_io_pwrite (fd, zeros, len, off, false);
+    free (zeros);
+    return r;
+  }
+  if (r == 0)
+    r = sc_io_fallocate (fd, 0, off, len);
+  return r == -EOPNOTSUPP ? 0 : r;
+}
+
+/* Take a slot for the journal: zeroed, so that no record of any earlier
+ * journal can be found past the end of this one, and reserved, so that
+ * appending to it never needs new space. */
 static int
 take_slot (struct sc_journal *j, uint64_t *slot)
 {
   int r = sc_alloc_get (j->alloc, slot);
   if (r < 0)
     return r;
-  r = sc_io_fallocate (j->fd, 0, *slot * j->chunk_size, j->chunk_size);
-  if (r == -EOPNOTSUPP)
-    r = 0;                      /* the filesystem cannot reserve: carry on */
+  r = zero_range (j->fd, *slot * j->chunk_size, j->chunk_size);
   if (r == 0)
     r = chain_push (j, *slot);
   if (r < 0)
@@ -95,6 +117,39 @@ sc_journal_start (struct sc_journal *j, int fd, uint32_t chunk_size,
     return r;
   }
   j->head_slot = j->slot;
+  return 0;
+}
+
+int
+sc_journal_resume (struct sc_journal *j, int fd, uint32_t chunk_size,
+                   uint32_t seed, struct sc_alloc *alloc, uint64_t head_slot,
+                   uint64_t head_seq, uint64_t *chain, size_t nchain,
+                   uint32_t end_pos, uint64_t next_seq, uint64_t records)
+{
+  if (nchain == 0)
+    return -EINVAL;
+  uint64_t slot = chain[nchain - 1];
+  /* A torn tail may hold pieces of unacknowledged records: clear them
+   * before appending over them. */
+  int r = zero_range (fd, slot * chunk_size + end_pos, chunk_size - end_pos);
+  if (r < 0)
+    return r;
+  memset (j, 0, sizeof *j);
+  j->fd = fd;
+  j->chunk_size = chunk_size;
+  j->seed = seed;
+  j->alloc = alloc;
+  j->head_slot = head_slot;
+  j->head_seq = head_seq;
+  j->slot = slot;
+  j->pos = end_pos;
+  j->next_seq = next_seq;
+  j->durable_seq = next_seq - 1;
+  j->records = records;
+  j->chain = chain;
+  j->nchain = j->chain_cap = nchain;
+  pthread_cond_init (&j->synced, NULL);
+  (void) take_slot (j, &j->spare);  /* if full, the next switch retries */
   return 0;
 }
 
@@ -293,8 +348,8 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                    uint64_t head_slot, uint64_t head_seq, uint64_t max_slot,
                    sc_journal_apply_fn apply, void *opaque,
                    uint64_t **chain_out, size_t *nchain_out,
-                   uint64_t *records_out, uint64_t *end_seq,
-                   char *err, size_t errlen)
+                   uint32_t *end_pos, uint64_t *records_out,
+                   uint64_t *end_seq, char *err, size_t errlen)
 {
   struct sc_journal j = { .chain = NULL };
   uint8_t *buf = malloc (chunk_size);
@@ -302,6 +357,7 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
     return -ENOMEM;
 
   uint64_t slot = head_slot, seq = head_seq, records = 0;
+  uint32_t pos = 0;
   int r = 0;
   bool end = false;
   while (!end) {
@@ -314,8 +370,8 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                 slot, slot * chunk_size, strerror (-r));
       break;
     }
-    uint32_t pos = 0;
     uint64_t next_slot = 0;
+    pos = 0;
     while (!end && next_slot == 0) {
       struct sc_rec_hdr h;
       if (pos + sizeof h > chunk_size) {
@@ -373,6 +429,7 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
   }
   *chain_out = j.chain;
   *nchain_out = j.nchain;
+  *end_pos = pos;
   *records_out = records;
   *end_seq = seq;
   return 0;

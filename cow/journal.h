@@ -56,6 +56,16 @@ int sc_journal_start (struct sc_journal *j, int fd, uint32_t chunk_size,
                       uint64_t first_seq);
 void sc_journal_free (struct sc_journal *j);
 
+/* Continue the journal that replay found, after its last valid record
+ * (`chain`, from sc_journal_replay, is taken over).  For when a
+ * checkpoint cannot be written (no space): the torn tail, if any, is
+ * zeroed first. */
+int sc_journal_resume (struct sc_journal *j, int fd, uint32_t chunk_size,
+                       uint32_t seed, struct sc_alloc *alloc,
+                       uint64_t head_slot, uint64_t head_seq,
+                       uint64_t *chain, size_t nchain, uint32_t end_pos,
+                       uint64_t next_seq, uint64_t records);
+
 /* Append a record (header filled in here).  *seq gets its number. */
 int sc_journal_append (struct sc_journal *j, void *rec, size_t len,
                        uint64_t *seq);
@@ -78,7 +88,7 @@ int sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                        uint64_t head_slot, uint64_t head_seq,
                        uint64_t max_slot, sc_journal_apply_fn apply,
                        void *opaque, uint64_t **chain, size_t *nchain,
-                       uint64_t *records, uint64_t *end_seq,
+                       uint32_t *end_pos, uint64_t *records, uint64_t *end_seq,
                        char *err, size_t errlen);
 
 #endif

@@ -90,8 +90,10 @@ shadowcopy_config (const char *key, const char *value)
   }
   if (strcmp (key, "chunk-size") == 0) {
     int64_t n = nbdkit_parse_size (value);
-    if (n == -1)
+    if (n == -1) {
+      nbdkit_error ("chunk-size=%s: not a size (use e.g. 64K)", value);
       return -1;
+    }
     if (n < SC_CHUNK_SIZE_MIN || n > SC_CHUNK_SIZE_MAX || (n & (n - 1))) {
       nbdkit_error ("chunk-size=%s: must be a power of two from 4K to 1M",
                     value);

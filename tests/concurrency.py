@@ -362,9 +362,65 @@ class Test:
             if s["state"] != "valid":
                 failure("snapshot %s is %s: %s" % (s["name"], s["state"],
                                                     s.get("reason")))
+        self.check_delete_while_open(out)
         if self.args.out:
             with open(self.args.out, "w") as f:
                 json.dump(out, f)
+
+    def check_delete_while_open(self, out):
+        """A client still connected to a snapshot that gets deleted must
+        get errors or the right data, never data of the slots it freed
+        once they are reused."""
+        if len(self.alive) < 2:
+            return
+        name = self.alive[0]
+        first = self.snaps[name]["first"]
+        h = self.connect(name)
+        h.pread(B, 0)
+        p = self.cli("delete", name)
+        if p.returncode != 0:
+            failure("delete %s while a client is connected to it: exit %d: %s"
+                    % (name, p.returncode, p.stderr.strip()))
+            return
+        self.alive.remove(name)
+        out.pop(name, None)
+        # Write everywhere, so that freed diff-area slots get reused.
+        w = self.connect("live")
+        rng = random.Random(self.args.seed + 7)
+        sha = hashlib.sha256()
+        for off in range(0, self.size, 1 << 20):
+            data = rng.randbytes(min(1 << 20, self.size - off))
+            w.pwrite(data, off)
+            sha.update(data)
+        w.flush()
+        out["live"] = sha.hexdigest()
+        w.shutdown()
+        errors = 0
+        for off in range(0, self.size, 1 << 20):
+            try:
+                data = h.pread(1 << 20, off)
+            except nbd.Error:
+                errors += 1
+                continue
+            got = self.decode(data, off // B, "deleted snapshot %s via an open "
+                              "connection" % name)
+            if got != first[off // B:off // B + len(got)]:
+                failure("deleted snapshot %s, read on a connection opened "
+                        "before the delete, returned wrong data at %d"
+                        % (name, off))
+                break
+        try:
+            h.shutdown()
+        except nbd.Error:
+            pass
+        print("concurrency.py: deleted snapshot %s on an open connection: %d of "
+              "%d reads refused, the others right"
+              % (name, errors, (self.size + (1 << 20) - 1) >> 20), flush=True)
+        try:
+            self.connect(name)
+        except nbd.Error:
+            return
+        failure("deleted snapshot %s can still be opened" % name)
 
 
 def main():

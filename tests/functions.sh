@@ -37,6 +37,13 @@ log()        { echo "$TEST_NAME: $*" >&2; }
 fail()       { echo "FAIL: $TEST_NAME: $*" >&2; exit 1; }
 skip()       { echo "SKIP: $TEST_NAME: $*" >&2; exit 77; }
 hard_error() { echo "ERROR: $TEST_NAME: $*" >&2; exit 99; }
+# soft_fail MESSAGE: report a failure but go on testing; the test fails
+# at exit.
+_SOFT_FAILURES=0
+soft_fail () {
+    echo "FAIL: $TEST_NAME: $*" >&2
+    _SOFT_FAILURES=$((_SOFT_FAILURES + 1))
+}
 
 # requires PROGRAM...: skip the test unless every program is on PATH.
 requires () {
@@ -73,12 +80,26 @@ requires_python_nbd
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/shadowcopy-$TEST_NAME.XXXXXX") ||
     hard_error "mktemp -d failed"
 
-_SERVER_PIDS=()         # every nbdkit started by start_server
+_SERVER_PIDS=()         # every nbdkit started and not yet reaped
+# _forget_pid PID: it was reaped (its number may be reused): never kill it.
+_forget_pid () {
+    local p keep=()
+    for p in "${_SERVER_PIDS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    _SERVER_PIDS=("${keep[@]}")
+}
 _MOUNTS=()              # mount points to unmount on exit
 
 _cleanup () {
     local rc=$? pid m f i
     set +e
+    if [ "$rc" -eq 0 ] && [ "$_SOFT_FAILURES" -gt 0 ]; then
+        echo "$TEST_NAME: $_SOFT_FAILURES failure(s) reported above" >&2
+        rc=1
+    fi
+    # 0 pass, 77 skip, 99 broken environment; anything else is a failure.
+    case $rc in 0|1|77|99) ;; *) rc=1 ;; esac
     for pid in "${_SERVER_PIDS[@]}"; do
         kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
     done
@@ -179,6 +200,7 @@ try_start_server () {
     for ((i = 0; i < SERVER_START_TIMEOUT * 10; i++)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             rc=0; wait "$pid" || rc=$?
+            _forget_pid "$pid"
             echo "$TEST_NAME: nbdkit exited with status $rc during startup" \
                 "(args: ${SERVER_ARGS[*]}); log:" >&2
             tail -n 20 "$SERVER_LOG" >&2
@@ -199,6 +221,7 @@ try_start_server () {
         "control socket $CTL=$([ -S "$CTL" ] && echo yes || echo no)" >&2
     kill -KILL "$pid" 2>/dev/null || :
     wait "$pid" 2>/dev/null || :
+    _forget_pid "$pid"
     SERVER_PID=
     return 1
 }
@@ -229,10 +252,12 @@ stop_server () {
     if kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid" || :
         wait "$pid" 2>/dev/null || :
+        _forget_pid "$pid"
         SERVER_PID=
         fail "nbdkit $pid did not exit within 10 s of SIGTERM"
     fi
     rc=0; wait "$pid" || rc=$?
+    _forget_pid "$pid"
     SERVER_PID=
     echo "==== $(date +%T.%N) nbdkit $pid exited with status $rc" >> "$SERVER_LOG"
     [ "$rc" -eq 0 ] || fail "nbdkit exited with status $rc after SIGTERM (not a clean stop)"
@@ -378,17 +403,23 @@ sc_field () {
 
 # expect_cli_error WHAT CMD ARGS...: CMD must exit non-zero (not by a
 # signal) with nothing on stdout and exactly one non-empty line on stderr.
-# The stderr line is left in $CLI_ERR.
+# The stderr line is left in $CLI_ERR.  A failure is reported with
+# soft_fail: the test goes on and fails at exit.
 expect_cli_error () {
     local what=$1 rc out errf=$TMP/.cli.err
     shift
     rc=0; out=$("$@" 2>"$errf") || rc=$?
     CLI_ERR=$(cat "$errf")
-    [ "$rc" -ne 0 ] || fail "$what: '$*' succeeded (stdout: $out)"
-    [ "$rc" -lt 126 ] || fail "$what: '$*' died with status $rc: $CLI_ERR"
-    [ -z "$out" ] || fail "$what: '$*' printed on stdout: $out"
-    [ "$(wc -l < "$errf")" -eq 1 ] && [ -n "$CLI_ERR" ] ||
-        fail "$what: '$*' should print exactly one line on stderr, got:
+    if [ "$rc" -eq 0 ]; then
+        soft_fail "$what: '$*' succeeded (stdout: $out)"
+    elif [ "$rc" -ge 126 ]; then
+        soft_fail "$what: '$*' died with status $rc: $CLI_ERR"
+    elif [ -n "$out" ]; then
+        soft_fail "$what: '$*' printed on stdout: $out"
+    elif [ "$(wc -l < "$errf")" -ne 1 ] || [ -z "$CLI_ERR" ]; then
+        soft_fail "$what: '$*' should print exactly one line on stderr, got:
 $CLI_ERR"
-    log "ok, $what: $CLI_ERR"
+    else
+        log "ok, $what: $CLI_ERR"
+    fi
 }

@@ -54,8 +54,38 @@ class Model:
     def connect(self, export):
         h = nbd.NBD()
         h.set_export_name(export)
+        h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
         h.connect_unix(self.args.sock)
         return h
+
+    def check_extents(self, h, what):
+        """Every range the live export reports as reading zeros must be
+        zeros in the model (else nbdcopy, qemu-img convert lose data)."""
+        if not h.can_meta_context(nbd.CONTEXT_BASE_ALLOCATION):
+            return
+        off = 0
+        while off < self.size:
+            got = []
+
+            def cb(ctx, start, entries, err):
+                if ctx == nbd.CONTEXT_BASE_ALLOCATION:
+                    got.extend(entries)
+                return 0
+            h.block_status(min(self.size - off, 1 << 30), off, cb)
+            if not got:
+                die("%s: block status at %d returned no extent" % (what, off))
+            for i in range(0, len(got), 2):
+                n, flags = got[i], got[i + 1]
+                n = min(n, self.size - off)
+                if flags & nbd.STATE_ZERO and \
+                   self.live[off:off + n] != bytes(n):
+                    j = next(j for j in range(n) if self.live[off + j])
+                    die("%s: extent [%d, +%d) is reported as zeros (flags %d), "
+                        "but byte %d holds data (seed %d)"
+                        % (what, off, n, flags, off + j, self.args.seed))
+                off += n
+                if off >= self.size:
+                    break
 
     def read_all(self, h):
         out = bytearray()
@@ -233,6 +263,8 @@ class Model:
             kind, off, n = self.pick_range()
             self.compare("live [%d,+%d)" % (off, n), self.live[off:off + n],
                          self.h.pread(n, off), off)
+        if self.rng.random() < 0.3:
+            self.check_extents(self.h, "live export extents")
         if self.snaps:
             name, img = self.rng.choice(self.snaps)
             h = self.connect(name)
@@ -244,6 +276,7 @@ class Model:
 
     def verify_all(self, when):
         self.compare("live export (%s)" % when, self.live, self.read_all(self.h))
+        self.check_extents(self.h, "live export extents (%s)" % when)
         h = self.connect("")
         self.compare("export \"\" (%s)" % when, self.live, self.read_all(h))
         h.shutdown()
@@ -306,13 +339,13 @@ class Model:
         for rnd in range(rounds):
             for _ in range(self.rng.randint(2, 10)):
                 self.io()
-            if len(self.snaps) >= 6:
+            if len(self.snaps) >= self.args.max_alive:
                 self.delete()
             self.create()
             r = self.rng.random()
-            if r < 0.35:
+            if r < self.args.delete_prob:
                 self.delete()
-            if rnd == rounds // 2 and rounds >= 10:
+            if rnd == rounds // 2 and rounds >= 10 and not self.args.no_delete_all:
                 self.delete_all()
             self.spot_check()
         print("model.py: seed %d: %d rounds, %d creates, %d deletes so far; "
@@ -330,6 +363,11 @@ def main():
     ap.add_argument("--chunk", type=int, default=0,
                     help="chunk size, if info --json does not say")
     ap.add_argument("--rounds", type=int, default=24)
+    ap.add_argument("--max-alive", type=int, default=6,
+                    help="delete one when this many snapshots exist")
+    ap.add_argument("--delete-prob", type=float, default=0.35,
+                    help="chance of a delete after each create")
+    ap.add_argument("--no-delete-all", action="store_true")
     ap.add_argument("--load", action="store_true")
     ap.add_argument("--verify-only", action="store_true")
     args = ap.parse_args()

@@ -19,23 +19,31 @@ state_of () {
 expect_start_failure () {
     local what=$1 re1=$2 re2=$3 rc=0 before after
     shift 3
+    rm -f "$TMP/bad.sock"
     before=$(state_of "$W")
     timeout 30 nbdkit -U "$TMP/bad.sock" --run 'exit 0' \
         "$SHADOWCOPY_PLUGIN" "$@" > "$TMP/start.out" 2>&1 || rc=$?
     case $rc in
-        0) fail "$what: nbdkit started with: $*" ;;
-        124) fail "$what: nbdkit neither started nor failed within 30 s: $*" ;;
+        0) soft_fail "$what: nbdkit started with: $*" ;;
+        124) soft_fail "$what: nbdkit neither started nor failed within 30 s: $*" ;;
+        *)
+            if [ "$rc" -ge 126 ]; then
+                soft_fail "$what: nbdkit crashed (status $rc): $(cat "$TMP/start.out")"
+            elif ! grep -Eiq -- "$re1" "$TMP/start.out" ||
+                 ! grep -Eiq -- "$re2" "$TMP/start.out"; then
+                soft_fail "$what: the error does not mention /$re1/ and /$re2/: $(cat "$TMP/start.out")"
+            else
+                log "ok, $what: $(grep -Ei -m1 -- "$re1" "$TMP/start.out")"
+            fi
+            ;;
     esac
-    [ "$rc" -lt 126 ] || fail "$what: nbdkit crashed (status $rc): $(cat "$TMP/start.out")"
-    grep -Eiq -- "$re1" "$TMP/start.out" && grep -Eiq -- "$re2" "$TMP/start.out" ||
-        fail "$what: the error does not mention /$re1/ and /$re2/: $(cat "$TMP/start.out")"
-    grep -Eq 'AddressSanitizer|runtime error:' "$TMP/start.out" &&
-        fail "$what: sanitizer report: $(cat "$TMP/start.out")"
+    if grep -Eq 'AddressSanitizer|runtime error:' "$TMP/start.out"; then
+        soft_fail "$what: sanitizer report: $(cat "$TMP/start.out")"
+    fi
     after=$(state_of "$W")
     [ "$before" = "$after" ] ||
-        fail "$what: a failed start changed files:
+        fail "$what: the start attempt changed files:
 $(diff <(echo "$before") <(echo "$after"))"
-    log "ok, $what: $(grep -Ei -m1 -- "$re1" "$TMP/start.out")"
 }
 
 # ---- plugin parameters ------------------------------------------------
@@ -117,6 +125,7 @@ elif command -v setpriv >/dev/null &&
          test -r "$SHADOWCOPY_PLUGIN" 2>/dev/null &&
      chmod 755 "$TMP" "$W" && mkdir -m 777 "$W/nobody" &&
      setpriv --reuid=nobody --regid=nogroup --clear-groups test -w "$W/nobody"; then
+    NOBODY_OK=1
     make_disk "$W/nobody/unread-origin" 16M
     chmod 000 "$W/nobody/unread-origin"
     before=$(state_of "$W")
@@ -138,6 +147,7 @@ fi
 # Positive controls: the limits of chunk-size are accepted.
 for cs in 4K 1M; do
     rc=0
+    rm -f "$TMP/bad.sock"
     timeout 30 nbdkit -U "$TMP/bad.sock" --run 'exit 0' "$SHADOWCOPY_PLUGIN" \
         disk="$W/originC" diff="$TMP/pos-$cs" chunk-size=$cs \
         > "$TMP/start.out" 2>&1 || rc=$?
@@ -185,6 +195,16 @@ expect_cli_error "no server (stale socket)" "$SHADOWCOPY_CLI" -c "$TMP/stale.soc
 echo hello > "$TMP/notasocket"
 expect_cli_error "socket path is a regular file" \
     "$SHADOWCOPY_CLI" -c "$TMP/notasocket" create x
+if [ -n "${NOBODY_OK:-}" ] &&
+   setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$SHADOWCOPY_CLI"; then
+    # The control socket is 0600: another user is turned away.
+    expect_cli_error "another user on the control socket" \
+        setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        "$SHADOWCOPY_CLI" -c "$CTL" create by-nobody
+    grep -qi 'permission' <<< "$CLI_ERR" ||
+        soft_fail "another user on the control socket: the error does not say" \
+            "permission denied: $CLI_ERR"
+fi
 expect_cli_error "offline CLI on a missing diff area" \
     "$SHADOWCOPY_CLI" --diff "$TMP/nofile" list
 [ ! -e "$TMP/nofile" ] || fail "the offline CLI created a missing diff area"

@@ -36,4 +36,28 @@ for name, sha in json.load(open(sys.argv[1])).items():
 
 run_concurrency default 12 ""
 run_concurrency chunk4k 6 chunk-size=4K
+
+# Many requesters at once: 16 creates with default names and 16 with
+# given names, all at the same time, then as many deletes.
+make_disk "$TMP/disk" 16M
+start_server "$TMP/disk" "$TMP/diff"
+pids=()
+for i in $(seq 16); do
+    sc create > "$TMP/create-d$i" 2> "$TMP/create-d$i.err" & pids+=($!)
+    sc create "par$i" > "$TMP/create-n$i" 2> "$TMP/create-n$i.err" & pids+=($!)
+done
+bad=0
+for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+[ "$bad" -eq 0 ] || fail "$bad of 32 concurrent creates failed: $(cat "$TMP"/create-*.err)"
+[ "$(cat "$TMP"/create-d* "$TMP"/create-n* | grep -v '^$' | sort -u | wc -l)" -eq 32 ] ||
+    fail "32 concurrent creates did not print 32 distinct names"
+[ "$(sc_names | wc -l)" -eq 32 ] || fail "32 concurrent creates: list shows $(sc_names | wc -l)"
+pids=()
+for n in $(sc_names); do
+    sc delete "$n" > /dev/null & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+[ "$bad" -eq 0 ] || fail "$bad of 32 concurrent deletes failed"
+[ -z "$(sc_names)" ] || fail "snapshots left after 32 concurrent deletes"
+stop_server
 exit 0

@@ -56,8 +56,14 @@ expect_cli_error "offline delete of a nonexistent snapshot" sc_off "$D" delete s
     fail "offline list after delete: $(sc_off "$D" list)"
 [ ! -e "$D.sock" ] || [ ! -S "$D.sock" ] || log "note: stale control socket left at $D.sock"
 
-# The deletion is seen by the server; the other snapshots are intact.
+# The deletion is seen by the server; the other snapshots are intact.  A
+# stale control socket (left by a dead server) is replaced.
+rm -f "$D.sock"
+"$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' "$D.sock"
 start_server "$TMP/disk" "$D"
+sc list > /dev/null || fail "the CLI cannot talk to a server that replaced a stale socket"
 [ "$(sc_names | tr '\n' ' ')" = "s1 s3 " ] || fail "after restart: $(sc_names | tr '\n' ' ')"
 [ "$(nbd_sha256 s1)" = "$sum_s1" ] || fail "s1 changed after offline delete of s2"
 [ "$(nbd_sha256 s3)" = "$sum_s3" ] || fail "s3 changed after offline delete of s2"
@@ -68,6 +74,22 @@ fi
 nbd_write_random live 0 $((8 * M))
 [ "$(nbd_sha256 s1)" = "$sum_s1" ] || fail "s1 changed by writes after offline delete"
 [ "$(nbd_sha256 s3)" = "$sum_s3" ] || fail "s3 changed by writes after offline delete"
+
+# Another volume cannot take over a control socket in use.
+make_disk "$TMP/disk2" 16M
+first_pid=$SERVER_PID
+first_ctl=$CTL
+NBD_SOCK=$TMP/nbd-other.sock
+if try_start_server "$TMP/disk2" "$TMP/diff2" control="$D.sock" 2>/dev/null; then
+    fail "a second volume started on the control socket of a running server"
+fi
+SERVER_PID=$first_pid
+CTL=$first_ctl
+NBD_SOCK=$TMP/nbd.sock
+server_alive "after another volume tried its control socket"
+[ -S "$D.sock" ] || fail "the control socket in use was removed by the refused server"
+[ "$(sc_names | tr '\n' ' ')" = "s1 s3 " ] ||
+    fail "the control socket no longer reaches the first server"
 stop_server
 
 # A server with its control socket elsewhere holds the diff area: the

@@ -41,7 +41,8 @@ nbd_zero live $((9 * M)) 8192
 
 compare 0 "$TMP/saved.raw" "$(uri snap)"
 compare 1 "$TMP/saved.raw" "$(uri live)"
-grep -q "Content mismatch at offset $((3 * M + 17))" "$TMP/cmp.out" ||
+# (qemu-img reports the 512-byte sector holding the first difference.)
+grep -Eq "Content mismatch at offset ($((3 * M + 17))|$((3 * M)))!" "$TMP/cmp.out" ||
     fail "qemu-img compare of live against the saved copy: expected the" \
         "first mismatch at $((3 * M + 17)), got: $(cat "$TMP/cmp.out")"
 compare 1 "$(uri snap)" "$(uri live)"
