@@ -328,7 +328,9 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, char *err,
     if (!s)
       return -ENOMEM;
     memcpy (s->info.name, r->name, r->name_len);
-    if (!sc_snapshot_name_valid (s->info.name) || r->flags != 0 ||
+    /* A NUL inside the recorded name would silently shorten it. */
+    if (strlen (s->info.name) != r->name_len ||
+        !sc_snapshot_name_valid (s->info.name) || r->flags != 0 ||
         r->id < d->next_id || r->epoch < d->epoch || r->epoch == 0 ||
         r->epoch == UINT32_MAX || snap_by_name (d, s->info.name)) {
       free (s);
@@ -682,7 +684,8 @@ sc_diff_open (const char *path, unsigned flags,
     snprintf (err, errlen, "%s: %s", path, strerror (errno));
     goto fail;
   }
-  if (flock (d->fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == -1) {
+  if (flock (d->fd, (rdonly ? LOCK_SH : LOCK_EX) |
+                   (flags & SC_DIFF_NOWAIT ? LOCK_NB : 0)) == -1) {
     r = -errno;
     if (errno == EWOULDBLOCK)
       snprintf (err, errlen, "%s: the diff area is in use by another "

@@ -83,6 +83,16 @@ sc_sb_load (int fd, struct sc_sb_disk *out, char *err, size_t errlen)
         best = i;
     }
   }
+  /* A copy with a good checksum written by a newer shadowcopy: that
+   * version has moved the diff area on.  Falling back to the other, older
+   * copy would replay a journal it may since have reused, and our next
+   * superblock update would overwrite its copy: refuse instead. */
+  for (int i = 0; i < SC_SB_COPIES; i++)
+    if (res[i] == -EPROTONOSUPPORT) {
+      snprintf (err, errlen, "superblock copy %c at offset %d: %s",
+                "AB"[i], i * SC_SB_SIZE, why[i]);
+      return -EPROTONOSUPPORT;
+    }
   if (best < 0) {
     if (memcmp (blocks[0], zero, SC_SB_SIZE) == 0 &&
         memcmp (blocks[1], zero, SC_SB_SIZE) == 0) {

@@ -1,0 +1,468 @@
+/* Helpers shared by the Criterion unit tests (see unit-helpers.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/crc32c.h"
+#include "cow/journal.h"
+#include "tests/unit-helpers.h"
+
+char *uh_dir;
+
+/* ---- the test's directory ------------------------------------------ */
+
+void
+uh_setup (void)
+{
+  char tmpl[] = "/tmp/shadowcopy-unit-XXXXXX";
+  cr_assert_not_null (mkdtemp (tmpl), "mkdtemp: %s", strerror (errno));
+  uh_dir = strdup (tmpl);
+  cr_assert_not_null (uh_dir);
+}
+
+static int
+rm_one (const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  (void) st; (void) type; (void) ftw;
+  remove (path);
+  return 0;
+}
+
+void
+uh_teardown (void)
+{
+  if (!uh_dir)
+    return;
+  nftw (uh_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  free (uh_dir);
+  uh_dir = NULL;
+}
+
+char *
+uh_path (const char *name)
+{
+  char *p;
+  cr_assert_neq (asprintf (&p, "%s/%s", uh_dir, name), -1);
+  return p;
+}
+
+/* ---- deterministic data --------------------------------------------- */
+
+uint64_t
+uh_rand (uint64_t *state)
+{
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t
+uh_rand_below (uint64_t *state, uint64_t n)
+{
+  return uh_rand (state) % n;
+}
+
+static uint64_t
+pattern_word (uint64_t seed, uint64_t word)
+{
+  uint64_t s = seed * 0x2545f4914f6cdd1dull ^ word;
+  return uh_rand (&s);
+}
+
+uint8_t
+uh_pattern_byte (uint64_t seed, uint64_t off)
+{
+  return (uint8_t) (pattern_word (seed, off / 8) >> (off % 8 * 8));
+}
+
+void
+uh_pattern (void *buf, size_t len, uint64_t seed, uint64_t off)
+{
+  uint8_t *p = buf;
+  size_t i = 0;
+  while (i < len && (off + i) % 8)
+    p[i] = uh_pattern_byte (seed, off + i), i++;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w = pattern_word (seed, (off + i) / 8);
+    memcpy (p + i, &w, 8);      /* little-endian: byte k is bits 8k.. */
+  }
+  for (; i < len; i++)
+    p[i] = uh_pattern_byte (seed, off + i);
+}
+
+/* ---- files ---------------------------------------------------------- */
+
+void
+uh_make_file (const char *path, uint64_t size, uint64_t seed)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  if (seed) {
+    size_t blk = 1 << 20;
+    uint8_t *buf = malloc (blk);
+    cr_assert_not_null (buf);
+    for (uint64_t off = 0; off < size; off += blk) {
+      size_t n = size - off < blk ? size - off : blk;
+      uh_pattern (buf, n, seed, off);
+      cr_assert_eq (pwrite (fd, buf, n, off), (ssize_t) n);
+    }
+    free (buf);
+  }
+  cr_assert_eq (ftruncate (fd, size), 0);
+  cr_assert_eq (close (fd), 0);
+}
+
+void
+uh_make_zero_file (const char *path, uint64_t size)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  size_t blk = 1 << 20;
+  uint8_t *buf = calloc (1, blk);
+  cr_assert_not_null (buf);
+  for (uint64_t off = 0; off < size; off += blk) {
+    size_t n = size - off < blk ? size - off : blk;
+    cr_assert_eq (pwrite (fd, buf, n, off), (ssize_t) n);
+  }
+  free (buf);
+  cr_assert_eq (close (fd), 0);
+}
+
+uint64_t
+uh_file_size (const char *path)
+{
+  struct stat st;
+  cr_assert_eq (stat (path, &st), 0, "%s: %s", path, strerror (errno));
+  return st.st_size;
+}
+
+uint8_t *
+uh_read_file (const char *path, size_t *len)
+{
+  size_t n = uh_file_size (path);
+  uint8_t *buf = malloc (n + 1);
+  cr_assert_not_null (buf);
+  uh_pread (path, buf, n, 0);
+  *len = n;
+  return buf;
+}
+
+void
+uh_write_file (const char *path, const void *buf, size_t len)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  cr_assert_eq (write (fd, buf, len), (ssize_t) len);
+  cr_assert_eq (close (fd), 0);
+}
+
+void
+uh_pread (const char *path, void *buf, size_t len, uint64_t off)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread (fd, (char *) buf + done, len - done, off + done);
+    cr_assert_geq (n, 0, "%s: %s", path, strerror (errno));
+    if (n == 0) {
+      memset ((char *) buf + done, 0, len - done);
+      break;
+    }
+    done += n;
+  }
+  close (fd);
+}
+
+void
+uh_pwrite (const char *path, const void *buf, size_t len, uint64_t off)
+{
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  cr_assert_eq (pwrite (fd, buf, len, off), (ssize_t) len);
+  cr_assert_eq (close (fd), 0);
+}
+
+void
+uh_flip_byte (const char *path, uint64_t off)
+{
+  uint8_t b;
+  uh_pread (path, &b, 1, off);
+  b ^= 0xff;
+  uh_pwrite (path, &b, 1, off);
+}
+
+void
+uh_truncate (const char *path, uint64_t size)
+{
+  cr_assert_eq (truncate (path, size), 0, "%s: %s", path, strerror (errno));
+}
+
+/* ---- superblocks and journal records -------------------------------- */
+
+uint32_t
+uh_sb_crc (const void *block)
+{
+  uint8_t copy[SC_SB_SIZE];
+  memcpy (copy, block, SC_SB_SIZE);
+  memset (copy + offsetof (struct sc_sb_disk, crc), 0, sizeof (uint32_t));
+  return crc32c (0, copy, SC_SB_SIZE);
+}
+
+void
+uh_sb_fix_crc (void *block)
+{
+  uint32_t crc = uh_sb_crc (block);
+  memcpy ((uint8_t *) block + offsetof (struct sc_sb_disk, crc), &crc,
+          sizeof crc);
+}
+
+void
+uh_sb_read (const char *path, int copy, struct sc_sb_disk *sb)
+{
+  uh_pread (path, sb, sizeof *sb, (uint64_t) copy * SC_SB_SIZE);
+}
+
+void
+uh_sb_write (const char *path, int copy, const struct sc_sb_disk *sb)
+{
+  uint8_t block[SC_SB_SIZE];
+  /* Keep whatever lies past the structure in the block. */
+  uh_pread (path, block, SC_SB_SIZE, (uint64_t) copy * SC_SB_SIZE);
+  memcpy (block, sb, sizeof *sb);
+  uh_sb_fix_crc (block);
+  uh_pwrite (path, block, SC_SB_SIZE, (uint64_t) copy * SC_SB_SIZE);
+}
+
+static bool
+sb_valid (const uint8_t *block)
+{
+  const struct sc_sb_disk *sb = (const void *) block;
+  return memcmp (sb->magic, SC_SB_MAGIC, 8) == 0 &&
+         sb->crc == uh_sb_crc (block);
+}
+
+int
+uh_sb_newest (const char *path, struct sc_sb_disk *out)
+{
+  uint8_t blocks[2][SC_SB_SIZE];
+  uh_pread (path, blocks, sizeof blocks, 0);
+  int best = -1;
+  for (int i = 0; i < 2; i++)
+    if (sb_valid (blocks[i]) &&
+        (best < 0 || ((struct sc_sb_disk *) blocks[i])->generation >
+                     ((struct sc_sb_disk *) blocks[best])->generation))
+      best = i;
+  cr_assert_geq (best, 0, "%s: no valid superblock", path);
+  memcpy (out, blocks[best], sizeof *out);
+  return best;
+}
+
+void
+uh_journal_end (const char *path, struct uh_journal_end *je)
+{
+  struct sc_sb_disk sb;
+  uh_sb_newest (path, &sb);
+  memset (je, 0, sizeof *je);
+  je->chunk_size = 1u << sb.chunk_shift;
+  je->seed = sc_journal_seed (sb.uuid, sb.journal_nonce);
+  je->head_slot = sb.journal_head;
+
+  uint8_t *buf = malloc (je->chunk_size);
+  cr_assert_not_null (buf);
+  uint64_t slot = sb.journal_head, seq = sb.journal_seq;
+  for (unsigned hops = 0;; hops++) {
+    cr_assert_lt (hops, 100000, "journal chain does not end");
+    uh_pread (path, buf, je->chunk_size, slot * je->chunk_size);
+    uint32_t pos = 0;
+    uint64_t next = 0;
+    for (;;) {
+      struct sc_rec_hdr h;
+      if (pos + sizeof h > je->chunk_size)
+        break;
+      memcpy (&h, buf + pos, sizeof h);
+      if (h.seq != seq || h.len < sizeof h || h.len % SC_REC_ALIGN ||
+          h.len > je->chunk_size - pos ||
+          h.crc != crc32c (je->seed, buf + pos + 4, h.len - 4))
+        break;
+      if (h.type == SC_REC_NEXT)
+        memcpy (&next, buf + pos + sizeof h, sizeof next);
+      pos += h.len;
+      seq++;
+      je->records++;
+      if (next)
+        break;
+    }
+    if (!next) {
+      je->slot = slot;
+      je->off = slot * je->chunk_size + pos;
+      je->next_seq = seq;
+      break;
+    }
+    slot = next;
+  }
+  free (buf);
+}
+
+void
+uh_rec_seal (void *rec, size_t len, uint64_t seq, uint32_t seed)
+{
+  struct sc_rec_hdr *h = rec;
+  h->len = (uint16_t) len;
+  h->seq = seq;
+  h->crc = crc32c (seed, (uint8_t *) rec + 4, len - 4);
+}
+
+void
+uh_journal_append (const char *path, void *rec, size_t len)
+{
+  struct uh_journal_end je;
+  uh_journal_end (path, &je);
+  cr_assert_leq (je.off % je.chunk_size + len, je.chunk_size,
+                 "no room for the record in the last journal slot");
+  uh_rec_seal (rec, len, je.next_seq, je.seed);
+  uh_pwrite (path, rec, len, je.off);
+}
+
+/* ---- a diff area on a temporary origin ------------------------------ */
+
+void
+uh_area_create (struct uh_area *a, uint64_t size, uint32_t chunk_size,
+                uint64_t seed)
+{
+  memset (a, 0, sizeof *a);
+  a->origin_path = uh_path ("origin");
+  a->diff_path = uh_path ("diff");
+  a->origin_size = size;
+  a->seed = seed;
+  uh_make_file (a->origin_path, size, seed);
+  a->origin_fd = open (a->origin_path, O_RDWR | O_CLOEXEC);
+  cr_assert_geq (a->origin_fd, 0);
+  cr_assert_eq (sc_origin_identify (a->origin_fd, a->origin_path, &a->id), 0);
+
+  char err[512] = "";
+  int r = sc_diff_open (a->diff_path, SC_DIFF_CREATE, &a->id, chunk_size,
+                        &a->d, err, sizeof err);
+  cr_assert_eq (r, 0, "creating %s: %d %s", a->diff_path, r, err);
+  a->chunk_size = sc_diff_chunk_size (a->d);
+  if (chunk_size)
+    cr_assert_eq (a->chunk_size, chunk_size);
+}
+
+void
+uh_area_close (struct uh_area *a)
+{
+  if (!a->d)
+    return;
+  int r = sc_diff_close (a->d);
+  a->d = NULL;
+  cr_assert_eq (r, 0, "sc_diff_close: %d", r);
+}
+
+void
+uh_area_open (struct uh_area *a, unsigned flags)
+{
+  char err[512] = "";
+  int r = sc_diff_open (a->diff_path, flags, &a->id, 0, &a->d, err,
+                        sizeof err);
+  cr_assert_eq (r, 0, "opening %s: %d %s", a->diff_path, r, err);
+}
+
+void
+uh_area_reopen (struct uh_area *a, unsigned flags)
+{
+  uh_area_close (a);
+  uh_area_open (a, flags);
+}
+
+void
+uh_area_free (struct uh_area *a)
+{
+  uh_area_close (a);
+  if (a->origin_fd > 0)
+    close (a->origin_fd);
+  free (a->origin_path);
+  free (a->diff_path);
+  memset (a, 0, sizeof *a);
+}
+
+uint64_t
+uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag)
+{
+  uint32_t cs = sc_diff_chunk_size (d);
+  uint64_t off, seq = 0;
+  cr_assert_eq (sc_diff_slot_reserve (d, &off), 0);
+  cr_assert_eq (off % cs, 0, "slot offset %lu not chunk aligned",
+                (unsigned long) off);
+  cr_assert_geq (off, SC_SB_AREA, "slot offset %lu inside the superblocks",
+                 (unsigned long) off);
+  uint8_t *buf = malloc (cs);
+  cr_assert_not_null (buf);
+  uh_pattern (buf, cs, tag, 0);
+  cr_assert_eq (pwrite (sc_diff_fd (d), buf, cs, off), (ssize_t) cs);
+  free (buf);
+  cr_assert_eq (sc_diff_copy_record (d, chunk, off, &seq), 0);
+  cr_assert_eq (sc_diff_commit (d, seq), 0);
+  return off;
+}
+
+void
+uh_copy_zero (struct sc_diff *d, uint64_t chunk)
+{
+  uint64_t seq = 0;
+  cr_assert_eq (sc_diff_copy_record (d, chunk, SC_COPY_ZERO, &seq), 0);
+  cr_assert_eq (sc_diff_commit (d, seq), 0);
+}
+
+void
+uh_assert_slot_data (struct sc_diff *d, uint64_t offset, uint64_t tag)
+{
+  uint32_t cs = sc_diff_chunk_size (d);
+  uint8_t *got = malloc (cs), *want = malloc (cs);
+  cr_assert (got && want);
+  cr_assert_eq (pread (sc_diff_fd (d), got, cs, offset), (ssize_t) cs);
+  uh_pattern (want, cs, tag, 0);
+  cr_assert_arr_eq (got, want, cs, "slot at offset %lu does not hold the "
+                    "data of copy %lu", (unsigned long) offset,
+                    (unsigned long) tag);
+  free (got);
+  free (want);
+}
+
+struct sc_snapshot_info
+uh_snap (struct sc_diff *d, const char *name)
+{
+  struct sc_snapshot_info info;
+  memset (&info, 0, sizeof info);
+  int r = sc_diff_snapshot_create (d, name, &info);
+  cr_assert_eq (r, 0, "creating snapshot %s: %d", name ? name : "(default)",
+                r);
+  return info;
+}
+
+struct sc_snapshot_info
+uh_find (struct sc_diff *d, const char *name)
+{
+  struct sc_snapshot_info info;
+  int r = sc_diff_snapshot_find (d, name, &info);
+  cr_assert_eq (r, 0, "snapshot %s: %d", name, r);
+  return info;
+}
+
+struct sc_diff_stats
+uh_stats (struct sc_diff *d)
+{
+  struct sc_diff_stats st;
+  sc_diff_stats (d, &st);
+  return st;
+}

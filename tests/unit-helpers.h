@@ -1,0 +1,137 @@
+/* Helpers shared by the Criterion unit tests: a temporary directory per
+ * test, deterministic origin files, whole-file reads, byte surgery on
+ * diff areas, and a small diff-area fixture.
+ *
+ * Criterion forks one child per test and runs them in parallel, so every
+ * test works in its own directory made by uh_setup() (a suite .init) and
+ * removed by uh_teardown() (a suite .fini, which also runs after a failed
+ * assertion). */
+#ifndef SHADOWCOPY_TESTS_UNIT_HELPERS_H
+#define SHADOWCOPY_TESTS_UNIT_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/diffarea.h"
+#include "cow/format.h"
+
+/* ---- the test's directory ------------------------------------------ */
+
+/* The directory of the running test (made by uh_setup). */
+extern char *uh_dir;
+
+void uh_setup (void);
+void uh_teardown (void);
+
+/* uh_dir + "/" + name, in a malloc'd string. */
+char *uh_path (const char *name);
+
+/* ---- deterministic data --------------------------------------------- */
+
+/* splitmix64: a small, seedable generator for reproducible tests. */
+uint64_t uh_rand (uint64_t *state);
+/* Uniform in [0, n); n > 0. */
+uint64_t uh_rand_below (uint64_t *state, uint64_t n);
+
+/* The pattern byte at absolute offset `off` of a stream seeded by `seed`:
+ * any range can be regenerated without keeping the whole stream. */
+uint8_t uh_pattern_byte (uint64_t seed, uint64_t off);
+void uh_pattern (void *buf, size_t len, uint64_t seed, uint64_t off);
+
+/* ---- files ---------------------------------------------------------- */
+
+/* A file of `size` bytes of uh_pattern(seed) (seed != 0), or a sparse
+ * all-zero file (seed == 0). */
+void uh_make_file (const char *path, uint64_t size, uint64_t seed);
+/* A file of `size` zero bytes actually written (not sparse). */
+void uh_make_zero_file (const char *path, uint64_t size);
+
+uint64_t uh_file_size (const char *path);
+/* The whole file, malloc'd; *len gets its size. */
+uint8_t *uh_read_file (const char *path, size_t *len);
+void uh_write_file (const char *path, const void *buf, size_t len);
+void uh_pread (const char *path, void *buf, size_t len, uint64_t off);
+void uh_pwrite (const char *path, const void *buf, size_t len, uint64_t off);
+void uh_flip_byte (const char *path, uint64_t off);
+void uh_truncate (const char *path, uint64_t size);
+
+/* ---- superblocks and journal records -------------------------------- */
+
+/* CRC of a 4096-byte superblock image (crc field taken as zero), and
+ * store it in the image. */
+uint32_t uh_sb_crc (const void *block);
+void uh_sb_fix_crc (void *block);
+
+/* Read superblock copy `copy` (0: A at offset 0, 1: B at 4096). */
+void uh_sb_read (const char *path, int copy, struct sc_sb_disk *sb);
+/* Write copy `copy` from *sb, recomputing its CRC. */
+void uh_sb_write (const char *path, int copy, const struct sc_sb_disk *sb);
+/* Which copy is current (the valid one with the highest generation). */
+int uh_sb_newest (const char *path, struct sc_sb_disk *sb);
+
+/* Where the journal of the current superblock ends: the slot being
+ * appended to, the offset in the file just past its last valid record,
+ * and the sequence number the next record must carry.  Walks NEXT
+ * records like replay does. */
+struct uh_journal_end {
+  uint64_t slot;
+  uint64_t off;
+  uint64_t next_seq;
+  uint32_t seed;
+  uint32_t chunk_size;
+  uint64_t head_slot;
+  uint64_t records;
+};
+void uh_journal_end (const char *path, struct uh_journal_end *je);
+
+/* Seal a record as the journal does: len, seq, then the CRC over bytes
+ * [4, len) seeded with `seed`. */
+void uh_rec_seal (void *rec, size_t len, uint64_t seq, uint32_t seed);
+
+/* Append a sealed record at the journal's end (in place, as if the
+ * engine had written it). */
+void uh_journal_append (const char *path, void *rec, size_t len);
+
+/* ---- a diff area on a temporary origin ------------------------------ */
+
+struct uh_area {
+  char *origin_path;
+  char *diff_path;
+  int origin_fd;
+  uint64_t origin_size;
+  uint32_t chunk_size;
+  uint64_t seed;                /* origin content: uh_pattern(seed) */
+  struct sc_origin_id id;
+  struct sc_diff *d;
+};
+
+/* Make an origin of `size` bytes of pattern `seed` and create its diff
+ * area with `chunk_size` (open read-write). */
+void uh_area_create (struct uh_area *a, uint64_t size, uint32_t chunk_size,
+                     uint64_t seed);
+/* Close the diff area (asserting success). */
+void uh_area_close (struct uh_area *a);
+/* Open it again with `flags` (SC_DIFF_RDONLY or 0) and the origin. */
+void uh_area_open (struct uh_area *a, unsigned flags);
+void uh_area_reopen (struct uh_area *a, unsigned flags);
+void uh_area_free (struct uh_area *a);
+
+/* A copy of `chunk` as the engine makes one: reserve a slot, write
+ * `chunk_size` bytes of uh_pattern(tag) there, record it and commit.
+ * Returns the slot's offset. */
+uint64_t uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag);
+/* Record an all-zero copy of `chunk` (no slot) and commit. */
+void uh_copy_zero (struct sc_diff *d, uint64_t chunk);
+
+/* Assert that the data at `offset` in the diff area is uh_pattern(tag). */
+void uh_assert_slot_data (struct sc_diff *d, uint64_t offset, uint64_t tag);
+
+/* Create a snapshot named `name` (NULL: default) and return its info. */
+struct sc_snapshot_info uh_snap (struct sc_diff *d, const char *name);
+/* Look one up by name (asserting it exists). */
+struct sc_snapshot_info uh_find (struct sc_diff *d, const char *name);
+
+struct sc_diff_stats uh_stats (struct sc_diff *d);
+
+#endif

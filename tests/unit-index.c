@@ -1,0 +1,498 @@
+/* Unit tests: the copy index (chunk -> copies by epoch): add/last/after
+ * semantics, ordering, growth, and removal through sc_index_filter. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/index.h"
+
+static void
+add (struct sc_index *ix, uint64_t chunk, uint32_t epoch, uint64_t slot)
+{
+  struct sc_copy c = { .slot = slot, .epoch = epoch };
+  int r = sc_index_add (ix, chunk, c);
+  cr_assert_eq (r, 0, "adding chunk %lu epoch %u: %d", (unsigned long) chunk,
+                epoch, r);
+}
+
+/* The epoch of the copy a snapshot of `epoch` sees, 0 for the origin. */
+static uint32_t
+after (const struct sc_index *ix, uint64_t chunk, uint32_t epoch)
+{
+  struct sc_copy c;
+  return sc_index_after (ix, chunk, epoch, &c) ? c.epoch : 0;
+}
+
+static bool
+found (const struct sc_index *ix, uint64_t chunk)
+{
+  struct sc_copy c;
+  return sc_index_last (ix, chunk, &c);
+}
+
+Test (index, empty_index_has_no_copies)
+{
+  struct sc_index ix;
+  struct sc_copy c;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  cr_assert (!sc_index_last (&ix, 0, &c));
+  cr_assert (!sc_index_after (&ix, 0, 0, &c));
+  cr_assert (!sc_index_last (&ix, 12345, &c));
+  cr_assert_eq (ix.chunks, 0);
+  cr_assert_eq (ix.copies, 0);
+  sc_index_free (&ix);
+}
+
+Test (index, last_is_the_newest_copy)
+{
+  struct sc_index ix;
+  struct sc_copy c;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  add (&ix, 7, 3, 100);
+  cr_assert (sc_index_last (&ix, 7, &c));
+  cr_assert_eq (c.epoch, 3);
+  cr_assert_eq (c.slot, 100);
+  add (&ix, 7, 5, 101);
+  add (&ix, 7, 9, 102);
+  cr_assert (sc_index_last (&ix, 7, &c));
+  cr_assert_eq (c.epoch, 9);
+  cr_assert_eq (c.slot, 102);
+  cr_assert (!sc_index_last (&ix, 8, &c), "another chunk has no copy");
+  sc_index_free (&ix);
+}
+
+Test (index, after_returns_the_oldest_copy_newer_than_the_epoch)
+{
+  struct sc_index ix;
+  struct sc_copy c;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  add (&ix, 7, 3, 100);
+  add (&ix, 7, 5, 101);
+  add (&ix, 7, 9, 102);
+  /* epoch -> copy seen (0: the origin) */
+  static const uint32_t want[][2] = {
+    { 0, 3 }, { 1, 3 }, { 2, 3 }, { 3, 5 }, { 4, 5 }, { 5, 9 }, { 8, 9 },
+    { 9, 0 }, { 10, 0 }, { UINT32_MAX, 0 },
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    cr_assert_eq (after (&ix, 7, want[i][0]), want[i][1], "epoch %u",
+                  want[i][0]);
+  cr_assert (sc_index_after (&ix, 7, 4, &c));
+  cr_assert_eq (c.slot, 101);
+  cr_assert (!sc_index_after (&ix, 6, 0, &c));
+  sc_index_free (&ix);
+}
+
+Test (index, same_epoch_twice_is_eexist)
+{
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  add (&ix, 1, 4, 10);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 11, 4 }), -EEXIST);
+  add (&ix, 1, 6, 12);
+  add (&ix, 1, 8, 13);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 6 }), -EEXIST);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 4 }), -EEXIST);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 8 }), -EEXIST);
+  cr_assert_eq (ix.copies, 3, "refused adds change nothing");
+  cr_assert_eq (ix.chunks, 1);
+  struct sc_copy c;
+  cr_assert (sc_index_after (&ix, 1, 5, &c));
+  cr_assert_eq (c.slot, 12);
+  sc_index_free (&ix);
+}
+
+struct visit_log {
+  uint64_t chunk;
+  uint32_t prev[64], epoch[64];
+  size_t n;
+};
+
+static bool
+log_chunk (void *opaque, uint64_t chunk, uint32_t prev,
+           const struct sc_copy *c)
+{
+  struct visit_log *l = opaque;
+  if (chunk == l->chunk && l->n < 64) {
+    l->prev[l->n] = prev;
+    l->epoch[l->n] = c->epoch;
+    l->n++;
+  }
+  return true;
+}
+
+Test (index, out_of_order_adds_stay_sorted)
+{
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  uint32_t order[] = { 9, 3, 5, 1, 7, 11, 2 };
+  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+    add (&ix, 42, order[i], 1000 + order[i]);
+  struct sc_copy c;
+  cr_assert (sc_index_last (&ix, 42, &c));
+  cr_assert_eq (c.epoch, 11);
+  for (uint32_t e = 0; e < 12; e++) {
+    uint32_t want = 0;
+    for (uint32_t k = e + 1; k <= 11 && !want; k++)
+      for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (order[i] == k)
+          want = k;
+    cr_assert_eq (after (&ix, 42, e), want, "epoch %u", e);
+  }
+  struct visit_log l = { .chunk = 42 };
+  cr_assert_eq (sc_index_filter (&ix, log_chunk, &l), 0);
+  uint32_t sorted[] = { 1, 2, 3, 5, 7, 9, 11 };
+  cr_assert_eq (l.n, 7);
+  for (size_t i = 0; i < 7; i++) {
+    cr_assert_eq (l.epoch[i], sorted[i], "visit %zu", i);
+    cr_assert_eq (l.prev[i], i ? sorted[i - 1] : 0,
+                  "prev_epoch of visit %zu", i);
+  }
+  sc_index_free (&ix);
+}
+
+Test (index, copies_count_follows_adds)
+{
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  for (uint64_t ch = 0; ch < 50; ch++)
+    for (uint32_t e = 1; e <= ch % 5 + 1; e++)
+      add (&ix, ch, e, ch * 10 + e);
+  uint64_t want = 0;
+  for (uint64_t ch = 0; ch < 50; ch++)
+    want += ch % 5 + 1;
+  cr_assert_eq (ix.chunks, 50);
+  cr_assert_eq (ix.copies, want);
+  sc_index_free (&ix);
+}
+
+Test (index, grows_to_100k_chunks_and_finds_every_one)
+{
+  enum { N = 100000 };
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  /* Sequential chunks and scattered large ones; every tenth has 3 copies. */
+#define CHUNK_OF(i) ((i) % 2 ? (i) : ((i) << 24) + (1ull << 50) + 17)
+  for (uint64_t i = 0; i < N; i++) {
+    uint64_t ch = CHUNK_OF (i);
+    add (&ix, ch, 2, i + 3);
+    if (i % 10 == 0) {
+      add (&ix, ch, 5, i + 3 + N);
+      add (&ix, ch, 4, i + 3 + 2 * N);
+    }
+  }
+  cr_assert_eq (ix.chunks, N);
+  cr_assert_eq (ix.copies, N + 2 * (N / 10));
+  cr_assert_geq (ix.capacity, N);
+  for (uint64_t i = 0; i < N; i++) {
+    uint64_t ch = CHUNK_OF (i);
+    struct sc_copy c;
+    cr_assert (sc_index_after (&ix, ch, 1, &c), "chunk %lu lost",
+               (unsigned long) ch);
+    cr_assert_eq (c.slot, i + 3);
+    cr_assert (sc_index_last (&ix, ch, &c));
+    cr_assert_eq (c.epoch, i % 10 == 0 ? 5 : 2);
+    if (i % 10 == 0) {
+      cr_assert (sc_index_after (&ix, ch, 2, &c));
+      cr_assert_eq (c.slot, i + 3 + 2 * N);
+    }
+  }
+  /* Chunks never added are not found. */
+  for (uint64_t i = 0; i < 1000; i++)
+    cr_assert (!found (&ix, (i << 24) + (1ull << 50) + 18));
+  sc_index_free (&ix);
+}
+
+/* ---- removal -------------------------------------------------------- */
+
+/* A keep-function over a small set of chunks: counts every visit of every
+ * copy, and removes the copies whose (chunk, epoch) the test chose. */
+struct chooser {
+  const uint64_t *chunks;
+  size_t n;
+  unsigned *visits;             /* per chunk */
+  bool (*drop) (uint64_t chunk, uint32_t epoch);
+};
+
+static size_t
+chunk_pos (const struct chooser *ch, uint64_t chunk)
+{
+  for (size_t i = 0; i < ch->n; i++)
+    if (ch->chunks[i] == chunk)
+      return i;
+  cr_assert_fail ("visited chunk %lu that was never added",
+                  (unsigned long) chunk);
+  return 0;
+}
+
+static bool
+choose (void *opaque, uint64_t chunk, uint32_t prev, const struct sc_copy *c)
+{
+  struct chooser *ch = opaque;
+  ch->visits[chunk_pos (ch, chunk)]++;
+  return !ch->drop (chunk, c->epoch);
+}
+
+static bool
+drop_odd_chunks (uint64_t chunk, uint32_t epoch)
+{
+  return chunk % 2;
+}
+
+Test (index, filter_removes_whole_chunks_and_keeps_the_rest_findable)
+{
+  enum { N = 5000 };
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  uint64_t *chunks = malloc (N * sizeof *chunks);
+  unsigned *visits = calloc (N, sizeof *visits);
+  for (uint64_t i = 0; i < N; i++) {
+    chunks[i] = i * 3;          /* odd and even */
+    add (&ix, chunks[i], 1, i + 2);
+  }
+  struct chooser ch = { chunks, N, visits, drop_odd_chunks };
+  cr_assert_eq (sc_index_filter (&ix, choose, &ch), 0);
+  for (uint64_t i = 0; i < N; i++) {
+    cr_assert_eq (visits[i], 1, "chunk %lu visited %u times",
+                  (unsigned long) chunks[i], visits[i]);
+    cr_assert_eq (found (&ix, chunks[i]), chunks[i] % 2 == 0,
+                  "chunk %lu", (unsigned long) chunks[i]);
+  }
+  cr_assert_eq (ix.chunks, N / 2);
+  cr_assert_eq (ix.copies, N / 2);
+  free (chunks);
+  free (visits);
+  sc_index_free (&ix);
+}
+
+static bool
+drop_epoch_2 (uint64_t chunk, uint32_t epoch)
+{
+  return epoch == 2;
+}
+
+Test (index, filter_removes_single_copies_and_reports_prev_epochs)
+{
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  add (&ix, 5, 1, 10);
+  add (&ix, 5, 2, 11);
+  add (&ix, 5, 3, 12);
+  add (&ix, 6, 2, 13);
+  uint64_t chunks[] = { 5, 6 };
+  unsigned visits[2] = { 0 };
+  struct chooser ch = { chunks, 2, visits, drop_epoch_2 };
+  cr_assert_eq (sc_index_filter (&ix, choose, &ch), 0);
+  cr_assert_eq (visits[0], 3);
+  cr_assert_eq (visits[1], 1);
+  cr_assert (!found (&ix, 6), "its only copy was removed");
+  cr_assert_eq (ix.chunks, 1);
+  cr_assert_eq (ix.copies, 2);
+  cr_assert_eq (after (&ix, 5, 0), 1);
+  cr_assert_eq (after (&ix, 5, 1), 3, "the copy of epoch 2 is gone");
+  cr_assert_eq (after (&ix, 5, 2), 3);
+  /* prev_epoch now reflects the copies as they are. */
+  struct visit_log l = { .chunk = 5 };
+  sc_index_filter (&ix, log_chunk, &l);
+  cr_assert_eq (l.n, 2);
+  cr_assert_eq (l.prev[1], 1);
+  /* The survivors can grow again. */
+  add (&ix, 5, 2, 14);
+  cr_assert_eq (after (&ix, 5, 1), 2);
+  sc_index_free (&ix);
+}
+
+/* The index's hash (splitmix64's finaliser, cow/index.c), used only to
+ * choose keys that share a home bucket, so that removal must repair long
+ * collision clusters, including one that wraps past the end of the
+ * table.  If the hash changes, these tests still pass but test less; the
+ * randomized test below does not depend on it. */
+static uint64_t
+index_hash (uint64_t x)
+{
+  x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27; x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/* Up to `n` keys >= *from whose home bucket in a table of `cap` is `home`. */
+static size_t
+keys_homed_at (uint64_t home, uint64_t cap, uint64_t *out, size_t n,
+               uint64_t from)
+{
+  size_t k = 0;
+  for (uint64_t x = from; k < n && x < from + 50000000; x++)
+    if ((index_hash (x) & (cap - 1)) == home)
+      out[k++] = x;
+  return k;
+}
+
+static const uint64_t *drop_set;
+static size_t drop_n;
+static bool
+drop_listed (uint64_t chunk, uint32_t epoch)
+{
+  for (size_t i = 0; i < drop_n; i++)
+    if (drop_set[i] == chunk)
+      return true;
+  return false;
+}
+
+/* Build a cluster from keys homed at `homes[]` (in a 1024 table), remove
+ * the keys selected by `mask` bit i, and check every visit and lookup. */
+static void
+cluster_case (const uint64_t *homes, size_t nhomes, size_t per_home,
+              uint64_t pattern)
+{
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  cr_assert_eq (ix.capacity, 1024, "the test assumes the initial table");
+  uint64_t keys[64], drops[64];
+  size_t n = 0, nd = 0;
+  for (size_t h = 0; h < nhomes; h++)
+    n += keys_homed_at (homes[h], 1024, keys + n, per_home, 1000 * h + 1);
+  cr_assert_eq (n, nhomes * per_home);
+  for (size_t i = 0; i < n; i++) {
+    add (&ix, keys[i], 1, 100 + i);
+    add (&ix, keys[i], 2, 200 + i);
+    if (pattern >> (i % 64) & 1)
+      drops[nd++] = keys[i];
+  }
+  cr_assert_eq (ix.capacity, 1024, "no growth: the cluster stays put");
+  unsigned visits[64] = { 0 };
+  drop_set = drops;
+  drop_n = nd;
+  struct chooser ch = { keys, n, visits, drop_listed };
+  cr_assert_eq (sc_index_filter (&ix, choose, &ch), 0);
+  for (size_t i = 0; i < n; i++) {
+    bool dropped = drop_listed (keys[i], 0);
+    cr_assert_eq (visits[i], 2, "pattern %#lx: chunk %lu (%zu of cluster) "
+                  "visited %u times for 2 copies", (unsigned long) pattern,
+                  (unsigned long) keys[i], i, visits[i]);
+    cr_assert_eq (found (&ix, keys[i]), !dropped,
+                  "pattern %#lx: chunk %lu (%zu of cluster) %s",
+                  (unsigned long) pattern, (unsigned long) keys[i], i,
+                  dropped ? "still found" : "lost");
+  }
+  cr_assert_eq (ix.chunks, n - nd);
+  cr_assert_eq (ix.copies, 2 * (n - nd));
+  sc_index_free (&ix);
+}
+
+Test (index, filter_removal_repairs_collision_clusters)
+{
+  uint64_t homes[] = { 500, 501, 503 };
+  uint64_t patterns[] = { 0x1, 0x3, 0x5, 0x55, 0xaaa, 0x0f0f, 0xfff,
+                          0x7ffe, 0x8001, 0x1248 };
+  for (size_t p = 0; p < sizeof patterns / sizeof patterns[0]; p++)
+    cluster_case (homes, 3, 5, patterns[p]);
+}
+
+Test (index, filter_removal_repairs_a_cluster_that_wraps_the_table)
+{
+  /* Keys homed at the last buckets spill over to buckets 0, 1, ... */
+  uint64_t homes[] = { 1021, 1023, 0 };
+  uint64_t patterns[] = { 0x1, 0x2, 0x10, 0x3, 0x55, 0xaaa, 0x0f0f, 0xfff,
+                          0x7ffe, 0x8001, 0x1248, 0x7fff };
+  for (size_t p = 0; p < sizeof patterns / sizeof patterns[0]; p++)
+    cluster_case (homes, 3, 5, patterns[p]);
+}
+
+/* Black box: tables loaded up to just below their growth threshold have
+ * long clusters everywhere; remove random subsets and check that every
+ * copy is visited exactly once and every survivor is still found. */
+struct counted {
+  uint64_t *keys;               /* sorted */
+  unsigned *visits;
+  size_t n;
+  uint64_t rng;
+  bool *dropped;
+};
+
+static size_t
+counted_pos (const struct counted *c, uint64_t key)
+{
+  size_t lo = 0, hi = c->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (c->keys[mid] < key)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  cr_assert (lo < c->n && c->keys[lo] == key, "visited unknown chunk %lu",
+             (unsigned long) key);
+  return lo;
+}
+
+static bool
+random_keep (void *opaque, uint64_t chunk, uint32_t prev,
+             const struct sc_copy *copy)
+{
+  struct counted *c = opaque;
+  size_t i = counted_pos (c, chunk);
+  c->visits[i]++;
+  return !c->dropped[i];
+}
+
+static int
+cmp_u64 (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+Test (index, filter_visits_each_copy_once_under_random_removal)
+{
+  enum { N = 716 };             /* 70% of 1024: the table does not grow */
+  uint64_t rng = 12345;
+  unsigned worst = 1;
+  for (int round = 0; round < 200; round++) {
+    struct counted c = { .n = N };
+    c.keys = malloc (N * sizeof *c.keys);
+    c.visits = calloc (N, sizeof *c.visits);
+    c.dropped = calloc (N, sizeof *c.dropped);
+    struct sc_index ix;
+    cr_assert_eq (sc_index_init (&ix), 0);
+    for (size_t i = 0; i < N;) {
+      uint64_t s = rng += 0x9e3779b97f4a7c15ull;
+      s = (s ^ (s >> 31)) * 0xd6e8feb86659fd93ull;
+      uint64_t key = (s ^ (s >> 32)) % 10000000;
+      if (found (&ix, key))
+        continue;
+      add (&ix, key, 1, 2 + i);
+      c.keys[i++] = key;
+    }
+    cr_assert_eq (ix.capacity, 1024);
+    qsort (c.keys, N, sizeof *c.keys, cmp_u64);
+    size_t nd = 0;
+    for (size_t i = 0; i < N; i++) {
+      c.dropped[i] = (c.keys[i] * 2654435761u + round) % 3 == 0;
+      nd += c.dropped[i];
+    }
+    cr_assert_eq (sc_index_filter (&ix, random_keep, &c), 0);
+    for (size_t i = 0; i < N; i++) {
+      if (c.visits[i] > worst)
+        worst = c.visits[i];
+      cr_assert_eq (found (&ix, c.keys[i]), !c.dropped[i],
+                    "round %d: chunk %lu %s", round,
+                    (unsigned long) c.keys[i],
+                    c.dropped[i] ? "still found" : "lost");
+    }
+    cr_assert_eq (ix.chunks, N - nd);
+    for (size_t i = 0; i < N; i++)
+      cr_assert_eq (c.visits[i], 1, "round %d: chunk %lu visited %u times "
+                    "(its one copy)", round, (unsigned long) c.keys[i],
+                    c.visits[i]);
+    sc_index_free (&ix);
+    free (c.keys);
+    free (c.visits);
+    free (c.dropped);
+  }
+  cr_assert_eq (worst, 1);
+}
