@@ -66,6 +66,7 @@ struct sc_diff {
   struct sc_index index;
   struct sc_journal journal;    /* read-write opens only */
   bool have_journal;
+  bool volatile_mode;           /* durability=volatile */
   bool failed;                  /* a metadata write failed */
 
   struct snap **snaps;          /* listed, oldest first (= id, epoch order) */
@@ -429,7 +430,7 @@ build_alloc (struct sc_diff *d, const uint64_t *chain, size_t nchain,
 
 /* ---- checkpoint ----------------------------------------------------- */
 
-struct ckpt { struct sc_diff *d; int err; };
+struct ckpt { struct sc_journal *j; int err; };
 
 static bool
 ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
@@ -442,9 +443,9 @@ ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
     .h.type = SC_REC_COPY, .chunk = chunk, .epoch = c->epoch,
     .flags = c->slot == SC_SLOT_ZERO ? SC_COPY_F_ZERO : 0, .slot = c->slot,
   };
-  k->err = sc_journal_append (&k->d->journal, &r, sizeof r, NULL);
-  if (!k->err && k->d->journal.tail_len >= (1u << 20))
-    k->err = sc_journal_write_tail (&k->d->journal);
+  k->err = sc_journal_append (k->j, &r, sizeof r, NULL);
+  if (!k->err && k->j->tail_len >= (1u << 20))
+    k->err = sc_journal_write_tail (k->j);
   return true;
 }
 
@@ -476,69 +477,130 @@ append_invalid (struct sc_journal *j, const struct sc_snapshot_info *s,
   return sc_journal_append (j, &r, sizeof r, seq);
 }
 
-/* Write the whole state as a new journal and switch the superblock to it.
- * The old journal's slots (old_chain) are freed once the switch is
- * durable.  Called at open, with no other user of the diff area. */
+/* The superblock flags of a read-write session. */
+static uint32_t
+session_flags (const struct sc_diff *d, uint32_t flags)
+{
+  flags &= ~(SC_SB_CLEAN | SC_SB_VOLATILE);
+  return flags | (d->volatile_mode ? SC_SB_VOLATILE : 0);
+}
+
+/* Is the journal long enough, next to the live state, to rewrite it?
+ * Keeps it under 3x the state plus 64k records, so start-up is bounded. */
+static bool
+journal_too_long (const struct sc_diff *d, uint64_t records)
+{
+  uint64_t live = d->index.copies + 2 * d->nsnaps + 1;
+  return records > 2 * live + 65536;
+}
+
+/* Write the whole state as a new journal and switch the superblock to it;
+ * then free the old journal's slots (old_chain at open, the current
+ * journal's while serving).  Called with the lock held.  While serving it
+ * takes the journal's leader role, so no commit writes the old journal
+ * meanwhile, and every record appended to the old one is covered: the
+ * state it describes is in memory, hence in the checkpoint.
+ *
+ * The I/O is done with the lock held: writers wait for the duration of
+ * one checkpoint, which writes about 40 bytes per copy. */
 static int
 checkpoint (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
             size_t old_nchain)
 {
+  bool online = d->have_journal;
+  int r;
+  if (online) {
+    while (d->journal.syncing)
+      pthread_cond_wait (&d->journal.synced, &d->lock);
+    if (d->journal.error)
+      return d->journal.error;
+    d->journal.syncing = true;
+    first_seq = d->journal.next_seq;
+  }
+
   uint64_t nonce;
-  if (getrandom (&nonce, sizeof nonce, 0) != sizeof nonce)
-    return -EIO;
   struct sc_journal j;
-  int r = sc_journal_start (&j, d->fd, d->chunk_size,
-                            sc_journal_seed (d->sb.uuid, nonce), &d->alloc,
-                            first_seq);
+  if (getrandom (&nonce, sizeof nonce, 0) != sizeof nonce) {
+    r = -EIO;
+    goto out_unlead;
+  }
+  r = sc_journal_start (&j, d->fd, d->chunk_size,
+                        sc_journal_seed (d->sb.uuid, nonce), &d->alloc,
+                        first_seq);
   if (r < 0)
-    return r;
-  d->journal = j;
+    goto out_unlead;
+  j.volatile_mode = d->volatile_mode;
 
   /* Snapshots first (replay checks they come in id and epoch order), then
    * the counters, then the copies (whose epochs the counters bound). */
   for (size_t i = 0; r == 0 && i < d->nsnaps; i++) {
-    r = append_snapshot (&d->journal, &d->snaps[i]->info, NULL);
+    if (d->snaps[i]->deleted)
+      continue;
+    r = append_snapshot (&j, &d->snaps[i]->info, NULL);
     if (r == 0 && d->snaps[i]->info.invalid_reason != SC_VALID)
-      r = append_invalid (&d->journal, &d->snaps[i]->info, NULL);
+      r = append_invalid (&j, &d->snaps[i]->info, NULL);
   }
   struct sc_rec_state st = {
     .h.type = SC_REC_STATE, .epoch = d->epoch, .next_snapshot_id = d->next_id,
   };
   if (r == 0)
-    r = sc_journal_append (&d->journal, &st, sizeof st, NULL);
+    r = sc_journal_append (&j, &st, sizeof st, NULL);
   if (r == 0) {
-    struct ckpt k = { .d = d };
+    struct ckpt k = { .j = &j };
     sc_index_filter (&d->index, ckpt_copy, &k);
     r = k.err;
   }
   if (r == 0)
-    r = sc_journal_sync (&d->journal, d->journal.next_seq - 1, &d->lock);
+    r = sc_journal_write_tail (&j);
+  if (r == 0)
+    r = sc_io_fdatasync (d->fd);  /* even in volatile mode */
   if (r == 0) {
     struct sc_sb_disk sb = d->sb;
-    sb.journal_head = d->journal.head_slot;
-    sb.journal_seq = d->journal.head_seq;
+    sb.journal_head = j.head_slot;
+    sb.journal_seq = j.head_seq;
     sb.journal_nonce = nonce;
-    sb.flags &= ~(SC_SB_CLEAN | SC_SB_FAILED);
+    sb.flags = session_flags (d, sb.flags) & ~SC_SB_FAILED;
     r = sc_sb_store (d->fd, &sb);
     if (r == 0)
       d->sb = sb;
   }
   if (r < 0) {
-    for (size_t i = 0; i < d->journal.nchain; i++)
-      sc_alloc_put (&d->alloc, d->journal.chain[i]);
-    sc_journal_free (&d->journal);
-    return r;
+    for (size_t i = 0; i < j.nchain; i++)
+      sc_alloc_put (&d->alloc, j.chain[i]);
+    sc_journal_free (&j);
+    goto out_unlead;
   }
-  for (size_t i = 0; i < old_nchain; i++)
-    sc_alloc_put (&d->alloc, old_chain[i]);
-  d->have_journal = true;
+  j.durable_seq = j.next_seq - 1;
+
+  if (online) {
+    uint64_t *chain;
+    size_t nchain;
+    sc_journal_replace (&d->journal, &j, &chain, &nchain);
+    for (size_t i = 0; i < nchain; i++)
+      sc_alloc_put (&d->alloc, chain[i]);
+    free (chain);
+  }
+  else {
+    d->journal = j;
+    d->have_journal = true;
+    for (size_t i = 0; i < old_nchain; i++)
+      sc_alloc_put (&d->alloc, old_chain[i]);
+  }
   return 0;
+
+ out_unlead:
+  if (online) {
+    d->journal.syncing = false;
+    pthread_cond_broadcast (&d->journal.synced);
+  }
+  return r;
 }
 
-/* Continue the replayed journal in place (see sc_journal_resume). */
+/* Continue the replayed journal in place (see sc_journal_resume), and
+ * record the invalidations this open decided, if any. */
 static int
 resume (struct sc_diff *d, uint64_t *chain, size_t nchain, uint32_t end_pos,
-        uint64_t end_seq)
+        uint64_t end_seq, bool record_invalid)
 {
   int r = sc_journal_resume (&d->journal, d->fd, d->chunk_size,
                              sc_journal_seed (d->sb.uuid,
@@ -549,9 +611,20 @@ resume (struct sc_diff *d, uint64_t *chain, size_t nchain, uint32_t end_pos,
   if (r < 0)
     return r;
   d->have_journal = true;
+  d->journal.volatile_mode = d->volatile_mode;
+  for (size_t i = 0; record_invalid && r == 0 && i < d->nsnaps; i++)
+    if (d->snaps[i]->info.invalid_reason != SC_VALID)
+      r = append_invalid (&d->journal, &d->snaps[i]->info, NULL);
+  if (r == 0)
+    r = sc_journal_sync (&d->journal, d->journal.next_seq - 1, &d->lock);
+  if (r == 0)
+    r = sc_io_fdatasync (d->fd);
   struct sc_sb_disk sb = d->sb;
-  sb.flags &= ~SC_SB_CLEAN;
-  r = sc_sb_store (d->fd, &sb);
+  sb.flags = session_flags (d, sb.flags);
+  if (record_invalid)
+    sb.flags &= ~SC_SB_FAILED;
+  if (r == 0)
+    r = sc_sb_store (d->fd, &sb);
   if (r == 0)
     d->sb = sb;
   return r;
@@ -699,6 +772,8 @@ sc_diff_open (const char *path, unsigned flags,
   size_t nchain = 0;
   uint64_t end_seq = 1;
   uint32_t end_pos = 0;
+  bool invalidated = false;     /* snapshots this open found untrustworthy */
+  d->volatile_mode = flags & SC_DIFF_VOLATILE;
   if (created) {
     uint32_t cs = chunk_size ? chunk_size : SC_CHUNK_SIZE_DEFAULT;
     if (origin->size < cs) {
@@ -754,9 +829,24 @@ sc_diff_open (const char *path, unsigned flags,
                 d->sb.journal_head, d->sb.journal_head * d->chunk_size);
       goto fail_prefix;
     }
-    if (d->sb.flags & SC_SB_FAILED)
-      for (size_t i = 0; i < d->nsnaps; i++)
-        snap_set_invalid (d, d->snaps[i], SC_INVALID_METADATA, 0, 0);
+    if ((d->sb.flags & SC_SB_CLEAN) && end_seq != d->sb.clean_seq) {
+      r = CORRUPT ("the diff area was closed cleanly at journal record %"
+                   PRIu64 ", but the journal ends at record %" PRIu64
+                   " (slot %" PRIu64 ", offset %" PRIu64 ")",
+                   d->sb.clean_seq, end_seq, chain[nchain - 1],
+                   chain[nchain - 1] * d->chunk_size + end_pos);
+      goto fail_chain_prefix;
+    }
+    /* Snapshots the previous session may have left wrong. */
+    uint32_t distrust =
+      d->sb.flags & SC_SB_FAILED ? SC_INVALID_METADATA
+      : (d->sb.flags & (SC_SB_VOLATILE | SC_SB_CLEAN)) == SC_SB_VOLATILE
+        ? SC_INVALID_VOLATILE : SC_VALID;
+    for (size_t i = 0; distrust && i < d->nsnaps; i++)
+      if (d->snaps[i]->info.invalid_reason == SC_VALID) {
+        snap_set_invalid (d, d->snaps[i], distrust, 0, 0);
+        invalidated = true;
+      }
     if ((r = gc_run (d, false)) < 0)
       goto fail_chain;
     d->replayed_slots = nchain;
@@ -769,15 +859,25 @@ sc_diff_open (const char *path, unsigned flags,
 
   if (!rdonly) {
     pthread_mutex_lock (&d->lock);
-    r = checkpoint (d, end_seq, chain, nchain);
-    if ((r == -ENOSPC || r == -EDQUOT) && !created) {
+    /* After a clean close the journal ends cleanly, so it is continued
+     * as it is unless it has grown long; otherwise (a torn tail may be
+     * there) a checkpoint starts a fresh one. */
+    bool clean = !created && (d->sb.flags & SC_SB_CLEAN) && !invalidated;
+    if (clean && !journal_too_long (d, d->replayed_records)) {
+      r = resume (d, chain, nchain, end_pos, end_seq, false);
+      if (d->have_journal)
+        chain = NULL;
+    }
+    else
+      r = checkpoint (d, end_seq, chain, nchain);
+    if ((r == -ENOSPC || r == -EDQUOT) && !created && !d->have_journal) {
       /* No room for a compact copy of the journal (the diff area's
        * filesystem is full): carry on with the journal as it is, so the
        * volume can still be served and snapshots deleted. */
       if (sc_debug)
         sc_debug ("%s: no space for a checkpoint, continuing the journal "
                   "in place", path);
-      r = resume (d, chain, nchain, end_pos, end_seq);
+      r = resume (d, chain, nchain, end_pos, end_seq, invalidated);
       if (d->have_journal)
         chain = NULL;           /* now the journal's */
     }
@@ -826,8 +926,11 @@ sc_diff_close (struct sc_diff *d)
   if (d->have_journal) {
     pthread_mutex_lock (&d->lock);
     r = sc_journal_sync (&d->journal, d->journal.next_seq - 1, &d->lock);
+    if (r == 0)
+      r = sc_io_fdatasync (d->fd);      /* copies, in volatile mode */
     if (r == 0 && !d->failed) {
       d->sb.flags |= SC_SB_CLEAN;
+      d->sb.clean_seq = d->journal.next_seq;
       r = sc_sb_store (d->fd, &d->sb);
     }
     pthread_mutex_unlock (&d->lock);
@@ -1141,7 +1244,15 @@ sc_diff_commit (struct sc_diff *d, uint64_t seq)
   LOCKED (d);
   if (!d->have_journal)
     return 0;
-  return commit_locked (d, seq);
+  int r = commit_locked (d, seq);
+  if (r == 0 && !d->journal.syncing &&
+      journal_too_long (d, d->journal.records)) {
+    int c = checkpoint (d, 0, NULL, 0);
+    if (c < 0 && sc_debug)
+      sc_debug ("journal checkpoint: %s (the journal carries on)",
+                strerror (-c));
+  }
+  return r;
 }
 
 int

@@ -57,6 +57,7 @@ enum sc_invalid_reason {
   SC_INVALID_COPY_READ = 2,     /* reading old data from the origin failed */
   SC_INVALID_DIFF_FULL = 3,     /* no space in the diff area for a copy */
   SC_INVALID_METADATA = 4,      /* a diff-area metadata write failed */
+  SC_INVALID_VOLATILE = 5,      /* unclean stop while copies were volatile */
 };
 /* A short human description, e.g. "copy-on-write write failed". */
 const char *sc_invalid_reason_text (uint32_t reason);
@@ -93,6 +94,9 @@ struct sc_diff_stats {
 #define SC_DIFF_RDONLY  0x1     /* never write; shared lock */
 #define SC_DIFF_CREATE  0x2     /* format the file if it is missing */
 #define SC_DIFF_NOWAIT  0x4     /* fail with -EWOULDBLOCK if locked */
+#define SC_DIFF_VOLATILE 0x8    /* durability=volatile: copies and their
+                                   records are not synced; after an unclean
+                                   stop every snapshot is invalid */
 
 /* Open (and with SC_DIFF_CREATE, create and format) a diff area.
  *

@@ -38,7 +38,9 @@
 #define SC_SB_CLEAN        0x1  /* closed cleanly (set on close) */
 #define SC_SB_FAILED       0x2  /* a metadata write failed: trust no
                                    snapshot until the next checkpoint */
-#define SC_SB_FLAGS_KNOWN  (SC_SB_CLEAN | SC_SB_FAILED)
+#define SC_SB_VOLATILE     0x4  /* the session (if unclean) did not sync
+                                   copies: its snapshots are not trusted */
+#define SC_SB_FLAGS_KNOWN  (SC_SB_CLEAN | SC_SB_FAILED | SC_SB_VOLATILE)
 
 struct sc_sb_disk {
   char     magic[8];            /* SC_SB_MAGIC */
@@ -58,6 +60,8 @@ struct sc_sb_disk {
   uint64_t journal_nonce;       /* seeds every record CRC of this journal */
   uint64_t format_time_ns;
   char     origin_path[256];    /* informational */
+  uint64_t clean_seq;           /* with CLEAN: the journal's next seq at
+                                   close; replay must end exactly there */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 
@@ -78,6 +82,7 @@ enum sc_rec_type {
   SC_REC_SNAP_INVALID = 4,
   SC_REC_COPY = 5,
   SC_REC_NEXT = 6,
+  SC_REC_COMMIT = 7,            /* group-commit marker */
 };
 
 struct sc_rec_state {
@@ -123,6 +128,15 @@ struct sc_rec_copy {
 struct sc_rec_next {
   struct sc_rec_hdr h;
   uint64_t slot;                /* the next journal slot */
+} __attribute__((packed));
+
+/* Written at the head of each group commit in durability=safe: every
+ * record up to `durable_seq` had been made durable before this one was
+ * written.  A damaged record that a later marker covers is corruption in
+ * the middle of the journal, not a torn tail. */
+struct sc_rec_commit {
+  struct sc_rec_hdr h;
+  uint64_t durable_seq;
 } __attribute__((packed));
 
 /* Room a journal slot always keeps for its NEXT record. */

@@ -47,10 +47,24 @@ ring_free (void *p)
   free (ring);
 }
 
+/* A child of fork() (nbdkit daemonizing after get_ready, say) inherits
+ * the forking thread's ring pointer, but the ring's memory is shared with
+ * the parent: drop the child's view of it and make a new ring on demand. */
+static void
+ring_forget_after_fork (void)
+{
+  struct io_uring *ring = pthread_getspecific (ring_key);
+  if (ring) {
+    pthread_setspecific (ring_key, NULL);
+    ring_free (ring);
+  }
+}
+
 static void
 ring_key_init (void)
 {
-  if (pthread_key_create (&ring_key, ring_free) != 0)
+  if (pthread_key_create (&ring_key, ring_free) != 0 ||
+      pthread_atfork (NULL, NULL, ring_forget_after_fork) != 0)
     atomic_store (&uring_disabled, true);
   const char *env = getenv ("SHADOWCOPY_NO_URING");
   if (env && strcmp (env, "1") == 0) {

@@ -293,7 +293,15 @@ sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
     }
 
     /* Lead: take the whole tail, so every record appended so far rides
-     * on this fdatasync. */
+     * on this fdatasync.  In safe mode it opens with a commit marker
+     * saying how far the journal was already durable. */
+    if (!j->volatile_mode) {
+      struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
+                                    .durable_seq = j->durable_seq };
+      int r = sc_journal_append (j, &mark, sizeof mark, NULL);
+      if (r < 0)
+        return j->error = r;
+    }
     j->syncing = true;
     uint64_t target = j->next_seq - 1;
     uint8_t *buf = j->tail;
@@ -306,7 +314,7 @@ sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
 
     pthread_mutex_unlock (lock);
     int r = write_segs (j->fd, buf, segs, nsegs);
-    if (r == 0)
+    if (r == 0 && !j->volatile_mode)
       r = sc_io_fdatasync (j->fd);
     pthread_mutex_lock (lock);
 
@@ -321,6 +329,22 @@ sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
   }
 }
 
+void
+sc_journal_replace (struct sc_journal *j, struct sc_journal *n,
+                    uint64_t **old_chain, size_t *old_nchain)
+{
+  *old_chain = j->chain;
+  *old_nchain = j->nchain;
+  free (j->tail);
+  free (j->segs);
+  pthread_cond_t synced = j->synced;
+  pthread_cond_destroy (&n->synced);
+  *j = *n;
+  j->synced = synced;
+  memset (n, 0, sizeof *n);
+  pthread_cond_broadcast (&j->synced);
+}
+
 /* ---- replay --------------------------------------------------------- */
 
 static bool
@@ -333,6 +357,7 @@ rec_len_ok (const struct sc_rec_hdr *h)
     return h->len == sizeof (struct sc_rec_snap_invalid);
   case SC_REC_COPY: return h->len == sizeof (struct sc_rec_copy);
   case SC_REC_NEXT: return h->len == sizeof (struct sc_rec_next);
+  case SC_REC_COMMIT: return h->len == sizeof (struct sc_rec_commit);
   case SC_REC_SNAP_CREATE: {
     const struct sc_rec_snap_create *c = (const void *) h;
     return h->len >= sizeof *c + 1 && c->name_len >= 1 &&
@@ -341,6 +366,27 @@ rec_len_ok (const struct sc_rec_hdr *h)
   }
   default: return false;
   }
+}
+
+/* Is there, past `from` in this slot, a valid commit marker covering
+ * record `seq`? */
+static bool
+committed_later (const uint8_t *buf, uint32_t chunk_size, uint32_t from,
+                 uint32_t seed, uint64_t seq, uint32_t *at, uint64_t *mark)
+{
+  const uint32_t len = sizeof (struct sc_rec_commit);
+  for (uint32_t p = from + SC_REC_ALIGN; p + len <= chunk_size;
+       p += SC_REC_ALIGN) {
+    struct sc_rec_commit c;
+    memcpy (&c, buf + p, len);
+    if (c.h.type == SC_REC_COMMIT && c.h.len == len && c.h.seq > seq &&
+        c.durable_seq >= seq && c.h.crc == rec_crc (seed, buf + p, len)) {
+      *at = p;
+      *mark = c.h.seq;
+      return true;
+    }
+  }
+  return false;
 }
 
 int
@@ -382,7 +428,20 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
       if (h.seq != seq || h.len < sizeof h || h.len % SC_REC_ALIGN ||
           h.len > chunk_size - pos ||
           h.crc != rec_crc (seed, buf + pos, h.len)) {
-        end = true;             /* the end of the journal, or a torn tail */
+        /* The end of the journal, or a torn tail, unless a later commit
+         * marker shows this record had been durable. */
+        uint32_t at;
+        uint64_t mark;
+        if (committed_later (buf, chunk_size, pos, seed, seq, &at, &mark)) {
+          snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
+                    PRIu64 " is damaged, but commit record %" PRIu64
+                    " at offset %" PRIu64 " shows it had been durable",
+                    seq, slot * chunk_size + pos, mark,
+                    slot * chunk_size + at);
+          r = -EINVAL;
+          goto out;
+        }
+        end = true;
         break;
       }
       if (!rec_len_ok ((const void *) (buf + pos))) {
@@ -412,7 +471,8 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
             goto out;
           }
       }
-      else if ((r = apply (opaque, (const void *) (buf + pos), err,
+      else if (h.type != SC_REC_COMMIT &&
+               (r = apply (opaque, (const void *) (buf + pos), err,
                            errlen)) < 0)
         goto out;
       pos += h.len;

@@ -43,6 +43,7 @@ struct sc_journal {
   struct sc_journal_seg *segs;
   size_t nsegs, segs_cap;
 
+  bool volatile_mode;           /* write records, never fdatasync */
   bool syncing;                 /* a leader is writing */
   pthread_cond_t synced;
   int error;                    /* sticky write error */
@@ -65,6 +66,13 @@ int sc_journal_resume (struct sc_journal *j, int fd, uint32_t chunk_size,
                        uint64_t head_slot, uint64_t head_seq,
                        uint64_t *chain, size_t nchain, uint32_t end_pos,
                        uint64_t next_seq, uint64_t records);
+
+/* Make `n` (a journal just written by a checkpoint) the journal `j`,
+ * keeping j's condition variable, on which committers may sleep; wakes
+ * them (n's records are durable, so are theirs).  j's chain is handed
+ * back, to be freed once the superblock points at n. */
+void sc_journal_replace (struct sc_journal *j, struct sc_journal *n,
+                         uint64_t **old_chain, size_t *old_nchain);
 
 /* Append a record (header filled in here).  *seq gets its number. */
 int sc_journal_append (struct sc_journal *j, void *rec, size_t len,

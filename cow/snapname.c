@@ -25,6 +25,8 @@ sc_invalid_reason_text (uint32_t reason)
   case SC_INVALID_COPY_READ: return "copy-on-write read of the origin failed";
   case SC_INVALID_DIFF_FULL: return "diff area full";
   case SC_INVALID_METADATA: return "diff-area metadata write failed";
+  case SC_INVALID_VOLATILE:
+    return "unclean stop while durability=volatile (copies may be lost)";
   default: return "unknown reason";
   }
 }

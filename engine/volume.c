@@ -142,7 +142,8 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   v->origin_is_file = id.type == SC_ORIGIN_FILE;
   v->size = id.size;
 
-  r = sc_diff_open (cfg->diff_path, SC_DIFF_CREATE | SC_DIFF_NOWAIT, &id,
+  r = sc_diff_open (cfg->diff_path, SC_DIFF_CREATE | SC_DIFF_NOWAIT |
+                    (cfg->volatile_durability ? SC_DIFF_VOLATILE : 0), &id,
                     cfg->chunk_size,
                     &v->diff, err, errlen);
   if (r < 0)

@@ -22,6 +22,7 @@ struct sc_volume_config {
   const char *origin_path;      /* existing file or block device */
   const char *diff_path;        /* diff-area file, created when missing */
   uint32_t chunk_size;          /* 0: SC_CHUNK_SIZE_DEFAULT (new diff areas) */
+  bool volatile_durability;     /* durability=volatile (see SC_DIFF_VOLATILE) */
 };
 
 int sc_volume_open (const struct sc_volume_config *cfg,

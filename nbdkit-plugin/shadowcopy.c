@@ -34,6 +34,7 @@ static char *disk_path;
 static char *diff_path;
 static char *control_path;
 static uint32_t chunk_size;
+static bool volatile_durability;
 
 static struct sc_volume *volume;
 static struct sc_control *control;
@@ -88,6 +89,17 @@ shadowcopy_config (const char *key, const char *value)
     control_path = nbdkit_absolute_path (value);
     return control_path ? 0 : -1;
   }
+  if (strcmp (key, "durability") == 0) {
+    if (strcmp (value, "safe") == 0)
+      volatile_durability = false;
+    else if (strcmp (value, "volatile") == 0)
+      volatile_durability = true;
+    else {
+      nbdkit_error ("durability=%s: must be safe or volatile", value);
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "chunk-size") == 0) {
     int64_t n = nbdkit_parse_size (value);
     if (n == -1) {
@@ -127,7 +139,8 @@ shadowcopy_config_complete (void)
   "disk=<FILENAME>     (required) The origin disk (file or block device).\n" \
   "diff=<FILENAME>     (required) The diff area (created when missing).\n" \
   "chunk-size=<SIZE>   Copy-on-write unit of a new diff area (default 64K).\n" \
-  "control=<SOCKET>    Control socket (default DIFF.sock)."
+  "control=<SOCKET>    Control socket (default DIFF.sock).\n" \
+  "durability=safe|volatile  Sync copies before overwriting (default safe)."
 
 static int
 shadowcopy_get_ready (void)
@@ -137,6 +150,7 @@ shadowcopy_get_ready (void)
   sc_debug_cow = shadowcopy_debug_cow;
   struct sc_volume_config cfg = {
     .origin_path = disk_path, .diff_path = diff_path, .chunk_size = chunk_size,
+    .volatile_durability = volatile_durability,
   };
   int r = sc_volume_open (&cfg, &volume, err, sizeof err);
   if (r < 0) {

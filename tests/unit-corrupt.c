@@ -868,6 +868,7 @@ Test (corrupt, last_record_with_a_bad_crc_is_a_torn_tail)
   uh_journal_end (a.diff_path, &je);
   append_delete (&a, 1);        /* well-formed ... */
   uh_flip_byte (a.diff_path, je.off + 20);      /* ... then torn */
+  uh_sb_mark_unclean (a.diff_path);             /* by a crash */
   assert_intact (&a, SC_DIFF_RDONLY);
   assert_intact (&a, 0);
   uh_area_free (&a);
@@ -911,8 +912,9 @@ Test (corrupt, records_before_a_torn_tail_are_kept)
   append_delete (&a, 2);        /* replayed */
   struct uh_journal_end je;
   uh_journal_end (a.diff_path, &je);
-  append_delete (&a, 1);        /* torn */
+  append_delete (&a, 1);        /* torn by a crash */
   uh_flip_byte (a.diff_path, je.off + 1);
+  uh_sb_mark_unclean (a.diff_path);
   uh_area_open (&a, SC_DIFF_RDONLY);
   struct sc_snapshot_info s;
   cr_assert_eq (sc_diff_snapshot_find (a.d, "two", &s), -ENOENT);
@@ -959,5 +961,61 @@ Test (corrupt, snapshot_record_with_unknown_flags)
   memcpy (r->name, "three", 5);
   uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 5));
   assert_refused (&a, EINVAL, "snapshot record");
+  uh_area_free (&a);
+}
+
+Test (corrupt, journal_shorter_than_at_its_clean_close)
+{
+  struct uh_area a;
+  make_area (&a);
+  /* Damage the last record written before the clean close: the torn-tail
+   * rule would drop it, but a clean close recorded where the journal
+   * ended, so this is damage. */
+  append_delete (&a, 1);
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);
+  uh_flip_byte (a.diff_path, je.off - 8);
+  assert_refused_with (a.diff_path, &a.id, EINVAL, "closed cleanly");
+  uh_area_free (&a);
+}
+
+Test (corrupt, damaged_record_covered_by_a_later_commit_marker)
+{
+  struct uh_area a;
+  make_area (&a);
+  uh_sb_mark_unclean (a.diff_path);
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);
+  /* A record, then a commit marker saying it had been durable: damage
+   * to the record is corruption, not a torn tail. */
+  struct sc_rec_snap_delete del = { .h.type = SC_REC_SNAP_DELETE, .id = 1 };
+  uh_rec_seal (&del, sizeof del, je.next_seq, je.seed);
+  uh_pwrite (a.diff_path, &del, sizeof del, je.off);
+  struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
+                                .durable_seq = je.next_seq };
+  uh_rec_seal (&mark, sizeof mark, je.next_seq + 1, je.seed);
+  uh_pwrite (a.diff_path, &mark, sizeof mark, je.off + sizeof del);
+  uh_flip_byte (a.diff_path, je.off + 20);
+  assert_refused_with (a.diff_path, &a.id, EINVAL, "had been durable");
+  uh_area_free (&a);
+}
+
+Test (corrupt, damaged_record_after_the_last_commit_marker_is_a_torn_tail)
+{
+  struct uh_area a;
+  make_area (&a);
+  uh_sb_mark_unclean (a.diff_path);
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);
+  /* The marker only covers records before this one. */
+  struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
+                                .durable_seq = je.next_seq - 1 };
+  struct sc_rec_snap_delete del = { .h.type = SC_REC_SNAP_DELETE, .id = 1 };
+  uh_rec_seal (&del, sizeof del, je.next_seq, je.seed);
+  uh_pwrite (a.diff_path, &del, sizeof del, je.off);
+  uh_rec_seal (&mark, sizeof mark, je.next_seq + 1, je.seed);
+  uh_pwrite (a.diff_path, &mark, sizeof mark, je.off + sizeof del);
+  uh_flip_byte (a.diff_path, je.off + 20);
+  assert_intact (&a, SC_DIFF_RDONLY);
   uh_area_free (&a);
 }

@@ -332,6 +332,24 @@ uh_journal_append (const char *path, void *rec, size_t len)
                  "no room for the record in the last journal slot");
   uh_rec_seal (rec, len, je.next_seq, je.seed);
   uh_pwrite (path, rec, len, je.off);
+
+  /* As if the last session had written it before closing cleanly: a
+   * clean close records where the journal ends. */
+  struct sc_sb_disk sb;
+  int copy = uh_sb_newest (path, &sb);
+  if (sb.flags & SC_SB_CLEAN) {
+    sb.clean_seq = je.next_seq + 1;
+    uh_sb_write (path, copy, &sb);
+  }
+}
+
+void
+uh_sb_mark_unclean (const char *path)
+{
+  struct sc_sb_disk sb;
+  int copy = uh_sb_newest (path, &sb);
+  sb.flags &= ~SC_SB_CLEAN;
+  uh_sb_write (path, copy, &sb);
 }
 
 /* ---- a diff area on a temporary origin ------------------------------ */

@@ -92,6 +92,8 @@ void uh_rec_seal (void *rec, size_t len, uint64_t seq, uint32_t seed);
 /* Append a sealed record at the journal's end (in place, as if the
  * engine had written it). */
 void uh_journal_append (const char *path, void *rec, size_t len);
+/* Clear the newest superblock's CLEAN flag: the last session crashed. */
+void uh_sb_mark_unclean (const char *path);
 
 /* ---- a diff area on a temporary origin ------------------------------ */
 
