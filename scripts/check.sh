@@ -30,15 +30,17 @@ elapsed() {
 
 # The Criterion summary of every unit test, and automake's summary.
 summarize() {                   # BUILD-DIR
-  local dir=$1 log line
+  local dir=$1 log line found=0
   echo "Criterion unit tests:"
   for log in "$dir"/tests/unit-*.log; do
     [[ -f $log ]] || continue
+    found=1
     line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'Synthesis: Tested:.*' |
            tail -n 1 || true)
     printf '  %-28s %s\n' "$(basename "$log" .log)" \
       "${line:-(no Criterion summary in the log)}"
   done
+  [[ $found -eq 1 ]] || echo "  (no unit test logs: the unit tests did not run)"
   if [[ -f $dir/test-suite.log ]]; then
     echo "automake summary (${dir#"$root"/}/test-suite.log):"
     grep -E '^# (TOTAL|PASS|SKIP|FAIL|XFAIL|XPASS|ERROR):' \
