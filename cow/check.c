@@ -141,8 +141,8 @@ struct collect {
 };
 
 static int
-collect_copy (void *opaque, const struct sc_rec_hdr *h, char *err,
-              size_t errlen)
+collect_copy (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
+              char *err, size_t errlen)
 {
   struct collect *c = opaque;
   if (h->type != SC_REC_COPY)
@@ -428,10 +428,11 @@ check_loaded (int fd, struct sc_diff *d, struct sc_check_report *rep,
   uint64_t max_slot = (rep->file_bytes + cs - 1) / cs;
   uint32_t end_pos = 0;
   uint64_t records = 0, end_seq = 0;
+  uint64_t durable = sb.flags & SC_SB_CLEAN ? sb.clean_seq - 1 : 0;
   r = sc_journal_replay (fd, cs, sc_journal_seed (sb.uuid, sb.journal_nonce),
                          sb.journal_head, sb.journal_seq, max_slot,
                          collect_copy, &col, &chain, &nchain, &end_pos,
-                         &records, &end_seq, msg, sizeof msg);
+                         &records, &end_seq, &durable, msg, sizeof msg);
   if (r == -ENOMEM) {
     snprintf (err, errlen, "out of memory");
     goto out;

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "cow/alloc.h"
+#include "cow/crc32c.h"
 #include "cow/diffarea.h"
 #include "cow/index.h"
 #include "cow/io.h"
@@ -78,6 +79,9 @@ struct sc_diff {
   uint64_t next_id;
   uint64_t replayed_records;
   size_t replayed_slots;        /* journal slots found by replay */
+  bool verify_tail;             /* replay: check unsure copies' data */
+  struct unsure *unsure;
+  size_t nunsure, unsure_cap;
 };
 
 #define LOCKED(d) \
@@ -304,15 +308,68 @@ commit_locked (struct sc_diff *d, uint64_t seq)
   return r;
 }
 
+/* Copy records past the last point the journal is known durable: their
+ * data may not have reached the disk (one fdatasync covers a copy's data
+ * and its record, and the origin is only written after it completes). */
+struct unsure { uint64_t chunk; uint64_t seq; uint32_t epoch; };
+
+static int
+unsure_push (struct sc_diff *d, uint64_t chunk, uint32_t epoch, uint64_t seq)
+{
+  if (d->nunsure == d->unsure_cap) {
+    size_t cap = d->unsure_cap ? d->unsure_cap * 2 : 64;
+    struct unsure *u = realloc (d->unsure, cap * sizeof *u);
+    if (!u)
+      return -ENOMEM;
+    d->unsure = u;
+    d->unsure_cap = cap;
+  }
+  d->unsure[d->nunsure++] = (struct unsure) { chunk, seq, epoch };
+  return 0;
+}
+
+/* Drop the unsure copies whose slot does not hold the data they name:
+ * the crash came before their commit, so the origin still holds what
+ * they were to preserve.  Never writes. */
+static int
+verify_unsure (struct sc_diff *d, uint64_t durable)
+{
+  uint8_t *buf = NULL;
+  int r = 0;
+  for (size_t i = 0; i < d->nunsure && r == 0; i++) {
+    struct unsure *u = &d->unsure[i];
+    struct sc_copy c;
+    if (u->seq <= durable || !sc_index_find (&d->index, u->chunk, u->epoch, &c))
+      continue;
+    if (!buf && !(buf = malloc (d->chunk_size)))
+      return -ENOMEM;
+    r = sc_io_pread (d->fd, buf, d->chunk_size, c.slot * d->chunk_size);
+    if (r == 0 && crc32c (0, buf, d->chunk_size) != c.crc) {
+      sc_index_remove (&d->index, u->chunk, u->epoch);
+      if (sc_debug)
+        sc_debug ("replay: dropping the copy of chunk %" PRIu64 " (record %"
+                  PRIu64 "): its data never reached the diff area",
+                  u->chunk, u->seq);
+    }
+  }
+  free (buf);
+  free (d->unsure);
+  d->unsure = NULL;
+  d->nunsure = d->unsure_cap = 0;
+  return r;
+}
+
 /* ---- replay --------------------------------------------------------- */
 
 #define CORRUPT(...) (snprintf (err, errlen, __VA_ARGS__), -EINVAL)
 
 static int
-apply_record (void *opaque, const struct sc_rec_hdr *h, char *err,
-              size_t errlen)
+apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
+              char *err, size_t errlen)
 {
   struct sc_diff *d = opaque;
+  if (d->nunsure && d->unsure[d->nunsure - 1].seq <= durable)
+    d->nunsure = 0;             /* a commit marker vouched for them */
   switch (h->type) {
   case SC_REC_STATE: {
     const struct sc_rec_state *r = (const void *) h;
@@ -375,17 +432,20 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, char *err,
     bool zero = r->flags & SC_COPY_F_ZERO;
     if (r->chunk >= d->nchunks || r->epoch == 0 || r->epoch > d->epoch ||
         (r->flags & ~SC_COPY_F_ZERO) || (zero && r->slot != 0) ||
+        (zero && r->data_crc != 0) || r->reserved != 0 ||
         (!zero && r->slot < d->first_slot))
       return CORRUPT ("journal record %" PRIu64 ": bad copy record "
                       "(chunk %" PRIu64 ", epoch %u, slot %" PRIu64 ")",
                       h->seq, r->chunk, r->epoch, r->slot);
     struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : r->slot,
-                         .epoch = r->epoch };
+                         .epoch = r->epoch, .crc = zero ? 0 : r->data_crc };
     int e = sc_index_add (&d->index, r->chunk, c);
     if (e == -EEXIST)
       return CORRUPT ("journal record %" PRIu64 ": chunk %" PRIu64
                       " copied twice in epoch %u", h->seq, r->chunk,
                       r->epoch);
+    if (e == 0 && !zero && d->verify_tail && h->seq > durable)
+      e = unsure_push (d, r->chunk, r->epoch, h->seq);
     return e;
   }
   }
@@ -442,6 +502,7 @@ ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
   struct sc_rec_copy r = {
     .h.type = SC_REC_COPY, .chunk = chunk, .epoch = c->epoch,
     .flags = c->slot == SC_SLOT_ZERO ? SC_COPY_F_ZERO : 0, .slot = c->slot,
+    .data_crc = c->crc,
   };
   k->err = sc_journal_append (k->j, &r, sizeof r, NULL);
   if (!k->err && k->j->tail_len >= (1u << 20))
@@ -550,6 +611,13 @@ checkpoint (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
     sc_index_filter (&d->index, ckpt_copy, &k);
     r = k.err;
   }
+  /* The superblock switches to this journal only once all of it is
+   * durable, so a marker can say so already: replay then never needs to
+   * doubt a checkpoint's records. */
+  struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
+                                .durable_seq = j.next_seq - 1 };
+  if (r == 0)
+    r = sc_journal_append (&j, &mark, sizeof mark, NULL);
   if (r == 0)
     r = sc_journal_write_tail (&j);
   if (r == 0)
@@ -679,6 +747,7 @@ diff_free (struct sc_diff *d)
     free (d->snaps[i]);
   free (d->snaps);
   free (d->valid);
+  free (d->unsure);
   if (d->fd >= 0)
     close (d->fd);
   pthread_mutex_destroy (&d->lock);
@@ -814,13 +883,23 @@ sc_diff_open (const char *path, unsigned flags,
   if (!created) {
     d->epoch = 0;
     d->next_id = 0;
+    /* After a clean close everything is durable; after an unclean
+     * volatile session no snapshot is trusted anyway. */
+    d->verify_tail = !(d->sb.flags & (SC_SB_CLEAN | SC_SB_VOLATILE));
+    uint64_t durable = d->sb.flags & SC_SB_CLEAN ? d->sb.clean_seq - 1 : 0;
     r = sc_journal_replay (d->fd, d->chunk_size,
                            sc_journal_seed (d->sb.uuid, d->sb.journal_nonce),
                            d->sb.journal_head, d->sb.journal_seq, max_slot,
                            apply_record, d, &chain, &nchain, &end_pos,
-                           &d->replayed_records, &end_seq, err, errlen);
+                           &d->replayed_records, &end_seq, &durable,
+                           err, errlen);
     if (r < 0)
       goto fail_prefix;
+    if ((r = verify_unsure (d, durable)) < 0) {
+      snprintf (err, errlen, "reading copies at the end of the journal: %s",
+                strerror (-r));
+      goto fail_chain_prefix;
+    }
     if (d->replayed_records == 0 || d->epoch == 0) {
       free (chain);
       r = -EINVAL;
@@ -1218,7 +1297,7 @@ sc_diff_slot_cancel (struct sc_diff *d, uint64_t offset)
 
 int
 sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
-                     uint64_t *seq)
+                     uint32_t data_crc, uint64_t *seq)
 {
   LOCKED (d);
   if (!d->have_journal)
@@ -1227,10 +1306,10 @@ sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
     return -EINVAL;
   bool zero = offset == SC_COPY_ZERO;
   struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : offset / d->chunk_size,
-                       .epoch = d->epoch };
+                       .epoch = d->epoch, .crc = zero ? 0 : data_crc };
   struct sc_rec_copy rec = {
     .h.type = SC_REC_COPY, .chunk = chunk, .epoch = c.epoch,
-    .flags = zero ? SC_COPY_F_ZERO : 0, .slot = c.slot,
+    .flags = zero ? SC_COPY_F_ZERO : 0, .slot = c.slot, .data_crc = c.crc,
   };
   int r = sc_journal_append (&d->journal, &rec, sizeof rec, seq);
   if (r < 0)

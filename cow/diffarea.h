@@ -173,12 +173,14 @@ int sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset);
 void sc_diff_slot_cancel (struct sc_diff *d, uint64_t offset);
 
 /* Record that `chunk` was copied in the current epoch: to the slot at
- * `offset`, or, with offset == SC_COPY_ZERO, that its old content was all
+ * `offset`, whose chunk_size bytes have CRC32C `data_crc`, or, with
+ * offset == SC_COPY_ZERO (and data_crc 0), that its old content was all
  * zeros.  The copy is visible to readers at once; it is durable after
- * sc_diff_commit() with the returned sequence number. */
+ * sc_diff_commit() with the returned sequence number.  (Replay after a
+ * crash checks the CRC of copies whose commit may not have completed.) */
 #define SC_COPY_ZERO UINT64_MAX
 int sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
-                         uint64_t *seq);
+                         uint32_t data_crc, uint64_t *seq);
 
 /* Make every journal record up to `seq` durable (data written to the
  * diff-area file before the call is durable too).  Concurrent callers

@@ -122,6 +122,8 @@ struct sc_rec_copy {
   uint32_t epoch;               /* the epoch whose first write copied it */
   uint32_t flags;               /* SC_COPY_F_ZERO */
   uint64_t slot;                /* data slot; 0 for zero copies */
+  uint32_t data_crc;            /* CRC32C of the slot's chunk_size bytes */
+  uint32_t reserved;            /* 0 */
 } __attribute__((packed));
 #define SC_COPY_F_ZERO 0x1
 

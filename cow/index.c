@@ -131,6 +131,49 @@ sc_index_after (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
   return true;
 }
 
+bool
+sc_index_find (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                struct sc_copy *out)
+{
+  struct sc_index_entry *e = lookup (ix, chunk);
+  if (!e)
+    return false;
+  const struct sc_copy *c = copies_of (e);
+  for (uint32_t i = 0; i < e->n; i++)
+    if (c[i].epoch == epoch) {
+      *out = c[i];
+      return true;
+    }
+  return false;
+}
+
+struct remove_one { uint64_t chunk; uint32_t epoch; bool found; };
+
+static bool
+keep_others (void *opaque, uint64_t chunk, uint32_t prev,
+             const struct sc_copy *c)
+{
+  struct remove_one *r = opaque;
+  if (chunk == r->chunk && c->epoch == r->epoch) {
+    r->found = true;
+    return false;
+  }
+  return true;
+}
+
+bool
+sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
+{
+  /* Rare (replay of a torn tail): reuse the filter rather than a second
+   * removal path.  O(table size). */
+  struct sc_copy c;
+  if (!sc_index_find (ix, chunk, epoch, &c))
+    return false;
+  struct remove_one r = { .chunk = chunk, .epoch = epoch };
+  sc_index_filter (ix, keep_others, &r);
+  return r.found;
+}
+
 int
 sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
 {

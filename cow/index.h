@@ -16,6 +16,7 @@
 struct sc_copy {
   uint64_t slot;
   uint32_t epoch;
+  uint32_t crc;                 /* CRC32C of the slot's data (0 for zero) */
 };
 #define SC_SLOT_ZERO 0
 
@@ -38,6 +39,13 @@ bool sc_index_last (const struct sc_index *ix, uint64_t chunk,
  * what a snapshot of that epoch sees.  false: it sees the origin. */
 bool sc_index_after (const struct sc_index *ix, uint64_t chunk,
                      uint32_t epoch, struct sc_copy *out);
+
+/* The copy of `chunk` made in `epoch`; false if there is none. */
+bool sc_index_find (const struct sc_index *ix, uint64_t chunk,
+                    uint32_t epoch, struct sc_copy *out);
+
+/* Remove the copy of `chunk` made in `epoch`; false if there is none. */
+bool sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch);
 
 /* Add a copy.  -EEXIST if `chunk` has one of that epoch, -ENOMEM. */
 int sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy);

@@ -395,7 +395,8 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                    sc_journal_apply_fn apply, void *opaque,
                    uint64_t **chain_out, size_t *nchain_out,
                    uint32_t *end_pos, uint64_t *records_out,
-                   uint64_t *end_seq, char *err, size_t errlen)
+                   uint64_t *end_seq, uint64_t *durable_out,
+                   char *err, size_t errlen)
 {
   struct sc_journal j = { .chain = NULL };
   uint8_t *buf = malloc (chunk_size);
@@ -404,6 +405,7 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
 
   uint64_t slot = head_slot, seq = head_seq, records = 0;
   uint32_t pos = 0;
+  uint64_t durable = *durable_out; /* best commit marker so far */
   int r = 0;
   bool end = false;
   while (!end) {
@@ -454,6 +456,14 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
       if (h.type == SC_REC_NEXT) {
         const struct sc_rec_next *n = (const void *) (buf + pos);
         next_slot = n->slot;
+        if (next_slot >= max_slot && next_slot != 0 && seq > durable) {
+          /* Not known durable, and the file never grew to its target
+           * (a volatile session, or a crash before the commit): the
+           * end of the journal. */
+          next_slot = 0;
+          end = true;
+          break;
+        }
         if (next_slot == 0 || next_slot >= max_slot) {
           snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
                     PRIu64 ": next journal slot %" PRIu64 " is outside "
@@ -471,8 +481,19 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
             goto out;
           }
       }
-      else if (h.type != SC_REC_COMMIT &&
-               (r = apply (opaque, (const void *) (buf + pos), err,
+      else if (h.type == SC_REC_COMMIT) {
+        const struct sc_rec_commit *c = (const void *) (buf + pos);
+        if (c->durable_seq >= seq) {
+          snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
+                    PRIu64 ": commit marker vouches for later records",
+                    seq, slot * chunk_size + pos);
+          r = -EINVAL;
+          goto out;
+        }
+        if (c->durable_seq > durable)
+          durable = c->durable_seq;
+      }
+      else if ((r = apply (opaque, (const void *) (buf + pos), durable, err,
                            errlen)) < 0)
         goto out;
       pos += h.len;
@@ -490,6 +511,7 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
   *chain_out = j.chain;
   *nchain_out = j.nchain;
   *end_pos = pos;
+  *durable_out = durable;
   *records_out = records;
   *end_seq = seq;
   return 0;

@@ -90,13 +90,19 @@ int sc_journal_write_tail (struct sc_journal *j);
  * negative return stops replay with that error.  *chain, *nchain get the
  * journal slots visited (malloc'd); *records the count; *end_seq the
  * sequence number after the last valid record. */
+/* `durable`: the journal is known durable up to this sequence number
+ * (the best commit marker so far); records after it may be a torn tail
+ * whose data never reached the disk. */
 typedef int (*sc_journal_apply_fn) (void *opaque, const struct sc_rec_hdr *rec,
-                                    char *err, size_t errlen);
+                                    uint64_t durable, char *err,
+                                    size_t errlen);
 int sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                        uint64_t head_slot, uint64_t head_seq,
                        uint64_t max_slot, sc_journal_apply_fn apply,
                        void *opaque, uint64_t **chain, size_t *nchain,
                        uint32_t *end_pos, uint64_t *records, uint64_t *end_seq,
-                       char *err, size_t errlen);
+                       uint64_t *durable, char *err, size_t errlen);
+/* (*durable is also an input: what is known durable before replay, e.g.
+ * everything before the clean-close point; 0 if nothing is.) */
 
 #endif

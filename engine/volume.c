@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cow/crc32c.h"
 #include "cow/io.h"
 #include "engine/rangelock.h"
 #include "engine/volume.h"
@@ -333,7 +334,9 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
       debug ("copy-on-write: chunk %" PRIu64 " -> %s %" PRIu64, chunks[i],
              where == SC_COPY_ZERO ? "zero" : "diff-area offset",
              where == SC_COPY_ZERO ? 0 : where);
-    int r = sc_diff_copy_record (v->diff, chunks[i], where, &seq);
+    uint32_t crc = where == SC_COPY_ZERO
+                   ? 0 : crc32c (0, buf + i * v->chunk_size, v->chunk_size);
+    int r = sc_diff_copy_record (v->diff, chunks[i], where, crc, &seq);
     if (r < 0) {
       if (where != SC_COPY_ZERO)
         sc_diff_slot_cancel (v->diff, where);

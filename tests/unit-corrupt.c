@@ -586,9 +586,9 @@ Test (corrupt, record_with_the_wrong_length_for_its_type)
 {
   struct uh_area a;
   make_area (&a);
-  uint8_t rec[48] = { 0 };
+  uint8_t rec[56] = { 0 };
   struct sc_rec_copy *c = (void *) rec;
-  c->h.type = SC_REC_COPY;      /* a copy record is 40 bytes, not 48 */
+  c->h.type = SC_REC_COPY;      /* a copy record is 48 bytes, not 56 */
   c->chunk = 3;
   c->epoch = 3;
   c->slot = 40;

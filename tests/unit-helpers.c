@@ -428,8 +428,9 @@ uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag)
   cr_assert_not_null (buf);
   uh_pattern (buf, cs, tag, 0);
   cr_assert_eq (pwrite (sc_diff_fd (d), buf, cs, off), (ssize_t) cs);
+  uint32_t crc = crc32c (0, buf, cs);
   free (buf);
-  cr_assert_eq (sc_diff_copy_record (d, chunk, off, &seq), 0);
+  cr_assert_eq (sc_diff_copy_record (d, chunk, off, crc, &seq), 0);
   cr_assert_eq (sc_diff_commit (d, seq), 0);
   return off;
 }
@@ -438,7 +439,7 @@ void
 uh_copy_zero (struct sc_diff *d, uint64_t chunk)
 {
   uint64_t seq = 0;
-  cr_assert_eq (sc_diff_copy_record (d, chunk, SC_COPY_ZERO, &seq), 0);
+  cr_assert_eq (sc_diff_copy_record (d, chunk, SC_COPY_ZERO, 0, &seq), 0);
   cr_assert_eq (sc_diff_commit (d, seq), 0);
 }
 

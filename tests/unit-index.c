@@ -93,12 +93,12 @@ Test (index, same_epoch_twice_is_eexist)
   struct sc_index ix;
   cr_assert_eq (sc_index_init (&ix), 0);
   add (&ix, 1, 4, 10);
-  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 11, 4 }), -EEXIST);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 11, 4, 0 }), -EEXIST);
   add (&ix, 1, 6, 12);
   add (&ix, 1, 8, 13);
-  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 6 }), -EEXIST);
-  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 4 }), -EEXIST);
-  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 8 }), -EEXIST);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 6, 0 }), -EEXIST);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 4, 0 }), -EEXIST);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 14, 8, 0 }), -EEXIST);
   cr_assert_eq (ix.copies, 3, "refused adds change nothing");
   cr_assert_eq (ix.chunks, 1);
   struct sc_copy c;

@@ -1,0 +1,1195 @@
+/* Crash-state tests: workloads through the real engine are recorded at
+ * the I/O layer (tests/crash-record.h), then the disk images of many
+ * crash points are rebuilt from the record (durable part, plus lost, torn
+ * and reordered pending writes) and recovered with sc_volume_open.  After
+ * recovery:
+ *   - recovery wrote nothing to the origin;
+ *   - every snapshot reported valid equals its model image; a snapshot
+ *     whose creation had returned exists (valid, or invalid with a
+ *     reason) unless its deletion had begun; one whose creation had not
+ *     begun, or whose deletion had returned, does not;
+ *   - the live volume holds every write acknowledged before the last
+ *     completed flush, or a later write to the same bytes;
+ *   - in durability=volatile, every snapshot is invalid with
+ *     SC_INVALID_VOLATILE, unless the diff area was left cleanly closed.
+ *
+ * Crash states (see crash-record.h): for crash point k, each file holds
+ * what was written before its last fdatasync recorded before k, plus a
+ * choice of the later writes and fallocates: none, all, an in-order
+ * prefix (the last maybe torn), a random subset (some torn, in any
+ * order), or those that overwrite in place without growing the file.
+ * Every crash point of every workload is checked, each with one variant
+ * drawn from its own seeded generator.
+ *
+ * The model is deliberately generous where the engine promises nothing:
+ * FUA writes count as ordinary writes, any live write that had begun
+ * before the crash may show, and a snapshot whose creation or deletion
+ * was under way may be there or not (if there and valid, it must be
+ * right).  With durability=safe and no I/O errors, no snapshot may be
+ * invalid.
+ *
+ * Environment: SEED=n picks another seed (decimal or 0x...; the default
+ * is fixed, so `make check` is reproducible); CRASH_POINTS=n checks n
+ * points per workload, evenly sampled, instead of all; CRASH_ONLY=k
+ * checks crash point k alone, with the same state as in a full run;
+ * CRASH_SAVE=dir keeps the images of failed crash points there.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+
+#include "cow/format.h"
+#include "cow/io.h"
+#include "engine/volume.h"
+#include "tests/crash-record.h"
+#include "tests/unit-helpers.h"
+
+#define DEFAULT_SEED 0x5eed2024u
+#define NEVER SIZE_MAX
+#define MAX_FAILURES 8          /* reported in full per workload */
+
+static void
+crash_teardown (void)
+{
+  cr_record_stop ();
+  uh_teardown ();
+}
+
+TestSuite (crash, .init = uh_setup, .fini = crash_teardown);
+
+/* ---- configuration ------------------------------------------------------ */
+
+struct wl_cfg {
+  const char *name;
+  uint64_t size;                /* origin bytes */
+  uint64_t sparse_from;         /* origin is a hole from here on */
+  uint32_t chunk;
+  bool volatile_mode;
+  bool unclean_start;           /* the recorded session opens after a crash */
+  unsigned steps;               /* operations of the recorded session */
+  unsigned points;              /* crash states to check (0: every one) */
+};
+
+static uint64_t
+env_u64 (const char *name, uint64_t dflt)
+{
+  const char *e = getenv (name);
+  if (!e || !*e)
+    return dflt;
+  return strtoull (e, NULL, 0);
+}
+
+static uint64_t
+base_seed (void)
+{
+  return env_u64 ("SEED", DEFAULT_SEED);
+}
+
+/* ---- the model ---------------------------------------------------------- */
+
+struct msnap {
+  char name[32];
+  uint64_t id;
+  uint8_t *image;               /* the live volume when it was created */
+  bool setup;                   /* created before recording began */
+  size_t c_start, c_end;        /* records before / after the create */
+  size_t d_start, d_end;        /* the same for its delete (NEVER) */
+  bool d_setup;                 /* deleted before recording began */
+};
+
+/* A live write, zero or trim. */
+struct mop {
+  size_t start;                 /* records before it began */
+  uint64_t off, len;
+  uint8_t *data;                /* NULL: zeros */
+};
+
+/* A completed flush: what the live volume must hold from then on. */
+struct mflush {
+  size_t end;                   /* records when it returned */
+  size_t nops;                  /* live ops before it */
+  uint8_t *image;
+};
+
+/* An operation of the workload, for failure reports. */
+struct mevent {
+  char what[96];
+  size_t start, end;            /* records before / after it */
+};
+
+struct wl {
+  const struct wl_cfg *cfg;
+  uint64_t seed, rng;
+  char *origin, *diff;
+  struct sc_volume *v;
+  uint64_t size;
+  uint32_t cs;
+  uint8_t *live;
+  bool recording;
+  bool trims;                   /* punching a hole reads back zeros */
+  uint64_t tag;
+  unsigned names;
+
+  struct msnap *snaps;
+  size_t nsnaps;
+  struct mop *ops;
+  size_t nops;
+  struct mflush *flushes;
+  size_t nflushes;
+  struct mevent *events;
+  size_t nevents;
+
+  struct cr_log log;
+  struct cr_image init[CR_NFILES];
+
+  /* Counters for the summary. */
+  unsigned n_writes, n_zeroes, n_trims, n_creates, n_deletes, n_flushes,
+           n_restarts;
+};
+
+static void *
+xrealloc (void *p, size_t n)
+{
+  p = realloc (p, n ? n : 1);
+  cr_assert_not_null (p);
+  return p;
+}
+
+static uint8_t *
+xdup (const void *p, size_t n)
+{
+  uint8_t *q = xrealloc (NULL, n);
+  memcpy (q, p, n);
+  return q;
+}
+
+static size_t
+now (struct wl *w)
+{
+  return w->recording ? cr_record_count () : 0;
+}
+
+static uint64_t
+rnd (struct wl *w, uint64_t n)
+{
+  return uh_rand_below (&w->rng, n);
+}
+
+static void
+add_event (struct wl *w, size_t start, const char *fmt, ...)
+  __attribute__((format (printf, 3, 4)));
+
+static void
+add_event (struct wl *w, size_t start, const char *fmt, ...)
+{
+  if (!w->recording)
+    return;
+  w->events = xrealloc (w->events, (w->nevents + 1) * sizeof *w->events);
+  struct mevent *e = &w->events[w->nevents++];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (e->what, sizeof e->what, fmt, ap);
+  va_end (ap);
+  e->start = start;
+  e->end = now (w);
+}
+
+static void
+vol_open (struct wl *w)
+{
+  size_t start = now (w);
+  struct sc_volume_config cfg = {
+    .origin_path = w->origin, .diff_path = w->diff, .chunk_size = w->cs,
+    .volatile_durability = w->recording && w->cfg->volatile_mode,
+  };
+  char err[512] = "";
+  int r = sc_volume_open (&cfg, &w->v, err, sizeof err);
+  cr_assert_eq (r, 0, "%s: sc_volume_open: %d %s", w->cfg->name, r, err);
+  add_event (w, start, "open");
+}
+
+static void
+add_flush (struct wl *w)
+{
+  w->flushes = xrealloc (w->flushes, (w->nflushes + 1) * sizeof *w->flushes);
+  w->flushes[w->nflushes++] = (struct mflush) {
+    .end = now (w), .nops = w->nops, .image = xdup (w->live, w->size),
+  };
+}
+
+static void
+add_op (struct wl *w, size_t start, uint64_t off, uint64_t len,
+        const uint8_t *data)
+{
+  w->ops = xrealloc (w->ops, (w->nops + 1) * sizeof *w->ops);
+  w->ops[w->nops++] = (struct mop) {
+    .start = start, .off = off, .len = len,
+    .data = data ? xdup (data, len) : NULL,
+  };
+  if (data)
+    memcpy (w->live + off, data, len);
+  else
+    memset (w->live + off, 0, len);
+}
+
+/* A random range: chunk aligned, sector aligned or anywhere; now and
+ * then several chunks long. */
+static void
+pick_range (struct wl *w, uint64_t *off, uint64_t *len)
+{
+  uint64_t cs = w->cs, o, l;
+  switch (rnd (w, 4)) {
+  case 0:                       /* whole chunks */
+    o = rnd (w, w->size / cs) * cs;
+    l = (1 + rnd (w, 3)) * cs;
+    break;
+  case 1:                       /* sectors */
+    o = rnd (w, w->size / 512) * 512;
+    l = (1 + rnd (w, 2 * cs / 512)) * 512;
+    break;
+  case 2:                       /* anywhere, small */
+    o = rnd (w, w->size);
+    l = 1 + rnd (w, 3000);
+    break;
+  default:                      /* anywhere, several chunks */
+    o = rnd (w, w->size);
+    l = 1 + rnd (w, 5 * cs);
+    break;
+  }
+  if (o >= w->size)
+    o = w->size - 1;
+  if (l > w->size - o)
+    l = w->size - o;
+  *off = o;
+  *len = l;
+}
+
+static void
+wl_write (struct wl *w)
+{
+  uint64_t off, len;
+  pick_range (w, &off, &len);
+  uint8_t *buf = xrealloc (NULL, len);
+  if (rnd (w, 20) == 0)
+    memset (buf, 0, len);       /* zeros written as data */
+  else
+    uh_pattern (buf, len, w->seed * 7919 + ++w->tag, off);
+  unsigned flags = rnd (w, 10) == 0 ? SC_FUA : 0;
+  size_t start = now (w);
+  int r = sc_volume_write (w->v, buf, (uint32_t) len, off, flags);
+  cr_assert_eq (r, 0, "write of %" PRIu64 " at %" PRIu64 ": %d", len, off,
+                r);
+  add_op (w, start, off, len, buf);
+  add_event (w, start, "write%s of %" PRIu64 " bytes at %" PRIu64,
+             flags ? " (FUA)" : "", len, off);
+  free (buf);
+  w->n_writes++;
+}
+
+static void
+wl_zero (struct wl *w, bool trim)
+{
+  uint64_t off, len;
+  pick_range (w, &off, &len);
+  unsigned flags = (rnd (w, 2) ? SC_MAY_TRIM : 0) |
+                   (rnd (w, 10) == 0 ? SC_FUA : 0);
+  size_t start = now (w);
+  int r = trim ? sc_volume_trim (w->v, (uint32_t) len, off, flags)
+               : sc_volume_zero (w->v, (uint32_t) len, off, flags);
+  cr_assert_eq (r, 0, "%s of %" PRIu64 " at %" PRIu64 ": %d",
+                trim ? "trim" : "zero", len, off, r);
+  add_op (w, start, off, len, NULL);
+  add_event (w, start, "%s of %" PRIu64 " bytes at %" PRIu64,
+             trim ? "trim" : "zero", len, off);
+  if (trim)
+    w->n_trims++;
+  else
+    w->n_zeroes++;
+}
+
+static size_t
+live_snaps (struct wl *w)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < w->nsnaps; i++)
+    n += w->snaps[i].d_start == NEVER;
+  return n;
+}
+
+static void
+wl_create (struct wl *w)
+{
+  char name[32];
+  /* Now and then reuse the name of a deleted snapshot. */
+  name[0] = '\0';
+  if (rnd (w, 3) == 0)
+    for (size_t i = 0; i < w->nsnaps; i++) {
+      const struct msnap *s = &w->snaps[i];
+      bool taken = false;
+      for (size_t j = 0; j < w->nsnaps; j++)
+        taken |= w->snaps[j].d_start == NEVER &&
+                 strcmp (w->snaps[j].name, s->name) == 0;
+      if (!taken) {
+        snprintf (name, sizeof name, "%s", s->name);
+        break;
+      }
+    }
+  if (!name[0])
+    snprintf (name, sizeof name, "s%u", ++w->names);
+
+  struct msnap s = { .setup = !w->recording, .d_start = NEVER,
+                     .d_end = NEVER };
+  snprintf (s.name, sizeof s.name, "%s", name);
+  s.image = xdup (w->live, w->size);
+  struct sc_snapshot_info info;
+  s.c_start = now (w);
+  int r = sc_volume_snapshot_create (w->v, name, &info);
+  s.c_end = now (w);
+  cr_assert_eq (r, 0, "creating snapshot %s: %d", name, r);
+  s.id = info.id;
+  add_event (w, s.c_start, "create of snapshot %s (id %" PRIu64 ")", name,
+             s.id);
+  w->snaps = xrealloc (w->snaps, (w->nsnaps + 1) * sizeof *w->snaps);
+  w->snaps[w->nsnaps++] = s;
+  w->n_creates++;
+}
+
+static void
+wl_delete (struct wl *w)
+{
+  size_t n = live_snaps (w);
+  if (n == 0)
+    return;
+  size_t pick = (size_t) rnd (w, n);
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    struct msnap *s = &w->snaps[i];
+    if (s->d_start != NEVER || pick--)
+      continue;
+    s->d_start = now (w);
+    s->d_setup = !w->recording;
+    int r = sc_volume_snapshot_delete (w->v, s->name);
+    s->d_end = now (w);
+    cr_assert_eq (r, 0, "deleting snapshot %s: %d", s->name, r);
+    add_event (w, s->d_start, "delete of snapshot %s (id %" PRIu64 ")",
+               s->name, s->id);
+    w->n_deletes++;
+    return;
+  }
+}
+
+static void
+wl_flush (struct wl *w)
+{
+  size_t start = now (w);
+  int r = sc_volume_flush (w->v);
+  cr_assert_eq (r, 0, "flush: %d", r);
+  add_event (w, start, "flush");
+  add_flush (w);
+  w->n_flushes++;
+}
+
+/* A clean stop and start: the close flushes the origin too. */
+static void
+wl_restart (struct wl *w)
+{
+  size_t start = now (w);
+  sc_volume_close (w->v);
+  w->v = NULL;
+  add_event (w, start, "close (restart)");
+  add_flush (w);
+  vol_open (w);
+  w->n_restarts++;
+}
+
+static void
+wl_step (struct wl *w)
+{
+  uint64_t r = rnd (w, 100);
+  if (r < 38)
+    wl_write (w);
+  else if (r < 46)
+    wl_zero (w, false);
+  else if (r < 51 && w->trims)
+    wl_zero (w, true);
+  else if (r < 63) {
+    if (live_snaps (w) < 6)
+      wl_create (w);
+    else
+      wl_delete (w);
+  }
+  else if (r < 71)
+    wl_delete (w);
+  else if (r < 86)
+    wl_flush (w);
+  else if (r < 88)
+    wl_restart (w);
+  else
+    wl_write (w);
+}
+
+/* ---- reading back ------------------------------------------------------- */
+
+/* Compare snapshot `id` (0: the live volume) with `want`; on a
+ * difference write where into msg and return false. */
+static bool
+same_image (struct sc_volume *v, uint64_t id, const uint8_t *want,
+            uint64_t size, uint32_t cs, uint8_t *buf, char *msg,
+            size_t msglen)
+{
+  const uint64_t piece = 1 << 20;
+  for (uint64_t off = 0; off < size; off += piece) {
+    uint64_t n = size - off < piece ? size - off : piece;
+    int r = id ? sc_volume_snapshot_read (v, id, buf, (uint32_t) n, off)
+               : sc_volume_read (v, buf, (uint32_t) n, off);
+    if (r < 0) {
+      snprintf (msg, msglen, "read of %" PRIu64 " bytes at %" PRIu64
+                " failed: %s", n, off, strerror (-r));
+      return false;
+    }
+    if (memcmp (buf, want + off, n) == 0)
+      continue;
+    uint64_t i = 0;
+    while (buf[i] == want[off + i])
+      i++;
+    uint64_t bad = 0;
+    for (uint64_t j = i; j < n; j++)
+      bad += buf[j] != want[off + j];
+    snprintf (msg, msglen, "first difference at byte %" PRIu64 " (chunk %"
+              PRIu64 "): %#x, want %#x; %" PRIu64 " bytes differ in this "
+              "MiB", off + i, (off + i) / cs, buf[i], want[off + i], bad);
+    return false;
+  }
+  return true;
+}
+
+/* The engine agrees with the model before any crash is simulated. */
+static void
+verify_model (struct wl *w)
+{
+  uint8_t *buf = xrealloc (NULL, 1 << 20);
+  char msg[256];
+  cr_assert (same_image (w->v, 0, w->live, w->size, w->cs, buf, msg,
+                         sizeof msg), "%s: live volume: %s", w->cfg->name,
+             msg);
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    const struct msnap *s = &w->snaps[i];
+    if (s->d_start != NEVER)
+      continue;
+    cr_assert (same_image (w->v, s->id, s->image, w->size, w->cs, buf, msg,
+                           sizeof msg), "%s: snapshot %s: %s", w->cfg->name,
+               s->name, msg);
+  }
+  free (buf);
+}
+
+/* ---- the workload -------------------------------------------------------- */
+
+static bool
+punch_reads_zeros (void)
+{
+  char *p = uh_path ("probe");
+  uint8_t buf[8192];
+  memset (buf, 0xa5, sizeof buf);
+  uh_write_file (p, buf, sizeof buf);
+  int fd = open (p, O_RDWR);
+  bool ok = fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                       4096) == 0;
+  close (fd);
+  if (ok) {
+    uh_pread (p, buf, 4096, 0);
+    for (int i = 0; i < 4096; i++)
+      ok &= buf[i] == 0;
+  }
+  unlink (p);
+  free (p);
+  return ok;
+}
+
+static uint64_t
+name_hash (const char *s)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t) *s) * 1099511628211ull;
+  return h;
+}
+
+static void
+run_workload (struct wl *w, const struct wl_cfg *cfg)
+{
+  memset (w, 0, sizeof *w);
+  w->cfg = cfg;
+  w->seed = base_seed () ^ name_hash (cfg->name);
+  w->rng = w->seed;
+  w->size = cfg->size;
+  w->cs = cfg->chunk;
+  w->origin = uh_path ("origin");
+  w->diff = uh_path ("diff");
+  w->trims = punch_reads_zeros ();
+
+  /* The origin: a pattern, then (maybe) a hole. */
+  uint64_t data_end = cfg->sparse_from ? cfg->sparse_from : cfg->size;
+  uh_make_file (w->origin, data_end, w->seed);
+  uh_truncate (w->origin, cfg->size);
+  w->live = xrealloc (NULL, w->size);
+  uh_pattern (w->live, data_end, w->seed, 0);
+  memset (w->live + data_end, 0, w->size - data_end);
+
+  /* Setup, not recorded: a first session that leaves snapshots. */
+  vol_open (w);
+  for (int i = 0; i < 6; i++)
+    wl_write (w);
+  wl_create (w);
+  for (int i = 0; i < 6; i++)
+    wl_write (w);
+  wl_create (w);
+  wl_write (w);
+  wl_create (w);
+  wl_delete (w);
+  for (int i = 0; i < 4; i++)
+    wl_write (w);
+  verify_model (w);
+  sc_volume_close (w->v);
+  w->v = NULL;
+  if (cfg->unclean_start)
+    uh_sb_mark_unclean (w->diff);
+  add_flush (w);                /* everything so far is on disk */
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_alloc (&w->init[f], 0);
+    cr_image_load (&w->init[f], f == CR_ORIGIN ? w->origin : w->diff);
+  }
+
+  /* The recorded session. */
+  cr_log_init (&w->log, w->origin, w->diff);
+  w->recording = true;
+  cr_record_start (&w->log);
+  vol_open (w);
+  for (unsigned i = 0; i < cfg->steps; i++)
+    wl_step (w);
+  /* End with a pending tail: writes after the last flush. */
+  wl_write (w);
+  wl_write (w);
+  verify_model (w);
+  size_t start = now (w);
+  sc_volume_close (w->v);
+  w->v = NULL;
+  add_event (w, start, "final close");
+  add_flush (w);
+  cr_record_stop ();
+  w->recording = false;
+  cr_assert_eq (w->log.foreign, 0, "%zu requests went to other files",
+                w->log.foreign);
+
+  /* The record is complete: replayed whole on the initial images, it
+   * gives the files as they are now. */
+  for (int f = 0; f < CR_NFILES; f++) {
+    struct cr_image img, now_img;
+    cr_image_alloc (&img, cr_max_end (&w->log, f, w->init[f].size));
+    cr_image_copy (&img, &w->init[f]);
+    for (size_t i = 0; i < w->log.n; i++)
+      if (w->log.ops[i].file == f)
+        cr_apply (&img, &w->log.ops[i], w->log.ops[i].len);
+    cr_image_alloc (&now_img, 0);
+    cr_image_load (&now_img, f == CR_ORIGIN ? w->origin : w->diff);
+    cr_assert_eq (img.size, now_img.size, "%s: replayed %s has %" PRIu64
+                  " bytes, the file %" PRIu64, cfg->name,
+                  f == CR_ORIGIN ? "origin" : "diff area", img.size,
+                  now_img.size);
+    cr_assert (memcmp (img.buf, now_img.buf, img.size) == 0,
+               "%s: the record does not replay to the %s", cfg->name,
+               f == CR_ORIGIN ? "origin" : "diff area");
+    cr_image_free (&img);
+    cr_image_free (&now_img);
+  }
+}
+
+static void
+free_workload (struct wl *w)
+{
+  for (size_t i = 0; i < w->nsnaps; i++)
+    free (w->snaps[i].image);
+  for (size_t i = 0; i < w->nops; i++)
+    free (w->ops[i].data);
+  for (size_t i = 0; i < w->nflushes; i++)
+    free (w->flushes[i].image);
+  free (w->snaps);
+  free (w->ops);
+  free (w->flushes);
+  free (w->events);
+  free (w->live);
+  for (int f = 0; f < CR_NFILES; f++)
+    cr_image_free (&w->init[f]);
+  cr_log_free (&w->log);
+  free (w->origin);
+  free (w->diff);
+}
+
+/* ---- checking crash states ----------------------------------------------- */
+
+struct checker {
+  struct wl *w;
+  struct cr_builder b;
+  struct cr_image img[CR_NFILES];
+  struct cr_image shadow[CR_NFILES];   /* what the files hold now */
+  uint64_t rng;
+  uint8_t *buf;
+
+  size_t points, failures, per_variant[CR_V_COUNT];
+  size_t torn, pending_applied, images_compared, invalid_seen;
+  size_t clean_opens, refused;
+};
+
+/* Make the file at `path` hold `img`, writing only the 4K pages that
+ * differ from what it holds (`shadow`), which keeps the inode (the diff
+ * area records the origin's). */
+static void
+materialize (const char *path, const struct cr_image *img,
+             struct cr_image *shadow)
+{
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0, "%s: %s", path, strerror (errno));
+  for (uint64_t off = 0; off < img->size; off += 4096) {
+    uint64_t n = img->size - off < 4096 ? img->size - off : 4096;
+    if (off + n <= shadow->size &&
+        memcmp (img->buf + off, shadow->buf + off, n) == 0)
+      continue;
+    cr_assert_eq (pwrite (fd, img->buf + off, n, off), (ssize_t) n);
+  }
+  if (img->size != shadow->size)
+    cr_assert_eq (ftruncate (fd, img->size), 0);
+  close (fd);
+  cr_image_copy (shadow, img);
+}
+
+/* The newest valid superblock of a diff-area image, as sc_sb_load picks
+ * it; false if there is none. */
+static bool
+image_sb (const struct cr_image *img, struct sc_sb_disk *out)
+{
+  bool found = false;
+  for (int c = 0; c < SC_SB_COPIES; c++) {
+    if (img->size < (uint64_t) (c + 1) * SC_SB_SIZE)
+      break;
+    const uint8_t *block = img->buf + c * SC_SB_SIZE;
+    struct sc_sb_disk sb;
+    memcpy (&sb, block, sizeof sb);
+    if (memcmp (sb.magic, SC_SB_MAGIC, 8) != 0 || sb.crc != uh_sb_crc (block))
+      continue;
+    if (!found || sb.generation > out->generation)
+      *out = sb;
+    found = true;
+  }
+  return found;
+}
+
+static const struct msnap *
+model_by_id (const struct wl *w, uint64_t id)
+{
+  for (size_t i = 0; i < w->nsnaps; i++)
+    if (w->snaps[i].id == id)
+      return &w->snaps[i];
+  return NULL;
+}
+
+#define FAIL(...) do { snprintf (msg, msglen, __VA_ARGS__); return false; } \
+                  while (0)
+
+/* The snapshots after recovery at crash point k. */
+static bool
+check_snapshots (struct checker *ck, size_t k, bool volatile_unclean,
+                 char *msg, size_t msglen)
+{
+  struct wl *w = ck->w;
+  struct sc_snapshot_info *infos;
+  size_t n;
+  int r = sc_diff_snapshot_list (sc_volume_diff (w->v), &infos, &n);
+  if (r < 0)
+    FAIL ("listing snapshots: %s", strerror (-r));
+  bool ok = true;
+  char why[256];
+  for (size_t i = 0; i < n && ok; i++) {
+    const struct sc_snapshot_info *s = &infos[i];
+    const struct msnap *m = model_by_id (w, s->id);
+    if (!m) {
+      snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ") is listed but "
+                "was never created", s->name, s->id);
+      ok = false;
+    }
+    else if (strcmp (m->name, s->name) != 0) {
+      snprintf (msg, msglen, "snapshot id %" PRIu64 " is named %s, want %s",
+                s->id, s->name, m->name);
+      ok = false;
+    }
+    else if (!m->setup && m->c_start >= k) {
+      snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ") exists, but its "
+                "creation began only at record %zu", s->name, s->id,
+                m->c_start);
+      ok = false;
+    }
+    else if (volatile_unclean) {
+      if (s->invalid_reason != SC_INVALID_VOLATILE) {
+        snprintf (msg, msglen, "durability=volatile, unclean stop: snapshot "
+                  "%s (id %" PRIu64 ") has invalid_reason %u, want %u "
+                  "(SC_INVALID_VOLATILE)", s->name, s->id,
+                  s->invalid_reason, SC_INVALID_VOLATILE);
+        ok = false;
+      }
+    }
+    else if (m->d_end <= k) {
+      snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ") is back, but its "
+                "deletion had returned at record %zu", s->name, s->id,
+                m->d_end);
+      ok = false;
+    }
+    if (!ok)
+      break;
+
+    if (s->invalid_reason == SC_VALID) {
+      if (s->volume_size != w->size) {
+        snprintf (msg, msglen, "snapshot %s: volume_size %" PRIu64 ", want %"
+                  PRIu64, s->name, s->volume_size, w->size);
+        ok = false;
+        break;
+      }
+      ck->images_compared++;
+      if (!same_image (w->v, s->id, m->image, w->size, w->cs, ck->buf, why,
+                       sizeof why)) {
+        snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ", created at "
+                  "records %zu-%zu%s) is reported valid but differs from "
+                  "its model image: %s", s->name, s->id, m->c_start,
+                  m->c_end, m->setup ? ", before recording" : "", why);
+        ok = false;
+      }
+    }
+    else {
+      ck->invalid_seen++;
+      /* Never served. */
+      r = sc_volume_snapshot_read (w->v, s->id, ck->buf, 4096, 0);
+      if (r != -EIO) {
+        snprintf (msg, msglen, "snapshot %s is invalid (reason %u), but a "
+                  "read of it returned %d, not -EIO", s->name,
+                  s->invalid_reason, r);
+        ok = false;
+      }
+    }
+  }
+
+  /* What must be there: created, and its deletion not begun. */
+  for (size_t i = 0; ok && !volatile_unclean && i < w->nsnaps; i++) {
+    const struct msnap *m = &w->snaps[i];
+    bool created = m->setup || m->c_end <= k;
+    bool delete_begun = m->d_setup || m->d_start < k;
+    if (!created || delete_begun)
+      continue;
+    bool listed = false;
+    for (size_t j = 0; j < n; j++)
+      listed |= infos[j].id == m->id;
+    if (!listed) {
+      snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ") is missing, but "
+                "its creation had returned (records %zu-%zu%s)", m->name,
+                m->id, m->c_start, m->c_end,
+                m->setup ? ", before recording" : "");
+      ok = false;
+    }
+  }
+  free (infos);
+  return ok;
+}
+
+/* The live volume at crash point k, on the image (recovery never changes
+ * it, which check_point verifies). */
+static bool
+check_live (struct checker *ck, size_t k, char *msg, size_t msglen)
+{
+  struct wl *w = ck->w;
+  const struct cr_image *img = &ck->img[CR_ORIGIN];
+  if (img->size != w->size)
+    FAIL ("the origin image has %" PRIu64 " bytes, want %" PRIu64,
+          img->size, w->size);
+  const struct mflush *fl = &w->flushes[0];
+  for (size_t i = 0; i < w->nflushes; i++)
+    if (w->flushes[i].end <= k)
+      fl = &w->flushes[i];
+  const uint8_t *base = fl->image;
+  for (uint64_t off = 0; off < w->size; off += 4096) {
+    uint64_t n = w->size - off < 4096 ? w->size - off : 4096;
+    if (memcmp (img->buf + off, base + off, n) == 0)
+      continue;
+    for (uint64_t b = off; b < off + n; b++) {
+      if (img->buf[b] == base[b])
+        continue;
+      bool ok = false;
+      for (size_t j = fl->nops; j < w->nops && !ok; j++) {
+        const struct mop *o = &w->ops[j];
+        if (o->start >= k)
+          break;
+        if (b >= o->off && b < o->off + o->len)
+          ok = (o->data ? o->data[b - o->off] : 0) == img->buf[b];
+      }
+      if (!ok)
+        FAIL ("live byte %" PRIu64 " (chunk %" PRIu64 ") is %#x: the "
+              "content flushed by record %zu is %#x, and no later write "
+              "put %#x there", b, b / w->cs, img->buf[b], fl->end, base[b],
+              img->buf[b]);
+    }
+  }
+  return true;
+}
+
+/* What the workload was doing at crash point k. */
+static void
+describe_point (const struct wl *w, size_t k, char *out, size_t len)
+{
+  snprintf (out, len, "between operations");
+  for (size_t i = 0; i < w->nevents; i++)
+    if (w->events[i].start < k && k <= w->events[i].end) {
+      snprintf (out, len, "during %s (records %zu-%zu)", w->events[i].what,
+                w->events[i].start, w->events[i].end);
+      return;
+    }
+  for (size_t i = w->nevents; i-- > 0;)
+    if (w->events[i].end <= k) {
+      snprintf (out, len, "after %s (records %zu-%zu)", w->events[i].what,
+                w->events[i].start, w->events[i].end);
+      return;
+    }
+}
+
+static const char *
+op_text (const struct cr_op *op, char *buf, size_t len)
+{
+  static const char *kinds[] = { "write", "zero", "extend", "fdatasync" };
+  snprintf (buf, len, "%s of the %s", kinds[op->kind],
+            op->file == CR_ORIGIN ? "origin" : "diff area");
+  if (op->kind != CR_SYNC) {
+    size_t l = strlen (buf);
+    snprintf (buf + l, len - l, " [%" PRIu64 ", +%" PRIu64 ")", op->off,
+              op->len);
+  }
+  return buf;
+}
+
+static void
+save_images (const struct checker *ck, size_t k)
+{
+  const char *dir = getenv ("CRASH_SAVE");
+  if (!dir || !*dir)
+    return;
+  for (int f = 0; f < CR_NFILES; f++) {
+    char path[4096];
+    snprintf (path, sizeof path, "%s/%s-k%zu-%s", dir, ck->w->cfg->name, k,
+              f == CR_ORIGIN ? "origin" : "diff");
+    uh_write_file (path, ck->img[f].buf, ck->img[f].size);
+  }
+}
+
+static void
+check_point (struct checker *ck, size_t k, enum cr_variant var)
+{
+  struct wl *w = ck->w;
+  struct cr_state_info info;
+  cr_build (&ck->b, k, var, &ck->rng, ck->img, &info);
+  ck->points++;
+  ck->per_variant[var]++;
+  for (int f = 0; f < CR_NFILES; f++) {
+    ck->torn += info.torn[f];
+    ck->pending_applied += info.applied[f];
+  }
+  materialize (w->origin, &ck->img[CR_ORIGIN], &ck->shadow[CR_ORIGIN]);
+  materialize (w->diff, &ck->img[CR_DIFF], &ck->shadow[CR_DIFF]);
+
+  struct sc_sb_disk sb;
+  bool have_sb = image_sb (&ck->img[CR_DIFF], &sb);
+  bool clean = have_sb && (sb.flags & SC_SB_CLEAN);
+  bool volatile_unclean = w->cfg->volatile_mode && have_sb && !clean &&
+                          (sb.flags & SC_SB_VOLATILE);
+  ck->clean_opens += clean;
+
+  char msg[1024] = "", msg2[512] = "";
+  bool ok = true;
+  cr_guard_start (&w->log);
+  struct sc_volume_config cfg = {
+    .origin_path = w->origin, .diff_path = w->diff, .chunk_size = w->cs,
+    .volatile_durability = w->cfg->volatile_mode,
+  };
+  char err[512] = "";
+  int r = sc_volume_open (&cfg, &w->v, err, sizeof err);
+  if (r < 0) {
+    ck->refused++;
+    snprintf (msg, sizeof msg, "recovery refused the diff area (%s): %s",
+              strerror (-r), err);
+    ok = false;
+  }
+  else {
+    ok = check_snapshots (ck, k, volatile_unclean, msg, sizeof msg);
+    sc_volume_close (w->v);
+    w->v = NULL;
+  }
+  size_t changes = cr_guard_stop ();
+
+  /* Recovery never writes to the origin. */
+  cr_image_load (&ck->shadow[CR_ORIGIN], w->origin);
+  const struct cr_image *o = &ck->img[CR_ORIGIN], *s = &ck->shadow[CR_ORIGIN];
+  if (changes || o->size != s->size || memcmp (o->buf, s->buf, o->size)) {
+    size_t l = strlen (msg);
+    snprintf (msg + l, sizeof msg - l, "%srecovery changed the origin (%zu "
+              "writes or fallocates)", ok ? "" : "; ", changes);
+    ok = false;
+  }
+  cr_image_load (&ck->shadow[CR_DIFF], w->diff);
+
+  if (!check_live (ck, k, msg2, sizeof msg2)) {
+    size_t l = strlen (msg);
+    snprintf (msg + l, sizeof msg - l, "%s%s", ok ? "" : "; ", msg2);
+    ok = false;
+  }
+  if (ok)
+    return;
+
+  if (ck->failures++ < MAX_FAILURES) {
+    char where[160], last[128] = "none";
+    describe_point (w, k, where, sizeof where);
+    if (k > 0)
+      op_text (&w->log.ops[k - 1], last, sizeof last);
+    fprintf (stderr, "crash: FAIL %s seed %#" PRIx64 " crash point %zu of "
+             "%zu, variant %s, %s; last record: %s; superblock %s%s; "
+             "origin %zu durable + %zu pending (%zu applied, %zu torn), "
+             "diff area %zu durable + %zu pending (%zu applied, %zu torn): "
+             "%s (again: SEED=%#" PRIx64 " CRASH_ONLY=%zu)\n",
+             w->cfg->name, base_seed (), k, w->log.n, cr_variant_name (var),
+             where, last, !have_sb ? "none valid" : clean ? "CLEAN" : "unclean",
+             have_sb && (sb.flags & SC_SB_VOLATILE) ? " VOLATILE" : "",
+             info.durable_ops[0], info.pending[0], info.applied[0],
+             info.torn[0], info.durable_ops[1], info.pending[1],
+             info.applied[1], info.torn[1], msg, base_seed (), k);
+    /* The records since the earlier of the two last syncs. */
+    size_t from = ck->b.last_sync[0] < ck->b.last_sync[1]
+                  ? ck->b.last_sync[0] : ck->b.last_sync[1];
+    if (from > 0)
+      from--;
+    if (k - from > 24)
+      from = k - 24;
+    for (size_t i = from; i < k; i++) {
+      char t[128];
+      fprintf (stderr, "crash:   record %zu: %s: %s\n", i,
+               op_text (&w->log.ops[i], t, sizeof t),
+               ck->b.fate[i] == 'D' ? "durable" : ck->b.fate[i] == 'a'
+               ? "applied" : ck->b.fate[i] == 't' ? "torn" : ck->b.fate[i]
+               == 's' ? "completed" : "lost");
+    }
+    save_images (ck, k);
+  }
+}
+
+static void
+summary_add (size_t points);
+
+struct verdict {
+  size_t points, failures, invalid;
+};
+
+static struct verdict
+run_checks (struct wl *w)
+{
+  struct checker ck = { .w = w };
+  cr_builder_init (&ck.b, &w->log, w->init);
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_alloc (&ck.img[f], cr_max_end (&w->log, f, w->init[f].size));
+    cr_image_alloc (&ck.shadow[f], 0);
+    cr_image_load (&ck.shadow[f], f == CR_ORIGIN ? w->origin : w->diff);
+  }
+  ck.buf = xrealloc (NULL, 1 << 20);
+
+  struct timespec t0, t1;
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  size_t n = w->log.n;
+  size_t want = (size_t) env_u64 ("CRASH_POINTS", w->cfg->points);
+  if (want == 0)
+    want = n + 1;
+  const char *only = getenv ("CRASH_ONLY");
+  uint64_t sel = w->seed ^ 0x5e1ec7;
+  size_t need = want < n + 1 ? want : n + 1;
+  for (size_t k = 0; k <= n; k++) {
+    /* Selection sampling: `need` of the n + 1 points, evenly likely. */
+    bool pick = uh_rand_below (&sel, n + 1 - k) < need;
+    if (pick)
+      need--;
+    if (only && *only ? k != strtoull (only, NULL, 0) : !pick)
+      continue;
+    /* Each point has its own generator, so CRASH_ONLY=k rebuilds the very
+     * same crash state. */
+    ck.rng = w->seed ^ 0xc4a5b00cull ^ (k * 0x9e3779b97f4a7c15ull);
+    uint64_t v = uh_rand_below (&ck.rng, 100);
+    enum cr_variant var = v < 12 ? CR_V_NONE : v < 34 ? CR_V_ALL
+                          : v < 54 ? CR_V_PREFIX : v < 84 ? CR_V_RANDOM
+                          : CR_V_INPLACE;
+    check_point (&ck, k, var);
+  }
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  double secs = (double) (t1.tv_sec - t0.tv_sec) +
+                (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+  size_t syncs = 0, writes = 0, fallocs = 0;
+  for (size_t i = 0; i < n; i++) {
+    syncs += w->log.ops[i].kind == CR_SYNC;
+    writes += w->log.ops[i].kind == CR_WRITE;
+    fallocs += w->log.ops[i].kind == CR_ZERO ||
+               w->log.ops[i].kind == CR_EXTEND;
+  }
+  printf ("crash: %s (chunk %u, %" PRIu64 " bytes, %s%s): %zu records "
+          "(%zu writes, %zu fallocates, %zu fdatasyncs) from %u writes, %u "
+          "zeroes, %u trims, %u creates, %u deletes, %u flushes, %u "
+          "restarts; %zu crash points checked (none %zu, all %zu, prefix "
+          "%zu, random %zu, in-place %zu; %zu pending ops applied, %zu "
+          "torn), %zu "
+          "snapshot images compared, %zu invalid snapshots seen, %zu clean "
+          "opens, %zu refused; %zu failures; %.1f s; seed %#" PRIx64 "\n",
+          w->cfg->name, w->cs, w->size,
+          w->cfg->volatile_mode ? "volatile" : "safe",
+          w->cfg->unclean_start ? ", after an unclean stop" : "", n, writes,
+          fallocs, syncs, w->n_writes, w->n_zeroes, w->n_trims, w->n_creates,
+          w->n_deletes, w->n_flushes, w->n_restarts, ck.points,
+          ck.per_variant[CR_V_NONE], ck.per_variant[CR_V_ALL],
+          ck.per_variant[CR_V_PREFIX], ck.per_variant[CR_V_RANDOM],
+          ck.per_variant[CR_V_INPLACE], ck.pending_applied, ck.torn, ck.images_compared, ck.invalid_seen,
+          ck.clean_opens, ck.refused, ck.failures, secs, base_seed ());
+  fflush (stdout);
+  summary_add (ck.points);
+
+  struct verdict v = { .points = ck.points, .failures = ck.failures,
+                       .invalid = ck.invalid_seen };
+  free (ck.buf);
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_free (&ck.img[f]);
+    cr_image_free (&ck.shadow[f]);
+  }
+  cr_builder_free (&ck.b);
+  return v;
+}
+
+/* ---- the total over all workloads ------------------------------------------
+ *
+ * Each test runs in its own process; they add their counts to a file named
+ * after the runner, which prints the total when all are done. */
+
+static void
+summary_path (char *buf, size_t len, pid_t runner)
+{
+  snprintf (buf, len, "/tmp/shadowcopy-crash-summary-%ld", (long) runner);
+}
+
+static void
+summary_add (size_t points)
+{
+  char path[128];
+  summary_path (path, sizeof path, getppid ());
+  FILE *fp = fopen (path, "a");
+  if (fp) {
+    fprintf (fp, "%zu\n", points);
+    fclose (fp);
+  }
+}
+
+ReportHook (PRE_ALL) (struct criterion_test_set *set)
+{
+  (void) set;
+  char path[128];
+  summary_path (path, sizeof path, getpid ());
+  unlink (path);
+}
+
+ReportHook (POST_ALL) (struct criterion_global_stats *stats)
+{
+  (void) stats;
+  char path[128];
+  summary_path (path, sizeof path, getpid ());
+  FILE *fp = fopen (path, "r");
+  if (!fp)
+    return;
+  size_t total = 0, n, workloads = 0;
+  while (fscanf (fp, "%zu", &n) == 1) {
+    total += n;
+    workloads++;
+  }
+  fclose (fp);
+  unlink (path);
+  printf ("crash: %zu crash points checked in total over %zu workloads "
+          "(seed %#" PRIx64 ")\n", total, workloads, base_seed ());
+  fflush (stdout);
+}
+
+/* ---- the workloads ------------------------------------------------------------ */
+
+static void
+crash_test (const struct wl_cfg *cfg)
+{
+  struct wl w;
+  run_workload (&w, cfg);
+  struct verdict v = run_checks (&w);
+  free_workload (&w);
+  cr_assert_eq (v.failures, 0, "%s: %zu of %zu crash points failed (seed %#"
+                PRIx64 "; details above)", cfg->name, v.failures, v.points,
+                base_seed ());
+  if (!cfg->volatile_mode)
+    cr_assert_eq (v.invalid, 0, "%s: durability=safe without I/O errors, "
+                  "yet %zu snapshots were found invalid", cfg->name,
+                  v.invalid);
+}
+
+Test (crash, safe_4k_chunks)
+{
+  static const struct wl_cfg cfg = {
+    .name = "safe-4k", .size = 1 << 20, .chunk = 4096,
+    .steps = 200, .points = 0,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, safe_64k_chunks_odd_size_sparse_origin)
+{
+  static const struct wl_cfg cfg = {
+    .name = "safe-64k", .size = (3 << 20) + 20992, .sparse_from = 2 << 20,
+    .chunk = 65536, .steps = 160, .points = 0,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, safe_4k_chunks_after_an_unclean_stop)
+{
+  static const struct wl_cfg cfg = {
+    .name = "safe-4k-unclean", .size = 3 << 19, .chunk = 4096,
+    .unclean_start = true, .steps = 160, .points = 0,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, volatile_4k_chunks)
+{
+  static const struct wl_cfg cfg = {
+    .name = "volatile-4k", .size = 1 << 20, .chunk = 4096,
+    .volatile_mode = true, .steps = 160, .points = 0,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, volatile_64k_chunks)
+{
+  static const struct wl_cfg cfg = {
+    .name = "volatile-64k", .size = 2 << 20, .chunk = 65536,
+    .volatile_mode = true, .steps = 100, .points = 0,
+  };
+  crash_test (&cfg);
+}
