@@ -308,6 +308,23 @@ commit_locked (struct sc_diff *d, uint64_t seq)
   return r;
 }
 
+static bool journal_too_long (const struct sc_diff *d, uint64_t records);
+static int checkpoint (struct sc_diff *d, uint64_t first_seq,
+                       const uint64_t *old_chain, size_t old_nchain);
+
+/* After a commit: rewrite the journal if it has grown long (any kind of
+ * record counts: copies, but also snapshot creates and deletes). */
+static void
+maybe_checkpoint (struct sc_diff *d)
+{
+  if (d->journal.syncing || !journal_too_long (d, d->journal.records))
+    return;
+  int r = checkpoint (d, 0, NULL, 0);
+  if (r < 0 && sc_debug)
+    sc_debug ("journal checkpoint: %s (the journal carries on)",
+              strerror (-r));
+}
+
 /* Copy records past the last point the journal is known durable: their
  * data may not have reached the disk (one fdatasync covers a copy's data
  * and its record, and the origin is only written after it completes). */
@@ -389,7 +406,8 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
     /* A NUL inside the recorded name would silently shorten it. */
     if (strlen (s->info.name) != r->name_len ||
         !sc_snapshot_name_valid (s->info.name) || r->flags != 0 ||
-        r->id < d->next_id || r->epoch < d->epoch || r->epoch == 0 ||
+        r->id < d->next_id || r->id == UINT64_MAX ||
+        r->epoch < d->epoch || r->epoch == 0 ||
         r->epoch == UINT32_MAX || snap_by_name (d, s->info.name)) {
       free (s);
       return CORRUPT ("journal record %" PRIu64 ": bad snapshot record "
@@ -1084,7 +1102,7 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
     return -EROFS;
   if (d->failed)
     return -EIO;
-  if (d->epoch >= UINT32_MAX - 1)
+  if (d->epoch >= UINT32_MAX - 1 || d->next_id == UINT64_MAX)
     return -EOVERFLOW;
 
   struct snap *s = calloc (1, sizeof *s);
@@ -1128,6 +1146,7 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
     return r;                   /* listed, and invalid: see diff_fail */
   if (out)
     *out = s->info;
+  maybe_checkpoint (d);
   return 0;
 }
 
@@ -1160,7 +1179,10 @@ sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
   size_t pos;
   if (snap_by_id (d, id, &pos))
     snap_remove_at (d, pos);
-  return gc_run (d, true);
+  r = gc_run (d, true);
+  if (r == 0)
+    maybe_checkpoint (d);
+  return r;
 }
 
 static void
@@ -1261,7 +1283,10 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
     diff_fail (d, r);
     return r;
   }
-  return seq ? commit_locked (d, seq) : 0;
+  r = seq ? commit_locked (d, seq) : 0;
+  if (r == 0 && seq)
+    maybe_checkpoint (d);
+  return r;
 }
 
 /* ---- the write path ------------------------------------------------- */
@@ -1324,13 +1349,8 @@ sc_diff_commit (struct sc_diff *d, uint64_t seq)
   if (!d->have_journal)
     return 0;
   int r = commit_locked (d, seq);
-  if (r == 0 && !d->journal.syncing &&
-      journal_too_long (d, d->journal.records)) {
-    int c = checkpoint (d, 0, NULL, 0);
-    if (c < 0 && sc_debug)
-      sc_debug ("journal checkpoint: %s (the journal carries on)",
-                strerror (-c));
-  }
+  if (r == 0)
+    maybe_checkpoint (d);
   return r;
 }
 

@@ -117,6 +117,17 @@ if [[ $san_status -ne 0 ]]; then
   status=1
 fi
 
+heading "Fuzzing (tests/fuzz/run.sh, ${FUZZ_SECONDS:-60} s per fuzzer)"
+t=$(date +%s)
+if FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_BUILDDIR="$root/build-fuzz" \
+   SHADOWCOPY_BUILDDIR="$root" bash tests/fuzz/run.sh; then
+  echo "fuzzing: no crash, leak or hang"
+else
+  echo "fuzzing FAILED"
+  status=1
+fi
+elapsed "fuzzing" "$t"
+
 if [[ $status -eq 0 ]]; then
   heading "All tests passed"
 else

@@ -13,9 +13,11 @@ build_packages=(
   nbdkit nbdkit-plugin-dev libnbd-dev liburing-dev libcriterion-dev
 )
 # To test and for the demo: nbdsh, nbdinfo, nbdcopy, nbdfuse (libnbd-bin,
-# python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck.
+# python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck, and clang
+# with its fuzzing runtime for the libFuzzer harnesses.
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
+  clang libclang-rt-14-dev
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

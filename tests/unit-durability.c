@@ -159,3 +159,18 @@ Test (durability, a_clean_open_continues_the_journal_in_place)
   cr_assert (after.flags & SC_SB_CLEAN);
   uh_area_free (&a);
 }
+
+Test (durability, snapshot_churn_alone_keeps_the_journal_bounded)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  uh_area_reopen (&a, SC_DIFF_VOLATILE);
+  for (unsigned i = 0; i < 40000; i++) {        /* no copies at all */
+    uh_snap (a.d, "churn");
+    cr_assert_eq (sc_diff_snapshot_delete (a.d, "churn"), 0);
+  }
+  struct sc_diff_stats st = uh_stats (a.d);
+  cr_assert_lt (st.journal_records, 2 * (st.copies + 4) + 65536 + 8,
+                "journal_records %lu", (unsigned long) st.journal_records);
+  uh_area_free (&a);
+}
