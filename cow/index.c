@@ -147,31 +147,35 @@ sc_index_find (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
   return false;
 }
 
-struct remove_one { uint64_t chunk; uint32_t epoch; bool found; };
-
-static bool
-keep_others (void *opaque, uint64_t chunk, uint32_t prev,
-             const struct sc_copy *c)
-{
-  struct remove_one *r = opaque;
-  if (chunk == r->chunk && c->epoch == r->epoch) {
-    r->found = true;
-    return false;
-  }
-  return true;
-}
+static void remove_at (struct sc_index *ix, uint64_t i);
 
 bool
 sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
 {
-  /* Rare (replay of a torn tail): reuse the filter rather than a second
-   * removal path.  O(table size). */
-  struct sc_copy c;
-  if (!sc_index_find (ix, chunk, epoch, &c))
+  struct sc_index_entry *e = lookup (ix, chunk);
+  if (!e)
     return false;
-  struct remove_one r = { .chunk = chunk, .epoch = epoch };
-  sc_index_filter (ix, keep_others, &r);
-  return r.found;
+  struct sc_copy *c = copies_of (e);
+  uint32_t k = 0;
+  while (k < e->n && c[k].epoch != epoch)
+    k++;
+  if (k == e->n)
+    return false;
+  memmove (&c[k], &c[k + 1], (e->n - k - 1) * sizeof *c);
+  e->n--;
+  ix->copies--;
+  if (e->n == 1 && e->cap) {
+    struct sc_copy one = c[0];
+    free (e->u.many);
+    e->cap = 0;
+    e->u.one = one;
+  }
+  else if (e->n == 0) {
+    if (e->cap)
+      free (e->u.many);
+    remove_at (ix, (uint64_t) (e - ix->table));
+  }
+  return true;
 }
 
 int

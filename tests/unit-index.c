@@ -496,3 +496,29 @@ Test (index, filter_visits_each_copy_once_under_random_removal)
   }
   cr_assert_eq (worst, 1);
 }
+
+Test (index, remove_takes_out_one_copy_and_keeps_the_rest_findable)
+{
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  for (uint64_t k = 0; k < 3000; k++)
+    for (uint32_t e = 1; e <= (k % 3) + 1; e++)
+      cr_assert_eq (sc_index_add (&ix, k, (struct sc_copy) { k + 100, e, e }), 0);
+  uint64_t copies = ix.copies;
+  /* Remove the first copy of every chunk: chunks with one copy vanish. */
+  for (uint64_t k = 0; k < 3000; k++)
+    cr_assert (sc_index_remove (&ix, k, 1));
+  cr_assert (!sc_index_remove (&ix, 0, 1), "already gone");
+  cr_assert_eq (ix.copies, copies - 3000);
+  for (uint64_t k = 0; k < 3000; k++) {
+    struct sc_copy c;
+    cr_assert_eq (sc_index_find (&ix, k, 1, &c), false);
+    for (uint32_t e = 2; e <= (k % 3) + 1; e++) {
+      cr_assert (sc_index_find (&ix, k, e, &c), "chunk %lu epoch %u",
+                 (unsigned long) k, e);
+      cr_assert_eq (c.crc, e);
+    }
+    cr_assert_eq (sc_index_last (&ix, k, &c), k % 3 != 0);
+  }
+  sc_index_free (&ix);
+}
