@@ -549,8 +549,10 @@ sc_volume_snapshot_create (struct sc_volume *v, const char *name,
   if (r < 0)
     return r;
 
-  pthread_rwlock_wrlock (&v->gate);
+  /* New writes wait from the moment we ask for the gate (writer
+   * preference), while those in flight drain: the hold starts here. */
   uint64_t held = mono_ns ();
+  pthread_rwlock_wrlock (&v->gate);
   r = sc_io_fdatasync (v->origin_fd);
   if (r == 0)
     r = sc_diff_snapshot_create (v->diff, name, out);
