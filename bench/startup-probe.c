@@ -64,7 +64,7 @@ main (int argc, char **argv)
   pid_t pid = fork ();
   if (pid == 0) {
     struct sc_diff *d = open_or_die (diff, 0, &id);
-    if (sc_diff_snapshot_create (d, "probe", NULL) < 0)
+    if (sc_diff_snapshot_create (d, "probe", NULL, NULL) < 0)
       _exit (1);
     /* The slots are never written: they read as zeros. */
     static const uint8_t zeros[4096];

@@ -1095,8 +1095,10 @@ default_name (char *buf, size_t len, uint64_t ns)
 
 int
 sc_diff_snapshot_create (struct sc_diff *d, const char *name,
+                         const struct sc_snapshot_opts *opts,
                          struct sc_snapshot_info *out)
 {
+  (void) opts;                  /* no option is stored yet */
   LOCKED (d);
   if (!d->have_journal)
     return -EROFS;

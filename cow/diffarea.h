@@ -129,12 +129,21 @@ void sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st);
  * not "live".  Returns true if valid. */
 bool sc_snapshot_name_valid (const char *name);
 
+/* How a snapshot is created.  NULL (or all zero) means the defaults: a
+ * persistent snapshot on its own, failing when there are too many. */
+struct sc_snapshot_opts {
+  const uint8_t *set_id;        /* 16-byte id of its snapshot set, or NULL */
+  bool auto_release;            /* deleted with the session that made it */
+  bool delete_oldest;           /* at max-snapshots, delete the oldest */
+};
+
 /* Record a new snapshot at the current epoch and move to the next epoch.
  * The caller has drained and holds every write of the live volume.  With
  * `name` NULL, the name is the creation time (UTC, ISO 8601).  Durable
  * when it returns 0.  Errors: -EINVAL (bad name), -EEXIST, -EMFILE (too
  * many snapshots), I/O errors. */
 int sc_diff_snapshot_create (struct sc_diff *d, const char *name,
+                             const struct sc_snapshot_opts *opts,
                              struct sc_snapshot_info *out);
 
 /* Delete a snapshot by name.  Durable when it returns 0.  Waits for reads

@@ -189,7 +189,7 @@ do_create (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 
   if (name && !sc_snapshot_name_valid (name))
     return write_snapshot_err (fd, -EINVAL, "create", name);
-  r = sc_volume_snapshot_create (v, name, &s);
+  r = sc_volume_snapshot_create (v, name, NULL, &s);
   if (r < 0)
     return write_snapshot_err (fd, r, "create", name);
   r = write_snapshot (fd, &s);

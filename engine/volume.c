@@ -540,6 +540,7 @@ mono_ns (void)
 
 int
 sc_volume_snapshot_create (struct sc_volume *v, const char *name,
+                           const struct sc_snapshot_opts *opts,
                            struct sc_snapshot_info *out)
 {
   if (name && !sc_snapshot_name_valid (name))
@@ -555,7 +556,7 @@ sc_volume_snapshot_create (struct sc_volume *v, const char *name,
   pthread_rwlock_wrlock (&v->gate);
   r = sc_io_fdatasync (v->origin_fd);
   if (r == 0)
-    r = sc_diff_snapshot_create (v->diff, name, out);
+    r = sc_diff_snapshot_create (v->diff, name, opts, out);
   held = mono_ns () - held;
   pthread_rwlock_unlock (&v->gate);
 

@@ -62,6 +62,7 @@ int sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
 
 /* Snapshots.  create drains and holds live writes for its O(1) commit. */
 int sc_volume_snapshot_create (struct sc_volume *v, const char *name,
+                               const struct sc_snapshot_opts *opts,
                                struct sc_snapshot_info *out);
 int sc_volume_snapshot_delete (struct sc_volume *v, const char *name);
 

@@ -356,7 +356,7 @@ wl_create (struct wl *w)
   s.image = xdup (w->live, w->size);
   struct sc_snapshot_info info;
   s.c_start = now (w);
-  int r = sc_volume_snapshot_create (w->v, name, &info);
+  int r = sc_volume_snapshot_create (w->v, name, NULL, &info);
   s.c_end = now (w);
   cr_assert_eq (r, 0, "creating snapshot %s: %d", name, r);
   s.id = info.id;

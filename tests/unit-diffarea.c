@@ -691,12 +691,12 @@ Test (diffarea, create_refuses_invalid_names)
   area (&a, 4);
   const char *bad[] = { "", "live", ".x", "a/b", "a b" };
   for (size_t i = 0; i < 5; i++)
-    cr_assert_eq (sc_diff_snapshot_create (a.d, bad[i], NULL), -EINVAL,
+    cr_assert_eq (sc_diff_snapshot_create (a.d, bad[i], NULL, NULL), -EINVAL,
                   "\"%s\"", bad[i]);
   char over[SC_NAME_MAX + 2];
   memset (over, 'c', SC_NAME_MAX + 1);
   over[SC_NAME_MAX + 1] = '\0';
-  cr_assert_eq (sc_diff_snapshot_create (a.d, over, NULL), -EINVAL);
+  cr_assert_eq (sc_diff_snapshot_create (a.d, over, NULL, NULL), -EINVAL);
   struct sc_diff_stats st = uh_stats (a.d);
   cr_assert_eq (st.snapshots, 0);
   cr_assert_eq (st.epoch, 1, "a refused create does not move the epoch");
@@ -724,12 +724,12 @@ Test (diffarea, duplicate_name_is_eexist)
   struct uh_area a;
   area (&a, 4);
   uh_snap (a.d, "same");
-  cr_assert_eq (sc_diff_snapshot_create (a.d, "same", NULL), -EEXIST);
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "same", NULL, NULL), -EEXIST);
   cr_assert_eq (uh_stats (a.d).snapshots, 1);
   uh_area_reopen (&a, 0);
-  cr_assert_eq (sc_diff_snapshot_create (a.d, "same", NULL), -EEXIST,
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "same", NULL, NULL), -EEXIST,
                 "after a reopen too");
-  cr_assert_eq (sc_diff_snapshot_create (a.d, "Same", NULL), 0,
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "Same", NULL, NULL), 0,
                 "names are case-sensitive");
   uh_area_free (&a);
 }

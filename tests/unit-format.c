@@ -522,7 +522,7 @@ Test (format, read_only_open_changes_nothing_and_refuses_writes)
 
   uh_area_open (&a, SC_DIFF_RDONLY);
   uint64_t off;
-  cr_assert_eq (sc_diff_snapshot_create (a.d, "t", NULL), -EROFS);
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "t", NULL, NULL), -EROFS);
   cr_assert_eq (sc_diff_snapshot_delete (a.d, "s"), -EROFS);
   cr_assert_eq (sc_diff_slot_reserve (a.d, &off), -EROFS);
   cr_assert_eq (sc_diff_copy_record (a.d, 4, SC_COPY_ZERO, 0, &off), -EROFS);

@@ -463,7 +463,7 @@ uh_snap (struct sc_diff *d, const char *name)
 {
   struct sc_snapshot_info info;
   memset (&info, 0, sizeof info);
-  int r = sc_diff_snapshot_create (d, name, &info);
+  int r = sc_diff_snapshot_create (d, name, NULL, &info);
   cr_assert_eq (r, 0, "creating snapshot %s: %d", name ? name : "(default)",
                 r);
   return info;

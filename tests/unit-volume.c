@@ -106,7 +106,7 @@ static struct sc_snapshot_info
 snap (struct vol *t, const char *name)
 {
   struct sc_snapshot_info s;
-  int r = sc_volume_snapshot_create (t->v, name, &s);
+  int r = sc_volume_snapshot_create (t->v, name, NULL, &s);
   cr_assert_eq (r, 0, "snapshot %s: %d", name ? name : "(default)", r);
   return s;
 }
@@ -485,7 +485,7 @@ Test (volume, deleted_snapshot_reads_enoent)
   uint8_t buf[16];
   cr_assert_eq (sc_volume_snapshot_read (t.v, s.id, buf, 16, 0), -ENOENT);
   cr_assert_eq (sc_volume_snapshot_delete (t.v, "gone"), -ENOENT);
-  cr_assert_eq (sc_volume_snapshot_create (t.v, "live", NULL), -EINVAL);
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "live", NULL, NULL), -EINVAL);
   vol_free (&t);
 }
 
@@ -920,7 +920,7 @@ Test (volume, journal_write_failure_invalidates_every_snapshot)
   struct sc_diff *d = sc_volume_diff (t.v);
   cr_assert_eq (uh_find (d, "a").invalid_reason, SC_INVALID_METADATA);
   cr_assert_eq (uh_find (d, "b").invalid_reason, SC_INVALID_METADATA);
-  cr_assert_lt (sc_volume_snapshot_create (t.v, "c", NULL), 0,
+  cr_assert_lt (sc_volume_snapshot_create (t.v, "c", NULL, NULL), 0,
                 "no snapshot can be recorded any more");
   uh_pattern (live + 8192, 4096, 20, 0);
   cr_assert_eq (sc_volume_write (t.v, live + 8192, 4096, 8192, 0), 0);
@@ -1168,7 +1168,7 @@ Test (volume, snapshot_reads_racing_writes_never_see_new_data)
     usleep (80 * 1000);
     snprintf (name, sizeof name, "busy%d", k);
     struct sc_snapshot_info s;
-    int e = sc_volume_snapshot_create (rc->t.v, name, &s);
+    int e = sc_volume_snapshot_create (rc->t.v, name, NULL, &s);
     if (e != 0) {
       race_fail (rc, "creating a snapshot under load: %d", e);
       break;

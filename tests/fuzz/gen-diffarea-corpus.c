@@ -96,7 +96,7 @@ static struct sc_snapshot_info
 snap (struct sc_diff *d, const char *name)
 {
   struct sc_snapshot_info s;
-  check (sc_diff_snapshot_create (d, name, &s), name ? name : "(default)");
+  check (sc_diff_snapshot_create (d, name, NULL, &s), name ? name : "(default)");
   return s;
 }
 
