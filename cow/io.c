@@ -9,6 +9,15 @@
  * is submitted in waves of at most RING_ENTRIES; requests resume after a
  * short transfer or -EAGAIN.
  *
+ * Only batches go through the ring.  A lone request (the old chunk of a
+ * 4k random write, the new data itself, a snapshot read) runs as a plain
+ * syscall on the calling thread: on a buffered file the kernel cannot
+ * finish a write, an fsync or a fallocate inline, so io_uring hands each
+ * one to an io-wq worker, and that hand-off cost more than the whole
+ * syscall.  docs/performance.md has the measurements.  A batch of copies
+ * (a large write over small chunks) still gains from io_uring: its
+ * requests run concurrently, in one submission.
+ *
  * If the first ring cannot be made with EPERM or ENOSYS, io_uring is off
  * for the whole process and every request uses the plain syscalls.  The
  * environment variable SHADOWCOPY_NO_URING=1 forces that path (tests).
@@ -185,7 +194,7 @@ prep (struct io_uring_sqe *sqe, struct sc_io_req *r, uint64_t done, size_t i)
 int
 sc_io_run (struct sc_io_req *reqs, size_t n)
 {
-  struct io_uring *ring = thread_ring ();
+  struct io_uring *ring = n > 1 ? thread_ring () : NULL;
   int first_err = 0;
 
   /* Injected faults and the syscall path. */

@@ -1,10 +1,11 @@
 /* shadowcopy: block I/O for the origin and the diff area.
  *
- * Every data read, write, fdatasync and fallocate goes through here.  Each
- * thread gets its own io_uring, created on first use (so after nbdkit has
- * forked) and freed when the thread ends; liburing rings must not be shared
- * between submitting threads.  Where io_uring cannot be set up (EPERM or
- * ENOSYS, as in some containers) the same calls use pread/pwrite.
+ * Every data read, write, fdatasync and fallocate goes through here.
+ * Batches of requests run through a per-thread io_uring, created on first
+ * use (so after nbdkit has forked) and freed when the thread ends; liburing
+ * rings must not be shared between submitting threads.  A single request
+ * is a plain syscall (see io.c for why).  Where io_uring cannot be set up
+ * (EPERM or ENOSYS, as in some containers) batches use the syscalls too.
  */
 #ifndef SHADOWCOPY_COW_IO_H
 #define SHADOWCOPY_COW_IO_H
@@ -25,9 +26,10 @@ struct sc_io_req {
   int result;                   /* out: 0 or -errno */
 };
 
-/* Run a batch of independent requests concurrently and wait for all of
- * them.  Short transfers are resumed; a read past end of file reads zeros.
- * Returns 0, or the first request's error (each has its own in .result). */
+/* Run a batch of independent requests concurrently (through the thread's
+ * io_uring when n > 1) and wait for all of them.  Short transfers are
+ * resumed; a read past end of file reads zeros.  Returns 0, or the first
+ * request's error (each has its own in .result). */
 int sc_io_run (struct sc_io_req *reqs, size_t n);
 
 int sc_io_pread (int fd, void *buf, uint64_t len, uint64_t off);
@@ -36,7 +38,8 @@ int sc_io_pwrite (int fd, const void *buf, uint64_t len, uint64_t off,
 int sc_io_fdatasync (int fd);
 int sc_io_fallocate (int fd, int mode, uint64_t off, uint64_t len);
 
-/* Whether the calling thread uses io_uring (false after a fallback). */
+/* Whether the calling thread's batches use io_uring (false after a
+ * fallback). */
 bool sc_io_uring_active (void);
 
 /* Debug messages of cow/ and engine/ (io_uring set-up, fallbacks, hold
