@@ -1293,13 +1293,40 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
 
 /* ---- the write path ------------------------------------------------- */
 
+static bool
+needs_copy_locked (struct sc_diff *d, uint64_t chunk)
+{
+  struct sc_copy last;
+  uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
+  return from != d->epoch && any_in (d->valid, d->nvalid, from, d->epoch - 1);
+}
+
 bool
 sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk)
 {
   LOCKED (d);
-  struct sc_copy last;
-  uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
-  return from != d->epoch && any_in (d->valid, d->nvalid, from, d->epoch - 1);
+  return needs_copy_locked (d, chunk);
+}
+
+/* Chunks looked at under one hold of the lock: bounds how long a large
+ * write keeps other writers from the index. */
+#define NEEDS_COPY_SCAN 1024
+
+size_t
+sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first, uint64_t last,
+                          uint64_t *out, size_t max, uint64_t *next)
+{
+  LOCKED (d);
+  size_t n = 0;
+  uint64_t c = first;
+  if (d->nvalid == 0)           /* nothing to preserve: the common case */
+    c = last + 1;
+  for (uint64_t seen = 0; c <= last && n < max && seen < NEEDS_COPY_SCAN;
+       c++, seen++)
+    if (needs_copy_locked (d, c))
+      out[n++] = c;
+  *next = c;
+  return n;
 }
 
 int

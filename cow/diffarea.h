@@ -175,6 +175,15 @@ int sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk,
  * `chunk`, i.e. it has not been copied in this epoch. */
 bool sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk);
 
+/* The same for a range, in one call: puts the chunks of [first, last] that
+ * need a copy, in order, into out[] (at most `max`) and returns how many.
+ * *next is the first chunk not looked at (last + 1 once the scan is
+ * complete); a call may look at fewer chunks than asked, so loop until
+ * *next > last. */
+size_t sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first,
+                                 uint64_t last, uint64_t *out, size_t max,
+                                 uint64_t *next);
+
 /* Reserve a slot for a copy.  Returns its byte offset in the diff-area
  * file in *offset.  -ENOSPC when the diff area cannot grow. */
 int sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset);

@@ -360,10 +360,8 @@ cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
   uint64_t batch[IO_BATCH];
   size_t max = v->batch_chunks < IO_BATCH ? v->batch_chunks : IO_BATCH;
   size_t n = 0;
-  for (uint64_t c = first; c <= last; c++) {
-    if (!sc_diff_needs_copy (v->diff, c))
-      continue;
-    batch[n++] = c;
+  for (uint64_t c = first; c <= last;) {
+    n += sc_diff_needs_copy_range (v->diff, c, last, batch + n, max - n, &c);
     if (n == max) {
       cow_batch (v, batch, n);
       n = 0;

@@ -218,6 +218,60 @@ Test (diffarea, needs_copy_survives_reopen)
   uh_area_free (&a);
 }
 
+/* The range form agrees with sc_diff_needs_copy chunk by chunk, however
+ * the caller splits the range and however small its output array. */
+static void
+assert_range_matches (struct sc_diff *d, uint64_t first, uint64_t last,
+                      size_t max)
+{
+  uint64_t got[64], c = first, want = first;
+  cr_assert_leq (max, 64);
+  while (c <= last) {
+    uint64_t next;
+    size_t n = sc_diff_needs_copy_range (d, c, last, got, max, &next);
+    cr_assert_leq (n, max);
+    cr_assert_gt (next, c, "the scan makes progress");
+    cr_assert_leq (next, last + 1);
+    for (size_t i = 0; i < n; i++) {
+      while (want < got[i]) {
+        cr_assert (!sc_diff_needs_copy (d, want), "chunk %lu skipped",
+                   (unsigned long) want);
+        want++;
+      }
+      cr_assert (sc_diff_needs_copy (d, got[i]));
+      want = got[i] + 1;
+    }
+    for (; want < next; want++)
+      cr_assert (!sc_diff_needs_copy (d, want), "chunk %lu skipped",
+                 (unsigned long) want);
+    c = next;
+  }
+}
+
+Test (diffarea, needs_copy_range_agrees_with_needs_copy)
+{
+  struct uh_area a;
+  area (&a, 4096);
+  assert_range_matches (a.d, 0, 4095, 64);     /* no snapshot at all */
+  uh_snap (a.d, "a");
+  uint64_t rng = 7;
+  for (int i = 0; i < 1500; i++) {
+    uint64_t c = i * 2 + uh_rand_below (&rng, 2);
+    uh_copy_chunk (a.d, c, c);
+  }
+  uh_snap (a.d, "b");
+  for (int i = 0; i < 300; i++) {
+    uint64_t c = uh_rand_below (&rng, 4096);
+    if (sc_diff_needs_copy (a.d, c))
+      uh_copy_chunk (a.d, c, c);
+  }
+  assert_range_matches (a.d, 0, 4095, 64);
+  assert_range_matches (a.d, 0, 4095, 1);
+  assert_range_matches (a.d, 100, 3000, 7);
+  assert_range_matches (a.d, 4095, 4095, 3);
+  uh_area_free (&a);
+}
+
 Test (diffarea, copy_record_beyond_the_volume_is_einval)
 {
   struct uh_area a;
