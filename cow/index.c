@@ -8,21 +8,65 @@
 #include "cow/index.h"
 
 #define EMPTY UINT64_MAX
+#define MANY UINT32_MAX         /* entry epoch: the copies are in u.many */
 
-struct sc_index_entry {
-  uint64_t chunk;               /* EMPTY when unused */
-  uint32_t n;                   /* copies */
-  uint32_t cap;                 /* capacity of many; 0 while inline */
-  union {
-    struct sc_copy one;
-    struct sc_copy *many;
-  } u;
+/* The table grows (doubles) when more than LOAD_NUM/LOAD_DEN of it would
+ * be used, so it is 40-80% full: 30-60 bytes a chunk. */
+#define LOAD_NUM 4
+#define LOAD_DEN 5
+
+/* Copies of a chunk with more than one, sorted by epoch. */
+struct many {
+  uint32_t n, cap;
+  struct sc_copy c[];
 };
 
-static inline struct sc_copy *
-copies_of (struct sc_index_entry *e)
+/* 24 bytes.  A chunk with one copy, by far the most common case, keeps
+ * it inline; copy epochs never reach MANY (sc_index_add refuses it). */
+struct sc_index_entry {
+  uint64_t chunk;               /* EMPTY when unused */
+  uint32_t epoch;               /* the copy's epoch, or MANY */
+  uint32_t crc;                 /* the copy's CRC (unused with MANY) */
+  union {
+    uint64_t slot;              /* the copy's slot */
+    struct many *many;          /* with MANY */
+  } u;
+};
+_Static_assert (sizeof (struct sc_index_entry) == 24, "index entry size");
+
+static inline uint32_t
+ncopies (const struct sc_index_entry *e)
 {
-  return e->cap ? e->u.many : &e->u.one;
+  return e->epoch == MANY ? e->u.many->n : 1;
+}
+
+static inline struct sc_copy
+copy_at (const struct sc_index_entry *e, uint32_t k)
+{
+  if (e->epoch == MANY)
+    return e->u.many->c[k];
+  return (struct sc_copy) { .slot = e->u.slot, .epoch = e->epoch,
+                            .crc = e->crc };
+}
+
+static inline void
+set_one (struct sc_index_entry *e, struct sc_copy c)
+{
+  e->epoch = c.epoch;
+  e->crc = c.crc;
+  e->u.slot = c.slot;
+}
+
+/* After copies were removed from a MANY entry: back to inline at one. */
+static void
+shrink_many (struct sc_index_entry *e)
+{
+  struct many *m = e->u.many;
+  if (m->n == 1) {
+    struct sc_copy one = m->c[0];
+    free (m);
+    set_one (e, one);
+  }
 }
 
 static inline uint64_t
@@ -58,7 +102,7 @@ sc_index_free (struct sc_index *ix)
 {
   if (ix->table)
     for (uint64_t i = 0; i < ix->capacity; i++)
-      if (ix->table[i].chunk != EMPTY && ix->table[i].cap)
+      if (ix->table[i].chunk != EMPTY && ix->table[i].epoch == MANY)
         free (ix->table[i].u.many);
   free (ix->table);
   memset (ix, 0, sizeof *ix);
@@ -105,7 +149,7 @@ sc_index_last (const struct sc_index *ix, uint64_t chunk, struct sc_copy *out)
   struct sc_index_entry *e = lookup (ix, chunk);
   if (!e)
     return false;
-  *out = copies_of (e)[e->n - 1];
+  *out = copy_at (e, ncopies (e) - 1);
   return true;
 }
 
@@ -116,18 +160,24 @@ sc_index_after (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
   struct sc_index_entry *e = lookup (ix, chunk);
   if (!e)
     return false;
-  const struct sc_copy *c = copies_of (e);
-  uint32_t lo = 0, hi = e->n;   /* first copy with c.epoch > epoch */
+  if (e->epoch != MANY) {
+    if (e->epoch <= epoch)
+      return false;
+    *out = copy_at (e, 0);
+    return true;
+  }
+  const struct many *m = e->u.many;
+  uint32_t lo = 0, hi = m->n;   /* first copy with c.epoch > epoch */
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (c[mid].epoch > epoch)
+    if (m->c[mid].epoch > epoch)
       hi = mid;
     else
       lo = mid + 1;
   }
-  if (lo == e->n)
+  if (lo == m->n)
     return false;
-  *out = c[lo];
+  *out = m->c[lo];
   return true;
 }
 
@@ -138,12 +188,13 @@ sc_index_find (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
   struct sc_index_entry *e = lookup (ix, chunk);
   if (!e)
     return false;
-  const struct sc_copy *c = copies_of (e);
-  for (uint32_t i = 0; i < e->n; i++)
-    if (c[i].epoch == epoch) {
-      *out = c[i];
+  for (uint32_t i = 0, n = ncopies (e); i < n; i++) {
+    struct sc_copy c = copy_at (e, i);
+    if (c.epoch == epoch) {
+      *out = c;
       return true;
     }
+  }
   return false;
 }
 
@@ -155,37 +206,34 @@ sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
   struct sc_index_entry *e = lookup (ix, chunk);
   if (!e)
     return false;
-  struct sc_copy *c = copies_of (e);
-  uint32_t k = 0;
-  while (k < e->n && c[k].epoch != epoch)
-    k++;
-  if (k == e->n)
-    return false;
-  memmove (&c[k], &c[k + 1], (e->n - k - 1) * sizeof *c);
-  e->n--;
-  ix->copies--;
-  if (e->n == 1 && e->cap) {
-    struct sc_copy one = c[0];
-    free (e->u.many);
-    e->cap = 0;
-    e->u.one = one;
-  }
-  else if (e->n == 0) {
-    if (e->cap)
-      free (e->u.many);
+  if (e->epoch != MANY) {
+    if (e->epoch != epoch)
+      return false;
+    ix->copies--;
     remove_at (ix, (uint64_t) (e - ix->table));
+    return true;
   }
+  struct many *m = e->u.many;
+  uint32_t k = 0;
+  while (k < m->n && m->c[k].epoch != epoch)
+    k++;
+  if (k == m->n)
+    return false;
+  memmove (&m->c[k], &m->c[k + 1], (m->n - k - 1) * sizeof *m->c);
+  m->n--;
+  ix->copies--;
+  shrink_many (e);              /* a MANY entry has two or more copies */
   return true;
 }
 
 int
 sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
 {
-  if (chunk == EMPTY)
+  if (chunk == EMPTY || copy.epoch == MANY)
     return -EINVAL;
   struct sc_index_entry *e = lookup (ix, chunk);
   if (!e) {
-    if ((ix->chunks + 1) * 10 > ix->capacity * 7) {
+    if ((ix->chunks + 1) * LOAD_DEN > ix->capacity * LOAD_NUM) {
       int r = grow (ix);
       if (r < 0)
         return r;
@@ -196,35 +244,50 @@ sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
       i = (i + 1) & mask;
     e = &ix->table[i];
     e->chunk = chunk;
-    e->n = 1;
-    e->cap = 0;
-    e->u.one = copy;
+    set_one (e, copy);
     ix->chunks++;
     ix->copies++;
     return 0;
   }
 
-  struct sc_copy *c = copies_of (e);
-  uint32_t pos = e->n;          /* copies arrive in epoch order, usually */
-  while (pos > 0 && c[pos - 1].epoch > copy.epoch)
-    pos--;
-  if (pos > 0 && c[pos - 1].epoch == copy.epoch)
-    return -EEXIST;
-  if (e->n == (e->cap ? e->cap : 1)) {
-    uint32_t cap = e->cap ? e->cap * 2 : 4;
-    struct sc_copy *m = malloc (cap * sizeof *m);
+  if (e->epoch != MANY) {       /* one copy so far: make it two */
+    if (e->epoch == copy.epoch)
+      return -EEXIST;
+    struct many *m = malloc (sizeof *m + 4 * sizeof *m->c);
     if (!m)
       return -ENOMEM;
-    memcpy (m, c, e->n * sizeof *m);
-    if (e->cap)
-      free (e->u.many);
+    struct sc_copy one = copy_at (e, 0);
+    bool first = copy.epoch < one.epoch;
+    m->n = 2;
+    m->cap = 4;
+    m->c[first ? 0 : 1] = copy;
+    m->c[first ? 1 : 0] = one;
+    e->epoch = MANY;
+    e->crc = 0;
     e->u.many = m;
-    e->cap = cap;
-    c = m;
+    ix->copies++;
+    return 0;
   }
-  memmove (&c[pos + 1], &c[pos], (e->n - pos) * sizeof *c);
-  c[pos] = copy;
-  e->n++;
+
+  struct many *m = e->u.many;
+  uint32_t pos = m->n;          /* copies arrive in epoch order, usually */
+  while (pos > 0 && m->c[pos - 1].epoch > copy.epoch)
+    pos--;
+  if (pos > 0 && m->c[pos - 1].epoch == copy.epoch)
+    return -EEXIST;
+  if (m->n == m->cap) {
+    if (m->cap > UINT32_MAX / 2)
+      return -ENOMEM;
+    uint32_t cap = m->cap * 2;
+    struct many *bigger = realloc (m, sizeof *m + (size_t) cap * sizeof *m->c);
+    if (!bigger)
+      return -ENOMEM;
+    m = e->u.many = bigger;
+    m->cap = cap;
+  }
+  memmove (&m->c[pos + 1], &m->c[pos], (m->n - pos) * sizeof *m->c);
+  m->c[pos] = copy;
+  m->n++;
   ix->copies++;
   return 0;
 }
@@ -254,6 +317,35 @@ remove_at (struct sc_index *ix, uint64_t i)
   ix->chunks--;
 }
 
+/* Filter the copies of the entry e; returns how many are kept. */
+static uint32_t
+filter_entry (struct sc_index *ix, struct sc_index_entry *e,
+              sc_index_visit_fn keep, void *opaque)
+{
+  if (e->epoch != MANY) {
+    struct sc_copy one = copy_at (e, 0);
+    if (keep (opaque, e->chunk, 0, &one))
+      return 1;
+    ix->copies--;
+    return 0;
+  }
+  struct many *m = e->u.many;
+  uint32_t kept = 0, prev = 0;
+  for (uint32_t k = 0; k < m->n; k++) {
+    uint32_t epoch = m->c[k].epoch;
+    if (keep (opaque, e->chunk, prev, &m->c[k]))
+      m->c[kept++] = m->c[k];
+    prev = epoch;
+  }
+  ix->copies -= m->n - kept;
+  m->n = kept;
+  if (kept == 0)
+    free (m);
+  else
+    shrink_many (e);
+  return kept;
+}
+
 int
 sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep, void *opaque)
 {
@@ -271,25 +363,7 @@ sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep, void *opaque)
     struct sc_index_entry *e = &ix->table[i];
     if (e->chunk == EMPTY)
       continue;
-    struct sc_copy *c = copies_of (e);
-    uint32_t kept = 0, prev = 0;
-    for (uint32_t k = 0; k < e->n; k++) {
-      uint32_t epoch = c[k].epoch;
-      if (keep (opaque, e->chunk, prev, &c[k]))
-        c[kept++] = c[k];
-      prev = epoch;
-    }
-    ix->copies -= e->n - kept;
-    e->n = kept;
-    if (kept == 1 && e->cap) {
-      struct sc_copy one = c[0];
-      free (e->u.many);
-      e->cap = 0;
-      e->u.one = one;
-    }
-    if (kept == 0) {
-      if (e->cap)
-        free (e->u.many);
+    if (filter_entry (ix, e, keep, opaque) == 0) {
       remove_at (ix, i);
       /* An entry from further on may have moved into slot i: visit
        * slot i again (n wraps to 0 when it was 0). */

@@ -522,3 +522,91 @@ Test (index, remove_takes_out_one_copy_and_keeps_the_rest_findable)
   }
   sc_index_free (&ix);
 }
+
+Test (index, the_reserved_epoch_is_refused)
+{
+  struct sc_index ix;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  cr_assert_eq (sc_index_add (&ix, 1, (struct sc_copy) { 5, UINT32_MAX, 0 }),
+                -EINVAL);
+  add (&ix, 1, UINT32_MAX - 1, 5);
+  cr_assert_eq (after (&ix, 1, 0), UINT32_MAX - 1);
+  sc_index_free (&ix);
+}
+
+/* Random adds, removals and filters over a few chunks with many copies
+ * each, against a plain array model: every slot, epoch and CRC survives
+ * the moves between one inline copy and a heap array. */
+#define MODEL_CHUNKS 64
+#define MODEL_EPOCHS 40
+struct model { bool has[MODEL_CHUNKS][MODEL_EPOCHS + 1]; uint64_t copies; };
+
+static bool
+drop_epoch_divisible_by_7 (void *opaque, uint64_t chunk, uint32_t prev,
+                           const struct sc_copy *c)
+{
+  struct model *m = opaque;
+  (void) prev;
+  if (c->epoch % 7 != 0)
+    return true;
+  m->has[chunk][c->epoch] = false;
+  m->copies--;
+  return false;
+}
+
+Test (index, random_operations_match_a_model)
+{
+  struct sc_index ix;
+  struct model m = { 0 };
+  uint64_t rng = 12345;
+  cr_assert_eq (sc_index_init (&ix), 0);
+  for (int step = 0; step < 200000; step++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t chunk = (rng >> 33) % MODEL_CHUNKS;
+    uint32_t epoch = 1 + (uint32_t) ((rng >> 45) % MODEL_EPOCHS);
+    struct sc_copy c = { chunk * 1000 + epoch, epoch, (uint32_t) (chunk ^ epoch) };
+    if ((rng >> 20) % 3 != 0) {
+      int r = sc_index_add (&ix, chunk, c);
+      cr_assert_eq (r, m.has[chunk][epoch] ? -EEXIST : 0);
+      if (r == 0)
+        m.copies++;
+      m.has[chunk][epoch] = true;
+    }
+    else {
+      cr_assert_eq (sc_index_remove (&ix, chunk, epoch), m.has[chunk][epoch]);
+      if (m.has[chunk][epoch])
+        m.copies--;
+      m.has[chunk][epoch] = false;
+    }
+    if (step % 50000 == 49999)
+      cr_assert_eq (sc_index_filter (&ix, drop_epoch_divisible_by_7, &m), 0);
+    if (step % 1000 != 0)
+      continue;
+    cr_assert_eq (ix.copies, m.copies);
+    for (uint64_t k = 0; k < MODEL_CHUNKS; k++) {
+      uint32_t last = 0;
+      for (uint32_t e = 1; e <= MODEL_EPOCHS; e++) {
+        struct sc_copy got;
+        bool there = sc_index_find (&ix, k, e, &got);
+        cr_assert_eq (there, m.has[k][e], "chunk %lu epoch %u",
+                      (unsigned long) k, e);
+        if (there) {
+          cr_assert_eq (got.slot, k * 1000 + e);
+          cr_assert_eq (got.crc, (uint32_t) (k ^ e));
+          last = e;
+        }
+        /* What a snapshot of epoch e - 1 sees: the first copy >= e. */
+        uint32_t want = 0;
+        for (uint32_t f = e; f <= MODEL_EPOCHS && !want; f++)
+          if (m.has[k][f])
+            want = f;
+        cr_assert_eq (after (&ix, k, e - 1), want);
+      }
+      struct sc_copy l;
+      cr_assert_eq (sc_index_last (&ix, k, &l), last != 0);
+      if (last)
+        cr_assert_eq (l.epoch, last);
+    }
+  }
+  sc_index_free (&ix);
+}
