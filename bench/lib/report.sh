@@ -177,10 +177,10 @@ diff area stays small).
 | client: fio write completion latency during the run | $LAT_LOAD_IOPS IOPS | p99 $(awk -v n="$LAT_LOAD_P99" 'BEGIN { printf "%.3f ms", n / 1e3 }') | p99.9 $(awk -v n="$LAT_LOAD_P999" 'BEGIN { printf "%.3f ms", n / 1e3 }') | $(awk -v n="$LAT_LOAD_MAX" 'BEGIN { printf "%.3f ms", n / 1e3 }') |
 
 With no load, a creation takes $(awk -v n="$LAT_IDLE_P50" 'BEGIN { printf "%.3f ms", n / 1e3 }') (p50 of 10) from the CLI.
-The engine's figure starts once the write gate is taken exclusively: it
-leaves out the drain of the writes in flight (during which new writes
-already wait).  The CLI's figure is the whole request: process start,
-control round trip, the flush before the hold, the drain and the hold.
+The engine's figure is the time new writes wait: from the moment it asks
+for the write gate (the drain of the writes in flight included) to the
+release.  The CLI's figure is the whole request: process start, control
+round trip, the flush before the hold, the drain and the hold.
 EOF
 }
 
