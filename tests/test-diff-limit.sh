@@ -1,0 +1,122 @@
+#!/bin/bash
+# Tests the diff-area size limit: on-full=delete-oldest drops the oldest snapshots and every live write succeeds; on-full=fail-writes refuses writes that need a copy with ENOSPC and keeps every snapshot; surviving snapshots stay byte-exact; resize up and down (--force), and the limit survives a restart.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/functions.sh"
+requires nbdcopy
+
+K=1024; M=$((1024 * K))
+make_disk "$TMP/disk" 16M
+cp "$TMP/disk" "$TMP/disk.orig"
+
+# ---- delete-oldest (the default) ------------------------------------
+# 4 MiB = 64 slots of 64K: the journal's room leaves about 57 for data,
+# so the fourth megabyte of copies must drop the oldest snapshot.
+start_server "$TMP/disk" "$TMP/diff" diff-max=4M
+[ "$(sc_info diff_max_bytes)" = $((4 * M)) ] || fail "info does not show diff-max"
+[ "$(sc_info on_full)" = delete-oldest ] || fail "on-full is not delete-oldest by default"
+for i in 1 2 3 4 5 6; do
+    nbd_save live "$TMP/exp-s$i"
+    sc_create "s$i"
+    # Each epoch overwrites a different megabyte: 16 copies each.
+    nbd_write_random live $(( (i - 1) * M )) $M
+done
+nbd_save live "$TMP/exp-live"
+names=$(sc_names | tr '\n' ' ')
+log "after 6 MiB of copies under a 4 MiB limit: $names"
+case "$names" in
+    "s1 "*|"s2 "*) fail "the oldest snapshots were not dropped: $names" ;;
+esac
+for n in $names; do
+    [ "$(nbd_sha256 "$n")" = "$(file_sha256 "$TMP/exp-$n")" ] ||
+        fail "surviving snapshot $n is not byte-exact"
+done
+[ "$(nbd_sha256 live)" = "$(file_sha256 "$TMP/exp-live")" ] ||
+    fail "a live write was lost under delete-oldest"
+dropped=$(sc_info dropped)
+[ "$dropped" -ge 2 ] || fail "info says $dropped snapshots dropped, expected >= 2"
+reason=$(sc_info last_drop_reason)
+case "$reason" in *"diff area full"*) ;; *) fail "last drop reason: '$reason'" ;; esac
+sc list > "$TMP/list.txt"
+grep -q "^  s1 .*dropped by policy: diff area full" "$TMP/list.txt" ||
+    fail "list does not show s1 dropped with its reason: $(cat "$TMP/list.txt")"
+used=$(sc_info diff_used_bytes)
+[ "$used" -le $((4 * M)) ] || fail "diff area uses $used bytes over its 4 MiB limit"
+grep -q "policy: dropped snapshot s1" "$SERVER_LOG" || :   # only with -v
+
+# The limit and the drop history survive a restart (no diff-max given).
+stop_server
+start_server "$TMP/disk" "$TMP/diff"
+[ "$(sc_info diff_max_bytes)" = $((4 * M)) ] || fail "diff-max was not kept across a restart"
+[ "$(sc_info dropped)" = "$dropped" ] || fail "the drop count was not kept across a restart"
+sc list | grep -q "^  s1 " || fail "the drop history was not kept across a restart"
+
+# ---- resize --------------------------------------------------------
+# Down below the use: refused with a warning, nothing dropped.
+before=$(sc_names | wc -l)
+expect_cli_error "resize below the use" sc resize --max 1M
+case "$CLI_ERR" in *warning*--force*) ;; *) fail "resize down without --force: '$CLI_ERR'" ;; esac
+[ "$(sc_names | wc -l)" = "$before" ] || fail "a refused resize dropped snapshots"
+expect_cli_error "resize below the minimum" sc resize --max 64K --force
+expect_cli_error "resize to nonsense" sc resize --max 12Q
+# With --force: the oldest go until it fits.
+out=$(sc resize --max 2M --force) || fail "resize --max 2M --force failed"
+log "resize --max 2M --force: $out"
+case "$out" in *"dropped to fit"*) ;; *) fail "resize --force did not say what it dropped: $out" ;; esac
+[ "$(sc_info diff_max_bytes)" = $((2 * M)) ] || fail "resize did not set 2 MiB"
+[ "$(sc_info diff_used_bytes)" -le $((2 * M)) ] || fail "the diff area still uses more than 2 MiB"
+[ "$(sc_names)" = s6 ] || fail "after the shrink, expected s6 alone, got: $(sc_names)"
+for n in $(sc_names); do
+    [ "$(nbd_sha256 "$n")" = "$(file_sha256 "$TMP/exp-$n")" ] ||
+        fail "snapshot $n is wrong after the shrink"
+done
+# Up again, and as a percentage of the 16 MiB volume.
+sc resize --max 50% > /dev/null || fail "resize --max 50% failed"
+[ "$(sc_info diff_max_bytes)" = $((8 * M)) ] || fail "50% of 16 MiB is not 8 MiB"
+sc resize --max unbounded > /dev/null || fail "resize --max unbounded failed"
+[ "$(sc_info diff_max_bytes)" = 0 ] || fail "unbounded is not 0"
+stop_server
+
+# ---- fail-writes ------------------------------------------------------
+cp "$TMP/disk.orig" "$TMP/disk"
+rm -f "$TMP/diff"
+start_server "$TMP/disk" "$TMP/diff" diff-max=2M on-full=fail-writes
+[ "$(sc_info on_full)" = fail-writes ] || fail "on-full=fail-writes not shown"
+nbd_save live "$TMP/exp-a"
+sc_create a
+# 2 MiB holds about 25 copies: writing 4 MiB must fail part way, with
+# ENOSPC, and keep the snapshot whole.
+nbd_py live '
+import nbd, errno
+data = os.urandom(64 << 10)
+ok = refused = 0
+for off in range(0, 4 << 20, 64 << 10):
+    try:
+        h.pwrite(data, off)
+        ok += 1
+    except nbd.Error as e:
+        if e.errno != errno.ENOSPC and "ENOSPC" not in str(e):
+            sys.exit("write at %d failed with %s, expected ENOSPC" % (off, e))
+        refused += 1
+print("written %d, refused %d" % (ok, refused))
+if ok == 0 or refused == 0:
+    sys.exit("expected some writes to succeed and the rest to be refused")
+# Chunks already copied in this epoch still take writes.
+h.pwrite(data, 0)
+# Reads keep working.
+h.pread(1 << 20, 8 << 20)
+' > "$TMP/fw.out" || fail "fail-writes did not behave: $(cat "$TMP/fw.out")"
+log "fail-writes: $(cat "$TMP/fw.out")"
+[ "$(sc_field a state)" = valid ] || fail "fail-writes invalidated the snapshot"
+[ "$(nbd_sha256 a)" = "$(file_sha256 "$TMP/exp-a")" ] ||
+    fail "snapshot a is not byte-exact under fail-writes"
+[ "$(sc_info full_failures)" -gt 0 ] || fail "refused copies are not counted"
+sc stats --json > "$TMP/stats.json" || fail "stats failed"
+[ "$(json 'd["writes_refused"]' < "$TMP/stats.json")" -gt 0 ] ||
+    fail "stats does not count refused writes: $(cat "$TMP/stats.json")"
+# Growing the limit lets the writes through again.
+sc resize --max 8M > /dev/null || fail "resize up failed"
+nbd_write_random live $((2 * M)) $((2 * M))
+[ "$(nbd_sha256 a)" = "$(file_sha256 "$TMP/exp-a")" ] ||
+    fail "snapshot a is not byte-exact after the resize"
+stop_server
+log "ok"
