@@ -1802,9 +1802,10 @@ drop_oldest (struct sc_diff *d, uint32_t reason)
   s->dropped = true;
   valid_remove (d, s->info.epoch);
   uint64_t id = s->info.id;
-  if (sc_debug)
-    sc_debug ("policy: dropped snapshot %s (id %" PRIu64 "): %s", di.name,
-              id, sc_invalid_reason_text (reason));
+  void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+  if (say)
+    say ("snapshot %s (id %" PRIu64 ") deleted: %s", di.name, id,
+         sc_invalid_reason_text (reason));
   r = commit_locked (d, seq);
   if (r < 0)
     return r;

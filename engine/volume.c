@@ -464,9 +464,7 @@ live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
   r = cow_range (v, range.first, range.last);
   if (r == 0)
     r = fn (v, buf, count, offset, flags);
-  if (r == 0)
-    COUNT (v, bytes_written, count);
-  else if (r == -ENOSPC)
+  if (r == -ENOSPC)
     COUNT (v, writes_refused, 1);
   sc_rangelock_unlock (&v->chunks, &range);
   pthread_rwlock_unlock (&v->gate);
@@ -487,7 +485,10 @@ static int
 do_write (struct sc_volume *v, const void *buf, uint32_t count,
           uint64_t offset, unsigned flags)
 {
-  return sc_io_pwrite (v->origin_fd, buf, count, offset, flags & SC_FUA);
+  int r = sc_io_pwrite (v->origin_fd, buf, count, offset, flags & SC_FUA);
+  if (r == 0)
+    COUNT (v, bytes_written, count);
+  return r;
 }
 
 int

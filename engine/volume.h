@@ -108,7 +108,7 @@ struct sc_volume_stats {
   uint64_t chunks_copied;       /* data copies written to the diff area */
   uint64_t bytes_copied;
   uint64_t zero_chunks;         /* zero copies recorded (no data) */
-  uint64_t bytes_written;       /* by live writes, zeroes and trims */
+  uint64_t bytes_written;       /* by live writes (not zeroes, trims) */
   uint64_t writes_refused;      /* ENOSPC under on-full=fail-writes */
   double write_amplification;   /* (written + copied) / written; 0 if none */
   uint64_t cow_count;           /* writes that copied something */

@@ -55,6 +55,17 @@ forward_debug (const char *fmt, ...)
 }
 
 static void
+forward_notice (const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  nbdkit_error ("%s", msg);
+}
+
+static void
 shadowcopy_unload (void)
 {
   free (disk_path);
@@ -216,6 +227,7 @@ shadowcopy_get_ready (void)
 {
   char err[1024];
   sc_debug = forward_debug;
+  sc_notice = forward_notice;
   sc_debug_cow = shadowcopy_debug_cow;
   struct sc_volume_config cfg = space_cfg;
   cfg.origin_path = disk_path;

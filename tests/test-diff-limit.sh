@@ -41,7 +41,8 @@ grep -q "^  s1 .*dropped by policy: diff area full" "$TMP/list.txt" ||
     fail "list does not show s1 dropped with its reason: $(cat "$TMP/list.txt")"
 used=$(sc_info diff_used_bytes)
 [ "$used" -le $((4 * M)) ] || fail "diff area uses $used bytes over its 4 MiB limit"
-grep -q "policy: dropped snapshot s1" "$SERVER_LOG" || :   # only with -v
+grep -q "snapshot s1 (id 1) deleted: dropped by policy: diff area full" "$SERVER_LOG" ||
+    fail "the drop of s1 is not in the server log"
 
 # The limit and the drop history survive a restart (no diff-max given).
 stop_server
@@ -75,6 +76,15 @@ sc resize --max 50% > /dev/null || fail "resize --max 50% failed"
 sc resize --max unbounded > /dev/null || fail "resize --max unbounded failed"
 [ "$(sc_info diff_max_bytes)" = 0 ] || fail "unbounded is not 0"
 stop_server
+# The offline checker knows the new records.
+"$SHADOWCOPY_CLI" check "$TMP/diff" > "$TMP/check.out" ||
+    fail "check of a diff area with drops and a limit failed: $(cat "$TMP/check.out")"
+sc_off "$TMP/diff" list | grep -q "^  s1 " || fail "offline list does not show the drops"
+[ "$(sc_off "$TMP/diff" info --json | json 'd["diff_max_bytes"]')" = 0 ] ||
+    fail "offline info does not show the limit"
+sc_off "$TMP/diff" resize --max 6M > /dev/null || fail "offline resize failed"
+[ "$(sc_off "$TMP/diff" info --json | json 'd["diff_max_bytes"]')" = $((6 * M)) ] ||
+    fail "offline resize did not record the limit"
 
 # ---- fail-writes ------------------------------------------------------
 cp "$TMP/disk.orig" "$TMP/disk"
