@@ -1144,6 +1144,7 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
 /* ---- snapshots ------------------------------------------------------ */
 
 static int make_room_for_snapshot (struct sc_diff *d, bool delete_oldest);
+static bool fits (struct sc_diff *d, uint64_t max_bytes, uint64_t extra);
 
 static void
 default_name (char *buf, size_t len, uint64_t ns)
@@ -1375,6 +1376,8 @@ sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset)
   LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
+  if (!fits (d, d->max_bytes, 1))
+    return -ENOSPC;             /* the size limit (no policy here) */
   uint64_t slot;
   int r = sc_alloc_get (&d->alloc, &slot);
   if (r == 0)

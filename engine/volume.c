@@ -745,6 +745,20 @@ sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
 
 /* ---- space and statistics ------------------------------------------- */
 
+/* Two 60-second windows: the fill rate is measured from the start of the
+ * older one, so it covers the last one to two minutes.  hold_lock held. */
+static void
+rotate_windows (struct sc_volume *v, uint64_t now, uint64_t bytes)
+{
+  while (now - v->win_ns[1] >= 60000000000ull) {
+    v->win_ns[0] = v->win_ns[1];
+    v->win_bytes[0] = v->win_bytes[1];
+    v->win_ns[1] = now - v->win_ns[1] >= 120000000000ull
+                   ? now : v->win_ns[1] + 60000000000ull;
+    v->win_bytes[1] = bytes;
+  }
+}
+
 static void
 note_cow (struct sc_volume *v, uint64_t ns)
 {
@@ -752,13 +766,7 @@ note_cow (struct sc_volume *v, uint64_t ns)
                                                       __ATOMIC_RELAXED);
   pthread_mutex_lock (&v->hold_lock);
   v->cows[v->ncows++ % SC_COW_SAMPLES] = ns;
-  /* Two 60-second windows: the rate is measured from the older start. */
-  if (now - v->win_ns[1] >= 60000000000ull) {
-    v->win_ns[0] = v->win_ns[1];
-    v->win_bytes[0] = v->win_bytes[1];
-    v->win_ns[1] = now;
-    v->win_bytes[1] = bytes;
-  }
+  rotate_windows (v, now, bytes);
   pthread_mutex_unlock (&v->hold_lock);
 }
 
@@ -782,6 +790,7 @@ sc_volume_stats (struct sc_volume *v, struct sc_volume_stats *st)
 
   pthread_mutex_lock (&sorted_lock);
   pthread_mutex_lock (&v->hold_lock);
+  rotate_windows (v, now, st->bytes_copied);
   size_t n = v->ncows < SC_COW_SAMPLES ? v->ncows : SC_COW_SAMPLES;
   st->cow_count = v->ncows;
   memcpy (sorted, v->cows, n * sizeof *sorted);

@@ -185,8 +185,10 @@ shadowcopy_config (const char *key, const char *value)
   }
   if (strcmp (key, "discard-snapshots") == 0) {
     int b = nbdkit_parse_bool (value);
-    if (b == -1)
+    if (b == -1) {
+      nbdkit_error ("discard-snapshots=%s: must be on or off", value);
       return -1;
+    }
     discard_snapshots = b;
     return 0;
   }

@@ -8,6 +8,19 @@ K=1024; M=$((1024 * K))
 make_disk "$TMP/disk" 16M
 cp "$TMP/disk" "$TMP/disk.orig"
 
+# ---- bad configuration: a clear error, no server ---------------------
+for bad in diff-max=0 diff-max=lots diff-max=0% diff-max=5000% diff-max=-1 \
+           on-full=panic max-snapshots=0 max-snapshots=70000 \
+           max-snapshots=12x discard-snapshots=maybe diff-max=16K; do
+    if try_start_server "$TMP/disk" "$TMP/diff-bad" "$bad" 2>/dev/null; then
+        fail "nbdkit started with $bad"
+    fi
+    key=${bad%%=*}
+    tail -n 3 "$SERVER_LOG" | grep "error" | grep -q "$key" ||
+        fail "the error for $bad does not name $key: $(tail -n 3 "$SERVER_LOG")"
+done
+rm -f "$TMP/diff-bad"
+
 # ---- delete-oldest (the default) ------------------------------------
 # 4 MiB = 64 slots of 64K: the journal's room leaves about 57 for data,
 # so the fourth megabyte of copies must drop the oldest snapshot.

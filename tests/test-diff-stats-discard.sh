@@ -99,15 +99,20 @@ fi
 # ---- live trim: copied first, then punched in the origin -------------------
 nbd_save r1 "$TMP/exp-r1"
 nbd_trim live 0 $M
-[ "$(nbd_sha256 r1)" = "$(file_sha256 "$TMP/exp-r1")" ] || fail "r1 changed after a live trim"
-python3 - "$TMP/disk" <<'PY' || fail "the live trim did not punch the origin"
+nbd_zero live $((2 * M)) $M                    # zero may punch too
+[ "$(nbd_sha256 r1)" = "$(file_sha256 "$TMP/exp-r1")" ] ||
+    fail "r1 changed after a live trim and zero"
+for off in 0 $((2 * M)); do
+    python3 - "$TMP/disk" $off <<'PY' || fail "the live trim/zero at $off did not punch the origin"
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
+off = int(sys.argv[2])
 try:
-    hole = os.lseek(fd, 0, os.SEEK_HOLE)
+    hole = os.lseek(fd, off, os.SEEK_HOLE)
 except OSError:
     sys.exit(1)
-sys.exit(0 if hole == 0 else 1)
+sys.exit(0 if hole == off else 1)
 PY
+done
 stop_server
 log "ok"
