@@ -99,6 +99,48 @@ sc_off "$TMP/diff" resize --max 6M > /dev/null || fail "offline resize failed"
 [ "$(sc_off "$TMP/diff" info --json | json 'd["diff_max_bytes"]')" = $((6 * M)) ] ||
     fail "offline resize did not record the limit"
 
+# ---- a snapshot dropped while it is being read -------------------------
+# Readers of the oldest snapshot get its data or an error, never the
+# new data, while writers make the policy drop it.
+cp "$TMP/disk.orig" "$TMP/disk"
+rm -f "$TMP/diff"
+start_server "$TMP/disk" "$TMP/diff" diff-max=3M
+nbd_save live "$TMP/exp-old"
+sc_create old
+nbd_py live '
+import nbd, threading
+want = open(os.environ["E_X"], "rb").read()
+bad = []
+stop = threading.Event()
+def reader():
+    r = nbd.NBD(); r.set_export_name("old"); r.connect_unix(os.environ["E_S"])
+    n = 0
+    while not stop.is_set():
+        off = (n * 262144) % len(want)
+        n += 1
+        try:
+            got = r.pread(262144, off)
+        except nbd.Error:
+            return              # dropped: an error is the right answer
+        if got != want[off:off + 262144]:
+            bad.append(off)
+            return
+t = [threading.Thread(target=reader) for _ in range(2)]
+for x in t: x.start()
+data = os.urandom(8 << 20)
+for off in range(0, 8 << 20, 256 << 10):
+    h.pwrite(data[off:off + (256 << 10)], off)
+stop.set()
+for x in t: x.join()
+if bad:
+    sys.exit("a reader of the dropped snapshot got new data at %d" % bad[0])
+' E_X="$TMP/exp-old" E_S="$NBD_SOCK" || fail "reading a snapshot while it was dropped"
+sc_names | grep -qx old && fail "old was not dropped by 8 MiB of writes under 3 MiB"
+[ "$(sc_info snapshots)" = 0 ] || fail "snapshots left: $(sc_names)"
+stop_server
+"$SHADOWCOPY_CLI" check "$TMP/diff" > "$TMP/check.out" ||
+    fail "check after the drop under readers: $(cat "$TMP/check.out")"
+
 # ---- fail-writes ------------------------------------------------------
 cp "$TMP/disk.orig" "$TMP/disk"
 rm -f "$TMP/diff"
