@@ -98,6 +98,7 @@ struct sc_diff {
   struct sc_drop_info drops[SC_DROP_HISTORY];   /* a ring */
   uint64_t drops_total;         /* ever; drops[] holds the last ones */
   uint64_t full_failures;
+  uint64_t invalidations;       /* this session */
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
 };
 
@@ -1130,6 +1131,10 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
   st->max_bytes = d->max_bytes;
   st->dropped = d->drops_total;
   st->full_failures = d->full_failures;
+  st->invalidations = d->invalidations;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    st->invalid += !d->snaps[i]->deleted &&
+                   d->snaps[i]->info.invalid_reason != SC_VALID;
   for (size_t i = 0; i < d->nsnaps; i++)
     for (size_t k = 0; k < d->snaps[i]->ndisc && !d->snaps[i]->deleted; k++)
       st->discarded_bytes += d->snaps[i]->disc[k].count * d->chunk_size;
@@ -1346,6 +1351,13 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
         s->info.epoch < from)
       continue;
     snap_set_invalid (d, s, reason, err, chunk);
+    d->invalidations++;
+    void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+    if (say)
+      say ("snapshot %s (id %" PRIu64 ") is now invalid: %s%s%s (chunk %"
+           PRIu64 ")", s->info.name, s->info.id,
+           sc_invalid_reason_text (reason), err ? ": " : "",
+           err ? strerror (err) : "", chunk);
     if (d->have_journal && r == 0)
       r = append_invalid (&d->journal, &s->info, &seq);
   }

@@ -94,6 +94,8 @@ struct sc_diff_stats {
   uint64_t max_bytes;           /* size limit (0: unbounded) */
   uint64_t dropped;             /* snapshots deleted by a policy, ever */
   uint64_t full_failures;       /* copies refused (on-full=fail-writes) */
+  uint64_t invalid;             /* listed snapshots that are invalid */
+  uint64_t invalidations;       /* snapshots invalidated since the open */
   uint64_t discarded_bytes;     /* discarded by snapshot readers, total */
   uint8_t uuid[16];
   struct sc_origin_id origin;

@@ -287,12 +287,12 @@ do_resize (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 /* STATS -> * stats chunks-copied= bytes-copied= zero-chunks=
  *   bytes-written= write-amplification= diff-used= diff-free= diff-max=
  *   cow-count= cow-p50-ns= cow-p99-ns= dropped= writes-refused=
- *   fill-rate= seconds-to-full= (-1: not filling) uptime-ns= */
+ *   fill-rate= seconds-to-full= (-1: not filling) uptime-ns= invalidated= */
 static int
 do_stats (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 {
   struct sc_volume_stats st;
-  char num[16][32];
+  char num[17][32];
   struct sc_ctl_field f[] = {
     { "chunks-copied", num[0] }, { "bytes-copied", num[1] },
     { "zero-chunks", num[2] }, { "bytes-written", num[3] },
@@ -302,6 +302,7 @@ do_stats (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
     { "cow-p99-ns", num[10] }, { "dropped", num[11] },
     { "writes-refused", num[12] }, { "fill-rate", num[13] },
     { "seconds-to-full", num[14] }, { "uptime-ns", num[15] },
+    { "invalidated", num[16] },
   };
   int r;
 
@@ -322,6 +323,7 @@ do_stats (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   snprintf (num[13], 32, "%.0f", st.fill_rate);
   snprintf (num[14], 32, "%" PRId64, st.seconds_to_full);
   snprintf (num[15], 32, "%" PRIu64, st.uptime_ns);
+  snprintf (num[16], 32, "%" PRIu64, st.invalidated);
   r = sc_ctl_write_data (fd, "stats", f, sizeof f / sizeof f[0]);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
@@ -331,7 +333,7 @@ do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 {
   struct sc_diff_stats st;
   struct sc_hold_stats hs;
-  char num[20][24];
+  char num[21][24];
   char on_full[24], last_drop[SC_NAME_MAX + 1] = "", last_reason[128] = "";
   struct sc_ctl_field f[] = {
     { "size", num[0] }, { "chunk-size", num[1] }, { "diff-used", num[2] },
@@ -345,6 +347,7 @@ do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
     { "diff-max", num[15] }, { "on-full", on_full },
     { "max-snapshots", num[16] }, { "dropped", num[17] },
     { "full-failures", num[18] }, { "discarded", num[19] },
+    { "invalid", num[20] },
     { "last-drop", last_drop }, { "last-drop-reason", last_reason },
   };
   int r;
@@ -369,6 +372,7 @@ do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   snprintf (num[14], sizeof num[14], "%" PRIu64, hs.max_ns);
   space_info (v, &st, num[15], num[16], num[17], num[18], num[19], on_full,
               last_drop, last_reason);
+  snprintf (num[20], sizeof num[20], "%" PRIu64, st.invalid);
   /* The last two are left out when nothing was ever dropped. */
   r = sc_ctl_write_data (fd, "volume", f, sizeof f / sizeof f[0]
                                           - (last_drop[0] ? 0 : 2));

@@ -808,6 +808,7 @@ sc_volume_stats (struct sc_volume *v, struct sc_volume_stats *st)
   st->diff_used = ds.used_bytes;
   st->diff_limit = ds.max_bytes;
   st->dropped = ds.dropped;
+  st->invalidated = ds.invalidations;
   if (ds.max_bytes)
     st->diff_free = ds.max_bytes > ds.used_bytes
                     ? ds.max_bytes - ds.used_bytes : 0;

@@ -115,6 +115,7 @@ struct sc_volume_stats {
   uint64_t cow_p50_ns, cow_p99_ns;  /* their copy time, last samples */
   uint64_t diff_used, diff_free, diff_limit;    /* bytes; limit 0: none */
   uint64_t dropped;             /* snapshots deleted by policy, ever */
+  uint64_t invalidated;         /* snapshots invalidated since start-up */
   double fill_rate;             /* diff-area growth, bytes/s, recent */
   int64_t seconds_to_full;      /* -1: not growing */
   uint64_t uptime_ns;

@@ -318,3 +318,21 @@ Test (space, alloc_trim_end_finds_the_last_used_slot)
   cr_assert_eq (sc_alloc_trim_end (&al), 1);
   sc_alloc_free_all (&al);
 }
+
+Test (space, invalidations_are_counted)
+{
+  struct uh_area a;
+  area (&a, 8);
+  uh_snap (a.d, "a");
+  uh_snap (a.d, "b");
+  cr_assert_eq (sc_diff_invalidate_chunk (a.d, 3, SC_INVALID_DIFF_FULL,
+                                          ENOSPC), 0);
+  struct sc_diff_stats st = uh_stats (a.d);
+  cr_assert_eq (st.invalid, 2);
+  cr_assert_eq (st.invalidations, 2);
+  uh_area_reopen (&a, 0);
+  st = uh_stats (a.d);
+  cr_assert_eq (st.invalid, 2, "invalid snapshots stay listed as such");
+  cr_assert_eq (st.invalidations, 0, "the counter is per session");
+  uh_area_free (&a);
+}

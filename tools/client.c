@@ -218,6 +218,7 @@ volume_from_line (const struct sc_ctl_line *line, struct sc_client_volume *v)
   field_u64 (line, "dropped", &v->dropped);
   field_u64 (line, "full-failures", &v->full_failures);
   field_u64 (line, "discarded", &v->discarded_bytes);
+  field_u64 (line, "invalid", &v->invalid);
   field_str (line, "on-full", v->on_full, sizeof v->on_full);
   field_str (line, "last-drop", v->last_drop, sizeof v->last_drop);
   field_str (line, "last-drop-reason", v->last_drop_reason,
@@ -518,6 +519,7 @@ sc_client_info (struct sc_client *c, struct sc_client_volume *out,
   out->diff_max = st.max_bytes;
   out->dropped = st.dropped;
   out->discarded_bytes = st.discarded_bytes;
+  out->invalid = st.invalid;
   {
     struct sc_drop_info *drops;
     size_t n;

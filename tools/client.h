@@ -46,6 +46,7 @@ struct sc_client_volume {
   uint64_t holds, hold_last_ns, hold_p50_ns, hold_p99_ns, hold_max_ns;
   /* Space management (0 / empty when not known). */
   uint64_t diff_max, max_snapshots, dropped, full_failures, discarded_bytes;
+  uint64_t invalid;
   char on_full[24];
   char last_drop[SC_NAME_MAX + 1];
   char last_drop_reason[128];

@@ -103,6 +103,7 @@ on_stats (const struct sc_ctl_line *line, void *opaque)
           sc_ctl_parse_u64 (F ("cow-p50-ns"), &n) == 0 ? n / 1e6 : 0.0,
           sc_ctl_parse_u64 (F ("cow-p99-ns"), &n) == 0 ? n / 1e6 : 0.0);
   printf ("snapshots dropped by policy: %s\n", F ("dropped"));
+  printf ("snapshots invalidated: %s\n", F ("invalidated"));
   printf ("writes refused (on-full=fail-writes): %s\n", F ("writes-refused"));
   v = F ("seconds-to-full");
   if (v[0] == '-')
@@ -293,8 +294,8 @@ space_print_info (const struct sc_client_volume *v, bool json)
 {
   if (json) {
     printf (", \"diff_max_bytes\": %" PRIu64 ", \"dropped\": %" PRIu64
-            ", \"discarded_bytes\": %" PRIu64, v->diff_max, v->dropped,
-            v->discarded_bytes);
+            ", \"invalid\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64,
+            v->diff_max, v->dropped, v->invalid, v->discarded_bytes);
     if (v->on_full[0])
       printf (", \"on_full\": \"%s\", \"max_snapshots\": %" PRIu64
               ", \"full_failures\": %" PRIu64, v->on_full, v->max_snapshots,
@@ -313,6 +314,7 @@ space_print_info (const struct sc_client_volume *v, bool json)
             "writes refused when full: %" PRIu64 "\n", v->on_full,
             v->max_snapshots, v->full_failures);
   printf ("snapshots dropped by policy: %" PRIu64 "\n", v->dropped);
+  printf ("invalid snapshots: %" PRIu64 "\n", v->invalid);
   if (v->last_drop[0])
     printf ("last drop: %s (%s)\n", v->last_drop, v->last_drop_reason);
   printf ("discarded by snapshot readers: %" PRIu64 " bytes\n",
