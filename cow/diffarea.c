@@ -1740,30 +1740,30 @@ free_slot (struct sc_diff *d, uint64_t slot)
                             slot * d->chunk_size, d->chunk_size);
 }
 
-/* After frees: the allocator's end drops to the last used slot, so the
- * preallocation bookkeeping restarts there.  The file keeps its apparent
- * size (cutting it is not modelled by the crash harness and buys nothing:
- * the freed slots are holes already). */
+/* After frees: the allocator's end drops to the last used slot.  The file
+ * keeps its apparent size (cutting it is not modelled by the crash
+ * harness and buys nothing: the freed slots are holes already). */
 static void
 shrink_tail (struct sc_diff *d)
 {
   if (!d->have_journal)
     return;
-  uint64_t end = sc_alloc_trim_end (&d->alloc);
-  if (d->prealloc_end > end * d->chunk_size && d->max_bytes == 0)
-    d->prealloc_end = end * d->chunk_size;
+  (void) sc_alloc_trim_end (&d->alloc);
 }
 
 /* Growth in steps: when a slot reaches past what is preallocated, reserve
- * the next step of the file (only under a limit: that space is the
- * administrator's to give; best effort). */
+ * the next step of the file: 1/16 of the limit (at most 64 MiB, at least
+ * a chunk, never past the limit), or 16 MiB when unbounded.  Best effort:
+ * if the filesystem cannot give the whole step, whatever it gave is
+ * punched back, and the copy goes ahead without preallocation. */
+#define GROW_UNBOUNDED (16u << 20)
 static void
 grow (struct sc_diff *d, uint64_t slot)
 {
   uint64_t need = (slot + 1) * d->chunk_size;
-  if (!d->max_bytes || need <= d->prealloc_end)
+  if (need <= d->prealloc_end)
     return;
-  uint64_t step = d->max_bytes / 16;
+  uint64_t step = d->max_bytes ? d->max_bytes / 16 : GROW_UNBOUNDED;
   if (step > 64u << 20)
     step = 64u << 20;
   step = (step + d->chunk_size - 1) / d->chunk_size * d->chunk_size;
@@ -1773,12 +1773,15 @@ grow (struct sc_diff *d, uint64_t slot)
                   ? d->prealloc_end : slot * d->chunk_size;
   uint64_t to = need + step - d->chunk_size;
   uint64_t cap = (d->max_bytes / d->chunk_size) * d->chunk_size;
-  if (to > cap)
+  if (d->max_bytes && to > cap)
     to = cap > need ? cap : need;
   if (sc_io_fallocate (d->fd, FALLOC_FL_KEEP_SIZE, from, to - from) == 0)
     d->prealloc_end = to;
-  else
+  else {
+    (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            from, to - from);
     d->prealloc_end = need;
+  }
 }
 
 /* Would `extra` more data slots fit under max_bytes? */

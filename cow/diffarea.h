@@ -234,7 +234,7 @@ enum sc_where sc_diff_resolve (struct sc_diff *d, uint32_t epoch,
  * free under the limit; journal slots themselves may use that reserve, so
  * metadata never deadlocks at the limit.  Freed slots are punched out of
  * the file and a free tail is truncated; the file grows in preallocated
- * steps of 1/16 of the limit (64 MiB at most, 64 MiB when unbounded).
+ * steps of 1/16 of the limit (64 MiB at most; 16 MiB when unbounded).
  */
 
 /* What to do when a copy does not fit. */
