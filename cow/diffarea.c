@@ -338,6 +338,10 @@ diff_fail (struct sc_diff *d, int err)
   if (d->failed)
     return;
   d->failed = true;
+  void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+  if (say)
+    say ("a diff-area metadata write failed (%s): every snapshot is now "
+         "invalid", strerror (-err));
   for (size_t i = 0; i < d->nsnaps; i++)
     snap_set_invalid (d, d->snaps[i], SC_INVALID_METADATA, -err, 0);
   d->sb.flags |= SC_SB_FAILED;

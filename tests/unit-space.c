@@ -5,9 +5,12 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -334,5 +337,50 @@ Test (space, invalidations_are_counted)
   st = uh_stats (a.d);
   cr_assert_eq (st.invalid, 2, "invalid snapshots stay listed as such");
   cr_assert_eq (st.invalidations, 0, "the counter is per session");
+  uh_area_free (&a);
+}
+
+/* Allocated bytes of the diff-area file. */
+static uint64_t
+allocated (struct sc_diff *d)
+{
+  struct stat st;
+  cr_assert_eq (fstat (sc_diff_fd (d), &st), 0);
+  return (uint64_t) st.st_blocks * 512;
+}
+
+Test (space, the_file_grows_in_preallocated_steps_and_frees_punch_holes)
+{
+  struct uh_area a;
+  area (&a, 1024);
+  /* Can this filesystem preallocate and punch at all? */
+  char *probe = uh_path ("probe");
+  int fd = open (probe, O_RDWR | O_CREAT, 0600);
+  cr_assert_geq (fd, 0);
+  bool can = fallocate (fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20) == 0 &&
+             fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                        1 << 20) == 0;
+  close (fd);
+  free (probe);
+  if (!can) {
+    uh_area_free (&a);
+    cr_skip_test ("no fallocate on this filesystem");
+  }
+  cr_assert_eq (sc_diff_set_max (a.d, 512 * CS, 0, NULL), 0);
+  uh_snap (a.d, "a");
+  uint64_t before = allocated (a.d);
+  cr_assert_eq (copy (a.d, 0, 1), 0);
+  /* One copy reserves a step of 1/16 of the limit: 32 slots. */
+  cr_assert_geq (allocated (a.d), before + 16 * CS,
+                 "allocated %lu after one copy (from %lu)",
+                 (unsigned long) allocated (a.d), (unsigned long) before);
+  cr_assert_leq (allocated (a.d), 512 * CS + 64 * CS);
+  for (uint64_t c = 1; c < 100; c++)
+    cr_assert_eq (copy (a.d, c, c + 1), 0);
+  uint64_t full = allocated (a.d);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "a"), 0);
+  cr_assert_leq (allocated (a.d), full - 90 * CS,
+                 "deleting 100 copies gave back only %lu bytes",
+                 (unsigned long) (full - allocated (a.d)));
   uh_area_free (&a);
 }
