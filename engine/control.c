@@ -414,6 +414,14 @@ do_create (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   if (name && !sc_snapshot_name_valid (name))
     return write_snapshot_err (fd, -EINVAL, "create", name);
   r = sc_volume_snapshot_create (v, name, &opts, &s);
+  if (r == -EMFILE) {
+    const struct sc_volume_config *cfg = sc_volume_config (v);
+    return sc_ctl_write_err (fd, EMFILE, "too many snapshots: the limit "
+                             "max-snapshots=%u is reached; delete some, or "
+                             "create with delete-oldest=1 (shadowcopy create "
+                             "--delete-oldest)", cfg->max_snapshots
+                             ? cfg->max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT);
+  }
   if (r < 0)
     return write_snapshot_err (fd, r, "create", name);
   r = write_snapshot (fd, &s);
