@@ -1881,8 +1881,9 @@ sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
     return -EIO;
   if (max_bytes && max_bytes < SC_DIFF_MAX_MIN_CHUNKS * (uint64_t) d->chunk_size)
     return -EINVAL;
-  if (d->max_recorded && d->max_bytes == max_bytes)
-    return 0;
+  if (d->max_recorded && d->max_bytes == max_bytes &&
+      (!(flags & SC_MAX_FORCE) || fits (d, max_bytes, 0)))
+    return 0;                   /* nothing to record or to drop */
   if (!fits (d, max_bytes, 0) && !(flags & SC_MAX_LAZY)) {
     if (!(flags & SC_MAX_FORCE))
       return -ENOSPC;
@@ -1904,6 +1905,8 @@ sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
         sc_debug ("resize: journal checkpoint: %s", strerror (-r));
     }
   }
+  if (d->max_recorded && d->max_bytes == max_bytes)
+    return 0;
   uint64_t seq;
   int r = append_limit (&d->journal, max_bytes, &seq);
   if (r < 0) {

@@ -251,11 +251,12 @@ void sc_diff_set_policy (struct sc_diff *d, enum sc_on_full on_full,
                          uint32_t max_snapshots);
 
 /* Set the size limit (0: unbounded) and record it durably, so it
- * survives a restart.  If the diff area uses more than max_bytes:
- * without `force` -ENOSPC and nothing changes; with `force` the oldest
- * snapshots are dropped (SC_DROPPED_SHRINK) until it fits or none is
- * left; *dropped counts them.  -EINVAL if max_bytes
- * is below SC_DIFF_MAX_MIN chunks. */
+ * survives a restart.  If the diff area uses more than max_bytes (with
+ * room for its journal): by default -ENOSPC and nothing changes; with
+ * SC_MAX_FORCE the oldest snapshots are dropped (SC_DROPPED_SHRINK) until
+ * it fits or none is left, *dropped counting them; with SC_MAX_LAZY it is
+ * set as it is.  -EINVAL if max_bytes is below SC_DIFF_MAX_MIN_CHUNKS
+ * chunks; -EROFS offline read-only. */
 #define SC_DIFF_MAX_MIN_CHUNKS 16
 #define SC_MAX_FORCE 0x1        /* drop the oldest snapshots to fit now */
 #define SC_MAX_LAZY  0x2        /* set it even if over: the on-full policy
