@@ -153,6 +153,7 @@ sc_create a
 nbd_py live '
 import nbd, errno
 data = os.urandom(64 << 10)
+old = open(os.environ["E_X"], "rb").read()
 ok = refused = 0
 for off in range(0, 4 << 20, 64 << 10):
     try:
@@ -162,6 +163,9 @@ for off in range(0, 4 << 20, 64 << 10):
         if e.errno != errno.ENOSPC and "ENOSPC" not in str(e):
             sys.exit("write at %d failed with %s, expected ENOSPC" % (off, e))
         refused += 1
+        # Refused before the disk was touched.
+        if h.pread(64 << 10, off) != old[off:off + (64 << 10)]:
+            sys.exit("a refused write at %d changed the live volume" % off)
 print("written %d, refused %d" % (ok, refused))
 if ok == 0 or refused == 0:
     sys.exit("expected some writes to succeed and the rest to be refused")
@@ -169,7 +173,7 @@ if ok == 0 or refused == 0:
 h.pwrite(data, 0)
 # Reads keep working.
 h.pread(1 << 20, 8 << 20)
-' > "$TMP/fw.out" || fail "fail-writes did not behave: $(cat "$TMP/fw.out")"
+' E_X="$TMP/exp-a" > "$TMP/fw.out" || fail "fail-writes did not behave: $(cat "$TMP/fw.out")"
 log "fail-writes: $(cat "$TMP/fw.out")"
 [ "$(sc_field a state)" = valid ] || fail "fail-writes invalidated the snapshot"
 [ "$(nbd_sha256 a)" = "$(file_sha256 "$TMP/exp-a")" ] ||
