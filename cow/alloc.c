@@ -105,3 +105,26 @@ sc_alloc_put (struct sc_alloc *a, uint64_t slot)
   if (slot < a->hint)
     a->hint = slot;
 }
+
+uint64_t
+sc_alloc_trim_end (struct sc_alloc *a)
+{
+  uint64_t s = a->end;
+  while (s > a->first) {
+    uint64_t w = (s - 1) / 64;
+    uint64_t bits = w < a->words ? a->bits[w] : 0;
+    unsigned top = (unsigned) ((s - 1) % 64);
+    bits &= top == 63 ? UINT64_MAX : (2ull << top) - 1;
+    if (bits) {
+      s = w * 64 + 64 - (uint64_t) __builtin_clzll (bits);
+      break;
+    }
+    s = w * 64;
+  }
+  if (s < a->first)
+    s = a->first;
+  a->end = s;
+  if (a->hint > s)
+    a->hint = s;
+  return s;
+}

@@ -35,4 +35,8 @@ void sc_alloc_put (struct sc_alloc *a, uint64_t slot);
 
 bool sc_alloc_is_used (const struct sc_alloc *a, uint64_t slot);
 
+/* Lower `end` to one past the highest used slot (at least `first`) and
+ * return it: the file may be cut there. */
+uint64_t sc_alloc_trim_end (struct sc_alloc *a);
+
 #endif

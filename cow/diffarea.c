@@ -47,10 +47,16 @@
 #include "cow/journal.h"
 #include "cow/superblock.h"
 
+struct extent { uint64_t first, count; };
+
 struct snap {
   struct sc_snapshot_info info;
   unsigned readers;             /* pinned by sc_diff_snapshot_get */
   bool deleted;                 /* waiting for its readers to finish */
+  bool dropped;                 /* deleted by a policy: removed (and its
+                                   copies freed) by its last reader */
+  struct extent *disc;          /* discarded chunks, sorted, disjoint */
+  size_t ndisc, disc_cap;
 };
 
 struct sc_diff {
@@ -82,7 +88,30 @@ struct sc_diff {
   bool verify_tail;             /* replay: check unsure copies' data */
   struct unsure *unsure;
   size_t nunsure, unsure_cap;
+
+  /* Space management (see the "space" section). */
+  uint64_t max_bytes;           /* 0: unbounded */
+  bool max_recorded;            /* a LIMIT record exists */
+  enum sc_on_full on_full;
+  uint32_t max_snaps;
+  uint64_t prealloc_end;        /* bytes of the file preallocated */
+  struct sc_drop_info drops[SC_DROP_HISTORY];   /* a ring */
+  uint64_t drops_total;         /* ever; drops[] holds the last ones */
+  uint64_t full_failures;
+  uint64_t invalidations;       /* this session */
+  size_t ndisc_snaps;           /* snapshots with discarded chunks */
 };
+
+static void snap_free (struct sc_diff *d, struct snap *s);
+static bool snap_needs (const struct snap *s, uint64_t chunk);
+static struct snap *snap_by_epoch (struct sc_diff *d, uint32_t epoch);
+static bool needed_in (struct sc_diff *d, uint32_t from, uint32_t to,
+                       uint64_t chunk);
+static int apply_space_record (struct sc_diff *d, const struct sc_rec_hdr *h,
+                               char *err, size_t errlen);
+static int ckpt_space (struct sc_diff *d, struct sc_journal *j);
+static void free_slot (struct sc_diff *d, uint64_t slot);
+static void shrink_tail (struct sc_diff *d);
 
 #define LOCKED(d) \
   __attribute__((cleanup (unlock_ptr))) pthread_mutex_t *_lk = lock_ptr (d)
@@ -225,7 +254,7 @@ snap_remove_at (struct sc_diff *d, size_t pos)
   memmove (&d->snaps[pos], &d->snaps[pos + 1],
            (d->nsnaps - pos - 1) * sizeof *d->snaps);
   d->nsnaps--;
-  free (s);
+  snap_free (d, s);
 }
 
 static void
@@ -245,6 +274,7 @@ snap_set_invalid (struct sc_diff *d, struct snap *s, uint32_t reason,
 struct gc {
   struct sc_diff *d;
   uint32_t *live;               /* epochs that may still be read */
+  struct snap **snaps;          /* their snapshots */
   size_t nlive;
   bool free_slots;              /* return dropped slots to the allocator */
 };
@@ -253,10 +283,17 @@ static bool
 gc_keep (void *opaque, uint64_t chunk, uint32_t prev, const struct sc_copy *c)
 {
   struct gc *g = opaque;
-  if (any_in (g->live, g->nlive, prev, c->epoch - 1))
-    return true;
+  if (!g->d->ndisc_snaps) {
+    if (any_in (g->live, g->nlive, prev, c->epoch - 1))
+      return true;
+  }
+  else
+    for (size_t i = lower_bound (g->live, g->nlive, prev);
+         i < g->nlive && g->live[i] <= c->epoch - 1; i++)
+      if (snap_needs (g->snaps[i], chunk))
+        return true;
   if (g->free_slots && c->slot != SC_SLOT_ZERO)
-    sc_alloc_put (&g->d->alloc, c->slot);
+    free_slot (g->d, c->slot);
   return false;
 }
 
@@ -267,15 +304,25 @@ gc_run (struct sc_diff *d, bool free_slots)
 {
   struct gc g = { .d = d, .free_slots = free_slots };
   g.live = malloc ((d->nsnaps + 1) * sizeof *g.live);
-  if (!g.live)
+  g.snaps = malloc ((d->nsnaps + 1) * sizeof *g.snaps);
+  if (!g.live || !g.snaps) {
+    free (g.live);
+    free (g.snaps);
     return -ENOMEM;
+  }
+  /* A deleted snapshot with a read in flight still needs its copies. */
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
-    if (!s->deleted && (s->info.invalid_reason == SC_VALID || s->readers))
+    if ((!s->deleted && s->info.invalid_reason == SC_VALID) || s->readers) {
+      g.snaps[g.nlive] = s;
       g.live[g.nlive++] = s->info.epoch;
+    }
   }
   int r = sc_index_filter (&d->index, gc_keep, &g);
   free (g.live);
+  free (g.snaps);
+  if (free_slots)
+    shrink_tail (d);
   return r;
 }
 
@@ -291,6 +338,10 @@ diff_fail (struct sc_diff *d, int err)
   if (d->failed)
     return;
   d->failed = true;
+  void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+  if (say)
+    say ("a diff-area metadata write failed (%s): every snapshot is now "
+         "invalid", strerror (-err));
   for (size_t i = 0; i < d->nsnaps; i++)
     snap_set_invalid (d, d->snaps[i], SC_INVALID_METADATA, -err, 0);
   d->sb.flags |= SC_SB_FAILED;
@@ -466,6 +517,10 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
       e = unsure_push (d, r->chunk, r->epoch, h->seq);
     return e;
   }
+  case SC_REC_SNAP_DROP:
+  case SC_REC_LIMIT:
+  case SC_REC_DISCARD:
+    return apply_space_record (d, h, err, errlen);
   }
   return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
                   h->type);
@@ -624,6 +679,8 @@ checkpoint (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
   };
   if (r == 0)
     r = sc_journal_append (&j, &st, sizeof st, NULL);
+  if (r == 0)
+    r = ckpt_space (d, &j);
   if (r == 0) {
     struct ckpt k = { .j = &j };
     sc_index_filter (&d->index, ckpt_copy, &k);
@@ -762,7 +819,7 @@ diff_free (struct sc_diff *d)
   sc_index_free (&d->index);
   sc_alloc_free_all (&d->alloc);
   for (size_t i = 0; i < d->nsnaps; i++)
-    free (d->snaps[i]);
+    snap_free (d, d->snaps[i]);
   free (d->snaps);
   free (d->valid);
   free (d->unsure);
@@ -823,6 +880,7 @@ sc_diff_open (const char *path, unsigned flags,
     return -ENOMEM;
   d->fd = -1;
   d->rdonly = rdonly;
+  d->max_snaps = SC_MAX_SNAPSHOTS_DEFAULT;
   pthread_mutex_init (&d->lock, NULL);
   pthread_cond_init (&d->readers_done, NULL);
   if ((r = sc_index_init (&d->index)) < 0)
@@ -897,6 +955,7 @@ sc_diff_open (const char *path, unsigned flags,
   }
   uint64_t max_slot = ((uint64_t) st.st_size + d->chunk_size - 1)
                       / d->chunk_size;
+  d->prealloc_end = (uint64_t) st.st_size;
 
   if (!created) {
     d->epoch = 0;
@@ -1073,6 +1132,16 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
   st->journal_records = d->have_journal ? d->journal.records
                                         : d->replayed_records;
   st->epoch = d->epoch;
+  st->max_bytes = d->max_bytes;
+  st->dropped = d->drops_total;
+  st->full_failures = d->full_failures;
+  st->invalidations = d->invalidations;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    st->invalid += !d->snaps[i]->deleted &&
+                   d->snaps[i]->info.invalid_reason != SC_VALID;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    for (size_t k = 0; k < d->snaps[i]->ndisc && !d->snaps[i]->deleted; k++)
+      st->discarded_bytes += d->snaps[i]->disc[k].count * d->chunk_size;
   memcpy (st->uuid, d->sb.uuid, 16);
   st->origin.size = d->sb.origin_size;
   st->origin.dev = d->sb.origin_dev;
@@ -1082,6 +1151,9 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
 }
 
 /* ---- snapshots ------------------------------------------------------ */
+
+static int make_room_for_snapshot (struct sc_diff *d, bool delete_oldest);
+static bool fits (struct sc_diff *d, uint64_t max_bytes, uint64_t extra);
 
 static void
 default_name (char *buf, size_t len, uint64_t ns)
@@ -1133,8 +1205,13 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
   s->info.epoch = d->epoch;
   s->info.volume_size = d->sb.origin_size;
 
+  int r = make_room_for_snapshot (d, opts && opts->delete_oldest);
+  if (r < 0) {
+    free (s);
+    return r;
+  }
   uint64_t seq;
-  int r = append_snapshot (&d->journal, &s->info, &seq);
+  r = append_snapshot (&d->journal, &s->info, &seq);
   if (r == 0)
     r = snap_push (d, s);
   if (r < 0) {
@@ -1278,6 +1355,13 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
         s->info.epoch < from)
       continue;
     snap_set_invalid (d, s, reason, err, chunk);
+    d->invalidations++;
+    void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+    if (say)
+      say ("snapshot %s (id %" PRIu64 ") is now invalid: %s%s%s (chunk %"
+           PRIu64 ")", s->info.name, s->info.id,
+           sc_invalid_reason_text (reason), err ? ": " : "",
+           err ? strerror (err) : "", chunk);
     if (d->have_journal && r == 0)
       r = append_invalid (&d->journal, &s->info, &seq);
   }
@@ -1293,12 +1377,15 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
 
 /* ---- the write path ------------------------------------------------- */
 
+static bool needed_in (struct sc_diff *d, uint32_t from, uint32_t to,
+                       uint64_t chunk);
+
 static bool
 needs_copy_locked (struct sc_diff *d, uint64_t chunk)
 {
   struct sc_copy last;
   uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
-  return from != d->epoch && any_in (d->valid, d->nvalid, from, d->epoch - 1);
+  return from != d->epoch && needed_in (d, from, d->epoch - 1, chunk);
 }
 
 bool
@@ -1335,6 +1422,8 @@ sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset)
   LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
+  if (!fits (d, d->max_bytes, 1))
+    return -ENOSPC;             /* the size limit (no policy here) */
   uint64_t slot;
   int r = sc_alloc_get (&d->alloc, &slot);
   if (r == 0)
@@ -1414,9 +1503,15 @@ void
 sc_diff_snapshot_put (struct sc_diff *d, uint64_t id)
 {
   LOCKED (d);
-  struct snap *s = snap_by_id (d, id, NULL);
-  if (s && s->readers && --s->readers == 0)
+  size_t pos;
+  struct snap *s = snap_by_id (d, id, &pos);
+  if (s && s->readers && --s->readers == 0) {
     pthread_cond_broadcast (&d->readers_done);
+    if (s->dropped) {           /* nobody waits for it: free it here */
+      snap_remove_at (d, pos);
+      (void) gc_run (d, true);
+    }
+  }
 }
 
 enum sc_where
@@ -1425,10 +1520,566 @@ sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
 {
   LOCKED (d);
   struct sc_copy c;
+  if (d->ndisc_snaps) {
+    struct snap *s = snap_by_epoch (d, epoch);
+    if (s && !snap_needs (s, chunk))
+      return SC_WHERE_ZERO;     /* discarded by its reader */
+  }
   if (!sc_index_after (&d->index, chunk, epoch, &c))
     return SC_WHERE_ORIGIN;
   if (c.slot == SC_SLOT_ZERO)
     return SC_WHERE_ZERO;
   *offset = c.slot * d->chunk_size;
   return SC_WHERE_DIFF;
+}
+
+/* ---- space: limit, policies, discards -------------------------------
+ *
+ * The limit counts used slots (superblocks, journal, data).  A data slot
+ * is granted only while the journal could still be rewritten under the
+ * limit: its current slots again plus two stay free.  (A checkpoint
+ * writes the live state, which the current journal always holds, so it
+ * needs at most as many slots.)  Journal slots ignore the limit, so a
+ * record can always be written.
+ *
+ * Policy drops write a SNAP_DROP record and commit it before any slot is
+ * freed.  A dropped snapshot with a read in flight cannot wait for it (the
+ * writer that drops holds chunk locks the reader may be waiting for): it
+ * is unlisted at once and freed by its last reader's put.
+ */
+
+static void
+snap_free (struct sc_diff *d, struct snap *s)
+{
+  if (s->ndisc && d->ndisc_snaps)
+    d->ndisc_snaps--;
+  free (s->disc);
+  free (s);
+}
+
+/* Does snapshot s still need `chunk` (not discarded by its reader)? */
+static bool
+snap_needs (const struct snap *s, uint64_t chunk)
+{
+  size_t lo = 0, hi = s->ndisc;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->disc[mid].first + s->disc[mid].count <= chunk)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return !(lo < s->ndisc && s->disc[lo].first <= chunk);
+}
+
+/* The first listed snapshot with epoch >= e (d->nsnaps if none). */
+static size_t
+snap_lower_bound (struct sc_diff *d, uint32_t e)
+{
+  size_t lo = 0, hi = d->nsnaps;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (d->snaps[mid]->info.epoch < e)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static struct snap *
+snap_by_epoch (struct sc_diff *d, uint32_t epoch)
+{
+  size_t i = snap_lower_bound (d, epoch);
+  return i < d->nsnaps && d->snaps[i]->info.epoch == epoch ? d->snaps[i]
+                                                           : NULL;
+}
+
+/* Does a valid snapshot with epoch in [from, to] need `chunk`?  O(log n)
+ * without discards; with them, O(log n) per discarding snapshot passed. */
+static bool
+needed_in (struct sc_diff *d, uint32_t from, uint32_t to, uint64_t chunk)
+{
+  if (!d->ndisc_snaps)
+    return any_in (d->valid, d->nvalid, from, to);
+  for (size_t i = lower_bound (d->valid, d->nvalid, from);
+       i < d->nvalid && d->valid[i] <= to; i++) {
+    struct snap *s = snap_by_epoch (d, d->valid[i]);
+    if (!s || !s->ndisc || snap_needs (s, chunk))
+      return true;
+  }
+  return false;
+}
+
+static int
+cmp_extent (const void *a, const void *b)
+{
+  const struct extent *x = a, *y = b;
+  return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Add [first, first + count) to s's discarded chunks. */
+static int
+disc_add (struct sc_diff *d, struct snap *s, uint64_t first, uint64_t count)
+{
+  if (s->ndisc == s->disc_cap) {
+    size_t cap = s->disc_cap ? s->disc_cap * 2 : 4;
+    struct extent *e = realloc (s->disc, cap * sizeof *e);
+    if (!e)
+      return -ENOMEM;
+    s->disc = e;
+    s->disc_cap = cap;
+  }
+  if (s->ndisc == 0)
+    d->ndisc_snaps++;
+  s->disc[s->ndisc++] = (struct extent) { first, count };
+  qsort (s->disc, s->ndisc, sizeof *s->disc, cmp_extent);
+  size_t k = 0;
+  uint64_t total = 0;
+  for (size_t i = 1; i < s->ndisc; i++) {
+    struct extent *p = &s->disc[k];
+    if (s->disc[i].first <= p->first + p->count) {
+      uint64_t end = s->disc[i].first + s->disc[i].count;
+      if (end > p->first + p->count)
+        p->count = end - p->first;
+    }
+    else
+      s->disc[++k] = s->disc[i];
+  }
+  s->ndisc = k + 1;
+  for (size_t i = 0; i < s->ndisc; i++)
+    total += s->disc[i].count;
+  s->info.discarded_bytes = total * d->chunk_size;
+  return 0;
+}
+
+static void
+drop_push (struct sc_diff *d, const struct sc_drop_info *di, uint64_t total)
+{
+  if (total <= d->drops_total)
+    total = d->drops_total + 1;
+  d->drops[(total - 1) % SC_DROP_HISTORY] = *di;
+  d->drops_total = total;
+}
+
+static int
+apply_space_record (struct sc_diff *d, const struct sc_rec_hdr *h,
+                    char *err, size_t errlen)
+{
+  switch (h->type) {
+  case SC_REC_SNAP_DROP: {
+    const struct sc_rec_snap_drop *r = (const void *) h;
+    struct sc_drop_info di = { .id = r->id, .ctime_ns = r->ctime_ns,
+                               .drop_ns = r->drop_ns, .reason = r->reason };
+    if (r->name_len == 0 || r->name_len > SC_NAME_MAX ||
+        sizeof *r + r->name_len > h->len ||
+        r->reason < SC_DROPPED_DIFF_FULL || r->reason > SC_DROPPED_SHRINK ||
+        r->total == 0)
+      return CORRUPT ("journal record %" PRIu64 ": bad drop record",
+                      h->seq);
+    memcpy (di.name, r->name, r->name_len);
+    size_t pos;
+    if (snap_by_id (d, r->id, &pos))
+      snap_remove_at (d, pos);
+    drop_push (d, &di, r->total);
+    return 0;
+  }
+  case SC_REC_LIMIT: {
+    const struct sc_rec_limit *r = (const void *) h;
+    if (r->reserved != 0)
+      return CORRUPT ("journal record %" PRIu64 ": bad limit record",
+                      h->seq);
+    d->max_bytes = r->max_bytes;
+    d->max_recorded = true;
+    return 0;
+  }
+  case SC_REC_DISCARD: {
+    const struct sc_rec_discard *r = (const void *) h;
+    struct snap *s = snap_by_id (d, r->id, NULL);
+    if (!s || r->count == 0 || r->first >= d->nchunks ||
+        r->count > d->nchunks - r->first)
+      return CORRUPT ("journal record %" PRIu64 ": bad discard record "
+                      "(snapshot id %" PRIu64 ", chunks %" PRIu64 "+%"
+                      PRIu64 ")", h->seq, r->id, r->first, r->count);
+    return disc_add (d, s, r->first, r->count);
+  }
+  }
+  return -EINVAL;
+}
+
+static int
+append_drop (struct sc_journal *j, const struct sc_drop_info *di,
+             uint64_t total, uint64_t *seq)
+{
+  uint8_t buf[SC_REC_MAX] = { 0 };
+  struct sc_rec_snap_drop *r = (void *) buf;
+  size_t name_len = strlen (di->name);
+  r->h.type = SC_REC_SNAP_DROP;
+  r->id = di->id;
+  r->ctime_ns = di->ctime_ns;
+  r->drop_ns = di->drop_ns;
+  r->total = total;
+  r->reason = (uint16_t) di->reason;
+  r->name_len = (uint16_t) name_len;
+  memcpy (r->name, di->name, name_len);
+  return sc_journal_append (j, r, sc_rec_padded (sizeof *r + name_len), seq);
+}
+
+static int
+append_limit (struct sc_journal *j, uint64_t max_bytes, uint64_t *seq)
+{
+  struct sc_rec_limit r = { .h.type = SC_REC_LIMIT, .max_bytes = max_bytes };
+  return sc_journal_append (j, &r, sizeof r, seq);
+}
+
+static int
+append_discard (struct sc_journal *j, uint64_t id, uint64_t first,
+                uint64_t count, uint64_t *seq)
+{
+  struct sc_rec_discard r = { .h.type = SC_REC_DISCARD, .id = id,
+                              .first = first, .count = count };
+  return sc_journal_append (j, &r, sizeof r, seq);
+}
+
+/* The checkpoint's share: the limit, every listed snapshot's discards and
+ * the drop history (oldest first, with their running totals). */
+static int
+ckpt_space (struct sc_diff *d, struct sc_journal *j)
+{
+  int r = 0;
+  if (d->max_recorded)
+    r = append_limit (j, d->max_bytes, NULL);
+  for (size_t i = 0; r == 0 && i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    for (size_t k = 0; r == 0 && !s->deleted && k < s->ndisc; k++)
+      r = append_discard (j, s->info.id, s->disc[k].first, s->disc[k].count,
+                          NULL);
+  }
+  uint64_t n = d->drops_total < SC_DROP_HISTORY ? d->drops_total
+                                                : SC_DROP_HISTORY;
+  for (uint64_t t = d->drops_total - n + 1; r == 0 && t <= d->drops_total;
+       t++)
+    r = append_drop (j, &d->drops[(t - 1) % SC_DROP_HISTORY], t, NULL);
+  return r;
+}
+
+/* A slot no copy uses any more: back to the allocator, and its space back
+ * to the filesystem (best effort). */
+static void
+free_slot (struct sc_diff *d, uint64_t slot)
+{
+  sc_alloc_put (&d->alloc, slot);
+  if (d->have_journal)
+    (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            slot * d->chunk_size, d->chunk_size);
+}
+
+/* After frees: the allocator's end drops to the last used slot.  The file
+ * keeps its apparent size (cutting it is not modelled by the crash
+ * harness and buys nothing: the freed slots are holes already). */
+static void
+shrink_tail (struct sc_diff *d)
+{
+  if (!d->have_journal)
+    return;
+  (void) sc_alloc_trim_end (&d->alloc);
+}
+
+/* Growth in steps: when a slot reaches past what is preallocated, reserve
+ * the next step of the file: 1/16 of the limit (at most 64 MiB, at least
+ * a chunk, never past the limit), or 16 MiB when unbounded.  Best effort:
+ * if the filesystem cannot give the whole step, whatever it gave is
+ * punched back, and the copy goes ahead without preallocation. */
+#define GROW_UNBOUNDED (16u << 20)
+static void
+grow (struct sc_diff *d, uint64_t slot)
+{
+  uint64_t need = (slot + 1) * d->chunk_size;
+  if (need <= d->prealloc_end)
+    return;
+  uint64_t step = d->max_bytes ? d->max_bytes / 16 : GROW_UNBOUNDED;
+  if (step > 64u << 20)
+    step = 64u << 20;
+  step = (step + d->chunk_size - 1) / d->chunk_size * d->chunk_size;
+  if (step < d->chunk_size)
+    step = d->chunk_size;
+  uint64_t from = d->prealloc_end > slot * d->chunk_size
+                  ? d->prealloc_end : slot * d->chunk_size;
+  uint64_t to = need + step - d->chunk_size;
+  uint64_t cap = (d->max_bytes / d->chunk_size) * d->chunk_size;
+  if (d->max_bytes && to > cap)
+    to = cap > need ? cap : need;
+  if (sc_io_fallocate (d->fd, FALLOC_FL_KEEP_SIZE, from, to - from) == 0)
+    d->prealloc_end = to;
+  else {
+    (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            from, to - from);
+    d->prealloc_end = need;
+  }
+}
+
+/* Would `extra` more data slots fit under max_bytes? */
+static bool
+fits (struct sc_diff *d, uint64_t max_bytes, uint64_t extra)
+{
+  if (!max_bytes)
+    return true;
+  uint64_t reserve = (d->have_journal ? d->journal.nchain : 0) + 2;
+  return (d->first_slot + d->alloc.used + extra + reserve) * d->chunk_size
+         <= max_bytes;
+}
+
+/* Delete the oldest listed snapshot by policy, durably.  -ENOENT if there
+ * is none.  Called with the lock held (released during the commit). */
+static int
+drop_oldest (struct sc_diff *d, uint32_t reason)
+{
+  struct snap *s = NULL;
+  for (size_t i = 0; i < d->nsnaps && !s; i++)
+    if (!d->snaps[i]->deleted)
+      s = d->snaps[i];
+  if (!s)
+    return -ENOENT;
+  struct sc_drop_info di = { .id = s->info.id, .ctime_ns = s->info.ctime_ns,
+                             .drop_ns = now_ns (), .reason = reason };
+  snprintf (di.name, sizeof di.name, "%s", s->info.name);
+  uint64_t seq;
+  int r = append_drop (&d->journal, &di, d->drops_total + 1, &seq);
+  if (r < 0) {
+    diff_fail (d, r);
+    return r;
+  }
+  drop_push (d, &di, d->drops_total + 1);
+  s->deleted = true;
+  s->dropped = true;
+  valid_remove (d, s->info.epoch);
+  uint64_t id = s->info.id;
+  void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+  if (say)
+    say ("snapshot %s (id %" PRIu64 ") deleted: %s", di.name, id,
+         sc_invalid_reason_text (reason));
+  r = commit_locked (d, seq);
+  if (r < 0)
+    return r;
+  size_t pos;
+  if ((s = snap_by_id (d, id, &pos)) && s->readers == 0)
+    snap_remove_at (d, pos);
+  return gc_run (d, true);
+}
+
+static size_t
+listed (const struct sc_diff *d)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    n += !d->snaps[i]->deleted;
+  return n;
+}
+
+static int
+make_room_for_snapshot (struct sc_diff *d, bool delete_oldest)
+{
+  while (listed (d) >= d->max_snaps) {
+    if (!delete_oldest)
+      return -EMFILE;
+    int r = drop_oldest (d, SC_DROPPED_MAX_SNAPSHOTS);
+    if (r < 0)
+      return r == -ENOENT ? -EMFILE : r;
+  }
+  return 0;
+}
+
+void
+sc_diff_set_policy (struct sc_diff *d, enum sc_on_full on_full,
+                    uint32_t max_snapshots)
+{
+  LOCKED (d);
+  d->on_full = on_full;
+  d->max_snaps = max_snapshots ? max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT;
+}
+
+int
+sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
+                 uint64_t *dropped)
+{
+  LOCKED (d);
+  if (dropped)
+    *dropped = 0;
+  if (!d->have_journal)
+    return -EROFS;
+  if (d->failed)
+    return -EIO;
+  if (max_bytes && max_bytes < SC_DIFF_MAX_MIN_CHUNKS * (uint64_t) d->chunk_size)
+    return -EINVAL;
+  if (d->max_recorded && d->max_bytes == max_bytes &&
+      (!(flags & SC_MAX_FORCE) || fits (d, max_bytes, 0)))
+    return 0;                   /* nothing to record or to drop */
+  if (!fits (d, max_bytes, 0) && !(flags & SC_MAX_LAZY)) {
+    if (!(flags & SC_MAX_FORCE))
+      return -ENOSPC;
+    bool any = false;
+    while (!fits (d, max_bytes, 0)) {
+      int r = drop_oldest (d, SC_DROPPED_SHRINK);
+      if (r == -ENOENT)
+        break;
+      if (r < 0)
+        return r;
+      any = true;
+      if (dropped)
+        (*dropped)++;
+    }
+    /* The journal shrinks to the live state too. */
+    if (any) {
+      int r = checkpoint (d, 0, NULL, 0);
+      if (r < 0 && sc_debug)
+        sc_debug ("resize: journal checkpoint: %s", strerror (-r));
+    }
+  }
+  if (d->max_recorded && d->max_bytes == max_bytes)
+    return 0;
+  uint64_t seq;
+  int r = append_limit (&d->journal, max_bytes, &seq);
+  if (r < 0) {
+    diff_fail (d, r);
+    return r;
+  }
+  d->max_bytes = max_bytes;
+  d->max_recorded = true;
+  r = commit_locked (d, seq);
+  if (r == 0)
+    shrink_tail (d);
+  return r;
+}
+
+uint64_t
+sc_diff_get_max (struct sc_diff *d, bool *recorded)
+{
+  LOCKED (d);
+  if (recorded)
+    *recorded = d->max_recorded;
+  return d->max_bytes;
+}
+
+int
+sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  for (;;) {
+    struct sc_copy last;
+    uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
+    if (from == d->epoch || !needed_in (d, from, d->epoch - 1, chunk))
+      return 1;
+    if (fits (d, d->max_bytes, 1)) {
+      uint64_t slot;
+      int r = sc_alloc_get (&d->alloc, &slot);
+      if (r < 0)
+        return r;
+      grow (d, slot);
+      *offset = slot * d->chunk_size;
+      return 0;
+    }
+    if (d->on_full == SC_ON_FULL_FAIL_WRITES) {
+      d->full_failures++;
+      if (sc_debug)
+        sc_debug ("policy: the diff area is full (limit %" PRIu64 " bytes): "
+                  "refusing a write to chunk %" PRIu64 " (on-full="
+                  "fail-writes)", d->max_bytes, chunk);
+      return -ENOSPC;
+    }
+    int r = drop_oldest (d, SC_DROPPED_DIFF_FULL);
+    if (r < 0)
+      return r == -ENOENT ? -ENOSPC : r;
+  }
+}
+
+int
+sc_diff_drops (struct sc_diff *d, struct sc_drop_info **out, size_t *n,
+               uint64_t *total)
+{
+  LOCKED (d);
+  uint64_t k = d->drops_total < SC_DROP_HISTORY ? d->drops_total
+                                                : SC_DROP_HISTORY;
+  struct sc_drop_info *v = calloc (k + 1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  for (uint64_t i = 0; i < k; i++)
+    v[i] = d->drops[(d->drops_total - k + i) % SC_DROP_HISTORY];
+  *out = v;
+  *n = k;
+  if (total)
+    *total = d->drops_total;
+  return 0;
+}
+
+int
+sc_diff_snapshot_check (struct sc_diff *d, uint64_t id)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_id (d, id, NULL);
+  if (!s || s->deleted)
+    return -ENOENT;
+  return s->info.invalid_reason != SC_VALID ? -EIO : 0;
+}
+
+/* Free the copies of `chunk` that no servable snapshot needs any more. */
+static void
+chunk_gc (struct sc_diff *d, uint64_t chunk)
+{
+  uint32_t drop[64];
+  size_t ndrop = 0;
+  uint32_t prev = 0;
+  struct sc_copy c;
+  while (ndrop < 64 && sc_index_after (&d->index, chunk, prev, &c)) {
+    bool keep = false;
+    for (size_t i = snap_lower_bound (d, prev);
+         !keep && i < d->nsnaps && d->snaps[i]->info.epoch < c.epoch; i++) {
+      struct snap *s = d->snaps[i];
+      if (((!s->deleted && s->info.invalid_reason == SC_VALID) ||
+           s->readers) && snap_needs (s, chunk))
+        keep = true;
+    }
+    if (!keep)
+      drop[ndrop++] = c.epoch;
+    prev = c.epoch;
+  }
+  for (size_t i = 0; i < ndrop; i++) {
+    if (!sc_index_find (&d->index, chunk, drop[i], &c))
+      continue;
+    sc_index_remove (&d->index, chunk, drop[i]);
+    if (c.slot != SC_SLOT_ZERO)
+      free_slot (d, c.slot);
+  }
+}
+
+int
+sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id, uint64_t first,
+                          uint64_t last)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  if (first > last || last >= d->nchunks)
+    return -EINVAL;
+  struct snap *s = snap_by_id (d, id, NULL);
+  if (!s || s->deleted)
+    return -ENOENT;
+  if (s->info.invalid_reason != SC_VALID)
+    return -EIO;
+  uint64_t seq;
+  int r = append_discard (&d->journal, id, first, last - first + 1, &seq);
+  if (r < 0) {
+    diff_fail (d, r);
+    return r;
+  }
+  if ((r = disc_add (d, s, first, last - first + 1)) < 0)
+    return r;
+  if ((r = commit_locked (d, seq)) < 0)
+    return r;
+  for (uint64_t c = first; c <= last; c++)
+    chunk_gc (d, c);
+  shrink_tail (d);
+  maybe_checkpoint (d);
+  return 0;
 }

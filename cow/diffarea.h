@@ -58,6 +58,10 @@ enum sc_invalid_reason {
   SC_INVALID_DIFF_FULL = 3,     /* no space in the diff area for a copy */
   SC_INVALID_METADATA = 4,      /* a diff-area metadata write failed */
   SC_INVALID_VOLATILE = 5,      /* unclean stop while copies were volatile */
+  /* Why a policy deleted a snapshot (SC_REC_SNAP_DROP). */
+  SC_DROPPED_DIFF_FULL = 6,     /* on-full=delete-oldest made room */
+  SC_DROPPED_MAX_SNAPSHOTS = 7, /* a create at max-snapshots made room */
+  SC_DROPPED_SHRINK = 8,        /* resize --max --force below the use */
 };
 /* A short human description, e.g. "copy-on-write write failed". */
 const char *sc_invalid_reason_text (uint32_t reason);
@@ -72,6 +76,7 @@ struct sc_snapshot_info {
   int32_t invalid_errno;        /* errno of the failure, if any */
   uint64_t invalid_chunk;       /* chunk whose copy failed */
   uint64_t used_bytes;          /* diff-area bytes that deleting it frees */
+  uint64_t discarded_bytes;     /* discarded by its reader (reads zeros) */
 };
 
 struct sc_diff_stats {
@@ -86,6 +91,12 @@ struct sc_diff_stats {
   uint64_t free_slots;          /* free slots below the end of the file */
   uint64_t journal_records;     /* records in the journal since checkpoint */
   uint32_t epoch;               /* current epoch of the live volume */
+  uint64_t max_bytes;           /* size limit (0: unbounded) */
+  uint64_t dropped;             /* snapshots deleted by a policy, ever */
+  uint64_t full_failures;       /* copies refused (on-full=fail-writes) */
+  uint64_t invalid;             /* listed snapshots that are invalid */
+  uint64_t invalidations;       /* snapshots invalidated since the open */
+  uint64_t discarded_bytes;     /* discarded by snapshot readers, total */
   uint8_t uuid[16];
   struct sc_origin_id origin;
 };
@@ -223,5 +234,78 @@ void sc_diff_snapshot_put (struct sc_diff *d, uint64_t id);
 enum sc_where { SC_WHERE_ORIGIN, SC_WHERE_ZERO, SC_WHERE_DIFF };
 enum sc_where sc_diff_resolve (struct sc_diff *d, uint32_t epoch,
                                uint64_t chunk, uint64_t *offset);
+
+/* ---- space management (see docs/design.md, "Size limit") -------------
+ *
+ * The limit counts the used slots of the whole file: superblocks, journal
+ * and data.  A data slot is reserved only if the journal's room to be
+ * rewritten by a checkpoint (its own size again, plus two slots) stays
+ * free under the limit; journal slots themselves may use that reserve, so
+ * metadata never deadlocks at the limit.  Freed slots are punched out of
+ * the file and a free tail is truncated; the file grows in preallocated
+ * steps of 1/16 of the limit (64 MiB at most; 16 MiB when unbounded).
+ */
+
+/* What to do when a copy does not fit. */
+enum sc_on_full {
+  SC_ON_FULL_DELETE_OLDEST = 0, /* drop the oldest snapshots (default) */
+  SC_ON_FULL_FAIL_WRITES = 1,   /* refuse the live write with ENOSPC */
+};
+
+#define SC_MAX_SNAPSHOTS_DEFAULT 512
+#define SC_MAX_SNAPSHOTS_MAX     65536
+
+/* Not stored: the server's configuration. */
+void sc_diff_set_policy (struct sc_diff *d, enum sc_on_full on_full,
+                         uint32_t max_snapshots);
+
+/* Set the size limit (0: unbounded) and record it durably, so it
+ * survives a restart.  If the diff area uses more than max_bytes (with
+ * room for its journal): by default -ENOSPC and nothing changes; with
+ * SC_MAX_FORCE the oldest snapshots are dropped (SC_DROPPED_SHRINK) until
+ * it fits or none is left, *dropped counting them; with SC_MAX_LAZY it is
+ * set as it is.  -EINVAL if max_bytes is below SC_DIFF_MAX_MIN_CHUNKS
+ * chunks; -EROFS offline read-only. */
+#define SC_DIFF_MAX_MIN_CHUNKS 16
+#define SC_MAX_FORCE 0x1        /* drop the oldest snapshots to fit now */
+#define SC_MAX_LAZY  0x2        /* set it even if over: the on-full policy
+                                   acts at the next copy (start-up) */
+int sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
+                     uint64_t *dropped);
+/* The limit in force (0: unbounded) and whether one was ever recorded. */
+uint64_t sc_diff_get_max (struct sc_diff *d, bool *recorded);
+
+/* The copy-on-write write path with the policy applied: reserve a slot
+ * for a copy of `chunk`.  Returns 0 with *offset set, 1 if no snapshot
+ * needs the chunk any more (policy drops may have removed the ones that
+ * did), -ENOSPC if it does not fit and on-full=fail-writes (or nothing
+ * is left to drop), other negative errnos on failure. */
+int sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk,
+                          uint64_t *offset);
+
+/* A snapshot deleted by a policy. */
+struct sc_drop_info {
+  uint64_t id;
+  char name[SC_NAME_MAX + 1];
+  uint64_t ctime_ns, drop_ns;
+  uint32_t reason;              /* SC_DROPPED_* */
+};
+#define SC_DROP_HISTORY 32      /* the most recent drops are kept */
+
+/* The kept drop history, oldest first (*out malloc'd), and the number of
+ * drops ever (*total). */
+int sc_diff_drops (struct sc_diff *d, struct sc_drop_info **out, size_t *n,
+                   uint64_t *total);
+
+/* After pinning and locking: is snapshot `id` still servable?  0,
+ * -ENOENT (deleted or dropped meanwhile) or -EIO (invalid meanwhile). */
+int sc_diff_snapshot_check (struct sc_diff *d, uint64_t id);
+
+/* Snapshot `id` (as read by its reader) no longer needs the whole chunks
+ * [first, last]: record it durably, read them as zeros from now on and
+ * free the copies no other snapshot needs.  -ENOENT if it is gone,
+ * -EROFS offline. */
+int sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id,
+                              uint64_t first, uint64_t last);
 
 #endif

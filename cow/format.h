@@ -83,6 +83,10 @@ enum sc_rec_type {
   SC_REC_COPY = 5,
   SC_REC_NEXT = 6,
   SC_REC_COMMIT = 7,            /* group-commit marker */
+  /* 8 is reserved for snapshot sets. */
+  SC_REC_SNAP_DROP = 9,         /* a snapshot deleted by a policy */
+  SC_REC_LIMIT = 10,            /* the diff area's size limit */
+  SC_REC_DISCARD = 11,          /* a snapshot no longer needs chunks */
 };
 
 struct sc_rec_state {
@@ -139,6 +143,41 @@ struct sc_rec_next {
 struct sc_rec_commit {
   struct sc_rec_hdr h;
   uint64_t durable_seq;
+} __attribute__((packed));
+
+/* A snapshot deleted by a policy (diff area full, max-snapshots, a
+ * shrink).  If the snapshot is still listed it goes, as with a
+ * SNAP_DELETE; the record also stays in the drop history, which
+ * checkpoints carry forward (then with ids no longer listed). */
+struct sc_rec_snap_drop {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint64_t ctime_ns;            /* the snapshot's creation time */
+  uint64_t drop_ns;             /* when it was dropped */
+  uint64_t total;               /* drops so far, this one included */
+  uint16_t reason;              /* enum sc_invalid_reason, 6..8 */
+  uint16_t name_len;            /* 1..SC_NAME_MAX */
+  char     name[];              /* not NUL-terminated; padded to 8 */
+} __attribute__((packed));
+static_assert ((sizeof (struct sc_rec_snap_drop) + 128 + SC_REC_ALIGN - 1)
+               / SC_REC_ALIGN * SC_REC_ALIGN <= sizeof (struct sc_rec_snap_create) + 128 + SC_REC_ALIGN,
+               "a drop record fits SC_REC_MAX");
+
+/* The administrator's size limit of the whole diff-area file, in bytes
+ * (0: unbounded).  The last one wins. */
+struct sc_rec_limit {
+  struct sc_rec_hdr h;
+  uint64_t max_bytes;
+  uint64_t reserved;            /* 0 */
+} __attribute__((packed));
+
+/* Snapshot `id` no longer needs chunks [first, first + count): it reads
+ * them as zeros, and copies no other snapshot needs are dropped. */
+struct sc_rec_discard {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint64_t first;
+  uint64_t count;
 } __attribute__((packed));
 
 /* Room a journal slot always keeps for its NEXT record. */

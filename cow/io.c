@@ -39,6 +39,7 @@
 #define RING_ENTRIES 64
 
 void (*sc_debug) (const char *fmt, ...);
+void (*sc_notice) (const char *fmt, ...);
 int (*sc_io_fault_hook) (const struct sc_io_req *req);
 bool sc_debug_cow;
 

@@ -48,6 +48,12 @@ bool sc_io_uring_active (void);
 extern void (*sc_debug) (const char *fmt, ...)
   __attribute__((format (printf, 1, 2)));
 
+/* Events an administrator must see whatever the debug setting: snapshots
+ * deleted by a policy.  The plugin points this at nbdkit_error.  NULL:
+ * they go to sc_debug. */
+extern void (*sc_notice) (const char *fmt, ...)
+  __attribute__((format (printf, 1, 2)));
+
 /* Log every copy-on-write copy (-D shadowcopy.cow=1). */
 extern bool sc_debug_cow;
 

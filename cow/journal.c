@@ -364,6 +364,14 @@ rec_len_ok (const struct sc_rec_hdr *h)
            c->name_len <= 128 &&
            h->len == sc_rec_padded (sizeof *c + c->name_len);
   }
+  case SC_REC_SNAP_DROP: {
+    const struct sc_rec_snap_drop *c = (const void *) h;
+    return h->len >= sizeof *c + 1 && c->name_len >= 1 &&
+           c->name_len <= 128 &&
+           h->len == sc_rec_padded (sizeof *c + c->name_len);
+  }
+  case SC_REC_LIMIT: return h->len == sizeof (struct sc_rec_limit);
+  case SC_REC_DISCARD: return h->len == sizeof (struct sc_rec_discard);
   default: return false;
   }
 }

@@ -27,6 +27,12 @@ sc_invalid_reason_text (uint32_t reason)
   case SC_INVALID_METADATA: return "diff-area metadata write failed";
   case SC_INVALID_VOLATILE:
     return "unclean stop while durability=volatile (copies may be lost)";
+  case SC_DROPPED_DIFF_FULL:
+    return "dropped by policy: diff area full (on-full=delete-oldest)";
+  case SC_DROPPED_MAX_SNAPSHOTS:
+    return "dropped by policy: max-snapshots reached (delete-oldest)";
+  case SC_DROPPED_SHRINK:
+    return "dropped by policy: diff area shrunk (resize --force)";
   default: return "unknown reason";
   }
 }

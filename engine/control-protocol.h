@@ -25,9 +25,19 @@
  *   DELETE NAME            -> * deleted name=NAME
  *   DELETE-OLDEST          -> * deleted name=...
  *   DELETE-ALL             -> * deleted name=... (one per snapshot)
+ *   CREATE [NAME] delete-oldest=1  at max-snapshots, drop the oldest first
+ *   RESIZE max=BYTES|unbounded [force=1]
+ *                          -> * resized max= dropped=
+ *   STATS                  -> * stats chunks-copied= bytes-copied= ...
+ *                             (engine counters, see engine/control.c)
  *
  * A snapshot line carries: id, name, created (ISO 8601 UTC), epoch,
- * state (valid|invalid), reason (when invalid), used (bytes).
+ * state (valid|invalid), used (bytes), discarded (bytes), reason (when
+ * invalid).  LIST ends with one "* dropped id= name= created= dropped-at=
+ * reason=" line per kept policy drop.  INFO also carries diff-max=,
+ * on-full=, max-snapshots=, dropped=, full-failures=, discarded=,
+ * invalid= and, once something was dropped, last-drop= and
+ * last-drop-reason=.
  */
 #ifndef SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H
 #define SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H

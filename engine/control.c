@@ -72,14 +72,15 @@ typedef int (*command_fn) (struct sc_volume *v,
 static int
 write_snapshot (int fd, const struct sc_snapshot_info *s)
 {
-  char id[24], epoch[16], created[32], used[24], reason[256];
+  char id[24], epoch[16], created[32], used[24], reason[256], disc[24];
   bool valid = s->invalid_reason == SC_VALID;
   struct sc_ctl_field f[] = {
     { "id", id }, { "name", s->name }, { "created", created },
     { "epoch", epoch }, { "state", valid ? "valid" : "invalid" },
-    { "used", used }, { "reason", reason },
+    { "used", used }, { "discarded", disc }, { "reason", reason },
   };
 
+  snprintf (disc, sizeof disc, "%" PRIu64, s->discarded_bytes);
   snprintf (id, sizeof id, "%" PRIu64, s->id);
   snprintf (epoch, sizeof epoch, "%" PRIu32, s->epoch);
   snprintf (used, sizeof used, "%" PRIu64, s->used_bytes);
@@ -123,12 +124,217 @@ do_hello (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
+/* ---- space: limits, policies, statistics ------------------------------ */
+
+static const char *
+on_full_name (enum sc_on_full p)
+{
+  return p == SC_ON_FULL_FAIL_WRITES ? "fail-writes" : "delete-oldest";
+}
+
+static void
+space_info (struct sc_volume *v, const struct sc_diff_stats *st,
+            char *max, char *maxsnaps, char *dropped, char *failures,
+            char *discarded, char *on_full, char *last_drop,
+            char *last_reason)
+{
+  struct sc_drop_info *drops;
+  size_t n;
+  uint64_t total;
+  const struct sc_volume_config *cfg = sc_volume_config (v);
+
+  snprintf (max, 24, "%" PRIu64, st->max_bytes);
+  snprintf (maxsnaps, 24, "%" PRIu32, cfg->max_snapshots
+            ? cfg->max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT);
+  snprintf (dropped, 24, "%" PRIu64, st->dropped);
+  snprintf (failures, 24, "%" PRIu64, st->full_failures);
+  snprintf (discarded, 24, "%" PRIu64, st->discarded_bytes);
+  snprintf (on_full, 24, "%s", on_full_name (cfg->on_full));
+  if (sc_diff_drops (sc_volume_diff (v), &drops, &n, &total) == 0) {
+    if (n) {
+      snprintf (last_drop, SC_NAME_MAX + 1, "%s", drops[n - 1].name);
+      snprintf (last_reason, 128, "%s",
+                sc_invalid_reason_text (drops[n - 1].reason));
+    }
+    free (drops);
+  }
+}
+
+/* LIST ends with the kept history of policy drops, oldest first:
+ *   * dropped id= name= created= dropped-at= reason= */
+static int
+write_drops (struct sc_volume *v, int fd)
+{
+  struct sc_drop_info *drops;
+  size_t i, n;
+  int r = sc_diff_drops (sc_volume_diff (v), &drops, &n, NULL);
+
+  if (r < 0)
+    return 0;
+  for (i = 0; i < n && r == 0; i++) {
+    char id[24], created[32], at[32];
+    struct sc_ctl_field f[] = {
+      { "id", id }, { "name", drops[i].name }, { "created", created },
+      { "dropped-at", at },
+      { "reason", sc_invalid_reason_text (drops[i].reason) },
+    };
+    snprintf (id, sizeof id, "%" PRIu64, drops[i].id);
+    sc_ctl_format_time (drops[i].ctime_ns, created, sizeof created);
+    sc_ctl_format_time (drops[i].drop_ns, at, sizeof at);
+    r = sc_ctl_write_data (fd, "dropped", f, sizeof f / sizeof f[0]);
+  }
+  free (drops);
+  return r;
+}
+
+/* CREATE [NAME] [delete-oldest=0|1]: returns 0 to go on, 1 when an ERR
+ * was written, or a negative errno. */
+static int
+create_options (const struct sc_ctl_request *req, int fd,
+                struct sc_snapshot_opts *opts, const char **name)
+{
+  size_t i;
+  int r;
+
+  *name = NULL;
+  for (i = 0; i < req->nargs; i++) {
+    const char *a = req->args[i];
+    const char *eq = strchr (a, '=');
+
+    if (!eq) {
+      if (i != 0)
+        goto usage;
+      *name = a;
+    }
+    else if (strcmp (a, "delete-oldest=1") == 0)
+      opts->delete_oldest = true;
+    else if (strcmp (a, "delete-oldest=0") == 0)
+      opts->delete_oldest = false;
+    else {
+      r = sc_ctl_write_err (fd, EINVAL, "unknown CREATE option: %.*s "
+                            "(expected delete-oldest=0|1)",
+                            (int) (eq - a), a);
+      return r < 0 ? r : 1;
+    }
+  }
+  return 0;
+ usage:
+  r = sc_ctl_write_err (fd, EINVAL, "usage: CREATE [NAME] [delete-oldest=1]");
+  return r < 0 ? r : 1;
+}
+
+static int
+do_resize (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  uint64_t max = 0, dropped = 0;
+  bool force = false, have_max = false;
+  char num[24], ndropped[24];
+  size_t i;
+  int r;
+
+  for (i = 0; i < req->nargs; i++) {
+    const char *a = req->args[i];
+
+    if (strncmp (a, "max=", 4) == 0) {
+      if (strcmp (a + 4, "unbounded") == 0)
+        max = 0;
+      else if (sc_ctl_parse_u64 (a + 4, &max) < 0 || max == 0)
+        return sc_ctl_write_err (fd, EINVAL, "max=%s: not a number of bytes "
+                                 "or unbounded", a + 4);
+      have_max = true;
+    }
+    else if (strcmp (a, "force=1") == 0)
+      force = true;
+    else if (strcmp (a, "force=0") == 0)
+      force = false;
+    else
+      return sc_ctl_write_err (fd, EINVAL, "usage: RESIZE max=BYTES|unbounded "
+                               "[force=1]");
+  }
+  if (!have_max)
+    return sc_ctl_write_err (fd, EINVAL, "usage: RESIZE max=BYTES|unbounded "
+                             "[force=1]");
+  r = sc_volume_resize (v, max, force, &dropped);
+  if (r == -ENOSPC) {
+    struct sc_diff_stats st;
+
+    sc_diff_stats (sc_volume_diff (v), &st);
+    return sc_ctl_write_err (fd, ENOSPC, "the diff area uses %" PRIu64
+                             " bytes (with room for its journal), more than "
+                             "%" PRIu64 ": shrinking deletes the oldest "
+                             "snapshots; repeat with force=1 (resize --force)",
+                             st.used_bytes,
+                             max);
+  }
+  if (r == -EINVAL)
+    return sc_ctl_write_err (fd, EINVAL, "max=%" PRIu64 ": the limit must be "
+                             "at least %u chunks (%" PRIu64 " bytes)", max,
+                             SC_DIFF_MAX_MIN_CHUNKS,
+                             (uint64_t) SC_DIFF_MAX_MIN_CHUNKS
+                             * sc_volume_chunk_size (v));
+  if (r < 0)
+    return sc_ctl_write_err (fd, r, "cannot resize the diff area: %s",
+                             strerror (-r));
+  snprintf (num, sizeof num, "%" PRIu64, max);
+  snprintf (ndropped, sizeof ndropped, "%" PRIu64, dropped);
+  {
+    struct sc_ctl_field f[] = { { "max", num }, { "dropped", ndropped } };
+    r = sc_ctl_write_data (fd, "resized", f, 2);
+  }
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* STATS -> * stats chunks-copied= bytes-copied= zero-chunks=
+ *   bytes-written= write-amplification= diff-used= diff-free= diff-max=
+ *   cow-count= cow-p50-ns= cow-p99-ns= dropped= writes-refused=
+ *   fill-rate= seconds-to-full= (-1: not filling) uptime-ns= invalidated= */
+static int
+do_stats (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  struct sc_volume_stats st;
+  char num[17][32];
+  struct sc_ctl_field f[] = {
+    { "chunks-copied", num[0] }, { "bytes-copied", num[1] },
+    { "zero-chunks", num[2] }, { "bytes-written", num[3] },
+    { "write-amplification", num[4] }, { "diff-used", num[5] },
+    { "diff-free", num[6] }, { "diff-max", num[7] },
+    { "cow-count", num[8] }, { "cow-p50-ns", num[9] },
+    { "cow-p99-ns", num[10] }, { "dropped", num[11] },
+    { "writes-refused", num[12] }, { "fill-rate", num[13] },
+    { "seconds-to-full", num[14] }, { "uptime-ns", num[15] },
+    { "invalidated", num[16] },
+  };
+  int r;
+
+  sc_volume_stats (v, &st);
+  snprintf (num[0], 32, "%" PRIu64, st.chunks_copied);
+  snprintf (num[1], 32, "%" PRIu64, st.bytes_copied);
+  snprintf (num[2], 32, "%" PRIu64, st.zero_chunks);
+  snprintf (num[3], 32, "%" PRIu64, st.bytes_written);
+  snprintf (num[4], 32, "%.3f", st.write_amplification);
+  snprintf (num[5], 32, "%" PRIu64, st.diff_used);
+  snprintf (num[6], 32, "%" PRIu64, st.diff_free);
+  snprintf (num[7], 32, "%" PRIu64, st.diff_limit);
+  snprintf (num[8], 32, "%" PRIu64, st.cow_count);
+  snprintf (num[9], 32, "%" PRIu64, st.cow_p50_ns);
+  snprintf (num[10], 32, "%" PRIu64, st.cow_p99_ns);
+  snprintf (num[11], 32, "%" PRIu64, st.dropped);
+  snprintf (num[12], 32, "%" PRIu64, st.writes_refused);
+  snprintf (num[13], 32, "%.0f", st.fill_rate);
+  snprintf (num[14], 32, "%" PRId64, st.seconds_to_full);
+  snprintf (num[15], 32, "%" PRIu64, st.uptime_ns);
+  snprintf (num[16], 32, "%" PRIu64, st.invalidated);
+  r = sc_ctl_write_data (fd, "stats", f, sizeof f / sizeof f[0]);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
 static int
 do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 {
   struct sc_diff_stats st;
   struct sc_hold_stats hs;
-  char num[15][24];
+  char num[21][24];
+  char on_full[24], last_drop[SC_NAME_MAX + 1] = "", last_reason[128] = "";
   struct sc_ctl_field f[] = {
     { "size", num[0] }, { "chunk-size", num[1] }, { "diff-used", num[2] },
     { "diff-file", num[3] }, { "snapshots", num[4] }, { "copies", num[5] },
@@ -138,6 +344,11 @@ do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
     { "hold-p50-ns", num[12] }, { "hold-p99-ns", num[13] },
     { "hold-max-ns", num[14] },
     { "origin", st.origin.path },
+    { "diff-max", num[15] }, { "on-full", on_full },
+    { "max-snapshots", num[16] }, { "dropped", num[17] },
+    { "full-failures", num[18] }, { "discarded", num[19] },
+    { "invalid", num[20] },
+    { "last-drop", last_drop }, { "last-drop-reason", last_reason },
   };
   int r;
 
@@ -159,7 +370,12 @@ do_info (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   snprintf (num[12], sizeof num[12], "%" PRIu64, hs.p50_ns);
   snprintf (num[13], sizeof num[13], "%" PRIu64, hs.p99_ns);
   snprintf (num[14], sizeof num[14], "%" PRIu64, hs.max_ns);
-  r = sc_ctl_write_data (fd, "volume", f, sizeof f / sizeof f[0]);
+  space_info (v, &st, num[15], num[16], num[17], num[18], num[19], on_full,
+              last_drop, last_reason);
+  snprintf (num[20], sizeof num[20], "%" PRIu64, st.invalid);
+  /* The last two are left out when nothing was ever dropped. */
+  r = sc_ctl_write_data (fd, "volume", f, sizeof f / sizeof f[0]
+                                          - (last_drop[0] ? 0 : 2));
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
@@ -177,6 +393,8 @@ do_list (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   for (i = 0; i < n && r == 0; i++)
     r = write_snapshot (fd, &list[i]);
   free (list);
+  if (r == 0)
+    r = write_drops (v, fd);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
@@ -185,11 +403,25 @@ do_create (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 {
   const char *name = req->nargs ? req->args[0] : NULL;
   struct sc_snapshot_info s;
+  struct sc_snapshot_opts opts = { 0 };
   int r;
 
+  if (req->nargs) {
+    r = create_options (req, fd, &opts, &name);
+    if (r != 0)
+      return r < 0 ? r : 0;
+  }
   if (name && !sc_snapshot_name_valid (name))
     return write_snapshot_err (fd, -EINVAL, "create", name);
-  r = sc_volume_snapshot_create (v, name, NULL, &s);
+  r = sc_volume_snapshot_create (v, name, &opts, &s);
+  if (r == -EMFILE) {
+    const struct sc_volume_config *cfg = sc_volume_config (v);
+    return sc_ctl_write_err (fd, EMFILE, "too many snapshots: the limit "
+                             "max-snapshots=%u is reached; delete some, or "
+                             "create with delete-oldest=1 (shadowcopy create "
+                             "--delete-oldest)", cfg->max_snapshots
+                             ? cfg->max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT);
+  }
   if (r < 0)
     return write_snapshot_err (fd, r, "create", name);
   r = write_snapshot (fd, &s);
@@ -269,7 +501,9 @@ static const struct command {
   { "HELLO", 0, 0, do_hello, "HELLO" },
   { "INFO", 0, 0, do_info, "INFO" },
   { "LIST", 0, 0, do_list, "LIST" },
-  { "CREATE", 0, 1, do_create, "CREATE [NAME]" },
+  { "CREATE", 0, 2, do_create, "CREATE [NAME] [delete-oldest=1]" },
+  { "RESIZE", 1, 2, do_resize, "RESIZE max=BYTES|unbounded [force=1]" },
+  { "STATS", 0, 0, do_stats, "STATS" },
   { "DELETE", 1, 1, do_delete, "DELETE NAME" },
   { "DELETE-OLDEST", 0, 0, do_delete_oldest, "DELETE-OLDEST" },
   { "DELETE-ALL", 0, 0, do_delete_all, "DELETE-ALL" },

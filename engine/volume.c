@@ -17,7 +17,10 @@
  *
  * Failure.  If a copy cannot be made (origin read error, diff area full or
  * failing), the snapshots that needed it are invalidated and the live
- * write goes ahead: the live volume wins.
+ * write goes ahead: the live volume wins.  A diff area at its size limit applies
+ * its on-full policy first: delete-oldest drops the oldest snapshots
+ * until the copy fits (cow/diffarea.c); fail-writes refuses the request
+ * with ENOSPC before the origin is touched, and the snapshots are kept.
  *
  * Memory.  Old data in flight lives in bounce buffers from a fixed pool
  * (POOL_BUFFERS of max(chunk, 1 MiB)); a writer waits for a buffer when all
@@ -34,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,7 +75,21 @@ struct sc_volume {
   pthread_mutex_t hold_lock;
   uint64_t holds[SC_HOLD_SAMPLES];
   uint64_t nholds;
+
+  /* Counters (atomics) and copy-on-write latencies (a ring, hold_lock). */
+  enum sc_on_full on_full;
+  struct sc_volume_config cfg;
+  uint64_t chunks_copied, bytes_copied, zero_chunks, bytes_written;
+  uint64_t writes_refused;
+  uint64_t cows[SC_COW_SAMPLES];
+  uint64_t ncows;
+  uint64_t start_ns;
+  uint64_t win_ns[2], win_bytes[2];     /* rate windows (hold_lock) */
 };
+
+static uint64_t mono_ns (void);
+static void note_cow (struct sc_volume *v, uint64_t ns);
+#define COUNT(v, field, n) __atomic_fetch_add (&(v)->field, (n), __ATOMIC_RELAXED)
 
 /* ---- bounce buffers ------------------------------------------------- */
 
@@ -164,6 +182,25 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   pthread_mutex_init (&v->pool_lock, NULL);
   pthread_cond_init (&v->pool_cond, NULL);
   pthread_mutex_init (&v->hold_lock, NULL);
+  v->on_full = cfg->on_full;
+  v->cfg = *cfg;
+  v->cfg.origin_path = v->cfg.diff_path = NULL;
+  v->start_ns = v->win_ns[0] = v->win_ns[1] = mono_ns ();
+  sc_diff_set_policy (v->diff, cfg->on_full, cfg->max_snapshots);
+  if (cfg->diff_max_set) {
+    uint64_t max = cfg->diff_max_percent
+      ? v->size / 100 * cfg->diff_max_percent
+        + v->size % 100 * cfg->diff_max_percent / 100
+      : cfg->diff_max;
+    r = sc_diff_set_max (v->diff, max, SC_MAX_LAZY, NULL);
+    if (r < 0) {
+      snprintf (err, errlen, "%s: diff-max=%" PRIu64 ": %s", cfg->diff_path,
+                max, r == -EINVAL ? "below the minimum of 16 chunks"
+                                  : strerror (-r));
+      sc_volume_close (v);
+      return r;
+    }
+  }
   *out = v;
   return 0;
 
@@ -240,9 +277,10 @@ chunk_len (const struct sc_volume *v, uint64_t chunk)
 
 /* Copy the old content of `n` chunks (n <= batch_chunks) that snapshots
  * still need.  Failures invalidate snapshots; they do not fail the write. */
-static void
+static int
 cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
 {
+  int refused = 0;
   uint8_t *buf = pool_get (v);
   struct sc_io_req reqs[IO_BATCH];
   uint64_t slot[IO_BATCH];
@@ -253,7 +291,7 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
     for (size_t i = 0; i < n; i++)
       sc_diff_invalidate_chunk (v->diff, chunks[i], SC_INVALID_COPY_READ,
                                 ENOMEM);
-    return;
+    return 0;
   }
 
   /* Read the old content (holes need no read). */
@@ -292,7 +330,16 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
   for (size_t i = 0; i < n; i++) {
     if (state[i] != READ)
       continue;
-    int r = sc_diff_slot_reserve (v->diff, &slot[i]);
+    int r = sc_diff_copy_reserve (v->diff, chunks[i], &slot[i]);
+    if (r == 1) {               /* a policy drop: no longer needed */
+      state[i] = DONE;
+      continue;
+    }
+    if (r == -ENOSPC && v->on_full == SC_ON_FULL_FAIL_WRITES) {
+      refused = -ENOSPC;        /* the write fails; snapshots are kept */
+      state[i] = FAILED;
+      continue;
+    }
     if (r < 0) {
       debug ("copy-on-write: no slot for chunk %" PRIu64 ": %s", chunks[i],
              strerror (-r));
@@ -320,6 +367,11 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
         debug ("copy-on-write: writing chunk %" PRIu64 " to the diff area: "
                "%s", chunks[i], strerror (-q->result));
         sc_diff_slot_cancel (v->diff, slot[i]);
+        if ((q->result == -ENOSPC || q->result == -EDQUOT) &&
+            v->on_full == SC_ON_FULL_FAIL_WRITES) {
+          refused = -ENOSPC;    /* its filesystem is full */
+          continue;
+        }
         sc_diff_invalidate_chunk (v->diff, chunks[i],
                                   q->result == -ENOSPC ? SC_INVALID_DIFF_FULL
                                                        : SC_INVALID_COPY_WRITE,
@@ -342,6 +394,12 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
         sc_diff_slot_cancel (v->diff, where);
       sc_diff_invalidate_chunk (v->diff, chunks[i], SC_INVALID_METADATA, -r);
     }
+    else if (where == SC_COPY_ZERO)
+      COUNT (v, zero_chunks, 1);
+    else {
+      COUNT (v, chunks_copied, 1);
+      COUNT (v, bytes_copied, v->chunk_size);
+    }
   }
   if (seq) {
     int r = sc_diff_commit (v->diff, seq);
@@ -350,25 +408,36 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
              "is now invalid)", strerror (-r));
   }
   pool_put (v, buf);
+  return refused;
 }
 
 /* Preserve what snapshots need of chunks [first, last] before they change.
  * The caller holds the gate shared and the range exclusively. */
-static void
+static int
 cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
 {
   uint64_t batch[IO_BATCH];
   size_t max = v->batch_chunks < IO_BATCH ? v->batch_chunks : IO_BATCH;
   size_t n = 0;
+  int r = 0;
+  uint64_t t0 = 0;
   for (uint64_t c = first; c <= last;) {
     n += sc_diff_needs_copy_range (v->diff, c, last, batch + n, max - n, &c);
+    if (n && !t0)
+      t0 = mono_ns ();
     if (n == max) {
-      cow_batch (v, batch, n);
+      int e = cow_batch (v, batch, n);
+      r = r ? r : e;
       n = 0;
     }
   }
-  if (n)
-    cow_batch (v, batch, n);
+  if (n) {
+    int e = cow_batch (v, batch, n);
+    r = r ? r : e;
+  }
+  if (t0)
+    note_cow (v, mono_ns () - t0);
+  return r;
 }
 
 /* Run `fn` on [offset, offset + count) of the live volume after the
@@ -388,8 +457,13 @@ live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
   pthread_rwlock_rdlock (&v->gate);
   sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
                      (offset + count - 1) >> v->chunk_shift, true);
-  cow_range (v, range.first, range.last);
-  r = fn (v, buf, count, offset, flags);
+  /* Under on-full=fail-writes a copy that does not fit fails the request
+   * before the origin is touched (copies already made stay valid). */
+  r = cow_range (v, range.first, range.last);
+  if (r == 0)
+    r = fn (v, buf, count, offset, flags);
+  if (r == -ENOSPC)
+    COUNT (v, writes_refused, 1);
   sc_rangelock_unlock (&v->chunks, &range);
   pthread_rwlock_unlock (&v->gate);
   return r;
@@ -409,7 +483,10 @@ static int
 do_write (struct sc_volume *v, const void *buf, uint32_t count,
           uint64_t offset, unsigned flags)
 {
-  return sc_io_pwrite (v->origin_fd, buf, count, offset, flags & SC_FUA);
+  int r = sc_io_pwrite (v->origin_fd, buf, count, offset, flags & SC_FUA);
+  if (r == 0)
+    COUNT (v, bytes_written, count);
+  return r;
 }
 
 int
@@ -616,6 +693,9 @@ sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
   struct sc_range range;
   sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
                      (offset + count - 1) >> v->chunk_shift, false);
+  /* A policy drop or an invalidation may have happened while we waited
+   * for the range: its writes no longer copy what this snapshot sees. */
+  r = sc_diff_snapshot_check (v->diff, id);
 
   /* One request per run of origin chunks, one per diff-area piece. */
   struct sc_io_req reqs[IO_BATCH];
@@ -659,4 +739,123 @@ sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
   sc_rangelock_unlock (&v->chunks, &range);
   sc_diff_snapshot_put (v->diff, id);
   return r;
+}
+
+/* ---- space and statistics ------------------------------------------- */
+
+/* Two 60-second windows: the fill rate is measured from the start of the
+ * older one, so it covers the last one to two minutes.  hold_lock held. */
+static void
+rotate_windows (struct sc_volume *v, uint64_t now, uint64_t bytes)
+{
+  while (now - v->win_ns[1] >= 60000000000ull) {
+    v->win_ns[0] = v->win_ns[1];
+    v->win_bytes[0] = v->win_bytes[1];
+    v->win_ns[1] = now - v->win_ns[1] >= 120000000000ull
+                   ? now : v->win_ns[1] + 60000000000ull;
+    v->win_bytes[1] = bytes;
+  }
+}
+
+static void
+note_cow (struct sc_volume *v, uint64_t ns)
+{
+  uint64_t now = mono_ns (), bytes = __atomic_load_n (&v->bytes_copied,
+                                                      __ATOMIC_RELAXED);
+  pthread_mutex_lock (&v->hold_lock);
+  v->cows[v->ncows++ % SC_COW_SAMPLES] = ns;
+  rotate_windows (v, now, bytes);
+  pthread_mutex_unlock (&v->hold_lock);
+}
+
+void
+sc_volume_stats (struct sc_volume *v, struct sc_volume_stats *st)
+{
+  static uint64_t sorted[SC_COW_SAMPLES];
+  static pthread_mutex_t sorted_lock = PTHREAD_MUTEX_INITIALIZER;
+  memset (st, 0, sizeof *st);
+  st->chunks_copied = __atomic_load_n (&v->chunks_copied, __ATOMIC_RELAXED);
+  st->bytes_copied = __atomic_load_n (&v->bytes_copied, __ATOMIC_RELAXED);
+  st->zero_chunks = __atomic_load_n (&v->zero_chunks, __ATOMIC_RELAXED);
+  st->bytes_written = __atomic_load_n (&v->bytes_written, __ATOMIC_RELAXED);
+  st->writes_refused = __atomic_load_n (&v->writes_refused,
+                                        __ATOMIC_RELAXED);
+  if (st->bytes_written)
+    st->write_amplification = (double) (st->bytes_written + st->bytes_copied)
+                              / (double) st->bytes_written;
+  uint64_t now = mono_ns ();
+  st->uptime_ns = now - v->start_ns;
+
+  pthread_mutex_lock (&sorted_lock);
+  pthread_mutex_lock (&v->hold_lock);
+  rotate_windows (v, now, st->bytes_copied);
+  size_t n = v->ncows < SC_COW_SAMPLES ? v->ncows : SC_COW_SAMPLES;
+  st->cow_count = v->ncows;
+  memcpy (sorted, v->cows, n * sizeof *sorted);
+  uint64_t w_ns = v->win_ns[0], w_bytes = v->win_bytes[0];
+  pthread_mutex_unlock (&v->hold_lock);
+  if (n) {
+    qsort (sorted, n, sizeof *sorted, cmp_u64);
+    st->cow_p50_ns = sorted[(n - 1) / 2];
+    st->cow_p99_ns = sorted[(n * 99 + 99) / 100 - 1];
+  }
+  pthread_mutex_unlock (&sorted_lock);
+
+  struct sc_diff_stats ds;
+  sc_diff_stats (v->diff, &ds);
+  st->diff_used = ds.used_bytes;
+  st->diff_limit = ds.max_bytes;
+  st->dropped = ds.dropped;
+  st->invalidated = ds.invalidations;
+  if (ds.max_bytes)
+    st->diff_free = ds.max_bytes > ds.used_bytes
+                    ? ds.max_bytes - ds.used_bytes : 0;
+  else {
+    struct statvfs fs;
+    if (fstatvfs (sc_diff_fd (v->diff), &fs) == 0)
+      st->diff_free = (uint64_t) fs.f_bavail * fs.f_frsize;
+  }
+  double secs = (double) (now - w_ns) / 1e9;
+  if (secs >= 1)
+    st->fill_rate = (double) (st->bytes_copied - w_bytes) / secs;
+  st->seconds_to_full = st->fill_rate > 0
+                        ? (int64_t) ((double) st->diff_free / st->fill_rate)
+                        : -1;
+}
+
+int
+sc_volume_snapshot_discard (struct sc_volume *v, uint64_t id, uint32_t count,
+                            uint64_t offset)
+{
+  int r = check_range (v, count, offset);
+  if (r < 0 || count == 0)
+    return r;
+  uint64_t first = (offset + v->chunk_size - 1) >> v->chunk_shift;
+  uint64_t end = offset + count;
+  uint64_t last_end = end == v->size ? (end + v->chunk_size - 1)
+                                       >> v->chunk_shift
+                                     : end >> v->chunk_shift;
+  if (last_end <= first)
+    return 0;                   /* no whole chunk */
+  /* Lock out live writes to the range, so none decides on a copy while
+   * the needs of this snapshot change. */
+  struct sc_range range;
+  sc_rangelock_lock (&v->chunks, &range, first, last_end - 1, true);
+  r = sc_diff_snapshot_discard (v->diff, id, first, last_end - 1);
+  sc_rangelock_unlock (&v->chunks, &range);
+  return r;
+}
+
+int
+sc_volume_resize (struct sc_volume *v, uint64_t max_bytes, bool force,
+                  uint64_t *dropped)
+{
+  return sc_diff_set_max (v->diff, max_bytes, force ? SC_MAX_FORCE : 0,
+                          dropped);
+}
+
+const struct sc_volume_config *
+sc_volume_config (const struct sc_volume *v)
+{
+  return &v->cfg;
 }

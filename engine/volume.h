@@ -23,6 +23,13 @@ struct sc_volume_config {
   const char *diff_path;        /* diff-area file, created when missing */
   uint32_t chunk_size;          /* 0: SC_CHUNK_SIZE_DEFAULT (new diff areas) */
   bool volatile_durability;     /* durability=volatile (see SC_DIFF_VOLATILE) */
+  /* Space management (issue 5; all zero: the defaults). */
+  bool diff_max_set;            /* diff-max= given: overrides the stored */
+  uint64_t diff_max;            /* bytes, 0: unbounded */
+  uint32_t diff_max_percent;    /* if non-zero: diff_max is this % of the
+                                   volume size */
+  enum sc_on_full on_full;
+  uint32_t max_snapshots;       /* 0: SC_MAX_SNAPSHOTS_DEFAULT */
 };
 
 int sc_volume_open (const struct sc_volume_config *cfg,
@@ -79,5 +86,40 @@ void sc_volume_hold_stats (struct sc_volume *v, struct sc_hold_stats *st);
  * been deleted, -EIO once it is invalid. */
 int sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
                              uint32_t count, uint64_t offset);
+
+/* ---- space and statistics (engine/volume-space.c) ---------------- */
+
+/* Snapshot reader's discard (discard-snapshots=on): the whole chunks of
+ * [offset, offset + count) are no longer needed by snapshot `id`; partial
+ * chunks at the ends are ignored (a discard is advisory). */
+int sc_volume_snapshot_discard (struct sc_volume *v, uint64_t id,
+                                uint32_t count, uint64_t offset);
+
+/* The configuration the volume was opened with (paths not kept). */
+const struct sc_volume_config *sc_volume_config (const struct sc_volume *v);
+
+/* resize --max: see sc_diff_set_max. */
+int sc_volume_resize (struct sc_volume *v, uint64_t max_bytes, bool force,
+                      uint64_t *dropped);
+
+/* The engine's own counters since start-up. */
+#define SC_COW_SAMPLES 4096
+struct sc_volume_stats {
+  uint64_t chunks_copied;       /* data copies written to the diff area */
+  uint64_t bytes_copied;
+  uint64_t zero_chunks;         /* zero copies recorded (no data) */
+  uint64_t bytes_written;       /* by live writes (not zeroes, trims) */
+  uint64_t writes_refused;      /* ENOSPC under on-full=fail-writes */
+  double write_amplification;   /* (written + copied) / written; 0 if none */
+  uint64_t cow_count;           /* writes that copied something */
+  uint64_t cow_p50_ns, cow_p99_ns;  /* their copy time, last samples */
+  uint64_t diff_used, diff_free, diff_limit;    /* bytes; limit 0: none */
+  uint64_t dropped;             /* snapshots deleted by policy, ever */
+  uint64_t invalidated;         /* snapshots invalidated since start-up */
+  double fill_rate;             /* diff-area growth, bytes/s, recent */
+  int64_t seconds_to_full;      /* -1: not growing */
+  uint64_t uptime_ns;
+};
+void sc_volume_stats (struct sc_volume *v, struct sc_volume_stats *st);
 
 #endif

@@ -35,6 +35,8 @@ static char *diff_path;
 static char *control_path;
 static uint32_t chunk_size;
 static bool volatile_durability;
+static struct sc_volume_config space_cfg;   /* diff-max, on-full, ... */
+static bool discard_snapshots;
 
 static struct sc_volume *volume;
 static struct sc_control *control;
@@ -50,6 +52,17 @@ forward_debug (const char *fmt, ...)
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
   nbdkit_debug ("%s", msg);
+}
+
+static void
+forward_notice (const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  nbdkit_error ("%s", msg);
 }
 
 static void
@@ -114,6 +127,71 @@ shadowcopy_config (const char *key, const char *value)
     chunk_size = (uint32_t) n;
     return 0;
   }
+  if (strcmp (key, "diff-max") == 0) {
+    size_t len = strlen (value);
+    space_cfg.diff_max_set = true;
+    space_cfg.diff_max = 0;
+    space_cfg.diff_max_percent = 0;
+    if (strcmp (value, "unbounded") == 0)
+      return 0;
+    if (len > 1 && value[len - 1] == '%') {
+      char *end;
+      unsigned long n = strtoul (value, &end, 10);
+      if (end != value + len - 1 || n < 1 || n > 1000 ||
+          value[0] < '0' || value[0] > '9') {
+        nbdkit_error ("diff-max=%s: a percentage must be 1%% to 1000%% of "
+                      "the volume size", value);
+        return -1;
+      }
+      space_cfg.diff_max_percent = (uint32_t) n;
+      return 0;
+    }
+    int64_t n = nbdkit_parse_size (value);
+    if (n <= 0) {
+      if (n == 0)
+        nbdkit_error ("diff-max=%s: use diff-max=unbounded for no limit",
+                      value);
+      else
+        nbdkit_error ("diff-max=%s: not a size, N%% or unbounded (use e.g. "
+                      "10G or 20%%)", value);
+      return -1;
+    }
+    space_cfg.diff_max = (uint64_t) n;
+    return 0;
+  }
+  if (strcmp (key, "on-full") == 0) {
+    if (strcmp (value, "delete-oldest") == 0)
+      space_cfg.on_full = SC_ON_FULL_DELETE_OLDEST;
+    else if (strcmp (value, "fail-writes") == 0)
+      space_cfg.on_full = SC_ON_FULL_FAIL_WRITES;
+    else {
+      nbdkit_error ("on-full=%s: must be delete-oldest or fail-writes",
+                    value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "max-snapshots") == 0) {
+    char *end;
+    unsigned long n = value[0] >= '0' && value[0] <= '9'
+                      ? strtoul (value, &end, 10) : 0;
+    if (n < 1 || n > SC_MAX_SNAPSHOTS_MAX || *end != '\0') {
+      nbdkit_error ("max-snapshots=%s: must be a number from 1 to %u",
+                    value, SC_MAX_SNAPSHOTS_MAX);
+      return -1;
+    }
+    space_cfg.max_snapshots = (uint32_t) n;
+    return 0;
+  }
+  if (strcmp (key, "discard-snapshots") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1) {
+      nbdkit_error ("discard-snapshots=%s: must be on or off", value);
+      return -1;
+    }
+    discard_snapshots = b;
+    return 0;
+  }
   nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
                 key);
   return -1;
@@ -140,18 +218,24 @@ shadowcopy_config_complete (void)
   "diff=<FILENAME>     (required) The diff area (created when missing).\n" \
   "chunk-size=<SIZE>   Copy-on-write unit of a new diff area (default 64K).\n" \
   "control=<SOCKET>    Control socket (default DIFF.sock).\n" \
-  "durability=safe|volatile  Sync copies before overwriting (default safe)."
+  "durability=safe|volatile  Sync copies before overwriting (default safe).\n" \
+  "diff-max=SIZE|N%|unbounded  Size limit of the diff area (stored).\n" \
+  "on-full=delete-oldest|fail-writes  When a copy does not fit.\n" \
+  "max-snapshots=N     At most N snapshots (default 512).\n" \
+  "discard-snapshots=on  Trims on snapshot exports free their space."
 
 static int
 shadowcopy_get_ready (void)
 {
   char err[1024];
   sc_debug = forward_debug;
+  sc_notice = forward_notice;
   sc_debug_cow = shadowcopy_debug_cow;
-  struct sc_volume_config cfg = {
-    .origin_path = disk_path, .diff_path = diff_path, .chunk_size = chunk_size,
-    .volatile_durability = volatile_durability,
-  };
+  struct sc_volume_config cfg = space_cfg;
+  cfg.origin_path = disk_path;
+  cfg.diff_path = diff_path;
+  cfg.chunk_size = chunk_size;
+  cfg.volatile_durability = volatile_durability;
   int r = sc_volume_open (&cfg, &volume, err, sizeof err);
   if (r < 0) {
     nbdkit_error ("%s", err);
@@ -326,6 +410,22 @@ live_only (void *handle)
   return h->live;
 }
 
+/* Snapshots are read-only for data, but with discard-snapshots=on their
+ * reader may trim (NBD needs the export writable for that). */
+static int
+shadowcopy_can_write (void *handle)
+{
+  struct handle *h = handle;
+  return h->live || discard_snapshots;
+}
+
+static int
+shadowcopy_can_trim (void *handle)
+{
+  struct handle *h = handle;
+  return h->live || discard_snapshots;
+}
+
 static int
 shadowcopy_can_fua (void *handle)
 {
@@ -408,6 +508,11 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
   struct handle *h = handle;
+  if (!h->live && discard_snapshots) {
+    /* The reader no longer needs this range: no data changes. */
+    int r = sc_volume_snapshot_discard (volume, h->snap_id, count, offset);
+    return r < 0 ? fail (h, "trim", count, offset, r) : 0;
+  }
   if (!h->live)
     return fail (h, "trim", count, offset, -EPERM);
   int r = sc_volume_trim (volume, count, offset, engine_flags (flags));
@@ -463,9 +568,9 @@ static struct nbdkit_plugin plugin = {
   .export_description = shadowcopy_export_description,
   .get_size           = shadowcopy_get_size,
   .block_size         = shadowcopy_block_size,
-  .can_write          = live_only,
+  .can_write          = shadowcopy_can_write,
   .can_flush          = live_only,
-  .can_trim           = live_only,
+  .can_trim           = shadowcopy_can_trim,
   .can_zero           = live_only,
   .can_extents        = live_only,
   .can_fua            = shadowcopy_can_fua,

@@ -65,13 +65,13 @@ typedef int (*line_fn) (const struct sc_ctl_line *line, void *opaque);
 /* Send one request and read its reply up to the status line.  A server's
  * ERR becomes its errno and its message, as it is meant for the user. */
 static int
-request (struct sc_client *c, const char *verb, const char *arg,
-         line_fn fn, void *opaque, char *err, size_t errlen)
+request_v (struct sc_client *c, const char *verb, const char *const *args,
+           size_t nargs, line_fn fn, void *opaque, char *err, size_t errlen)
 {
   int bad = 0;
   int r;
 
-  r = sc_ctl_write_request (c->fd, verb, &arg, arg ? 1 : 0);
+  r = sc_ctl_write_request (c->fd, verb, args, nargs);
   if (r < 0) {
     snprintf (err, errlen, "%s: cannot send %s request: %s",
               c->where, verb, strerror (-r));
@@ -125,6 +125,32 @@ request (struct sc_client *c, const char *verb, const char *arg,
 }
 
 static int
+request (struct sc_client *c, const char *verb, const char *arg,
+         line_fn fn, void *opaque, char *err, size_t errlen)
+{
+  return request_v (c, verb, &arg, arg ? 1 : 0, fn, opaque, err, errlen);
+}
+
+int
+sc_client_request (struct sc_client *c, const char *verb,
+                   const char *const *args, size_t nargs,
+                   sc_client_line_fn fn, void *opaque, char *err,
+                   size_t errlen)
+{
+  if (c->diff) {
+    snprintf (err, errlen, "%s needs a running server", verb);
+    return -ENOTCONN;
+  }
+  return request_v (c, verb, args, nargs, fn, opaque, err, errlen);
+}
+
+struct sc_diff *
+sc_client_diff (struct sc_client *c)
+{
+  return c->diff;
+}
+
+static int
 field_u64 (const struct sc_ctl_line *line, const char *key, uint64_t *out)
 {
   const char *v = sc_ctl_field (line, key);
@@ -163,6 +189,7 @@ snapshot_from_line (const struct sc_ctl_line *line,
     return -EPROTO;
   if (!s->valid)
     field_str (line, "reason", s->reason, sizeof s->reason);
+  field_u64 (line, "discarded", &s->discarded_bytes);   /* optional */
   return 0;
 }
 
@@ -185,6 +212,17 @@ volume_from_line (const struct sc_ctl_line *line, struct sc_client_volume *v)
     field_u64 (line, "hold-p50-ns", &v->hold_p50_ns) == 0 &&
     field_u64 (line, "hold-p99-ns", &v->hold_p99_ns) == 0 &&
     field_u64 (line, "hold-max-ns", &v->hold_max_ns) == 0;
+  /* Space management (optional: older servers do not say). */
+  field_u64 (line, "diff-max", &v->diff_max);
+  field_u64 (line, "max-snapshots", &v->max_snapshots);
+  field_u64 (line, "dropped", &v->dropped);
+  field_u64 (line, "full-failures", &v->full_failures);
+  field_u64 (line, "discarded", &v->discarded_bytes);
+  field_u64 (line, "invalid", &v->invalid);
+  field_str (line, "on-full", v->on_full, sizeof v->on_full);
+  field_str (line, "last-drop", v->last_drop, sizeof v->last_drop);
+  field_str (line, "last-drop-reason", v->last_drop_reason,
+             sizeof v->last_drop_reason);
   return 0;
 }
 
@@ -295,6 +333,7 @@ snapshot_from_info (const struct sc_snapshot_info *i,
     sc_ctl_format_reason (sc_invalid_reason_text (i->invalid_reason),
                           i->invalid_errno, s->reason, sizeof s->reason);
   s->used_bytes = i->used_bytes;
+  s->discarded_bytes = i->discarded_bytes;
 }
 
 int
@@ -477,6 +516,23 @@ sc_client_info (struct sc_client *c, struct sc_client_volume *out,
   out->snapshots = st.snapshots;
   out->copies = st.copies;
   out->epoch = st.epoch;
+  out->diff_max = st.max_bytes;
+  out->dropped = st.dropped;
+  out->discarded_bytes = st.discarded_bytes;
+  out->invalid = st.invalid;
+  {
+    struct sc_drop_info *drops;
+    size_t n;
+    if (sc_diff_drops (c->diff, &drops, &n, NULL) == 0) {
+      if (n) {
+        snprintf (out->last_drop, sizeof out->last_drop, "%s",
+                  drops[n - 1].name);
+        snprintf (out->last_drop_reason, sizeof out->last_drop_reason, "%s",
+                  sc_invalid_reason_text (drops[n - 1].reason));
+      }
+      free (drops);
+    }
+  }
   snprintf (out->origin, sizeof out->origin, "%.*s",
             (int) sizeof st.origin.path, st.origin.path);
   sc_ctl_sanitize (out->origin);

@@ -28,6 +28,7 @@ struct sc_client_snapshot {
   bool valid;
   char reason[256];             /* when !valid */
   uint64_t used_bytes;
+  uint64_t discarded_bytes;     /* discarded by its reader */
 };
 
 /* The volume, as the CLI shows it. */
@@ -43,6 +44,12 @@ struct sc_client_volume {
   /* Write holds of snapshot creations; from a server only. */
   bool have_holds;
   uint64_t holds, hold_last_ns, hold_p50_ns, hold_p99_ns, hold_max_ns;
+  /* Space management (0 / empty when not known). */
+  uint64_t diff_max, max_snapshots, dropped, full_failures, discarded_bytes;
+  uint64_t invalid;
+  char on_full[24];
+  char last_drop[SC_NAME_MAX + 1];
+  char last_drop_reason[128];
 };
 
 /* What a verb needs from the volume when no server answers. */
@@ -89,5 +96,18 @@ typedef void (*sc_client_deleted_fn) (const char *name, void *opaque);
 int sc_client_delete (struct sc_client *c, enum sc_client_delete_what what,
                       const char *name, sc_client_deleted_fn deleted,
                       void *opaque, char *err, size_t errlen);
+
+/* A request the typed functions above do not cover (online only:
+ * -ENOTCONN offline).  `fn` sees each data line, whatever its kind. */
+struct sc_ctl_line;
+typedef int (*sc_client_line_fn) (const struct sc_ctl_line *line,
+                                  void *opaque);
+int sc_client_request (struct sc_client *c, const char *verb,
+                       const char *const *args, size_t nargs,
+                       sc_client_line_fn fn, void *opaque, char *err,
+                       size_t errlen);
+
+/* The diff area opened offline, or NULL when talking to a server. */
+struct sc_diff *sc_client_diff (struct sc_client *c);
 
 #endif

@@ -25,6 +25,7 @@
 #include "cow/check.h"
 #include "engine/control-protocol.h"
 #include "tools/client.h"
+#include "tools/cmd-space.h"
 
 #define EXIT_USAGE 2
 
@@ -82,12 +83,20 @@ usage (void)
           "  -V, --version         show the version\n"
           "\n"
           "Verbs:\n"
-          "  create [NAME]             take a snapshot (default name: the\n"
-          "                            UTC time), print its name\n"
+          "  create [--delete-oldest] [NAME]\n"
+          "                            take a snapshot (default name: the\n"
+          "                            UTC time), print its name; at\n"
+          "                            max-snapshots, --delete-oldest\n"
+          "                            deletes the oldest first\n"
           "  list [--json]             list the snapshots, oldest first\n"
           "  delete NAME...            delete snapshots by name\n"
           "  delete --oldest | --all   delete the oldest, or every snapshot\n"
           "  info [--json]             show the volume and its diff area\n"
+          "  stats [--json]            copy-on-write and diff-area counters\n"
+          "  resize --max SIZE|N%%|unbounded [--force]\n"
+          "                            set the diff area's size limit;\n"
+          "                            below its use, --force deletes the\n"
+          "                            oldest snapshots\n"
           "  check DIFFAREA            check a diff area offline (read-only)\n"
           "                            (or: --diff DIFFAREA check)\n"
           "\n"
@@ -174,6 +183,13 @@ cmd_create (const struct target *t, int argc, char **argv)
   char err[1024];
   int status;
 
+  bool delete_oldest = false;
+
+  if (argc > 0 && strcmp (argv[0], "--delete-oldest") == 0) {
+    delete_oldest = true;
+    argc--;
+    argv++;
+  }
   if (argc > 0 && strcmp (argv[0], "--") == 0) {
     argc--;
     argv++;
@@ -191,7 +207,13 @@ cmd_create (const struct target *t, int argc, char **argv)
   status = open_target (t, SC_CLIENT_SERVER, &c);
   if (status != EXIT_SUCCESS)
     return status;
-  if (sc_client_create (c, name, &s, err, sizeof err) < 0) {
+  if (delete_oldest) {
+    if (space_create_delete_oldest (c, name, err, sizeof err) < 0) {
+      error ("%s", err);
+      status = EXIT_FAILURE;
+    }
+  }
+  else if (sc_client_create (c, name, &s, err, sizeof err) < 0) {
     error ("%s", err);
     status = EXIT_FAILURE;
   }
@@ -249,7 +271,8 @@ print_json (const struct sc_client_snapshot *s, size_t n)
       printf (", \"reason\": ");
       json_string (s[i].reason);
     }
-    printf (", \"used_bytes\": %" PRIu64 "}", s[i].used_bytes);
+    printf (", \"used_bytes\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64
+            "}", s[i].used_bytes, s[i].discarded_bytes);
   }
   printf ("%s]\n", n ? "\n" : "");
 }
@@ -275,8 +298,10 @@ cmd_list (const struct target *t, int argc, char **argv)
   }
   if (json)
     print_json (s, n);
-  else
+  else {
     print_table (s, n);
+    space_print_drops (c);
+  }
   free (s);
   return close_target (c, EXIT_SUCCESS);
 }
@@ -313,6 +338,7 @@ cmd_info (const struct target *t, int argc, char **argv)
               ", \"p50_ns\": %" PRIu64 ", \"p99_ns\": %" PRIu64
               ", \"max_ns\": %" PRIu64 "}", v.holds, v.hold_last_ns,
               v.hold_p50_ns, v.hold_p99_ns, v.hold_max_ns);
+    space_print_info (&v, true);
     printf ("}\n");
   }
   else {
@@ -331,6 +357,7 @@ cmd_info (const struct target *t, int argc, char **argv)
               "p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", v.holds,
               v.hold_last_ns / 1e6, v.hold_p50_ns / 1e6,
               v.hold_p99_ns / 1e6, v.hold_max_ns / 1e6);
+    space_print_info (&v, false);
   }
   return close_target (c, EXIT_SUCCESS);
 }
@@ -522,6 +549,57 @@ cmd_check (const struct target *t, int argc, char **argv)
   return r;
 }
 
+static int
+cmd_stats (const struct target *t, int argc, char **argv)
+{
+  struct sc_client *c;
+  char err[1024];
+  bool json;
+  int status = parse_json_flag ("stats", argc, argv, &json);
+
+  if (status == 0)
+    status = open_target (t, SC_CLIENT_SERVER, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (space_stats (c, json, err, sizeof err) < 0) {
+    error ("%s", err);
+    status = EXIT_FAILURE;
+  }
+  return close_target (c, status);
+}
+
+static int
+cmd_resize (const struct target *t, int argc, char **argv)
+{
+  const char *max = NULL;
+  bool force = false;
+  struct sc_client *c;
+  char err[1024];
+  int i, status;
+
+  for (i = 0; i < argc; i++) {
+    if (strcmp (argv[i], "--force") == 0)
+      force = true;
+    else if (strcmp (argv[i], "--max") == 0 && i + 1 < argc)
+      max = argv[++i];
+    else if (strncmp (argv[i], "--max=", 6) == 0)
+      max = argv[i] + 6;
+    else
+      return usage_error ("resize: unexpected argument '%s'", argv[i]);
+  }
+  if (!max)
+    return usage_error ("resize needs --max SIZE|N%%|unbounded");
+  status = open_target (t, SC_CLIENT_WRITE, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (space_resize (c, max, force, err, sizeof err) < 0) {
+    error ("%s%s", strstr (err, "--force") || strstr (err, "force=1")
+           ? "warning: " : "", err);
+    status = EXIT_FAILURE;
+  }
+  return close_target (c, status);
+}
+
 static const struct verb {
   const char *name;
   int (*run) (const struct target *t, int argc, char **argv);
@@ -531,6 +609,8 @@ static const struct verb {
   { "delete", cmd_delete },
   { "info", cmd_info },
   { "check", cmd_check },
+  { "stats", cmd_stats },
+  { "resize", cmd_resize },
 };
 
 int

@@ -1,0 +1,322 @@
+/* shadowcopy: the CLI's space verbs (see cmd-space.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/diffarea.h"
+#include "engine/control-protocol.h"
+#include "tools/cmd-space.h"
+
+int
+space_parse_size (const char *s, uint64_t volume_size, uint64_t *out)
+{
+  char *end;
+  unsigned long long n;
+  uint64_t mul = 1;
+
+  if (strcmp (s, "unbounded") == 0) {
+    *out = 0;
+    return 0;
+  }
+  if (*s < '0' || *s > '9')
+    return -EINVAL;
+  errno = 0;
+  n = strtoull (s, &end, 10);
+  if (errno || end == s)
+    return -EINVAL;
+  if (strcmp (end, "%") == 0) {
+    if (n < 1 || n > 1000 || volume_size == 0)
+      return -EINVAL;
+    *out = volume_size / 100 * n + volume_size % 100 * n / 100;
+    return 0;
+  }
+  switch (*end) {
+  case '\0': break;
+  case 'k': case 'K': mul = 1ull << 10; end++; break;
+  case 'm': case 'M': mul = 1ull << 20; end++; break;
+  case 'g': case 'G': mul = 1ull << 30; end++; break;
+  case 't': case 'T': mul = 1ull << 40; end++; break;
+  default: return -EINVAL;
+  }
+  if ((*end == 'i' || *end == 'I') && mul > 1 && (end[1] == 'B' || end[1] == 'b'))
+    end += 2;
+  else if ((*end == 'B' || *end == 'b') && mul > 1)
+    end++;
+  if (*end || n == 0 || n > UINT64_MAX / mul)
+    return -EINVAL;
+  *out = n * mul;
+  return 0;
+}
+
+/* ---- stats ------------------------------------------------------------ */
+
+struct stats_ctx { bool json, seen; };
+
+static int
+on_stats (const struct sc_ctl_line *line, void *opaque)
+{
+  struct stats_ctx *x = opaque;
+  size_t i;
+
+  if (strcmp (line->kind, "stats") != 0)
+    return 0;
+  x->seen = true;
+  if (x->json) {
+    printf ("{");
+    for (i = 0; i < line->nfields; i++) {
+      const char *v = line->fields[i].value;
+      char key[64];
+      size_t k;
+      bool num = *v != '\0' && strspn (v, "0123456789.-") == strlen (v);
+
+      snprintf (key, sizeof key, "%s", line->fields[i].key);
+      for (k = 0; key[k]; k++)
+        if (key[k] == '-')
+          key[k] = '_';
+      printf ("%s\"%s\": %s%s%s", i ? ", " : "", key, num ? "" : "\"",
+              v, num ? "" : "\"");
+    }
+    printf ("}\n");
+    return 0;
+  }
+  const char *v;
+  uint64_t n;
+#define F(k) (sc_ctl_field (line, k) ? sc_ctl_field (line, k) : "?")
+  printf ("chunks copied: %s (%s bytes)\n", F ("chunks-copied"),
+          F ("bytes-copied"));
+  printf ("zero chunks recorded: %s\n", F ("zero-chunks"));
+  printf ("bytes written to the live volume: %s\n", F ("bytes-written"));
+  printf ("write amplification: %s\n", F ("write-amplification"));
+  printf ("diff area used: %s bytes\n", F ("diff-used"));
+  printf ("diff area free: %s bytes\n", F ("diff-free"));
+  v = sc_ctl_field (line, "diff-max");
+  if (v && strcmp (v, "0") == 0)
+    printf ("diff area limit: unbounded (free is the filesystem's)\n");
+  else
+    printf ("diff area limit: %s bytes\n", F ("diff-max"));
+  printf ("copy-on-write: %s writes, p50 %.3f ms, p99 %.3f ms\n",
+          F ("cow-count"),
+          sc_ctl_parse_u64 (F ("cow-p50-ns"), &n) == 0 ? n / 1e6 : 0.0,
+          sc_ctl_parse_u64 (F ("cow-p99-ns"), &n) == 0 ? n / 1e6 : 0.0);
+  printf ("snapshots dropped by policy: %s\n", F ("dropped"));
+  printf ("snapshots invalidated: %s\n", F ("invalidated"));
+  printf ("writes refused (on-full=fail-writes): %s\n", F ("writes-refused"));
+  v = F ("seconds-to-full");
+  if (v[0] == '-')
+    printf ("time until full: - (the diff area is not growing)\n");
+  else
+    printf ("time until full: %s s at %s bytes/s\n", v, F ("fill-rate"));
+#undef F
+  return 0;
+}
+
+int
+space_stats (struct sc_client *c, bool json, char *err, size_t errlen)
+{
+  struct stats_ctx x = { .json = json };
+  int r = sc_client_request (c, "STATS", NULL, 0, on_stats, &x, err,
+                             errlen);
+
+  if (r == -ENOTCONN)
+    snprintf (err, errlen, "stats needs a running server (the counters "
+              "are the engine's)");
+  if (r == 0 && !x.seen) {
+    snprintf (err, errlen, "bad reply from the server: no stats line");
+    r = -EPROTO;
+  }
+  return r;
+}
+
+/* ---- resize ----------------------------------------------------------- */
+
+static int
+on_resized (const struct sc_ctl_line *line, void *opaque)
+{
+  if (strcmp (line->kind, "resized") != 0)
+    return 0;
+  const char *max = sc_ctl_field (line, "max");
+  const char *dropped = sc_ctl_field (line, "dropped");
+  if (max && strcmp (max, "0") == 0)
+    printf ("diff area limit: unbounded\n");
+  else
+    printf ("diff area limit: %s bytes\n", max ? max : "?");
+  if (dropped && strcmp (dropped, "0") != 0)
+    printf ("snapshots dropped to fit: %s\n", dropped);
+  return 0;
+}
+
+int
+space_resize (struct sc_client *c, const char *max, bool force, char *err,
+              size_t errlen)
+{
+  struct sc_client_volume v;
+  uint64_t bytes;
+  int r;
+
+  r = sc_client_info (c, &v, err, errlen);
+  if (r < 0)
+    return r;
+  if (space_parse_size (max, v.volume_size, &bytes) < 0) {
+    snprintf (err, errlen, "resize: --max %s: not a size (e.g. 10G), N%% "
+              "of the volume or unbounded", max);
+    return -EINVAL;
+  }
+
+  if (sc_client_diff (c)) {
+    uint64_t dropped = 0;
+    r = sc_diff_set_max (sc_client_diff (c), bytes, force ? SC_MAX_FORCE : 0,
+                         &dropped);
+    if (r == -ENOSPC)
+      snprintf (err, errlen, "the diff area uses %" PRIu64 " bytes (with "
+                "room for its journal), more than %" PRIu64 ": shrinking "
+                "deletes the oldest snapshots; repeat with --force",
+                v.diff_used_bytes, bytes);
+    else if (r == -EINVAL)
+      snprintf (err, errlen, "--max %s: the limit must be at least %u "
+                "chunks (%" PRIu64 " bytes)", max, SC_DIFF_MAX_MIN_CHUNKS,
+                SC_DIFF_MAX_MIN_CHUNKS * v.chunk_size);
+    else if (r < 0)
+      snprintf (err, errlen, "cannot resize the diff area: %s",
+                strerror (-r));
+    if (r < 0)
+      return r;
+    if (bytes == 0)
+      printf ("diff area limit: unbounded\n");
+    else
+      printf ("diff area limit: %" PRIu64 " bytes\n", bytes);
+    if (dropped)
+      printf ("snapshots dropped to fit: %" PRIu64 "\n", dropped);
+    return 0;
+  }
+
+  char arg_max[40];
+  const char *args[2] = { arg_max, "force=1" };
+  if (bytes == 0)
+    snprintf (arg_max, sizeof arg_max, "max=unbounded");
+  else
+    snprintf (arg_max, sizeof arg_max, "max=%" PRIu64, bytes);
+  return sc_client_request (c, "RESIZE", args, force ? 2 : 1, on_resized,
+                            NULL, err, errlen);
+}
+
+/* ---- create --delete-oldest -------------------------------------------- */
+
+static int
+on_created (const struct sc_ctl_line *line, void *opaque)
+{
+  bool *seen = opaque;
+  const char *name = sc_ctl_field (line, "name");
+
+  if (strcmp (line->kind, "snapshot") != 0 || !name)
+    return 0;
+  *seen = true;
+  printf ("%s\n", name);
+  return 0;
+}
+
+int
+space_create_delete_oldest (struct sc_client *c, const char *name,
+                            char *err, size_t errlen)
+{
+  const char *args[2];
+  size_t n = 0;
+  bool seen = false;
+  int r;
+
+  if (name)
+    args[n++] = name;
+  args[n++] = "delete-oldest=1";
+  r = sc_client_request (c, "CREATE", args, n, on_created, &seen, err,
+                         errlen);
+  if (r == -ENOTCONN)
+    snprintf (err, errlen, "create needs a running server");
+  if (r == 0 && !seen) {
+    snprintf (err, errlen, "bad reply from the server: no snapshot line");
+    r = -EPROTO;
+  }
+  return r;
+}
+
+/* ---- list and info ------------------------------------------------------ */
+
+static int
+on_dropped (const struct sc_ctl_line *line, void *opaque)
+{
+  int *n = opaque;
+  const char *f[] = { "name", "created", "dropped-at", "reason" };
+  const char *v[4];
+
+  if (strcmp (line->kind, "dropped") != 0)
+    return 0;
+  for (int i = 0; i < 4; i++)
+    if (!(v[i] = sc_ctl_field (line, f[i])))
+      v[i] = "?";
+  if ((*n)++ == 0)
+    printf ("\nDropped by policy (most recent last):\n");
+  printf ("  %s  created %s  dropped %s  %s\n", v[0], v[1], v[2], v[3]);
+  return 0;
+}
+
+void
+space_print_drops (struct sc_client *c)
+{
+  char err[256];
+  int n = 0;
+
+  if (sc_client_diff (c)) {
+    struct sc_drop_info *d;
+    size_t k;
+    if (sc_diff_drops (sc_client_diff (c), &d, &k, NULL) < 0)
+      return;
+    for (size_t i = 0; i < k; i++) {
+      char created[32], at[32];
+      sc_ctl_format_time (d[i].ctime_ns, created, sizeof created);
+      sc_ctl_format_time (d[i].drop_ns, at, sizeof at);
+      if (n++ == 0)
+        printf ("\nDropped by policy (most recent last):\n");
+      sc_ctl_sanitize (d[i].name);
+      printf ("  %s  created %s  dropped %s  %s\n", d[i].name, created, at,
+              sc_invalid_reason_text (d[i].reason));
+    }
+    free (d);
+    return;
+  }
+  (void) sc_client_request (c, "LIST", NULL, 0, on_dropped, &n, err,
+                            sizeof err);
+}
+
+void
+space_print_info (const struct sc_client_volume *v, bool json)
+{
+  if (json) {
+    printf (", \"diff_max_bytes\": %" PRIu64 ", \"dropped\": %" PRIu64
+            ", \"invalid\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64,
+            v->diff_max, v->dropped, v->invalid, v->discarded_bytes);
+    if (v->on_full[0])
+      printf (", \"on_full\": \"%s\", \"max_snapshots\": %" PRIu64
+              ", \"full_failures\": %" PRIu64, v->on_full, v->max_snapshots,
+              v->full_failures);
+    if (v->last_drop[0])
+      printf (", \"last_drop\": \"%s\", \"last_drop_reason\": \"%s\"",
+              v->last_drop, v->last_drop_reason);
+    return;
+  }
+  if (v->diff_max)
+    printf ("diff-area limit: %" PRIu64 "\n", v->diff_max);
+  else
+    printf ("diff-area limit: unbounded\n");
+  if (v->on_full[0])
+    printf ("on full: %s\nmax snapshots: %" PRIu64 "\n"
+            "writes refused when full: %" PRIu64 "\n", v->on_full,
+            v->max_snapshots, v->full_failures);
+  printf ("snapshots dropped by policy: %" PRIu64 "\n", v->dropped);
+  printf ("invalid snapshots: %" PRIu64 "\n", v->invalid);
+  if (v->last_drop[0])
+    printf ("last drop: %s (%s)\n", v->last_drop, v->last_drop_reason);
+  printf ("discarded by snapshot readers: %" PRIu64 " bytes\n",
+          v->discarded_bytes);
+}

@@ -1,0 +1,34 @@
+/* shadowcopy: the CLI's space verbs (stats, resize) and the space parts
+ * of create, list and info.  Each function works on an open client and
+ * prints its result; errors go to err (one line) with a negative errno. */
+#ifndef SHADOWCOPY_TOOLS_CMD_SPACE_H
+#define SHADOWCOPY_TOOLS_CMD_SPACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tools/client.h"
+
+/* Parse SIZE (bytes, or with K M G T suffix, powers of 1024), N% of
+ * `volume_size`, or "unbounded" (0).  -EINVAL if it is none of them. */
+int space_parse_size (const char *s, uint64_t volume_size, uint64_t *out);
+
+int space_stats (struct sc_client *c, bool json, char *err, size_t errlen);
+
+/* resize --max: prints the new limit and what was dropped. */
+int space_resize (struct sc_client *c, const char *max, bool force,
+                  char *err, size_t errlen);
+
+/* create NAME with delete-oldest=1 (online only). */
+int space_create_delete_oldest (struct sc_client *c, const char *name,
+                                char *err, size_t errlen);
+
+/* After list's table: the kept history of policy drops, if any. */
+void space_print_drops (struct sc_client *c);
+
+/* After info's lines (text) or inside its JSON object (json: prints
+ * `, "key": value` members). */
+void space_print_info (const struct sc_client_volume *v, bool json);
+
+#endif
