@@ -65,13 +65,13 @@ typedef int (*line_fn) (const struct sc_ctl_line *line, void *opaque);
 /* Send one request and read its reply up to the status line.  A server's
  * ERR becomes its errno and its message, as it is meant for the user. */
 static int
-request (struct sc_client *c, const char *verb, const char *arg,
-         line_fn fn, void *opaque, char *err, size_t errlen)
+request_v (struct sc_client *c, const char *verb, const char *const *args,
+           size_t nargs, line_fn fn, void *opaque, char *err, size_t errlen)
 {
   int bad = 0;
   int r;
 
-  r = sc_ctl_write_request (c->fd, verb, &arg, arg ? 1 : 0);
+  r = sc_ctl_write_request (c->fd, verb, args, nargs);
   if (r < 0) {
     snprintf (err, errlen, "%s: cannot send %s request: %s",
               c->where, verb, strerror (-r));
@@ -125,6 +125,32 @@ request (struct sc_client *c, const char *verb, const char *arg,
 }
 
 static int
+request (struct sc_client *c, const char *verb, const char *arg,
+         line_fn fn, void *opaque, char *err, size_t errlen)
+{
+  return request_v (c, verb, &arg, arg ? 1 : 0, fn, opaque, err, errlen);
+}
+
+int
+sc_client_request (struct sc_client *c, const char *verb,
+                   const char *const *args, size_t nargs,
+                   sc_client_line_fn fn, void *opaque,
+                   char *err, size_t errlen)
+{
+  if (c->diff) {
+    snprintf (err, errlen, "%s needs a running server", verb);
+    return -ENOTCONN;
+  }
+  return request_v (c, verb, args, nargs, fn, opaque, err, errlen);
+}
+
+const char *
+sc_client_where (const struct sc_client *c)
+{
+  return c->where;
+}
+
+static int
 field_u64 (const struct sc_ctl_line *line, const char *key, uint64_t *out)
 {
   const char *v = sc_ctl_field (line, key);
@@ -163,7 +189,16 @@ snapshot_from_line (const struct sc_ctl_line *line,
     return -EPROTO;
   if (!s->valid)
     field_str (line, "reason", s->reason, sizeof s->reason);
+  field_str (line, "set", s->set, sizeof s->set);
+  s->auto_release = sc_ctl_field (line, "auto-release") != NULL;
   return 0;
+}
+
+int
+sc_client_snapshot_from_line (const struct sc_ctl_line *line,
+                              struct sc_client_snapshot *s)
+{
+  return snapshot_from_line (line, s);
 }
 
 static int
@@ -295,6 +330,9 @@ snapshot_from_info (const struct sc_snapshot_info *i,
     sc_ctl_format_reason (sc_invalid_reason_text (i->invalid_reason),
                           i->invalid_errno, s->reason, sizeof s->reason);
   s->used_bytes = i->used_bytes;
+  if (i->in_set)
+    sc_ctl_format_uuid (i->set_id, s->set);
+  s->auto_release = i->auto_release;
 }
 
 int

@@ -28,6 +28,8 @@ struct sc_client_snapshot {
   bool valid;
   char reason[256];             /* when !valid */
   uint64_t used_bytes;
+  char set[37];                 /* its snapshot set's UUID, or "" */
+  bool auto_release;            /* dies with the session that made it */
 };
 
 /* The volume, as the CLI shows it. */
@@ -89,5 +91,20 @@ typedef void (*sc_client_deleted_fn) (const char *name, void *opaque);
 int sc_client_delete (struct sc_client *c, enum sc_client_delete_what what,
                       const char *name, sc_client_deleted_fn deleted,
                       void *opaque, char *err, size_t errlen);
+
+/* Any request, online only: `fn` sees each data line (return < 0 if it
+ * makes no sense: the reply is then -EPROTO).  A server's ERR is its
+ * negative errno with its message in err. */
+struct sc_ctl_line;
+typedef int (*sc_client_line_fn) (const struct sc_ctl_line *line,
+                                  void *opaque);
+int sc_client_request (struct sc_client *c, const char *verb,
+                       const char *const *args, size_t nargs,
+                       sc_client_line_fn fn, void *opaque,
+                       char *err, size_t errlen);
+int sc_client_snapshot_from_line (const struct sc_ctl_line *line,
+                                  struct sc_client_snapshot *s);
+/* The socket or diff-area path, for messages. */
+const char *sc_client_where (const struct sc_client *c);
 
 #endif
