@@ -144,6 +144,12 @@ sc_client_request (struct sc_client *c, const char *verb,
   return request_v (c, verb, args, nargs, fn, opaque, err, errlen);
 }
 
+int
+sc_client_fd (const struct sc_client *c)
+{
+  return c->fd;
+}
+
 const char *
 sc_client_where (const struct sc_client *c)
 {

@@ -104,6 +104,8 @@ int sc_client_request (struct sc_client *c, const char *verb,
                        char *err, size_t errlen);
 int sc_client_snapshot_from_line (const struct sc_ctl_line *line,
                                   struct sc_client_snapshot *s);
+/* The control socket (-1 offline), to watch for the server going away. */
+int sc_client_fd (const struct sc_client *c);
 /* The socket or diff-area path, for messages. */
 const char *sc_client_where (const struct sc_client *c);
 

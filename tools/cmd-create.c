@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -580,10 +581,25 @@ sc_cmd_create (const char *global_socket, int argc, char **argv)
   else if (cr.auto_release) {
     sc_cli_error ("auto-release snapshot %s: kept until this process ends "
                   "(SIGINT, SIGTERM or SIGHUP)", cr.vols[0].snap.name);
-    sigset_t none;
-    sigemptyset (&none);
-    while (!sc_interrupted)
-      sigsuspend (&none);
+    /* Until a signal, or until a server goes away (its snapshot went
+     * with the session). */
+    struct pollfd p[VOLUMES_MAX];
+    for (size_t k = 0; k < cr.nvols; k++)
+      p[k] = (struct pollfd) { .fd = sc_client_fd (cr.vols[k].c),
+                               .events = POLLIN };
+    while (!sc_interrupted) {
+      int k = poll (p, cr.nvols, -1);
+      if (k < 0 && errno != EINTR)
+        break;
+      if (k > 0) {
+        for (size_t j = 0; j < cr.nvols; j++)
+          if (p[j].revents)
+            sc_cli_error ("%s: the server closed the connection: the "
+                          "auto-release snapshot is gone", cr.vols[j].socket);
+        status = EXIT_FAILURE;
+        break;
+      }
+    }
   }
 
  out:
