@@ -144,7 +144,7 @@ state_add (const char *path, const char *kind, const char *a, const char *b)
 static int
 teardown (const char *statefile)
 {
-  char lines[8][PATH_MAX + 64];
+  static char lines[8][PATH_MAX + 64];
   int n = 0, bad = 0;
   FILE *f = fopen (statefile, "r");
 
@@ -191,8 +191,14 @@ teardown (const char *statefile)
       rmdir (dir);
     }
   }
-  if (!bad)
+  if (!bad) {
+    char extra[PATH_MAX + 80];
+    snprintf (extra, sizeof extra, "%s.log", statefile);
+    unlink (extra);
+    snprintf (extra, sizeof extra, "%s.pid", statefile);
+    unlink (extra);
     unlink (statefile);
+  }
   return bad ? -EIO : 0;
 }
 
