@@ -21,14 +21,46 @@
  *   INFO                   -> * volume  size= chunk-size= diff-used=
  *                             diff-file= snapshots= copies= epoch= ...
  *   LIST                   -> * snapshot (one per snapshot, oldest first)
- *   CREATE [NAME]          -> * snapshot (the new one)
+ *   CREATE [NAME] [set=UUID] [auto-release=1]
+ *                          -> * snapshot (the new one); EBUSY while another
+ *                             creation is in progress on the volume
  *   DELETE NAME            -> * deleted name=NAME
  *   DELETE-OLDEST          -> * deleted name=...
  *   DELETE-ALL             -> * deleted name=... (one per snapshot)
+ *   DELETE-SET UUID        -> * deleted name=... (each member of the set on
+ *                             this volume); ENOENT if there is none
+ *
+ * Creation in steps (one connection; the requester runs writers between
+ * them and holds every volume of a set before committing any):
+ *   BEGIN [timeout=MS]     take the volume's creation slot, writes still
+ *                          flowing; EBUSY ("busy: ...") if another
+ *                          connection has it.  Default 120000, max 3600000.
+ *   HOLD [timeout=MS]      -> * hold timeout=MS.  Drain the writes in flight
+ *                          and hold new ones (BEGIN implied).  Default
+ *                          10000, max 60000.
+ *   COMMIT [NAME] [set=UUID] [auto-release=1]
+ *                          -> * snapshot.  Record the snapshot under the
+ *                          hold (once per hold).
+ *   RELEASE                -> * released held-ns=N [name=NAME].  Release
+ *                          the writes, keep the snapshot, end the creation.
+ *   ABORT                  -> [* deleted name=NAME].  Delete what COMMIT
+ *                          made, release, end the creation.
+ * The server enforces the deadline (BEGIN's, then HOLD's) by itself: when
+ * it passes, the snapshot committed under it is deleted, the writes are
+ * released and the creation ends; the next request of that connection
+ * gets ERR ETIMEDOUT saying so.  A connection that closes (including a
+ * killed client) aborts its creation the same way, at once.
+ *
+ * Auto-release: a snapshot created with auto-release=1 belongs to the
+ * connection that created it and is deleted when that connection closes;
+ * such a connection is never dropped for being idle.  The flag is stored,
+ * so one left over by a server that stopped is deleted at its next start.
  *
  * A snapshot line carries: id, name, created (ISO 8601 UTC), epoch,
- * state (valid|invalid), reason (when invalid), used (bytes).
+ * state (valid|invalid), used (bytes), set (the set's UUID, when it has
+ * one), auto-release=1 (when it is), reason (when invalid).
  */
+
 #ifndef SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H
 #define SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H
 
