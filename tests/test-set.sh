@@ -14,6 +14,9 @@ nbdkit -f -U "$NBD_B" "$SHADOWCOPY_PLUGIN" disk="$TMP/b" diff="$TMP/b.diff" \
 _SERVER_PIDS+=("$!")
 start_server "$TMP/a" "$TMP/a.diff"
 CTL_B=$TMP/b.diff.sock
+# has_snapshot NAME: the current server lists NAME (no early-closing pipe
+# into the JSON reader).
+has_snapshot () { local l; l=$(sc_names); printf '%s\n' "$l" | grep -qx "$1"; }
 for ((i = 0; i < 100; i++)); do [ -S "$CTL_B" ] && [ -S "$NBD_B" ] && break; sleep 0.1; done
 [ -S "$CTL_B" ] || fail "second server did not start: $(cat "$TMP/server-b.log")"
 
@@ -62,8 +65,8 @@ idb=$("$SHADOWCOPY_CLI" -c "$CTL_B" list --json | json '[s["set"] for s in d if 
 [ "$id" = "$idb" ] || fail "set ids differ: $id / $idb"
 "$SHADOWCOPY_CLI" -c "$CTL" delete --set "$id" -c "$CTL_B" > "$TMP/del.out" || fail "delete --set failed"
 [ "$(cat "$TMP/del.out" | tr '\n' ' ')" = "set1 set1 " ] || fail "delete --set printed $(cat "$TMP/del.out")"
-sc_names | grep -qx set1 && fail "set1 still on volume a"
-"$SHADOWCOPY_CLI" -c "$CTL_B" list | grep -qw set1 && fail "set1 still on volume b"
+has_snapshot set1 && fail "set1 still on volume a"
+grep -qw set1 <<< "$("$SHADOWCOPY_CLI" -c "$CTL_B" list)" && fail "set1 still on volume b"
 "$SHADOWCOPY_CLI" -c "$CTL" delete --set "$id" 2>/dev/null && fail "delete --set of a gone set succeeded"
 
 # A commit that fails on one volume leaves no snapshot on the other.
@@ -77,28 +80,28 @@ grep -q "snapshot already exists: set2" "$TMP/dup.err" || fail "duplicate: $(cat
 ar=$!
 for ((i = 0; i < 100; i++)); do grep -q "kept until" "$TMP/ar.out" && break; sleep 0.1; done
 [ "$(sc_field ar auto_release)" = true ] || fail "ar is not listed as auto-release: $(cat "$TMP/ar.out")"
-"$SHADOWCOPY_CLI" -c "$CTL_B" list | grep -qw ar || fail "ar missing on volume b"
+grep -qw ar <<< "$("$SHADOWCOPY_CLI" -c "$CTL_B" list)" || fail "ar missing on volume b"
 kill -KILL "$ar"; wait "$ar" 2>/dev/null || :
-for ((i = 0; i < 50; i++)); do sc_names | grep -qx ar || break; sleep 0.1; done
-sc_names | grep -qx ar && fail "auto-release snapshot survived kill -9 of its CLI (volume a)"
-"$SHADOWCOPY_CLI" -c "$CTL_B" list | grep -qw ar && fail "auto-release snapshot survived kill -9 (volume b)"
+for ((i = 0; i < 50; i++)); do has_snapshot ar || break; sleep 0.1; done
+has_snapshot ar && fail "auto-release snapshot survived kill -9 of its CLI (volume a)"
+grep -qw ar <<< "$("$SHADOWCOPY_CLI" -c "$CTL_B" list)" && fail "auto-release snapshot survived kill -9 (volume b)"
 
 # --run: the command sees the snapshot; it goes when the command exits.
 "$SHADOWCOPY_CLI" -c "$CTL" create --no-writers --auto-release \
     --run 'nbdinfo --size "nbd+unix:///$SHADOWCOPY_SNAPSHOT?socket='"$NBD_SOCK"'" > '"$TMP/run.out" run1 > /dev/null ||
     fail "create --run failed"
 [ "$(cat "$TMP/run.out")" = $((8 * 1024 * 1024)) ] || fail "--run command saw: $(cat "$TMP/run.out")"
-sc_names | grep -qx run1 && fail "run1 survived its --run command"
+has_snapshot run1 && fail "run1 survived its --run command"
 
 # A server that dies while an auto-release snapshot exists deletes it on
 # the next start (its session is gone).
 "$SHADOWCOPY_CLI" -c "$CTL" create --no-writers --auto-release ar2 > "$TMP/ar2.out" 2>&1 &
 ar2=$!
 for ((i = 0; i < 100; i++)); do grep -q "kept until" "$TMP/ar2.out" && break; sleep 0.1; done
-sc_names | grep -qx ar2 || fail "ar2 was not created"
+has_snapshot ar2 || fail "ar2 was not created"
 kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :; _forget_pid "$SERVER_PID"
 wait "$ar2" 2>/dev/null || :
 start_server "$TMP/a" "$TMP/a.diff"
-sc_names | grep -qx ar2 && fail "auto-release snapshot survived a server restart"
-sc_names | grep -qx set3 || fail "persistent snapshots were lost at restart: $(sc_names)"
+has_snapshot ar2 && fail "auto-release snapshot survived a server restart"
+has_snapshot set3 || fail "persistent snapshots were lost at restart: $(sc_names)"
 stop_server

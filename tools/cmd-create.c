@@ -181,6 +181,33 @@ close_volumes (struct create *cr)
   }
 }
 
+/* The default name, the UTC time, when none was given (set_env: the
+ * SHADOWCOPY_* lists follow cr->name). */
+static void
+set_env (struct create *cr)
+{
+  size_t lv = 0, ls = 0;
+
+  for (size_t k = 0; k < cr->nvols; k++) {
+    lv += sprintf (cr->volumes + lv, "%s%s", k ? " " : "",
+                   cr->vols[k].socket);
+    ls += sprintf (cr->snapshots + ls, "%s%s=%s", k ? " " : "",
+                   cr->vols[k].socket, cr->name);
+  }
+}
+
+static void
+default_name (struct create *cr)
+{
+  if (!cr->have_name) {
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    sc_ctl_format_time ((uint64_t) ts.tv_sec * 1000000000u + ts.tv_nsec,
+                        cr->name, sizeof cr->name);
+  }
+  set_env (cr);
+}
+
 static bool
 is_busy (int r)
 {
@@ -217,9 +244,13 @@ attempt (struct create *cr, bool *retryable)
   size_t ncommit = cr->auto_release ? 3 : 2;
 
   if (!writers && cr->nvols == 1) {
+    /* Without a NAME the server names it, so that concurrent creations
+     * never pick the same time. */
     struct vol *v = &cr->vols[0];
+    const char *const *cargs = cr->have_name ? commit_args : commit_args + 1;
+    size_t nc = cr->have_name ? ncommit : ncommit - 1;
     for (;;) {
-      r = sc_client_request (v->c, "CREATE", commit_args, ncommit,
+      r = sc_client_request (v->c, "CREATE", cargs, nc,
                              on_snapshot, &v->snap, err, sizeof err);
       if (!(is_busy (r) && cr->wait && !sc_interrupted))
         break;
@@ -232,6 +263,8 @@ attempt (struct create *cr, bool *retryable)
       return -1;
     }
     v->committed = v->released = true;
+    snprintf (cr->name, sizeof cr->name, "%s", v->snap.name);
+    set_env (cr);
     return 0;
   }
 
@@ -263,6 +296,10 @@ attempt (struct create *cr, bool *retryable)
     }
     v->begun = true;
   }
+  /* Every volume's creation slot is ours: a default name taken now cannot
+   * race with another creation of these volumes. */
+  default_name (cr);
+  snprintf (arg_name, sizeof arg_name, "%s", cr->name);
 
   r = writers_phase (cr, "prepare", cr->freeze_ms, false, msg, sizeof msg);
   if (r < 0)
@@ -284,6 +321,19 @@ attempt (struct create *cr, bool *retryable)
     struct vol *v = &cr->vols[i];
     r = sc_client_request (v->c, "COMMIT", commit_args, ncommit,
                            on_snapshot, &v->snap, err, sizeof err);
+    /* A default name taken in the same millisecond as the last snapshot:
+     * the next free NAME+k, as the server itself does. */
+    for (unsigned k = 2; r == -EEXIST && i == 0 && !cr->have_name && k < 100;
+         k++) {
+      snprintf (arg_name, sizeof arg_name, "%s+%u", cr->name, k);
+      r = sc_client_request (v->c, "COMMIT", commit_args, ncommit,
+                             on_snapshot, &v->snap, err, sizeof err);
+    }
+    if (r == 0 && i == 0) {
+      snprintf (cr->name, sizeof cr->name, "%s", v->snap.name);
+      snprintf (arg_name, sizeof arg_name, "%s", cr->name);
+      set_env (cr);
+    }
     if (r < 0)
       snprintf (msg, sizeof msg, "%s: %s", v->socket, err);
     else
@@ -505,7 +555,7 @@ sc_cmd_create (const char *global_socket, int argc, char **argv)
   id[8] = (id[8] & 0x3f) | 0x80;
   sc_ctl_format_uuid (id, cr.set_id);
 
-  size_t lv = 0, ls = 0;
+  size_t lv = 0;
   for (size_t k = 0; k < cr.nvols; k++)
     lv += strlen (cr.vols[k].socket) + 1;
   cr.volumes = calloc (1, lv + 1);
@@ -527,19 +577,7 @@ sc_cmd_create (const char *global_socket, int argc, char **argv)
 
   for (uint64_t n = 0; ; n++) {
     bool retryable;
-    if (!cr.have_name) {
-      struct timespec ts;
-      clock_gettime (CLOCK_REALTIME, &ts);
-      sc_ctl_format_time ((uint64_t) ts.tv_sec * 1000000000u + ts.tv_nsec,
-                          cr.name, sizeof cr.name);
-    }
-    lv = ls = 0;
-    for (size_t k = 0; k < cr.nvols; k++) {
-      lv += sprintf (cr.volumes + lv, "%s%s", k ? " " : "",
-                     cr.vols[k].socket);
-      ls += sprintf (cr.snapshots + ls, "%s%s=%s", k ? " " : "",
-                     cr.vols[k].socket, cr.name);
-    }
+    default_name (&cr);
     if (attempt (&cr, &retryable) == 0) {
       status = EXIT_SUCCESS;
       break;
