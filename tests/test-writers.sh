@@ -88,7 +88,25 @@ cat > "$TMP/w.exp" <<EOX
 EOX
 cmp_files "$TMP/w.exp" "$TMP/w.txt" "writers --json"
 
-# 7. --no-writers skips them.
+# 7. Interrupted (SIGINT) during the freeze: the writer is killed, every
+# writer still gets abort and thaw, and no snapshot is kept.
+rm -f "$TMP"/w?.log
+echo freeze > "$TMP/wb.hang"
+"$SHADOWCOPY_CLI" -c "$CTL" create --writer "$TMP/wa" --writer "$TMP/wb" --freeze-timeout 30 s8 \
+    > /dev/null 2> "$TMP/int.err" &
+cli=$!
+for ((i = 0; i < 100; i++)); do grep -q "^freeze" "$TMP/wb.log" 2>/dev/null && break; sleep 0.1; done
+kill -INT "$cli"
+rc=0; timeout 20 tail --pid="$cli" -f /dev/null || fail "create did not stop after SIGINT"
+wait "$cli" || rc=$?
+[ "$rc" -ne 0 ] || fail "an interrupted create exited 0"
+grep -q "writer $TMP/wb: freeze: interrupted" "$TMP/int.err" || fail "SIGINT message: $(cat "$TMP/int.err")"
+[ "$(phases wa)" = "identify prepare freeze abort thaw " ] || fail "wa phases after SIGINT: $(phases wa)"
+[ "$(phases wb)" = "identify prepare freeze abort thaw " ] || fail "wb phases after SIGINT: $(phases wb)"
+has=$(sc_names); printf '%s\n' "$has" | grep -qx s8 && fail "an interrupted create kept its snapshot"
+rm -f "$TMP/wb.hang"
+
+# 8. --no-writers skips them.
 rm -f "$TMP"/w?.log
 sc create --no-writers s7 > /dev/null || fail "create --no-writers failed"
 stop_server

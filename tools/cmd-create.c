@@ -379,7 +379,6 @@ attempt (struct create *cr, bool *retryable)
   sc_cli_error ("%s", msg);
   undo_volumes (cr);
   if (writers || frozen) {
-    sc_interrupted = 0;         /* abort and thaw must run to the end */
     writers_phase (cr, "abort", cr->freeze_ms, true, msg, sizeof msg);
     writers_phase (cr, "thaw", cr->freeze_ms, true, msg, sizeof msg);
   }

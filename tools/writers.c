@@ -399,10 +399,14 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   setpgid (pid, pid);           /* both sides, whoever runs first */
   close (p[1]);
 
+  /* thaw and abort run to the end (or their time limit) even when the
+   * CLI was interrupted: they are what makes the interruption safe. */
+  bool interruptible = strcmp (phase, "thaw") != 0 &&
+                       strcmp (phase, "abort") != 0;
   uint64_t end = mono_ms () + timeout_ms;
   for (;;) {
     uint64_t now = mono_ms ();
-    if (sc_interrupted) {
+    if (sc_interrupted && interruptible) {
       interrupted = true;
       break;
     }

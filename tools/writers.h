@@ -51,7 +51,8 @@ struct sc_writer_env {
 };
 
 /* Set by the CLI's SIGINT/SIGTERM/SIGHUP handler: a writer phase in
- * progress is cut short (its writer killed) and reported as interrupted. */
+ * progress is cut short (its writer killed) and reported as interrupted,
+ * except thaw and abort, which always run to the end or their limit. */
 extern volatile sig_atomic_t sc_interrupted;
 
 /* The writers: each of cmds (in order), then the executables of `dir` in
