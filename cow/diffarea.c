@@ -456,7 +456,8 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
     memcpy (s->info.name, r->name, r->name_len);
     /* A NUL inside the recorded name would silently shorten it. */
     if (strlen (s->info.name) != r->name_len ||
-        !sc_snapshot_name_valid (s->info.name) || r->flags != 0 ||
+        !sc_snapshot_name_valid (s->info.name) ||
+        (r->flags & ~SC_SNAP_F_KNOWN) ||
         r->id < d->next_id || r->id == UINT64_MAX ||
         r->epoch < d->epoch || r->epoch == 0 ||
         r->epoch == UINT32_MAX || snap_by_name (d, s->info.name)) {
@@ -469,6 +470,7 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
     s->info.epoch = r->epoch;
     s->info.ctime_ns = r->ctime_ns;
     s->info.volume_size = r->volume_size;
+    s->info.auto_release = r->flags & SC_SNAP_F_AUTO_RELEASE;
     int e = snap_push (d, s);
     if (e < 0) {
       free (s);
@@ -476,6 +478,16 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
     }
     d->next_id = r->id + 1;
     d->epoch = r->epoch + 1;
+    return 0;
+  }
+  case SC_REC_SNAP_SET: {
+    const struct sc_rec_snap_set *r = (const void *) h;
+    struct snap *s = snap_by_id (d, r->id, NULL);
+    if (!s || s->info.in_set)
+      return CORRUPT ("journal record %" PRIu64 ": puts unknown snapshot "
+                      "id %" PRIu64 " in a set", h->seq, r->id);
+    s->info.in_set = true;
+    memcpy (s->info.set_id, r->set_id, sizeof s->info.set_id);
     return 0;
   }
   case SC_REC_SNAP_DELETE: {
@@ -595,9 +607,44 @@ append_snapshot (struct sc_journal *j, const struct sc_snapshot_info *s,
   r->epoch = s->epoch;
   r->ctime_ns = s->ctime_ns;
   r->volume_size = s->volume_size;
+  r->flags = s->auto_release ? SC_SNAP_F_AUTO_RELEASE : 0;
   r->name_len = (uint16_t) name_len;
   memcpy (r->name, s->name, name_len);
-  return sc_journal_append (j, r, sc_rec_padded (sizeof *r + name_len), seq);
+  int e = sc_journal_append (j, r, sc_rec_padded (sizeof *r + name_len), seq);
+  if (e == 0 && s->in_set) {
+    struct sc_rec_snap_set set = { .h.type = SC_REC_SNAP_SET, .id = s->id };
+    memcpy (set.set_id, s->set_id, sizeof set.set_id);
+    e = sc_journal_append (j, &set, sizeof set, seq);
+  }
+  return e;
+}
+
+/* Auto-release snapshots found at open belong to a session that is gone
+ * (the server that made them stopped, or this is an offline open): drop
+ * them, with their copies.  Their ids go to *ids (malloc'd) so a journal
+ * continued in place can record the deletes. */
+static int
+drop_released (struct sc_diff *d, uint64_t **ids, size_t *n)
+{
+  *ids = NULL;
+  *n = 0;
+  for (size_t i = 0; i < d->nsnaps; ) {
+    if (!d->snaps[i]->info.auto_release) {
+      i++;
+      continue;
+    }
+    uint64_t *v = realloc (*ids, (*n + 1) * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    *ids = v;
+    v[(*n)++] = d->snaps[i]->info.id;
+    if (sc_debug)
+      sc_debug ("snapshot %s (id %" PRIu64 ") was auto-release and its "
+                "session is gone: deleting it", d->snaps[i]->info.name,
+                d->snaps[i]->info.id);
+    snap_remove_at (d, i);
+  }
+  return 0;
 }
 
 static int
@@ -857,6 +904,8 @@ sc_diff_open (const char *path, unsigned flags,
               const struct sc_origin_id *origin, uint32_t chunk_size,
               struct sc_diff **out, char *err, size_t errlen)
 {
+  uint64_t *released = NULL;    /* auto-release snapshots dropped */
+  size_t nreleased = 0;
   bool rdonly = flags & SC_DIFF_RDONLY;
   bool created = false;
   int r;
@@ -1003,6 +1052,8 @@ sc_diff_open (const char *path, unsigned flags,
         snap_set_invalid (d, d->snaps[i], distrust, 0, 0);
         invalidated = true;
       }
+    if ((r = drop_released (d, &released, &nreleased)) < 0)
+      goto fail_chain;
     if ((r = gc_run (d, false)) < 0)
       goto fail_chain;
     d->replayed_slots = nchain;
@@ -1018,7 +1069,8 @@ sc_diff_open (const char *path, unsigned flags,
     /* After a clean close the journal ends cleanly, so it is continued
      * as it is unless it has grown long; otherwise (a torn tail may be
      * there) a checkpoint starts a fresh one. */
-    bool clean = !created && (d->sb.flags & SC_SB_CLEAN) && !invalidated;
+    bool clean = !created && (d->sb.flags & SC_SB_CLEAN) && !invalidated &&
+                 nreleased == 0;
     if (clean && !journal_too_long (d, d->replayed_records)) {
       r = resume (d, chain, nchain, end_pos, end_seq, false);
       if (d->have_journal)
@@ -1036,6 +1088,13 @@ sc_diff_open (const char *path, unsigned flags,
       r = resume (d, chain, nchain, end_pos, end_seq, invalidated);
       if (d->have_journal)
         chain = NULL;           /* now the journal's */
+      for (size_t i = 0; r == 0 && i < nreleased; i++) {
+        struct sc_rec_snap_delete del = { .h.type = SC_REC_SNAP_DELETE,
+                                          .id = released[i] };
+        r = sc_journal_append (&d->journal, &del, sizeof del, NULL);
+      }
+      if (r == 0 && nreleased)
+        r = sc_journal_sync (&d->journal, d->journal.next_seq - 1, &d->lock);
     }
     pthread_mutex_unlock (&d->lock);
     /* Write the other superblock copy too, so both have their blocks:
@@ -1051,6 +1110,7 @@ sc_diff_open (const char *path, unsigned flags,
     }
   }
   free (chain);
+  free (released);
   *out = d;
   return 0;
 
@@ -1069,6 +1129,7 @@ sc_diff_open (const char *path, unsigned flags,
  fail_msg:
   snprintf (err, errlen, "%s: %s", path, strerror (-r));
  fail:
+  free (released);
   if (created)
     unlink (path);
   diff_free (d);
@@ -1170,7 +1231,6 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
                          const struct sc_snapshot_opts *opts,
                          struct sc_snapshot_info *out)
 {
-  (void) opts;                  /* no option is stored yet */
   LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
@@ -1204,6 +1264,13 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
   s->info.id = d->next_id;
   s->info.epoch = d->epoch;
   s->info.volume_size = d->sb.origin_size;
+  if (opts) {
+    s->info.auto_release = opts->auto_release;
+    if (opts->set_id) {
+      s->info.in_set = true;
+      memcpy (s->info.set_id, opts->set_id, sizeof s->info.set_id);
+    }
+  }
 
   int r = make_room_for_snapshot (d, opts && opts->delete_oldest);
   if (r < 0) {

@@ -77,6 +77,9 @@ struct sc_snapshot_info {
   uint64_t invalid_chunk;       /* chunk whose copy failed */
   uint64_t used_bytes;          /* diff-area bytes that deleting it frees */
   uint64_t discarded_bytes;     /* discarded by its reader (reads zeros) */
+  bool auto_release;            /* dies with its creating session */
+  bool in_set;                  /* belongs to the snapshot set set_id */
+  uint8_t set_id[16];
 };
 
 struct sc_diff_stats {
@@ -120,6 +123,10 @@ struct sc_diff_stats {
  * shared for SC_DIFF_RDONLY.  A read-write open replays the journal and
  * then writes a checkpoint (a compact new journal), so the journal that
  * follows starts clean.
+ *
+ * Auto-release snapshots (sc_snapshot_opts.auto_release) found by any open
+ * belong to a session that has ended: they are not listed, and a
+ * read-write open deletes them for good.
  */
 int sc_diff_open (const char *path, unsigned flags,
                   const struct sc_origin_id *origin, uint32_t chunk_size,

@@ -83,7 +83,7 @@ enum sc_rec_type {
   SC_REC_COPY = 5,
   SC_REC_NEXT = 6,
   SC_REC_COMMIT = 7,            /* group-commit marker */
-  /* 8 is reserved for snapshot sets. */
+  SC_REC_SNAP_SET = 8,          /* the snapshot set a snapshot belongs to */
   SC_REC_SNAP_DROP = 9,         /* a snapshot deleted by a policy */
   SC_REC_LIMIT = 10,            /* the diff area's size limit */
   SC_REC_DISCARD = 11,          /* a snapshot no longer needs chunks */
@@ -100,11 +100,25 @@ struct sc_rec_snap_create {
   struct sc_rec_hdr h;
   uint64_t id;
   uint32_t epoch;
-  uint32_t flags;               /* none yet; must be 0 */
+  uint32_t flags;               /* SC_SNAP_F_*; unknown bits: corrupt */
   uint64_t ctime_ns;
   uint64_t volume_size;
   uint16_t name_len;            /* 1..SC_NAME_MAX */
   char     name[];              /* not NUL-terminated; padded to 8 */
+} __attribute__((packed));
+
+/* The snapshot lives only as long as the control session that created
+ * it: a diff area opened after that session (a restart, or offline)
+ * deletes it. */
+#define SC_SNAP_F_AUTO_RELEASE 0x1
+#define SC_SNAP_F_KNOWN        SC_SNAP_F_AUTO_RELEASE
+
+/* Written right after the SNAP_CREATE record of a snapshot that belongs
+ * to a snapshot set (and in the same commit); names that snapshot. */
+struct sc_rec_snap_set {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint8_t  set_id[16];          /* the set's UUID */
 } __attribute__((packed));
 
 struct sc_rec_snap_delete {

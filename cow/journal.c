@@ -358,6 +358,7 @@ rec_len_ok (const struct sc_rec_hdr *h)
   case SC_REC_COPY: return h->len == sizeof (struct sc_rec_copy);
   case SC_REC_NEXT: return h->len == sizeof (struct sc_rec_next);
   case SC_REC_COMMIT: return h->len == sizeof (struct sc_rec_commit);
+  case SC_REC_SNAP_SET: return h->len == sizeof (struct sc_rec_snap_set);
   case SC_REC_SNAP_CREATE: {
     const struct sc_rec_snap_create *c = (const void *) h;
     return h->len >= sizeof *c + 1 && c->name_len >= 1 &&

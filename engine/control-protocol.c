@@ -535,3 +535,51 @@ sc_ctl_read_line (struct sc_ctl_reader *r, char **line, const char **why)
     r->end += n;
   }
 }
+
+/* ---- set ids ---------------------------------------------------------- */
+
+static int
+hexval (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+void
+sc_ctl_format_uuid (const uint8_t id[16], char *buf)
+{
+  char *p = buf;
+
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      *p++ = '-';
+    p += sprintf (p, "%02x", id[i]);
+  }
+}
+
+int
+sc_ctl_parse_uuid (const char *s, uint8_t id[16])
+{
+  int i = 0;
+
+  if (strlen (s) != SC_CTL_UUID_LEN - 1)
+    return -EINVAL;
+  for (const char *p = s; *p; ) {
+    if (p - s == 8 || p - s == 13 || p - s == 18 || p - s == 23) {
+      if (*p++ != '-')
+        return -EINVAL;
+      continue;
+    }
+    int hi = hexval (p[0]), lo = hexval (p[1]);
+    if (hi < 0 || lo < 0 || i == 16)
+      return -EINVAL;
+    id[i++] = (uint8_t) (hi << 4 | lo);
+    p += 2;
+  }
+  return i == 16 ? 0 : -EINVAL;
+}

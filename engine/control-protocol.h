@@ -21,24 +21,57 @@
  *   INFO                   -> * volume  size= chunk-size= diff-used=
  *                             diff-file= snapshots= copies= epoch= ...
  *   LIST                   -> * snapshot (one per snapshot, oldest first)
- *   CREATE [NAME]          -> * snapshot (the new one)
+ *   CREATE [NAME] [set=UUID] [auto-release=1] [delete-oldest=1]
+ *                          -> * snapshot (the new one); EBUSY while another
+ *                             creation is in progress on the volume;
+ *                             delete-oldest=1: at max-snapshots, drop the
+ *                             oldest first
  *   DELETE NAME            -> * deleted name=NAME
  *   DELETE-OLDEST          -> * deleted name=...
  *   DELETE-ALL             -> * deleted name=... (one per snapshot)
- *   CREATE [NAME] delete-oldest=1  at max-snapshots, drop the oldest first
  *   RESIZE max=BYTES|unbounded [force=1]
  *                          -> * resized max= dropped=
  *   STATS                  -> * stats chunks-copied= bytes-copied= ...
  *                             (engine counters, see engine/control.c)
+ *   DELETE-SET UUID        -> * deleted name=... (each member of the set on
+ *                             this volume); ENOENT if there is none
+ *
+ * Creation in steps (one connection; the requester runs writers between
+ * them and holds every volume of a set before committing any):
+ *   BEGIN [timeout=MS]     take the volume's creation slot, writes still
+ *                          flowing; EBUSY ("busy: ...") if another
+ *                          connection has it.  Default 120000, max 3600000.
+ *   HOLD [timeout=MS]      -> * hold timeout=MS.  Drain the writes in flight
+ *                          and hold new ones (BEGIN implied).  Default
+ *                          10000, max 60000.
+ *   COMMIT [NAME] [set=UUID] [auto-release=1]
+ *                          -> * snapshot.  Record the snapshot under the
+ *                          hold (once per hold).
+ *   RELEASE                -> * released held-ns=N [name=NAME].  Release
+ *                          the writes, keep the snapshot, end the creation.
+ *   ABORT                  -> [* deleted name=NAME].  Delete what COMMIT
+ *                          made, release, end the creation.
+ * The server enforces the deadline (BEGIN's, then HOLD's) by itself: when
+ * it passes, the snapshot committed under it is deleted, the writes are
+ * released and the creation ends; the next request of that connection
+ * gets ERR ETIMEDOUT saying so.  A connection that closes (including a
+ * killed client) aborts its creation the same way, at once.
+ *
+ * Auto-release: a snapshot created with auto-release=1 belongs to the
+ * connection that created it and is deleted when that connection closes;
+ * such a connection is never dropped for being idle.  The flag is stored,
+ * so one left over by a server that stopped is deleted at its next start.
  *
  * A snapshot line carries: id, name, created (ISO 8601 UTC), epoch,
- * state (valid|invalid), used (bytes), discarded (bytes), reason (when
+ * state (valid|invalid), used (bytes), discarded (bytes), set (the set's
+ * UUID, when it has one), auto-release=1 (when it is), reason (when
  * invalid).  LIST ends with one "* dropped id= name= created= dropped-at=
  * reason=" line per kept policy drop.  INFO also carries diff-max=,
  * on-full=, max-snapshots=, dropped=, full-failures=, discarded=,
  * invalid= and, once something was dropped, last-drop= and
  * last-drop-reason=.
  */
+
 #ifndef SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H
 #define SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H
 
@@ -105,6 +138,13 @@ void sc_ctl_snapshot_error (int err, const char *op, const char *name,
 /* Replace control characters (including TAB and LF) with '?' in place:
  * what the writers do to every value and message. */
 void sc_ctl_sanitize (char *s);
+
+/* A snapshot set id (16 bytes) as a lower-case UUID string
+ * (8-4-4-4-12 hex digits, 37 bytes with the NUL), and back: parse accepts
+ * either case and returns 0 or -EINVAL. */
+#define SC_CTL_UUID_LEN 37
+void sc_ctl_format_uuid (const uint8_t id[16], char *buf);
+int sc_ctl_parse_uuid (const char *s, uint8_t id[16]);
 
 /* Parse a decimal unsigned number, strictly: digits only, no sign, no
  * spaces, no overflow.  Returns 0 or -EINVAL. */

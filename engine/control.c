@@ -18,6 +18,21 @@
  * (SO_RCVTIMEO / SO_SNDTIMEO), so it cannot pin a thread forever.  Requests
  * themselves are short: the longest, CREATE, holds writes for a bounded
  * time inside the engine.
+ *
+ * Sessions.  Each connection is a session (struct session): the snapshot
+ * creation it has begun (BEGIN/HOLD/COMMIT/RELEASE/ABORT, see
+ * control-protocol.h) and the auto-release snapshots it owns.  The
+ * connection thread itself takes and drops the write gate (the engine's
+ * rwlock must be unlocked by its locker), so it also keeps the deadline:
+ * while a creation is in progress every read of the socket waits at most
+ * until the deadline (SO_RCVTIMEO set to what is left), and when it
+ * passes the thread aborts the creation by itself: the snapshot committed
+ * under the hold is deleted, the writes are released, the creation slot
+ * is freed.  The client learns it from the ETIMEDOUT answer to its next
+ * request.  When the connection ends (EOF, error, kill -9 of the client,
+ * server stop) the same abort runs, then the session's auto-release
+ * snapshots are deleted.  A session that owns auto-release snapshots has
+ * no idle timeout: it is the backup session and may last for hours.
  */
 #include <config.h>
 
@@ -27,10 +42,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,10 +55,15 @@
 
 #include "engine/control.h"
 #include "engine/control-protocol.h"
+#include "cow/io.h"
 #include "engine/volume.h"
 
 #define CONNS_MAX 64
 #define RECV_TIMEOUT_SECS 60    /* an idle client is dropped after this */
+#define BEGIN_TIMEOUT_MS_DEFAULT 120000   /* BEGIN: the whole creation */
+#define BEGIN_TIMEOUT_MS_MAX 3600000
+#define HOLD_TIMEOUT_MS_DEFAULT 10000     /* HOLD: the write hold (VSS) */
+#define HOLD_TIMEOUT_MS_MAX 60000
 #define SEND_TIMEOUT_SECS 10    /* and one that does not read its reply */
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
@@ -64,21 +86,156 @@ struct sc_control {
   struct slot slots[CONNS_MAX];
 };
 
+/* ---- sessions -------------------------------------------------------- */
+
+/* An auto-release snapshot owned by a session. */
+struct owned {
+  uint64_t id;
+  char name[SC_NAME_MAX + 1];
+};
+
+struct session {
+  struct sc_volume *v;
+  bool begun;                   /* owns the volume's creation slot */
+  bool held;                    /* holds the write gate */
+  uint64_t deadline;            /* monotonic ns; while begun */
+  uint64_t hold_ms;             /* the hold's timeout, for messages */
+  bool committed;               /* a snapshot was committed under the hold */
+  struct sc_snapshot_info pending;
+  char expired[256];            /* why the last creation was aborted by the
+                                   server; told at the next request */
+  struct owned *owned;          /* auto-release snapshots, deleted at end */
+  size_t nowned;
+};
+
+static uint64_t
+mono_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static void
+log_debug (const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  if (!sc_debug)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  sc_debug ("%s", msg);
+}
+
+/* Delete snapshot `id` by name, unless the name now belongs to another
+ * snapshot (the user deleted ours and made a new one). */
+static void
+delete_by_id (struct sc_volume *v, uint64_t id, const char *name)
+{
+  struct sc_snapshot_info s;
+
+  if (sc_diff_snapshot_find (sc_volume_diff (v), name, &s) < 0 || s.id != id)
+    return;
+  int r = sc_volume_snapshot_delete (v, name);
+  if (r < 0 && r != -ENOENT)
+    log_debug ("control: cannot delete snapshot %s: %s", name,
+               strerror (-r));
+}
+
+/* The session now owns auto-release snapshot `s`. */
+static int
+session_own (struct session *ss, const struct sc_snapshot_info *s)
+{
+  struct owned *o = realloc (ss->owned, (ss->nowned + 1) * sizeof *o);
+
+  if (!o)
+    return -ENOMEM;
+  ss->owned = o;
+  o[ss->nowned].id = s->id;
+  snprintf (o[ss->nowned].name, sizeof o[ss->nowned].name, "%s", s->name);
+  ss->nowned++;
+  return 0;
+}
+
+/* End the creation in progress, if any: delete the snapshot committed
+ * under it unless `keep`, release the writes, free the creation slot.
+ * A kept auto-release snapshot becomes the session's. */
+static void
+session_end_creation (struct session *ss, bool keep)
+{
+  if (!ss->begun)
+    return;
+  if (ss->committed && !keep)
+    delete_by_id (ss->v, ss->pending.id, ss->pending.name);
+  if (ss->held)
+    sc_volume_release (ss->v);
+  if (ss->committed && keep && ss->pending.auto_release &&
+      session_own (ss, &ss->pending) < 0)
+    delete_by_id (ss->v, ss->pending.id, ss->pending.name);
+  sc_volume_create_end (ss->v);
+  ss->begun = ss->held = ss->committed = false;
+}
+
+/* The deadline passed: abort, and remember why for the client. */
+static void
+session_expire (struct session *ss)
+{
+  bool held = ss->held;
+
+  if (ss->committed)
+    snprintf (ss->expired, sizeof ss->expired,
+              "the %s of %" PRIu64 " ms expired: writes were released and "
+              "snapshot %s was deleted", held ? "write hold" : "creation",
+              ss->hold_ms, ss->pending.name);
+  else
+    snprintf (ss->expired, sizeof ss->expired,
+              "the %s of %" PRIu64 " ms expired: %s", held ? "write hold"
+              : "creation", ss->hold_ms, held ? "writes were released and "
+              "no snapshot was taken" : "no snapshot was taken");
+  log_debug ("control: %s", ss->expired);
+  session_end_creation (ss, false);
+}
+
+static void
+session_close (struct session *ss)
+{
+  if (ss->begun)
+    log_debug ("control: connection closed during a snapshot creation: "
+               "aborting it");
+  session_end_creation (ss, false);
+  for (size_t i = 0; i < ss->nowned; i++) {
+    log_debug ("control: session ended: deleting auto-release snapshot %s",
+               ss->owned[i].name);
+    delete_by_id (ss->v, ss->owned[i].id, ss->owned[i].name);
+  }
+  free (ss->owned);
+  ss->owned = NULL;
+  ss->nowned = 0;
+}
+
 /* ---- requests -------------------------------------------------------- */
 
 typedef int (*command_fn) (struct sc_volume *v,
+                           const struct sc_ctl_request *req, int fd);
+/* Requests that need the session (creation, auto-release). */
+typedef int (*session_fn) (struct session *ss,
                            const struct sc_ctl_request *req, int fd);
 
 static int
 write_snapshot (int fd, const struct sc_snapshot_info *s)
 {
   char id[24], epoch[16], created[32], used[24], reason[256], disc[24];
+  char set[SC_CTL_UUID_LEN];
   bool valid = s->invalid_reason == SC_VALID;
-  struct sc_ctl_field f[] = {
+  struct sc_ctl_field f[10] = {
     { "id", id }, { "name", s->name }, { "created", created },
     { "epoch", epoch }, { "state", valid ? "valid" : "invalid" },
-    { "used", used }, { "discarded", disc }, { "reason", reason },
+    { "used", used }, { "discarded", disc },
   };
+  size_t n = 7;
 
   snprintf (disc, sizeof disc, "%" PRIu64, s->discarded_bytes);
   snprintf (id, sizeof id, "%" PRIu64, s->id);
@@ -87,9 +244,15 @@ write_snapshot (int fd, const struct sc_snapshot_info *s)
   sc_ctl_format_time (s->ctime_ns, created, sizeof created);
   sc_ctl_format_reason (sc_invalid_reason_text (s->invalid_reason),
                         s->invalid_errno, reason, sizeof reason);
-  /* "reason" is last so a valid snapshot simply leaves it out. */
-  return sc_ctl_write_data (fd, "snapshot", f,
-                            sizeof f / sizeof f[0] - (valid ? 1 : 0));
+  if (s->in_set) {
+    sc_ctl_format_uuid (s->set_id, set);
+    f[n++] = (struct sc_ctl_field) { "set", set };
+  }
+  if (s->auto_release)
+    f[n++] = (struct sc_ctl_field) { "auto-release", "1" };
+  if (!valid)
+    f[n++] = (struct sc_ctl_field) { "reason", reason };
+  return sc_ctl_write_data (fd, "snapshot", f, n);
 }
 
 static int
@@ -185,42 +348,6 @@ write_drops (struct sc_volume *v, int fd)
   }
   free (drops);
   return r;
-}
-
-/* CREATE [NAME] [delete-oldest=0|1]: returns 0 to go on, 1 when an ERR
- * was written, or a negative errno. */
-static int
-create_options (const struct sc_ctl_request *req, int fd,
-                struct sc_snapshot_opts *opts, const char **name)
-{
-  size_t i;
-  int r;
-
-  *name = NULL;
-  for (i = 0; i < req->nargs; i++) {
-    const char *a = req->args[i];
-    const char *eq = strchr (a, '=');
-
-    if (!eq) {
-      if (i != 0)
-        goto usage;
-      *name = a;
-    }
-    else if (strcmp (a, "delete-oldest=1") == 0)
-      opts->delete_oldest = true;
-    else if (strcmp (a, "delete-oldest=0") == 0)
-      opts->delete_oldest = false;
-    else {
-      r = sc_ctl_write_err (fd, EINVAL, "unknown CREATE option: %.*s "
-                            "(expected delete-oldest=0|1)",
-                            (int) (eq - a), a);
-      return r < 0 ? r : 1;
-    }
-  }
-  return 0;
- usage:
-  r = sc_ctl_write_err (fd, EINVAL, "usage: CREATE [NAME] [delete-oldest=1]");
-  return r < 0 ? r : 1;
 }
 
 static int
@@ -398,33 +525,317 @@ do_list (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
+/* Options after the positional arguments: key=value.  `name` gets the
+ * first positional argument, if any (snapshot names never hold '='). */
+struct create_opts {
+  const char *name;
+  bool has_set;
+  uint8_t set_id[16];
+  bool auto_release;
+  bool delete_oldest;
+  uint64_t timeout_ms;
+  bool has_timeout;
+};
+
 static int
-do_create (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+parse_create_opts (const struct sc_ctl_request *req, bool name_allowed,
+                   bool snapshot_opts, bool timeout_allowed,
+                   struct create_opts *o, int fd, bool *answered)
 {
-  const char *name = req->nargs ? req->args[0] : NULL;
+  *answered = true;
+  memset (o, 0, sizeof *o);
+  for (size_t i = 0; i < req->nargs; i++) {
+    const char *a = req->args[i];
+    const char *eq = strchr (a, '=');
+    uint64_t n;
+
+    if (!eq) {
+      if (!name_allowed || o->name || i > 0)
+        return sc_ctl_write_err (fd, EINVAL, "%s: unexpected argument: %s",
+                                 req->verb, a);
+      if (!sc_snapshot_name_valid (a))
+        return write_snapshot_err (fd, -EINVAL, "create", a);
+      o->name = a;
+    }
+    else if (snapshot_opts && strncmp (a, "set=", 4) == 0) {
+      if (sc_ctl_parse_uuid (eq + 1, o->set_id) < 0)
+        return sc_ctl_write_err (fd, EINVAL, "invalid set id (want a "
+                                 "UUID): %s", eq + 1);
+      o->has_set = true;
+    }
+    else if (snapshot_opts && strncmp (a, "auto-release=", 13) == 0) {
+      if (strcmp (eq + 1, "0") != 0 && strcmp (eq + 1, "1") != 0)
+        return sc_ctl_write_err (fd, EINVAL, "auto-release must be 0 or "
+                                 "1: %s", eq + 1);
+      o->auto_release = eq[1] == '1';
+    }
+    else if (snapshot_opts && strncmp (a, "delete-oldest=", 14) == 0) {
+      if (strcmp (eq + 1, "0") != 0 && strcmp (eq + 1, "1") != 0)
+        return sc_ctl_write_err (fd, EINVAL, "delete-oldest must be 0 or "
+                                 "1: %s", eq + 1);
+      o->delete_oldest = eq[1] == '1';
+    }
+    else if (timeout_allowed && strncmp (a, "timeout=", 8) == 0) {
+      if (sc_ctl_parse_u64 (eq + 1, &n) < 0 || n == 0)
+        return sc_ctl_write_err (fd, EINVAL, "timeout must be a number of "
+                                 "milliseconds > 0: %s", eq + 1);
+      o->timeout_ms = n;
+      o->has_timeout = true;
+    }
+    else
+      return sc_ctl_write_err (fd, EINVAL, "%s: unknown option: %.*s",
+                               req->verb, (int) (eq - a), a);
+  }
+  *answered = false;
+  return 0;
+}
+
+/* -EMFILE from a creation: say which limit and how to get past it. */
+static int
+write_too_many (struct sc_volume *v, int fd)
+{
+  const struct sc_volume_config *cfg = sc_volume_config (v);
+  return sc_ctl_write_err (fd, EMFILE, "too many snapshots: the limit "
+                           "max-snapshots=%u is reached; delete some, or "
+                           "create with delete-oldest=1 (shadowcopy create "
+                           "--delete-oldest)", cfg->max_snapshots
+                           ? cfg->max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT);
+}
+
+static int
+write_busy (int fd)
+{
+  return sc_ctl_write_err (fd, EBUSY, "busy: another snapshot creation is "
+                           "in progress on this volume");
+}
+
+/* CREATE [NAME] [set=UUID] [auto-release=1]: hold, commit, release in
+ * one request. */
+static int
+do_create (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  struct sc_snapshot_opts so = { 0 };
+  struct create_opts o;
   struct sc_snapshot_info s;
-  struct sc_snapshot_opts opts = { 0 };
+  bool answered;
   int r;
 
-  if (req->nargs) {
-    r = create_options (req, fd, &opts, &name);
-    if (r != 0)
-      return r < 0 ? r : 0;
-  }
-  if (name && !sc_snapshot_name_valid (name))
-    return write_snapshot_err (fd, -EINVAL, "create", name);
-  r = sc_volume_snapshot_create (v, name, &opts, &s);
-  if (r == -EMFILE) {
-    const struct sc_volume_config *cfg = sc_volume_config (v);
-    return sc_ctl_write_err (fd, EMFILE, "too many snapshots: the limit "
-                             "max-snapshots=%u is reached; delete some, or "
-                             "create with delete-oldest=1 (shadowcopy create "
-                             "--delete-oldest)", cfg->max_snapshots
-                             ? cfg->max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT);
-  }
+  r = parse_create_opts (req, true, true, false, &o, fd, &answered);
+  if (answered)
+    return r;
+  if (ss->begun)
+    return sc_ctl_write_err (fd, EINVAL, "CREATE: this connection has a "
+                             "creation in progress (RELEASE or ABORT it)");
+  so.set_id = o.has_set ? o.set_id : NULL;
+  so.auto_release = o.auto_release;
+  so.delete_oldest = o.delete_oldest;
+  r = sc_volume_snapshot_create (ss->v, o.name, &so, &s);
+  if (r == -EBUSY)
+    return write_busy (fd);
+  if (r == -EMFILE)
+    return write_too_many (ss->v, fd);
   if (r < 0)
-    return write_snapshot_err (fd, r, "create", name);
+    return write_snapshot_err (fd, r, "create", o.name);
+  if (s.auto_release && session_own (ss, &s) < 0) {
+    delete_by_id (ss->v, s.id, s.name);
+    return sc_ctl_write_err (fd, ENOMEM, "cannot track auto-release "
+                             "snapshot %s: deleted it", s.name);
+  }
   r = write_snapshot (fd, &s);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* A creation of this session that the server aborted: tell it once. */
+static int
+report_expired (struct session *ss, int fd)
+{
+  char msg[sizeof ss->expired];
+
+  snprintf (msg, sizeof msg, "%s", ss->expired);
+  ss->expired[0] = '\0';
+  return sc_ctl_write_err (fd, ETIMEDOUT, "%s", msg);
+}
+
+/* BEGIN [timeout=MS]: take the creation slot, without holding writes. */
+static int
+do_begin (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  struct create_opts o;
+  bool answered;
+  int r;
+
+  r = parse_create_opts (req, false, false, true, &o, fd, &answered);
+  if (answered)
+    return r;
+  if (ss->begun)
+    return sc_ctl_write_err (fd, EINVAL, "BEGIN: a creation is already in "
+                             "progress on this connection");
+  if (o.has_timeout && o.timeout_ms > BEGIN_TIMEOUT_MS_MAX)
+    return sc_ctl_write_err (fd, EINVAL, "BEGIN: timeout at most %d ms",
+                             BEGIN_TIMEOUT_MS_MAX);
+  if (sc_volume_create_begin (ss->v) < 0)
+    return write_busy (fd);
+  ss->expired[0] = '\0';
+  ss->begun = true;
+  ss->hold_ms = o.has_timeout ? o.timeout_ms : BEGIN_TIMEOUT_MS_DEFAULT;
+  ss->deadline = mono_ns () + ss->hold_ms * 1000000u;
+  return sc_ctl_write_ok (fd);
+}
+
+/* HOLD [timeout=MS]: drain and hold writes (BEGIN first if needed). */
+static int
+do_hold (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  struct create_opts o;
+  bool answered;
+  char ms[24];
+  struct sc_ctl_field f = { "timeout", ms };
+  int r;
+
+  r = parse_create_opts (req, false, false, true, &o, fd, &answered);
+  if (answered)
+    return r;
+  if (o.has_timeout && o.timeout_ms > HOLD_TIMEOUT_MS_MAX)
+    return sc_ctl_write_err (fd, EINVAL, "HOLD: timeout at most %d ms",
+                             HOLD_TIMEOUT_MS_MAX);
+  if (ss->held)
+    return sc_ctl_write_err (fd, EINVAL, "HOLD: writes are already held by "
+                             "this connection");
+  if (!ss->begun && ss->expired[0])
+    return report_expired (ss, fd);
+  if (!ss->begun) {
+    if (sc_volume_create_begin (ss->v) < 0)
+      return write_busy (fd);
+    ss->begun = true;
+  }
+  r = sc_volume_hold (ss->v);
+  if (r < 0) {
+    session_end_creation (ss, false);
+    return sc_ctl_write_err (fd, -r, "cannot hold writes: %s",
+                             strerror (-r));
+  }
+  ss->held = true;
+  ss->hold_ms = o.has_timeout ? o.timeout_ms : HOLD_TIMEOUT_MS_DEFAULT;
+  ss->deadline = mono_ns () + ss->hold_ms * 1000000u;
+  snprintf (ms, sizeof ms, "%" PRIu64, ss->hold_ms);
+  r = sc_ctl_write_data (fd, "hold", &f, 1);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* COMMIT [NAME] [set=UUID] [auto-release=1]: record the snapshot under
+ * the hold; it is kept only if RELEASE comes before the deadline. */
+static int
+do_commit (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  struct sc_snapshot_opts so = { 0 };
+  struct create_opts o;
+  bool answered;
+  int r;
+
+  r = parse_create_opts (req, true, true, false, &o, fd, &answered);
+  if (answered)
+    return r;
+  if (!ss->held && ss->expired[0])
+    return report_expired (ss, fd);
+  if (!ss->held)
+    return sc_ctl_write_err (fd, EINVAL, "COMMIT: no writes are held "
+                             "(HOLD first)");
+  if (ss->committed)
+    return sc_ctl_write_err (fd, EINVAL, "COMMIT: snapshot %s is already "
+                             "committed under this hold", ss->pending.name);
+  so.set_id = o.has_set ? o.set_id : NULL;
+  so.auto_release = o.auto_release;
+  so.delete_oldest = o.delete_oldest;
+  r = sc_volume_hold_commit (ss->v, o.name, &so, &ss->pending);
+  if (r == -EMFILE)
+    return write_too_many (ss->v, fd);
+  if (r < 0)
+    return write_snapshot_err (fd, r, "create", o.name);
+  ss->committed = true;
+  r = write_snapshot (fd, &ss->pending);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* RELEASE: let the writes go and keep the committed snapshot. */
+static int
+do_release (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  char held[24], name[SC_NAME_MAX + 1] = "";
+  struct sc_ctl_field f[] = { { "held-ns", held }, { "name", name } };
+  bool committed = ss->committed;
+  uint64_t ns = 0;
+  int r;
+
+  if (!ss->begun && ss->expired[0])
+    return report_expired (ss, fd);
+  if (!ss->begun)
+    return sc_ctl_write_err (fd, EINVAL, "RELEASE: no snapshot creation in "
+                             "progress on this connection");
+  if (committed)
+    snprintf (name, sizeof name, "%s", ss->pending.name);
+  if (ss->held) {
+    ns = sc_volume_release (ss->v);
+    ss->held = false;
+  }
+  session_end_creation (ss, true);
+  snprintf (held, sizeof held, "%" PRIu64, ns);
+  r = sc_ctl_write_data (fd, "released", f, committed ? 2 : 1);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* ABORT: delete what was committed under the hold, release, end. */
+static int
+do_abort (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  char name[SC_NAME_MAX + 1];
+  struct sc_ctl_field f = { "name", name };
+  bool committed = ss->committed;
+  int r;
+
+  ss->expired[0] = '\0';
+  if (committed)
+    snprintf (name, sizeof name, "%s", ss->pending.name);
+  session_end_creation (ss, false);
+  r = committed ? sc_ctl_write_data (fd, "deleted", &f, 1) : 0;
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* DELETE-SET UUID: every snapshot of the set on this volume. */
+static int
+do_delete_set (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  struct sc_snapshot_info *list;
+  uint8_t id[16];
+  size_t i, n, found = 0;
+  int r;
+
+  if (sc_ctl_parse_uuid (req->args[0], id) < 0)
+    return sc_ctl_write_err (fd, EINVAL, "invalid set id (want a UUID): %s",
+                             req->args[0]);
+  r = sc_diff_snapshot_list (sc_volume_diff (v), &list, &n);
+  if (r < 0)
+    return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
+                             strerror (-r));
+  for (i = 0; i < n; i++) {
+    if (!list[i].in_set || memcmp (list[i].set_id, id, 16) != 0)
+      continue;
+    found++;
+    r = sc_volume_snapshot_delete (v, list[i].name);
+    if (r == -ENOENT)
+      continue;
+    if (r < 0) {
+      r = write_snapshot_err (fd, r, "delete", list[i].name);
+      free (list);
+      return r < 0 ? r : 0;
+    }
+    r = write_deleted (fd, list[i].name);
+    if (r < 0)
+      break;
+  }
+  free (list);
+  if (r == 0 && found == 0)
+    return sc_ctl_write_err (fd, ENOENT, "no snapshot of set %s on this "
+                             "volume", req->args[0]);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
@@ -501,23 +912,51 @@ static const struct command {
   { "HELLO", 0, 0, do_hello, "HELLO" },
   { "INFO", 0, 0, do_info, "INFO" },
   { "LIST", 0, 0, do_list, "LIST" },
-  { "CREATE", 0, 2, do_create, "CREATE [NAME] [delete-oldest=1]" },
   { "RESIZE", 1, 2, do_resize, "RESIZE max=BYTES|unbounded [force=1]" },
   { "STATS", 0, 0, do_stats, "STATS" },
+  { "DELETE-SET", 1, 1, do_delete_set, "DELETE-SET UUID" },
   { "DELETE", 1, 1, do_delete, "DELETE NAME" },
   { "DELETE-OLDEST", 0, 0, do_delete_oldest, "DELETE-OLDEST" },
   { "DELETE-ALL", 0, 0, do_delete_all, "DELETE-ALL" },
 };
 
-int
-sc_control_handle_line (struct sc_volume *v, char *line, int fd)
+/* Requests about the session's creation and auto-release snapshots. */
+static const struct session_command {
+  const char *verb;
+  size_t min_args, max_args;
+  session_fn run;
+  const char *usage;
+} session_commands[] = {
+  { "CREATE", 0, 4, do_create,
+    "CREATE [NAME] [set=UUID] [auto-release=1] [delete-oldest=1]" },
+  { "BEGIN", 0, 1, do_begin, "BEGIN [timeout=MS]" },
+  { "HOLD", 0, 1, do_hold, "HOLD [timeout=MS]" },
+  { "COMMIT", 0, 4, do_commit,
+    "COMMIT [NAME] [set=UUID] [auto-release=1] [delete-oldest=1]" },
+  { "RELEASE", 0, 0, do_release, "RELEASE" },
+  { "ABORT", 0, 0, do_abort, "ABORT" },
+};
+
+static int
+handle_line (struct session *ss, char *line, int fd)
 {
+  struct sc_volume *v = ss->v;
   struct sc_ctl_request req;
   const char *why;
   size_t i;
 
   if (sc_ctl_parse_request (line, &req, &why) < 0)
     return sc_ctl_write_err (fd, EINVAL, "%s", why);
+  for (i = 0; i < sizeof session_commands / sizeof session_commands[0];
+       i++) {
+    const struct session_command *cmd = &session_commands[i];
+
+    if (strcmp (req.verb, cmd->verb) != 0)
+      continue;
+    if (req.nargs < cmd->min_args || req.nargs > cmd->max_args)
+      return sc_ctl_write_err (fd, EINVAL, "usage: %s", cmd->usage);
+    return cmd->run (ss, &req, fd);
+  }
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {
     const struct command *cmd = &commands[i];
 
@@ -531,7 +970,44 @@ sc_control_handle_line (struct sc_volume *v, char *line, int fd)
   return sc_ctl_write_err (fd, EINVAL, "unknown request: %s", req.verb);
 }
 
+/* Outside a connection (tests, fuzzing): a session of one request. */
+int
+sc_control_handle_line (struct sc_volume *v, char *line, int fd)
+{
+  struct session ss = { .v = v };
+  int r = handle_line (&ss, line, fd);
+
+  session_close (&ss);
+  return r;
+}
+
 /* ---- connections ----------------------------------------------------- */
+
+/* The socket timeouts for the session's next read: until the deadline
+ * of a creation in progress, none for a session that owns auto-release
+ * snapshots (the backup session), RECV_TIMEOUT_SECS otherwise.  Replies
+ * never block past a deadline either. */
+static void
+session_timeouts (struct session *ss, int fd)
+{
+  struct timeval rcv = { .tv_sec = RECV_TIMEOUT_SECS };
+  struct timeval snd = { .tv_sec = SEND_TIMEOUT_SECS };
+
+  if (ss->begun) {
+    uint64_t now = mono_ns ();
+    uint64_t left = ss->deadline > now ? ss->deadline - now : 0;
+    if (left < 1000000)
+      left = 1000000;           /* 0 would mean no timeout */
+    rcv.tv_sec = (time_t) (left / 1000000000u);
+    rcv.tv_usec = (suseconds_t) (left % 1000000000u / 1000u);
+    if (left < (uint64_t) SEND_TIMEOUT_SECS * 1000000000u)
+      snd = rcv;
+  }
+  else if (ss->nowned)
+    rcv.tv_sec = 0;
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
+}
 
 static void *
 connection_thread (void *arg)
@@ -539,25 +1015,33 @@ connection_thread (void *arg)
   struct slot *s = arg;
   struct sc_control *c = s->c;
   struct sc_ctl_reader rd;
+  struct session ss = { .v = c->v };
   char *line;
   const char *why;
   int r;
 
   /* A bad line gets its ERR and the next one is read as usual: garbage
    * costs the client an answer, not the connection.  EOF, a timeout or a
-   * failed write end it. */
+   * failed write end it; the deadline of a creation does not (see the
+   * notes at the top). */
   sc_ctl_reader_init (&rd, s->fd);
   for (;;) {
+    if (ss.begun && mono_ns () >= ss.deadline)
+      session_expire (&ss);
+    session_timeouts (&ss, s->fd);
     r = sc_ctl_read_line (&rd, &line, &why);
+    if (r == -EAGAIN && ss.begun)
+      continue;                 /* the deadline: checked above */
     if (r == -EINVAL)
       r = sc_ctl_write_err (s->fd, EINVAL, "%s", why);
     else if (r > 0)
-      r = sc_control_handle_line (c->v, line, s->fd);
+      r = handle_line (&ss, line, s->fd);
     else
       break;
     if (r < 0)
       break;
   }
+  session_close (&ss);
 
   pthread_mutex_lock (&c->lock);
   close (s->fd);

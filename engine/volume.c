@@ -15,6 +15,16 @@
  * then does the new data go to the origin.  A chunk that is a hole in the
  * origin, or reads as zeros, is recorded as a zero copy without a slot.
  *
+ * Creation and holds.  One snapshot creation at a time per volume: a
+ * creator first takes the creation slot (sc_volume_create_begin, never
+ * waits: a second creator gets -EBUSY), may then hold writes
+ * (sc_volume_hold: the gate taken exclusive), commit under the hold and
+ * release.  Because a pthread rwlock must be unlocked by the thread that
+ * locked it, hold and release are called from one thread; the control
+ * server's connection thread does both and enforces the hold's deadline
+ * itself (engine/control.c).  The one-shot sc_volume_snapshot_create is
+ * the same sequence in one call.
+ *
  * Failure.  If a copy cannot be made (origin read error, diff area full or
  * failing), the snapshots that needed it are invalidated and the live
  * write goes ahead: the live volume wins.  A diff area at its size limit applies
@@ -85,6 +95,10 @@ struct sc_volume {
   uint64_t ncows;
   uint64_t start_ns;
   uint64_t win_ns[2], win_bytes[2];     /* rate windows (hold_lock) */
+  /* Snapshot creation (see the notes above); under hold_lock. */
+  bool creating;                /* the creation slot is taken */
+  bool holding;                 /* a hold has the gate */
+  uint64_t hold_start;          /* monotonic ns when the hold began */
 };
 
 static uint64_t mono_ns (void);
@@ -614,11 +628,33 @@ mono_ns (void)
 }
 
 int
-sc_volume_snapshot_create (struct sc_volume *v, const char *name,
-                           const struct sc_snapshot_opts *opts,
-                           struct sc_snapshot_info *out)
+sc_volume_create_begin (struct sc_volume *v)
 {
-  if (name && !sc_snapshot_name_valid (name))
+  int r = 0;
+  pthread_mutex_lock (&v->hold_lock);
+  if (v->creating)
+    r = -EBUSY;
+  else
+    v->creating = true;
+  pthread_mutex_unlock (&v->hold_lock);
+  return r;
+}
+
+void
+sc_volume_create_end (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  v->creating = false;
+  pthread_mutex_unlock (&v->hold_lock);
+}
+
+int
+sc_volume_hold (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  bool ok = v->creating && !v->holding;
+  pthread_mutex_unlock (&v->hold_lock);
+  if (!ok)
     return -EINVAL;
   /* Flush before the hold, so the flush inside it has little to do. */
   int r = sc_io_fdatasync (v->origin_fd);
@@ -627,19 +663,77 @@ sc_volume_snapshot_create (struct sc_volume *v, const char *name,
 
   /* New writes wait from the moment we ask for the gate (writer
    * preference), while those in flight drain: the hold starts here. */
-  uint64_t held = mono_ns ();
+  uint64_t start = mono_ns ();
   pthread_rwlock_wrlock (&v->gate);
   r = sc_io_fdatasync (v->origin_fd);
-  if (r == 0)
-    r = sc_diff_snapshot_create (v->diff, name, opts, out);
-  held = mono_ns () - held;
-  pthread_rwlock_unlock (&v->gate);
-
+  if (r < 0) {
+    pthread_rwlock_unlock (&v->gate);
+    return r;
+  }
   pthread_mutex_lock (&v->hold_lock);
+  v->holding = true;
+  v->hold_start = start;
+  pthread_mutex_unlock (&v->hold_lock);
+  return 0;
+}
+
+int
+sc_volume_hold_commit (struct sc_volume *v, const char *name,
+                       const struct sc_snapshot_opts *opts,
+                       struct sc_snapshot_info *out)
+{
+  if (name && !sc_snapshot_name_valid (name))
+    return -EINVAL;
+  pthread_mutex_lock (&v->hold_lock);
+  bool ok = v->holding;
+  pthread_mutex_unlock (&v->hold_lock);
+  if (!ok)
+    return -EINVAL;
+  return sc_diff_snapshot_create (v->diff, name, opts, out);
+}
+
+uint64_t
+sc_volume_release (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  if (!v->holding) {
+    pthread_mutex_unlock (&v->hold_lock);
+    return 0;
+  }
+  uint64_t held = mono_ns () - v->hold_start;
+  v->holding = false;
   v->holds[v->nholds++ % SC_HOLD_SAMPLES] = held;
   pthread_mutex_unlock (&v->hold_lock);
-  debug ("snapshot %s: writes held for %" PRIu64 " us", r == 0 && out
-         ? out->name : name ? name : "(default)", held / 1000);
+  pthread_rwlock_unlock (&v->gate);
+  debug ("writes held for %" PRIu64 " us", held / 1000);
+  return held;
+}
+
+bool
+sc_volume_create_busy (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  bool busy = v->creating;
+  pthread_mutex_unlock (&v->hold_lock);
+  return busy;
+}
+
+int
+sc_volume_snapshot_create (struct sc_volume *v, const char *name,
+                           const struct sc_snapshot_opts *opts,
+                           struct sc_snapshot_info *out)
+{
+  if (name && !sc_snapshot_name_valid (name))
+    return -EINVAL;
+  int r = sc_volume_create_begin (v);
+  if (r < 0)
+    return r;
+  r = sc_volume_hold (v);
+  if (r == 0) {
+    r = sc_volume_hold_commit (v, name, opts, out);
+    sc_volume_release (v);
+  }
+  sc_volume_create_end (v);
   return r;
 }
 

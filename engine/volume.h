@@ -67,10 +67,36 @@ typedef int (*sc_extent_cb) (void *opaque, uint64_t offset, uint64_t length,
 int sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
                        sc_extent_cb cb, void *opaque);
 
-/* Snapshots.  create drains and holds live writes for its O(1) commit. */
+/* Snapshots.  create drains and holds live writes for its O(1) commit:
+ * it is begin + hold + hold_commit + release + end in one call, so it
+ * fails with -EBUSY while another creation is in progress. */
 int sc_volume_snapshot_create (struct sc_volume *v, const char *name,
                                const struct sc_snapshot_opts *opts,
                                struct sc_snapshot_info *out);
+
+/* Creation in steps, for requesters that run writers around the hold.
+ *
+ * create_begin takes the volume's creation slot: -EBUSY if another
+ * creation (stepwise or one-shot) has it.  create_end gives it back.
+ *
+ * hold (only inside begin/end, -EINVAL otherwise or when already held)
+ * flushes, drains the live writes in flight and holds new ones until
+ * release.  hold_commit records a snapshot at that point in time (same
+ * errors as sc_diff_snapshot_create; -EINVAL without a hold); a volume
+ * may commit more than once under one hold.  release lets the writes go
+ * and returns how long they were held (ns; 0 if there was no hold).
+ *
+ * hold and release MUST be called by the same thread (the gate is a
+ * pthread rwlock), and the caller bounds the hold: the engine has no
+ * timer of its own.  The control server's connection threads do this. */
+int sc_volume_create_begin (struct sc_volume *v);
+void sc_volume_create_end (struct sc_volume *v);
+bool sc_volume_create_busy (struct sc_volume *v);
+int sc_volume_hold (struct sc_volume *v);
+int sc_volume_hold_commit (struct sc_volume *v, const char *name,
+                           const struct sc_snapshot_opts *opts,
+                           struct sc_snapshot_info *out);
+uint64_t sc_volume_release (struct sc_volume *v);
 int sc_volume_snapshot_delete (struct sc_volume *v, const char *name);
 
 /* How long snapshot creation held live writes, over the last

@@ -38,13 +38,15 @@ run_concurrency default 12 ""
 run_concurrency chunk4k 6 chunk-size=4K
 
 # Many requesters at once: 16 creates with default names and 16 with
-# given names, all at the same time, then as many deletes.
+# given names, all at the same time, then as many deletes.  One creation
+# runs at a time per volume (others are refused as busy): --wait queues
+# them.
 make_disk "$TMP/disk" 16M
 start_server "$TMP/disk" "$TMP/diff"
 pids=()
 for i in $(seq 16); do
-    sc create > "$TMP/create-d$i" 2> "$TMP/create-d$i.err" & pids+=($!)
-    sc create "par$i" > "$TMP/create-n$i" 2> "$TMP/create-n$i.err" & pids+=($!)
+    sc create --wait > "$TMP/create-d$i" 2> "$TMP/create-d$i.err" & pids+=($!)
+    sc create --wait "par$i" > "$TMP/create-n$i" 2> "$TMP/create-n$i.err" & pids+=($!)
 done
 bad=0
 for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done

@@ -956,7 +956,7 @@ Test (corrupt, snapshot_record_with_unknown_flags)
   r->h.type = SC_REC_SNAP_CREATE;
   r->id = 3;
   r->epoch = 3;
-  r->flags = 1;
+  r->flags = 2;                 /* 0x1 is AUTO_RELEASE; 0x2 is unknown */
   r->name_len = 5;
   memcpy (r->name, "three", 5);
   uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 5));

@@ -134,8 +134,8 @@ request (struct sc_client *c, const char *verb, const char *arg,
 int
 sc_client_request (struct sc_client *c, const char *verb,
                    const char *const *args, size_t nargs,
-                   sc_client_line_fn fn, void *opaque, char *err,
-                   size_t errlen)
+                   sc_client_line_fn fn, void *opaque,
+                   char *err, size_t errlen)
 {
   if (c->diff) {
     snprintf (err, errlen, "%s needs a running server", verb);
@@ -148,6 +148,18 @@ struct sc_diff *
 sc_client_diff (struct sc_client *c)
 {
   return c->diff;
+}
+
+int
+sc_client_fd (const struct sc_client *c)
+{
+  return c->fd;
+}
+
+const char *
+sc_client_where (const struct sc_client *c)
+{
+  return c->where;
 }
 
 static int
@@ -190,7 +202,16 @@ snapshot_from_line (const struct sc_ctl_line *line,
   if (!s->valid)
     field_str (line, "reason", s->reason, sizeof s->reason);
   field_u64 (line, "discarded", &s->discarded_bytes);   /* optional */
+  field_str (line, "set", s->set, sizeof s->set);
+  s->auto_release = sc_ctl_field (line, "auto-release") != NULL;
   return 0;
+}
+
+int
+sc_client_snapshot_from_line (const struct sc_ctl_line *line,
+                              struct sc_client_snapshot *s)
+{
+  return snapshot_from_line (line, s);
 }
 
 static int
@@ -334,6 +355,9 @@ snapshot_from_info (const struct sc_snapshot_info *i,
                           i->invalid_errno, s->reason, sizeof s->reason);
   s->used_bytes = i->used_bytes;
   s->discarded_bytes = i->discarded_bytes;
+  if (i->in_set)
+    sc_ctl_format_uuid (i->set_id, s->set);
+  s->auto_release = i->auto_release;
 }
 
 int

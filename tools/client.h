@@ -29,6 +29,8 @@ struct sc_client_snapshot {
   char reason[256];             /* when !valid */
   uint64_t used_bytes;
   uint64_t discarded_bytes;     /* discarded by its reader */
+  char set[37];                 /* its snapshot set's UUID, or "" */
+  bool auto_release;            /* dies with the session that made it */
 };
 
 /* The volume, as the CLI shows it. */
@@ -97,15 +99,22 @@ int sc_client_delete (struct sc_client *c, enum sc_client_delete_what what,
                       const char *name, sc_client_deleted_fn deleted,
                       void *opaque, char *err, size_t errlen);
 
-/* A request the typed functions above do not cover (online only:
- * -ENOTCONN offline).  `fn` sees each data line, whatever its kind. */
+/* Any request, online only: `fn` sees each data line (return < 0 if it
+ * makes no sense: the reply is then -EPROTO).  A server's ERR is its
+ * negative errno with its message in err. */
 struct sc_ctl_line;
 typedef int (*sc_client_line_fn) (const struct sc_ctl_line *line,
                                   void *opaque);
 int sc_client_request (struct sc_client *c, const char *verb,
                        const char *const *args, size_t nargs,
-                       sc_client_line_fn fn, void *opaque, char *err,
-                       size_t errlen);
+                       sc_client_line_fn fn, void *opaque,
+                       char *err, size_t errlen);
+int sc_client_snapshot_from_line (const struct sc_ctl_line *line,
+                                  struct sc_client_snapshot *s);
+/* The control socket (-1 offline), to watch for the server going away. */
+int sc_client_fd (const struct sc_client *c);
+/* The socket or diff-area path, for messages. */
+const char *sc_client_where (const struct sc_client *c);
 
 /* The diff area opened offline, or NULL when talking to a server. */
 struct sc_diff *sc_client_diff (struct sc_client *c);

@@ -203,44 +203,6 @@ space_resize (struct sc_client *c, const char *max, bool force, char *err,
                             NULL, err, errlen);
 }
 
-/* ---- create --delete-oldest -------------------------------------------- */
-
-static int
-on_created (const struct sc_ctl_line *line, void *opaque)
-{
-  bool *seen = opaque;
-  const char *name = sc_ctl_field (line, "name");
-
-  if (strcmp (line->kind, "snapshot") != 0 || !name)
-    return 0;
-  *seen = true;
-  printf ("%s\n", name);
-  return 0;
-}
-
-int
-space_create_delete_oldest (struct sc_client *c, const char *name,
-                            char *err, size_t errlen)
-{
-  const char *args[2];
-  size_t n = 0;
-  bool seen = false;
-  int r;
-
-  if (name)
-    args[n++] = name;
-  args[n++] = "delete-oldest=1";
-  r = sc_client_request (c, "CREATE", args, n, on_created, &seen, err,
-                         errlen);
-  if (r == -ENOTCONN)
-    snprintf (err, errlen, "create needs a running server");
-  if (r == 0 && !seen) {
-    snprintf (err, errlen, "bad reply from the server: no snapshot line");
-    r = -EPROTO;
-  }
-  return r;
-}
-
 /* ---- list and info ------------------------------------------------------ */
 
 static int

@@ -20,10 +20,6 @@ int space_stats (struct sc_client *c, bool json, char *err, size_t errlen);
 int space_resize (struct sc_client *c, const char *max, bool force,
                   char *err, size_t errlen);
 
-/* create NAME with delete-oldest=1 (online only). */
-int space_create_delete_oldest (struct sc_client *c, const char *name,
-                                char *err, size_t errlen);
-
 /* After list's table: the kept history of policy drops, if any. */
 void space_print_drops (struct sc_client *c);
 

@@ -21,11 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cow/check.h"
 #include "engine/control-protocol.h"
 #include "tools/client.h"
 #include "tools/cmd-space.h"
+#include "tools/commands.h"
+#include "tools/writers.h"
 
 #define EXIT_USAGE 2
 
@@ -68,6 +71,38 @@ usage_error (const char *fmt, ...)
   return EXIT_USAGE;
 }
 
+/* For the verbs in tools/cmd-*.c (commands.h). */
+void
+sc_cli_error (const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  verror (fmt, ap);
+  va_end (ap);
+}
+
+int
+sc_cli_usage_error (const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  return usage_error ("%s", msg);
+}
+
+uint64_t
+sc_cli_mono_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
 static void
 usage (void)
 {
@@ -83,14 +118,21 @@ usage (void)
           "  -V, --version         show the version\n"
           "\n"
           "Verbs:\n"
-          "  create [--delete-oldest] [NAME]\n"
-          "                            take a snapshot (default name: the\n"
-          "                            UTC time), print its name; at\n"
-          "                            max-snapshots, --delete-oldest\n"
-          "                            deletes the oldest first\n"
+          "  create [OPTIONS] [NAME]   take a snapshot (default name: the\n"
+          "                            UTC time), print its name; options:\n"
+          "      -c SOCKET (repeat: a snapshot set across volumes),\n"
+          "      --writer CMD|fsfreeze:MNT, --writers-dir DIR, --no-writers,\n"
+          "      --freeze-timeout S, --hold-timeout S, --retry N,\n"
+          "      --retry-delay S, --wait, --auto-release, --run COMMAND,\n"
+          "      --delete-oldest (at max-snapshots, delete the oldest first)\n"
+          "  writers [--json] [--writer CMD]... [--writers-dir DIR]\n"
+          "                            list writers and their last results\n"
+          "  mount --nbd-socket SOCK NAME DIR   mount a snapshot read-only\n"
+          "  umount DIR                undo shadowcopy mount\n"
           "  list [--json]             list the snapshots, oldest first\n"
           "  delete NAME...            delete snapshots by name\n"
           "  delete --oldest | --all   delete the oldest, or every snapshot\n"
+          "  delete --set ID           delete every snapshot of a set\n"
           "  info [--json]             show the volume and its diff area\n"
           "  stats [--json]            copy-on-write and diff-area counters\n"
           "  resize --max SIZE|N%%|unbounded [--force]\n"
@@ -174,52 +216,77 @@ json_string (const char *s)
 
 /* ---- verbs ----------------------------------------------------------- */
 
+/* The volume's control socket, for verbs that need a server. */
+static const char *
+target_socket (const struct target *t, char *buf, size_t len)
+{
+  if (t->socket)
+    return t->socket;
+  if (t->diff) {
+    snprintf (buf, len, "%s.sock", t->diff);
+    return buf;
+  }
+  return NULL;
+}
+
 static int
 cmd_create (const struct target *t, int argc, char **argv)
 {
-  struct sc_client_snapshot s;
-  struct sc_client *c;
-  const char *name = NULL;
+  char buf[4096];
+
+  return sc_cmd_create (target_socket (t, buf, sizeof buf), argc, argv);
+}
+
+static int
+cmd_mount (const struct target *t, int argc, char **argv)
+{
+  char buf[4096];
+
+  return sc_cmd_mount (target_socket (t, buf, sizeof buf), argc, argv);
+}
+
+static int
+cmd_umount (const struct target *t, int argc, char **argv)
+{
+  return sc_cmd_umount (argc, argv);
+}
+
+/* writers [--json] [--writer CMD]... [--writers-dir DIR] */
+static int
+cmd_writers (const struct target *t, int argc, char **argv)
+{
+  struct sc_writer *w;
+  size_t n, nc = 0;
+  const char *dir = NULL;
+  bool json = false;
   char err[1024];
-  int status;
+  char **cmds = calloc (argc + 1, sizeof *cmds);
+  int i;
 
-  bool delete_oldest = false;
-
-  if (argc > 0 && strcmp (argv[0], "--delete-oldest") == 0) {
-    delete_oldest = true;
-    argc--;
-    argv++;
-  }
-  if (argc > 0 && strcmp (argv[0], "--") == 0) {
-    argc--;
-    argv++;
-  }
-  else if (argc > 0 && argv[0][0] == '-')
-    return usage_error ("create: unknown option '%s'", argv[0]);
-  if (argc > 1)
-    return usage_error ("create takes at most one NAME");
-  if (argc == 1) {
-    name = argv[0];
-    if (!check_name (name))
-      return EXIT_FAILURE;
-  }
-
-  status = open_target (t, SC_CLIENT_SERVER, &c);
-  if (status != EXIT_SUCCESS)
-    return status;
-  if (delete_oldest) {
-    if (space_create_delete_oldest (c, name, err, sizeof err) < 0) {
-      error ("%s", err);
-      status = EXIT_FAILURE;
+  if (!cmds)
+    return EXIT_FAILURE;
+  for (i = 0; i < argc; i++) {
+    if (strcmp (argv[i], "--json") == 0)
+      json = true;
+    else if (strcmp (argv[i], "--writer") == 0 && i + 1 < argc)
+      cmds[nc++] = argv[++i];
+    else if (strcmp (argv[i], "--writers-dir") == 0 && i + 1 < argc)
+      dir = argv[++i];
+    else {
+      free (cmds);
+      return usage_error ("writers: unexpected argument '%s'", argv[i]);
     }
   }
-  else if (sc_client_create (c, name, &s, err, sizeof err) < 0) {
+  if (sc_writers_collect (cmds, nc, dir ? dir : SC_WRITERS_DIR_DEFAULT,
+                          !dir, &w, &n, err, sizeof err) < 0) {
+    free (cmds);
     error ("%s", err);
-    status = EXIT_FAILURE;
+    return EXIT_FAILURE;
   }
-  else
-    printf ("%s\n", s.name);
-  return close_target (c, status);
+  free (cmds);
+  sc_writers_print (w, n, json);
+  sc_writers_free (w, n);
+  return EXIT_SUCCESS;
 }
 
 static const char *
@@ -246,12 +313,14 @@ print_table (const struct sc_client_snapshot *s, size_t n)
     WIDEN (wstate, strlen (state_text (&s[i], buf, sizeof buf)));
   }
 #undef WIDEN
-  printf ("%-*s  %-*s  %-*s  %-*s  %s\n", wid, "ID", wname, "NAME",
-          wcreated, "CREATED", wstate, "STATE", "USED");
+  printf ("%-*s  %-*s  %-*s  %-*s  %-12s  %s\n", wid, "ID", wname, "NAME",
+          wcreated, "CREATED", wstate, "STATE", "USED", "SET");
   for (i = 0; i < n; i++)
-    printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %" PRIu64 "\n",
+    printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %-12" PRIu64 "  %s%s\n",
             wid, s[i].id, wname, s[i].name, wcreated, s[i].created,
-            wstate, state_text (&s[i], buf, sizeof buf), s[i].used_bytes);
+            wstate, state_text (&s[i], buf, sizeof buf), s[i].used_bytes,
+            s[i].set[0] ? s[i].set : "-",
+            s[i].auto_release ? " (auto-release)" : "");
 }
 
 static void
@@ -271,8 +340,11 @@ print_json (const struct sc_client_snapshot *s, size_t n)
       printf (", \"reason\": ");
       json_string (s[i].reason);
     }
-    printf (", \"used_bytes\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64
-            "}", s[i].used_bytes, s[i].discarded_bytes);
+    printf (", \"used_bytes\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64,
+            s[i].used_bytes, s[i].discarded_bytes);
+    if (s[i].set[0])
+      printf (", \"set\": \"%s\"", s[i].set);
+    printf (", \"auto_release\": %s}", s[i].auto_release ? "true" : "false");
   }
   printf ("%s]\n", n ? "\n" : "");
 }
@@ -369,6 +441,68 @@ print_deleted (const char *name, void *opaque)
   fflush (stdout);
 }
 
+/* delete --set ID [-c SOCKET]...: every member of the set on each volume
+ * (the global target and each -c).  Fails if no volume had one. */
+static int
+delete_set (const struct target *t, int argc, char **argv)
+{
+  const char *id = argv[1];
+  uint8_t raw[16];
+  char norm[SC_CTL_UUID_LEN], err[1024];
+  int status = EXIT_SUCCESS, i;
+  size_t found = 0;
+
+  if (sc_ctl_parse_uuid (id, raw) < 0)
+    return usage_error ("delete --set: not a set id (UUID): %s", id);
+  sc_ctl_format_uuid (raw, norm);
+  for (i = 2; i < argc; i++)
+    if ((strcmp (argv[i], "-c") != 0 && strcmp (argv[i], "--control") != 0)
+        || i + 1 == argc)
+      return usage_error ("delete --set: unexpected argument '%s'", argv[i]);
+    else
+      i++;
+  for (i = 0; i < argc; i += 2) {
+    struct target one = { NULL, NULL };
+    struct sc_client_snapshot *s;
+    struct sc_client *c;
+    size_t n, k;
+
+    if (i == 0) {
+      if (!t->socket && !t->diff)
+        continue;
+      one = *t;
+    }
+    else
+      one.socket = argv[i + 1];
+    if (open_target (&one, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS) {
+      status = EXIT_FAILURE;
+      continue;
+    }
+    if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
+      error ("%s", err);
+      status = close_target (c, EXIT_FAILURE);
+      continue;
+    }
+    for (k = 0; k < n; k++) {
+      if (strcmp (s[k].set, norm) != 0)
+        continue;
+      found++;
+      if (sc_client_delete (c, SC_CLIENT_DELETE_NAME, s[k].name,
+                            print_deleted, NULL, err, sizeof err) < 0) {
+        error ("%s", err);
+        status = EXIT_FAILURE;
+      }
+    }
+    free (s);
+    status = close_target (c, status);
+  }
+  if (found == 0 && status == EXIT_SUCCESS) {
+    error ("no snapshot of set %s", norm);
+    status = EXIT_FAILURE;
+  }
+  return status;
+}
+
 static int
 cmd_delete (const struct target *t, int argc, char **argv)
 {
@@ -377,6 +511,8 @@ cmd_delete (const struct target *t, int argc, char **argv)
   char err[1024];
   int i, status = EXIT_SUCCESS, todo = 0;
 
+  if (argc >= 2 && strcmp (argv[0], "--set") == 0)
+    return delete_set (t, argc, argv);
   if (argc == 1 && strcmp (argv[0], "--oldest") == 0)
     what = SC_CLIENT_DELETE_OLDEST;
   else if (argc == 1 && strcmp (argv[0], "--all") == 0)
@@ -605,6 +741,9 @@ static const struct verb {
   int (*run) (const struct target *t, int argc, char **argv);
 } verbs[] = {
   { "create", cmd_create },
+  { "writers", cmd_writers },
+  { "mount", cmd_mount },
+  { "umount", cmd_umount },
   { "list", cmd_list },
   { "delete", cmd_delete },
   { "info", cmd_info },
@@ -658,9 +797,18 @@ main (int argc, char *argv[])
   }
   if (t.socket && t.diff)
     return usage_error ("use either -c SOCKET or --diff DIFFAREA, not both");
-  /* check names its diff area itself: shadowcopy check DIFFAREA. */
+  /* check names its diff area itself: shadowcopy check DIFFAREA; create
+   * may name its volumes with its own -c; writers, mount and umount may
+   * need no volume. */
   if (!t.socket && !t.diff &&
-      !(optind < argc && strcmp (argv[optind], "check") == 0))
+      !(optind < argc && (strcmp (argv[optind], "check") == 0 ||
+                          (strcmp (argv[optind], "delete") == 0 &&
+                           optind + 1 < argc &&
+                           strcmp (argv[optind + 1], "--set") == 0) ||
+                          strcmp (argv[optind], "create") == 0 ||
+                          strcmp (argv[optind], "writers") == 0 ||
+                          strcmp (argv[optind], "mount") == 0 ||
+                          strcmp (argv[optind], "umount") == 0)))
     return usage_error ("say which volume: -c SOCKET or --diff DIFFAREA");
   if (optind == argc)
     return usage_error ("no verb given");

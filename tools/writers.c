@@ -1,0 +1,688 @@
+/* shadowcopy: writers (see writers.h).
+ *
+ * Notes on the design
+ *
+ * Each phase of an external writer is a child process in its own process
+ * group, stdin /dev/null, stdout and stderr into one pipe.  The parent
+ * polls that pipe until the child closes it and exits, keeping the last
+ * SC_WRITER_OUTPUT_MAX bytes, and kills the whole group at the deadline
+ * or when the CLI is interrupted, so a writer that forks cannot outlive
+ * its phase.
+ *
+ * fsfreeze needs the opposite: something that outlives the CLI just long
+ * enough to thaw.  Its guardian (a forked child in its own session,
+ * deaf to terminal signals) freezes, reports, then waits on a pipe from
+ * the CLI; EOF on that pipe (thaw, abort, the CLI's death) or the end of
+ * the freeze window makes it thaw and exit.
+ */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/control-protocol.h"
+#include "tools/writers.h"
+
+volatile sig_atomic_t sc_interrupted;
+
+static uint64_t
+mono_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* ---- the list ------------------------------------------------------- */
+
+static int
+writer_add (struct sc_writer **v, size_t *n, const char *name)
+{
+  struct sc_writer *nv = realloc (*v, (*n + 1) * sizeof *nv);
+
+  if (!nv)
+    return -ENOMEM;
+  *v = nv;
+  memset (&nv[*n], 0, sizeof nv[*n]);
+  nv[*n].guard_cmd = nv[*n].guard_status = -1;
+  if (!(nv[*n].name = strdup (name)))
+    return -ENOMEM;
+  if (strncmp (name, "fsfreeze:", 9) == 0 &&
+      !(nv[*n].mountpoint = strdup (name + 9)))
+    return -ENOMEM;
+  (*n)++;
+  return 0;
+}
+
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+int
+sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
+                    bool dir_optional, struct sc_writer **out, size_t *n,
+                    char *err, size_t errlen)
+{
+  struct sc_writer *v = NULL;
+  size_t nv = 0;
+  int r = 0;
+
+  for (size_t i = 0; i < ncmds && r == 0; i++) {
+    if (strncmp (cmds[i], "fsfreeze:", 9) == 0 && cmds[i][9] != '/') {
+      snprintf (err, errlen, "writer %s: the mount point must be an "
+                "absolute path", cmds[i]);
+      sc_writers_free (v, nv);
+      return -EINVAL;
+    }
+    r = writer_add (&v, &nv, cmds[i]);
+  }
+  if (r == 0 && dir) {
+    DIR *d = opendir (dir);
+    if (!d && !(dir_optional && errno == ENOENT)) {
+      r = -errno;
+      snprintf (err, errlen, "writers directory %s: %s", dir, strerror (-r));
+      sc_writers_free (v, nv);
+      return r;
+    }
+    char **names = NULL;
+    size_t nn = 0;
+    struct dirent *e;
+    while (d && r == 0 && (e = readdir (d))) {
+      size_t len = strlen (e->d_name);
+      if (e->d_name[0] == '.' || (len && e->d_name[len - 1] == '~'))
+        continue;
+      char *path;
+      if (asprintf (&path, "%s/%s", dir, e->d_name) < 0) {
+        r = -ENOMEM;
+        break;
+      }
+      struct stat st;
+      if (stat (path, &st) < 0 || !S_ISREG (st.st_mode) ||
+          access (path, X_OK) < 0) {
+        free (path);
+        continue;
+      }
+      char **nn2 = realloc (names, (nn + 1) * sizeof *nn2);
+      if (!nn2) {
+        free (path);
+        r = -ENOMEM;
+        break;
+      }
+      names = nn2;
+      names[nn++] = path;
+    }
+    if (d)
+      closedir (d);
+    qsort (names, nn, sizeof *names, cmp_str);
+    for (size_t i = 0; i < nn; i++) {
+      if (r == 0)
+        r = writer_add (&v, &nv, names[i]);
+      free (names[i]);
+    }
+    free (names);
+  }
+  if (r < 0) {
+    snprintf (err, errlen, "listing writers: %s", strerror (-r));
+    sc_writers_free (v, nv);
+    return r;
+  }
+  *out = v;
+  *n = nv;
+  return 0;
+}
+
+void
+sc_writers_free (struct sc_writer *w, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    free (w[i].name);
+    free (w[i].mountpoint);
+    if (w[i].guard_cmd >= 0)
+      close (w[i].guard_cmd);
+    if (w[i].guard_status >= 0)
+      close (w[i].guard_status);
+  }
+  free (w);
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+static void
+set_result (struct sc_writer *w, const char *phase, const char *result,
+            const char *output)
+{
+  snprintf (w->phase, sizeof w->phase, "%s", phase);
+  snprintf (w->result, sizeof w->result, "%s", result);
+  snprintf (w->output, sizeof w->output, "%s", output);
+  /* One line, whatever the writer printed. */
+  size_t len = strlen (w->output);
+  while (len && (w->output[len - 1] == '\n' || w->output[len - 1] == ' '))
+    w->output[--len] = '\0';
+  for (char *p = w->output; *p; p++)
+    if (*p == '\n')
+      *p = ' ';
+  sc_ctl_sanitize (w->output);
+  w->when = (uint64_t) time (NULL);
+}
+
+static int
+report (struct sc_writer *w, const char *phase, int r, const char *result,
+        char *msg, size_t msglen)
+{
+  if (r < 0)
+    snprintf (msg, msglen, "writer %s: %s: %s%s%s", w->name, phase, result,
+              w->output[0] ? ": " : "", w->output);
+  return r;
+}
+
+/* ---- fsfreeze ----------------------------------------------------------- */
+
+static void
+guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
+{
+  int fd, e = 0;
+  char c;
+
+  setsid ();
+  signal (SIGINT, SIG_IGN);
+  signal (SIGTERM, SIG_IGN);
+  signal (SIGHUP, SIG_IGN);
+  signal (SIGPIPE, SIG_IGN);
+  fd = open (mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ioctl (fd, FIFREEZE, 0) < 0)
+    e = errno;
+  if (write (status, &e, sizeof e) != sizeof e || e) {
+    /* Frozen but could not say so: thaw now. */
+    if (!e)
+      ioctl (fd, FITHAW, 0);
+    _exit (1);
+  }
+  struct pollfd p = { .fd = cmd, .events = POLLIN };
+  uint64_t end = mono_ms () + freeze_ms;
+  for (;;) {
+    uint64_t now = mono_ms ();
+    if (now >= end)
+      break;
+    int k = poll (&p, 1, (int) (end - now));
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k != 0)
+      break;                    /* thaw, or the CLI is gone */
+  }
+  e = ioctl (fd, FITHAW, 0) < 0 ? errno : 0;
+  if (read (cmd, &c, 1) < 0)
+    (void) 0;
+  if (write (status, &e, sizeof e) < 0)
+    (void) 0;
+  _exit (e ? 1 : 0);
+}
+
+static int
+fsfreeze_freeze (struct sc_writer *w, uint64_t freeze_ms, char *msg,
+                 size_t msglen)
+{
+  int cmd[2], st[2], e = 0;
+
+  if (w->guard)
+    return 0;
+  if (pipe2 (cmd, O_CLOEXEC) < 0)
+    return -errno;
+  if (pipe2 (st, O_CLOEXEC) < 0) {
+    e = -errno;
+    close (cmd[0]);
+    close (cmd[1]);
+    return e;
+  }
+  pid_t pid = fork ();
+  if (pid == 0) {
+    close (cmd[1]);
+    close (st[0]);
+    guardian (w->mountpoint, cmd[0], st[1], freeze_ms);
+  }
+  close (cmd[0]);
+  close (st[1]);
+  if (pid < 0) {
+    e = -errno;
+    close (cmd[1]);
+    close (st[0]);
+    return e;
+  }
+  ssize_t k;
+  while ((k = read (st[0], &e, sizeof e)) < 0 && errno == EINTR)
+    ;
+  if (k != sizeof e || e) {
+    char why[128];
+    snprintf (why, sizeof why, "FIFREEZE %s: %s", w->mountpoint,
+              k == sizeof e ? strerror (e) : "the freezer died");
+    close (cmd[1]);
+    close (st[0]);
+    waitpid (pid, NULL, 0);
+    set_result (w, "freeze", "failed", why);
+    return report (w, "freeze", -(k == sizeof e ? e : EIO), "failed",
+                   msg, msglen);
+  }
+  w->guard = pid;
+  w->guard_cmd = cmd[1];
+  w->guard_status = st[0];
+  set_result (w, "freeze", "ok", "");
+  return 0;
+}
+
+static int
+fsfreeze_thaw (struct sc_writer *w, const char *phase, char *msg,
+               size_t msglen)
+{
+  int e = 0;
+
+  if (!w->guard) {
+    /* Not frozen by us (or already thawed): make sure, harmlessly. */
+    int fd = open (w->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (ioctl (fd, FITHAW, 0) < 0 && errno != EINVAL)
+        e = errno;
+      close (fd);
+    }
+  }
+  else {
+    close (w->guard_cmd);       /* EOF: thaw */
+    w->guard_cmd = -1;
+    ssize_t k;
+    while ((k = read (w->guard_status, &e, sizeof e)) < 0 && errno == EINTR)
+      ;
+    if (k != sizeof e)
+      e = EIO;
+    while (waitpid (w->guard, NULL, 0) < 0 && errno == EINTR)
+      ;
+    close (w->guard_status);
+    w->guard_status = -1;
+    w->guard = 0;
+    /* EINVAL: the window had already ended and the guardian thawed. */
+    if (e == EINVAL)
+      e = 0;
+  }
+  if (e) {
+    char why[128];
+    snprintf (why, sizeof why, "FITHAW %s: %s", w->mountpoint, strerror (e));
+    set_result (w, phase, "failed", why);
+    return report (w, phase, -e, "failed", msg, msglen);
+  }
+  set_result (w, phase, "ok", "");
+  return 0;
+}
+
+static int
+fsfreeze_run (struct sc_writer *w, const char *phase, uint64_t freeze_ms,
+              char *msg, size_t msglen)
+{
+  struct stat st;
+
+  if (strcmp (phase, "freeze") == 0)
+    return fsfreeze_freeze (w, freeze_ms, msg, msglen);
+  if (strcmp (phase, "thaw") == 0 || strcmp (phase, "abort") == 0)
+    return fsfreeze_thaw (w, phase, msg, msglen);
+  if (strcmp (phase, "identify") == 0 || strcmp (phase, "prepare") == 0) {
+    if (stat (w->mountpoint, &st) < 0 || !S_ISDIR (st.st_mode)) {
+      set_result (w, phase, "failed", stat (w->mountpoint, &st) < 0
+                  ? strerror (errno) : "not a directory");
+      return report (w, phase, -ENOTDIR, "failed", msg, msglen);
+    }
+    set_result (w, phase, "ok", strcmp (phase, "identify") == 0
+                ? "built-in: freezes the filesystem" : "");
+    return 0;
+  }
+  set_result (w, phase, "ok", "");
+  return 0;
+}
+
+/* ---- external writers ------------------------------------------------- */
+
+int
+sc_writer_run (struct sc_writer *w, const char *phase,
+               const struct sc_writer_env *env, uint64_t timeout_ms,
+               uint64_t freeze_ms, char *msg, size_t msglen)
+{
+  char out[SC_WRITER_OUTPUT_MAX];
+  size_t outlen = 0;
+  int p[2], status = 0;
+  bool timed_out = false, interrupted = false;
+
+  if (w->mountpoint)
+    return fsfreeze_run (w, phase, freeze_ms, msg, msglen);
+
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return -errno;
+  fflush (NULL);
+  pid_t pid = fork ();
+  if (pid < 0) {
+    int e = -errno;
+    close (p[0]);
+    close (p[1]);
+    return e;
+  }
+  if (pid == 0) {
+    int null = open ("/dev/null", O_RDONLY);
+    setpgid (0, 0);
+    signal (SIGPIPE, SIG_DFL);
+    signal (SIGINT, SIG_DFL);
+    signal (SIGTERM, SIG_DFL);
+    signal (SIGHUP, SIG_DFL);
+    if (null >= 0)
+      dup2 (null, 0);
+    dup2 (p[1], 1);
+    dup2 (p[1], 2);
+    setenv ("SHADOWCOPY_PHASE", phase, 1);
+    setenv ("SHADOWCOPY_WRITER", w->name, 1);
+    setenv ("SHADOWCOPY_SET_ID", env->set_id ? env->set_id : "", 1);
+    setenv ("SHADOWCOPY_SNAPSHOT", env->snapshot ? env->snapshot : "", 1);
+    setenv ("SHADOWCOPY_SNAPSHOTS", env->snapshots ? env->snapshots : "", 1);
+    setenv ("SHADOWCOPY_VOLUMES", env->volumes ? env->volumes : "", 1);
+    execl (w->name, w->name, phase, (char *) NULL);
+    fprintf (stderr, "cannot run %s: %s\n", w->name, strerror (errno));
+    _exit (127);
+  }
+  setpgid (pid, pid);           /* both sides, whoever runs first */
+  close (p[1]);
+
+  /* thaw and abort run to the end (or their time limit) even when the
+   * CLI was interrupted: they are what makes the interruption safe. */
+  bool interruptible = strcmp (phase, "thaw") != 0 &&
+                       strcmp (phase, "abort") != 0;
+  uint64_t end = mono_ms () + timeout_ms;
+  for (;;) {
+    uint64_t now = mono_ms ();
+    if (sc_interrupted && interruptible) {
+      interrupted = true;
+      break;
+    }
+    if (now >= end) {
+      timed_out = true;
+      break;
+    }
+    struct pollfd pf = { .fd = p[0], .events = POLLIN };
+    int k = poll (&pf, 1, (int) (end - now));
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      continue;
+    char buf[512];
+    ssize_t n = read (p[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;                    /* every copy of the pipe is closed */
+    /* Keep the last bytes: the end of the output says what went wrong. */
+    /* (buf is smaller than out.) */
+    if (outlen + n > sizeof out - 1) {
+      size_t drop = outlen + n - (sizeof out - 1);
+      memmove (out, out + drop, outlen - drop);
+      outlen -= drop;
+    }
+    memcpy (out + outlen, buf, n);
+    outlen += n;
+  }
+  close (p[0]);
+  out[outlen] = '\0';
+  if (timed_out || interrupted)
+    kill (-pid, SIGKILL);
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  /* A phase still running past the deadline: its leftovers go too. */
+  if (!timed_out && !interrupted)
+    kill (-pid, SIGKILL);
+
+  char result[32];
+  int r = 0;
+  if (timed_out) {
+    snprintf (result, sizeof result, "timed out after %" PRIu64 " ms",
+              timeout_ms);
+    r = -ETIMEDOUT;
+  }
+  else if (interrupted) {
+    snprintf (result, sizeof result, "interrupted");
+    r = -EINTR;
+  }
+  else if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    snprintf (result, sizeof result, "ok");
+  else if (WIFEXITED (status)) {
+    snprintf (result, sizeof result, "exit status %d", WEXITSTATUS (status));
+    r = -ECHILD;
+  }
+  else {
+    snprintf (result, sizeof result, "killed by signal %d",
+              WTERMSIG (status));
+    r = -ECHILD;
+  }
+  set_result (w, phase, result, out);
+  return report (w, phase, r, result, msg, msglen);
+}
+
+/* ---- state -------------------------------------------------------------- */
+
+static int
+mkdir_p (char *path)
+{
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    int r = mkdir (path, 0755);
+    *p = '/';
+    if (r < 0 && errno != EEXIST)
+      return -errno;
+  }
+  if (mkdir (path, 0700) < 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+const char *
+sc_state_dir (bool create, char *err, size_t errlen)
+{
+  static char dir[4096];
+  const char *e;
+
+  if ((e = getenv ("SHADOWCOPY_STATE_DIR")) && *e)
+    snprintf (dir, sizeof dir, "%s", e);
+  else if ((e = getenv ("XDG_STATE_HOME")) && *e)
+    snprintf (dir, sizeof dir, "%s/shadowcopy", e);
+  else if (geteuid () == 0)
+    snprintf (dir, sizeof dir, "/var/lib/shadowcopy");
+  else {
+    const char *home = getenv ("HOME");
+    struct passwd *pw;
+    if ((!home || !*home) && (pw = getpwuid (geteuid ())))
+      home = pw->pw_dir;
+    if (!home || !*home) {
+      snprintf (err, errlen, "no state directory: set SHADOWCOPY_STATE_DIR");
+      return NULL;
+    }
+    snprintf (dir, sizeof dir, "%s/.local/state/shadowcopy", home);
+  }
+  if (create) {
+    int r = mkdir_p (dir);
+    if (r < 0) {
+      snprintf (err, errlen, "state directory %s: %s", dir, strerror (-r));
+      return NULL;
+    }
+  }
+  return dir;
+}
+
+/* STATE/writers: NAME TAB PHASE TAB RESULT TAB WHEN TAB OUTPUT, one line
+ * per writer ever run. */
+struct rec { char *line; char name[4096]; };
+
+static size_t
+load_state (const char *path, struct rec **out)
+{
+  FILE *f = fopen (path, "r");
+  struct rec *v = NULL;
+  size_t n = 0;
+  char *line = NULL;
+  size_t cap = 0;
+
+  *out = NULL;
+  if (!f)
+    return 0;
+  while (getline (&line, &cap, f) > 0) {
+    line[strcspn (line, "\n")] = '\0';
+    struct rec *nv = realloc (v, (n + 1) * sizeof *nv);
+    if (!nv)
+      break;
+    v = nv;
+    snprintf (v[n].name, sizeof v[n].name, "%.*s",
+              (int) strcspn (line, "\t"), line);
+    v[n].line = strdup (line);
+    if (v[n].line)
+      n++;
+  }
+  free (line);
+  fclose (f);
+  *out = v;
+  return n;
+}
+
+int
+sc_writers_save (const struct sc_writer *w, size_t n, char *err,
+                 size_t errlen)
+{
+  const char *dir = sc_state_dir (true, err, errlen);
+  char path[4200], tmp[4210];
+  struct rec *old;
+  size_t nold;
+
+  if (!dir)
+    return -EIO;
+  snprintf (path, sizeof path, "%s/writers", dir);
+  snprintf (tmp, sizeof tmp, "%s.tmp", path);
+  nold = load_state (path, &old);
+  FILE *f = fopen (tmp, "w");
+  if (!f) {
+    int r = -errno;
+    snprintf (err, errlen, "%s: %s", tmp, strerror (-r));
+    for (size_t i = 0; i < nold; i++)
+      free (old[i].line);
+    free (old);
+    return r;
+  }
+  for (size_t i = 0; i < nold; i++) {
+    bool replaced = false;
+    for (size_t j = 0; j < n; j++)
+      if (w[j].phase[0] && strcmp (w[j].name, old[i].name) == 0)
+        replaced = true;
+    if (!replaced)
+      fprintf (f, "%s\n", old[i].line);
+    free (old[i].line);
+  }
+  free (old);
+  for (size_t j = 0; j < n; j++) {
+    char name[4096];
+    if (!w[j].phase[0])
+      continue;
+    snprintf (name, sizeof name, "%s", w[j].name);
+    sc_ctl_sanitize (name);
+    fprintf (f, "%s\t%s\t%s\t%" PRIu64 "\t%s\n", name, w[j].phase,
+             w[j].result, w[j].when, w[j].output);
+  }
+  if (fclose (f) != 0 || rename (tmp, path) < 0) {
+    int r = -errno;
+    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+    unlink (tmp);
+    return r;
+  }
+  return 0;
+}
+
+static void
+json_str (const char *s)
+{
+  putchar ('"');
+  for (; *s; s++) {
+    unsigned char c = *s;
+    if (c == '"' || c == '\\')
+      printf ("\\%c", c);
+    else if (c < 0x20)
+      printf ("\\u%04x", c);
+    else
+      putchar (c);
+  }
+  putchar ('"');
+}
+
+int
+sc_writers_print (const struct sc_writer *w, size_t n, bool json)
+{
+  char err[256], path[4200];
+  const char *dir = sc_state_dir (false, err, sizeof err);
+  struct rec *st = NULL;
+  size_t nst = 0;
+
+  if (dir) {
+    snprintf (path, sizeof path, "%s/writers", dir);
+    nst = load_state (path, &st);
+  }
+  if (json)
+    printf ("[");
+  else
+    printf ("%-40s  %-16s  %-24s  %-20s  %s\n", "WRITER", "LAST PHASE",
+            "RESULT", "WHEN", "OUTPUT");
+  for (size_t i = 0; i < n; i++) {
+    char *fields[5] = { NULL };
+    for (size_t k = 0; k < nst; k++)
+      if (strcmp (st[k].name, w[i].name) == 0) {
+        char *save, *p = st[k].line;
+        for (int f = 0; f < 5; f++) {
+          fields[f] = strsep (&p, "\t");
+          (void) save;
+          if (!fields[f])
+            break;
+        }
+      }
+    const char *phase = fields[1] ? fields[1] : "";
+    const char *result = fields[2] ? fields[2] : "never run";
+    const char *output = fields[4] ? fields[4] : "";
+    char when[32] = "";
+    if (fields[3]) {
+      uint64_t t = strtoull (fields[3], NULL, 10);
+      sc_ctl_format_time (t * 1000000000u, when, sizeof when);
+    }
+    if (json) {
+      printf ("%s\n  {\"writer\": ", i ? "," : "");
+      json_str (w[i].name);
+      printf (", \"phase\": ");
+      json_str (phase);
+      printf (", \"result\": ");
+      json_str (result);
+      printf (", \"when\": ");
+      json_str (when);
+      printf (", \"output\": ");
+      json_str (output);
+      printf ("}");
+    }
+    else
+      printf ("%-40s  %-16s  %-24s  %-20s  %s\n", w[i].name,
+              phase[0] ? phase : "-", result, when[0] ? when : "-", output);
+  }
+  if (json)
+    printf ("%s]\n", n ? "\n" : "");
+  for (size_t k = 0; k < nst; k++)
+    free (st[k].line);
+  free (st);
+  return 0;
+}

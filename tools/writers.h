@@ -1,0 +1,86 @@
+/* shadowcopy: writers, the application hooks around a snapshot.
+ *
+ * A writer is an executable called with one phase argument (identify,
+ * prepare, freeze, thaw, abort, post-snapshot, backup-complete) and these
+ * environment variables:
+ *   SHADOWCOPY_PHASE      the phase, again
+ *   SHADOWCOPY_SET_ID     the snapshot set's UUID
+ *   SHADOWCOPY_SNAPSHOT   the snapshot name (the same on every volume)
+ *   SHADOWCOPY_SNAPSHOTS  one SOCKET=NAME per volume, space-separated
+ *   SHADOWCOPY_VOLUMES    the control sockets of the volumes, space-separated
+ *   SHADOWCOPY_WRITER     the writer's own name
+ * Exit status 0 is success.  Its standard output and error are captured
+ * (the last SC_WRITER_OUTPUT_MAX bytes): a failure message quotes them.
+ * A writer that outlives its time limit is killed (SIGKILL to its
+ * process group).
+ *
+ * The built-in writer fsfreeze:MOUNTPOINT freezes the filesystem mounted
+ * there (FIFREEZE) in its freeze phase and thaws it (FITHAW) in thaw and
+ * abort.  The freeze is done by a guardian process that thaws by itself
+ * when told to, when the CLI dies (its pipe closes, even on kill -9) or
+ * when the freeze window ends, whichever comes first: a filesystem is
+ * never left frozen.
+ */
+#ifndef SHADOWCOPY_TOOLS_WRITERS_H
+#define SHADOWCOPY_TOOLS_WRITERS_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SC_WRITER_OUTPUT_MAX 1024
+#define SC_WRITERS_DIR_DEFAULT "/etc/shadowcopy/writers.d"
+
+struct sc_writer {
+  char *name;                   /* as given: a path or fsfreeze:MOUNTPOINT */
+  char *mountpoint;             /* fsfreeze: only */
+  bool excluded;                /* failed identify: left out */
+  pid_t guard;                  /* fsfreeze: the guardian, or 0 */
+  int guard_cmd, guard_status;  /* its pipes */
+  /* The last phase run, for `shadowcopy writers`. */
+  char phase[24];
+  char result[32];              /* "ok", "exit 3", "timeout", ... */
+  char output[SC_WRITER_OUTPUT_MAX];
+  uint64_t when;                /* Unix seconds */
+};
+
+struct sc_writer_env {
+  const char *set_id, *snapshot, *snapshots, *volumes;
+};
+
+/* Set by the CLI's SIGINT/SIGTERM/SIGHUP handler: a writer phase in
+ * progress is cut short (its writer killed) and reported as interrupted,
+ * except thaw and abort, which always run to the end or their limit. */
+extern volatile sig_atomic_t sc_interrupted;
+
+/* The writers: each of cmds (in order), then the executables of `dir` in
+ * name order (skipping names starting with '.' and ending with '~'); a
+ * missing `dir` is no error when `dir_optional`. */
+int sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
+                        bool dir_optional, struct sc_writer **out,
+                        size_t *n, char *err, size_t errlen);
+void sc_writers_free (struct sc_writer *w, size_t n);
+
+/* Run one phase of writer `w` within timeout_ms.  0 on success; else a
+ * negative errno (-ETIMEDOUT, -EINTR, -ECHILD for a non-zero exit) and
+ * msg says "writer NAME: PHASE: what happened: its output".
+ * `freeze_ms` bounds the fsfreeze guardian (the freeze window). */
+int sc_writer_run (struct sc_writer *w, const char *phase,
+                   const struct sc_writer_env *env, uint64_t timeout_ms,
+                   uint64_t freeze_ms, char *msg, size_t msglen);
+
+/* Where the CLI keeps its state: $SHADOWCOPY_STATE_DIR, else
+ * $XDG_STATE_HOME/shadowcopy, else /var/lib/shadowcopy for root and
+ * ~/.local/state/shadowcopy for others.  Created (mode 0700) when
+ * `create` is set.  Returns a static buffer, or NULL with err set. */
+const char *sc_state_dir (bool create, char *err, size_t errlen);
+
+/* Record each writer's last result in STATE/writers (merged with what is
+ * there), and print the recorded results. */
+int sc_writers_save (const struct sc_writer *w, size_t n,
+                     char *err, size_t errlen);
+int sc_writers_print (const struct sc_writer *w, size_t n, bool json);
+
+#endif
