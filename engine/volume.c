@@ -797,21 +797,24 @@ sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
                          uint32_t count, uint64_t offset)
 {
   struct sc_snapshot_info info;
-  int r = sc_diff_snapshot_get (v->diff, id, &info);
-  if (r < 0)
-    return r;
-  r = check_range (v, count, offset);
+  int r = check_range (v, count, offset);
   if (r < 0 || count == 0) {
-    sc_diff_snapshot_put (v->diff, id);
+    if (r == 0)
+      r = sc_diff_snapshot_check (v->diff, id);
     return r;
   }
 
+  /* Pin the snapshot only once the range is ours: a policy drop may wait
+   * for the readers of a dropped snapshot (sc_diff_copy_reserve), so a
+   * pinned reader must never wait for a writer's range. */
   struct sc_range range;
   sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
                      (offset + count - 1) >> v->chunk_shift, false);
-  /* A policy drop or an invalidation may have happened while we waited
-   * for the range: its writes no longer copy what this snapshot sees. */
-  r = sc_diff_snapshot_check (v->diff, id);
+  r = sc_diff_snapshot_get (v->diff, id, &info);
+  if (r < 0) {
+    sc_rangelock_unlock (&v->chunks, &range);
+    return r;
+  }
 
   /* One request per run of origin chunks, one per diff-area piece. */
   struct sc_io_req reqs[IO_BATCH];
