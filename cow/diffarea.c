@@ -1888,8 +1888,11 @@ shrink_tail (struct sc_diff *d)
 /* Growth in steps: when a slot reaches past what is preallocated, reserve
  * the next step of the file: 1/16 of the limit (at most 64 MiB, at least
  * a chunk, never past the limit), or 16 MiB when unbounded.  Best effort:
- * if the filesystem cannot give the whole step, whatever it gave is
- * punched back, and the copy goes ahead without preallocation. */
+ * if the filesystem cannot give the whole step, the copy goes ahead
+ * without preallocation.  Whatever part of the step it did give is kept:
+ * punching the step back could hit slots in use (the journal takes its
+ * slots without growing, so they can lie past prealloc_end), and
+ * preallocated free slots cost nothing the limit does not count. */
 #define GROW_UNBOUNDED (16u << 20)
 static void
 grow (struct sc_diff *d, uint64_t slot)
@@ -1911,11 +1914,8 @@ grow (struct sc_diff *d, uint64_t slot)
     to = cap > need ? cap : need;
   if (sc_io_fallocate (d->fd, FALLOC_FL_KEEP_SIZE, from, to - from) == 0)
     d->prealloc_end = to;
-  else {
-    (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                            from, to - from);
+  else
     d->prealloc_end = need;
-  }
 }
 
 /* Would `extra` more data slots fit under max_bytes? */

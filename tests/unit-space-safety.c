@@ -315,3 +315,48 @@ Test (space_safety, replay_refuses_a_limit_below_the_minimum)
     uh_area_free (&a);
   }
 }
+
+/* ---- a failed preallocation punches nothing --------------------------- */
+
+static int g_punches, g_prealloc_failed;
+
+static int
+prealloc_fails (const struct sc_io_req *q)
+{
+  if (q->op != SC_IO_FALLOCATE)
+    return 0;
+  if (q->flags & FALLOC_FL_PUNCH_HOLE) {
+    g_punches += q->len > CS;     /* a journal slot taken is one chunk */
+    return 0;
+  }
+  if (q->flags == FALLOC_FL_KEEP_SIZE && q->len > CS) {
+    g_prealloc_failed++;          /* a growth step; the filesystem is full */
+    return -ENOSPC;
+  }
+  return 0;
+}
+
+Test (space_safety, a_failed_preallocation_punches_nothing)
+{
+  struct uh_area a;
+  uh_area_create (&a, 256 * CS, CS, 5);
+  cr_assert_eq (sc_diff_set_max (a.d, 256 * CS, 0, NULL), 0);
+  struct sc_snapshot_info s = uh_snap (a.d, "a");
+  g_punches = g_prealloc_failed = 0;
+  sc_io_fault_hook = prealloc_fails;
+  for (uint64_t c = 0; c < 64; c++)
+    cr_assert_eq (copy (a.d, c, 500 + c), 0);
+  sc_io_fault_hook = NULL;
+  cr_assert_gt (g_prealloc_failed, 0, "no growth step was attempted");
+  /* Nothing was freed, so nothing but journal slots being zeroed may be
+   * punched: punching the step back could hit the journal's slots. */
+  cr_assert_eq (g_punches, 0, "%d punches after failed preallocations",
+                g_punches);
+  uh_area_reopen (&a, 0);
+  for (uint64_t c = 0; c < 64; c++) {
+    uint64_t off;
+    cr_assert_eq (sc_diff_resolve (a.d, s.epoch, c, &off), SC_WHERE_DIFF);
+    uh_assert_slot_data (a.d, off, 500 + c);
+  }
+  uh_area_free (&a);
+}
