@@ -103,6 +103,7 @@ struct sc_diff {
   uint64_t space_waits;
   uint64_t invalidations;       /* this session */
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
+  uint64_t ndisc_extents;       /* their extents, all snapshots */
 };
 
 static void snap_free (struct sc_diff *d, struct snap *s);
@@ -675,7 +676,12 @@ session_flags (const struct sc_diff *d, uint32_t flags)
 static bool
 journal_too_long (const struct sc_diff *d, uint64_t records)
 {
-  uint64_t live = d->index.copies + 2 * d->nsnaps + 1;
+  /* What a checkpoint writes: snapshots (and invalidations), the state,
+   * the limit, discard extents, the drop history, and the copies. */
+  uint64_t drops = d->drops_total < SC_DROP_HISTORY ? d->drops_total
+                                                    : SC_DROP_HISTORY;
+  uint64_t live = d->index.copies + 2 * d->nsnaps + 2 + d->ndisc_extents
+                  + drops;
   return records > 2 * live + 65536;
 }
 
@@ -1640,6 +1646,8 @@ snap_free (struct sc_diff *d, struct snap *s)
 {
   if (s->ndisc && d->ndisc_snaps)
     d->ndisc_snaps--;
+  d->ndisc_extents -= s->ndisc < d->ndisc_extents ? s->ndisc
+                                                   : d->ndisc_extents;
   free (s->disc);
   free (s);
 }
@@ -1698,45 +1706,58 @@ needed_in (struct sc_diff *d, uint32_t from, uint32_t to, uint64_t chunk)
   return false;
 }
 
-static int
-cmp_extent (const void *a, const void *b)
-{
-  const struct extent *x = a, *y = b;
-  return x->first < y->first ? -1 : x->first > y->first;
-}
-
-/* Add [first, first + count) to s's discarded chunks. */
+/* Add [first, first + count) to s's discarded chunks, kept sorted and
+ * disjoint with touching extents merged: a binary search, then the
+ * extents it overlaps or touches are merged into one in place.  O(log n)
+ * plus a memmove, so replaying many discards stays near linear. */
 static int
 disc_add (struct sc_diff *d, struct snap *s, uint64_t first, uint64_t count)
 {
-  if (s->ndisc == s->disc_cap) {
-    size_t cap = s->disc_cap ? s->disc_cap * 2 : 4;
-    struct extent *e = realloc (s->disc, cap * sizeof *e);
-    if (!e)
-      return -ENOMEM;
-    s->disc = e;
-    s->disc_cap = cap;
-  }
-  if (s->ndisc == 0)
-    d->ndisc_snaps++;
-  s->disc[s->ndisc++] = (struct extent) { first, count };
-  qsort (s->disc, s->ndisc, sizeof *s->disc, cmp_extent);
-  size_t k = 0;
-  uint64_t total = 0;
-  for (size_t i = 1; i < s->ndisc; i++) {
-    struct extent *p = &s->disc[k];
-    if (s->disc[i].first <= p->first + p->count) {
-      uint64_t end = s->disc[i].first + s->disc[i].count;
-      if (end > p->first + p->count)
-        p->count = end - p->first;
-    }
+  uint64_t end = first + count;
+  /* The first extent that ends at or after `first`. */
+  size_t lo = 0, hi = s->ndisc;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->disc[mid].first + s->disc[mid].count < first)
+      lo = mid + 1;
     else
-      s->disc[++k] = s->disc[i];
+      hi = mid;
   }
-  s->ndisc = k + 1;
-  for (size_t i = 0; i < s->ndisc; i++)
-    total += s->disc[i].count;
-  s->info.discarded_bytes = total * d->chunk_size;
+  /* [lo, k): the extents that overlap or touch the new one. */
+  size_t k = lo;
+  uint64_t merged = 0;
+  while (k < s->ndisc && s->disc[k].first <= end)
+    merged += s->disc[k++].count;
+  if (k == lo) {                /* nothing to merge: insert at lo */
+    if (s->ndisc == s->disc_cap) {
+      size_t cap = s->disc_cap ? s->disc_cap * 2 : 4;
+      struct extent *e = realloc (s->disc, cap * sizeof *e);
+      if (!e)
+        return -ENOMEM;
+      s->disc = e;
+      s->disc_cap = cap;
+    }
+    if (s->ndisc == 0)
+      d->ndisc_snaps++;
+    memmove (&s->disc[lo + 1], &s->disc[lo],
+             (s->ndisc - lo) * sizeof *s->disc);
+    s->disc[lo] = (struct extent) { first, count };
+    s->ndisc++;
+    d->ndisc_extents++;
+  }
+  else {
+    uint64_t f = s->disc[lo].first < first ? s->disc[lo].first : first;
+    uint64_t e = s->disc[k - 1].first + s->disc[k - 1].count;
+    if (e < end)
+      e = end;
+    s->disc[lo] = (struct extent) { f, e - f };
+    memmove (&s->disc[lo + 1], &s->disc[k],
+             (s->ndisc - k) * sizeof *s->disc);
+    s->ndisc -= k - lo - 1;
+    d->ndisc_extents -= k - lo - 1;
+    count = e - f;
+  }
+  s->info.discarded_bytes += (count - merged) * d->chunk_size;
   return 0;
 }
 

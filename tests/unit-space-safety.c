@@ -360,3 +360,40 @@ Test (space_safety, a_failed_preallocation_punches_nothing)
   }
   uh_area_free (&a);
 }
+
+/* ---- discard extents: merged in place, checked against a model ------- */
+
+Test (space_safety, discards_match_a_model_and_survive_a_reopen)
+{
+  enum { N = 512 };
+  struct uh_area a;
+  uh_area_create (&a, N * CS, CS, 5);
+  struct sc_snapshot_info s = uh_snap (a.d, "a");
+  bool model[N] = { false };
+  uint64_t rng = 42;
+  for (int i = 0; i < 300; i++) {
+    uint64_t first = uh_rand_below (&rng, N);
+    uint64_t len = 1 + uh_rand_below (&rng, i % 10 == 0 ? 40 : 4);
+    uint64_t last = first + len - 1 < N ? first + len - 1 : N - 1;
+    cr_assert_eq (sc_diff_snapshot_discard (a.d, s.id, first, last), 0);
+    for (uint64_t c = first; c <= last; c++)
+      model[c] = true;
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    uint64_t want = 0;
+    for (uint64_t c = 0; c < N; c++) {
+      uint64_t off;
+      want += model[c];
+      cr_assert_eq (sc_diff_resolve (a.d, s.epoch, c, &off),
+                    model[c] ? SC_WHERE_ZERO : SC_WHERE_ORIGIN,
+                    "chunk %lu (pass %d)", (unsigned long) c, pass);
+      cr_assert_eq (sc_diff_needs_copy (a.d, c), !model[c]);
+    }
+    cr_assert_eq (uh_find (a.d, "a").discarded_bytes, want * CS);
+    cr_assert_eq (uh_stats (a.d).discarded_bytes, want * CS);
+    uh_area_close (&a);
+    uh_sb_mark_unclean (a.diff_path);   /* replay, and checkpoint */
+    uh_area_open (&a, 0);
+  }
+  uh_area_free (&a);
+}
