@@ -348,6 +348,10 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
   for (size_t i = 0; i < n; i++) {
     if (state[i] != READ)
       continue;
+    if (refused) {              /* the request fails anyway */
+      state[i] = FAILED;
+      continue;
+    }
     int r = sc_diff_copy_reserve (v->diff, chunks[i], &slot[i]);
     if (r == 1) {               /* a policy drop: no longer needed */
       state[i] = DONE;
@@ -439,7 +443,7 @@ cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
   size_t n = 0;
   int r = 0;
   uint64_t t0 = 0;
-  for (uint64_t c = first; c <= last;) {
+  for (uint64_t c = first; c <= last && r != -ENOSPC;) {
     n += sc_diff_needs_copy_range (v->diff, c, last, batch + n, max - n, &c);
     if (n && !t0)
       t0 = mono_ns ();
@@ -449,7 +453,7 @@ cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
       n = 0;
     }
   }
-  if (n) {
+  if (n && r != -ENOSPC) {     /* after a refusal, copy no more */
     int e = cow_batch (v, batch, n);
     r = r ? r : e;
   }
@@ -478,10 +482,10 @@ live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
   /* Under on-full=fail-writes a copy that does not fit fails the request
    * before the origin is touched (copies already made stay valid). */
   r = cow_range (v, range.first, range.last);
-  if (r == 0)
-    r = fn (v, buf, count, offset, flags);
   if (r == -ENOSPC)
-    COUNT (v, writes_refused, 1);
+    COUNT (v, writes_refused, 1);     /* refused by on-full=fail-writes */
+  else if (r == 0)
+    r = fn (v, buf, count, offset, flags);
   sc_rangelock_unlock (&v->chunks, &range);
   pthread_rwlock_unlock (&v->gate);
   return r;
