@@ -1636,9 +1636,12 @@ sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
  * record can always be written.
  *
  * Policy drops write a SNAP_DROP record and commit it before any slot is
- * freed.  A dropped snapshot with a read in flight cannot wait for it (the
- * writer that drops holds chunk locks the reader may be waiting for): it
- * is unlisted at once and freed by its last reader's put.
+ * freed: until then the snapshot is `pending` and counts as alive.  A
+ * dropped snapshot with a read in flight is unlisted at once and freed by
+ * its last reader's put.  The writer that dropped it does not wait for
+ * that put, but one still short of space does (wait_space) rather than
+ * drop the next snapshot: readers pin only after taking their chunk range
+ * (sc_volume_snapshot_read), so a pinned reader never waits for a writer.
  */
 
 static void
