@@ -55,6 +55,8 @@ struct snap {
   bool deleted;                 /* waiting for its readers to finish */
   bool dropped;                 /* deleted by a policy: removed (and its
                                    copies freed) by its last reader */
+  bool pending;                 /* deleted, but its delete or drop record
+                                   is not durable yet: copies kept */
   struct extent *disc;          /* discarded chunks, sorted, disjoint */
   size_t ndisc, disc_cap;
 };
@@ -98,8 +100,10 @@ struct sc_diff {
   struct sc_drop_info drops[SC_DROP_HISTORY];   /* a ring */
   uint64_t drops_total;         /* ever; drops[] holds the last ones */
   uint64_t full_failures;
+  uint64_t space_waits;
   uint64_t invalidations;       /* this session */
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
+  uint64_t ndisc_extents;       /* their extents, all snapshots */
 };
 
 static void snap_free (struct sc_diff *d, struct snap *s);
@@ -313,7 +317,8 @@ gc_run (struct sc_diff *d, bool free_slots)
   /* A deleted snapshot with a read in flight still needs its copies. */
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
-    if ((!s->deleted && s->info.invalid_reason == SC_VALID) || s->readers) {
+    if (((!s->deleted || s->pending) && s->info.invalid_reason == SC_VALID)
+        || s->readers) {
       g.snaps[g.nlive] = s;
       g.live[g.nlive++] = s->info.epoch;
     }
@@ -671,7 +676,12 @@ session_flags (const struct sc_diff *d, uint32_t flags)
 static bool
 journal_too_long (const struct sc_diff *d, uint64_t records)
 {
-  uint64_t live = d->index.copies + 2 * d->nsnaps + 1;
+  /* What a checkpoint writes: snapshots (and invalidations), the state,
+   * the limit, discard extents, the drop history, and the copies. */
+  uint64_t drops = d->drops_total < SC_DROP_HISTORY ? d->drops_total
+                                                    : SC_DROP_HISTORY;
+  uint64_t live = d->index.copies + 2 * d->nsnaps + 2 + d->ndisc_extents
+                  + drops;
   return records > 2 * live + 65536;
 }
 
@@ -1196,6 +1206,7 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
   st->max_bytes = d->max_bytes;
   st->dropped = d->drops_total;
   st->full_failures = d->full_failures;
+  st->space_waits = d->space_waits;
   st->invalidations = d->invalidations;
   for (size_t i = 0; i < d->nsnaps; i++)
     st->invalid += !d->snaps[i]->deleted &&
@@ -1312,12 +1323,18 @@ sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
   int r = sc_journal_append (&d->journal, &rec, sizeof rec, &seq);
   if (r < 0)
     return r;
+  /* Until the record is durable, a crash would bring the snapshot back:
+   * writes keep copying for it and gc keeps its copies. */
   s->deleted = true;
-  valid_remove (d, s->info.epoch);
+  s->pending = true;
   uint64_t id = s->info.id;
   r = commit_locked (d, seq);
+  if ((s = snap_by_id (d, id, NULL)))
+    s->pending = false;
   if (r < 0)
     return r;
+  if (s)
+    valid_remove (d, s->info.epoch);
 
   /* Its copies may be freed once no read of it is in flight. */
   while ((s = snap_by_id (d, id, NULL)) && s->readers)
@@ -1326,6 +1343,7 @@ sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
   if (snap_by_id (d, id, &pos))
     snap_remove_at (d, pos);
   r = gc_run (d, true);
+  pthread_cond_broadcast (&d->readers_done);    /* space_pending changed */
   if (r == 0)
     maybe_checkpoint (d);
   return r;
@@ -1416,8 +1434,13 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
   uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
   uint64_t seq = 0;
   int r = 0;
+  bool pending = false;
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
+    /* A snapshot whose delete is not durable yet needs no record (replay
+     * would not know it), but the origin must not change before it is. */
+    if (s->pending && s->info.epoch >= from)
+      pending = true;
     if (s->deleted || s->info.invalid_reason != SC_VALID ||
         s->info.epoch < from)
       continue;
@@ -1436,6 +1459,8 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
     diff_fail (d, r);
     return r;
   }
+  if (!seq && pending && d->have_journal)
+    seq = d->journal.next_seq - 1;
   r = seq ? commit_locked (d, seq) : 0;
   if (r == 0 && seq)
     maybe_checkpoint (d);
@@ -1577,6 +1602,7 @@ sc_diff_snapshot_put (struct sc_diff *d, uint64_t id)
     if (s->dropped) {           /* nobody waits for it: free it here */
       snap_remove_at (d, pos);
       (void) gc_run (d, true);
+      pthread_cond_broadcast (&d->readers_done);
     }
   }
 }
@@ -1610,9 +1636,12 @@ sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
  * record can always be written.
  *
  * Policy drops write a SNAP_DROP record and commit it before any slot is
- * freed.  A dropped snapshot with a read in flight cannot wait for it (the
- * writer that drops holds chunk locks the reader may be waiting for): it
- * is unlisted at once and freed by its last reader's put.
+ * freed: until then the snapshot is `pending` and counts as alive.  A
+ * dropped snapshot with a read in flight is unlisted at once and freed by
+ * its last reader's put.  The writer that dropped it does not wait for
+ * that put, but one still short of space does (wait_space) rather than
+ * drop the next snapshot: readers pin only after taking their chunk range
+ * (sc_volume_snapshot_read), so a pinned reader never waits for a writer.
  */
 
 static void
@@ -1620,6 +1649,8 @@ snap_free (struct sc_diff *d, struct snap *s)
 {
   if (s->ndisc && d->ndisc_snaps)
     d->ndisc_snaps--;
+  d->ndisc_extents -= s->ndisc < d->ndisc_extents ? s->ndisc
+                                                   : d->ndisc_extents;
   free (s->disc);
   free (s);
 }
@@ -1678,53 +1709,65 @@ needed_in (struct sc_diff *d, uint32_t from, uint32_t to, uint64_t chunk)
   return false;
 }
 
-static int
-cmp_extent (const void *a, const void *b)
-{
-  const struct extent *x = a, *y = b;
-  return x->first < y->first ? -1 : x->first > y->first;
-}
-
-/* Add [first, first + count) to s's discarded chunks. */
+/* Add [first, first + count) to s's discarded chunks, kept sorted and
+ * disjoint with touching extents merged: a binary search, then the
+ * extents it overlaps or touches are merged into one in place.  O(log n)
+ * plus a memmove, so replaying many discards stays near linear. */
 static int
 disc_add (struct sc_diff *d, struct snap *s, uint64_t first, uint64_t count)
 {
-  if (s->ndisc == s->disc_cap) {
-    size_t cap = s->disc_cap ? s->disc_cap * 2 : 4;
-    struct extent *e = realloc (s->disc, cap * sizeof *e);
-    if (!e)
-      return -ENOMEM;
-    s->disc = e;
-    s->disc_cap = cap;
-  }
-  if (s->ndisc == 0)
-    d->ndisc_snaps++;
-  s->disc[s->ndisc++] = (struct extent) { first, count };
-  qsort (s->disc, s->ndisc, sizeof *s->disc, cmp_extent);
-  size_t k = 0;
-  uint64_t total = 0;
-  for (size_t i = 1; i < s->ndisc; i++) {
-    struct extent *p = &s->disc[k];
-    if (s->disc[i].first <= p->first + p->count) {
-      uint64_t end = s->disc[i].first + s->disc[i].count;
-      if (end > p->first + p->count)
-        p->count = end - p->first;
-    }
+  uint64_t end = first + count;
+  /* The first extent that ends at or after `first`. */
+  size_t lo = 0, hi = s->ndisc;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->disc[mid].first + s->disc[mid].count < first)
+      lo = mid + 1;
     else
-      s->disc[++k] = s->disc[i];
+      hi = mid;
   }
-  s->ndisc = k + 1;
-  for (size_t i = 0; i < s->ndisc; i++)
-    total += s->disc[i].count;
-  s->info.discarded_bytes = total * d->chunk_size;
+  /* [lo, k): the extents that overlap or touch the new one. */
+  size_t k = lo;
+  uint64_t merged = 0;
+  while (k < s->ndisc && s->disc[k].first <= end)
+    merged += s->disc[k++].count;
+  if (k == lo) {                /* nothing to merge: insert at lo */
+    if (s->ndisc == s->disc_cap) {
+      size_t cap = s->disc_cap ? s->disc_cap * 2 : 4;
+      struct extent *e = realloc (s->disc, cap * sizeof *e);
+      if (!e)
+        return -ENOMEM;
+      s->disc = e;
+      s->disc_cap = cap;
+    }
+    if (s->ndisc == 0)
+      d->ndisc_snaps++;
+    memmove (&s->disc[lo + 1], &s->disc[lo],
+             (s->ndisc - lo) * sizeof *s->disc);
+    s->disc[lo] = (struct extent) { first, count };
+    s->ndisc++;
+    d->ndisc_extents++;
+  }
+  else {
+    uint64_t f = s->disc[lo].first < first ? s->disc[lo].first : first;
+    uint64_t e = s->disc[k - 1].first + s->disc[k - 1].count;
+    if (e < end)
+      e = end;
+    s->disc[lo] = (struct extent) { f, e - f };
+    memmove (&s->disc[lo + 1], &s->disc[k],
+             (s->ndisc - k) * sizeof *s->disc);
+    s->ndisc -= k - lo - 1;
+    d->ndisc_extents -= k - lo - 1;
+    count = e - f;
+  }
+  s->info.discarded_bytes += (count - merged) * d->chunk_size;
   return 0;
 }
 
+/* Record drop number `total` (the caller checked it follows the last). */
 static void
 drop_push (struct sc_diff *d, const struct sc_drop_info *di, uint64_t total)
 {
-  if (total <= d->drops_total)
-    total = d->drops_total + 1;
   d->drops[(total - 1) % SC_DROP_HISTORY] = *di;
   d->drops_total = total;
 }
@@ -1740,11 +1783,21 @@ apply_space_record (struct sc_diff *d, const struct sc_rec_hdr *h,
                                .drop_ns = r->drop_ns, .reason = r->reason };
     if (r->name_len == 0 || r->name_len > SC_NAME_MAX ||
         sizeof *r + r->name_len > h->len ||
-        r->reason < SC_DROPPED_DIFF_FULL || r->reason > SC_DROPPED_SHRINK ||
-        r->total == 0)
+        r->reason < SC_DROPPED_DIFF_FULL || r->reason > SC_DROPPED_SHRINK)
       return CORRUPT ("journal record %" PRIu64 ": bad drop record",
                       h->seq);
+    /* Drops are numbered 1, 2, ... with no gap; a checkpoint's history
+     * starts at its oldest kept drop, so the first one may be higher. */
+    if (d->drops_total ? r->total != d->drops_total + 1
+                       : r->total == 0 || r->total > UINT64_MAX / 2)
+      return CORRUPT ("journal record %" PRIu64 ": drop number %" PRIu64
+                      " does not follow %" PRIu64, h->seq, r->total,
+                      d->drops_total);
     memcpy (di.name, r->name, r->name_len);
+    /* As for snapshot records: a NUL inside would shorten the name. */
+    if (strlen (di.name) != r->name_len || !sc_snapshot_name_valid (di.name))
+      return CORRUPT ("journal record %" PRIu64 ": bad name in a drop "
+                      "record", h->seq);
     size_t pos;
     if (snap_by_id (d, r->id, &pos))
       snap_remove_at (d, pos);
@@ -1753,9 +1806,12 @@ apply_space_record (struct sc_diff *d, const struct sc_rec_hdr *h,
   }
   case SC_REC_LIMIT: {
     const struct sc_rec_limit *r = (const void *) h;
-    if (r->reserved != 0)
-      return CORRUPT ("journal record %" PRIu64 ": bad limit record",
-                      h->seq);
+    if (r->reserved != 0 ||
+        (r->max_bytes != 0 &&
+         r->max_bytes < SC_DIFF_MAX_MIN_CHUNKS * (uint64_t) d->chunk_size))
+      return CORRUPT ("journal record %" PRIu64 ": bad limit record (%"
+                      PRIu64 " bytes; the smallest limit is %u chunks)",
+                      h->seq, r->max_bytes, SC_DIFF_MAX_MIN_CHUNKS);
     d->max_bytes = r->max_bytes;
     d->max_recorded = true;
     return 0;
@@ -1824,9 +1880,10 @@ ckpt_space (struct sc_diff *d, struct sc_journal *j)
   }
   uint64_t n = d->drops_total < SC_DROP_HISTORY ? d->drops_total
                                                 : SC_DROP_HISTORY;
-  for (uint64_t t = d->drops_total - n + 1; r == 0 && t <= d->drops_total;
-       t++)
+  for (uint64_t i = 0; r == 0 && i < n; i++) {
+    uint64_t t = d->drops_total - n + 1 + i;
     r = append_drop (j, &d->drops[(t - 1) % SC_DROP_HISTORY], t, NULL);
+  }
   return r;
 }
 
@@ -1855,8 +1912,11 @@ shrink_tail (struct sc_diff *d)
 /* Growth in steps: when a slot reaches past what is preallocated, reserve
  * the next step of the file: 1/16 of the limit (at most 64 MiB, at least
  * a chunk, never past the limit), or 16 MiB when unbounded.  Best effort:
- * if the filesystem cannot give the whole step, whatever it gave is
- * punched back, and the copy goes ahead without preallocation. */
+ * if the filesystem cannot give the whole step, the copy goes ahead
+ * without preallocation.  Whatever part of the step it did give is kept:
+ * punching the step back could hit slots in use (the journal takes its
+ * slots without growing, so they can lie past prealloc_end), and
+ * preallocated free slots cost nothing the limit does not count. */
 #define GROW_UNBOUNDED (16u << 20)
 static void
 grow (struct sc_diff *d, uint64_t slot)
@@ -1878,11 +1938,8 @@ grow (struct sc_diff *d, uint64_t slot)
     to = cap > need ? cap : need;
   if (sc_io_fallocate (d->fd, FALLOC_FL_KEEP_SIZE, from, to - from) == 0)
     d->prealloc_end = to;
-  else {
-    (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                            from, to - from);
+  else
     d->prealloc_end = need;
-  }
 }
 
 /* Would `extra` more data slots fit under max_bytes? */
@@ -1917,21 +1974,58 @@ drop_oldest (struct sc_diff *d, uint32_t reason)
     return r;
   }
   drop_push (d, &di, d->drops_total + 1);
+  /* Until the record is durable a crash brings the snapshot back, so its
+   * copies stay (gc, and a reader's put, leave a pending snapshot alone)
+   * and writes keep copying for it (it stays in valid[]). */
   s->deleted = true;
-  s->dropped = true;
-  valid_remove (d, s->info.epoch);
+  s->pending = true;
   uint64_t id = s->info.id;
   void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
   if (say)
     say ("snapshot %s (id %" PRIu64 ") deleted: %s", di.name, id,
          sc_invalid_reason_text (reason));
   r = commit_locked (d, seq);
+  size_t pos;
+  s = snap_by_id (d, id, &pos);
+  if (s)
+    s->pending = false;
   if (r < 0)
     return r;
-  size_t pos;
-  if ((s = snap_by_id (d, id, &pos)) && s->readers == 0)
-    snap_remove_at (d, pos);
-  return gc_run (d, true);
+  if (s) {
+    valid_remove (d, s->info.epoch);
+    if (s->readers == 0)
+      snap_remove_at (d, pos);
+    else
+      s->dropped = true;        /* freed by its last reader's put */
+  }
+  r = gc_run (d, true);
+  pthread_cond_broadcast (&d->readers_done);
+  return r;
+}
+
+/* Is space about to come back: a deleted snapshot whose copies are still
+ * kept, for a read in flight or until its record is durable?  Dropping
+ * another snapshot meanwhile would drop one too many. */
+static bool
+space_pending (const struct sc_diff *d)
+{
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (d->snaps[i]->deleted)
+      return true;
+  return false;
+}
+
+/* Wait for space_pending to change.  The readers of a dropped snapshot
+ * hold no chunk lock a writer waits for (sc_volume_snapshot_read pins
+ * after taking its range), so this ends when their I/O does. */
+static int
+wait_space (struct sc_diff *d)
+{
+  if (d->failed)
+    return -EIO;
+  d->space_waits++;
+  pthread_cond_wait (&d->readers_done, &d->lock);
+  return 0;
 }
 
 static size_t
@@ -1986,6 +2080,12 @@ sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
       return -ENOSPC;
     bool any = false;
     while (!fits (d, max_bytes, 0)) {
+      if (space_pending (d)) {
+        int r = wait_space (d);
+        if (r < 0)
+          return r;
+        continue;
+      }
       int r = drop_oldest (d, SC_DROPPED_SHRINK);
       if (r == -ENOENT)
         break;
@@ -2055,7 +2155,8 @@ sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
                   "fail-writes)", d->max_bytes, chunk);
       return -ENOSPC;
     }
-    int r = drop_oldest (d, SC_DROPPED_DIFF_FULL);
+    int r = space_pending (d) ? wait_space (d)
+                              : drop_oldest (d, SC_DROPPED_DIFF_FULL);
     if (r < 0)
       return r == -ENOENT ? -ENOSPC : r;
   }
@@ -2103,8 +2204,9 @@ chunk_gc (struct sc_diff *d, uint64_t chunk)
     for (size_t i = snap_lower_bound (d, prev);
          !keep && i < d->nsnaps && d->snaps[i]->info.epoch < c.epoch; i++) {
       struct snap *s = d->snaps[i];
-      if (((!s->deleted && s->info.invalid_reason == SC_VALID) ||
-           s->readers) && snap_needs (s, chunk))
+      if ((((!s->deleted || s->pending) &&
+            s->info.invalid_reason == SC_VALID) || s->readers) &&
+          snap_needs (s, chunk))
         keep = true;
     }
     if (!keep)

@@ -100,6 +100,8 @@ struct sc_diff_stats {
   uint64_t invalid;             /* listed snapshots that are invalid */
   uint64_t invalidations;       /* snapshots invalidated since the open */
   uint64_t discarded_bytes;     /* discarded by snapshot readers, total */
+  uint64_t space_waits;         /* copies that waited for a deleted
+                                   snapshot's space (reads in flight) */
   uint8_t uuid[16];
   struct sc_origin_id origin;
 };
@@ -286,7 +288,11 @@ uint64_t sc_diff_get_max (struct sc_diff *d, bool *recorded);
  * for a copy of `chunk`.  Returns 0 with *offset set, 1 if no snapshot
  * needs the chunk any more (policy drops may have removed the ones that
  * did), -ENOSPC if it does not fit and on-full=fail-writes (or nothing
- * is left to drop), other negative errnos on failure. */
+ * is left to drop), other negative errnos on failure.  While a deleted
+ * snapshot's copies are still kept (a read of it in flight, or its record
+ * not yet durable) it waits for them to be freed rather than drop another
+ * snapshot: the caller must not hold a snapshot pin (sc_diff_snapshot_get)
+ * itself, and a pinned reader must not wait for the caller. */
 int sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk,
                           uint64_t *offset);
 

@@ -348,6 +348,10 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
   for (size_t i = 0; i < n; i++) {
     if (state[i] != READ)
       continue;
+    if (refused) {              /* the request fails anyway */
+      state[i] = FAILED;
+      continue;
+    }
     int r = sc_diff_copy_reserve (v->diff, chunks[i], &slot[i]);
     if (r == 1) {               /* a policy drop: no longer needed */
       state[i] = DONE;
@@ -439,7 +443,7 @@ cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
   size_t n = 0;
   int r = 0;
   uint64_t t0 = 0;
-  for (uint64_t c = first; c <= last;) {
+  for (uint64_t c = first; c <= last && r != -ENOSPC;) {
     n += sc_diff_needs_copy_range (v->diff, c, last, batch + n, max - n, &c);
     if (n && !t0)
       t0 = mono_ns ();
@@ -449,7 +453,7 @@ cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
       n = 0;
     }
   }
-  if (n) {
+  if (n && r != -ENOSPC) {     /* after a refusal, copy no more */
     int e = cow_batch (v, batch, n);
     r = r ? r : e;
   }
@@ -478,10 +482,10 @@ live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
   /* Under on-full=fail-writes a copy that does not fit fails the request
    * before the origin is touched (copies already made stay valid). */
   r = cow_range (v, range.first, range.last);
-  if (r == 0)
-    r = fn (v, buf, count, offset, flags);
   if (r == -ENOSPC)
-    COUNT (v, writes_refused, 1);
+    COUNT (v, writes_refused, 1);     /* refused by on-full=fail-writes */
+  else if (r == 0)
+    r = fn (v, buf, count, offset, flags);
   sc_rangelock_unlock (&v->chunks, &range);
   pthread_rwlock_unlock (&v->gate);
   return r;
@@ -797,21 +801,24 @@ sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
                          uint32_t count, uint64_t offset)
 {
   struct sc_snapshot_info info;
-  int r = sc_diff_snapshot_get (v->diff, id, &info);
-  if (r < 0)
-    return r;
-  r = check_range (v, count, offset);
+  int r = check_range (v, count, offset);
   if (r < 0 || count == 0) {
-    sc_diff_snapshot_put (v->diff, id);
+    if (r == 0)
+      r = sc_diff_snapshot_check (v->diff, id);
     return r;
   }
 
+  /* Pin the snapshot only once the range is ours: a policy drop may wait
+   * for the readers of a dropped snapshot (sc_diff_copy_reserve), so a
+   * pinned reader must never wait for a writer's range. */
   struct sc_range range;
   sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
                      (offset + count - 1) >> v->chunk_shift, false);
-  /* A policy drop or an invalidation may have happened while we waited
-   * for the range: its writes no longer copy what this snapshot sees. */
-  r = sc_diff_snapshot_check (v->diff, id);
+  r = sc_diff_snapshot_get (v->diff, id, &info);
+  if (r < 0) {
+    sc_rangelock_unlock (&v->chunks, &range);
+    return r;
+  }
 
   /* One request per run of origin chunks, one per diff-area piece. */
   struct sc_io_req reqs[IO_BATCH];

@@ -273,7 +273,7 @@ space_print_info (const struct sc_client_volume *v, bool json)
     printf ("diff-area limit: unbounded\n");
   if (v->on_full[0])
     printf ("on full: %s\nmax snapshots: %" PRIu64 "\n"
-            "writes refused when full: %" PRIu64 "\n", v->on_full,
+            "copies refused when full: %" PRIu64 "\n", v->on_full,
             v->max_snapshots, v->full_failures);
   printf ("snapshots dropped by policy: %" PRIu64 "\n", v->dropped);
   printf ("invalid snapshots: %" PRIu64 "\n", v->invalid);
