@@ -193,17 +193,46 @@ report (struct sc_writer *w, const char *phase, int r, const char *result,
 
 /* ---- fsfreeze ----------------------------------------------------------- */
 
+/* What the guardian reports after a thaw when the freeze window ended
+ * first: the filesystem was thawed before the CLI asked. */
+#define GUARD_WINDOW_ENDED (-1)
+
+/* The guardian keeps only its two pipes (as fds 3 and 4) and /dev/null:
+ * an inherited copy of another guardian's pipe would keep that one from
+ * seeing EOF, an inherited control socket would keep the server from
+ * seeing the CLI go, and an inherited stdout would keep whoever reads
+ * the CLI's output waiting until the window ends. */
+static void
+guardian_fds (int *cmd, int *status)
+{
+  int c = fcntl (*cmd, F_DUPFD, 10);
+  int s = fcntl (*status, F_DUPFD, 10);
+  int null = open ("/dev/null", O_RDWR);
+
+  if (c < 0 || s < 0 || null < 0)
+    _exit (1);
+  dup2 (null, 0);
+  dup2 (null, 1);
+  dup2 (null, 2);
+  dup2 (c, 3);
+  dup2 (s, 4);
+  close_range (5, ~0U, 0);
+  *cmd = 3;
+  *status = 4;
+}
+
 static void
 guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
 {
   int fd, e = 0;
-  char c;
+  bool expired = false;
 
   setsid ();
   signal (SIGINT, SIG_IGN);
   signal (SIGTERM, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
+  guardian_fds (&cmd, &status);
   fd = open (mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || ioctl (fd, FIFREEZE, 0) < 0)
     e = errno;
@@ -217,8 +246,10 @@ guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
   uint64_t end = mono_ms () + freeze_ms;
   for (;;) {
     uint64_t now = mono_ms ();
-    if (now >= end)
+    if (now >= end) {
+      expired = true;
       break;
+    }
     int k = poll (&p, 1, (int) (end - now));
     if (k < 0 && errno == EINTR)
       continue;
@@ -226,8 +257,9 @@ guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
       break;                    /* thaw, or the CLI is gone */
   }
   e = ioctl (fd, FITHAW, 0) < 0 ? errno : 0;
-  if (read (cmd, &c, 1) < 0)
-    (void) 0;
+  if (e == 0 && expired)
+    e = GUARD_WINDOW_ENDED;
+  /* No waiting for the CLI: the status pipe keeps the answer. */
   if (write (status, &e, sizeof e) < 0)
     (void) 0;
   _exit (e ? 1 : 0);
@@ -312,9 +344,15 @@ fsfreeze_thaw (struct sc_writer *w, const char *phase, char *msg,
     close (w->guard_status);
     w->guard_status = -1;
     w->guard = 0;
-    /* EINVAL: the window had already ended and the guardian thawed. */
-    if (e == EINVAL)
-      e = 0;
+    /* The window ended first: the guardian thawed the filesystem before
+     * we asked, so whatever was taken after that is not consistent. */
+    if (e == GUARD_WINDOW_ENDED) {
+      char why[160];
+      snprintf (why, sizeof why, "the freeze window ended before thaw: "
+                "%s was thawed early", w->mountpoint);
+      set_result (w, phase, "window expired", why);
+      return report (w, phase, -ETIMEDOUT, "window expired", msg, msglen);
+    }
   }
   if (e) {
     char why[128];
@@ -438,13 +476,29 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   }
   close (p[0]);
   out[outlen] = '\0';
-  if (timed_out || interrupted)
-    kill (-pid, SIGKILL);
+  /* The output is closed, but the writer may still run (it may have
+   * closed or redirected its output): the limit holds until it exits.
+   * WNOWAIT leaves it a zombie, so its process group id cannot be
+   * reused before the group is killed below. */
+  while (!timed_out && !interrupted) {
+    siginfo_t si = { 0 };
+    if (waitid (P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+        errno != EINTR)
+      break;
+    if (si.si_pid == pid)
+      break;
+    if (sc_interrupted && interruptible)
+      interrupted = true;
+    else if (mono_ms () >= end)
+      timed_out = true;
+    else
+      usleep (10000);
+  }
+  /* Whatever is left of the phase goes with it (the writer's own
+   * leftovers too), before the leader is reaped. */
+  kill (-pid, SIGKILL);
   while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
     ;
-  /* A phase still running past the deadline: its leftovers go too. */
-  if (!timed_out && !interrupted)
-    kill (-pid, SIGKILL);
 
   char result[32];
   int r = 0;
