@@ -68,6 +68,16 @@ writer_add (struct sc_writer **v, size_t *n, const char *name)
   return 0;
 }
 
+/* Writers run with the CLI's privileges (root, usually): only a file or
+ * directory owned by root or the caller, not writable by group or
+ * others, is trusted. */
+static bool
+trusted (const struct stat *st)
+{
+  return (st->st_uid == 0 || st->st_uid == geteuid ()) &&
+         !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
 static int
 cmp_str (const void *a, const void *b)
 {
@@ -100,6 +110,14 @@ sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
       sc_writers_free (v, nv);
       return r;
     }
+    struct stat dst;
+    if (d && (fstat (dirfd (d), &dst) < 0 || !trusted (&dst))) {
+      fprintf (stderr, "shadowcopy: warning: writers directory %s is not "
+               "owned by root or you, or is group/world-writable: "
+               "ignoring it\n", dir);
+      closedir (d);
+      d = NULL;
+    }
     char **names = NULL;
     size_t nn = 0;
     struct dirent *e;
@@ -115,6 +133,13 @@ sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
       struct stat st;
       if (stat (path, &st) < 0 || !S_ISREG (st.st_mode) ||
           access (path, X_OK) < 0) {
+        free (path);
+        continue;
+      }
+      if (!trusted (&st)) {
+        fprintf (stderr, "shadowcopy: warning: writer %s is not owned by "
+                 "root or you, or is group/world-writable: skipping it\n",
+                 path);
         free (path);
         continue;
       }
@@ -430,7 +455,8 @@ sc_writer_run (struct sc_writer *w, const char *phase,
     setenv ("SHADOWCOPY_SNAPSHOT", env->snapshot ? env->snapshot : "", 1);
     setenv ("SHADOWCOPY_SNAPSHOTS", env->snapshots ? env->snapshots : "", 1);
     setenv ("SHADOWCOPY_VOLUMES", env->volumes ? env->volumes : "", 1);
-    execl (w->name, w->name, phase, (char *) NULL);
+    /* A name without '/' is looked up in PATH; no shell, no arguments. */
+    execlp (w->name, w->name, phase, (char *) NULL);
     fprintf (stderr, "cannot run %s: %s\n", w->name, strerror (errno));
     _exit (127);
   }
