@@ -388,7 +388,10 @@ attempt (struct create *cr, bool *retryable)
       v->released = true;
   }
   if (r < 0) {
-    *retryable = r == -ETIMEDOUT || is_busy (r);
+    /* EEXIST of a default name on a later volume of a set: the next
+     * attempt takes a new name. */
+    *retryable = r == -ETIMEDOUT || is_busy (r) ||
+                 (r == -EEXIST && !cr->have_name);
     goto fail_volumes;
   }
 
