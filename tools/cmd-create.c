@@ -178,15 +178,26 @@ undo_volumes (struct create *cr)
   for (size_t i = 0; i < cr->nvols; i++) {
     struct vol *v = &cr->vols[i];
     char err[1024];
+    bool undone = true;
     if (v->begun && !v->released) {
-      if (simple (v, "ABORT", NULL, 0, err, sizeof err) < 0)
+      if (simple (v, "ABORT", NULL, 0, err, sizeof err) < 0) {
         sc_cli_error ("%s: abort: %s", v->socket, err);
+        undone = false;
+      }
     }
     else if (v->released && v->committed) {
       const char *a = v->snap.name;
-      if (simple (v, "DELETE", &a, 1, err, sizeof err) < 0)
+      if (simple (v, "DELETE", &a, 1, err, sizeof err) < 0) {
         sc_cli_error ("%s: deleting %s: %s", v->socket, a, err);
+        undone = false;
+      }
     }
+    /* A server that died after COMMIT keeps the snapshot (see
+     * docs/design.md): say how to remove it once it is back. */
+    if (!undone && v->committed)
+      sc_cli_error ("%s: snapshot %s of set %s may remain: remove it with "
+                    "shadowcopy -c %s delete --set %s", v->socket,
+                    v->snap.name, cr->set_id, v->socket, cr->set_id);
     v->begun = v->committed = v->released = false;
   }
 }
