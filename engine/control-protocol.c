@@ -13,6 +13,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -349,12 +350,64 @@ sc_ctl_sanitize (char *s)
 
 /* send() with MSG_NOSIGNAL so a vanished peer is -EPIPE rather than a
  * signal that would kill nbdkit; write() for pipes and files (tests). */
+/* The send deadline of this thread (sc_ctl_set_send_deadline). */
+static __thread uint64_t send_deadline;
+
+void
+sc_ctl_set_send_deadline (uint64_t ns)
+{
+  send_deadline = ns;
+}
+
+static uint64_t
+now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* Wait until FD is ready for EVENTS or the absolute DEADLINE (0: none,
+ * return at once) passes: 0 when ready (or when poll cannot tell: the
+ * read or send itself then reports), -EAGAIN when the deadline passed.
+ * The time left is computed afresh before every read or send, so a peer
+ * trickling bytes does not extend it.  With GRACE, a descriptor that is
+ * ready at once still passes after the deadline (a reply to a request
+ * that ran late goes out if the peer is reading). */
+static int
+wait_deadline (int fd, short events, uint64_t deadline, bool grace)
+{
+  if (deadline == 0)
+    return 0;
+  for (;;) {
+    uint64_t now = now_ns ();
+    struct pollfd p = { .fd = fd, .events = events };
+    int ms, r;
+
+    if (now >= deadline && !grace)
+      return -EAGAIN;
+    ms = now >= deadline ? 0 : (int) ((deadline - now + 999999) / 1000000);
+    r = poll (&p, 1, ms);
+    if (r > 0)
+      return 0;
+    if (r < 0 && errno != EINTR)
+      return 0;
+    if (r == 0 && ms == 0)
+      return -EAGAIN;
+  }
+}
+
 static int
 write_all (int fd, const char *buf, size_t len)
 {
   bool is_socket = true;
 
   while (len > 0) {
+    int w = wait_deadline (fd, POLLOUT, send_deadline, true);
+    if (w < 0)
+      return w == -EAGAIN ? -ETIMEDOUT : w;
+
     ssize_t r = is_socket ? send (fd, buf, len, MSG_NOSIGNAL)
                           : write (fd, buf, len);
 
@@ -475,8 +528,15 @@ void
 sc_ctl_reader_init (struct sc_ctl_reader *r, int fd)
 {
   r->fd = fd;
+  r->deadline = 0;
   r->start = r->end = 0;
   r->skipping = 0;
+}
+
+void
+sc_ctl_reader_set_deadline (struct sc_ctl_reader *r, uint64_t ns)
+{
+  r->deadline = ns;
 }
 
 int
@@ -520,6 +580,9 @@ sc_ctl_read_line (struct sc_ctl_reader *r, char **line, const char **why)
       return fail (why, "line too long");
     }
 
+    n = wait_deadline (r->fd, POLLIN, r->deadline, false);
+    if (n < 0)
+      return (int) n;
     n = read (r->fd, r->buf + r->end, sizeof r->buf - r->end);
     if (n < 0) {
       if (errno == EINTR)

@@ -178,6 +178,7 @@ int sc_ctl_write_err (int fd, int err, const char *fmt, ...)
  */
 struct sc_ctl_reader {
   int fd;
+  uint64_t deadline;            /* CLOCK_MONOTONIC ns; 0: none */
   size_t start, end;            /* unread bytes are buf[start..end) */
   int skipping;                 /* discarding the rest of an over-long line */
   char buf[SC_CTL_LINE_MAX];
@@ -185,11 +186,21 @@ struct sc_ctl_reader {
 
 void sc_ctl_reader_init (struct sc_ctl_reader *r, int fd);
 
+/* An absolute deadline (CLOCK_MONOTONIC, ns; 0 for none) for the reads
+ * of sc_ctl_read_line: once it has passed, sc_ctl_read_line returns
+ * -EAGAIN even in the middle of a line (the bytes already read are
+ * kept), however the peer trickles its bytes. */
+void sc_ctl_reader_set_deadline (struct sc_ctl_reader *r, uint64_t ns);
+
+/* The same for every sc_ctl_write_* of the calling thread: a send that
+ * cannot complete by the deadline fails with -ETIMEDOUT.  0: none. */
+void sc_ctl_set_send_deadline (uint64_t ns);
+
 /* Read the next line.  Returns 1 with *line pointing at it (LF removed,
  * NUL-terminated, valid until the next call), 0 at a clean end of input,
  * -EINVAL with *why set for an over-long line, a NUL byte or input that
  * ends in the middle of a line, or the negative errno of read(2) (-EAGAIN
- * when a SO_RCVTIMEO timeout expired).  After -EINVAL the reader has
+ * when a SO_RCVTIMEO timeout expired or the reader's deadline passed).  After -EINVAL the reader has
  * dropped the bad line (an over-long one up to its LF, as it arrives), so
  * the next call reads the line after it. */
 int sc_ctl_read_line (struct sc_ctl_reader *r, char **line,

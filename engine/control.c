@@ -24,8 +24,9 @@
  * control-protocol.h) and the auto-release snapshots it owns.  The
  * connection thread itself takes and drops the write gate (the engine's
  * rwlock must be unlocked by its locker), so it also keeps the deadline:
- * while a creation is in progress every read of the socket waits at most
- * until the deadline (SO_RCVTIMEO set to what is left), and when it
+ * while a creation is in progress every read and every reply waits at
+ * most until the deadline (an absolute one, polled before each read(2)
+ * and send(2), so trickling bytes does not extend it), and when it
  * passes the thread aborts the creation by itself: the snapshot committed
  * under the hold is deleted, the writes are released, the creation slot
  * is freed.  The client learns it from the ETIMEDOUT answer to its next
@@ -708,6 +709,10 @@ do_hold (struct session *ss, const struct sc_ctl_request *req, int fd)
       return write_busy (fd);
     ss->begun = true;
   }
+  /* The hold starts when new writes start to wait (at the write lock
+   * request, before the drain and the flush), so the deadline does. */
+  ss->hold_ms = o.has_timeout ? o.timeout_ms : HOLD_TIMEOUT_MS_DEFAULT;
+  ss->deadline = mono_ns () + ss->hold_ms * 1000000u;
   r = sc_volume_hold (ss->v);
   if (r < 0) {
     session_end_creation (ss, false);
@@ -715,8 +720,7 @@ do_hold (struct session *ss, const struct sc_ctl_request *req, int fd)
                              strerror (-r));
   }
   ss->held = true;
-  ss->hold_ms = o.has_timeout ? o.timeout_ms : HOLD_TIMEOUT_MS_DEFAULT;
-  ss->deadline = mono_ns () + ss->hold_ms * 1000000u;
+  sc_ctl_set_send_deadline (ss->deadline);
   snprintf (ms, sizeof ms, "%" PRIu64, ss->hold_ms);
   r = sc_ctl_write_data (fd, "hold", &f, 1);
   return r < 0 ? r : sc_ctl_write_ok (fd);
@@ -988,7 +992,7 @@ sc_control_handle_line (struct sc_volume *v, char *line, int fd)
  * snapshots (the backup session), RECV_TIMEOUT_SECS otherwise.  Replies
  * never block past a deadline either. */
 static void
-session_timeouts (struct session *ss, int fd)
+session_timeouts (struct session *ss, struct sc_ctl_reader *rd, int fd)
 {
   struct timeval rcv = { .tv_sec = RECV_TIMEOUT_SECS };
   struct timeval snd = { .tv_sec = SEND_TIMEOUT_SECS };
@@ -1007,6 +1011,11 @@ session_timeouts (struct session *ss, int fd)
     rcv.tv_sec = 0;
   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv);
   setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
+  /* The socket timeouts restart with every read(2) or partial send: a
+   * peer trickling bytes would extend them without end.  The absolute
+   * deadline bounds the whole line and the whole reply instead. */
+  sc_ctl_reader_set_deadline (rd, ss->begun ? ss->deadline : 0);
+  sc_ctl_set_send_deadline (ss->begun ? ss->deadline : 0);
 }
 
 static void *
@@ -1028,10 +1037,11 @@ connection_thread (void *arg)
   for (;;) {
     if (ss.begun && mono_ns () >= ss.deadline)
       session_expire (&ss);
-    session_timeouts (&ss, s->fd);
+    session_timeouts (&ss, &rd, s->fd);
     r = sc_ctl_read_line (&rd, &line, &why);
     if (r == -EAGAIN && ss.begun)
-      continue;                 /* the deadline: checked above */
+      continue;                 /* the deadline: checked above; a partial
+                                 * line stays buffered */
     if (r == -EINVAL)
       r = sc_ctl_write_err (s->fd, EINVAL, "%s", why);
     else if (r > 0)

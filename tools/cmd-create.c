@@ -53,6 +53,7 @@
 #include "tools/writers.h"
 
 #define VOLUMES_MAX 64
+#define FREEZE_MS_MAX 1200000
 
 struct vol {
   const char *socket;
@@ -67,6 +68,7 @@ struct create {
   struct sc_writer *writers;
   size_t nwriters;
   uint64_t freeze_ms, hold_ms;
+  uint64_t phase_end;           /* monotonic ms bounding a whole phase, 0 */
   bool wait, auto_release, delete_oldest;
   char name[SC_NAME_MAX + 1];
   bool have_name;
@@ -117,10 +119,29 @@ writers_phase (struct create *cr, const char *phase, uint64_t timeout_ms,
 
   for (size_t i = 0; i < cr->nwriters; i++) {
     char m[2048];
+    uint64_t limit = timeout_ms, now = sc_cli_mono_ms ();
     if (cr->writers[i].excluded)
       continue;
-    int r = sc_writer_run (&cr->writers[i], phase, &env, timeout_ms,
-                           cr->freeze_ms, m, sizeof m);
+    /* prepare and freeze are bounded as a whole (the freeze window):
+     * each writer gets what is left of it, and none once it is over. */
+    if (cr->phase_end && now >= cr->phase_end && !all) {
+      snprintf (msg, msglen, "writer %s: %s: the %s of %" PRIu64 " ms "
+                "ended before it ran", cr->writers[i].name, phase,
+                strcmp (phase, "freeze") == 0 ? "freeze window"
+                : "time for prepare", cr->freeze_ms);
+      return -ETIMEDOUT;
+    }
+    if (cr->phase_end && cr->phase_end - now < limit)
+      limit = cr->phase_end - now;
+    int r = sc_writer_run (&cr->writers[i], phase, &env, limit,
+                           limit, m, sizeof m);
+    if (r == -ETIMEDOUT && limit < timeout_ms)
+      snprintf (m, sizeof m, "writer %s: %s: timed out: the %s of %" PRIu64
+                " ms ended%s%s", cr->writers[i].name, phase,
+                strcmp (phase, "freeze") == 0 ? "freeze window"
+                : "time for prepare", cr->freeze_ms,
+                cr->writers[i].output[0] ? ": " : "",
+                cr->writers[i].output);
     if (r < 0 && !first) {
       first = r;
       snprintf (msg, msglen, "%s", m);
@@ -157,15 +178,26 @@ undo_volumes (struct create *cr)
   for (size_t i = 0; i < cr->nvols; i++) {
     struct vol *v = &cr->vols[i];
     char err[1024];
+    bool undone = true;
     if (v->begun && !v->released) {
-      if (simple (v, "ABORT", NULL, 0, err, sizeof err) < 0)
+      if (simple (v, "ABORT", NULL, 0, err, sizeof err) < 0) {
         sc_cli_error ("%s: abort: %s", v->socket, err);
+        undone = false;
+      }
     }
     else if (v->released && v->committed) {
       const char *a = v->snap.name;
-      if (simple (v, "DELETE", &a, 1, err, sizeof err) < 0)
+      if (simple (v, "DELETE", &a, 1, err, sizeof err) < 0) {
         sc_cli_error ("%s: deleting %s: %s", v->socket, a, err);
+        undone = false;
+      }
     }
+    /* A server that died after COMMIT keeps the snapshot (see
+     * docs/design.md): say how to remove it once it is back. */
+    if (!undone && v->committed)
+      sc_cli_error ("%s: snapshot %s of set %s may remain: remove it with "
+                    "shadowcopy -c %s delete --set %s", v->socket,
+                    v->snap.name, cr->set_id, v->socket, cr->set_id);
     v->begun = v->committed = v->released = false;
   }
 }
@@ -273,10 +305,11 @@ attempt (struct create *cr, bool *retryable)
   }
 
   /* The creation slot on every volume, before any writer is disturbed.
-   * It must outlast prepare and the freeze window. */
+   * It must outlast prepare and the freeze window (each bounded by
+   * freeze_ms as a whole, and freeze_ms <= FREEZE_MS_MAX keeps this
+   * under the server's 1 h limit); HOLD then sets its own deadline. */
   snprintf (arg_to, sizeof arg_to, "timeout=%" PRIu64,
-            cr->freeze_ms * 2 + 30000 > 3600000 ? 3600000
-            : cr->freeze_ms * 2 + 30000);
+            cr->freeze_ms * 2 + 30000);
   const char *to = arg_to;
   for (size_t i = 0; i < cr->nvols; i++) {
     struct vol *v = &cr->vols[i];
@@ -305,12 +338,17 @@ attempt (struct create *cr, bool *retryable)
   default_name (cr);
   snprintf (arg_name, sizeof arg_name, "%s", cr->name);
 
+  cr->phase_end = sc_cli_mono_ms () + cr->freeze_ms;
   r = writers_phase (cr, "prepare", cr->freeze_ms, false, msg, sizeof msg);
+  cr->phase_end = 0;
   if (r < 0)
     goto fail_writers;
   frozen = true;
   uint64_t t_freeze = sc_cli_mono_ms ();
+  uint64_t window_end = t_freeze + cr->freeze_ms;
+  cr->phase_end = window_end;
   r = writers_phase (cr, "freeze", cr->freeze_ms, false, msg, sizeof msg);
+  cr->phase_end = 0;
   if (r < 0)
     goto fail_writers;
 
@@ -320,6 +358,15 @@ attempt (struct create *cr, bool *retryable)
     r = simple (&cr->vols[i], "HOLD", &to, 1, err, sizeof err);
     if (r < 0)
       snprintf (msg, sizeof msg, "%s: %s", cr->vols[i].socket, err);
+  }
+  /* Every hold must start inside the freeze window: after it the
+   * writers (fsfreeze's guardian) may have thawed, and the point in time
+   * is no longer application-consistent. */
+  if (r == 0 && writers && sc_cli_mono_ms () >= window_end) {
+    snprintf (msg, sizeof msg, "the freeze window of %" PRIu64 " ms "
+              "ended before every volume was held: no snapshot taken "
+              "(raise --freeze-timeout)", cr->freeze_ms);
+    r = -ETIMEDOUT;
   }
   for (size_t i = 0; i < cr->nvols && r == 0; i++) {
     struct vol *v = &cr->vols[i];
@@ -352,7 +399,10 @@ attempt (struct create *cr, bool *retryable)
       v->released = true;
   }
   if (r < 0) {
-    *retryable = r == -ETIMEDOUT || is_busy (r);
+    /* EEXIST of a default name on a later volume of a set: the next
+     * attempt takes a new name. */
+    *retryable = r == -ETIMEDOUT || is_busy (r) ||
+                 (r == -EEXIST && !cr->have_name);
     goto fail_volumes;
   }
 
@@ -470,6 +520,13 @@ sc_cmd_create (const char *global_socket, int argc, char **argv)
       NEEDS_ARG ();
       if (parse_seconds (a, val, &cr.freeze_ms) < 0)
         goto usage;
+      /* The creation slot (BEGIN) must cover prepare and the window,
+       * each at most freeze_ms, and the server keeps it at most 1 h. */
+      if (cr.freeze_ms > FREEZE_MS_MAX) {
+        sc_cli_error ("create: --freeze-timeout is at most %d s",
+                      FREEZE_MS_MAX / 1000);
+        goto usage;
+      }
     }
     else if (strcmp (a, "--hold-timeout") == 0) {
       NEEDS_ARG ();

@@ -16,16 +16,25 @@
  * Then mount -o ro (with noload for ext3/ext4, whose journal cannot be
  * replayed on a read-only device).
  *
- * Every layer is recorded, as soon as it exists, in STATE/mounts/KEY
- * (KEY: DIR's absolute path, escaped), so umount (or a failed mount)
+ * Every layer is recorded, as soon as it exists, in RUNSTATE/KEY (KEY:
+ * a hash of DIR's absolute path, which the file's first line holds, so
+ * any DIR fits in a file name; RUNSTATE: $SHADOWCOPY_STATE_DIR/mounts,
+ * else /run/shadowcopy/mounts for root, which a reboot clears with the
+ * layers themselves, else STATE/mounts), so umount (or a failed mount)
  * removes exactly what was set up, top down: the mount, the loop device,
  * nbdfuse (fusermount3 -u, then waiting for it to exit), the NBD device.
+ * A layer that cannot be recorded is undone at once: mount fails.
+ * umount carries on below a mount that is already gone (a plain umount
+ * DIR), and touches a recorded loop device or nbdfuse process only if it
+ * is still ours (its backing file, its command line).
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <inttypes.h>
+#include <poll.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,12 +54,24 @@ run (char *const argv[], char *out, size_t outlen, char *err, size_t errlen)
 {
   int po[2], pe[2], status;
 
-  if (pipe (po) < 0 || pipe (pe) < 0)
+  if (pipe2 (po, O_CLOEXEC) < 0)
     return -errno;
+  if (pipe2 (pe, O_CLOEXEC) < 0) {
+    int e = -errno;
+    close (po[0]);
+    close (po[1]);
+    return e;
+  }
   fflush (NULL);
   pid_t pid = fork ();
-  if (pid < 0)
-    return -errno;
+  if (pid < 0) {
+    int e = -errno;
+    close (po[0]);
+    close (po[1]);
+    close (pe[0]);
+    close (pe[1]);
+    return e;
+  }
   if (pid == 0) {
     int null = open ("/dev/null", O_RDONLY);
     if (null >= 0)
@@ -68,16 +89,35 @@ run (char *const argv[], char *out, size_t outlen, char *err, size_t errlen)
   size_t no = 0, ne = 0;
   ssize_t k;
   char buf[512];
-  while ((k = read (po[0], buf, sizeof buf)) > 0)
-    for (ssize_t j = 0; j < k; j++)
-      if (out && no + 1 < outlen)
-        out[no++] = buf[j];
-  while ((k = read (pe[0], buf, sizeof buf)) > 0)
-    for (ssize_t j = 0; j < k; j++)
-      if (err && ne + 1 < errlen)
-        err[ne++] = buf[j];
-  close (po[0]);
-  close (pe[0]);
+  /* Both pipes at once: a child filling one while we wait on the other
+   * would block for ever. */
+  struct pollfd pf[2] = { { .fd = po[0], .events = POLLIN },
+                          { .fd = pe[0], .events = POLLIN } };
+  while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+    if (poll (pf, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    for (int w = 0; w < 2; w++) {
+      if (pf[w].fd < 0 || !pf[w].revents)
+        continue;
+      k = read (pf[w].fd, buf, sizeof buf);
+      if (k < 0 && errno == EINTR)
+        continue;
+      if (k <= 0) {
+        close (pf[w].fd);
+        pf[w].fd = -1;
+        continue;
+      }
+      for (ssize_t j = 0; j < k; j++) {
+        if (w == 0 && out && no + 1 < outlen)
+          out[no++] = buf[j];
+        else if (w == 1 && err && ne + 1 < errlen)
+          err[ne++] = buf[j];
+      }
+    }
+  }
   if (out)
     out[no] = '\0', out[strcspn (out, "\n")] = '\0';
   if (err) {
@@ -101,43 +141,154 @@ run_or_say (char *const argv[], char *out, size_t outlen)
   return r;
 }
 
+/* Where mount state lives (see the notes at the top). */
+static const char *
+mount_state_dir (char *buf, size_t len)
+{
+  char err[512];
+  const char *e = getenv ("SHADOWCOPY_STATE_DIR");
+  const char *st;
+
+  if ((!e || !*e) && geteuid () == 0) {
+    if (mkdir ("/run/shadowcopy", 0700) < 0 && errno != EEXIST) {
+      sc_cli_error ("/run/shadowcopy: %s", strerror (errno));
+      return NULL;
+    }
+    snprintf (buf, len, "/run/shadowcopy/mounts");
+    return buf;
+  }
+  if (!(st = sc_state_dir (true, err, sizeof err))) {
+    sc_cli_error ("%s", err);
+    return NULL;
+  }
+  snprintf (buf, len, "%s/mounts", st);
+  return buf;
+}
+
+/* STATEFILE for DIR: named by a hash of DIR (any DIR fits), its first
+ * line "dir DIR".  -1 (said) when unusable; *taken when it exists and
+ * holds another DIR (a hash collision). */
 static int
 state_path (const char *dir, char *path, size_t len, bool create)
 {
-  char err[512], key[PATH_MAX * 3 + 1];
-  const char *st = sc_state_dir (create, err, sizeof err);
-  size_t k = 0;
+  char base[PATH_MAX];
+  uint64_t h = 14695981039346656037u;
 
-  if (!st) {
-    sc_cli_error ("%s", err);
+  for (const unsigned char *p = (const unsigned char *) dir; *p; p++)
+    h = (h ^ *p) * 1099511628211u;
+  if (!mount_state_dir (base, sizeof base))
+    return -1;
+  if (create && mkdir (base, 0700) < 0 && errno != EEXIST) {
+    sc_cli_error ("%s: %s", base, strerror (errno));
     return -1;
   }
-  for (const char *p = dir; *p && k + 4 < sizeof key; p++) {
-    if (*p == '/' || *p == '%')
-      k += sprintf (key + k, "%%%02X", (unsigned char) *p);
-    else
-      key[k++] = *p;
+  snprintf (path, len, "%s/m-%016" PRIx64, base, h);
+
+  /* A collision: refuse rather than act on another DIR's layers. */
+  FILE *f = fopen (path, "r");
+  if (f) {
+    char line[PATH_MAX + 8];
+    bool same = fgets (line, sizeof line, f) &&
+                strncmp (line, "dir ", 4) == 0 &&
+                (line[strcspn (line, "\n")] = '\0',
+                 strcmp (line + 4, dir) == 0);
+    fclose (f);
+    if (!same) {
+      sc_cli_error ("%s: mount state %s belongs to another directory",
+                    dir, path);
+      return -1;
+    }
   }
-  key[k] = '\0';
-  snprintf (path, len, "%s/mounts", st);
-  if (create && mkdir (path, 0700) < 0 && errno != EEXIST) {
-    sc_cli_error ("%s: %s", path, strerror (errno));
-    return -1;
-  }
-  snprintf (path + strlen (path), len - strlen (path), "/%s", key);
   return 0;
 }
 
-static void
+static int
 state_add (const char *path, const char *kind, const char *a, const char *b)
 {
   FILE *f = fopen (path, "a");
   if (!f) {
-    sc_cli_error ("%s: %s", path, strerror (errno));
-    return;
+    sc_cli_error ("cannot record the %s layer in %s: %s", kind, path,
+                  strerror (errno));
+    return -1;
   }
   fprintf (f, "%s %s%s%s\n", kind, a, b[0] ? " " : "", b);
+  if (fclose (f) != 0) {
+    sc_cli_error ("cannot record the %s layer in %s: %s", kind, path,
+                  strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Is DIR a mount point now? */
+static bool
+is_mounted (const char *dir)
+{
+  FILE *f = fopen ("/proc/self/mountinfo", "r");
+  char *line = NULL;
+  size_t cap = 0;
+  bool yes = false;
+
+  if (!f)
+    return true;                /* cannot tell: assume it is */
+  while (!yes && getline (&line, &cap, f) > 0) {
+    /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...; octal escapes for spaces */
+    char mp[PATH_MAX * 4];
+    if (sscanf (line, "%*s %*s %*s %*s %4095s", mp) != 1)
+      continue;
+    char un[PATH_MAX * 4];
+    size_t k = 0;
+    for (const char *p = mp; *p && k + 1 < sizeof un; p++) {
+      if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
+        un[k++] = (char) ((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+        p += 3;
+      }
+      else
+        un[k++] = *p;
+    }
+    un[k] = '\0';
+    yes = strcmp (un, dir) == 0;
+  }
+  free (line);
   fclose (f);
+  return yes;
+}
+
+/* Is loop device DEV still backed by FILE? */
+static bool
+loop_is_ours (const char *dev, const char *file)
+{
+  char sys[PATH_MAX], back[PATH_MAX + 2] = "";
+  const char *base = strrchr (dev, '/');
+  FILE *f;
+
+  snprintf (sys, sizeof sys, "/sys/block/%s/loop/backing_file",
+            base ? base + 1 : dev);
+  if (!(f = fopen (sys, "r")))
+    return false;
+  if (!fgets (back, sizeof back, f))
+    back[0] = '\0';
+  fclose (f);
+  back[strcspn (back, "\n")] = '\0';
+  return strcmp (back, file) == 0;
+}
+
+/* Is PID still an nbdfuse? */
+static bool
+pid_is_nbdfuse (pid_t pid)
+{
+  char path[64], cmd[4096];
+  size_t n;
+  FILE *f;
+
+  snprintf (path, sizeof path, "/proc/%ld/cmdline", (long) pid);
+  if (!(f = fopen (path, "r")))
+    return false;
+  n = fread (cmd, 1, sizeof cmd - 1, f);
+  fclose (f);
+  cmd[n] = '\0';               /* argv[0] is the first string */
+  const char *b = strrchr (cmd, '/');
+  return strcmp (b ? b + 1 : cmd, "nbdfuse") == 0;
 }
 
 /* Tear down what STATE says, top down.  0 if all of it went. */
@@ -162,10 +313,18 @@ teardown (const char *statefile)
     *arg++ = '\0';
     if (strcmp (l, "mount") == 0) {
       char *argv[] = { "umount", arg, NULL };
-      if (run_or_say (argv, NULL, 0) < 0)
+      char err[1024];
+      /* Already unmounted (a plain umount DIR): go on below. */
+      if (run (argv, NULL, 0, err, sizeof err) < 0 && is_mounted (arg)) {
+        sc_cli_error ("umount failed%s%s", err[0] ? ": " : "", err);
         return -EBUSY;          /* keep the rest: it is still in use */
+      }
     }
     else if (strcmp (l, "loop") == 0) {
+      char file[PATH_MAX + 80];
+      snprintf (file, sizeof file, "%s.fuse/disk", statefile);
+      if (!loop_is_ours (arg, file))
+        continue;               /* gone, or now someone else's */
       char *argv[] = { "losetup", "-d", arg, NULL };
       bad |= run_or_say (argv, NULL, 0) < 0;
     }
@@ -179,6 +338,8 @@ teardown (const char *statefile)
         continue;
       *dir++ = '\0';
       pid_t pid = (pid_t) atol (arg);
+      if (pid > 0 && !pid_is_nbdfuse (pid))
+        pid = 0;                /* exited; the pid may be reused */
       char *argv[] = { "fusermount3", "-u", dir, NULL };
       if (run (argv, NULL, 0, NULL, 0) < 0 && pid > 0)
         kill (pid, SIGTERM);
@@ -231,7 +392,11 @@ attach_nbd (const char *sock, const char *name, const char *statefile,
                      "-N", (char *) name, "-readonly", NULL };
     if (run_or_say (argv, NULL, 0) < 0)
       return -1;
-    state_add (statefile, "nbd", dev, "");
+    if (state_add (statefile, "nbd", dev, "") < 0) {
+      char *dargv[] = { "nbd-client", "-d", dev, NULL };
+      run_or_say (dargv, NULL, 0);
+      return -1;
+    }
     return 0;
   }
   sc_cli_error ("no free /dev/nbd device");
@@ -277,13 +442,20 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
   }
   char pidtxt[32];
   snprintf (pidtxt, sizeof pidtxt, "%ld", (long) pid);
-  state_add (statefile, "nbdfuse", pidtxt, fusedir);
+  if (state_add (statefile, "nbdfuse", pidtxt, fusedir) < 0) {
+    kill (pid, SIGTERM);
+    waitpid (pid, NULL, 0);
+    return -1;
+  }
+  bool ready = false;
   for (int t = 0; t < 200; t++) {
     struct stat st;
     int status;
     if (stat (pidfile, &st) == 0 && st.st_size > 0 &&
-        stat (file, &st) == 0)
+        stat (file, &st) == 0) {
+      ready = true;
       break;
+    }
     if (waitpid (pid, &status, WNOHANG) == pid) {
       char msg[512] = "";
       FILE *f = fopen (log, "r");
@@ -299,10 +471,18 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
     usleep (50000);
   }
   unlink (pidfile);
+  if (!ready) {
+    sc_cli_error ("nbdfuse %s did not become ready in 10 s", uri);
+    return -1;
+  }
   char *argv[] = { "losetup", "-r", "-f", "--show", file, NULL };
   if (run_or_say (argv, dev, devlen) < 0 || !dev[0])
     return -1;
-  state_add (statefile, "loop", dev, "");
+  if (state_add (statefile, "loop", dev, "") < 0) {
+    char *dargv[] = { "losetup", "-d", dev, NULL };
+    run_or_say (dargv, NULL, 0);
+    return -1;
+  }
   return 0;
 }
 
@@ -383,6 +563,10 @@ sc_cmd_mount (const char *socket, int argc, char **argv)
                   "%s first)", absdir, absdir);
     return EXIT_FAILURE;
   }
+  if (state_add (statefile, "dir", absdir, "") < 0) {
+    unlink (statefile);
+    return EXIT_FAILURE;
+  }
 
   char dev[PATH_MAX] = "";
   int r = have_kernel_nbd ()
@@ -394,13 +578,18 @@ sc_cmd_mount (const char *socket, int argc, char **argv)
     run (bargv, fstype, sizeof fstype, NULL, 0);
     const char *t = type ? type : fstype;
     bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
-    snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload" : "",
-              opts ? "," : "", opts ? opts : "");
+    bool xfs = strcmp (t, "xfs") == 0;
+    snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
+              : xfs ? ",norecovery" : "", opts ? "," : "",
+              opts ? opts : "");
     char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
                       dev, absdir, NULL };
     r = run_or_say (margv, NULL, 0);
-    if (r == 0)
-      state_add (statefile, "mount", absdir, "");
+    if (r == 0 && state_add (statefile, "mount", absdir, "") < 0) {
+      char *uargv[] = { "umount", absdir, NULL };
+      run_or_say (uargv, NULL, 0);
+      r = -1;
+    }
   }
   if (r < 0) {
     teardown (statefile);

@@ -13,6 +13,7 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -441,8 +442,24 @@ print_deleted (const char *name, void *opaque)
   fflush (stdout);
 }
 
+/* A "deleted" line of DELETE-SET: print the name, count it. */
+static int
+on_set_deleted (const struct sc_ctl_line *line, void *opaque)
+{
+  const char *name = sc_ctl_field (line, "name");
+
+  if (strcmp (line->kind, "deleted") != 0)
+    return 0;
+  if (!name)
+    return -EPROTO;
+  print_deleted (name, NULL);
+  ++*(size_t *) opaque;
+  return 0;
+}
+
 /* delete --set ID [-c SOCKET]...: every member of the set on each volume
- * (the global target and each -c).  Fails if no volume had one. */
+ * (the global target and each -c); online in one DELETE-SET request,
+ * offline by name.  Fails if no volume had one. */
 static int
 delete_set (const struct target *t, int argc, char **argv)
 {
@@ -476,6 +493,17 @@ delete_set (const struct target *t, int argc, char **argv)
       one.socket = argv[i + 1];
     if (open_target (&one, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS) {
       status = EXIT_FAILURE;
+      continue;
+    }
+    if (!sc_client_diff (c)) {
+      const char *a = norm;
+      int r = sc_client_request (c, "DELETE-SET", &a, 1, on_set_deleted,
+                                 &found, err, sizeof err);
+      if (r < 0 && r != -ENOENT) {
+        error ("%s", err);
+        status = EXIT_FAILURE;
+      }
+      status = close_target (c, status);
       continue;
     }
     if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {

@@ -68,6 +68,16 @@ writer_add (struct sc_writer **v, size_t *n, const char *name)
   return 0;
 }
 
+/* Writers run with the CLI's privileges (root, usually): only a file or
+ * directory owned by root or the caller, not writable by group or
+ * others, is trusted. */
+static bool
+trusted (const struct stat *st)
+{
+  return (st->st_uid == 0 || st->st_uid == geteuid ()) &&
+         !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
 static int
 cmp_str (const void *a, const void *b)
 {
@@ -100,6 +110,14 @@ sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
       sc_writers_free (v, nv);
       return r;
     }
+    struct stat dst;
+    if (d && (fstat (dirfd (d), &dst) < 0 || !trusted (&dst))) {
+      fprintf (stderr, "shadowcopy: warning: writers directory %s is not "
+               "owned by root or you, or is group/world-writable: "
+               "ignoring it\n", dir);
+      closedir (d);
+      d = NULL;
+    }
     char **names = NULL;
     size_t nn = 0;
     struct dirent *e;
@@ -115,6 +133,13 @@ sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
       struct stat st;
       if (stat (path, &st) < 0 || !S_ISREG (st.st_mode) ||
           access (path, X_OK) < 0) {
+        free (path);
+        continue;
+      }
+      if (!trusted (&st)) {
+        fprintf (stderr, "shadowcopy: warning: writer %s is not owned by "
+                 "root or you, or is group/world-writable: skipping it\n",
+                 path);
         free (path);
         continue;
       }
@@ -193,17 +218,46 @@ report (struct sc_writer *w, const char *phase, int r, const char *result,
 
 /* ---- fsfreeze ----------------------------------------------------------- */
 
+/* What the guardian reports after a thaw when the freeze window ended
+ * first: the filesystem was thawed before the CLI asked. */
+#define GUARD_WINDOW_ENDED (-1)
+
+/* The guardian keeps only its two pipes (as fds 3 and 4) and /dev/null:
+ * an inherited copy of another guardian's pipe would keep that one from
+ * seeing EOF, an inherited control socket would keep the server from
+ * seeing the CLI go, and an inherited stdout would keep whoever reads
+ * the CLI's output waiting until the window ends. */
+static void
+guardian_fds (int *cmd, int *status)
+{
+  int c = fcntl (*cmd, F_DUPFD, 10);
+  int s = fcntl (*status, F_DUPFD, 10);
+  int null = open ("/dev/null", O_RDWR);
+
+  if (c < 0 || s < 0 || null < 0)
+    _exit (1);
+  dup2 (null, 0);
+  dup2 (null, 1);
+  dup2 (null, 2);
+  dup2 (c, 3);
+  dup2 (s, 4);
+  close_range (5, ~0U, 0);
+  *cmd = 3;
+  *status = 4;
+}
+
 static void
 guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
 {
   int fd, e = 0;
-  char c;
+  bool expired = false;
 
   setsid ();
   signal (SIGINT, SIG_IGN);
   signal (SIGTERM, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
+  guardian_fds (&cmd, &status);
   fd = open (mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || ioctl (fd, FIFREEZE, 0) < 0)
     e = errno;
@@ -217,8 +271,10 @@ guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
   uint64_t end = mono_ms () + freeze_ms;
   for (;;) {
     uint64_t now = mono_ms ();
-    if (now >= end)
+    if (now >= end) {
+      expired = true;
       break;
+    }
     int k = poll (&p, 1, (int) (end - now));
     if (k < 0 && errno == EINTR)
       continue;
@@ -226,8 +282,9 @@ guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
       break;                    /* thaw, or the CLI is gone */
   }
   e = ioctl (fd, FITHAW, 0) < 0 ? errno : 0;
-  if (read (cmd, &c, 1) < 0)
-    (void) 0;
+  if (e == 0 && expired)
+    e = GUARD_WINDOW_ENDED;
+  /* No waiting for the CLI: the status pipe keeps the answer. */
   if (write (status, &e, sizeof e) < 0)
     (void) 0;
   _exit (e ? 1 : 0);
@@ -312,9 +369,15 @@ fsfreeze_thaw (struct sc_writer *w, const char *phase, char *msg,
     close (w->guard_status);
     w->guard_status = -1;
     w->guard = 0;
-    /* EINVAL: the window had already ended and the guardian thawed. */
-    if (e == EINVAL)
-      e = 0;
+    /* The window ended first: the guardian thawed the filesystem before
+     * we asked, so whatever was taken after that is not consistent. */
+    if (e == GUARD_WINDOW_ENDED) {
+      char why[160];
+      snprintf (why, sizeof why, "the freeze window ended before thaw: "
+                "%s was thawed early", w->mountpoint);
+      set_result (w, phase, "window expired", why);
+      return report (w, phase, -ETIMEDOUT, "window expired", msg, msglen);
+    }
   }
   if (e) {
     char why[128];
@@ -392,7 +455,8 @@ sc_writer_run (struct sc_writer *w, const char *phase,
     setenv ("SHADOWCOPY_SNAPSHOT", env->snapshot ? env->snapshot : "", 1);
     setenv ("SHADOWCOPY_SNAPSHOTS", env->snapshots ? env->snapshots : "", 1);
     setenv ("SHADOWCOPY_VOLUMES", env->volumes ? env->volumes : "", 1);
-    execl (w->name, w->name, phase, (char *) NULL);
+    /* A name without '/' is looked up in PATH; no shell, no arguments. */
+    execlp (w->name, w->name, phase, (char *) NULL);
     fprintf (stderr, "cannot run %s: %s\n", w->name, strerror (errno));
     _exit (127);
   }
@@ -438,13 +502,29 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   }
   close (p[0]);
   out[outlen] = '\0';
-  if (timed_out || interrupted)
-    kill (-pid, SIGKILL);
+  /* The output is closed, but the writer may still run (it may have
+   * closed or redirected its output): the limit holds until it exits.
+   * WNOWAIT leaves it a zombie, so its process group id cannot be
+   * reused before the group is killed below. */
+  while (!timed_out && !interrupted) {
+    siginfo_t si = { 0 };
+    if (waitid (P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+        errno != EINTR)
+      break;
+    if (si.si_pid == pid)
+      break;
+    if (sc_interrupted && interruptible)
+      interrupted = true;
+    else if (mono_ms () >= end)
+      timed_out = true;
+    else
+      usleep (10000);
+  }
+  /* Whatever is left of the phase goes with it (the writer's own
+   * leftovers too), before the leader is reaped. */
+  kill (-pid, SIGKILL);
   while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
     ;
-  /* A phase still running past the deadline: its leftovers go too. */
-  if (!timed_out && !interrupted)
-    kill (-pid, SIGKILL);
 
   char result[32];
   int r = 0;

@@ -19,7 +19,13 @@
  * abort.  The freeze is done by a guardian process that thaws by itself
  * when told to, when the CLI dies (its pipe closes, even on kill -9) or
  * when the freeze window ends, whichever comes first: a filesystem is
- * never left frozen.
+ * never left frozen.  A thaw after the window ended (the guardian had
+ * already thawed) fails with "window expired".  The guardian keeps no
+ * descriptor but its own two pipes.
+ *
+ * External writers have no guardian: if the CLI is killed (kill -9)
+ * between freeze and thaw, they are not told abort or thaw; a writer
+ * must bound its own freeze itself.
  */
 #ifndef SHADOWCOPY_TOOLS_WRITERS_H
 #define SHADOWCOPY_TOOLS_WRITERS_H
