@@ -804,45 +804,6 @@ do_abort (struct session *ss, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
-/* DELETE-SET UUID: every snapshot of the set on this volume. */
-static int
-do_delete_set (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
-{
-  struct sc_snapshot_info *list;
-  uint8_t id[16];
-  size_t i, n, found = 0;
-  int r;
-
-  if (sc_ctl_parse_uuid (req->args[0], id) < 0)
-    return sc_ctl_write_err (fd, EINVAL, "invalid set id (want a UUID): %s",
-                             req->args[0]);
-  r = sc_diff_snapshot_list (sc_volume_diff (v), &list, &n);
-  if (r < 0)
-    return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
-                             strerror (-r));
-  for (i = 0; i < n; i++) {
-    if (!list[i].in_set || memcmp (list[i].set_id, id, 16) != 0)
-      continue;
-    found++;
-    r = sc_volume_snapshot_delete (v, list[i].name);
-    if (r == -ENOENT)
-      continue;
-    if (r < 0) {
-      r = write_snapshot_err (fd, r, "delete", list[i].name);
-      free (list);
-      return r < 0 ? r : 0;
-    }
-    r = write_deleted (fd, list[i].name);
-    if (r < 0)
-      break;
-  }
-  free (list);
-  if (r == 0 && found == 0)
-    return sc_ctl_write_err (fd, ENOENT, "no snapshot of set %s on this "
-                             "volume", req->args[0]);
-  return r < 0 ? r : sc_ctl_write_ok (fd);
-}
-
 static int
 do_delete (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 {
@@ -858,16 +819,18 @@ do_delete (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
-/* DELETE-OLDEST and DELETE-ALL work on a listing taken first: a snapshot
- * that another client deletes meanwhile is simply no longer ours to
- * report (ALL), or is reported as gone (OLDEST: the user asked for that
- * one and did not get it). */
+/* DELETE-OLDEST, DELETE-ALL and DELETE-SET work on a listing taken
+ * first: a snapshot that another client deletes meanwhile is simply no
+ * longer ours to report (ALL, SET), or is reported as gone (OLDEST: the
+ * user asked for that one and did not get it).  `set`: only the members
+ * of that snapshot set, ENOENT when there is none. */
 static int
-delete_listed (struct sc_volume *v, int fd, bool all)
+delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
+               const char *set_text)
 {
   struct sc_snapshot_info *list;
-  size_t i, n;
-  int r;
+  size_t i, n, found = 0;
+  int r = 0;
 
   r = sc_diff_snapshot_list (sc_volume_diff (v), &list, &n);
   if (r < 0)
@@ -878,9 +841,14 @@ delete_listed (struct sc_volume *v, int fd, bool all)
     return sc_ctl_write_err (fd, ENOENT, "no snapshots");
   }
   for (i = 0; i < (all ? n : 1); i++) {
-    r = sc_volume_snapshot_delete (v, list[i].name);
-    if (r == -ENOENT && all)
+    if (set && (!list[i].in_set || memcmp (list[i].set_id, set, 16) != 0))
       continue;
+    found++;
+    r = sc_volume_snapshot_delete (v, list[i].name);
+    if (r == -ENOENT && all) {
+      r = 0;
+      continue;
+    }
     if (r < 0) {
       r = write_snapshot_err (fd, r, "delete", list[i].name);
       free (list);
@@ -891,20 +859,35 @@ delete_listed (struct sc_volume *v, int fd, bool all)
       break;
   }
   free (list);
+  if (r == 0 && set && found == 0)
+    return sc_ctl_write_err (fd, ENOENT, "no snapshot of set %s on this "
+                             "volume", set_text);
   return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* DELETE-SET UUID: every snapshot of the set on this volume. */
+static int
+do_delete_set (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
+{
+  uint8_t id[16];
+
+  if (sc_ctl_parse_uuid (req->args[0], id) < 0)
+    return sc_ctl_write_err (fd, EINVAL, "invalid set id (want a UUID): %s",
+                             req->args[0]);
+  return delete_listed (v, fd, true, id, req->args[0]);
 }
 
 static int
 do_delete_oldest (struct sc_volume *v, const struct sc_ctl_request *req,
                   int fd)
 {
-  return delete_listed (v, fd, false);
+  return delete_listed (v, fd, false, NULL, NULL);
 }
 
 static int
 do_delete_all (struct sc_volume *v, const struct sc_ctl_request *req, int fd)
 {
-  return delete_listed (v, fd, true);
+  return delete_listed (v, fd, true, NULL, NULL);
 }
 
 static const struct command {
