@@ -44,9 +44,13 @@
  *   HOLD [timeout=MS]      -> * hold timeout=MS.  Drain the writes in flight
  *                          and hold new ones (BEGIN implied).  Default
  *                          10000, max 60000.
- *   COMMIT [NAME] [set=UUID] [auto-release=1]
- *                          -> * snapshot.  Record the snapshot under the
- *                          hold (once per hold).
+ *   COMMIT [NAME] [set=UUID] [auto-release=1] [delete-oldest=1]
+ *          [release=1]     -> * snapshot.  Record the snapshot under the
+ *                          hold (once per hold).  release=1 then releases
+ *                          as RELEASE does, in the same request (and also
+ *                          answers * released): safe for a set once every
+ *                          volume is held, since no volume is committed
+ *                          before all are held.
  *   RELEASE                -> * released held-ns=N [name=NAME].  Release
  *                          the writes, keep the snapshot, end the creation.
  *   ABORT                  -> [* deleted name=NAME].  Delete what COMMIT

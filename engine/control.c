@@ -534,6 +534,7 @@ struct create_opts {
   uint8_t set_id[16];
   bool auto_release;
   bool delete_oldest;
+  bool release;                 /* COMMIT release=1 */
   uint64_t timeout_ms;
   bool has_timeout;
 };
@@ -575,6 +576,13 @@ parse_create_opts (const struct sc_ctl_request *req, bool name_allowed,
         return sc_ctl_write_err (fd, EINVAL, "delete-oldest must be 0 or "
                                  "1: %s", eq + 1);
       o->delete_oldest = eq[1] == '1';
+    }
+    else if (strcmp (req->verb, "COMMIT") == 0 &&
+             strncmp (a, "release=", 8) == 0) {
+      if (strcmp (eq + 1, "0") != 0 && strcmp (eq + 1, "1") != 0)
+        return sc_ctl_write_err (fd, EINVAL, "release must be 0 or 1: %s",
+                                 eq + 1);
+      o->release = eq[1] == '1';
     }
     else if (timeout_allowed && strncmp (a, "timeout=", 8) == 0) {
       if (sc_ctl_parse_u64 (eq + 1, &n) < 0 || n == 0)
@@ -757,6 +765,19 @@ do_commit (struct session *ss, const struct sc_ctl_request *req, int fd)
     return write_snapshot_err (fd, r, "create", o.name);
   ss->committed = true;
   r = write_snapshot (fd, &ss->pending);
+  if (r < 0 || !o.release)
+    return r < 0 ? r : sc_ctl_write_ok (fd);
+
+  /* release=1: RELEASE in the same request, one round trip less while
+   * the writes are held. */
+  char held[24];
+  struct sc_ctl_field f[] = { { "held-ns", held },
+                              { "name", ss->pending.name } };
+  uint64_t ns = sc_volume_release (ss->v);
+  ss->held = false;
+  snprintf (held, sizeof held, "%" PRIu64, ns);
+  r = sc_ctl_write_data (fd, "released", f, 2);
+  session_end_creation (ss, true);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
@@ -918,8 +939,9 @@ static const struct session_command {
     "CREATE [NAME] [set=UUID] [auto-release=1] [delete-oldest=1]" },
   { "BEGIN", 0, 1, do_begin, "BEGIN [timeout=MS]" },
   { "HOLD", 0, 1, do_hold, "HOLD [timeout=MS]" },
-  { "COMMIT", 0, 4, do_commit,
-    "COMMIT [NAME] [set=UUID] [auto-release=1] [delete-oldest=1]" },
+  { "COMMIT", 0, 5, do_commit,
+    "COMMIT [NAME] [set=UUID] [auto-release=1] [delete-oldest=1] "
+    "[release=1]" },
   { "RELEASE", 0, 0, do_release, "RELEASE" },
   { "ABORT", 0, 0, do_abort, "ABORT" },
 };

@@ -66,5 +66,21 @@ $CTLPY "$CTL" "HOLD timeout=60001" "COMMIT x" "RELEASE" > "$TMP/bad.out"
 grep -q "^HOLD timeout=60001 -> ERR EINVAL" "$TMP/bad.out" || fail "hold over 60 s accepted"
 grep -q "^COMMIT x -> ERR EINVAL" "$TMP/bad.out" || fail "COMMIT without a hold accepted"
 grep -q "^RELEASE -> ERR EINVAL" "$TMP/bad.out" || fail "RELEASE without a creation accepted"
+
+# 5. COMMIT release=1 commits and releases in one request: the creation
+#    is over (a RELEASE after it has nothing to release), the snapshot is
+#    kept, and live writes flow again.
+$CTLPY "$CTL" "HOLD timeout=5000" "COMMIT onetrip release=1" "RELEASE" \
+    "COMMIT bad release=2" > "$TMP/onetrip.out"
+grep -q "^COMMIT onetrip release=1 -> \* snapshot.*name=onetrip.* | \* released.*name=onetrip.* | OK" \
+    "$TMP/onetrip.out" || fail "COMMIT release=1: $(cat "$TMP/onetrip.out")"
+grep -q "^RELEASE -> ERR EINVAL" "$TMP/onetrip.out" ||
+    fail "RELEASE after COMMIT release=1 accepted"
+grep -q "^COMMIT bad release=2 -> ERR EINVAL" "$TMP/onetrip.out" ||
+    fail "release=2 accepted"
+sc_names | grep -qx onetrip || fail "snapshot onetrip not kept"
+timeout 10 "$NBDSH" -u "$(uri live)" -c 'h.pwrite(b"x" * 512, 0)' ||
+    fail "a live write after COMMIT release=1 did not complete"
+
 server_alive
 stop_server
