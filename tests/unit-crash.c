@@ -497,27 +497,6 @@ verify_model (struct wl *w)
 
 /* ---- the workload -------------------------------------------------------- */
 
-static bool
-punch_reads_zeros (void)
-{
-  char *p = uh_path ("probe");
-  uint8_t buf[8192];
-  memset (buf, 0xa5, sizeof buf);
-  uh_write_file (p, buf, sizeof buf);
-  int fd = open (p, O_RDWR);
-  bool ok = fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                       4096) == 0;
-  close (fd);
-  if (ok) {
-    uh_pread (p, buf, 4096, 0);
-    for (int i = 0; i < 4096; i++)
-      ok &= buf[i] == 0;
-  }
-  unlink (p);
-  free (p);
-  return ok;
-}
-
 static uint64_t
 name_hash (const char *s)
 {
@@ -538,7 +517,7 @@ run_workload (struct wl *w, const struct wl_cfg *cfg)
   w->cs = cfg->chunk;
   w->origin = uh_path ("origin");
   w->diff = uh_path ("diff");
-  w->trims = punch_reads_zeros ();
+  w->trims = uh_punch_reads_zeros ();
 
   /* The origin: a pattern, then (maybe) a hole. */
   uint64_t data_end = cfg->sparse_from ? cfg->sparse_from : cfg->size;

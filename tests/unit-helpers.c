@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,6 +434,48 @@ uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag)
   cr_assert_eq (sc_diff_copy_record (d, chunk, off, crc, &seq), 0);
   cr_assert_eq (sc_diff_commit (d, seq), 0);
   return off;
+}
+
+int
+uh_copy_reserved (struct sc_diff *d, uint64_t chunk, uint64_t tag)
+{
+  uint32_t cs = sc_diff_chunk_size (d);
+  uint64_t off, seq = 0;
+  int r = sc_diff_copy_reserve (d, chunk, &off);
+  if (r != 0)
+    return r;
+  uint8_t *buf = malloc (cs);
+  if (!buf)
+    return -ENOMEM;
+  uh_pattern (buf, cs, tag, 0);
+  r = pwrite (sc_diff_fd (d), buf, cs, off) == (ssize_t) cs ? 0 : -EIO;
+  uint32_t crc = crc32c (0, buf, cs);
+  free (buf);
+  if (r == 0)
+    r = sc_diff_copy_record (d, chunk, off, crc, &seq);
+  return r ? r : sc_diff_commit (d, seq);
+}
+
+bool
+uh_punch_reads_zeros (void)
+{
+  char *p = uh_path ("probe");
+  uint8_t buf[8192];
+  memset (buf, 0xa5, sizeof buf);
+  uh_write_file (p, buf, sizeof buf);
+  int fd = open (p, O_RDWR);
+  bool ok = fd >= 0 && fallocate (fd, FALLOC_FL_PUNCH_HOLE |
+                                  FALLOC_FL_KEEP_SIZE, 0, 4096) == 0;
+  if (fd >= 0)
+    close (fd);
+  if (ok) {
+    uh_pread (p, buf, 4096, 0);
+    for (int i = 0; i < 4096; i++)
+      ok &= buf[i] == 0;
+  }
+  unlink (p);
+  free (p);
+  return ok;
 }
 
 void

@@ -126,6 +126,16 @@ uint64_t uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag);
 /* Record an all-zero copy of `chunk` (no slot) and commit. */
 void uh_copy_zero (struct sc_diff *d, uint64_t chunk);
 
+/* A copy through the policy-aware reservation (sc_diff_copy_reserve):
+ * 0 copied, 1 not needed, or a negative errno.  No assertions, so that
+ * threads other than the test's may call it. */
+int uh_copy_reserved (struct sc_diff *d, uint64_t chunk, uint64_t tag);
+
+/* Does punching a hole read back as zeros on the test directory's file
+ * system?  (It does on ext4, xfs, btrfs and tmpfs; trim is advisory
+ * elsewhere.) */
+bool uh_punch_reads_zeros (void);
+
 /* Assert that the data at `offset` in the diff area is uh_pattern(tag). */
 void uh_assert_slot_data (struct sc_diff *d, uint64_t offset, uint64_t tag);
 

@@ -26,25 +26,6 @@ TestSuite (space_safety, .init = uh_setup, .fini = uh_teardown);
 
 #define CS 4096u
 
-/* A copy through the policy-aware reservation: 0 copied, 1 not needed,
- * or the negative errno of the reservation.  No assertions: it also runs
- * outside the test's main thread. */
-static int
-copy (struct sc_diff *d, uint64_t chunk, uint64_t tag)
-{
-  uint64_t off, seq = 0;
-  int r = sc_diff_copy_reserve (d, chunk, &off);
-  if (r != 0)
-    return r;
-  uint8_t buf[CS];
-  uh_pattern (buf, CS, tag, 0);
-  if (pwrite (sc_diff_fd (d), buf, CS, off) != (ssize_t) CS)
-    return -EIO;
-  if ((r = sc_diff_copy_record (d, chunk, off, crc32c (0, buf, CS), &seq)))
-    return r;
-  return sc_diff_commit (d, seq);
-}
-
 static size_t
 nsnaps (struct sc_diff *d)
 {
@@ -96,7 +77,7 @@ Test (space_safety, a_put_does_not_free_a_drop_that_is_not_durable)
   cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, 0, NULL), 0);
   struct sc_snapshot_info sa = uh_snap (a.d, "a");
   for (uint64_t c = 0; c < 4; c++)
-    cr_assert_eq (copy (a.d, c, 100 + c), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, 100 + c), 0);
   uh_snap (a.d, "b");
   cr_assert_eq (sc_diff_snapshot_get (a.d, sa.id, NULL), 0);
   g_pinned_id = sa.id;
@@ -106,7 +87,7 @@ Test (space_safety, a_put_does_not_free_a_drop_that_is_not_durable)
   int r = 0;
   uint64_t c;
   for (c = 4; c < 64 && g_pinned && r == 0; c++)
-    r = copy (a.d, c, 200 + c);
+    r = uh_copy_reserved (a.d, c, 200 + c);
   g_armed = false;
   sc_io_fault_hook = NULL;
   cr_assert_eq (r, 0);
@@ -147,7 +128,7 @@ write_until_a_drop (void *opaque)
   struct sc_diff_stats st;
   sc_diff_stats (w->d, &st);
   while (st.dropped == 0 && w->c < 64 && w->r >= 0) {
-    w->r = copy (w->d, w->c, 300 + w->c);
+    w->r = uh_copy_reserved (w->d, w->c, 300 + w->c);
     w->c++;
     sc_diff_stats (w->d, &st);
   }
@@ -165,7 +146,7 @@ fill_five (struct uh_area *a, struct sc_snapshot_info *s, uint64_t *c)
   *c = 0;
   for (int k = 1; k <= 4; k++) {
     for (int i = 0; i < 3; i++, (*c)++)
-      cr_assert_eq (copy (a->d, *c, 100 + *c), 0);
+      cr_assert_eq (uh_copy_reserved (a->d, *c, 100 + *c), 0);
     char n[8];
     snprintf (n, sizeof n, "s%d", k);
     s[k] = uh_snap (a->d, n);
@@ -345,7 +326,7 @@ Test (space_safety, a_failed_preallocation_punches_nothing)
   g_punches = g_prealloc_failed = 0;
   sc_io_fault_hook = prealloc_fails;
   for (uint64_t c = 0; c < 64; c++)
-    cr_assert_eq (copy (a.d, c, 500 + c), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, 500 + c), 0);
   sc_io_fault_hook = NULL;
   cr_assert_gt (g_prealloc_failed, 0, "no growth step was attempted");
   /* Nothing was freed, so nothing but journal slots being zeroed may be

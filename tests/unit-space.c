@@ -30,24 +30,6 @@ area (struct uh_area *a, uint64_t nchunks)
   uh_area_create (a, nchunks * CS, CS, 5);
 }
 
-/* A copy through the policy-aware reservation: 0 copied, 1 not needed,
- * or the negative errno of the reservation. */
-static int
-copy (struct sc_diff *d, uint64_t chunk, uint64_t tag)
-{
-  uint64_t off, seq = 0;
-  int r = sc_diff_copy_reserve (d, chunk, &off);
-  if (r != 0)
-    return r;
-  uint8_t buf[CS];
-  uh_pattern (buf, CS, tag, 0);
-  cr_assert_eq (pwrite (sc_diff_fd (d), buf, CS, off), (ssize_t) CS);
-  cr_assert_eq (sc_diff_copy_record (d, chunk, off, crc32c (0, buf, CS),
-                                     &seq), 0);
-  cr_assert_eq (sc_diff_commit (d, seq), 0);
-  return 0;
-}
-
 static size_t
 nsnaps (struct sc_diff *d)
 {
@@ -68,7 +50,7 @@ Test (space, fail_writes_refuses_at_the_limit_and_keeps_the_snapshot)
   uint64_t copied = 0;
   int r = 0;
   for (uint64_t c = 0; c < 64 && r == 0; c++)
-    if ((r = copy (a.d, c, 100 + c)) == 0)
+    if ((r = uh_copy_reserved (a.d, c, 100 + c)) == 0)
       copied++;
   cr_assert_eq (r, -ENOSPC);
   struct sc_diff_stats st = uh_stats (a.d);
@@ -100,12 +82,12 @@ Test (space, delete_oldest_drops_until_the_copy_fits_and_it_is_recorded)
   for (int s = 0; s < 3; s++) {
     uh_snap (a.d, names[s]);
     for (uint64_t c = 0; c < 6; c++)
-      cr_assert_eq (copy (a.d, s * 6 + c, s * 100 + c), 0);
+      cr_assert_eq (uh_copy_reserved (a.d, s * 6 + c, s * 100 + c), 0);
   }
   cr_assert_eq (nsnaps (a.d), 3);
   /* More copies for c: a goes first, then b if needed; never c. */
   for (uint64_t c = 18; c < 26; c++)
-    cr_assert_eq (copy (a.d, c, 300 + c), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, 300 + c), 0);
   struct sc_diff_stats st = uh_stats (a.d);
   cr_assert_leq (st.used_bytes, 32 * CS);
   cr_assert_geq (st.dropped, 1);
@@ -151,7 +133,7 @@ Test (space, a_copy_nobody_needs_after_the_drops_is_skipped)
   int r = 0;
   uint64_t c;
   for (c = 0; c < 64 && r == 0; c++)
-    r = copy (a.d, c, c);
+    r = uh_copy_reserved (a.d, c, c);
   cr_assert_eq (r, 1, "the drop of the last snapshot leaves nothing to copy");
   cr_assert_eq (nsnaps (a.d), 0);
   cr_assert_eq (uh_stats (a.d).data_slots, 0);
@@ -165,10 +147,10 @@ Test (space, resize_below_the_use_needs_force)
   area (&a, 64);
   uh_snap (a.d, "a");
   for (uint64_t c = 0; c < 10; c++)
-    cr_assert_eq (copy (a.d, c, c), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, c), 0);
   uh_snap (a.d, "b");
   for (uint64_t c = 10; c < 14; c++)
-    cr_assert_eq (copy (a.d, c, c), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, c), 0);
   uint64_t dropped = 99;
   cr_assert_eq (sc_diff_set_max (a.d, 2 * CS, 0, NULL), -EINVAL);
   cr_assert_eq (sc_diff_set_max (a.d, 16 * CS, 0, &dropped), -ENOSPC);
@@ -251,11 +233,11 @@ Test (space, a_dropped_snapshot_being_read_is_freed_by_its_last_reader)
   cr_assert_eq (sc_diff_set_max (a.d, 16 * CS, 0, NULL), 0);
   struct sc_snapshot_info s = uh_snap (a.d, "read");
   for (uint64_t c = 0; c < 4; c++)
-    cr_assert_eq (copy (a.d, c, c + 7), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, c + 7), 0);
   cr_assert_eq (sc_diff_snapshot_get (a.d, s.id, NULL), 0);
   int r = 0;
   for (uint64_t c = 4; c < 64 && r == 0; c++)
-    r = copy (a.d, c, c);
+    r = uh_copy_reserved (a.d, c, c);
   cr_assert_eq (sc_diff_snapshot_check (a.d, s.id), -ENOENT);
   /* Its copies are still there for the read in flight. */
   uint64_t off;
@@ -274,7 +256,7 @@ Test (space, discard_frees_reads_zero_and_is_kept)
   area (&a, 16);
   struct sc_snapshot_info s = uh_snap (a.d, "a");
   for (uint64_t c = 0; c < 4; c++)
-    cr_assert_eq (copy (a.d, c, c + 1), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, c + 1), 0);
   cr_assert_eq (uh_stats (a.d).data_slots, 4);
   cr_assert_eq (sc_diff_snapshot_discard (a.d, s.id, 1, 2), 0);
   cr_assert_eq (sc_diff_snapshot_discard (a.d, s.id, 8, 9), 0);
@@ -292,7 +274,7 @@ Test (space, discard_frees_reads_zero_and_is_kept)
   /* A newer snapshot needs the discarded chunks again. */
   struct sc_snapshot_info b = uh_snap (a.d, "b");
   cr_assert (sc_diff_needs_copy (a.d, 8));
-  cr_assert_eq (copy (a.d, 8, 88), 0);
+  cr_assert_eq (uh_copy_reserved (a.d, 8, 88), 0);
   uh_area_reopen (&a, 0);
   cr_assert_eq (uh_find (a.d, "a").discarded_bytes, 4 * CS);
   cr_assert_eq (sc_diff_resolve (a.d, s.epoch, 8, &off), SC_WHERE_ZERO);
@@ -369,14 +351,14 @@ Test (space, the_file_grows_in_preallocated_steps_and_frees_punch_holes)
   cr_assert_eq (sc_diff_set_max (a.d, 512 * CS, 0, NULL), 0);
   uh_snap (a.d, "a");
   uint64_t before = allocated (a.d);
-  cr_assert_eq (copy (a.d, 0, 1), 0);
+  cr_assert_eq (uh_copy_reserved (a.d, 0, 1), 0);
   /* One copy reserves a step of 1/16 of the limit: 32 slots. */
   cr_assert_geq (allocated (a.d), before + 16 * CS,
-                 "allocated %lu after one copy (from %lu)",
+                 "allocated %lu after one uh_copy_reserved (from %lu)",
                  (unsigned long) allocated (a.d), (unsigned long) before);
   cr_assert_leq (allocated (a.d), 512 * CS + 64 * CS);
   for (uint64_t c = 1; c < 100; c++)
-    cr_assert_eq (copy (a.d, c, c + 1), 0);
+    cr_assert_eq (uh_copy_reserved (a.d, c, c + 1), 0);
   uint64_t full = allocated (a.d);
   cr_assert_eq (sc_diff_snapshot_delete (a.d, "a"), 0);
   cr_assert_leq (allocated (a.d), full - 90 * CS,

@@ -162,29 +162,6 @@ origin_image (struct vol *t, uint64_t seed)
   return img;
 }
 
-/* Does punching a hole read back as zeros here? (It does on ext4, xfs,
- * btrfs and tmpfs; trim is advisory elsewhere.) */
-static bool
-trim_reads_zeros (void)
-{
-  char *p = uh_path ("probe");
-  uint8_t buf[8192];
-  memset (buf, 0xa5, sizeof buf);
-  uh_write_file (p, buf, sizeof buf);
-  int fd = open (p, O_RDWR);
-  bool ok = fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                       4096) == 0;
-  close (fd);
-  if (ok) {
-    uh_pread (p, buf, 4096, 0);
-    for (int i = 0; i < 4096; i++)
-      ok &= buf[i] == 0;
-  }
-  unlink (p);
-  free (p);
-  return ok;
-}
-
 /* ---- live I/O --------------------------------------------------------- */
 
 Test (volume, live_write_read_round_trip)
@@ -382,7 +359,7 @@ zero_or_trim_copies_first (bool trim, unsigned flags)
                : sc_volume_zero (t.v, (uint32_t) len, off, flags);
   cr_assert_eq (r, 0, "%s: %d", trim ? "trim" : "zero", r);
   assert_image (&t, s.id, old, 0, t.size, NULL, "snapshot");
-  if (!trim || trim_reads_zeros ()) {
+  if (!trim || uh_punch_reads_zeros ()) {
     memset (live + off, 0, len);
     assert_image (&t, 0, live, 0, t.size, NULL, "live");
   }
@@ -706,7 +683,7 @@ model_test (uint64_t size, uint32_t cs, uint64_t seed)
   struct model *m = calloc (1, sizeof *m);
   cr_assert_not_null (m);
   m->rng = seed;
-  m->trim_zeros = trim_reads_zeros ();
+  m->trim_zeros = uh_punch_reads_zeros ();
   vol_create (&m->t, size, cs, seed);
   m->live = origin_image (&m->t, seed);
 
