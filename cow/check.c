@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cow/array.h"
 #include "cow/check.h"
 #include "cow/diffarea.h"
 #include "cow/io.h"
@@ -148,16 +149,12 @@ collect_copy (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   if (h->type != SC_REC_COPY)
     return 0;
   const struct sc_rec_copy *r = (const void *) h;
-  if (c->n == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 1024;
-    struct copy_rec *v = realloc (c->v, cap * sizeof *v);
-    if (!v) {
-      snprintf (err, errlen, "out of memory");
-      return -ENOMEM;
-    }
-    c->v = v;
-    c->cap = cap;
+  struct copy_rec *v = sc_array_room (c->v, &c->cap, c->n, sizeof *v, 1024);
+  if (!v) {
+    snprintf (err, errlen, "out of memory");
+    return -ENOMEM;
   }
+  c->v = v;
   c->v[c->n++] = (struct copy_rec) { .chunk = r->chunk, .epoch = r->epoch };
   return 0;
 }

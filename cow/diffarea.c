@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "cow/alloc.h"
+#include "cow/array.h"
 #include "cow/crc32c.h"
 #include "cow/diffarea.h"
 #include "cow/index.h"
@@ -389,14 +390,11 @@ struct unsure { uint64_t chunk; uint64_t seq; uint32_t epoch; };
 static int
 unsure_push (struct sc_diff *d, uint64_t chunk, uint32_t epoch, uint64_t seq)
 {
-  if (d->nunsure == d->unsure_cap) {
-    size_t cap = d->unsure_cap ? d->unsure_cap * 2 : 64;
-    struct unsure *u = realloc (d->unsure, cap * sizeof *u);
-    if (!u)
-      return -ENOMEM;
-    d->unsure = u;
-    d->unsure_cap = cap;
-  }
+  struct unsure *u = sc_array_room (d->unsure, &d->unsure_cap, d->nunsure,
+                                    sizeof *u, 64);
+  if (!u)
+    return -ENOMEM;
+  d->unsure = u;
   d->unsure[d->nunsure++] = (struct unsure) { chunk, seq, epoch };
   return 0;
 }
@@ -1732,14 +1730,11 @@ disc_add (struct sc_diff *d, struct snap *s, uint64_t first, uint64_t count)
   while (k < s->ndisc && s->disc[k].first <= end)
     merged += s->disc[k++].count;
   if (k == lo) {                /* nothing to merge: insert at lo */
-    if (s->ndisc == s->disc_cap) {
-      size_t cap = s->disc_cap ? s->disc_cap * 2 : 4;
-      struct extent *e = realloc (s->disc, cap * sizeof *e);
-      if (!e)
-        return -ENOMEM;
-      s->disc = e;
-      s->disc_cap = cap;
-    }
+    struct extent *e = sc_array_room (s->disc, &s->disc_cap, s->ndisc,
+                                      sizeof *e, 4);
+    if (!e)
+      return -ENOMEM;
+    s->disc = e;
     if (s->ndisc == 0)
       d->ndisc_snaps++;
     memmove (&s->disc[lo + 1], &s->disc[lo],

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cow/array.h"
 #include "cow/crc32c.h"
 #include "cow/io.h"
 #include "cow/journal.h"
@@ -42,14 +43,11 @@ rec_crc (uint32_t seed, const void *rec, size_t len)
 static int
 chain_push (struct sc_journal *j, uint64_t slot)
 {
-  if (j->nchain == j->chain_cap) {
-    size_t cap = j->chain_cap ? j->chain_cap * 2 : 16;
-    uint64_t *c = realloc (j->chain, cap * sizeof *c);
-    if (!c)
-      return -ENOMEM;
-    j->chain = c;
-    j->chain_cap = cap;
-  }
+  uint64_t *c = sc_array_room (j->chain, &j->chain_cap, j->nchain,
+                               sizeof *c, 16);
+  if (!c)
+    return -ENOMEM;
+  j->chain = c;
   j->chain[j->nchain++] = slot;
   return 0;
 }
@@ -181,14 +179,11 @@ tail_add (struct sc_journal *j, uint64_t off, const void *p, size_t len)
   if (last && last->off + last->len == off)
     last->len += len;
   else {
-    if (j->nsegs == j->segs_cap) {
-      size_t cap = j->segs_cap ? j->segs_cap * 2 : 8;
-      struct sc_journal_seg *s = realloc (j->segs, cap * sizeof *s);
-      if (!s)
-        return -ENOMEM;
-      j->segs = s;
-      j->segs_cap = cap;
-    }
+    struct sc_journal_seg *s = sc_array_room (j->segs, &j->segs_cap,
+                                              j->nsegs, sizeof *s, 8);
+    if (!s)
+      return -ENOMEM;
+    j->segs = s;
     j->segs[j->nsegs++] = (struct sc_journal_seg) {
       .off = off, .len = len, .at = j->tail_len
     };
