@@ -156,12 +156,6 @@ sc_client_fd (const struct sc_client *c)
   return c->fd;
 }
 
-const char *
-sc_client_where (const struct sc_client *c)
-{
-  return c->where;
-}
-
 static int
 field_u64 (const struct sc_ctl_line *line, const char *key, uint64_t *out)
 {
@@ -561,42 +555,6 @@ sc_client_info (struct sc_client *c, struct sc_client_volume *out,
             (int) sizeof st.origin.path, st.origin.path);
   sc_ctl_sanitize (out->origin);
   return 0;
-}
-
-struct one_snapshot {
-  struct sc_client_snapshot *s;
-  bool seen;
-};
-
-static int
-on_created (const struct sc_ctl_line *line, void *opaque)
-{
-  struct one_snapshot *o = opaque;
-
-  if (!is_kind (line, "snapshot"))
-    return 0;
-  o->seen = true;
-  return snapshot_from_line (line, o->s);
-}
-
-int
-sc_client_create (struct sc_client *c, const char *name,
-                  struct sc_client_snapshot *out, char *err, size_t errlen)
-{
-  struct one_snapshot o = { .s = out };
-  int r;
-
-  if (c->diff) {
-    snprintf (err, errlen, "create needs a running server");
-    return -ENOTCONN;
-  }
-  r = request (c, "CREATE", name, on_created, &o, err, errlen);
-  if (r == 0 && !o.seen) {
-    snprintf (err, errlen, "%s: bad reply from the server: "
-              "no snapshot line", c->where);
-    r = -EPROTO;
-  }
-  return r;
 }
 
 struct deleted {

@@ -81,11 +81,6 @@ int sc_client_list (struct sc_client *c, struct sc_client_snapshot **out,
 int sc_client_info (struct sc_client *c, struct sc_client_volume *out,
                     char *err, size_t errlen);
 
-/* Create a snapshot (name NULL: the default name).  Online only. */
-int sc_client_create (struct sc_client *c, const char *name,
-                      struct sc_client_snapshot *out,
-                      char *err, size_t errlen);
-
 /* Delete one snapshot by name, the oldest, or all of them.  `deleted` is
  * called with each name as soon as it is gone, so a failure half way
  * through DELETE_ALL still reports what was done. */
@@ -113,8 +108,6 @@ int sc_client_snapshot_from_line (const struct sc_ctl_line *line,
                                   struct sc_client_snapshot *s);
 /* The control socket (-1 offline), to watch for the server going away. */
 int sc_client_fd (const struct sc_client *c);
-/* The socket or diff-area path, for messages. */
-const char *sc_client_where (const struct sc_client *c);
 
 /* The diff area opened offline, or NULL when talking to a server. */
 struct sc_diff *sc_client_diff (struct sc_client *c);

@@ -16,7 +16,6 @@ uint64_t sc_cli_mono_ms (void);
 /* Each returns the exit status.  `socket` is the global -c (or
  * DIFF.sock of --diff), or NULL. */
 int sc_cmd_create (const char *socket, int argc, char **argv);
-int sc_cmd_writers (int argc, char **argv);
 int sc_cmd_mount (const char *socket, int argc, char **argv);
 int sc_cmd_umount (int argc, char **argv);
 

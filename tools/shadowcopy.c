@@ -49,30 +49,7 @@ verror (const char *fmt, va_list ap)
   fprintf (stderr, "shadowcopy: %s\n", msg);
 }
 
-static void __attribute__ ((format (printf, 1, 2)))
-error (const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  verror (fmt, ap);
-  va_end (ap);
-}
-
-static int __attribute__ ((format (printf, 1, 2)))
-usage_error (const char *fmt, ...)
-{
-  char msg[1024];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  error ("%s (see shadowcopy --help)", msg);
-  return EXIT_USAGE;
-}
-
-/* For the verbs in tools/cmd-*.c (commands.h). */
+/* Also for the verbs in tools/cmd-*.c (commands.h). */
 void
 sc_cli_error (const char *fmt, ...)
 {
@@ -92,8 +69,12 @@ sc_cli_usage_error (const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  return usage_error ("%s", msg);
+  sc_cli_error ("%s (see shadowcopy --help)", msg);
+  return EXIT_USAGE;
 }
+
+#define error sc_cli_error
+#define usage_error sc_cli_usage_error
 
 uint64_t
 sc_cli_mono_ms (void)
