@@ -7,7 +7,9 @@
  * times N requests of each kind, one at a time as a single 4k random
  * write or read of the copy-on-write path would make them, and a batch
  * of 16 64K reads and one of 16 64K writes, as a 1 MiB write over 64K
- * chunks copies them.  Each
+ * chunks copies them.  Then what a group commit waits for (a 64K write
+ * and an fdatasync, overwriting or appending) and what a copy's CRC32C
+ * costs.  Each
  * case runs 5 times; the median of the per-request averages is printed.
  * bench/io-probe.sh builds and runs it; docs/performance.md explains
  * what the numbers decided.
@@ -71,12 +73,31 @@ uring_one (int write, uint32_t len, uint64_t off, uint8_t *p)
 }
 
 enum kind { SYS_WRITE, URING_WRITE, SYS_READ, URING_READ,
-            SYS_BATCH, URING_BATCH, SYS_BREAD, URING_BREAD, KINDS };
+            SYS_BATCH, URING_BATCH, SYS_BREAD, URING_BREAD,
+            SYNC_OVERWRITE, SYNC_APPEND, CRC, KINDS };
 static const char *names[KINDS] = {
   "4k write, pwrite", "4k write, io_uring", "4k read, pread",
   "4k read, io_uring", "16 x 64K writes, pwrite", "16 x 64K writes, io_uring",
   "16 x 64K reads, pread", "16 x 64K reads, io_uring",
+  "64K overwrite + fdatasync", "64K append + fdatasync", "CRC32C of 64K",
 };
+
+static int sync_fd;             /* SYNC_*: a second file */
+static uint64_t append_off;
+
+/* CRC32C (Castagnoli), SSE4.2, one stream: what cow/crc32c.c does. */
+__attribute__ ((target ("sse4.2"))) static uint32_t
+crc32c_64k (const uint8_t *p)
+{
+  uint64_t c = 0xffffffff;
+  for (size_t i = 0; i < 65536; i += 8) {
+    uint64_t w;
+    memcpy (&w, p + i, 8);
+    c = __builtin_ia32_crc32di (c, w);
+  }
+  return (uint32_t) c ^ 0xffffffff;
+}
+static volatile uint32_t crc_sink;
 
 static void
 run (enum kind k)
@@ -124,6 +145,17 @@ run (enum kind k)
     }
     break;
   }
+  case SYNC_OVERWRITE:
+  case SYNC_APPEND: {
+    uint64_t off = k == SYNC_APPEND ? (append_off += 65536) - 65536
+                                    : next_off (65536) % (16u << 20);
+    if (pwrite (sync_fd, buf, 65536, off) != 65536 || fdatasync (sync_fd))
+      die ("pwrite/fdatasync", errno);
+    break;
+  }
+  case CRC:
+    crc_sink = crc32c_64k (buf);
+    break;
   case KINDS:
     break;
   }
@@ -156,6 +188,17 @@ main (int argc, char **argv)
   for (uint64_t off = 0; off < FILE_SIZE; off += 16 * 65536)
     if (pwrite (fd, buf, 16 * 65536, off) != 16 * 65536)
       die ("prefill", errno);
+  snprintf (path, sizeof path, "%s/io-probe.sync", argv[1]);
+  sync_fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (sync_fd < 0)
+    die (path, errno);
+  unlink (path);
+  for (uint64_t off = 0; off < (16u << 20); off += 16 * 65536)
+    if (pwrite (sync_fd, buf, 16 * 65536, off) != 16 * 65536)
+      die ("prefill", errno);
+  if (fdatasync (sync_fd))
+    die ("fdatasync", errno);
+  append_off = 16u << 20;
   int r = io_uring_queue_init (64, &ring, 0);
   if (r < 0)
     die ("io_uring_queue_init", -r);
@@ -163,7 +206,8 @@ main (int argc, char **argv)
   printf ("%-28s %12s\n", "request", "us/request");
   for (int k = 0; k < KINDS; k++) {
     double avg[ROUNDS];
-    long reps = k >= SYS_BATCH ? n / 16 : n;
+    long reps = k == SYNC_OVERWRITE || k == SYNC_APPEND ? n / 100
+                : k >= SYS_BATCH ? n / 16 : n;
     for (int round = 0; round < ROUNDS; round++) {
       double t0 = now_us ();
       for (long i = 0; i < reps; i++)

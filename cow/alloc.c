@@ -84,8 +84,6 @@ sc_alloc_get (struct sc_alloc *a, uint64_t *slot)
   }
   if (s > a->end)
     s = a->end;
-  if (a->limit && s >= a->limit)
-    return -ENOSPC;
   int r = ensure (a, s);
   if (r < 0)
     return r;

@@ -17,7 +17,6 @@ struct sc_alloc {
   uint64_t end;                 /* one past the highest slot ever used */
   uint64_t used;                /* slots in use */
   uint64_t hint;                /* no free slot below this */
-  uint64_t limit;               /* slots may not reach this (0: none) */
 };
 
 void sc_alloc_init (struct sc_alloc *a, uint64_t first_slot);
@@ -27,7 +26,7 @@ void sc_alloc_free_all (struct sc_alloc *a);
  * below the first usable slot, -ENOMEM. */
 int sc_alloc_mark (struct sc_alloc *a, uint64_t slot);
 
-/* Take the lowest free slot.  -ENOSPC at the limit, -ENOMEM. */
+/* Take the lowest free slot.  -ENOMEM. */
 int sc_alloc_get (struct sc_alloc *a, uint64_t *slot);
 
 /* Return a slot.  Freeing a free slot is a bug and aborts. */

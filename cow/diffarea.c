@@ -62,6 +62,15 @@ struct snap {
   size_t ndisc, disc_cap;
 };
 
+/* Must its copies be kept?  While it is valid and not (durably) deleted,
+ * or while a read of it is in flight. */
+static bool
+snap_keeps_copies (const struct snap *s)
+{
+  return ((!s->deleted || s->pending) &&
+          s->info.invalid_reason == SC_VALID) || s->readers;
+}
+
 struct sc_diff {
   pthread_mutex_t lock;
   pthread_cond_t readers_done;
@@ -318,8 +327,7 @@ gc_run (struct sc_diff *d, bool free_slots)
   /* A deleted snapshot with a read in flight still needs its copies. */
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
-    if (((!s->deleted || s->pending) && s->info.invalid_reason == SC_VALID)
-        || s->readers) {
+    if (snap_keeps_copies (s)) {
       g.snaps[g.nlive] = s;
       g.live[g.nlive++] = s->info.epoch;
     }
@@ -1381,6 +1389,19 @@ sc_diff_snapshot_find (struct sc_diff *d, const char *name,
   return 0;
 }
 
+int
+sc_diff_snapshot_lookup (struct sc_diff *d, const char *name,
+                         struct sc_snapshot_info *out)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_name (d, name);
+  if (!s)
+    return -ENOENT;
+  *out = s->info;
+  out->used_bytes = 0;
+  return 0;
+}
+
 /* What deleting each snapshot would free: the data copies that no other
  * valid snapshot needs.  One pass over the index. */
 struct used_ctx {
@@ -1467,8 +1488,7 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
 
 /* ---- the write path ------------------------------------------------- */
 
-static bool needed_in (struct sc_diff *d, uint32_t from, uint32_t to,
-                       uint64_t chunk);
+static void grow (struct sc_diff *d, uint64_t slot);
 
 static bool
 needs_copy_locked (struct sc_diff *d, uint64_t chunk)
@@ -1506,6 +1526,19 @@ sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first, uint64_t last,
   return n;
 }
 
+/* The lowest free slot, preallocated: its byte offset in *offset. */
+static int
+take_slot_locked (struct sc_diff *d, uint64_t *offset)
+{
+  uint64_t slot;
+  int r = sc_alloc_get (&d->alloc, &slot);
+  if (r < 0)
+    return r;
+  grow (d, slot);
+  *offset = slot * d->chunk_size;
+  return 0;
+}
+
 int
 sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset)
 {
@@ -1514,11 +1547,7 @@ sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset)
     return -EROFS;
   if (!fits (d, d->max_bytes, 1))
     return -ENOSPC;             /* the size limit (no policy here) */
-  uint64_t slot;
-  int r = sc_alloc_get (&d->alloc, &slot);
-  if (r == 0)
-    *offset = slot * d->chunk_size;
-  return r;
+  return take_slot_locked (d, offset);
 }
 
 void
@@ -2129,19 +2158,10 @@ sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
   if (!d->have_journal)
     return -EROFS;
   for (;;) {
-    struct sc_copy last;
-    uint32_t from = sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
-    if (from == d->epoch || !needed_in (d, from, d->epoch - 1, chunk))
+    if (!needs_copy_locked (d, chunk))
       return 1;
-    if (fits (d, d->max_bytes, 1)) {
-      uint64_t slot;
-      int r = sc_alloc_get (&d->alloc, &slot);
-      if (r < 0)
-        return r;
-      grow (d, slot);
-      *offset = slot * d->chunk_size;
-      return 0;
-    }
+    if (fits (d, d->max_bytes, 1))
+      return take_slot_locked (d, offset);
     if (d->on_full == SC_ON_FULL_FAIL_WRITES) {
       d->full_failures++;
       if (sc_debug)
@@ -2199,9 +2219,7 @@ chunk_gc (struct sc_diff *d, uint64_t chunk)
     for (size_t i = snap_lower_bound (d, prev);
          !keep && i < d->nsnaps && d->snaps[i]->info.epoch < c.epoch; i++) {
       struct snap *s = d->snaps[i];
-      if ((((!s->deleted || s->pending) &&
-            s->info.invalid_reason == SC_VALID) || s->readers) &&
-          snap_needs (s, chunk))
+      if (snap_keeps_copies (s) && snap_needs (s, chunk))
         keep = true;
     }
     if (!keep)

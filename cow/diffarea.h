@@ -175,9 +175,13 @@ int sc_diff_snapshot_delete (struct sc_diff *d, const char *name);
 int sc_diff_snapshot_list (struct sc_diff *d,
                            struct sc_snapshot_info **out, size_t *n);
 
-/* Find a snapshot by name.  -ENOENT if none. */
+/* Find a snapshot by name.  -ENOENT if none.  find fills in used_bytes,
+ * which takes a pass over the whole index; lookup leaves it 0 and is
+ * O(1): for callers that only need the snapshot's identity. */
 int sc_diff_snapshot_find (struct sc_diff *d, const char *name,
                            struct sc_snapshot_info *out);
+int sc_diff_snapshot_lookup (struct sc_diff *d, const char *name,
+                             struct sc_snapshot_info *out);
 
 /* Mark every valid snapshot that needs the old content of `chunk` invalid,
  * durably if the journal can still be written. */

@@ -138,7 +138,8 @@ delete_by_id (struct sc_volume *v, uint64_t id, const char *name)
 {
   struct sc_snapshot_info s;
 
-  if (sc_diff_snapshot_find (sc_volume_diff (v), name, &s) < 0 || s.id != id)
+  if (sc_diff_snapshot_lookup (sc_volume_diff (v), name, &s) < 0 ||
+      s.id != id)
     return;
   int r = sc_volume_snapshot_delete (v, name);
   if (r < 0 && r != -ENOENT)

@@ -89,7 +89,6 @@ struct sc_volume {
   uint64_t nholds;
 
   /* Counters (atomics) and copy-on-write latencies (a ring, hold_lock). */
-  enum sc_on_full on_full;
   struct sc_volume_config cfg;
   uint64_t chunks_copied, bytes_copied, zero_chunks, bytes_written;
   uint64_t writes_refused;
@@ -200,7 +199,6 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   pthread_mutex_init (&v->pool_lock, NULL);
   pthread_cond_init (&v->pool_cond, NULL);
   pthread_mutex_init (&v->hold_lock, NULL);
-  v->on_full = cfg->on_full;
   v->cfg = *cfg;
   v->cfg.origin_path = v->cfg.diff_path = NULL;
   v->start_ns = v->win_ns[0] = v->win_ns[1] = mono_ns ();
@@ -357,7 +355,7 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
       state[i] = DONE;
       continue;
     }
-    if (r == -ENOSPC && v->on_full == SC_ON_FULL_FAIL_WRITES) {
+    if (r == -ENOSPC && v->cfg.on_full == SC_ON_FULL_FAIL_WRITES) {
       refused = -ENOSPC;        /* the write fails; snapshots are kept */
       state[i] = FAILED;
       continue;
@@ -390,7 +388,7 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
                "%s", chunks[i], strerror (-q->result));
         sc_diff_slot_cancel (v->diff, slot[i]);
         if ((q->result == -ENOSPC || q->result == -EDQUOT) &&
-            v->on_full == SC_ON_FULL_FAIL_WRITES) {
+            v->cfg.on_full == SC_ON_FULL_FAIL_WRITES) {
           refused = -ENOSPC;    /* its filesystem is full */
           continue;
         }

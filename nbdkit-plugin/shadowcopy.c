@@ -46,23 +46,19 @@ static struct sc_control *control;
 static void
 forward_debug (const char *fmt, ...)
 {
-  char msg[1024];
   va_list ap;
   va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
+  nbdkit_vdebug (fmt, ap);
   va_end (ap);
-  nbdkit_debug ("%s", msg);
 }
 
 static void
 forward_notice (const char *fmt, ...)
 {
-  char msg[1024];
   va_list ap;
   va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
+  nbdkit_verror (fmt, ap);
   va_end (ap);
-  nbdkit_error ("%s", msg);
 }
 
 static void
@@ -348,7 +344,7 @@ shadowcopy_open (int readonly)
   }
 
   struct sc_snapshot_info info;
-  int r = sc_diff_snapshot_find (sc_volume_diff (volume), name, &info);
+  int r = sc_diff_snapshot_lookup (sc_volume_diff (volume), name, &info);
   if (r == -ENOENT) {
     nbdkit_error ("unknown export '%.*s': it is neither \"live\" nor the "
                   "name of a snapshot", SC_NAME_MAX, name);
@@ -411,16 +407,10 @@ live_only (void *handle)
 }
 
 /* Snapshots are read-only for data, but with discard-snapshots=on their
- * reader may trim (NBD needs the export writable for that). */
+ * reader may trim (NBD needs the export writable for that).  Trim is
+ * allowed exactly where this is true. */
 static int
 shadowcopy_can_write (void *handle)
-{
-  struct handle *h = handle;
-  return h->live || discard_snapshots;
-}
-
-static int
-shadowcopy_can_trim (void *handle)
 {
   struct handle *h = handle;
   return h->live || discard_snapshots;
@@ -570,7 +560,7 @@ static struct nbdkit_plugin plugin = {
   .block_size         = shadowcopy_block_size,
   .can_write          = shadowcopy_can_write,
   .can_flush          = live_only,
-  .can_trim           = shadowcopy_can_trim,
+  .can_trim           = shadowcopy_can_write,  /* trim where writable */
   .can_zero           = live_only,
   .can_extents        = live_only,
   .can_fua            = shadowcopy_can_fua,

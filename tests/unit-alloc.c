@@ -1,5 +1,5 @@
 /* Unit tests: the slot allocator of the diff area (lowest-first, reuse
- * before growth, replay marks, limits). */
+ * before growth, replay marks). */
 #include <config.h>
 
 #include <errno.h>
@@ -106,23 +106,6 @@ Test (alloc, after_marks_the_holes_below_are_filled_first)
   for (uint64_t s = 6; s < 200; s++)
     cr_assert_eq (get (&a), s);
   cr_assert_eq (get (&a), 201);
-  sc_alloc_free_all (&a);
-}
-
-Test (alloc, limit_gives_enospc)
-{
-  struct sc_alloc a;
-  uint64_t s;
-  sc_alloc_init (&a, 2);
-  a.limit = 5;                  /* slots 2, 3, 4 */
-  cr_assert_eq (get (&a), 2);
-  cr_assert_eq (get (&a), 3);
-  cr_assert_eq (get (&a), 4);
-  cr_assert_eq (sc_alloc_get (&a, &s), -ENOSPC);
-  cr_assert_eq (a.used, 3, "a refused allocation takes nothing");
-  sc_alloc_put (&a, 3);
-  cr_assert_eq (get (&a), 3, "space freed under the limit is usable");
-  cr_assert_eq (sc_alloc_get (&a, &s), -ENOSPC);
   sc_alloc_free_all (&a);
 }
 
