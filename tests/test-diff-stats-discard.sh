@@ -28,7 +28,7 @@ log "stats: $(tr '\n' ';' < "$TMP/stats.txt")"
 written=$((2 * M + 256 * K))
 [ "$(stat bytes_written)" = $written ] || fail "bytes written: $(stat bytes_written), expected $written"
 wa=$(stat write_amplification)
-want=$(python3 -c "print('%.3f' % (($written + $M) / $written))")
+want=$("$PYTHON" -c "print('%.3f' % (($written + $M) / $written))")
 [ "$wa" = "$want" ] || fail "write amplification $wa, expected $want"
 [ "$(stat cow_count)" = 2 ] || fail "cow count: $(stat cow_count), expected 2 writes that copied"
 [ "$(stat cow_p99_ns)" -ge "$(stat cow_p50_ns)" ] || fail "p99 < p50"
@@ -68,7 +68,7 @@ log "diff area used: $used1 before the discard, $used2 after"
     fail "list shows $(sc_field d1 discarded_bytes) discarded bytes, expected 2 MiB"
 [ "$(sc_info discarded_bytes)" = $((2 * M)) ] || fail "info does not show the discard"
 # The discarded ranges read as zeros, the rest as before.
-python3 - "$TMP/exp-d1" <<'PY'
+"$PYTHON" - "$TMP/exp-d1" <<'PY'
 import sys
 f = sys.argv[1]
 b = bytearray(open(f, "rb").read())
@@ -103,7 +103,7 @@ nbd_zero live $((2 * M)) $M                    # zero may punch too
 [ "$(nbd_sha256 r1)" = "$(file_sha256 "$TMP/exp-r1")" ] ||
     fail "r1 changed after a live trim and zero"
 for off in 0 $((2 * M)); do
-    python3 - "$TMP/disk" $off <<'PY' || fail "the live trim/zero at $off did not punch the origin"
+    "$PYTHON" - "$TMP/disk" $off <<'PY' || fail "the live trim/zero at $off did not punch the origin"
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 off = int(sys.argv[2])
