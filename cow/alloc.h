@@ -32,6 +32,18 @@ int sc_alloc_get (struct sc_alloc *a, uint64_t *slot);
 /* Return a slot.  Freeing a free slot is a bug and aborts. */
 void sc_alloc_put (struct sc_alloc *a, uint64_t slot);
 
+/* Slots in use, and one past the highest slot ever used. */
+static inline uint64_t
+sc_alloc_used (const struct sc_alloc *a)
+{
+  return a->used;
+}
+static inline uint64_t
+sc_alloc_end (const struct sc_alloc *a)
+{
+  return a->end;
+}
+
 bool sc_alloc_is_used (const struct sc_alloc *a, uint64_t slot);
 
 /* Lower `end` to one past the highest used slot (at least `first`) and

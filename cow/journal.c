@@ -393,6 +393,125 @@ committed_later (const uint8_t *buf, uint32_t chunk_size, uint32_t from,
   return false;
 }
 
+/* Where replay is, and what it was asked. */
+struct replay {
+  int fd;
+  uint32_t chunk_size, seed;
+  uint64_t max_slot;
+  sc_journal_apply_fn apply;
+  void *opaque;
+  struct sc_journal j;          /* only its chain: the slots visited */
+  uint8_t *buf;                 /* the slot being replayed */
+  uint64_t slot, seq, records;
+  uint32_t pos;                 /* of the record in buf */
+  uint64_t durable;             /* best commit marker so far */
+  char *err;
+  size_t errlen;
+};
+
+/* The byte offset of the current record in the file. */
+static uint64_t
+replay_offset (const struct replay *rp)
+{
+  return rp->slot * rp->chunk_size + rp->pos;
+}
+
+#define REPLAY_CORRUPT(rp, ...) \
+  (snprintf ((rp)->err, (rp)->errlen, __VA_ARGS__), -EINVAL)
+
+/* The header of the record at rp->pos: 0 if it is a valid record, 1 if
+ * the journal ends here (end of the slot, a torn tail), -EINVAL if it is
+ * damaged although a later commit marker shows it had been durable. */
+static int
+replay_header (struct replay *rp, struct sc_rec_hdr *h)
+{
+  if (rp->pos + sizeof *h > rp->chunk_size)
+    return 1;
+  memcpy (h, rp->buf + rp->pos, sizeof *h);
+  if (h->seq == rp->seq && h->len >= sizeof *h && h->len % SC_REC_ALIGN == 0 &&
+      h->len <= rp->chunk_size - rp->pos &&
+      h->crc == rec_crc (rp->seed, rp->buf + rp->pos, h->len)) {
+    if (!rec_len_ok ((const void *) (rp->buf + rp->pos)))
+      return REPLAY_CORRUPT (rp, "journal record %" PRIu64 " at offset %"
+                             PRIu64 ": unknown type %u or bad length %u",
+                             rp->seq, replay_offset (rp), h->type, h->len);
+    return 0;
+  }
+  uint32_t at;
+  uint64_t mark;
+  if (committed_later (rp->buf, rp->chunk_size, rp->pos, rp->seed, rp->seq,
+                       &at, &mark))
+    return REPLAY_CORRUPT (rp, "journal record %" PRIu64 " at offset %"
+                           PRIu64 " is damaged, but commit record %" PRIu64
+                           " at offset %" PRIu64 " shows it had been durable",
+                           rp->seq, replay_offset (rp), mark,
+                           rp->slot * rp->chunk_size + at);
+  return 1;
+}
+
+/* A NEXT record: *next_slot the slot the journal goes on in; 1 if the
+ * journal ends here instead. */
+static int
+replay_next (struct replay *rp, const struct sc_rec_next *n,
+             uint64_t *next_slot)
+{
+  uint64_t to = n->slot;
+  if (to >= rp->max_slot && to != 0 && rp->seq > rp->durable)
+    return 1;   /* not known durable, and the file never grew to its target
+                   (a volatile session, or a crash before the commit) */
+  if (to == 0 || to >= rp->max_slot)
+    return REPLAY_CORRUPT (rp, "journal record %" PRIu64 " at offset %"
+                           PRIu64 ": next journal slot %" PRIu64 " is "
+                           "outside the diff area", rp->seq,
+                           replay_offset (rp), to);
+  for (size_t i = 0; i < rp->j.nchain; i++)
+    if (rp->j.chain[i] == to)
+      return REPLAY_CORRUPT (rp, "journal record %" PRIu64 " at offset %"
+                             PRIu64 ": journal chain loops back to slot %"
+                             PRIu64, rp->seq, replay_offset (rp), to);
+  *next_slot = to;
+  return 0;
+}
+
+static int
+replay_commit (struct replay *rp, const struct sc_rec_commit *c)
+{
+  if (c->durable_seq >= rp->seq)
+    return REPLAY_CORRUPT (rp, "journal record %" PRIu64 " at offset %"
+                           PRIu64 ": commit marker vouches for later "
+                           "records", rp->seq, replay_offset (rp));
+  if (c->durable_seq > rp->durable)
+    rp->durable = c->durable_seq;
+  return 0;
+}
+
+/* The records of the slot in rp->buf, in order: 0 with *next_slot where
+ * the journal goes on, 1 if it ends in this slot (at rp->pos). */
+static int
+replay_slot (struct replay *rp, uint64_t *next_slot)
+{
+  *next_slot = 0;
+  for (rp->pos = 0; *next_slot == 0; ) {
+    struct sc_rec_hdr h;
+    int r = replay_header (rp, &h);
+    if (r != 0)
+      return r;
+    const void *rec = rp->buf + rp->pos;
+    if (h.type == SC_REC_NEXT)
+      r = replay_next (rp, rec, next_slot);
+    else if (h.type == SC_REC_COMMIT)
+      r = replay_commit (rp, rec);
+    else
+      r = rp->apply (rp->opaque, rec, rp->durable, rp->err, rp->errlen);
+    if (r != 0)
+      return r;
+    rp->pos += h.len;
+    rp->seq++;
+    rp->records++;
+  }
+  return 0;
+}
+
 int
 sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                    uint64_t head_slot, uint64_t head_seq, uint64_t max_slot,
@@ -402,121 +521,122 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                    uint64_t *end_seq, uint64_t *durable_out,
                    char *err, size_t errlen)
 {
-  struct sc_journal j = { .chain = NULL };
-  uint8_t *buf = malloc (chunk_size);
-  if (!buf)
+  struct replay rp = {
+    .fd = fd, .chunk_size = chunk_size, .seed = seed, .max_slot = max_slot,
+    .apply = apply, .opaque = opaque, .slot = head_slot, .seq = head_seq,
+    .durable = *durable_out, .err = err, .errlen = errlen,
+  };
+  if (!(rp.buf = malloc (chunk_size)))
     return -ENOMEM;
-
-  uint64_t slot = head_slot, seq = head_seq, records = 0;
-  uint32_t pos = 0;
-  uint64_t durable = *durable_out; /* best commit marker so far */
   int r = 0;
-  bool end = false;
-  while (!end) {
-    if ((r = chain_push (&j, slot)) < 0)
+  while (r == 0) {
+    if ((r = chain_push (&rp.j, rp.slot)) < 0)
       break;
-    r = sc_io_pread (fd, buf, chunk_size, slot * chunk_size);
+    r = sc_io_pread (fd, rp.buf, chunk_size, rp.slot * chunk_size);
     if (r < 0) {
       snprintf (err, errlen, "reading journal slot %" PRIu64
                 " at offset %" PRIu64 ": %s",
-                slot, slot * chunk_size, strerror (-r));
+                rp.slot, rp.slot * chunk_size, strerror (-r));
       break;
     }
-    uint64_t next_slot = 0;
-    pos = 0;
-    while (!end && next_slot == 0) {
-      struct sc_rec_hdr h;
-      if (pos + sizeof h > chunk_size) {
-        end = true;
-        break;
-      }
-      memcpy (&h, buf + pos, sizeof h);
-      if (h.seq != seq || h.len < sizeof h || h.len % SC_REC_ALIGN ||
-          h.len > chunk_size - pos ||
-          h.crc != rec_crc (seed, buf + pos, h.len)) {
-        /* The end of the journal, or a torn tail, unless a later commit
-         * marker shows this record had been durable. */
-        uint32_t at;
-        uint64_t mark;
-        if (committed_later (buf, chunk_size, pos, seed, seq, &at, &mark)) {
-          snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
-                    PRIu64 " is damaged, but commit record %" PRIu64
-                    " at offset %" PRIu64 " shows it had been durable",
-                    seq, slot * chunk_size + pos, mark,
-                    slot * chunk_size + at);
-          r = -EINVAL;
-          goto out;
-        }
-        end = true;
-        break;
-      }
-      if (!rec_len_ok ((const void *) (buf + pos))) {
-        snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
-                  PRIu64 ": unknown type %u or bad length %u", seq,
-                  slot * chunk_size + pos, h.type, h.len);
-        r = -EINVAL;
-        goto out;
-      }
-      if (h.type == SC_REC_NEXT) {
-        const struct sc_rec_next *n = (const void *) (buf + pos);
-        next_slot = n->slot;
-        if (next_slot >= max_slot && next_slot != 0 && seq > durable) {
-          /* Not known durable, and the file never grew to its target
-           * (a volatile session, or a crash before the commit): the
-           * end of the journal. */
-          next_slot = 0;
-          end = true;
-          break;
-        }
-        if (next_slot == 0 || next_slot >= max_slot) {
-          snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
-                    PRIu64 ": next journal slot %" PRIu64 " is outside "
-                    "the diff area", seq, slot * chunk_size + pos,
-                    next_slot);
-          r = -EINVAL;
-          goto out;
-        }
-        for (size_t i = 0; i < j.nchain; i++)
-          if (j.chain[i] == next_slot) {
-            snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
-                      PRIu64 ": journal chain loops back to slot %" PRIu64,
-                      seq, slot * chunk_size + pos, next_slot);
-            r = -EINVAL;
-            goto out;
-          }
-      }
-      else if (h.type == SC_REC_COMMIT) {
-        const struct sc_rec_commit *c = (const void *) (buf + pos);
-        if (c->durable_seq >= seq) {
-          snprintf (err, errlen, "journal record %" PRIu64 " at offset %"
-                    PRIu64 ": commit marker vouches for later records",
-                    seq, slot * chunk_size + pos);
-          r = -EINVAL;
-          goto out;
-        }
-        if (c->durable_seq > durable)
-          durable = c->durable_seq;
-      }
-      else if ((r = apply (opaque, (const void *) (buf + pos), durable, err,
-                           errlen)) < 0)
-        goto out;
-      pos += h.len;
-      seq++;
-      records++;
-    }
-    slot = next_slot;
+    uint64_t next_slot;
+    r = replay_slot (&rp, &next_slot);
+    if (r == 0)
+      rp.slot = next_slot;
   }
- out:
-  free (buf);
+  free (rp.buf);
   if (r < 0) {
-    free (j.chain);
+    free (rp.j.chain);
     return r;
   }
-  *chain_out = j.chain;
-  *nchain_out = j.nchain;
-  *end_pos = pos;
-  *durable_out = durable;
-  *records_out = records;
-  *end_seq = seq;
+  *chain_out = rp.j.chain;
+  *nchain_out = rp.j.nchain;
+  *end_pos = rp.pos;
+  *durable_out = rp.durable;
+  *records_out = rp.records;
+  *end_seq = rp.seq;
   return 0;
+}
+
+/* ---- what the diff area asks of a journal ---------------------------- */
+
+uint64_t
+sc_journal_next_seq (const struct sc_journal *j)
+{
+  return j->next_seq;
+}
+
+uint64_t
+sc_journal_records (const struct sc_journal *j)
+{
+  return j->records;
+}
+
+size_t
+sc_journal_slots (const struct sc_journal *j)
+{
+  return j->nchain;
+}
+
+size_t
+sc_journal_spare_slots (const struct sc_journal *j)
+{
+  return j->spare ? 1 : 0;
+}
+
+void
+sc_journal_head (const struct sc_journal *j, uint64_t *slot, uint64_t *seq)
+{
+  *slot = j->head_slot;
+  *seq = j->head_seq;
+}
+
+void
+sc_journal_set_volatile (struct sc_journal *j, bool volatile_mode)
+{
+  j->volatile_mode = volatile_mode;
+}
+
+int
+sc_journal_lead (struct sc_journal *j, pthread_mutex_t *lock)
+{
+  while (j->syncing)
+    pthread_cond_wait (&j->synced, lock);
+  if (j->error)
+    return j->error;
+  j->syncing = true;
+  return 0;
+}
+
+void
+sc_journal_unlead (struct sc_journal *j)
+{
+  j->syncing = false;
+  pthread_cond_broadcast (&j->synced);
+}
+
+bool
+sc_journal_busy (const struct sc_journal *j)
+{
+  return j->syncing;
+}
+
+int
+sc_journal_bound_tail (struct sc_journal *j, size_t max)
+{
+  return j->tail_len >= max ? sc_journal_write_tail (j) : 0;
+}
+
+void
+sc_journal_mark_durable (struct sc_journal *j)
+{
+  j->durable_seq = j->next_seq - 1;
+}
+
+void
+sc_journal_abandon (struct sc_journal *j)
+{
+  for (size_t i = 0; i < j->nchain; i++)
+    sc_alloc_put (j->alloc, j->chain[i]);
+  sc_journal_free (j);
 }

@@ -105,4 +105,38 @@ int sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
 /* (*durable is also an input: what is known durable before replay, e.g.
  * everything before the clean-close point; 0 if nothing is.) */
 
+/* ---- what the diff area asks of a journal ---------------------------- */
+
+/* The sequence number the next record gets. */
+uint64_t sc_journal_next_seq (const struct sc_journal *j);
+/* Records since the head. */
+uint64_t sc_journal_records (const struct sc_journal *j);
+/* Slots the journal holds, its spare (allocated ahead) included; and the
+ * spare alone (0 or 1), which is not yet part of the chain on disk. */
+size_t sc_journal_slots (const struct sc_journal *j);
+size_t sc_journal_spare_slots (const struct sc_journal *j);
+/* Where replay of this journal starts. */
+void sc_journal_head (const struct sc_journal *j, uint64_t *slot,
+                      uint64_t *seq);
+/* durability=volatile: records are written, never fdatasync'd. */
+void sc_journal_set_volatile (struct sc_journal *j, bool volatile_mode);
+
+/* Take the group-commit leader role for work of the caller's own (a
+ * checkpoint): waits for the current leader, with `lock` held on entry
+ * and return.  No commit writes the journal until sc_journal_unlead.
+ * Returns the journal's sticky error, if any (then not leading). */
+int sc_journal_lead (struct sc_journal *j, pthread_mutex_t *lock);
+void sc_journal_unlead (struct sc_journal *j);
+/* Is a leader writing right now? */
+bool sc_journal_busy (const struct sc_journal *j);
+
+/* Write the tail now if it holds `max` bytes or more (bounds the memory
+ * of a long run of appends, e.g. a checkpoint's). */
+int sc_journal_bound_tail (struct sc_journal *j, size_t max);
+/* A journal just written in full and made durable (a checkpoint's). */
+void sc_journal_mark_durable (struct sc_journal *j);
+/* Give a journal that will never be used back: its slots to the
+ * allocator, its memory freed. */
+void sc_journal_abandon (struct sc_journal *j);
+
 #endif

@@ -1,0 +1,231 @@
+/* shadowcopy: checkpoints: rewriting the journal as the live state.
+ *
+ * Notes on the design
+ *
+ * A checkpoint writes the whole state (snapshots, counters, space records
+ * and kept copies) as a compact new journal with a fresh nonce, makes all
+ * of it durable, and only then switches the superblock to it; the old
+ * journal's slots are freed after the switch.  A crash at any point
+ * leaves one of the two journals in force, whole.  A read-write open
+ * writes one (so start-up reads at most the live state plus what one
+ * session appended, and a torn tail of the old journal is left behind
+ * with the old chain), and a serving diff area writes one whenever its
+ * journal grows long next to the state.
+ *
+ * While serving, the checkpoint takes the journal's group-commit leader
+ * role, so no commit writes the old journal meanwhile, and every record
+ * appended to the old one is covered: the state it describes is in
+ * memory, hence in the checkpoint.  The I/O is done with the lock held:
+ * writers wait for the duration of one checkpoint, which writes about 40
+ * bytes per copy.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cow/diffarea-internal.h"
+#include "cow/format.h"
+#include "cow/io.h"
+
+/* A checkpoint's tail is written out each time it holds this much. */
+#define CKPT_TAIL_MAX (1u << 20)
+
+/* Keeps the journal under 3x the state plus 64k records, so start-up is
+ * bounded.  Any kind of record counts: copies, but also snapshot creates
+ * and deletes. */
+bool
+ckpt_journal_too_long (const struct sc_diff *d, uint64_t records)
+{
+  /* What a checkpoint writes: snapshots (and invalidations), the state,
+   * the limit, discard extents, the drop history, and the copies. */
+  uint64_t drops = d->drops_total < SC_DROP_HISTORY ? d->drops_total
+                                                    : SC_DROP_HISTORY;
+  uint64_t live = copymap_count (d) + 2 * d->nsnaps + 2 + d->ndisc_extents
+                  + drops;
+  return records > 2 * live + 65536;
+}
+
+void
+ckpt_maybe (struct sc_diff *d)
+{
+  if (sc_journal_busy (&d->journal) ||
+      !ckpt_journal_too_long (d, sc_journal_records (&d->journal)))
+    return;
+  int r = ckpt_write (d, 0, NULL, 0);
+  if (r < 0 && sc_debug)
+    sc_debug ("journal checkpoint: %s (the journal carries on)",
+              strerror (-r));
+}
+
+struct ckpt { struct sc_journal *j; int err; };
+
+static bool
+ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
+           const struct sc_copy *c)
+{
+  struct ckpt *k = opaque;
+  uint8_t rec[SC_REC_MAX];
+  if (k->err)
+    return true;
+  k->err = sc_journal_append (k->j, rec, rec_copy (rec, chunk, c), NULL);
+  if (!k->err)
+    k->err = sc_journal_bound_tail (k->j, CKPT_TAIL_MAX);
+  return true;
+}
+
+/* The whole state into j: snapshots first (replay checks they come in id
+ * and epoch order), then the counters, then the copies (whose epochs the
+ * counters bound), then a commit marker: the superblock switches to this
+ * journal only once all of it is durable, so replay never needs to doubt
+ * a checkpoint's records. */
+static int
+ckpt_fill (struct sc_diff *d, struct sc_journal *j)
+{
+  uint8_t rec[SC_REC_MAX];
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < d->nsnaps; i++) {
+    const struct sc_snapshot_info *s = &d->snaps[i]->info;
+    if (d->snaps[i]->deleted)
+      continue;
+    r = rec_append_snapshot (j, s, NULL);
+    if (r == 0 && s->invalid_reason != SC_VALID)
+      r = sc_journal_append (j, rec, rec_invalid (rec, s), NULL);
+  }
+  if (r == 0)
+    r = sc_journal_append (j, rec, rec_state (rec, d->epoch, d->next_id),
+                           NULL);
+  if (r == 0)
+    r = space_checkpoint (d, j);
+  if (r == 0) {
+    struct ckpt k = { .j = j };
+    copymap_visit (d, ckpt_copy, &k);
+    r = k.err;
+  }
+  struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
+                                .durable_seq = sc_journal_next_seq (j) - 1 };
+  if (r == 0)
+    r = sc_journal_append (j, &mark, sizeof mark, NULL);
+  if (r == 0)
+    r = sc_journal_write_tail (j);
+  return r;
+}
+
+/* The superblock flags of a read-write session. */
+static uint32_t
+session_flags (const struct sc_diff *d, uint32_t flags)
+{
+  flags &= ~(SC_SB_CLEAN | SC_SB_VOLATILE);
+  return flags | (d->volatile_mode ? SC_SB_VOLATILE : 0);
+}
+
+/* Write a new journal holding the state, durably, and point the
+ * superblock at it.  On failure nothing is left of it. */
+static int
+ckpt_new_journal (struct sc_diff *d, uint64_t first_seq,
+                  struct sc_journal *j)
+{
+  uint64_t nonce;
+  if (getrandom (&nonce, sizeof nonce, 0) != sizeof nonce)
+    return -EIO;
+  int r = sc_journal_start (j, d->fd, d->chunk_size,
+                            sc_journal_seed (d->sb.uuid, nonce), &d->alloc,
+                            first_seq);
+  if (r < 0)
+    return r;
+  sc_journal_set_volatile (j, d->volatile_mode);
+  r = ckpt_fill (d, j);
+  if (r == 0)
+    r = sc_io_fdatasync (d->fd);        /* even in volatile mode */
+  if (r == 0) {
+    struct sc_sb_disk sb = d->sb;
+    uint64_t head, head_seq;
+    sc_journal_head (j, &head, &head_seq);
+    sb.journal_head = head;
+    sb.journal_seq = head_seq;
+    sb.journal_nonce = nonce;
+    sb.flags = session_flags (d, sb.flags) & ~SC_SB_FAILED;
+    r = sc_sb_store (d->fd, &sb);
+    if (r == 0)
+      d->sb = sb;
+  }
+  if (r < 0) {
+    sc_journal_abandon (j);
+    return r;
+  }
+  sc_journal_mark_durable (j);
+  return 0;
+}
+
+int
+ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
+            size_t old_nchain)
+{
+  bool online = d->have_journal;
+  int r;
+  if (online) {
+    if ((r = sc_journal_lead (&d->journal, &d->lock)) < 0)
+      return r;
+    first_seq = sc_journal_next_seq (&d->journal);
+  }
+  struct sc_journal j;
+  r = ckpt_new_journal (d, first_seq, &j);
+  if (r < 0) {
+    if (online)
+      sc_journal_unlead (&d->journal);
+    return r;
+  }
+  if (online) {
+    uint64_t *chain;
+    size_t nchain;
+    sc_journal_replace (&d->journal, &j, &chain, &nchain);
+    for (size_t i = 0; i < nchain; i++)
+      sc_alloc_put (&d->alloc, chain[i]);
+    free (chain);
+  }
+  else {
+    d->journal = j;
+    d->have_journal = true;
+    for (size_t i = 0; i < old_nchain; i++)
+      sc_alloc_put (&d->alloc, old_chain[i]);
+  }
+  return 0;
+}
+
+int
+ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,
+             uint32_t end_pos, uint64_t end_seq, bool record_invalid)
+{
+  int r = sc_journal_resume (&d->journal, d->fd, d->chunk_size,
+                             sc_journal_seed (d->sb.uuid,
+                                              d->sb.journal_nonce),
+                             &d->alloc, d->sb.journal_head,
+                             d->sb.journal_seq, chain, nchain, end_pos,
+                             end_seq, d->replayed_records);
+  if (r < 0)
+    return r;
+  d->have_journal = true;
+  sc_journal_set_volatile (&d->journal, d->volatile_mode);
+  uint8_t rec[SC_REC_MAX];
+  for (size_t i = 0; record_invalid && r == 0 && i < d->nsnaps; i++)
+    if (d->snaps[i]->info.invalid_reason != SC_VALID)
+      r = sc_journal_append (&d->journal, rec,
+                             rec_invalid (rec, &d->snaps[i]->info), NULL);
+  if (r == 0)
+    r = sc_journal_sync (&d->journal, sc_journal_next_seq (&d->journal) - 1,
+                         &d->lock);
+  if (r == 0)
+    r = sc_io_fdatasync (d->fd);
+  struct sc_sb_disk sb = d->sb;
+  sb.flags = session_flags (d, sb.flags);
+  if (record_invalid)
+    sb.flags &= ~SC_SB_FAILED;
+  if (r == 0)
+    r = sc_sb_store (d->fd, &sb);
+  if (r == 0)
+    d->sb = sb;
+  return r;
+}

@@ -1,0 +1,222 @@
+/* shadowcopy: the copy map: which copy of an origin chunk each snapshot
+ * sees, and which copies are still needed.
+ *
+ * Notes on the design
+ *
+ * Which copies are kept is derived, not recorded: a copy of chunk c made
+ * in epoch W holds what c was during epochs [P, W - 1], P being the epoch
+ * of c's previous copy (0 for its first), and it is needed while a
+ * snapshot that can be served has its epoch in that range and has not
+ * discarded c.  copymap_needed() is that rule; the copy-on-write query,
+ * garbage collection and the per-snapshot usage all ask it.  Deleting a
+ * snapshot records just its deletion; replay drops the same copies,
+ * whatever the order in which deletions happened.
+ *
+ * Storage: today an in-memory hash index (cow/index.h).  Nothing outside
+ * this file touches it, so it can move to an on-disk index behind a cache
+ * without the other files noticing.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cow/diffarea-internal.h"
+#include "cow/format.h"
+
+bool
+copymap_needed (struct sc_diff *d, const struct keepers *k, uint32_t from,
+                uint32_t to, uint64_t chunk)
+{
+  size_t i = epochs_lower_bound (k->epochs, k->n, from);
+  if (!d->ndisc_snaps)
+    return i < k->n && k->epochs[i] <= to;
+  for (; i < k->n && k->epochs[i] <= to; i++) {
+    struct snap *s = snap_by_epoch (d, k->epochs[i]);
+    if (!s || disc_needs (s, chunk))
+      return true;
+  }
+  return false;
+}
+
+bool
+copymap_needs_copy (struct sc_diff *d, uint64_t chunk)
+{
+  uint32_t from = copymap_last_epoch (d, chunk);
+  struct keepers valid = { d->valid, d->nvalid };
+  return from != d->epoch && copymap_needed (d, &valid, from, d->epoch - 1,
+                                             chunk);
+}
+
+int
+copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c)
+{
+  return sc_index_add (&d->index, chunk, c);
+}
+
+bool
+copymap_find (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
+              struct sc_copy *out)
+{
+  return sc_index_find (&d->index, chunk, epoch, out);
+}
+
+void
+copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
+{
+  sc_index_remove (&d->index, chunk, epoch);
+}
+
+bool
+copymap_seen_by (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
+                 struct sc_copy *out)
+{
+  return sc_index_after (&d->index, chunk, epoch, out);
+}
+
+uint32_t
+copymap_last_epoch (struct sc_diff *d, uint64_t chunk)
+{
+  struct sc_copy last;
+  return sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
+}
+
+uint64_t
+copymap_count (const struct sc_diff *d)
+{
+  return d->index.copies;
+}
+
+int
+copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque)
+{
+  return sc_index_filter (&d->index, keep, opaque);
+}
+
+/* ---- the copy-on-write query and copies -------------------------------- */
+
+bool
+sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk)
+{
+  LOCKED (d);
+  return copymap_needs_copy (d, chunk);
+}
+
+/* Chunks looked at under one hold of the lock: bounds how long a large
+ * write keeps other writers from the map. */
+#define NEEDS_COPY_SCAN 1024
+
+size_t
+sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first, uint64_t last,
+                          uint64_t *out, size_t max, uint64_t *next)
+{
+  LOCKED (d);
+  size_t n = 0;
+  uint64_t c = first;
+  if (d->nvalid == 0)           /* nothing to preserve: the common case */
+    c = last + 1;
+  for (uint64_t seen = 0; c <= last && n < max && seen < NEEDS_COPY_SCAN;
+       c++, seen++)
+    if (copymap_needs_copy (d, c))
+      out[n++] = c;
+  *next = c;
+  return n;
+}
+
+/* The copy is added to the map first and taken out again if its record
+ * cannot be appended: removing cannot fail, so memory and journal never
+ * disagree (transaction.c).  The caller holds the chunk locked, so no
+ * reader sees it in between. */
+int
+sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
+                     uint32_t data_crc, uint64_t *seq)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  if (chunk >= d->nchunks)
+    return -EINVAL;
+  bool zero = offset == SC_COPY_ZERO;
+  struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : offset / d->chunk_size,
+                       .epoch = d->epoch, .crc = zero ? 0 : data_crc };
+  int r = copymap_add (d, chunk, c);
+  if (r < 0)
+    return r;
+  struct txn t;
+  uint8_t rec[SC_REC_MAX];
+  txn_begin (d, &t);
+  r = txn_append (d, &t, rec, rec_copy (rec, chunk, &c));
+  if (r < 0) {
+    copymap_remove (d, chunk, c.epoch);
+    return r;
+  }
+  *seq = t.seq;
+  return 0;
+}
+
+enum sc_where
+sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
+                 uint64_t *offset)
+{
+  LOCKED (d);
+  struct sc_copy c;
+  if (d->ndisc_snaps) {
+    struct snap *s = snap_by_epoch (d, epoch);
+    if (s && !disc_needs (s, chunk))
+      return SC_WHERE_ZERO;     /* discarded by its reader */
+  }
+  if (!copymap_seen_by (d, chunk, epoch, &c))
+    return SC_WHERE_ORIGIN;
+  if (c.slot == SC_SLOT_ZERO)
+    return SC_WHERE_ZERO;
+  *offset = c.slot * d->chunk_size;
+  return SC_WHERE_DIFF;
+}
+
+/* ---- what each snapshot uses ------------------------------------------- */
+
+/* What deleting each snapshot would free: the data copies that no other
+ * valid snapshot needs, i.e. whose range of epochs holds its epoch
+ * alone.  One pass over the map. */
+struct used_ctx {
+  const uint32_t *epochs;       /* valid snapshot epochs, ascending */
+  size_t n;
+  uint64_t *bytes;              /* per entry of epochs */
+  uint32_t chunk_size;
+};
+
+static bool
+used_visit (void *opaque, uint64_t chunk, uint32_t prev,
+            const struct sc_copy *c)
+{
+  struct used_ctx *u = opaque;
+  if (c->slot == SC_SLOT_ZERO)
+    return true;
+  uint32_t from, to;
+  copymap_serves (prev, c, &from, &to);
+  size_t i = epochs_lower_bound (u->epochs, u->n, from);
+  if (i < u->n && u->epochs[i] <= to && (i + 1 == u->n ||
+                                         u->epochs[i + 1] > to))
+    u->bytes[i] += u->chunk_size;
+  return true;
+}
+
+void
+copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
+                    size_t n)
+{
+  struct used_ctx u = { .epochs = d->valid, .n = d->nvalid,
+                        .chunk_size = d->chunk_size };
+  u.bytes = calloc (d->nvalid + 1, sizeof *u.bytes);
+  if (!u.bytes)
+    return;
+  copymap_visit (d, used_visit, &u);
+  for (size_t i = 0; i < n; i++) {
+    infos[i].used_bytes = 0;
+    size_t k = epochs_lower_bound (d->valid, d->nvalid, infos[i].epoch);
+    if (infos[i].invalid_reason == SC_VALID && k < d->nvalid &&
+        d->valid[k] == infos[i].epoch)
+      infos[i].used_bytes = u.bytes[k];
+  }
+  free (u.bytes);
+}

@@ -1,0 +1,347 @@
+/* shadowcopy: the diff area's shared state, for the files of cow/ only.
+ *
+ * cow/diffarea.h is the API; this header is the contract between the
+ * files that implement it, one concept each:
+ *
+ *   diffarea.c        open (format or replay, then start the journal),
+ *                     close, statistics
+ *   transaction.c     a metadata change: reserve, append, apply, commit;
+ *                     a failed metadata write fails the whole diff area
+ *   records.c         the journal records of the diff area, encoded
+ *   snapshot-table.c  the listed snapshots and the valid epochs
+ *   snapshot.c        create, delete, list, pin for reading, invalidate
+ *   copymap.c         the copy map: which copy each epoch sees, which
+ *                     copies are still needed, the copy-on-write query
+ *   gc.c              dropping unneeded copies, giving slots back
+ *   replay.c          rebuilding the state from the journal at open
+ *   checkpoint.c      rewriting the journal as the live state
+ *   space.c           the size limit, the on-full and max-snapshots
+ *                     policies, policy drops, slot reservation
+ *   discard.c         the chunks a snapshot's reader no longer needs
+ *
+ * Locking.  One mutex, sc_diff.lock, guards every field below and the
+ * structures they own (index, allocator, journal, snapshots); every
+ * function declared here is called with it held.  sc_journal_sync (a
+ * group commit) and the waits for readers (readers_done) release it while
+ * they sleep, so state may change across a commit: look snapshots up
+ * again by id afterwards, never keep a `struct snap *` across one.
+ *
+ * Lock order, outermost first (the engine's locks are in
+ * engine/volume.c): the volume's write gate, then a chunk range lock,
+ * then this mutex.  A reader pins its snapshot (sc_diff_snapshot_get)
+ * only after locking its chunk range, so a pinned reader never waits for
+ * a writer, and a writer may wait here (space.c, wait_space) for pinned
+ * readers to finish.
+ */
+#ifndef SHADOWCOPY_COW_DIFFAREA_INTERNAL_H
+#define SHADOWCOPY_COW_DIFFAREA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cow/alloc.h"
+#include "cow/diffarea.h"
+#include "cow/index.h"
+#include "cow/journal.h"
+#include "cow/superblock.h"
+
+/* A run of chunks: [first, first + count). */
+struct extent { uint64_t first, count; };
+
+struct snap {
+  struct sc_snapshot_info info;
+  unsigned readers;             /* pinned by sc_diff_snapshot_get */
+  bool deleted;                 /* unlisted: deleted or dropped */
+  bool dropped;                 /* deleted by a policy: removed (and its
+                                   copies freed) by its last reader */
+  bool pending;                 /* deleted, but its delete or drop record
+                                   is not durable yet: copies kept */
+  struct extent *disc;          /* discarded chunks, sorted, disjoint */
+  size_t ndisc, disc_cap;
+};
+
+/* A copy replay found past the last point the journal is known durable
+ * (see replay.c). */
+struct unsure { uint64_t chunk; uint64_t seq; uint32_t epoch; };
+
+struct sc_diff {
+  pthread_mutex_t lock;
+  pthread_cond_t readers_done;  /* a reader's put, a drop's completion */
+  int fd;
+  bool rdonly;
+  struct sc_sb_disk sb;         /* the superblock in force */
+  uint32_t chunk_size;
+  uint64_t nchunks;             /* chunks of the origin */
+  uint64_t first_slot;          /* the first slot past the superblocks */
+
+  struct sc_alloc alloc;        /* slots: journal and data */
+  struct sc_index index;        /* the copy map's storage: copymap.c only */
+  struct sc_journal journal;    /* read-write opens only */
+  bool have_journal;
+  bool volatile_mode;           /* durability=volatile */
+  bool failed;                  /* a metadata write failed */
+
+  struct snap **snaps;          /* listed, oldest first (= id, epoch order) */
+  size_t nsnaps, snaps_cap;
+  uint32_t *valid;              /* epochs of valid snapshots, ascending;
+                                   room for snaps_cap */
+  size_t nvalid;
+
+  uint32_t epoch;               /* the live volume's */
+  uint64_t next_id;
+  uint64_t replayed_records;
+  size_t replayed_slots;        /* journal slots found by replay */
+  bool verify_tail;             /* replay: check unsure copies' data */
+  struct unsure *unsure;
+  size_t nunsure, unsure_cap;
+
+  /* Space management (space.c). */
+  uint64_t max_bytes;           /* 0: unbounded */
+  bool max_recorded;            /* a LIMIT record exists */
+  enum sc_on_full on_full;
+  uint32_t max_snaps;
+  uint64_t prealloc_end;        /* bytes of the file preallocated */
+  struct sc_drop_info drops[SC_DROP_HISTORY];   /* a ring */
+  uint64_t drops_total;         /* ever; drops[] holds the last ones */
+  uint64_t full_failures;
+  uint64_t space_waits;
+  uint64_t invalidations;       /* this session */
+  size_t ndisc_snaps;           /* snapshots with discarded chunks */
+  uint64_t ndisc_extents;       /* their extents, all snapshots */
+};
+
+/* Hold d->lock for the rest of the enclosing scope. */
+#define LOCKED(d) \
+  __attribute__((cleanup (diff_unlock_ptr))) pthread_mutex_t *_lk = \
+    diff_lock_ptr (d)
+static inline pthread_mutex_t *
+diff_lock_ptr (struct sc_diff *d)
+{
+  pthread_mutex_lock (&d->lock);
+  return &d->lock;
+}
+static inline void
+diff_unlock_ptr (pthread_mutex_t **m)
+{
+  pthread_mutex_unlock (*m);
+}
+
+/* A corrupt-input error: writes the message to err and is -EINVAL. */
+#define CORRUPT(...) (snprintf (err, errlen, __VA_ARGS__), -EINVAL)
+
+/* Where notices go: sc_notice, or sc_debug when there is none. */
+void diff_say (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
+
+uint64_t diff_now_ns (void);    /* wall clock, for creation times */
+
+/* ---- transaction.c ---------------------------------------------------- */
+
+/* A metadata change in the order that keeps memory and journal in step:
+ * every allocation `apply` needs is reserved first, then the records are
+ * appended, then `apply` (which cannot fail) changes the memory, then
+ * the records are committed.  The steps are the caller's:
+ *
+ *   r = reserve...;                    nothing changed if it fails
+ *   r = txn_append (d, &t, rec, len);  repeat per record
+ *   apply...;                          only if every append succeeded
+ *   r = txn_commit (d, &t);
+ *
+ * A failed append with nothing appended changes nothing; once a record
+ * of the change is in the journal, a failure fails the diff area (a
+ * half-appended change would be replayed).  A failed commit fails the
+ * diff area too (diff_fail). */
+struct txn {
+  uint64_t first_seq;           /* the journal's next_seq at the start */
+  uint64_t seq;                 /* the last record appended */
+};
+void txn_begin (struct sc_diff *d, struct txn *t);
+int txn_append (struct sc_diff *d, struct txn *t, void *rec, size_t len);
+int txn_commit (struct sc_diff *d, const struct txn *t);
+
+/* A metadata write failed: every snapshot invalid, the superblock says
+ * so, and nothing more is recorded. */
+void diff_fail (struct sc_diff *d, int err);
+/* Make the journal durable up to seq; a failure fails the diff area. */
+int diff_commit (struct sc_diff *d, uint64_t seq);
+
+/* ---- records.c -------------------------------------------------------- */
+
+/* Encode one record of the diff area into buf (at least SC_REC_MAX
+ * bytes) and return its padded length. */
+size_t rec_snapshot (void *buf, const struct sc_snapshot_info *s);
+size_t rec_snapshot_set (void *buf, const struct sc_snapshot_info *s);
+size_t rec_invalid (void *buf, const struct sc_snapshot_info *s);
+size_t rec_delete (void *buf, uint64_t id);
+size_t rec_state (void *buf, uint32_t epoch, uint64_t next_id);
+size_t rec_copy (void *buf, uint64_t chunk, const struct sc_copy *c);
+size_t rec_drop (void *buf, const struct sc_drop_info *di, uint64_t total);
+size_t rec_limit (void *buf, uint64_t max_bytes);
+size_t rec_discard (void *buf, uint64_t id, uint64_t first, uint64_t count);
+/* Append a snapshot's records (create, and set if in one) to j. */
+int rec_append_snapshot (struct sc_journal *j,
+                         const struct sc_snapshot_info *s, uint64_t *seq);
+
+/* ---- snapshot-table.c ------------------------------------------------- */
+
+/* Must its copies be kept?  While it is valid and not (durably) deleted,
+ * or while a read of it is in flight. */
+static inline bool
+snap_keeps_copies (const struct snap *s)
+{
+  return ((!s->deleted || s->pending) &&
+          s->info.invalid_reason == SC_VALID) || s->readers;
+}
+
+struct snap *snap_by_id (struct sc_diff *d, uint64_t id, size_t *pos);
+struct snap *snap_by_name (struct sc_diff *d, const char *name);
+struct snap *snap_by_epoch (struct sc_diff *d, uint32_t epoch);
+/* Room for one more snapshot, so that snap_push cannot fail. */
+int snap_reserve (struct sc_diff *d);
+/* Append s (the newest: ids and epochs ascend); room reserved. */
+void snap_push (struct sc_diff *d, struct snap *s);
+void snap_remove_at (struct sc_diff *d, size_t pos);
+void snap_free (struct sc_diff *d, struct snap *s);
+void snap_set_invalid (struct sc_diff *d, struct snap *s, uint32_t reason,
+                       int err, uint64_t chunk);
+/* No longer valid for new copies (its delete is durable). */
+void snap_unvalidate (struct sc_diff *d, struct snap *s);
+size_t snap_listed (const struct sc_diff *d);
+struct snap *snap_oldest_listed (struct sc_diff *d);
+
+/* In a sorted epoch array: the position of the first epoch >= e. */
+size_t epochs_lower_bound (const uint32_t *a, size_t n, uint32_t e);
+
+/* ---- snapshot.c ------------------------------------------------------- */
+
+/* Delete snapshot s durably with a record already appended (seq) by the
+ * caller: it stays counted alive until the record is durable; then its
+ * copies are freed, once its readers are done (wait: the caller waits for
+ * them; otherwise the last reader frees it). */
+int snap_retire (struct sc_diff *d, struct snap *s, uint64_t seq,
+                 bool wait_readers);
+
+/* ---- copymap.c -------------------------------------------------------- *
+ *
+ * The copy map records, per origin chunk, the copies made of it and the
+ * epoch each was made in.  A copy of chunk c made in epoch W holds what c
+ * was during epochs [P, W - 1], P being the epoch of c's previous copy (0
+ * for its first): copymap_serves() is that rule.  A copy is needed while
+ * a snapshot that can be served has its epoch in that range and has not
+ * discarded c: copymap_needed() is that rule, for any set of snapshots.
+ * Nothing outside this file knows how the map is stored. */
+
+/* The snapshots whose needs are asked about: epochs ascending. */
+struct keepers {
+  const uint32_t *epochs;
+  size_t n;
+};
+
+static inline void
+copymap_serves (uint32_t prev, const struct sc_copy *c, uint32_t *from,
+                uint32_t *to)
+{
+  *from = prev;
+  *to = c->epoch - 1;
+}
+
+/* Does one of `k` with epoch in [from, to] still need `chunk`? */
+bool copymap_needed (struct sc_diff *d, const struct keepers *k,
+                     uint32_t from, uint32_t to, uint64_t chunk);
+/* Does a valid snapshot see the current origin content of `chunk`? */
+bool copymap_needs_copy (struct sc_diff *d, uint64_t chunk);
+
+int copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c);
+bool copymap_find (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
+                   struct sc_copy *out);
+void copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch);
+/* The copy a snapshot of `epoch` sees; false: the origin. */
+bool copymap_seen_by (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
+                      struct sc_copy *out);
+/* The newest copy's epoch (0 if none). */
+uint32_t copymap_last_epoch (struct sc_diff *d, uint64_t chunk);
+uint64_t copymap_count (const struct sc_diff *d);
+/* Visit every copy (see sc_index_filter): `keep` false removes it. */
+int copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque);
+/* What deleting each listed snapshot would free (infos[].used_bytes). */
+void copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
+                         size_t n);
+
+/* ---- gc.c ------------------------------------------------------------- */
+
+/* The epochs of the snapshots whose copies must be kept
+ * (snap_keeps_copies); free with keepers_free. */
+int keepers_get (struct sc_diff *d, struct keepers *k);
+void keepers_free (struct keepers *k);
+/* Drop the copies no servable snapshot needs.  During open, before the
+ * allocator is built, `free_slots` is false. */
+int gc_run (struct sc_diff *d, bool free_slots);
+/* The same for the chunks [first, last] only. */
+int gc_chunks (struct sc_diff *d, uint64_t first, uint64_t last);
+/* A slot no copy uses any more: to the allocator, and punched. */
+void gc_free_slot (struct sc_diff *d, uint64_t slot);
+/* After frees: the allocator's end drops to the last used slot. */
+void gc_shrink_tail (struct sc_diff *d);
+
+/* ---- replay.c --------------------------------------------------------- */
+
+/* Rebuild the state of an existing diff area from its journal: the
+ * snapshots (with the distrust its superblock calls for), the copy map
+ * and the allocator.  *chain gets the journal's slots (malloc'd), with
+ * the end of the journal in *end_pos and *end_seq; *invalidated whether
+ * this open found snapshots untrustworthy; *released the ids of the
+ * auto-release snapshots it deleted (malloc'd). */
+struct replay_out {
+  uint64_t *chain;
+  size_t nchain;
+  uint32_t end_pos;
+  uint64_t end_seq;
+  bool invalidated;
+  uint64_t *released;
+  size_t nreleased;
+};
+int replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
+                char *err, size_t errlen);
+
+/* ---- checkpoint.c ----------------------------------------------------- */
+
+/* Is a journal of `records` records long next to the live state? */
+bool ckpt_journal_too_long (const struct sc_diff *d, uint64_t records);
+/* Write the whole state as a new journal and switch the superblock to
+ * it, then free the old journal's slots (old_chain at open; the current
+ * journal's while serving). */
+int ckpt_write (struct sc_diff *d, uint64_t first_seq,
+                const uint64_t *old_chain, size_t old_nchain);
+/* After a commit: rewrite the journal if it has grown long. */
+void ckpt_maybe (struct sc_diff *d);
+/* Continue the replayed journal in place, recording the invalidations
+ * this open decided if asked to. */
+int ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,
+                 uint32_t end_pos, uint64_t end_seq, bool record_invalid);
+
+/* ---- space.c ---------------------------------------------------------- */
+
+/* Would `extra` more data slots fit under max_bytes? */
+bool space_fits (struct sc_diff *d, uint64_t max_bytes, uint64_t extra);
+/* Room for one more snapshot under max-snapshots (dropping the oldest if
+ * allowed): -EMFILE otherwise. */
+int space_room_for_snapshot (struct sc_diff *d, bool delete_oldest);
+/* Apply drop number `total` to the history (replay and policy drops). */
+void space_drop_push (struct sc_diff *d, const struct sc_drop_info *di,
+                      uint64_t total);
+/* The checkpoint's share: limit, discards and drop history records. */
+int space_checkpoint (struct sc_diff *d, struct sc_journal *j);
+
+/* ---- discard.c -------------------------------------------------------- */
+
+/* Does snapshot s still need `chunk` (not discarded by its reader)? */
+bool disc_needs (const struct snap *s, uint64_t chunk);
+/* Room for the one extent disc_add may insert, so that it cannot fail. */
+int disc_reserve (struct snap *s);
+/* Add the chunks [first, first + count) to s's discards; -ENOMEM only
+ * without a reservation. */
+int disc_add (struct sc_diff *d, struct snap *s, uint64_t first,
+              uint64_t count);
+
+#endif

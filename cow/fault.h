@@ -1,0 +1,25 @@
+/* shadowcopy: allocation-failure injection for tests.
+ *
+ * cow/ asks sc_fault() at the points where it grows its in-memory state
+ * (named sites below).  Tests set sc_fault_hook to make one of them fail;
+ * in a server the hook is NULL and sc_fault() is one well-predicted
+ * branch.  (I/O faults have their own hook: sc_io_fault_hook, cow/io.h.)
+ *
+ * Sites:
+ *   "snapshot-table"   the snapshot table grows (a create, a replay)
+ *   "discard-extent"   a snapshot's discarded-extent list grows
+ */
+#ifndef SHADOWCOPY_COW_FAULT_H
+#define SHADOWCOPY_COW_FAULT_H
+
+/* When set: called at each site; a negative errno fails the allocation
+ * there with that error, 0 lets it go ahead. */
+extern int (*sc_fault_hook) (const char *site);
+
+static inline int
+sc_fault (const char *site)
+{
+  return sc_fault_hook ? sc_fault_hook (site) : 0;
+}
+
+#endif

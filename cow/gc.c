@@ -1,0 +1,131 @@
+/* shadowcopy: garbage collection: dropping the copies that no servable
+ * snapshot needs, and giving their slots back.
+ *
+ * Which copies are needed is the copy map's rule (copymap_needed), asked
+ * of the snapshots whose copies must be kept (snap_keeps_copies: valid
+ * and not durably deleted, or read right now).  A freed slot goes back to
+ * the allocator at once: this runs only after the record that made the
+ * copy unneeded is durable, so replay never finds a slot claimed twice.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+
+#include "cow/diffarea-internal.h"
+#include "cow/io.h"
+
+int
+keepers_get (struct sc_diff *d, struct keepers *k)
+{
+  uint32_t *epochs = malloc ((d->nsnaps + 1) * sizeof *epochs);
+  if (!epochs)
+    return -ENOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (snap_keeps_copies (d->snaps[i]))
+      epochs[n++] = d->snaps[i]->info.epoch;
+  k->epochs = epochs;
+  k->n = n;
+  return 0;
+}
+
+void
+keepers_free (struct keepers *k)
+{
+  free ((void *) k->epochs);
+  k->epochs = NULL;
+}
+
+struct gc {
+  struct sc_diff *d;
+  struct keepers k;
+  bool free_slots;              /* return dropped slots to the allocator */
+};
+
+static bool
+gc_keep (void *opaque, uint64_t chunk, uint32_t prev, const struct sc_copy *c)
+{
+  struct gc *g = opaque;
+  uint32_t from, to;
+  copymap_serves (prev, c, &from, &to);
+  if (copymap_needed (g->d, &g->k, from, to, chunk))
+    return true;
+  if (g->free_slots && c->slot != SC_SLOT_ZERO)
+    gc_free_slot (g->d, c->slot);
+  return false;
+}
+
+int
+gc_run (struct sc_diff *d, bool free_slots)
+{
+  struct gc g = { .d = d, .free_slots = free_slots };
+  int r = keepers_get (d, &g.k);
+  if (r < 0)
+    return r;
+  r = copymap_visit (d, gc_keep, &g);
+  keepers_free (&g.k);
+  if (free_slots)
+    gc_shrink_tail (d);
+  return r;
+}
+
+/* Copies of one chunk dropped in one pass; more wait for the next gc. */
+#define GC_CHUNK_MAX 64
+
+static void
+gc_chunk (struct sc_diff *d, const struct keepers *k, uint64_t chunk)
+{
+  uint32_t drop[GC_CHUNK_MAX];
+  size_t ndrop = 0;
+  uint32_t prev = 0;
+  struct sc_copy c;
+  while (ndrop < GC_CHUNK_MAX && copymap_seen_by (d, chunk, prev, &c)) {
+    uint32_t from, to;
+    copymap_serves (prev, &c, &from, &to);
+    if (!copymap_needed (d, k, from, to, chunk))
+      drop[ndrop++] = c.epoch;
+    prev = c.epoch;
+  }
+  for (size_t i = 0; i < ndrop; i++) {
+    if (!copymap_find (d, chunk, drop[i], &c))
+      continue;
+    copymap_remove (d, chunk, drop[i]);
+    if (c.slot != SC_SLOT_ZERO)
+      gc_free_slot (d, c.slot);
+  }
+}
+
+int
+gc_chunks (struct sc_diff *d, uint64_t first, uint64_t last)
+{
+  struct keepers k;
+  int r = keepers_get (d, &k);
+  if (r < 0)
+    return r;
+  for (uint64_t c = first; c <= last; c++)
+    gc_chunk (d, &k, c);
+  keepers_free (&k);
+  gc_shrink_tail (d);
+  return 0;
+}
+
+void
+gc_free_slot (struct sc_diff *d, uint64_t slot)
+{
+  sc_alloc_put (&d->alloc, slot);
+  if (d->have_journal)
+    (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            slot * d->chunk_size, d->chunk_size);
+}
+
+/* The file keeps its apparent size (cutting it is not modelled by the
+ * crash harness and buys nothing: the freed slots are holes already). */
+void
+gc_shrink_tail (struct sc_diff *d)
+{
+  if (!d->have_journal)
+    return;
+  (void) sc_alloc_trim_end (&d->alloc);
+}

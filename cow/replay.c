@@ -1,0 +1,412 @@
+/* shadowcopy: replay: rebuilding the diff area's state from its journal.
+ *
+ * Notes on the design
+ *
+ * All state lives in memory and is rebuilt at open by replaying the
+ * journal: the snapshot table, the copy map and the slot allocator.  The
+ * journal is the only truth on disk; nothing else needs to be kept in
+ * step.  Every record is checked before it is applied; anything a server
+ * could not have written is corruption, reported with the record's
+ * number, never guessed around.  Replay never writes.
+ *
+ * The end of the journal may be torn.  Copy records past the last point
+ * the journal is known durable are "unsure": their data may not have
+ * reached the disk (one fdatasync covers a copy's data and its record,
+ * and the origin is only written after it completes), so their data is
+ * checked against its CRC and a copy whose data is not there is dropped:
+ * the origin still holds what it was to preserve.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/array.h"
+#include "cow/crc32c.h"
+#include "cow/diffarea-internal.h"
+#include "cow/format.h"
+#include "cow/io.h"
+
+static int
+unsure_push (struct sc_diff *d, uint64_t chunk, uint32_t epoch, uint64_t seq)
+{
+  struct unsure *u = sc_array_room (d->unsure, &d->unsure_cap, d->nunsure,
+                                    sizeof *u, 64);
+  if (!u)
+    return -ENOMEM;
+  d->unsure = u;
+  d->unsure[d->nunsure++] = (struct unsure) { chunk, seq, epoch };
+  return 0;
+}
+
+/* Drop the unsure copies whose slot does not hold the data they name. */
+static int
+verify_unsure (struct sc_diff *d, uint64_t durable)
+{
+  uint8_t *buf = NULL;
+  int r = 0;
+  for (size_t i = 0; i < d->nunsure && r == 0; i++) {
+    struct unsure *u = &d->unsure[i];
+    struct sc_copy c;
+    if (u->seq <= durable || !copymap_find (d, u->chunk, u->epoch, &c))
+      continue;
+    if (!buf && !(buf = malloc (d->chunk_size)))
+      return -ENOMEM;
+    r = sc_io_pread (d->fd, buf, d->chunk_size, c.slot * d->chunk_size);
+    if (r == 0 && crc32c (0, buf, d->chunk_size) != c.crc) {
+      copymap_remove (d, u->chunk, u->epoch);
+      if (sc_debug)
+        sc_debug ("replay: dropping the copy of chunk %" PRIu64 " (record %"
+                  PRIu64 "): its data never reached the diff area",
+                  u->chunk, u->seq);
+    }
+  }
+  free (buf);
+  free (d->unsure);
+  d->unsure = NULL;
+  d->nunsure = d->unsure_cap = 0;
+  return r;
+}
+
+/* ---- one function per record type -------------------------------------- */
+
+static int
+apply_state (struct sc_diff *d, const struct sc_rec_state *r, char *err,
+             size_t errlen)
+{
+  if (r->epoch < d->epoch || r->next_snapshot_id < d->next_id)
+    return CORRUPT ("journal record %" PRIu64 ": state goes backwards",
+                    r->h.seq);
+  d->epoch = r->epoch;
+  d->next_id = r->next_snapshot_id;
+  return 0;
+}
+
+static int
+apply_create (struct sc_diff *d, const struct sc_rec_snap_create *r,
+              char *err, size_t errlen)
+{
+  struct snap *s = calloc (1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  memcpy (s->info.name, r->name, r->name_len);
+  /* A NUL inside the recorded name would silently shorten it. */
+  if (strlen (s->info.name) != r->name_len ||
+      !sc_snapshot_name_valid (s->info.name) ||
+      (r->flags & ~SC_SNAP_F_KNOWN) ||
+      r->id < d->next_id || r->id == UINT64_MAX ||
+      r->epoch < d->epoch || r->epoch == 0 ||
+      r->epoch == UINT32_MAX || snap_by_name (d, s->info.name)) {
+    free (s);
+    return CORRUPT ("journal record %" PRIu64 ": bad snapshot record "
+                    "(name, id %" PRIu64 " or epoch %u)", r->h.seq, r->id,
+                    r->epoch);
+  }
+  s->info.id = r->id;
+  s->info.epoch = r->epoch;
+  s->info.ctime_ns = r->ctime_ns;
+  s->info.volume_size = r->volume_size;
+  s->info.auto_release = r->flags & SC_SNAP_F_AUTO_RELEASE;
+  int e = snap_reserve (d);
+  if (e < 0) {
+    free (s);
+    return e;
+  }
+  snap_push (d, s);
+  d->next_id = r->id + 1;
+  d->epoch = r->epoch + 1;
+  return 0;
+}
+
+static int
+apply_set (struct sc_diff *d, const struct sc_rec_snap_set *r, char *err,
+           size_t errlen)
+{
+  struct snap *s = snap_by_id (d, r->id, NULL);
+  if (!s || s->info.in_set)
+    return CORRUPT ("journal record %" PRIu64 ": puts unknown snapshot "
+                    "id %" PRIu64 " in a set", r->h.seq, r->id);
+  s->info.in_set = true;
+  memcpy (s->info.set_id, r->set_id, sizeof s->info.set_id);
+  return 0;
+}
+
+static int
+apply_delete (struct sc_diff *d, const struct sc_rec_snap_delete *r,
+              char *err, size_t errlen)
+{
+  size_t pos;
+  if (!snap_by_id (d, r->id, &pos))
+    return CORRUPT ("journal record %" PRIu64 ": deletes unknown "
+                    "snapshot id %" PRIu64, r->h.seq, r->id);
+  snap_remove_at (d, pos);
+  return 0;
+}
+
+static int
+apply_invalid (struct sc_diff *d, const struct sc_rec_snap_invalid *r,
+               char *err, size_t errlen)
+{
+  struct snap *s = snap_by_id (d, r->id, NULL);
+  if (!s || r->reason == SC_VALID)
+    return CORRUPT ("journal record %" PRIu64 ": invalidates unknown "
+                    "snapshot id %" PRIu64, r->h.seq, r->id);
+  snap_set_invalid (d, s, r->reason, r->err, r->chunk);
+  return 0;
+}
+
+static int
+apply_copy (struct sc_diff *d, const struct sc_rec_copy *r, uint64_t durable,
+            char *err, size_t errlen)
+{
+  bool zero = r->flags & SC_COPY_F_ZERO;
+  if (r->chunk >= d->nchunks || r->epoch == 0 || r->epoch > d->epoch ||
+      (r->flags & ~SC_COPY_F_ZERO) || (zero && r->slot != 0) ||
+      (zero && r->data_crc != 0) || r->reserved != 0 ||
+      (!zero && r->slot < d->first_slot))
+    return CORRUPT ("journal record %" PRIu64 ": bad copy record "
+                    "(chunk %" PRIu64 ", epoch %u, slot %" PRIu64 ")",
+                    r->h.seq, r->chunk, r->epoch, r->slot);
+  struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : r->slot,
+                       .epoch = r->epoch, .crc = zero ? 0 : r->data_crc };
+  int e = copymap_add (d, r->chunk, c);
+  if (e == -EEXIST)
+    return CORRUPT ("journal record %" PRIu64 ": chunk %" PRIu64
+                    " copied twice in epoch %u", r->h.seq, r->chunk,
+                    r->epoch);
+  if (e == 0 && !zero && d->verify_tail && r->h.seq > durable)
+    e = unsure_push (d, r->chunk, r->epoch, r->h.seq);
+  return e;
+}
+
+static int
+apply_drop (struct sc_diff *d, const struct sc_rec_snap_drop *r, char *err,
+            size_t errlen)
+{
+  struct sc_drop_info di = { .id = r->id, .ctime_ns = r->ctime_ns,
+                             .drop_ns = r->drop_ns, .reason = r->reason };
+  if (r->name_len == 0 || r->name_len > SC_NAME_MAX ||
+      sizeof *r + r->name_len > r->h.len ||
+      r->reason < SC_DROPPED_DIFF_FULL || r->reason > SC_DROPPED_SHRINK)
+    return CORRUPT ("journal record %" PRIu64 ": bad drop record", r->h.seq);
+  /* Drops are numbered 1, 2, ... with no gap; a checkpoint's history
+   * starts at its oldest kept drop, so the first one may be higher. */
+  if (d->drops_total ? r->total != d->drops_total + 1
+                     : r->total == 0 || r->total > UINT64_MAX / 2)
+    return CORRUPT ("journal record %" PRIu64 ": drop number %" PRIu64
+                    " does not follow %" PRIu64, r->h.seq, r->total,
+                    d->drops_total);
+  memcpy (di.name, r->name, r->name_len);
+  /* As for snapshot records: a NUL inside would shorten the name. */
+  if (strlen (di.name) != r->name_len || !sc_snapshot_name_valid (di.name))
+    return CORRUPT ("journal record %" PRIu64 ": bad name in a drop "
+                    "record", r->h.seq);
+  size_t pos;
+  if (snap_by_id (d, r->id, &pos))
+    snap_remove_at (d, pos);
+  space_drop_push (d, &di, r->total);
+  return 0;
+}
+
+static int
+apply_limit (struct sc_diff *d, const struct sc_rec_limit *r, char *err,
+             size_t errlen)
+{
+  if (r->reserved != 0 ||
+      (r->max_bytes != 0 &&
+       r->max_bytes < SC_DIFF_MAX_MIN_CHUNKS * (uint64_t) d->chunk_size))
+    return CORRUPT ("journal record %" PRIu64 ": bad limit record (%"
+                    PRIu64 " bytes; the smallest limit is %u chunks)",
+                    r->h.seq, r->max_bytes, SC_DIFF_MAX_MIN_CHUNKS);
+  d->max_bytes = r->max_bytes;
+  d->max_recorded = true;
+  return 0;
+}
+
+static int
+apply_discard (struct sc_diff *d, const struct sc_rec_discard *r, char *err,
+               size_t errlen)
+{
+  struct snap *s = snap_by_id (d, r->id, NULL);
+  if (!s || r->count == 0 || r->first >= d->nchunks ||
+      r->count > d->nchunks - r->first)
+    return CORRUPT ("journal record %" PRIu64 ": bad discard record "
+                    "(snapshot id %" PRIu64 ", chunks %" PRIu64 "+%"
+                    PRIu64 ")", r->h.seq, r->id, r->first, r->count);
+  return disc_add (d, s, r->first, r->count);
+}
+
+static int
+apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
+              char *err, size_t errlen)
+{
+  struct sc_diff *d = opaque;
+  if (d->nunsure && d->unsure[d->nunsure - 1].seq <= durable)
+    d->nunsure = 0;             /* a commit marker vouched for them */
+  const void *r = h;
+  switch (h->type) {
+  case SC_REC_STATE:        return apply_state (d, r, err, errlen);
+  case SC_REC_SNAP_CREATE:  return apply_create (d, r, err, errlen);
+  case SC_REC_SNAP_SET:     return apply_set (d, r, err, errlen);
+  case SC_REC_SNAP_DELETE:  return apply_delete (d, r, err, errlen);
+  case SC_REC_SNAP_INVALID: return apply_invalid (d, r, err, errlen);
+  case SC_REC_COPY:         return apply_copy (d, r, durable, err, errlen);
+  case SC_REC_SNAP_DROP:    return apply_drop (d, r, err, errlen);
+  case SC_REC_LIMIT:        return apply_limit (d, r, err, errlen);
+  case SC_REC_DISCARD:      return apply_discard (d, r, err, errlen);
+  }
+  return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
+                  h->type);
+}
+
+/* ---- after the records -------------------------------------------------- */
+
+struct mark_ctx { struct sc_diff *d; uint64_t max_slot; uint64_t bad; };
+
+static bool
+mark_slot (void *opaque, uint64_t chunk, uint32_t prev,
+           const struct sc_copy *c)
+{
+  struct mark_ctx *m = opaque;
+  if (c->slot == SC_SLOT_ZERO || m->bad)
+    return true;
+  if (c->slot >= m->max_slot || sc_alloc_mark (&m->d->alloc, c->slot) < 0)
+    m->bad = c->slot;
+  return true;
+}
+
+/* Rebuild the allocator from the journal chain and the kept copies. */
+static int
+build_alloc (struct sc_diff *d, const uint64_t *chain, size_t nchain,
+             uint64_t max_slot, char *err, size_t errlen)
+{
+  sc_alloc_init (&d->alloc, d->first_slot);
+  for (size_t i = 0; i < nchain; i++) {
+    int r = sc_alloc_mark (&d->alloc, chain[i]);
+    if (r < 0)
+      return r == -ENOMEM ? r :
+        CORRUPT ("journal slot %" PRIu64 " is used twice", chain[i]);
+  }
+  struct mark_ctx m = { .d = d, .max_slot = max_slot };
+  copymap_visit (d, mark_slot, &m);
+  if (m.bad)
+    return CORRUPT ("data slot %" PRIu64 " (offset %" PRIu64 ") is outside "
+                    "the file or used twice", m.bad,
+                    m.bad * d->chunk_size);
+  return 0;
+}
+
+/* Auto-release snapshots found at open belong to a session that is gone
+ * (the server that made them stopped, or this is an offline open): drop
+ * them, with their copies.  Their ids go to o->released so a journal
+ * continued in place can record the deletes. */
+static int
+drop_released (struct sc_diff *d, struct replay_out *o)
+{
+  for (size_t i = 0; i < d->nsnaps; ) {
+    if (!d->snaps[i]->info.auto_release) {
+      i++;
+      continue;
+    }
+    uint64_t *v = realloc (o->released, (o->nreleased + 1) * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    o->released = v;
+    v[o->nreleased++] = d->snaps[i]->info.id;
+    if (sc_debug)
+      sc_debug ("snapshot %s (id %" PRIu64 ") was auto-release and its "
+                "session is gone: deleting it", d->snaps[i]->info.name,
+                d->snaps[i]->info.id);
+    snap_remove_at (d, i);
+  }
+  return 0;
+}
+
+/* Snapshots the previous session may have left wrong: all of them after
+ * a failed metadata write, or after an unclean volatile session. */
+static void
+distrust (struct sc_diff *d, struct replay_out *o)
+{
+  uint32_t why =
+    d->sb.flags & SC_SB_FAILED ? SC_INVALID_METADATA
+    : (d->sb.flags & (SC_SB_VOLATILE | SC_SB_CLEAN)) == SC_SB_VOLATILE
+      ? SC_INVALID_VOLATILE : SC_VALID;
+  for (size_t i = 0; why && i < d->nsnaps; i++)
+    if (d->snaps[i]->info.invalid_reason == SC_VALID) {
+      snap_set_invalid (d, d->snaps[i], why, 0, 0);
+      o->invalidated = true;
+    }
+}
+
+/* The records, then the unsure copies; the journal must not be empty, and
+ * must end where a clean close said it does. */
+static int
+replay_journal (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
+                char *err, size_t errlen)
+{
+  /* After a clean close everything is durable; after an unclean volatile
+   * session no snapshot is trusted anyway. */
+  d->verify_tail = !(d->sb.flags & (SC_SB_CLEAN | SC_SB_VOLATILE));
+  uint64_t durable = d->sb.flags & SC_SB_CLEAN ? d->sb.clean_seq - 1 : 0;
+  int r = sc_journal_replay (d->fd, d->chunk_size,
+                             sc_journal_seed (d->sb.uuid, d->sb.journal_nonce),
+                             d->sb.journal_head, d->sb.journal_seq, max_slot,
+                             apply_record, d, &o->chain, &o->nchain,
+                             &o->end_pos, &d->replayed_records, &o->end_seq,
+                             &durable, err, errlen);
+  if (r < 0)
+    return r;
+  if ((r = verify_unsure (d, durable)) < 0) {
+    snprintf (err, errlen, "reading copies at the end of the journal: %s",
+              strerror (-r));
+    return r;
+  }
+  if (d->replayed_records == 0 || d->epoch == 0)
+    return CORRUPT ("the journal at slot %" PRIu64 " (offset %" PRIu64
+                    ") is empty or damaged at its start",
+                    d->sb.journal_head, d->sb.journal_head * d->chunk_size);
+  if ((d->sb.flags & SC_SB_CLEAN) && o->end_seq != d->sb.clean_seq)
+    return CORRUPT ("the diff area was closed cleanly at journal record %"
+                    PRIu64 ", but the journal ends at record %" PRIu64
+                    " (slot %" PRIu64 ", offset %" PRIu64 ")",
+                    d->sb.clean_seq, o->end_seq, o->chain[o->nchain - 1],
+                    o->chain[o->nchain - 1] * d->chunk_size + o->end_pos);
+  return 0;
+}
+
+/* The message of a damaged diff area: "damaged or foreign diff area: "
+ * before what is wrong. */
+static int
+damaged (int r, char *err, size_t errlen)
+{
+  char tmp[512];
+  snprintf (tmp, sizeof tmp, "%s", err);
+  snprintf (err, errlen, "damaged or foreign diff area: %s", tmp);
+  return r;
+}
+
+int
+replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
+            char *err, size_t errlen)
+{
+  d->epoch = 0;
+  d->next_id = 0;
+  int r = replay_journal (d, max_slot, o, err, errlen);
+  if (r < 0)
+    return damaged (r, err, errlen);
+  distrust (d, o);
+  if ((r = drop_released (d, o)) < 0 || (r = gc_run (d, false)) < 0) {
+    snprintf (err, errlen, "%s", strerror (-r));
+    return r;
+  }
+  d->replayed_slots = o->nchain;
+  r = build_alloc (d, o->chain, o->nchain, max_slot, err, errlen);
+  if (r == -ENOMEM)
+    snprintf (err, errlen, "%s", strerror (-r));
+  else if (r < 0)
+    return damaged (r, err, errlen);
+  return r;
+}

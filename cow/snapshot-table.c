@@ -1,0 +1,182 @@
+/* shadowcopy: the snapshot table of the diff area.
+ *
+ * Listed snapshots are kept oldest first.  Ids and epochs both grow with
+ * each create, so the table is sorted by both and every lookup but by
+ * name is a binary search.  valid[] holds the epochs of the snapshots
+ * that new writes must still copy for, ascending: the copy map's hot
+ * query (copymap_needs_copy) searches it.  Deleted snapshots stay in the
+ * table, unlisted, while their copies must be kept (see snap_keeps_copies).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/array.h"
+#include "cow/diffarea-internal.h"
+#include "cow/fault.h"
+#include "cow/search.h"
+
+struct id_key { struct snap *const *snaps; uint64_t id; };
+
+static bool
+id_before (const void *ctx, size_t i)
+{
+  const struct id_key *k = ctx;
+  return k->snaps[i]->info.id < k->id;
+}
+
+struct snap *
+snap_by_id (struct sc_diff *d, uint64_t id, size_t *pos)
+{
+  struct id_key k = { d->snaps, id };
+  size_t i = sc_partition_point (d->nsnaps, id_before, &k);
+  if (i < d->nsnaps && d->snaps[i]->info.id == id) {
+    if (pos)
+      *pos = i;
+    return d->snaps[i];
+  }
+  return NULL;
+}
+
+struct snap *
+snap_by_name (struct sc_diff *d, const char *name)
+{
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (!d->snaps[i]->deleted && strcmp (d->snaps[i]->info.name, name) == 0)
+      return d->snaps[i];
+  return NULL;
+}
+
+struct epoch_key { struct snap *const *snaps; uint32_t epoch; };
+
+static bool
+snap_epoch_before (const void *ctx, size_t i)
+{
+  const struct epoch_key *k = ctx;
+  return k->snaps[i]->info.epoch < k->epoch;
+}
+
+static size_t
+snap_first_at (struct sc_diff *d, uint32_t e)
+{
+  struct epoch_key k = { d->snaps, e };
+  return sc_partition_point (d->nsnaps, snap_epoch_before, &k);
+}
+
+struct snap *
+snap_by_epoch (struct sc_diff *d, uint32_t epoch)
+{
+  size_t i = snap_first_at (d, epoch);
+  return i < d->nsnaps && d->snaps[i]->info.epoch == epoch ? d->snaps[i]
+                                                           : NULL;
+}
+
+struct epochs_key { const uint32_t *a; uint32_t e; };
+
+static bool
+epoch_before (const void *ctx, size_t i)
+{
+  const struct epochs_key *k = ctx;
+  return k->a[i] < k->e;
+}
+
+size_t
+epochs_lower_bound (const uint32_t *a, size_t n, uint32_t e)
+{
+  struct epochs_key k = { a, e };
+  return sc_partition_point (n, epoch_before, &k);
+}
+
+void
+snap_unvalidate (struct sc_diff *d, struct snap *s)
+{
+  size_t i = epochs_lower_bound (d->valid, d->nvalid, s->info.epoch);
+  if (i < d->nvalid && d->valid[i] == s->info.epoch) {
+    memmove (&d->valid[i], &d->valid[i + 1],
+             (d->nvalid - i - 1) * sizeof *d->valid);
+    d->nvalid--;
+  }
+}
+
+int
+snap_reserve (struct sc_diff *d)
+{
+  if (d->nsnaps < d->snaps_cap)
+    return 0;
+  int r = sc_fault ("snapshot-table");
+  if (r < 0)
+    return r;
+  size_t cap = d->snaps_cap;
+  struct snap **n = sc_array_room (d->snaps, &cap, d->nsnaps, sizeof *n, 16);
+  if (!n)
+    return -ENOMEM;
+  d->snaps = n;
+  uint32_t *v = realloc (d->valid, cap * sizeof *v);
+  if (!v)
+    return -ENOMEM;             /* snaps keeps its larger room: harmless */
+  d->valid = v;
+  d->snaps_cap = cap;
+  return 0;
+}
+
+void
+snap_push (struct sc_diff *d, struct snap *s)
+{
+  d->snaps[d->nsnaps++] = s;
+  if (s->info.invalid_reason == SC_VALID)
+    d->valid[d->nvalid++] = s->info.epoch;
+}
+
+void
+snap_free (struct sc_diff *d, struct snap *s)
+{
+  if (s->ndisc && d->ndisc_snaps)
+    d->ndisc_snaps--;
+  d->ndisc_extents -= s->ndisc < d->ndisc_extents ? s->ndisc
+                                                   : d->ndisc_extents;
+  free (s->disc);
+  free (s);
+}
+
+void
+snap_remove_at (struct sc_diff *d, size_t pos)
+{
+  struct snap *s = d->snaps[pos];
+  snap_unvalidate (d, s);
+  memmove (&d->snaps[pos], &d->snaps[pos + 1],
+           (d->nsnaps - pos - 1) * sizeof *d->snaps);
+  d->nsnaps--;
+  snap_free (d, s);
+}
+
+void
+snap_set_invalid (struct sc_diff *d, struct snap *s, uint32_t reason,
+                  int err, uint64_t chunk)
+{
+  if (s->info.invalid_reason != SC_VALID)
+    return;
+  s->info.invalid_reason = reason;
+  s->info.invalid_errno = err;
+  s->info.invalid_chunk = chunk;
+  snap_unvalidate (d, s);
+}
+
+size_t
+snap_listed (const struct sc_diff *d)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    n += !d->snaps[i]->deleted;
+  return n;
+}
+
+struct snap *
+snap_oldest_listed (struct sc_diff *d)
+{
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (!d->snaps[i]->deleted)
+      return d->snaps[i];
+  return NULL;
+}

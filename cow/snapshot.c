@@ -1,0 +1,298 @@
+/* shadowcopy: snapshots: create, delete, list, invalidate, and pin for
+ * reading.
+ *
+ * Creating a snapshot records it at the live volume's epoch E and moves
+ * the live volume to E + 1: O(1), whatever the volume size or the number
+ * of snapshots.  Deleting one records just its deletion; the copies it
+ * alone needed are freed once the record is durable and no read of it is
+ * in flight (snap_retire, shared with the policy drops of space.c).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cow/diffarea-internal.h"
+#include "cow/format.h"
+
+static void
+default_name (char *buf, size_t len, uint64_t ns)
+{
+  time_t t = (time_t) (ns / 1000000000u);
+  struct tm tm;
+  gmtime_r (&t, &tm);
+  size_t n = strftime (buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf (buf + n, len - n, ".%03uZ", (unsigned) (ns / 1000000u % 1000u));
+}
+
+/* The new snapshot's identity: its name (given, or the creation time,
+ * with a suffix for two in one millisecond), id, epoch and options. */
+static int
+snap_new (struct sc_diff *d, const char *name,
+          const struct sc_snapshot_opts *opts, struct snap **out)
+{
+  if (name && !sc_snapshot_name_valid (name))
+    return -EINVAL;
+  if (name && snap_by_name (d, name))
+    return -EEXIST;
+  struct snap *s = calloc (1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  s->info.ctime_ns = diff_now_ns ();
+  if (name)
+    snprintf (s->info.name, sizeof s->info.name, "%s", name);
+  else {
+    default_name (s->info.name, sizeof s->info.name, s->info.ctime_ns);
+    size_t base = strlen (s->info.name);
+    for (unsigned k = 2; snap_by_name (d, s->info.name); k++)
+      snprintf (s->info.name + base, sizeof s->info.name - base, "+%u", k);
+  }
+  s->info.id = d->next_id;
+  s->info.epoch = d->epoch;
+  s->info.volume_size = d->sb.origin_size;
+  if (opts) {
+    s->info.auto_release = opts->auto_release;
+    if (opts->set_id) {
+      s->info.in_set = true;
+      memcpy (s->info.set_id, opts->set_id, sizeof s->info.set_id);
+    }
+  }
+  *out = s;
+  return 0;
+}
+
+int
+sc_diff_snapshot_create (struct sc_diff *d, const char *name,
+                         const struct sc_snapshot_opts *opts,
+                         struct sc_snapshot_info *out)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  if (d->failed)
+    return -EIO;
+  if (d->epoch >= UINT32_MAX - 1 || d->next_id == UINT64_MAX)
+    return -EOVERFLOW;
+
+  struct snap *s;
+  int r = snap_new (d, name, opts, &s);
+  if (r < 0)
+    return r;
+  if ((r = space_room_for_snapshot (d, opts && opts->delete_oldest)) < 0 ||
+      (r = snap_reserve (d)) < 0) {
+    free (s);
+    return r;
+  }
+  struct txn t;
+  uint8_t rec[SC_REC_MAX];
+  txn_begin (d, &t);
+  r = txn_append (d, &t, rec, rec_snapshot (rec, &s->info));
+  if (r == 0 && s->info.in_set)
+    r = txn_append (d, &t, rec, rec_snapshot_set (rec, &s->info));
+  if (r < 0) {
+    free (s);
+    return r;
+  }
+  snap_push (d, s);
+  d->next_id++;
+  d->epoch++;
+  struct sc_snapshot_info info = s->info;
+  r = txn_commit (d, &t);
+  if (r < 0)
+    return r;                   /* listed, and invalid: see diff_fail */
+  if (out)
+    *out = info;
+  ckpt_maybe (d);
+  return 0;
+}
+
+int
+snap_retire (struct sc_diff *d, struct snap *s, uint64_t seq,
+             bool wait_readers)
+{
+  /* Until the record is durable a crash brings the snapshot back, so its
+   * copies stay (gc, and a reader's put, leave a pending snapshot alone)
+   * and writes keep copying for it (it stays in valid[]). */
+  uint64_t id = s->info.id;
+  s->deleted = true;
+  s->pending = true;
+  int r = diff_commit (d, seq);
+  size_t pos;
+  if ((s = snap_by_id (d, id, &pos)))
+    s->pending = false;
+  if (r < 0)
+    return r;
+  if (s) {
+    snap_unvalidate (d, s);
+    if (wait_readers) {
+      while ((s = snap_by_id (d, id, &pos)) && s->readers)
+        pthread_cond_wait (&d->readers_done, &d->lock);
+      if (s)
+        snap_remove_at (d, pos);
+    }
+    else if (s->readers == 0)
+      snap_remove_at (d, pos);
+    else
+      s->dropped = true;        /* freed by its last reader's put */
+  }
+  r = gc_run (d, true);
+  pthread_cond_broadcast (&d->readers_done);    /* space came back */
+  return r;
+}
+
+int
+sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  struct snap *s = snap_by_name (d, name);
+  if (!s)
+    return -ENOENT;
+  struct txn t;
+  uint8_t rec[SC_REC_MAX];
+  txn_begin (d, &t);
+  int r = txn_append (d, &t, rec, rec_delete (rec, s->info.id));
+  if (r < 0)
+    return r;
+  r = snap_retire (d, s, t.seq, true);
+  if (r == 0)
+    ckpt_maybe (d);
+  return r;
+}
+
+int
+sc_diff_snapshot_list (struct sc_diff *d, struct sc_snapshot_info **out,
+                       size_t *n)
+{
+  LOCKED (d);
+  struct sc_snapshot_info *v = calloc (d->nsnaps + 1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (!d->snaps[i]->deleted)
+      v[k++] = d->snaps[i]->info;
+  copymap_used_bytes (d, v, k);
+  *out = v;
+  *n = k;
+  return 0;
+}
+
+int
+sc_diff_snapshot_find (struct sc_diff *d, const char *name,
+                       struct sc_snapshot_info *out)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_name (d, name);
+  if (!s)
+    return -ENOENT;
+  *out = s->info;
+  copymap_used_bytes (d, out, 1);
+  return 0;
+}
+
+int
+sc_diff_snapshot_lookup (struct sc_diff *d, const char *name,
+                         struct sc_snapshot_info *out)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_name (d, name);
+  if (!s)
+    return -ENOENT;
+  *out = s->info;
+  out->used_bytes = 0;
+  return 0;
+}
+
+/* The snapshots that see the origin's `chunk` lose it: the invalidation
+ * is applied in memory first, since the origin is about to change, and
+ * must then reach the journal, or the whole diff area fails. */
+int
+sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
+                          int err)
+{
+  LOCKED (d);
+  uint32_t from = copymap_last_epoch (d, chunk);
+  uint64_t seq = 0;
+  int r = 0;
+  bool pending = false;
+  uint8_t rec[SC_REC_MAX];
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    /* A snapshot whose delete is not durable yet needs no record (replay
+     * would not know it), but the origin must not change before it is. */
+    if (s->pending && s->info.epoch >= from)
+      pending = true;
+    if (s->deleted || s->info.invalid_reason != SC_VALID ||
+        s->info.epoch < from)
+      continue;
+    snap_set_invalid (d, s, reason, err, chunk);
+    d->invalidations++;
+    diff_say ("snapshot %s (id %" PRIu64 ") is now invalid: %s%s%s (chunk %"
+              PRIu64 ")", s->info.name, s->info.id,
+              sc_invalid_reason_text (reason), err ? ": " : "",
+              err ? strerror (err) : "", chunk);
+    if (d->have_journal && r == 0)
+      r = sc_journal_append (&d->journal, rec, rec_invalid (rec, &s->info),
+                             &seq);
+  }
+  if (r < 0) {
+    diff_fail (d, r);
+    return r;
+  }
+  if (!seq && pending && d->have_journal)
+    seq = sc_journal_next_seq (&d->journal) - 1;
+  r = seq ? diff_commit (d, seq) : 0;
+  if (r == 0 && seq)
+    ckpt_maybe (d);
+  return r;
+}
+
+/* ---- pins: the read path's hold on a snapshot ------------------------- */
+
+int
+sc_diff_snapshot_get (struct sc_diff *d, uint64_t id,
+                      struct sc_snapshot_info *info)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_id (d, id, NULL);
+  if (!s || s->deleted)
+    return -ENOENT;
+  if (info)
+    *info = s->info;
+  if (s->info.invalid_reason != SC_VALID)
+    return -EIO;
+  s->readers++;
+  return 0;
+}
+
+void
+sc_diff_snapshot_put (struct sc_diff *d, uint64_t id)
+{
+  LOCKED (d);
+  size_t pos;
+  struct snap *s = snap_by_id (d, id, &pos);
+  if (s && s->readers && --s->readers == 0) {
+    pthread_cond_broadcast (&d->readers_done);
+    if (s->dropped) {           /* nobody waits for it: free it here */
+      snap_remove_at (d, pos);
+      (void) gc_run (d, true);
+      pthread_cond_broadcast (&d->readers_done);
+    }
+  }
+}
+
+int
+sc_diff_snapshot_check (struct sc_diff *d, uint64_t id)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_id (d, id, NULL);
+  if (!s || s->deleted)
+    return -ENOENT;
+  return s->info.invalid_reason != SC_VALID ? -EIO : 0;
+}

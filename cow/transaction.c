@@ -1,0 +1,92 @@
+/* shadowcopy: a metadata change of the diff area, and what a failed one
+ * does.
+ *
+ * Notes on the design
+ *
+ * Memory and journal must never disagree: a record appended but not
+ * applied becomes durable with the next commit of anyone, and replay then
+ * rebuilds a state the server never had (an id or epoch used twice, a
+ * discard that "failed").  So every change reserves what it will allocate
+ * before its first record is appended, and applies itself with code that
+ * cannot fail (diffarea-internal.h, struct txn).
+ *
+ * A metadata write that fails is different: nothing more can be
+ * recorded, so no snapshot can be trusted from now on.  diff_fail says so
+ * in memory and, if the superblock still takes writes, on disk, so the
+ * next open will not trust the journal's snapshots either.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "cow/diffarea-internal.h"
+#include "cow/io.h"
+
+void
+diff_fail (struct sc_diff *d, int err)
+{
+  if (d->failed)
+    return;
+  d->failed = true;
+  diff_say ("a diff-area metadata write failed (%s): every snapshot is now "
+            "invalid", strerror (-err));
+  for (size_t i = 0; i < d->nsnaps; i++)
+    snap_set_invalid (d, d->snaps[i], SC_INVALID_METADATA, -err, 0);
+  d->sb.flags |= SC_SB_FAILED;
+  d->sb.flags &= ~SC_SB_CLEAN;
+  (void) sc_sb_store (d->fd, &d->sb);
+}
+
+int
+diff_commit (struct sc_diff *d, uint64_t seq)
+{
+  int r = sc_journal_sync (&d->journal, seq, &d->lock);
+  if (r < 0)
+    diff_fail (d, r);
+  return r;
+}
+
+void
+txn_begin (struct sc_diff *d, struct txn *t)
+{
+  t->first_seq = sc_journal_next_seq (&d->journal);
+  t->seq = 0;
+}
+
+int
+txn_append (struct sc_diff *d, struct txn *t, void *rec, size_t len)
+{
+  int r = sc_journal_append (&d->journal, rec, len, &t->seq);
+  if (r < 0 && sc_journal_next_seq (&d->journal) != t->first_seq)
+    diff_fail (d, r);           /* part of the change is in the journal */
+  return r;
+}
+
+int
+txn_commit (struct sc_diff *d, const struct txn *t)
+{
+  return diff_commit (d, t->seq);
+}
+
+/* ---- commits of the write path ----------------------------------------- */
+
+int
+sc_diff_commit (struct sc_diff *d, uint64_t seq)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return 0;
+  int r = diff_commit (d, seq);
+  if (r == 0)
+    ckpt_maybe (d);
+  return r;
+}
+
+int
+sc_diff_sync (struct sc_diff *d)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return 0;
+  return diff_commit (d, sc_journal_next_seq (&d->journal) - 1);
+}
