@@ -192,11 +192,125 @@ prep (struct io_uring_sqe *sqe, struct sc_io_req *r, uint64_t done, size_t i)
  * simply resume where the short transfer ended. */
 #define MAX_XFER (1u << 30)
 
+/* A batch in flight on a ring. */
+struct ring_run {
+  struct io_uring *ring;
+  struct sc_io_req *reqs;
+  size_t n;
+  uint64_t *done;               /* bytes transferred, per request */
+  size_t next;                  /* next request never submitted */
+  size_t inflight;
+  /* Requests to resubmit after a short transfer or EAGAIN: a small stack,
+   * since at most `inflight` of them can wait at once. */
+  size_t resubmit[RING_ENTRIES];
+  size_t nresubmit;
+};
+
+/* Queue requests until the ring is full or none is left. */
+static void
+ring_fill (struct ring_run *rr)
+{
+  while (rr->inflight < RING_ENTRIES && (rr->nresubmit || rr->next < rr->n)) {
+    size_t i;
+    if (rr->nresubmit)
+      i = rr->resubmit[--rr->nresubmit];
+    else {
+      i = rr->next++;
+      if (rr->reqs[i].result != 1)
+        continue;               /* failed by the fault hook */
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe (rr->ring);
+    if (!sqe) {                 /* cannot happen: inflight < entries */
+      if (i == rr->next - 1 && rr->reqs[i].result == 1 && rr->done[i] == 0)
+        rr->next--;
+      else
+        rr->resubmit[rr->nresubmit++] = i;
+      return;
+    }
+    struct sc_io_req tmp = rr->reqs[i];
+    if ((tmp.op == SC_IO_READ || tmp.op == SC_IO_WRITE) &&
+        tmp.len - rr->done[i] > MAX_XFER)
+      tmp.len = rr->done[i] + MAX_XFER;
+    prep (sqe, &tmp, rr->done[i], i);
+    rr->inflight++;
+  }
+}
+
+/* One completion of request i: done, failed, or to be resubmitted for
+ * the rest of a short transfer (a short read at the end of the file
+ * reads zeros; a write of nothing is an error). */
+static void
+ring_complete (struct ring_run *rr, size_t i, int res)
+{
+  struct sc_io_req *q = &rr->reqs[i];
+  if (res == -EAGAIN || res == -EINTR) {
+    rr->resubmit[rr->nresubmit++] = i;
+    return;
+  }
+  if (res < 0) {
+    q->result = res;
+    return;
+  }
+  if (q->op == SC_IO_READ || q->op == SC_IO_WRITE) {
+    if (res == 0) {
+      if (q->op == SC_IO_WRITE) {
+        q->result = -EIO;
+        return;
+      }
+      memset ((char *) q->buf + rr->done[i], 0, q->len - rr->done[i]);
+      rr->done[i] = q->len;
+    }
+    rr->done[i] += (uint64_t) res;
+    if (rr->done[i] < q->len) {
+      rr->resubmit[rr->nresubmit++] = i;
+      return;
+    }
+  }
+  q->result = 0;
+}
+
+static int
+run_ring (struct io_uring *ring, struct sc_io_req *reqs, size_t n)
+{
+  uint64_t done_stack[RING_ENTRIES];
+  struct ring_run rr = { .ring = ring, .reqs = reqs, .n = n };
+  rr.done = n <= RING_ENTRIES ? done_stack : calloc (n, sizeof *rr.done);
+  if (!rr.done)
+    return -ENOMEM;
+  if (rr.done == done_stack)
+    memset (done_stack, 0, n * sizeof *rr.done);
+  for (;;) {
+    ring_fill (&rr);
+    if (rr.inflight == 0)
+      break;
+    int r = io_uring_submit_and_wait (ring, 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN)
+      debug ("io_uring_submit_and_wait: %s", strerror (-r));
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe (ring, head, cqe) {
+      seen++;
+      rr.inflight--;
+      ring_complete (&rr, (size_t) io_uring_cqe_get_data64 (cqe), cqe->res);
+    }
+    io_uring_cq_advance (ring, seen);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && seen == 0) {
+      /* Nothing completes: fail what is left rather than spin. */
+      for (size_t i = 0; i < n; i++)
+        if (reqs[i].result == 1)
+          reqs[i].result = r;
+      break;
+    }
+  }
+  if (rr.done != done_stack)
+    free (rr.done);
+  return 0;
+}
+
 int
 sc_io_run (struct sc_io_req *reqs, size_t n)
 {
   struct io_uring *ring = n > 1 ? thread_ring () : NULL;
-  int first_err = 0;
 
   /* Injected faults and the syscall path. */
   for (size_t i = 0; i < n; i++) {
@@ -210,99 +324,14 @@ sc_io_run (struct sc_io_req *reqs, size_t n)
       reqs[i].result = run_sync (&reqs[i]);
   }
   if (ring) {
-    uint64_t done_stack[RING_ENTRIES];
-    uint64_t *done = n <= RING_ENTRIES ? done_stack : calloc (n, sizeof *done);
-    if (!done)
-      return -ENOMEM;
-    memset (done, 0, sizeof *done * (n <= RING_ENTRIES ? n : 0));
-
-    size_t next = 0;            /* next request never submitted */
-    size_t inflight = 0;
-    /* Requests to resubmit after a short transfer: kept in a small
-     * stack because at most `inflight` of them can wait at once. */
-    size_t resubmit[RING_ENTRIES];
-    size_t nresubmit = 0;
-
-    for (;;) {
-      while (inflight < RING_ENTRIES && (nresubmit || next < n)) {
-        size_t i;
-        if (nresubmit)
-          i = resubmit[--nresubmit];
-        else {
-          i = next++;
-          if (reqs[i].result != 1)
-            continue;           /* failed by the fault hook */
-        }
-        struct io_uring_sqe *sqe = io_uring_get_sqe (ring);
-        if (!sqe) {             /* cannot happen: inflight < entries */
-          if (i == next - 1 && reqs[i].result == 1 && done[i] == 0)
-            next--;
-          else
-            resubmit[nresubmit++] = i;
-          break;
-        }
-        struct sc_io_req tmp = reqs[i];
-        if ((tmp.op == SC_IO_READ || tmp.op == SC_IO_WRITE) &&
-            tmp.len - done[i] > MAX_XFER)
-          tmp.len = done[i] + MAX_XFER;
-        prep (sqe, &tmp, done[i], i);
-        inflight++;
-      }
-      if (inflight == 0)
-        break;
-      int r = io_uring_submit_and_wait (ring, 1);
-      if (r < 0 && r != -EINTR && r != -EAGAIN) {
-        debug ("io_uring_submit_and_wait: %s", strerror (-r));
-      }
-      struct io_uring_cqe *cqe;
-      unsigned head, seen = 0;
-      io_uring_for_each_cqe (ring, head, cqe) {
-        size_t i = (size_t) io_uring_cqe_get_data64 (cqe);
-        int res = cqe->res;
-        struct sc_io_req *q = &reqs[i];
-        seen++;
-        inflight--;
-        if (res == -EAGAIN || res == -EINTR) {
-          resubmit[nresubmit++] = i;
-          continue;
-        }
-        if (res < 0) {
-          q->result = res;
-          continue;
-        }
-        if (q->op == SC_IO_READ || q->op == SC_IO_WRITE) {
-          if (res == 0) {
-            if (q->op == SC_IO_WRITE) {
-              q->result = -EIO;
-              continue;
-            }
-            memset ((char *) q->buf + done[i], 0, q->len - done[i]);
-            done[i] = q->len;
-          }
-          done[i] += (uint64_t) res;
-          if (done[i] < q->len) {
-            resubmit[nresubmit++] = i;
-            continue;
-          }
-        }
-        q->result = 0;
-      }
-      io_uring_cq_advance (ring, seen);
-      if (r < 0 && r != -EINTR && r != -EAGAIN && seen == 0) {
-        /* Nothing completes: fail what is left rather than spin. */
-        for (size_t i = 0; i < n; i++)
-          if (reqs[i].result == 1)
-            reqs[i].result = r;
-        break;
-      }
-    }
-    if (done != done_stack)
-      free (done);
+    int r = run_ring (ring, reqs, n);
+    if (r < 0)
+      return r;
   }
   for (size_t i = 0; i < n; i++)
-    if (reqs[i].result < 0 && first_err == 0)
-      first_err = reqs[i].result;
-  return first_err;
+    if (reqs[i].result < 0)
+      return reqs[i].result;
+  return 0;
 }
 
 int
