@@ -139,7 +139,6 @@ int sc_diff_open (const char *path, unsigned flags,
  * (the journal already holds every committed change). */
 int sc_diff_close (struct sc_diff *d);
 
-int sc_diff_fd (const struct sc_diff *d);
 uint32_t sc_diff_chunk_size (const struct sc_diff *d);
 void sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st);
 
@@ -231,6 +230,32 @@ int sc_diff_commit (struct sc_diff *d, uint64_t seq);
 
 /* Make everything appended so far durable. */
 int sc_diff_sync (struct sc_diff *d);
+
+/* ---- the copied data (cow/copydata.c) -------------------------------
+ *
+ * Only cow/ reads and writes the diff-area file: the engine hands over the
+ * old content of chunks, and asks for it back, here. */
+
+struct sc_copy_io {
+  uint64_t offset;              /* the slot's byte offset */
+  void *buf;                    /* write: chunk_size bytes; read: len */
+  uint32_t at;                  /* read: where in the slot to start */
+  uint32_t len;                 /* read: bytes, at + len <= chunk_size */
+  uint32_t crc;                 /* write, out: CRC32C of the chunk */
+  int result;                   /* out: 0 or a negative errno */
+};
+
+/* Write each copy's chunk_size bytes to its reserved slot (one batch of
+ * I/O per 64 copies), and compute its CRC for sc_diff_copy_record.  Each
+ * io[i].result says how that copy went; returns the first error. */
+int sc_diff_copy_write (struct sc_diff *d, struct sc_copy_io *io, size_t n);
+
+/* Read io[i].len bytes at io[i].at of each slot into io[i].buf, for a
+ * pinned snapshot.  Returns the first error (io[i].result each). */
+int sc_diff_copy_read (struct sc_diff *d, struct sc_copy_io *io, size_t n);
+
+/* The free space of the filesystem holding the diff area, in bytes. */
+int sc_diff_fs_free (struct sc_diff *d, uint64_t *bytes);
 
 /* ---- the snapshot read path ---------------------------------------- */
 
@@ -324,5 +349,12 @@ int sc_diff_snapshot_check (struct sc_diff *d, uint64_t id);
  * -EROFS offline. */
 int sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id,
                               uint64_t first, uint64_t last);
+
+/* ---- for tests only ------------------------------------------------
+ *
+ * The diff-area file's descriptor, for fault injection (matching
+ * sc_io_fault_hook's requests) and for inspecting the file.  Nothing
+ * above cow/ may read or write through it. */
+int sc_diff_fd (const struct sc_diff *d);
 
 #endif
