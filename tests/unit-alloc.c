@@ -137,3 +137,22 @@ Test (alloc, freeing_a_free_slot_aborts, .signal = SIGABRT)
   sc_alloc_put (&a, 2);
   sc_alloc_put (&a, 2);
 }
+
+Test (alloc, alloc_trim_end_finds_the_last_used_slot)
+{
+  struct sc_alloc al;
+  sc_alloc_init (&al, 1);
+  uint64_t s;
+  for (int i = 0; i < 200; i++)
+    cr_assert_eq (sc_alloc_get (&al, &s), 0);
+  cr_assert_eq (al.end, 201);
+  for (uint64_t i = 70; i <= 200; i++)
+    sc_alloc_put (&al, i);
+  cr_assert_eq (sc_alloc_trim_end (&al), 70);
+  cr_assert_eq (sc_alloc_get (&al, &s), 0);
+  cr_assert_eq (s, 70);
+  for (uint64_t i = 1; i <= 70; i++)
+    sc_alloc_put (&al, i);
+  cr_assert_eq (sc_alloc_trim_end (&al), 1);
+  sc_alloc_free_all (&al);
+}

@@ -521,6 +521,37 @@ uh_find (struct sc_diff *d, const char *name)
   return info;
 }
 
+enum sc_where
+uh_resolve (struct sc_diff *d, const char *name, uint64_t chunk,
+            uint64_t *off)
+{
+  struct sc_snapshot_info s = uh_find (d, name);
+  uint64_t o = UINT64_MAX;
+  enum sc_where w = sc_diff_resolve (d, s.epoch, chunk, &o);
+  if (off)
+    *off = w == SC_WHERE_DIFF ? o : UINT64_MAX;
+  return w;
+}
+
+void
+uh_assert_sees_copy (struct sc_diff *d, const char *name, uint64_t chunk,
+                     uint64_t tag)
+{
+  uint64_t off;
+  cr_assert_eq (uh_resolve (d, name, chunk, &off), SC_WHERE_DIFF,
+                "%s should find chunk %lu in the diff area", name,
+                (unsigned long) chunk);
+  uh_assert_slot_data (d, off, tag);
+}
+
+void
+uh_assert_sees_origin (struct sc_diff *d, const char *name, uint64_t chunk)
+{
+  cr_assert_eq (uh_resolve (d, name, chunk, NULL), SC_WHERE_ORIGIN,
+                "%s should read chunk %lu from the origin", name,
+                (unsigned long) chunk);
+}
+
 struct sc_diff_stats
 uh_stats (struct sc_diff *d)
 {

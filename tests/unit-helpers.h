@@ -144,6 +144,17 @@ struct sc_snapshot_info uh_snap (struct sc_diff *d, const char *name);
 /* Look one up by name (asserting it exists). */
 struct sc_snapshot_info uh_find (struct sc_diff *d, const char *name);
 
+/* Where snapshot `name` finds `chunk`; *off (if not NULL) gets the slot's
+ * offset when the data is in the diff area (UINT64_MAX otherwise). */
+enum sc_where uh_resolve (struct sc_diff *d, const char *name,
+                          uint64_t chunk, uint64_t *off);
+/* Snapshot `name` reads `chunk` from a copy of pattern `tag`, or from
+ * the origin. */
+void uh_assert_sees_copy (struct sc_diff *d, const char *name,
+                          uint64_t chunk, uint64_t tag);
+void uh_assert_sees_origin (struct sc_diff *d, const char *name,
+                            uint64_t chunk);
+
 struct sc_diff_stats uh_stats (struct sc_diff *d);
 
 #endif

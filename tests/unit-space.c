@@ -1,7 +1,6 @@
 /* Unit tests: diff-area space management: the size limit and what it
  * counts, on-full policies (drops and refusals), resize, max-snapshots,
- * the drop history, discards by snapshot readers, and that all of it is
- * kept across a reopen. */
+ * the drop history, and that all of it is kept across a reopen. */
 #include <config.h>
 
 #include <errno.h>
@@ -15,7 +14,6 @@
 
 #include <criterion/criterion.h>
 
-#include "cow/alloc.h"
 #include "cow/crc32c.h"
 #include "cow/diffarea.h"
 #include "tests/unit-helpers.h"
@@ -248,60 +246,6 @@ Test (space, a_dropped_snapshot_being_read_is_freed_by_its_last_reader)
   cr_assert_eq (uh_stats (a.d).data_slots, 0);
   cr_assert_eq (uh_stats (a.d).copies, 0);
   uh_area_free (&a);
-}
-
-Test (space, discard_frees_reads_zero_and_is_kept)
-{
-  struct uh_area a;
-  area (&a, 16);
-  struct sc_snapshot_info s = uh_snap (a.d, "a");
-  for (uint64_t c = 0; c < 4; c++)
-    cr_assert_eq (uh_copy_reserved (a.d, c, c + 1), 0);
-  cr_assert_eq (uh_stats (a.d).data_slots, 4);
-  cr_assert_eq (sc_diff_snapshot_discard (a.d, s.id, 1, 2), 0);
-  cr_assert_eq (sc_diff_snapshot_discard (a.d, s.id, 8, 9), 0);
-  cr_assert_eq (sc_diff_snapshot_discard (a.d, s.id, 20, 21), -EINVAL);
-  cr_assert_eq (sc_diff_snapshot_discard (a.d, 999, 1, 1), -ENOENT);
-  cr_assert_eq (uh_stats (a.d).data_slots, 2);
-  cr_assert_eq (uh_find (a.d, "a").discarded_bytes, 4 * CS);
-  uint64_t off;
-  cr_assert_eq (sc_diff_resolve (a.d, s.epoch, 1, &off), SC_WHERE_ZERO);
-  cr_assert_eq (sc_diff_resolve (a.d, s.epoch, 9, &off), SC_WHERE_ZERO);
-  cr_assert_eq (sc_diff_resolve (a.d, s.epoch, 3, &off), SC_WHERE_DIFF);
-  uh_assert_slot_data (a.d, off, 4);
-  cr_assert (!sc_diff_needs_copy (a.d, 8), "a discarded chunk needs no copy");
-  cr_assert (sc_diff_needs_copy (a.d, 10));
-  /* A newer snapshot needs the discarded chunks again. */
-  struct sc_snapshot_info b = uh_snap (a.d, "b");
-  cr_assert (sc_diff_needs_copy (a.d, 8));
-  cr_assert_eq (uh_copy_reserved (a.d, 8, 88), 0);
-  uh_area_reopen (&a, 0);
-  cr_assert_eq (uh_find (a.d, "a").discarded_bytes, 4 * CS);
-  cr_assert_eq (sc_diff_resolve (a.d, s.epoch, 8, &off), SC_WHERE_ZERO);
-  cr_assert_eq (sc_diff_resolve (a.d, b.epoch, 8, &off), SC_WHERE_DIFF);
-  uh_assert_slot_data (a.d, off, 88);
-  cr_assert_eq (sc_diff_resolve (a.d, s.epoch, 3, &off), SC_WHERE_DIFF);
-  uh_assert_slot_data (a.d, off, 4);
-  uh_area_free (&a);
-}
-
-Test (space, alloc_trim_end_finds_the_last_used_slot)
-{
-  struct sc_alloc al;
-  sc_alloc_init (&al, 1);
-  uint64_t s;
-  for (int i = 0; i < 200; i++)
-    cr_assert_eq (sc_alloc_get (&al, &s), 0);
-  cr_assert_eq (al.end, 201);
-  for (uint64_t i = 70; i <= 200; i++)
-    sc_alloc_put (&al, i);
-  cr_assert_eq (sc_alloc_trim_end (&al), 70);
-  cr_assert_eq (sc_alloc_get (&al, &s), 0);
-  cr_assert_eq (s, 70);
-  for (uint64_t i = 1; i <= 70; i++)
-    sc_alloc_put (&al, i);
-  cr_assert_eq (sc_alloc_trim_end (&al), 1);
-  sc_alloc_free_all (&al);
 }
 
 Test (space, invalidations_are_counted)

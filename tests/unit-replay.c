@@ -1,5 +1,6 @@
-/* Unit tests: damaged or foreign diff areas are refused at open with a
- * clear message, and the refused open leaves the file as it was; damage
+/* Unit tests: replay (cow/replay.c, cow/superblock.c): damaged or foreign
+ * diff areas are refused at open with a clear message, and the refused
+ * open leaves the file as it was; damage
  * the format is designed to survive (one torn superblock, a torn journal
  * tail) is survived. */
 #include <config.h>
@@ -19,7 +20,7 @@
 #include "cow/journal.h"
 #include "tests/unit-helpers.h"
 
-TestSuite (corrupt, .init = uh_setup, .fini = uh_teardown);
+TestSuite (replay, .init = uh_setup, .fini = uh_teardown);
 
 #define CS 4096u
 #define NCHUNKS 64u
@@ -127,7 +128,7 @@ edit_sb (const char *path, int copy, void (*edit) (struct sc_sb_disk *))
 
 /* ---- the control cases: the fixture is sound ------------------------ */
 
-Test (corrupt, undamaged_area_opens)
+Test (replay, undamaged_area_opens)
 {
   struct uh_area a;
   make_area (&a);
@@ -136,7 +137,7 @@ Test (corrupt, undamaged_area_opens)
   uh_area_free (&a);
 }
 
-Test (corrupt, superblock_crc_is_crc32c_of_the_block_with_crc_zeroed)
+Test (replay, superblock_crc_is_crc32c_of_the_block_with_crc_zeroed)
 {
   struct uh_area a;
   make_area (&a);
@@ -155,7 +156,7 @@ Test (corrupt, superblock_crc_is_crc32c_of_the_block_with_crc_zeroed)
 
 /* ---- superblocks ------------------------------------------------------ */
 
-Test (corrupt, both_superblock_magics_damaged)
+Test (replay, both_superblock_magics_damaged)
 {
   struct uh_area a;
   make_area (&a);
@@ -165,7 +166,7 @@ Test (corrupt, both_superblock_magics_damaged)
   uh_area_free (&a);
 }
 
-Test (corrupt, both_superblock_checksums_bad)
+Test (replay, both_superblock_checksums_bad)
 {
   struct uh_area a;
   make_area (&a);
@@ -175,7 +176,7 @@ Test (corrupt, both_superblock_checksums_bad)
   uh_area_free (&a);
 }
 
-Test (corrupt, damaged_newest_superblock_falls_back_to_the_other)
+Test (replay, damaged_newest_superblock_falls_back_to_the_other)
 {
   struct uh_area a;
   make_area (&a);
@@ -194,7 +195,7 @@ Test (corrupt, damaged_newest_superblock_falls_back_to_the_other)
   uh_area_free (&a);
 }
 
-Test (corrupt, damaged_older_superblock_is_ignored)
+Test (replay, damaged_older_superblock_is_ignored)
 {
   struct uh_area a;
   make_area (&a);
@@ -206,7 +207,7 @@ Test (corrupt, damaged_older_superblock_is_ignored)
   uh_area_free (&a);
 }
 
-Test (corrupt, superblock_a_zeroed_opens_from_b)
+Test (replay, superblock_a_zeroed_opens_from_b)
 {
   struct uh_area a;
   make_area (&a);
@@ -216,7 +217,7 @@ Test (corrupt, superblock_a_zeroed_opens_from_b)
   uh_area_free (&a);
 }
 
-Test (corrupt, superblock_b_zeroed_opens_from_a)
+Test (replay, superblock_b_zeroed_opens_from_a)
 {
   struct uh_area a;
   make_area (&a);
@@ -228,7 +229,7 @@ Test (corrupt, superblock_b_zeroed_opens_from_a)
 
 static void set_version_2 (struct sc_sb_disk *sb) { sb->version = 2; }
 
-Test (corrupt, newer_format_version_is_eprotonosupport)
+Test (replay, newer_format_version_is_eprotonosupport)
 {
   struct uh_area a;
   make_area (&a);
@@ -240,7 +241,7 @@ Test (corrupt, newer_format_version_is_eprotonosupport)
 /* A newer shadowcopy wrote the current superblock: the other, older copy
  * describes a journal that newer version may since have reused, so
  * falling back to it would be a guess. */
-Test (corrupt, newer_format_in_the_newest_superblock_is_not_bypassed)
+Test (replay, newer_format_in_the_newest_superblock_is_not_bypassed)
 {
   struct uh_area a;
   make_area (&a);
@@ -253,7 +254,7 @@ Test (corrupt, newer_format_in_the_newest_superblock_is_not_bypassed)
 
 static void set_version_0 (struct sc_sb_disk *sb) { sb->version = 0; }
 
-Test (corrupt, unknown_older_format_version_is_refused)
+Test (replay, unknown_older_format_version_is_refused)
 {
   struct uh_area a;
   make_area (&a);
@@ -266,7 +267,7 @@ static void shift_11 (struct sc_sb_disk *sb) { sb->chunk_shift = 11; }
 static void shift_21 (struct sc_sb_disk *sb) { sb->chunk_shift = 21; }
 static void shift_huge (struct sc_sb_disk *sb) { sb->chunk_shift = 64; }
 
-Test (corrupt, chunk_shift_below_range_with_valid_crc)
+Test (replay, chunk_shift_below_range_with_valid_crc)
 {
   struct uh_area a;
   make_area (&a);
@@ -275,7 +276,7 @@ Test (corrupt, chunk_shift_below_range_with_valid_crc)
   uh_area_free (&a);
 }
 
-Test (corrupt, chunk_shift_above_range_with_valid_crc)
+Test (replay, chunk_shift_above_range_with_valid_crc)
 {
   struct uh_area a;
   make_area (&a);
@@ -294,7 +295,7 @@ static void head_max (struct sc_sb_disk *sb)
   sb->journal_head = UINT64_MAX;
 }
 
-Test (corrupt, journal_head_inside_the_superblocks)
+Test (replay, journal_head_inside_the_superblocks)
 {
   struct uh_area a;
   make_area (&a);
@@ -305,7 +306,7 @@ Test (corrupt, journal_head_inside_the_superblocks)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_head_beyond_the_file)
+Test (replay, journal_head_beyond_the_file)
 {
   struct uh_area a;
   make_area (&a);
@@ -316,7 +317,7 @@ Test (corrupt, journal_head_beyond_the_file)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_head_at_a_data_slot)
+Test (replay, journal_head_at_a_data_slot)
 {
   struct uh_area a;
   make_area (&a);
@@ -337,7 +338,7 @@ Test (corrupt, journal_head_at_a_data_slot)
 
 static void flags_unknown (struct sc_sb_disk *sb) { sb->flags |= 0x100; }
 
-Test (corrupt, unknown_superblock_flags)
+Test (replay, unknown_superblock_flags)
 {
   struct uh_area a;
   make_area (&a);
@@ -348,7 +349,7 @@ Test (corrupt, unknown_superblock_flags)
 
 static void origin_type_3 (struct sc_sb_disk *sb) { sb->origin_type = 3; }
 
-Test (corrupt, unknown_origin_type)
+Test (replay, unknown_origin_type)
 {
   struct uh_area a;
   make_area (&a);
@@ -359,7 +360,7 @@ Test (corrupt, unknown_origin_type)
 
 static void other_uuid (struct sc_sb_disk *sb) { sb->uuid[7] ^= 1; }
 
-Test (corrupt, superblock_copies_of_different_volumes)
+Test (replay, superblock_copies_of_different_volumes)
 {
   struct uh_area a;
   make_area (&a);
@@ -368,7 +369,7 @@ Test (corrupt, superblock_copies_of_different_volumes)
   uh_area_free (&a);
 }
 
-Test (corrupt, superblock_copies_with_the_same_generation)
+Test (replay, superblock_copies_with_the_same_generation)
 {
   struct uh_area a;
   make_area (&a);
@@ -387,7 +388,7 @@ mark_failed (struct sc_sb_disk *sb)
   sb->flags |= SC_SB_FAILED;
 }
 
-Test (corrupt, superblock_marked_failed_opens_with_every_snapshot_invalid)
+Test (replay, superblock_marked_failed_opens_with_every_snapshot_invalid)
 {
   struct uh_area a;
   make_area (&a);
@@ -409,7 +410,7 @@ Test (corrupt, superblock_marked_failed_opens_with_every_snapshot_invalid)
 
 /* ---- not a diff area at all ------------------------------------------- */
 
-Test (corrupt, all_zero_file)
+Test (replay, all_zero_file)
 {
   struct uh_area a;
   make_area (&a);
@@ -418,7 +419,7 @@ Test (corrupt, all_zero_file)
   uh_area_free (&a);
 }
 
-Test (corrupt, empty_file)
+Test (replay, empty_file)
 {
   struct uh_area a;
   make_area (&a);
@@ -427,7 +428,7 @@ Test (corrupt, empty_file)
   uh_area_free (&a);
 }
 
-Test (corrupt, garbage_file)
+Test (replay, garbage_file)
 {
   struct uh_area a;
   make_area (&a);
@@ -436,7 +437,7 @@ Test (corrupt, garbage_file)
   uh_area_free (&a);
 }
 
-Test (corrupt, text_file)
+Test (replay, text_file)
 {
   struct uh_area a;
   make_area (&a);
@@ -446,7 +447,7 @@ Test (corrupt, text_file)
   uh_area_free (&a);
 }
 
-Test (corrupt, file_cut_inside_the_superblocks)
+Test (replay, file_cut_inside_the_superblocks)
 {
   struct uh_area a;
   make_area (&a);
@@ -455,7 +456,7 @@ Test (corrupt, file_cut_inside_the_superblocks)
   uh_area_free (&a);
 }
 
-Test (corrupt, file_cut_after_the_superblocks)
+Test (replay, file_cut_after_the_superblocks)
 {
   struct uh_area a;
   make_area (&a);
@@ -464,7 +465,7 @@ Test (corrupt, file_cut_after_the_superblocks)
   uh_area_free (&a);
 }
 
-Test (corrupt, file_cut_before_a_data_slot)
+Test (replay, file_cut_before_a_data_slot)
 {
   struct uh_area a;
   make_area (&a);
@@ -484,7 +485,7 @@ Test (corrupt, file_cut_before_a_data_slot)
 
 /* ---- another origin --------------------------------------------------- */
 
-Test (corrupt, diff_area_of_a_disk_of_another_size)
+Test (replay, diff_area_of_a_disk_of_another_size)
 {
   struct uh_area a;
   make_area (&a);
@@ -499,7 +500,7 @@ Test (corrupt, diff_area_of_a_disk_of_another_size)
   uh_area_free (&a);
 }
 
-Test (corrupt, diff_area_of_another_disk_of_the_same_size)
+Test (replay, diff_area_of_another_disk_of_the_same_size)
 {
   struct uh_area a;
   make_area (&a);
@@ -515,7 +516,7 @@ Test (corrupt, diff_area_of_another_disk_of_the_same_size)
   uh_area_free (&a);
 }
 
-Test (corrupt, diff_area_of_a_disk_that_changed_size)
+Test (replay, diff_area_of_a_disk_that_changed_size)
 {
   struct uh_area a;
   make_area (&a);
@@ -558,7 +559,7 @@ copy_slot_of_chunk_1 (struct uh_area *a)
 
 /* The crafting itself is right: a well-formed record appended at the end
  * is replayed. */
-Test (corrupt, a_crafted_record_at_the_tail_is_replayed)
+Test (replay, a_crafted_record_at_the_tail_is_replayed)
 {
   struct uh_area a;
   make_area (&a);
@@ -570,7 +571,7 @@ Test (corrupt, a_crafted_record_at_the_tail_is_replayed)
   uh_area_free (&a);
 }
 
-Test (corrupt, record_of_unknown_type_with_valid_crc)
+Test (replay, record_of_unknown_type_with_valid_crc)
 {
   struct uh_area a;
   make_area (&a);
@@ -582,7 +583,7 @@ Test (corrupt, record_of_unknown_type_with_valid_crc)
   uh_area_free (&a);
 }
 
-Test (corrupt, record_with_the_wrong_length_for_its_type)
+Test (replay, record_with_the_wrong_length_for_its_type)
 {
   struct uh_area a;
   make_area (&a);
@@ -597,7 +598,7 @@ Test (corrupt, record_with_the_wrong_length_for_its_type)
   uh_area_free (&a);
 }
 
-Test (corrupt, copy_record_pointing_outside_the_file)
+Test (replay, copy_record_pointing_outside_the_file)
 {
   struct uh_area a;
   make_area (&a);
@@ -606,7 +607,7 @@ Test (corrupt, copy_record_pointing_outside_the_file)
   uh_area_free (&a);
 }
 
-Test (corrupt, copy_record_pointing_into_the_superblocks)
+Test (replay, copy_record_pointing_into_the_superblocks)
 {
   struct uh_area a;
   make_area (&a);
@@ -615,7 +616,7 @@ Test (corrupt, copy_record_pointing_into_the_superblocks)
   uh_area_free (&a);
 }
 
-Test (corrupt, copy_record_for_a_chunk_beyond_the_origin)
+Test (replay, copy_record_for_a_chunk_beyond_the_origin)
 {
   struct uh_area a;
   make_area (&a);
@@ -624,7 +625,7 @@ Test (corrupt, copy_record_for_a_chunk_beyond_the_origin)
   uh_area_free (&a);
 }
 
-Test (corrupt, copy_record_from_a_future_epoch)
+Test (replay, copy_record_from_a_future_epoch)
 {
   struct uh_area a;
   make_area (&a);
@@ -633,7 +634,7 @@ Test (corrupt, copy_record_from_a_future_epoch)
   uh_area_free (&a);
 }
 
-Test (corrupt, copy_record_with_unknown_flags)
+Test (replay, copy_record_with_unknown_flags)
 {
   struct uh_area a;
   make_area (&a);
@@ -642,7 +643,7 @@ Test (corrupt, copy_record_with_unknown_flags)
   uh_area_free (&a);
 }
 
-Test (corrupt, zero_copy_record_with_a_slot)
+Test (replay, zero_copy_record_with_a_slot)
 {
   struct uh_area a;
   make_area (&a);
@@ -651,7 +652,7 @@ Test (corrupt, zero_copy_record_with_a_slot)
   uh_area_free (&a);
 }
 
-Test (corrupt, duplicate_copy_record)
+Test (replay, duplicate_copy_record)
 {
   struct uh_area a;
   make_area (&a);
@@ -661,7 +662,7 @@ Test (corrupt, duplicate_copy_record)
   uh_area_free (&a);
 }
 
-Test (corrupt, two_copy_records_sharing_a_slot)
+Test (replay, two_copy_records_sharing_a_slot)
 {
   struct uh_area a;
   make_area (&a);
@@ -671,7 +672,7 @@ Test (corrupt, two_copy_records_sharing_a_slot)
   uh_area_free (&a);
 }
 
-Test (corrupt, copy_record_pointing_at_a_journal_slot)
+Test (replay, copy_record_pointing_at_a_journal_slot)
 {
   struct uh_area a;
   make_area (&a);
@@ -682,7 +683,7 @@ Test (corrupt, copy_record_pointing_at_a_journal_slot)
   uh_area_free (&a);
 }
 
-Test (corrupt, snapshot_delete_of_an_unknown_id)
+Test (replay, snapshot_delete_of_an_unknown_id)
 {
   struct uh_area a;
   make_area (&a);
@@ -691,7 +692,7 @@ Test (corrupt, snapshot_delete_of_an_unknown_id)
   uh_area_free (&a);
 }
 
-Test (corrupt, snapshot_deleted_twice)
+Test (replay, snapshot_deleted_twice)
 {
   struct uh_area a;
   make_area (&a);
@@ -701,7 +702,7 @@ Test (corrupt, snapshot_deleted_twice)
   uh_area_free (&a);
 }
 
-Test (corrupt, invalidation_of_an_unknown_snapshot)
+Test (replay, invalidation_of_an_unknown_snapshot)
 {
   struct uh_area a;
   make_area (&a);
@@ -731,7 +732,7 @@ append_create (struct uh_area *a, uint64_t id, uint32_t epoch,
   uh_journal_append (a->diff_path, buf, sc_rec_padded (sizeof *r + n));
 }
 
-Test (corrupt, snapshot_record_with_an_invalid_name)
+Test (replay, snapshot_record_with_an_invalid_name)
 {
   struct uh_area a;
   make_area (&a);
@@ -740,7 +741,7 @@ Test (corrupt, snapshot_record_with_an_invalid_name)
   uh_area_free (&a);
 }
 
-Test (corrupt, snapshot_record_with_a_duplicate_name)
+Test (replay, snapshot_record_with_a_duplicate_name)
 {
   struct uh_area a;
   make_area (&a);
@@ -749,7 +750,7 @@ Test (corrupt, snapshot_record_with_a_duplicate_name)
   uh_area_free (&a);
 }
 
-Test (corrupt, snapshot_record_going_back_in_time)
+Test (replay, snapshot_record_going_back_in_time)
 {
   struct uh_area a;
   make_area (&a);
@@ -758,7 +759,7 @@ Test (corrupt, snapshot_record_going_back_in_time)
   uh_area_free (&a);
 }
 
-Test (corrupt, snapshot_record_reusing_an_id)
+Test (replay, snapshot_record_reusing_an_id)
 {
   struct uh_area a;
   make_area (&a);
@@ -767,7 +768,7 @@ Test (corrupt, snapshot_record_reusing_an_id)
   uh_area_free (&a);
 }
 
-Test (corrupt, state_record_going_backwards)
+Test (replay, state_record_going_backwards)
 {
   struct uh_area a;
   make_area (&a);
@@ -779,7 +780,7 @@ Test (corrupt, state_record_going_backwards)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_next_pointer_looping_back)
+Test (replay, journal_next_pointer_looping_back)
 {
   struct uh_area a;
   make_area (&a);
@@ -791,7 +792,7 @@ Test (corrupt, journal_next_pointer_looping_back)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_next_pointer_to_itself_after_a_hop)
+Test (replay, journal_next_pointer_to_itself_after_a_hop)
 {
   struct uh_area a;
   make_area (&a);
@@ -811,7 +812,7 @@ Test (corrupt, journal_next_pointer_to_itself_after_a_hop)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_next_pointer_outside_the_file)
+Test (replay, journal_next_pointer_outside_the_file)
 {
   struct uh_area a;
   make_area (&a);
@@ -821,7 +822,7 @@ Test (corrupt, journal_next_pointer_outside_the_file)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_next_pointer_to_slot_zero)
+Test (replay, journal_next_pointer_to_slot_zero)
 {
   struct uh_area a;
   make_area (&a);
@@ -831,7 +832,7 @@ Test (corrupt, journal_next_pointer_to_slot_zero)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_damaged_at_its_first_record)
+Test (replay, journal_damaged_at_its_first_record)
 {
   struct uh_area a;
   make_area (&a);
@@ -844,7 +845,7 @@ Test (corrupt, journal_damaged_at_its_first_record)
 
 /* ---- torn tails are not errors ---------------------------------------- */
 
-Test (corrupt, garbage_after_the_last_record_is_a_torn_tail)
+Test (replay, garbage_after_the_last_record_is_a_torn_tail)
 {
   struct uh_area a;
   make_area (&a);
@@ -860,7 +861,7 @@ Test (corrupt, garbage_after_the_last_record_is_a_torn_tail)
   uh_area_free (&a);
 }
 
-Test (corrupt, last_record_with_a_bad_crc_is_a_torn_tail)
+Test (replay, last_record_with_a_bad_crc_is_a_torn_tail)
 {
   struct uh_area a;
   make_area (&a);
@@ -874,7 +875,7 @@ Test (corrupt, last_record_with_a_bad_crc_is_a_torn_tail)
   uh_area_free (&a);
 }
 
-Test (corrupt, record_with_the_wrong_sequence_number_ends_replay)
+Test (replay, record_with_the_wrong_sequence_number_ends_replay)
 {
   struct uh_area a;
   make_area (&a);
@@ -887,7 +888,7 @@ Test (corrupt, record_with_the_wrong_sequence_number_ends_replay)
   uh_area_free (&a);
 }
 
-Test (corrupt, record_of_an_older_journal_is_ignored)
+Test (replay, record_of_an_older_journal_is_ignored)
 {
   struct uh_area a;
   make_area (&a);
@@ -905,7 +906,7 @@ Test (corrupt, record_of_an_older_journal_is_ignored)
   uh_area_free (&a);
 }
 
-Test (corrupt, records_before_a_torn_tail_are_kept)
+Test (replay, records_before_a_torn_tail_are_kept)
 {
   struct uh_area a;
   make_area (&a);
@@ -929,7 +930,7 @@ Test (corrupt, records_before_a_torn_tail_are_kept)
   uh_area_free (&a);
 }
 
-Test (corrupt, snapshot_record_with_a_nul_in_its_name)
+Test (replay, snapshot_record_with_a_nul_in_its_name)
 {
   struct uh_area a;
   make_area (&a);
@@ -947,7 +948,7 @@ Test (corrupt, snapshot_record_with_a_nul_in_its_name)
   uh_area_free (&a);
 }
 
-Test (corrupt, snapshot_record_with_unknown_flags)
+Test (replay, snapshot_record_with_unknown_flags)
 {
   struct uh_area a;
   make_area (&a);
@@ -964,7 +965,7 @@ Test (corrupt, snapshot_record_with_unknown_flags)
   uh_area_free (&a);
 }
 
-Test (corrupt, journal_shorter_than_at_its_clean_close)
+Test (replay, journal_shorter_than_at_its_clean_close)
 {
   struct uh_area a;
   make_area (&a);
@@ -979,7 +980,7 @@ Test (corrupt, journal_shorter_than_at_its_clean_close)
   uh_area_free (&a);
 }
 
-Test (corrupt, damaged_record_covered_by_a_later_commit_marker)
+Test (replay, damaged_record_covered_by_a_later_commit_marker)
 {
   struct uh_area a;
   make_area (&a);
@@ -1000,7 +1001,7 @@ Test (corrupt, damaged_record_covered_by_a_later_commit_marker)
   uh_area_free (&a);
 }
 
-Test (corrupt, damaged_record_after_the_last_commit_marker_is_a_torn_tail)
+Test (replay, damaged_record_after_the_last_commit_marker_is_a_torn_tail)
 {
   struct uh_area a;
   make_area (&a);
