@@ -54,6 +54,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "engine/clock.h"
 #include "engine/control.h"
 #include "engine/control-protocol.h"
 #include "cow/io.h"
@@ -108,14 +109,6 @@ struct session {
   struct owned *owned;          /* auto-release snapshots, deleted at end */
   size_t nowned;
 };
-
-static uint64_t
-mono_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 static void
 log_debug (const char *fmt, ...)
@@ -688,7 +681,7 @@ do_begin (struct session *ss, const struct sc_ctl_request *req, int fd)
   ss->expired[0] = '\0';
   ss->begun = true;
   ss->hold_ms = o.has_timeout ? o.timeout_ms : BEGIN_TIMEOUT_MS_DEFAULT;
-  ss->deadline = mono_ns () + ss->hold_ms * 1000000u;
+  ss->deadline = sc_mono_ns () + ss->hold_ms * 1000000u;
   return sc_ctl_write_ok (fd);
 }
 
@@ -721,7 +714,7 @@ do_hold (struct session *ss, const struct sc_ctl_request *req, int fd)
   /* The hold starts when new writes start to wait (at the write lock
    * request, before the drain and the flush), so the deadline does. */
   ss->hold_ms = o.has_timeout ? o.timeout_ms : HOLD_TIMEOUT_MS_DEFAULT;
-  ss->deadline = mono_ns () + ss->hold_ms * 1000000u;
+  ss->deadline = sc_mono_ns () + ss->hold_ms * 1000000u;
   r = sc_volume_hold (ss->v);
   if (r < 0) {
     session_end_creation (ss, false);
@@ -1004,7 +997,7 @@ session_timeouts (struct session *ss, struct sc_ctl_reader *rd, int fd)
   struct timeval snd = { .tv_sec = SEND_TIMEOUT_SECS };
 
   if (ss->begun) {
-    uint64_t now = mono_ns ();
+    uint64_t now = sc_mono_ns ();
     uint64_t left = ss->deadline > now ? ss->deadline - now : 0;
     if (left < 1000000)
       left = 1000000;           /* 0 would mean no timeout */
@@ -1041,7 +1034,7 @@ connection_thread (void *arg)
    * notes at the top). */
   sc_ctl_reader_init (&rd, s->fd);
   for (;;) {
-    if (ss.begun && mono_ns () >= ss.deadline)
+    if (ss.begun && sc_mono_ns () >= ss.deadline)
       session_expire (&ss);
     session_timeouts (&ss, &rd, s->fd);
     r = sc_ctl_read_line (&rd, &line, &why);

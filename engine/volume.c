@@ -53,6 +53,7 @@
 
 #include "cow/crc32c.h"
 #include "cow/io.h"
+#include "engine/clock.h"
 #include "engine/rangelock.h"
 #include "engine/volume.h"
 
@@ -104,7 +105,6 @@ struct sc_volume {
   uint64_t hold_flushed;        /* ... when the origin flush was done */
 };
 
-static uint64_t mono_ns (void);
 static void note_cow (struct sc_volume *v, uint64_t ns);
 #define COUNT(v, field, n) __atomic_fetch_add (&(v)->field, (n), __ATOMIC_RELAXED)
 
@@ -201,7 +201,7 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   pthread_mutex_init (&v->hold_lock, NULL);
   v->cfg = *cfg;
   v->cfg.origin_path = v->cfg.diff_path = NULL;
-  v->start_ns = v->win_ns[0] = v->win_ns[1] = mono_ns ();
+  v->start_ns = v->win_ns[0] = v->win_ns[1] = sc_mono_ns ();
   sc_diff_set_policy (v->diff, cfg->on_full, cfg->max_snapshots);
   if (cfg->diff_max_set) {
     uint64_t max = cfg->diff_max_percent
@@ -444,7 +444,7 @@ cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
   for (uint64_t c = first; c <= last && r != -ENOSPC;) {
     n += sc_diff_needs_copy_range (v->diff, c, last, batch + n, max - n, &c);
     if (n && !t0)
-      t0 = mono_ns ();
+      t0 = sc_mono_ns ();
     if (n == max) {
       int e = cow_batch (v, batch, n);
       r = r ? r : e;
@@ -456,7 +456,7 @@ cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
     r = r ? r : e;
   }
   if (t0)
-    note_cow (v, mono_ns () - t0);
+    note_cow (v, sc_mono_ns () - t0);
   return r;
 }
 
@@ -625,14 +625,6 @@ sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
 
 /* ---- snapshots ------------------------------------------------------ */
 
-static uint64_t
-mono_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 int
 sc_volume_create_begin (struct sc_volume *v)
 {
@@ -669,19 +661,19 @@ sc_volume_hold (struct sc_volume *v)
    * long as the last one did. */
   int r;
   for (int i = 0; i < PREFLUSH_MAX; i++) {
-    uint64_t t = mono_ns ();
+    uint64_t t = sc_mono_ns ();
     r = sc_io_fdatasync (v->origin_fd);
     if (r < 0)
       return r;
-    if (mono_ns () - t < PREFLUSH_QUICK_NS)
+    if (sc_mono_ns () - t < PREFLUSH_QUICK_NS)
       break;
   }
 
   /* New writes wait from the moment we ask for the gate (writer
    * preference), while those in flight drain: the hold starts here. */
-  uint64_t start = mono_ns ();
+  uint64_t start = sc_mono_ns ();
   pthread_rwlock_wrlock (&v->gate);
-  uint64_t drained = mono_ns ();
+  uint64_t drained = sc_mono_ns ();
   r = sc_io_fdatasync (v->origin_fd);
   if (r < 0) {
     pthread_rwlock_unlock (&v->gate);
@@ -691,7 +683,7 @@ sc_volume_hold (struct sc_volume *v)
   v->holding = true;
   v->hold_start = start;
   v->hold_drained = drained;
-  v->hold_flushed = mono_ns ();
+  v->hold_flushed = sc_mono_ns ();
   pthread_mutex_unlock (&v->hold_lock);
   return 0;
 }
@@ -719,7 +711,7 @@ sc_volume_release (struct sc_volume *v)
     pthread_mutex_unlock (&v->hold_lock);
     return 0;
   }
-  uint64_t now = mono_ns ();
+  uint64_t now = sc_mono_ns ();
   uint64_t held = now - v->hold_start;
   uint64_t drain = v->hold_drained - v->hold_start;
   uint64_t flush = v->hold_flushed - v->hold_drained;
@@ -881,7 +873,7 @@ rotate_windows (struct sc_volume *v, uint64_t now, uint64_t bytes)
 static void
 note_cow (struct sc_volume *v, uint64_t ns)
 {
-  uint64_t now = mono_ns (), bytes = __atomic_load_n (&v->bytes_copied,
+  uint64_t now = sc_mono_ns (), bytes = __atomic_load_n (&v->bytes_copied,
                                                       __ATOMIC_RELAXED);
   pthread_mutex_lock (&v->hold_lock);
   v->cows[v->ncows++ % SC_COW_SAMPLES] = ns;
@@ -904,7 +896,7 @@ sc_volume_stats (struct sc_volume *v, struct sc_volume_stats *st)
   if (st->bytes_written)
     st->write_amplification = (double) (st->bytes_written + st->bytes_copied)
                               / (double) st->bytes_written;
-  uint64_t now = mono_ns ();
+  uint64_t now = sc_mono_ns ();
   st->uptime_ns = now - v->start_ns;
 
   pthread_mutex_lock (&sorted_lock);
