@@ -55,6 +55,7 @@
 #include "cow/io.h"
 #include "engine/clock.h"
 #include "engine/rangelock.h"
+#include "engine/size.h"
 #include "engine/volume.h"
 
 #define POOL_BUFFERS 16
@@ -205,9 +206,7 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   sc_diff_set_policy (v->diff, cfg->on_full, cfg->max_snapshots);
   if (cfg->diff_max_set) {
     uint64_t max = cfg->diff_max_percent
-      ? v->size / 100 * cfg->diff_max_percent
-        + v->size % 100 * cfg->diff_max_percent / 100
-      : cfg->diff_max;
+      ? sc_size_percent (v->size, cfg->diff_max_percent) : cfg->diff_max;
     r = sc_diff_set_max (v->diff, max, SC_MAX_LAZY, NULL);
     if (r < 0) {
       snprintf (err, errlen, "%s: diff-max=%" PRIu64 ": %s", cfg->diff_path,

@@ -9,48 +9,8 @@
 
 #include "cow/diffarea.h"
 #include "engine/control-protocol.h"
+#include "engine/size.h"
 #include "tools/cmd-space.h"
-
-int
-space_parse_size (const char *s, uint64_t volume_size, uint64_t *out)
-{
-  char *end;
-  unsigned long long n;
-  uint64_t mul = 1;
-
-  if (strcmp (s, "unbounded") == 0) {
-    *out = 0;
-    return 0;
-  }
-  if (*s < '0' || *s > '9')
-    return -EINVAL;
-  errno = 0;
-  n = strtoull (s, &end, 10);
-  if (errno || end == s)
-    return -EINVAL;
-  if (strcmp (end, "%") == 0) {
-    if (n < 1 || n > 1000 || volume_size == 0)
-      return -EINVAL;
-    *out = volume_size / 100 * n + volume_size % 100 * n / 100;
-    return 0;
-  }
-  switch (*end) {
-  case '\0': break;
-  case 'k': case 'K': mul = 1ull << 10; end++; break;
-  case 'm': case 'M': mul = 1ull << 20; end++; break;
-  case 'g': case 'G': mul = 1ull << 30; end++; break;
-  case 't': case 'T': mul = 1ull << 40; end++; break;
-  default: return -EINVAL;
-  }
-  if ((*end == 'i' || *end == 'I') && mul > 1 && (end[1] == 'B' || end[1] == 'b'))
-    end += 2;
-  else if ((*end == 'B' || *end == 'b') && mul > 1)
-    end++;
-  if (*end || n == 0 || n > UINT64_MAX / mul)
-    return -EINVAL;
-  *out = n * mul;
-  return 0;
-}
 
 /* ---- stats ------------------------------------------------------------ */
 
@@ -154,17 +114,21 @@ space_resize (struct sc_client *c, const char *max, bool force, char *err,
               size_t errlen)
 {
   struct sc_client_volume v;
+  struct sc_size size;
   uint64_t bytes;
   int r;
 
   r = sc_client_info (c, &v, err, errlen);
   if (r < 0)
     return r;
-  if (space_parse_size (max, v.volume_size, &bytes) < 0) {
+  if (sc_size_parse (max, SC_SIZE_PERCENT | SC_SIZE_UNBOUNDED, &size) < 0 ||
+      (size.kind == SC_SIZE_BYTES && size.n == 0) ||
+      (size.kind == SC_SIZE_OF_VOLUME && v.volume_size == 0)) {
     snprintf (err, errlen, "resize: --max %s: not a size (e.g. 10G), N%% "
               "of the volume or unbounded", max);
     return -EINVAL;
   }
+  bytes = sc_size_bytes (&size, v.volume_size);
 
   if (sc_client_diff (c)) {
     uint64_t dropped = 0;
