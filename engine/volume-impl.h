@@ -25,7 +25,8 @@
 #define IO_BATCH 64
 
 #define debug(...) do { if (sc_debug) sc_debug (__VA_ARGS__); } while (0)
-#define COUNT(v, field, n) __atomic_fetch_add (&(v)->field, (n), __ATOMIC_RELAXED)
+#define COUNT(v, field, n) \
+  __atomic_fetch_add (&(v)->field, (n), __ATOMIC_RELAXED)
 
 /* Lock order, outermost first (see the notes at the top of volume.c):
  *
