@@ -303,7 +303,7 @@ shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
 
   struct sc_snapshot_info *snaps;
   size_t n;
-  int r = sc_diff_snapshot_list (sc_volume_diff (volume), &snaps, &n);
+  int r = sc_volume_snapshot_list (volume, &snaps, &n);
   if (r < 0) {
     nbdkit_error ("listing snapshots: %s", strerror (-r));
     return -1;
@@ -351,7 +351,7 @@ shadowcopy_open (int readonly)
   }
 
   struct sc_snapshot_info info;
-  int r = sc_diff_snapshot_lookup (sc_volume_diff (volume), name, &info);
+  int r = sc_volume_snapshot_lookup (volume, name, &info);
   if (r == -ENOENT) {
     nbdkit_error ("unknown export '%.*s': it is neither \"live\" nor the "
                   "name of a snapshot", SC_NAME_MAX, name);
