@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cow/diffarea.h"
 #include "engine/control-protocol.h"
 #include "engine/size.h"
 #include "tools/cmd-space.h"
@@ -130,33 +129,6 @@ space_resize (struct sc_client *c, const char *max, bool force, char *err,
   }
   bytes = sc_size_bytes (&size, v.volume_size);
 
-  if (sc_client_diff (c)) {
-    uint64_t dropped = 0;
-    r = sc_diff_set_max (sc_client_diff (c), bytes, force ? SC_MAX_FORCE : 0,
-                         &dropped);
-    if (r == -ENOSPC)
-      snprintf (err, errlen, "the diff area uses %" PRIu64 " bytes (with "
-                "room for its journal), more than %" PRIu64 ": shrinking "
-                "deletes the oldest snapshots; repeat with --force",
-                v.diff_used_bytes, bytes);
-    else if (r == -EINVAL)
-      snprintf (err, errlen, "--max %s: the limit must be at least %u "
-                "chunks (%" PRIu64 " bytes)", max, SC_DIFF_MAX_MIN_CHUNKS,
-                SC_DIFF_MAX_MIN_CHUNKS * v.chunk_size);
-    else if (r < 0)
-      snprintf (err, errlen, "cannot resize the diff area: %s",
-                strerror (-r));
-    if (r < 0)
-      return r;
-    if (bytes == 0)
-      printf ("diff area limit: unbounded\n");
-    else
-      printf ("diff area limit: %" PRIu64 " bytes\n", bytes);
-    if (dropped)
-      printf ("snapshots dropped to fit: %" PRIu64 "\n", dropped);
-    return 0;
-  }
-
   char arg_max[40];
   const char *args[2] = { arg_max, "force=1" };
   if (bytes == 0)
@@ -193,24 +165,6 @@ space_print_drops (struct sc_client *c)
   char err[256];
   int n = 0;
 
-  if (sc_client_diff (c)) {
-    struct sc_drop_info *d;
-    size_t k;
-    if (sc_diff_drops (sc_client_diff (c), &d, &k, NULL) < 0)
-      return;
-    for (size_t i = 0; i < k; i++) {
-      char created[32], at[32];
-      sc_ctl_format_time (d[i].ctime_ns, created, sizeof created);
-      sc_ctl_format_time (d[i].drop_ns, at, sizeof at);
-      if (n++ == 0)
-        printf ("\nDropped by policy (most recent last):\n");
-      sc_ctl_sanitize (d[i].name);
-      printf ("  %s  created %s  dropped %s  %s\n", d[i].name, created, at,
-              sc_invalid_reason_text (d[i].reason));
-    }
-    free (d);
-    return;
-  }
   (void) sc_client_request (c, "LIST", NULL, 0, on_dropped, &n, err,
                             sizeof err);
 }
