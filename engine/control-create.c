@@ -209,6 +209,17 @@ parse_create_opts (const struct sc_ctl_request *req, bool name_allowed,
   return 0;
 }
 
+/* What CREATE and COMMIT ask of the new snapshot; points into `o`. */
+static struct sc_snapshot_opts
+snapshot_opts (const struct create_opts *o)
+{
+  return (struct sc_snapshot_opts) {
+    .set_id = o->has_set ? o->set_id : NULL,
+    .auto_release = o->auto_release,
+    .delete_oldest = o->delete_oldest,
+  };
+}
+
 /* -EMFILE from a creation: say which limit and how to get past it. */
 static int
 write_too_many (struct sc_volume *v, int fd)
@@ -234,7 +245,7 @@ int
 sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
                 int fd)
 {
-  struct sc_snapshot_opts so = { 0 };
+  struct sc_snapshot_opts so;
   struct create_opts o;
   struct sc_snapshot_info s;
   bool answered;
@@ -246,9 +257,7 @@ sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
   if (ss->begun)
     return sc_ctl_write_err (fd, EINVAL, "CREATE: this connection has a "
                              "creation in progress (RELEASE or ABORT it)");
-  so.set_id = o.has_set ? o.set_id : NULL;
-  so.auto_release = o.auto_release;
-  so.delete_oldest = o.delete_oldest;
+  so = snapshot_opts (&o);
   r = sc_volume_snapshot_create (ss->v, o.name, &so, &s);
   if (r == -EBUSY)
     return write_busy (fd);
@@ -353,7 +362,7 @@ int
 sc_verb_commit (struct session *ss, const struct sc_ctl_request *req,
                 int fd)
 {
-  struct sc_snapshot_opts so = { 0 };
+  struct sc_snapshot_opts so;
   struct create_opts o;
   bool answered;
   int r;
@@ -369,9 +378,7 @@ sc_verb_commit (struct session *ss, const struct sc_ctl_request *req,
   if (ss->committed)
     return sc_ctl_write_err (fd, EINVAL, "COMMIT: snapshot %s is already "
                              "committed under this hold", ss->pending.name);
-  so.set_id = o.has_set ? o.set_id : NULL;
-  so.auto_release = o.auto_release;
-  so.delete_oldest = o.delete_oldest;
+  so = snapshot_opts (&o);
   r = sc_volume_hold_commit (ss->v, o.name, &so, &ss->pending);
   if (r == -EMFILE)
     return write_too_many (ss->v, fd);
