@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "engine/clock.h"
 #include "engine/control-protocol.h"
 
 static inline bool
@@ -359,15 +360,6 @@ sc_ctl_set_send_deadline (uint64_t ns)
   send_deadline = ns;
 }
 
-static uint64_t
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 /* Wait until FD is ready for EVENTS or the absolute DEADLINE (0: none,
  * return at once) passes: 0 when ready (or when poll cannot tell: the
  * read or send itself then reports), -EAGAIN when the deadline passed.
@@ -381,7 +373,7 @@ wait_deadline (int fd, short events, uint64_t deadline, bool grace)
   if (deadline == 0)
     return 0;
   for (;;) {
-    uint64_t now = now_ns ();
+    uint64_t now = sc_mono_ns ();
     struct pollfd p = { .fd = fd, .events = events };
     int ms, r;
 

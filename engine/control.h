@@ -20,8 +20,17 @@ int sc_control_start (struct sc_control *c, struct sc_volume *v);
 /* Stop serving, close the socket and unlink its path. */
 void sc_control_stop (struct sc_control *c);
 
+/* Serve one connection on `fd` (a socket, or one end of a socketpair)
+ * in the calling thread, as a connection thread of the server does:
+ * read requests from `fd` and answer them on it until the peer closes
+ * it, idles out or goes away; then end the session as at any
+ * disconnection.  The caller still owns `fd`.  The offline CLI serves
+ * itself this way on a volume of sc_volume_open_offline. */
+void sc_control_serve (struct sc_volume *v, int fd);
+
 /* Answer one request line on behalf of a client: writes the reply lines
- * to `fd`.  Exposed for tests and fuzzing. */
+ * to `fd`.  A session of that one request.  Exposed for tests and
+ * fuzzing. */
 int sc_control_handle_line (struct sc_volume *v, char *line, int fd);
 
 #endif

@@ -6,7 +6,11 @@
  * origin chunk that a write has changed but not yet copied (invariant 3).
  * Few ranges are held at once (one per request in flight), so a list
  * under one mutex is both simple and exact: no false sharing between
- * unrelated chunks, unlike striped locks. */
+ * unrelated chunks, unlike striped locks.
+ *
+ * Lock order: a volume's range lock comes after its write gate and
+ * before the diff area's mutex; a snapshot is pinned only once its range
+ * is held (engine/volume-impl.h, struct sc_volume). */
 #ifndef SHADOWCOPY_ENGINE_RANGELOCK_H
 #define SHADOWCOPY_ENGINE_RANGELOCK_H
 

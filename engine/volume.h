@@ -2,7 +2,15 @@
  *
  * The engine knows nothing of NBD: it serves byte ranges of the live
  * volume (read-write) and of snapshots (read-only), and creates and deletes
- * snapshots.  Every function is safe to call from many threads at once.
+ * snapshots.  Nothing above the engine reaches into the diff area (cow/)
+ * or the origin (engine/origin.h) except through these functions.
+ *
+ * Threads: every function is safe to call from many threads at once,
+ * except sc_volume_close (alone, last) and hold/release (see there).
+ * Inside, a live change takes the write gate (shared), then the range
+ * lock of its chunks, then the diff area's mutex; a snapshot read locks
+ * its range before it pins the snapshot (the full rule is at struct
+ * sc_volume in engine/volume-impl.h).
  *
  * Errors: 0 or a negative errno.  Functions that take `err` also write one
  * line for the user naming the path, snapshot or offset concerned.
@@ -15,6 +23,8 @@
 #include <stdint.h>
 
 #include "cow/diffarea.h"
+#include "engine/origin.h"      /* SC_FUA, SC_MAY_TRIM, SC_EXTENT_*,
+                                   sc_extent_cb: passed through as they are */
 
 struct sc_volume;
 
@@ -34,15 +44,28 @@ struct sc_volume_config {
 
 int sc_volume_open (const struct sc_volume_config *cfg,
                     struct sc_volume **out, char *err, size_t errlen);
-void sc_volume_close (struct sc_volume *v);
+
+/* A volume on the diff area alone, for the offline CLI when no server
+ * runs: snapshots can be listed, looked up and deleted, the limit
+ * resized; it has no origin, so live I/O, snapshot reads and creations
+ * fail with -ENODEV.  `rdonly`: a shared lock, and nothing is written
+ * (deletions and resizing fail with -EROFS).  Like any open it fails
+ * with -EWOULDBLOCK at once while a server holds the diff area. */
+int sc_volume_open_offline (const char *diff_path, bool rdonly,
+                            struct sc_volume **out, char *err,
+                            size_t errlen);
+bool sc_volume_offline (const struct sc_volume *v);
+
+/* Flush the origin, close the diff area (its final checkpoint: its error
+ * is returned, and the volume is closed anyway) and free everything. */
+int sc_volume_close (struct sc_volume *v);
 
 uint64_t sc_volume_size (const struct sc_volume *v);
 uint32_t sc_volume_chunk_size (const struct sc_volume *v);
-struct sc_diff *sc_volume_diff (struct sc_volume *v);
 
-/* Request flags. */
-#define SC_FUA       0x1        /* durable before returning */
-#define SC_MAY_TRIM  0x2        /* zero may deallocate */
+/* White-box tests only (tests/unit-*.c, tests/fuzz/): the diff area under
+ * the volume.  The plugin, the control server and the CLI never use it. */
+struct sc_diff *sc_volume_diff (struct sc_volume *v);
 
 /* The live volume.  Writes, zeroes and trims first copy the old content of
  * every chunk a valid snapshot still needs.  If that copy fails, those
@@ -57,13 +80,7 @@ int sc_volume_trim (struct sc_volume *v, uint32_t count, uint64_t offset,
                     unsigned flags);
 int sc_volume_flush (struct sc_volume *v);
 
-/* Allocation map of the live volume, in ascending order:
- * cb(opaque, offset, length, SC_EXTENT_* flags).  Stops at the first
- * non-zero return of cb and returns it. */
-#define SC_EXTENT_HOLE 0x1
-#define SC_EXTENT_ZERO 0x2
-typedef int (*sc_extent_cb) (void *opaque, uint64_t offset, uint64_t length,
-                             unsigned flags);
+/* Allocation map of the live volume, as sc_origin_extents. */
 int sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
                        sc_extent_cb cb, void *opaque);
 
@@ -97,7 +114,15 @@ int sc_volume_hold_commit (struct sc_volume *v, const char *name,
                            const struct sc_snapshot_opts *opts,
                            struct sc_snapshot_info *out);
 uint64_t sc_volume_release (struct sc_volume *v);
+
+/* Delete, list (in creation order, *out malloc'd) and look up (by name,
+ * O(1), used_bytes left 0) snapshots: as sc_diff_snapshot_delete, _list
+ * and _lookup. */
 int sc_volume_snapshot_delete (struct sc_volume *v, const char *name);
+int sc_volume_snapshot_list (struct sc_volume *v,
+                             struct sc_snapshot_info **out, size_t *n);
+int sc_volume_snapshot_lookup (struct sc_volume *v, const char *name,
+                               struct sc_snapshot_info *out);
 
 /* How long snapshot creation held live writes, over the last
  * SC_HOLD_SAMPLES creations (count covers all of them). */
@@ -121,8 +146,15 @@ int sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
 int sc_volume_snapshot_discard (struct sc_volume *v, uint64_t id,
                                 uint32_t count, uint64_t offset);
 
-/* The configuration the volume was opened with (paths not kept). */
+/* The configuration the volume was opened with (paths not kept; all
+ * zero offline). */
 const struct sc_volume_config *sc_volume_config (const struct sc_volume *v);
+
+/* The diff area's figures and its kept history of policy drops (as
+ * sc_diff_stats and sc_diff_drops). */
+void sc_volume_diff_stats (struct sc_volume *v, struct sc_diff_stats *st);
+int sc_volume_drops (struct sc_volume *v, struct sc_drop_info **out,
+                     size_t *n, uint64_t *total);
 
 /* resize --max: see sc_diff_set_max. */
 int sc_volume_resize (struct sc_volume *v, uint64_t max_bytes, bool force,

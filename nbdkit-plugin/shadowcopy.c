@@ -25,6 +25,7 @@
 #include "cow/io.h"
 #include "engine/control-protocol.h"
 #include "engine/control.h"
+#include "engine/size.h"
 #include "engine/volume.h"
 
 /* -D shadowcopy.cow=1: log each copy-on-write decision path. */
@@ -69,6 +70,54 @@ shadowcopy_unload (void)
   free (control_path);
 }
 
+/* chunk-size=SIZE: a power of two from 4K to 1M. */
+static int
+config_chunk_size (const char *value)
+{
+  struct sc_size sz;
+
+  if (sc_size_parse (value, SC_SIZE_NBDKIT, &sz) < 0) {
+    nbdkit_error ("chunk-size=%s: not a size (use e.g. 64K)", value);
+    return -1;
+  }
+  if (sz.n < SC_CHUNK_SIZE_MIN || sz.n > SC_CHUNK_SIZE_MAX ||
+      (sz.n & (sz.n - 1))) {
+    nbdkit_error ("chunk-size=%s: must be a power of two from 4K to 1M",
+                  value);
+    return -1;
+  }
+  chunk_size = (uint32_t) sz.n;
+  return 0;
+}
+
+/* diff-max=SIZE|N%|unbounded. */
+static int
+config_diff_max (const char *value)
+{
+  size_t len = strlen (value);
+  struct sc_size sz;
+
+  if (sc_size_parse (value, SC_SIZE_NBDKIT | SC_SIZE_PERCENT |
+                     SC_SIZE_UNBOUNDED, &sz) < 0) {
+    if (len > 1 && value[len - 1] == '%')
+      nbdkit_error ("diff-max=%s: a percentage must be 1%% to 1000%% of "
+                    "the volume size", value);
+    else
+      nbdkit_error ("diff-max=%s: not a size, N%% or unbounded (use e.g. "
+                    "10G or 20%%)", value);
+    return -1;
+  }
+  if (sz.kind == SC_SIZE_BYTES && sz.n == 0) {
+    nbdkit_error ("diff-max=%s: use diff-max=unbounded for no limit", value);
+    return -1;
+  }
+  space_cfg.diff_max_set = true;
+  space_cfg.diff_max = sz.kind == SC_SIZE_BYTES ? sz.n : 0;
+  space_cfg.diff_max_percent = sz.kind == SC_SIZE_OF_VOLUME
+                               ? (uint32_t) sz.n : 0;
+  return 0;
+}
+
 static int
 shadowcopy_config (const char *key, const char *value)
 {
@@ -109,52 +158,10 @@ shadowcopy_config (const char *key, const char *value)
     }
     return 0;
   }
-  if (strcmp (key, "chunk-size") == 0) {
-    int64_t n = nbdkit_parse_size (value);
-    if (n == -1) {
-      nbdkit_error ("chunk-size=%s: not a size (use e.g. 64K)", value);
-      return -1;
-    }
-    if (n < SC_CHUNK_SIZE_MIN || n > SC_CHUNK_SIZE_MAX || (n & (n - 1))) {
-      nbdkit_error ("chunk-size=%s: must be a power of two from 4K to 1M",
-                    value);
-      return -1;
-    }
-    chunk_size = (uint32_t) n;
-    return 0;
-  }
-  if (strcmp (key, "diff-max") == 0) {
-    size_t len = strlen (value);
-    space_cfg.diff_max_set = true;
-    space_cfg.diff_max = 0;
-    space_cfg.diff_max_percent = 0;
-    if (strcmp (value, "unbounded") == 0)
-      return 0;
-    if (len > 1 && value[len - 1] == '%') {
-      char *end;
-      unsigned long n = strtoul (value, &end, 10);
-      if (end != value + len - 1 || n < 1 || n > 1000 ||
-          value[0] < '0' || value[0] > '9') {
-        nbdkit_error ("diff-max=%s: a percentage must be 1%% to 1000%% of "
-                      "the volume size", value);
-        return -1;
-      }
-      space_cfg.diff_max_percent = (uint32_t) n;
-      return 0;
-    }
-    int64_t n = nbdkit_parse_size (value);
-    if (n <= 0) {
-      if (n == 0)
-        nbdkit_error ("diff-max=%s: use diff-max=unbounded for no limit",
-                      value);
-      else
-        nbdkit_error ("diff-max=%s: not a size, N%% or unbounded (use e.g. "
-                      "10G or 20%%)", value);
-      return -1;
-    }
-    space_cfg.diff_max = (uint64_t) n;
-    return 0;
-  }
+  if (strcmp (key, "chunk-size") == 0)
+    return config_chunk_size (value);
+  if (strcmp (key, "diff-max") == 0)
+    return config_diff_max (value);
   if (strcmp (key, "on-full") == 0) {
     if (strcmp (value, "delete-oldest") == 0)
       space_cfg.on_full = SC_ON_FULL_DELETE_OLDEST;
@@ -296,7 +303,7 @@ shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
 
   struct sc_snapshot_info *snaps;
   size_t n;
-  int r = sc_diff_snapshot_list (sc_volume_diff (volume), &snaps, &n);
+  int r = sc_volume_snapshot_list (volume, &snaps, &n);
   if (r < 0) {
     nbdkit_error ("listing snapshots: %s", strerror (-r));
     return -1;
@@ -344,7 +351,7 @@ shadowcopy_open (int readonly)
   }
 
   struct sc_snapshot_info info;
-  int r = sc_diff_snapshot_lookup (sc_volume_diff (volume), name, &info);
+  int r = sc_volume_snapshot_lookup (volume, name, &info);
   if (r == -ENOENT) {
     nbdkit_error ("unknown export '%.*s': it is neither \"live\" nor the "
                   "name of a snapshot", SC_NAME_MAX, name);

@@ -2,10 +2,14 @@
  *
  * Notes on the design
  *
- * Online, every answer is a list of protocol data lines; offline, the
- * diff area hands back C structs.  Both are turned into the rows of
- * client.h here, with the protocol library's own formatters (time, reason,
- * error text, sanitizing), so the CLI cannot tell the two apart.
+ * Every answer is a list of protocol data lines, turned into the rows of
+ * client.h here, online or offline alike.  Offline, when no server runs,
+ * the client opens a volume on the diff area itself
+ * (sc_volume_open_offline) and serves its own requests on a thread of its
+ * own with the server's code (sc_control_serve) over a socketpair: the
+ * rules of LIST, DELETE-OLDEST, DELETE-ALL, DELETE-SET, INFO and RESIZE
+ * exist once, in engine/control-*.c, so the CLI cannot tell the two
+ * apart.
  *
  * Offline, the diff area is opened with SC_DIFF_NOWAIT: a server holds its
  * lock for as long as it runs, and a CLI that waited for it would hang.
@@ -14,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,8 @@
 #include <sys/un.h>
 
 #include "engine/control-protocol.h"
+#include "engine/control.h"
+#include "engine/volume.h"
 #include "tools/client.h"
 
 /* CREATE may wait for writes in flight to drain; anything longer than
@@ -30,9 +37,13 @@
 
 struct sc_client {
   char *where;                  /* socket or diff-area path, for messages */
-  int fd;                       /* online: the control socket, else -1 */
-  struct sc_diff *diff;         /* offline: the open diff area */
+  int fd;                       /* the control socket (offline: our end) */
   struct sc_ctl_reader rd;
+  /* Offline: the volume on the diff area, and the thread serving it on
+   * the other end of a socketpair. */
+  struct sc_volume *offline;
+  int server_fd;
+  pthread_t server;
 };
 
 static struct sc_client *
@@ -44,7 +55,7 @@ client_new (const char *where)
     free (c);
     return NULL;
   }
-  c->fd = -1;
+  c->fd = c->server_fd = -1;
   return c;
 }
 
@@ -137,17 +148,7 @@ sc_client_request (struct sc_client *c, const char *verb,
                    sc_client_line_fn fn, void *opaque,
                    char *err, size_t errlen)
 {
-  if (c->diff) {
-    snprintf (err, errlen, "%s needs a running server", verb);
-    return -ENOTCONN;
-  }
   return request_v (c, verb, args, nargs, fn, opaque, err, errlen);
-}
-
-struct sc_diff *
-sc_client_diff (struct sc_client *c)
-{
-  return c->diff;
 }
 
 int
@@ -258,6 +259,24 @@ on_hello (const struct sc_ctl_line *line, void *opaque)
     : field_u64 (line, "protocol", protocol);
 }
 
+/* Start talking on c->fd: check we speak the same protocol. */
+static int
+greet (struct sc_client *c, char *err, size_t errlen)
+{
+  uint64_t protocol = 0;
+  int r;
+
+  sc_ctl_reader_init (&c->rd, c->fd);
+  r = request (c, "HELLO", NULL, on_hello, &protocol, err, errlen);
+  if (r == 0 && protocol != SC_CTL_PROTOCOL) {
+    snprintf (err, errlen, "%s: the server speaks control protocol %" PRIu64
+              ", this shadowcopy speaks %d", c->where, protocol,
+              SC_CTL_PROTOCOL);
+    r = -EPROTO;
+  }
+  return r;
+}
+
 static int
 connect_socket (const char *path, int *fdp)
 {
@@ -289,7 +308,6 @@ open_server (const char *path, struct sc_client **out,
              char *err, size_t errlen)
 {
   struct sc_client *c = client_new (path);
-  uint64_t protocol = 0;
   int r;
 
   if (!c) {
@@ -306,16 +324,9 @@ open_server (const char *path, struct sc_client **out,
   if (r < 0)
     goto fail;
 
-  sc_ctl_reader_init (&c->rd, c->fd);
-  r = request (c, "HELLO", NULL, on_hello, &protocol, err, errlen);
+  r = greet (c, err, errlen);
   if (r < 0)
     goto fail;
-  if (protocol != SC_CTL_PROTOCOL) {
-    snprintf (err, errlen, "%s: the server speaks control protocol %" PRIu64
-              ", this shadowcopy speaks %d", path, protocol, SC_CTL_PROTOCOL);
-    r = -EPROTO;
-    goto fail;
-  }
   *out = c;
   return 0;
 
@@ -333,71 +344,52 @@ sc_client_connect (const char *socket, struct sc_client **out,
 
 /* ---- offline --------------------------------------------------------- */
 
-static void
-snapshot_from_info (const struct sc_snapshot_info *i,
-                    struct sc_client_snapshot *s)
+static void *
+serve_offline (void *arg)
 {
-  memset (s, 0, sizeof *s);
-  s->id = i->id;
-  snprintf (s->name, sizeof s->name, "%.*s", SC_NAME_MAX, i->name);
-  sc_ctl_sanitize (s->name);
-  sc_ctl_format_time (i->ctime_ns, s->created, sizeof s->created);
-  s->epoch = i->epoch;
-  s->valid = i->invalid_reason == SC_VALID;
-  if (!s->valid)
-    sc_ctl_format_reason (sc_invalid_reason_text (i->invalid_reason),
-                          i->invalid_errno, s->reason, sizeof s->reason);
-  s->used_bytes = i->used_bytes;
-  s->discarded_bytes = i->discarded_bytes;
-  if (i->in_set)
-    sc_ctl_format_uuid (i->set_id, s->set);
-  s->auto_release = i->auto_release;
+  struct sc_client *c = arg;
+
+  sc_control_serve (c->offline, c->server_fd);
+  return NULL;
 }
 
-int
-sc_client_open_diff (const char *diff, enum sc_client_access access,
-                     struct sc_client **out, char *err, size_t errlen)
+/* Open the diff area `diff` as a volume and serve it to ourselves.
+ * `sock` is where no server answered, for messages. */
+static int
+open_offline (const char *diff, bool rdonly, const char *sock,
+              struct sc_client **out, char *err, size_t errlen)
 {
-  struct sc_client *c;
-  char *sock;
-  unsigned flags = SC_DIFF_NOWAIT;
-  int r;
+  struct sc_client *c = client_new (diff);
+  int sv[2], r;
 
-  if (asprintf (&sock, "%s.sock", diff) < 0) {
-    snprintf (err, errlen, "%s", strerror (ENOMEM));
-    return -ENOMEM;
-  }
-  r = open_server (sock, out, err, errlen);
-  if (r != -ENOENT && r != -ECONNREFUSED && r != -ENAMETOOLONG) {
-    free (sock);
-    return r;
-  }
-  if (access == SC_CLIENT_SERVER) {
-    snprintf (err, errlen, "create needs a running server; "
-              "nobody listens on %s", sock);
-    free (sock);
-    return -ENOTCONN;
-  }
-
-  c = client_new (diff);
   if (!c) {
-    free (sock);
     snprintf (err, errlen, "%s", strerror (ENOMEM));
     return -ENOMEM;
   }
-  if (access == SC_CLIENT_READ)
-    flags |= SC_DIFF_RDONLY;
-  err[0] = '\0';
-  r = sc_diff_open (diff, flags, NULL, 0, &c->diff, err, errlen);
+  r = sc_volume_open_offline (diff, rdonly, &c->offline, err, errlen);
   if (r == -EWOULDBLOCK)
     snprintf (err, errlen, "%s: the diff area is in use by a running "
               "server that does not listen on %s; use -c SOCKET",
               diff, sock);
-  else if (r < 0 && err[0] == '\0')
-    snprintf (err, errlen, "%s: %s", diff, strerror (-r));
-  free (sock);
+  if (r == 0 && socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    r = -errno;
+  else if (r == 0) {
+    c->fd = sv[0];
+    c->server_fd = sv[1];
+    r = -pthread_create (&c->server, NULL, serve_offline, c);
+    if (r < 0)
+      close (c->server_fd);
+  }
   if (r < 0) {
+    if (c->offline)
+      snprintf (err, errlen, "%s: %s", diff, strerror (-r));
+    sc_volume_close (c->offline);
     client_free (c);
+    return r;
+  }
+  r = greet (c, err, errlen);
+  if (r < 0) {
+    sc_client_close (c, NULL, 0);
     return r;
   }
   *out = c;
@@ -405,13 +397,44 @@ sc_client_open_diff (const char *diff, enum sc_client_access access,
 }
 
 int
+sc_client_open_diff (const char *diff, enum sc_client_access access,
+                     struct sc_client **out, char *err, size_t errlen)
+{
+  char *sock;
+  int r;
+
+  if (asprintf (&sock, "%s.sock", diff) < 0) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  r = open_server (sock, out, err, errlen);
+  if (r == -ENOENT || r == -ECONNREFUSED || r == -ENAMETOOLONG) {
+    if (access == SC_CLIENT_SERVER) {
+      snprintf (err, errlen, "create needs a running server; "
+                "nobody listens on %s", sock);
+      r = -ENOTCONN;
+    }
+    else
+      r = open_offline (diff, access == SC_CLIENT_READ, sock, out, err,
+                        errlen);
+  }
+  free (sock);
+  return r;
+}
+
+int
 sc_client_close (struct sc_client *c, char *err, size_t errlen)
 {
   int r = 0;
 
-  if (c->diff) {
-    r = sc_diff_close (c->diff);
-    if (r < 0)
+  if (c->offline) {
+    /* Our end closed, the server sees the end of its input. */
+    close (c->fd);
+    c->fd = -1;
+    pthread_join (c->server, NULL);
+    close (c->server_fd);
+    r = sc_volume_close (c->offline);
+    if (r < 0 && err)
       snprintf (err, errlen, "%s: cannot close the diff area: %s",
                 c->where, strerror (-r));
   }
@@ -459,28 +482,7 @@ sc_client_list (struct sc_client *c, struct sc_client_snapshot **out,
                 size_t *n, char *err, size_t errlen)
 {
   struct rows rows = { 0 };
-  int r = 0;
-
-  if (c->diff) {
-    struct sc_snapshot_info *list;
-    struct sc_client_snapshot *s;
-    size_t i, count;
-
-    r = sc_diff_snapshot_list (c->diff, &list, &count);
-    if (r == 0) {
-      for (i = 0; r == 0 && i < count; i++) {
-        r = rows_add (&rows, &s);
-        if (r == 0)
-          snapshot_from_info (&list[i], s);
-      }
-      free (list);
-    }
-    if (r < 0)
-      snprintf (err, errlen, "%s: cannot list snapshots: %s",
-                c->where, strerror (-r));
-  }
-  else
-    r = request (c, "LIST", NULL, on_snapshot, &rows, err, errlen);
+  int r = request (c, "LIST", NULL, on_snapshot, &rows, err, errlen);
 
   if (r < 0) {
     free (rows.v);
@@ -512,49 +514,14 @@ sc_client_info (struct sc_client *c, struct sc_client_volume *out,
                 char *err, size_t errlen)
 {
   struct one_volume o = { .v = out };
-  struct sc_diff_stats st;
-  int r;
+  int r = request (c, "INFO", NULL, on_volume, &o, err, errlen);
 
-  if (!c->diff) {
-    r = request (c, "INFO", NULL, on_volume, &o, err, errlen);
-    if (r == 0 && !o.seen) {
-      snprintf (err, errlen, "%s: bad reply from the server: "
-                "no volume line", c->where);
-      r = -EPROTO;
-    }
-    return r;
+  if (r == 0 && !o.seen) {
+    snprintf (err, errlen, "%s: bad reply from the server: "
+              "no volume line", c->where);
+    r = -EPROTO;
   }
-
-  sc_diff_stats (c->diff, &st);
-  memset (out, 0, sizeof *out);
-  out->volume_size = st.volume_size;
-  out->chunk_size = st.chunk_size;
-  out->diff_used_bytes = st.used_bytes;
-  out->diff_file_bytes = st.file_bytes;
-  out->snapshots = st.snapshots;
-  out->copies = st.copies;
-  out->epoch = st.epoch;
-  out->diff_max = st.max_bytes;
-  out->dropped = st.dropped;
-  out->discarded_bytes = st.discarded_bytes;
-  out->invalid = st.invalid;
-  {
-    struct sc_drop_info *drops;
-    size_t n;
-    if (sc_diff_drops (c->diff, &drops, &n, NULL) == 0) {
-      if (n) {
-        snprintf (out->last_drop, sizeof out->last_drop, "%s",
-                  drops[n - 1].name);
-        snprintf (out->last_drop_reason, sizeof out->last_drop_reason, "%s",
-                  sc_invalid_reason_text (drops[n - 1].reason));
-      }
-      free (drops);
-    }
-  }
-  snprintf (out->origin, sizeof out->origin, "%.*s",
-            (int) sizeof st.origin.path, st.origin.path);
-  sc_ctl_sanitize (out->origin);
-  return 0;
+  return r;
 }
 
 struct deleted {
@@ -576,47 +543,6 @@ on_deleted (const struct sc_ctl_line *line, void *opaque)
   return 0;
 }
 
-static int
-delete_offline (struct sc_client *c, const char *name,
-                sc_client_deleted_fn deleted, void *opaque,
-                char *err, size_t errlen)
-{
-  int r = sc_diff_snapshot_delete (c->diff, name);
-
-  if (r < 0) {
-    sc_ctl_snapshot_error (r, "delete", name, err, errlen);
-    return r;
-  }
-  deleted (name, opaque);
-  return 0;
-}
-
-/* The same rules as the server's DELETE-OLDEST and DELETE-ALL. */
-static int
-delete_listed_offline (struct sc_client *c, bool all,
-                       sc_client_deleted_fn deleted, void *opaque,
-                       char *err, size_t errlen)
-{
-  struct sc_snapshot_info *list;
-  size_t i, n;
-  int r;
-
-  r = sc_diff_snapshot_list (c->diff, &list, &n);
-  if (r < 0) {
-    snprintf (err, errlen, "%s: cannot list snapshots: %s",
-              c->where, strerror (-r));
-    return r;
-  }
-  if (n == 0 && !all) {
-    snprintf (err, errlen, "no snapshots");
-    r = -ENOENT;
-  }
-  for (i = 0; r == 0 && i < (all ? n : 1); i++)
-    r = delete_offline (c, list[i].name, deleted, opaque, err, errlen);
-  free (list);
-  return r;
-}
-
 int
 sc_client_delete (struct sc_client *c, enum sc_client_delete_what what,
                   const char *name, sc_client_deleted_fn deleted,
@@ -624,16 +550,6 @@ sc_client_delete (struct sc_client *c, enum sc_client_delete_what what,
 {
   struct deleted d = { deleted, opaque };
 
-  if (c->diff) {
-    switch (what) {
-    case SC_CLIENT_DELETE_NAME:
-      return delete_offline (c, name, deleted, opaque, err, errlen);
-    case SC_CLIENT_DELETE_OLDEST:
-      return delete_listed_offline (c, false, deleted, opaque, err, errlen);
-    case SC_CLIENT_DELETE_ALL:
-      return delete_listed_offline (c, true, deleted, opaque, err, errlen);
-    }
-  }
   switch (what) {
   case SC_CLIENT_DELETE_NAME:
     return request (c, "DELETE", name, on_deleted, &d, err, errlen);

@@ -1,9 +1,10 @@
 /* shadowcopy: the requester side of the CLI.
  *
  * A client reaches a volume either through a running server's control
- * socket or, when no server runs, by opening the diff area itself.  Either
- * way it hands back the same rows, built by the same code from protocol
- * data lines, so the CLI prints the same thing online and offline.
+ * socket or, when no server runs, by opening the diff area itself and
+ * answering its requests in-process with the server's own code.  Either
+ * way it speaks the control protocol and hands back the same rows, so
+ * the CLI prints the same thing online and offline.
  *
  * Errors: functions return 0 or a negative errno and write one line for
  * the user (without the "shadowcopy: " prefix) into err.
@@ -66,7 +67,9 @@ int sc_client_connect (const char *socket, struct sc_client **out,
                        char *err, size_t errlen);
 
 /* Talk to the server listening on DIFF.sock or, if nobody listens there,
- * open the diff area DIFF itself as `access` allows. */
+ * open the diff area DIFF itself as `access` allows, served in-process
+ * (a verb that needs a running server, such as STATS, then gets
+ * ENOTCONN). */
 int sc_client_open_diff (const char *diff, enum sc_client_access access,
                          struct sc_client **out, char *err, size_t errlen);
 
@@ -94,9 +97,9 @@ int sc_client_delete (struct sc_client *c, enum sc_client_delete_what what,
                       const char *name, sc_client_deleted_fn deleted,
                       void *opaque, char *err, size_t errlen);
 
-/* Any request, online only: `fn` sees each data line (return < 0 if it
- * makes no sense: the reply is then -EPROTO).  A server's ERR is its
- * negative errno with its message in err. */
+/* Any request: `fn` sees each data line (return < 0 if it makes no
+ * sense: the reply is then -EPROTO).  A server's ERR is its negative
+ * errno with its message in err. */
 struct sc_ctl_line;
 typedef int (*sc_client_line_fn) (const struct sc_ctl_line *line,
                                   void *opaque);
@@ -106,10 +109,7 @@ int sc_client_request (struct sc_client *c, const char *verb,
                        char *err, size_t errlen);
 int sc_client_snapshot_from_line (const struct sc_ctl_line *line,
                                   struct sc_client_snapshot *s);
-/* The control socket (-1 offline), to watch for the server going away. */
+/* The control socket, to watch for the server going away. */
 int sc_client_fd (const struct sc_client *c);
-
-/* The diff area opened offline, or NULL when talking to a server. */
-struct sc_diff *sc_client_diff (struct sc_client *c);
 
 #endif

@@ -7,50 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cow/diffarea.h"
 #include "engine/control-protocol.h"
+#include "engine/size.h"
 #include "tools/cmd-space.h"
-
-int
-space_parse_size (const char *s, uint64_t volume_size, uint64_t *out)
-{
-  char *end;
-  unsigned long long n;
-  uint64_t mul = 1;
-
-  if (strcmp (s, "unbounded") == 0) {
-    *out = 0;
-    return 0;
-  }
-  if (*s < '0' || *s > '9')
-    return -EINVAL;
-  errno = 0;
-  n = strtoull (s, &end, 10);
-  if (errno || end == s)
-    return -EINVAL;
-  if (strcmp (end, "%") == 0) {
-    if (n < 1 || n > 1000 || volume_size == 0)
-      return -EINVAL;
-    *out = volume_size / 100 * n + volume_size % 100 * n / 100;
-    return 0;
-  }
-  switch (*end) {
-  case '\0': break;
-  case 'k': case 'K': mul = 1ull << 10; end++; break;
-  case 'm': case 'M': mul = 1ull << 20; end++; break;
-  case 'g': case 'G': mul = 1ull << 30; end++; break;
-  case 't': case 'T': mul = 1ull << 40; end++; break;
-  default: return -EINVAL;
-  }
-  if ((*end == 'i' || *end == 'I') && mul > 1 && (end[1] == 'B' || end[1] == 'b'))
-    end += 2;
-  else if ((*end == 'B' || *end == 'b') && mul > 1)
-    end++;
-  if (*end || n == 0 || n > UINT64_MAX / mul)
-    return -EINVAL;
-  *out = n * mul;
-  return 0;
-}
 
 /* ---- stats ------------------------------------------------------------ */
 
@@ -154,44 +113,21 @@ space_resize (struct sc_client *c, const char *max, bool force, char *err,
               size_t errlen)
 {
   struct sc_client_volume v;
+  struct sc_size size;
   uint64_t bytes;
   int r;
 
   r = sc_client_info (c, &v, err, errlen);
   if (r < 0)
     return r;
-  if (space_parse_size (max, v.volume_size, &bytes) < 0) {
+  if (sc_size_parse (max, SC_SIZE_PERCENT | SC_SIZE_UNBOUNDED, &size) < 0 ||
+      (size.kind == SC_SIZE_BYTES && size.n == 0) ||
+      (size.kind == SC_SIZE_OF_VOLUME && v.volume_size == 0)) {
     snprintf (err, errlen, "resize: --max %s: not a size (e.g. 10G), N%% "
               "of the volume or unbounded", max);
     return -EINVAL;
   }
-
-  if (sc_client_diff (c)) {
-    uint64_t dropped = 0;
-    r = sc_diff_set_max (sc_client_diff (c), bytes, force ? SC_MAX_FORCE : 0,
-                         &dropped);
-    if (r == -ENOSPC)
-      snprintf (err, errlen, "the diff area uses %" PRIu64 " bytes (with "
-                "room for its journal), more than %" PRIu64 ": shrinking "
-                "deletes the oldest snapshots; repeat with --force",
-                v.diff_used_bytes, bytes);
-    else if (r == -EINVAL)
-      snprintf (err, errlen, "--max %s: the limit must be at least %u "
-                "chunks (%" PRIu64 " bytes)", max, SC_DIFF_MAX_MIN_CHUNKS,
-                SC_DIFF_MAX_MIN_CHUNKS * v.chunk_size);
-    else if (r < 0)
-      snprintf (err, errlen, "cannot resize the diff area: %s",
-                strerror (-r));
-    if (r < 0)
-      return r;
-    if (bytes == 0)
-      printf ("diff area limit: unbounded\n");
-    else
-      printf ("diff area limit: %" PRIu64 " bytes\n", bytes);
-    if (dropped)
-      printf ("snapshots dropped to fit: %" PRIu64 "\n", dropped);
-    return 0;
-  }
+  bytes = sc_size_bytes (&size, v.volume_size);
 
   char arg_max[40];
   const char *args[2] = { arg_max, "force=1" };
@@ -229,24 +165,6 @@ space_print_drops (struct sc_client *c)
   char err[256];
   int n = 0;
 
-  if (sc_client_diff (c)) {
-    struct sc_drop_info *d;
-    size_t k;
-    if (sc_diff_drops (sc_client_diff (c), &d, &k, NULL) < 0)
-      return;
-    for (size_t i = 0; i < k; i++) {
-      char created[32], at[32];
-      sc_ctl_format_time (d[i].ctime_ns, created, sizeof created);
-      sc_ctl_format_time (d[i].drop_ns, at, sizeof at);
-      if (n++ == 0)
-        printf ("\nDropped by policy (most recent last):\n");
-      sc_ctl_sanitize (d[i].name);
-      printf ("  %s  created %s  dropped %s  %s\n", d[i].name, created, at,
-              sc_invalid_reason_text (d[i].reason));
-    }
-    free (d);
-    return;
-  }
   (void) sc_client_request (c, "LIST", NULL, 0, on_dropped, &n, err,
                             sizeof err);
 }

@@ -10,10 +10,6 @@
 
 #include "tools/client.h"
 
-/* Parse SIZE (bytes, or with K M G T suffix, powers of 1024), N% of
- * `volume_size`, or "unbounded" (0).  -EINVAL if it is none of them. */
-int space_parse_size (const char *s, uint64_t volume_size, uint64_t *out);
-
 int space_stats (struct sc_client *c, bool json, char *err, size_t errlen);
 
 /* resize --max: prints the new limit and what was dropped. */

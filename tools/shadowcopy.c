@@ -439,8 +439,8 @@ on_set_deleted (const struct sc_ctl_line *line, void *opaque)
 }
 
 /* delete --set ID [-c SOCKET]...: every member of the set on each volume
- * (the global target and each -c); online in one DELETE-SET request,
- * offline by name.  Fails if no volume had one. */
+ * (the global target and each -c), in one DELETE-SET request each.
+ * Fails if no volume had one. */
 static int
 delete_set (const struct target *t, int argc, char **argv)
 {
@@ -461,9 +461,9 @@ delete_set (const struct target *t, int argc, char **argv)
       i++;
   for (i = 0; i < argc; i += 2) {
     struct target one = { NULL, NULL };
-    struct sc_client_snapshot *s;
     struct sc_client *c;
-    size_t n, k;
+    const char *a = norm;
+    int r;
 
     if (i == 0) {
       if (!t->socket && !t->diff)
@@ -476,33 +476,12 @@ delete_set (const struct target *t, int argc, char **argv)
       status = EXIT_FAILURE;
       continue;
     }
-    if (!sc_client_diff (c)) {
-      const char *a = norm;
-      int r = sc_client_request (c, "DELETE-SET", &a, 1, on_set_deleted,
-                                 &found, err, sizeof err);
-      if (r < 0 && r != -ENOENT) {
-        error ("%s", err);
-        status = EXIT_FAILURE;
-      }
-      status = close_target (c, status);
-      continue;
-    }
-    if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
+    r = sc_client_request (c, "DELETE-SET", &a, 1, on_set_deleted, &found,
+                           err, sizeof err);
+    if (r < 0 && r != -ENOENT) {
       error ("%s", err);
-      status = close_target (c, EXIT_FAILURE);
-      continue;
+      status = EXIT_FAILURE;
     }
-    for (k = 0; k < n; k++) {
-      if (strcmp (s[k].set, norm) != 0)
-        continue;
-      found++;
-      if (sc_client_delete (c, SC_CLIENT_DELETE_NAME, s[k].name,
-                            print_deleted, NULL, err, sizeof err) < 0) {
-        error ("%s", err);
-        status = EXIT_FAILURE;
-      }
-    }
-    free (s);
     status = close_target (c, status);
   }
   if (found == 0 && status == EXIT_SUCCESS) {

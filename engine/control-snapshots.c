@@ -1,0 +1,194 @@
+/* shadowcopy: the control verbs that list and delete snapshots (see
+ * control-verbs.h and control-protocol.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/control-verbs.h"
+
+int
+sc_reply_snapshot (int fd, const struct sc_snapshot_info *s)
+{
+  char id[24], epoch[16], created[32], used[24], reason[256], disc[24];
+  char set[SC_CTL_UUID_LEN];
+  bool valid = s->invalid_reason == SC_VALID;
+  struct sc_ctl_field f[10] = {
+    { "id", id }, { "name", s->name }, { "created", created },
+    { "epoch", epoch }, { "state", valid ? "valid" : "invalid" },
+    { "used", used }, { "discarded", disc },
+  };
+  size_t n = 7;
+
+  snprintf (disc, sizeof disc, "%" PRIu64, s->discarded_bytes);
+  snprintf (id, sizeof id, "%" PRIu64, s->id);
+  snprintf (epoch, sizeof epoch, "%" PRIu32, s->epoch);
+  snprintf (used, sizeof used, "%" PRIu64, s->used_bytes);
+  sc_ctl_format_time (s->ctime_ns, created, sizeof created);
+  sc_ctl_format_reason (sc_invalid_reason_text (s->invalid_reason),
+                        s->invalid_errno, reason, sizeof reason);
+  if (s->in_set) {
+    sc_ctl_format_uuid (s->set_id, set);
+    f[n++] = (struct sc_ctl_field) { "set", set };
+  }
+  if (s->auto_release)
+    f[n++] = (struct sc_ctl_field) { "auto-release", "1" };
+  if (!valid)
+    f[n++] = (struct sc_ctl_field) { "reason", reason };
+  return sc_ctl_write_data (fd, "snapshot", f, n);
+}
+
+int
+sc_reply_deleted (int fd, const char *name)
+{
+  struct sc_ctl_field f = { "name", name };
+
+  return sc_ctl_write_data (fd, "deleted", &f, 1);
+}
+
+int
+sc_reply_snapshot_err (int fd, int err, const char *op, const char *name)
+{
+  char msg[256];
+
+  sc_ctl_snapshot_error (err, op, name, msg, sizeof msg);
+  return sc_ctl_write_err (fd, err, "%s", msg);
+}
+
+/* LIST ends with the kept history of policy drops, oldest first:
+ *   * dropped id= name= created= dropped-at= reason= */
+static int
+write_drops (struct sc_volume *v, int fd)
+{
+  struct sc_drop_info *drops;
+  size_t i, n;
+  int r = sc_volume_drops (v, &drops, &n, NULL);
+
+  if (r < 0)
+    return 0;
+  for (i = 0; i < n && r == 0; i++) {
+    char id[24], created[32], at[32];
+    struct sc_ctl_field f[] = {
+      { "id", id }, { "name", drops[i].name }, { "created", created },
+      { "dropped-at", at },
+      { "reason", sc_invalid_reason_text (drops[i].reason) },
+    };
+    snprintf (id, sizeof id, "%" PRIu64, drops[i].id);
+    sc_ctl_format_time (drops[i].ctime_ns, created, sizeof created);
+    sc_ctl_format_time (drops[i].drop_ns, at, sizeof at);
+    r = sc_ctl_write_data (fd, "dropped", f, sizeof f / sizeof f[0]);
+  }
+  free (drops);
+  return r;
+}
+
+int
+sc_verb_list (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  struct sc_snapshot_info *list;
+  size_t i, n;
+  int r;
+
+  r = sc_volume_snapshot_list (ss->v, &list, &n);
+  if (r < 0)
+    return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
+                             strerror (-r));
+  for (i = 0; i < n && r == 0; i++)
+    r = sc_reply_snapshot (fd, &list[i]);
+  free (list);
+  if (r == 0)
+    r = write_drops (ss->v, fd);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+int
+sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
+{
+  const char *name = req->args[0];
+  int r;
+
+  if (!sc_snapshot_name_valid (name))
+    return sc_reply_snapshot_err (fd, -EINVAL, "delete", name);
+  r = sc_volume_snapshot_delete (ss->v, name);
+  if (r < 0)
+    return sc_reply_snapshot_err (fd, r, "delete", name);
+  r = sc_reply_deleted (fd, name);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* DELETE-OLDEST, DELETE-ALL and DELETE-SET work on a listing taken
+ * first: a snapshot that another client deletes meanwhile is simply no
+ * longer ours to report (ALL, SET), or is reported as gone (OLDEST: the
+ * user asked for that one and did not get it).  `set`: only the members
+ * of that snapshot set, ENOENT when there is none.  The offline CLI runs
+ * these very handlers, so online and offline follow the same rules. */
+static int
+delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
+               const char *set_text)
+{
+  struct sc_snapshot_info *list;
+  size_t i, n, found = 0;
+  int r = 0;
+
+  r = sc_volume_snapshot_list (v, &list, &n);
+  if (r < 0)
+    return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
+                             strerror (-r));
+  if (n == 0 && !all) {
+    free (list);
+    return sc_ctl_write_err (fd, ENOENT, "no snapshots");
+  }
+  for (i = 0; i < (all ? n : 1); i++) {
+    if (set && (!list[i].in_set || memcmp (list[i].set_id, set, 16) != 0))
+      continue;
+    found++;
+    r = sc_volume_snapshot_delete (v, list[i].name);
+    if (r == -ENOENT && all) {
+      r = 0;
+      continue;
+    }
+    if (r < 0) {
+      r = sc_reply_snapshot_err (fd, r, "delete", list[i].name);
+      free (list);
+      return r < 0 ? r : 0;
+    }
+    r = sc_reply_deleted (fd, list[i].name);
+    if (r < 0)
+      break;
+  }
+  free (list);
+  if (r == 0 && set && found == 0)
+    return sc_ctl_write_err (fd, ENOENT, "no snapshot of set %s on this "
+                             "volume", set_text);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* DELETE-SET UUID: every snapshot of the set on this volume. */
+int
+sc_verb_delete_set (struct session *ss, const struct sc_ctl_request *req,
+                    int fd)
+{
+  uint8_t id[16];
+
+  if (sc_ctl_parse_uuid (req->args[0], id) < 0)
+    return sc_ctl_write_err (fd, EINVAL, "invalid set id (want a UUID): %s",
+                             req->args[0]);
+  return delete_listed (ss->v, fd, true, id, req->args[0]);
+}
+
+int
+sc_verb_delete_oldest (struct session *ss, const struct sc_ctl_request *req,
+                       int fd)
+{
+  return delete_listed (ss->v, fd, false, NULL, NULL);
+}
+
+int
+sc_verb_delete_all (struct session *ss, const struct sc_ctl_request *req,
+                    int fd)
+{
+  return delete_listed (ss->v, fd, true, NULL, NULL);
+}

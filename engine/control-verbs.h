@@ -1,0 +1,101 @@
+/* shadowcopy: the control server's verbs, shared by engine/control*.c
+ * only (the protocol itself is engine/control-protocol.h):
+ *
+ *   control.c            the server: socket, connections, sessions' reads,
+ *                        and the one table of verbs
+ *   control-snapshots.c  LIST, DELETE, DELETE-OLDEST, DELETE-ALL,
+ *                        DELETE-SET, and the snapshot lines of replies
+ *   control-create.c     CREATE and the creation in steps (BEGIN, HOLD,
+ *                        COMMIT, RELEASE, ABORT): the session's state
+ *                        machine, its deadline and its auto-release
+ *                        snapshots
+ *   control-space.c      INFO, STATS, RESIZE
+ *
+ * A handler answers one parsed request on `fd` (data lines, then OK or
+ * ERR) and returns 0, or the negative errno of a failed write, which ends
+ * the connection.  Whatever the request, a refusal is an ERR line and 0.
+ * Handlers run on the connection's thread, one request at a time per
+ * session; sessions run in parallel and share only the volume.
+ */
+#ifndef SHADOWCOPY_ENGINE_CONTROL_VERBS_H
+#define SHADOWCOPY_ENGINE_CONTROL_VERBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/control-protocol.h"
+#include "engine/volume.h"
+
+/* An auto-release snapshot owned by a session. */
+struct owned {
+  uint64_t id;
+  char name[SC_NAME_MAX + 1];
+};
+
+/* A connection's state (see the notes in control.c). */
+struct session {
+  struct sc_volume *v;
+  bool begun;                   /* owns the volume's creation slot */
+  bool held;                    /* holds the write gate */
+  uint64_t deadline;            /* monotonic ns; while begun */
+  uint64_t hold_ms;             /* the hold's timeout, for messages */
+  bool committed;               /* a snapshot was committed under the hold */
+  struct sc_snapshot_info pending;
+  char expired[256];            /* why the last creation was aborted by the
+                                   server; told at the next request */
+  struct owned *owned;          /* auto-release snapshots, deleted at end */
+  size_t nowned;
+};
+
+typedef int (*sc_verb_fn) (struct session *ss,
+                           const struct sc_ctl_request *req, int fd);
+
+/* control-snapshots.c */
+int sc_verb_list (struct session *ss, const struct sc_ctl_request *req,
+                  int fd);
+int sc_verb_delete (struct session *ss, const struct sc_ctl_request *req,
+                    int fd);
+int sc_verb_delete_oldest (struct session *ss,
+                           const struct sc_ctl_request *req, int fd);
+int sc_verb_delete_all (struct session *ss, const struct sc_ctl_request *req,
+                        int fd);
+int sc_verb_delete_set (struct session *ss, const struct sc_ctl_request *req,
+                        int fd);
+
+/* "* snapshot ..." and "* deleted name=NAME" lines, and the one-line
+ * answer to a failed snapshot operation `op` on `name`. */
+int sc_reply_snapshot (int fd, const struct sc_snapshot_info *s);
+int sc_reply_deleted (int fd, const char *name);
+int sc_reply_snapshot_err (int fd, int err, const char *op,
+                           const char *name);
+
+/* control-create.c */
+int sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
+                    int fd);
+int sc_verb_begin (struct session *ss, const struct sc_ctl_request *req,
+                   int fd);
+int sc_verb_hold (struct session *ss, const struct sc_ctl_request *req,
+                  int fd);
+int sc_verb_commit (struct session *ss, const struct sc_ctl_request *req,
+                    int fd);
+int sc_verb_release (struct session *ss, const struct sc_ctl_request *req,
+                     int fd);
+int sc_verb_abort (struct session *ss, const struct sc_ctl_request *req,
+                   int fd);
+
+/* The creation's deadline passed: abort it, and remember why for the
+ * client's next request. */
+void sc_session_expire (struct session *ss);
+/* The connection ended: abort a creation in progress, delete the
+ * session's auto-release snapshots, free what it holds. */
+void sc_session_close (struct session *ss);
+
+/* control-space.c */
+int sc_verb_info (struct session *ss, const struct sc_ctl_request *req,
+                  int fd);
+int sc_verb_stats (struct session *ss, const struct sc_ctl_request *req,
+                   int fd);
+int sc_verb_resize (struct session *ss, const struct sc_ctl_request *req,
+                    int fd);
+
+#endif

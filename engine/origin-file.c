@@ -1,0 +1,228 @@
+/* shadowcopy: an origin that is a regular file or a block device (see
+ * origin.h).
+ *
+ * Notes on the design
+ *
+ * Data goes through cow/io.h, like the diff area's, so the volume can put
+ * origin reads into the same io_uring batches as diff-area writes (the
+ * descriptor is exported by file_fd for that).
+ *
+ * The allocation map comes from lseek(SEEK_DATA/SEEK_HOLE).  lseek moves
+ * the descriptor's file position, which nothing here uses (all transfers
+ * are positioned), so concurrent callers do not disturb each other.  A
+ * block device has no holes to report: it is all data.
+ *
+ * Zeroing prefers fallocate (zero range, or punching a hole when the
+ * request allows deallocation) and falls back to writing zeros where the
+ * file system or device cannot; trimming is only ever a punched hole.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cow/io.h"
+#include "engine/origin-impl.h"
+
+struct file_origin {
+  struct sc_origin o;           /* first: what the volume holds */
+  int fd;
+  bool is_file;                 /* a regular file (holes), not a device */
+};
+
+static inline struct file_origin *
+file_of (const struct sc_origin *o)
+{
+  return (struct file_origin *) o;
+}
+
+static void
+file_close (struct sc_origin *o)
+{
+  close (file_of (o)->fd);
+  free (file_of (o));
+}
+
+static int
+file_fd (const struct sc_origin *o)
+{
+  return file_of (o)->fd;
+}
+
+static int
+file_pread (struct sc_origin *o, void *buf, uint64_t len, uint64_t off)
+{
+  return sc_io_pread (file_of (o)->fd, buf, len, off);
+}
+
+static int
+file_pwrite (struct sc_origin *o, const void *buf, uint64_t len,
+             uint64_t off, unsigned flags)
+{
+  return sc_io_pwrite (file_of (o)->fd, buf, len, off, flags & SC_FUA);
+}
+
+static int
+file_flush (struct sc_origin *o)
+{
+  return sc_io_fdatasync (file_of (o)->fd);
+}
+
+/* What fallocate says when the file system or device cannot do it. */
+static inline bool
+unsupported (int r)
+{
+  return r == -EOPNOTSUPP || r == -EINVAL || r == -ENODEV;
+}
+
+static int
+write_zeros (int fd, uint64_t len, uint64_t off)
+{
+  static const uint8_t zeros[65536];
+
+  while (len) {
+    uint64_t n = len < sizeof zeros ? len : sizeof zeros;
+    int r = sc_io_pwrite (fd, zeros, n, off, false);
+    if (r < 0)
+      return r;
+    len -= n;
+    off += n;
+  }
+  return 0;
+}
+
+static int
+file_zero (struct sc_origin *o, uint64_t len, uint64_t off, unsigned flags)
+{
+  int fd = file_of (o)->fd;
+  int modes[2] = { FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE };
+  int r = -EOPNOTSUPP;
+
+  if (flags & SC_MAY_TRIM) {
+    modes[0] = modes[1];
+    modes[1] = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+  }
+  for (int i = 0; i < 2 && unsupported (r); i++)
+    r = sc_io_fallocate (fd, modes[i], off, len);
+  if (unsupported (r))
+    r = write_zeros (fd, len, off);
+  if (r == 0 && (flags & SC_FUA))
+    r = sc_io_fdatasync (fd);
+  return r;
+}
+
+static int
+file_trim (struct sc_origin *o, uint64_t len, uint64_t off, unsigned flags)
+{
+  int fd = file_of (o)->fd;
+  int r = sc_io_fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                           off, len);
+
+  if (unsupported (r))
+    r = 0;                      /* trim is advisory */
+  if (r == 0 && (flags & SC_FUA))
+    r = sc_io_fdatasync (fd);
+  return r;
+}
+
+static int
+file_extents (struct sc_origin *o, uint64_t len, uint64_t off,
+              sc_extent_cb cb, void *opaque)
+{
+  const struct file_origin *f = file_of (o);
+  uint64_t end = off + len;
+  int r;
+
+  if (!f->is_file)
+    return cb (opaque, off, len, 0);
+  while (off < end) {
+    off_t data = lseek (f->fd, (off_t) off, SEEK_DATA);
+    if (data == -1 && errno != ENXIO)
+      return cb (opaque, off, end - off, 0); /* unknown: data */
+    uint64_t d = data == -1 ? end : (uint64_t) data;
+    if (d > end)
+      d = end;
+    if (d > off) {
+      if ((r = cb (opaque, off, d - off,
+                   SC_EXTENT_HOLE | SC_EXTENT_ZERO)) != 0)
+        return r;
+      off = d;
+      continue;
+    }
+    off_t hole = lseek (f->fd, (off_t) off, SEEK_HOLE);
+    uint64_t h = hole == -1 ? end : (uint64_t) hole;
+    if (h > end || h <= off)
+      h = end;
+    if ((r = cb (opaque, off, h - off, 0)) != 0)
+      return r;
+    off = h;
+  }
+  return 0;
+}
+
+/* One SEEK_DATA: is there no data from off to off + len? */
+static bool
+file_is_hole (struct sc_origin *o, uint64_t off, uint64_t len)
+{
+  const struct file_origin *f = file_of (o);
+
+  if (!f->is_file)
+    return false;
+  off_t data = lseek (f->fd, (off_t) off, SEEK_DATA);
+  if (data == -1)
+    return errno == ENXIO;      /* no data from here to the end */
+  return (uint64_t) data >= off + len;
+}
+
+static const struct sc_origin_ops file_ops = {
+  .close   = file_close,
+  .pread   = file_pread,
+  .pwrite  = file_pwrite,
+  .flush   = file_flush,
+  .zero    = file_zero,
+  .trim    = file_trim,
+  .extents = file_extents,
+  .is_hole = file_is_hole,
+  .fd      = file_fd,
+};
+
+int
+sc_origin_open_file (const char *path, struct sc_origin **out,
+                     char *err, size_t errlen)
+{
+  struct file_origin *f = calloc (1, sizeof *f);
+  int r;
+
+  if (!f) {
+    snprintf (err, errlen, "%s: %s", path, strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  f->o.ops = &file_ops;
+  f->fd = open (path, O_RDWR | O_CLOEXEC);
+  if (f->fd == -1) {
+    r = -errno;
+    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+    free (f);
+    return r;
+  }
+  /* cow/ defines what is recorded of a file or device (st_dev, st_ino,
+   * size), so the identity is its sc_origin_identify's. */
+  r = sc_origin_identify (f->fd, path, &f->o.id);
+  if (r < 0) {
+    snprintf (err, errlen, "%s: %s", path,
+              r == -EINVAL ? "not a regular file or block device"
+                           : strerror (-r));
+    close (f->fd);
+    free (f);
+    return r;
+  }
+  f->is_file = f->o.id.type == SC_ORIGIN_FILE;
+  *out = &f->o;
+  return 0;
+}

@@ -1,0 +1,76 @@
+/* shadowcopy: the origin interface (see origin.h): dispatch to the kind
+ * of origin, and what every kind shares. */
+#include <config.h>
+
+#include "engine/origin-impl.h"
+
+void
+sc_origin_close (struct sc_origin *o)
+{
+  if (o)
+    o->ops->close (o);
+}
+
+uint64_t
+sc_origin_size (const struct sc_origin *o)
+{
+  return o->id.size;
+}
+
+void
+sc_origin_identity (const struct sc_origin *o, struct sc_origin_id *id)
+{
+  *id = o->id;
+}
+
+int
+sc_origin_pread (struct sc_origin *o, void *buf, uint64_t len, uint64_t off)
+{
+  return o->ops->pread (o, buf, len, off);
+}
+
+int
+sc_origin_pwrite (struct sc_origin *o, const void *buf, uint64_t len,
+                  uint64_t off, unsigned flags)
+{
+  return o->ops->pwrite (o, buf, len, off, flags);
+}
+
+int
+sc_origin_flush (struct sc_origin *o)
+{
+  return o->ops->flush (o);
+}
+
+int
+sc_origin_zero (struct sc_origin *o, uint64_t len, uint64_t off,
+                unsigned flags)
+{
+  return o->ops->zero (o, len, off, flags);
+}
+
+int
+sc_origin_trim (struct sc_origin *o, uint64_t len, uint64_t off,
+                unsigned flags)
+{
+  return o->ops->trim (o, len, off, flags);
+}
+
+int
+sc_origin_extents (struct sc_origin *o, uint64_t len, uint64_t off,
+                   sc_extent_cb cb, void *opaque)
+{
+  return o->ops->extents (o, len, off, cb, opaque);
+}
+
+bool
+sc_origin_is_hole (struct sc_origin *o, uint64_t off, uint64_t len)
+{
+  return o->ops->is_hole (o, off, len);
+}
+
+int
+sc_origin_fd (const struct sc_origin *o)
+{
+  return o->ops->fd ? o->ops->fd (o) : -1;
+}

@@ -1,0 +1,312 @@
+/* shadowcopy: the volume's copy-on-write (see the notes in volume.c).
+ *
+ * A batch copies up to batch_chunks chunks through one bounce buffer in
+ * three steps: read the old content from the origin (one io_uring batch;
+ * holes and all-zero chunks need no slot), write the data copies to the
+ * slots the diff area reserves (one batch), then record every copy and
+ * make the records durable with one group commit.  Each chunk's state
+ * moves READ -> WRITE -> recorded, or to ZERO, DONE (no longer needed) or
+ * FAILED on the way.  A failure invalidates the snapshots that needed the
+ * chunk and never fails the live write, except the ENOSPC of
+ * on-full=fail-writes, which refuses it.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/crc32c.h"
+#include "engine/clock.h"
+#include "engine/volume-impl.h"
+
+/* ---- bounce buffers ------------------------------------------------- */
+
+static void *
+pool_get (struct sc_volume *v)
+{
+  void *buf = NULL;
+  pthread_mutex_lock (&v->pool_lock);
+  for (;;) {
+    if (v->pool_free) {
+      buf = v->pool[--v->pool_free];
+      break;
+    }
+    if (v->pool_made < POOL_BUFFERS) {
+      buf = aligned_alloc (4096, v->batch_chunks * v->chunk_size);
+      if (buf)
+        v->pool_made++;
+      break;
+    }
+    pthread_cond_wait (&v->pool_cond, &v->pool_lock);
+  }
+  pthread_mutex_unlock (&v->pool_lock);
+  return buf;
+}
+
+static void
+pool_put (struct sc_volume *v, void *buf)
+{
+  pthread_mutex_lock (&v->pool_lock);
+  v->pool[v->pool_free++] = buf;
+  pthread_cond_signal (&v->pool_cond);
+  pthread_mutex_unlock (&v->pool_lock);
+}
+
+void
+sc_vol_pool_free (struct sc_volume *v)
+{
+  for (size_t i = 0; i < v->pool_free; i++)
+    free (v->pool[i]);
+  v->pool_free = 0;
+}
+
+/* ---- one batch ------------------------------------------------------ */
+
+enum copy_state { READ, ZERO, WRITE, DONE, FAILED };
+
+struct batch {
+  struct sc_volume *v;
+  const uint64_t *chunks;
+  size_t n;                     /* <= batch_chunks, <= IO_BATCH */
+  uint8_t *buf;                 /* n chunks of the bounce buffer */
+  struct sc_io_req reqs[IO_BATCH];
+  uint64_t slot[IO_BATCH];
+  enum copy_state state[IO_BATCH];
+  int refused;                  /* -ENOSPC: on-full=fail-writes said no */
+};
+
+static bool
+all_zero (const void *buf, size_t len)
+{
+  const uint8_t *p = buf;
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
+
+static uint64_t
+chunk_len (const struct sc_volume *v, uint64_t chunk)
+{
+  uint64_t off = chunk << v->chunk_shift;
+  return v->size - off < v->chunk_size ? v->size - off : v->chunk_size;
+}
+
+/* Run origin reads: in one batch through the origin's descriptor, or
+ * one by one through the origin for an origin without one. */
+static void
+read_origin (struct sc_volume *v, struct sc_io_req *reqs, size_t n)
+{
+  int fd = sc_origin_fd (v->origin);
+
+  if (fd < 0) {
+    for (size_t i = 0; i < n; i++)
+      reqs[i].result = sc_origin_pread (v->origin, reqs[i].buf, reqs[i].len,
+                                        reqs[i].off);
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    reqs[i].fd = fd;
+  sc_io_run (reqs, n);
+}
+
+/* Step 1: read the old content (holes need no read). */
+static void
+read_old (struct batch *b)
+{
+  struct sc_volume *v = b->v;
+  size_t nr = 0;
+
+  for (size_t i = 0; i < b->n; i++) {
+    uint64_t off = b->chunks[i] << v->chunk_shift;
+    uint64_t len = chunk_len (v, b->chunks[i]);
+    uint8_t *p = b->buf + i * v->chunk_size;
+    b->state[i] = READ;
+    if (sc_origin_is_hole (v->origin, off, len)) {
+      b->state[i] = ZERO;
+      continue;
+    }
+    if (len < v->chunk_size)    /* the last chunk of the volume */
+      memset (p + len, 0, v->chunk_size - len);
+    b->reqs[nr++] = (struct sc_io_req) {
+      .op = SC_IO_READ, .buf = p, .len = len, .off = off,
+    };
+  }
+  read_origin (v, b->reqs, nr);
+  for (size_t i = 0, k = 0; i < b->n; i++) {
+    if (b->state[i] != READ)
+      continue;
+    struct sc_io_req *q = &b->reqs[k++];
+    if (q->result < 0) {
+      debug ("copy-on-write: reading chunk %" PRIu64 ": %s", b->chunks[i],
+             strerror (-q->result));
+      sc_diff_invalidate_chunk (v->diff, b->chunks[i], SC_INVALID_COPY_READ,
+                                -q->result);
+      b->state[i] = FAILED;
+    }
+    else if (all_zero (q->buf, q->len))
+      b->state[i] = ZERO;
+  }
+}
+
+/* Step 2: reserve slots and write the data copies to them. */
+static void
+write_copies (struct batch *b)
+{
+  struct sc_volume *v = b->v;
+  size_t nr = 0;
+
+  for (size_t i = 0; i < b->n; i++) {
+    if (b->state[i] != READ)
+      continue;
+    if (b->refused) {           /* the request fails anyway */
+      b->state[i] = FAILED;
+      continue;
+    }
+    int r = sc_diff_copy_reserve (v->diff, b->chunks[i], &b->slot[i]);
+    if (r == 1) {               /* a policy drop: no longer needed */
+      b->state[i] = DONE;
+      continue;
+    }
+    if (r == -ENOSPC && v->cfg.on_full == SC_ON_FULL_FAIL_WRITES) {
+      b->refused = -ENOSPC;     /* the write fails; snapshots are kept */
+      b->state[i] = FAILED;
+      continue;
+    }
+    if (r < 0) {
+      debug ("copy-on-write: no slot for chunk %" PRIu64 ": %s",
+             b->chunks[i], strerror (-r));
+      sc_diff_invalidate_chunk (v->diff, b->chunks[i],
+                                r == -ENOSPC ? SC_INVALID_DIFF_FULL
+                                             : SC_INVALID_COPY_WRITE, -r);
+      b->state[i] = FAILED;
+      continue;
+    }
+    b->state[i] = WRITE;
+    b->reqs[nr++] = (struct sc_io_req) {
+      .op = SC_IO_WRITE, .fd = sc_diff_fd (v->diff),
+      .buf = b->buf + i * v->chunk_size, .len = v->chunk_size,
+      .off = b->slot[i],
+    };
+  }
+  sc_io_run (b->reqs, nr);
+}
+
+/* A data copy of chunk i whose write failed: give its slot back, and
+ * either refuse the request (the diff area's file system is full under
+ * on-full=fail-writes) or invalidate the snapshots that needed it. */
+static void
+write_failed (struct batch *b, size_t i, int err)
+{
+  struct sc_volume *v = b->v;
+
+  debug ("copy-on-write: writing chunk %" PRIu64 " to the diff area: %s",
+         b->chunks[i], strerror (-err));
+  sc_diff_slot_cancel (v->diff, b->slot[i]);
+  if ((err == -ENOSPC || err == -EDQUOT) &&
+      v->cfg.on_full == SC_ON_FULL_FAIL_WRITES) {
+    b->refused = -ENOSPC;
+    return;
+  }
+  sc_diff_invalidate_chunk (v->diff, b->chunks[i],
+                            err == -ENOSPC ? SC_INVALID_DIFF_FULL
+                                           : SC_INVALID_COPY_WRITE, -err);
+}
+
+/* Record chunk i's copy at `where` (a slot, or SC_COPY_ZERO). */
+static void
+record_copy (struct batch *b, size_t i, uint64_t where, uint64_t *seq)
+{
+  struct sc_volume *v = b->v;
+  uint64_t chunk = b->chunks[i];
+
+  if (sc_debug_cow)
+    debug ("copy-on-write: chunk %" PRIu64 " -> %s %" PRIu64, chunk,
+           where == SC_COPY_ZERO ? "zero" : "diff-area offset",
+           where == SC_COPY_ZERO ? 0 : where);
+  uint32_t crc = where == SC_COPY_ZERO
+                 ? 0 : crc32c (0, b->buf + i * v->chunk_size, v->chunk_size);
+  int r = sc_diff_copy_record (v->diff, chunk, where, crc, seq);
+  if (r < 0) {
+    if (where != SC_COPY_ZERO)
+      sc_diff_slot_cancel (v->diff, where);
+    sc_diff_invalidate_chunk (v->diff, chunk, SC_INVALID_METADATA, -r);
+  }
+  else if (where == SC_COPY_ZERO)
+    COUNT (v, zero_chunks, 1);
+  else {
+    COUNT (v, chunks_copied, 1);
+    COUNT (v, bytes_copied, v->chunk_size);
+  }
+}
+
+/* Step 3: record what was copied, then make it durable in one commit. */
+static void
+record_copies (struct batch *b)
+{
+  uint64_t seq = 0;
+
+  for (size_t i = 0, k = 0; i < b->n; i++) {
+    if (b->state[i] == WRITE) {
+      struct sc_io_req *q = &b->reqs[k++];
+      if (q->result < 0)
+        write_failed (b, i, q->result);
+      else
+        record_copy (b, i, b->slot[i], &seq);
+    }
+    else if (b->state[i] == ZERO)
+      record_copy (b, i, SC_COPY_ZERO, &seq);
+  }
+  if (seq) {
+    int r = sc_diff_commit (b->v->diff, seq);
+    if (r < 0)
+      debug ("copy-on-write: committing copy records: %s (every snapshot "
+             "is now invalid)", strerror (-r));
+  }
+}
+
+/* Copy the old content of `n` chunks (n <= batch_chunks) that snapshots
+ * still need.  Failures invalidate snapshots; they do not fail the write. */
+static int
+cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
+{
+  struct batch b = { .v = v, .chunks = chunks, .n = n, .buf = pool_get (v) };
+
+  if (!b.buf) {
+    for (size_t i = 0; i < n; i++)
+      sc_diff_invalidate_chunk (v->diff, chunks[i], SC_INVALID_COPY_READ,
+                                ENOMEM);
+    return 0;
+  }
+  read_old (&b);
+  write_copies (&b);
+  record_copies (&b);
+  pool_put (v, b.buf);
+  return b.refused;
+}
+
+int
+sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
+{
+  uint64_t batch[IO_BATCH];
+  size_t max = v->batch_chunks < IO_BATCH ? v->batch_chunks : IO_BATCH;
+  size_t n = 0;
+  int r = 0;
+  uint64_t t0 = 0;
+  for (uint64_t c = first; c <= last && r != -ENOSPC;) {
+    n += sc_diff_needs_copy_range (v->diff, c, last, batch + n, max - n, &c);
+    if (n && !t0)
+      t0 = sc_mono_ns ();
+    if (n == max) {
+      int e = cow_batch (v, batch, n);
+      r = r ? r : e;
+      n = 0;
+    }
+  }
+  if (n && r != -ENOSPC) {     /* after a refusal, copy no more */
+    int e = cow_batch (v, batch, n);
+    r = r ? r : e;
+  }
+  if (t0)
+    sc_vol_note_cow (v, sc_mono_ns () - t0);
+  return r;
+}

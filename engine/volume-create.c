@@ -1,0 +1,192 @@
+/* shadowcopy: snapshot creation, deletion and lookups (see the notes in
+ * volume.c on creation and holds). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/clock.h"
+#include "engine/volume-impl.h"
+
+#define PREFLUSH_MAX 4                  /* origin flushes before a hold */
+#define PREFLUSH_QUICK_NS 1000000       /* a flush this quick is enough */
+
+int
+sc_volume_create_begin (struct sc_volume *v)
+{
+  int r = 0;
+  if (!v->origin)
+    return -ENODEV;             /* offline: nothing to take a snapshot of */
+  pthread_mutex_lock (&v->hold_lock);
+  if (v->creating)
+    r = -EBUSY;
+  else
+    v->creating = true;
+  pthread_mutex_unlock (&v->hold_lock);
+  return r;
+}
+
+void
+sc_volume_create_end (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  v->creating = false;
+  pthread_mutex_unlock (&v->hold_lock);
+}
+
+bool
+sc_volume_create_busy (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  bool busy = v->creating;
+  pthread_mutex_unlock (&v->hold_lock);
+  return busy;
+}
+
+/* Flush before the hold, so that the flush inside it has little to do.
+ * Under a steady write load the first flush finds a lot dirty and takes
+ * long, while new writes dirty more: flush again (a few times at most)
+ * until one is quick, since the in-hold flush will take about as long as
+ * the last one did. */
+static int
+preflush (struct sc_volume *v)
+{
+  for (int i = 0; i < PREFLUSH_MAX; i++) {
+    uint64_t t = sc_mono_ns ();
+    int r = sc_origin_flush (v->origin);
+    if (r < 0)
+      return r;
+    if (sc_mono_ns () - t < PREFLUSH_QUICK_NS)
+      break;
+  }
+  return 0;
+}
+
+int
+sc_volume_hold (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  bool ok = v->creating && !v->holding;
+  pthread_mutex_unlock (&v->hold_lock);
+  if (!ok)
+    return -EINVAL;
+  int r = preflush (v);
+  if (r < 0)
+    return r;
+
+  /* New writes wait from the moment we ask for the gate (writer
+   * preference), while those in flight drain: the hold starts here. */
+  uint64_t start = sc_mono_ns ();
+  pthread_rwlock_wrlock (&v->gate);
+  uint64_t drained = sc_mono_ns ();
+  r = sc_origin_flush (v->origin);
+  if (r < 0) {
+    pthread_rwlock_unlock (&v->gate);
+    return r;
+  }
+  pthread_mutex_lock (&v->hold_lock);
+  v->holding = true;
+  v->hold_start = start;
+  v->hold_drained = drained;
+  v->hold_flushed = sc_mono_ns ();
+  pthread_mutex_unlock (&v->hold_lock);
+  return 0;
+}
+
+int
+sc_volume_hold_commit (struct sc_volume *v, const char *name,
+                       const struct sc_snapshot_opts *opts,
+                       struct sc_snapshot_info *out)
+{
+  if (name && !sc_snapshot_name_valid (name))
+    return -EINVAL;
+  pthread_mutex_lock (&v->hold_lock);
+  bool ok = v->holding;
+  pthread_mutex_unlock (&v->hold_lock);
+  if (!ok)
+    return -EINVAL;
+  return sc_diff_snapshot_create (v->diff, name, opts, out);
+}
+
+uint64_t
+sc_volume_release (struct sc_volume *v)
+{
+  pthread_mutex_lock (&v->hold_lock);
+  if (!v->holding) {
+    pthread_mutex_unlock (&v->hold_lock);
+    return 0;
+  }
+  uint64_t now = sc_mono_ns ();
+  uint64_t held = now - v->hold_start;
+  uint64_t drain = v->hold_drained - v->hold_start;
+  uint64_t flush = v->hold_flushed - v->hold_drained;
+  v->holding = false;
+  v->holds[v->nholds++ % SC_HOLD_SAMPLES] = held;
+  pthread_mutex_unlock (&v->hold_lock);
+  pthread_rwlock_unlock (&v->gate);
+  debug ("writes held for %" PRIu64 " us: drain %" PRIu64 " us, origin "
+         "flush %" PRIu64 " us, commit %" PRIu64 " us", held / 1000,
+         drain / 1000, flush / 1000, (held - drain - flush) / 1000);
+  return held;
+}
+
+int
+sc_volume_snapshot_create (struct sc_volume *v, const char *name,
+                           const struct sc_snapshot_opts *opts,
+                           struct sc_snapshot_info *out)
+{
+  if (name && !sc_snapshot_name_valid (name))
+    return -EINVAL;
+  int r = sc_volume_create_begin (v);
+  if (r < 0)
+    return r;
+  r = sc_volume_hold (v);
+  if (r == 0) {
+    r = sc_volume_hold_commit (v, name, opts, out);
+    sc_volume_release (v);
+  }
+  sc_volume_create_end (v);
+  return r;
+}
+
+void
+sc_volume_hold_stats (struct sc_volume *v, struct sc_hold_stats *st)
+{
+  uint64_t sorted[SC_HOLD_SAMPLES];
+  memset (st, 0, sizeof *st);
+  pthread_mutex_lock (&v->hold_lock);
+  size_t n = v->nholds < SC_HOLD_SAMPLES ? v->nholds : SC_HOLD_SAMPLES;
+  st->count = v->nholds;
+  if (n)
+    st->last_ns = v->holds[(v->nholds - 1) % SC_HOLD_SAMPLES];
+  memcpy (sorted, v->holds, n * sizeof *sorted);
+  pthread_mutex_unlock (&v->hold_lock);
+  if (n == 0)
+    return;
+  sc_vol_percentiles (sorted, n, &st->p50_ns, &st->p99_ns);
+  st->max_ns = sorted[n - 1];
+}
+
+/* ---- deletion and lookups ------------------------------------------- */
+
+int
+sc_volume_snapshot_delete (struct sc_volume *v, const char *name)
+{
+  return sc_diff_snapshot_delete (v->diff, name);
+}
+
+int
+sc_volume_snapshot_list (struct sc_volume *v, struct sc_snapshot_info **out,
+                         size_t *n)
+{
+  return sc_diff_snapshot_list (v->diff, out, n);
+}
+
+int
+sc_volume_snapshot_lookup (struct sc_volume *v, const char *name,
+                           struct sc_snapshot_info *out)
+{
+  return sc_diff_snapshot_lookup (v->diff, name, out);
+}

@@ -1,0 +1,105 @@
+/* shadowcopy: the volume's insides, shared by engine/volume*.c only.
+ *
+ *   volume.c         open and close, the live volume, snapshot reads
+ *   volume-cow.c     copy-on-write: bounce buffers and copy batches
+ *   volume-create.c  snapshot creation (the creation slot, write holds),
+ *                    deletion and lookups
+ *   volume-space.c   space limits, discards and statistics
+ *
+ * Everyone else uses engine/volume.h.
+ */
+#ifndef SHADOWCOPY_ENGINE_VOLUME_IMPL_H
+#define SHADOWCOPY_ENGINE_VOLUME_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cow/io.h"
+#include "engine/origin.h"
+#include "engine/rangelock.h"
+#include "engine/volume.h"
+
+#define POOL_BUFFERS 16
+#define BATCH_BYTES (1u << 20)
+#define IO_BATCH 64
+
+#define debug(...) do { if (sc_debug) sc_debug (__VA_ARGS__); } while (0)
+#define COUNT(v, field, n) \
+  __atomic_fetch_add (&(v)->field, (n), __ATOMIC_RELAXED)
+
+/* Lock order, outermost first (see the notes at the top of volume.c):
+ *
+ *   1. gate         a live change holds it shared for its whole life, a
+ *                   write hold exclusive
+ *   2. chunks       the range lock of the chunks a request touches
+ *   3. the diff area's own mutex (inside every sc_diff_* call, which
+ *                   drops it while it waits for I/O)
+ *
+ * A snapshot is pinned (sc_diff_snapshot_get) only once its range is
+ * locked, never before: a live change holding its range may wait in
+ * sc_diff_copy_reserve for the pinned readers of a dropped snapshot, so
+ * a pinned reader must never wait for a range.  pool_lock and hold_lock
+ * are leaves: nothing is locked while either is held (sc_volume_stats
+ * takes its own sample lock just outside hold_lock). */
+struct sc_volume {
+  struct sc_origin *origin;     /* NULL: opened offline (no live I/O) */
+  uint64_t size;
+  uint32_t chunk_size;
+  unsigned chunk_shift;
+  struct sc_diff *diff;
+
+  pthread_rwlock_t gate;        /* lock order 1 (writer preferred) */
+  struct sc_rangelock chunks;   /* lock order 2 */
+
+  /* Bounce buffer pool for old data (volume-cow.c); a leaf lock. */
+  pthread_mutex_t pool_lock;
+  pthread_cond_t pool_cond;
+  void *pool[POOL_BUFFERS];
+  size_t pool_free;             /* buffers in pool[0 .. pool_free) */
+  size_t pool_made;
+  size_t batch_chunks;          /* chunks per bounce buffer */
+
+  /* hold_lock, a leaf lock, protects everything from here to the end
+   * but the atomic counters. */
+  pthread_mutex_t hold_lock;
+  /* Write-hold durations of snapshot creations (a ring). */
+  uint64_t holds[SC_HOLD_SAMPLES];
+  uint64_t nholds;
+
+  /* Counters (atomics) and copy-on-write latencies (a ring). */
+  struct sc_volume_config cfg;
+  uint64_t chunks_copied, bytes_copied, zero_chunks, bytes_written;
+  uint64_t writes_refused;
+  uint64_t cows[SC_COW_SAMPLES];
+  uint64_t ncows;
+  uint64_t start_ns;
+  uint64_t win_ns[2], win_bytes[2];     /* fill-rate windows */
+  /* Snapshot creation (volume-create.c). */
+  bool creating;                /* the creation slot is taken */
+  bool holding;                 /* a hold has the gate */
+  uint64_t hold_start;          /* monotonic ns when the hold began */
+  uint64_t hold_drained;        /* ... when the writes in flight had drained */
+  uint64_t hold_flushed;        /* ... when the origin flush was done */
+};
+
+/* 0 if [offset, offset + count) may be read or changed: -ENODEV offline
+ * (no origin), -EINVAL outside the volume. */
+int sc_vol_check_io (const struct sc_volume *v, uint64_t count,
+                     uint64_t offset);
+
+/* Preserve what snapshots need of chunks [first, last] before they
+ * change (volume-cow.c).  The caller holds the gate shared and the range
+ * exclusively.  0, or -ENOSPC if on-full=fail-writes refuses the change
+ * (the origin must then not be touched). */
+int sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last);
+void sc_vol_pool_free (struct sc_volume *v);
+
+/* A copy-on-write of `ns` ns ended (volume-space.c: its statistics). */
+void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
+
+/* The median and 99th percentile of n > 0 samples, which it sorts. */
+void sc_vol_percentiles (uint64_t *samples, size_t n, uint64_t *p50,
+                         uint64_t *p99);
+
+#endif
