@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cow/crc32c.h"
 #include "engine/clock.h"
 #include "engine/volume-impl.h"
 
@@ -71,7 +70,8 @@ struct batch {
   const uint64_t *chunks;
   size_t n;                     /* <= batch_chunks, <= IO_BATCH */
   uint8_t *buf;                 /* n chunks of the bounce buffer */
-  struct sc_io_req reqs[IO_BATCH];
+  struct sc_io_req reqs[IO_BATCH];       /* origin reads */
+  struct sc_copy_io copies[IO_BATCH];    /* diff-area writes */
   uint64_t slot[IO_BATCH];
   enum copy_state state[IO_BATCH];
   int refused;                  /* -ENOSPC: on-full=fail-writes said no */
@@ -153,7 +153,7 @@ static void
 write_copies (struct batch *b)
 {
   struct sc_volume *v = b->v;
-  size_t nr = 0;
+  size_t nw = 0;
 
   for (size_t i = 0; i < b->n; i++) {
     if (b->state[i] != READ)
@@ -182,13 +182,11 @@ write_copies (struct batch *b)
       continue;
     }
     b->state[i] = WRITE;
-    b->reqs[nr++] = (struct sc_io_req) {
-      .op = SC_IO_WRITE, .fd = sc_diff_fd (v->diff),
-      .buf = b->buf + i * v->chunk_size, .len = v->chunk_size,
-      .off = b->slot[i],
+    b->copies[nw++] = (struct sc_copy_io) {
+      .offset = b->slot[i], .buf = b->buf + i * v->chunk_size,
     };
   }
-  sc_io_run (b->reqs, nr);
+  sc_diff_copy_write (v->diff, b->copies, nw);
 }
 
 /* A data copy of chunk i whose write failed: give its slot back, and
@@ -212,9 +210,11 @@ write_failed (struct batch *b, size_t i, int err)
                                            : SC_INVALID_COPY_WRITE, -err);
 }
 
-/* Record chunk i's copy at `where` (a slot, or SC_COPY_ZERO). */
+/* Record chunk i's copy at `where` (a slot whose data has CRC32C `crc`,
+ * or SC_COPY_ZERO). */
 static void
-record_copy (struct batch *b, size_t i, uint64_t where, uint64_t *seq)
+record_copy (struct batch *b, size_t i, uint64_t where, uint32_t crc,
+             uint64_t *seq)
 {
   struct sc_volume *v = b->v;
   uint64_t chunk = b->chunks[i];
@@ -223,8 +223,6 @@ record_copy (struct batch *b, size_t i, uint64_t where, uint64_t *seq)
     debug ("copy-on-write: chunk %" PRIu64 " -> %s %" PRIu64, chunk,
            where == SC_COPY_ZERO ? "zero" : "diff-area offset",
            where == SC_COPY_ZERO ? 0 : where);
-  uint32_t crc = where == SC_COPY_ZERO
-                 ? 0 : crc32c (0, b->buf + i * v->chunk_size, v->chunk_size);
   int r = sc_diff_copy_record (v->diff, chunk, where, crc, seq);
   if (r < 0) {
     if (where != SC_COPY_ZERO)
@@ -247,14 +245,14 @@ record_copies (struct batch *b)
 
   for (size_t i = 0, k = 0; i < b->n; i++) {
     if (b->state[i] == WRITE) {
-      struct sc_io_req *q = &b->reqs[k++];
-      if (q->result < 0)
-        write_failed (b, i, q->result);
+      const struct sc_copy_io *c = &b->copies[k++];
+      if (c->result < 0)
+        write_failed (b, i, c->result);
       else
-        record_copy (b, i, b->slot[i], &seq);
+        record_copy (b, i, b->slot[i], c->crc, &seq);
     }
     else if (b->state[i] == ZERO)
-      record_copy (b, i, SC_COPY_ZERO, &seq);
+      record_copy (b, i, SC_COPY_ZERO, 0, &seq);
   }
   if (seq) {
     int r = sc_diff_commit (b->v->diff, seq);

@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include "engine/clock.h"
 #include "engine/volume-impl.h"
@@ -68,11 +67,8 @@ diff_space (struct sc_volume *v, struct sc_volume_stats *st, uint64_t now,
   if (ds.max_bytes)
     st->diff_free = ds.max_bytes > ds.used_bytes
                     ? ds.max_bytes - ds.used_bytes : 0;
-  else {
-    struct statvfs fs;
-    if (fstatvfs (sc_diff_fd (v->diff), &fs) == 0)
-      st->diff_free = (uint64_t) fs.f_bavail * fs.f_frsize;
-  }
+  else
+    (void) sc_diff_fs_free (v->diff, &st->diff_free);
   double secs = (double) (now - w_ns) / 1e9;
   if (secs >= 1)
     st->fill_rate = (double) (st->bytes_copied - w_bytes) / secs;

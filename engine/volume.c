@@ -354,9 +354,9 @@ sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
 
 /* ---- snapshot reads --------------------------------------------------- */
 
-/* Add a read of `len` bytes at `off` of `fd` into `p` to the batch,
- * merged with the last request when they are contiguous; a full batch
- * is run first. */
+/* Add a read of `len` bytes at `off` of the origin's descriptor into `p`
+ * to the batch, merged with the last request when they are contiguous; a
+ * full batch is run first. */
 static int
 batch_read (struct sc_io_req *reqs, size_t *nr, int fd, void *p,
             uint64_t len, uint64_t off)
@@ -364,7 +364,7 @@ batch_read (struct sc_io_req *reqs, size_t *nr, int fd, void *p,
   struct sc_io_req *last = *nr ? &reqs[*nr - 1] : NULL;
   int r = 0;
 
-  if (last && last->fd == fd && last->off + last->len == off &&
+  if (last && last->off + last->len == off &&
       (uint8_t *) last->buf + last->len == p) {
     last->len += len;
     return 0;
@@ -379,14 +379,33 @@ batch_read (struct sc_io_req *reqs, size_t *nr, int fd, void *p,
   return r;
 }
 
-/* Read [offset, end) of the pinned snapshot at `epoch`: one request per
- * run of origin chunks, one per diff-area piece. */
+/* Add a piece of a copy to the diff area's batch; a full one is read
+ * first. */
+static int
+copy_read (struct sc_volume *v, struct sc_copy_io *io, size_t *n,
+           uint64_t slot_off, uint32_t at, void *p, uint32_t len)
+{
+  int r = 0;
+  if (*n == IO_BATCH) {
+    r = sc_diff_copy_read (v->diff, io, *n);
+    *n = 0;
+  }
+  io[(*n)++] = (struct sc_copy_io) {
+    .offset = slot_off, .buf = p, .at = at, .len = len,
+  };
+  return r;
+}
+
+/* Read [offset, end) of the pinned snapshot at `epoch`: the origin's
+ * pieces in one batch (merged where contiguous), the diff area's in
+ * another. */
 static int
 read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
              uint64_t offset, uint64_t end)
 {
   struct sc_io_req reqs[IO_BATCH];
-  size_t nr = 0;
+  struct sc_copy_io copies[IO_BATCH];
+  size_t nr = 0, nc = 0;
   int origin_fd = sc_origin_fd (v->origin), r = 0;
 
   while (offset < end && r == 0) {
@@ -400,8 +419,7 @@ read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
       memset (p, 0, len);
       break;
     case SC_WHERE_DIFF:
-      r = batch_read (reqs, &nr, sc_diff_fd (v->diff), p, len,
-                      slot_off + in_chunk);
+      r = copy_read (v, copies, &nc, slot_off, in_chunk, p, len);
       break;
     case SC_WHERE_ORIGIN:
       r = origin_fd >= 0 ? batch_read (reqs, &nr, origin_fd, p, len, offset)
@@ -413,6 +431,8 @@ read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
   }
   if (r == 0 && nr)
     r = sc_io_run (reqs, nr);
+  if (r == 0 && nc)
+    r = sc_diff_copy_read (v->diff, copies, nc);
   return r;
 }
 
