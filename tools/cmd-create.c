@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "engine/control-protocol.h"
+#include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/commands.h"
 #include "tools/writers.h"
@@ -588,8 +589,7 @@ sc_cmd_create (const char *global_socket, int argc, char **argv)
                                "--writers-dir");
   }
   if (argc - i == 1) {
-    if (!sc_snapshot_name_valid (argv[i])) {
-      sc_cli_error ("invalid snapshot name: %s", argv[i]);
+    if (!sc_cli_name_ok (argv[i])) {
       free (wcmds);
       return EXIT_FAILURE;
     }
@@ -718,5 +718,5 @@ sc_cmd_create (const char *global_socket, int argc, char **argv)
 
  usage:
   free (wcmds);
-  return 2;
+  return SC_EXIT_USAGE;
 }

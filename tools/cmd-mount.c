@@ -44,9 +44,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/commands.h"
-#include "tools/writers.h"
 
 /* Run argv, stdout into out (first line kept), stderr into err. */
 static int
@@ -157,7 +157,7 @@ mount_state_dir (char *buf, size_t len)
     snprintf (buf, len, "/run/shadowcopy/mounts");
     return buf;
   }
-  if (!(st = sc_state_dir (true, err, sizeof err))) {
+  if (!(st = sc_cli_state_dir (true, err, sizeof err))) {
     sc_cli_error ("%s", err);
     return NULL;
   }
@@ -518,10 +518,8 @@ sc_cmd_mount (const char *socket, int argc, char **argv)
   if (!nbd || !*nbd)
     return sc_cli_usage_error ("mount: give the server's NBD socket with "
                                "--nbd-socket (nbdkit -U SOCKET)");
-  if (!sc_snapshot_name_valid (name)) {
-    sc_cli_error ("invalid snapshot name: %s", name);
+  if (!sc_cli_name_ok (name))
     return EXIT_FAILURE;
-  }
   char absdir[PATH_MAX], absnbd[PATH_MAX];
   if (!realpath (dir, absdir)) {
     sc_cli_error ("%s: %s", dir, strerror (errno));

@@ -17,73 +17,18 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cow/check.h"
 #include "engine/control-protocol.h"
+#include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/cmd-space.h"
 #include "tools/commands.h"
 #include "tools/writers.h"
-
-#define EXIT_USAGE 2
-
-struct target {
-  const char *socket;           /* -c: a server, nothing else */
-  const char *diff;             /* --diff: DIFF.sock, or DIFF offline */
-};
-
-/* Sanitized, so a hostile name or server cannot break the one-line rule. */
-static void
-verror (const char *fmt, va_list ap)
-{
-  char msg[2048];
-
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  sc_ctl_sanitize (msg);
-  fprintf (stderr, "shadowcopy: %s\n", msg);
-}
-
-/* Also for the verbs in tools/cmd-*.c (commands.h). */
-void
-sc_cli_error (const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  verror (fmt, ap);
-  va_end (ap);
-}
-
-int
-sc_cli_usage_error (const char *fmt, ...)
-{
-  char msg[1024];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  sc_cli_error ("%s (see shadowcopy --help)", msg);
-  return EXIT_USAGE;
-}
-
-#define error sc_cli_error
-#define usage_error sc_cli_usage_error
-
-uint64_t
-sc_cli_mono_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static void
 usage (void)
@@ -130,55 +75,6 @@ usage (void)
           "2 usage, or the diff area cannot be checked (missing, in use).\n");
 }
 
-static bool
-check_name (const char *name)
-{
-  if (sc_snapshot_name_valid (name))
-    return true;
-  error ("invalid snapshot name: %s", name);
-  return false;
-}
-
-static int
-open_target (const struct target *t, enum sc_client_access access,
-             struct sc_client **c)
-{
-  char err[1024];
-  int r = t->socket ? sc_client_connect (t->socket, c, err, sizeof err)
-                    : sc_client_open_diff (t->diff, access, c,
-                                           err, sizeof err);
-
-  if (r < 0) {
-    error ("%s", err);
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
-}
-
-static int
-close_target (struct sc_client *c, int status)
-{
-  char err[1024];
-
-  if (sc_client_close (c, err, sizeof err) < 0) {
-    error ("%s", err);
-    return EXIT_FAILURE;
-  }
-  return status;
-}
-
-/* "--json" or nothing: the only option of list and info. */
-static int
-parse_json_flag (const char *verb, int argc, char **argv, bool *json)
-{
-  *json = false;
-  if (argc == 1 && strcmp (argv[0], "--json") == 0)
-    *json = true;
-  else if (argc > 0)
-    return usage_error ("%s: unexpected argument '%s'", verb, argv[0]);
-  return 0;
-}
-
 static void
 json_string (const char *s)
 {
@@ -198,44 +94,31 @@ json_string (const char *s)
 
 /* ---- verbs ----------------------------------------------------------- */
 
-/* The volume's control socket, for verbs that need a server. */
-static const char *
-target_socket (const struct target *t, char *buf, size_t len)
-{
-  if (t->socket)
-    return t->socket;
-  if (t->diff) {
-    snprintf (buf, len, "%s.sock", t->diff);
-    return buf;
-  }
-  return NULL;
-}
-
 static int
-cmd_create (const struct target *t, int argc, char **argv)
+cmd_create (const struct sc_cli_target *t, int argc, char **argv)
 {
   char buf[4096];
 
-  return sc_cmd_create (target_socket (t, buf, sizeof buf), argc, argv);
+  return sc_cmd_create (sc_cli_target_socket (t, buf, sizeof buf), argc, argv);
 }
 
 static int
-cmd_mount (const struct target *t, int argc, char **argv)
+cmd_mount (const struct sc_cli_target *t, int argc, char **argv)
 {
   char buf[4096];
 
-  return sc_cmd_mount (target_socket (t, buf, sizeof buf), argc, argv);
+  return sc_cmd_mount (sc_cli_target_socket (t, buf, sizeof buf), argc, argv);
 }
 
 static int
-cmd_umount (const struct target *t, int argc, char **argv)
+cmd_umount (const struct sc_cli_target *t, int argc, char **argv)
 {
   return sc_cmd_umount (argc, argv);
 }
 
 /* writers [--json] [--writer CMD]... [--writers-dir DIR] */
 static int
-cmd_writers (const struct target *t, int argc, char **argv)
+cmd_writers (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct sc_writer *w;
   size_t n, nc = 0;
@@ -256,13 +139,13 @@ cmd_writers (const struct target *t, int argc, char **argv)
       dir = argv[++i];
     else {
       free (cmds);
-      return usage_error ("writers: unexpected argument '%s'", argv[i]);
+      return sc_cli_usage_error ("writers: unexpected argument '%s'", argv[i]);
     }
   }
   if (sc_writers_collect (cmds, nc, dir ? dir : SC_WRITERS_DIR_DEFAULT,
                           !dir, &w, &n, err, sizeof err) < 0) {
     free (cmds);
-    error ("%s", err);
+    sc_cli_error ("%s", err);
     return EXIT_FAILURE;
   }
   free (cmds);
@@ -332,7 +215,7 @@ print_json (const struct sc_client_snapshot *s, size_t n)
 }
 
 static int
-cmd_list (const struct target *t, int argc, char **argv)
+cmd_list (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct sc_client_snapshot *s;
   struct sc_client *c;
@@ -341,14 +224,14 @@ cmd_list (const struct target *t, int argc, char **argv)
   bool json;
   int status;
 
-  status = parse_json_flag ("list", argc, argv, &json);
+  status = sc_cli_json_flag ("list", argc, argv, &json);
   if (status == 0)
-    status = open_target (t, SC_CLIENT_READ, &c);
+    status = sc_cli_open_target (t, SC_CLIENT_READ, &c);
   if (status != EXIT_SUCCESS)
     return status;
   if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-    error ("%s", err);
-    return close_target (c, EXIT_FAILURE);
+    sc_cli_error ("%s", err);
+    return sc_cli_close_target (c, EXIT_FAILURE);
   }
   if (json)
     print_json (s, n);
@@ -357,11 +240,11 @@ cmd_list (const struct target *t, int argc, char **argv)
     space_print_drops (c);
   }
   free (s);
-  return close_target (c, EXIT_SUCCESS);
+  return sc_cli_close_target (c, EXIT_SUCCESS);
 }
 
 static int
-cmd_info (const struct target *t, int argc, char **argv)
+cmd_info (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct sc_client_volume v;
   struct sc_client *c;
@@ -369,14 +252,14 @@ cmd_info (const struct target *t, int argc, char **argv)
   bool json;
   int status;
 
-  status = parse_json_flag ("info", argc, argv, &json);
+  status = sc_cli_json_flag ("info", argc, argv, &json);
   if (status == 0)
-    status = open_target (t, SC_CLIENT_READ, &c);
+    status = sc_cli_open_target (t, SC_CLIENT_READ, &c);
   if (status != EXIT_SUCCESS)
     return status;
   if (sc_client_info (c, &v, err, sizeof err) < 0) {
-    error ("%s", err);
-    return close_target (c, EXIT_FAILURE);
+    sc_cli_error ("%s", err);
+    return sc_cli_close_target (c, EXIT_FAILURE);
   }
   if (json) {
     printf ("{\"volume_size\": %" PRIu64 ", \"chunk_size\": %" PRIu64
@@ -413,7 +296,7 @@ cmd_info (const struct target *t, int argc, char **argv)
               v.hold_p99_ns / 1e6, v.hold_max_ns / 1e6);
     space_print_info (&v, false);
   }
-  return close_target (c, EXIT_SUCCESS);
+  return sc_cli_close_target (c, EXIT_SUCCESS);
 }
 
 static void
@@ -442,7 +325,7 @@ on_set_deleted (const struct sc_ctl_line *line, void *opaque)
  * (the global target and each -c); online in one DELETE-SET request,
  * offline by name.  Fails if no volume had one. */
 static int
-delete_set (const struct target *t, int argc, char **argv)
+delete_set (const struct sc_cli_target *t, int argc, char **argv)
 {
   const char *id = argv[1];
   uint8_t raw[16];
@@ -451,16 +334,16 @@ delete_set (const struct target *t, int argc, char **argv)
   size_t found = 0;
 
   if (sc_ctl_parse_uuid (id, raw) < 0)
-    return usage_error ("delete --set: not a set id (UUID): %s", id);
+    return sc_cli_usage_error ("delete --set: not a set id (UUID): %s", id);
   sc_ctl_format_uuid (raw, norm);
   for (i = 2; i < argc; i++)
     if ((strcmp (argv[i], "-c") != 0 && strcmp (argv[i], "--control") != 0)
         || i + 1 == argc)
-      return usage_error ("delete --set: unexpected argument '%s'", argv[i]);
+      return sc_cli_usage_error ("delete --set: unexpected argument '%s'", argv[i]);
     else
       i++;
   for (i = 0; i < argc; i += 2) {
-    struct target one = { NULL, NULL };
+    struct sc_cli_target one = { NULL, NULL };
     struct sc_client_snapshot *s;
     struct sc_client *c;
     size_t n, k;
@@ -472,7 +355,7 @@ delete_set (const struct target *t, int argc, char **argv)
     }
     else
       one.socket = argv[i + 1];
-    if (open_target (&one, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS) {
+    if (sc_cli_open_target (&one, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS) {
       status = EXIT_FAILURE;
       continue;
     }
@@ -481,15 +364,15 @@ delete_set (const struct target *t, int argc, char **argv)
       int r = sc_client_request (c, "DELETE-SET", &a, 1, on_set_deleted,
                                  &found, err, sizeof err);
       if (r < 0 && r != -ENOENT) {
-        error ("%s", err);
+        sc_cli_error ("%s", err);
         status = EXIT_FAILURE;
       }
-      status = close_target (c, status);
+      status = sc_cli_close_target (c, status);
       continue;
     }
     if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-      error ("%s", err);
-      status = close_target (c, EXIT_FAILURE);
+      sc_cli_error ("%s", err);
+      status = sc_cli_close_target (c, EXIT_FAILURE);
       continue;
     }
     for (k = 0; k < n; k++) {
@@ -498,22 +381,22 @@ delete_set (const struct target *t, int argc, char **argv)
       found++;
       if (sc_client_delete (c, SC_CLIENT_DELETE_NAME, s[k].name,
                             print_deleted, NULL, err, sizeof err) < 0) {
-        error ("%s", err);
+        sc_cli_error ("%s", err);
         status = EXIT_FAILURE;
       }
     }
     free (s);
-    status = close_target (c, status);
+    status = sc_cli_close_target (c, status);
   }
   if (found == 0 && status == EXIT_SUCCESS) {
-    error ("no snapshot of set %s", norm);
+    sc_cli_error ("no snapshot of set %s", norm);
     status = EXIT_FAILURE;
   }
   return status;
 }
 
 static int
-cmd_delete (const struct target *t, int argc, char **argv)
+cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
 {
   enum sc_client_delete_what what = SC_CLIENT_DELETE_NAME;
   struct sc_client *c;
@@ -534,12 +417,12 @@ cmd_delete (const struct target *t, int argc, char **argv)
     else
       for (i = 0; i < argc; i++)
         if (argv[i][0] == '-')
-          return usage_error ("delete: unexpected option '%s'", argv[i]);
+          return sc_cli_usage_error ("delete: unexpected option '%s'", argv[i]);
     if (argc == 0)
-      return usage_error ("delete needs NAME..., --oldest or --all");
+      return sc_cli_usage_error ("delete needs NAME..., --oldest or --all");
     /* Report every bad name, and drop it from the list to do. */
     for (i = 0; i < argc; i++) {
-      if (check_name (argv[i]))
+      if (sc_cli_name_ok (argv[i]))
         argv[todo++] = argv[i];
       else
         status = EXIT_FAILURE;
@@ -548,23 +431,23 @@ cmd_delete (const struct target *t, int argc, char **argv)
       return status;
   }
 
-  if (open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
+  if (sc_cli_open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
     return EXIT_FAILURE;
   if (what != SC_CLIENT_DELETE_NAME) {
     if (sc_client_delete (c, what, NULL, print_deleted, NULL,
                           err, sizeof err) < 0) {
-      error ("%s", err);
+      sc_cli_error ("%s", err);
       status = EXIT_FAILURE;
     }
   }
   for (i = 0; i < todo; i++) {
     if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
                           err, sizeof err) < 0) {
-      error ("%s", err);
+      sc_cli_error ("%s", err);
       status = EXIT_FAILURE;
     }
   }
-  return close_target (c, status);
+  return sc_cli_close_target (c, status);
 }
 
 /* One line of the report on stdout: the file's own bytes never reach
@@ -651,7 +534,7 @@ print_check (const char *path, const struct sc_check_report *r)
  * never through a server's socket.  0 clean (warnings allowed), 1
  * damaged, 2 usage or cannot check. */
 static int
-cmd_check (const struct target *t, int argc, char **argv)
+cmd_check (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct sc_check_report rep;
   const char *path = t->diff;
@@ -659,34 +542,34 @@ cmd_check (const struct target *t, int argc, char **argv)
   int r;
 
   if (t->socket)
-    return usage_error ("check works on the diff-area file, not through a "
+    return sc_cli_usage_error ("check works on the diff-area file, not through a "
                         "server: shadowcopy check DIFFAREA");
   if (argc > 0 && strcmp (argv[0], "--") == 0) {
     argc--;
     argv++;
   }
   else if (argc > 0 && argv[0][0] == '-')
-    return usage_error ("check: unknown option '%s'", argv[0]);
+    return sc_cli_usage_error ("check: unknown option '%s'", argv[0]);
   if (argc > 1)
-    return usage_error ("check takes one DIFFAREA");
+    return sc_cli_usage_error ("check takes one DIFFAREA");
   if (argc == 1 && path)
-    return usage_error ("check: give the diff area once, with --diff or "
+    return sc_cli_usage_error ("check: give the diff area once, with --diff or "
                         "as the argument");
   if (argc == 1)
     path = argv[0];
   if (!path)
-    return usage_error ("check needs DIFFAREA");
+    return sc_cli_usage_error ("check needs DIFFAREA");
 
   r = sc_diff_check (path, &rep, err, sizeof err);
   if (r < 0) {
-    error ("%s", err);
-    return EXIT_USAGE;
+    sc_cli_error ("%s", err);
+    return SC_EXIT_USAGE;
   }
   print_check (path, &rep);
   r = EXIT_SUCCESS;
   if (rep.damage) {
     fflush (stdout);
-    error ("%s: damaged: %zu problem%s found", path, rep.damage,
+    sc_cli_error ("%s: damaged: %zu problem%s found", path, rep.damage,
            plural (rep.damage));
     r = EXIT_FAILURE;
   }
@@ -695,26 +578,26 @@ cmd_check (const struct target *t, int argc, char **argv)
 }
 
 static int
-cmd_stats (const struct target *t, int argc, char **argv)
+cmd_stats (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct sc_client *c;
   char err[1024];
   bool json;
-  int status = parse_json_flag ("stats", argc, argv, &json);
+  int status = sc_cli_json_flag ("stats", argc, argv, &json);
 
   if (status == 0)
-    status = open_target (t, SC_CLIENT_SERVER, &c);
+    status = sc_cli_open_target (t, SC_CLIENT_SERVER, &c);
   if (status != EXIT_SUCCESS)
     return status;
   if (space_stats (c, json, err, sizeof err) < 0) {
-    error ("%s", err);
+    sc_cli_error ("%s", err);
     status = EXIT_FAILURE;
   }
-  return close_target (c, status);
+  return sc_cli_close_target (c, status);
 }
 
 static int
-cmd_resize (const struct target *t, int argc, char **argv)
+cmd_resize (const struct sc_cli_target *t, int argc, char **argv)
 {
   const char *max = NULL;
   bool force = false;
@@ -730,24 +613,24 @@ cmd_resize (const struct target *t, int argc, char **argv)
     else if (strncmp (argv[i], "--max=", 6) == 0)
       max = argv[i] + 6;
     else
-      return usage_error ("resize: unexpected argument '%s'", argv[i]);
+      return sc_cli_usage_error ("resize: unexpected argument '%s'", argv[i]);
   }
   if (!max)
-    return usage_error ("resize needs --max SIZE|N%%|unbounded");
-  status = open_target (t, SC_CLIENT_WRITE, &c);
+    return sc_cli_usage_error ("resize needs --max SIZE|N%%|unbounded");
+  status = sc_cli_open_target (t, SC_CLIENT_WRITE, &c);
   if (status != EXIT_SUCCESS)
     return status;
   if (space_resize (c, max, force, err, sizeof err) < 0) {
-    error ("%s%s", strstr (err, "--force") || strstr (err, "force=1")
+    sc_cli_error ("%s%s", strstr (err, "--force") || strstr (err, "force=1")
            ? "warning: " : "", err);
     status = EXIT_FAILURE;
   }
-  return close_target (c, status);
+  return sc_cli_close_target (c, status);
 }
 
 static const struct verb {
   const char *name;
-  int (*run) (const struct target *t, int argc, char **argv);
+  int (*run) (const struct sc_cli_target *t, int argc, char **argv);
 } verbs[] = {
   { "create", cmd_create },
   { "writers", cmd_writers },
@@ -772,7 +655,7 @@ main (int argc, char *argv[])
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
-  struct target t = { NULL, NULL };
+  struct sc_cli_target t = { NULL, NULL };
   int opt, status;
   size_t i;
 
@@ -797,15 +680,15 @@ main (int argc, char *argv[])
       printf ("shadowcopy %s\n", PACKAGE_VERSION);
       return EXIT_SUCCESS;
     case ':':
-      return usage_error ("option '%s' needs an argument", argv[optind - 1]);
+      return sc_cli_usage_error ("option '%s' needs an argument", argv[optind - 1]);
     default:
       if (optopt)
-        return usage_error ("unknown option '-%c'", optopt);
-      return usage_error ("unknown option '%s'", argv[optind - 1]);
+        return sc_cli_usage_error ("unknown option '-%c'", optopt);
+      return sc_cli_usage_error ("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (t.socket && t.diff)
-    return usage_error ("use either -c SOCKET or --diff DIFFAREA, not both");
+    return sc_cli_usage_error ("use either -c SOCKET or --diff DIFFAREA, not both");
   /* check names its diff area itself: shadowcopy check DIFFAREA; create
    * may name its volumes with its own -c; writers, mount and umount may
    * need no volume. */
@@ -818,19 +701,19 @@ main (int argc, char *argv[])
                           strcmp (argv[optind], "writers") == 0 ||
                           strcmp (argv[optind], "mount") == 0 ||
                           strcmp (argv[optind], "umount") == 0)))
-    return usage_error ("say which volume: -c SOCKET or --diff DIFFAREA");
+    return sc_cli_usage_error ("say which volume: -c SOCKET or --diff DIFFAREA");
   if (optind == argc)
-    return usage_error ("no verb given");
+    return sc_cli_usage_error ("no verb given");
 
   status = -1;
   for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
     if (strcmp (argv[optind], verbs[i].name) == 0)
       status = verbs[i].run (&t, argc - optind - 1, argv + optind + 1);
   if (status == -1)
-    return usage_error ("unknown verb '%s'", argv[optind]);
+    return sc_cli_usage_error ("unknown verb '%s'", argv[optind]);
 
   if (fflush (stdout) == EOF || ferror (stdout)) {
-    error ("error writing to standard output");
+    sc_cli_error ("error writing to standard output");
     return EXIT_FAILURE;
   }
   return status;

@@ -23,7 +23,6 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,17 +34,10 @@
 #include <unistd.h>
 
 #include "engine/control-protocol.h"
+#include "tools/cli.h"
 #include "tools/writers.h"
 
 volatile sig_atomic_t sc_interrupted;
-
-static uint64_t
-mono_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 /* ---- the list ------------------------------------------------------- */
 
@@ -268,9 +260,9 @@ guardian (const char *mnt, int cmd, int status, uint64_t freeze_ms)
     _exit (1);
   }
   struct pollfd p = { .fd = cmd, .events = POLLIN };
-  uint64_t end = mono_ms () + freeze_ms;
+  uint64_t end = sc_cli_mono_ms () + freeze_ms;
   for (;;) {
-    uint64_t now = mono_ms ();
+    uint64_t now = sc_cli_mono_ms ();
     if (now >= end) {
       expired = true;
       break;
@@ -467,9 +459,9 @@ sc_writer_run (struct sc_writer *w, const char *phase,
    * CLI was interrupted: they are what makes the interruption safe. */
   bool interruptible = strcmp (phase, "thaw") != 0 &&
                        strcmp (phase, "abort") != 0;
-  uint64_t end = mono_ms () + timeout_ms;
+  uint64_t end = sc_cli_mono_ms () + timeout_ms;
   for (;;) {
-    uint64_t now = mono_ms ();
+    uint64_t now = sc_cli_mono_ms ();
     if (sc_interrupted && interruptible) {
       interrupted = true;
       break;
@@ -515,7 +507,7 @@ sc_writer_run (struct sc_writer *w, const char *phase,
       break;
     if (sc_interrupted && interruptible)
       interrupted = true;
-    else if (mono_ms () >= end)
+    else if (sc_cli_mono_ms () >= end)
       timed_out = true;
     else
       usleep (10000);
@@ -553,56 +545,6 @@ sc_writer_run (struct sc_writer *w, const char *phase,
 }
 
 /* ---- state -------------------------------------------------------------- */
-
-static int
-mkdir_p (char *path)
-{
-  for (char *p = path + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    int r = mkdir (path, 0755);
-    *p = '/';
-    if (r < 0 && errno != EEXIST)
-      return -errno;
-  }
-  if (mkdir (path, 0700) < 0 && errno != EEXIST)
-    return -errno;
-  return 0;
-}
-
-const char *
-sc_state_dir (bool create, char *err, size_t errlen)
-{
-  static char dir[4096];
-  const char *e;
-
-  if ((e = getenv ("SHADOWCOPY_STATE_DIR")) && *e)
-    snprintf (dir, sizeof dir, "%s", e);
-  else if ((e = getenv ("XDG_STATE_HOME")) && *e)
-    snprintf (dir, sizeof dir, "%s/shadowcopy", e);
-  else if (geteuid () == 0)
-    snprintf (dir, sizeof dir, "/var/lib/shadowcopy");
-  else {
-    const char *home = getenv ("HOME");
-    struct passwd *pw;
-    if ((!home || !*home) && (pw = getpwuid (geteuid ())))
-      home = pw->pw_dir;
-    if (!home || !*home) {
-      snprintf (err, errlen, "no state directory: set SHADOWCOPY_STATE_DIR");
-      return NULL;
-    }
-    snprintf (dir, sizeof dir, "%s/.local/state/shadowcopy", home);
-  }
-  if (create) {
-    int r = mkdir_p (dir);
-    if (r < 0) {
-      snprintf (err, errlen, "state directory %s: %s", dir, strerror (-r));
-      return NULL;
-    }
-  }
-  return dir;
-}
 
 /* STATE/writers: NAME TAB PHASE TAB RESULT TAB WHEN TAB OUTPUT, one line
  * per writer ever run. */
@@ -642,7 +584,7 @@ int
 sc_writers_save (const struct sc_writer *w, size_t n, char *err,
                  size_t errlen)
 {
-  const char *dir = sc_state_dir (true, err, errlen);
+  const char *dir = sc_cli_state_dir (true, err, errlen);
   char path[4200], tmp[4210];
   struct rec *old;
   size_t nold;
@@ -709,7 +651,7 @@ int
 sc_writers_print (const struct sc_writer *w, size_t n, bool json)
 {
   char err[256], path[4200];
-  const char *dir = sc_state_dir (false, err, sizeof err);
+  const char *dir = sc_cli_state_dir (false, err, sizeof err);
   struct rec *st = NULL;
   size_t nst = 0;
 
