@@ -479,8 +479,10 @@ run_command (struct create *cr, const char *cmd)
 }
 
 int
-sc_cmd_create (const char *global_socket, int argc, char **argv)
+sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
 {
+  char buf[4096];
+  const char *global_socket = sc_cli_target_socket (target, buf, sizeof buf);
   struct create cr = { .freeze_ms = 60000, .hold_ms = 10000 };
   char **wcmds = NULL;
   size_t nw = 0;

@@ -487,8 +487,10 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
 }
 
 int
-sc_cmd_mount (const char *socket, int argc, char **argv)
+sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
 {
+  char buf[4096];
+  const char *socket = sc_cli_target_socket (target, buf, sizeof buf);
   const char *nbd = getenv ("SHADOWCOPY_NBD_SOCKET"), *type = NULL;
   const char *opts = NULL;
   int i;
@@ -598,7 +600,7 @@ sc_cmd_mount (const char *socket, int argc, char **argv)
 }
 
 int
-sc_cmd_umount (int argc, char **argv)
+sc_cmd_umount (const struct sc_cli_target *t, int argc, char **argv)
 {
   char absdir[PATH_MAX], statefile[PATH_MAX + 64];
 

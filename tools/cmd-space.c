@@ -9,7 +9,9 @@
 
 #include "cow/diffarea.h"
 #include "engine/control-protocol.h"
+#include "tools/cli.h"
 #include "tools/cmd-space.h"
+#include "tools/commands.h"
 
 int
 space_parse_size (const char *s, uint64_t volume_size, uint64_t *out)
@@ -281,4 +283,57 @@ space_print_info (const struct sc_client_volume *v, bool json)
     printf ("last drop: %s (%s)\n", v->last_drop, v->last_drop_reason);
   printf ("discarded by snapshot readers: %" PRIu64 " bytes\n",
           v->discarded_bytes);
+}
+
+/* ---- the verbs stats and resize ------------------------------------- */
+
+int
+sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv)
+{
+  struct sc_client *c;
+  char err[1024];
+  bool json;
+  int status = sc_cli_json_flag ("stats", argc, argv, &json);
+
+  if (status == 0)
+    status = sc_cli_open_target (t, SC_CLIENT_SERVER, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (space_stats (c, json, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    status = EXIT_FAILURE;
+  }
+  return sc_cli_close_target (c, status);
+}
+
+int
+sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv)
+{
+  const char *max = NULL;
+  bool force = false;
+  struct sc_client *c;
+  char err[1024];
+  int i, status;
+
+  for (i = 0; i < argc; i++) {
+    if (strcmp (argv[i], "--force") == 0)
+      force = true;
+    else if (strcmp (argv[i], "--max") == 0 && i + 1 < argc)
+      max = argv[++i];
+    else if (strncmp (argv[i], "--max=", 6) == 0)
+      max = argv[i] + 6;
+    else
+      return sc_cli_usage_error ("resize: unexpected argument '%s'", argv[i]);
+  }
+  if (!max)
+    return sc_cli_usage_error ("resize needs --max SIZE|N%%|unbounded");
+  status = sc_cli_open_target (t, SC_CLIENT_WRITE, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (space_resize (c, max, force, err, sizeof err) < 0) {
+    sc_cli_error ("%s%s", strstr (err, "--force") || strstr (err, "force=1")
+                  ? "warning: " : "", err);
+    status = EXIT_FAILURE;
+  }
+  return sc_cli_close_target (c, status);
 }
