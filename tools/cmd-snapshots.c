@@ -24,23 +24,7 @@
 #include "tools/client.h"
 #include "tools/cmd-space.h"
 #include "tools/commands.h"
-
-static void
-json_string (const char *s)
-{
-  putchar ('"');
-  for (; *s; s++) {
-    unsigned char ch = *s;
-
-    if (ch == '"' || ch == '\\')
-      printf ("\\%c", ch);
-    else if (ch < 0x20 || ch == 0x7f)
-      printf ("\\u%04x", ch);
-    else
-      putchar (ch);
-  }
-  putchar ('"');
-}
+#include "tools/json.h"
 
 /* ---- list --------------------------------------------------------------- */
 
@@ -81,27 +65,27 @@ print_table (const struct sc_client_snapshot *s, size_t n)
 static void
 print_json (const struct sc_client_snapshot *s, size_t n)
 {
-  size_t i;
+  struct sc_json j;
 
-  printf ("[");
-  for (i = 0; i < n; i++) {
-    printf ("%s\n  {\"id\": %" PRIu64 ", \"name\": ", i ? "," : "", s[i].id);
-    json_string (s[i].name);
-    printf (", \"created\": ");
-    json_string (s[i].created);
-    printf (", \"epoch\": %" PRIu64 ", \"state\": \"%s\"",
-            s[i].epoch, s[i].valid ? "valid" : "invalid");
-    if (!s[i].valid) {
-      printf (", \"reason\": ");
-      json_string (s[i].reason);
-    }
-    printf (", \"used_bytes\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64,
-            s[i].used_bytes, s[i].discarded_bytes);
+  sc_json_init (&j, stdout);
+  sc_json_begin_array (&j);
+  for (size_t i = 0; i < n; i++) {
+    sc_json_begin_object (&j);
+    sc_json_member_uint (&j, "id", s[i].id);
+    sc_json_member_string (&j, "name", s[i].name);
+    sc_json_member_string (&j, "created", s[i].created);
+    sc_json_member_uint (&j, "epoch", s[i].epoch);
+    sc_json_member_string (&j, "state", s[i].valid ? "valid" : "invalid");
+    if (!s[i].valid)
+      sc_json_member_string (&j, "reason", s[i].reason);
+    sc_json_member_uint (&j, "used_bytes", s[i].used_bytes);
+    sc_json_member_uint (&j, "discarded_bytes", s[i].discarded_bytes);
     if (s[i].set[0])
-      printf (", \"set\": \"%s\"", s[i].set);
-    printf (", \"auto_release\": %s}", s[i].auto_release ? "true" : "false");
+      sc_json_member_string (&j, "set", s[i].set);
+    sc_json_member_bool (&j, "auto_release", s[i].auto_release);
+    sc_json_end_object (&j);
   }
-  printf ("%s]\n", n ? "\n" : "");
+  sc_json_end_array (&j);
 }
 
 int
@@ -135,6 +119,56 @@ sc_cmd_list (const struct sc_cli_target *t, int argc, char **argv)
 
 /* ---- info --------------------------------------------------------------- */
 
+static void
+print_info_json (const struct sc_client_volume *v)
+{
+  struct sc_json j;
+
+  sc_json_init (&j, stdout);
+  sc_json_begin_object (&j);
+  sc_json_member_uint (&j, "volume_size", v->volume_size);
+  sc_json_member_uint (&j, "chunk_size", v->chunk_size);
+  sc_json_member_uint (&j, "diff_used_bytes", v->diff_used_bytes);
+  sc_json_member_uint (&j, "diff_file_bytes", v->diff_file_bytes);
+  sc_json_member_uint (&j, "snapshots", v->snapshots);
+  sc_json_member_uint (&j, "copies", v->copies);
+  sc_json_member_uint (&j, "epoch", v->epoch);
+  sc_json_member_string (&j, "origin", v->origin);
+  if (v->have_holds) {
+    sc_json_key (&j, "holds");
+    sc_json_begin_object (&j);
+    sc_json_member_uint (&j, "count", v->holds);
+    sc_json_member_uint (&j, "last_ns", v->hold_last_ns);
+    sc_json_member_uint (&j, "p50_ns", v->hold_p50_ns);
+    sc_json_member_uint (&j, "p99_ns", v->hold_p99_ns);
+    sc_json_member_uint (&j, "max_ns", v->hold_max_ns);
+    sc_json_end_object (&j);
+  }
+  space_info_json (v, &j);
+  sc_json_end_object (&j);
+}
+
+static void
+print_info_text (const struct sc_client_volume *v)
+{
+  printf ("volume size: %" PRIu64 "\n"
+          "chunk size: %" PRIu64 "\n"
+          "diff-area bytes used: %" PRIu64 "\n"
+          "diff-area file bytes: %" PRIu64 "\n"
+          "snapshots: %" PRIu64 "\n"
+          "copies: %" PRIu64 "\n"
+          "epoch: %" PRIu64 "\n"
+          "origin: %s\n",
+          v->volume_size, v->chunk_size, v->diff_used_bytes,
+          v->diff_file_bytes, v->snapshots, v->copies, v->epoch, v->origin);
+  if (v->have_holds && v->holds)
+    printf ("write holds at creation: %" PRIu64 " (last %.3f ms, "
+            "p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", v->holds,
+            v->hold_last_ns / 1e6, v->hold_p50_ns / 1e6,
+            v->hold_p99_ns / 1e6, v->hold_max_ns / 1e6);
+  space_print_info (v);
+}
+
 int
 sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv)
 {
@@ -153,41 +187,10 @@ sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv)
     sc_cli_error ("%s", err);
     return sc_cli_close_target (c, EXIT_FAILURE);
   }
-  if (json) {
-    printf ("{\"volume_size\": %" PRIu64 ", \"chunk_size\": %" PRIu64
-            ", \"diff_used_bytes\": %" PRIu64
-            ", \"diff_file_bytes\": %" PRIu64 ", \"snapshots\": %" PRIu64
-            ", \"copies\": %" PRIu64 ", \"epoch\": %" PRIu64
-            ", \"origin\": ",
-            v.volume_size, v.chunk_size, v.diff_used_bytes,
-            v.diff_file_bytes, v.snapshots, v.copies, v.epoch);
-    json_string (v.origin);
-    if (v.have_holds)
-      printf (", \"holds\": {\"count\": %" PRIu64 ", \"last_ns\": %" PRIu64
-              ", \"p50_ns\": %" PRIu64 ", \"p99_ns\": %" PRIu64
-              ", \"max_ns\": %" PRIu64 "}", v.holds, v.hold_last_ns,
-              v.hold_p50_ns, v.hold_p99_ns, v.hold_max_ns);
-    space_print_info (&v, true);
-    printf ("}\n");
-  }
-  else {
-    printf ("volume size: %" PRIu64 "\n"
-            "chunk size: %" PRIu64 "\n"
-            "diff-area bytes used: %" PRIu64 "\n"
-            "diff-area file bytes: %" PRIu64 "\n"
-            "snapshots: %" PRIu64 "\n"
-            "copies: %" PRIu64 "\n"
-            "epoch: %" PRIu64 "\n"
-            "origin: %s\n",
-            v.volume_size, v.chunk_size, v.diff_used_bytes,
-            v.diff_file_bytes, v.snapshots, v.copies, v.epoch, v.origin);
-    if (v.have_holds && v.holds)
-      printf ("write holds at creation: %" PRIu64 " (last %.3f ms, "
-              "p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", v.holds,
-              v.hold_last_ns / 1e6, v.hold_p50_ns / 1e6,
-              v.hold_p99_ns / 1e6, v.hold_max_ns / 1e6);
-    space_print_info (&v, false);
-  }
+  if (json)
+    print_info_json (&v);
+  else
+    print_info_text (&v);
   return sc_cli_close_target (c, EXIT_SUCCESS);
 }
 

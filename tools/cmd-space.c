@@ -12,6 +12,7 @@
 #include "tools/cli.h"
 #include "tools/cmd-space.h"
 #include "tools/commands.h"
+#include "tools/json.h"
 
 int
 space_parse_size (const char *s, uint64_t volume_size, uint64_t *out)
@@ -58,31 +59,37 @@ space_parse_size (const char *s, uint64_t volume_size, uint64_t *out)
 
 struct stats_ctx { bool json, seen; };
 
+/* Every field of the stats line, its key with '_' for '-'. */
+static void
+print_stats_json (const struct sc_ctl_line *line)
+{
+  struct sc_json j;
+
+  sc_json_init (&j, stdout);
+  sc_json_begin_object (&j);
+  for (size_t i = 0; i < line->nfields; i++) {
+    char key[64];
+
+    snprintf (key, sizeof key, "%s", line->fields[i].key);
+    for (size_t k = 0; key[k]; k++)
+      if (key[k] == '-')
+        key[k] = '_';
+    sc_json_key (&j, key);
+    sc_json_number_text (&j, line->fields[i].value);
+  }
+  sc_json_end_object (&j);
+}
+
 static int
 on_stats (const struct sc_ctl_line *line, void *opaque)
 {
   struct stats_ctx *x = opaque;
-  size_t i;
 
   if (strcmp (line->kind, "stats") != 0)
     return 0;
   x->seen = true;
   if (x->json) {
-    printf ("{");
-    for (i = 0; i < line->nfields; i++) {
-      const char *v = line->fields[i].value;
-      char key[64];
-      size_t k;
-      bool num = *v != '\0' && strspn (v, "0123456789.-") == strlen (v);
-
-      snprintf (key, sizeof key, "%s", line->fields[i].key);
-      for (k = 0; key[k]; k++)
-        if (key[k] == '-')
-          key[k] = '_';
-      printf ("%s\"%s\": %s%s%s", i ? ", " : "", key, num ? "" : "\"",
-              v, num ? "" : "\"");
-    }
-    printf ("}\n");
+    print_stats_json (line);
     return 0;
   }
   const char *v;
@@ -254,21 +261,26 @@ space_print_drops (struct sc_client *c)
 }
 
 void
-space_print_info (const struct sc_client_volume *v, bool json)
+space_info_json (const struct sc_client_volume *v, struct sc_json *j)
 {
-  if (json) {
-    printf (", \"diff_max_bytes\": %" PRIu64 ", \"dropped\": %" PRIu64
-            ", \"invalid\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64,
-            v->diff_max, v->dropped, v->invalid, v->discarded_bytes);
-    if (v->on_full[0])
-      printf (", \"on_full\": \"%s\", \"max_snapshots\": %" PRIu64
-              ", \"full_failures\": %" PRIu64, v->on_full, v->max_snapshots,
-              v->full_failures);
-    if (v->last_drop[0])
-      printf (", \"last_drop\": \"%s\", \"last_drop_reason\": \"%s\"",
-              v->last_drop, v->last_drop_reason);
-    return;
+  sc_json_member_uint (j, "diff_max_bytes", v->diff_max);
+  sc_json_member_uint (j, "dropped", v->dropped);
+  sc_json_member_uint (j, "invalid", v->invalid);
+  sc_json_member_uint (j, "discarded_bytes", v->discarded_bytes);
+  if (v->on_full[0]) {
+    sc_json_member_string (j, "on_full", v->on_full);
+    sc_json_member_uint (j, "max_snapshots", v->max_snapshots);
+    sc_json_member_uint (j, "full_failures", v->full_failures);
   }
+  if (v->last_drop[0]) {
+    sc_json_member_string (j, "last_drop", v->last_drop);
+    sc_json_member_string (j, "last_drop_reason", v->last_drop_reason);
+  }
+}
+
+void
+space_print_info (const struct sc_client_volume *v)
+{
   if (v->diff_max)
     printf ("diff-area limit: %" PRIu64 "\n", v->diff_max);
   else

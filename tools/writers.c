@@ -35,6 +35,7 @@
 
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
+#include "tools/json.h"
 #include "tools/writers.h"
 
 volatile sig_atomic_t sc_interrupted;
@@ -631,20 +632,36 @@ sc_writers_save (const struct sc_writer *w, size_t n, char *err,
   return 0;
 }
 
+/* What STATE/writers holds of writer `name`, for the table. */
+struct shown {
+  const char *phase, *result, *output;
+  char when[32];
+};
+
+/* Splits the record of `name` in place (a second writer of the same
+ * name finds it split, and shows "never run"). */
 static void
-json_str (const char *s)
+shown_of (struct rec *st, size_t nst, const char *name, struct shown *sh)
 {
-  putchar ('"');
-  for (; *s; s++) {
-    unsigned char c = *s;
-    if (c == '"' || c == '\\')
-      printf ("\\%c", c);
-    else if (c < 0x20)
-      printf ("\\u%04x", c);
-    else
-      putchar (c);
+  char *fields[5] = { NULL };
+
+  for (size_t k = 0; k < nst; k++)
+    if (strcmp (st[k].name, name) == 0) {
+      char *p = st[k].line;
+      for (int f = 0; f < 5; f++) {
+        fields[f] = strsep (&p, "\t");
+        if (!fields[f])
+          break;
+      }
+    }
+  sh->phase = fields[1] ? fields[1] : "";
+  sh->result = fields[2] ? fields[2] : "never run";
+  sh->output = fields[4] ? fields[4] : "";
+  sh->when[0] = '\0';
+  if (fields[3]) {
+    uint64_t t = strtoull (fields[3], NULL, 10);
+    sc_ctl_format_time (t * 1000000000u, sh->when, sizeof sh->when);
   }
-  putchar ('"');
 }
 
 int
@@ -654,55 +671,38 @@ sc_writers_print (const struct sc_writer *w, size_t n, bool json)
   const char *dir = sc_cli_state_dir (false, err, sizeof err);
   struct rec *st = NULL;
   size_t nst = 0;
+  struct sc_json j;
 
   if (dir) {
     snprintf (path, sizeof path, "%s/writers", dir);
     nst = load_state (path, &st);
   }
+  sc_json_init (&j, stdout);
   if (json)
-    printf ("[");
+    sc_json_begin_array (&j);
   else
     printf ("%-40s  %-16s  %-24s  %-20s  %s\n", "WRITER", "LAST PHASE",
             "RESULT", "WHEN", "OUTPUT");
   for (size_t i = 0; i < n; i++) {
-    char *fields[5] = { NULL };
-    for (size_t k = 0; k < nst; k++)
-      if (strcmp (st[k].name, w[i].name) == 0) {
-        char *save, *p = st[k].line;
-        for (int f = 0; f < 5; f++) {
-          fields[f] = strsep (&p, "\t");
-          (void) save;
-          if (!fields[f])
-            break;
-        }
-      }
-    const char *phase = fields[1] ? fields[1] : "";
-    const char *result = fields[2] ? fields[2] : "never run";
-    const char *output = fields[4] ? fields[4] : "";
-    char when[32] = "";
-    if (fields[3]) {
-      uint64_t t = strtoull (fields[3], NULL, 10);
-      sc_ctl_format_time (t * 1000000000u, when, sizeof when);
-    }
+    struct shown sh;
+
+    shown_of (st, nst, w[i].name, &sh);
     if (json) {
-      printf ("%s\n  {\"writer\": ", i ? "," : "");
-      json_str (w[i].name);
-      printf (", \"phase\": ");
-      json_str (phase);
-      printf (", \"result\": ");
-      json_str (result);
-      printf (", \"when\": ");
-      json_str (when);
-      printf (", \"output\": ");
-      json_str (output);
-      printf ("}");
+      sc_json_begin_object (&j);
+      sc_json_member_string (&j, "writer", w[i].name);
+      sc_json_member_string (&j, "phase", sh.phase);
+      sc_json_member_string (&j, "result", sh.result);
+      sc_json_member_string (&j, "when", sh.when);
+      sc_json_member_string (&j, "output", sh.output);
+      sc_json_end_object (&j);
     }
     else
       printf ("%-40s  %-16s  %-24s  %-20s  %s\n", w[i].name,
-              phase[0] ? phase : "-", result, when[0] ? when : "-", output);
+              sh.phase[0] ? sh.phase : "-", sh.result,
+              sh.when[0] ? sh.when : "-", sh.output);
   }
   if (json)
-    printf ("%s]\n", n ? "\n" : "");
+    sc_json_end_array (&j);
   for (size_t k = 0; k < nst; k++)
     free (st[k].line);
   free (st);
