@@ -36,6 +36,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "tools/fsfreeze.h"
+
 #define SC_WRITER_OUTPUT_MAX 1024
 #define SC_WRITERS_DIR_DEFAULT "/etc/shadowcopy/writers.d"
 
@@ -43,8 +45,7 @@ struct sc_writer {
   char *name;                   /* as given: a path or fsfreeze:MOUNTPOINT */
   char *mountpoint;             /* fsfreeze: only */
   bool excluded;                /* failed identify: left out */
-  pid_t guard;                  /* fsfreeze: the guardian, or 0 */
-  int guard_cmd, guard_status;  /* its pipes */
+  struct sc_fsfreeze freeze;    /* fsfreeze: its guardian */
   /* The last phase run, for `shadowcopy writers`. */
   char phase[24];
   char result[32];              /* "ok", "exit 3", "timeout", ... */
