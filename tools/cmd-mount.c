@@ -486,15 +486,18 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
   return 0;
 }
 
-int
-sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
+/* mount's arguments. */
+struct mount_args {
+  const char *nbd, *type, *opts, *name, *dir;
+};
+
+/* 0, or the exit status with the error said. */
+static int
+parse_mount_args (int argc, char **argv, struct mount_args *m)
 {
-  char buf[4096];
-  const char *socket = sc_cli_target_socket (target, buf, sizeof buf);
-  const char *nbd = getenv ("SHADOWCOPY_NBD_SOCKET"), *type = NULL;
-  const char *opts = NULL;
   int i;
 
+  m->nbd = getenv ("SHADOWCOPY_NBD_SOCKET");
   for (i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp (a, "--") == 0) {
@@ -506,53 +509,102 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
     if (i + 1 == argc)
       return sc_cli_usage_error ("mount: %s needs an argument", a);
     if (strcmp (a, "--nbd-socket") == 0)
-      nbd = argv[++i];
+      m->nbd = argv[++i];
     else if (strcmp (a, "-t") == 0 || strcmp (a, "--type") == 0)
-      type = argv[++i];
+      m->type = argv[++i];
     else if (strcmp (a, "-o") == 0 || strcmp (a, "--options") == 0)
-      opts = argv[++i];
+      m->opts = argv[++i];
     else
       return sc_cli_usage_error ("mount: unknown option '%s'", a);
   }
   if (argc - i != 2)
     return sc_cli_usage_error ("mount needs NAME and DIR");
-  const char *name = argv[i], *dir = argv[i + 1];
-  if (!nbd || !*nbd)
+  m->name = argv[i];
+  m->dir = argv[i + 1];
+  if (!m->nbd || !*m->nbd)
     return sc_cli_usage_error ("mount: give the server's NBD socket with "
                                "--nbd-socket (nbdkit -U SOCKET)");
-  if (!sc_cli_name_ok (name))
+  if (!sc_cli_name_ok (m->name))
     return EXIT_FAILURE;
-  char absdir[PATH_MAX], absnbd[PATH_MAX];
-  if (!realpath (dir, absdir)) {
-    sc_cli_error ("%s: %s", dir, strerror (errno));
-    return EXIT_FAILURE;
-  }
-  if (!realpath (nbd, absnbd)) {
-    sc_cli_error ("%s: %s", nbd, strerror (errno));
-    return EXIT_FAILURE;
-  }
+  return 0;
+}
 
-  /* With a control socket, a missing snapshot is named clearly. */
-  if (socket) {
-    struct sc_client *c;
-    struct sc_client_snapshot *s;
-    size_t n;
-    char err[1024];
-    bool found = false;
-    if (sc_client_connect (socket, &c, err, sizeof err) < 0 ||
-        sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-      sc_cli_error ("%s", err);
-      return EXIT_FAILURE;
-    }
-    for (size_t k = 0; k < n; k++)
-      found |= strcmp (s[k].name, name) == 0;
-    free (s);
-    sc_client_close (c, err, sizeof err);
-    if (!found) {
-      sc_cli_error ("no such snapshot: %s", name);
-      return EXIT_FAILURE;
-    }
+/* With a control socket, a missing snapshot is named clearly.  0, or -1
+ * (said). */
+static int
+check_snapshot (const char *socket, const char *name)
+{
+  struct sc_client *c;
+  struct sc_client_snapshot *s;
+  size_t n;
+  char err[1024];
+  bool found = false;
+
+  if (sc_client_connect (socket, &c, err, sizeof err) < 0 ||
+      sc_client_list (c, &s, &n, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return -1;
   }
+  for (size_t k = 0; k < n; k++)
+    found |= strcmp (s[k].name, name) == 0;
+  free (s);
+  sc_client_close (c, err, sizeof err);
+  if (!found) {
+    sc_cli_error ("no such snapshot: %s", name);
+    return -1;
+  }
+  return 0;
+}
+
+/* Mount DEV read-only on absdir (without replaying a journal), and
+ * record it.  0, or -1 (said) with nothing mounted. */
+static int
+mount_device (const struct mount_args *m, char *dev, char *absdir,
+              const char *statefile)
+{
+  char fstype[64] = "", mopts[1024];
+  char *bargv[] = { "blkid", "-o", "value", "-s", "TYPE", dev, NULL };
+  int r;
+
+  run (bargv, fstype, sizeof fstype, NULL, 0);
+  const char *t = m->type ? m->type : fstype;
+  bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
+  bool xfs = strcmp (t, "xfs") == 0;
+  snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
+            : xfs ? ",norecovery" : "", m->opts ? "," : "",
+            m->opts ? m->opts : "");
+  char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
+                    dev, absdir, NULL };
+  r = run_or_say (margv, NULL, 0);
+  if (r == 0 && state_add (statefile, "mount", absdir, "") < 0) {
+    char *uargv[] = { "umount", absdir, NULL };
+    run_or_say (uargv, NULL, 0);
+    r = -1;
+  }
+  return r;
+}
+
+int
+sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
+{
+  char buf[4096];
+  const char *socket = sc_cli_target_socket (target, buf, sizeof buf);
+  struct mount_args m = { NULL };
+  char absdir[PATH_MAX], absnbd[PATH_MAX];
+  int status = parse_mount_args (argc, argv, &m);
+
+  if (status != 0)
+    return status;
+  if (!realpath (m.dir, absdir)) {
+    sc_cli_error ("%s: %s", m.dir, strerror (errno));
+    return EXIT_FAILURE;
+  }
+  if (!realpath (m.nbd, absnbd)) {
+    sc_cli_error ("%s: %s", m.nbd, strerror (errno));
+    return EXIT_FAILURE;
+  }
+  if (socket && check_snapshot (socket, m.name) < 0)
+    return EXIT_FAILURE;
 
   char statefile[PATH_MAX + 64];
   struct stat st;
@@ -570,27 +622,10 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
 
   char dev[PATH_MAX] = "";
   int r = have_kernel_nbd ()
-    ? attach_nbd (absnbd, name, statefile, dev, sizeof dev)
-    : attach_fuse (absnbd, name, statefile, dev, sizeof dev);
-  if (r == 0) {
-    char fstype[64] = "", mopts[1024];
-    char *bargv[] = { "blkid", "-o", "value", "-s", "TYPE", dev, NULL };
-    run (bargv, fstype, sizeof fstype, NULL, 0);
-    const char *t = type ? type : fstype;
-    bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
-    bool xfs = strcmp (t, "xfs") == 0;
-    snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
-              : xfs ? ",norecovery" : "", opts ? "," : "",
-              opts ? opts : "");
-    char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
-                      dev, absdir, NULL };
-    r = run_or_say (margv, NULL, 0);
-    if (r == 0 && state_add (statefile, "mount", absdir, "") < 0) {
-      char *uargv[] = { "umount", absdir, NULL };
-      run_or_say (uargv, NULL, 0);
-      r = -1;
-    }
-  }
+    ? attach_nbd (absnbd, m.name, statefile, dev, sizeof dev)
+    : attach_fuse (absnbd, m.name, statefile, dev, sizeof dev);
+  if (r == 0)
+    r = mount_device (&m, dev, absdir, statefile);
   if (r < 0) {
     teardown (statefile);
     return EXIT_FAILURE;
