@@ -58,6 +58,16 @@ sc_cli_name_ok (const char *name)
   return false;
 }
 
+bool
+sc_cli_options_end (char **argv, int *i)
+{
+  if (strcmp (argv[*i], "--") == 0) {
+    ++*i;
+    return true;
+  }
+  return argv[*i][0] != '-';
+}
+
 int
 sc_cli_json_flag (const char *verb, int argc, char **argv, bool *json)
 {

@@ -29,6 +29,11 @@ int sc_cli_usage_error (const char *fmt, ...)
 /* Whether NAME is a valid snapshot name; if not, says so. */
 bool sc_cli_name_ok (const char *name);
 
+/* Whether argv[*i] ends a verb's options: "--" (*i then moves past it)
+ * or an operand, which does not start with '-'.  For
+ *   for (i = 0; i < argc && !sc_cli_options_end (argv, &i); i++) */
+bool sc_cli_options_end (char **argv, int *i);
+
 /* "--json" or nothing: the only option of list, info and stats.  0, or
  * SC_EXIT_USAGE (said). */
 int sc_cli_json_flag (const char *verb, int argc, char **argv, bool *json);

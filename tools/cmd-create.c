@@ -150,14 +150,8 @@ parse_args (struct create *c, const char *global_socket, int argc,
 
   if (global_socket)
     cr->vols[cr->nvols++].socket = global_socket;
-  for (i = 0; i < argc; i++) {
+  for (i = 0; i < argc && !sc_cli_options_end (argv, &i); i++) {
     const char *a = argv[i];
-    if (strcmp (a, "--") == 0) {
-      i++;
-      break;
-    }
-    if (a[0] != '-')
-      break;                    /* the NAME */
     if (set_flag (c, a))
       continue;
     if (!takes_value (a))

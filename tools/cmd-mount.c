@@ -375,6 +375,19 @@ have_kernel_nbd (void)
                  access ("/usr/sbin/nbd-client", X_OK) == 0);
 }
 
+/* Record the layer `kind` that is `what` in statefile, or undo it at
+ * once with `undo`: a layer that is not recorded would never be removed.
+ * 0, or -1 (said). */
+static int
+record_or_undo (const char *statefile, const char *kind, char *what,
+                char *const undo[])
+{
+  if (state_add (statefile, kind, what, "") == 0)
+    return 0;
+  run_or_say (undo, NULL, 0);
+  return -1;
+}
+
 static int
 attach_nbd (const char *sock, const char *name, const char *statefile,
             char *dev, size_t devlen)
@@ -392,15 +405,50 @@ attach_nbd (const char *sock, const char *name, const char *statefile,
                      "-N", (char *) name, "-readonly", NULL };
     if (run_or_say (argv, NULL, 0) < 0)
       return -1;
-    if (state_add (statefile, "nbd", dev, "") < 0) {
-      char *dargv[] = { "nbd-client", "-d", dev, NULL };
-      run_or_say (dargv, NULL, 0);
-      return -1;
-    }
-    return 0;
+    char *dargv[] = { "nbd-client", "-d", dev, NULL };
+    return record_or_undo (statefile, "nbd", dev, dargv);
   }
   sc_cli_error ("no free /dev/nbd device");
   return -1;
+}
+
+/* Until nbdfuse `pid` has written its pidfile and its file exists, for
+ * at most 10 s.  0, or -1 (said, with the first line of its log if it
+ * exited). */
+static int
+wait_fuse_ready (pid_t pid, const char *pidfile, const char *file,
+                 const char *log, const char *uri)
+{
+  bool ready = false;
+
+  for (int t = 0; t < 200; t++) {
+    struct stat st;
+    int status;
+    if (stat (pidfile, &st) == 0 && st.st_size > 0 &&
+        stat (file, &st) == 0) {
+      ready = true;
+      break;
+    }
+    if (waitpid (pid, &status, WNOHANG) == pid) {
+      char msg[512] = "";
+      FILE *f = fopen (log, "r");
+      if (f) {
+        if (!fgets (msg, sizeof msg, f))
+          msg[0] = '\0';
+        fclose (f);
+      }
+      msg[strcspn (msg, "\n")] = '\0';
+      sc_cli_error ("nbdfuse %s exited%s%s", uri, msg[0] ? ": " : "", msg);
+      return -1;
+    }
+    usleep (50000);
+  }
+  unlink (pidfile);
+  if (!ready) {
+    sc_cli_error ("nbdfuse %s did not become ready in 10 s", uri);
+    return -1;
+  }
+  return 0;
 }
 
 static int
@@ -447,43 +495,13 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
     waitpid (pid, NULL, 0);
     return -1;
   }
-  bool ready = false;
-  for (int t = 0; t < 200; t++) {
-    struct stat st;
-    int status;
-    if (stat (pidfile, &st) == 0 && st.st_size > 0 &&
-        stat (file, &st) == 0) {
-      ready = true;
-      break;
-    }
-    if (waitpid (pid, &status, WNOHANG) == pid) {
-      char msg[512] = "";
-      FILE *f = fopen (log, "r");
-      if (f) {
-        if (!fgets (msg, sizeof msg, f))
-          msg[0] = '\0';
-        fclose (f);
-      }
-      msg[strcspn (msg, "\n")] = '\0';
-      sc_cli_error ("nbdfuse %s exited%s%s", uri, msg[0] ? ": " : "", msg);
-      return -1;
-    }
-    usleep (50000);
-  }
-  unlink (pidfile);
-  if (!ready) {
-    sc_cli_error ("nbdfuse %s did not become ready in 10 s", uri);
+  if (wait_fuse_ready (pid, pidfile, file, log, uri) < 0)
     return -1;
-  }
   char *argv[] = { "losetup", "-r", "-f", "--show", file, NULL };
   if (run_or_say (argv, dev, devlen) < 0 || !dev[0])
     return -1;
-  if (state_add (statefile, "loop", dev, "") < 0) {
-    char *dargv[] = { "losetup", "-d", dev, NULL };
-    run_or_say (dargv, NULL, 0);
-    return -1;
-  }
-  return 0;
+  char *dargv[] = { "losetup", "-d", dev, NULL };
+  return record_or_undo (statefile, "loop", dev, dargv);
 }
 
 /* mount's arguments. */
@@ -498,14 +516,8 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
   int i;
 
   m->nbd = getenv ("SHADOWCOPY_NBD_SOCKET");
-  for (i = 0; i < argc; i++) {
+  for (i = 0; i < argc && !sc_cli_options_end (argv, &i); i++) {
     const char *a = argv[i];
-    if (strcmp (a, "--") == 0) {
-      i++;
-      break;
-    }
-    if (a[0] != '-')
-      break;
     if (i + 1 == argc)
       return sc_cli_usage_error ("mount: %s needs an argument", a);
     if (strcmp (a, "--nbd-socket") == 0)
@@ -575,12 +587,10 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
             m->opts ? m->opts : "");
   char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
                     dev, absdir, NULL };
+  char *uargv[] = { "umount", absdir, NULL };
   r = run_or_say (margv, NULL, 0);
-  if (r == 0 && state_add (statefile, "mount", absdir, "") < 0) {
-    char *uargv[] = { "umount", absdir, NULL };
-    run_or_say (uargv, NULL, 0);
-    r = -1;
-  }
+  if (r == 0)
+    r = record_or_undo (statefile, "mount", absdir, uargv);
   return r;
 }
 
