@@ -32,7 +32,7 @@
  *   RESIZE max=BYTES|unbounded [force=1]
  *                          -> * resized max= dropped=
  *   STATS                  -> * stats chunks-copied= bytes-copied= ...
- *                             (engine counters, see engine/control.c)
+ *                             (engine counters, see engine/control-space.c)
  *   DELETE-SET UUID        -> * deleted name=... (each member of the set on
  *                             this volume); ENOENT if there is none
  *

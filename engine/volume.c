@@ -34,7 +34,7 @@
  * failing), the snapshots that needed it are invalidated and the live
  * write goes ahead: the live volume wins.  A diff area at its size limit
  * applies its on-full policy first: delete-oldest drops the oldest
- * snapshots until the copy fits (cow/diffarea.c); fail-writes refuses the
+ * snapshots until the copy fits (cow/space.c); fail-writes refuses the
  * request with ENOSPC before the origin is touched, and the snapshots are
  * kept.
  *

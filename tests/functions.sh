@@ -401,6 +401,22 @@ sc_field () {
         fail "snapshot '$1' (field $2) not in: $out"
 }
 
+# same_snapshot_lists A B KEY...: whether the `shadowcopy list --json`
+# outputs in files A and B list the same snapshots, in the same order,
+# with the same KEYs; if not, both are shown on stderr.
+same_snapshot_lists () {
+    local a=$1 b=$2
+    shift 2
+    "$PYTHON" -c '
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+keys = sys.argv[3:]
+k = lambda l: [tuple(s[key] for key in keys) for s in l]
+if k(a) != k(b):
+    sys.exit("snapshot lists differ in %s:\n  %s\n  %s" % (", ".join(keys), k(a), k(b)))
+' "$a" "$b" "$@"
+}
+
 # expect_cli_error WHAT CMD ARGS...: CMD must exit non-zero (not by a
 # signal) with nothing on stdout and exactly one non-empty line on stderr.
 # The stderr line is left in $CLI_ERR.  A failure is reported with

@@ -109,11 +109,7 @@ fi
 cp "$TMP/list.json" "$TMP/list-before.json"
 restart_server
 check_listing
-"$PYTHON" -c '
-import json, sys
-a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
-key = lambda l: [(s["id"], s["name"], s["created"]) for s in l]
-sys.exit(0 if key(a) == key(b) else "snapshot list changed across restart")
-' "$TMP/list-before.json" "$TMP/list.json" || fail "snapshot list changed across restart"
+same_snapshot_lists "$TMP/list-before.json" "$TMP/list.json" id name created ||
+    fail "snapshot list changed across restart"
 stop_server
 exit 0

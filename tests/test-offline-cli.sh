@@ -29,13 +29,8 @@ for s in s1 s2 s3; do
     grep -qw "$s" "$TMP/list.txt" || fail "offline list does not show $s: $(cat "$TMP/list.txt")"
 done
 sc_off "$D" list --json > "$TMP/offline.json" || fail "offline list --json failed"
-"$PYTHON" -c '
-import json, sys
-a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
-k = lambda l: [(s["id"], s["name"], s["created"], s["epoch"], s["state"], s["used_bytes"]) for s in l]
-if k(a) != k(b):
-    sys.exit("offline list differs from online list:\n  %s\n  %s" % (k(a), k(b)))
-' "$TMP/online.json" "$TMP/offline.json" || fail "offline list --json is wrong"
+same_snapshot_lists "$TMP/online.json" "$TMP/offline.json" \
+    id name created epoch state used_bytes || fail "offline list --json is wrong"
 sc_off "$D" info > "$TMP/info.txt" || fail "offline info failed"
 [ -s "$TMP/info.txt" ] || fail "offline info printed nothing"
 sc_off "$D" info --json > "$TMP/offline-info.json" || fail "offline info --json failed"

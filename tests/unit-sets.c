@@ -1,5 +1,4 @@
-/* Unit tests of snapshot sets and auto-release in the diff area, the
- * engine's creation slot and holds, and set ids in the protocol. */
+/* Unit tests of snapshot sets and auto-release in the diff area. */
 #include <config.h>
 
 #include <criterion/criterion.h>
@@ -7,8 +6,6 @@
 #include <string.h>
 
 #include "cow/diffarea.h"
-#include "engine/control-protocol.h"
-#include "engine/volume.h"
 #include "tests/unit-helpers.h"
 
 TestSuite (sets, .init = uh_setup, .fini = uh_teardown);
@@ -106,64 +103,4 @@ Test (sets, unknown_snapshot_flags_are_corruption)
     sc_diff_close (d);
   }
   uh_area_free (&a);
-}
-
-Test (sets, uuid_format_and_parse)
-{
-  char buf[SC_CTL_UUID_LEN];
-  uint8_t back[16];
-  sc_ctl_format_uuid (set_a, buf);
-  cr_assert_str_eq (buf, "01020304-0506-0708-090a-0b0c0d0e0f10");
-  cr_assert_eq (sc_ctl_parse_uuid (buf, back), 0);
-  cr_assert_eq (memcmp (back, set_a, 16), 0);
-  cr_assert_eq (sc_ctl_parse_uuid ("01020304-0506-0708-090A-0B0C0D0E0F10",
-                                   back), 0);
-  cr_assert_eq (sc_ctl_parse_uuid ("01020304-0506-0708-090a-0b0c0d0e0f1",
-                                   back), -EINVAL);
-  cr_assert_eq (sc_ctl_parse_uuid ("0102030405060708090a0b0c0d0e0f1011",
-                                   back), -EINVAL);
-  cr_assert_eq (sc_ctl_parse_uuid ("01020304-0506-0708-090a-0b0c0d0e0fxx",
-                                   back), -EINVAL);
-  cr_assert_eq (sc_ctl_parse_uuid ("", back), -EINVAL);
-}
-
-static struct sc_volume *
-open_volume (void)
-{
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  uh_make_file (origin, 1 << 20, 5);
-  struct sc_volume_config cfg = { .origin_path = origin, .diff_path = diff,
-                                  .chunk_size = 4096 };
-  struct sc_volume *v;
-  char err[512];
-  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
-  free (origin);
-  free (diff);
-  return v;
-}
-
-Test (sets, one_creation_at_a_time)
-{
-  struct sc_volume *v = open_volume ();
-  struct sc_snapshot_info s;
-  cr_assert_eq (sc_volume_hold (v), -EINVAL, "hold outside a creation");
-  cr_assert_eq (sc_volume_create_begin (v), 0);
-  cr_assert (sc_volume_create_busy (v));
-  cr_assert_eq (sc_volume_create_begin (v), -EBUSY);
-  cr_assert_eq (sc_volume_snapshot_create (v, "other", NULL, &s), -EBUSY);
-  cr_assert_eq (sc_volume_hold_commit (v, "early", NULL, &s), -EINVAL,
-                "commit without a hold");
-  cr_assert_eq (sc_volume_hold (v), 0);
-  cr_assert_eq (sc_volume_hold (v), -EINVAL, "hold twice");
-  cr_assert_eq (sc_volume_hold_commit (v, "held", NULL, &s), 0);
-  struct sc_hold_stats before, after;
-  sc_volume_hold_stats (v, &before);
-  cr_assert_gt (sc_volume_release (v), 0);
-  sc_volume_hold_stats (v, &after);
-  cr_assert_eq (after.count, before.count + 1);
-  cr_assert_eq (sc_volume_release (v), 0, "release without a hold");
-  sc_volume_create_end (v);
-  cr_assert (!sc_volume_create_busy (v));
-  cr_assert_eq (sc_volume_snapshot_create (v, "after", NULL, &s), 0);
-  sc_volume_close (v);
 }

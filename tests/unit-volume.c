@@ -481,6 +481,34 @@ Test (volume, hold_stats_count_creations)
   vol_free (&t);
 }
 
+Test (volume, one_creation_at_a_time)
+{
+  struct vol t;
+  vol_create (&t, 1 << 20, 4096, 5);
+  struct sc_volume *v = t.v;
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_hold (v), -EINVAL, "hold outside a creation");
+  cr_assert_eq (sc_volume_create_begin (v), 0);
+  cr_assert (sc_volume_create_busy (v));
+  cr_assert_eq (sc_volume_create_begin (v), -EBUSY);
+  cr_assert_eq (sc_volume_snapshot_create (v, "other", NULL, &s), -EBUSY);
+  cr_assert_eq (sc_volume_hold_commit (v, "early", NULL, &s), -EINVAL,
+                "commit without a hold");
+  cr_assert_eq (sc_volume_hold (v), 0);
+  cr_assert_eq (sc_volume_hold (v), -EINVAL, "hold twice");
+  cr_assert_eq (sc_volume_hold_commit (v, "held", NULL, &s), 0);
+  struct sc_hold_stats before, after;
+  sc_volume_hold_stats (v, &before);
+  cr_assert_gt (sc_volume_release (v), 0);
+  sc_volume_hold_stats (v, &after);
+  cr_assert_eq (after.count, before.count + 1);
+  cr_assert_eq (sc_volume_release (v), 0, "release without a hold");
+  sc_volume_create_end (v);
+  cr_assert (!sc_volume_create_busy (v));
+  cr_assert_eq (sc_volume_snapshot_create (v, "after", NULL, &s), 0);
+  vol_free (&t);
+}
+
 /* The old data and the record that maps it reach the diff area, and are
  * synced, before the origin is overwritten (invariant 1).  Observed
  * through the fault hook, which here fails nothing. */

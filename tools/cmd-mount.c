@@ -44,9 +44,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/commands.h"
-#include "tools/writers.h"
 
 /* Run argv, stdout into out (first line kept), stderr into err. */
 static int
@@ -157,7 +157,7 @@ mount_state_dir (char *buf, size_t len)
     snprintf (buf, len, "/run/shadowcopy/mounts");
     return buf;
   }
-  if (!(st = sc_state_dir (true, err, sizeof err))) {
+  if (!(st = sc_cli_state_dir (true, err, sizeof err))) {
     sc_cli_error ("%s", err);
     return NULL;
   }
@@ -375,6 +375,19 @@ have_kernel_nbd (void)
                  access ("/usr/sbin/nbd-client", X_OK) == 0);
 }
 
+/* Record the layer `kind` that is `what` in statefile, or undo it at
+ * once with `undo`: a layer that is not recorded would never be removed.
+ * 0, or -1 (said). */
+static int
+record_or_undo (const char *statefile, const char *kind, char *what,
+                char *const undo[])
+{
+  if (state_add (statefile, kind, what, "") == 0)
+    return 0;
+  run_or_say (undo, NULL, 0);
+  return -1;
+}
+
 static int
 attach_nbd (const char *sock, const char *name, const char *statefile,
             char *dev, size_t devlen)
@@ -392,15 +405,50 @@ attach_nbd (const char *sock, const char *name, const char *statefile,
                      "-N", (char *) name, "-readonly", NULL };
     if (run_or_say (argv, NULL, 0) < 0)
       return -1;
-    if (state_add (statefile, "nbd", dev, "") < 0) {
-      char *dargv[] = { "nbd-client", "-d", dev, NULL };
-      run_or_say (dargv, NULL, 0);
-      return -1;
-    }
-    return 0;
+    char *dargv[] = { "nbd-client", "-d", dev, NULL };
+    return record_or_undo (statefile, "nbd", dev, dargv);
   }
   sc_cli_error ("no free /dev/nbd device");
   return -1;
+}
+
+/* Until nbdfuse `pid` has written its pidfile and its file exists, for
+ * at most 10 s.  0, or -1 (said, with the first line of its log if it
+ * exited). */
+static int
+wait_fuse_ready (pid_t pid, const char *pidfile, const char *file,
+                 const char *log, const char *uri)
+{
+  bool ready = false;
+
+  for (int t = 0; t < 200; t++) {
+    struct stat st;
+    int status;
+    if (stat (pidfile, &st) == 0 && st.st_size > 0 &&
+        stat (file, &st) == 0) {
+      ready = true;
+      break;
+    }
+    if (waitpid (pid, &status, WNOHANG) == pid) {
+      char msg[512] = "";
+      FILE *f = fopen (log, "r");
+      if (f) {
+        if (!fgets (msg, sizeof msg, f))
+          msg[0] = '\0';
+        fclose (f);
+      }
+      msg[strcspn (msg, "\n")] = '\0';
+      sc_cli_error ("nbdfuse %s exited%s%s", uri, msg[0] ? ": " : "", msg);
+      return -1;
+    }
+    usleep (50000);
+  }
+  unlink (pidfile);
+  if (!ready) {
+    sc_cli_error ("nbdfuse %s did not become ready in 10 s", uri);
+    return -1;
+  }
+  return 0;
 }
 
 static int
@@ -447,112 +495,126 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
     waitpid (pid, NULL, 0);
     return -1;
   }
-  bool ready = false;
-  for (int t = 0; t < 200; t++) {
-    struct stat st;
-    int status;
-    if (stat (pidfile, &st) == 0 && st.st_size > 0 &&
-        stat (file, &st) == 0) {
-      ready = true;
-      break;
-    }
-    if (waitpid (pid, &status, WNOHANG) == pid) {
-      char msg[512] = "";
-      FILE *f = fopen (log, "r");
-      if (f) {
-        if (!fgets (msg, sizeof msg, f))
-          msg[0] = '\0';
-        fclose (f);
-      }
-      msg[strcspn (msg, "\n")] = '\0';
-      sc_cli_error ("nbdfuse %s exited%s%s", uri, msg[0] ? ": " : "", msg);
-      return -1;
-    }
-    usleep (50000);
-  }
-  unlink (pidfile);
-  if (!ready) {
-    sc_cli_error ("nbdfuse %s did not become ready in 10 s", uri);
+  if (wait_fuse_ready (pid, pidfile, file, log, uri) < 0)
     return -1;
-  }
   char *argv[] = { "losetup", "-r", "-f", "--show", file, NULL };
   if (run_or_say (argv, dev, devlen) < 0 || !dev[0])
     return -1;
-  if (state_add (statefile, "loop", dev, "") < 0) {
-    char *dargv[] = { "losetup", "-d", dev, NULL };
-    run_or_say (dargv, NULL, 0);
-    return -1;
-  }
-  return 0;
+  char *dargv[] = { "losetup", "-d", dev, NULL };
+  return record_or_undo (statefile, "loop", dev, dargv);
 }
 
-int
-sc_cmd_mount (const char *socket, int argc, char **argv)
+/* mount's arguments. */
+struct mount_args {
+  const char *nbd, *type, *opts, *name, *dir;
+};
+
+/* 0, or the exit status with the error said. */
+static int
+parse_mount_args (int argc, char **argv, struct mount_args *m)
 {
-  const char *nbd = getenv ("SHADOWCOPY_NBD_SOCKET"), *type = NULL;
-  const char *opts = NULL;
   int i;
 
-  for (i = 0; i < argc; i++) {
+  m->nbd = getenv ("SHADOWCOPY_NBD_SOCKET");
+  for (i = 0; i < argc && !sc_cli_options_end (argv, &i); i++) {
     const char *a = argv[i];
-    if (strcmp (a, "--") == 0) {
-      i++;
-      break;
-    }
-    if (a[0] != '-')
-      break;
     if (i + 1 == argc)
       return sc_cli_usage_error ("mount: %s needs an argument", a);
     if (strcmp (a, "--nbd-socket") == 0)
-      nbd = argv[++i];
+      m->nbd = argv[++i];
     else if (strcmp (a, "-t") == 0 || strcmp (a, "--type") == 0)
-      type = argv[++i];
+      m->type = argv[++i];
     else if (strcmp (a, "-o") == 0 || strcmp (a, "--options") == 0)
-      opts = argv[++i];
+      m->opts = argv[++i];
     else
       return sc_cli_usage_error ("mount: unknown option '%s'", a);
   }
   if (argc - i != 2)
     return sc_cli_usage_error ("mount needs NAME and DIR");
-  const char *name = argv[i], *dir = argv[i + 1];
-  if (!nbd || !*nbd)
+  m->name = argv[i];
+  m->dir = argv[i + 1];
+  if (!m->nbd || !*m->nbd)
     return sc_cli_usage_error ("mount: give the server's NBD socket with "
                                "--nbd-socket (nbdkit -U SOCKET)");
-  if (!sc_snapshot_name_valid (name)) {
-    sc_cli_error ("invalid snapshot name: %s", name);
+  if (!sc_cli_name_ok (m->name))
     return EXIT_FAILURE;
-  }
-  char absdir[PATH_MAX], absnbd[PATH_MAX];
-  if (!realpath (dir, absdir)) {
-    sc_cli_error ("%s: %s", dir, strerror (errno));
-    return EXIT_FAILURE;
-  }
-  if (!realpath (nbd, absnbd)) {
-    sc_cli_error ("%s: %s", nbd, strerror (errno));
-    return EXIT_FAILURE;
-  }
+  return 0;
+}
 
-  /* With a control socket, a missing snapshot is named clearly. */
-  if (socket) {
-    struct sc_client *c;
-    struct sc_client_snapshot *s;
-    size_t n;
-    char err[1024];
-    bool found = false;
-    if (sc_client_connect (socket, &c, err, sizeof err) < 0 ||
-        sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-      sc_cli_error ("%s", err);
-      return EXIT_FAILURE;
-    }
-    for (size_t k = 0; k < n; k++)
-      found |= strcmp (s[k].name, name) == 0;
-    free (s);
-    sc_client_close (c, err, sizeof err);
-    if (!found) {
-      sc_cli_error ("no such snapshot: %s", name);
-      return EXIT_FAILURE;
-    }
+/* With a control socket, a missing snapshot is named clearly.  0, or -1
+ * (said). */
+static int
+check_snapshot (const char *socket, const char *name)
+{
+  struct sc_client *c;
+  struct sc_client_snapshot *s;
+  size_t n;
+  char err[1024];
+  bool found = false;
+
+  if (sc_client_connect (socket, &c, err, sizeof err) < 0 ||
+      sc_client_list (c, &s, &n, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return -1;
   }
+  for (size_t k = 0; k < n; k++)
+    found |= strcmp (s[k].name, name) == 0;
+  free (s);
+  sc_client_close (c, err, sizeof err);
+  if (!found) {
+    sc_cli_error ("no such snapshot: %s", name);
+    return -1;
+  }
+  return 0;
+}
+
+/* Mount DEV read-only on absdir (without replaying a journal), and
+ * record it.  0, or -1 (said) with nothing mounted. */
+static int
+mount_device (const struct mount_args *m, char *dev, char *absdir,
+              const char *statefile)
+{
+  char fstype[64] = "", mopts[1024];
+  char *bargv[] = { "blkid", "-o", "value", "-s", "TYPE", dev, NULL };
+  int r;
+
+  run (bargv, fstype, sizeof fstype, NULL, 0);
+  const char *t = m->type ? m->type : fstype;
+  bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
+  bool xfs = strcmp (t, "xfs") == 0;
+  snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
+            : xfs ? ",norecovery" : "", m->opts ? "," : "",
+            m->opts ? m->opts : "");
+  char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
+                    dev, absdir, NULL };
+  char *uargv[] = { "umount", absdir, NULL };
+  r = run_or_say (margv, NULL, 0);
+  if (r == 0)
+    r = record_or_undo (statefile, "mount", absdir, uargv);
+  return r;
+}
+
+int
+sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
+{
+  char buf[4096];
+  const char *socket = sc_cli_target_socket (target, buf, sizeof buf);
+  struct mount_args m = { NULL };
+  char absdir[PATH_MAX], absnbd[PATH_MAX];
+  int status = parse_mount_args (argc, argv, &m);
+
+  if (status != 0)
+    return status;
+  if (!realpath (m.dir, absdir)) {
+    sc_cli_error ("%s: %s", m.dir, strerror (errno));
+    return EXIT_FAILURE;
+  }
+  if (!realpath (m.nbd, absnbd)) {
+    sc_cli_error ("%s: %s", m.nbd, strerror (errno));
+    return EXIT_FAILURE;
+  }
+  if (socket && check_snapshot (socket, m.name) < 0)
+    return EXIT_FAILURE;
 
   char statefile[PATH_MAX + 64];
   struct stat st;
@@ -570,27 +632,10 @@ sc_cmd_mount (const char *socket, int argc, char **argv)
 
   char dev[PATH_MAX] = "";
   int r = have_kernel_nbd ()
-    ? attach_nbd (absnbd, name, statefile, dev, sizeof dev)
-    : attach_fuse (absnbd, name, statefile, dev, sizeof dev);
-  if (r == 0) {
-    char fstype[64] = "", mopts[1024];
-    char *bargv[] = { "blkid", "-o", "value", "-s", "TYPE", dev, NULL };
-    run (bargv, fstype, sizeof fstype, NULL, 0);
-    const char *t = type ? type : fstype;
-    bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
-    bool xfs = strcmp (t, "xfs") == 0;
-    snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
-              : xfs ? ",norecovery" : "", opts ? "," : "",
-              opts ? opts : "");
-    char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
-                      dev, absdir, NULL };
-    r = run_or_say (margv, NULL, 0);
-    if (r == 0 && state_add (statefile, "mount", absdir, "") < 0) {
-      char *uargv[] = { "umount", absdir, NULL };
-      run_or_say (uargv, NULL, 0);
-      r = -1;
-    }
-  }
+    ? attach_nbd (absnbd, m.name, statefile, dev, sizeof dev)
+    : attach_fuse (absnbd, m.name, statefile, dev, sizeof dev);
+  if (r == 0)
+    r = mount_device (&m, dev, absdir, statefile);
   if (r < 0) {
     teardown (statefile);
     return EXIT_FAILURE;
@@ -600,7 +645,7 @@ sc_cmd_mount (const char *socket, int argc, char **argv)
 }
 
 int
-sc_cmd_umount (int argc, char **argv)
+sc_cmd_umount (const struct sc_cli_target *t, int argc, char **argv)
 {
   char absdir[PATH_MAX], statefile[PATH_MAX + 64];
 

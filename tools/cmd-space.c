@@ -9,37 +9,46 @@
 
 #include "engine/control-protocol.h"
 #include "engine/size.h"
+#include "tools/cli.h"
 #include "tools/cmd-space.h"
+#include "tools/commands.h"
+#include "tools/json.h"
 
 /* ---- stats ------------------------------------------------------------ */
 
 struct stats_ctx { bool json, seen; };
 
+/* Every field of the stats line, its key with '_' for '-'. */
+static void
+print_stats_json (const struct sc_ctl_line *line)
+{
+  struct sc_json j;
+
+  sc_json_init (&j, stdout);
+  sc_json_begin_object (&j);
+  for (size_t i = 0; i < line->nfields; i++) {
+    char key[64];
+
+    snprintf (key, sizeof key, "%s", line->fields[i].key);
+    for (size_t k = 0; key[k]; k++)
+      if (key[k] == '-')
+        key[k] = '_';
+    sc_json_key (&j, key);
+    sc_json_number_text (&j, line->fields[i].value);
+  }
+  sc_json_end_object (&j);
+}
+
 static int
 on_stats (const struct sc_ctl_line *line, void *opaque)
 {
   struct stats_ctx *x = opaque;
-  size_t i;
 
   if (strcmp (line->kind, "stats") != 0)
     return 0;
   x->seen = true;
   if (x->json) {
-    printf ("{");
-    for (i = 0; i < line->nfields; i++) {
-      const char *v = line->fields[i].value;
-      char key[64];
-      size_t k;
-      bool num = *v != '\0' && strspn (v, "0123456789.-") == strlen (v);
-
-      snprintf (key, sizeof key, "%s", line->fields[i].key);
-      for (k = 0; key[k]; k++)
-        if (key[k] == '-')
-          key[k] = '_';
-      printf ("%s\"%s\": %s%s%s", i ? ", " : "", key, num ? "" : "\"",
-              v, num ? "" : "\"");
-    }
-    printf ("}\n");
+    print_stats_json (line);
     return 0;
   }
   const char *v;
@@ -170,21 +179,26 @@ space_print_drops (struct sc_client *c)
 }
 
 void
-space_print_info (const struct sc_client_volume *v, bool json)
+space_info_json (const struct sc_client_volume *v, struct sc_json *j)
 {
-  if (json) {
-    printf (", \"diff_max_bytes\": %" PRIu64 ", \"dropped\": %" PRIu64
-            ", \"invalid\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64,
-            v->diff_max, v->dropped, v->invalid, v->discarded_bytes);
-    if (v->on_full[0])
-      printf (", \"on_full\": \"%s\", \"max_snapshots\": %" PRIu64
-              ", \"full_failures\": %" PRIu64, v->on_full, v->max_snapshots,
-              v->full_failures);
-    if (v->last_drop[0])
-      printf (", \"last_drop\": \"%s\", \"last_drop_reason\": \"%s\"",
-              v->last_drop, v->last_drop_reason);
-    return;
+  sc_json_member_uint (j, "diff_max_bytes", v->diff_max);
+  sc_json_member_uint (j, "dropped", v->dropped);
+  sc_json_member_uint (j, "invalid", v->invalid);
+  sc_json_member_uint (j, "discarded_bytes", v->discarded_bytes);
+  if (v->on_full[0]) {
+    sc_json_member_string (j, "on_full", v->on_full);
+    sc_json_member_uint (j, "max_snapshots", v->max_snapshots);
+    sc_json_member_uint (j, "full_failures", v->full_failures);
   }
+  if (v->last_drop[0]) {
+    sc_json_member_string (j, "last_drop", v->last_drop);
+    sc_json_member_string (j, "last_drop_reason", v->last_drop_reason);
+  }
+}
+
+void
+space_print_info (const struct sc_client_volume *v)
+{
   if (v->diff_max)
     printf ("diff-area limit: %" PRIu64 "\n", v->diff_max);
   else
@@ -199,4 +213,57 @@ space_print_info (const struct sc_client_volume *v, bool json)
     printf ("last drop: %s (%s)\n", v->last_drop, v->last_drop_reason);
   printf ("discarded by snapshot readers: %" PRIu64 " bytes\n",
           v->discarded_bytes);
+}
+
+/* ---- the verbs stats and resize ------------------------------------- */
+
+int
+sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv)
+{
+  struct sc_client *c;
+  char err[1024];
+  bool json;
+  int status = sc_cli_json_flag ("stats", argc, argv, &json);
+
+  if (status == 0)
+    status = sc_cli_open_target (t, SC_CLIENT_SERVER, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (space_stats (c, json, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    status = EXIT_FAILURE;
+  }
+  return sc_cli_close_target (c, status);
+}
+
+int
+sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv)
+{
+  const char *max = NULL;
+  bool force = false;
+  struct sc_client *c;
+  char err[1024];
+  int i, status;
+
+  for (i = 0; i < argc; i++) {
+    if (strcmp (argv[i], "--force") == 0)
+      force = true;
+    else if (strcmp (argv[i], "--max") == 0 && i + 1 < argc)
+      max = argv[++i];
+    else if (strncmp (argv[i], "--max=", 6) == 0)
+      max = argv[i] + 6;
+    else
+      return sc_cli_usage_error ("resize: unexpected argument '%s'", argv[i]);
+  }
+  if (!max)
+    return sc_cli_usage_error ("resize needs --max SIZE|N%%|unbounded");
+  status = sc_cli_open_target (t, SC_CLIENT_WRITE, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (space_resize (c, max, force, err, sizeof err) < 0) {
+    sc_cli_error ("%s%s", strstr (err, "--force") || strstr (err, "force=1")
+                  ? "warning: " : "", err);
+    status = EXIT_FAILURE;
+  }
+  return sc_cli_close_target (c, status);
 }

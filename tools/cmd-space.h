@@ -19,8 +19,10 @@ int space_resize (struct sc_client *c, const char *max, bool force,
 /* After list's table: the kept history of policy drops, if any. */
 void space_print_drops (struct sc_client *c);
 
-/* After info's lines (text) or inside its JSON object (json: prints
- * `, "key": value` members). */
-void space_print_info (const struct sc_client_volume *v, bool json);
+/* After info's lines: the space lines. */
+void space_print_info (const struct sc_client_volume *v);
+/* Inside info's JSON object: the space members. */
+struct sc_json;
+void space_info_json (const struct sc_client_volume *v, struct sc_json *j);
 
 #endif

@@ -1,22 +1,33 @@
-/* shadowcopy: verbs that live in their own files (tools/cmd-*.c), and the
- * CLI helpers they share with tools/shadowcopy.c. */
+/* shadowcopy: the verbs, each in the tools/cmd-*.c file of its topic.
+ *
+ * Each takes the volume the global options named (`t`, either field
+ * NULL when not given) and the verb's own arguments, checks them before
+ * touching any volume, and returns the exit status (cli.h). */
 #ifndef SHADOWCOPY_TOOLS_COMMANDS_H
 #define SHADOWCOPY_TOOLS_COMMANDS_H
 
-#include <stdint.h>
+#include "tools/cli.h"
 
-/* "shadowcopy: MESSAGE" on stderr, sanitized to one line. */
-void sc_cli_error (const char *fmt, ...)
-  __attribute__ ((format (printf, 1, 2)));
-/* The same with a pointer to --help; returns the usage exit status 2. */
-int sc_cli_usage_error (const char *fmt, ...)
-  __attribute__ ((format (printf, 1, 2)));
-uint64_t sc_cli_mono_ms (void);
+/* cmd-create.c: take a snapshot (set), with writers. */
+int sc_cmd_create (const struct sc_cli_target *t, int argc, char **argv);
 
-/* Each returns the exit status.  `socket` is the global -c (or
- * DIFF.sock of --diff), or NULL. */
-int sc_cmd_create (const char *socket, int argc, char **argv);
-int sc_cmd_mount (const char *socket, int argc, char **argv);
-int sc_cmd_umount (int argc, char **argv);
+/* cmd-snapshots.c: the snapshots, and the volume. */
+int sc_cmd_list (const struct sc_cli_target *t, int argc, char **argv);
+int sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv);
+int sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv);
+
+/* cmd-space.c: the diff area's counters and size limit. */
+int sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv);
+int sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv);
+
+/* cmd-check.c: a diff area checked offline. */
+int sc_cmd_check (const struct sc_cli_target *t, int argc, char **argv);
+
+/* cmd-writers.c: the writers and their last results. */
+int sc_cmd_writers (const struct sc_cli_target *t, int argc, char **argv);
+
+/* cmd-mount.c: a snapshot mounted as a read-only filesystem. */
+int sc_cmd_mount (const struct sc_cli_target *t, int argc, char **argv);
+int sc_cmd_umount (const struct sc_cli_target *t, int argc, char **argv);
 
 #endif

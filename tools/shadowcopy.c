@@ -10,80 +10,21 @@
  * as is.
  * Verbs check their arguments before touching the volume, so a usage
  * error never changes anything.
+ *
+ * This file is the global options and the table of verbs; each verb
+ * lives in the tools/cmd-*.c of its topic (commands.h).
  */
 #include <config.h>
 
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "cow/check.h"
-#include "engine/control-protocol.h"
-#include "tools/client.h"
-#include "tools/cmd-space.h"
+#include "tools/cli.h"
 #include "tools/commands.h"
-#include "tools/writers.h"
-
-#define EXIT_USAGE 2
-
-struct target {
-  const char *socket;           /* -c: a server, nothing else */
-  const char *diff;             /* --diff: DIFF.sock, or DIFF offline */
-};
-
-/* Sanitized, so a hostile name or server cannot break the one-line rule. */
-static void
-verror (const char *fmt, va_list ap)
-{
-  char msg[2048];
-
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  sc_ctl_sanitize (msg);
-  fprintf (stderr, "shadowcopy: %s\n", msg);
-}
-
-/* Also for the verbs in tools/cmd-*.c (commands.h). */
-void
-sc_cli_error (const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  verror (fmt, ap);
-  va_end (ap);
-}
-
-int
-sc_cli_usage_error (const char *fmt, ...)
-{
-  char msg[1024];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  sc_cli_error ("%s (see shadowcopy --help)", msg);
-  return EXIT_USAGE;
-}
-
-#define error sc_cli_error
-#define usage_error sc_cli_usage_error
-
-uint64_t
-sc_cli_mono_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static void
 usage (void)
@@ -130,618 +71,58 @@ usage (void)
           "2 usage, or the diff area cannot be checked (missing, in use).\n");
 }
 
-static bool
-check_name (const char *name)
+/* What a verb needs of the global options. */
+enum volume {
+  VOLUME_NEEDED,                /* -c SOCKET or --diff DIFFAREA */
+  VOLUME_OPTIONAL,              /* names it itself, or needs none */
+  VOLUME_UNLESS_SET,            /* delete --set names its own with -c */
+};
+
+/* check names its diff area itself: shadowcopy check DIFFAREA; create
+ * may name its volumes with its own -c; writers, mount and umount may
+ * need no volume. */
+static const struct verb {
+  const char *name;
+  int (*run) (const struct sc_cli_target *t, int argc, char **argv);
+  enum volume volume;
+} verbs[] = {
+  { "create", sc_cmd_create, VOLUME_OPTIONAL },
+  { "writers", sc_cmd_writers, VOLUME_OPTIONAL },
+  { "mount", sc_cmd_mount, VOLUME_OPTIONAL },
+  { "umount", sc_cmd_umount, VOLUME_OPTIONAL },
+  { "list", sc_cmd_list, VOLUME_NEEDED },
+  { "delete", sc_cmd_delete, VOLUME_UNLESS_SET },
+  { "info", sc_cmd_info, VOLUME_NEEDED },
+  { "check", sc_cmd_check, VOLUME_OPTIONAL },
+  { "stats", sc_cmd_stats, VOLUME_NEEDED },
+  { "resize", sc_cmd_resize, VOLUME_NEEDED },
+};
+
+static const struct verb *
+find_verb (const char *name)
 {
-  if (sc_snapshot_name_valid (name))
-    return true;
-  error ("invalid snapshot name: %s", name);
-  return false;
-}
-
-static int
-open_target (const struct target *t, enum sc_client_access access,
-             struct sc_client **c)
-{
-  char err[1024];
-  int r = t->socket ? sc_client_connect (t->socket, c, err, sizeof err)
-                    : sc_client_open_diff (t->diff, access, c,
-                                           err, sizeof err);
-
-  if (r < 0) {
-    error ("%s", err);
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
-}
-
-static int
-close_target (struct sc_client *c, int status)
-{
-  char err[1024];
-
-  if (sc_client_close (c, err, sizeof err) < 0) {
-    error ("%s", err);
-    return EXIT_FAILURE;
-  }
-  return status;
-}
-
-/* "--json" or nothing: the only option of list and info. */
-static int
-parse_json_flag (const char *verb, int argc, char **argv, bool *json)
-{
-  *json = false;
-  if (argc == 1 && strcmp (argv[0], "--json") == 0)
-    *json = true;
-  else if (argc > 0)
-    return usage_error ("%s: unexpected argument '%s'", verb, argv[0]);
-  return 0;
-}
-
-static void
-json_string (const char *s)
-{
-  putchar ('"');
-  for (; *s; s++) {
-    unsigned char ch = *s;
-
-    if (ch == '"' || ch == '\\')
-      printf ("\\%c", ch);
-    else if (ch < 0x20 || ch == 0x7f)
-      printf ("\\u%04x", ch);
-    else
-      putchar (ch);
-  }
-  putchar ('"');
-}
-
-/* ---- verbs ----------------------------------------------------------- */
-
-/* The volume's control socket, for verbs that need a server. */
-static const char *
-target_socket (const struct target *t, char *buf, size_t len)
-{
-  if (t->socket)
-    return t->socket;
-  if (t->diff) {
-    snprintf (buf, len, "%s.sock", t->diff);
-    return buf;
-  }
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    if (strcmp (name, verbs[i].name) == 0)
+      return &verbs[i];
   return NULL;
 }
 
+/* Whether the verb (NULL: none or an unknown one) needs the global
+ * options to name a volume. */
+static bool
+needs_volume (const struct verb *v, int argc, char **argv)
+{
+  if (!v)
+    return true;
+  if (v->volume == VOLUME_UNLESS_SET)
+    return !(argc > 0 && strcmp (argv[0], "--set") == 0);
+  return v->volume == VOLUME_NEEDED;
+}
+
+/* The global options, up to the verb: -1 to go on with the verb at
+ * argv[optind], else the exit status. */
 static int
-cmd_create (const struct target *t, int argc, char **argv)
-{
-  char buf[4096];
-
-  return sc_cmd_create (target_socket (t, buf, sizeof buf), argc, argv);
-}
-
-static int
-cmd_mount (const struct target *t, int argc, char **argv)
-{
-  char buf[4096];
-
-  return sc_cmd_mount (target_socket (t, buf, sizeof buf), argc, argv);
-}
-
-static int
-cmd_umount (const struct target *t, int argc, char **argv)
-{
-  return sc_cmd_umount (argc, argv);
-}
-
-/* writers [--json] [--writer CMD]... [--writers-dir DIR] */
-static int
-cmd_writers (const struct target *t, int argc, char **argv)
-{
-  struct sc_writer *w;
-  size_t n, nc = 0;
-  const char *dir = NULL;
-  bool json = false;
-  char err[1024];
-  char **cmds = calloc (argc + 1, sizeof *cmds);
-  int i;
-
-  if (!cmds)
-    return EXIT_FAILURE;
-  for (i = 0; i < argc; i++) {
-    if (strcmp (argv[i], "--json") == 0)
-      json = true;
-    else if (strcmp (argv[i], "--writer") == 0 && i + 1 < argc)
-      cmds[nc++] = argv[++i];
-    else if (strcmp (argv[i], "--writers-dir") == 0 && i + 1 < argc)
-      dir = argv[++i];
-    else {
-      free (cmds);
-      return usage_error ("writers: unexpected argument '%s'", argv[i]);
-    }
-  }
-  if (sc_writers_collect (cmds, nc, dir ? dir : SC_WRITERS_DIR_DEFAULT,
-                          !dir, &w, &n, err, sizeof err) < 0) {
-    free (cmds);
-    error ("%s", err);
-    return EXIT_FAILURE;
-  }
-  free (cmds);
-  sc_writers_print (w, n, json);
-  sc_writers_free (w, n);
-  return EXIT_SUCCESS;
-}
-
-static const char *
-state_text (const struct sc_client_snapshot *s, char *buf, size_t len)
-{
-  if (s->valid)
-    return "valid";
-  snprintf (buf, len, "invalid: %s", s->reason);
-  return buf;
-}
-
-static void
-print_table (const struct sc_client_snapshot *s, size_t n)
-{
-  int wid = 2, wname = 4, wcreated = 7, wstate = 5;
-  char buf[sizeof s->reason + 16];
-  size_t i;
-
-#define WIDEN(w, len) do { if ((int) (len) > (w)) (w) = (len); } while (0)
-  for (i = 0; i < n; i++) {
-    WIDEN (wid, snprintf (NULL, 0, "%" PRIu64, s[i].id));
-    WIDEN (wname, strlen (s[i].name));
-    WIDEN (wcreated, strlen (s[i].created));
-    WIDEN (wstate, strlen (state_text (&s[i], buf, sizeof buf)));
-  }
-#undef WIDEN
-  printf ("%-*s  %-*s  %-*s  %-*s  %-12s  %s\n", wid, "ID", wname, "NAME",
-          wcreated, "CREATED", wstate, "STATE", "USED", "SET");
-  for (i = 0; i < n; i++)
-    printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %-12" PRIu64 "  %s%s\n",
-            wid, s[i].id, wname, s[i].name, wcreated, s[i].created,
-            wstate, state_text (&s[i], buf, sizeof buf), s[i].used_bytes,
-            s[i].set[0] ? s[i].set : "-",
-            s[i].auto_release ? " (auto-release)" : "");
-}
-
-static void
-print_json (const struct sc_client_snapshot *s, size_t n)
-{
-  size_t i;
-
-  printf ("[");
-  for (i = 0; i < n; i++) {
-    printf ("%s\n  {\"id\": %" PRIu64 ", \"name\": ", i ? "," : "", s[i].id);
-    json_string (s[i].name);
-    printf (", \"created\": ");
-    json_string (s[i].created);
-    printf (", \"epoch\": %" PRIu64 ", \"state\": \"%s\"",
-            s[i].epoch, s[i].valid ? "valid" : "invalid");
-    if (!s[i].valid) {
-      printf (", \"reason\": ");
-      json_string (s[i].reason);
-    }
-    printf (", \"used_bytes\": %" PRIu64 ", \"discarded_bytes\": %" PRIu64,
-            s[i].used_bytes, s[i].discarded_bytes);
-    if (s[i].set[0])
-      printf (", \"set\": \"%s\"", s[i].set);
-    printf (", \"auto_release\": %s}", s[i].auto_release ? "true" : "false");
-  }
-  printf ("%s]\n", n ? "\n" : "");
-}
-
-static int
-cmd_list (const struct target *t, int argc, char **argv)
-{
-  struct sc_client_snapshot *s;
-  struct sc_client *c;
-  char err[1024];
-  size_t n;
-  bool json;
-  int status;
-
-  status = parse_json_flag ("list", argc, argv, &json);
-  if (status == 0)
-    status = open_target (t, SC_CLIENT_READ, &c);
-  if (status != EXIT_SUCCESS)
-    return status;
-  if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-    error ("%s", err);
-    return close_target (c, EXIT_FAILURE);
-  }
-  if (json)
-    print_json (s, n);
-  else {
-    print_table (s, n);
-    space_print_drops (c);
-  }
-  free (s);
-  return close_target (c, EXIT_SUCCESS);
-}
-
-static int
-cmd_info (const struct target *t, int argc, char **argv)
-{
-  struct sc_client_volume v;
-  struct sc_client *c;
-  char err[1024];
-  bool json;
-  int status;
-
-  status = parse_json_flag ("info", argc, argv, &json);
-  if (status == 0)
-    status = open_target (t, SC_CLIENT_READ, &c);
-  if (status != EXIT_SUCCESS)
-    return status;
-  if (sc_client_info (c, &v, err, sizeof err) < 0) {
-    error ("%s", err);
-    return close_target (c, EXIT_FAILURE);
-  }
-  if (json) {
-    printf ("{\"volume_size\": %" PRIu64 ", \"chunk_size\": %" PRIu64
-            ", \"diff_used_bytes\": %" PRIu64
-            ", \"diff_file_bytes\": %" PRIu64 ", \"snapshots\": %" PRIu64
-            ", \"copies\": %" PRIu64 ", \"epoch\": %" PRIu64
-            ", \"origin\": ",
-            v.volume_size, v.chunk_size, v.diff_used_bytes,
-            v.diff_file_bytes, v.snapshots, v.copies, v.epoch);
-    json_string (v.origin);
-    if (v.have_holds)
-      printf (", \"holds\": {\"count\": %" PRIu64 ", \"last_ns\": %" PRIu64
-              ", \"p50_ns\": %" PRIu64 ", \"p99_ns\": %" PRIu64
-              ", \"max_ns\": %" PRIu64 "}", v.holds, v.hold_last_ns,
-              v.hold_p50_ns, v.hold_p99_ns, v.hold_max_ns);
-    space_print_info (&v, true);
-    printf ("}\n");
-  }
-  else {
-    printf ("volume size: %" PRIu64 "\n"
-            "chunk size: %" PRIu64 "\n"
-            "diff-area bytes used: %" PRIu64 "\n"
-            "diff-area file bytes: %" PRIu64 "\n"
-            "snapshots: %" PRIu64 "\n"
-            "copies: %" PRIu64 "\n"
-            "epoch: %" PRIu64 "\n"
-            "origin: %s\n",
-            v.volume_size, v.chunk_size, v.diff_used_bytes,
-            v.diff_file_bytes, v.snapshots, v.copies, v.epoch, v.origin);
-    if (v.have_holds && v.holds)
-      printf ("write holds at creation: %" PRIu64 " (last %.3f ms, "
-              "p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", v.holds,
-              v.hold_last_ns / 1e6, v.hold_p50_ns / 1e6,
-              v.hold_p99_ns / 1e6, v.hold_max_ns / 1e6);
-    space_print_info (&v, false);
-  }
-  return close_target (c, EXIT_SUCCESS);
-}
-
-static void
-print_deleted (const char *name, void *opaque)
-{
-  printf ("%s\n", name);
-  fflush (stdout);
-}
-
-/* A "deleted" line of DELETE-SET: print the name, count it. */
-static int
-on_set_deleted (const struct sc_ctl_line *line, void *opaque)
-{
-  const char *name = sc_ctl_field (line, "name");
-
-  if (strcmp (line->kind, "deleted") != 0)
-    return 0;
-  if (!name)
-    return -EPROTO;
-  print_deleted (name, NULL);
-  ++*(size_t *) opaque;
-  return 0;
-}
-
-/* delete --set ID [-c SOCKET]...: every member of the set on each volume
- * (the global target and each -c), in one DELETE-SET request each.
- * Fails if no volume had one. */
-static int
-delete_set (const struct target *t, int argc, char **argv)
-{
-  const char *id = argv[1];
-  uint8_t raw[16];
-  char norm[SC_CTL_UUID_LEN], err[1024];
-  int status = EXIT_SUCCESS, i;
-  size_t found = 0;
-
-  if (sc_ctl_parse_uuid (id, raw) < 0)
-    return usage_error ("delete --set: not a set id (UUID): %s", id);
-  sc_ctl_format_uuid (raw, norm);
-  for (i = 2; i < argc; i++)
-    if ((strcmp (argv[i], "-c") != 0 && strcmp (argv[i], "--control") != 0)
-        || i + 1 == argc)
-      return usage_error ("delete --set: unexpected argument '%s'", argv[i]);
-    else
-      i++;
-  for (i = 0; i < argc; i += 2) {
-    struct target one = { NULL, NULL };
-    struct sc_client *c;
-    const char *a = norm;
-    int r;
-
-    if (i == 0) {
-      if (!t->socket && !t->diff)
-        continue;
-      one = *t;
-    }
-    else
-      one.socket = argv[i + 1];
-    if (open_target (&one, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS) {
-      status = EXIT_FAILURE;
-      continue;
-    }
-    r = sc_client_request (c, "DELETE-SET", &a, 1, on_set_deleted, &found,
-                           err, sizeof err);
-    if (r < 0 && r != -ENOENT) {
-      error ("%s", err);
-      status = EXIT_FAILURE;
-    }
-    status = close_target (c, status);
-  }
-  if (found == 0 && status == EXIT_SUCCESS) {
-    error ("no snapshot of set %s", norm);
-    status = EXIT_FAILURE;
-  }
-  return status;
-}
-
-static int
-cmd_delete (const struct target *t, int argc, char **argv)
-{
-  enum sc_client_delete_what what = SC_CLIENT_DELETE_NAME;
-  struct sc_client *c;
-  char err[1024];
-  int i, status = EXIT_SUCCESS, todo = 0;
-
-  if (argc >= 2 && strcmp (argv[0], "--set") == 0)
-    return delete_set (t, argc, argv);
-  if (argc == 1 && strcmp (argv[0], "--oldest") == 0)
-    what = SC_CLIENT_DELETE_OLDEST;
-  else if (argc == 1 && strcmp (argv[0], "--all") == 0)
-    what = SC_CLIENT_DELETE_ALL;
-  else {
-    if (argc > 0 && strcmp (argv[0], "--") == 0) {
-      argc--;
-      argv++;
-    }
-    else
-      for (i = 0; i < argc; i++)
-        if (argv[i][0] == '-')
-          return usage_error ("delete: unexpected option '%s'", argv[i]);
-    if (argc == 0)
-      return usage_error ("delete needs NAME..., --oldest or --all");
-    /* Report every bad name, and drop it from the list to do. */
-    for (i = 0; i < argc; i++) {
-      if (check_name (argv[i]))
-        argv[todo++] = argv[i];
-      else
-        status = EXIT_FAILURE;
-    }
-    if (todo == 0)
-      return status;
-  }
-
-  if (open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
-    return EXIT_FAILURE;
-  if (what != SC_CLIENT_DELETE_NAME) {
-    if (sc_client_delete (c, what, NULL, print_deleted, NULL,
-                          err, sizeof err) < 0) {
-      error ("%s", err);
-      status = EXIT_FAILURE;
-    }
-  }
-  for (i = 0; i < todo; i++) {
-    if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
-                          err, sizeof err) < 0) {
-      error ("%s", err);
-      status = EXIT_FAILURE;
-    }
-  }
-  return close_target (c, status);
-}
-
-/* One line of the report on stdout: the file's own bytes never reach
- * the terminal unsanitized. */
-static void
-print_finding (const struct sc_check_finding *f)
-{
-  char line[sizeof f->what];
-
-  snprintf (line, sizeof line, "%s", f->what);
-  sc_ctl_sanitize (line);
-  printf ("%s: %s\n", f->severity == SC_CHECK_DAMAGE ? "problem" : "warning",
-          line);
-}
-
-static const char *
-plural (uint64_t n)
-{
-  return n == 1 ? "" : "s";
-}
-
-static const char *
-check_state (uint32_t flags)
-{
-  if (flags & SC_SB_CLEAN)
-    return "closed cleanly";
-  if (flags & SC_SB_FAILED)
-    return "a metadata write failed in the last session: "
-           "no snapshot of it is trusted";
-  if (flags & SC_SB_VOLATILE)
-    return "not closed cleanly, with durability=volatile: "
-           "no snapshot of it is trusted";
-  return "not closed cleanly: the next start recovers it";
-}
-
-static void
-print_check (const char *path, const struct sc_check_report *r)
-{
-  size_t i;
-
-  printf ("diff area: %s\n", path);
-  printf ("file size: %" PRIu64 " bytes\n", r->file_bytes);
-  for (i = 0; i < SC_SB_COPIES; i++) {
-    if (r->sb[i].valid)
-      printf ("superblock %c (offset %zu): valid, generation %" PRIu64 "\n",
-              "AB"[i], i * SC_SB_SIZE, r->sb[i].generation);
-    else
-      printf ("superblock %c (offset %zu): damaged: %s\n", "AB"[i],
-              i * SC_SB_SIZE, r->sb[i].why);
-  }
-  if (r->loaded) {
-    printf ("state: %s\n", check_state (r->sb_flags));
-    printf ("volume size: %" PRIu64 " bytes\n"
-            "chunk size: %" PRIu32 " bytes\n"
-            "epoch: %" PRIu32 "\n"
-            "snapshots: %" PRIu64 " (%" PRIu64 " valid, %" PRIu64
-            " invalid)\n"
-            "journal: %" PRIu64 " record%s in %" PRIu64 " slot%s, from "
-            "offset %" PRIu64 ", ending at offset %" PRIu64 "\n"
-            "copies: %" PRIu64 " (%" PRIu64 " in data slots, %" PRIu64
-            " of zeros)\n"
-            "data slots read back: %" PRIu64 " of %" PRIu64 "\n"
-            "bytes used: %" PRIu64 "\n"
-            "bytes free: %" PRIu64 " (%" PRIu64 " free slot%s below the end "
-            "of the file)\n",
-            r->volume_size, r->chunk_size, r->epoch, r->snapshots,
-            r->snapshots_valid, r->snapshots_invalid, r->journal_records,
-            plural (r->journal_records), r->journal_slots,
-            plural (r->journal_slots), r->journal_head_offset,
-            r->journal_end_offset, r->copies, r->data_slots, r->zero_copies,
-            r->data_slots_read, r->data_slots, r->used_bytes, r->free_bytes,
-            r->free_slots, plural (r->free_slots));
-  }
-  printf ("problems: %zu\n", r->damage);
-  printf ("warnings: %zu\n", r->warnings);
-  for (i = 0; i < r->nfindings; i++)
-    print_finding (&r->findings[i]);
-  if (r->nfindings < r->damage + r->warnings)
-    printf ("(%zu more not shown)\n",
-            r->damage + r->warnings - r->nfindings);
-}
-
-/* check DIFFAREA, or --diff DIFFAREA check: offline and read-only, so
- * never through a server's socket.  0 clean (warnings allowed), 1
- * damaged, 2 usage or cannot check. */
-static int
-cmd_check (const struct target *t, int argc, char **argv)
-{
-  struct sc_check_report rep;
-  const char *path = t->diff;
-  char err[1024];
-  int r;
-
-  if (t->socket)
-    return usage_error ("check works on the diff-area file, not through a "
-                        "server: shadowcopy check DIFFAREA");
-  if (argc > 0 && strcmp (argv[0], "--") == 0) {
-    argc--;
-    argv++;
-  }
-  else if (argc > 0 && argv[0][0] == '-')
-    return usage_error ("check: unknown option '%s'", argv[0]);
-  if (argc > 1)
-    return usage_error ("check takes one DIFFAREA");
-  if (argc == 1 && path)
-    return usage_error ("check: give the diff area once, with --diff or "
-                        "as the argument");
-  if (argc == 1)
-    path = argv[0];
-  if (!path)
-    return usage_error ("check needs DIFFAREA");
-
-  r = sc_diff_check (path, &rep, err, sizeof err);
-  if (r < 0) {
-    error ("%s", err);
-    return EXIT_USAGE;
-  }
-  print_check (path, &rep);
-  r = EXIT_SUCCESS;
-  if (rep.damage) {
-    fflush (stdout);
-    error ("%s: damaged: %zu problem%s found", path, rep.damage,
-           plural (rep.damage));
-    r = EXIT_FAILURE;
-  }
-  sc_check_report_free (&rep);
-  return r;
-}
-
-static int
-cmd_stats (const struct target *t, int argc, char **argv)
-{
-  struct sc_client *c;
-  char err[1024];
-  bool json;
-  int status = parse_json_flag ("stats", argc, argv, &json);
-
-  if (status == 0)
-    status = open_target (t, SC_CLIENT_SERVER, &c);
-  if (status != EXIT_SUCCESS)
-    return status;
-  if (space_stats (c, json, err, sizeof err) < 0) {
-    error ("%s", err);
-    status = EXIT_FAILURE;
-  }
-  return close_target (c, status);
-}
-
-static int
-cmd_resize (const struct target *t, int argc, char **argv)
-{
-  const char *max = NULL;
-  bool force = false;
-  struct sc_client *c;
-  char err[1024];
-  int i, status;
-
-  for (i = 0; i < argc; i++) {
-    if (strcmp (argv[i], "--force") == 0)
-      force = true;
-    else if (strcmp (argv[i], "--max") == 0 && i + 1 < argc)
-      max = argv[++i];
-    else if (strncmp (argv[i], "--max=", 6) == 0)
-      max = argv[i] + 6;
-    else
-      return usage_error ("resize: unexpected argument '%s'", argv[i]);
-  }
-  if (!max)
-    return usage_error ("resize needs --max SIZE|N%%|unbounded");
-  status = open_target (t, SC_CLIENT_WRITE, &c);
-  if (status != EXIT_SUCCESS)
-    return status;
-  if (space_resize (c, max, force, err, sizeof err) < 0) {
-    error ("%s%s", strstr (err, "--force") || strstr (err, "force=1")
-           ? "warning: " : "", err);
-    status = EXIT_FAILURE;
-  }
-  return close_target (c, status);
-}
-
-static const struct verb {
-  const char *name;
-  int (*run) (const struct target *t, int argc, char **argv);
-} verbs[] = {
-  { "create", cmd_create },
-  { "writers", cmd_writers },
-  { "mount", cmd_mount },
-  { "umount", cmd_umount },
-  { "list", cmd_list },
-  { "delete", cmd_delete },
-  { "info", cmd_info },
-  { "check", cmd_check },
-  { "stats", cmd_stats },
-  { "resize", cmd_resize },
-};
-
-int
-main (int argc, char *argv[])
+parse_global_options (int argc, char **argv, struct sc_cli_target *t)
 {
   enum { OPT_DIFF = 256 };
   static const struct option long_options[] = {
@@ -751,23 +132,17 @@ main (int argc, char *argv[])
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
-  struct target t = { NULL, NULL };
-  int opt, status;
-  size_t i;
-
-  /* A server that hangs up mid-request is an error to report, not a
-   * signal to die of. */
-  signal (SIGPIPE, SIG_IGN);
+  int opt;
 
   opterr = 0;                   /* our own one-line messages instead */
   while ((opt = getopt_long (argc, argv, "+:c:hV", long_options,
                              NULL)) != -1) {
     switch (opt) {
     case 'c':
-      t.socket = optarg;
+      t->socket = optarg;
       break;
     case OPT_DIFF:
-      t.diff = optarg;
+      t->diff = optarg;
       break;
     case 'h':
       usage ();
@@ -776,40 +151,51 @@ main (int argc, char *argv[])
       printf ("shadowcopy %s\n", PACKAGE_VERSION);
       return EXIT_SUCCESS;
     case ':':
-      return usage_error ("option '%s' needs an argument", argv[optind - 1]);
+      return sc_cli_usage_error ("option '%s' needs an argument",
+                                 argv[optind - 1]);
     default:
       if (optopt)
-        return usage_error ("unknown option '-%c'", optopt);
-      return usage_error ("unknown option '%s'", argv[optind - 1]);
+        return sc_cli_usage_error ("unknown option '-%c'", optopt);
+      return sc_cli_usage_error ("unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (t.socket && t.diff)
-    return usage_error ("use either -c SOCKET or --diff DIFFAREA, not both");
-  /* check names its diff area itself: shadowcopy check DIFFAREA; create
-   * may name its volumes with its own -c; writers, mount and umount may
-   * need no volume. */
-  if (!t.socket && !t.diff &&
-      !(optind < argc && (strcmp (argv[optind], "check") == 0 ||
-                          (strcmp (argv[optind], "delete") == 0 &&
-                           optind + 1 < argc &&
-                           strcmp (argv[optind + 1], "--set") == 0) ||
-                          strcmp (argv[optind], "create") == 0 ||
-                          strcmp (argv[optind], "writers") == 0 ||
-                          strcmp (argv[optind], "mount") == 0 ||
-                          strcmp (argv[optind], "umount") == 0)))
-    return usage_error ("say which volume: -c SOCKET or --diff DIFFAREA");
+  if (t->socket && t->diff)
+    return sc_cli_usage_error ("use either -c SOCKET or --diff DIFFAREA, "
+                               "not both");
+  return -1;
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct sc_cli_target t = { NULL, NULL };
+  const struct verb *verb = NULL;
+  char **args = NULL;
+  int nargs = 0, status;
+
+  /* A server that hangs up mid-request is an error to report, not a
+   * signal to die of. */
+  signal (SIGPIPE, SIG_IGN);
+
+  status = parse_global_options (argc, argv, &t);
+  if (status != -1)
+    return status;
+  if (optind < argc) {
+    verb = find_verb (argv[optind]);
+    args = argv + optind + 1;
+    nargs = argc - optind - 1;
+  }
+  if (!t.socket && !t.diff && needs_volume (verb, nargs, args))
+    return sc_cli_usage_error ("say which volume: -c SOCKET or --diff "
+                               "DIFFAREA");
   if (optind == argc)
-    return usage_error ("no verb given");
+    return sc_cli_usage_error ("no verb given");
+  if (!verb)
+    return sc_cli_usage_error ("unknown verb '%s'", argv[optind]);
 
-  status = -1;
-  for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-    if (strcmp (argv[optind], verbs[i].name) == 0)
-      status = verbs[i].run (&t, argc - optind - 1, argv + optind + 1);
-  if (status == -1)
-    return usage_error ("unknown verb '%s'", argv[optind]);
-
+  status = verb->run (&t, nargs, args);
   if (fflush (stdout) == EOF || ferror (stdout)) {
-    error ("error writing to standard output");
+    sc_cli_error ("error writing to standard output");
     return EXIT_FAILURE;
   }
   return status;

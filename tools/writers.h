@@ -36,6 +36,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "tools/fsfreeze.h"
+
 #define SC_WRITER_OUTPUT_MAX 1024
 #define SC_WRITERS_DIR_DEFAULT "/etc/shadowcopy/writers.d"
 
@@ -43,8 +45,7 @@ struct sc_writer {
   char *name;                   /* as given: a path or fsfreeze:MOUNTPOINT */
   char *mountpoint;             /* fsfreeze: only */
   bool excluded;                /* failed identify: left out */
-  pid_t guard;                  /* fsfreeze: the guardian, or 0 */
-  int guard_cmd, guard_status;  /* its pipes */
+  struct sc_fsfreeze freeze;    /* fsfreeze: its guardian */
   /* The last phase run, for `shadowcopy writers`. */
   char phase[24];
   char result[32];              /* "ok", "exit 3", "timeout", ... */
@@ -77,14 +78,8 @@ int sc_writer_run (struct sc_writer *w, const char *phase,
                    const struct sc_writer_env *env, uint64_t timeout_ms,
                    uint64_t freeze_ms, char *msg, size_t msglen);
 
-/* Where the CLI keeps its state: $SHADOWCOPY_STATE_DIR, else
- * $XDG_STATE_HOME/shadowcopy, else /var/lib/shadowcopy for root and
- * ~/.local/state/shadowcopy for others.  Created (mode 0700) when
- * `create` is set.  Returns a static buffer, or NULL with err set. */
-const char *sc_state_dir (bool create, char *err, size_t errlen);
-
 /* Record each writer's last result in STATE/writers (merged with what is
- * there), and print the recorded results. */
+ * there; STATE is sc_cli_state_dir), and print the recorded results. */
 int sc_writers_save (const struct sc_writer *w, size_t n,
                      char *err, size_t errlen);
 int sc_writers_print (const struct sc_writer *w, size_t n, bool json);

@@ -1,0 +1,329 @@
+/* shadowcopy list, delete, info: the snapshots of a volume, and the
+ * volume itself.
+ *
+ *   shadowcopy -c SOCK | --diff DIFF list [--json]
+ *   shadowcopy -c SOCK | --diff DIFF delete NAME... | --oldest | --all
+ *   shadowcopy [-c SOCK | --diff DIFF] delete --set ID [-c SOCK]...
+ *   shadowcopy -c SOCK | --diff DIFF info [--json]
+ *
+ * Each works online through the server or, with --diff and no server,
+ * offline on the diff area: the client hands back the same rows either
+ * way, so the output is the same.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/control-protocol.h"
+#include "tools/cli.h"
+#include "tools/client.h"
+#include "tools/cmd-space.h"
+#include "tools/commands.h"
+#include "tools/json.h"
+
+/* ---- list --------------------------------------------------------------- */
+
+static const char *
+state_text (const struct sc_client_snapshot *s, char *buf, size_t len)
+{
+  if (s->valid)
+    return "valid";
+  snprintf (buf, len, "invalid: %s", s->reason);
+  return buf;
+}
+
+static void
+print_table (const struct sc_client_snapshot *s, size_t n)
+{
+  int wid = 2, wname = 4, wcreated = 7, wstate = 5;
+  char buf[sizeof s->reason + 16];
+  size_t i;
+
+#define WIDEN(w, len) do { if ((int) (len) > (w)) (w) = (len); } while (0)
+  for (i = 0; i < n; i++) {
+    WIDEN (wid, snprintf (NULL, 0, "%" PRIu64, s[i].id));
+    WIDEN (wname, strlen (s[i].name));
+    WIDEN (wcreated, strlen (s[i].created));
+    WIDEN (wstate, strlen (state_text (&s[i], buf, sizeof buf)));
+  }
+#undef WIDEN
+  printf ("%-*s  %-*s  %-*s  %-*s  %-12s  %s\n", wid, "ID", wname, "NAME",
+          wcreated, "CREATED", wstate, "STATE", "USED", "SET");
+  for (i = 0; i < n; i++)
+    printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %-12" PRIu64 "  %s%s\n",
+            wid, s[i].id, wname, s[i].name, wcreated, s[i].created,
+            wstate, state_text (&s[i], buf, sizeof buf), s[i].used_bytes,
+            s[i].set[0] ? s[i].set : "-",
+            s[i].auto_release ? " (auto-release)" : "");
+}
+
+static void
+print_json (const struct sc_client_snapshot *s, size_t n)
+{
+  struct sc_json j;
+
+  sc_json_init (&j, stdout);
+  sc_json_begin_array (&j);
+  for (size_t i = 0; i < n; i++) {
+    sc_json_begin_object (&j);
+    sc_json_member_uint (&j, "id", s[i].id);
+    sc_json_member_string (&j, "name", s[i].name);
+    sc_json_member_string (&j, "created", s[i].created);
+    sc_json_member_uint (&j, "epoch", s[i].epoch);
+    sc_json_member_string (&j, "state", s[i].valid ? "valid" : "invalid");
+    if (!s[i].valid)
+      sc_json_member_string (&j, "reason", s[i].reason);
+    sc_json_member_uint (&j, "used_bytes", s[i].used_bytes);
+    sc_json_member_uint (&j, "discarded_bytes", s[i].discarded_bytes);
+    if (s[i].set[0])
+      sc_json_member_string (&j, "set", s[i].set);
+    sc_json_member_bool (&j, "auto_release", s[i].auto_release);
+    sc_json_end_object (&j);
+  }
+  sc_json_end_array (&j);
+}
+
+int
+sc_cmd_list (const struct sc_cli_target *t, int argc, char **argv)
+{
+  struct sc_client_snapshot *s;
+  struct sc_client *c;
+  char err[1024];
+  size_t n;
+  bool json;
+  int status;
+
+  status = sc_cli_json_flag ("list", argc, argv, &json);
+  if (status == 0)
+    status = sc_cli_open_target (t, SC_CLIENT_READ, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return sc_cli_close_target (c, EXIT_FAILURE);
+  }
+  if (json)
+    print_json (s, n);
+  else {
+    print_table (s, n);
+    space_print_drops (c);
+  }
+  free (s);
+  return sc_cli_close_target (c, EXIT_SUCCESS);
+}
+
+/* ---- info --------------------------------------------------------------- */
+
+static void
+print_info_json (const struct sc_client_volume *v)
+{
+  struct sc_json j;
+
+  sc_json_init (&j, stdout);
+  sc_json_begin_object (&j);
+  sc_json_member_uint (&j, "volume_size", v->volume_size);
+  sc_json_member_uint (&j, "chunk_size", v->chunk_size);
+  sc_json_member_uint (&j, "diff_used_bytes", v->diff_used_bytes);
+  sc_json_member_uint (&j, "diff_file_bytes", v->diff_file_bytes);
+  sc_json_member_uint (&j, "snapshots", v->snapshots);
+  sc_json_member_uint (&j, "copies", v->copies);
+  sc_json_member_uint (&j, "epoch", v->epoch);
+  sc_json_member_string (&j, "origin", v->origin);
+  if (v->have_holds) {
+    sc_json_key (&j, "holds");
+    sc_json_begin_object (&j);
+    sc_json_member_uint (&j, "count", v->holds);
+    sc_json_member_uint (&j, "last_ns", v->hold_last_ns);
+    sc_json_member_uint (&j, "p50_ns", v->hold_p50_ns);
+    sc_json_member_uint (&j, "p99_ns", v->hold_p99_ns);
+    sc_json_member_uint (&j, "max_ns", v->hold_max_ns);
+    sc_json_end_object (&j);
+  }
+  space_info_json (v, &j);
+  sc_json_end_object (&j);
+}
+
+static void
+print_info_text (const struct sc_client_volume *v)
+{
+  printf ("volume size: %" PRIu64 "\n"
+          "chunk size: %" PRIu64 "\n"
+          "diff-area bytes used: %" PRIu64 "\n"
+          "diff-area file bytes: %" PRIu64 "\n"
+          "snapshots: %" PRIu64 "\n"
+          "copies: %" PRIu64 "\n"
+          "epoch: %" PRIu64 "\n"
+          "origin: %s\n",
+          v->volume_size, v->chunk_size, v->diff_used_bytes,
+          v->diff_file_bytes, v->snapshots, v->copies, v->epoch, v->origin);
+  if (v->have_holds && v->holds)
+    printf ("write holds at creation: %" PRIu64 " (last %.3f ms, "
+            "p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", v->holds,
+            v->hold_last_ns / 1e6, v->hold_p50_ns / 1e6,
+            v->hold_p99_ns / 1e6, v->hold_max_ns / 1e6);
+  space_print_info (v);
+}
+
+int
+sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv)
+{
+  struct sc_client_volume v;
+  struct sc_client *c;
+  char err[1024];
+  bool json;
+  int status;
+
+  status = sc_cli_json_flag ("info", argc, argv, &json);
+  if (status == 0)
+    status = sc_cli_open_target (t, SC_CLIENT_READ, &c);
+  if (status != EXIT_SUCCESS)
+    return status;
+  if (sc_client_info (c, &v, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return sc_cli_close_target (c, EXIT_FAILURE);
+  }
+  if (json)
+    print_info_json (&v);
+  else
+    print_info_text (&v);
+  return sc_cli_close_target (c, EXIT_SUCCESS);
+}
+
+/* ---- delete ------------------------------------------------------------- */
+
+static void
+print_deleted (const char *name, void *opaque)
+{
+  printf ("%s\n", name);
+  fflush (stdout);
+}
+
+/* A "deleted" line of DELETE-SET: print the name, count it. */
+static int
+on_set_deleted (const struct sc_ctl_line *line, void *opaque)
+{
+  const char *name = sc_ctl_field (line, "name");
+
+  if (strcmp (line->kind, "deleted") != 0)
+    return 0;
+  if (!name)
+    return -EPROTO;
+  print_deleted (name, NULL);
+  ++*(size_t *) opaque;
+  return 0;
+}
+
+/* delete --set ID [-c SOCKET]...: every member of the set on each volume
+ * (the global target and each -c), in one DELETE-SET request each.
+ * Fails if no volume had one. */
+static int
+delete_set (const struct sc_cli_target *t, int argc, char **argv)
+{
+  const char *id = argv[1];
+  uint8_t raw[16];
+  char norm[SC_CTL_UUID_LEN], err[1024];
+  int status = EXIT_SUCCESS, i;
+  size_t found = 0;
+
+  if (sc_ctl_parse_uuid (id, raw) < 0)
+    return sc_cli_usage_error ("delete --set: not a set id (UUID): %s", id);
+  sc_ctl_format_uuid (raw, norm);
+  for (i = 2; i < argc; i++)
+    if ((strcmp (argv[i], "-c") != 0 && strcmp (argv[i], "--control") != 0)
+        || i + 1 == argc)
+      return sc_cli_usage_error ("delete --set: unexpected argument '%s'",
+                                 argv[i]);
+    else
+      i++;
+  for (i = 0; i < argc; i += 2) {
+    struct sc_cli_target one = { NULL, NULL };
+    struct sc_client *c;
+    const char *a = norm;
+    int r;
+
+    if (i == 0) {
+      if (!t->socket && !t->diff)
+        continue;
+      one = *t;
+    }
+    else
+      one.socket = argv[i + 1];
+    if (sc_cli_open_target (&one, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS) {
+      status = EXIT_FAILURE;
+      continue;
+    }
+    r = sc_client_request (c, "DELETE-SET", &a, 1, on_set_deleted, &found,
+                           err, sizeof err);
+    if (r < 0 && r != -ENOENT) {
+      sc_cli_error ("%s", err);
+      status = EXIT_FAILURE;
+    }
+    status = sc_cli_close_target (c, status);
+  }
+  if (found == 0 && status == EXIT_SUCCESS) {
+    sc_cli_error ("no snapshot of set %s", norm);
+    status = EXIT_FAILURE;
+  }
+  return status;
+}
+
+int
+sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
+{
+  enum sc_client_delete_what what = SC_CLIENT_DELETE_NAME;
+  struct sc_client *c;
+  char err[1024];
+  int i, status = EXIT_SUCCESS, todo = 0;
+
+  if (argc >= 2 && strcmp (argv[0], "--set") == 0)
+    return delete_set (t, argc, argv);
+  if (argc == 1 && strcmp (argv[0], "--oldest") == 0)
+    what = SC_CLIENT_DELETE_OLDEST;
+  else if (argc == 1 && strcmp (argv[0], "--all") == 0)
+    what = SC_CLIENT_DELETE_ALL;
+  else {
+    if (argc > 0 && strcmp (argv[0], "--") == 0) {
+      argc--;
+      argv++;
+    }
+    else
+      for (i = 0; i < argc; i++)
+        if (argv[i][0] == '-')
+          return sc_cli_usage_error ("delete: unexpected option '%s'",
+                                     argv[i]);
+    if (argc == 0)
+      return sc_cli_usage_error ("delete needs NAME..., --oldest or --all");
+    /* Report every bad name, and drop it from the list to do. */
+    for (i = 0; i < argc; i++) {
+      if (sc_cli_name_ok (argv[i]))
+        argv[todo++] = argv[i];
+      else
+        status = EXIT_FAILURE;
+    }
+    if (todo == 0)
+      return status;
+  }
+
+  if (sc_cli_open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
+                          return EXIT_FAILURE;
+  if (what != SC_CLIENT_DELETE_NAME) {
+    if (sc_client_delete (c, what, NULL, print_deleted, NULL,
+                          err, sizeof err) < 0) {
+      sc_cli_error ("%s", err);
+      status = EXIT_FAILURE;
+    }
+  }
+  for (i = 0; i < todo; i++) {
+    if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
+                          err, sizeof err) < 0) {
+      sc_cli_error ("%s", err);
+      status = EXIT_FAILURE;
+    }
+  }
+  return sc_cli_close_target (c, status);
+}
