@@ -35,6 +35,7 @@ struct owned {
 /* A connection's state (see the notes in control.c). */
 struct session {
   struct sc_volume *v;
+  bool in_process;              /* SC_CONTROL_IN_PROCESS: no timeouts */
   bool begun;                   /* owns the volume's creation slot */
   bool held;                    /* holds the write gate */
   uint64_t deadline;            /* monotonic ns; while begun */

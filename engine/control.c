@@ -199,6 +199,8 @@ session_timeouts (struct session *ss, struct sc_ctl_reader *rd, int fd)
   }
   else if (ss->nowned)
     rcv.tv_sec = 0;
+  if (ss->in_process && !ss->begun)
+    rcv.tv_sec = snd.tv_sec = 0;
   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv);
   setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
   /* The socket timeouts restart with every read(2) or partial send: a
@@ -209,10 +211,12 @@ session_timeouts (struct session *ss, struct sc_ctl_reader *rd, int fd)
 }
 
 void
-sc_control_serve (struct sc_volume *v, int fd)
+sc_control_serve (struct sc_volume *v, int fd, unsigned flags)
 {
   struct sc_ctl_reader rd;
-  struct session ss = { .v = v };
+  struct session ss = {
+    .v = v, .in_process = flags & SC_CONTROL_IN_PROCESS,
+  };
   char *line;
   const char *why;
   int r;
@@ -248,7 +252,7 @@ connection_thread (void *arg)
   struct slot *s = arg;
   struct sc_control *c = s->c;
 
-  sc_control_serve (c->v, s->fd);
+  sc_control_serve (c->v, s->fd, 0);
   pthread_mutex_lock (&c->lock);
   close (s->fd);
   s->fd = -1;

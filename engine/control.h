@@ -25,8 +25,12 @@ void sc_control_stop (struct sc_control *c);
  * read requests from `fd` and answer them on it until the peer closes
  * it, idles out or goes away; then end the session as at any
  * disconnection.  The caller still owns `fd`.  The offline CLI serves
- * itself this way on a volume of sc_volume_open_offline. */
-void sc_control_serve (struct sc_volume *v, int fd);
+ * itself this way on a volume of sc_volume_open_offline, with
+ * SC_CONTROL_IN_PROCESS: its peer is its own process, which may take as
+ * long as it likes between requests or to read a reply (its output may
+ * be a slow pipe), so there are no idle or send timeouts. */
+#define SC_CONTROL_IN_PROCESS 0x1
+void sc_control_serve (struct sc_volume *v, int fd, unsigned flags);
 
 /* Answer one request line on behalf of a client: writes the reply lines
  * to `fd`.  A session of that one request.  Exposed for tests and

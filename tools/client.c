@@ -349,7 +349,10 @@ serve_offline (void *arg)
 {
   struct sc_client *c = arg;
 
-  sc_control_serve (c->offline, c->server_fd);
+  sc_control_serve (c->offline, c->server_fd, SC_CONTROL_IN_PROCESS);
+  /* Whatever ended the session, the client must see the end of the
+   * replies rather than wait for more. */
+  shutdown (c->server_fd, SHUT_RDWR);
   return NULL;
 }
 
