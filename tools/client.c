@@ -413,7 +413,7 @@ sc_client_open_diff (const char *diff, enum sc_client_access access,
   r = open_server (sock, out, err, errlen);
   if (r == -ENOENT || r == -ECONNREFUSED || r == -ENAMETOOLONG) {
     if (access == SC_CLIENT_SERVER) {
-      snprintf (err, errlen, "create needs a running server; "
+      snprintf (err, errlen, "this needs a running server; "
                 "nobody listens on %s", sock);
       r = -ENOTCONN;
     }

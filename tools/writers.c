@@ -234,6 +234,16 @@ report (struct sc_writer *w, const char *phase, int r, const char *result,
 
 /* ---- fsfreeze ----------------------------------------------------------- */
 
+/* A writer (or the freeze guardian) that could not even be started. */
+static int
+cannot_start (const struct sc_writer *w, const char *phase, int err,
+              char *msg, size_t msglen)
+{
+  snprintf (msg, msglen, "writer %s: %s: cannot start it: %s", w->name,
+            phase, strerror (-err));
+  return err;
+}
+
 static int
 fsfreeze_freeze (struct sc_writer *w, uint64_t freeze_ms, char *msg,
                  size_t msglen)
@@ -245,8 +255,8 @@ fsfreeze_freeze (struct sc_writer *w, uint64_t freeze_ms, char *msg,
     return 0;
   r = sc_fsfreeze_freeze (&w->freeze, w->mountpoint, freeze_ms, why,
                           sizeof why);
-  if (r < 0 && !why[0])
-    return r;                   /* no freezer started: nothing to record */
+  if (r < 0 && !why[0])         /* no freezer started: nothing to record */
+    return cannot_start (w, "freeze", r, msg, msglen);
   set_result (w, "freeze", r < 0 ? "failed" : "ok", why);
   return report (w, "freeze", r, "failed", msg, msglen);
 }
@@ -441,18 +451,21 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   char result[32];
   int p[2], r;
 
+  /* Every failure below says what failed; this is for any that would
+   * not (the caller prints msg whenever the result is an error). */
+  snprintf (msg, msglen, "writer %s: %s: failed", w->name, phase);
   if (w->mountpoint)
     return fsfreeze_run (w, phase, freeze_ms, msg, msglen);
 
   if (pipe2 (p, O_CLOEXEC) < 0)
-    return -errno;
+    return cannot_start (w, phase, -errno, msg, msglen);
   fflush (NULL);
   x.pid = fork ();
   if (x.pid < 0) {
     int e = -errno;
     close (p[0]);
     close (p[1]);
-    return e;
+    return cannot_start (w, phase, e, msg, msglen);
   }
   if (x.pid == 0)
     exec_writer (w, phase, env, p[1]);
