@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/clock.h"
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
 
@@ -85,10 +86,7 @@ sc_cli_json_flag (const char *verb, int argc, char **argv, bool *json)
 uint64_t
 sc_cli_mono_ms (void)
 {
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+  return sc_mono_ns () / 1000000u;
 }
 
 /* ---- the target ------------------------------------------------------ */
