@@ -379,7 +379,7 @@ sc_diff_open (const char *path, unsigned flags,
     return -ENOMEM;
   }
   bool created = false;
-  struct replay_out o = { 0 };
+  struct replay_out o = { .end_seq = 1 };       /* a new journal's first */
   r = open_file (d, path, flags, origin, &created, err, errlen);
   if (r == 0)
     r = load_or_format (d, path, created, origin, chunk_size, err, errlen);

@@ -395,8 +395,10 @@ replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
   d->epoch = 0;
   d->next_id = 0;
   int r = replay_journal (d, max_slot, o, err, errlen);
+  if (r == -ENOMEM)             /* not the file's fault */
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
   if (r < 0)
-    return damaged (r, err, errlen);
+    return r == -ENOMEM ? r : damaged (r, err, errlen);
   distrust (d, o);
   if ((r = drop_released (d, o)) < 0 || (r = gc_run (d, false)) < 0) {
     snprintf (err, errlen, "%s", strerror (-r));

@@ -230,7 +230,7 @@ shadowcopy_config_complete (void)
 static int
 shadowcopy_get_ready (void)
 {
-  char err[1024];
+  char err[1024] = "";
   sc_debug = forward_debug;
   sc_notice = forward_notice;
   sc_debug_cow = shadowcopy_debug_cow;

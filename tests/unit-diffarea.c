@@ -349,6 +349,21 @@ Test (diffarea, new_diff_area_is_empty)
   uh_area_free (&a);
 }
 
+/* The format: a new diff area's journal starts at record 1 (sequence
+ * number 0 is never written), in either superblock copy. */
+Test (diffarea, new_journal_starts_at_record_1)
+{
+  struct uh_area a;
+  struct sc_sb_disk sb;
+  uh_area_create (&a, 1 << 20, 4096, 1);
+  uh_area_close (&a);
+  uh_sb_newest (a.diff_path, &sb);
+  cr_assert_eq (sb.journal_seq, 1, "journal starts at record %lu",
+                (unsigned long) sb.journal_seq);
+  uh_area_open (&a, 0);
+  uh_area_free (&a);
+}
+
 Test (diffarea, two_diff_areas_get_different_uuids)
 {
   struct uh_area a;

@@ -99,3 +99,27 @@ Test (transaction, discard_that_cannot_grow_its_extents_leaves_no_record)
   cr_assert_eq (uh_find (a.d, "s").discarded_bytes, CS);
   uh_area_free (&a);
 }
+
+/* Running out of memory while replaying is said as such: not as a
+ * damaged diff area, and nothing of the file changes. */
+Test (transaction, replay_out_of_memory_is_not_called_damage)
+{
+  struct uh_area a;
+  char name[32], err[512] = "";
+  uh_area_create (&a, 64 * CS, CS, 5);
+  for (int i = 0; i < 17; i++) {
+    snprintf (name, sizeof name, "s%d", i);
+    uh_snap (a.d, name);
+  }
+  uh_area_close (&a);
+  failing_site = "snapshot-table";
+  struct sc_diff *d;
+  int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &d, err, sizeof err);
+  failing_site = NULL;
+  cr_assert_eq (r, -ENOMEM, "open: %d %s", r, err);
+  cr_assert (strstr (err, "damaged") == NULL, "%s", err);
+  cr_assert (strstr (err, a.diff_path) != NULL, "%s", err);
+  uh_area_open (&a, 0);
+  cr_assert_eq (listed (a.d), 17);
+  uh_area_free (&a);
+}
