@@ -12,6 +12,11 @@
  * are positioned), so concurrent callers do not disturb each other.  A
  * block device has no holes to report: it is all data.
  *
+ * The origin is locked (flock, exclusive) for as long as it is open: a
+ * second server on the same disk would overwrite chunks the first one's
+ * snapshots still need, without copying them.  flock is advisory, so it
+ * keeps out other shadowcopy servers, not every writer.
+ *
  * Zeroing prefers fallocate (zero range, or punching a hole when the
  * request allows deallocation) and falls back to writing zeros where the
  * file system or device cannot; trimming is only ever a punched hole.
@@ -24,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cow/io.h"
@@ -192,6 +200,68 @@ static const struct sc_origin_ops file_ops = {
   .fd      = file_fd,
 };
 
+/* Who holds the flock of the file open on fd: "pid N: CMDLINE" from
+ * /proc/locks and /proc/N/cmdline, or an empty string if unknown. */
+static void
+lock_holder (int fd, char *buf, size_t len)
+{
+  struct stat st;
+  char line[256], want[64];
+  FILE *locks;
+  long pid = 0;
+
+  buf[0] = '\0';
+  if (fstat (fd, &st) == -1 || !(locks = fopen ("/proc/locks", "re")))
+    return;
+  snprintf (want, sizeof want, "%02x:%02x:%ju", major (st.st_dev),
+            minor (st.st_dev), (uintmax_t) st.st_ino);
+  while (!pid && fgets (line, sizeof line, locks)) {
+    char type[16], dev[64];
+    long p;
+    if (strstr (line, "->") == NULL &&
+        sscanf (line, "%*s %15s %*s %*s %ld %63s", type, &p, dev) == 3 &&
+        strcmp (type, "FLOCK") == 0 && strcmp (dev, want) == 0)
+      pid = p;
+  }
+  fclose (locks);
+  if (!pid)
+    return;
+  char path[64], cmd[512];
+  snprintf (path, sizeof path, "/proc/%ld/cmdline", pid);
+  int cfd = open (path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = cfd >= 0 ? read (cfd, cmd, sizeof cmd - 1) : -1;
+  if (cfd >= 0)
+    close (cfd);
+  for (ssize_t i = 0; i < n; i++)
+    if (cmd[i] == '\0' || cmd[i] == '\n')
+      cmd[i] = ' ';
+  while (n > 0 && cmd[n - 1] == ' ')
+    n--;
+  cmd[n > 0 ? n : 0] = '\0';
+  snprintf (buf, len, "pid %ld%s%s", pid, n > 0 ? ": " : "", cmd);
+}
+
+/* Lock the origin against a second server (see the notes at the top). */
+static int
+lock_origin (int fd, const char *path, char *err, size_t errlen)
+{
+  char holder[600];
+
+  if (flock (fd, LOCK_EX | LOCK_NB) == 0)
+    return 0;
+  int r = -errno;
+  if (r != -EWOULDBLOCK) {
+    snprintf (err, errlen, "%s: flock: %s", path, strerror (-r));
+    return r;
+  }
+  lock_holder (fd, holder, sizeof holder);
+  snprintf (err, errlen, "%s: the disk is in use by another shadowcopy "
+            "server (%s); two servers on one disk would overwrite what "
+            "the other's snapshots need", path,
+            holder[0] ? holder : "holder unknown");
+  return r;
+}
+
 int
 sc_origin_open_file (const char *path, struct sc_origin **out,
                      char *err, size_t errlen)
@@ -218,6 +288,12 @@ sc_origin_open_file (const char *path, struct sc_origin **out,
     snprintf (err, errlen, "%s: %s", path,
               r == -EINVAL ? "not a regular file or block device"
                            : strerror (-r));
+    close (f->fd);
+    free (f);
+    return r;
+  }
+  r = lock_origin (f->fd, path, err, errlen);
+  if (r < 0) {
     close (f->fd);
     free (f);
     return r;
