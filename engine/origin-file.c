@@ -15,7 +15,10 @@
  * The origin is locked (flock, exclusive) for as long as it is open: a
  * second server on the same disk would overwrite chunks the first one's
  * snapshots still need, without copying them.  flock is advisory, so it
- * keeps out other shadowcopy servers, not every writer.
+ * keeps out other shadowcopy servers, not every writer.  A block device
+ * is also opened O_EXCL, which holds whatever node of the device a second
+ * server opens.  (A loop device and its backing file are two origins to
+ * the kernel: nothing here can tell they hold the same data.)
  *
  * Zeroing prefers fallocate (zero range, or punching a hole when the
  * request allows deallocation) and falls back to writing zeros where the
@@ -23,6 +26,7 @@
  */
 #include <config.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -200,45 +204,107 @@ static const struct sc_origin_ops file_ops = {
   .fd      = file_fd,
 };
 
-/* Who holds the flock of the file open on fd: "pid N: CMDLINE" from
- * /proc/locks and /proc/N/cmdline, or an empty string if unknown. */
-static void
-lock_holder (int fd, char *buf, size_t len)
+/* The pid of the flock on "MAJ:MIN:INO" `want` in the lock table (lines
+ * as in /proc/locks, or the "lock:" lines of /proc/PID/fdinfo/FD); 0 if
+ * none.  Waiters ("->") are skipped. */
+static long
+flock_pid (FILE *f, const char *want)
 {
-  struct stat st;
-  char line[256], want[64];
-  FILE *locks;
-  long pid = 0;
-
-  buf[0] = '\0';
-  if (fstat (fd, &st) == -1 || !(locks = fopen ("/proc/locks", "re")))
-    return;
-  snprintf (want, sizeof want, "%02x:%02x:%ju", major (st.st_dev),
-            minor (st.st_dev), (uintmax_t) st.st_ino);
-  while (!pid && fgets (line, sizeof line, locks)) {
+  char line[256];
+  while (fgets (line, sizeof line, f)) {
     char type[16], dev[64];
     long p;
-    if (strstr (line, "->") == NULL &&
-        sscanf (line, "%*s %15s %*s %*s %ld %63s", type, &p, dev) == 3 &&
+    const char *l = strncmp (line, "lock:", 5) == 0 ? line + 5 : line;
+    if (strstr (l, "->") == NULL &&
+        sscanf (l, "%*s %15s %*s %*s %ld %63s", type, &p, dev) == 3 &&
         strcmp (type, "FLOCK") == 0 && strcmp (dev, want) == 0)
-      pid = p;
+      return p;
   }
-  fclose (locks);
-  if (!pid)
-    return;
-  char path[64], cmd[512];
+  return 0;
+}
+
+/* A process's command line, NULs as spaces; false if it is gone. */
+static bool
+cmdline (long pid, char *cmd, size_t len)
+{
+  char path[64];
   snprintf (path, sizeof path, "/proc/%ld/cmdline", pid);
-  int cfd = open (path, O_RDONLY | O_CLOEXEC);
-  ssize_t n = cfd >= 0 ? read (cfd, cmd, sizeof cmd - 1) : -1;
-  if (cfd >= 0)
-    close (cfd);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = read (fd, cmd, len - 1);
+  close (fd);
   for (ssize_t i = 0; i < n; i++)
     if (cmd[i] == '\0' || cmd[i] == '\n')
       cmd[i] = ' ';
   while (n > 0 && cmd[n - 1] == ' ')
     n--;
   cmd[n > 0 ? n : 0] = '\0';
-  snprintf (buf, len, "pid %ld%s%s", pid, n > 0 ? ": " : "", cmd);
+  return n > 0;
+}
+
+/* The process that has a descriptor holding the flock `want` now.  A
+ * server in nbdkit's background mode took its lock before forking, so the
+ * lock table names its parent, which has exited: look through every
+ * process's open files instead (only on this error path). */
+static long
+flock_owner_now (const char *want)
+{
+  DIR *proc = opendir ("/proc");
+  struct dirent *p;
+  long found = 0;
+  while (!found && proc && (p = readdir (proc))) {
+    char dir[300];
+    if (p->d_name[0] < '1' || p->d_name[0] > '9')
+      continue;
+    snprintf (dir, sizeof dir, "/proc/%s/fdinfo", p->d_name);
+    DIR *fds = opendir (dir);
+    struct dirent *q;
+    while (!found && fds && (q = readdir (fds))) {
+      char path[600];
+      snprintf (path, sizeof path, "%s/%s", dir, q->d_name);
+      FILE *f = q->d_name[0] != '.' ? fopen (path, "re") : NULL;
+      if (f && flock_pid (f, want))
+        found = strtol (p->d_name, NULL, 10);
+      if (f)
+        fclose (f);
+    }
+    if (fds)
+      closedir (fds);
+  }
+  if (proc)
+    closedir (proc);
+  return found;
+}
+
+/* Who holds the flock of the file open on fd: "pid N: CMDLINE", or an
+ * empty string if unknown. */
+static void
+lock_holder (int fd, char *buf, size_t len)
+{
+  struct stat st;
+  char want[64], cmd[512];
+  FILE *locks;
+  long pid;
+
+  buf[0] = '\0';
+  if (fstat (fd, &st) == -1 || !(locks = fopen ("/proc/locks", "re")))
+    return;
+  snprintf (want, sizeof want, "%02x:%02x:%ju", major (st.st_dev),
+            minor (st.st_dev), (uintmax_t) st.st_ino);
+  pid = flock_pid (locks, want);
+  fclose (locks);
+  cmd[0] = '\0';
+  if (pid && !cmdline (pid, cmd, sizeof cmd)) {
+    long now = flock_owner_now (want);
+    if (now) {
+      pid = now;
+      if (!cmdline (pid, cmd, sizeof cmd))
+        cmd[0] = '\0';
+    }
+  }
+  if (pid)
+    snprintf (buf, len, "pid %ld%s%s", pid, cmd[0] ? ": " : "", cmd);
 }
 
 /* Lock the origin against a second server (see the notes at the top). */
@@ -262,6 +328,38 @@ lock_origin (int fd, const char *path, char *err, size_t errlen)
   return r;
 }
 
+/* Open the origin read-write.  A block device is opened O_EXCL: the
+ * kernel then lets one exclusive opener have the device whatever node it
+ * is opened through (an flock only covers one node), and refuses a
+ * device with a mounted filesystem. */
+static int
+open_origin (const char *path, char *err, size_t errlen)
+{
+  struct stat st;
+  int flags = O_RDWR | O_CLOEXEC;
+  if (stat (path, &st) == 0 && S_ISBLK (st.st_mode))
+    flags |= O_EXCL;
+  int fd = open (path, flags);
+  if (fd >= 0)
+    return fd;
+  int r = -errno;
+  if (r == -EBUSY && (flags & O_EXCL)) {
+    char holder[600] = "";
+    int probe = open (path, O_RDONLY | O_CLOEXEC);
+    if (probe >= 0) {
+      lock_holder (probe, holder, sizeof holder);
+      close (probe);
+    }
+    snprintf (err, errlen, "%s: the device is in use: another shadowcopy "
+              "server%s%s%s, a mounted filesystem or another program has it "
+              "open exclusively", path, holder[0] ? " (" : "", holder,
+              holder[0] ? ")" : "");
+  }
+  else
+    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+  return r;
+}
+
 int
 sc_origin_open_file (const char *path, struct sc_origin **out,
                      char *err, size_t errlen)
@@ -274,10 +372,9 @@ sc_origin_open_file (const char *path, struct sc_origin **out,
     return -ENOMEM;
   }
   f->o.ops = &file_ops;
-  f->fd = open (path, O_RDWR | O_CLOEXEC);
-  if (f->fd == -1) {
-    r = -errno;
-    snprintf (err, errlen, "%s: %s", path, strerror (-r));
+  f->fd = open_origin (path, err, errlen);
+  if (f->fd < 0) {
+    r = f->fd;
     free (f);
     return r;
   }
