@@ -35,7 +35,10 @@ stop_server
 # refusal still names the server that runs, not its exited parent.
 nbdkit -U "$TMP/bg.sock" -P "$TMP/bg.pid" "$SHADOWCOPY_PLUGIN" \
     disk="$TMP/disk" diff="$TMP/bg.diff" || fail "nbdkit in the background"
-bgpid=$(cat "$TMP/bg.pid")
+# The background server writes its pidfile once it runs, after nbdkit
+# (its parent) returned: wait for it.
+for _ in $(seq 100); do [ -s "$TMP/bg.pid" ] && break; sleep 0.1; done
+bgpid=$(cat "$TMP/bg.pid") || fail "no pidfile from the background server"
 _SERVER_PIDS+=("$bgpid")
 rc=0
 timeout 10 nbdkit -f -U "$TMP/other.sock" "$SHADOWCOPY_PLUGIN" \
