@@ -15,7 +15,7 @@ chmod 755 "$TMP/w"
 # Lower and lower descriptor limits: somewhere the CLI still connects but
 # cannot make a writer's pipe (in identify, or in a later phase).
 seen=0
-for lim in $(seq 40 -1 4); do
+for lim in $(seq 40 -1 3); do
     rc=0
     ( ulimit -n "$lim"
       exec "$SHADOWCOPY_CLI" -c "$CTL" create --writer "$TMP/w" "s$lim" ) \
