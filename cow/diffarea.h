@@ -62,6 +62,12 @@ enum sc_invalid_reason {
   SC_DROPPED_DIFF_FULL = 6,     /* on-full=delete-oldest made room */
   SC_DROPPED_MAX_SNAPSHOTS = 7, /* a create at max-snapshots made room */
   SC_DROPPED_SHRINK = 8,        /* resize --max --force below the use */
+  /* Why a snapshot might be wrong (never served). */
+  SC_INVALID_DAMAGED = 9,       /* copied data failed its checksum */
+  SC_INVALID_ORIGIN_CHANGED = 10, /* origin written while the server was
+                                     stopped */
+  SC_INVALID_SALVAGED = 11,     /* journal damaged: the salvage could not
+                                   prove this snapshot intact */
 };
 /* A short human description, e.g. "copy-on-write write failed". */
 const char *sc_invalid_reason_text (uint32_t reason);

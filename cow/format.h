@@ -87,6 +87,9 @@ enum sc_rec_type {
   SC_REC_SNAP_DROP = 9,         /* a snapshot deleted by a policy */
   SC_REC_LIMIT = 10,            /* the diff area's size limit */
   SC_REC_DISCARD = 11,          /* a snapshot no longer needs chunks */
+  /* Reserved for work in progress (issue 11): */
+  SC_REC_COPY_SUMS = 12,        /* a copy with one checksum per block */
+  SC_REC_SLOT_START = 13,       /* first record of a journal slot */
 };
 
 struct sc_rec_state {

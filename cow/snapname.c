@@ -33,6 +33,12 @@ sc_invalid_reason_text (uint32_t reason)
     return "dropped by policy: max-snapshots reached (delete-oldest)";
   case SC_DROPPED_SHRINK:
     return "dropped by policy: diff area shrunk (resize --force)";
+  case SC_INVALID_DAMAGED:
+    return "damaged: copied data failed its checksum";
+  case SC_INVALID_ORIGIN_CHANGED:
+    return "origin changed while the server was stopped";
+  case SC_INVALID_SALVAGED:
+    return "journal damaged: salvage could not prove this snapshot intact";
   default: return "unknown reason";
   }
 }
