@@ -414,6 +414,7 @@ sc_diff_close (struct sc_diff *d)
     if (r == 0)
       r = sc_io_fdatasync (d->fd);      /* copies, in volatile mode */
     if (r == 0 && !d->failed) {
+      diff_stamp_close (d);
       d->sb.flags |= SC_SB_CLEAN;
       d->sb.clean_seq = sc_journal_next_seq (&d->journal);
       r = sc_sb_store (d->fd, &d->sb);
