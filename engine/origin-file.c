@@ -21,7 +21,8 @@
  * the kernel: nothing here can tell they hold the same data.)
  *
  * The stamp (sc_origin_stamp, for the watch of volume-watch.c) of a file
- * is its size and times; of a block device, the write and discard
+ * is its size and times, fsynced first so that they are the ones a power
+ * cut would leave; of a block device, the write and discard
  * counters the kernel keeps since boot in /sys/dev/block/MAJ:MIN/stat
  * (a partition's own), with the boot id.
  *
@@ -248,6 +249,12 @@ file_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
   if (fstat (file_of (o)->fd, &sb) == -1)
     return -errno;
   if (file_of (o)->is_file) {
+    /* The times recorded must be the ones a power cut leaves: fdatasync
+     * does not make them durable, fsync does. */
+    if (fsync (file_of (o)->fd) == -1)
+      return -errno;
+    if (fstat (file_of (o)->fd, &sb) == -1)
+      return -errno;
     st->flags = SC_STAMP_F_TIMES;
     st->size = (uint64_t) sb.st_size;
     st->mtime_ns = (uint64_t) sb.st_mtim.tv_sec * 1000000000u +

@@ -51,7 +51,8 @@ void sc_origin_identity (const struct sc_origin *o, struct sc_origin_id *id);
  * write counters since boot, and the CRC32C of SC_STAMP_SAMPLES sampled
  * blocks.  Meaningful only while nothing writes the origin: at open,
  * before the first write, and at close, after the last write and its
- * flush.  An error is one of reading the samples. */
+ * flush.  A file is fsynced first, so that its times are durable.  An
+ * error is one of that fsync or of reading the samples. */
 int sc_origin_stamp (struct sc_origin *o, struct sc_origin_stamp *st);
 
 /* Request flags, shared with the volume (engine/volume.h). */
