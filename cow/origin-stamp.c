@@ -123,7 +123,9 @@ stamp_differs (const struct sc_sb_disk *sb, const struct sc_origin_stamp *now,
   if (sb->stamp_size != now->size)
     msg_add (m, "its size changed from %" PRIu64 " to %" PRIu64 " bytes",
              sb->stamp_size, now->size);
-  if ((sb->stamp_flags & SC_STAMP_F_KNOWN) != (now->flags & SC_STAMP_F_KNOWN))
+  /* A block device's counters may be missing on one side (the kernel did
+   * not offer them): then, as after a reboot, only the samples count. */
+  if ((sb->stamp_flags & SC_STAMP_F_TIMES) != (now->flags & SC_STAMP_F_TIMES))
     msg_add (m, "it is not the same kind of disk (file or block device)");
   if (sb->stamp_flags & now->flags & SC_STAMP_F_TIMES) {
     if (sb->stamp_mtime_ns != now->mtime_ns)
@@ -244,11 +246,12 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     if (!now)
       msg_add (&m, "its state could not be read (%s)", why ? why : "?");
     changed = !now || stamp_differs (&d->sb, now, &m, &counted);
-    if (!changed && valid && (now->flags & SC_STAMP_F_COUNTERS) && !counted)
+    if (!changed && valid && !(now->flags & SC_STAMP_F_TIMES) && !counted)
       diff_say ("%s: the block device's write counters are not comparable "
-                "(the machine rebooted since the server stopped): only %"
-                PRIu32 " sampled blocks were compared, and they match",
-                path, now->nsamples);
+                "(the machine rebooted since the server stopped, or the "
+                "kernel does not offer them): only %" PRIu32 " sampled "
+                "blocks were compared, and they match", path,
+                now->nsamples);
     break;
   }
   if (changed && !valid) {

@@ -131,6 +131,31 @@ Test (origin_stamp, after_a_reboot_block_counters_are_not_compared_samples_are)
   uh_area_free (&a);
 }
 
+Test (origin_stamp, block_counters_missing_now_fall_back_to_samples)
+{
+  struct uh_area a;
+  struct sc_origin_stamp st = block_stamp (1 << 20, 1, 800, 5);
+  area_with_stamp (&a, &st);
+  struct sc_origin_stamp now = block_stamp (1 << 20, 0, 0, 5);
+  now.flags = 0;                /* no /sys here now */
+  cr_assert_eq (sc_diff_origin_check (a.d, &now, NULL, 0), 0);
+  cr_assert_eq (state_of (a.d, "s1"), SC_VALID);
+  uh_area_reopen (&a, 0);
+  now.sample_crc[0]++;
+  cr_assert_eq (sc_diff_origin_check (a.d, &now, NULL, 0), 1);
+  uh_area_free (&a);
+}
+
+Test (origin_stamp, a_file_that_became_a_block_device_is_a_change)
+{
+  struct uh_area a;
+  struct sc_origin_stamp st = file_stamp (1 << 20, 111, 222);
+  area_with_stamp (&a, &st);
+  struct sc_origin_stamp now = block_stamp (1 << 20, 1, 0, 0);
+  cr_assert_eq (sc_diff_origin_check (a.d, &now, NULL, 0), 1);
+  uh_area_free (&a);
+}
+
 Test (origin_stamp, same_boot_sectors_count_not_ios)
 {
   struct uh_area a;
