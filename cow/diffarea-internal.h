@@ -18,6 +18,8 @@
  *   space.c           the size limit, the on-full and max-snapshots
  *                     policies, policy drops, slot reservation
  *   discard.c         the chunks a snapshot's reader no longer needs
+ *   origin-stamp.c    the origin's stamp: stored, compared at start,
+ *                     renewed at a clean stop
  *
  * Locking.  One mutex, sc_diff.lock, guards every field below and the
  * structures they own (index, allocator, journal, snapshots); every
@@ -110,6 +112,10 @@ struct sc_diff {
   uint64_t invalidations;       /* this session */
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
   uint64_t ndisc_extents;       /* their extents, all snapshots */
+
+  /* The origin's stamp to record at a clean close (origin-stamp.c). */
+  struct sc_origin_stamp close_stamp;
+  bool have_close_stamp;
 };
 
 /* Hold d->lock for the rest of the enclosing scope. */
@@ -343,5 +349,11 @@ int disc_reserve (struct snap *s);
  * without a reservation. */
 int disc_add (struct sc_diff *d, struct snap *s, uint64_t first,
               uint64_t count);
+
+/* ---- origin-stamp.c --------------------------------------------------- */
+
+/* At a clean close: the stamp given by sc_diff_origin_stamp_at_close, if
+ * any, goes into d->sb (then stored with the CLEAN flag). */
+void diff_stamp_close (struct sc_diff *d);
 
 #endif

@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,21 +100,89 @@ format (struct sc_diff *d, const struct sc_origin_id *origin,
   return 0;
 }
 
-static int
-check_origin (const struct sc_sb_disk *sb, const struct sc_origin_id *o,
-              char *err, size_t errlen)
+/* "1.0 GiB (1073741824 bytes)" */
+static const char *
+human_size (uint64_t n, char *buf, size_t len)
 {
+  static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB",
+                                      "EiB" };
+  double x = (double) n;
+  int u = -1;
+  while (x >= 1024 && u < 5) {
+    x /= 1024;
+    u++;
+  }
+  if (u < 0)
+    snprintf (buf, len, "%" PRIu64 " bytes", n);
+  else
+    snprintf (buf, len, "%.1f %s (%" PRIu64 " bytes)", x, unit[u], n);
+  return buf;
+}
+
+/* "file (device 0x803, inode 12)", "block device 7:0" */
+static const char *
+origin_desc (uint32_t type, uint64_t dev, uint64_t ino, char *buf,
+             size_t len)
+{
+  if (type == SC_ORIGIN_BLOCK)
+    snprintf (buf, len, "block device %u:%u", major (dev), minor (dev));
+  else
+    snprintf (buf, len, "file (device %#" PRIx64 ", inode %" PRIu64 ")",
+              dev, ino);
+  return buf;
+}
+
+/* Is the origin the one the diff area `path` was made for?  If not, say
+ * what differs (its size, or which disk it is) and what to do. */
+static int
+check_origin (const char *path, const struct sc_sb_disk *sb,
+              const struct sc_origin_id *o, char *err, size_t errlen)
+{
+  char was[96], is[96], a[64], b[64];
+  bool same = sb->origin_type == o->type && sb->origin_dev == o->dev &&
+              sb->origin_ino == o->ino;
+  if (same && sb->origin_size != o->size) {
+    bool grew = o->size > sb->origin_size;
+    return CORRUPT ("%s: %s is %s but the diff area was made for it at %s: "
+                    "the disk %s (or this is another disk's diff area).  A "
+                    "diff area cannot follow a resize: give the disk back "
+                    "its size of %" PRIu64 " bytes%s to use its snapshots, "
+                    "or point diff= at this disk's own diff area (a new "
+                    "file starts afresh)", path, o->path,
+                    human_size (o->size, a, sizeof a),
+                    human_size (sb->origin_size, b, sizeof b),
+                    grew ? "grew" : "shrank", sb->origin_size,
+                    grew ? " (what was added is in no snapshot)" : "");
+  }
+  if (same)
+    return 0;
+  origin_desc (sb->origin_type, sb->origin_dev, sb->origin_ino, was,
+               sizeof was);
+  origin_desc (o->type, o->dev, o->ino, is, sizeof is);
+  if (sb->origin_type != o->type)
+    return CORRUPT ("%s: this is another disk's diff area: it was made for "
+                    "%s, a %s, but %s is a %s.  Point diff= at this disk's "
+                    "own diff area, or disk= at the disk it was made for",
+                    path, sb->origin_path, was, o->path, is);
   if (sb->origin_size != o->size)
-    return CORRUPT ("it belongs to a disk of %" PRIu64 " bytes (%s), but "
-                    "%s has %" PRIu64 " bytes", sb->origin_size,
-                    sb->origin_path, o->path, o->size);
-  if (sb->origin_type != o->type || sb->origin_dev != o->dev ||
-      sb->origin_ino != o->ino)
-    return CORRUPT ("it belongs to another disk (%s, device %#" PRIx64
-                    ", inode %" PRIu64 "), not %s (device %#" PRIx64
-                    ", inode %" PRIu64 ")", sb->origin_path,
-                    sb->origin_dev, sb->origin_ino, o->path, o->dev, o->ino);
-  return 0;
+    return CORRUPT ("%s: this is another disk's diff area: it was made for "
+                    "%s, a %s of %s, but %s is a %s of %s.  Point diff= at "
+                    "this disk's own diff area, or disk= at the disk it was "
+                    "made for", path, sb->origin_path, was,
+                    human_size (sb->origin_size, a, sizeof a), o->path, is,
+                    human_size (o->size, b, sizeof b));
+  if (strcmp (sb->origin_path, o->path) == 0)
+    return CORRUPT ("%s: %s is not the disk the diff area was made for: the "
+                    "path is the same, but it was a %s and is now a %s "
+                    "(device/inode differ).  The disk was replaced (copied, "
+                    "restored or moved onto this path, or given another "
+                    "device number): its snapshots no longer apply to it.  "
+                    "Start with the original disk, or point diff= at a new "
+                    "diff area", path, o->path, was, is);
+  return CORRUPT ("%s: this is another disk's diff area: it was made for "
+                  "%s, a %s, but %s is a %s (device/inode differ).  Point "
+                  "diff= at this disk's own diff area, or disk= at %s",
+                  path, sb->origin_path, was, o->path, is, sb->origin_path);
 }
 
 static void
@@ -233,14 +302,15 @@ load_or_format (struct sc_diff *d, const char *path, bool created,
       snprintf (err, errlen, "%s: %s", path, strerror (-r));
     return r;
   }
-  if ((r = sc_sb_load (d->fd, &d->sb, err, errlen)) < 0 ||
-      (origin && (r = check_origin (&d->sb, origin, err, errlen)) < 0)) {
+  if ((r = sc_sb_load (d->fd, &d->sb, err, errlen)) < 0) {
     char tmp[512];
     snprintf (tmp, sizeof tmp, "%s", err);
     snprintf (err, errlen, "%s: damaged or foreign diff area: %s", path,
               tmp);
     return r;
   }
+  if (origin && (r = check_origin (path, &d->sb, origin, err, errlen)) < 0)
+    return r;
   if (chunk_size && chunk_size != 1u << d->sb.chunk_shift) {
     snprintf (err, errlen, "%s: the diff area has chunk size %u; "
               "chunk-size=%" PRIu32 " was given", path,
@@ -414,6 +484,7 @@ sc_diff_close (struct sc_diff *d)
     if (r == 0)
       r = sc_io_fdatasync (d->fd);      /* copies, in volatile mode */
     if (r == 0 && !d->failed) {
+      diff_stamp_close (d);
       d->sb.flags |= SC_SB_CLEAN;
       d->sb.clean_seq = sc_journal_next_seq (&d->journal);
       r = sc_sb_store (d->fd, &d->sb);

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cow/format.h"         /* SC_STAMP_* */
+
 #define SC_CHUNK_SIZE_MIN     4096u
 #define SC_CHUNK_SIZE_MAX     (1024u * 1024u)
 #define SC_CHUNK_SIZE_DEFAULT (64u * 1024u)
@@ -49,6 +51,29 @@ struct sc_origin_id {
 
 /* Fill *id from an open origin fd (fstat + size). */
 int sc_origin_identify (int fd, const char *path, struct sc_origin_id *id);
+
+/* What identifies the origin's content cheaply, so that a change made
+ * while no server ran is seen at the next start (docs/design.md, "The
+ * origin is watched").  The engine takes it through its origin interface;
+ * cow/ stores it in the superblock and compares it (cow/origin-stamp.c).
+ * Unused fields are 0. */
+struct sc_origin_stamp {
+  uint32_t flags;               /* SC_STAMP_F_* (cow/format.h) */
+  uint64_t size;
+  uint64_t mtime_ns, ctime_ns;  /* a file (SC_STAMP_F_TIMES) */
+  /* A block device (SC_STAMP_F_COUNTERS): its counters since boot_id. */
+  uint8_t boot_id[16];
+  uint64_t write_ios, write_sectors, discard_ios, discard_sectors;
+  /* Any origin: CRC32C of sampled blocks (sc_origin_stamp_sample). */
+  uint32_t nsamples;
+  uint32_t sample_crc[SC_STAMP_SAMPLES];
+};
+
+/* Where sample i of an origin of `size` bytes starts, and its length
+ * (at most SC_STAMP_SAMPLE_SIZE): the first block, the last, and
+ * fixed pseudo-random ones between. */
+void sc_origin_stamp_sample (uint64_t size, uint32_t i, uint64_t *off,
+                             uint32_t *len);
 
 /* Why a snapshot is invalid.  Stored on disk: never renumber. */
 enum sc_invalid_reason {
@@ -139,6 +164,33 @@ struct sc_diff_stats {
 int sc_diff_open (const char *path, unsigned flags,
                   const struct sc_origin_id *origin, uint32_t chunk_size,
                   struct sc_diff **out, char *err, size_t errlen);
+
+/* ---- the origin's stamp (cow/origin-stamp.c) ------------------------ */
+
+/* At a server's start, before its first write of the origin: compare
+ * `now` (NULL: it could not be taken, `why` says why) with the stamp the
+ * superblock holds.  A change that did not come through shadowcopy
+ * marks every listed snapshot invalid (SC_INVALID_ORIGIN_CHANGED),
+ * durably, and says what changed; with SC_ORIGIN_ACCEPT it is only
+ * logged, loudly.  Then `now` becomes the stamp (SC_STAMP_UNWRITTEN).
+ * Returns how many snapshots it invalidated, or a negative errno
+ * (-EROFS on a read-only open). */
+#define SC_ORIGIN_ACCEPT 0x1
+int sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
+                          const char *why, unsigned flags);
+
+/* Before the server's first write of the origin since the check: the
+ * stamp no longer describes it (durably: SC_STAMP_WRITTEN).  A failed
+ * superblock write fails the diff area (every snapshot invalid); the
+ * origin may be written either way. */
+int sc_diff_origin_writing (struct sc_diff *d);
+
+/* At a clean stop, after the server's last write and flush of the
+ * origin: sc_diff_close records `now` as the stamp with the clean
+ * close.  Without this call the stamp is carried forward as it is (the
+ * offline CLI never touches the origin). */
+void sc_diff_origin_stamp_at_close (struct sc_diff *d,
+                                    const struct sc_origin_stamp *now);
 
 /* Write a final checkpoint (read-write opens) and free everything.
  * Returns the checkpoint's error, if any; the diff area is closed anyway

@@ -42,6 +42,20 @@
                                    copies: its snapshots are not trusted */
 #define SC_SB_FLAGS_KNOWN  (SC_SB_CLEAN | SC_SB_FAILED | SC_SB_VOLATILE)
 
+/* What the origin's stamp in the superblock says. */
+#define SC_STAMP_NONE      0    /* no stamp: nothing can be checked */
+#define SC_STAMP_UNWRITTEN 1    /* the origin as the server left it: taken
+                                   at open or at a clean stop, with no
+                                   write of the server since */
+#define SC_STAMP_WRITTEN   2    /* the server may have written the origin
+                                   since: only a clean stop renews it */
+#define SC_STAMP_F_TIMES    0x1 /* size, mtime and ctime are set (a file) */
+#define SC_STAMP_F_COUNTERS 0x2 /* boot id and write counters are set (a
+                                   block device) */
+#define SC_STAMP_F_KNOWN    (SC_STAMP_F_TIMES | SC_STAMP_F_COUNTERS)
+#define SC_STAMP_SAMPLES    32  /* sampled blocks of the origin */
+#define SC_STAMP_SAMPLE_SIZE 4096
+
 struct sc_sb_disk {
   char     magic[8];            /* SC_SB_MAGIC */
   uint32_t version;             /* SC_FORMAT_VERSION */
@@ -62,6 +76,23 @@ struct sc_sb_disk {
   char     origin_path[256];    /* informational */
   uint64_t clean_seq;           /* with CLEAN: the journal's next seq at
                                    close; replay must end exactly there */
+  /* The origin's stamp: what identified its content when the server last
+   * left it (cow/origin-stamp.c; docs/design.md, "The origin is
+   * watched").  All zero (SC_STAMP_NONE) in diff areas of older
+   * versions. */
+  uint32_t stamp_state;         /* SC_STAMP_* */
+  uint32_t stamp_flags;         /* SC_STAMP_F_* */
+  uint64_t stamp_time_ns;       /* when it was taken (wall clock) */
+  uint64_t stamp_size;          /* the origin's size then */
+  uint64_t stamp_mtime_ns;      /* a file's mtime and ctime */
+  uint64_t stamp_ctime_ns;
+  uint8_t  stamp_boot_id[16];   /* a block device: the boot its counters */
+  uint64_t stamp_write_ios;     /* (/sys/dev/block/MAJ:MIN/stat) count */
+  uint64_t stamp_write_sectors; /* from */
+  uint64_t stamp_discard_ios;
+  uint64_t stamp_discard_sectors;
+  uint32_t stamp_nsamples;      /* 0..SC_STAMP_SAMPLES */
+  uint32_t stamp_sample_crc[SC_STAMP_SAMPLES]; /* CRC32C of sampled blocks */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 

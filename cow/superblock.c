@@ -51,6 +51,12 @@ sc_sb_check (const void *block, const char **why)
     *why = "unknown origin type";
     return -EINVAL;
   }
+  if (sb.stamp_state > SC_STAMP_WRITTEN ||
+      (sb.stamp_flags & ~SC_STAMP_F_KNOWN) != 0 ||
+      sb.stamp_nsamples > SC_STAMP_SAMPLES) {
+    *why = "unknown origin stamp";
+    return -EINVAL;
+  }
   uint64_t first_slot = (SC_SB_AREA + (1ull << sb.chunk_shift) - 1)
                         >> sb.chunk_shift;
   if (sb.journal_head < first_slot || sb.journal_head > (UINT64_MAX >> 21)) {

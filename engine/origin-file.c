@@ -20,6 +20,12 @@
  * server opens.  (A loop device and its backing file are two origins to
  * the kernel: nothing here can tell they hold the same data.)
  *
+ * The stamp (sc_origin_stamp, for the watch of volume-watch.c) of a file
+ * is its size and times, fsynced first so that they are the ones a power
+ * cut would leave; of a block device, the write and discard
+ * counters the kernel keeps since boot in /sys/dev/block/MAJ:MIN/stat
+ * (a partition's own), with the boot id.
+ *
  * Zeroing prefers fallocate (zero range, or punching a hole when the
  * request allows deallocation) and falls back to writing zeros where the
  * file system or device cannot; trimming is only ever a punched hole.
@@ -29,6 +35,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +199,87 @@ file_is_hole (struct sc_origin *o, uint64_t off, uint64_t len)
   return (uint64_t) data >= off + len;
 }
 
+/* The first `n` numbers of a text file, or how many it held; -errno if
+ * it cannot be read. */
+static int
+read_numbers (const char *path, uint64_t *v, int n)
+{
+  FILE *f = fopen (path, "re");
+  if (!f)
+    return -errno;
+  int k = 0;
+  while (k < n && fscanf (f, "%" SCNu64, &v[k]) == 1)
+    k++;
+  fclose (f);
+  return k;
+}
+
+/* This boot's id (/proc/sys/kernel/random/boot_id) as 16 bytes. */
+static int
+boot_id (uint8_t id[16])
+{
+  char text[64];
+  FILE *f = fopen ("/proc/sys/kernel/random/boot_id", "re");
+  if (!f)
+    return -errno;
+  bool ok = fgets (text, sizeof text, f) != NULL;
+  fclose (f);
+  int k = 0;
+  for (const char *p = text; ok && *p && *p != '\n' && k < 32; p++) {
+    if (*p == '-')
+      continue;
+    int x = *p >= '0' && *p <= '9' ? *p - '0'
+            : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+    if (x < 0)
+      return -EINVAL;
+    id[k / 2] = (uint8_t) (k % 2 ? id[k / 2] | x : x << 4);
+    k++;
+  }
+  return ok && k == 32 ? 0 : -EINVAL;
+}
+
+/* A file: its size and times (a write changes mtime and ctime; ctime
+ * cannot be set back).  A block device: its write and discard counters
+ * (its own, for a partition) and the boot they count from; if the kernel
+ * does not say, the samples alone identify it. */
+static int
+file_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
+{
+  struct stat sb;
+  if (fstat (file_of (o)->fd, &sb) == -1)
+    return -errno;
+  if (file_of (o)->is_file) {
+    /* The times recorded must be the ones a power cut leaves: fdatasync
+     * does not make them durable, fsync does. */
+    if (fsync (file_of (o)->fd) == -1)
+      return -errno;
+    if (fstat (file_of (o)->fd, &sb) == -1)
+      return -errno;
+    st->flags = SC_STAMP_F_TIMES;
+    st->size = (uint64_t) sb.st_size;
+    st->mtime_ns = (uint64_t) sb.st_mtim.tv_sec * 1000000000u +
+                   (uint64_t) sb.st_mtim.tv_nsec;
+    st->ctime_ns = (uint64_t) sb.st_ctim.tv_sec * 1000000000u +
+                   (uint64_t) sb.st_ctim.tv_nsec;
+    return 0;
+  }
+  char path[64];
+  uint64_t v[14] = { 0 };
+  snprintf (path, sizeof path, "/sys/dev/block/%u:%u/stat",
+            major (sb.st_rdev), minor (sb.st_rdev));
+  int n = read_numbers (path, v, 14);
+  if (n >= 7 && boot_id (st->boot_id) == 0) {
+    st->flags = SC_STAMP_F_COUNTERS;
+    st->write_ios = v[4];
+    st->write_sectors = v[6];
+    if (n >= 14) {
+      st->discard_ios = v[11];
+      st->discard_sectors = v[13];
+    }
+  }
+  return 0;
+}
+
 static const struct sc_origin_ops file_ops = {
   .close   = file_close,
   .pread   = file_pread,
@@ -202,6 +290,7 @@ static const struct sc_origin_ops file_ops = {
   .extents = file_extents,
   .is_hole = file_is_hole,
   .fd      = file_fd,
+  .stamp   = file_stamp,
 };
 
 /* The pid of the flock on "MAJ:MIN:INO" `want` in the lock table (lines

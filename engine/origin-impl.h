@@ -28,6 +28,9 @@ struct sc_origin_ops {
                   sc_extent_cb cb, void *opaque);
   bool (*is_hole) (struct sc_origin *o, uint64_t off, uint64_t len);
   int (*fd) (const struct sc_origin *o);
+  /* The kind's part of sc_origin_stamp (everything but the samples);
+   * NULL: the samples alone. */
+  int (*stamp) (struct sc_origin *o, struct sc_origin_stamp *st);
 };
 
 struct sc_origin {

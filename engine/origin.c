@@ -2,6 +2,11 @@
  * of origin, and what every kind shares. */
 #include <config.h>
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/crc32c.h"
 #include "engine/origin-impl.h"
 
 void
@@ -73,4 +78,29 @@ int
 sc_origin_fd (const struct sc_origin *o)
 {
   return o->ops->fd ? o->ops->fd (o) : -1;
+}
+
+/* The samples are read through the kind's pread, so every kind of origin
+ * has them, whatever else it can tell. */
+int
+sc_origin_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
+{
+  memset (st, 0, sizeof *st);
+  st->size = o->id.size;
+  int r = o->ops->stamp ? o->ops->stamp (o, st) : 0;
+  if (r < 0)
+    return r;
+  uint8_t *buf = malloc (SC_STAMP_SAMPLE_SIZE);
+  if (!buf)
+    return -ENOMEM;
+  for (uint32_t i = 0; i < SC_STAMP_SAMPLES && r == 0; i++) {
+    uint64_t off;
+    uint32_t len;
+    sc_origin_stamp_sample (o->id.size, i, &off, &len);
+    r = o->ops->pread (o, buf, len, off);
+    st->sample_crc[i] = crc32c (0, buf, len);
+  }
+  free (buf);
+  st->nsamples = r == 0 ? SC_STAMP_SAMPLES : 0;
+  return r;
 }

@@ -46,6 +46,15 @@ uint64_t sc_origin_size (const struct sc_origin *o);
  * next start (cow/diffarea.h). */
 void sc_origin_identity (const struct sc_origin *o, struct sc_origin_id *id);
 
+/* What identifies the origin's content now, cheaply (cow/diffarea.h,
+ * struct sc_origin_stamp): a file's size and times, a block device's
+ * write counters since boot, and the CRC32C of SC_STAMP_SAMPLES sampled
+ * blocks.  Meaningful only while nothing writes the origin: at open,
+ * before the first write, and at close, after the last write and its
+ * flush.  A file is fsynced first, so that its times are durable.  An
+ * error is one of that fsync or of reading the samples. */
+int sc_origin_stamp (struct sc_origin *o, struct sc_origin_stamp *st);
+
 /* Request flags, shared with the volume (engine/volume.h). */
 #define SC_FUA       0x1        /* durable before returning */
 #define SC_MAY_TRIM  0x2        /* zero may deallocate */

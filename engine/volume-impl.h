@@ -5,6 +5,7 @@
  *   volume-create.c  snapshot creation (the creation slot, write holds),
  *                    deletion and lookups
  *   volume-space.c   space limits, discards and statistics
+ *   volume-watch.c   the origin is watched: its stamp at open and close
  *
  * Everyone else uses engine/volume.h.
  */
@@ -81,6 +82,12 @@ struct sc_volume {
   uint64_t hold_start;          /* monotonic ns when the hold began */
   uint64_t hold_drained;        /* ... when the writes in flight had drained */
   uint64_t hold_flushed;        /* ... when the origin flush was done */
+
+  /* The origin is watched (volume-watch.c).  watch_lock, a leaf lock
+   * but for the diff area's mutex inside it, orders the first write's
+   * superblock update before any origin write. */
+  pthread_mutex_t watch_lock;
+  bool origin_written;          /* atomic: the diff area knows we write */
 };
 
 /* 0 if [offset, offset + count) may be read or changed: -ENODEV offline
@@ -94,6 +101,16 @@ int sc_vol_check_io (const struct sc_volume *v, uint64_t count,
  * (the origin must then not be touched). */
 int sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last);
 void sc_vol_pool_free (struct sc_volume *v);
+
+/* The origin is watched (volume-watch.c): at open, before any write,
+ * its stamp is compared with the one recorded at the last stop (changes
+ * made behind shadowcopy's back invalidate every snapshot unless
+ * cfg->origin_changed_accept); the diff area is told before the first
+ * write of the origin; at close, after the last write and flush, the
+ * stamp is taken again for the next start. */
+int sc_vol_watch_open (struct sc_volume *v, char *err, size_t errlen);
+void sc_vol_watch_write (struct sc_volume *v);
+void sc_vol_watch_close (struct sc_volume *v);
 
 /* A copy-on-write of `ns` ns ended (volume-space.c: its statistics). */
 void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);

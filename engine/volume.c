@@ -86,6 +86,7 @@ volume_alloc (void)
   pthread_mutex_init (&v->pool_lock, NULL);
   pthread_cond_init (&v->pool_cond, NULL);
   pthread_mutex_init (&v->hold_lock, NULL);
+  pthread_mutex_init (&v->watch_lock, NULL);
   v->start_ns = v->win_ns[0] = v->win_ns[1] = sc_mono_ns ();
   return v;
 }
@@ -101,6 +102,7 @@ volume_free (struct sc_volume *v)
   pthread_mutex_destroy (&v->pool_lock);
   pthread_cond_destroy (&v->pool_cond);
   pthread_mutex_destroy (&v->hold_lock);
+  pthread_mutex_destroy (&v->watch_lock);
   free (v);
 }
 
@@ -173,6 +175,10 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   volume_set_chunk_size (v);
   v->cfg = *cfg;
   v->cfg.origin_path = v->cfg.diff_path = NULL;
+  if ((r = sc_vol_watch_open (v, err, errlen)) < 0) {
+    sc_diff_close (v->diff);
+    goto fail;
+  }
   sc_diff_set_policy (v->diff, cfg->on_full, cfg->max_snapshots);
   if (cfg->diff_max_set && (r = apply_diff_max (v, cfg, err, errlen)) < 0) {
     sc_volume_close (v);
@@ -223,6 +229,8 @@ sc_volume_close (struct sc_volume *v)
     return 0;
   if (v->origin && (r = sc_origin_flush (v->origin)) < 0)
     debug ("fdatasync of the disk at close: %s", strerror (-r));
+  else if (v->origin)
+    sc_vol_watch_close (v);
   r = sc_diff_close (v->diff);
   if (r < 0)
     debug ("closing the diff area: %s", strerror (-r));
@@ -272,8 +280,10 @@ live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
   r = sc_vol_cow_range (v, range.first, range.last);
   if (r == -ENOSPC)
     COUNT (v, writes_refused, 1);     /* refused by on-full=fail-writes */
-  else if (r == 0)
+  else if (r == 0) {
+    sc_vol_watch_write (v);
     r = fn (v, buf, count, offset, flags);
+  }
   sc_rangelock_unlock (&v->chunks, &range);
   pthread_rwlock_unlock (&v->gate);
   return r;

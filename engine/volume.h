@@ -40,6 +40,9 @@ struct sc_volume_config {
                                    volume size */
   enum sc_on_full on_full;
   uint32_t max_snapshots;       /* 0: SC_MAX_SNAPSHOTS_DEFAULT */
+  /* origin-changed=accept: a change of the origin made while no server
+   * ran is logged, and the snapshots are kept valid (dangerous). */
+  bool origin_changed_accept;
 };
 
 int sc_volume_open (const struct sc_volume_config *cfg,

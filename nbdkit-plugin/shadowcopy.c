@@ -195,6 +195,18 @@ shadowcopy_config (const char *key, const char *value)
     discard_snapshots = b;
     return 0;
   }
+  if (strcmp (key, "origin-changed") == 0) {
+    if (strcmp (value, "invalidate") == 0)
+      space_cfg.origin_changed_accept = false;
+    else if (strcmp (value, "accept") == 0)
+      space_cfg.origin_changed_accept = true;
+    else {
+      nbdkit_error ("origin-changed=%s: must be invalidate or accept",
+                    value);
+      return -1;
+    }
+    return 0;
+  }
   nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
                 key);
   return -1;
@@ -225,7 +237,9 @@ shadowcopy_config_complete (void)
   "diff-max=SIZE|N%|unbounded  Size limit of the diff area (stored).\n" \
   "on-full=delete-oldest|fail-writes  When a copy does not fit.\n" \
   "max-snapshots=N     At most N snapshots (default 512).\n" \
-  "discard-snapshots=on  Trims on snapshot exports free their space."
+  "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
+  "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
+  "                    while the server was stopped (dangerous)."
 
 static int
 shadowcopy_get_ready (void)

@@ -1,0 +1,321 @@
+/* shadowcopy: the origin's stamp: is the origin as the server left it?
+ *
+ * Notes on the design
+ *
+ * A snapshot's unchanged chunks are read from the origin, so a write to
+ * the origin that did not come through shadowcopy (the server stopped,
+ * an administrator loop-mounts the disk image) silently changes every
+ * snapshot.  The superblock keeps a stamp of the origin, what the engine
+ * can learn of its content cheaply (struct sc_origin_stamp): a file's
+ * size, mtime and ctime, a block device's write counters and the boot
+ * they count from, and the CRC32C of a few sampled blocks.
+ *
+ * The stamp is only worth comparing if it describes the origin as the
+ * server left it, so its state says which it is (cow/format.h):
+ * UNWRITTEN, taken at open or at a clean stop with no write of the
+ * server since; WRITTEN, the server wrote (or was about to write) the
+ * origin after it was taken, which the engine records durably before
+ * its first write of a session.  After an unclean stop with writes the
+ * origin cannot be checked: its times and counters moved with the
+ * server's own writes, and invalidating then would turn every kill -9
+ * into lost snapshots.  docs/design.md lists what is caught.
+ *
+ * The stamp is the engine's: cow/ never opens the origin.  An offline
+ * open (the CLI) leaves the stamp as it found it.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cow/diffarea-internal.h"
+#include "cow/io.h"
+
+/* splitmix64: fixed pseudo-random sample positions. */
+static uint64_t
+mix (uint64_t x)
+{
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+void
+sc_origin_stamp_sample (uint64_t size, uint32_t i, uint64_t *off,
+                        uint32_t *len)
+{
+  uint64_t blocks = (size + SC_STAMP_SAMPLE_SIZE - 1) / SC_STAMP_SAMPLE_SIZE;
+  uint64_t b = i == 0 ? 0 : i == 1 ? blocks - 1 : mix (i) % blocks;
+  *off = b * SC_STAMP_SAMPLE_SIZE;
+  uint64_t left = size - *off;
+  *len = left < SC_STAMP_SAMPLE_SIZE ? (uint32_t) left : SC_STAMP_SAMPLE_SIZE;
+}
+
+static void
+stamp_put (struct sc_sb_disk *sb, const struct sc_origin_stamp *st)
+{
+  sb->stamp_state = st ? SC_STAMP_UNWRITTEN : SC_STAMP_NONE;
+  sb->stamp_flags = st ? st->flags & SC_STAMP_F_KNOWN : 0;
+  sb->stamp_time_ns = st ? diff_now_ns () : 0;
+  sb->stamp_size = st ? st->size : 0;
+  sb->stamp_mtime_ns = st ? st->mtime_ns : 0;
+  sb->stamp_ctime_ns = st ? st->ctime_ns : 0;
+  memset (sb->stamp_boot_id, 0, sizeof sb->stamp_boot_id);
+  if (st)
+    memcpy (sb->stamp_boot_id, st->boot_id, sizeof sb->stamp_boot_id);
+  sb->stamp_write_ios = st ? st->write_ios : 0;
+  sb->stamp_write_sectors = st ? st->write_sectors : 0;
+  sb->stamp_discard_ios = st ? st->discard_ios : 0;
+  sb->stamp_discard_sectors = st ? st->discard_sectors : 0;
+  sb->stamp_nsamples = st && st->nsamples <= SC_STAMP_SAMPLES
+                       ? st->nsamples : 0;
+  memset (sb->stamp_sample_crc, 0, sizeof sb->stamp_sample_crc);
+  for (uint32_t i = 0; i < sb->stamp_nsamples; i++)
+    sb->stamp_sample_crc[i] = st->sample_crc[i];
+}
+
+/* "2024-05-01 10:00:00.123456789 UTC" */
+static const char *
+when (uint64_t ns, char *buf, size_t len)
+{
+  time_t s = (time_t) (ns / 1000000000u);
+  struct tm tm;
+  char day[32];
+  if (!gmtime_r (&s, &tm) ||
+      strftime (day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    snprintf (buf, len, "%" PRIu64 " ns", ns);
+  else
+    snprintf (buf, len, "%s.%09u UTC", day, (unsigned) (ns % 1000000000u));
+  return buf;
+}
+
+/* Append "; "-separated parts to a message. */
+struct msg { char *buf; size_t len, used; };
+static void __attribute__((format (printf, 2, 3)))
+msg_add (struct msg *m, const char *fmt, ...)
+{
+  if (m->used + 3 >= m->len)
+    return;
+  if (m->used)
+    m->used += (size_t) snprintf (m->buf + m->used, m->len - m->used, "; ");
+  va_list ap;
+  va_start (ap, fmt);
+  int n = vsnprintf (m->buf + m->used, m->len - m->used, fmt, ap);
+  va_end (ap);
+  if (n > 0)
+    m->used += (size_t) n < m->len - m->used ? (size_t) n
+                                             : m->len - m->used - 1;
+}
+
+/* Does `now` differ from the recorded stamp?  Says how in m.  *counted:
+ * the write counters could be compared (same boot). */
+static bool
+stamp_differs (const struct sc_sb_disk *sb, const struct sc_origin_stamp *now,
+               struct msg *m, bool *counted)
+{
+  char a[64], b[64];
+  *counted = false;
+  if (sb->stamp_size != now->size)
+    msg_add (m, "its size changed from %" PRIu64 " to %" PRIu64 " bytes",
+             sb->stamp_size, now->size);
+  /* A block device's counters may be missing on one side (the kernel did
+   * not offer them): then, as after a reboot, only the samples count. */
+  if ((sb->stamp_flags & SC_STAMP_F_TIMES) != (now->flags & SC_STAMP_F_TIMES))
+    msg_add (m, "it is not the same kind of disk (file or block device)");
+  if (sb->stamp_flags & now->flags & SC_STAMP_F_TIMES) {
+    if (sb->stamp_mtime_ns != now->mtime_ns)
+      msg_add (m, "its mtime changed from %s to %s",
+               when (sb->stamp_mtime_ns, a, sizeof a),
+               when (now->mtime_ns, b, sizeof b));
+    if (sb->stamp_ctime_ns != now->ctime_ns)
+      msg_add (m, "its ctime (changed by any write) changed from %s to %s",
+               when (sb->stamp_ctime_ns, a, sizeof a),
+               when (now->ctime_ns, b, sizeof b));
+  }
+  if ((sb->stamp_flags & now->flags & SC_STAMP_F_COUNTERS) &&
+      memcmp (sb->stamp_boot_id, now->boot_id, 16) == 0) {
+    /* Sectors, not I/Os: a flush (the server's own, at open) may count
+     * as a write of no sector. */
+    *counted = true;
+    if (sb->stamp_write_sectors != now->write_sectors)
+      msg_add (m, "the block device's write counters moved from %" PRIu64
+               " writes (%" PRIu64 " sectors) to %" PRIu64 " writes (%"
+               PRIu64 " sectors)", sb->stamp_write_ios,
+               sb->stamp_write_sectors, now->write_ios, now->write_sectors);
+    if (sb->stamp_discard_sectors != now->discard_sectors)
+      msg_add (m, "the block device's discard counters moved from %" PRIu64
+               " discards (%" PRIu64 " sectors) to %" PRIu64 " discards (%"
+               PRIu64 " sectors)", sb->stamp_discard_ios,
+               sb->stamp_discard_sectors, now->discard_ios,
+               now->discard_sectors);
+  }
+  if (sb->stamp_nsamples != now->nsamples)
+    msg_add (m, "%" PRIu32 " blocks were sampled at the stop, %" PRIu32
+             " now", sb->stamp_nsamples, now->nsamples);
+  else {
+    uint32_t bad = 0, first = 0;
+    for (uint32_t i = 0; i < now->nsamples; i++)
+      if (sb->stamp_sample_crc[i] != now->sample_crc[i] && bad++ == 0)
+        first = i;
+    if (bad) {
+      uint64_t off;
+      uint32_t len;
+      sc_origin_stamp_sample (now->size, first, &off, &len);
+      msg_add (m, "%" PRIu32 " of %" PRIu32 " sampled blocks differ (the "
+               "first at byte %" PRIu64 ")", bad, now->nsamples, off);
+    }
+  }
+  return m->used > 0;
+}
+
+/* Every listed valid snapshot becomes invalid, durably.  Returns how
+ * many, or a negative errno (the diff area fails). */
+static int
+invalidate_all (struct sc_diff *d)
+{
+  struct txn t;
+  uint8_t rec[SC_REC_MAX];
+  int r = 0, n = 0;
+  txn_begin (d, &t);
+  for (size_t i = 0; r == 0 && i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    if (s->deleted || s->info.invalid_reason != SC_VALID)
+      continue;
+    struct sc_snapshot_info info = s->info;
+    info.invalid_reason = SC_INVALID_ORIGIN_CHANGED;
+    info.invalid_errno = 0;
+    info.invalid_chunk = 0;
+    r = txn_append (d, &t, rec, rec_invalid (rec, &info));
+  }
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    if (s->deleted || s->info.invalid_reason != SC_VALID)
+      continue;
+    snap_set_invalid (d, s, SC_INVALID_ORIGIN_CHANGED, 0, 0);
+    d->invalidations++;
+    n++;
+    diff_say ("snapshot %s (id %" PRIu64 ") is now invalid: %s",
+              s->info.name, s->info.id,
+              sc_invalid_reason_text (SC_INVALID_ORIGIN_CHANGED));
+  }
+  if (n && (r = txn_commit (d, &t)) < 0)
+    return r;
+  return n;
+}
+
+int
+sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
+                      const char *why, unsigned flags)
+{
+  LOCKED (d);
+  if (d->rdonly || !d->have_journal)
+    return -EROFS;
+  size_t valid = 0;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    valid += !d->snaps[i]->deleted &&
+             d->snaps[i]->info.invalid_reason == SC_VALID;
+  const char *path = d->sb.origin_path;
+  char what[1024] = "";
+  struct msg m = { what, sizeof what, 0 };
+  bool changed = false, counted = false;
+  int n = 0;
+
+  switch (d->sb.stamp_state) {
+  case SC_STAMP_NONE:
+    if (valid)
+      diff_say ("%s: the diff area holds no record of the disk as the "
+                "server left it (made by an older shadowcopy, or the record "
+                "could not be taken): changes made while the server was "
+                "stopped cannot be checked this time", path);
+    break;
+  case SC_STAMP_WRITTEN:
+    if (valid)
+      diff_say ("%s: the server stopped uncleanly after writing the disk: "
+                "a change made to it while the server was stopped cannot be "
+                "told from the server's own writes, so it is not checked "
+                "this time", path);
+    break;
+  default:
+    if (!now)
+      msg_add (&m, "its state could not be read (%s)", why ? why : "?");
+    changed = !now || stamp_differs (&d->sb, now, &m, &counted);
+    if (!changed && valid && !(now->flags & SC_STAMP_F_TIMES) && !counted)
+      diff_say ("%s: the block device's write counters are not comparable "
+                "(the machine rebooted since the server stopped, or the "
+                "kernel does not offer them): only %" PRIu32 " sampled "
+                "blocks were compared, and they match", path,
+                now->nsamples);
+    break;
+  }
+  if (changed && !valid) {
+    if (sc_debug)
+      sc_debug ("%s: the disk changed while the server was stopped (%s); "
+                "no snapshot is valid", path, what);
+  }
+  else if (changed && (flags & SC_ORIGIN_ACCEPT)) {
+    char since[64];
+    diff_say ("%s: DANGER: the disk changed while the server was stopped "
+              "(since %s): %s.  origin-changed=accept keeps its %zu valid "
+              "snapshot(s) valid: they may serve data written behind "
+              "shadowcopy's back", path,
+              when (d->sb.stamp_time_ns, since, sizeof since), what, valid);
+  }
+  else if (changed) {
+    char since[64];
+    diff_say ("%s: the disk changed while the server was stopped (since "
+              "%s): %s.  Every snapshot is now invalid, as it might be "
+              "wrong (origin-changed=accept would keep them, at the risk of "
+              "serving data written behind shadowcopy's back)", path,
+              when (d->sb.stamp_time_ns, since, sizeof since), what);
+    n = invalidate_all (d);
+    if (n < 0)
+      return n;
+  }
+
+  struct sc_sb_disk sb = d->sb;
+  stamp_put (&sb, now);
+  int r = sc_sb_store (d->fd, &sb);
+  if (r < 0)
+    return r;
+  d->sb = sb;
+  return n;
+}
+
+int
+sc_diff_origin_writing (struct sc_diff *d)
+{
+  LOCKED (d);
+  if (d->rdonly || d->sb.stamp_state != SC_STAMP_UNWRITTEN)
+    return 0;
+  d->sb.stamp_state = SC_STAMP_WRITTEN;
+  struct sc_sb_disk sb = d->sb;
+  int r = sc_sb_store (d->fd, &sb);
+  if (r == 0)
+    d->sb = sb;
+  else
+    diff_fail (d, r);
+  return r;
+}
+
+void
+sc_diff_origin_stamp_at_close (struct sc_diff *d,
+                               const struct sc_origin_stamp *now)
+{
+  LOCKED (d);
+  d->close_stamp = *now;
+  d->have_close_stamp = true;
+}
+
+void
+diff_stamp_close (struct sc_diff *d)
+{
+  if (d->have_close_stamp)
+    stamp_put (&d->sb, &d->close_stamp);
+}
