@@ -5,6 +5,7 @@
  *   volume-create.c  snapshot creation (the creation slot, write holds),
  *                    deletion and lookups
  *   volume-space.c   space limits, discards and statistics
+ *   scrub.c          the background verification of every copy
  *
  * Everyone else uses engine/volume.h.
  */
@@ -81,7 +82,14 @@ struct sc_volume {
   uint64_t hold_start;          /* monotonic ns when the hold began */
   uint64_t hold_drained;        /* ... when the writes in flight had drained */
   uint64_t hold_flushed;        /* ... when the origin flush was done */
+
+  struct sc_scrub *scrub;       /* scrub.c; its own leaf lock */
 };
+
+/* The scrub's state (scrub.c): made with the volume; freeing it stops a
+ * scrub that runs and waits for its thread. */
+struct sc_scrub *sc_vol_scrub_new (void);
+void sc_vol_scrub_free (struct sc_scrub *s);
 
 /* 0 if [offset, offset + count) may be read or changed: -ENODEV offline
  * (no origin), -EINVAL outside the volume. */
