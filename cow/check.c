@@ -385,7 +385,7 @@ verify_data (struct sc_diff *d, uint32_t cs, struct sc_check_report *rep)
              "checksum (block %u, offset %" PRIu64 "): %s%s", v.chunk,
              v.slot, off, v.block,
              off + (uint64_t) v.block * sc_sums_block (cs),
-             v.needed_by[0] ? "damages snapshot(s) " : "no valid snapshot "
+             v.needed_by[0] ? "needed by snapshot(s) " : "no valid snapshot "
              "needs it", v.needed_by);
   }
   free (buf);
