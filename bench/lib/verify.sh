@@ -31,7 +31,7 @@ build_noverify () {
 }
 
 verify_cost () {
-  local rep variant plugin id="sc-1-$DEFAULT_CHUNK$DUR_SUFFIX"
+  local rep variant plugin c0 c1 cpu id="sc-1-$DEFAULT_CHUNK$DUR_SUFFIX"
   VERIFY_REPEAT=${BENCH_VERIFY_REPEAT:-5}
   [ "$MODE" != quick ] || VERIFY_REPEAT=${BENCH_VERIFY_REPEAT:-3}
   VERIFY_SAMPLES=$BENCH_TMP/verify.tsv
@@ -50,19 +50,28 @@ verify_cost () {
       run_fio "verify-fill-$variant-$rep" "$JOBS/randwrite-4k.fio" \
         "$LIVE_URI" "$SIZE_BYTES"
       settle
+      c0=$(cpu_ticks "$SERVER_PID")
       run_fio "verify-$variant-$rep" "$JOBS/randread-4k.fio" "$SNAP_URI" \
         "$SIZE_BYTES"
+      c1=$(cpu_ticks "$SERVER_PID")
       stop_system
-      printf '%s\t%s\t%s\t%s\n' "$variant" "$rep" "$FIO_IOPS" "$FIO_MIBS" \
-        >>"$VERIFY_SAMPLES"
-      say "  snapshot 4k random read: $FIO_IOPS IOPS"
+      cpu=$(awk -v d=$((c1 - c0)) -v t="$CLK_TCK" -v n=$((SIZE_BYTES / 4096)) \
+        'BEGIN { printf "%.2f", d * 1e6 / t / n }')
+      printf '%s\t%s\t%s\t%s\t%s\n' "$variant" "$rep" "$FIO_IOPS" "$FIO_MIBS" \
+        "$cpu" >>"$VERIFY_SAMPLES"
+      say "  snapshot 4k random read: $FIO_IOPS IOPS, server CPU $cpu us/IO"
     done
   done
   VERIFY_ON=$(awk -F'\t' '$1 == "verified" { print $3 }' "$VERIFY_SAMPLES" | median)
   VERIFY_OFF=$(awk -F'\t' '$1 == "unverified" { print $3 }' "$VERIFY_SAMPLES" | median)
   VERIFY_RATIO=$(awk -v a="$VERIFY_ON" -v b="$VERIFY_OFF" \
     'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
-  say "  verified $VERIFY_ON IOPS, unverified $VERIFY_OFF IOPS: ${VERIFY_RATIO}x"
+  VERIFY_CPU_ON=$(awk -F'\t' '$1 == "verified" { print $5 }' "$VERIFY_SAMPLES" | median)
+  VERIFY_CPU_OFF=$(awk -F'\t' '$1 == "unverified" { print $5 }' "$VERIFY_SAMPLES" | median)
+  VERIFY_CPU_RATIO=$(awk -v a="$VERIFY_CPU_ON" -v b="$VERIFY_CPU_OFF" \
+    'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+  say "  verified $VERIFY_ON IOPS, unverified $VERIFY_OFF IOPS: ${VERIFY_RATIO}x;" \
+      "server CPU $VERIFY_CPU_ON vs $VERIFY_CPU_OFF us/IO: ${VERIFY_CPU_RATIO}x"
 }
 
 report_verify () {
@@ -77,10 +86,11 @@ report_verify () {
   echo "sources built with verification compiled out (\`-DSC_BENCH_NO_VERIFY\`,"
   echo "a bench-only build). Runs alternate; median of $VERIFY_REPEAT each."
   echo
-  echo "| plugin | median IOPS | runs |"
-  echo "| --- | ---: | --- |"
-  echo "| verified | $VERIFY_ON | $(awk -F'\t' '$1 == "verified" { printf "%s ", $3 }' "$VERIFY_SAMPLES") |"
-  echo "| verification compiled out | $VERIFY_OFF | $(awk -F'\t' '$1 == "unverified" { printf "%s ", $3 }' "$VERIFY_SAMPLES") |"
+  echo "| plugin | median IOPS | median server CPU us/IO | runs (IOPS) |"
+  echo "| --- | ---: | ---: | --- |"
+  echo "| verified | $VERIFY_ON | $VERIFY_CPU_ON | $(awk -F'\t' '$1 == "verified" { printf "%s ", $3 }' "$VERIFY_SAMPLES") |"
+  echo "| verification compiled out | $VERIFY_OFF | $VERIFY_CPU_OFF | $(awk -F'\t' '$1 == "unverified" { printf "%s ", $3 }' "$VERIFY_SAMPLES") |"
   echo
-  echo "Ratio verified / unverified: **${VERIFY_RATIO}x** (target >= 0.9x: $met)."
+  echo "Ratio verified / unverified: **${VERIFY_RATIO}x** by rate (target >= 0.9x:"
+  echo "$met), ${VERIFY_CPU_RATIO}x by server CPU per read (unverified / verified)."
 }
