@@ -14,7 +14,8 @@
 #   BENCH_SNAPS="0 1 64"        existing snapshots
 #   BENCH_CREATIONS=200/100     snapshot creations under load
 #   BENCH_RSS_CHUNKS=100000     copied chunks in the memory measurement
-#   BENCH_PARTS="throughput latency memory"
+#   BENCH_PARTS="throughput latency memory verify"
+#   BENCH_VERIFY_REPEAT=5/3     rounds of the read verification comparison
 #   BENCH_QEMU_AIO=io_uring     BENCH_QEMU_TARGET=qcow2 (or raw)
 #   BENCH_PWRITE=1              0: no run of shadowcopy with io_uring off
 #   BENCH_RESULTS=DIR           BENCH_TMPDIR=DIR (default $TMPDIR or /tmp)
@@ -26,6 +27,7 @@ JOBS="$BENCH_DIR/jobs"
 . "$BENCH_DIR/lib/common.sh"
 . "$BENCH_DIR/lib/systems.sh"
 . "$BENCH_DIR/lib/report.sh"
+. "$BENCH_DIR/lib/verify.sh"
 
 usage () { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -57,7 +59,7 @@ fi
 RSS_CHUNKS=${BENCH_RSS_CHUNKS:-100000}
 read -r -a CHUNK_LIST <<<"${BENCH_CHUNKS:-4K 16K 64K}"
 read -r -a SNAP_LIST <<<"${BENCH_SNAPS:-0 1 64}"
-PARTS=${BENCH_PARTS:-throughput latency memory}
+PARTS=${BENCH_PARTS:-throughput latency memory verify}
 QEMU_AIO=${BENCH_QEMU_AIO:-io_uring}
 QEMU_TARGET=${BENCH_QEMU_TARGET:-qcow2}
 HISTORY_IOPS=${BENCH_HISTORY_IOPS:-2000}
@@ -274,6 +276,7 @@ memory () {
 has_part throughput && throughput
 has_part latency && latency
 has_part memory && memory
+has_part verify && verify_cost
 
 mkdir -p "$RESULTS"
 name="$(date +%F)-$MACHINE_SHORT"

@@ -68,12 +68,13 @@ main (int argc, char **argv)
       _exit (1);
     /* The slots are never written: they read as zeros. */
     static const uint8_t zeros[4096];
-    uint32_t crc = crc32c (0, zeros, sizeof zeros);
+    uint32_t sums[SC_COPY_SUMS_MAX];
+    sc_diff_copy_sums (d, zeros, sums);
     uint64_t seq = 0;
     for (uint64_t c = 0; c < n; c++) {
       uint64_t off;
       if (sc_diff_slot_reserve (d, &off) < 0 ||
-          sc_diff_copy_record (d, c, off, crc, &seq) < 0)
+          sc_diff_copy_record (d, c, off, sums, &seq) < 0)
         _exit (1);
       if (c % 4096 == 4095)
         sc_diff_commit (d, seq);

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,9 +147,15 @@ collect_copy (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
               char *err, size_t errlen)
 {
   struct collect *c = opaque;
-  if (h->type != SC_REC_COPY)
+  if (h->type != SC_REC_COPY && h->type != SC_REC_COPY_SUMS)
     return 0;
-  const struct sc_rec_copy *r = (const void *) h;
+  /* Both kinds of copy record start with the chunk and the epoch. */
+  const struct sc_rec_copy_sums *r = (const void *) h;
+  static_assert (offsetof (struct sc_rec_copy, chunk)
+                 == offsetof (struct sc_rec_copy_sums, chunk) &&
+                 offsetof (struct sc_rec_copy, epoch)
+                 == offsetof (struct sc_rec_copy_sums, epoch),
+                 "copy records agree on chunk and epoch");
   struct copy_rec *v = sc_array_room (c->v, &c->cap, c->n, sizeof *v, 1024);
   if (!v) {
     snprintf (err, errlen, "out of memory");
@@ -346,6 +353,45 @@ read_data_slots (int fd, uint32_t cs, const struct slot_ref *s, size_t n,
   return 0;
 }
 
+/* Every data copy against its checksums, through the verified read of
+ * cow/ (sc_diff_verify_next); the open is read-only, so damage is only
+ * reported. */
+static int
+verify_data (struct sc_diff *d, uint32_t cs, struct sc_check_report *rep)
+{
+  uint8_t *buf = malloc (cs);
+  if (!buf)
+    return -ENOMEM;
+  rep->data_checked = true;
+  struct sc_copy_verify v;
+  for (uint64_t slot = 0;; slot = v.slot + 1) {
+    int r = sc_diff_verify_next (d, slot, buf, &v);
+    if (r == 0)
+      break;
+    uint64_t off = v.slot * cs;
+    if (r < 0) {
+      finding (rep, SC_CHECK_DAMAGE, off, "data slot %" PRIu64 " at offset %"
+               PRIu64 " (the copy of chunk %" PRIu64 ") cannot be read: %s",
+               v.slot, off, v.chunk, strerror (-r));
+      continue;
+    }
+    rep->copies_verified++;
+    rep->bytes_verified += v.bytes;
+    if (!v.damaged)
+      continue;
+    rep->copies_damaged++;
+    finding (rep, SC_CHECK_DAMAGE, off, "the copy of chunk %" PRIu64 " in "
+             "data slot %" PRIu64 " at offset %" PRIu64 " failed its "
+             "checksum (block %u, offset %" PRIu64 "): %s%s", v.chunk,
+             v.slot, off, v.block,
+             off + (uint64_t) v.block * sc_sums_block (cs),
+             v.needed_by[0] ? "needed by snapshot(s) " : "no valid snapshot "
+             "needs it", v.needed_by);
+  }
+  free (buf);
+  return 0;
+}
+
 /* ---- the check -------------------------------------------------------- */
 
 /* What an open of a damaged diff area says, without the path it starts
@@ -361,8 +407,8 @@ strip_path (const char *msg, const char *path)
 
 /* Everything after a successful open. */
 static int
-check_loaded (int fd, struct sc_diff *d, struct sc_check_report *rep,
-              char *err, size_t errlen)
+check_loaded (int fd, struct sc_diff *d, unsigned flags,
+              struct sc_check_report *rep, char *err, size_t errlen)
 {
   struct sc_diff_stats st;
   sc_diff_stats (d, &st);
@@ -447,6 +493,8 @@ check_loaded (int fd, struct sc_diff *d, struct sc_check_report *rep,
   r = find_data_slots (d, col.v, col.n, valid, nvalid, &slots, &nslots);
   if (r == 0)
     r = read_data_slots (fd, cs, slots, nslots, rep);
+  if (r == 0 && (flags & SC_CHECK_DATA))
+    r = verify_data (d, cs, rep);
   if (r < 0)
     snprintf (err, errlen, "out of memory");
 
@@ -461,6 +509,13 @@ check_loaded (int fd, struct sc_diff *d, struct sc_check_report *rep,
 int
 sc_diff_check (const char *path, struct sc_check_report *rep, char *err,
                size_t errlen)
+{
+  return sc_diff_check_with (path, 0, rep, err, errlen);
+}
+
+int
+sc_diff_check_with (const char *path, unsigned flags,
+                    struct sc_check_report *rep, char *err, size_t errlen)
 {
   memset (rep, 0, sizeof *rep);
 
@@ -536,7 +591,7 @@ sc_diff_check (const char *path, struct sc_check_report *rep, char *err,
     return 0;
   }
 
-  r = check_loaded (fd, d, rep, msg, sizeof msg);
+  r = check_loaded (fd, d, flags, rep, msg, sizeof msg);
   sc_diff_close (d);            /* read-only: writes nothing */
   close (fd);
   if (r < 0) {

@@ -12,7 +12,11 @@
  *     Journal slots are zeroed when taken, so after an unclean stop they
  *     are a torn tail, which recovery drops: a warning, not damage.
  *     After a clean close nothing may follow the journal: damage;
- *   - data slots of kept copies that cannot be read back.
+ *   - data slots of kept copies that cannot be read back;
+ *   - with SC_CHECK_DATA, every copy's data against its checksums (the
+ *     same verification snapshot reads do, sc_diff_verify_next): each
+ *     damaged copy is a finding naming its chunk, slot and the snapshots
+ *     that need it.
  *
  * Whatever the open itself refuses (damaged superblocks, a damaged middle
  * of the journal, records that make no sense, ...) is reported as one
@@ -77,6 +81,12 @@ struct sc_check_report {
   uint64_t free_slots;          /* free slots below the end of the file */
   uint64_t free_bytes;
 
+  /* With SC_CHECK_DATA. */
+  bool data_checked;
+  uint64_t copies_verified;     /* data copies read and checked */
+  uint64_t bytes_verified;
+  uint64_t copies_damaged;      /* of those, failed their checksum */
+
   size_t damage, warnings;      /* findings of each severity */
   struct sc_check_finding *findings;    /* the first SC_CHECK_FINDINGS_MAX */
   size_t nfindings;
@@ -90,6 +100,12 @@ struct sc_check_report {
  * -EPROTONOSUPPORT (written by a newer shadowcopy), -ENOMEM. */
 int sc_diff_check (const char *path, struct sc_check_report *rep,
                    char *err, size_t errlen);
+/* The same, with options: SC_CHECK_DATA also verifies every copy's data
+ * against its checksums. */
+#define SC_CHECK_DATA 0x1
+int sc_diff_check_with (const char *path, unsigned flags,
+                        struct sc_check_report *rep, char *err,
+                        size_t errlen);
 
 void sc_check_report_free (struct sc_check_report *rep);
 

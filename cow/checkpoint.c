@@ -16,8 +16,8 @@
  * role, so no commit writes the old journal meanwhile, and every record
  * appended to the old one is covered: the state it describes is in
  * memory, hence in the checkpoint.  The I/O is done with the lock held:
- * writers wait for the duration of one checkpoint, which writes about 40
- * bytes per copy.
+ * writers wait for the duration of one checkpoint, which writes about 48
+ * bytes per copy (104 for a copy with 16 block checksums).
  */
 #include <config.h>
 
@@ -61,17 +61,27 @@ ckpt_maybe (struct sc_diff *d)
               strerror (-r));
 }
 
-struct ckpt { struct sc_journal *j; int err; };
+struct ckpt { struct sc_diff *d; struct sc_journal *j; int err; };
 
+/* A data copy with per-block sums is written as COPY_SUMS; a zero copy,
+ * or one a version-1 COPY record made (one CRC of the whole chunk), as
+ * COPY. */
 static bool
 ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
            const struct sc_copy *c)
 {
   struct ckpt *k = opaque;
   uint8_t rec[SC_REC_MAX];
+  struct sc_sums_entry e;
   if (k->err)
     return true;
-  k->err = sc_journal_append (k->j, rec, rec_copy (rec, chunk, c), NULL);
+  size_t len;
+  if (c->slot != SC_SLOT_ZERO && sc_sums_get (&k->d->sums, c->slot, &e) &&
+      !e.whole)
+    len = rec_copy_sums (rec, chunk, c, e.sums, k->d->sums.nsums);
+  else
+    len = rec_copy (rec, chunk, c);
+  k->err = sc_journal_append (k->j, rec, len, NULL);
   if (!k->err)
     k->err = sc_journal_bound_tail (k->j, CKPT_TAIL_MAX);
   return true;
@@ -101,7 +111,7 @@ ckpt_fill (struct sc_diff *d, struct sc_journal *j)
   if (r == 0)
     r = space_checkpoint (d, j);
   if (r == 0) {
-    struct ckpt k = { .j = j };
+    struct ckpt k = { .d = d, .j = j };
     copymap_visit (d, ckpt_copy, &k);
     r = k.err;
   }

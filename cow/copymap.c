@@ -64,7 +64,12 @@ copymap_find (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
 void
 copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
 {
+  struct sc_copy c;
+  if (!sc_index_find (&d->index, chunk, epoch, &c))
+    return;
   sc_index_remove (&d->index, chunk, epoch);
+  if (c.slot != SC_SLOT_ZERO)
+    sc_sums_clear (&d->sums, c.slot, chunk, epoch);
 }
 
 bool
@@ -87,10 +92,26 @@ copymap_count (const struct sc_diff *d)
   return d->index.copies;
 }
 
+/* The checksums of a slot go with the copy that used it. */
+struct visit { struct sc_diff *d; sc_index_visit_fn keep; void *opaque; };
+
+static bool
+visit_one (void *opaque, uint64_t chunk, uint32_t prev,
+           const struct sc_copy *c)
+{
+  struct visit *w = opaque;
+  if (w->keep (w->opaque, chunk, prev, c))
+    return true;
+  if (c->slot != SC_SLOT_ZERO)
+    sc_sums_clear (&w->d->sums, c->slot, chunk, c->epoch);
+  return false;
+}
+
 int
 copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque)
 {
-  return sc_index_filter (&d->index, keep, opaque);
+  struct visit w = { d, keep, opaque };
+  return sc_index_filter (&d->index, visit_one, &w);
 }
 
 /* ---- the copy-on-write query and copies -------------------------------- */
@@ -129,23 +150,28 @@ sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first, uint64_t last,
  * reader sees it in between. */
 int
 sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
-                     uint32_t data_crc, uint64_t *seq)
+                     const uint32_t *sums, uint64_t *seq)
 {
   LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
-  if (chunk >= d->nchunks)
-    return -EINVAL;
   bool zero = offset == SC_COPY_ZERO;
+  if (chunk >= d->nchunks || (!zero && !sums))
+    return -EINVAL;
   struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : offset / d->chunk_size,
-                       .epoch = d->epoch, .crc = zero ? 0 : data_crc };
-  int r = copymap_add (d, chunk, c);
+                       .epoch = d->epoch };
+  int r = zero ? 0 : sc_sums_reserve (&d->sums, c.slot);
+  if (r == 0)
+    r = copymap_add (d, chunk, c);
   if (r < 0)
     return r;
+  if (!zero)
+    sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, false);
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
-  r = txn_append (d, &t, rec, rec_copy (rec, chunk, &c));
+  r = txn_append (d, &t, rec, zero ? rec_copy (rec, chunk, &c)
+                  : rec_copy_sums (rec, chunk, &c, sums, d->sums.nsums));
   if (r < 0) {
     copymap_remove (d, chunk, c.epoch);
     return r;

@@ -20,6 +20,10 @@
  *   discard.c         the chunks a snapshot's reader no longer needs
  *   origin-stamp.c    the origin's stamp: stored, compared at start,
  *                     renewed at a clean stop
+ *   sums.c            the checksums of the copied data, per slot
+ *   damage.c          a copy that failed its checksum: its snapshots
+ *                     damaged, durably; whole-copy verification (scrub,
+ *                     check --data)
  *
  * Locking.  One mutex, sc_diff.lock, guards every field below and the
  * structures they own (index, allocator, journal, snapshots); every
@@ -47,6 +51,7 @@
 #include "cow/diffarea.h"
 #include "cow/index.h"
 #include "cow/journal.h"
+#include "cow/sums.h"
 #include "cow/superblock.h"
 
 /* A run of chunks: [first, first + count). */
@@ -80,6 +85,8 @@ struct sc_diff {
 
   struct sc_alloc alloc;        /* slots: journal and data */
   struct sc_index index;        /* the copy map's storage: copymap.c only */
+  struct sc_sums sums;          /* per data slot: its copy and checksums;
+                                   kept in step by copymap.c */
   struct sc_journal journal;    /* read-write opens only */
   bool have_journal;
   bool volatile_mode;           /* durability=volatile */
@@ -98,6 +105,7 @@ struct sc_diff {
   bool verify_tail;             /* replay: check unsure copies' data */
   struct unsure *unsure;
   size_t nunsure, unsure_cap;
+  uint64_t replay_max_slot;     /* replay: slots of the file */
 
   /* Space management (space.c). */
   uint64_t max_bytes;           /* 0: unbounded */
@@ -110,6 +118,9 @@ struct sc_diff {
   uint64_t full_failures;
   uint64_t space_waits;
   uint64_t invalidations;       /* this session */
+  uint64_t checksum_errors;     /* copies that failed a checksum, this
+                                   session (damage.c) */
+  uint64_t damaged_freed;       /* damaged copies freed, this session */
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
   uint64_t ndisc_extents;       /* their extents, all snapshots */
 
@@ -182,6 +193,8 @@ size_t rec_invalid (void *buf, const struct sc_snapshot_info *s);
 size_t rec_delete (void *buf, uint64_t id);
 size_t rec_state (void *buf, uint32_t epoch, uint64_t next_id);
 size_t rec_copy (void *buf, uint64_t chunk, const struct sc_copy *c);
+size_t rec_copy_sums (void *buf, uint64_t chunk, const struct sc_copy *c,
+                      const uint32_t *sums, uint32_t nsums);
 size_t rec_drop (void *buf, const struct sc_drop_info *di, uint64_t total);
 size_t rec_limit (void *buf, uint64_t max_bytes);
 size_t rec_discard (void *buf, uint64_t id, uint64_t first, uint64_t count);
@@ -273,6 +286,19 @@ int copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque);
 /* What deleting each listed snapshot would free (infos[].used_bytes). */
 void copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
                          size_t n);
+
+/* ---- damage.c --------------------------------------------------------- */
+
+/* What a failed checksum found (sc_copy_verify's fields). */
+struct sc_copy_verify;
+/* The data in `slot` (entry e, as copied out before the read) failed
+ * its checksum at `block`: if that copy is still kept, mark every valid
+ * snapshot that needs it damaged (durably when the journal can be
+ * written), say so, and free the copy if nothing valid needs it any
+ * more.  Fills v (may be NULL).  Called with the lock held. */
+void damage_found (struct sc_diff *d, uint64_t slot,
+                   const struct sc_sums_entry *e, uint32_t block,
+                   struct sc_copy_verify *v);
 
 /* ---- gc.c ------------------------------------------------------------- */
 

@@ -191,6 +191,7 @@ diff_free (struct sc_diff *d)
   if (d->have_journal)
     sc_journal_free (&d->journal);
   sc_index_free (&d->index);
+  sc_sums_free (&d->sums);
   sc_alloc_free_all (&d->alloc);
   for (size_t i = 0; i < d->nsnaps; i++)
     snap_free (d, d->snaps[i]);
@@ -457,6 +458,7 @@ sc_diff_open (const char *path, unsigned flags,
     d->chunk_size = 1u << d->sb.chunk_shift;
     d->nchunks = (d->sb.origin_size + d->chunk_size - 1) / d->chunk_size;
     d->first_slot = (SC_SB_AREA + d->chunk_size - 1) / d->chunk_size;
+    sc_sums_init (&d->sums, d->chunk_size);
     r = build_state (d, path, created, &o, err, errlen);
   }
   free (o.chain);
@@ -543,12 +545,15 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
   st->full_failures = d->full_failures;
   st->space_waits = d->space_waits;
   st->invalidations = d->invalidations;
+  st->checksum_errors = d->checksum_errors;
+  st->damaged_freed = d->damaged_freed;
   for (size_t i = 0; i < d->nsnaps; i++) {
     const struct snap *s = d->snaps[i];
     if (s->deleted)
       continue;
     st->snapshots++;
     st->invalid += s->info.invalid_reason != SC_VALID;
+    st->damaged += s->info.invalid_reason == SC_INVALID_DAMAGED;
     for (size_t k = 0; k < s->ndisc; k++)
       st->discarded_bytes += s->disc[k].count * d->chunk_size;
   }

@@ -133,6 +133,10 @@ struct sc_diff_stats {
   uint64_t discarded_bytes;     /* discarded by snapshot readers, total */
   uint64_t space_waits;         /* copies that waited for a deleted
                                    snapshot's space (reads in flight) */
+  uint64_t checksum_errors;     /* copied data that failed its checksum
+                                   since the open (reads and scrubs) */
+  uint64_t damaged_freed;       /* damaged copies freed since the open */
+  uint64_t damaged;             /* listed snapshots that are damaged */
   uint8_t uuid[16];
   struct sc_origin_id origin;
 };
@@ -272,14 +276,20 @@ int sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset);
 void sc_diff_slot_cancel (struct sc_diff *d, uint64_t offset);
 
 /* Record that `chunk` was copied in the current epoch: to the slot at
- * `offset`, whose chunk_size bytes have CRC32C `data_crc`, or, with
- * offset == SC_COPY_ZERO (and data_crc 0), that its old content was all
- * zeros.  The copy is visible to readers at once; it is durable after
- * sc_diff_commit() with the returned sequence number.  (Replay after a
- * crash checks the CRC of copies whose commit may not have completed.) */
+ * `offset`, whose data has the checksums `sums` (sc_diff_copy_sums, as
+ * sc_diff_copy_write computes them), or, with offset == SC_COPY_ZERO (and
+ * sums NULL), that its old content was all zeros.  The copy is visible to
+ * readers at once; it is durable after sc_diff_commit() with the returned
+ * sequence number.  (Replay after a crash checks the sums of copies whose
+ * commit may not have completed.) */
 #define SC_COPY_ZERO UINT64_MAX
 int sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
-                         uint32_t data_crc, uint64_t *seq);
+                         const uint32_t *sums, uint64_t *seq);
+
+/* The checksums of a chunk's data, as records carry them: one CRC32C per
+ * block of max(4K, chunk_size / 16) bytes, into out[SC_COPY_SUMS_MAX]. */
+#define SC_COPY_SUMS_MAX 16
+void sc_diff_copy_sums (struct sc_diff *d, const void *chunk, uint32_t *out);
 
 /* Make every journal record up to `seq` durable (data written to the
  * diff-area file before the call is durable too).  Concurrent callers
@@ -299,18 +309,50 @@ struct sc_copy_io {
   void *buf;                    /* write: chunk_size bytes; read: len */
   uint32_t at;                  /* read: where in the slot to start */
   uint32_t len;                 /* read: bytes, at + len <= chunk_size */
-  uint32_t crc;                 /* write, out: CRC32C of the chunk */
+  uint32_t sums[SC_COPY_SUMS_MAX];      /* write, out: its checksums */
   int result;                   /* out: 0 or a negative errno */
 };
 
 /* Write each copy's chunk_size bytes to its reserved slot (one batch of
- * I/O per 64 copies), and compute its CRC for sc_diff_copy_record.  Each
- * io[i].result says how that copy went; returns the first error. */
+ * I/O per 64 copies), and compute its checksums for sc_diff_copy_record.
+ * Each io[i].result says how that copy went; returns the first error. */
 int sc_diff_copy_write (struct sc_diff *d, struct sc_copy_io *io, size_t n);
 
 /* Read io[i].len bytes at io[i].at of each slot into io[i].buf, for a
- * pinned snapshot.  Returns the first error (io[i].result each). */
+ * pinned snapshot, verified against the copy's checksums before it is
+ * returned: a piece that covers whole checksum blocks is read and checked
+ * in place; any other piece reads the blocks that cover it (the whole
+ * chunk for a copy of format version 1) into a bounce buffer of the
+ * calling thread (one chunk at most).  A mismatch fails that piece with
+ * -EIO, and the snapshots that need the copy are marked damaged
+ * (SC_INVALID_DAMAGED), durably.  Returns the first error (io[i].result
+ * each).  This is the one verified read of copied data: snapshot reads,
+ * backups, the scrub and check --data all go through it or through
+ * sc_diff_verify_next. */
 int sc_diff_copy_read (struct sc_diff *d, struct sc_copy_io *io, size_t n);
+
+/* What sc_diff_verify_next found. */
+struct sc_copy_verify {
+  uint64_t slot;                /* the data slot verified */
+  uint64_t chunk;               /* the copy's chunk and epoch */
+  uint32_t epoch;
+  uint32_t bytes;               /* bytes read (chunk_size) */
+  bool damaged;                 /* it failed its checksum */
+  uint32_t block;               /* when damaged: the first bad block */
+  bool freed;                   /* damaged, needed by no valid snapshot
+                                   any more (after marking), and freed */
+  char needed_by[512];          /* when damaged: the snapshots that need
+                                   the copy, ", "-separated ("" if none) */
+};
+
+/* Verify the copy in the first data slot at or after `slot`: read it
+ * whole into buf (chunk_size bytes) without holding the diff area's
+ * lock, and check every checksum.  Damage is handled as a read's is; a
+ * copy freed while it was being read is skipped (not damage).  Returns 1
+ * with *v filled, 0 when no data slot is left, or the negative errno of
+ * a failed read (v->slot says which; carry on from v->slot + 1). */
+int sc_diff_verify_next (struct sc_diff *d, uint64_t slot, void *buf,
+                         struct sc_copy_verify *v);
 
 /* The free space of the filesystem holding the diff area, in bytes. */
 int sc_diff_fs_free (struct sc_diff *d, uint64_t *bytes);

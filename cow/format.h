@@ -1,4 +1,4 @@
-/* shadowcopy: the on-disk format of the diff area (version 1).
+/* shadowcopy: the on-disk format of the diff area (versions 1 and 2).
  *
  * docs/design.md describes it in prose; this header is its definition.
  * Every integer is little-endian.  Every metadata structure carries a
@@ -29,7 +29,12 @@
 #endif
 
 #define SC_SB_MAGIC        "SHCOPYSB"
-#define SC_FORMAT_VERSION  1
+/* Version 2 added COPY_SUMS records.  A read-write open writes version 2
+ * into the superblock before it writes any record, so a binary that only
+ * knows version 1 refuses the area by its version instead of tripping on
+ * an unknown record; version 1 areas are still read. */
+#define SC_FORMAT_VERSION  2
+#define SC_FORMAT_VERSION_MIN 1
 #define SC_SB_SIZE         4096
 #define SC_SB_COPIES       2
 #define SC_SB_AREA         (SC_SB_SIZE * SC_SB_COPIES)
@@ -179,6 +184,30 @@ struct sc_rec_copy {
 } __attribute__((packed));
 #define SC_COPY_F_ZERO 0x1
 
+/* A data copy with one CRC32C per block of its slot (format version 2),
+ * so that a read of part of a chunk is verified by reading just the
+ * blocks it covers.  Blocks are sc_sums_block(chunk_size) bytes: at most
+ * SC_SUMS_MAX per copy, one for a 4K chunk.  It replaces COPY for data
+ * copies; zero copies are still COPY records with SC_COPY_F_ZERO. */
+struct sc_rec_copy_sums {
+  struct sc_rec_hdr h;
+  uint64_t chunk;
+  uint32_t epoch;               /* the epoch whose first write copied it */
+  uint16_t nsums;               /* chunk_size / sc_sums_block(chunk_size) */
+  uint16_t reserved;            /* 0 */
+  uint64_t slot;                /* data slot */
+  uint32_t sums[];              /* CRC32C of each block; padded to 8 */
+} __attribute__((packed));
+#define SC_SUMS_MAX 16
+#define SC_SUMS_BLOCK_MIN 4096u
+
+static inline uint32_t
+sc_sums_block (uint32_t chunk_size)
+{
+  return chunk_size / SC_SUMS_MAX > SC_SUMS_BLOCK_MIN
+         ? chunk_size / SC_SUMS_MAX : SC_SUMS_BLOCK_MIN;
+}
+
 struct sc_rec_next {
   struct sc_rec_hdr h;
   uint64_t slot;                /* the next journal slot */
@@ -239,5 +268,7 @@ sc_rec_padded (size_t len)
 
 /* The largest record: a snapshot with a 128-byte name. */
 #define SC_REC_MAX (sizeof (struct sc_rec_snap_create) + 128 + SC_REC_ALIGN)
+static_assert (sizeof (struct sc_rec_copy_sums) + 4 * SC_SUMS_MAX
+               <= SC_REC_MAX, "a COPY_SUMS record fits SC_REC_MAX");
 
 #endif

@@ -368,6 +368,12 @@ rec_len_ok (const struct sc_rec_hdr *h)
   }
   case SC_REC_LIMIT: return h->len == sizeof (struct sc_rec_limit);
   case SC_REC_DISCARD: return h->len == sizeof (struct sc_rec_discard);
+  case SC_REC_COPY_SUMS: {
+    const struct sc_rec_copy_sums *c = (const void *) h;
+    return h->len >= sizeof *c + sizeof (uint32_t) && c->nsums >= 1 &&
+           c->nsums <= SC_SUMS_MAX &&
+           h->len == sc_rec_padded (sizeof *c + c->nsums * sizeof (uint32_t));
+  }
   default: return false;
   }
 }

@@ -84,6 +84,22 @@ rec_copy (void *buf, uint64_t chunk, const struct sc_copy *c)
 }
 
 size_t
+rec_copy_sums (void *buf, uint64_t chunk, const struct sc_copy *c,
+               const uint32_t *sums, uint32_t nsums)
+{
+  size_t len = sc_rec_padded (sizeof (struct sc_rec_copy_sums)
+                              + nsums * sizeof *sums);
+  memset (buf, 0, len);
+  REC (sc_rec_copy_sums, r, buf, SC_REC_COPY_SUMS);
+  r->chunk = chunk;
+  r->epoch = c->epoch;
+  r->nsums = (uint16_t) nsums;
+  r->slot = c->slot;
+  memcpy (r->sums, sums, nsums * sizeof *sums);
+  return len;
+}
+
+size_t
 rec_drop (void *buf, const struct sc_drop_info *di, uint64_t total)
 {
   size_t name_len = strlen (di->name);

@@ -25,7 +25,6 @@
 #include <string.h>
 
 #include "cow/array.h"
-#include "cow/crc32c.h"
 #include "cow/diffarea-internal.h"
 #include "cow/format.h"
 #include "cow/io.h"
@@ -42,7 +41,10 @@ unsure_push (struct sc_diff *d, uint64_t chunk, uint32_t epoch, uint64_t seq)
   return 0;
 }
 
-/* Drop the unsure copies whose slot does not hold the data they name. */
+/* Drop the unsure copies whose slot does not hold the data they name
+ * (checked against every block's sum, or a version-1 copy's whole-chunk
+ * CRC).  A slot past the end of the file cannot: a data copy is never
+ * all zeros. */
 static int
 verify_unsure (struct sc_diff *d, uint64_t durable)
 {
@@ -51,12 +53,17 @@ verify_unsure (struct sc_diff *d, uint64_t durable)
   for (size_t i = 0; i < d->nunsure && r == 0; i++) {
     struct unsure *u = &d->unsure[i];
     struct sc_copy c;
+    struct sc_sums_entry e;
     if (u->seq <= durable || !copymap_find (d, u->chunk, u->epoch, &c))
       continue;
     if (!buf && !(buf = malloc (d->chunk_size)))
       return -ENOMEM;
-    r = sc_io_pread (d->fd, buf, d->chunk_size, c.slot * d->chunk_size);
-    if (r == 0 && crc32c (0, buf, d->chunk_size) != c.crc) {
+    bool have = sc_sums_get (&d->sums, c.slot, &e) && e.chunk == u->chunk &&
+                e.epoch == u->epoch;
+    if (have)
+      r = sc_io_pread (d->fd, buf, d->chunk_size, c.slot * d->chunk_size);
+    if (r == 0 &&
+        (!have || sc_sums_verify (&d->sums, &e, buf, 0, d->chunk_size) >= 0)) {
       copymap_remove (d, u->chunk, u->epoch);
       if (sc_debug)
         sc_debug ("replay: dropping the copy of chunk %" PRIu64 " (record %"
@@ -158,6 +165,30 @@ apply_invalid (struct sc_diff *d, const struct sc_rec_snap_invalid *r,
   return 0;
 }
 
+/* Add a replayed copy to the map and, for a data copy in the file, its
+ * checksums to the slot's entry (`whole`: one CRC of the whole chunk, a
+ * version-1 COPY record).  A slot past the end of the file is left for
+ * verify_unsure (a torn tail) or build_alloc (corruption) to judge. */
+static int
+add_copy (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
+          const uint32_t *sums, bool whole, uint64_t seq, uint64_t durable,
+          char *err, size_t errlen)
+{
+  bool zero = c.slot == SC_SLOT_ZERO;
+  bool in_file = !zero && c.slot < d->replay_max_slot;
+  int e = in_file ? sc_sums_reserve (&d->sums, c.slot) : 0;
+  if (e == 0)
+    e = copymap_add (d, chunk, c);
+  if (e == -EEXIST)
+    return CORRUPT ("journal record %" PRIu64 ": chunk %" PRIu64
+                    " copied twice in epoch %u", seq, chunk, c.epoch);
+  if (e == 0 && in_file)
+    sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, whole);
+  if (e == 0 && !zero && d->verify_tail && seq > durable)
+    e = unsure_push (d, chunk, c.epoch, seq);
+  return e;
+}
+
 static int
 apply_copy (struct sc_diff *d, const struct sc_rec_copy *r, uint64_t durable,
             char *err, size_t errlen)
@@ -172,14 +203,29 @@ apply_copy (struct sc_diff *d, const struct sc_rec_copy *r, uint64_t durable,
                     r->h.seq, r->chunk, r->epoch, r->slot);
   struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : r->slot,
                        .epoch = r->epoch, .crc = zero ? 0 : r->data_crc };
-  int e = copymap_add (d, r->chunk, c);
-  if (e == -EEXIST)
-    return CORRUPT ("journal record %" PRIu64 ": chunk %" PRIu64
-                    " copied twice in epoch %u", r->h.seq, r->chunk,
-                    r->epoch);
-  if (e == 0 && !zero && d->verify_tail && r->h.seq > durable)
-    e = unsure_push (d, r->chunk, r->epoch, r->h.seq);
-  return e;
+  uint32_t whole = r->data_crc;
+  return add_copy (d, r->chunk, c, &whole, true, r->h.seq, durable, err,
+                   errlen);
+}
+
+/* A data copy with a checksum per block (format version 2). */
+static int
+apply_copy_sums (struct sc_diff *d, const struct sc_rec_copy_sums *r,
+                 uint64_t durable, char *err, size_t errlen)
+{
+  if (r->chunk >= d->nchunks || r->epoch == 0 || r->epoch > d->epoch ||
+      r->nsums != d->sums.nsums || r->reserved != 0 ||
+      sizeof *r + r->nsums * sizeof r->sums[0] > r->h.len ||
+      r->slot < d->first_slot)
+    return CORRUPT ("journal record %" PRIu64 ": bad copy record "
+                    "(chunk %" PRIu64 ", epoch %u, slot %" PRIu64 ", %u "
+                    "checksums)", r->h.seq, r->chunk, r->epoch, r->slot,
+                    r->nsums);
+  struct sc_copy c = { .slot = r->slot, .epoch = r->epoch };
+  uint32_t sums[SC_SUMS_MAX];
+  memcpy (sums, (const uint8_t *) r + sizeof *r, r->nsums * sizeof sums[0]);
+  return add_copy (d, r->chunk, c, sums, false, r->h.seq, durable, err,
+                   errlen);
 }
 
 static int
@@ -254,6 +300,8 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   case SC_REC_SNAP_DELETE:  return apply_delete (d, r, err, errlen);
   case SC_REC_SNAP_INVALID: return apply_invalid (d, r, err, errlen);
   case SC_REC_COPY:         return apply_copy (d, r, durable, err, errlen);
+  case SC_REC_COPY_SUMS:    return apply_copy_sums (d, r, durable, err,
+                                                    errlen);
   case SC_REC_SNAP_DROP:    return apply_drop (d, r, err, errlen);
   case SC_REC_LIMIT:        return apply_limit (d, r, err, errlen);
   case SC_REC_DISCARD:      return apply_discard (d, r, err, errlen);
@@ -394,6 +442,7 @@ replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
 {
   d->epoch = 0;
   d->next_id = 0;
+  d->replay_max_slot = max_slot;
   int r = replay_journal (d, max_slot, o, err, errlen);
   if (r == -ENOMEM)             /* not the file's fault */
     snprintf (err, errlen, "%s", strerror (ENOMEM));

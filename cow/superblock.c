@@ -35,7 +35,7 @@ sc_sb_check (const void *block, const char **why)
     *why = "format version is newer than this shadowcopy supports";
     return -EPROTONOSUPPORT;
   }
-  if (sb.version != SC_FORMAT_VERSION) {
+  if (sb.version < SC_FORMAT_VERSION_MIN) {
     *why = "unknown format version";
     return -EINVAL;
   }

@@ -35,6 +35,12 @@
  *                             (engine counters, see engine/control-space.c)
  *   DELETE-SET UUID        -> * deleted name=... (each member of the set on
  *                             this volume); ENOENT if there is none
+ *   SCRUB [rate=BYTES]     -> * scrub state=running ...  Verify every copy
+ *                             in the background; EALREADY while one runs
+ *                             (engine/control-scrub.c)
+ *   SCRUB-STATUS           -> * scrub state= copies-checked= copies-total=
+ *                             bytes-checked= bytes-total= damaged= freed=
+ *                             read-errors= rate= started= finished=
  *
  * Creation in steps (one connection; the requester runs writers between
  * them and holds every volume of a set before committing any):
@@ -72,8 +78,9 @@
  * invalid).  LIST ends with one "* dropped id= name= created= dropped-at=
  * reason=" line per kept policy drop.  INFO also carries diff-max=,
  * on-full=, max-snapshots=, dropped=, full-failures=, discarded=,
- * invalid= and, once something was dropped, last-drop= and
- * last-drop-reason=.
+ * invalid=, damaged= (snapshots whose copied data failed its checksum),
+ * checksum-errors= (a server's) and, once something was dropped,
+ * last-drop= and last-drop-reason=.
  */
 
 #ifndef SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H

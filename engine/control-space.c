@@ -97,6 +97,9 @@ add_space (struct line *l, struct sc_volume *v, const struct sc_diff_stats *st,
     add_u64 (l, "full-failures", st->full_failures);
   add_u64 (l, "discarded", st->discarded_bytes);
   add_u64 (l, "invalid", st->invalid);
+  add_u64 (l, "damaged", st->damaged);
+  if (live)
+    add_u64 (l, "checksum-errors", st->checksum_errors);
   /* The last two are left out when nothing was ever dropped. */
   if (sc_volume_drops (v, &drops, &n, NULL) == 0) {
     if (n) {
@@ -142,7 +145,8 @@ sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
 /* STATS -> * stats chunks-copied= bytes-copied= zero-chunks=
  *   bytes-written= write-amplification= diff-used= diff-free= diff-max=
  *   cow-count= cow-p50-ns= cow-p99-ns= dropped= writes-refused=
- *   fill-rate= seconds-to-full= (-1: not filling) uptime-ns= invalidated= */
+ *   fill-rate= seconds-to-full= (-1: not filling) uptime-ns= invalidated=
+ *   checksum-errors= damaged-freed= */
 int
 sc_verb_stats (struct session *ss, const struct sc_ctl_request *req, int fd)
 {
@@ -167,6 +171,8 @@ sc_verb_stats (struct session *ss, const struct sc_ctl_request *req, int fd)
   add_fmt (&l, "seconds-to-full", "%" PRId64, st.seconds_to_full);
   add_u64 (&l, "uptime-ns", st.uptime_ns);
   add_u64 (&l, "invalidated", st.invalidated);
+  add_u64 (&l, "checksum-errors", st.checksum_errors);
+  add_u64 (&l, "damaged-freed", st.damaged_freed);
   return write_line (fd, "stats", &l);
 }
 

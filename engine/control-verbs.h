@@ -10,6 +10,7 @@
  *                        machine, its deadline and its auto-release
  *                        snapshots
  *   control-space.c      INFO, STATS, RESIZE
+ *   control-scrub.c      SCRUB, SCRUB-STATUS
  *
  * A handler answers one parsed request on `fd` (data lines, then OK or
  * ERR) and returns 0, or the negative errno of a failed write, which ends
@@ -98,5 +99,11 @@ int sc_verb_stats (struct session *ss, const struct sc_ctl_request *req,
                    int fd);
 int sc_verb_resize (struct session *ss, const struct sc_ctl_request *req,
                     int fd);
+
+/* control-scrub.c */
+int sc_verb_scrub (struct session *ss, const struct sc_ctl_request *req,
+                   int fd);
+int sc_verb_scrub_status (struct session *ss,
+                          const struct sc_ctl_request *req, int fd);
 
 #endif

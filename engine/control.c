@@ -120,6 +120,8 @@ static const struct verb {
   /* control-space.c */
   { "INFO", 0, 0, 0, sc_verb_info, "INFO" },
   { "STATS", 0, 0, LIVE, sc_verb_stats, "STATS" },
+  { "SCRUB", 0, 1, LIVE, sc_verb_scrub, "SCRUB [rate=BYTES]" },
+  { "SCRUB-STATUS", 0, 0, LIVE, sc_verb_scrub_status, "SCRUB-STATUS" },
   { "RESIZE", 1, 2, 0, sc_verb_resize,
     "RESIZE max=BYTES|unbounded [force=1]" },
   /* control-snapshots.c */

@@ -210,10 +210,10 @@ write_failed (struct batch *b, size_t i, int err)
                                            : SC_INVALID_COPY_WRITE, -err);
 }
 
-/* Record chunk i's copy at `where` (a slot whose data has CRC32C `crc`,
- * or SC_COPY_ZERO). */
+/* Record chunk i's copy at `where` (a slot whose data has the checksums
+ * `sums`, or SC_COPY_ZERO with NULL). */
 static void
-record_copy (struct batch *b, size_t i, uint64_t where, uint32_t crc,
+record_copy (struct batch *b, size_t i, uint64_t where, const uint32_t *sums,
              uint64_t *seq)
 {
   struct sc_volume *v = b->v;
@@ -223,7 +223,7 @@ record_copy (struct batch *b, size_t i, uint64_t where, uint32_t crc,
     debug ("copy-on-write: chunk %" PRIu64 " -> %s %" PRIu64, chunk,
            where == SC_COPY_ZERO ? "zero" : "diff-area offset",
            where == SC_COPY_ZERO ? 0 : where);
-  int r = sc_diff_copy_record (v->diff, chunk, where, crc, seq);
+  int r = sc_diff_copy_record (v->diff, chunk, where, sums, seq);
   if (r < 0) {
     if (where != SC_COPY_ZERO)
       sc_diff_slot_cancel (v->diff, where);
@@ -249,10 +249,10 @@ record_copies (struct batch *b)
       if (c->result < 0)
         write_failed (b, i, c->result);
       else
-        record_copy (b, i, b->slot[i], c->crc, &seq);
+        record_copy (b, i, b->slot[i], c->sums, &seq);
     }
     else if (b->state[i] == ZERO)
-      record_copy (b, i, SC_COPY_ZERO, 0, &seq);
+      record_copy (b, i, SC_COPY_ZERO, NULL, &seq);
   }
   if (seq) {
     int r = sc_diff_commit (b->v->diff, seq);

@@ -6,6 +6,7 @@
  *                    deletion and lookups
  *   volume-space.c   space limits, discards and statistics
  *   volume-watch.c   the origin is watched: its stamp at open and close
+ *   scrub.c          the background verification of every copy
  *
  * Everyone else uses engine/volume.h.
  */
@@ -88,7 +89,13 @@ struct sc_volume {
    * superblock update before any origin write. */
   pthread_mutex_t watch_lock;
   bool origin_written;          /* atomic: the diff area knows we write */
+  struct sc_scrub *scrub;       /* scrub.c; its own leaf lock */
 };
+
+/* The scrub's state (scrub.c): made with the volume; freeing it stops a
+ * scrub that runs and waits for its thread. */
+struct sc_scrub *sc_vol_scrub_new (void);
+void sc_vol_scrub_free (struct sc_scrub *s);
 
 /* 0 if [offset, offset + count) may be read or changed: -ENODEV offline
  * (no origin), -EINVAL outside the volume. */

@@ -64,6 +64,8 @@ diff_space (struct sc_volume *v, struct sc_volume_stats *st, uint64_t now,
   st->diff_limit = ds.max_bytes;
   st->dropped = ds.dropped;
   st->invalidated = ds.invalidations;
+  st->checksum_errors = ds.checksum_errors;
+  st->damaged_freed = ds.damaged_freed;
   if (ds.max_bytes)
     st->diff_free = ds.max_bytes > ds.used_bytes
                     ? ds.max_bytes - ds.used_bytes : 0;

@@ -77,6 +77,10 @@ volume_alloc (void)
 
   if (!v)
     return NULL;
+  if (!(v->scrub = sc_vol_scrub_new ())) {
+    free (v);
+    return NULL;
+  }
   pthread_rwlockattr_init (&attr);
   pthread_rwlockattr_setkind_np (&attr,
                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -95,6 +99,7 @@ volume_alloc (void)
 static void
 volume_free (struct sc_volume *v)
 {
+  sc_vol_scrub_free (v->scrub);
   sc_origin_close (v->origin);
   sc_vol_pool_free (v);
   pthread_rwlock_destroy (&v->gate);
@@ -227,6 +232,8 @@ sc_volume_close (struct sc_volume *v)
 
   if (!v)
     return 0;
+  sc_vol_scrub_free (v->scrub);         /* stops a scrub that runs */
+  v->scrub = NULL;
   if (v->origin && (r = sc_origin_flush (v->origin)) < 0)
     debug ("fdatasync of the disk at close: %s", strerror (-r));
   else if (v->origin)

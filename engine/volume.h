@@ -177,10 +177,41 @@ struct sc_volume_stats {
   uint64_t diff_used, diff_free, diff_limit;    /* bytes; limit 0: none */
   uint64_t dropped;             /* snapshots deleted by policy, ever */
   uint64_t invalidated;         /* snapshots invalidated since start-up */
+  uint64_t checksum_errors;     /* copied data that failed its checksum
+                                   since start-up (reads and scrubs) */
+  uint64_t damaged_freed;       /* damaged copies freed since start-up */
   double fill_rate;             /* diff-area growth, bytes/s, recent */
   int64_t seconds_to_full;      /* -1: not growing */
   uint64_t uptime_ns;
 };
 void sc_volume_stats (struct sc_volume *v, struct sc_volume_stats *st);
+
+/* ---- the scrub (engine/scrub.c) ---------------------------------------
+ *
+ * Every copy in the diff area read back and verified in a background
+ * thread while the volume serves; damage is handled as on a snapshot
+ * read (cow/diffarea.h, sc_diff_copy_read).  One scrub at a time; it
+ * ends with the volume. */
+#define SC_SCRUB_RATE_DEFAULT (64ull << 20)     /* bytes per second */
+struct sc_scrub_status {
+  bool ever;                    /* a scrub was started since start-up */
+  bool running;
+  bool stopped;                 /* ended by the volume's close */
+  int error;                    /* errno that ended it, 0 */
+  uint64_t rate;                /* bytes per second, 0: unbounded */
+  uint64_t started_ns, finished_ns;     /* wall clock, Unix ns */
+  uint64_t copies_checked, copies_total;
+  uint64_t bytes_checked, bytes_total;
+  uint64_t damaged;             /* copies that failed their checksum */
+  uint64_t freed;               /* of those, freed (no valid snapshot
+                                   needed them) */
+  uint64_t read_errors;         /* copies that could not be read */
+};
+/* Start a scrub at `rate` bytes per second (0: unbounded).  -EALREADY
+ * while one runs (*out then tells its progress), -ENODEV offline. */
+int sc_volume_scrub_start (struct sc_volume *v, uint64_t rate,
+                           struct sc_scrub_status *out);
+void sc_volume_scrub_status (struct sc_volume *v,
+                             struct sc_scrub_status *out);
 
 #endif

@@ -246,8 +246,8 @@ Test (copymap, copy_record_beyond_the_volume_is_einval)
   area (&a, 4);
   uh_snap (a.d, "a");
   uint64_t seq;
-  cr_assert_eq (sc_diff_copy_record (a.d, 4, SC_COPY_ZERO, 0, &seq), -EINVAL);
-  cr_assert_eq (sc_diff_copy_record (a.d, UINT64_MAX, SC_COPY_ZERO, 0, &seq),
+  cr_assert_eq (sc_diff_copy_record (a.d, 4, SC_COPY_ZERO, NULL, &seq), -EINVAL);
+  cr_assert_eq (sc_diff_copy_record (a.d, UINT64_MAX, SC_COPY_ZERO, NULL, &seq),
                 -EINVAL);
   cr_assert_eq (uh_stats (a.d).copies, 0);
   uh_area_free (&a);

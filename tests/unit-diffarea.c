@@ -541,7 +541,7 @@ Test (diffarea, read_only_open_changes_nothing_and_refuses_writes)
   cr_assert_eq (sc_diff_snapshot_create (a.d, "t", NULL, NULL), -EROFS);
   cr_assert_eq (sc_diff_snapshot_delete (a.d, "s"), -EROFS);
   cr_assert_eq (sc_diff_slot_reserve (a.d, &off), -EROFS);
-  cr_assert_eq (sc_diff_copy_record (a.d, 4, SC_COPY_ZERO, 0, &off), -EROFS);
+  cr_assert_eq (sc_diff_copy_record (a.d, 4, SC_COPY_ZERO, NULL, &off), -EROFS);
   cr_assert_eq (uh_stats (a.d).snapshots, 1);
   uh_area_close (&a);
 
@@ -635,7 +635,7 @@ Test (diffarea, journal_of_many_slots_round_trips)
   uh_snap (d, "a");
   uint64_t seq = 0;
   for (uint64_t c = 0; c < N; c++)
-    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, 0, &seq), 0);
+    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, NULL, &seq), 0);
   cr_assert_eq (sc_diff_commit (d, seq), 0);
   uh_snap (d, "b");
   uint64_t off7 = uh_copy_chunk (d, 7, 77);

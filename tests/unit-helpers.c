@@ -429,9 +429,10 @@ uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag)
   cr_assert_not_null (buf);
   uh_pattern (buf, cs, tag, 0);
   cr_assert_eq (pwrite (sc_diff_fd (d), buf, cs, off), (ssize_t) cs);
-  uint32_t crc = crc32c (0, buf, cs);
+  uint32_t sums[SC_COPY_SUMS_MAX];
+  sc_diff_copy_sums (d, buf, sums);
   free (buf);
-  cr_assert_eq (sc_diff_copy_record (d, chunk, off, crc, &seq), 0);
+  cr_assert_eq (sc_diff_copy_record (d, chunk, off, sums, &seq), 0);
   cr_assert_eq (sc_diff_commit (d, seq), 0);
   return off;
 }
@@ -449,10 +450,11 @@ uh_copy_reserved (struct sc_diff *d, uint64_t chunk, uint64_t tag)
     return -ENOMEM;
   uh_pattern (buf, cs, tag, 0);
   r = pwrite (sc_diff_fd (d), buf, cs, off) == (ssize_t) cs ? 0 : -EIO;
-  uint32_t crc = crc32c (0, buf, cs);
+  uint32_t sums[SC_COPY_SUMS_MAX];
+  sc_diff_copy_sums (d, buf, sums);
   free (buf);
   if (r == 0)
-    r = sc_diff_copy_record (d, chunk, off, crc, &seq);
+    r = sc_diff_copy_record (d, chunk, off, sums, &seq);
   return r ? r : sc_diff_commit (d, seq);
 }
 
@@ -482,7 +484,7 @@ void
 uh_copy_zero (struct sc_diff *d, uint64_t chunk)
 {
   uint64_t seq = 0;
-  cr_assert_eq (sc_diff_copy_record (d, chunk, SC_COPY_ZERO, 0, &seq), 0);
+  cr_assert_eq (sc_diff_copy_record (d, chunk, SC_COPY_ZERO, NULL, &seq), 0);
   cr_assert_eq (sc_diff_commit (d, seq), 0);
 }
 

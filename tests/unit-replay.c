@@ -227,13 +227,16 @@ Test (replay, superblock_b_zeroed_opens_from_a)
   uh_area_free (&a);
 }
 
-static void set_version_2 (struct sc_sb_disk *sb) { sb->version = 2; }
+static void set_newer_version (struct sc_sb_disk *sb)
+{
+  sb->version = SC_FORMAT_VERSION + 1;
+}
 
 Test (replay, newer_format_version_is_eprotonosupport)
 {
   struct uh_area a;
   make_area (&a);
-  edit_sb (a.diff_path, -1, set_version_2);
+  edit_sb (a.diff_path, -1, set_newer_version);
   assert_refused (&a, EPROTONOSUPPORT, "version");
   uh_area_free (&a);
 }
@@ -247,7 +250,7 @@ Test (replay, newer_format_in_the_newest_superblock_is_not_bypassed)
   make_area (&a);
   struct sc_sb_disk sb;
   int newest = uh_sb_newest (a.diff_path, &sb);
-  edit_sb (a.diff_path, newest, set_version_2);
+  edit_sb (a.diff_path, newest, set_newer_version);
   assert_refused (&a, EPROTONOSUPPORT, "version");
   uh_area_free (&a);
 }

@@ -235,6 +235,7 @@ volume_from_line (const struct sc_ctl_line *line, struct sc_client_volume *v)
   field_u64 (line, "full-failures", &v->full_failures);
   field_u64 (line, "discarded", &v->discarded_bytes);
   field_u64 (line, "invalid", &v->invalid);
+  field_u64 (line, "damaged", &v->damaged);
   field_str (line, "on-full", v->on_full, sizeof v->on_full);
   field_str (line, "last-drop", v->last_drop, sizeof v->last_drop);
   field_str (line, "last-drop-reason", v->last_drop_reason,

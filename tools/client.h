@@ -50,6 +50,7 @@ struct sc_client_volume {
   /* Space management (0 / empty when not known). */
   uint64_t diff_max, max_snapshots, dropped, full_failures, discarded_bytes;
   uint64_t invalid;
+  uint64_t damaged;             /* invalid: copied data failed its checksum */
   char on_full[24];
   char last_drop[SC_NAME_MAX + 1];
   char last_drop_reason[128];

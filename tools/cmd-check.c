@@ -1,7 +1,10 @@
 /* shadowcopy check: a diff area checked offline, read-only.
  *
- *   shadowcopy check DIFFAREA
- *   shadowcopy --diff DIFFAREA check
+ *   shadowcopy check [--data] DIFFAREA
+ *   shadowcopy --diff DIFFAREA check [--data]
+ *
+ * --data also reads every copy back and verifies it against its
+ * checksums (cow/check.h, SC_CHECK_DATA).
  *
  * Exit status: 0 clean (warnings allowed), 1 damaged, 2 usage error or
  * the check could not be done (no such file, in use by a server, a newer
@@ -89,6 +92,12 @@ print_check (const char *path, const struct sc_check_report *r)
             r->journal_end_offset, r->copies, r->data_slots, r->zero_copies,
             r->data_slots_read, r->data_slots, r->used_bytes, r->free_bytes,
             r->free_slots, plural (r->free_slots));
+    if (r->data_checked)
+      printf ("copies verified: %" PRIu64 " (%" PRIu64 " bytes), %" PRIu64
+              " damaged\n", r->copies_verified, r->bytes_verified,
+              r->copies_damaged);
+    else
+      printf ("copies verified: not checked (use --data)\n");
   }
   printf ("problems: %zu\n", r->damage);
   printf ("warnings: %zu\n", r->warnings);
@@ -114,6 +123,12 @@ sc_cmd_check (const struct sc_cli_target *t, int argc, char **argv)
     return sc_cli_usage_error ("check works on the diff-area file, not "
                                "through a server: shadowcopy check "
                                "DIFFAREA");
+  unsigned flags = 0;
+  while (argc > 0 && strcmp (argv[0], "--data") == 0) {
+    flags |= SC_CHECK_DATA;
+    argc--;
+    argv++;
+  }
   if (argc > 0 && strcmp (argv[0], "--") == 0) {
     argc--;
     argv++;
@@ -130,7 +145,7 @@ sc_cmd_check (const struct sc_cli_target *t, int argc, char **argv)
   if (!path)
     return sc_cli_usage_error ("check needs DIFFAREA");
 
-  r = sc_diff_check (path, &rep, err, sizeof err);
+  r = sc_diff_check_with (path, flags, &rep, err, sizeof err);
   if (r < 0) {
     sc_cli_error ("%s", err);
     return SC_EXIT_USAGE;

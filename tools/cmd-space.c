@@ -72,6 +72,8 @@ on_stats (const struct sc_ctl_line *line, void *opaque)
           sc_ctl_parse_u64 (F ("cow-p99-ns"), &n) == 0 ? n / 1e6 : 0.0);
   printf ("snapshots dropped by policy: %s\n", F ("dropped"));
   printf ("snapshots invalidated: %s\n", F ("invalidated"));
+  printf ("copied data that failed its checksum: %s (damaged copies "
+          "freed: %s)\n", F ("checksum-errors"), F ("damaged-freed"));
   printf ("writes refused (on-full=fail-writes): %s\n", F ("writes-refused"));
   v = F ("seconds-to-full");
   if (v[0] == '-')
@@ -184,6 +186,7 @@ space_info_json (const struct sc_client_volume *v, struct sc_json *j)
   sc_json_member_uint (j, "diff_max_bytes", v->diff_max);
   sc_json_member_uint (j, "dropped", v->dropped);
   sc_json_member_uint (j, "invalid", v->invalid);
+  sc_json_member_uint (j, "damaged", v->damaged);
   sc_json_member_uint (j, "discarded_bytes", v->discarded_bytes);
   if (v->on_full[0]) {
     sc_json_member_string (j, "on_full", v->on_full);
@@ -209,6 +212,8 @@ space_print_info (const struct sc_client_volume *v)
             v->max_snapshots, v->full_failures);
   printf ("snapshots dropped by policy: %" PRIu64 "\n", v->dropped);
   printf ("invalid snapshots: %" PRIu64 "\n", v->invalid);
+  printf ("damaged snapshots (copied data failed its checksum): %" PRIu64
+          "\n", v->damaged);
   if (v->last_drop[0])
     printf ("last drop: %s (%s)\n", v->last_drop, v->last_drop_reason);
   printf ("discarded by snapshot readers: %" PRIu64 " bytes\n",

@@ -20,6 +20,9 @@ int sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv);
 
+/* cmd-scrub.c: every copy verified by the server, in the background. */
+int sc_cmd_scrub (const struct sc_cli_target *t, int argc, char **argv);
+
 /* cmd-check.c: a diff area checked offline. */
 int sc_cmd_check (const struct sc_cli_target *t, int argc, char **argv);
 

@@ -1,7 +1,7 @@
 /* shadowcopy: the command-line requester.
  *
  *   shadowcopy [-c SOCKET | --diff DIFFAREA] VERB [ARGS...]
- *   shadowcopy check DIFFAREA
+ *   shadowcopy check [--data] DIFFAREA
  *
  * Exit status: 0 success, 1 error, 2 usage error.  For check: 0 clean
  * (warnings allowed), 1 damaged, 2 usage error or the check could not be
@@ -30,7 +30,7 @@ static void
 usage (void)
 {
   printf ("Usage: shadowcopy [-c SOCKET | --diff DIFFAREA] VERB [ARGS...]\n"
-          "       shadowcopy check DIFFAREA\n"
+          "       shadowcopy check [--data] DIFFAREA\n"
           "\n"
           "Manage the snapshots of a shadowcopy volume.\n"
           "\n"
@@ -62,7 +62,11 @@ usage (void)
           "                            set the diff area's size limit;\n"
           "                            below its use, --force deletes the\n"
           "                            oldest snapshots\n"
-          "  check DIFFAREA            check a diff area offline (read-only)\n"
+          "  scrub [--rate BYTES/S]    verify every copy in the background\n"
+          "                            (server; default 64M/s, 0: no limit)\n"
+          "  scrub --status [--json]   the scrub's progress\n"
+          "  check [--data] DIFFAREA   check a diff area offline (read-only);\n"
+          "                            --data also verifies every copy\n"
           "                            (or: --diff DIFFAREA check)\n"
           "\n"
           "create needs a running server; list, info and delete also work\n"
@@ -96,6 +100,7 @@ static const struct verb {
   { "check", sc_cmd_check, VOLUME_OPTIONAL },
   { "stats", sc_cmd_stats, VOLUME_NEEDED },
   { "resize", sc_cmd_resize, VOLUME_NEEDED },
+  { "scrub", sc_cmd_scrub, VOLUME_NEEDED },
 };
 
 static const struct verb *

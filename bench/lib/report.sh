@@ -352,6 +352,10 @@ report_write () {
     report_latency
     echo
     report_memory
+    if [ -n "${VERIFY_RATIO:-}" ]; then
+      echo
+      report_verify
+    fi
     if [ -n "$have_tp" ]; then
       echo
       echo "## Raw samples"

@@ -18,7 +18,8 @@
  * when it can, or $FUZZ_TMPDIR) and opened with sc_diff_open(SC_DIFF_RDONLY
  * | SC_DIFF_NOWAIT, origin NULL), which only reads.  An accepted diff area
  * is then queried the way `shadowcopy list/info` and the read path do, and
- * checked with sc_diff_check (`shadowcopy check`) where the tree has it.
+ * checked with sc_diff_check_with (`shadowcopy check --data`) where the
+ * tree has it.
  *
  * Besides the sanitizers, the harness aborts when the library breaks a
  * promise of its headers: an error without a message, a listed snapshot
@@ -297,7 +298,9 @@ check_offline (int opened, const struct view *v)
   struct sc_check_report rep;
   char err[1024] = "";
   memset (&rep, 0, sizeof rep);
-  int r = sc_diff_check (area_path, &rep, err, sizeof err);
+  /* With the data: every copy is read back and verified (check --data). */
+  int r = sc_diff_check_with (area_path, SC_CHECK_DATA, &rep, err,
+                              sizeof err);
   if (r < 0) {
     if (err[0] == '\0')
       die ("sc_diff_check failed (%s) without a message", strerror (-r));

@@ -106,7 +106,7 @@ static void
 copy (struct sc_diff *d, uint64_t chunk, int zero)
 {
   uint64_t seq, off = SC_COPY_ZERO;
-  uint32_t crc = 0;
+  uint32_t sums[SC_COPY_SUMS_MAX];
   if (!sc_diff_needs_copy (d, chunk))
     return;
   if (!zero) {
@@ -115,9 +115,9 @@ copy (struct sc_diff *d, uint64_t chunk, int zero)
     snprintf ((char *) buf, 16, "chunk %" PRIu64, chunk);
     if (pwrite (sc_diff_fd (d), buf, sizeof buf, (off_t) off) != sizeof buf)
       die ("pwrite: %m");
-    crc = crc32c (0, buf, sizeof buf);
+    sc_diff_copy_sums (d, buf, sums);
   }
-  check (sc_diff_copy_record (d, chunk, off, crc, &seq),
+  check (sc_diff_copy_record (d, chunk, off, zero ? NULL : sums, &seq),
          "sc_diff_copy_record");
   check (sc_diff_commit (d, seq), "sc_diff_commit");
 }
@@ -294,7 +294,7 @@ failed (void)
   snap (d, "doomed");
   copy (d, 2, 0);
   uint64_t seq;
-  check (sc_diff_copy_record (d, 10, SC_COPY_ZERO, 0, &seq), "copy record");
+  check (sc_diff_copy_record (d, 10, SC_COPY_ZERO, NULL, &seq), "copy record");
   sc_io_fault_hook = fail_journal_writes;
   if (sc_diff_commit (d, seq) == 0)
     die ("the failing commit succeeded");

@@ -1,0 +1,119 @@
+/* shadowcopy: damage: copied data that failed its checksum.
+ *
+ * Notes on the design
+ *
+ * A copy that fails its checksum (on a snapshot read, in a scrub, in
+ * check --data) can no longer give the snapshots that need it what they
+ * saw, so they are never served again: each one still valid is marked
+ * damaged (SC_INVALID_DAMAGED with the chunk), with a SNAP_INVALID record
+ * committed before anything else happens, so the mark survives a restart.
+ * The snapshots that need the copy are found with the copy map's rule: a
+ * copy of chunk c made in epoch W, after one made in P, serves the
+ * snapshots with epochs in [P, W - 1] that have not discarded c.
+ *
+ * The copy is then needed by no valid snapshot, so it is freed like any
+ * other unneeded copy (gc), unless a read of one of its snapshots is in
+ * flight; then the next garbage collection frees it.  Freeing needs the
+ * journal: an offline, read-only check marks in memory only.
+ *
+ * The copy may have been freed (and its slot reused) while its data was
+ * read without the lock: then the slot no longer belongs to it, and what
+ * was read says nothing about it.  Only a copy still in the map, in the
+ * same slot, is damage.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cow/diffarea-internal.h"
+
+/* The copy of e->chunk made in e->epoch, if it is still kept in `slot`;
+ * *prev gets the epoch of the chunk's copy before it (0 if none). */
+static bool
+still_kept (struct sc_diff *d, uint64_t slot, const struct sc_sums_entry *e,
+            uint32_t *prev)
+{
+  struct sc_copy c;
+  *prev = 0;
+  while (copymap_seen_by (d, e->chunk, *prev, &c)) {
+    if (c.epoch == e->epoch)
+      return c.slot == slot;
+    *prev = c.epoch;
+  }
+  return false;
+}
+
+static void
+add_name (struct sc_copy_verify *v, const char *name)
+{
+  if (!v)
+    return;
+  size_t n = strlen (v->needed_by);
+  snprintf (v->needed_by + n, sizeof v->needed_by - n, "%s%s",
+            n ? ", " : "", name);
+}
+
+void
+damage_found (struct sc_diff *d, uint64_t slot,
+              const struct sc_sums_entry *e, uint32_t block,
+              struct sc_copy_verify *v)
+{
+  uint32_t prev;
+  if (!still_kept (d, slot, e, &prev))
+    return;
+  if (v) {
+    v->damaged = true;
+    v->block = block;
+  }
+  d->checksum_errors++;
+  uint64_t off = slot * d->chunk_size;
+  uint64_t seq = 0;
+  size_t marked = 0;
+  int r = 0;
+  uint8_t rec[SC_REC_MAX];
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    uint32_t why = s->info.invalid_reason;
+    if (s->deleted || s->info.epoch < prev || s->info.epoch >= e->epoch ||
+        (why != SC_VALID && why != SC_INVALID_DAMAGED) ||
+        !disc_needs (s, e->chunk))
+      continue;
+    add_name (v, s->info.name);
+    if (why != SC_VALID)
+      continue;                 /* damaged already */
+    snap_set_invalid (d, s, SC_INVALID_DAMAGED, 0, e->chunk);
+    d->invalidations++;
+    marked++;
+    diff_say ("snapshot %s (id %" PRIu64 ") is now damaged: the copy of "
+              "chunk %" PRIu64 " in diff-area slot %" PRIu64 " (offset %"
+              PRIu64 ") failed its checksum (block %u); it is no longer "
+              "served", s->info.name, s->info.id, e->chunk, slot, off,
+              block);
+    if (d->have_journal && !d->failed && r == 0)
+      r = sc_journal_append (&d->journal, rec, rec_invalid (rec, &s->info),
+                             &seq);
+  }
+  if (!marked)
+    diff_say ("the copy of chunk %" PRIu64 " in diff-area slot %" PRIu64
+              " (offset %" PRIu64 ") failed its checksum (block %u); no "
+              "valid snapshot needs it any more", e->chunk, slot, off,
+              block);
+  if (r < 0) {
+    diff_fail (d, r);
+    return;
+  }
+  if (seq && diff_commit (d, seq) < 0)
+    return;
+  if (!d->have_journal || d->failed)
+    return;                     /* offline, or nothing can be recorded */
+  (void) gc_chunks (d, e->chunk, e->chunk);
+  struct sc_copy c;
+  if (!copymap_find (d, e->chunk, e->epoch, &c)) {
+    d->damaged_freed++;
+    if (v)
+      v->freed = true;
+  }
+}
