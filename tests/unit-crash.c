@@ -571,6 +571,12 @@ run_workload (struct wl *w, const struct wl_cfg *cfg)
   w->recording = false;
   cr_assert_eq (w->log.foreign, 0, "%zu requests went to other files",
                 w->log.foreign);
+  for (size_t i = 0; i < w->log.n; i++)
+    cr_assert_neq (w->log.ops[i].done, CR_NEVER, "%s: operation %zu never "
+                   "completed", cfg->name, i);
+  char overlap[256];
+  cr_assert (cr_check_overlaps (&w->log, overlap, sizeof overlap), "%s: %s",
+             cfg->name, overlap);
 
   /* The record is complete: replayed whole on the initial images, it
    * gives the files as they are now. */
@@ -967,7 +973,8 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
                op_text (&w->log.ops[i], t, sizeof t),
                ck->b.fate[i] == 'D' ? "durable" : ck->b.fate[i] == 'a'
                ? "applied" : ck->b.fate[i] == 't' ? "torn" : ck->b.fate[i]
-               == 's' ? "completed" : "lost");
+               == 's' ? "completed" : ck->b.fate[i] == 'i' ? "in flight"
+               : "lost");
     }
     save_images (ck, k);
   }
