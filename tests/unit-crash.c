@@ -996,7 +996,7 @@ struct checker {
   const struct mop **cand;      /* check_live's */
   uint8_t *ok;
 
-  size_t points, failures, per_variant[CR_V_COUNT];
+  size_t points, distinct, failures, per_variant[CR_V_COUNT];
   size_t torn, pending_applied, images_compared, invalid_seen;
   size_t clean_opens, refused;
 };
@@ -1362,7 +1362,7 @@ summary_add (size_t points);
 /* A journal switch: a superblock write with a new nonce at record `sw`;
  * the new journal's first slot was first touched at record `begin`. */
 struct ckpt_span {
-  size_t begin, sw, synced;     /* synced: the fdatasync after sw, +1 */
+  size_t begin, sw, sync;       /* sync: the fdatasync after sw */
   bool serving;                 /* not inside an open */
 };
 
@@ -1407,7 +1407,7 @@ find_checkpoints (const struct wl *w, struct ckpt_span **out)
       const struct mevent *e = event_of (w, op->tag);
       v = xrealloc (v, (n + 1) * sizeof *v);
       v[n++] = (struct ckpt_span) {
-        .begin = begin, .sw = i, .synced = synced + 1,
+        .begin = begin, .sw = i, .sync = synced,
         .serving = e && strcmp (e->what, "open") != 0,
       };
     }
@@ -1505,12 +1505,22 @@ run_checks (struct wl *w)
     enum cr_variant var = v < 12 ? CR_V_NONE : v < 34 ? CR_V_ALL
                           : v < 54 ? CR_V_PREFIX : v < 84 ? CR_V_RANDOM
                           : CR_V_INPLACE;
-    check_point (&ck, k, var);
+    /* Around a checkpoint's switch (its last writes, the superblock, the
+     * fdatasyncs), a few crash points decide everything: check them with
+     * every variant, and random ones more than once. */
+    bool hot = false;
     for (size_t i = 0; i < ncks; i++) {
       in_ckpt += cks[i].serving && cks[i].begin < k && k <= cks[i].sw;
-      in_switch += cks[i].serving && cks[i].sw < k && k <= cks[i].synced;
+      in_switch += cks[i].serving && cks[i].sw < k && k <= cks[i].sync;
+      hot |= cks[i].sw <= k + 2 && k <= cks[i].sync + 1;
     }
-    after_ckpt += ncks && ck_serving && k > cks[0].synced;
+    ck.distinct++;
+    unsigned reps = hot ? CR_V_COUNT + 3 : 1;
+    for (unsigned r = 0; r < reps; r++)
+      check_point (&ck, k, r == 0 ? var : r < CR_V_COUNT
+                   ? (enum cr_variant) ((var + r) % CR_V_COUNT)
+                   : CR_V_RANDOM);
+    after_ckpt += ncks && ck_serving && k > cks[0].sync;
     unsigned fl = in_flight (w, k);
     concurrent += fl >= 2;
     if (fl > max_flight)
@@ -1531,7 +1541,7 @@ run_checks (struct wl *w)
   printf ("crash: %s (chunk %u, %" PRIu64 " bytes, %s%s): %zu records "
           "(%zu writes, %zu fallocates, %zu fdatasyncs) from %u writes, %u "
           "zeroes, %u trims, %u creates, %u deletes, %u flushes, %u "
-          "restarts; %zu crash points checked (none %zu, all %zu, prefix "
+          "restarts; %zu crash states checked at %zu crash points (none %zu, all %zu, prefix "
           "%zu, random %zu, in-place %zu; %zu pending ops applied, %zu "
           "torn), %zu "
           "snapshot images compared, %zu invalid snapshots seen, %zu clean "
@@ -1540,7 +1550,7 @@ run_checks (struct wl *w)
           w->cfg->volatile_mode ? "volatile" : "safe",
           w->cfg->unclean_start ? ", after an unclean stop" : "", n, writes,
           fallocs, syncs, w->n_writes, w->n_zeroes, w->n_trims, w->n_creates,
-          w->n_deletes, w->n_flushes, w->n_restarts, ck.points,
+          w->n_deletes, w->n_flushes, w->n_restarts, ck.points, ck.distinct,
           ck.per_variant[CR_V_NONE], ck.per_variant[CR_V_ALL],
           ck.per_variant[CR_V_PREFIX], ck.per_variant[CR_V_RANDOM],
           ck.per_variant[CR_V_INPLACE], ck.pending_applied, ck.torn, ck.images_compared, ck.invalid_seen,
@@ -1548,8 +1558,8 @@ run_checks (struct wl *w)
   if (ck_serving)
     printf ("crash: %s: %zu checkpoints while serving (%zu at open); crash "
             "points: %zu with a new journal begun and the superblock not "
-            "switched, %zu between the switch and its fdatasync, %zu after "
-            "the first switch\n", w->cfg->name, ck_serving, ncks - ck_serving,
+            "switched, %zu between the switch and its fdatasync (every "
+            "variant near a switch), %zu after the first switch\n", w->cfg->name, ck_serving, ncks - ck_serving,
             in_ckpt, in_switch, after_ckpt);
   if (w->cfg->writers > 1)
     printf ("crash: %s: %u writer threads; %zu crash points with 2 or more "
@@ -1619,7 +1629,7 @@ ReportHook (POST_ALL) (struct criterion_global_stats *stats)
   }
   fclose (fp);
   unlink (path);
-  printf ("crash: %zu crash points checked in total over %zu workloads "
+  printf ("crash: %zu crash states checked in total over %zu workloads "
           "(seed %#" PRIx64 ")\n", total, workloads, base_seed ());
   fflush (stdout);
 }
