@@ -1213,12 +1213,15 @@ static void
 describe_point (const struct wl *w, size_t k, char *out, size_t len)
 {
   snprintf (out, len, "between operations");
-  for (size_t i = 0; i < w->nevents; i++)
-    if (w->events[i].start < k && k <= w->events[i].end) {
-      snprintf (out, len, "during %s (records %zu-%zu)", w->events[i].what,
-                w->events[i].start, w->events[i].end);
-      return;
-    }
+  size_t used = 0;
+  for (size_t i = 0; i < w->nevents && used + 1 < len; i++)
+    if (w->events[i].start < k && k <= w->events[i].end)
+      used += (size_t) snprintf (out + used, len - used, "%s %s (records "
+                                 "%zu-%zu)", used ? ", and" : "during",
+                                 w->events[i].what, w->events[i].start,
+                                 w->events[i].end);
+  if (used)
+    return;
   for (size_t i = w->nevents; i-- > 0;)
     if (w->events[i].end <= k) {
       snprintf (out, len, "after %s (records %zu-%zu)", w->events[i].what,
@@ -1240,6 +1243,12 @@ op_text (const struct cr_op *op, char *buf, size_t len)
   }
   return buf;
 }
+
+static const char *
+save_dir (void);
+
+static const struct mevent *
+event_of (const struct wl *w, uint32_t tag);
 
 static void
 save_images (const struct checker *ck, size_t k)
@@ -1319,7 +1328,7 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
     return;
 
   if (ck->failures++ < MAX_FAILURES) {
-    char where[160], last[128] = "none";
+    char where[640], last[128] = "none";
     describe_point (w, k, where, sizeof where);
     if (k > 0)
       op_text (&w->log.ops[k - 1], last, sizeof last);
@@ -1327,13 +1336,13 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
              "%zu, variant %s, %s; last record: %s; superblock %s%s; "
              "origin %zu durable + %zu pending (%zu applied, %zu torn), "
              "diff area %zu durable + %zu pending (%zu applied, %zu torn): "
-             "%s (again: SEED=%#" PRIx64 " CRASH_ONLY=%zu)\n",
+             "%s (again: CRASH_REPLAY=%s CRASH_ONLY=%zu)\n",
              w->cfg->name, base_seed (), k, w->log.n, cr_variant_name (var),
              where, last, !have_sb ? "none valid" : clean ? "CLEAN" : "unclean",
              have_sb && (sb.flags & SC_SB_VOLATILE) ? " VOLATILE" : "",
              info.durable_ops[0], info.pending[0], info.applied[0],
              info.torn[0], info.durable_ops[1], info.pending[1],
-             info.applied[1], info.torn[1], msg, base_seed (), k);
+             info.applied[1], info.torn[1], msg, save_dir (), k);
     /* The records since the earlier of the two last syncs. */
     size_t from = ck->b.last_sync[0] < ck->b.last_sync[1]
                   ? ck->b.last_sync[0] : ck->b.last_sync[1];
@@ -1342,8 +1351,11 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
     if (k - from > 24)
       from = k - 24;
     for (size_t i = from; i < k; i++) {
-      char t[128];
-      fprintf (stderr, "crash:   record %zu: %s: %s\n", i,
+      char t[128], by[128] = "";
+      const struct mevent *e = event_of (w, w->log.ops[i].tag);
+      if (e)
+        snprintf (by, sizeof by, " (by the %s)", e->what);
+      fprintf (stderr, "crash:   record %zu%s: %s: %s\n", i, by,
                op_text (&w->log.ops[i], t, sizeof t),
                ck->b.fate[i] == 'D' ? "durable" : ck->b.fate[i] == 'a'
                ? "applied" : ck->b.fate[i] == 't' ? "torn" : ck->b.fate[i]
@@ -1634,14 +1646,238 @@ ReportHook (POST_ALL) (struct criterion_global_stats *stats)
   fflush (stdout);
 }
 
+/* ---- saving and replaying a record ---------------------------------------
+ *
+ * With writer threads (and, through timing, with one: the flushes before
+ * a snapshot's hold repeat while they are slow) a run's record is not the
+ * same twice, so a failing workload's record and model are saved, and
+ * CRASH_REPLAY=dir checks the saved one instead of running the workload
+ * again.  The format is this build's own (structs as they are in memory). */
+
+static void
+record_path (char *buf, size_t len, const char *dir, const char *name)
+{
+  snprintf (buf, len, "%s/shadowcopy-crash-%s.record", dir, name);
+}
+
+static const char *
+save_dir (void)
+{
+  const char *dir = getenv ("CRASH_SAVE");
+  if (!dir || !*dir)
+    dir = getenv ("TMPDIR");
+  return dir && *dir ? dir : "/tmp";
+}
+
+static void
+put (FILE *fp, const void *p, size_t n)
+{
+  cr_assert_eq (fwrite (p, 1, n, fp), n, "writing the record: %s",
+                strerror (errno));
+}
+
+static void
+get (FILE *fp, void *p, size_t n)
+{
+  cr_assert_eq (fread (p, 1, n, fp), n, "the saved record is truncated");
+}
+
+static void *
+get_new (FILE *fp, size_t n)
+{
+  void *p = xrealloc (NULL, n);
+  get (fp, p, n);
+  return p;
+}
+
+#define PUT(fp, x) put ((fp), &(x), sizeof (x))
+#define GET(fp, x) get ((fp), &(x), sizeof (x))
+#define RECORD_MAGIC 0x5c0c4a5e0002ull
+
+static void
+save_workload (const struct wl *w)
+{
+  char path[4096];
+  record_path (path, sizeof path, save_dir (), w->cfg->name);
+  FILE *fp = fopen (path, "w");
+  if (!fp) {
+    fprintf (stderr, "crash: %s: %s\n", path, strerror (errno));
+    return;
+  }
+  uint64_t magic = RECORD_MAGIC;
+  uint32_t next_tag = (uint32_t) atomic_load (&w->next_tag);
+  PUT (fp, magic);
+  PUT (fp, w->seed);
+  PUT (fp, w->size);
+  PUT (fp, w->cs);
+  PUT (fp, next_tag);
+  for (int f = 0; f < CR_NFILES; f++) {
+    PUT (fp, w->init[f].size);
+    put (fp, w->init[f].buf, w->init[f].size);
+  }
+  put (fp, w->live0, w->size);
+  put (fp, w->live, w->size);
+  PUT (fp, w->log.n);
+  for (size_t i = 0; i < w->log.n; i++) {
+    PUT (fp, w->log.ops[i]);
+    if (w->log.ops[i].kind == CR_WRITE)
+      put (fp, w->log.ops[i].data, w->log.ops[i].len);
+  }
+  PUT (fp, w->nops);
+  for (size_t i = 0; i < w->nops; i++) {
+    PUT (fp, w->ops[i]);
+    if (w->ops[i].data)
+      put (fp, w->ops[i].data, w->ops[i].len);
+  }
+  PUT (fp, w->nflushes);
+  for (size_t i = 0; i < w->nflushes; i++) {
+    PUT (fp, w->flushes[i]);
+    put (fp, w->flushes[i].image, w->size);
+  }
+  PUT (fp, w->nsnaps);
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    PUT (fp, w->snaps[i]);
+    put (fp, w->snaps[i].image, w->size);
+  }
+  PUT (fp, w->nevents);
+  put (fp, w->events, w->nevents * sizeof *w->events);
+  unsigned counts[] = { w->n_writes, w->n_zeroes, w->n_trims, w->n_creates,
+                        w->n_deletes, w->n_flushes, w->n_restarts };
+  PUT (fp, counts);
+  cr_assert_eq (fclose (fp), 0);
+  fprintf (stderr, "crash: %s: the record of this run is saved in %s; "
+           "CRASH_REPLAY=%s checks it again\n", w->cfg->name, path,
+           save_dir ());
+}
+
+/* The superblock blocks of a replayed record name this run's origin
+ * (recovery refuses a diff area made for another file). */
+static void
+repoint_sb (uint8_t *block, const struct stat *st)
+{
+  struct sc_sb_disk sb;
+  memcpy (&sb, block, sizeof sb);
+  if (memcmp (sb.magic, SC_SB_MAGIC, 8) != 0 || sb.crc != uh_sb_crc (block))
+    return;
+  sb.origin_dev = st->st_dev;
+  sb.origin_ino = st->st_ino;
+  memcpy (block, &sb, sizeof sb);
+  uh_sb_fix_crc (block);
+}
+
+/* The saved record of this workload, if CRASH_REPLAY names a directory
+ * that holds one. */
+static bool
+load_workload (struct wl *w, const struct wl_cfg *cfg)
+{
+  const char *dir = getenv ("CRASH_REPLAY");
+  char path[4096];
+  if (!dir || !*dir)
+    return false;
+  record_path (path, sizeof path, dir, cfg->name);
+  FILE *fp = fopen (path, "r");
+  if (!fp)
+    return false;
+  memset (w, 0, sizeof *w);
+  w->cfg = cfg;
+  w->origin = uh_path ("origin");
+  w->diff = uh_path ("diff");
+  w->trims = uh_punch_reads_zeros ();
+  pthread_mutex_init (&w->mlock, NULL);
+  if (cfg->ckpt_extra) {
+    ckpt_extra = cfg->ckpt_extra;
+    sc_ckpt_limit_hook = ckpt_limit;
+  }
+  uint64_t magic;
+  uint32_t next_tag;
+  GET (fp, magic);
+  cr_assert_eq (magic, RECORD_MAGIC, "%s: not a record of this build", path);
+  GET (fp, w->seed);
+  GET (fp, w->size);
+  GET (fp, w->cs);
+  GET (fp, next_tag);
+  atomic_store (&w->next_tag, next_tag);
+  for (int f = 0; f < CR_NFILES; f++) {
+    uint64_t size;
+    GET (fp, size);
+    cr_image_alloc (&w->init[f], size);
+    get (fp, w->init[f].buf, size);
+    w->init[f].size = size;
+  }
+  w->live0 = get_new (fp, w->size);
+  w->live = get_new (fp, w->size);
+  size_t n;
+  GET (fp, n);
+  w->log.ops = xrealloc (NULL, (n + 1) * sizeof *w->log.ops);
+  w->log.n = w->log.cap = n;
+  for (size_t i = 0; i < n; i++) {
+    struct cr_op *op = &w->log.ops[i];
+    GET (fp, *op);
+    op->data = op->kind == CR_WRITE ? get_new (fp, op->len) : NULL;
+  }
+  GET (fp, w->nops);
+  w->ops = xrealloc (NULL, (w->nops + 1) * sizeof *w->ops);
+  for (size_t i = 0; i < w->nops; i++) {
+    GET (fp, w->ops[i]);
+    if (w->ops[i].data)
+      w->ops[i].data = get_new (fp, w->ops[i].len);
+  }
+  GET (fp, w->nflushes);
+  w->flushes = xrealloc (NULL, (w->nflushes + 1) * sizeof *w->flushes);
+  for (size_t i = 0; i < w->nflushes; i++) {
+    GET (fp, w->flushes[i]);
+    w->flushes[i].image = get_new (fp, w->size);
+  }
+  GET (fp, w->nsnaps);
+  w->snaps = xrealloc (NULL, (w->nsnaps + 1) * sizeof *w->snaps);
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    GET (fp, w->snaps[i]);
+    w->snaps[i].image = get_new (fp, w->size);
+  }
+  GET (fp, w->nevents);
+  w->events = get_new (fp, (w->nevents + 1) * sizeof *w->events
+                       - sizeof *w->events);
+  unsigned counts[7];
+  GET (fp, counts);
+  w->n_writes = counts[0];
+  w->n_zeroes = counts[1];
+  w->n_trims = counts[2];
+  w->n_creates = counts[3];
+  w->n_deletes = counts[4];
+  w->n_flushes = counts[5];
+  w->n_restarts = counts[6];
+  fclose (fp);
+
+  /* The files, as recording began, made for this run's origin. */
+  uh_write_file (w->origin, w->init[CR_ORIGIN].buf, w->init[CR_ORIGIN].size);
+  struct stat st;
+  cr_assert_eq (stat (w->origin, &st), 0);
+  struct cr_image *d = &w->init[CR_DIFF];
+  for (uint64_t off = 0; off + SC_SB_SIZE <= d->size && off < SC_SB_AREA;
+       off += SC_SB_SIZE)
+    repoint_sb (d->buf + off, &st);
+  for (size_t i = 0; i < n; i++) {
+    struct cr_op *op = &w->log.ops[i];
+    if (op->file == CR_DIFF && op->kind == CR_WRITE &&
+        op->off < SC_SB_AREA && op->len == SC_SB_SIZE)
+      repoint_sb (op->data, &st);
+  }
+  uh_write_file (w->diff, d->buf, d->size);
+  printf ("crash: %s: replaying the record saved in %s\n", cfg->name, path);
+  return true;
+}
+
 /* ---- the workloads ------------------------------------------------------------ */
 
 static void
 crash_test (const struct wl_cfg *cfg)
 {
   struct wl w;
-  run_workload (&w, cfg);
+  if (!load_workload (&w, cfg))
+    run_workload (&w, cfg);
   struct verdict v = run_checks (&w);
+  if (v.failures)
+    save_workload (&w);
   free_workload (&w);
   cr_assert_eq (v.failures, 0, "%s: %zu of %zu crash points failed (seed %#"
                 PRIx64 "; details above)", cfg->name, v.failures, v.points,
