@@ -34,6 +34,8 @@
 /* A checkpoint's tail is written out each time it holds this much. */
 #define CKPT_TAIL_MAX (1u << 20)
 
+uint64_t (*sc_ckpt_limit_hook) (uint64_t live);
+
 /* Keeps the journal under 3x the state plus 64k records, so start-up is
  * bounded.  Any kind of record counts: copies, but also snapshot creates
  * and deletes. */
@@ -46,6 +48,8 @@ ckpt_journal_too_long (const struct sc_diff *d, uint64_t records)
                                                     : SC_DROP_HISTORY;
   uint64_t live = copymap_count (d) + 2 * d->nsnaps + 2 + d->ndisc_extents
                   + drops;
+  if (sc_ckpt_limit_hook)
+    return records > sc_ckpt_limit_hook (live);
   return records > 2 * live + 65536;
 }
 

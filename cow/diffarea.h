@@ -457,4 +457,10 @@ int sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id,
  * above cow/ may read or write through it. */
 int sc_diff_fd (const struct sc_diff *d);
 
+/* When set: the journal length (in records) above which a checkpoint is
+ * written, given the records a checkpoint would write (`live`), instead
+ * of 2 * live + 65536; lets the crash harness reach checkpoints while
+ * serving with a small diff area.  NULL in a server. */
+extern uint64_t (*sc_ckpt_limit_hook) (uint64_t live);
+
 #endif

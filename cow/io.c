@@ -41,6 +41,7 @@
 void (*sc_debug) (const char *fmt, ...);
 void (*sc_notice) (const char *fmt, ...);
 int (*sc_io_fault_hook) (const struct sc_io_req *req);
+void (*sc_io_done_hook) (const struct sc_io_req *reqs, size_t n);
 bool sc_debug_cow;
 
 static pthread_key_t ring_key;
@@ -325,9 +326,14 @@ sc_io_run (struct sc_io_req *reqs, size_t n)
   }
   if (ring) {
     int r = run_ring (ring, reqs, n);
-    if (r < 0)
+    if (r < 0) {
+      if (sc_io_done_hook)
+        sc_io_done_hook (reqs, n);
       return r;
+    }
   }
+  if (sc_io_done_hook)
+    sc_io_done_hook (reqs, n);
   for (size_t i = 0; i < n; i++)
     if (reqs[i].result < 0)
       return reqs[i].result;

@@ -60,5 +60,9 @@ extern bool sc_debug_cow;
 /* Fault injection for tests: when set, called before each request; a
  * negative return fails that request with that errno, untouched. */
 extern int (*sc_io_fault_hook) (const struct sc_io_req *req);
+/* For tests (the crash harness): when set, called once per sc_io_run when
+ * all of its `n` requests are done, in the thread that ran them, before
+ * sc_io_run returns. */
+extern void (*sc_io_done_hook) (const struct sc_io_req *reqs, size_t n);
 
 #endif

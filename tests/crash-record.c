@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +21,20 @@
 
 static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cr_log *rec_log;
+static uint64_t rec_gen;        /* bumped by each cr_record_start */
+
+/* Per thread: its tag, and the operations it issued in the sc_io_run
+ * under way (their completion is noted when the batch is done). */
+static __thread uint32_t thread_tag;
+static __thread uint64_t inflight_gen;
+static __thread size_t *inflight;
+static __thread size_t ninflight, inflight_cap;
+
+void
+cr_set_tag (uint32_t tag)
+{
+  thread_tag = tag;
+}
 
 void
 cr_log_init (struct cr_log *log, const char *origin, const char *diff)
@@ -57,6 +73,25 @@ push (struct cr_log *log, const struct cr_op *op)
   log->ops[log->n++] = *op;
 }
 
+/* The thread's buffer is freed when it ends. */
+static pthread_key_t inflight_key;
+static pthread_once_t inflight_once = PTHREAD_ONCE_INIT;
+
+static void
+inflight_free (void *p)
+{
+  (void) p;
+  free (inflight);
+  inflight = NULL;
+  ninflight = inflight_cap = 0;
+}
+
+static void
+inflight_key_make (void)
+{
+  pthread_key_create (&inflight_key, inflight_free);
+}
+
 /* sc_io_fault_hook: sees every request before it runs; never fails one. */
 static int
 record_hook (const struct sc_io_req *req)
@@ -85,7 +120,8 @@ record_hook (const struct sc_io_req *req)
     goto out;
   }
   struct cr_op op = { .file = (uint8_t) file, .off = req->off,
-                      .len = req->len };
+                      .len = req->len, .tag = thread_tag,
+                      .done = CR_NEVER };
   switch (req->op) {
   case SC_IO_READ:
     goto out;
@@ -114,19 +150,49 @@ record_hook (const struct sc_io_req *req)
       abort ();                 /* a mode this harness does not model */
     break;
   }
+  if (inflight_gen != rec_gen) {
+    inflight_gen = rec_gen;
+    ninflight = 0;
+  }
+  if (ninflight == inflight_cap) {
+    inflight_cap = inflight_cap ? 2 * inflight_cap : 64;
+    inflight = realloc (inflight, inflight_cap * sizeof *inflight);
+    if (!inflight)
+      abort ();
+    pthread_setspecific (inflight_key, inflight);
+  }
+  inflight[ninflight++] = log->n;
   push (log, &op);
  out:
   pthread_mutex_unlock (&rec_lock);
   return 0;
 }
 
+/* sc_io_done_hook: this thread's batch is done. */
+static void
+done_hook (const struct sc_io_req *reqs, size_t n)
+{
+  (void) reqs;
+  (void) n;
+  pthread_mutex_lock (&rec_lock);
+  if (rec_log && !rec_log->guard && inflight_gen == rec_gen)
+    for (size_t i = 0; i < ninflight; i++)
+      rec_log->ops[inflight[i]].done = rec_log->n;
+  ninflight = 0;
+  pthread_mutex_unlock (&rec_lock);
+}
+
+
 void
 cr_record_start (struct cr_log *log)
 {
+  pthread_once (&inflight_once, inflight_key_make);
   pthread_mutex_lock (&rec_lock);
   log->guard = false;
   rec_log = log;
+  rec_gen++;
   pthread_mutex_unlock (&rec_lock);
+  sc_io_done_hook = done_hook;
   sc_io_fault_hook = record_hook;
 }
 
@@ -134,6 +200,7 @@ void
 cr_record_stop (void)
 {
   sc_io_fault_hook = NULL;
+  sc_io_done_hook = NULL;
   pthread_mutex_lock (&rec_lock);
   rec_log = NULL;
   pthread_mutex_unlock (&rec_lock);
@@ -285,9 +352,14 @@ cr_builder_init (struct cr_builder *b, const struct cr_log *log,
     cr_image_copy (&b->durable[f], &init[f]);
   }
   b->scratch = malloc ((log->n + 1) * sizeof *b->scratch);
+  b->syncs = malloc ((log->n + 1) * sizeof *b->syncs);
+  b->is_durable = calloc (log->n + 1, sizeof *b->is_durable);
   b->fate = malloc (log->n + 1);
-  cr_assert (b->scratch && b->fate);
+  cr_assert (b->scratch && b->syncs && b->is_durable && b->fate);
   memset (b->fate, 'D', log->n + 1);
+  for (size_t i = 0; i < log->n; i++)
+    if (log->ops[i].kind == CR_SYNC)
+      b->syncs[b->nsyncs++] = i;
 }
 
 void
@@ -296,8 +368,40 @@ cr_builder_free (struct cr_builder *b)
   for (int f = 0; f < CR_NFILES; f++)
     cr_image_free (&b->durable[f]);
   free (b->scratch);
+  free (b->syncs);
+  free (b->is_durable);
   free (b->fate);
   memset (b, 0, sizeof *b);
+}
+
+static bool
+changes (const struct cr_op *op)
+{
+  return op->kind == CR_WRITE || op->kind == CR_ZERO;
+}
+
+bool
+cr_check_overlaps (const struct cr_log *log, char *msg, size_t len)
+{
+  for (size_t i = 0; i < log->n; i++) {
+    const struct cr_op *a = &log->ops[i];
+    if (!changes (a))
+      continue;
+    size_t end = a->done < log->n ? a->done : log->n;
+    for (size_t j = i + 1; j < end; j++) {
+      const struct cr_op *o = &log->ops[j];
+      if (o->file != a->file || !changes (o) || o->off >= a->off + a->len ||
+          a->off >= o->off + o->len)
+        continue;
+      snprintf (msg, len, "operations %zu (tag %u, [%" PRIu64 ", +%" PRIu64
+                ")) and %zu (tag %u, [%" PRIu64 ", +%" PRIu64 ")) of the %s "
+                "overlap and were in flight at once (%zu completed at %zu)",
+                i, a->tag, a->off, a->len, j, o->tag, o->off, o->len,
+                a->file == CR_ORIGIN ? "origin" : "diff area", i, a->done);
+      return false;
+    }
+  }
+  return true;
 }
 
 /* Where op can be torn: the number of sector boundaries strictly inside
@@ -348,31 +452,48 @@ cr_build (struct cr_builder *b, size_t k, enum cr_variant variant,
   const struct cr_log *log = b->log;
   cr_assert_geq (k, b->k, "crash points must not go backwards");
   cr_assert_leq (k, log->n);
-  for (size_t i = b->k; i < k; i++)
-    if (log->ops[i].kind == CR_SYNC) {
-      b->last_sync[log->ops[i].file] = i + 1;
-      b->fate[i] = 's';
-    }
   b->k = k;
   memset (info, 0, sizeof *info);
 
-  for (int f = 0; f < CR_NFILES; f++) {
-    /* The durable part: everything before the last completed sync. */
-    for (size_t i = b->applied[f]; i < b->last_sync[f]; i++)
-      if (log->ops[i].file == f && log->ops[i].kind != CR_SYNC) {
-        cr_apply (&b->durable[f], &log->ops[i], log->ops[i].len);
-        b->fate[i] = 'D';
-      }
-    if (b->last_sync[f] > b->applied[f])
-      b->applied[f] = b->last_sync[f];
-    for (size_t i = 0; i < b->applied[f]; i++)
-      info->durable_ops[f] += log->ops[i].file == f &&
-                              log->ops[i].kind != CR_SYNC;
+  /* The syncs that had completed by k: the last issued one of each file
+   * makes durable what had completed before it was issued. */
+  for (size_t j = 0; j < b->nsyncs && b->syncs[j] < k; j++) {
+    size_t i = b->syncs[j];
+    if (log->ops[i].done <= k) {
+      b->fate[i] = 's';
+      if (i + 1 > b->last_sync[log->ops[i].file])
+        b->last_sync[log->ops[i].file] = i + 1;
+    }
+    else
+      b->fate[i] = 'i';
+  }
 
-    /* The pending part. */
+  for (int f = 0; f < CR_NFILES; f++) {
+    /* The durable part, in the order of the record. */
+    size_t s = b->last_sync[f];         /* the sync's index + 1 */
+    bool gap = false;
+    for (size_t i = b->low[f]; i + 1 < s; i++) {
+      const struct cr_op *op = &log->ops[i];
+      if (op->file == f && op->kind != CR_SYNC && !b->is_durable[i]) {
+        if (op->done <= s - 1) {
+          cr_apply (&b->durable[f], op, op->len);
+          b->is_durable[i] = true;
+          b->fate[i] = 'D';
+        }
+        else
+          gap = true;
+      }
+      if (!gap)
+        b->low[f] = i + 1;
+    }
+    for (size_t i = 0; i < k; i++)
+      info->durable_ops[f] += log->ops[i].file == f && b->is_durable[i];
+
+    /* The pending part: issued before k, not durable. */
     size_t np = 0;
-    for (size_t i = b->last_sync[f]; i < k; i++)
-      if (log->ops[i].file == f && log->ops[i].kind != CR_SYNC) {
+    for (size_t i = b->low[f]; i < k; i++)
+      if (log->ops[i].file == f && log->ops[i].kind != CR_SYNC &&
+          !b->is_durable[i]) {
         b->scratch[np++] = i;
         b->fate[i] = '-';
       }

@@ -3,11 +3,16 @@
  * area, and the disk images a power loss could leave behind.
  *
  * Recording.  cr_record_start() installs sc_io_fault_hook, which sees
- * each request before it runs (it never fails one).  Requests are told
- * apart by the file they go to (device and inode), so any fd of the
+ * each request before it runs (it never fails one), and sc_io_done_hook,
+ * which sees each sc_io_run batch when all of it is done.  Requests are
+ * told apart by the file they go to (device and inode), so any fd of the
  * origin or the diff area is recognised; reads are not recorded; a write
  * to any other file is counted as foreign (the harness asserts there is
- * none).  The payload of every write is copied.
+ * none).  The payload of every write is copied.  Any number of threads
+ * may issue I/O at once: the record is the order in which requests were
+ * issued, as it happened, and each operation also notes how many had been
+ * issued when it completed (op->done), and the tag its thread set
+ * (cr_set_tag), which ties it to the workload's operation.
  *
  * What an operation does to an image:
  *   CR_WRITE   the payload at [off, off + len), growing the file;
@@ -17,14 +22,14 @@
  *              off + len, the content is unchanged;
  *   CR_SYNC    fdatasync of that file.
  *
- * Crash states.  Crash point k is the moment after the first k recorded
- * operations.  fdatasync always runs alone in its sc_io_run batch (it is
- * only issued by sc_io_fdatasync), and the engine is driven from one
- * thread, so every operation recorded before a sync had completed when
- * the sync was issued.  For each file, the image at crash point k holds
- * the initial image plus every operation before the last sync of that
- * file recorded before k (the durable part), plus some of the later ones
- * (the pending part), chosen by the variant:
+ * Crash states.  Crash point k is the moment just before operation k was
+ * issued: operations 0..k-1 had been issued, and those whose done <= k
+ * had completed.  An operation is durable at k if a sync of its file that
+ * had completed by then (done <= k) was issued after it completed (its
+ * done <= the sync's index).  For each file, the image at crash point k
+ * holds the initial image plus every durable operation, in the order of
+ * the record (the durable part), plus some of the other operations issued
+ * before k (the pending part), chosen by the variant:
  *   CR_V_NONE     none of them;
  *   CR_V_ALL      all of them, in order (what a process kill leaves);
  *   CR_V_PREFIX   the first j of them in order, the last one maybe torn;
@@ -35,6 +40,14 @@
  *                 and allocation changes of its journal did not).
  * A torn operation applies only a prefix of its range, cut at a 512-byte
  * sector boundary (absolute file offsets).  Extensions are never torn.
+ * Completion is noted when sc_io_run returns, which is when the engine
+ * learns of it, so a request of a batch that finished early counts as
+ * pending a little longer than it was: the engine cannot have relied on
+ * it.  With one thread, a sync is issued after everything recorded
+ * before it completed, and the durable part is every operation before the
+ * last completed sync.  With several, applying the durable operations in
+ * the record's order is right as long as no two overlapping changes were
+ * in flight at once (cr_check_overlaps).
  */
 #ifndef SHADOWCOPY_TESTS_CRASH_RECORD_H
 #define SHADOWCOPY_TESTS_CRASH_RECORD_H
@@ -56,9 +69,14 @@ struct cr_op {
   uint8_t file;                 /* CR_ORIGIN or CR_DIFF */
   bool keep_size;               /* CR_ZERO: FALLOC_FL_KEEP_SIZE */
   bool dsync;                   /* CR_WRITE: RWF_DSYNC (FUA) */
+  uint32_t tag;                 /* the issuing thread's cr_set_tag() */
   uint64_t off, len;
   uint8_t *data;                /* CR_WRITE: a copy of the payload */
+  size_t done;                  /* operations recorded when it had
+                                   completed (CR_NEVER: it never did) */
 };
+
+#define CR_NEVER SIZE_MAX
 
 struct cr_log {
   struct cr_op *ops;
@@ -79,6 +97,14 @@ void cr_record_start (struct cr_log *log);
 void cr_record_stop (void);
 /* Operations recorded so far. */
 size_t cr_record_count (void);
+/* Tag the operations this thread issues from now on (0: none). */
+void cr_set_tag (uint32_t tag);
+
+/* Two writes or fallocates that change overlapping bytes of one file
+ * while both are in flight (neither had completed when the other was
+ * issued) leave either order on the disk: a bug of the engine, which the
+ * crash states would not model.  Returns false and says which, if any. */
+bool cr_check_overlaps (const struct cr_log *log, char *msg, size_t len);
 
 /* Guard mode: record nothing, but count every write or fallocate that
  * reaches the origin (recovery must never write to it). */
@@ -113,12 +139,17 @@ enum cr_variant { CR_V_NONE, CR_V_ALL, CR_V_PREFIX, CR_V_RANDOM,
 struct cr_builder {
   const struct cr_log *log;
   struct cr_image durable[CR_NFILES];
-  size_t applied[CR_NFILES];    /* ops below this index are considered */
-  size_t last_sync[CR_NFILES];  /* index of the last sync before k, +1 */
+  size_t low[CR_NFILES];        /* ops of the file below this index are
+                                   all in its durable image */
+  size_t last_sync[CR_NFILES];  /* index of the last-issued sync that had
+                                   completed before k, +1 (0: none) */
   size_t k;                     /* last crash point scanned */
+  bool *is_durable;             /* per op: in its file's durable image */
+  size_t *syncs, nsyncs;        /* the indices of the syncs */
   size_t *scratch;
   /* What the last cr_build did with each operation below k: 'D' durable,
-   * 'a' applied, 't' torn, '-' lost, 's' a sync. */
+   * 'a' applied, 't' torn, '-' lost, 's' a completed sync, 'i' one in
+   * flight. */
   char *fate;
 };
 

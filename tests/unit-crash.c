@@ -9,17 +9,45 @@
  *     reason) unless its deletion had begun; one whose creation had not
  *     begun, or whose deletion had returned, does not;
  *   - the live volume holds every write acknowledged before the last
- *     completed flush, or a later write to the same bytes;
+ *     completed flush began, or a later write to the same bytes;
  *   - in durability=volatile, every snapshot is invalid with
  *     SC_INVALID_VOLATILE, unless the diff area was left cleanly closed.
  *
  * Crash states (see crash-record.h): for crash point k, each file holds
- * what was written before its last fdatasync recorded before k, plus a
- * choice of the later writes and fallocates: none, all, an in-order
- * prefix (the last maybe torn), a random subset (some torn, in any
- * order), or those that overwrite in place without growing the file.
- * Every crash point of every workload is checked, each with one variant
- * drawn from its own seeded generator.
+ * what was durable then (written and completed before a completed
+ * fdatasync was issued), plus a choice of the later writes and
+ * fallocates: none, all, an in-order prefix (the last maybe torn), a
+ * random subset (some torn, in any order), or those that overwrite in
+ * place without growing the file.  Every crash point of every workload is
+ * checked, each with one variant drawn from its own seeded generator;
+ * the few points around a checkpoint's superblock switch with every
+ * variant and three more random ones.  The test prints the number of
+ * crash states checked, per workload and in total.
+ *
+ * Workloads.  Most run one thread: writes, zeroes, trims, snapshot
+ * creates and deletes, flushes and clean restarts in a seeded random mix.
+ * Those with `writers` run that many threads writing (and now and then
+ * zeroing, trimming, flushing) at once through sc_volume_write, so that
+ * copy-on-write commits are shared by group commit, while the main thread
+ * creates and deletes snapshots and flushes.  Those with `ckpt_extra`
+ * lower the journal length that triggers a checkpoint while serving
+ * (sc_ckpt_limit_hook), so that checkpoints run during the record and
+ * crash points fall before, inside (new journal partly written,
+ * superblock not switched) and after them; the test prints how many.
+ *
+ * The model with several writers.  Every event gets a tick of a model
+ * clock and every record the tag of the operation its thread was doing.
+ * Overlapping writes reach the origin one after the other (the volume
+ * locks their chunks), in the order of their first change of the origin
+ * in the record, so the live volume after a set of writes is the
+ * recording's start with them applied in that order.  A snapshot's image
+ * has the writes that reached the origin before its hold (the creation is
+ * made of sc_volume_hold and sc_volume_hold_commit, and the record's
+ * length is noted once writes are held; the test checks that no write
+ * straddles it); a flush's image has the writes that had returned before
+ * it began; any write that had begun before the crash may show over it.
+ * With one thread these images equal those the model keeps as it goes,
+ * which the test checks too.
  *
  * The model is deliberately generous where the engine promises nothing:
  * FUA writes count as ordinary writes, any live write that had begun
@@ -29,10 +57,15 @@
  * invalid.
  *
  * Environment: SEED=n picks another seed (decimal or 0x...; the default
- * is fixed, so `make check` is reproducible); CRASH_POINTS=n checks n
- * points per workload, evenly sampled, instead of all; CRASH_ONLY=k
- * checks crash point k alone, with the same state as in a full run;
- * CRASH_SAVE=dir keeps the images of failed crash points there.
+ * is fixed); CRASH_POINTS=n checks n points per workload, evenly sampled,
+ * instead of all; CRASH_ONLY=k checks crash point k alone, with the same
+ * state as in a full run of the same record; CRASH_SAVE=dir keeps the
+ * images of failed crash points there.  A run's record is not the same
+ * twice (writer threads interleave as they may, and the flushes before a
+ * snapshot's hold repeat while they are slow), so the record and model of
+ * a workload with a failure are saved (in CRASH_SAVE, else TMPDIR, else
+ * /tmp), and CRASH_REPLAY=dir checks the saved record again instead of
+ * running the workload: the failure report prints the command.
  */
 #include <config.h>
 
@@ -40,7 +73,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +86,7 @@
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
 
+#include "cow/diffarea.h"
 #include "cow/format.h"
 #include "cow/io.h"
 #include "engine/volume.h"
@@ -65,6 +101,7 @@ static void
 crash_teardown (void)
 {
   cr_record_stop ();
+  sc_ckpt_limit_hook = NULL;
   uh_teardown ();
 }
 
@@ -79,8 +116,14 @@ struct wl_cfg {
   uint32_t chunk;
   bool volatile_mode;
   bool unclean_start;           /* the recorded session opens after a crash */
-  unsigned steps;               /* operations of the recorded session */
+  unsigned steps;               /* operations of the recorded session (per
+                                   writer thread with writers > 1) */
   unsigned points;              /* crash states to check (0: every one) */
+  unsigned writers;             /* > 1: threads writing at once, while
+                                   the main one creates, deletes, flushes */
+  uint64_t ckpt_extra;          /* > 0: checkpoint once the journal holds
+                                   this many records more than a
+                                   checkpoint would write (test hook) */
 };
 
 static uint64_t
@@ -106,21 +149,32 @@ struct msnap {
   uint8_t *image;               /* the live volume when it was created */
   bool setup;                   /* created before recording began */
   size_t c_start, c_end;        /* records before / after the create */
+  size_t hold;                  /* records when writes were held: its
+                                   image has the live changes that reached
+                                   the origin before */
+  uint64_t chold;               /* the model clock then */
   size_t d_start, d_end;        /* the same for its delete (NEVER) */
   bool d_setup;                 /* deleted before recording began */
 };
 
 /* A live write, zero or trim. */
 struct mop {
-  size_t start;                 /* records before it began */
+  size_t start, end;            /* records before it began / after */
+  uint64_t cstart, cend;        /* the model clock then */
+  uint32_t tag;                 /* the tag of its records */
+  bool recorded;                /* in the recorded session */
+  size_t key;                   /* its first change of the origin in the
+                                   record: overlapping changes reached the
+                                   origin in this order */
   uint64_t off, len;
   uint8_t *data;                /* NULL: zeros */
 };
 
-/* A completed flush: what the live volume must hold from then on. */
+/* A completed flush: what the live volume must hold from then on (every
+ * live op that had returned before it began, by the model clock). */
 struct mflush {
   size_t end;                   /* records when it returned */
-  size_t nops;                  /* live ops before it */
+  uint64_t cstart;              /* the model clock when it began */
   uint8_t *image;
 };
 
@@ -128,6 +182,7 @@ struct mflush {
 struct mevent {
   char what[96];
   size_t start, end;            /* records before / after it */
+  uint32_t tag;
 };
 
 struct wl {
@@ -138,9 +193,15 @@ struct wl {
   uint64_t size;
   uint32_t cs;
   uint8_t *live;
+  uint8_t *live0;               /* the live volume when recording began */
   bool recording;
   bool trims;                   /* punching a hole reads back zeros */
-  uint64_t tag;
+  bool threads;                 /* cfg->writers > 1 */
+  atomic_uint_fast64_t data_tag;
+  atomic_uint_fast64_t clock;   /* orders the model's events */
+  atomic_uint_fast32_t next_tag;
+  atomic_int running;           /* writer threads still going */
+  pthread_mutex_t mlock;        /* the arrays below, the counters */
   unsigned names;
 
   struct msnap *snaps;
@@ -159,6 +220,53 @@ struct wl {
   unsigned n_writes, n_zeroes, n_trims, n_creates, n_deletes, n_flushes,
            n_restarts;
 };
+
+/* A writer thread's generator (NULL in the main thread). */
+static __thread uint64_t *thread_rng;
+
+/* Errors in a writer thread cannot go through cr_assert. */
+static void
+ensure (bool ok, const char *fmt, ...) __attribute__((format (printf, 2, 3)));
+
+static void
+ensure (bool ok, const char *fmt, ...)
+{
+  if (ok)
+    return;
+  char msg[512];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  if (thread_rng) {
+    fprintf (stderr, "crash: in a writer thread: %s\n", msg);
+    abort ();
+  }
+  cr_assert (false, "%s", msg);
+}
+
+static uint64_t
+tick (struct wl *w)
+{
+  return atomic_fetch_add (&w->clock, 1);
+}
+
+/* Tag the records of the operation the calling thread starts. */
+static uint32_t
+begin_op (struct wl *w)
+{
+  uint32_t tag = (uint32_t) atomic_fetch_add (&w->next_tag, 1) + 1;
+  cr_set_tag (tag);
+  return tag;
+}
+
+static void
+count (struct wl *w, unsigned *n)
+{
+  pthread_mutex_lock (&w->mlock);
+  (*n)++;
+  pthread_mutex_unlock (&w->mlock);
+}
 
 static void *
 xrealloc (void *p, size_t n)
@@ -185,18 +293,21 @@ now (struct wl *w)
 static uint64_t
 rnd (struct wl *w, uint64_t n)
 {
-  return uh_rand_below (&w->rng, n);
+  return uh_rand_below (thread_rng ? thread_rng : &w->rng, n);
 }
 
 static void
-add_event (struct wl *w, size_t start, const char *fmt, ...)
-  __attribute__((format (printf, 3, 4)));
+add_event (struct wl *w, size_t start, uint32_t tag, const char *fmt, ...)
+  __attribute__((format (printf, 4, 5)));
 
 static void
-add_event (struct wl *w, size_t start, const char *fmt, ...)
+add_event (struct wl *w, size_t start, uint32_t tag, const char *fmt, ...)
 {
+  cr_set_tag (0);
   if (!w->recording)
     return;
+  size_t end = now (w);
+  pthread_mutex_lock (&w->mlock);
   w->events = xrealloc (w->events, (w->nevents + 1) * sizeof *w->events);
   struct mevent *e = &w->events[w->nevents++];
   va_list ap;
@@ -204,7 +315,9 @@ add_event (struct wl *w, size_t start, const char *fmt, ...)
   vsnprintf (e->what, sizeof e->what, fmt, ap);
   va_end (ap);
   e->start = start;
-  e->end = now (w);
+  e->end = end;
+  e->tag = tag;
+  pthread_mutex_unlock (&w->mlock);
 }
 
 static void
@@ -217,33 +330,46 @@ vol_open (struct wl *w)
     .origin_changed_accept = true,      /* see check_point */
   };
   char err[512] = "";
+  uint32_t tag = begin_op (w);
   int r = sc_volume_open (&cfg, &w->v, err, sizeof err);
   cr_assert_eq (r, 0, "%s: sc_volume_open: %d %s", w->cfg->name, r, err);
-  add_event (w, start, "open");
+  add_event (w, start, tag, "open");
 }
 
+/* A flush that began at model clock `cstart` has returned.  With writer
+ * threads its image is made once the record is complete (finish_model). */
 static void
-add_flush (struct wl *w)
+add_flush (struct wl *w, uint64_t cstart)
 {
+  size_t end = now (w);
+  pthread_mutex_lock (&w->mlock);
   w->flushes = xrealloc (w->flushes, (w->nflushes + 1) * sizeof *w->flushes);
   w->flushes[w->nflushes++] = (struct mflush) {
-    .end = now (w), .nops = w->nops, .image = xdup (w->live, w->size),
+    .end = end, .cstart = cstart,
+    .image = w->threads ? NULL : xdup (w->live, w->size),
   };
+  pthread_mutex_unlock (&w->mlock);
 }
 
 static void
-add_op (struct wl *w, size_t start, uint64_t off, uint64_t len,
-        const uint8_t *data)
+add_op (struct wl *w, size_t start, uint64_t cstart, uint32_t tag,
+        uint64_t off, uint64_t len, const uint8_t *data)
 {
+  size_t end = now (w);
+  pthread_mutex_lock (&w->mlock);
   w->ops = xrealloc (w->ops, (w->nops + 1) * sizeof *w->ops);
   w->ops[w->nops++] = (struct mop) {
-    .start = start, .off = off, .len = len,
-    .data = data ? xdup (data, len) : NULL,
+    .start = start, .end = end, .cstart = cstart, .cend = tick (w),
+    .tag = tag, .recorded = w->recording, .key = CR_NEVER, .off = off,
+    .len = len, .data = data ? xdup (data, len) : NULL,
   };
-  if (data)
-    memcpy (w->live + off, data, len);
-  else
-    memset (w->live + off, 0, len);
+  if (!w->threads) {
+    if (data)
+      memcpy (w->live + off, data, len);
+    else
+      memset (w->live + off, 0, len);
+  }
+  pthread_mutex_unlock (&w->mlock);
 }
 
 /* A random range: chunk aligned, sector aligned or anywhere; now and
@@ -284,20 +410,23 @@ wl_write (struct wl *w)
   uint64_t off, len;
   pick_range (w, &off, &len);
   uint8_t *buf = xrealloc (NULL, len);
+  uint64_t data = atomic_fetch_add (&w->data_tag, 1) + 1;
   if (rnd (w, 20) == 0)
     memset (buf, 0, len);       /* zeros written as data */
   else
-    uh_pattern (buf, len, w->seed * 7919 + ++w->tag, off);
+    uh_pattern (buf, len, w->seed * 7919 + data, off);
   unsigned flags = rnd (w, 10) == 0 ? SC_FUA : 0;
   size_t start = now (w);
+  uint64_t cstart = tick (w);
+  uint32_t tag = begin_op (w);
   int r = sc_volume_write (w->v, buf, (uint32_t) len, off, flags);
-  cr_assert_eq (r, 0, "write of %" PRIu64 " at %" PRIu64 ": %d", len, off,
-                r);
-  add_op (w, start, off, len, buf);
-  add_event (w, start, "write%s of %" PRIu64 " bytes at %" PRIu64,
+  cr_set_tag (0);
+  ensure (r == 0, "write of %" PRIu64 " at %" PRIu64 ": %d", len, off, r);
+  add_op (w, start, cstart, tag, off, len, buf);
+  add_event (w, start, tag, "write%s of %" PRIu64 " bytes at %" PRIu64,
              flags ? " (FUA)" : "", len, off);
   free (buf);
-  w->n_writes++;
+  count (w, &w->n_writes);
 }
 
 static void
@@ -308,17 +437,17 @@ wl_zero (struct wl *w, bool trim)
   unsigned flags = (rnd (w, 2) ? SC_MAY_TRIM : 0) |
                    (rnd (w, 10) == 0 ? SC_FUA : 0);
   size_t start = now (w);
+  uint64_t cstart = tick (w);
+  uint32_t tag = begin_op (w);
   int r = trim ? sc_volume_trim (w->v, (uint32_t) len, off, flags)
                : sc_volume_zero (w->v, (uint32_t) len, off, flags);
-  cr_assert_eq (r, 0, "%s of %" PRIu64 " at %" PRIu64 ": %d",
-                trim ? "trim" : "zero", len, off, r);
-  add_op (w, start, off, len, NULL);
-  add_event (w, start, "%s of %" PRIu64 " bytes at %" PRIu64,
+  cr_set_tag (0);
+  ensure (r == 0, "%s of %" PRIu64 " at %" PRIu64 ": %d",
+          trim ? "trim" : "zero", len, off, r);
+  add_op (w, start, cstart, tag, off, len, NULL);
+  add_event (w, start, tag, "%s of %" PRIu64 " bytes at %" PRIu64,
              trim ? "trim" : "zero", len, off);
-  if (trim)
-    w->n_trims++;
-  else
-    w->n_zeroes++;
+  count (w, trim ? &w->n_trims : &w->n_zeroes);
 }
 
 static size_t
@@ -354,15 +483,35 @@ wl_create (struct wl *w)
   struct msnap s = { .setup = !w->recording, .d_start = NEVER,
                      .d_end = NEVER };
   snprintf (s.name, sizeof s.name, "%s", name);
-  s.image = xdup (w->live, w->size);
   struct sc_snapshot_info info;
   s.c_start = now (w);
-  int r = sc_volume_snapshot_create (w->v, name, NULL, &info);
-  s.c_end = now (w);
+  uint32_t tag = begin_op (w);
+  int r;
+  if (w->threads) {
+    /* The steps of sc_volume_snapshot_create, to see when the writes in
+     * flight have drained: the image is made from the record later. */
+    r = sc_volume_create_begin (w->v);
+    cr_assert_eq (r, 0, "sc_volume_create_begin: %d", r);
+    r = sc_volume_hold (w->v);
+    cr_assert_eq (r, 0, "sc_volume_hold: %d", r);
+    s.hold = now (w);
+    s.chold = tick (w);
+    r = sc_volume_hold_commit (w->v, name, NULL, &info);
+    s.c_end = now (w);
+    sc_volume_release (w->v);
+    sc_volume_create_end (w->v);
+  }
+  else {
+    s.image = xdup (w->live, w->size);
+    s.hold = s.c_start;
+    s.chold = tick (w);
+    r = sc_volume_snapshot_create (w->v, name, NULL, &info);
+    s.c_end = now (w);
+  }
   cr_assert_eq (r, 0, "creating snapshot %s: %d", name, r);
   s.id = info.id;
-  add_event (w, s.c_start, "create of snapshot %s (id %" PRIu64 ")", name,
-             s.id);
+  add_event (w, s.c_start, tag, "create of snapshot %s (id %" PRIu64 ")",
+             name, s.id);
   w->snaps = xrealloc (w->snaps, (w->nsnaps + 1) * sizeof *w->snaps);
   w->snaps[w->nsnaps++] = s;
   w->n_creates++;
@@ -381,12 +530,13 @@ wl_delete (struct wl *w)
       continue;
     s->d_start = now (w);
     s->d_setup = !w->recording;
+    uint32_t tag = begin_op (w);
     int r = sc_volume_snapshot_delete (w->v, s->name);
     s->d_end = now (w);
     cr_assert_eq (r, 0, "deleting snapshot %s: %d", s->name, r);
-    add_event (w, s->d_start, "delete of snapshot %s (id %" PRIu64 ")",
+    add_event (w, s->d_start, tag, "delete of snapshot %s (id %" PRIu64 ")",
                s->name, s->id);
-    w->n_deletes++;
+    count (w, &w->n_deletes);
     return;
   }
 }
@@ -395,11 +545,14 @@ static void
 wl_flush (struct wl *w)
 {
   size_t start = now (w);
+  uint64_t cstart = tick (w);
+  uint32_t tag = begin_op (w);
   int r = sc_volume_flush (w->v);
-  cr_assert_eq (r, 0, "flush: %d", r);
-  add_event (w, start, "flush");
-  add_flush (w);
-  w->n_flushes++;
+  cr_set_tag (0);
+  ensure (r == 0, "flush: %d", r);
+  add_event (w, start, tag, "flush");
+  add_flush (w, cstart);
+  count (w, &w->n_flushes);
 }
 
 /* A clean stop and start: the close flushes the origin too. */
@@ -407,10 +560,12 @@ static void
 wl_restart (struct wl *w)
 {
   size_t start = now (w);
+  uint64_t cstart = tick (w);
+  uint32_t tag = begin_op (w);
   sc_volume_close (w->v);
   w->v = NULL;
-  add_event (w, start, "close (restart)");
-  add_flush (w);
+  add_event (w, start, tag, "close (restart)");
+  add_flush (w, cstart);
   vol_open (w);
   w->n_restarts++;
 }
@@ -439,6 +594,222 @@ wl_step (struct wl *w)
     wl_restart (w);
   else
     wl_write (w);
+}
+
+/* ---- several writers at once ------------------------------------------- */
+
+struct writer {
+  struct wl *w;
+  uint64_t rng;
+  unsigned steps;
+};
+
+/* A writer thread: writes mostly, some zeroes and trims, a few flushes;
+ * its copies are committed in the group commits of whichever writer leads
+ * them. */
+static void *
+writer_main (void *opaque)
+{
+  struct writer *wr = opaque;
+  struct wl *w = wr->w;
+  thread_rng = &wr->rng;
+  for (unsigned i = 0; i < wr->steps; i++) {
+    uint64_t r = rnd (w, 100);
+    if (r < 72)
+      wl_write (w);
+    else if (r < 80)
+      wl_zero (w, false);
+    else if (r < 85 && w->trims)
+      wl_zero (w, true);
+    else if (r < 93)
+      wl_flush (w);
+    else
+      wl_write (w);
+  }
+  thread_rng = NULL;
+  atomic_fetch_sub (&w->running, 1);
+  return NULL;
+}
+
+/* cfg->writers threads run cfg->steps operations each, while this one
+ * creates and deletes snapshots and flushes, until they are done. */
+static void
+run_writers (struct wl *w)
+{
+  unsigned n = w->cfg->writers;
+  pthread_t tid[16];
+  struct writer wr[16];
+  cr_assert_leq (n, 16);
+  atomic_store (&w->running, (int) n);
+  for (unsigned i = 0; i < n; i++) {
+    wr[i] = (struct writer) { .w = w, .steps = w->cfg->steps,
+                              .rng = w->seed ^ (0x3779b97f4a7c15ull * (i + 1)) };
+    cr_assert_eq (pthread_create (&tid[i], NULL, writer_main, &wr[i]), 0);
+  }
+  while (atomic_load (&w->running) > 0) {
+    usleep ((useconds_t) (300 + rnd (w, 2500)));
+    uint64_t r = rnd (w, 100);
+    if (r < 40) {
+      if (live_snaps (w) < 6)
+        wl_create (w);
+      else
+        wl_delete (w);
+    }
+    else if (r < 60)
+      wl_delete (w);
+    else if (r < 80)
+      wl_flush (w);
+  }
+  for (unsigned i = 0; i < n; i++)
+    pthread_join (tid[i], NULL);
+}
+
+/* ---- the model's images, from the record ---------------------------------
+ *
+ * Writes that overlap reach the origin one after the other (the volume
+ * locks their chunks), in the order of their first change of the origin
+ * in the record (mop.key).  The live volume after a set of ops is then
+ * live0 with them applied in that order: a snapshot's image has the ops
+ * whose key is below its hold (creation drains the writes in flight and
+ * holds new ones, so no op is on both sides), a flush's the ops that had
+ * returned when it began. */
+
+static const struct wl *sort_w;
+
+static int
+by_key (const void *a, const void *b)
+{
+  size_t ka = sort_w->ops[*(const size_t *) a].key;
+  size_t kb = sort_w->ops[*(const size_t *) b].key;
+  return ka < kb ? -1 : ka > kb;
+}
+
+static int
+by_start (const void *a, const void *b)
+{
+  const struct mop *x = a, *y = b;
+  if (x->start != y->start)
+    return x->start < y->start ? -1 : 1;
+  return x->cstart < y->cstart ? -1 : x->cstart > y->cstart;
+}
+
+static void
+apply_op (uint8_t *img, const struct mop *o)
+{
+  if (o->data)
+    memcpy (img + o->off, o->data, o->len);
+  else
+    memset (img + o->off, 0, o->len);
+}
+
+/* live0 with the recorded ops of `order` (n, by key) that `pick` takes. */
+static uint8_t *
+image_of (const struct wl *w, const size_t *order, size_t n,
+          bool (*pick) (const struct mop *, uint64_t), uint64_t arg)
+{
+  uint8_t *img = xdup (w->live0, w->size);
+  for (size_t i = 0; i < n; i++)
+    if (pick (&w->ops[order[i]], arg))
+      apply_op (img, &w->ops[order[i]]);
+  return img;
+}
+
+static bool
+before_hold (const struct mop *o, uint64_t hold)
+{
+  return o->key < hold;
+}
+
+static bool
+returned_before (const struct mop *o, uint64_t cstart)
+{
+  return o->cend < cstart;
+}
+
+static bool
+all_ops (const struct mop *o, uint64_t unused)
+{
+  (void) o;
+  (void) unused;
+  return true;
+}
+
+/* Or compare with what the single-threaded model kept as it went. */
+static void
+set_image (const struct wl *w, uint8_t **slot, uint8_t *img, const char *what)
+{
+  if (*slot) {
+    cr_assert (memcmp (*slot, img, w->size) == 0, "%s: the model's %s "
+               "differs when made from the record", w->cfg->name, what);
+    free (img);
+  }
+  else
+    *slot = img;
+}
+
+/* Once every op has returned: keys from the record, then the images. */
+static void
+finish_model (struct wl *w)
+{
+  size_t ntags = (size_t) atomic_load (&w->next_tag) + 1;
+  size_t *first = xrealloc (NULL, ntags * sizeof *first);
+  for (size_t t = 0; t < ntags; t++)
+    first[t] = CR_NEVER;
+  for (size_t i = 0; i < w->log.n; i++) {
+    const struct cr_op *op = &w->log.ops[i];
+    if (op->file == CR_ORIGIN && (op->kind == CR_WRITE ||
+                                  op->kind == CR_ZERO) &&
+        op->tag && op->tag < ntags && first[op->tag] == CR_NEVER)
+      first[op->tag] = i;
+  }
+  size_t *order = xrealloc (NULL, (w->nops + 1) * sizeof *order), n = 0;
+  for (size_t i = 0; i < w->nops; i++) {
+    struct mop *o = &w->ops[i];
+    if (!o->recorded)
+      continue;
+    o->key = first[o->tag];
+    cr_assert_neq (o->key, CR_NEVER, "%s: live op (tag %u) never changed "
+                   "the origin", w->cfg->name, o->tag);
+    order[n++] = i;
+  }
+  free (first);
+  sort_w = w;
+  qsort (order, n, sizeof *order, by_key);
+
+  char what[64];
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    struct msnap *m = &w->snaps[i];
+    if (m->setup)
+      continue;
+    /* The hold drained the writes: none straddles it. */
+    for (size_t j = 0; j < n; j++) {
+      const struct mop *o = &w->ops[order[j]];
+      cr_assert (o->key < m->hold ? o->cstart < m->chold
+                                  : o->cend > m->chold,
+                 "%s: live op (tag %u, records %zu-%zu, first change of the "
+                 "origin %zu) straddles the hold of snapshot %s (record "
+                 "%zu)", w->cfg->name, o->tag, o->start, o->end, o->key,
+                 m->name, m->hold);
+    }
+    snprintf (what, sizeof what, "image of snapshot %s", m->name);
+    set_image (w, &m->image, image_of (w, order, n, before_hold, m->hold),
+               what);
+  }
+  for (size_t i = 0; i < w->nflushes; i++) {
+    snprintf (what, sizeof what, "image of flush %zu", i);
+    set_image (w, &w->flushes[i].image, image_of (w, order, n,
+               returned_before, w->flushes[i].cstart), what);
+  }
+  uint8_t *live = image_of (w, order, n, all_ops, 0);
+  cr_assert (memcmp (live, w->live, w->size) == 0 || w->threads,
+             "%s: the model's live volume differs when made from the record",
+             w->cfg->name);
+  free (w->live);
+  w->live = live;
+  free (order);
+  /* check_live walks the ops by start. */
+  qsort (w->ops, w->nops, sizeof *w->ops, by_start);
+  w->threads = false;           /* from here on, the model keeps up */
 }
 
 /* ---- reading back ------------------------------------------------------- */
@@ -498,6 +869,15 @@ verify_model (struct wl *w)
 
 /* ---- the workload -------------------------------------------------------- */
 
+/* The checkpoint threshold of workloads with ckpt_extra (the test hook). */
+static uint64_t ckpt_extra;
+
+static uint64_t
+ckpt_limit (uint64_t live)
+{
+  return live + ckpt_extra;
+}
+
 static uint64_t
 name_hash (const char *s)
 {
@@ -519,6 +899,11 @@ run_workload (struct wl *w, const struct wl_cfg *cfg)
   w->origin = uh_path ("origin");
   w->diff = uh_path ("diff");
   w->trims = uh_punch_reads_zeros ();
+  pthread_mutex_init (&w->mlock, NULL);
+  if (cfg->ckpt_extra) {
+    ckpt_extra = cfg->ckpt_extra;
+    sc_ckpt_limit_hook = ckpt_limit;
+  }
 
   /* The origin: a pattern, then (maybe) a hole. */
   uint64_t data_end = cfg->sparse_from ? cfg->sparse_from : cfg->size;
@@ -546,7 +931,7 @@ run_workload (struct wl *w, const struct wl_cfg *cfg)
   w->v = NULL;
   if (cfg->unclean_start)
     uh_sb_mark_unclean (w->diff);
-  add_flush (w);                /* everything so far is on disk */
+  add_flush (w, tick (w));      /* everything so far is on disk */
   for (int f = 0; f < CR_NFILES; f++) {
     cr_image_alloc (&w->init[f], 0);
     cr_image_load (&w->init[f], f == CR_ORIGIN ? w->origin : w->diff);
@@ -555,23 +940,37 @@ run_workload (struct wl *w, const struct wl_cfg *cfg)
   /* The recorded session. */
   cr_log_init (&w->log, w->origin, w->diff);
   w->recording = true;
+  w->live0 = xdup (w->live, w->size);
+  w->threads = cfg->writers > 1;
   cr_record_start (&w->log);
   vol_open (w);
-  for (unsigned i = 0; i < cfg->steps; i++)
-    wl_step (w);
+  if (w->threads)
+    run_writers (w);
+  else
+    for (unsigned i = 0; i < cfg->steps; i++)
+      wl_step (w);
   /* End with a pending tail: writes after the last flush. */
   wl_write (w);
   wl_write (w);
+  finish_model (w);
   verify_model (w);
   size_t start = now (w);
+  uint64_t cstart = tick (w);
+  uint32_t tag = begin_op (w);
   sc_volume_close (w->v);
   w->v = NULL;
-  add_event (w, start, "final close");
-  add_flush (w);
+  add_event (w, start, tag, "final close");
+  add_flush (w, cstart);
   cr_record_stop ();
   w->recording = false;
   cr_assert_eq (w->log.foreign, 0, "%zu requests went to other files",
                 w->log.foreign);
+  for (size_t i = 0; i < w->log.n; i++)
+    cr_assert_neq (w->log.ops[i].done, CR_NEVER, "%s: operation %zu never "
+                   "completed", cfg->name, i);
+  char overlap[256];
+  cr_assert (cr_check_overlaps (&w->log, overlap, sizeof overlap), "%s: %s",
+             cfg->name, overlap);
 
   /* The record is complete: replayed whole on the initial images, it
    * gives the files as they are now. */
@@ -610,6 +1009,8 @@ free_workload (struct wl *w)
   free (w->flushes);
   free (w->events);
   free (w->live);
+  free (w->live0);
+  pthread_mutex_destroy (&w->mlock);
   for (int f = 0; f < CR_NFILES; f++)
     cr_image_free (&w->init[f]);
   cr_log_free (&w->log);
@@ -626,8 +1027,10 @@ struct checker {
   struct cr_image shadow[CR_NFILES];   /* what the files hold now */
   uint64_t rng;
   uint8_t *buf;
+  const struct mop **cand;      /* check_live's */
+  uint8_t *ok;
 
-  size_t points, failures, per_variant[CR_V_COUNT];
+  size_t points, distinct, failures, per_variant[CR_V_COUNT];
   size_t torn, pending_applied, images_compared, invalid_seen;
   size_t clean_opens, refused;
 };
@@ -801,30 +1204,40 @@ check_live (struct checker *ck, size_t k, char *msg, size_t msglen)
           img->size, w->size);
   const struct mflush *fl = &w->flushes[0];
   for (size_t i = 0; i < w->nflushes; i++)
-    if (w->flushes[i].end <= k)
+    if (w->flushes[i].end <= k && w->flushes[i].cstart > fl->cstart)
       fl = &w->flushes[i];
   const uint8_t *base = fl->image;
+  /* The ops that may show over it: not in it, and begun by k. */
+  size_t nc = 0;
+  for (size_t j = 0; j < w->nops && w->ops[j].start < k; j++)
+    if (w->ops[j].cend >= fl->cstart && w->ops[j].key < k)
+      ck->cand[nc++] = &w->ops[j];
+  /* ok[b]: byte b is explained, by the flushed image or by an op. */
+  uint8_t *ok = ck->ok;
+  bool all = true;
   for (uint64_t off = 0; off < w->size; off += 4096) {
     uint64_t n = w->size - off < 4096 ? w->size - off : 4096;
-    if (memcmp (img->buf + off, base + off, n) == 0)
+    if (memcmp (img->buf + off, base + off, n) == 0) {
+      memset (ok + off, 1, n);
       continue;
-    for (uint64_t b = off; b < off + n; b++) {
-      if (img->buf[b] == base[b])
-        continue;
-      bool ok = false;
-      for (size_t j = fl->nops; j < w->nops && !ok; j++) {
-        const struct mop *o = &w->ops[j];
-        if (o->start >= k)
-          break;
-        if (b >= o->off && b < o->off + o->len)
-          ok = (o->data ? o->data[b - o->off] : 0) == img->buf[b];
-      }
-      if (!ok)
+    }
+    all = false;
+    for (uint64_t b = off; b < off + n; b++)
+      ok[b] = img->buf[b] == base[b];
+  }
+  if (all)
+    return true;
+  for (size_t j = 0; j < nc; j++) {
+    const struct mop *o = ck->cand[j];
+    for (uint64_t b = o->off; b < o->off + o->len; b++)
+      ok[b] |= (o->data ? o->data[b - o->off] : 0) == img->buf[b];
+  }
+  for (uint64_t b = 0; b < w->size; b++) {
+    if (!ok[b])
         FAIL ("live byte %" PRIu64 " (chunk %" PRIu64 ") is %#x: the "
               "content flushed by record %zu is %#x, and no later write "
               "put %#x there", b, b / w->cs, img->buf[b], fl->end, base[b],
               img->buf[b]);
-    }
   }
   return true;
 }
@@ -834,12 +1247,15 @@ static void
 describe_point (const struct wl *w, size_t k, char *out, size_t len)
 {
   snprintf (out, len, "between operations");
-  for (size_t i = 0; i < w->nevents; i++)
-    if (w->events[i].start < k && k <= w->events[i].end) {
-      snprintf (out, len, "during %s (records %zu-%zu)", w->events[i].what,
-                w->events[i].start, w->events[i].end);
-      return;
-    }
+  size_t used = 0;
+  for (size_t i = 0; i < w->nevents && used + 1 < len; i++)
+    if (w->events[i].start < k && k <= w->events[i].end)
+      used += (size_t) snprintf (out + used, len - used, "%s %s (records "
+                                 "%zu-%zu)", used ? ", and" : "during",
+                                 w->events[i].what, w->events[i].start,
+                                 w->events[i].end);
+  if (used)
+    return;
   for (size_t i = w->nevents; i-- > 0;)
     if (w->events[i].end <= k) {
       snprintf (out, len, "after %s (records %zu-%zu)", w->events[i].what,
@@ -861,6 +1277,12 @@ op_text (const struct cr_op *op, char *buf, size_t len)
   }
   return buf;
 }
+
+static const char *
+save_dir (void);
+
+static const struct mevent *
+event_of (const struct wl *w, uint32_t tag);
 
 static void
 save_images (const struct checker *ck, size_t k)
@@ -945,7 +1367,7 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
     return;
 
   if (ck->failures++ < MAX_FAILURES) {
-    char where[160], last[128] = "none";
+    char where[640], last[128] = "none";
     describe_point (w, k, where, sizeof where);
     if (k > 0)
       op_text (&w->log.ops[k - 1], last, sizeof last);
@@ -953,13 +1375,13 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
              "%zu, variant %s, %s; last record: %s; superblock %s%s; "
              "origin %zu durable + %zu pending (%zu applied, %zu torn), "
              "diff area %zu durable + %zu pending (%zu applied, %zu torn): "
-             "%s (again: SEED=%#" PRIx64 " CRASH_ONLY=%zu)\n",
+             "%s (again: CRASH_REPLAY=%s CRASH_ONLY=%zu)\n",
              w->cfg->name, base_seed (), k, w->log.n, cr_variant_name (var),
              where, last, !have_sb ? "none valid" : clean ? "CLEAN" : "unclean",
              have_sb && (sb.flags & SC_SB_VOLATILE) ? " VOLATILE" : "",
              info.durable_ops[0], info.pending[0], info.applied[0],
              info.torn[0], info.durable_ops[1], info.pending[1],
-             info.applied[1], info.torn[1], msg, base_seed (), k);
+             info.applied[1], info.torn[1], msg, save_dir (), k);
     /* The records since the earlier of the two last syncs. */
     size_t from = ck->b.last_sync[0] < ck->b.last_sync[1]
                   ? ck->b.last_sync[0] : ck->b.last_sync[1];
@@ -968,12 +1390,16 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
     if (k - from > 24)
       from = k - 24;
     for (size_t i = from; i < k; i++) {
-      char t[128];
-      fprintf (stderr, "crash:   record %zu: %s: %s\n", i,
+      char t[128], by[128] = "";
+      const struct mevent *e = event_of (w, w->log.ops[i].tag);
+      if (e)
+        snprintf (by, sizeof by, " (by the %s)", e->what);
+      fprintf (stderr, "crash:   record %zu%s: %s: %s\n", i, by,
                op_text (&w->log.ops[i], t, sizeof t),
                ck->b.fate[i] == 'D' ? "durable" : ck->b.fate[i] == 'a'
                ? "applied" : ck->b.fate[i] == 't' ? "torn" : ck->b.fate[i]
-               == 's' ? "completed" : "lost");
+               == 's' ? "completed" : ck->b.fate[i] == 'i' ? "in flight"
+               : "lost");
     }
     save_images (ck, k);
   }
@@ -981,6 +1407,107 @@ check_point (struct checker *ck, size_t k, enum cr_variant var)
 
 static void
 summary_add (size_t points);
+
+/* ---- what the record holds: checkpoints, concurrency -------------------- */
+
+/* A journal switch: a superblock write with a new nonce at record `sw`;
+ * the new journal's first slot was first touched at record `begin`. */
+struct ckpt_span {
+  size_t begin, sw, sync;       /* sync: the fdatasync after sw */
+  bool serving;                 /* not inside an open */
+};
+
+static const struct mevent *
+event_of (const struct wl *w, uint32_t tag)
+{
+  for (size_t i = 0; i < w->nevents; i++)
+    if (w->events[i].tag == tag)
+      return &w->events[i];
+  return NULL;
+}
+
+static size_t
+find_checkpoints (const struct wl *w, struct ckpt_span **out)
+{
+  struct sc_sb_disk sb;
+  uint64_t nonce = image_sb (&w->init[CR_DIFF], &sb) ? sb.journal_nonce : 0;
+  size_t n = 0, last_sb = 0;
+  struct ckpt_span *v = NULL;
+  for (size_t i = 0; i < w->log.n; i++) {
+    const struct cr_op *op = &w->log.ops[i];
+    if (op->file != CR_DIFF || op->kind != CR_WRITE ||
+        op->off >= SC_SB_AREA || op->len != SC_SB_SIZE)
+      continue;
+    memcpy (&sb, op->data, sizeof sb);
+    if (sb.journal_nonce != nonce) {
+      nonce = sb.journal_nonce;
+      uint64_t lo = sb.journal_head * w->cs, hi = lo + w->cs;
+      size_t begin = i;
+      for (size_t j = last_sb; j < i; j++) {
+        const struct cr_op *o = &w->log.ops[j];
+        if (o->file == CR_DIFF && o->kind != CR_SYNC && o->off < hi &&
+            o->off + o->len > lo) {
+          begin = j;
+          break;
+        }
+      }
+      size_t synced = i + 1;
+      while (synced < w->log.n && !(w->log.ops[synced].kind == CR_SYNC &&
+                                    w->log.ops[synced].file == CR_DIFF))
+        synced++;
+      const struct mevent *e = event_of (w, op->tag);
+      v = xrealloc (v, (n + 1) * sizeof *v);
+      v[n++] = (struct ckpt_span) {
+        .begin = begin, .sw = i, .sync = synced,
+        .serving = e && strcmp (e->what, "open") != 0,
+      };
+    }
+    last_sb = i;
+  }
+  *out = v;
+  return n;
+}
+
+/* Diff-area fdatasyncs issued while two or more live ops had written
+ * copies and not yet changed the origin: all of them were waiting for a
+ * group commit, which this one is or precedes. */
+static size_t
+shared_commits (const struct wl *w)
+{
+  size_t ntags = (size_t) atomic_load (&w->next_tag) + 1, n = 0;
+  size_t *first = xrealloc (NULL, ntags * sizeof *first);
+  for (size_t t = 0; t < ntags; t++)
+    first[t] = CR_NEVER;
+  for (size_t i = 0; i < w->log.n; i++) {
+    const struct cr_op *op = &w->log.ops[i];
+    if (op->file == CR_DIFF && op->kind == CR_WRITE && op->tag < ntags &&
+        first[op->tag] == CR_NEVER)
+      first[op->tag] = i;
+  }
+  for (size_t i = 0; i < w->log.n; i++) {
+    const struct cr_op *op = &w->log.ops[i];
+    if (op->file != CR_DIFF || op->kind != CR_SYNC)
+      continue;
+    unsigned waiting = 0;
+    for (size_t j = 0; j < w->nops && waiting < 2; j++) {
+      const struct mop *o = &w->ops[j];
+      waiting += o->recorded && first[o->tag] < i && o->key > i;
+    }
+    n += waiting >= 2;
+  }
+  free (first);
+  return n;
+}
+
+/* Live ops in flight at crash point k. */
+static unsigned
+in_flight (const struct wl *w, size_t k)
+{
+  unsigned n = 0;
+  for (size_t j = 0; j < w->nops && w->ops[j].start < k; j++)
+    n += w->ops[j].recorded && k < w->ops[j].end;
+  return n;
+}
 
 struct verdict {
   size_t points, failures, invalid;
@@ -997,6 +1524,8 @@ run_checks (struct wl *w)
     cr_image_load (&ck.shadow[f], f == CR_ORIGIN ? w->origin : w->diff);
   }
   ck.buf = xrealloc (NULL, 1 << 20);
+  ck.cand = xrealloc (NULL, (w->nops + 1) * sizeof *ck.cand);
+  ck.ok = xrealloc (NULL, w->size);
 
   struct timespec t0, t1;
   clock_gettime (CLOCK_MONOTONIC, &t0);
@@ -1005,6 +1534,12 @@ run_checks (struct wl *w)
   if (want == 0)
     want = n + 1;
   const char *only = getenv ("CRASH_ONLY");
+  struct ckpt_span *cks;
+  size_t ncks = find_checkpoints (w, &cks), ck_serving = 0;
+  size_t in_ckpt = 0, in_switch = 0, after_ckpt = 0, concurrent = 0;
+  unsigned max_flight = 0;
+  for (size_t i = 0; i < ncks; i++)
+    ck_serving += cks[i].serving;
   uint64_t sel = w->seed ^ 0x5e1ec7;
   size_t need = want < n + 1 ? want : n + 1;
   for (size_t k = 0; k <= n; k++) {
@@ -1021,8 +1556,28 @@ run_checks (struct wl *w)
     enum cr_variant var = v < 12 ? CR_V_NONE : v < 34 ? CR_V_ALL
                           : v < 54 ? CR_V_PREFIX : v < 84 ? CR_V_RANDOM
                           : CR_V_INPLACE;
-    check_point (&ck, k, var);
+    /* Around a checkpoint's switch (its last writes, the superblock, the
+     * fdatasyncs), a few crash points decide everything: check them with
+     * every variant, and random ones more than once. */
+    bool hot = false;
+    for (size_t i = 0; i < ncks; i++) {
+      in_ckpt += cks[i].serving && cks[i].begin < k && k <= cks[i].sw;
+      in_switch += cks[i].serving && cks[i].sw < k && k <= cks[i].sync;
+      hot |= cks[i].sw <= k + 2 && k <= cks[i].sync + 1;
+    }
+    ck.distinct++;
+    unsigned reps = hot ? CR_V_COUNT + 3 : 1;
+    for (unsigned r = 0; r < reps; r++)
+      check_point (&ck, k, r == 0 ? var : r < CR_V_COUNT
+                   ? (enum cr_variant) ((var + r) % CR_V_COUNT)
+                   : CR_V_RANDOM);
+    after_ckpt += ncks && ck_serving && k > cks[0].sync;
+    unsigned fl = in_flight (w, k);
+    concurrent += fl >= 2;
+    if (fl > max_flight)
+      max_flight = fl;
   }
+  free (cks);
   clock_gettime (CLOCK_MONOTONIC, &t1);
   double secs = (double) (t1.tv_sec - t0.tv_sec) +
                 (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -1037,7 +1592,7 @@ run_checks (struct wl *w)
   printf ("crash: %s (chunk %u, %" PRIu64 " bytes, %s%s): %zu records "
           "(%zu writes, %zu fallocates, %zu fdatasyncs) from %u writes, %u "
           "zeroes, %u trims, %u creates, %u deletes, %u flushes, %u "
-          "restarts; %zu crash points checked (none %zu, all %zu, prefix "
+          "restarts; %zu crash states checked at %zu crash points (none %zu, all %zu, prefix "
           "%zu, random %zu, in-place %zu; %zu pending ops applied, %zu "
           "torn), %zu "
           "snapshot images compared, %zu invalid snapshots seen, %zu clean "
@@ -1046,17 +1601,31 @@ run_checks (struct wl *w)
           w->cfg->volatile_mode ? "volatile" : "safe",
           w->cfg->unclean_start ? ", after an unclean stop" : "", n, writes,
           fallocs, syncs, w->n_writes, w->n_zeroes, w->n_trims, w->n_creates,
-          w->n_deletes, w->n_flushes, w->n_restarts, ck.points,
+          w->n_deletes, w->n_flushes, w->n_restarts, ck.points, ck.distinct,
           ck.per_variant[CR_V_NONE], ck.per_variant[CR_V_ALL],
           ck.per_variant[CR_V_PREFIX], ck.per_variant[CR_V_RANDOM],
           ck.per_variant[CR_V_INPLACE], ck.pending_applied, ck.torn, ck.images_compared, ck.invalid_seen,
           ck.clean_opens, ck.refused, ck.failures, secs, base_seed ());
+  if (ck_serving)
+    printf ("crash: %s: %zu checkpoints while serving (%zu at open); crash "
+            "points: %zu with a new journal begun and the superblock not "
+            "switched, %zu between the switch and its fdatasync (every "
+            "variant near a switch), %zu after the first switch\n", w->cfg->name, ck_serving, ncks - ck_serving,
+            in_ckpt, in_switch, after_ckpt);
+  if (w->cfg->writers > 1)
+    printf ("crash: %s: %u writer threads; %zu crash points with 2 or more "
+            "live ops in flight (at most %u); %zu diff-area fdatasyncs with "
+            "2 or more copying writes waiting on a group commit\n",
+            w->cfg->name, w->cfg->writers, concurrent, max_flight,
+            shared_commits (w));
   fflush (stdout);
   summary_add (ck.points);
 
   struct verdict v = { .points = ck.points, .failures = ck.failures,
                        .invalid = ck.invalid_seen };
   free (ck.buf);
+  free (ck.cand);
+  free (ck.ok);
   for (int f = 0; f < CR_NFILES; f++) {
     cr_image_free (&ck.img[f]);
     cr_image_free (&ck.shadow[f]);
@@ -1111,9 +1680,230 @@ ReportHook (POST_ALL) (struct criterion_global_stats *stats)
   }
   fclose (fp);
   unlink (path);
-  printf ("crash: %zu crash points checked in total over %zu workloads "
+  printf ("crash: %zu crash states checked in total over %zu workloads "
           "(seed %#" PRIx64 ")\n", total, workloads, base_seed ());
   fflush (stdout);
+}
+
+/* ---- saving and replaying a record ---------------------------------------
+ *
+ * With writer threads (and, through timing, with one: the flushes before
+ * a snapshot's hold repeat while they are slow) a run's record is not the
+ * same twice, so a failing workload's record and model are saved, and
+ * CRASH_REPLAY=dir checks the saved one instead of running the workload
+ * again.  The format is this build's own (structs as they are in memory). */
+
+static void
+record_path (char *buf, size_t len, const char *dir, const char *name)
+{
+  snprintf (buf, len, "%s/shadowcopy-crash-%s.record", dir, name);
+}
+
+static const char *
+save_dir (void)
+{
+  const char *dir = getenv ("CRASH_SAVE");
+  if (!dir || !*dir)
+    dir = getenv ("TMPDIR");
+  return dir && *dir ? dir : "/tmp";
+}
+
+static void
+put (FILE *fp, const void *p, size_t n)
+{
+  cr_assert_eq (fwrite (p, 1, n, fp), n, "writing the record: %s",
+                strerror (errno));
+}
+
+static void
+get (FILE *fp, void *p, size_t n)
+{
+  cr_assert_eq (fread (p, 1, n, fp), n, "the saved record is truncated");
+}
+
+static void *
+get_new (FILE *fp, size_t n)
+{
+  void *p = xrealloc (NULL, n);
+  get (fp, p, n);
+  return p;
+}
+
+#define PUT(fp, x) put ((fp), &(x), sizeof (x))
+#define GET(fp, x) get ((fp), &(x), sizeof (x))
+#define RECORD_MAGIC 0x5c0c4a5e0002ull
+
+static void
+save_workload (const struct wl *w)
+{
+  char path[4096];
+  record_path (path, sizeof path, save_dir (), w->cfg->name);
+  FILE *fp = fopen (path, "w");
+  if (!fp) {
+    fprintf (stderr, "crash: %s: %s\n", path, strerror (errno));
+    return;
+  }
+  uint64_t magic = RECORD_MAGIC;
+  uint32_t next_tag = (uint32_t) atomic_load (&w->next_tag);
+  PUT (fp, magic);
+  PUT (fp, w->seed);
+  PUT (fp, w->size);
+  PUT (fp, w->cs);
+  PUT (fp, next_tag);
+  for (int f = 0; f < CR_NFILES; f++) {
+    PUT (fp, w->init[f].size);
+    put (fp, w->init[f].buf, w->init[f].size);
+  }
+  put (fp, w->live0, w->size);
+  put (fp, w->live, w->size);
+  PUT (fp, w->log.n);
+  for (size_t i = 0; i < w->log.n; i++) {
+    PUT (fp, w->log.ops[i]);
+    if (w->log.ops[i].kind == CR_WRITE)
+      put (fp, w->log.ops[i].data, w->log.ops[i].len);
+  }
+  PUT (fp, w->nops);
+  for (size_t i = 0; i < w->nops; i++) {
+    PUT (fp, w->ops[i]);
+    if (w->ops[i].data)
+      put (fp, w->ops[i].data, w->ops[i].len);
+  }
+  PUT (fp, w->nflushes);
+  for (size_t i = 0; i < w->nflushes; i++) {
+    PUT (fp, w->flushes[i]);
+    put (fp, w->flushes[i].image, w->size);
+  }
+  PUT (fp, w->nsnaps);
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    PUT (fp, w->snaps[i]);
+    put (fp, w->snaps[i].image, w->size);
+  }
+  PUT (fp, w->nevents);
+  put (fp, w->events, w->nevents * sizeof *w->events);
+  unsigned counts[] = { w->n_writes, w->n_zeroes, w->n_trims, w->n_creates,
+                        w->n_deletes, w->n_flushes, w->n_restarts };
+  PUT (fp, counts);
+  cr_assert_eq (fclose (fp), 0);
+  fprintf (stderr, "crash: %s: the record of this run is saved in %s; "
+           "CRASH_REPLAY=%s checks it again\n", w->cfg->name, path,
+           save_dir ());
+}
+
+/* The superblock blocks of a replayed record name this run's origin
+ * (recovery refuses a diff area made for another file). */
+static void
+repoint_sb (uint8_t *block, const struct stat *st)
+{
+  struct sc_sb_disk sb;
+  memcpy (&sb, block, sizeof sb);
+  if (memcmp (sb.magic, SC_SB_MAGIC, 8) != 0 || sb.crc != uh_sb_crc (block))
+    return;
+  sb.origin_dev = st->st_dev;
+  sb.origin_ino = st->st_ino;
+  memcpy (block, &sb, sizeof sb);
+  uh_sb_fix_crc (block);
+}
+
+/* The saved record of this workload, if CRASH_REPLAY names a directory
+ * that holds one. */
+static bool
+load_workload (struct wl *w, const struct wl_cfg *cfg)
+{
+  const char *dir = getenv ("CRASH_REPLAY");
+  char path[4096];
+  if (!dir || !*dir)
+    return false;
+  record_path (path, sizeof path, dir, cfg->name);
+  FILE *fp = fopen (path, "r");
+  if (!fp)
+    return false;
+  memset (w, 0, sizeof *w);
+  w->cfg = cfg;
+  w->origin = uh_path ("origin");
+  w->diff = uh_path ("diff");
+  w->trims = uh_punch_reads_zeros ();
+  pthread_mutex_init (&w->mlock, NULL);
+  if (cfg->ckpt_extra) {
+    ckpt_extra = cfg->ckpt_extra;
+    sc_ckpt_limit_hook = ckpt_limit;
+  }
+  uint64_t magic;
+  uint32_t next_tag;
+  GET (fp, magic);
+  cr_assert_eq (magic, RECORD_MAGIC, "%s: not a record of this build", path);
+  GET (fp, w->seed);
+  GET (fp, w->size);
+  GET (fp, w->cs);
+  GET (fp, next_tag);
+  atomic_store (&w->next_tag, next_tag);
+  for (int f = 0; f < CR_NFILES; f++) {
+    uint64_t size;
+    GET (fp, size);
+    cr_image_alloc (&w->init[f], size);
+    get (fp, w->init[f].buf, size);
+    w->init[f].size = size;
+  }
+  w->live0 = get_new (fp, w->size);
+  w->live = get_new (fp, w->size);
+  size_t n;
+  GET (fp, n);
+  w->log.ops = xrealloc (NULL, (n + 1) * sizeof *w->log.ops);
+  w->log.n = w->log.cap = n;
+  for (size_t i = 0; i < n; i++) {
+    struct cr_op *op = &w->log.ops[i];
+    GET (fp, *op);
+    op->data = op->kind == CR_WRITE ? get_new (fp, op->len) : NULL;
+  }
+  GET (fp, w->nops);
+  w->ops = xrealloc (NULL, (w->nops + 1) * sizeof *w->ops);
+  for (size_t i = 0; i < w->nops; i++) {
+    GET (fp, w->ops[i]);
+    if (w->ops[i].data)
+      w->ops[i].data = get_new (fp, w->ops[i].len);
+  }
+  GET (fp, w->nflushes);
+  w->flushes = xrealloc (NULL, (w->nflushes + 1) * sizeof *w->flushes);
+  for (size_t i = 0; i < w->nflushes; i++) {
+    GET (fp, w->flushes[i]);
+    w->flushes[i].image = get_new (fp, w->size);
+  }
+  GET (fp, w->nsnaps);
+  w->snaps = xrealloc (NULL, (w->nsnaps + 1) * sizeof *w->snaps);
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    GET (fp, w->snaps[i]);
+    w->snaps[i].image = get_new (fp, w->size);
+  }
+  GET (fp, w->nevents);
+  w->events = get_new (fp, (w->nevents + 1) * sizeof *w->events
+                       - sizeof *w->events);
+  unsigned counts[7];
+  GET (fp, counts);
+  w->n_writes = counts[0];
+  w->n_zeroes = counts[1];
+  w->n_trims = counts[2];
+  w->n_creates = counts[3];
+  w->n_deletes = counts[4];
+  w->n_flushes = counts[5];
+  w->n_restarts = counts[6];
+  fclose (fp);
+
+  /* The files, as recording began, made for this run's origin. */
+  uh_write_file (w->origin, w->init[CR_ORIGIN].buf, w->init[CR_ORIGIN].size);
+  struct stat st;
+  cr_assert_eq (stat (w->origin, &st), 0);
+  struct cr_image *d = &w->init[CR_DIFF];
+  for (uint64_t off = 0; off + SC_SB_SIZE <= d->size && off < SC_SB_AREA;
+       off += SC_SB_SIZE)
+    repoint_sb (d->buf + off, &st);
+  for (size_t i = 0; i < n; i++) {
+    struct cr_op *op = &w->log.ops[i];
+    if (op->file == CR_DIFF && op->kind == CR_WRITE &&
+        op->off < SC_SB_AREA && op->len == SC_SB_SIZE)
+      repoint_sb (op->data, &st);
+  }
+  uh_write_file (w->diff, d->buf, d->size);
+  printf ("crash: %s: replaying the record saved in %s\n", cfg->name, path);
+  return true;
 }
 
 /* ---- the workloads ------------------------------------------------------------ */
@@ -1122,8 +1912,11 @@ static void
 crash_test (const struct wl_cfg *cfg)
 {
   struct wl w;
-  run_workload (&w, cfg);
+  if (!load_workload (&w, cfg))
+    run_workload (&w, cfg);
   struct verdict v = run_checks (&w);
+  if (v.failures)
+    save_workload (&w);
   free_workload (&w);
   cr_assert_eq (v.failures, 0, "%s: %zu of %zu crash points failed (seed %#"
                 PRIx64 "; details above)", cfg->name, v.failures, v.points,
@@ -1132,6 +1925,47 @@ crash_test (const struct wl_cfg *cfg)
     cr_assert_eq (v.invalid, 0, "%s: durability=safe without I/O errors, "
                   "yet %zu snapshots were found invalid", cfg->name,
                   v.invalid);
+}
+
+/* Checkpoints while serving (the threshold lowered by the test hook), so
+ * crash points fall before, inside and after them. */
+Test (crash, safe_4k_chunks_online_checkpoints)
+{
+  static const struct wl_cfg cfg = {
+    .name = "ckpt-4k", .size = 1 << 20, .chunk = 4096,
+    .steps = 200, .points = 0, .ckpt_extra = 24,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, volatile_64k_chunks_online_checkpoints)
+{
+  static const struct wl_cfg cfg = {
+    .name = "ckpt-volatile-64k", .size = 2 << 20, .chunk = 65536,
+    .volatile_mode = true, .steps = 120, .points = 0, .ckpt_extra = 12,
+  };
+  crash_test (&cfg);
+}
+
+/* Several writers at once: their copies share group commits, snapshots
+ * are created (draining them) and deleted, flushes run among them. */
+Test (crash, safe_4k_chunks_concurrent_writers)
+{
+  static const struct wl_cfg cfg = {
+    .name = "concurrent-4k", .size = 1 << 20, .chunk = 4096,
+    .writers = 3, .steps = 60, .points = 0,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, safe_64k_chunks_concurrent_writers_online_checkpoints)
+{
+  static const struct wl_cfg cfg = {
+    .name = "concurrent-ckpt-64k", .size = (2 << 20) + 8704,
+    .chunk = 65536, .writers = 4, .steps = 40, .points = 0,
+    .ckpt_extra = 16,
+  };
+  crash_test (&cfg);
 }
 
 Test (crash, safe_4k_chunks)
@@ -1177,4 +2011,74 @@ Test (crash, volatile_64k_chunks)
     .volatile_mode = true, .steps = 100, .points = 0,
   };
   crash_test (&cfg);
+}
+
+/* The crash states themselves, on a made-up record of two threads: what
+ * is durable follows completion, not the order of issue. */
+Test (crash, durable_part_follows_completion)
+{
+  static uint8_t a[512], b[512], c[512];
+  memset (a, 0xaa, sizeof a);
+  memset (b, 0xbb, sizeof b);
+  memset (c, 0xcc, sizeof c);
+  /* 0: thread 1 writes A (done when 5 had been issued); 1: thread 2
+   * writes B (done at 2); 2: thread 2 syncs (done at 3), which covers B
+   * only; 3: thread 2 writes C (done at 4); 4: thread 2 syncs, issued at
+   * 4 and done only at 6, covering B and C but not A. */
+  struct cr_op ops[] = {
+    { .kind = CR_WRITE, .file = CR_DIFF, .off = 0, .len = 512, .data = a,
+      .done = 5 },
+    { .kind = CR_WRITE, .file = CR_DIFF, .off = 512, .len = 512, .data = b,
+      .done = 2 },
+    { .kind = CR_SYNC, .file = CR_DIFF, .done = 3 },
+    { .kind = CR_WRITE, .file = CR_DIFF, .off = 1024, .len = 512,
+      .data = c, .done = 4 },
+    { .kind = CR_SYNC, .file = CR_DIFF, .done = 6 },
+    { .kind = CR_SYNC, .file = CR_ORIGIN, .done = 6 },
+  };
+  struct cr_log log = { .ops = ops, .n = 6, .cap = 6 };
+  struct cr_image init[CR_NFILES], out[CR_NFILES];
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_alloc (&init[f], 0);
+    cr_image_alloc (&out[f], 2048);
+  }
+  struct cr_builder bld;
+  cr_builder_init (&bld, &log, init);
+  struct cr_state_info info;
+  uint64_t rng = 1;
+  char msg[256];
+  cr_assert (cr_check_overlaps (&log, msg, sizeof msg), "%s", msg);
+
+  /* k = 3: the first sync is done; B durable, A pending. */
+  cr_build (&bld, 3, CR_V_NONE, &rng, out, &info);
+  cr_assert_eq (info.durable_ops[CR_DIFF], 1);
+  cr_assert_eq (info.pending[CR_DIFF], 1);
+  cr_assert_eq (out[CR_DIFF].size, 1024);
+  cr_assert_eq (out[CR_DIFF].buf[0], 0);
+  cr_assert_eq (out[CR_DIFF].buf[512], 0xbb);
+  /* k = 5: the second sync is issued, not done: C pending too. */
+  cr_build (&bld, 5, CR_V_NONE, &rng, out, &info);
+  cr_assert_eq (info.durable_ops[CR_DIFF], 1);
+  cr_assert_eq (info.pending[CR_DIFF], 2);
+  cr_assert_eq (out[CR_DIFF].size, 1024);
+  /* k = 6: it is done: C durable; A completed after it was issued, so it
+   * is still pending. */
+  cr_build (&bld, 6, CR_V_NONE, &rng, out, &info);
+  cr_assert_eq (info.durable_ops[CR_DIFF], 2);
+  cr_assert_eq (info.pending[CR_DIFF], 1);
+  cr_assert_eq (out[CR_DIFF].size, 1536);
+  cr_assert_eq (out[CR_DIFF].buf[0], 0);
+  cr_assert_eq (out[CR_DIFF].buf[1024], 0xcc);
+  cr_build (&bld, 6, CR_V_ALL, &rng, out, &info);
+  cr_assert_eq (out[CR_DIFF].buf[0], 0xaa);
+  cr_builder_free (&bld);
+
+  /* A write issued while an overlapping one is in flight is reported. */
+  ops[3].off = 256;
+  cr_assert_not (cr_check_overlaps (&log, msg, sizeof msg));
+  ops[3].off = 1024;
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_free (&init[f]);
+    cr_image_free (&out[f]);
+  }
 }
