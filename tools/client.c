@@ -501,11 +501,45 @@ struct one_volume {
   bool seen;
 };
 
+/* The "diff-area" line: the optional fields stay empty or 0. */
+static int
+health_from_line (const struct sc_ctl_line *line, struct sc_client_volume *v)
+{
+  char state[16];
+
+  if (field_str (line, "state", state, sizeof state) < 0)
+    return -EPROTO;
+  v->have_health = true;
+  v->failed = strcmp (state, "failed") == 0;
+  field_u64 (line, "recoveries", &v->recoveries);
+  field_str (line, "recovered", v->recovered, sizeof v->recovered);
+  if (!v->failed)
+    return 0;
+  uint64_t recorded = 0;
+  field_str (line, "failed-since", v->failed_since, sizeof v->failed_since);
+  field_str (line, "errno", v->failed_errno, sizeof v->failed_errno);
+  field_str (line, "failed-write", v->failed_write, sizeof v->failed_write);
+  field_u64 (line, "invalidated", &v->invalidated);
+  field_u64 (line, "recorded", &recorded);
+  v->recorded = recorded;
+  field_u64 (line, "retries", &v->retries);
+  field_u64 (line, "retry-every-ms", &v->retry_every_ms);
+  field_str (line, "last-retry", v->last_retry, sizeof v->last_retry);
+  field_str (line, "last-retry-errno", v->last_retry_errno,
+             sizeof v->last_retry_errno);
+  field_str (line, "last-retry-write", v->last_retry_write,
+             sizeof v->last_retry_write);
+  field_str (line, "message", v->health_message, sizeof v->health_message);
+  return 0;
+}
+
 static int
 on_volume (const struct sc_ctl_line *line, void *opaque)
 {
   struct one_volume *o = opaque;
 
+  if (is_kind (line, "diff-area"))
+    return health_from_line (line, o->v);
   if (!is_kind (line, "volume"))
     return 0;
   o->seen = true;
