@@ -190,9 +190,11 @@ sc_diff_health_message (const struct sc_diff_health *h, char *buf,
     return;
   if (h->retries && h->retry_err)
     snprintf (buf + n, len - n, "; %" PRIu64 " retr%s failed, the last "
-              "with %s %s; shadowcopy retries at the next create",
+              "with %s %s; shadowcopy retries at the next create and "
+              "periodically",
               h->retries, h->retries == 1 ? "y" : "ies",
               errname (h->retry_err), h->retry_what);
   else
-    snprintf (buf + n, len - n, "; shadowcopy retries at the next create");
+    snprintf (buf + n, len - n, "; shadowcopy retries at the next create "
+              "and periodically");
 }
