@@ -3,6 +3,10 @@
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 
+# The holding client must not outlive the test.
+HOLDER=
+trap 'rc=$?; [ -z "$HOLDER" ] || kill "$HOLDER" 2>/dev/null; (exit $rc); _cleanup' EXIT
+
 make_disk "$TMP/disk" 4M
 start_server "$TMP/disk" "$TMP/diff"
 
@@ -39,7 +43,8 @@ for i in range(80):
     conns.append(s)
 open(os.path.join(tmp, "held"), "w").write("%d %d\n" % (len(conns), refused))
 open(os.path.join(tmp, "ready"), "w").close()
-while not os.path.exists(os.path.join(tmp, "stop")):
+deadline = time.time() + 120
+while not os.path.exists(os.path.join(tmp, "stop")) and time.time() < deadline:
     time.sleep(0.1)
 closed = 0
 for s in conns:
@@ -64,6 +69,7 @@ EOF
 release () {
     touch "$TMP/stop"
     wait "$HOLDER" || fail "the holding client failed"
+    HOLDER=
 }
 
 # ---- busy connections up to the limit: a clear refusal -------------------
