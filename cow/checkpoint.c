@@ -140,9 +140,15 @@ session_flags (const struct sc_diff *d, uint32_t flags)
  * superblock at it.  On failure nothing is left of it. */
 static int
 ckpt_new_journal (struct sc_diff *d, uint64_t first_seq,
-                  struct sc_journal *j)
+                  struct sc_journal *j, char *what, size_t len)
 {
   uint64_t nonce;
+  char dummy[8];
+  if (!what) {
+    what = dummy;
+    len = sizeof dummy;
+  }
+  snprintf (what, len, "taking the slots of a new journal");
   if (getrandom (&nonce, sizeof nonce, 0) != sizeof nonce)
     return -EIO;
   int r = sc_journal_start (j, d->fd, d->chunk_size,
@@ -152,8 +158,10 @@ ckpt_new_journal (struct sc_diff *d, uint64_t first_seq,
     return r;
   sc_journal_set_volatile (j, d->volatile_mode);
   r = ckpt_fill (d, j);
-  if (r == 0)
-    r = sc_io_fdatasync (d->fd);        /* even in volatile mode */
+  if (r < 0)
+    (void) sc_journal_error (j, what, len);
+  if (r == 0 && (r = sc_io_fdatasync (d->fd)) < 0)     /* even volatile */
+    snprintf (what, len, "the checkpoint's fdatasync");
   if (r == 0) {
     struct sc_sb_disk sb = d->sb;
     uint64_t head, head_seq;
@@ -165,6 +173,8 @@ ckpt_new_journal (struct sc_diff *d, uint64_t first_seq,
     r = sc_sb_store (d->fd, &sb);
     if (r == 0)
       d->sb = sb;
+    else
+      snprintf (what, len, "writing the superblock");
   }
   if (r < 0) {
     sc_journal_abandon (j);
@@ -186,7 +196,7 @@ ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
     first_seq = sc_journal_next_seq (&d->journal);
   }
   struct sc_journal j;
-  r = ckpt_new_journal (d, first_seq, &j);
+  r = ckpt_new_journal (d, first_seq, &j, NULL, 0);
   if (r < 0) {
     if (online)
       sc_journal_unlead (&d->journal);
@@ -206,6 +216,28 @@ ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
     for (size_t i = 0; i < old_nchain; i++)
       sc_alloc_put (&d->alloc, old_chain[i]);
   }
+  return 0;
+}
+
+int
+ckpt_replace_failed (struct sc_diff *d, char *what, size_t len)
+{
+  /* The failed journal is never written again: lead it whatever its
+   * error, so that no committer touches it meanwhile. */
+  sc_journal_lead_failed (&d->journal, &d->lock);
+  struct sc_journal j;
+  int r = ckpt_new_journal (d, sc_journal_next_seq (&d->journal), &j, what,
+                            len);
+  if (r < 0) {
+    sc_journal_unlead (&d->journal);
+    return r;
+  }
+  uint64_t *chain;
+  size_t nchain;
+  sc_journal_replace (&d->journal, &j, &chain, &nchain);
+  for (size_t i = 0; i < nchain; i++)
+    sc_alloc_put (&d->alloc, chain[i]);
+  free (chain);
   return 0;
 }
 

@@ -90,7 +90,9 @@ struct sc_diff {
   struct sc_journal journal;    /* read-write opens only */
   bool have_journal;
   bool volatile_mode;           /* durability=volatile */
-  bool failed;                  /* a metadata write failed */
+  bool failed;                  /* a metadata write failed (failure.c) */
+  struct sc_diff_health health; /* what failed, and the retries */
+  bool failed_sb_marked;        /* the superblock says FAILED */
 
   struct snap **snaps;          /* listed, oldest first (= id, epoch order) */
   size_t nsnaps, snaps_cap;
@@ -178,10 +180,23 @@ int txn_append (struct sc_diff *d, struct txn *t, void *rec, size_t len);
 int txn_commit (struct sc_diff *d, const struct txn *t);
 
 /* A metadata write failed: every snapshot invalid, the superblock says
- * so, and nothing more is recorded. */
+ * so, and nothing more is recorded until diff_recover. */
 void diff_fail (struct sc_diff *d, int err);
 /* Make the journal durable up to seq; a failure fails the diff area. */
 int diff_commit (struct sc_diff *d, uint64_t seq);
+
+/* ---- failure.c -------------------------------------------------------- *
+ *
+ * The failed state of the diff area: what failed, and the way back.  A
+ * failed diff area keeps serving the live volume (no snapshot is valid,
+ * so nothing is copied); diff_recover writes a checkpoint of the state in
+ * memory and switches the superblock to it, after which new snapshots
+ * can be taken.  The snapshots invalidated by the failure stay invalid. */
+
+/* Enter the failed state: `what` failed with `err` (negative). */
+void failure_enter (struct sc_diff *d, int err, const char *what);
+/* Try to leave it: 0 once healthy, or the retry's negative errno. */
+int diff_recover (struct sc_diff *d);
 
 /* ---- records.c -------------------------------------------------------- */
 
@@ -347,6 +362,9 @@ int ckpt_write (struct sc_diff *d, uint64_t first_seq,
                 const uint64_t *old_chain, size_t old_nchain);
 /* After a commit: rewrite the journal if it has grown long. */
 void ckpt_maybe (struct sc_diff *d);
+/* Replace a failed journal with a checkpoint of the state (recovery);
+ * on failure `what` says which write failed. */
+int ckpt_replace_failed (struct sc_diff *d, char *what, size_t len);
 /* Continue the replayed journal in place, recording the invalidations
  * this open decided if asked to. */
 int ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,

@@ -481,6 +481,8 @@ sc_diff_close (struct sc_diff *d)
   int r = 0;
   if (d->have_journal) {
     pthread_mutex_lock (&d->lock);
+    /* A failed diff area gets a last try, so that it can close clean. */
+    (void) diff_recover (d);
     r = sc_journal_sync (&d->journal, sc_journal_next_seq (&d->journal) - 1,
                          &d->lock);
     if (r == 0)

@@ -450,6 +450,43 @@ int sc_diff_snapshot_check (struct sc_diff *d, uint64_t id);
 int sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id,
                               uint64_t first, uint64_t last);
 
+/* ---- a failed metadata write (docs/design.md, the write path) --------
+ *
+ * When a write of the diff area's metadata fails (the journal, its
+ * fdatasync, a checkpoint), nothing more can be recorded: every snapshot
+ * is invalidated (SC_INVALID_METADATA, in memory and, if it still takes
+ * writes, in the superblock) and the diff area is failed.  The live
+ * volume is not affected: with no valid snapshot nothing is copied, and
+ * its flushes do not depend on the diff area.  A failed diff area
+ * refuses new snapshots until sc_diff_recover succeeds. */
+struct sc_diff_health {
+  bool failed;                  /* failed, not recovered yet */
+  int err;                      /* positive errno of the failure */
+  char what[128];               /* which write, e.g. "writing the journal
+                                   at slot 12 (offset 786432)" */
+  uint64_t since_ns;            /* when it failed (Unix ns) */
+  uint32_t invalidated;         /* snapshots it invalidated */
+  bool sb_marked;               /* the superblock records it */
+  uint64_t retries;             /* recovery attempts since */
+  uint64_t last_retry_ns;       /* the last one (Unix ns; 0: none) */
+  int retry_err;                /* its positive errno */
+  char retry_what[128];         /* which write failed then */
+  uint64_t recoveries;          /* failures recovered from (this open) */
+  uint64_t recovered_ns;        /* the last recovery (Unix ns; 0: none) */
+};
+void sc_diff_health (struct sc_diff *d, struct sc_diff_health *h);
+
+/* Try to leave the failed state: write a checkpoint of the state in
+ * memory (a new journal) and switch the superblock to it.  0 when the
+ * diff area is healthy (at once if it was), or the retry's negative
+ * errno.  Snapshots invalidated by the failure stay invalid. */
+int sc_diff_recover (struct sc_diff *d);
+
+/* One line for the user about a failed diff area: which write failed,
+ * with which errno, what it means, what was done and what to do. */
+void sc_diff_health_message (const struct sc_diff_health *h, char *buf,
+                             size_t len);
+
 /* ---- for tests only ------------------------------------------------
  *
  * The diff-area file's descriptor, for fault injection (matching

@@ -12,6 +12,8 @@
 #ifndef SHADOWCOPY_COW_FAULT_H
 #define SHADOWCOPY_COW_FAULT_H
 
+#include <stdint.h>
+
 /* When set: called at each site; a negative errno fails the allocation
  * there with that error, 0 lets it go ahead. */
 extern int (*sc_fault_hook) (const char *site);
@@ -21,5 +23,11 @@ sc_fault (const char *site)
 {
   return sc_fault_hook ? sc_fault_hook (site) : 0;
 }
+
+/* Shell tests: fail requests to the diff area at `diff_path` (chunk
+ * size `chunk_size`) as the file at `path` says while it exists (see
+ * cow/fault-file.c for its one line).  Installs sc_io_fault_hook. */
+int sc_io_fault_file_install (const char *path, const char *diff_path,
+                              uint32_t chunk_size);
 
 #endif

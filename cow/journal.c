@@ -244,9 +244,10 @@ sc_journal_append (struct sc_journal *j, void *rec, size_t len,
   return put_record (j, rec, len, seq);
 }
 
+/* *failed_off gets the offset of the first write that failed. */
 static int
 write_segs (int fd, const uint8_t *buf, const struct sc_journal_seg *segs,
-            size_t n)
+            size_t n, uint64_t *failed_off)
 {
   struct sc_io_req reqs[16];
   for (size_t i = 0; i < n;) {
@@ -257,18 +258,36 @@ write_segs (int fd, const uint8_t *buf, const struct sc_journal_seg *segs,
         .len = segs[i].len, .off = segs[i].off,
       };
     int r = sc_io_run (reqs, k);
-    if (r < 0)
+    if (r < 0) {
+      for (size_t q = 0; q < k; q++)
+        if (reqs[q].result < 0) {
+          *failed_off = reqs[q].off;
+          break;
+        }
       return r;
+    }
   }
   return 0;
+}
+
+/* Make `err` the journal's sticky error, remembering which write. */
+static int
+set_error (struct sc_journal *j, int err, int op, uint64_t off)
+{
+  if (!j->error) {
+    j->error_op = op;
+    j->error_off = off;
+  }
+  return j->error = err;
 }
 
 int
 sc_journal_write_tail (struct sc_journal *j)
 {
-  int r = write_segs (j->fd, j->tail, j->segs, j->nsegs);
+  uint64_t off = 0;
+  int r = write_segs (j->fd, j->tail, j->segs, j->nsegs, &off);
   if (r < 0)
-    return j->error = r;
+    return set_error (j, r, SC_JOURNAL_FAILED_WRITE, off);
   j->tail_len = 0;
   j->nsegs = 0;
   return 0;
@@ -295,7 +314,7 @@ sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
                                     .durable_seq = j->durable_seq };
       int r = sc_journal_append (j, &mark, sizeof mark, NULL);
       if (r < 0)
-        return j->error = r;
+        return set_error (j, r, SC_JOURNAL_FAILED_APPEND, 0);
     }
     j->syncing = true;
     uint64_t target = j->next_seq - 1;
@@ -308,16 +327,20 @@ sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
     j->nsegs = j->segs_cap = 0;
 
     pthread_mutex_unlock (lock);
-    int r = write_segs (j->fd, buf, segs, nsegs);
-    if (r == 0 && !j->volatile_mode)
+    uint64_t failed_off = 0;
+    int op = SC_JOURNAL_FAILED_WRITE;
+    int r = write_segs (j->fd, buf, segs, nsegs, &failed_off);
+    if (r == 0 && !j->volatile_mode) {
+      op = SC_JOURNAL_FAILED_SYNC;
       r = sc_io_fdatasync (j->fd);
+    }
     pthread_mutex_lock (lock);
 
     free (buf);
     free (segs);
     j->syncing = false;
     if (r < 0)
-      j->error = r;
+      set_error (j, r, op, failed_off);
     else if (target > j->durable_seq)
       j->durable_seq = target;
     pthread_cond_broadcast (&j->synced);
@@ -612,6 +635,28 @@ sc_journal_lead (struct sc_journal *j, pthread_mutex_t *lock)
     return j->error;
   j->syncing = true;
   return 0;
+}
+
+void
+sc_journal_lead_failed (struct sc_journal *j, pthread_mutex_t *lock)
+{
+  while (j->syncing)
+    pthread_cond_wait (&j->synced, lock);
+  j->syncing = true;
+}
+
+int
+sc_journal_error (const struct sc_journal *j, char *what, size_t len)
+{
+  if (!j->error || j->error_op == SC_JOURNAL_FAILED_APPEND)
+    snprintf (what, len, "appending to the journal (a new journal slot)");
+  else if (j->error_op == SC_JOURNAL_FAILED_SYNC)
+    snprintf (what, len, "the journal commit's fdatasync");
+  else
+    snprintf (what, len, "writing the journal at slot %" PRIu64
+              " (offset %" PRIu64 ")", j->error_off / j->chunk_size,
+              j->error_off);
+  return j->error;
 }
 
 void

@@ -47,7 +47,14 @@ struct sc_journal {
   bool syncing;                 /* a leader is writing */
   pthread_cond_t synced;
   int error;                    /* sticky write error */
+  int error_op;                 /* what failed: SC_JOURNAL_FAILED_* */
+  uint64_t error_off;           /* the file offset of a failed write */
 };
+
+/* Which of the journal's writes failed (sc_journal_error). */
+#define SC_JOURNAL_FAILED_WRITE 1       /* writing records */
+#define SC_JOURNAL_FAILED_SYNC  2       /* the commit's fdatasync */
+#define SC_JOURNAL_FAILED_APPEND 3      /* a commit marker: no slot */
 
 uint32_t sc_journal_seed (const uint8_t uuid[16], uint64_t nonce);
 
@@ -126,6 +133,14 @@ void sc_journal_set_volatile (struct sc_journal *j, bool volatile_mode);
  * and return.  No commit writes the journal until sc_journal_unlead.
  * Returns the journal's sticky error, if any (then not leading). */
 int sc_journal_lead (struct sc_journal *j, pthread_mutex_t *lock);
+/* The same, whatever the sticky error: for the checkpoint that replaces
+ * a failed journal (recovery), which never writes this one. */
+void sc_journal_lead_failed (struct sc_journal *j, pthread_mutex_t *lock);
+
+/* The sticky write error (0 if none), and which write it was, in words:
+ * "writing the journal at slot 12 (offset 786432)" or "the journal
+ * commit's fdatasync". */
+int sc_journal_error (const struct sc_journal *j, char *what, size_t len);
 void sc_journal_unlead (struct sc_journal *j);
 /* Is a leader writing right now? */
 bool sc_journal_busy (const struct sc_journal *j);

@@ -73,13 +73,16 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
   LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
-  if (d->failed)
-    return -EIO;
+  /* A failed diff area takes snapshots again once a checkpoint of its
+   * state is durable (failure.c); the engine tries before its hold. */
+  int r = diff_recover (d);
+  if (r < 0)
+    return r;
   if (d->epoch >= UINT32_MAX - 1 || d->next_id == UINT64_MAX)
     return -EOVERFLOW;
 
   struct snap *s;
-  int r = snap_new (d, name, opts, &s);
+  r = snap_new (d, name, opts, &s);
   if (r < 0)
     return r;
   if ((r = space_room_for_snapshot (d, opts && opts->delete_oldest)) < 0 ||
@@ -153,10 +156,15 @@ sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
   struct snap *s = snap_by_name (d, name);
   if (!s)
     return -ENOENT;
+  int r = diff_recover (d);     /* a failed journal records nothing */
+  if (r < 0)
+    return r;
+  if (!(s = snap_by_name (d, name)))
+    return -ENOENT;
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
-  int r = txn_append (d, &t, rec, rec_delete (rec, s->info.id));
+  r = txn_append (d, &t, rec, rec_delete (rec, s->info.id));
   if (r < 0)
     return r;
   r = snap_retire (d, s, t.seq, true);

@@ -229,8 +229,9 @@ sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
     *dropped = 0;
   if (!d->have_journal)
     return -EROFS;
-  if (d->failed)
-    return -EIO;
+  int r = diff_recover (d);     /* a failed journal records nothing */
+  if (r < 0)
+    return r;
   if (max_bytes && max_bytes < SC_DIFF_MAX_MIN_CHUNKS * (uint64_t) d->chunk_size)
     return -EINVAL;
   if (d->max_recorded && d->max_bytes == max_bytes &&
@@ -239,7 +240,7 @@ sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
   if (!space_fits (d, max_bytes, 0) && !(flags & SC_MAX_LAZY)) {
     if (!(flags & SC_MAX_FORCE))
       return -ENOSPC;
-    int r = shrink_to (d, max_bytes, dropped);
+    r = shrink_to (d, max_bytes, dropped);
     if (r < 0)
       return r;
   }
@@ -248,7 +249,7 @@ sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
-  int r = txn_append (d, &t, rec, rec_limit (rec, max_bytes));
+  r = txn_append (d, &t, rec, rec_limit (rec, max_bytes));
   if (r < 0)
     return r;
   d->max_bytes = max_bytes;

@@ -13,7 +13,8 @@
  * A metadata write that fails is different: nothing more can be
  * recorded, so no snapshot can be trusted from now on.  diff_fail says so
  * in memory and, if the superblock still takes writes, on disk, so the
- * next open will not trust the journal's snapshots either.
+ * next open will not trust the journal's snapshots either; failure.c
+ * holds that state and the way back out of it.
  */
 #include <config.h>
 
@@ -25,16 +26,11 @@
 void
 diff_fail (struct sc_diff *d, int err)
 {
+  char what[128];
   if (d->failed)
     return;
-  d->failed = true;
-  diff_say ("a diff-area metadata write failed (%s): every snapshot is now "
-            "invalid", strerror (-err));
-  for (size_t i = 0; i < d->nsnaps; i++)
-    snap_set_invalid (d, d->snaps[i], SC_INVALID_METADATA, -err, 0);
-  d->sb.flags |= SC_SB_FAILED;
-  d->sb.flags &= ~SC_SB_CLEAN;
-  (void) sc_sb_store (d->fd, &d->sb);
+  (void) sc_journal_error (&d->journal, what, sizeof what);
+  failure_enter (d, err, what);         /* failure.c */
 }
 
 int

@@ -264,7 +264,7 @@ sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
   if (r == -EMFILE)
     return write_too_many (ss->v, fd);
   if (r < 0)
-    return sc_reply_snapshot_err (fd, r, "create", o.name);
+    return sc_reply_snapshot_verr (ss->v, fd, r, "create", o.name);
   if (s.auto_release && session_own (ss, &s) < 0) {
     delete_by_id (ss->v, s.id, s.name);
     return sc_ctl_write_err (fd, ENOMEM, "cannot track auto-release "
@@ -346,8 +346,7 @@ sc_verb_hold (struct session *ss, const struct sc_ctl_request *req,
   r = sc_volume_hold (ss->v);
   if (r < 0) {
     session_end_creation (ss, false);
-    return sc_ctl_write_err (fd, -r, "cannot hold writes: %s",
-                             strerror (-r));
+    return sc_reply_volume_err (ss->v, fd, r, "cannot hold writes");
   }
   ss->held = true;
   sc_ctl_set_send_deadline (ss->deadline);
@@ -383,7 +382,7 @@ sc_verb_commit (struct session *ss, const struct sc_ctl_request *req,
   if (r == -EMFILE)
     return write_too_many (ss->v, fd);
   if (r < 0)
-    return sc_reply_snapshot_err (fd, r, "create", o.name);
+    return sc_reply_snapshot_verr (ss->v, fd, r, "create", o.name);
   ss->committed = true;
   r = sc_reply_snapshot (fd, &ss->pending);
   if (r < 0 || !o.release)

@@ -32,7 +32,9 @@
  *   RESIZE max=BYTES|unbounded [force=1]
  *                          -> * resized max= dropped=
  *   STATS                  -> * stats chunks-copied= bytes-copied= ...
- *                             (engine counters, see engine/control-space.c)
+ *                             (engine counters, see engine/control-space.c;
+ *                             diff-failed= and the like: the diff area's
+ *                             health in numbers)
  *   DELETE-SET UUID        -> * deleted name=... (each member of the set on
  *                             this volume); ENOENT if there is none
  *   SCRUB [rate=BYTES]     -> * scrub state=running ...  Verify every copy
@@ -80,7 +82,19 @@
  * on-full=, max-snapshots=, dropped=, full-failures=, discarded=,
  * invalid=, damaged= (snapshots whose copied data failed its checksum),
  * checksum-errors= (a server's) and, once something was dropped,
- * last-drop= and last-drop-reason=.
+ * last-drop= and last-drop-reason=.  INFO's second line, "* diff-area state=ok|failed
+ * recoveries= [recovered=]", says while failed: failed-since= errno=
+ * failed-write= invalidated= recorded= retries= retry-every-ms=
+ * [last-retry= last-retry-errno= last-retry-write=] message= (what it
+ * means and what to do).  A request that fails because the diff area is
+ * failed has that message in its ERR line.
+ *
+ * Connections: at most 64.  A client past the limit gets "ERR EBUSY too
+ * many connections: ..." before it says anything, and the server closes
+ * it.  From 48 connections on, one that waits for a request for 2 s with
+ * nothing open (no creation, no auto-release snapshot) is closed; its
+ * next request reads "ERR EBUSY too many connections: this idle one was
+ * closed ...".
  */
 
 #ifndef SHADOWCOPY_ENGINE_CONTROL_PROTOCOL_H

@@ -58,6 +58,49 @@ sc_reply_snapshot_err (int fd, int err, const char *op, const char *name)
   return sc_ctl_write_err (fd, err, "%s", msg);
 }
 
+/* Errors a failed diff area causes: anything but the answers about the
+ * request itself. */
+static bool
+maybe_diff_failure (int err)
+{
+  switch (err < 0 ? -err : err) {
+  case ENOENT: case EEXIST: case EINVAL: case EMFILE: case EBUSY:
+  case ENOTCONN: case ENODEV: case EROFS:
+    return false;
+  default:
+    return true;
+  }
+}
+
+int
+sc_reply_volume_err (struct sc_volume *v, int fd, int err,
+                     const char *context)
+{
+  struct sc_diff_health h;
+  char msg[1024];
+
+  if (err < 0)
+    err = -err;
+  sc_volume_diff_health (v, &h);
+  if (!maybe_diff_failure (err) || !h.failed)
+    return sc_ctl_write_err (fd, err, "%s: %s", context, strerror (err));
+  sc_diff_health_message (&h, msg, sizeof msg);
+  return sc_ctl_write_err (fd, err, "%s: %s", context, msg);
+}
+
+int
+sc_reply_snapshot_verr (struct sc_volume *v, int fd, int err,
+                        const char *op, const char *name)
+{
+  char context[256];
+
+  if (!maybe_diff_failure (err))
+    return sc_reply_snapshot_err (fd, err, op, name);
+  snprintf (context, sizeof context, "cannot %s snapshot%s%s", op,
+            name && name[0] ? " " : "", name ? name : "");
+  return sc_reply_volume_err (v, fd, err, context);
+}
+
 /* LIST ends with the kept history of policy drops, oldest first:
  *   * dropped id= name= created= dropped-at= reason= */
 static int
@@ -114,7 +157,7 @@ sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
     return sc_reply_snapshot_err (fd, -EINVAL, "delete", name);
   r = sc_volume_snapshot_delete (ss->v, name);
   if (r < 0)
-    return sc_reply_snapshot_err (fd, r, "delete", name);
+    return sc_reply_snapshot_verr (ss->v, fd, r, "delete", name);
   r = sc_reply_deleted (fd, name);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
@@ -151,7 +194,7 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
       continue;
     }
     if (r < 0) {
-      r = sc_reply_snapshot_err (fd, r, "delete", list[i].name);
+      r = sc_reply_snapshot_verr (v, fd, r, "delete", list[i].name);
       free (list);
       return r < 0 ? r : 0;
     }

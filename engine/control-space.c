@@ -113,6 +113,50 @@ add_space (struct line *l, struct sc_volume *v, const struct sc_diff_stats *st,
   }
 }
 
+/* INFO's second line, the diff area's health:
+ *   * diff-area state=ok|failed recoveries=N [recovered=TIME]
+ *     and when failed: failed-since=TIME errno=ENAME failed-write=WHAT
+ *     invalidated=N recorded=0|1 retries=N retry-every-ms=N
+ *     [last-retry=TIME last-retry-errno=ENAME last-retry-write=WHAT]
+ *     message=TEXT (what it means and what to do) */
+static int
+write_health (struct sc_volume *v, int fd)
+{
+  struct sc_diff_health h;
+  struct line l = { .n = 0 };
+  char since[32], last[32], recovered[32], msg[1024];
+
+  sc_volume_diff_health (v, &h);
+  add_str (&l, "state", h.failed ? "failed" : "ok");
+  add_u64 (&l, "recoveries", h.recoveries);
+  if (h.recoveries) {
+    sc_ctl_format_time (h.recovered_ns, recovered, sizeof recovered);
+    add_str (&l, "recovered", recovered);
+  }
+  if (h.failed) {
+    sc_ctl_format_time (h.since_ns, since, sizeof since);
+    add_str (&l, "failed-since", since);
+    add_str (&l, "errno", sc_ctl_errname (h.err));
+    add_str (&l, "failed-write", h.what);
+    add_u64 (&l, "invalidated", h.invalidated);
+    add_u64 (&l, "recorded", h.sb_marked);
+    add_u64 (&l, "retries", h.retries);
+    if (!sc_volume_offline (v))
+      add_u64 (&l, "retry-every-ms", sc_volume_config (v)->retry_ms
+                                     ? sc_volume_config (v)->retry_ms
+                                     : 30000);
+    if (h.last_retry_ns) {
+      sc_ctl_format_time (h.last_retry_ns, last, sizeof last);
+      add_str (&l, "last-retry", last);
+      add_str (&l, "last-retry-errno", sc_ctl_errname (h.retry_err));
+      add_str (&l, "last-retry-write", h.retry_what);
+    }
+    sc_diff_health_message (&h, msg, sizeof msg);
+    add_str (&l, "message", msg);
+  }
+  return sc_ctl_write_data (fd, "diff-area", l.f, l.n);
+}
+
 int
 sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
 {
@@ -137,7 +181,10 @@ sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
     add_holds (&l, v);
   add_str (&l, "origin", st.origin.path);
   add_space (&l, v, &st, last_drop, last_reason);
-  return write_line (fd, "volume", &l);
+  int r = sc_ctl_write_data (fd, "volume", l.f, l.n);
+  if (r == 0)
+    r = write_health (v, fd);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
 /* ---- STATS ----------------------------------------------------------- */
@@ -146,7 +193,9 @@ sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
  *   bytes-written= write-amplification= diff-used= diff-free= diff-max=
  *   cow-count= cow-p50-ns= cow-p99-ns= dropped= writes-refused=
  *   fill-rate= seconds-to-full= (-1: not filling) uptime-ns= invalidated=
- *   checksum-errors= damaged-freed= */
+ *   checksum-errors= damaged-freed=
+ *   diff-failed= (0|1) diff-failed-errno= diff-failed-since-ns=
+ *   diff-retries= diff-recoveries= */
 int
 sc_verb_stats (struct session *ss, const struct sc_ctl_request *req, int fd)
 {
@@ -173,6 +222,14 @@ sc_verb_stats (struct session *ss, const struct sc_ctl_request *req, int fd)
   add_u64 (&l, "invalidated", st.invalidated);
   add_u64 (&l, "checksum-errors", st.checksum_errors);
   add_u64 (&l, "damaged-freed", st.damaged_freed);
+  /* The diff area's health, in numbers (INFO says it in words). */
+  struct sc_diff_health h;
+  sc_volume_diff_health (ss->v, &h);
+  add_u64 (&l, "diff-failed", h.failed);
+  add_u64 (&l, "diff-failed-errno", h.failed ? (uint64_t) h.err : 0);
+  add_u64 (&l, "diff-failed-since-ns", h.failed ? h.since_ns : 0);
+  add_u64 (&l, "diff-retries", h.failed ? h.retries : 0);
+  add_u64 (&l, "diff-recoveries", h.recoveries);
   return write_line (fd, "stats", &l);
 }
 
@@ -239,8 +296,7 @@ sc_verb_resize (struct session *ss, const struct sc_ctl_request *req, int fd)
                              (uint64_t) SC_DIFF_MAX_MIN_CHUNKS
                              * sc_volume_chunk_size (v));
   if (r < 0)
-    return sc_ctl_write_err (fd, r, "cannot resize the diff area: %s",
-                             strerror (-r));
+    return sc_reply_volume_err (v, fd, r, "cannot resize the diff area");
   add_u64 (&l, "max", max);
   add_u64 (&l, "dropped", dropped);
   return write_line (fd, "resized", &l);

@@ -70,6 +70,13 @@ int sc_reply_snapshot (int fd, const struct sc_snapshot_info *s);
 int sc_reply_deleted (int fd, const char *name);
 int sc_reply_snapshot_err (int fd, int err, const char *op,
                            const char *name);
+/* The same, and for I/O errors of a failed diff area, what failed and
+ * what to do (sc_diff_health_message) instead of a bare strerror. */
+int sc_reply_snapshot_verr (struct sc_volume *v, int fd, int err,
+                            const char *op, const char *name);
+/* "CONTEXT: why" for any request, why as above. */
+int sc_reply_volume_err (struct sc_volume *v, int fd, int err,
+                         const char *context);
 
 /* control-create.c */
 int sc_verb_create (struct session *ss, const struct sc_ctl_request *req,

@@ -64,6 +64,11 @@
 #define CONNS_MAX 64
 #define RECV_TIMEOUT_SECS 60    /* an idle client is dropped after this */
 #define SEND_TIMEOUT_SECS 10    /* and one that does not read its reply */
+/* Near the limit, idle connections are closed much sooner, so that one
+ * client holding many cannot lock management out. */
+#define PRESSURE_CONNS (CONNS_MAX * 3 / 4)
+#define PRESSURE_IDLE_SECS 2
+#define ADMIT_WAIT_MS 500       /* for an evicted connection to end */
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
 
@@ -72,6 +77,10 @@ struct slot {
   enum slot_state state;
   int fd;
   pthread_t thread;
+  uint64_t idle_since;          /* monotonic ns waiting for a request with
+                                   nothing open (no creation, no auto-
+                                   release snapshot); 0: not idle */
+  bool evicted;                 /* closed for being idle near the limit */
 };
 
 struct sc_control {
@@ -81,7 +90,8 @@ struct sc_control {
   bool started;
   pthread_t acceptor;
   struct sc_volume *v;
-  pthread_mutex_t lock;         /* protects slots[].state and .fd */
+  pthread_mutex_t lock;         /* protects slots[] but .thread and .c */
+  pthread_cond_t slot_done;     /* a connection thread ended */
   struct slot slots[CONNS_MAX];
 };
 
@@ -212,8 +222,44 @@ session_timeouts (struct session *ss, struct sc_ctl_reader *rd, int fd)
   sc_ctl_set_send_deadline (ss->begun ? ss->deadline : 0);
 }
 
+/* A connection thread's slot: idle (ready to be closed near the limit)
+ * while it waits for a request with nothing open, busy otherwise. */
+static void
+slot_set_idle (struct slot *s, const struct session *ss, bool idle)
+{
+  if (!s)
+    return;
+  idle = idle && !ss->begun && ss->nowned == 0;
+  pthread_mutex_lock (&s->c->lock);
+  if (!idle)
+    s->idle_since = 0;
+  else if (s->idle_since == 0)
+    s->idle_since = sc_mono_ns ();
+  pthread_mutex_unlock (&s->c->lock);
+}
+
+static bool
+slot_evicted (struct slot *s)
+{
+  if (!s)
+    return false;
+  pthread_mutex_lock (&s->c->lock);
+  bool e = s->evicted;
+  pthread_mutex_unlock (&s->c->lock);
+  return e;
+}
+
+static void serve (struct sc_volume *v, int fd, unsigned flags,
+                   struct slot *slot);
+
 void
 sc_control_serve (struct sc_volume *v, int fd, unsigned flags)
+{
+  serve (v, fd, flags, NULL);
+}
+
+static void
+serve (struct sc_volume *v, int fd, unsigned flags, struct slot *slot)
 {
   struct sc_ctl_reader rd;
   struct session ss = {
@@ -232,10 +278,19 @@ sc_control_serve (struct sc_volume *v, int fd, unsigned flags)
     if (ss.begun && sc_mono_ns () >= ss.deadline)
       sc_session_expire (&ss);
     session_timeouts (&ss, &rd, fd);
+    slot_set_idle (slot, &ss, true);
     r = sc_ctl_read_line (&rd, &line, &why);
+    slot_set_idle (slot, &ss, false);
     if (r == -EAGAIN && ss.begun)
       continue;                 /* the deadline: checked above; a partial
                                  * line stays buffered */
+    if (r == 0 && slot_evicted (slot)) {
+      /* Its next request, if any, gets this as its answer. */
+      sc_ctl_write_err (fd, EBUSY, "too many connections: this idle one "
+                        "was closed, as the server is near its limit of "
+                        "%d", CONNS_MAX);
+      break;
+    }
     if (r == -EINVAL)
       r = sc_ctl_write_err (fd, EINVAL, "%s", why);
     else if (r > 0)
@@ -254,11 +309,14 @@ connection_thread (void *arg)
   struct slot *s = arg;
   struct sc_control *c = s->c;
 
-  sc_control_serve (c->v, s->fd, 0);
+  serve (c->v, s->fd, 0, s);
   pthread_mutex_lock (&c->lock);
   close (s->fd);
   s->fd = -1;
   s->state = SLOT_DONE;
+  s->idle_since = 0;
+  s->evicted = false;
+  pthread_cond_broadcast (&c->slot_done);
   pthread_mutex_unlock (&c->lock);
   return NULL;
 }
@@ -284,12 +342,70 @@ peer_allowed (int fd)
   return cred.uid == 0 || cred.uid == geteuid ();
 }
 
+/* Connections open now.  With c->lock held. */
+static size_t
+running (const struct sc_control *c)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < CONNS_MAX; i++)
+    n += c->slots[i].state == SLOT_RUNNING;
+  return n;
+}
+
+/* Near the limit, close the connections idle for PRESSURE_IDLE_SECS:
+ * shutting down their read side ends their thread's wait for a request
+ * (a request already received is still answered).  Returns how many are
+ * on their way out.  With c->lock held. */
+static size_t
+sweep_idle (struct sc_control *c)
+{
+  uint64_t now = sc_mono_ns ();
+  size_t leaving = 0;
+
+  if (running (c) < PRESSURE_CONNS)
+    return 0;
+  for (size_t i = 0; i < CONNS_MAX; i++) {
+    struct slot *s = &c->slots[i];
+    if (s->state != SLOT_RUNNING)
+      continue;
+    if (!s->evicted && s->idle_since &&
+        now - s->idle_since >= PRESSURE_IDLE_SECS * 1000000000ull) {
+      s->evicted = true;
+      shutdown (s->fd, SHUT_RD);
+    }
+    leaving += s->evicted;
+  }
+  return leaving;
+}
+
+/* A slot that is not running, waiting a little for an evicted
+ * connection to end if need be; NULL if there is none.  With c->lock
+ * held. */
+static struct slot *
+free_slot (struct sc_control *c)
+{
+  uint64_t until = sc_mono_ns () + ADMIT_WAIT_MS * 1000000ull;
+
+  for (;;) {
+    for (size_t i = 0; i < CONNS_MAX; i++)
+      if (c->slots[i].state != SLOT_RUNNING)
+        return &c->slots[i];
+    uint64_t now = sc_mono_ns ();
+    if (sweep_idle (c) == 0 || now >= until)
+      return NULL;
+    struct timespec ts = {
+      .tv_sec = (time_t) (until / 1000000000u),
+      .tv_nsec = (long) (until % 1000000000u),
+    };
+    pthread_cond_timedwait (&c->slot_done, &c->lock, &ts);
+  }
+}
+
 /* Hand a new connection to a thread, or refuse it with a reason. */
 static void
 admit (struct sc_control *c, int fd)
 {
   struct slot *s = NULL;
-  size_t i;
   int r;
 
   set_timeouts (fd);
@@ -302,19 +418,25 @@ admit (struct sc_control *c, int fd)
   /* A DONE slot's thread has already let go of the lock, so joining it
    * here is immediate. */
   pthread_mutex_lock (&c->lock);
-  for (i = 0; i < CONNS_MAX && !s; i++)
-    if (c->slots[i].state != SLOT_RUNNING)
-      s = &c->slots[i];
+  sweep_idle (c);
+  s = free_slot (c);
   if (s) {
     if (s->state == SLOT_DONE)
       pthread_join (s->thread, NULL);
     s->c = c;
     s->fd = fd;
     s->state = SLOT_RUNNING;
+    s->idle_since = 0;
+    s->evicted = false;
   }
   pthread_mutex_unlock (&c->lock);
   if (!s) {
-    sc_ctl_write_err (fd, EBUSY, "too many control connections");
+    /* Said before the client speaks: its first request reads it. */
+    sc_ctl_write_err (fd, EBUSY, "too many connections: all %d are busy "
+                      "(idle ones are closed after %d s while the server "
+                      "is this busy); try again", CONNS_MAX,
+                      PRESSURE_IDLE_SECS);
+    shutdown (fd, SHUT_WR);
     close (fd);
     return;
   }
@@ -342,7 +464,11 @@ accept_thread (void *arg)
     };
     int fd;
 
-    if (poll (p, 2, -1) < 0) {
+    /* Near the limit, idle connections are swept once a second. */
+    pthread_mutex_lock (&c->lock);
+    bool pressed = sweep_idle (c) > 0 || running (c) >= PRESSURE_CONNS;
+    pthread_mutex_unlock (&c->lock);
+    if (poll (p, 2, pressed ? 1000 : -1) < 0) {
       if (errno == EINTR)
         continue;
       return NULL;
@@ -445,6 +571,11 @@ sc_control_bind (const char *path, struct sc_control **out,
   }
   c->wake[0] = c->wake[1] = -1;
   pthread_mutex_init (&c->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&c->slot_done, &ca);
+  pthread_condattr_destroy (&ca);
   for (i = 0; i < CONNS_MAX; i++)
     c->slots[i].fd = -1;
 
@@ -480,6 +611,7 @@ sc_control_bind (const char *path, struct sc_control **out,
   close (c->listen_fd);
  fail:
   pthread_mutex_destroy (&c->lock);
+  pthread_cond_destroy (&c->slot_done);
   free (c->path);
   free (c);
   return r;
@@ -532,6 +664,7 @@ sc_control_stop (struct sc_control *c)
   close (c->wake[1]);
   unlink (c->path);
   pthread_mutex_destroy (&c->lock);
+  pthread_cond_destroy (&c->slot_done);
   free (c->path);
   free (c);
 }

@@ -72,7 +72,12 @@ sc_volume_hold (struct sc_volume *v)
   pthread_mutex_unlock (&v->hold_lock);
   if (!ok)
     return -EINVAL;
-  int r = preflush (v);
+  /* A failed diff area's recovery writes a checkpoint: before the hold,
+   * so that writes do not wait for it. */
+  int r = sc_diff_recover (v->diff);
+  if (r < 0)
+    return r;
+  r = preflush (v);
   if (r < 0)
     return r;
 

@@ -90,6 +90,12 @@ struct sc_volume {
   pthread_mutex_t watch_lock;
   bool origin_written;          /* atomic: the diff area knows we write */
   struct sc_scrub *scrub;       /* scrub.c; its own leaf lock */
+  /* The periodic retry of a failed diff area (volume-retry.c); its lock
+   * is a leaf. */
+  pthread_mutex_t retry_lock;
+  pthread_cond_t retry_cond;
+  pthread_t retry;
+  bool retry_started, retry_stop;
 };
 
 /* The scrub's state (scrub.c): made with the volume; freeing it stops a
@@ -121,6 +127,10 @@ void sc_vol_watch_close (struct sc_volume *v);
 
 /* A copy-on-write of `ns` ns ended (volume-space.c: its statistics). */
 void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
+
+/* The retry interval in ms; stop the retry thread (before closing). */
+uint32_t sc_vol_retry_ms (const struct sc_volume *v);
+void sc_vol_retry_stop (struct sc_volume *v);
 
 /* The median and 99th percentile of n > 0 samples, which it sorts. */
 void sc_vol_percentiles (uint64_t *samples, size_t n, uint64_t *p50,

@@ -43,6 +43,8 @@ struct sc_volume_config {
   /* origin-changed=accept: a change of the origin made while no server
    * ran is logged, and the snapshots are kept valid (dangerous). */
   bool origin_changed_accept;
+  uint32_t retry_ms;            /* a failed diff area is retried this
+                                   often (0: every 30 s) */
 };
 
 int sc_volume_open (const struct sc_volume_config *cfg,
@@ -158,6 +160,17 @@ const struct sc_volume_config *sc_volume_config (const struct sc_volume *v);
 void sc_volume_diff_stats (struct sc_volume *v, struct sc_diff_stats *st);
 int sc_volume_drops (struct sc_volume *v, struct sc_drop_info **out,
                      size_t *n, uint64_t *total);
+
+/* The diff area's health: failed (every snapshot invalidated, no new
+ * one) or not, what failed and the retries (as sc_diff_health).  The
+ * live volume is served either way. */
+void sc_volume_diff_health (struct sc_volume *v, struct sc_diff_health *h);
+/* Retry a failed diff area now (as sc_diff_recover): 0 if healthy. */
+int sc_volume_diff_recover (struct sc_volume *v);
+/* Start retrying a failed diff area every retry_ms in a thread of the
+ * volume's (call after fork; stopped by sc_volume_close).  Offline
+ * volumes have none. */
+int sc_volume_start_retry (struct sc_volume *v);
 
 /* resize --max: see sc_diff_set_max. */
 int sc_volume_resize (struct sc_volume *v, uint64_t max_bytes, bool force,

@@ -22,6 +22,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "cow/fault.h"
 #include "cow/io.h"
 #include "engine/control-protocol.h"
 #include "engine/control.h"
@@ -258,6 +259,14 @@ shadowcopy_get_ready (void)
     nbdkit_error ("%s", err);
     return -1;
   }
+  /* The shell tests' I/O faults (cow/fault-file.c); never in service. */
+  const char *faults = getenv ("SHADOWCOPY_TEST_IO_FAULTS");
+  if (faults && faults[0] &&
+      (r = sc_io_fault_file_install (faults, diff_path,
+                                     sc_volume_chunk_size (volume))) < 0)
+    nbdkit_error ("SHADOWCOPY_TEST_IO_FAULTS: %s", strerror (-r));
+  else if (faults && faults[0])
+    nbdkit_debug ("test I/O faults from %s", faults);
   r = sc_control_bind (control_path, &control, err, sizeof err);
   if (r < 0) {
     nbdkit_error ("%s", err);
@@ -274,6 +283,12 @@ shadowcopy_after_fork (void)
   int r = sc_control_start (control, volume);
   if (r < 0) {
     nbdkit_error ("starting the control server on %s: %s", control_path,
+                  strerror (-r));
+    return -1;
+  }
+  r = sc_volume_start_retry (volume);
+  if (r < 0) {
+    nbdkit_error ("starting the diff area's retry thread: %s",
                   strerror (-r));
     return -1;
   }

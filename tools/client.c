@@ -22,10 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "engine/clock.h"
 #include "engine/control-protocol.h"
 #include "engine/control.h"
 #include "engine/volume.h"
@@ -34,6 +36,8 @@
 /* CREATE may wait for writes in flight to drain; anything longer than
  * this is a wedged server, and the user is better told so. */
 #define REPLY_TIMEOUT_SECS 60
+/* A server with too many connections is tried again for this long. */
+#define CONNECT_RETRY_SECS 8
 
 struct sc_client {
   char *where;                  /* socket or diff-area path, for messages */
@@ -84,6 +88,18 @@ request_v (struct sc_client *c, const char *verb, const char *const *args,
 
   r = sc_ctl_write_request (c->fd, verb, args, nargs);
   if (r < 0) {
+    /* A server that refused us (too many connections) or closed an idle
+     * connection said why before closing: that is the answer. */
+    struct sc_ctl_line line;
+    const char *why;
+    char *text;
+    if ((r == -EPIPE || r == -ECONNRESET) &&
+        sc_ctl_read_line (&c->rd, &text, &why) > 0 &&
+        sc_ctl_parse_reply (text, &line, &why) == 0 &&
+        line.type == SC_CTL_ERR) {
+      snprintf (err, errlen, "%s", line.message);
+      return -line.err;
+    }
     snprintf (err, errlen, "%s: cannot send %s request: %s",
               c->where, verb, strerror (-r));
     return r;
@@ -305,8 +321,8 @@ connect_socket (const char *path, int *fdp)
 /* Connect and check we speak the same protocol.  -ENOENT and
  * -ECONNREFUSED (and only they) mean that nobody listens. */
 static int
-open_server (const char *path, struct sc_client **out,
-             char *err, size_t errlen)
+open_server_once (const char *path, struct sc_client **out,
+                  char *err, size_t errlen)
 {
   struct sc_client *c = client_new (path);
   int r;
@@ -333,6 +349,22 @@ open_server (const char *path, struct sc_client **out,
 
  fail:
   client_free (c);
+  return r;
+}
+
+/* A server at its connection limit answers HELLO with EBUSY, and closes
+ * its idle connections soon (engine/control.c): try again for a while
+ * before giving up, so that management gets through. */
+static int
+open_server (const char *path, struct sc_client **out,
+             char *err, size_t errlen)
+{
+  uint64_t until = sc_mono_ns () + CONNECT_RETRY_SECS * 1000000000ull;
+  int r;
+
+  while ((r = open_server_once (path, out, err, errlen)) == -EBUSY &&
+         sc_mono_ns () < until)
+    nanosleep (&(struct timespec) { .tv_nsec = 200000000 }, NULL);
   return r;
 }
 
@@ -502,11 +534,45 @@ struct one_volume {
   bool seen;
 };
 
+/* The "diff-area" line: the optional fields stay empty or 0. */
+static int
+health_from_line (const struct sc_ctl_line *line, struct sc_client_volume *v)
+{
+  char state[16];
+
+  if (field_str (line, "state", state, sizeof state) < 0)
+    return -EPROTO;
+  v->have_health = true;
+  v->failed = strcmp (state, "failed") == 0;
+  field_u64 (line, "recoveries", &v->recoveries);
+  field_str (line, "recovered", v->recovered, sizeof v->recovered);
+  if (!v->failed)
+    return 0;
+  uint64_t recorded = 0;
+  field_str (line, "failed-since", v->failed_since, sizeof v->failed_since);
+  field_str (line, "errno", v->failed_errno, sizeof v->failed_errno);
+  field_str (line, "failed-write", v->failed_write, sizeof v->failed_write);
+  field_u64 (line, "invalidated", &v->invalidated);
+  field_u64 (line, "recorded", &recorded);
+  v->recorded = recorded;
+  field_u64 (line, "retries", &v->retries);
+  field_u64 (line, "retry-every-ms", &v->retry_every_ms);
+  field_str (line, "last-retry", v->last_retry, sizeof v->last_retry);
+  field_str (line, "last-retry-errno", v->last_retry_errno,
+             sizeof v->last_retry_errno);
+  field_str (line, "last-retry-write", v->last_retry_write,
+             sizeof v->last_retry_write);
+  field_str (line, "message", v->health_message, sizeof v->health_message);
+  return 0;
+}
+
 static int
 on_volume (const struct sc_ctl_line *line, void *opaque)
 {
   struct one_volume *o = opaque;
 
+  if (is_kind (line, "diff-area"))
+    return health_from_line (line, o->v);
   if (!is_kind (line, "volume"))
     return 0;
   o->seen = true;

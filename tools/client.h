@@ -54,6 +54,16 @@ struct sc_client_volume {
   char on_full[24];
   char last_drop[SC_NAME_MAX + 1];
   char last_drop_reason[128];
+  /* The diff area's health (the "diff-area" line; have_health false
+   * from servers that do not send it). */
+  bool have_health;
+  bool failed;
+  char failed_since[32], failed_errno[24], failed_write[128];
+  uint64_t invalidated, retries, retry_every_ms, recoveries;
+  bool recorded;
+  char last_retry[32], last_retry_errno[24], last_retry_write[128];
+  char recovered[32];
+  char health_message[1024];
 };
 
 /* What a verb needs from the volume when no server answers. */

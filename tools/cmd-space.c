@@ -75,6 +75,12 @@ on_stats (const struct sc_ctl_line *line, void *opaque)
   printf ("copied data that failed its checksum: %s (damaged copies "
           "freed: %s)\n", F ("checksum-errors"), F ("damaged-freed"));
   printf ("writes refused (on-full=fail-writes): %s\n", F ("writes-refused"));
+  v = sc_ctl_field (line, "diff-failed");
+  if (v && strcmp (v, "1") == 0)
+    printf ("diff area: FAILED (errno %s, %s retries; see shadowcopy info)"
+            "\n", F ("diff-failed-errno"), F ("diff-retries"));
+  else if (v)
+    printf ("diff area: ok (%s recoveries)\n", F ("diff-recoveries"));
   v = F ("seconds-to-full");
   if (v[0] == '-')
     printf ("time until full: - (the diff area is not growing)\n");
@@ -197,6 +203,63 @@ space_info_json (const struct sc_client_volume *v, struct sc_json *j)
     sc_json_member_string (j, "last_drop", v->last_drop);
     sc_json_member_string (j, "last_drop_reason", v->last_drop_reason);
   }
+  if (!v->have_health)
+    return;
+  /* "diff_area": {"state": "ok"|"failed", ...} */
+  sc_json_key (j, "diff_area");
+  sc_json_begin_object (j);
+  sc_json_member_string (j, "state", v->failed ? "failed" : "ok");
+  sc_json_member_uint (j, "recoveries", v->recoveries);
+  if (v->recovered[0])
+    sc_json_member_string (j, "recovered", v->recovered);
+  if (v->failed) {
+    sc_json_member_string (j, "failed_since", v->failed_since);
+    sc_json_member_string (j, "errno", v->failed_errno);
+    sc_json_member_string (j, "failed_write", v->failed_write);
+    sc_json_member_uint (j, "invalidated", v->invalidated);
+    sc_json_member_bool (j, "recorded", v->recorded);
+    sc_json_member_uint (j, "retries", v->retries);
+    if (v->retry_every_ms)
+      sc_json_member_uint (j, "retry_every_ms", v->retry_every_ms);
+    if (v->last_retry[0]) {
+      sc_json_member_string (j, "last_retry", v->last_retry);
+      sc_json_member_string (j, "last_retry_errno", v->last_retry_errno);
+      sc_json_member_string (j, "last_retry_write", v->last_retry_write);
+    }
+    sc_json_member_string (j, "message", v->health_message);
+  }
+  sc_json_end_object (j);
+}
+
+/* The diff area's health, as info shows it. */
+static void
+print_health (const struct sc_client_volume *v)
+{
+  if (!v->have_health)
+    return;
+  if (!v->failed) {
+    printf ("diff area: ok");
+    if (v->recoveries)
+      printf (" (recovered from %" PRIu64 " failure%s, last at %s)",
+              v->recoveries, v->recoveries == 1 ? "" : "s", v->recovered);
+    printf ("\n");
+    return;
+  }
+  printf ("diff area: FAILED since %s: %s %s\n", v->failed_since,
+          v->failed_errno, v->failed_write);
+  printf ("  %" PRIu64 " snapshot%s invalidated%s; no new snapshots until "
+          "it recovers\n", v->invalidated, v->invalidated == 1 ? "" : "s",
+          v->recorded ? " (recorded in the superblock)"
+                      : " (the superblock could not record it)");
+  printf ("  retrying: at the next create");
+  if (v->retry_every_ms)
+    printf (" and every %" PRIu64 " s", v->retry_every_ms / 1000);
+  printf ("; %" PRIu64 " retr%s so far", v->retries,
+          v->retries == 1 ? "y" : "ies");
+  if (v->last_retry[0])
+    printf (", the last at %s failed: %s %s", v->last_retry,
+            v->last_retry_errno, v->last_retry_write);
+  printf ("\n  %s\n", v->health_message);
 }
 
 void
@@ -218,6 +281,7 @@ space_print_info (const struct sc_client_volume *v)
     printf ("last drop: %s (%s)\n", v->last_drop, v->last_drop_reason);
   printf ("discarded by snapshot readers: %" PRIu64 " bytes\n",
           v->discarded_bytes);
+  print_health (v);
 }
 
 /* ---- the verbs stats and resize ------------------------------------- */

@@ -1,0 +1,95 @@
+/* shadowcopy: the volume's view of a failed diff area, and the periodic
+ * retry (see cow/failure.c for what failed means and how it recovers).
+ *
+ * A failed diff area is retried by the next snapshot creation, and by a
+ * thread of the volume every retry interval (sc_volume_config.retry_ms),
+ * so that it comes back by itself once its disk does: the thread does
+ * the checkpoint I/O itself, never a control connection or a live
+ * request.  It sleeps while the diff area is healthy (one check per
+ * interval) and ends with the volume.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/volume-impl.h"
+
+#define RETRY_MS_DEFAULT 30000
+
+void
+sc_volume_diff_health (struct sc_volume *v, struct sc_diff_health *h)
+{
+  sc_diff_health (v->diff, h);
+}
+
+int
+sc_volume_diff_recover (struct sc_volume *v)
+{
+  return sc_diff_recover (v->diff);
+}
+
+uint32_t
+sc_vol_retry_ms (const struct sc_volume *v)
+{
+  return v->cfg.retry_ms ? v->cfg.retry_ms : RETRY_MS_DEFAULT;
+}
+
+static void *
+retry_thread (void *arg)
+{
+  struct sc_volume *v = arg;
+  uint64_t period = (uint64_t) sc_vol_retry_ms (v) * 1000000u;
+
+  pthread_mutex_lock (&v->retry_lock);
+  while (!v->retry_stop) {
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    uint64_t at = (uint64_t) ts.tv_sec * 1000000000u + ts.tv_nsec + period;
+    ts.tv_sec = (time_t) (at / 1000000000u);
+    ts.tv_nsec = (long) (at % 1000000000u);
+    pthread_cond_timedwait (&v->retry_cond, &v->retry_lock, &ts);
+    if (v->retry_stop)
+      break;
+    pthread_mutex_unlock (&v->retry_lock);
+    struct sc_diff_health h;
+    sc_diff_health (v->diff, &h);
+    if (h.failed)
+      (void) sc_diff_recover (v->diff);         /* says how it went */
+    pthread_mutex_lock (&v->retry_lock);
+  }
+  pthread_mutex_unlock (&v->retry_lock);
+  return NULL;
+}
+
+int
+sc_volume_start_retry (struct sc_volume *v)
+{
+  if (!v->origin || v->retry_started)
+    return 0;
+  pthread_condattr_t attr;
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  pthread_cond_destroy (&v->retry_cond);
+  pthread_cond_init (&v->retry_cond, &attr);
+  pthread_condattr_destroy (&attr);
+  int r = pthread_create (&v->retry, NULL, retry_thread, v);
+  if (r != 0)
+    return -r;
+  v->retry_started = true;
+  return 0;
+}
+
+void
+sc_vol_retry_stop (struct sc_volume *v)
+{
+  if (!v->retry_started)
+    return;
+  pthread_mutex_lock (&v->retry_lock);
+  v->retry_stop = true;
+  pthread_cond_broadcast (&v->retry_cond);
+  pthread_mutex_unlock (&v->retry_lock);
+  pthread_join (v->retry, NULL);
+  v->retry_started = false;
+}

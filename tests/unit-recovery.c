@@ -1,0 +1,408 @@
+/* Unit tests: a failed metadata write of the diff area, and the way
+ * back: the live volume keeps working (writes, flushes), every snapshot
+ * is invalidated for good, the failure is described, and a checkpoint
+ * taken once the disk is back (by create, by the periodic retry, at
+ * close) makes the diff area healthy again. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/io.h"
+#include "engine/volume.h"
+#include "tests/unit-helpers.h"
+
+static void
+recovery_teardown (void)
+{
+  sc_io_fault_hook = NULL;
+  uh_teardown ();
+}
+
+TestSuite (recovery, .init = uh_setup, .fini = recovery_teardown);
+
+/* ---- the fixture: a volume of 64 chunks of 4K ------------------------- */
+
+#define CS 4096u
+#define SIZE (64u * CS)
+
+struct vol {
+  char *origin, *diff;
+  struct sc_volume *v;
+  uint8_t live[SIZE];           /* what the live volume must read */
+  uint32_t retry_ms;
+};
+
+static void
+vol_open (struct vol *t)
+{
+  struct sc_volume_config cfg = {
+    .origin_path = t->origin, .diff_path = t->diff, .chunk_size = CS,
+    .retry_ms = t->retry_ms,
+  };
+  char err[512] = "";
+  int r = sc_volume_open (&cfg, &t->v, err, sizeof err);
+  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
+}
+
+static void
+vol_create (struct vol *t, uint32_t retry_ms)
+{
+  memset (t, 0, sizeof *t);
+  t->origin = uh_path ("origin");
+  t->diff = uh_path ("diff");
+  t->retry_ms = retry_ms;
+  uh_make_file (t->origin, SIZE, 7);
+  uh_pattern (t->live, SIZE, 7, 0);
+  vol_open (t);
+}
+
+static void
+vol_free (struct vol *t)
+{
+  if (t->v)
+    sc_volume_close (t->v);
+  free (t->origin);
+  free (t->diff);
+}
+
+static struct sc_diff *
+diff (struct vol *t)
+{
+  return sc_volume_diff (t->v);
+}
+
+/* Write chunk `chunk` of the live volume with pattern `tag`. */
+static void
+live_write (struct vol *t, uint64_t chunk, uint64_t tag)
+{
+  uh_pattern (t->live + chunk * CS, CS, tag, 0);
+  int r = sc_volume_write (t->v, t->live + chunk * CS, CS, chunk * CS, 0);
+  cr_assert_eq (r, 0, "the live write of chunk %lu failed: %d",
+                (unsigned long) chunk, r);
+}
+
+static void
+assert_reads (struct vol *t, uint64_t id, const uint8_t *image,
+              const char *what)
+{
+  static uint8_t buf[SIZE];
+  int r = id ? sc_volume_snapshot_read (t->v, id, buf, SIZE, 0)
+             : sc_volume_read (t->v, buf, SIZE, 0);
+  cr_assert_eq (r, 0, "%s: read failed: %d", what, r);
+  cr_assert (memcmp (buf, image, SIZE) == 0, "%s: wrong content", what);
+}
+
+static struct sc_snapshot_info
+snap (struct vol *t, const char *name)
+{
+  struct sc_snapshot_info s;
+  int r = sc_volume_snapshot_create (t->v, name, NULL, &s);
+  cr_assert_eq (r, 0, "snapshot %s: %d", name, r);
+  return s;
+}
+
+static struct sc_diff_health
+health (struct vol *t)
+{
+  struct sc_diff_health h;
+  sc_volume_diff_health (t->v, &h);
+  return h;
+}
+
+/* ---- the faults ----------------------------------------------------- */
+
+enum fault { NONE, JOURNAL_WRITE, JOURNAL_SYNC, ANY_WRITE };
+static int fault_fd = -1;
+static enum fault fault_kind;
+static bool fault_once;
+static int fault_hits;
+
+/* Journal writes: writes past the superblocks that are not one whole,
+ * aligned data slot. */
+static int
+fail_io (const struct sc_io_req *req)
+{
+  if (req->fd != fault_fd)
+    return 0;
+  bool write = req->op == SC_IO_WRITE;
+  bool hit = false;
+  switch (__atomic_load_n (&fault_kind, __ATOMIC_SEQ_CST)) {
+  case NONE: break;
+  case JOURNAL_WRITE:
+    hit = write && req->off >= SC_SB_AREA &&
+          !(req->len == CS && req->off % CS == 0);
+    break;
+  case JOURNAL_SYNC: hit = req->op == SC_IO_FDATASYNC; break;
+  case ANY_WRITE: hit = write || req->op == SC_IO_FDATASYNC; break;
+  }
+  if (!hit)
+    return 0;
+  __atomic_fetch_add (&fault_hits, 1, __ATOMIC_SEQ_CST);
+  if (fault_once)
+    __atomic_store_n (&fault_kind, NONE, __ATOMIC_SEQ_CST);
+  return -EIO;
+}
+
+static void
+arm (struct vol *t, enum fault kind, bool once)
+{
+  fault_fd = sc_diff_fd (diff (t));
+  fault_hits = 0;
+  fault_once = once;
+  __atomic_store_n (&fault_kind, kind, __ATOMIC_SEQ_CST);
+  sc_io_fault_hook = fail_io;
+}
+
+static void
+disarm (void)
+{
+  __atomic_store_n (&fault_kind, NONE, __ATOMIC_SEQ_CST);
+}
+
+/* Two snapshots with copies, then one failed journal write under a live
+ * write: the state every test below starts from.  *img_a and *img_b get
+ * what a and b showed. */
+static void
+fail_once (struct vol *t, enum fault kind, uint8_t *img_a)
+{
+  snap (t, "a");
+  memcpy (img_a, t->live, SIZE);
+  live_write (t, 1, 100);
+  snap (t, "b");
+  arm (t, kind, true);
+  live_write (t, 2, 101);       /* copies chunk 2: its commit fails */
+  cr_assert_eq (fault_hits, 1, "the fault did not fire");
+  cr_assert (health (t).failed, "the diff area did not fail");
+}
+
+/* ---- the live volume wins ------------------------------------------- */
+
+/* Fails without the fix: the journal's sticky error came back from every
+ * flush of the live volume. */
+Test (recovery, live_flush_succeeds_after_a_journal_write_failure)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  cr_assert_eq (sc_volume_flush (t.v), 0, "the live flush reports the "
+                "diff area's failure");
+  live_write (&t, 3, 102);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  cr_assert_eq (sc_volume_zero (t.v, CS, 4 * CS, 0), 0);
+  memset (t.live + 4 * CS, 0, CS);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  assert_reads (&t, 0, t.live, "live");
+  vol_free (&t);
+}
+
+Test (recovery, live_flush_succeeds_after_a_failed_commit_fdatasync)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_SYNC, img_a);
+  struct sc_diff_health h = health (&t);
+  cr_assert_eq (h.err, EIO);
+  cr_assert_str_eq (h.what, "the journal commit's fdatasync");
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  vol_free (&t);
+}
+
+/* No valid snapshot: nothing is copied, writes go straight through. */
+Test (recovery, a_failed_diff_area_copies_nothing)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  struct sc_diff_stats before, after;
+  sc_diff_stats (diff (&t), &before);
+  arm (&t, ANY_WRITE, false);   /* the diff area takes no write at all */
+  for (uint64_t c = 8; c < 16; c++)
+    live_write (&t, c, 200 + c);
+  cr_assert_eq (fault_hits, 0, "a live write touched the failed diff area");
+  disarm ();
+  sc_diff_stats (diff (&t), &after);
+  cr_assert_eq (after.copies, before.copies);
+  assert_reads (&t, 0, t.live, "live");
+  vol_free (&t);
+}
+
+/* ---- the failure is told -------------------------------------------- */
+
+Test (recovery, the_failure_says_which_write_and_what_to_do)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  struct sc_diff_health h = health (&t);
+  cr_assert_eq (h.err, EIO);
+  cr_assert (strncmp (h.what, "writing the journal at slot ", 28) == 0,
+             "what: %s", h.what);
+  cr_assert_eq (h.invalidated, 2);
+  cr_assert (h.sb_marked, "the superblock took the FAILED flag");
+  cr_assert_neq (h.since_ns, 0);
+  char msg[1024];
+  sc_diff_health_message (&h, msg, sizeof msg);
+  cr_assert (strstr (msg, "EIO") && strstr (msg, "writing the journal") &&
+             strstr (msg, "dmesg") && strstr (msg, "retries"),
+             "message: %s", msg);
+  vol_free (&t);
+}
+
+/* ---- the way back ----------------------------------------------------- */
+
+Test (recovery, create_fails_while_the_disk_fails_and_says_why)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  arm (&t, JOURNAL_WRITE, false);
+  struct sc_snapshot_info c;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "c", NULL, &c), -EIO);
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "c", NULL, &c), -EIO);
+  disarm ();
+  struct sc_diff_health h = health (&t);
+  cr_assert (h.failed);
+  cr_assert_eq (h.retries, 2);
+  cr_assert_eq (h.retry_err, EIO);
+  cr_assert (strncmp (h.retry_what, "writing the journal", 19) == 0,
+             "retry what: %s", h.retry_what);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "c", &s), -ENOENT,
+                "a failed create left a snapshot");
+  vol_free (&t);
+}
+
+Test (recovery, create_recovers_once_the_disk_is_back)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE], img_c[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  live_write (&t, 5, 103);
+  struct sc_snapshot_info c = snap (&t, "c");
+  memcpy (img_c, t.live, SIZE);
+  struct sc_diff_health h = health (&t);
+  cr_assert (!h.failed);
+  cr_assert_eq (h.recoveries, 1);
+  /* The invalid stay invalid, with their reason. */
+  struct sc_snapshot_info a, b;
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "b", &b), 0);
+  cr_assert_eq (a.invalid_reason, SC_INVALID_METADATA);
+  cr_assert_eq (b.invalid_reason, SC_INVALID_METADATA);
+  cr_assert_eq (a.invalid_errno, EIO);
+  uint8_t buf[16];
+  cr_assert_eq (sc_volume_snapshot_read (t.v, a.id, buf, 16, 0), -EIO);
+  /* The new one copies and serves its exact image. */
+  for (uint64_t k = 0; k < 64; k += 3)
+    live_write (&t, k, 300 + k);
+  assert_reads (&t, c.id, img_c, "c after writes");
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+
+  /* After a restart (clean) and after a crash-like reopen: the same. */
+  sc_volume_close (t.v);
+  vol_open (&t);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
+  cr_assert_eq (a.invalid_reason, SC_INVALID_METADATA);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "b", &b), 0);
+  cr_assert_eq (b.invalid_reason, SC_INVALID_METADATA);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "c", &c), 0);
+  cr_assert_eq (c.invalid_reason, SC_VALID);
+  assert_reads (&t, c.id, img_c, "c after restart");
+  assert_reads (&t, 0, t.live, "live after restart");
+  vol_free (&t);
+}
+
+/* Deletes work again once the disk is back (they retry too). */
+Test (recovery, delete_recovers_once_the_disk_is_back)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  arm (&t, JOURNAL_WRITE, false);
+  cr_assert_eq (sc_volume_snapshot_delete (t.v, "a"), -EIO);
+  disarm ();
+  cr_assert_eq (sc_volume_snapshot_delete (t.v, "a"), 0);
+  cr_assert (!health (&t).failed);
+  cr_assert_eq (sc_volume_snapshot_delete (t.v, "b"), 0);
+  struct sc_diff_stats st;
+  sc_diff_stats (diff (&t), &st);
+  cr_assert_eq (st.snapshots, 0);
+  cr_assert_eq (st.data_slots, 0, "the invalid snapshots' copies stay");
+  vol_free (&t);
+}
+
+/* A server retries by itself, every retry_ms. */
+Test (recovery, the_periodic_retry_recovers_by_itself)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 20);
+  cr_assert_eq (sc_volume_start_retry (t.v), 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  for (int i = 0; i < 1000 && health (&t).failed; i++)
+    usleep (10000);
+  struct sc_diff_health h = health (&t);
+  cr_assert (!h.failed, "no recovery after 10 s of retries every 20 ms");
+  cr_assert_eq (h.recoveries, 1);
+  snap (&t, "c");
+  vol_free (&t);
+}
+
+/* Nothing brings an invalidated snapshot back: not a recovery, not a
+ * restart after a failed close, not a restart after a good one. */
+Test (recovery, a_close_while_the_disk_fails_keeps_every_snapshot_invalid)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  arm (&t, JOURNAL_WRITE, false);
+  cr_assert_neq (sc_volume_close (t.v), 0, "the close hid the failure");
+  t.v = NULL;
+  disarm ();
+  vol_open (&t);
+  struct sc_snapshot_info a, b;
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
+  cr_assert_eq (a.invalid_reason, SC_INVALID_METADATA);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "b", &b), 0);
+  cr_assert_eq (b.invalid_reason, SC_INVALID_METADATA);
+  cr_assert (!health (&t).failed, "a fresh open starts healthy");
+  snap (&t, "c");
+  vol_free (&t);
+}
+
+/* When the superblock cannot take the FAILED flag either, a later retry
+ * that works records the invalidations for good. */
+Test (recovery, a_retry_records_what_the_superblock_could_not)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  snap (&t, "a");
+  arm (&t, ANY_WRITE, false);
+  live_write (&t, 2, 101);
+  cr_assert (health (&t).failed);
+  cr_assert (!health (&t).sb_marked);
+  disarm ();
+  cr_assert_eq (sc_volume_diff_recover (t.v), 0);
+  sc_volume_close (t.v);
+  vol_open (&t);
+  struct sc_snapshot_info a;
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
+  cr_assert_neq (a.invalid_reason, SC_VALID, "a came back valid");
+  (void) img_a;
+  vol_free (&t);
+}
