@@ -581,7 +581,8 @@ replay_header (struct replay *rp, struct sc_rec_hdr *h)
     char what[96];
     snprintf (what, sizeof what, "%s, but the journal was closed cleanly "
               "after record %" PRIu64, dmg == DMG_NOTHING
-              ? "it reads as zeros" : "it is not all there",
+              ? "it reads as zeros" : dmg == DMG_TORN
+              ? "a sector of it reads as zeros" : "it fails its checks",
               rp->durable);
     return not_a_tear (rp, what);
   }

@@ -343,17 +343,24 @@ salvage_apply (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
 }
 
 /* Every snapshot listed when records were lost: not proven intact. */
-static void
+static int
 salvage_distrust (struct sc_diff *d, struct replay_out *o)
 {
+  struct sc_salvage_report *sv = d->salv;
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
-    if (s->info.id < d->salv->suspect_below &&
-        s->info.invalid_reason == SC_VALID) {
-      snap_set_invalid (d, s, SC_INVALID_SALVAGED, 0, 0);
-      o->invalidated = true;
-    }
+    if (s->info.id >= sv->suspect_below ||
+        s->info.invalid_reason != SC_VALID)
+      continue;
+    uint64_t *v = realloc (sv->marked, (sv->nmarked + 1) * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    sv->marked = v;
+    v[sv->nmarked++] = s->info.id;
+    snap_set_invalid (d, s, SC_INVALID_SALVAGED, 0, 0);
+    o->invalidated = true;
   }
+  return 0;
 }
 
 /* ---- after the records -------------------------------------------------- */
@@ -506,8 +513,10 @@ replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
     snprintf (err, errlen, "%s", strerror (ENOMEM));
   if (r < 0)
     return r == -ENOMEM ? r : damaged (r, err, errlen);
-  if (d->salv)
-    salvage_distrust (d, o);
+  if (d->salv && (r = salvage_distrust (d, o)) < 0) {
+    snprintf (err, errlen, "%s", strerror (-r));
+    return r;
+  }
   distrust (d, o);
   if ((r = drop_released (d, o)) < 0 || (r = gc_run (d, false)) < 0) {
     snprintf (err, errlen, "%s", strerror (-r));

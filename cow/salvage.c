@@ -28,9 +28,11 @@ sc_salvage_report_free (struct sc_salvage_report *rep)
 {
   free (rep->losses);
   free (rep->snaps);
+  free (rep->marked);
   rep->losses = NULL;
   rep->snaps = NULL;
-  rep->nlosses = rep->nsnaps = 0;
+  rep->marked = NULL;
+  rep->nlosses = rep->nsnaps = rep->nmarked = 0;
 }
 
 /* Errors an open gives for reasons other than a damaged file. */
@@ -65,8 +67,8 @@ report_snapshots (struct sc_diff *d, struct sc_salvage_report *rep)
     s->epoch = infos[i].epoch;
     snprintf (s->name, sizeof s->name, "%s", infos[i].name);
     s->reason = infos[i].invalid_reason;
-    s->marked = s->reason == SC_INVALID_SALVAGED &&
-                s->id < rep->suspect_below;
+    for (size_t k = 0; k < rep->nmarked && !s->marked; k++)
+      s->marked = rep->marked[k] == s->id;
   }
   rep->nsnaps = n;
   free (infos);

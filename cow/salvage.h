@@ -38,7 +38,8 @@ struct sc_salvage_snap {
   uint32_t epoch;
   char name[SC_NAME_MAX + 1];
   uint32_t reason;              /* SC_VALID: kept and served */
-  bool marked;                  /* marked invalid by this salvage */
+  bool marked;                  /* marked invalid by this salvage (not
+                                   before) */
 };
 
 struct sc_salvage_report {
@@ -52,6 +53,8 @@ struct sc_salvage_report {
                                    with the lost ones (e.g. their delete) */
   uint64_t suspect_below;       /* snapshots with lower ids existed when
                                    records were lost */
+  uint64_t *marked;             /* ids of the snapshots it marked invalid */
+  size_t nmarked;
   struct sc_salvage_snap *snaps;        /* the snapshots afterwards */
   size_t nsnaps;
 };
