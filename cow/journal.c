@@ -11,6 +11,15 @@
  *
  * Durable data is never overwritten: appends go past the last record, and
  * a torn write can only damage records that were never acknowledged.
+ *
+ * Replay tells a torn write from damage by what a tear leaves: slots are
+ * zeroed, durably, before records are written into them (a group that
+ * writes into a slot taken in the same group syncs first), and a tear
+ * leaves whole 512-byte sectors unwritten.  A record that fails its
+ * checks ends the journal only if it has such a sector (or nothing was
+ * written at all) and no commit marker or clean close vouches for it;
+ * a record written whole that fails its checks is damage.  Salvage goes
+ * past damage instead (docs/design.md, "Salvage").
  */
 #include <config.h>
 
@@ -703,18 +712,19 @@ find_continuation (struct replay *rp, uint64_t *slot, uint32_t *pos,
   return any;
 }
 
-/* Salvage at damage (rp->err says what): go on at the next record that
- * checks out, reporting the records skipped; 0 to go on (*jump set when
- * that is in another slot, at rp->pos), 1 if the journal ends here. */
+/* Salvage at damage (rp->err says what; `not_torn`: it cannot be a torn
+ * tail): go on at the next record that checks out, reporting the records
+ * skipped; 0 to go on (*jump set when that is in another slot, at
+ * rp->pos), 1 if the journal ends here. */
 static int
-salvage_skip (struct replay *rp, bool acknowledged, uint64_t *jump)
+salvage_skip (struct replay *rp, bool not_torn, uint64_t *jump)
 {
   uint64_t slot = 0, found = 0;
   uint32_t pos = 0;
   int r = find_continuation (rp, &slot, &pos, &found);
   if (r < 0)
     return r;
-  if (r == 0 && !acknowledged && rp->seq > rp->durable)
+  if (r == 0 && !not_torn && rp->seq > rp->durable)
     return 1;                   /* a torn tail, and nothing after it */
   struct sc_journal_loss loss = {
     .first_seq = rp->seq, .offset = replay_offset (rp), .why = rp->err,
@@ -743,7 +753,7 @@ replay_slot (struct replay *rp, uint64_t *next_slot)
   while (*next_slot == 0) {
     struct sc_rec_hdr h;
     int r = replay_header (rp, &h);
-    bool acknowledged = r == 2 || r == -EINVAL;     /* not a torn tail */
+    bool not_torn = r == 2 || r == -EINVAL;
     if (r == 0) {
       const void *rec = rp->buf + rp->pos;
       if (h.type == SC_REC_NEXT)
@@ -758,7 +768,7 @@ replay_slot (struct replay *rp, uint64_t *next_slot)
         rp->records++;
         continue;
       }
-      acknowledged = true;      /* it checks out: it was written */
+      not_torn = true;          /* it checks out: it was written */
     }
     if (r == 1)
       return 1;
@@ -766,7 +776,7 @@ replay_slot (struct replay *rp, uint64_t *next_slot)
       r = -EINVAL;
     if (r != -EINVAL || !rp->lost)
       return r;
-    r = salvage_skip (rp, acknowledged, next_slot);
+    r = salvage_skip (rp, not_torn, next_slot);
     if (r != 0)
       return r;
   }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cow/diffarea-internal.h"
 #include "cow/salvage.h"
@@ -80,6 +81,18 @@ sc_diff_salvage (const char *path, struct sc_salvage_report *rep,
                  char *err, size_t errlen)
 {
   memset (rep, 0, sizeof *rep);
+  struct stat st;
+  if (stat (path, &st) == -1) {
+    int e = errno;
+    snprintf (err, errlen, "%s: %s", path, strerror (e));
+    return -e;
+  }
+  if (!S_ISREG (st.st_mode)) {
+    snprintf (err, errlen, "%s: not a diff area: %s", path,
+              S_ISDIR (st.st_mode) ? "it is a directory"
+                                   : "not a regular file");
+    return -EISDIR;
+  }
   struct sc_diff *d = NULL;
   int r = sc_diff_open (path, SC_DIFF_RDONLY | SC_DIFF_NOWAIT, NULL, 0, &d,
                         rep->refusal, sizeof rep->refusal);
