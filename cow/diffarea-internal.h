@@ -51,6 +51,7 @@
 #include "cow/diffarea.h"
 #include "cow/index.h"
 #include "cow/journal.h"
+#include "cow/salvage.h"
 #include "cow/sums.h"
 #include "cow/superblock.h"
 
@@ -105,6 +106,9 @@ struct sc_diff {
   uint64_t replayed_records;
   size_t replayed_slots;        /* journal slots found by replay */
   bool verify_tail;             /* replay: check unsure copies' data */
+  bool journal_damaged;         /* replay refused the journal */
+  struct sc_salvage_report *salv;       /* a salvage open: what replay
+                                           went past (replay.c) */
   struct unsure *unsure;
   size_t nunsure, unsure_cap;
   uint64_t replay_max_slot;     /* replay: slots of the file */
@@ -149,6 +153,14 @@ diff_unlock_ptr (pthread_mutex_t **m)
 
 /* A corrupt-input error: writes the message to err and is -EINVAL. */
 #define CORRUPT(...) (snprintf (err, errlen, __VA_ARGS__), -EINVAL)
+
+/* sc_diff_open, and with `salv` a salvage open (salvage.c): replay goes
+ * past damaged records and reports them there.  Never with RDONLY or
+ * CREATE. */
+int diff_open (const char *path, unsigned flags,
+               const struct sc_origin_id *origin, uint32_t chunk_size,
+               struct sc_salvage_report *salv, struct sc_diff **out,
+               char *err, size_t errlen);
 
 /* Where notices go: sc_notice, or sc_debug when there is none. */
 void diff_say (const char *fmt, ...) __attribute__((format (printf, 1, 2)));

@@ -354,13 +354,15 @@ start_journal (struct sc_diff *d, const char *path, bool created,
 {
   LOCKED (d);
   bool clean = !created && (d->sb.flags & SC_SB_CLEAN) && !o->invalidated &&
-               o->nreleased == 0;
+               o->nreleased == 0 && !d->salv;
   int r;
   if (clean && !ckpt_journal_too_long (d, d->replayed_records))
     r = continue_journal (d, o, false);
   else
     r = ckpt_write (d, o->end_seq, o->chain, o->nchain);
-  if ((r == -ENOSPC || r == -EDQUOT) && !created && !d->have_journal) {
+  /* (A salvaged journal is never continued: it is damaged.) */
+  if ((r == -ENOSPC || r == -EDQUOT) && !created && !d->have_journal &&
+      !d->salv) {
     if (sc_debug)
       sc_debug ("%s: no space for a checkpoint, continuing the journal "
                 "in place", path);
@@ -420,9 +422,15 @@ build_state (struct sc_diff *d, const char *path, bool created,
   if (created)
     sc_alloc_init (&d->alloc, d->first_slot);
   else if ((r = replay_run (d, max_slot, o, err, errlen)) < 0) {
-    char tmp[512];
+    char tmp[768];
     snprintf (tmp, sizeof tmp, "%s", err);
-    snprintf (err, errlen, "%s: %s", path, tmp);
+    if (d->journal_damaged && !d->salv)
+      snprintf (err, errlen, "%s: %s; to keep what can be proven intact "
+                "(snapshots that may be wrong are marked invalid), stop "
+                "everything using it and run: shadowcopy salvage %s",
+                path, tmp, path);
+    else
+      snprintf (err, errlen, "%s: %s", path, tmp);
     return r;
   }
   if (d->rdonly)
@@ -441,6 +449,15 @@ sc_diff_open (const char *path, unsigned flags,
               const struct sc_origin_id *origin, uint32_t chunk_size,
               struct sc_diff **out, char *err, size_t errlen)
 {
+  return diff_open (path, flags, origin, chunk_size, NULL, out, err, errlen);
+}
+
+int
+diff_open (const char *path, unsigned flags,
+           const struct sc_origin_id *origin, uint32_t chunk_size,
+           struct sc_salvage_report *salv, struct sc_diff **out,
+           char *err, size_t errlen)
+{
   int r = check_args (origin, chunk_size, err, errlen);
   if (r < 0)
     return r;
@@ -449,6 +466,7 @@ sc_diff_open (const char *path, unsigned flags,
     snprintf (err, errlen, "%s: %s", path, strerror (ENOMEM));
     return -ENOMEM;
   }
+  d->salv = salv;
   bool created = false;
   struct replay_out o = { .end_seq = 1 };       /* a new journal's first */
   r = open_file (d, path, flags, origin, &created, err, errlen);

@@ -15,7 +15,10 @@
  * record, always the last in its slot, names the following slot.  Replay
  * stops at the first record that fails its checks: wrong CRC (the CRC is
  * seeded with the volume UUID and the journal nonce, so records of an older
- * journal in a reused slot never pass), wrong sequence number, bad length.
+ * journal in a reused slot never pass), wrong sequence number, bad length;
+ * that is the end of the journal only where it can be a torn write (a
+ * 512-byte sector of it reads as zeros), otherwise it is damage
+ * (docs/design.md, "Damage is not a torn tail").
  */
 #ifndef SHADOWCOPY_COW_FORMAT_H
 #define SHADOWCOPY_COW_FORMAT_H

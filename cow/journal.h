@@ -45,6 +45,13 @@ struct sc_journal {
 
   bool volatile_mode;           /* write records, never fdatasync */
   bool syncing;                 /* a leader is writing */
+  /* Slots are zeroed when taken; that must be durable before records
+   * are written into them (a torn write must show zeros, see replay). */
+  uint64_t zeroed;              /* slots zeroed so far */
+  uint64_t zeroed_durable;      /* of those, made durable by a sync */
+  uint64_t spare_zeroed;        /* `zeroed` when the spare was taken */
+  bool presync;                 /* the tail writes into a slot whose
+                                   zeroing may not be durable yet */
   pthread_cond_t synced;
   int error;                    /* sticky write error */
   int error_op;                 /* what failed: SC_JOURNAL_FAILED_* */
@@ -103,9 +110,41 @@ int sc_journal_write_tail (struct sc_journal *j);
 typedef int (*sc_journal_apply_fn) (void *opaque, const struct sc_rec_hdr *rec,
                                     uint64_t durable, char *err,
                                     size_t errlen);
+
+/* A record that fails its checks ends the journal only when it can be a
+ * torn write (see docs/design.md, "Journal"): nothing was written there,
+ * or a 512-byte sector of it was not, and no commit marker covers it.  A
+ * record that was written whole but fails its checks is damage, and
+ * replay refuses it.  With SC_JOURNAL_TORN_ANY (a session that never
+ * synced: durability=volatile, not closed cleanly) any damaged record
+ * may be a torn tail. */
+#define SC_JOURNAL_TORN_ANY 0x1
+/* The journal was closed cleanly after record *durable (the input): it
+ * ends there, and what follows is not looked at (unless it checks out as
+ * the next record, which a clean close rules out: then the open refuses
+ * the journal for not ending where it was closed). */
+#define SC_JOURNAL_CLEAN 0x2
+
+/* Salvage: with a `lost` callback, replay does not stop at damage but
+ * goes on at the next record that checks out (in the same slot, or at
+ * the start of another slot: a damaged NEXT record is searched past),
+ * and reports the records it went past.  It never calls it for a torn
+ * tail that no record or marker shows was acknowledged. */
+#define SC_JOURNAL_LOST_TO_END UINT64_MAX
+struct sc_journal_loss {
+  uint64_t first_seq;           /* the first record lost */
+  uint64_t last_seq;            /* the last one, or SC_JOURNAL_LOST_TO_END:
+                                   the journal's end is lost with them */
+  uint64_t offset;              /* byte offset of the damage in the file */
+  const char *why;
+};
+typedef int (*sc_journal_lost_fn) (void *opaque,
+                                   const struct sc_journal_loss *loss);
+
 int sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                        uint64_t head_slot, uint64_t head_seq,
-                       uint64_t max_slot, sc_journal_apply_fn apply,
+                       uint64_t max_slot, unsigned flags,
+                       sc_journal_apply_fn apply, sc_journal_lost_fn lost,
                        void *opaque, uint64_t **chain, size_t *nchain,
                        uint32_t *end_pos, uint64_t *records, uint64_t *end_seq,
                        uint64_t *durable, char *err, size_t errlen);

@@ -310,6 +310,107 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
                   h->type);
 }
 
+/* ---- salvage ------------------------------------------------------------ *
+ *
+ * A salvage replay (d->salv, see cow/salvage.h) goes past damaged records
+ * (the journal finds where it goes on, and says what it went past), and
+ * keeps to what later records can still say: once records are lost, a
+ * later record may concern what they made (the delete of a snapshot
+ * whose create was lost, a copy of an epoch a lost create began).  Every
+ * snapshot listed when records were lost is marked invalid at the end:
+ * any lost record may have been a copy it needed or its own delete. */
+
+static int
+salvage_lost (void *opaque, const struct sc_journal_loss *l)
+{
+  struct sc_diff *d = opaque;
+  struct sc_salvage_report *sv = d->salv;
+  sv->nlosses_total++;
+  if (d->next_id > sv->suspect_below)
+    sv->suspect_below = d->next_id;
+  diff_say ("salvage: journal records %" PRIu64 "%s lost: %s", l->first_seq,
+            l->last_seq == SC_JOURNAL_LOST_TO_END ? " to the end" :
+            l->last_seq == l->first_seq ? "" : " on", l->why);
+  if (sv->nlosses >= SC_SALVAGE_LOSSES_MAX)
+    return 0;
+  struct sc_salvage_loss *v = realloc (sv->losses,
+                                       (sv->nlosses + 1) * sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  sv->losses = v;
+  v[sv->nlosses++] = (struct sc_salvage_loss) {
+    .first_seq = l->first_seq, .offset = l->offset,
+    .last_seq = l->last_seq == SC_JOURNAL_LOST_TO_END ? SC_SALVAGE_TO_END
+                                                      : l->last_seq,
+  };
+  snprintf (v[sv->nlosses - 1].why, sizeof v->why, "%s", l->why);
+  return 0;
+}
+
+/* The snapshot a record concerns by id (0: none). */
+static uint64_t
+record_snapshot (const struct sc_rec_hdr *h)
+{
+  const void *r = h;
+  switch (h->type) {
+  case SC_REC_SNAP_DELETE: return ((const struct sc_rec_snap_delete *) r)->id;
+  case SC_REC_SNAP_INVALID:
+    return ((const struct sc_rec_snap_invalid *) r)->id;
+  case SC_REC_SNAP_SET: return ((const struct sc_rec_snap_set *) r)->id;
+  case SC_REC_DISCARD: return ((const struct sc_rec_discard *) r)->id;
+  }
+  return 0;
+}
+
+static int
+salvage_apply (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
+               char *err, size_t errlen)
+{
+  struct sc_diff *d = opaque;
+  struct sc_salvage_report *sv = d->salv;
+  if (sv->nlosses_total) {
+    uint64_t id = record_snapshot (h);
+    if (id && !snap_by_id (d, id, NULL)) {
+      sv->skipped++;            /* its snapshot went with lost records */
+      return 0;
+    }
+    if (h->type == SC_REC_COPY) {
+      const struct sc_rec_copy *c = (const void *) h;
+      if (c->epoch > d->epoch && c->epoch < UINT32_MAX)
+        d->epoch = c->epoch;    /* lost creates had begun its epoch */
+    }
+    if (h->type == SC_REC_SNAP_DROP) {
+      const struct sc_rec_snap_drop *c = (const void *) h;
+      if (c->total > d->drops_total + 1 && c->total <= UINT64_MAX / 2)
+        d->drops_total = c->total - 1;  /* lost drops came before it */
+    }
+  }
+  /* A record that checks out but makes no sense fails here, and the
+   * journal reports it lost, as if damaged. */
+  return apply_record (d, h, durable, err, errlen);
+}
+
+/* Every snapshot listed when records were lost: not proven intact. */
+static int
+salvage_distrust (struct sc_diff *d, struct replay_out *o)
+{
+  struct sc_salvage_report *sv = d->salv;
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    struct snap *s = d->snaps[i];
+    if (s->info.id >= sv->suspect_below ||
+        s->info.invalid_reason != SC_VALID)
+      continue;
+    uint64_t *v = realloc (sv->marked, (sv->nmarked + 1) * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    sv->marked = v;
+    v[sv->nmarked++] = s->info.id;
+    snap_set_invalid (d, s, SC_INVALID_SALVAGED, 0, 0);
+    o->invalidated = true;
+  }
+  return 0;
+}
+
 /* ---- after the records -------------------------------------------------- */
 
 struct mark_ctx { struct sc_diff *d; uint64_t max_slot; uint64_t bad; };
@@ -399,29 +500,42 @@ replay_journal (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
    * session no snapshot is trusted anyway. */
   d->verify_tail = !(d->sb.flags & (SC_SB_CLEAN | SC_SB_VOLATILE));
   uint64_t durable = d->sb.flags & SC_SB_CLEAN ? d->sb.clean_seq - 1 : 0;
+  /* An unclean volatile session never synced: its journal may end in
+   * any state, and none of its snapshots is trusted anyway. */
+  unsigned flags = d->sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN
+                   : d->sb.flags & SC_SB_VOLATILE ? SC_JOURNAL_TORN_ANY : 0;
   int r = sc_journal_replay (d->fd, d->chunk_size,
                              sc_journal_seed (d->sb.uuid, d->sb.journal_nonce),
                              d->sb.journal_head, d->sb.journal_seq, max_slot,
-                             apply_record, d, &o->chain, &o->nchain,
-                             &o->end_pos, &d->replayed_records, &o->end_seq,
-                             &durable, err, errlen);
-  if (r < 0)
+                             flags, d->salv ? salvage_apply : apply_record,
+                             d->salv ? salvage_lost : NULL, d, &o->chain,
+                             &o->nchain, &o->end_pos, &d->replayed_records,
+                             &o->end_seq, &durable, err, errlen);
+  if (r < 0) {
+    d->journal_damaged = r == -EINVAL;
     return r;
+  }
   if ((r = verify_unsure (d, durable)) < 0) {
     snprintf (err, errlen, "reading copies at the end of the journal: %s",
               strerror (-r));
     return r;
   }
+  if (d->salv && d->salv->nlosses_total && d->epoch == 0 &&
+      d->replayed_records)
+    d->epoch = 1;               /* the state record was lost */
+  d->journal_damaged = true;    /* if one of these fails */
   if (d->replayed_records == 0 || d->epoch == 0)
     return CORRUPT ("the journal at slot %" PRIu64 " (offset %" PRIu64
                     ") is empty or damaged at its start",
                     d->sb.journal_head, d->sb.journal_head * d->chunk_size);
-  if ((d->sb.flags & SC_SB_CLEAN) && o->end_seq != d->sb.clean_seq)
+  if ((d->sb.flags & SC_SB_CLEAN) && o->end_seq != d->sb.clean_seq &&
+      !d->salv)
     return CORRUPT ("the diff area was closed cleanly at journal record %"
                     PRIu64 ", but the journal ends at record %" PRIu64
                     " (slot %" PRIu64 ", offset %" PRIu64 ")",
                     d->sb.clean_seq, o->end_seq, o->chain[o->nchain - 1],
                     o->chain[o->nchain - 1] * d->chunk_size + o->end_pos);
+  d->journal_damaged = false;
   return 0;
 }
 
@@ -448,6 +562,10 @@ replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
     snprintf (err, errlen, "%s", strerror (ENOMEM));
   if (r < 0)
     return r == -ENOMEM ? r : damaged (r, err, errlen);
+  if (d->salv && (r = salvage_distrust (d, o)) < 0) {
+    snprintf (err, errlen, "%s", strerror (-r));
+    return r;
+  }
   distrust (d, o);
   if ((r = drop_released (d, o)) < 0 || (r = gc_run (d, false)) < 0) {
     snprintf (err, errlen, "%s", strerror (-r));

@@ -367,37 +367,40 @@ Test (check, damaged_record_in_the_middle_of_the_journal)
   uh_area_free (&a);
 }
 
-/* Bytes after the journal's end, starting with a non-zero byte. */
+/* 100 bytes after the journal's end, starting with a non-zero byte: at
+ * the end itself, or (`torn`) from the next sector on, as a torn write
+ * whose first sector did not reach the disk leaves them. */
 static uint64_t
-junk_after_the_end (struct uh_area *a)
+junk_after_the_end (struct uh_area *a, bool torn, uint64_t *end)
 {
   struct uh_journal_end je;
   uh_journal_end (a->diff_path, &je);
-  size_t room = CS - je.off % CS;
-  cr_assert_gt (room, 100);
+  uint64_t at = torn ? (je.off / 512 + 1) * 512 : je.off;
+  cr_assert_leq (at % CS + 100, CS);
   uint8_t junk[100];
   uh_pattern (junk, sizeof junk, 0x7ea5, 0);
   junk[0] |= 1;
-  uh_pwrite (a->diff_path, junk, sizeof junk, je.off);
-  return je.off;
+  uh_pwrite (a->diff_path, junk, sizeof junk, at);
+  *end = je.off;
+  return at;
 }
 
 Test (check, torn_tail_after_an_unclean_stop_is_a_warning)
 {
   struct uh_area a;
   make_area (&a);
-  uint64_t end = junk_after_the_end (&a);
+  uint64_t end, at = junk_after_the_end (&a, true, &end);
   uh_sb_mark_unclean (a.diff_path);
   struct sc_check_report rep;
   run_check (a.diff_path, &rep);
-  cr_assert_eq (rep.damage, 0);
+  cr_assert_eq (rep.damage, 0, "%s", first_what (&rep));
   cr_assert_eq (rep.warnings, 1);
   const struct sc_check_finding *f =
     find (&rep, SC_CHECK_WARNING, "torn journal tail");
-  cr_assert_eq (f->offset, end);
+  cr_assert_eq (f->offset, at);
   char where[64];
-  snprintf (where, sizeof where, "offsets %lu-%lu", (unsigned long) end,
-            (unsigned long) end + 99);
+  snprintf (where, sizeof where, "offsets %lu-%lu", (unsigned long) at,
+            (unsigned long) at + 99);
   cr_assert (strstr (f->what, where), "%s", f->what);
   cr_assert_eq (rep.journal_end_offset, end);
   assert_figures (&a, &rep);
@@ -413,7 +416,31 @@ Test (check, torn_tail_after_an_unclean_stop_is_a_warning)
   uh_area_free (&a);
 }
 
-Test (check, torn_record_after_an_unclean_stop_is_a_warning)
+/* Non-zero bytes right where the journal ends cannot be a torn write
+ * (that leaves zeros where it did not write): damage, and the open
+ * refuses it. */
+Test (check, junk_at_the_end_after_an_unclean_stop_is_damage)
+{
+  struct uh_area a;
+  make_area (&a);
+  uint64_t end;
+  junk_after_the_end (&a, false, &end);
+  uh_sb_mark_unclean (a.diff_path);
+  struct sc_check_report rep;
+  run_check (a.diff_path, &rep);
+  cr_assert_eq (rep.damage, 1);
+  cr_assert (!rep.loaded);
+  const struct sc_check_finding *f =
+    find (&rep, SC_CHECK_DAMAGE, "not a torn write");
+  char where[64];
+  snprintf (where, sizeof where, "offset %lu)", (unsigned long) end);
+  cr_assert (strstr (f->what, where), "%s", f->what);
+  cr_assert (strstr (f->what, "shadowcopy salvage"), "%s", f->what);
+  sc_check_report_free (&rep);
+  uh_area_free (&a);
+}
+
+Test (check, damaged_last_record_after_an_unclean_stop_is_damage)
 {
   struct uh_area a;
   make_area (&a);
@@ -422,6 +449,30 @@ Test (check, torn_record_after_an_unclean_stop_is_a_warning)
   struct sc_rec_snap_delete r = { .h.type = SC_REC_SNAP_DELETE, .id = 1 };
   uh_journal_append (a.diff_path, &r, sizeof r);
   uh_flip_byte (a.diff_path, je.off + 20);
+  uh_sb_mark_unclean (a.diff_path);
+  struct sc_check_report rep;
+  run_check (a.diff_path, &rep);
+  cr_assert_eq (rep.damage, 1);
+  char what[64];
+  snprintf (what, sizeof what, "journal record %lu (journal slot %lu",
+            (unsigned long) je.next_seq, (unsigned long) je.slot);
+  cr_assert (strstr (find (&rep, SC_CHECK_DAMAGE, "written whole")->what,
+                     what), "%s", rep.findings[0].what);
+  sc_check_report_free (&rep);
+  uh_area_free (&a);
+}
+
+Test (check, torn_record_after_an_unclean_stop_is_a_warning)
+{
+  struct uh_area a;
+  make_area (&a);
+  uh_journal_pad_to_sector (a.diff_path, 8);
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);
+  struct sc_rec_snap_delete r = { .h.type = SC_REC_SNAP_DELETE, .id = 1 };
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  uint8_t zeros[16] = { 0 };    /* its second sector was not written */
+  uh_pwrite (a.diff_path, zeros, sizeof zeros, je.off + 8);
   uh_sb_mark_unclean (a.diff_path);
   struct sc_check_report rep;
   run_check (a.diff_path, &rep);
@@ -437,7 +488,8 @@ Test (check, bytes_after_a_cleanly_closed_journal_are_damage)
 {
   struct uh_area a;
   make_area (&a);
-  uint64_t end = junk_after_the_end (&a);
+  uint64_t end;
+  junk_after_the_end (&a, false, &end);
   struct sc_check_report rep;
   run_check (a.diff_path, &rep);
   cr_assert (rep.loaded);

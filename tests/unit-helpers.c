@@ -345,6 +345,19 @@ uh_journal_append (const char *path, void *rec, size_t len)
 }
 
 void
+uh_journal_pad_to_sector (const char *path, unsigned before)
+{
+  for (;;) {
+    struct uh_journal_end je;
+    uh_journal_end (path, &je);
+    if ((je.off + before) % 512 == 0)
+      return;
+    struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
+    uh_journal_append (path, &mark, sizeof mark);
+  }
+}
+
+void
 uh_sb_mark_unclean (const char *path)
 {
   struct sc_sb_disk sb;

@@ -94,6 +94,10 @@ void uh_rec_seal (void *rec, size_t len, uint64_t seq, uint32_t seed);
 void uh_journal_append (const char *path, void *rec, size_t len);
 /* Clear the newest superblock's CLEAN flag: the last session crashed. */
 void uh_sb_mark_unclean (const char *path);
+/* Append commit markers (vouching for nothing new) until the journal
+ * ends `before` bytes short of a 512-byte sector boundary (`before` a
+ * multiple of 8 below 512), so that the next record straddles it. */
+void uh_journal_pad_to_sector (const char *path, unsigned before);
 
 /* ---- a diff area on a temporary origin ------------------------------ */
 

@@ -26,6 +26,9 @@ int sc_cmd_scrub (const struct sc_cli_target *t, int argc, char **argv);
 /* cmd-check.c: a diff area checked offline. */
 int sc_cmd_check (const struct sc_cli_target *t, int argc, char **argv);
 
+/* cmd-salvage.c: a diff area with a damaged journal made usable. */
+int sc_cmd_salvage (const struct sc_cli_target *t, int argc, char **argv);
+
 /* cmd-writers.c: the writers and their last results. */
 int sc_cmd_writers (const struct sc_cli_target *t, int argc, char **argv);
 

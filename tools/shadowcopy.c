@@ -68,9 +68,12 @@ usage (void)
           "  check [--data] DIFFAREA   check a diff area offline (read-only);\n"
           "                            --data also verifies every copy\n"
           "                            (or: --diff DIFFAREA check)\n"
+          "  salvage DIFFAREA          offline, when its journal is damaged:\n"
+          "                            keep what can be proven intact, mark\n"
+          "                            the other snapshots invalid\n"
           "\n"
           "create needs a running server; list, info and delete also work\n"
-          "offline with --diff; check works only offline.\n"
+          "offline with --diff; check and salvage work only offline.\n"
           "Exit status: 0 ok, 1 error, 2 usage.  check: 0 clean, 1 damaged,\n"
           "2 usage, or the diff area cannot be checked (missing, in use).\n");
 }
@@ -82,7 +85,8 @@ enum volume {
   VOLUME_UNLESS_SET,            /* delete --set names its own with -c */
 };
 
-/* check names its diff area itself: shadowcopy check DIFFAREA; create
+/* check and salvage name their diff area themselves: shadowcopy check
+ * DIFFAREA; create
  * may name its volumes with its own -c; writers, mount and umount may
  * need no volume. */
 static const struct verb {
@@ -98,6 +102,7 @@ static const struct verb {
   { "delete", sc_cmd_delete, VOLUME_UNLESS_SET },
   { "info", sc_cmd_info, VOLUME_NEEDED },
   { "check", sc_cmd_check, VOLUME_OPTIONAL },
+  { "salvage", sc_cmd_salvage, VOLUME_OPTIONAL },
   { "stats", sc_cmd_stats, VOLUME_NEEDED },
   { "resize", sc_cmd_resize, VOLUME_NEEDED },
   { "scrub", sc_cmd_scrub, VOLUME_NEEDED },

@@ -11,7 +11,12 @@
  *   bit 2 set    after a successful read-only open, also check that a
  *                read-write open (which writes a checkpoint) and a
  *                read-only reopen of its result see the same snapshots
- *                and copies.
+ *                and copies;
+ *   bit 4 set    also salvage it (shadowcopy salvage): nothing to do
+ *                when the open accepts it; when the open refuses it, a
+ *                salvage that succeeds leaves a diff area that opens,
+ *                with the snapshots it marked invalid, and that needs
+ *                no second salvage.
  * The other bits are ignored.
  *
  * The image is written to a file in a per-process directory (in /dev/shm
@@ -50,11 +55,16 @@
 # include "cow/check.h"
 # define HAVE_CHECK 1
 #endif
+#if __has_include("cow/salvage.h")
+# include "cow/salvage.h"
+# define HAVE_SALVAGE 1
+#endif
 
 #define MODE_RAW       0x1
 #define MODE_RENUMBER  0x2
 #define MODE_ROUNDTRIP 0x4
 #define MODE_DATA_CRC  0x8
+#define MODE_SALVAGE   0x10
 
 /* Chunks whose resolution is compared per snapshot (bounds the cost when
  * a mutated superblock claims a huge origin). */
@@ -338,6 +348,50 @@ check_offline (int opened, const struct view *v)
 }
 #endif
 
+#ifdef HAVE_SALVAGE
+/* Salvage the image; `opened` is the read-only open's result. */
+static void
+salvage (int opened)
+{
+  struct sc_salvage_report rep;
+  char err[1024] = "";
+  int r = sc_diff_salvage (area_path, &rep, err, sizeof err);
+  if (r < 0) {
+    if (err[0] == '\0')
+      die ("sc_diff_salvage failed (%s) without a message", strerror (-r));
+    if (opened == 0)
+      die ("sc_diff_salvage of a diff area that opens failed: %s", err);
+    return;
+  }
+  if (rep.needed != (opened != 0))
+    die ("salvage was %sneeded, but the open %s the diff area",
+         rep.needed ? "" : "not ", opened ? "refused" : "accepted");
+  if (rep.nlosses > rep.nlosses_total || rep.nlosses > SC_SALVAGE_LOSSES_MAX)
+    die ("salvage keeps %zu losses of %" PRIu64, rep.nlosses,
+         rep.nlosses_total);
+  for (size_t i = 0; i < rep.nsnaps; i++)
+    if (rep.snaps[i].marked && rep.snaps[i].reason != SC_INVALID_SALVAGED)
+      die ("salvage marked snapshot %s, which is %s", rep.snaps[i].name,
+           sc_invalid_reason_text (rep.snaps[i].reason));
+  bool needed = rep.needed;
+  sc_salvage_report_free (&rep);
+  if (!needed)
+    return;
+  struct sc_diff *d;
+  r = open_area (SC_DIFF_RDONLY, &d);
+  if (r < 0)
+    die ("the salvaged diff area is refused: %s", strerror (-r));
+  struct view v;
+  view_take (d, &v);
+  sc_diff_close (d);
+  view_free (&v);
+  r = sc_diff_salvage (area_path, &rep, err, sizeof err);
+  if (r < 0 || rep.needed)
+    die ("a second salvage %s", r < 0 ? err : "found more to do");
+  sc_salvage_report_free (&rep);
+}
+#endif
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -362,6 +416,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 #ifdef HAVE_CHECK
     check_offline (opened, NULL);
 #endif
+#ifdef HAVE_SALVAGE
+    if (mode & MODE_SALVAGE)
+      salvage (opened);
+#endif
     return 0;
   }
   struct view before;
@@ -379,6 +437,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 #endif
   if (mode & MODE_ROUNDTRIP)
     roundtrip (&before);
+#ifdef HAVE_SALVAGE
+  if (mode & MODE_SALVAGE)
+    salvage (0);
+#endif
   view_free (&before);
   return 0;
 }

@@ -39,6 +39,7 @@
 #define MODE_RAW       0x1
 #define MODE_ROUNDTRIP 0x4
 #define MODE_DATA_CRC  0x8
+#define MODE_SALVAGE   0x10
 
 static const char *outdir;
 static char workdir[256];
@@ -186,6 +187,7 @@ snapshots_and_copies (void)
   copy (d, 5, 0);
   /* The bytes right now are what a crash (or kill -9) would leave. */
   save ("crashed", MODE_ROUNDTRIP | MODE_DATA_CRC);
+  save ("crashed-salvage", MODE_RAW | MODE_SALVAGE);
   check (sc_diff_close (d), "close");
   save ("closed", MODE_ROUNDTRIP);
   save ("closed-raw", MODE_RAW);
@@ -255,6 +257,7 @@ long_journal (void)
       copy (d, c, !(i == 3 && c == 9));
   }
   save ("multislot-crashed", MODE_RESEAL);
+  save ("multislot-crashed-salvage", MODE_RAW | MODE_SALVAGE);
   check (sc_diff_close (d), "close");
   save ("multislot", MODE_ROUNDTRIP);
   d = area_reopen (area_open ());
