@@ -472,10 +472,10 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
   uint32_t end_pos = 0;
   uint64_t records = 0, end_seq = 0;
   uint64_t durable = sb.flags & SC_SB_CLEAN ? sb.clean_seq - 1 : 0;
-  unsigned flags = sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN
-                   : sb.flags & SC_SB_VOLATILE ? SC_JOURNAL_TORN_ANY : 0;
+  unsigned jflags = sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN
+                    : sb.flags & SC_SB_VOLATILE ? SC_JOURNAL_TORN_ANY : 0;
   r = sc_journal_replay (fd, cs, sc_journal_seed (sb.uuid, sb.journal_nonce),
-                         sb.journal_head, sb.journal_seq, max_slot, flags,
+                         sb.journal_head, sb.journal_seq, max_slot, jflags,
                          collect_copy, NULL, &col, &chain, &nchain, &end_pos,
                          &records, &end_seq, &durable, msg, sizeof msg);
   if (r == -ENOMEM) {
