@@ -51,14 +51,17 @@ journal_types (const char *path)
   uh_sb_newest (path, &sb);
   int fd = open (path, O_RDONLY);
   cr_assert_geq (fd, 0);
-  uint64_t *chain = NULL, records = 0, end_seq = 0, durable = 0;
+  uint64_t *chain = NULL, records = 0, end_seq = 0;
+  uint64_t durable = sb.flags & SC_SB_CLEAN ? sb.clean_seq - 1 : 0;
+  unsigned flags = sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN : 0;
   size_t nchain = 0;
   uint32_t end_pos = 0;
   char err[512];
   int r = sc_journal_replay (fd, 1u << sb.chunk_shift,
                              sc_journal_seed (sb.uuid, sb.journal_nonce),
                              sb.journal_head, sb.journal_seq, UINT64_MAX >> 21,
-                             count_type, &t, &chain, &nchain, &end_pos,
+                             flags, count_type, NULL, &t, &chain, &nchain,
+                             &end_pos,
                              &records, &end_seq, &durable, err, sizeof err);
   cr_assert_eq (r, 0, "replaying the journal: %s", err);
   free (chain);
