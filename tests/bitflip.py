@@ -35,6 +35,7 @@ journal head); the rest are uniform over the file's allocated extents.
 """
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -120,6 +121,19 @@ def read_all(h):
     for off in range(0, size, 1024 * 1024):
         out += h.pread(min(1024 * 1024, size - off), off)
     return bytes(out)
+
+
+def read_export(server, name):
+    """All of export `name`; the connection is closed whatever happens (an
+    open one would keep nbdkit from stopping)."""
+    h = server.handle(name)
+    try:
+        return read_all(h)
+    finally:
+        try:
+            h.shutdown()
+        except nbd.Error:
+            pass
 
 
 def digest(data):
@@ -260,9 +274,11 @@ def trial(args, rng, kind, n, src_disk, src_diff, images, offset):
         os.unlink(log)
         outcome = "refused"
     else:
-        listed = s.snapshots()
         worst = "identical"
         for name, image in images.items():
+            # Listed again before each snapshot: reading another one may
+            # have found damage in a copy this one shares.
+            listed = s.snapshots()
             if name not in listed:
                 die(where + ": snapshot %s vanished" % name)
             if listed[name]["state"] != "valid":
@@ -275,13 +291,11 @@ def trial(args, rng, kind, n, src_disk, src_diff, images, offset):
                     pass
             else:
                 try:
-                    h = s.handle(name)
-                    data = read_all(h)
-                    h.shutdown()
+                    data = read_export(s, name)
                     got = "identical" if digest(data) == image else "wrong"
                 except nbd.Error as e:
                     got = "eio"
-                    if e.errno is not None and e.errno != 5:
+                    if e.errnum != errno.EIO:
                         die(where + ": reading %s failed with %s, not EIO"
                             % (name, e))
                     after = s.snapshots()
