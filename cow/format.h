@@ -98,6 +98,10 @@ struct sc_sb_disk {
   uint64_t stamp_discard_sectors;
   uint32_t stamp_nsamples;      /* 0..SC_STAMP_SAMPLES */
   uint32_t stamp_sample_crc[SC_STAMP_SAMPLES]; /* CRC32C of sampled blocks */
+  uint64_t stamp_diskseq;       /* a block device: its disk's sequence
+                                   number (/sys/block/X/diskseq, new each
+                                   time the kernel makes the device); 0
+                                   if the kernel does not say */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 

@@ -72,6 +72,7 @@ stamp_put (struct sc_sb_disk *sb, const struct sc_origin_stamp *st)
   sb->stamp_write_sectors = st ? st->write_sectors : 0;
   sb->stamp_discard_ios = st ? st->discard_ios : 0;
   sb->stamp_discard_sectors = st ? st->discard_sectors : 0;
+  sb->stamp_diskseq = st ? st->diskseq : 0;
   sb->stamp_nsamples = st && st->nsamples <= SC_STAMP_SAMPLES
                        ? st->nsamples : 0;
   memset (sb->stamp_sample_crc, 0, sizeof sb->stamp_sample_crc);
@@ -112,8 +113,27 @@ msg_add (struct msg *m, const char *fmt, ...)
                                              : m->len - m->used - 1;
 }
 
+/* Can a block device's counters in `now` be compared with the recorded
+ * ones?  Only if both have them, and they count in the same boot and the
+ * same incarnation of the device (its disk sequence number).  A device
+ * removed and made again under the same MAJ:MIN restarts them at 0, and
+ * a kernel without diskseq does not say so: counters that went
+ * backwards were not moved by writes, and are not compared either. */
+static bool
+counters_comparable (const struct sc_sb_disk *sb,
+                     const struct sc_origin_stamp *now)
+{
+  return (sb->stamp_flags & now->flags & SC_STAMP_F_COUNTERS) &&
+         memcmp (sb->stamp_boot_id, now->boot_id, 16) == 0 &&
+         sb->stamp_diskseq == now->diskseq &&
+         now->write_ios >= sb->stamp_write_ios &&
+         now->write_sectors >= sb->stamp_write_sectors &&
+         now->discard_ios >= sb->stamp_discard_ios &&
+         now->discard_sectors >= sb->stamp_discard_sectors;
+}
+
 /* Does `now` differ from the recorded stamp?  Says how in m.  *counted:
- * the write counters could be compared (same boot). */
+ * the write counters could be compared (counters_comparable). */
 static bool
 stamp_differs (const struct sc_sb_disk *sb, const struct sc_origin_stamp *now,
                struct msg *m, bool *counted)
@@ -137,8 +157,7 @@ stamp_differs (const struct sc_sb_disk *sb, const struct sc_origin_stamp *now,
                when (sb->stamp_ctime_ns, a, sizeof a),
                when (now->ctime_ns, b, sizeof b));
   }
-  if ((sb->stamp_flags & now->flags & SC_STAMP_F_COUNTERS) &&
-      memcmp (sb->stamp_boot_id, now->boot_id, 16) == 0) {
+  if (counters_comparable (sb, now)) {
     /* Sectors, not I/Os: a flush (the server's own, at open) may count
      * as a write of no sector. */
     *counted = true;
@@ -248,10 +267,11 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     changed = !now || stamp_differs (&d->sb, now, &m, &counted);
     if (!changed && valid && !(now->flags & SC_STAMP_F_TIMES) && !counted)
       diff_say ("%s: the block device's write counters are not comparable "
-                "(the machine rebooted since the server stopped, or the "
+                "(the machine rebooted or the device was made again since "
+                "the server stopped, its I/O accounting is off, or the "
                 "kernel does not offer them): only %" PRIu32 " sampled "
-                "blocks were compared, and they match", path,
-                now->nsamples);
+                "blocks were compared, and they match; a change elsewhere "
+                "would be missed", path, now->nsamples);
     break;
   }
   if (changed && !valid) {

@@ -146,6 +146,72 @@ Test (origin_stamp, block_counters_missing_now_fall_back_to_samples)
   uh_area_free (&a);
 }
 
+/* A device removed and made again with the same MAJ:MIN (LVM deactivate
+ * and activate, an nbd or iSCSI reconnect) restarts its counters at 0:
+ * counters that went backwards were not moved by writes, so only the
+ * samples are compared, as after a reboot. */
+Test (origin_stamp, block_counters_that_went_backwards_are_not_compared)
+{
+  struct uh_area a;
+  struct sc_origin_stamp st = block_stamp (1 << 20, 1, 800, 5);
+  st.discard_ios = 3;
+  st.discard_sectors = 24;
+  area_with_stamp (&a, &st);
+  struct sc_origin_stamp remade = block_stamp (1 << 20, 1, 0, 5);
+  cr_assert_eq (sc_diff_origin_check (a.d, &remade, NULL, 0), 0);
+  cr_assert_eq (state_of (a.d, "s1"), SC_VALID);
+  uh_area_reopen (&a, 0);
+  /* Remade again, written since: fewer sectors than recorded, and a
+   * sampled block differs. */
+  struct sc_origin_stamp written = block_stamp (1 << 20, 1, 0, 5);
+  written.write_ios = 1;
+  written.write_sectors = 8;
+  written.sample_crc[0] ^= 1;
+  cr_assert_eq (sc_diff_origin_check (a.d, &written, NULL, 0), 1);
+  cr_assert_eq (state_of (a.d, "s1"), SC_INVALID_ORIGIN_CHANGED);
+  uh_area_free (&a);
+}
+
+/* Only the discard counters went back: the device was remade all the
+ * same. */
+Test (origin_stamp, discard_counters_that_went_backwards_are_not_compared)
+{
+  struct uh_area a;
+  struct sc_origin_stamp st = block_stamp (1 << 20, 1, 800, 5);
+  st.discard_ios = 3;
+  st.discard_sectors = 24;
+  area_with_stamp (&a, &st);
+  struct sc_origin_stamp remade = block_stamp (1 << 20, 1, 900, 5);
+  cr_assert_eq (sc_diff_origin_check (a.d, &remade, NULL, 0), 0);
+  cr_assert_eq (state_of (a.d, "s1"), SC_VALID);
+  uh_area_free (&a);
+}
+
+/* The disk's sequence number is new each time the kernel makes the
+ * device: the counters compare only when it is the same. */
+Test (origin_stamp, another_diskseq_means_counters_are_not_compared)
+{
+  struct uh_area a;
+  struct sc_origin_stamp st = block_stamp (1 << 20, 1, 800, 5);
+  st.diskseq = 41;
+  area_with_stamp (&a, &st);
+  struct sc_sb_disk sb;
+  uh_sb_newest (a.diff_path, &sb);
+  cr_assert_eq (sb.stamp_diskseq, 41, "recorded");
+  /* Made again and written more than before: the counters moved up. */
+  struct sc_origin_stamp remade = block_stamp (1 << 20, 1, 1600, 5);
+  remade.diskseq = 42;
+  cr_assert_eq (sc_diff_origin_check (a.d, &remade, NULL, 0), 0);
+  cr_assert_eq (state_of (a.d, "s1"), SC_VALID);
+  uh_area_reopen (&a, 0);
+  /* The same device: the counters are compared. */
+  struct sc_origin_stamp written = remade;
+  written.write_sectors += 8;
+  cr_assert_eq (sc_diff_origin_check (a.d, &written, NULL, 0), 1);
+  cr_assert_eq (state_of (a.d, "s1"), SC_INVALID_ORIGIN_CHANGED);
+  uh_area_free (&a);
+}
+
 Test (origin_stamp, a_file_that_became_a_block_device_is_a_change)
 {
   struct uh_area a;
