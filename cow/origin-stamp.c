@@ -331,6 +331,27 @@ sc_diff_origin_stamp_at_close (struct sc_diff *d,
   LOCKED (d);
   d->close_stamp = *now;
   d->have_close_stamp = true;
+  /* The server wrote the origin, and its counters did not move since the
+   * stamp at open (its I/O accounting is off, or its kernel does not
+   * count these writes): an outside write would not move them either,
+   * so they are recorded as not comparable, and only the samples count
+   * at the next start. */
+  struct sc_origin_stamp *st = &d->close_stamp;
+  if (d->sb.stamp_state == SC_STAMP_WRITTEN &&
+      counters_comparable (&d->sb, st) &&
+      st->write_sectors == d->sb.stamp_write_sectors &&
+      st->discard_sectors == d->sb.stamp_discard_sectors) {
+    if (sc_debug)
+      sc_debug ("%s: the block device's write counters did not move while "
+                "the server wrote it: they are not recorded, and the next "
+                "start compares only the sampled blocks",
+                d->sb.origin_path);
+    st->flags &= ~SC_STAMP_F_COUNTERS;
+    memset (st->boot_id, 0, sizeof st->boot_id);
+    st->write_ios = st->write_sectors = 0;
+    st->discard_ios = st->discard_sectors = 0;
+    st->diskseq = 0;
+  }
 }
 
 void

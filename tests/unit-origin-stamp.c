@@ -51,8 +51,14 @@ state_of (struct sc_diff *d, const char *name)
 static void
 area_with_stamp (struct uh_area *a, const struct sc_origin_stamp *first)
 {
+  /* The session writes the origin: a block device's counters move. */
+  struct sc_origin_stamp opened = *first;
+  if ((first->flags & SC_STAMP_F_COUNTERS) && first->write_sectors >= 8) {
+    opened.write_ios -= opened.write_ios > 0;
+    opened.write_sectors -= 8;
+  }
   uh_area_create (a, 1 << 20, 65536, 7);
-  cr_assert_eq (sc_diff_origin_check (a->d, first, NULL, 0), 0);
+  cr_assert_eq (sc_diff_origin_check (a->d, &opened, NULL, 0), 0);
   cr_assert_eq (sc_diff_snapshot_create (a->d, "s1", NULL, NULL), 0);
   cr_assert_eq (sc_diff_origin_writing (a->d), 0);
   sc_diff_origin_stamp_at_close (a->d, first);
@@ -209,6 +215,54 @@ Test (origin_stamp, another_diskseq_means_counters_are_not_compared)
   written.write_sectors += 8;
   cr_assert_eq (sc_diff_origin_check (a.d, &written, NULL, 0), 1);
   cr_assert_eq (state_of (a.d, "s1"), SC_INVALID_ORIGIN_CHANGED);
+  uh_area_free (&a);
+}
+
+/* The server wrote a block device, and its counters did not move (its
+ * I/O accounting is off, or the kernel does not count these writes):
+ * they would not see an outside write either, so they are recorded as
+ * not comparable, and the next start compares the samples alone. */
+Test (origin_stamp, counters_still_over_a_session_that_wrote_are_not_recorded)
+{
+  struct uh_area a;
+  struct sc_origin_stamp st = block_stamp (1 << 20, 1, 800, 5);
+  uh_area_create (&a, 1 << 20, 65536, 7);
+  cr_assert_eq (sc_diff_origin_check (a.d, &st, NULL, 0), 0);
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "s1", NULL, NULL), 0);
+  cr_assert_eq (sc_diff_origin_writing (a.d), 0);
+  sc_diff_origin_stamp_at_close (a.d, &st);
+  uh_area_close (&a);
+  struct sc_sb_disk sb;
+  uh_sb_newest (a.diff_path, &sb);
+  cr_assert_eq (sb.stamp_state, SC_STAMP_UNWRITTEN);
+  cr_assert_eq (sb.stamp_flags & SC_STAMP_F_COUNTERS, 0);
+  cr_assert_eq (sb.stamp_write_sectors, 0);
+  cr_assert_eq (sb.stamp_nsamples, SC_STAMP_SAMPLES);
+  /* Counters that moved are then no change; samples still are. */
+  uh_area_open (&a, 0);
+  struct sc_origin_stamp now = block_stamp (1 << 20, 1, 900, 5);
+  cr_assert_eq (sc_diff_origin_check (a.d, &now, NULL, 0), 0);
+  cr_assert_eq (state_of (a.d, "s1"), SC_VALID);
+  uh_area_reopen (&a, 0);
+  now.sample_crc[3] ^= 1;
+  cr_assert_eq (sc_diff_origin_check (a.d, &now, NULL, 0), 1);
+  uh_area_free (&a);
+}
+
+/* A session that did not write keeps its counters, moved or not. */
+Test (origin_stamp, counters_still_over_a_session_without_writes_are_kept)
+{
+  struct uh_area a;
+  struct sc_origin_stamp st = block_stamp (1 << 20, 1, 800, 5);
+  uh_area_create (&a, 1 << 20, 65536, 7);
+  cr_assert_eq (sc_diff_origin_check (a.d, &st, NULL, 0), 0);
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "s1", NULL, NULL), 0);
+  sc_diff_origin_stamp_at_close (a.d, &st);
+  uh_area_close (&a);
+  struct sc_sb_disk sb;
+  uh_sb_newest (a.diff_path, &sb);
+  cr_assert (sb.stamp_flags & SC_STAMP_F_COUNTERS);
+  cr_assert_eq (sb.stamp_write_sectors, 800);
   uh_area_free (&a);
 }
 
