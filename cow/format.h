@@ -57,7 +57,15 @@
 #define SC_STAMP_F_TIMES    0x1 /* size, mtime and ctime are set (a file) */
 #define SC_STAMP_F_COUNTERS 0x2 /* boot id and write counters are set (a
                                    block device) */
-#define SC_STAMP_F_KNOWN    (SC_STAMP_F_TIMES | SC_STAMP_F_COUNTERS)
+#define SC_STAMP_F_CLEAN_STOP 0x4 /* a server's clean stop left this
+                                   state: UNWRITTEN, its stamp (taken then,
+                                   or at its open with no write since);
+                                   WRITTEN, none could be taken after its
+                                   writes.  Without it, the last server did
+                                   not stop cleanly (or the diff area
+                                   failed) */
+#define SC_STAMP_F_KNOWN    (SC_STAMP_F_TIMES | SC_STAMP_F_COUNTERS | \
+                             SC_STAMP_F_CLEAN_STOP)
 #define SC_STAMP_SAMPLES    32  /* sampled blocks of the origin */
 #define SC_STAMP_SAMPLE_SIZE 4096
 

@@ -20,6 +20,15 @@
  * server's own writes, and invalidating then would turn every kill -9
  * into lost snapshots.  docs/design.md lists what is caught.
  *
+ * A server's clean stop also sets the flag CLEAN_STOP on the stamp it
+ * leaves (the offline CLI carries it as it is).  With WRITTEN, it says
+ * that the stop was clean but its stamp could not be taken; with
+ * UNWRITTEN, that the server did not write the origin behind the stamp.
+ * Without it, an UNWRITTEN stamp may still hide the server's own writes:
+ * if the store of WRITTEN failed, and so did the one recording the diff
+ * area's failure, the server wrote the origin without copying.  So
+ * origin-changed=accept keeps snapshots only after a clean stop.
+ *
  * The stamp is the engine's: cow/ never opens the origin.  An offline
  * open (the CLI) leaves the stamp as it found it.
  */
@@ -60,7 +69,8 @@ static void
 stamp_put (struct sc_sb_disk *sb, const struct sc_origin_stamp *st)
 {
   sb->stamp_state = st ? SC_STAMP_UNWRITTEN : SC_STAMP_NONE;
-  sb->stamp_flags = st ? st->flags & SC_STAMP_F_KNOWN : 0;
+  sb->stamp_flags = st ? st->flags & (SC_STAMP_F_TIMES |
+                                      SC_STAMP_F_COUNTERS) : 0;
   sb->stamp_time_ns = st ? diff_now_ns () : 0;
   sb->stamp_size = st ? st->size : 0;
   sb->stamp_mtime_ns = st ? st->mtime_ns : 0;
@@ -255,7 +265,12 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                 "stopped cannot be checked this time", path);
     break;
   case SC_STAMP_WRITTEN:
-    if (valid)
+    if (valid && (d->sb.stamp_flags & SC_STAMP_F_CLEAN_STOP))
+      diff_say ("%s: the disk's state could not be recorded at the last "
+                "stop, after the server had written it (the disk's flush or "
+                "a read of it failed then): a change made to it while the "
+                "server was stopped is not checked this time", path);
+    else if (valid)
       diff_say ("%s: the server stopped uncleanly after writing the disk: "
                 "a change made to it while the server was stopped cannot be "
                 "told from the server's own writes, so it is not checked "
@@ -278,6 +293,23 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     if (sc_debug)
       sc_debug ("%s: the disk changed while the server was stopped (%s); "
                 "no snapshot is valid", path, what);
+  }
+  else if (changed && (flags & SC_ORIGIN_ACCEPT) &&
+           !(d->sb.stamp_flags & SC_STAMP_F_CLEAN_STOP)) {
+    /* The state WRITTEN is stored before the server's first write; if
+     * that store and the one recording the diff area's failure both
+     * failed, the server wrote the origin without copying, and the disk
+     * still says UNWRITTEN.  Only a clean stop rules that out. */
+    char since[64];
+    diff_say ("%s: the disk changed while the server was stopped (since "
+              "%s): %s.  The last server did not stop cleanly, so this may "
+              "be its own writes, made when the diff area could not record "
+              "them: origin-changed=accept keeps snapshots only after a "
+              "clean stop, and every snapshot is now invalid", path,
+              when (d->sb.stamp_time_ns, since, sizeof since), what);
+    n = invalidate_all (d);
+    if (n < 0)
+      return n;
   }
   else if (changed && (flags & SC_ORIGIN_ACCEPT)) {
     char since[64];
@@ -305,6 +337,7 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
   if (r < 0)
     return r;
   d->sb = sb;
+  d->origin_checked = true;
   return n;
 }
 
@@ -359,4 +392,8 @@ diff_stamp_close (struct sc_diff *d)
 {
   if (d->have_close_stamp)
     stamp_put (&d->sb, &d->close_stamp);
+  /* A server's clean stop (the offline CLI carries the flag as it is). */
+  if ((d->have_close_stamp || d->origin_checked) &&
+      d->sb.stamp_state != SC_STAMP_NONE)
+    d->sb.stamp_flags |= SC_STAMP_F_CLEAN_STOP;
 }
