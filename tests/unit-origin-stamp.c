@@ -1,8 +1,11 @@
 /* Unit tests: the origin's stamp (cow/origin-stamp.c), with stamps made
  * up by the test: recorded at a clean close and carried unchanged by the
- * offline CLI; a block device's counters after a reboot (samples only);
- * sectors, not I/Os; the written state is not compared; accept; the
- * sample positions; an unknown stamp state is refused. */
+ * offline CLI; a block device's counters after a reboot, after the device
+ * was made again (backwards, another diskseq) or when they stood still
+ * over the server's writes (samples only); sectors, not I/Os; the written
+ * state is not compared, and the log says whether the stop was clean;
+ * accept, only after a clean stop; the sample positions; an unknown
+ * stamp state is refused. */
 #include <config.h>
 
 #include <errno.h>
