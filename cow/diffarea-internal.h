@@ -133,6 +133,8 @@ struct sc_diff {
   /* The origin's stamp to record at a clean close (origin-stamp.c). */
   struct sc_origin_stamp close_stamp;
   bool have_close_stamp;
+  bool origin_checked;          /* a server's session: the origin's
+                                   stamp was checked at open */
 };
 
 /* Hold d->lock for the rest of the enclosing scope. */
@@ -409,7 +411,8 @@ int disc_add (struct sc_diff *d, struct snap *s, uint64_t first,
 /* ---- origin-stamp.c --------------------------------------------------- */
 
 /* At a clean close: the stamp given by sc_diff_origin_stamp_at_close, if
- * any, goes into d->sb (then stored with the CLEAN flag). */
+ * any, goes into d->sb (then stored with the CLEAN flag), and a server's
+ * session marks it SC_STAMP_F_CLEAN_STOP. */
 void diff_stamp_close (struct sc_diff *d);
 
 #endif

@@ -141,6 +141,27 @@ check_origin (const char *path, const struct sc_sb_disk *sb,
   char was[96], is[96], a[64], b[64];
   bool same = sb->origin_type == o->type && sb->origin_dev == o->dev &&
               sb->origin_ino == o->ino;
+  if (same && sb->origin_size != o->size && o->type == SC_ORIGIN_FILE) {
+    /* Giving a file back its size moves its ctime too, so the origin
+     * watch (origin-stamp.c) finds it changed at the next start. */
+    bool grew = o->size > sb->origin_size;
+    return CORRUPT ("%s: %s is %s but the diff area was made for it at %s: "
+                    "the disk %s (or this is another disk's diff area).  A "
+                    "diff area cannot follow a resize: give the disk back "
+                    "its size of %" PRIu64 " bytes%s, or point diff= at "
+                    "this disk's own diff area (a new file starts afresh).  "
+                    "Resizing a file changes its ctime, so the next start "
+                    "finds it changed and invalidates its snapshots, unless "
+                    "it is given origin-changed=accept: %s", path, o->path,
+                    human_size (o->size, a, sizeof a),
+                    human_size (sb->origin_size, b, sizeof b),
+                    grew ? "grew" : "shrank", sb->origin_size,
+                    grew ? " (what was added is in no snapshot)" : "",
+                    grew ? "safe if nothing but the resize changed the file"
+                         : "safe only if what was cut off is first written "
+                           "back as it was (the snapshots read it from the "
+                           "disk)");
+  }
   if (same && sb->origin_size != o->size) {
     bool grew = o->size > sb->origin_size;
     return CORRUPT ("%s: %s is %s but the diff area was made for it at %s: "

@@ -64,6 +64,9 @@ struct sc_origin_stamp {
   /* A block device (SC_STAMP_F_COUNTERS): its counters since boot_id. */
   uint8_t boot_id[16];
   uint64_t write_ios, write_sectors, discard_ios, discard_sectors;
+  /* Its disk's sequence number, 0 if unknown: the counters only compare
+   * within one incarnation of the device. */
+  uint64_t diskseq;
   /* Any origin: CRC32C of sampled blocks (sc_origin_stamp_sample). */
   uint32_t nsamples;
   uint32_t sample_crc[SC_STAMP_SAMPLES];

@@ -60,7 +60,15 @@
 #define SC_STAMP_F_TIMES    0x1 /* size, mtime and ctime are set (a file) */
 #define SC_STAMP_F_COUNTERS 0x2 /* boot id and write counters are set (a
                                    block device) */
-#define SC_STAMP_F_KNOWN    (SC_STAMP_F_TIMES | SC_STAMP_F_COUNTERS)
+#define SC_STAMP_F_CLEAN_STOP 0x4 /* a server's clean stop left this
+                                   state: UNWRITTEN, its stamp (taken then,
+                                   or at its open with no write since);
+                                   WRITTEN, none could be taken after its
+                                   writes.  Without it, the last server did
+                                   not stop cleanly (or the diff area
+                                   failed) */
+#define SC_STAMP_F_KNOWN    (SC_STAMP_F_TIMES | SC_STAMP_F_COUNTERS | \
+                             SC_STAMP_F_CLEAN_STOP)
 #define SC_STAMP_SAMPLES    32  /* sampled blocks of the origin */
 #define SC_STAMP_SAMPLE_SIZE 4096
 
@@ -101,6 +109,10 @@ struct sc_sb_disk {
   uint64_t stamp_discard_sectors;
   uint32_t stamp_nsamples;      /* 0..SC_STAMP_SAMPLES */
   uint32_t stamp_sample_crc[SC_STAMP_SAMPLES]; /* CRC32C of sampled blocks */
+  uint64_t stamp_diskseq;       /* a block device: its disk's sequence
+                                   number (/sys/block/X/diskseq, new each
+                                   time the kernel makes the device); 0
+                                   if the kernel does not say */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 

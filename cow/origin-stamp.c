@@ -20,6 +20,15 @@
  * server's own writes, and invalidating then would turn every kill -9
  * into lost snapshots.  docs/design.md lists what is caught.
  *
+ * A server's clean stop also sets the flag CLEAN_STOP on the stamp it
+ * leaves (the offline CLI carries it as it is).  With WRITTEN, it says
+ * that the stop was clean but its stamp could not be taken; with
+ * UNWRITTEN, that the server did not write the origin behind the stamp.
+ * Without it, an UNWRITTEN stamp may still hide the server's own writes:
+ * if the store of WRITTEN failed, and so did the one recording the diff
+ * area's failure, the server wrote the origin without copying.  So
+ * origin-changed=accept keeps snapshots only after a clean stop.
+ *
  * The stamp is the engine's: cow/ never opens the origin.  An offline
  * open (the CLI) leaves the stamp as it found it.
  */
@@ -60,7 +69,8 @@ static void
 stamp_put (struct sc_sb_disk *sb, const struct sc_origin_stamp *st)
 {
   sb->stamp_state = st ? SC_STAMP_UNWRITTEN : SC_STAMP_NONE;
-  sb->stamp_flags = st ? st->flags & SC_STAMP_F_KNOWN : 0;
+  sb->stamp_flags = st ? st->flags & (SC_STAMP_F_TIMES |
+                                      SC_STAMP_F_COUNTERS) : 0;
   sb->stamp_time_ns = st ? diff_now_ns () : 0;
   sb->stamp_size = st ? st->size : 0;
   sb->stamp_mtime_ns = st ? st->mtime_ns : 0;
@@ -72,6 +82,7 @@ stamp_put (struct sc_sb_disk *sb, const struct sc_origin_stamp *st)
   sb->stamp_write_sectors = st ? st->write_sectors : 0;
   sb->stamp_discard_ios = st ? st->discard_ios : 0;
   sb->stamp_discard_sectors = st ? st->discard_sectors : 0;
+  sb->stamp_diskseq = st ? st->diskseq : 0;
   sb->stamp_nsamples = st && st->nsamples <= SC_STAMP_SAMPLES
                        ? st->nsamples : 0;
   memset (sb->stamp_sample_crc, 0, sizeof sb->stamp_sample_crc);
@@ -112,8 +123,27 @@ msg_add (struct msg *m, const char *fmt, ...)
                                              : m->len - m->used - 1;
 }
 
+/* Can a block device's counters in `now` be compared with the recorded
+ * ones?  Only if both have them, and they count in the same boot and the
+ * same incarnation of the device (its disk sequence number).  A device
+ * removed and made again under the same MAJ:MIN restarts them at 0, and
+ * a kernel without diskseq does not say so: counters that went
+ * backwards were not moved by writes, and are not compared either. */
+static bool
+counters_comparable (const struct sc_sb_disk *sb,
+                     const struct sc_origin_stamp *now)
+{
+  return (sb->stamp_flags & now->flags & SC_STAMP_F_COUNTERS) &&
+         memcmp (sb->stamp_boot_id, now->boot_id, 16) == 0 &&
+         sb->stamp_diskseq == now->diskseq &&
+         now->write_ios >= sb->stamp_write_ios &&
+         now->write_sectors >= sb->stamp_write_sectors &&
+         now->discard_ios >= sb->stamp_discard_ios &&
+         now->discard_sectors >= sb->stamp_discard_sectors;
+}
+
 /* Does `now` differ from the recorded stamp?  Says how in m.  *counted:
- * the write counters could be compared (same boot). */
+ * the write counters could be compared (counters_comparable). */
 static bool
 stamp_differs (const struct sc_sb_disk *sb, const struct sc_origin_stamp *now,
                struct msg *m, bool *counted)
@@ -137,8 +167,7 @@ stamp_differs (const struct sc_sb_disk *sb, const struct sc_origin_stamp *now,
                when (sb->stamp_ctime_ns, a, sizeof a),
                when (now->ctime_ns, b, sizeof b));
   }
-  if ((sb->stamp_flags & now->flags & SC_STAMP_F_COUNTERS) &&
-      memcmp (sb->stamp_boot_id, now->boot_id, 16) == 0) {
+  if (counters_comparable (sb, now)) {
     /* Sectors, not I/Os: a flush (the server's own, at open) may count
      * as a write of no sector. */
     *counted = true;
@@ -236,7 +265,12 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                 "stopped cannot be checked this time", path);
     break;
   case SC_STAMP_WRITTEN:
-    if (valid)
+    if (valid && (d->sb.stamp_flags & SC_STAMP_F_CLEAN_STOP))
+      diff_say ("%s: the disk's state could not be recorded at the last "
+                "stop, after the server had written it (the disk's flush or "
+                "a read of it failed then): a change made to it while the "
+                "server was stopped is not checked this time", path);
+    else if (valid)
       diff_say ("%s: the server stopped uncleanly after writing the disk: "
                 "a change made to it while the server was stopped cannot be "
                 "told from the server's own writes, so it is not checked "
@@ -248,16 +282,34 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     changed = !now || stamp_differs (&d->sb, now, &m, &counted);
     if (!changed && valid && !(now->flags & SC_STAMP_F_TIMES) && !counted)
       diff_say ("%s: the block device's write counters are not comparable "
-                "(the machine rebooted since the server stopped, or the "
+                "(the machine rebooted or the device was made again since "
+                "the server stopped, its I/O accounting is off, or the "
                 "kernel does not offer them): only %" PRIu32 " sampled "
-                "blocks were compared, and they match", path,
-                now->nsamples);
+                "blocks were compared, and they match; a change elsewhere "
+                "would be missed", path, now->nsamples);
     break;
   }
   if (changed && !valid) {
     if (sc_debug)
       sc_debug ("%s: the disk changed while the server was stopped (%s); "
                 "no snapshot is valid", path, what);
+  }
+  else if (changed && (flags & SC_ORIGIN_ACCEPT) &&
+           !(d->sb.stamp_flags & SC_STAMP_F_CLEAN_STOP)) {
+    /* The state WRITTEN is stored before the server's first write; if
+     * that store and the one recording the diff area's failure both
+     * failed, the server wrote the origin without copying, and the disk
+     * still says UNWRITTEN.  Only a clean stop rules that out. */
+    char since[64];
+    diff_say ("%s: the disk changed while the server was stopped (since "
+              "%s): %s.  The last server did not stop cleanly, so this may "
+              "be its own writes, made when the diff area could not record "
+              "them: origin-changed=accept keeps snapshots only after a "
+              "clean stop, and every snapshot is now invalid", path,
+              when (d->sb.stamp_time_ns, since, sizeof since), what);
+    n = invalidate_all (d);
+    if (n < 0)
+      return n;
   }
   else if (changed && (flags & SC_ORIGIN_ACCEPT)) {
     char since[64];
@@ -285,6 +337,7 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
   if (r < 0)
     return r;
   d->sb = sb;
+  d->origin_checked = true;
   return n;
 }
 
@@ -311,6 +364,27 @@ sc_diff_origin_stamp_at_close (struct sc_diff *d,
   LOCKED (d);
   d->close_stamp = *now;
   d->have_close_stamp = true;
+  /* The server wrote the origin, and its counters did not move since the
+   * stamp at open (its I/O accounting is off, or its kernel does not
+   * count these writes): an outside write would not move them either,
+   * so they are recorded as not comparable, and only the samples count
+   * at the next start. */
+  struct sc_origin_stamp *st = &d->close_stamp;
+  if (d->sb.stamp_state == SC_STAMP_WRITTEN &&
+      counters_comparable (&d->sb, st) &&
+      st->write_sectors == d->sb.stamp_write_sectors &&
+      st->discard_sectors == d->sb.stamp_discard_sectors) {
+    if (sc_debug)
+      sc_debug ("%s: the block device's write counters did not move while "
+                "the server wrote it: they are not recorded, and the next "
+                "start compares only the sampled blocks",
+                d->sb.origin_path);
+    st->flags &= ~SC_STAMP_F_COUNTERS;
+    memset (st->boot_id, 0, sizeof st->boot_id);
+    st->write_ios = st->write_sectors = 0;
+    st->discard_ios = st->discard_sectors = 0;
+    st->diskseq = 0;
+  }
 }
 
 void
@@ -318,4 +392,8 @@ diff_stamp_close (struct sc_diff *d)
 {
   if (d->have_close_stamp)
     stamp_put (&d->sb, &d->close_stamp);
+  /* A server's clean stop (the offline CLI carries the flag as it is). */
+  if ((d->have_close_stamp || d->origin_checked) &&
+      d->sb.stamp_state != SC_STAMP_NONE)
+    d->sb.stamp_flags |= SC_STAMP_F_CLEAN_STOP;
 }

@@ -24,7 +24,10 @@
  * is its size and times, fsynced first so that they are the ones a power
  * cut would leave; of a block device, the write and discard
  * counters the kernel keeps since boot in /sys/dev/block/MAJ:MIN/stat
- * (a partition's own), with the boot id.
+ * (a partition's own) if its disk's I/O accounting is on (queue/iostats:
+ * off, they never move), with the boot id and the disk's sequence number
+ * (new each time the kernel makes the device, or attaches a loop
+ * device), which say what they count from.
  *
  * Zeroing prefers fallocate (zero range, or punching a hole when the
  * request allows deallocation) and falls back to writing zeros where the
@@ -214,6 +217,23 @@ read_numbers (const char *path, uint64_t *v, int n)
   return k;
 }
 
+/* An attribute of the disk a block device is on, one number: the
+ * device's own in /sys/dev/block/MAJ:MIN, or for a partition its whole
+ * disk's (a partition has no diskseq or queue/ of its own).  -errno if
+ * it cannot be read. */
+static int
+disk_attr (dev_t rdev, const char *name, uint64_t *v)
+{
+  char path[128];
+  snprintf (path, sizeof path, "/sys/dev/block/%u:%u/partition",
+            major (rdev), minor (rdev));
+  bool part = access (path, F_OK) == 0;
+  snprintf (path, sizeof path, "/sys/dev/block/%u:%u/%s%s", major (rdev),
+            minor (rdev), part ? "../" : "", name);
+  int n = read_numbers (path, v, 1);
+  return n == 1 ? 0 : n < 0 ? n : -EINVAL;
+}
+
 /* This boot's id (/proc/sys/kernel/random/boot_id) as 16 bytes. */
 static int
 boot_id (uint8_t id[16])
@@ -240,8 +260,9 @@ boot_id (uint8_t id[16])
 
 /* A file: its size and times (a write changes mtime and ctime; ctime
  * cannot be set back).  A block device: its write and discard counters
- * (its own, for a partition) and the boot they count from; if the kernel
- * does not say, the samples alone identify it. */
+ * (its own, for a partition) and the boot and diskseq they count from,
+ * if its disk's I/O accounting is on; if not, or if the kernel does not
+ * say, the samples alone identify it. */
 static int
 file_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
 {
@@ -268,7 +289,12 @@ file_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
   snprintf (path, sizeof path, "/sys/dev/block/%u:%u/stat",
             major (sb.st_rdev), minor (sb.st_rdev));
   int n = read_numbers (path, v, 14);
-  if (n >= 7 && boot_id (st->boot_id) == 0) {
+  /* With I/O accounting off (queue/iostats 0, or not said) the counters
+   * never move, whatever is written: they would match anything. */
+  uint64_t iostats = 0;
+  if (disk_attr (sb.st_rdev, "queue/iostats", &iostats) < 0)
+    iostats = 0;
+  if (n >= 7 && iostats && boot_id (st->boot_id) == 0) {
     st->flags = SC_STAMP_F_COUNTERS;
     st->write_ios = v[4];
     st->write_sectors = v[6];
@@ -276,6 +302,8 @@ file_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
       st->discard_ios = v[11];
       st->discard_sectors = v[13];
     }
+    if (disk_attr (sb.st_rdev, "diskseq", &st->diskseq) < 0)
+      st->diskseq = 0;
   }
   return 0;
 }

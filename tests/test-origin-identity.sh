@@ -1,8 +1,8 @@
 #!/bin/bash
-# Tests that a start on a disk that grew or shrank since its diff area was made, on another disk's diff area, or on a disk replaced at the same path, is refused with a message saying which and what to do, changes nothing, and that giving the disk back its size makes it start again.
+# Tests that a start on a disk that grew or shrank since its diff area was made, on another disk's diff area, or on a disk replaced at the same path, is refused with a message saying which and what to do, changes nothing, and that giving the disk back its size makes it start again: a file given back its size is found changed (its ctime moved), so its snapshots are kept only by origin-changed=accept, as the refusal says.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
-requires timeout
+requires timeout nbdcopy
 
 M=$((1024 * 1024))
 W=$TMP/w
@@ -35,22 +35,37 @@ make_disk "$W/a" 2M
 make_disk "$W/b" 2M
 make_disk "$W/c" 3M
 start_server "$W/a" "$W/a.diff"
+nbd_save live "$TMP/exp-s1"
 sc_create s1
 stop_server
 start_server "$W/b" "$W/b.diff"
 stop_server
 
-# The same file, grown and shrunk.
+# The same file, grown: the refusal says how to get the snapshots back,
+# and that the resize moved the file's ctime.
 truncate -s 3M "$W/a"
 expect_refusal "grown disk" \
     "$W/a is 3.0 MiB (3145728 bytes) but the diff area was made for it at 2.0 MiB (2097152 bytes): the disk grew (or this is another disk's diff area)" \
     "give the disk back its size of 2097152 bytes (what was added is in no snapshot)" \
     "or point diff= at this disk's own diff area" \
+    "Resizing a file changes its ctime, so the next start finds it changed and invalidates its snapshots, unless it is given origin-changed=accept: safe if nothing but the resize changed the file" \
     -- disk="$W/a" diff="$W/a.diff"
+# Following that advice keeps s1, and it serves what it did.
+truncate -s 2M "$W/a"
+start_server "$W/a" "$W/a.diff" origin-changed=accept
+[ "$(sc_field s1 state)" = valid ] ||
+    fail "s1 after the size was given back, accepted: $(sc_field s1 state) $(sc_field s1 reason)"
+[ "$(nbd_sha256 s1)" = "$(file_sha256 "$TMP/exp-s1")" ] ||
+    fail "s1 after the size was given back, accepted: wrong content"
+stop_server
+
+# Shrunk: what was cut off is gone, so accept is safe only if it is
+# written back as it was.
 truncate -s 1M "$W/a"
 expect_refusal "shrunk disk" \
     "$W/a is 1.0 MiB (1048576 bytes) but the diff area was made for it at 2.0 MiB (2097152 bytes): the disk shrank (or this is another disk's diff area)" \
-    "give the disk back its size of 2097152 bytes to use its snapshots" \
+    "give the disk back its size of 2097152 bytes, or point diff= at this disk's own diff area" \
+    "Resizing a file changes its ctime, so the next start finds it changed and invalidates its snapshots, unless it is given origin-changed=accept: safe only if what was cut off is first written back as it was (the snapshots read it from the disk)" \
     -- disk="$W/a" diff="$W/a.diff"
 # Its size given back, it starts; the truncates changed it, so its
 # snapshot is no longer served.
