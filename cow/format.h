@@ -101,6 +101,8 @@ struct sc_sb_disk {
   uint64_t stamp_discard_sectors;
   uint32_t stamp_nsamples;      /* 0..SC_STAMP_SAMPLES */
   uint32_t stamp_sample_crc[SC_STAMP_SAMPLES]; /* CRC32C of sampled blocks */
+  uint8_t  session_boot_id[16]; /* the boot the last read-write session ran
+                                   in (zeros: unknown) */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 
