@@ -73,6 +73,7 @@ struct snap {
 /* A copy replay found past the last point the journal is known durable
  * (see replay.c). */
 struct unsure { uint64_t chunk; uint64_t seq; uint32_t epoch; };
+struct unsure_bad { uint64_t slot; struct sc_sums_entry e; uint32_t block; };
 
 struct sc_diff {
   pthread_mutex_t lock;
@@ -111,6 +112,9 @@ struct sc_diff {
                                            went past (replay.c) */
   struct unsure *unsure;
   size_t nunsure, unsure_cap;
+  struct unsure_bad *unsure_bad; /* unsure copies that are damage, to be
+                                   marked once the journal runs */
+  size_t nunsure_bad, unsure_bad_cap;
   uint64_t replay_max_slot;     /* replay: slots of the file */
 
   /* Space management (space.c). */
@@ -362,6 +366,9 @@ struct replay_out {
   uint64_t *released;
   size_t nreleased;
 };
+/* Mark the snapshots of the unsure copies replay found damaged (not torn);
+ * once the journal runs, so the marks are recorded. */
+void diff_mark_unsure_damage (struct sc_diff *d);
 int replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
                 char *err, size_t errlen);
 

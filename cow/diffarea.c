@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cow/boot-id.h"
 #include "cow/diffarea-internal.h"
 #include "cow/io.h"
 
@@ -219,6 +220,7 @@ diff_free (struct sc_diff *d)
   free (d->snaps);
   free (d->valid);
   free (d->unsure);
+  free (d->unsure_bad);
   if (d->fd >= 0)
     close (d->fd);
   pthread_mutex_destroy (&d->lock);
@@ -454,11 +456,19 @@ build_state (struct sc_diff *d, const char *path, bool created,
       snprintf (err, errlen, "%s: %s", path, tmp);
     return r;
   }
-  if (d->rdonly)
+  if (d->rdonly) {
+    diff_mark_unsure_damage (d);        /* in memory only */
     return 0;
+  }
+  /* This session's boot, stored with the superblock the journal's start
+   * writes, tells the next open whether a crash could have torn writes
+   * (replay.c). */
+  (void) sc_boot_id (d->sb.session_boot_id);
   r = start_journal (d, path, created, o);
   if (r == 0 && created)
     r = finish_format (d, path);
+  if (r == 0)
+    diff_mark_unsure_damage (d);
   if (r < 0)
     snprintf (err, errlen, "%s: writing the journal checkpoint: %s", path,
               strerror (-r));

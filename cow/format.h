@@ -113,6 +113,8 @@ struct sc_sb_disk {
                                    number (/sys/block/X/diskseq, new each
                                    time the kernel makes the device); 0
                                    if the kernel does not say */
+  uint8_t  session_boot_id[16]; /* the boot the last read-write session ran
+                                   in (zeros: unknown) */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cow/array.h"
+#include "cow/boot-id.h"
 #include "cow/diffarea-internal.h"
 #include "cow/format.h"
 #include "cow/io.h"
@@ -41,15 +42,41 @@ unsure_push (struct sc_diff *d, uint64_t chunk, uint32_t epoch, uint64_t seq)
   return 0;
 }
 
-/* Drop the unsure copies whose slot does not hold the data they name
- * (checked against every block's sum, or a version-1 copy's whole-chunk
- * CRC).  A slot past the end of the file cannot: a data copy is never
- * all zeros. */
+static int
+unsure_bad_push (struct sc_diff *d, uint64_t slot,
+                 const struct sc_sums_entry *e, uint32_t block)
+{
+  struct unsure_bad *u = sc_array_room (d->unsure_bad, &d->unsure_bad_cap,
+                                        d->nunsure_bad, sizeof *u, 8);
+  if (!u)
+    return -ENOMEM;
+  d->unsure_bad = u;
+  d->unsure_bad[d->nunsure_bad++] = (struct unsure_bad) { slot, *e, block };
+  return 0;
+}
+
+/* The unsure copies whose slot does not hold the data they name (checked
+ * against every block's sum, or a version-1 copy's whole-chunk CRC).
+ *
+ * A copy whose data never reached the disk is dropped: its record and
+ * data were made durable by one fdatasync, and the origin is only written
+ * after it, so the origin still holds what the copy was to preserve.  But
+ * data that reached the disk and then rotted looks the same, and there
+ * the origin has been overwritten: dropping the copy would serve the new
+ * data as the snapshot's.  The two can be told apart when the previous
+ * session ran in this same boot: a process crash (kill -9) keeps every
+ * write that returned in the page cache, so nothing was lost, and data
+ * that does not check out is damage: the copy is kept, and its snapshots
+ * are marked damaged once the journal runs (diff_mark_unsure_damage).
+ * After a power cut or a kernel crash it cannot be told: a write cut
+ * short may leave any mix of old and new content in a reused slot, so the
+ * copy is dropped as before (docs/design.md says what that misses). */
 static int
 verify_unsure (struct sc_diff *d, uint64_t durable)
 {
   uint8_t *buf = NULL;
   int r = 0;
+  bool same_boot = sc_boot_id_is_now (d->sb.session_boot_id);
   for (size_t i = 0; i < d->nunsure && r == 0; i++) {
     struct unsure *u = &d->unsure[i];
     struct sc_copy c;
@@ -62,20 +89,44 @@ verify_unsure (struct sc_diff *d, uint64_t durable)
                 e.epoch == u->epoch;
     if (have)
       r = sc_io_pread (d->fd, buf, d->chunk_size, c.slot * d->chunk_size);
-    if (r == 0 &&
-        (!have || sc_sums_verify (&d->sums, &e, buf, 0, d->chunk_size) >= 0)) {
-      copymap_remove (d, u->chunk, u->epoch);
-      if (sc_debug)
-        sc_debug ("replay: dropping the copy of chunk %" PRIu64 " (record %"
-                  PRIu64 "): its data never reached the diff area",
-                  u->chunk, u->seq);
+    if (r < 0)
+      break;
+    int bad = have ? sc_sums_verify (&d->sums, &e, buf, 0, d->chunk_size)
+                   : 0;
+    if (bad < 0)
+      continue;                 /* the data is there */
+    if (have && same_boot) {
+      diff_say ("the copy of chunk %" PRIu64 " (journal record %" PRIu64
+                ") in diff-area slot %" PRIu64 " fails its checksum at "
+                "block %d; the server stopped in this same boot, so its "
+                "write cannot have been cut short: it is damage", u->chunk,
+                u->seq, c.slot, bad);
+      r = unsure_bad_push (d, c.slot, &e, (uint32_t) bad);
+      continue;
     }
+    copymap_remove (d, u->chunk, u->epoch);
+    if (sc_debug)
+      sc_debug ("replay: dropping the copy of chunk %" PRIu64 " (record %"
+                PRIu64 "): its data never reached the diff area",
+                u->chunk, u->seq);
   }
   free (buf);
   free (d->unsure);
   d->unsure = NULL;
   d->nunsure = d->unsure_cap = 0;
   return r;
+}
+
+void
+diff_mark_unsure_damage (struct sc_diff *d)
+{
+  LOCKED (d);
+  for (size_t i = 0; i < d->nunsure_bad; i++)
+    damage_found (d, d->unsure_bad[i].slot, &d->unsure_bad[i].e,
+                  d->unsure_bad[i].block, NULL);
+  free (d->unsure_bad);
+  d->unsure_bad = NULL;
+  d->nunsure_bad = d->unsure_bad_cap = 0;
 }
 
 /* ---- one function per record type -------------------------------------- */

@@ -87,6 +87,7 @@
 #include <criterion/hooks.h>
 
 #include "cow/diffarea.h"
+#include "cow/boot-id.h"
 #include "cow/format.h"
 #include "cow/io.h"
 #include "engine/volume.h"
@@ -97,15 +98,36 @@
 #define NEVER SIZE_MAX
 #define MAX_FAILURES 8          /* reported in full per workload */
 
+/* Every open here comes after a simulated power cut (or a restart the
+ * workload makes): a boot of its own, so replay judges torn writes as a
+ * power cut leaves them (cow/boot-id.h), not as a process crash would. */
+static int
+new_boot_each_time (uint8_t id[16])
+{
+  static uint64_t boots;
+  uint64_t n = __atomic_add_fetch (&boots, 1, __ATOMIC_RELAXED);
+  memcpy (id, &n, sizeof n);
+  id[15] = 0xb0;
+  return 0;
+}
+
+static void
+crash_setup (void)
+{
+  uh_setup ();
+  sc_boot_id_hook = new_boot_each_time;
+}
+
 static void
 crash_teardown (void)
 {
   cr_record_stop ();
   sc_ckpt_limit_hook = NULL;
+  sc_boot_id_hook = NULL;
   uh_teardown ();
 }
 
-TestSuite (crash, .init = uh_setup, .fini = crash_teardown);
+TestSuite (crash, .init = crash_setup, .fini = crash_teardown);
 
 /* ---- configuration ------------------------------------------------------ */
 

@@ -16,6 +16,7 @@
 
 #include <criterion/criterion.h>
 
+#include "cow/boot-id.h"
 #include "cow/crc32c.h"
 #include "cow/diffarea.h"
 #include "cow/format.h"
@@ -388,4 +389,73 @@ Test (verify, whole_copy_verification_frees_a_damaged_copy_nobody_needs)
   cr_assert_eq (st.damaged, 0);
   free (buf);
   uh_area_free (&a);
+}
+
+/* ---- copies at the end of the journal after an unclean stop ------------- */
+
+static uint8_t boot_now[16];
+
+static int
+fixed_boot (uint8_t id[16])
+{
+  memcpy (id, boot_now, 16);
+  return 0;
+}
+
+/* The last copy made before an unclean stop is "unsure": its data might
+ * not have reached the disk.  `same_boot`: the next open runs in the boot
+ * the stop happened in (a kill -9), else after a reboot (a power cut). */
+static void
+unsure_copy_rotted (bool same_boot)
+{
+  struct uh_area a;
+  memset (boot_now, 0, sizeof boot_now);
+  boot_now[0] = 1;
+  sc_boot_id_hook = fixed_boot;
+  uh_area_create (&a, NCHUNKS * CS, CS, 4);
+  uh_snap (a.d, "a");                           /* epoch 1 */
+  uh_copy_chunk (a.d, 5, 15);
+  uh_area_close (&a);
+  uh_area_open (&a, 0);                         /* records this boot */
+  uint64_t off2 = uh_copy_chunk (a.d, 2, 12);   /* the journal's last */
+  uh_area_close (&a);
+  uh_sb_mark_unclean (a.diff_path);             /* as a crash leaves it */
+  flip (a.diff_path, off2 + 3 * 4096 + 17);     /* then rot */
+  if (!same_boot)
+    boot_now[0] = 2;
+
+  uh_area_open (&a, 0);
+  struct sc_snapshot_info ia = uh_find (a.d, "a");
+  uint64_t off;
+  if (same_boot) {
+    /* Nothing can be torn by a process crash: this is damage.  The copy
+     * is kept (the origin was overwritten after its commit) and "a" is
+     * marked damaged at once, durably. */
+    cr_assert_eq (ia.invalid_reason, SC_INVALID_DAMAGED,
+                  "a rotted copy after a kill -9 was dropped, so the "
+                  "snapshot would read the overwritten origin");
+    cr_assert_eq (ia.invalid_chunk, 2);
+    cr_assert_eq (uh_stats (a.d).checksum_errors, 1);
+    uh_area_close (&a);
+    uh_area_open (&a, SC_DIFF_RDONLY);
+    cr_assert_eq (uh_find (a.d, "a").invalid_reason, SC_INVALID_DAMAGED);
+  } else {
+    /* After a power cut a write cut short looks the same: the copy is
+     * dropped as a torn tail, and "a" reads the origin there. */
+    cr_assert_eq (ia.invalid_reason, SC_VALID);
+    cr_assert_eq (sc_diff_resolve (a.d, ia.epoch, 2, &off), SC_WHERE_ORIGIN);
+    assert_reads (a.d, "a", 5, 15, 0, CS);
+  }
+  uh_area_free (&a);
+  sc_boot_id_hook = NULL;
+}
+
+Test (verify, a_rotted_last_copy_after_a_crash_in_the_same_boot_is_damage)
+{
+  unsure_copy_rotted (true);
+}
+
+Test (verify, a_bad_last_copy_after_a_reboot_is_taken_for_a_torn_write)
+{
+  unsure_copy_rotted (false);
 }
