@@ -48,6 +48,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "cow/boot-id.h"
 #include "cow/io.h"
 #include "engine/origin-impl.h"
 
@@ -234,30 +235,6 @@ disk_attr (dev_t rdev, const char *name, uint64_t *v)
   return n == 1 ? 0 : n < 0 ? n : -EINVAL;
 }
 
-/* This boot's id (/proc/sys/kernel/random/boot_id) as 16 bytes. */
-static int
-boot_id (uint8_t id[16])
-{
-  char text[64];
-  FILE *f = fopen ("/proc/sys/kernel/random/boot_id", "re");
-  if (!f)
-    return -errno;
-  bool ok = fgets (text, sizeof text, f) != NULL;
-  fclose (f);
-  int k = 0;
-  for (const char *p = text; ok && *p && *p != '\n' && k < 32; p++) {
-    if (*p == '-')
-      continue;
-    int x = *p >= '0' && *p <= '9' ? *p - '0'
-            : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
-    if (x < 0)
-      return -EINVAL;
-    id[k / 2] = (uint8_t) (k % 2 ? id[k / 2] | x : x << 4);
-    k++;
-  }
-  return ok && k == 32 ? 0 : -EINVAL;
-}
-
 /* A file: its size and times (a write changes mtime and ctime; ctime
  * cannot be set back).  A block device: its write and discard counters
  * (its own, for a partition) and the boot and diskseq they count from,
@@ -294,7 +271,7 @@ file_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
   uint64_t iostats = 0;
   if (disk_attr (sb.st_rdev, "queue/iostats", &iostats) < 0)
     iostats = 0;
-  if (n >= 7 && iostats && boot_id (st->boot_id) == 0) {
+  if (n >= 7 && iostats && sc_boot_id (st->boot_id) == 0) {
     st->flags = SC_STAMP_F_COUNTERS;
     st->write_ios = v[4];
     st->write_sectors = v[6];
