@@ -65,7 +65,9 @@
 #define RECV_TIMEOUT_SECS 60    /* an idle client is dropped after this */
 #define SEND_TIMEOUT_SECS 10    /* and one that does not read its reply */
 /* Near the limit, idle connections are closed much sooner, so that one
- * client holding many cannot lock management out. */
+ * client holding many idle ones cannot lock management out.  A client of
+ * the server's own uid (peer_allowed) that keeps all of them busy still
+ * can: it could as well stop the server, so nothing more is reserved. */
 #define PRESSURE_CONNS (CONNS_MAX * 3 / 4)
 #define PRESSURE_IDLE_SECS 2
 #define ADMIT_WAIT_MS 500       /* for an evicted connection to end */
