@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "cow/array.h"
 #include "cow/diffarea-internal.h"
 #include "cow/format.h"
 #include "cow/io.h"
@@ -61,8 +62,9 @@ ckpt_maybe (struct sc_diff *d)
     return;
   int r = ckpt_write (d, 0, NULL, 0);
   if (r < 0 && sc_debug)
-    sc_debug ("journal checkpoint: %s (the journal carries on)",
-              strerror (-r));
+    sc_debug ("journal checkpoint: %s (the journal carries on, unless "
+              "the superblock could not be stored either: then the diff "
+              "area failed)", strerror (-r));
 }
 
 struct ckpt { struct sc_diff *d; struct sc_journal *j; int err; };
@@ -136,11 +138,54 @@ session_flags (const struct sc_diff *d, uint32_t flags)
   return flags | (d->volatile_mode ? SC_SB_VOLATILE : 0);
 }
 
+/* ---- the superblock store, and journals it may point at ------------- *
+ *
+ * A superblock store that fails may still have written its copy: only
+ * its fdatasync failed, or the write reached part of the disk.  Until a
+ * later store succeeds (it writes the same copy, since a failed store
+ * leaves the generation as it was), the newest copy on disk may point at
+ * the journal the failed store was for.  That journal's slots are kept
+ * out of the allocator meanwhile (quarantined): were they taken for
+ * another journal, with another nonce, or for data, the next open would
+ * follow that copy into slots holding something else and refuse the diff
+ * area. */
+
+static void
+quarantine_journal (struct sc_diff *d, struct sc_journal *j)
+{
+  for (size_t i = 0; i < j->nchain; i++) {
+    uint64_t *q = sc_array_room (d->quarantine, &d->quarantine_cap,
+                                 d->nquarantine, sizeof *q, 16);
+    if (!q)
+      break;                    /* the rest stays taken: never reused */
+    d->quarantine = q;
+    d->quarantine[d->nquarantine++] = j->chain[i];
+  }
+  j->nchain = 0;                /* none goes back to the allocator */
+  sc_journal_abandon (j);
+}
+
+int
+diff_sb_store (struct sc_diff *d, struct sc_sb_disk *sb)
+{
+  int r = sc_sb_store (d->fd, sb);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < d->nquarantine; i++)
+    sc_alloc_put (&d->alloc, d->quarantine[i]);
+  d->nquarantine = 0;
+  if (sb->flags & SC_SB_FAILED)
+    failure_recorded (d);
+  return 0;
+}
+
 /* Write a new journal holding the state, durably, and point the
- * superblock at it.  On failure nothing is left of it. */
+ * superblock at it.  On failure nothing is left of it, but when the
+ * superblock store failed (*sb_failed): its slots are quarantined. */
 static int
 ckpt_new_journal (struct sc_diff *d, uint64_t first_seq,
-                  struct sc_journal *j, char *what, size_t len)
+                  struct sc_journal *j, char *what, size_t len,
+                  bool *sb_failed)
 {
   uint64_t nonce;
   char dummy[8];
@@ -170,11 +215,15 @@ ckpt_new_journal (struct sc_diff *d, uint64_t first_seq,
     sb.journal_seq = head_seq;
     sb.journal_nonce = nonce;
     sb.flags = session_flags (d, sb.flags) & ~SC_SB_FAILED;
-    r = sc_sb_store (d->fd, &sb);
+    r = diff_sb_store (d, &sb);
     if (r == 0)
       d->sb = sb;
-    else
+    else {
       snprintf (what, len, "writing the superblock");
+      *sb_failed = true;
+      quarantine_journal (d, j);
+      return r;
+    }
   }
   if (r < 0) {
     sc_journal_abandon (j);
@@ -196,7 +245,25 @@ ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
     first_seq = sc_journal_next_seq (&d->journal);
   }
   struct sc_journal j;
-  r = ckpt_new_journal (d, first_seq, &j, NULL, 0);
+  bool sb_failed = false;
+  r = ckpt_new_journal (d, first_seq, &j, NULL, 0, &sb_failed);
+  if (r < 0 && online && sb_failed) {
+    /* The newest superblock copy may point at the new journal, which
+     * knows nothing of what the old one records from now on: store the
+     * superblock in force again over it, or fail the diff area (nothing
+     * more is recorded, and the FAILED flag says so, if it can). */
+    int r2 = diff_sb_store (d, &d->sb);
+    sc_journal_unlead (&d->journal);
+    if (r2 < 0) {
+      char what[128];
+      if (!d->failed) {
+        snprintf (what, sizeof what, "writing the superblock (a journal "
+                  "checkpoint)");
+        failure_enter (d, r2, what);
+      }
+    }
+    return r;
+  }
   if (r < 0) {
     if (online)
       sc_journal_unlead (&d->journal);
@@ -226,8 +293,9 @@ ckpt_replace_failed (struct sc_diff *d, char *what, size_t len)
    * error, so that no committer touches it meanwhile. */
   sc_journal_lead_failed (&d->journal, &d->lock);
   struct sc_journal j;
+  bool sb_failed = false;
   int r = ckpt_new_journal (d, sc_journal_next_seq (&d->journal), &j, what,
-                            len);
+                            len, &sb_failed);
   if (r < 0) {
     sc_journal_unlead (&d->journal);
     return r;
@@ -270,7 +338,7 @@ ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,
   if (record_invalid)
     sb.flags &= ~SC_SB_FAILED;
   if (r == 0)
-    r = sc_sb_store (d->fd, &sb);
+    r = diff_sb_store (d, &sb);
   if (r == 0)
     d->sb = sb;
   return r;

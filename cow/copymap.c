@@ -20,7 +20,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cow/array.h"
 #include "cow/diffarea-internal.h"
 #include "cow/format.h"
 
@@ -116,9 +118,27 @@ copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque)
 
 /* ---- the copy-on-write query and copies -------------------------------- */
 
+/* A failed diff area has no valid snapshot (every one was invalidated
+ * with the failure), so nothing needs a copy: its flag is read without
+ * the lock, which a recovery holds through its checkpoint's I/O, so that
+ * live writes never wait for a retry on a slow, failing disk.  No valid
+ * snapshot can appear behind a writer's back: a creation recovers first
+ * (the store of `failed` false happens under the lock, before its hold),
+ * and its hold takes the write gate exclusive, so every write that read
+ * `failed` true has ended before the snapshot exists, and every write
+ * after the hold reads false.  What the disk may still list as valid is
+ * failure.c's business (sc_diff_change_check), not a copy's. */
+static bool
+failed_now (struct sc_diff *d)
+{
+  return __atomic_load_n (&d->failed, __ATOMIC_ACQUIRE);
+}
+
 bool
 sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk)
 {
+  if (failed_now (d))
+    return false;
   LOCKED (d);
   return copymap_needs_copy (d, chunk);
 }
@@ -131,6 +151,10 @@ size_t
 sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first, uint64_t last,
                           uint64_t *out, size_t max, uint64_t *next)
 {
+  if (failed_now (d)) {
+    *next = last + 1;
+    return 0;
+  }
   LOCKED (d);
   size_t n = 0;
   uint64_t c = first;
@@ -155,11 +179,20 @@ sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
   LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
+  /* A failed journal records nothing: a copy recorded now would count as
+   * made in this epoch although no record of it can reach the disk. */
+  if (d->failed)
+    return -EIO;
   bool zero = offset == SC_COPY_ZERO;
   if (chunk >= d->nchunks || (!zero && !sums))
     return -EINVAL;
   struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : offset / d->chunk_size,
                        .epoch = d->epoch };
+  struct fresh_copy *f = sc_array_room (d->fresh, &d->fresh_cap, d->nfresh,
+                                        sizeof *f, 64);
+  if (!f)
+    return -ENOMEM;
+  d->fresh = f;
   int r = zero ? 0 : sc_sums_reserve (&d->sums, c.slot);
   if (r == 0)
     r = copymap_add (d, chunk, c);
@@ -176,8 +209,47 @@ sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
     copymap_remove (d, chunk, c.epoch);
     return r;
   }
+  d->fresh[d->nfresh++] = (struct fresh_copy) {
+    .chunk = chunk, .seq = t.seq, .epoch = c.epoch,
+  };
   *seq = t.seq;
   return 0;
+}
+
+/* Records are appended in seq order, so the durable ones are a prefix. */
+void
+copymap_fresh_durable (struct sc_diff *d)
+{
+  size_t k = 0;
+  while (k < d->nfresh && d->fresh[k].seq <= d->journal.durable_seq)
+    k++;
+  memmove (d->fresh, d->fresh + k, (d->nfresh - k) * sizeof *d->fresh);
+  d->nfresh -= k;
+}
+
+/* The journal failed: a copy whose record is not known durable may be
+ * missing from the journal on disk, which the next open may replay (the
+ * superblock may not take the FAILED flag either).  Counting it as made
+ * would let a later write of its chunk in this epoch go to the origin
+ * without a copy the disk knows of.  Forgotten, the chunk needs a copy
+ * again as far as failure.c's check is concerned.  Each writer holds its
+ * chunks' range from before its copy until after its origin write, so no
+ * reader is on them; the slot is reused only after a recovery, when the
+ * failed journal is no longer in force. */
+void
+copymap_forget_fresh (struct sc_diff *d)
+{
+  copymap_fresh_durable (d);
+  for (size_t i = 0; i < d->nfresh; i++) {
+    struct sc_copy c;
+    const struct fresh_copy *f = &d->fresh[i];
+    if (!copymap_find (d, f->chunk, f->epoch, &c))
+      continue;
+    copymap_remove (d, f->chunk, f->epoch);
+    if (c.slot != SC_SLOT_ZERO)
+      sc_alloc_put (&d->alloc, c.slot);
+  }
+  d->nfresh = 0;
 }
 
 enum sc_where

@@ -68,7 +68,16 @@ struct snap {
                                    is not durable yet: copies kept */
   struct extent *disc;          /* discarded chunks, sorted, disjoint */
   size_t ndisc, disc_cap;
+  uint64_t invalid_seq;         /* invalid: the journal's next seq when it
+                                   became so, which its SNAP_INVALID record
+                                   gets or follows; 0 when replayed (known
+                                   durable).  Durable once the journal is
+                                   durable past it (failure.c). */
 };
+
+/* A copy whose record is appended but not known durable yet (copymap.c):
+ * if the journal fails before it is, the copy is forgotten. */
+struct fresh_copy { uint64_t chunk; uint64_t seq; uint32_t epoch; };
 
 /* A copy replay found past the last point the journal is known durable
  * (see replay.c). */
@@ -92,9 +101,23 @@ struct sc_diff {
   struct sc_journal journal;    /* read-write opens only */
   bool have_journal;
   bool volatile_mode;           /* durability=volatile */
-  bool failed;                  /* a metadata write failed (failure.c) */
+  bool failed;                  /* a metadata write failed (failure.c);
+                                   written with the lock held and atomically,
+                                   read without the lock by the live path */
   struct sc_diff_health health; /* what failed, and the retries */
   bool failed_sb_marked;        /* the superblock says FAILED */
+  bool unrecorded;              /* failed, and nothing on disk says so: the
+                                   live path fails closed (failure.c);
+                                   atomic like `failed` */
+  uint32_t *prefail;            /* while unrecorded: the epochs of the
+                                   snapshots the disk may still list as
+                                   valid, ascending; NULL: all of them */
+  size_t nprefail;
+  struct fresh_copy *fresh;     /* copies not known durable, by seq */
+  size_t nfresh, fresh_cap;
+  uint64_t *quarantine;         /* slots of journals a failed superblock
+                                   store may point at (checkpoint.c) */
+  size_t nquarantine, quarantine_cap;
 
   struct snap **snaps;          /* listed, oldest first (= id, epoch order) */
   size_t nsnaps, snaps_cap;
@@ -215,6 +238,12 @@ int diff_commit (struct sc_diff *d, uint64_t seq);
 void failure_enter (struct sc_diff *d, int err, const char *what);
 /* Try to leave it: 0 once healthy, or the retry's negative errno. */
 int diff_recover (struct sc_diff *d);
+/* A superblock with the FAILED flag is durable: the failure is recorded,
+ * and the live path need not fail closed any more. */
+void failure_recorded (struct sc_diff *d);
+/* Must the copies that `prefail` needs be kept (gc)?  While the failure
+ * is unrecorded, the journal on disk may still be replayed. */
+bool failure_keeps (const struct sc_diff *d, uint32_t epoch);
 
 /* ---- records.c -------------------------------------------------------- */
 
@@ -319,6 +348,11 @@ int copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque);
 /* What deleting each listed snapshot would free (infos[].used_bytes). */
 void copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
                          size_t n);
+/* The fresh copies (not known durable): drop those the journal has made
+ * durable; forget the others (the journal failed: their records may
+ * never reach the disk), their slots back to the allocator. */
+void copymap_fresh_durable (struct sc_diff *d);
+void copymap_forget_fresh (struct sc_diff *d);
 
 /* ---- damage.c --------------------------------------------------------- */
 
@@ -386,6 +420,11 @@ void ckpt_maybe (struct sc_diff *d);
 /* Replace a failed journal with a checkpoint of the state (recovery);
  * on failure `what` says which write failed. */
 int ckpt_replace_failed (struct sc_diff *d, char *what, size_t len);
+/* Store sb as the superblock (sc_sb_store).  Once one store succeeds,
+ * no superblock copy on disk can point at a journal a failed one was
+ * written for: their quarantined slots go back to the allocator; and a
+ * stored FAILED flag records the failure (failure_recorded). */
+int diff_sb_store (struct sc_diff *d, struct sc_sb_disk *sb);
 /* Continue the replayed journal in place, recording the invalidations
  * this open decided if asked to. */
 int ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,

@@ -221,6 +221,9 @@ diff_free (struct sc_diff *d)
   free (d->valid);
   free (d->unsure);
   free (d->unsure_bad);
+  free (d->prefail);
+  free (d->fresh);
+  free (d->quarantine);
   if (d->fd >= 0)
     close (d->fd);
   pthread_mutex_destroy (&d->lock);
@@ -540,7 +543,7 @@ sc_diff_close (struct sc_diff *d)
       diff_stamp_close (d);
       d->sb.flags |= SC_SB_CLEAN;
       d->sb.clean_seq = sc_journal_next_seq (&d->journal);
-      r = sc_sb_store (d->fd, &d->sb);
+      r = diff_sb_store (d, &d->sb);
     }
     pthread_mutex_unlock (&d->lock);
   }

@@ -470,6 +470,8 @@ struct sc_diff_health {
   uint64_t since_ns;            /* when it failed (Unix ns) */
   uint32_t invalidated;         /* snapshots it invalidated */
   bool sb_marked;               /* the superblock records it */
+  uint64_t refused;             /* live changes refused (EIO) while it did
+                                   not (sc_diff_change_check) */
   uint64_t retries;             /* recovery attempts since */
   uint64_t last_retry_ns;       /* the last one (Unix ns; 0: none) */
   int retry_err;                /* its positive errno */
@@ -478,6 +480,18 @@ struct sc_diff_health {
   uint64_t recovered_ns;        /* the last recovery (Unix ns; 0: none) */
 };
 void sc_diff_health (struct sc_diff *d, struct sc_diff_health *h);
+
+/* Before a live write, zero or trim of chunks [first, last] reaches the
+ * origin (after its copy-on-write): 0 if it may, or -EIO.  It may not
+ * while the diff area is failed, its failure is not recorded on disk
+ * (the superblock took no FAILED flag and no recovery was done: the
+ * next open would replay the old journal and list its snapshots valid)
+ * and a snapshot that the disk may still list as valid needs one of
+ * those chunks as the origin holds it (the copy-on-write query, asked
+ * as if those snapshots were valid).  Storing FAILED is tried again
+ * first.  Without the lock, at the cost of one atomic read, while the
+ * diff area is healthy or its failure recorded. */
+int sc_diff_change_check (struct sc_diff *d, uint64_t first, uint64_t last);
 
 /* Try to leave the failed state: write a checkpoint of the state in
  * memory (a new journal) and switch the superblock to it.  0 when the

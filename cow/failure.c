@@ -10,7 +10,8 @@
  * that the next open does not trust them either.  The diff area is then
  * failed: it creates no snapshot, and since no snapshot is valid the
  * live volume copies nothing and goes on as if there were none (its
- * flushes never wait on the diff area: engine/volume.c).
+ * copy-on-write query and flushes read the failed flag without the lock,
+ * so they never wait on a retry's I/O: copymap.c, transaction.c).
  *
  * The way back is a checkpoint (checkpoint.c): a new journal, with a new
  * nonce, holding the state in memory (where every snapshot of before is
@@ -24,12 +25,26 @@
  *
  * Nothing here can make a snapshot valid again: invalid is a one-way
  * state of a snapshot (snap_set_invalid), and the checkpoint records it.
+ *
+ * Failing closed.  If the superblock cannot take FAILED either (the disk
+ * takes no write at all), the disk does not know: a stop before a retry
+ * works would replay the old journal and list the snapshots valid.  So
+ * until FAILED is stored or a recovery is done, the snapshots the disk
+ * may list as valid (d->prefail: valid until the failure, or invalidated
+ * by a record that is not durable) keep their data: a live change that
+ * would overwrite a chunk one of them needs (the copy-on-write query,
+ * asked of them) first tries to store FAILED again, and fails with EIO
+ * before the origin is touched if that fails too
+ * (sc_diff_change_check); copies whose records may not have reached the
+ * disk are forgotten (copymap_forget_fresh), and gc keeps what those
+ * snapshots need.  Writes that need no copy, reads and flushes go on.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -77,21 +92,59 @@ format_time (uint64_t ns, char *buf, size_t len)
   strftime (buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The snapshots the disk may still list as valid, were the journal on
+ * disk replayed without a FAILED flag: those valid until now, and those
+ * invalidated by a record that is not durable (the failed write's own:
+ * a copy that failed, then its SNAP_INVALID record with it).  Listed, or
+ * deleted by a record that is not durable either.  Their epochs go to
+ * d->prefail (NULL if out of memory: then every snapshot counts); returns
+ * how many are listed. */
+static uint32_t
+prefail_take (struct sc_diff *d)
+{
+  uint64_t durable = d->journal.durable_seq;
+  uint32_t listed = 0;
+  free (d->prefail);
+  d->prefail = malloc ((d->nsnaps + 1) * sizeof *d->prefail);
+  d->nprefail = 0;
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    const struct snap *s = d->snaps[i];
+    bool valid_on_disk = s->info.invalid_reason == SC_VALID ||
+                         s->invalid_seq > durable;
+    if ((s->deleted && !s->pending) || !valid_on_disk)
+      continue;
+    listed += !s->deleted;
+    if (d->prefail)
+      d->prefail[d->nprefail++] = s->info.epoch;
+  }
+  return listed;
+}
+
+static void
+prefail_drop (struct sc_diff *d)
+{
+  free (d->prefail);
+  d->prefail = NULL;
+  d->nprefail = 0;
+  __atomic_store_n (&d->unrecorded, false, __ATOMIC_RELEASE);
+}
+
 void
 failure_enter (struct sc_diff *d, int err, const char *what)
 {
   struct sc_diff_health *h = &d->health;
   if (d->failed)
     return;
-  d->failed = true;
-  uint32_t n = 0;
+  __atomic_store_n (&d->failed, true, __ATOMIC_RELEASE);
+  uint32_t n = prefail_take (d), now = 0;
   /* Deleted ones waiting for their record too: it may never be durable. */
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
-    n += !s->deleted && s->info.invalid_reason == SC_VALID;
+    now += !s->deleted && s->info.invalid_reason == SC_VALID;
     snap_set_invalid (d, s, SC_INVALID_METADATA, -err, 0);
   }
-  d->invalidations += n;
+  d->invalidations += now;
+  copymap_forget_fresh (d);
   h->failed = true;
   h->err = -err;
   snprintf (h->what, sizeof h->what, "%s", what);
@@ -101,19 +154,105 @@ failure_enter (struct sc_diff *d, int err, const char *what)
   h->last_retry_ns = 0;
   h->retry_err = 0;
   h->retry_what[0] = '\0';
+  h->refused = 0;
 
   d->sb.flags |= SC_SB_FAILED;
   d->sb.flags &= ~SC_SB_CLEAN;
-  int r = sc_sb_store (d->fd, &d->sb);
-  d->failed_sb_marked = h->sb_marked = r == 0;
+  d->failed_sb_marked = h->sb_marked = false;
+  int r = diff_sb_store (d, &d->sb);   /* failure_recorded on success */
+  /* Otherwise fail closed until the failure is on disk
+   * (sc_diff_change_check).  A live write whose own copies this failure
+   * leaves unsure learns of it from its commit, which returns after
+   * this (under the lock); one that read `unrecorded` false before had
+   * its copies committed, or needed none.
+   * durability=volatile needs no FAILED flag: its superblock says
+   * VOLATILE, so any stop but a clean close (which needs a recovery
+   * first) invalidates every snapshot at the next open. */
+  bool guard = d->nprefail > 0 || (!d->prefail && d->nsnaps > 0);
+  if (r < 0 && guard && !d->volatile_mode)
+    __atomic_store_n (&d->unrecorded, true, __ATOMIC_RELEASE);
+  else
+    prefail_drop (d);
+  char just_before[96] = "";
+  if (n > now)
+    snprintf (just_before, sizeof just_before, ", %" PRIu32 " of them by "
+              "the failed copy just before", n - now);
   diff_say ("diff area failed: %s (%s) %s; %" PRIu32 " snapshot%s invalidated "
-            "(\"%s\")%s; the live volume goes on without snapshots; %s; "
+            "(\"%s\"%s)%s; the live volume goes on without snapshots%s; %s; "
             "shadowcopy retries at the next create and periodically",
             errname (-err), strerror (-err), what, n, n == 1 ? "" : "s",
-            sc_invalid_reason_text (SC_INVALID_METADATA),
+            sc_invalid_reason_text (SC_INVALID_METADATA), just_before,
             r == 0 ? ", recorded in the superblock"
                    : ", and the superblock could not record it either",
+            d->unrecorded ? ", but until the superblock records it a live "
+            "write that would overwrite data those snapshots need fails "
+            "with EIO (a restart would list them valid)" : "",
             advice (-err));
+}
+
+void
+failure_recorded (struct sc_diff *d)
+{
+  if (!d->failed || d->failed_sb_marked)
+    return;
+  d->failed_sb_marked = d->health.sb_marked = true;
+  if (!d->unrecorded)
+    return;
+  prefail_drop (d);
+  diff_say ("diff area: its failure is now recorded in the superblock; "
+            "live writes go on without snapshots");
+}
+
+bool
+failure_keeps (const struct sc_diff *d, uint32_t epoch)
+{
+  if (!d->unrecorded)
+    return false;
+  if (!d->prefail)
+    return true;
+  size_t i = epochs_lower_bound (d->prefail, d->nprefail, epoch);
+  return i < d->nprefail && d->prefail[i] == epoch;
+}
+
+/* Does a snapshot the disk may still list as valid need the origin's
+ * `chunk` as it is?  The copy-on-write query, asked of d->prefail. */
+static bool
+prefail_needs (struct sc_diff *d, uint64_t chunk)
+{
+  if (!d->prefail)
+    return true;
+  uint32_t from = copymap_last_epoch (d, chunk);
+  struct keepers k = { d->prefail, d->nprefail };
+  return from != d->epoch && copymap_needed (d, &k, from, d->epoch - 1,
+                                             chunk);
+}
+
+int
+sc_diff_change_check (struct sc_diff *d, uint64_t first, uint64_t last)
+{
+  if (!__atomic_load_n (&d->unrecorded, __ATOMIC_ACQUIRE))
+    return 0;
+  LOCKED (d);
+  if (!d->unrecorded)
+    return 0;
+  bool needed = false;
+  for (uint64_t c = first; c <= last && c < d->nchunks && !needed; c++)
+    needed = prefail_needs (d, c);
+  if (!needed)
+    return 0;
+  if (diff_sb_store (d, &d->sb) == 0)   /* FAILED: failure_recorded */
+    return 0;
+  d->health.refused++;
+  if (d->health.refused == 1)
+    diff_say ("diff area: a live write was refused (EIO): it would overwrite "
+              "data that snapshots need, and the superblock still cannot "
+              "record that they are invalid (a restart would serve them); "
+              "writes that need no copy go on; %s", advice (d->health.err));
+  else if (sc_debug)
+    sc_debug ("diff area: live write of chunks %" PRIu64 "-%" PRIu64
+              " refused (%" PRIu64 " so far): the failure is not recorded",
+              first, last, d->health.refused);
+  return -EIO;
 }
 
 int
@@ -137,11 +276,12 @@ diff_recover (struct sc_diff *d)
     if (!d->failed_sb_marked) {         /* at least say FAILED now */
       d->sb.flags |= SC_SB_FAILED;
       d->sb.flags &= ~SC_SB_CLEAN;
-      d->failed_sb_marked = h->sb_marked = sc_sb_store (d->fd, &d->sb) == 0;
+      (void) diff_sb_store (d, &d->sb);
     }
     return r;
   }
-  d->failed = false;
+  __atomic_store_n (&d->failed, false, __ATOMIC_RELEASE);
+  prefail_drop (d);
   h->failed = false;
   h->recoveries++;
   h->recovered_ns = diff_now_ns ();

@@ -23,8 +23,11 @@ keepers_get (struct sc_diff *d, struct keepers *k)
   if (!epochs)
     return -ENOMEM;
   size_t n = 0;
+  /* While a failure is not recorded, the journal on disk may still be
+   * replayed: the copies of the snapshots it lists as valid stay. */
   for (size_t i = 0; i < d->nsnaps; i++)
-    if (snap_keeps_copies (d->snaps[i]))
+    if (snap_keeps_copies (d->snaps[i]) ||
+        failure_keeps (d, d->snaps[i]->info.epoch))
       epochs[n++] = d->snaps[i]->info.epoch;
   k->epochs = epochs;
   k->n = n;

@@ -333,7 +333,7 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
 
   struct sc_sb_disk sb = d->sb;
   stamp_put (&sb, now);
-  int r = sc_sb_store (d->fd, &sb);
+  int r = diff_sb_store (d, &sb);
   if (r < 0)
     return r;
   d->sb = sb;
@@ -349,7 +349,7 @@ sc_diff_origin_writing (struct sc_diff *d)
     return 0;
   d->sb.stamp_state = SC_STAMP_WRITTEN;
   struct sc_sb_disk sb = d->sb;
-  int r = sc_sb_store (d->fd, &sb);
+  int r = diff_sb_store (d, &sb);
   if (r == 0)
     d->sb = sb;
   else

@@ -160,6 +160,9 @@ snap_set_invalid (struct sc_diff *d, struct snap *s, uint32_t reason,
   s->info.invalid_reason = reason;
   s->info.invalid_errno = err;
   s->info.invalid_chunk = chunk;
+  /* Its record, if any, is appended next: it gets this seq or a later
+   * one (failure.c asks whether the invalidation is durable). */
+  s->invalid_seq = d->have_journal ? sc_journal_next_seq (&d->journal) : 0;
   snap_unvalidate (d, s);
 }
 

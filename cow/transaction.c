@@ -73,14 +73,21 @@ sc_diff_commit (struct sc_diff *d, uint64_t seq)
   if (!d->have_journal)
     return 0;
   int r = diff_commit (d, seq);
-  if (r == 0)
+  if (r == 0) {
+    copymap_fresh_durable (d);
     ckpt_maybe (d);
+  }
   return r;
 }
 
+/* A failed journal has nothing more to make durable, and a recovery may
+ * hold the lock through its checkpoint's I/O: a live flush does not wait
+ * for it (the flag is read without the lock, as in copymap.c). */
 int
 sc_diff_sync (struct sc_diff *d)
 {
+  if (__atomic_load_n (&d->failed, __ATOMIC_ACQUIRE))
+    return 0;
   LOCKED (d);
   if (!d->have_journal)
     return 0;

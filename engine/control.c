@@ -65,7 +65,9 @@
 #define RECV_TIMEOUT_SECS 60    /* an idle client is dropped after this */
 #define SEND_TIMEOUT_SECS 10    /* and one that does not read its reply */
 /* Near the limit, idle connections are closed much sooner, so that one
- * client holding many cannot lock management out. */
+ * client holding many idle ones cannot lock management out.  A client of
+ * the server's own uid (peer_allowed) that keeps all of them busy still
+ * can: it could as well stop the server, so nothing more is reserved. */
 #define PRESSURE_CONNS (CONNS_MAX * 3 / 4)
 #define PRESSURE_IDLE_SECS 2
 #define ADMIT_WAIT_MS 500       /* for an evicted connection to end */
@@ -284,8 +286,12 @@ serve (struct sc_volume *v, int fd, unsigned flags, struct slot *slot)
     if (r == -EAGAIN && ss.begun)
       continue;                 /* the deadline: checked above; a partial
                                  * line stays buffered */
-    if (r == 0 && slot_evicted (slot)) {
-      /* Its next request, if any, gets this as its answer. */
+    /* Once evicted (idle_since was set until slot_set_idle cleared it
+     * above, under the lock, so no eviction can come later), no line
+     * read after it runs, even one that was already in the socket: its
+     * session ends next, and a CREATE auto-release=1 or a HOLD answered
+     * OK would be undone at once.  The request gets this as its answer. */
+    if (r >= 0 && slot_evicted (slot)) {
       sc_ctl_write_err (fd, EBUSY, "too many connections: this idle one "
                         "was closed, as the server is near its limit of "
                         "%d", CONNS_MAX);
@@ -354,8 +360,9 @@ running (const struct sc_control *c)
 
 /* Near the limit, close the connections idle for PRESSURE_IDLE_SECS:
  * shutting down their read side ends their thread's wait for a request
- * (a request already received is still answered).  Returns how many are
- * on their way out.  With c->lock held. */
+ * (a request already in the socket is answered with the eviction's
+ * error, never run: serve).  Returns how many are on their way out.
+ * With c->lock held. */
 static size_t
 sweep_idle (struct sc_control *c)
 {

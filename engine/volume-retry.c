@@ -6,7 +6,11 @@
  * so that it comes back by itself once its disk does: the thread does
  * the checkpoint I/O itself, never a control connection or a live
  * request.  It sleeps while the diff area is healthy (one check per
- * interval) and ends with the volume.
+ * interval) and ends with the volume.  Its checkpoint holds the diff
+ * area's lock through its I/O, but live writes and flushes of a failed
+ * diff area do not take that lock (cow/copymap.c, cow/transaction.c), so
+ * a slow, failing disk does not stall the live volume; only a write that
+ * the fail-closed check must look at waits (cow/failure.c).
  */
 #include <config.h>
 

@@ -32,7 +32,10 @@
  *
  * Failure.  If a copy cannot be made (origin read error, diff area full or
  * failing), the snapshots that needed it are invalidated and the live
- * write goes ahead: the live volume wins.  A diff area at its size limit
+ * write goes ahead: the live volume wins.  Except over a lie on disk: when
+ * the diff area's metadata fails and not even its superblock can record
+ * that (sc_diff_change_check), a change that would overwrite what the
+ * snapshots on disk still need fails with EIO instead.  A diff area at its size limit
  * applies its on-full policy first: delete-oldest drops the oldest
  * snapshots until the copy fits (cow/space.c); fail-writes refuses the
  * request with ENOSPC before the origin is touched, and the snapshots are
@@ -294,7 +297,11 @@ live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
     COUNT (v, writes_refused, 1);     /* refused by on-full=fail-writes */
   else if (r == 0) {
     sc_vol_watch_write (v);
-    r = fn (v, buf, count, offset, flags);
+    /* A failed diff area whose failure the disk does not know yet: the
+     * origin must keep what the snapshots on disk still need. */
+    r = sc_diff_change_check (v->diff, range.first, range.last);
+    if (r == 0)
+      r = fn (v, buf, count, offset, flags);
   }
   sc_rangelock_unlock (&v->chunks, &range);
   pthread_rwlock_unlock (&v->gate);

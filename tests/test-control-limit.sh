@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests the control server's connection limit: past it the CLI says "too many connections" (not a broken pipe), and a client holding idle connections cannot lock management out (they are closed sooner near the limit).
+# Tests the control server's connection limit: past it the CLI says "too many connections" (not a broken pipe), a client holding idle connections cannot lock management out (they are closed sooner near the limit), and a request already sent on a connection closed for being idle is answered with that error, never run.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 
@@ -105,5 +105,80 @@ release
 read -r closed < "$TMP/closed"
 log "idle connections closed by the server: $closed of $held"
 [ "$closed" -gt 0 ] || fail "no idle connection was closed near the limit"
+
+# ---- a request already in the socket of an evicted connection ----------
+# is never run: it gets the eviction's error (otherwise a CREATE
+# auto-release=1 or a HOLD was answered OK and undone at once, the owner
+# still connected).  Victims each queue a DELETE of their own snapshot
+# while the server is stopped for 3 s (so they count as idle); at SIGCONT
+# the sweep and their threads race.  A victim answered with the
+# eviction's error must still have its snapshot.  Up to 5 attempts,
+# until one victim was evicted with its request queued.
+rc=0
+"$PYTHON" - "$CTL" "$SERVER_PID" "$SHADOWCOPY_CLI" <<'EOF2' || rc=$?
+import json, os, signal, socket, subprocess, sys, time
+path, pid, cli = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.connect(path); return s
+def names():
+    for _ in range(20):
+        p = subprocess.run([cli, "-c", path, "list", "--json"],
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            return set(s["name"] for s in json.loads(p.stdout))
+        time.sleep(0.5)
+    sys.exit("list failed: " + p.stderr)
+def drain(s):
+    buf, end = b"", time.time() + 2
+    s.settimeout(0.3)
+    while time.time() < end:
+        try:
+            c = s.recv(4096)
+        except socket.timeout:
+            if buf: break
+            continue
+        if not c: break
+        buf += c
+    return buf
+NV = 8
+hits = 0
+for attempt in range(1, 6):
+    vs = ["v%d-%d" % (attempt, k) for k in range(NV)]
+    for v in vs:
+        subprocess.run([cli, "-c", path, "create", v], check=True,
+                       capture_output=True)
+    others = [conn() for _ in range(44)]    # near the limit, with ours
+    mine = [conn() for _ in range(NV)]
+    for m in mine:
+        m.sendall(b"HELLO\n"); m.recv(4096)
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(3)                       # ours idle > 2 s
+        for m, v in zip(mine, vs):
+            m.sendall(b"DELETE %s\n" % v.encode())
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    replies = [drain(m) for m in mine]
+    for o in others: o.close()
+    time.sleep(0.3)
+    left = names()
+    for v, r in zip(vs, replies):
+        evicted = b"ERR EBUSY" in r
+        hits += evicted
+        if evicted and (v not in left or b"OK\n" in r):
+            print("%s: %r, and it ran" % (v, r), file=sys.stderr)
+            sys.exit(3)
+    for m in mine: m.close()
+    print("attempt %d: %d of %d victims evicted with their request queued"
+          % (attempt, sum(b"ERR EBUSY" in r for r in replies), NV),
+          file=sys.stderr)
+    subprocess.run([cli, "-c", path, "delete", "--all"], capture_output=True)
+    time.sleep(0.5)
+    if hits:
+        break
+EOF2
+[ $rc -eq 3 ] && fail "a request read after its connection was evicted ran anyway"
+[ $rc -eq 0 ] || fail "the client script failed ($rc)"
 stop_server
 exit 0

@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,11 +119,13 @@ health (struct vol *t)
 
 /* ---- the faults ----------------------------------------------------- */
 
-enum fault { NONE, JOURNAL_WRITE, JOURNAL_SYNC, ANY_WRITE };
+enum fault { NONE, JOURNAL_WRITE, JOURNAL_SYNC, ANY_WRITE, METADATA_WRITE,
+             SB_SYNC };
 static int fault_fd = -1;
 static enum fault fault_kind;
 static bool fault_once;
 static int fault_hits;
+static bool sb_written;
 
 /* Journal writes: writes past the superblocks that are not one whole,
  * aligned data slot. */
@@ -140,6 +144,16 @@ fail_io (const struct sc_io_req *req)
     break;
   case JOURNAL_SYNC: hit = req->op == SC_IO_FDATASYNC; break;
   case ANY_WRITE: hit = write || req->op == SC_IO_FDATASYNC; break;
+  case METADATA_WRITE:          /* the journal's and the superblock's */
+    hit = write && !(req->off >= SC_SB_AREA && req->len == CS &&
+                     req->off % CS == 0);
+    break;
+  case SB_SYNC:                 /* the fdatasync after a superblock write */
+    if (write && req->off < SC_SB_AREA)
+      __atomic_store_n (&sb_written, true, __ATOMIC_SEQ_CST);
+    hit = req->op == SC_IO_FDATASYNC &&
+          __atomic_exchange_n (&sb_written, false, __ATOMIC_SEQ_CST);
+    break;
   }
   if (!hit)
     return 0;
@@ -350,8 +364,10 @@ Test (recovery, the_periodic_retry_recovers_by_itself)
   struct vol t;
   static uint8_t img_a[SIZE];
   vol_create (&t, 20);
-  cr_assert_eq (sc_volume_start_retry (t.v), 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
+  /* Started after the failure, so that it cannot recover before
+   * fail_once has seen it. */
+  cr_assert_eq (sc_volume_start_retry (t.v), 0);
   for (int i = 0; i < 1000 && health (&t).failed; i++)
     usleep (10000);
   struct sc_diff_health h = health (&t);
@@ -393,7 +409,8 @@ Test (recovery, a_retry_records_what_the_superblock_could_not)
   vol_create (&t, 0);
   snap (&t, "a");
   arm (&t, ANY_WRITE, false);
-  live_write (&t, 2, 101);
+  cr_assert_eq (sc_volume_write (t.v, t.live, CS, 2 * CS, 0), -EIO,
+                "a write over a's data while the failure is unrecorded");
   cr_assert (health (&t).failed);
   cr_assert (!health (&t).sb_marked);
   disarm ();
@@ -404,5 +421,297 @@ Test (recovery, a_retry_records_what_the_superblock_could_not)
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
   cr_assert_neq (a.invalid_reason, SC_VALID, "a came back valid");
   (void) img_a;
+  vol_free (&t);
+}
+
+/* ---- a failure the disk does not know of: fail closed ----------------- */
+
+/* Run `session` on the volume in a child that then dies without closing
+ * it (a kill -9); its exit status is what the session returns. */
+static int
+crash_after (struct vol *t, int (*session) (struct vol *t))
+{
+  sc_volume_close (t->v);
+  t->v = NULL;
+  pid_t pid = fork ();
+  cr_assert_geq (pid, 0);
+  if (pid == 0) {
+    struct sc_volume_config cfg = {
+      .origin_path = t->origin, .diff_path = t->diff, .chunk_size = CS,
+    };
+    char err[512];
+    if (sc_volume_open (&cfg, &t->v, err, sizeof err) < 0)
+      _exit (10);
+    _exit (session (t));
+  }
+  int status;
+  cr_assert_eq (waitpid (pid, &status, 0), pid);
+  cr_assert (WIFEXITED (status), "the session crashed");
+  vol_open (t);
+  return WEXITSTATUS (status);
+}
+
+/* After the crash: a is invalid, or it serves exactly its image. */
+static void
+assert_never_wrong (struct vol *t, const uint8_t *img_a)
+{
+  struct sc_snapshot_info a;
+  cr_assert_eq (sc_volume_snapshot_lookup (t->v, "a", &a), 0);
+  if (a.invalid_reason == SC_VALID)
+    assert_reads (t, a.id, img_a, "a, listed valid after the crash");
+}
+
+/* The journal and the superblock take no write; data slots do.  A live
+ * write copies chunk 2 (its data lands), its record cannot be written, and
+ * FAILED cannot be stored: the copy exists in memory only. */
+static int
+session_copy_record_lost (struct vol *t)
+{
+  arm (t, METADATA_WRITE, false);
+  uh_pattern (t->live + 2 * CS, CS, 101, 0);
+  int r = sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0);
+  struct sc_diff_health h;
+  sc_volume_diff_health (t->v, &h);
+  if (!h.failed || h.sb_marked)
+    return 2;                   /* not the state under test */
+  /* And again, now that the diff area is failed. */
+  int r2 = sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0);
+  return r == -EIO && r2 == -EIO ? 0 : 1;
+}
+
+/* Fails without the fix: the write went to the origin, the copy's record
+ * never reached the journal, and after the crash a was listed valid and
+ * served the new data of chunk 2. */
+Test (recovery, a_copy_whose_record_is_lost_does_not_let_the_write_through)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  snap (&t, "a");
+  memcpy (img_a, t.live, SIZE);
+  int r = crash_after (&t, session_copy_record_lost);
+  cr_assert_eq (r, 0, "the session's writes: %d (1: a write went through "
+                "to the origin; 2: the fault did not fail the diff area "
+                "unrecorded)", r);
+  assert_never_wrong (&t, img_a);
+  vol_free (&t);
+}
+
+/* Every write fails, data slots included: the failed copy invalidates a,
+ * then its record fails the journal.  The failure counts a (it was valid
+ * on disk until then); writes over a's data fail, others go on, and so
+ * do reads and flushes. */
+static int
+session_nothing_written (struct vol *t)
+{
+  arm (t, ANY_WRITE, false);
+  uh_pattern (t->live + 2 * CS, CS, 101, 0);
+  if (sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0) != -EIO)
+    return 1;
+  struct sc_diff_health h;
+  sc_volume_diff_health (t->v, &h);
+  if (!h.failed || h.sb_marked || h.invalidated != 1 || h.refused != 1)
+    return 2;
+  /* Chunk 1 was copied (durably) in this epoch before the failure. */
+  if (sc_volume_write (t->v, t->live + 1 * CS, CS, 1 * CS, 0) != 0)
+    return 3;
+  if (sc_volume_zero (t->v, CS, 3 * CS, 0) != -EIO ||
+      sc_volume_trim (t->v, CS, 4 * CS, 0) != -EIO)
+    return 4;
+  static uint8_t buf[SIZE];
+  if (sc_volume_read (t->v, buf, SIZE, 0) != 0 || sc_volume_flush (t->v) != 0)
+    return 5;
+  return 0;
+}
+
+Test (recovery, an_unrecorded_failure_fails_writes_over_snapshot_data)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  snap (&t, "a");
+  memcpy (img_a, t.live, SIZE);
+  live_write (&t, 1, 100);      /* copied for a, committed */
+  int r = crash_after (&t, session_nothing_written);
+  cr_assert_eq (r, 0, "session step %d failed", r);
+  assert_never_wrong (&t, img_a);
+  vol_free (&t);
+}
+
+/* Once the superblock takes the FAILED flag again, the refused write goes
+ * through, and a stays invalid after a crash. */
+static int
+session_recorded_later (struct vol *t)
+{
+  arm (t, ANY_WRITE, false);
+  if (sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0) != -EIO)
+    return 1;
+  disarm ();
+  if (sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0) != 0)
+    return 2;
+  struct sc_diff_health h;
+  sc_volume_diff_health (t->v, &h);
+  return h.failed && h.sb_marked ? 0 : 3;
+}
+
+Test (recovery, a_failure_recorded_later_lets_writes_through)
+{
+  struct vol t;
+  vol_create (&t, 0);
+  snap (&t, "a");
+  int r = crash_after (&t, session_recorded_later);
+  cr_assert_eq (r, 0, "session step %d failed", r);
+  struct sc_snapshot_info a;
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
+  cr_assert_eq (a.invalid_reason, SC_INVALID_METADATA);
+  vol_free (&t);
+}
+
+/* ---- a superblock store whose fdatasync fails ------------------------- */
+
+/* Fails without the fix: the retry's superblock store wrote its copy (only
+ * the fdatasync failed), the slots of its journal went back and later
+ * retries wrote journals of other nonces there; the next open followed
+ * that copy and refused the diff area ("the journal at slot 5 ... is
+ * empty or damaged"). */
+Test (recovery, a_retry_whose_superblock_sync_fails_leaves_it_openable)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  cr_assert (health (&t).sb_marked);
+  arm (&t, SB_SYNC, true);
+  cr_assert_lt (sc_volume_diff_recover (t.v), 0);
+  cr_assert_eq (fault_hits, 1, "the superblock's fdatasync did not fail");
+  arm (&t, JOURNAL_SYNC, false);        /* every fdatasync */
+  for (int i = 0; i < 3; i++)
+    cr_assert_lt (sc_volume_diff_recover (t.v), 0);
+  cr_assert_neq (sc_volume_close (t.v), 0);
+  t.v = NULL;
+  disarm ();
+  vol_open (&t);
+  struct sc_snapshot_info a;
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
+  cr_assert_neq (a.invalid_reason, SC_VALID);
+  vol_free (&t);
+}
+
+/* Checkpoints while serving, until one has met the fault: then none
+ * (a later one would hide what the failed one left). */
+static uint64_t
+tiny_ckpt_limit (uint64_t live)
+{
+  return __atomic_load_n (&fault_hits, __ATOMIC_SEQ_CST) ? UINT64_MAX
+                                                          : live + 4;
+}
+
+/* A checkpoint while serving whose superblock fdatasync fails, then more
+ * copies and a crash.  Fails without the fix: the new journal's slots
+ * went back to the allocator and were reused while the newest
+ * superblock copy pointed at them. */
+static int
+session_ckpt_sb_sync (struct vol *t)
+{
+  live_write (t, 7, 399);       /* the origin's "written" stamp stored */
+  sc_ckpt_limit_hook = tiny_ckpt_limit;
+  arm (t, SB_SYNC, true);
+  for (uint64_t c = 8; c < 40 && fault_hits == 0; c++) {
+    uh_pattern (t->live + c * CS, CS, 400 + c, 0);
+    if (sc_volume_write (t->v, t->live + c * CS, CS, c * CS, 0) != 0)
+      return 1;
+  }
+  if (fault_hits != 1)
+    return 2;                   /* no checkpoint reached its superblock */
+  for (uint64_t c = 40; c < 64; c++) {
+    uh_pattern (t->live + c * CS, CS, 400 + c, 0);
+    if (sc_volume_write (t->v, t->live + c * CS, CS, c * CS, 0) != 0)
+      return 3;
+  }
+  /* The superblock in force was stored again: the journal carries on. */
+  struct sc_diff_health h;
+  sc_volume_diff_health (t->v, &h);
+  return h.failed ? 4 : 0;
+}
+
+Test (recovery, a_checkpoint_whose_superblock_sync_fails_leaves_it_openable)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  snap (&t, "a");
+  memcpy (img_a, t.live, SIZE);
+  sc_volume_close (t.v);
+  t.v = NULL;
+  pid_t pid = fork ();
+  cr_assert_geq (pid, 0);
+  if (pid == 0) {
+    vol_open (&t);
+    _exit (session_ckpt_sb_sync (&t));
+  }
+  int status;
+  cr_assert_eq (waitpid (pid, &status, 0), pid);
+  cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+             "session step %d failed", WEXITSTATUS (status));
+  struct sc_volume_config cfg = {
+    .origin_path = t.origin, .diff_path = t.diff, .chunk_size = CS,
+  };
+  char err[512] = "";
+  int r = sc_volume_open (&cfg, &t.v, err, sizeof err);
+  cr_assert_eq (r, 0, "the diff area does not open after the crash: %s",
+                err);
+  assert_never_wrong (&t, img_a);
+  vol_free (&t);
+}
+
+/* ---- a retry on a slow disk never stalls the live volume --------------- */
+
+static pthread_t retry_thread;
+static bool retry_in_io, live_done, retry_blocked_live;
+
+/* The retry's writes wait (up to 10 s) for the live I/O to be done. */
+static int
+slow_retry (const struct sc_io_req *req)
+{
+  if (req->fd != fault_fd || !pthread_equal (pthread_self (), retry_thread))
+    return 0;
+  __atomic_store_n (&retry_in_io, true, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < 1000 && !__atomic_load_n (&live_done, __ATOMIC_SEQ_CST);
+       i++)
+    usleep (10000);
+  if (!__atomic_load_n (&live_done, __ATOMIC_SEQ_CST))
+    __atomic_store_n (&retry_blocked_live, true, __ATOMIC_SEQ_CST);
+  return -EIO;
+}
+
+static void *
+retry_main (void *v)
+{
+  return (void *) (intptr_t) sc_volume_diff_recover (v);
+}
+
+/* Fails without the fix: the retry held the diff area's lock through its
+ * I/O, and the live write (its copy query) and flush waited for it. */
+Test (recovery, a_retry_on_a_slow_disk_does_not_stall_live_io, .timeout = 60)
+{
+  struct vol t;
+  static uint8_t img_a[SIZE];
+  vol_create (&t, 0);
+  fail_once (&t, JOURNAL_WRITE, img_a);
+  cr_assert (health (&t).sb_marked);
+  sc_io_fault_hook = slow_retry;
+  __atomic_store_n (&live_done, false, __ATOMIC_SEQ_CST);
+  cr_assert_eq (pthread_create (&retry_thread, NULL, retry_main, t.v), 0);
+  while (!__atomic_load_n (&retry_in_io, __ATOMIC_SEQ_CST))
+    usleep (1000);              /* the retry is in its first write */
+  live_write (&t, 10, 500);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  __atomic_store_n (&live_done, true, __ATOMIC_SEQ_CST);
+  void *rr;
+  pthread_join (retry_thread, &rr);
+  cr_assert_lt ((intptr_t) rr, 0);
+  cr_assert (!retry_blocked_live, "the live write or flush waited for the "
+             "retry's I/O");
+  assert_reads (&t, 0, t.live, "live");
   vol_free (&t);
 }
