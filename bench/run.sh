@@ -14,6 +14,7 @@
 #   BENCH_SNAPS="0 1 64"        existing snapshots
 #   BENCH_CREATIONS=200/100     snapshot creations under load
 #   BENCH_RSS_CHUNKS=100000     copied chunks in the memory measurement
+#   BENCH_MEM_CHUNK=4K          chunk size in the memory measurement
 #   BENCH_PARTS="throughput latency memory verify"
 #   BENCH_VERIFY_REPEAT=5/3     rounds of the read verification comparison
 #   BENCH_QEMU_AIO=io_uring     BENCH_QEMU_TARGET=qcow2 (or raw)
@@ -57,6 +58,7 @@ else
   CREATIONS=${BENCH_CREATIONS:-200} MAKE_TARGET="make bench"
 fi
 RSS_CHUNKS=${BENCH_RSS_CHUNKS:-100000}
+MEM_CHUNK=${BENCH_MEM_CHUNK:-4K}
 read -r -a CHUNK_LIST <<<"${BENCH_CHUNKS:-4K 16K 64K}"
 read -r -a SNAP_LIST <<<"${BENCH_SNAPS:-0 1 64}"
 PARTS=${BENCH_PARTS:-throughput latency memory verify}
@@ -240,10 +242,10 @@ memory () {
   # One block every MEM_STRIDE bytes, a multiple of 64K, over the 1 TiB.
   MEM_STRIDE=$(((1 << 40) / MEM_N / 65536 * 65536))
   [ "$MEM_STRIDE" -ge 65536 ] || die "BENCH_RSS_CHUNKS too large"
-  say "memory: 1 TiB sparse origin, 4K chunks, $MEM_N copied chunks"
+  say "memory: 1 TiB sparse origin, $MEM_CHUNK chunks, $MEM_N copied chunks"
   new_instance
   truncate -s 1T "$INST/origin"
-  start_sc_server 4K "${DUR_SUFFIX#-}" "$BENCH_TMP/logs/memory.log"
+  start_sc_server "$MEM_CHUNK" "${DUR_SUFFIX#-}" "$BENCH_TMP/logs/memory.log"
   MEM_IDLE_KIB=$(vm_kib "$SERVER_PID" VmHWM)
   fill 0 "$MEM_N"
   MEM_BASE_KIB=$(vm_kib "$SERVER_PID" VmHWM)

@@ -13,8 +13,11 @@
  *
  * The copy is then needed by no valid snapshot, so it is freed like any
  * other unneeded copy (gc), unless a read of one of its snapshots is in
- * flight; then the next garbage collection frees it.  Freeing needs the
- * journal: an offline, read-only check marks in memory only.
+ * flight (the read that found the damage is one: it still holds its
+ * pin).  Then it is remembered, and freed when the last pinned read of a
+ * snapshot ends (damage_release, from sc_diff_snapshot_put): gc's rule
+ * frees it once no valid snapshot and no read needs it.  Freeing needs
+ * the journal: an offline, read-only check marks in memory only.
  *
  * The copy may have been freed (and its slot reused) while its data was
  * read without the lock: then the slot no longer belongs to it, and what
@@ -28,7 +31,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cow/array.h"
 #include "cow/diffarea-internal.h"
+#include "cow/io.h"
 
 /* The copy of e->chunk made in e->epoch, if it is still kept in `slot`;
  * *prev gets the epoch of the chunk's copy before it (0 if none). */
@@ -44,6 +49,24 @@ still_kept (struct sc_diff *d, uint64_t slot, const struct sc_sums_entry *e,
     *prev = c.epoch;
   }
   return false;
+}
+
+/* A damaged copy that a read in flight keeps: damage_release frees it.
+ * Without memory it waits for the next garbage collection instead. */
+static void
+keep_for_reads (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
+{
+  for (size_t i = 0; i < d->ndamaged_kept; i++)
+    if (d->damaged_kept[i].chunk == chunk &&
+        d->damaged_kept[i].epoch == epoch)
+      return;
+  struct damaged_copy *k = sc_array_room (d->damaged_kept,
+                                          &d->damaged_kept_cap,
+                                          d->ndamaged_kept, sizeof *k, 4);
+  if (!k)
+    return;
+  d->damaged_kept = k;
+  k[d->ndamaged_kept++] = (struct damaged_copy) { chunk, epoch };
 }
 
 static void
@@ -116,4 +139,30 @@ damage_found (struct sc_diff *d, uint64_t slot,
     if (v)
       v->freed = true;
   }
+  else
+    keep_for_reads (d, e->chunk, e->epoch);
+}
+
+void
+damage_release (struct sc_diff *d)
+{
+  if (!d->have_journal || d->failed)
+    return;
+  size_t left = 0;
+  for (size_t i = 0; i < d->ndamaged_kept; i++) {
+    struct damaged_copy k = d->damaged_kept[i];
+    struct sc_copy c;
+    if (copymap_find (d, k.chunk, k.epoch, &c))
+      (void) gc_chunks (d, k.chunk, k.chunk);
+    if (copymap_find (d, k.chunk, k.epoch, &c))
+      d->damaged_kept[left++] = k;      /* still read, or still needed */
+    else {
+      d->damaged_freed++;
+      if (sc_debug)
+        sc_debug ("the damaged copy of chunk %" PRIu64 " (epoch %u) is "
+                  "freed: no read of its snapshots is in flight any more",
+                  k.chunk, k.epoch);
+    }
+  }
+  d->ndamaged_kept = left;
 }

@@ -78,6 +78,8 @@ struct snap {
 /* A copy whose record is appended but not known durable yet (copymap.c):
  * if the journal fails before it is, the copy is forgotten. */
 struct fresh_copy { uint64_t chunk; uint64_t seq; uint32_t epoch; };
+/* A damaged copy (chunk, epoch) not freed yet (damage.c). */
+struct damaged_copy { uint64_t chunk; uint32_t epoch; };
 
 /* A copy replay found past the last point the journal is known durable
  * (see replay.c). */
@@ -154,6 +156,9 @@ struct sc_diff {
   uint64_t checksum_errors;     /* copies that failed a checksum, this
                                    session (damage.c) */
   uint64_t damaged_freed;       /* damaged copies freed, this session */
+  struct damaged_copy *damaged_kept;    /* damaged copies kept only for
+                                           reads in flight (damage.c) */
+  size_t ndamaged_kept, damaged_kept_cap;
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
   uint64_t ndisc_extents;       /* their extents, all snapshots */
 
@@ -366,6 +371,10 @@ struct sc_copy_verify;
 void damage_found (struct sc_diff *d, uint64_t slot,
                    const struct sc_sums_entry *e, uint32_t block,
                    struct sc_copy_verify *v);
+/* The last pinned read of a snapshot ended: free the damaged copies that
+ * reads in flight kept and nothing else needs now.  Called with the lock
+ * held. */
+void damage_release (struct sc_diff *d);
 
 /* ---- gc.c ------------------------------------------------------------- */
 

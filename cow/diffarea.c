@@ -214,6 +214,7 @@ diff_free (struct sc_diff *d)
     sc_journal_free (&d->journal);
   sc_index_free (&d->index);
   sc_sums_free (&d->sums);
+  free (d->damaged_kept);
   sc_alloc_free_all (&d->alloc);
   for (size_t i = 0; i < d->nsnaps; i++)
     snap_free (d, d->snaps[i]);

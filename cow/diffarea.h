@@ -367,6 +367,8 @@ int sc_diff_fs_free (struct sc_diff *d, uint64_t *bytes);
  * (and *info filled) if it is invalid. */
 int sc_diff_snapshot_get (struct sc_diff *d, uint64_t id,
                           struct sc_snapshot_info *info);
+/* Unpin.  The last pin of a snapshot frees what only reads kept: a
+ * dropped snapshot with its copies, damaged copies nothing valid needs. */
 void sc_diff_snapshot_put (struct sc_diff *d, uint64_t id);
 
 /* Where a pinned snapshot finds `chunk`: SC_WHERE_ORIGIN, SC_WHERE_ZERO,

@@ -292,6 +292,8 @@ sc_diff_snapshot_put (struct sc_diff *d, uint64_t id)
       (void) gc_run (d, true);
       pthread_cond_broadcast (&d->readers_done);
     }
+    if (d->ndamaged_kept)
+      damage_release (d);
   }
 }
 

@@ -3,8 +3,10 @@
  * that replay and checkpoints keep; a version-1 diff area (COPY records
  * with one CRC per chunk) is still read, verified whole; a mismatch fails
  * the read with EIO and marks the snapshots that need the copy damaged,
- * durably, and counted; a 4K read of a 64K chunk reads 4K; the whole-copy
- * verification of the scrub frees a damaged copy nobody valid needs. */
+ * durably, and counted; a damaged copy kept for reads in flight is freed
+ * when the last of them ends; a 4K read of a 64K chunk reads 4K; the
+ * whole-copy verification of the scrub frees a damaged copy nobody valid
+ * needs. */
 #include <config.h>
 
 #include <errno.h>
@@ -278,10 +280,10 @@ Test (verify, a_mismatch_fails_the_read_and_damages_the_snapshots_durably)
   cr_assert_eq (st.checksum_errors, 1);
   cr_assert_eq (st.damaged, 1);
   cr_assert_eq (st.invalid, 1);
-  /* Nothing valid needs the copy any more, but the read that found the
-   * damage had its snapshot pinned: the copy goes with the next garbage
-   * collection (here, the next open). */
-  cr_assert_eq (st.damaged_freed, 0);
+  /* Nothing valid needs the copy any more; the read that found the
+   * damage had its snapshot pinned, and its unpin freed the copy. */
+  cr_assert_eq (st.damaged_freed, 1);
+  cr_assert_eq (st.data_slots, st0.data_slots - 1);
   assert_reads (a.d, "b", 5, 15, 0, CS);
   uh_area_close (&a);
 
@@ -292,6 +294,48 @@ Test (verify, a_mismatch_fails_the_read_and_damages_the_snapshots_durably)
   cr_assert_eq (ia.invalid_reason, SC_INVALID_DAMAGED);
   cr_assert_eq (ia.invalid_chunk, 2);
   cr_assert_eq (uh_find (a.d, "b").invalid_reason, SC_VALID);
+  uh_area_free (&a);
+}
+
+Test (verify, a_damaged_copy_is_freed_when_the_last_read_of_it_ends)
+{
+  struct uh_area a;
+  uh_area_create (&a, NCHUNKS * CS, CS, 5);
+  struct sc_snapshot_info s = uh_snap (a.d, "a");
+  uint64_t off = uh_copy_chunk (a.d, 3, 13);
+  uh_copy_chunk (a.d, 4, 14);
+  flip (a.diff_path, off + 100);
+  struct sc_diff_stats st0 = uh_stats (a.d);
+
+  /* Two reads of "a" in flight; the first finds the damage. */
+  cr_assert_eq (sc_diff_snapshot_get (a.d, s.id, NULL), 0);
+  cr_assert_eq (sc_diff_snapshot_get (a.d, s.id, NULL), 0);
+  uint8_t buf[4096];
+  struct sc_copy_io io = { .offset = off, .buf = buf, .len = sizeof buf };
+  cr_assert_eq (sc_diff_copy_read (a.d, &io, 1), -EIO);
+  cr_assert_eq (uh_find (a.d, "a").invalid_reason, SC_INVALID_DAMAGED);
+  struct sc_diff_stats st = uh_stats (a.d);
+  cr_assert_eq (st.data_slots, st0.data_slots, "freed under a read");
+  cr_assert_eq (st.damaged_freed, 0);
+
+  /* The first read ends: the other still holds the copy. */
+  sc_diff_snapshot_put (a.d, s.id);
+  st = uh_stats (a.d);
+  cr_assert_eq (st.data_slots, st0.data_slots, "freed under a read");
+  cr_assert_eq (st.damaged_freed, 0);
+
+  /* The last one ends: the damaged copy goes (and only it: the other
+   * copy of "a" waits for the next garbage collection, as any copy of an
+   * invalid snapshot does). */
+  sc_diff_snapshot_put (a.d, s.id);
+  st = uh_stats (a.d);
+  cr_assert_eq (st.damaged_freed, 1);
+  cr_assert_eq (st.data_slots, st0.data_slots - 1);
+  uh_area_close (&a);
+
+  uh_area_open (&a, SC_DIFF_RDONLY);
+  cr_assert_eq (uh_find (a.d, "a").invalid_reason, SC_INVALID_DAMAGED);
+  cr_assert_eq (uh_stats (a.d).data_slots, 0);
   uh_area_free (&a);
 }
 

@@ -190,7 +190,7 @@ report_memory () {
   cat <<EOF
 ## Memory (peak RSS of nbdkit, VmHWM)
 
-shadowcopy, 4K chunks, a 1 TiB sparse origin; $MEM_N distinct 4k blocks,
+shadowcopy, $MEM_CHUNK chunks, a 1 TiB sparse origin; $MEM_N distinct 4k blocks,
 one every $MEM_STRIDE bytes, are first written with no snapshot (so that
 they hold data), then one snapshot is created and they are written again
 ($MEM_WARM first, then the rest): each write copies one chunk.
