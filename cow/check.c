@@ -471,13 +471,15 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
   uint64_t max_slot = (rep->file_bytes + cs - 1) / cs;
   uint32_t end_pos = 0;
   uint64_t records = 0, end_seq = 0;
+  struct sc_journal_marks marks;
   uint64_t durable = sb.flags & SC_SB_CLEAN ? sb.clean_seq - 1 : 0;
   unsigned jflags = sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN
                     : sb.flags & SC_SB_VOLATILE ? SC_JOURNAL_TORN_ANY : 0;
   r = sc_journal_replay (fd, cs, sc_journal_seed (sb.uuid, sb.journal_nonce),
                          sb.journal_head, sb.journal_seq, max_slot, jflags,
                          collect_copy, NULL, &col, &chain, &nchain, &end_pos,
-                         &records, &end_seq, &durable, msg, sizeof msg);
+                         &records, &end_seq, &durable, &marks, msg,
+                         sizeof msg);
   if (r == -ENOMEM) {
     snprintf (err, errlen, "out of memory");
     goto out;
@@ -488,6 +490,12 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
     r = 0;
     goto out;
   }
+  if (marks.count)
+    finding (rep, SC_CHECK_WARNING, marks.first_offset, "journal record %"
+             PRIu64 " at offset %" PRIu64 " is a damaged commit marker%s: "
+             "it holds no state, so replay goes past it (the next start "
+             "writes a fresh journal without it)", marks.first_seq,
+             marks.first_offset, marks.count > 1 ? " (and others)" : "");
   uint64_t last = chain[nchain - 1];
   rep->journal_end_offset = last * cs + end_pos;
   check_tail (fd, &sb, cs, last, end_pos, end_seq, rep);

@@ -555,17 +555,23 @@ replay_journal (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
    * any state, and none of its snapshots is trusted anyway. */
   unsigned flags = d->sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN
                    : d->sb.flags & SC_SB_VOLATILE ? SC_JOURNAL_TORN_ANY : 0;
+  struct sc_journal_marks marks;
   int r = sc_journal_replay (d->fd, d->chunk_size,
                              sc_journal_seed (d->sb.uuid, d->sb.journal_nonce),
                              d->sb.journal_head, d->sb.journal_seq, max_slot,
                              flags, d->salv ? salvage_apply : apply_record,
                              d->salv ? salvage_lost : NULL, d, &o->chain,
                              &o->nchain, &o->end_pos, &d->replayed_records,
-                             &o->end_seq, &durable, err, errlen);
+                             &o->end_seq, &durable, &marks, err, errlen);
   if (r < 0) {
     d->journal_damaged = r == -EINVAL;
     return r;
   }
+  if (marks.count)
+    diff_say ("journal record %" PRIu64 " (offset %" PRIu64 ") is a "
+              "damaged commit marker%s: a marker holds no state, so replay "
+              "went past it, trusting nothing it said", marks.first_seq,
+              marks.first_offset, marks.count > 1 ? " (and others)" : "");
   if ((r = verify_unsure (d, durable)) < 0) {
     snprintf (err, errlen, "reading copies at the end of the journal: %s",
               strerror (-r));
