@@ -425,10 +425,30 @@ salvage_apply (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
       sv->skipped++;            /* its snapshot went with lost records */
       return 0;
     }
-    if (h->type == SC_REC_COPY) {
-      const struct sc_rec_copy *c = (const void *) h;
-      if (c->epoch > d->epoch && c->epoch < UINT32_MAX)
-        d->epoch = c->epoch;    /* lost creates had begun its epoch */
+    if (h->type == SC_REC_COPY || h->type == SC_REC_COPY_SUMS) {
+      uint32_t epoch = h->type == SC_REC_COPY
+        ? ((const struct sc_rec_copy *) (const void *) h)->epoch
+        : ((const struct sc_rec_copy_sums *) (const void *) h)->epoch;
+      if (epoch > d->epoch && epoch < UINT32_MAX)
+        d->epoch = epoch;       /* lost creates had begun its epoch */
+    }
+    if (h->type == SC_REC_SNAP_CREATE) {
+      /* Its name is that of a snapshot listed at a loss: a lost record
+       * deleted that one (it would be marked invalid anyway). */
+      const struct sc_rec_snap_create *c = (const void *) h;
+      char name[SC_NAME_MAX + 1] = "";
+      size_t pos;
+      memcpy (name, c->name, c->name_len < SC_NAME_MAX ? c->name_len
+                                                       : SC_NAME_MAX);
+      struct snap *old = snap_by_name (d, name);
+      if (old && old->info.id < sv->suspect_below &&
+          snap_by_id (d, old->info.id, &pos)) {
+        diff_say ("salvage: snapshot %s (id %" PRIu64 ") was deleted by a "
+                  "lost record: journal record %" PRIu64 " creates a "
+                  "snapshot of that name", name, old->info.id, h->seq);
+        sv->superseded++;
+        snap_remove_at (d, pos);
+      }
     }
     if (h->type == SC_REC_SNAP_DROP) {
       const struct sc_rec_snap_drop *c = (const void *) h;
