@@ -19,7 +19,9 @@
  * checks ends the journal only if it has such a sector (or nothing was
  * written at all) and no commit marker or clean close vouches for it;
  * a record written whole that fails its checks is damage.  Salvage goes
- * past damage instead (docs/design.md, "Salvage").
+ * past damage instead (docs/design.md, "Salvage").  A commit marker whose
+ * header is intact but whose CRC or durable_seq is damaged holds no state:
+ * replay goes past it, as if it vouched for nothing.
  */
 #include <config.h>
 

@@ -9,7 +9,10 @@
  *
  *   - a flipped byte in any of the last three records of each journal
  *     slot, or of the journal, is refused by the open, naming the record
- *     and the salvage command, never replayed as a shorter journal;
+ *     and the salvage command, never replayed as a shorter journal
+ *     (but a commit marker damaged in its CRC or durable_seq holds no
+ *     state: it is gone past, and every snapshot stays valid and exact;
+ *     a NEXT record flipped into a marker's header is still damage);
  *   - every crash state of the recorded session (tests/crash-record.h:
  *     lost, torn and reordered writes after the last fdatasync) opens:
  *     a real tear is never taken for damage; nor in a group commit that
