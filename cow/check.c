@@ -503,8 +503,8 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
   if (marks.count)
     finding (rep, SC_CHECK_WARNING, marks.first_offset, "journal record %"
              PRIu64 " at offset %" PRIu64 " is a damaged commit marker%s: "
-             "it holds no state, so replay goes past it (the next start "
-             "writes a fresh journal without it)", marks.first_seq,
+             "it holds no state, so replay goes past it, trusting "
+             "nothing it said", marks.first_seq,
              marks.first_offset, marks.count > 1 ? " (and others)" : "");
   uint64_t last = chain[nchain - 1];
   rep->journal_end_offset = last * cs + end_pos;
