@@ -13,7 +13,7 @@
  * - The journal is replayed once more (sc_journal_replay, with a callback
  *   that only collects the copy records), to learn where it ends and
  *   which chunks have copies.  The rest of the last journal slot must be
- *   zeros: slots are zeroed when taken.
+ *   zeros: slots are zeroed when taken (one stray byte is a warning).
  * - The data slots of the kept copies are read back.  They are found with
  *   the same resolution snapshot reads use (sc_diff_resolve), for every
  *   valid snapshot and every chunk with a copy record; per chunk the walk
@@ -191,18 +191,28 @@ check_tail (int fd, const struct sc_sb_disk *sb, uint32_t cs,
     free (buf);
     return;
   }
-  size_t first = len, last = 0;
+  size_t first = len, last = 0, nonzero = 0;
   for (size_t i = 0; i < len; i++)
     if (buf[i]) {
       if (first == len)
         first = i;
       last = i;
+      nonzero++;
     }
   free (buf);
   if (first == len)
     return;
 
-  if (sb->flags & SC_SB_CLEAN)
+  /* One byte is no record (none has fewer than three non-zero bytes),
+   * and replay does not read it (docs/design.md, "Damage is not a torn
+   * tail"): a stray byte, not damage, even after a clean close. */
+  if (nonzero == 1)
+    finding (rep, SC_CHECK_WARNING, start + first, "journal slot %" PRIu64
+             ": one stray non-zero byte at offset %" PRIu64 " after the "
+             "end of the journal (offset %" PRIu64 ", before record %"
+             PRIu64 "); no record is that short, so it is harmless", slot,
+             start + first, start, end_seq);
+  else if (sb->flags & SC_SB_CLEAN)
     finding (rep, SC_CHECK_DAMAGE, start + first, "journal slot %" PRIu64
              ": non-zero bytes at offsets %" PRIu64 "-%" PRIu64 " after "
              "the end of the journal (offset %" PRIu64 "), which was "
@@ -471,13 +481,15 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
   uint64_t max_slot = (rep->file_bytes + cs - 1) / cs;
   uint32_t end_pos = 0;
   uint64_t records = 0, end_seq = 0;
+  struct sc_journal_marks marks;
   uint64_t durable = sb.flags & SC_SB_CLEAN ? sb.clean_seq - 1 : 0;
   unsigned jflags = sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN
                     : sb.flags & SC_SB_VOLATILE ? SC_JOURNAL_TORN_ANY : 0;
   r = sc_journal_replay (fd, cs, sc_journal_seed (sb.uuid, sb.journal_nonce),
                          sb.journal_head, sb.journal_seq, max_slot, jflags,
                          collect_copy, NULL, &col, &chain, &nchain, &end_pos,
-                         &records, &end_seq, &durable, msg, sizeof msg);
+                         &records, &end_seq, &durable, &marks, msg,
+                         sizeof msg);
   if (r == -ENOMEM) {
     snprintf (err, errlen, "out of memory");
     goto out;
@@ -488,6 +500,12 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
     r = 0;
     goto out;
   }
+  if (marks.count)
+    finding (rep, SC_CHECK_WARNING, marks.first_offset, "journal record %"
+             PRIu64 " at offset %" PRIu64 " is a damaged commit marker%s: "
+             "it holds no state, so replay goes past it, trusting "
+             "nothing it said", marks.first_seq,
+             marks.first_offset, marks.count > 1 ? " (and others)" : "");
   uint64_t last = chain[nchain - 1];
   rep->journal_end_offset = last * cs + end_pos;
   check_tail (fd, &sb, cs, last, end_pos, end_seq, rep);

@@ -19,7 +19,9 @@
  * checks ends the journal only if it has such a sector (or nothing was
  * written at all) and no commit marker or clean close vouches for it;
  * a record written whole that fails its checks is damage.  Salvage goes
- * past damage instead (docs/design.md, "Salvage").
+ * past damage instead (docs/design.md, "Salvage").  A commit marker whose
+ * header is intact but whose CRC or durable_seq is damaged holds no state:
+ * replay goes past it, as if it vouched for nothing.
  */
 #include <config.h>
 
@@ -27,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,6 +557,39 @@ committed_later (const uint8_t *buf, uint32_t chunk_size, uint32_t from,
   return false;
 }
 
+/* Is the record at p, which fails its checks, a damaged commit marker?
+ * Its header reads exactly what the next commit marker's would (type,
+ * length and number), so one damaged byte can only be in its CRC or its
+ * durable_seq: a record of another type whose type byte was damaged
+ * would check out with that byte set back, and is not taken for one
+ * (NEXT and SNAP_DELETE records have a marker's length; NEXT's type
+ * differs from COMMIT's in one bit).  A marker holds no state: replay
+ * goes on past it, vouching for nothing (docs/design.md, "Journal"). */
+static bool
+damaged_marker (const uint8_t *p, uint32_t room, uint32_t seed, uint64_t seq)
+{
+  const uint32_t len = sizeof (struct sc_rec_commit);
+  struct sc_rec_hdr h;
+  if (room < len)
+    return false;
+  memcpy (&h, p, sizeof h);
+  if (h.type != SC_REC_COMMIT || h.len != len || h.seq != seq)
+    return false;
+  uint8_t rec[sizeof (struct sc_rec_commit)];
+  memcpy (rec, p, len);
+  const size_t type_at = offsetof (struct sc_rec_hdr, type);
+  for (size_t b = type_at; b < type_at + sizeof h.type; b++)
+    for (unsigned v = 0; v < 256; v++) {
+      if (v == p[b])
+        continue;
+      rec[b] = (uint8_t) v;
+      if (rec_crc (seed, rec, len) == h.crc)
+        return false;           /* another record, its type damaged */
+      rec[b] = p[b];
+    }
+  return true;
+}
+
 /* Where replay is, and what it was asked. */
 struct replay {
   int fd;
@@ -569,6 +605,7 @@ struct replay {
   uint32_t pos;                 /* of the record in buf */
   uint64_t durable;             /* best commit marker so far */
   uint64_t clean_end;           /* SC_JOURNAL_CLEAN: where it ends */
+  struct sc_journal_marks *marks;       /* damaged markers gone past */
   char *err;
   size_t errlen;
 };
@@ -608,8 +645,8 @@ not_a_tear (struct replay *rp, const char *what)
 /* The header of the record at rp->pos: 0 if it is a valid record, 1 if
  * the journal ends here (end of the slot, nothing written, a torn tail),
  * 2 if it is damaged (rp->err says how) and cannot be a torn tail that was
- * never acknowledged, -EINVAL if it checks out but its type or length is
- * wrong. */
+ * never acknowledged, 3 if it is a damaged commit marker (gone past),
+ * -EINVAL if it checks out but its type or length is wrong. */
 static int
 replay_header (struct replay *rp, struct sc_rec_hdr *h)
 {
@@ -625,6 +662,9 @@ replay_header (struct replay *rp, struct sc_rec_hdr *h)
   }
   if ((rp->flags & SC_JOURNAL_CLEAN) && rp->seq == rp->clean_end)
     return 1;
+  if (damaged_marker (rp->buf + rp->pos, rp->chunk_size - rp->pos,
+                      rp->seed, rp->seq))
+    return 3;
   enum damage dmg = classify (rp->buf, rp->chunk_size, rp->pos);
   if (rp->seq <= rp->durable) {
     char what[96];
@@ -794,6 +834,18 @@ replay_slot (struct replay *rp, uint64_t *next_slot)
     struct sc_rec_hdr h;
     int r = replay_header (rp, &h);
     bool not_torn = r == 2 || r == -EINVAL;
+    if (r == 3) {               /* a damaged marker: no state, go on */
+      if (rp->marks) {
+        if (rp->marks->count++ == 0) {
+          rp->marks->first_seq = rp->seq;
+          rp->marks->first_offset = replay_offset (rp);
+        }
+      }
+      rp->pos += sizeof (struct sc_rec_commit);
+      rp->seq++;
+      rp->records++;
+      continue;
+    }
     if (r == 0) {
       const void *rec = rp->buf + rp->pos;
       if (h.type == SC_REC_NEXT)
@@ -831,14 +883,17 @@ sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                    uint64_t **chain_out, size_t *nchain_out,
                    uint32_t *end_pos, uint64_t *records_out,
                    uint64_t *end_seq, uint64_t *durable_out,
-                   char *err, size_t errlen)
+                   struct sc_journal_marks *marks, char *err, size_t errlen)
 {
   struct replay rp = {
     .fd = fd, .chunk_size = chunk_size, .seed = seed, .max_slot = max_slot,
     .flags = flags, .apply = apply, .lost = lost, .opaque = opaque,
     .slot = head_slot, .seq = head_seq, .durable = *durable_out,
-    .clean_end = *durable_out + 1, .err = err, .errlen = errlen,
+    .clean_end = *durable_out + 1, .marks = marks, .err = err,
+    .errlen = errlen,
   };
+  if (marks)
+    memset (marks, 0, sizeof *marks);
   if (!(rp.buf = malloc (chunk_size)))
     return -ENOMEM;
   int r = 0;

@@ -141,13 +141,25 @@ struct sc_journal_loss {
 typedef int (*sc_journal_lost_fn) (void *opaque,
                                    const struct sc_journal_loss *loss);
 
+/* A commit marker that fails its checks but whose header reads exactly
+ * the expected marker's (type, length, number) is damaged in its CRC or
+ * durable_seq: it holds no state, so replay goes past it, as if it
+ * vouched for nothing, and counts it in *marks (may be NULL); salvage
+ * does not count it as lost. */
+struct sc_journal_marks {
+  uint64_t count;               /* damaged markers gone past */
+  uint64_t first_seq;           /* the first of them */
+  uint64_t first_offset;        /* its byte offset in the file */
+};
+
 int sc_journal_replay (int fd, uint32_t chunk_size, uint32_t seed,
                        uint64_t head_slot, uint64_t head_seq,
                        uint64_t max_slot, unsigned flags,
                        sc_journal_apply_fn apply, sc_journal_lost_fn lost,
                        void *opaque, uint64_t **chain, size_t *nchain,
                        uint32_t *end_pos, uint64_t *records, uint64_t *end_seq,
-                       uint64_t *durable, char *err, size_t errlen);
+                       uint64_t *durable, struct sc_journal_marks *marks,
+                       char *err, size_t errlen);
 /* (*durable is also an input: what is known durable before replay, e.g.
  * everything before the clean-close point; 0 if nothing is.) */
 

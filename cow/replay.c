@@ -425,10 +425,30 @@ salvage_apply (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
       sv->skipped++;            /* its snapshot went with lost records */
       return 0;
     }
-    if (h->type == SC_REC_COPY) {
-      const struct sc_rec_copy *c = (const void *) h;
-      if (c->epoch > d->epoch && c->epoch < UINT32_MAX)
-        d->epoch = c->epoch;    /* lost creates had begun its epoch */
+    if (h->type == SC_REC_COPY || h->type == SC_REC_COPY_SUMS) {
+      uint32_t epoch = h->type == SC_REC_COPY
+        ? ((const struct sc_rec_copy *) (const void *) h)->epoch
+        : ((const struct sc_rec_copy_sums *) (const void *) h)->epoch;
+      if (epoch > d->epoch && epoch < UINT32_MAX)
+        d->epoch = epoch;       /* lost creates had begun its epoch */
+    }
+    if (h->type == SC_REC_SNAP_CREATE) {
+      /* Its name is that of a snapshot listed at a loss: a lost record
+       * deleted that one (it would be marked invalid anyway). */
+      const struct sc_rec_snap_create *c = (const void *) h;
+      char name[SC_NAME_MAX + 1] = "";
+      size_t pos;
+      memcpy (name, c->name, c->name_len < SC_NAME_MAX ? c->name_len
+                                                       : SC_NAME_MAX);
+      struct snap *old = snap_by_name (d, name);
+      if (old && old->info.id < sv->suspect_below &&
+          snap_by_id (d, old->info.id, &pos)) {
+        diff_say ("salvage: snapshot %s (id %" PRIu64 ") was deleted by a "
+                  "lost record: journal record %" PRIu64 " creates a "
+                  "snapshot of that name", name, old->info.id, h->seq);
+        sv->superseded++;
+        snap_remove_at (d, pos);
+      }
     }
     if (h->type == SC_REC_SNAP_DROP) {
       const struct sc_rec_snap_drop *c = (const void *) h;
@@ -555,17 +575,23 @@ replay_journal (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
    * any state, and none of its snapshots is trusted anyway. */
   unsigned flags = d->sb.flags & SC_SB_CLEAN ? SC_JOURNAL_CLEAN
                    : d->sb.flags & SC_SB_VOLATILE ? SC_JOURNAL_TORN_ANY : 0;
+  struct sc_journal_marks marks;
   int r = sc_journal_replay (d->fd, d->chunk_size,
                              sc_journal_seed (d->sb.uuid, d->sb.journal_nonce),
                              d->sb.journal_head, d->sb.journal_seq, max_slot,
                              flags, d->salv ? salvage_apply : apply_record,
                              d->salv ? salvage_lost : NULL, d, &o->chain,
                              &o->nchain, &o->end_pos, &d->replayed_records,
-                             &o->end_seq, &durable, err, errlen);
+                             &o->end_seq, &durable, &marks, err, errlen);
   if (r < 0) {
     d->journal_damaged = r == -EINVAL;
     return r;
   }
+  if (marks.count)
+    diff_say ("journal record %" PRIu64 " (offset %" PRIu64 ") is a "
+              "damaged commit marker%s: a marker holds no state, so replay "
+              "went past it, trusting nothing it said", marks.first_seq,
+              marks.first_offset, marks.count > 1 ? " (and others)" : "");
   if ((r = verify_unsure (d, durable)) < 0) {
     snprintf (err, errlen, "reading copies at the end of the journal: %s",
               strerror (-r));

@@ -51,6 +51,9 @@ struct sc_salvage_report {
   uint64_t nlosses_total;
   uint64_t skipped;             /* later records about snapshots that went
                                    with the lost ones (e.g. their delete) */
+  uint64_t superseded;          /* snapshots listed at a loss that a
+                                   later create of their name shows were
+                                   deleted by a lost record: gone */
   uint64_t suspect_below;       /* snapshots with lower ids existed when
                                    records were lost */
   uint64_t *marked;             /* ids of the snapshots it marked invalid */

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests `shadowcopy salvage` with a real server: after a kill -9 a byte of a journal record at the end of a slot is flipped; the server refuses the diff area naming the record and the salvage command, check exits 1, salvage refuses while the diff area is locked, then keeps what it can prove intact: snapshots listed when the record was written are invalid with the salvage reason (exports refused), later ones serve their exact image, the live volume and the disk are untouched.  Then the same after a clean stop with the journal's last record damaged.
+# Tests `shadowcopy salvage` with a real server: after a kill -9 a byte of a journal record at the end of a slot is flipped; the server refuses the diff area naming the record and the salvage command, check exits 1, salvage refuses while the diff area is locked, then keeps what it can prove intact: snapshots listed when the record was written are invalid with the salvage reason (exports refused), later ones serve their exact image, the live volume and the disk are untouched.  Then, after a clean stop, a flipped CRC byte in the journal's last record (a commit marker) is gone past (the server starts, check warns, every snapshot serves), and a flipped type byte there is salvaged like any damage.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires cmp flock timeout
@@ -170,18 +170,134 @@ stop_server
 "$PYTHON" "$tests_srcdir/journal-map.py" "$D" > "$TMP/map" ||
     fail "journal-map.py failed"
 read -r SEQ TYPE OFF LEN _ < <(tail -1 "$TMP/map")
-log "damaging record $SEQ (type $TYPE, offset $OFF), the journal's last, after a clean stop"
-flip $((OFF + 2))
-expect_refused "$SEQ"
+[ "$TYPE" = 7 ] || fail "the journal's last record is type $TYPE, not COMMIT"
 # Every snapshot still valid was listed when it was written.
 KEPT=()
 for n in "${NAMES[@]}"; do
     [[ " $INVALID " == *" $n "* ]] || KEPT+=("$n")
 done
 NAMES=("${KEPT[@]}")
+# A flipped byte in that commit marker's CRC: a damaged marker holds no
+# state; the server starts, check warns (exit 0), every snapshot serves.
+log "damaging the CRC of commit marker $SEQ (offset $OFF), the journal's last, after a clean stop"
+flip $((OFF + 2))
+run_cli check "$D"
+[ "$RC" -eq 0 ] || fail "check exited $RC on a damaged marker: $(cat "$TMP/out" "$TMP/err")"
+grep -q "^warning: journal record $SEQ .*damaged commit marker" "$TMP/out" ||
+    fail "check does not warn of the damaged marker: $(cat "$TMP/out")"
+start_server "$TMP/disk" "$D"
+grep -q "journal record $SEQ .*damaged commit marker" "$SERVER_LOG" ||
+    fail "the open does not note the damaged marker: $(tail -3 "$SERVER_LOG")"
+for n in "${NAMES[@]}"; do
+    [ "$(sc_field "$n" state)" = valid ] || fail "$n is not valid after a damaged marker"
+    nbd_save "$n" "$TMP/got.img"
+    cmp_files "$TMP/$n.img" "$TMP/got.img" "snapshot $n after a damaged marker"
+done
+stop_server
+log "ok, a damaged marker opens; check warns"
+# The server may have left the journal as it was: then undo the damage.
+"$PYTHON" "$tests_srcdir/journal-map.py" "$D" > "$TMP/map" ||
+    fail "journal-map.py failed"
+read -r SEQ2 TYPE OFF2 LEN _ < <(tail -1 "$TMP/map")
+[ "$SEQ2.$OFF2" != "$SEQ.$OFF" ] || flip $((OFF + 2))
+SEQ=$SEQ2 OFF=$OFF2
+[ "$TYPE" = 7 ] || fail "the journal's last record is type $TYPE, not COMMIT"
+# Its type byte instead: no longer a marker's header, so damage.
+log "damaging record $SEQ (type $TYPE, offset $OFF), the journal's last, after a clean stop"
+flip $((OFF + 4))
+expect_refused "$SEQ"
 salvage_and_verify "$SEQ" "${NAMES[@]}"
 stop_server
 run_cli salvage "$D"
 [ "$RC" -eq 0 ] && grep -q "^nothing to salvage" "$TMP/out" ||
     fail "a second salvage: $RC: $(cat "$TMP/out" "$TMP/err")"
 log "ok, a second salvage: $(tail -1 "$TMP/out")"
+
+# ---- 3. a lost SNAP_DELETE, then a snapshot of the same name ----------
+# 'daily' is deleted (the record is damaged), 'other' is created, then a
+# new 'daily': its create proves the old one was deleted, so the old one
+# goes and the new one is applied; 'other' and the new 'daily' are kept.
+# Then a lost SNAP_CREATE followed by data copies (COPY_SUMS records) of
+# the epoch it began: the copies are applied, not lost.
+
+CS=65536
+# flip_type TYPE [NTH]: flip byte 20 (the payload) of the NTH record of TYPE;
+# sets SEQ.
+flip_type () {
+    local line
+    "$PYTHON" "$tests_srcdir/journal-map.py" "$D" > "$TMP/map" ||
+        fail "journal-map.py failed"
+    line=$(awk -v t="$1" -v n="${2:-1}" '$2 == t { if (++k == n) { print; exit } }' "$TMP/map")
+    [ -n "$line" ] || fail "no record of type $1"
+    read -r SEQ _ OFF _ _ <<< "$line"
+    flip $((OFF + 20))
+}
+rm -f "$D"
+make_disk "$TMP/disk" 8M
+start_server "$TMP/disk" "$D" chunk-size=64K
+sc_create daily
+nbd_write_random live $((10 * CS)) $CS
+sc delete daily > /dev/null || fail "delete daily"
+sc_create other
+nbd_write_random live $((12 * CS)) $CS
+sc_create daily
+nbd_write_random live $((20 * CS)) $CS
+nbd_write_random live $((12 * CS)) $CS
+for n in other daily live; do
+    nbd_save "$n" "$TMP/$n.img"
+done
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || :
+_forget_pid "$SERVER_PID"
+SERVER_PID=
+flip_type 3                     # the SNAP_DELETE
+expect_refused "$SEQ"
+run_cli salvage "$D"
+[ "$RC" -eq 0 ] || fail "salvage exited $RC: $(cat "$TMP/out" "$TMP/err")"
+grep -q "^journal records lost: 1 place$" "$TMP/out" ||
+    fail "salvage lost more than the damaged record: $(cat "$TMP/out")"
+grep -q "^snapshots deleted by lost records .*: 1$" "$TMP/out" ||
+    fail "salvage does not report the old daily deleted: $(cat "$TMP/out")"
+log "ok, salvage: $(grep -E '^(journal records lost|snapshots deleted|kept):' "$TMP/out" | tr '\n' ' ')"
+start_server "$TMP/disk" "$D" chunk-size=64K
+[ "$(sc list --json | json 'len(d)')" = 2 ] ||
+    fail "after salvage: $(sc list --json)"
+for n in other daily live; do
+    [ $n = live ] || [ "$(sc_field "$n" state)" = valid ] ||
+        fail "$n is $(sc_field "$n" state) after salvage"
+    nbd_save "$n" "$TMP/got.img"
+    cmp_files "$TMP/$n.img" "$TMP/got.img" "$n after salvage"
+done
+log "ok, the old daily is gone; other and the new daily serve their images"
+stop_server
+
+rm -f "$D"
+make_disk "$TMP/disk" 8M
+start_server "$TMP/disk" "$D" chunk-size=64K
+sc_create a
+nbd_write_random live $((10 * CS)) $CS
+sc_create b
+nbd_write_random live $((12 * CS)) $((2 * CS))  # data copies of b's epoch
+sc_create c
+nbd_write_random live $((20 * CS)) $CS
+for n in c live; do
+    nbd_save "$n" "$TMP/$n.img"
+done
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || :
+_forget_pid "$SERVER_PID"
+SERVER_PID=
+flip_type 2 2                   # b's SNAP_CREATE
+expect_refused "$SEQ"
+run_cli salvage "$D"
+[ "$RC" -eq 0 ] || fail "salvage exited $RC: $(cat "$TMP/out" "$TMP/err")"
+grep -q "^journal records lost: 1 place$" "$TMP/out" ||
+    fail "salvage lost the copies after a lost create: $(cat "$TMP/out")"
+start_server "$TMP/disk" "$D" chunk-size=64K
+[ "$(sc_field c state)" = valid ] || fail "c is $(sc_field c state)"
+for n in c live; do
+    nbd_save "$n" "$TMP/got.img"
+    cmp_files "$TMP/$n.img" "$TMP/got.img" "$n after salvage"
+done
+log "ok, copies after a lost create are kept; c serves its image"
+stop_server

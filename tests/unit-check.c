@@ -502,6 +502,42 @@ Test (check, bytes_after_a_cleanly_closed_journal_are_damage)
   uh_area_free (&a);
 }
 
+/* One stray byte after the end is no record (none is that short), and
+ * the open does not read it: a warning, after a clean close as after an
+ * unclean stop, and the diff area opens. */
+static void
+one_stray_byte (bool clean)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);
+  uint8_t one = 0x10;
+  uh_pwrite (a.diff_path, &one, 1, je.off + 40);
+  if (!clean)
+    uh_sb_mark_unclean (a.diff_path);
+  struct sc_check_report rep;
+  run_check (a.diff_path, &rep);
+  cr_assert (rep.loaded);
+  cr_assert_eq (rep.damage, 0, "%s", first_what (&rep));
+  cr_assert_eq (rep.warnings, 1);
+  cr_assert_eq (find (&rep, SC_CHECK_WARNING, "stray")->offset, je.off + 40);
+  sc_check_report_free (&rep);
+  uh_area_open (&a, 0);
+  uh_area_close (&a);
+  uh_area_free (&a);
+}
+
+Test (check, one_stray_byte_after_a_clean_close_is_a_warning)
+{
+  one_stray_byte (true);
+}
+
+Test (check, one_stray_byte_after_an_unclean_stop_is_a_warning)
+{
+  one_stray_byte (false);
+}
+
 /* ---- data slots ---- */
 
 static uint64_t *bad_offsets;

@@ -9,7 +9,10 @@
  *
  *   - a flipped byte in any of the last three records of each journal
  *     slot, or of the journal, is refused by the open, naming the record
- *     and the salvage command, never replayed as a shorter journal;
+ *     and the salvage command, never replayed as a shorter journal
+ *     (but a commit marker damaged in its CRC or durable_seq holds no
+ *     state: it is gone past, and every snapshot stays valid and exact;
+ *     a NEXT record flipped into a marker's header is still damage);
  *   - every crash state of the recorded session (tests/crash-record.h:
  *     lost, torn and reordered writes after the last fdatasync) opens:
  *     a real tear is never taken for damage; nor in a group commit that
@@ -34,6 +37,7 @@
 #include <criterion/criterion.h>
 
 #include "cow/alloc.h"
+#include "cow/check.h"
 #include "cow/diffarea.h"
 #include "cow/format.h"
 #include "cow/journal.h"
@@ -261,6 +265,14 @@ Test (journal_damage, a_flip_at_the_end_of_a_slot_or_of_the_journal_is_refused)
       killed[where[w]] ^= 0x5a;
       char err[1024] = "";
       int e = try_open (path, err, sizeof err);
+      if (r[i].type == SC_REC_COMMIT && w != 1) {
+        /* A marker's CRC or durable_seq: no state lost, it opens (the
+         * tests below check the snapshots). */
+        cr_assert_eq (e, 0, "damaged commit marker %" PRIu64 " at byte %"
+                      PRIu64 " refused: %s", r[i].seq, where[w], err);
+        tried++;
+        continue;
+      }
       char want[64];
       snprintf (want, sizeof want, "journal record %" PRIu64 " ", r[i].seq);
       cr_assert_eq (e, -EINVAL, "record %" PRIu64 " (type %u, offset %"
@@ -397,7 +409,7 @@ Test (journal_damage, a_group_over_two_slot_switches_leaves_only_tears)
       int r = sc_journal_replay (sfd, CS, seed, head, head_seq,
                                  out[CR_DIFF].size / CS, 0, apply_any, NULL,
                                  NULL, &chain, &nchain, &end_pos, &records,
-                                 &end_seq, &durable, err, sizeof err);
+                                 &end_seq, &durable, NULL, err, sizeof err);
       close (sfd);
       cr_assert_eq (r, 0, "crash point %zu of %zu: a torn group commit was "
                     "taken for damage: %s", k, log.n, err);
@@ -505,7 +517,9 @@ salvage_case (uint16_t type, bool last)
     }
     cr_assert_lt (i, n, "no record of type %u", type);
   }
-  killed[r[i].off + r[i].len - 2] ^= 0xff;
+  /* The journal's last record is a commit marker: damage its type, or
+   * it would be a damaged marker, gone past (see below). */
+  killed[last ? r[i].off + 4 : r[i].off + r[i].len - 2] ^= 0xff;
   char *path = uh_path ("salvaged");
   uh_write_file (path, killed, size);
   char err[1024] = "";
@@ -552,5 +566,132 @@ Test (journal_damage, salvage_leaves_a_sound_diff_area_alone)
   cr_assert (memcmp (before, after, n0) == 0, "salvage wrote to it");
   free (before);
   free (after);
+  free_session (&s);
+}
+
+/* ---- damaged commit markers ------------------------------------------------ */
+
+/* Open the volume on the diff area in `bytes`: every snapshot is valid
+ * and reads its image, and the live volume is unchanged. */
+static void
+all_snapshots_exact (struct session *s, const uint8_t *bytes, size_t len)
+{
+  uh_write_file (s->diff, bytes, len);
+  struct sc_volume *v = vol_open (s);
+  uint8_t *buf = malloc (SIZE);
+  for (int i = 0; i < NSNAPS; i++) {
+    struct sc_snapshot_info info;
+    char name[8];
+    snprintf (name, sizeof name, "s%d", i + 1);
+    cr_assert_eq (sc_volume_snapshot_lookup (v, name, &info), 0);
+    cr_assert_eq (info.invalid_reason, SC_VALID, "%s is invalid (%u)",
+                  name, info.invalid_reason);
+    cr_assert_eq (sc_volume_snapshot_read (v, info.id, buf, SIZE, 0), 0);
+    cr_assert (memcmp (buf, s->image[i], SIZE) == 0, "%s is wrong", name);
+  }
+  cr_assert_eq (sc_volume_read (v, buf, SIZE, 0), 0);
+  cr_assert (memcmp (buf, s->live, SIZE) == 0, "the live volume changed");
+  free (buf);
+  cr_assert_eq (sc_volume_close (v), 0);
+}
+
+/* Flip a byte of the durable_seq (or the CRC) of commit marker `which`
+ * (counted from the end, 0: the last) in the diff area `file`: it opens,
+ * every snapshot valid and exact; salvage finds nothing lost. */
+static void
+damaged_marker_case (bool clean, size_t which, bool crc)
+{
+  struct session s;
+  run_session (&s, false);
+  size_t size;
+  uint8_t *bytes = uh_read_file (clean ? s.diff : s.killed, &size);
+  struct rec *r;
+  size_t n = journal_records (bytes, size, &r);
+  size_t i = n;
+  for (size_t k = 0; i > 0; ) {
+    i--;
+    if (r[i].type == SC_REC_COMMIT && k++ == which)
+      break;
+  }
+  cr_assert_eq (r[i].type, SC_REC_COMMIT);
+  if (which == 0)
+    cr_assert_eq (i, n - 1, "the journal does not end in a commit marker");
+  bytes[r[i].off + (crc ? 1 : 16)] ^= 0x10;
+  char *path = uh_path ("marker");
+  uh_write_file (path, bytes, size);
+  char err[1024] = "";
+  cr_assert_eq (try_open (path, err, sizeof err), 0, "damaged marker %"
+                PRIu64 " refused: %s", r[i].seq, err);
+  struct sc_check_report rep;
+  memset (&rep, 0, sizeof rep);
+  cr_assert_eq (sc_diff_check (path, &rep, err, sizeof err), 0, "%s", err);
+  cr_assert_eq (rep.damage, 0, "check calls a damaged marker damage");
+  cr_assert_geq (rep.warnings, 1, "check does not name the marker");
+  bool named = false;
+  char want[64];
+  snprintf (want, sizeof want, "journal record %" PRIu64 " ", r[i].seq);
+  for (size_t f = 0; f < rep.nfindings; f++)
+    named |= strstr (rep.findings[f].what, want) &&
+             strstr (rep.findings[f].what, "commit marker");
+  cr_assert (named, "no warning names record %" PRIu64, r[i].seq);
+  sc_check_report_free (&rep);
+  struct sc_salvage_report sv;
+  cr_assert_eq (sc_diff_salvage (path, &sv, err, sizeof err), 0, "%s", err);
+  cr_assert (!sv.needed, "salvage counts a damaged marker as a loss");
+  sc_salvage_report_free (&sv);
+  all_snapshots_exact (&s, bytes, size);
+  free (path);
+  free (r);
+  free (bytes);
+  free_session (&s);
+}
+
+Test (journal_damage, a_damaged_last_marker_after_a_kill_opens)
+{
+  damaged_marker_case (false, 0, false);
+}
+
+Test (journal_damage, a_damaged_last_marker_crc_after_a_kill_opens)
+{
+  damaged_marker_case (false, 0, true);
+}
+
+Test (journal_damage, a_damaged_last_marker_after_a_clean_close_opens)
+{
+  damaged_marker_case (true, 0, false);
+}
+
+Test (journal_damage, a_damaged_middle_marker_opens)
+{
+  damaged_marker_case (false, 2, false);
+}
+
+/* A NEXT record has a marker's length, and its type differs from a
+ * marker's in one bit: one flipped bit makes it read as a marker, but it
+ * is not one, and is refused as damage, never gone past. */
+Test (journal_damage, a_next_record_flipped_into_a_marker_is_damage)
+{
+  struct session s;
+  run_session (&s, false);
+  size_t size;
+  uint8_t *bytes = uh_read_file (s.killed, &size);
+  struct rec *r;
+  size_t n = journal_records (bytes, size, &r);
+  size_t i = 0;
+  while (i < n && r[i].type != SC_REC_NEXT)
+    i++;
+  cr_assert_lt (i, n);
+  cr_assert_eq (SC_REC_NEXT ^ 1, SC_REC_COMMIT);
+  bytes[r[i].off + 4] ^= 1;
+  char *path = uh_path ("next");
+  uh_write_file (path, bytes, size);
+  char err[1024] = "";
+  cr_assert_eq (try_open (path, err, sizeof err), -EINVAL, "%s", err);
+  char want[64];
+  snprintf (want, sizeof want, "journal record %" PRIu64 " ", r[i].seq);
+  cr_assert (strstr (err, want), "%s", err);
+  free (path);
+  free (r);
+  free (bytes);
   free_session (&s);
 }

@@ -64,8 +64,8 @@ journal_types (const char *path)
                              sc_journal_seed (sb.uuid, sb.journal_nonce),
                              sb.journal_head, sb.journal_seq, UINT64_MAX >> 21,
                              flags, count_type, NULL, &t, &chain, &nchain,
-                             &end_pos,
-                             &records, &end_seq, &durable, err, sizeof err);
+                             &end_pos, &records, &end_seq, &durable, NULL,
+                             err, sizeof err);
   cr_assert_eq (r, 0, "replaying the journal: %s", err);
   free (chain);
   close (fd);

@@ -71,6 +71,9 @@ print_salvage (const char *path, const struct sc_salvage_report *r)
   if (r->skipped)
     printf ("later records about snapshots lost with them, skipped: %"
             PRIu64 "\n", r->skipped);
+  if (r->superseded)
+    printf ("snapshots deleted by lost records (a later snapshot has the "
+            "name), gone: %" PRIu64 "\n", r->superseded);
   printf ("snapshots:\n");
   for (i = 0; i < r->nsnaps; i++) {
     const struct sc_salvage_snap *s = &r->snaps[i];
