@@ -223,6 +223,8 @@ copymap_fresh_durable (struct sc_diff *d)
   size_t k = 0;
   while (k < d->nfresh && d->fresh[k].seq <= d->journal.durable_seq)
     k++;
+  if (k == 0)
+    return;                     /* (d->fresh may be NULL) */
   memmove (d->fresh, d->fresh + k, (d->nfresh - k) * sizeof *d->fresh);
   d->nfresh -= k;
 }
