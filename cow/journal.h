@@ -64,6 +64,10 @@ struct sc_journal {
 #define SC_JOURNAL_FAILED_APPEND 3      /* a commit marker: no slot */
 
 uint32_t sc_journal_seed (const uint8_t uuid[16], uint64_t nonce);
+/* Shared by journal.c and journal-replay.c: a record's CRC (bytes 4 to
+ * len, seeded), and adding a slot to the chain. */
+uint32_t sc_journal_rec_crc (uint32_t seed, const void *rec, size_t len);
+int sc_journal_chain_push (struct sc_journal *j, uint64_t slot);
 
 /* Start a new, empty journal: allocates its first slot and a spare. */
 int sc_journal_start (struct sc_journal *j, int fd, uint32_t chunk_size,
