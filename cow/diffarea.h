@@ -114,6 +114,14 @@ struct sc_snapshot_info {
   bool auto_release;            /* dies with its creating session */
   bool in_set;                  /* belongs to the snapshot set set_id */
   uint8_t set_id[16];
+  bool checkpoint;              /* a checkpoint: records which chunks
+                                   change after it, keeps no data; never
+                                   exported */
+  uint8_t uuid[16];             /* random at creation, never reused (a
+                                   snapshot of an older diff area: derived
+                                   from the volume's UUID and its id) */
+  uint64_t meta_bytes;          /* a checkpoint: journal bytes of the
+                                   changes only it needs (list only) */
 };
 
 struct sc_diff_stats {
@@ -140,6 +148,7 @@ struct sc_diff_stats {
                                    since the open (reads and scrubs) */
   uint64_t damaged_freed;       /* damaged copies freed since the open */
   uint64_t damaged;             /* listed snapshots that are damaged */
+  uint64_t checkpoints;         /* listed checkpoints (in snapshots) */
   uint8_t uuid[16];
   struct sc_origin_id origin;
 };
@@ -219,6 +228,8 @@ struct sc_snapshot_opts {
   const uint8_t *set_id;        /* 16-byte id of its snapshot set, or NULL */
   bool auto_release;            /* deleted with the session that made it */
   bool delete_oldest;           /* at max-snapshots, delete the oldest */
+  bool checkpoint;              /* a checkpoint (no data kept), counted
+                                   against max-checkpoints */
 };
 
 /* Record a new snapshot at the current epoch and move to the next epoch.
@@ -246,6 +257,50 @@ int sc_diff_snapshot_find (struct sc_diff *d, const char *name,
                            struct sc_snapshot_info *out);
 int sc_diff_snapshot_lookup (struct sc_diff *d, const char *name,
                              struct sc_snapshot_info *out);
+
+/* Keep snapshot `name` as a checkpoint of the same name, id, UUID and
+ * epoch: its data goes as with sc_diff_snapshot_delete (its copies that
+ * no other snapshot needs are freed; a checkpoint keeps only a data-less
+ * mark of each chunk changed after it), and it is never served again.
+ * Durable when it returns 0.  -ENOENT if there is none, -EINVAL if it is
+ * a checkpoint already, -ESTALE if it is invalid (nothing to keep). */
+int sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name);
+
+/* ---- changed-block tracking (cow/changes.c) ---------------------------
+ *
+ * Which chunks may differ between two snapshots or checkpoints, or one
+ * and the live volume, derived from the copy map: chunk c changed after
+ * epoch F and up to epoch T exactly when c has a copy or mark made in an
+ * epoch in (F, T]; the first such copy is needed by F's snapshot or
+ * checkpoint, so it is kept while F is valid.  Chunks that either side's
+ * reader discarded count as changed. */
+
+#define SC_DIFF_LIVE UINT64_MAX /* to_id: the live volume now */
+struct sc_chunk_range { uint64_t first, count; };
+
+/* The changed chunks of `from_id` to `to_id` (a later snapshot or
+ * checkpoint, or SC_DIFF_LIVE), from chunk `start` on: sorted, merged
+ * runs into out[] (at most max; runs that touch are merged only within
+ * one call), *n of them; *next is the chunk to go on from (the number
+ * of chunks of the volume once complete).  Each call holds the lock for
+ * one pass over the copy map.  Errors: -ENOENT (no such id, or it is
+ * deleted), -EIO (either is invalid: nothing can be said), -EINVAL
+ * (to_id is not later than from_id). */
+int sc_diff_changes (struct sc_diff *d, uint64_t from_id, uint64_t to_id,
+                     uint64_t start, struct sc_chunk_range *out, size_t max,
+                     size_t *n, uint64_t *next);
+
+/* Find a listed snapshot or checkpoint by id (used_bytes left 0). */
+int sc_diff_snapshot_by_id (struct sc_diff *d, uint64_t id,
+                            struct sc_snapshot_info *out);
+
+/* The write path's half: after the copy-on-write of a live change of
+ * chunks [first, last] and before the origin is written, record a
+ * data-less mark for each chunk that a valid checkpoint needs and that
+ * has no copy or mark in this epoch yet.  *seq is the last record to
+ * commit (sc_diff_commit) before the origin write; 0 if none. */
+int sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
+                          uint64_t *seq);
 
 /* Mark every valid snapshot that needs the old content of `chunk` invalid,
  * durably if the journal can still be written. */
@@ -374,7 +429,9 @@ void sc_diff_snapshot_put (struct sc_diff *d, uint64_t id);
 /* Where a pinned snapshot finds `chunk`: SC_WHERE_ORIGIN, SC_WHERE_ZERO,
  * or SC_WHERE_DIFF with the slot's byte offset in *offset.  O(1) for the
  * chunk plus O(log k) in the copies of that chunk. */
-enum sc_where { SC_WHERE_ORIGIN, SC_WHERE_ZERO, SC_WHERE_DIFF };
+enum sc_where { SC_WHERE_ORIGIN, SC_WHERE_ZERO, SC_WHERE_DIFF,
+                SC_WHERE_NONE /* a data-less mark: never for a valid
+                                 snapshot; the read fails with EIO */ };
 enum sc_where sc_diff_resolve (struct sc_diff *d, uint32_t epoch,
                                uint64_t chunk, uint64_t *offset);
 
@@ -397,10 +454,15 @@ enum sc_on_full {
 
 #define SC_MAX_SNAPSHOTS_DEFAULT 512
 #define SC_MAX_SNAPSHOTS_MAX     65536
+#define SC_MAX_CHECKPOINTS_DEFAULT 512
+#define SC_MAX_CHECKPOINTS_MAX     65536
 
 /* Not stored: the server's configuration. */
 void sc_diff_set_policy (struct sc_diff *d, enum sc_on_full on_full,
                          uint32_t max_snapshots);
+/* At most `max` checkpoints (0: SC_MAX_CHECKPOINTS_DEFAULT); a create
+ * with delete_oldest drops the oldest checkpoint to make room. */
+void sc_diff_set_max_checkpoints (struct sc_diff *d, uint32_t max);
 
 /* Set the size limit (0: unbounded) and record it durably, so it
  * survives a restart.  If the diff area uses more than max_bytes (with

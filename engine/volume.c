@@ -462,6 +462,9 @@ read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
       r = origin_fd >= 0 ? batch_read (reqs, &nr, origin_fd, p, len, offset)
                          : sc_origin_pread (v->origin, p, len, offset);
       break;
+    case SC_WHERE_NONE:         /* no data kept: never for a valid one */
+      r = -EIO;
+      break;
     }
     p += len;
     offset += len;
