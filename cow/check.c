@@ -450,14 +450,17 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
     snprintf (err, errlen, "out of memory");
     return -ENOMEM;
   }
-  size_t nvalid = 0;
+  size_t nvalid = 0, nvalid_ckpts = 0;
   rep->snapshots = nsnaps;
+  /* Checkpoints read no data: only snapshots' slots are looked at. */
   for (size_t i = 0; i < nsnaps; i++)
-    if (snaps[i].invalid_reason == SC_VALID)
+    if (snaps[i].invalid_reason == SC_VALID && snaps[i].checkpoint)
+      nvalid_ckpts++;
+    else if (snaps[i].invalid_reason == SC_VALID)
       valid[nvalid++] = snaps[i].epoch;
   free (snaps);
-  rep->snapshots_valid = nvalid;
-  rep->snapshots_invalid = nsnaps - nvalid;
+  rep->snapshots_valid = nvalid + nvalid_ckpts;
+  rep->snapshots_invalid = nsnaps - nvalid - nvalid_ckpts;
   qsort (valid, nvalid, sizeof *valid, cmp_u32);
 
   /* The same superblock the open chose: the file is locked and read

@@ -82,7 +82,7 @@ ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
   if (k->err)
     return true;
   size_t len;
-  if (c->slot != SC_SLOT_ZERO && sc_sums_get (&k->d->sums, c->slot, &e) &&
+  if (sc_copy_has_slot (c) && sc_sums_get (&k->d->sums, c->slot, &e) &&
       !e.whole)
     len = rec_copy_sums (rec, chunk, c, e.sums, k->d->sums.nsums);
   else

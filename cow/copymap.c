@@ -45,7 +45,7 @@ bool
 copymap_needs_copy (struct sc_diff *d, uint64_t chunk)
 {
   uint32_t from = copymap_last_epoch (d, chunk);
-  struct keepers valid = { d->valid, d->nvalid };
+  struct keepers valid = { .epochs = d->valid, .n = d->nvalid };
   return from != d->epoch && copymap_needed (d, &valid, from, d->epoch - 1,
                                              chunk);
 }
@@ -70,7 +70,7 @@ copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
   if (!sc_index_find (&d->index, chunk, epoch, &c))
     return;
   sc_index_remove (&d->index, chunk, epoch);
-  if (c.slot != SC_SLOT_ZERO)
+  if (sc_copy_has_slot (&c))
     sc_sums_clear (&d->sums, c.slot, chunk, epoch);
 }
 
@@ -104,7 +104,7 @@ visit_one (void *opaque, uint64_t chunk, uint32_t prev,
   struct visit *w = opaque;
   if (w->keep (w->opaque, chunk, prev, c))
     return true;
-  if (c->slot != SC_SLOT_ZERO)
+  if (sc_copy_has_slot (c))
     sc_sums_clear (&w->d->sums, c->slot, chunk, c->epoch);
   return false;
 }
@@ -176,17 +176,29 @@ int
 sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
                      const uint32_t *sums, uint64_t *seq)
 {
+  if (offset == SC_COPY_MARK)
+    return -EINVAL;
   LOCKED (d);
+  return sc_diff_copy_record_locked (d, chunk, offset, sums, seq);
+}
+
+int
+sc_diff_copy_record_locked (struct sc_diff *d, uint64_t chunk,
+                            uint64_t offset, const uint32_t *sums,
+                            uint64_t *seq)
+{
   if (!d->have_journal)
     return -EROFS;
   /* A failed journal records nothing: a copy recorded now would count as
    * made in this epoch although no record of it can reach the disk. */
   if (d->failed)
     return -EIO;
-  bool zero = offset == SC_COPY_ZERO;
+  bool mark = offset == SC_COPY_MARK;
+  bool zero = offset == SC_COPY_ZERO || mark;
   if (chunk >= d->nchunks || (!zero && !sums))
     return -EINVAL;
-  struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : offset / d->chunk_size,
+  struct sc_copy c = { .slot = mark ? SC_SLOT_MARK : zero ? SC_SLOT_ZERO
+                                                   : offset / d->chunk_size,
                        .epoch = d->epoch };
   struct fresh_copy *f = sc_array_room (d->fresh, &d->fresh_cap, d->nfresh,
                                         sizeof *f, 64);
@@ -248,7 +260,7 @@ copymap_forget_fresh (struct sc_diff *d)
     if (!copymap_find (d, f->chunk, f->epoch, &c))
       continue;
     copymap_remove (d, f->chunk, f->epoch);
-    if (c.slot != SC_SLOT_ZERO)
+    if (sc_copy_has_slot (&c))
       sc_alloc_put (&d->alloc, c.slot);
   }
   d->nfresh = 0;
@@ -269,6 +281,8 @@ sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
     return SC_WHERE_ORIGIN;
   if (c.slot == SC_SLOT_ZERO)
     return SC_WHERE_ZERO;
+  if (c.slot == SC_SLOT_MARK)
+    return SC_WHERE_NONE;       /* no valid snapshot sees a mark */
   *offset = c.slot * d->chunk_size;
   return SC_WHERE_DIFF;
 }
@@ -277,26 +291,45 @@ sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
 
 /* What deleting each snapshot would free: the data copies that no other
  * valid snapshot needs, i.e. whose range of epochs holds its epoch
- * alone.  One pass over the map. */
+ * alone; and what each checkpoint alone costs: the marks whose range
+ * holds its epoch and no other snapshot's or checkpoint's, one journal
+ * record each.  One pass over the map. */
 struct used_ctx {
   const uint32_t *epochs;       /* valid snapshot epochs, ascending */
   size_t n;
   uint64_t *bytes;              /* per entry of epochs */
+  const uint32_t *cepochs;      /* valid checkpoint epochs, ascending */
+  size_t nc;
+  uint64_t *cbytes;             /* per entry of cepochs */
   uint32_t chunk_size;
 };
+
+/* The only one of a[] in [from, to]: its index, or n if none or more. */
+static size_t
+only_one (const uint32_t *a, size_t n, uint32_t from, uint32_t to)
+{
+  size_t i = epochs_lower_bound (a, n, from);
+  return i < n && a[i] <= to && (i + 1 == n || a[i + 1] > to) ? i : n;
+}
 
 static bool
 used_visit (void *opaque, uint64_t chunk, uint32_t prev,
             const struct sc_copy *c)
 {
   struct used_ctx *u = opaque;
-  if (c->slot == SC_SLOT_ZERO)
-    return true;
   uint32_t from, to;
   copymap_serves (prev, c, &from, &to);
-  size_t i = epochs_lower_bound (u->epochs, u->n, from);
-  if (i < u->n && u->epochs[i] <= to && (i + 1 == u->n ||
-                                         u->epochs[i + 1] > to))
+  if (c->slot == SC_SLOT_MARK) {
+    size_t i = only_one (u->cepochs, u->nc, from, to);
+    size_t k = epochs_lower_bound (u->epochs, u->n, from);
+    if (i < u->nc && !(k < u->n && u->epochs[k] <= to))
+      u->cbytes[i] += sizeof (struct sc_rec_copy);
+    return true;
+  }
+  if (!sc_copy_has_slot (c))
+    return true;
+  size_t i = only_one (u->epochs, u->n, from, to);
+  if (i < u->n)
     u->bytes[i] += u->chunk_size;
   return true;
 }
@@ -306,16 +339,23 @@ copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
                     size_t n)
 {
   struct used_ctx u = { .epochs = d->valid, .n = d->nvalid,
+                        .cepochs = d->cvalid, .nc = d->ncvalid,
                         .chunk_size = d->chunk_size };
-  u.bytes = calloc (d->nvalid + 1, sizeof *u.bytes);
+  u.bytes = calloc (d->nvalid + d->ncvalid + 1, sizeof *u.bytes);
   if (!u.bytes)
     return;
+  u.cbytes = u.bytes + d->nvalid;
   copymap_visit (d, used_visit, &u);
   for (size_t i = 0; i < n; i++) {
-    infos[i].used_bytes = 0;
-    size_t k = epochs_lower_bound (d->valid, d->nvalid, infos[i].epoch);
-    if (infos[i].invalid_reason == SC_VALID && k < d->nvalid &&
-        d->valid[k] == infos[i].epoch)
+    infos[i].used_bytes = infos[i].meta_bytes = 0;
+    if (infos[i].invalid_reason != SC_VALID)
+      continue;
+    const uint32_t *a = infos[i].checkpoint ? d->cvalid : d->valid;
+    size_t na = infos[i].checkpoint ? d->ncvalid : d->nvalid;
+    size_t k = epochs_lower_bound (a, na, infos[i].epoch);
+    if (k < na && a[k] == infos[i].epoch && infos[i].checkpoint)
+      infos[i].meta_bytes = u.cbytes[k];
+    else if (k < na && a[k] == infos[i].epoch)
       infos[i].used_bytes = u.bytes[k];
   }
   free (u.bytes);

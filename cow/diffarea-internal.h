@@ -123,9 +123,12 @@ struct sc_diff {
 
   struct snap **snaps;          /* listed, oldest first (= id, epoch order) */
   size_t nsnaps, snaps_cap;
-  uint32_t *valid;              /* epochs of valid snapshots, ascending;
-                                   room for snaps_cap */
+  uint32_t *valid;              /* epochs of valid snapshots (data kept),
+                                   ascending; room for snaps_cap */
   size_t nvalid;
+  uint32_t *cvalid;             /* epochs of valid checkpoints (marks
+                                   kept), ascending; room for snaps_cap */
+  size_t ncvalid;
 
   uint32_t epoch;               /* the live volume's */
   uint64_t next_id;
@@ -147,6 +150,7 @@ struct sc_diff {
   bool max_recorded;            /* a LIMIT record exists */
   enum sc_on_full on_full;
   uint32_t max_snaps;
+  uint32_t max_ckpts;
   uint64_t prealloc_end;        /* bytes of the file preallocated */
   struct sc_drop_info drops[SC_DROP_HISTORY];   /* a ring */
   uint64_t drops_total;         /* ever; drops[] holds the last ones */
@@ -265,7 +269,10 @@ size_t rec_copy_sums (void *buf, uint64_t chunk, const struct sc_copy *c,
 size_t rec_drop (void *buf, const struct sc_drop_info *di, uint64_t total);
 size_t rec_limit (void *buf, uint64_t max_bytes);
 size_t rec_discard (void *buf, uint64_t id, uint64_t first, uint64_t count);
-/* Append a snapshot's records (create, and set if in one) to j. */
+size_t rec_snapshot_uuid (void *buf, const struct sc_snapshot_info *s);
+size_t rec_keep_checkpoint (void *buf, uint64_t id);
+/* Append a snapshot's records (create, its UUID, and its set if in one)
+ * to j. */
 int rec_append_snapshot (struct sc_journal *j,
                          const struct sc_snapshot_info *s, uint64_t *seq);
 
@@ -293,6 +300,15 @@ void snap_set_invalid (struct sc_diff *d, struct snap *s, uint32_t reason,
                        int err, uint64_t chunk);
 /* No longer valid for new copies (its delete is durable). */
 void snap_unvalidate (struct sc_diff *d, struct snap *s);
+/* Snapshot s is kept as a checkpoint from now on (its record durable). */
+void snap_make_checkpoint (struct sc_diff *d, struct snap *s);
+/* A snapshot of an older version without a SNAP_UUID record: its UUID,
+ * derived from the volume's UUID and its id. */
+void snap_derive_uuid (const struct sc_diff *d, struct sc_snapshot_info *s);
+/* Listed checkpoints, and the oldest one. */
+size_t snap_listed_checkpoints (const struct sc_diff *d);
+struct snap *snap_oldest_checkpoint (struct sc_diff *d);
+/* Listed snapshots (checkpoints not counted), and the oldest one. */
 size_t snap_listed (const struct sc_diff *d);
 struct snap *snap_oldest_listed (struct sc_diff *d);
 
@@ -318,10 +334,14 @@ int snap_retire (struct sc_diff *d, struct snap *s, uint64_t seq,
  * discarded c: copymap_needed() is that rule, for any set of snapshots.
  * Nothing outside this file knows how the map is stored. */
 
-/* The snapshots whose needs are asked about: epochs ascending. */
+/* The snapshots whose needs are asked about: epochs ascending.  `marks`
+ * (gc only): the checkpoints', which need a mark where a snapshot needs
+ * data. */
 struct keepers {
   const uint32_t *epochs;
   size_t n;
+  const uint32_t *marks;
+  size_t nmarks;
 };
 
 static inline void
@@ -337,6 +357,23 @@ bool copymap_needed (struct sc_diff *d, const struct keepers *k,
                      uint32_t from, uint32_t to, uint64_t chunk);
 /* Does a valid snapshot see the current origin content of `chunk`? */
 bool copymap_needs_copy (struct sc_diff *d, uint64_t chunk);
+/* Does a valid checkpoint need to know that `chunk` changes now (and no
+ * copy or mark of it was made in this epoch)? */
+bool copymap_needs_mark (struct sc_diff *d, uint64_t chunk);
+/* A data copy that only checkpoints need any more: its data goes (slot
+ * freed with free_slot, else left to the caller), it stays as a mark. */
+void copymap_demote (struct sc_diff *d, uint64_t chunk,
+                     const struct sc_copy *c, bool free_slot);
+
+/* sc_diff_copy_record with the lock held; offset may also be
+ * SC_COPY_MARK: a data-less mark (cow/marks.c). */
+#define SC_COPY_MARK (UINT64_MAX - 1)
+int sc_diff_copy_record_locked (struct sc_diff *d, uint64_t chunk,
+                                uint64_t offset, const uint32_t *sums,
+                                uint64_t *seq);
+/* sc_diff_invalidate_chunk with the lock held. */
+int diff_invalidate_chunk_locked (struct sc_diff *d, uint64_t chunk,
+                                  uint32_t reason, int err);
 
 int copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c);
 bool copymap_find (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
@@ -446,6 +483,8 @@ bool space_fits (struct sc_diff *d, uint64_t max_bytes, uint64_t extra);
 /* Room for one more snapshot under max-snapshots (dropping the oldest if
  * allowed): -EMFILE otherwise. */
 int space_room_for_snapshot (struct sc_diff *d, bool delete_oldest);
+/* The same under max-checkpoints, dropping the oldest checkpoint. */
+int space_room_for_checkpoint (struct sc_diff *d, bool delete_oldest);
 /* Apply drop number `total` to the history (replay and policy drops). */
 void space_drop_push (struct sc_diff *d, const struct sc_drop_info *di,
                       uint64_t total);

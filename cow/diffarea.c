@@ -220,6 +220,7 @@ diff_free (struct sc_diff *d)
     snap_free (d, d->snaps[i]);
   free (d->snaps);
   free (d->valid);
+  free (d->cvalid);
   free (d->unsure);
   free (d->unsure_bad);
   free (d->prefail);
@@ -419,6 +420,7 @@ diff_new (unsigned flags)
   d->rdonly = flags & SC_DIFF_RDONLY;
   d->volatile_mode = flags & SC_DIFF_VOLATILE;
   d->max_snaps = SC_MAX_SNAPSHOTS_DEFAULT;
+  d->max_ckpts = SC_MAX_CHECKPOINTS_DEFAULT;
   pthread_mutex_init (&d->lock, NULL);
   pthread_cond_init (&d->readers_done, NULL);
   if (sc_index_init (&d->index) < 0) {
@@ -609,6 +611,7 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
     st->snapshots++;
     st->invalid += s->info.invalid_reason != SC_VALID;
     st->damaged += s->info.invalid_reason == SC_INVALID_DAMAGED;
+    st->checkpoints += s->info.checkpoint;
     for (size_t k = 0; k < s->ndisc; k++)
       st->discarded_bytes += s->disc[k].count * d->chunk_size;
   }

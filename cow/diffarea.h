@@ -96,6 +96,8 @@ enum sc_invalid_reason {
                                      stopped */
   SC_INVALID_SALVAGED = 11,     /* journal damaged: the salvage could not
                                    prove this snapshot intact */
+  SC_DROPPED_MAX_CHECKPOINTS = 12, /* a checkpoint at max-checkpoints made
+                                      room (SC_REC_SNAP_DROP) */
 };
 /* A short human description, e.g. "copy-on-write write failed". */
 const char *sc_invalid_reason_text (uint32_t reason);

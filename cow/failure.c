@@ -222,7 +222,7 @@ prefail_needs (struct sc_diff *d, uint64_t chunk)
   if (!d->prefail)
     return true;
   uint32_t from = copymap_last_epoch (d, chunk);
-  struct keepers k = { d->prefail, d->nprefail };
+  struct keepers k = { .epochs = d->prefail, .n = d->nprefail };
   return from != d->epoch && copymap_needed (d, &k, from, d->epoch - 1,
                                              chunk);
 }

@@ -1,4 +1,4 @@
-/* shadowcopy: the on-disk format of the diff area (versions 1 and 2).
+/* shadowcopy: the on-disk format of the diff area (versions 1 to 3).
  *
  * docs/design.md describes it in prose; this header is its definition.
  * Every integer is little-endian.  Every metadata structure carries a
@@ -32,11 +32,13 @@
 #endif
 
 #define SC_SB_MAGIC        "SHCOPYSB"
-/* Version 2 added COPY_SUMS records.  A read-write open writes version 2
- * into the superblock before it writes any record, so a binary that only
- * knows version 1 refuses the area by its version instead of tripping on
- * an unknown record; version 1 areas are still read. */
-#define SC_FORMAT_VERSION  2
+/* Version 2 added COPY_SUMS records; version 3 checkpoints (the
+ * CHECKPOINT flag, KEEP_CHECKPOINT records, data-less MARK copies) and
+ * snapshot UUIDs (SNAP_UUID records).  A read-write open writes the
+ * current version into the superblock before it writes any record, so a
+ * binary that knows an older one refuses the area by its version instead
+ * of tripping on an unknown record; versions 1 and 2 are still read. */
+#define SC_FORMAT_VERSION  3
 #define SC_FORMAT_VERSION_MIN 1
 #define SC_SB_SIZE         4096
 #define SC_SB_COPIES       2
@@ -140,9 +142,11 @@ enum sc_rec_type {
   SC_REC_SNAP_DROP = 9,         /* a snapshot deleted by a policy */
   SC_REC_LIMIT = 10,            /* the diff area's size limit */
   SC_REC_DISCARD = 11,          /* a snapshot no longer needs chunks */
-  /* Reserved for work in progress (issue 11): */
   SC_REC_COPY_SUMS = 12,        /* a copy with one checksum per block */
-  SC_REC_SLOT_START = 13,       /* first record of a journal slot */
+  SC_REC_SLOT_START = 13,       /* reserved, never written */
+  SC_REC_SNAP_UUID = 14,        /* a snapshot's or checkpoint's UUID */
+  SC_REC_KEEP_CHECKPOINT = 15,  /* a snapshot's data let go, kept as a
+                                   checkpoint */
 };
 
 struct sc_rec_state {
@@ -167,7 +171,29 @@ struct sc_rec_snap_create {
  * it: a diff area opened after that session (a restart, or offline)
  * deletes it. */
 #define SC_SNAP_F_AUTO_RELEASE 0x1
-#define SC_SNAP_F_KNOWN        SC_SNAP_F_AUTO_RELEASE
+/* A checkpoint (version 3): it keeps no data; the copy map keeps a
+ * data-less MARK for each chunk first written after it, so that what
+ * changed since can be told (cow/changes.c). */
+#define SC_SNAP_F_CHECKPOINT   0x2
+#define SC_SNAP_F_KNOWN        (SC_SNAP_F_AUTO_RELEASE | SC_SNAP_F_CHECKPOINT)
+
+/* Written right after the SNAP_CREATE record of every snapshot and
+ * checkpoint (version 3; before its SNAP_SET): its UUID, random at
+ * creation.  A snapshot without one (made by an older version) has a
+ * UUID derived from the volume's and its id (cow/snapshot-table.c). */
+struct sc_rec_snap_uuid {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint8_t  uuid[16];
+} __attribute__((packed));
+
+/* `delete --keep-checkpoint`: snapshot `id` becomes a checkpoint; the
+ * copies only it needed are let go (a data copy that a checkpoint still
+ * needs becomes a MARK). */
+struct sc_rec_keep_checkpoint {
+  struct sc_rec_hdr h;
+  uint64_t id;
+} __attribute__((packed));
 
 /* Written right after the SNAP_CREATE record of a snapshot that belongs
  * to a snapshot set (and in the same commit); names that snapshot. */
@@ -200,6 +226,10 @@ struct sc_rec_copy {
   uint32_t reserved;            /* 0 */
 } __attribute__((packed));
 #define SC_COPY_F_ZERO 0x1
+/* A data-less mark (version 3): chunk was first written in `epoch` after
+ * a checkpoint that needs to know, and no snapshot needed its old data.
+ * slot and data_crc are 0. */
+#define SC_COPY_F_MARK 0x2
 
 /* A data copy with one CRC32C per block of its slot (format version 2),
  * so that a read of part of a chunk is verified by reading just the

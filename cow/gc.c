@@ -19,18 +19,25 @@
 int
 keepers_get (struct sc_diff *d, struct keepers *k)
 {
-  uint32_t *epochs = malloc ((d->nsnaps + 1) * sizeof *epochs);
+  uint32_t *epochs = malloc ((2 * d->nsnaps + 1) * sizeof *epochs);
   if (!epochs)
     return -ENOMEM;
-  size_t n = 0;
+  uint32_t *marks = epochs + d->nsnaps;
+  size_t n = 0, m = 0;
   /* While a failure is not recorded, the journal on disk may still be
-   * replayed: the copies of the snapshots it lists as valid stay. */
-  for (size_t i = 0; i < d->nsnaps; i++)
-    if (snap_keeps_copies (d->snaps[i]) ||
-        failure_keeps (d, d->snaps[i]->info.epoch))
-      epochs[n++] = d->snaps[i]->info.epoch;
-  k->epochs = epochs;
-  k->n = n;
+   * replayed: the copies of the snapshots it lists as valid stay.  A
+   * checkpoint needs marks; a snapshot just kept as one still needs its
+   * data while a read of it is in flight. */
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    const struct snap *s = d->snaps[i];
+    if (!snap_keeps_copies (s) && !failure_keeps (d, s->info.epoch))
+      continue;
+    if (!s->info.checkpoint || s->readers)
+      epochs[n++] = s->info.epoch;
+    if (s->info.checkpoint)
+      marks[m++] = s->info.epoch;
+  }
+  *k = (struct keepers) { epochs, n, marks, m };
   return 0;
 }
 
@@ -38,7 +45,20 @@ void
 keepers_free (struct keepers *k)
 {
   free ((void *) k->epochs);
-  k->epochs = NULL;
+  k->epochs = k->marks = NULL;
+}
+
+/* Is the copy still needed: by a snapshot (as it is), or by a
+ * checkpoint only (as a mark)? */
+static bool
+gc_needed (struct sc_diff *d, const struct keepers *k, uint32_t from,
+           uint32_t to, uint64_t chunk, bool *mark_only)
+{
+  *mark_only = false;
+  if (copymap_needed (d, k, from, to, chunk))
+    return true;
+  struct keepers m = { .epochs = k->marks, .n = k->nmarks };
+  return (*mark_only = m.n && copymap_needed (d, &m, from, to, chunk));
 }
 
 struct gc {
@@ -53,9 +73,13 @@ gc_keep (void *opaque, uint64_t chunk, uint32_t prev, const struct sc_copy *c)
   struct gc *g = opaque;
   uint32_t from, to;
   copymap_serves (prev, c, &from, &to);
-  if (copymap_needed (g->d, &g->k, from, to, chunk))
+  bool mark_only;
+  if (gc_needed (g->d, &g->k, from, to, chunk, &mark_only)) {
+    if (mark_only)
+      copymap_demote (g->d, chunk, c, g->free_slots);
     return true;
-  if (g->free_slots && c->slot != SC_SLOT_ZERO)
+  }
+  if (g->free_slots && sc_copy_has_slot (c))
     gc_free_slot (g->d, c->slot);
   return false;
 }
@@ -87,15 +111,18 @@ gc_chunk (struct sc_diff *d, const struct keepers *k, uint64_t chunk)
   while (ndrop < GC_CHUNK_MAX && copymap_seen_by (d, chunk, prev, &c)) {
     uint32_t from, to;
     copymap_serves (prev, &c, &from, &to);
-    if (!copymap_needed (d, k, from, to, chunk))
+    bool mark_only;
+    if (!gc_needed (d, k, from, to, chunk, &mark_only))
       drop[ndrop++] = c.epoch;
+    else if (mark_only)
+      copymap_demote (d, chunk, &c, true);
     prev = c.epoch;
   }
   for (size_t i = 0; i < ndrop; i++) {
     if (!copymap_find (d, chunk, drop[i], &c))
       continue;
     copymap_remove (d, chunk, drop[i]);
-    if (c.slot != SC_SLOT_ZERO)
+    if (sc_copy_has_slot (&c))
       gc_free_slot (d, c.slot);
   }
 }

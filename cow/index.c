@@ -198,6 +198,29 @@ sc_index_find (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
   return false;
 }
 
+bool
+sc_index_set_slot (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                   uint64_t slot, uint32_t crc)
+{
+  struct sc_index_entry *e = lookup (ix, chunk);
+  if (!e)
+    return false;
+  if (e->epoch != MANY) {
+    if (e->epoch != epoch)
+      return false;
+    e->u.slot = slot;
+    e->crc = crc;
+    return true;
+  }
+  for (uint32_t i = 0; i < e->u.many->n; i++)
+    if (e->u.many->c[i].epoch == epoch) {
+      e->u.many->c[i].slot = slot;
+      e->u.many->c[i].crc = crc;
+      return true;
+    }
+  return false;
+}
+
 static void remove_at (struct sc_index *ix, uint64_t i);
 
 bool

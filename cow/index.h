@@ -13,13 +13,23 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A copy.  slot 0 (always a superblock) marks an all-zero copy. */
+/* A copy.  slot 0 (always a superblock) marks an all-zero copy, and
+ * SC_SLOT_MARK a data-less mark (the chunk changed in that epoch; only
+ * checkpoints need to know). */
 struct sc_copy {
   uint64_t slot;
   uint32_t epoch;
   uint32_t crc;                 /* CRC32C of the slot's data (0 for zero) */
 };
 #define SC_SLOT_ZERO 0
+#define SC_SLOT_MARK UINT64_MAX
+
+/* Does the copy keep data in a slot of its own? */
+static inline bool
+sc_copy_has_slot (const struct sc_copy *c)
+{
+  return c->slot != SC_SLOT_ZERO && c->slot != SC_SLOT_MARK;
+}
 
 struct sc_index_entry;
 struct sc_index {
@@ -44,6 +54,11 @@ bool sc_index_after (const struct sc_index *ix, uint64_t chunk,
 /* The copy of `chunk` made in `epoch`; false if there is none. */
 bool sc_index_find (const struct sc_index *ix, uint64_t chunk,
                     uint32_t epoch, struct sc_copy *out);
+
+/* Change the slot (and CRC) of the copy of `chunk` made in `epoch`;
+ * false if there is none. */
+bool sc_index_set_slot (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                        uint64_t slot, uint32_t crc);
 
 /* Remove the copy of `chunk` made in `epoch`; false if there is none. */
 bool sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch);

@@ -44,6 +44,9 @@ rec_len_ok (const struct sc_rec_hdr *h)
   }
   case SC_REC_LIMIT: return h->len == sizeof (struct sc_rec_limit);
   case SC_REC_DISCARD: return h->len == sizeof (struct sc_rec_discard);
+  case SC_REC_SNAP_UUID: return h->len == sizeof (struct sc_rec_snap_uuid);
+  case SC_REC_KEEP_CHECKPOINT:
+    return h->len == sizeof (struct sc_rec_keep_checkpoint);
   case SC_REC_COPY_SUMS: {
     const struct sc_rec_copy_sums *c = (const void *) h;
     return h->len >= sizeof *c + sizeof (uint32_t) && c->nsums >= 1 &&
@@ -72,6 +75,10 @@ type_len (const uint8_t *p, uint32_t room)
   case SC_REC_SNAP_SET: fixed = sizeof (struct sc_rec_snap_set); break;
   case SC_REC_LIMIT: fixed = sizeof (struct sc_rec_limit); break;
   case SC_REC_DISCARD: fixed = sizeof (struct sc_rec_discard); break;
+  case SC_REC_SNAP_UUID: fixed = sizeof (struct sc_rec_snap_uuid); break;
+  case SC_REC_KEEP_CHECKPOINT:
+    fixed = sizeof (struct sc_rec_keep_checkpoint);
+    break;
   case SC_REC_SNAP_CREATE: named = sizeof (struct sc_rec_snap_create); break;
   case SC_REC_SNAP_DROP: named = sizeof (struct sc_rec_snap_drop); break;
   case SC_REC_COPY_SUMS: {

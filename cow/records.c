@@ -28,7 +28,8 @@ rec_snapshot (void *buf, const struct sc_snapshot_info *s)
   r->epoch = s->epoch;
   r->ctime_ns = s->ctime_ns;
   r->volume_size = s->volume_size;
-  r->flags = s->auto_release ? SC_SNAP_F_AUTO_RELEASE : 0;
+  r->flags = (s->auto_release ? SC_SNAP_F_AUTO_RELEASE : 0) |
+             (s->checkpoint ? SC_SNAP_F_CHECKPOINT : 0);
   r->name_len = (uint16_t) name_len;
   memcpy (r->name, s->name, name_len);
   return len;
@@ -77,9 +78,10 @@ rec_copy (void *buf, uint64_t chunk, const struct sc_copy *c)
   REC (sc_rec_copy, r, buf, SC_REC_COPY);
   r->chunk = chunk;
   r->epoch = c->epoch;
-  r->flags = c->slot == SC_SLOT_ZERO ? SC_COPY_F_ZERO : 0;
-  r->slot = c->slot;
-  r->data_crc = c->crc;
+  r->flags = c->slot == SC_SLOT_ZERO ? SC_COPY_F_ZERO
+             : c->slot == SC_SLOT_MARK ? SC_COPY_F_MARK : 0;
+  r->slot = sc_copy_has_slot (c) ? c->slot : 0;
+  r->data_crc = sc_copy_has_slot (c) ? c->crc : 0;
   return sizeof *r;
 }
 
@@ -134,12 +136,31 @@ rec_discard (void *buf, uint64_t id, uint64_t first, uint64_t count)
   return sizeof *r;
 }
 
+size_t
+rec_snapshot_uuid (void *buf, const struct sc_snapshot_info *s)
+{
+  REC (sc_rec_snap_uuid, r, buf, SC_REC_SNAP_UUID);
+  r->id = s->id;
+  memcpy (r->uuid, s->uuid, sizeof r->uuid);
+  return sizeof *r;
+}
+
+size_t
+rec_keep_checkpoint (void *buf, uint64_t id)
+{
+  REC (sc_rec_keep_checkpoint, r, buf, SC_REC_KEEP_CHECKPOINT);
+  r->id = id;
+  return sizeof *r;
+}
+
 int
 rec_append_snapshot (struct sc_journal *j, const struct sc_snapshot_info *s,
                      uint64_t *seq)
 {
   uint8_t rec[SC_REC_MAX];
   int r = sc_journal_append (j, rec, rec_snapshot (rec, s), seq);
+  if (r == 0)
+    r = sc_journal_append (j, rec, rec_snapshot_uuid (rec, s), seq);
   if (r == 0 && s->in_set)
     r = sc_journal_append (j, rec, rec_snapshot_set (rec, s), seq);
   return r;

@@ -168,6 +168,8 @@ apply_create (struct sc_diff *d, const struct sc_rec_snap_create *r,
   s->info.ctime_ns = r->ctime_ns;
   s->info.volume_size = r->volume_size;
   s->info.auto_release = r->flags & SC_SNAP_F_AUTO_RELEASE;
+  s->info.checkpoint = r->flags & SC_SNAP_F_CHECKPOINT;
+  snap_derive_uuid (d, &s->info);       /* until its SNAP_UUID record */
   int e = snap_reserve (d);
   if (e < 0) {
     free (s);
@@ -189,6 +191,31 @@ apply_set (struct sc_diff *d, const struct sc_rec_snap_set *r, char *err,
                     "id %" PRIu64 " in a set", r->h.seq, r->id);
   s->info.in_set = true;
   memcpy (s->info.set_id, r->set_id, sizeof s->info.set_id);
+  return 0;
+}
+
+static int
+apply_uuid (struct sc_diff *d, const struct sc_rec_snap_uuid *r, char *err,
+            size_t errlen)
+{
+  struct snap *s = snap_by_id (d, r->id, NULL);
+  if (!s)
+    return CORRUPT ("journal record %" PRIu64 ": gives a UUID to unknown "
+                    "snapshot id %" PRIu64, r->h.seq, r->id);
+  memcpy (s->info.uuid, r->uuid, sizeof s->info.uuid);
+  return 0;
+}
+
+static int
+apply_keep_checkpoint (struct sc_diff *d,
+                       const struct sc_rec_keep_checkpoint *r, char *err,
+                       size_t errlen)
+{
+  struct snap *s = snap_by_id (d, r->id, NULL);
+  if (!s || s->info.checkpoint)
+    return CORRUPT ("journal record %" PRIu64 ": keeps unknown snapshot "
+                    "id %" PRIu64 " as a checkpoint", r->h.seq, r->id);
+  snap_make_checkpoint (d, s);
   return 0;
 }
 
@@ -225,7 +252,7 @@ add_copy (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
           const uint32_t *sums, bool whole, uint64_t seq, uint64_t durable,
           char *err, size_t errlen)
 {
-  bool zero = c.slot == SC_SLOT_ZERO;
+  bool zero = !sc_copy_has_slot (&c);
   bool in_file = !zero && c.slot < d->replay_max_slot;
   int e = in_file ? sc_sums_reserve (&d->sums, c.slot) : 0;
   if (e == 0)
@@ -244,15 +271,17 @@ static int
 apply_copy (struct sc_diff *d, const struct sc_rec_copy *r, uint64_t durable,
             char *err, size_t errlen)
 {
-  bool zero = r->flags & SC_COPY_F_ZERO;
+  bool mark = r->flags == SC_COPY_F_MARK;
+  bool zero = (r->flags & SC_COPY_F_ZERO) || mark;
   if (r->chunk >= d->nchunks || r->epoch == 0 || r->epoch > d->epoch ||
-      (r->flags & ~SC_COPY_F_ZERO) || (zero && r->slot != 0) ||
+      (r->flags & ~SC_COPY_F_ZERO && !mark) || (zero && r->slot != 0) ||
       (zero && r->data_crc != 0) || r->reserved != 0 ||
       (!zero && r->slot < d->first_slot))
     return CORRUPT ("journal record %" PRIu64 ": bad copy record "
                     "(chunk %" PRIu64 ", epoch %u, slot %" PRIu64 ")",
                     r->h.seq, r->chunk, r->epoch, r->slot);
-  struct sc_copy c = { .slot = zero ? SC_SLOT_ZERO : r->slot,
+  struct sc_copy c = { .slot = mark ? SC_SLOT_MARK
+                                   : zero ? SC_SLOT_ZERO : r->slot,
                        .epoch = r->epoch, .crc = zero ? 0 : r->data_crc };
   uint32_t whole = r->data_crc;
   return add_copy (d, r->chunk, c, &whole, true, r->h.seq, durable, err,
@@ -287,7 +316,8 @@ apply_drop (struct sc_diff *d, const struct sc_rec_snap_drop *r, char *err,
                              .drop_ns = r->drop_ns, .reason = r->reason };
   if (r->name_len == 0 || r->name_len > SC_NAME_MAX ||
       sizeof *r + r->name_len > r->h.len ||
-      r->reason < SC_DROPPED_DIFF_FULL || r->reason > SC_DROPPED_SHRINK)
+      ((r->reason < SC_DROPPED_DIFF_FULL || r->reason > SC_DROPPED_SHRINK) &&
+       r->reason != SC_DROPPED_MAX_CHECKPOINTS))
     return CORRUPT ("journal record %" PRIu64 ": bad drop record", r->h.seq);
   /* Drops are numbered 1, 2, ... with no gap; a checkpoint's history
    * starts at its oldest kept drop, so the first one may be higher. */
@@ -356,6 +386,9 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   case SC_REC_SNAP_DROP:    return apply_drop (d, r, err, errlen);
   case SC_REC_LIMIT:        return apply_limit (d, r, err, errlen);
   case SC_REC_DISCARD:      return apply_discard (d, r, err, errlen);
+  case SC_REC_SNAP_UUID:    return apply_uuid (d, r, err, errlen);
+  case SC_REC_KEEP_CHECKPOINT:
+    return apply_keep_checkpoint (d, r, err, errlen);
   }
   return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
                   h->type);
@@ -409,6 +442,9 @@ record_snapshot (const struct sc_rec_hdr *h)
     return ((const struct sc_rec_snap_invalid *) r)->id;
   case SC_REC_SNAP_SET: return ((const struct sc_rec_snap_set *) r)->id;
   case SC_REC_DISCARD: return ((const struct sc_rec_discard *) r)->id;
+  case SC_REC_SNAP_UUID: return ((const struct sc_rec_snap_uuid *) r)->id;
+  case SC_REC_KEEP_CHECKPOINT:
+    return ((const struct sc_rec_keep_checkpoint *) r)->id;
   }
   return 0;
 }
@@ -491,7 +527,7 @@ mark_slot (void *opaque, uint64_t chunk, uint32_t prev,
            const struct sc_copy *c)
 {
   struct mark_ctx *m = opaque;
-  if (c->slot == SC_SLOT_ZERO || m->bad)
+  if (!sc_copy_has_slot (c) || m->bad)
     return true;
   if (c->slot >= m->max_slot || sc_alloc_mark (&m->d->alloc, c->slot) < 0)
     m->bad = c->slot;

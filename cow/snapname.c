@@ -39,6 +39,8 @@ sc_invalid_reason_text (uint32_t reason)
     return "origin changed while the server was stopped";
   case SC_INVALID_SALVAGED:
     return "journal damaged: salvage could not prove this snapshot intact";
+  case SC_DROPPED_MAX_CHECKPOINTS:
+    return "dropped by policy: max-checkpoints reached (delete-oldest)";
   default: return "unknown reason";
   }
 }

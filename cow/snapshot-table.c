@@ -4,7 +4,8 @@
  * each create, so the table is sorted by both and every lookup but by
  * name is a binary search.  valid[] holds the epochs of the snapshots
  * that new writes must still copy for, ascending: the copy map's hot
- * query (copymap_needs_copy) searches it.  Deleted snapshots stay in the
+ * query (copymap_needs_copy) searches it; cvalid[] those of the valid
+ * checkpoints, for which new writes leave a data-less mark.  Deleted snapshots stay in the
  * table, unlisted, while their copies must be kept (see snap_keeps_copies).
  */
 #include <config.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "cow/array.h"
+#include "cow/crc32c.h"
 #include "cow/diffarea-internal.h"
 #include "cow/fault.h"
 #include "cow/search.h"
@@ -89,15 +91,79 @@ epochs_lower_bound (const uint32_t *a, size_t n, uint32_t e)
   return sc_partition_point (n, epoch_before, &k);
 }
 
+static void
+epochs_remove (uint32_t *a, size_t *n, uint32_t e)
+{
+  size_t i = epochs_lower_bound (a, *n, e);
+  if (i < *n && a[i] == e) {
+    memmove (&a[i], &a[i + 1], (*n - i - 1) * sizeof *a);
+    (*n)--;
+  }
+}
+
+static void
+epochs_insert (uint32_t *a, size_t *n, uint32_t e)
+{
+  size_t i = epochs_lower_bound (a, *n, e);
+  if (i < *n && a[i] == e)
+    return;
+  memmove (&a[i + 1], &a[i], (*n - i) * sizeof *a);
+  a[i] = e;
+  (*n)++;
+}
+
 void
 snap_unvalidate (struct sc_diff *d, struct snap *s)
 {
-  size_t i = epochs_lower_bound (d->valid, d->nvalid, s->info.epoch);
-  if (i < d->nvalid && d->valid[i] == s->info.epoch) {
-    memmove (&d->valid[i], &d->valid[i + 1],
-             (d->nvalid - i - 1) * sizeof *d->valid);
-    d->nvalid--;
+  epochs_remove (d->valid, &d->nvalid, s->info.epoch);
+  epochs_remove (d->cvalid, &d->ncvalid, s->info.epoch);
+}
+
+void
+snap_make_checkpoint (struct sc_diff *d, struct snap *s)
+{
+  if (s->info.checkpoint)
+    return;
+  s->info.checkpoint = true;
+  if (s->info.invalid_reason != SC_VALID)
+    return;
+  epochs_remove (d->valid, &d->nvalid, s->info.epoch);
+  epochs_insert (d->cvalid, &d->ncvalid, s->info.epoch);
+}
+
+/* CRC32C of (volume UUID, id, i) for each 4 bytes: stable across opens
+ * and versions, distinct between volumes and ids; a version-8 UUID. */
+void
+snap_derive_uuid (const struct sc_diff *d, struct sc_snapshot_info *s)
+{
+  for (uint32_t i = 0; i < 4; i++) {
+    uint8_t in[16 + 8 + 4];
+    memcpy (in, d->sb.uuid, 16);
+    memcpy (in + 16, &s->id, 8);
+    memcpy (in + 24, &i, 4);
+    uint32_t c = crc32c (0, in, sizeof in);
+    memcpy (s->uuid + 4 * i, &c, 4);
   }
+  s->uuid[6] = (uint8_t) ((s->uuid[6] & 0x0f) | 0x80);
+  s->uuid[8] = (uint8_t) ((s->uuid[8] & 0x3f) | 0x80);
+}
+
+size_t
+snap_listed_checkpoints (const struct sc_diff *d)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < d->nsnaps; i++)
+    n += !d->snaps[i]->deleted && d->snaps[i]->info.checkpoint;
+  return n;
+}
+
+struct snap *
+snap_oldest_checkpoint (struct sc_diff *d)
+{
+  for (size_t i = 0; i < d->nsnaps; i++)
+    if (!d->snaps[i]->deleted && d->snaps[i]->info.checkpoint)
+      return d->snaps[i];
+  return NULL;
 }
 
 int
@@ -117,6 +183,10 @@ snap_reserve (struct sc_diff *d)
   if (!v)
     return -ENOMEM;             /* snaps keeps its larger room: harmless */
   d->valid = v;
+  v = realloc (d->cvalid, cap * sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  d->cvalid = v;
   d->snaps_cap = cap;
   return 0;
 }
@@ -125,7 +195,9 @@ void
 snap_push (struct sc_diff *d, struct snap *s)
 {
   d->snaps[d->nsnaps++] = s;
-  if (s->info.invalid_reason == SC_VALID)
+  if (s->info.invalid_reason == SC_VALID && s->info.checkpoint)
+    d->cvalid[d->ncvalid++] = s->info.epoch;
+  else if (s->info.invalid_reason == SC_VALID)
     d->valid[d->nvalid++] = s->info.epoch;
 }
 
@@ -171,7 +243,7 @@ snap_listed (const struct sc_diff *d)
 {
   size_t n = 0;
   for (size_t i = 0; i < d->nsnaps; i++)
-    n += !d->snaps[i]->deleted;
+    n += !d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint;
   return n;
 }
 
@@ -179,7 +251,7 @@ struct snap *
 snap_oldest_listed (struct sc_diff *d)
 {
   for (size_t i = 0; i < d->nsnaps; i++)
-    if (!d->snaps[i]->deleted)
+    if (!d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint)
       return d->snaps[i];
   return NULL;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "cow/diffarea-internal.h"
@@ -54,7 +55,15 @@ snap_new (struct sc_diff *d, const char *name,
   s->info.id = d->next_id;
   s->info.epoch = d->epoch;
   s->info.volume_size = d->sb.origin_size;
+  if (getrandom (s->info.uuid, sizeof s->info.uuid, 0) !=
+      (ssize_t) sizeof s->info.uuid) {
+    free (s);
+    return -EAGAIN;
+  }
+  s->info.uuid[6] = (uint8_t) ((s->info.uuid[6] & 0x0f) | 0x40);
+  s->info.uuid[8] = (uint8_t) ((s->info.uuid[8] & 0x3f) | 0x80);
   if (opts) {
+    s->info.checkpoint = opts->checkpoint;
     s->info.auto_release = opts->auto_release;
     if (opts->set_id) {
       s->info.in_set = true;
@@ -85,7 +94,9 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
   r = snap_new (d, name, opts, &s);
   if (r < 0)
     return r;
-  if ((r = space_room_for_snapshot (d, opts && opts->delete_oldest)) < 0 ||
+  bool oldest = opts && opts->delete_oldest;
+  if ((r = s->info.checkpoint ? space_room_for_checkpoint (d, oldest)
+                              : space_room_for_snapshot (d, oldest)) < 0 ||
       (r = snap_reserve (d)) < 0) {
     free (s);
     return r;
@@ -94,6 +105,8 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
   r = txn_append (d, &t, rec, rec_snapshot (rec, &s->info));
+  if (r == 0)
+    r = txn_append (d, &t, rec, rec_snapshot_uuid (rec, &s->info));
   if (r == 0 && s->info.in_set)
     r = txn_append (d, &t, rec, rec_snapshot_set (rec, &s->info));
   if (r < 0) {
@@ -225,6 +238,13 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
                           int err)
 {
   LOCKED (d);
+  return diff_invalidate_chunk_locked (d, chunk, reason, err);
+}
+
+int
+diff_invalidate_chunk_locked (struct sc_diff *d, uint64_t chunk,
+                              uint32_t reason, int err)
+{
   uint32_t from = copymap_last_epoch (d, chunk);
   uint64_t seq = 0;
   int r = 0;
@@ -269,8 +289,8 @@ sc_diff_snapshot_get (struct sc_diff *d, uint64_t id,
 {
   LOCKED (d);
   struct snap *s = snap_by_id (d, id, NULL);
-  if (!s || s->deleted)
-    return -ENOENT;
+  if (!s || s->deleted || s->info.checkpoint)
+    return -ENOENT;             /* a checkpoint has no data to read */
   if (info)
     *info = s->info;
   if (s->info.invalid_reason != SC_VALID)
@@ -292,6 +312,11 @@ sc_diff_snapshot_put (struct sc_diff *d, uint64_t id)
       (void) gc_run (d, true);
       pthread_cond_broadcast (&d->readers_done);
     }
+    else if (s->info.checkpoint) {      /* kept as a checkpoint meanwhile:
+                                           its data can go now */
+      (void) gc_run (d, true);
+      pthread_cond_broadcast (&d->readers_done);
+    }
     if (d->ndamaged_kept)
       damage_release (d);
   }
@@ -302,7 +327,7 @@ sc_diff_snapshot_check (struct sc_diff *d, uint64_t id)
 {
   LOCKED (d);
   struct snap *s = snap_by_id (d, id, NULL);
-  if (!s || s->deleted)
+  if (!s || s->deleted || s->info.checkpoint)
     return -ENOENT;
   return s->info.invalid_reason != SC_VALID ? -EIO : 0;
 }

@@ -117,12 +117,13 @@ space_drop_push (struct sc_diff *d, const struct sc_drop_info *di,
   d->drops_total = total;
 }
 
-/* Delete the oldest listed snapshot by policy, durably.  -ENOENT if there
- * is none.  The lock is released during the commit. */
+/* Delete the oldest listed snapshot by policy, durably (with `ckpt`, the
+ * oldest checkpoint instead).  -ENOENT if there is none.  The lock is
+ * released during the commit. */
 static int
-drop_oldest (struct sc_diff *d, uint32_t reason)
+drop_oldest_of (struct sc_diff *d, uint32_t reason, bool ckpt)
 {
-  struct snap *s = snap_oldest_listed (d);
+  struct snap *s = ckpt ? snap_oldest_checkpoint (d) : snap_oldest_listed (d);
   if (!s)
     return -ENOENT;
   struct sc_drop_info di = { .id = s->info.id, .ctime_ns = s->info.ctime_ns,
@@ -135,9 +136,16 @@ drop_oldest (struct sc_diff *d, uint32_t reason)
   if (r < 0)
     return r;
   space_drop_push (d, &di, d->drops_total + 1);
-  diff_say ("snapshot %s (id %" PRIu64 ") deleted: %s", di.name, di.id,
+  diff_say ("%s %s (id %" PRIu64 ") deleted: %s",
+            ckpt ? "checkpoint" : "snapshot", di.name, di.id,
             sc_invalid_reason_text (reason));
   return snap_retire (d, s, t.seq, false);
+}
+
+static int
+drop_oldest (struct sc_diff *d, uint32_t reason)
+{
+  return drop_oldest_of (d, reason, false);
 }
 
 /* Is space about to come back: a deleted snapshot whose copies are still
@@ -178,6 +186,21 @@ space_room_for_snapshot (struct sc_diff *d, bool delete_oldest)
   return 0;
 }
 
+/* Checkpoints count against a limit of their own, and only a checkpoint
+ * is dropped for a checkpoint. */
+int
+space_room_for_checkpoint (struct sc_diff *d, bool delete_oldest)
+{
+  while (snap_listed_checkpoints (d) >= d->max_ckpts) {
+    if (!delete_oldest)
+      return -EMFILE;
+    int r = drop_oldest_of (d, SC_DROPPED_MAX_CHECKPOINTS, true);
+    if (r < 0)
+      return r == -ENOENT ? -EMFILE : r;
+  }
+  return 0;
+}
+
 /* ---- the limit and the policies ---------------------------------------- */
 
 void
@@ -202,7 +225,10 @@ shrink_to (struct sc_diff *d, uint64_t max_bytes, uint64_t *dropped)
         return r;
       continue;
     }
+    /* Snapshots first; then checkpoints, whose marks are metadata. */
     int r = drop_oldest (d, SC_DROPPED_SHRINK);
+    if (r == -ENOENT)
+      r = drop_oldest_of (d, SC_DROPPED_SHRINK, true);
     if (r == -ENOENT)
       break;
     if (r < 0)

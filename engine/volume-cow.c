@@ -262,6 +262,23 @@ record_copies (struct batch *b)
   }
 }
 
+/* After the copies (a policy drop may have removed the snapshot a copy
+ * was for), record for the checkpoints the chunks that change without
+ * one, durably, before the origin is written.  A failure invalidates the
+ * checkpoints concerned (cow/marks.c), never the live write. */
+static void
+mark_changes (struct sc_volume *v, uint64_t first, uint64_t last)
+{
+  uint64_t seq = 0;
+  int r = sc_diff_mark_changes (v->diff, first, last, &seq);
+  if (r == 0 && seq)
+    r = sc_diff_commit (v->diff, seq);
+  if (r < 0)
+    debug ("changed-block tracking: recording chunks %" PRIu64 "-%" PRIu64
+           ": %s (the checkpoints concerned are invalid)", first, last,
+           strerror (-r));
+}
+
 /* Copy the old content of `n` chunks (n <= batch_chunks) that snapshots
  * still need.  Failures invalidate snapshots; they do not fail the write. */
 static int
@@ -304,6 +321,8 @@ sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
     int e = cow_batch (v, batch, n);
     r = r ? r : e;
   }
+  if (r != -ENOSPC)             /* checkpoints: the chunks change now */
+    mark_changes (v, first, last);
   if (t0)
     sc_vol_note_cow (v, sc_mono_ns () - t0);
   return r;

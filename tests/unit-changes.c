@@ -1,0 +1,329 @@
+/* Unit tests: changed-block tracking (cow/changes.c) and checkpoints
+ * (cow/marks.c): the changes reported between two points are exactly the
+ * chunks written between them, whatever snapshots and checkpoints come
+ * and go, across reopens; checkpoints keep no data; UUIDs. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/diffarea.h"
+#include "tests/unit-helpers.h"
+
+TestSuite (changes, .init = uh_setup, .fini = uh_teardown);
+
+#define CS 4096u
+
+/* A write of `chunk` as the engine does it: the copy a snapshot needs
+ * (holding the old content's tag), then the marks, then (not modelled)
+ * the origin write. */
+static void
+write_chunk (struct sc_diff *d, uint64_t chunk, uint64_t old_tag)
+{
+  if (sc_diff_needs_copy (d, chunk))
+    uh_copy_chunk (d, chunk, old_tag);
+  uint64_t seq = 0;
+  cr_assert_eq (sc_diff_mark_changes (d, chunk, chunk, &seq), 0);
+  if (seq)
+    cr_assert_eq (sc_diff_commit (d, seq), 0);
+}
+
+static struct sc_snapshot_info
+make (struct sc_diff *d, const char *name, bool ckpt)
+{
+  struct sc_snapshot_opts o = { .checkpoint = ckpt };
+  struct sc_snapshot_info s;
+  int r = sc_diff_snapshot_create (d, name, &o, &s);
+  cr_assert_eq (r, 0, "creating %s: %d", name, r);
+  return s;
+}
+
+/* The changed chunks from `from` to `to`, as a 0/1 array of n chunks,
+ * read in pages of `page` runs. */
+static int
+changed (struct sc_diff *d, uint64_t from, uint64_t to, uint64_t n,
+         size_t page, uint8_t *out)
+{
+  memset (out, 0, n);
+  struct sc_chunk_range *runs = calloc (page, sizeof *runs);
+  cr_assert_not_null (runs);
+  uint64_t start = 0, prev_end = 0;
+  for (int pages = 0; start < n; pages++) {
+    size_t k;
+    uint64_t next;
+    int r = sc_diff_changes (d, from, to, start, runs, page, &k, &next);
+    if (r < 0) {
+      free (runs);
+      return r;
+    }
+    cr_assert_gt (next, start, "the page moves on");
+    for (size_t i = 0; i < k; i++) {
+      cr_assert_geq (runs[i].first, start);
+      cr_assert_gt (runs[i].count, 0);
+      cr_assert_leq (runs[i].first + runs[i].count, n);
+      cr_assert (i == 0 || runs[i].first > prev_end,
+                 "runs sorted, apart within a page");
+      cr_assert_leq (runs[i].first + runs[i].count, next);
+      prev_end = runs[i].first + runs[i].count;
+      for (uint64_t c = runs[i].first; c < prev_end; c++)
+        out[c] = 1;
+    }
+    start = next;
+    cr_assert_lt (pages, 1000000);
+  }
+  free (runs);
+  return 0;
+}
+
+Test (changes, errors)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  struct sc_snapshot_info s1 = make (a.d, "s1", false);
+  struct sc_snapshot_info s2 = make (a.d, "s2", false);
+  struct sc_chunk_range r[4];
+  size_t n;
+  uint64_t next;
+  cr_assert_eq (sc_diff_changes (a.d, s2.id, s1.id, 0, r, 4, &n, &next),
+                -EINVAL, "FROM newer than TO");
+  cr_assert_eq (sc_diff_changes (a.d, 999, SC_DIFF_LIVE, 0, r, 4, &n,
+                                 &next), -ENOENT);
+  cr_assert_eq (sc_diff_changes (a.d, s1.id, 999, 0, r, 4, &n, &next),
+                -ENOENT);
+  cr_assert_eq (sc_diff_changes (a.d, s1.id, s1.id, 0, r, 4, &n, &next), 0);
+  cr_assert_eq (n, 0, "a point against itself: nothing changed");
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "nope"), -ENOENT);
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s1"), 0);
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s1"), -EINVAL,
+                "already a checkpoint");
+  cr_assert_eq (sc_diff_invalidate_chunk (a.d, 0, SC_INVALID_COPY_READ, EIO),
+                0);
+  cr_assert_eq (sc_diff_changes (a.d, s1.id, SC_DIFF_LIVE, 0, r, 4, &n,
+                                 &next), -EIO, "an invalid checkpoint");
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s2"), -ESTALE,
+                "an invalid snapshot has nothing to keep");
+  uh_area_free (&a);
+}
+
+Test (changes, uuids)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  struct sc_snapshot_info s1 = make (a.d, "s1", false);
+  struct sc_snapshot_info c1 = make (a.d, "c1", true);
+  static const uint8_t zero[16];
+  cr_assert (memcmp (s1.uuid, zero, 16) != 0);
+  cr_assert (memcmp (s1.uuid, c1.uuid, 16) != 0);
+  cr_assert_eq (s1.uuid[6] >> 4, 4, "a version-4 UUID");
+  cr_assert (c1.checkpoint && !s1.checkpoint);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "s1"), 0);
+  struct sc_snapshot_info s1b = make (a.d, "s1", false);
+  cr_assert (memcmp (s1.uuid, s1b.uuid, 16) != 0, "a reused name gets a new "
+             "UUID");
+  uh_area_reopen (&a, 0);
+  struct sc_snapshot_info x = uh_find (a.d, "s1");
+  cr_assert (memcmp (x.uuid, s1b.uuid, 16) == 0, "kept across a reopen");
+  x = uh_find (a.d, "c1");
+  cr_assert (memcmp (x.uuid, c1.uuid, 16) == 0);
+  cr_assert (x.checkpoint);
+  uh_area_free (&a);
+}
+
+/* A checkpoint keeps no data: a write after it leaves a mark, no slot;
+ * keep-checkpoint frees what only its snapshot needed. */
+Test (changes, checkpoints_keep_no_data)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  make (a.d, "c", true);
+  for (uint64_t c = 0; c < 32; c++)
+    write_chunk (a.d, c, 100 + c);
+  struct sc_diff_stats st = uh_stats (a.d);
+  cr_assert_eq (st.data_slots, 0, "no data for a checkpoint");
+  cr_assert_eq (st.copies, 32, "one mark per changed chunk");
+  cr_assert_eq (st.checkpoints, 1);
+  struct sc_snapshot_info c = uh_find (a.d, "c");
+  cr_assert_eq (c.used_bytes, 0);
+  cr_assert_eq (c.meta_bytes, 32 * 48, "48 bytes of journal a mark");
+
+  make (a.d, "s", false);
+  for (uint64_t k = 16; k < 48; k++)
+    write_chunk (a.d, k, 200 + k);
+  st = uh_stats (a.d);
+  cr_assert_eq (st.data_slots, 32, "the snapshot's copies");
+  uint64_t used = st.used_bytes;
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s"), 0);
+  st = uh_stats (a.d);
+  cr_assert_eq (st.data_slots, 0, "its data is gone");
+  cr_assert_lt (st.used_bytes, used);
+  cr_assert_eq (st.checkpoints, 2);
+  struct sc_snapshot_info s = uh_find (a.d, "s");
+  cr_assert (s.checkpoint);
+  cr_assert_eq (sc_diff_snapshot_get (a.d, s.id, NULL), -ENOENT,
+                "a checkpoint is never read");
+  uint8_t ch[64];
+  cr_assert_eq (changed (a.d, s.id, SC_DIFF_LIVE, 64, 8, ch), 0);
+  for (uint64_t k = 0; k < 64; k++)
+    cr_assert_eq (ch[k], k >= 16 && k < 48, "chunk %lu", (unsigned long) k);
+  cr_assert_eq (changed (a.d, c.id, s.id, 64, 8, ch), 0);
+  for (uint64_t k = 0; k < 64; k++)
+    cr_assert_eq (ch[k], k < 32, "chunk %lu", (unsigned long) k);
+  uh_area_free (&a);
+}
+
+Test (changes, max_checkpoints)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  sc_diff_set_max_checkpoints (a.d, 2);
+  make (a.d, "s", false);
+  make (a.d, "c1", true);
+  make (a.d, "c2", true);
+  struct sc_snapshot_opts o = { .checkpoint = true };
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "c3", &o, NULL), -EMFILE);
+  o.delete_oldest = true;
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "c3", &o, NULL), 0);
+  struct sc_snapshot_info x;
+  cr_assert_eq (sc_diff_snapshot_lookup (a.d, "c1", &x), -ENOENT,
+                "the oldest checkpoint went");
+  cr_assert_eq (sc_diff_snapshot_lookup (a.d, "s", &x), 0,
+                "a snapshot is not dropped for a checkpoint");
+  uh_area_free (&a);
+}
+
+/* ---- the model ---------------------------------------------------------- *
+ *
+ * Random writes, snapshots, checkpoints, deletes, keep-checkpoints and
+ * reopens.  Each chunk's content is a version number; every point keeps
+ * the versions it saw.  Checked after every step: for every pair of
+ * valid points (and each against the live volume), the reported chunks
+ * are exactly those written in between, and every snapshot still finds
+ * each chunk where its version is (the origin, or a copy of it). */
+
+#define MCHUNKS 48
+#define MPOINTS 24
+
+struct point {
+  bool used;
+  char name[16];
+  uint64_t id;
+  bool ckpt;
+  uint64_t ver[MCHUNKS];        /* the content it saw */
+};
+
+struct model {
+  uint64_t live[MCHUNKS];
+  uint64_t next_ver;
+  struct point p[MPOINTS];
+};
+
+static void
+check_pair (struct sc_diff *d, const struct model *m, const struct point *f,
+            const struct point *t, size_t page)
+{
+  uint8_t ch[MCHUNKS];
+  int r = changed (d, f->id, t ? t->id : SC_DIFF_LIVE, MCHUNKS, page, ch);
+  cr_assert_eq (r, 0, "diff %s %s: %d", f->name, t ? t->name : "live", r);
+  for (uint64_t c = 0; c < MCHUNKS; c++) {
+    /* Every write makes a new version: written in between is exactly
+     * "the versions differ". */
+    bool differs = (t ? t->ver[c] : m->live[c]) != f->ver[c];
+    cr_assert_eq (ch[c], differs, "diff %s %s: chunk %lu %s", f->name,
+                  t ? t->name : "live", (unsigned long) c,
+                  differs ? "missed" : "reported, not written since");
+  }
+}
+
+static void
+check_all (struct sc_diff *d, const struct model *m, uint64_t *rng)
+{
+  for (int i = 0; i < MPOINTS; i++) {
+    const struct point *f = &m->p[i];
+    if (!f->used)
+      continue;
+    size_t page = 1 + uh_rand_below (rng, 6);
+    check_pair (d, m, f, NULL, page);
+    for (int j = 0; j < MPOINTS; j++)
+      if (m->p[j].used && m->p[j].id > f->id)
+        check_pair (d, m, f, &m->p[j], page);
+    if (f->ckpt)
+      continue;
+    for (uint64_t c = 0; c < MCHUNKS; c++) {
+      uint64_t off;
+      enum sc_where w = uh_resolve (d, f->name, c, &off);
+      if (f->ver[c] == m->live[c])
+        cr_assert_eq (w, SC_WHERE_ORIGIN, "%s chunk %lu", f->name,
+                      (unsigned long) c);
+      else {
+        cr_assert_eq (w, SC_WHERE_DIFF, "%s chunk %lu: %d", f->name,
+                      (unsigned long) c, w);
+        uh_assert_slot_data (d, off, f->ver[c]);
+      }
+    }
+  }
+}
+
+static void
+model_run (uint64_t seed, int steps)
+{
+  struct uh_area a;
+  uh_area_create (&a, MCHUNKS * CS, CS, 3);
+  struct model *m = calloc (1, sizeof *m);
+  cr_assert_not_null (m);
+  uint64_t rng = seed;
+  for (uint64_t c = 0; c < MCHUNKS; c++)
+    m->live[c] = ++m->next_ver;
+  int named = 0;
+  for (int step = 0; step < steps; step++) {
+    uint64_t op = uh_rand_below (&rng, 100);
+    if (op < 60) {                      /* a write of a few chunks */
+      uint64_t c0 = uh_rand_below (&rng, MCHUNKS);
+      uint64_t n = 1 + uh_rand_below (&rng, 4);
+      for (uint64_t c = c0; c < c0 + n && c < MCHUNKS; c++) {
+        write_chunk (a.d, c, m->live[c]);
+        m->live[c] = ++m->next_ver;
+      }
+    }
+    else if (op < 78) {                 /* a snapshot or a checkpoint */
+      int i = (int) uh_rand_below (&rng, MPOINTS);
+      if (m->p[i].used)
+        continue;
+      struct point *p = &m->p[i];
+      p->used = true;
+      p->ckpt = uh_rand_below (&rng, 2);
+      snprintf (p->name, sizeof p->name, "p%d", named++);
+      p->id = make (a.d, p->name, p->ckpt).id;
+      memcpy (p->ver, m->live, sizeof p->ver);
+    }
+    else if (op < 86) {                 /* delete */
+      int i = (int) uh_rand_below (&rng, MPOINTS);
+      if (!m->p[i].used)
+        continue;
+      cr_assert_eq (sc_diff_snapshot_delete (a.d, m->p[i].name), 0);
+      m->p[i].used = false;
+    }
+    else if (op < 94) {                 /* keep as a checkpoint */
+      int i = (int) uh_rand_below (&rng, MPOINTS);
+      if (!m->p[i].used || m->p[i].ckpt)
+        continue;
+      cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, m->p[i].name), 0);
+      m->p[i].ckpt = true;
+    }
+    else                                /* reopen (replay) */
+      uh_area_reopen (&a, 0);
+    check_all (a.d, m, &rng);
+  }
+  uh_area_reopen (&a, SC_DIFF_RDONLY);
+  check_all (a.d, m, &rng);
+  free (m);
+  uh_area_free (&a);
+}
+
+Test (changes, model_seed_1) { model_run (1, 400); }
+Test (changes, model_seed_2) { model_run (2, 400); }
+Test (changes, model_seed_3) { model_run (3, 400); }
+Test (changes, model_seed_4) { model_run (4, 400); }
