@@ -146,6 +146,9 @@ struct wl_cfg {
   uint64_t ckpt_extra;          /* > 0: checkpoint once the journal holds
                                    this many records more than a
                                    checkpoint would write (test hook) */
+  bool tracking;                /* changed-block tracking: some creates
+                                   are checkpoints, some snapshots are
+                                   kept as checkpoints */
 };
 
 static uint64_t
@@ -177,6 +180,9 @@ struct msnap {
   uint64_t chold;               /* the model clock then */
   size_t d_start, d_end;        /* the same for its delete (NEVER) */
   bool d_setup;                 /* deleted before recording began */
+  bool ckpt;                    /* created as a checkpoint */
+  size_t k_start, k_end;        /* its keep-checkpoint (NEVER) */
+  bool k_setup;                 /* kept as one before recording began */
 };
 
 /* A live write, zero or trim. */
@@ -503,8 +509,10 @@ wl_create (struct wl *w)
     snprintf (name, sizeof name, "s%u", ++w->names);
 
   struct msnap s = { .setup = !w->recording, .d_start = NEVER,
-                     .d_end = NEVER };
+                     .d_end = NEVER, .k_start = NEVER, .k_end = NEVER };
   snprintf (s.name, sizeof s.name, "%s", name);
+  s.ckpt = w->cfg->tracking && rnd (w, 3) == 0;
+  struct sc_snapshot_opts opts = { .checkpoint = s.ckpt };
   struct sc_snapshot_info info;
   s.c_start = now (w);
   uint32_t tag = begin_op (w);
@@ -518,7 +526,7 @@ wl_create (struct wl *w)
     cr_assert_eq (r, 0, "sc_volume_hold: %d", r);
     s.hold = now (w);
     s.chold = tick (w);
-    r = sc_volume_hold_commit (w->v, name, NULL, &info);
+    r = sc_volume_hold_commit (w->v, name, &opts, &info);
     s.c_end = now (w);
     sc_volume_release (w->v);
     sc_volume_create_end (w->v);
@@ -527,13 +535,13 @@ wl_create (struct wl *w)
     s.image = xdup (w->live, w->size);
     s.hold = s.c_start;
     s.chold = tick (w);
-    r = sc_volume_snapshot_create (w->v, name, NULL, &info);
+    r = sc_volume_snapshot_create (w->v, name, &opts, &info);
     s.c_end = now (w);
   }
   cr_assert_eq (r, 0, "creating snapshot %s: %d", name, r);
   s.id = info.id;
-  add_event (w, s.c_start, tag, "create of snapshot %s (id %" PRIu64 ")",
-             name, s.id);
+  add_event (w, s.c_start, tag, "create of %s %s (id %" PRIu64 ")",
+             s.ckpt ? "checkpoint" : "snapshot", name, s.id);
   w->snaps = xrealloc (w->snaps, (w->nsnaps + 1) * sizeof *w->snaps);
   w->snaps[w->nsnaps++] = s;
   w->n_creates++;
@@ -559,6 +567,35 @@ wl_delete (struct wl *w)
     add_event (w, s->d_start, tag, "delete of snapshot %s (id %" PRIu64 ")",
                s->name, s->id);
     count (w, &w->n_deletes);
+    return;
+  }
+}
+
+/* delete --keep-checkpoint of a live snapshot. */
+static void
+wl_keep (struct wl *w)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < w->nsnaps; i++)
+    n += w->snaps[i].d_start == NEVER && !w->snaps[i].ckpt &&
+         w->snaps[i].k_start == NEVER;
+  if (n == 0)
+    return;
+  size_t pick = (size_t) rnd (w, n);
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    struct msnap *s = &w->snaps[i];
+    if (s->d_start != NEVER || s->ckpt || s->k_start != NEVER || pick--)
+      continue;
+    s->k_start = now (w);
+    s->k_setup = !w->recording;
+    uint32_t tag = begin_op (w);
+    int r = sc_diff_snapshot_keep_checkpoint (sc_volume_diff (w->v),
+                                              s->name);
+    s->k_end = now (w);
+    cr_assert_eq (r, 0, "keeping snapshot %s as a checkpoint: %d", s->name,
+                  r);
+    add_event (w, s->k_start, tag, "keep of snapshot %s (id %" PRIu64 ") "
+               "as a checkpoint", s->name, s->id);
     return;
   }
 }
@@ -608,8 +645,12 @@ wl_step (struct wl *w)
     else
       wl_delete (w);
   }
-  else if (r < 71)
-    wl_delete (w);
+  else if (r < 71) {
+    if (w->cfg->tracking && rnd (w, 2))
+      wl_keep (w);
+    else
+      wl_delete (w);
+  }
   else if (r < 86)
     wl_flush (w);
   else if (r < 88)
@@ -677,8 +718,12 @@ run_writers (struct wl *w)
       else
         wl_delete (w);
     }
-    else if (r < 60)
-      wl_delete (w);
+    else if (r < 60) {
+      if (w->cfg->tracking && rnd (w, 2))
+        wl_keep (w);
+      else
+        wl_delete (w);
+    }
     else if (r < 80)
       wl_flush (w);
   }
@@ -880,7 +925,7 @@ verify_model (struct wl *w)
              msg);
   for (size_t i = 0; i < w->nsnaps; i++) {
     const struct msnap *s = &w->snaps[i];
-    if (s->d_start != NEVER)
+    if (s->d_start != NEVER || s->ckpt || s->k_start != NEVER)
       continue;
     cr_assert (same_image (w->v, s->id, s->image, w->size, w->cs, buf, msg,
                            sizeof msg), "%s: snapshot %s: %s", w->cfg->name,
@@ -1055,6 +1100,7 @@ struct checker {
   size_t points, distinct, failures, per_variant[CR_V_COUNT];
   size_t torn, pending_applied, images_compared, invalid_seen;
   size_t clean_opens, refused;
+  size_t checkpoints_seen, diffs_checked;
 };
 
 /* Make the file at `path` hold `img`, writing only the 4K pages that
@@ -1112,6 +1158,76 @@ model_by_id (const struct wl *w, uint64_t id)
 #define FAIL(...) do { snprintf (msg, msglen, __VA_ARGS__); return false; } \
                   while (0)
 
+/* Changed-block tracking after recovery: every chunk that the diff of
+ * `from` to `to` (SC_DIFF_LIVE: the live volume) does not report is
+ * the same in their images `a` and `b` (for the live volume, the origin
+ * as recovered: a crash may only make a diff larger, never miss a
+ * change).  Read in small pages, so paging is exercised too. */
+static bool
+unchanged_same (struct checker *ck, const struct sc_snapshot_info *f,
+                const struct sc_snapshot_info *t, const uint8_t *a,
+                const uint8_t *b, char *msg, size_t msglen)
+{
+  struct wl *w = ck->w;
+  uint64_t nchunks = (w->size + w->cs - 1) / w->cs;
+  uint8_t *changed = xrealloc (NULL, nchunks);
+  memset (changed, 0, nchunks);
+  struct sc_chunk_range runs[7];
+  uint64_t start = 0;
+  while (start < nchunks) {
+    size_t n;
+    uint64_t next;
+    int r = sc_diff_changes (sc_volume_diff (w->v), f->id,
+                             t ? t->id : SC_DIFF_LIVE, start, runs, 7, &n,
+                             &next);
+    if (r < 0 || next <= start) {
+      free (changed);
+      FAIL ("diff %s to %s: %s", f->name, t ? t->name : "live",
+            r < 0 ? strerror (-r) : "no progress");
+    }
+    for (size_t i = 0; i < n; i++)
+      memset (changed + runs[i].first, 1, runs[i].count);
+    start = next;
+  }
+  ck->diffs_checked++;
+  for (uint64_t c = 0; c < nchunks; c++) {
+    uint64_t off = c * w->cs;
+    uint64_t len = w->size - off < w->cs ? w->size - off : w->cs;
+    if (changed[c] || memcmp (a + off, b + off, len) == 0)
+      continue;
+    free (changed);
+    FAIL ("diff %s (id %" PRIu64 ") to %s reports chunk %" PRIu64 " "
+          "unchanged, but it differs", f->name, f->id,
+          t ? t->name : "the live volume", c);
+  }
+  free (changed);
+  return true;
+}
+
+/* Every valid snapshot and checkpoint against the live volume and each
+ * later one. */
+static bool
+check_tracking (struct checker *ck, const struct sc_snapshot_info *infos,
+                size_t n, char *msg, size_t msglen)
+{
+  struct wl *w = ck->w;
+  for (size_t i = 0; i < n; i++) {
+    if (infos[i].invalid_reason != SC_VALID)
+      continue;
+    const uint8_t *a = model_by_id (w, infos[i].id)->image;
+    if (!unchanged_same (ck, &infos[i], NULL, a, ck->img[CR_ORIGIN].buf,
+                         msg, msglen))
+      return false;
+    for (size_t j = i + 1; j < n; j++)
+      if (infos[j].invalid_reason == SC_VALID &&
+          !unchanged_same (ck, &infos[i], &infos[j], a,
+                           model_by_id (w, infos[j].id)->image, msg,
+                           msglen))
+        return false;
+  }
+  return true;
+}
+
 /* The snapshots after recovery at crash point k. */
 static bool
 check_snapshots (struct checker *ck, size_t k, bool volatile_unclean,
@@ -1159,10 +1275,35 @@ check_snapshots (struct checker *ck, size_t k, bool volatile_unclean,
                 m->d_end);
       ok = false;
     }
+    else if (s->checkpoint && !m->ckpt &&
+             (m->k_start == NEVER || (!m->k_setup && m->k_start >= k))) {
+      snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ") is a checkpoint, "
+                "but it was never kept as one by record %zu", s->name,
+                s->id, k);
+      ok = false;
+    }
+    else if (!s->checkpoint && (m->ckpt || m->k_setup || m->k_end <= k)) {
+      snprintf (msg, msglen, "%s %s (id %" PRIu64 ") is a snapshot, but it "
+                "%s", m->ckpt ? "checkpoint" : "snapshot", s->name, s->id,
+                m->ckpt ? "was created as a checkpoint"
+                        : "was kept as a checkpoint");
+      ok = false;
+    }
     if (!ok)
       break;
 
-    if (s->invalid_reason == SC_VALID) {
+    if (s->checkpoint) {
+      /* Never read; what it keeps is checked by check_tracking. */
+      ck->checkpoints_seen++;
+      r = sc_volume_snapshot_read (w->v, s->id, ck->buf, 4096, 0);
+      if (r >= 0) {
+        snprintf (msg, msglen, "checkpoint %s was read", s->name);
+        ok = false;
+      }
+      if (s->invalid_reason != SC_VALID)
+        ck->invalid_seen++;
+    }
+    else if (s->invalid_reason == SC_VALID) {
       if (s->volume_size != w->size) {
         snprintf (msg, msglen, "snapshot %s: volume_size %" PRIu64 ", want %"
                   PRIu64, s->name, s->volume_size, w->size);
@@ -1210,6 +1351,8 @@ check_snapshots (struct checker *ck, size_t k, bool volatile_unclean,
       ok = false;
     }
   }
+  if (ok && !volatile_unclean)
+    ok = check_tracking (ck, infos, n, msg, msglen);
   free (infos);
   return ok;
 }
@@ -1651,6 +1794,10 @@ run_checks (struct wl *w)
           ck.per_variant[CR_V_PREFIX], ck.per_variant[CR_V_RANDOM],
           ck.per_variant[CR_V_INPLACE], ck.pending_applied, ck.torn, ck.images_compared, ck.invalid_seen,
           ck.clean_opens, ck.refused, ck.failures, secs, base_seed ());
+  if (w->cfg->tracking)
+    printf ("crash: %s: changed-block tracking: %zu checkpoints listed at "
+            "the crash points, %zu diffs checked against the images\n",
+            w->cfg->name, ck.checkpoints_seen, ck.diffs_checked);
   if (ck_serving)
     printf ("crash: %s: %zu checkpoints while serving (%zu at open); crash "
             "points: %zu with a new journal begun and the superblock not "
@@ -1988,6 +2135,27 @@ Test (crash, volatile_64k_chunks_online_checkpoints)
   static const struct wl_cfg cfg = {
     .name = "ckpt-volatile-64k", .size = 2 << 20, .chunk = 65536,
     .volatile_mode = true, .steps = 120, .points = 0, .ckpt_extra = 12,
+  };
+  crash_test (&cfg);
+}
+
+/* Changed-block tracking: checkpoints created and kept among snapshots;
+ * at every crash point every diff is checked against the images. */
+Test (crash, safe_4k_chunks_checkpoints)
+{
+  static const struct wl_cfg cfg = {
+    .name = "tracking-4k", .size = 1 << 20, .chunk = 4096,
+    .steps = 160, .points = 0, .tracking = true, .ckpt_extra = 40,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, safe_64k_chunks_concurrent_writers_checkpoints)
+{
+  static const struct wl_cfg cfg = {
+    .name = "tracking-concurrent-64k", .size = (2 << 20) + 4096,
+    .chunk = 65536, .writers = 3, .steps = 40, .points = 0,
+    .tracking = true, .ckpt_extra = 16,
   };
   crash_test (&cfg);
 }
