@@ -136,7 +136,52 @@ struct view {
   enum sc_where *where;
   uint64_t *offset;
   size_t nchunks;
+  /* CRC32C-like fingerprint of every diff between valid points (and each
+   * against the live volume), -errno folded in for refused ones. */
+  uint64_t diffs;
 };
+
+/* Every diff of valid points, read in small pages: the runs must be
+ * sorted, apart, inside the volume and inside the page; their sum goes
+ * into the fingerprint, so that the views of two opens can be compared. */
+static uint64_t
+diff_fingerprint (struct sc_diff *d, const struct sc_snapshot_info *snaps,
+                  size_t n, uint64_t nchunks)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i; j <= n; j++) {
+      uint64_t to = j == n ? SC_DIFF_LIVE : snaps[j].id;
+      uint64_t start = 0;
+      for (unsigned pages = 0; start < nchunks; pages++) {
+        struct sc_chunk_range r[3];
+        size_t k;
+        uint64_t next;
+        int e = sc_diff_changes (d, snaps[i].id, to, start, r, 3, &k, &next);
+        if (e < 0) {
+          if (e != -EIO || (snaps[i].invalid_reason == SC_VALID &&
+                            (j == n || snaps[j].invalid_reason == SC_VALID)))
+            die ("diff %s: %s", snaps[i].name, strerror (-e));
+          h = (h ^ (uint64_t) -e) * 1099511628211ull;
+          break;
+        }
+        if (next <= start || next > nchunks || pages > nchunks)
+          die ("diff %s: page from %" PRIu64 " goes on at %" PRIu64,
+               snaps[i].name, start, next);
+        for (size_t m = 0; m < k; m++) {
+          if (r[m].first < start || r[m].count == 0 ||
+              r[m].first + r[m].count > next ||
+              (m && r[m].first <= r[m - 1].first + r[m - 1].count))
+            die ("diff %s: bad run %" PRIu64 "+%" PRIu64, snaps[i].name,
+                 r[m].first, r[m].count);
+          h = (h ^ r[m].first) * 1099511628211ull;
+          h = (h ^ r[m].count) * 1099511628211ull;
+        }
+        start = next;
+      }
+    }
+  return h;
+}
 
 static void
 view_free (struct view *v)
@@ -191,6 +236,11 @@ view_take (struct sc_diff *d, struct view *v)
 
     struct sc_snapshot_info got;
     r = sc_diff_snapshot_get (d, s->id, &got);
+    if (s->checkpoint) {
+      if (r != -ENOENT)
+        die ("checkpoint %s pinned for reading: %d", s->name, r);
+      continue;
+    }
     if (r == -EIO) {
       if (s->invalid_reason == SC_VALID)
         die ("valid snapshot %s refused with EIO", s->name);
@@ -214,6 +264,7 @@ view_take (struct sc_diff *d, struct view *v)
   }
   for (uint64_t c = 0; c < v->nchunks; c++)
     (void) sc_diff_needs_copy (d, c);
+  v->diffs = diff_fingerprint (d, v->snaps, v->nsnaps, total_chunks);
 }
 
 /* `damage`: the read-write open found damaged copies (at the end of the
@@ -232,6 +283,8 @@ info_equal (const struct sc_snapshot_info *a, const struct sc_snapshot_info *b,
          a->invalid_reason == b->invalid_reason &&
          a->invalid_errno == b->invalid_errno &&
          a->invalid_chunk == b->invalid_chunk &&
+         a->checkpoint == b->checkpoint &&
+         memcmp (a->uuid, b->uuid, sizeof a->uuid) == 0 &&
          (a->used_bytes == b->used_bytes ||
           (damage && a->invalid_reason != SC_VALID));
 }
@@ -260,6 +313,8 @@ view_compare (const struct view *a, const struct view *b, const char *what,
       memcmp (a->where, b->where, cells * sizeof *a->where) != 0 ||
       memcmp (a->offset, b->offset, cells * sizeof *a->offset) != 0)
     die ("%s: a snapshot resolves a chunk differently", what);
+  if (!damage && a->diffs != b->diffs)
+    die ("%s: the changes between snapshots differ", what);
 }
 
 static int

@@ -94,6 +94,25 @@ area_reopen (struct sc_diff *d)
 }
 
 static struct sc_snapshot_info
+checkpoint (struct sc_diff *d, const char *name)
+{
+  struct sc_snapshot_opts o = { .checkpoint = true };
+  struct sc_snapshot_info s;
+  check (sc_diff_snapshot_create (d, name, &o, &s), name);
+  return s;
+}
+
+/* The write path's marks for checkpoints (after any copy). */
+static void
+mark (struct sc_diff *d, uint64_t first, uint64_t last)
+{
+  uint64_t seq = 0;
+  check (sc_diff_mark_changes (d, first, last, &seq), "mark changes");
+  if (seq)
+    check (sc_diff_commit (d, seq), "sc_diff_commit");
+}
+
+static struct sc_snapshot_info
 snap (struct sc_diff *d, const char *name)
 {
   struct sc_snapshot_info s;
@@ -220,6 +239,35 @@ deletions (void)
   check (sc_diff_snapshot_delete (d, "e+4"), "delete e+4");
   check (sc_diff_close (d), "close");
   save ("all-deleted", MODE_ROUNDTRIP);
+}
+
+/* Changed-block tracking: checkpoints with marks, a snapshot kept as a
+ * checkpoint (copies demoted to marks), UUIDs. */
+static void
+checkpoints (void)
+{
+  struct sc_diff *d = area_create ();
+  checkpoint (d, "cp-monday");
+  mark (d, 0, 3);
+  snap (d, "tuesday");
+  copy (d, 2, 0);
+  copy (d, 9, 0);
+  copy (d, 10, 1);
+  mark (d, 2, 12);
+  checkpoint (d, "cp-wednesday");
+  copy (d, 9, 0);
+  mark (d, 9, 9);
+  mark (d, 13, 14);
+  save ("tracking-crashed", MODE_ROUNDTRIP | MODE_DATA_CRC);
+  check (sc_diff_snapshot_keep_checkpoint (d, "tuesday"), "keep");
+  copy (d, 15, 0);
+  mark (d, 15, 15);
+  save ("tracking-kept-crashed", MODE_RESEAL);
+  check (sc_diff_close (d), "close");
+  save ("tracking", MODE_ROUNDTRIP);
+  d = area_reopen (area_open ());
+  check (sc_diff_close (d), "close");
+  save ("tracking-checkpoint", MODE_ROUNDTRIP);
 }
 
 static void
@@ -416,6 +464,7 @@ main (int argc, char **argv)
   fresh ();
   snapshots_and_copies ();
   deletions ();
+  checkpoints ();
   invalidations ();
   long_journal ();
   names ();
