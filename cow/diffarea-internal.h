@@ -371,9 +371,10 @@ void copymap_demote (struct sc_diff *d, uint64_t chunk,
 int sc_diff_copy_record_locked (struct sc_diff *d, uint64_t chunk,
                                 uint64_t offset, const uint32_t *sums,
                                 uint64_t *seq);
-/* sc_diff_invalidate_chunk with the lock held. */
+/* sc_diff_invalidate_chunk with the lock held, for the snapshots or
+ * (with `checkpoints`) for the checkpoints. */
 int diff_invalidate_chunk_locked (struct sc_diff *d, uint64_t chunk,
-                                  uint32_t reason, int err);
+                                  uint32_t reason, int err, bool checkpoints);
 
 int copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c);
 bool copymap_find (struct sc_diff *d, uint64_t chunk, uint32_t epoch,

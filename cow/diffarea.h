@@ -304,7 +304,8 @@ int sc_diff_snapshot_by_id (struct sc_diff *d, uint64_t id,
 int sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
                           uint64_t *seq);
 
-/* Mark every valid snapshot that needs the old content of `chunk` invalid,
+/* Mark every valid snapshot that needs the old content of `chunk` invalid
+ * (checkpoints need no content: the write path's mark covers them),
  * durably if the journal can still be written. */
 int sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk,
                               uint32_t reason, int err);

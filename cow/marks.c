@@ -63,7 +63,7 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
         /* Nothing can record that the chunk changed: the checkpoints
          * that needed to know are invalid (the snapshots' rule for a
          * copy that cannot be recorded). */
-        diff_invalidate_chunk_locked (d, c, SC_INVALID_METADATA, -r);
+        diff_invalidate_chunk_locked (d, c, SC_INVALID_METADATA, -r, true);
         continue;
       }
       *seq = s;

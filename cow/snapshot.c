@@ -232,18 +232,20 @@ sc_diff_snapshot_lookup (struct sc_diff *d, const char *name,
 
 /* The snapshots that see the origin's `chunk` lose it: the invalidation
  * is applied in memory first, since the origin is about to change, and
- * must then reach the journal, or the whole diff area fails. */
+ * must then reach the journal, or the whole diff area fails.  Checkpoints
+ * lose nothing when a copy fails: they need only a mark, which the write
+ * path records next (sc_diff_mark_changes), or else invalidates them. */
 int
 sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
                           int err)
 {
   LOCKED (d);
-  return diff_invalidate_chunk_locked (d, chunk, reason, err);
+  return diff_invalidate_chunk_locked (d, chunk, reason, err, false);
 }
 
 int
 diff_invalidate_chunk_locked (struct sc_diff *d, uint64_t chunk,
-                              uint32_t reason, int err)
+                              uint32_t reason, int err, bool checkpoints)
 {
   uint32_t from = copymap_last_epoch (d, chunk);
   uint64_t seq = 0;
@@ -257,7 +259,7 @@ diff_invalidate_chunk_locked (struct sc_diff *d, uint64_t chunk,
     if (s->pending && s->info.epoch >= from)
       pending = true;
     if (s->deleted || s->info.invalid_reason != SC_VALID ||
-        s->info.epoch < from)
+        s->info.epoch < from || s->info.checkpoint != checkpoints)
       continue;
     snap_set_invalid (d, s, reason, err, chunk);
     d->invalidations++;

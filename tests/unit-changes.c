@@ -100,12 +100,32 @@ Test (changes, errors)
   cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s1"), 0);
   cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s1"), -EINVAL,
                 "already a checkpoint");
+  /* A copy that fails costs a snapshot its data, a checkpoint nothing:
+   * the mark that follows records the change. */
   cr_assert_eq (sc_diff_invalidate_chunk (a.d, 0, SC_INVALID_COPY_READ, EIO),
                 0);
+  uint64_t seq;
+  cr_assert_eq (sc_diff_mark_changes (a.d, 0, 0, &seq), 0);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  cr_assert_eq (uh_find (a.d, "s1").invalid_reason, SC_VALID);
+  cr_assert_eq (uh_find (a.d, "s2").invalid_reason, SC_INVALID_COPY_READ);
   cr_assert_eq (sc_diff_changes (a.d, s1.id, SC_DIFF_LIVE, 0, r, 4, &n,
-                                 &next), -EIO, "an invalid checkpoint");
+                                 &next), 0);
+  cr_assert (n == 1 && r[0].first == 0 && r[0].count == 1);
+  cr_assert_eq (sc_diff_changes (a.d, s1.id, s2.id, 0, r, 4, &n, &next),
+                -EIO, "to an invalid snapshot");
   cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s2"), -ESTALE,
                 "an invalid snapshot has nothing to keep");
+  /* A failed diff area (its superblock says so): nothing is trusted. */
+  uh_area_close (&a);
+  struct sc_sb_disk sb;
+  int cur = uh_sb_newest (a.diff_path, &sb);
+  sb.flags |= SC_SB_FAILED;
+  sb.flags &= ~SC_SB_CLEAN;
+  uh_sb_write (a.diff_path, cur, &sb);
+  uh_area_open (&a, 0);
+  cr_assert_eq (sc_diff_changes (a.d, s1.id, SC_DIFF_LIVE, 0, r, 4, &n,
+                                 &next), -EIO, "an invalid checkpoint");
   uh_area_free (&a);
 }
 
