@@ -82,6 +82,16 @@ copymap_seen_by (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
 }
 
 uint32_t
+copymap_prev_epoch (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
+{
+  uint32_t prev = 0;
+  struct sc_copy c;
+  while (sc_index_after (&d->index, chunk, prev, &c) && c.epoch < epoch)
+    prev = c.epoch;
+  return prev;
+}
+
+uint32_t
 copymap_last_epoch (struct sc_diff *d, uint64_t chunk)
 {
   struct sc_copy last;

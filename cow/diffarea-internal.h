@@ -129,6 +129,8 @@ struct sc_diff {
   uint32_t *cvalid;             /* epochs of valid checkpoints (marks
                                    kept), ascending; room for snaps_cap */
   size_t ncvalid;
+  size_t ncvalid_hint;          /* ncvalid, stored atomically: the live
+                                   path reads it without the lock */
 
   uint32_t epoch;               /* the live volume's */
   uint64_t next_id;
@@ -383,6 +385,10 @@ void copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch);
 /* The copy a snapshot of `epoch` sees; false: the origin. */
 bool copymap_seen_by (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
                       struct sc_copy *out);
+/* The epoch of the copy of `chunk` before the one made in `epoch` (0 if
+ * none): the copy holds [that, epoch - 1]. */
+uint32_t copymap_prev_epoch (struct sc_diff *d, uint64_t chunk,
+                             uint32_t epoch);
 /* The newest copy's epoch (0 if none). */
 uint32_t copymap_last_epoch (struct sc_diff *d, uint64_t chunk);
 uint64_t copymap_count (const struct sc_diff *d);

@@ -47,6 +47,11 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
                       uint64_t *seq)
 {
   *seq = 0;
+  /* Without the lock, as the copy-on-write query: a recovery holds it
+   * through its I/O, and most volumes have no checkpoint. */
+  if (__atomic_load_n (&d->failed, __ATOMIC_ACQUIRE) ||
+      __atomic_load_n (&d->ncvalid_hint, __ATOMIC_ACQUIRE) == 0)
+    return 0;
   for (uint64_t c = first; c <= last;) {
     LOCKED (d);
     if (__atomic_load_n (&d->failed, __ATOMIC_ACQUIRE) || d->ncvalid == 0 ||

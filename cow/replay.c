@@ -70,7 +70,29 @@ unsure_bad_push (struct sc_diff *d, uint64_t slot,
  * are marked damaged once the journal runs (diff_mark_unsure_damage).
  * After a power cut or a kernel crash it cannot be told: a write cut
  * short may leave any mix of old and new content in a reused slot, so the
- * copy is dropped as before (docs/design.md says what that misses). */
+ * copy is dropped as before (docs/design.md says what that misses).
+ *
+ * A copy that no snapshot needs for its data, only checkpoints for the
+ * mark it also is, is not judged by its data at all: its slot may have
+ * been freed (and reused) once its snapshot was kept as a checkpoint,
+ * while its record was durable but no commit marker vouched for it yet.
+ * It becomes a mark, as garbage collection would make it: if its write
+ * never reached the origin, a diff reports one chunk more. */
+static bool
+unsure_mark_only (struct sc_diff *d, uint64_t chunk, const struct sc_copy *c)
+{
+  uint32_t from = copymap_prev_epoch (d, chunk, c->epoch), to = c->epoch - 1;
+  struct keepers data = { .epochs = d->valid, .n = d->nvalid };
+  struct keepers marks = { .epochs = d->cvalid, .n = d->ncvalid };
+  if (copymap_needed (d, &data, from, to, chunk))
+    return false;
+  if (copymap_needed (d, &marks, from, to, chunk))
+    copymap_demote (d, chunk, c, false);
+  else
+    copymap_remove (d, chunk, c->epoch);
+  return true;
+}
+
 static int
 verify_unsure (struct sc_diff *d, uint64_t durable)
 {
@@ -81,7 +103,8 @@ verify_unsure (struct sc_diff *d, uint64_t durable)
     struct unsure *u = &d->unsure[i];
     struct sc_copy c;
     struct sc_sums_entry e;
-    if (u->seq <= durable || !copymap_find (d, u->chunk, u->epoch, &c))
+    if (u->seq <= durable || !copymap_find (d, u->chunk, u->epoch, &c) ||
+        unsure_mark_only (d, u->chunk, &c))
       continue;
     if (!buf && !(buf = malloc (d->chunk_size)))
       return -ENOMEM;

@@ -112,11 +112,21 @@ epochs_insert (uint32_t *a, size_t *n, uint32_t e)
   (*n)++;
 }
 
+/* The write path asks whether any checkpoint is valid without the lock
+ * (cow/marks.c): a checkpoint's creation holds every write, and one kept
+ * from a snapshot was copied for until then. */
+static void
+hint_checkpoints (struct sc_diff *d)
+{
+  __atomic_store_n (&d->ncvalid_hint, d->ncvalid, __ATOMIC_RELEASE);
+}
+
 void
 snap_unvalidate (struct sc_diff *d, struct snap *s)
 {
   epochs_remove (d->valid, &d->nvalid, s->info.epoch);
   epochs_remove (d->cvalid, &d->ncvalid, s->info.epoch);
+  hint_checkpoints (d);
 }
 
 void
@@ -129,6 +139,7 @@ snap_make_checkpoint (struct sc_diff *d, struct snap *s)
     return;
   epochs_remove (d->valid, &d->nvalid, s->info.epoch);
   epochs_insert (d->cvalid, &d->ncvalid, s->info.epoch);
+  hint_checkpoints (d);
 }
 
 /* CRC32C of (volume UUID, id, i) for each 4 bytes: stable across opens
@@ -195,8 +206,10 @@ void
 snap_push (struct sc_diff *d, struct snap *s)
 {
   d->snaps[d->nsnaps++] = s;
-  if (s->info.invalid_reason == SC_VALID && s->info.checkpoint)
+  if (s->info.invalid_reason == SC_VALID && s->info.checkpoint) {
     d->cvalid[d->ncvalid++] = s->info.epoch;
+    hint_checkpoints (d);
+  }
   else if (s->info.invalid_reason == SC_VALID)
     d->valid[d->nvalid++] = s->info.epoch;
 }
