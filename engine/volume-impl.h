@@ -4,6 +4,7 @@
  *   volume-cow.c     copy-on-write: bounce buffers and copy batches
  *   volume-create.c  snapshot creation (the creation slot, write holds),
  *                    deletion and lookups
+ *   volume-extents.c the allocation map of a snapshot (block status)
  *   volume-space.c   space limits, discards and statistics
  *   volume-watch.c   the origin is watched: its stamp at open and close
  *   scrub.c          the background verification of every copy

@@ -143,6 +143,22 @@ void sc_volume_hold_stats (struct sc_volume *v, struct sc_hold_stats *st);
 int sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
                              uint32_t count, uint64_t offset);
 
+/* Allocation map of snapshot `id` (engine/volume-extents.c), as
+ * sc_volume_extents: from `offset` on, ascending and contiguous, adjacent
+ * extents of one type merged.  A chunk kept as a zero copy (or given
+ * back by its reader) is SC_EXTENT_HOLE | SC_EXTENT_ZERO; a copy in the
+ * diff area is data; a chunk the snapshot still shares with the origin
+ * is what the origin says there (byte ranges within the chunk).  The
+ * answer may end before offset + count (the work of one call is
+ * bounded, and with `one` it ends after the first extent), but it always
+ * covers at least one byte from `offset`.  cb returns 0 or a negative
+ * value, which stops the map and is returned; it runs with the range
+ * locked, so it must not call into the volume.  Errors as
+ * sc_volume_snapshot_read: -ENOENT once deleted, -EIO once invalid. */
+int sc_volume_snapshot_extents (struct sc_volume *v, uint64_t id,
+                                uint32_t count, uint64_t offset, bool one,
+                                sc_extent_cb cb, void *opaque);
+
 /* ---- space and statistics (engine/volume-space.c) ---------------- */
 
 /* Snapshot reader's discard (discard-snapshots=on): the whole chunks of

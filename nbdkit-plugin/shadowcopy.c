@@ -459,6 +459,14 @@ shadowcopy_can_fua (void *handle)
   return h->live ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
 }
 
+/* The live volume's map is the origin's; a snapshot's comes from where
+ * each of its chunks is kept (engine/volume-extents.c). */
+static int
+shadowcopy_can_extents (void *handle)
+{
+  return 1;
+}
+
 static int
 shadowcopy_can_multi_conn (void *handle)
 {
@@ -566,7 +574,11 @@ shadowcopy_extents (void *handle, uint32_t count, uint64_t offset,
                     uint32_t flags, struct nbdkit_extents *extents)
 {
   struct handle *h = handle;
-  int r = sc_volume_extents (volume, count, offset, add_extent, extents);
+  int r = h->live
+    ? sc_volume_extents (volume, count, offset, add_extent, extents)
+    : sc_volume_snapshot_extents (volume, h->snap_id, count, offset,
+                                  flags & NBDKIT_FLAG_REQ_ONE, add_extent,
+                                  extents);
   if (r == -1)
     return -1;                  /* nbdkit_add_extent said why */
   return r < 0 ? fail (h, "extents", count, offset, r) : 0;
@@ -602,7 +614,7 @@ static struct nbdkit_plugin plugin = {
    * (backend_zero asserts it was advertised); shadowcopy_zero answers the
    * flag with ENOTSUP, so clients zero the ordinary way. */
   .can_fast_zero      = live_only,
-  .can_extents        = live_only,
+  .can_extents        = shadowcopy_can_extents,
   .can_fua            = shadowcopy_can_fua,
   .can_multi_conn     = shadowcopy_can_multi_conn,
   .pread              = shadowcopy_pread,

@@ -356,6 +356,10 @@ report_write () {
       echo
       report_verify
     fi
+    if [ -n "${SPARSE_RATIO:-}" ]; then
+      echo
+      report_sparse_copy
+    fi
     if [ -n "$have_tp" ]; then
       echo
       echo "## Raw samples"
