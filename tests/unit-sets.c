@@ -85,7 +85,7 @@ Test (sets, unknown_snapshot_flags_are_corruption)
   r->h.type = SC_REC_SNAP_CREATE;
   r->id = 1000;
   r->epoch = 1000;
-  r->flags = 0x2;
+  r->flags = 0x4;                /* 0x1, 0x2 are known */
   r->name_len = 1;
   r->name[0] = 'x';
   size_t len = sc_rec_padded (sizeof *r + 1);

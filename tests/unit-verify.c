@@ -156,7 +156,7 @@ Test (verify, copies_are_recorded_with_block_sums_and_read_back_verified)
   cr_assert_eq (t.n[SC_REC_COPY], 0);
   struct sc_sb_disk sb;
   uh_sb_newest (a.diff_path, &sb);
-  cr_assert_eq (sb.version, 2, "superblock version %u", sb.version);
+  cr_assert_eq (sb.version, SC_FORMAT_VERSION, "superblock version %u", sb.version);
 
   /* Replayed read-only and read-write, the sums are still there. */
   uh_area_open (&a, SC_DIFF_RDONLY);
@@ -237,7 +237,7 @@ Test (verify, a_version_1_area_is_read_verified_as_whole_chunks)
   uh_area_open (&a, 0);
   struct sc_sb_disk sb;
   uh_sb_newest (a.diff_path, &sb);
-  cr_assert_eq (sb.version, 2);
+  cr_assert_eq (sb.version, SC_FORMAT_VERSION, "upgraded to the current version");
   assert_reads (a.d, "old", 4, 21, 100, 5000);
   uh_area_close (&a);
   struct types t = journal_types (a.diff_path);
