@@ -237,3 +237,20 @@ sc_off "$TMP/big.diff" diff p1 --json > "$TMP/big-offline.json" ||
     fail "offline diff p1 failed"
 cmp -s "$TMP/big.json" "$TMP/big-offline.json" ||
     fail "offline diff of 76800 chunks differs from online"
+
+# ---- max-checkpoints= ----------------------------------------------------
+
+for bad in 0 65537 x 3x -1; do
+    if try_start_server "$TMP/big" "$TMP/big.diff" max-checkpoints=$bad 2>/dev/null; then
+        fail "the server started with max-checkpoints=$bad"
+    fi
+    grep -q "max-checkpoints=$bad: must be a number from 1 to 65536" "$SERVER_LOG" ||
+        fail "max-checkpoints=$bad: no clear error in the log"
+done
+start_server "$TMP/big" "$TMP/big.diff" max-checkpoints=65536
+[ "$(sc_info max_checkpoints)" = 65536 ] ||
+    fail "info: max_checkpoints=$(sc_info max_checkpoints)"
+stop_server
+start_server "$TMP/big" "$TMP/big.diff"
+[ "$(sc_info max_checkpoints)" = 512 ] ||
+    fail "info: default max_checkpoints=$(sc_info max_checkpoints)"
