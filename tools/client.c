@@ -216,11 +216,9 @@ snapshot_from_line (const struct sc_ctl_line *line,
   field_str (line, "set", s->set, sizeof s->set);
   s->auto_release = sc_ctl_field (line, "auto-release") != NULL;
   /* Optional (older servers: snapshots only, no UUIDs). */
-  const char *type = sc_ctl_field (line, "type");
-  if (type && strcmp (type, "checkpoint") == 0)
-    s->checkpoint = true;
-  else if (type && strcmp (type, "snapshot") != 0)
-    return -EPROTO;
+  if (field_str (line, "type", s->type, sizeof s->type) < 0)
+    strcpy (s->type, "snapshot");
+  s->checkpoint = strcmp (s->type, "checkpoint") == 0;
   field_str (line, "uuid", s->uuid, sizeof s->uuid);
   field_u64 (line, "meta", &s->meta_bytes);
   return 0;

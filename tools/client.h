@@ -32,7 +32,9 @@ struct sc_client_snapshot {
   uint64_t discarded_bytes;     /* discarded by its reader */
   char set[37];                 /* its snapshot set's UUID, or "" */
   bool auto_release;            /* dies with the session that made it */
-  bool checkpoint;              /* a checkpoint: keeps no data */
+  char type[16];                /* "snapshot", "checkpoint", or what a
+                                   newer server says */
+  bool checkpoint;              /* type "checkpoint": keeps no data */
   char uuid[37];                /* its own UUID, or "" (older servers) */
   uint64_t meta_bytes;          /* a checkpoint's metadata bytes */
 };

@@ -61,7 +61,7 @@ print_table (const struct sc_client_snapshot *s, size_t n)
   for (i = 0; i < n; i++) {
     WIDEN (wid, snprintf (NULL, 0, "%" PRIu64, s[i].id));
     WIDEN (wname, strlen (s[i].name));
-    WIDEN (wtype, strlen (s[i].checkpoint ? "checkpoint" : "snapshot"));
+    WIDEN (wtype, strlen (s[i].type));
     WIDEN (wcreated, strlen (s[i].created));
     WIDEN (wstate, strlen (state_text (&s[i], buf, sizeof buf)));
     WIDEN (wused, snprintf (NULL, 0, "%" PRIu64, used_of (&s[i])));
@@ -75,8 +75,7 @@ print_table (const struct sc_client_snapshot *s, size_t n)
           wused, "USED", sets ? wuuid : 0, "UUID", sets ? "  SET" : "");
   for (i = 0; i < n; i++) {
     printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %-*s  %*" PRIu64 "  %-*s",
-            wid, s[i].id, wname, s[i].name, wtype,
-            s[i].checkpoint ? "checkpoint" : "snapshot", wcreated,
+            wid, s[i].id, wname, s[i].name, wtype, s[i].type, wcreated,
             s[i].created, wstate, state_text (&s[i], buf, sizeof buf),
             wused, used_of (&s[i]), sets ? wuuid : 0,
             s[i].uuid[0] ? s[i].uuid : "-");
@@ -97,8 +96,7 @@ print_json (const struct sc_client_snapshot *s, size_t n)
     sc_json_begin_object (&j);
     sc_json_member_uint (&j, "id", s[i].id);
     sc_json_member_string (&j, "name", s[i].name);
-    sc_json_member_string (&j, "type",
-                           s[i].checkpoint ? "checkpoint" : "snapshot");
+    sc_json_member_string (&j, "type", s[i].type);
     if (s[i].uuid[0])
       sc_json_member_string (&j, "uuid", s[i].uuid);
     sc_json_member_string (&j, "created", s[i].created);
