@@ -78,6 +78,17 @@ for side, name in ((a["from"], "s1"), (a["to"], "s2"), (b["from"], "s2")):
 assert b["to"] == {"name": "live", "type": "live", "epoch": epoch}, b["to"]
 EOF
 
+# list shows the type and UUID of each (table and JSON).
+sc list > "$TMP/list.txt" || fail "list failed"
+head -1 "$TMP/list.txt" | grep -Eq '^ID +NAME +TYPE +CREATED +STATE +USED +UUID' ||
+    fail "list heading: $(head -1 "$TMP/list.txt")"
+grep -Eq '^ *[0-9]+ +s1 +snapshot +20' "$TMP/list.txt" || fail "list: $(cat "$TMP/list.txt")"
+"$PYTHON" -c '
+import json, sys
+for s in json.load(open(sys.argv[1])):
+    assert s["type"] == "snapshot" and len(s["uuid"]) == 36 and "meta-bytes" not in s, s
+' "$TMP/list.json" || fail "list --json: type or uuid missing: $(cat "$TMP/list.json")"
+
 # The table: one row per extent (offset, length, end, human size) and a
 # total; --summary: one line; --summary --json: the object without
 # extents.
