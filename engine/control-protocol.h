@@ -33,7 +33,8 @@
  *                             epoch (answers * deleted name=NAME
  *                             checkpoint=1); EINVAL if it is a checkpoint
  *                             already, ESTALE if it is invalid
- *   DELETE-OLDEST          -> * deleted name=...
+ *   DELETE-OLDEST          -> * deleted name=... (the oldest snapshot; never
+ *                             a checkpoint)
  *   DELETE-ALL             -> * deleted name=... (one per snapshot)
  *   RESIZE max=BYTES|unbounded [force=1]
  *                          -> * resized max= dropped=

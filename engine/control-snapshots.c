@@ -177,10 +177,10 @@ reply_keep_err (struct sc_volume *v, int fd, int err, const char *name)
                              "be kept as a checkpoint (its changes since are "
                              "unknown); delete it without keep-checkpoint",
                              name);
-  case ENOSYS:
-    return sc_ctl_write_err (fd, ENOSYS, "cannot keep %s as a checkpoint: "
-                             "this diff area does not support it yet",
-                             name);
+  case EMFILE:
+    return sc_ctl_write_err (fd, EMFILE, "cannot keep %s as a checkpoint: "
+                             "the limit max-checkpoints is reached; delete "
+                             "a checkpoint first", name);
   default:
     return sc_reply_snapshot_verr (v, fd, err, "delete", name);
   }
@@ -220,8 +220,10 @@ sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
  * first: a snapshot that another client deletes meanwhile is simply no
  * longer ours to report (ALL, SET), or is reported as gone (OLDEST: the
  * user asked for that one and did not get it).  `set`: only the members
- * of that snapshot set, ENOENT when there is none.  The offline CLI runs
- * these very handlers, so online and offline follow the same rules. */
+ * of that snapshot set, ENOENT when there is none.  OLDEST is the oldest
+ * snapshot (it frees space; a checkpoint holds none), ALL takes
+ * checkpoints too.  The offline CLI runs these very handlers, so online
+ * and offline follow the same rules. */
 static int
 delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
                const char *set_text)
@@ -234,6 +236,13 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
   if (r < 0)
     return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
                              strerror (-r));
+  if (!all) {                   /* the oldest snapshot, first in the list */
+    size_t k = 0;
+    for (i = 0; i < n; i++)
+      if (!list[i].checkpoint)
+        list[k++] = list[i];
+    n = k;
+  }
   if (n == 0 && !all) {
     free (list);
     return sc_ctl_write_err (fd, ENOENT, "no snapshots");

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests checkpoints through the CLI and a real nbdkit: checkpoint NAME and delete --keep-checkpoint, list (type, UUID, metadata bytes), diff from a checkpoint, never exported nor mounted, max-checkpoints=, offline, and bad input; skips while cow/'s keep-checkpoint is the ENOSYS placeholder.
+# Tests checkpoints through the CLI and a real nbdkit: checkpoint NAME and delete --keep-checkpoint, list (type, UUID, metadata bytes), diff from a checkpoint, never exported nor mounted, max-checkpoints=, offline, and bad input.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdinfo
@@ -10,16 +10,9 @@ D=$TMP/diff
 make_disk "$TMP/disk" 8M
 start_server "$TMP/disk" "$D" chunk-size=64K max-checkpoints=3
 
-# Real checkpoints need cow/ (marks, keep-checkpoint, UUIDs): until it
-# lands, keep-checkpoint answers ENOSYS and this test waits for it.
 sc_create probe
-if ! out=$(sc delete --keep-checkpoint probe 2>&1); then
-    case $out in
-        *"does not support it yet"*)
-            skip "waits for cow/: keep-checkpoint is a placeholder ($out)" ;;
-    esac
+out=$(sc delete --keep-checkpoint probe 2>&1) ||
     fail "delete --keep-checkpoint probe failed: $out"
-fi
 [ "$out" = probe ] || fail "delete --keep-checkpoint printed '$out'"
 
 write () { nbd_write_random live "$1" "$2"; }
@@ -111,6 +104,13 @@ uuid_c1=$(sc_field c1 uuid)
 sc delete c1 > /dev/null || fail "delete c1"
 sc checkpoint c1 > /dev/null || fail "checkpoint c1 again"
 [ "$(sc_field c1 uuid)" != "$uuid_c1" ] || fail "a new c1 got the old UUID"
+
+# delete --oldest frees space: the oldest snapshot, never a checkpoint
+# (c1 and s1 are older than s-new).
+sc_create s-new
+[ "$(sc delete --oldest)" = s-new ] || fail "delete --oldest took a checkpoint: $(sc list)"
+[ "$(sc_field c1 type)" = checkpoint ] || fail "c1 went with delete --oldest"
+expect_cli_error "delete --oldest with only checkpoints" sc delete --oldest
 
 # ---- offline -----------------------------------------------------------
 

@@ -1,11 +1,7 @@
 /* Unit tests: the control verbs of changed-block tracking and checkpoints
  * (DIFF, CHECKPOINT, DELETE keep-checkpoint=1, the type and uuid of
  * snapshot lines) answered by the server's own handler on a real volume,
- * online and offline: their arguments, pages, byte ranges and errors.
- *
- * Tests marked "waits for cow/" need real checkpoints: while
- * sc_diff_snapshot_keep_checkpoint is the placeholder that returns
- * ENOSYS, they skip. */
+ * online and offline: their arguments, pages, byte ranges and errors. */
 #include <config.h>
 
 #include <errno.h>
@@ -420,18 +416,14 @@ Test (control_diff, checkpoint_and_delete_arguments_are_checked)
   teardown (&f);
 }
 
-/* ---- waits for cow/: real checkpoints --------------------------------- */
+/* ---- checkpoints -------------------------------------------------------- */
 
-/* Skip while keep-checkpoint is the placeholder (ENOSYS). */
+/* A snapshot kept as a checkpoint, first. */
 static void
 need_checkpoints (struct fixture *f)
 {
   snapshot (f, "probe");
   int r = sc_volume_snapshot_keep_checkpoint (f->v, "probe");
-  if (r == -ENOSYS) {
-    teardown (f);
-    cr_skip_test ("waits for cow/: keep-checkpoint is a placeholder");
-  }
   cr_assert_eq (r, 0, "keep-checkpoint: %d", r);
 }
 
