@@ -105,6 +105,14 @@ sc delete c1 > /dev/null || fail "delete c1"
 sc checkpoint c1 > /dev/null || fail "checkpoint c1 again"
 [ "$(sc_field c1 uuid)" != "$uuid_c1" ] || fail "a new c1 got the old UUID"
 
+# At max-checkpoints a snapshot cannot be kept as one either.
+sc_create s-full
+expect_cli_error "keep past max-checkpoints=3" sc delete --keep-checkpoint s-full
+case $CLI_ERR in *"max-checkpoints"*) ;;
+    *) soft_fail "keep past max-checkpoints said: $CLI_ERR" ;; esac
+[ "$(sc_field s-full type)" = snapshot ] || fail "s-full changed type"
+sc delete s-full > /dev/null || fail "delete s-full"
+
 # delete --oldest frees space: the oldest snapshot, never a checkpoint
 # (c1 and s1 are older than s-new).
 sc_create s-new
