@@ -319,6 +319,11 @@ size_t epochs_lower_bound (const uint32_t *a, size_t n, uint32_t e);
 
 /* ---- snapshot.c ------------------------------------------------------- */
 
+/* The listed snapshot (or checkpoint) `name`, for a change to record:
+ * -EROFS offline read-only, -ENOENT, or a failed diff area's recovery
+ * error (it recovers first). */
+int snap_for_change (struct sc_diff *d, const char *name, struct snap **out);
+
 /* Delete snapshot s durably with a record already appended (seq) by the
  * caller: it stays counted alive until the record is durable; then its
  * copies are freed, once its readers are done (wait: the caller waits for

@@ -96,16 +96,10 @@ int
 sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
 {
   LOCKED (d);
-  if (!d->have_journal)
-    return -EROFS;
-  struct snap *s = snap_by_name (d, name);
-  if (!s)
-    return -ENOENT;
-  int r = diff_recover (d);     /* a failed journal records nothing */
+  struct snap *s;
+  int r = snap_for_change (d, name, &s);
   if (r < 0)
     return r;
-  if (!(s = snap_by_name (d, name)))
-    return -ENOENT;
   if (s->info.checkpoint)
     return -EINVAL;
   if (s->info.invalid_reason != SC_VALID)

@@ -161,19 +161,27 @@ snap_retire (struct sc_diff *d, struct snap *s, uint64_t seq,
 }
 
 int
-sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
+snap_for_change (struct sc_diff *d, const char *name, struct snap **out)
 {
-  LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
-  struct snap *s = snap_by_name (d, name);
-  if (!s)
+  if (!snap_by_name (d, name))
     return -ENOENT;
   int r = diff_recover (d);     /* a failed journal records nothing */
   if (r < 0)
     return r;
-  if (!(s = snap_by_name (d, name)))
-    return -ENOENT;
+  *out = snap_by_name (d, name);        /* the recovery let go of the lock */
+  return *out ? 0 : -ENOENT;
+}
+
+int
+sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
+{
+  LOCKED (d);
+  struct snap *s;
+  int r = snap_for_change (d, name, &s);
+  if (r < 0)
+    return r;
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
