@@ -298,9 +298,11 @@ open_file (struct sc_diff *d, const char *path, unsigned flags,
     snprintf (err, errlen, "%s: %s", path, strerror (errno));
     return r;
   }
-  if (flock (d->fd, (rdonly ? LOCK_SH : LOCK_EX) |
-                   (flags & SC_DIFF_NOWAIT ? LOCK_NB : 0)) == -1) {
-    int r = -errno;
+  int op = rdonly ? LOCK_SH : LOCK_EX;
+  int r = flags & SC_DIFF_NOWAIT ? sc_io_flock (d->fd, op)
+                                 : flock (d->fd, op) == -1 ? -errno : 0;
+  if (r < 0) {
+    errno = -r;
     if (errno == EWOULDBLOCK)
       snprintf (err, errlen, "%s: the diff area is in use by another "
                 "process (a running server?)", path);

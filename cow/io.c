@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -362,6 +363,18 @@ sc_io_fdatasync (int fd)
 {
   struct sc_io_req r = { .op = SC_IO_FDATASYNC, .fd = fd };
   return sc_io_run (&r, 1);
+}
+
+int
+sc_io_flock (int fd, int op)
+{
+  for (unsigned waited = 0;; waited += 20) {
+    if (flock (fd, op | LOCK_NB) == 0)
+      return 0;
+    if (errno != EWOULDBLOCK || waited >= SC_IO_FLOCK_GRACE_MS)
+      return -errno;
+    usleep (20 * 1000);
+  }
 }
 
 int

@@ -38,6 +38,15 @@ int sc_io_pwrite (int fd, const void *buf, uint64_t len, uint64_t off,
 int sc_io_fdatasync (int fd);
 int sc_io_fallocate (int fd, int mode, uint64_t off, uint64_t len);
 
+/* flock(fd, op | LOCK_NB), but a lock held by someone else is asked for
+ * again for up to SC_IO_FLOCK_GRACE_MS before -EWOULDBLOCK: a server
+ * killed a moment ago can keep its files (and their locks) a little
+ * while after it was reaped, until the kernel has torn down its io_uring
+ * instances, so a restart right after a crash would be refused.  0 or a
+ * negative errno. */
+#define SC_IO_FLOCK_GRACE_MS 2000
+int sc_io_flock (int fd, int op);
+
 /* Whether the calling thread's batches use io_uring (false after a
  * fallback). */
 bool sc_io_uring_active (void);

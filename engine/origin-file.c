@@ -407,9 +407,9 @@ lock_origin (int fd, const char *path, char *err, size_t errlen)
 {
   char holder[600];
 
-  if (flock (fd, LOCK_EX | LOCK_NB) == 0)
+  int r = sc_io_flock (fd, LOCK_EX);
+  if (r == 0)
     return 0;
-  int r = -errno;
   if (r != -EWOULDBLOCK) {
     snprintf (err, errlen, "%s: flock: %s", path, strerror (-r));
     return r;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -578,6 +580,33 @@ Test (diffarea, second_read_write_open_is_ewouldblock)
   r = try_open (a.diff_path, 0, &d, err, sizeof err);
   cr_assert_eq (r, 0, "free again after close: %s", err);
   cr_assert_eq (sc_diff_close (d), 0);
+  uh_area_free (&a);
+}
+
+/* A server killed a moment ago may hold its lock a little longer (its
+ * io_uring instances are torn down after it is reaped): an open waits
+ * for up to SC_IO_FLOCK_GRACE_MS before it says the area is in use. */
+Test (diffarea, an_open_waits_briefly_for_a_lock_being_released)
+{
+  struct uh_area a;
+  uh_area_create (&a, 1 << 20, 4096, 1);
+  uh_area_close (&a);
+  int fd = open (a.diff_path, O_RDONLY | O_CLOEXEC);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (flock (fd, LOCK_EX), 0);
+  pid_t pid = fork ();
+  cr_assert_geq (pid, 0);
+  if (pid == 0) {               /* the holder lets go after 300 ms */
+    usleep (300 * 1000);
+    _exit (0);
+  }
+  close (fd);                   /* the child's copy holds the lock now */
+  struct sc_diff *d;
+  char err[512];
+  int r = try_open (a.diff_path, 0, &d, err, sizeof err);
+  cr_assert_eq (r, 0, "opened once the lock was let go: %s", err);
+  cr_assert_eq (sc_diff_close (d), 0);
+  waitpid (pid, NULL, 0);
   uh_area_free (&a);
 }
 
