@@ -88,8 +88,39 @@ class Server:
         self.pidlog = pidlog
         self.proc = None
         self.ctl = None
+        self.killed = False
+        self.refused_after_kill = 0
 
     def start(self):
+        """Start nbdkit and connect to its control socket.  Right after a
+        kill -9 the killed server's lock on the diff area can outlive it
+        briefly (seen with io_uring; the new server then refuses to start:
+        "in use by another process"): unless --strict-restart, that start
+        is retried every 0.1 s for up to 3 s and counted in
+        self.refused_after_kill."""
+        for attempt in range(31):
+            out = self.start_once()
+            if out is None:
+                break
+            in_use = "in use by another" in out
+            if not (self.killed and in_use) or self.args.strict_restart or \
+               attempt == 30:
+                raise Failure("nbdkit exited with status %d while starting%s;"
+                              " its log from this start:\n    %s"
+                              % (self.proc.returncode,
+                                 " right after a kill -9 of the previous one"
+                                 if self.killed else "",
+                                 "\n    ".join(out.splitlines()[-6:])))
+            if attempt == 0:
+                self.refused_after_kill += 1
+            time.sleep(0.1)
+        self.killed = False
+        self.ctl = socket.socket(socket.AF_UNIX)
+        self.ctl.connect(self.ctlpath)
+        self.ctlf = self.ctl.makefile("rw")
+
+    def start_once(self):
+        """None once nbdkit listens; the log it wrote if it exited."""
         pidfile = self.diff + ".pid"
         for p in (self.sock, self.ctlpath, pidfile):
             if os.path.exists(p):
@@ -97,6 +128,7 @@ class Server:
         with open(self.log, "ab") as logf:
             logf.write(b"==== start\n")
             logf.flush()
+            mark = logf.tell()
             self.proc = subprocess.Popen(
                 ["nbdkit", "-f", "-U", self.sock, "--pidfile", pidfile,
                  self.args.plugin,
@@ -108,18 +140,16 @@ class Server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                with open(self.log, errors="replace") as f:
-                    tail = f.read().splitlines()[-6:]
-                raise Failure("nbdkit exited with status %d while starting; "
-                              "the end of its log:\n    %s"
-                              % (self.proc.returncode, "\n    ".join(tail)))
+                with open(self.log, "rb") as f:
+                    f.seek(mark)
+                    return f.read().decode(errors="replace")
             # The pidfile is written once nbdkit listens.
             if os.path.exists(pidfile) and os.path.getsize(pidfile) > 0 and \
                os.path.exists(self.sock) and os.path.exists(self.ctlpath):
-                break
+                return None
             time.sleep(0.01)
-        else:
-            raise Failure("nbdkit not ready within 20 s")
+        raise Failure("nbdkit not ready within 20 s")
+
         self.ctl = socket.socket(socket.AF_UNIX)
         self.ctl.connect(self.ctlpath)
         self.ctlf = self.ctl.makefile("rw")
@@ -145,7 +175,14 @@ class Server:
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        self.reap_killed()
+
+    def reap_killed(self):
+        rc = self.proc.wait()
+        if rc != -signal.SIGKILL:
+            raise Failure("nbdkit ended with status %d, not by the SIGKILL"
+                          % rc)
+        self.killed = True
         self.close_ctl()
 
     def request(self, line):
@@ -415,14 +452,18 @@ class Run:
         else:
             in_doubt = self.kill_in_flight()
             self.stats["kill9-in-flight"] += 1
-        self.note("%s restart%s" % (how, "" if in_doubt is None else
-                                    ", write [%d, +%d) in doubt"
-                                    % (in_doubt[0], len(in_doubt[1]))))
+        self.note("%s restart%s" % (how, "" if not in_doubt else
+                                    ", writes %s in doubt" % ", ".join(
+                                        "[%d, +%d)" % (o, len(d))
+                                        for (o, d) in in_doubt)))
+        refused = self.server.refused_after_kill
         self.server.start()
+        if self.server.refused_after_kill > refused:
+            self.note("the restart was refused (diff area still locked by "
+                      "the killed server) and retried")
         self.h = self.server.connect("live")
         live = self.read_all(self.h)
-        if in_doubt is not None:
-            off, data = in_doubt
+        for (off, data) in in_doubt or []:
             n = len(data)
             got = live[off:off + n]
             old = bytes(self.live[off:off + n])
@@ -447,41 +488,51 @@ class Run:
         self.verify(full=True, live=live)
 
     def kill_in_flight(self):
-        """A thread writes on its own connection; SIGKILL at a random moment.
-        The acknowledged writes count; the one in flight (if any) is
-        returned as (offset, data)."""
+        """A thread writes on its own connection, up to 4 requests in
+        flight at once (to ranges that do not overlap while in flight,
+        but may share chunks); SIGKILL at a random moment.  The
+        acknowledged writes count; those not acknowledged are returned as
+        [(offset, data)]."""
         rng = random.Random(self.rng.random())
         h = self.server.connect("live")
-        lock = threading.Lock()
-        state = {"pending": None, "acked": 0}
+        state = {"acked": 0, "inflight": {}}
+
+        def overlaps(off, n):
+            return any(o < off + n and off < o + len(d)
+                       for (o, d) in state["inflight"].values())
 
         def writer():
-            # Until the kill makes a request fail: that one is in doubt.
-            while True:
-                off, n = self.rand_range(300 * 1024, rng)
-                data = rng.randbytes(n)
-                with lock:
-                    state["pending"] = (off, data)
-                try:
-                    h.pwrite(data, off)
-                except nbd.Error:
-                    return
-                with lock:
-                    self.live[off:off + n] = data
-                    self.touch(off, n)
-                    state["pending"] = None
-                    state["acked"] += 1
+            inflight = state["inflight"]
+            try:
+                while True:
+                    while len(inflight) < 4:
+                        off, n = self.rand_range(300 * 1024, rng)
+                        if overlaps(off, n):
+                            continue
+                        data = rng.randbytes(n)
+                        c = h.aio_pwrite(nbd.Buffer.from_bytearray(data), off)
+                        inflight[c] = (off, data)
+                    h.poll(5000)
+                    for c in list(inflight):
+                        if h.aio_command_completed(c):
+                            off, data = inflight.pop(c)
+                            self.live[off:off + len(data)] = data
+                            self.touch(off, len(data))
+                            state["acked"] += 1
+            except nbd.Error:
+                return      # the kill: what is in flight is in doubt
 
         t = threading.Thread(target=writer)
         t.start()
         time.sleep(rng.uniform(0.01, 0.15))
         self.server.proc.send_signal(signal.SIGKILL)
-        t.join()
-        self.server.proc.wait()
-        self.server.close_ctl()
+        t.join(30)
+        if t.is_alive():
+            self.fail("the writer thread did not notice the kill -9")
+        self.server.reap_killed()
         self.note("kill -9 after %d acknowledged writes of a thread"
                   % state["acked"])
-        return state["pending"]
+        return sorted(state["inflight"].values())
 
     # ---- checks ----------------------------------------------------------
 
@@ -760,6 +811,7 @@ class Run:
         self.h.shutdown()
         self.server.stop()
         self.stats["seconds"] = round(time.monotonic() - t0, 1)
+        self.stats["refused-after-kill"] = self.server.refused_after_kill
 
 
 def main():
@@ -771,6 +823,9 @@ def main():
     ap.add_argument("--size", type=int, default=8 * 1024 * 1024 + 12800)
     ap.add_argument("--chunk", type=int, default=65536)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--strict-restart", action="store_true",
+                    help="fail when a restart right after a kill -9 finds "
+                    "the diff area still locked")
     args = ap.parse_args()
     r = Run(args)
     try:
@@ -792,6 +847,11 @@ def main():
         if s and s.proc and s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait()
+    if r.server.refused_after_kill:
+        print("diff-random.py: NOTE: %d restart(s) right after a kill -9 were "
+              "refused because the diff area was still locked by the killed "
+              "server, and were retried (a known issue; --strict-restart "
+              "makes it a failure)" % r.server.refused_after_kill)
     print("diff-random.py: seed %d, chunk %d, %d bytes: %s; %d bytes reported "
           "changed against %d bytes of chunks written"
           % (args.seed, args.chunk, args.size, json.dumps(r.stats),
