@@ -133,7 +133,7 @@ class Server:
                 ["nbdkit", "-f", "-U", self.sock, "--pidfile", pidfile,
                  self.args.plugin,
                  "disk=" + self.disk, "diff=" + self.diff,
-                 "chunk-size=%d" % self.args.chunk],
+                 "chunk-size=%d" % self.args.chunk, "discard-snapshots=on"],
                 stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
         with open(self.pidlog, "a") as f:
             f.write("%d\n" % self.proc.pid)
@@ -229,6 +229,7 @@ class Point:
         self.id = int(info["id"])
         self.uuid = info["uuid"]
         self.epoch = int(info["epoch"])
+        self.disc = set()               # chunks its reader discarded
 
     def __repr__(self):
         return "%s %s (id %d)" % (self.kind, self.name, self.id)
@@ -256,7 +257,7 @@ class Run:
             "deletes", "keep-checkpoint", "clean-restarts", "kill9",
             "kill9-in-flight", "in-doubt-writes", "in-doubt-landed",
             "diffs", "pages", "pairs", "export-reads", "cli-diffs",
-            "error-checks", "names-reused")}
+            "error-checks", "names-reused", "discards")}
         self.reported = 0
         self.touched_total = 0
 
@@ -414,6 +415,35 @@ class Run:
         self.points.append(p)
         self.stats[kind + "s"] += 1
         self.note("%s %s -> id %d uuid %s" % (verb, name, p.id, p.uuid))
+
+    def do_discard(self):
+        """A trim on a snapshot export (discard-snapshots=on): the whole
+        chunks inside the range read as zeros from now on, and count as
+        changed in every DIFF from or to that snapshot."""
+        snaps = [p for p in self.points if p.kind == "snapshot"]
+        if not snaps:
+            return
+        p = self.rng.choice(snaps)
+        off, n = self.rand_range(512 * 1024)
+        if self.rng.random() < 0.3:
+            off -= off % self.cs
+            n = min(self.size - off, max(self.cs, n - n % self.cs))
+        h = self.server.connect(p.name)
+        h.trim(n, off)
+        h.shutdown()
+        first = (off + self.cs - 1) // self.cs
+        end = off + n
+        last_end = (end + self.cs - 1) // self.cs if end == self.size \
+            else end // self.cs
+        if last_end > first:
+            image = bytearray(p.image)
+            a, b = first * self.cs, min(last_end * self.cs, self.size)
+            image[a:b] = bytes(b - a)
+            p.image = bytes(image)
+            p.disc.update(range(first, last_end))
+        self.stats["discards"] += 1
+        self.note("trim [%d, +%d) on snapshot %s: chunks [%d, %d) discarded"
+                  % (off, n, p.name, first, max(first, last_end)))
 
     def do_delete(self, keep):
         if keep:
@@ -659,14 +689,16 @@ class Run:
                               "but is not in a reported extent; extents %s"
                               % (what, s, runs[:20]))
         # Only chunks written after FROM (and before TO) are reported.
-        touched = self.touched(f, t)
+        # ... or that either side's reader discarded.
+        touched = self.touched(f, t) | f.disc | (t.disc if t else set())
         total = 0
         for (a, b) in runs:
             total += b - a
             for c in range(a // self.cs, (b - 1) // self.cs + 1):
                 if c not in touched:
                     self.fail("%s: chunk %d is reported changed but no write "
-                              "touched it in between" % (what, c))
+                              "touched it in between and neither side "
+                              "discarded it" % (what, c))
         bound = sum(min(self.cs, self.size - c * self.cs) for c in touched)
         if total > bound:
             self.fail("%s: %d bytes reported, more than the %d bytes of the "
@@ -774,7 +806,10 @@ class Run:
         elif r < 0.48:
             self.do_zero()
         elif r < 0.52:
-            self.do_trim()
+            if self.rng.random() < 0.6:
+                self.do_trim()
+            else:
+                self.do_discard()
         elif r < 0.60:
             if nsnap < 5:
                 self.new_point("snapshot")
@@ -795,6 +830,8 @@ class Run:
             self.restart("kill")
         elif r < 0.845:
             self.restart("kill-in-flight")
+        elif r < 0.87:
+            self.do_discard()
         else:
             self.do_write()
 

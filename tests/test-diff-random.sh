@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests that DIFF agrees with the data: random writes, zeroes and trims, snapshots, checkpoints, deletes (some keeping a checkpoint), clean and kill -9 restarts (some with a write in flight) on a real server, every reported-unchanged range compared byte for byte and every changed byte found in a reported range (diff-random.py; chunk sizes 64K and 4K).
+# Tests that DIFF agrees with the data: random writes, zeroes and trims (also discards on snapshot exports), snapshots, checkpoints, deletes (some keeping a checkpoint), clean and kill -9 restarts (some with a write in flight) on a real server, every reported-unchanged range compared byte for byte and every changed byte found in a reported range (diff-random.py; chunk sizes 64K and 4K).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 
