@@ -7,38 +7,45 @@
 """
 Usage: diff-random.py --plugin SO --cli SHADOWCOPY --dir DIR --seed N
                       [--size BYTES] [--chunk BYTES] [--steps N]
+                      [--strict-restart]
 
 The driver starts nbdkit itself (so it can SIGTERM and SIGKILL it) on an
-origin of --size random bytes with chunk-size=--chunk, and speaks the
-control protocol directly on the control socket.  It keeps the expected
-content of the live disk and of every snapshot and checkpoint (for a
-checkpoint: the live disk at the moment it was made; after DELETE
-keep-checkpoint=1 a snapshot's image stays as the checkpoint's), and the
-log of which chunks every write, zero or trim touched.
+origin of --size random bytes with chunk-size=--chunk and
+discard-snapshots=on, and speaks the control protocol directly on the
+control socket.  It keeps the expected content of the live disk and of
+every snapshot and checkpoint (for a checkpoint: the live disk at the
+moment it was made; after DELETE keep-checkpoint=1 a snapshot's image
+stays as the checkpoint's; the chunks a snapshot's reader discarded read
+as zeros), and the log of which chunks every write, zero or trim touched.
 
 Every few steps, and after each restart, for pairs FROM -> TO (FROM a
 snapshot or checkpoint, TO a later one or the live volume) it pages
 through DIFF (with small and large max=) and checks:
 
   - each page: the header names FROM and TO as created (ids, UUIDs,
-    types, chunk size, volume size), next= progresses, the extents are
-    sorted, disjoint and not touching, within [start, next) in chunks,
-    chunk-aligned (the last may end at the volume size);
+    types, epochs, chunk size, volume size), next= progresses, the
+    extents are sorted, disjoint and not touching, within [start, next)
+    in chunks, chunk-aligned (the last may end at the volume size);
   - (a) every byte range not reported is identical in the two expected
     images, and, where a side is a snapshot or the live volume, in the
     exports as read (and every export read equals its expected image);
   - (b) every byte where the two expected images differ is inside a
     reported extent;
   - the reported chunks are all chunks that some write, zero or trim
-    touched after FROM (and before TO), so the total does not exceed
-    those chunks' bytes.
+    touched after FROM (and before TO), or that either side's reader
+    discarded, so the total does not exceed those chunks' bytes.
 
 After each restart it also checks LIST against the model (names, ids,
 UUIDs, types, all valid), that checkpoints are not exports, and that the
-live disk is as expected.  A kill -9 with a write in flight (a thread
-writing on its own connection) leaves that write in doubt: each of its
-bytes may hold the old or the new data; the live disk as read then
-becomes the expectation, and its chunks count as touched.
+live disk holds every acknowledged write.  A kill -9 with writes in
+flight (a thread writing on its own connection, up to four requests at
+once) leaves those not acknowledged in doubt: each of their bytes may
+hold the old or the new data; the live disk as read then becomes the
+expectation, and their chunks count as touched.
+
+A restart right after a kill -9 can be refused because the killed
+server's lock on the diff area outlived it for a moment; it is retried
+and counted (see Server.start), unless --strict-restart.
 
 Now and then: DIFF errors (unknown name, FROM newer than TO), a name
 reused after its delete (the UUID must be new), and the CLI's
