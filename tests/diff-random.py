@@ -736,12 +736,15 @@ class Run:
 
     def check_errors(self):
         """Unknown names and FROM newer than TO are refused."""
-        try:
-            self.server.request("DIFF nosuch live")
-            self.fail("DIFF of an unknown name succeeded")
-        except CtlError as e:
-            if e.errname != "ENOENT":
-                self.fail("DIFF of an unknown name: %s" % e)
+        gone = sorted(n for n in self.names_used if self.by_name(n) is None)
+        for name in ["nosuch"] + gone[:1]:
+            try:
+                self.server.request("DIFF %s live" % name)
+                self.fail("DIFF of %s (unknown or deleted) succeeded" % name)
+            except CtlError as e:
+                if e.errname != "ENOENT":
+                    self.fail("DIFF of %s (unknown or deleted): %s"
+                              % (name, e))
         if len(self.points) >= 2:
             a, b = self.points[0], self.points[-1]
             try:
