@@ -852,7 +852,9 @@ class Run:
             self.one_step()
             if self.step % 6 == 0:
                 self.verify(full=False)
+        # Whatever the seed chose, end with each kind of restart.
         self.step += 1
+        self.restart("kill-in-flight")
         self.restart("kill")
         self.restart("clean")
         self.h.shutdown()
