@@ -43,9 +43,11 @@ once) leaves those not acknowledged in doubt: each of their bytes may
 hold the old or the new data; the live disk as read then becomes the
 expectation, and their chunks count as touched.
 
-A restart right after a kill -9 can be refused because the killed
-server's lock on the diff area outlived it for a moment; it is retried
-and counted (see Server.start), unless --strict-restart.
+A restart right after a kill -9 could be refused because the killed
+server's lock on the diff area outlived it for a moment (its io_uring
+torn down after it was reaped); the server now asks for its locks again
+for up to 2 s.  With --strict-restart (make check) such a refusal is a
+failure; without it, it is retried and counted (see Server.start).
 
 Now and then: DIFF errors (unknown name, FROM newer than TO), a name
 reused after its delete (the UUID must be new), and the CLI's

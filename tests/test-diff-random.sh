@@ -28,7 +28,7 @@ run () {
     log "---- $label: chunk-size=$chunk, $size bytes, $steps steps, seed $seed"
     "$PYTHON" "$tests_srcdir/diff-random.py" --plugin "$SHADOWCOPY_PLUGIN" \
         --cli "$SHADOWCOPY_CLI" --dir "$TMP/$label" --seed "$seed" \
-        --chunk "$chunk" --size "$size" --steps "$steps" ||
+        --chunk "$chunk" --size "$size" --steps "$steps" --strict-restart ||
         fail "$label: DIFF disagrees with the data, or the test broke (SEED=$SEED)"
     if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' \
             "$TMP/$label/server.log"; then
