@@ -16,12 +16,13 @@
  * answer.  Chunks that either side's reader discarded read as zeros
  * there, so they count as changed.
  *
- * A page is one pass over the copy map under the lock, keeping the
- * smallest `max` changed chunks at or after `start` (a bounded selection:
- * memory follows the page, not the map), then their runs, united with
- * the discards, and the first `max` runs of that.  So a volume with
- * millions of changed chunks is read in pages of bounded size, each
- * costing one pass over the map.
+ * A diff read from its start is computed whole: one pass over the copy
+ * map under the lock, a radix sort of the changed chunks, their runs
+ * united with the discards; it is kept (16 bytes a run) and the pages
+ * that follow are cut from it while it is still the answer (whole_kept).
+ * Past sc_changes_whole_max changed chunks, each page is computed by itself: a pass
+ * keeping the smallest `max` changed chunks at or after `start` (a
+ * bounded selection: memory follows the page, not the map).
  */
 #include <config.h>
 
@@ -113,6 +114,213 @@ usable (const struct snap *s)
   return s->info.invalid_reason == SC_VALID ? 0 : -EIO;
 }
 
+/* Sort chunk numbers: LSD radix, 16 bits a pass, as many passes as the
+ * largest needs (two for a volume of up to 2^32 chunks). */
+static int
+radix_sort (uint64_t *v, size_t n, uint64_t *tmp)
+{
+  uint64_t max = 0;
+  for (size_t i = 0; i < n; i++)
+    max = v[i] > max ? v[i] : max;
+  size_t *count = malloc (65536 * sizeof *count);
+  if (!count)
+    return -ENOMEM;
+  for (unsigned shift = 0; shift < 64 && (max >> shift); shift += 16) {
+    memset (count, 0, 65536 * sizeof *count);
+    for (size_t i = 0; i < n; i++)
+      count[(v[i] >> shift) & 0xffff]++;
+    size_t sum = 0;
+    for (size_t k = 0; k < 65536; k++) {
+      size_t c = count[k];
+      count[k] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < n; i++)
+      tmp[count[(v[i] >> shift) & 0xffff]++] = v[i];
+    memcpy (v, tmp, n * sizeof *v);
+  }
+  free (count);
+  return 0;
+}
+
+/* The runs of the sorted chunks v[n] (duplicates allowed), united with
+ * the discards of f and t within [start, bound]: sorted, apart. */
+static int
+make_runs (const uint64_t *v, size_t n, const struct snap *f,
+           const struct snap *t, uint64_t start, uint64_t bound,
+           struct sc_chunk_range **out, size_t *nout)
+{
+  size_t cap = n + f->ndisc + (t ? t->ndisc : 0);
+  struct sc_chunk_range *runs = malloc ((cap ? cap : 1) * sizeof *runs);
+  if (!runs)
+    return -ENOMEM;
+  size_t nr = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (nr && runs[nr - 1].first + runs[nr - 1].count > v[i])
+      continue;                 /* a duplicate */
+    if (nr && runs[nr - 1].first + runs[nr - 1].count == v[i])
+      runs[nr - 1].count++;
+    else
+      runs[nr++] = (struct sc_chunk_range) { v[i], 1 };
+  }
+  size_t from_map = nr;
+  nr = add_discards (f, start, bound, runs, nr);
+  nr = add_discards (t, start, bound, runs, nr);
+  if (nr != from_map)
+    qsort (runs, nr, sizeof *runs, range_cmp);
+  size_t k = 0;                 /* unite overlapping or touching runs */
+  for (size_t i = 0; i < nr; i++) {
+    uint64_t end = runs[i].first + runs[i].count;
+    if (k && runs[k - 1].first + runs[k - 1].count >= runs[i].first) {
+      if (end > runs[k - 1].first + runs[k - 1].count)
+        runs[k - 1].count = end - runs[k - 1].first;
+      continue;
+    }
+    runs[k++] = runs[i];
+  }
+  *out = runs;
+  *nout = k;
+  return 0;
+}
+
+/* The page of runs[nr] (whole up to `bound`) from `start`. */
+static void
+page_of (const struct sc_chunk_range *runs, size_t nr, uint64_t start,
+         uint64_t bound, uint64_t nchunks, struct sc_chunk_range *out,
+         size_t max, size_t *n, uint64_t *next)
+{
+  size_t lo = 0, hi = nr;       /* the first run that ends after start */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (runs[mid].first + runs[mid].count <= start)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  size_t k = 0;
+  for (size_t i = lo; i < nr && k < max; i++) {
+    out[k] = runs[i];
+    if (out[k].first < start) {
+      out[k].count -= start - out[k].first;
+      out[k].first = start;
+    }
+    k++;
+  }
+  *n = k;
+  if (lo + k < nr)
+    *next = runs[lo + k].first;
+  else
+    *next = bound + 1 < nchunks ? bound + 1 : nchunks;
+}
+
+/* Every changed chunk from `start` on, if there are at most `limit`:
+ * one pass, one sort.  -E2BIG if there are more. */
+struct all { uint32_t from, to; uint64_t start, *v; size_t n, cap, limit;
+             int err; };
+
+static bool
+all_visit (void *opaque, uint64_t chunk, uint32_t prev,
+           const struct sc_copy *c)
+{
+  struct all *a = opaque;
+  (void) prev;
+  if (a->err || c->epoch <= a->from || c->epoch > a->to || chunk < a->start)
+    return true;
+  if (a->n == a->cap) {
+    size_t cap = a->cap ? 2 * a->cap : 65536;
+    uint64_t *v = a->n >= a->limit ? NULL : realloc (a->v, cap * sizeof *v);
+    if (!v) {
+      a->err = a->n >= a->limit ? -E2BIG : -ENOMEM;
+      return true;
+    }
+    a->v = v;
+    a->cap = cap;
+  }
+  a->v[a->n++] = chunk;
+  return true;
+}
+
+/* Diffs of up to this many changed chunks are computed whole, at once
+ * (a pass and a radix sort), and kept for the pages that follow (16 bytes
+ * a run); larger ones page by page, each a pass with a bounded
+ * selection.  Lowered by tests (cow/diffarea.h). */
+size_t sc_changes_whole_max = 8u << 20;
+
+static int
+whole_diff (struct sc_diff *d, struct snap *f, struct snap *t, uint64_t to_id)
+{
+  struct all a = { .from = f->info.epoch,
+                   .to = t ? t->info.epoch : UINT32_MAX,
+                   .limit = sc_changes_whole_max };
+  copymap_visit (d, all_visit, &a);
+  uint64_t *tmp = a.err ? NULL : malloc ((a.n ? a.n : 1) * sizeof *tmp);
+  if (!a.err && !tmp)
+    a.err = -ENOMEM;
+  if (a.err) {
+    free (a.v);
+    return a.err;
+  }
+  int r = radix_sort (a.v, a.n, tmp);
+  free (tmp);
+  if (r < 0) {
+    free (a.v);
+    return r;
+  }
+  struct sc_chunk_range *runs;
+  size_t nr;
+  r = make_runs (a.v, a.n, f, t, 0, d->nchunks - 1, &runs, &nr);
+  free (a.v);
+  if (r < 0)
+    return r;
+  free (d->changes.runs);
+  d->changes = (struct changes_cache) {
+    .from_id = f->info.id, .to_id = to_id, .disc_gen = d->disc_gen,
+    .map_gen = d->map_gen, .runs = runs, .n = nr,
+  };
+  return 0;
+}
+
+/* Is the kept diff still the answer?  Copies and marks of the epochs
+ * (F, T] of a snapshot or checkpoint T are never added later (a copy is
+ * made in the live epoch), and the first one after F stays while F is
+ * valid; so only discards change it.  A diff to the live volume changes
+ * with every copy or mark added. */
+static bool
+whole_kept (const struct sc_diff *d, uint64_t from_id, uint64_t to_id)
+{
+  const struct changes_cache *c = &d->changes;
+  return c->runs && c->from_id == from_id && c->to_id == to_id &&
+         c->disc_gen == d->disc_gen &&
+         (to_id != SC_DIFF_LIVE || c->map_gen == d->map_gen);
+}
+
+/* A page by itself: the smallest `max` changed chunks from `start`. */
+static int
+page_diff (struct sc_diff *d, struct snap *f, struct snap *t, uint64_t start,
+           struct sc_chunk_range *out, size_t max, size_t *n,
+           uint64_t *next)
+{
+  struct pick p = {
+    .from = f->info.epoch, .to = t ? t->info.epoch : UINT32_MAX,
+    .start = start, .keep = max, .cap = 2 * max, .bound = UINT64_MAX,
+  };
+  p.v = malloc (p.cap * sizeof *p.v);
+  if (!p.v)
+    return -ENOMEM;
+  copymap_visit (d, pick_visit, &p);
+  pick_squeeze (&p);
+  uint64_t bound = p.cut ? p.bound : d->nchunks - 1;
+  struct sc_chunk_range *runs;
+  size_t nr;
+  int r = make_runs (p.v, p.n, f, t, start, bound, &runs, &nr);
+  free (p.v);
+  if (r < 0)
+    return r;
+  page_of (runs, nr, start, bound, d->nchunks, out, max, n, next);
+  free (runs);
+  return 0;
+}
+
 int
 sc_diff_changes (struct sc_diff *d, uint64_t from_id, uint64_t to_id,
                  uint64_t start, struct sc_chunk_range *out, size_t max,
@@ -134,58 +342,17 @@ sc_diff_changes (struct sc_diff *d, uint64_t from_id, uint64_t to_id,
     return -EINVAL;
   if (start >= d->nchunks || (t && t->info.id == f->info.id))
     return 0;
-
-  struct pick p = {
-    .from = f->info.epoch, .to = t ? t->info.epoch : UINT32_MAX,
-    .start = start, .keep = max, .cap = 2 * max, .bound = UINT64_MAX,
-  };
-  p.v = malloc (p.cap * sizeof *p.v);
-  if (!p.v)
-    return -ENOMEM;
-  copymap_visit (d, pick_visit, &p);
-  pick_squeeze (&p);
-  uint64_t bound = p.cut ? p.bound : d->nchunks - 1;
-
-  size_t cap = p.n + f->ndisc + (t ? t->ndisc : 0);
-  struct sc_chunk_range *runs = malloc ((cap ? cap : 1) * sizeof *runs);
-  if (!runs) {
-    free (p.v);
-    return -ENOMEM;
+  /* A diff read from its start is made again; its later pages are taken
+   * from it while it is still the answer. */
+  if (start == 0 || !whole_kept (d, from_id, to_id)) {
+    r = whole_diff (d, f, t, to_id);
+    if (r == -E2BIG || r == -ENOMEM)
+      return page_diff (d, f, t, start, out, max, n, next);
+    if (r < 0)
+      return r;
   }
-  size_t nr = 0;
-  for (size_t i = 0; i < p.n; i++) {
-    if (nr && runs[nr - 1].first + runs[nr - 1].count == p.v[i])
-      runs[nr - 1].count++;
-    else
-      runs[nr++] = (struct sc_chunk_range) { p.v[i], 1 };
-  }
-  free (p.v);
-  bool only_map = nr == cap;
-  nr = add_discards (f, start, bound, runs, nr);
-  nr = add_discards (t, start, bound, runs, nr);
-  if (!only_map)
-    qsort (runs, nr, sizeof *runs, range_cmp);
-
-  /* Unite overlapping or touching runs; the first `max` are the page. */
-  size_t k = 0;
-  for (size_t i = 0; i < nr; i++) {
-    uint64_t end = runs[i].first + runs[i].count;
-    if (k && out[k - 1].first + out[k - 1].count >= runs[i].first) {
-      uint64_t cur = out[k - 1].first + out[k - 1].count;
-      if (end > cur)
-        out[k - 1].count = end - out[k - 1].first;
-      continue;
-    }
-    if (k == max) {
-      *next = runs[i].first;
-      break;
-    }
-    out[k++] = runs[i];
-  }
-  if (k < max || *next == d->nchunks)
-    *next = bound + 1 < d->nchunks ? bound + 1 : d->nchunks;
-  free (runs);
-  *n = k;
+  page_of (d->changes.runs, d->changes.n, start, d->nchunks - 1, d->nchunks,
+           out, max, n, next);
   return 0;
 }
 

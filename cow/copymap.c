@@ -53,6 +53,7 @@ copymap_needs_copy (struct sc_diff *d, uint64_t chunk)
 int
 copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c)
 {
+  d->map_gen++;                 /* a diff to the live volume may change */
   return sc_index_add (&d->index, chunk, c);
 }
 

@@ -165,6 +165,14 @@ struct sc_diff {
   struct damaged_copy *damaged_kept;    /* damaged copies kept only for
                                            reads in flight (damage.c) */
   size_t ndamaged_kept, damaged_kept_cap;
+  uint64_t disc_gen;            /* +1 at every discard */
+  uint64_t map_gen;             /* +1 at every copy or mark added */
+  struct changes_cache {        /* the last whole diff (changes.c) */
+    uint64_t from_id, to_id;    /* to_id SC_DIFF_LIVE: to the live volume */
+    uint64_t disc_gen, map_gen; /* when it was made */
+    struct sc_chunk_range *runs;
+    size_t n;
+  } changes;
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
   uint64_t ndisc_extents;       /* their extents, all snapshots */
 

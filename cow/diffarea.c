@@ -221,6 +221,7 @@ diff_free (struct sc_diff *d)
   free (d->snaps);
   free (d->valid);
   free (d->cvalid);
+  free (d->changes.runs);
   free (d->unsure);
   free (d->unsure_bad);
   free (d->prefail);

@@ -284,8 +284,11 @@ struct sc_chunk_range { uint64_t first, count; };
  * checkpoint, or SC_DIFF_LIVE), from chunk `start` on: sorted, merged
  * runs into out[] (at most max; runs that touch are merged only within
  * one call), *n of them; *next is the chunk to go on from (the number
- * of chunks of the volume once complete).  Each call holds the lock for
- * one pass over the copy map.  Errors: -ENOENT (no such id, or it is
+ * of chunks of the volume once complete).  A diff read from start 0 is
+ * computed whole (one pass over the copy map, under the lock, and a
+ * sort) and kept for the pages that follow while it is still the answer
+ * (to the live volume: while no copy or mark was added since); past 8M
+ * changed chunks each page is a pass of its own.  Errors: -ENOENT (no such id, or it is
  * deleted), -EIO (either is invalid: nothing can be said), -EINVAL
  * (to_id is not later than from_id). */
 int sc_diff_changes (struct sc_diff *d, uint64_t from_id, uint64_t to_id,
@@ -583,5 +586,10 @@ int sc_diff_fd (const struct sc_diff *d);
  * of 2 * live + 65536; lets the crash harness reach checkpoints while
  * serving with a small diff area.  NULL in a server. */
 extern uint64_t (*sc_ckpt_limit_hook) (uint64_t live);
+
+/* Diffs of up to this many changed chunks are computed whole and kept
+ * for their pages (cow/changes.c; 8M); tests lower it to reach the
+ * page-by-page path. */
+extern size_t sc_changes_whole_max;
 
 #endif

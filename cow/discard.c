@@ -58,6 +58,7 @@ int
 disc_add (struct sc_diff *d, struct snap *s, uint64_t first, uint64_t count)
 {
   uint64_t end = first + count;
+  d->disc_gen++;                /* a diff of s may change (changes.c) */
   /* The first extent that ends at or after `first` (touching counts). */
   struct chunk_key key = { s->disc, first ? first - 1 : 0 };
   size_t lo = first ? sc_partition_point (s->ndisc, ends_before, &key) : 0;

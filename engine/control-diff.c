@@ -211,8 +211,8 @@ write_header (struct sc_volume *v, int fd,
 /* "* extent offset= length=": a run of chunks in bytes, clipped to the
  * volume's end (its last chunk may be partial). */
 static int
-write_extent (int fd, const struct sc_chunk_range *run, uint32_t cs,
-              uint64_t size)
+write_extent (struct sc_ctl_out *o, const struct sc_chunk_range *run,
+              uint32_t cs, uint64_t size)
 {
   char off[24], len[24];
   struct sc_ctl_field f[] = { { "offset", off }, { "length", len } };
@@ -222,7 +222,7 @@ write_extent (int fd, const struct sc_chunk_range *run, uint32_t cs,
     b = size;
   snprintf (off, sizeof off, "%" PRIu64, a);
   snprintf (len, sizeof len, "%" PRIu64, b - a);
-  return sc_ctl_write_data (fd, "extent", f, 2);
+  return sc_ctl_buffer_data (o, "extent", f, 2);
 }
 
 int
@@ -264,9 +264,19 @@ sc_verb_diff (struct session *ss, const struct sc_ctl_request *req, int fd)
     free (runs);
     return sc_reply_volume_err (v, fd, r, "cannot diff");
   }
+  struct sc_ctl_out *o = malloc (sizeof *o);
+  if (!o) {
+    free (runs);
+    return sc_ctl_write_err (fd, ENOMEM, "DIFF: %s", strerror (ENOMEM));
+  }
+  o->fd = fd;
+  o->len = 0;
   r = write_header (v, fd, &from, &to, next, nchunks);
   for (size_t i = 0; i < n && r == 0; i++)
-    r = write_extent (fd, &runs[i], cs, size);
+    r = write_extent (o, &runs[i], cs, size);
+  if (r == 0)
+    r = sc_ctl_flush (o);
+  free (o);
   free (runs);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }

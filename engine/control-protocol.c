@@ -471,22 +471,56 @@ sc_ctl_write_request (int fd, const char *verb,
   return put_end (fd, &l);
 }
 
+static void
+put_data (struct line *l, const char *kind,
+          const struct sc_ctl_field *fields, size_t n)
+{
+  put (l, "* ", false);
+  put (l, kind, false);
+  for (size_t i = 0; i < n; i++) {
+    put (l, "\t", false);
+    put (l, fields[i].key, false);
+    put (l, "=", false);
+    put (l, fields[i].value, true);
+  }
+}
+
 int
 sc_ctl_write_data (int fd, const char *kind,
                    const struct sc_ctl_field *fields, size_t n)
 {
   struct line l = { 0 };
-  size_t i;
 
-  put (&l, "* ", false);
-  put (&l, kind, false);
-  for (i = 0; i < n; i++) {
-    put (&l, "\t", false);
-    put (&l, fields[i].key, false);
-    put (&l, "=", false);
-    put (&l, fields[i].value, true);
-  }
+  put_data (&l, kind, fields, n);
   return put_end (fd, &l);
+}
+
+int
+sc_ctl_buffer_data (struct sc_ctl_out *o, const char *kind,
+                    const struct sc_ctl_field *fields, size_t n)
+{
+  struct line l = { 0 };
+
+  put_data (&l, kind, fields, n);
+  if (l.overflow)
+    return -EMSGSIZE;
+  l.buf[l.len++] = '\n';
+  if (o->len + l.len > sizeof o->buf) {
+    int r = sc_ctl_flush (o);
+    if (r < 0)
+      return r;
+  }
+  memcpy (o->buf + o->len, l.buf, l.len);
+  o->len += l.len;
+  return 0;
+}
+
+int
+sc_ctl_flush (struct sc_ctl_out *o)
+{
+  int r = write_all (o->fd, o->buf, o->len);
+  o->len = 0;
+  return r;
 }
 
 int

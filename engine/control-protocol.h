@@ -240,6 +240,18 @@ int sc_ctl_write_request (int fd, const char *verb,
  * SC_CTL_LINE_MAX (nothing is written then). */
 int sc_ctl_write_data (int fd, const char *kind,
                        const struct sc_ctl_field *fields, size_t n);
+
+/* Many data lines in one reply (DIFF's extents): formatted as
+ * sc_ctl_write_data does, gathered in o->buf and sent when it is full
+ * and by sc_ctl_flush, so that a long reply is a few large writes. */
+struct sc_ctl_out {
+  int fd;
+  size_t len;
+  char buf[64 * 1024];
+};
+int sc_ctl_buffer_data (struct sc_ctl_out *o, const char *kind,
+                        const struct sc_ctl_field *fields, size_t n);
+int sc_ctl_flush (struct sc_ctl_out *o);
 int sc_ctl_write_ok (int fd);
 /* "ERR ENAME message": the message is sanitized and truncated to fit. */
 int sc_ctl_write_err (int fd, int err, const char *fmt, ...)

@@ -262,6 +262,44 @@ Test (changes, kept_while_copying_then_kill_9)
   kept_while_copying (false);
 }
 
+/* Pages of one diff read while the volume changes: a diff to the live
+ * volume sees a write made between its pages; a diff between two
+ * snapshots does not change with later writes, but does with a discard
+ * of one of them. */
+Test (changes, pages_follow_changes_between_them)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  struct sc_snapshot_info f = make (a.d, "f", false);
+  for (uint64_t c = 0; c < 20; c += 2)
+    write_chunk (a.d, c, 10 + c);
+  struct sc_snapshot_info t = make (a.d, "t", false);
+  struct sc_chunk_range r[3];
+  size_t n;
+  uint64_t next;
+  cr_assert_eq (sc_diff_changes (a.d, f.id, SC_DIFF_LIVE, 0, r, 3, &n,
+                                 &next), 0);
+  cr_assert (n == 3 && r[2].first == 4 && next == 6);
+  write_chunk (a.d, 7, 70);
+  cr_assert_eq (sc_diff_changes (a.d, f.id, SC_DIFF_LIVE, next, r, 3, &n,
+                                 &next), 0);
+  cr_assert (n >= 1 && r[0].first == 6 && r[0].count == 3,
+             "the write of chunk 7 between pages is seen (%lu+%lu)",
+             (unsigned long) r[0].first, (unsigned long) r[0].count);
+
+  cr_assert_eq (sc_diff_changes (a.d, f.id, t.id, 0, r, 3, &n, &next), 0);
+  cr_assert (n == 3 && next == 6);
+  write_chunk (a.d, 9, 90);                   /* after t: not in f..t */
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, t.id, 11, 11), 0);
+  cr_assert_eq (sc_diff_changes (a.d, f.id, t.id, next, r, 3, &n, &next),
+                0);
+  cr_assert (n == 3 && r[0].first == 6 && r[0].count == 1 &&
+             r[1].first == 8 && r[1].count == 1 && r[2].first == 10 &&
+             r[2].count == 3, "the discard of chunk 11 between pages is "
+             "seen, the later write of chunk 9 is not");
+  uh_area_free (&a);
+}
+
 Test (changes, max_checkpoints)
 {
   struct uh_area a;
@@ -414,3 +452,17 @@ Test (changes, model_seed_1) { model_run (1, 400); }
 Test (changes, model_seed_2) { model_run (2, 400); }
 Test (changes, model_seed_3) { model_run (3, 400); }
 Test (changes, model_seed_4) { model_run (4, 400); }
+
+/* The same, each page computed by itself (as past 8M changed chunks),
+ * or whole diffs only while they are small (both paths in one run). */
+Test (changes, model_pages_alone_seed_5)
+{
+  sc_changes_whole_max = 0;
+  model_run (5, 400);
+}
+
+Test (changes, model_pages_mixed_seed_6)
+{
+  sc_changes_whole_max = 7;
+  model_run (6, 400);
+}
