@@ -1,6 +1,7 @@
 /* shadowcopy: snapshot creation over the control protocol: CREATE, and
- * the creation in steps BEGIN, HOLD, COMMIT, RELEASE, ABORT (see
- * control-verbs.h and control-protocol.h).
+ * the creation in steps BEGIN, HOLD, COMMIT, RELEASE, ABORT; CHECKPOINT,
+ * created as CREATE creates (see control-verbs.h and
+ * control-protocol.h).
  *
  * Notes on the design
  *
@@ -270,6 +271,57 @@ sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
     return sc_ctl_write_err (fd, ENOMEM, "cannot track auto-release "
                              "snapshot %s: deleted it", s.name);
   }
+  r = sc_reply_snapshot (fd, &s);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* -EMFILE from a checkpoint's creation: max-checkpoints is reached. */
+static int
+write_too_many_checkpoints (struct sc_volume *v, int fd)
+{
+  const struct sc_volume_config *cfg = sc_volume_config (v);
+  return sc_ctl_write_err (fd, EMFILE, "too many checkpoints: the limit "
+                           "max-checkpoints=%u is reached; delete some, or "
+                           "create with delete-oldest=1 (shadowcopy "
+                           "checkpoint --delete-oldest)", cfg->max_checkpoints
+                           ? cfg->max_checkpoints
+                           : SC_MAX_CHECKPOINTS_DEFAULT);
+}
+
+/* CHECKPOINT NAME [delete-oldest=1]: a checkpoint, created as CREATE
+ * creates a snapshot (under a hold, so that it marks one point between
+ * the live writes), but keeping no data. */
+int
+sc_verb_checkpoint (struct session *ss, const struct sc_ctl_request *req,
+                    int fd)
+{
+  struct sc_snapshot_opts so;
+  struct create_opts o;
+  struct sc_snapshot_info s;
+  bool answered;
+  int r;
+
+  r = parse_create_opts (req, true, true, false, &o, fd, &answered);
+  if (answered)
+    return r;
+  if (!o.name)
+    return sc_ctl_write_err (fd, EINVAL, "usage: CHECKPOINT NAME "
+                             "[delete-oldest=1]");
+  if (o.has_set || o.auto_release)
+    return sc_ctl_write_err (fd, EINVAL, "CHECKPOINT: a checkpoint belongs "
+                             "to no set and is never auto-released");
+  if (ss->begun)
+    return sc_ctl_write_err (fd, EINVAL, "CHECKPOINT: this connection has "
+                             "a creation in progress (RELEASE or ABORT it)");
+  so = snapshot_opts (&o);
+  so.checkpoint = true;
+  r = sc_volume_snapshot_create (ss->v, o.name, &so, &s);
+  if (r == -EBUSY)
+    return write_busy (fd);
+  if (r == -EMFILE)
+    return write_too_many_checkpoints (ss->v, fd);
+  if (r < 0)
+    return sc_reply_snapshot_verr (ss->v, fd, r, "create", o.name);
   r = sc_reply_snapshot (fd, &s);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }

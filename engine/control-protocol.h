@@ -26,7 +26,13 @@
  *                             creation is in progress on the volume;
  *                             delete-oldest=1: at max-snapshots, drop the
  *                             oldest first
- *   DELETE NAME            -> * deleted name=NAME
+ *   DELETE NAME [keep-checkpoint=1]
+ *                          -> * deleted name=NAME.  keep-checkpoint=1:
+ *                             delete snapshot NAME's data but keep a
+ *                             checkpoint of the same name, id, UUID and
+ *                             epoch (answers * deleted name=NAME
+ *                             checkpoint=1); EINVAL if it is a checkpoint
+ *                             already, ESTALE if it is invalid
  *   DELETE-OLDEST          -> * deleted name=...
  *   DELETE-ALL             -> * deleted name=... (one per snapshot)
  *   RESIZE max=BYTES|unbounded [force=1]
@@ -43,6 +49,43 @@
  *   SCRUB-STATUS           -> * scrub state= copies-checked= copies-total=
  *                             bytes-checked= bytes-total= damaged= freed=
  *                             read-errors= rate= started= finished=
+ *   CHECKPOINT NAME [delete-oldest=1]
+ *                          -> * snapshot (the new checkpoint, type=
+ *                             checkpoint).  Created as CREATE creates a
+ *                             snapshot, under a hold, but keeps no data:
+ *                             it only marks a point that DIFF can start
+ *                             from; never exported.  EBUSY while another
+ *                             creation is in progress; EMFILE at
+ *                             max-checkpoints (delete-oldest=1: drop the
+ *                             oldest checkpoint first)
+ *   DIFF FROM [TO] [start=CHUNK] [max=N]
+ *                          -> * diff volume=UUID chunk-size=N volume-size=N
+ *                             from=NAME from-id=N from-uuid=UUID
+ *                             from-epoch=N from-type=snapshot|checkpoint
+ *                             to=NAME|live [to-id=N to-uuid=UUID]
+ *                             to-epoch=N to-type=snapshot|checkpoint|live
+ *                             next=CHUNK|end
+ *                             then * extent offset=BYTES length=BYTES, one
+ *                             per run of changed chunks (sorted, disjoint;
+ *                             the last clipped to the volume size).
+ *                             Which byte ranges may differ between FROM
+ *                             and TO (snapshots or checkpoints, FROM the
+ *                             older), or FROM and the live volume (TO
+ *                             omitted or "live"; to-id and to-uuid are
+ *                             left out, to-epoch is the live epoch).  In
+ *                             pages: the changed chunks from chunk `start`
+ *                             (default 0) on, at most `max` runs (default
+ *                             and cap SC_CTL_DIFF_MAX); next= is the start
+ *                             of the next page, or "end".  Runs that touch
+ *                             across pages are the client's to merge.  A
+ *                             range left out is identical in FROM and TO;
+ *                             a range listed may not differ (the unit is
+ *                             the chunk).  ENOENT: no such name; EINVAL:
+ *                             FROM newer than TO, FROM "live", bad
+ *                             arguments; EIO: FROM or TO is invalid (the
+ *                             message says which and why).  Works offline
+ *                             too, where the live volume is the diff
+ *                             area's state when its server stopped.
  *
  * Creation in steps (one connection; the requester runs writers between
  * them and holds every volume of a set before committing any):
@@ -75,12 +118,16 @@
  * so one left over by a server that stopped is deleted at its next start.
  *
  * A snapshot line carries: id, name, created (ISO 8601 UTC), epoch,
- * state (valid|invalid), used (bytes), discarded (bytes), set (the set's
- * UUID, when it has one), auto-release=1 (when it is), reason (when
- * invalid).  LIST ends with one "* dropped id= name= created= dropped-at=
+ * state (valid|invalid), used (bytes), discarded (bytes), type
+ * (snapshot|checkpoint), uuid (its own, never reused), meta (a
+ * checkpoint's: journal bytes of the changes only it needs), set (the
+ * set's UUID, when it has one), auto-release=1 (when it is), reason
+ * (when invalid).  Checkpoints are listed (and counted in INFO's
+ * snapshots=) with the snapshots.  LIST ends with one "* dropped id= name= created= dropped-at=
  * reason=" line per kept policy drop.  INFO also carries diff-max=,
  * on-full=, max-snapshots=, dropped=, full-failures=, discarded=,
  * invalid=, damaged= (snapshots whose copied data failed its checksum),
+ * checkpoints= (listed checkpoints), max-checkpoints= (a server's),
  * checksum-errors= (a server's) and, once something was dropped,
  * last-drop= and last-drop-reason=.  INFO's second line, "* diff-area state=ok|failed
  * recoveries= [recovered=]", says while failed: failed-since= errno=
@@ -107,6 +154,7 @@
 #define SC_CTL_LINE_MAX 4096
 #define SC_CTL_ARGS_MAX 8
 #define SC_CTL_FIELDS_MAX 32
+#define SC_CTL_DIFF_MAX 65536     /* DIFF: extents per page, default and cap */
 
 /* A parsed request.  Points into the buffer given to the parser. */
 struct sc_ctl_request {

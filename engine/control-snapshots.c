@@ -14,20 +14,26 @@ int
 sc_reply_snapshot (int fd, const struct sc_snapshot_info *s)
 {
   char id[24], epoch[16], created[32], used[24], reason[256], disc[24];
-  char set[SC_CTL_UUID_LEN];
+  char set[SC_CTL_UUID_LEN], uuid[SC_CTL_UUID_LEN], meta[24];
   bool valid = s->invalid_reason == SC_VALID;
-  struct sc_ctl_field f[10] = {
+  struct sc_ctl_field f[13] = {
     { "id", id }, { "name", s->name }, { "created", created },
     { "epoch", epoch }, { "state", valid ? "valid" : "invalid" },
     { "used", used }, { "discarded", disc },
+    { "type", s->checkpoint ? "checkpoint" : "snapshot" }, { "uuid", uuid },
   };
-  size_t n = 7;
+  size_t n = 9;
 
   snprintf (disc, sizeof disc, "%" PRIu64, s->discarded_bytes);
   snprintf (id, sizeof id, "%" PRIu64, s->id);
   snprintf (epoch, sizeof epoch, "%" PRIu32, s->epoch);
   snprintf (used, sizeof used, "%" PRIu64, s->used_bytes);
   sc_ctl_format_time (s->ctime_ns, created, sizeof created);
+  sc_ctl_format_uuid (s->uuid, uuid);
+  if (s->checkpoint) {
+    snprintf (meta, sizeof meta, "%" PRIu64, s->meta_bytes);
+    f[n++] = (struct sc_ctl_field) { "meta", meta };
+  }
   sc_ctl_format_reason (sc_invalid_reason_text (s->invalid_reason),
                         s->invalid_errno, reason, sizeof reason);
   if (s->in_set) {
@@ -47,6 +53,15 @@ sc_reply_deleted (int fd, const char *name)
   struct sc_ctl_field f = { "name", name };
 
   return sc_ctl_write_data (fd, "deleted", &f, 1);
+}
+
+/* "* deleted name=NAME checkpoint=1": its data gone, its checkpoint kept. */
+static int
+reply_deleted_kept (int fd, const char *name)
+{
+  struct sc_ctl_field f[] = { { "name", name }, { "checkpoint", "1" } };
+
+  return sc_ctl_write_data (fd, "deleted", f, 2);
 }
 
 int
@@ -147,14 +162,53 @@ sc_verb_list (struct session *ss, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
+/* DELETE NAME keep-checkpoint=1: why a snapshot cannot be kept as a
+ * checkpoint. */
+static int
+reply_keep_err (struct sc_volume *v, int fd, int err, const char *name)
+{
+  switch (-err) {
+  case EINVAL:
+    return sc_ctl_write_err (fd, EINVAL, "%s is a checkpoint already: "
+                             "nothing to delete but the checkpoint (delete "
+                             "it without keep-checkpoint)", name);
+  case ESTALE:
+    return sc_ctl_write_err (fd, ESTALE, "snapshot %s is invalid: it cannot "
+                             "be kept as a checkpoint (its changes since are "
+                             "unknown); delete it without keep-checkpoint",
+                             name);
+  case ENOSYS:
+    return sc_ctl_write_err (fd, ENOSYS, "cannot keep %s as a checkpoint: "
+                             "this diff area does not support it yet",
+                             name);
+  default:
+    return sc_reply_snapshot_verr (v, fd, err, "delete", name);
+  }
+}
+
 int
 sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
 {
   const char *name = req->args[0];
+  bool keep = false;
   int r;
 
+  if (req->nargs > 1) {
+    if (strcmp (req->args[1], "keep-checkpoint=1") == 0)
+      keep = true;
+    else if (strcmp (req->args[1], "keep-checkpoint=0") != 0)
+      return sc_ctl_write_err (fd, EINVAL, "usage: DELETE NAME "
+                               "[keep-checkpoint=1]");
+  }
   if (!sc_snapshot_name_valid (name))
     return sc_reply_snapshot_err (fd, -EINVAL, "delete", name);
+  if (keep) {
+    r = sc_volume_snapshot_keep_checkpoint (ss->v, name);
+    if (r < 0)
+      return reply_keep_err (ss->v, fd, r, name);
+    r = reply_deleted_kept (fd, name);
+    return r < 0 ? r : sc_ctl_write_ok (fd);
+  }
   r = sc_volume_snapshot_delete (ss->v, name);
   if (r < 0)
     return sc_reply_snapshot_verr (ss->v, fd, r, "delete", name);

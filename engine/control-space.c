@@ -91,6 +91,8 @@ add_space (struct line *l, struct sc_volume *v, const struct sc_diff_stats *st,
     add_str (l, "on-full", on_full_name (cfg->on_full));
     add_u64 (l, "max-snapshots", cfg->max_snapshots
              ? cfg->max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT);
+    add_u64 (l, "max-checkpoints", cfg->max_checkpoints
+             ? cfg->max_checkpoints : SC_MAX_CHECKPOINTS_DEFAULT);
   }
   add_u64 (l, "dropped", st->dropped);
   if (live)
@@ -172,6 +174,7 @@ sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
   add_u64 (&l, "diff-used", st.used_bytes);
   add_u64 (&l, "diff-file", st.file_bytes);
   add_u64 (&l, "snapshots", st.snapshots);
+  add_u64 (&l, "checkpoints", st.checkpoints);
   add_u64 (&l, "copies", st.copies);
   add_u64 (&l, "data-slots", st.data_slots);
   add_u64 (&l, "journal-slots", st.journal_slots);

@@ -8,7 +8,8 @@
  *   control-create.c     CREATE and the creation in steps (BEGIN, HOLD,
  *                        COMMIT, RELEASE, ABORT): the session's state
  *                        machine, its deadline and its auto-release
- *                        snapshots
+ *                        snapshots; CHECKPOINT
+ *   control-diff.c       DIFF: changed-block tracking, in pages
  *   control-space.c      INFO, STATS, RESIZE
  *   control-scrub.c      SCRUB, SCRUB-STATUS
  *
@@ -91,6 +92,12 @@ int sc_verb_release (struct session *ss, const struct sc_ctl_request *req,
                      int fd);
 int sc_verb_abort (struct session *ss, const struct sc_ctl_request *req,
                    int fd);
+int sc_verb_checkpoint (struct session *ss, const struct sc_ctl_request *req,
+                        int fd);
+
+/* control-diff.c */
+int sc_verb_diff (struct session *ss, const struct sc_ctl_request *req,
+                  int fd);
 
 /* The creation's deadline passed: abort it, and remember why for the
  * client's next request. */

@@ -34,7 +34,8 @@
  *
  * Verbs.  One table below names every verb of control-protocol.h, its
  * arguments' count and its flags; the handlers live by topic in
- * control-snapshots.c, control-create.c and control-space.c.
+ * control-snapshots.c, control-create.c, control-space.c,
+ * control-scrub.c and control-diff.c.
  *
  * The offline CLI serves its own requests with sc_control_serve on a
  * volume opened on the diff area alone: the same loop, table and
@@ -138,7 +139,7 @@ static const struct verb {
     "RESIZE max=BYTES|unbounded [force=1]" },
   /* control-snapshots.c */
   { "LIST", 0, 0, 0, sc_verb_list, "LIST" },
-  { "DELETE", 1, 1, 0, sc_verb_delete, "DELETE NAME" },
+  { "DELETE", 1, 2, 0, sc_verb_delete, "DELETE NAME [keep-checkpoint=1]" },
   { "DELETE-OLDEST", 0, 0, 0, sc_verb_delete_oldest, "DELETE-OLDEST" },
   { "DELETE-ALL", 0, 0, 0, sc_verb_delete_all, "DELETE-ALL" },
   { "DELETE-SET", 1, 1, 0, sc_verb_delete_set, "DELETE-SET UUID" },
@@ -152,6 +153,11 @@ static const struct verb {
     "[release=1]" },
   { "RELEASE", 0, 0, LIVE, sc_verb_release, "RELEASE" },
   { "ABORT", 0, 0, LIVE, sc_verb_abort, "ABORT" },
+  { "CHECKPOINT", 1, 2, LIVE, sc_verb_checkpoint,
+    "CHECKPOINT NAME [delete-oldest=1]" },
+  /* control-diff.c: offline too, on the diff-area file */
+  { "DIFF", 1, 4, 0, sc_verb_diff,
+    "DIFF FROM [TO] [start=CHUNK] [max=N]" },
 };
 
 static int

@@ -195,3 +195,17 @@ sc_volume_snapshot_lookup (struct sc_volume *v, const char *name,
 {
   return sc_diff_snapshot_lookup (v->diff, name, out);
 }
+
+int
+sc_volume_snapshot_keep_checkpoint (struct sc_volume *v, const char *name)
+{
+  return sc_diff_snapshot_keep_checkpoint (v->diff, name);
+}
+
+int
+sc_volume_changes (struct sc_volume *v, uint64_t from_id, uint64_t to_id,
+                   uint64_t start, struct sc_chunk_range *out, size_t max,
+                   size_t *n, uint64_t *next)
+{
+  return sc_diff_changes (v->diff, from_id, to_id, start, out, max, n, next);
+}

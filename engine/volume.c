@@ -192,6 +192,7 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
     goto fail;
   }
   sc_diff_set_policy (v->diff, cfg->on_full, cfg->max_snapshots);
+  sc_diff_set_max_checkpoints (v->diff, cfg->max_checkpoints);
   if (cfg->diff_max_set && (r = apply_diff_max (v, cfg, err, errlen)) < 0) {
     sc_volume_close (v);
     return r;

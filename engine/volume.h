@@ -40,6 +40,7 @@ struct sc_volume_config {
                                    volume size */
   enum sc_on_full on_full;
   uint32_t max_snapshots;       /* 0: SC_MAX_SNAPSHOTS_DEFAULT */
+  uint32_t max_checkpoints;     /* 0: SC_MAX_CHECKPOINTS_DEFAULT */
   /* origin-changed=accept: a change of the origin made while no server
    * ran is logged, and the snapshots are kept valid (dangerous). */
   bool origin_changed_accept;
@@ -128,6 +129,17 @@ int sc_volume_snapshot_list (struct sc_volume *v,
                              struct sc_snapshot_info **out, size_t *n);
 int sc_volume_snapshot_lookup (struct sc_volume *v, const char *name,
                                struct sc_snapshot_info *out);
+
+/* Checkpoints and changed-block tracking, as sc_diff_snapshot_keep_
+ * checkpoint and sc_diff_changes (cow/diffarea.h): keep snapshot `name`
+ * as a data-less checkpoint; the changed chunks of `from_id` to `to_id`
+ * (or SC_DIFF_LIVE) from chunk `start` on, one page of at most `max`
+ * runs.  Both work offline too (keep_checkpoint read-write only). */
+int sc_volume_snapshot_keep_checkpoint (struct sc_volume *v,
+                                        const char *name);
+int sc_volume_changes (struct sc_volume *v, uint64_t from_id, uint64_t to_id,
+                       uint64_t start, struct sc_chunk_range *out,
+                       size_t max, size_t *n, uint64_t *next);
 
 /* How long snapshot creation held live writes, over the last
  * SC_HOLD_SAMPLES creations (count covers all of them). */

@@ -7,7 +7,8 @@
  *                     [control=SOCKET]
  *
  * Exports "" and "live" are the live volume (read-write); every valid
- * snapshot is exported read-only under its own name.
+ * snapshot is exported read-only under its own name.  Checkpoints keep
+ * no data: they are never listed, and opening one is refused.
  */
 #include <config.h>
 
@@ -187,6 +188,18 @@ shadowcopy_config (const char *key, const char *value)
     space_cfg.max_snapshots = (uint32_t) n;
     return 0;
   }
+  if (strcmp (key, "max-checkpoints") == 0) {
+    char *end;
+    unsigned long n = value[0] >= '0' && value[0] <= '9'
+                      ? strtoul (value, &end, 10) : 0;
+    if (n < 1 || n > SC_MAX_CHECKPOINTS_MAX || *end != '\0') {
+      nbdkit_error ("max-checkpoints=%s: must be a number from 1 to %u",
+                    value, SC_MAX_CHECKPOINTS_MAX);
+      return -1;
+    }
+    space_cfg.max_checkpoints = (uint32_t) n;
+    return 0;
+  }
   if (strcmp (key, "discard-snapshots") == 0) {
     int b = nbdkit_parse_bool (value);
     if (b == -1) {
@@ -238,6 +251,7 @@ shadowcopy_config_complete (void)
   "diff-max=SIZE|N%|unbounded  Size limit of the diff area (stored).\n" \
   "on-full=delete-oldest|fail-writes  When a copy does not fit.\n" \
   "max-snapshots=N     At most N snapshots (default 512).\n" \
+  "max-checkpoints=N   At most N checkpoints (default 512).\n" \
   "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
   "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
   "                    while the server was stopped (dangerous)."
@@ -338,7 +352,7 @@ shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
     return -1;
   }
   for (size_t i = 0; i < n && r == 0; i++) {
-    if (snaps[i].invalid_reason != SC_VALID)
+    if (snaps[i].invalid_reason != SC_VALID || snaps[i].checkpoint)
       continue;                 /* never served, so not listed */
     snapshot_description (&snaps[i], desc, sizeof desc);
     r = nbdkit_add_export (e, snaps[i].name, desc);
@@ -385,6 +399,13 @@ shadowcopy_open (int readonly)
     nbdkit_error ("unknown export '%.*s': it is neither \"live\" nor the "
                   "name of a snapshot", SC_NAME_MAX, name);
     nbdkit_set_error (ENOENT);
+    free (h);
+    return NULL;
+  }
+  if (r == 0 && info.checkpoint) {
+    nbdkit_error ("%s is a checkpoint: it keeps no data; export a snapshot",
+                  info.name);
+    nbdkit_set_error (EINVAL);
     free (h);
     return NULL;
   }

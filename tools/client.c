@@ -215,6 +215,14 @@ snapshot_from_line (const struct sc_ctl_line *line,
   field_u64 (line, "discarded", &s->discarded_bytes);   /* optional */
   field_str (line, "set", s->set, sizeof s->set);
   s->auto_release = sc_ctl_field (line, "auto-release") != NULL;
+  /* Optional (older servers: snapshots only, no UUIDs). */
+  const char *type = sc_ctl_field (line, "type");
+  if (type && strcmp (type, "checkpoint") == 0)
+    s->checkpoint = true;
+  else if (type && strcmp (type, "snapshot") != 0)
+    return -EPROTO;
+  field_str (line, "uuid", s->uuid, sizeof s->uuid);
+  field_u64 (line, "meta", &s->meta_bytes);
   return 0;
 }
 
@@ -252,6 +260,8 @@ volume_from_line (const struct sc_ctl_line *line, struct sc_client_volume *v)
   field_u64 (line, "discarded", &v->discarded_bytes);
   field_u64 (line, "invalid", &v->invalid);
   field_u64 (line, "damaged", &v->damaged);
+  field_u64 (line, "checkpoints", &v->checkpoints);
+  field_u64 (line, "max-checkpoints", &v->max_checkpoints);
   field_str (line, "on-full", v->on_full, sizeof v->on_full);
   field_str (line, "last-drop", v->last_drop, sizeof v->last_drop);
   field_str (line, "last-drop-reason", v->last_drop_reason,

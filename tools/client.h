@@ -32,6 +32,9 @@ struct sc_client_snapshot {
   uint64_t discarded_bytes;     /* discarded by its reader */
   char set[37];                 /* its snapshot set's UUID, or "" */
   bool auto_release;            /* dies with the session that made it */
+  bool checkpoint;              /* a checkpoint: keeps no data */
+  char uuid[37];                /* its own UUID, or "" (older servers) */
+  uint64_t meta_bytes;          /* a checkpoint's metadata bytes */
 };
 
 /* The volume, as the CLI shows it. */
@@ -51,6 +54,7 @@ struct sc_client_volume {
   uint64_t diff_max, max_snapshots, dropped, full_failures, discarded_bytes;
   uint64_t invalid;
   uint64_t damaged;             /* invalid: copied data failed its checksum */
+  uint64_t checkpoints, max_checkpoints;
   char on_full[24];
   char last_drop[SC_NAME_MAX + 1];
   char last_drop_reason[128];

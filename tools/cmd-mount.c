@@ -541,8 +541,8 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
   return 0;
 }
 
-/* With a control socket, a missing snapshot is named clearly.  0, or -1
- * (said). */
+/* With a control socket, a missing snapshot, or a checkpoint (which
+ * keeps no data to mount), is named clearly.  0, or -1 (said). */
 static int
 check_snapshot (const char *socket, const char *name)
 {
@@ -550,22 +550,35 @@ check_snapshot (const char *socket, const char *name)
   struct sc_client_snapshot *s;
   size_t n;
   char err[1024];
-  bool found = false;
+  bool found = false, checkpoint = false;
 
-  if (sc_client_connect (socket, &c, err, sizeof err) < 0 ||
-      sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
-    return -1;
+  if (sc_client_connect (socket, &c, err, sizeof err) < 0)
+    goto said;
+  if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
+    sc_client_close (c, NULL, 0);
+    goto said;
   }
   for (size_t k = 0; k < n; k++)
-    found |= strcmp (s[k].name, name) == 0;
+    if (strcmp (s[k].name, name) == 0) {
+      found = true;
+      checkpoint = s[k].checkpoint;
+    }
   free (s);
   sc_client_close (c, err, sizeof err);
   if (!found) {
     sc_cli_error ("no such snapshot: %s", name);
     return -1;
   }
+  if (checkpoint) {
+    sc_cli_error ("%s is a checkpoint: it keeps no data; mount a snapshot",
+                  name);
+    return -1;
+  }
   return 0;
+
+ said:
+  sc_cli_error ("%s", err);
+  return -1;
 }
 
 /* Mount DEV read-only on absdir (without replaying a journal), and

@@ -1,12 +1,15 @@
-/* shadowcopy list, delete, info: the snapshots of a volume, and the
- * volume itself.
+/* shadowcopy list, delete, info, checkpoint: the snapshots (and
+ * checkpoints) of a volume, and the volume itself.
  *
  *   shadowcopy -c SOCK | --diff DIFF list [--json]
- *   shadowcopy -c SOCK | --diff DIFF delete NAME... | --oldest | --all
+ *   shadowcopy -c SOCK | --diff DIFF delete NAME... [--keep-checkpoint]
+ *   shadowcopy -c SOCK | --diff DIFF delete --oldest | --all
+ *   shadowcopy -c SOCK | --diff DIFF checkpoint NAME [--delete-oldest]
  *   shadowcopy [-c SOCK | --diff DIFF] delete --set ID [-c SOCK]...
  *   shadowcopy -c SOCK | --diff DIFF info [--json]
  *
- * Each works online through the server or, with --diff and no server,
+ * Each but checkpoint (which holds the live writes, so needs a server)
+ * works online through the server or, with --diff and no server,
  * offline on the diff area: the client hands back the same rows either
  * way, so the output is the same.
  */
@@ -37,29 +40,50 @@ state_text (const struct sc_client_snapshot *s, char *buf, size_t len)
   return buf;
 }
 
+/* The USED column: what deleting a snapshot frees; for a checkpoint,
+ * which keeps no data, the metadata bytes it costs. */
+static uint64_t
+used_of (const struct sc_client_snapshot *s)
+{
+  return s->checkpoint ? s->meta_bytes : s->used_bytes;
+}
+
 static void
 print_table (const struct sc_client_snapshot *s, size_t n)
 {
-  int wid = 2, wname = 4, wcreated = 7, wstate = 5;
+  int wid = 2, wname = 4, wtype = 4, wcreated = 7, wstate = 5, wused = 4;
+  int wuuid = 4;
   char buf[sizeof s->reason + 16];
+  bool sets = false;
   size_t i;
 
 #define WIDEN(w, len) do { if ((int) (len) > (w)) (w) = (len); } while (0)
   for (i = 0; i < n; i++) {
     WIDEN (wid, snprintf (NULL, 0, "%" PRIu64, s[i].id));
     WIDEN (wname, strlen (s[i].name));
+    WIDEN (wtype, strlen (s[i].checkpoint ? "checkpoint" : "snapshot"));
     WIDEN (wcreated, strlen (s[i].created));
     WIDEN (wstate, strlen (state_text (&s[i], buf, sizeof buf)));
+    WIDEN (wused, snprintf (NULL, 0, "%" PRIu64, used_of (&s[i])));
+    WIDEN (wuuid, strlen (s[i].uuid));
+    sets |= s[i].set[0] != '\0';
   }
 #undef WIDEN
-  printf ("%-*s  %-*s  %-*s  %-*s  %-12s  %s\n", wid, "ID", wname, "NAME",
-          wcreated, "CREATED", wstate, "STATE", "USED", "SET");
-  for (i = 0; i < n; i++)
-    printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %-12" PRIu64 "  %s%s\n",
-            wid, s[i].id, wname, s[i].name, wcreated, s[i].created,
-            wstate, state_text (&s[i], buf, sizeof buf), s[i].used_bytes,
-            s[i].set[0] ? s[i].set : "-",
-            s[i].auto_release ? " (auto-release)" : "");
+  /* The SET column only when some snapshot belongs to a set. */
+  printf ("%-*s  %-*s  %-*s  %-*s  %-*s  %*s  %-*s%s\n", wid, "ID", wname,
+          "NAME", wtype, "TYPE", wcreated, "CREATED", wstate, "STATE",
+          wused, "USED", sets ? wuuid : 0, "UUID", sets ? "  SET" : "");
+  for (i = 0; i < n; i++) {
+    printf ("%-*" PRIu64 "  %-*s  %-*s  %-*s  %-*s  %*" PRIu64 "  %-*s",
+            wid, s[i].id, wname, s[i].name, wtype,
+            s[i].checkpoint ? "checkpoint" : "snapshot", wcreated,
+            s[i].created, wstate, state_text (&s[i], buf, sizeof buf),
+            wused, used_of (&s[i]), sets ? wuuid : 0,
+            s[i].uuid[0] ? s[i].uuid : "-");
+    if (sets)
+      printf ("  %s", s[i].set[0] ? s[i].set : "-");
+    printf ("%s\n", s[i].auto_release ? " (auto-release)" : "");
+  }
 }
 
 static void
@@ -73,12 +97,18 @@ print_json (const struct sc_client_snapshot *s, size_t n)
     sc_json_begin_object (&j);
     sc_json_member_uint (&j, "id", s[i].id);
     sc_json_member_string (&j, "name", s[i].name);
+    sc_json_member_string (&j, "type",
+                           s[i].checkpoint ? "checkpoint" : "snapshot");
+    if (s[i].uuid[0])
+      sc_json_member_string (&j, "uuid", s[i].uuid);
     sc_json_member_string (&j, "created", s[i].created);
     sc_json_member_uint (&j, "epoch", s[i].epoch);
     sc_json_member_string (&j, "state", s[i].valid ? "valid" : "invalid");
     if (!s[i].valid)
       sc_json_member_string (&j, "reason", s[i].reason);
     sc_json_member_uint (&j, "used_bytes", s[i].used_bytes);
+    if (s[i].checkpoint)
+      sc_json_member_uint (&j, "meta-bytes", s[i].meta_bytes);
     sc_json_member_uint (&j, "discarded_bytes", s[i].discarded_bytes);
     if (s[i].set[0])
       sc_json_member_string (&j, "set", s[i].set);
@@ -131,6 +161,7 @@ print_info_json (const struct sc_client_volume *v)
   sc_json_member_uint (&j, "diff_used_bytes", v->diff_used_bytes);
   sc_json_member_uint (&j, "diff_file_bytes", v->diff_file_bytes);
   sc_json_member_uint (&j, "snapshots", v->snapshots);
+  sc_json_member_uint (&j, "checkpoints", v->checkpoints);
   sc_json_member_uint (&j, "copies", v->copies);
   sc_json_member_uint (&j, "epoch", v->epoch);
   sc_json_member_string (&j, "origin", v->origin);
@@ -155,12 +186,13 @@ print_info_text (const struct sc_client_volume *v)
           "chunk size: %" PRIu64 "\n"
           "diff-area bytes used: %" PRIu64 "\n"
           "diff-area file bytes: %" PRIu64 "\n"
-          "snapshots: %" PRIu64 "\n"
+          "snapshots: %" PRIu64 " (checkpoints among them: %" PRIu64 ")\n"
           "copies: %" PRIu64 "\n"
           "epoch: %" PRIu64 "\n"
           "origin: %s\n",
           v->volume_size, v->chunk_size, v->diff_used_bytes,
-          v->diff_file_bytes, v->snapshots, v->copies, v->epoch, v->origin);
+          v->diff_file_bytes, v->snapshots, v->checkpoints, v->copies,
+          v->epoch, v->origin);
   if (v->have_holds && v->holds)
     printf ("write holds at creation: %" PRIu64 " (last %.3f ms, "
             "p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", v->holds,
@@ -203,7 +235,8 @@ print_deleted (const char *name, void *opaque)
   fflush (stdout);
 }
 
-/* A "deleted" line of DELETE-SET: print the name, count it. */
+/* A "deleted" line of DELETE-SET (or DELETE keep-checkpoint=1): print the
+ * name, count it. */
 static int
 on_set_deleted (const struct sc_ctl_line *line, void *opaque)
 {
@@ -272,6 +305,22 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
   return status;
 }
 
+/* delete NAME... --keep-checkpoint: each snapshot's data goes, a
+ * checkpoint of the same name stays. */
+static int
+delete_keep (struct sc_client *c, const char *name)
+{
+  const char *args[] = { name, "keep-checkpoint=1" };
+  char err[1024];
+  size_t n = 0;
+  int r = sc_client_request (c, "DELETE", args, 2, on_set_deleted, &n,
+                             err, sizeof err);
+
+  if (r < 0)
+    sc_cli_error ("%s", err);
+  return r;
+}
+
 int
 sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
 {
@@ -279,6 +328,7 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
   struct sc_client *c;
   char err[1024];
   int i, status = EXIT_SUCCESS, todo = 0;
+  bool keep = false, operands = false;
 
   if (argc >= 2 && strcmp (argv[0], "--set") == 0)
     return delete_set (t, argc, argv);
@@ -287,17 +337,24 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
   else if (argc == 1 && strcmp (argv[0], "--all") == 0)
     what = SC_CLIENT_DELETE_ALL;
   else {
-    if (argc > 0 && strcmp (argv[0], "--") == 0) {
-      argc--;
-      argv++;
+    /* NAME... with --keep-checkpoint anywhere before a "--". */
+    for (i = 0; i < argc; i++) {
+      if (!operands && strcmp (argv[i], "--") == 0)
+        operands = true;
+      else if (!operands && strcmp (argv[i], "--keep-checkpoint") == 0)
+        keep = true;
+      else if (!operands && argv[i][0] == '-')
+        return sc_cli_usage_error ("delete: unexpected option '%s'",
+                                   argv[i]);
+      else
+        argv[todo++] = argv[i];
     }
-    else
-      for (i = 0; i < argc; i++)
-        if (argv[i][0] == '-')
-          return sc_cli_usage_error ("delete: unexpected option '%s'",
-                                     argv[i]);
+    argc = todo;
+    todo = 0;
     if (argc == 0)
-      return sc_cli_usage_error ("delete needs NAME..., --oldest or --all");
+      return sc_cli_usage_error (keep ? "delete --keep-checkpoint needs "
+                                 "NAME..." : "delete needs NAME..., "
+                                 "--oldest or --all");
     /* Report every bad name, and drop it from the list to do. */
     for (i = 0; i < argc; i++) {
       if (sc_cli_name_ok (argv[i]))
@@ -319,11 +376,71 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
     }
   }
   for (i = 0; i < todo; i++) {
-    if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
-                          err, sizeof err) < 0) {
+    if (keep) {
+      if (delete_keep (c, argv[i]) < 0)
+        status = EXIT_FAILURE;
+    }
+    else if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
+                               err, sizeof err) < 0) {
       sc_cli_error ("%s", err);
       status = EXIT_FAILURE;
     }
   }
   return sc_cli_close_target (c, status);
+}
+
+/* ---- checkpoint --------------------------------------------------------- */
+
+static int
+on_checkpoint (const struct sc_ctl_line *line, void *opaque)
+{
+  if (strcmp (line->kind, "snapshot") != 0)
+    return 0;
+  return sc_client_snapshot_from_line (line, opaque);
+}
+
+/* checkpoint NAME [--delete-oldest]: a checkpoint now (a server's). */
+int
+sc_cmd_checkpoint (const struct sc_cli_target *t, int argc, char **argv)
+{
+  struct sc_client_snapshot s = { .id = 0 };
+  const char *name = NULL;
+  const char *args[2];
+  size_t nargs = 0;
+  bool delete_oldest = false, operands = false;
+  struct sc_client *c;
+  char err[1024];
+  int i;
+
+  for (i = 0; i < argc; i++) {
+    if (!operands && strcmp (argv[i], "--") == 0)
+      operands = true;
+    else if (!operands && strcmp (argv[i], "--delete-oldest") == 0)
+      delete_oldest = true;
+    else if (!operands && argv[i][0] == '-')
+      return sc_cli_usage_error ("checkpoint: unexpected option '%s'",
+                                 argv[i]);
+    else if (name)
+      return sc_cli_usage_error ("checkpoint: unexpected argument '%s'",
+                                 argv[i]);
+    else
+      name = argv[i];
+  }
+  if (!name)
+    return sc_cli_usage_error ("checkpoint needs NAME");
+  if (!sc_cli_name_ok (name))
+    return EXIT_FAILURE;
+  args[nargs++] = name;
+  if (delete_oldest)
+    args[nargs++] = "delete-oldest=1";
+
+  if (sc_cli_open_target (t, SC_CLIENT_SERVER, &c) != EXIT_SUCCESS)
+    return EXIT_FAILURE;
+  if (sc_client_request (c, "CHECKPOINT", args, nargs, on_checkpoint, &s,
+                         err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return sc_cli_close_target (c, EXIT_FAILURE);
+  }
+  printf ("%s\n", s.name[0] ? s.name : name);
+  return sc_cli_close_target (c, EXIT_SUCCESS);
 }

@@ -197,6 +197,8 @@ space_info_json (const struct sc_client_volume *v, struct sc_json *j)
   if (v->on_full[0]) {
     sc_json_member_string (j, "on_full", v->on_full);
     sc_json_member_uint (j, "max_snapshots", v->max_snapshots);
+    if (v->max_checkpoints)
+      sc_json_member_uint (j, "max_checkpoints", v->max_checkpoints);
     sc_json_member_uint (j, "full_failures", v->full_failures);
   }
   if (v->last_drop[0]) {
@@ -269,10 +271,13 @@ space_print_info (const struct sc_client_volume *v)
     printf ("diff-area limit: %" PRIu64 "\n", v->diff_max);
   else
     printf ("diff-area limit: unbounded\n");
-  if (v->on_full[0])
-    printf ("on full: %s\nmax snapshots: %" PRIu64 "\n"
-            "copies refused when full: %" PRIu64 "\n", v->on_full,
-            v->max_snapshots, v->full_failures);
+  if (v->on_full[0]) {
+    printf ("on full: %s\nmax snapshots: %" PRIu64 "\n", v->on_full,
+            v->max_snapshots);
+    if (v->max_checkpoints)
+      printf ("max checkpoints: %" PRIu64 "\n", v->max_checkpoints);
+    printf ("copies refused when full: %" PRIu64 "\n", v->full_failures);
+  }
   printf ("snapshots dropped by policy: %" PRIu64 "\n", v->dropped);
   printf ("invalid snapshots: %" PRIu64 "\n", v->invalid);
   printf ("damaged snapshots (copied data failed its checksum): %" PRIu64

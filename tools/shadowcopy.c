@@ -55,7 +55,17 @@ usage (void)
           "  list [--json]             list the snapshots, oldest first\n"
           "  delete NAME...            delete snapshots by name\n"
           "  delete --oldest | --all   delete the oldest, or every snapshot\n"
+          "  delete NAME... --keep-checkpoint\n"
+          "                            delete snapshots' data, keeping a\n"
+          "                            checkpoint of each (for diff)\n"
           "  delete --set ID           delete every snapshot of a set\n"
+          "  checkpoint [--delete-oldest] NAME\n"
+          "                            mark this moment for diff, keeping\n"
+          "                            no data (a server's)\n"
+          "  diff FROM [TO] [--json | --summary]\n"
+          "                            the byte ranges that may differ\n"
+          "                            between FROM and TO (snapshots or\n"
+          "                            checkpoints; TO default: live)\n"
           "  info [--json]             show the volume and its diff area\n"
           "  stats [--json]            copy-on-write and diff-area counters\n"
           "  resize --max SIZE|N%%|unbounded [--force]\n"
@@ -72,8 +82,9 @@ usage (void)
           "                            keep what can be proven intact, mark\n"
           "                            the other snapshots invalid\n"
           "\n"
-          "create needs a running server; list, info and delete also work\n"
-          "offline with --diff; check and salvage work only offline.\n"
+          "create and checkpoint need a running server; list, info, delete\n"
+          "and diff also work offline with --diff; check and salvage work\n"
+          "only offline.\n"
           "Exit status: 0 ok, 1 error, 2 usage.  check: 0 clean, 1 damaged,\n"
           "2 usage, or the diff area cannot be checked (missing, in use).\n");
 }
@@ -101,6 +112,8 @@ static const struct verb {
   { "list", sc_cmd_list, VOLUME_NEEDED },
   { "delete", sc_cmd_delete, VOLUME_UNLESS_SET },
   { "info", sc_cmd_info, VOLUME_NEEDED },
+  { "diff", sc_cmd_diff, VOLUME_NEEDED },
+  { "checkpoint", sc_cmd_checkpoint, VOLUME_NEEDED },
   { "check", sc_cmd_check, VOLUME_OPTIONAL },
   { "salvage", sc_cmd_salvage, VOLUME_OPTIONAL },
   { "stats", sc_cmd_stats, VOLUME_NEEDED },
