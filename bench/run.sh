@@ -15,8 +15,10 @@
 #   BENCH_CREATIONS=200/100     snapshot creations under load
 #   BENCH_RSS_CHUNKS=100000     copied chunks in the memory measurement
 #   BENCH_MEM_CHUNK=4K          chunk size in the memory measurement
-#   BENCH_PARTS="throughput latency memory verify"
+#   BENCH_PARTS="throughput latency memory verify tracking"
 #   BENCH_VERIFY_REPEAT=5/3     rounds of the read verification comparison
+#   BENCH_TRACK_REPEAT=3/1      rounds of the changed-block tracking part
+#   BENCH_TRACK_CHUNK=64K       its chunk size
 #   BENCH_QEMU_AIO=io_uring     BENCH_QEMU_TARGET=qcow2 (or raw)
 #   BENCH_PWRITE=1              0: no run of shadowcopy with io_uring off
 #   BENCH_RESULTS=DIR           BENCH_TMPDIR=DIR (default $TMPDIR or /tmp)
@@ -29,6 +31,7 @@ JOBS="$BENCH_DIR/jobs"
 . "$BENCH_DIR/lib/systems.sh"
 . "$BENCH_DIR/lib/report.sh"
 . "$BENCH_DIR/lib/verify.sh"
+. "$BENCH_DIR/lib/tracking.sh"
 
 usage () { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -61,7 +64,7 @@ RSS_CHUNKS=${BENCH_RSS_CHUNKS:-100000}
 MEM_CHUNK=${BENCH_MEM_CHUNK:-4K}
 read -r -a CHUNK_LIST <<<"${BENCH_CHUNKS:-4K 16K 64K}"
 read -r -a SNAP_LIST <<<"${BENCH_SNAPS:-0 1 64}"
-PARTS=${BENCH_PARTS:-throughput latency memory verify}
+PARTS=${BENCH_PARTS:-throughput latency memory verify tracking}
 QEMU_AIO=${BENCH_QEMU_AIO:-io_uring}
 QEMU_TARGET=${BENCH_QEMU_TARGET:-qcow2}
 HISTORY_IOPS=${BENCH_HISTORY_IOPS:-2000}
@@ -279,6 +282,7 @@ has_part throughput && throughput
 has_part latency && latency
 has_part memory && memory
 has_part verify && verify_cost
+has_part tracking && tracking
 
 mkdir -p "$RESULTS"
 name="$(date +%F)-$MACHINE_SHORT"

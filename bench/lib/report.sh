@@ -356,6 +356,10 @@ report_write () {
       echo
       report_verify
     fi
+    if [ -s "${TRACK_SAMPLES:-}" ]; then
+      echo
+      report_tracking
+    fi
     if [ -n "$have_tp" ]; then
       echo
       echo "## Raw samples"
