@@ -360,6 +360,10 @@ report_write () {
       echo
       report_sparse_copy
     fi
+    if [ -s "${TRACK_SAMPLES:-}" ]; then
+      echo
+      report_tracking
+    fi
     if [ -n "$have_tp" ]; then
       echo
       echo "## Raw samples"
