@@ -100,7 +100,9 @@ damage_found (struct sc_diff *d, uint64_t slot,
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
     uint32_t why = s->info.invalid_reason;
-    if (s->deleted || s->info.epoch < prev || s->info.epoch >= e->epoch ||
+    /* A checkpoint needs no data: the copy becomes its mark (gc). */
+    if (s->deleted || s->info.checkpoint || s->info.epoch < prev ||
+        s->info.epoch >= e->epoch ||
         (why != SC_VALID && why != SC_INVALID_DAMAGED) ||
         !disc_needs (s, e->chunk))
       continue;

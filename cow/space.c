@@ -155,8 +155,10 @@ static bool
 space_pending (const struct sc_diff *d)
 {
   for (size_t i = 0; i < d->nsnaps; i++)
-    if (d->snaps[i]->deleted)
-      return true;
+    if (d->snaps[i]->deleted ||
+        (d->snaps[i]->info.checkpoint && d->snaps[i]->readers))
+      return true;              /* (a snapshot just kept as a checkpoint:
+                                   its readers hold its data) */
   return false;
 }
 

@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,79 @@ Test (changes, pages_follow_changes_between_them)
              r[1].first == 8 && r[1].count == 1 && r[2].first == 10 &&
              r[2].count == 3, "the discard of chunk 11 between pages is "
              "seen, the later write of chunk 9 is not");
+  uh_area_free (&a);
+}
+
+/* A snapshot kept as a checkpoint while a read of it is in flight: its
+ * data comes back when the read ends, so a writer short of space waits
+ * for it rather than drop an older snapshot (as after a delete). */
+static struct sc_diff *reading_d;
+static uint64_t reading_id;
+
+static void *
+end_read_later (void *arg)
+{
+  (void) arg;
+  usleep (300 * 1000);
+  sc_diff_snapshot_put (reading_d, reading_id);
+  return NULL;
+}
+
+Test (changes, keep_with_a_read_in_flight_drops_nothing_for_space)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  sc_diff_set_policy (a.d, SC_ON_FULL_DELETE_OLDEST, 16);
+  make (a.d, "old", false);
+  for (uint64_t c = 0; c < 8; c++)
+    write_chunk (a.d, c, 100 + c);
+  struct sc_snapshot_info s = make (a.d, "s", false);
+  for (uint64_t c = 0; c < 8; c++)
+    write_chunk (a.d, c, 200 + c);
+  uint64_t dropped;
+  cr_assert_eq (sc_diff_set_max (a.d, uh_stats (a.d).used_bytes, SC_MAX_LAZY,
+                                 &dropped), 0);
+  cr_assert_eq (sc_diff_snapshot_get (a.d, s.id, NULL), 0);
+  reading_d = a.d;
+  reading_id = s.id;
+  pthread_t t;
+  cr_assert_eq (pthread_create (&t, NULL, end_read_later, NULL), 0);
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "s"), 0);
+  cr_assert_eq (uh_copy_reserved (a.d, 20, 300), 0, "the copy for old");
+  pthread_join (t, NULL);
+  cr_assert_eq (uh_stats (a.d).dropped, 0, "nothing dropped");
+  cr_assert_eq (uh_find (a.d, "old").invalid_reason, SC_VALID);
+  uh_area_free (&a);
+}
+
+/* Damaged copied data costs the snapshots that need it, not the
+ * checkpoints: the copy becomes their mark. */
+Test (changes, damage_spares_checkpoints)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  struct sc_snapshot_info c = make (a.d, "c", true);
+  make (a.d, "s", false);
+  uint64_t off = uh_copy_chunk (a.d, 5, 55);
+  uint64_t seq;
+  cr_assert_eq (sc_diff_mark_changes (a.d, 5, 5, &seq), 0);
+  uint8_t junk = 0xa5;
+  cr_assert_eq (pwrite (sc_diff_fd (a.d), &junk, 1, off + 100), 1);
+  uint8_t *buf = malloc (CS);
+  struct sc_copy_verify v;
+  cr_assert_eq (sc_diff_verify_next (a.d, 0, buf, &v), 1);
+  free (buf);
+  cr_assert (v.damaged);
+  cr_assert_str_eq (v.needed_by, "s");
+  cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_INVALID_DAMAGED);
+  cr_assert_eq (uh_find (a.d, "c").invalid_reason, SC_VALID);
+  struct sc_chunk_range r[2];
+  size_t n;
+  uint64_t next;
+  cr_assert_eq (sc_diff_changes (a.d, c.id, SC_DIFF_LIVE, 0, r, 2, &n,
+                                 &next), 0);
+  cr_assert (n == 1 && r[0].first == 5 && r[0].count == 1);
+  cr_assert_eq (uh_stats (a.d).data_slots, 0, "the copy is a mark now");
   uh_area_free (&a);
 }
 
