@@ -219,7 +219,7 @@ sc_diff_set_policy (struct sc_diff *d, enum sc_on_full on_full,
 static int
 shrink_to (struct sc_diff *d, uint64_t max_bytes, uint64_t *dropped)
 {
-  bool any = false;
+  bool any = false, compacted = false;
   while (!space_fits (d, max_bytes, 0)) {
     if (space_pending (d)) {
       int r = wait_space (d);
@@ -227,10 +227,21 @@ shrink_to (struct sc_diff *d, uint64_t max_bytes, uint64_t *dropped)
         return r;
       continue;
     }
-    /* Snapshots first; then checkpoints, whose marks are metadata. */
+    /* Snapshots first; then checkpoints, whose marks are metadata: a
+     * dropped one frees no slot until the journal is rewritten, and the
+     * rewrite alone may be enough, so it comes before each drop. */
     int r = drop_oldest (d, SC_DROPPED_SHRINK);
-    if (r == -ENOENT)
+    if (r == -ENOENT && !compacted) {
+      compacted = true;
+      r = ckpt_write (d, 0, NULL, 0);
+      if (r < 0 && sc_debug)
+        sc_debug ("resize: journal checkpoint: %s", strerror (-r));
+      continue;
+    }
+    if (r == -ENOENT) {
       r = drop_oldest_of (d, SC_DROPPED_SHRINK, true);
+      compacted = false;
+    }
     if (r == -ENOENT)
       break;
     if (r < 0)
@@ -240,7 +251,7 @@ shrink_to (struct sc_diff *d, uint64_t max_bytes, uint64_t *dropped)
       (*dropped)++;
   }
   /* The journal shrinks to the live state too. */
-  if (any) {
+  if (any && !compacted) {
     int r = ckpt_write (d, 0, NULL, 0);
     if (r < 0 && sc_debug)
       sc_debug ("resize: journal checkpoint: %s", strerror (-r));

@@ -374,6 +374,27 @@ Test (changes, damage_spares_checkpoints)
   uh_area_free (&a);
 }
 
+/* resize --max --force with only checkpoints left: the journal is
+ * rewritten before a checkpoint is dropped, and that may be enough. */
+Test (changes, shrink_compacts_before_dropping_checkpoints)
+{
+  struct uh_area a;
+  uh_area_create (&a, 1024 * CS, CS, 3);
+  make (a.d, "s", false);
+  for (uint64_t c = 0; c < 1024; c++)
+    write_chunk (a.d, c, c + 1);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "s"), 0);
+  make (a.d, "c1", true);
+  make (a.d, "c2", true);
+  write_chunk (a.d, 5, 7);
+  uint64_t dropped = 0;
+  cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, SC_MAX_FORCE, &dropped), 0);
+  cr_assert_eq (dropped, 0, "a rewrite of the journal was enough");
+  cr_assert_eq (uh_stats (a.d).checkpoints, 2);
+  cr_assert_leq (uh_stats (a.d).used_bytes, 24 * CS);
+  uh_area_free (&a);
+}
+
 Test (changes, max_checkpoints)
 {
   struct uh_area a;
