@@ -135,6 +135,9 @@ snap_make_checkpoint (struct sc_diff *d, struct snap *s)
   if (s->info.checkpoint)
     return;
   s->info.checkpoint = true;
+  /* Kept to be the base of a later diff: it outlives the session that
+   * made it (replay does the same with the KEEP_CHECKPOINT record). */
+  s->info.auto_release = false;
   if (s->info.invalid_reason != SC_VALID)
     return;
   epochs_remove (d->valid, &d->nvalid, s->info.epoch);

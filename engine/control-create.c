@@ -51,13 +51,17 @@ log_debug (const char *fmt, ...)
 /* ---- sessions -------------------------------------------------------- */
 
 /* Delete snapshot `id` by name, unless the name now belongs to another
- * snapshot (the user deleted ours and made a new one). */
+ * snapshot (the user deleted ours and made a new one), or, with
+ * `released`, unless it is no longer auto-release (it was kept as a
+ * checkpoint: that one outlives its session). */
 static void
-delete_by_id (struct sc_volume *v, uint64_t id, const char *name)
+delete_snapshot (struct sc_volume *v, uint64_t id, const char *name,
+                 bool released)
 {
   struct sc_snapshot_info s;
 
-  if (sc_volume_snapshot_lookup (v, name, &s) < 0 || s.id != id)
+  if (sc_volume_snapshot_lookup (v, name, &s) < 0 || s.id != id ||
+      (released && !s.auto_release))
     return;
   int r = sc_volume_snapshot_delete (v, name);
   if (r < 0 && r != -ENOENT)
@@ -89,12 +93,12 @@ session_end_creation (struct session *ss, bool keep)
   if (!ss->begun)
     return;
   if (ss->committed && !keep)
-    delete_by_id (ss->v, ss->pending.id, ss->pending.name);
+    delete_snapshot (ss->v, ss->pending.id, ss->pending.name, false);
   if (ss->held)
     sc_volume_release (ss->v);
   if (ss->committed && keep && ss->pending.auto_release &&
       session_own (ss, &ss->pending) < 0)
-    delete_by_id (ss->v, ss->pending.id, ss->pending.name);
+    delete_snapshot (ss->v, ss->pending.id, ss->pending.name, false);
   sc_volume_create_end (ss->v);
   ss->begun = ss->held = ss->committed = false;
 }
@@ -128,7 +132,7 @@ sc_session_close (struct session *ss)
   for (size_t i = 0; i < ss->nowned; i++) {
     log_debug ("control: session ended: deleting auto-release snapshot %s",
                ss->owned[i].name);
-    delete_by_id (ss->v, ss->owned[i].id, ss->owned[i].name);
+    delete_snapshot (ss->v, ss->owned[i].id, ss->owned[i].name, true);
   }
   free (ss->owned);
   ss->owned = NULL;
@@ -267,7 +271,7 @@ sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
   if (r < 0)
     return sc_reply_snapshot_verr (ss->v, fd, r, "create", o.name);
   if (s.auto_release && session_own (ss, &s) < 0) {
-    delete_by_id (ss->v, s.id, s.name);
+    delete_snapshot (ss->v, s.id, s.name, false);
     return sc_ctl_write_err (fd, ENOMEM, "cannot track auto-release "
                              "snapshot %s: deleted it", s.name);
   }

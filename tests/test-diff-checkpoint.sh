@@ -113,6 +113,19 @@ case $CLI_ERR in *"max-checkpoints"*) ;;
 [ "$(sc_field s-full type)" = snapshot ] || fail "s-full changed type"
 sc delete s-full > /dev/null || fail "delete s-full"
 
+# A session's auto-release snapshot kept as a checkpoint outlives the
+# session (the base of a backup's next incremental).  (probe makes room
+# under max-checkpoints=3.)
+sc delete probe > /dev/null || fail "delete probe"
+"$PYTHON" "$tests_srcdir/ctl.py" "$CTL" "CREATE ar auto-release=1" \
+    "DELETE ar keep-checkpoint=1" > "$TMP/ar.out" || fail "ctl.py: $(cat "$TMP/ar.out")"
+grep -q -- "-> \* deleted.*checkpoint=1" "$TMP/ar.out" ||
+    fail "keep of ar: $(cat "$TMP/ar.out")"
+sleep 0.5
+[ "$(sc_field ar type)" = checkpoint ] ||
+    fail "the kept auto-release snapshot went with its session: $(sc list)"
+sc delete ar > /dev/null || fail "delete ar"
+
 # delete --oldest frees space: the oldest snapshot, never a checkpoint
 # (c1 and s1 are older than s-new).
 sc_create s-new

@@ -395,6 +395,23 @@ Test (changes, shrink_compacts_before_dropping_checkpoints)
   uh_area_free (&a);
 }
 
+/* An auto-release snapshot kept as a checkpoint (a backup's snapshot,
+ * kept as the base of the next incremental) outlives its session: it
+ * is not deleted at the next open. */
+Test (changes, a_kept_auto_release_snapshot_stays)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  struct sc_snapshot_opts o = { .auto_release = true };
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "backup", &o, NULL), 0);
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "backup"), 0);
+  cr_assert_not (uh_find (a.d, "backup").auto_release);
+  uh_area_reopen (&a, 0);
+  struct sc_snapshot_info x = uh_find (a.d, "backup");
+  cr_assert (x.checkpoint && !x.auto_release);
+  uh_area_free (&a);
+}
+
 Test (changes, max_checkpoints)
 {
   struct uh_area a;
