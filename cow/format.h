@@ -190,7 +190,8 @@ struct sc_rec_snap_uuid {
 /* `delete --keep-checkpoint`: snapshot `id` becomes a checkpoint; the
  * copies only it needed are let go (a data copy that a checkpoint still
  * needs becomes a MARK).  A kept auto-release snapshot is auto-release
- * no more: the checkpoint outlives its session. */
+ * no more, and a kept member of a snapshot set leaves the set: the
+ * checkpoint outlives its session and its set. */
 struct sc_rec_keep_checkpoint {
   struct sc_rec_hdr h;
   uint64_t id;

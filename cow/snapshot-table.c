@@ -136,8 +136,10 @@ snap_make_checkpoint (struct sc_diff *d, struct snap *s)
     return;
   s->info.checkpoint = true;
   /* Kept to be the base of a later diff: it outlives the session that
-   * made it (replay does the same with the KEEP_CHECKPOINT record). */
+   * made it, and the set it was taken in (delete --set takes the set's
+   * snapshots, not it); replay does the same at KEEP_CHECKPOINT. */
   s->info.auto_release = false;
+  s->info.in_set = false;
   if (s->info.invalid_reason != SC_VALID)
     return;
   epochs_remove (d->valid, &d->nvalid, s->info.epoch);

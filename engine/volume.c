@@ -226,6 +226,10 @@ sc_volume_open_offline (const char *diff_path, bool rdonly,
     volume_free (v);
     return r;
   }
+  /* max-checkpoints is the server's configuration, not stored: offline
+   * it is not known, and not enforced (the next server's is, at its
+   * next checkpoint). */
+  sc_diff_set_max_checkpoints (v->diff, SC_MAX_CHECKPOINTS_MAX);
   sc_diff_stats (v->diff, &st);
   v->size = st.volume_size;
   volume_set_chunk_size (v);

@@ -412,6 +412,25 @@ Test (changes, a_kept_auto_release_snapshot_stays)
   uh_area_free (&a);
 }
 
+/* A member of a snapshot set kept as a checkpoint leaves the set, so
+ * that deleting the set's snapshots does not take it. */
+Test (changes, a_kept_member_of_a_set_leaves_it)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  static const uint8_t set[16] = { 1, 2, 3 };
+  struct sc_snapshot_opts o = { .set_id = set };
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "m", &o, NULL), 0);
+  cr_assert (uh_find (a.d, "m").in_set);
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "m"), 0);
+  cr_assert_not (uh_find (a.d, "m").in_set);
+  uh_area_reopen (&a, 0);
+  cr_assert_not (uh_find (a.d, "m").in_set, "after replay too");
+  uh_area_reopen (&a, 0);
+  cr_assert_not (uh_find (a.d, "m").in_set, "after a journal checkpoint");
+  uh_area_free (&a);
+}
+
 Test (changes, max_checkpoints)
 {
   struct uh_area a;

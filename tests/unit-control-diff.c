@@ -238,7 +238,11 @@ Test (control_diff, a_snapshot_against_itself_is_empty)
 
 /* max=1: one changed chunk per page; next= goes on; the pages together
  * are the whole answer, with the runs cut at page ends. */
-Test (control_diff, pages_go_on_from_next_until_end)
+/* Pages of one run each until next=end.  A diff computed whole gives
+ * whole runs; one computed page by page (past 8M changed chunks) may cut
+ * a run at a page's end, for the client to merge. */
+static void
+pages_until_end (int want_pages, const char *want)
 {
   struct fixture f;
   setup (&f);
@@ -261,10 +265,21 @@ Test (control_diff, pages_go_on_from_next_until_end)
     if (strcmp (next, "end") == 0)
       break;
   }
-  cr_expect_eq (pages, 5, "%d pages", pages);
-  cr_expect_str_eq (all, "4096+4096 8192+4096 20480+4096 28672+4096 "
-                    "40960+100");
+  cr_expect_eq (pages, want_pages, "%d pages", pages);
+  cr_expect_str_eq (all, want);
   teardown (&f);
+}
+
+Test (control_diff, pages_go_on_from_next_until_end)
+{
+  pages_until_end (4, "4096+8192 20480+4096 28672+4096 40960+100");
+}
+
+Test (control_diff, pages_computed_alone_may_cut_runs)
+{
+  sc_changes_whole_max = 0;
+  pages_until_end (5, "4096+4096 8192+4096 20480+4096 28672+4096 "
+                   "40960+100");
 }
 
 Test (control_diff, max_above_the_cap_is_capped)
@@ -482,5 +497,35 @@ Test (control_diff, delete_keep_checkpoint_answers_and_refuses)
   cr_expect_str_eq (r, "* deleted\tname=s1\nOK\n");
   free (r);
   expect_err (&f, "DIFF s1", "ENOENT", "s1");
+  teardown (&f);
+}
+
+/* max-checkpoints is the server's configuration, not stored: offline it
+ * is not enforced (a server with a higher limit may have made more than
+ * the default 512), and a keep offline is not refused by a guess. */
+Test (control_diff, offline_keep_checkpoint_knows_no_limit)
+{
+  struct fixture f;
+  setup (&f);
+  struct sc_diff *d = sc_volume_diff (f.v);
+  sc_diff_set_max_checkpoints (d, 1000);
+  struct sc_snapshot_opts o = { .checkpoint = true };
+  char name[32];
+  for (int i = 0; i < SC_MAX_CHECKPOINTS_DEFAULT; i++) {
+    snprintf (name, sizeof name, "c%d", i);
+    cr_assert_eq (sc_diff_snapshot_create (d, name, &o, NULL), 0);
+  }
+  snapshot (&f, "s");
+  sc_volume_close (f.v);
+  f.v = NULL;
+
+  struct sc_volume *off;
+  char err[512];
+  cr_assert_eq (sc_volume_open_offline (f.diff, false, &off, err,
+                                        sizeof err), 0, "%s", err);
+  char *r = ask_on (off, "DELETE s keep-checkpoint=1");
+  cr_expect (strstr (r, "checkpoint=1") && strstr (r, "OK"), "%s", r);
+  free (r);
+  sc_volume_close (off);
   teardown (&f);
 }
