@@ -234,10 +234,13 @@ buf = b"\x5a" * (30 << 20)
 for i in range(10):
     h.pwrite(buf, (4 << 20) + i * len(buf))
 h.flush()' || fail "writing 300 MiB failed"
-# The server answers in pages: the first one does not reach the end.
-"$PYTHON" "$tests_srcdir/ctl.py" "$CTL" "DIFF p1" > "$TMP/page1" ||
+# A diff is computed whole and its runs merged before it is cut into
+# pages: 76800 changed chunks in a row are one extent on one page, even
+# with pages of one run.  (Past 8M changed chunks pages are computed one
+# by one and may cut a run; the CLI merges them: unit-control-diff.)
+"$PYTHON" "$tests_srcdir/ctl.py" "$CTL" "DIFF p1 max=1" > "$TMP/page1" ||
     fail "DIFF p1 request failed"
-grep -q $'\tnext=[0-9]' "$TMP/page1" ||
+grep -q $'\tnext=end.*offset=4194304\tlength=314572800 | OK$' "$TMP/page1" ||
     fail "the first page of 76800 changed chunks says: $(head -c 400 "$TMP/page1")"
 sc diff p1 --json > "$TMP/big.json" || fail "diff p1 --json failed"
 check_diff "300 MiB in 4K chunks" "$TMP/big.json" "$((4 * M))+$((300 * M))"
