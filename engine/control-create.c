@@ -244,41 +244,6 @@ write_busy (int fd)
                            "in progress on this volume");
 }
 
-/* CREATE [NAME] [set=UUID] [auto-release=1]: hold, commit, release in
- * one request. */
-int
-sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
-                int fd)
-{
-  struct sc_snapshot_opts so;
-  struct create_opts o;
-  struct sc_snapshot_info s;
-  bool answered;
-  int r;
-
-  r = parse_create_opts (req, true, true, false, &o, fd, &answered);
-  if (answered)
-    return r;
-  if (ss->begun)
-    return sc_ctl_write_err (fd, EINVAL, "CREATE: this connection has a "
-                             "creation in progress (RELEASE or ABORT it)");
-  so = snapshot_opts (&o);
-  r = sc_volume_snapshot_create (ss->v, o.name, &so, &s);
-  if (r == -EBUSY)
-    return write_busy (fd);
-  if (r == -EMFILE)
-    return write_too_many (ss->v, fd);
-  if (r < 0)
-    return sc_reply_snapshot_verr (ss->v, fd, r, "create", o.name);
-  if (s.auto_release && session_own (ss, &s) < 0) {
-    delete_snapshot (ss->v, s.id, s.name, false);
-    return sc_ctl_write_err (fd, ENOMEM, "cannot track auto-release "
-                             "snapshot %s: deleted it", s.name);
-  }
-  r = sc_reply_snapshot (fd, &s);
-  return r < 0 ? r : sc_ctl_write_ok (fd);
-}
-
 /* -EMFILE from a checkpoint's creation: max-checkpoints is reached. */
 static int
 write_too_many_checkpoints (struct sc_volume *v, int fd)
@@ -292,6 +257,49 @@ write_too_many_checkpoints (struct sc_volume *v, int fd)
                            : SC_MAX_CHECKPOINTS_DEFAULT);
 }
 
+/* CREATE and CHECKPOINT: hold, commit, release in one request. */
+static int
+create_now (struct session *ss, const struct create_opts *o, bool checkpoint,
+            int fd)
+{
+  struct sc_snapshot_opts so = snapshot_opts (o);
+  struct sc_snapshot_info s;
+  int r;
+
+  if (ss->begun)
+    return sc_ctl_write_err (fd, EINVAL, "%s: this connection has a "
+                             "creation in progress (RELEASE or ABORT it)",
+                             checkpoint ? "CHECKPOINT" : "CREATE");
+  so.checkpoint = checkpoint;
+  r = sc_volume_snapshot_create (ss->v, o->name, &so, &s);
+  if (r == -EBUSY)
+    return write_busy (fd);
+  if (r == -EMFILE)
+    return checkpoint ? write_too_many_checkpoints (ss->v, fd)
+                      : write_too_many (ss->v, fd);
+  if (r < 0)
+    return sc_reply_snapshot_verr (ss->v, fd, r, "create", o->name);
+  if (s.auto_release && session_own (ss, &s) < 0) {
+    delete_snapshot (ss->v, s.id, s.name, false);
+    return sc_ctl_write_err (fd, ENOMEM, "cannot track auto-release "
+                             "snapshot %s: deleted it", s.name);
+  }
+  r = sc_reply_snapshot (fd, &s);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+/* CREATE [NAME] [set=UUID] [auto-release=1] [delete-oldest=1] */
+int
+sc_verb_create (struct session *ss, const struct sc_ctl_request *req,
+                int fd)
+{
+  struct create_opts o;
+  bool answered;
+  int r = parse_create_opts (req, true, true, false, &o, fd, &answered);
+
+  return answered ? r : create_now (ss, &o, false, fd);
+}
+
 /* CHECKPOINT NAME [delete-oldest=1]: a checkpoint, created as CREATE
  * creates a snapshot (under a hold, so that it marks one point between
  * the live writes), but keeping no data. */
@@ -299,13 +307,10 @@ int
 sc_verb_checkpoint (struct session *ss, const struct sc_ctl_request *req,
                     int fd)
 {
-  struct sc_snapshot_opts so;
   struct create_opts o;
-  struct sc_snapshot_info s;
   bool answered;
-  int r;
+  int r = parse_create_opts (req, true, true, false, &o, fd, &answered);
 
-  r = parse_create_opts (req, true, true, false, &o, fd, &answered);
   if (answered)
     return r;
   if (!o.name)
@@ -314,20 +319,7 @@ sc_verb_checkpoint (struct session *ss, const struct sc_ctl_request *req,
   if (o.has_set || o.auto_release)
     return sc_ctl_write_err (fd, EINVAL, "CHECKPOINT: a checkpoint belongs "
                              "to no set and is never auto-released");
-  if (ss->begun)
-    return sc_ctl_write_err (fd, EINVAL, "CHECKPOINT: this connection has "
-                             "a creation in progress (RELEASE or ABORT it)");
-  so = snapshot_opts (&o);
-  so.checkpoint = true;
-  r = sc_volume_snapshot_create (ss->v, o.name, &so, &s);
-  if (r == -EBUSY)
-    return write_busy (fd);
-  if (r == -EMFILE)
-    return write_too_many_checkpoints (ss->v, fd);
-  if (r < 0)
-    return sc_reply_snapshot_verr (ss->v, fd, r, "create", o.name);
-  r = sc_reply_snapshot (fd, &s);
-  return r < 0 ? r : sc_ctl_write_ok (fd);
+  return create_now (ss, &o, true, fd);
 }
 
 /* A creation of this session that the server aborted: tell it once. */
