@@ -213,10 +213,8 @@ page_of (const struct sc_chunk_range *runs, size_t nr, uint64_t start,
     *next = bound + 1 < nchunks ? bound + 1 : nchunks;
 }
 
-/* Every changed chunk from `start` on, if there are at most `limit`:
- * one pass, one sort.  -E2BIG if there are more. */
-struct all { uint32_t from, to; uint64_t start, *v; size_t n, cap, limit;
-             int err; };
+/* Every changed chunk, if there are at most `limit` (else -E2BIG). */
+struct all { uint32_t from, to; uint64_t *v; size_t n, cap, limit; int err; };
 
 static bool
 all_visit (void *opaque, uint64_t chunk, uint32_t prev,
@@ -224,7 +222,7 @@ all_visit (void *opaque, uint64_t chunk, uint32_t prev,
 {
   struct all *a = opaque;
   (void) prev;
-  if (a->err || c->epoch <= a->from || c->epoch > a->to || chunk < a->start)
+  if (a->err || c->epoch <= a->from || c->epoch > a->to)
     return true;
   if (a->n == a->cap) {
     size_t cap = a->cap ? 2 * a->cap : 65536;
