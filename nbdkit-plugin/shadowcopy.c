@@ -32,6 +32,9 @@
 
 /* -D shadowcopy.cow=1: log each copy-on-write decision path. */
 NBDKIT_DLL_PUBLIC int shadowcopy_debug_cow;
+/* -D shadowcopy.diff_pages=1: compute every DIFF page by itself, as past
+ * 8M changed chunks (for tests of the paths that only then run). */
+NBDKIT_DLL_PUBLIC int shadowcopy_debug_diff_pages;
 
 static char *disk_path;
 static char *diff_path;
@@ -263,6 +266,8 @@ shadowcopy_get_ready (void)
   sc_debug = forward_debug;
   sc_notice = forward_notice;
   sc_debug_cow = shadowcopy_debug_cow;
+  if (shadowcopy_debug_diff_pages)
+    sc_changes_whole_max = 0;
   struct sc_volume_config cfg = space_cfg;
   cfg.origin_path = disk_path;
   cfg.diff_path = diff_path;
