@@ -145,6 +145,15 @@ heading "Read both: the snapshot keeps the old text, the live disk has the new"
 expect_text "snapshot before-change" "$snap" "$old_text"
 expect_text "live" "$live" "$new_text"
 
+heading "What changed since the snapshot (shadowcopy diff: changed-block tracking)"
+show "$cli" -c "$ctl" diff before-change
+"$cli" -c "$ctl" diff before-change >"$tmp/diff" || fail "shadowcopy diff failed"
+indent <"$tmp/diff"
+"$cli" -c "$ctl" diff before-change --json >"$tmp/diff.json" ||
+  fail "shadowcopy diff --json failed"
+grep -q "\"offset\": $offset" "$tmp/diff.json" ||
+  fail "diff does not report the chunk that was written: $(cat "$tmp/diff.json")"
+
 heading "The snapshot export is read-only: a write is refused"
 if nbdsh -u "$snap" -c 'h.pwrite(b"x" * 512, 0)' 2>"$tmp/ro.err"; then
   fail "a write to the snapshot export succeeded"
