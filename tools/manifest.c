@@ -89,6 +89,38 @@ hex4 (struct reader *r, unsigned *out)
   return 0;
 }
 
+/* The length of the well-formed UTF-8 sequence at p (before end), or 0:
+ * the rules of tools/json.c, so what this accepts prints back the same. */
+static size_t
+utf8_length (const unsigned char *p, const unsigned char *end)
+{
+  unsigned char lo = 0x80, hi = 0xbf;
+  size_t n;
+
+  if (p[0] < 0x80)
+    return 1;
+  if (p[0] >= 0xc2 && p[0] <= 0xdf)
+    n = 2;
+  else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+    n = 3;
+    lo = p[0] == 0xe0 ? 0xa0 : lo;      /* overlong */
+    hi = p[0] == 0xed ? 0x9f : hi;      /* UTF-16 surrogates */
+  }
+  else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+    n = 4;
+    lo = p[0] == 0xf0 ? 0x90 : lo;      /* overlong */
+    hi = p[0] == 0xf4 ? 0x8f : hi;      /* beyond U+10FFFF */
+  }
+  else
+    return 0;
+  if ((size_t) (end - p) < n || p[1] < lo || p[1] > hi)
+    return 0;
+  for (size_t i = 2; i < n; i++)
+    if (p[i] < 0x80 || p[i] > 0xbf)
+      return 0;
+  return n;
+}
+
 /* A string into buf (NUL-terminated; NULL: skipped).  -EINVAL when it
  * is malformed or does not fit. */
 static int
@@ -110,6 +142,14 @@ read_string (struct reader *r, char *buf, size_t len)
     if (c < 0x20)
       return bad (r, "control character in a string");
     out[0] = (char) c;
+    if (c >= 0x80) {
+      k = utf8_length ((const unsigned char *) r->p - 1,
+                       (const unsigned char *) r->end);
+      if (k == 0)
+        return bad (r, "a string is not UTF-8");
+      memcpy (out, r->p - 1, k);
+      r->p += k - 1;
+    }
     if (c == '\\') {
       if (r->p >= r->end)
         return bad (r, "unterminated string");
