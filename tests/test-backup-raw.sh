@@ -76,6 +76,37 @@ rc=0; out=$(backup s5 --to "$B/gone" --since nosuch --base "$B/inc4" 2>&1) || rc
 [ "$rc" = 1 ] && echo "$out" | grep -q "nosuch" || fail "a missing BASE: exit $rc: $out"
 [ ! -e "$B/gone" ] || fail "a missing BASE left a TARGET"
 
+# ---- damage in PREV is not taken in ----------------------------------------
+# A byte of PREV that the manifest does not know, in a 1 MiB block that an
+# incremental writes another chunk of: the incremental would sum the whole
+# block anew.  It refuses instead, and leaves no TARGET.
+cp --sparse=always "$B/inc4" "$B/rot"
+cp "$B/inc4.manifest.json" "$B/rot.manifest.json"
+off=$((2 * M + 500000))
+printf '\x5a\x5a\x5a' | dd of="$B/rot" bs=1 seek=$off conv=notrunc status=none
+nbd_write_random live $((2 * M)) 4096
+sc_create s6
+rc=0; out=$(backup s6 --to "$B/rot-inc" --since s4 --base "$B/rot" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $((2 * M))-$((3 * M - 1))" ||
+    fail "damage in PREV taken in: exit $rc: $out"
+[ ! -e "$B/rot-inc" ] && [ ! -e "$B/rot-inc.manifest.json" ] ||
+    fail "a refused incremental left a TARGET"
+
+# ---- one backup at a time to a TARGET; leftovers of a killed one ----------
+flock -o "$B/busy.partial" sleep 30 &
+lockpid=$!
+for _ in $(seq 50); do [ -e "$B/busy.partial" ] && break; sleep 0.1; done
+sleep 0.3
+rc=0; out=$(backup s6 --to "$B/busy" 2>&1) || rc=$?
+kill "$lockpid" 2>/dev/null || :; wait "$lockpid" 2>/dev/null || :
+[ "$rc" = 1 ] && echo "$out" | grep -q "another backup to this TARGET is running" ||
+    fail "a second backup to one TARGET: exit $rc: $out"
+[ ! -e "$B/busy" ] || fail "the refused backup made TARGET"
+# A manifest and a partial left by a backup killed between its renames.
+echo '{}' > "$B/busy.manifest.json"
+backup s6 --to "$B/busy" > /dev/null || fail "a backup over a stale manifest failed"
+sc verify "$B/busy" > /dev/null || fail "verify after a stale manifest failed"
+
 # ---- verify ---------------------------------------------------------------
 cp --sparse=always "$B/inc4" "$B/flip"
 cp "$B/inc4.manifest.json" "$B/flip.manifest.json"

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -146,14 +147,29 @@ sc_raw_target_open (const char *target, const char *prev, uint64_t size,
   }
   snprintf (t->target, sizeof t->target, "%s", target);
   snprintf (t->partial, sizeof t->partial, "%s.partial", target);
-  unlink (t->partial);
-  t->fd = open (t->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  /* TARGET.partial is locked while a backup writes it: a second backup
+   * to the same TARGET is refused; one left by a backup that was killed
+   * is not locked, and is started over. */
+  t->fd = open (t->partial, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (t->fd < 0) {
     r = -errno;
     snprintf (err, errlen, "cannot create %s: %s", t->partial,
               strerror (-r));
     free (t);
     return r;
+  }
+  if (flock (t->fd, LOCK_EX | LOCK_NB) < 0) {
+    r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    snprintf (err, errlen, "%s: %s", t->partial, r == -EBUSY
+              ? "another backup to this TARGET is running" : strerror (-r));
+    close (t->fd);
+    free (t);
+    return r;
+  }
+  if (ftruncate (t->fd, 0) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot empty %s: %s", t->partial, strerror (-r));
+    goto fail;
   }
   if (prev) {
     int pfd = open (prev, O_RDONLY | O_CLOEXEC);
@@ -230,7 +246,8 @@ sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
   const char *slash = strrchr (t->target, '/');
   int r = 0, dfd;
 
-  if (rename (t->partial, t->target) < 0) {
+  if (renameat2 (AT_FDCWD, t->partial, AT_FDCWD, t->target,
+                 RENAME_NOREPLACE) < 0) {
     r = -errno;
     snprintf (err, errlen, "cannot rename %s to %s: %s", t->partial,
               t->target, strerror (-r));
@@ -244,9 +261,11 @@ sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
               : (int) (slash - t->target), t->target);
   dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0 || fsync (dfd) < 0) {
-    r = -errno;
-    snprintf (err, errlen, "cannot sync directory %s: %s", dir,
-              strerror (-r));
+    /* TARGET is in place (with its manifest): it stays. */
+    snprintf (err, errlen, "%s is written, but its directory %s could not "
+              "be synced (%s): it may not survive a power cut", t->target,
+              dir, strerror (errno));
+    r = 1;
   }
   if (dfd >= 0)
     close (dfd);

@@ -37,7 +37,10 @@ bool sc_raw_target_reflinked (const struct sc_raw_target *t);
 /* fsync TARGET.partial.  Then the caller writes the manifest. */
 int sc_raw_target_sync (struct sc_raw_target *t, char *err, size_t errlen);
 
-/* Rename TARGET.partial to TARGET, fsync the directory, and free t. */
+/* Rename TARGET.partial to TARGET (never over an existing file), fsync
+ * the directory, and free t.  0; 1 when TARGET is in place but its
+ * directory could not be synced (err says so); or a negative errno with
+ * nothing renamed and TARGET.partial removed. */
 int sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen);
 
 /* Remove TARGET.partial and free t (after a failure). */

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,6 +217,57 @@ connect_export (const char *socket, const char *name, uint64_t size,
   return 0;
 }
 
+/* The blocks of the image that the ranges d touch. */
+static bool *
+touched_blocks (const struct sc_diff *d, uint64_t nblocks, uint64_t bs)
+{
+  bool *touched = calloc (nblocks ? nblocks : 1, sizeof *touched);
+  for (size_t i = 0; touched && i < d->n; i++)
+    for (uint64_t b = d->v[i].offset / bs;
+         b * bs < d->v[i].offset + d->v[i].length; b++)
+      touched[b] = true;
+  return touched;
+}
+
+/* An incremental recomputes the CRC of every block it writes to, over
+ * PREV's bytes in the rest of the block: those must first be PREV's as
+ * its manifest knows them, or damage in PREV would be taken in under a
+ * fresh CRC.  TARGET.partial (fd) is PREV's copy now. */
+static int
+check_prev_blocks (int fd, const char *target, const struct sc_manifest *prev,
+                   const struct sc_diff *d, char *err, size_t errlen)
+{
+  char partial[PATH_MAX + 16];
+  bool *touched;
+  int r = 0;
+
+  if (prev->block_size != SC_MANIFEST_BLOCK_SIZE)
+    return 0;                   /* every block is summed anew */
+  touched = touched_blocks (d, prev->nblocks, prev->block_size);
+  if (!touched) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  snprintf (partial, sizeof partial, "%s.partial", target);
+  for (uint64_t b = 0; b < prev->nblocks && r == 0; b++) {
+    uint32_t crc;
+    if (!touched[b])
+      continue;
+    r = sc_image_block_crc (fd, partial, prev->volume_size, prev->block_size,
+                            b, &crc, err, errlen);
+    if (r == 0 && crc != prev->crc[b]) {
+      uint64_t end = (b + 1) * prev->block_size;
+      snprintf (err, errlen, "PREV is damaged: bytes %" PRIu64 "-%" PRIu64
+                " do not match its manifest (shadowcopy verify names it); "
+                "make a full backup", b * prev->block_size,
+                (end < prev->volume_size ? end : prev->volume_size) - 1);
+      r = -EIO;
+    }
+  }
+  free (touched);
+  return r;
+}
+
 /* Each block's CRC32C: from the image where this backup wrote (all of it
  * for a full backup), from PREV's manifest elsewhere. */
 static int
@@ -230,11 +282,7 @@ sum_blocks (int fd, const char *path, struct sc_manifest *m,
   m->nblocks = sc_manifest_blocks (m->volume_size, m->block_size);
   m->crc = calloc (m->nblocks ? m->nblocks : 1, sizeof *m->crc);
   if (prev && prev->block_size == m->block_size) {
-    touched = calloc (m->nblocks ? m->nblocks : 1, sizeof *touched);
-    for (size_t i = 0; touched && i < d->n; i++)
-      for (uint64_t b = d->v[i].offset / m->block_size;
-           b * m->block_size < d->v[i].offset + d->v[i].length; b++)
-        touched[b] = true;
+    touched = touched_blocks (d, m->nblocks, m->block_size);
     if (!touched)
       r = -ENOMEM;
   }
@@ -381,6 +429,17 @@ sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv)
   if (sc_raw_target_open (a.target, a.prev, id.volume_size, &tgt, err,
                           sizeof err) < 0)
     goto fail;
+  /* A manifest without its TARGET is left by a backup killed between
+   * the two renames: this backup's lock on TARGET.partial says no other
+   * one is running, so it is stale. */
+  {
+    struct stat tst;
+    if (lstat (a.target, &tst) < 0 && lstat (manifest, &tst) == 0)
+      unlink (manifest);
+  }
+  if (a.since && check_prev_blocks (sc_raw_target_fd (tgt), a.target, &prev,
+                                    &d, err, sizeof err) < 0)
+    goto fail;
   if (connect_export (a.nbd_socket, a.snapshot, id.volume_size, &nbd, err,
                       sizeof err) < 0)
     goto fail;
@@ -435,9 +494,11 @@ sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv)
     r = sc_raw_target_commit (tgt, err, sizeof err);
     tgt = NULL;
     if (r < 0) {
-      unlink (manifest);
+      unlink (manifest);        /* ours: written just above */
       goto fail;
     }
+    if (r > 0)                  /* in place, not known durable */
+      goto fail;
     print_summary (&a, &m, reflinked);
   }
   free (d.v);

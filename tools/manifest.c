@@ -631,7 +631,10 @@ sc_manifest_write (const struct sc_manifest *m, const char *path,
     r = -errno;
   if (fclose (f) != 0 && r == 0)
     r = -errno;
-  if (r == 0 && rename (tmp, path) < 0)
+  /* Never over another backup's manifest (a backup to the same TARGET
+   * that finished first). */
+  if (r == 0 && renameat2 (AT_FDCWD, tmp, AT_FDCWD, path,
+                           RENAME_NOREPLACE) < 0)
     r = -errno;
   if (r == 0)
     r = fsync_dir_of (path);
