@@ -20,6 +20,13 @@ int sc_cmd_checkpoint (const struct sc_cli_target *t, int argc, char **argv);
 /* cmd-diff.c: which byte ranges changed between two points in time. */
 int sc_cmd_diff (const struct sc_cli_target *t, int argc, char **argv);
 
+/* cmd-backup.c: a snapshot copied to a backup image (full or
+ * incremental) with its manifest. */
+int sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv);
+
+/* cmd-verify.c: a backup image checked against its manifest. */
+int sc_cmd_verify (const struct sc_cli_target *t, int argc, char **argv);
+
 /* cmd-space.c: the diff area's counters and size limit. */
 int sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv);

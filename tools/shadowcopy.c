@@ -66,6 +66,12 @@ usage (void)
           "                            the byte ranges that may differ\n"
           "                            between FROM and TO (snapshots or\n"
           "                            checkpoints; TO default: live)\n"
+          "  backup SNAPSHOT --to TARGET --nbd-socket SOCK [--since BASE\n"
+          "         --base PREV] [--format raw] [--progress[=FD]] [--json]\n"
+          "                            copy a snapshot to a raw image (full,\n"
+          "                            or incremental on PREV) + manifest\n"
+          "  verify TARGET             check a backup against its manifest\n"
+          "                            (offline; exit 1 when damaged)\n"
           "  info [--json]             show the volume and its diff area\n"
           "  stats [--json]            copy-on-write and diff-area counters\n"
           "  resize --max SIZE|N%%|unbounded [--force]\n"
@@ -114,6 +120,8 @@ static const struct verb {
   { "info", sc_cmd_info, VOLUME_NEEDED },
   { "diff", sc_cmd_diff, VOLUME_NEEDED },
   { "checkpoint", sc_cmd_checkpoint, VOLUME_NEEDED },
+  { "backup", sc_cmd_backup, VOLUME_NEEDED },
+  { "verify", sc_cmd_verify, VOLUME_OPTIONAL },
   { "check", sc_cmd_check, VOLUME_OPTIONAL },
   { "salvage", sc_cmd_salvage, VOLUME_OPTIONAL },
   { "stats", sc_cmd_stats, VOLUME_NEEDED },

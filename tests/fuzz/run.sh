@@ -45,12 +45,12 @@ for arg in "$@"; do
   case $arg in
     --build-only) build_only=1 ;;
     --regen-corpus) regen=1 ;;
-    diffarea|control) fuzzers+=("$arg") ;;
+    diffarea|control|manifest) fuzzers+=("$arg") ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest)
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] ||
   { echo "run.sh: FUZZ_SECONDS must be a positive integer" >&2; exit 2; }
 [[ $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]] ||
@@ -199,7 +199,14 @@ build_all() {
     fi
     engine_objs+=("$obj/$name.o")
   done
-  for name in fuzz-diffarea fuzz-control; do
+  # The manifest parser and its writer, from tools/.
+  local tools_objs=()
+  for name in manifest json; do
+    compile "$obj/tools-$name.o" "$root/tools/$name.c" \
+      -fsanitize=fuzzer-no-link
+    tools_objs+=("$obj/tools-$name.o")
+  done
+  for name in fuzz-diffarea fuzz-control fuzz-manifest; do
     compile "$obj/$name.o" "$here/$name.c" -fsanitize=fuzzer-no-link \
       "${strict[@]}"
   done
@@ -212,9 +219,11 @@ build_all() {
     -luring -o "$build/fuzz-diffarea"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-control.o" "${cow_objs[@]}" \
     "${engine_objs[@]}" -luring -o "$build/fuzz-control"
+  "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-manifest.o" "${tools_objs[@]}" \
+    "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-manifest"
   "${link[@]}" "$gen/gen-diffarea-corpus.o" "${gen_objs[@]}" -luring \
     -o "$build/gen-diffarea-corpus"
-  say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control," \
+  say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control, fuzz-manifest," \
       "gen-diffarea-corpus"
 }
 
@@ -255,6 +264,8 @@ run_one() {                     # NAME
       opts+=(-max_len=131072 -dict="$here/fuzz-diffarea.dict") ;;
     control)
       opts+=(-max_len=16384 -dict="$here/fuzz-control.dict") ;;
+    manifest)
+      opts+=(-max_len=65536 -dict="$here/fuzz-manifest.dict") ;;
   esac
   [[ $jobs -gt 1 ]] && opts+=(-fork="$jobs")
   # shellcheck disable=SC2206   # FUZZ_ARGS is split on purpose

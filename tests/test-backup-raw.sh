@@ -1,0 +1,162 @@
+#!/bin/bash
+# Tests shadowcopy backup to raw targets and verify through the CLI and a real nbdkit: a full backup, then a chain of incrementals with random writes, trims and zeroes between them, each equal to its snapshot export and writing what diff reported; chain refusal; verify naming a flipped byte's range; bad input leaving no TARGET and PREV untouched.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/functions.sh"
+requires nbdcopy cmp
+
+K=1024
+M=$((1024 * K))
+CS=$((64 * K))
+make_disk "$TMP/disk" 16M
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
+B=$TMP/backups
+mkdir "$B"
+
+backup () { sc backup --nbd-socket "$NBD_SOCK" "$@"; }
+mfield () { json "d[\"$2\"]" < "$1.manifest.json"; }
+
+# The disk is random: 8 MiB of zeros in the middle, some data in them.
+nbd_zero live $((4 * M)) $((8 * M))
+nbd_write_random live $((9 * M + 100)) 5000
+
+# ---- full -----------------------------------------------------------------
+sc_create s0
+backup s0 --to "$B/full" --json > "$TMP/full.json" || fail "full backup failed"
+nbd_save s0 "$TMP/s0.img"
+cmp "$TMP/s0.img" "$B/full" || fail "full backup differs from its snapshot"
+[ ! -e "$B/full.partial" ] || fail "full.partial left behind"
+[ "$(json 'd["type"]' < "$TMP/full.json")" = full ] || fail "--json: $(cat "$TMP/full.json")"
+# Zeros stay holes: 8 MiB of the 16 MiB volume are not allocated.
+alloc=$(( $(stat -c %b "$B/full") * 512 ))
+[ "$alloc" -lt $((10 * M)) ] || fail "full backup is not sparse: $alloc bytes allocated"
+[ "$(mfield "$B/full" snapshot-uuid)" = "$(sc_field s0 uuid)" ] ||
+    fail "manifest snapshot-uuid is not s0's"
+[ "$(mfield "$B/full" format)" = raw ] || fail "manifest format"
+[ "$(mfield "$B/full" volume-size)" = $((16 * M)) ] || fail "manifest volume-size"
+sc verify "$B/full" > /dev/null || fail "verify of a fresh full backup failed"
+
+# ---- a chain of incrementals ------------------------------------------------
+prev=$B/full base=s0
+for i in 1 2 3 4; do
+    nbd_write_random live $(( (RANDOM % 15) * M + RANDOM )) $(( RANDOM + 1 ))
+    nbd_write_random live $(( (RANDOM % 15) * M )) $(( 3 * CS ))
+    nbd_zero live $(( (i * 3 % 16) * M )) $((2 * CS))
+    nbd_trim live $(( ((i * 5 + 1) % 16) * M )) $CS
+    sc_create "s$i"
+    want=$(sc diff "$base" "s$i" --json | json 'd["total-bytes"]')
+    sha_prev=$(sha256sum < "$prev")
+    backup "s$i" --to "$B/inc$i" --since "$base" --base "$prev" --json \
+        > "$TMP/inc$i.json" || fail "incremental $i failed"
+    [ "$(sha256sum < "$prev")" = "$sha_prev" ] || fail "incremental $i changed PREV"
+    nbd_save "s$i" "$TMP/s$i.img"
+    cmp "$TMP/s$i.img" "$B/inc$i" || fail "incremental $i differs from its snapshot"
+    got=$(json 'd["bytes-written"] + d["bytes-zeroed"]' < "$TMP/inc$i.json")
+    [ "$got" = "$want" ] || fail "incremental $i wrote $got bytes; diff reported $want"
+    [ "$(mfield "$B/inc$i" base-uuid)" = "$(mfield "$prev" snapshot-uuid)" ] ||
+        fail "inc$i: base-uuid is not PREV's snapshot"
+    sc verify "$B/inc$i" > /dev/null || fail "verify inc$i failed"
+    # The base is kept as a checkpoint: the chain goes on from it.
+    sc delete --keep-checkpoint "$base" > /dev/null
+    prev=$B/inc$i base=s$i
+done
+
+# ---- chain safety -------------------------------------------------------
+sc_create s5
+sha_full=$(sha256sum < "$B/full")
+rc=0; out=$(backup s5 --to "$B/wrong" --since s3 --base "$B/full" 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "a wrong base: exit $rc: $out"
+echo "$out" | grep -q "$(mfield "$B/full" snapshot-uuid)" ||
+    fail "refusal does not say what PREV was made from: $out"
+echo "$out" | grep -q "$(sc_field s3 uuid)" || fail "refusal does not say BASE's UUID: $out"
+[ ! -e "$B/wrong" ] && [ ! -e "$B/wrong.partial" ] && [ ! -e "$B/wrong.manifest.json" ] ||
+    fail "a refused backup left files"
+[ "$(sha256sum < "$B/full")" = "$sha_full" ] || fail "a refused backup changed PREV"
+
+rc=0; out=$(backup s5 --to "$B/gone" --since nosuch --base "$B/inc4" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "nosuch" || fail "a missing BASE: exit $rc: $out"
+[ ! -e "$B/gone" ] || fail "a missing BASE left a TARGET"
+
+# ---- damage in PREV is not taken in ----------------------------------------
+# A byte of PREV that the manifest does not know, in a 1 MiB block that an
+# incremental writes another chunk of: the incremental would sum the whole
+# block anew.  It refuses instead, and leaves no TARGET.
+cp --sparse=always "$B/inc4" "$B/rot"
+cp "$B/inc4.manifest.json" "$B/rot.manifest.json"
+off=$((2 * M + 500000))
+printf '\x5a\x5a\x5a' | dd of="$B/rot" bs=1 seek=$off conv=notrunc status=none
+nbd_write_random live $((2 * M)) 4096
+sc_create s6
+rc=0; out=$(backup s6 --to "$B/rot-inc" --since s4 --base "$B/rot" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $((2 * M))-$((3 * M - 1))" ||
+    fail "damage in PREV taken in: exit $rc: $out"
+[ ! -e "$B/rot-inc" ] && [ ! -e "$B/rot-inc.manifest.json" ] ||
+    fail "a refused incremental left a TARGET"
+
+# ---- one backup at a time to a TARGET; leftovers of a killed one ----------
+flock -o "$B/busy.partial" sleep 30 &
+lockpid=$!
+for _ in $(seq 50); do [ -e "$B/busy.partial" ] && break; sleep 0.1; done
+sleep 0.3
+rc=0; out=$(backup s6 --to "$B/busy" 2>&1) || rc=$?
+kill "$lockpid" 2>/dev/null || :; wait "$lockpid" 2>/dev/null || :
+[ "$rc" = 1 ] && echo "$out" | grep -q "another backup to this TARGET is running" ||
+    fail "a second backup to one TARGET: exit $rc: $out"
+[ ! -e "$B/busy" ] || fail "the refused backup made TARGET"
+# A manifest and a partial left by a backup killed between its renames.
+echo '{}' > "$B/busy.manifest.json"
+backup s6 --to "$B/busy" > /dev/null || fail "a backup over a stale manifest failed"
+sc verify "$B/busy" > /dev/null || fail "verify after a stale manifest failed"
+
+# ---- verify ---------------------------------------------------------------
+cp --sparse=always "$B/inc4" "$B/flip"
+cp "$B/inc4.manifest.json" "$B/flip.manifest.json"
+off=$((5 * M + 12345))
+printf '\x5a' | dd of="$B/flip" bs=1 seek=$off conv=notrunc status=none
+if cmp -s "$B/flip" "$B/inc4"; then
+    printf '\xa5' | dd of="$B/flip" bs=1 seek=$off conv=notrunc status=none
+fi
+rc=0; out=$(sc verify "$B/flip" 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "verify of a flipped byte: exit $rc: $out"
+echo "$out" | grep -q "bytes $((5 * M))-$((6 * M - 1))" ||
+    fail "verify does not name the damaged range: $out"
+rc=0; "$SHADOWCOPY_CLI" verify > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "verify without TARGET: exit $rc"
+
+# ---- bad input ------------------------------------------------------------
+mkdir "$TMP/ro" && chmod 555 "$TMP/ro"
+if [ "$(id -u)" != 0 ]; then
+    rc=0; out=$(backup s5 --to "$TMP/ro/x" 2>&1) || rc=$?
+    [ "$rc" = 1 ] && [ "$(echo "$out" | wc -l)" = 1 ] ||
+        fail "an unwritable target dir: exit $rc: $out"
+    [ ! -e "$TMP/ro/x" ] || fail "unwritable dir: TARGET created"
+fi
+rc=0; out=$(backup nosuch --to "$B/x" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q nosuch || fail "a missing snapshot: exit $rc: $out"
+[ ! -e "$B/x" ] && [ ! -e "$B/x.partial" ] || fail "a missing snapshot left files"
+
+cp "$B/inc4.manifest.json" "$TMP/saved.json"
+sha_inc4=$(sha256sum < "$B/inc4")
+head -c 100 "$TMP/saved.json" > "$B/inc4.manifest.json"
+rc=0; out=$(backup s5 --to "$B/y" --since s4 --base "$B/inc4" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "damaged" || fail "a damaged manifest: exit $rc: $out"
+[ "$(echo "$out" | wc -l)" = 1 ] || fail "a damaged manifest: more than one line: $out"
+[ ! -e "$B/y" ] && [ ! -e "$B/y.partial" ] || fail "a damaged manifest left files"
+[ "$(sha256sum < "$B/inc4")" = "$sha_inc4" ] || fail "a damaged manifest: PREV changed"
+rc=0; out=$(sc verify "$B/inc4" 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "verify with a damaged manifest: exit $rc: $out"
+cp "$TMP/saved.json" "$B/inc4.manifest.json"
+
+rc=0; out=$(backup s5 --to "$B/full" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "already exists" || fail "an existing TARGET: exit $rc: $out"
+[ "$(sha256sum < "$B/full")" = "$sha_full" ] || fail "an existing TARGET was changed"
+rc=0; backup s5 --to "$B/z" --since s4 > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "--since without --base: exit $rc"
+
+# --progress=FD: N/100 lines ending at 100/100.
+backup s5 --to "$B/inc5" --since s4 --base "$B/inc4" --progress=3 3> "$TMP/progress" > /dev/null ||
+    fail "incremental with --progress=3 failed"
+[ "$(tail -n 1 "$TMP/progress")" = 100/100 ] || fail "progress: $(cat "$TMP/progress")"
+grep -qvE '^[0-9]+/100$' "$TMP/progress" && fail "progress lines: $(cat "$TMP/progress")"
+
+stop_server
+exit 0

@@ -1,0 +1,285 @@
+/* shadowcopy: the raw backup target (backup-raw.h).
+ *
+ * Notes on the design
+ *
+ * Zeros are written by punching a hole (FALLOC_FL_PUNCH_HOLE keeps the
+ * size): the range then reads as zeros and costs no space, in an
+ * incremental as in a full backup.  Where the filesystem cannot punch,
+ * zeros are written.
+ *
+ * The sparse copy of PREV (when FICLONE fails: another filesystem, or
+ * one without reflinks) copies only PREV's data (SEEK_DATA / SEEK_HOLE),
+ * so a copy of a sparse backup stays sparse.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tools/backup-raw.h"
+
+struct sc_raw_target {
+  char target[PATH_MAX];
+  char partial[PATH_MAX + 16];
+  int fd;
+  bool reflinked;
+};
+
+static int
+pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
+{
+  const char *p = buf;
+  while (len) {
+    ssize_t k = pwrite (fd, p, len, (off_t) off);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0)
+      return -errno;
+    if (k == 0)
+      return -EIO;
+    p += k;
+    len -= (size_t) k;
+    off += (uint64_t) k;
+  }
+  return 0;
+}
+
+static int
+raw_write (void *opaque, const void *buf, size_t len, uint64_t off)
+{
+  struct sc_raw_target *t = opaque;
+  return pwrite_all (t->fd, buf, len, off);
+}
+
+static int
+raw_zero (void *opaque, uint64_t off, uint64_t len)
+{
+  static const char zeros[65536];
+  struct sc_raw_target *t = opaque;
+
+  if (fallocate (t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 (off_t) off, (off_t) len) == 0)
+    return 0;
+  if (errno != EOPNOTSUPP)
+    return -errno;
+  while (len) {
+    size_t k = len < sizeof zeros ? (size_t) len : sizeof zeros;
+    int r = pwrite_all (t->fd, zeros, k, off);
+    if (r < 0)
+      return r;
+    off += k;
+    len -= k;
+  }
+  return 0;
+}
+
+/* PREV's data into fd, its holes left as holes. */
+static int
+sparse_copy (int from, int to, uint64_t size)
+{
+  char *buf = malloc (1024 * 1024);
+  uint64_t pos = 0;
+  int r = 0;
+
+  if (!buf)
+    return -ENOMEM;
+  while (pos < size && r == 0) {
+    off_t d = lseek (from, (off_t) pos, SEEK_DATA);
+    if (d < 0) {
+      r = errno == ENXIO ? 0 : -errno;
+      break;
+    }
+    off_t h = lseek (from, d, SEEK_HOLE);
+    if (h < 0) {
+      r = -errno;
+      break;
+    }
+    uint64_t end = (uint64_t) h < size ? (uint64_t) h : size;
+    for (pos = (uint64_t) d; pos < end && r == 0;) {
+      size_t k = end - pos < 1024 * 1024 ? (size_t) (end - pos) : 1024 * 1024;
+      ssize_t n = pread (from, buf, k, (off_t) pos);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        r = n < 0 ? -errno : -EIO;
+        break;
+      }
+      r = pwrite_all (to, buf, (size_t) n, pos);
+      pos += (uint64_t) n;
+    }
+  }
+  free (buf);
+  return r;
+}
+
+int
+sc_raw_target_open (const char *target, const char *prev, uint64_t size,
+                    struct sc_raw_target **out, char *err, size_t errlen)
+{
+  struct sc_raw_target *t;
+  struct stat st;
+  int r;
+
+  if (strlen (target) >= PATH_MAX) {
+    snprintf (err, errlen, "%s: path too long", target);
+    return -ENAMETOOLONG;
+  }
+  if (lstat (target, &st) == 0) {
+    snprintf (err, errlen, "%s already exists: a backup never replaces "
+              "a file (remove it, or choose another TARGET)", target);
+    return -EEXIST;
+  }
+  t = calloc (1, sizeof *t);
+  if (!t) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  snprintf (t->target, sizeof t->target, "%s", target);
+  snprintf (t->partial, sizeof t->partial, "%s.partial", target);
+  /* TARGET.partial is locked while a backup writes it: a second backup
+   * to the same TARGET is refused; one left by a backup that was killed
+   * is not locked, and is started over. */
+  t->fd = open (t->partial, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (t->fd < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot create %s: %s", t->partial,
+              strerror (-r));
+    free (t);
+    return r;
+  }
+  if (flock (t->fd, LOCK_EX | LOCK_NB) < 0) {
+    r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    snprintf (err, errlen, "%s: %s", t->partial, r == -EBUSY
+              ? "another backup to this TARGET is running" : strerror (-r));
+    close (t->fd);
+    free (t);
+    return r;
+  }
+  if (ftruncate (t->fd, 0) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot empty %s: %s", t->partial, strerror (-r));
+    goto fail;
+  }
+  if (prev) {
+    int pfd = open (prev, O_RDONLY | O_CLOEXEC);
+    if (pfd < 0) {
+      r = -errno;
+      snprintf (err, errlen, "cannot open PREV %s: %s", prev, strerror (-r));
+      goto fail;
+    }
+    if (fstat (pfd, &st) < 0 || (uint64_t) st.st_size != size) {
+      close (pfd);
+      snprintf (err, errlen, "PREV %s is %" PRIu64 " bytes; the volume is %"
+                PRIu64, prev, (uint64_t) st.st_size, size);
+      r = -EINVAL;
+      goto fail;
+    }
+    if (ioctl (t->fd, FICLONE, pfd) == 0)
+      t->reflinked = true;
+    else if ((r = sparse_copy (pfd, t->fd, size)) < 0) {
+      close (pfd);
+      snprintf (err, errlen, "cannot copy PREV %s to %s: %s", prev,
+                t->partial, strerror (-r));
+      goto fail;
+    }
+    close (pfd);
+  }
+  if (ftruncate (t->fd, (off_t) size) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot size %s to %" PRIu64 " bytes: %s",
+              t->partial, size, strerror (-r));
+    goto fail;
+  }
+  *out = t;
+  return 0;
+
+fail:
+  sc_raw_target_abort (t);
+  return r;
+}
+
+void
+sc_raw_target_sink (struct sc_raw_target *t, struct sc_backup_sink *s)
+{
+  *s = (struct sc_backup_sink) { .opaque = t, .write = raw_write,
+                                 .zero = raw_zero, .name = t->partial };
+}
+
+int
+sc_raw_target_fd (const struct sc_raw_target *t)
+{
+  return t->fd;
+}
+
+bool
+sc_raw_target_reflinked (const struct sc_raw_target *t)
+{
+  return t->reflinked;
+}
+
+int
+sc_raw_target_sync (struct sc_raw_target *t, char *err, size_t errlen)
+{
+  if (fsync (t->fd) < 0) {
+    int r = -errno;
+    snprintf (err, errlen, "cannot sync %s: %s", t->partial, strerror (-r));
+    return r;
+  }
+  return 0;
+}
+
+int
+sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
+{
+  char dir[PATH_MAX];
+  const char *slash = strrchr (t->target, '/');
+  int r = 0, dfd;
+
+  if (renameat2 (AT_FDCWD, t->partial, AT_FDCWD, t->target,
+                 RENAME_NOREPLACE) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot rename %s to %s: %s", t->partial,
+              t->target, strerror (-r));
+    sc_raw_target_abort (t);
+    return r;
+  }
+  if (!slash)
+    snprintf (dir, sizeof dir, ".");
+  else
+    snprintf (dir, sizeof dir, "%.*s", slash == t->target ? 1
+              : (int) (slash - t->target), t->target);
+  dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || fsync (dfd) < 0) {
+    /* TARGET is in place (with its manifest): it stays. */
+    snprintf (err, errlen, "%s is written, but its directory %s could not "
+              "be synced (%s): it may not survive a power cut", t->target,
+              dir, strerror (errno));
+    r = 1;
+  }
+  if (dfd >= 0)
+    close (dfd);
+  close (t->fd);
+  free (t);
+  return r;
+}
+
+void
+sc_raw_target_abort (struct sc_raw_target *t)
+{
+  if (!t)
+    return;
+  close (t->fd);
+  unlink (t->partial);
+  free (t);
+}
