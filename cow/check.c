@@ -77,15 +77,6 @@ sc_check_report_free (struct sc_check_report *rep)
   rep->nfindings = 0;
 }
 
-static bool
-all_zero (const uint8_t *p, size_t len)
-{
-  for (size_t i = 0; i < len; i++)
-    if (p[i])
-      return false;
-  return true;
-}
-
 /* ---- superblocks ---------------------------------------------------- */
 
 static void
@@ -112,7 +103,7 @@ check_superblocks (int fd, struct sc_check_report *rep)
     }
     else if (rep->file_bytes <= (uint64_t) i * SC_SB_SIZE)
       snprintf (s->why, sizeof s->why, "missing (the file ends before it)");
-    else if (all_zero (blocks[i], SC_SB_SIZE))
+    else if (sc_io_all_zero (blocks[i], SC_SB_SIZE))
       snprintf (s->why, sizeof s->why, "missing (all zeros)");
     else
       snprintf (s->why, sizeof s->why, "%s", why);

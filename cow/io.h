@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum sc_io_op { SC_IO_READ, SC_IO_WRITE, SC_IO_FDATASYNC, SC_IO_FALLOCATE };
 
@@ -37,6 +38,14 @@ int sc_io_pwrite (int fd, const void *buf, uint64_t len, uint64_t off,
                   bool dsync);
 int sc_io_fdatasync (int fd);
 int sc_io_fallocate (int fd, int mode, uint64_t off, uint64_t len);
+
+/* Are the len bytes at buf all zero? */
+static inline bool
+sc_io_all_zero (const void *buf, size_t len)
+{
+  const uint8_t *p = buf;
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
 
 /* flock(fd, op | LOCK_NB), but a lock held by someone else is asked for
  * again for up to SC_IO_FLOCK_GRACE_MS before -EWOULDBLOCK: a server

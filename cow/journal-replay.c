@@ -119,15 +119,6 @@ damaged_len (const uint8_t *p, uint32_t room)
   return len ? len : (uint32_t) sizeof h;
 }
 
-static bool
-all_zero (const uint8_t *p, size_t len)
-{
-  for (size_t i = 0; i < len; i++)
-    if (p[i])
-      return false;
-  return true;
-}
-
 /* What a record that fails its checks can be.  Journal slots are zeroed,
  * durably, before records are written into them, and a torn write leaves
  * each 512-byte sector written or not: a record that was not written
@@ -153,7 +144,7 @@ classify (const uint8_t *buf, uint32_t chunk_size, uint32_t pos)
   uint32_t end = pos + damaged_len (p, room);
   for (uint32_t sec = pos & ~(SECTOR - 1); sec < end; sec += SECTOR) {
     uint32_t from = sec > pos ? sec : pos;
-    if (all_zero (buf + from, sec + SECTOR - from))
+    if (sc_io_all_zero (buf + from, sec + SECTOR - from))
       return DMG_TORN;
   }
   return DMG_WHOLE;

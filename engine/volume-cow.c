@@ -77,13 +77,6 @@ struct batch {
   int refused;                  /* -ENOSPC: on-full=fail-writes said no */
 };
 
-static bool
-all_zero (const void *buf, size_t len)
-{
-  const uint8_t *p = buf;
-  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
-}
-
 static uint64_t
 chunk_len (const struct sc_volume *v, uint64_t chunk)
 {
@@ -143,7 +136,7 @@ read_old (struct batch *b)
                                 -q->result);
       b->state[i] = FAILED;
     }
-    else if (all_zero (q->buf, q->len))
+    else if (sc_io_all_zero (q->buf, q->len))
       b->state[i] = ZERO;
   }
 }

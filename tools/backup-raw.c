@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "tools/backup-raw.h"
+#include "tools/durable.h"
 
 struct sc_raw_target {
   char target[PATH_MAX];
@@ -242,9 +243,7 @@ sc_raw_target_sync (struct sc_raw_target *t, char *err, size_t errlen)
 int
 sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
 {
-  char dir[PATH_MAX];
-  const char *slash = strrchr (t->target, '/');
-  int r = 0, dfd;
+  int r = 0;
 
   if (renameat2 (AT_FDCWD, t->partial, AT_FDCWD, t->target,
                  RENAME_NOREPLACE) < 0) {
@@ -254,21 +253,14 @@ sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
     sc_raw_target_abort (t);
     return r;
   }
-  if (!slash)
-    snprintf (dir, sizeof dir, ".");
-  else
-    snprintf (dir, sizeof dir, "%.*s", slash == t->target ? 1
-              : (int) (slash - t->target), t->target);
-  dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || fsync (dfd) < 0) {
+  int e = sc_fsync_dir_of (t->target);
+  if (e < 0) {
     /* TARGET is in place (with its manifest): it stays. */
-    snprintf (err, errlen, "%s is written, but its directory %s could not "
-              "be synced (%s): it may not survive a power cut", t->target,
-              dir, strerror (errno));
+    snprintf (err, errlen, "%s is written, but its directory could not be "
+              "synced (%s): it may not survive a power cut", t->target,
+              strerror (-e));
     r = 1;
   }
-  if (dfd >= 0)
-    close (dfd);
   close (t->fd);
   free (t);
   return r;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "tools/json.h"
+#include "tools/durable.h"
 #include "tools/manifest.h"
 
 struct reader {
@@ -584,28 +585,6 @@ sc_manifest_print (const struct sc_manifest *m, FILE *f)
   return ferror (f) ? -EIO : 0;
 }
 
-static int
-fsync_dir_of (const char *path)
-{
-  char dir[PATH_MAX];
-  const char *slash = strrchr (path, '/');
-  int fd, r = 0;
-
-  if (!slash)
-    snprintf (dir, sizeof dir, ".");
-  else if (slash == path)
-    snprintf (dir, sizeof dir, "/");
-  else
-    snprintf (dir, sizeof dir, "%.*s", (int) (slash - path), path);
-  fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  if (fsync (fd) < 0)
-    r = -errno;
-  close (fd);
-  return r;
-}
-
 int
 sc_manifest_write (const struct sc_manifest *m, const char *path,
                    char *err, size_t errlen)
@@ -637,7 +616,7 @@ sc_manifest_write (const struct sc_manifest *m, const char *path,
                            RENAME_NOREPLACE) < 0)
     r = -errno;
   if (r == 0)
-    r = fsync_dir_of (path);
+    r = sc_fsync_dir_of (path);
   if (r < 0) {
     snprintf (err, errlen, "cannot write manifest %s: %s", path,
               strerror (-r));

@@ -201,7 +201,7 @@ build_all() {
   done
   # The manifest parser and its writer, from tools/.
   local tools_objs=()
-  for name in manifest json; do
+  for name in manifest durable json; do
     compile "$obj/tools-$name.o" "$root/tools/$name.c" \
       -fsanitize=fuzzer-no-link
     tools_objs+=("$obj/tools-$name.o")
