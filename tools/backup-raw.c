@@ -1,4 +1,9 @@
-/* shadowcopy: the raw backup target (backup-raw.h).
+/* shadowcopy: the raw backup target: a sparse image file
+ * (backup-target.h).
+ *
+ * A full backup starts from an empty sparse file of the volume's size;
+ * an incremental starts from a copy of PREV (a raw image): a reflink
+ * (FICLONE) where the filesystem can, else a sparse copy.
  *
  * Notes on the design
  *
@@ -27,15 +32,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tools/backup-raw.h"
+#include "tools/backup-target.h"
 #include "tools/durable.h"
+#include "tools/image-sums.h"
 
 struct sc_raw_target {
+  struct sc_backup_target base;
   char target[PATH_MAX];
   char partial[PATH_MAX + 16];
+  uint64_t size;
   int fd;
-  bool reflinked;
 };
+
+static void raw_abort (struct sc_backup_target *bt);
 
 static int
 pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
@@ -124,10 +133,12 @@ sparse_copy (int from, int to, uint64_t size)
   return r;
 }
 
-int
-sc_raw_target_open (const char *target, const char *prev, uint64_t size,
-                    struct sc_raw_target **out, char *err, size_t errlen)
+static int
+raw_open (const struct sc_backup_target_spec *spec,
+          struct sc_backup_target **out, char *err, size_t errlen)
 {
+  const char *target = spec->target, *prev = spec->prev;
+  uint64_t size = spec->size;
   struct sc_raw_target *t;
   struct stat st;
   int r;
@@ -135,6 +146,13 @@ sc_raw_target_open (const char *target, const char *prev, uint64_t size,
   if (strlen (target) >= PATH_MAX) {
     snprintf (err, errlen, "%s: path too long", target);
     return -ENAMETOOLONG;
+  }
+  if (prev && spec->prev_format != SC_IMAGE_RAW) {
+    snprintf (err, errlen, "PREV %s is a %s image: a raw incremental "
+              "starts from a raw PREV (make a full backup, or use "
+              "--format %s)", prev, sc_image_format_name (spec->prev_format),
+              sc_image_format_name (spec->prev_format));
+    return -EINVAL;
   }
   if (lstat (target, &st) == 0) {
     snprintf (err, errlen, "%s already exists: a backup never replaces "
@@ -146,11 +164,13 @@ sc_raw_target_open (const char *target, const char *prev, uint64_t size,
     snprintf (err, errlen, "%s", strerror (ENOMEM));
     return -ENOMEM;
   }
+  t->base.ops = &sc_raw_target_ops;
+  t->size = size;
   snprintf (t->target, sizeof t->target, "%s", target);
   snprintf (t->partial, sizeof t->partial, "%s.partial", target);
   /* TARGET.partial is locked while a backup writes it: a second backup
    * to the same TARGET is refused; one left by a backup that was killed
-   * is not locked, and is started over. */
+   * is not locked, and is started over (or kept, to resume). */
   t->fd = open (t->partial, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (t->fd < 0) {
     r = -errno;
@@ -166,6 +186,12 @@ sc_raw_target_open (const char *target, const char *prev, uint64_t size,
     close (t->fd);
     free (t);
     return r;
+  }
+  if (spec->resume && fstat (t->fd, &st) == 0
+      && (uint64_t) st.st_size == size && size > 0) {
+    t->base.resumed = true;
+    *out = &t->base;
+    return 0;
   }
   if (ftruncate (t->fd, 0) < 0) {
     r = -errno;
@@ -187,7 +213,7 @@ sc_raw_target_open (const char *target, const char *prev, uint64_t size,
       goto fail;
     }
     if (ioctl (t->fd, FICLONE, pfd) == 0)
-      t->reflinked = true;
+      t->base.reflinked = true;
     else if ((r = sparse_copy (pfd, t->fd, size)) < 0) {
       close (pfd);
       snprintf (err, errlen, "cannot copy PREV %s to %s: %s", prev,
@@ -202,36 +228,26 @@ sc_raw_target_open (const char *target, const char *prev, uint64_t size,
               t->partial, size, strerror (-r));
     goto fail;
   }
-  *out = t;
+  *out = &t->base;
   return 0;
 
 fail:
-  sc_raw_target_abort (t);
+  raw_abort (&t->base);
   return r;
 }
 
-void
-sc_raw_target_sink (struct sc_raw_target *t, struct sc_backup_sink *s)
+static void
+raw_sink (struct sc_backup_target *bt, struct sc_backup_sink *s)
 {
+  struct sc_raw_target *t = (struct sc_raw_target *) bt;
   *s = (struct sc_backup_sink) { .opaque = t, .write = raw_write,
                                  .zero = raw_zero, .name = t->partial };
 }
 
-int
-sc_raw_target_fd (const struct sc_raw_target *t)
+static int
+raw_sync (struct sc_backup_target *bt, char *err, size_t errlen)
 {
-  return t->fd;
-}
-
-bool
-sc_raw_target_reflinked (const struct sc_raw_target *t)
-{
-  return t->reflinked;
-}
-
-int
-sc_raw_target_sync (struct sc_raw_target *t, char *err, size_t errlen)
-{
+  struct sc_raw_target *t = (struct sc_raw_target *) bt;
   if (fsync (t->fd) < 0) {
     int r = -errno;
     snprintf (err, errlen, "cannot sync %s: %s", t->partial, strerror (-r));
@@ -240,9 +256,19 @@ sc_raw_target_sync (struct sc_raw_target *t, char *err, size_t errlen)
   return 0;
 }
 
-int
-sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
+static int
+raw_block_crc (struct sc_backup_target *bt, uint64_t block_size, uint64_t i,
+               uint32_t *crc, char *err, size_t errlen)
 {
+  struct sc_raw_target *t = (struct sc_raw_target *) bt;
+  return sc_image_block_crc (t->fd, t->partial, t->size, block_size, i, crc,
+                             err, errlen);
+}
+
+static int
+raw_commit (struct sc_backup_target *bt, char *err, size_t errlen)
+{
+  struct sc_raw_target *t = (struct sc_raw_target *) bt;
   int r = 0;
 
   if (renameat2 (AT_FDCWD, t->partial, AT_FDCWD, t->target,
@@ -250,7 +276,7 @@ sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
     r = -errno;
     snprintf (err, errlen, "cannot rename %s to %s: %s", t->partial,
               t->target, strerror (-r));
-    sc_raw_target_abort (t);
+    raw_abort (bt);
     return r;
   }
   int e = sc_fsync_dir_of (t->target);
@@ -266,12 +292,20 @@ sc_raw_target_commit (struct sc_raw_target *t, char *err, size_t errlen)
   return r;
 }
 
-void
-sc_raw_target_abort (struct sc_raw_target *t)
+static void
+raw_abort (struct sc_backup_target *bt)
 {
-  if (!t)
-    return;
+  struct sc_raw_target *t = (struct sc_raw_target *) bt;
   close (t->fd);
   unlink (t->partial);
   free (t);
 }
+
+const struct sc_backup_target_ops sc_raw_target_ops = {
+  .open = raw_open,
+  .sink = raw_sink,
+  .sync = raw_sync,
+  .block_crc = raw_block_crc,
+  .commit = raw_commit,
+  .abort = raw_abort,
+};

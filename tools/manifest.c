@@ -396,9 +396,9 @@ check (struct reader *r, const struct sc_manifest *m, const bool *seen)
   for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
     if (!seen[required[i]])
       return bad (r, "no %s", member_names[required[i]]);
-  if (strcmp (m->format, "raw") != 0)
-    return bad (r, "format \"%s\" (this shadowcopy knows \"raw\")",
-                m->format);
+  if (strcmp (m->format, "raw") != 0 && strcmp (m->format, "qcow2") != 0)
+    return bad (r, "format \"%s\" (this shadowcopy knows \"raw\" and "
+                "\"qcow2\")", m->format);
   if (!uuid_ok (m->volume_uuid) || !uuid_ok (m->snapshot_uuid))
     return bad (r, "volume-uuid or snapshot-uuid is not a UUID");
   if (!sc_snapshot_name_valid (m->snapshot_name))

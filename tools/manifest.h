@@ -37,7 +37,7 @@
 
 struct sc_manifest {
   uint64_t version;             /* SC_MANIFEST_VERSION */
-  char format[16];              /* "raw" ("qcow2" to come) */
+  char format[16];              /* "raw" or "qcow2" */
   char volume_uuid[SC_CTL_UUID_LEN];
   char snapshot_name[SC_NAME_MAX + 1];
   uint64_t snapshot_id;

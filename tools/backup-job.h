@@ -1,0 +1,62 @@
+/* shadowcopy: one backup: a snapshot of one volume copied to one target,
+ * full or incremental, with its manifest.
+ *
+ * The steps, whatever asks for them (`backup SNAPSHOT`, or each volume
+ * of `backup --create`):
+ *
+ *   1. For an incremental, PREV's manifest (PREV.manifest.json) is read
+ *      first: a damaged one stops everything before any work.
+ *   2. `DIFF SNAPSHOT SNAPSHOT` names the snapshot (its id, UUID, type)
+ *      and the volume (UUID, chunk size, size); for an incremental,
+ *      `DIFF BASE SNAPSHOT` gives BASE's UUID and the ranges to copy.
+ *      Chain safety: PREV's manifest must name BASE's UUID as the
+ *      snapshot it was made from (a checkpoint kept from that snapshot
+ *      has the same UUID), and the same volume.
+ *   3. TARGET.partial is made (backup-target.h), the ranges copied
+ *      (backup-copy.h) from the snapshot's NBD export, synced; each
+ *      block's CRC32C is taken from the image as written (blocks an
+ *      incremental did not touch keep PREV's CRC, so damage inherited
+ *      from PREV stays visible).
+ *   4. The snapshot is named again: if it was deleted (and perhaps made
+ *      again) during the copy, the backup is refused.
+ *   5. The manifest is written (durably), then TARGET.partial renamed to
+ *      TARGET: a TARGET under its final name always has its manifest.
+ * Any failure removes TARGET.partial; PREV is only ever read.
+ *
+ * Errors: 0 or a negative errno, with one line for the user in err.
+ */
+#ifndef SHADOWCOPY_TOOLS_BACKUP_JOB_H
+#define SHADOWCOPY_TOOLS_BACKUP_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tools/backup-copy.h"
+#include "tools/backup-target.h"
+#include "tools/client.h"
+#include "tools/manifest.h"
+
+struct sc_backup_job {
+  const char *snapshot;         /* its name */
+  const char *target;           /* TARGET */
+  const char *since, *prev;     /* BASE and PREV, or both NULL: full */
+  const char *nbd_socket;       /* where nbdkit serves the snapshot */
+  enum sc_image_format format;
+  sc_backup_progress_fn progress;       /* NULL: none */
+  void *progress_opaque;
+};
+
+/* What the backup did, for the summary. */
+struct sc_backup_result {
+  struct sc_manifest m;         /* as written beside TARGET */
+  bool reflinked;               /* an incremental's PREV was cloned */
+};
+
+/* Run job over the control connection c.  0: TARGET and its manifest
+ * are in place; 1: they are, but their directory could not be synced
+ * (err says so); < 0: nothing was kept.  res->m is the caller's to free
+ * (sc_manifest_free) in every case. */
+int sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
+                   struct sc_backup_result *res, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,85 @@
+/* shadowcopy: a backup target, whatever its format (backup-target.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/backup-target.h"
+
+static const struct {
+  const char *name;
+  const struct sc_backup_target_ops *ops;
+} formats[] = {
+  [SC_IMAGE_RAW] = { "raw", &sc_raw_target_ops },
+  [SC_IMAGE_QCOW2] = { "qcow2", NULL },
+};
+
+const char *
+sc_image_format_name (enum sc_image_format f)
+{
+  return (unsigned) f < sizeof formats / sizeof *formats
+    ? formats[f].name : "?";
+}
+
+int
+sc_image_format_parse (const char *name, enum sc_image_format *f)
+{
+  for (size_t i = 0; i < sizeof formats / sizeof *formats; i++)
+    if (strcmp (name, formats[i].name) == 0) {
+      *f = (enum sc_image_format) i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
+int
+sc_backup_target_open (const struct sc_backup_target_spec *spec,
+                       struct sc_backup_target **out, char *err,
+                       size_t errlen)
+{
+  const struct sc_backup_target_ops *ops =
+    (unsigned) spec->format < sizeof formats / sizeof *formats
+    ? formats[spec->format].ops : NULL;
+
+  if (!ops) {
+    snprintf (err, errlen, "--format %s: not built",
+              sc_image_format_name (spec->format));
+    return -ENOTSUP;
+  }
+  return ops->open (spec, out, err, errlen);
+}
+
+void
+sc_backup_target_sink (struct sc_backup_target *t, struct sc_backup_sink *s)
+{
+  t->ops->sink (t, s);
+}
+
+int
+sc_backup_target_sync (struct sc_backup_target *t, char *err, size_t errlen)
+{
+  return t->ops->sync (t, err, errlen);
+}
+
+int
+sc_backup_target_block_crc (struct sc_backup_target *t, uint64_t block_size,
+                            uint64_t i, uint32_t *crc, char *err,
+                            size_t errlen)
+{
+  return t->ops->block_crc (t, block_size, i, crc, err, errlen);
+}
+
+int
+sc_backup_target_commit (struct sc_backup_target *t, char *err,
+                         size_t errlen)
+{
+  return t->ops->commit (t, err, errlen);
+}
+
+void
+sc_backup_target_abort (struct sc_backup_target *t)
+{
+  if (t)
+    t->ops->abort (t);
+}
