@@ -6,20 +6,9 @@
 #include <string.h>
 
 #include "cow/boot-id.h"
+#include "cow/uuid.h"
 
 int (*sc_boot_id_hook) (uint8_t id[16]);
-
-static int
-hex (int c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 int
 sc_boot_id (uint8_t id[16])
@@ -36,17 +25,8 @@ sc_boot_id (uint8_t id[16])
   if (!ok)
     return -EIO;
   /* 36 characters: 32 hex digits and four dashes. */
-  size_t n = 0;
-  for (const char *p = line; *p && *p != '\n' && n < 32; p++) {
-    if (*p == '-')
-      continue;
-    int v = hex (*p);
-    if (v < 0)
-      break;
-    id[n / 2] = (uint8_t) (id[n / 2] << 4 | v);
-    n++;
-  }
-  if (n != 32) {
+  line[strcspn (line, "\n")] = '\0';
+  if (sc_uuid_parse (line, id) < 0) {
     memset (id, 0, 16);
     return -EINVAL;
   }

@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -32,6 +31,7 @@
 #include "cow/boot-id.h"
 #include "cow/diffarea-internal.h"
 #include "cow/io.h"
+#include "cow/uuid.h"
 
 int
 sc_origin_identify (int fd, const char *path, struct sc_origin_id *id)
@@ -87,7 +87,7 @@ format (struct sc_diff *d, const struct sc_origin_id *origin,
         uint32_t chunk_size)
 {
   memset (&d->sb, 0, sizeof d->sb);
-  if (getrandom (d->sb.uuid, sizeof d->sb.uuid, 0) != sizeof d->sb.uuid)
+  if (sc_uuid_random (d->sb.uuid) < 0)
     return -EIO;
   d->sb.chunk_shift = (uint32_t) __builtin_ctz (chunk_size);
   d->sb.origin_size = origin->size;

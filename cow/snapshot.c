@@ -14,11 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "cow/diffarea-internal.h"
 #include "cow/format.h"
+#include "cow/uuid.h"
 
 static void
 default_name (char *buf, size_t len, uint64_t ns)
@@ -55,13 +55,10 @@ snap_new (struct sc_diff *d, const char *name,
   s->info.id = d->next_id;
   s->info.epoch = d->epoch;
   s->info.volume_size = d->sb.origin_size;
-  if (getrandom (s->info.uuid, sizeof s->info.uuid, 0) !=
-      (ssize_t) sizeof s->info.uuid) {
+  if (sc_uuid_random (s->info.uuid) < 0) {
     free (s);
     return -EAGAIN;
   }
-  s->info.uuid[6] = (uint8_t) ((s->info.uuid[6] & 0x0f) | 0x40);
-  s->info.uuid[8] = (uint8_t) ((s->info.uuid[8] & 0x3f) | 0x80);
   if (opts) {
     s->info.checkpoint = opts->checkpoint;
     s->info.auto_release = opts->auto_release;

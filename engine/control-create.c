@@ -175,7 +175,7 @@ parse_create_opts (const struct sc_ctl_request *req, bool name_allowed,
       o->name = a;
     }
     else if (snapshot_opts && strncmp (a, "set=", 4) == 0) {
-      if (sc_ctl_parse_uuid (eq + 1, o->set_id) < 0)
+      if (sc_uuid_parse (eq + 1, o->set_id) < 0)
         return sc_ctl_write_err (fd, EINVAL, "invalid set id (want a "
                                  "UUID): %s", eq + 1);
       o->has_set = true;

@@ -179,8 +179,8 @@ write_header (struct sc_volume *v, int fd,
   size_t n = 0;
 
   sc_volume_diff_stats (v, &st);
-  sc_ctl_format_uuid (st.uuid, vol);
-  sc_ctl_format_uuid (from->uuid, fuuid);
+  sc_uuid_format (st.uuid, vol);
+  sc_uuid_format (from->uuid, fuuid);
   snprintf (cs, sizeof cs, "%" PRIu32, sc_volume_chunk_size (v));
   snprintf (size, sizeof size, "%" PRIu64, sc_volume_size (v));
   snprintf (fid, sizeof fid, "%" PRIu64, from->id);
@@ -198,7 +198,7 @@ write_header (struct sc_volume *v, int fd,
   f[n++] = (struct sc_ctl_field) { "to", live ? "live" : to->name };
   if (!live) {
     snprintf (tid, sizeof tid, "%" PRIu64, to->id);
-    sc_ctl_format_uuid (to->uuid, tuuid);
+    sc_uuid_format (to->uuid, tuuid);
     f[n++] = (struct sc_ctl_field) { "to-id", tid };
     f[n++] = (struct sc_ctl_field) { "to-uuid", tuuid };
   }

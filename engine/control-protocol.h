@@ -151,6 +151,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cow/uuid.h"
+
 #define SC_CTL_PROTOCOL 1
 #define SC_CTL_LINE_MAX 4096
 #define SC_CTL_ARGS_MAX 8
@@ -213,12 +215,8 @@ void sc_ctl_snapshot_error (int err, const char *op, const char *name,
  * what the writers do to every value and message. */
 void sc_ctl_sanitize (char *s);
 
-/* A snapshot set id (16 bytes) as a lower-case UUID string
- * (8-4-4-4-12 hex digits, 37 bytes with the NUL), and back: parse accepts
- * either case and returns 0 or -EINVAL. */
-#define SC_CTL_UUID_LEN 37
-void sc_ctl_format_uuid (const uint8_t id[16], char *buf);
-int sc_ctl_parse_uuid (const char *s, uint8_t id[16]);
+/* A UUID as text in a message (cow/uuid.h: sc_uuid_format, parse). */
+#define SC_CTL_UUID_LEN SC_UUID_TEXT_LEN
 
 /* Parse a decimal unsigned number, strictly: digits only, no sign, no
  * spaces, no overflow.  Returns 0 or -EINVAL. */

@@ -29,7 +29,7 @@ sc_reply_snapshot (int fd, const struct sc_snapshot_info *s)
   snprintf (epoch, sizeof epoch, "%" PRIu32, s->epoch);
   snprintf (used, sizeof used, "%" PRIu64, s->used_bytes);
   sc_ctl_format_time (s->ctime_ns, created, sizeof created);
-  sc_ctl_format_uuid (s->uuid, uuid);
+  sc_uuid_format (s->uuid, uuid);
   if (s->checkpoint) {
     snprintf (meta, sizeof meta, "%" PRIu64, s->meta_bytes);
     f[n++] = (struct sc_ctl_field) { "meta", meta };
@@ -37,7 +37,7 @@ sc_reply_snapshot (int fd, const struct sc_snapshot_info *s)
   sc_ctl_format_reason (sc_invalid_reason_text (s->invalid_reason),
                         s->invalid_errno, reason, sizeof reason);
   if (s->in_set) {
-    sc_ctl_format_uuid (s->set_id, set);
+    sc_uuid_format (s->set_id, set);
     f[n++] = (struct sc_ctl_field) { "set", set };
   }
   if (s->auto_release)
@@ -279,7 +279,7 @@ sc_verb_delete_set (struct session *ss, const struct sc_ctl_request *req,
 {
   uint8_t id[16];
 
-  if (sc_ctl_parse_uuid (req->args[0], id) < 0)
+  if (sc_uuid_parse (req->args[0], id) < 0)
     return sc_ctl_write_err (fd, EINVAL, "invalid set id (want a UUID): %s",
                              req->args[0]);
   return delete_listed (ss->v, fd, true, id, req->args[0]);

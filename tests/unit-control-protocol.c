@@ -809,17 +809,30 @@ Test (uuid, format_and_parse)
   uint8_t back[16];
   static const uint8_t set_a[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                                      12, 13, 14, 15, 16 };
-  sc_ctl_format_uuid (set_a, buf);
+  sc_uuid_format (set_a, buf);
   cr_assert_str_eq (buf, "01020304-0506-0708-090a-0b0c0d0e0f10");
-  cr_assert_eq (sc_ctl_parse_uuid (buf, back), 0);
+  cr_assert_eq (sc_uuid_parse (buf, back), 0);
   cr_assert_eq (memcmp (back, set_a, 16), 0);
-  cr_assert_eq (sc_ctl_parse_uuid ("01020304-0506-0708-090A-0B0C0D0E0F10",
-                                   back), 0);
-  cr_assert_eq (sc_ctl_parse_uuid ("01020304-0506-0708-090a-0b0c0d0e0f1",
-                                   back), -EINVAL);
-  cr_assert_eq (sc_ctl_parse_uuid ("0102030405060708090a0b0c0d0e0f1011",
-                                   back), -EINVAL);
-  cr_assert_eq (sc_ctl_parse_uuid ("01020304-0506-0708-090a-0b0c0d0e0fxx",
-                                   back), -EINVAL);
-  cr_assert_eq (sc_ctl_parse_uuid ("", back), -EINVAL);
+  cr_assert_eq (sc_uuid_parse ("01020304-0506-0708-090A-0B0C0D0E0F10",
+                               back), 0);
+  cr_assert_eq (sc_uuid_parse ("01020304-0506-0708-090a-0b0c0d0e0f1",
+                               back), -EINVAL);
+  cr_assert_eq (sc_uuid_parse ("0102030405060708090a0b0c0d0e0f1011",
+                               back), -EINVAL);
+  cr_assert_eq (sc_uuid_parse ("01020304-0506-0708-090a-0b0c0d0e0fxx",
+                               back), -EINVAL);
+  cr_assert_eq (sc_uuid_parse ("", back), -EINVAL);
+}
+
+Test (uuid, random_is_rfc4122_version_4)
+{
+  char buf[SC_CTL_UUID_LEN];
+  uint8_t a[16], b[16];
+
+  cr_assert_eq (sc_uuid_random (a), 0);
+  cr_assert_eq (sc_uuid_random (b), 0);
+  cr_assert_neq (memcmp (a, b, 16), 0);
+  sc_uuid_format (a, buf);
+  cr_assert_eq (buf[14], '4', "version nibble in %s", buf);
+  cr_assert (strchr ("89ab", buf[19]), "variant in %s", buf);
 }

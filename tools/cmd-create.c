@@ -234,7 +234,7 @@ prepare_set (struct sc_create *cr)
   }
   id[6] = (id[6] & 0x0f) | 0x40;  /* a version 4 UUID */
   id[8] = (id[8] & 0x3f) | 0x80;
-  sc_ctl_format_uuid (id, cr->set_id);
+  sc_uuid_format (id, cr->set_id);
 
   for (size_t k = 0; k < cr->nvols; k++)
     lv += strlen (cr->vols[k].socket) + 1;

@@ -261,9 +261,9 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
   int status = EXIT_SUCCESS, i;
   size_t found = 0;
 
-  if (sc_ctl_parse_uuid (id, raw) < 0)
+  if (sc_uuid_parse (id, raw) < 0)
     return sc_cli_usage_error ("delete --set: not a set id (UUID): %s", id);
-  sc_ctl_format_uuid (raw, norm);
+  sc_uuid_format (raw, norm);
   for (i = 2; i < argc; i++)
     if ((strcmp (argv[i], "-c") != 0 && strcmp (argv[i], "--control") != 0)
         || i + 1 == argc)

@@ -290,7 +290,7 @@ static bool
 uuid_ok (const char *s)
 {
   uint8_t id[16];
-  return sc_ctl_parse_uuid (s, id) == 0;
+  return sc_uuid_parse (s, id) == 0;
 }
 
 static int

@@ -17,7 +17,7 @@
 
 #include "tools/manifest.h"
 
-/* run.sh builds engine/control-protocol.c (for sc_ctl_parse_uuid) reading
+/* run.sh builds engine/control-protocol.c (for sc_uuid_parse) reading
  * through the control harness's fake read(2); here it is the real one. */
 ssize_t fuzz_ctl_read (int fd, void *buf, size_t n);
 ssize_t
