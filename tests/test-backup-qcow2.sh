@@ -261,5 +261,31 @@ rc=0; out=$(backup s8 --to "$TMP/lonely/inc3.qcow2" --format qcow2 --since s2 \
 one_line_naming "$out" "inc1.qcow2" "a chain with a missing link"
 no_files "$TMP/lonely/inc3.qcow2" "a chain with a missing link"
 
+# Damage in a raw PREV, found once TARGET.partial is open: the overlay
+# is removed, and its qemu-nbd gone.
+cp --sparse=always "$B/raw5" "$B/rot"
+cp "$B/raw5.manifest.json" "$B/rot.manifest.json"
+printf '\x5a\x5a\x5a' | dd of="$B/rot" bs=1 seek=$((7 * M + 1000)) conv=notrunc status=none
+rc=0; out=$(backup s6 --to "$B/rot-inc.qcow2" --format qcow2 --since s5 --base "$B/rot" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $((7 * M))-$((8 * M - 1))" ||
+    fail "damage in a raw PREV taken in: exit $rc: $out"
+no_files "$B/rot-inc.qcow2" "a damaged PREV"
+
+# A full filesystem: one line naming TARGET.partial, no TARGET left.
+mkdir "$TMP/small"
+if mount -t tmpfs -o size=2M,mode=0700 tmpfs "$TMP/small" 2>/dev/null; then
+    _MOUNTS+=("$TMP/small")
+    rc=0; out=$(backup s8 --to "$TMP/small/full.qcow2" --format qcow2 2>&1) || rc=$?
+    [ "$rc" = 1 ] || fail "a full filesystem: exit $rc: $out"
+    one_line_naming "$out" "$TMP/small/full.qcow2.partial" "a full filesystem"
+    echo "$out" | grep -q "No space left on device" || fail "a full filesystem: $out"
+    no_files "$TMP/small/full.qcow2" "a full filesystem"
+else
+    log "cannot mount a tmpfs here: a full filesystem is not tested"
+fi
+
+# Every qemu-nbd this test's backups started has exited.
+! pgrep -f "qemu-nbd.*$TMP" > /dev/null || fail "qemu-nbd left running: $(pgrep -af "qemu-nbd.*$TMP")"
+
 stop_server
 exit 0
