@@ -35,6 +35,13 @@
  * `qemu-img create` truncates the file in place; the inode is checked to
  * be still the one locked.
  *
+ * A qemu-nbd still exiting.  A backup killed (kill -9) leaves its
+ * qemu-nbd to notice that its client is gone, close the image and exit:
+ * a few milliseconds during which QEMU's lock on TARGET.partial is still
+ * held.  Our flock says no other backup is running, so a TARGET.partial
+ * locked by QEMU is that qemu-nbd: qemu-img is asked again for up to
+ * 2 s before its refusal is the error.
+ *
  * Resume.  With spec->resume, a TARGET.partial that is a qcow2 image of
  * the volume's size with the backing file this backup would give it (its
  * name and format) is kept, written over from where the copy goes on;
@@ -124,6 +131,16 @@ qcow2_zero (void *opaque, uint64_t off, uint64_t len)
   return 0;
 }
 
+/* Whether a qemu-img failure is QEMU's image lock, held by another. */
+static bool
+qemu_locked (const char *why)
+{
+  return strstr (why, " lock") != NULL;
+}
+
+#define LOCK_WAIT_MS 2000
+#define LOCK_STEP_MS 50
+
 /* The name the overlay gives PREV (see the notes): its file name when it
  * is in TARGET's directory, else its absolute path. */
 static int
@@ -185,10 +202,17 @@ can_resume (struct sc_qcow2_target *t,
             const struct sc_backup_target_spec *spec, const char *backing)
 {
   struct sc_qemu_img_info info;
-  char why[512];
+  char why[1024];
+  int r;
 
-  if (sc_qemu_img_info (t->partial, SC_IMAGE_QCOW2, false, &info, why,
-                        sizeof why) < 0)
+  for (unsigned ms = 0;; ms += LOCK_STEP_MS) {
+    r = sc_qemu_img_info (t->partial, SC_IMAGE_QCOW2, false, &info, why,
+                          sizeof why);
+    if (r == 0 || !qemu_locked (why) || ms >= LOCK_WAIT_MS)
+      break;
+    usleep (LOCK_STEP_MS * 1000);
+  }
+  if (r < 0)
     return false;
   if (strcmp (info.format, "qcow2") != 0 || info.virtual_size != spec->size)
     return false;
@@ -259,9 +283,14 @@ qcow2_open (const struct sc_backup_target_spec *spec,
     t->base.resumed = true;
   else {
     char why[1024];
-    r = sc_qemu_img_create_qcow2 (t->partial, spec->size,
-                                  prev ? backing : NULL, spec->prev_format,
-                                  why, sizeof why);
+    for (unsigned ms = 0;; ms += LOCK_STEP_MS) {
+      r = sc_qemu_img_create_qcow2 (t->partial, spec->size,
+                                    prev ? backing : NULL, spec->prev_format,
+                                    why, sizeof why);
+      if (r == 0 || !qemu_locked (why) || ms >= LOCK_WAIT_MS)
+        break;
+      usleep (LOCK_STEP_MS * 1000);
+    }
     if (r < 0) {
       snprintf (err, errlen, "cannot create %s: %s", t->partial, why);
       goto fail;
