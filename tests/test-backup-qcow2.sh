@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link) refused in one line, with no TARGET left and PREV untouched.
+# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV; a raw incremental on a qcow2 PREV; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link) refused in one line, with no TARGET left and PREV untouched.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy qemu-img qemu-nbd qemu-io
@@ -197,7 +197,23 @@ mv "$TMP/moved" "$B"
 
 # ---- bad input ---------------------------------------------------------------
 nbd_write_random live $((5 * M)) 4096
+nbd_zero live $((13 * M)) $CS
 sc_create s8
+
+# ---- a raw incremental on a qcow2 PREV ----------------------------------------
+# TARGET starts as PREV's content (its chain: s7.qcow2 on on-raw.qcow2 on
+# raw5), converted by qemu-img.
+want=$(sc diff s7 s8 --json | json 'd["total-bytes"]')
+sha_s7=$(sha256sum < "$TMP/elsewhere/s7.qcow2")
+backup s8 --to "$B/raw8" --since s7 --base "$TMP/elsewhere/s7.qcow2" --json \
+    > "$TMP/raw8.json" || fail "a raw incremental on a qcow2 PREV failed"
+[ "$(sha256sum < "$TMP/elsewhere/s7.qcow2")" = "$sha_s7" ] || fail "the qcow2 PREV changed"
+nbd_save s8 "$TMP/s8.img"
+cmp_files "$TMP/s8.img" "$B/raw8" "the raw incremental on a qcow2 PREV"
+got=$(json 'd["bytes-written"] + d["bytes-zeroed"]' < "$TMP/raw8.json")
+[ "$got" = "$want" ] || fail "raw8 wrote $got bytes; diff reported $want"
+alloc=$(( $(stat -c %b "$B/raw8") * 512 ))
+[ "$alloc" -lt $((10 * M)) ] || fail "the raw incremental on a qcow2 PREV is not sparse: $alloc bytes"
 sha_inc5=$(sha256sum < "$B/inc5.qcow2")
 rc=0; out=$(backup s8 --to "$B/inc5.qcow2" --format qcow2 2>&1) || rc=$?
 [ "$rc" = 1 ] && echo "$out" | grep -q "already exists" || fail "an existing TARGET: exit $rc: $out"

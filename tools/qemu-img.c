@@ -199,6 +199,19 @@ sc_qemu_img_create_qcow2 (const char *path, uint64_t size,
   return run (argv, NULL, err, errlen);
 }
 
+int
+sc_qemu_img_convert_to_raw (const char *src, enum sc_image_format f,
+                            const char *dst, char *err, size_t errlen)
+{
+  char *argv[] = {
+    (char *) "qemu-img", (char *) "convert", (char *) "-q", (char *) "-n",
+    (char *) "--target-is-zero", (char *) "-f",
+    (char *) sc_image_format_name (f), (char *) "-O", (char *) "raw",
+    (char *) src, (char *) dst, NULL,
+  };
+  return run (argv, NULL, err, errlen);
+}
+
 /* ---- a small scanner of qemu-img's JSON --------------------------------- */
 
 struct scan {

@@ -33,6 +33,13 @@ int sc_qemu_img_create_qcow2 (const char *path, uint64_t size,
                               enum sc_image_format backing_format,
                               char *err, size_t errlen);
 
+/* `qemu-img convert -n --target-is-zero -f FMT -O raw SRC DST`: the
+ * content of src (format f, with its backing chain) into the existing
+ * raw file dst, already of src's virtual size and all zeros (a new sparse
+ * file): zeros are not written, so it stays sparse. */
+int sc_qemu_img_convert_to_raw (const char *src, enum sc_image_format f,
+                                const char *dst, char *err, size_t errlen);
+
 /* What `qemu-img info --output=json` says of an image. */
 struct sc_qemu_img_info {
   char format[16];
