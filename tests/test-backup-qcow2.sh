@@ -287,7 +287,9 @@ rc=0; out=$(backup s6 --to "$B/rot-inc.qcow2" --format qcow2 --since s5 --base "
     fail "damage in a raw PREV taken in: exit $rc: $out"
 no_files "$B/rot-inc.qcow2" "a damaged PREV"
 
-# A full filesystem: one line naming TARGET.partial, no TARGET left.
+# A full filesystem: one line naming TARGET.partial, no TARGET left.  (The
+# copy engine must wait for its reads in flight before it gives up: nbdkit
+# 1.32 aborts when a client closes with replies still being sent.)
 mkdir "$TMP/small"
 if mount -t tmpfs -o size=2M,mode=0700 tmpfs "$TMP/small" 2>/dev/null; then
     _MOUNTS+=("$TMP/small")
