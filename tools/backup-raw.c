@@ -2,8 +2,10 @@
  * (backup-target.h).
  *
  * A full backup starts from an empty sparse file of the volume's size;
- * an incremental starts from a copy of PREV (a raw image): a reflink
- * (FICLONE) where the filesystem can, else a sparse copy.
+ * an incremental starts from a copy of PREV: of a raw image, a reflink
+ * (FICLONE) where the filesystem can, else a sparse copy; of a qcow2
+ * image, its content (with its backing chain) converted by `qemu-img
+ * convert` into the new sparse file (qemu-img.h).
  *
  * Notes on the design
  *
@@ -35,6 +37,7 @@
 #include "tools/backup-target.h"
 #include "tools/durable.h"
 #include "tools/image-sums.h"
+#include "tools/qemu-img.h"
 
 struct sc_raw_target {
   struct sc_backup_target base;
@@ -133,6 +136,44 @@ sparse_copy (int from, int to, uint64_t size)
   return r;
 }
 
+/* A PREV of another format (qcow2): its content, as QEMU reads it,
+ * into the empty TARGET.partial. */
+static int
+convert_prev (const struct sc_backup_target_spec *spec,
+              struct sc_raw_target *t, char *err, size_t errlen)
+{
+  struct sc_qemu_img_info info;
+  char why[1024];
+  int r;
+
+  r = sc_qemu_img_info (spec->prev, spec->prev_format, true, &info, why,
+                        sizeof why);
+  if (r < 0) {
+    snprintf (err, errlen, "cannot open PREV %s as a %s image with its "
+              "backing files: %s", spec->prev,
+              sc_image_format_name (spec->prev_format), why);
+    return r;
+  }
+  if (info.virtual_size != spec->size) {
+    snprintf (err, errlen, "PREV %s is %" PRIu64 " bytes (as a %s image); "
+              "the volume is %" PRIu64, spec->prev, info.virtual_size,
+              sc_image_format_name (spec->prev_format), spec->size);
+    return -EINVAL;
+  }
+  if (ftruncate (t->fd, (off_t) spec->size) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot size %s to %" PRIu64 " bytes: %s",
+              t->partial, spec->size, strerror (-r));
+    return r;
+  }
+  r = sc_qemu_img_convert_to_raw (spec->prev, spec->prev_format, t->partial,
+                                  why, sizeof why);
+  if (r < 0)
+    snprintf (err, errlen, "cannot copy PREV %s to %s: %s", spec->prev,
+              t->partial, why);
+  return r;
+}
+
 static int
 raw_open (const struct sc_backup_target_spec *spec,
           struct sc_backup_target **out, char *err, size_t errlen)
@@ -146,13 +187,6 @@ raw_open (const struct sc_backup_target_spec *spec,
   if (strlen (target) >= PATH_MAX) {
     snprintf (err, errlen, "%s: path too long", target);
     return -ENAMETOOLONG;
-  }
-  if (prev && spec->prev_format != SC_IMAGE_RAW) {
-    snprintf (err, errlen, "PREV %s is a %s image: a raw incremental "
-              "starts from a raw PREV (make a full backup, or use "
-              "--format %s)", prev, sc_image_format_name (spec->prev_format),
-              sc_image_format_name (spec->prev_format));
-    return -EINVAL;
   }
   if (lstat (target, &st) == 0) {
     snprintf (err, errlen, "%s already exists: a backup never replaces "
@@ -198,7 +232,11 @@ raw_open (const struct sc_backup_target_spec *spec,
     snprintf (err, errlen, "cannot empty %s: %s", t->partial, strerror (-r));
     goto fail;
   }
-  if (prev) {
+  if (prev && spec->prev_format != SC_IMAGE_RAW) {
+    if ((r = convert_prev (spec, t, err, errlen)) < 0)
+      goto fail;
+  }
+  else if (prev) {
     int pfd = open (prev, O_RDONLY | O_CLOEXEC);
     if (pfd < 0) {
       r = -errno;

@@ -12,7 +12,7 @@ static const struct {
   const struct sc_backup_target_ops *ops;
 } formats[] = {
   [SC_IMAGE_RAW] = { "raw", &sc_raw_target_ops },
-  [SC_IMAGE_QCOW2] = { "qcow2", NULL },
+  [SC_IMAGE_QCOW2] = { "qcow2", &sc_qcow2_target_ops },
 };
 
 const char *

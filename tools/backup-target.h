@@ -10,7 +10,9 @@
  * PREV is only ever read.
  *
  * Formats: raw (backup-raw.c: a sparse file, a reflink or sparse copy
- * of PREV for an incremental).
+ * of PREV for an incremental); qcow2 (backup-qcow2.c: a qcow2 image
+ * made and written by QEMU's tools, for an incremental an overlay whose
+ * backing file is PREV).
  *
  * Errors: 0 or a negative errno, with one line for the user in err.
  */
@@ -60,6 +62,7 @@ struct sc_backup_target {
 };
 
 extern const struct sc_backup_target_ops sc_raw_target_ops;
+extern const struct sc_backup_target_ops sc_qcow2_target_ops;
 
 /* Make TARGET.partial for spec (locked: a second backup to the same
  * TARGET is refused; a stale one is started over unless spec->resume).

@@ -3,7 +3,7 @@
  *
  *   shadowcopy -c SOCK | --diff DIFF backup SNAPSHOT --to TARGET
  *              --nbd-socket NBDSOCK [--since BASE --base PREV]
- *              [--format raw] [--progress[=FD]] [--json]
+ *              [--format raw|qcow2] [--progress[=FD]] [--json]
  *
  * The control socket says who the snapshot is and what changed; the
  * data comes over NBD from the snapshot's export (nbdkit -U NBDSOCK, the

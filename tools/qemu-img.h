@@ -1,0 +1,64 @@
+/* shadowcopy: qemu-img run as a child process: an image created, an
+ * image described.
+ *
+ * qcow2 images are made and inspected only by QEMU's own tools, never by
+ * code of ours that reads or writes the format.  qemu-img is run with an
+ * argv (no shell), with its standard input on /dev/null, its output read
+ * back, and its standard error kept for the message: a failure is one
+ * line of what qemu-img said (its lines joined), for the caller to put
+ * after the name of the file and what it was doing.
+ *
+ * The format of an image is always given (-f): an image is never probed,
+ * so a raw image whose content looks like a qcow2 header is still read
+ * as raw.
+ *
+ * Errors: 0 or a negative errno, with one line in err ("qemu-img: ...",
+ * or why qemu-img could not be run) that does not name the image.
+ */
+#ifndef SHADOWCOPY_TOOLS_QEMU_IMG_H
+#define SHADOWCOPY_TOOLS_QEMU_IMG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tools/backup-target.h"
+
+/* `qemu-img create -f qcow2 [-b BACKING -F FMT] PATH SIZE`.  backing is
+ * stored in the image as given: a relative name is resolved by QEMU
+ * relative to the directory of PATH.  NULL: no backing file. */
+int sc_qemu_img_create_qcow2 (const char *path, uint64_t size,
+                              const char *backing,
+                              enum sc_image_format backing_format,
+                              char *err, size_t errlen);
+
+/* `qemu-img convert -n --target-is-zero -f FMT -O raw SRC DST`: the
+ * content of src (format f, with its backing chain) into the existing
+ * raw file dst, already of src's virtual size and all zeros (a new sparse
+ * file): zeros are not written, so it stays sparse. */
+int sc_qemu_img_convert_to_raw (const char *src, enum sc_image_format f,
+                                const char *dst, char *err, size_t errlen);
+
+/* What `qemu-img info --output=json` says of an image. */
+struct sc_qemu_img_info {
+  char format[16];
+  uint64_t virtual_size;
+  bool has_backing;
+  /* The backing file's name as stored in the image, and its format ("":
+   * not stored).  backing_exact is false when the name could not be read
+   * back exactly (a non-ASCII escape, or too long): it then matches no
+   * name. */
+  char backing[PATH_MAX];
+  bool backing_exact;
+  char backing_format[16];
+};
+
+/* Describe the image at path, opened as format f.  With chain, the whole
+ * backing chain is opened too (--backing-chain), so a missing or
+ * unreadable link is an error here; info describes the image itself. */
+int sc_qemu_img_info (const char *path, enum sc_image_format f, bool chain,
+                      struct sc_qemu_img_info *info, char *err,
+                      size_t errlen);
+
+#endif
