@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself refused; --progress=FD and --json.
+# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself refused; --progress=FD and --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -121,6 +121,12 @@ cmp "$TMP/s2.img" "$TMP/r-nbd" || fail "the restore to an NBD URI differs from s
 restore "$Q/full" --to "nbd+unix:///?socket=$MEM" > /dev/null || fail "qcow2 restore to an NBD URI failed"
 nbdcopy "nbd+unix:///?socket=$MEM" - > "$TMP/r-nbd"
 cmp "$TMP/s0.img" "$TMP/r-nbd" || fail "the qcow2 restore to an NBD URI differs from s0"
+
+# Onto the live export of the shadowcopy server itself: live becomes s0,
+# and the snapshot s2 keeps what the restore overwrote.
+restore "$B/full" --to "$(uri live)" > /dev/null || fail "restore to the live export failed"
+[ "$(nbd_sha256 live)" = "$(file_sha256 "$TMP/s0.img")" ] || fail "live is not s0 after the restore"
+[ "$(nbd_sha256 s2)" = "$(file_sha256 "$TMP/s2.img")" ] || fail "s2 changed under the restore"
 
 # ---- a DEST too small ------------------------------------------------------------
 truncate -s $((8 * M)) "$TMP/small"
