@@ -106,6 +106,19 @@ head -c $((16 * M)) /dev/urandom > "$TMP/junk2"
 restore "$Q/inc2" --to "$TMP/junk2" > /dev/null || fail "qcow2 restore over junk failed"
 cmp "$TMP/s2.img" "$TMP/junk2" || fail "the qcow2 restore over junk differs from s2"
 
+# To a block device holding junk (a loop device, where we may).
+LOOP=
+trap '_rc=$?; [ -z "$LOOP" ] || losetup -d "$LOOP"; (exit $_rc); _cleanup' EXIT
+head -c $((16 * M)) /dev/urandom > "$TMP/junk3"
+if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$TMP/junk3" 2>/dev/null); then
+    restore "$Q/inc2" --to "$LOOP" --json > "$TMP/r.json" || fail "restore to a block device failed"
+    [ "$(json 'd["dest-kind"]' < "$TMP/r.json")" = "block device" ] || fail "--json: $(cat "$TMP/r.json")"
+    cmp "$TMP/s2.img" "$LOOP" || fail "the restore to a block device differs from s2"
+    losetup -d "$LOOP"; LOOP=
+else
+    log "no loop device: a restore to a block device not tested"
+fi
+
 # ---- to an NBD URI ------------------------------------------------------------
 MEM=$TMP/mem.sock
 nbdkit -f -U "$MEM" memory 16M >> "$TMP/memory.log" 2>&1 &

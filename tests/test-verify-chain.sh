@@ -205,6 +205,19 @@ rc=0; sc verify "$B/other" --against s2 --nbd-socket "$NBD_SOCK" --json > "$TMP/
     [ "$(json 'd["against"]["first-byte"]' < "$TMP/v.json")" = $((12 * M + 1000)) ] ||
     fail "--against --json with a difference: $(cat "$TMP/v.json")"
 
+# ---- a raw backup on a block device (a loop device, where we may) ------------
+LOOP=
+trap '_rc=$?; [ -z "$LOOP" ] || losetup -d "$LOOP"; (exit $_rc); _cleanup' EXIT
+cp "$B/full" "$TMP/full.dev"
+if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$TMP/full.dev" 2>/dev/null); then
+    ln -s "$LOOP" "$B/dev"
+    cp "$B/full.manifest.json" "$B/dev.manifest.json"
+    verify "$B/dev" > /dev/null || fail "verify of a raw backup on a block device failed"
+    losetup -d "$LOOP"; LOOP=
+else
+    log "no loop device: a backup on a block device not tested"
+fi
+
 # ---- usage -------------------------------------------------------------------
 rc=0; verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK" > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--against without -c: exit $rc"

@@ -38,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,10 +135,14 @@ verify_raw (const struct sc_chain_link *l, struct outcome *o)
               strerror (-r));
     return r;
   }
-  if (fstat (fd, &st) < 0 || (uint64_t) st.st_size != m->volume_size) {
+  /* A raw backup may be a block device: its size is not st_size. */
+  uint64_t size = 0;
+  if (fstat (fd, &st) == 0)
+    size = S_ISBLK (st.st_mode) ? (ioctl (fd, BLKGETSIZE64, &size) < 0 ? 0
+                                   : size) : (uint64_t) st.st_size;
+  if (size != m->volume_size) {
     snprintf (o->error, sizeof o->error, "%s is %" PRIu64 " bytes; its "
-              "manifest says %" PRIu64, l->image, (uint64_t) st.st_size,
-              m->volume_size);
+              "manifest says %" PRIu64, l->image, size, m->volume_size);
     close (fd);
     return -EBADMSG;
   }
