@@ -82,7 +82,8 @@ static int
 add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
 {
   const struct sc_chain_link *child = &c->v[c->n - 1];
-  const char *named = child->m.prev_manifest;
+  /* A copy: add_link moves c->v, and the child's manifest with it. */
+  char named[sizeof child->m.prev_manifest];
   size_t k = c->n + 1;          /* the new link's number, from 1 */
   char *alt = NULL, why[1536];
   const char *path = named;
@@ -90,6 +91,7 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
   bool moved = false;
   int r;
 
+  memcpy (named, child->m.prev_manifest, sizeof named);
   if (stat (named, &st) < 0 && errno == ENOENT) {
     if (!(alt = beside (child->manifest, named))) {
       snprintf (err, errlen, "%s", strerror (ENOMEM));
