@@ -27,6 +27,10 @@ int sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv);
 /* cmd-verify.c: a backup image checked against its manifest. */
 int sc_cmd_verify (const struct sc_cli_target *t, int argc, char **argv);
 
+/* cmd-restore.c: what a backup represents written to a file, a block
+ * device or an NBD export. */
+int sc_cmd_restore (const struct sc_cli_target *t, int argc, char **argv);
+
 /* cmd-space.c: the diff area's counters and size limit. */
 int sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv);

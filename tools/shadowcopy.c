@@ -71,8 +71,16 @@ usage (void)
           "         [--json]           copy a snapshot to a raw or qcow2\n"
           "                            image (full, or incremental on\n"
           "                            PREV) + manifest\n"
-          "  verify TARGET             check a backup against its manifest\n"
-          "                            (offline; exit 1 when damaged)\n"
+          "  verify TARGET [--json]    check a backup and its chain against\n"
+          "                            their manifests (offline; exit 1 when\n"
+          "                            damaged)\n"
+          "  verify TARGET --against SNAPSHOT --nbd-socket SOCK [--json]\n"
+          "                            also compare it with the snapshot,\n"
+          "                            byte for byte (with -c or --diff)\n"
+          "  restore TARGET --to DEST [--progress[=FD]] [--json]\n"
+          "                            write what a backup holds to a file,\n"
+          "                            a block device or an NBD URI, each\n"
+          "                            block checked first (offline)\n"
           "  info [--json]             show the volume and its diff area\n"
           "  stats [--json]            copy-on-write and diff-area counters\n"
           "  resize --max SIZE|N%%|unbounded [--force]\n"
@@ -123,6 +131,7 @@ static const struct verb {
   { "checkpoint", sc_cmd_checkpoint, VOLUME_NEEDED },
   { "backup", sc_cmd_backup, VOLUME_NEEDED },
   { "verify", sc_cmd_verify, VOLUME_OPTIONAL },
+  { "restore", sc_cmd_restore, VOLUME_OPTIONAL },
   { "check", sc_cmd_check, VOLUME_OPTIONAL },
   { "salvage", sc_cmd_salvage, VOLUME_OPTIONAL },
   { "stats", sc_cmd_stats, VOLUME_NEEDED },

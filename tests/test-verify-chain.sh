@@ -1,0 +1,232 @@
+#!/bin/bash
+# Tests shadowcopy verify over whole chains, raw and qcow2 (qcow2 links made with qemu-img from raw backups): a clean chain of 3; a flipped byte found and its range named, in a raw image and in the middle link of a chain (raw and qcow2); a missing link, a link that is not its child's base, a damaged manifest, a qcow2 backing file that is not the manifests' PREV, each one clear message and exit 1; a chain moved elsewhere found beside; --against a snapshot, clean, with a difference, and refusing another snapshot; --json.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/functions.sh"
+requires nbdcopy cmp qemu-img qemu-nbd qemu-io
+
+K=1024
+M=$((1024 * K))
+make_disk "$TMP/disk" 16M
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
+B=$TMP/backups
+mkdir "$B"
+
+backup () { sc backup --nbd-socket "$NBD_SOCK" "$@"; }
+verify () { "$SHADOWCOPY_CLI" verify "$@"; }
+
+# verify_fails WHAT PATTERN ARGS...: verify exits 1 with one line on
+# stderr matching PATTERN (grep -E).
+verify_fails () {
+    local what=$1 pat=$2 rc=0 out
+    shift 2
+    out=$(verify "$@" 2>&1 >/dev/null) || rc=$?
+    [ "$rc" = 1 ] || fail "$what: exit $rc: $out"
+    [ "$(echo "$out" | wc -l)" = 1 ] || fail "$what: not one line: $out"
+    echo "$out" | grep -Eq -- "$pat" || fail "$what: '$pat' not in: $out"
+    log "ok, $what: $out"
+}
+
+# edit_manifest IN OUT PYTHON: OUT is IN's manifest with d changed by
+# PYTHON.
+edit_manifest () {
+    "$PYTHON" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(d, open(sys.argv[2], "w"))' "$1" "$2" "$3"
+}
+
+# flip FILE OFFSET: change one byte of a raw file.
+flip () {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\x$(printf %02x $(( (b + 1) % 256 )))" |
+        dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# A chain of 3 raw backups: full (s0), inc1 (s1), inc2 (s2).
+nbd_write_random live $((3 * M)) $((2 * M))
+sc_create s0
+backup s0 --to "$B/full" > /dev/null
+nbd_write_random live $((5 * M + 4096)) 70000
+nbd_zero live $((9 * M)) $((1 * M))
+sc_create s1
+backup s1 --to "$B/inc1" --since s0 --base "$B/full" > /dev/null
+nbd_write_random live $((12 * M)) 100000
+sc_create s2
+backup s2 --to "$B/inc2" --since s1 --base "$B/inc1" > /dev/null
+nbd_save s2 "$TMP/s2.img"
+
+# ---- a clean chain ----------------------------------------------------------
+out=$(verify "$B/inc2") || fail "verify of a clean chain failed: $out"
+echo "$out" | grep -q "a chain of 3 backups" || fail "verify does not say the chain: $out"
+verify --json "$B/inc2" > "$TMP/v.json" || fail "verify --json failed"
+[ "$(json 'd["status"]' < "$TMP/v.json")" = clean ] || fail "--json: $(cat "$TMP/v.json")"
+[ "$(json 'len(d["chain"])' < "$TMP/v.json")" = 3 ] || fail "--json chain: $(cat "$TMP/v.json")"
+[ "$(json 'd["chain"][2]["type"]' < "$TMP/v.json")" = full ] || fail "--json: the lowest link is not the full backup"
+
+# ---- a flipped byte in the middle link (raw) ----------------------------------
+cp "$B/inc1" "$TMP/inc1.saved"
+flip "$B/inc1" $((5 * M + 5000))
+verify_fails "a flipped byte in the middle raw link" \
+    "bytes $((5 * M))-$((6 * M - 1)) of $B/inc1 \(block 5 of 1048576 bytes; link 2 of 3, the backup of snapshot s1\)" "$B/inc2"
+rc=0; verify --json "$B/inc2" > "$TMP/v.json" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] && [ "$(json 'd["status"]' < "$TMP/v.json")" = damaged ] &&
+    [ "$(json 'd["damaged"]["offset"]' < "$TMP/v.json")" = $((5 * M)) ] ||
+    fail "--json of a damaged chain: $(cat "$TMP/v.json")"
+cp "$TMP/inc1.saved" "$B/inc1"
+verify "$B/inc2" > /dev/null || fail "the chain is not clean again"
+
+# ---- chain links: missing, foreign, damaged ---------------------------------
+mv "$B/full.manifest.json" "$TMP/full.manifest.json"
+verify_fails "a missing link" "link 3 .*is missing: no manifest at $B/full.manifest.json" "$B/inc2"
+mv "$TMP/full.manifest.json" "$B/full.manifest.json"
+
+mv "$B/inc1" "$TMP/inc1.moved"
+verify_fails "a link whose image is missing" "link 2, the image $B/inc1, is missing" "$B/inc2"
+mv "$TMP/inc1.moved" "$B/inc1"
+
+# inc2's manifest made to name full as its PREV: full is s0, inc2's base s1.
+cp "$B/inc2" "$B/wrongbase"
+edit_manifest "$B/inc2.manifest.json" "$B/wrongbase.manifest.json" \
+    "d['prev-manifest'] = '$B/full.manifest.json'"
+verify_fails "a link that is not its child's base" \
+    "link 2, $B/full, is a backup of snapshot s0 \(UUID $(sc_field s0 uuid)\), but $B/wrongbase was made on base UUID $(sc_field s1 uuid)" \
+    "$B/wrongbase"
+
+cp "$B/inc1.manifest.json" "$TMP/inc1.manifest.saved"
+head -c 200 "$TMP/inc1.manifest.saved" > "$B/inc1.manifest.json"
+verify_fails "a damaged manifest in the chain" "link 2 .*manifest $B/inc1.manifest.json is damaged" "$B/inc2"
+cp "$TMP/inc1.manifest.saved" "$B/inc1.manifest.json"
+
+cp "$B/inc2.manifest.json" "$TMP/inc2.manifest.saved"
+echo '{"format-version": 1}' > "$B/inc2.manifest.json"
+verify_fails "a damaged manifest of TARGET" "manifest $B/inc2.manifest.json is damaged" "$B/inc2"
+cp "$TMP/inc2.manifest.saved" "$B/inc2.manifest.json"
+
+# ---- a chain moved elsewhere: its links are found beside ---------------------
+mv "$B" "$TMP/elsewhere"
+out=$(verify --json "$TMP/elsewhere/inc2") || fail "verify of a moved chain failed: $out"
+[ "$(echo "$out" | json 'd["chain"][1]["moved"]')" = true ] || fail "a moved link is not said: $out"
+mv "$TMP/elsewhere/full.manifest.json" "$TMP/full.manifest.json"
+verify_fails "a moved chain with a link missing" \
+    "no manifest at $B/full.manifest.json, nor beside $TMP/elsewhere/inc1 at $TMP/elsewhere/full.manifest.json" \
+    "$TMP/elsewhere/inc2"
+mv "$TMP/full.manifest.json" "$TMP/elsewhere/full.manifest.json"
+mv "$TMP/elsewhere" "$B"
+
+# ---- qcow2 -----------------------------------------------------------------
+# The same chain as qcow2: a converted full, and overlays holding what
+# differs from their backing file (qemu-img convert -B).
+Q=$TMP/q
+mkdir "$Q"
+( cd "$Q" &&
+  qemu-img convert -q -f raw -O qcow2 "$B/full" full &&
+  qemu-img convert -q -f raw -O qcow2 -B full -F qcow2 "$B/inc1" inc1 &&
+  qemu-img convert -q -f raw -O qcow2 -B inc1 -F qcow2 "$B/inc2" inc2 ) ||
+    fail "qemu-img convert"
+edit_manifest "$B/full.manifest.json" "$Q/full.manifest.json" "d['format'] = 'qcow2'"
+edit_manifest "$B/inc1.manifest.json" "$Q/inc1.manifest.json" \
+    "d['format'] = 'qcow2'; d['prev-manifest'] = '$Q/full.manifest.json'"
+edit_manifest "$B/inc2.manifest.json" "$Q/inc2.manifest.json" \
+    "d['format'] = 'qcow2'; d['prev-manifest'] = '$Q/inc1.manifest.json'"
+qemu-img info --backing-chain "$Q/inc2" | grep -q "backing file: inc1" ||
+    fail "the qcow2 overlay has no backing file"
+out=$(verify "$Q/inc2") || fail "verify of a qcow2 chain failed: $out"
+verify "$Q/full" > /dev/null || fail "verify of a qcow2 full backup failed"
+
+# A flipped byte in a qcow2 full backup, written by QEMU.
+cp "$Q/full" "$Q/fflip"
+cp "$Q/full.manifest.json" "$Q/fflip.manifest.json"
+qemu-io -f qcow2 -c "write -P 0x5a $((3 * M + 777)) 1" "$Q/fflip" > /dev/null
+verify_fails "a flipped byte in a qcow2 image" "bytes $((3 * M))-$((4 * M - 1)) of $Q/fflip" "$Q/fflip"
+
+# A flipped byte in the middle qcow2 link: it shows through inc2 too, and
+# the lowest damaged link is named.
+cp "$Q/inc1" "$TMP/qinc1.saved"
+qemu-io -f qcow2 -c "write -P 0x5a $((7 * M + 3)) 1" "$Q/inc1" > /dev/null
+verify_fails "a flipped byte in the middle qcow2 link" \
+    "bytes $((7 * M))-$((8 * M - 1)) of $Q/inc1 \(block 7 of 1048576 bytes; link 2 of 3" "$Q/inc2"
+cp "$TMP/qinc1.saved" "$Q/inc1"
+
+# QEMU's chain must be the manifests': inc2 rebased (unsafely) onto full.
+cp "$Q/inc2" "$TMP/qinc2.saved"
+qemu-img rebase -u -f qcow2 -b full -F qcow2 "$Q/inc2"
+verify_fails "a qcow2 backing file that is not the manifests' PREV" \
+    "QEMU reads .*full below $Q/inc2, but its manifest's PREV is $Q/inc1" "$Q/inc2"
+cp "$TMP/qinc2.saved" "$Q/inc2"
+# And a qcow2 overlay whose backing file is gone: qemu-img's own words.
+mv "$Q/inc1" "$TMP/qinc1.moved"
+verify_fails "a qcow2 link missing" "link 2, the image $Q/inc1, is missing" "$Q/inc2"
+mv "$TMP/qinc1.moved" "$Q/inc1"
+verify "$Q/inc2" > /dev/null || fail "the qcow2 chain is not clean again"
+
+# ---- --against ---------------------------------------------------------------
+out=$(sc verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK") ||
+    fail "verify --against its own snapshot failed: $out"
+echo "$out" | grep -q "the same as snapshot s2, byte for byte" || fail "--against: $out"
+sc verify "$Q/inc2" --against s2 --nbd-socket "$NBD_SOCK" > /dev/null ||
+    fail "verify --against of a qcow2 chain failed"
+rc=0; out=$(sc verify "$B/inc2" --against s1 --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "snapshot s1 has UUID $(sc_field s1 uuid)" &&
+    echo "$out" | grep -q "not the same snapshot" ||
+    fail "--against another snapshot: exit $rc: $out"
+
+# A backup whose content differs from its snapshot with CRCs that match
+# (a manifest rewritten to the changed content): only --against sees it.
+cp "$B/inc2" "$B/other"
+flip "$B/other" $((12 * M + 1000))
+"$PYTHON" - "$B/inc2.manifest.json" "$B/other.manifest.json" "$B/other" <<'EOF'
+import json, sys
+def crc32c(data, crc=0):
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+d = json.load(open(sys.argv[1]))
+bs = d["block-size"]
+with open(sys.argv[3], "rb") as f:
+    f.seek(12 * bs)
+    d["block-crc32c"][12] = crc32c(f.read(bs))
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+verify "$B/other" > /dev/null || fail "the rewritten manifest does not match"
+rc=0; out=$(sc verify "$B/other" --against s2 --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "differs from snapshot s2: bytes $((12 * M))-$((13 * M - 1)) .*first at byte $((12 * M + 1000))" ||
+    fail "--against with a difference: exit $rc: $out"
+rc=0; sc verify "$B/other" --against s2 --nbd-socket "$NBD_SOCK" --json > "$TMP/v.json" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] && [ "$(json 'd["status"]' < "$TMP/v.json")" = different ] &&
+    [ "$(json 'd["against"]["first-byte"]' < "$TMP/v.json")" = $((12 * M + 1000)) ] ||
+    fail "--against --json with a difference: $(cat "$TMP/v.json")"
+
+# ---- a raw backup on a block device (a loop device, where we may) ------------
+LOOP=
+trap '_rc=$?; [ -z "$LOOP" ] || losetup -d "$LOOP"; (exit $_rc); _cleanup' EXIT
+cp "$B/full" "$TMP/full.dev"
+if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$TMP/full.dev" 2>/dev/null); then
+    ln -s "$LOOP" "$B/dev"
+    cp "$B/full.manifest.json" "$B/dev.manifest.json"
+    verify "$B/dev" > /dev/null || fail "verify of a raw backup on a block device failed"
+    losetup -d "$LOOP"; LOOP=
+else
+    log "no loop device: a backup on a block device not tested"
+fi
+
+# ---- usage -------------------------------------------------------------------
+rc=0; verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK" > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "--against without -c: exit $rc"
+rc=0; sc verify "$B/inc2" --against s2 > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "--against without --nbd-socket: exit $rc"
+rc=0; verify "$B/inc2" --bogus > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "an unknown option: exit $rc"
+rc=0; verify > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "verify without TARGET: exit $rc"
+
+stop_server
+exit 0

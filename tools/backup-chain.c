@@ -1,0 +1,297 @@
+/* shadowcopy: the chain of a backup (backup-chain.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tools/backup-chain.h"
+#include "tools/qemu-chain.h"
+
+/* The image of a manifest path: the path without SC_MANIFEST_SUFFIX;
+ * NULL when it does not end in it (or on ENOMEM). */
+static char *
+image_of (const char *manifest)
+{
+  size_t n = strlen (manifest), k = strlen (SC_MANIFEST_SUFFIX);
+  if (n <= k || strcmp (manifest + n - k, SC_MANIFEST_SUFFIX) != 0)
+    return NULL;
+  return strndup (manifest, n - k);
+}
+
+/* `name` beside the file at `path`: in the same directory. */
+static char *
+beside (const char *path, const char *name)
+{
+  const char *slash = strrchr (path, '/');
+  const char *base = strrchr (name, '/');
+  char *out;
+
+  base = base ? base + 1 : name;
+  if (asprintf (&out, "%.*s%s", slash ? (int) (slash - path + 1) : 0, path,
+                base) < 0)
+    return NULL;
+  return out;
+}
+
+static bool
+same_file (const char *a, const char *b)
+{
+  struct stat sa, sb;
+  return stat (a, &sa) == 0 && stat (b, &sb) == 0 && sa.st_dev == sb.st_dev
+    && sa.st_ino == sb.st_ino;
+}
+
+/* A new link at the end of c, its manifest read from `manifest`. */
+static int
+add_link (struct sc_chain *c, const char *manifest, char *why, size_t len)
+{
+  struct sc_chain_link *v = reallocarray (c->v, c->n + 1, sizeof *v);
+  struct sc_chain_link *l;
+  int r;
+
+  if (!v) {
+    snprintf (why, len, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  c->v = v;
+  l = &c->v[c->n];
+  memset (l, 0, sizeof *l);
+  if (!(l->manifest = strdup (manifest))) {
+    snprintf (why, len, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  c->n++;                       /* freed with c from here on */
+  r = sc_manifest_read (manifest, &l->m, why, len);
+  if (r < 0)
+    return r;
+  if (sc_image_format_parse (l->m.format, &l->format) < 0) {
+    snprintf (why, len, "manifest %s: format %s", manifest, l->m.format);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+/* The link below c->v[c->n - 1] (an incremental), found, read and
+ * checked to be its base. */
+static int
+add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
+{
+  const struct sc_chain_link *child = &c->v[c->n - 1];
+  /* A copy: add_link moves c->v, and the child's manifest with it. */
+  char named[sizeof child->m.prev_manifest];
+  size_t k = c->n + 1;          /* the new link's number, from 1 */
+  char *alt = NULL, why[1536];
+  const char *path = named;
+  struct stat st;
+  bool moved = false;
+  int r;
+
+  memcpy (named, child->m.prev_manifest, sizeof named);
+  if (stat (named, &st) < 0 && errno == ENOENT) {
+    if (!(alt = beside (child->manifest, named))) {
+      snprintf (err, errlen, "%s", strerror (ENOMEM));
+      return -ENOMEM;
+    }
+    if (stat (alt, &st) < 0) {
+      if (strcmp (alt, named) == 0)
+        snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
+                  "PREV of %s) is missing: no manifest at %s", target, k,
+                  child->image, named);
+      else
+        snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
+                  "PREV of %s) is missing: no manifest at %s, nor beside "
+                  "%s at %s", target, k, child->image, named, child->image,
+                  alt);
+      free (alt);
+      return -ENOENT;
+    }
+    path = alt;
+    moved = true;
+  }
+  for (size_t i = 0; i < c->n; i++)
+    if (same_file (c->v[i].manifest, path)) {
+      snprintf (err, errlen, "the chain of %s is broken: link %zu (the PREV "
+                "of %s) is %s, which is link %zu already: a loop", target,
+                k, child->image, path, i + 1);
+      free (alt);
+      return -EINVAL;
+    }
+  r = add_link (c, path, why, sizeof why);
+  free (alt);
+  child = &c->v[c->n - 2];      /* c->v moved */
+  struct sc_chain_link *l = &c->v[c->n - 1];
+  if (r < 0) {
+    snprintf (err, errlen, "the chain of %s is broken: link %zu (the PREV "
+              "of %s): %s", target, k, child->image, why);
+    return r;
+  }
+  l->moved = moved;
+  if (!(l->image = image_of (l->manifest))) {
+    snprintf (err, errlen, "the chain of %s is broken: %s names %s as its "
+              "PREV's manifest, which does not end in %s", target,
+              child->manifest, named, SC_MANIFEST_SUFFIX);
+    return -EINVAL;
+  }
+  if (strcmp (l->m.snapshot_uuid, child->m.base_uuid) != 0) {
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is a "
+              "backup of snapshot %s (UUID %s), but %s was made on base "
+              "UUID %s: it is not its PREV", target, k, l->image,
+              l->m.snapshot_name, l->m.snapshot_uuid, child->image,
+              child->m.base_uuid);
+    return -EINVAL;
+  }
+  if (strcmp (l->m.volume_uuid, child->m.volume_uuid) != 0) {
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is a "
+              "backup of volume %s, not of %s's volume %s", target, k,
+              l->image, l->m.volume_uuid, child->image,
+              child->m.volume_uuid);
+    return -EINVAL;
+  }
+  if (l->m.volume_size != child->m.volume_size) {
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is "
+              "%" PRIu64 " bytes; %s is %" PRIu64, target, k, l->image,
+              l->m.volume_size, child->image, child->m.volume_size);
+    return -EINVAL;
+  }
+  if (stat (l->image, &st) < 0) {
+    int e = errno;
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, the image "
+              "%s, is missing (its manifest is there): %s", target, k,
+              l->image, strerror (e));
+    return -e;
+  }
+  return 0;
+}
+
+/* Whether QEMU reads below link i (the top of a run of qcow2 links) the
+ * images the manifests name. */
+static int
+check_qemu (const struct sc_chain *c, size_t i, const char *target,
+            char *err, size_t errlen)
+{
+  struct sc_qemu_chain q;
+  char why[1536], *arg = NULL;
+  size_t j = i;
+  int r;
+
+  while (j + 1 < c->n && c->v[j].format == SC_IMAGE_QCOW2 &&
+         c->v[j].m.incremental)
+    j++;
+  /* A path that starts with '-' would be an option to qemu-img. */
+  if (c->v[i].image[0] == '-' && asprintf (&arg, "./%s", c->v[i].image) < 0)
+    arg = NULL;
+  r = sc_qemu_chain_read (arg ? arg : c->v[i].image, "qcow2", &q, why,
+                          sizeof why);
+  free (arg);
+  if (r < 0) {
+    snprintf (err, errlen, "the chain of %s is broken: %s", target, why);
+    return r;
+  }
+  r = -EIO;
+  for (size_t k = 0; k < q.n; k++) {
+    if (i + k > j) {
+      const struct sc_chain_link *above = &c->v[i + k - 1];
+      snprintf (err, errlen, "the chain of %s is broken: QEMU reads %s "
+                "below %s, but its manifest says it is %s", target,
+                q.v[k].filename, above->image, above->m.incremental
+                ? "a raw image" : "a full backup");
+      goto out;
+    }
+    const struct sc_chain_link *l = &c->v[i + k];
+    if (k > 0 && !same_file (q.v[k].filename, l->image)) {
+      snprintf (err, errlen, "the chain of %s is broken: QEMU reads %s "
+                "below %s, but its manifest's PREV is %s", target,
+                q.v[k].filename, c->v[i + k - 1].image, l->image);
+      goto out;
+    }
+    if (strcmp (q.v[k].format, l->m.format) != 0) {
+      snprintf (err, errlen, "the chain of %s is broken: QEMU reads %s as "
+                "%s, but its manifest says %s", target, l->image,
+                q.v[k].format, l->m.format);
+      goto out;
+    }
+  }
+  if (i + q.n <= j) {
+    const struct sc_chain_link *l = &c->v[i + q.n - 1];
+    snprintf (err, errlen, "the chain of %s is broken: %s has no backing "
+              "file for QEMU, but its manifest makes it an incremental on "
+              "%s", target, l->image, c->v[i + q.n].image);
+    goto out;
+  }
+  r = 0;
+out:
+  sc_qemu_chain_free (&q);
+  return r;
+}
+
+int
+sc_chain_open (const char *target, enum sc_chain_scope scope,
+               struct sc_chain *c, char *err, size_t errlen)
+{
+  char *manifest = NULL, why[1536];
+  struct stat st;
+  int r;
+
+  memset (c, 0, sizeof *c);
+  if (asprintf (&manifest, "%s%s", target, SC_MANIFEST_SUFFIX) < 0) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  r = add_link (c, manifest, why, sizeof why);
+  free (manifest);
+  if (r < 0) {
+    snprintf (err, errlen, "%s", why);
+    return r;
+  }
+  if (!(c->v[0].image = strdup (target))) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  if (stat (target, &st) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot open %s: %s", target, strerror (-r));
+    return r;
+  }
+  for (;;) {
+    const struct sc_chain_link *l = &c->v[c->n - 1];
+    if (!l->m.incremental)
+      break;
+    if (scope == SC_CHAIN_READ && l->format != SC_IMAGE_QCOW2)
+      break;
+    if (c->n >= SC_CHAIN_MAX_LINKS) {
+      snprintf (err, errlen, "the chain of %s is longer than %d links",
+                target, SC_CHAIN_MAX_LINKS);
+      return -E2BIG;
+    }
+    if ((r = add_prev (c, target, err, errlen)) < 0)
+      return r;
+  }
+  for (size_t i = 0; i < c->n; i++) {
+    if (c->v[i].format != SC_IMAGE_QCOW2)
+      continue;
+    if (i > 0 && c->v[i - 1].format == SC_IMAGE_QCOW2 &&
+        c->v[i - 1].m.incremental)
+      continue;                 /* checked with the run it belongs to */
+    if ((r = check_qemu (c, i, target, err, errlen)) < 0)
+      return r;
+  }
+  return 0;
+}
+
+void
+sc_chain_free (struct sc_chain *c)
+{
+  for (size_t i = 0; i < c->n; i++) {
+    free (c->v[i].image);
+    free (c->v[i].manifest);
+    sc_manifest_free (&c->v[i].m);
+  }
+  free (c->v);
+  c->v = NULL;
+  c->n = 0;
+}
