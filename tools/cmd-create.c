@@ -39,7 +39,8 @@
 /* The options, and the NAME.  Touches nothing: on failure, the exit
  * status with the error said. */
 static int
-parse_args (struct sc_create_options *o, const char *global_socket,
+parse_args (struct sc_create_options *o,
+            const struct sc_cli_target *target, const char *global_socket,
             int argc, char **argv)
 {
   struct sc_create *cr = &o->seq;
@@ -47,6 +48,10 @@ parse_args (struct sc_create_options *o, const char *global_socket,
 
   if (global_socket)
     cr->vols[cr->nvols++].socket = global_socket;
+  for (size_t k = 0; k < target->nmore_sockets; k++)
+    if ((status = sc_create_options_volume (o, target->more_sockets[k]))
+        != EXIT_SUCCESS)
+      return status;
   for (i = 0; i < argc && !sc_cli_options_end (argv, &i); i++) {
     status = sc_create_option (o, argc, argv, &i);
     if (status < 0)
@@ -181,7 +186,8 @@ sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
 
   if (sc_create_options_init (&c, "create", argc) != EXIT_SUCCESS)
     return EXIT_FAILURE;
-  status = parse_args (&c, sc_cli_target_socket (target, buf, sizeof buf),
+  status = parse_args (&c, target,
+                       sc_cli_target_socket (target, buf, sizeof buf),
                        argc, argv);
   if (status == EXIT_SUCCESS)
     status = sc_create_options_start (&c);
