@@ -102,8 +102,10 @@ rc=0; out=$(bcreate --to "$D/x" --since "$name3" --base "$D/a1" 2>&1) || rc=$?
 [ ! -e "$D/x" ] && [ "$(types sc)" = "$before" ] || fail "a wrong base left something: $(types sc)"
 
 # ---- volume B; a PREV of another volume --------------------------------
-"$SHADOWCOPY_CLI" -c "$CTL_B" backup --create --no-writers --nbd-socket "$NBD_B" \
-    --to "$D/b1" > /dev/null || fail "backup --create of volume B failed"
+"$SHADOWCOPY_CLI" -c "$CTL_B" backup --create --no-writers --auto --nbd-socket "$NBD_B" \
+    --to "$D/b1" > /dev/null 2> "$TMP/b1.err" || fail "backup --create of volume B failed"
+grep -q "full backup: no earlier backup of this volume ($(mfield "$D/b1" volume-uuid)) in $D" "$TMP/b1.err" ||
+    fail "--auto with no earlier backup: $(cat "$TMP/b1.err")"
 cmp "$TMP/b" "$D/b1" || fail "b1 differs from its snapshot"
 rc=0; out=$(bcreate --auto --base "$D/b1" --to "$D/x" 2>&1) || rc=$?
 [ "$rc" = 1 ] && echo "$out" | grep -q "is a backup of volume $(mfield "$D/b1" volume-uuid), not of this volume" ||
@@ -181,6 +183,16 @@ rc=0; "$SHADOWCOPY_CLI" -c "$CTL" -c "$CTL_B" list > /dev/null 2>&1 || rc=$?
     fail "create with two global -c failed"
 [ "$(types sc)" = "g:checkpoint gset:snapshot" ] && [ "$(types sc_b)" = "$nset:checkpoint gset:snapshot" ] ||
     fail "create with two global -c: $(types sc) / $(types sc_b)"
+
+# ---- the checkpoints outlive a server killed -9 --------------------------
+kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :; _forget_pid "$SERVER_PID"
+start_server "$TMP/a" "$TMP/a.diff" chunk-size=64K
+[ "$(types sc)" = "g:checkpoint gset:snapshot" ] || fail "after kill -9 and restart: $(types sc)"
+# backup SNAPSHOT --auto goes on from it too.
+sc backup gset --auto --to "$D/h" --nbd-socket "$NBD_SOCK" > /dev/null 2> "$TMP/h.err" ||
+    fail "backup SNAPSHOT --auto failed: $(cat "$TMP/h.err")"
+grep -q "incremental backup on $D/ga .*since checkpoint g " "$TMP/h.err" || fail "h: $(cat "$TMP/h.err")"
+cmp "$TMP/a" "$D/h" || fail "h differs from gset"
 
 # ---- the manifest's writers, parsed strictly ----------------------------
 cp --sparse=always "$D/a1" "$D/w1"
