@@ -276,6 +276,11 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
     return r;
 
   m->version = SC_MANIFEST_VERSION;
+  if (job->writers &&
+      (r = sc_manifest_set_writers (m, job->writers, job->nwriters)) < 0) {
+    snprintf (err, errlen, "%s", strerror (-r));
+    goto out;
+  }
   snprintf (m->format, sizeof m->format, "%s",
             sc_image_format_name (job->format));
   now_iso (m->start_time, sizeof m->start_time);

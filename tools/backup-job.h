@@ -44,6 +44,9 @@ struct sc_backup_job {
   enum sc_image_format format;
   sc_backup_progress_fn progress;       /* NULL: none */
   void *progress_opaque;
+  /* The writers' results for the manifest (backup --create), or NULL. */
+  const struct sc_manifest_writer *writers;
+  size_t nwriters;
 };
 
 /* What the backup did, for the summary. */

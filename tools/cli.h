@@ -46,6 +46,10 @@ uint64_t sc_cli_mono_ms (void);
 struct sc_cli_target {
   const char *socket;           /* -c: a server, nothing else */
   const char *diff;             /* --diff: DIFF.sock, or DIFF offline */
+  /* -c given again: the other volumes of a set, in order (only for
+   * verbs that take a set: create, backup --create). */
+  const char *const *more_sockets;
+  size_t nmore_sockets;
 };
 
 /* Open the target, offline only as `access` allows: EXIT_SUCCESS, or

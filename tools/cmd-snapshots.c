@@ -272,7 +272,7 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
     else
       i++;
   for (i = 0; i < argc; i += 2) {
-    struct sc_cli_target one = { NULL, NULL };
+    struct sc_cli_target one = { .socket = NULL };
     struct sc_client *c;
     const char *a = norm;
     int r;

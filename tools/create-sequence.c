@@ -61,6 +61,7 @@ env_of (const struct sc_create *cr)
   return (struct sc_writer_env) {
     .set_id = cr->set_id, .snapshot = cr->name,
     .snapshots = cr->snapshots, .volumes = cr->volumes,
+    .backup_result = cr->backup_result,
   };
 }
 
@@ -209,15 +210,19 @@ set_env (struct sc_create *cr)
   }
 }
 
-/* The default name, the UTC time, when none was given. */
+/* The default name, the UTC time after name_prefix, when none was
+ * given. */
 static void
 default_name (struct sc_create *cr)
 {
   if (!cr->have_name) {
     struct timespec ts;
+    char t[64];
     clock_gettime (CLOCK_REALTIME, &ts);
     sc_ctl_format_time ((uint64_t) ts.tv_sec * 1000000000u + ts.tv_nsec,
-                        cr->name, sizeof cr->name);
+                        t, sizeof t);
+    snprintf (cr->name, sizeof cr->name, "%s%s",
+              cr->name_prefix ? cr->name_prefix : "", t);
   }
   set_env (cr);
 }
@@ -275,16 +280,25 @@ create_one_shot (struct sc_create *cr, const struct commit_args *ca,
                  bool *retryable)
 {
   /* Without a NAME the server names it, so that concurrent creations
-   * never pick the same time. */
+   * never pick the same time; a default name with a prefix is ours, and
+   * taken in the same millisecond as another, the next free NAME+k. */
   struct sc_create_volume *v = &cr->vols[0];
-  const char *const *args = cr->have_name ? ca->v : ca->v + 1;
-  size_t nargs = cr->have_name ? ca->n : ca->n - 1;
+  bool named = cr->have_name || cr->name_prefix;
+  const char *const *args = named ? ca->v : ca->v + 1;
+  size_t nargs = named ? ca->n : ca->n - 1;
+  struct commit_args again = *ca;
   char err[2048];
   int r;
 
-  for (;;) {
+  again.v[0] = again.name;
+  args = named ? again.v : args;
+  for (unsigned k = 2;; ) {
     r = sc_client_request (v->c, "CREATE", args, nargs, on_snapshot,
                            &v->snap, err, sizeof err);
+    if (r == -EEXIST && !cr->have_name && cr->name_prefix && k < 100) {
+      snprintf (again.name, sizeof again.name, "%s+%u", cr->name, k++);
+      continue;
+    }
     if (!ask_again (cr, r))
       break;
     usleep (BUSY_RETRY_US);

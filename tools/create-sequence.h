@@ -44,6 +44,8 @@ struct sc_create {
   uint64_t retries, retry_delay_ms;
   char name[SC_NAME_MAX + 1];   /* given (have_name), or a default */
   bool have_name;
+  const char *name_prefix;      /* of the default name (the UTC time) */
+  const char *backup_result;    /* for backup-complete: "success", ... */
   char set_id[SC_CTL_UUID_LEN];
   /* The SHADOWCOPY_* lists, allocated with room for every volume and
    * SC_NAME_MAX names; filled in here. */

@@ -329,10 +329,232 @@ read_crcs (struct reader *r, struct sc_manifest *m)
   }
 }
 
+/* ---- the writers' results ------------------------------------------ */
+
+/* Member k (an index into the keys given to read_object) of an object,
+ * read by its reader: 0 or -EINVAL (said) / -ENOMEM. */
+typedef int (*member_fn) (struct reader *r, size_t k, void *opaque);
+/* One element of an array (index i). */
+typedef int (*element_fn) (struct reader *r, size_t i, void *opaque);
+
+/* An object at `depth`: the members named in keys go to fn, at most once
+ * each and every one of them required; others are skipped (a newer
+ * writer's).  `what` names it in messages. */
+static int
+read_object (struct reader *r, const char *what, const char *const *keys,
+             size_t nkeys, member_fn fn, void *opaque, unsigned depth)
+{
+  bool seen[8] = { false };
+
+  if (expect (r, '{') < 0)
+    return -EINVAL;
+  skip_ws (r);
+  if (r->p < r->end && *r->p == '}')
+    r->p++;
+  else
+    for (;;) {
+      char key[64];
+      size_t k;
+      int ret;
+
+      if (read_string (r, key, sizeof key) < 0 || expect (r, ':') < 0)
+        return -EINVAL;
+      for (k = 0; k < nkeys; k++)
+        if (strcmp (key, keys[k]) == 0)
+          break;
+      if (k < nkeys && seen[k])
+        return bad (r, "%s: %s given twice", what, keys[k]);
+      if (k < nkeys) {
+        seen[k] = true;
+        if ((ret = fn (r, k, opaque)) < 0)
+          return ret;
+      }
+      else if (skip_value (r, depth + 1) < 0)
+        return -EINVAL;
+      skip_ws (r);
+      if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        continue;
+      }
+      if (expect (r, '}') < 0)
+        return -EINVAL;
+      break;
+    }
+  for (size_t k = 0; k < nkeys; k++)
+    if (!seen[k])
+      return bad (r, "%s: no %s", what, keys[k]);
+  return 0;
+}
+
+/* An array: each element to fn. */
+static int
+read_array (struct reader *r, element_fn fn, void *opaque)
+{
+  int ret;
+
+  if (expect (r, '[') < 0)
+    return -EINVAL;
+  skip_ws (r);
+  if (r->p < r->end && *r->p == ']') {
+    r->p++;
+    return 0;
+  }
+  for (size_t i = 0;; i++) {
+    if ((ret = fn (r, i, opaque)) < 0)
+      return ret;
+    skip_ws (r);
+    if (r->p < r->end && *r->p == ',') {
+      r->p++;
+      continue;
+    }
+    return expect (r, ']');
+  }
+}
+
+static bool
+phase_name_ok (const char *s)
+{
+  if (!*s)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || *s == '-'))
+      return false;
+  return true;
+}
+
+/* Depths: writers 1, its array's writers 2, their phases 3, each phase 4. */
+static const char *const phase_keys[] = { "phase", "result", "output",
+                                          "time" };
+
+struct phase_ctx { struct sc_manifest_phase *p; char what[48]; };
+
+static int
+phase_member (struct reader *r, size_t k, void *opaque)
+{
+  struct phase_ctx *x = opaque;
+  struct sc_manifest_phase *p = x->p;
+  int ret;
+
+  switch (k) {
+  case 0:
+    ret = read_string (r, p->phase, sizeof p->phase);
+    if (ret == 0 && !phase_name_ok (p->phase))
+      return bad (r, "%s: phase is not a phase name", x->what);
+    return ret;
+  case 1:
+    ret = read_string (r, p->result, sizeof p->result);
+    if (ret == 0 && !p->result[0])
+      return bad (r, "%s: result is empty", x->what);
+    return ret;
+  case 2: return read_string (r, p->output, sizeof p->output);
+  default: return read_string (r, p->time, sizeof p->time);
+  }
+}
+
+static int
+phase_element (struct reader *r, size_t i, void *opaque)
+{
+  struct sc_manifest_writer *w = opaque;
+  struct phase_ctx x;
+
+  if (i >= SC_MANIFEST_PHASES_MAX)
+    return bad (r, "a writer has more than %d phases",
+                SC_MANIFEST_PHASES_MAX);
+  x.p = &w->phases[i];
+  w->nphases = i + 1;
+  snprintf (x.what, sizeof x.what, "phase %zu", i + 1);
+  return read_object (r, x.what, phase_keys, 4, phase_member, &x, 4);
+}
+
+static const char *const writer_keys[] = { "name", "phases" };
+
+static int
+writer_member (struct reader *r, size_t k, void *opaque)
+{
+  struct sc_manifest_writer *w = opaque;
+  int ret;
+
+  if (k == 1)
+    return read_array (r, phase_element, w);
+  ret = read_string (r, w->name, sizeof w->name);
+  if (ret == 0 && !w->name[0])
+    return bad (r, "a writer's name is empty");
+  return ret;
+}
+
+static int
+writer_element (struct reader *r, size_t i, void *opaque)
+{
+  struct sc_manifest *m = opaque;
+  struct sc_manifest_writer *w;
+  int ret;
+
+  (void) i;
+  ret = sc_manifest_add_writer (m, "", &w);
+  if (ret == -E2BIG)
+    return bad (r, "more than %d writers", SC_MANIFEST_WRITERS_MAX);
+  if (ret < 0)
+    return ret;
+  return read_object (r, "a writer", writer_keys, 2, writer_member, w, 2);
+}
+
+static int
+read_writers (struct reader *r, struct sc_manifest *m)
+{
+  m->have_writers = true;
+  return read_array (r, writer_element, m);
+}
+
+int
+sc_manifest_add_writer (struct sc_manifest *m, const char *name,
+                        struct sc_manifest_writer **out)
+{
+  struct sc_manifest_writer *v;
+  size_t n;
+
+  if (m->nwriters == SC_MANIFEST_WRITERS_MAX)
+    return -E2BIG;
+  v = reallocarray (m->writers, m->nwriters + 1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  m->writers = v;
+  m->have_writers = true;
+  *out = &v[m->nwriters++];
+  memset (*out, 0, sizeof **out);
+  /* Truncated at a character's start, so it stays UTF-8. */
+  n = strlen (name);
+  if (n >= sizeof (*out)->name) {
+    n = sizeof (*out)->name - 1;
+    while (n && ((unsigned char) name[n] & 0xc0) == 0x80)
+      n--;
+  }
+  memcpy ((*out)->name, name, n);
+  return 0;
+}
+
+int
+sc_manifest_set_writers (struct sc_manifest *m,
+                         const struct sc_manifest_writer *w, size_t n)
+{
+  struct sc_manifest_writer *v = NULL;
+
+  if (n && !(v = malloc (n * sizeof *v)))
+    return -ENOMEM;
+  if (n)
+    memcpy (v, w, n * sizeof *v);
+  free (m->writers);
+  m->writers = v;
+  m->nwriters = n;
+  m->have_writers = true;
+  return 0;
+}
+
+/* ---- the manifest ---------------------------------------------------- */
+
 enum member {
   M_VERSION, M_FORMAT, M_VOLUME, M_SNAP_NAME, M_SNAP_ID, M_SNAP_UUID,
   M_BASE_UUID, M_PREV, M_CHUNK, M_SIZE, M_START, M_END, M_READ, M_WRITTEN,
-  M_ZEROED, M_BLOCK, M_CRC, M_COUNT
+  M_ZEROED, M_BLOCK, M_CRC, M_WRITERS, M_COUNT
 };
 
 static const char *const member_names[M_COUNT] = {
@@ -344,7 +566,7 @@ static const char *const member_names[M_COUNT] = {
   [M_START] = "start-time", [M_END] = "end-time",
   [M_READ] = "bytes-read", [M_WRITTEN] = "bytes-written",
   [M_ZEROED] = "bytes-zeroed", [M_BLOCK] = "block-size",
-  [M_CRC] = "block-crc32c",
+  [M_CRC] = "block-crc32c", [M_WRITERS] = "writers",
 };
 
 static int
@@ -373,6 +595,7 @@ read_member (struct reader *r, enum member k, struct sc_manifest *m)
   case M_ZEROED: return read_uint (r, &m->bytes_zeroed);
   case M_BLOCK: return read_uint (r, &m->block_size);
   case M_CRC: return read_crcs (r, m);
+  case M_WRITERS: return read_writers (r, m);
   case M_COUNT: break;
   }
   return -EINVAL;
@@ -581,6 +804,28 @@ sc_manifest_print (const struct sc_manifest *m, FILE *f)
   for (uint64_t i = 0; i < m->nblocks; i++)
     sc_json_uint (&j, m->crc[i]);
   sc_json_end_array (&j);
+  if (m->have_writers) {
+    sc_json_key (&j, "writers");
+    sc_json_begin_array (&j);
+    for (size_t i = 0; i < m->nwriters; i++) {
+      const struct sc_manifest_writer *w = &m->writers[i];
+      sc_json_begin_object (&j);
+      sc_json_member_string (&j, "name", w->name);
+      sc_json_key (&j, "phases");
+      sc_json_begin_array (&j);
+      for (size_t k = 0; k < w->nphases; k++) {
+        sc_json_begin_object (&j);
+        sc_json_member_string (&j, "phase", w->phases[k].phase);
+        sc_json_member_string (&j, "result", w->phases[k].result);
+        sc_json_member_string (&j, "output", w->phases[k].output);
+        sc_json_member_string (&j, "time", w->phases[k].time);
+        sc_json_end_object (&j);
+      }
+      sc_json_end_array (&j);
+      sc_json_end_object (&j);
+    }
+    sc_json_end_array (&j);
+  }
   sc_json_end_object (&j);
   return ferror (f) ? -EIO : 0;
 }
@@ -631,4 +876,8 @@ sc_manifest_free (struct sc_manifest *m)
   free (m->crc);
   m->crc = NULL;
   m->nblocks = 0;
+  free (m->writers);
+  m->writers = NULL;
+  m->nwriters = 0;
+  m->have_writers = false;
 }

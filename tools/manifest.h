@@ -3,9 +3,12 @@
  * Beside every backup image: what it is an image of (the volume's UUID,
  * the snapshot's name, id and UUID), what it was made from (for an
  * incremental, BASE's UUID and PREV's manifest), its geometry, when and
- * how much was copied, and a CRC32C per fixed block of the image
+ * how much was copied, a CRC32C per fixed block of the image
  * (block-size bytes; the last block may be shorter), so that damage is
- * located to a block, not to the whole file.
+ * located to a block, not to the whole file, and, for a backup that made
+ * its own snapshot (`backup --create`), what each writer reported in
+ * each phase around it ("writers"; absent from other manifests, and from
+ * those written before it existed, which still parse).
  *
  * The parser is strict: one JSON object, every known member of the right
  * type and in range, none twice, the CRC list exactly as long as the
@@ -34,6 +37,23 @@
 #define SC_MANIFEST_DEPTH_MAX 16
 #define SC_MANIFEST_SUFFIX ".manifest.json"
 #define SC_MANIFEST_MAX_BYTES (256u * 1024u * 1024u)
+#define SC_MANIFEST_WRITERS_MAX 256
+#define SC_MANIFEST_PHASES_MAX 16       /* per writer: the newest kept */
+#define SC_MANIFEST_OUTPUT_MAX 1024     /* a phase's output, one line */
+
+/* What one writer reported in one phase. */
+struct sc_manifest_phase {
+  char phase[24];               /* identify, prepare, freeze, thaw, ... */
+  char result[32];              /* "ok", "exit status 3", ... */
+  char output[SC_MANIFEST_OUTPUT_MAX];  /* the end of what it printed */
+  char time[32];                /* ISO 8601 UTC */
+};
+
+struct sc_manifest_writer {
+  char name[PATH_MAX];          /* a path, or fsfreeze:MOUNTPOINT */
+  struct sc_manifest_phase phases[SC_MANIFEST_PHASES_MAX];
+  size_t nphases;
+};
 
 struct sc_manifest {
   uint64_t version;             /* SC_MANIFEST_VERSION */
@@ -53,6 +73,9 @@ struct sc_manifest {
   uint64_t block_size;          /* a power of two, 4 KiB to 1 GiB */
   uint32_t *crc;                /* one per block: malloc'd */
   uint64_t nblocks;             /* ceil(volume_size / block_size) */
+  bool have_writers;            /* "writers" given (maybe empty) */
+  struct sc_manifest_writer *writers;   /* malloc'd */
+  size_t nwriters;
 };
 
 /* The number of blocks of a volume_size image in block_size blocks. */
@@ -79,6 +102,16 @@ int sc_manifest_print (const struct sc_manifest *m, FILE *f);
  * directory. */
 int sc_manifest_write (const struct sc_manifest *m, const char *path,
                        char *err, size_t errlen);
+
+/* Append a writer (have_writers set): 0, -ENOMEM, or -E2BIG past
+ * SC_MANIFEST_WRITERS_MAX.  *out is zeroed but for its name (truncated
+ * to fit); the caller fills its phases. */
+int sc_manifest_add_writer (struct sc_manifest *m, const char *name,
+                            struct sc_manifest_writer **out);
+
+/* m's writers (have_writers set) as a copy of the n of w: 0 or -ENOMEM. */
+int sc_manifest_set_writers (struct sc_manifest *m,
+                             const struct sc_manifest_writer *w, size_t n);
 
 /* Free what parse allocated; m can be parsed into again. */
 void sc_manifest_free (struct sc_manifest *m);

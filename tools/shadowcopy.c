@@ -35,6 +35,8 @@ usage (void)
           "Manage the snapshots of a shadowcopy volume.\n"
           "\n"
           "  -c, --control=SOCKET  talk to the server listening on SOCKET\n"
+          "                        (repeated: a set, for create and\n"
+          "                        backup --create)\n"
           "      --diff=DIFFAREA   talk to the server on DIFFAREA.sock, or\n"
           "                        open DIFFAREA itself if none runs\n"
           "  -h, --help            show this help\n"
@@ -67,10 +69,16 @@ usage (void)
           "                            between FROM and TO (snapshots or\n"
           "                            checkpoints; TO default: live)\n"
           "  backup SNAPSHOT --to TARGET --nbd-socket SOCK [--since BASE\n"
-          "         --base PREV] [--format raw|qcow2] [--progress[=FD]]\n"
-          "         [--json]           copy a snapshot to a raw or qcow2\n"
+          "         --base PREV | --auto [--base PREV]]\n"
+          "         [--format raw|qcow2] [--progress[=FD]] [--json]\n"
+          "                            copy a snapshot to a raw or qcow2\n"
           "                            image (full, or incremental on\n"
           "                            PREV) + manifest\n"
+          "  backup --create [create's options] [--name NAME] --to TARGET\n"
+          "         --nbd-socket SOCK (one of each per -c) [--since BASE\n"
+          "         --base PREV... | --auto [--base PREV...]] ...\n"
+          "                            snapshot with the writers, back up,\n"
+          "                            backup-complete, keep a checkpoint\n"
           "  verify TARGET [--json]    check a backup and its chain against\n"
           "                            their manifests (offline; exit 1 when\n"
           "                            damaged)\n"
@@ -109,7 +117,12 @@ enum volume {
   VOLUME_NEEDED,                /* -c SOCKET or --diff DIFFAREA */
   VOLUME_OPTIONAL,              /* names it itself, or needs none */
   VOLUME_UNLESS_SET,            /* delete --set names its own with -c */
+  VOLUME_SET,                   /* optional, and -c may be repeated (a
+                                   set: create, backup --create) */
 };
+
+/* The -c given after the first one. */
+#define MORE_SOCKETS_MAX 64
 
 /* check and salvage name their diff area themselves: shadowcopy check
  * DIFFAREA; create
@@ -120,7 +133,7 @@ static const struct verb {
   int (*run) (const struct sc_cli_target *t, int argc, char **argv);
   enum volume volume;
 } verbs[] = {
-  { "create", sc_cmd_create, VOLUME_OPTIONAL },
+  { "create", sc_cmd_create, VOLUME_SET },
   { "writers", sc_cmd_writers, VOLUME_OPTIONAL },
   { "mount", sc_cmd_mount, VOLUME_OPTIONAL },
   { "umount", sc_cmd_umount, VOLUME_OPTIONAL },
@@ -129,7 +142,7 @@ static const struct verb {
   { "info", sc_cmd_info, VOLUME_NEEDED },
   { "diff", sc_cmd_diff, VOLUME_NEEDED },
   { "checkpoint", sc_cmd_checkpoint, VOLUME_NEEDED },
-  { "backup", sc_cmd_backup, VOLUME_NEEDED },
+  { "backup", sc_cmd_backup, VOLUME_SET },
   { "verify", sc_cmd_verify, VOLUME_OPTIONAL },
   { "restore", sc_cmd_restore, VOLUME_OPTIONAL },
   { "check", sc_cmd_check, VOLUME_OPTIONAL },
@@ -160,6 +173,8 @@ needs_volume (const struct verb *v, int argc, char **argv)
   return v->volume == VOLUME_NEEDED;
 }
 
+static const char *more_sockets[MORE_SOCKETS_MAX];
+
 /* The global options, up to the verb: -1 to go on with the verb at
  * argv[optind], else the exit status. */
 static int
@@ -180,7 +195,13 @@ parse_global_options (int argc, char **argv, struct sc_cli_target *t)
                              NULL)) != -1) {
     switch (opt) {
     case 'c':
-      t->socket = optarg;
+      if (!t->socket)
+        t->socket = optarg;
+      else if (t->nmore_sockets == MORE_SOCKETS_MAX)
+        return sc_cli_usage_error ("at most %d volumes",
+                                   MORE_SOCKETS_MAX + 1);
+      else
+        more_sockets[t->nmore_sockets++] = optarg;
       break;
     case OPT_DIFF:
       t->diff = optarg;
@@ -209,7 +230,7 @@ parse_global_options (int argc, char **argv, struct sc_cli_target *t)
 int
 main (int argc, char *argv[])
 {
-  struct sc_cli_target t = { NULL, NULL };
+  struct sc_cli_target t = { .socket = NULL };
   const struct verb *verb = NULL;
   char **args = NULL;
   int nargs = 0, status;
@@ -226,6 +247,10 @@ main (int argc, char *argv[])
     args = argv + optind + 1;
     nargs = argc - optind - 1;
   }
+  if (t.nmore_sockets && verb && verb->volume != VOLUME_SET)
+    return sc_cli_usage_error ("-c given more than once: only create and "
+                               "backup --create take several volumes");
+  t.more_sockets = more_sockets;
   if (!t.socket && !t.diff && needs_volume (verb, nargs, args))
     return sc_cli_usage_error ("say which volume: -c SOCKET or --diff "
                                "DIFFAREA");

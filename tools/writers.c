@@ -220,6 +220,17 @@ set_result (struct sc_writer *w, const char *phase, const char *result,
       *p = ' ';
   sc_ctl_sanitize (w->output);
   w->when = (uint64_t) time (NULL);
+
+  if (w->nhistory == SC_WRITER_HISTORY_MAX) {
+    memmove (w->history, w->history + 1,
+             (SC_WRITER_HISTORY_MAX - 1) * sizeof w->history[0]);
+    w->nhistory--;
+  }
+  struct sc_writer_result *h = &w->history[w->nhistory++];
+  memcpy (h->phase, w->phase, sizeof h->phase);
+  memcpy (h->result, w->result, sizeof h->result);
+  memcpy (h->output, w->output, sizeof h->output);
+  h->when = w->when;
 }
 
 static int
@@ -323,6 +334,8 @@ exec_writer (const struct sc_writer *w, const char *phase,
   setenv ("SHADOWCOPY_SNAPSHOT", env->snapshot ? env->snapshot : "", 1);
   setenv ("SHADOWCOPY_SNAPSHOTS", env->snapshots ? env->snapshots : "", 1);
   setenv ("SHADOWCOPY_VOLUMES", env->volumes ? env->volumes : "", 1);
+  if (env->backup_result)
+    setenv ("SHADOWCOPY_BACKUP_RESULT", env->backup_result, 1);
   /* A name without '/' is looked up in PATH; no shell, no arguments. */
   execlp (w->name, w->name, phase, (char *) NULL);
   fprintf (stderr, "cannot run %s: %s\n", w->name, strerror (errno));

@@ -9,6 +9,10 @@
  *   SHADOWCOPY_SNAPSHOTS  one SOCKET=NAME per volume, space-separated
  *   SHADOWCOPY_VOLUMES    the control sockets of the volumes, space-separated
  *   SHADOWCOPY_WRITER     the writer's own name
+ *   SHADOWCOPY_BACKUP_RESULT  in backup-complete only, when the requester
+ *                         says: "success", or "failure" (a backup did not
+ *                         complete: nothing that relies on it, such as
+ *                         truncating logs, may be done)
  * Exit status 0 is success.  Its standard output and error are captured
  * (the last SC_WRITER_OUTPUT_MAX bytes): a failure message quotes them.
  * A writer that outlives its time limit is killed (SIGKILL to its
@@ -39,7 +43,16 @@
 #include "tools/fsfreeze.h"
 
 #define SC_WRITER_OUTPUT_MAX 1024
+#define SC_WRITER_HISTORY_MAX 16
 #define SC_WRITERS_DIR_DEFAULT "/etc/shadowcopy/writers.d"
+
+/* What one phase of a writer did. */
+struct sc_writer_result {
+  char phase[24];
+  char result[32];              /* "ok", "exit status 3", "timed out ..." */
+  char output[SC_WRITER_OUTPUT_MAX];    /* one line, sanitized */
+  uint64_t when;                /* Unix seconds */
+};
 
 struct sc_writer {
   char *name;                   /* as given: a path or fsfreeze:MOUNTPOINT */
@@ -51,10 +64,15 @@ struct sc_writer {
   char result[32];              /* "ok", "exit 3", "timeout", ... */
   char output[SC_WRITER_OUTPUT_MAX];
   uint64_t when;                /* Unix seconds */
+  /* Every phase run, in order (the newest SC_WRITER_HISTORY_MAX): what a
+   * backup's manifest records. */
+  struct sc_writer_result history[SC_WRITER_HISTORY_MAX];
+  size_t nhistory;
 };
 
 struct sc_writer_env {
   const char *set_id, *snapshot, *snapshots, *volumes;
+  const char *backup_result;    /* SHADOWCOPY_BACKUP_RESULT, or NULL */
 };
 
 /* Set by the CLI's SIGINT/SIGTERM/SIGHUP handler: a writer phase in

@@ -1,0 +1,65 @@
+/* shadowcopy: the options of a snapshot creation, shared by `create` and
+ * `backup --create` (one parser, so both take the same options with the
+ * same meaning and messages).
+ *
+ *   -c SOCKET (repeated: a set), --writer CMD, --writers-dir DIR,
+ *   --no-writers, --freeze-timeout S, --hold-timeout S, --retry N,
+ *   --retry-delay S, --wait, --auto-release, --delete-oldest, --run CMD
+ *
+ * The verb calls sc_create_option on each of its arguments (it handles
+ * the ones it does not know), then sc_create_options_check, then
+ * sc_create_options_start: the writers collected, the set id made, the
+ * signals caught.  sc_create_options_free undoes all of it, closing the
+ * connections (and so releasing auto-release snapshots).
+ */
+#ifndef SHADOWCOPY_TOOLS_CREATE_OPTIONS_H
+#define SHADOWCOPY_TOOLS_CREATE_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tools/create-sequence.h"
+
+struct sc_create_options {
+  const char *verb;             /* "create", "backup": in messages */
+  struct sc_create seq;         /* the sequence's parameters */
+  char **writer_cmds;           /* each --writer, in order */
+  size_t nwriter_cmds;
+  const char *writers_dir;
+  bool no_writers;
+  const char *run;              /* --run COMMAND */
+};
+
+/* The defaults (freeze window 60 s, hold 10 s, retry delay 5 s), with
+ * room for the writers of argc arguments.  EXIT_SUCCESS, or
+ * EXIT_FAILURE (said). */
+int sc_create_options_init (struct sc_create_options *o, const char *verb,
+                            int argc);
+
+/* A volume named by the global options (-c, or --diff's socket): the
+ * set's first.  Usage errors as sc_create_option. */
+int sc_create_options_volume (struct sc_create_options *o,
+                              const char *socket);
+
+/* argv[*i], if it is one of the options above: EXIT_SUCCESS with *i on
+ * its value (if it takes one), or SC_EXIT_USAGE (said).  -1 when it is
+ * not one of them: the verb's to handle. */
+int sc_create_option (struct sc_create_options *o, int argc, char **argv,
+                      int *i);
+
+/* The checks across options, once all are in: EXIT_SUCCESS, or
+ * SC_EXIT_USAGE (said). */
+int sc_create_options_check (const struct sc_create_options *o);
+
+/* The writers collected, SIGINT, SIGTERM and SIGHUP caught (they set
+ * sc_interrupted), the set id and the SHADOWCOPY_* lists prepared.
+ * EXIT_SUCCESS, or EXIT_FAILURE (said). */
+int sc_create_options_start (struct sc_create_options *o);
+
+/* SIGINT, SIGTERM and SIGHUP back to their default: they end the CLI. */
+void sc_create_signals_default (void);
+
+/* The connections closed, everything freed. */
+void sc_create_options_free (struct sc_create_options *o);
+
+#endif
