@@ -3,7 +3,8 @@
  *
  *   shadowcopy -c SOCK | --diff DIFF backup SNAPSHOT --to TARGET
  *              --nbd-socket NBDSOCK [--since BASE --base PREV]
- *              [--format raw] [--progress[=FD]] [--json]
+ *              [--format raw] [--progress[=FD]] [--json] [--resume]
+ *              [--connections N]
  *
  * The control socket says who the snapshot is and what changed; the
  * data comes over NBD from the snapshot's export (nbdkit -U NBDSOCK, the
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +27,14 @@
 #include "tools/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
+#include "tools/writers.h"
 
 struct args {
   const char *snapshot, *target, *since, *prev, *nbd_socket;
   enum sc_image_format format;
   bool json;
+  bool resume;
+  unsigned connections;         /* 0: the default */
   bool progress;
   int progress_fd;              /* -1: a bar on stderr */
 };
@@ -91,6 +96,21 @@ parse_args (int argc, char **argv, struct args *a)
       a->json = true;
       continue;
     }
+    else if (strcmp (s, "--resume") == 0) {
+      a->resume = true;
+      continue;
+    }
+    else if (strcmp (s, "--connections") == 0) {
+      char *end;
+      long n = i + 1 < argc ? strtol (argv[i + 1], &end, 10) : 0;
+      if (i + 1 >= argc || !argv[i + 1][0] || *end || n < 1
+          || n > SC_BACKUP_MAX_CONNECTIONS)
+        return sc_cli_usage_error ("backup: --connections needs a number "
+                                   "from 1 to %d", SC_BACKUP_MAX_CONNECTIONS);
+      a->connections = (unsigned) n;
+      i++;
+      continue;
+    }
     else if (strcmp (s, "--progress") == 0) {
       a->progress = true;
       continue;
@@ -133,9 +153,10 @@ parse_args (int argc, char **argv, struct args *a)
 }
 
 static void
-print_summary (const struct args *a, const struct sc_manifest *m,
-               bool reflinked)
+print_summary (const struct args *a, const struct sc_backup_result *res)
 {
+  const struct sc_manifest *m = &res->m;
+
   if (a->json) {
     struct sc_json j;
     sc_json_init (&j, stdout);
@@ -148,7 +169,7 @@ print_summary (const struct args *a, const struct sc_manifest *m,
     sc_json_member_string (&j, "snapshot-uuid", m->snapshot_uuid);
     if (m->incremental) {
       sc_json_member_string (&j, "base-uuid", m->base_uuid);
-      sc_json_member_bool (&j, "reflinked", reflinked);
+      sc_json_member_bool (&j, "reflinked", res->reflinked);
     }
     sc_json_member_uint (&j, "volume-size", m->volume_size);
     sc_json_member_uint (&j, "bytes-read", m->bytes_read);
@@ -156,6 +177,16 @@ print_summary (const struct args *a, const struct sc_manifest *m,
     sc_json_member_uint (&j, "bytes-zeroed", m->bytes_zeroed);
     sc_json_member_string (&j, "start-time", m->start_time);
     sc_json_member_string (&j, "end-time", m->end_time);
+    sc_json_member_uint (&j, "connections", res->connections);
+    sc_json_member_bool (&j, "resumed", res->resumed);
+    if (res->resumed)
+      sc_json_member_uint (&j, "resumed-from", res->resumed_from);
+    sc_json_key (&j, "this-run");
+    sc_json_begin_object (&j);
+    sc_json_member_uint (&j, "bytes-read", res->run.bytes_read);
+    sc_json_member_uint (&j, "bytes-written", res->run.bytes_written);
+    sc_json_member_uint (&j, "bytes-zeroed", res->run.bytes_zeroed);
+    sc_json_end_object (&j);
     sc_json_end_object (&j);
   }
   else
@@ -163,6 +194,16 @@ print_summary (const struct args *a, const struct sc_manifest *m,
             " written, %" PRIu64 " zeroed\n", a->target,
             m->incremental ? "incremental" : "full", m->snapshot_name,
             m->bytes_read, m->bytes_written, m->bytes_zeroed);
+  if (!a->json && res->resumed)
+    printf ("%s: resumed at byte %" PRIu64 ": %" PRIu64 " bytes read in "
+            "this run\n", a->target, res->resumed_from, res->run.bytes_read);
+}
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  sc_interrupted = 1;
 }
 
 int
@@ -186,10 +227,17 @@ sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv)
     .snapshot = a.snapshot, .target = a.target, .since = a.since,
     .prev = a.prev, .nbd_socket = a.nbd_socket, .format = a.format,
     .progress = a.progress ? on_progress : NULL, .progress_opaque = &ps,
+    .resume = a.resume, .connections = a.connections,
+    .stop = &sc_interrupted,
   };
+  /* SIGINT and SIGTERM stop the copy keeping its work (--resume). */
+  struct sigaction sa = { .sa_handler = on_signal };
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
   r = sc_backup_run (c, &job, &res, err, sizeof err);
   if (r == 0)
-    print_summary (&a, &res.m, res.reflinked);
+    print_summary (&a, &res);
   else
     sc_cli_error ("backup %s to %s: %s", a.snapshot, a.target, err);
   sc_manifest_free (&res.m);
