@@ -265,6 +265,14 @@ on_read_done (void *opaque, int *error)
   return 1;                     /* retire the command */
 }
 
+/* An errno that says the connection is gone. */
+static bool
+server_gone (int err)
+{
+  return err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET
+    || err == EPIPE;
+}
+
 static bool
 all_zero (const char *buf, size_t len)
 {
@@ -290,11 +298,10 @@ harvest (struct engine *e)
       continue;
     s->busy = false;
     if (s->error) {
-      bool gone = s->error == ENOTCONN || s->error == ESHUTDOWN
-        || s->error == ECONNRESET || s->error == EPIPE;
       snprintf (e->err, e->errlen, "cannot read the snapshot at %" PRIu64
                 " (%zu bytes): %s%s", s->offset, s->len, strerror (s->error),
-                gone ? " (the NBD server closed the connection)" : "");
+                server_gone (s->error) ? " (the NBD server closed the "
+                "connection)" : "");
       return -s->error;
     }
     x->stats.bytes_read = s->len;
@@ -372,9 +379,11 @@ wait_io (struct engine *e)
       return -ENOTCONN;
     }
     if (r < 0) {
-      snprintf (e->err, e->errlen, "reading the snapshot: %s",
-                nbd_get_error ());
-      return -(nbd_get_errno () ?: EIO);
+      int err = nbd_get_errno () ?: EIO;
+      snprintf (e->err, e->errlen, "reading the snapshot: %s%s",
+                nbd_get_error (), server_gone (err) ? " (the NBD server "
+                "closed the connection)" : "");
+      return -err;
     }
   }
   return 0;
