@@ -125,12 +125,28 @@ interrupted "$B/inc"
 # ---- more, interrupted in parallel on the slow server ----------------------
 sc_create s3
 sc_create s4
+sc_create s5
 bg_backup term s2 --to "$B/term"            # SIGTERM
 bg_backup remade s3 --to "$B/remade"        # s3 made again
 bg_backup gone s4 --to "$B/gone"            # s4 deleted
 bg_backup stale s2 --to "$B/stale"          # then without --resume
 bg_backup server s2 --to "$B/server"        # the server killed
-for k in term remade gone stale server; do wait_state "$k" "$B/$k"; done
+bg_backup deleted s5 --to "$B/deleted"      # s5 deleted during the copy
+for k in term remade gone stale server deleted; do wait_state "$k" "$B/$k"; done
+# A snapshot deleted during its backup: a clear error, nothing kept (the
+# image would be of nothing that exists), and --resume says it is gone.
+sc delete s5 > /dev/null
+rc=0; wait "${PIDS[deleted]}" || rc=$?
+[ "$rc" = 1 ] && [ "$(wc -l < "$TMP/deleted.err")" = 1 ] &&
+    grep -q "snapshot s5 was deleted or made again during the backup" "$TMP/deleted.err" ||
+    fail "s5 deleted during its backup: exit $rc: $(cat "$TMP/deleted.err")"
+log "ok, deleted during the backup: $(cat "$TMP/deleted.err")"
+[ ! -e "$B/deleted" ] && [ ! -e "$B/deleted.partial" ] && [ ! -e "$B/deleted.resume" ] ||
+    fail "s5 deleted during its backup: files left"
+expect_cli_error "--resume of a snapshot deleted during the backup" \
+    backup s5 --to "$B/deleted" --resume
+echo "$CLI_ERR" | grep -q "snapshot s5 does not exist (or no longer)" ||
+    fail "--resume of s5: $CLI_ERR"
 kill -TERM "${PIDS[term]}"
 rc=0; wait "${PIDS[term]}" || rc=$?
 [ "$rc" = 1 ] || fail "SIGTERM: exit $rc: $(cat "$TMP/term.err")"

@@ -404,8 +404,11 @@ snapshot_gone (struct run *run, const char *name, char *err, size_t errlen)
 
   if (sc_resume_read (run->path, &saved, why, sizeof why) < 0
       || strcmp (saved.snapshot_name, name) != 0
-      || partial_busy (run->partial) < 0)
+      || partial_busy (run->partial) < 0) {
+    snprintf (err, errlen, "snapshot %s does not exist (or no longer): "
+              "there is nothing to resume", name);
     return;
+  }
   snprintf (err, errlen, "snapshot %s no longer exists: %s (a backup of "
             "it, UUID %s) cannot be resumed, and is removed", name,
             run->partial, saved.snapshot_uuid);
