@@ -230,8 +230,9 @@ sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv)
     .resume = a.resume, .connections = a.connections,
     .stop = &sc_interrupted,
   };
-  /* SIGINT and SIGTERM stop the copy keeping its work (--resume). */
-  struct sigaction sa = { .sa_handler = on_signal };
+  /* SIGINT and SIGTERM stop the copy keeping its work (--resume); a
+   * second one ends the command at once (a request hung elsewhere). */
+  struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
