@@ -132,7 +132,16 @@ bg_backup gone s4 --to "$B/gone"            # s4 deleted
 bg_backup stale s2 --to "$B/stale"          # then without --resume
 bg_backup server s2 --to "$B/server"        # the server killed
 bg_backup deleted s5 --to "$B/deleted"      # s5 deleted during the copy
-for k in term remade gone stale server deleted; do wait_state "$k" "$B/$k"; done
+bg_backup twice s2 --to "$B/twice"          # SIGTERM twice
+for k in term remade gone stale server deleted twice; do wait_state "$k" "$B/$k"; done
+# The first SIGTERM waits for the reads in flight (about 1 s here); a
+# second one ends the command at once, by the signal.
+kill -TERM "${PIDS[twice]}"
+sleep 0.05
+kill -TERM "${PIDS[twice]}"
+rc=0; wait "${PIDS[twice]}" || rc=$?
+[ "$rc" = 143 ] || fail "SIGTERM twice: exit $rc: $(cat "$TMP/twice.err")"
+interrupted "$B/twice"
 # A snapshot deleted during its backup: a clear error, nothing kept (the
 # image would be of nothing that exists), and --resume says it is gone.
 sc delete s5 > /dev/null
