@@ -14,6 +14,11 @@
  * backup into a new sparse file: holes stay holes), else handed to the
  * sink's zero (an incremental: it must mask what PREV had there).
  *
+ * Reads may complete out of order; the watermark (below it, every range
+ * is done) is what a resume can rely on, and the engine reports it with
+ * exact byte counts (see sc_backup_watermark_fn).  Where the export can
+ * multi-conn, reads are spread over several connections.
+ *
  * Errors: 0 or a negative errno, with one line for the user in err.
  */
 #ifndef SHADOWCOPY_TOOLS_BACKUP_COPY_H
@@ -22,6 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <signal.h>
 
 #include <libnbd.h>
 
@@ -39,23 +46,52 @@ struct sc_backup_sink {
 typedef void (*sc_backup_progress_fn) (void *opaque, uint64_t done,
                                        uint64_t total);
 
-struct sc_backup_copy_opts {
-  bool target_is_zero;          /* zero ranges are skipped, not zeroed */
-  unsigned requests;            /* reads in flight (default 16) */
-  size_t request_size;          /* bytes per read (default 1 MiB) */
-  sc_backup_progress_fn progress;       /* NULL: none */
-  void *progress_opaque;
-};
-
 struct sc_backup_stats {
   uint64_t bytes_read;          /* over NBD */
   uint64_t bytes_written;       /* data handed to sink->write */
   uint64_t bytes_zeroed;        /* handed to sink->zero */
 };
 
+/* The watermark: every range below `watermark` was handed to the sink
+ * and the sink returned; stats count exactly that work (with what the
+ * caller's stats held at the start).  Called from the engine's thread
+ * between sink calls, so it may sync the target.  A negative errno stops
+ * the copy with that error (err said). */
+typedef int (*sc_backup_watermark_fn) (void *opaque, uint64_t watermark,
+                                       const struct sc_backup_stats *stats,
+                                       char *err, size_t errlen);
+
+struct sc_backup_copy_opts {
+  bool target_is_zero;          /* zero ranges are skipped, not zeroed */
+  unsigned requests;            /* reads in flight, over all connections
+                                   (default 16) */
+  size_t request_size;          /* bytes per read (default 1 MiB) */
+  sc_backup_progress_fn progress;       /* NULL: none */
+  void *progress_opaque;
+  uint64_t start;               /* the ranges below are done already:
+                                   skipped, and counted as done */
+  sc_backup_watermark_fn watermark;     /* NULL: none */
+  void *watermark_opaque;
+  /* The watermark is reported when it has moved by watermark_bytes of
+   * the ranges, or watermark_ms after the last report, whichever comes
+   * first (0: 256 MiB, 5 s); and once more at the end, on success, on an
+   * error (where it stopped; its error then ignored) and on stop. */
+  uint64_t watermark_bytes;
+  unsigned watermark_ms;
+  /* Set (by a signal handler): the reads in flight are finished and
+   * written, the watermark reported, and the copy returns -EINTR. */
+  const volatile sig_atomic_t *stop;
+};
+
+#define SC_BACKUP_MAX_CONNECTIONS 16
+
 /* Copy ranges[0..n) (sorted, disjoint, inside the export) from the
- * connected handle nbd to sink.  stats are added to. */
-int sc_backup_copy (struct nbd_handle *nbd,
+ * export, connected as nbd[0..nconn) (1 to SC_BACKUP_MAX_CONNECTIONS
+ * connections to one export that can multi-conn; block status is asked
+ * on the first), to sink.  stats: in, the counts of the work below
+ * opts->start (an earlier run's); out, those of the work below the last
+ * watermark (all of it, on success). */
+int sc_backup_copy (struct nbd_handle *const *nbd, unsigned nconn,
                     const struct sc_backup_range *ranges, size_t n,
                     const struct sc_backup_copy_opts *opts,
                     const struct sc_backup_sink *sink,

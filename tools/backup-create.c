@@ -73,6 +73,7 @@ backup_volume (struct sc_backup_create *bc, size_t k,
     .prev = v->prev, .nbd_socket = v->nbd_socket, .format = bc->format,
     .progress = bc->progress, .progress_opaque = bc->progress_opaque,
     .writers = writers, .nwriters = nwriters,
+    .connections = bc->connections, .stop = &sc_interrupted,
   };
 
   v->attempted = true;

@@ -63,6 +63,7 @@ struct sc_backup_create {
   struct sc_backup_create_volume vols[SC_CREATE_VOLUMES_MAX];
   bool auto_base;                       /* --auto */
   enum sc_image_format format;
+  unsigned connections;                 /* per volume; 0: the default */
   sc_backup_progress_fn progress;       /* NULL: none */
   void *progress_opaque;
 };

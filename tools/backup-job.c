@@ -5,16 +5,21 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libnbd.h>
 
+#include "cow/crc32c.h"
 #include "tools/backup-job.h"
+#include "tools/backup-resume.h"
+#include "tools/cli.h"
 #include "tools/diff-client.h"
 
 static void
@@ -130,7 +135,7 @@ check_prev_blocks (struct sc_backup_target *tgt,
 static int
 sum_blocks (struct sc_backup_target *tgt, struct sc_manifest *m,
             const struct sc_manifest *prev, const struct sc_diff *d,
-            char *err, size_t errlen)
+            const volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
   bool *touched = NULL;
   int r = 0;
@@ -151,7 +156,11 @@ sum_blocks (struct sc_backup_target *tgt, struct sc_manifest *m,
     return r;
   }
   for (uint64_t b = 0; b < m->nblocks && r == 0; b++) {
-    if (touched && !touched[b])
+    if (stop && *stop) {
+      snprintf (err, errlen, "interrupted");
+      r = -EINTR;
+    }
+    else if (touched && !touched[b])
       m->crc[b] = prev->crc[b];
     else
       r = sc_backup_target_block_crc (tgt, m->block_size, b, &m->crc[b],
@@ -220,38 +229,287 @@ incremental_ranges (struct sc_client *c, const struct sc_backup_job *job,
   return 0;
 }
 
-/* Copy the ranges d from the snapshot's export into tgt. */
-static int
-copy_ranges (const struct sc_backup_job *job, uint64_t size,
-             const struct sc_diff *d, struct sc_backup_target *tgt,
-             struct sc_manifest *m, char *err, size_t errlen)
-{
-  struct nbd_handle *nbd;
-  struct sc_backup_copy_opts o = {
-    .target_is_zero = !job->since, .progress = job->progress,
-    .progress_opaque = job->progress_opaque,
-  };
-  struct sc_backup_sink sink;
-  struct sc_backup_stats stats = { 0 };
-  int r;
+/* One run of a backup: what the watermark callback needs. */
+struct run {
+  const struct sc_backup_job *job;
+  struct sc_backup_target *tgt;
+  struct sc_resume_state st;    /* this backup's, with its progress */
+  char partial[PATH_MAX + 16];  /* TARGET.partial */
+  char path[PATH_MAX + 16];     /* TARGET.resume */
+  bool durable;                 /* a state on disk covers TARGET.partial */
+};
 
-  r = connect_export (job->nbd_socket, job->snapshot, size, &nbd, err,
-                      errlen);
+/* The engine's watermark made durable: the target first, then the
+ * state that says how far it is. */
+static int
+on_watermark (void *opaque, uint64_t watermark,
+              const struct sc_backup_stats *stats, char *err, size_t errlen)
+{
+  struct run *run = opaque;
+  int r = sc_backup_target_sync (run->tgt, err, errlen);
+
   if (r < 0)
     return r;
-  sc_backup_target_sink (tgt, &sink);
+  run->st.watermark = watermark;
+  run->st.bytes_read = stats->bytes_read;
+  run->st.bytes_written = stats->bytes_written;
+  run->st.bytes_zeroed = stats->bytes_zeroed;
+  r = sc_resume_write (run->path, &run->st, err, errlen);
+  if (r == 0)
+    run->durable = true;
+  return r;
+}
+
+/* Copy the ranges d from the snapshot's export into run->tgt, from
+ * start on; stats hold the counts below start, and get the total. */
+static int
+copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
+             struct sc_backup_stats *stats, unsigned *nconn, char *err,
+             size_t errlen)
+{
+  const struct sc_backup_job *job = run->job;
+  struct nbd_handle *nbd[SC_BACKUP_MAX_CONNECTIONS];
+  unsigned want = job->connections ? job->connections
+    : SC_BACKUP_CONNECTIONS, n = 0;
+  struct sc_backup_copy_opts o = {
+    .target_is_zero = !job->since, .progress = job->progress,
+    .progress_opaque = job->progress_opaque, .start = start,
+    .watermark = on_watermark, .watermark_opaque = run, .stop = job->stop,
+  };
+  struct sc_backup_sink sink;
+  int r;
+
+  if (want > SC_BACKUP_MAX_CONNECTIONS)
+    want = SC_BACKUP_MAX_CONNECTIONS;
+  r = connect_export (job->nbd_socket, job->snapshot, run->st.volume_size,
+                      &nbd[n], err, errlen);
+  if (r < 0)
+    return r;
+  /* More connections only where the server says they see one export. */
+  if (nbd_can_multi_conn (nbd[0]) != 1)
+    want = 1;
+  for (n = 1; n < want && r == 0; n++)
+    r = connect_export (job->nbd_socket, job->snapshot, run->st.volume_size,
+                        &nbd[n], err, errlen);
+  if (r < 0)
+    n--;
+  *nconn = n;
+  o.requests = 16 * n;
+  sc_backup_target_sink (run->tgt, &sink);
   _Static_assert (sizeof (struct sc_backup_range)
                   == sizeof (struct sc_diff_extent), "one extent type");
-  r = sc_backup_copy (nbd, (const struct sc_backup_range *) d->v, d->n, &o,
-                      &sink, &stats, err, errlen);
+  if (r == 0)
+    r = sc_backup_copy (nbd, n, (const struct sc_backup_range *) d->v, d->n,
+                        &o, &sink, stats, err, errlen);
   if (r == 0 && job->progress && d->n == 0)
     job->progress (job->progress_opaque, 0, 0);
-  m->bytes_read = stats.bytes_read;
-  m->bytes_written = stats.bytes_written;
-  m->bytes_zeroed = stats.bytes_zeroed;
-  nbd_shutdown (nbd, 0);
-  nbd_close (nbd);
+  for (unsigned i = 0; i < n; i++) {
+    nbd_shutdown (nbd[i], 0);
+    nbd_close (nbd[i]);
+  }
   return r;
+}
+
+/* A fingerprint of PREV's manifest: what a resume must find again. */
+static uint32_t
+prev_fingerprint (const struct sc_manifest *prev)
+{
+  uint32_t crc = crc32c (0, prev->snapshot_uuid,
+                         strlen (prev->snapshot_uuid));
+  crc = crc32c (crc, &prev->block_size, sizeof prev->block_size);
+  return crc32c (crc, prev->crc, prev->nblocks * sizeof *prev->crc);
+}
+
+/* Who this backup is, as its resume state records it. */
+static void
+identity (struct run *run, const struct sc_manifest *m,
+          const struct sc_diff *d, const struct sc_manifest *prev)
+{
+  struct sc_resume_state *st = &run->st;
+  memset (st, 0, sizeof *st);
+  snprintf (st->volume_uuid, sizeof st->volume_uuid, "%s", m->volume_uuid);
+  snprintf (st->snapshot_name, sizeof st->snapshot_name, "%s",
+            m->snapshot_name);
+  st->snapshot_id = m->snapshot_id;
+  snprintf (st->snapshot_uuid, sizeof st->snapshot_uuid, "%s",
+            m->snapshot_uuid);
+  st->incremental = m->incremental;
+  if (m->incremental) {
+    snprintf (st->base_uuid, sizeof st->base_uuid, "%s", m->base_uuid);
+    snprintf (st->prev_manifest, sizeof st->prev_manifest, "%s",
+              m->prev_manifest);
+    st->prev_fingerprint = prev_fingerprint (prev);
+  }
+  snprintf (st->format, sizeof st->format, "%s", m->format);
+  st->volume_size = m->volume_size;
+  st->ranges_count = d->n;
+  for (size_t i = 0; i < d->n; i++)
+    st->ranges_bytes += d->v[i].length;
+  st->ranges_crc = sc_resume_ranges_crc ((const struct sc_backup_range *)
+                                         d->v, d->n);
+  snprintf (st->start_time, sizeof st->start_time, "%s", m->start_time);
+}
+
+/* -EBUSY when another backup to this TARGET holds TARGET.partial. */
+static int
+partial_busy (const char *partial)
+{
+  int fd = open (partial, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), r = 0;
+  if (fd < 0)
+    return 0;
+  if (flock (fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+    r = -EBUSY;
+  close (fd);
+  return r;
+}
+
+/* With --resume: whether TARGET.partial can be continued (saved gets its
+ * state); if not, why, into why. */
+static bool
+can_resume (struct run *run, struct sc_resume_state *saved, char *why,
+            size_t whylen)
+{
+  char err[1024];
+  struct stat st;
+  int r = sc_resume_read (run->path, saved, err, sizeof err);
+
+  if (r == -ENOENT && lstat (run->partial, &st) < 0)
+    snprintf (why, whylen, "there is no %s", run->partial);
+  else if (r == -ENOENT)
+    snprintf (why, whylen, "%s has no resume state (it was stopped before "
+              "its first checkpoint)", run->partial);
+  else if (r < 0)
+    snprintf (why, whylen, "%s", err);
+  else if (sc_resume_mismatch (saved, &run->st, err, sizeof err))
+    snprintf (why, whylen, "%s is not this backup: %s", run->partial, err);
+  else if (lstat (run->partial, &st) < 0 || !S_ISREG (st.st_mode))
+    snprintf (why, whylen, "%s is gone (its state is left)", run->partial);
+  else if (strcmp (run->st.format, "raw") == 0
+           && (uint64_t) st.st_size != run->st.volume_size)
+    snprintf (why, whylen, "%s is %" PRIu64 " bytes, not the volume's %"
+              PRIu64, run->partial, (uint64_t) st.st_size,
+              run->st.volume_size);
+  else
+    return true;
+  return false;
+}
+
+/* --resume of a backup whose snapshot no longer exists: say so; the
+ * partial image can never be finished, so it goes. */
+static void
+snapshot_gone (struct run *run, const char *name, char *err, size_t errlen)
+{
+  struct sc_resume_state saved;
+  char why[256];
+
+  if (sc_resume_read (run->path, &saved, why, sizeof why) < 0
+      || strcmp (saved.snapshot_name, name) != 0
+      || partial_busy (run->partial) < 0) {
+    snprintf (err, errlen, "snapshot %s does not exist (or no longer): "
+              "there is nothing to resume", name);
+    return;
+  }
+  snprintf (err, errlen, "snapshot %s no longer exists: %s (a backup of "
+            "it, UUID %s) cannot be resumed, and is removed", name,
+            run->partial, saved.snapshot_uuid);
+  sc_resume_remove (run->path);
+  unlink (run->partial);
+}
+
+/* After a failure of the copy: was the snapshot deleted or made again?
+ * Then the partial image is of nothing that exists. */
+static bool
+snapshot_replaced (struct sc_client *c, const struct sc_backup_job *job,
+                   const char *uuid)
+{
+  struct sc_diff id;
+  char why[512];
+  int r = identify (c, job->snapshot, &id, why, sizeof why);
+  return r == -ENOENT || (r == 0 && strcmp (id.to.uuid, uuid) != 0);
+}
+
+/* Make TARGET.partial, continuing it when job->resume and its state is
+ * this backup's; *saved gets that state (its watermark 0 otherwise). */
+static int
+open_target (struct run *run, const struct sc_manifest *prev,
+             struct sc_resume_state *saved, char *err, size_t errlen)
+{
+  const struct sc_backup_job *job = run->job;
+  bool resume = false;
+  char why[2 * PATH_MAX + 2048];
+  struct stat st;
+  int r;
+
+  memset (saved, 0, sizeof *saved);
+  if (lstat (job->target, &st) == 0)
+    goto open;                  /* refused there, nothing touched */
+  if ((r = partial_busy (run->partial)) < 0) {
+    snprintf (err, errlen, "%s: another backup to this TARGET is running",
+              run->partial);
+    return r;
+  }
+  if (job->resume) {
+    resume = can_resume (run, saved, why, sizeof why);
+    if (!resume) {
+      sc_cli_error ("backup %s to %s: cannot resume: %s; starting over",
+                    job->snapshot, job->target, why);
+      memset (saved, 0, sizeof *saved);
+    }
+  }
+  /* A state that will not be continued goes before TARGET.partial
+   * changes: a crash in between must not pair it with another image. */
+  if (!resume && (r = sc_resume_remove (run->path)) < 0) {
+    snprintf (err, errlen, "cannot remove the stale %s: %s", run->path,
+              strerror (-r));
+    return r;
+  }
+
+open:;
+  enum sc_image_format pf = SC_IMAGE_RAW;
+  if (job->prev && sc_image_format_parse (prev->format, &pf) < 0)
+    pf = SC_IMAGE_RAW;          /* the manifest parser allows no other */
+  struct sc_backup_target_spec spec = {
+    .format = job->format, .target = job->target, .prev = job->prev,
+    .prev_format = pf, .size = run->st.volume_size, .resume = resume,
+  };
+  if ((r = sc_backup_target_open (&spec, &run->tgt, err, errlen)) < 0)
+    return r;
+  if (resume && !run->tgt->resumed) {
+    /* Changed under us since can_resume looked: started over. */
+    sc_cli_error ("backup %s to %s: cannot resume: %s could not be kept; "
+                  "starting over", job->snapshot, job->target, run->partial);
+    memset (saved, 0, sizeof *saved);
+    if ((r = sc_resume_remove (run->path)) < 0) {
+      snprintf (err, errlen, "cannot remove the stale %s: %s", run->path,
+                strerror (-r));
+      return r;
+    }
+  }
+  run->durable = run->tgt->resumed && resume;
+  return 0;
+}
+
+/* A failure during or after the copy: TARGET.partial is kept with its
+ * state when one is durable (and the format can keep it), else removed
+ * with it. */
+static void
+fail_keeping (struct run *run, struct sc_backup_result *res, char *err,
+              size_t errlen)
+{
+  if (run->durable && sc_backup_target_keep (run->tgt)) {
+    size_t n = strlen (err);
+    snprintf (err + n, errlen - n, "; %s is kept: run the same command "
+              "with --resume to continue", run->partial);
+    res->kept = true;
+  }
+  else {
+    if (run->durable)
+      ;                         /* keep aborted it already */
+    else
+      sc_backup_target_abort (run->tgt);
+    sc_resume_remove (run->path);
+  }
+  run->tgt = NULL;
 }
 
 int
@@ -260,14 +518,21 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
 {
   struct sc_manifest prev = { .crc = NULL }, *m = &res->m;
   struct sc_diff id, id2, d = { .v = NULL };
-  struct sc_backup_target *tgt = NULL;
+  struct sc_resume_state saved;
+  struct sc_backup_stats stats = { 0 };
+  struct run run = { .job = job };
   char prev_path[PATH_MAX], manifest[PATH_MAX + 32];
   struct stat st;
+  bool keep = false;
   int r;
 
   memset (res, 0, sizeof *res);
   if ((size_t) snprintf (manifest, sizeof manifest, "%s%s", job->target,
-                         SC_MANIFEST_SUFFIX) >= sizeof manifest) {
+                         SC_MANIFEST_SUFFIX) >= sizeof manifest
+      || (size_t) snprintf (run.partial, sizeof run.partial, "%s.partial",
+                            job->target) >= sizeof run.partial
+      || (size_t) snprintf (run.path, sizeof run.path, "%s%s", job->target,
+                            SC_RESUME_SUFFIX) >= sizeof run.path) {
     snprintf (err, errlen, "--to %s: path too long", job->target);
     return -ENAMETOOLONG;
   }
@@ -284,8 +549,11 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   snprintf (m->format, sizeof m->format, "%s",
             sc_image_format_name (job->format));
   now_iso (m->start_time, sizeof m->start_time);
-  if ((r = identify (c, job->snapshot, &id, err, errlen)) < 0)
+  if ((r = identify (c, job->snapshot, &id, err, errlen)) < 0) {
+    if (r == -ENOENT && job->resume)
+      snapshot_gone (&run, job->snapshot, err, errlen);
     goto out;
+  }
   snprintf (m->volume_uuid, sizeof m->volume_uuid, "%s", id.volume);
   snprintf (m->snapshot_name, sizeof m->snapshot_name, "%s", job->snapshot);
   snprintf (m->snapshot_uuid, sizeof m->snapshot_uuid, "%s", id.to.uuid);
@@ -311,51 +579,86 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
     d.n = id.volume_size ? 1 : 0;
   }
 
-  {
-    enum sc_image_format pf = SC_IMAGE_RAW;
-    if (job->prev && sc_image_format_parse (prev.format, &pf) < 0)
-      pf = SC_IMAGE_RAW;        /* the manifest parser allows no other */
-    struct sc_backup_target_spec spec = {
-      .format = job->format, .target = job->target, .prev = job->prev,
-      .prev_format = pf, .size = id.volume_size,
-    };
-    if ((r = sc_backup_target_open (&spec, &tgt, err, errlen)) < 0)
-      goto out;
+  identity (&run, m, &d, &prev);
+  if ((r = open_target (&run, &prev, &saved, err, errlen)) < 0)
+    goto out;
+  if (run.durable) {
+    res->resumed = true;
+    res->resumed_from = saved.watermark;
+    stats = (struct sc_backup_stats) { saved.bytes_read,
+                                       saved.bytes_written,
+                                       saved.bytes_zeroed };
+    snprintf (m->start_time, sizeof m->start_time, "%s", saved.start_time);
+    snprintf (run.st.start_time, sizeof run.st.start_time, "%s",
+              saved.start_time);
+    run.st.watermark = saved.watermark;
   }
   /* A manifest without its TARGET is left by a backup killed between
    * the two renames: this backup's lock on TARGET.partial says no other
    * one is running, so it is stale. */
   if (lstat (job->target, &st) < 0 && lstat (manifest, &st) == 0)
     unlink (manifest);
-  if (job->since && (r = check_prev_blocks (tgt, &prev, &d, err, errlen)) < 0)
+  /* PREV's blocks are checked before anything is written over them; a
+   * resumed TARGET.partial has new data in some, and was checked by the
+   * run that wrote its first state. */
+  if (job->since && !res->resumed
+      && (r = check_prev_blocks (run.tgt, &prev, &d, err, errlen)) < 0)
     goto out;
-  if ((r = copy_ranges (job, id.volume_size, &d, tgt, m, err, errlen)) < 0)
+
+  /* From here on, a failure keeps the work done, if a state is durable. */
+  keep = true;
+  r = copy_ranges (&run, &d, saved.watermark, &stats, &res->connections,
+                   err, errlen);
+  res->run = (struct sc_backup_stats) {
+    stats.bytes_read - saved.bytes_read,
+    stats.bytes_written - saved.bytes_written,
+    stats.bytes_zeroed - saved.bytes_zeroed,
+  };
+  if (r < 0 && r != -EINTR && snapshot_replaced (c, job, id.to.uuid)) {
+    snprintf (err, errlen, "snapshot %s was deleted or made again during "
+              "the backup: %s is not kept", job->snapshot, job->target);
+    keep = false;
+  }
+  if (r < 0)
     goto out;
-  if ((r = sc_backup_target_sync (tgt, err, errlen)) < 0)
+  m->bytes_read = stats.bytes_read;
+  m->bytes_written = stats.bytes_written;
+  m->bytes_zeroed = stats.bytes_zeroed;
+  if ((r = sc_backup_target_sync (run.tgt, err, errlen)) < 0)
     goto out;
-  if ((r = sum_blocks (tgt, m, job->since ? &prev : NULL, &d, err,
-                       errlen)) < 0)
+  if ((r = sum_blocks (run.tgt, m, job->since ? &prev : NULL, &d, job->stop,
+                       err, errlen)) < 0)
     goto out;
   /* The snapshot read must still be the one named at the start. */
   r = identify (c, job->snapshot, &id2, err, errlen);
   if (r < 0 || strcmp (id2.to.uuid, id.to.uuid) != 0) {
-    if (r == 0 || r == -ENOENT)
+    if (r == 0 || r == -ENOENT) {
       snprintf (err, errlen, "snapshot %s was deleted or made again during "
                 "the backup: %s is not kept", job->snapshot, job->target);
+      keep = false;
+    }
     r = r < 0 ? r : -ESTALE;
     goto out;
   }
   now_iso (m->end_time, sizeof m->end_time);
   if ((r = sc_manifest_write (m, manifest, err, errlen)) < 0)
     goto out;
-  res->reflinked = tgt->reflinked;
-  r = sc_backup_target_commit (tgt, err, errlen);
-  tgt = NULL;
+  res->reflinked = run.tgt->reflinked;
+  r = sc_backup_target_commit (run.tgt, err, errlen);
+  run.tgt = NULL;
   if (r < 0)
     unlink (manifest);          /* ours: written just above */
+  /* TARGET is in place (or TARGET.partial gone): the state is of
+   * nothing.  Left by a crash here, it is stale beside its TARGET. */
+  unlink (run.path);
 
 out:
-  sc_backup_target_abort (tgt);
+  if (run.tgt && keep)
+    fail_keeping (&run, res, err, errlen);
+  else if (run.tgt) {
+    sc_backup_target_abort (run.tgt);
+    sc_resume_remove (run.path);
+  }
   free (d.v);
   sc_manifest_free (&prev);
   return r;

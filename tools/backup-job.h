@@ -21,13 +21,25 @@
  *      again) during the copy, the backup is refused.
  *   5. The manifest is written (durably), then TARGET.partial renamed to
  *      TARGET: a TARGET under its final name always has its manifest.
- * Any failure removes TARGET.partial; PREV is only ever read.
+ *
+ * Resume (backup-resume.h): during the copy, every few hundred MiB, the
+ * target is synced and TARGET.resume records how far it got.  A failure
+ * of the copy or after it (the target full or failing, the NBD server
+ * gone, a stop by SIGINT/SIGTERM) keeps TARGET.partial and that state,
+ * and says to run the same command with --resume; a failure that makes
+ * the backup wrong (a chain refused, the snapshot deleted or made again,
+ * PREV damaged), or one before any state was durable, removes both.
+ * With job->resume, a TARGET.partial whose state is of this very backup
+ * (the same snapshot by UUID, base, format, size and ranges) is
+ * continued from its watermark; otherwise the job says why and starts
+ * over.  PREV is only ever read.
  *
  * Errors: 0 or a negative errno, with one line for the user in err.
  */
 #ifndef SHADOWCOPY_TOOLS_BACKUP_JOB_H
 #define SHADOWCOPY_TOOLS_BACKUP_JOB_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -47,17 +59,33 @@ struct sc_backup_job {
   /* The writers' results for the manifest (backup --create), or NULL. */
   const struct sc_manifest_writer *writers;
   size_t nwriters;
+  bool resume;                  /* continue a TARGET.partial of this backup */
+  unsigned connections;         /* NBD connections where the export can
+                                   multi-conn (0: SC_BACKUP_CONNECTIONS) */
+  const volatile sig_atomic_t *stop;    /* set: stop, keeping the work */
 };
+
+/* One connection by default: on a 2-core machine 2 and 4 connections
+ * (16 reads in flight each, or 16 in all) copied no faster than one
+ * (docs/design.md, "Resume and multi-conn"); --connections chooses. */
+#define SC_BACKUP_CONNECTIONS 1
 
 /* What the backup did, for the summary. */
 struct sc_backup_result {
   struct sc_manifest m;         /* as written beside TARGET */
   bool reflinked;               /* an incremental's PREV was cloned */
+  bool resumed;                 /* an earlier run's TARGET.partial went on */
+  uint64_t resumed_from;        /* its watermark */
+  struct sc_backup_stats run;   /* this run's own counts */
+  unsigned connections;         /* NBD connections used */
+  bool kept;                    /* failed: TARGET.partial kept to resume */
 };
 
 /* Run job over the control connection c.  0: TARGET and its manifest
  * are in place; 1: they are, but their directory could not be synced
- * (err says so); < 0: nothing was kept.  res->m is the caller's to free
+ * (err says so); < 0: no TARGET (res->kept: TARGET.partial and its state
+ * are kept for --resume, and err says so).  Notices (a resume that
+ * starts over, and why) go to stderr.  res->m is the caller's to free
  * (sc_manifest_free) in every case. */
 int sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
                    struct sc_backup_result *res, char *err, size_t errlen);

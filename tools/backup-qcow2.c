@@ -420,6 +420,20 @@ qcow2_abort (struct sc_backup_target *bt)
   free (t);
 }
 
+/* For --resume: qemu-nbd is stopped (it flushes and closes the image),
+ * and TARGET.partial stays; the resume state covers only what the last
+ * sync made durable. */
+static void
+qcow2_keep (struct sc_backup_target *bt)
+{
+  struct sc_qcow2_target *t = (struct sc_qcow2_target *) bt;
+  char ignored[256];
+
+  close_nbd (t, ignored, sizeof ignored);
+  close (t->fd);
+  free (t);
+}
+
 const struct sc_backup_target_ops sc_qcow2_target_ops = {
   .open = qcow2_open,
   .sink = qcow2_sink,
@@ -427,4 +441,5 @@ const struct sc_backup_target_ops sc_qcow2_target_ops = {
   .block_crc = qcow2_block_crc,
   .commit = qcow2_commit,
   .abort = qcow2_abort,
+  .keep = qcow2_keep,
 };

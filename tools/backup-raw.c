@@ -339,6 +339,14 @@ raw_abort (struct sc_backup_target *bt)
   free (t);
 }
 
+static void
+raw_keep (struct sc_backup_target *bt)
+{
+  struct sc_raw_target *t = (struct sc_raw_target *) bt;
+  close (t->fd);
+  free (t);
+}
+
 const struct sc_backup_target_ops sc_raw_target_ops = {
   .open = raw_open,
   .sink = raw_sink,
@@ -346,4 +354,5 @@ const struct sc_backup_target_ops sc_raw_target_ops = {
   .block_crc = raw_block_crc,
   .commit = raw_commit,
   .abort = raw_abort,
+  .keep = raw_keep,
 };

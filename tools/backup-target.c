@@ -83,3 +83,14 @@ sc_backup_target_abort (struct sc_backup_target *t)
   if (t)
     t->ops->abort (t);
 }
+
+bool
+sc_backup_target_keep (struct sc_backup_target *t)
+{
+  if (!t->ops->keep) {
+    t->ops->abort (t);
+    return false;
+  }
+  t->ops->keep (t);
+  return true;
+}

@@ -6,8 +6,9 @@
  * copy engine writes through the sink (backup-copy.h), sync makes it
  * durable, block_crc sums the image's content as a disk (what a reader
  * of the image sees, backing files included), and commit renames it to
- * TARGET, never over an existing file.  abort removes TARGET.partial.
- * PREV is only ever read.
+ * TARGET, never over an existing file.  abort removes TARGET.partial;
+ * keep closes it as it is, for `backup --resume` (backup-resume.h) to
+ * continue.  PREV is only ever read.
  *
  * Formats: raw (backup-raw.c: a sparse file, a reflink or sparse copy
  * of PREV for an incremental); qcow2 (backup-qcow2.c: a qcow2 image
@@ -52,6 +53,9 @@ struct sc_backup_target_ops {
                     uint64_t i, uint32_t *crc, char *err, size_t errlen);
   int (*commit) (struct sc_backup_target *t, char *err, size_t errlen);
   void (*abort) (struct sc_backup_target *t);
+  /* Close, leaving TARGET.partial as it is; NULL: the format cannot be
+   * resumed (keep then aborts). */
+  void (*keep) (struct sc_backup_target *t);
 };
 
 /* The head of every format's target. */
@@ -94,5 +98,10 @@ int sc_backup_target_commit (struct sc_backup_target *t, char *err,
 
 /* Remove TARGET.partial and free t (after a failure); NULL is a no-op. */
 void sc_backup_target_abort (struct sc_backup_target *t);
+
+/* Close TARGET.partial as it is and free t (after a failure that a
+ * resume can continue from: whatever was synced stays).  false when the
+ * format cannot keep one: it was removed, as by abort. */
+bool sc_backup_target_keep (struct sc_backup_target *t);
 
 #endif

@@ -4,11 +4,13 @@
  *   shadowcopy -c SOCK | --diff DIFF backup SNAPSHOT --to TARGET
  *              --nbd-socket NBDSOCK [--since BASE --base PREV | --auto
  *              [--base PREV]] [--format raw|qcow2] [--progress[=FD]] [--json]
+ *              [--resume] [--connections N]
  *   shadowcopy -c SOCK [-c SOCK2]... backup --create [create's options]
  *              [--name NAME] --to TARGET [--to TARGET2]...
  *              --nbd-socket NBDSOCK [--nbd-socket NBDSOCK2]...
  *              [--since BASE --base PREV [--base PREV2]... | --auto
  *              [--base PREV]...] [--format raw|qcow2] [--progress[=FD]] [--json]
+ *              [--connections N]
  *
  * The control socket says who the snapshot is and what changed; the
  * data comes over NBD from the snapshot's export (nbdkit -U NBDSOCK, the
@@ -24,6 +26,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,7 @@
 #include "tools/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
+#include "tools/writers.h"
 
 #define VOLS_MAX SC_CREATE_VOLUMES_MAX
 
@@ -54,6 +58,8 @@ struct args {
   bool json;
   bool progress;
   int progress_fd;              /* -1: a bar on stderr */
+  bool resume;                  /* continue a TARGET.partial */
+  unsigned connections;         /* 0: the default */
 };
 
 struct progress_state {
@@ -134,6 +140,18 @@ parse_option (struct args *a, int argc, char **argv, int *i)
     a->auto_base = true;
   else if (strcmp (s, "--create") == 0)
     a->create = true;
+  else if (strcmp (s, "--resume") == 0)
+    a->resume = true;
+  else if (strcmp (s, "--connections") == 0) {
+    char *end;
+    long n = *i + 1 < argc ? strtol (argv[*i + 1], &end, 10) : 0;
+    if (*i + 1 >= argc || !argv[*i + 1][0] || *end || n < 1
+        || n > SC_BACKUP_MAX_CONNECTIONS)
+      return sc_cli_usage_error ("backup: --connections needs a number "
+                                 "from 1 to %d", SC_BACKUP_MAX_CONNECTIONS);
+    a->connections = (unsigned) n;
+    ++*i;
+  }
   else if (strcmp (s, "--progress") == 0)
     a->progress = true;
   else if (strncmp (s, "--progress=", 11) == 0) {
@@ -199,6 +217,9 @@ parse_create (struct args *a)
   if (a->snapshot)
     return sc_cli_usage_error ("backup --create makes its snapshot: no "
                                "SNAPSHOT (--name NAME names it)");
+  if (a->resume)
+    return sc_cli_usage_error ("backup --create makes a new snapshot each "
+                               "time: there is nothing to --resume");
   if (o->run)
     return sc_cli_usage_error ("backup --create: --run is create's (the "
                                "backup is what runs)");
@@ -285,6 +306,9 @@ print_summary (const struct args *a, struct sc_json *j, const char *target,
             " written, %" PRIu64 " zeroed\n", target,
             m->incremental ? "incremental" : "full", m->snapshot_name,
             m->bytes_read, m->bytes_written, m->bytes_zeroed);
+    if (res->resumed)
+      printf ("%s: resumed at byte %" PRIu64 ": %" PRIu64 " bytes read in "
+              "this run\n", target, res->resumed_from, res->run.bytes_read);
     return;
   }
   sc_json_member_string (j, "target", target);
@@ -304,6 +328,34 @@ print_summary (const struct args *a, struct sc_json *j, const char *target,
   sc_json_member_uint (j, "bytes-zeroed", m->bytes_zeroed);
   sc_json_member_string (j, "start-time", m->start_time);
   sc_json_member_string (j, "end-time", m->end_time);
+  sc_json_member_uint (j, "connections", res->connections);
+  sc_json_member_bool (j, "resumed", res->resumed);
+  if (res->resumed)
+    sc_json_member_uint (j, "resumed-from", res->resumed_from);
+  sc_json_key (j, "this-run");
+  sc_json_begin_object (j);
+  sc_json_member_uint (j, "bytes-read", res->run.bytes_read);
+  sc_json_member_uint (j, "bytes-written", res->run.bytes_written);
+  sc_json_member_uint (j, "bytes-zeroed", res->run.bytes_zeroed);
+  sc_json_end_object (j);
+}
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  sc_interrupted = 1;
+}
+
+/* SIGINT and SIGTERM stop the copy keeping its work (--resume); a
+ * second one ends the command at once (a request hung elsewhere). */
+static void
+catch_stop (void)
+{
+  struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
 }
 
 /* backup SNAPSHOT. */
@@ -325,7 +377,10 @@ backup_one (const struct sc_cli_target *t, struct args *a,
     .prev = a->prev.n ? a->prev.v[0] : NULL,
     .nbd_socket = a->nbd_socket.v[0], .format = a->format,
     .progress = a->progress ? on_progress : NULL, .progress_opaque = ps,
+    .resume = a->resume, .connections = a->connections,
+    .stop = &sc_interrupted,
   };
+  catch_stop ();
   if (a->auto_base) {
     r = sc_backup_auto (c, a->snapshot, job.target, job.prev, &b, err,
                         sizeof err);
@@ -360,6 +415,7 @@ backup_create (struct args *a, struct progress_state *ps)
   struct sc_backup_create bc = {
     .opts = a->opts, .auto_base = a->auto_base, .format = a->format,
     .progress = a->progress ? on_progress : NULL, .progress_opaque = ps,
+    .connections = a->connections,
   };
   struct sc_create *cr = &a->opts->seq;
   struct sc_json j;

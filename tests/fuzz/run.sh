@@ -5,7 +5,7 @@
 # build is not touched: everything goes to FUZZ_BUILDDIR.
 #
 # Usage: tests/fuzz/run.sh [--build-only] [--regen-corpus] [FUZZER...]
-#   FUZZER          diffarea, control (default: both)
+#   FUZZER          diffarea, control, manifest, resume (default: all)
 #   --build-only    build the harnesses and stop
 #   --regen-corpus  rewrite tests/fuzz/corpus-diffarea/ with the seed
 #                   generator (after a format change), then stop
@@ -45,12 +45,12 @@ for arg in "$@"; do
   case $arg in
     --build-only) build_only=1 ;;
     --regen-corpus) regen=1 ;;
-    diffarea|control|manifest) fuzzers+=("$arg") ;;
+    diffarea|control|manifest|resume) fuzzers+=("$arg") ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume)
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] ||
   { echo "run.sh: FUZZ_SECONDS must be a positive integer" >&2; exit 2; }
 [[ $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]] ||
@@ -199,14 +199,14 @@ build_all() {
     fi
     engine_objs+=("$obj/$name.o")
   done
-  # The manifest parser and its writer, from tools/.
+  # The manifest parser and its writer, and the resume state, from tools/.
   local tools_objs=()
-  for name in manifest durable json; do
+  for name in manifest durable json backup-resume; do
     compile "$obj/tools-$name.o" "$root/tools/$name.c" \
       -fsanitize=fuzzer-no-link
     tools_objs+=("$obj/tools-$name.o")
   done
-  for name in fuzz-diffarea fuzz-control fuzz-manifest; do
+  for name in fuzz-diffarea fuzz-control fuzz-manifest fuzz-resume; do
     compile "$obj/$name.o" "$here/$name.c" -fsanitize=fuzzer-no-link \
       "${strict[@]}"
   done
@@ -221,9 +221,12 @@ build_all() {
     "${engine_objs[@]}" -luring -o "$build/fuzz-control"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-manifest.o" "${tools_objs[@]}" \
     "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-manifest"
+  "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-resume.o" "${tools_objs[@]}" \
+    "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-resume"
   "${link[@]}" "$gen/gen-diffarea-corpus.o" "${gen_objs[@]}" -luring \
     -o "$build/gen-diffarea-corpus"
   say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control, fuzz-manifest," \
+      "fuzz-resume," \
       "gen-diffarea-corpus"
 }
 
@@ -266,6 +269,8 @@ run_one() {                     # NAME
       opts+=(-max_len=16384 -dict="$here/fuzz-control.dict") ;;
     manifest)
       opts+=(-max_len=65536 -dict="$here/fuzz-manifest.dict") ;;
+    resume)
+      opts+=(-max_len=8192 -dict="$here/fuzz-resume.dict") ;;
   esac
   [[ $jobs -gt 1 ]] && opts+=(-fork="$jobs")
   # shellcheck disable=SC2206   # FUZZ_ARGS is split on purpose
