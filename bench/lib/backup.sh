@@ -13,8 +13,9 @@
 #   nbdcopy    nbdcopy URI T (its defaults: multi-conn, block status)
 #   qemu-raw   qemu-img convert -O raw URI T
 #   qemu-qcow2 qemu-img convert -O qcow2 URI T
-# URI is nbd+unix:///b0?socket=...  Every run: the previous target
-# removed, `sync` (nothing of the last run left to write back), then the
+# URI is nbd+unix:///b0?socket=...  Every run: the files of the run
+# before removed just before it (see backup_free), `sync` (nothing of the
+# last run left to write back), then the
 # command and `sync T` timed together, so that each figure is the time to
 # a target on disk whatever the tool does about syncing (shadowcopy
 # fsyncs its target, qemu-img flushes at close, nbdcopy writes back as it
@@ -60,8 +61,10 @@ backup_label () {
 backup_timed () {
   local name=$1 rep=$2 target=$3 t0 t1 c0 c1 status=0 tf TIMEFORMAT='%3U %3S'
   shift 3
+  backup_free
   rm -f "$target" "$target.manifest.json"
   sync
+  BACKUP_STALE=("$target" "$target.manifest.json")
   tf=$BENCH_TMP/backup-time.txt
   c0=$(cpu_ticks "$SERVER_PID")
   t0=${EPOCHREALTIME/./}
@@ -80,6 +83,22 @@ backup_timed () {
     >>"$BACKUP_SAMPLES"
   say "  $(backup_label "$name"): $s s, CPU client $cl s server $sv s," \
       "target $((kib / 1024)) MiB allocated"
+}
+
+# backup_free: remove the files the last step left (BACKUP_STALE).
+#
+# Why each run starts right after a volume's worth of page cache was
+# freed: this machine is a VM whose balloon reports free memory to the
+# host (virtio free page reporting), which takes it back a few seconds
+# later; a guest page the host took back costs a host fault when it is
+# used again.  Writing 1 GiB to a new file took 0.2-0.4 s right after
+# 1 GiB was freed and 2.4-3.5 s ten seconds later (dd, 1M blocks).  A
+# copy through the page cache would otherwise measure how long ago
+# memory was freed; nbdcopy, which drops its target's pages as it goes,
+# would barely notice.  So every copy here reuses just-freed memory.
+backup_free () {
+  if [ ${#BACKUP_STALE[@]} -gt 0 ]; then rm -f "${BACKUP_STALE[@]}"; fi
+  BACKUP_STALE=()
 }
 
 # backup_full NAME REP: one full copy of b0 by NAME
@@ -139,7 +158,7 @@ backup_bench () {
   [ "$MODE" != quick ] || BACKUP_REPEAT=${BENCH_BACKUP_REPEAT:-1}
   BACKUP_SAMPLES=$BENCH_TMP/backup.tsv
   BACKUP_ERR=$BENCH_TMP/logs/backup-cmd.err BACKUP_OUT=$BENCH_TMP/backup-cmd.out
-  BACKUP_QCOW2=
+  BACKUP_QCOW2= BACKUP_STALE=()
   : >"$BACKUP_SAMPLES"
   [ "$SIZE_BYTES" -ge $((16 * 1048576)) ] || die "the backup part needs BENCH_SIZE >= 16M"
   say "backup: a $SIZE volume, 7/8 random data (a 1 MiB hole in every 8 MiB)," \
@@ -156,35 +175,38 @@ backup_bench () {
   BACKUP_DIR=$INST/targets
   mkdir -p "$BACKUP_DIR"
   # The origin into the page cache once, as every run after the first
-  # would have it.
+  # would have it; and a volume's worth of page cache for the first run
+  # to find just freed, as every later run does (see backup_free).
   cat "$INST/origin" >/dev/null
+  head -c "$SIZE_BYTES" /dev/zero >"$BACKUP_DIR/warm-up"
+  sync "$BACKUP_DIR/warm-up"
+  BACKUP_STALE=("$BACKUP_DIR/warm-up")
 
   for ((rep = 1; rep <= BACKUP_REPEAT; rep++)); do
     for ((k = 0; k < ${#BACKUP_FULL_CASES[@]}; k++)); do
       name=${BACKUP_FULL_CASES[$(((k + rep - 1) % ${#BACKUP_FULL_CASES[@]}))]}
       say "backup, run $rep/$BACKUP_REPEAT: $(backup_label "$name")"
       backup_full "$name" "$rep"
-      # Only two targets stay: the raw backup (the last one is PREV of
-      # the incrementals) and nbdcopy's copy, to compare them.
-      case $name in sc-raw|nbdcopy) ;; *) rm -f "$BACKUP_DIR/$name"* ;; esac
     done
-    if [ "$rep" = 1 ]; then
-      # A benchmark of a wrong copy is worth nothing: the backup equals
-      # nbdcopy's copy of the same export.
-      cmp "$BACKUP_DIR/sc-raw" "$BACKUP_DIR/nbdcopy" ||
-        die "the raw backup differs from nbdcopy's copy of b0"
-      # The CRC32C pass alone: verify reads the image as the backup does
-      # after its copy.
-      t=${EPOCHREALTIME/./}
-      "$CLI" verify "$BACKUP_DIR/sc-raw" >/dev/null || die "verify of the raw backup failed"
-      BACKUP_VERIFY_S=$(awk -v d=$((${EPOCHREALTIME/./} - t)) 'BEGIN { printf "%.3f", d / 1e6 }')
-    fi
   done
-  rm -f "$BACKUP_DIR/nbdcopy"
+  backup_free
 
-  # Incrementals, from the last full raw backup of b0 (PREV).
-  mv "$BACKUP_DIR/sc-raw" "$BACKUP_DIR/prev"
-  mv "$BACKUP_DIR/sc-raw.manifest.json" "$BACKUP_DIR/prev.manifest.json"
+  # PREV of the incrementals, a full raw backup of b0 (not timed).  A
+  # benchmark of a wrong copy is worth nothing: it must equal nbdcopy's
+  # copy of the same export.
+  "$CLI" -c "$CTL" backup b0 --to "$BACKUP_DIR/prev" --nbd-socket "$INST/nbd.sock" \
+    >/dev/null || die "the full backup of b0 (PREV) failed"
+  nbdcopy "nbd+unix:///b0?socket=$INST/nbd.sock" "$BACKUP_DIR/check"
+  cmp "$BACKUP_DIR/prev" "$BACKUP_DIR/check" ||
+    die "the raw backup differs from nbdcopy's copy of b0"
+  # The CRC32C pass alone: verify reads the image as the backup does
+  # after its copy.
+  t=${EPOCHREALTIME/./}
+  "$CLI" verify "$BACKUP_DIR/prev" >/dev/null || die "verify of the raw backup failed"
+  BACKUP_VERIFY_S=$(awk -v d=$((${EPOCHREALTIME/./} - t)) 'BEGIN { printf "%.3f", d / 1e6 }')
+  BACKUP_STALE=("$BACKUP_DIR/check")
+
+  # Incrementals, from PREV.
   n1=$((SIZE_BYTES / 65536 / 100)) n10=$((SIZE_BYTES / 65536 / 10))
   backup_change 0 "$n1"
   sc create i1 >/dev/null
@@ -206,7 +228,7 @@ backup_bench () {
     BACKUP_REFLINK=$(grep -o '"reflinked": *[a-z]*' "$BENCH_TMP/inc-$i.json" | grep -o '[a-z]*$')
     nbdcopy "nbd+unix:///i$i?socket=$INST/nbd.sock" "$BACKUP_DIR/check"
     cmp "$BACKUP_DIR/check" "$t" || die "the incremental backup of i$i differs from its snapshot"
-    rm -f "$t" "$t.manifest.json" "$BACKUP_DIR/check"
+    BACKUP_STALE=("$t" "$t.manifest.json" "$BACKUP_DIR/check")
   done
   stop_system
   rm -rf "$INST"
