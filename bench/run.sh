@@ -15,13 +15,14 @@
 #   BENCH_CREATIONS=200/100     snapshot creations under load
 #   BENCH_RSS_CHUNKS=100000     copied chunks in the memory measurement
 #   BENCH_MEM_CHUNK=4K          chunk size in the memory measurement
-#   BENCH_PARTS="throughput latency memory verify sparse-copy tracking"
+#   BENCH_PARTS="throughput latency memory verify sparse-copy tracking backup"
 #   BENCH_VERIFY_REPEAT=5/3     rounds of the read verification comparison
 #   BENCH_SPARSE_SIZE=64G/8G    sparse-copy: origin size, data in it,
 #   BENCH_SPARSE_DATA=1G/128M   runs per export, and the --no-extents
 #   BENCH_SPARSE_REPEAT=5/1     reference run (BENCH_SPARSE_BASELINE=0: none)
 #   BENCH_TRACK_REPEAT=3/1      rounds of the changed-block tracking part
 #   BENCH_TRACK_CHUNK=64K       its chunk size
+#   BENCH_BACKUP_REPEAT=5/1     runs of each copy in the backup part
 #   BENCH_QEMU_AIO=io_uring     BENCH_QEMU_TARGET=qcow2 (or raw)
 #   BENCH_PWRITE=1              0: no run of shadowcopy with io_uring off
 #   BENCH_RESULTS=DIR           BENCH_TMPDIR=DIR (default $TMPDIR or /tmp)
@@ -36,6 +37,7 @@ JOBS="$BENCH_DIR/jobs"
 . "$BENCH_DIR/lib/verify.sh"
 . "$BENCH_DIR/lib/sparse-copy.sh"
 . "$BENCH_DIR/lib/tracking.sh"
+. "$BENCH_DIR/lib/backup.sh"
 
 usage () { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -68,7 +70,7 @@ RSS_CHUNKS=${BENCH_RSS_CHUNKS:-100000}
 MEM_CHUNK=${BENCH_MEM_CHUNK:-4K}
 read -r -a CHUNK_LIST <<<"${BENCH_CHUNKS:-4K 16K 64K}"
 read -r -a SNAP_LIST <<<"${BENCH_SNAPS:-0 1 64}"
-PARTS=${BENCH_PARTS:-throughput latency memory verify sparse-copy tracking}
+PARTS=${BENCH_PARTS:-throughput latency memory verify sparse-copy tracking backup}
 QEMU_AIO=${BENCH_QEMU_AIO:-io_uring}
 QEMU_TARGET=${BENCH_QEMU_TARGET:-qcow2}
 HISTORY_IOPS=${BENCH_HISTORY_IOPS:-2000}
@@ -288,6 +290,7 @@ has_part memory && memory
 has_part verify && verify_cost
 has_part sparse-copy && sparse_copy
 has_part tracking && tracking
+has_part backup && backup_bench
 
 mkdir -p "$RESULTS"
 name="$(date +%F)-$MACHINE_SHORT"

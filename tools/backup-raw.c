@@ -17,6 +17,14 @@
  * The sparse copy of PREV (when FICLONE fails: another filesystem, or
  * one without reflinks) copies only PREV's data (SEEK_DATA / SEEK_HOLE),
  * so a copy of a sparse backup stays sparse.
+ *
+ * Each range written is handed to the kernel's writeback at once
+ * (sync_file_range, SYNC_FILE_RANGE_WRITE: start it, wait for nothing),
+ * so the disk writes while the copy goes on, and the fsync before the
+ * rename finds little left to do.  Left to the dirty-page thresholds, a
+ * 1 GiB backup sat 0.5 s in that fsync (bench/lib/backup.sh).  It is a
+ * hint: its failure is ignored, and a failed writeback is still
+ * reported by that fsync (only a wait would consume the error).
  */
 #include <config.h>
 
@@ -68,11 +76,22 @@ pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
   return 0;
 }
 
+/* Start the writeback of what was just written (see the notes). */
+static void
+write_back_soon (int fd, uint64_t off, size_t len)
+{
+  (void) sync_file_range (fd, (off_t) off, (off_t) len,
+                          SYNC_FILE_RANGE_WRITE);
+}
+
 static int
 raw_write (void *opaque, const void *buf, size_t len, uint64_t off)
 {
   struct sc_raw_target *t = opaque;
-  return pwrite_all (t->fd, buf, len, off);
+  int r = pwrite_all (t->fd, buf, len, off);
+  if (r == 0)
+    write_back_soon (t->fd, off, len);
+  return r;
 }
 
 static int
@@ -129,6 +148,8 @@ sparse_copy (int from, int to, uint64_t size)
         break;
       }
       r = pwrite_all (to, buf, (size_t) n, pos);
+      if (r == 0)
+        write_back_soon (to, pos, (size_t) n);
       pos += (uint64_t) n;
     }
   }

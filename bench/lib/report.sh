@@ -364,6 +364,10 @@ report_write () {
       echo
       report_tracking
     fi
+    if [ -s "${BACKUP_SAMPLES:-}" ]; then
+      echo
+      report_backup
+    fi
     if [ -n "$have_tp" ]; then
       echo
       echo "## Raw samples"
