@@ -115,6 +115,43 @@ verify_fails "a moved chain with a link missing" \
 mv "$TMP/full.manifest.json" "$TMP/elsewhere/full.manifest.json"
 mv "$TMP/elsewhere" "$B"
 
+# ---- a chain copied elsewhere, the originals kept: the copy is checked -------
+# A link beside its child that is its base wins over the recorded path:
+# damage in the copy is found although the original is intact.
+C=$TMP/copy
+cp -a "$B" "$C"
+flip "$C/full" $((3 * M + 10))
+verify "$B/inc2" > /dev/null || fail "the original chain is not clean"
+verify_fails "a copied chain with its full backup damaged, the originals kept" \
+    "bytes $((3 * M))-$((4 * M - 1)) of $C/full \(block 3 of 1048576 bytes; link 3 of 3" "$C/inc2"
+rc=0; verify --json "$C/inc2" > "$TMP/v.json" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] && [ "$(json 'd["status"]' < "$TMP/v.json")" = damaged ] &&
+    [ "$(json 'd["chain"][1]["found"]' < "$TMP/v.json")" = beside ] &&
+    [ "$(json 'd["chain"][2]["image"]' < "$TMP/v.json")" = "$C/full" ] &&
+    [ "$(json 'd["chain"][2]["recorded-manifest"]' < "$TMP/v.json")" = "$B/full.manifest.json" ] ||
+    fail "--json of a damaged copied chain: $(cat "$TMP/v.json")"
+cp "$B/full" "$C/full"
+out=$(verify "$C/inc2") || fail "the copied chain is not clean again: $out"
+echo "$out" | grep -q "down to the full backup $C/full," &&
+    echo "$out" | grep -q "^link 3, $C/full: read beside $C/inc1; the manifest of $C/inc1 names $B/full.manifest.json, another copy" ||
+    fail "verify does not say which link was read: $out"
+# A file beside of another snapshot is not the link: the recorded one is
+# read, and that is said; a damaged manifest beside is a damaged link.
+D=$TMP/other
+mkdir "$D"
+cp "$B/inc2" "$B/inc2.manifest.json" "$D/"
+cp "$B/full" "$D/inc1"
+cp "$B/full.manifest.json" "$D/inc1.manifest.json"
+out=$(verify --json "$D/inc2") || fail "a foreign file beside was not passed over: $out"
+[ "$(echo "$out" | json 'd["chain"][1]["image"]')" = "$B/inc1" ] &&
+    [ "$(echo "$out" | json 'd["chain"][1]["found"]')" = recorded ] &&
+    echo "$out" | json 'd["chain"][1]["note"]' | grep -q "^$D/inc1.manifest.json beside $D/inc2 is a backup of snapshot s0" ||
+    fail "a foreign file beside: $out"
+head -c 100 "$B/inc1.manifest.json" > "$D/inc1.manifest.json"
+verify_fails "a damaged manifest beside" \
+    "link 2 \(the PREV of $D/inc2\), beside it: manifest $D/inc1.manifest.json is damaged" "$D/inc2"
+rm -rf "$C" "$D"
+
 # ---- qcow2 -----------------------------------------------------------------
 # The same chain as qcow2: a converted full, and overlays holding what
 # differs from their backing file (qemu-img convert -B).

@@ -76,8 +76,53 @@ add_link (struct sc_chain *c, const char *manifest, char *why, size_t len)
   return 0;
 }
 
+/* What a manifest found for the link below child is. */
+enum candidate { C_ABSENT, C_BASE, C_OTHER, C_DAMAGED };
+
+/* The manifest at path as the base of child: C_BASE when it is a backup
+ * of child's base (by UUID) of child's volume; else why says what it
+ * is. */
+static enum candidate
+probe (const char *path, const struct sc_chain_link *child, char *why,
+       size_t len)
+{
+  struct sc_manifest *m;
+  struct stat st;
+  enum candidate r = C_BASE;
+
+  if (stat (path, &st) < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return C_ABSENT;
+    snprintf (why, len, "cannot open manifest %s: %s", path,
+              strerror (errno));
+    return C_DAMAGED;
+  }
+  if (!(m = calloc (1, sizeof *m))) {
+    snprintf (why, len, "%s", strerror (ENOMEM));
+    return C_DAMAGED;
+  }
+  if (sc_manifest_read (path, m, why, len) < 0)
+    r = C_DAMAGED;
+  else if (strcmp (m->snapshot_uuid, child->m.base_uuid) != 0) {
+    snprintf (why, len, "a backup of snapshot %s (UUID %s), not of its "
+              "base (UUID %s)", m->snapshot_name, m->snapshot_uuid,
+              child->m.base_uuid);
+    r = C_OTHER;
+  }
+  else if (strcmp (m->volume_uuid, child->m.volume_uuid) != 0) {
+    snprintf (why, len, "a backup of volume %s, not of its volume %s",
+              m->volume_uuid, child->m.volume_uuid);
+    r = C_OTHER;
+  }
+  sc_manifest_free (m);
+  free (m);
+  return r;
+}
+
 /* The link below c->v[c->n - 1] (an incremental), found, read and
- * checked to be its base. */
+ * checked to be its base.  Where it is looked for (backup-chain.h):
+ * beside the child first, when a manifest of the recorded file name is
+ * there and is the child's base; else at the recorded path. */
 static int
 add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
 {
@@ -85,33 +130,65 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
   /* A copy: add_link moves c->v, and the child's manifest with it. */
   char named[sizeof child->m.prev_manifest];
   size_t k = c->n + 1;          /* the new link's number, from 1 */
-  char *alt = NULL, why[1536];
+  char *alt = NULL, *note = NULL, why[1536], bwhy[1536];
   const char *path = named;
   struct stat st;
   bool moved = false;
   int r;
 
   memcpy (named, child->m.prev_manifest, sizeof named);
-  if (stat (named, &st) < 0 && errno == ENOENT) {
-    if (!(alt = beside (child->manifest, named))) {
-      snprintf (err, errlen, "%s", strerror (ENOMEM));
-      return -ENOMEM;
-    }
-    if (stat (alt, &st) < 0) {
-      if (strcmp (alt, named) == 0)
-        snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
-                  "PREV of %s) is missing: no manifest at %s", target, k,
-                  child->image, named);
-      else
-        snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
-                  "PREV of %s) is missing: no manifest at %s, nor beside "
-                  "%s at %s", target, k, child->image, named, child->image,
-                  alt);
+  if (!(alt = beside (child->manifest, named))) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  if (strcmp (alt, named) != 0 && !same_file (alt, named)) {
+    switch (probe (alt, child, bwhy, sizeof bwhy)) {
+    case C_ABSENT:
+      break;
+    case C_DAMAGED:
+      snprintf (err, errlen, "the chain of %s is broken: link %zu (the PREV "
+                "of %s), beside it: %s", target, k, child->image, bwhy);
       free (alt);
-      return -ENOENT;
+      return -EINVAL;
+    case C_BASE:
+      /* A chain is kept together: the copy beside wins over the path
+       * recorded when the backup was made (QEMU too reads a backing
+       * file named by its file name beside its overlay). */
+      path = alt;
+      moved = true;
+      if (probe (named, child, why, sizeof why) == C_BASE &&
+          asprintf (&note, "read beside %s; the manifest of %s names %s, "
+                    "another copy of the same backup", child->image,
+                    child->image, named) < 0)
+        note = NULL;
+      break;
+    case C_OTHER:
+      /* Not this chain's: the recorded path, if there is one. */
+      if (stat (named, &st) == 0) {
+        if (asprintf (&note, "%s beside %s is %s: the recorded one was "
+                      "read", alt, child->image, bwhy) < 0)
+          note = NULL;
+      }
+      else {
+        path = alt;
+        moved = true;
+      }
+      break;
     }
-    path = alt;
-    moved = true;
+  }
+  if (path == named && stat (named, &st) < 0 && errno == ENOENT) {
+    if (strcmp (alt, named) == 0)
+      snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
+                "PREV of %s) is missing: no manifest at %s", target, k,
+                child->image, named);
+    else
+      snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
+                "PREV of %s) is missing: no manifest at %s, nor beside "
+                "%s at %s", target, k, child->image, named, child->image,
+                alt);
+    free (alt);
+    free (note);
+    return -ENOENT;
   }
   for (size_t i = 0; i < c->n; i++)
     if (same_file (c->v[i].manifest, path)) {
@@ -119,6 +196,7 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
                 "of %s) is %s, which is link %zu already: a loop", target,
                 k, child->image, path, i + 1);
       free (alt);
+      free (note);
       return -EINVAL;
     }
   r = add_link (c, path, why, sizeof why);
@@ -126,11 +204,17 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
   child = &c->v[c->n - 2];      /* c->v moved */
   struct sc_chain_link *l = &c->v[c->n - 1];
   if (r < 0) {
+    free (note);
     snprintf (err, errlen, "the chain of %s is broken: link %zu (the PREV "
               "of %s): %s", target, k, child->image, why);
     return r;
   }
   l->moved = moved;
+  l->note = note;
+  if (!(l->recorded = strdup (named))) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
   if (!(l->image = image_of (l->manifest))) {
     snprintf (err, errlen, "the chain of %s is broken: %s names %s as its "
               "PREV's manifest, which does not end in %s", target,
@@ -289,9 +373,25 @@ sc_chain_free (struct sc_chain *c)
   for (size_t i = 0; i < c->n; i++) {
     free (c->v[i].image);
     free (c->v[i].manifest);
+    free (c->v[i].recorded);
+    free (c->v[i].note);
     sc_manifest_free (&c->v[i].m);
   }
   free (c->v);
   c->v = NULL;
   c->n = 0;
+}
+
+void
+sc_chain_print_where (const struct sc_chain *c, FILE *f)
+{
+  for (size_t i = 1; i < c->n; i++) {
+    const struct sc_chain_link *l = &c->v[i];
+    if (l->note)
+      fprintf (f, "link %zu, %s: %s\n", i + 1, l->image, l->note);
+    else if (l->moved)
+      fprintf (f, "link %zu, %s: read beside %s, not at %s, where the "
+               "manifest of %s names it\n", i + 1, l->image,
+               c->v[i - 1].image, l->recorded, c->v[i - 1].image);
+  }
 }

@@ -183,6 +183,16 @@ print_summary (const struct args *a, const struct sc_chain *c,
     sc_json_member_string (&j, "type", m->incremental ? "incremental"
                            : "full");
     sc_json_member_uint (&j, "links-read", c->n);
+    sc_json_key (&j, "chain");
+    sc_json_begin_array (&j);
+    for (size_t i = 0; i < c->n; i++) {
+      sc_json_begin_object (&j);
+      sc_json_member_string (&j, "image", c->v[i].image);
+      sc_json_member_string (&j, "found", i == 0 ? "target" : c->v[i].moved
+                             ? "beside" : "recorded");
+      sc_json_end_object (&j);
+    }
+    sc_json_end_array (&j);
     sc_json_member_string (&j, "snapshot", m->snapshot_name);
     sc_json_member_string (&j, "snapshot-uuid", m->snapshot_uuid);
     sc_json_member_string (&j, "volume-uuid", m->volume_uuid);
@@ -197,6 +207,7 @@ print_summary (const struct args *a, const struct sc_chain *c,
           " bytes written, %" PRIu64 " %s\n", a->dest, a->target,
           m->snapshot_name, m->volume_size, x->written, x->zeroed,
           x->dest_zero ? "left as holes" : "zeroed");
+  sc_chain_print_where (c, stdout);
   if (dsize > m->volume_size)
     printf ("%s: it is %" PRIu64 " bytes, larger than the volume: the "
             "%" PRIu64 " bytes past it were left as they were\n", a->dest,

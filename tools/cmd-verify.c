@@ -366,6 +366,12 @@ print_json (const struct args *a, const struct sc_chain *c,
     sc_json_member_string (&j, "snapshot", l->m.snapshot_name);
     sc_json_member_string (&j, "snapshot-uuid", l->m.snapshot_uuid);
     sc_json_member_bool (&j, "moved", l->moved);
+    sc_json_member_string (&j, "found", i == 0 ? "target" : l->moved
+                           ? "beside" : "recorded");
+    if (l->recorded)
+      sc_json_member_string (&j, "recorded-manifest", l->recorded);
+    if (l->note)
+      sc_json_member_string (&j, "note", l->note);
     sc_json_end_object (&j);
   }
   sc_json_end_array (&j);
@@ -491,6 +497,7 @@ sc_cmd_verify (const struct sc_cli_target *t, int argc, char **argv)
     if (a.against)
       printf ("; the same as snapshot %s, byte for byte", a.against);
     printf ("\n");
+    sc_chain_print_where (&c, stdout);
   }
 
 out:
