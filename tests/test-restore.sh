@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself refused; --progress=FD and --json.
+# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups; a qcow2 chain copied elsewhere, the originals kept) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself refused; --progress=FD and --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -82,6 +82,16 @@ restore "$Q/inc2" --to "$TMP/r-q2" --json > "$TMP/r.json" || fail "restore of a 
 cmp "$TMP/s2.img" "$TMP/r-q2" || fail "the restored qcow2 chain differs from s2"
 qemu-img compare -q -f qcow2 -F raw "$Q/inc2" "$TMP/r-q2" || fail "qemu-img compare of the qcow2 chain"
 [ "$(json 'd["links-read"]' < "$TMP/r.json")" = 3 ] || fail "a qcow2 restore read $(json 'd["links-read"]' < "$TMP/r.json") links"
+# A qcow2 chain copied elsewhere, the originals kept: the copy is read
+# (QEMU reads the copy's backing files, and the manifests agree).
+cp -a "$Q" "$TMP/qcopy"
+restore "$TMP/qcopy/inc2" --to "$TMP/r-qcopy" --json > "$TMP/r.json" ||
+    fail "restore of a copied qcow2 chain, the originals kept, failed"
+cmp "$TMP/s2.img" "$TMP/r-qcopy" || fail "the copied qcow2 chain restored differs from s2"
+[ "$(json 'd["chain"][2]["image"]' < "$TMP/r.json")" = "$TMP/qcopy/full" ] &&
+    [ "$(json 'd["chain"][2]["found"]' < "$TMP/r.json")" = beside ] ||
+    fail "--json of a copied chain: $(cat "$TMP/r.json")"
+rm -rf "$TMP/qcopy" "$TMP/r-qcopy"
 # A raw incremental reads no other link: restored with its chain gone.
 mv "$B/full.manifest.json" "$TMP/full.manifest.json"
 restore "$B/inc2" --to "$TMP/r-alone" > /dev/null || fail "a raw incremental needed its PREV"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy verify over whole chains, raw and qcow2 (qcow2 links made with qemu-img from raw backups): a clean chain of 3; a flipped byte found and its range named, in a raw image and in the middle link of a chain (raw and qcow2); a missing link, a link that is not its child's base, a damaged manifest, a qcow2 backing file that is not the manifests' PREV, each one clear message and exit 1; a chain moved elsewhere found beside; --against a snapshot, clean, with a difference, and refusing another snapshot; --json.
+# Tests shadowcopy verify over whole chains, raw and qcow2 (qcow2 links made with qemu-img from raw backups): a clean chain of 3; a flipped byte found and its range named, in a raw image and in the middle link of a chain (raw and qcow2); a missing link, a link that is not its child's base, a damaged manifest, a qcow2 backing file that is not the manifests' PREV, each one clear message and exit 1; a chain moved elsewhere found beside; a chain copied elsewhere (raw and qcow2), the originals kept, checked as the copy; a qcow2 overlay naming its backing file by absolute path, a copy beside passed over; --against a snapshot, clean, with a difference, and refusing another snapshot; --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -197,6 +197,29 @@ mv "$Q/inc1" "$TMP/qinc1.moved"
 verify_fails "a qcow2 link missing" "link 2, the image $Q/inc1, is missing" "$Q/inc2"
 mv "$TMP/qinc1.moved" "$Q/inc1"
 verify "$Q/inc2" > /dev/null || fail "the qcow2 chain is not clean again"
+
+# A qcow2 chain copied elsewhere, the originals kept: QEMU reads the
+# copy's backing files (named by file name), and so does verify.
+QC=$TMP/qcopy
+cp -a "$Q" "$QC"
+out=$(verify "$QC/inc2") || fail "verify of a copied qcow2 chain, the originals kept: $out"
+echo "$out" | grep -q "down to the full backup $QC/full," || fail "the copied qcow2 chain: $out"
+qemu-io -f qcow2 -c "write -P 0x5a $((3 * M + 777)) 1" "$QC/full" > /dev/null
+verify_fails "a copied qcow2 chain with its full backup damaged, the originals kept" \
+    "bytes $((3 * M))-$((4 * M - 1)) of $QC/full \(block 3 of 1048576 bytes; link 3 of 3" "$QC/inc2"
+rm -rf "$QC"
+# An overlay whose backing file is named by absolute path reads that one:
+# a copy of its PREV beside it is another copy, not the link.
+QA=$TMP/qabs
+mkdir "$QA"
+cp "$Q/inc2" "$Q/inc2.manifest.json" "$Q/inc1" "$Q/inc1.manifest.json" "$QA/"
+qemu-img rebase -u -f qcow2 -b "$Q/inc1" -F qcow2 "$QA/inc2"
+out=$(verify --json "$QA/inc2") || fail "an overlay with an absolute backing file and a copy beside: $out"
+[ "$(echo "$out" | json 'd["chain"][1]["image"]')" = "$Q/inc1" ] &&
+    [ "$(echo "$out" | json 'd["chain"][1]["found"]')" = recorded ] &&
+    echo "$out" | json 'd["chain"][1]["note"]' | grep -q "^QEMU reads it below $QA/inc2; $QA/inc1.manifest.json beside it is another copy" ||
+    fail "an overlay with an absolute backing file: $out"
+rm -rf "$QA"
 
 # ---- --against ---------------------------------------------------------------
 out=$(sc verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK") ||

@@ -119,6 +119,29 @@ probe (const char *path, const struct sc_chain_link *child, char *why,
   return r;
 }
 
+/* Whether QEMU reads the image of `manifest` right below the qcow2
+ * image `child` (false too when qemu-img cannot say: the check of the
+ * whole run, check_qemu, then says why). */
+static bool
+qemu_reads (const char *child, const char *manifest)
+{
+  struct sc_qemu_chain q;
+  char why[1536], *arg = NULL, *image = image_of (manifest);
+  bool yes = false;
+
+  /* A path that starts with '-' would be an option to qemu-img. */
+  if (child[0] == '-' && asprintf (&arg, "./%s", child) < 0)
+    arg = NULL;
+  if (image && sc_qemu_chain_read (arg ? arg : child, "qcow2", &q, why,
+                                   sizeof why) == 0) {
+    yes = q.n >= 2 && same_file (q.v[1].filename, image);
+    sc_qemu_chain_free (&q);
+  }
+  free (arg);
+  free (image);
+  return yes;
+}
+
 /* The link below c->v[c->n - 1] (an incremental), found, read and
  * checked to be its base.  Where it is looked for (backup-chain.h):
  * beside the child first, when a manifest of the recorded file name is
@@ -153,14 +176,27 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
     case C_BASE:
       /* A chain is kept together: the copy beside wins over the path
        * recorded when the backup was made (QEMU too reads a backing
-       * file named by its file name beside its overlay). */
+       * file named by its file name beside its overlay).  But a qcow2
+       * overlay that names its backing file by absolute path reads
+       * that one: then it is the link, if it is the base as well. */
       path = alt;
       moved = true;
-      if (probe (named, child, why, sizeof why) == C_BASE &&
-          asprintf (&note, "read beside %s; the manifest of %s names %s, "
-                    "another copy of the same backup", child->image,
-                    child->image, named) < 0)
-        note = NULL;
+      if (probe (named, child, why, sizeof why) == C_BASE) {
+        if (child->format == SC_IMAGE_QCOW2 &&
+            qemu_reads (child->image, named)) {
+          path = named;
+          moved = false;
+          r = asprintf (&note, "QEMU reads it below %s; %s beside it is "
+                        "another copy of the same backup, not read",
+                        child->image, alt);
+        }
+        else
+          r = asprintf (&note, "read beside %s; the manifest of %s names "
+                        "%s, another copy of the same backup", child->image,
+                        child->image, named);
+        if (r < 0)
+          note = NULL;
+      }
       break;
     case C_OTHER:
       /* Not this chain's: the recorded path, if there is one. */

@@ -12,7 +12,9 @@
  *     chain is checked (and read) as the copy, even while the originals
  *     are still where the manifests name them; when both are the base
  *     but different files, the one beside wins (QEMU reads that one
- *     below a qcow2 overlay whose backing file is a bare file name).  A
+ *     below a qcow2 overlay whose backing file is a bare file name),
+ *     but for a qcow2 child whose backing file QEMU finds at
+ *     prev-manifest (named by absolute path): then that one.  A
  *     manifest beside that cannot be read is a damaged link (not passed
  *     over for the original); one of another snapshot or volume is
  *     passed over (`note` says so);
