@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups; a qcow2 chain copied elsewhere, the originals kept) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself refused; --progress=FD and --json.
+# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups; a qcow2 chain copied elsewhere, the originals kept) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself, any file of its chain (a raw incremental's PREV too), or a loop device or a partition of one over a file of its chain refused; --progress=FD and --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -129,6 +129,45 @@ else
     log "no loop device: a restore to a block device not tested"
 fi
 
+# A DEST that writes onto a file of the chain through a block device: a
+# loop device over a link, and a partition of such a loop device.
+if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$Q/full" 2>/dev/null); then
+    sha=$(sha256sum < "$Q/full")
+    restore_fails "a loop device over a link of a qcow2 chain" \
+        "--to $LOOP would write over $Q/full, a file of the backup itself, through a block device stacked on it" \
+        "$Q/inc2" --to "$LOOP"
+    losetup -d "$LOOP"; LOOP=
+    [ "$(sha256sum < "$Q/full")" = "$sha" ] || fail "a refused restore changed the chain"
+    LOOP=$(losetup -f --show "$B/full")
+    restore_fails "a loop device over the full backup below a raw incremental" \
+        "--to $LOOP would write over $B/full, a file of the backup's chain" "$B/inc2" --to "$LOOP"
+    losetup -d "$LOOP"; LOOP=
+    # A copy of the chain whose full backup (not read by a raw
+    # incremental's restore) holds a partition table.
+    P=$TMP/parted
+    mkdir "$P"
+    cp "$B/full" "$B/full.manifest.json" "$B/inc1" "$B/inc1.manifest.json" \
+        "$B/inc2" "$B/inc2.manifest.json" "$P/"
+    "$PYTHON" -c '
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.write(bytes(446) + struct.pack("<BBBBBBBBII", 0, 0, 0, 0, 0x83, 0, 0, 0, 2048, 4096)
+            + bytes(48) + b"\x55\xaa")' "$P/full"
+    LOOP=$(losetup -f --show -P "$P/full")
+    partx -a "$LOOP" > /dev/null 2>&1 || true
+    for _ in $(seq 50); do [ -b "${LOOP}p1" ] && break; sleep 0.1; done
+    if [ -b "${LOOP}p1" ]; then
+        restore_fails "a partition of a loop device over a link" \
+            "--to ${LOOP}p1 would write over $P/full, a file of the backup's chain" "$P/inc2" --to "${LOOP}p1"
+    else
+        log "no partitions on loop devices: a partition as DEST not tested"
+    fi
+    losetup -d "$LOOP"; LOOP=
+    rm -rf "$P"
+else
+    log "no loop device: a DEST over a link of the chain not tested"
+fi
+
 # ---- to an NBD URI ------------------------------------------------------------
 MEM=$TMP/mem.sock
 nbdkit -f -U "$MEM" memory 16M >> "$TMP/memory.log" 2>&1 &
@@ -184,6 +223,12 @@ cp "$TMP/qinc2.saved" "$Q/inc2"
 sha=$(sha256sum < "$B/inc2")
 restore_fails "DEST is TARGET" "is $B/inc2, a file of the backup itself" "$B/inc2" --to "$B/inc2"
 restore_fails "DEST is a link of the chain" "is $Q/full, a file of the backup itself" "$Q/inc2" --to "$Q/full"
+# A raw incremental reads no other link, but its PREV and every link
+# below are its chain's: refused too.
+restore_fails "DEST is a raw incremental's PREV" "is $B/inc1, a file of the backup's chain" "$B/inc2" --to "$B/inc1"
+restore_fails "DEST is the full backup below a raw incremental" "is $B/full, a file of the backup's chain" "$B/inc2" --to "$B/full"
+restore_fails "DEST is a manifest below a raw incremental" "is $B/full.manifest.json, a file of the backup's chain" \
+    "$B/inc2" --to "$B/full.manifest.json"
 [ "$(sha256sum < "$B/inc2")" = "$sha" ] || fail "a refused restore changed TARGET"
 restore_fails "no backup" "cannot open manifest $TMP/nosuch.manifest.json" "$TMP/nosuch" --to "$TMP/r-x"
 restore_fails "a directory" "cannot open $TMP: Is a directory" "$B/inc2" --to "$TMP"

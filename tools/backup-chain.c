@@ -83,7 +83,7 @@ enum candidate { C_ABSENT, C_BASE, C_OTHER, C_DAMAGED };
  * of child's base (by UUID) of child's volume; else why says what it
  * is. */
 static enum candidate
-probe (const char *path, const struct sc_chain_link *child, char *why,
+probe (const char *path, const struct sc_manifest *child, char *why,
        size_t len)
 {
   struct sc_manifest *m;
@@ -103,15 +103,15 @@ probe (const char *path, const struct sc_chain_link *child, char *why,
   }
   if (sc_manifest_read (path, m, why, len) < 0)
     r = C_DAMAGED;
-  else if (strcmp (m->snapshot_uuid, child->m.base_uuid) != 0) {
+  else if (strcmp (m->snapshot_uuid, child->base_uuid) != 0) {
     snprintf (why, len, "a backup of snapshot %s (UUID %s), not of its "
               "base (UUID %s)", m->snapshot_name, m->snapshot_uuid,
-              child->m.base_uuid);
+              child->base_uuid);
     r = C_OTHER;
   }
-  else if (strcmp (m->volume_uuid, child->m.volume_uuid) != 0) {
+  else if (strcmp (m->volume_uuid, child->volume_uuid) != 0) {
     snprintf (why, len, "a backup of volume %s, not of its volume %s",
-              m->volume_uuid, child->m.volume_uuid);
+              m->volume_uuid, child->volume_uuid);
     r = C_OTHER;
   }
   sc_manifest_free (m);
@@ -165,7 +165,7 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
     return -ENOMEM;
   }
   if (strcmp (alt, named) != 0 && !same_file (alt, named)) {
-    switch (probe (alt, child, bwhy, sizeof bwhy)) {
+    switch (probe (alt, &child->m, bwhy, sizeof bwhy)) {
     case C_ABSENT:
       break;
     case C_DAMAGED:
@@ -181,7 +181,7 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
        * that one: then it is the link, if it is the base as well. */
       path = alt;
       moved = true;
-      if (probe (named, child, why, sizeof why) == C_BASE) {
+      if (probe (named, &child->m, why, sizeof why) == C_BASE) {
         if (child->format == SC_IMAGE_QCOW2 &&
             qemu_reads (child->image, named)) {
           path = named;
@@ -430,4 +430,99 @@ sc_chain_print_where (const struct sc_chain *c, FILE *f)
                "manifest of %s names it\n", i + 1, l->image,
                c->v[i - 1].image, l->recorded, c->v[i - 1].image);
   }
+}
+
+/* The walk of sc_chain_each_file: manifests to visit, and those seen. */
+struct walk {
+  char **todo;
+  size_t ntodo;
+  struct stat *seen;
+  size_t nseen;
+};
+
+static int
+walk_push (struct walk *w, const char *manifest)
+{
+  char **v = reallocarray (w->todo, w->ntodo + 1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  w->todo = v;
+  if (!(v[w->ntodo] = strdup (manifest)))
+    return -ENOMEM;
+  w->ntodo++;
+  return 0;
+}
+
+/* Calls fn on the manifest and the image of `manifest`, and queues the
+ * candidates for its PREV that are its base. */
+static int
+walk_one (struct walk *w, const char *manifest,
+          int (*fn) (void *opaque, const char *path), void *opaque)
+{
+  struct sc_manifest *m = NULL;
+  char *image = image_of (manifest), *alt = NULL, why[1536];
+  struct stat st, *seen;
+  int r = 0;
+
+  if (stat (manifest, &st) < 0)
+    goto out;
+  for (size_t i = 0; i < w->nseen; i++)
+    if (w->seen[i].st_dev == st.st_dev && w->seen[i].st_ino == st.st_ino)
+      goto out;
+  if (w->nseen >= 2 * SC_CHAIN_MAX_LINKS)
+    goto out;
+  if (!(seen = reallocarray (w->seen, w->nseen + 1, sizeof *seen))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  w->seen = seen;
+  w->seen[w->nseen++] = st;
+  if ((r = fn (opaque, manifest)) != 0 || (image && (r = fn (opaque, image))))
+    goto out;
+  if (!(m = calloc (1, sizeof *m))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  if (sc_manifest_read (manifest, m, why, sizeof why) < 0 || !m->incremental)
+    goto out;
+  if (!(alt = beside (manifest, m->prev_manifest))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  if (probe (alt, m, why, sizeof why) == C_BASE)
+    r = walk_push (w, alt);
+  if (r == 0 && probe (m->prev_manifest, m, why, sizeof why) == C_BASE)
+    r = walk_push (w, m->prev_manifest);
+out:
+  if (m)
+    sc_manifest_free (m);
+  free (m);
+  free (alt);
+  free (image);
+  return r;
+}
+
+int
+sc_chain_each_file (const struct sc_chain *c,
+                    int (*fn) (void *opaque, const char *path), void *opaque)
+{
+  struct walk w = { NULL };
+  int r = 0;
+
+  for (size_t i = 0; i < c->n && r == 0; i++) {
+    if ((r = fn (opaque, c->v[i].image)) == 0)
+      r = fn (opaque, c->v[i].manifest);
+  }
+  if (r == 0 && c->n > 0)
+    r = walk_push (&w, c->v[0].manifest);
+  while (r == 0 && w.ntodo > 0) {
+    char *manifest = w.todo[--w.ntodo];
+    r = walk_one (&w, manifest, fn, opaque);
+    free (manifest);
+  }
+  while (w.ntodo > 0)
+    free (w.todo[--w.ntodo]);
+  free (w.todo);
+  free (w.seen);
+  return r;
 }

@@ -75,6 +75,17 @@ int sc_chain_open (const char *target, enum sc_chain_scope scope,
 
 void sc_chain_free (struct sc_chain *c);
 
+/* Calls fn on every file of the chain of c: the image and the manifest
+ * of each link of c, then of every backup the chain continues with,
+ * from TARGET down to the full backup whatever c's scope, at its
+ * child's recorded prev-manifest and beside its child both, when they
+ * are the child's base (a copy and its original); best effort: a link
+ * that is missing or cannot be read ends its branch.  A non-zero
+ * return of fn stops the walk and is returned (else 0, or -ENOMEM). */
+int sc_chain_each_file (const struct sc_chain *c,
+                        int (*fn) (void *opaque, const char *path),
+                        void *opaque);
+
 /* One line on f for each link below TARGET that was not simply found at
  * its recorded path: read beside its child, or with another copy passed
  * over (its note). */
