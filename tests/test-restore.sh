@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups; a qcow2 chain copied elsewhere, the originals kept) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself, any file of its chain (a raw incremental's PREV too), or a loop device or a partition of one over a file of its chain refused; --progress=FD and --json.
+# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups; a qcow2 chain copied elsewhere, the originals kept) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself, any file of its chain (a raw incremental's PREV too), or a loop device or a partition of one over a file of its chain refused; TARGETs named -x, nbd:x (raw) and -q (qcow2), relative; --progress=FD and --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -238,6 +238,23 @@ rc=0; restore --to "$TMP/x" > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "restore without TARGET: exit $rc"
 rc=0; restore "$B/inc2" --to "$TMP/x" --progress=x > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--progress=x: exit $rc"
+
+# ---- TARGET names that qemu-nbd must not read as more than a file name ----------
+# Relative names starting with '-' (an option) or with a ':' (a protocol).
+cp "$B/inc2" "$B/-x"; cp "$B/inc2.manifest.json" "$B/-x.manifest.json"
+cp "$B/inc2" "$B/nbd:x"; cp "$B/inc2.manifest.json" "$B/nbd:x.manifest.json"
+cp "$Q/inc2" "$Q/-q"; cp "$Q/inc2.manifest.json" "$Q/-q.manifest.json"
+( cd "$B" && "$SHADOWCOPY_CLI" restore --to "$TMP/r-dash" -- -x > /dev/null ) ||
+    fail "restore of a TARGET named -x failed"
+cmp "$TMP/s2.img" "$TMP/r-dash" || fail "the restore of -x differs from s2"
+( cd "$B" && "$SHADOWCOPY_CLI" restore nbd:x --to "$TMP/r-colon" > /dev/null ) ||
+    fail "restore of a TARGET named nbd:x failed"
+cmp "$TMP/s2.img" "$TMP/r-colon" || fail "the restore of nbd:x differs from s2"
+( cd "$Q" && "$SHADOWCOPY_CLI" restore --to "$TMP/r-qdash" -- -q > /dev/null ) ||
+    fail "restore of a qcow2 TARGET named -q failed"
+cmp "$TMP/s2.img" "$TMP/r-qdash" || fail "the restore of -q differs from s2"
+rm -f "$B/-x" "$B/-x.manifest.json" "$B/nbd:x" "$B/nbd:x.manifest.json" \
+    "$Q/-q" "$Q/-q.manifest.json" "$TMP/r-dash" "$TMP/r-colon" "$TMP/r-qdash"
 
 # ---- --progress=FD ---------------------------------------------------------------
 restore "$B/inc2" --to "$TMP/r-progress" --progress=3 3> "$TMP/progress" > /dev/null ||

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy verify over whole chains, raw and qcow2 (qcow2 links made with qemu-img from raw backups): a clean chain of 3; a flipped byte found and its range named, in a raw image and in the middle link of a chain (raw and qcow2); a missing link, a link that is not its child's base, a damaged manifest, a qcow2 backing file that is not the manifests' PREV, each one clear message and exit 1; a chain moved elsewhere found beside; a chain copied elsewhere (raw and qcow2), the originals kept, checked as the copy; a qcow2 overlay naming its backing file by absolute path, a copy beside passed over; --against a snapshot, clean, with a difference, and refusing another snapshot; --json.
+# Tests shadowcopy verify over whole chains, raw and qcow2 (qcow2 links made with qemu-img from raw backups): a clean chain of 3; a flipped byte found and its range named, in a raw image and in the middle link of a chain (raw and qcow2); a missing link, a link that is not its child's base, a damaged manifest, a qcow2 backing file that is not the manifests' PREV, each one clear message and exit 1; a chain moved elsewhere found beside; a chain copied elsewhere (raw and qcow2), the originals kept, checked as the copy; a qcow2 overlay naming its backing file by absolute path, a copy beside passed over; --against a snapshot, clean, with a difference, and refusing another snapshot, and of TARGETs named -x, nbd:x (raw) and -q (qcow2); --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -231,6 +231,19 @@ rc=0; out=$(sc verify "$B/inc2" --against s1 --nbd-socket "$NBD_SOCK" 2>&1) || r
 [ "$rc" = 1 ] && echo "$out" | grep -q "snapshot s1 has UUID $(sc_field s1 uuid)" &&
     echo "$out" | grep -q "not the same snapshot" ||
     fail "--against another snapshot: exit $rc: $out"
+
+# TARGET names qemu-nbd must not take for an option or a protocol.
+cp "$B/inc2" "$B/-x"; cp "$B/inc2.manifest.json" "$B/-x.manifest.json"
+cp "$B/inc2" "$B/nbd:x"; cp "$B/inc2.manifest.json" "$B/nbd:x.manifest.json"
+cp "$Q/inc2" "$Q/-q"; cp "$Q/inc2.manifest.json" "$Q/-q.manifest.json"
+( cd "$B" && sc verify --against s2 --nbd-socket "$NBD_SOCK" -- -x > /dev/null ) ||
+    fail "verify --against of a TARGET named -x failed"
+( cd "$B" && sc verify nbd:x --against s2 --nbd-socket "$NBD_SOCK" > /dev/null ) ||
+    fail "verify --against of a TARGET named nbd:x failed"
+( cd "$Q" && sc verify --against s2 --nbd-socket "$NBD_SOCK" -- -q > /dev/null ) ||
+    fail "verify --against of a qcow2 TARGET named -q failed"
+rm -f "$B/-x" "$B/-x.manifest.json" "$B/nbd:x" "$B/nbd:x.manifest.json" \
+    "$Q/-q" "$Q/-q.manifest.json"
 
 # A backup whose content differs from its snapshot with CRCs that match
 # (a manifest rewritten to the changed content): only --against sees it.

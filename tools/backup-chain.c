@@ -76,6 +76,21 @@ add_link (struct sc_chain *c, const char *manifest, char *why, size_t len)
   return 0;
 }
 
+/* path as an argument to a QEMU tool: a relative path gets "./", so
+ * that neither a leading '-' (an option) nor a ':' (a protocol prefix,
+ * "nbd:...", "json:...") is read as more than a file name.  *arg is
+ * malloc'd when it differs from path (free it); NULL on ENOMEM. */
+static const char *
+qemu_path (const char *path, char **arg)
+{
+  *arg = NULL;
+  if (path[0] == '/')
+    return path;
+  if (asprintf (arg, "./%s", path) < 0)
+    return *arg = NULL;
+  return *arg;
+}
+
 /* What a manifest found for the link below child is. */
 enum candidate { C_ABSENT, C_BASE, C_OTHER, C_DAMAGED };
 
@@ -126,14 +141,12 @@ static bool
 qemu_reads (const char *child, const char *manifest)
 {
   struct sc_qemu_chain q;
-  char why[1536], *arg = NULL, *image = image_of (manifest);
+  char why[1536], *arg, *image = image_of (manifest);
+  const char *p = qemu_path (child, &arg);
   bool yes = false;
 
-  /* A path that starts with '-' would be an option to qemu-img. */
-  if (child[0] == '-' && asprintf (&arg, "./%s", child) < 0)
-    arg = NULL;
-  if (image && sc_qemu_chain_read (arg ? arg : child, "qcow2", &q, why,
-                                   sizeof why) == 0) {
+  if (image && p && sc_qemu_chain_read (p, "qcow2", &q, why,
+                                        sizeof why) == 0) {
     yes = q.n >= 2 && same_file (q.v[1].filename, image);
     sc_qemu_chain_free (&q);
   }
@@ -302,11 +315,12 @@ check_qemu (const struct sc_chain *c, size_t i, const char *target,
   while (j + 1 < c->n && c->v[j].format == SC_IMAGE_QCOW2 &&
          c->v[j].m.incremental)
     j++;
-  /* A path that starts with '-' would be an option to qemu-img. */
-  if (c->v[i].image[0] == '-' && asprintf (&arg, "./%s", c->v[i].image) < 0)
-    arg = NULL;
-  r = sc_qemu_chain_read (arg ? arg : c->v[i].image, "qcow2", &q, why,
-                          sizeof why);
+  const char *p = qemu_path (c->v[i].image, &arg);
+  if (!p) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  r = sc_qemu_chain_read (p, "qcow2", &q, why, sizeof why);
   free (arg);
   if (r < 0) {
     snprintf (err, errlen, "the chain of %s is broken: %s", target, why);
