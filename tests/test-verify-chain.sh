@@ -296,6 +296,16 @@ rc=0; verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK" > /dev/null 2>&1 ||
 [ "$rc" = 2 ] || fail "--against without -c: exit $rc"
 rc=0; sc verify "$B/inc2" --against s2 > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--against without --nbd-socket: exit $rc"
+# --against: not a valid name is usage (2); a valid name of no snapshot
+# is an error (1).
+rc=0; out=$(sc verify "$B/inc2" --against 'bad/name' --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 2 ] && echo "$out" | grep -q "invalid snapshot name: bad/name" ||
+    fail "--against an invalid name: exit $rc: $out"
+rc=0; sc verify "$B/inc2" --against live --nbd-socket "$NBD_SOCK" > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "--against live: exit $rc"
+rc=0; out=$(sc verify "$B/inc2" --against nosuch --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q -- "--against nosuch" ||
+    fail "--against a snapshot that does not exist: exit $rc: $out"
 rc=0; verify "$B/inc2" --bogus > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "an unknown option: exit $rc"
 rc=0; verify > /dev/null 2>&1 || rc=$?

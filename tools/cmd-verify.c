@@ -25,7 +25,8 @@
  *      export named after it); the first differing block is named, with
  *      the first differing byte.
  *
- * Exit 0 clean, 1 damaged, different or an error, 2 usage.  --json
+ * Exit 0 clean, 1 damaged, different or an error (a SNAPSHOT that does
+ * not exist too), 2 usage (a SNAPSHOT that is not a valid name too).  --json
  * prints one object on stdout whatever the outcome (but usage errors),
  * with "status": clean, damaged, broken (the chain), different or error.
  */
@@ -107,8 +108,10 @@ parse_args (const struct sc_cli_target *t, int argc, char **argv,
       return sc_cli_usage_error ("verify --against needs --nbd-socket "
                                  "NBDSOCK (the socket nbdkit serves the "
                                  "snapshot on)");
+    /* Not a name at all is a usage error (2); a valid name that names
+     * no snapshot is found out later, an error (1). */
     if (!sc_cli_name_ok (a->against))
-      return EXIT_FAILURE;
+      return SC_EXIT_USAGE;
   }
   else if (a->nbd_socket)
     return sc_cli_usage_error ("verify: --nbd-socket goes with --against");
