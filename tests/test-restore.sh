@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself refused; --progress=FD and --json.
+# Tests shadowcopy restore: a full backup and the top of a chain (raw, and qcow2 made with qemu-img from the raw backups; a qcow2 chain copied elsewhere, the originals kept) written to a new file (sparse), to an existing file holding junk (larger than the volume: the rest kept) and to an NBD URI (nbdkit memory, and the shadowcopy server's own live export, its snapshots unchanged), each equal to its snapshot; a DEST smaller than the volume refused naming both sizes; a damaged backup stopping the restore with exit 1, the range named and DEST said to be partly written; a DEST that is the backup itself, any file of its chain (a raw incremental's PREV too), or a loop device or a partition of one over a file of its chain refused; TARGETs named -x, nbd:x (raw) and -q (qcow2), relative; --progress=FD and --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -82,6 +82,16 @@ restore "$Q/inc2" --to "$TMP/r-q2" --json > "$TMP/r.json" || fail "restore of a 
 cmp "$TMP/s2.img" "$TMP/r-q2" || fail "the restored qcow2 chain differs from s2"
 qemu-img compare -q -f qcow2 -F raw "$Q/inc2" "$TMP/r-q2" || fail "qemu-img compare of the qcow2 chain"
 [ "$(json 'd["links-read"]' < "$TMP/r.json")" = 3 ] || fail "a qcow2 restore read $(json 'd["links-read"]' < "$TMP/r.json") links"
+# A qcow2 chain copied elsewhere, the originals kept: the copy is read
+# (QEMU reads the copy's backing files, and the manifests agree).
+cp -a "$Q" "$TMP/qcopy"
+restore "$TMP/qcopy/inc2" --to "$TMP/r-qcopy" --json > "$TMP/r.json" ||
+    fail "restore of a copied qcow2 chain, the originals kept, failed"
+cmp "$TMP/s2.img" "$TMP/r-qcopy" || fail "the copied qcow2 chain restored differs from s2"
+[ "$(json 'd["chain"][2]["image"]' < "$TMP/r.json")" = "$TMP/qcopy/full" ] &&
+    [ "$(json 'd["chain"][2]["found"]' < "$TMP/r.json")" = beside ] ||
+    fail "--json of a copied chain: $(cat "$TMP/r.json")"
+rm -rf "$TMP/qcopy" "$TMP/r-qcopy"
 # A raw incremental reads no other link: restored with its chain gone.
 mv "$B/full.manifest.json" "$TMP/full.manifest.json"
 restore "$B/inc2" --to "$TMP/r-alone" > /dev/null || fail "a raw incremental needed its PREV"
@@ -117,6 +127,45 @@ if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$TMP/junk3" 2>/dev/null); the
     losetup -d "$LOOP"; LOOP=
 else
     log "no loop device: a restore to a block device not tested"
+fi
+
+# A DEST that writes onto a file of the chain through a block device: a
+# loop device over a link, and a partition of such a loop device.
+if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$Q/full" 2>/dev/null); then
+    sha=$(sha256sum < "$Q/full")
+    restore_fails "a loop device over a link of a qcow2 chain" \
+        "--to $LOOP would write over $Q/full, a file of the backup itself, through a block device stacked on it" \
+        "$Q/inc2" --to "$LOOP"
+    losetup -d "$LOOP"; LOOP=
+    [ "$(sha256sum < "$Q/full")" = "$sha" ] || fail "a refused restore changed the chain"
+    LOOP=$(losetup -f --show "$B/full")
+    restore_fails "a loop device over the full backup below a raw incremental" \
+        "--to $LOOP would write over $B/full, a file of the backup's chain" "$B/inc2" --to "$LOOP"
+    losetup -d "$LOOP"; LOOP=
+    # A copy of the chain whose full backup (not read by a raw
+    # incremental's restore) holds a partition table.
+    P=$TMP/parted
+    mkdir "$P"
+    cp "$B/full" "$B/full.manifest.json" "$B/inc1" "$B/inc1.manifest.json" \
+        "$B/inc2" "$B/inc2.manifest.json" "$P/"
+    "$PYTHON" -c '
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.write(bytes(446) + struct.pack("<BBBBBBBBII", 0, 0, 0, 0, 0x83, 0, 0, 0, 2048, 4096)
+            + bytes(48) + b"\x55\xaa")' "$P/full"
+    LOOP=$(losetup -f --show -P "$P/full")
+    partx -a "$LOOP" > /dev/null 2>&1 || true
+    for _ in $(seq 50); do [ -b "${LOOP}p1" ] && break; sleep 0.1; done
+    if [ -b "${LOOP}p1" ]; then
+        restore_fails "a partition of a loop device over a link" \
+            "--to ${LOOP}p1 would write over $P/full, a file of the backup's chain" "$P/inc2" --to "${LOOP}p1"
+    else
+        log "no partitions on loop devices: a partition as DEST not tested"
+    fi
+    losetup -d "$LOOP"; LOOP=
+    rm -rf "$P"
+else
+    log "no loop device: a DEST over a link of the chain not tested"
 fi
 
 # ---- to an NBD URI ------------------------------------------------------------
@@ -174,6 +223,12 @@ cp "$TMP/qinc2.saved" "$Q/inc2"
 sha=$(sha256sum < "$B/inc2")
 restore_fails "DEST is TARGET" "is $B/inc2, a file of the backup itself" "$B/inc2" --to "$B/inc2"
 restore_fails "DEST is a link of the chain" "is $Q/full, a file of the backup itself" "$Q/inc2" --to "$Q/full"
+# A raw incremental reads no other link, but its PREV and every link
+# below are its chain's: refused too.
+restore_fails "DEST is a raw incremental's PREV" "is $B/inc1, a file of the backup's chain" "$B/inc2" --to "$B/inc1"
+restore_fails "DEST is the full backup below a raw incremental" "is $B/full, a file of the backup's chain" "$B/inc2" --to "$B/full"
+restore_fails "DEST is a manifest below a raw incremental" "is $B/full.manifest.json, a file of the backup's chain" \
+    "$B/inc2" --to "$B/full.manifest.json"
 [ "$(sha256sum < "$B/inc2")" = "$sha" ] || fail "a refused restore changed TARGET"
 restore_fails "no backup" "cannot open manifest $TMP/nosuch.manifest.json" "$TMP/nosuch" --to "$TMP/r-x"
 restore_fails "a directory" "cannot open $TMP: Is a directory" "$B/inc2" --to "$TMP"
@@ -183,6 +238,23 @@ rc=0; restore --to "$TMP/x" > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "restore without TARGET: exit $rc"
 rc=0; restore "$B/inc2" --to "$TMP/x" --progress=x > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--progress=x: exit $rc"
+
+# ---- TARGET names that qemu-nbd must not read as more than a file name ----------
+# Relative names starting with '-' (an option) or with a ':' (a protocol).
+cp "$B/inc2" "$B/-x"; cp "$B/inc2.manifest.json" "$B/-x.manifest.json"
+cp "$B/inc2" "$B/nbd:x"; cp "$B/inc2.manifest.json" "$B/nbd:x.manifest.json"
+cp "$Q/inc2" "$Q/-q"; cp "$Q/inc2.manifest.json" "$Q/-q.manifest.json"
+( cd "$B" && "$SHADOWCOPY_CLI" restore --to "$TMP/r-dash" -- -x > /dev/null ) ||
+    fail "restore of a TARGET named -x failed"
+cmp "$TMP/s2.img" "$TMP/r-dash" || fail "the restore of -x differs from s2"
+( cd "$B" && "$SHADOWCOPY_CLI" restore nbd:x --to "$TMP/r-colon" > /dev/null ) ||
+    fail "restore of a TARGET named nbd:x failed"
+cmp "$TMP/s2.img" "$TMP/r-colon" || fail "the restore of nbd:x differs from s2"
+( cd "$Q" && "$SHADOWCOPY_CLI" restore --to "$TMP/r-qdash" -- -q > /dev/null ) ||
+    fail "restore of a qcow2 TARGET named -q failed"
+cmp "$TMP/s2.img" "$TMP/r-qdash" || fail "the restore of -q differs from s2"
+rm -f "$B/-x" "$B/-x.manifest.json" "$B/nbd:x" "$B/nbd:x.manifest.json" \
+    "$Q/-q" "$Q/-q.manifest.json" "$TMP/r-dash" "$TMP/r-colon" "$TMP/r-qdash"
 
 # ---- --progress=FD ---------------------------------------------------------------
 restore "$B/inc2" --to "$TMP/r-progress" --progress=3 3> "$TMP/progress" > /dev/null ||

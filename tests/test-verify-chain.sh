@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy verify over whole chains, raw and qcow2 (qcow2 links made with qemu-img from raw backups): a clean chain of 3; a flipped byte found and its range named, in a raw image and in the middle link of a chain (raw and qcow2); a missing link, a link that is not its child's base, a damaged manifest, a qcow2 backing file that is not the manifests' PREV, each one clear message and exit 1; a chain moved elsewhere found beside; --against a snapshot, clean, with a difference, and refusing another snapshot; --json.
+# Tests shadowcopy verify over whole chains, raw and qcow2 (qcow2 links made with qemu-img from raw backups): a clean chain of 3; a flipped byte found and its range named, in a raw image and in the middle link of a chain (raw and qcow2); a missing link, a link that is not its child's base, a damaged manifest, a qcow2 backing file that is not the manifests' PREV, each one clear message and exit 1; a chain moved elsewhere found beside; a chain copied elsewhere (raw and qcow2), the originals kept, checked as the copy; a qcow2 overlay naming its backing file by absolute path, a copy beside passed over; --against a snapshot, clean, with a difference, and refusing another snapshot, and of TARGETs named -x, nbd:x (raw) and -q (qcow2); --json.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp qemu-img qemu-nbd qemu-io
@@ -115,6 +115,43 @@ verify_fails "a moved chain with a link missing" \
 mv "$TMP/full.manifest.json" "$TMP/elsewhere/full.manifest.json"
 mv "$TMP/elsewhere" "$B"
 
+# ---- a chain copied elsewhere, the originals kept: the copy is checked -------
+# A link beside its child that is its base wins over the recorded path:
+# damage in the copy is found although the original is intact.
+C=$TMP/copy
+cp -a "$B" "$C"
+flip "$C/full" $((3 * M + 10))
+verify "$B/inc2" > /dev/null || fail "the original chain is not clean"
+verify_fails "a copied chain with its full backup damaged, the originals kept" \
+    "bytes $((3 * M))-$((4 * M - 1)) of $C/full \(block 3 of 1048576 bytes; link 3 of 3" "$C/inc2"
+rc=0; verify --json "$C/inc2" > "$TMP/v.json" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] && [ "$(json 'd["status"]' < "$TMP/v.json")" = damaged ] &&
+    [ "$(json 'd["chain"][1]["found"]' < "$TMP/v.json")" = beside ] &&
+    [ "$(json 'd["chain"][2]["image"]' < "$TMP/v.json")" = "$C/full" ] &&
+    [ "$(json 'd["chain"][2]["recorded-manifest"]' < "$TMP/v.json")" = "$B/full.manifest.json" ] ||
+    fail "--json of a damaged copied chain: $(cat "$TMP/v.json")"
+cp "$B/full" "$C/full"
+out=$(verify "$C/inc2") || fail "the copied chain is not clean again: $out"
+echo "$out" | grep -q "down to the full backup $C/full," &&
+    echo "$out" | grep -q "^link 3, $C/full: read beside $C/inc1; the manifest of $C/inc1 names $B/full.manifest.json, another copy" ||
+    fail "verify does not say which link was read: $out"
+# A file beside of another snapshot is not the link: the recorded one is
+# read, and that is said; a damaged manifest beside is a damaged link.
+D=$TMP/other
+mkdir "$D"
+cp "$B/inc2" "$B/inc2.manifest.json" "$D/"
+cp "$B/full" "$D/inc1"
+cp "$B/full.manifest.json" "$D/inc1.manifest.json"
+out=$(verify --json "$D/inc2") || fail "a foreign file beside was not passed over: $out"
+[ "$(echo "$out" | json 'd["chain"][1]["image"]')" = "$B/inc1" ] &&
+    [ "$(echo "$out" | json 'd["chain"][1]["found"]')" = recorded ] &&
+    echo "$out" | json 'd["chain"][1]["note"]' | grep -q "^$D/inc1.manifest.json beside $D/inc2 is a backup of snapshot s0" ||
+    fail "a foreign file beside: $out"
+head -c 100 "$B/inc1.manifest.json" > "$D/inc1.manifest.json"
+verify_fails "a damaged manifest beside" \
+    "link 2 \(the PREV of $D/inc2\), beside it: manifest $D/inc1.manifest.json is damaged" "$D/inc2"
+rm -rf "$C" "$D"
+
 # ---- qcow2 -----------------------------------------------------------------
 # The same chain as qcow2: a converted full, and overlays holding what
 # differs from their backing file (qemu-img convert -B).
@@ -161,6 +198,29 @@ verify_fails "a qcow2 link missing" "link 2, the image $Q/inc1, is missing" "$Q/
 mv "$TMP/qinc1.moved" "$Q/inc1"
 verify "$Q/inc2" > /dev/null || fail "the qcow2 chain is not clean again"
 
+# A qcow2 chain copied elsewhere, the originals kept: QEMU reads the
+# copy's backing files (named by file name), and so does verify.
+QC=$TMP/qcopy
+cp -a "$Q" "$QC"
+out=$(verify "$QC/inc2") || fail "verify of a copied qcow2 chain, the originals kept: $out"
+echo "$out" | grep -q "down to the full backup $QC/full," || fail "the copied qcow2 chain: $out"
+qemu-io -f qcow2 -c "write -P 0x5a $((3 * M + 777)) 1" "$QC/full" > /dev/null
+verify_fails "a copied qcow2 chain with its full backup damaged, the originals kept" \
+    "bytes $((3 * M))-$((4 * M - 1)) of $QC/full \(block 3 of 1048576 bytes; link 3 of 3" "$QC/inc2"
+rm -rf "$QC"
+# An overlay whose backing file is named by absolute path reads that one:
+# a copy of its PREV beside it is another copy, not the link.
+QA=$TMP/qabs
+mkdir "$QA"
+cp "$Q/inc2" "$Q/inc2.manifest.json" "$Q/inc1" "$Q/inc1.manifest.json" "$QA/"
+qemu-img rebase -u -f qcow2 -b "$Q/inc1" -F qcow2 "$QA/inc2"
+out=$(verify --json "$QA/inc2") || fail "an overlay with an absolute backing file and a copy beside: $out"
+[ "$(echo "$out" | json 'd["chain"][1]["image"]')" = "$Q/inc1" ] &&
+    [ "$(echo "$out" | json 'd["chain"][1]["found"]')" = recorded ] &&
+    echo "$out" | json 'd["chain"][1]["note"]' | grep -q "^QEMU reads it below $QA/inc2; $QA/inc1.manifest.json beside it is another copy" ||
+    fail "an overlay with an absolute backing file: $out"
+rm -rf "$QA"
+
 # ---- --against ---------------------------------------------------------------
 out=$(sc verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK") ||
     fail "verify --against its own snapshot failed: $out"
@@ -171,6 +231,19 @@ rc=0; out=$(sc verify "$B/inc2" --against s1 --nbd-socket "$NBD_SOCK" 2>&1) || r
 [ "$rc" = 1 ] && echo "$out" | grep -q "snapshot s1 has UUID $(sc_field s1 uuid)" &&
     echo "$out" | grep -q "not the same snapshot" ||
     fail "--against another snapshot: exit $rc: $out"
+
+# TARGET names qemu-nbd must not take for an option or a protocol.
+cp "$B/inc2" "$B/-x"; cp "$B/inc2.manifest.json" "$B/-x.manifest.json"
+cp "$B/inc2" "$B/nbd:x"; cp "$B/inc2.manifest.json" "$B/nbd:x.manifest.json"
+cp "$Q/inc2" "$Q/-q"; cp "$Q/inc2.manifest.json" "$Q/-q.manifest.json"
+( cd "$B" && sc verify --against s2 --nbd-socket "$NBD_SOCK" -- -x > /dev/null ) ||
+    fail "verify --against of a TARGET named -x failed"
+( cd "$B" && sc verify nbd:x --against s2 --nbd-socket "$NBD_SOCK" > /dev/null ) ||
+    fail "verify --against of a TARGET named nbd:x failed"
+( cd "$Q" && sc verify --against s2 --nbd-socket "$NBD_SOCK" -- -q > /dev/null ) ||
+    fail "verify --against of a qcow2 TARGET named -q failed"
+rm -f "$B/-x" "$B/-x.manifest.json" "$B/nbd:x" "$B/nbd:x.manifest.json" \
+    "$Q/-q" "$Q/-q.manifest.json"
 
 # A backup whose content differs from its snapshot with CRCs that match
 # (a manifest rewritten to the changed content): only --against sees it.
@@ -223,6 +296,16 @@ rc=0; verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK" > /dev/null 2>&1 ||
 [ "$rc" = 2 ] || fail "--against without -c: exit $rc"
 rc=0; sc verify "$B/inc2" --against s2 > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--against without --nbd-socket: exit $rc"
+# --against: not a valid name is usage (2); a valid name of no snapshot
+# is an error (1).
+rc=0; out=$(sc verify "$B/inc2" --against 'bad/name' --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 2 ] && echo "$out" | grep -q "invalid snapshot name: bad/name" ||
+    fail "--against an invalid name: exit $rc: $out"
+rc=0; sc verify "$B/inc2" --against live --nbd-socket "$NBD_SOCK" > /dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "--against live: exit $rc"
+rc=0; out=$(sc verify "$B/inc2" --against nosuch --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q -- "--against nosuch" ||
+    fail "--against a snapshot that does not exist: exit $rc: $out"
 rc=0; verify "$B/inc2" --bogus > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "an unknown option: exit $rc"
 rc=0; verify > /dev/null 2>&1 || rc=$?

@@ -76,8 +76,89 @@ add_link (struct sc_chain *c, const char *manifest, char *why, size_t len)
   return 0;
 }
 
+/* path as an argument to a QEMU tool: a relative path gets "./", so
+ * that neither a leading '-' (an option) nor a ':' (a protocol prefix,
+ * "nbd:...", "json:...") is read as more than a file name.  *arg is
+ * malloc'd when it differs from path (free it); NULL on ENOMEM. */
+static const char *
+qemu_path (const char *path, char **arg)
+{
+  *arg = NULL;
+  if (path[0] == '/')
+    return path;
+  if (asprintf (arg, "./%s", path) < 0)
+    return *arg = NULL;
+  return *arg;
+}
+
+/* What a manifest found for the link below child is. */
+enum candidate { C_ABSENT, C_BASE, C_OTHER, C_DAMAGED };
+
+/* The manifest at path as the base of child: C_BASE when it is a backup
+ * of child's base (by UUID) of child's volume; else why says what it
+ * is. */
+static enum candidate
+probe (const char *path, const struct sc_manifest *child, char *why,
+       size_t len)
+{
+  struct sc_manifest *m;
+  struct stat st;
+  enum candidate r = C_BASE;
+
+  if (stat (path, &st) < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return C_ABSENT;
+    snprintf (why, len, "cannot open manifest %s: %s", path,
+              strerror (errno));
+    return C_DAMAGED;
+  }
+  if (!(m = calloc (1, sizeof *m))) {
+    snprintf (why, len, "%s", strerror (ENOMEM));
+    return C_DAMAGED;
+  }
+  if (sc_manifest_read (path, m, why, len) < 0)
+    r = C_DAMAGED;
+  else if (strcmp (m->snapshot_uuid, child->base_uuid) != 0) {
+    snprintf (why, len, "a backup of snapshot %s (UUID %s), not of its "
+              "base (UUID %s)", m->snapshot_name, m->snapshot_uuid,
+              child->base_uuid);
+    r = C_OTHER;
+  }
+  else if (strcmp (m->volume_uuid, child->volume_uuid) != 0) {
+    snprintf (why, len, "a backup of volume %s, not of its volume %s",
+              m->volume_uuid, child->volume_uuid);
+    r = C_OTHER;
+  }
+  sc_manifest_free (m);
+  free (m);
+  return r;
+}
+
+/* Whether QEMU reads the image of `manifest` right below the qcow2
+ * image `child` (false too when qemu-img cannot say: the check of the
+ * whole run, check_qemu, then says why). */
+static bool
+qemu_reads (const char *child, const char *manifest)
+{
+  struct sc_qemu_chain q;
+  char why[1536], *arg, *image = image_of (manifest);
+  const char *p = qemu_path (child, &arg);
+  bool yes = false;
+
+  if (image && p && sc_qemu_chain_read (p, "qcow2", &q, why,
+                                        sizeof why) == 0) {
+    yes = q.n >= 2 && same_file (q.v[1].filename, image);
+    sc_qemu_chain_free (&q);
+  }
+  free (arg);
+  free (image);
+  return yes;
+}
+
 /* The link below c->v[c->n - 1] (an incremental), found, read and
- * checked to be its base. */
+ * checked to be its base.  Where it is looked for (backup-chain.h):
+ * beside the child first, when a manifest of the recorded file name is
+ * there and is the child's base; else at the recorded path. */
 static int
 add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
 {
@@ -85,33 +166,78 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
   /* A copy: add_link moves c->v, and the child's manifest with it. */
   char named[sizeof child->m.prev_manifest];
   size_t k = c->n + 1;          /* the new link's number, from 1 */
-  char *alt = NULL, why[1536];
+  char *alt = NULL, *note = NULL, why[1536], bwhy[1536];
   const char *path = named;
   struct stat st;
   bool moved = false;
   int r;
 
   memcpy (named, child->m.prev_manifest, sizeof named);
-  if (stat (named, &st) < 0 && errno == ENOENT) {
-    if (!(alt = beside (child->manifest, named))) {
-      snprintf (err, errlen, "%s", strerror (ENOMEM));
-      return -ENOMEM;
-    }
-    if (stat (alt, &st) < 0) {
-      if (strcmp (alt, named) == 0)
-        snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
-                  "PREV of %s) is missing: no manifest at %s", target, k,
-                  child->image, named);
-      else
-        snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
-                  "PREV of %s) is missing: no manifest at %s, nor beside "
-                  "%s at %s", target, k, child->image, named, child->image,
-                  alt);
+  if (!(alt = beside (child->manifest, named))) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  if (strcmp (alt, named) != 0 && !same_file (alt, named)) {
+    switch (probe (alt, &child->m, bwhy, sizeof bwhy)) {
+    case C_ABSENT:
+      break;
+    case C_DAMAGED:
+      snprintf (err, errlen, "the chain of %s is broken: link %zu (the PREV "
+                "of %s), beside it: %s", target, k, child->image, bwhy);
       free (alt);
-      return -ENOENT;
+      return -EINVAL;
+    case C_BASE:
+      /* A chain is kept together: the copy beside wins over the path
+       * recorded when the backup was made (QEMU too reads a backing
+       * file named by its file name beside its overlay).  But a qcow2
+       * overlay that names its backing file by absolute path reads
+       * that one: then it is the link, if it is the base as well. */
+      path = alt;
+      moved = true;
+      if (probe (named, &child->m, why, sizeof why) == C_BASE) {
+        if (child->format == SC_IMAGE_QCOW2 &&
+            qemu_reads (child->image, named)) {
+          path = named;
+          moved = false;
+          r = asprintf (&note, "QEMU reads it below %s; %s beside it is "
+                        "another copy of the same backup, not read",
+                        child->image, alt);
+        }
+        else
+          r = asprintf (&note, "read beside %s; the manifest of %s names "
+                        "%s, another copy of the same backup", child->image,
+                        child->image, named);
+        if (r < 0)
+          note = NULL;
+      }
+      break;
+    case C_OTHER:
+      /* Not this chain's: the recorded path, if there is one. */
+      if (stat (named, &st) == 0) {
+        if (asprintf (&note, "%s beside %s is %s: the recorded one was "
+                      "read", alt, child->image, bwhy) < 0)
+          note = NULL;
+      }
+      else {
+        path = alt;
+        moved = true;
+      }
+      break;
     }
-    path = alt;
-    moved = true;
+  }
+  if (path == named && stat (named, &st) < 0 && errno == ENOENT) {
+    if (strcmp (alt, named) == 0)
+      snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
+                "PREV of %s) is missing: no manifest at %s", target, k,
+                child->image, named);
+    else
+      snprintf (err, errlen, "the chain of %s is broken: link %zu (the "
+                "PREV of %s) is missing: no manifest at %s, nor beside "
+                "%s at %s", target, k, child->image, named, child->image,
+                alt);
+    free (alt);
+    free (note);
+    return -ENOENT;
   }
   for (size_t i = 0; i < c->n; i++)
     if (same_file (c->v[i].manifest, path)) {
@@ -119,6 +245,7 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
                 "of %s) is %s, which is link %zu already: a loop", target,
                 k, child->image, path, i + 1);
       free (alt);
+      free (note);
       return -EINVAL;
     }
   r = add_link (c, path, why, sizeof why);
@@ -126,11 +253,17 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
   child = &c->v[c->n - 2];      /* c->v moved */
   struct sc_chain_link *l = &c->v[c->n - 1];
   if (r < 0) {
+    free (note);
     snprintf (err, errlen, "the chain of %s is broken: link %zu (the PREV "
               "of %s): %s", target, k, child->image, why);
     return r;
   }
   l->moved = moved;
+  l->note = note;
+  if (!(l->recorded = strdup (named))) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
   if (!(l->image = image_of (l->manifest))) {
     snprintf (err, errlen, "the chain of %s is broken: %s names %s as its "
               "PREV's manifest, which does not end in %s", target,
@@ -182,11 +315,12 @@ check_qemu (const struct sc_chain *c, size_t i, const char *target,
   while (j + 1 < c->n && c->v[j].format == SC_IMAGE_QCOW2 &&
          c->v[j].m.incremental)
     j++;
-  /* A path that starts with '-' would be an option to qemu-img. */
-  if (c->v[i].image[0] == '-' && asprintf (&arg, "./%s", c->v[i].image) < 0)
-    arg = NULL;
-  r = sc_qemu_chain_read (arg ? arg : c->v[i].image, "qcow2", &q, why,
-                          sizeof why);
+  const char *p = qemu_path (c->v[i].image, &arg);
+  if (!p) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  r = sc_qemu_chain_read (p, "qcow2", &q, why, sizeof why);
   free (arg);
   if (r < 0) {
     snprintf (err, errlen, "the chain of %s is broken: %s", target, why);
@@ -289,9 +423,120 @@ sc_chain_free (struct sc_chain *c)
   for (size_t i = 0; i < c->n; i++) {
     free (c->v[i].image);
     free (c->v[i].manifest);
+    free (c->v[i].recorded);
+    free (c->v[i].note);
     sc_manifest_free (&c->v[i].m);
   }
   free (c->v);
   c->v = NULL;
   c->n = 0;
+}
+
+void
+sc_chain_print_where (const struct sc_chain *c, FILE *f)
+{
+  for (size_t i = 1; i < c->n; i++) {
+    const struct sc_chain_link *l = &c->v[i];
+    if (l->note)
+      fprintf (f, "link %zu, %s: %s\n", i + 1, l->image, l->note);
+    else if (l->moved)
+      fprintf (f, "link %zu, %s: read beside %s, not at %s, where the "
+               "manifest of %s names it\n", i + 1, l->image,
+               c->v[i - 1].image, l->recorded, c->v[i - 1].image);
+  }
+}
+
+/* The walk of sc_chain_each_file: manifests to visit, and those seen. */
+struct walk {
+  char **todo;
+  size_t ntodo;
+  struct stat *seen;
+  size_t nseen;
+};
+
+static int
+walk_push (struct walk *w, const char *manifest)
+{
+  char **v = reallocarray (w->todo, w->ntodo + 1, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  w->todo = v;
+  if (!(v[w->ntodo] = strdup (manifest)))
+    return -ENOMEM;
+  w->ntodo++;
+  return 0;
+}
+
+/* Calls fn on the manifest and the image of `manifest`, and queues the
+ * candidates for its PREV that are its base. */
+static int
+walk_one (struct walk *w, const char *manifest,
+          int (*fn) (void *opaque, const char *path), void *opaque)
+{
+  struct sc_manifest *m = NULL;
+  char *image = image_of (manifest), *alt = NULL, why[1536];
+  struct stat st, *seen;
+  int r = 0;
+
+  if (stat (manifest, &st) < 0)
+    goto out;
+  for (size_t i = 0; i < w->nseen; i++)
+    if (w->seen[i].st_dev == st.st_dev && w->seen[i].st_ino == st.st_ino)
+      goto out;
+  if (w->nseen >= 2 * SC_CHAIN_MAX_LINKS)
+    goto out;
+  if (!(seen = reallocarray (w->seen, w->nseen + 1, sizeof *seen))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  w->seen = seen;
+  w->seen[w->nseen++] = st;
+  if ((r = fn (opaque, manifest)) != 0 || (image && (r = fn (opaque, image))))
+    goto out;
+  if (!(m = calloc (1, sizeof *m))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  if (sc_manifest_read (manifest, m, why, sizeof why) < 0 || !m->incremental)
+    goto out;
+  if (!(alt = beside (manifest, m->prev_manifest))) {
+    r = -ENOMEM;
+    goto out;
+  }
+  if (probe (alt, m, why, sizeof why) == C_BASE)
+    r = walk_push (w, alt);
+  if (r == 0 && probe (m->prev_manifest, m, why, sizeof why) == C_BASE)
+    r = walk_push (w, m->prev_manifest);
+out:
+  if (m)
+    sc_manifest_free (m);
+  free (m);
+  free (alt);
+  free (image);
+  return r;
+}
+
+int
+sc_chain_each_file (const struct sc_chain *c,
+                    int (*fn) (void *opaque, const char *path), void *opaque)
+{
+  struct walk w = { NULL };
+  int r = 0;
+
+  for (size_t i = 0; i < c->n && r == 0; i++) {
+    if ((r = fn (opaque, c->v[i].image)) == 0)
+      r = fn (opaque, c->v[i].manifest);
+  }
+  if (r == 0 && c->n > 0)
+    r = walk_push (&w, c->v[0].manifest);
+  while (r == 0 && w.ntodo > 0) {
+    char *manifest = w.todo[--w.ntodo];
+    r = walk_one (&w, manifest, fn, opaque);
+    free (manifest);
+  }
+  while (w.ntodo > 0)
+    free (w.todo[--w.ntodo]);
+  free (w.todo);
+  free (w.seen);
+  return r;
 }

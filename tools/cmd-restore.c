@@ -13,8 +13,12 @@
  *   2. The image is opened through qemu-nbd (image-nbd.h), read-only,
  *      and must be the volume's size; DEST is opened (restore-dest.h): a
  *      DEST smaller than the volume is refused, a larger one taken (the
- *      summary says what was left past the volume).  A DEST that is an
- *      image of the chain is refused.
+ *      summary says what was left past the volume).  A DEST that is a
+ *      file of the chain (all of it, down to the full backup, copies
+ *      beside and originals both: a raw incremental's PREV too), or
+ *      writes onto one through a loop device, a partition or
+ *      device-mapper (storage-overlap.h), is refused; an NBD URI cannot
+ *      be checked.
  *   3. The image is read block by block (image-reader.h), several blocks
  *      in flight, and each block is checked against the manifest's
  *      CRC32C before any of it is written: a damaged backup stops the
@@ -32,6 +36,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +53,7 @@
 #include "tools/json.h"
 #include "tools/progress.h"
 #include "tools/restore-dest.h"
+#include "tools/storage-overlap.h"
 
 #define ZERO_UNIT 4096u
 
@@ -146,23 +152,39 @@ on_block (void *opaque, uint64_t off, const char *buf, size_t len,
   return r;
 }
 
-/* Whether DEST is one of the chain's images or manifests. */
-static const char *
-dest_in_chain (const char *dest, const struct sc_chain *c)
-{
-  struct stat sd, si;
+/* DEST against every file of the backup's chain (backup-chain.h,
+ * sc_chain_each_file: all of it, not only the links restore reads). */
+struct clash {
+  const char *dest;
+  const struct sc_chain *c;
+  char msg[PATH_MAX + 512];
+};
 
-  if (sc_restore_dest_is_uri (dest) || stat (dest, &sd) < 0)
-    return NULL;
-  for (size_t i = 0; i < c->n; i++) {
-    if (stat (c->v[i].image, &si) == 0 && si.st_dev == sd.st_dev &&
-        si.st_ino == sd.st_ino)
-      return c->v[i].image;
-    if (stat (c->v[i].manifest, &si) == 0 && si.st_dev == sd.st_dev &&
-        si.st_ino == sd.st_ino)
-      return c->v[i].manifest;
+static int
+check_file (void *opaque, const char *path)
+{
+  struct clash *x = opaque;
+  bool read = false;
+  const char *what;
+
+  for (size_t i = 0; i < x->c->n && !read; i++)
+    read = strcmp (path, x->c->v[i].image) == 0 ||
+      strcmp (path, x->c->v[i].manifest) == 0;
+  what = read ? "a file of the backup itself" : "a file of the backup's "
+    "chain";
+  switch (sc_storage_overlap (x->dest, path)) {
+  case SC_STORAGE_APART:
+    return 0;
+  case SC_STORAGE_SAME:
+    snprintf (x->msg, sizeof x->msg, "is %s, %s", path, what);
+    return 1;
+  case SC_STORAGE_STACKED:
+    snprintf (x->msg, sizeof x->msg, "would write over %s, %s, through a "
+              "block device stacked on it (a loop device, a partition, "
+              "device-mapper)", path, what);
+    return 1;
   }
-  return NULL;
+  return 0;
 }
 
 static void
@@ -183,6 +205,16 @@ print_summary (const struct args *a, const struct sc_chain *c,
     sc_json_member_string (&j, "type", m->incremental ? "incremental"
                            : "full");
     sc_json_member_uint (&j, "links-read", c->n);
+    sc_json_key (&j, "chain");
+    sc_json_begin_array (&j);
+    for (size_t i = 0; i < c->n; i++) {
+      sc_json_begin_object (&j);
+      sc_json_member_string (&j, "image", c->v[i].image);
+      sc_json_member_string (&j, "found", i == 0 ? "target" : c->v[i].moved
+                             ? "beside" : "recorded");
+      sc_json_end_object (&j);
+    }
+    sc_json_end_array (&j);
     sc_json_member_string (&j, "snapshot", m->snapshot_name);
     sc_json_member_string (&j, "snapshot-uuid", m->snapshot_uuid);
     sc_json_member_string (&j, "volume-uuid", m->volume_uuid);
@@ -197,6 +229,7 @@ print_summary (const struct args *a, const struct sc_chain *c,
           " bytes written, %" PRIu64 " %s\n", a->dest, a->target,
           m->snapshot_name, m->volume_size, x->written, x->zeroed,
           x->dest_zero ? "left as holes" : "zeroed");
+  sc_chain_print_where (c, stdout);
   if (dsize > m->volume_size)
     printf ("%s: it is %" PRIu64 " bytes, larger than the volume: the "
             "%" PRIu64 " bytes past it were left as they were\n", a->dest,
@@ -211,7 +244,7 @@ sc_cmd_restore (const struct sc_cli_target *t, int argc, char **argv)
   struct sc_image_damage bad;
   struct restore x = { NULL };
   struct nbd_handle *nbd = NULL;
-  const char *clash;
+  struct clash clash;
   char err[2048] = "";
   uint64_t vsize = 0;
   int st, r;
@@ -226,9 +259,15 @@ sc_cmd_restore (const struct sc_cli_target *t, int argc, char **argv)
     sc_cli_error ("restore %s: %s", a.target, err);
     goto out;
   }
-  if ((clash = dest_in_chain (a.dest, &c))) {
-    sc_cli_error ("restore %s: --to %s is %s, a file of the backup itself",
-                  a.target, a.dest, clash);
+  /* An NBD URI cannot be checked: its server's files are not known. */
+  clash.dest = a.dest;
+  clash.c = &c;
+  if (!sc_restore_dest_is_uri (a.dest) &&
+      (r = sc_chain_each_file (&c, check_file, &clash)) != 0) {
+    if (r > 0)
+      sc_cli_error ("restore %s: --to %s %s", a.target, a.dest, clash.msg);
+    else
+      sc_cli_error ("restore %s: %s", a.target, strerror (-r));
     r = -EINVAL;
     goto out;
   }

@@ -25,7 +25,8 @@
  *      export named after it); the first differing block is named, with
  *      the first differing byte.
  *
- * Exit 0 clean, 1 damaged, different or an error, 2 usage.  --json
+ * Exit 0 clean, 1 damaged, different or an error (a SNAPSHOT that does
+ * not exist too), 2 usage (a SNAPSHOT that is not a valid name too).  --json
  * prints one object on stdout whatever the outcome (but usage errors),
  * with "status": clean, damaged, broken (the chain), different or error.
  */
@@ -107,8 +108,10 @@ parse_args (const struct sc_cli_target *t, int argc, char **argv,
       return sc_cli_usage_error ("verify --against needs --nbd-socket "
                                  "NBDSOCK (the socket nbdkit serves the "
                                  "snapshot on)");
+    /* Not a name at all is a usage error (2); a valid name that names
+     * no snapshot is found out later, an error (1). */
     if (!sc_cli_name_ok (a->against))
-      return EXIT_FAILURE;
+      return SC_EXIT_USAGE;
   }
   else if (a->nbd_socket)
     return sc_cli_usage_error ("verify: --nbd-socket goes with --against");
@@ -366,6 +369,12 @@ print_json (const struct args *a, const struct sc_chain *c,
     sc_json_member_string (&j, "snapshot", l->m.snapshot_name);
     sc_json_member_string (&j, "snapshot-uuid", l->m.snapshot_uuid);
     sc_json_member_bool (&j, "moved", l->moved);
+    sc_json_member_string (&j, "found", i == 0 ? "target" : l->moved
+                           ? "beside" : "recorded");
+    if (l->recorded)
+      sc_json_member_string (&j, "recorded-manifest", l->recorded);
+    if (l->note)
+      sc_json_member_string (&j, "note", l->note);
     sc_json_end_object (&j);
   }
   sc_json_end_array (&j);
@@ -491,6 +500,7 @@ sc_cmd_verify (const struct sc_cli_target *t, int argc, char **argv)
     if (a.against)
       printf ("; the same as snapshot %s, byte for byte", a.against);
     printf ("\n");
+    sc_chain_print_where (&c, stdout);
   }
 
 out:

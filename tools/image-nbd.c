@@ -19,10 +19,20 @@ sc_image_nbd_open (const char *path, enum sc_image_format f, bool writable,
   /* --discard=unmap: a zeroed range may be deallocated (a qcow2 overlay
    * then marks it zero, masking its backing file); --cache=writeback
    * with a flush at the end is qemu-img's own way of writing. */
-  char *argv[8];
+  char *argv[8], *rel = NULL;
   size_t n = 0;
-  struct nbd_handle *h = nbd_create ();
+  struct nbd_handle *h;
   int64_t got;
+  int r;
+
+  /* qemu-nbd would take a relative path starting with '-' as an option,
+   * and one with a ':' before any '/' as a protocol ("nbd:", "json:"):
+   * "./" makes it a file name. */
+  if (path[0] != '/' && asprintf (&rel, "./%s", path) < 0) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  h = nbd_create ();
 
   argv[n++] = (char *) "qemu-nbd";
   argv[n++] = (char *) "--format";
@@ -31,14 +41,17 @@ sc_image_nbd_open (const char *path, enum sc_image_format f, bool writable,
   argv[n++] = (char *) "--discard=unmap";
   if (!writable)
     argv[n++] = (char *) "--read-only";
-  argv[n++] = (char *) path;
+  argv[n++] = rel ? rel : (char *) path;
   argv[n] = NULL;
   if (!h) {
     snprintf (err, errlen, "libnbd: %s", nbd_get_error ());
+    free (rel);
     return -ENOMEM;
   }
-  if (nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-      nbd_connect_systemd_socket_activation (h, argv) < 0) {
+  r = nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+    nbd_connect_systemd_socket_activation (h, argv) < 0 ? -1 : 0;
+  free (rel);
+  if (r < 0) {
     snprintf (err, errlen, "cannot open %s (%s) with qemu-nbd: %s", path,
               sc_image_format_name (f), nbd_get_error ());
     nbd_close (h);

@@ -22,7 +22,9 @@
 #include "tools/backup-target.h"
 
 /* Open the image at path (format f; a qcow2 image with its backing
- * chain) through qemu-nbd, read-only unless writable.  *size gets the
+ * chain) through qemu-nbd, read-only unless writable.  A relative path
+ * is given to qemu-nbd as "./PATH", so that a name starting with '-' or
+ * holding a ':' is a file name, not an option or a protocol.  *size gets the
  * image's virtual size (NULL: not wanted). */
 int sc_image_nbd_open (const char *path, enum sc_image_format f,
                        bool writable, struct nbd_handle **out,
