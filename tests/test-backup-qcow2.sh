@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV; a raw incremental on a qcow2 PREV; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link) refused in one line, with no TARGET left and PREV untouched.
+# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV (and on one whose manifest has 4 KiB or 4 MiB blocks, checked whole); a raw incremental on a qcow2 PREV; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link) refused in one line, with no TARGET left and PREV untouched.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy qemu-img qemu-nbd qemu-io
@@ -176,6 +176,29 @@ check_clean "$B/on-raw.qcow2" "the qcow2 incremental on a raw PREV"
     fail "on-raw: backing $(qemu-img info "$B/on-raw.qcow2")"
 got=$(json 'd["bytes-written"] + d["bytes-zeroed"]' < "$TMP/on-raw.json")
 [ "$got" = "$want" ] || fail "on-raw wrote $got bytes; diff reported $want"
+
+# ---- a raw PREV whose manifest has blocks of another size ---------------------
+# Its blocks are all checked through the overlay, at PREV's block size (a
+# 4 MiB block read in pieces), damage far from what the backup writes too.
+for bs in 4096 $((4 * M)); do
+    p=$B/rb$bs
+    cp --sparse=always "$B/raw5" "$p"
+    cp "$B/raw5.manifest.json" "$p.manifest.json"
+    "$PYTHON" "$tests_srcdir/manifest-reblock.py" "$p" "$bs"
+    backup s6 --to "$p-inc.qcow2" --format qcow2 --since s5 --base "$p" > /dev/null ||
+        fail "a qcow2 incremental on a PREV in $bs-byte blocks failed"
+    equal_to "$p-inc.qcow2" qcow2 s6 "the qcow2 incremental on a PREV in $bs-byte blocks"
+    sc verify "$p-inc.qcow2" > /dev/null || fail "verify of the qcow2 incremental on $bs-byte PREV"
+    off=$((13 * M + 777))
+    printf '\x5a\x5a\x5a' | dd of="$p" bs=1 seek=$off conv=notrunc status=none
+    cmp -s "$p" "$B/raw5" && hard_error "the damage did not change $p"
+    start=$((off / bs * bs))
+    rc=0; out=$(backup s6 --to "$p-bad.qcow2" --format qcow2 --since s5 --base "$p" 2>&1) || rc=$?
+    [ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $start-$((start + bs - 1))" ||
+        fail "damage in a $bs-byte block of PREV that the incremental does not write taken in: exit $rc: $out"
+    no_files "$p-bad.qcow2" "a damaged PREV in $bs-byte blocks"
+    rm "$p" "$p.manifest.json" "$p-inc.qcow2" "$p-inc.qcow2.manifest.json"
+done
 
 # ---- PREV in another directory: named by its absolute path -------------------
 mkdir "$TMP/elsewhere"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy backup to raw targets and verify through the CLI and a real nbdkit: a full backup, then a chain of incrementals with random writes, trims and zeroes between them, each equal to its snapshot export and writing what diff reported; chain refusal; verify naming a flipped byte's range; bad input leaving no TARGET and PREV untouched.
+# Tests shadowcopy backup to raw targets and verify through the CLI and a real nbdkit: a full backup, then a chain of incrementals with random writes, trims and zeroes between them, each equal to its snapshot export and writing what diff reported; chain refusal; verify naming a flipped byte's range; a PREV whose manifest has 4 KiB or 4 MiB blocks checked whole; bad input leaving no TARGET and PREV untouched.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp
@@ -91,6 +91,34 @@ rc=0; out=$(backup s6 --to "$B/rot-inc" --since s4 --base "$B/rot" 2>&1) || rc=$
     fail "damage in PREV taken in: exit $rc: $out"
 [ ! -e "$B/rot-inc" ] && [ ! -e "$B/rot-inc.manifest.json" ] ||
     fail "a refused incremental left a TARGET"
+
+# ---- a PREV whose manifest has blocks of another size ---------------------
+# A valid manifest may have blocks of 4 KiB to 1 GiB; backup writes 1 MiB.
+# Such a PREV lends no CRC to the incremental, which sums all its blocks
+# anew: every block of PREV is checked first, at PREV's block size, so
+# damage far from what the incremental writes is refused too.
+for bs in 4096 $((4 * M)); do
+    p=$B/rb$bs
+    cp --sparse=always "$B/inc4" "$p"
+    cp "$B/inc4.manifest.json" "$p.manifest.json"
+    "$PYTHON" "$tests_srcdir/manifest-reblock.py" "$p" "$bs"
+    [ "$(mfield "$p" block-size)" = "$bs" ] || fail "reblock to $bs"
+    sc verify "$p" > /dev/null || fail "verify of a PREV in $bs-byte blocks failed"
+    backup s6 --to "$p-inc" --since s4 --base "$p" > /dev/null ||
+        fail "an incremental on a PREV in $bs-byte blocks failed"
+    nbd_save s6 "$TMP/s6.img"
+    cmp "$TMP/s6.img" "$p-inc" || fail "incremental on $bs-byte PREV differs from s6"
+    sc verify "$p-inc" > /dev/null || fail "verify of the incremental on $bs-byte PREV"
+    off=$((13 * M + 777))
+    printf '\x5a\x5a\x5a' | dd of="$p" bs=1 seek=$off conv=notrunc status=none
+    cmp -s "$p" "$B/inc4" && hard_error "the damage did not change $p"
+    start=$((off / bs * bs))
+    rc=0; out=$(backup s6 --to "$p-bad" --since s4 --base "$p" 2>&1) || rc=$?
+    [ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $start-$((start + bs - 1))" ||
+        fail "damage in a $bs-byte block of PREV that the incremental does not write taken in: exit $rc: $out"
+    [ ! -e "$p-bad" ] && [ ! -e "$p-bad.manifest.json" ] && [ ! -e "$p-bad.partial" ] ||
+        fail "a refused incremental on a $bs-byte PREV left files"
+done
 
 # ---- one backup at a time to a TARGET; leftovers of a killed one ----------
 flock -o "$B/busy.partial" sleep 30 &
