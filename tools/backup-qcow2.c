@@ -13,8 +13,10 @@
  * How the backing file is named.  QEMU resolves a relative backing file
  * name against the directory of the overlay.  When PREV is in TARGET's
  * directory (after symbolic links are resolved), the overlay names it by
- * its bare file name: the chain then survives the rename of
+ * its file name, as "./NAME": the chain then survives the rename of
  * TARGET.partial, and a move or copy of the whole directory of backups.
+ * (A bare NAME with a ':', as a time of day in vol-2024-01-01T00:00:00,
+ * would be taken by QEMU for a protocol prefix; "./" is no protocol.)
  * When PREV is elsewhere, the overlay names it by its absolute path
  * (symbolic links resolved): the chain survives a move of TARGET's
  * directory but not of PREV.  (A relative path such as ../mon/x would
@@ -143,8 +145,8 @@ qemu_locked (const char *why)
 #define LOCK_WAIT_MS 2000
 #define LOCK_STEP_MS 50
 
-/* The name the overlay gives PREV (see the notes): its file name when it
- * is in TARGET's directory, else its absolute path. */
+/* The name the overlay gives PREV (see the notes): "./" and its file
+ * name when it is in TARGET's directory, else its absolute path. */
 static int
 backing_name (const char *prev, const char *target, char *name,
               size_t len, char *err, size_t errlen)
@@ -167,7 +169,7 @@ backing_name (const char *prev, const char *target, char *name,
   char *slash = strrchr (rp, '/');
   size_t dlen = slash == rp ? 1 : (size_t) (slash - rp);
   if (strlen (tdir) == dlen && strncmp (rp, tdir, dlen) == 0)
-    snprintf (name, len, "%s", slash + 1);
+    snprintf (name, len, "./%s", slash + 1);
   else
     snprintf (name, len, "%s", rp);
   return 0;
