@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV (and on one whose manifest has 4 KiB or 4 MiB blocks, checked whole); a raw incremental on a qcow2 PREV; file names with a ':' (a time of day), as PREV and TARGET, absolute and relative, in both formats; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link) refused in one line, with no TARGET left and PREV untouched.
+# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV (and on one whose manifest has 4 KiB or 4 MiB blocks, checked whole); a raw incremental on a qcow2 PREV; file names with a ':' (a time of day), as PREV and TARGET, absolute and relative, in both formats; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link, a volume that is not a whole number of 512-byte sectors) refused in one line, with no TARGET left and PREV untouched.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy qemu-img qemu-nbd qemu-io
@@ -361,6 +361,38 @@ fi
 
 # Every qemu-nbd this test's backups started has exited.
 ! pgrep -f "qemu-nbd.*$TMP" > /dev/null || fail "qemu-nbd left running: $(pgrep -af "qemu-nbd.*$TMP")"
+stop_server
+
+# ---- a volume that is not a whole number of 512-byte sectors -----------------
+# A qcow2 image is: refused at the start in one line, nothing made (a raw
+# backup of it works).
+ODD=$((5 * M + 100))
+make_disk "$TMP/odd" "$ODD"
+start_server "$TMP/odd" "$TMP/odd.diff" chunk-size=4K
+sc_create o0
+mkdir "$TMP/oddb"
+rc=0; out=$(backup o0 --to "$TMP/oddb/full.qcow2" --format qcow2 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "a qcow2 backup of a $ODD-byte volume: exit $rc: $out"
+one_line_naming "$out" "$ODD bytes, not a whole number of 512-byte sectors" "a qcow2 backup of a $ODD-byte volume"
+echo "$out" | grep -q -- "--format raw" || fail "the refusal does not say to use --format raw: $out"
+[ -z "$(ls "$TMP/oddb")" ] || fail "a refused qcow2 backup left files: $(ls "$TMP/oddb")"
+backup o0 --to "$TMP/oddb/full.raw" > /dev/null || fail "a raw backup of a $ODD-byte volume failed"
+nbd_write_random live $((2 * M)) 4096
+sc_create o1
+rc=0; out=$(backup o1 --to "$TMP/oddb/inc.qcow2" --format qcow2 --since o0 \
+    --base "$TMP/oddb/full.raw" 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "a qcow2 incremental of a $ODD-byte volume: exit $rc: $out"
+one_line_naming "$out" "512-byte sectors" "a qcow2 incremental of a $ODD-byte volume"
+[ "$(ls "$TMP/oddb")" = "$(printf 'full.raw\nfull.raw.manifest.json')" ] ||
+    fail "a refused qcow2 incremental left files: $(ls "$TMP/oddb")"
+before=$(sc_names)
+rc=0; out=$(sc backup --create --to "$TMP/oddb/c.qcow2" --format qcow2 \
+    --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "512-byte sectors" ||
+    fail "backup --create of a $ODD-byte volume in qcow2: exit $rc: $out"
+[ ! -e "$TMP/oddb/c.qcow2.partial" ] && [ ! -e "$TMP/oddb/c.qcow2" ] ||
+    fail "backup --create of a $ODD-byte volume in qcow2 left files"
+[ "$(sc_names)" = "$before" ] || fail "backup --create left a snapshot: $(sc_names)"
 
 stop_server
 exit 0

@@ -571,6 +571,15 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   m->snapshot_id = id.to.id;
   m->chunk_size = id.chunk_size;
   m->volume_size = id.volume_size;
+  /* Refused before anything is made: qemu-img would round the image up
+   * to a sector, and it could never be the volume's size. */
+  if (job->format == SC_IMAGE_QCOW2 && id.volume_size % 512 != 0) {
+    snprintf (err, errlen, "the volume is %" PRIu64 " bytes, not a whole "
+              "number of 512-byte sectors, as a qcow2 image is: use "
+              "--format raw", id.volume_size);
+    r = -EINVAL;
+    goto out;
+  }
 
   if (job->since) {
     if ((r = incremental_ranges (c, job, &id, &prev, &d, err, errlen)) < 0)
