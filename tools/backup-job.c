@@ -533,7 +533,7 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   struct sc_backup_stats stats = { 0 };
   struct run run = { .job = job };
   char prev_path[PATH_MAX], manifest[PATH_MAX + 32];
-  struct stat st;
+  struct stat st, mst;
   bool keep = false;
   int r;
 
@@ -662,13 +662,18 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
     goto out;
   }
   now_iso (m->end_time, sizeof m->end_time);
-  if ((r = sc_manifest_write (m, manifest, err, errlen)) < 0)
+  if ((r = sc_manifest_write (m, manifest, &mst, err, errlen)) < 0)
     goto out;
   res->reflinked = run.tgt->reflinked;
   r = sc_backup_target_commit (run.tgt, err, errlen);
   run.tgt = NULL;
-  if (r < 0)
-    unlink (manifest);          /* ours: written just above */
+  /* Ours goes with TARGET.partial; one another process put in its place
+   * (with a TARGET, which refused the rename) stays.  (Between the
+   * check and the unlink it could still be replaced: there is no
+   * unlink-if-same-file.) */
+  if (r < 0 && lstat (manifest, &st) == 0 && st.st_dev == mst.st_dev
+      && st.st_ino == mst.st_ino)
+    unlink (manifest);
   /* TARGET is in place (or TARGET.partial gone): the state is of
    * nothing.  Left by a crash here, it is stale beside its TARGET. */
   unlink (run.path);
