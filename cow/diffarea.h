@@ -247,6 +247,11 @@ int sc_diff_snapshot_create (struct sc_diff *d, const char *name,
  * of that snapshot in flight (see sc_diff_snapshot_get), then frees the
  * copies no remaining snapshot needs.  -ENOENT if there is none. */
 int sc_diff_snapshot_delete (struct sc_diff *d, const char *name);
+/* The same, only if snapshot name has this UUID: -ESTALE, nothing
+ * deleted, when it has another (deleted and made again under its
+ * name).  The UUID is compared under the lock the delete holds. */
+int sc_diff_snapshot_delete_uuid (struct sc_diff *d, const char *name,
+                                  const uint8_t uuid[16]);
 
 /* Listed snapshots in creation order.  *out is malloc'd; free() it. */
 int sc_diff_snapshot_list (struct sc_diff *d,

@@ -171,14 +171,18 @@ snap_for_change (struct sc_diff *d, const char *name, struct snap **out)
   return *out ? 0 : -ENOENT;
 }
 
-int
-sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
+/* Delete snapshot name; when uuid, only if it is still that snapshot
+ * (compared under the lock the delete holds: nothing comes between). */
+static int
+snapshot_delete (struct sc_diff *d, const char *name, const uint8_t *uuid)
 {
   LOCKED (d);
   struct snap *s;
   int r = snap_for_change (d, name, &s);
   if (r < 0)
     return r;
+  if (uuid && memcmp (s->info.uuid, uuid, sizeof s->info.uuid) != 0)
+    return -ESTALE;
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
@@ -189,6 +193,19 @@ sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
   if (r == 0)
     ckpt_maybe (d);
   return r;
+}
+
+int
+sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
+{
+  return snapshot_delete (d, name, NULL);
+}
+
+int
+sc_diff_snapshot_delete_uuid (struct sc_diff *d, const char *name,
+                              const uint8_t uuid[16])
+{
+  return snapshot_delete (d, name, uuid);
 }
 
 int

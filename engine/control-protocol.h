@@ -26,13 +26,17 @@
  *                             creation is in progress on the volume;
  *                             delete-oldest=1: at max-snapshots, drop the
  *                             oldest first
- *   DELETE NAME [keep-checkpoint=1]
+ *   DELETE NAME [keep-checkpoint=1 | uuid=UUID]
  *                          -> * deleted name=NAME.  keep-checkpoint=1:
  *                             delete snapshot NAME's data but keep a
  *                             checkpoint of the same name, id, UUID and
  *                             epoch (answers * deleted name=NAME
  *                             checkpoint=1); EINVAL if it is a checkpoint
- *                             already, ESTALE if it is invalid
+ *                             already, ESTALE if it is invalid.
+ *                             uuid=UUID: delete NAME only if its UUID is
+ *                             UUID, compared as it is deleted (ESTALE,
+ *                             nothing deleted, if it has another: made
+ *                             again under that name)
  *   DELETE-OLDEST          -> * deleted name=... (the oldest snapshot; never
  *                             a checkpoint)
  *   DELETE-ALL             -> * deleted name=... (one per snapshot)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cow/uuid.h"
 #include "engine/control-verbs.h"
 
 int
@@ -186,22 +187,49 @@ reply_keep_err (struct sc_volume *v, int fd, int err, const char *name)
   }
 }
 
+/* DELETE NAME uuid=UUID: deletes NAME only if it is still that snapshot
+ * (a client that named it earlier never deletes one made since under
+ * the same name). */
+static int
+delete_uuid (struct sc_volume *v, int fd, const char *name, const char *arg)
+{
+  uint8_t id[16];
+  int r;
+
+  if (sc_uuid_parse (arg, id) < 0)
+    return sc_ctl_write_err (fd, EINVAL, "invalid uuid= (want a UUID): %s",
+                             arg);
+  r = sc_volume_snapshot_delete_uuid (v, name, id);
+  if (r == -ESTALE)
+    return sc_ctl_write_err (fd, ESTALE, "snapshot %s is not the one of "
+                             "UUID %s (deleted and made again): not "
+                             "deleted", name, arg);
+  if (r < 0)
+    return sc_reply_snapshot_verr (v, fd, r, "delete", name);
+  r = sc_reply_deleted (fd, name);
+  return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
 int
 sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
 {
-  const char *name = req->args[0];
+  const char *name = req->args[0], *uuid = NULL;
   bool keep = false;
   int r;
 
   if (req->nargs > 1) {
     if (strcmp (req->args[1], "keep-checkpoint=1") == 0)
       keep = true;
+    else if (strncmp (req->args[1], "uuid=", 5) == 0)
+      uuid = req->args[1] + 5;
     else if (strcmp (req->args[1], "keep-checkpoint=0") != 0)
       return sc_ctl_write_err (fd, EINVAL, "usage: DELETE NAME "
-                               "[keep-checkpoint=1]");
+                               "[keep-checkpoint=1 | uuid=UUID]");
   }
   if (!sc_snapshot_name_valid (name))
     return sc_reply_snapshot_err (fd, -EINVAL, "delete", name);
+  if (uuid)
+    return delete_uuid (ss->v, fd, name, uuid);
   if (keep) {
     r = sc_volume_snapshot_keep_checkpoint (ss->v, name);
     if (r < 0)

@@ -139,7 +139,7 @@ static const struct verb {
     "RESIZE max=BYTES|unbounded [force=1]" },
   /* control-snapshots.c */
   { "LIST", 0, 0, 0, sc_verb_list, "LIST" },
-  { "DELETE", 1, 2, 0, sc_verb_delete, "DELETE NAME [keep-checkpoint=1]" },
+  { "DELETE", 1, 2, 0, sc_verb_delete, "DELETE NAME [keep-checkpoint=1 | uuid=UUID]" },
   { "DELETE-OLDEST", 0, 0, 0, sc_verb_delete_oldest, "DELETE-OLDEST" },
   { "DELETE-ALL", 0, 0, 0, sc_verb_delete_all, "DELETE-ALL" },
   { "DELETE-SET", 1, 1, 0, sc_verb_delete_set, "DELETE-SET UUID" },

@@ -183,6 +183,13 @@ sc_volume_snapshot_delete (struct sc_volume *v, const char *name)
 }
 
 int
+sc_volume_snapshot_delete_uuid (struct sc_volume *v, const char *name,
+                                const uint8_t uuid[16])
+{
+  return sc_diff_snapshot_delete_uuid (v->diff, name, uuid);
+}
+
+int
 sc_volume_snapshot_list (struct sc_volume *v, struct sc_snapshot_info **out,
                          size_t *n)
 {

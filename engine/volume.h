@@ -125,6 +125,10 @@ uint64_t sc_volume_release (struct sc_volume *v);
  * O(1), used_bytes left 0) snapshots: as sc_diff_snapshot_delete, _list
  * and _lookup. */
 int sc_volume_snapshot_delete (struct sc_volume *v, const char *name);
+/* Delete snapshot name only if its UUID is uuid (else -ESTALE): as
+ * sc_diff_snapshot_delete_uuid. */
+int sc_volume_snapshot_delete_uuid (struct sc_volume *v, const char *name,
+                                    const uint8_t uuid[16]);
 int sc_volume_snapshot_list (struct sc_volume *v,
                              struct sc_snapshot_info **out, size_t *n);
 int sc_volume_snapshot_lookup (struct sc_volume *v, const char *name,

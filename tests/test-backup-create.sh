@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests backup --create, the whole requester flow: a writer's results in the manifest, a checkpoint kept and no snapshot left; --auto incremental on it, full when it is gone (and saying so); --since with a gone BASE, a wrong base and another volume's PREV refused; a set of two volumes in one command; a failing volume of a set thaws and tells the writers, exits 1 and leaves no TARGET, checkpoint or snapshot.
+# Tests backup --create, the whole requester flow: a writer's results in the manifest, a checkpoint kept and no snapshot left; --auto incremental on it, full when it is gone (and saying so), deleting the checkpoint it went on from but not one made again under its name during the backup; --since with a gone BASE, a wrong base and another volume's PREV refused; a set of two volumes in one command; a failing volume of a set thaws and tells the writers, exits 1 and leaves no TARGET, checkpoint or snapshot.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires cmp
@@ -193,6 +193,30 @@ sc backup gset --auto --to "$D/h" --nbd-socket "$NBD_SOCK" > /dev/null 2> "$TMP/
     fail "backup SNAPSHOT --auto failed: $(cat "$TMP/h.err")"
 grep -q "incremental backup on $D/ga .*since checkpoint g " "$TMP/h.err" || fail "h: $(cat "$TMP/h.err")"
 cmp "$TMP/a" "$D/h" || fail "h differs from gset"
+
+# ---- --auto deletes only the checkpoint it went on from ----------------
+# Made again under its name during the backup (here by a writer's
+# backup-complete, which comes just before), the new one is kept.
+sc delete gset > /dev/null
+rm "$D/h" "$D/h.manifest.json"          # of gset: ga, of g, is the newest
+cat > "$TMP/w2" <<EOW
+#!/bin/sh
+[ "\$1" = backup-complete ] || exit 0
+"$SHADOWCOPY_CLI" -c "$CTL" delete g > /dev/null &&
+    "$SHADOWCOPY_CLI" -c "$CTL" checkpoint g > /dev/null
+EOW
+chmod +x "$TMP/w2"
+nbd_write_random live $((6 * M)) 5000
+sc backup --create --writer "$TMP/w2" --auto --name k --to "$D/k" \
+    --nbd-socket "$NBD_SOCK" > /dev/null 2> "$TMP/k.err" ||
+    fail "--auto with its base made again: $(cat "$TMP/k.err")"
+grep -q "incremental backup on $D/ga .*since checkpoint g " "$TMP/k.err" || fail "k: $(cat "$TMP/k.err")"
+[ "$(types sc)" = "k:checkpoint g:checkpoint" ] ||
+    fail "--auto deleted a checkpoint made again under its base's name: $(types sc)"
+[ "$(sc_field g uuid)" != "$(mfield "$D/ga" snapshot-uuid)" ] || fail "g was not made again"
+grep -q "checkpoint g (UUID $(mfield "$D/ga" snapshot-uuid)), which k replaces, was deleted and made again" "$TMP/k.err" ||
+    fail "k did not say that g was made again: $(cat "$TMP/k.err")"
+cmp "$TMP/a" "$D/k" || fail "k differs"
 
 # ---- the manifest's writers, parsed strictly ----------------------------
 cp --sparse=always "$D/a1" "$D/w1"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV; a raw incremental on a qcow2 PREV; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link) refused in one line, with no TARGET left and PREV untouched.
+# Tests shadowcopy backup --format qcow2 through the CLI, a real nbdkit with the plugin and QEMU's tools: a full backup equal to its snapshot with its holes unallocated; a chain of 5 qcow2 overlays with random writes, trims and zeroes between them, each equal to its snapshot, holding clusters only in the ranges diff reported, zeros masking the backing file; a qcow2 overlay on a raw PREV (and on one whose manifest has 4 KiB or 4 MiB blocks, checked whole); a raw incremental on a qcow2 PREV; file names with a ':' (a time of day), as PREV and TARGET, absolute and relative, in both formats; a chain moved to another directory; bad input (an existing TARGET, an unwritable directory, a PREV that is not what its manifest says, a chain with a missing link, a volume that is not a whole number of 512-byte sectors) refused in one line, with no TARGET left and PREV untouched.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy qemu-img qemu-nbd qemu-io
@@ -103,8 +103,8 @@ for i in 1 2 3 4 5; do
     [ ! -e "$B/inc$i.qcow2.partial" ] || fail "inc$i.qcow2.partial left behind"
     equal_to "$B/inc$i.qcow2" qcow2 "s$i" "incremental $i"
     check_clean "$B/inc$i.qcow2" "incremental $i"
-    # PREV in the same directory: named by its file name.
-    [ "$(qinfo "$B/inc$i.qcow2" backing-filename)" = "$(basename "$prev")" ] ||
+    # PREV in the same directory: named by its file name, as ./NAME.
+    [ "$(qinfo "$B/inc$i.qcow2" backing-filename)" = "./$(basename "$prev")" ] ||
         fail "inc$i: backing file $(qinfo "$B/inc$i.qcow2" backing-filename)"
     [ "$(qinfo "$B/inc$i.qcow2" backing-filename-format)" = qcow2 ] ||
         fail "inc$i: backing format"
@@ -171,11 +171,34 @@ backup s6 --to "$B/on-raw.qcow2" --format qcow2 --since s5 --base "$B/raw5" --js
 [ "$(sha256sum < "$B/raw5")" = "$sha_raw5" ] || fail "the raw PREV changed"
 equal_to "$B/on-raw.qcow2" qcow2 s6 "the qcow2 incremental on a raw PREV"
 check_clean "$B/on-raw.qcow2" "the qcow2 incremental on a raw PREV"
-[ "$(qinfo "$B/on-raw.qcow2" backing-filename)" = raw5 ] &&
+[ "$(qinfo "$B/on-raw.qcow2" backing-filename)" = ./raw5 ] &&
 [ "$(qinfo "$B/on-raw.qcow2" backing-filename-format)" = raw ] ||
     fail "on-raw: backing $(qemu-img info "$B/on-raw.qcow2")"
 got=$(json 'd["bytes-written"] + d["bytes-zeroed"]' < "$TMP/on-raw.json")
 [ "$got" = "$want" ] || fail "on-raw wrote $got bytes; diff reported $want"
+
+# ---- a raw PREV whose manifest has blocks of another size ---------------------
+# Its blocks are all checked through the overlay, at PREV's block size (a
+# 4 MiB block read in pieces), damage far from what the backup writes too.
+for bs in 4096 $((4 * M)); do
+    p=$B/rb$bs
+    cp --sparse=always "$B/raw5" "$p"
+    cp "$B/raw5.manifest.json" "$p.manifest.json"
+    "$PYTHON" "$tests_srcdir/manifest-reblock.py" "$p" "$bs"
+    backup s6 --to "$p-inc.qcow2" --format qcow2 --since s5 --base "$p" > /dev/null ||
+        fail "a qcow2 incremental on a PREV in $bs-byte blocks failed"
+    equal_to "$p-inc.qcow2" qcow2 s6 "the qcow2 incremental on a PREV in $bs-byte blocks"
+    sc verify "$p-inc.qcow2" > /dev/null || fail "verify of the qcow2 incremental on $bs-byte PREV"
+    off=$((13 * M + 777))
+    printf '\x5a\x5a\x5a' | dd of="$p" bs=1 seek=$off conv=notrunc status=none
+    cmp -s "$p" "$B/raw5" && hard_error "the damage did not change $p"
+    start=$((off / bs * bs))
+    rc=0; out=$(backup s6 --to "$p-bad.qcow2" --format qcow2 --since s5 --base "$p" 2>&1) || rc=$?
+    [ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $start-$((start + bs - 1))" ||
+        fail "damage in a $bs-byte block of PREV that the incremental does not write taken in: exit $rc: $out"
+    no_files "$p-bad.qcow2" "a damaged PREV in $bs-byte blocks"
+    rm "$p" "$p.manifest.json" "$p-inc.qcow2" "$p-inc.qcow2.manifest.json"
+done
 
 # ---- PREV in another directory: named by its absolute path -------------------
 mkdir "$TMP/elsewhere"
@@ -187,10 +210,44 @@ backup s7 --to "$TMP/elsewhere/s7.qcow2" --format qcow2 --since s6 \
     fail "PREV elsewhere: backing $(qinfo "$TMP/elsewhere/s7.qcow2" backing-filename)"
 equal_to "$TMP/elsewhere/s7.qcow2" qcow2 s7 "the incremental into another directory"
 
+# ---- file names with a ':' (a time of day) -------------------------------------
+# QEMU would take "vol-2024-01-01T00:00:00.qcow2" for protocol
+# "vol-2024-01-01T00" and a file: the overlay names PREV as "./NAME", and
+# relative paths go to qemu-img as "./PATH".
+T1=vol-2024-01-01T00:00:00 T2=vol-2024-01-02T00:00:00
+backup s5 --to "$B/$T1.qcow2" --format qcow2 > /dev/null || fail "a full qcow2 backup named $T1.qcow2 failed"
+cp --sparse=always "$B/raw5" "$B/$T1.raw"
+cp "$B/raw5.manifest.json" "$B/$T1.raw.manifest.json"
+sc verify "$B/$T1.raw" > /dev/null || fail "the copy named $T1.raw does not verify"
+for pf in qcow2 raw; do
+    # a qcow2 incremental, PREV named by its absolute path, then relative
+    backup s6 --to "$B/$T2-on-$pf.qcow2" --format qcow2 --since s5 \
+        --base "$B/$T1.$pf" > /dev/null ||
+        fail "a qcow2 incremental on a $pf PREV named $T1.$pf failed"
+    [ "$(qinfo "$B/$T2-on-$pf.qcow2" backing-filename)" = "./$T1.$pf" ] ||
+        fail "$T2-on-$pf.qcow2: backing file $(qinfo "$B/$T2-on-$pf.qcow2" backing-filename)"
+    equal_to "$B/$T2-on-$pf.qcow2" qcow2 s6 "the qcow2 incremental on $T1.$pf"
+    sc verify "$B/$T2-on-$pf.qcow2" > /dev/null || fail "verify of $T2-on-$pf.qcow2"
+    (cd "$B" && backup s6 --to "$B/$T2-rel-$pf.qcow2" --format qcow2 --since s5 \
+        --base "$T1.$pf" > /dev/null) ||
+        fail "a qcow2 incremental on a $pf PREV given as $T1.$pf failed"
+    equal_to "$B/$T2-rel-$pf.qcow2" qcow2 s6 "the qcow2 incremental on $T1.$pf (relative)"
+    # a raw incremental, PREV and TARGET relative
+    (cd "$B" && backup s6 --to "$T2-on-$pf.raw" --since s5 --base "$T1.$pf" > /dev/null) ||
+        fail "a raw incremental on a $pf PREV given as $T1.$pf failed"
+    equal_to "$B/$T2-on-$pf.raw" raw s6 "the raw incremental on $T1.$pf"
+    sc verify "$B/$T2-on-$pf.raw" > /dev/null || fail "verify of $T2-on-$pf.raw"
+done
+
 # ---- the whole directory moved: the chain still opens ------------------------
 mv "$B" "$TMP/moved"
 equal_to "$TMP/moved/inc5.qcow2" qcow2 s5 "the moved chain"
 equal_to "$TMP/moved/on-raw.qcow2" qcow2 s6 "the moved overlay on raw"
+for pf in qcow2 raw; do
+    equal_to "$TMP/moved/$T2-on-$pf.qcow2" qcow2 s6 "the moved overlay on $T1.$pf"
+    sc verify "$TMP/moved/$T2-on-$pf.qcow2" > /dev/null ||
+        fail "verify of the moved $T2-on-$pf.qcow2"
+done
 [ "$(qemu-img info --backing-chain --output=json -f qcow2 "$TMP/moved/inc5.qcow2" |
      json 'len(d)')" = 6 ] || fail "the moved chain is not 6 images long"
 mv "$TMP/moved" "$B"
@@ -304,6 +361,38 @@ fi
 
 # Every qemu-nbd this test's backups started has exited.
 ! pgrep -f "qemu-nbd.*$TMP" > /dev/null || fail "qemu-nbd left running: $(pgrep -af "qemu-nbd.*$TMP")"
+stop_server
+
+# ---- a volume that is not a whole number of 512-byte sectors -----------------
+# A qcow2 image is: refused at the start in one line, nothing made (a raw
+# backup of it works).
+ODD=$((5 * M + 100))
+make_disk "$TMP/odd" "$ODD"
+start_server "$TMP/odd" "$TMP/odd.diff" chunk-size=4K
+sc_create o0
+mkdir "$TMP/oddb"
+rc=0; out=$(backup o0 --to "$TMP/oddb/full.qcow2" --format qcow2 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "a qcow2 backup of a $ODD-byte volume: exit $rc: $out"
+one_line_naming "$out" "$ODD bytes, not a whole number of 512-byte sectors" "a qcow2 backup of a $ODD-byte volume"
+echo "$out" | grep -q -- "--format raw" || fail "the refusal does not say to use --format raw: $out"
+[ -z "$(ls "$TMP/oddb")" ] || fail "a refused qcow2 backup left files: $(ls "$TMP/oddb")"
+backup o0 --to "$TMP/oddb/full.raw" > /dev/null || fail "a raw backup of a $ODD-byte volume failed"
+nbd_write_random live $((2 * M)) 4096
+sc_create o1
+rc=0; out=$(backup o1 --to "$TMP/oddb/inc.qcow2" --format qcow2 --since o0 \
+    --base "$TMP/oddb/full.raw" 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "a qcow2 incremental of a $ODD-byte volume: exit $rc: $out"
+one_line_naming "$out" "512-byte sectors" "a qcow2 incremental of a $ODD-byte volume"
+[ "$(ls "$TMP/oddb")" = "$(printf 'full.raw\nfull.raw.manifest.json')" ] ||
+    fail "a refused qcow2 incremental left files: $(ls "$TMP/oddb")"
+before=$(sc_names)
+rc=0; out=$(sc backup --create --to "$TMP/oddb/c.qcow2" --format qcow2 \
+    --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "512-byte sectors" ||
+    fail "backup --create of a $ODD-byte volume in qcow2: exit $rc: $out"
+[ ! -e "$TMP/oddb/c.qcow2.partial" ] && [ ! -e "$TMP/oddb/c.qcow2" ] ||
+    fail "backup --create of a $ODD-byte volume in qcow2 left files"
+[ "$(sc_names)" = "$before" ] || fail "backup --create left a snapshot: $(sc_names)"
 
 stop_server
 exit 0

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests shadowcopy backup to raw targets and verify through the CLI and a real nbdkit: a full backup, then a chain of incrementals with random writes, trims and zeroes between them, each equal to its snapshot export and writing what diff reported; chain refusal; verify naming a flipped byte's range; bad input leaving no TARGET and PREV untouched.
+# Tests shadowcopy backup to raw targets and verify through the CLI and a real nbdkit: a full backup, then a chain of incrementals with random writes, trims and zeroes between them, each equal to its snapshot export and writing what diff reported; chain refusal; verify naming a flipped byte's range; a PREV whose manifest has 4 KiB or 4 MiB blocks checked whole; a manifest (and TARGET) put in place by another process during the backup neither replaced nor removed; bad input leaving no TARGET and PREV untouched.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy cmp
@@ -92,6 +92,34 @@ rc=0; out=$(backup s6 --to "$B/rot-inc" --since s4 --base "$B/rot" 2>&1) || rc=$
 [ ! -e "$B/rot-inc" ] && [ ! -e "$B/rot-inc.manifest.json" ] ||
     fail "a refused incremental left a TARGET"
 
+# ---- a PREV whose manifest has blocks of another size ---------------------
+# A valid manifest may have blocks of 4 KiB to 1 GiB; backup writes 1 MiB.
+# Such a PREV lends no CRC to the incremental, which sums all its blocks
+# anew: every block of PREV is checked first, at PREV's block size, so
+# damage far from what the incremental writes is refused too.
+for bs in 4096 $((4 * M)); do
+    p=$B/rb$bs
+    cp --sparse=always "$B/inc4" "$p"
+    cp "$B/inc4.manifest.json" "$p.manifest.json"
+    "$PYTHON" "$tests_srcdir/manifest-reblock.py" "$p" "$bs"
+    [ "$(mfield "$p" block-size)" = "$bs" ] || fail "reblock to $bs"
+    sc verify "$p" > /dev/null || fail "verify of a PREV in $bs-byte blocks failed"
+    backup s6 --to "$p-inc" --since s4 --base "$p" > /dev/null ||
+        fail "an incremental on a PREV in $bs-byte blocks failed"
+    nbd_save s6 "$TMP/s6.img"
+    cmp "$TMP/s6.img" "$p-inc" || fail "incremental on $bs-byte PREV differs from s6"
+    sc verify "$p-inc" > /dev/null || fail "verify of the incremental on $bs-byte PREV"
+    off=$((13 * M + 777))
+    printf '\x5a\x5a\x5a' | dd of="$p" bs=1 seek=$off conv=notrunc status=none
+    cmp -s "$p" "$B/inc4" && hard_error "the damage did not change $p"
+    start=$((off / bs * bs))
+    rc=0; out=$(backup s6 --to "$p-bad" --since s4 --base "$p" 2>&1) || rc=$?
+    [ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $start-$((start + bs - 1))" ||
+        fail "damage in a $bs-byte block of PREV that the incremental does not write taken in: exit $rc: $out"
+    [ ! -e "$p-bad" ] && [ ! -e "$p-bad.manifest.json" ] && [ ! -e "$p-bad.partial" ] ||
+        fail "a refused incremental on a $bs-byte PREV left files"
+done
+
 # ---- one backup at a time to a TARGET; leftovers of a killed one ----------
 flock -o "$B/busy.partial" sleep 30 &
 lockpid=$!
@@ -106,6 +134,58 @@ kill "$lockpid" 2>/dev/null || :; wait "$lockpid" 2>/dev/null || :
 echo '{}' > "$B/busy.manifest.json"
 backup s6 --to "$B/busy" > /dev/null || fail "a backup over a stale manifest failed"
 sc verify "$B/busy" > /dev/null || fail "verify after a stale manifest failed"
+
+# ---- a backup never replaces or removes a manifest it did not write -------
+# Another process puts TARGET's manifest (and TARGET) in place during the
+# backup.  strace holds one rename of the backup for 1.5 s, so that this
+# lands before the manifest's rename (1), or between it and TARGET's (2).
+# wait_file FILE PID: until FILE exists, while PID runs.
+wait_file () {
+    local i
+    for ((i = 0; i < 200; i++)); do
+        [ -e "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || fail "the backup ended before $1 appeared"
+        sleep 0.05
+    done
+    fail "no $1 after 10 s"
+}
+# slow_rename N ARGS...: a backup whose N-th renameat2 waits 1.5 s.
+slow_rename () {
+    local n=$1
+    shift
+    strace -f -o /dev/null -e trace=renameat2 \
+        -e inject=renameat2:delay_enter=1500000:when="$n" \
+        "$SHADOWCOPY_CLI" -c "$CTL" backup --nbd-socket "$NBD_SOCK" "$@"
+}
+if strace -f -o /dev/null true 2> /dev/null; then
+    slow_rename 1 s6 --to "$B/m1" > /dev/null 2> "$TMP/m1.err" &
+    pid=$!
+    wait_file "$B/m1.manifest.json.partial" "$pid"
+    echo '{"theirs": 1}' > "$B/m1.manifest.json"
+    rc=0; wait "$pid" || rc=$?
+    [ "$rc" = 1 ] && grep -q "cannot write manifest .*m1.manifest.json: File exists" "$TMP/m1.err" ||
+        fail "a manifest put in place during the backup: exit $rc: $(cat "$TMP/m1.err")"
+    [ "$(cat "$B/m1.manifest.json")" = '{"theirs": 1}' ] ||
+        fail "the backup replaced or removed a manifest it did not write"
+    [ ! -e "$B/m1" ] || fail "a backup whose manifest could not be written made TARGET"
+
+    slow_rename 2 s6 --to "$B/m2" > /dev/null 2> "$TMP/m2.err" &
+    pid=$!
+    wait_file "$B/m2.manifest.json" "$pid"
+    echo theirs > "$TMP/m2.theirs"
+    echo '{"theirs": 2}' > "$TMP/m2.theirs.json"
+    mv -f "$TMP/m2.theirs.json" "$B/m2.manifest.json"
+    mv "$TMP/m2.theirs" "$B/m2"
+    rc=0; wait "$pid" || rc=$?
+    [ "$rc" = 1 ] && grep -q "cannot rename .*m2.partial to .*m2: File exists" "$TMP/m2.err" ||
+        fail "a TARGET put in place during the backup: exit $rc: $(cat "$TMP/m2.err")"
+    [ "$(cat "$B/m2")" = theirs ] || fail "the backup replaced a TARGET it did not write"
+    [ "$(cat "$B/m2.manifest.json" 2>&1)" = '{"theirs": 2}' ] ||
+        fail "the backup removed a manifest it did not write (put over its own before TARGET's rename)"
+    rm "$B/m1.manifest.json" "$B/m2" "$B/m2.manifest.json"
+else
+    log "strace cannot trace here: a manifest put in place during a backup is not tested"
+fi
 
 # ---- verify ---------------------------------------------------------------
 cp --sparse=always "$B/inc4" "$B/flip"

@@ -1,5 +1,5 @@
 /* Unit tests: the control verbs of changed-block tracking and checkpoints
- * (DIFF, CHECKPOINT, DELETE keep-checkpoint=1, the type and uuid of
+ * (DIFF, CHECKPOINT, DELETE keep-checkpoint=1 and uuid=, the type and uuid of
  * snapshot lines) answered by the server's own handler on a real volume,
  * online and offline: their arguments, pages, byte ranges and errors. */
 #include <config.h>
@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "cow/io.h"
+#include "cow/uuid.h"
 #include "engine/control-protocol.h"
 #include "engine/control.h"
 #include "engine/volume.h"
@@ -421,7 +422,7 @@ Test (control_diff, checkpoint_and_delete_arguments_are_checked)
   expect_err (&f, "CHECKPOINT c1 frob=1", "EINVAL", "unknown option");
   expect_err (&f, "CHECKPOINT s1", "EEXIST", "s1");
   expect_err (&f, "DELETE s1 keep-checkpoint=2", "EINVAL",
-              "usage: DELETE NAME [keep-checkpoint=1]");
+              "usage: DELETE NAME [keep-checkpoint=1 | uuid=UUID]");
   expect_err (&f, "DELETE s1 frob", "EINVAL", "usage: DELETE NAME");
   expect_err (&f, "DELETE s1 keep-checkpoint=1 x", "EINVAL", "usage");
   /* keep-checkpoint=0 is a plain delete. */
@@ -497,6 +498,53 @@ Test (control_diff, delete_keep_checkpoint_answers_and_refuses)
   cr_expect_str_eq (r, "* deleted\tname=s1\nOK\n");
   free (r);
   expect_err (&f, "DIFF s1", "ENOENT", "s1");
+  teardown (&f);
+}
+
+/* The UUID of snapshot name, as text. */
+static void
+uuid_of (struct fixture *f, const char *name, char *buf)
+{
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_lookup (f->v, name, &s), 0, "%s", name);
+  sc_uuid_format (s.uuid, buf);
+}
+
+/* DELETE NAME uuid=UUID deletes NAME only while it is that snapshot: a
+ * checkpoint deleted and made again under its name is not deleted by a
+ * client that named the first one. */
+Test (control_diff, delete_uuid_deletes_only_the_snapshot_of_that_uuid)
+{
+  struct fixture f;
+  char old_uuid[40], new_uuid[40], req[128];
+  setup (&f);
+  need_checkpoints (&f);
+  snapshot (&f, "c1");
+  cr_assert_eq (sc_volume_snapshot_keep_checkpoint (f.v, "c1"), 0);
+  uuid_of (&f, "c1", old_uuid);
+  char *r = ask (&f, "DELETE c1");
+  cr_expect_str_eq (r, "* deleted\tname=c1\nOK\n");
+  free (r);
+  snapshot (&f, "c1");
+  uuid_of (&f, "c1", new_uuid);
+  cr_assert_str_neq (old_uuid, new_uuid);
+
+  snprintf (req, sizeof req, "DELETE c1 uuid=%s", old_uuid);
+  expect_err (&f, req, "ESTALE", "not deleted");
+  expect_err (&f, req, "ESTALE", old_uuid);
+  char still[40];
+  uuid_of (&f, "c1", still);
+  cr_expect_str_eq (still, new_uuid, "the new c1 was deleted");
+
+  snprintf (req, sizeof req, "DELETE c1 uuid=%s", new_uuid);
+  r = ask (&f, req);
+  cr_expect_str_eq (r, "* deleted\tname=c1\nOK\n");
+  free (r);
+  expect_err (&f, req, "ENOENT", "c1");
+  expect_err (&f, "DELETE probe uuid=not-a-uuid", "EINVAL", "uuid=");
+  snprintf (req, sizeof req, "DELETE probe keep-checkpoint=1 uuid=%s",
+            new_uuid);
+  expect_err (&f, req, "EINVAL", "usage");
   teardown (&f);
 }
 

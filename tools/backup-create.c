@@ -136,9 +136,26 @@ request (struct sc_create_volume *cv, const char *a0, const char *a1,
                             err, errlen);
 }
 
+/* DELETE name uuid=UUID: only the snapshot named earlier, not one made
+ * again under its name since (-ESTALE then); by name alone when its UUID
+ * is not known (a server that does not say it). */
+static int
+delete_named (struct sc_create_volume *cv, const char *name,
+              const char *uuid, char *err, size_t errlen)
+{
+  char arg[8 + SC_CTL_UUID_LEN];
+
+  if (!uuid[0])
+    return request (cv, name, NULL, err, errlen);
+  snprintf (arg, sizeof arg, "uuid=%s", uuid);
+  return request (cv, name, arg, err, errlen);
+}
+
 /* Volume k's snapshot kept as a checkpoint if its backup is in place,
  * else deleted; under --auto, the checkpoint its incremental went on
- * from deleted once the new one is kept. */
+ * from deleted once the new one is kept.  Both deletes name the
+ * snapshot by its UUID too: the names were read before the backup, and
+ * another client may have deleted and made again either since. */
 static void
 settle_volume (struct sc_backup_create *bc, size_t k)
 {
@@ -147,9 +164,11 @@ settle_volume (struct sc_backup_create *bc, size_t k)
   struct sc_backup_create_volume *v = &bc->vols[k];
   const struct sc_backup_base *b = &v->chosen;
   char err[2048];
+  int r;
 
   if (!v->done) {
-    if (request (cv, cr->name, NULL, err, sizeof err) < 0)
+    r = delete_named (cv, cr->name, cv->snap.uuid, err, sizeof err);
+    if (r < 0 && r != -ESTALE)
       sc_cli_error ("%s: deleting snapshot %s: %s (it goes when this "
                     "command ends)", cv->socket, cr->name, err);
     return;
@@ -162,9 +181,16 @@ settle_volume (struct sc_backup_create *bc, size_t k)
     return;
   }
   v->kept = true;
-  if (bc->auto_base && b->incremental && b->base_is_checkpoint &&
-      strcmp (b->base, cr->name) != 0 &&
-      request (cv, b->base, NULL, err, sizeof err) < 0)
+  if (!bc->auto_base || !b->incremental || !b->base_is_checkpoint ||
+      strcmp (b->base, cr->name) == 0)
+    return;
+  r = delete_named (cv, b->base, b->base_uuid, err, sizeof err);
+  if (r == -ESTALE)
+    sc_cli_error ("warning: %s: checkpoint %s (UUID %s), which %s "
+                  "replaces, was deleted and made again during the "
+                  "backup: the new one is kept", cv->socket, b->base,
+                  b->base_uuid, cr->name);
+  else if (r < 0)
     sc_cli_error ("warning: %s: cannot delete checkpoint %s, which %s "
                   "replaces: %s", cv->socket, b->base, cr->name, err);
 }

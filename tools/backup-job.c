@@ -95,26 +95,37 @@ touched_blocks (const struct sc_diff *d, uint64_t nblocks, uint64_t bs)
 /* An incremental recomputes the CRC of every block it writes to, over
  * PREV's bytes in the rest of the block: those must first be PREV's as
  * its manifest knows them, or damage in PREV would be taken in under a
- * fresh CRC.  TARGET.partial holds PREV's content now. */
+ * fresh CRC.  TARGET.partial holds PREV's content now.
+ *
+ * A PREV whose manifest has blocks of another size than this backup's
+ * (a valid manifest, not one backup writes) lends none of its CRCs:
+ * sum_blocks sums every block of the new image anew, so every block of
+ * PREV is checked here, at PREV's own block size. */
 static int
 check_prev_blocks (struct sc_backup_target *tgt,
                    const struct sc_manifest *prev, const struct sc_diff *d,
-                   char *err, size_t errlen)
+                   const volatile sig_atomic_t *stop, char *err,
+                   size_t errlen)
 {
-  bool *touched;
+  bool *touched = NULL;
   int r = 0;
 
-  if (prev->block_size != SC_MANIFEST_BLOCK_SIZE)
-    return 0;                   /* every block is summed anew */
-  touched = touched_blocks (d, prev->nblocks, prev->block_size);
-  if (!touched) {
-    snprintf (err, errlen, "%s", strerror (ENOMEM));
-    return -ENOMEM;
+  if (prev->block_size == SC_MANIFEST_BLOCK_SIZE) {
+    touched = touched_blocks (d, prev->nblocks, prev->block_size);
+    if (!touched) {
+      snprintf (err, errlen, "%s", strerror (ENOMEM));
+      return -ENOMEM;
+    }
   }
   for (uint64_t b = 0; b < prev->nblocks && r == 0; b++) {
     uint32_t crc;
-    if (!touched[b])
+    if (touched && !touched[b])
       continue;
+    if (stop && *stop) {
+      snprintf (err, errlen, "interrupted");
+      r = -EINTR;
+      break;
+    }
     r = sc_backup_target_block_crc (tgt, prev->block_size, b, &crc, err,
                                     errlen);
     if (r == 0 && crc != prev->crc[b]) {
@@ -522,7 +533,7 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   struct sc_backup_stats stats = { 0 };
   struct run run = { .job = job };
   char prev_path[PATH_MAX], manifest[PATH_MAX + 32];
-  struct stat st;
+  struct stat st, mst;
   bool keep = false;
   int r;
 
@@ -560,6 +571,15 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   m->snapshot_id = id.to.id;
   m->chunk_size = id.chunk_size;
   m->volume_size = id.volume_size;
+  /* Refused before anything is made: qemu-img would round the image up
+   * to a sector, and it could never be the volume's size. */
+  if (job->format == SC_IMAGE_QCOW2 && id.volume_size % 512 != 0) {
+    snprintf (err, errlen, "the volume is %" PRIu64 " bytes, not a whole "
+              "number of 512-byte sectors, as a qcow2 image is: use "
+              "--format raw", id.volume_size);
+    r = -EINVAL;
+    goto out;
+  }
 
   if (job->since) {
     if ((r = incremental_ranges (c, job, &id, &prev, &d, err, errlen)) < 0)
@@ -602,7 +622,8 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
    * resumed TARGET.partial has new data in some, and was checked by the
    * run that wrote its first state. */
   if (job->since && !res->resumed
-      && (r = check_prev_blocks (run.tgt, &prev, &d, err, errlen)) < 0)
+      && (r = check_prev_blocks (run.tgt, &prev, &d, job->stop, err,
+                                  errlen)) < 0)
     goto out;
 
   /* From here on, a failure keeps the work done, if a state is durable. */
@@ -641,13 +662,18 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
     goto out;
   }
   now_iso (m->end_time, sizeof m->end_time);
-  if ((r = sc_manifest_write (m, manifest, err, errlen)) < 0)
+  if ((r = sc_manifest_write (m, manifest, &mst, err, errlen)) < 0)
     goto out;
   res->reflinked = run.tgt->reflinked;
   r = sc_backup_target_commit (run.tgt, err, errlen);
   run.tgt = NULL;
-  if (r < 0)
-    unlink (manifest);          /* ours: written just above */
+  /* Ours goes with TARGET.partial; one another process put in its place
+   * (with a TARGET, which refused the rename) stays.  (Between the
+   * check and the unlink it could still be replaced: there is no
+   * unlink-if-same-file.) */
+  if (r < 0 && lstat (manifest, &st) == 0 && st.st_dev == mst.st_dev
+      && st.st_ino == mst.st_ino)
+    unlink (manifest);
   /* TARGET is in place (or TARGET.partial gone): the state is of
    * nothing.  Left by a crash here, it is stale beside its TARGET. */
   unlink (run.path);

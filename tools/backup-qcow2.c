@@ -13,8 +13,10 @@
  * How the backing file is named.  QEMU resolves a relative backing file
  * name against the directory of the overlay.  When PREV is in TARGET's
  * directory (after symbolic links are resolved), the overlay names it by
- * its bare file name: the chain then survives the rename of
+ * its file name, as "./NAME": the chain then survives the rename of
  * TARGET.partial, and a move or copy of the whole directory of backups.
+ * (A bare NAME with a ':', as a time of day in vol-2024-01-01T00:00:00,
+ * would be taken by QEMU for a protocol prefix; "./" is no protocol.)
  * When PREV is elsewhere, the overlay names it by its absolute path
  * (symbolic links resolved): the chain survives a move of TARGET's
  * directory but not of PREV.  (A relative path such as ../mon/x would
@@ -71,9 +73,11 @@
 
 #include <libnbd.h>
 
+#include "cow/crc32c.h"
 #include "tools/backup-target.h"
 #include "tools/durable.h"
 #include "tools/image-nbd.h"
+#include "tools/manifest.h"
 #include "tools/qemu-img.h"
 
 /* The largest request sent to qemu-nbd (its limit is 32 MiB). */
@@ -141,8 +145,8 @@ qemu_locked (const char *why)
 #define LOCK_WAIT_MS 2000
 #define LOCK_STEP_MS 50
 
-/* The name the overlay gives PREV (see the notes): its file name when it
- * is in TARGET's directory, else its absolute path. */
+/* The name the overlay gives PREV (see the notes): "./" and its file
+ * name when it is in TARGET's directory, else its absolute path. */
 static int
 backing_name (const char *prev, const char *target, char *name,
               size_t len, char *err, size_t errlen)
@@ -165,7 +169,7 @@ backing_name (const char *prev, const char *target, char *name,
   char *slash = strrchr (rp, '/');
   size_t dlen = slash == rp ? 1 : (size_t) (slash - rp);
   if (strlen (tdir) == dlen && strncmp (rp, tdir, dlen) == 0)
-    snprintf (name, len, "%s", slash + 1);
+    snprintf (name, len, "./%s", slash + 1);
   else
     snprintf (name, len, "%s", rp);
   return 0;
@@ -342,13 +346,45 @@ qcow2_sync (struct sc_backup_target *bt, char *err, size_t errlen)
   return 0;
 }
 
+/* A block larger than a request (a PREV's manifest may have blocks of
+ * up to 1 GiB) is read in pieces, its CRC chained over them. */
 static int
 qcow2_block_crc (struct sc_backup_target *bt, uint64_t block_size,
                  uint64_t i, uint32_t *crc, char *err, size_t errlen)
 {
   struct sc_qcow2_target *t = (struct sc_qcow2_target *) bt;
-  return sc_image_nbd_block_crc (t->nbd, t->partial, t->size, block_size, i,
-                                 crc, err, errlen);
+  uint64_t start = i * block_size, end;
+  uint32_t c = 0;
+  char *buf;
+
+  if (block_size <= SC_MANIFEST_BLOCK_SIZE)
+    return sc_image_nbd_block_crc (t->nbd, t->partial, t->size, block_size,
+                                   i, crc, err, errlen);
+  if (start >= t->size) {
+    snprintf (err, errlen, "%s: block %" PRIu64 " is past the end",
+              t->partial, i);
+    return -EINVAL;
+  }
+  end = t->size - start < block_size ? t->size : start + block_size;
+  if (!(buf = malloc (SC_MANIFEST_BLOCK_SIZE))) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  for (uint64_t off = start; off < end; off += SC_MANIFEST_BLOCK_SIZE) {
+    size_t k = end - off < SC_MANIFEST_BLOCK_SIZE ? (size_t) (end - off)
+      : SC_MANIFEST_BLOCK_SIZE;
+    if (nbd_pread (t->nbd, buf, k, off, 0) < 0) {
+      int r = nbd_errno ();
+      snprintf (err, errlen, "cannot read %s at %" PRIu64 ": %s",
+                t->partial, off, nbd_get_error ());
+      free (buf);
+      return r;
+    }
+    c = crc32c (c, buf, k);
+  }
+  free (buf);
+  *crc = c;
+  return 0;
 }
 
 /* qemu-nbd told to go, and waited for: it has closed the image. */

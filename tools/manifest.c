@@ -832,7 +832,7 @@ sc_manifest_print (const struct sc_manifest *m, FILE *f)
 
 int
 sc_manifest_write (const struct sc_manifest *m, const char *path,
-                   char *err, size_t errlen)
+                   struct stat *written, char *err, size_t errlen)
 {
   char tmp[PATH_MAX + 16];
   FILE *f;
@@ -852,6 +852,8 @@ sc_manifest_write (const struct sc_manifest *m, const char *path,
   }
   r = sc_manifest_print (m, f);
   if (r == 0 && (fflush (f) != 0 || fsync (fileno (f)) < 0))
+    r = -errno;
+  if (r == 0 && written && fstat (fileno (f), written) < 0)
     r = -errno;
   if (fclose (f) != 0 && r == 0)
     r = -errno;

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "cow/diffarea.h"
 #include "engine/control-protocol.h"
@@ -98,10 +99,12 @@ int sc_manifest_read (const char *path, struct sc_manifest *m, char *err,
  * when f failed. */
 int sc_manifest_print (const struct sc_manifest *m, FILE *f);
 
-/* Write m to path durably: path.partial, fsync, rename, fsync of the
- * directory. */
+/* Write m to path durably: path.partial, fsync, rename (never over an
+ * existing path: -EEXIST), fsync of the directory.  *written (NULL: not
+ * wanted) gets the file's stat, to tell it from one put in its place
+ * later. */
 int sc_manifest_write (const struct sc_manifest *m, const char *path,
-                       char *err, size_t errlen);
+                       struct stat *written, char *err, size_t errlen);
 
 /* Append a writer (have_writers set): 0, -ENOMEM, or -E2BIG past
  * SC_MANIFEST_WRITERS_MAX.  *out is zeroed but for its name (truncated

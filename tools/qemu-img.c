@@ -171,6 +171,26 @@ out:
   return r;
 }
 
+/* path as an argument of qemu-img, malloc'd: a relative path gets "./",
+ * so that a ':' before any '/' (a time of day in a file name such as
+ * vol-2024-01-01T00:00:00.qcow2) is not taken for a protocol prefix, nor
+ * a leading '-' for an option.  NULL: out of memory. */
+static char *
+file_arg (const char *path)
+{
+  char *arg;
+  if (path[0] == '/')
+    return strdup (path);
+  return asprintf (&arg, "./%s", path) < 0 ? NULL : arg;
+}
+
+static int
+no_memory (char *err, size_t errlen)
+{
+  snprintf (err, errlen, "%s", strerror (ENOMEM));
+  return -ENOMEM;
+}
+
 int
 sc_qemu_img_create_qcow2 (const char *path, uint64_t size,
                           const char *backing,
@@ -178,9 +198,12 @@ sc_qemu_img_create_qcow2 (const char *path, uint64_t size,
                           size_t errlen)
 {
   char sz[32];
-  char *argv[12];
+  char *argv[12], *file = file_arg (path);
   size_t n = 0;
+  int r;
 
+  if (!file)
+    return no_memory (err, errlen);
   snprintf (sz, sizeof sz, "%" PRIu64, size);
   argv[n++] = (char *) "qemu-img";
   argv[n++] = (char *) "create";
@@ -193,23 +216,36 @@ sc_qemu_img_create_qcow2 (const char *path, uint64_t size,
     argv[n++] = (char *) "-F";
     argv[n++] = (char *) sc_image_format_name (backing_format);
   }
-  argv[n++] = (char *) path;
+  argv[n++] = file;
   argv[n++] = sz;
   argv[n] = NULL;
-  return run (argv, NULL, err, errlen);
+  r = run (argv, NULL, err, errlen);
+  free (file);
+  return r;
 }
 
 int
 sc_qemu_img_convert_to_raw (const char *src, enum sc_image_format f,
                             const char *dst, char *err, size_t errlen)
 {
+  char *from = file_arg (src), *to = file_arg (dst);
+  int r;
+
+  if (!from || !to) {
+    free (from);
+    free (to);
+    return no_memory (err, errlen);
+  }
   char *argv[] = {
     (char *) "qemu-img", (char *) "convert", (char *) "-q", (char *) "-n",
     (char *) "--target-is-zero", (char *) "-f",
     (char *) sc_image_format_name (f), (char *) "-O", (char *) "raw",
-    (char *) src, (char *) dst, NULL,
+    from, to, NULL,
   };
-  return run (argv, NULL, err, errlen);
+  r = run (argv, NULL, err, errlen);
+  free (from);
+  free (to);
+  return r;
 }
 
 /* ---- a small scanner of qemu-img's JSON --------------------------------- */
@@ -395,11 +431,13 @@ int
 sc_qemu_img_info (const char *path, enum sc_image_format f, bool chain,
                   struct sc_qemu_img_info *info, char *err, size_t errlen)
 {
-  char *out = NULL;
+  char *out = NULL, *file = file_arg (path);
   char *argv[10];
   size_t n = 0;
   int r;
 
+  if (!file)
+    return no_memory (err, errlen);
   argv[n++] = (char *) "qemu-img";
   argv[n++] = (char *) "info";
   argv[n++] = (char *) "--output=json";
@@ -407,9 +445,10 @@ sc_qemu_img_info (const char *path, enum sc_image_format f, bool chain,
     argv[n++] = (char *) "--backing-chain";
   argv[n++] = (char *) "-f";
   argv[n++] = (char *) sc_image_format_name (f);
-  argv[n++] = (char *) path;
+  argv[n++] = file;
   argv[n] = NULL;
   r = run (argv, &out, err, errlen);
+  free (file);
   if (r < 0)
     return r;
   if (!parse_info (out, chain, info)) {

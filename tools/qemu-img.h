@@ -10,7 +10,9 @@
  *
  * The format of an image is always given (-f): an image is never probed,
  * so a raw image whose content looks like a qcow2 header is still read
- * as raw.
+ * as raw.  A relative path is given as "./PATH": a ':' in a file name
+ * (vol-2024-01-01T00:00:00.qcow2) is then no protocol prefix, and a
+ * leading '-' no option.
  *
  * Errors: 0 or a negative errno, with one line in err ("qemu-img: ...",
  * or why qemu-img could not be run) that does not name the image.
@@ -27,7 +29,8 @@
 
 /* `qemu-img create -f qcow2 [-b BACKING -F FMT] PATH SIZE`.  backing is
  * stored in the image as given: a relative name is resolved by QEMU
- * relative to the directory of PATH.  NULL: no backing file. */
+ * relative to the directory of PATH, and must not look like a protocol
+ * prefix (give "./NAME").  NULL: no backing file. */
 int sc_qemu_img_create_qcow2 (const char *path, uint64_t size,
                               const char *backing,
                               enum sc_image_format backing_format,
