@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "tools/backup-chain.h"
-#include "tools/qemu-chain.h"
+#include "tools/qemu-img.h"
 
 /* The image of a manifest path: the path without SC_MANIFEST_SUFFIX;
  * NULL when it does not end in it (or on ENOMEM). */
@@ -76,21 +76,6 @@ add_link (struct sc_chain *c, const char *manifest, char *why, size_t len)
   return 0;
 }
 
-/* path as an argument to a QEMU tool: a relative path gets "./", so
- * that neither a leading '-' (an option) nor a ':' (a protocol prefix,
- * "nbd:...", "json:...") is read as more than a file name.  *arg is
- * malloc'd when it differs from path (free it); NULL on ENOMEM. */
-static const char *
-qemu_path (const char *path, char **arg)
-{
-  *arg = NULL;
-  if (path[0] == '/')
-    return path;
-  if (asprintf (arg, "./%s", path) < 0)
-    return *arg = NULL;
-  return *arg;
-}
-
 /* What a manifest found for the link below child is. */
 enum candidate { C_ABSENT, C_BASE, C_OTHER, C_DAMAGED };
 
@@ -141,16 +126,14 @@ static bool
 qemu_reads (const char *child, const char *manifest)
 {
   struct sc_qemu_chain q;
-  char why[1536], *arg, *image = image_of (manifest);
-  const char *p = qemu_path (child, &arg);
+  char why[1536], *image = image_of (manifest);
   bool yes = false;
 
-  if (image && p && sc_qemu_chain_read (p, "qcow2", &q, why,
-                                        sizeof why) == 0) {
+  if (image && sc_qemu_img_chain (child, SC_IMAGE_QCOW2, &q, why,
+                                  sizeof why) == 0) {
     yes = q.n >= 2 && same_file (q.v[1].filename, image);
     sc_qemu_chain_free (&q);
   }
-  free (arg);
   free (image);
   return yes;
 }
@@ -308,20 +291,15 @@ check_qemu (const struct sc_chain *c, size_t i, const char *target,
             char *err, size_t errlen)
 {
   struct sc_qemu_chain q;
-  char why[1536], *arg = NULL;
+  char why[1536];
   size_t j = i;
   int r;
 
   while (j + 1 < c->n && c->v[j].format == SC_IMAGE_QCOW2 &&
          c->v[j].m.incremental)
     j++;
-  const char *p = qemu_path (c->v[i].image, &arg);
-  if (!p) {
-    snprintf (err, errlen, "%s", strerror (ENOMEM));
-    return -ENOMEM;
-  }
-  r = sc_qemu_chain_read (p, "qcow2", &q, why, sizeof why);
-  free (arg);
+  r = sc_qemu_img_chain (c->v[i].image, SC_IMAGE_QCOW2, &q, why,
+                         sizeof why);
   if (r < 0) {
     snprintf (err, errlen, "the chain of %s is broken: %s", target, why);
     return r;

@@ -26,7 +26,7 @@
  * was expected and what was found).
  *
  * A qcow2 image reads its backing chain itself: for every qcow2 link,
- * QEMU's chain (qemu-chain.h) must be the manifests' one, image for
+ * QEMU's chain (qemu-img.h) must be the manifests' one, image for
  * image (same file, same format) down to the first link that is a full
  * backup or raw (a raw image is whole by itself: a raw incremental holds
  * PREV's content, it does not read PREV).

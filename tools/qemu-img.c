@@ -4,14 +4,13 @@
  *
  * The child's standard output and standard error are two pipes read
  * together with poll(2), so that neither can fill up and stall it.  Its
- * output is bounded (an info of one image is a few hundred bytes; more
- * than OUT_MAX is refused), its standard error kept up to ERR_MAX.
+ * output is bounded (an info of one image is a few hundred bytes, of a
+ * chain a few hundred per link; more than OUT_MAX is refused), its
+ * standard error kept up to ERR_MAX.
  *
- * `qemu-img info --output=json` is read by a small scanner of one JSON
- * object (or, with --backing-chain, the first object of an array): the
- * members asked for are taken at the top level, every other value is
- * skipped.  It never reads past the output and refuses anything it does
- * not understand.
+ * `qemu-img info --output=json` is read with the strict JSON reader of
+ * json-read.h (a backing file's name is whatever an image says, so it is
+ * outside input: tests/fuzz/fuzz-qemu-info.c feeds the same path).
  */
 #include <config.h>
 
@@ -26,11 +25,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tools/json-read.h"
 #include "tools/qemu-img.h"
 
 extern char **environ;
 
-#define OUT_MAX (1024 * 1024)
+#define OUT_MAX (16u << 20)
 #define ERR_MAX 2048
 
 /* stderr's lines joined by "; ", each without its "qemu-img: ". */
@@ -68,8 +68,8 @@ run (char *const argv[], char **out, char *err, size_t errlen)
 {
   int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
   posix_spawn_file_actions_t fa;
-  char *obuf = malloc (OUT_MAX + 1), ebuf[ERR_MAX + 1];
-  size_t olen = 0, elen = 0;
+  char *obuf = malloc (4096), ebuf[ERR_MAX + 1];
+  size_t olen = 0, elen = 0, ocap = 4095;
   bool too_long = false;
   pid_t pid;
   int r, status;
@@ -118,9 +118,19 @@ run (char *const argv[], char **out, char *err, size_t errlen)
         p[i].fd = -1;           /* closed below, with the pipe */
         continue;
       }
+      if (i == 0 && olen + (size_t) k > ocap && ocap < OUT_MAX) {
+        size_t want = ocap * 2 + 1 < OUT_MAX ? ocap * 2 + 1 : OUT_MAX;
+        while (want < olen + (size_t) k && want < OUT_MAX)
+          want = want * 2 + 1 < OUT_MAX ? want * 2 + 1 : OUT_MAX;
+        char *grown = realloc (obuf, want + 1);
+        if (grown) {
+          obuf = grown;
+          ocap = want;
+        }
+      }
       char *buf = i == 0 ? obuf : ebuf;
       size_t *len = i == 0 ? &olen : &elen;
-      size_t cap = i == 0 ? OUT_MAX : ERR_MAX;
+      size_t cap = i == 0 ? ocap : ERR_MAX;
       size_t take = cap - *len < (size_t) k ? cap - *len : (size_t) k;
       if (i == 0 && take < (size_t) k)
         too_long = true;
@@ -147,8 +157,8 @@ run (char *const argv[], char **out, char *err, size_t errlen)
   else {
     r = -EIO;
     if (too_long)
-      snprintf (err, errlen, "qemu-img wrote more than %d bytes",
-                OUT_MAX);
+      snprintf (err, errlen, "qemu-img wrote more than %zu bytes",
+                ocap);
     else if (*ebuf)
       snprintf (err, errlen, "qemu-img: %s", ebuf);
     else if (status != -1 && WIFSIGNALED (status))
@@ -250,188 +260,31 @@ sc_qemu_img_convert_to_raw (const char *src, enum sc_image_format f,
 
 /* ---- a small scanner of qemu-img's JSON --------------------------------- */
 
-struct scan {
-  const char *p, *end;
-};
-
-static void
-ws (struct scan *s)
-{
-  while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\t'
-                           || *s->p == '\r'))
-    s->p++;
-}
-
+/* A strict decimal number (a JSON number's text) into *v. */
 static bool
-eat (struct scan *s, char c)
+number (const char *text, uint64_t *v)
 {
-  ws (s);
-  if (s->p < s->end && *s->p == c) {
-    s->p++;
-    return true;
-  }
-  return false;
-}
-
-/* A string into buf (NULL: skipped); *exact is cleared when it holds a
- * character outside ASCII or did not fit.  false: not a string. */
-static bool
-string (struct scan *s, char *buf, size_t len, bool *exact)
-{
-  size_t n = 0;
-  bool ok = true;
-
-  if (!eat (s, '"'))
-    return false;
-  while (s->p < s->end && *s->p != '"') {
-    char c = *s->p++;
-    if (c == '\\') {
-      if (s->p >= s->end)
-        return false;
-      c = *s->p++;
-      switch (c) {
-      case '"': case '\\': case '/': break;
-      case 'b': c = '\b'; break;
-      case 'f': c = '\f'; break;
-      case 'n': c = '\n'; break;
-      case 'r': c = '\r'; break;
-      case 't': c = '\t'; break;
-      case 'u': {
-        unsigned v = 0;
-        if (s->end - s->p < 4)
-          return false;
-        for (int i = 0; i < 4; i++) {
-          char h = *s->p++;
-          v = v * 16 + (unsigned) (h >= '0' && h <= '9' ? h - '0'
-                                   : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                   : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                   : 99);
-          if (v > 0xffff)
-            return false;
-        }
-        if (v == 0 || v > 0x7f)
-          ok = false;
-        c = (char) (v & 0x7f);
-        break;
-      }
-      default:
-        return false;
-      }
-    }
-    else if ((unsigned char) c < 0x20 || (unsigned char) c > 0x7e)
-      ok = false;
-    if (buf) {
-      if (n + 1 < len)
-        buf[n++] = c;
-      else
-        ok = false;
-    }
-  }
-  if (s->p >= s->end)
-    return false;
-  s->p++;
-  if (buf)
-    buf[n] = '\0';
-  if (exact)
-    *exact = ok;
-  return true;
-}
-
-/* Skip any value (objects and arrays nested at most 32 deep). */
-static bool
-skip (struct scan *s, unsigned depth)
-{
-  ws (s);
-  if (s->p >= s->end || depth > 32)
-    return false;
-  if (*s->p == '"')
-    return string (s, NULL, 0, NULL);
-  if (*s->p == '{' || *s->p == '[') {
-    char close = *s->p == '{' ? '}' : ']';
-    s->p++;
-    if (eat (s, close))
-      return true;
-    do {
-      if (close == '}' && (!string (s, NULL, 0, NULL) || !eat (s, ':')))
-        return false;
-      if (!skip (s, depth + 1))
-        return false;
-    } while (eat (s, ','));
-    return eat (s, close);
-  }
-  const char *start = s->p;
-  while (s->p < s->end && (strchr ("+-.eE", *s->p) || (*s->p >= '0'
-         && *s->p <= '9') || (*s->p >= 'a' && *s->p <= 'z')))
-    s->p++;
-  return s->p > start;
-}
-
-static bool
-number (struct scan *s, uint64_t *v)
-{
-  ws (s);
-  const char *start = s->p;
   *v = 0;
-  while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
-    unsigned d = (unsigned) (*s->p++ - '0');
+  if (!text || !*text)
+    return false;
+  for (const char *p = text; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return false;
+    unsigned d = (unsigned) (*p - '0');
     if (*v > (UINT64_MAX - d) / 10)
       return false;
     *v = *v * 10 + d;
   }
-  return s->p > start;
+  return true;
 }
 
-static bool
-parse_info (const char *text, bool chain, struct sc_qemu_img_info *info)
+/* `qemu-img info --output=json [--backing-chain]` of path, read into
+ * doc (an object; with chain, an array of them, from path down). */
+static int
+info_json (const char *path, enum sc_image_format f, bool chain,
+           struct sc_jv *doc, char *err, size_t errlen)
 {
-  struct scan s = { text, text + strlen (text) };
-  bool have_format = false, have_size = false, exact;
-
-  memset (info, 0, sizeof *info);
-  if (chain && !eat (&s, '['))
-    return false;
-  if (!eat (&s, '{'))
-    return false;
-  if (eat (&s, '}'))
-    return false;
-  do {
-    char key[64];
-    if (!string (&s, key, sizeof key, &exact) || !eat (&s, ':'))
-      return false;
-    if (strcmp (key, "format") == 0) {
-      if (!string (&s, info->format, sizeof info->format, &exact) || !exact)
-        return false;
-      have_format = true;
-    }
-    else if (strcmp (key, "virtual-size") == 0) {
-      if (!number (&s, &info->virtual_size))
-        return false;
-      have_size = true;
-    }
-    else if (strcmp (key, "backing-filename") == 0) {
-      if (!string (&s, info->backing, sizeof info->backing,
-                   &info->backing_exact))
-        return false;
-      info->has_backing = true;
-    }
-    else if (strcmp (key, "backing-filename-format") == 0) {
-      if (!string (&s, info->backing_format, sizeof info->backing_format,
-                   &exact))
-        return false;
-      if (!exact)
-        info->backing_format[0] = '\0';
-    }
-    else if (!skip (&s, 1))
-      return false;
-  } while (eat (&s, ','));
-  return eat (&s, '}') && have_format && have_size;
-}
-
-int
-sc_qemu_img_info (const char *path, enum sc_image_format f, bool chain,
-                  struct sc_qemu_img_info *info, char *err, size_t errlen)
-{
-  char *out = NULL, *file = file_arg (path);
+  char *out = NULL, *file = file_arg (path), why[256];
   char *argv[10];
   size_t n = 0;
   int r;
@@ -451,11 +304,126 @@ sc_qemu_img_info (const char *path, enum sc_image_format f, bool chain,
   free (file);
   if (r < 0)
     return r;
-  if (!parse_info (out, chain, info)) {
+  r = sc_jv_parse (out, strlen (out), doc, why, sizeof why);
+  free (out);
+  if (r < 0) {
     snprintf (err, errlen, "qemu-img info said what shadowcopy cannot "
-              "read");
+              "read: %s", why);
+    return -EIO;
+  }
+  if (chain ? doc->type != SC_JV_ARRAY || doc->n == 0
+      : doc->type != SC_JV_OBJECT) {
+    sc_jv_free (doc);
+    snprintf (err, errlen, "qemu-img info said what shadowcopy cannot "
+              "read: not %s", chain ? "a list of images" : "an object");
+    return -EIO;
+  }
+  return 0;
+}
+
+int
+sc_qemu_img_parse_info (const struct sc_jv *img, struct sc_qemu_img_info *info)
+{
+  const char *format = sc_jv_get_string (img, "format");
+  const struct sc_jv *size = sc_jv_get (img, "virtual-size");
+  const char *backing = sc_jv_get_string (img, "backing-filename");
+  const char *bformat = sc_jv_get_string (img, "backing-filename-format");
+
+  memset (info, 0, sizeof *info);
+  if (!format || !*format || strlen (format) >= sizeof info->format || !size
+      || size->type != SC_JV_NUMBER || !number (size->s, &info->virtual_size))
+    return -EINVAL;
+  strcpy (info->format, format);
+  if (backing) {
+    info->has_backing = true;
+    info->backing_exact = strlen (backing) < sizeof info->backing;
+    if (info->backing_exact)
+      strcpy (info->backing, backing);
+  }
+  if (bformat && strlen (bformat) < sizeof info->backing_format)
+    strcpy (info->backing_format, bformat);
+  return 0;
+}
+
+int
+sc_qemu_img_info (const char *path, enum sc_image_format f, bool chain,
+                  struct sc_qemu_img_info *info, char *err, size_t errlen)
+{
+  struct sc_jv doc;
+  int r = info_json (path, f, chain, &doc, err, errlen);
+
+  if (r < 0)
+    return r;
+  if (sc_qemu_img_parse_info (chain ? &doc.items[0] : &doc, info) < 0) {
+    snprintf (err, errlen, "qemu-img info said what shadowcopy cannot "
+              "read: no format or virtual size");
     r = -EIO;
   }
-  free (out);
+  sc_jv_free (&doc);
   return r;
+}
+
+int
+sc_qemu_img_chain (const char *path, enum sc_image_format f,
+                   struct sc_qemu_chain *c, char *err, size_t errlen)
+{
+  struct sc_jv doc;
+  char why[1536];
+  int r;
+
+  memset (c, 0, sizeof *c);
+  r = info_json (path, f, true, &doc, why, sizeof why);
+  if (r < 0) {
+    snprintf (err, errlen, "qemu-img info --backing-chain %s failed: %s",
+              path, why);
+    return r;
+  }
+  r = sc_qemu_chain_from_json (&doc, c, why, sizeof why);
+  if (r < 0)
+    snprintf (err, errlen, "qemu-img info --backing-chain %s: %s", path,
+              why);
+  sc_jv_free (&doc);
+  return r;
+}
+
+int
+sc_qemu_chain_from_json (const struct sc_jv *doc, struct sc_qemu_chain *c,
+                         char *err, size_t errlen)
+{
+  memset (c, 0, sizeof *c);
+  if (doc->type != SC_JV_ARRAY || doc->n == 0) {
+    snprintf (err, errlen, "expected a list of images");
+    return -EINVAL;
+  }
+  c->v = calloc (doc->n, sizeof *c->v);
+  if (!c->v)
+    return no_memory (err, errlen);
+  for (size_t i = 0; i < doc->n; i++) {
+    const char *fn = sc_jv_get_string (&doc->items[i], "filename");
+    const char *fmt = sc_jv_get_string (&doc->items[i], "format");
+    if (!fn || !fmt) {
+      snprintf (err, errlen, "image %zu has no filename or format", i + 1);
+      sc_qemu_chain_free (c);
+      return -EINVAL;
+    }
+    if (!(c->v[i].filename = strdup (fn))) {
+      sc_qemu_chain_free (c);
+      return no_memory (err, errlen);
+    }
+    c->n = i + 1;
+    snprintf (c->v[i].format, sizeof c->v[i].format, "%s", fmt);
+    c->v[i].has_backing =
+      sc_jv_get_string (&doc->items[i], "backing-filename") != NULL;
+  }
+  return 0;
+}
+
+void
+sc_qemu_chain_free (struct sc_qemu_chain *c)
+{
+  for (size_t i = 0; i < c->n; i++)
+    free (c->v[i].filename);
+  free (c->v);
+  c->v = NULL;
+  c->n = 0;
 }

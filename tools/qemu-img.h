@@ -57,6 +57,39 @@ struct sc_qemu_img_info {
   char backing_format[16];
 };
 
+/* The same from one image's object of qemu-img's JSON (json-read.h):
+ * 0, or -EINVAL when it has no format or virtual size. */
+struct sc_jv;
+int sc_qemu_img_parse_info (const struct sc_jv *img,
+                            struct sc_qemu_img_info *info);
+
+/* An image's backing chain as QEMU sees it: one layer per image, from
+ * the image asked about down, each with the file QEMU opened (a path
+ * usable from the current directory), its format and whether it has a
+ * backing file.  backup-chain.c compares it with the manifests'. */
+struct sc_qemu_layer {
+  char *filename;               /* as QEMU opened it: malloc'd */
+  char format[16];
+  bool has_backing;
+};
+
+struct sc_qemu_chain {
+  struct sc_qemu_layer *v;      /* v[0] is the image asked about */
+  size_t n;
+};
+
+/* `qemu-img info --backing-chain` of the image at path (format f) into
+ * c; a missing or unreadable link is an error (err names path). */
+int sc_qemu_img_chain (const char *path, enum sc_image_format f,
+                       struct sc_qemu_chain *c, char *err, size_t errlen);
+
+/* The same from qemu-img's JSON (an array of images). */
+int sc_qemu_chain_from_json (const struct sc_jv *doc,
+                             struct sc_qemu_chain *c, char *err,
+                             size_t errlen);
+
+void sc_qemu_chain_free (struct sc_qemu_chain *c);
+
 /* Describe the image at path, opened as format f.  With chain, the whole
  * backing chain is opened too (--backing-chain), so a missing or
  * unreadable link is an error here; info describes the image itself. */

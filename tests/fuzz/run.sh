@@ -5,7 +5,8 @@
 # build is not touched: everything goes to FUZZ_BUILDDIR.
 #
 # Usage: tests/fuzz/run.sh [--build-only] [--regen-corpus] [FUZZER...]
-#   FUZZER          diffarea, control, manifest, resume (default: all)
+#   FUZZER          diffarea, control, manifest, resume, qemu-info
+#                   (default: all)
 #   --build-only    build the harnesses and stop
 #   --regen-corpus  rewrite tests/fuzz/corpus-diffarea/ with the seed
 #                   generator (after a format change), then stop
@@ -45,12 +46,12 @@ for arg in "$@"; do
   case $arg in
     --build-only) build_only=1 ;;
     --regen-corpus) regen=1 ;;
-    diffarea|control|manifest|resume) fuzzers+=("$arg") ;;
+    diffarea|control|manifest|resume|qemu-info) fuzzers+=("$arg") ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume qemu-info)
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] ||
   { echo "run.sh: FUZZ_SECONDS must be a positive integer" >&2; exit 2; }
 [[ $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]] ||
@@ -206,7 +207,15 @@ build_all() {
       -fsanitize=fuzzer-no-link
     tools_objs+=("$obj/tools-$name.o")
   done
-  for name in fuzz-diffarea fuzz-control fuzz-manifest fuzz-resume; do
+  # qemu-img's JSON output as tools/qemu-img.c reads it.
+  local qemu_objs=()
+  for name in json-read qemu-img; do
+    compile "$obj/tools-$name.o" "$root/tools/$name.c" \
+      -fsanitize=fuzzer-no-link
+    qemu_objs+=("$obj/tools-$name.o")
+  done
+  for name in fuzz-diffarea fuzz-control fuzz-manifest fuzz-resume \
+              fuzz-qemu-info; do
     compile "$obj/$name.o" "$here/$name.c" -fsanitize=fuzzer-no-link \
       "${strict[@]}"
   done
@@ -223,10 +232,12 @@ build_all() {
     "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-manifest"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-resume.o" "${tools_objs[@]}" \
     "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-resume"
+  "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-qemu-info.o" "${qemu_objs[@]}" \
+    -o "$build/fuzz-qemu-info"
   "${link[@]}" "$gen/gen-diffarea-corpus.o" "${gen_objs[@]}" -luring \
     -o "$build/gen-diffarea-corpus"
   say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control, fuzz-manifest," \
-      "fuzz-resume," \
+      "fuzz-resume, fuzz-qemu-info," \
       "gen-diffarea-corpus"
 }
 
@@ -271,6 +282,8 @@ run_one() {                     # NAME
       opts+=(-max_len=65536 -dict="$here/fuzz-manifest.dict") ;;
     resume)
       opts+=(-max_len=8192 -dict="$here/fuzz-resume.dict") ;;
+    qemu-info)
+      opts+=(-max_len=16384 -dict="$here/fuzz-qemu-info.dict") ;;
   esac
   [[ $jobs -gt 1 ]] && opts+=(-fork="$jobs")
   # shellcheck disable=SC2206   # FUZZ_ARGS is split on purpose
