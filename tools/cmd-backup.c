@@ -38,6 +38,7 @@
 #include "tools/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
+#include "tools/progress.h"
 #include "tools/writers.h"
 
 #define VOLS_MAX SC_CREATE_VOLUMES_MAX
@@ -56,43 +57,10 @@ struct args {
   char first_socket[4096];              /* DIFF.sock, for --diff */
   enum sc_image_format format;
   bool json;
-  bool progress;
-  int progress_fd;              /* -1: a bar on stderr */
+  struct sc_progress progress;
   bool resume;                  /* continue a TARGET.partial */
   unsigned connections;         /* 0: the default */
 };
-
-struct progress_state {
-  const struct args *a;
-  uint64_t start_ms, last_ms;
-  int last_pct;
-};
-
-static void
-on_progress (void *opaque, uint64_t done, uint64_t total)
-{
-  struct progress_state *p = opaque;
-  int pct = total ? (int) (done * 100 / total) : 100;
-  uint64_t now = sc_cli_mono_ms ();
-
-  if (p->a->progress_fd >= 0) {
-    if (pct != p->last_pct)
-      dprintf (p->a->progress_fd, "%d/100\n", pct);
-    p->last_pct = pct;
-    return;
-  }
-  if (pct == p->last_pct && now - p->last_ms < 500 && done != total)
-    return;
-  p->last_pct = pct;
-  p->last_ms = now;
-  double s = (double) (now - p->start_ms) / 1000.0;
-  double rate = s > 0 ? (double) done / s : 0;
-  double eta = rate > 0 ? (double) (total - done) / rate : 0;
-  fprintf (stderr, "\r%3d%% %" PRIu64 "/%" PRIu64 " MiB %.1f MiB/s ETA %.0fs ",
-           pct, done >> 20, total >> 20, rate / 1048576.0, eta);
-  if (done == total)
-    fputc ('\n', stderr);
-}
 
 /* The list of option `opt` (one that takes a value), or NULL. */
 static struct list *
@@ -152,19 +120,13 @@ parse_option (struct args *a, int argc, char **argv, int *i)
     a->connections = (unsigned) n;
     ++*i;
   }
-  else if (strcmp (s, "--progress") == 0)
-    a->progress = true;
-  else if (strncmp (s, "--progress=", 11) == 0) {
-    char *end;
-    long fd = strtol (s + 11, &end, 10);
-    if (!s[11] || *end || fd < 0 || fd > INT_MAX)
-      return sc_cli_usage_error ("backup: --progress=FD needs a file "
-                                 "descriptor number");
-    a->progress = true;
-    a->progress_fd = (int) fd;
+  else {
+    int p = sc_progress_option ("backup", s, &a->progress);
+    if (p == 0)
+      return -1;
+    if (p != 1)
+      return p;
   }
-  else
-    return -1;
   return EXIT_SUCCESS;
 }
 
@@ -361,7 +323,7 @@ catch_stop (void)
 /* backup SNAPSHOT. */
 static int
 backup_one (const struct sc_cli_target *t, struct args *a,
-            struct progress_state *ps)
+            struct sc_progress *ps)
 {
   struct sc_backup_result res = { .m = { .crc = NULL } };
   struct sc_backup_base b;
@@ -376,7 +338,8 @@ backup_one (const struct sc_cli_target *t, struct args *a,
     .since = a->since.n ? a->since.v[0] : NULL,
     .prev = a->prev.n ? a->prev.v[0] : NULL,
     .nbd_socket = a->nbd_socket.v[0], .format = a->format,
-    .progress = a->progress ? on_progress : NULL, .progress_opaque = ps,
+    .progress = a->progress.on ? sc_progress_update : NULL,
+    .progress_opaque = ps,
     .resume = a->resume, .connections = a->connections,
     .stop = &sc_interrupted,
   };
@@ -410,11 +373,12 @@ backup_one (const struct sc_cli_target *t, struct args *a,
 
 /* backup --create; the summary when every volume was backed up. */
 static int
-backup_create (struct args *a, struct progress_state *ps)
+backup_create (struct args *a, struct sc_progress *ps)
 {
   struct sc_backup_create bc = {
     .opts = a->opts, .auto_base = a->auto_base, .format = a->format,
-    .progress = a->progress ? on_progress : NULL, .progress_opaque = ps,
+    .progress = a->progress.on ? sc_progress_update : NULL,
+    .progress_opaque = ps,
     .connections = a->connections,
   };
   struct sc_create *cr = &a->opts->seq;
@@ -464,16 +428,16 @@ int
 sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct sc_create_options opts;
-  struct args a = { .progress_fd = -1, .opts = &opts };
+  struct args a = { .progress = SC_PROGRESS_INIT, .opts = &opts };
   int st;
 
   if (sc_create_options_init (&opts, "backup", argc) != EXIT_SUCCESS)
     return EXIT_FAILURE;
   st = parse_args (argc, argv, t, &a);
-  struct progress_state ps = { .a = &a, .start_ms = sc_cli_mono_ms (),
-                               .last_pct = -1 };
+  sc_progress_start (&a.progress);
   if (st == EXIT_SUCCESS)
-    st = a.create ? backup_create (&a, &ps) : backup_one (t, &a, &ps);
+    st = a.create ? backup_create (&a, &a.progress)
+         : backup_one (t, &a, &a.progress);
   sc_create_options_free (&opts);
   return st;
 }

@@ -1,12 +1,10 @@
-/* shadowcopy: a long verb's progress, as backup shows it.
+/* shadowcopy: a long verb's progress.
  *
  * --progress: a line on stderr, redrawn (at most twice a second, or
  * when the percentage changes), with the percentage, MiB done of the
  * total, the rate and the time left; --progress=FD: a line "N/100" on
  * FD each time the percentage changes (nbdcopy's convention), ending
- * with 100/100.
- *
- * cmd-backup.c has its own copy of this from before; it can move here.
+ * with 100/100.  backup and restore show it.
  */
 #ifndef SHADOWCOPY_TOOLS_PROGRESS_H
 #define SHADOWCOPY_TOOLS_PROGRESS_H
