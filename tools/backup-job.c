@@ -19,6 +19,7 @@
 #include "cow/crc32c.h"
 #include "tools/backup-job.h"
 #include "tools/backup-resume.h"
+#include "tools/backup-sums.h"
 #include "tools/cli.h"
 #include "tools/diff-client.h"
 
@@ -130,11 +131,13 @@ check_prev_blocks (struct sc_backup_target *tgt,
   return r;
 }
 
-/* Each block's CRC32C: from the image where this backup wrote (all of it
- * for a full backup), from PREV's manifest elsewhere. */
+/* Each block's CRC32C: where this backup wrote (all of it for a full
+ * backup), from the copy when it summed the block (sums, backup-sums.h),
+ * else from the image; from PREV's manifest elsewhere. */
 static int
 sum_blocks (struct sc_backup_target *tgt, struct sc_manifest *m,
             const struct sc_manifest *prev, const struct sc_diff *d,
+            const struct sc_backup_sums *sums,
             const volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
   bool *touched = NULL;
@@ -162,6 +165,8 @@ sum_blocks (struct sc_backup_target *tgt, struct sc_manifest *m,
     }
     else if (touched && !touched[b])
       m->crc[b] = prev->crc[b];
+    else if (sc_backup_sums_get (sums, b, &m->crc[b]))
+      ;
     else
       r = sc_backup_target_block_crc (tgt, m->block_size, b, &m->crc[b],
                                       err, errlen);
@@ -237,6 +242,7 @@ struct run {
   char partial[PATH_MAX + 16];  /* TARGET.partial */
   char path[PATH_MAX + 16];     /* TARGET.resume */
   bool durable;                 /* a state on disk covers TARGET.partial */
+  struct sc_backup_sums *sums;  /* blocks summed by the copy; NULL: none */
 };
 
 /* The engine's watermark made durable: the target first, then the
@@ -275,6 +281,10 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
     .target_is_zero = !job->since, .progress = job->progress,
     .progress_opaque = job->progress_opaque, .start = start,
     .watermark = on_watermark, .watermark_opaque = run, .stop = job->stop,
+    /* One read per manifest block, summed as it is written. */
+    .request_size = SC_MANIFEST_BLOCK_SIZE,
+    .piece = run->sums ? sc_backup_sums_piece : NULL,
+    .piece_opaque = run->sums,
   };
   struct sc_backup_sink sink;
   int r;
@@ -521,6 +531,7 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   struct sc_resume_state saved;
   struct sc_backup_stats stats = { 0 };
   struct run run = { .job = job };
+  struct sc_backup_sums sums = { .crc = NULL };
   char prev_path[PATH_MAX], manifest[PATH_MAX + 32];
   struct stat st;
   bool keep = false;
@@ -605,6 +616,13 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
       && (r = check_prev_blocks (run.tgt, &prev, &d, err, errlen)) < 0)
     goto out;
 
+  /* Blocks the copy writes whole are summed from its buffers.  A resumed
+   * full backup skips zero ranges over what an earlier run left: those
+   * blocks are summed from the image. */
+  if (sc_backup_sums_init (&sums, id.volume_size, SC_MANIFEST_BLOCK_SIZE,
+                           !(res->resumed && !job->since)) == 0)
+    run.sums = &sums;
+
   /* From here on, a failure keeps the work done, if a state is durable. */
   keep = true;
   r = copy_ranges (&run, &d, saved.watermark, &stats, &res->connections,
@@ -626,8 +644,8 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   m->bytes_zeroed = stats.bytes_zeroed;
   if ((r = sc_backup_target_sync (run.tgt, err, errlen)) < 0)
     goto out;
-  if ((r = sum_blocks (run.tgt, m, job->since ? &prev : NULL, &d, job->stop,
-                       err, errlen)) < 0)
+  if ((r = sum_blocks (run.tgt, m, job->since ? &prev : NULL, &d, run.sums,
+                       job->stop, err, errlen)) < 0)
     goto out;
   /* The snapshot read must still be the one named at the start. */
   r = identify (c, job->snapshot, &id2, err, errlen);
@@ -660,6 +678,7 @@ out:
     sc_resume_remove (run.path);
   }
   free (d.v);
+  sc_backup_sums_free (&sums);
   sc_manifest_free (&prev);
   return r;
 }
