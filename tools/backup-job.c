@@ -51,6 +51,8 @@ identify (struct sc_client *c, const char *name, struct sc_diff *id,
   return 0;
 }
 
+/* libnbd does not zero a read's buffer first (as nbdcopy): the copy
+ * engine looks at a buffer only after its read succeeded. */
 static int
 connect_export (const char *socket, const char *name, uint64_t size,
                 struct nbd_handle **out, char *err, size_t errlen)
@@ -63,6 +65,7 @@ connect_export (const char *socket, const char *name, uint64_t size,
     return -ENOMEM;
   }
   if (nbd_set_export_name (h, name) < 0 ||
+      nbd_set_pread_initialize (h, false) < 0 ||  /* see the note above */
       nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
       nbd_connect_unix (h, socket) < 0) {
     snprintf (err, errlen, "cannot open the export of %s on %s: %s", name,
