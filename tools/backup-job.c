@@ -20,6 +20,7 @@
 #include "tools/backup-job.h"
 #include "tools/backup-resume.h"
 #include "tools/backup-sums.h"
+#include "tools/backup-writer.h"
 #include "tools/cli.h"
 #include "tools/diff-client.h"
 
@@ -246,6 +247,7 @@ struct run {
   char path[PATH_MAX + 16];     /* TARGET.resume */
   bool durable;                 /* a state on disk covers TARGET.partial */
   struct sc_backup_sums *sums;  /* blocks summed by the copy; NULL: none */
+  struct sc_backup_writer *writer;      /* during the copy; NULL: none */
 };
 
 /* The engine's watermark made durable: the target first, then the
@@ -255,8 +257,12 @@ on_watermark (void *opaque, uint64_t watermark,
               const struct sc_backup_stats *stats, char *err, size_t errlen)
 {
   struct run *run = opaque;
-  int r = sc_backup_target_sync (run->tgt, err, errlen);
+  int r = 0;
 
+  if (run->writer)
+    r = sc_backup_writer_flush (run->writer, err, errlen);
+  if (r == 0)
+    r = sc_backup_target_sync (run->tgt, err, errlen);
   if (r < 0)
     return r;
   run->st.watermark = watermark;
@@ -309,11 +315,22 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
   *nconn = n;
   o.requests = 16 * n;
   sc_backup_target_sink (run->tgt, &sink);
+  /* The target's writes on a thread of their own (backup-writer.h);
+   * without one, on this thread. */
+  if (sc_backup_writer_start (&sink, 4, SC_MANIFEST_BLOCK_SIZE,
+                              &run->writer) == 0)
+    sc_backup_writer_sink (run->writer, &sink);
   _Static_assert (sizeof (struct sc_backup_range)
                   == sizeof (struct sc_diff_extent), "one extent type");
   if (r == 0)
     r = sc_backup_copy (nbd, n, (const struct sc_backup_range *) d->v, d->n,
                         &o, &sink, stats, err, errlen);
+  char why[1024];
+  int rw = sc_backup_writer_stop (run->writer, r < 0 ? why : err,
+                                  r < 0 ? sizeof why : errlen);
+  run->writer = NULL;
+  if (r == 0)
+    r = rw;
   if (r == 0 && job->progress && d->n == 0)
     job->progress (job->progress_opaque, 0, 0);
   for (unsigned i = 0; i < n; i++) {

@@ -11,8 +11,10 @@
  * not known here and is summed from the image as before.
  *
  * Exactness rests on the engine: a piece is reported after the sink
- * wrote exactly those bytes (or zeroed the range), each range is written
- * once, and nothing else writes the image during the copy.  A block is
+ * took exactly those bytes (or the range to zero), each range is written
+ * once, and nothing else writes the image during the copy.  (A sink that
+ * writes later, backup-writer.h, has written it all, or failed the
+ * backup, before the sums are used.)  A block is
  * known only when one piece covers all of it: a piece never tells
  * anything about bytes outside itself.
  */
