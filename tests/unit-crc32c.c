@@ -137,3 +137,32 @@ Test (crc32c, detects_every_single_bit_flip)
     buf[bit / 8] ^= (uint8_t) (1u << (bit % 8));
   }
 }
+
+/* Long buffers are summed in three lanes joined at the end (lanes of
+ * 8192 bytes, then of 256): random lengths and alignments around and
+ * past those sizes, random seeds, against the bitwise definition. */
+Test (crc32c, three_lane_lengths_match_reference)
+{
+  enum { MAXLEN = 3 * 8192 * 3 + 3 * 256 * 2 + 64 };
+  uint8_t *buf = malloc (MAXLEN + 64);
+  cr_assert_not_null (buf);
+  fill (buf, MAXLEN + 64, 17);
+  static const size_t edges[] = { 767, 768, 769, 775, 776, 1536, 1543,
+                                  24575, 24576, 24577, 24583, 24584,
+                                  25344, 25351, 49152, 49152 + 768 + 7 };
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+    for (size_t align = 0; align < 9; align++)
+      cr_assert_eq (crc32c (0, buf + align, edges[i]),
+                    crc32c_reference (0, buf + align, edges[i]),
+                    "length %zu at alignment %zu", edges[i], align);
+  uint32_t x = 99;
+  for (int i = 0; i < 200; i++) {
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    size_t len = x % MAXLEN, align = (x >> 20) % 64;
+    uint32_t seed = x * 2654435761u;
+    cr_assert_eq (crc32c (seed, buf + align, len),
+                  crc32c_reference (seed, buf + align, len),
+                  "length %zu at alignment %zu, seed %#x", len, align, seed);
+  }
+  free (buf);
+}

@@ -14,7 +14,9 @@
  * the sink (or zeroed, when it read back as zeros) in the loop, never in
  * libnbd's callback, so a sink may itself be slow or talk NBD.  Writes to
  * the sink may thus come out of order; every range is written exactly
- * once.
+ * once.  A read never crosses a multiple of request_size, so that with
+ * the manifest's block size as request_size a data block is the one read
+ * of its block (the caller's piece callback can sum it from the buffer).
  *
  * The watermark.  Every piece of the ranges (a read, or a zero extent
  * handled at once) gets an entry in a ring, in offset order, with the
@@ -273,6 +275,14 @@ server_gone (int err)
     || err == EPIPE;
 }
 
+/* Tell the caller that [off, off + len) is in the target. */
+static void
+piece (struct engine *e, uint64_t off, uint64_t len, const void *buf)
+{
+  if (e->opts->piece)
+    e->opts->piece (e->opts->piece_opaque, off, len, buf);
+}
+
 static bool
 all_zero (const char *buf, size_t len)
 {
@@ -305,7 +315,8 @@ harvest (struct engine *e)
       return -s->error;
     }
     x->stats.bytes_read = s->len;
-    if (all_zero (s->buf, s->len)) {
+    bool zero = all_zero (s->buf, s->len);
+    if (zero) {
       r = 0;
       if (!e->opts->target_is_zero) {
         r = e->sink->zero (e->sink->opaque, s->offset, s->len);
@@ -321,6 +332,7 @@ harvest (struct engine *e)
                 e->sink->name, s->offset, strerror (-r));
       return r;
     }
+    piece (e, s->offset, s->len, zero ? NULL : s->buf);
     x->done = true;
     progress (e, s->len);
     if ((r = advance (e)) < 0)
@@ -444,8 +456,8 @@ read_data (struct engine *e, uint64_t off, uint64_t len)
 {
   while (len) {
     struct slot *s = NULL;
-    size_t k = len < e->opts->request_size ? (size_t) len
-      : e->opts->request_size;
+    uint64_t rs = e->opts->request_size, room = rs - off % rs;
+    size_t k = (size_t) (len < room ? len : room);
     int r = free_slot (e, &s);
     if (r < 0)
       return r;
@@ -486,6 +498,7 @@ zero_extent (struct engine *e, uint64_t off, uint64_t len)
       return r;
     }
   }
+  piece (e, off, len, NULL);
   x = push (e, off, len, NULL);
   x->stats.bytes_zeroed = e->opts->target_is_zero ? 0 : len;
   x->done = true;

@@ -46,6 +46,14 @@ struct sc_backup_sink {
 typedef void (*sc_backup_progress_fn) (void *opaque, uint64_t done,
                                        uint64_t total);
 
+/* A piece of the ranges is in the target: [off, off + len) holds buf's
+ * bytes (handed to sink->write, which returned), or, with buf NULL, reads
+ * as zeros (handed to sink->zero, or skipped because the target starts
+ * as zeros).  Called from the engine's thread, once per piece, in no
+ * particular order; buf is the engine's and only valid during the call. */
+typedef void (*sc_backup_piece_fn) (void *opaque, uint64_t off, uint64_t len,
+                                    const void *buf);
+
 struct sc_backup_stats {
   uint64_t bytes_read;          /* over NBD */
   uint64_t bytes_written;       /* data handed to sink->write */
@@ -65,7 +73,8 @@ struct sc_backup_copy_opts {
   bool target_is_zero;          /* zero ranges are skipped, not zeroed */
   unsigned requests;            /* reads in flight, over all connections
                                    (default 16) */
-  size_t request_size;          /* bytes per read (default 1 MiB) */
+  size_t request_size;          /* bytes per read (default 1 MiB); a read
+                                   never crosses a multiple of it */
   sc_backup_progress_fn progress;       /* NULL: none */
   void *progress_opaque;
   uint64_t start;               /* the ranges below are done already:
@@ -81,6 +90,8 @@ struct sc_backup_copy_opts {
   /* Set (by a signal handler): the reads in flight are finished and
    * written, the watermark reported, and the copy returns -EINTR. */
   const volatile sig_atomic_t *stop;
+  sc_backup_piece_fn piece;     /* NULL: none */
+  void *piece_opaque;
 };
 
 #define SC_BACKUP_MAX_CONNECTIONS 16

@@ -19,6 +19,8 @@
 #include "cow/crc32c.h"
 #include "tools/backup-job.h"
 #include "tools/backup-resume.h"
+#include "tools/backup-sums.h"
+#include "tools/backup-writer.h"
 #include "tools/cli.h"
 #include "tools/diff-client.h"
 
@@ -50,6 +52,8 @@ identify (struct sc_client *c, const char *name, struct sc_diff *id,
   return 0;
 }
 
+/* libnbd does not zero a read's buffer first (as nbdcopy): the copy
+ * engine looks at a buffer only after its read succeeded. */
 static int
 connect_export (const char *socket, const char *name, uint64_t size,
                 struct nbd_handle **out, char *err, size_t errlen)
@@ -62,6 +66,7 @@ connect_export (const char *socket, const char *name, uint64_t size,
     return -ENOMEM;
   }
   if (nbd_set_export_name (h, name) < 0 ||
+      nbd_set_pread_initialize (h, false) < 0 ||  /* see the note above */
       nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
       nbd_connect_unix (h, socket) < 0) {
     snprintf (err, errlen, "cannot open the export of %s on %s: %s", name,
@@ -141,11 +146,13 @@ check_prev_blocks (struct sc_backup_target *tgt,
   return r;
 }
 
-/* Each block's CRC32C: from the image where this backup wrote (all of it
- * for a full backup), from PREV's manifest elsewhere. */
+/* Each block's CRC32C: where this backup wrote (all of it for a full
+ * backup), from the copy when it summed the block (sums, backup-sums.h),
+ * else from the image; from PREV's manifest elsewhere. */
 static int
 sum_blocks (struct sc_backup_target *tgt, struct sc_manifest *m,
             const struct sc_manifest *prev, const struct sc_diff *d,
+            const struct sc_backup_sums *sums,
             const volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
   bool *touched = NULL;
@@ -173,6 +180,8 @@ sum_blocks (struct sc_backup_target *tgt, struct sc_manifest *m,
     }
     else if (touched && !touched[b])
       m->crc[b] = prev->crc[b];
+    else if (sc_backup_sums_get (sums, b, &m->crc[b]))
+      ;
     else
       r = sc_backup_target_block_crc (tgt, m->block_size, b, &m->crc[b],
                                       err, errlen);
@@ -248,6 +257,8 @@ struct run {
   char partial[PATH_MAX + 16];  /* TARGET.partial */
   char path[PATH_MAX + 16];     /* TARGET.resume */
   bool durable;                 /* a state on disk covers TARGET.partial */
+  struct sc_backup_sums *sums;  /* blocks summed by the copy; NULL: none */
+  struct sc_backup_writer *writer;      /* during the copy; NULL: none */
 };
 
 /* The engine's watermark made durable: the target first, then the
@@ -257,8 +268,12 @@ on_watermark (void *opaque, uint64_t watermark,
               const struct sc_backup_stats *stats, char *err, size_t errlen)
 {
   struct run *run = opaque;
-  int r = sc_backup_target_sync (run->tgt, err, errlen);
+  int r = 0;
 
+  if (run->writer)
+    r = sc_backup_writer_flush (run->writer, err, errlen);
+  if (r == 0)
+    r = sc_backup_target_sync (run->tgt, err, errlen);
   if (r < 0)
     return r;
   run->st.watermark = watermark;
@@ -286,6 +301,10 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
     .target_is_zero = !job->since, .progress = job->progress,
     .progress_opaque = job->progress_opaque, .start = start,
     .watermark = on_watermark, .watermark_opaque = run, .stop = job->stop,
+    /* One read per manifest block, summed as it is written. */
+    .request_size = SC_MANIFEST_BLOCK_SIZE,
+    .piece = run->sums ? sc_backup_sums_piece : NULL,
+    .piece_opaque = run->sums,
   };
   struct sc_backup_sink sink;
   int r;
@@ -307,11 +326,22 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
   *nconn = n;
   o.requests = 16 * n;
   sc_backup_target_sink (run->tgt, &sink);
+  /* The target's writes on a thread of their own (backup-writer.h);
+   * without one, on this thread. */
+  if (sc_backup_writer_start (&sink, 4, SC_MANIFEST_BLOCK_SIZE,
+                              &run->writer) == 0)
+    sc_backup_writer_sink (run->writer, &sink);
   _Static_assert (sizeof (struct sc_backup_range)
                   == sizeof (struct sc_diff_extent), "one extent type");
   if (r == 0)
     r = sc_backup_copy (nbd, n, (const struct sc_backup_range *) d->v, d->n,
                         &o, &sink, stats, err, errlen);
+  char why[1024];
+  int rw = sc_backup_writer_stop (run->writer, r < 0 ? why : err,
+                                  r < 0 ? sizeof why : errlen);
+  run->writer = NULL;
+  if (r == 0)
+    r = rw;
   if (r == 0 && job->progress && d->n == 0)
     job->progress (job->progress_opaque, 0, 0);
   for (unsigned i = 0; i < n; i++) {
@@ -532,6 +562,7 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   struct sc_resume_state saved;
   struct sc_backup_stats stats = { 0 };
   struct run run = { .job = job };
+  struct sc_backup_sums sums = { .crc = NULL };
   char prev_path[PATH_MAX], manifest[PATH_MAX + 32];
   struct stat st, mst;
   bool keep = false;
@@ -626,6 +657,13 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
                                   errlen)) < 0)
     goto out;
 
+  /* Blocks the copy writes whole are summed from its buffers.  A resumed
+   * full backup skips zero ranges over what an earlier run left: those
+   * blocks are summed from the image. */
+  if (sc_backup_sums_init (&sums, id.volume_size, SC_MANIFEST_BLOCK_SIZE,
+                           !(res->resumed && !job->since)) == 0)
+    run.sums = &sums;
+
   /* From here on, a failure keeps the work done, if a state is durable. */
   keep = true;
   r = copy_ranges (&run, &d, saved.watermark, &stats, &res->connections,
@@ -647,8 +685,8 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   m->bytes_zeroed = stats.bytes_zeroed;
   if ((r = sc_backup_target_sync (run.tgt, err, errlen)) < 0)
     goto out;
-  if ((r = sum_blocks (run.tgt, m, job->since ? &prev : NULL, &d, job->stop,
-                       err, errlen)) < 0)
+  if ((r = sum_blocks (run.tgt, m, job->since ? &prev : NULL, &d, run.sums,
+                       job->stop, err, errlen)) < 0)
     goto out;
   /* The snapshot read must still be the one named at the start. */
   r = identify (c, job->snapshot, &id2, err, errlen);
@@ -686,6 +724,7 @@ out:
     sc_resume_remove (run.path);
   }
   free (d.v);
+  sc_backup_sums_free (&sums);
   sc_manifest_free (&prev);
   return r;
 }
