@@ -483,19 +483,24 @@ open:;
     .format = job->format, .target = job->target, .prev = job->prev,
     .prev_format = pf, .size = run->st.volume_size, .resume = resume,
   };
-  if ((r = sc_backup_target_open (&spec, &run->tgt, err, errlen)) < 0)
-    return r;
-  if (resume && !run->tgt->resumed) {
-    /* Changed under us since can_resume looked: started over. */
-    sc_cli_error ("backup %s to %s: cannot resume: %s could not be kept; "
-                  "starting over", job->snapshot, job->target, run->partial);
+  r = sc_backup_target_open (&spec, &run->tgt, err, errlen);
+  if (r == -ESTALE && resume) {
+    /* The target cannot keep TARGET.partial (it looked inside, as
+     * can_resume does not), and left it untouched: its state goes
+     * first, durably, and only then is it made anew. */
+    sc_cli_error ("backup %s to %s: cannot resume: %s; starting over",
+                  job->snapshot, job->target, err);
     memset (saved, 0, sizeof *saved);
     if ((r = sc_resume_remove (run->path)) < 0) {
       snprintf (err, errlen, "cannot remove the stale %s: %s", run->path,
                 strerror (-r));
       return r;
     }
+    spec.resume = resume = false;
+    r = sc_backup_target_open (&spec, &run->tgt, err, errlen);
   }
+  if (r < 0)
+    return r;
   run->durable = run->tgt->resumed && resume;
   return 0;
 }
