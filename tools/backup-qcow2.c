@@ -264,6 +264,7 @@ qcow2_open (const struct sc_backup_target_spec *spec,
     return -ENOMEM;
   }
   t->base.ops = &sc_qcow2_target_ops;
+  t->base.overlay = prev != NULL;
   t->size = spec->size;
   snprintf (t->target, sizeof t->target, "%s", target);
   snprintf (t->partial, sizeof t->partial, "%s.partial", target);

@@ -63,6 +63,7 @@ struct sc_backup_target {
   const struct sc_backup_target_ops *ops;
   bool reflinked;               /* PREV was cloned, not copied */
   bool resumed;                 /* an existing TARGET.partial was kept */
+  bool overlay;                 /* it reads PREV as its backing file */
 };
 
 extern const struct sc_backup_target_ops sc_raw_target_ops;
