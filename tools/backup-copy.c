@@ -598,7 +598,10 @@ sc_backup_copy (struct nbd_handle *const *nbd, unsigned nconn,
     if (d < 0)
       r = d;
   }
-  else if (r < 0)
+  /* After any error (that drain's too, which stops at its first one),
+   * the reads still in flight are waited for: the slots are freed
+   * below. */
+  if (r < 0)
     drain (&e, false);
   if (!e.report_failed) {
     /* Where it got to, also after an error: an error of this report is
