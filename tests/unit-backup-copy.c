@@ -3,7 +3,8 @@
  * so that reads are in flight when things go wrong): however the copy
  * ends, no read is still in flight when sc_backup_copy returns, since
  * it frees the buffers libnbd reads into (and the counts its completion
- * callback updates).  A stop whose last writes fail. */
+ * callback updates).  A stop whose last writes fail, and a server killed
+ * during a copy over four connections. */
 #include <config.h>
 
 #include <errno.h>
@@ -151,4 +152,19 @@ Test (backup_copy, a_stop_whose_writes_fail_leaves_no_read_in_flight)
                 err);
   cr_assert (strstr (err, "cannot write the sink at"), "%s", err);
   assert_nothing_in_flight (h, 1);
+}
+
+Test (backup_copy, a_server_killed_leaves_no_read_in_flight_on_any_connection)
+{
+  struct nbd_handle *h[4];
+  struct sink s = { .at = 3, .what = KILL_SERVER };
+  char err[1024] = "";
+
+  int r = copy (h, 4, &s, err, sizeof err);
+  waitpid (server, NULL, 0);
+  server = -1;
+  cr_assert_lt (r, 0, "the copy succeeded with its server killed");
+  cr_assert (strstr (err, "the NBD server closed the connection"), "%s",
+             err);
+  assert_nothing_in_flight (h, 4);
 }
