@@ -346,7 +346,9 @@ no_files "$B/rot-inc.qcow2" "a damaged PREV"
 
 # A full filesystem: one line naming TARGET.partial, no TARGET left.  (The
 # copy engine must wait for its reads in flight before it gives up: nbdkit
-# 1.32 aborts when a client closes with replies still being sent.)
+# 1.32 aborts when a client closes with replies still being sent.)  If a
+# resume state was written before the space ran out, TARGET.partial is
+# kept with it (for --resume) and the message says so; else nothing is.
 mkdir "$TMP/small"
 if mount -t tmpfs -o size=2M,mode=0700 tmpfs "$TMP/small" 2>/dev/null; then
     _MOUNTS+=("$TMP/small")
@@ -354,6 +356,13 @@ if mount -t tmpfs -o size=2M,mode=0700 tmpfs "$TMP/small" 2>/dev/null; then
     [ "$rc" = 1 ] || fail "a full filesystem: exit $rc: $out"
     one_line_naming "$out" "$TMP/small/full.qcow2.partial" "a full filesystem"
     echo "$out" | grep -q "No space left on device" || fail "a full filesystem: $out"
+    if [ -e "$TMP/small/full.qcow2.resume" ]; then
+        [ -e "$TMP/small/full.qcow2.partial" ] ||
+            fail "a full filesystem: a resume state without its TARGET.partial"
+        echo "$out" | grep -q -- "--resume" ||
+            fail "a full filesystem kept TARGET.partial without saying --resume: $out"
+        rm -f "$TMP/small/full.qcow2.partial" "$TMP/small/full.qcow2.resume"
+    fi
     no_files "$TMP/small/full.qcow2" "a full filesystem"
 else
     log "cannot mount a tmpfs here: a full filesystem is not tested"

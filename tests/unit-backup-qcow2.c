@@ -1,9 +1,11 @@
 /* Unit tests: the qcow2 backup target (tools/backup-qcow2.c) with the
  * real qemu-img and qemu-nbd: a TARGET.partial left by a killed backup is
  * kept with --resume only when it is the image this backup would make
- * (qcow2, the volume's size, the same backing file), and made anew
- * otherwise; one still held by the qemu-nbd of the killed backup is
- * waited for. */
+ * (qcow2, the volume's size, the same backing file); otherwise it is
+ * refused untouched (a resume state may describe it: the caller removes
+ * that first), and made anew without --resume (also a raw one of another
+ * size); one still held by the qemu-nbd of the killed backup is waited
+ * for. */
 #include <config.h>
 
 #include <errno.h>
@@ -48,6 +50,40 @@ open_target (const char *target, const char *prev, uint64_t size,
   char err[1024];
   int r = sc_backup_target_open (&spec, &t, err, sizeof err);
   cr_assert_eq (r, 0, "open %s: %s", target, err);
+  return t;
+}
+
+/* With resume, a TARGET.partial that cannot be kept is refused
+ * (-ESTALE) and left byte for byte as it was, since a resume state may
+ * still describe it; without resume it is then made anew. */
+static struct sc_backup_target *
+refused_then_anew (const char *target, enum sc_image_format format,
+                   const char *prev, uint64_t size)
+{
+  struct sc_backup_target_spec spec = {
+    .format = format, .target = target, .prev = prev,
+    .prev_format = SC_IMAGE_RAW, .size = size, .resume = true,
+  };
+  struct sc_backup_target *t = NULL;
+  char err[1024], partial[4096];
+  size_t before_len, after_len;
+
+  snprintf (partial, sizeof partial, "%s.partial", target);
+  uint8_t *before = uh_read_file (partial, &before_len);
+  int r = sc_backup_target_open (&spec, &t, err, sizeof err);
+  cr_assert_eq (r, -ESTALE, "a partial that cannot be kept was not refused "
+                "(%d%s%s)", r, r < 0 ? ": " : "", r < 0 ? err : "");
+  cr_assert (strstr (err, "cannot be kept"), "refused saying: %s", err);
+  uint8_t *after = uh_read_file (partial, &after_len);
+  cr_assert (before_len == after_len
+             && memcmp (before, after, before_len) == 0,
+             "the refused partial was changed");
+  free (before);
+  free (after);
+  spec.resume = false;
+  r = sc_backup_target_open (&spec, &t, err, sizeof err);
+  cr_assert_eq (r, 0, "open %s without resume: %s", target, err);
+  cr_assert (!t->resumed);
   return t;
 }
 
@@ -140,7 +176,7 @@ Test (backup_qcow2, resume_keeps_an_overlay_on_the_same_prev)
   free (target);
 }
 
-Test (backup_qcow2, resume_makes_anew_an_overlay_on_another_prev)
+Test (backup_qcow2, resume_refuses_untouched_an_overlay_on_another_prev)
 {
   char *a = uh_path ("a.img"), *b = uh_path ("b.img");
   char *target = uh_path ("inc.qcow2");
@@ -148,8 +184,8 @@ Test (backup_qcow2, resume_makes_anew_an_overlay_on_another_prev)
   uh_make_file (b, SIZE, 2);
   killed_backup (target, a, SIZE, 0, 5);
 
-  struct sc_backup_target *t = open_target (target, b, SIZE, true);
-  cr_assert (!t->resumed, "an overlay on another PREV was kept");
+  struct sc_backup_target *t = refused_then_anew (target, SC_IMAGE_QCOW2, b,
+                                                  SIZE);
   cr_assert_eq (first_mib_crc (t), expected_crc (b, 0, 0),
                 "the new overlay does not read as its PREV");
   sc_backup_target_abort (t);
@@ -158,39 +194,39 @@ Test (backup_qcow2, resume_makes_anew_an_overlay_on_another_prev)
   free (target);
 }
 
-Test (backup_qcow2, resume_makes_anew_an_overlay_where_a_full_was_left)
+Test (backup_qcow2, resume_refuses_untouched_an_overlay_where_a_full_was_left)
 {
   char *prev = uh_path ("prev.img"), *target = uh_path ("x.qcow2");
   uh_make_file (prev, SIZE, 3);
   killed_backup (target, NULL, SIZE, 0, 5);
 
-  struct sc_backup_target *t = open_target (target, prev, SIZE, true);
-  cr_assert (!t->resumed, "a full image was kept for an incremental");
+  struct sc_backup_target *t = refused_then_anew (target, SC_IMAGE_QCOW2,
+                                                  prev, SIZE);
   cr_assert_eq (first_mib_crc (t), expected_crc (prev, 0, 0));
   sc_backup_target_abort (t);
   free (prev);
   free (target);
 }
 
-Test (backup_qcow2, resume_makes_anew_a_partial_of_another_size)
+Test (backup_qcow2, resume_refuses_untouched_a_partial_of_another_size)
 {
   char *target = uh_path ("full.qcow2");
   killed_backup (target, NULL, SIZE, 0, 5);
 
-  struct sc_backup_target *t = open_target (target, NULL, 2 * SIZE, true);
-  cr_assert (!t->resumed, "a partial of another size was kept");
+  struct sc_backup_target *t = refused_then_anew (target, SC_IMAGE_QCOW2,
+                                                  NULL, 2 * SIZE);
   cr_assert_eq (first_mib_crc (t), expected_crc (NULL, 0, 0));
   sc_backup_target_abort (t);
   free (target);
 }
 
-Test (backup_qcow2, resume_makes_anew_a_partial_that_is_not_qcow2)
+Test (backup_qcow2, resume_refuses_untouched_a_partial_that_is_not_qcow2)
 {
   char *target = uh_path ("full.qcow2"), *partial = uh_path ("full.qcow2.partial");
   uh_make_file (partial, SIZE, 4);
 
-  struct sc_backup_target *t = open_target (target, NULL, SIZE, true);
-  cr_assert (!t->resumed, "a raw partial was kept as a qcow2 image");
+  struct sc_backup_target *t = refused_then_anew (target, SC_IMAGE_QCOW2,
+                                                  NULL, SIZE);
   cr_assert_eq (first_mib_crc (t), expected_crc (NULL, 0, 0));
   sc_backup_target_abort (t);
   free (target);
@@ -235,4 +271,31 @@ Test (backup_qcow2, a_partial_held_by_an_exiting_qemu_nbd_is_waited_for)
   free (target);
   free (partial);
   free (sock);
+}
+
+Test (backup_qcow2, resume_refuses_untouched_a_damaged_qcow2_partial)
+{
+  char *target = uh_path ("full.qcow2"), *partial = uh_path ("full.qcow2.partial");
+  killed_backup (target, NULL, SIZE, 0, 5);
+  uh_pwrite (partial, "XXXX", 4, 0);
+
+  struct sc_backup_target *t = refused_then_anew (target, SC_IMAGE_QCOW2,
+                                                  NULL, SIZE);
+  cr_assert_eq (first_mib_crc (t), expected_crc (NULL, 0, 0));
+  sc_backup_target_abort (t);
+  free (target);
+  free (partial);
+}
+
+Test (backup_qcow2, raw_resume_refuses_untouched_a_partial_of_another_size)
+{
+  char *target = uh_path ("full.img"), *partial = uh_path ("full.img.partial");
+  uh_make_file (partial, SIZE / 2, 6);
+
+  struct sc_backup_target *t = refused_then_anew (target, SC_IMAGE_RAW, NULL,
+                                                  SIZE);
+  sc_backup_target_abort (t);
+  cr_assert_eq (access (partial, F_OK), -1);
+  free (target);
+  free (partial);
 }

@@ -29,7 +29,10 @@
  * the work above the watermark (redone by a resume) stays bounded.
  *
  * On an error, the reads still in flight are waited for before the slots
- * are freed (libnbd writes into them until they complete).
+ * are freed (libnbd writes into them until they complete): on every
+ * connection, until none has a read in flight, whatever the wait meets
+ * (a connection that dies has its reads retired by libnbd, with an
+ * error), also after a stop's drain failed.
  */
 #include <config.h>
 
@@ -341,21 +344,27 @@ harvest (struct engine *e)
   return 0;
 }
 
+/* Reads in flight on a connection that is not dead (libnbd retires
+ * those of a dead one, with an error). */
 static bool
 any_in_flight (const struct engine *e)
 {
   for (unsigned i = 0; i < e->nconn; i++)
-    if (nbd_aio_in_flight (e->conns[i].nbd) > 0)
+    if (nbd_aio_in_flight (e->conns[i].nbd) > 0
+        && !nbd_aio_is_dead (e->conns[i].nbd))
       return true;
   return false;
 }
 
-/* Wait for any connection to make progress (or POLL_MS, or a signal). */
+/* Wait for any connection to make progress (or POLL_MS, or a signal).
+ * Every connection that is ready is served, also after one failed (the
+ * first error is returned), so a drain goes on with the others. */
 static int
 wait_io (struct engine *e)
 {
   struct pollfd pfd[SC_BACKUP_MAX_CONNECTIONS];
   unsigned dir[SC_BACKUP_MAX_CONNECTIONS];
+  int first = 0;
 
   for (unsigned i = 0; i < e->nconn; i++) {
     struct nbd_handle *h = e->conns[i].nbd;
@@ -386,19 +395,21 @@ wait_io (struct engine *e)
     else if (ev & POLLOUT)
       r = nbd_aio_notify_write (h);
     else {
-      snprintf (e->err, e->errlen, "reading the snapshot: the server "
-                "closed the connection");
-      return -ENOTCONN;
+      if (!first)
+        snprintf (e->err, e->errlen, "reading the snapshot: the server "
+                  "closed the connection");
+      first = first ?: -ENOTCONN;
+      continue;
     }
-    if (r < 0) {
+    if (r < 0 && !first) {
       int err = nbd_get_errno () ?: EIO;
       snprintf (e->err, e->errlen, "reading the snapshot: %s%s",
                 nbd_get_error (), server_gone (err) ? " (the NBD server "
                 "closed the connection)" : "");
-      return -err;
+      first = -err;
     }
   }
-  return 0;
+  return first;
 }
 
 /* A free slot, with room in the ring for its entry. */
@@ -506,10 +517,25 @@ zero_extent (struct engine *e, uint64_t off, uint64_t len)
   return advance (e);
 }
 
-/* Wait for every read in flight; with harvesting, hand them to the sink. */
+/* Wait for every read in flight; with harvesting, hand them to the sink
+ * (and return at the first error).  Without, only the reads matter,
+ * before the slots they read into are freed: the errors of the wait are
+ * not the caller's (its message stays), and the wait goes on until no
+ * connection has a read in flight (a dead one has none). */
 static int
 drain (struct engine *e, bool harvesting)
 {
+  if (!harvesting) {
+    char *err = e->err, ignored[256];
+    size_t errlen = e->errlen;
+    e->err = ignored;
+    e->errlen = sizeof ignored;
+    while (any_in_flight (e))
+      wait_io (e);
+    e->err = err;
+    e->errlen = errlen;
+    return 0;
+  }
   for (;;) {
     bool busy = false;
     if (harvesting) {
@@ -518,12 +544,12 @@ drain (struct engine *e, bool harvesting)
         return r;
     }
     for (unsigned i = 0; i < e->nslots; i++)
-      busy |= e->slots[i].busy && !(e->slots[i].done && !harvesting);
+      busy |= e->slots[i].busy;
     if (!busy || !any_in_flight (e))
       return 0;
     int r = wait_io (e);
     if (r < 0)
-      return harvesting ? r : 0;
+      return r;
   }
 }
 
@@ -611,7 +637,10 @@ sc_backup_copy (struct nbd_handle *const *nbd, unsigned nconn,
     if (d < 0)
       r = d;
   }
-  else if (r < 0)
+  /* After any error (that drain's too, which stops at its first one),
+   * the reads still in flight are waited for: the slots are freed
+   * below. */
+  if (r < 0)
     drain (&e, false);
   if (!e.report_failed) {
     /* Where it got to, also after an error: an error of this report is

@@ -23,6 +23,7 @@
 #include "tools/backup-writer.h"
 #include "tools/cli.h"
 #include "tools/diff-client.h"
+#include "tools/image-nbd.h"
 
 static void
 now_iso (char *buf, size_t len)
@@ -97,17 +98,70 @@ touched_blocks (const struct sc_diff *d, uint64_t nblocks, uint64_t bs)
   return touched;
 }
 
+/* The CRC32C of block i (block_size bytes) of an image. */
+typedef int (*block_crc_fn) (void *opaque, uint64_t block_size, uint64_t i,
+                             uint32_t *crc, char *err, size_t errlen);
+
+static int
+target_block_crc (void *opaque, uint64_t block_size, uint64_t i,
+                  uint32_t *crc, char *err, size_t errlen)
+{
+  return sc_backup_target_block_crc (opaque, block_size, i, crc, err,
+                                     errlen);
+}
+
+/* PREV itself, opened through qemu-nbd. */
+struct prev_image {
+  struct nbd_handle *nbd;
+  const char *path;
+  uint64_t size;
+};
+
+/* Read in pieces of at most 1 MiB: a PREV's manifest may have blocks of
+ * up to 1 GiB. */
+static int
+prev_block_crc (void *opaque, uint64_t block_size, uint64_t i,
+                uint32_t *crc, char *err, size_t errlen)
+{
+  struct prev_image *p = opaque;
+  uint64_t start = i * block_size;
+  uint64_t end = p->size - start < block_size ? p->size : start + block_size;
+  char *buf = malloc (SC_MANIFEST_BLOCK_SIZE);
+  uint32_t c = 0;
+
+  if (!buf) {
+    snprintf (err, errlen, "%s", strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  for (uint64_t off = start; off < end; off += SC_MANIFEST_BLOCK_SIZE) {
+    size_t k = end - off < SC_MANIFEST_BLOCK_SIZE ? (size_t) (end - off)
+      : SC_MANIFEST_BLOCK_SIZE;
+    if (nbd_pread (p->nbd, buf, k, off, 0) < 0) {
+      int r = -(nbd_get_errno () ?: EIO);
+      snprintf (err, errlen, "cannot read PREV %s at %" PRIu64 ": %s",
+                p->path, off, nbd_get_error ());
+      free (buf);
+      return r;
+    }
+    c = crc32c (c, buf, k);
+  }
+  free (buf);
+  *crc = c;
+  return 0;
+}
+
 /* An incremental recomputes the CRC of every block it writes to, over
  * PREV's bytes in the rest of the block: those must first be PREV's as
  * its manifest knows them, or damage in PREV would be taken in under a
- * fresh CRC.  TARGET.partial holds PREV's content now.
+ * fresh CRC.  fn reads TARGET.partial, which holds PREV's content now,
+ * or (on a resume of an overlay) PREV itself.
  *
  * A PREV whose manifest has blocks of another size than this backup's
  * (a valid manifest, not one backup writes) lends none of its CRCs:
  * sum_blocks sums every block of the new image anew, so every block of
  * PREV is checked here, at PREV's own block size. */
 static int
-check_prev_blocks (struct sc_backup_target *tgt,
+check_prev_blocks (block_crc_fn fn, void *opaque,
                    const struct sc_manifest *prev, const struct sc_diff *d,
                    const volatile sig_atomic_t *stop, char *err,
                    size_t errlen)
@@ -131,8 +185,7 @@ check_prev_blocks (struct sc_backup_target *tgt,
       r = -EINTR;
       break;
     }
-    r = sc_backup_target_block_crc (tgt, prev->block_size, b, &crc, err,
-                                    errlen);
+    r = fn (opaque, prev->block_size, b, &crc, err, errlen);
     if (r == 0 && crc != prev->crc[b]) {
       uint64_t end = (b + 1) * prev->block_size;
       snprintf (err, errlen, "PREV is damaged: bytes %" PRIu64 "-%" PRIu64
@@ -143,6 +196,30 @@ check_prev_blocks (struct sc_backup_target *tgt,
     }
   }
   free (touched);
+  return r;
+}
+
+/* A resumed overlay reads PREV as its backing file, now: PREV may have
+ * been damaged since the run that checked it, so its blocks are checked
+ * again, read from PREV itself (the overlay has new data in some). */
+static int
+check_prev_again (const struct sc_backup_job *job,
+                  const struct sc_manifest *prev, const struct sc_diff *d,
+                  char *err, size_t errlen)
+{
+  struct prev_image p = { .path = job->prev, .size = prev->volume_size };
+  enum sc_image_format pf = SC_IMAGE_RAW;
+  int r;
+
+  if (sc_image_format_parse (prev->format, &pf) < 0)
+    pf = SC_IMAGE_RAW;          /* the manifest parser allows no other */
+  if ((r = sc_image_nbd_open (job->prev, pf, false, &p.nbd, NULL, err,
+                              errlen)) < 0)
+    return r;
+  r = check_prev_blocks (prev_block_crc, &p, prev, d, job->stop, err,
+                         errlen);
+  nbd_shutdown (p.nbd, 0);
+  nbd_close (p.nbd);
   return r;
 }
 
@@ -513,19 +590,24 @@ open:;
     .format = job->format, .target = job->target, .prev = job->prev,
     .prev_format = pf, .size = run->st.volume_size, .resume = resume,
   };
-  if ((r = sc_backup_target_open (&spec, &run->tgt, err, errlen)) < 0)
-    return r;
-  if (resume && !run->tgt->resumed) {
-    /* Changed under us since can_resume looked: started over. */
-    sc_cli_error ("backup %s to %s: cannot resume: %s could not be kept; "
-                  "starting over", job->snapshot, job->target, run->partial);
+  r = sc_backup_target_open (&spec, &run->tgt, err, errlen);
+  if (r == -ESTALE && resume) {
+    /* The target cannot keep TARGET.partial (it looked inside, as
+     * can_resume does not), and left it untouched: its state goes
+     * first, durably, and only then is it made anew. */
+    sc_cli_error ("backup %s to %s: cannot resume: %s; starting over",
+                  job->snapshot, job->target, err);
     memset (saved, 0, sizeof *saved);
     if ((r = sc_resume_remove (run->path)) < 0) {
       snprintf (err, errlen, "cannot remove the stale %s: %s", run->path,
                 strerror (-r));
       return r;
     }
+    spec.resume = resume = false;
+    r = sc_backup_target_open (&spec, &run->tgt, err, errlen);
   }
+  if (r < 0)
+    return r;
   run->durable = run->tgt->resumed && resume;
   return 0;
 }
@@ -651,10 +733,14 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
     unlink (manifest);
   /* PREV's blocks are checked before anything is written over them; a
    * resumed TARGET.partial has new data in some, and was checked by the
-   * run that wrote its first state. */
+   * run that wrote its first state: a raw one holds a copy of PREV as
+   * it was then, but an overlay reads PREV now, which is checked again. */
   if (job->since && !res->resumed
-      && (r = check_prev_blocks (run.tgt, &prev, &d, job->stop, err,
-                                  errlen)) < 0)
+      && (r = check_prev_blocks (target_block_crc, run.tgt, &prev, &d,
+                                  job->stop, err, errlen)) < 0)
+    goto out;
+  if (job->since && res->resumed && run.tgt->overlay
+      && (r = check_prev_again (job, &prev, &d, err, errlen)) < 0)
     goto out;
 
   /* Blocks the copy writes whole are summed from its buffers.  A resumed

@@ -47,7 +47,8 @@
  * Resume.  With spec->resume, a TARGET.partial that is a qcow2 image of
  * the volume's size with the backing file this backup would give it (its
  * name and format) is kept, written over from where the copy goes on;
- * anything else is made anew.
+ * anything else is refused untouched (-ESTALE), for the caller to remove
+ * the resume state that describes it before it is made anew.
  *
  * Commit.  The NBD connection is shut down and closed: libnbd waits for
  * qemu-nbd to exit, and qemu-nbd flushes and closes the image as it
@@ -95,6 +96,7 @@ struct sc_qcow2_target {
 };
 
 static void qcow2_abort (struct sc_backup_target *bt);
+static void qcow2_keep (struct sc_backup_target *bt);
 
 static int
 nbd_errno (void)
@@ -200,18 +202,19 @@ check_prev (const struct sc_backup_target_spec *spec, char *err,
   return 0;
 }
 
-/* Whether the image at t->partial is what this backup would make. */
+/* Whether the image at t->partial is what this backup would make; if
+ * not, why, into why. */
 static bool
 can_resume (struct sc_qcow2_target *t,
-            const struct sc_backup_target_spec *spec, const char *backing)
+            const struct sc_backup_target_spec *spec, const char *backing,
+            char *why, size_t whylen)
 {
   struct sc_qemu_img_info info;
-  char why[1024];
   int r;
 
   for (unsigned ms = 0;; ms += LOCK_STEP_MS) {
     r = sc_qemu_img_info (t->partial, SC_IMAGE_QCOW2, false, &info, why,
-                          sizeof why);
+                          whylen);
     if (r == 0 || !qemu_locked (why) || ms >= LOCK_WAIT_MS)
       break;
     usleep (LOCK_STEP_MS * 1000);
@@ -219,13 +222,19 @@ can_resume (struct sc_qcow2_target *t,
   if (r < 0)
     return false;
   if (strcmp (info.format, "qcow2") != 0 || info.virtual_size != spec->size)
-    return false;
-  if (!backing)
-    return !info.has_backing;
-  return info.has_backing && info.backing_exact
-    && strcmp (info.backing, backing) == 0
-    && strcmp (info.backing_format,
-               sc_image_format_name (spec->prev_format)) == 0;
+    snprintf (why, whylen, "it is not a qcow2 image of %" PRIu64 " bytes",
+              spec->size);
+  else if (!backing && info.has_backing)
+    snprintf (why, whylen, "it has a backing file");
+  else if (backing && !(info.has_backing && info.backing_exact
+                        && strcmp (info.backing, backing) == 0
+                        && strcmp (info.backing_format,
+                                   sc_image_format_name (spec->prev_format))
+                        == 0))
+    snprintf (why, whylen, "its backing file is not %s", backing);
+  else
+    return true;
+  return false;
 }
 
 static int
@@ -255,6 +264,7 @@ qcow2_open (const struct sc_backup_target_spec *spec,
     return -ENOMEM;
   }
   t->base.ops = &sc_qcow2_target_ops;
+  t->base.overlay = prev != NULL;
   t->size = spec->size;
   snprintf (t->target, sizeof t->target, "%s", target);
   snprintf (t->partial, sizeof t->partial, "%s.partial", target);
@@ -283,8 +293,17 @@ qcow2_open (const struct sc_backup_target_spec *spec,
         || (r = check_prev (spec, err, errlen)) < 0)
       goto fail;
   }
-  if (spec->resume && existed && can_resume (t, spec, prev ? backing : NULL))
+  if (spec->resume) {
+    /* Kept, or refused untouched (backup-target.h). */
+    char why[PATH_MAX + 1024] = "it is empty";
+    if (!existed || !can_resume (t, spec, prev ? backing : NULL, why,
+                                 sizeof why)) {
+      snprintf (err, errlen, "%s cannot be kept: %s", t->partial, why);
+      r = -ESTALE;
+      goto fail;
+    }
     t->base.resumed = true;
+  }
   else {
     char why[1024];
     for (unsigned ms = 0;; ms += LOCK_STEP_MS) {
@@ -321,7 +340,10 @@ qcow2_open (const struct sc_backup_target_spec *spec,
   return 0;
 
 fail:
-  qcow2_abort (&t->base);
+  if (spec->resume)
+    qcow2_keep (&t->base);      /* a state may describe it */
+  else
+    qcow2_abort (&t->base);
   return r;
 }
 

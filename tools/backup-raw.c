@@ -242,11 +242,19 @@ raw_open (const struct sc_backup_target_spec *spec,
     free (t);
     return r;
   }
-  if (spec->resume && fstat (t->fd, &st) == 0
-      && (uint64_t) st.st_size == size && size > 0) {
-    t->base.resumed = true;
-    *out = &t->base;
-    return 0;
+  if (spec->resume) {
+    /* Kept, or refused untouched (backup-target.h). */
+    uint64_t have = fstat (t->fd, &st) == 0 ? (uint64_t) st.st_size : 0;
+    if (have == size && size > 0) {
+      t->base.resumed = true;
+      *out = &t->base;
+      return 0;
+    }
+    snprintf (err, errlen, "%s cannot be kept: it is %" PRIu64 " bytes, "
+              "not the volume's %" PRIu64, t->partial, have, size);
+    close (t->fd);
+    free (t);
+    return -ESTALE;
   }
   if (ftruncate (t->fd, 0) < 0) {
     r = -errno;

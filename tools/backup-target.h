@@ -63,6 +63,7 @@ struct sc_backup_target {
   const struct sc_backup_target_ops *ops;
   bool reflinked;               /* PREV was cloned, not copied */
   bool resumed;                 /* an existing TARGET.partial was kept */
+  bool overlay;                 /* it reads PREV as its backing file */
 };
 
 extern const struct sc_backup_target_ops sc_raw_target_ops;
@@ -70,7 +71,10 @@ extern const struct sc_backup_target_ops sc_qcow2_target_ops;
 
 /* Make TARGET.partial for spec (locked: a second backup to the same
  * TARGET is refused; a stale one is started over unless spec->resume).
- * Refuses a TARGET that exists. */
+ * Refuses a TARGET that exists.  With spec->resume, a TARGET.partial
+ * that cannot be kept is refused with -ESTALE, left as it is (err says
+ * why): a resume state may still describe it, and must go first (then
+ * open again without spec->resume). */
 int sc_backup_target_open (const struct sc_backup_target_spec *spec,
                            struct sc_backup_target **out, char *err,
                            size_t errlen);

@@ -19,7 +19,7 @@ sc_image_nbd_open (const char *path, enum sc_image_format f, bool writable,
   /* --discard=unmap: a zeroed range may be deallocated (a qcow2 overlay
    * then marks it zero, masking its backing file); --cache=writeback
    * with a flush at the end is qemu-img's own way of writing. */
-  char *argv[8], *rel = NULL;
+  char *argv[9], *rel = NULL;
   size_t n = 0;
   struct nbd_handle *h;
   int64_t got;
@@ -34,6 +34,13 @@ sc_image_nbd_open (const char *path, enum sc_image_format f, bool writable,
   }
   h = nbd_create ();
 
+  /* qemu-nbd in a session of its own: libnbd forks it in our process
+   * group, where a Ctrl-C on the terminal would reach it too (it exits
+   * on SIGINT, whatever disposition it inherits), and the backup would
+   * lose its image before its last state.  setsid execs it in the same
+   * process (the forked child is no group leader), as socket activation
+   * needs (LISTEN_PID); it goes when we close the handle, as before. */
+  argv[n++] = (char *) "setsid";
   argv[n++] = (char *) "qemu-nbd";
   argv[n++] = (char *) "--format";
   argv[n++] = (char *) sc_image_format_name (f);

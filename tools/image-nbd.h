@@ -4,7 +4,9 @@
  * qcow2 images are read and written only by QEMU's code: qemu-nbd is
  * started on the image (socket activation: libnbd makes the socket and
  * starts qemu-nbd with it, so no path is left behind), and the image is
- * read or written over NBD with libnbd.  qemu-nbd exits when the handle
+ * read or written over NBD with libnbd.  qemu-nbd runs in a session of
+ * its own (setsid), so that a Ctrl-C on the terminal reaches only the
+ * CLI, which then stops as it means to.  qemu-nbd exits when the handle
  * is closed.  A raw image can be opened the same way, so that a reader
  * of images (verify, restore) has one path for every format.
  *

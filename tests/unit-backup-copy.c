@@ -1,0 +1,170 @@
+/* Unit tests: the backup copy engine (tools/backup-copy.c) against a real
+ * nbdkit (the pattern plugin, each read slowed down by the delay filter
+ * so that reads are in flight when things go wrong): however the copy
+ * ends, no read is still in flight when sc_backup_copy returns, since
+ * it frees the buffers libnbd reads into (and the counts its completion
+ * callback updates).  A stop whose last writes fail, and a server killed
+ * during a copy over four connections. */
+#include <config.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <spawn.h>
+
+#include "tests/unit-helpers.h"
+#include "tools/backup-copy.h"
+
+#define MiB (1024u * 1024u)
+#define SIZE (64 * MiB)
+
+static pid_t server = -1;
+static char *sock;
+
+static void
+start_server (void)
+{
+  extern char **environ;
+  char *argv[] = { (char *) "nbdkit", (char *) "-f", (char *) "-t",
+                   (char *) "1", (char *) "-U", sock,
+                   (char *) "--filter=delay", (char *) "pattern",
+                   (char *) "size=64M", (char *) "rdelay=40ms", NULL };
+  cr_assert_eq (posix_spawnp (&server, "nbdkit", NULL, NULL, argv,
+                              environ), 0);
+  for (int i = 0; i < 500 && access (sock, F_OK) < 0; i++)
+    usleep (10000);
+  cr_assert_eq (access (sock, F_OK), 0, "nbdkit did not start");
+}
+
+static void
+setup (void)
+{
+  uh_setup ();
+  if (system ("nbdkit --version > /dev/null 2>&1") != 0
+      || system ("nbdkit pattern --version > /dev/null 2>&1") != 0
+      || system ("nbdkit --filter=delay null --version > /dev/null 2>&1")
+      != 0)
+    cr_skip_test ("nbdkit, its pattern plugin or its delay filter is missing");
+  sock = uh_path ("nbd.sock");
+  start_server ();
+}
+
+static void
+teardown (void)
+{
+  if (server > 0) {
+    kill (server, SIGTERM);
+    waitpid (server, NULL, 0);
+    server = -1;
+  }
+  free (sock);
+  uh_teardown ();
+}
+
+TestSuite (backup_copy, .init = setup, .fini = teardown);
+
+static struct nbd_handle *
+connect_server (void)
+{
+  struct nbd_handle *h = nbd_create ();
+  cr_assert_not_null (h);
+  cr_assert_eq (nbd_connect_unix (h, sock), 0, "connect: %s",
+                nbd_get_error ());
+  return h;
+}
+
+/* A sink that counts the writes, and at the `at`th one does `what`. */
+struct sink {
+  unsigned writes, at;
+  enum { STOP_THEN_FAIL, KILL_SERVER } what;
+  volatile sig_atomic_t stop;
+};
+
+static int
+sink_write (void *opaque, const void *buf, size_t len, uint64_t off)
+{
+  struct sink *s = opaque;
+  (void) buf; (void) len; (void) off;
+  s->writes++;
+  if (s->what == STOP_THEN_FAIL) {
+    if (s->writes == s->at)
+      s->stop = 1;              /* as SIGTERM would */
+    return s->writes > s->at ? -ENOSPC : 0;
+  }
+  if (s->writes == s->at)
+    kill (server, SIGKILL);
+  return 0;
+}
+
+static int
+sink_zero (void *opaque, uint64_t off, uint64_t len)
+{
+  (void) opaque; (void) off; (void) len;
+  return 0;
+}
+
+/* Copy the whole export over nconn connections into s; the result. */
+static int
+copy (struct nbd_handle **h, unsigned nconn, struct sink *s, char *err,
+      size_t errlen)
+{
+  struct sc_backup_range range = { 0, SIZE };
+  struct sc_backup_copy_opts o = { .target_is_zero = true,
+                                   .requests = 16 * nconn,
+                                   .stop = &s->stop };
+  struct sc_backup_sink sink = { .opaque = s, .write = sink_write,
+                                 .zero = sink_zero, .name = "the sink" };
+  struct sc_backup_stats stats = { 0 };
+
+  for (unsigned i = 0; i < nconn; i++)
+    h[i] = connect_server ();
+  return sc_backup_copy (h, nconn, &range, 1, &o, &sink, &stats, err,
+                         errlen);
+}
+
+static void
+assert_nothing_in_flight (struct nbd_handle **h, unsigned nconn)
+{
+  for (unsigned i = 0; i < nconn; i++)
+    cr_assert_eq (nbd_aio_in_flight (h[i]), 0, "connection %u has %d "
+                  "reads in flight after the copy returned", i,
+                  nbd_aio_in_flight (h[i]));
+  for (unsigned i = 0; i < nconn; i++) {
+    nbd_shutdown (h[i], 0);
+    nbd_close (h[i]);
+  }
+}
+
+Test (backup_copy, a_stop_whose_writes_fail_leaves_no_read_in_flight)
+{
+  struct nbd_handle *h[1];
+  struct sink s = { .at = 3, .what = STOP_THEN_FAIL };
+  char err[1024] = "";
+
+  int r = copy (h, 1, &s, err, sizeof err);
+  cr_assert_eq (r, -ENOSPC, "the copy returned %d (%s), not -ENOSPC", r,
+                err);
+  cr_assert (strstr (err, "cannot write the sink at"), "%s", err);
+  assert_nothing_in_flight (h, 1);
+}
+
+Test (backup_copy, a_server_killed_leaves_no_read_in_flight_on_any_connection)
+{
+  struct nbd_handle *h[4];
+  struct sink s = { .at = 3, .what = KILL_SERVER };
+  char err[1024] = "";
+
+  int r = copy (h, 4, &s, err, sizeof err);
+  waitpid (server, NULL, 0);
+  server = -1;
+  cr_assert_lt (r, 0, "the copy succeeded with its server killed");
+  cr_assert (strstr (err, "the NBD server closed the connection"), "%s",
+             err);
+  assert_nothing_in_flight (h, 4);
+}
