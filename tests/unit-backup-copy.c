@@ -4,7 +4,8 @@
  * ends, no read is still in flight when sc_backup_copy returns, since
  * it frees the buffers libnbd reads into (and the counts its completion
  * callback updates).  A stop whose last writes fail, and a server killed
- * during a copy over four connections. */
+ * during a copy over four connections.  And a server that answers part
+ * of a read and says it is done: an error, never a buffer handed on. */
 #include <config.h>
 
 #include <errno.h>
@@ -167,4 +168,75 @@ Test (backup_copy, a_server_killed_leaves_no_read_in_flight_on_any_connection)
   cr_assert (strstr (err, "the NBD server closed the connection"), "%s",
              err);
   assert_nothing_in_flight (h, 4);
+}
+
+/* ---- a server that sends half of each read ---------------------------- */
+
+/* Newstyle, structured replies; each read gets an OFFSET_DATA chunk for
+ * its first half, then a NONE chunk with the DONE flag: "success". */
+static const char short_server[] =
+  "import socket, struct, sys, os\n"
+  "ls = socket.socket(socket.AF_UNIX); ls.bind(sys.argv[1]); ls.listen(1)\n"
+  "c, _ = ls.accept()\n"
+  "def rx(n):\n"
+  "    b = b''\n"
+  "    while len(b) < n:\n"
+  "        k = c.recv(n - len(b))\n"
+  "        if not k: sys.exit(0)\n"
+  "        b += k\n"
+  "    return b\n"
+  "c.sendall(b'NBDMAGIC' + b'IHAVEOPT' + struct.pack('>H', 3)); rx(4)\n"
+  "def orep(opt, typ, data=b''):\n"
+  "    c.sendall(struct.pack('>QIII', 0x3e889045565a9, opt, typ, len(data))"
+  " + data)\n"
+  "while True:\n"
+  "    magic, opt, ln = struct.unpack('>QII', rx(16)); rx(ln)\n"
+  "    if opt == 8: orep(opt, 1)\n"
+  "    elif opt == 7:\n"
+  "        orep(opt, 3, struct.pack('>HQH', 0, 1 << 20, 1)); orep(opt, 1)"
+  "; break\n"
+  "    else: orep(opt, (1 << 31) | 1)\n"
+  "while True:\n"
+  "    magic, fl, typ, handle, off, ln = struct.unpack('>IHHQQI', rx(28))\n"
+  "    if typ != 0: break\n"
+  "    data = struct.pack('>Q', off) + b'\\x11' * (ln // 2)\n"
+  "    c.sendall(struct.pack('>IHHQI', 0x668e33ef, 0, 1, handle, len(data))"
+  " + data)\n"
+  "    c.sendall(struct.pack('>IHHQI', 0x668e33ef, 1, 0, handle, 0))\n";
+
+TestSuite (backup_copy_short, .init = uh_setup, .fini = uh_teardown);
+
+Test (backup_copy_short, a_read_answered_in_part_is_an_error)
+{
+  extern char **environ;
+  char *path = uh_path ("short.sock");
+  char *argv[] = { (char *) "python3", (char *) "-c",
+                   (char *) short_server, path, NULL };
+  struct sink s = { .at = 0, .what = STOP_THEN_FAIL };
+  struct sc_backup_range range = { 0, MiB };
+  struct sc_backup_copy_opts o = { .target_is_zero = true, .stop = &s.stop };
+  struct sc_backup_sink sink = { .opaque = &s, .write = sink_write,
+                                 .zero = sink_zero, .name = "the sink" };
+  struct sc_backup_stats stats = { 0 };
+  struct nbd_handle *h;
+  char err[1024] = "";
+  pid_t pid;
+
+  if (system ("python3 -c pass > /dev/null 2>&1") != 0)
+    cr_skip_test ("python3 is missing");
+  cr_assert_eq (posix_spawnp (&pid, "python3", NULL, NULL, argv, environ), 0);
+  for (int i = 0; i < 500 && access (path, F_OK) < 0; i++)
+    usleep (10000);
+  h = nbd_create ();
+  cr_assert_not_null (h);
+  cr_assert_eq (nbd_connect_unix (h, path), 0, "connect: %s",
+                nbd_get_error ());
+  nbd_set_pread_initialize (h, false);
+  int r = sc_backup_copy (&h, 1, &range, 1, &o, &sink, &stats, err,
+                          sizeof err);
+  cr_assert_eq (r, -EIO, "the copy returned %d (%s), not -EIO", r, err);
+  cr_assert_eq (s.writes, 0, "a half-read buffer was handed to the sink");
+  nbd_close (h);
+  waitpid (pid, NULL, 0);
+  free (path);
 }

@@ -65,6 +65,7 @@ struct slot {
   bool busy;                    /* issued, not yet handed to the sink */
   bool done;                    /* completed by libnbd */
   int error;                    /* its errno */
+  size_t seen;                  /* bytes the server sent (data or hole) */
 };
 
 /* A piece of the ranges, in offset order. */
@@ -259,6 +260,22 @@ block_status (struct engine *e, uint64_t start, uint64_t end,
   return 0;
 }
 
+/* Each piece of a read's reply: libnbd has put it in the buffer (a hole
+ * as zeros).  Counted, because libnbd checks that a read got all its
+ * bytes only for a command retired by nbd_aio_command_completed, not one
+ * retired by its completion callback: a server that answered part of a
+ * read and said it was done would leave the rest of the buffer as it was
+ * (an earlier read's data, pread_initialize being off). */
+static int
+on_read_chunk (void *opaque, const void *subbuf, size_t count,
+               uint64_t offset, unsigned status, int *error)
+{
+  struct slot *s = opaque;
+  (void) subbuf; (void) offset; (void) status; (void) error;
+  s->seen += count;
+  return 0;
+}
+
 static int
 on_read_done (void *opaque, int *error)
 {
@@ -266,6 +283,8 @@ on_read_done (void *opaque, int *error)
 
   s->done = true;
   s->error = *error;
+  if (s->error == 0 && s->seen != s->len)
+    s->error = EIO;             /* a short reply: never trusted */
   s->conn->in_flight--;
   return 1;                     /* retire the command */
 }
@@ -475,10 +494,14 @@ read_data (struct engine *e, uint64_t off, uint64_t len)
     struct conn *c = least_busy (e);
     *s = (struct slot) { .buf = s->buf, .offset = off, .len = k,
                          .conn = c, .busy = true };
-    if (nbd_aio_pread (c->nbd, s->buf, k, off,
-                       (nbd_completion_callback) { .callback = on_read_done,
-                                                   .user_data = s },
-                       0) < 0) {
+    if (nbd_aio_pread_structured (c->nbd, s->buf, k, off,
+                                  (nbd_chunk_callback) {
+                                    .callback = on_read_chunk,
+                                    .user_data = s },
+                                  (nbd_completion_callback) {
+                                    .callback = on_read_done,
+                                    .user_data = s },
+                                  0) < 0) {
       s->busy = false;
       snprintf (e->err, e->errlen, "cannot read the snapshot at %" PRIu64
                 ": %s", off, nbd_get_error ());

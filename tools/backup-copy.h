@@ -46,10 +46,11 @@ struct sc_backup_sink {
 typedef void (*sc_backup_progress_fn) (void *opaque, uint64_t done,
                                        uint64_t total);
 
-/* A piece of the ranges is in the target: [off, off + len) holds buf's
- * bytes (handed to sink->write, which returned), or, with buf NULL, reads
- * as zeros (handed to sink->zero, or skipped because the target starts
- * as zeros).  Called from the engine's thread, once per piece, in no
+/* A piece of the ranges is handed to the target: [off, off + len) gets
+ * buf's bytes (sink->write accepted them: written, or queued by a sink
+ * that writes on a thread of its own and fails every later call, and the
+ * backup, if that write fails), or, with buf NULL, reads as zeros (handed
+ * to sink->zero, or skipped because the target starts as zeros).  Called from the engine's thread, once per piece, in no
  * particular order; buf is the engine's and only valid during the call. */
 typedef void (*sc_backup_piece_fn) (void *opaque, uint64_t off, uint64_t len,
                                     const void *buf);

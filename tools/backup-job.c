@@ -54,7 +54,8 @@ identify (struct sc_client *c, const char *name, struct sc_diff *id,
 }
 
 /* libnbd does not zero a read's buffer first (as nbdcopy): the copy
- * engine looks at a buffer only after its read succeeded. */
+ * engine looks at a buffer only after its read succeeded with every byte
+ * of it sent (backup-copy.c counts the reply's pieces). */
 static int
 connect_export (const char *socket, const char *name, uint64_t size,
                 struct nbd_handle **out, char *err, size_t errlen)
@@ -419,6 +420,8 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
   run->writer = NULL;
   if (r == 0)
     r = rw;
+  else if (rw < 0)              /* the write that failed, at its offset */
+    snprintf (err, errlen, "%s", why);
   if (r == 0 && job->progress && d->n == 0)
     job->progress (job->progress_opaque, 0, 0);
   for (unsigned i = 0; i < n; i++) {

@@ -55,8 +55,9 @@
  * exits.  The file is then synced once more (by our fd), renamed with
  * RENAME_NOREPLACE, and its directory synced.
  *
- * Writes are synchronous (one nbd_pwrite at a time, from the engine's
- * thread): the engine keeps several reads of the snapshot in flight.
+ * Writes are synchronous (one nbd_pwrite at a time, from the backup's
+ * writer thread, backup-writer.h): the engine keeps several reads of the
+ * snapshot in flight meanwhile.
  */
 #include <config.h>
 
