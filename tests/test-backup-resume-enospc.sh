@@ -2,7 +2,7 @@
 # Tests a backup whose target filesystem fills up (a small tmpfs): it fails with one clear line, keeps TARGET.partial and its resume state and leaves no TARGET; once there is room, the same command with --resume completes it, reading only the rest. Skips (77) where a tmpfs cannot be mounted.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
-requires nbdcopy cmp mount umount
+requires nbdcopy cmp mount umount strace
 
 M=$((1024 * 1024))
 SIZE=$((128 * M))
@@ -21,12 +21,22 @@ NBDKIT_EXTRA_ARGS="-t 1 --filter=delay" start_server "$TMP/disk" "$TMP/diff" \
 sc_create s1
 backup () { sc backup --nbd-socket "$NBD_SOCK" "$@"; }
 
-rc=0; backup s1 --to "$SMALL/full" > /dev/null 2> "$TMP/enospc.err" || rc=$?
+# Under strace, to know which write failed: the message names its offset.
+rc=0; strace -f -qq -o "$TMP/writes" -e trace=pwrite64 -e signal=none \
+    "$SHADOWCOPY_CLI" -c "$CTL" backup --nbd-socket "$NBD_SOCK" s1 \
+    --to "$SMALL/full" > /dev/null 2> "$TMP/enospc.err" || rc=$?
 [ "$rc" = 1 ] || fail "a full target: exit $rc: $(cat "$TMP/enospc.err")"
 [ "$(wc -l < "$TMP/enospc.err")" = 1 ] ||
     fail "a full target: more than one line: $(cat "$TMP/enospc.err")"
 grep -q "No space left on device.*is kept: run the same command with --resume" \
     "$TMP/enospc.err" || fail "a full target: $(cat "$TMP/enospc.err")"
+failed_at=$(sed -n 's/.*pwrite64([0-9]*, .*, [0-9]*, \([0-9]*\)) = -1 ENOSPC.*/\1/p' "$TMP/writes" | head -n 1)
+[ -n "$failed_at" ] || fail "no write failed with ENOSPC under strace: $(tail -n 3 "$TMP/writes")"
+# (A 1 MiB write may be cut short by the kernel and go on from there: the
+# write named is the one whose range holds the call that failed.)
+named=$(sed -n 's/.*cannot write .* at \([0-9]*\): No space left on device.*/\1/p' "$TMP/enospc.err")
+[ -n "$named" ] && [ "$named" -le "$failed_at" ] && [ "$failed_at" -lt $((named + M)) ] ||
+    fail "the message does not name the write that failed (at $failed_at): $(cat "$TMP/enospc.err")"
 log "ok, a full target: $(cat "$TMP/enospc.err")"
 [ -f "$SMALL/full.partial" ] && [ -f "$SMALL/full.resume" ] ||
     fail "a full target: .partial or .resume not kept"
