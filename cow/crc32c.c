@@ -168,3 +168,15 @@ crc32c (uint32_t crc, const void *buf, size_t len)
 #endif
   return ~crc32c_soft (c, buf, len);
 }
+
+uint32_t
+crc32c_zeros (uint32_t crc, uint64_t n)
+{
+  static const char zeros[65536];
+  while (n) {
+    size_t k = n < sizeof zeros ? (size_t) n : sizeof zeros;
+    crc = crc32c (crc, zeros, k);
+    n -= k;
+  }
+  return crc;
+}

@@ -10,4 +10,7 @@
  * crc32c(crc32c(0, a, n), b, m) gives the CRC of a followed by b. */
 uint32_t crc32c (uint32_t crc, const void *buf, size_t len);
 
+/* Continue crc over n zero bytes (a hole, a zero block). */
+uint32_t crc32c_zeros (uint32_t crc, uint64_t n);
+
 #endif

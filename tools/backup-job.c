@@ -118,37 +118,13 @@ struct prev_image {
   uint64_t size;
 };
 
-/* Read in pieces of at most 1 MiB: a PREV's manifest may have blocks of
- * up to 1 GiB. */
 static int
 prev_block_crc (void *opaque, uint64_t block_size, uint64_t i,
                 uint32_t *crc, char *err, size_t errlen)
 {
   struct prev_image *p = opaque;
-  uint64_t start = i * block_size;
-  uint64_t end = p->size - start < block_size ? p->size : start + block_size;
-  char *buf = malloc (SC_MANIFEST_BLOCK_SIZE);
-  uint32_t c = 0;
-
-  if (!buf) {
-    snprintf (err, errlen, "%s", strerror (ENOMEM));
-    return -ENOMEM;
-  }
-  for (uint64_t off = start; off < end; off += SC_MANIFEST_BLOCK_SIZE) {
-    size_t k = end - off < SC_MANIFEST_BLOCK_SIZE ? (size_t) (end - off)
-      : SC_MANIFEST_BLOCK_SIZE;
-    if (nbd_pread (p->nbd, buf, k, off, 0) < 0) {
-      int r = -(nbd_get_errno () ?: EIO);
-      snprintf (err, errlen, "cannot read PREV %s at %" PRIu64 ": %s",
-                p->path, off, nbd_get_error ());
-      free (buf);
-      return r;
-    }
-    c = crc32c (c, buf, k);
-  }
-  free (buf);
-  *crc = c;
-  return 0;
+  return sc_image_nbd_block_crc (p->nbd, p->path, p->size, block_size, i,
+                                 crc, err, errlen);
 }
 
 /* An incremental recomputes the CRC of every block it writes to, over

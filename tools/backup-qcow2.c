@@ -270,19 +270,7 @@ qcow2_open (const struct sc_backup_target_spec *spec,
   snprintf (t->target, sizeof t->target, "%s", target);
   snprintf (t->partial, sizeof t->partial, "%s.partial", target);
   /* Locked as the raw target's is (backup-raw.c). */
-  t->fd = open (t->partial, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (t->fd < 0) {
-    r = -errno;
-    snprintf (err, errlen, "cannot create %s: %s", t->partial,
-              strerror (-r));
-    free (t);
-    return r;
-  }
-  if (flock (t->fd, LOCK_EX | LOCK_NB) < 0) {
-    r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-    snprintf (err, errlen, "%s: %s", t->partial, r == -EBUSY
-              ? "another backup to this TARGET is running" : strerror (-r));
-    close (t->fd);
+  if ((r = sc_backup_partial_open (t->partial, &t->fd, err, errlen)) < 0) {
     free (t);
     return r;
   }
@@ -369,45 +357,13 @@ qcow2_sync (struct sc_backup_target *bt, char *err, size_t errlen)
   return 0;
 }
 
-/* A block larger than a request (a PREV's manifest may have blocks of
- * up to 1 GiB) is read in pieces, its CRC chained over them. */
 static int
 qcow2_block_crc (struct sc_backup_target *bt, uint64_t block_size,
                  uint64_t i, uint32_t *crc, char *err, size_t errlen)
 {
   struct sc_qcow2_target *t = (struct sc_qcow2_target *) bt;
-  uint64_t start = i * block_size, end;
-  uint32_t c = 0;
-  char *buf;
-
-  if (block_size <= SC_MANIFEST_BLOCK_SIZE)
-    return sc_image_nbd_block_crc (t->nbd, t->partial, t->size, block_size,
-                                   i, crc, err, errlen);
-  if (start >= t->size) {
-    snprintf (err, errlen, "%s: block %" PRIu64 " is past the end",
-              t->partial, i);
-    return -EINVAL;
-  }
-  end = t->size - start < block_size ? t->size : start + block_size;
-  if (!(buf = malloc (SC_MANIFEST_BLOCK_SIZE))) {
-    snprintf (err, errlen, "%s", strerror (ENOMEM));
-    return -ENOMEM;
-  }
-  for (uint64_t off = start; off < end; off += SC_MANIFEST_BLOCK_SIZE) {
-    size_t k = end - off < SC_MANIFEST_BLOCK_SIZE ? (size_t) (end - off)
-      : SC_MANIFEST_BLOCK_SIZE;
-    if (nbd_pread (t->nbd, buf, k, off, 0) < 0) {
-      int r = nbd_errno ();
-      snprintf (err, errlen, "cannot read %s at %" PRIu64 ": %s",
-                t->partial, off, nbd_get_error ());
-      free (buf);
-      return r;
-    }
-    c = crc32c (c, buf, k);
-  }
-  free (buf);
-  *crc = c;
-  return 0;
+  return sc_image_nbd_block_crc (t->nbd, t->partial, t->size, block_size, i,
+                                 crc, err, errlen);
 }
 
 /* qemu-nbd told to go, and waited for: it has closed the image. */

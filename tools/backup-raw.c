@@ -226,19 +226,7 @@ raw_open (const struct sc_backup_target_spec *spec,
   /* TARGET.partial is locked while a backup writes it: a second backup
    * to the same TARGET is refused; one left by a backup that was killed
    * is not locked, and is started over (or kept, to resume). */
-  t->fd = open (t->partial, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (t->fd < 0) {
-    r = -errno;
-    snprintf (err, errlen, "cannot create %s: %s", t->partial,
-              strerror (-r));
-    free (t);
-    return r;
-  }
-  if (flock (t->fd, LOCK_EX | LOCK_NB) < 0) {
-    r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-    snprintf (err, errlen, "%s: %s", t->partial, r == -EBUSY
-              ? "another backup to this TARGET is running" : strerror (-r));
-    close (t->fd);
+  if ((r = sc_backup_partial_open (t->partial, &t->fd, err, errlen)) < 0) {
     free (t);
     return r;
   }

@@ -9,19 +9,6 @@
 #include "cow/crc32c.h"
 #include "tools/backup-sums.h"
 
-static uint32_t
-crc_zeros (uint64_t n)
-{
-  static const char zeros[65536];
-  uint32_t c = 0;
-  while (n) {
-    size_t k = n < sizeof zeros ? (size_t) n : sizeof zeros;
-    c = crc32c (c, zeros, k);
-    n -= k;
-  }
-  return c;
-}
-
 static uint64_t
 block_len (const struct sc_backup_sums *s, uint64_t i)
 {
@@ -46,9 +33,9 @@ sc_backup_sums_init (struct sc_backup_sums *s, uint64_t size,
     sc_backup_sums_free (s);
     return -ENOMEM;
   }
-  s->zero_crc = crc_zeros (block_size);
-  s->zero_crc_last = s->nblocks ? crc_zeros (block_len (s, s->nblocks - 1))
-    : 0;
+  s->zero_crc = crc32c_zeros (0, block_size);
+  s->zero_crc_last = s->nblocks
+    ? crc32c_zeros (0, block_len (s, s->nblocks - 1)) : 0;
   return 0;
 }
 

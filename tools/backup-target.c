@@ -2,8 +2,11 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "tools/backup-target.h"
 
@@ -93,4 +96,27 @@ sc_backup_target_keep (struct sc_backup_target *t)
   }
   t->ops->keep (t);
   return true;
+}
+
+int
+sc_backup_partial_open (const char *partial, int *fd, char *err,
+                        size_t errlen)
+{
+  int r;
+
+  *fd = open (partial, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (*fd < 0) {
+    r = -errno;
+    snprintf (err, errlen, "cannot create %s: %s", partial, strerror (-r));
+    return r;
+  }
+  if (flock (*fd, LOCK_EX | LOCK_NB) < 0) {
+    r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    snprintf (err, errlen, "%s: %s", partial, r == -EBUSY
+              ? "another backup to this TARGET is running" : strerror (-r));
+    close (*fd);
+    *fd = -1;
+    return r;
+  }
+  return 0;
 }

@@ -69,6 +69,13 @@ struct sc_backup_target {
 extern const struct sc_backup_target_ops sc_raw_target_ops;
 extern const struct sc_backup_target_ops sc_qcow2_target_ops;
 
+/* For the formats: open (creating it) and lock TARGET.partial, so that
+ * a second backup to the same TARGET is refused (-EBUSY, said) while a
+ * stale one, whose backup was killed, is not locked.  0 or a negative
+ * errno, with the message naming partial. */
+int sc_backup_partial_open (const char *partial, int *fd, char *err,
+                            size_t errlen);
+
 /* Make TARGET.partial for spec (locked: a second backup to the same
  * TARGET is refused; a stale one is started over unless spec->resume).
  * Refuses a TARGET that exists.  With spec->resume, a TARGET.partial

@@ -86,26 +86,32 @@ sc_image_nbd_block_crc (struct nbd_handle *nbd, const char *name,
                         uint64_t size, uint64_t block_size, uint64_t i,
                         uint32_t *crc, char *err, size_t errlen)
 {
-  uint64_t start = i * block_size, len;
+  const size_t piece = 1024 * 1024;     /* a block may be up to 1 GiB */
+  uint64_t start = i * block_size, end;
+  uint32_t c = 0;
   char *buf;
 
   if (start >= size) {
     snprintf (err, errlen, "%s: block %" PRIu64 " is past the end", name, i);
     return -EINVAL;
   }
-  len = size - start < block_size ? size - start : block_size;
-  if (!(buf = malloc (len))) {
+  end = size - start < block_size ? size : start + block_size;
+  if (!(buf = malloc (piece))) {
     snprintf (err, errlen, "%s", strerror (ENOMEM));
     return -ENOMEM;
   }
-  if (nbd_pread (nbd, buf, len, start, 0) < 0) {
-    int e = nbd_get_errno ();
-    snprintf (err, errlen, "cannot read %s at %" PRIu64 ": %s", name, start,
-              nbd_get_error ());
-    free (buf);
-    return e > 0 ? -e : -EIO;
+  for (uint64_t off = start; off < end; off += piece) {
+    size_t k = end - off < piece ? (size_t) (end - off) : piece;
+    if (nbd_pread (nbd, buf, k, off, 0) < 0) {
+      int e = nbd_get_errno ();
+      snprintf (err, errlen, "cannot read %s at %" PRIu64 ": %s", name, off,
+                nbd_get_error ());
+      free (buf);
+      return e > 0 ? -e : -EIO;
+    }
+    c = crc32c (c, buf, k);
   }
-  *crc = crc32c (0, buf, len);
   free (buf);
+  *crc = c;
   return 0;
 }

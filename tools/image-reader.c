@@ -60,19 +60,6 @@ struct reader {
   size_t errlen;
 };
 
-static uint32_t
-crc_zeros (uint64_t n)
-{
-  static const char zeros[65536];
-  uint32_t c = 0;
-  while (n) {
-    size_t k = n < sizeof zeros ? (size_t) n : sizeof zeros;
-    c = crc32c (c, zeros, k);
-    n -= k;
-  }
-  return c;
-}
-
 static int
 on_extents (void *opaque, const char *context, uint64_t offset,
             uint32_t *entries, size_t nr, int *error)
@@ -227,8 +214,8 @@ sc_image_read_verified (struct nbd_handle *nbd, const char *name,
 
   r.w = WINDOW_BYTES / m->block_size;
   r.w = r.w < 1 ? 1 : r.w > WINDOW_MAX ? WINDOW_MAX : r.w;
-  r.crc_zero_block = crc_zeros (m->block_size);
-  r.crc_zero_last = crc_zeros (m->volume_size % m->block_size);
+  r.crc_zero_block = crc32c_zeros (0, m->block_size);
+  r.crc_zero_last = crc32c_zeros (0, m->volume_size % m->block_size);
   r.slots = calloc (r.w, sizeof *r.slots);
   r.z.zero = calloc (span, sizeof *r.z.zero);
   if (!r.slots || !r.z.zero)

@@ -12,20 +12,6 @@
 #include "cow/crc32c.h"
 #include "tools/image-sums.h"
 
-static const char zeros[65536];
-
-/* CRC32C of n zero bytes, continuing crc. */
-static uint32_t
-crc_zeros (uint32_t crc, uint64_t n)
-{
-  while (n) {
-    size_t k = n < sizeof zeros ? (size_t) n : sizeof zeros;
-    crc = crc32c (crc, zeros, k);
-    n -= k;
-  }
-  return crc;
-}
-
 int
 sc_image_block_crc (int fd, const char *path, uint64_t size,
                     uint64_t block_size, uint64_t i, uint32_t *crc,
@@ -53,7 +39,7 @@ sc_image_block_crc (int fd, const char *path, uint64_t size,
     if (d > end)
       d = end;
     if (d > pos) {
-      c = crc_zeros (c, d - pos);
+      c = crc32c_zeros (c, d - pos);
       pos = d;
       continue;
     }
