@@ -44,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cow/io.h"
 #include "tools/backup-copy.h"
 
 #define WINDOW (1ull << 30)
@@ -305,18 +306,6 @@ piece (struct engine *e, uint64_t off, uint64_t len, const void *buf)
     e->opts->piece (e->opts->piece_opaque, off, len, buf);
 }
 
-static bool
-all_zero (const char *buf, size_t len)
-{
-  static const char zeros[4096];
-  for (size_t i = 0; i < len; i += sizeof zeros) {
-    size_t k = len - i < sizeof zeros ? len - i : sizeof zeros;
-    if (memcmp (buf + i, zeros, k) != 0)
-      return false;
-  }
-  return true;
-}
-
 /* Hand completed slots to the sink. */
 static int
 harvest (struct engine *e)
@@ -337,7 +326,7 @@ harvest (struct engine *e)
       return -s->error;
     }
     x->stats.bytes_read = s->len;
-    bool zero = all_zero (s->buf, s->len);
+    bool zero = sc_io_all_zero (s->buf, s->len);
     if (zero) {
       r = 0;
       if (!e->opts->target_is_zero) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cow/crc32c.h"
+#include "cow/io.h"
 #include "tools/backup-resume.h"
 #include "tools/durable.h"
 
@@ -157,15 +158,6 @@ get_string (const unsigned char *p, size_t field, char *out)
   return 0;
 }
 
-static bool
-all_zero (const unsigned char *p, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (p[i])
-      return false;
-  return true;
-}
-
 /* Printable ASCII, and not empty. */
 static bool
 printable (const char *s)
@@ -223,7 +215,7 @@ sc_resume_decode (const void *data, size_t len, struct sc_resume_state *s,
   sc_uuid_format (p + O_SNAP_UUID, s->snapshot_uuid);
   if (s->incremental)
     sc_uuid_format (p + O_BASE_UUID, s->base_uuid);
-  else if (!all_zero (p + O_BASE_UUID, 16) || get32 (p + O_PREV_FP) != 0)
+  else if (!sc_io_all_zero (p + O_BASE_UUID, 16) || get32 (p + O_PREV_FP) != 0)
     return bad (err, errlen, "a full backup with a base");
   s->snapshot_id = get64 (p + O_SNAP_ID);
   s->volume_size = get64 (p + O_SIZE);
