@@ -21,6 +21,7 @@
 #include "tools/backup-resume.h"
 #include "tools/cli.h"
 #include "tools/diff-client.h"
+#include "tools/nbd-guard.h"
 
 static void
 now_iso (char *buf, size_t len)
@@ -55,6 +56,7 @@ connect_export (const char *socket, const char *name, uint64_t size,
                 struct nbd_handle **out, char *err, size_t errlen)
 {
   struct nbd_handle *h = nbd_create ();
+  char why[1024] = "";
   int64_t got;
 
   if (!h) {
@@ -62,10 +64,15 @@ connect_export (const char *socket, const char *name, uint64_t size,
     return -ENOMEM;
   }
   if (nbd_set_export_name (h, name) < 0 ||
-      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-      nbd_connect_unix (h, socket) < 0) {
+      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0)
+    snprintf (why, sizeof why, "%s", nbd_get_error ());
+  /* Guarded: a kill -9 of the CLI with reads in flight must not abort
+   * nbdkit 1.32 (tools/nbd-guard.c). */
+  else
+    sc_nbd_guard_connect_unix (h, socket, why, sizeof why);
+  if (why[0]) {
     snprintf (err, errlen, "cannot open the export of %s on %s: %s", name,
-              socket, nbd_get_error ());
+              socket, why);
     nbd_close (h);
     return -EIO;
   }
@@ -73,7 +80,7 @@ connect_export (const char *socket, const char *name, uint64_t size,
   if (got < 0 || (uint64_t) got != size) {
     snprintf (err, errlen, "the export of %s on %s is %" PRId64 " bytes; "
               "the volume is %" PRIu64, name, socket, got, size);
-    nbd_close (h);
+    sc_nbd_guard_close (h);
     return -EIO;
   }
   *out = h;
@@ -303,10 +310,8 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
                         &o, &sink, stats, err, errlen);
   if (r == 0 && job->progress && d->n == 0)
     job->progress (job->progress_opaque, 0, 0);
-  for (unsigned i = 0; i < n; i++) {
-    nbd_shutdown (nbd[i], 0);
-    nbd_close (nbd[i]);
-  }
+  for (unsigned i = 0; i < n; i++)
+    sc_nbd_guard_close (nbd[i]);
   return r;
 }
 
