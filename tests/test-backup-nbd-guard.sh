@@ -35,15 +35,16 @@ test_guards () {
     done
     :
 }
-# wait_guards PID N: until the CLI PID runs N guardians (it must run).
+# wait_guards PID N: until the CLI PID runs N guardians, while it runs;
+# prints them.
 wait_guards () {
     local i
     for ((i = 0; i < 300; i++)); do
-        [ "$(guards_of "$1" | wc -w)" -ge "$2" ] && return 0
-        kill -0 "$1" 2>/dev/null || fail "the CLI $1 ended with $(guards_of "$1" | wc -w) guardian(s), wanted $2"
+        [ "$(guards_of "$1" | wc -w)" -ge "$2" ] && break
+        kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
-    fail "the CLI $1 runs $(guards_of "$1" | wc -w) guardian(s) after 30 s, wanted $2"
+    guards_of "$1"
 }
 # check_fds PID...: each guardian holds exactly two descriptors, both
 # sockets (the NBD connection, its control end): no TARGET.partial, no
@@ -112,10 +113,11 @@ rpid=$!
 wait_gone $((DRAIN + 5)) $G
 sleep 2                         # every read the server held has ended
 serving "after a kill -9 of backup with 16 reads in flight"
-[ "$(echo $G | wc -w)" = 1 ] || fail "one connection, guardians: $G"
-[ -z "$FDS" ] || fail "$FDS"
-wait_guards "$rpid" 1
-RG=$(guards_of "$rpid")
+# (soft: without guardians, the next kills may abort the server too)
+[ "$(echo $G | wc -w)" = 1 ] || soft_fail "one connection, guardians: '$G'"
+[ -z "$FDS" ] || soft_fail "$FDS"
+RG=$(wait_guards "$rpid" 1)
+[ "$(echo $RG | wc -w)" = 1 ] || soft_fail "--resume, guardians: '$RG'"
 rc=0; wait "$rpid" || rc=$?
 [ "$rc" = 0 ] || fail "--resume right after the kill: exit $rc: $(cat "$TMP/r.err")"
 [ -z "$(test_guards)" ] || fail "guardians left after --resume: $(test_guards) (its own: $RG)"
@@ -138,8 +140,8 @@ wait "$pid" 2>/dev/null || :
 wait_gone $((DRAIN + 5)) $G
 sleep 2
 serving "after a kill -9 of backup on two connections"
-[ "$(echo $G | wc -w)" = 2 ] || fail "two connections, guardians: $G"
-[ -z "$FDS" ] || fail "$FDS"
+[ "$(echo $G | wc -w)" = 2 ] || soft_fail "two connections, guardians: '$G'"
+[ -z "$FDS" ] || soft_fail "$FDS"
 log "ok: two connections killed, server up"
 
 # ---- kill -9 of verify --against --------------------------------------
@@ -155,8 +157,8 @@ wait "$pid" 2>/dev/null || :
 wait_gone $((DRAIN + 5)) $G
 sleep 2
 serving "after a kill -9 of verify --against"
-[ "$(echo $G | wc -w)" = 1 ] || fail "verify --against, guardians: $G"
-[ -z "$FDS" ] || fail "$FDS"
+[ "$(echo $G | wc -w)" = 1 ] || soft_fail "verify --against, guardians: '$G'"
+[ -z "$FDS" ] || soft_fail "$FDS"
 log "ok: verify --against killed, server up"
 
 # ---- clean runs leave no guardian -----------------------------------
