@@ -24,6 +24,7 @@
 #include "tools/cli.h"
 #include "tools/diff-client.h"
 #include "tools/image-nbd.h"
+#include "tools/nbd-guard.h"
 
 static void
 now_iso (char *buf, size_t len)
@@ -61,6 +62,7 @@ connect_export (const char *socket, const char *name, uint64_t size,
                 struct nbd_handle **out, char *err, size_t errlen)
 {
   struct nbd_handle *h = nbd_create ();
+  char why[1024] = "";
   int64_t got;
 
   if (!h) {
@@ -69,10 +71,15 @@ connect_export (const char *socket, const char *name, uint64_t size,
   }
   if (nbd_set_export_name (h, name) < 0 ||
       nbd_set_pread_initialize (h, false) < 0 ||  /* see the note above */
-      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-      nbd_connect_unix (h, socket) < 0) {
+      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0)
+    snprintf (why, sizeof why, "%s", nbd_get_error ());
+  /* Guarded: a kill -9 of the CLI with reads in flight must not abort
+   * nbdkit 1.32 (tools/nbd-guard.c). */
+  else
+    sc_nbd_guard_connect_unix (h, socket, why, sizeof why);
+  if (why[0]) {
     snprintf (err, errlen, "cannot open the export of %s on %s: %s", name,
-              socket, nbd_get_error ());
+              socket, why);
     nbd_close (h);
     return -EIO;
   }
@@ -80,7 +87,7 @@ connect_export (const char *socket, const char *name, uint64_t size,
   if (got < 0 || (uint64_t) got != size) {
     snprintf (err, errlen, "the export of %s on %s is %" PRId64 " bytes; "
               "the volume is %" PRIu64, name, socket, got, size);
-    nbd_close (h);
+    sc_nbd_guard_close (h);
     return -EIO;
   }
   *out = h;
@@ -400,10 +407,8 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
     snprintf (err, errlen, "%s", why);
   if (r == 0 && job->progress && d->n == 0)
     job->progress (job->progress_opaque, 0, 0);
-  for (unsigned i = 0; i < n; i++) {
-    nbd_shutdown (nbd[i], 0);
-    nbd_close (nbd[i]);
-  }
+  for (unsigned i = 0; i < n; i++)
+    sc_nbd_guard_close (nbd[i]);
   return r;
 }
 

@@ -56,6 +56,7 @@
 #include "tools/image-reader.h"
 #include "tools/image-sums.h"
 #include "tools/json.h"
+#include "tools/nbd-guard.h"
 
 struct args {
   const char *target, *against, *nbd_socket;
@@ -283,11 +284,17 @@ against (const struct sc_cli_target *t, const struct args *a,
     r = -EINVAL;
     goto out;
   }
+  /* Guarded: a kill -9 of the CLI with a read in flight must not abort
+   * nbdkit 1.32 (tools/nbd-guard.c). */
+  why[0] = '\0';
   if (!(x.snap = nbd_create ()) ||
-      nbd_set_export_name (x.snap, a->against) < 0 ||
-      nbd_connect_unix (x.snap, a->nbd_socket) < 0) {
+      nbd_set_export_name (x.snap, a->against) < 0)
+    snprintf (why, sizeof why, "%s", nbd_get_error ());
+  else
+    sc_nbd_guard_connect_unix (x.snap, a->nbd_socket, why, sizeof why);
+  if (why[0]) {
     snprintf (o->error, sizeof o->error, "cannot open the export of %s on "
-              "%s: %s", a->against, a->nbd_socket, nbd_get_error ());
+              "%s: %s", a->against, a->nbd_socket, why);
     r = -EIO;
     goto out;
   }
@@ -332,10 +339,7 @@ out:
     nbd_shutdown (img, 0);
     nbd_close (img);
   }
-  if (x.snap) {
-    nbd_shutdown (x.snap, 0);
-    nbd_close (x.snap);
-  }
+  sc_nbd_guard_close (x.snap);
   sc_cli_close_target (c, EXIT_SUCCESS);
   return r;
 }
