@@ -121,7 +121,7 @@ target_block_crc (void *opaque, uint64_t block_size, uint64_t i,
 /* PREV itself, opened through qemu-nbd. */
 struct prev_image {
   struct nbd_handle *nbd;
-  const char *path;
+  char name[PATH_MAX + 8];      /* "PREV path", for messages */
   uint64_t size;
 };
 
@@ -130,7 +130,7 @@ prev_block_crc (void *opaque, uint64_t block_size, uint64_t i,
                 uint32_t *crc, char *err, size_t errlen)
 {
   struct prev_image *p = opaque;
-  return sc_image_nbd_block_crc (p->nbd, p->path, p->size, block_size, i,
+  return sc_image_nbd_block_crc (p->nbd, p->name, p->size, block_size, i,
                                  crc, err, errlen);
 }
 
@@ -191,10 +191,11 @@ check_prev_again (const struct sc_backup_job *job,
                   const struct sc_manifest *prev, const struct sc_diff *d,
                   char *err, size_t errlen)
 {
-  struct prev_image p = { .path = job->prev, .size = prev->volume_size };
+  struct prev_image p = { .size = prev->volume_size };
   enum sc_image_format pf = SC_IMAGE_RAW;
   int r;
 
+  snprintf (p.name, sizeof p.name, "PREV %s", job->prev);
   if (sc_image_format_parse (prev->format, &pf) < 0)
     pf = SC_IMAGE_RAW;          /* the manifest parser allows no other */
   if ((r = sc_image_nbd_open (job->prev, pf, false, &p.nbd, NULL, err,
