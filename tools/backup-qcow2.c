@@ -250,15 +250,6 @@ qcow2_open (const struct sc_backup_target_spec *spec,
   bool existed;
   int r;
 
-  if (strlen (target) >= PATH_MAX) {
-    snprintf (err, errlen, "%s: path too long", target);
-    return -ENAMETOOLONG;
-  }
-  if (lstat (target, &st) == 0) {
-    snprintf (err, errlen, "%s already exists: a backup never replaces "
-              "a file (remove it, or choose another TARGET)", target);
-    return -EEXIST;
-  }
   t = calloc (1, sizeof *t);
   if (!t) {
     snprintf (err, errlen, "%s", strerror (ENOMEM));

@@ -205,15 +205,6 @@ raw_open (const struct sc_backup_target_spec *spec,
   struct stat st;
   int r;
 
-  if (strlen (target) >= PATH_MAX) {
-    snprintf (err, errlen, "%s: path too long", target);
-    return -ENAMETOOLONG;
-  }
-  if (lstat (target, &st) == 0) {
-    snprintf (err, errlen, "%s already exists: a backup never replaces "
-              "a file (remove it, or choose another TARGET)", target);
-    return -EEXIST;
-  }
   t = calloc (1, sizeof *t);
   if (!t) {
     snprintf (err, errlen, "%s", strerror (ENOMEM));

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tools/backup-target.h"
@@ -45,10 +47,21 @@ sc_backup_target_open (const struct sc_backup_target_spec *spec,
     (unsigned) spec->format < sizeof formats / sizeof *formats
     ? formats[spec->format].ops : NULL;
 
+  struct stat st;
+
   if (!ops) {
     snprintf (err, errlen, "--format %s: not built",
               sc_image_format_name (spec->format));
     return -ENOTSUP;
+  }
+  if (strlen (spec->target) >= PATH_MAX) {
+    snprintf (err, errlen, "%s: path too long", spec->target);
+    return -ENAMETOOLONG;
+  }
+  if (lstat (spec->target, &st) == 0) {
+    snprintf (err, errlen, "%s already exists: a backup never replaces "
+              "a file (remove it, or choose another TARGET)", spec->target);
+    return -EEXIST;
   }
   return ops->open (spec, out, err, errlen);
 }
