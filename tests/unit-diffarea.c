@@ -303,10 +303,16 @@ Test (diffarea, snapshot_fields_round_trip)
 {
   struct uh_area a;
   uh_area_create (&a, 1 << 20, 4096, 1);
-  uint64_t t0 = (uint64_t) time (NULL) * 1000000000ull;
+  /* CLOCK_REALTIME, as the diff area: time(2) is the kernel's coarse
+   * clock, a tick behind it, so a snapshot made just after a second
+   * began could be "after" time(NULL) + 1 read a moment later. */
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  uint64_t t0 = (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
   struct sc_snapshot_info s1 = uh_snap (a.d, "alpha");
   struct sc_snapshot_info s2 = uh_snap (a.d, "beta");
-  uint64_t t1 = ((uint64_t) time (NULL) + 1) * 1000000000ull;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  uint64_t t1 = (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 
   cr_assert_eq (s1.id + 1, s2.id, "ids count up");
   cr_assert_eq (s1.epoch + 1, s2.epoch, "each snapshot ends an epoch");
