@@ -138,6 +138,45 @@ qemu_reads (const char *child, const char *manifest)
   return yes;
 }
 
+/* Link k (l), found below child: it must be child's base, of the same
+ * volume and size, with its image there. */
+static int
+check_link (const struct sc_chain_link *l, const struct sc_chain_link *child,
+            const char *target, size_t k, char *err, size_t errlen)
+{
+  struct stat st;
+
+  if (strcmp (l->m.snapshot_uuid, child->m.base_uuid) != 0) {
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is a "
+              "backup of snapshot %s (UUID %s), but %s was made on base "
+              "UUID %s: it is not its PREV", target, k, l->image,
+              l->m.snapshot_name, l->m.snapshot_uuid, child->image,
+              child->m.base_uuid);
+    return -EINVAL;
+  }
+  if (strcmp (l->m.volume_uuid, child->m.volume_uuid) != 0) {
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is a "
+              "backup of volume %s, not of %s's volume %s", target, k,
+              l->image, l->m.volume_uuid, child->image,
+              child->m.volume_uuid);
+    return -EINVAL;
+  }
+  if (l->m.volume_size != child->m.volume_size) {
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is "
+              "%" PRIu64 " bytes; %s is %" PRIu64, target, k, l->image,
+              l->m.volume_size, child->image, child->m.volume_size);
+    return -EINVAL;
+  }
+  if (stat (l->image, &st) < 0) {
+    int e = errno;
+    snprintf (err, errlen, "the chain of %s is broken: link %zu, the image "
+              "%s, is missing (its manifest is there): %s", target, k,
+              l->image, strerror (e));
+    return -e;
+  }
+  return 0;
+}
+
 /* The link below c->v[c->n - 1] (an incremental), found, read and
  * checked to be its base.  Where it is looked for (backup-chain.h):
  * beside the child first, when a manifest of the recorded file name is
@@ -253,35 +292,7 @@ add_prev (struct sc_chain *c, const char *target, char *err, size_t errlen)
               child->manifest, named, SC_MANIFEST_SUFFIX);
     return -EINVAL;
   }
-  if (strcmp (l->m.snapshot_uuid, child->m.base_uuid) != 0) {
-    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is a "
-              "backup of snapshot %s (UUID %s), but %s was made on base "
-              "UUID %s: it is not its PREV", target, k, l->image,
-              l->m.snapshot_name, l->m.snapshot_uuid, child->image,
-              child->m.base_uuid);
-    return -EINVAL;
-  }
-  if (strcmp (l->m.volume_uuid, child->m.volume_uuid) != 0) {
-    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is a "
-              "backup of volume %s, not of %s's volume %s", target, k,
-              l->image, l->m.volume_uuid, child->image,
-              child->m.volume_uuid);
-    return -EINVAL;
-  }
-  if (l->m.volume_size != child->m.volume_size) {
-    snprintf (err, errlen, "the chain of %s is broken: link %zu, %s, is "
-              "%" PRIu64 " bytes; %s is %" PRIu64, target, k, l->image,
-              l->m.volume_size, child->image, child->m.volume_size);
-    return -EINVAL;
-  }
-  if (stat (l->image, &st) < 0) {
-    int e = errno;
-    snprintf (err, errlen, "the chain of %s is broken: link %zu, the image "
-              "%s, is missing (its manifest is there): %s", target, k,
-              l->image, strerror (e));
-    return -e;
-  }
-  return 0;
+  return check_link (l, child, target, k, err, errlen);
 }
 
 /* Whether QEMU reads below link i (the top of a run of qcow2 links) the

@@ -77,7 +77,6 @@
 
 #include "cow/crc32c.h"
 #include "tools/backup-target.h"
-#include "tools/durable.h"
 #include "tools/image-nbd.h"
 #include "tools/manifest.h"
 #include "tools/qemu-img.h"
@@ -392,22 +391,10 @@ qcow2_commit (struct sc_backup_target *bt, char *err, size_t errlen)
     qcow2_abort (bt);
     return r;
   }
-  if (renameat2 (AT_FDCWD, t->partial, AT_FDCWD, t->target,
-                 RENAME_NOREPLACE) < 0) {
-    r = -errno;
-    snprintf (err, errlen, "cannot rename %s to %s: %s", t->partial,
-              t->target, strerror (-r));
+  if ((r = sc_backup_partial_commit (t->partial, t->target, err,
+                                     errlen)) < 0) {
     qcow2_abort (bt);
     return r;
-  }
-  int e = sc_fsync_dir_of (t->target);
-  r = 0;
-  if (e < 0) {
-    /* TARGET is in place (with its manifest): it stays. */
-    snprintf (err, errlen, "%s is written, but its directory could not be "
-              "synced (%s): it may not survive a power cut", t->target,
-              strerror (-e));
-    r = 1;
   }
   close (t->fd);
   free (t);

@@ -43,7 +43,6 @@
 #include <unistd.h>
 
 #include "tools/backup-target.h"
-#include "tools/durable.h"
 #include "tools/image-sums.h"
 #include "tools/qemu-img.h"
 
@@ -315,23 +314,11 @@ static int
 raw_commit (struct sc_backup_target *bt, char *err, size_t errlen)
 {
   struct sc_raw_target *t = (struct sc_raw_target *) bt;
-  int r = 0;
+  int r = sc_backup_partial_commit (t->partial, t->target, err, errlen);
 
-  if (renameat2 (AT_FDCWD, t->partial, AT_FDCWD, t->target,
-                 RENAME_NOREPLACE) < 0) {
-    r = -errno;
-    snprintf (err, errlen, "cannot rename %s to %s: %s", t->partial,
-              t->target, strerror (-r));
+  if (r < 0) {
     raw_abort (bt);
     return r;
-  }
-  int e = sc_fsync_dir_of (t->target);
-  if (e < 0) {
-    /* TARGET is in place (with its manifest): it stays. */
-    snprintf (err, errlen, "%s is written, but its directory could not be "
-              "synced (%s): it may not survive a power cut", t->target,
-              strerror (-e));
-    r = 1;
   }
   close (t->fd);
   free (t);

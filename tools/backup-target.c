@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tools/backup-target.h"
+#include "tools/durable.h"
 
 static const struct {
   const char *name;
@@ -130,6 +131,27 @@ sc_backup_partial_open (const char *partial, int *fd, char *err,
     close (*fd);
     *fd = -1;
     return r;
+  }
+  return 0;
+}
+
+int
+sc_backup_partial_commit (const char *partial, const char *target,
+                          char *err, size_t errlen)
+{
+  if (renameat2 (AT_FDCWD, partial, AT_FDCWD, target, RENAME_NOREPLACE) < 0) {
+    int r = -errno;
+    snprintf (err, errlen, "cannot rename %s to %s: %s", partial, target,
+              strerror (-r));
+    return r;
+  }
+  int e = sc_fsync_dir_of (target);
+  if (e < 0) {
+    /* TARGET is in place (with its manifest): it stays. */
+    snprintf (err, errlen, "%s is written, but its directory could not be "
+              "synced (%s): it may not survive a power cut", target,
+              strerror (-e));
+    return 1;
   }
   return 0;
 }

@@ -76,6 +76,13 @@ extern const struct sc_backup_target_ops sc_qcow2_target_ops;
 int sc_backup_partial_open (const char *partial, int *fd, char *err,
                             size_t errlen);
 
+/* For the formats' commit: rename partial to target (never over an
+ * existing file) and fsync the directory.  0; 1 when target is in place
+ * but its directory could not be synced (err says so); or a negative
+ * errno with nothing renamed (the caller aborts). */
+int sc_backup_partial_commit (const char *partial, const char *target,
+                              char *err, size_t errlen);
+
 /* Make TARGET.partial for spec (locked: a second backup to the same
  * TARGET is refused; a stale one is started over unless spec->resume).
  * Refuses a TARGET that exists.  With spec->resume, a TARGET.partial

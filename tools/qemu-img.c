@@ -60,6 +60,68 @@ one_line (char *text)
   *w = '\0';
 }
 
+/* What a child wrote on one pipe: up to max bytes kept, NUL-terminated;
+ * over says that more came. */
+struct capture {
+  char *buf;
+  size_t len, cap, max;
+  bool over;
+};
+
+static void
+capture_add (struct capture *c, const char *s, size_t k)
+{
+  if (c->len + k > c->cap && c->cap < c->max) {
+    size_t want = c->cap ? c->cap : 4096;
+    while (want < c->len + k && want < c->max)
+      want *= 2;
+    if (want > c->max)
+      want = c->max;
+    char *grown = realloc (c->buf, want + 1);
+    if (grown) {
+      c->buf = grown;
+      c->cap = want;
+    }
+  }
+  size_t take = c->cap - c->len < k ? c->cap - c->len : k;
+  if (take < k)
+    c->over = true;
+  if (take) {
+    memcpy (c->buf + c->len, s, take);
+    c->len += take;
+  }
+  if (c->buf)
+    c->buf[c->len] = '\0';
+}
+
+/* Read the child's standard output and error (fds[0], fds[1]) together
+ * until both end, so that neither pipe can fill and stall it. */
+static void
+collect (const int fds[2], struct capture c[2])
+{
+  struct pollfd p[2] = { { fds[0], POLLIN, 0 }, { fds[1], POLLIN, 0 } };
+  while (p[0].fd >= 0 || p[1].fd >= 0) {
+    if (poll (p, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      char tmp[4096];
+      ssize_t k;
+      if (p[i].fd < 0 || !p[i].revents)
+        continue;
+      k = read (p[i].fd, tmp, sizeof tmp);
+      if (k < 0 && errno == EINTR)
+        continue;
+      if (k <= 0)
+        p[i].fd = -1;           /* closed by the caller, with the pipe */
+      else
+        capture_add (&c[i], tmp, (size_t) k);
+    }
+  }
+}
+
 /* Run argv (argv[0] is "qemu-img").  *out (if out) gets its standard
  * output, NUL-terminated, malloc'd.  0 when it exited 0; else -EIO (or
  * the spawn's error), with what qemu-img said in err. */
@@ -67,21 +129,14 @@ static int
 run (char *const argv[], char **out, char *err, size_t errlen)
 {
   int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
+  struct capture c[2] = { { .max = OUT_MAX }, { .max = ERR_MAX } };
   posix_spawn_file_actions_t fa;
-  char *obuf = malloc (4096), ebuf[ERR_MAX + 1];
-  size_t olen = 0, elen = 0, ocap = 4095;
-  bool too_long = false;
   pid_t pid;
   int r, status;
 
-  if (!obuf) {
-    snprintf (err, errlen, "%s", strerror (ENOMEM));
-    return -ENOMEM;
-  }
   if (pipe2 (opipe, O_CLOEXEC) < 0 || pipe2 (epipe, O_CLOEXEC) < 0) {
     r = -errno;
-    snprintf (err, errlen, "cannot run qemu-img: %s",
-              strerror (-r));
+    snprintf (err, errlen, "cannot run qemu-img: %s", strerror (-r));
     goto out;
   }
   posix_spawn_file_actions_init (&fa);
@@ -98,67 +153,29 @@ run (char *const argv[], char **out, char *err, size_t errlen)
               strerror (-r), r == -ENOENT ? " (install qemu-utils)" : "");
     goto out;
   }
-
-  struct pollfd p[2] = { { opipe[0], POLLIN, 0 }, { epipe[0], POLLIN, 0 } };
-  while (p[0].fd >= 0 || p[1].fd >= 0) {
-    if (poll (p, 2, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    for (int i = 0; i < 2; i++) {
-      char tmp[4096];
-      ssize_t k;
-      if (p[i].fd < 0 || !p[i].revents)
-        continue;
-      k = read (p[i].fd, tmp, sizeof tmp);
-      if (k < 0 && errno == EINTR)
-        continue;
-      if (k <= 0) {
-        p[i].fd = -1;           /* closed below, with the pipe */
-        continue;
-      }
-      if (i == 0 && olen + (size_t) k > ocap && ocap < OUT_MAX) {
-        size_t want = ocap * 2 + 1 < OUT_MAX ? ocap * 2 + 1 : OUT_MAX;
-        while (want < olen + (size_t) k && want < OUT_MAX)
-          want = want * 2 + 1 < OUT_MAX ? want * 2 + 1 : OUT_MAX;
-        char *grown = realloc (obuf, want + 1);
-        if (grown) {
-          obuf = grown;
-          ocap = want;
-        }
-      }
-      char *buf = i == 0 ? obuf : ebuf;
-      size_t *len = i == 0 ? &olen : &elen;
-      size_t cap = i == 0 ? ocap : ERR_MAX;
-      size_t take = cap - *len < (size_t) k ? cap - *len : (size_t) k;
-      if (i == 0 && take < (size_t) k)
-        too_long = true;
-      memcpy (buf + *len, tmp, take);
-      *len += take;
-    }
-  }
+  collect ((int[2]) { opipe[0], epipe[0] }, c);
   while (waitpid (pid, &status, 0) < 0)
     if (errno != EINTR) {
       status = -1;
       break;
     }
-  obuf[olen] = '\0';
-  ebuf[elen] = '\0';
+  char none[1] = "";
+  char *ebuf = c[1].buf ? c[1].buf : none;
   one_line (ebuf);
   if (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0
-      && !too_long) {
+      && !c[0].over) {
     r = 0;
     if (out) {
-      *out = obuf;
-      obuf = NULL;
+      *out = c[0].buf ? c[0].buf : strdup ("");
+      c[0].buf = NULL;
+      if (!*out)
+        r = -ENOMEM;
     }
   }
   else {
     r = -EIO;
-    if (too_long)
-      snprintf (err, errlen, "qemu-img wrote more than %zu bytes",
-                ocap);
+    if (c[0].over)
+      snprintf (err, errlen, "qemu-img wrote more than %u bytes", OUT_MAX);
     else if (*ebuf)
       snprintf (err, errlen, "qemu-img: %s", ebuf);
     else if (status != -1 && WIFSIGNALED (status))
@@ -177,7 +194,8 @@ out:
     if (epipe[i] >= 0)
       close (epipe[i]);
   }
-  free (obuf);
+  free (c[0].buf);
+  free (c[1].buf);
   return r;
 }
 

@@ -26,6 +26,36 @@
 #include "tools/cli.h"
 #include "tools/commands.h"
 
+/* The verbs of backups, in the middle of usage's list. */
+static void
+usage_backup (void)
+{
+  printf (
+          "  backup SNAPSHOT --to TARGET --nbd-socket SOCK [--since BASE\n"
+          "         --base PREV | --auto [--base PREV]]\n"
+          "         [--format raw|qcow2] [--progress[=FD]] [--json]\n"
+          "         [--resume] [--connections N]\n"
+          "                            copy a snapshot to a raw or qcow2\n"
+          "                            image (full, or incremental on\n"
+          "                            PREV) + manifest\n"
+          "  backup --create [create's options] [--name NAME] --to TARGET\n"
+          "         --nbd-socket SOCK (one of each per -c) [--since BASE\n"
+          "         --base PREV... | --auto [--base PREV...]] ...\n"
+          "                            snapshot with the writers, back up,\n"
+          "                            backup-complete, keep a checkpoint\n"
+          "  verify TARGET [--json]    check a backup and its chain against\n"
+          "                            their manifests (offline; exit 1 when\n"
+          "                            damaged)\n"
+          "  verify TARGET --against SNAPSHOT --nbd-socket SOCK [--json]\n"
+          "                            also compare it with the snapshot,\n"
+          "                            byte for byte (with -c or --diff)\n"
+          "  restore TARGET --to DEST [--progress[=FD]] [--json]\n"
+          "                            write what a backup holds to a file,\n"
+          "                            a block device or an NBD URI, each\n"
+          "                            block checked first (offline)\n"
+          );
+}
+
 static void
 usage (void)
 {
@@ -68,27 +98,9 @@ usage (void)
           "                            the byte ranges that may differ\n"
           "                            between FROM and TO (snapshots or\n"
           "                            checkpoints; TO default: live)\n"
-          "  backup SNAPSHOT --to TARGET --nbd-socket SOCK [--since BASE\n"
-          "         --base PREV | --auto [--base PREV]]\n"
-          "         [--format raw|qcow2] [--progress[=FD]] [--json]\n"
-          "                            copy a snapshot to a raw or qcow2\n"
-          "                            image (full, or incremental on\n"
-          "                            PREV) + manifest\n"
-          "  backup --create [create's options] [--name NAME] --to TARGET\n"
-          "         --nbd-socket SOCK (one of each per -c) [--since BASE\n"
-          "         --base PREV... | --auto [--base PREV...]] ...\n"
-          "                            snapshot with the writers, back up,\n"
-          "                            backup-complete, keep a checkpoint\n"
-          "  verify TARGET [--json]    check a backup and its chain against\n"
-          "                            their manifests (offline; exit 1 when\n"
-          "                            damaged)\n"
-          "  verify TARGET --against SNAPSHOT --nbd-socket SOCK [--json]\n"
-          "                            also compare it with the snapshot,\n"
-          "                            byte for byte (with -c or --diff)\n"
-          "  restore TARGET --to DEST [--progress[=FD]] [--json]\n"
-          "                            write what a backup holds to a file,\n"
-          "                            a block device or an NBD URI, each\n"
-          "                            block checked first (offline)\n"
+          );
+  usage_backup ();
+  printf (
           "  info [--json]             show the volume and its diff area\n"
           "  stats [--json]            copy-on-write and diff-area counters\n"
           "  resize --max SIZE|N%%|unbounded [--force]\n"
