@@ -368,6 +368,10 @@ report_write () {
       echo
       report_backup
     fi
+    if [ -s "${GOBACK_SAMPLES:-}" ]; then
+      echo
+      report_goingback
+    fi
     if [ -n "$have_tp" ]; then
       echo
       echo "## Raw samples"
