@@ -13,13 +13,13 @@ build_packages=(
   nbdkit nbdkit-plugin-dev libnbd-dev liburing-dev libcriterion-dev
 )
 # To test and for the demo: nbdsh, nbdinfo, nbdcopy, nbdfuse (libnbd-bin,
-# python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck, clang
+# python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck (ext4, XFS), clang
 # with its fuzzing runtime for the libFuzzer harnesses, and strace and
 # gdb, with which a few tests hold the CLI at an exact point (a rename, a
 # file made anew) to race it or kill it there.
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
-  clang libclang-rt-14-dev strace gdb
+  clang libclang-rt-14-dev strace gdb xfsprogs
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

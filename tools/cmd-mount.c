@@ -1,7 +1,7 @@
 /* shadowcopy mount / umount: a snapshot as a read-only filesystem.
  *
  *   shadowcopy [-c SOCK] mount --nbd-socket NBDSOCK [-t TYPE] [-o OPTS]
- *              NAME DIR
+ *              [--recover] NAME DIR
  *   shadowcopy umount DIR
  *
  * Notes on the design
@@ -15,6 +15,11 @@
  *     as a file, and losetup -r turns that file into /dev/loopN.
  * Then mount -o ro (with noload for ext3/ext4, whose journal cannot be
  * replayed on a read-only device).
+ *
+ * --recover (mount-recover.c): the device is a temporary writable clone
+ * of the snapshot instead, attached read-write and mounted read-write,
+ * so that the kernel replays the filesystem's journal into the clone,
+ * then remounted read-only.  The clone is the lowest layer recorded.
  *
  * Every layer is recorded, as soon as it exists, in RUNSTATE/KEY (KEY:
  * a hash of DIR's absolute path, which the file's first line holds, so
@@ -47,6 +52,7 @@
 #include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/commands.h"
+#include "tools/mount-recover.h"
 
 /* Run argv, stdout into out (first line kept), stderr into err. */
 static int
@@ -332,6 +338,13 @@ teardown (const char *statefile)
       char *argv[] = { "nbd-client", "-d", arg, NULL };
       bad |= run_or_say (argv, NULL, 0) < 0;
     }
+    else if (strcmp (l, "clone") == 0) {
+      char *sock = strchr (arg, ' ');       /* "clone NAME SOCKET" */
+      if (sock) {
+        *sock++ = '\0';
+        bad |= sc_mount_recover_delete (sock, arg) < 0;
+      }
+    }
     else if (strcmp (l, "nbdfuse") == 0) {
       char *dir = strchr (arg, ' ');
       if (!dir)
@@ -389,8 +402,8 @@ record_or_undo (const char *statefile, const char *kind, char *what,
 }
 
 static int
-attach_nbd (const char *sock, const char *name, const char *statefile,
-            char *dev, size_t devlen)
+attach_nbd (const char *sock, const char *name, bool rw,
+            const char *statefile, char *dev, size_t devlen)
 {
   for (int i = 0; i < 256; i++) {
     char sys[64];
@@ -402,7 +415,7 @@ attach_nbd (const char *sock, const char *name, const char *statefile,
     if (access (sys, F_OK) == 0)
       continue;                 /* in use */
     char *argv[] = { "nbd-client", "-unix", (char *) sock, dev,
-                     "-N", (char *) name, "-readonly", NULL };
+                     "-N", (char *) name, rw ? NULL : "-readonly", NULL };
     if (run_or_say (argv, NULL, 0) < 0)
       return -1;
     char *dargv[] = { "nbd-client", "-d", dev, NULL };
@@ -452,8 +465,8 @@ wait_fuse_ready (pid_t pid, const char *pidfile, const char *file,
 }
 
 static int
-attach_fuse (const char *sock, const char *name, const char *statefile,
-             char *dev, size_t devlen)
+attach_fuse (const char *sock, const char *name, bool rw,
+             const char *statefile, char *dev, size_t devlen)
 {
   char fusedir[PATH_MAX + 80], file[PATH_MAX + 90], pidfile[PATH_MAX + 80];
   char uri[2 * PATH_MAX + 300], log[PATH_MAX + 80];
@@ -480,8 +493,11 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
       dup2 (fd, 1);
       dup2 (fd, 2);
     }
-    execlp ("nbdfuse", "nbdfuse", "-r", "-P", pidfile, file, uri,
-            (char *) NULL);
+    if (rw)
+      execlp ("nbdfuse", "nbdfuse", "-P", pidfile, file, uri, (char *) NULL);
+    else
+      execlp ("nbdfuse", "nbdfuse", "-r", "-P", pidfile, file, uri,
+              (char *) NULL);
     _exit (127);
   }
   if (pid < 0) {
@@ -497,8 +513,9 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
   }
   if (wait_fuse_ready (pid, pidfile, file, log, uri) < 0)
     return -1;
-  char *argv[] = { "losetup", "-r", "-f", "--show", file, NULL };
-  if (run_or_say (argv, dev, devlen) < 0 || !dev[0])
+  char *ro_argv[] = { "losetup", "-r", "-f", "--show", file, NULL };
+  char *rw_argv[] = { "losetup", "-f", "--show", file, NULL };
+  if (run_or_say (rw ? rw_argv : ro_argv, dev, devlen) < 0 || !dev[0])
     return -1;
   char *dargv[] = { "losetup", "-d", dev, NULL };
   return record_or_undo (statefile, "loop", dev, dargv);
@@ -507,6 +524,7 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
 /* mount's arguments. */
 struct mount_args {
   const char *nbd, *type, *opts, *name, *dir;
+  bool recover;                 /* on a clone, the journal replayed */
 };
 
 /* 0, or the exit status with the error said. */
@@ -518,6 +536,10 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
   m->nbd = getenv ("SHADOWCOPY_NBD_SOCKET");
   for (i = 0; i < argc && !sc_cli_options_end (argv, &i); i++) {
     const char *a = argv[i];
+    if (strcmp (a, "--recover") == 0) {
+      m->recover = true;
+      continue;
+    }
     if (i + 1 == argc)
       return sc_cli_usage_error ("mount: %s needs an argument", a);
     if (strcmp (a, "--nbd-socket") == 0)
@@ -581,8 +603,10 @@ check_snapshot (const char *socket, const char *name)
   return -1;
 }
 
-/* Mount DEV read-only on absdir (without replaying a journal), and
- * record it.  0, or -1 (said) with nothing mounted. */
+/* Mount DEV read-only on absdir, and record it: without replaying a
+ * journal, or with --recover (DEV is then a clone's, writable) mounted
+ * read-write first so that the kernel replays it, then remounted
+ * read-only.  0, or -1 (said; what is mounted is recorded). */
 static int
 mount_device (const struct mount_args *m, char *dev, char *absdir,
               const char *statefile)
@@ -595,15 +619,23 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
   const char *t = m->type ? m->type : fstype;
   bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
   bool xfs = strcmp (t, "xfs") == 0;
-  snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
-            : xfs ? ",norecovery" : "", m->opts ? "," : "",
-            m->opts ? m->opts : "");
+  if (m->recover)
+    snprintf (mopts, sizeof mopts, "rw%s%s", m->opts ? "," : "",
+              m->opts ? m->opts : "");
+  else
+    snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
+              : xfs ? ",norecovery" : "", m->opts ? "," : "",
+              m->opts ? m->opts : "");
   char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
                     dev, absdir, NULL };
   char *uargv[] = { "umount", absdir, NULL };
   r = run_or_say (margv, NULL, 0);
   if (r == 0)
     r = record_or_undo (statefile, "mount", absdir, uargv);
+  if (r == 0 && m->recover) {
+    char *rargv[] = { "mount", "-o", "remount,ro", absdir, NULL };
+    r = run_or_say (rargv, NULL, 0);
+  }
   return r;
 }
 
@@ -626,6 +658,12 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
     sc_cli_error ("%s: %s", m.nbd, strerror (errno));
     return EXIT_FAILURE;
   }
+  if (m.recover && !socket) {
+    sc_cli_error ("mount --recover needs the server's control socket (-c "
+                  "SOCKET, or --diff DIFFAREA of a running server): it "
+                  "makes a clone to replay the journal on");
+    return EXIT_FAILURE;
+  }
   if (socket && check_snapshot (socket, m.name) < 0)
     return EXIT_FAILURE;
 
@@ -643,10 +681,21 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
     return EXIT_FAILURE;
   }
 
-  char dev[PATH_MAX] = "";
-  int r = have_kernel_nbd ()
-    ? attach_nbd (absnbd, m.name, statefile, dev, sizeof dev)
-    : attach_fuse (absnbd, m.name, statefile, dev, sizeof dev);
+  char dev[PATH_MAX] = "", clone[SC_NAME_MAX + 1];
+  const char *export = m.name;
+  int r = 0;
+  if (m.recover) {
+    r = sc_mount_recover_clone (socket, m.name, clone, sizeof clone);
+    if (r == 0 && state_add (statefile, "clone", clone, socket) < 0) {
+      sc_mount_recover_delete (socket, clone);
+      r = -1;
+    }
+    export = clone;
+  }
+  if (r == 0)
+    r = have_kernel_nbd ()
+      ? attach_nbd (absnbd, export, m.recover, statefile, dev, sizeof dev)
+      : attach_fuse (absnbd, export, m.recover, statefile, dev, sizeof dev);
   if (r == 0)
     r = mount_device (&m, dev, absdir, statefile);
   if (r < 0) {

@@ -83,6 +83,7 @@ usage (void)
           "  writers [--json] [--writer CMD]... [--writers-dir DIR]\n"
           "                            list writers and their last results\n"
           "  mount --nbd-socket SOCK NAME DIR   mount a snapshot read-only\n"
+          "      --recover (replay its journal on a temporary clone first)\n"
           "  umount DIR                undo shadowcopy mount\n"
           "  list [--json]             list the snapshots, oldest first\n"
           "  delete NAME...            delete snapshots by name\n"
