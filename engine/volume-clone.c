@@ -210,10 +210,7 @@ int
 sc_volume_clone_write (struct sc_volume *v, uint64_t id, const void *buf,
                        uint32_t count, uint64_t offset, unsigned flags)
 {
-  int r = clone_change (v, id, buf, count, offset, flags, false);
-  if (r == 0)
-    COUNT (v, bytes_written, count);
-  return r;
+  return clone_change (v, id, buf, count, offset, flags, false);
 }
 
 int

@@ -579,7 +579,7 @@ shadowcopy_zero (void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
   struct handle *h = handle;
-  if (!h->live)
+  if (!h->live && !h->clone)
     return fail (h, "zero", count, offset, -EPERM);
   if (flags & NBDKIT_FLAG_FAST_ZERO) {
     nbdkit_set_error (ENOTSUP);

@@ -1,4 +1,5 @@
-/* shadowcopy mount / umount: a snapshot as a read-only filesystem.
+/* shadowcopy mount / umount: a snapshot as a read-only filesystem, a
+ * writable clone as a read-write one.
  *
  *   shadowcopy [-c SOCK] mount --nbd-socket NBDSOCK [-t TYPE] [-o OPTS]
  *              NAME DIR
@@ -14,7 +15,9 @@
  *   - otherwise nbdfuse (read-only, in the background) exposes the export
  *     as a file, and losetup -r turns that file into /dev/loopN.
  * Then mount -o ro (with noload for ext3/ext4, whose journal cannot be
- * replayed on a read-only device).
+ * replayed on a read-only device).  A writable clone (its type in LIST,
+ * or without a control socket its export taking writes) is attached and
+ * mounted read-write, so its journal is replayed as after a crash.
  *
  * Every layer is recorded, as soon as it exists, in RUNSTATE/KEY (KEY:
  * a hash of DIR's absolute path, which the file's first line holds, so
@@ -31,6 +34,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <libnbd.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <inttypes.h>
@@ -389,8 +393,8 @@ record_or_undo (const char *statefile, const char *kind, char *what,
 }
 
 static int
-attach_nbd (const char *sock, const char *name, const char *statefile,
-            char *dev, size_t devlen)
+attach_nbd (const char *sock, const char *name, bool rw,
+            const char *statefile, char *dev, size_t devlen)
 {
   for (int i = 0; i < 256; i++) {
     char sys[64];
@@ -402,7 +406,7 @@ attach_nbd (const char *sock, const char *name, const char *statefile,
     if (access (sys, F_OK) == 0)
       continue;                 /* in use */
     char *argv[] = { "nbd-client", "-unix", (char *) sock, dev,
-                     "-N", (char *) name, "-readonly", NULL };
+                     "-N", (char *) name, rw ? NULL : "-readonly", NULL };
     if (run_or_say (argv, NULL, 0) < 0)
       return -1;
     char *dargv[] = { "nbd-client", "-d", dev, NULL };
@@ -452,8 +456,8 @@ wait_fuse_ready (pid_t pid, const char *pidfile, const char *file,
 }
 
 static int
-attach_fuse (const char *sock, const char *name, const char *statefile,
-             char *dev, size_t devlen)
+attach_fuse (const char *sock, const char *name, bool rw,
+             const char *statefile, char *dev, size_t devlen)
 {
   char fusedir[PATH_MAX + 80], file[PATH_MAX + 90], pidfile[PATH_MAX + 80];
   char uri[2 * PATH_MAX + 300], log[PATH_MAX + 80];
@@ -480,8 +484,11 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
       dup2 (fd, 1);
       dup2 (fd, 2);
     }
-    execlp ("nbdfuse", "nbdfuse", "-r", "-P", pidfile, file, uri,
-            (char *) NULL);
+    if (rw)
+      execlp ("nbdfuse", "nbdfuse", "-P", pidfile, file, uri, (char *) NULL);
+    else
+      execlp ("nbdfuse", "nbdfuse", "-r", "-P", pidfile, file, uri,
+              (char *) NULL);
     _exit (127);
   }
   if (pid < 0) {
@@ -497,7 +504,8 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
   }
   if (wait_fuse_ready (pid, pidfile, file, log, uri) < 0)
     return -1;
-  char *argv[] = { "losetup", "-r", "-f", "--show", file, NULL };
+  char *argv[] = { "losetup", rw ? "-f" : "-r", rw ? "--show" : "-f",
+                   rw ? file : "--show", rw ? NULL : file, NULL };
   if (run_or_say (argv, dev, devlen) < 0 || !dev[0])
     return -1;
   char *dargv[] = { "losetup", "-d", dev, NULL };
@@ -507,6 +515,7 @@ attach_fuse (const char *sock, const char *name, const char *statefile,
 /* mount's arguments. */
 struct mount_args {
   const char *nbd, *type, *opts, *name, *dir;
+  bool rw;                      /* a writable clone */
 };
 
 /* 0, or the exit status with the error said. */
@@ -541,10 +550,27 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
   return 0;
 }
 
+/* Without a control socket: does export NAME take writes (a clone)? */
+static bool
+export_writable (const char *sock, const char *name)
+{
+  struct nbd_handle *h = nbd_create ();
+  bool rw = false;
+  if (h && nbd_set_export_name (h, name) == 0 &&
+      nbd_connect_unix (h, sock) == 0)
+    rw = nbd_is_read_only (h) == 0;
+  if (h) {
+    nbd_shutdown (h, 0);
+    nbd_close (h);
+  }
+  return rw;
+}
+
 /* With a control socket, a missing snapshot, or a checkpoint (which
- * keeps no data to mount), is named clearly.  0, or -1 (said). */
+ * keeps no data to mount), is named clearly; *rw: it is a writable
+ * clone.  0, or -1 (said). */
 static int
-check_snapshot (const char *socket, const char *name)
+check_snapshot (const char *socket, const char *name, bool *rw)
 {
   struct sc_client *c;
   struct sc_client_snapshot *s;
@@ -562,6 +588,7 @@ check_snapshot (const char *socket, const char *name)
     if (strcmp (s[k].name, name) == 0) {
       found = true;
       checkpoint = s[k].checkpoint;
+      *rw = strcmp (s[k].type, "clone") == 0;
     }
   free (s);
   sc_client_close (c, err, sizeof err);
@@ -595,9 +622,9 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
   const char *t = m->type ? m->type : fstype;
   bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
   bool xfs = strcmp (t, "xfs") == 0;
-  snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
-            : xfs ? ",norecovery" : "", m->opts ? "," : "",
-            m->opts ? m->opts : "");
+  snprintf (mopts, sizeof mopts, "%s%s%s%s", m->rw ? "rw" : "ro",
+            m->rw ? "" : journal ? ",noload" : xfs ? ",norecovery" : "",
+            m->opts ? "," : "", m->opts ? m->opts : "");
   char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
                     dev, absdir, NULL };
   char *uargv[] = { "umount", absdir, NULL };
@@ -626,8 +653,10 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
     sc_cli_error ("%s: %s", m.nbd, strerror (errno));
     return EXIT_FAILURE;
   }
-  if (socket && check_snapshot (socket, m.name) < 0)
+  if (socket && check_snapshot (socket, m.name, &m.rw) < 0)
     return EXIT_FAILURE;
+  if (!socket)
+    m.rw = export_writable (absnbd, m.name);
 
   char statefile[PATH_MAX + 64];
   struct stat st;
@@ -645,8 +674,8 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
 
   char dev[PATH_MAX] = "";
   int r = have_kernel_nbd ()
-    ? attach_nbd (absnbd, m.name, statefile, dev, sizeof dev)
-    : attach_fuse (absnbd, m.name, statefile, dev, sizeof dev);
+    ? attach_nbd (absnbd, m.name, m.rw, statefile, dev, sizeof dev)
+    : attach_fuse (absnbd, m.name, m.rw, statefile, dev, sizeof dev);
   if (r == 0)
     r = mount_device (&m, dev, absdir, statefile);
   if (r < 0) {
