@@ -211,6 +211,12 @@ clone_info (struct sc_diff *d, const struct clone *c,
   struct snap *b = snap_by_id (d, c->info.base_id, NULL);
   snprintf (out->base_name, sizeof out->base_name, "%s",
             b ? b->info.name : "");
+  if (out->invalid_reason == SC_VALID && b &&
+      b->info.invalid_reason != SC_VALID) {
+    out->invalid_reason = b->info.invalid_reason;       /* it reads its */
+    out->invalid_errno = b->info.invalid_errno;         /* base: not */
+    out->invalid_chunk = b->info.invalid_chunk;         /* served */
+  }
   uint64_t n = 0;
   for (size_t k = 0; k < c->map_cap; k++)
     n += c->map[k].chunk != EMPTY && has_slot (c->map[k].slot);
