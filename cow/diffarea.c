@@ -619,8 +619,16 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
     for (size_t k = 0; k < s->ndisc; k++)
       st->discarded_bytes += s->disc[k].count * d->chunk_size;
   }
-  for (size_t i = 0; i < d->nclones; i++)
-    st->clones += !d->clones[i]->deleted;
+  for (size_t i = 0; i < d->nclones; i++) {
+    struct sc_snapshot_info ci;
+    if (d->clones[i]->deleted)
+      continue;
+    clone_info (d, d->clones[i], &ci);
+    st->clones++;
+    st->snapshots++;            /* listed like one */
+    st->invalid += ci.invalid_reason != SC_VALID;
+    st->damaged += ci.invalid_reason == SC_INVALID_DAMAGED;
+  }
   st->clone_slots = clone_slots (d);
   memcpy (st->uuid, d->sb.uuid, 16);
   st->origin.size = d->sb.origin_size;

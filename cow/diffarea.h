@@ -154,7 +154,7 @@ struct sc_diff_stats {
   uint64_t damaged_freed;       /* damaged copies freed since the open */
   uint64_t damaged;             /* listed snapshots that are damaged */
   uint64_t checkpoints;         /* listed checkpoints (in snapshots) */
-  uint64_t clones;              /* listed writable clones (not in
+  uint64_t clones;              /* listed writable clones (in
                                    snapshots) */
   uint64_t clone_slots;         /* data slots they hold (in data_slots) */
   uint8_t uuid[16];
