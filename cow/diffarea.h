@@ -132,7 +132,8 @@ struct sc_snapshot_info {
 struct sc_diff_stats {
   uint64_t volume_size;
   uint32_t chunk_size;
-  uint64_t snapshots;           /* listed snapshots, valid or not */
+  uint64_t snapshots;           /* listed snapshots, valid or not (with
+                                   checkpoints and clones) */
   uint64_t copies;              /* copies kept, including zero copies */
   uint64_t data_slots;          /* slots holding copied data */
   uint64_t journal_slots;       /* slots holding the metadata journal */

@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include "cow/boot-id.h"
+#include "cow/check.h"
 #include "cow/diffarea.h"
 #include "tests/unit-helpers.h"
 
@@ -298,5 +299,94 @@ Test (clone, bad_input_changes_nothing)
   cr_assert_eq (uh_stats (a.d).journal_records, records, "nothing written");
   /* A snapshot cannot take a clone's name either. */
   cr_assert_eq (sc_diff_snapshot_create (a.d, "c", NULL, NULL), -EEXIST);
+  uh_area_free (&a);
+}
+
+/* A clone's own data is verified on every read (invariant 9): a flipped
+ * byte fails the read with EIO and damages the clone, durably. */
+Test (clone, damaged_slot_fails_the_read_and_damages_the_clone)
+{
+  struct uh_area a;
+  struct sc_snapshot_info c;
+  make_state (&a, &c);
+  uint64_t off;
+  cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 3, &off), SC_WHERE_DIFF);
+  uint8_t b;
+  cr_assert_eq (pread (sc_diff_fd (a.d), &b, 1, off + 100), 1);
+  b ^= 0x40;
+  cr_assert_eq (pwrite (sc_diff_fd (a.d), &b, 1, off + 100), 1);
+  uint8_t buf[CS];
+  struct sc_copy_io io = { .offset = off, .buf = buf, .at = 0, .len = CS };
+  cr_assert_eq (sc_diff_copy_read (a.d, &io, 1), -EIO);
+  cr_assert_eq (uh_find (a.d, "c").invalid_reason, SC_INVALID_DAMAGED);
+  cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), -EIO,
+                "a damaged clone is not served");
+  cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_VALID,
+                "its base is not touched");
+  uh_area_close (&a);
+  uh_area_open (&a, 0);
+  cr_assert_eq (uh_find (a.d, "c").invalid_reason, SC_INVALID_DAMAGED);
+  uh_area_free (&a);
+}
+
+/* on-full=delete-oldest makes room by dropping the oldest snapshot that
+ * has no clones: the base stays. */
+Test (clone, a_policy_never_drops_a_base)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  cr_assert_eq (sc_diff_set_max (a.d, 32 * CS, 0, NULL), 0);
+  const char *names[] = { "a", "b", "c" };
+  for (int s = 0; s < 3; s++) {
+    uh_snap (a.d, names[s]);
+    for (uint64_t k = 0; k < 6; k++)
+      cr_assert_eq (uh_copy_reserved (a.d, s * 6 + k, s * 100 + k), 0);
+  }
+  mkclone (a.d, "a", "ca");
+  /* b and c go for room; then only the base is left, and the copy it
+   * needs does not fit: -ENOSPC, never a silent drop of the base. */
+  int r = 0;
+  for (uint64_t k = 18; k < 40 && r >= 0; k++)
+    r = uh_copy_reserved (a.d, k, 300 + k);
+  cr_assert_eq (r, -ENOSPC);
+  cr_assert_eq (uh_stats (a.d).dropped, 2);
+  cr_assert_eq (uh_find (a.d, "a").invalid_reason, SC_VALID,
+                "the base of a clone was kept");
+  cr_assert_eq (uh_find (a.d, "ca").invalid_reason, SC_VALID);
+  struct sc_snapshot_info gone;
+  cr_assert_eq (sc_diff_snapshot_find (a.d, "b", &gone), -ENOENT,
+                "the next oldest went instead");
+  cr_assert_eq (sc_diff_snapshot_find (a.d, "c", &gone), -ENOENT);
+  uh_area_free (&a);
+}
+
+/* shadowcopy check accepts a diff area with clones, and check --data
+ * verifies their slots too. */
+Test (clone, check_accepts_clones)
+{
+  struct uh_area a;
+  struct sc_snapshot_info c;
+  make_state (&a, &c);
+  uh_area_close (&a);
+  struct sc_check_report rep;
+  char err[512] = "";
+  memset (&rep, 0, sizeof rep);
+  cr_assert_eq (sc_diff_check_with (a.diff_path, SC_CHECK_DATA, &rep, err,
+                                    sizeof err), 0, "%s", err);
+  cr_assert (rep.loaded);
+  cr_assert_eq (rep.damage, 0);
+  cr_assert_eq (rep.snapshots, 2, "the snapshot and the clone");
+  sc_check_report_free (&rep);
+  /* A flipped byte in the clone's slot is found by check --data. */
+  uh_area_open (&a, SC_DIFF_RDONLY);
+  uint64_t off;
+  cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 3, &off), SC_WHERE_DIFF);
+  uh_area_close (&a);
+  uh_flip_byte (a.diff_path, off + 7);
+  memset (&rep, 0, sizeof rep);
+  (void) sc_diff_check_with (a.diff_path, SC_CHECK_DATA, &rep, err,
+                             sizeof err);
+  cr_assert_gt (rep.damage, 0, "the damaged clone slot is found");
+  sc_check_report_free (&rep);
   uh_area_free (&a);
 }
