@@ -284,6 +284,7 @@ ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
     for (size_t i = 0; i < nchain; i++)
       sc_alloc_put (&d->alloc, chain[i]);
     free (chain);
+    clone_frees_durable (d);    /* the new journal maps none of them */
   }
   else {
     d->journal = j;

@@ -231,14 +231,20 @@ int
 clone_replay_end (struct sc_diff *d, uint64_t durable, char *err,
                   size_t errlen)
 {
-  for (size_t i = 0; i < d->nclones; i++) {
+  for (size_t i = 0; i < d->nclones; ) {
     struct clone *c = d->clones[i];
-    if (c->based)
+    if (c->based) {
+      i++;
       continue;
+    }
     if (!d->salv)
       return CORRUPT ("clone %s (id %" PRIu64 ") has no base record",
                       c->info.name, c->info.id);
-    c->info.invalid_reason = SC_INVALID_SALVAGED;
+    /* Its base went with lost records: nothing can be read through it,
+     * and no checkpoint could record it.  It goes (its slots free). */
+    diff_say ("salvage: clone %s (id %" PRIu64 ") lost its base record: "
+              "it is dropped", c->info.name, c->info.id);
+    (void) clone_apply_delete (d, c->info.id);
   }
   int r = verify_cunsure (d, durable);
   free (d->cunsure);

@@ -330,6 +330,7 @@ sc_diff_clone_create (struct sc_diff *d, const char *base, const char *name,
     return -ENOMEM;
   }
   c->info.clone = true;
+  c->based = true;
   c->info.id = d->next_id;
   c->info.epoch = b->info.epoch;
   c->info.base_id = b->info.id;

@@ -14,6 +14,7 @@
 
 #include "cow/boot-id.h"
 #include "cow/check.h"
+#include "cow/salvage.h"
 #include "cow/diffarea.h"
 #include "tests/unit-helpers.h"
 
@@ -388,5 +389,51 @@ Test (clone, check_accepts_clones)
                              sizeof err);
   cr_assert_gt (rep.damage, 0, "the damaged clone slot is found");
   sc_check_report_free (&rep);
+  uh_area_free (&a);
+}
+
+/* The offset in img of the CLONE_DATA record of (id, chunk). */
+static size_t
+find_clone_data (const uint8_t *img, size_t len, uint64_t id, uint64_t chunk)
+{
+  for (size_t o = 0; o + sizeof (struct sc_rec_clone_data) <= len; o += 8) {
+    struct sc_rec_clone_data r;
+    memcpy (&r, img + o, sizeof r);
+    if (r.h.type == SC_REC_CLONE_DATA && r.id == id && r.chunk == chunk &&
+        r.h.len >= sizeof r && r.h.len <= 256)
+      return o;
+  }
+  cr_assert_fail ("no CLONE_DATA record of chunk %lu", (unsigned long) chunk);
+  return 0;
+}
+
+/* A damaged CLONE_DATA record in the middle of the journal: the open
+ * refuses it; salvage goes past it and marks the clone, listed at the
+ * loss, invalid, like the snapshots; the result opens. */
+Test (clone, salvage_marks_a_clone_listed_at_a_loss_invalid)
+{
+  struct uh_area a;
+  struct sc_snapshot_info c;
+  make_state (&a, &c);
+  uh_snap (a.d, "t");           /* a later commit vouches for the record */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  size_t o = find_clone_data (img, len, c.id, 3);
+  img[o + offsetof (struct sc_rec_clone_data, slot)] ^= 0x01;
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  struct sc_diff *d = NULL;
+  char err[1024] = "";
+  cr_assert_lt (sc_diff_open (a.diff_path, 0, &a.id, 0, &d, err, sizeof err),
+                0, "the damaged journal is refused");
+  struct sc_salvage_report rep;
+  cr_assert_eq (sc_diff_salvage (a.diff_path, &rep, err, sizeof err), 0,
+                "%s", err);
+  cr_assert (rep.needed);
+  sc_salvage_report_free (&rep);
+  uh_area_open (&a, 0);
+  cr_assert_eq (uh_find (a.d, "c").invalid_reason, SC_INVALID_SALVAGED);
+  cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), -EIO);
   uh_area_free (&a);
 }
