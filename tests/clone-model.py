@@ -15,6 +15,11 @@ and lengths (some whole aligned chunks, some with FUA), zeroes, and trims
 the rest; trims go to the clones only).  Every export is flushed, checked
 again, and the model saved.  The snapshot must never change.
 
+With --threads N, N threads first write to c1 at once, each on its own
+connection, into stripes of 512 bytes that it alone owns (interleaved, so
+that every chunk is shared by all of them): partial writes of one chunk
+from several connections must all land (the clone serializes them).
+
 Exit status 0: pass; 1: the first mismatch is printed.
 """
 
@@ -23,6 +28,7 @@ import os
 import pickle
 import random
 import sys
+import threading
 
 import nbd
 
@@ -85,6 +91,42 @@ def one_change(rng, handles, model, chunk, size):
             m[first:last] = bytes(last - first)
 
 
+STRIPE = 512
+
+
+def concurrent(sock, model, nthreads, seed, size):
+    """Thread t owns stripes t, t + n, t + 2n...; writes land in c1's
+    model as they are acknowledged (each stripe has one writer)."""
+    errors = []
+
+    def writer(t):
+        try:
+            rng = random.Random(seed * 100 + t)
+            h = connect(sock, "c1")
+            nstripes = size // STRIPE
+            for _ in range(400):
+                k = rng.randrange(t, nstripes, nthreads)
+                n = rng.randint(1, STRIPE)
+                off = k * STRIPE + rng.randrange(STRIPE - n + 1)
+                data = os.urandom(n)
+                h.pwrite(data, off)
+                model["c1"][off:off + n] = data
+            h.flush()
+            h.shutdown()
+        except Exception as e:      # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(t,))
+               for t in range(nthreads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        print("FAIL: a concurrent writer: %s" % errors[0], file=sys.stderr)
+        sys.exit(1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sock", required=True)
@@ -93,6 +135,7 @@ def main():
     ap.add_argument("--chunk", type=int, required=True)
     ap.add_argument("--ops", type=int, default=200)
     ap.add_argument("--init", action="store_true")
+    ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     rng = random.Random(a.seed)
     handles = {name: connect(a.sock, name) for name in EXPORTS}
@@ -104,6 +147,9 @@ def main():
         with open(a.state, "rb") as f:
             model = pickle.load(f)
     check(handles, model, "after the restart" if not a.init else "at start")
+    if a.threads:
+        concurrent(a.sock, model, a.threads, a.seed, size)
+        check(handles, model, "after the concurrent writes")
     for _ in range(a.ops):
         one_change(rng, handles, model, a.chunk, size)
     for name in ("c1", "c2", "live"):

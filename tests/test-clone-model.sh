@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests writable clones against a model: random writes (partial and whole chunks, FUA), zeroes and trims to two clones of one snapshot and to the live volume, across clean restarts and kill -9 (every change flushed first); the snapshot and live are unaffected by the clones, the clones by each other (clone-model.py).
+# Tests writable clones against a model: random writes (partial and whole chunks, FUA), zeroes and trims to two clones of one snapshot and to the live volume, across clean restarts and kill -9 (every change flushed first), and partial writes to the same chunks of a clone from four connections at once; the snapshot and live are unaffected by the clones, the clones by each other (clone-model.py).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires_python_nbd
@@ -27,7 +27,9 @@ for ((c = 1; c <= 6; c++)); do
     else
         restart_server
     fi
-    "${py[@]}" --seed $((SEED + c)) || fail "cycle $c (SEED=$SEED)"
+    threads=()
+    ((c == 3)) && threads=(--threads 4)
+    "${py[@]}" --seed $((SEED + c)) "${threads[@]}" || fail "cycle $c (SEED=$SEED)"
 done
 restart_server
 "${py[@]}" --seed $((SEED + 99)) --ops 0 || fail "after the last restart"
