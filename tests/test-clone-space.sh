@@ -13,6 +13,10 @@ nbd_write_random live 0 $M                      # 16 copies for s
 s_sum=$(nbd_sha256 s)
 sc clone s c > /dev/null || fail "clone c"
 used0=$(sc_info diff_used_bytes)
+nbdinfo --list "nbd+unix:///?socket=$NBD_SOCK" > "$TMP/exports" ||
+    fail "nbdinfo --list failed"
+grep -A1 '^export="c":' "$TMP/exports" | grep -q "writable clone of s" ||
+    fail "nbdinfo --list does not describe c as a writable clone of s: $(cat "$TMP/exports")"
 
 # Write whole chunks to the clone until the limit refuses one.
 nbd_py c '
@@ -78,3 +82,10 @@ grep -qx c2 "$TMP/deleted" && grep -qx s "$TMP/deleted" ||
 restart_server
 [ -z "$(json "[x['name'] for x in d if x['type'] != 'checkpoint']" < <(sc list --json))" ] ||
     fail "the deletes did not survive a restart"
+
+# Offline, as online: a clone made with no server runs is served after.
+sc create s2 > /dev/null || fail "create s2"
+stop_server
+sc_off "$TMP/diff" clone s2 c3 > /dev/null || fail "an offline clone"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K diff-max=3M
+[ "$(nbd_sha256 c3)" = "$(nbd_sha256 s2)" ] || fail "the offline clone is not its base"
