@@ -56,16 +56,26 @@ map_find (const struct clone *c, uint64_t chunk)
   }
 }
 
-void
-clone_map_insert (struct clone *c, uint64_t chunk, uint64_t slot)
+/* Set chunk's entry; the old slot is returned (CLONE_UNMAPPED if none). */
+static uint64_t
+map_put (struct clone *c, uint64_t chunk, uint64_t slot)
 {
   size_t mask = c->map_cap - 1;
   size_t i = (chunk * 0x9E3779B97F4A7C15ull) >> 20 & mask;
   while (c->map[i].chunk != EMPTY && c->map[i].chunk != chunk)
     i = (i + 1) & mask;
+  uint64_t old = c->map[i].chunk == EMPTY ? CLONE_UNMAPPED : c->map[i].slot;
   if (c->map[i].chunk == EMPTY)
     c->nmap++;
   c->map[i] = (struct clone_ent) { chunk, slot };
+  return old;
+}
+
+void
+clone_map_insert (struct clone *c, uint64_t chunk, uint64_t slot)
+{
+  uint64_t old = map_put (c, chunk, slot);
+  c->nslots += (uint64_t) has_slot (slot) - (uint64_t) has_slot (old);
 }
 
 /* Room for one more chunk (at most 3/4 full). */
@@ -88,7 +98,7 @@ clone_map_reserve (struct clone *c)
   c->nmap = 0;
   for (size_t i = 0; i < oldcap; i++)
     if (old[i].chunk != EMPTY)
-      clone_map_insert (c, old[i].chunk, old[i].slot);
+      (void) map_put (c, old[i].chunk, old[i].slot);
   free (old);
   return 0;
 }
@@ -188,9 +198,7 @@ clone_slots (const struct sc_diff *d)
 {
   uint64_t n = 0;
   for (size_t i = 0; i < d->nclones; i++)
-    for (size_t k = 0; k < d->clones[i]->map_cap; k++)
-      n += d->clones[i]->map[k].chunk != EMPTY &&
-           has_slot (d->clones[i]->map[k].slot);
+    n += d->clones[i]->nslots;
   return n + d->ncfree;
 }
 
@@ -217,10 +225,7 @@ clone_info (struct sc_diff *d, const struct clone *c,
     out->invalid_errno = b->info.invalid_errno;         /* base: not */
     out->invalid_chunk = b->info.invalid_chunk;         /* served */
   }
-  uint64_t n = 0;
-  for (size_t k = 0; k < c->map_cap; k++)
-    n += c->map[k].chunk != EMPTY && has_slot (c->map[k].slot);
-  out->used_bytes = n * d->chunk_size;
+  out->used_bytes = c->nslots * d->chunk_size;
 }
 
 size_t

@@ -98,6 +98,7 @@ struct clone {
   struct clone_ent *map;        /* open addressing; chunk UINT64_MAX:
                                    empty */
   size_t nmap, map_cap;         /* map_cap: 0 or a power of two */
+  uint64_t nslots;              /* entries with a slot of its own */
   unsigned users;               /* pinned by sc_diff_clone_get */
   bool based;                   /* replay: its CLONE_BASE was seen */
   bool deleted;                 /* its delete record is appended */

@@ -77,6 +77,7 @@ assert_state (struct sc_diff *d)
   cr_assert_str_eq (c.base_name, "s");
   cr_assert_eq (c.base_id, uh_find (d, "s").id);
   cr_assert_eq (c.invalid_reason, SC_VALID);
+  cr_assert_eq (c.used_bytes, CS, "deleting it frees its one slot");
   assert_clone_chunk (d, c.id, 3, 40);
   uint64_t off;
   cr_assert_eq (sc_diff_clone_resolve (d, c.id, 4, &off), SC_WHERE_ZERO);
