@@ -134,38 +134,102 @@ sc_volume_clone_read (struct sc_volume *v, uint64_t id, void *buf,
   return r;
 }
 
-/* Chunk `chunk` of the clone becomes `data` (a whole chunk; NULL: zeros,
- * recorded as ZERO with no slot).  *seq gets the record's. */
+/* Whole chunks on their way to new slots: written in one batch of I/O,
+ * then mapped in order. */
+#define CLONE_BATCH 64
+struct cbatch {
+  struct sc_copy_io io[CLONE_BATCH];
+  uint64_t chunk[CLONE_BATCH];
+  size_t n;
+};
+
+/* Write the batch: a new slot each, the data, then the records.  At the
+ * limit, what fits is written and mapped first: the slots it replaced
+ * come back for the rest (the next reservation commits).  A slot that
+ * was not mapped goes back.  *seq gets the last record's. */
 static int
-put_chunk (struct sc_volume *v, const struct creq *q, uint64_t chunk,
-           const void *data, uint64_t *seq)
+batch_flush (struct sc_volume *v, const struct creq *q, struct cbatch *b,
+             uint64_t *seq)
 {
-  if (!data)
-    return sc_diff_clone_map (v->diff, q->id, chunk, SC_COPY_ZERO, NULL,
-                              seq);
-  struct sc_copy_io io = { .buf = (void *) data };
-  int r = sc_diff_clone_slot_reserve (v->diff, q->id, &io.offset);
-  if (r < 0)
+  size_t done = 0;
+  int r = 0;
+  while (r == 0 && done < b->n) {
+    size_t k = done, m = done;
+    while (k < b->n &&
+           (r = sc_diff_clone_slot_reserve (v->diff, q->id,
+                                            &b->io[k].offset)) == 0)
+      k++;
+    if (r == -ENOSPC && k > done)
+      r = 0;                    /* these first; then try again */
+    if (r == 0)
+      r = sc_diff_copy_write (v->diff, b->io + done, k - done);
+    while (r == 0 && m < k) {
+      r = sc_diff_clone_map (v->diff, q->id, b->chunk[m], b->io[m].offset,
+                             b->io[m].sums, seq);
+      m += r == 0;
+    }
+    for (size_t i = m; i < k; i++)
+      sc_diff_slot_cancel (v->diff, b->io[i].offset);
+    done = m;
+  }
+  b->n = 0;
+  return r;
+}
+
+/* Chunk `chunk` of the clone becomes `data` (a whole chunk, kept until
+ * the batch is written; NULL: zeros, recorded as ZERO with no slot). */
+static int
+put_chunk (struct sc_volume *v, const struct creq *q, struct cbatch *b,
+           uint64_t chunk, const void *data, uint64_t *seq)
+{
+  int r = 0;
+  if (!data) {
+    if (b->n)
+      r = batch_flush (v, q, b, seq);
+    return r < 0 ? r : sc_diff_clone_map (v->diff, q->id, chunk,
+                                          SC_COPY_ZERO, NULL, seq);
+  }
+  if (b->n == CLONE_BATCH && (r = batch_flush (v, q, b, seq)) < 0)
     return r;
-  r = sc_diff_copy_write (v->diff, &io, 1);
-  if (r == 0)
-    r = sc_diff_clone_map (v->diff, q->id, chunk, io.offset, io.sums, seq);
-  if (r < 0)
-    sc_diff_slot_cancel (v->diff, io.offset);
+  b->io[b->n] = (struct sc_copy_io) { .buf = (void *) data };
+  b->chunk[b->n++] = chunk;
+  return 0;
+}
+
+/* A partial chunk: what it holds, with [at, at + n) from buf (NULL:
+ * zeros), into bounce (chunk_size bytes). */
+static int
+merge_chunk (struct sc_volume *v, const struct creq *q, uint8_t *bounce,
+             uint64_t start, uint32_t at, const uint8_t *buf, uint64_t n)
+{
+  uint64_t have = q->info.volume_size - start < v->chunk_size
+                  ? q->info.volume_size - start : v->chunk_size;
+  memset (bounce, 0, v->chunk_size);
+  int r = clone_read_locked (v, q, bounce, start, have);
+  if (r == 0 && buf)
+    memcpy (bounce + at, buf, n);
+  else if (r == 0)
+    memset (bounce + at, 0, n);
   return r;
 }
 
 /* Change [offset, offset + count) of the clone: `buf` written, or (NULL)
  * zeros; a whole chunk of zeros becomes ZERO (its slot freed); with
- * `trim`, a partial chunk is left as it is (trim is advisory). */
+ * `trim`, a partial chunk is left as it is (trim is advisory).  At most
+ * two chunks are partial: the first and the last, each its own bounce. */
 static int
 clone_change (struct sc_volume *v, uint64_t id, const uint8_t *buf,
               uint32_t count, uint64_t offset, unsigned flags, bool trim)
 {
   struct creq q;
+  struct cbatch *b = malloc (sizeof *b);
+  if (!b)
+    return -ENOMEM;
+  b->n = 0;
   int r = creq_begin (v, &q, id, count, offset, true);
-  uint8_t *bounce = NULL;
+  uint8_t *bounce[2] = { NULL, NULL };
   uint64_t seq = 0, end = offset + count;
+  int partial = 0;
   while (r == 0 && offset < end) {
     uint64_t chunk = offset >> v->chunk_shift;
     uint64_t start = chunk << v->chunk_shift;
@@ -174,34 +238,26 @@ clone_change (struct sc_volume *v, uint64_t id, const uint8_t *buf,
     if (n > end - offset)
       n = end - offset;
     const void *data = buf;
-    if (n < v->chunk_size && trim)
-      goto next;
-    if (n < v->chunk_size) {    /* merged with what the chunk holds */
-      uint64_t have = q.info.volume_size - start < v->chunk_size
-                      ? q.info.volume_size - start : v->chunk_size;
-      if (!bounce && !(bounce = calloc (1, v->chunk_size))) {
+    if (n < v->chunk_size && !trim) {   /* merged with what it holds */
+      if (!(bounce[partial] = malloc (v->chunk_size)))
         r = -ENOMEM;
-        break;
-      }
-      memset (bounce, 0, v->chunk_size);
-      r = clone_read_locked (v, &q, bounce, start, have);
-      if (r < 0)
-        break;
-      if (buf)
-        memcpy (bounce + at, buf, n);
       else
-        memset (bounce + at, 0, n);
-      data = bounce;
+        r = merge_chunk (v, &q, bounce[partial], start, at, buf, n);
+      data = bounce[partial++];
     }
-    r = put_chunk (v, &q, chunk, data, &seq);
-  next:
+    if (r == 0 && (n == v->chunk_size || !trim))
+      r = put_chunk (v, &q, b, chunk, data, &seq);
     if (buf)
       buf += n;
     offset += n;
   }
+  if (r == 0 && b->n)
+    r = batch_flush (v, &q, b, &seq);
   if (r == 0 && seq && (flags & SC_FUA))
     r = sc_diff_commit (v->diff, seq);
-  free (bounce);
+  free (bounce[0]);
+  free (bounce[1]);
+  free (b);
   creq_end (v, &q);
   return r;
 }

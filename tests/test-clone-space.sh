@@ -35,6 +35,16 @@ sys.exit("no ENOSPC: the whole clone fit under the limit")
 ' || fail "a clone write at the limit did not fail with ENOSPC"
 [ "$(json "[x['state'] for x in d if x['name'] == 's'][0]" < <(sc list --json))" = valid ] ||
     fail "the base snapshot is no longer valid after the clone hit the limit"
+# A trim of two written chunks gives their slots back; then one request
+# rewriting ten written chunks fits: each rewrite lets its old slot go.
+nbd_py c '
+h.trim(2 * 65536, 20 * 65536)
+h.flush()
+d = os.urandom(10 * 65536)
+h.pwrite(d, 0)
+assert h.pread(len(d), 0) == d
+assert h.pread(2 * 65536, 20 * 65536) == bytes(2 * 65536)
+' || fail "a rewrite at the limit after a trim failed"
 [ "$(nbd_sha256 s)" = "$s_sum" ] || fail "the snapshot changed"
 live_sum=$(nbd_sha256 live)
 [ "$(sha256sum < "$TMP/disk" | cut -d' ' -f1)" = "$live_sum" ] ||
