@@ -443,9 +443,13 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
   }
   size_t nvalid = 0, nvalid_ckpts = 0;
   rep->snapshots = nsnaps;
-  /* Checkpoints read no data: only snapshots' slots are looked at. */
+  /* Checkpoints read no data: only snapshots' slots are looked at.  A
+   * clone has its base's epoch and slots of its own (replay checked their
+   * records, check --data their sums): counted, no epoch of its own. */
   for (size_t i = 0; i < nsnaps; i++)
-    if (snaps[i].invalid_reason == SC_VALID && snaps[i].checkpoint)
+    if (snaps[i].clone)
+      nvalid_ckpts += snaps[i].invalid_reason == SC_VALID;
+    else if (snaps[i].invalid_reason == SC_VALID && snaps[i].checkpoint)
       nvalid_ckpts++;
     else if (snaps[i].invalid_reason == SC_VALID)
       valid[nvalid++] = snaps[i].epoch;

@@ -48,7 +48,7 @@ ckpt_journal_too_long (const struct sc_diff *d, uint64_t records)
   uint64_t drops = d->drops_total < SC_DROP_HISTORY ? d->drops_total
                                                     : SC_DROP_HISTORY;
   uint64_t live = copymap_count (d) + 2 * d->nsnaps + 2 + d->ndisc_extents
-                  + drops;
+                  + drops + clone_records (d);
   if (sc_ckpt_limit_hook)
     return records > sc_ckpt_limit_hook (live);
   return records > 2 * live + 65536;
@@ -103,7 +103,13 @@ ckpt_fill (struct sc_diff *d, struct sc_journal *j)
 {
   uint8_t rec[SC_REC_MAX];
   int r = 0;
-  for (size_t i = 0; r == 0 && i < d->nsnaps; i++) {
+  size_t ci = 0;                /* clones go in id order among them */
+  for (size_t i = 0; r == 0 && i <= d->nsnaps; i++) {
+    uint64_t next = i < d->nsnaps ? d->snaps[i]->info.id : UINT64_MAX;
+    for (; r == 0 && ci < d->nclones && d->clones[ci]->info.id < next; ci++)
+      r = clone_ckpt_create (d, j, d->clones[ci]);
+    if (i == d->nsnaps || r < 0)
+      break;
     const struct sc_snapshot_info *s = &d->snaps[i]->info;
     if (d->snaps[i]->deleted)
       continue;
@@ -121,6 +127,8 @@ ckpt_fill (struct sc_diff *d, struct sc_journal *j)
     copymap_visit (d, ckpt_copy, &k);
     r = k.err;
   }
+  if (r == 0)
+    r = clone_ckpt_data (d, j);
   struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
                                 .durable_seq = sc_journal_next_seq (j) - 1 };
   if (r == 0)
@@ -276,6 +284,7 @@ ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
     for (size_t i = 0; i < nchain; i++)
       sc_alloc_put (&d->alloc, chain[i]);
     free (chain);
+    clone_frees_durable (d);    /* the new journal maps none of them */
   }
   else {
     d->journal = j;

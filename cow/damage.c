@@ -85,6 +85,10 @@ damage_found (struct sc_diff *d, uint64_t slot,
               struct sc_copy_verify *v)
 {
   uint32_t prev;
+  if (e->epoch == 0) {          /* no copy has epoch 0: a clone's slot */
+    clone_damage_found (d, slot, e, block, v);
+    return;
+  }
   if (!still_kept (d, slot, e, &prev))
     return;
   if (v) {

@@ -21,6 +21,7 @@
  *   origin-stamp.c    the origin's stamp: stored, compared at start,
  *                     renewed at a clean stop
  *   sums.c            the checksums of the copied data, per slot
+ *   clone.c           writable clones: their table, chunk maps, records
  *   damage.c          a copy that failed its checksum: its snapshots
  *                     damaged, durably; whole-copy verification (scrub,
  *                     check --data)
@@ -66,6 +67,8 @@ struct snap {
                                    copies freed) by its last reader */
   bool pending;                 /* deleted, but its delete or drop record
                                    is not durable yet: copies kept */
+  bool keeping;                 /* its KEEP_CHECKPOINT is being committed:
+                                   it cannot be cloned */
   struct extent *disc;          /* discarded chunks, sorted, disjoint */
   size_t ndisc, disc_cap;
   uint64_t invalid_seq;         /* invalid: the journal's next seq when it
@@ -85,6 +88,30 @@ struct damaged_copy { uint64_t chunk; uint32_t epoch; };
  * (see replay.c). */
 struct unsure { uint64_t chunk; uint64_t seq; uint32_t epoch; };
 struct unsure_bad { uint64_t slot; struct sc_sums_entry e; uint32_t block; };
+
+/* A writable clone (clone.c): chunk -> its own slot, or CLONE_ZERO. */
+#define CLONE_ZERO UINT64_MAX
+struct clone_ent { uint64_t chunk, slot; };
+struct clone {
+  struct sc_snapshot_info info; /* info.clone; epoch and base_id: its
+                                   base's */
+  struct clone_ent *map;        /* open addressing; chunk UINT64_MAX:
+                                   empty */
+  size_t nmap, map_cap;         /* map_cap: 0 or a power of two */
+  uint64_t nslots;              /* entries with a slot of its own */
+  unsigned users;               /* pinned by sc_diff_clone_get */
+  bool based;                   /* replay: its CLONE_BASE was seen */
+  bool deleted;                 /* its delete record is appended */
+};
+/* A slot a clone let go, freed once the record that replaced it (seq) is
+ * durable. */
+struct clone_free { uint64_t slot, seq; };
+/* A CLONE_DATA record past the last durable point (replay): the mapping
+ * it replaced, and that mapping's sums. */
+struct clone_unsure {
+  uint64_t id, chunk, seq, slot, prev;  /* prev: UINT64_MAX - 1 none */
+  uint32_t prev_sums[SC_SUMS_MAX];
+};
 
 struct sc_diff {
   pthread_mutex_t lock;
@@ -175,6 +202,14 @@ struct sc_diff {
   } changes;
   size_t ndisc_snaps;           /* snapshots with discarded chunks */
   uint64_t ndisc_extents;       /* their extents, all snapshots */
+
+  /* Writable clones (clone.c), by id ascending. */
+  struct clone **clones;
+  size_t nclones, clones_cap;
+  struct clone_free *cfree;     /* slots to free once durable */
+  size_t ncfree, cfree_cap;
+  struct clone_unsure *cunsure; /* replay: unsure CLONE_DATA records */
+  size_t ncunsure, cunsure_cap;
 
   /* The origin's stamp to record at a clean close (origin-stamp.c). */
   struct sc_origin_stamp close_stamp;
@@ -281,6 +316,9 @@ size_t rec_limit (void *buf, uint64_t max_bytes);
 size_t rec_discard (void *buf, uint64_t id, uint64_t first, uint64_t count);
 size_t rec_snapshot_uuid (void *buf, const struct sc_snapshot_info *s);
 size_t rec_keep_checkpoint (void *buf, uint64_t id);
+size_t rec_clone_base (void *buf, uint64_t id, uint64_t base_id);
+size_t rec_clone_data (void *buf, uint64_t id, uint64_t chunk, uint64_t slot,
+                       const uint32_t *sums, uint32_t nsums);
 /* Append a snapshot's records (create, its UUID, and its set if in one)
  * to j. */
 int rec_append_snapshot (struct sc_journal *j,
@@ -416,6 +454,66 @@ void copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
 void copymap_fresh_durable (struct sc_diff *d);
 void copymap_forget_fresh (struct sc_diff *d);
 
+/* ---- clone.c ---------------------------------------------------------- */
+
+struct clone *clone_by_id (struct sc_diff *d, uint64_t id);
+struct clone *clone_by_name (struct sc_diff *d, const char *name);
+/* Is `name` taken by a listed snapshot, checkpoint or clone? */
+bool name_taken (struct sc_diff *d, const char *name);
+/* Does snapshot `id` have clones (it cannot go)? */
+bool snap_has_clones (const struct sc_diff *d, uint64_t id);
+/* Delete clone c durably (its slots freed after the record is). */
+int clone_delete (struct sc_diff *d, struct clone *c);
+/* The listed clones into v[] (room for d->nclones), used_bytes filled;
+ * returns how many. */
+size_t clone_list (struct sc_diff *d, struct sc_snapshot_info *v);
+void clone_info (struct sc_diff *d, const struct clone *c,
+                 struct sc_snapshot_info *out);
+/* After a commit: free the slots whose replacing record is durable. */
+void clone_frees_durable (struct sc_diff *d);
+/* A failed journal: the pending frees are forgotten (the slots stay
+ * used until the next open, which knows better). */
+void clone_frees_forget (struct sc_diff *d);
+/* Data slots held by clones (their pending frees too); the records a
+ * checkpoint writes for them. */
+uint64_t clone_slots (const struct sc_diff *d);
+uint64_t clone_records (const struct sc_diff *d);
+/* Room for one more chunk in c's map; the map as stored. */
+int clone_map_reserve (struct clone *c);
+void clone_map_insert (struct clone *c, uint64_t chunk, uint64_t slot);
+uint64_t clone_map_get (const struct clone *c, uint64_t chunk);
+#define CLONE_UNMAPPED (UINT64_MAX - 1)
+#define CLONE_EMPTY UINT64_MAX
+static inline bool
+clone_has_slot (uint64_t slot)
+{
+  return slot != CLONE_ZERO && slot != CLONE_UNMAPPED;
+}
+int clones_reserve (struct sc_diff *d);
+/* A clone's slot failed its checksum (damage_found, epoch 0 entries):
+ * the clone is damaged, durably. */
+void clone_damage_found (struct sc_diff *d, uint64_t slot,
+                         const struct sc_sums_entry *e, uint32_t block,
+                         struct sc_copy_verify *v);
+/* Replay: the clone records, an unsure tail checked, slots to the
+ * allocator; salvage: clones listed at a loss invalid. */
+int clone_apply_create (struct sc_diff *d, const struct sc_rec_snap_create *r,
+                        char *err, size_t errlen);
+int clone_apply_base (struct sc_diff *d, const struct sc_rec_clone_base *r,
+                      char *err, size_t errlen);
+int clone_apply_data (struct sc_diff *d, const struct sc_rec_clone_data *r,
+                      uint64_t durable, char *err, size_t errlen);
+int clone_apply_delete (struct sc_diff *d, uint64_t id);
+int clone_replay_end (struct sc_diff *d, uint64_t durable, char *err,
+                      size_t errlen);
+int clone_mark_slots (struct sc_diff *d, uint64_t max_slot, uint64_t *bad);
+void clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below);
+/* Checkpoint: clone c's create records, and every clone's chunks. */
+int clone_ckpt_create (struct sc_diff *d, struct sc_journal *j,
+                       const struct clone *c);
+int clone_ckpt_data (struct sc_diff *d, struct sc_journal *j);
+void clone_free_all (struct sc_diff *d);
+
 /* ---- damage.c --------------------------------------------------------- */
 
 /* What a failed checksum found (sc_copy_verify's fields). */
@@ -497,6 +595,9 @@ int ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,
                  uint32_t end_pos, uint64_t end_seq, bool record_invalid);
 
 /* ---- space.c ---------------------------------------------------------- */
+
+/* The lowest free slot, preallocated (no limit, no policy). */
+int space_take_slot (struct sc_diff *d, uint64_t *offset);
 
 /* Would `extra` more data slots fit under max_bytes? */
 bool space_fits (struct sc_diff *d, uint64_t max_bytes, uint64_t extra);

@@ -227,6 +227,7 @@ diff_free (struct sc_diff *d)
   free (d->prefail);
   free (d->fresh);
   free (d->quarantine);
+  clone_free_all (d);
   if (d->fd >= 0)
     close (d->fd);
   pthread_mutex_destroy (&d->lock);
@@ -618,6 +619,17 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
     for (size_t k = 0; k < s->ndisc; k++)
       st->discarded_bytes += s->disc[k].count * d->chunk_size;
   }
+  for (size_t i = 0; i < d->nclones; i++) {
+    struct sc_snapshot_info ci;
+    if (d->clones[i]->deleted)
+      continue;
+    clone_info (d, d->clones[i], &ci);
+    st->clones++;
+    st->snapshots++;            /* listed like one */
+    st->invalid += ci.invalid_reason != SC_VALID;
+    st->damaged += ci.invalid_reason == SC_INVALID_DAMAGED;
+  }
+  st->clone_slots = clone_slots (d);
   memcpy (st->uuid, d->sb.uuid, 16);
   st->origin.size = d->sb.origin_size;
   st->origin.dev = d->sb.origin_dev;

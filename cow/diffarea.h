@@ -124,12 +124,16 @@ struct sc_snapshot_info {
                                    from the volume's UUID and its id) */
   uint64_t meta_bytes;          /* a checkpoint: journal bytes of the
                                    changes only it needs (list only) */
+  bool clone;                   /* a writable clone (cow/clone.c) */
+  uint64_t base_id;             /* a clone: its base snapshot's id */
+  char base_name[SC_NAME_MAX + 1];      /* ... and name */
 };
 
 struct sc_diff_stats {
   uint64_t volume_size;
   uint32_t chunk_size;
-  uint64_t snapshots;           /* listed snapshots, valid or not */
+  uint64_t snapshots;           /* listed snapshots, valid or not (with
+                                   checkpoints and clones) */
   uint64_t copies;              /* copies kept, including zero copies */
   uint64_t data_slots;          /* slots holding copied data */
   uint64_t journal_slots;       /* slots holding the metadata journal */
@@ -151,6 +155,9 @@ struct sc_diff_stats {
   uint64_t damaged_freed;       /* damaged copies freed since the open */
   uint64_t damaged;             /* listed snapshots that are damaged */
   uint64_t checkpoints;         /* listed checkpoints (in snapshots) */
+  uint64_t clones;              /* listed writable clones (in
+                                   snapshots) */
+  uint64_t clone_slots;         /* data slots they hold (in data_slots) */
   uint8_t uuid[16];
   struct sc_origin_id origin;
 };
@@ -272,6 +279,64 @@ int sc_diff_snapshot_lookup (struct sc_diff *d, const char *name,
  * Durable when it returns 0.  -ENOENT if there is none, -EINVAL if it is
  * a checkpoint already, -ESTALE if it is invalid (nothing to keep). */
 int sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name);
+
+/* ---- writable clones (cow/clone.c) ----------------------------------
+ *
+ * A clone is a read-write image that starts as a snapshot (its base) and
+ * keeps what is written to it in slots of its own (redirect-on-write: a
+ * written chunk goes whole to a new slot; the origin is never written).
+ * It shares the snapshots' name space and ids and is listed with them
+ * (info.clone, info.base_id, info.base_name; its epoch is its base's),
+ * but it is no epoch of the copy map: its base keeps the copies it reads,
+ * and cannot be deleted, kept as a checkpoint or dropped by a policy
+ * while it has clones.  Its slots count against the size limit; no
+ * policy drops a clone. */
+
+/* Make clone `name` of snapshot `base`, durably.  -EINVAL (a bad name, or
+ * a base that is a checkpoint, a clone or auto-release), -EEXIST,
+ * -ENOENT (no base of that name), -EIO (the base is invalid), -EMFILE,
+ * -EROFS offline read-only; err says which. */
+int sc_diff_clone_create (struct sc_diff *d, const char *base,
+                          const char *name, struct sc_snapshot_info *out,
+                          char *err, size_t errlen);
+
+/* Pin clone `id` for I/O (it is not deleted until the put): -ENOENT if
+ * there is none, -EIO (and *info filled) if it or its base is invalid
+ * (damaged, or its base invalidated). */
+int sc_diff_clone_get (struct sc_diff *d, uint64_t id,
+                       struct sc_snapshot_info *info);
+void sc_diff_clone_put (struct sc_diff *d, uint64_t id);
+
+/* Where a pinned clone finds `chunk`: SC_WHERE_DIFF (its own slot, byte
+ * offset in *offset, read verified with sc_diff_copy_read), SC_WHERE_ZERO,
+ * or SC_WHERE_ORIGIN: not written, the base's view (read as a snapshot
+ * read of info.base_id). */
+enum sc_where sc_diff_clone_resolve (struct sc_diff *d, uint64_t id,
+                                     uint64_t chunk, uint64_t *offset);
+
+/* A new slot for a write to a pinned clone: its byte offset in *offset.
+ * -ENOSPC at the size limit (no policy makes room for a clone: slots
+ * freed by its earlier writes are made free first, by a commit). */
+int sc_diff_clone_slot_reserve (struct sc_diff *d, uint64_t id,
+                                uint64_t *offset);
+
+/* Chunk `chunk` of clone `id` is now the data written to the slot at
+ * `offset` (sums from sc_diff_copy_write), or with SC_COPY_ZERO reads as
+ * zeros: the CLONE_DATA record appended, visible at once, durable after
+ * sc_diff_commit(seq).  The slot it replaces is freed once the record is
+ * durable. */
+int sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
+                       uint64_t offset, const uint32_t *sums, uint64_t *seq);
+
+/* The clones of snapshot `base_id`, ", "-separated into buf (may be
+ * NULL); returns how many. */
+size_t sc_diff_clone_names (struct sc_diff *d, uint64_t base_id, char *buf,
+                            size_t len);
+
+/* sc_diff_snapshot_delete of a base with clones is -EBUSY; this deletes
+ * its clones first (each durably), then the base. */
+int sc_diff_snapshot_delete_with_clones (struct sc_diff *d,
+                                         const char *name);
 
 /* ---- changed-block tracking (cow/changes.c) ---------------------------
  *

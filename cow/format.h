@@ -1,4 +1,4 @@
-/* shadowcopy: the on-disk format of the diff area (versions 1 to 3).
+/* shadowcopy: the on-disk format of the diff area (versions 1 to 4).
  *
  * docs/design.md describes it in prose; this header is its definition.
  * Every integer is little-endian.  Every metadata structure carries a
@@ -37,8 +37,10 @@
  * snapshot UUIDs (SNAP_UUID records).  A read-write open writes the
  * current version into the superblock before it writes any record, so a
  * binary that knows an older one refuses the area by its version instead
- * of tripping on an unknown record; versions 1 and 2 are still read. */
-#define SC_FORMAT_VERSION  3
+ * of tripping on an unknown record; versions 1 and 2 are still read.
+ * Version 4 added writable clones (the CLONE flag, CLONE_BASE and
+ * CLONE_DATA records) and reverts. */
+#define SC_FORMAT_VERSION  4
 #define SC_FORMAT_VERSION_MIN 1
 #define SC_SB_SIZE         4096
 #define SC_SB_COPIES       2
@@ -147,6 +149,8 @@ enum sc_rec_type {
   SC_REC_SNAP_UUID = 14,        /* a snapshot's or checkpoint's UUID */
   SC_REC_KEEP_CHECKPOINT = 15,  /* a snapshot's data let go, kept as a
                                    checkpoint */
+  SC_REC_CLONE_BASE = 16,       /* a writable clone's base snapshot */
+  SC_REC_CLONE_DATA = 17,       /* a chunk of a writable clone */
 };
 
 struct sc_rec_state {
@@ -175,7 +179,12 @@ struct sc_rec_snap_create {
  * data-less MARK for each chunk first written after it, so that what
  * changed since can be told (cow/changes.c). */
 #define SC_SNAP_F_CHECKPOINT   0x2
-#define SC_SNAP_F_KNOWN        (SC_SNAP_F_AUTO_RELEASE | SC_SNAP_F_CHECKPOINT)
+/* A writable clone (version 4): its epoch is its base's, which it does
+ * not advance; it is no epoch of the copy map.  Its SNAP_UUID and
+ * CLONE_BASE records follow its SNAP_CREATE in the same commit. */
+#define SC_SNAP_F_CLONE        0x4
+#define SC_SNAP_F_KNOWN        (SC_SNAP_F_AUTO_RELEASE | SC_SNAP_F_CHECKPOINT \
+                                | SC_SNAP_F_CLONE)
 
 /* Written right after the SNAP_CREATE record of every snapshot and
  * checkpoint (version 3; before its SNAP_SET): its UUID, random at
@@ -306,6 +315,33 @@ struct sc_rec_discard {
   uint64_t count;
 } __attribute__((packed));
 
+/* Right after a clone's SNAP_UUID (version 4): clone `id` starts as
+ * snapshot `base_id` (a valid snapshot, never a checkpoint or a clone,
+ * of the clone's epoch).  The base cannot be deleted while it has
+ * clones. */
+struct sc_rec_clone_base {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint64_t base_id;
+} __attribute__((packed));
+
+/* Chunk `chunk` of clone `id` is now in `slot` (its data with one CRC32C
+ * per block, as COPY_SUMS), or with SC_CLONE_F_ZERO reads as zeros (slot
+ * 0, no sums).  The last record of a chunk wins; the slot it replaces is
+ * freed only once this record is durable, so a record replay drops (its
+ * data not on disk after a power cut) leaves the previous mapping. */
+struct sc_rec_clone_data {
+  struct sc_rec_hdr h;
+  uint64_t id;
+  uint64_t chunk;
+  uint32_t flags;               /* SC_CLONE_F_* */
+  uint16_t nsums;               /* as COPY_SUMS; 0 with ZERO */
+  uint16_t reserved;            /* 0 */
+  uint64_t slot;
+  uint32_t sums[];              /* padded to 8 */
+} __attribute__((packed));
+#define SC_CLONE_F_ZERO 0x1
+
 /* Room a journal slot always keeps for its NEXT record. */
 #define SC_REC_NEXT_SIZE ((uint16_t) sizeof (struct sc_rec_next))
 
@@ -319,5 +355,7 @@ sc_rec_padded (size_t len)
 #define SC_REC_MAX (sizeof (struct sc_rec_snap_create) + 128 + SC_REC_ALIGN)
 static_assert (sizeof (struct sc_rec_copy_sums) + 4 * SC_SUMS_MAX
                <= SC_REC_MAX, "a COPY_SUMS record fits SC_REC_MAX");
+static_assert (sizeof (struct sc_rec_clone_data) + 4 * SC_SUMS_MAX
+               <= SC_REC_MAX, "a CLONE_DATA record fits SC_REC_MAX");
 
 #endif

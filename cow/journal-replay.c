@@ -47,6 +47,12 @@ rec_len_ok (const struct sc_rec_hdr *h)
   case SC_REC_SNAP_UUID: return h->len == sizeof (struct sc_rec_snap_uuid);
   case SC_REC_KEEP_CHECKPOINT:
     return h->len == sizeof (struct sc_rec_keep_checkpoint);
+  case SC_REC_CLONE_BASE: return h->len == sizeof (struct sc_rec_clone_base);
+  case SC_REC_CLONE_DATA: {
+    const struct sc_rec_clone_data *c = (const void *) h;
+    return h->len >= sizeof *c && c->nsums <= SC_SUMS_MAX &&
+           h->len == sc_rec_padded (sizeof *c + c->nsums * sizeof (uint32_t));
+  }
   case SC_REC_COPY_SUMS: {
     const struct sc_rec_copy_sums *c = (const void *) h;
     return h->len >= sizeof *c + sizeof (uint32_t) && c->nsums >= 1 &&
@@ -79,6 +85,16 @@ type_len (const uint8_t *p, uint32_t room)
   case SC_REC_KEEP_CHECKPOINT:
     fixed = sizeof (struct sc_rec_keep_checkpoint);
     break;
+  case SC_REC_CLONE_BASE: fixed = sizeof (struct sc_rec_clone_base); break;
+  case SC_REC_CLONE_DATA: {
+    struct sc_rec_clone_data c;
+    if (sizeof c > room)
+      return 0;
+    memcpy (&c, p, sizeof c);
+    if (c.nsums > SC_SUMS_MAX)
+      return 0;
+    return sc_rec_padded (sizeof c + c.nsums * sizeof (uint32_t));
+  }
   case SC_REC_SNAP_CREATE: named = sizeof (struct sc_rec_snap_create); break;
   case SC_REC_SNAP_DROP: named = sizeof (struct sc_rec_snap_drop); break;
   case SC_REC_COPY_SUMS: {

@@ -104,6 +104,8 @@ sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
     return -EINVAL;
   if (s->info.invalid_reason != SC_VALID)
     return -ESTALE;
+  if (snap_has_clones (d, s->info.id))
+    return -EBUSY;              /* its clones read its data */
   if ((r = space_room_for_checkpoint (d, false)) < 0)
     return r;
   if (!(s = snap_by_name (d, name)))
@@ -117,7 +119,10 @@ sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
   /* Until the record is durable a crash brings the snapshot back: its
    * data stays, and writes keep copying for it. */
   uint64_t id = s->info.id;
+  s->keeping = true;            /* no clone of it meanwhile */
   r = diff_commit (d, t.seq);
+  if ((s = snap_by_id (d, id, NULL)))
+    s->keeping = false;
   if (r < 0)
     return r;
   if (!(s = snap_by_id (d, id, NULL)) || s->deleted)

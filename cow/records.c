@@ -29,7 +29,8 @@ rec_snapshot (void *buf, const struct sc_snapshot_info *s)
   r->ctime_ns = s->ctime_ns;
   r->volume_size = s->volume_size;
   r->flags = (s->auto_release ? SC_SNAP_F_AUTO_RELEASE : 0) |
-             (s->checkpoint ? SC_SNAP_F_CHECKPOINT : 0);
+             (s->checkpoint ? SC_SNAP_F_CHECKPOINT : 0) |
+             (s->clone ? SC_SNAP_F_CLONE : 0);
   r->name_len = (uint16_t) name_len;
   memcpy (r->name, s->name, name_len);
   return len;
@@ -153,6 +154,35 @@ rec_keep_checkpoint (void *buf, uint64_t id)
   return sizeof *r;
 }
 
+size_t
+rec_clone_base (void *buf, uint64_t id, uint64_t base_id)
+{
+  REC (sc_rec_clone_base, r, buf, SC_REC_CLONE_BASE);
+  r->id = id;
+  r->base_id = base_id;
+  return sizeof *r;
+}
+
+/* slot CLONE_ZERO: the chunk reads as zeros (no slot, no sums). */
+size_t
+rec_clone_data (void *buf, uint64_t id, uint64_t chunk, uint64_t slot,
+                const uint32_t *sums, uint32_t nsums)
+{
+  bool zero = slot == CLONE_ZERO;
+  size_t len = sc_rec_padded (sizeof (struct sc_rec_clone_data)
+                              + (zero ? 0 : nsums * sizeof *sums));
+  memset (buf, 0, len);
+  REC (sc_rec_clone_data, r, buf, SC_REC_CLONE_DATA);
+  r->id = id;
+  r->chunk = chunk;
+  r->flags = zero ? SC_CLONE_F_ZERO : 0;
+  r->nsums = zero ? 0 : (uint16_t) nsums;
+  r->slot = zero ? 0 : slot;
+  if (!zero)
+    memcpy (r->sums, sums, nsums * sizeof *sums);
+  return len;
+}
+
 int
 rec_append_snapshot (struct sc_journal *j, const struct sc_snapshot_info *s,
                      uint64_t *seq)
@@ -163,5 +193,8 @@ rec_append_snapshot (struct sc_journal *j, const struct sc_snapshot_info *s,
     r = sc_journal_append (j, rec, rec_snapshot_uuid (rec, s), seq);
   if (r == 0 && s->in_set)
     r = sc_journal_append (j, rec, rec_snapshot_set (rec, s), seq);
+  if (r == 0 && s->clone)
+    r = sc_journal_append (j, rec, rec_clone_base (rec, s->id, s->base_id),
+                           seq);
   return r;
 }

@@ -170,6 +170,8 @@ static int
 apply_create (struct sc_diff *d, const struct sc_rec_snap_create *r,
               char *err, size_t errlen)
 {
+  if (r->flags & SC_SNAP_F_CLONE)
+    return clone_apply_create (d, r, err, errlen);
   struct snap *s = calloc (1, sizeof *s);
   if (!s)
     return -ENOMEM;
@@ -180,7 +182,7 @@ apply_create (struct sc_diff *d, const struct sc_rec_snap_create *r,
       (r->flags & ~SC_SNAP_F_KNOWN) ||
       r->id < d->next_id || r->id == UINT64_MAX ||
       r->epoch < d->epoch || r->epoch == 0 ||
-      r->epoch == UINT32_MAX || snap_by_name (d, s->info.name)) {
+      r->epoch == UINT32_MAX || name_taken (d, s->info.name)) {
     free (s);
     return CORRUPT ("journal record %" PRIu64 ": bad snapshot record "
                     "(name, id %" PRIu64 " or epoch %u)", r->h.seq, r->id,
@@ -222,10 +224,11 @@ apply_uuid (struct sc_diff *d, const struct sc_rec_snap_uuid *r, char *err,
             size_t errlen)
 {
   struct snap *s = snap_by_id (d, r->id, NULL);
-  if (!s)
+  struct clone *c = s ? NULL : clone_by_id (d, r->id);
+  if (!s && !c)
     return CORRUPT ("journal record %" PRIu64 ": gives a UUID to unknown "
                     "snapshot id %" PRIu64, r->h.seq, r->id);
-  memcpy (s->info.uuid, r->uuid, sizeof s->info.uuid);
+  memcpy (s ? s->info.uuid : c->info.uuid, r->uuid, sizeof s->info.uuid);
   return 0;
 }
 
@@ -235,9 +238,10 @@ apply_keep_checkpoint (struct sc_diff *d,
                        size_t errlen)
 {
   struct snap *s = snap_by_id (d, r->id, NULL);
-  if (!s || s->info.checkpoint)
+  if (!s || s->info.checkpoint || snap_has_clones (d, r->id))
     return CORRUPT ("journal record %" PRIu64 ": keeps unknown snapshot "
-                    "id %" PRIu64 " as a checkpoint", r->h.seq, r->id);
+                    "id %" PRIu64 " (or a base of clones) as a checkpoint",
+                    r->h.seq, r->id);
   snap_make_checkpoint (d, s);
   return 0;
 }
@@ -247,9 +251,12 @@ apply_delete (struct sc_diff *d, const struct sc_rec_snap_delete *r,
               char *err, size_t errlen)
 {
   size_t pos;
-  if (!snap_by_id (d, r->id, &pos))
+  if (clone_apply_delete (d, r->id) == 0)
+    return 0;
+  if (!snap_by_id (d, r->id, &pos) || snap_has_clones (d, r->id))
     return CORRUPT ("journal record %" PRIu64 ": deletes unknown "
-                    "snapshot id %" PRIu64, r->h.seq, r->id);
+                    "snapshot id %" PRIu64 " (or a base of clones)",
+                    r->h.seq, r->id);
   snap_remove_at (d, pos);
   return 0;
 }
@@ -259,9 +266,16 @@ apply_invalid (struct sc_diff *d, const struct sc_rec_snap_invalid *r,
                char *err, size_t errlen)
 {
   struct snap *s = snap_by_id (d, r->id, NULL);
-  if (!s || r->reason == SC_VALID)
+  struct clone *c = s ? NULL : clone_by_id (d, r->id);
+  if ((!s && !c) || r->reason == SC_VALID)
     return CORRUPT ("journal record %" PRIu64 ": invalidates unknown "
                     "snapshot id %" PRIu64, r->h.seq, r->id);
+  if (c) {
+    c->info.invalid_reason = r->reason;
+    c->info.invalid_errno = r->err;
+    c->info.invalid_chunk = r->chunk;
+    return 0;
+  }
   snap_set_invalid (d, s, r->reason, r->err, r->chunk);
   return 0;
 }
@@ -355,6 +369,9 @@ apply_drop (struct sc_diff *d, const struct sc_rec_snap_drop *r, char *err,
     return CORRUPT ("journal record %" PRIu64 ": bad name in a drop "
                     "record", r->h.seq);
   size_t pos;
+  if (snap_has_clones (d, r->id))
+    return CORRUPT ("journal record %" PRIu64 ": drops a base of clones",
+                    r->h.seq);
   if (snap_by_id (d, r->id, &pos))
     snap_remove_at (d, pos);
   space_drop_push (d, &di, r->total);
@@ -412,6 +429,9 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   case SC_REC_SNAP_UUID:    return apply_uuid (d, r, err, errlen);
   case SC_REC_KEEP_CHECKPOINT:
     return apply_keep_checkpoint (d, r, err, errlen);
+  case SC_REC_CLONE_BASE:   return clone_apply_base (d, r, err, errlen);
+  case SC_REC_CLONE_DATA:   return clone_apply_data (d, r, durable, err,
+                                                     errlen);
   }
   return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
                   h->type);
@@ -468,6 +488,8 @@ record_snapshot (const struct sc_rec_hdr *h)
   case SC_REC_SNAP_UUID: return ((const struct sc_rec_snap_uuid *) r)->id;
   case SC_REC_KEEP_CHECKPOINT:
     return ((const struct sc_rec_keep_checkpoint *) r)->id;
+  case SC_REC_CLONE_BASE: return ((const struct sc_rec_clone_base *) r)->id;
+  case SC_REC_CLONE_DATA: return ((const struct sc_rec_clone_data *) r)->id;
   }
   return 0;
 }
@@ -480,7 +502,7 @@ salvage_apply (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   struct sc_salvage_report *sv = d->salv;
   if (sv->nlosses_total) {
     uint64_t id = record_snapshot (h);
-    if (id && !snap_by_id (d, id, NULL)) {
+    if (id && !snap_by_id (d, id, NULL) && !clone_by_id (d, id)) {
       sv->skipped++;            /* its snapshot went with lost records */
       return 0;
     }
@@ -538,6 +560,7 @@ salvage_distrust (struct sc_diff *d, struct replay_out *o)
     snap_set_invalid (d, s, SC_INVALID_SALVAGED, 0, 0);
     o->invalidated = true;
   }
+  clone_salvage_distrust (d, sv->suspect_below);
   return 0;
 }
 
@@ -571,6 +594,8 @@ build_alloc (struct sc_diff *d, const uint64_t *chain, size_t nchain,
   }
   struct mark_ctx m = { .d = d, .max_slot = max_slot };
   copymap_visit (d, mark_slot, &m);
+  if (!m.bad)
+    (void) clone_mark_slots (d, max_slot, &m.bad);
   if (m.bad)
     return CORRUPT ("data slot %" PRIu64 " (offset %" PRIu64 ") is outside "
                     "the file or used twice", m.bad,
@@ -656,6 +681,8 @@ replay_journal (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
               strerror (-r));
     return r;
   }
+  if ((r = clone_replay_end (d, durable, err, errlen)) < 0)
+    return r;
   if (d->salv && d->salv->nlosses_total && d->epoch == 0 &&
       d->replayed_records)
     d->epoch = 1;               /* the state record was lost */

@@ -265,11 +265,13 @@ snap_listed (const struct sc_diff *d)
   return n;
 }
 
+/* A base of clones is never dropped by a policy: it is skipped. */
 struct snap *
 snap_oldest_listed (struct sc_diff *d)
 {
   for (size_t i = 0; i < d->nsnaps; i++)
-    if (!d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint)
+    if (!d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint &&
+        !snap_has_clones (d, d->snaps[i]->info.id))
       return d->snaps[i];
   return NULL;
 }

@@ -38,7 +38,7 @@ snap_new (struct sc_diff *d, const char *name,
 {
   if (name && !sc_snapshot_name_valid (name))
     return -EINVAL;
-  if (name && snap_by_name (d, name))
+  if (name && name_taken (d, name))
     return -EEXIST;
   struct snap *s = calloc (1, sizeof *s);
   if (!s)
@@ -49,7 +49,7 @@ snap_new (struct sc_diff *d, const char *name,
   else {
     default_name (s->info.name, sizeof s->info.name, s->info.ctime_ns);
     size_t base = strlen (s->info.name);
-    for (unsigned k = 2; snap_by_name (d, s->info.name); k++)
+    for (unsigned k = 2; name_taken (d, s->info.name); k++)
       snprintf (s->info.name + base, sizeof s->info.name - base, "+%u", k);
   }
   s->info.id = d->next_id;
@@ -171,18 +171,54 @@ snap_for_change (struct sc_diff *d, const char *name, struct snap **out)
   return *out ? 0 : -ENOENT;
 }
 
-/* Delete snapshot name; when uuid, only if it is still that snapshot
- * (compared under the lock the delete holds: nothing comes between). */
+/* Delete clone `name` (with uuid, only if it has that UUID). */
 static int
-snapshot_delete (struct sc_diff *d, const char *name, const uint8_t *uuid)
+clone_delete_named (struct sc_diff *d, const char *name, const uint8_t *uuid)
 {
-  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  int r = diff_recover (d);
+  struct clone *c = clone_by_name (d, name);
+  if (r < 0 || !c)
+    return r < 0 ? r : -ENOENT;
+  if (uuid && memcmp (c->info.uuid, uuid, sizeof c->info.uuid) != 0)
+    return -ESTALE;
+  r = clone_delete (d, c);
+  if (r == 0)
+    ckpt_maybe (d);
+  return r;
+}
+
+/* Delete snapshot name; when uuid, only if it is still that snapshot
+ * (compared under the lock the delete holds: nothing comes between).
+ * The base of clones goes only with them (with_clones: first). */
+static int
+snapshot_delete_locked (struct sc_diff *d, const char *name,
+                        const uint8_t *uuid, bool with_clones)
+{
+  if (clone_by_name (d, name))
+    return clone_delete_named (d, name, uuid);
   struct snap *s;
   int r = snap_for_change (d, name, &s);
   if (r < 0)
     return r;
   if (uuid && memcmp (s->info.uuid, uuid, sizeof s->info.uuid) != 0)
     return -ESTALE;
+  uint64_t id = s->info.id;
+  while (with_clones && snap_has_clones (d, id)) {
+    struct clone *c = NULL;
+    for (size_t i = 0; i < d->nclones && !c; i++)
+      if (d->clones[i]->info.base_id == id && !d->clones[i]->deleted)
+        c = d->clones[i];
+    if (!c)
+      return -EBUSY;            /* a delete of one is under way */
+    if ((r = clone_delete (d, c)) < 0)
+      return r;
+  }
+  if (snap_has_clones (d, id))
+    return -EBUSY;
+  if (!(s = snap_by_id (d, id, NULL)) || s->deleted)
+    return -ENOENT;             /* went while the clones did */
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
@@ -198,14 +234,23 @@ snapshot_delete (struct sc_diff *d, const char *name, const uint8_t *uuid)
 int
 sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
 {
-  return snapshot_delete (d, name, NULL);
+  LOCKED (d);
+  return snapshot_delete_locked (d, name, NULL, false);
 }
 
 int
 sc_diff_snapshot_delete_uuid (struct sc_diff *d, const char *name,
                               const uint8_t uuid[16])
 {
-  return snapshot_delete (d, name, uuid);
+  LOCKED (d);
+  return snapshot_delete_locked (d, name, uuid, false);
+}
+
+int
+sc_diff_snapshot_delete_with_clones (struct sc_diff *d, const char *name)
+{
+  LOCKED (d);
+  return snapshot_delete_locked (d, name, NULL, true);
 }
 
 int
@@ -213,7 +258,8 @@ sc_diff_snapshot_list (struct sc_diff *d, struct sc_snapshot_info **out,
                        size_t *n)
 {
   LOCKED (d);
-  struct sc_snapshot_info *v = calloc (d->nsnaps + 1, sizeof *v);
+  struct sc_snapshot_info *v = calloc (d->nsnaps + d->nclones + 1,
+                                       sizeof *v);
   if (!v)
     return -ENOMEM;
   size_t k = 0;
@@ -221,6 +267,7 @@ sc_diff_snapshot_list (struct sc_diff *d, struct sc_snapshot_info **out,
     if (!d->snaps[i]->deleted)
       v[k++] = d->snaps[i]->info;
   copymap_used_bytes (d, v, k);
+  k += clone_list (d, v + k);   /* after the snapshots, in id order */
   *out = v;
   *n = k;
   return 0;
@@ -232,8 +279,11 @@ sc_diff_snapshot_find (struct sc_diff *d, const char *name,
 {
   LOCKED (d);
   struct snap *s = snap_by_name (d, name);
+  struct clone *c = s ? NULL : clone_by_name (d, name);
+  if (c)
+    clone_info (d, c, out);
   if (!s)
-    return -ENOENT;
+    return c ? 0 : -ENOENT;
   *out = s->info;
   copymap_used_bytes (d, out, 1);
   return 0;
@@ -245,8 +295,13 @@ sc_diff_snapshot_lookup (struct sc_diff *d, const char *name,
 {
   LOCKED (d);
   struct snap *s = snap_by_name (d, name);
+  struct clone *c = s ? NULL : clone_by_name (d, name);
+  if (c) {
+    clone_info (d, c, out);
+    out->used_bytes = 0;
+  }
   if (!s)
-    return -ENOENT;
+    return c ? 0 : -ENOENT;
   *out = s->info;
   out->used_bytes = 0;
   return 0;

@@ -90,6 +90,12 @@ take_slot (struct sc_diff *d, uint64_t *offset)
 }
 
 int
+space_take_slot (struct sc_diff *d, uint64_t *offset)
+{
+  return take_slot (d, offset);
+}
+
+int
 sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset)
 {
   LOCKED (d);

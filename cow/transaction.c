@@ -39,6 +39,8 @@ diff_commit (struct sc_diff *d, uint64_t seq)
   int r = sc_journal_sync (&d->journal, seq, &d->lock);
   if (r < 0)
     diff_fail (d, r);
+  else if (d->ncfree)
+    clone_frees_durable (d);    /* a clone's replaced slots */
   return r;
 }
 

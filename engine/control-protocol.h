@@ -20,7 +20,9 @@
  *   HELLO                  -> * server  protocol=1 version=...
  *   INFO                   -> * volume  size= chunk-size= diff-used=
  *                             diff-file= snapshots= copies= epoch= ...
- *   LIST                   -> * snapshot (one per snapshot, oldest first)
+ *   LIST                   -> * snapshot (one per snapshot, oldest first;
+ *                             type=snapshot|checkpoint|clone, and for a
+ *                             clone base=NAME; clones after the snapshots)
  *   CREATE [NAME] [set=UUID] [auto-release=1] [delete-oldest=1]
  *                          -> * snapshot (the new one); EBUSY while another
  *                             creation is in progress on the volume;
@@ -36,10 +38,24 @@
  *                             uuid=UUID: delete NAME only if its UUID is
  *                             UUID, compared as it is deleted (ESTALE,
  *                             nothing deleted, if it has another: made
- *                             again under that name)
+ *                             again under that name).  A snapshot with
+ *                             clones: EBUSY ("snapshot NAME has clones:
+ *                             A, B; ..."), unless with-clones=1: its
+ *                             clones are deleted first (* deleted
+ *                             name=A, ...), then NAME
+ *   DELETE NAME with-clones=1
  *   DELETE-OLDEST          -> * deleted name=... (the oldest snapshot; never
- *                             a checkpoint)
- *   DELETE-ALL             -> * deleted name=... (one per snapshot)
+ *                             a checkpoint, never a clone)
+ *   DELETE-ALL             -> * deleted name=... (one per snapshot; clones
+ *                             first)
+ *   CLONE SNAPSHOT NAME    -> * snapshot (the new clone, type=clone
+ *                             base=SNAPSHOT).  A writable clone, exported
+ *                             read-write as NAME (cow/diffarea.h).  EEXIST
+ *                             (the name is taken), EINVAL (a bad name or
+ *                             live, a base that is a checkpoint, a clone
+ *                             or auto-release), ENOENT (no such snapshot),
+ *                             EIO (the base is invalid); nothing changes
+ *                             then.  Offline too
  *   RESIZE max=BYTES|unbounded [force=1]
  *                          -> * resized max= dropped=
  *   STATS                  -> * stats chunks-copied= bytes-copied= ...

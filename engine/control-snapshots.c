@@ -17,13 +17,17 @@ sc_reply_snapshot (int fd, const struct sc_snapshot_info *s)
   char id[24], epoch[16], created[32], used[24], reason[256], disc[24];
   char set[SC_CTL_UUID_LEN], uuid[SC_CTL_UUID_LEN], meta[24];
   bool valid = s->invalid_reason == SC_VALID;
-  struct sc_ctl_field f[13] = {
+  struct sc_ctl_field f[14] = {
     { "id", id }, { "name", s->name }, { "created", created },
     { "epoch", epoch }, { "state", valid ? "valid" : "invalid" },
     { "used", used }, { "discarded", disc },
-    { "type", s->checkpoint ? "checkpoint" : "snapshot" }, { "uuid", uuid },
+    { "type", s->clone ? "clone" : s->checkpoint ? "checkpoint"
+                                                 : "snapshot" },
+    { "uuid", uuid },
   };
   size_t n = 9;
+  if (s->clone)
+    f[n++] = (struct sc_ctl_field) { "base", s->base_name };
 
   snprintf (disc, sizeof disc, "%" PRIu64, s->discarded_bytes);
   snprintf (id, sizeof id, "%" PRIu64, s->id);
@@ -163,6 +167,19 @@ sc_verb_list (struct session *ss, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
+/* A snapshot with clones cannot go: which clones. */
+static int
+reply_busy (struct sc_volume *v, int fd, const char *name)
+{
+  struct sc_snapshot_info s;
+  char names[512] = "";
+  if (sc_volume_snapshot_lookup (v, name, &s) == 0)
+    sc_diff_clone_names (sc_volume_diff (v), s.id, names, sizeof names);
+  return sc_ctl_write_err (fd, EBUSY, "snapshot %s has clones: %s; delete "
+                           "them first or use --with-clones", name,
+                           names[0] ? names : "(being deleted)");
+}
+
 /* DELETE NAME keep-checkpoint=1: why a snapshot cannot be kept as a
  * checkpoint. */
 static int
@@ -182,6 +199,8 @@ reply_keep_err (struct sc_volume *v, int fd, int err, const char *name)
     return sc_ctl_write_err (fd, EMFILE, "cannot keep %s as a checkpoint: "
                              "the limit max-checkpoints is reached; delete "
                              "a checkpoint first", name);
+  case EBUSY:
+    return reply_busy (v, fd, name);
   default:
     return sc_reply_snapshot_verr (v, fd, err, "delete", name);
   }
@@ -214,17 +233,20 @@ int
 sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
 {
   const char *name = req->args[0], *uuid = NULL;
-  bool keep = false;
+  bool keep = false, with_clones = false;
   int r;
 
   if (req->nargs > 1) {
     if (strcmp (req->args[1], "keep-checkpoint=1") == 0)
       keep = true;
+    else if (strcmp (req->args[1], "with-clones=1") == 0)
+      with_clones = true;
     else if (strncmp (req->args[1], "uuid=", 5) == 0)
       uuid = req->args[1] + 5;
     else if (strcmp (req->args[1], "keep-checkpoint=0") != 0)
       return sc_ctl_write_err (fd, EINVAL, "usage: DELETE NAME "
-                               "[keep-checkpoint=1 | uuid=UUID]");
+                               "[keep-checkpoint=1 | uuid=UUID | "
+                               "with-clones=1]");
   }
   if (!sc_snapshot_name_valid (name))
     return sc_reply_snapshot_err (fd, -EINVAL, "delete", name);
@@ -237,11 +259,41 @@ sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
     r = reply_deleted_kept (fd, name);
     return r < 0 ? r : sc_ctl_write_ok (fd);
   }
-  r = sc_volume_snapshot_delete (ss->v, name);
+  char clones[1024] = "";
+  struct sc_snapshot_info s;
+  if (with_clones && sc_volume_snapshot_lookup (ss->v, name, &s) == 0)
+    sc_diff_clone_names (sc_volume_diff (ss->v), s.id, clones,
+                         sizeof clones);
+  r = with_clones ? sc_volume_snapshot_delete_with_clones (ss->v, name)
+                  : sc_volume_snapshot_delete (ss->v, name);
+  if (r == -EBUSY)
+    return reply_busy (ss->v, fd, name);
   if (r < 0)
     return sc_reply_snapshot_verr (ss->v, fd, r, "delete", name);
-  r = sc_reply_deleted (fd, name);
+  for (char *p = clones, *q; r == 0 && *p; p = q) {   /* "A, B" */
+    q = strstr (p, ", ");
+    if (q) {
+      *q = '\0';
+      q += 2;
+    }
+    else
+      q = p + strlen (p);
+    r = sc_reply_deleted (fd, p);
+  }
+  if (r == 0)
+    r = sc_reply_deleted (fd, name);
   return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+static void
+sort_clones_first (struct sc_snapshot_info *list, size_t n)
+{
+  for (size_t i = 0, k = 0; i < n; i++)
+    if (list[i].clone) {
+      struct sc_snapshot_info t = list[i];
+      memmove (&list[k + 1], &list[k], (i - k) * sizeof *list);
+      list[k++] = t;
+    }
 }
 
 /* DELETE-OLDEST, DELETE-ALL and DELETE-SET work on a listing taken
@@ -267,10 +319,12 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
   if (!all) {                   /* the oldest snapshot, first in the list */
     size_t k = 0;
     for (i = 0; i < n; i++)
-      if (!list[i].checkpoint)
+      if (!list[i].checkpoint && !list[i].clone)
         list[k++] = list[i];
     n = k;
   }
+  else                          /* clones before their bases */
+    sort_clones_first (list, n);
   if (n == 0 && !all) {
     free (list);
     return sc_ctl_write_err (fd, ENOENT, "no snapshots");

@@ -95,6 +95,10 @@ int sc_verb_abort (struct session *ss, const struct sc_ctl_request *req,
 int sc_verb_checkpoint (struct session *ss, const struct sc_ctl_request *req,
                         int fd);
 
+/* control-clone.c */
+int sc_verb_clone (struct session *ss, const struct sc_ctl_request *req,
+                   int fd);
+
 /* control-diff.c */
 int sc_verb_diff (struct session *ss, const struct sc_ctl_request *req,
                   int fd);

@@ -139,7 +139,8 @@ static const struct verb {
     "RESIZE max=BYTES|unbounded [force=1]" },
   /* control-snapshots.c */
   { "LIST", 0, 0, 0, sc_verb_list, "LIST" },
-  { "DELETE", 1, 2, 0, sc_verb_delete, "DELETE NAME [keep-checkpoint=1 | uuid=UUID]" },
+  { "DELETE", 1, 2, 0, sc_verb_delete,
+    "DELETE NAME [keep-checkpoint=1 | uuid=UUID | with-clones=1]" },
   { "DELETE-OLDEST", 0, 0, 0, sc_verb_delete_oldest, "DELETE-OLDEST" },
   { "DELETE-ALL", 0, 0, 0, sc_verb_delete_all, "DELETE-ALL" },
   { "DELETE-SET", 1, 1, 0, sc_verb_delete_set, "DELETE-SET UUID" },
@@ -155,6 +156,8 @@ static const struct verb {
   { "ABORT", 0, 0, LIVE, sc_verb_abort, "ABORT" },
   { "CHECKPOINT", 1, 2, LIVE, sc_verb_checkpoint,
     "CHECKPOINT NAME [delete-oldest=1]" },
+  /* control-clone.c: offline too */
+  { "CLONE", 2, 2, 0, sc_verb_clone, "CLONE SNAPSHOT NAME" },
   /* control-diff.c: offline too, on the diff-area file */
   { "DIFF", 1, 4, 0, sc_verb_diff,
     "DIFF FROM [TO] [start=CHUNK] [max=N]" },

@@ -54,6 +54,8 @@ struct sc_volume {
 
   pthread_rwlock_t gate;        /* lock order 1 (writer preferred) */
   struct sc_rangelock chunks;   /* lock order 2 */
+  struct sc_rangelock clone_chunks;     /* clone I/O (volume-clone.c):
+                                           before `chunks` */
 
   /* Bounce buffer pool for old data (volume-cow.c); a leaf lock. */
   pthread_mutex_t pool_lock;

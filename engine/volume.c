@@ -90,6 +90,7 @@ volume_alloc (void)
   pthread_rwlock_init (&v->gate, &attr);
   pthread_rwlockattr_destroy (&attr);
   sc_rangelock_init (&v->chunks);
+  sc_rangelock_init (&v->clone_chunks);
   pthread_mutex_init (&v->pool_lock, NULL);
   pthread_cond_init (&v->pool_cond, NULL);
   pthread_mutex_init (&v->hold_lock, NULL);
@@ -109,6 +110,7 @@ volume_free (struct sc_volume *v)
   sc_vol_pool_free (v);
   pthread_rwlock_destroy (&v->gate);
   sc_rangelock_destroy (&v->chunks);
+  sc_rangelock_destroy (&v->clone_chunks);
   pthread_mutex_destroy (&v->pool_lock);
   pthread_cond_destroy (&v->pool_cond);
   pthread_mutex_destroy (&v->hold_lock);

@@ -259,4 +259,38 @@ int sc_volume_scrub_start (struct sc_volume *v, uint64_t rate,
 void sc_volume_scrub_status (struct sc_volume *v,
                              struct sc_scrub_status *out);
 
+/* ---- writable clones (volume-clone.c) --------------------------------
+ *
+ * A clone (cow/diffarea.h, "writable clones") is served read-write: its
+ * own chunks verified on every read, the rest read as its base snapshot
+ * (pinned and range-locked as a snapshot read).  A write goes whole
+ * chunks to new slots of the diff area, a partial one merged with the
+ * chunk's content first; the origin is never written.  Writes of one
+ * chunk of a clone are serialized.  SC_FUA commits before returning;
+ * flush makes every earlier write durable.  Errors: -ENOENT (deleted),
+ * -EIO (damaged, or its base invalid), -ENOSPC (the diff area's limit),
+ * -EINVAL (out of range), -ENODEV offline. */
+int sc_volume_clone_create (struct sc_volume *v, const char *snapshot,
+                            const char *name, struct sc_snapshot_info *out,
+                            char *err, size_t errlen);
+int sc_volume_clone_read (struct sc_volume *v, uint64_t id, void *buf,
+                          uint32_t count, uint64_t offset);
+int sc_volume_clone_write (struct sc_volume *v, uint64_t id, const void *buf,
+                           uint32_t count, uint64_t offset, unsigned flags);
+/* Whole chunks become ZERO (no slot); a partial one is written zeros. */
+int sc_volume_clone_zero (struct sc_volume *v, uint64_t id, uint32_t count,
+                          uint64_t offset, unsigned flags);
+/* Whole chunks become ZERO, their slots freed; partial ones unchanged. */
+int sc_volume_clone_trim (struct sc_volume *v, uint64_t id, uint32_t count,
+                          uint64_t offset, unsigned flags);
+int sc_volume_clone_flush (struct sc_volume *v, uint64_t id);
+/* The first run of one kind from offset: own data, zeros, or the base's
+ * extents. */
+int sc_volume_clone_extents (struct sc_volume *v, uint64_t id,
+                             uint32_t count, uint64_t offset,
+                             sc_extent_cb cb, void *opaque);
+/* Delete snapshot `name` and its clones first (each durably). */
+int sc_volume_snapshot_delete_with_clones (struct sc_volume *v,
+                                           const char *name);
+
 #endif

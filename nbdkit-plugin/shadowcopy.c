@@ -7,8 +7,9 @@
  *                     [control=SOCKET]
  *
  * Exports "" and "live" are the live volume (read-write); every valid
- * snapshot is exported read-only under its own name.  Checkpoints keep
- * no data: they are never listed, and opening one is refused.
+ * snapshot is exported read-only under its own name, every writable
+ * clone read-write under its own.  Checkpoints keep no data: they are
+ * never listed, and opening one is refused.
  */
 #include <config.h>
 
@@ -336,8 +337,12 @@ snapshot_description (const struct sc_snapshot_info *s, char *buf,
 {
   char when[64];
   sc_ctl_format_time (s->ctime_ns, when, sizeof when);
-  snprintf (buf, len, "snapshot id=%" PRIu64 " created=%s (read-only)",
-            s->id, when);
+  if (s->clone)
+    snprintf (buf, len, "writable clone of %s id=%" PRIu64 " created=%s "
+              "(read-write)", s->base_name, s->id, when);
+  else
+    snprintf (buf, len, "snapshot id=%" PRIu64 " created=%s (read-only)",
+              s->id, when);
 }
 
 static int
@@ -374,6 +379,7 @@ shadowcopy_default_export (int readonly, int is_tls)
 
 struct handle {
   bool live;
+  bool clone;                   /* snap_id is a writable clone's */
   uint64_t snap_id;
   uint64_t size;
   char name[SC_NAME_MAX + 1];
@@ -425,6 +431,16 @@ shadowcopy_open (int readonly)
     return NULL;
   }
   h->snap_id = info.id;
+  h->clone = info.clone;
+  if (h->clone && (r = sc_volume_clone_read (volume, h->snap_id, NULL, 0,
+                                             0)) < 0) {
+    nbdkit_error ("clone '%s' cannot be served: %s", name,
+                  r == -EIO ? "it is damaged, or its base snapshot is "
+                              "invalid" : strerror (-r));
+    nbdkit_set_error (-r);
+    free (h);
+    return NULL;
+  }
   h->size = info.volume_size;
   snprintf (h->name, sizeof h->name, "%s", info.name);
   snapshot_description (&info, h->description, sizeof h->description);
@@ -461,11 +477,12 @@ shadowcopy_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
   return 0;
 }
 
+/* The live volume and writable clones take writes, zeros and flushes. */
 static int
 live_only (void *handle)
 {
   struct handle *h = handle;
-  return h->live;
+  return h->live || h->clone;
 }
 
 /* Snapshots are read-only for data, but with discard-snapshots=on their
@@ -475,14 +492,14 @@ static int
 shadowcopy_can_write (void *handle)
 {
   struct handle *h = handle;
-  return h->live || discard_snapshots;
+  return h->live || h->clone || discard_snapshots;
 }
 
 static int
 shadowcopy_can_fua (void *handle)
 {
   struct handle *h = handle;
-  return h->live ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
+  return h->live || h->clone ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
 }
 
 /* The live volume's map is the origin's; a snapshot's comes from where
@@ -507,11 +524,13 @@ fail (const struct handle *h, const char *what, uint32_t count,
       uint64_t offset, int r)
 {
   if (r == -ENOENT && !h->live) {
-    nbdkit_error ("%s: snapshot '%s' was deleted", what, h->name);
+    nbdkit_error ("%s: %s '%s' was deleted", what,
+                  h->clone ? "clone" : "snapshot", h->name);
     r = -ESHUTDOWN;
   }
   else if (r == -EIO && !h->live)
-    nbdkit_error ("%s: snapshot '%s' is no longer valid", what, h->name);
+    nbdkit_error ("%s: %s '%s' is no longer valid", what,
+                  h->clone ? "clone" : "snapshot", h->name);
   else
     nbdkit_error ("%s of %" PRIu32 " bytes at offset %" PRIu64 " on %s: %s",
                   what, count, offset, h->name, strerror (-r));
@@ -525,8 +544,10 @@ shadowcopy_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
 {
   struct handle *h = handle;
   int r = h->live ? sc_volume_read (volume, buf, count, offset)
-                  : sc_volume_snapshot_read (volume, h->snap_id, buf, count,
-                                             offset);
+          : h->clone ? sc_volume_clone_read (volume, h->snap_id, buf, count,
+                                             offset)
+          : sc_volume_snapshot_read (volume, h->snap_id, buf, count,
+                                     offset);
   return r < 0 ? fail (h, "read", count, offset, r) : 0;
 }
 
@@ -542,6 +563,11 @@ shadowcopy_pwrite (void *handle, const void *buf, uint32_t count,
                    uint64_t offset, uint32_t flags)
 {
   struct handle *h = handle;
+  if (h->clone) {
+    int r = sc_volume_clone_write (volume, h->snap_id, buf, count, offset,
+                                   engine_flags (flags));
+    return r < 0 ? fail (h, "write", count, offset, r) : 0;
+  }
   if (!h->live)
     return fail (h, "write", count, offset, -EPERM);
   int r = sc_volume_write (volume, buf, count, offset, engine_flags (flags));
@@ -553,13 +579,16 @@ shadowcopy_zero (void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
   struct handle *h = handle;
-  if (!h->live)
+  if (!h->live && !h->clone)
     return fail (h, "zero", count, offset, -EPERM);
   if (flags & NBDKIT_FLAG_FAST_ZERO) {
     nbdkit_set_error (ENOTSUP);
     return -1;
   }
-  int r = sc_volume_zero (volume, count, offset, engine_flags (flags));
+  int r = h->clone
+    ? sc_volume_clone_zero (volume, h->snap_id, count, offset,
+                            engine_flags (flags))
+    : sc_volume_zero (volume, count, offset, engine_flags (flags));
   return r < 0 ? fail (h, "zero", count, offset, r) : 0;
 }
 
@@ -568,6 +597,11 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
   struct handle *h = handle;
+  if (h->clone) {
+    int r = sc_volume_clone_trim (volume, h->snap_id, count, offset,
+                                  engine_flags (flags));
+    return r < 0 ? fail (h, "trim", count, offset, r) : 0;
+  }
   if (!h->live && discard_snapshots) {
     /* The reader no longer needs this range: no data changes. */
     int r = sc_volume_snapshot_discard (volume, h->snap_id, count, offset);
@@ -583,7 +617,8 @@ static int
 shadowcopy_flush (void *handle, uint32_t flags)
 {
   struct handle *h = handle;
-  int r = sc_volume_flush (volume);
+  int r = h->clone ? sc_volume_clone_flush (volume, h->snap_id)
+                   : sc_volume_flush (volume);
   return r < 0 ? fail (h, "flush", 0, 0, r) : 0;
 }
 
@@ -602,6 +637,8 @@ shadowcopy_extents (void *handle, uint32_t count, uint64_t offset,
   struct handle *h = handle;
   int r = h->live
     ? sc_volume_extents (volume, count, offset, add_extent, extents)
+    : h->clone ? sc_volume_clone_extents (volume, h->snap_id, count, offset,
+                                          add_extent, extents)
     : sc_volume_snapshot_extents (volume, h->snap_id, count, offset,
                                   flags & NBDKIT_FLAG_REQ_ONE, add_extent,
                                   extents);

@@ -71,7 +71,7 @@ recover_case () {
 
     "$PYTHON" "$TMP/app.py" "$MNT" "$TMP/done.log" "$TMP/stop" 2> "$TMP/app.log" &
     APP_PID=$!
-    for ((i = 0; i < 200; i++)); do [ "$(wc -l < "$TMP/done.log" 2>/dev/null || echo 0)" -ge 30 ] && break; sleep 0.1; done
+    for ((i = 0; i < 200; i++)); do [ "$(wc -l 2>/dev/null < "$TMP/done.log" || echo 0)" -ge 30 ] && break; sleep 0.1; done
     [ "$(wc -l < "$TMP/done.log")" -ge 30 ] || fail "the application does not write: $(cat "$TMP/app.log")"
 
     # A crash-consistent snapshot: no writer, the application running.

@@ -422,7 +422,8 @@ Test (control_diff, checkpoint_and_delete_arguments_are_checked)
   expect_err (&f, "CHECKPOINT c1 frob=1", "EINVAL", "unknown option");
   expect_err (&f, "CHECKPOINT s1", "EEXIST", "s1");
   expect_err (&f, "DELETE s1 keep-checkpoint=2", "EINVAL",
-              "usage: DELETE NAME [keep-checkpoint=1 | uuid=UUID]");
+              "usage: DELETE NAME [keep-checkpoint=1 | uuid=UUID | "
+              "with-clones=1]");
   expect_err (&f, "DELETE s1 frob", "EINVAL", "usage: DELETE NAME");
   expect_err (&f, "DELETE s1 keep-checkpoint=1 x", "EINVAL", "usage");
   /* keep-checkpoint=0 is a plain delete. */

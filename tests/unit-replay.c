@@ -983,7 +983,8 @@ Test (replay, snapshot_record_with_unknown_flags)
   r->h.type = SC_REC_SNAP_CREATE;
   r->id = 3;
   r->epoch = 3;
-  r->flags = 4;                 /* 0x1 AUTO_RELEASE, 0x2 CHECKPOINT; 0x4 is unknown */
+  r->flags = 8;                 /* 0x1 AUTO_RELEASE, 0x2 CHECKPOINT,
+                                   0x4 CLONE; 0x8 is unknown */
   r->name_len = 5;
   memcpy (r->name, "three", 5);
   uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 5));

@@ -221,6 +221,7 @@ snapshot_from_line (const struct sc_ctl_line *line,
   s->checkpoint = strcmp (s->type, "checkpoint") == 0;
   field_str (line, "uuid", s->uuid, sizeof s->uuid);
   field_u64 (line, "meta", &s->meta_bytes);
+  field_str (line, "base", s->base, sizeof s->base);
   return 0;
 }
 

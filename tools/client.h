@@ -37,6 +37,7 @@ struct sc_client_snapshot {
   bool checkpoint;              /* type "checkpoint": keeps no data */
   char uuid[37];                /* its own UUID, or "" (older servers) */
   uint64_t meta_bytes;          /* a checkpoint's metadata bytes */
+  char base[SC_NAME_MAX + 1];   /* type "clone": its base snapshot */
 };
 
 /* The volume, as the CLI shows it. */

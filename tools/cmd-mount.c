@@ -1,4 +1,5 @@
-/* shadowcopy mount / umount: a snapshot as a read-only filesystem.
+/* shadowcopy mount / umount: a snapshot as a read-only filesystem, a
+ * writable clone as a read-write one.
  *
  *   shadowcopy [-c SOCK] mount --nbd-socket NBDSOCK [-t TYPE] [-o OPTS]
  *              [--recover] NAME DIR
@@ -14,7 +15,9 @@
  *   - otherwise nbdfuse (read-only, in the background) exposes the export
  *     as a file, and losetup -r turns that file into /dev/loopN.
  * Then mount -o ro (with noload for ext3/ext4, whose journal cannot be
- * replayed on a read-only device).
+ * replayed on a read-only device).  A writable clone (its type in LIST,
+ * or without a control socket its export taking writes) is attached and
+ * mounted read-write, so its journal is replayed as after a crash.
  *
  * --recover (mount-recover.c): the device is a temporary writable clone
  * of the snapshot instead, attached read-write and mounted read-write,
@@ -36,6 +39,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <libnbd.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <inttypes.h>
@@ -524,7 +528,9 @@ attach_fuse (const char *sock, const char *name, bool rw,
 /* mount's arguments. */
 struct mount_args {
   const char *nbd, *type, *opts, *name, *dir;
-  bool recover;                 /* on a clone, the journal replayed */
+  bool rw;                      /* a writable clone, or --recover's */
+  bool recover;                 /* on a temporary clone, the journal
+                                   replayed, then remounted read-only */
 };
 
 /* 0, or the exit status with the error said. */
@@ -563,10 +569,27 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
   return 0;
 }
 
+/* Without a control socket: does export NAME take writes (a clone)? */
+static bool
+export_writable (const char *sock, const char *name)
+{
+  struct nbd_handle *h = nbd_create ();
+  bool rw = false;
+  if (h && nbd_set_export_name (h, name) == 0 &&
+      nbd_connect_unix (h, sock) == 0)
+    rw = nbd_is_read_only (h) == 0;
+  if (h) {
+    nbd_shutdown (h, 0);
+    nbd_close (h);
+  }
+  return rw;
+}
+
 /* With a control socket, a missing snapshot, or a checkpoint (which
- * keeps no data to mount), is named clearly.  0, or -1 (said). */
+ * keeps no data to mount), is named clearly; *rw: it is a writable
+ * clone.  0, or -1 (said). */
 static int
-check_snapshot (const char *socket, const char *name)
+check_snapshot (const char *socket, const char *name, bool *rw)
 {
   struct sc_client *c;
   struct sc_client_snapshot *s;
@@ -584,6 +607,7 @@ check_snapshot (const char *socket, const char *name)
     if (strcmp (s[k].name, name) == 0) {
       found = true;
       checkpoint = s[k].checkpoint;
+      *rw = strcmp (s[k].type, "clone") == 0;
     }
   free (s);
   sc_client_close (c, err, sizeof err);
@@ -619,12 +643,15 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
   const char *t = m->type ? m->type : fstype;
   bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
   bool xfs = strcmp (t, "xfs") == 0;
+  /* XFS refuses a second filesystem with the UUID of one mounted: the
+   * live volume's, here as often as not. */
   if (m->recover)
-    snprintf (mopts, sizeof mopts, "rw%s%s", m->opts ? "," : "",
-              m->opts ? m->opts : "");
+    snprintf (mopts, sizeof mopts, "rw%s%s%s", xfs ? ",nouuid" : "",
+              m->opts ? "," : "", m->opts ? m->opts : "");
   else
-    snprintf (mopts, sizeof mopts, "ro%s%s%s", journal ? ",noload"
-              : xfs ? ",norecovery" : "", m->opts ? "," : "",
+    snprintf (mopts, sizeof mopts, "%s%s%s%s%s", m->rw ? "rw" : "ro",
+              m->rw ? "" : journal ? ",noload" : xfs ? ",norecovery" : "",
+              xfs ? ",nouuid" : "", m->opts ? "," : "",
               m->opts ? m->opts : "");
   char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
                     dev, absdir, NULL };
@@ -664,8 +691,16 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
                   "makes a clone to replay the journal on");
     return EXIT_FAILURE;
   }
-  if (socket && check_snapshot (socket, m.name) < 0)
+  if (socket && check_snapshot (socket, m.name, &m.rw) < 0)
     return EXIT_FAILURE;
+  if (!socket)
+    m.rw = export_writable (absnbd, m.name);
+  if (m.recover && m.rw) {
+    sc_cli_error ("%s is a writable clone: mount it without --recover (it "
+                  "is mounted read-write, and its journal replayed in it)",
+                  m.name);
+    return EXIT_FAILURE;
+  }
 
   char statefile[PATH_MAX + 64];
   struct stat st;
@@ -691,11 +726,12 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
       r = -1;
     }
     export = clone;
+    m.rw = true;
   }
   if (r == 0)
     r = have_kernel_nbd ()
-      ? attach_nbd (absnbd, export, m.recover, statefile, dev, sizeof dev)
-      : attach_fuse (absnbd, export, m.recover, statefile, dev, sizeof dev);
+      ? attach_nbd (absnbd, export, m.rw, statefile, dev, sizeof dev)
+      : attach_fuse (absnbd, export, m.rw, statefile, dev, sizeof dev);
   if (r == 0)
     r = mount_device (&m, dev, absdir, statefile);
   if (r < 0) {

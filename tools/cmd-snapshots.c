@@ -81,6 +81,8 @@ print_table (const struct sc_client_snapshot *s, size_t n)
             s[i].uuid[0] ? s[i].uuid : "-");
     if (sets)
       printf ("  %s", s[i].set[0] ? s[i].set : "-");
+    if (s[i].base[0])
+      printf ("  (clone of %s)", s[i].base);
     printf ("%s\n", s[i].auto_release ? " (auto-release)" : "");
   }
 }
@@ -107,6 +109,8 @@ print_json (const struct sc_client_snapshot *s, size_t n)
     sc_json_member_uint (&j, "used_bytes", s[i].used_bytes);
     if (s[i].checkpoint)
       sc_json_member_uint (&j, "meta-bytes", s[i].meta_bytes);
+    if (s[i].base[0])
+      sc_json_member_string (&j, "base", s[i].base);
     sc_json_member_uint (&j, "discarded_bytes", s[i].discarded_bytes);
     if (s[i].set[0])
       sc_json_member_string (&j, "set", s[i].set);
@@ -306,9 +310,9 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
 /* delete NAME... --keep-checkpoint: each snapshot's data goes, a
  * checkpoint of the same name stays. */
 static int
-delete_keep (struct sc_client *c, const char *name)
+delete_keep (struct sc_client *c, const char *name, const char *how)
 {
-  const char *args[] = { name, "keep-checkpoint=1" };
+  const char *args[] = { name, how };
   char err[1024];
   size_t n = 0;
   int r = sc_client_request (c, "DELETE", args, 2, on_set_deleted, &n,
@@ -326,7 +330,7 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
   struct sc_client *c;
   char err[1024];
   int i, status = EXIT_SUCCESS, todo = 0;
-  bool keep = false, operands = false;
+  bool keep = false, operands = false, with_clones = false;
 
   if (argc >= 2 && strcmp (argv[0], "--set") == 0)
     return delete_set (t, argc, argv);
@@ -341,6 +345,8 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
         operands = true;
       else if (!operands && strcmp (argv[i], "--keep-checkpoint") == 0)
         keep = true;
+      else if (!operands && strcmp (argv[i], "--with-clones") == 0)
+        with_clones = true;
       else if (!operands && argv[i][0] == '-')
         return sc_cli_usage_error ("delete: unexpected option '%s'",
                                    argv[i]);
@@ -349,6 +355,9 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
     }
     argc = todo;
     todo = 0;
+    if (keep && with_clones)
+      return sc_cli_usage_error ("delete: --keep-checkpoint and "
+                                 "--with-clones do not go together");
     if (argc == 0)
       return sc_cli_usage_error (keep ? "delete --keep-checkpoint needs "
                                  "NAME..." : "delete needs NAME..., "
@@ -374,8 +383,9 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
     }
   }
   for (i = 0; i < todo; i++) {
-    if (keep) {
-      if (delete_keep (c, argv[i]) < 0)
+    if (keep || with_clones) {
+      if (delete_keep (c, argv[i], keep ? "keep-checkpoint=1"
+                                        : "with-clones=1") < 0)
         status = EXIT_FAILURE;
     }
     else if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
@@ -385,6 +395,47 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
     }
   }
   return sc_cli_close_target (c, status);
+}
+
+/* ---- clone -------------------------------------------------------------- */
+
+static int on_checkpoint (const struct sc_ctl_line *line, void *opaque);
+
+/* clone SNAPSHOT NAME: a writable clone, served as export NAME. */
+int
+sc_cmd_clone (const struct sc_cli_target *t, int argc, char **argv)
+{
+  struct sc_client_snapshot s = { .id = 0 };
+  const char *args[2];
+  size_t nargs = 0;
+  bool operands = false;
+  struct sc_client *c;
+  char err[1024];
+
+  for (int i = 0; i < argc; i++) {
+    if (!operands && strcmp (argv[i], "--") == 0)
+      operands = true;
+    else if (!operands && argv[i][0] == '-')
+      return sc_cli_usage_error ("clone: unexpected option '%s'", argv[i]);
+    else if (nargs == 2)
+      return sc_cli_usage_error ("clone: unexpected argument '%s'",
+                                 argv[i]);
+    else
+      args[nargs++] = argv[i];
+  }
+  if (nargs != 2)
+    return sc_cli_usage_error ("clone needs SNAPSHOT NAME");
+  if (!sc_cli_name_ok (args[0]) || !sc_cli_name_ok (args[1]))
+    return EXIT_FAILURE;
+  if (sc_cli_open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
+    return EXIT_FAILURE;
+  if (sc_client_request (c, "CLONE", args, 2, on_checkpoint, &s, err,
+                         sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return sc_cli_close_target (c, EXIT_FAILURE);
+  }
+  printf ("%s\n", s.name[0] ? s.name : args[1]);
+  return sc_cli_close_target (c, EXIT_SUCCESS);
 }
 
 /* ---- checkpoint --------------------------------------------------------- */

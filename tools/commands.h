@@ -16,6 +16,7 @@ int sc_cmd_list (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_checkpoint (const struct sc_cli_target *t, int argc, char **argv);
+int sc_cmd_clone (const struct sc_cli_target *t, int argc, char **argv);
 
 /* cmd-diff.c: which byte ranges changed between two points in time. */
 int sc_cmd_diff (const struct sc_cli_target *t, int argc, char **argv);

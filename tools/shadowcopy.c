@@ -83,6 +83,7 @@ usage (void)
           "  writers [--json] [--writer CMD]... [--writers-dir DIR]\n"
           "                            list writers and their last results\n"
           "  mount --nbd-socket SOCK NAME DIR   mount a snapshot read-only\n"
+          "                            (a clone read-write)\n"
           "      --recover (replay its journal on a temporary clone first)\n"
           "  umount DIR                undo shadowcopy mount\n"
           "  list [--json]             list the snapshots, oldest first\n"
@@ -91,7 +92,10 @@ usage (void)
           "  delete NAME... --keep-checkpoint\n"
           "                            delete snapshots' data, keeping a\n"
           "                            checkpoint of each (for diff)\n"
+          "  delete NAME --with-clones delete a snapshot and its clones\n"
           "  delete --set ID           delete every snapshot of a set\n"
+          "  clone SNAPSHOT NAME       a writable clone of SNAPSHOT, served\n"
+          "                            read-write as export NAME"
           "  checkpoint [--delete-oldest] NAME\n"
           "                            mark this moment for diff, keeping\n"
           "                            no data (a server's)\n"
@@ -118,8 +122,9 @@ usage (void)
           "                            keep what can be proven intact, mark\n"
           "                            the other snapshots invalid\n"
           "\n"
-          "create and checkpoint need a running server; list, info, delete\n"
-          "and diff also work offline with --diff; check and salvage work\n"
+          "create and checkpoint need a running server; list, info, delete,\n"
+          "clone and diff also work offline with --diff; check and salvage\n"
+          "work"
           "only offline.\n"
           "Exit status: 0 ok, 1 error, 2 usage.  check: 0 clean, 1 damaged,\n"
           "2 usage, or the diff area cannot be checked (missing, in use).\n");
@@ -155,6 +160,7 @@ static const struct verb {
   { "info", sc_cmd_info, VOLUME_NEEDED },
   { "diff", sc_cmd_diff, VOLUME_NEEDED },
   { "checkpoint", sc_cmd_checkpoint, VOLUME_NEEDED },
+  { "clone", sc_cmd_clone, VOLUME_NEEDED },
   { "backup", sc_cmd_backup, VOLUME_SET },
   { "verify", sc_cmd_verify, VOLUME_OPTIONAL },
   { "restore", sc_cmd_restore, VOLUME_OPTIONAL },

@@ -192,6 +192,48 @@ view_free (struct view *v)
   memset (v, 0, sizeof *v);
 }
 
+/* Writable clones (format 4) are listed with the snapshots but have their
+ * base's epoch: each is checked here (found by name, its base listed and
+ * a snapshot, its own chunks inside the file), then left out of the
+ * snapshot checks.  Returns how many entries are left. */
+static size_t
+check_clones (struct sc_diff *d, struct sc_snapshot_info *s, size_t n,
+              uint64_t nchunks, uint64_t file_slots, uint32_t cs)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!s[i].clone) {
+      s[k++] = s[i];
+      continue;
+    }
+    struct sc_snapshot_info found, got;
+    bool based = false;
+    for (size_t j = 0; j < n; j++)
+      based |= !s[j].clone && !s[j].checkpoint && s[j].id == s[i].base_id &&
+               strcmp (s[j].name, s[i].base_name) == 0;
+    if (!based)
+      die ("clone %s: its base %s is not a listed snapshot", s[i].name,
+           s[i].base_name);
+    if (sc_diff_snapshot_find (d, s[i].name, &found) < 0 ||
+        found.id != s[i].id || !found.clone)
+      die ("listed clone %s not found by name", s[i].name);
+    int r = sc_diff_clone_get (d, s[i].id, &got);
+    if (r == -EIO && s[i].invalid_reason != SC_VALID)
+      continue;
+    if (r < 0)
+      die ("sc_diff_clone_get %s: %s", s[i].name, strerror (-r));
+    for (uint64_t c = 0; c < nchunks; c++) {
+      uint64_t off = 0;
+      if (sc_diff_clone_resolve (d, s[i].id, c, &off) == SC_WHERE_DIFF &&
+          (off % cs || off < SC_SB_AREA || off / cs >= file_slots))
+        die ("clone %s chunk %" PRIu64 " resolves to offset %" PRIu64
+             " outside the slots of the file", s[i].name, c, off);
+    }
+    sc_diff_clone_put (d, s[i].id);
+  }
+  return k;
+}
+
 /* Query an open diff area every way the read-only users do, checking the
  * answers against each other. */
 static void
@@ -215,6 +257,9 @@ view_take (struct sc_diff *d, struct view *v)
   uint64_t total_chunks = v->st.volume_size / cs +
                           (v->st.volume_size % cs != 0);
   v->nchunks = total_chunks < RESOLVE_CHUNKS ? total_chunks : RESOLVE_CHUNKS;
+  v->nsnaps = check_clones (d, v->snaps, v->nsnaps, v->nchunks,
+                            v->st.file_bytes / cs +
+                            (v->st.file_bytes % cs != 0), cs);
   size_t cells = v->nsnaps * v->nchunks;
   v->where = calloc (cells + 1, sizeof *v->where);
   v->offset = calloc (cells + 1, sizeof *v->offset);
@@ -392,7 +437,7 @@ check_offline (int opened, const struct view *v)
   if (!rep.loaded && rep.damage == 0)
     die ("the open refuses the diff area, the check finds no damage");
   if (rep.loaded &&
-      (rep.snapshots != v->nsnaps || rep.copies != v->st.copies ||
+      (rep.snapshots != v->st.snapshots || rep.copies != v->st.copies ||
        rep.epoch != v->st.epoch || rep.data_slots != v->st.data_slots ||
        rep.snapshots_valid + rep.snapshots_invalid != rep.snapshots))
     die ("sc_diff_check counts differ from the open's");

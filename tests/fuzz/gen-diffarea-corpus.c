@@ -270,6 +270,53 @@ checkpoints (void)
   save ("tracking-checkpoint", MODE_ROUNDTRIP);
 }
 
+/* A write to a clone as the engine makes one: a new slot (data), or
+ * ZERO. */
+static void
+clone_put (struct sc_diff *d, uint64_t id, uint64_t chunk, int zero)
+{
+  uint64_t seq, off = SC_COPY_ZERO;
+  uint32_t sums[SC_COPY_SUMS_MAX];
+  if (!zero) {
+    uint8_t buf[CHUNK_SIZE] = { 0 };
+    check (sc_diff_clone_slot_reserve (d, id, &off), "clone slot");
+    snprintf ((char *) buf, 16, "clone %" PRIu64, chunk);
+    if (pwrite (sc_diff_fd (d), buf, sizeof buf, (off_t) off) != sizeof buf)
+      die ("pwrite: %m");
+    sc_diff_copy_sums (d, buf, sums);
+  }
+  check (sc_diff_clone_map (d, id, chunk, off, zero ? NULL : sums, &seq),
+         "sc_diff_clone_map");
+  check (sc_diff_commit (d, seq), "sc_diff_commit");
+}
+
+/* Writable clones (format 4): CLONE_BASE and CLONE_DATA records, a
+ * rewrite (the old slot freed), a ZERO, a deleted clone. */
+static void
+clones (void)
+{
+  struct sc_diff *d = area_create ();
+  struct sc_snapshot_info c1, c2;
+  char err[256];
+  snap (d, "base");
+  copy (d, 1, 0);
+  check (sc_diff_clone_create (d, "base", "c1", &c1, err, sizeof err), err);
+  check (sc_diff_clone_create (d, "base", "c2", &c2, err, sizeof err), err);
+  clone_put (d, c1.id, 2, 0);
+  clone_put (d, c1.id, 2, 0);
+  clone_put (d, c1.id, 3, 1);
+  clone_put (d, c2.id, 4, 0);
+  snap (d, "later");
+  copy (d, 4, 0);
+  save ("clones-crashed", MODE_ROUNDTRIP | MODE_DATA_CRC);
+  check (sc_diff_snapshot_delete (d, "c2"), "delete c2");
+  check (sc_diff_close (d), "close");
+  save ("clones", MODE_ROUNDTRIP);
+  d = area_reopen (area_open ());
+  check (sc_diff_close (d), "close");
+  save ("clones-checkpoint", MODE_ROUNDTRIP | MODE_SALVAGE);
+}
+
 static void
 invalidations (void)
 {
@@ -466,6 +513,7 @@ main (int argc, char **argv)
   deletions ();
   checkpoints ();
   invalidations ();
+  clones ();
   long_journal ();
   names ();
   failed ();

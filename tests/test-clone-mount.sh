@@ -1,0 +1,53 @@
+#!/bin/bash
+# Tests shadowcopy mount of a writable clone: it is mounted read-write (nbdfuse and a loop device), a file written there is read back after umount and a new mount, fsck finds the clone's filesystem clean, and the snapshot and the live volume do not see the file.  Needs root, /dev/fuse and loop devices (else skips).
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/functions.sh"
+requires nbdfuse losetup mkfs.ext4 fsck.ext4 debugfs mount umount mountpoint fusermount3 blkid nbdcopy
+[ "$(id -u)" -eq 0 ] || skip "needs root (losetup, mount)"
+[ -c /dev/fuse ] || skip "no /dev/fuse"
+[ -e /dev/loop-control ] || skip "no loop devices"
+losetup -f > /dev/null 2>&1 || skip "no free loop device"
+
+export SHADOWCOPY_STATE_DIR=$TMP/state
+export SHADOWCOPY_MOUNT_FUSE=1
+mkdir -p "$TMP/mnt"
+cm_cleanup () {
+    local d l
+    mountpoint -q "$TMP/mnt" && umount "$TMP/mnt"
+    for l in $(losetup -a | grep "$TMP" | cut -d: -f1); do losetup -d "$l"; done
+    for d in "$TMP"/state/mounts/*.fuse; do
+        [ -d "$d" ] && fusermount3 -u "$d" 2>/dev/null
+    done
+    return 0
+}
+trap 'rc=$?; set +e; cm_cleanup; (exit $rc); _cleanup' EXIT
+
+truncate -s 32M "$TMP/disk"
+mkfs.ext4 -q -F "$TMP/disk" || fail "mkfs.ext4 failed"
+start_server "$TMP/disk" "$TMP/diff"
+sc create --no-writers s > /dev/null || fail "create failed"
+sc clone s c > /dev/null || fail "clone failed"
+s_sum=$(nbd_sha256 s)
+mnt () { "$SHADOWCOPY_CLI" -c "$CTL" mount --nbd-socket "$NBD_SOCK" c "$TMP/mnt"; }
+
+mnt > /dev/null || fail "mount of the clone failed"
+grep " $TMP/mnt " /proc/mounts | grep -q " rw," || fail "the clone is not mounted read-write: $(grep " $TMP/mnt " /proc/mounts)"
+head -c 300000 /dev/urandom > "$TMP/file"
+cp "$TMP/file" "$TMP/mnt/file" || fail "writing a file to the clone failed"
+sync -f "$TMP/mnt/file"
+"$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount failed"
+mnt > /dev/null || fail "mount again failed"
+cmp -s "$TMP/file" "$TMP/mnt/file" || fail "the file did not come back"
+"$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount failed"
+
+# The clone's filesystem is clean; the snapshot and live never saw it.
+nbd_save c "$TMP/c.img"
+fsck.ext4 -fn "$TMP/c.img" > "$TMP/fsck.log" 2>&1 || fail "fsck of the clone: $(cat "$TMP/fsck.log")"
+debugfs -R "stat /file" "$TMP/c.img" 2>/dev/null | grep -q "Size: 300000" ||
+    fail "the clone's image has no /file"
+[ "$(nbd_sha256 s)" = "$s_sum" ] || fail "the snapshot changed"
+cmp -s "$TMP/disk" <(nbdcopy "$(uri live)" -) || fail "live is not the origin"
+debugfs -R "stat /file" "$TMP/disk" 2>/dev/null | grep -q "Size: 300000" &&
+    fail "the origin has the clone's file"
+server_alive
+stop_server
