@@ -1,4 +1,4 @@
-/* shadowcopy: the on-disk format of the diff area (versions 1 to 3).
+/* shadowcopy: the on-disk format of the diff area (versions 1 to 4).
  *
  * docs/design.md describes it in prose; this header is its definition.
  * Every integer is little-endian.  Every metadata structure carries a
@@ -38,7 +38,9 @@
  * current version into the superblock before it writes any record, so a
  * binary that knows an older one refuses the area by its version instead
  * of tripping on an unknown record; versions 1 and 2 are still read. */
-#define SC_FORMAT_VERSION  3
+/* Version 4 added reverts (REVERT, REVERT_DONE, REVERT_END records) and
+ * clones. */
+#define SC_FORMAT_VERSION  4
 #define SC_FORMAT_VERSION_MIN 1
 #define SC_SB_SIZE         4096
 #define SC_SB_COPIES       2
@@ -147,6 +149,10 @@ enum sc_rec_type {
   SC_REC_SNAP_UUID = 14,        /* a snapshot's or checkpoint's UUID */
   SC_REC_KEEP_CHECKPOINT = 15,  /* a snapshot's data let go, kept as a
                                    checkpoint */
+  /* 16, 17: CLONE_BASE, CLONE_DATA (clones, version 4). */
+  SC_REC_REVERT = 18,           /* a revert of the live volume started */
+  SC_REC_REVERT_DONE = 19,      /* chunks of the origin hold its target */
+  SC_REC_REVERT_END = 20,       /* the revert finished or was ended */
 };
 
 struct sc_rec_state {
@@ -304,6 +310,38 @@ struct sc_rec_discard {
   uint64_t id;
   uint64_t first;
   uint64_t count;
+} __attribute__((packed));
+
+/* A revert of the live volume to snapshot `target_id` (version 4):
+ * from this record on the live volume reads as that snapshot.  Chunk c
+ * is to do when it has a copy or mark of an epoch W with target epoch <
+ * W < start_epoch (it changed after the target and before the revert),
+ * or the target's reader discarded it; it is done once a REVERT_DONE
+ * covers it.  Every write after the record has an epoch >= start_epoch:
+ * the record follows the SNAP_CREATE of `saved_id` (the pre-revert
+ * state, start_epoch its epoch + 1) in the same commit, or the live
+ * epoch moves to start_epoch with it.  One revert at a time. */
+struct sc_rec_revert {
+  struct sc_rec_hdr h;
+  uint64_t target_id;
+  uint64_t saved_id;            /* 0: none (or deleted since) */
+  uint32_t start_epoch;
+  uint32_t flags;               /* 0; unknown bits: corrupt */
+  uint64_t rate;                /* background bytes/s, 0 unbounded */
+} __attribute__((packed));
+
+/* Chunks [first, first + count) of the origin hold the revert's target
+ * content, durably (the origin was synced before this record). */
+struct sc_rec_revert_done {
+  struct sc_rec_hdr h;
+  uint64_t first;
+  uint64_t count;
+} __attribute__((packed));
+
+/* The revert to `target_id` finished (nothing is pending) or was ended. */
+struct sc_rec_revert_end {
+  struct sc_rec_hdr h;
+  uint64_t target_id;
 } __attribute__((packed));
 
 /* Room a journal slot always keeps for its NEXT record. */

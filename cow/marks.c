@@ -104,6 +104,8 @@ sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
     return -EINVAL;
   if (s->info.invalid_reason != SC_VALID)
     return -ESTALE;
+  if (revert_pins (d, s->info.id))
+    return -EBUSY;              /* the target of the running revert */
   if ((r = space_room_for_checkpoint (d, false)) < 0)
     return r;
   if (!(s = snap_by_name (d, name)))

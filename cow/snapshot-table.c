@@ -269,7 +269,8 @@ struct snap *
 snap_oldest_listed (struct sc_diff *d)
 {
   for (size_t i = 0; i < d->nsnaps; i++)
-    if (!d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint)
+    if (!d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint &&
+        !revert_pins (d, d->snaps[i]->info.id))  /* a revert's target */
       return d->snaps[i];
   return NULL;
 }
