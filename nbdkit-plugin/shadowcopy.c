@@ -374,6 +374,7 @@ shadowcopy_default_export (int readonly, int is_tls)
 
 struct handle {
   bool live;
+  uint64_t ticket;              /* live: sc_volume_live_open's */
   uint64_t snap_id;
   uint64_t size;
   char name[SC_NAME_MAX + 1];
@@ -391,6 +392,7 @@ shadowcopy_open (int readonly)
   }
   if (!name || !*name || strcmp (name, LIVE_EXPORT) == 0) {
     h->live = true;
+    h->ticket = sc_volume_live_open (volume);
     h->size = sc_volume_size (volume);
     snprintf (h->name, sizeof h->name, LIVE_EXPORT);
     snprintf (h->description, sizeof h->description, "live volume %s",
@@ -434,7 +436,23 @@ shadowcopy_open (int readonly)
 static void
 shadowcopy_close (void *handle)
 {
+  struct handle *h = handle;
+  if (h->live)
+    sc_volume_live_close (volume, h->ticket);
   free (handle);
+}
+
+/* A live connection revoked by `revert --force`: its caches are stale,
+ * so every request fails from then on. */
+static int
+revoked (const struct handle *h)
+{
+  if (!h->live || sc_volume_live_check (volume, h->ticket) == 0)
+    return 0;
+  nbdkit_error ("this connection to the live volume was revoked by a "
+                "revert (its cache is stale): reconnect");
+  nbdkit_set_error (ESHUTDOWN);
+  return -1;
 }
 
 static const char *
@@ -524,6 +542,8 @@ shadowcopy_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                   uint32_t flags)
 {
   struct handle *h = handle;
+  if (revoked (h))
+    return -1;
   int r = h->live ? sc_volume_read (volume, buf, count, offset)
                   : sc_volume_snapshot_read (volume, h->snap_id, buf, count,
                                              offset);
@@ -544,6 +564,8 @@ shadowcopy_pwrite (void *handle, const void *buf, uint32_t count,
   struct handle *h = handle;
   if (!h->live)
     return fail (h, "write", count, offset, -EPERM);
+  if (revoked (h))
+    return -1;
   int r = sc_volume_write (volume, buf, count, offset, engine_flags (flags));
   return r < 0 ? fail (h, "write", count, offset, r) : 0;
 }
@@ -555,6 +577,8 @@ shadowcopy_zero (void *handle, uint32_t count, uint64_t offset,
   struct handle *h = handle;
   if (!h->live)
     return fail (h, "zero", count, offset, -EPERM);
+  if (revoked (h))
+    return -1;
   if (flags & NBDKIT_FLAG_FAST_ZERO) {
     nbdkit_set_error (ENOTSUP);
     return -1;
@@ -575,6 +599,8 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
   }
   if (!h->live)
     return fail (h, "trim", count, offset, -EPERM);
+  if (revoked (h))
+    return -1;
   int r = sc_volume_trim (volume, count, offset, engine_flags (flags));
   return r < 0 ? fail (h, "trim", count, offset, r) : 0;
 }
@@ -583,6 +609,8 @@ static int
 shadowcopy_flush (void *handle, uint32_t flags)
 {
   struct handle *h = handle;
+  if (revoked (h))
+    return -1;
   int r = sc_volume_flush (volume);
   return r < 0 ? fail (h, "flush", 0, 0, r) : 0;
 }
@@ -600,6 +628,8 @@ shadowcopy_extents (void *handle, uint32_t count, uint64_t offset,
                     uint32_t flags, struct nbdkit_extents *extents)
 {
   struct handle *h = handle;
+  if (revoked (h))
+    return -1;
   int r = h->live
     ? sc_volume_extents (volume, count, offset, add_extent, extents)
     : sc_volume_snapshot_extents (volume, h->snap_id, count, offset,
