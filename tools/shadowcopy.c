@@ -110,6 +110,11 @@ usage (void)
           "  scrub [--rate BYTES/S]    verify every copy in the background\n"
           "                            (server; default 64M/s, 0: no limit)\n"
           "  scrub --status [--json]   the scrub's progress\n"
+          "  revert NAME [--save-current NAME|--no-save-current]\n"
+          "         [--rate BYTES/S] [--force] [--dry-run] [--wait]\n"
+          "                            the live volume reads as NAME now;\n"
+          "                            written back in the background\n"
+          "  revert --status [--wait]  the revert's progress\n"
           "  check [--data] DIFFAREA   check a diff area offline (read-only);\n"
           "                            --data also verifies every copy\n"
           "                            (or: --diff DIFFAREA check)\n"
@@ -162,6 +167,7 @@ static const struct verb {
   { "stats", sc_cmd_stats, VOLUME_NEEDED },
   { "resize", sc_cmd_resize, VOLUME_NEEDED },
   { "scrub", sc_cmd_scrub, VOLUME_NEEDED },
+  { "revert", sc_cmd_revert, VOLUME_NEEDED },
 };
 
 static const struct verb *
