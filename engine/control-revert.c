@@ -34,8 +34,9 @@ revert_state (const struct sc_revert_status *st)
   return st->running ? "running" : st->paused ? "paused" : "stopped";
 }
 
+/* The "revert" line of a status (REVERT, REVERT-STATUS, INFO). */
 static int
-reply_status (int fd, const struct sc_revert_status *st)
+write_status (int fd, const struct sc_revert_status *st)
 {
   char text[8][32];
   struct sc_ctl_field f[SC_CTL_FIELDS_MAX];
@@ -64,8 +65,22 @@ reply_status (int fd, const struct sc_revert_status *st)
     f[n++] = (struct sc_ctl_field) { "error", strerror (st->error) };
   if (!st->info.active && st->info.ended_why[0])
     f[n++] = (struct sc_ctl_field) { "ended", st->info.ended_why };
-  int r = sc_ctl_write_data (fd, "revert", f, n);
+  return sc_ctl_write_data (fd, "revert", f, n);
+}
+
+static int
+reply_status (int fd, const struct sc_revert_status *st)
+{
+  int r = write_status (fd, st);
   return r < 0 ? r : sc_ctl_write_ok (fd);
+}
+
+int
+sc_write_revert_line (struct sc_volume *v, int fd)
+{
+  struct sc_revert_status st;
+  sc_volume_revert_status (v, &st);
+  return st.info.active ? write_status (fd, &st) : 0;
 }
 
 int

@@ -41,6 +41,22 @@ expect_cli_error "a second revert" sc revert B
 expect_cli_error "create during a revert" sc create C
 sc revert --status | grep -q "revert: running" || fail "status: $(sc revert --status)"
 
+# info and the JSON status show it: target, saved, bytes, rate, ETA.
+out=$(sc info) || fail "info: $out"
+for l in "revert: running" "target: A" "saved current state: saved" \
+         "rate: $M bytes/s"; do
+    printf '%s\n' "$out" | grep -qx "$l" || fail "info lacks '$l': $out"
+done
+printf '%s\n' "$out" | grep -q "^bytes done: [0-9]* of $((3 * M + M / 2))$" ||
+    fail "info bytes: $out"
+printf '%s\n' "$out" | grep -q "^eta: [0-9]* s$" || fail "info eta: $out"
+out=$(sc info --json) || fail "info --json: $out"
+[ "$(printf '%s' "$out" | json '[d["revert"][k] for k in ("state", "target", "saved", "bytes_todo", "rate")]' | tr '\n' ' ')" = \
+  "running A saved $((3 * M + M / 2)) $M " ] || fail "info --json: $out"
+out=$(sc revert --status --json) || fail "revert --status --json: $out"
+[ "$(printf '%s' "$out" | json 'd["bytes_done"] <= d["bytes_todo"] and d["eta_s"] >= 0 and d["target_valid"]')" = true ] ||
+    fail "revert --status --json: $out"
+
 # Writes during the background copy, against a model.
 cp "$TMP/A.img" "$TMP/model.img"
 head -c $((100 * K)) /dev/urandom > "$TMP/w1"
@@ -55,6 +71,10 @@ cmp_files "$TMP/model.img" "$TMP/now.img" "live with writes during the copy"
 timeout 120 "$SHADOWCOPY_CLI" -c "$CTL" revert --status --wait > /dev/null ||
     fail "revert --status --wait"
 sc revert --status | grep -q "revert: none" || fail "not ended: $(sc revert --status)"
+sc info --json | json '"revert" not in d' | grep -qx true ||
+    fail "info --json shows an ended revert: $(sc info --json)"
+[ "$(sc revert --status --json | json 'd["state"]')" = none ] ||
+    fail "revert --status --json after the end"
 nbd_save live "$TMP/now.img"
 cmp_files "$TMP/model.img" "$TMP/now.img" "live at the end"
 for s in A B saved; do

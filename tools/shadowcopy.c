@@ -114,7 +114,11 @@ usage (void)
           "         [--rate BYTES/S] [--force] [--dry-run] [--wait]\n"
           "                            the live volume reads as NAME now;\n"
           "                            written back in the background\n"
-          "  revert --status [--wait]  the revert's progress\n"
+          "  revert --status [--wait] [--json]\n"
+          "                            the revert's progress (info too)\n"
+          "  revert --resume           start a paused revert's copy\n"
+          "  revert --set ID [-c SOCKET]... [revert's options]\n"
+          "                            revert every volume of a snapshot set\n"
           "  check [--data] DIFFAREA   check a diff area offline (read-only);\n"
           "                            --data also verifies every copy\n"
           "                            (or: --diff DIFFAREA check)\n"
@@ -167,7 +171,7 @@ static const struct verb {
   { "stats", sc_cmd_stats, VOLUME_NEEDED },
   { "resize", sc_cmd_resize, VOLUME_NEEDED },
   { "scrub", sc_cmd_scrub, VOLUME_NEEDED },
-  { "revert", sc_cmd_revert, VOLUME_NEEDED },
+  { "revert", sc_cmd_revert, VOLUME_UNLESS_SET },
 };
 
 static const struct verb *
