@@ -203,7 +203,8 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
     sc_volume_close (v);
     return r;
   }
-  sc_vol_revert_resume_at_open (v);
+  if (!cfg->revert_no_resume)
+    sc_vol_revert_resume_at_open (v);
   *out = v;
   return 0;
 

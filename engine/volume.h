@@ -46,6 +46,10 @@ struct sc_volume_config {
   bool origin_changed_accept;
   uint32_t retry_ms;            /* a failed diff area is retried this
                                    often (0: every 30 s) */
+  bool revert_no_resume;        /* a recorded revert stays paused at open
+                                   (sc_volume_revert_resume starts it):
+                                   recovery checks that must see the
+                                   origin as the crash left it */
 };
 
 int sc_volume_open (const struct sc_volume_config *cfg,
