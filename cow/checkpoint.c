@@ -48,7 +48,7 @@ ckpt_journal_too_long (const struct sc_diff *d, uint64_t records)
   uint64_t drops = d->drops_total < SC_DROP_HISTORY ? d->drops_total
                                                     : SC_DROP_HISTORY;
   uint64_t live = copymap_count (d) + 2 * d->nsnaps + 2 + d->ndisc_extents
-                  + drops + clone_records (d);
+                  + drops + clone_records (d) + revert_records (d);
   if (sc_ckpt_limit_hook)
     return records > sc_ckpt_limit_hook (live);
   return records > 2 * live + 65536;
@@ -122,6 +122,8 @@ ckpt_fill (struct sc_diff *d, struct sc_journal *j)
                            NULL);
   if (r == 0)
     r = space_checkpoint (d, j);
+  if (r == 0)
+    r = revert_checkpoint (d, j);       /* after the state: its epoch */
   if (r == 0) {
     struct ckpt k = { .d = d, .j = j };
     copymap_visit (d, ckpt_copy, &k);

@@ -210,6 +210,18 @@ struct sc_diff {
   size_t ncfree, cfree_cap;
   struct clone_unsure *cunsure; /* replay: unsure CLONE_DATA records */
   size_t ncunsure, cunsure_cap;
+  /* The revert of the live volume that runs, if any (revert.c). */
+  struct revert {
+    bool active;                /* atomic: the live path reads it unlocked */
+    uint64_t target_id, saved_id;
+    uint32_t target_epoch, start_epoch;
+    uint64_t rate;
+    struct extent *done;        /* REVERT_DONE chunks: sorted, merged */
+    size_t ndone, done_cap;
+    uint64_t todo, ndone_chunks;        /* chunks to do, and done */
+    bool counted;               /* todo is known */
+    char ended_why[256];        /* the last revert ended unfinished: why */
+  } revert;
 
   /* The origin's stamp to record at a clean close (origin-stamp.c). */
   struct sc_origin_stamp close_stamp;
@@ -324,6 +336,32 @@ size_t rec_clone_data (void *buf, uint64_t id, uint64_t chunk, uint64_t slot,
 int rec_append_snapshot (struct sc_journal *j,
                          const struct sc_snapshot_info *s, uint64_t *seq);
 
+size_t rec_revert (void *buf, const struct revert *rv);
+size_t rec_revert_done (void *buf, uint64_t first, uint64_t count);
+size_t rec_revert_end (void *buf, uint64_t target_id);
+
+/* ---- revert.c --------------------------------------------------------- */
+
+/* Is snapshot `id` the target of the running revert (pinned: never
+ * deleted, kept as a checkpoint or dropped)? */
+bool revert_pins (const struct sc_diff *d, uint64_t id);
+/* Replay of the three records (every field checked). */
+int revert_apply (struct sc_diff *d, const struct sc_rec_hdr *h, char *err,
+                  size_t errlen);
+/* After replay, before garbage collection: a revert whose target cannot
+ * be served any more is ended (in memory; the open's checkpoint or
+ * continued journal records it). */
+void revert_replayed (struct sc_diff *d);
+/* Salvage lost records while a revert ran: it is ended, its target
+ * named. */
+void revert_salvaged (struct sc_diff *d);
+/* The checkpoint's share: REVERT and its REVERT_DONE extents. */
+int revert_checkpoint (struct sc_diff *d, struct sc_journal *j);
+/* Records a checkpoint writes for it. */
+uint64_t revert_records (const struct sc_diff *d);
+/* Free the revert's memory. */
+void revert_free (struct sc_diff *d);
+
 /* ---- snapshot-table.c ------------------------------------------------- */
 
 /* Must its copies be kept?  While it is valid and not (durably) deleted,
@@ -369,6 +407,14 @@ size_t epochs_lower_bound (const uint32_t *a, size_t n, uint32_t e);
  * -EROFS offline read-only, -ENOENT, or a failed diff area's recovery
  * error (it recovers first). */
 int snap_for_change (struct sc_diff *d, const char *name, struct snap **out);
+
+/* A new snapshot appended to t and applied (listed, the epoch moved on),
+ * not committed: sc_diff_snapshot_create's first half, shared with the
+ * revert's saved snapshot. */
+struct txn;
+int snap_create_append (struct sc_diff *d, const char *name,
+                        const struct sc_snapshot_opts *opts, struct txn *t,
+                        struct sc_snapshot_info *out);
 
 /* Delete snapshot s durably with a record already appended (seq) by the
  * caller: it stays counted alive until the record is durable; then its

@@ -219,6 +219,7 @@ diff_free (struct sc_diff *d)
   for (size_t i = 0; i < d->nsnaps; i++)
     snap_free (d, d->snaps[i]);
   free (d->snaps);
+  revert_free (d);
   free (d->valid);
   free (d->cvalid);
   free (d->changes.runs);

@@ -337,6 +337,94 @@ size_t sc_diff_clone_names (struct sc_diff *d, uint64_t base_id, char *buf,
  * its clones first (each durably), then the base. */
 int sc_diff_snapshot_delete_with_clones (struct sc_diff *d,
                                          const char *name);
+/* ---- revert (cow/revert.c; docs/design.md, "Revert") ------------------
+ *
+ * A revert makes the live volume read as a snapshot (its target) at once
+ * and writes the target's content back to the origin chunk by chunk.
+ * Chunk c is to do when it changed after the target and before the
+ * revert (a copy or mark of an epoch W, target < W < start) or the
+ * target's reader discarded it; it is done once a durable REVERT_DONE
+ * covers it; pending = to do and not done.  A pending chunk reads as the
+ * target's view (sc_diff_resolve at the target's epoch); any other chunk
+ * reads from the origin.  While a revert runs its target is pinned
+ * (delete, keep-checkpoint: -EBUSY; policies skip it) and no snapshot or
+ * checkpoint can be created (-EBUSY).  One revert at a time. */
+
+/* What reverting to a snapshot writes, and may need (--dry-run). */
+struct sc_revert_plan {
+  uint64_t target_id;
+  uint32_t target_epoch;
+  uint64_t todo_chunks;         /* chunks to write back */
+  uint64_t copy_chunks;         /* upper bound of the copies it makes
+                                   (every chunk to do, with a saved
+                                   snapshot; else those a valid snapshot
+                                   sees on the origin) */
+  uint64_t max_bytes;           /* the limit (0: unbounded) */
+  bool fits;                    /* the copies fit under the limit */
+};
+
+/* The running revert (or the last one that ended unfinished). */
+struct sc_revert_info {
+  bool active;
+  uint64_t target_id;
+  char target[SC_NAME_MAX + 1];
+  uint32_t target_epoch;
+  bool target_valid;            /* false: pending chunks fail with EIO */
+  uint64_t saved_id;            /* 0: none, or deleted since */
+  char saved[SC_NAME_MAX + 1];
+  uint32_t start_epoch;
+  uint64_t rate;                /* bytes/s, 0 unbounded */
+  uint64_t todo_chunks;         /* to do in all, done included */
+  uint64_t done_chunks;
+  char ended_why[256];          /* not active: why the last revert ended
+                                   unfinished at open ("" if none) */
+};
+
+/* Check that `name` can be reverted to and plan it: -ENOENT, -EINVAL (a
+ * checkpoint, an auto-release snapshot), -ESTALE (invalid), -EALREADY (a
+ * revert runs).  `save`: a snapshot of the current state will be made. */
+int sc_diff_revert_plan (struct sc_diff *d, const char *name, bool save,
+                         struct sc_revert_plan *plan);
+
+/* Start a revert to `name`: with `save` non-NULL, snapshot `save` of the
+ * current state first (its epoch + 1 is the revert's start), else the
+ * live epoch moves on; then the REVERT record; durable, in one commit,
+ * when it returns 0.  The caller holds every write of the live volume.
+ * Errors as sc_diff_revert_plan's, and -ENOSPC when the plan does not
+ * fit under the limit, -EEXIST/-EINVAL/-EMFILE for `save` as for
+ * sc_diff_snapshot_create; -EROFS offline read-only. */
+int sc_diff_revert_start (struct sc_diff *d, const char *name,
+                          const char *save, uint64_t rate,
+                          struct sc_revert_info *out);
+
+/* The running revert: 0 and *out, or -ENOENT (out->ended_why may say
+ * why the last one ended unfinished). */
+int sc_diff_revert_info (struct sc_diff *d, struct sc_revert_info *out);
+
+/* Is a revert running?  One atomic read, no lock. */
+bool sc_diff_revert_active (struct sc_diff *d);
+
+/* The pending chunks of [first, last], in order, into out[] (at most
+ * max); *next is the first chunk not looked at (last + 1 when the scan
+ * is complete).  None when no revert runs.  The caller holds the chunks'
+ * range lock (shared at least) for the answer to stay true. */
+size_t sc_diff_revert_pending (struct sc_diff *d, uint64_t first,
+                               uint64_t last, uint64_t *out, size_t max,
+                               uint64_t *next);
+
+/* Chunks [first, first + count) of the origin hold the target's content,
+ * durably (the caller synced the origin): record it, durably.  Chunks
+ * not pending are allowed (they change nothing).  -ENOENT if no revert
+ * runs. */
+int sc_diff_revert_done (struct sc_diff *d, uint64_t first, uint64_t count);
+
+/* End the revert once nothing is pending: REVERT_END, durably.  1 when
+ * it ended, 0 when chunks are still pending, -ENOENT if none runs. */
+int sc_diff_revert_finish (struct sc_diff *d);
+
+/* Change the background rate recorded in memory (bytes/s, 0 unbounded;
+ * a restart goes back to the recorded one).  -ENOENT if none runs. */
+int sc_diff_revert_set_rate (struct sc_diff *d, uint64_t rate);
 
 /* ---- changed-block tracking (cow/changes.c) ---------------------------
  *

@@ -151,6 +151,9 @@ enum sc_rec_type {
                                    checkpoint */
   SC_REC_CLONE_BASE = 16,       /* a writable clone's base snapshot */
   SC_REC_CLONE_DATA = 17,       /* a chunk of a writable clone */
+  SC_REC_REVERT = 18,           /* a revert of the live volume started */
+  SC_REC_REVERT_DONE = 19,      /* chunks of the origin hold its target */
+  SC_REC_REVERT_END = 20,       /* the revert finished or was ended */
 };
 
 struct sc_rec_state {
@@ -341,6 +344,37 @@ struct sc_rec_clone_data {
   uint32_t sums[];              /* padded to 8 */
 } __attribute__((packed));
 #define SC_CLONE_F_ZERO 0x1
+/* A revert of the live volume to snapshot `target_id` (version 4):
+ * from this record on the live volume reads as that snapshot.  Chunk c
+ * is to do when it has a copy or mark of an epoch W with target epoch <
+ * W < start_epoch (it changed after the target and before the revert),
+ * or the target's reader discarded it; it is done once a REVERT_DONE
+ * covers it.  Every write after the record has an epoch >= start_epoch:
+ * the record follows the SNAP_CREATE of `saved_id` (the pre-revert
+ * state, start_epoch its epoch + 1) in the same commit, or the live
+ * epoch moves to start_epoch with it.  One revert at a time. */
+struct sc_rec_revert {
+  struct sc_rec_hdr h;
+  uint64_t target_id;
+  uint64_t saved_id;            /* 0: none (or deleted since) */
+  uint32_t start_epoch;
+  uint32_t flags;               /* 0; unknown bits: corrupt */
+  uint64_t rate;                /* background bytes/s, 0 unbounded */
+} __attribute__((packed));
+
+/* Chunks [first, first + count) of the origin hold the revert's target
+ * content, durably (the origin was synced before this record). */
+struct sc_rec_revert_done {
+  struct sc_rec_hdr h;
+  uint64_t first;
+  uint64_t count;
+} __attribute__((packed));
+
+/* The revert to `target_id` finished (nothing is pending) or was ended. */
+struct sc_rec_revert_end {
+  struct sc_rec_hdr h;
+  uint64_t target_id;
+} __attribute__((packed));
 
 /* Room a journal slot always keeps for its NEXT record. */
 #define SC_REC_NEXT_SIZE ((uint16_t) sizeof (struct sc_rec_next))

@@ -106,6 +106,8 @@ sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
     return -ESTALE;
   if (snap_has_clones (d, s->info.id))
     return -EBUSY;              /* its clones read its data */
+  if (revert_pins (d, s->info.id))
+    return -EBUSY;              /* the target of the running revert */
   if ((r = space_room_for_checkpoint (d, false)) < 0)
     return r;
   if (!(s = snap_by_name (d, name)))

@@ -183,6 +183,34 @@ rec_clone_data (void *buf, uint64_t id, uint64_t chunk, uint64_t slot,
   return len;
 }
 
+size_t
+rec_revert (void *buf, const struct revert *rv)
+{
+  REC (sc_rec_revert, r, buf, SC_REC_REVERT);
+  r->target_id = rv->target_id;
+  r->saved_id = rv->saved_id;
+  r->start_epoch = rv->start_epoch;
+  r->rate = rv->rate;
+  return sizeof *r;
+}
+
+size_t
+rec_revert_done (void *buf, uint64_t first, uint64_t count)
+{
+  REC (sc_rec_revert_done, r, buf, SC_REC_REVERT_DONE);
+  r->first = first;
+  r->count = count;
+  return sizeof *r;
+}
+
+size_t
+rec_revert_end (void *buf, uint64_t target_id)
+{
+  REC (sc_rec_revert_end, r, buf, SC_REC_REVERT_END);
+  r->target_id = target_id;
+  return sizeof *r;
+}
+
 int
 rec_append_snapshot (struct sc_journal *j, const struct sc_snapshot_info *s,
                      uint64_t *seq)

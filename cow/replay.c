@@ -432,6 +432,9 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   case SC_REC_CLONE_BASE:   return clone_apply_base (d, r, err, errlen);
   case SC_REC_CLONE_DATA:   return clone_apply_data (d, r, durable, err,
                                                      errlen);
+  case SC_REC_REVERT:
+  case SC_REC_REVERT_DONE:
+  case SC_REC_REVERT_END:   return revert_apply (d, h, err, errlen);
   }
   return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
                   h->type);
@@ -490,6 +493,7 @@ record_snapshot (const struct sc_rec_hdr *h)
     return ((const struct sc_rec_keep_checkpoint *) r)->id;
   case SC_REC_CLONE_BASE: return ((const struct sc_rec_clone_base *) r)->id;
   case SC_REC_CLONE_DATA: return ((const struct sc_rec_clone_data *) r)->id;
+  case SC_REC_REVERT: return ((const struct sc_rec_revert *) r)->target_id;
   }
   return 0;
 }
@@ -504,6 +508,11 @@ salvage_apply (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
     uint64_t id = record_snapshot (h);
     if (id && !snap_by_id (d, id, NULL) && !clone_by_id (d, id)) {
       sv->skipped++;            /* its snapshot went with lost records */
+      return 0;
+    }
+    if ((h->type == SC_REC_REVERT_DONE || h->type == SC_REC_REVERT_END) &&
+        !sc_diff_revert_active (d)) {
+      sv->skipped++;            /* its revert went with lost records */
       return 0;
     }
     if (h->type == SC_REC_COPY || h->type == SC_REC_COPY_SUMS) {
@@ -547,6 +556,12 @@ static int
 salvage_distrust (struct sc_diff *d, struct replay_out *o)
 {
   struct sc_salvage_report *sv = d->salv;
+  if (sv->nlosses_total && sc_diff_revert_active (d)) {
+    struct snap *t = snap_by_id (d, d->revert.target_id, NULL);
+    snprintf (sv->revert_target, sizeof sv->revert_target, "%s",
+              t ? t->info.name : "(unknown)");
+    revert_salvaged (d);        /* a lost record may have been its end */
+  }
   for (size_t i = 0; i < d->nsnaps; i++) {
     struct snap *s = d->snaps[i];
     if (s->info.id >= sv->suspect_below ||
@@ -730,6 +745,7 @@ replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
     return r;
   }
   distrust (d, o);
+  revert_replayed (d);          /* before gc: its target may be invalid */
   if ((r = drop_released (d, o)) < 0 || (r = gc_run (d, false)) < 0) {
     snprintf (err, errlen, "%s", strerror (-r));
     return r;

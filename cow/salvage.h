@@ -57,6 +57,8 @@ struct sc_salvage_report {
   uint64_t suspect_below;       /* snapshots with lower ids existed when
                                    records were lost */
   uint64_t *marked;             /* ids of the snapshots it marked invalid */
+  char revert_target[129];      /* a revert ran when records were lost: it
+                                   was ended; its target ("" if none) */
   size_t nmarked;
   struct sc_salvage_snap *snaps;        /* the snapshots afterwards */
   size_t nsnaps;

@@ -271,7 +271,8 @@ snap_oldest_listed (struct sc_diff *d)
 {
   for (size_t i = 0; i < d->nsnaps; i++)
     if (!d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint &&
-        !snap_has_clones (d, d->snaps[i]->info.id))
+        !snap_has_clones (d, d->snaps[i]->info.id) &&
+        !revert_pins (d, d->snaps[i]->info.id))  /* a revert's target */
       return d->snaps[i];
   return NULL;
 }

@@ -72,23 +72,14 @@ snap_new (struct sc_diff *d, const char *name,
 }
 
 int
-sc_diff_snapshot_create (struct sc_diff *d, const char *name,
-                         const struct sc_snapshot_opts *opts,
-                         struct sc_snapshot_info *out)
+snap_create_append (struct sc_diff *d, const char *name,
+                    const struct sc_snapshot_opts *opts, struct txn *t,
+                    struct sc_snapshot_info *out)
 {
-  LOCKED (d);
-  if (!d->have_journal)
-    return -EROFS;
-  /* A failed diff area takes snapshots again once a checkpoint of its
-   * state is durable (failure.c); the engine tries before its hold. */
-  int r = diff_recover (d);
-  if (r < 0)
-    return r;
   if (d->epoch >= UINT32_MAX - 1 || d->next_id == UINT64_MAX)
     return -EOVERFLOW;
-
   struct snap *s;
-  r = snap_new (d, name, opts, &s);
+  int r = snap_new (d, name, opts, &s);
   if (r < 0)
     return r;
   bool oldest = opts && opts->delete_oldest;
@@ -98,14 +89,13 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
     free (s);
     return r;
   }
-  struct txn t;
   uint8_t rec[SC_REC_MAX];
-  txn_begin (d, &t);
-  r = txn_append (d, &t, rec, rec_snapshot (rec, &s->info));
+  txn_begin (d, t);
+  r = txn_append (d, t, rec, rec_snapshot (rec, &s->info));
   if (r == 0)
-    r = txn_append (d, &t, rec, rec_snapshot_uuid (rec, &s->info));
+    r = txn_append (d, t, rec, rec_snapshot_uuid (rec, &s->info));
   if (r == 0 && s->info.in_set)
-    r = txn_append (d, &t, rec, rec_snapshot_set (rec, &s->info));
+    r = txn_append (d, t, rec, rec_snapshot_set (rec, &s->info));
   if (r < 0) {
     free (s);
     return r;
@@ -113,7 +103,33 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
   snap_push (d, s);
   d->next_id++;
   d->epoch++;
-  struct sc_snapshot_info info = s->info;
+  if (out)
+    *out = s->info;
+  return 0;
+}
+
+int
+sc_diff_snapshot_create (struct sc_diff *d, const char *name,
+                         const struct sc_snapshot_opts *opts,
+                         struct sc_snapshot_info *out)
+{
+  LOCKED (d);
+  if (!d->have_journal)
+    return -EROFS;
+  /* A new snapshot would see pre-revert content in the chunks a running
+   * revert has not written back yet (docs/design.md, "Revert"). */
+  if (__atomic_load_n (&d->revert.active, __ATOMIC_RELAXED))
+    return -EBUSY;
+  /* A failed diff area takes snapshots again once a checkpoint of its
+   * state is durable (failure.c); the engine tries before its hold. */
+  int r = diff_recover (d);
+  if (r < 0)
+    return r;
+  struct txn t;
+  struct sc_snapshot_info info;
+  r = snap_create_append (d, name, opts, &t, &info);
+  if (r < 0)
+    return r;
   r = txn_commit (d, &t);
   if (r < 0)
     return r;                   /* listed, and invalid: see diff_fail */
@@ -204,6 +220,8 @@ snapshot_delete_locked (struct sc_diff *d, const char *name,
     return r;
   if (uuid && memcmp (s->info.uuid, uuid, sizeof s->info.uuid) != 0)
     return -ESTALE;
+  if (revert_pins (d, s->info.id))
+    return -EBUSY;              /* the target of the running revert */
   uint64_t id = s->info.id;
   while (with_clones && snap_has_clones (d, id)) {
     struct clone *c = NULL;

@@ -238,8 +238,10 @@ write_too_many (struct sc_volume *v, int fd)
 }
 
 static int
-write_busy (int fd)
+write_busy (struct sc_volume *v, int fd)
 {
+  if (sc_diff_revert_active (sc_volume_diff (v)))
+    return sc_reply_revert_busy (v, fd);
   return sc_ctl_write_err (fd, EBUSY, "busy: another snapshot creation is "
                            "in progress on this volume");
 }
@@ -273,7 +275,7 @@ create_now (struct session *ss, const struct create_opts *o, bool checkpoint,
   so.checkpoint = checkpoint;
   r = sc_volume_snapshot_create (ss->v, o->name, &so, &s);
   if (r == -EBUSY)
-    return write_busy (fd);
+    return write_busy (ss->v, fd);
   if (r == -EMFILE)
     return checkpoint ? write_too_many_checkpoints (ss->v, fd)
                       : write_too_many (ss->v, fd);
@@ -352,7 +354,7 @@ sc_verb_begin (struct session *ss, const struct sc_ctl_request *req,
     return sc_ctl_write_err (fd, EINVAL, "BEGIN: timeout at most %d ms",
                              BEGIN_TIMEOUT_MS_MAX);
   if (sc_volume_create_begin (ss->v) < 0)
-    return write_busy (fd);
+    return write_busy (ss->v, fd);
   ss->expired[0] = '\0';
   ss->begun = true;
   ss->hold_ms = o.has_timeout ? o.timeout_ms : BEGIN_TIMEOUT_MS_DEFAULT;
@@ -384,7 +386,7 @@ sc_verb_hold (struct session *ss, const struct sc_ctl_request *req,
     return report_expired (ss, fd);
   if (!ss->begun) {
     if (sc_volume_create_begin (ss->v) < 0)
-      return write_busy (fd);
+      return write_busy (ss->v, fd);
     ss->begun = true;
   }
   /* The hold starts when new writes start to wait (at the write lock

@@ -187,6 +187,8 @@ sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
   int r = sc_ctl_write_data (fd, "volume", l.f, l.n);
   if (r == 0)
     r = write_health (v, fd);
+  if (r == 0)
+    r = sc_write_revert_line (v, fd);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 

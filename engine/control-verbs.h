@@ -12,6 +12,7 @@
  *   control-diff.c       DIFF: changed-block tracking, in pages
  *   control-space.c      INFO, STATS, RESIZE
  *   control-scrub.c      SCRUB, SCRUB-STATUS
+ *   control-revert.c     REVERT, REVERT-STATUS, REVERT-RESUME
  *
  * A handler answers one parsed request on `fd` (data lines, then OK or
  * ERR) and returns 0, or the negative errno of a failed write, which ends
@@ -52,6 +53,18 @@ struct session {
 
 typedef int (*sc_verb_fn) (struct session *ss,
                            const struct sc_ctl_request *req, int fd);
+
+/* control-revert.c */
+int sc_verb_revert (struct session *ss, const struct sc_ctl_request *req,
+                    int fd);
+int sc_verb_revert_status (struct session *ss,
+                           const struct sc_ctl_request *req, int fd);
+int sc_verb_revert_resume (struct session *ss,
+                           const struct sc_ctl_request *req, int fd);
+/* EBUSY: "a revert to NAME is running: N% done; see revert --status". */
+int sc_reply_revert_busy (struct sc_volume *v, int fd);
+/* INFO: the "revert" line (as REVERT-STATUS) when a revert runs. */
+int sc_write_revert_line (struct sc_volume *v, int fd);
 
 /* control-snapshots.c */
 int sc_verb_list (struct session *ss, const struct sc_ctl_request *req,

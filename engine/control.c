@@ -135,6 +135,12 @@ static const struct verb {
   { "STATS", 0, 0, LIVE, sc_verb_stats, "STATS" },
   { "SCRUB", 0, 1, LIVE, sc_verb_scrub, "SCRUB [rate=BYTES]" },
   { "SCRUB-STATUS", 0, 0, LIVE, sc_verb_scrub_status, "SCRUB-STATUS" },
+  /* control-revert.c */
+  { "REVERT", 1, 6, LIVE, sc_verb_revert,
+    "REVERT NAME [save=NAME|nosave] [rate=BYTES] [force] [dry-run] "
+    "[paused]" },
+  { "REVERT-STATUS", 0, 0, 0, sc_verb_revert_status, "REVERT-STATUS" },
+  { "REVERT-RESUME", 0, 0, LIVE, sc_verb_revert_resume, "REVERT-RESUME" },
   { "RESIZE", 1, 2, 0, sc_verb_resize,
     "RESIZE max=BYTES|unbounded [force=1]" },
   /* control-snapshots.c */

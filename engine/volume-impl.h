@@ -93,6 +93,7 @@ struct sc_volume {
   pthread_mutex_t watch_lock;
   bool origin_written;          /* atomic: the diff area knows we write */
   struct sc_scrub *scrub;       /* scrub.c; its own leaf lock */
+  struct sc_revert *revert;     /* volume-revert.c; its own leaf lock */
   /* The periodic retry of a failed diff area (volume-retry.c); its lock
    * is a leaf. */
   pthread_mutex_t retry_lock;
@@ -117,6 +118,24 @@ int sc_vol_check_io (const struct sc_volume *v, uint64_t count,
  * (the origin must then not be touched). */
 int sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last);
 void sc_vol_pool_free (struct sc_volume *v);
+
+/* The revert's state (volume-revert.c): made with the volume; freeing
+ * it stops the background copy and waits for its thread. */
+struct sc_revert *sc_vol_revert_new (void);
+void sc_vol_revert_free (struct sc_revert *rv);
+/* At a server's open: resume the background copy of a revert. */
+void sc_vol_revert_resume_at_open (struct sc_volume *v);
+/* Complete the pending chunks of [first, last] (the caller holds the
+ * gate shared and the range exclusively): 0 or a negative errno (then
+ * the request must not go on). */
+int sc_vol_revert_complete (struct sc_volume *v, uint64_t first,
+                            uint64_t last);
+/* A live read while a revert runs (volume.c calls it when one does). */
+int sc_vol_revert_read (struct sc_volume *v, void *buf, uint32_t count,
+                        uint64_t offset);
+/* Read [offset, end) of a pinned snapshot at `epoch` (volume.c). */
+int sc_vol_read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
+                        uint64_t offset, uint64_t end);
 
 /* The origin is watched (volume-watch.c): at open, before any write,
  * its stamp is compared with the one recorded at the last stop (changes

@@ -84,6 +84,11 @@ volume_alloc (void)
     free (v);
     return NULL;
   }
+  if (!(v->revert = sc_vol_revert_new ())) {
+    sc_vol_scrub_free (v->scrub);
+    free (v);
+    return NULL;
+  }
   pthread_rwlockattr_init (&attr);
   pthread_rwlockattr_setkind_np (&attr,
                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -106,6 +111,7 @@ static void
 volume_free (struct sc_volume *v)
 {
   sc_vol_scrub_free (v->scrub);
+  sc_vol_revert_free (v->revert);
   sc_origin_close (v->origin);
   sc_vol_pool_free (v);
   pthread_rwlock_destroy (&v->gate);
@@ -199,6 +205,8 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
     sc_volume_close (v);
     return r;
   }
+  if (!cfg->revert_no_resume)
+    sc_vol_revert_resume_at_open (v);
   *out = v;
   return 0;
 
@@ -248,6 +256,8 @@ sc_volume_close (struct sc_volume *v)
     return 0;
   sc_vol_scrub_free (v->scrub);         /* stops a scrub that runs */
   v->scrub = NULL;
+  sc_vol_revert_free (v->revert);       /* and a revert's copy */
+  v->revert = NULL;
   sc_vol_retry_stop (v);
   if (v->origin && (r = sc_origin_flush (v->origin)) < 0)
     debug ("fdatasync of the disk at close: %s", strerror (-r));
@@ -299,7 +309,12 @@ live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
                      (offset + count - 1) >> v->chunk_shift, true);
   /* Under on-full=fail-writes a copy that does not fit fails the request
    * before the origin is touched (copies already made stay valid). */
-  r = sc_vol_cow_range (v, range.first, range.last);
+  /* A revert's pending chunks hold their target content first, so that
+   * a write of part of one lands on the target's content. */
+  if (sc_diff_revert_active (v->diff))
+    r = sc_vol_revert_complete (v, range.first, range.last);
+  if (r == 0)
+    r = sc_vol_cow_range (v, range.first, range.last);
   if (r == -ENOSPC)
     COUNT (v, writes_refused, 1);     /* refused by on-full=fail-writes */
   else if (r == 0) {
@@ -320,6 +335,8 @@ sc_volume_read (struct sc_volume *v, void *buf, uint32_t count,
                 uint64_t offset)
 {
   int r = sc_vol_check_io (v, count, offset);
+  if (r == 0 && count && sc_diff_revert_active (v->diff))
+    return sc_vol_revert_read (v, buf, count, offset);
   return r < 0 ? r : sc_origin_pread (v->origin, buf, count, offset);
 }
 
@@ -393,6 +410,10 @@ sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
   int r = sc_vol_check_io (v, count, offset);
   if (r < 0 || count == 0)
     return r;
+  /* While a revert runs, pending chunks read as the target: all data
+   * (the origin's map does not describe them). */
+  if (sc_diff_revert_active (v->diff))
+    return cb (opaque, offset, count, 0);
   return sc_origin_extents (v->origin, count, offset, cb, opaque);
 }
 
@@ -443,8 +464,8 @@ copy_read (struct sc_volume *v, struct sc_copy_io *io, size_t *n,
 /* Read [offset, end) of the pinned snapshot at `epoch`: the origin's
  * pieces in one batch (merged where contiguous), the diff area's in
  * another. */
-static int
-read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
+int
+sc_vol_read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
              uint64_t offset, uint64_t end)
 {
   struct sc_io_req reqs[IO_BATCH];
@@ -501,7 +522,8 @@ sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
                      (offset + count - 1) >> v->chunk_shift, false);
   int pinned = sc_diff_snapshot_get (v->diff, id, &info);
   r = pinned < 0 ? pinned
-                 : read_pinned (v, info.epoch, buf, offset, offset + count);
+                 : sc_vol_read_pinned (v, info.epoch, buf, offset,
+                                       offset + count);
   sc_rangelock_unlock (&v->chunks, &range);
   if (pinned == 0)
     sc_diff_snapshot_put (v->diff, id);

@@ -46,6 +46,10 @@ struct sc_volume_config {
   bool origin_changed_accept;
   uint32_t retry_ms;            /* a failed diff area is retried this
                                    often (0: every 30 s) */
+  bool revert_no_resume;        /* a recorded revert stays paused at open
+                                   (sc_volume_revert_resume starts it):
+                                   recovery checks that must see the
+                                   origin as the crash left it */
 };
 
 int sc_volume_open (const struct sc_volume_config *cfg,
@@ -292,5 +296,63 @@ int sc_volume_clone_extents (struct sc_volume *v, uint64_t id,
 /* Delete snapshot `name` and its clones first (each durably). */
 int sc_volume_snapshot_delete_with_clones (struct sc_volume *v,
                                            const char *name);
+/* ---- revert (engine/volume-revert.c; docs/design.md, "Revert") -------
+ *
+ * From the moment a revert is recorded the live volume reads as its
+ * target: a read takes its chunk range shared and serves the pending
+ * chunks from the target (verified), the rest from the origin; a write,
+ * zero or trim first completes the pending chunks it touches (the
+ * target's content written through the copy-on-write path, the origin
+ * synced, REVERT_DONE committed).  A background thread completes the
+ * rest in order at `rate` bytes/s, then ends the revert; it is resumed
+ * when a server opens a volume with a revert running. */
+#define SC_REVERT_RATE_DEFAULT (64ull << 20)    /* bytes/s */
+#define SC_REVERT_PAUSED 0x1    /* recorded, background copy not started
+                                   (sc_volume_revert_resume starts it) */
+#define SC_REVERT_FORCE  0x2    /* revoke the live connections */
+struct sc_revert_status {
+  struct sc_revert_info info;   /* the diff area's view (active, names,
+                                   chunks to do and done) */
+  bool running;                 /* the background copy runs */
+  bool paused;
+  int error;                    /* errno of its last failure, 0 */
+  uint64_t errors;              /* failures (each retried after 1 s) */
+  uint64_t rate;                /* bytes/s, 0: unbounded */
+  uint64_t bytes_done, bytes_todo;      /* bytes_todo: all, done included */
+  uint64_t session_bytes;       /* written back since the thread started */
+  uint64_t started_ns;          /* wall clock, when it started (or resumed) */
+  uint64_t eta_s;               /* seconds left at the observed (or set)
+                                   rate; UINT64_MAX unknown */
+};
+/* Plan a revert to `name` (--dry-run): errors as sc_diff_revert_plan. */
+int sc_volume_revert_plan (struct sc_volume *v, const char *name, bool save,
+                           struct sc_revert_plan *plan);
+/* Start one: the creation slot and a write hold are taken (-EBUSY while
+ * a snapshot is being created), `save` (NULL: none) and the REVERT
+ * record are committed, then, unless SC_REVERT_PAUSED, the background
+ * copy starts.  -EBUSY with *live set when live connections are open and
+ * SC_REVERT_FORCE is not given; with it they are revoked first.  Other
+ * errors as sc_diff_revert_start; -ENODEV offline. */
+int sc_volume_revert_start (struct sc_volume *v, const char *name,
+                            const char *save, uint64_t rate, unsigned flags,
+                            uint64_t *live, struct sc_revert_status *out);
+/* Start the background copy of a paused (or stopped) revert: 0, or
+ * -ENOENT when none runs. */
+int sc_volume_revert_resume (struct sc_volume *v);
+/* -ENOENT when no revert runs (st->info.ended_why may say why the last
+ * one ended unfinished). */
+int sc_volume_revert_status (struct sc_volume *v,
+                             struct sc_revert_status *st);
+
+/* ---- live connections (engine/volume-revert.c) ----------------------
+ *
+ * The plugin counts the connections to the live export, so that a
+ * revert can refuse to start under them (their caches would be stale)
+ * or revoke them.  open returns the connection's ticket; a revoked
+ * ticket's requests fail (sc_volume_live_check: -ESHUTDOWN). */
+uint64_t sc_volume_live_open (struct sc_volume *v);
+void sc_volume_live_close (struct sc_volume *v, uint64_t ticket);
+int sc_volume_live_check (struct sc_volume *v, uint64_t ticket);
+uint64_t sc_volume_live_count (struct sc_volume *v);
 
 #endif

@@ -380,6 +380,7 @@ shadowcopy_default_export (int readonly, int is_tls)
 struct handle {
   bool live;
   bool clone;                   /* snap_id is a writable clone's */
+  uint64_t ticket;              /* live: sc_volume_live_open's */
   uint64_t snap_id;
   uint64_t size;
   char name[SC_NAME_MAX + 1];
@@ -397,6 +398,7 @@ shadowcopy_open (int readonly)
   }
   if (!name || !*name || strcmp (name, LIVE_EXPORT) == 0) {
     h->live = true;
+    h->ticket = sc_volume_live_open (volume);
     h->size = sc_volume_size (volume);
     snprintf (h->name, sizeof h->name, LIVE_EXPORT);
     snprintf (h->description, sizeof h->description, "live volume %s",
@@ -450,7 +452,23 @@ shadowcopy_open (int readonly)
 static void
 shadowcopy_close (void *handle)
 {
+  struct handle *h = handle;
+  if (h->live)
+    sc_volume_live_close (volume, h->ticket);
   free (handle);
+}
+
+/* A live connection revoked by `revert --force`: its caches are stale,
+ * so every request fails from then on. */
+static int
+revoked (const struct handle *h)
+{
+  if (!h->live || sc_volume_live_check (volume, h->ticket) == 0)
+    return 0;
+  nbdkit_error ("this connection to the live volume was revoked by a "
+                "revert (its cache is stale): reconnect");
+  nbdkit_set_error (ESHUTDOWN);
+  return -1;
 }
 
 static const char *
@@ -543,6 +561,8 @@ shadowcopy_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                   uint32_t flags)
 {
   struct handle *h = handle;
+  if (revoked (h))
+    return -1;
   int r = h->live ? sc_volume_read (volume, buf, count, offset)
           : h->clone ? sc_volume_clone_read (volume, h->snap_id, buf, count,
                                              offset)
@@ -570,6 +590,8 @@ shadowcopy_pwrite (void *handle, const void *buf, uint32_t count,
   }
   if (!h->live)
     return fail (h, "write", count, offset, -EPERM);
+  if (revoked (h))
+    return -1;
   int r = sc_volume_write (volume, buf, count, offset, engine_flags (flags));
   return r < 0 ? fail (h, "write", count, offset, r) : 0;
 }
@@ -581,6 +603,8 @@ shadowcopy_zero (void *handle, uint32_t count, uint64_t offset,
   struct handle *h = handle;
   if (!h->live && !h->clone)
     return fail (h, "zero", count, offset, -EPERM);
+  if (revoked (h))
+    return -1;
   if (flags & NBDKIT_FLAG_FAST_ZERO) {
     nbdkit_set_error (ENOTSUP);
     return -1;
@@ -609,6 +633,8 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
   }
   if (!h->live)
     return fail (h, "trim", count, offset, -EPERM);
+  if (revoked (h))
+    return -1;
   int r = sc_volume_trim (volume, count, offset, engine_flags (flags));
   return r < 0 ? fail (h, "trim", count, offset, r) : 0;
 }
@@ -617,6 +643,8 @@ static int
 shadowcopy_flush (void *handle, uint32_t flags)
 {
   struct handle *h = handle;
+  if (revoked (h))
+    return -1;
   int r = h->clone ? sc_volume_clone_flush (volume, h->snap_id)
                    : sc_volume_flush (volume);
   return r < 0 ? fail (h, "flush", 0, 0, r) : 0;
@@ -635,6 +663,8 @@ shadowcopy_extents (void *handle, uint32_t count, uint64_t offset,
                     uint32_t flags, struct nbdkit_extents *extents)
 {
   struct handle *h = handle;
+  if (revoked (h))
+    return -1;
   int r = h->live
     ? sc_volume_extents (volume, count, offset, add_extent, extents)
     : h->clone ? sc_volume_clone_extents (volume, h->snap_id, count, offset,

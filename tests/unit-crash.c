@@ -34,6 +34,8 @@
  * (sc_ckpt_limit_hook), so that checkpoints run during the record and
  * crash points fall before, inside (new journal partly written,
  * superblock not switched) and after them; the test prints how many.
+ * The revert workload (safe_4k_chunks_revert) has a model of its own:
+ * see "the revert workload" below.
  *
  * The model with several writers.  Every event gets a tick of a model
  * clock and every record the tag of the operation its thread was doing.
@@ -2224,6 +2226,364 @@ Test (crash, volatile_64k_chunks)
     .volatile_mode = true, .steps = 100, .points = 0,
   };
   crash_test (&cfg);
+}
+
+/* ---- the revert workload --------------------------------------------------
+ *
+ * A snapshot T, a later snapshot M, writes after each (not recorded); then,
+ * recorded: a revert to T that saves the current state as S, recorded
+ * paused; live writes (each flushed) that complete the pending chunks they
+ * touch; the background copy started, with live writes while it runs; its
+ * end (REVERT_END); a last write.  The live writes are disjoint, so each
+ * byte has one candidate.  At every crash point, recovered with the revert
+ * left paused (the background copy would write the origin):
+ *   - before the REVERT record is durable (S absent), the live volume is
+ *     the pre-revert disk, and the revert's start had not returned;
+ *   - after, every chunk the revert still has pending reads exactly as T
+ *     (a live write completes a chunk durably before touching it); every
+ *     other chunk of the origin, as the crash left it, holds T's content
+ *     or a live write begun before the crash, and each live write whose
+ *     flush had returned is there; the live volume reads the same;
+ *   - T, M and S are valid and equal their images (S: the pre-revert
+ *     disk); recovery wrote nothing to the origin. */
+
+#define RV_SIZE (1u << 20)
+#define RV_CS 4096u
+
+struct rv_write {
+  uint64_t off, len;
+  uint8_t *data;
+  size_t start, acked;          /* records before it / after its flush */
+};
+
+struct rv_wl {
+  char *origin, *diff;
+  uint64_t seed, rng;
+  uint8_t *t_img, *m_img, *pre;
+  struct rv_write w[16];
+  size_t nw;
+  bool recording;
+  size_t rv_start, rv_end;      /* records around the revert's start */
+  size_t end_start, end_end;    /* around the wait for its end */
+  struct cr_log log;
+  struct cr_image init[CR_NFILES];
+};
+
+static void
+rv_write (struct rv_wl *r, struct sc_volume *v, uint8_t *live,
+          uint64_t off, uint64_t len, bool zero)
+{
+  uint8_t *data = xrealloc (NULL, len);
+  for (uint64_t i = 0; i < len; i++)
+    data[i] = zero ? 0 : (uint8_t) uh_rand_below (&r->rng, 256);
+  size_t start = cr_record_count ();
+  int e = zero ? sc_volume_zero (v, (uint32_t) len, off, 0)
+               : sc_volume_write (v, data, (uint32_t) len, off, 0);
+  cr_assert_eq (e, 0, "revert workload: write at %" PRIu64 ": %d", off, e);
+  cr_assert_eq (sc_volume_flush (v), 0);
+  if (live)
+    memcpy (live + off, data, len);
+  if (r->recording) {
+    cr_assert_lt (r->nw, sizeof r->w / sizeof r->w[0]);
+    r->w[r->nw++] = (struct rv_write) { off, len, data, start,
+                                        cr_record_count () };
+    return;
+  }
+  free (data);
+}
+
+static struct sc_volume *
+rv_open (struct rv_wl *r, bool no_resume)
+{
+  struct sc_volume_config cfg = {
+    .origin_path = r->origin, .diff_path = r->diff, .chunk_size = RV_CS,
+    .origin_changed_accept = true, .revert_no_resume = no_resume,
+  };
+  char err[512] = "";
+  struct sc_volume *v;
+  int e = sc_volume_open (&cfg, &v, err, sizeof err);
+  cr_assert_eq (e, 0, "revert workload: open: %d %s", e, err);
+  return v;
+}
+
+static void
+rv_run (struct rv_wl *r)
+{
+  memset (r, 0, sizeof *r);
+  r->seed = base_seed () ^ name_hash ("revert");
+  r->rng = r->seed;
+  r->origin = uh_path ("origin");
+  r->diff = uh_path ("diff");
+  uh_make_file (r->origin, RV_SIZE, r->seed);
+  uint8_t *live = xrealloc (NULL, RV_SIZE);
+  uh_pattern (live, RV_SIZE, r->seed, 0);
+
+  /* Setup: T, changes, M, more changes; the pre-revert disk. */
+  struct sc_volume *v = rv_open (r, false);
+  struct sc_snapshot_info info;
+  rv_write (r, v, live, 3 * RV_CS, 2 * RV_CS, false);
+  cr_assert_eq (sc_volume_snapshot_create (v, "T", NULL, &info), 0);
+  r->t_img = xdup (live, RV_SIZE);
+  rv_write (r, v, live, 10 * RV_CS, 51 * RV_CS, false);
+  rv_write (r, v, live, 100 * RV_CS, 11 * RV_CS, true);
+  cr_assert_eq (sc_volume_snapshot_create (v, "M", NULL, &info), 0);
+  r->m_img = xdup (live, RV_SIZE);
+  rv_write (r, v, live, 150 * RV_CS + 700, 60 * RV_CS, false);
+  rv_write (r, v, live, 220 * RV_CS, 10 * RV_CS, false);
+  r->pre = xdup (live, RV_SIZE);
+  sc_volume_close (v);
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_alloc (&r->init[f], 0);
+    cr_image_load (&r->init[f], f == CR_ORIGIN ? r->origin : r->diff);
+  }
+
+  /* Recorded. */
+  cr_log_init (&r->log, r->origin, r->diff);
+  cr_record_start (&r->log);
+  r->recording = true;
+  v = rv_open (r, false);
+  memcpy (live, r->t_img, RV_SIZE);
+  r->rv_start = cr_record_count ();
+  uint64_t nlive = 0;
+  struct sc_revert_status st;
+  int e = sc_volume_revert_start (v, "T", "S", 256 * 1024, SC_REVERT_PAUSED,
+                                  &nlive, &st);
+  cr_assert_eq (e, 0, "revert start: %d", e);
+  r->rv_end = cr_record_count ();
+  cr_assert (st.info.todo_chunks > 100, "only %" PRIu64 " chunks to do",
+             st.info.todo_chunks);
+  /* Paused: live writes complete what they touch. */
+  rv_write (r, v, live, 20 * RV_CS + 100, 6000, false);       /* pending */
+  rv_write (r, v, live, 105 * RV_CS, RV_CS, false);           /* pending */
+  rv_write (r, v, live, 240 * RV_CS, 3000, false);            /* not todo */
+  rv_write (r, v, live, 40 * RV_CS, 2 * RV_CS, true);         /* pending */
+  rv_write (r, v, live, 190 * RV_CS + 512, 1024, false);      /* pending */
+  /* The background copy, with live writes meanwhile. */
+  cr_assert_eq (sc_volume_revert_resume (v), 0);
+  static const uint64_t during[] = { 30, 160, 215, 250, 55, 201 };
+  for (size_t i = 0; i < sizeof during / sizeof during[0]; i++) {
+    usleep (120 * 1000);
+    rv_write (r, v, live, during[i] * RV_CS + 64, RV_CS, false);
+  }
+  r->end_start = cr_record_count ();
+  for (int i = 0; i < 3000 && sc_diff_revert_active (sc_volume_diff (v)); i++)
+    usleep (10 * 1000);
+  cr_assert (!sc_diff_revert_active (sc_volume_diff (v)),
+             "the revert did not end");
+  r->end_end = cr_record_count ();
+  rv_write (r, v, live, 12 * RV_CS, 100, false);
+  uint8_t *buf = xrealloc (NULL, RV_SIZE);
+  char msg[256];
+  cr_assert (same_image (v, 0, live, RV_SIZE, RV_CS, buf, msg, sizeof msg),
+             "revert workload: live at the end: %s", msg);
+  free (buf);
+  sc_volume_close (v);
+  cr_record_stop ();
+  free (live);
+  cr_assert_eq (r->log.foreign, 0);
+  char overlap[256];
+  cr_assert (cr_check_overlaps (&r->log, overlap, sizeof overlap), "revert: "
+             "%s", overlap);
+}
+
+/* Byte b of `got` is explained: T's, or a live write begun before k;
+ * and it is the write's when that write's flush had returned by k. */
+static bool
+rv_byte_ok (const struct rv_wl *r, size_t k, uint64_t b, uint8_t got)
+{
+  for (size_t i = 0; i < r->nw; i++) {
+    const struct rv_write *w = &r->w[i];
+    if (b < w->off || b >= w->off + w->len)
+      continue;
+    if (w->acked <= k)
+      return got == w->data[b - w->off];
+    if (w->start < k && got == w->data[b - w->off])
+      return true;
+  }
+  return got == r->t_img[b];
+}
+
+static bool
+rv_check_point (struct rv_wl *r, struct cr_builder *b, struct cr_image *img,
+                struct cr_image *shadow, size_t k, enum cr_variant var,
+                uint64_t *rng, uint8_t *buf, char *msg, size_t len,
+                size_t *pending_seen, size_t *active_seen)
+{
+  struct cr_state_info si;
+  cr_build (b, k, var, rng, img, &si);
+  stamp_as_clean_stop (&img[CR_DIFF]);
+  materialize (r->origin, &img[CR_ORIGIN], &shadow[CR_ORIGIN]);
+  materialize (r->diff, &img[CR_DIFF], &shadow[CR_DIFF]);
+  bool ok = true;
+  cr_guard_start (&r->log);
+  struct sc_volume_config cfg = {
+    .origin_path = r->origin, .diff_path = r->diff, .chunk_size = RV_CS,
+    .origin_changed_accept = true, .revert_no_resume = true,
+  };
+  char err[512] = "";
+  struct sc_volume *v;
+  int e = sc_volume_open (&cfg, &v, err, sizeof err);
+  if (e < 0) {
+    snprintf (msg, len, "recovery refused the diff area (%s): %s",
+              strerror (-e), err);
+    cr_guard_stop ();
+    return false;
+  }
+  struct sc_snapshot_info si_s;
+  bool started = sc_volume_snapshot_lookup (v, "S", &si_s) == 0;
+  const uint8_t *o = img[CR_ORIGIN].buf;
+  if (!started) {
+    if (k >= r->rv_end) {
+      snprintf (msg, len, "the revert's start had returned, and the saved "
+                "state S is gone");
+      ok = false;
+    }
+    else if (!same_image (v, 0, r->pre, RV_SIZE, RV_CS, buf, msg, len)) {
+      ok = false;
+    }
+  }
+  else {
+    struct sc_diff *d = sc_volume_diff (v);
+    bool active = sc_diff_revert_active (d);
+    *active_seen += active;
+    if (!active && k < r->end_start) {
+      snprintf (msg, len, "the revert ended before its copy began");
+      ok = false;
+    }
+    if (active && k >= r->end_end) {
+      snprintf (msg, len, "the revert's end had been waited for, and the "
+                "revert runs");
+      ok = false;
+    }
+    e = sc_volume_read (v, buf, RV_SIZE, 0);
+    if (e < 0) {
+      snprintf (msg, len, "live read: %s", strerror (-e));
+      ok = false;
+    }
+    for (uint64_t c = 0; ok && c < RV_SIZE / RV_CS; c++) {
+      uint64_t pend = 0, next;
+      bool pending = active &&
+                     sc_diff_revert_pending (d, c, c, &pend, 1, &next) == 1;
+      *pending_seen += pending;
+      for (uint64_t x = c * RV_CS; ok && x < (c + 1) * RV_CS; x++) {
+        if (pending && buf[x] != r->t_img[x]) {
+          snprintf (msg, len, "pending chunk %" PRIu64 " reads %#x at byte "
+                    "%" PRIu64 ", the target has %#x", c, buf[x], x,
+                    r->t_img[x]);
+          ok = false;
+        }
+        else if (!pending && !rv_byte_ok (r, k, x, o[x])) {
+          snprintf (msg, len, "chunk %" PRIu64 " (not pending) of the "
+                    "origin has %#x at byte %" PRIu64 ": neither the "
+                    "target's %#x nor a live write begun by then, or an "
+                    "acknowledged write was lost", c, o[x], x, r->t_img[x]);
+          ok = false;
+        }
+        else if (!pending && buf[x] != o[x]) {
+          snprintf (msg, len, "live byte %" PRIu64 " reads %#x, the origin "
+                    "has %#x", x, buf[x], o[x]);
+          ok = false;
+        }
+      }
+    }
+    if (ok && (si_s.invalid_reason != SC_VALID ||
+               !same_image (v, si_s.id, r->pre, RV_SIZE, RV_CS, buf, msg,
+                            len))) {
+      if (si_s.invalid_reason != SC_VALID)
+        snprintf (msg, len, "the saved state S is invalid");
+      ok = false;
+    }
+  }
+  static const char *names[] = { "T", "M" };
+  const uint8_t *imgs[] = { r->t_img, r->m_img };
+  for (int i = 0; ok && i < 2; i++) {
+    struct sc_snapshot_info si_t;
+    if (sc_volume_snapshot_lookup (v, names[i], &si_t) < 0 ||
+        si_t.invalid_reason != SC_VALID) {
+      snprintf (msg, len, "snapshot %s is gone or invalid", names[i]);
+      ok = false;
+    }
+    else if (!same_image (v, si_t.id, imgs[i], RV_SIZE, RV_CS, buf, msg,
+                          len)) {
+      ok = false;
+    }
+  }
+  sc_volume_close (v);
+  size_t changes = cr_guard_stop ();
+  cr_image_load (&shadow[CR_ORIGIN], r->origin);
+  if (changes || memcmp (shadow[CR_ORIGIN].buf, img[CR_ORIGIN].buf,
+                         img[CR_ORIGIN].size) != 0) {
+    snprintf (msg, len, "recovery changed the origin");
+    ok = false;
+  }
+  cr_image_load (&shadow[CR_DIFF], r->diff);
+  return ok;
+}
+
+Test (crash, safe_4k_chunks_revert)
+{
+  struct rv_wl r;
+  rv_run (&r);
+  struct cr_builder b;
+  struct cr_image img[CR_NFILES], shadow[CR_NFILES];
+  cr_builder_init (&b, &r.log, r.init);
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_alloc (&img[f], cr_max_end (&r.log, f, r.init[f].size));
+    cr_image_alloc (&shadow[f], 0);
+    cr_image_load (&shadow[f], f == CR_ORIGIN ? r.origin : r.diff);
+  }
+  uint8_t *buf = xrealloc (NULL, RV_SIZE);
+  size_t n = r.log.n, want = (size_t) env_u64 ("CRASH_POINTS", 0);
+  size_t need = want && want < n + 1 ? want : n + 1;
+  const char *only = getenv ("CRASH_ONLY");
+  uint64_t sel = r.seed ^ 0x5e1ec7;
+  size_t points = 0, failures = 0, pending_seen = 0, active_seen = 0;
+  for (size_t k = 0; k <= n; k++) {
+    bool pick = uh_rand_below (&sel, n + 1 - k) < need;
+    if (pick)
+      need--;
+    if (only && *only ? k != strtoull (only, NULL, 0) : !pick)
+      continue;
+    uint64_t rng = r.seed ^ 0xc4a5b00cull ^ (k * 0x9e3779b97f4a7c15ull);
+    enum cr_variant var = (enum cr_variant) uh_rand_below (&rng, CR_V_COUNT);
+    char msg[512] = "";
+    points++;
+    if (!rv_check_point (&r, &b, img, shadow, k, var, &rng, buf, msg,
+                         sizeof msg, &pending_seen, &active_seen) &&
+        failures++ < MAX_FAILURES)
+      fprintf (stderr, "crash: FAIL revert seed %#" PRIx64 " crash point "
+               "%zu of %zu, variant %s (revert start: records %zu-%zu, "
+               "its end awaited: %zu-%zu): %s (again: CRASH_ONLY=%zu)\n",
+               base_seed (), k, n, cr_variant_name (var), r.rv_start,
+               r.rv_end, r.end_start, r.end_end, msg, k);
+  }
+  printf ("crash: revert (chunk %u, %u bytes, safe): %zu records, %zu live "
+          "writes; %zu crash states checked, %zu with the revert running "
+          "after recovery (%zu pending chunks read as the target); %zu "
+          "failures; seed %#" PRIx64 "\n", RV_CS, RV_SIZE, n, r.nw, points,
+          active_seen, pending_seen, failures, base_seed ());
+  fflush (stdout);
+  summary_add (points);
+  cr_assert (active_seen > 0 && pending_seen > 0, "no crash point had a "
+             "revert running with pending chunks");
+  cr_assert_eq (failures, 0, "revert: %zu of %zu crash points failed (seed "
+                "%#" PRIx64 "; details above)", failures, points,
+                base_seed ());
+  free (buf);
+  cr_builder_free (&b);
+  for (int f = 0; f < CR_NFILES; f++) {
+    cr_image_free (&img[f]);
+    cr_image_free (&shadow[f]);
+    cr_image_free (&r.init[f]);
+  }
+  for (size_t i = 0; i < r.nw; i++)
+    free (r.w[i].data);
+  free (r.t_img);
+  free (r.m_img);
+  free (r.pre);
+  cr_log_free (&r.log);
+  free (r.origin);
+  free (r.diff);
 }
 
 /* The crash states themselves, on a made-up record of two threads: what

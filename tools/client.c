@@ -538,6 +538,42 @@ sc_client_list (struct sc_client *c, struct sc_client_snapshot **out,
   return 0;
 }
 
+/* A number of a "revert" line, or "unknown" -> UINT64_MAX. */
+static int
+field_u64_or_unknown (const struct sc_ctl_line *line, const char *key,
+                      uint64_t *out)
+{
+  const char *v = sc_ctl_field (line, key);
+  if (v && strcmp (v, "unknown") == 0) {
+    *out = UINT64_MAX;
+    return 0;
+  }
+  return field_u64 (line, key, out);
+}
+
+int
+sc_client_revert_from_line (const struct sc_ctl_line *line,
+                            struct sc_client_revert *r)
+{
+  memset (r, 0, sizeof *r);
+  if (field_str (line, "state", r->state, sizeof r->state) < 0)
+    return -EPROTO;
+  field_str (line, "error", r->error, sizeof r->error);
+  field_str (line, "ended", r->ended, sizeof r->ended);
+  if (strcmp (r->state, "none") == 0)
+    return 0;
+  if (field_str (line, "target", r->target, sizeof r->target) < 0 ||
+      field_u64_or_unknown (line, "bytes-done", &r->bytes_done) < 0 ||
+      field_u64_or_unknown (line, "bytes-todo", &r->bytes_todo) < 0 ||
+      field_u64_or_unknown (line, "rate", &r->rate) < 0 ||
+      field_u64_or_unknown (line, "eta", &r->eta_s) < 0)
+    return -EPROTO;
+  field_str (line, "saved", r->saved, sizeof r->saved);
+  field_u64 (line, "errors", &r->errors);
+  r->target_invalid = sc_ctl_field (line, "target-invalid") != NULL;
+  return 0;
+}
+
 struct one_volume {
   struct sc_client_volume *v;
   bool seen;
@@ -582,6 +618,10 @@ on_volume (const struct sc_ctl_line *line, void *opaque)
 
   if (is_kind (line, "diff-area"))
     return health_from_line (line, o->v);
+  if (is_kind (line, "revert")) {
+    o->v->have_revert = true;
+    return sc_client_revert_from_line (line, &o->v->revert);
+  }
   if (!is_kind (line, "volume"))
     return 0;
   o->seen = true;

@@ -40,6 +40,25 @@ struct sc_client_snapshot {
   char base[SC_NAME_MAX + 1];   /* type "clone": its base snapshot */
 };
 
+/* A revert, as the CLI shows it (the "revert" line of REVERT,
+ * REVERT-STATUS and INFO). */
+struct sc_client_revert {
+  char state[16];               /* none, running, paused, stopped */
+  char target[SC_NAME_MAX + 1];
+  char saved[SC_NAME_MAX + 1];  /* "" when the current state was not kept */
+  uint64_t bytes_done, bytes_todo;
+  uint64_t rate;                /* bytes/s, 0 unbounded */
+  uint64_t eta_s;               /* UINT64_MAX: unknown */
+  uint64_t errors;
+  bool target_invalid;
+  char error[128];              /* last failure, "" */
+  char ended[256];              /* why the last one ended unfinished, "" */
+};
+/* Fill r from a "revert" line: 0 or -EPROTO. */
+struct sc_ctl_line;
+int sc_client_revert_from_line (const struct sc_ctl_line *line,
+                                struct sc_client_revert *r);
+
 /* The volume, as the CLI shows it. */
 struct sc_client_volume {
   uint64_t volume_size;
@@ -71,6 +90,9 @@ struct sc_client_volume {
   char last_retry[32], last_retry_errno[24], last_retry_write[128];
   char recovered[32];
   char health_message[1024];
+  /* A running revert (the "revert" line of INFO). */
+  bool have_revert;
+  struct sc_client_revert revert;
 };
 
 /* What a verb needs from the volume when no server answers. */

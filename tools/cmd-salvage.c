@@ -95,6 +95,11 @@ print_salvage (const char *path, const struct sc_salvage_report *r)
               sc_invalid_reason_text (s->reason));
   }
   printf ("kept: %zu; marked invalid: %zu\n", kept, marked);
+  if (r->revert_target[0])
+    print_clean ("a revert ran; it was ended unfinished (chunks not "
+                 "written back hold their pre-revert content; run "
+                 "`shadowcopy revert` again): its target was ",
+                 r->revert_target);
   printf ("a snapshot created by a lost record, if any, is gone\n");
   printf ("written: a new journal (checkpoint); the disk was not touched\n");
 }

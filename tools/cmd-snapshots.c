@@ -25,6 +25,7 @@
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
 #include "tools/client.h"
+#include "tools/cmd-revert.h"
 #include "tools/cmd-space.h"
 #include "tools/commands.h"
 #include "tools/json.h"
@@ -178,6 +179,10 @@ print_info_json (const struct sc_client_volume *v)
     sc_json_end_object (&j);
   }
   space_info_json (v, &j);
+  if (v->have_revert) {
+    sc_json_key (&j, "revert");
+    sc_revert_json (&v->revert, &j);
+  }
   sc_json_end_object (&j);
 }
 
@@ -201,6 +206,8 @@ print_info_text (const struct sc_client_volume *v)
             v->hold_last_ns / 1e6, v->hold_p50_ns / 1e6,
             v->hold_p99_ns / 1e6, v->hold_max_ns / 1e6);
   space_print_info (v);
+  if (v->have_revert)
+    sc_revert_print_text (&v->revert);
 }
 
 int

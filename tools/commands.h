@@ -36,6 +36,9 @@ int sc_cmd_restore (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv);
 
+/* cmd-revert.c: the live volume reverted to a snapshot. */
+int sc_cmd_revert (const struct sc_cli_target *t, int argc, char **argv);
+
 /* cmd-scrub.c: every copy verified by the server, in the background. */
 int sc_cmd_scrub (const struct sc_cli_target *t, int argc, char **argv);
 

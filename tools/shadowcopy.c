@@ -115,6 +115,15 @@ usage (void)
           "  scrub [--rate BYTES/S]    verify every copy in the background\n"
           "                            (server; default 64M/s, 0: no limit)\n"
           "  scrub --status [--json]   the scrub's progress\n"
+          "  revert NAME [--save-current NAME|--no-save-current]\n"
+          "         [--rate BYTES/S] [--force] [--dry-run] [--wait]\n"
+          "                            the live volume reads as NAME now;\n"
+          "                            written back in the background\n"
+          "  revert --status [--wait] [--json]\n"
+          "                            the revert's progress (info too)\n"
+          "  revert --resume           start a paused revert's copy\n"
+          "  revert --set ID [-c SOCKET]... [revert's options]\n"
+          "                            revert every volume of a snapshot set\n"
           "  check [--data] DIFFAREA   check a diff area offline (read-only);\n"
           "                            --data also verifies every copy\n"
           "                            (or: --diff DIFFAREA check)\n"
@@ -169,6 +178,7 @@ static const struct verb {
   { "stats", sc_cmd_stats, VOLUME_NEEDED },
   { "resize", sc_cmd_resize, VOLUME_NEEDED },
   { "scrub", sc_cmd_scrub, VOLUME_NEEDED },
+  { "revert", sc_cmd_revert, VOLUME_UNLESS_SET },
 };
 
 static const struct verb *

@@ -4,7 +4,7 @@
  *
  * Each scenario formats a diff area for a 64 KiB origin with 4 KiB chunks
  * through the cow/ API, drives it as the engine would (snapshots, data and
- * zero copies, deletions, invalidations, reopenings), and saves the file
+ * zero copies, deletions, invalidations, reopenings, reverts), and saves the file
  * as OUTDIR/NAME, prefixed with the fuzzer's mode byte (see
  * fuzz-diffarea.c).  Copies hold a 16-byte tag and zeros: the loader never
  * reads data slots, and small, regular seeds mutate better.
@@ -475,6 +475,67 @@ volatile_session (void)
 }
 #endif
 
+/* A revert (format version 4): REVERT with the saved snapshot in the
+ * same commit, REVERT_DONE for some chunks, carried by a checkpoint at
+ * close, then the rest done and REVERT_END; and one without a saved
+ * snapshot (the epoch bump).  The origin is not written: the loader only
+ * reads the records. */
+static void
+revert_active (struct sc_diff *d, const char *what)
+{
+  struct sc_revert_info ri;
+  if (sc_diff_revert_info (d, &ri) < 0 || !ri.active)
+    die ("%s: no revert running", what);
+}
+
+static void
+reverts (void)
+{
+  struct sc_diff *d = area_create ();
+  snap (d, "target");
+  copy (d, 1, 0);
+  copy (d, 2, 0);
+  copy (d, 3, 1);
+  snap (d, "later");
+  copy (d, 2, 0);
+  copy (d, 7, 0);
+  copy (d, 8, 1);
+  struct sc_revert_info ri;
+  check (sc_diff_revert_start (d, "target", "saved", 1u << 20, &ri),
+         "revert start");
+  if (ri.todo_chunks < 5)
+    die ("revert: %" PRIu64 " chunks to do, want 5", ri.todo_chunks);
+  save ("revert-started-crashed", MODE_ROUNDTRIP | MODE_DATA_CRC);
+  check (sc_diff_revert_done (d, 1, 2), "revert done 1-2");
+  check (sc_diff_revert_done (d, 8, 1), "revert done 8");
+  save ("revert-crashed", MODE_ROUNDTRIP | MODE_DATA_CRC);
+  save ("revert-crashed-salvage", MODE_RAW | MODE_SALVAGE);
+  check (sc_diff_close (d), "close");
+  save ("revert-closed", MODE_ROUNDTRIP);
+  d = area_reopen (area_open ());
+  revert_active (d, "revert after a checkpoint");
+  check (sc_diff_revert_done (d, 0, NCHUNKS), "revert done all");
+  if (sc_diff_revert_finish (d) != 1)
+    die ("revert: not finished with every chunk done");
+  save ("revert-ended-crashed", MODE_ROUNDTRIP);
+  check (sc_diff_close (d), "close");
+  save ("revert-ended", MODE_ROUNDTRIP);
+
+  d = area_create ();
+  snap (d, "back-here");
+  copy (d, 4, 0);
+  copy (d, 5, 1);
+  check (sc_diff_revert_start (d, "back-here", NULL, 0, &ri),
+         "revert start (no saved snapshot)");
+  check (sc_diff_revert_done (d, 5, 1), "revert done 5");
+  save ("revert-nosave-crashed", MODE_ROUNDTRIP);
+  check (sc_diff_close (d), "close");
+  d = area_reopen (area_open ());
+  revert_active (d, "revert (no saved snapshot) after a reopen");
+  check (sc_diff_close (d), "close");
+  save ("revert-nosave-reopened", MODE_ROUNDTRIP);
+}
+
 static void
 cleanup (void)
 {
@@ -519,6 +580,7 @@ main (int argc, char **argv)
   failed ();
   torn_tail ();
   one_superblock ();
+  reverts ();
 #ifdef SC_DIFF_VOLATILE
   volatile_session ();
 #endif

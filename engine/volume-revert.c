@@ -1,0 +1,536 @@
+/* shadowcopy: the live volume during a revert: reads served from the
+ * target, pending chunks completed before a change, the background copy,
+ * and the live connections a revert refuses or revokes.
+ *
+ * Notes on the design
+ *
+ * cow/revert.c knows which chunks are pending (to do and not done); this
+ * file writes them back.  Completing a chunk reads the target's view of
+ * it (pinned, verified, as a snapshot read), writes it to the origin
+ * through the copy-on-write path (so the saved snapshot and every
+ * snapshot that reads the chunk from the origin get their copy first),
+ * syncs the origin, and only then records REVERT_DONE: a chunk recorded
+ * done holds the target's content durably, and a chunk not recorded is
+ * served from the target whatever a crash left of its write back.  It
+ * runs under the chunk's range lock held exclusively (and the gate
+ * shared), as a write does, so a live read (range shared) sees a chunk
+ * either pending, read from the target, or done, read from the origin.
+ *
+ * The background thread takes the next pending chunk, locks a batch of
+ * up to 1 MiB from it, completes what is pending there, and sleeps so
+ * that it writes at most `rate` bytes/s (default 64 MiB/s, as the
+ * scrub: a fast disk's tenth, leaving the rest to the live volume; 0:
+ * unbounded).  A failure (the diff area full under fail-writes, an I/O
+ * error) is counted and retried after a second.  When nothing is
+ * pending it records REVERT_END.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/clock.h"
+#include "engine/volume-impl.h"
+
+#define WINDOW 1024             /* chunks looked at per pending query */
+#define RETRY_NS 1000000000ull
+
+struct sc_revert {
+  pthread_mutex_t lock;         /* a leaf: guards everything below */
+  pthread_cond_t wake;          /* stop, for the pacing sleep */
+  pthread_t thread;
+  bool joinable, running, stop, paused;
+  int error;
+  uint64_t errors, rate, session_bytes, started_ns, started_mono;
+  uint64_t live_ticket;         /* tickets below it are revoked */
+  uint64_t live_count;          /* open live connections (not revoked) */
+};
+
+static uint64_t
+wall_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+struct sc_revert *
+sc_vol_revert_new (void)
+{
+  struct sc_revert *rv = calloc (1, sizeof *rv);
+  if (!rv)
+    return NULL;
+  pthread_mutex_init (&rv->lock, NULL);
+  pthread_condattr_t attr;
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  pthread_cond_init (&rv->wake, &attr);
+  pthread_condattr_destroy (&attr);
+  rv->live_ticket = 1;
+  return rv;
+}
+
+/* Stop the background copy and wait for it. */
+static void
+revert_stop (struct sc_revert *rv)
+{
+  pthread_mutex_lock (&rv->lock);
+  rv->stop = true;
+  pthread_cond_broadcast (&rv->wake);
+  bool join = rv->joinable;
+  rv->joinable = false;
+  pthread_mutex_unlock (&rv->lock);
+  if (join)
+    pthread_join (rv->thread, NULL);
+}
+
+void
+sc_vol_revert_free (struct sc_revert *rv)
+{
+  if (!rv)
+    return;
+  revert_stop (rv);
+  pthread_mutex_destroy (&rv->lock);
+  pthread_cond_destroy (&rv->wake);
+  free (rv);
+}
+
+/* ---- completing pending chunks ------------------------------------------ */
+
+/* The target's view of chunks [first, first + n) into buf. */
+static int
+read_target (struct sc_volume *v, uint64_t target, uint64_t first,
+             uint64_t n, uint8_t *buf)
+{
+  struct sc_snapshot_info info;
+  int r = sc_diff_snapshot_get (v->diff, target, &info);
+  if (r < 0)
+    return -EIO;                /* never serve what might be wrong */
+  uint64_t off = first << v->chunk_shift, end = (first + n) << v->chunk_shift;
+  if (end > v->size)
+    end = v->size;
+  r = sc_vol_read_pinned (v, info.epoch, buf, off, end);
+  sc_diff_snapshot_put (v->diff, target);
+  return r;
+}
+
+/* Write the target's content of the run [first, first + n) to the
+ * origin through the copy-on-write path (not yet synced). */
+static int
+write_back (struct sc_volume *v, uint64_t target, uint64_t first,
+            uint64_t n, uint8_t *buf)
+{
+  int r = read_target (v, target, first, n, buf);
+  if (r == 0)
+    r = sc_vol_cow_range (v, first, first + n - 1);
+  if (r == 0) {
+    sc_vol_watch_write (v);
+    r = sc_diff_change_check (v->diff, first, first + n - 1);
+  }
+  uint64_t off = first << v->chunk_shift, len = n << v->chunk_shift;
+  if (off + len > v->size)
+    len = v->size - off;
+  if (r == 0)
+    r = sc_origin_pwrite (v->origin, buf, len, off, 0);
+  return r;
+}
+
+/* The pending chunks of [first, last] in runs of at most batch_chunks:
+ * written back, the origin synced, then recorded done. */
+int
+sc_vol_revert_complete (struct sc_volume *v, uint64_t first, uint64_t last)
+{
+  struct sc_revert_info ri;
+  if (sc_diff_revert_info (v->diff, &ri) < 0)
+    return 0;                   /* ended meanwhile */
+  uint64_t pend[WINDOW], runs[WINDOW][2], next;
+  uint8_t *buf = NULL;
+  int r = 0;
+  for (uint64_t c = first; c <= last && r == 0; c = next) {
+    size_t n = sc_diff_revert_pending (v->diff, c, last, pend, WINDOW, &next);
+    size_t nruns = 0;
+    for (size_t i = 0; i < n; i++)
+      if (nruns && runs[nruns - 1][0] + runs[nruns - 1][1] == pend[i] &&
+          runs[nruns - 1][1] < v->batch_chunks)
+        runs[nruns - 1][1]++;
+      else {
+        runs[nruns][0] = pend[i];
+        runs[nruns++][1] = 1;
+      }
+    if (nruns && !buf && !(buf = malloc (v->batch_chunks * v->chunk_size)))
+      return -ENOMEM;
+    for (size_t i = 0; i < nruns && r == 0; i++)
+      r = write_back (v, ri.target_id, runs[i][0], runs[i][1], buf);
+    if (r == 0 && nruns)
+      r = sc_origin_flush (v->origin);
+    for (size_t i = 0; i < nruns && r == 0; i++)
+      r = sc_diff_revert_done (v->diff, runs[i][0], runs[i][1]);
+    if (r == 0 && nruns && v->revert) {
+      pthread_mutex_lock (&v->revert->lock);
+      for (size_t i = 0; i < nruns; i++)
+        v->revert->session_bytes += runs[i][1] * v->chunk_size;
+      pthread_mutex_unlock (&v->revert->lock);
+    }
+  }
+  free (buf);
+  return r;
+}
+
+/* ---- the live read ------------------------------------------------------- */
+
+/* Read [off, end) of the origin, or of the target where `pending`. */
+static int
+read_piece (struct sc_volume *v, uint64_t target, bool pending, uint8_t *p,
+            uint64_t off, uint64_t end)
+{
+  if (!pending)
+    return sc_origin_pread (v->origin, p, end - off, off);
+  struct sc_snapshot_info info;
+  int r = sc_diff_snapshot_get (v->diff, target, &info);
+  if (r < 0)
+    return -EIO;                /* the target is invalid: never guess */
+  r = sc_vol_read_pinned (v, info.epoch, p, off, end);
+  sc_diff_snapshot_put (v->diff, target);
+  return r;
+}
+
+int
+sc_vol_revert_read (struct sc_volume *v, void *buf, uint32_t count,
+                    uint64_t offset)
+{
+  struct sc_revert_info ri;
+  struct sc_range range;
+  uint64_t first = offset >> v->chunk_shift;
+  uint64_t last = (offset + count - 1) >> v->chunk_shift;
+  uint64_t pend[WINDOW], next;
+  uint8_t *p = buf;
+  int r = 0;
+
+  sc_rangelock_lock (&v->chunks, &range, first, last, false);
+  if (sc_diff_revert_info (v->diff, &ri) < 0) {   /* ended meanwhile */
+    sc_rangelock_unlock (&v->chunks, &range);
+    return sc_origin_pread (v->origin, buf, count, offset);
+  }
+  uint64_t pos = offset, end = offset + count;
+  for (uint64_t c = first; c <= last && r == 0; c = next) {
+    size_t n = sc_diff_revert_pending (v->diff, c, last, pend, WINDOW, &next);
+    uint64_t stop = next > last ? end : next << v->chunk_shift;
+    for (size_t i = 0; i <= n && r == 0; i++) {
+      /* The origin up to the next pending chunk, then that chunk. */
+      uint64_t at = i < n ? pend[i] << v->chunk_shift : stop;
+      if (at < pos)
+        at = pos;
+      if (at > pos)
+        r = read_piece (v, ri.target_id, false, p + (pos - offset), pos, at);
+      pos = at;
+      if (i == n || r < 0)
+        break;
+      uint64_t ce = (pend[i] + 1) << v->chunk_shift;
+      ce = ce < end ? ce : end;
+      r = read_piece (v, ri.target_id, true, p + (pos - offset), pos, ce);
+      pos = ce;
+    }
+  }
+  sc_rangelock_unlock (&v->chunks, &range);
+  return r;
+}
+
+/* ---- the background copy ------------------------------------------------- */
+
+/* Sleep until `due` (monotonic ns); false once stopped. */
+static bool
+pace (struct sc_revert *rv, uint64_t due)
+{
+  pthread_mutex_lock (&rv->lock);
+  struct timespec ts = { .tv_sec = (time_t) (due / 1000000000u),
+                         .tv_nsec = (long) (due % 1000000000u) };
+  while (!rv->stop && sc_mono_ns () < due)
+    pthread_cond_timedwait (&rv->wake, &rv->lock, &ts);
+  bool go = !rv->stop;
+  pthread_mutex_unlock (&rv->lock);
+  return go;
+}
+
+/* One batch from the next pending chunk at or after *c: 0 with *c moved
+ * on and *bytes counted, 1 when nothing is pending from *c, or an
+ * error. */
+static int
+copy_batch (struct sc_volume *v, uint64_t *c, uint64_t *bytes)
+{
+  uint64_t nchunks = (v->size + v->chunk_size - 1) >> v->chunk_shift;
+  uint64_t p, next;
+  for (;;) {
+    if (*c >= nchunks)
+      return 1;
+    if (sc_diff_revert_pending (v->diff, *c, nchunks - 1, &p, 1, &next)) {
+      *c = p;
+      break;
+    }
+    *c = next;
+  }
+  uint64_t last = *c + v->batch_chunks - 1;
+  last = last < nchunks - 1 ? last : nchunks - 1;
+  struct sc_range range;
+  pthread_rwlock_rdlock (&v->gate);
+  sc_rangelock_lock (&v->chunks, &range, *c, last, true);
+  uint64_t before = 0;
+  pthread_mutex_lock (&v->revert->lock);
+  before = v->revert->session_bytes;
+  pthread_mutex_unlock (&v->revert->lock);
+  int r = sc_vol_revert_complete (v, *c, last);
+  sc_rangelock_unlock (&v->chunks, &range);
+  pthread_rwlock_unlock (&v->gate);
+  pthread_mutex_lock (&v->revert->lock);
+  *bytes += v->revert->session_bytes - before;
+  pthread_mutex_unlock (&v->revert->lock);
+  if (r == 0)
+    *c = last + 1;
+  return r;
+}
+
+static void
+note_error (struct sc_revert *rv, int r)
+{
+  pthread_mutex_lock (&rv->lock);
+  rv->error = -r;
+  rv->errors++;
+  pthread_mutex_unlock (&rv->lock);
+}
+
+static void *
+revert_thread (void *opaque)
+{
+  struct sc_volume *v = opaque;
+  struct sc_revert *rv = v->revert;
+  uint64_t t0 = sc_mono_ns (), bytes = 0, c = 0;
+  for (;;) {
+    pthread_mutex_lock (&rv->lock);
+    uint64_t rate = rv->rate;
+    pthread_mutex_unlock (&rv->lock);
+    uint64_t due = rate ? t0 + (uint64_t) ((double) bytes * 1e9 /
+                                           (double) rate) : 0;
+    if (!pace (rv, due))
+      break;
+    int r = copy_batch (v, &c, &bytes);
+    if (r == 1) {
+      r = sc_diff_revert_finish (v->diff);
+      if (r == 1 || r == -ENOENT)
+        break;                  /* ended */
+      c = 0;                    /* something failed on the way: again */
+      if (r == 0)
+        continue;
+    }
+    if (r < 0) {
+      note_error (rv, r);
+      debug ("revert: chunk %" PRIu64 ": %s (retried in a second)", c,
+             strerror (-r));
+      if (!pace (rv, sc_mono_ns () + RETRY_NS))
+        break;
+    }
+  }
+  pthread_mutex_lock (&rv->lock);
+  rv->running = false;
+  pthread_mutex_unlock (&rv->lock);
+  debug ("revert: background copy %s after %" PRIu64 " bytes",
+         sc_diff_revert_active (v->diff) ? "stopped" : "finished", bytes);
+  return NULL;
+}
+
+/* Start the background copy unless it runs; the caller knows a revert
+ * runs. */
+static int
+thread_start (struct sc_volume *v)
+{
+  struct sc_revert *rv = v->revert;
+  struct sc_revert_info ri;
+  if (sc_diff_revert_info (v->diff, &ri) < 0)
+    return -ENOENT;
+  pthread_mutex_lock (&rv->lock);
+  if (rv->running || rv->stop) {
+    pthread_mutex_unlock (&rv->lock);
+    return rv->stop ? -ESHUTDOWN : 0;
+  }
+  if (rv->joinable) {
+    pthread_join (rv->thread, NULL);
+    rv->joinable = false;
+  }
+  rv->rate = ri.rate;
+  rv->paused = false;
+  rv->running = true;
+  rv->session_bytes = 0;
+  rv->started_ns = wall_ns ();
+  rv->started_mono = sc_mono_ns ();
+  int r = pthread_create (&rv->thread, NULL, revert_thread, v);
+  if (r != 0)
+    rv->running = false;
+  else
+    rv->joinable = true;
+  pthread_mutex_unlock (&rv->lock);
+  return -r;
+}
+
+void
+sc_vol_revert_resume_at_open (struct sc_volume *v)
+{
+  struct sc_revert_info ri;
+  if (sc_diff_revert_info (v->diff, &ri) < 0) {
+    if (ri.ended_why[0] && sc_notice)
+      sc_notice ("%s", ri.ended_why);
+    return;
+  }
+  if (sc_notice)
+    sc_notice ("the revert to snapshot %s resumes: %" PRIu64 " of %" PRIu64
+               " chunks done; the live volume reads as %s meanwhile",
+               ri.target, ri.done_chunks, ri.todo_chunks, ri.target);
+  int r = thread_start (v);
+  if (r < 0)
+    debug ("revert: the background copy did not start: %s", strerror (-r));
+}
+
+int
+sc_volume_revert_resume (struct sc_volume *v)
+{
+  if (sc_volume_offline (v))
+    return -ENODEV;
+  return thread_start (v);
+}
+
+/* ---- start and status ----------------------------------------------------- */
+
+int
+sc_volume_revert_plan (struct sc_volume *v, const char *name, bool save,
+                       struct sc_revert_plan *plan)
+{
+  return sc_diff_revert_plan (v->diff, name, save, plan);
+}
+
+/* Refuse (or with force, revoke) the live connections. */
+static int
+check_live (struct sc_volume *v, unsigned flags, uint64_t *live)
+{
+  struct sc_revert *rv = v->revert;
+  pthread_mutex_lock (&rv->lock);
+  uint64_t n = rv->live_count;
+  if (live)
+    *live = n;
+  if (n && (flags & SC_REVERT_FORCE)) {
+    rv->live_ticket++;          /* every ticket given so far is revoked */
+    rv->live_count = 0;
+    n = 0;
+  }
+  pthread_mutex_unlock (&rv->lock);
+  return n ? -EBUSY : 0;
+}
+
+int
+sc_volume_revert_start (struct sc_volume *v, const char *name,
+                        const char *save, uint64_t rate, unsigned flags,
+                        uint64_t *live, struct sc_revert_status *out)
+{
+  if (live)
+    *live = 0;
+  if (sc_volume_offline (v))
+    return -ENODEV;
+  struct sc_revert_plan plan;
+  int r = sc_diff_revert_plan (v->diff, name, save != NULL, &plan);
+  if (r == 0 && !plan.fits)
+    r = -ENOSPC;
+  if (r == 0)
+    r = check_live (v, flags, live);
+  if (r < 0)
+    return r;
+  if ((r = sc_volume_create_begin (v)) < 0)
+    return r;
+  r = sc_volume_hold (v);
+  struct sc_revert_info ri;
+  if (r == 0) {
+    r = sc_diff_revert_start (v->diff, name, save, rate, &ri);
+    sc_volume_release (v);
+  }
+  sc_volume_create_end (v);
+  if (r == 0 && !(flags & SC_REVERT_PAUSED))
+    r = thread_start (v);
+  else if (r == 0) {
+    pthread_mutex_lock (&v->revert->lock);
+    v->revert->paused = true;
+    v->revert->rate = rate;
+    pthread_mutex_unlock (&v->revert->lock);
+  }
+  if (r == 0 && out)
+    sc_volume_revert_status (v, out);
+  return r;
+}
+
+int
+sc_volume_revert_status (struct sc_volume *v, struct sc_revert_status *st)
+{
+  struct sc_revert *rv = v->revert;
+  memset (st, 0, sizeof *st);
+  int r = sc_diff_revert_info (v->diff, &st->info);
+  pthread_mutex_lock (&rv->lock);
+  st->running = rv->running;
+  st->paused = rv->paused;
+  st->error = rv->error;
+  st->errors = rv->errors;
+  st->rate = rv->running || rv->paused ? rv->rate : st->info.rate;
+  st->session_bytes = rv->session_bytes;
+  st->started_ns = rv->started_ns;
+  uint64_t elapsed = sc_mono_ns () - rv->started_mono;
+  pthread_mutex_unlock (&rv->lock);
+  st->bytes_todo = st->info.todo_chunks * v->chunk_size;
+  st->bytes_done = st->info.done_chunks * v->chunk_size;
+  uint64_t left = st->bytes_todo - st->bytes_done;
+  double seen = elapsed && st->session_bytes
+                ? (double) st->session_bytes * 1e9 / (double) elapsed : 0;
+  double speed = seen ? seen : (double) st->rate;
+  st->eta_s = left == 0 ? 0 : speed > 0 ? (uint64_t) (left / speed + 0.5)
+                                        : UINT64_MAX;
+  return r;
+}
+
+/* ---- live connections ------------------------------------------------------ */
+
+uint64_t
+sc_volume_live_open (struct sc_volume *v)
+{
+  struct sc_revert *rv = v->revert;
+  pthread_mutex_lock (&rv->lock);
+  uint64_t t = rv->live_ticket;
+  rv->live_count++;
+  pthread_mutex_unlock (&rv->lock);
+  return t;
+}
+
+void
+sc_volume_live_close (struct sc_volume *v, uint64_t ticket)
+{
+  struct sc_revert *rv = v->revert;
+  pthread_mutex_lock (&rv->lock);
+  if (ticket == rv->live_ticket && rv->live_count)
+    rv->live_count--;           /* a revoked one was no longer counted */
+  pthread_mutex_unlock (&rv->lock);
+}
+
+int
+sc_volume_live_check (struct sc_volume *v, uint64_t ticket)
+{
+  struct sc_revert *rv = v->revert;
+  pthread_mutex_lock (&rv->lock);
+  bool ok = ticket == rv->live_ticket;
+  pthread_mutex_unlock (&rv->lock);
+  return ok ? 0 : -ESHUTDOWN;
+}
+
+uint64_t
+sc_volume_live_count (struct sc_volume *v)
+{
+  struct sc_revert *rv = v->revert;
+  pthread_mutex_lock (&rv->lock);
+  uint64_t n = rv->live_count;
+  pthread_mutex_unlock (&rv->lock);
+  return n;
+}

@@ -1,0 +1,315 @@
+/* Unit tests of cow/revert.c: what a revert has to do, its records
+ * replayed and checkpointed, its target pinned. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/diffarea.h"
+#include "cow/format.h"
+#include "tests/unit-helpers.h"
+
+#define CS 4096u
+#define NCHUNKS 16
+
+TestSuite (revert, .init = uh_setup, .fini = uh_teardown);
+
+/* A (epoch 1); chunks 2 and 3 change; B; chunk 5 changes; chunk 9 is
+ * copied as zeros; the checkpoint K; chunk 7 changes (a mark only for
+ * K, B needing its data). */
+static void
+make_area (struct uh_area *a)
+{
+  uh_area_create (a, NCHUNKS * CS, CS, 5);
+  uh_snap (a->d, "A");
+  uh_copy_chunk (a->d, 2, 12);
+  uh_copy_chunk (a->d, 3, 13);
+  uh_snap (a->d, "B");
+  uh_copy_chunk (a->d, 5, 15);
+  uh_copy_zero (a->d, 9);
+  struct sc_snapshot_opts ck = { .checkpoint = true };
+  cr_assert_eq (sc_diff_snapshot_create (a->d, "K", &ck, NULL), 0);
+  uh_copy_chunk (a->d, 7, 17);
+}
+
+static size_t
+pending (struct sc_diff *d, uint64_t *out)
+{
+  size_t n = 0;
+  uint64_t next, first = 0;
+  while (first < NCHUNKS) {
+    n += sc_diff_revert_pending (d, first, NCHUNKS - 1, out + n,
+                                 NCHUNKS - n, &next);
+    first = next;
+  }
+  return n;
+}
+
+static void
+assert_pending (struct sc_diff *d, const uint64_t *want, size_t nwant)
+{
+  uint64_t got[NCHUNKS];
+  size_t n = pending (d, got);
+  cr_assert_eq (n, nwant, "%zu chunks pending, want %zu", n, nwant);
+  for (size_t i = 0; i < n; i++)
+    cr_assert_eq (got[i], want[i], "pending[%zu] = %lu, want %lu", i,
+                  (unsigned long) got[i], (unsigned long) want[i]);
+}
+
+Test (revert, todo_is_what_changed_after_the_target)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct sc_revert_plan p;
+  cr_assert_eq (sc_diff_revert_plan (a.d, "A", true, &p), 0);
+  cr_assert_eq (p.todo_chunks, 5, "todo %lu", (unsigned long) p.todo_chunks);
+  cr_assert_eq (p.copy_chunks, 5, "with a saved snapshot, each may copy");
+  cr_assert (p.fits);
+  cr_assert_eq (sc_diff_revert_plan (a.d, "B", false, &p), 0);
+  cr_assert_eq (p.todo_chunks, 3, "B: chunks 5, 7, 9");
+  cr_assert_eq (p.copy_chunks, 0, "no valid snapshot sees them on the origin");
+  cr_assert_eq (sc_diff_revert_active (a.d), false, "a plan starts nothing");
+  uh_area_free (&a);
+}
+
+Test (revert, bad_targets_are_refused)
+{
+  struct uh_area a;
+  make_area (&a);
+  cr_assert_eq (sc_diff_revert_start (a.d, "nope", NULL, 0, NULL), -ENOENT);
+  cr_assert_eq (sc_diff_revert_start (a.d, "K", NULL, 0, NULL), -EINVAL);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", "B", 0, NULL), -EEXIST,
+                "a saved name that exists");
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", "live", 0, NULL), -EINVAL);
+  cr_assert_eq (sc_diff_revert_active (a.d), false);
+  cr_assert_eq (uh_stats (a.d).snapshots, 3, "nothing made");
+  uh_area_free (&a);
+}
+
+Test (revert, start_saves_the_current_state_and_pins_the_target)
+{
+  struct uh_area a;
+  make_area (&a);
+  uint32_t epoch = uh_stats (a.d).epoch;
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", "saved", 1000, &ri), 0);
+  cr_assert (ri.active);
+  cr_assert_str_eq (ri.target, "A");
+  cr_assert_str_eq (ri.saved, "saved");
+  cr_assert_eq (ri.start_epoch, epoch + 1);
+  cr_assert_eq (uh_find (a.d, "saved").epoch, epoch);
+  cr_assert_eq (ri.todo_chunks, 5);
+  cr_assert_eq (ri.done_chunks, 0);
+  cr_assert_eq (ri.rate, 1000);
+  uint64_t want[] = { 2, 3, 5, 7, 9 };
+  assert_pending (a.d, want, 5);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "A"), -EBUSY);
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "A"), -EBUSY);
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "C", NULL, NULL), -EBUSY);
+  struct sc_snapshot_opts ck = { .checkpoint = true };
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "C", &ck, NULL), -EBUSY);
+  cr_assert_eq (sc_diff_revert_start (a.d, "B", NULL, 0, NULL), -EALREADY);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "B"), 0, "others go");
+  uh_area_free (&a);
+}
+
+Test (revert, without_saving_the_epoch_moves_on)
+{
+  struct uh_area a;
+  make_area (&a);
+  uint32_t epoch = uh_stats (a.d).epoch;
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_start (a.d, "B", NULL, 0, &ri), 0);
+  cr_assert_eq (ri.start_epoch, epoch + 1);
+  cr_assert_eq (uh_stats (a.d).epoch, epoch + 1);
+  cr_assert_eq (ri.saved_id, 0);
+  uint64_t want[] = { 5, 7, 9 };
+  assert_pending (a.d, want, 3);
+  /* A write after the revert (a copy in the new epoch) adds nothing. */
+  uh_copy_chunk (a.d, 11, 21);
+  assert_pending (a.d, want, 3);
+  uh_area_free (&a);
+}
+
+Test (revert, done_chunks_are_merged_and_counted_once)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", "saved", 0, NULL), 0);
+  cr_assert_eq (sc_diff_revert_done (a.d, 3, 1), 0);
+  cr_assert_eq (sc_diff_revert_done (a.d, 2, 1), 0);
+  cr_assert_eq (sc_diff_revert_done (a.d, 2, 3), 0, "overlapping, and 4 "
+                "is not to do");
+  cr_assert_eq (sc_diff_revert_done (a.d, 0, NCHUNKS + 1), -EINVAL);
+  uint64_t want[] = { 5, 7, 9 };
+  assert_pending (a.d, want, 3);
+  cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0);
+  cr_assert_eq (ri.done_chunks, 2);
+  cr_assert_eq (sc_diff_revert_finish (a.d), 0, "chunks still pending");
+  uh_area_free (&a);
+}
+
+Test (revert, finish_ends_it_and_unpins)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_start (a.d, "B", NULL, 0, NULL), 0);
+  cr_assert_eq (sc_diff_revert_done (a.d, 5, 5), 0);
+  cr_assert_eq (sc_diff_revert_finish (a.d), 1);
+  cr_assert_eq (sc_diff_revert_active (a.d), false);
+  cr_assert_eq (sc_diff_revert_info (a.d, &ri), -ENOENT);
+  cr_assert_eq (ri.ended_why[0], '\0');
+  uint64_t got[NCHUNKS];
+  cr_assert_eq (pending (a.d, got), 0);
+  uh_snap (a.d, "C");
+  uh_area_reopen (&a, 0);
+  cr_assert_eq (sc_diff_revert_active (a.d), false, "the end is replayed");
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "B"), 0);
+  uh_area_free (&a);
+}
+
+/* The state after start, two done chunks, reopened (`ckpt`: through a
+ * checkpoint written at open, else by replaying the journal). */
+static void
+round_trip (bool ckpt, bool crash)
+{
+  struct uh_area a;
+  make_area (&a);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", "saved", 777, NULL), 0);
+  cr_assert_eq (sc_diff_revert_done (a.d, 2, 2), 0);
+  cr_assert_eq (sc_diff_revert_done (a.d, 9, 1), 0);
+  uh_area_close (&a);
+  if (crash)
+    uh_sb_mark_unclean (a.diff_path);
+  for (int i = 0; i < 2; i++) {
+    uh_area_open (&a, 0);
+    if (ckpt && i == 0) {
+      /* A second open reads the checkpoint the first one wrote. */
+      uh_area_close (&a);
+      uh_sb_mark_unclean (a.diff_path);
+      continue;
+    }
+    struct sc_revert_info ri;
+    cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0);
+    cr_assert_str_eq (ri.target, "A");
+    cr_assert_str_eq (ri.saved, "saved");
+    cr_assert_eq (ri.rate, 777);
+    cr_assert_eq (ri.todo_chunks, 5);
+    cr_assert_eq (ri.done_chunks, 3);
+    uint64_t want[] = { 5, 7 };
+    assert_pending (a.d, want, 2);
+    cr_assert_eq (sc_diff_snapshot_delete (a.d, "A"), -EBUSY);
+    cr_assert_eq (sc_diff_snapshot_create (a.d, "C", NULL, NULL), -EBUSY);
+    uh_area_close (&a);
+    if (!ckpt)
+      break;
+  }
+  uh_area_free (&a);
+}
+
+Test (revert, replay_rebuilds_it)
+{
+  round_trip (false, false);
+}
+
+Test (revert, replay_after_a_crash_rebuilds_it)
+{
+  round_trip (false, true);
+}
+
+Test (revert, a_checkpoint_carries_it)
+{
+  round_trip (true, true);
+}
+
+Test (revert, a_deleted_saved_snapshot_is_no_longer_named)
+{
+  struct uh_area a;
+  make_area (&a);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", "saved", 0, NULL), 0);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "saved"), 0);
+  uh_area_close (&a);
+  uh_sb_mark_unclean (a.diff_path);     /* a checkpoint at open */
+  uh_area_open (&a, 0);
+  uh_area_close (&a);
+  uh_sb_mark_unclean (a.diff_path);
+  uh_area_open (&a, 0);
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0);
+  cr_assert_eq (ri.saved_id, 0);
+  cr_assert_eq (ri.todo_chunks, 5);
+  uh_area_free (&a);
+}
+
+static void
+append_done (struct uh_area *a, uint64_t first, uint64_t count)
+{
+  struct sc_rec_revert_done r = { .h.type = SC_REC_REVERT_DONE,
+                                  .first = first, .count = count };
+  uh_journal_append (a->diff_path, &r, sizeof r);
+}
+
+static void
+assert_open_refused (struct uh_area *a, const char *word)
+{
+  struct sc_diff *d = NULL;
+  char err[1024] = "";
+  int r = sc_diff_open (a->diff_path, SC_DIFF_RDONLY, &a->id, 0, &d, err,
+                        sizeof err);
+  if (r == 0)
+    sc_diff_close (d);
+  cr_assert_eq (r, -EINVAL, "open: %d (%s)", r, err);
+  cr_assert (strstr (err, word), "message: %s", err);
+}
+
+Test (revert, a_done_record_without_a_revert_is_corrupt)
+{
+  struct uh_area a;
+  make_area (&a);
+  uh_area_close (&a);
+  append_done (&a, 2, 1);
+  assert_open_refused (&a, "revert-done");
+  uh_area_free (&a);
+}
+
+Test (revert, a_done_record_past_the_volume_is_corrupt)
+{
+  struct uh_area a;
+  make_area (&a);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+  uh_area_close (&a);
+  append_done (&a, NCHUNKS - 1, 2);
+  assert_open_refused (&a, "revert-done");
+  uh_area_free (&a);
+}
+
+Test (revert, a_revert_to_an_unknown_snapshot_is_corrupt)
+{
+  struct uh_area a;
+  make_area (&a);
+  uint32_t epoch = uh_stats (a.d).epoch;
+  uh_area_close (&a);
+  struct sc_rec_revert r = { .h.type = SC_REC_REVERT, .target_id = 99,
+                             .start_epoch = epoch + 1 };
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  assert_open_refused (&a, "bad revert record");
+  uh_area_free (&a);
+}
+
+Test (revert, an_end_of_another_target_is_corrupt)
+{
+  struct uh_area a;
+  make_area (&a);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+  uh_area_close (&a);
+  struct sc_rec_revert_end r = { .h.type = SC_REC_REVERT_END,
+                                 .target_id = 2 };
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  assert_open_refused (&a, "ends a revert");
+  uh_area_free (&a);
+}
