@@ -1,5 +1,5 @@
 #!/bin/bash
-# End to end, auto-recovery: a filesystem (ext4, then XFS) on the live export (nbdfuse + loop) with an application completing fsynced files, a crash-consistent snapshot (no writer: the filesystem is not frozen, its journal holds the last transactions), then `shadowcopy mount --recover`: mounted read-only without noload/norecovery, every file completed before the snapshot is there and whole, fsck is clean, the snapshot itself is unchanged, and umount deletes the temporary clone.  Needs root, /dev/fuse and loop devices (else skips).
+# End to end, auto-recovery: a filesystem (ext4, then XFS) on the live export (nbdfuse + loop) with an application completing fsynced files, a crash-consistent snapshot (no writer: the filesystem is not frozen, its journal holds the last transactions), then `shadowcopy mount --recover`: mounted read-only without noload/norecovery, every file completed before the snapshot is there and whole, fsck is clean, the snapshot itself is unchanged, and umount deletes the temporary clone; and `create --auto-recover`: the clone NAME.recovered kept, its journal replayed, holds every file completed before the snapshot.  Needs root, /dev/fuse and loop devices (else skips).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdfuse losetup mkfs.ext4 e2fsck mount umount fusermount3 blkid findmnt
@@ -25,8 +25,13 @@ mr_cleanup () {
     mountpoint -q "$MNT" && umount "$MNT"
     [ -n "$LOOP" ] && losetup -d "$LOOP"
     LOOP=
-    mountpoint -q "$FUSE" && fusermount3 -u "$FUSE"
-    [ -n "$FUSE_PID" ] && wait "$FUSE_PID" 2>/dev/null
+    mountpoint -q "$FUSE" && { fusermount3 -u "$FUSE" || fusermount3 -uz "$FUSE"; }
+    if [ -n "$FUSE_PID" ]; then
+        # nbdfuse whose server died may not exit on its own.
+        for ((i = 0; i < 50; i++)); do kill -0 "$FUSE_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$FUSE_PID" 2>/dev/null
+        wait "$FUSE_PID" 2>/dev/null
+    fi
     FUSE_PID=
     return 0
 }
@@ -50,6 +55,23 @@ while not os.path.exists(sys.argv[3]):
     os.rename(tmp, os.path.join(mnt, "f%06d" % n))
     os.fsync(dfd)
     done.write("%d\n" % n); done.flush()
+EOP
+
+# check.py DIR LO HI: DIR holds files 1..K, each whole, LO <= K <= HI + 1
+# (file HI + 1 may have been renamed in before its number was logged).
+cat > "$TMP/check.py" <<'EOP'
+import os, sys
+d, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+names = sorted(x for x in os.listdir(d) if x.startswith("f"))
+k = len(names)
+if names != ["f%06d" % i for i in range(1, k + 1)]:
+    sys.exit("files are not 1..%d: %s" % (k, names[:5] + ["..."] + names[-5:]))
+if not lo <= k <= hi + 1:
+    sys.exit("%d files; %d were durable before the snapshot, %d after it" % (k, lo, hi))
+for i in range(1, k + 1):
+    if open(os.path.join(d, "f%06d" % i), "rb").read() != ("%d\n" % i).encode() * 4096:
+        sys.exit("file %d is incomplete or wrong" % i)
+print("recovered: files 1..%d (durable before the snapshot: %d, after: %d)" % (k, lo, hi))
 EOP
 
 # recover_case FSTYPE MKFS FSCK...: the whole scenario on one filesystem.
@@ -86,20 +108,7 @@ recover_case () {
     echo "$opts" | grep -qw ro || fail "$fstype: not mounted read-only: $opts"
     echo "$opts" | grep -Eqw 'noload|norecovery' && fail "$fstype: mounted with $opts"
     sc list | grep -q 'snap1\.recover-' || fail "$fstype: no recovery clone listed: $(sc list)"
-    "$PYTHON" - "$SNAP" "$before" "$after" <<'EOP' || fail "$fstype: the recovered snapshot's files are wrong"
-import os, sys
-d, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-names = sorted(x for x in os.listdir(d) if x.startswith("f"))
-k = len(names)
-if names != ["f%06d" % i for i in range(1, k + 1)]:
-    sys.exit("files are not 1..%d: %s" % (k, names[:5] + ["..."] + names[-5:]))
-if not lo <= k <= hi + 1:
-    sys.exit("%d files; %d were durable before the snapshot, %d after it" % (k, lo, hi))
-for i in range(1, k + 1):
-    if open(os.path.join(d, "f%06d" % i), "rb").read() != ("%d\n" % i).encode() * 4096:
-        sys.exit("file %d is incomplete or wrong" % i)
-print("recovered: files 1..%d (durable before the snapshot: %d, after: %d)" % (k, lo, hi))
-EOP
+    "$PYTHON" "$TMP/check.py" "$SNAP" "$before" "$after" || fail "$fstype: the recovered snapshot's files are wrong"
     touch "$SNAP/x" 2>/dev/null && fail "$fstype: the recovered mount is writable"
 
     # fsck of the recovered image: unmounted (plain umount), then every
@@ -111,6 +120,20 @@ EOP
     losetup -a | grep -q "$SHADOWCOPY_STATE_DIR" && fail "$fstype: umount left a loop device: $(losetup -a)"
     sha1=$(nbd_sha256 snap1)
     [ "$sha0" = "$sha1" ] || fail "$fstype: the snapshot changed during the recovery"
+
+    # create --auto-recover: NAME.recovered kept, its journal replayed.
+    before=$(wc -l < "$TMP/done.log")
+    sc create --no-writers --auto-recover --nbd-socket "$NBD_SOCK" snap2 > "$TMP/create2.out" 2> "$TMP/create2.err" ||
+        fail "$fstype: create --auto-recover failed: $(cat "$TMP/create2.err")"
+    after=$(wc -l < "$TMP/done.log")
+    grep -qx 'recovered snap2.recovered' "$TMP/create2.out" ||
+        fail "$fstype: create --auto-recover said: $(cat "$TMP/create2.out")"
+    sc list | grep 'snap2\.recovered' | grep -q 'clone of snap2' ||
+        fail "$fstype: no clone snap2.recovered of snap2: $(sc list)"
+    "$SHADOWCOPY_CLI" -c "$CTL" mount -o ro --nbd-socket "$NBD_SOCK" snap2.recovered "$SNAP" > /dev/null ||
+        fail "$fstype: mount of snap2.recovered failed"
+    "$PYTHON" "$TMP/check.py" "$SNAP" "$before" "$after" || fail "$fstype: snap2.recovered's files are wrong"
+    "$SHADOWCOPY_CLI" umount "$SNAP" || fail "$fstype: umount of snap2.recovered failed"
 
     touch "$TMP/stop"; wait "$APP_PID" || fail "the application failed: $(cat "$TMP/app.log")"
     APP_PID=

@@ -4,7 +4,8 @@
  *   shadowcopy [-c SOCK] create [-c SOCK]... [--writer CMD]...
  *       [--writers-dir DIR] [--no-writers] [--freeze-timeout S]
  *       [--hold-timeout S] [--retry N] [--retry-delay S] [--wait]
- *       [--auto-release] [--delete-oldest] [--run COMMAND] [NAME]
+ *       [--auto-release] [--delete-oldest] [--run COMMAND]
+ *       [--auto-recover --nbd-socket NBDSOCK] [NAME]
  *
  * The sequence itself, VSS phase by phase, is create-sequence.c, and
  * the options (shared with backup --create) create-options.c; this file
@@ -15,6 +16,12 @@
  * made them: with --run the command runs (with SHADOWCOPY_* in its
  * environment) and the snapshots go when it exits; without, the CLI stays
  * in the foreground until SIGINT, SIGTERM or SIGHUP.
+ *
+ * --auto-recover (VSS's auto-recovery, for a crash-consistent snapshot
+ * taken without a writer's freeze): the snapshot is cloned as
+ * NAME.recovered and the clone's filesystem journal replayed
+ * (mount-recover.c), so that NAME.recovered mounts, and is read, as the
+ * filesystem would be after a reboot.
  */
 #include <config.h>
 
@@ -34,12 +41,40 @@
 #include "tools/commands.h"
 #include "tools/create-options.h"
 #include "tools/create-sequence.h"
+#include "tools/mount-recover.h"
 #include "tools/writers.h"
+
+/* create's own options. */
+struct create_args {
+  bool auto_recover;
+  const char *nbd;              /* --nbd-socket (--auto-recover) */
+};
+
+/* --auto-recover's checks, once every option is in: EXIT_SUCCESS or
+ * SC_EXIT_USAGE (said). */
+static int
+check_recover (const struct sc_create_options *o, struct create_args *a)
+{
+  if (!a->auto_recover)
+    return a->nbd ? sc_cli_usage_error ("create: --nbd-socket is for "
+                                        "--auto-recover") : EXIT_SUCCESS;
+  if (!a->nbd)
+    a->nbd = getenv ("SHADOWCOPY_NBD_SOCKET");
+  if (!a->nbd || !*a->nbd)
+    return sc_cli_usage_error ("create --auto-recover needs the server's "
+                               "NBD socket: --nbd-socket NBDSOCK");
+  if (o->seq.nvols != 1)
+    return sc_cli_usage_error ("create --auto-recover takes one volume");
+  if (o->seq.auto_release)
+    return sc_cli_usage_error ("create --auto-recover keeps a clone of the "
+                               "snapshot: not with --auto-release");
+  return EXIT_SUCCESS;
+}
 
 /* The options, and the NAME.  Touches nothing: on failure, the exit
  * status with the error said. */
 static int
-parse_args (struct sc_create_options *o,
+parse_args (struct sc_create_options *o, struct create_args *a,
             const struct sc_cli_target *target, const char *global_socket,
             int argc, char **argv)
 {
@@ -53,6 +88,16 @@ parse_args (struct sc_create_options *o,
         != EXIT_SUCCESS)
       return status;
   for (i = 0; i < argc && !sc_cli_options_end (argv, &i); i++) {
+    if (strcmp (argv[i], "--auto-recover") == 0) {
+      a->auto_recover = true;
+      continue;
+    }
+    if (strcmp (argv[i], "--nbd-socket") == 0) {
+      if (i + 1 == argc)
+        return sc_cli_usage_error ("create: --nbd-socket needs an argument");
+      a->nbd = argv[++i];
+      continue;
+    }
     status = sc_create_option (o, argc, argv, &i);
     if (status < 0)
       return sc_cli_usage_error ("create: unknown option '%s'", argv[i]);
@@ -62,6 +107,8 @@ parse_args (struct sc_create_options *o,
   if (argc - i > 1)
     return sc_cli_usage_error ("create takes at most one NAME");
   status = sc_create_options_check (o);
+  if (status == EXIT_SUCCESS)
+    status = check_recover (o, a);
   if (status != EXIT_SUCCESS)
     return status;
   if (argc - i == 1) {
@@ -181,18 +228,27 @@ int
 sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
 {
   struct sc_create_options c;
-  char buf[4096];
+  struct create_args a = { false, NULL };
+  char buf[4096], clone[SC_NAME_MAX + 1];
   int status;
 
   if (sc_create_options_init (&c, "create", argc) != EXIT_SUCCESS)
     return EXIT_FAILURE;
-  status = parse_args (&c, target,
+  status = parse_args (&c, &a, target,
                        sc_cli_target_socket (target, buf, sizeof buf),
                        argc, argv);
   if (status == EXIT_SUCCESS)
     status = sc_create_options_start (&c);
   if (status == EXIT_SUCCESS)
     status = take_snapshots (&c.seq);
+  if (status == EXIT_SUCCESS && a.auto_recover) {
+    if (sc_recover_kept_clone (c.seq.vols[0].socket, a.nbd,
+                               c.seq.vols[0].snap.name, clone,
+                               sizeof clone) < 0)
+      status = EXIT_FAILURE;
+    else
+      printf ("recovered %s\n", clone);
+  }
   if (status == EXIT_SUCCESS && c.run)
     status = run_and_complete (&c);
   else if (status == EXIT_SUCCESS && c.seq.auto_release)

@@ -12,10 +12,18 @@
  * then remounted read-only; umount deletes the clone, and the replay's
  * writes with it.  cmd-mount.c records the clone as the lowest layer of
  * the mount, so a failed mount or umount removes it last.
+ *
+ * create --auto-recover keeps such a clone instead, NAME.recovered: the
+ * CLI mounts it read-write (the kernel replays the journal) and unmounts
+ * it with its own mount and umount verbs, so every layer is set up and
+ * removed as a mount's are.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,6 +62,34 @@ sc_mount_recover_clone (const char *socket, const char *name, char *clone,
   return 0;
 }
 
+/* Run this program with argv[1..] (argv[0] is replaced), stdout to
+ * /dev/null.  0 if it exited 0. */
+static int
+run_self (char **argv)
+{
+  char self[PATH_MAX];
+  ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+  if (n < 0)
+    return -errno;
+  self[n] = '\0';
+  argv[0] = self;
+  fflush (NULL);
+  pid_t pid = fork ();
+  if (pid < 0)
+    return -errno;
+  if (pid == 0) {
+    if (!freopen ("/dev/null", "w", stdout))
+      _exit (127);
+    execv (self, argv);
+    _exit (127);
+  }
+  int status;
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -errno;
+  return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -ECHILD;
+}
+
 static void
 deleted (const char *name, void *opaque)
 {
@@ -78,5 +114,56 @@ sc_mount_recover_delete (const char *socket, const char *clone)
     sc_cli_error ("deleting the recovery clone %s: %s", clone, err);
     return -1;
   }
+  return 0;
+}
+
+int
+sc_recover_kept_clone (const char *socket, const char *nbd, const char *name,
+                       char *clone, size_t len)
+{
+  struct sc_client *c;
+  char err[1024], dir[] = "/tmp/shadowcopy-recover-XXXXXX";
+
+  if (strlen (name) + sizeof ".recovered" - 1 > 128) {
+    sc_cli_error ("--auto-recover: %s.recovered would be longer than 128 "
+                  "characters", name);
+    return -1;
+  }
+  snprintf (clone, len, "%s.recovered", name);
+  if (sc_client_connect (socket, &c, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return -1;
+  }
+  const char *args[] = { name, clone };
+  int r = sc_client_request (c, "CLONE", args, 2, NULL, NULL, err,
+                             sizeof err);
+  sc_client_close (c, NULL, 0);
+  if (r < 0) {
+    sc_cli_error ("--auto-recover: a clone of %s: %s", name, err);
+    return -1;
+  }
+  if (!mkdtemp (dir)) {
+    sc_cli_error ("--auto-recover: %s: %s", dir, strerror (errno));
+    sc_mount_recover_delete (socket, clone);
+    return -1;
+  }
+  char *mount_argv[] = { NULL, "-c", (char *) socket, "mount",
+                         "--nbd-socket", (char *) nbd, clone, dir, NULL };
+  char *umount_argv[] = { NULL, "umount", dir, NULL };
+  r = run_self (mount_argv);
+  if (r < 0) {
+    rmdir (dir);
+    sc_cli_error ("--auto-recover: the journal of %s could not be replayed "
+                  "on clone %s (its mount failed, said above); the "
+                  "snapshot is kept, the clone deleted", name, clone);
+    sc_mount_recover_delete (socket, clone);
+    return -1;
+  }
+  if (run_self (umount_argv) < 0) {
+    sc_cli_error ("--auto-recover: shadowcopy umount %s failed: the "
+                  "recovered clone %s is still mounted there", dir, clone);
+    return -1;
+  }
+  rmdir (dir);
   return 0;
 }

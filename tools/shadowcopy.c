@@ -80,6 +80,8 @@ usage (void)
           "      --freeze-timeout S, --hold-timeout S, --retry N,\n"
           "      --retry-delay S, --wait, --auto-release, --run COMMAND,\n"
           "      --delete-oldest (at max-snapshots, delete the oldest first)\n"
+          "      --auto-recover --nbd-socket NBDSOCK (keep NAME.recovered,\n"
+          "      a clone with its filesystem's journal replayed)\n"
           "  writers [--json] [--writer CMD]... [--writers-dir DIR]\n"
           "                            list writers and their last results\n"
           "  mount --nbd-socket SOCK NAME DIR   mount a snapshot read-only\n"
