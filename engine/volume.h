@@ -184,8 +184,12 @@ int sc_volume_snapshot_extents (struct sc_volume *v, uint64_t id,
 /* Snapshot reader's discard (discard-snapshots=on): the whole chunks of
  * [offset, offset + count) are no longer needed by snapshot `id`; partial
  * chunks at the ends are ignored (a discard is advisory). */
+/* -EBUSY: the snapshot is protected (sc_volume_snapshot_protected). */
 int sc_volume_snapshot_discard (struct sc_volume *v, uint64_t id,
                                 uint32_t count, uint64_t offset);
+/* Is snapshot `id` protected (SC_PROTECTED_REVERT: the running revert's
+ * target; SC_PROTECTED_CLONES: it has clones), or 0? */
+int sc_volume_snapshot_protected (struct sc_volume *v, uint64_t id);
 
 /* The configuration the volume was opened with (paths not kept; all
  * zero offline). */

@@ -629,6 +629,16 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
   if (!h->live && discard_snapshots) {
     /* The reader no longer needs this range: no data changes. */
     int r = sc_volume_snapshot_discard (volume, h->snap_id, count, offset);
+    if (r == -EBUSY) {
+      int p = sc_volume_snapshot_protected (volume, h->snap_id);
+      nbdkit_error ("trim on snapshot %s refused: snapshot %s %s", h->name,
+                    h->name, p == SC_PROTECTED_CLONES
+                    ? "has clones (a discard would change what they read)"
+                    : "is the target of the running revert (a discard "
+                      "would change what the live volume reads)");
+      nbdkit_set_error (EBUSY);
+      return -1;
+    }
     return r < 0 ? fail (h, "trim", count, offset, r) : 0;
   }
   if (!h->live)
