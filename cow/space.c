@@ -368,6 +368,16 @@ sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
       return 1;
     if (space_fits (d, d->max_bytes, 1))
       return take_slot (d, offset);
+    if (d->ncfree) {
+      /* Slots a clone let go come back once the records that replaced
+       * them are durable: one commit, before any drop or refusal. */
+      int r = diff_commit (d, d->cfree[d->ncfree - 1].seq);
+      if (r < 0)
+        return r;
+      clone_frees_durable (d);
+      if (space_fits (d, d->max_bytes, 1))
+        continue;               /* needs looked up again: the lock went */
+    }
     if (d->on_full == SC_ON_FULL_FAIL_WRITES) {
       d->full_failures++;
       if (sc_debug)

@@ -460,3 +460,33 @@ Test (clone, a_discard_of_a_base_is_refused)
   cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), 0);
   uh_area_free (&a);
 }
+
+/* Slots a clone is about to free (its rewrite or trim not durable yet)
+ * are space coming back: a live copy at the limit commits to get them
+ * rather than drop a snapshot. */
+Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  uh_snap (a.d, "t");
+  cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, 0, NULL), 0);
+  uint64_t k, off;
+  for (k = 0; k < 64; k++) {
+    if (sc_diff_clone_slot_reserve (a.d, c.id, &off) < 0)
+      break;
+    sc_diff_slot_cancel (a.d, off);
+    clone_write (a.d, c.id, k, k, NULL);
+  }
+  cr_assert (k > 4 && k < 24);
+  /* Trim 4 clone chunks: their slots wait for the records' commit. */
+  uint64_t seq;
+  for (uint64_t i = 0; i < 4; i++)
+    cr_assert_eq (sc_diff_clone_map (a.d, c.id, i, SC_COPY_ZERO, NULL, &seq),
+                  0);
+  cr_assert_eq (uh_copy_reserved (a.d, 40, 400), 0);
+  cr_assert_eq (uh_stats (a.d).dropped, 0, "no snapshot was dropped");
+  cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
+  uh_area_free (&a);
+}
