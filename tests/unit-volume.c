@@ -1239,3 +1239,30 @@ Test (volume, a_revoked_write_never_lands_after_the_revert)
   free (got);
   vol_free (&t);
 }
+
+/* revert --force revokes the live connections only once the revert
+ * starts: a refused one (the saved name is taken) leaves them working. */
+Test (volume, a_refused_forced_revert_revokes_nothing)
+{
+  struct vol t;
+  vol_create (&t, 16 * 4096, 4096, 7);
+  snap (&t, "A");
+  snap (&t, "B");
+  uint64_t ticket = sc_volume_live_open (t.v), live = 0;
+  cr_assert_eq (sc_volume_revert_start (t.v, "A", "B", 0, SC_REVERT_FORCE,
+                                        &live, NULL), -EEXIST);
+  cr_assert_eq (sc_volume_live_check (t.v, ticket), 0, "not revoked");
+  cr_assert_eq (sc_volume_live_count (t.v), 1);
+  uint8_t *w = xmalloc (4096);
+  memset (w, 'X', 4096);
+  cr_assert_eq (sc_volume_live_write (t.v, ticket, w, 4096, 0, 0), 0);
+  /* Then a forced revert that starts revokes it, once. */
+  cr_assert_eq (sc_volume_revert_start (t.v, "A", NULL, 0, SC_REVERT_FORCE |
+                                        SC_REVERT_PAUSED, &live, NULL), 0);
+  cr_assert_eq (sc_volume_live_check (t.v, ticket), -ESHUTDOWN);
+  cr_assert_eq (sc_volume_live_count (t.v), 0);
+  sc_volume_live_close (t.v, ticket);
+  cr_assert_eq (sc_volume_live_count (t.v), 0);
+  free (w);
+  vol_free (&t);
+}
