@@ -11,9 +11,21 @@ M=$((1024 * K))
 make_disk "$TMP/disk" 8M
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K discard-snapshots=on
 sc_create A
+sc_create B
 nbd_write_random live 0 $M
 nbd_write_random live $((7 * M)) $M
 sc revert A --no-save-current --rate 256K > /dev/null || fail "revert"
+# The target cannot go, nor be kept as a checkpoint: the refusal says why.
+for cmd in "delete A" "delete A --keep-checkpoint"; do
+    out=$(sc $cmd 2>&1) && fail "$cmd accepted"
+    printf '%s\n' "$out" | grep -q "snapshot A is the target of the running revert" ||
+        fail "$cmd: $out"
+done
+# delete --oldest skips the target: B goes, then nothing can.
+out=$(sc delete --oldest 2>&1) || fail "delete --oldest: $out"
+[ "$(sc_names)" = "A" ] || fail "after delete --oldest: $(sc_names)"
+out=$(sc delete --oldest 2>&1) && fail "delete --oldest with only the target: $out"
+printf '%s\n' "$out" | grep -q "no snapshot can go" || fail "delete --oldest: $out"
 nbd_write_random live $((4 * M)) $M "$TMP/w.bin"
 nbd_py live 'h.flush()' || fail "flush"
 out=$(nbd_py A '
@@ -56,6 +68,10 @@ except nbd.Error as e:
 [ "$out" = "refused EINVAL" ] || fail "trim of the base: $out"
 grep -q "snapshot s has clones" "$SERVER_LOG" ||
     fail "no clear message: $(tail -3 "$SERVER_LOG")"
+# A clone is no revert target.
+out=$(sc revert c 2>&1) && fail "revert to a clone accepted"
+printf '%s\n' "$out" | grep -q "c is a writable clone; revert to a snapshot" ||
+    fail "revert to a clone: $out"
 nbd_pread_file c 0 $M "$TMP/c1.bin"
 cmp_files "$TMP/c0.bin" "$TMP/c1.bin" "clone after the refused trim"
 restart_server

@@ -359,3 +359,51 @@ Test (revert, a_full_area_refuses_a_copy_the_target_needs)
   cr_assert (sc_diff_revert_active (a.d));
   uh_area_free (&a);
 }
+
+/* A REVERT whose target is deleted, or an auto-release snapshot, is one
+ * no server writes: corrupt. */
+static void
+revert_record_to (bool deleted)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct sc_snapshot_opts ar = { .auto_release = true };
+  struct sc_snapshot_info t;
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "T", deleted ? NULL : &ar,
+                                         &t), 0);
+  if (deleted)
+    cr_assert_eq (sc_diff_snapshot_delete (a.d, "T"), 0);
+  uint32_t epoch = uh_stats (a.d).epoch;
+  uh_area_close (&a);
+  struct sc_rec_revert r = { .h.type = SC_REC_REVERT, .target_id = t.id,
+                             .start_epoch = epoch + 1 };
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  assert_open_refused (&a, "bad revert record");
+  uh_area_free (&a);
+}
+
+Test (revert, a_revert_to_a_deleted_target_is_corrupt)
+{
+  revert_record_to (true);
+}
+
+Test (revert, a_revert_to_an_auto_release_target_is_corrupt)
+{
+  revert_record_to (false);
+}
+
+/* Reverting to a writable clone is refused (EINVAL), nothing starts. */
+Test (revert, a_clone_is_no_target)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct sc_snapshot_info c;
+  char err[256] = "";
+  cr_assert_eq (sc_diff_clone_create (a.d, "A", "cl", &c, err, sizeof err),
+                0, "%s", err);
+  struct sc_revert_plan p;
+  cr_assert_eq (sc_diff_revert_plan (a.d, "cl", true, &p), -EINVAL);
+  cr_assert_eq (sc_diff_revert_start (a.d, "cl", NULL, 0, NULL), -EINVAL);
+  cr_assert_eq (sc_diff_revert_active (a.d), false);
+  uh_area_free (&a);
+}
