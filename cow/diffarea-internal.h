@@ -397,6 +397,8 @@ struct snap *snap_oldest_checkpoint (struct sc_diff *d);
 /* Listed snapshots (checkpoints not counted), and the oldest one. */
 size_t snap_listed (const struct sc_diff *d);
 struct snap *snap_oldest_listed (struct sc_diff *d);
+/* Is snapshot `id` protected (SC_PROTECTED_*, or 0)? */
+int snap_protected (const struct sc_diff *d, uint64_t id);
 
 /* In a sorted epoch array: the position of the first epoch >= e. */
 size_t epochs_lower_bound (const uint32_t *a, size_t n, uint32_t e);

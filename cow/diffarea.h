@@ -648,13 +648,22 @@ uint64_t sc_diff_get_max (struct sc_diff *d, bool *recorded);
  * for a copy of `chunk`.  Returns 0 with *offset set, 1 if no snapshot
  * needs the chunk any more (policy drops may have removed the ones that
  * did), -ENOSPC if it does not fit and on-full=fail-writes (or nothing
- * is left to drop), other negative errnos on failure.  While a deleted
+ * is left to drop), SC_COPY_REFUSED if it does not fit (nothing left to
+ * drop) and a protected snapshot (sc_diff_snapshot_protected) needs the
+ * copy: the live write must fail with ENOSPC, as under fail-writes,
+ * rather than invalidate it.  Other negative errnos on failure.  Slots a
+ * clone is about to free (their records not durable yet) count as space
+ * coming back: a commit frees them before any drop.  While a deleted
  * snapshot's copies are still kept (a read of it in flight, or its record
  * not yet durable) it waits for them to be freed rather than drop another
  * snapshot: the caller must not hold a snapshot pin (sc_diff_snapshot_get)
  * itself, and a pinned reader must not wait for the caller. */
+#define SC_COPY_REFUSED 2
 int sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk,
                           uint64_t *offset);
+/* Does a protected snapshot need a copy of `chunk` now?  (A copy write
+ * that failed for space: the caller refuses the live write then.) */
+bool sc_diff_chunk_protected (struct sc_diff *d, uint64_t chunk);
 
 /* A snapshot deleted by a policy. */
 struct sc_drop_info {
@@ -677,9 +686,18 @@ int sc_diff_snapshot_check (struct sc_diff *d, uint64_t id);
 /* Snapshot `id` (as read by its reader) no longer needs the whole chunks
  * [first, last]: record it durably, read them as zeros from now on and
  * free the copies no other snapshot needs.  -ENOENT if it is gone,
- * -EROFS offline. */
+ * -EROFS offline, -EBUSY if it is protected (below). */
 int sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id,
                               uint64_t first, uint64_t last);
+
+/* A protected snapshot: what it reads is what the live volume (the
+ * target of a running revert) or a clone (a base) reads too, so its
+ * content must not change: no discard, no policy drop, and a copy it
+ * needs that cannot get space fails the live write (SC_COPY_REFUSED)
+ * instead of invalidating it.  0 if `id` is not protected. */
+#define SC_PROTECTED_REVERT 1   /* the target of the running revert */
+#define SC_PROTECTED_CLONES 2   /* the base of clones */
+int sc_diff_snapshot_protected (struct sc_diff *d, uint64_t id);
 
 /* ---- a failed metadata write (docs/design.md, the write path) --------
  *

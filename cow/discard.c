@@ -96,6 +96,13 @@ disc_add (struct sc_diff *d, struct snap *s, uint64_t first, uint64_t count)
 }
 
 int
+sc_diff_snapshot_protected (struct sc_diff *d, uint64_t id)
+{
+  LOCKED (d);
+  return snap_protected (d, id);
+}
+
+int
 sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id, uint64_t first,
                           uint64_t last)
 {
@@ -109,6 +116,8 @@ sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id, uint64_t first,
     return -ENOENT;
   if (s->info.invalid_reason != SC_VALID)
     return -EIO;
+  if (snap_protected (d, id))
+    return -EBUSY;              /* the live volume or a clone reads it */
   int r = disc_reserve (s);
   if (r < 0)
     return r;

@@ -216,6 +216,8 @@ target_of (struct sc_diff *d, const char *name, struct snap **out)
   if (active (d))
     return -EALREADY;
   struct snap *t = snap_by_name (d, name);
+  if ((!t || t->deleted) && clone_by_name (d, name))
+    return -EINVAL;             /* a writable clone: not a point in time */
   if (!t || t->deleted)
     return -ENOENT;
   if (t->info.checkpoint || t->info.auto_release)
@@ -435,7 +437,8 @@ apply_revert (struct sc_diff *d, const struct sc_rec_revert *r, char *err,
   const struct snap *t = snap_by_id (d, r->target_id, NULL);
   const struct snap *s = r->saved_id ? snap_by_id (d, r->saved_id, NULL)
                                      : NULL;
-  if (active (d) || !t || t->info.checkpoint || r->flags != 0 ||
+  if (active (d) || !t || t->deleted || t->info.checkpoint ||
+      t->info.auto_release || r->flags != 0 ||
       r->start_epoch <= t->info.epoch || r->start_epoch == UINT32_MAX ||
       r->start_epoch < d->epoch || r->start_epoch > d->epoch + 1 ||
       (r->saved_id && (!s || s->info.epoch + 1 != r->start_epoch)))

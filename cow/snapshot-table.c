@@ -265,14 +265,22 @@ snap_listed (const struct sc_diff *d)
   return n;
 }
 
-/* A base of clones is never dropped by a policy: it is skipped. */
+int
+snap_protected (const struct sc_diff *d, uint64_t id)
+{
+  if (revert_pins (d, id))
+    return SC_PROTECTED_REVERT;
+  return snap_has_clones (d, id) ? SC_PROTECTED_CLONES : 0;
+}
+
+/* A protected snapshot (a base of clones, a revert's target) is never
+ * dropped by a policy: it is skipped. */
 struct snap *
 snap_oldest_listed (struct sc_diff *d)
 {
   for (size_t i = 0; i < d->nsnaps; i++)
     if (!d->snaps[i]->deleted && !d->snaps[i]->info.checkpoint &&
-        !snap_has_clones (d, d->snaps[i]->info.id) &&
-        !revert_pins (d, d->snaps[i]->info.id))  /* a revert's target */
+        !snap_protected (d, d->snaps[i]->info.id))
       return d->snaps[i];
   return NULL;
 }

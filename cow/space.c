@@ -314,6 +314,49 @@ sc_diff_get_max (struct sc_diff *d, bool *recorded)
   return d->max_bytes;
 }
 
+/* Does a protected snapshot (snap_protected) see the current origin
+ * content of `chunk`, so that a copy made now is one it needs? */
+static bool
+protected_needs_copy (struct sc_diff *d, uint64_t chunk)
+{
+  uint32_t from = copymap_last_epoch (d, chunk);
+  if (from == d->epoch)
+    return false;               /* copied in this epoch already */
+  for (size_t i = 0; i < d->nsnaps; i++) {
+    const struct snap *s = d->snaps[i];
+    if (!s->deleted && !s->info.checkpoint &&
+        s->info.invalid_reason == SC_VALID && s->info.epoch >= from &&
+        s->info.epoch < d->epoch && snap_protected (d, s->info.id) &&
+        (!s->ndisc || disc_needs (s, chunk)))
+      return true;
+  }
+  return false;
+}
+
+bool
+sc_diff_chunk_protected (struct sc_diff *d, uint64_t chunk)
+{
+  LOCKED (d);
+  return protected_needs_copy (d, chunk);
+}
+
+/* No room for a copy and nothing left to drop: a protected snapshot that
+ * needs it makes the live write fail; the others are invalidated as
+ * before (the caller does it on -ENOSPC). */
+static int
+no_room (struct sc_diff *d, uint64_t chunk)
+{
+  if (!protected_needs_copy (d, chunk))
+    return -ENOSPC;
+  d->full_failures++;
+  diff_say ("the diff area is full (limit %" PRIu64 " bytes): a write to "
+            "chunk %" PRIu64 " fails with ENOSPC: the copy it needs is "
+            "for a snapshot the live volume or a clone reads (a running "
+            "revert's target, or a base of clones), which is never "
+            "invalidated for room", d->max_bytes, chunk);
+  return SC_COPY_REFUSED;
+}
+
 int
 sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
 {
@@ -325,6 +368,16 @@ sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
       return 1;
     if (space_fits (d, d->max_bytes, 1))
       return take_slot (d, offset);
+    if (d->ncfree) {
+      /* Slots a clone let go come back once the records that replaced
+       * them are durable: one commit, before any drop or refusal. */
+      int r = diff_commit (d, d->cfree[d->ncfree - 1].seq);
+      if (r < 0)
+        return r;
+      clone_frees_durable (d);
+      if (space_fits (d, d->max_bytes, 1))
+        continue;               /* needs looked up again: the lock went */
+    }
     if (d->on_full == SC_ON_FULL_FAIL_WRITES) {
       d->full_failures++;
       if (sc_debug)
@@ -335,8 +388,10 @@ sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
     }
     int r = space_pending (d) ? wait_space (d)
                               : drop_oldest (d, SC_DROPPED_DIFF_FULL);
+    if (r == -ENOENT)
+      return no_room (d, chunk);
     if (r < 0)
-      return r == -ENOENT ? -ENOSPC : r;
+      return r;
   }
 }
 

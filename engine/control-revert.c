@@ -135,12 +135,18 @@ reply_refusal (struct sc_volume *v, int fd, int r, const char *name,
     return sc_ctl_write_err (fd, ENOENT, "no snapshot named %s", name);
   case -EINVAL: {
     struct sc_snapshot_info info;
+    if (sc_volume_snapshot_lookup (v, name, &info) == 0 && info.clone)
+      return sc_ctl_write_err (fd, EINVAL, "%s is a writable clone; revert "
+                               "to a snapshot", name);
     if (sc_volume_snapshot_lookup (v, name, &info) == 0 && info.checkpoint)
       return sc_ctl_write_err (fd, EINVAL, "cannot revert to %s: it is a "
                                "checkpoint (it keeps no data)", name);
     if (sc_volume_snapshot_lookup (v, name, &info) == 0 && info.auto_release)
       return sc_ctl_write_err (fd, EINVAL, "cannot revert to %s: it is an "
                                "auto-release snapshot", name);
+    if (!save)
+      return sc_ctl_write_err (fd, EINVAL, "cannot revert to %s",
+                               name ? name : "(no name)");
     return sc_ctl_write_err (fd, EINVAL, "cannot save the current state as "
                              "'%s': not a valid snapshot name", save);
   }
@@ -153,7 +159,8 @@ reply_refusal (struct sc_volume *v, int fd, int r, const char *name,
                              "running; see revert --status", st.info.target);
   case -EEXIST:
     return sc_ctl_write_err (fd, EEXIST, "cannot save the current state as "
-                             "%s: a snapshot of that name exists", save);
+                             "%s: a snapshot of that name exists",
+                             save ? save : "(none)");
   case -EBUSY:
     if (live)
       return sc_ctl_write_err (fd, EBUSY, "volume in use: %" PRIu64 " live "

@@ -167,12 +167,17 @@ sc_verb_list (struct session *ss, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
-/* A snapshot with clones cannot go: which clones. */
+/* A protected snapshot cannot go: the running revert's target, or a
+ * snapshot with clones (which ones). */
 static int
 reply_busy (struct sc_volume *v, int fd, const char *name)
 {
   struct sc_snapshot_info s;
   char names[512] = "";
+  if (sc_volume_snapshot_lookup (v, name, &s) == 0 &&
+      sc_volume_snapshot_protected (v, s.id) == SC_PROTECTED_REVERT)
+    return sc_ctl_write_err (fd, EBUSY, "snapshot %s is the target of the "
+                             "running revert; see revert --status", name);
   if (sc_volume_snapshot_lookup (v, name, &s) == 0)
     sc_diff_clone_names (sc_volume_diff (v), s.id, names, sizeof names);
   return sc_ctl_write_err (fd, EBUSY, "snapshot %s has clones: %s; delete "
@@ -316,10 +321,13 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
   if (r < 0)
     return sc_ctl_write_err (fd, r, "cannot list snapshots: %s",
                              strerror (-r));
+  size_t kept = 0;
   if (!all) {                   /* the oldest snapshot, first in the list */
-    size_t k = 0;
+    size_t k = 0;               /* (a protected one is skipped: the
+                                   revert's target, a base of clones) */
     for (i = 0; i < n; i++)
-      if (!list[i].checkpoint && !list[i].clone)
+      if (!list[i].checkpoint && !list[i].clone &&
+          !(sc_volume_snapshot_protected (v, list[i].id) && ++kept))
         list[k++] = list[i];
     n = k;
   }
@@ -327,6 +335,10 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
     sort_clones_first (list, n);
   if (n == 0 && !all) {
     free (list);
+    if (kept)
+      return sc_ctl_write_err (fd, ENOENT, "no snapshot can go: the "
+                               "running revert's target and the bases of "
+                               "clones are kept");
     return sc_ctl_write_err (fd, ENOENT, "no snapshots");
   }
   for (i = 0; i < (all ? n : 1); i++) {

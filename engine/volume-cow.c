@@ -8,7 +8,9 @@
  * moves READ -> WRITE -> recorded, or to ZERO, DONE (no longer needed) or
  * FAILED on the way.  A failure invalidates the snapshots that needed the
  * chunk and never fails the live write, except the ENOSPC of
- * on-full=fail-writes, which refuses it.
+ * on-full=fail-writes, which refuses it, and a full diff area where the
+ * copy is for a protected snapshot (a running revert's target, a base of
+ * clones; sc_diff_snapshot_protected), which refuses it too.
  */
 #include <config.h>
 
@@ -160,7 +162,8 @@ write_copies (struct batch *b)
       b->state[i] = DONE;
       continue;
     }
-    if (r == -ENOSPC && v->cfg.on_full == SC_ON_FULL_FAIL_WRITES) {
+    if ((r == -ENOSPC && v->cfg.on_full == SC_ON_FULL_FAIL_WRITES) ||
+        r == SC_COPY_REFUSED) { /* (a protected snapshot needs it) */
       b->refused = -ENOSPC;     /* the write fails; snapshots are kept */
       b->state[i] = FAILED;
       continue;
@@ -184,7 +187,8 @@ write_copies (struct batch *b)
 
 /* A data copy of chunk i whose write failed: give its slot back, and
  * either refuse the request (the diff area's file system is full under
- * on-full=fail-writes) or invalidate the snapshots that needed it. */
+ * on-full=fail-writes, or a protected snapshot needs the copy) or
+ * invalidate the snapshots that needed it. */
 static void
 write_failed (struct batch *b, size_t i, int err)
 {
@@ -194,7 +198,8 @@ write_failed (struct batch *b, size_t i, int err)
          b->chunks[i], strerror (-err));
   sc_diff_slot_cancel (v->diff, b->slot[i]);
   if ((err == -ENOSPC || err == -EDQUOT) &&
-      v->cfg.on_full == SC_ON_FULL_FAIL_WRITES) {
+      (v->cfg.on_full == SC_ON_FULL_FAIL_WRITES ||
+       sc_diff_chunk_protected (v->diff, b->chunks[i]))) {
     b->refused = -ENOSPC;
     return;
   }

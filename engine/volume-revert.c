@@ -46,8 +46,12 @@ struct sc_revert {
   bool joinable, running, stop, paused;
   int error;
   uint64_t errors, rate, session_bytes, started_ns, started_mono;
-  uint64_t live_ticket;         /* tickets below it are revoked */
+  uint64_t live_ticket;         /* the ticket new connections get */
+  uint64_t revoked_below;       /* tickets below it are revoked */
   uint64_t live_count;          /* open live connections (not revoked) */
+  uint64_t tentative_below;     /* a revoke not final yet: tickets from
+                                   it up to revoked_below may come back */
+  uint64_t tentative_closed;    /* of those, closed meanwhile */
 };
 
 static uint64_t
@@ -71,6 +75,7 @@ sc_vol_revert_new (void)
   pthread_cond_init (&rv->wake, &attr);
   pthread_condattr_destroy (&attr);
   rv->live_ticket = 1;
+  rv->revoked_below = 1;
   return rv;
 }
 
@@ -408,22 +413,57 @@ sc_volume_revert_plan (struct sc_volume *v, const char *name, bool save,
   return sc_diff_revert_plan (v->diff, name, save, plan);
 }
 
-/* Refuse (or with force, revoke) the live connections. */
+/* Refuse the live connections (with force, they will be revoked: see
+ * revoke). */
 static int
 check_live (struct sc_volume *v, unsigned flags, uint64_t *live)
 {
   struct sc_revert *rv = v->revert;
   pthread_mutex_lock (&rv->lock);
   uint64_t n = rv->live_count;
+  pthread_mutex_unlock (&rv->lock);
   if (live)
     *live = n;
-  if (n && (flags & SC_REVERT_FORCE)) {
-    rv->live_ticket++;          /* every ticket given so far is revoked */
-    rv->live_count = 0;
-    n = 0;
-  }
+  return n && !(flags & SC_REVERT_FORCE) ? -EBUSY : 0;
+}
+
+/* What a revoke undoes if the revert then fails to start. */
+struct revoked { uint64_t below, count; };
+
+/* Revoke every live connection open now; called under the hold, so that
+ * no request of theirs is in the engine and every later one sees it
+ * (sc_volume_live_write and the others check under the gate). */
+static void
+revoke (struct sc_revert *rv, struct revoked *was)
+{
+  pthread_mutex_lock (&rv->lock);
+  *was = (struct revoked) { rv->revoked_below, rv->live_count };
+  rv->tentative_below = rv->revoked_below;
+  rv->tentative_closed = 0;
+  rv->revoked_below = ++rv->live_ticket;
+  rv->live_count = 0;
   pthread_mutex_unlock (&rv->lock);
-  return n ? -EBUSY : 0;
+}
+
+/* The revert did not start: the revoked connections work again (those
+ * opened since keep their ticket, which stays valid). */
+static void
+unrevoke (struct sc_revert *rv, const struct revoked *was)
+{
+  pthread_mutex_lock (&rv->lock);
+  rv->revoked_below = was->below;
+  rv->live_count += was->count - rv->tentative_closed;
+  rv->tentative_below = rv->tentative_closed = 0;
+  pthread_mutex_unlock (&rv->lock);
+}
+
+/* The revert started: the revoke is final. */
+static void
+revoke_final (struct sc_revert *rv)
+{
+  pthread_mutex_lock (&rv->lock);
+  rv->tentative_below = rv->tentative_closed = 0;
+  pthread_mutex_unlock (&rv->lock);
 }
 
 int
@@ -448,7 +488,16 @@ sc_volume_revert_start (struct sc_volume *v, const char *name,
   r = sc_volume_hold (v);
   struct sc_revert_info ri;
   if (r == 0) {
+    /* Revoke only under the hold, and only for a revert that starts. */
+    struct revoked was;
+    bool force = flags & SC_REVERT_FORCE;
+    if (force)
+      revoke (v->revert, &was);
     r = sc_diff_revert_start (v->diff, name, save, rate, &ri);
+    if (r < 0 && force)
+      unrevoke (v->revert, &was);
+    else if (force)
+      revoke_final (v->revert);
     sc_volume_release (v);
   }
   sc_volume_create_end (v);
@@ -510,8 +559,10 @@ sc_volume_live_close (struct sc_volume *v, uint64_t ticket)
 {
   struct sc_revert *rv = v->revert;
   pthread_mutex_lock (&rv->lock);
-  if (ticket == rv->live_ticket && rv->live_count)
+  if (ticket >= rv->revoked_below && rv->live_count)
     rv->live_count--;           /* a revoked one was no longer counted */
+  else if (rv->tentative_below && ticket >= rv->tentative_below)
+    rv->tentative_closed++;     /* unless the revoke is undone */
   pthread_mutex_unlock (&rv->lock);
 }
 
@@ -520,7 +571,7 @@ sc_volume_live_check (struct sc_volume *v, uint64_t ticket)
 {
   struct sc_revert *rv = v->revert;
   pthread_mutex_lock (&rv->lock);
-  bool ok = ticket == rv->live_ticket;
+  bool ok = ticket >= rv->revoked_below;
   pthread_mutex_unlock (&rv->lock);
   return ok ? 0 : -ESHUTDOWN;
 }

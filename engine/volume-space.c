@@ -149,6 +149,12 @@ sc_volume_snapshot_discard (struct sc_volume *v, uint64_t id, uint32_t count,
 }
 
 int
+sc_volume_snapshot_protected (struct sc_volume *v, uint64_t id)
+{
+  return sc_diff_snapshot_protected (v->diff, id);
+}
+
+int
 sc_volume_resize (struct sc_volume *v, uint64_t max_bytes, bool force,
                   uint64_t *dropped)
 {

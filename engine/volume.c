@@ -296,15 +296,24 @@ typedef int (*live_change_fn) (struct sc_volume *v, const void *buf,
                                uint32_t count, uint64_t offset,
                                unsigned flags);
 
+/* A change of the live volume; `ticket` (0: none) is the live
+ * connection's, checked under the gate: a revert revokes tickets under
+ * its hold (the gate exclusive), so a request either ran before the
+ * revert started or sees its ticket revoked. */
 static int
-live_change (struct sc_volume *v, live_change_fn fn, const void *buf,
-             uint32_t count, uint64_t offset, unsigned flags)
+live_change (struct sc_volume *v, uint64_t ticket, live_change_fn fn,
+             const void *buf, uint32_t count, uint64_t offset,
+             unsigned flags)
 {
   int r = sc_vol_check_io (v, count, offset);
   if (r < 0 || count == 0)
     return r;
   struct sc_range range;
   pthread_rwlock_rdlock (&v->gate);
+  if (ticket && (r = sc_volume_live_check (v, ticket)) < 0) {
+    pthread_rwlock_unlock (&v->gate);
+    return r;
+  }
   sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
                      (offset + count - 1) >> v->chunk_shift, true);
   /* Under on-full=fail-writes a copy that does not fit fails the request
@@ -354,7 +363,7 @@ int
 sc_volume_write (struct sc_volume *v, const void *buf, uint32_t count,
                  uint64_t offset, unsigned flags)
 {
-  return live_change (v, do_write, buf, count, offset, flags);
+  return live_change (v, 0, do_write, buf, count, offset, flags);
 }
 
 static int
@@ -368,7 +377,7 @@ int
 sc_volume_zero (struct sc_volume *v, uint32_t count, uint64_t offset,
                 unsigned flags)
 {
-  return live_change (v, do_zero, NULL, count, offset, flags);
+  return live_change (v, 0, do_zero, NULL, count, offset, flags);
 }
 
 static int
@@ -382,7 +391,28 @@ int
 sc_volume_trim (struct sc_volume *v, uint32_t count, uint64_t offset,
                 unsigned flags)
 {
-  return live_change (v, do_trim, NULL, count, offset, flags);
+  return live_change (v, 0, do_trim, NULL, count, offset, flags);
+}
+
+int
+sc_volume_live_write (struct sc_volume *v, uint64_t ticket, const void *buf,
+                      uint32_t count, uint64_t offset, unsigned flags)
+{
+  return live_change (v, ticket, do_write, buf, count, offset, flags);
+}
+
+int
+sc_volume_live_zero (struct sc_volume *v, uint64_t ticket, uint32_t count,
+                     uint64_t offset, unsigned flags)
+{
+  return live_change (v, ticket, do_zero, NULL, count, offset, flags);
+}
+
+int
+sc_volume_live_trim (struct sc_volume *v, uint64_t ticket, uint32_t count,
+                     uint64_t offset, unsigned flags)
+{
+  return live_change (v, ticket, do_trim, NULL, count, offset, flags);
 }
 
 /* The live volume wins: its flush succeeds when the origin's does.  The

@@ -184,8 +184,12 @@ int sc_volume_snapshot_extents (struct sc_volume *v, uint64_t id,
 /* Snapshot reader's discard (discard-snapshots=on): the whole chunks of
  * [offset, offset + count) are no longer needed by snapshot `id`; partial
  * chunks at the ends are ignored (a discard is advisory). */
+/* -EBUSY: the snapshot is protected (sc_volume_snapshot_protected). */
 int sc_volume_snapshot_discard (struct sc_volume *v, uint64_t id,
                                 uint32_t count, uint64_t offset);
+/* Is snapshot `id` protected (SC_PROTECTED_REVERT: the running revert's
+ * target; SC_PROTECTED_CLONES: it has clones), or 0? */
+int sc_volume_snapshot_protected (struct sc_volume *v, uint64_t id);
 
 /* The configuration the volume was opened with (paths not kept; all
  * zero offline). */
@@ -331,7 +335,8 @@ int sc_volume_revert_plan (struct sc_volume *v, const char *name, bool save,
  * a snapshot is being created), `save` (NULL: none) and the REVERT
  * record are committed, then, unless SC_REVERT_PAUSED, the background
  * copy starts.  -EBUSY with *live set when live connections are open and
- * SC_REVERT_FORCE is not given; with it they are revoked first.  Other
+ * SC_REVERT_FORCE is not given; with it they are revoked under the hold,
+ * once the revert is known to start (a refused one revokes nothing).  Other
  * errors as sc_diff_revert_start; -ENODEV offline. */
 int sc_volume_revert_start (struct sc_volume *v, const char *name,
                             const char *save, uint64_t rate, unsigned flags,
@@ -353,6 +358,17 @@ int sc_volume_revert_status (struct sc_volume *v,
 uint64_t sc_volume_live_open (struct sc_volume *v);
 void sc_volume_live_close (struct sc_volume *v, uint64_t ticket);
 int sc_volume_live_check (struct sc_volume *v, uint64_t ticket);
+/* sc_volume_write, _zero and _trim for the live connection `ticket`:
+ * the ticket is checked again under the write gate, so that a request
+ * that passed the plugin's check before a revert revoked it never lands
+ * after the revert (-ESHUTDOWN). */
+int sc_volume_live_write (struct sc_volume *v, uint64_t ticket,
+                          const void *buf, uint32_t count, uint64_t offset,
+                          unsigned flags);
+int sc_volume_live_zero (struct sc_volume *v, uint64_t ticket,
+                         uint32_t count, uint64_t offset, unsigned flags);
+int sc_volume_live_trim (struct sc_volume *v, uint64_t ticket,
+                         uint32_t count, uint64_t offset, unsigned flags);
 uint64_t sc_volume_live_count (struct sc_volume *v);
 
 #endif

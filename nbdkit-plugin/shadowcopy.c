@@ -546,6 +546,9 @@ fail (const struct handle *h, const char *what, uint32_t count,
                   h->clone ? "clone" : "snapshot", h->name);
     r = -ESHUTDOWN;
   }
+  else if (r == -ESHUTDOWN && h->live)    /* revoked in the engine */
+    nbdkit_error ("%s: this connection to the live volume was revoked by "
+                  "a revert (its cache is stale): reconnect", what);
   else if (r == -EIO && !h->live)
     nbdkit_error ("%s: %s '%s' is no longer valid", what,
                   h->clone ? "clone" : "snapshot", h->name);
@@ -592,7 +595,8 @@ shadowcopy_pwrite (void *handle, const void *buf, uint32_t count,
     return fail (h, "write", count, offset, -EPERM);
   if (revoked (h))
     return -1;
-  int r = sc_volume_write (volume, buf, count, offset, engine_flags (flags));
+  int r = sc_volume_live_write (volume, h->ticket, buf, count, offset,
+                                engine_flags (flags));
   return r < 0 ? fail (h, "write", count, offset, r) : 0;
 }
 
@@ -612,7 +616,8 @@ shadowcopy_zero (void *handle, uint32_t count, uint64_t offset,
   int r = h->clone
     ? sc_volume_clone_zero (volume, h->snap_id, count, offset,
                             engine_flags (flags))
-    : sc_volume_zero (volume, count, offset, engine_flags (flags));
+    : sc_volume_live_zero (volume, h->ticket, count, offset,
+                           engine_flags (flags));
   return r < 0 ? fail (h, "zero", count, offset, r) : 0;
 }
 
@@ -629,13 +634,24 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
   if (!h->live && discard_snapshots) {
     /* The reader no longer needs this range: no data changes. */
     int r = sc_volume_snapshot_discard (volume, h->snap_id, count, offset);
+    if (r == -EBUSY) {
+      int p = sc_volume_snapshot_protected (volume, h->snap_id);
+      nbdkit_error ("trim on snapshot %s refused: snapshot %s %s", h->name,
+                    h->name, p == SC_PROTECTED_CLONES
+                    ? "has clones (a discard would change what they read)"
+                    : "is the target of the running revert (a discard "
+                      "would change what the live volume reads)");
+      nbdkit_set_error (EBUSY);
+      return -1;
+    }
     return r < 0 ? fail (h, "trim", count, offset, r) : 0;
   }
   if (!h->live)
     return fail (h, "trim", count, offset, -EPERM);
   if (revoked (h))
     return -1;
-  int r = sc_volume_trim (volume, count, offset, engine_flags (flags));
+  int r = sc_volume_live_trim (volume, h->ticket, count, offset,
+                               engine_flags (flags));
   return r < 0 ? fail (h, "trim", count, offset, r) : 0;
 }
 

@@ -346,11 +346,12 @@ Test (clone, a_policy_never_drops_a_base)
   }
   mkclone (a.d, "a", "ca");
   /* b and c go for room; then only the base is left, and the copy it
-   * needs does not fit: -ENOSPC, never a silent drop of the base. */
+   * needs does not fit: the live write is refused, never a silent drop
+   * (or an invalidation) of the base. */
   int r = 0;
-  for (uint64_t k = 18; k < 40 && r >= 0; k++)
+  for (uint64_t k = 18; k < 40 && r >= 0 && r != SC_COPY_REFUSED; k++)
     r = uh_copy_reserved (a.d, k, 300 + k);
-  cr_assert_eq (r, -ENOSPC);
+  cr_assert_eq (r, SC_COPY_REFUSED, "r %d", r);
   cr_assert_eq (uh_stats (a.d).dropped, 2);
   cr_assert_eq (uh_find (a.d, "a").invalid_reason, SC_VALID,
                 "the base of a clone was kept");
@@ -436,5 +437,56 @@ Test (clone, salvage_marks_a_clone_listed_at_a_loss_invalid)
   uh_area_open (&a, 0);
   cr_assert_eq (uh_find (a.d, "c").invalid_reason, SC_INVALID_SALVAGED);
   cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), -EIO);
+  uh_area_free (&a);
+}
+
+/* A base with clones is protected: its reader's discard would change
+ * what the clone reads: refused, until the clone is gone. */
+Test (clone, a_discard_of_a_base_is_refused)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uint64_t id = uh_snap (a.d, "s").id;
+  uh_copy_chunk (a.d, 1, 11);
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), SC_PROTECTED_CLONES);
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), -EBUSY);
+  uint64_t off;
+  cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 1, &off), SC_WHERE_ORIGIN,
+                "the clone reads its base's view");
+  uh_assert_sees_copy (a.d, "s", 1, 11);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "c"), 0);
+  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), 0);
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), 0);
+  uh_area_free (&a);
+}
+
+/* Slots a clone is about to free (its rewrite or trim not durable yet)
+ * are space coming back: a live copy at the limit commits to get them
+ * rather than drop a snapshot. */
+Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  uh_snap (a.d, "t");
+  cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, 0, NULL), 0);
+  uint64_t k, off;
+  for (k = 0; k < 64; k++) {
+    if (sc_diff_clone_slot_reserve (a.d, c.id, &off) < 0)
+      break;
+    sc_diff_slot_cancel (a.d, off);
+    clone_write (a.d, c.id, k, k, NULL);
+  }
+  cr_assert (k > 4 && k < 24);
+  /* Trim 4 clone chunks: their slots wait for the records' commit. */
+  uint64_t seq;
+  for (uint64_t i = 0; i < 4; i++)
+    cr_assert_eq (sc_diff_clone_map (a.d, c.id, i, SC_COPY_ZERO, NULL, &seq),
+                  0);
+  cr_assert_eq (uh_copy_reserved (a.d, 40, 400), 0);
+  cr_assert_eq (uh_stats (a.d).dropped, 0, "no snapshot was dropped");
+  cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
   uh_area_free (&a);
 }

@@ -313,3 +313,97 @@ Test (revert, an_end_of_another_target_is_corrupt)
   assert_open_refused (&a, "ends a revert");
   uh_area_free (&a);
 }
+
+/* The target is protected: a discard by its reader would make chunks
+ * pending that the live volume already holds (or wrote since): refused. */
+Test (revert, a_discard_of_the_target_is_refused)
+{
+  struct uh_area a;
+  make_area (&a);
+  uint64_t id = uh_find (a.d, "A").id;
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), SC_PROTECTED_REVERT);
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 10, 11), -EBUSY);
+  uint64_t want[] = { 2, 3, 5, 7, 9 };
+  assert_pending (a.d, want, 5);
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, uh_find (a.d, "B").id, 10,
+                                          11), 0, "others may discard");
+  cr_assert_eq (sc_diff_revert_done (a.d, 0, NCHUNKS), 0);
+  cr_assert_eq (sc_diff_revert_finish (a.d), 1);
+  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), 0);
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 10, 11), 0,
+                "after the revert it may");
+  uh_area_free (&a);
+}
+
+/* The diff area is full and nothing can be dropped: a copy the target
+ * needs is refused (the live write fails with ENOSPC) rather than the
+ * target invalidated; a copy only another snapshot needs keeps today's
+ * policy (-ENOSPC: the caller invalidates). */
+Test (revert, a_full_area_refuses_a_copy_the_target_needs)
+{
+  struct uh_area a;
+  uh_area_create (&a, NCHUNKS * CS, CS, 5);
+  uh_snap (a.d, "A");
+  uh_copy_chunk (a.d, 2, 12);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+  uint64_t used = uh_stats (a.d).used_bytes + 4 * CS;
+  cr_assert_eq (sc_diff_set_max (a.d, used > 16 * CS ? used : 16 * CS, 0,
+                                 NULL), 0);
+  int r = 0;
+  for (uint64_t c = 4; c < NCHUNKS && r == 0; c++)
+    r = uh_copy_reserved (a.d, c, 100 + c);
+  cr_assert_eq (r, SC_COPY_REFUSED, "r %d", r);
+  cr_assert_eq (uh_find (a.d, "A").invalid_reason, SC_VALID,
+                "the target is kept");
+  cr_assert (sc_diff_revert_active (a.d));
+  uh_area_free (&a);
+}
+
+/* A REVERT whose target is deleted, or an auto-release snapshot, is one
+ * no server writes: corrupt. */
+static void
+revert_record_to (bool deleted)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct sc_snapshot_opts ar = { .auto_release = true };
+  struct sc_snapshot_info t;
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "T", deleted ? NULL : &ar,
+                                         &t), 0);
+  if (deleted)
+    cr_assert_eq (sc_diff_snapshot_delete (a.d, "T"), 0);
+  uint32_t epoch = uh_stats (a.d).epoch;
+  uh_area_close (&a);
+  struct sc_rec_revert r = { .h.type = SC_REC_REVERT, .target_id = t.id,
+                             .start_epoch = epoch + 1 };
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  assert_open_refused (&a, "bad revert record");
+  uh_area_free (&a);
+}
+
+Test (revert, a_revert_to_a_deleted_target_is_corrupt)
+{
+  revert_record_to (true);
+}
+
+Test (revert, a_revert_to_an_auto_release_target_is_corrupt)
+{
+  revert_record_to (false);
+}
+
+/* Reverting to a writable clone is refused (EINVAL), nothing starts. */
+Test (revert, a_clone_is_no_target)
+{
+  struct uh_area a;
+  make_area (&a);
+  struct sc_snapshot_info c;
+  char err[256] = "";
+  cr_assert_eq (sc_diff_clone_create (a.d, "A", "cl", &c, err, sizeof err),
+                0, "%s", err);
+  struct sc_revert_plan p;
+  cr_assert_eq (sc_diff_revert_plan (a.d, "cl", true, &p), -EINVAL);
+  cr_assert_eq (sc_diff_revert_start (a.d, "cl", NULL, 0, NULL), -EINVAL);
+  cr_assert_eq (sc_diff_revert_active (a.d), false);
+  uh_area_free (&a);
+}

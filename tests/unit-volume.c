@@ -1199,3 +1199,70 @@ Test (volume, snapshot_reads_racing_writes_never_see_new_data)
   vol_free (&rc->t);
   free (rc);
 }
+
+/* ---- revert --force and the live connections ------------------------ */
+
+/* A write of a live connection that passed the plugin's ticket check
+ * before `revert --force` revoked it enters the engine after the
+ * revert: the engine checks the ticket again under the write gate, and
+ * the write is refused instead of landing on the reverted volume. */
+Test (volume, a_revoked_write_never_lands_after_the_revert)
+{
+  struct vol t;
+  vol_create (&t, 16 * 4096, 4096, 7);
+  snap (&t, "A");
+  uint8_t *a = xmalloc (4096), *w = xmalloc (4096), *got = xmalloc (4096);
+  cr_assert_eq (sc_volume_read (t.v, a, 4096, 2 * 4096), 0);
+  memset (w, 'X', 4096);
+  live_write (&t, w, 4096, 2 * 4096);
+  uint64_t ticket = sc_volume_live_open (t.v), live = 0;
+  cr_assert_eq (sc_volume_revert_start (t.v, "A", NULL, 0,
+                                        SC_REVERT_FORCE | SC_REVERT_PAUSED,
+                                        &live, NULL), 0);
+  cr_assert_eq (live, 1);
+  memset (w, 'Z', 4096);
+  cr_assert_eq (sc_volume_live_write (t.v, ticket, w, 4096, 2 * 4096, 0),
+                -ESHUTDOWN);
+  cr_assert_eq (sc_volume_live_zero (t.v, ticket, 4096, 2 * 4096, 0),
+                -ESHUTDOWN);
+  cr_assert_eq (sc_volume_live_trim (t.v, ticket, 4096, 2 * 4096, 0),
+                -ESHUTDOWN);
+  cr_assert_eq (sc_volume_read (t.v, got, 4096, 2 * 4096), 0);
+  assert_same_bytes (got, a, 4096, 2 * 4096, "live after the revert");
+  uint64_t t2 = sc_volume_live_open (t.v);
+  cr_assert_eq (sc_volume_live_write (t.v, t2, w, 4096, 2 * 4096, 0), 0,
+                "a new connection writes");
+  sc_volume_live_close (t.v, t2);
+  sc_volume_live_close (t.v, ticket);
+  free (a);
+  free (w);
+  free (got);
+  vol_free (&t);
+}
+
+/* revert --force revokes the live connections only once the revert
+ * starts: a refused one (the saved name is taken) leaves them working. */
+Test (volume, a_refused_forced_revert_revokes_nothing)
+{
+  struct vol t;
+  vol_create (&t, 16 * 4096, 4096, 7);
+  snap (&t, "A");
+  snap (&t, "B");
+  uint64_t ticket = sc_volume_live_open (t.v), live = 0;
+  cr_assert_eq (sc_volume_revert_start (t.v, "A", "B", 0, SC_REVERT_FORCE,
+                                        &live, NULL), -EEXIST);
+  cr_assert_eq (sc_volume_live_check (t.v, ticket), 0, "not revoked");
+  cr_assert_eq (sc_volume_live_count (t.v), 1);
+  uint8_t *w = xmalloc (4096);
+  memset (w, 'X', 4096);
+  cr_assert_eq (sc_volume_live_write (t.v, ticket, w, 4096, 0, 0), 0);
+  /* Then a forced revert that starts revokes it, once. */
+  cr_assert_eq (sc_volume_revert_start (t.v, "A", NULL, 0, SC_REVERT_FORCE |
+                                        SC_REVERT_PAUSED, &live, NULL), 0);
+  cr_assert_eq (sc_volume_live_check (t.v, ticket), -ESHUTDOWN);
+  cr_assert_eq (sc_volume_live_count (t.v), 0);
+  sc_volume_live_close (t.v, ticket);
+  cr_assert_eq (sc_volume_live_count (t.v), 0);
+  free (w);
+  vol_free (&t);
+}
