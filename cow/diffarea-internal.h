@@ -339,6 +339,7 @@ int rec_append_snapshot (struct sc_journal *j,
 size_t rec_revert (void *buf, const struct revert *rv);
 size_t rec_revert_done (void *buf, uint64_t first, uint64_t count);
 size_t rec_revert_end (void *buf, uint64_t target_id);
+size_t rec_revert_rate (void *buf, uint64_t target_id, uint64_t rate);
 
 /* ---- revert.c --------------------------------------------------------- */
 

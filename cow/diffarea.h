@@ -422,8 +422,9 @@ int sc_diff_revert_done (struct sc_diff *d, uint64_t first, uint64_t count);
  * it ended, 0 when chunks are still pending, -ENOENT if none runs. */
 int sc_diff_revert_finish (struct sc_diff *d);
 
-/* Change the background rate recorded in memory (bytes/s, 0 unbounded;
- * a restart goes back to the recorded one).  -ENOENT if none runs. */
+/* Change the running revert's background rate (bytes/s, 0 unbounded),
+ * durably (a REVERT_RATE record: a restart keeps it).  -ENOENT if none
+ * runs, -EROFS offline read-only. */
 int sc_diff_revert_set_rate (struct sc_diff *d, uint64_t rate);
 
 /* ---- changed-block tracking (cow/changes.c) ---------------------------

@@ -154,6 +154,7 @@ enum sc_rec_type {
   SC_REC_REVERT = 18,           /* a revert of the live volume started */
   SC_REC_REVERT_DONE = 19,      /* chunks of the origin hold its target */
   SC_REC_REVERT_END = 20,       /* the revert finished or was ended */
+  SC_REC_REVERT_RATE = 21,      /* the running revert's rate changed */
 };
 
 struct sc_rec_state {
@@ -374,6 +375,14 @@ struct sc_rec_revert_done {
 struct sc_rec_revert_end {
   struct sc_rec_hdr h;
   uint64_t target_id;
+} __attribute__((packed));
+
+/* The running revert to `target_id` copies back at `rate` bytes/s (0:
+ * unbounded) from now on (`revert --rate`). */
+struct sc_rec_revert_rate {
+  struct sc_rec_hdr h;
+  uint64_t target_id;
+  uint64_t rate;
 } __attribute__((packed));
 
 /* Room a journal slot always keeps for its NEXT record. */

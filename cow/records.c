@@ -211,6 +211,15 @@ rec_revert_end (void *buf, uint64_t target_id)
   return sizeof *r;
 }
 
+size_t
+rec_revert_rate (void *buf, uint64_t target_id, uint64_t rate)
+{
+  REC (sc_rec_revert_rate, r, buf, SC_REC_REVERT_RATE);
+  r->target_id = target_id;
+  r->rate = rate;
+  return sizeof *r;
+}
+
 int
 rec_append_snapshot (struct sc_journal *j, const struct sc_snapshot_info *s,
                      uint64_t *seq)

@@ -434,7 +434,8 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
                                                      errlen);
   case SC_REC_REVERT:
   case SC_REC_REVERT_DONE:
-  case SC_REC_REVERT_END:   return revert_apply (d, h, err, errlen);
+  case SC_REC_REVERT_END:
+  case SC_REC_REVERT_RATE:  return revert_apply (d, h, err, errlen);
   }
   return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
                   h->type);
@@ -494,6 +495,8 @@ record_snapshot (const struct sc_rec_hdr *h)
   case SC_REC_CLONE_BASE: return ((const struct sc_rec_clone_base *) r)->id;
   case SC_REC_CLONE_DATA: return ((const struct sc_rec_clone_data *) r)->id;
   case SC_REC_REVERT: return ((const struct sc_rec_revert *) r)->target_id;
+  case SC_REC_REVERT_RATE:
+    return ((const struct sc_rec_revert_rate *) r)->target_id;
   }
   return 0;
 }
@@ -510,7 +513,8 @@ salvage_apply (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
       sv->skipped++;            /* its snapshot went with lost records */
       return 0;
     }
-    if ((h->type == SC_REC_REVERT_DONE || h->type == SC_REC_REVERT_END) &&
+    if ((h->type == SC_REC_REVERT_DONE || h->type == SC_REC_REVERT_END ||
+         h->type == SC_REC_REVERT_RATE) &&
         !sc_diff_revert_active (d)) {
       sv->skipped++;            /* its revert went with lost records */
       return 0;

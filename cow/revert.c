@@ -299,8 +299,17 @@ sc_diff_revert_set_rate (struct sc_diff *d, uint64_t rate)
   LOCKED (d);
   if (!active (d))
     return -ENOENT;
+  if (!d->have_journal)
+    return -EROFS;
+  struct txn t;
+  uint8_t rec[SC_REC_MAX];
+  txn_begin (d, &t);
+  int r = txn_append (d, &t, rec, rec_revert_rate (rec, d->revert.target_id,
+                                                   rate));
+  if (r < 0)
+    return r;
   d->revert.rate = rate;
-  return 0;
+  return txn_commit (d, &t);
 }
 
 /* The saved snapshot (if any) and the REVERT record, appended to t. */
@@ -473,6 +482,15 @@ revert_apply (struct sc_diff *d, const struct sc_rec_hdr *h, char *err,
                       "(chunks %" PRIu64 "+%" PRIu64 ")", h->seq, r->first,
                       r->count);
     return done_add (&d->revert, r->first, r->count);
+  }
+  if (h->type == SC_REC_REVERT_RATE) {
+    const struct sc_rec_revert_rate *r = p;
+    if (!active (d) || r->target_id != d->revert.target_id)
+      return CORRUPT ("journal record %" PRIu64 ": sets the rate of a "
+                      "revert to snapshot id %" PRIu64 " that does not run",
+                      h->seq, r->target_id);
+    d->revert.rate = r->rate;
+    return 0;
   }
   const struct sc_rec_revert_end *r = p;
   if (!active (d) || r->target_id != d->revert.target_id)

@@ -15,6 +15,8 @@
  *        saved= bytes-done= bytes-todo= rate= eta= errors= [error=]
  *        [ended=]
  *   REVERT-RESUME    start the background copy of a paused revert
+ *   REVERT-RATE BYTES    the running revert's rate from now on (0
+ *        unbounded), durably -> * revert (as REVERT-STATUS)
  */
 #include <config.h>
 
@@ -246,5 +248,21 @@ sc_verb_revert_resume (struct session *ss, const struct sc_ctl_request *req,
     return sc_ctl_write_err (fd, ENOENT, "no revert is running");
   if (r < 0)
     return sc_reply_volume_err (ss->v, fd, r, "revert resume");
+  return sc_verb_revert_status (ss, req, fd);
+}
+
+int
+sc_verb_revert_rate (struct session *ss, const struct sc_ctl_request *req,
+                     int fd)
+{
+  uint64_t rate;
+  if (sc_ctl_parse_u64 (req->args[0], &rate) < 0)
+    return sc_ctl_write_err (fd, EINVAL, "usage: REVERT-RATE BYTES (bytes "
+                             "per second, 0: unbounded)");
+  int r = sc_volume_revert_set_rate (ss->v, rate);
+  if (r == -ENOENT)
+    return sc_ctl_write_err (fd, ENOENT, "no revert is running");
+  if (r < 0)
+    return sc_reply_volume_err (ss->v, fd, r, "revert rate");
   return sc_verb_revert_status (ss, req, fd);
 }

@@ -61,6 +61,8 @@ int sc_verb_revert_status (struct session *ss,
                            const struct sc_ctl_request *req, int fd);
 int sc_verb_revert_resume (struct session *ss,
                            const struct sc_ctl_request *req, int fd);
+int sc_verb_revert_rate (struct session *ss,
+                         const struct sc_ctl_request *req, int fd);
 /* EBUSY: "a revert to NAME is running: N% done; see revert --status". */
 int sc_reply_revert_busy (struct sc_volume *v, int fd);
 /* INFO: the "revert" line (as REVERT-STATUS) when a revert runs. */

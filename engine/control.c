@@ -141,6 +141,7 @@ static const struct verb {
     "[paused]" },
   { "REVERT-STATUS", 0, 0, 0, sc_verb_revert_status, "REVERT-STATUS" },
   { "REVERT-RESUME", 0, 0, LIVE, sc_verb_revert_resume, "REVERT-RESUME" },
+  { "REVERT-RATE", 1, 1, LIVE, sc_verb_revert_rate, "REVERT-RATE BYTES" },
   { "RESIZE", 1, 2, 0, sc_verb_resize,
     "RESIZE max=BYTES|unbounded [force=1]" },
   /* control-snapshots.c */

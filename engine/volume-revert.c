@@ -46,6 +46,7 @@ struct sc_revert {
   bool joinable, running, stop, paused;
   int error;
   uint64_t errors, rate, session_bytes, started_ns, started_mono;
+  uint64_t rate_gen;            /* +1 at each change of the rate */
   uint64_t live_ticket;         /* the ticket new connections get */
   uint64_t revoked_below;       /* tickets below it are revoked */
   uint64_t live_count;          /* open live connections (not revoked) */
@@ -246,18 +247,21 @@ sc_vol_revert_read (struct sc_volume *v, void *buf, uint32_t count,
 
 /* ---- the background copy ------------------------------------------------- */
 
-/* Sleep until `due` (monotonic ns); false once stopped. */
-static bool
-pace (struct sc_revert *rv, uint64_t due)
+/* Sleep until `due` (monotonic ns): PACE_DUE; or until the rate changes
+ * from the one of generation `gen`: PACE_RATE; PACE_STOP once stopped. */
+enum pace { PACE_STOP, PACE_DUE, PACE_RATE };
+static enum pace
+pace (struct sc_revert *rv, uint64_t due, uint64_t gen)
 {
   pthread_mutex_lock (&rv->lock);
   struct timespec ts = { .tv_sec = (time_t) (due / 1000000000u),
                          .tv_nsec = (long) (due % 1000000000u) };
-  while (!rv->stop && sc_mono_ns () < due)
+  while (!rv->stop && rv->rate_gen == gen && sc_mono_ns () < due)
     pthread_cond_timedwait (&rv->wake, &rv->lock, &ts);
-  bool go = !rv->stop;
+  enum pace p = rv->stop ? PACE_STOP : rv->rate_gen != gen ? PACE_RATE
+                                                           : PACE_DUE;
   pthread_mutex_unlock (&rv->lock);
-  return go;
+  return p;
 }
 
 /* One batch from the next pending chunk at or after *c: 0 with *c moved
@@ -311,15 +315,23 @@ revert_thread (void *opaque)
 {
   struct sc_volume *v = opaque;
   struct sc_revert *rv = v->revert;
-  uint64_t t0 = sc_mono_ns (), bytes = 0, c = 0;
+  uint64_t t0 = sc_mono_ns (), bytes = 0, c = 0, gen = 0;
   for (;;) {
     pthread_mutex_lock (&rv->lock);
     uint64_t rate = rv->rate;
+    if (rv->rate_gen != gen) {  /* a new rate paces from now on */
+      gen = rv->rate_gen;
+      t0 = sc_mono_ns ();
+      bytes = 0;
+    }
     pthread_mutex_unlock (&rv->lock);
     uint64_t due = rate ? t0 + (uint64_t) ((double) bytes * 1e9 /
                                            (double) rate) : 0;
-    if (!pace (rv, due))
+    enum pace p = pace (rv, due, gen);
+    if (p == PACE_STOP)
       break;
+    if (p == PACE_RATE)
+      continue;
     int r = copy_batch (v, &c, &bytes);
     if (r == 1) {
       r = sc_diff_revert_finish (v->diff);
@@ -333,7 +345,7 @@ revert_thread (void *opaque)
       note_error (rv, r);
       debug ("revert: chunk %" PRIu64 ": %s (retried in a second)", c,
              strerror (-r));
-      if (!pace (rv, sc_mono_ns () + RETRY_NS))
+      if (pace (rv, sc_mono_ns () + RETRY_NS, gen) == PACE_STOP)
         break;
     }
   }
@@ -515,6 +527,20 @@ sc_volume_revert_start (struct sc_volume *v, const char *name,
 }
 
 int
+sc_volume_revert_set_rate (struct sc_volume *v, uint64_t rate)
+{
+  int r = sc_diff_revert_set_rate (v->diff, rate);
+  if (r < 0)
+    return r;
+  pthread_mutex_lock (&v->revert->lock);
+  v->revert->rate = rate;
+  v->revert->rate_gen++;
+  pthread_cond_broadcast (&v->revert->wake);
+  pthread_mutex_unlock (&v->revert->lock);
+  return 0;
+}
+
+int
 sc_volume_revert_status (struct sc_volume *v, struct sc_revert_status *st)
 {
   struct sc_revert *rv = v->revert;
@@ -535,7 +561,10 @@ sc_volume_revert_status (struct sc_volume *v, struct sc_revert_status *st)
   uint64_t left = st->bytes_todo - st->bytes_done;
   double seen = elapsed && st->session_bytes
                 ? (double) st->session_bytes * 1e9 / (double) elapsed : 0;
-  double speed = seen ? seen : (double) st->rate;
+  /* The background copy never goes faster than its rate, on average:
+   * its first batch, unpaced, does not count as a speed. */
+  double speed = seen && (!st->rate || seen < (double) st->rate)
+                 ? seen : (double) st->rate;
   st->eta_s = left == 0 ? 0 : speed > 0 ? (uint64_t) (left / speed + 0.5)
                                         : UINT64_MAX;
   return r;

@@ -344,6 +344,9 @@ int sc_volume_revert_start (struct sc_volume *v, const char *name,
 /* Start the background copy of a paused (or stopped) revert: 0, or
  * -ENOENT when none runs. */
 int sc_volume_revert_resume (struct sc_volume *v);
+/* Change the running revert's rate (bytes/s, 0 unbounded), durably; the
+ * background copy paces at it from now on.  -ENOENT when none runs. */
+int sc_volume_revert_set_rate (struct sc_volume *v, uint64_t rate);
 /* -ENOENT when no revert runs (st->info.ended_why may say why the last
  * one ended unfinished). */
 int sc_volume_revert_status (struct sc_volume *v,

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests `shadowcopy revert` with a real nbdkit: the live export reads as the target at once and at the end, while later snapshots, the checkpoint and the saved state keep their content; writes during the background copy land on the target's content (a model); reverting to the saved state gives back the pre-revert disk; bad inputs and a second revert are refused, as is a snapshot while one runs; a live connection refuses it and --force revokes it; kill -9 at random points of a slow revert, 10 cycles, the live export equal to the target after each restart and at the end.
+# Tests `shadowcopy revert` with a real nbdkit: the live export reads as the target at once and at the end, while later snapshots, the checkpoint and the saved state keep their content; writes during the background copy land on the target's content (a model); reverting to the saved state gives back the pre-revert disk; bad inputs and a second revert are refused, as is a snapshot while one runs; a live connection refuses it and --force revokes it; kill -9 at random points of a slow revert, 10 cycles, the live export equal to the target after each restart and at the end; revert --rate changes a running revert's rate, durably (it survives a kill -9).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy timeout
@@ -67,7 +67,9 @@ dd if=/dev/zero of="$TMP/model.img" bs=1 seek=$((1 * M + 4096)) count=8192 conv=
 nbd_save live "$TMP/now.img"
 cmp_files "$TMP/model.img" "$TMP/now.img" "live with writes during the copy"
 
-# Unbounded now, to the end.
+# Unbounded now (revert --rate on the running revert), to the end.
+sc revert --rate 0 | grep -qx "rate: unbounded" || fail "revert --rate 0: $(sc revert --status)"
+"$SHADOWCOPY_CLI" -c "$CTL" revert --rate 0 --force > /dev/null 2>&1 && fail "revert --rate with --force accepted"
 timeout 120 "$SHADOWCOPY_CLI" -c "$CTL" revert --status --wait > /dev/null ||
     fail "revert --status --wait"
 sc revert --status | grep -q "revert: none" || fail "not ended: $(sc revert --status)"
@@ -130,4 +132,21 @@ timeout 120 "$SHADOWCOPY_CLI" -c "$CTL" revert --status --wait > /dev/null ||
     fail "revert --wait after the kills"
 nbd_save live "$TMP/now.img"
 cmp_files "$TMP/A.img" "$TMP/now.img" "live at the end of the killed revert"
+
+# A new rate is durable: it survives a kill -9.
+sc revert B --no-save-current --rate 64K > /dev/null || fail "slow revert to B"
+sc revert --rate 3M > /dev/null || fail "revert --rate 3M"
+args=("${SERVER_ARGS[@]}")
+kill -KILL "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || :
+_forget_pid "$SERVER_PID"
+SERVER_PID=
+start_server "${args[0]#disk=}" "${args[1]#diff=}" "${args[@]:2}"
+sc revert --status | grep -qx "rate: $((3 * M)) bytes/s" ||
+    fail "the rate after kill -9: $(sc revert --status)"
+sc revert --rate 0 > /dev/null || fail "revert --rate 0"
+timeout 120 "$SHADOWCOPY_CLI" -c "$CTL" revert --status --wait > /dev/null ||
+    fail "revert --wait after the new rate"
+nbd_save live "$TMP/now.img"
+cmp_files "$TMP/B.img" "$TMP/now.img" "live at the end of the revert to B"
 stop_server

@@ -3,6 +3,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -405,5 +406,44 @@ Test (revert, a_clone_is_no_target)
   cr_assert_eq (sc_diff_revert_plan (a.d, "cl", true, &p), -EINVAL);
   cr_assert_eq (sc_diff_revert_start (a.d, "cl", NULL, 0, NULL), -EINVAL);
   cr_assert_eq (sc_diff_revert_active (a.d), false);
+  uh_area_free (&a);
+}
+
+/* revert --rate: the new rate is recorded (REVERT_RATE), replayed after
+ * a crash, and carried by the checkpoint written at that open. */
+Test (revert, a_new_rate_survives_a_crash_and_a_checkpoint)
+{
+  struct uh_area a;
+  make_area (&a);
+  cr_assert_eq (sc_diff_revert_set_rate (a.d, 5000), -ENOENT);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 777, NULL), 0);
+  cr_assert_eq (sc_diff_revert_set_rate (a.d, 5000), 0);
+  struct sc_revert_info ri;
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0);
+    cr_assert_eq (ri.rate, 5000, "open %d: rate %" PRIu64, i, ri.rate);
+    uh_area_close (&a);
+    uh_sb_mark_unclean (a.diff_path);   /* replay, then a checkpoint */
+    uh_area_open (&a, 0);
+  }
+  cr_assert_eq (sc_diff_revert_set_rate (a.d, 0), 0);
+  uh_area_close (&a);
+  uh_sb_mark_unclean (a.diff_path);
+  uh_area_open (&a, 0);
+  cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0);
+  cr_assert_eq (ri.rate, 0, "unbounded: rate %" PRIu64, ri.rate);
+  uh_area_free (&a);
+}
+
+Test (revert, a_rate_of_another_target_is_corrupt)
+{
+  struct uh_area a;
+  make_area (&a);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+  uh_area_close (&a);
+  struct sc_rec_revert_rate r = { .h.type = SC_REC_REVERT_RATE,
+                                  .target_id = 2, .rate = 1 };
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  assert_open_refused (&a, "sets the rate");
   uh_area_free (&a);
 }

@@ -4,6 +4,7 @@
  *   shadowcopy revert NAME [--save-current NAME|--no-save-current]
  *                     [--rate BYTES/S] [--force] [--dry-run] [--wait]
  *   shadowcopy revert --status [--wait]
+ *   shadowcopy revert --rate BYTES/S     (the running revert's, durably)
  *
  * The server does the work (engine/volume-revert.c); --wait polls
  * REVERT-STATUS with a progress bar until the revert has ended.
@@ -220,8 +221,13 @@ parse (int argc, char **argv, struct revert_opts *o)
   if (o->set && o->dry_run)
     return sc_cli_usage_error ("revert --set: --dry-run works per volume "
                                "(revert NAME --dry-run)");
-  if (!o->status && !o->resume && !o->name && !o->set)
+  if (!o->status && !o->resume && !o->name && !o->set && !o->rate)
     return sc_cli_usage_error ("revert: which snapshot? revert NAME");
+  if (o->rate && !o->name && !o->set &&
+      (o->save || o->nosave || o->force || o->dry_run))
+    return sc_cli_usage_error ("revert --rate N alone changes the rate of "
+                               "the running revert: it takes only --wait "
+                               "and --json");
   if (o->save && o->nosave)
     return sc_cli_usage_error ("revert: --save-current or "
                                "--no-save-current, not both");
@@ -511,12 +517,17 @@ sc_cmd_revert (const struct sc_cli_target *t, int argc, char **argv)
   if (!t->socket && !t->diff)
     return sc_cli_usage_error ("say which volume: -c SOCKET or --diff "
                                "DIFFAREA");
-  if (o.name) {
-    snprintf (args[0], sizeof args[0], "%s", o.name);
+  bool set_rate = !o.name && o.rate && !o.status && !o.resume;
+  if (o.name || set_rate) {
+    snprintf (args[0], sizeof args[0], "%s", o.name ? o.name : "");
     int k = revert_args (&o, o.save, false, args, 1);
     if (k < 0)
       return SC_EXIT_USAGE;
     n = (size_t) k;
+  }
+  if (set_rate) {               /* REVERT-RATE BYTES: "rate=BYTES" cut */
+    memmove (args[0], args[1] + 5, strlen (args[1] + 5) + 1);
+    n = 1;
   }
   for (size_t i = 0; i < n; i++)
     av[i] = args[i];
@@ -526,7 +537,8 @@ sc_cmd_revert (const struct sc_cli_target *t, int argc, char **argv)
     return st;
   struct revert_ctx x = { .quiet = o.json && o.wait, .json = o.json };
   const char *verb = o.status ? "REVERT-STATUS"
-                     : o.resume ? "REVERT-RESUME" : "REVERT";
+                     : o.resume ? "REVERT-RESUME"
+                     : set_rate ? "REVERT-RATE" : "REVERT";
   int r = sc_client_request (c, verb, av, n, on_reply, &x, err, sizeof err);
   if (r == -ENOTCONN)
     snprintf (err, sizeof err, "revert needs a running server");

@@ -124,6 +124,7 @@ usage (void)
           "  revert --status [--wait] [--json]\n"
           "                            the revert's progress (info too)\n"
           "  revert --resume           start a paused revert's copy\n"
+          "  revert --rate BYTES/S     change the running revert's rate\n"
           "  revert --set ID [-c SOCKET]... [revert's options]\n"
           "                            revert every volume of a snapshot set\n"
           "  check [--data] DIFFAREA   check a diff area offline (read-only);\n"
