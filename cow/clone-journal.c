@@ -131,10 +131,12 @@ clone_apply_data (struct sc_diff *d, const struct sc_rec_clone_data *r,
   if (!zero && d->verify_tail && r->h.seq > durable &&
       (e = cunsure_push (d, &u)) < 0)
     return e;
-  if (clone_has_slot (prev))
-    sc_sums_clear (&d->sums, prev, r->chunk, 0);
+  /* The new entry first: clearing the old one may empty its page and,
+   * with it, the room reserved above. */
   if (in_file)
     sc_sums_set (&d->sums, slot, r->chunk, 0, sums, false);
+  if (clone_has_slot (prev) && prev != slot)
+    sc_sums_clear (&d->sums, prev, r->chunk, 0);
   clone_map_insert (c, r->chunk, slot);
   return 0;
 }

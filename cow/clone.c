@@ -501,13 +501,15 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
                                               d->sums.nsums));
   if (r < 0)
     return r;
+  /* The new entry first: clearing the old one may empty its page and,
+   * with it, the room reserved above. */
+  if (has_slot (slot))
+    sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
   uint64_t old = clone_map_get (c, chunk);
-  if (has_slot (old)) {
+  if (has_slot (old) && old != slot) {
     sc_sums_clear (&d->sums, old, chunk, 0);
     d->cfree[d->ncfree++] = (struct clone_free) { old, t.seq };
   }
-  if (has_slot (slot))
-    sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
   clone_map_insert (c, chunk, slot);
   *seq = t.seq;
   return 0;

@@ -155,6 +155,36 @@ Test (clone, rewrite_redirects_and_frees_after_commit)
   uh_area_free (&a);
 }
 
+/* The clone's slot is the only one with sums: its page is the only
+ * page, and the rewrite's clear of the old slot emptied it (and with it
+ * the room reserved for the new slot) before the new entry went in.  The
+ * server aborted (mkfs.xfs on a clone, then a 512-byte rewrite). */
+Test (clone, rewrite_of_the_only_slot_with_sums)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  uint64_t seq = clone_write (a.d, c.id, 1, 50, NULL);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  seq = clone_write (a.d, c.id, 1, 51, NULL);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  assert_clone_chunk (a.d, c.id, 1, 51);
+  cr_assert_eq (uh_stats (a.d).data_slots, 1, "the old slot freed");
+  /* The same two records replayed after a crash. */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  uh_area_open (&a, 0);
+  assert_clone_chunk (a.d, c.id, 1, 51);
+  seq = clone_write (a.d, c.id, 1, 52, NULL);   /* and once more */
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  assert_clone_chunk (a.d, c.id, 1, 52);
+  uh_area_free (&a);
+}
+
 static int boot_n;
 static int
 next_boot (uint8_t id[16])
