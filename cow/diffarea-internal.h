@@ -553,7 +553,7 @@ int clone_apply_delete (struct sc_diff *d, uint64_t id);
 int clone_replay_end (struct sc_diff *d, uint64_t durable, char *err,
                       size_t errlen);
 int clone_mark_slots (struct sc_diff *d, uint64_t max_slot, uint64_t *bad);
-void clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below);
+int clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below);
 /* Checkpoint: clone c's create records, and every clone's chunks. */
 int clone_ckpt_create (struct sc_diff *d, struct sc_journal *j,
                        const struct clone *c);

@@ -468,3 +468,77 @@ Test (clone, salvage_marks_a_clone_listed_at_a_loss_invalid)
   cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), -EIO);
   uh_area_free (&a);
 }
+
+/* The offset in img of the n-th (from 0) CLONE_DATA record of (id,
+ * chunk). */
+static size_t
+find_clone_data_nth (const uint8_t *img, size_t len, uint64_t id,
+                     uint64_t chunk, int n)
+{
+  for (size_t o = 0; o + sizeof (struct sc_rec_clone_data) <= len; o += 8) {
+    struct sc_rec_clone_data r;
+    memcpy (&r, img + o, sizeof r);
+    if (r.h.type == SC_REC_CLONE_DATA && r.id == id && r.chunk == chunk &&
+        r.h.len >= sizeof r && r.h.len <= 256 && n-- == 0)
+      return o;
+  }
+  cr_assert_fail ("no CLONE_DATA record of chunk %lu", (unsigned long) chunk);
+  return 0;
+}
+
+/* The lost record is a clone's rewrite: without it the clone's map falls
+ * back to the slot the rewrite let go, which was freed and reused since.
+ * Salvage used to find that slot "used twice" and refuse everything; the
+ * distrusted clone is never served again, so its map goes. */
+Test (clone, salvage_of_a_lost_rewrite_whose_old_slot_was_reused)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  uh_copy_chunk (a.d, 5, 20);
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  uint64_t first, off;
+  uint64_t seq = clone_write (a.d, c.id, 0, 50, &first);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  seq = clone_write (a.d, c.id, 0, 51, NULL);   /* first let go */
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  uh_snap (a.d, "t");           /* a later commit vouches for the record */
+  seq = clone_write (a.d, c.id, 2, 52, &off);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  cr_assert_eq (off, first, "the slot let go is reused");
+  uh_copy_chunk (a.d, 6, 60);
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  size_t o = find_clone_data_nth (img, len, c.id, 0, 1);
+  img[o + offsetof (struct sc_rec_clone_data, slot)] ^= 0x01;
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  struct sc_salvage_report rep;
+  char err[1024] = "";
+  cr_assert_eq (sc_diff_salvage (a.diff_path, &rep, err, sizeof err), 0,
+                "%s", err);
+  cr_assert (rep.needed);
+  bool marked = false;
+  for (size_t i = 0; i < rep.nsnaps; i++)
+    if (rep.snaps[i].id == c.id)
+      marked = rep.snaps[i].marked;
+  cr_assert (marked, "the report says this salvage marked the clone");
+  sc_salvage_report_free (&rep);
+  uh_area_open (&a, 0);
+  struct sc_snapshot_info now = uh_find (a.d, "c");
+  cr_assert_eq (now.invalid_reason, SC_INVALID_SALVAGED);
+  cr_assert_eq (now.used_bytes, 0, "its map is gone");
+  cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), -EIO);
+  cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
+  uh_assert_sees_copy (a.d, "t", 6, 60);
+  uh_area_close (&a);
+  memset (&rep, 0, sizeof rep);
+  struct sc_check_report ck;
+  memset (&ck, 0, sizeof ck);
+  cr_assert_eq (sc_diff_check_with (a.diff_path, SC_CHECK_DATA, &ck, err,
+                                    sizeof err), 0, "%s", err);
+  cr_assert_eq (ck.damage, 0);
+  sc_check_report_free (&ck);
+  uh_area_free (&a);
+}
