@@ -517,9 +517,6 @@ void clone_info (struct sc_diff *d, const struct clone *c,
                  struct sc_snapshot_info *out);
 /* After a commit: free the slots whose replacing record is durable. */
 void clone_frees_durable (struct sc_diff *d);
-/* A failed journal: the pending frees are forgotten (the slots stay
- * used until the next open, which knows better). */
-void clone_frees_forget (struct sc_diff *d);
 /* Data slots held by clones (their pending frees too); the records a
  * checkpoint writes for them. */
 uint64_t clone_slots (const struct sc_diff *d);
