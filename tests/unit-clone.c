@@ -407,7 +407,16 @@ Test (clone, check_accepts_clones)
                                     sizeof err), 0, "%s", err);
   cr_assert (rep.loaded);
   cr_assert_eq (rep.damage, 0);
-  cr_assert_eq (rep.snapshots, 2, "the snapshot and the clone");
+  cr_assert_eq (rep.snapshots, 1, "the snapshot; the clone apart");
+  cr_assert_eq (rep.snapshots_valid, 1);
+  cr_assert_eq (rep.clones, 1);
+  cr_assert_eq (rep.clones_valid, 1);
+  cr_assert_eq (rep.clones_invalid, 0);
+  cr_assert_eq (rep.copies, 1);
+  cr_assert_eq (rep.data_slots, 2, "the copy's and the clone's");
+  cr_assert_eq (rep.clone_slots, 1);
+  cr_assert_eq (rep.zero_copies, 0);
+  cr_assert_eq (rep.data_slots_read, 2, "the clone's slot read back too");
   sc_check_report_free (&rep);
   /* A flipped byte in the clone's slot is found by check --data. */
   uh_area_open (&a, SC_DIFF_RDONLY);
