@@ -319,9 +319,10 @@ find_data_slots (struct sc_diff *d, struct copy_rec *recs, size_t nrecs,
   return 0;
 }
 
+/* Read slots s[0..n) back: the copies' (clone NULL) or clone's. */
 static int
 read_data_slots (int fd, uint32_t cs, const struct slot_ref *s, size_t n,
-                 struct sc_check_report *rep)
+                 const char *clone, struct sc_check_report *rep)
 {
   size_t per = READ_BATCH_BYTES / cs;
   if (per > READ_BATCH)
@@ -345,13 +346,42 @@ read_data_slots (int fd, uint32_t cs, const struct slot_ref *s, size_t n,
         rep->data_slots_read++;
       else
         finding (rep, SC_CHECK_DAMAGE, s[i].off, "data slot %" PRIu64
-                 " at offset %" PRIu64 " (a copy of chunk %" PRIu64
-                 ") cannot be read: %s", s[i].off / cs, s[i].off,
-                 s[i].chunk, strerror (-reqs[j].result));
+                 " at offset %" PRIu64 " (%s chunk %" PRIu64 "%s%s) cannot "
+                 "be read: %s", s[i].off / cs, s[i].off,
+                 clone ? "" : "a copy of", s[i].chunk,
+                 clone ? " of clone " : "", clone ? clone : "",
+                 strerror (-reqs[j].result));
     }
   }
   free (buf);
   return 0;
+}
+
+/* Read clone `id`'s slots back, in file order. */
+static int
+read_clone_slots (int fd, uint32_t cs, struct sc_diff *d,
+                  const struct sc_snapshot_info *c,
+                  struct sc_check_report *rep)
+{
+  struct sc_clone_slot *v;
+  size_t n;
+  int r = sc_diff_clone_slots (d, c->id, &v, &n);
+  if (r == -ENOENT)
+    return 0;
+  if (r < 0)
+    return r;
+  struct slot_ref *s = malloc ((n ? n : 1) * sizeof *s);
+  if (!s) {
+    free (v);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    s[i] = (struct slot_ref) { v[i].offset, v[i].chunk };
+  free (v);
+  qsort (s, n, sizeof *s, cmp_slot_ref);
+  r = read_data_slots (fd, cs, s, n, c->name, rep);
+  free (s);
+  return r;
 }
 
 /* Every data copy against its checksums, through the verified read of
@@ -420,8 +450,9 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
   rep->epoch = st.epoch;
   rep->copies = st.copies;
   rep->data_slots = st.data_slots;
-  rep->zero_copies = st.copies >= st.data_slots ? st.copies - st.data_slots
-                                                : 0;
+  rep->clone_slots = st.clone_slots;
+  uint64_t copy_slots = st.data_slots - st.clone_slots;
+  rep->zero_copies = st.copies >= copy_slots ? st.copies - copy_slots : 0;
   rep->journal_records = st.journal_records;
   rep->journal_slots = st.journal_slots;
   rep->used_bytes = st.used_bytes;
@@ -442,20 +473,30 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
     return -ENOMEM;
   }
   size_t nvalid = 0, nvalid_ckpts = 0;
-  rep->snapshots = nsnaps;
   /* Checkpoints read no data: only snapshots' slots are looked at.  A
    * clone has its base's epoch and slots of its own (replay checked their
-   * records, check --data their sums): counted, no epoch of its own. */
+   * records, check --data their sums): counted apart, no epoch of its
+   * own; its slots are read back below, by id. */
+  size_t *clone_at = malloc ((nsnaps ? nsnaps : 1) * sizeof *clone_at);
+  if (!clone_at) {
+    free (valid);
+    free (snaps);
+    snprintf (err, errlen, "out of memory");
+    return -ENOMEM;
+  }
   for (size_t i = 0; i < nsnaps; i++)
-    if (snaps[i].clone)
-      nvalid_ckpts += snaps[i].invalid_reason == SC_VALID;
+    if (snaps[i].clone) {
+      clone_at[rep->clones++] = i;
+      rep->clones_valid += snaps[i].invalid_reason == SC_VALID;
+    }
     else if (snaps[i].invalid_reason == SC_VALID && snaps[i].checkpoint)
       nvalid_ckpts++;
     else if (snaps[i].invalid_reason == SC_VALID)
       valid[nvalid++] = snaps[i].epoch;
-  free (snaps);
+  rep->snapshots = nsnaps - rep->clones;
   rep->snapshots_valid = nvalid + nvalid_ckpts;
-  rep->snapshots_invalid = nsnaps - nvalid - nvalid_ckpts;
+  rep->snapshots_invalid = rep->snapshots - rep->snapshots_valid;
+  rep->clones_invalid = rep->clones - rep->clones_valid;
   qsort (valid, nvalid, sizeof *valid, cmp_u32);
 
   /* The same superblock the open chose: the file is locked and read
@@ -510,7 +551,9 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
 
   r = find_data_slots (d, col.v, col.n, valid, nvalid, &slots, &nslots);
   if (r == 0)
-    r = read_data_slots (fd, cs, slots, nslots, rep);
+    r = read_data_slots (fd, cs, slots, nslots, NULL, rep);
+  for (size_t i = 0; r == 0 && i < rep->clones; i++)
+    r = read_clone_slots (fd, cs, d, &snaps[clone_at[i]], rep);
   if (r == 0 && (flags & SC_CHECK_DATA))
     r = verify_data (d, cs, rep);
   if (r < 0)
@@ -521,6 +564,8 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
   free (chain);
   free (col.v);
   free (valid);
+  free (clone_at);
+  free (snaps);
   return r;
 }
 

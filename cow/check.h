@@ -69,13 +69,16 @@ struct sc_check_report {
   uint64_t volume_size;
   uint32_t epoch;               /* of the live volume */
   uint64_t snapshots, snapshots_valid, snapshots_invalid;
+  uint64_t clones, clones_valid, clones_invalid;  /* not in snapshots */
   uint64_t journal_records;     /* records replayed, NEXT and COMMIT too */
   uint64_t journal_slots;
   uint64_t journal_head_offset; /* where the journal starts ... */
   uint64_t journal_end_offset;  /* ... and where its last record ends */
   uint64_t copies;              /* kept copies, zero copies included */
   uint64_t zero_copies;
-  uint64_t data_slots;          /* slots holding copied data */
+  uint64_t data_slots;          /* slots holding copied data, the
+                                   copies' and the clones' */
+  uint64_t clone_slots;         /* of those, held by clones */
   uint64_t data_slots_read;     /* of those, read back without error */
   uint64_t used_bytes;          /* superblocks + journal + data */
   uint64_t free_slots;          /* free slots below the end of the file */

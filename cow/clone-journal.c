@@ -131,10 +131,12 @@ clone_apply_data (struct sc_diff *d, const struct sc_rec_clone_data *r,
   if (!zero && d->verify_tail && r->h.seq > durable &&
       (e = cunsure_push (d, &u)) < 0)
     return e;
-  if (clone_has_slot (prev))
-    sc_sums_clear (&d->sums, prev, r->chunk, 0);
+  /* The new entry first: clearing the old one may empty its page and,
+   * with it, the room reserved above. */
   if (in_file)
     sc_sums_set (&d->sums, slot, r->chunk, 0, sums, false);
+  if (clone_has_slot (prev) && prev != slot)
+    sc_sums_clear (&d->sums, prev, r->chunk, 0);
   clone_map_insert (c, r->chunk, slot);
   return 0;
 }
@@ -316,12 +318,48 @@ clone_ckpt_data (struct sc_diff *d, struct sc_journal *j)
 
 /* ---- salvage ------------------------------------------------------------ */
 
-void
+/* Does a clone other than c, not distrusted, map chunk to slot? */
+static bool
+kept_by_another (struct sc_diff *d, const struct clone *c,
+                 uint64_t suspect_below, uint64_t chunk, uint64_t slot)
+{
+  for (size_t i = 0; i < d->nclones; i++)
+    if (d->clones[i] != c && d->clones[i]->info.id >= suspect_below &&
+        clone_map_get (d->clones[i], chunk) == slot)
+      return true;
+  return false;
+}
+
+/* A clone listed at a loss is never served again, and its map may be
+ * stale: a lost rewrite leaves it on a slot freed and reused since.  The
+ * map goes, with the sums of the slots no kept clone maps, before the
+ * allocator is rebuilt (which would find such a slot used twice). */
+int
 clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below)
 {
+  struct sc_salvage_report *sv = d->salv;
   for (size_t i = 0; i < d->nclones; i++) {
     struct clone *c = d->clones[i];
-    if (c->info.id < suspect_below && c->info.invalid_reason == SC_VALID)
+    if (c->info.id >= suspect_below)
+      continue;
+    if (c->info.invalid_reason == SC_VALID) {
+      uint64_t *v = realloc (sv->marked, (sv->nmarked + 1) * sizeof *v);
+      if (!v)
+        return -ENOMEM;
+      sv->marked = v;
+      v[sv->nmarked++] = c->info.id;
       c->info.invalid_reason = SC_INVALID_SALVAGED;
+    }
+    for (size_t k = 0; k < c->map_cap; k++) {
+      const struct clone_ent *m = &c->map[k];
+      if (m->chunk != CLONE_EMPTY && clone_has_slot (m->slot) &&
+          !kept_by_another (d, c, suspect_below, m->chunk, m->slot))
+        sc_sums_clear (&d->sums, m->slot, m->chunk, 0);
+    }
+    free (c->map);
+    c->map = NULL;
+    c->map_cap = c->nmap = 0;
+    c->nslots = 0;
   }
+  return 0;
 }

@@ -238,6 +238,27 @@ clone_list (struct sc_diff *d, struct sc_snapshot_info *v)
   return k;
 }
 
+int
+sc_diff_clone_slots (struct sc_diff *d, uint64_t id,
+                     struct sc_clone_slot **out, size_t *n)
+{
+  LOCKED (d);
+  const struct clone *c = clone_by_id (d, id);
+  if (!c || c->deleted)
+    return -ENOENT;
+  struct sc_clone_slot *v = malloc ((c->nslots ? c->nslots : 1) * sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < c->map_cap && k < c->nslots; i++)
+    if (c->map[i].chunk != EMPTY && has_slot (c->map[i].slot))
+      v[k++] = (struct sc_clone_slot) { c->map[i].slot * d->chunk_size,
+                                        c->map[i].chunk };
+  *out = v;
+  *n = k;
+  return 0;
+}
+
 size_t
 sc_diff_clone_names (struct sc_diff *d, uint64_t base_id, char *buf,
                      size_t len)
@@ -501,13 +522,15 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
                                               d->sums.nsums));
   if (r < 0)
     return r;
+  /* The new entry first: clearing the old one may empty its page and,
+   * with it, the room reserved above. */
+  if (has_slot (slot))
+    sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
   uint64_t old = clone_map_get (c, chunk);
-  if (has_slot (old)) {
+  if (has_slot (old) && old != slot) {
     sc_sums_clear (&d->sums, old, chunk, 0);
     d->cfree[d->ncfree++] = (struct clone_free) { old, t.seq };
   }
-  if (has_slot (slot))
-    sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
   clone_map_insert (c, chunk, slot);
   *seq = t.seq;
   return 0;

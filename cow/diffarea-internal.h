@@ -520,9 +520,6 @@ void clone_info (struct sc_diff *d, const struct clone *c,
                  struct sc_snapshot_info *out);
 /* After a commit: free the slots whose replacing record is durable. */
 void clone_frees_durable (struct sc_diff *d);
-/* A failed journal: the pending frees are forgotten (the slots stay
- * used until the next open, which knows better). */
-void clone_frees_forget (struct sc_diff *d);
 /* Data slots held by clones (their pending frees too); the records a
  * checkpoint writes for them. */
 uint64_t clone_slots (const struct sc_diff *d);
@@ -556,7 +553,7 @@ int clone_apply_delete (struct sc_diff *d, uint64_t id);
 int clone_replay_end (struct sc_diff *d, uint64_t durable, char *err,
                       size_t errlen);
 int clone_mark_slots (struct sc_diff *d, uint64_t max_slot, uint64_t *bad);
-void clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below);
+int clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below);
 /* Checkpoint: clone c's create records, and every clone's chunks. */
 int clone_ckpt_create (struct sc_diff *d, struct sc_journal *j,
                        const struct clone *c);

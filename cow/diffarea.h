@@ -328,6 +328,12 @@ int sc_diff_clone_slot_reserve (struct sc_diff *d, uint64_t id,
 int sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
                        uint64_t offset, const uint32_t *sums, uint64_t *seq);
 
+/* The data slots clone `id` holds, in a malloc'd array (*n entries; free
+ * it): for check, which reads them back.  -ENOENT, -ENOMEM. */
+struct sc_clone_slot { uint64_t offset, chunk; };
+int sc_diff_clone_slots (struct sc_diff *d, uint64_t id,
+                         struct sc_clone_slot **out, size_t *n);
+
 /* The clones of snapshot `base_id`, ", "-separated into buf (may be
  * NULL); returns how many. */
 size_t sc_diff_clone_names (struct sc_diff *d, uint64_t base_id, char *buf,

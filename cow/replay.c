@@ -579,8 +579,7 @@ salvage_distrust (struct sc_diff *d, struct replay_out *o)
     snap_set_invalid (d, s, SC_INVALID_SALVAGED, 0, 0);
     o->invalidated = true;
   }
-  clone_salvage_distrust (d, sv->suspect_below);
-  return 0;
+  return clone_salvage_distrust (d, sv->suspect_below);
 }
 
 /* ---- after the records -------------------------------------------------- */

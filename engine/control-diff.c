@@ -116,6 +116,12 @@ lookup_side (struct sc_volume *v, const char *role, const char *name,
   else if (r < 0)
     snprintf (msg, len, "cannot look up %s %s: %s", role, name,
               strerror (-r));
+  else if (s->clone) {
+    /* It has no epoch of its own to compare. */
+    snprintf (msg, len, "cannot diff: %s is a writable clone: diff compares "
+              "snapshots and checkpoints (%s)", name, role);
+    r = -EINVAL;
+  }
   return r;
 }
 

@@ -167,19 +167,55 @@ sc_verb_list (struct session *ss, const struct sc_ctl_request *req, int fd)
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 
+/* The clones of snapshot `name`, from a listing (*list, free it): *n
+ * of them, moved to its front.  A missing snapshot has none. */
+static int
+clones_of (struct sc_volume *v, const char *name,
+           struct sc_snapshot_info **list, size_t *n)
+{
+  struct sc_snapshot_info s;
+  size_t all = 0, k = 0;
+  *list = NULL;
+  *n = 0;
+  if (sc_volume_snapshot_lookup (v, name, &s) < 0)
+    return 0;
+  int r = sc_volume_snapshot_list (v, list, &all);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < all; i++)
+    if ((*list)[i].clone && (*list)[i].base_id == s.id)
+      (*list)[k++] = (*list)[i];
+  *n = k;
+  return 0;
+}
+
 /* A protected snapshot cannot go: the running revert's target, or a
- * snapshot with clones (which ones). */
+ * snapshot with clones: which clones (as many as a client's one-line
+ * error holds, then how many more). */
 static int
 reply_busy (struct sc_volume *v, int fd, const char *name)
 {
+  struct sc_snapshot_info *c;
+  size_t n, i;
+  char names[640] = "";
+  size_t at = 0;
   struct sc_snapshot_info s;
-  char names[512] = "";
   if (sc_volume_snapshot_lookup (v, name, &s) == 0 &&
       sc_volume_snapshot_protected (v, s.id) == SC_PROTECTED_REVERT)
     return sc_ctl_write_err (fd, EBUSY, "snapshot %s is the target of the "
                              "running revert; see revert --status", name);
-  if (sc_volume_snapshot_lookup (v, name, &s) == 0)
-    sc_diff_clone_names (sc_volume_diff (v), s.id, names, sizeof names);
+  if (clones_of (v, name, &c, &n) < 0)
+    n = 0;
+  for (i = 0; i < n; i++) {
+    size_t len = strlen (c[i].name);
+    if (at + len + 32 > sizeof names)
+      break;
+    at += (size_t) snprintf (names + at, sizeof names - at, "%s%s",
+                             i ? ", " : "", c[i].name);
+  }
+  if (i < n)
+    snprintf (names + at, sizeof names - at, " and %zu more", n - i);
+  free (c);
   return sc_ctl_write_err (fd, EBUSY, "snapshot %s has clones: %s; delete "
                            "them first or use --with-clones", name,
                            names[0] ? names : "(being deleted)");
@@ -264,27 +300,21 @@ sc_verb_delete (struct session *ss, const struct sc_ctl_request *req, int fd)
     r = reply_deleted_kept (fd, name);
     return r < 0 ? r : sc_ctl_write_ok (fd);
   }
-  char clones[1024] = "";
-  struct sc_snapshot_info s;
-  if (with_clones && sc_volume_snapshot_lookup (ss->v, name, &s) == 0)
-    sc_diff_clone_names (sc_volume_diff (ss->v), s.id, clones,
-                         sizeof clones);
+  struct sc_snapshot_info *clones = NULL;
+  size_t nclones = 0;
+  if (with_clones && (r = clones_of (ss->v, name, &clones, &nclones)) < 0)
+    return sc_ctl_write_err (fd, -r, "cannot list the clones of %s: %s",
+                             name, strerror (-r));
   r = with_clones ? sc_volume_snapshot_delete_with_clones (ss->v, name)
                   : sc_volume_snapshot_delete (ss->v, name);
-  if (r == -EBUSY)
-    return reply_busy (ss->v, fd, name);
-  if (r < 0)
-    return sc_reply_snapshot_verr (ss->v, fd, r, "delete", name);
-  for (char *p = clones, *q; r == 0 && *p; p = q) {   /* "A, B" */
-    q = strstr (p, ", ");
-    if (q) {
-      *q = '\0';
-      q += 2;
-    }
-    else
-      q = p + strlen (p);
-    r = sc_reply_deleted (fd, p);
+  if (r < 0) {
+    free (clones);
+    return r == -EBUSY ? reply_busy (ss->v, fd, name)
+                       : sc_reply_snapshot_verr (ss->v, fd, r, "delete", name);
   }
+  for (size_t i = 0; r == 0 && i < nclones; i++)
+    r = sc_reply_deleted (fd, clones[i].name);
+  free (clones);
   if (r == 0)
     r = sc_reply_deleted (fd, name);
   return r < 0 ? r : sc_ctl_write_ok (fd);

@@ -207,3 +207,22 @@ cd "$TMP"
 run_cli check -- -dash
 cd - > /dev/null
 [ "$RC" -eq 0 ] || fail "check -- -dash exited $RC: $(cat "$TMP/err")"
+
+# ---- a diff area with a written clone: its slots counted apart --------
+D2=$TMP/diff2
+make_disk "$TMP/disk2" 4M
+start_server "$TMP/disk2" "$D2" chunk-size=64K
+sc_create s > /dev/null
+sc clone s c > /dev/null || fail "clone failed"
+nbd_write_random c 0 196608             # three chunks of the clone
+nbd_py c 'h.flush()'
+stop_server
+run_cli check --data "$D2"
+[ "$RC" -eq 0 ] || fail "check of a diff area with a clone exited $RC: $(cat "$TMP/out" "$TMP/err")"
+log "summary with a written clone:
+$(cat "$TMP/out")"
+[ "$(field snapshots)" = "1 (1 valid, 0 invalid)" ] || fail "snapshots: $(field snapshots)"
+[ "$(field clones)" = "1 (1 valid, 0 invalid; 3 in data slots)" ] || fail "clones: $(field clones)"
+[ "$(field copies)" = "0 (0 in data slots, 0 of zeros)" ] || fail "copies: $(field copies)"
+[ "$(field 'data slots read back')" = "3 of 3" ] ||
+    fail "data slots read back: $(field 'data slots read back')"

@@ -51,3 +51,20 @@ debugfs -R "stat /file" "$TMP/disk" 2>/dev/null | grep -q "Size: 300000" &&
     fail "the origin has the clone's file"
 server_alive
 stop_server
+
+# Without -c, the export says what it is: with discard-snapshots=on a
+# plain snapshot takes writes (trims), yet it is mounted read-only; the
+# clone, described as one, read-write.
+start_server "$TMP/disk" "$TMP/diff" discard-snapshots=on
+nc_mnt () { "$SHADOWCOPY_CLI" mount --nbd-socket "$NBD_SOCK" "$1" "$TMP/mnt"; }
+nc_mnt s > /dev/null || fail "mount of the snapshot without -c failed: $(grep "on s:" "$SERVER_LOG" | head -2)"
+grep " $TMP/mnt " /proc/mounts | grep -q " ro," || fail "the snapshot is not mounted read-only: $(grep " $TMP/mnt " /proc/mounts)"
+"$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount failed"
+grep -q "on s: Operation not permitted" "$SERVER_LOG" && fail "writes were sent to the snapshot"
+nc_mnt c > /dev/null || fail "mount of the clone without -c failed"
+grep " $TMP/mnt " /proc/mounts | grep -q " rw," || fail "the clone is not mounted read-write without -c: $(grep " $TMP/mnt " /proc/mounts)"
+cmp -s "$TMP/file" "$TMP/mnt/file" || fail "the clone's file is not there"
+"$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount failed"
+[ "$(nbd_sha256 s)" = "$s_sum" ] || fail "the snapshot changed"
+server_alive
+stop_server

@@ -87,6 +87,21 @@ nbd_write_random c2 0 100000
 sc delete s --with-clones > "$TMP/deleted" || fail "delete --with-clones"
 grep -qx c2 "$TMP/deleted" && grep -qx s "$TMP/deleted" ||
     fail "delete --with-clones did not name both: $(cat "$TMP/deleted")"
+# Many clones with long names: the refusal and the reply name every one.
+sc create s3 > /dev/null || fail "create s3"
+long=$(printf 'x%.0s' $(seq 100))
+for i in $(seq 12); do sc clone s3 "c$i-$long" > /dev/null || fail "clone c$i"; done
+expect_cli_error "delete a base of 12 clones" sc delete s3
+# As many names as a one-line error holds, then how many more: 12 in all.
+named=$(grep -o -- "-$long" <<< "$CLI_ERR" | wc -l)
+more=$(sed -nE 's/.* and ([0-9]+) more; delete them first.*/\1/p' <<< "$CLI_ERR")
+[ "$named" -gt 0 ] && [ $((named + ${more:-0})) -eq 12 ] && [[ "$CLI_ERR" == *"; delete them first"* ]] ||
+    soft_fail "the refusal does not account for every clone ($named named, ${more:-no} more): $CLI_ERR"
+sc delete s3 --with-clones > "$TMP/deleted" || fail "delete s3 --with-clones"
+for i in $(seq 12); do
+    grep -qx "c$i-$long" "$TMP/deleted" || fail "delete --with-clones did not name c$i: $(cat "$TMP/deleted")"
+done
+grep -qx s3 "$TMP/deleted" || fail "delete --with-clones did not name s3"
 [ -z "$(json "[x['name'] for x in d if x['type'] != 'checkpoint']" < <(sc list --json))" ] ||
     fail "a snapshot or clone is left"
 restart_server

@@ -184,6 +184,11 @@ expect_status () {
 }
 expect_status 1 "no such snapshot or checkpoint: nosuch (FROM)" sc diff nosuch
 expect_status 1 "no such snapshot or checkpoint: nosuch (TO)" sc diff s1 nosuch
+sc clone s1 cl > /dev/null || fail "clone failed"
+expect_status 1 "cl is a writable clone: diff compares snapshots and checkpoints" sc diff s1 cl
+expect_status 1 "cl is a writable clone" sc diff cl --json
+expect_status 1 "cl is a writable clone" sc diff cl live --summary
+sc delete cl > /dev/null || fail "delete of the clone failed"
 expect_status 1 "FROM s2 (id" sc diff s2 s1
 expect_status 1 "newer than TO s1" sc diff s2 s1 --json
 expect_status 1 "invalid snapshot name" sc diff .hidden

@@ -17,15 +17,18 @@ mkdir -p "$MNT" "$SNAP" "$FUSE"
 LOOP=
 FUSE_PID=
 APP_PID=
+# Mounted, even when its server is gone (mountpoint(1) stats the
+# directory: EIO or ENOTCONN then, and the mount would be left behind).
+mounted () { grep -q " $1 " /proc/mounts; }
 mr_cleanup () {
     [ -n "$APP_PID" ] && kill "$APP_PID" 2>/dev/null && wait "$APP_PID" 2>/dev/null
     APP_PID=
-    mountpoint -q "$SNAP" && umount "$SNAP"
+    mounted "$SNAP" && { umount "$SNAP" || umount -l "$SNAP"; }
     [ -d "$SHADOWCOPY_STATE_DIR/mounts" ] && "$SHADOWCOPY_CLI" umount "$SNAP" 2>/dev/null
-    mountpoint -q "$MNT" && umount "$MNT"
+    mounted "$MNT" && { umount "$MNT" || umount -l "$MNT"; }
     [ -n "$LOOP" ] && losetup -d "$LOOP"
     LOOP=
-    mountpoint -q "$FUSE" && { fusermount3 -u "$FUSE" || fusermount3 -uz "$FUSE"; }
+    mounted "$FUSE" && { fusermount3 -u "$FUSE" || umount -l "$FUSE"; }
     if [ -n "$FUSE_PID" ]; then
         # nbdfuse whose server died may not exit on its own.
         for ((i = 0; i < 50; i++)); do kill -0 "$FUSE_PID" 2>/dev/null || break; sleep 0.1; done

@@ -155,6 +155,36 @@ Test (clone, rewrite_redirects_and_frees_after_commit)
   uh_area_free (&a);
 }
 
+/* The clone's slot is the only one with sums: its page is the only
+ * page, and the rewrite's clear of the old slot emptied it (and with it
+ * the room reserved for the new slot) before the new entry went in.  The
+ * server aborted (mkfs.xfs on a clone, then a 512-byte rewrite). */
+Test (clone, rewrite_of_the_only_slot_with_sums)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  uint64_t seq = clone_write (a.d, c.id, 1, 50, NULL);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  seq = clone_write (a.d, c.id, 1, 51, NULL);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  assert_clone_chunk (a.d, c.id, 1, 51);
+  cr_assert_eq (uh_stats (a.d).data_slots, 1, "the old slot freed");
+  /* The same two records replayed after a crash. */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  uh_area_open (&a, 0);
+  assert_clone_chunk (a.d, c.id, 1, 51);
+  seq = clone_write (a.d, c.id, 1, 52, NULL);   /* and once more */
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  assert_clone_chunk (a.d, c.id, 1, 52);
+  uh_area_free (&a);
+}
+
 static int boot_n;
 static int
 next_boot (uint8_t id[16])
@@ -378,7 +408,16 @@ Test (clone, check_accepts_clones)
                                     sizeof err), 0, "%s", err);
   cr_assert (rep.loaded);
   cr_assert_eq (rep.damage, 0);
-  cr_assert_eq (rep.snapshots, 2, "the snapshot and the clone");
+  cr_assert_eq (rep.snapshots, 1, "the snapshot; the clone apart");
+  cr_assert_eq (rep.snapshots_valid, 1);
+  cr_assert_eq (rep.clones, 1);
+  cr_assert_eq (rep.clones_valid, 1);
+  cr_assert_eq (rep.clones_invalid, 0);
+  cr_assert_eq (rep.copies, 1);
+  cr_assert_eq (rep.data_slots, 2, "the copy's and the clone's");
+  cr_assert_eq (rep.clone_slots, 1);
+  cr_assert_eq (rep.zero_copies, 0);
+  cr_assert_eq (rep.data_slots_read, 2, "the clone's slot read back too");
   sc_check_report_free (&rep);
   /* A flipped byte in the clone's slot is found by check --data. */
   uh_area_open (&a, SC_DIFF_RDONLY);
@@ -488,5 +527,77 @@ Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
   cr_assert_eq (uh_copy_reserved (a.d, 40, 400), 0);
   cr_assert_eq (uh_stats (a.d).dropped, 0, "no snapshot was dropped");
   cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
+
+/* The offset in img of the n-th (from 0) CLONE_DATA record of (id,
+ * chunk). */
+static size_t
+find_clone_data_nth (const uint8_t *img, size_t len, uint64_t id,
+                     uint64_t chunk, int n)
+{
+  for (size_t o = 0; o + sizeof (struct sc_rec_clone_data) <= len; o += 8) {
+    struct sc_rec_clone_data r;
+    memcpy (&r, img + o, sizeof r);
+    if (r.h.type == SC_REC_CLONE_DATA && r.id == id && r.chunk == chunk &&
+        r.h.len >= sizeof r && r.h.len <= 256 && n-- == 0)
+      return o;
+  }
+  cr_assert_fail ("no CLONE_DATA record of chunk %lu", (unsigned long) chunk);
+  return 0;
+}
+
+/* The lost record is a clone's rewrite: without it the clone's map falls
+ * back to the slot the rewrite let go, which was freed and reused since.
+ * Salvage used to find that slot "used twice" and refuse everything; the
+ * distrusted clone is never served again, so its map goes. */
+Test (clone, salvage_of_a_lost_rewrite_whose_old_slot_was_reused)
+{
+  struct uh_area a;
+  uh_area_create (&a, 16 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  uh_copy_chunk (a.d, 5, 20);
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  uint64_t first, off;
+  uint64_t seq = clone_write (a.d, c.id, 0, 50, &first);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  seq = clone_write (a.d, c.id, 0, 51, NULL);   /* first let go */
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  uh_snap (a.d, "t");           /* a later commit vouches for the record */
+  seq = clone_write (a.d, c.id, 2, 52, &off);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  cr_assert_eq (off, first, "the slot let go is reused");
+  uh_copy_chunk (a.d, 6, 60);
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  size_t o = find_clone_data_nth (img, len, c.id, 0, 1);
+  img[o + offsetof (struct sc_rec_clone_data, slot)] ^= 0x01;
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  struct sc_salvage_report rep;
+  char err[1024] = "";
+  cr_assert_eq (sc_diff_salvage (a.diff_path, &rep, err, sizeof err), 0,
+                "%s", err);
+  cr_assert (rep.needed);
+  bool marked = false;
+  for (size_t i = 0; i < rep.nsnaps; i++)
+    if (rep.snaps[i].id == c.id)
+      marked = rep.snaps[i].marked;
+  cr_assert (marked, "the report says this salvage marked the clone");
+  sc_salvage_report_free (&rep);
+  uh_area_open (&a, 0);
+  struct sc_snapshot_info now = uh_find (a.d, "c");
+  cr_assert_eq (now.invalid_reason, SC_INVALID_SALVAGED);
+  cr_assert_eq (now.used_bytes, 0, "its map is gone");
+  cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), -EIO);
+  cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
+  uh_assert_sees_copy (a.d, "t", 6, 60);
+  uh_area_close (&a);
+  memset (&rep, 0, sizeof rep);
+  struct sc_check_report ck;
+  memset (&ck, 0, sizeof ck);
+  cr_assert_eq (sc_diff_check_with (a.diff_path, SC_CHECK_DATA, &ck, err,
+                                    sizeof err), 0, "%s", err);
+  cr_assert_eq (ck.damage, 0);
+  sc_check_report_free (&ck);
   uh_area_free (&a);
 }

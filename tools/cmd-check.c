@@ -77,6 +77,8 @@ print_check (const char *path, const struct sc_check_report *r)
             "epoch: %" PRIu32 "\n"
             "snapshots: %" PRIu64 " (%" PRIu64 " valid, %" PRIu64
             " invalid)\n"
+            "clones: %" PRIu64 " (%" PRIu64 " valid, %" PRIu64 " invalid; "
+            "%" PRIu64 " in data slots)\n"
             "journal: %" PRIu64 " record%s in %" PRIu64 " slot%s, from "
             "offset %" PRIu64 ", ending at offset %" PRIu64 "\n"
             "copies: %" PRIu64 " (%" PRIu64 " in data slots, %" PRIu64
@@ -86,10 +88,13 @@ print_check (const char *path, const struct sc_check_report *r)
             "bytes free: %" PRIu64 " (%" PRIu64 " free slot%s below the end "
             "of the file)\n",
             r->volume_size, r->chunk_size, r->epoch, r->snapshots,
-            r->snapshots_valid, r->snapshots_invalid, r->journal_records,
+            r->snapshots_valid, r->snapshots_invalid, r->clones,
+            r->clones_valid, r->clones_invalid, r->clone_slots,
+            r->journal_records,
             plural (r->journal_records), r->journal_slots,
             plural (r->journal_slots), r->journal_head_offset,
-            r->journal_end_offset, r->copies, r->data_slots, r->zero_copies,
+            r->journal_end_offset, r->copies,
+            r->data_slots - r->clone_slots, r->zero_copies,
             r->data_slots_read, r->data_slots, r->used_bytes, r->free_bytes,
             r->free_slots, plural (r->free_slots));
     if (r->data_checked)

@@ -16,7 +16,7 @@
  *     as a file, and losetup -r turns that file into /dev/loopN.
  * Then mount -o ro (with noload for ext3/ext4, whose journal cannot be
  * replayed on a read-only device).  A writable clone (its type in LIST,
- * or without a control socket its export taking writes) is attached and
+ * or without a control socket its export's description) is attached and
  * mounted read-write, so its journal is replayed as after a crash.
  *
  * --recover (mount-recover.c): the device is a temporary writable clone
@@ -569,15 +569,22 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
   return 0;
 }
 
-/* Without a control socket: does export NAME take writes (a clone)? */
+/* Without a control socket: is export NAME a writable clone?  Its
+ * description says so ("writable clone of ..."); taking writes does not,
+ * since a snapshot takes trims with discard-snapshots=on. */
 static bool
 export_writable (const char *sock, const char *name)
 {
+  static const char clone_desc[] = "writable clone of ";
   struct nbd_handle *h = nbd_create ();
   bool rw = false;
   if (h && nbd_set_export_name (h, name) == 0 &&
-      nbd_connect_unix (h, sock) == 0)
-    rw = nbd_is_read_only (h) == 0;
+      nbd_set_full_info (h, true) == 0 &&
+      nbd_connect_unix (h, sock) == 0 && nbd_is_read_only (h) == 0) {
+    char *desc = nbd_get_export_description (h);
+    rw = desc && strncmp (desc, clone_desc, sizeof clone_desc - 1) == 0;
+    free (desc);
+  }
   if (h) {
     nbd_shutdown (h, 0);
     nbd_close (h);
