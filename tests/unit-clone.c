@@ -479,55 +479,6 @@ Test (clone, salvage_marks_a_clone_listed_at_a_loss_invalid)
   uh_area_free (&a);
 }
 
-/* A base with clones is protected: its reader's discard would change
- * what the clone reads: refused, until the clone is gone. */
-Test (clone, a_discard_of_a_base_is_refused)
-{
-  struct uh_area a;
-  uh_area_create (&a, 64 * CS, CS, 3);
-  uint64_t id = uh_snap (a.d, "s").id;
-  uh_copy_chunk (a.d, 1, 11);
-  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
-  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), SC_PROTECTED_CLONES);
-  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), -EBUSY);
-  uint64_t off;
-  cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 1, &off), SC_WHERE_ORIGIN,
-                "the clone reads its base's view");
-  uh_assert_sees_copy (a.d, "s", 1, 11);
-  cr_assert_eq (sc_diff_snapshot_delete (a.d, "c"), 0);
-  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), 0);
-  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), 0);
-  uh_area_free (&a);
-}
-
-/* Slots a clone is about to free (its rewrite or trim not durable yet)
- * are space coming back: a live copy at the limit commits to get them
- * rather than drop a snapshot. */
-Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
-{
-  struct uh_area a;
-  uh_area_create (&a, 64 * CS, CS, 3);
-  uh_snap (a.d, "s");
-  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
-  uh_snap (a.d, "t");
-  cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, 0, NULL), 0);
-  uint64_t k, off;
-  for (k = 0; k < 64; k++) {
-    if (sc_diff_clone_slot_reserve (a.d, c.id, &off) < 0)
-      break;
-    sc_diff_slot_cancel (a.d, off);
-    clone_write (a.d, c.id, k, k, NULL);
-  }
-  cr_assert (k > 4 && k < 24);
-  /* Trim 4 clone chunks: their slots wait for the records' commit. */
-  uint64_t seq;
-  for (uint64_t i = 0; i < 4; i++)
-    cr_assert_eq (sc_diff_clone_map (a.d, c.id, i, SC_COPY_ZERO, NULL, &seq),
-                  0);
-  cr_assert_eq (uh_copy_reserved (a.d, 40, 400), 0);
-  cr_assert_eq (uh_stats (a.d).dropped, 0, "no snapshot was dropped");
-  cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
-
 /* The offset in img of the n-th (from 0) CLONE_DATA record of (id,
  * chunk). */
 static size_t
@@ -599,5 +550,56 @@ Test (clone, salvage_of_a_lost_rewrite_whose_old_slot_was_reused)
                                     sizeof err), 0, "%s", err);
   cr_assert_eq (ck.damage, 0);
   sc_check_report_free (&ck);
+  uh_area_free (&a);
+}
+
+/* A base with clones is protected: its reader's discard would change
+ * what the clone reads: refused, until the clone is gone. */
+Test (clone, a_discard_of_a_base_is_refused)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uint64_t id = uh_snap (a.d, "s").id;
+  uh_copy_chunk (a.d, 1, 11);
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), SC_PROTECTED_CLONES);
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), -EBUSY);
+  uint64_t off;
+  cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 1, &off), SC_WHERE_ORIGIN,
+                "the clone reads its base's view");
+  uh_assert_sees_copy (a.d, "s", 1, 11);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "c"), 0);
+  cr_assert_eq (sc_diff_snapshot_protected (a.d, id), 0);
+  cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), 0);
+  uh_area_free (&a);
+}
+
+/* Slots a clone is about to free (its rewrite or trim not durable yet)
+ * are space coming back: a live copy at the limit commits to get them
+ * rather than drop a snapshot. */
+Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  uh_snap (a.d, "t");
+  cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, 0, NULL), 0);
+  uint64_t k, off;
+  for (k = 0; k < 64; k++) {
+    if (sc_diff_clone_slot_reserve (a.d, c.id, &off) < 0)
+      break;
+    sc_diff_slot_cancel (a.d, off);
+    clone_write (a.d, c.id, k, k, NULL);
+  }
+  cr_assert (k > 4 && k < 24);
+  /* Trim 4 clone chunks: their slots wait for the records' commit. */
+  uint64_t seq;
+  for (uint64_t i = 0; i < 4; i++)
+    cr_assert_eq (sc_diff_clone_map (a.d, c.id, i, SC_COPY_ZERO, NULL, &seq),
+                  0);
+  cr_assert_eq (uh_copy_reserved (a.d, 40, 400), 0);
+  cr_assert_eq (uh_stats (a.d).dropped, 0, "no snapshot was dropped");
+  cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
   uh_area_free (&a);
 }
