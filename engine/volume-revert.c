@@ -53,7 +53,11 @@ struct sc_revert {
   uint64_t tentative_below;     /* a revoke not final yet: tickets from
                                    it up to revoked_below may come back */
   uint64_t tentative_closed;    /* of those, closed meanwhile */
+  bool starting;                /* a revert is being recorded: opens wait */
+  pthread_cond_t started;       /* starting went back to false */
 };
+
+void (*sc_vol_revert_start_hook) (struct sc_volume *v, int phase);
 
 static uint64_t
 wall_ns (void)
@@ -74,6 +78,7 @@ sc_vol_revert_new (void)
   pthread_condattr_init (&attr);
   pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
   pthread_cond_init (&rv->wake, &attr);
+  pthread_cond_init (&rv->started, NULL);
   pthread_condattr_destroy (&attr);
   rv->live_ticket = 1;
   rv->revoked_below = 1;
@@ -102,6 +107,7 @@ sc_vol_revert_free (struct sc_revert *rv)
   revert_stop (rv);
   pthread_mutex_destroy (&rv->lock);
   pthread_cond_destroy (&rv->wake);
+  pthread_cond_destroy (&rv->started);
   free (rv);
 }
 
@@ -427,6 +433,30 @@ sc_volume_revert_plan (struct sc_volume *v, const char *name, bool save,
 
 /* Refuse the live connections (with force, they will be revoked: see
  * revoke). */
+/* Enter (on) or leave the recording of a revert: entering counts the
+ * live connections (-EBUSY without SC_REVERT_FORCE if any, *live set)
+ * and holds new ones off until it is left. */
+static int
+starting (struct sc_revert *rv, bool on, unsigned flags, uint64_t *live)
+{
+  pthread_mutex_lock (&rv->lock);
+  int r = 0;
+  if (on) {
+    if (live)
+      *live = rv->live_count;
+    if (rv->live_count && !(flags & SC_REVERT_FORCE))
+      r = -EBUSY;
+    else
+      rv->starting = true;
+  }
+  else {
+    rv->starting = false;
+    pthread_cond_broadcast (&rv->started);
+  }
+  pthread_mutex_unlock (&rv->lock);
+  return r;
+}
+
 static int
 check_live (struct sc_volume *v, unsigned flags, uint64_t *live)
 {
@@ -500,16 +530,26 @@ sc_volume_revert_start (struct sc_volume *v, const char *name,
   r = sc_volume_hold (v);
   struct sc_revert_info ri;
   if (r == 0) {
-    /* Revoke only under the hold, and only for a revert that starts. */
-    struct revoked was;
-    bool force = flags & SC_REVERT_FORCE;
-    if (force)
+    if (sc_vol_revert_start_hook)
+      sc_vol_revert_start_hook (v, 0);
+    /* Counted again under the hold, new connections held off until the
+     * revert is recorded or refused; revoked only under the hold, and
+     * only for a revert that starts. */
+    r = starting (v->revert, true, flags, live);
+    bool entered = r == 0, revoked = r == 0 && (flags & SC_REVERT_FORCE);
+    struct revoked was = { 0, 0 };
+    if (revoked)
       revoke (v->revert, &was);
-    r = sc_diff_revert_start (v->diff, name, save, rate, &ri);
-    if (r < 0 && force)
+    if (r == 0 && sc_vol_revert_start_hook)
+      sc_vol_revert_start_hook (v, 1);
+    if (r == 0)
+      r = sc_diff_revert_start (v->diff, name, save, rate, &ri);
+    if (revoked && r < 0)
       unrevoke (v->revert, &was);
-    else if (force)
+    else if (revoked)
       revoke_final (v->revert);
+    if (entered)
+      starting (v->revert, false, 0, NULL);
     sc_volume_release (v);
   }
   sc_volume_create_end (v);
@@ -577,6 +617,10 @@ sc_volume_live_open (struct sc_volume *v)
 {
   struct sc_revert *rv = v->revert;
   pthread_mutex_lock (&rv->lock);
+  /* Not while a revert is being recorded: the connection could read the
+   * content from before it and keep it in its cache. */
+  while (rv->starting)
+    pthread_cond_wait (&rv->started, &rv->lock);
   uint64_t t = rv->live_ticket;
   rv->live_count++;
   pthread_mutex_unlock (&rv->lock);
@@ -600,7 +644,11 @@ sc_volume_live_check (struct sc_volume *v, uint64_t ticket)
 {
   struct sc_revert *rv = v->revert;
   pthread_mutex_lock (&rv->lock);
-  bool ok = ticket >= rv->revoked_below;
+  /* A revoke not final yet (a forced revert being recorded, under its
+   * write hold) does not fail requests: the revert may still be refused,
+   * and the engine checks again under the write gate, when it is final. */
+  bool ok = ticket >= rv->revoked_below ||
+            (rv->tentative_below && ticket >= rv->tentative_below);
   pthread_mutex_unlock (&rv->lock);
   return ok ? 0 : -ESHUTDOWN;
 }

@@ -344,6 +344,11 @@ int sc_volume_revert_start (struct sc_volume *v, const char *name,
 /* Start the background copy of a paused (or stopped) revert: 0, or
  * -ENOENT when none runs. */
 int sc_volume_revert_resume (struct sc_volume *v);
+/* For tests only: called in sc_volume_revert_start under its write hold,
+ * before the live connections are counted again (phase 0), and after a
+ * forced revoke, before the revert is recorded (phase 1).  NULL in a
+ * server. */
+extern void (*sc_vol_revert_start_hook) (struct sc_volume *v, int phase);
 /* Change the running revert's rate (bytes/s, 0 unbounded), durably; the
  * background copy paces at it from now on.  -ENOENT when none runs. */
 int sc_volume_revert_set_rate (struct sc_volume *v, uint64_t rate);

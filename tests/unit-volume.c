@@ -1266,3 +1266,84 @@ Test (volume, a_refused_forced_revert_revokes_nothing)
   free (w);
   vol_free (&t);
 }
+
+/* A live connection that opens after revert's first count, before its
+ * hold, is counted again under the hold: the revert without --force is
+ * refused, not started under a connected client. */
+static void
+open_in_the_hold (struct sc_volume *v, int phase)
+{
+  if (phase == 0)
+    sc_volume_live_open (v);
+}
+
+Test (volume, a_connection_opened_before_the_hold_refuses_the_revert)
+{
+  struct vol t;
+  vol_create (&t, 16 * 4096, 4096, 7);
+  snap (&t, "A");
+  uint64_t live = 0;
+  sc_vol_revert_start_hook = open_in_the_hold;
+  int r = sc_volume_revert_start (t.v, "A", NULL, 0, SC_REVERT_PAUSED, &live,
+                                  NULL);
+  sc_vol_revert_start_hook = NULL;
+  cr_assert_eq (r, -EBUSY, "the revert started under a live connection");
+  cr_assert_eq (live, 1);
+  struct sc_revert_status st;
+  cr_assert_eq (sc_volume_revert_status (t.v, &st), -ENOENT, "nothing runs");
+  vol_free (&t);
+}
+
+/* While a forced revert is being recorded, the connections it revokes
+ * are not failed yet (it may still be refused), and a new connection
+ * waits until the revert is recorded or refused. */
+static uint64_t tentative_ticket;
+static volatile bool opened;
+static uint64_t opened_ticket;
+
+static void *
+open_thread (void *opaque)
+{
+  opened_ticket = sc_volume_live_open (opaque);
+  opened = true;
+  return NULL;
+}
+
+static pthread_t opener;
+
+static void
+check_tentative (struct sc_volume *v, int phase)
+{
+  if (phase != 1)
+    return;
+  cr_assert_eq (sc_volume_live_check (v, tentative_ticket), 0,
+                "a request fails while the revert may still be refused");
+  opened = false;
+  cr_assert_eq (pthread_create (&opener, NULL, open_thread, v), 0);
+  usleep (100000);
+  cr_assert (!opened, "a connection opened while the revert is recorded");
+}
+
+Test (volume, a_forced_revert_being_recorded_fails_nothing_yet)
+{
+  struct vol t;
+  vol_create (&t, 16 * 4096, 4096, 7);
+  snap (&t, "A");
+  snap (&t, "B");
+  tentative_ticket = sc_volume_live_open (t.v);
+  uint64_t live = 0;
+  sc_vol_revert_start_hook = check_tentative;
+  /* Refused once recorded: the saved name is taken. */
+  int r = sc_volume_revert_start (t.v, "A", "B", 0, SC_REVERT_FORCE, &live,
+                                  NULL);
+  sc_vol_revert_start_hook = NULL;
+  cr_assert_eq (r, -EEXIST);
+  pthread_join (opener, NULL);
+  cr_assert (opened);
+  cr_assert_eq (sc_volume_live_check (t.v, tentative_ticket), 0);
+  cr_assert_eq (sc_volume_live_check (t.v, opened_ticket), 0);
+  cr_assert_eq (sc_volume_live_count (t.v), 2);
+  sc_volume_live_close (t.v, opened_ticket);
+  sc_volume_live_close (t.v, tentative_ticket);
+  vol_free (&t);
+}
