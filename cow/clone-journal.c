@@ -147,18 +147,7 @@ clone_apply_delete (struct sc_diff *d, uint64_t id)
   struct clone *c = clone_by_id (d, id);
   if (!c)
     return -ENOENT;
-  for (size_t i = 0; i < c->map_cap; i++)
-    if (c->map[i].chunk != CLONE_EMPTY && clone_has_slot (c->map[i].slot))
-      sc_sums_clear (&d->sums, c->map[i].slot, c->map[i].chunk, 0);
-  for (size_t i = 0; i < d->nclones; i++)
-    if (d->clones[i] == c) {
-      memmove (&d->clones[i], &d->clones[i + 1],
-               (d->nclones - i - 1) * sizeof *d->clones);
-      d->nclones--;
-      break;
-    }
-  free (c->map);
-  free (c);
+  clone_remove (d, c, false);   /* replay: the allocator is built after */
   return 0;
 }
 

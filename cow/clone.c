@@ -164,7 +164,7 @@ clone_free_one (struct clone *c)
 }
 
 /* Unlist clone c; with free_slots, its slots go to the allocator. */
-static void
+void
 clone_remove (struct sc_diff *d, struct clone *c, bool free_slots)
 {
   for (size_t i = 0; i < c->map_cap; i++)

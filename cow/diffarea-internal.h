@@ -506,6 +506,9 @@ void copymap_forget_fresh (struct sc_diff *d);
 /* ---- clone.c ---------------------------------------------------------- */
 
 struct clone *clone_by_id (struct sc_diff *d, uint64_t id);
+/* Unlist clone c and free it (its sums cleared); with free_slots, its
+ * slots go back to the allocator. */
+void clone_remove (struct sc_diff *d, struct clone *c, bool free_slots);
 struct clone *clone_by_name (struct sc_diff *d, const char *name);
 /* Is `name` taken by a listed snapshot, checkpoint or clone? */
 bool name_taken (struct sc_diff *d, const char *name);

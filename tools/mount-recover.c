@@ -32,17 +32,15 @@
 #include "tools/client.h"
 #include "tools/mount-recover.h"
 
-int
-sc_mount_recover_clone (const char *socket, const char *name, char *clone,
-                        size_t len)
+/* CLONE name clone through the control socket: 0, or -1 (said, after
+ * `what`). */
+static int
+make_clone (const char *socket, const char *name, const char *clone,
+            const char *what)
 {
   struct sc_client *c;
-  char err[1024], suffix[40];
+  char err[1024];
 
-  snprintf (suffix, sizeof suffix, ".recover-%ld", (long) getpid ());
-  /* Names are at most SC_NAME_MAX (128) characters. */
-  snprintf (clone, len, "%.*s%s", (int) (128 - strlen (suffix)), name,
-            suffix);
   if (sc_client_connect (socket, &c, err, sizeof err) < 0) {
     sc_cli_error ("%s", err);
     return -1;
@@ -50,16 +48,25 @@ sc_mount_recover_clone (const char *socket, const char *name, char *clone,
   const char *args[] = { name, clone };
   int r = sc_client_request (c, "CLONE", args, 2, NULL, NULL, err,
                              sizeof err);
+  sc_client_close (c, NULL, 0);
   if (r < 0) {
-    sc_client_close (c, NULL, 0);
-    sc_cli_error ("a clone of %s to replay its journal on: %s", name, err);
-    return -1;
-  }
-  if (sc_client_close (c, err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+    sc_cli_error ("%scannot clone %s as %s: %s", what, name, clone, err);
     return -1;
   }
   return 0;
+}
+
+int
+sc_mount_recover_clone (const char *socket, const char *name, char *clone,
+                        size_t len)
+{
+  char suffix[40];
+
+  snprintf (suffix, sizeof suffix, ".recover-%ld", (long) getpid ());
+  /* Names are at most SC_NAME_MAX (128) characters. */
+  snprintf (clone, len, "%.*s%s", (int) (128 - strlen (suffix)), name,
+            suffix);
+  return make_clone (socket, name, clone, "--recover: ");
 }
 
 /* Run this program with argv[1..] (argv[0] is replaced), stdout to
@@ -121,8 +128,7 @@ int
 sc_recover_kept_clone (const char *socket, const char *nbd, const char *name,
                        char *clone, size_t len)
 {
-  struct sc_client *c;
-  char err[1024], dir[] = "/tmp/shadowcopy-recover-XXXXXX";
+  char dir[] = "/tmp/shadowcopy-recover-XXXXXX";
 
   if (strlen (name) + sizeof ".recovered" - 1 > 128) {
     sc_cli_error ("--auto-recover: %s.recovered would be longer than 128 "
@@ -130,18 +136,8 @@ sc_recover_kept_clone (const char *socket, const char *nbd, const char *name,
     return -1;
   }
   snprintf (clone, len, "%s.recovered", name);
-  if (sc_client_connect (socket, &c, err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+  if (make_clone (socket, name, clone, "--auto-recover: ") < 0)
     return -1;
-  }
-  const char *args[] = { name, clone };
-  int r = sc_client_request (c, "CLONE", args, 2, NULL, NULL, err,
-                             sizeof err);
-  sc_client_close (c, NULL, 0);
-  if (r < 0) {
-    sc_cli_error ("--auto-recover: a clone of %s: %s", name, err);
-    return -1;
-  }
   if (!mkdtemp (dir)) {
     sc_cli_error ("--auto-recover: %s: %s", dir, strerror (errno));
     sc_mount_recover_delete (socket, clone);
@@ -150,7 +146,7 @@ sc_recover_kept_clone (const char *socket, const char *nbd, const char *name,
   char *mount_argv[] = { NULL, "-c", (char *) socket, "mount",
                          "--nbd-socket", (char *) nbd, clone, dir, NULL };
   char *umount_argv[] = { NULL, "umount", dir, NULL };
-  r = run_self (mount_argv);
+  int r = run_self (mount_argv);
   if (r < 0) {
     rmdir (dir);
     sc_cli_error ("--auto-recover: the journal of %s could not be replayed "
