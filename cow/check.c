@@ -437,6 +437,36 @@ strip_path (const char *msg, const char *path)
 }
 
 /* Everything after a successful open. */
+/* The listed snapshots, checkpoints and clones counted into rep; the
+ * epochs of the valid snapshots into valid[] (sorted; their count is
+ * returned), the clones' places in snaps into clone_at[].  Checkpoints
+ * read no data: only snapshots' slots are looked at.  A clone has its
+ * base's epoch and slots of its own (replay checked their records, check
+ * --data their sums): counted apart, no epoch of its own; its slots are
+ * read back by id. */
+static size_t
+count_listed (const struct sc_snapshot_info *snaps, size_t nsnaps,
+              uint32_t *valid, size_t *clone_at,
+              struct sc_check_report *rep)
+{
+  size_t nvalid = 0, nvalid_ckpts = 0;
+  for (size_t i = 0; i < nsnaps; i++)
+    if (snaps[i].clone) {
+      clone_at[rep->clones++] = i;
+      rep->clones_valid += snaps[i].invalid_reason == SC_VALID;
+    }
+    else if (snaps[i].invalid_reason == SC_VALID && snaps[i].checkpoint)
+      nvalid_ckpts++;
+    else if (snaps[i].invalid_reason == SC_VALID)
+      valid[nvalid++] = snaps[i].epoch;
+  rep->snapshots = nsnaps - rep->clones;
+  rep->snapshots_valid = nvalid + nvalid_ckpts;
+  rep->snapshots_invalid = rep->snapshots - rep->snapshots_valid;
+  rep->clones_invalid = rep->clones - rep->clones_valid;
+  qsort (valid, nvalid, sizeof *valid, cmp_u32);
+  return nvalid;
+}
+
 static int
 check_loaded (int fd, struct sc_diff *d, unsigned flags,
               struct sc_check_report *rep, char *err, size_t errlen)
@@ -472,11 +502,6 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
     snprintf (err, errlen, "out of memory");
     return -ENOMEM;
   }
-  size_t nvalid = 0, nvalid_ckpts = 0;
-  /* Checkpoints read no data: only snapshots' slots are looked at.  A
-   * clone has its base's epoch and slots of its own (replay checked their
-   * records, check --data their sums): counted apart, no epoch of its
-   * own; its slots are read back below, by id. */
   size_t *clone_at = malloc ((nsnaps ? nsnaps : 1) * sizeof *clone_at);
   if (!clone_at) {
     free (valid);
@@ -484,20 +509,7 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
     snprintf (err, errlen, "out of memory");
     return -ENOMEM;
   }
-  for (size_t i = 0; i < nsnaps; i++)
-    if (snaps[i].clone) {
-      clone_at[rep->clones++] = i;
-      rep->clones_valid += snaps[i].invalid_reason == SC_VALID;
-    }
-    else if (snaps[i].invalid_reason == SC_VALID && snaps[i].checkpoint)
-      nvalid_ckpts++;
-    else if (snaps[i].invalid_reason == SC_VALID)
-      valid[nvalid++] = snaps[i].epoch;
-  rep->snapshots = nsnaps - rep->clones;
-  rep->snapshots_valid = nvalid + nvalid_ckpts;
-  rep->snapshots_invalid = rep->snapshots - rep->snapshots_valid;
-  rep->clones_invalid = rep->clones - rep->clones_valid;
-  qsort (valid, nvalid, sizeof *valid, cmp_u32);
+  size_t nvalid = count_listed (snaps, nsnaps, valid, clone_at, rep);
 
   /* The same superblock the open chose: the file is locked and read
    * only, nothing has changed since. */
