@@ -4,7 +4,9 @@
 # on generated disk files in a temporary directory that is removed at the
 # end: starts nbdkit with the built plugin, writes a text to the live disk,
 # takes a snapshot, overwrites the text, and shows that the snapshot still
-# reads the old text while the live disk reads the new one.
+# reads the old text while the live disk reads the new one; then a
+# writable clone of the snapshot whose writes stay its own, and a revert
+# of the live disk to the snapshot, undone again.
 #
 # Usage: scripts/demo.sh        (exit status 0 only if every check passed)
 set -euo pipefail
@@ -70,6 +72,7 @@ run() {
 offset=$((1024 * 1024))
 old_text="shadowcopy demo: this text was written BEFORE the snapshot"
 new_text="shadowcopy demo: this text was written AFTER the snapshot"
+clone_text="shadowcopy demo: this text was written into the CLONE"
 len=64                          # both texts are NUL-padded to this length
 
 write_text() {                  # URI TEXT
@@ -179,6 +182,31 @@ grep -q 'before-change' "$tmp/list" || fail "shadowcopy list does not show befor
 show "$cli" -c "$ctl" info
 "$cli" -c "$ctl" info | indent || fail "shadowcopy info failed"
 
+heading "A writable clone of the snapshot: its writes are its own"
+show "$cli" -c "$ctl" clone before-change trial
+"$cli" -c "$ctl" clone before-change trial >/dev/null || fail "shadowcopy clone failed"
+trial="nbd+unix:///trial?socket=$sock"
+expect_text "clone trial" "$trial" "$old_text"
+echo "  writing \"$clone_text\" into the clone"
+write_text "$trial" "$clone_text" || fail "writing to the clone failed"
+expect_text "clone trial" "$trial" "$clone_text"
+expect_text "snapshot before-change" "$snap" "$old_text"
+expect_text "live" "$live" "$new_text"
+
+heading "Go back: revert the live disk to before-change (the current state kept)"
+show "$cli" -c "$ctl" revert before-change --save-current after-change --wait
+"$cli" -c "$ctl" revert before-change --save-current after-change --wait \
+  2>/dev/null | indent || fail "shadowcopy revert failed"
+expect_text "live" "$live" "$old_text"
+expect_text "snapshot after-change" "nbd+unix:///after-change?socket=$sock" "$new_text"
+
+heading "Undo the revert: revert to the kept state"
+show "$cli" -c "$ctl" revert after-change --no-save-current --wait
+"$cli" -c "$ctl" revert after-change --no-save-current --wait 2>/dev/null |
+  indent || fail "shadowcopy revert (undo) failed"
+expect_text "live" "$live" "$new_text"
+expect_text "snapshot before-change" "$snap" "$old_text"
+
 heading "Stop the server"
 show kill -TERM "$server_pid"
 kill -TERM "$server_pid"
@@ -194,4 +222,5 @@ show "$cli" --diff "$diff" list
 indent <"$tmp/list"
 grep -q 'before-change' "$tmp/list" || fail "the offline list does not show before-change"
 
-printf '\nDemo passed: the snapshot kept the old text while the live disk changed.\n'
+printf '\nDemo passed: the snapshot kept the old text while the live disk changed;\n'
+printf 'the clone kept its own writes; the revert and its undo were exact.\n'
