@@ -174,19 +174,30 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 }
 
 /* Start every input from the same kind of state: no snapshots, and a
- * journal of bounded length. */
+ * journal of bounded length.  A revert recorded by the last input (its
+ * target cannot go, and may never be written back if it was invalidated)
+ * is dropped with the whole diff area: a new one is made. */
 static void
 volume_reset (void)
 {
   struct sc_diff_stats st;
   struct sc_snapshot_info *list;
+  struct sc_revert_status rs;
   size_t n;
+  if (sc_volume_revert_status (vol, &rs) == 0) {
+    sc_volume_close (vol);
+    unlink (diff_path);
+    volume_open ();
+  }
   int r = sc_diff_snapshot_list (sc_volume_diff (vol), &list, &n);
   if (r < 0)
     die ("sc_diff_snapshot_list: %s", strerror (-r));
-  for (size_t i = 0; i < n; i++)
-    if ((r = sc_volume_snapshot_delete (vol, list[i].name)) < 0)
-      die ("deleting snapshot %s: %s", list[i].name, strerror (-r));
+  /* Clones first: a snapshot with clones cannot be deleted. */
+  for (int clones = 1; clones >= 0; clones--)
+    for (size_t i = 0; i < n; i++)
+      if (list[i].clone == (bool) clones &&
+          (r = sc_volume_snapshot_delete (vol, list[i].name)) < 0)
+        die ("deleting %s: %s", list[i].name, strerror (-r));
   free (list);
   sc_diff_stats (sc_volume_diff (vol), &st);
   if (st.snapshots != 0 || st.copies != 0)
@@ -218,6 +229,12 @@ volume_poke (void)
     sc_io_fault_hook = fail_reads;
   int r = sc_volume_write (vol, buf, sizeof buf, chunk * CHUNK_SIZE, 0);
   sc_io_fault_hook = NULL;
+  /* While a revert runs, a write to a chunk not written back yet first
+   * reads the target's copy: the injected read failure fails it (EIO),
+   * never the target's content.  Otherwise the live volume wins. */
+  struct sc_revert_status rs;
+  if (r == -EIO && sc_volume_revert_status (vol, &rs) == 0)
+    return;
   if (r < 0)
     die ("sc_volume_write: %s", strerror (-r));
 }
