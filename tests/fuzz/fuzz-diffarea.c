@@ -437,9 +437,11 @@ check_offline (int opened, const struct view *v)
   if (!rep.loaded && rep.damage == 0)
     die ("the open refuses the diff area, the check finds no damage");
   if (rep.loaded &&
-      (rep.snapshots != v->st.snapshots || rep.copies != v->st.copies ||
+      (rep.snapshots + rep.clones != v->st.snapshots ||
+       rep.clones != v->st.clones || rep.copies != v->st.copies ||
        rep.epoch != v->st.epoch || rep.data_slots != v->st.data_slots ||
-       rep.snapshots_valid + rep.snapshots_invalid != rep.snapshots))
+       rep.snapshots_valid + rep.snapshots_invalid != rep.snapshots ||
+       rep.clones_valid + rep.clones_invalid != rep.clones))
     die ("sc_diff_check counts differ from the open's");
   if (rep.nfindings > SC_CHECK_FINDINGS_MAX ||
       rep.nfindings > rep.damage + rep.warnings ||
