@@ -57,6 +57,23 @@ usage_backup (void)
 }
 
 static void
+usage_revert (void)
+{
+  printf (
+          "  revert NAME [--save-current NAME|--no-save-current]\n"
+          "         [--rate BYTES/S] [--force] [--dry-run] [--wait]\n"
+          "                            the live volume reads as NAME now;\n"
+          "                            written back in the background\n"
+          "  revert --status [--wait] [--json]\n"
+          "                            the revert's progress (info too)\n"
+          "  revert --resume           start a paused revert's copy\n"
+          "  revert --rate BYTES/S     change the running revert's rate\n"
+          "  revert --set ID [-c SOCKET]... [revert's options]\n"
+          "                            revert every volume of a snapshot set\n"
+          );
+}
+
+static void
 usage (void)
 {
   printf ("Usage: shadowcopy [-c SOCKET | --diff DIFFAREA] VERB [ARGS...]\n"
@@ -97,7 +114,7 @@ usage (void)
           "  delete NAME --with-clones delete a snapshot and its clones\n"
           "  delete --set ID           delete every snapshot of a set\n"
           "  clone SNAPSHOT NAME       a writable clone of SNAPSHOT, served\n"
-          "                            read-write as export NAME"
+          "                            read-write as export NAME\n"
           "  checkpoint [--delete-oldest] NAME\n"
           "                            mark this moment for diff, keeping\n"
           "                            no data (a server's)\n"
@@ -117,16 +134,9 @@ usage (void)
           "  scrub [--rate BYTES/S]    verify every copy in the background\n"
           "                            (server; default 64M/s, 0: no limit)\n"
           "  scrub --status [--json]   the scrub's progress\n"
-          "  revert NAME [--save-current NAME|--no-save-current]\n"
-          "         [--rate BYTES/S] [--force] [--dry-run] [--wait]\n"
-          "                            the live volume reads as NAME now;\n"
-          "                            written back in the background\n"
-          "  revert --status [--wait] [--json]\n"
-          "                            the revert's progress (info too)\n"
-          "  revert --resume           start a paused revert's copy\n"
-          "  revert --rate BYTES/S     change the running revert's rate\n"
-          "  revert --set ID [-c SOCKET]... [revert's options]\n"
-          "                            revert every volume of a snapshot set\n"
+          );
+  usage_revert ();
+  printf (
           "  check [--data] DIFFAREA   check a diff area offline (read-only);\n"
           "                            --data also verifies every copy\n"
           "                            (or: --diff DIFFAREA check)\n"
