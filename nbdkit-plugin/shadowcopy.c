@@ -1,7 +1,8 @@
 /* nbdkit-shadowcopy-plugin: live point-in-time snapshots over NBD.
  *
- * A thin adapter: it parses the configuration, maps export names to the
- * live volume or a snapshot, and forwards requests to engine/volume.h.
+ * A thin adapter: with its parameters parsed by parameters.c, it maps export
+ * names to the live volume or a snapshot, and forwards requests to
+ * engine/volume.h.
  *
  *   nbdkit shadowcopy disk=ORIGIN diff=DIFFAREA [chunk-size=SIZE]
  *                     [control=SOCKET]
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -28,8 +28,8 @@
 #include "cow/io.h"
 #include "engine/control-protocol.h"
 #include "engine/control.h"
-#include "engine/size.h"
 #include "engine/volume.h"
+#include "nbdkit-plugin/parameters.h"
 
 /* -D shadowcopy.cow=1: log each copy-on-write decision path. */
 NBDKIT_DLL_PUBLIC int shadowcopy_debug_cow;
@@ -37,13 +37,6 @@ NBDKIT_DLL_PUBLIC int shadowcopy_debug_cow;
  * 8M changed chunks (for tests of the paths that only then run). */
 NBDKIT_DLL_PUBLIC int shadowcopy_debug_diff_pages;
 
-static char *disk_path;
-static char *diff_path;
-static char *control_path;
-static uint32_t chunk_size;
-static bool volatile_durability;
-static struct sc_volume_config space_cfg;   /* diff-max, on-full, ... */
-static bool discard_snapshots;
 
 static struct sc_volume *volume;
 static struct sc_control *control;
@@ -68,198 +61,6 @@ forward_notice (const char *fmt, ...)
   va_end (ap);
 }
 
-static void
-shadowcopy_unload (void)
-{
-  free (disk_path);
-  free (diff_path);
-  free (control_path);
-}
-
-/* chunk-size=SIZE: a power of two from 4K to 1M. */
-static int
-config_chunk_size (const char *value)
-{
-  struct sc_size sz;
-
-  if (sc_size_parse (value, SC_SIZE_NBDKIT, &sz) < 0) {
-    nbdkit_error ("chunk-size=%s: not a size (use e.g. 64K)", value);
-    return -1;
-  }
-  if (sz.n < SC_CHUNK_SIZE_MIN || sz.n > SC_CHUNK_SIZE_MAX ||
-      (sz.n & (sz.n - 1))) {
-    nbdkit_error ("chunk-size=%s: must be a power of two from 4K to 1M",
-                  value);
-    return -1;
-  }
-  chunk_size = (uint32_t) sz.n;
-  return 0;
-}
-
-/* diff-max=SIZE|N%|unbounded. */
-static int
-config_diff_max (const char *value)
-{
-  size_t len = strlen (value);
-  struct sc_size sz;
-
-  if (sc_size_parse (value, SC_SIZE_NBDKIT | SC_SIZE_PERCENT |
-                     SC_SIZE_UNBOUNDED, &sz) < 0) {
-    if (len > 1 && value[len - 1] == '%')
-      nbdkit_error ("diff-max=%s: a percentage must be 1%% to 1000%% of "
-                    "the volume size", value);
-    else
-      nbdkit_error ("diff-max=%s: not a size, N%% or unbounded (use e.g. "
-                    "10G or 20%%)", value);
-    return -1;
-  }
-  if (sz.kind == SC_SIZE_BYTES && sz.n == 0) {
-    nbdkit_error ("diff-max=%s: use diff-max=unbounded for no limit", value);
-    return -1;
-  }
-  space_cfg.diff_max_set = true;
-  space_cfg.diff_max = sz.kind == SC_SIZE_BYTES ? sz.n : 0;
-  space_cfg.diff_max_percent = sz.kind == SC_SIZE_OF_VOLUME
-                               ? (uint32_t) sz.n : 0;
-  return 0;
-}
-
-static int
-shadowcopy_config (const char *key, const char *value)
-{
-  if (*value == '\0' && (strcmp (key, "disk") == 0 ||
-                         strcmp (key, "diff") == 0 ||
-                         strcmp (key, "control") == 0)) {
-    nbdkit_error ("%s= must not be empty", key);
-    return -1;
-  }
-  if (strcmp (key, "disk") == 0) {
-    struct stat st;
-    if (stat (value, &st) == -1) {
-      nbdkit_error ("disk=%s: %m", value);
-      return -1;
-    }
-    free (disk_path);
-    disk_path = nbdkit_realpath (value);
-    return disk_path ? 0 : -1;
-  }
-  if (strcmp (key, "diff") == 0) {
-    free (diff_path);
-    diff_path = nbdkit_absolute_path (value);
-    return diff_path ? 0 : -1;
-  }
-  if (strcmp (key, "control") == 0) {
-    free (control_path);
-    control_path = nbdkit_absolute_path (value);
-    return control_path ? 0 : -1;
-  }
-  if (strcmp (key, "durability") == 0) {
-    if (strcmp (value, "safe") == 0)
-      volatile_durability = false;
-    else if (strcmp (value, "volatile") == 0)
-      volatile_durability = true;
-    else {
-      nbdkit_error ("durability=%s: must be safe or volatile", value);
-      return -1;
-    }
-    return 0;
-  }
-  if (strcmp (key, "chunk-size") == 0)
-    return config_chunk_size (value);
-  if (strcmp (key, "diff-max") == 0)
-    return config_diff_max (value);
-  if (strcmp (key, "on-full") == 0) {
-    if (strcmp (value, "delete-oldest") == 0)
-      space_cfg.on_full = SC_ON_FULL_DELETE_OLDEST;
-    else if (strcmp (value, "fail-writes") == 0)
-      space_cfg.on_full = SC_ON_FULL_FAIL_WRITES;
-    else {
-      nbdkit_error ("on-full=%s: must be delete-oldest or fail-writes",
-                    value);
-      return -1;
-    }
-    return 0;
-  }
-  if (strcmp (key, "max-snapshots") == 0) {
-    char *end;
-    unsigned long n = value[0] >= '0' && value[0] <= '9'
-                      ? strtoul (value, &end, 10) : 0;
-    if (n < 1 || n > SC_MAX_SNAPSHOTS_MAX || *end != '\0') {
-      nbdkit_error ("max-snapshots=%s: must be a number from 1 to %u",
-                    value, SC_MAX_SNAPSHOTS_MAX);
-      return -1;
-    }
-    space_cfg.max_snapshots = (uint32_t) n;
-    return 0;
-  }
-  if (strcmp (key, "max-checkpoints") == 0) {
-    char *end;
-    unsigned long n = value[0] >= '0' && value[0] <= '9'
-                      ? strtoul (value, &end, 10) : 0;
-    if (n < 1 || n > SC_MAX_CHECKPOINTS_MAX || *end != '\0') {
-      nbdkit_error ("max-checkpoints=%s: must be a number from 1 to %u",
-                    value, SC_MAX_CHECKPOINTS_MAX);
-      return -1;
-    }
-    space_cfg.max_checkpoints = (uint32_t) n;
-    return 0;
-  }
-  if (strcmp (key, "discard-snapshots") == 0) {
-    int b = nbdkit_parse_bool (value);
-    if (b == -1) {
-      nbdkit_error ("discard-snapshots=%s: must be on or off", value);
-      return -1;
-    }
-    discard_snapshots = b;
-    return 0;
-  }
-  if (strcmp (key, "origin-changed") == 0) {
-    if (strcmp (value, "invalidate") == 0)
-      space_cfg.origin_changed_accept = false;
-    else if (strcmp (value, "accept") == 0)
-      space_cfg.origin_changed_accept = true;
-    else {
-      nbdkit_error ("origin-changed=%s: must be invalidate or accept",
-                    value);
-      return -1;
-    }
-    return 0;
-  }
-  nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
-                key);
-  return -1;
-}
-
-static int
-shadowcopy_config_complete (void)
-{
-  if (!disk_path || !diff_path) {
-    nbdkit_error ("the disk= and diff= parameters are required");
-    return -1;
-  }
-  if (!control_path) {
-    if (asprintf (&control_path, "%s.sock", diff_path) == -1) {
-      nbdkit_error ("asprintf: %m");
-      return -1;
-    }
-  }
-  return 0;
-}
-
-#define shadowcopy_config_help \
-  "disk=<FILENAME>     (required) The origin disk (file or block device).\n" \
-  "diff=<FILENAME>     (required) The diff area (created when missing).\n" \
-  "chunk-size=<SIZE>   Copy-on-write unit of a new diff area (default 64K).\n" \
-  "control=<SOCKET>    Control socket (default DIFF.sock).\n" \
-  "durability=safe|volatile  Sync copies before overwriting (default safe).\n" \
-  "diff-max=SIZE|N%|unbounded  Size limit of the diff area (stored).\n" \
-  "on-full=delete-oldest|fail-writes  When a copy does not fit.\n" \
-  "max-snapshots=N     At most N snapshots (default 512).\n" \
-  "max-checkpoints=N   At most N checkpoints (default 512).\n" \
-  "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
-  "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
-  "                    while the server was stopped (dangerous)."
-
 static int
 shadowcopy_get_ready (void)
 {
@@ -269,11 +70,11 @@ shadowcopy_get_ready (void)
   sc_debug_cow = shadowcopy_debug_cow;
   if (shadowcopy_debug_diff_pages)
     sc_changes_whole_max = 0;
-  struct sc_volume_config cfg = space_cfg;
-  cfg.origin_path = disk_path;
-  cfg.diff_path = diff_path;
-  cfg.chunk_size = chunk_size;
-  cfg.volatile_durability = volatile_durability;
+  struct sc_volume_config cfg = pcfg.space;
+  cfg.origin_path = pcfg.disk;
+  cfg.diff_path = pcfg.diff;
+  cfg.chunk_size = pcfg.chunk_size;
+  cfg.volatile_durability = pcfg.volatile_durability;
   int r = sc_volume_open (&cfg, &volume, err, sizeof err);
   if (r < 0) {
     nbdkit_error ("%s", err);
@@ -282,12 +83,12 @@ shadowcopy_get_ready (void)
   /* The shell tests' I/O faults (cow/fault-file.c); never in service. */
   const char *faults = getenv ("SHADOWCOPY_TEST_IO_FAULTS");
   if (faults && faults[0] &&
-      (r = sc_io_fault_file_install (faults, diff_path,
+      (r = sc_io_fault_file_install (faults, pcfg.diff,
                                      sc_volume_chunk_size (volume))) < 0)
     nbdkit_error ("SHADOWCOPY_TEST_IO_FAULTS: %s", strerror (-r));
   else if (faults && faults[0])
     nbdkit_debug ("test I/O faults from %s", faults);
-  r = sc_control_bind (control_path, &control, err, sizeof err);
+  r = sc_control_bind (pcfg.control, &control, err, sizeof err);
   if (r < 0) {
     nbdkit_error ("%s", err);
     sc_volume_close (volume);
@@ -302,7 +103,7 @@ shadowcopy_after_fork (void)
 {
   int r = sc_control_start (control, volume);
   if (r < 0) {
-    nbdkit_error ("starting the control server on %s: %s", control_path,
+    nbdkit_error ("starting the control server on %s: %s", pcfg.control,
                   strerror (-r));
     return -1;
   }
@@ -313,8 +114,8 @@ shadowcopy_after_fork (void)
     return -1;
   }
   nbdkit_debug ("serving %s with diff area %s (chunk size %" PRIu32
-                "), control socket %s, io_uring %s", disk_path, diff_path,
-                sc_volume_chunk_size (volume), control_path,
+                "), control socket %s, io_uring %s", pcfg.disk, pcfg.diff,
+                sc_volume_chunk_size (volume), pcfg.control,
                 sc_io_uring_active () ? "on" : "off (pread/pwrite)");
   return 0;
 }
@@ -350,7 +151,7 @@ shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
 {
   char desc[256];
   snprintf (desc, sizeof desc, "live volume %s (%" PRIu64 " bytes)",
-            disk_path, sc_volume_size (volume));
+            pcfg.disk, sc_volume_size (volume));
   if (nbdkit_add_export (e, LIVE_EXPORT, desc) == -1)
     return -1;
 
@@ -402,7 +203,7 @@ shadowcopy_open (int readonly)
     h->size = sc_volume_size (volume);
     snprintf (h->name, sizeof h->name, LIVE_EXPORT);
     snprintf (h->description, sizeof h->description, "live volume %s",
-              disk_path);
+              pcfg.disk);
     return h;
   }
 
@@ -510,7 +311,7 @@ static int
 shadowcopy_can_write (void *handle)
 {
   struct handle *h = handle;
-  return h->live || h->clone || discard_snapshots;
+  return h->live || h->clone || pcfg.discard_snapshots;
 }
 
 static int
@@ -631,7 +432,7 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
                                   engine_flags (flags));
     return r < 0 ? fail (h, "trim", count, offset, r) : 0;
   }
-  if (!h->live && discard_snapshots) {
+  if (!h->live && pcfg.discard_snapshots) {
     /* The reader no longer needs this range: no data changes. */
     int r = sc_volume_snapshot_discard (volume, h->snap_id, count, offset);
     if (r == -EBUSY) {
@@ -700,10 +501,10 @@ static struct nbdkit_plugin plugin = {
   .version            = PACKAGE_VERSION,
   .longname           = "shadowcopy live snapshot plugin",
   .description        = "Live disk with copy-on-write point-in-time snapshots",
-  .unload             = shadowcopy_unload,
-  .config             = shadowcopy_config,
-  .config_complete    = shadowcopy_config_complete,
-  .config_help        = shadowcopy_config_help,
+  .unload             = plugin_config_free,
+  .config             = plugin_config,
+  .config_complete    = plugin_config_complete,
+  .config_help        = plugin_config_help,
   .magic_config_key   = NULL,
   .get_ready          = shadowcopy_get_ready,
   .after_fork         = shadowcopy_after_fork,

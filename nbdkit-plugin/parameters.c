@@ -1,0 +1,194 @@
+/* nbdkit-shadowcopy-plugin: parsing of its parameters (parameters.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "engine/size.h"
+#include "nbdkit-plugin/parameters.h"
+
+struct plugin_config pcfg;
+
+void
+plugin_config_free (void)
+{
+  free (pcfg.disk);
+  free (pcfg.diff);
+  free (pcfg.control);
+}
+
+/* chunk-size=SIZE: a power of two from 4K to 1M. */
+static int
+config_chunk_size (const char *value)
+{
+  struct sc_size sz;
+
+  if (sc_size_parse (value, SC_SIZE_NBDKIT, &sz) < 0) {
+    nbdkit_error ("chunk-size=%s: not a size (use e.g. 64K)", value);
+    return -1;
+  }
+  if (sz.n < SC_CHUNK_SIZE_MIN || sz.n > SC_CHUNK_SIZE_MAX ||
+      (sz.n & (sz.n - 1))) {
+    nbdkit_error ("chunk-size=%s: must be a power of two from 4K to 1M",
+                  value);
+    return -1;
+  }
+  pcfg.chunk_size = (uint32_t) sz.n;
+  return 0;
+}
+
+/* diff-max=SIZE|N%|unbounded. */
+static int
+config_diff_max (const char *value)
+{
+  size_t len = strlen (value);
+  struct sc_size sz;
+
+  if (sc_size_parse (value, SC_SIZE_NBDKIT | SC_SIZE_PERCENT |
+                     SC_SIZE_UNBOUNDED, &sz) < 0) {
+    if (len > 1 && value[len - 1] == '%')
+      nbdkit_error ("diff-max=%s: a percentage must be 1%% to 1000%% of "
+                    "the volume size", value);
+    else
+      nbdkit_error ("diff-max=%s: not a size, N%% or unbounded (use e.g. "
+                    "10G or 20%%)", value);
+    return -1;
+  }
+  if (sz.kind == SC_SIZE_BYTES && sz.n == 0) {
+    nbdkit_error ("diff-max=%s: use diff-max=unbounded for no limit", value);
+    return -1;
+  }
+  pcfg.space.diff_max_set = true;
+  pcfg.space.diff_max = sz.kind == SC_SIZE_BYTES ? sz.n : 0;
+  pcfg.space.diff_max_percent = sz.kind == SC_SIZE_OF_VOLUME
+                               ? (uint32_t) sz.n : 0;
+  return 0;
+}
+
+int
+plugin_config (const char *key, const char *value)
+{
+  if (*value == '\0' && (strcmp (key, "disk") == 0 ||
+                         strcmp (key, "diff") == 0 ||
+                         strcmp (key, "control") == 0)) {
+    nbdkit_error ("%s= must not be empty", key);
+    return -1;
+  }
+  if (strcmp (key, "disk") == 0) {
+    struct stat st;
+    if (stat (value, &st) == -1) {
+      nbdkit_error ("disk=%s: %m", value);
+      return -1;
+    }
+    free (pcfg.disk);
+    pcfg.disk = nbdkit_realpath (value);
+    return pcfg.disk ? 0 : -1;
+  }
+  if (strcmp (key, "diff") == 0) {
+    free (pcfg.diff);
+    pcfg.diff = nbdkit_absolute_path (value);
+    return pcfg.diff ? 0 : -1;
+  }
+  if (strcmp (key, "control") == 0) {
+    free (pcfg.control);
+    pcfg.control = nbdkit_absolute_path (value);
+    return pcfg.control ? 0 : -1;
+  }
+  if (strcmp (key, "durability") == 0) {
+    if (strcmp (value, "safe") == 0)
+      pcfg.volatile_durability = false;
+    else if (strcmp (value, "volatile") == 0)
+      pcfg.volatile_durability = true;
+    else {
+      nbdkit_error ("durability=%s: must be safe or volatile", value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "chunk-size") == 0)
+    return config_chunk_size (value);
+  if (strcmp (key, "diff-max") == 0)
+    return config_diff_max (value);
+  if (strcmp (key, "on-full") == 0) {
+    if (strcmp (value, "delete-oldest") == 0)
+      pcfg.space.on_full = SC_ON_FULL_DELETE_OLDEST;
+    else if (strcmp (value, "fail-writes") == 0)
+      pcfg.space.on_full = SC_ON_FULL_FAIL_WRITES;
+    else {
+      nbdkit_error ("on-full=%s: must be delete-oldest or fail-writes",
+                    value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "max-snapshots") == 0) {
+    char *end;
+    unsigned long n = value[0] >= '0' && value[0] <= '9'
+                      ? strtoul (value, &end, 10) : 0;
+    if (n < 1 || n > SC_MAX_SNAPSHOTS_MAX || *end != '\0') {
+      nbdkit_error ("max-snapshots=%s: must be a number from 1 to %u",
+                    value, SC_MAX_SNAPSHOTS_MAX);
+      return -1;
+    }
+    pcfg.space.max_snapshots = (uint32_t) n;
+    return 0;
+  }
+  if (strcmp (key, "max-checkpoints") == 0) {
+    char *end;
+    unsigned long n = value[0] >= '0' && value[0] <= '9'
+                      ? strtoul (value, &end, 10) : 0;
+    if (n < 1 || n > SC_MAX_CHECKPOINTS_MAX || *end != '\0') {
+      nbdkit_error ("max-checkpoints=%s: must be a number from 1 to %u",
+                    value, SC_MAX_CHECKPOINTS_MAX);
+      return -1;
+    }
+    pcfg.space.max_checkpoints = (uint32_t) n;
+    return 0;
+  }
+  if (strcmp (key, "discard-snapshots") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1) {
+      nbdkit_error ("discard-snapshots=%s: must be on or off", value);
+      return -1;
+    }
+    pcfg.discard_snapshots = b;
+    return 0;
+  }
+  if (strcmp (key, "origin-changed") == 0) {
+    if (strcmp (value, "invalidate") == 0)
+      pcfg.space.origin_changed_accept = false;
+    else if (strcmp (value, "accept") == 0)
+      pcfg.space.origin_changed_accept = true;
+    else {
+      nbdkit_error ("origin-changed=%s: must be invalidate or accept",
+                    value);
+      return -1;
+    }
+    return 0;
+  }
+  nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
+                key);
+  return -1;
+}
+
+int
+plugin_config_complete (void)
+{
+  if (!pcfg.disk || !pcfg.diff) {
+    nbdkit_error ("the disk= and diff= parameters are required");
+    return -1;
+  }
+  if (!pcfg.control) {
+    if (asprintf (&pcfg.control, "%s.sock", pcfg.diff) == -1) {
+      nbdkit_error ("asprintf: %m");
+      return -1;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,46 @@
+/* nbdkit-shadowcopy-plugin: its configuration, the key=value parameters
+ * of the nbdkit command line (nbdkit-shadowcopy-plugin(1)).
+ *
+ * Parsed once, before any thread starts; read-only afterwards.
+ */
+#ifndef SHADOWCOPY_PLUGIN_PARAMETERS_H
+#define SHADOWCOPY_PLUGIN_PARAMETERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/volume.h"
+
+struct plugin_config {
+  char *disk;                   /* disk=, absolute */
+  char *diff;                   /* diff=, absolute */
+  char *control;                /* control=, default DIFF.sock */
+  uint32_t chunk_size;          /* 0: the default */
+  bool volatile_durability;
+  struct sc_volume_config space;   /* diff-max, on-full, ... */
+  bool discard_snapshots;
+};
+
+extern struct plugin_config pcfg;
+
+/* nbdkit's .config and .config_complete: 0, or -1 after nbdkit_error. */
+int plugin_config (const char *key, const char *value);
+int plugin_config_complete (void);
+/* nbdkit's .unload. */
+void plugin_config_free (void);
+
+#define plugin_config_help \
+  "disk=<FILENAME>     (required) The origin disk (file or block device).\n" \
+  "diff=<FILENAME>     (required) The diff area (created when missing).\n" \
+  "chunk-size=<SIZE>   Copy-on-write unit of a new diff area (default 64K).\n" \
+  "control=<SOCKET>    Control socket (default DIFF.sock).\n" \
+  "durability=safe|volatile  Sync copies before overwriting (default safe).\n" \
+  "diff-max=SIZE|N%|unbounded  Size limit of the diff area (stored).\n" \
+  "on-full=delete-oldest|fail-writes  When a copy does not fit.\n" \
+  "max-snapshots=N     At most N snapshots (default 512).\n" \
+  "max-checkpoints=N   At most N checkpoints (default 512).\n" \
+  "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
+  "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
+  "                    while the server was stopped (dangerous)."
+
+#endif
