@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "engine/clock.h"
@@ -327,6 +328,52 @@ connect_socket (const char *path, int *fdp)
   return 0;
 }
 
+/* Why nobody answers at `path`, in err: it does not exist, it is not a
+ * socket (the diff-area file given to -c instead of --diff, say), or it
+ * is a socket nobody listens on (the server stopped or crashed). */
+static void
+not_listening (const char *path, char *err, size_t errlen)
+{
+  struct stat st;
+
+  if (stat (path, &st) < 0)
+    snprintf (err, errlen, "no server is listening on %s: %s; is nbdkit "
+              "running? (-c names the control socket: the plugin's "
+              "control=, by default DIFFAREA.sock)", path, strerror (errno));
+  else if (S_ISREG (st.st_mode))
+    snprintf (err, errlen, "%s is not a socket but a file: did you mean "
+              "--diff %s? (-c names the server's control socket, --diff "
+              "the diff-area file)", path, path);
+  else if (!S_ISSOCK (st.st_mode))
+    snprintf (err, errlen, "%s is not a socket (%s): -c names the "
+              "server's control socket (control=, by default "
+              "DIFFAREA.sock)", path,
+              S_ISDIR (st.st_mode) ? "a directory" : "not a file either");
+  else
+    snprintf (err, errlen, "no server is listening on %s; is nbdkit "
+              "running? (a socket left by a server that stopped)", path);
+}
+
+/* Does the server at `path` greet in NBD ("NBDMAGIC"), as nbdkit's -U
+ * socket does?  Asked only once the control protocol failed there. */
+static bool
+speaks_nbd (const char *path)
+{
+  char magic[8];
+  int fd;
+  ssize_t n = 0, k;
+
+  if (connect_socket (path, &fd) < 0)
+    return false;
+  struct timeval tv = { .tv_sec = 2 };
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  while (n < (ssize_t) sizeof magic &&
+         (k = recv (fd, magic + n, sizeof magic - n, 0)) > 0)
+    n += k;
+  close (fd);
+  return n == sizeof magic && memcmp (magic, "NBDMAGIC", 8) == 0;
+}
+
 /* Connect and check we speak the same protocol.  -ENOENT and
  * -ECONNREFUSED (and only they) mean that nobody listens. */
 static int
@@ -341,8 +388,8 @@ open_server_once (const char *path, struct sc_client **out,
     return -ENOMEM;
   }
   r = connect_socket (path, &c->fd);
-  if (r == -ENOENT || r == -ECONNREFUSED)
-    snprintf (err, errlen, "no server is listening on %s", path);
+  if (r == -ENOENT || r == -ECONNREFUSED || r == -ENOTSOCK)
+    not_listening (path, err, errlen);
   else if (r == -ENAMETOOLONG)
     snprintf (err, errlen, "%s: path too long for a Unix socket", path);
   else if (r < 0)
@@ -351,6 +398,10 @@ open_server_once (const char *path, struct sc_client **out,
     goto fail;
 
   r = greet (c, err, errlen);
+  if (r < 0 && r != -EPROTO && speaks_nbd (path))
+    snprintf (err, errlen, "%s is an NBD socket (nbdkit -U), not the "
+              "control socket: give -c the control socket (control=, by "
+              "default DIFFAREA.sock), or --diff DIFFAREA", path);
   if (r < 0)
     goto fail;
   *out = c;
@@ -441,13 +492,29 @@ open_offline (const char *diff, bool rdonly, const char *sock,
   return 0;
 }
 
+bool
+sc_client_diff_is_socket (const char *diff, char *err, size_t errlen)
+{
+  struct stat st;
+
+  if (stat (diff, &st) < 0 || !S_ISSOCK (st.st_mode))
+    return false;
+  snprintf (err, errlen, "--diff %s: %s is a socket; the diff area is the "
+            "file the server was started with (diff=); its control socket "
+            "is given with -c", diff, diff);
+  return true;
+}
+
 int
 sc_client_open_diff (const char *diff, enum sc_client_access access,
                      struct sc_client **out, char *err, size_t errlen)
 {
   char *sock;
+  struct stat st;
   int r;
 
+  if (sc_client_diff_is_socket (diff, err, errlen))
+    return -EINVAL;
   if (asprintf (&sock, "%s.sock", diff) < 0) {
     snprintf (err, errlen, "%s", strerror (ENOMEM));
     return -ENOMEM;
@@ -456,8 +523,16 @@ sc_client_open_diff (const char *diff, enum sc_client_access access,
   if (r == -ENOENT || r == -ECONNREFUSED || r == -ENAMETOOLONG) {
     if (access == SC_CLIENT_SERVER) {
       snprintf (err, errlen, "this needs a running server; "
-                "nobody listens on %s", sock);
+                "nobody listens on %s (is nbdkit running with diff=%s? "
+                "with another control=, give that socket with -c)",
+                sock, diff);
       r = -ENOTCONN;
+    }
+    else if (stat (diff, &st) < 0 && errno == ENOENT) {
+      snprintf (err, errlen, "--diff %s: no such file, and no server "
+                "listens on %s: --diff names the diff-area file the "
+                "server was started with (diff=)", diff, sock);
+      r = -ENOENT;
     }
     else
       r = open_offline (diff, access == SC_CLIENT_READ, sock, out, err,

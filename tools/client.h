@@ -106,6 +106,10 @@ enum sc_client_access {
 int sc_client_connect (const char *socket, struct sc_client **out,
                        char *err, size_t errlen);
 
+/* Is DIFF, given as --diff, a socket (the control socket given by
+ * mistake)?  Then true, with the error in err. */
+bool sc_client_diff_is_socket (const char *diff, char *err, size_t errlen);
+
 /* Talk to the server listening on DIFF.sock or, if nobody listens there,
  * open the diff area DIFF itself as `access` allows, served in-process
  * (a verb that needs a running server, such as STATS, then gets

@@ -243,8 +243,9 @@ parse_args (int argc, char **argv, const struct sc_cli_target *t,
   if (a->name)
     return sc_cli_usage_error ("backup: --name is for --create");
   if (!t->socket && !t->diff)
-    return sc_cli_usage_error ("say which volume: -c SOCKET or --diff "
-                               "DIFFAREA");
+    return sc_cli_usage_error ("say which volume: -c SOCKET (the server's "
+                               "control socket) or --diff DIFFAREA (the "
+                               "diff-area file, diff=)");
   if (!a->snapshot || !a->target.n)
     return sc_cli_usage_error ("backup needs SNAPSHOT and --to TARGET");
   if (!a->nbd_socket.n)

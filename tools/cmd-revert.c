@@ -515,8 +515,9 @@ sc_cmd_revert (const struct sc_cli_target *t, int argc, char **argv)
   if (o.set)
     return revert_set (t, &o);
   if (!t->socket && !t->diff)
-    return sc_cli_usage_error ("say which volume: -c SOCKET or --diff "
-                               "DIFFAREA");
+    return sc_cli_usage_error ("say which volume: -c SOCKET (the server's "
+                               "control socket) or --diff DIFFAREA (the "
+                               "diff-area file, diff=)");
   bool set_rate = !o.name && o.rate && !o.status && !o.resume;
   if (o.name || set_rate) {
     snprintf (args[0], sizeof args[0], "%s", o.name ? o.name : "");

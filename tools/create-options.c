@@ -152,7 +152,10 @@ int
 sc_create_options_check (const struct sc_create_options *o)
 {
   if (o->seq.nvols == 0)
-    return sc_cli_usage_error ("%s: say which volume: -c SOCKET", o->verb);
+    return sc_cli_usage_error ("%s: say which volume: -c SOCKET (the "
+                               "server's control socket) or --diff "
+                               "DIFFAREA (the diff-area file, diff=)",
+                               o->verb);
   if (o->no_writers && (o->nwriter_cmds || o->writers_dir))
     return sc_cli_usage_error ("%s: --no-writers with --writer or "
                                "--writers-dir", o->verb);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "tools/cli.h"
+#include "tools/client.h"
 #include "tools/commands.h"
 
 /* The verbs of backups, in the middle of usage's list. */
@@ -294,8 +295,16 @@ main (int argc, char *argv[])
                                "backup --create take several volumes");
   t.more_sockets = more_sockets;
   if (!t.socket && !t.diff && needs_volume (verb, nargs, args))
-    return sc_cli_usage_error ("say which volume: -c SOCKET or --diff "
-                               "DIFFAREA");
+    return sc_cli_usage_error ("say which volume: -c SOCKET (the server's "
+                               "control socket) or --diff DIFFAREA (the "
+                               "diff-area file, diff=)");
+  /* Every verb takes --diff as the diff-area file (or its DIFF.sock):
+   * the control socket given there is a mistake, said as such. */
+  if (t.diff) {
+    char err[1024];
+    if (sc_client_diff_is_socket (t.diff, err, sizeof err))
+      return sc_cli_usage_error ("%s", err);
+  }
   if (optind == argc)
     return sc_cli_usage_error ("no verb given");
   if (!verb)
