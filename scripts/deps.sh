@@ -18,11 +18,14 @@ build_packages=(
 # gdb, with which a few tests hold the CLI at an exact point (a rename, a
 # file made anew) to race it or kill it there.  nbd-client for the kernel
 # NBD path of shadowcopy mount (tested where the nbd module loads; its
-# postinst starts nothing without an /etc/nbdtab entry).
+# postinst starts nothing without an /etc/nbdtab entry).  postgresql for
+# the README's database restore (tests/test-restore-postgres.sh runs its
+# own cluster; the package's postinst also makes and starts a "main"
+# cluster, which the test does not use).
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
   clang libclang-rt-14-dev strace gdb xfsprogs
-  nbd-client
+  nbd-client postgresql
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }
