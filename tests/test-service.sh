@@ -232,4 +232,15 @@ rc=0; err=$("$S" serve vol 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "serve over a regular file started"
 case $err in *"is not a socket"*) ;; *) fail "serve over a file: $err" ;; esac
 
+# Without listen=, the plugin reads nbdkit's own command line (-U).
+make_disk "$TMP/disk2" 4M
+start_server "$TMP/disk2" "$TMP/diff2"
+[ "$(sc info --json | json 'd["listen"]')" = "nbd+unix:///?socket=$NBD_SOCK" ] ||
+    fail "INFO's listen from nbdkit -U: $(sc info --json)"
+sc_create t1
+"$S" -c "$CTL" backup t1 --to "$TMP/t1.img" > /dev/null ||
+    fail "backup without --nbd-socket from nbdkit -U"
+cmp "$TMP/t1.img" "$TMP/disk2" || fail "the backup of t1 is not disk2"
+stop_server
+
 [ -z "${units_skipped:-}" ] || exit 77
