@@ -20,6 +20,8 @@
  *   HELLO                  -> * server  protocol=1 version=...
  *   INFO                   -> * volume  size= chunk-size= diff-used=
  *                             diff-file= snapshots= copies= epoch= ...
+ *                             and, when the server can tell, * listen
+ *                             uri=NBD-URI (where it serves its exports)
  *   LIST                   -> * snapshot (one per snapshot, oldest first;
  *                             type=snapshot|checkpoint|clone, and for a
  *                             clone base=NAME; clones after the snapshots)

@@ -189,6 +189,12 @@ sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
     r = write_health (v, fd);
   if (r == 0)
     r = sc_write_revert_line (v, fd);
+  /* Where the server listens (issue 15): the plugin's NBD URI, opaque
+   * here; a server that cannot tell, or the offline CLI, has no line. */
+  if (r == 0 && ss->listen) {
+    struct sc_ctl_field f = { "uri", ss->listen };
+    r = sc_ctl_write_data (fd, "listen", &f, 1);
+  }
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }
 

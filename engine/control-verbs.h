@@ -49,6 +49,7 @@ struct session {
                                    server; told at the next request */
   struct owned *owned;          /* auto-release snapshots, deleted at end */
   size_t nowned;
+  const char *listen;           /* sc_control_set_listen's, or NULL */
 };
 
 typedef int (*sc_verb_fn) (struct session *ss,

@@ -96,6 +96,7 @@ struct sc_control {
   pthread_mutex_t lock;         /* protects slots[] but .thread and .c */
   pthread_cond_t slot_done;     /* a connection thread ended */
   struct slot slots[CONNS_MAX];
+  char *listen;                 /* sc_control_set_listen */
 };
 
 /* ---- the verbs ------------------------------------------------------ */
@@ -282,6 +283,7 @@ serve (struct sc_volume *v, int fd, unsigned flags, struct slot *slot)
   struct sc_ctl_reader rd;
   struct session ss = {
     .v = v, .in_process = flags & SC_CONTROL_IN_PROCESS,
+    .listen = slot ? slot->c->listen : NULL,
   };
   char *line;
   const char *why;
@@ -636,6 +638,7 @@ sc_control_bind (const char *path, struct sc_control **out,
   pthread_mutex_destroy (&c->lock);
   pthread_cond_destroy (&c->slot_done);
   free (c->path);
+  free (c->listen);
   free (c);
   return r;
 }
@@ -656,6 +659,18 @@ sc_control_start (struct sc_control *c, struct sc_volume *v)
   if (r != 0)
     return -r;
   c->started = true;
+  return 0;
+}
+
+int
+sc_control_set_listen (struct sc_control *c, const char *listen)
+{
+  char *copy = listen ? strdup (listen) : NULL;
+
+  if (listen && !copy)
+    return -ENOMEM;
+  free (c->listen);
+  c->listen = copy;
   return 0;
 }
 
@@ -689,5 +704,6 @@ sc_control_stop (struct sc_control *c)
   pthread_mutex_destroy (&c->lock);
   pthread_cond_destroy (&c->slot_done);
   free (c->path);
+  free (c->listen);
   free (c);
 }

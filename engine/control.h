@@ -14,6 +14,11 @@ struct sc_control;
 int sc_control_bind (const char *path, struct sc_control **out,
                      char *err, size_t errlen);
 
+/* Where the server listens for data, an opaque string (the plugin's NBD
+ * URI) that INFO reports as its `listen` line; NULL: no line.  Call
+ * before sc_control_start.  0 or -ENOMEM. */
+int sc_control_set_listen (struct sc_control *c, const char *listen);
+
 /* Start serving requests for `v` in background threads (after fork). */
 int sc_control_start (struct sc_control *c, struct sc_volume *v);
 

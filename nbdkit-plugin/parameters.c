@@ -10,10 +10,15 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "engine/config-file.h"
+#include "engine/listen-address.h"
 #include "engine/size.h"
+#include "nbdkit-plugin/listen.h"
 #include "nbdkit-plugin/parameters.h"
 
 struct plugin_config pcfg;
+
+static void seen_free (void);
 
 void
 plugin_config_free (void)
@@ -21,6 +26,9 @@ plugin_config_free (void)
   free (pcfg.disk);
   free (pcfg.diff);
   free (pcfg.control);
+  free (pcfg.listen);
+  free (pcfg.listen_uri);
+  seen_free ();
 }
 
 /* chunk-size=SIZE: a power of two from 4K to 1M. */
@@ -71,9 +79,97 @@ config_diff_max (const char *value)
   return 0;
 }
 
+/* ---- config=FILE (issue 15) ------------------------------------------
+ *
+ * Each key of the file is applied as if it were on the command line; the
+ * place of every key is remembered, so that one given both in the file
+ * and on the command line (either order) is refused naming both. */
+
+#define KEYS_MAX 64
+
+static struct {
+  char *key;
+  char *where;                  /* "FILE:LINE" or NULL: the command line */
+} seen[KEYS_MAX];
+static size_t nseen;
+static const char *applying;    /* while the file's keys are applied */
+static bool config_given;
+
+static void
+seen_free (void)
+{
+  for (size_t i = 0; i < nseen; i++) {
+    free (seen[i].key);
+    free (seen[i].where);
+  }
+  nseen = 0;
+}
+
+/* -1 (said) if `key` was given in another place and one of them is a
+ * configuration file. */
+static int
+config_key_place (const char *key)
+{
+  for (size_t i = 0; i < nseen; i++) {
+    if (strcmp (seen[i].key, key) != 0)
+      continue;
+    if (!seen[i].where && !applying)
+      return 0;                 /* twice on the command line: the last */
+    nbdkit_error ("%s= given twice: %s and %s", key,
+                  seen[i].where ? seen[i].where : "on the command line",
+                  applying ? applying : "on the command line");
+    return -1;
+  }
+  if (nseen == KEYS_MAX)
+    return 0;
+  seen[nseen].key = strdup (key);
+  seen[nseen].where = applying ? strdup (applying) : NULL;
+  if (!seen[nseen].key || (applying && !seen[nseen].where)) {
+    nbdkit_error ("strdup: %m");
+    return -1;
+  }
+  nseen++;
+  return 0;
+}
+
+static int
+config_file (const char *path)
+{
+  struct sc_config_file cf;
+  char err[1024], where[1024 + 16];
+  int r = 0;
+
+  if (applying) {
+    nbdkit_error ("%s: config= inside a configuration file", applying);
+    return -1;
+  }
+  if (config_given) {
+    nbdkit_error ("config= given twice");
+    return -1;
+  }
+  config_given = true;
+  if (sc_config_read (path, &cf, err, sizeof err) < 0) {
+    nbdkit_error ("config=%s", err);
+    return -1;
+  }
+  for (size_t i = 0; i < cf.n && r == 0; i++) {
+    snprintf (where, sizeof where, "%s:%u", path, cf.entries[i].line);
+    applying = where;
+    r = plugin_config (cf.entries[i].key, cf.entries[i].value);
+    applying = NULL;
+    if (r < 0)
+      nbdkit_error ("%s: %s=%s refused (see above)", where,
+                    cf.entries[i].key, cf.entries[i].value);
+  }
+  sc_config_free (&cf);
+  return r;
+}
+
 int
 plugin_config (const char *key, const char *value)
 {
+  if (config_key_place (key) < 0)
+    return -1;
   if (*value == '\0' && (strcmp (key, "disk") == 0 ||
                          strcmp (key, "diff") == 0 ||
                          strcmp (key, "control") == 0)) {
@@ -172,14 +268,70 @@ plugin_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "config") == 0)
+    return config_file (value);
+  /* The server keys: nbdkit was told them (shadowcopy serve); listen=
+   * and tls= only say where the server listens. */
+  if (strcmp (key, "listen") == 0) {
+    struct sc_listen_address a;
+    char err[256];
+    if (sc_listen_parse (value, &a, err, sizeof err) < 0) {
+      nbdkit_error ("%s", err);
+      return -1;
+    }
+    free (pcfg.listen);
+    pcfg.listen = strdup (value);
+    return pcfg.listen ? 0 : -1;
+  }
+  if (strcmp (key, "tls") == 0) {
+    if (strcmp (value, "off") != 0 && strcmp (value, "on") != 0 &&
+        strcmp (value, "require") != 0) {
+      nbdkit_error ("tls=%s: must be off, on or require", value);
+      return -1;
+    }
+    pcfg.tls = strcmp (value, "off") != 0;
+    return 0;
+  }
+  if (strcmp (key, "tls-certificates") == 0 || strcmp (key, "tls-psk") == 0) {
+    if (*value == '\0') {
+      nbdkit_error ("%s= must not be empty", key);
+      return -1;
+    }
+    return 0;
+  }
   nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
                 key);
   return -1;
 }
 
+/* Where the server listens, for INFO: from listen= (with tls=), else
+ * from nbdkit's own command line; none when it cannot be told. */
+static int
+config_listen_uri (void)
+{
+  char uri[1024];
+
+  if (pcfg.listen) {
+    struct sc_listen_address a;
+    char err[256];
+    if (sc_listen_parse (pcfg.listen, &a, err, sizeof err) < 0 ||
+        plugin_listen_uri (&a, pcfg.tls, uri, sizeof uri) < 0) {
+      nbdkit_error ("listen=%s: cannot be made a URI", pcfg.listen);
+      return -1;
+    }
+  }
+  else if (plugin_listen_from_proc (uri, sizeof uri) != 1)
+    return 0;
+  pcfg.listen_uri = strdup (uri);
+  return pcfg.listen_uri ? 0 : -1;
+}
+
 int
 plugin_config_complete (void)
 {
+  seen_free ();
+  if (config_listen_uri () < 0)
+    return -1;
   if (!pcfg.disk || !pcfg.diff) {
     nbdkit_error ("the disk= and diff= parameters are required");
     return -1;

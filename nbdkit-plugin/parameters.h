@@ -19,6 +19,13 @@ struct plugin_config {
   bool volatile_durability;
   struct sc_volume_config space;   /* diff-max, on-full, ... */
   bool discard_snapshots;
+  /* The server keys of a volume's configuration (config=FILE, issue 15):
+   * nbdkit is told them by `shadowcopy serve`; the plugin only says where
+   * it listens (INFO's listen line). */
+  char *listen;                 /* listen=, as given; NULL: not given */
+  bool tls;                     /* tls=on|require */
+  char *listen_uri;             /* plugin_config_complete: from listen=,
+                                   else nbdkit's command line; or NULL */
 };
 
 extern struct plugin_config pcfg;
@@ -41,6 +48,7 @@ void plugin_config_free (void);
   "max-checkpoints=N   At most N checkpoints (default 512).\n" \
   "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
   "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
-  "                    while the server was stopped (dangerous)."
+  "                    while the server was stopped (dangerous).\n" \
+  "config=<FILE>       Read key=value lines from FILE (a volume's .conf)."
 
 #endif

@@ -61,6 +61,8 @@ forward_notice (const char *fmt, ...)
   va_end (ap);
 }
 
+static void shadowcopy_cleanup (void);
+
 static int
 shadowcopy_get_ready (void)
 {
@@ -93,6 +95,11 @@ shadowcopy_get_ready (void)
     nbdkit_error ("%s", err);
     sc_volume_close (volume);
     volume = NULL;
+    return -1;
+  }
+  if (sc_control_set_listen (control, pcfg.listen_uri) < 0) {
+    nbdkit_error ("out of memory");
+    shadowcopy_cleanup ();
     return -1;
   }
   return 0;

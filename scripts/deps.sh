@@ -21,11 +21,13 @@ build_packages=(
 # postinst starts nothing without an /etc/nbdtab entry).  postgresql for
 # the README's database restore (tests/test-restore-postgres.sh runs its
 # own cluster; the package's postinst also makes and starts a "main"
-# cluster, which the test does not use).
+# cluster, which the test does not use).  systemd: systemd-analyze
+# verifies the service units (and its pkg-config file names their
+# directory).
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
   clang libclang-rt-14-dev strace gdb xfsprogs
-  nbd-client postgresql
+  nbd-client postgresql systemd
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

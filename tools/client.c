@@ -693,6 +693,10 @@ on_volume (const struct sc_ctl_line *line, void *opaque)
 
   if (is_kind (line, "diff-area"))
     return health_from_line (line, o->v);
+  if (is_kind (line, "listen")) {
+    field_str (line, "uri", o->v->listen, sizeof o->v->listen);
+    return 0;
+  }
   if (is_kind (line, "revert")) {
     o->v->have_revert = true;
     return sc_client_revert_from_line (line, &o->v->revert);

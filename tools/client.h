@@ -93,6 +93,9 @@ struct sc_client_volume {
   /* A running revert (the "revert" line of INFO). */
   bool have_revert;
   struct sc_client_revert revert;
+  /* Where the server serves its exports: an NBD URI (the "listen" line);
+   * empty when it cannot tell, or offline. */
+  char listen[1024];
 };
 
 /* What a verb needs from the volume when no server answers. */

@@ -38,6 +38,7 @@
 #include "tools/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
+#include "tools/nbd-listen.h"
 #include "tools/progress.h"
 #include "tools/writers.h"
 
@@ -60,6 +61,7 @@ struct args {
   struct sc_progress progress;
   bool resume;                  /* continue a TARGET.partial */
   unsigned connections;         /* 0: the default */
+  char found[VOLS_MAX][128];    /* NBD sockets the servers told (INFO) */
 };
 
 /* The list of option `opt` (one that takes a value), or NULL. */
@@ -145,9 +147,10 @@ has_create (int argc, char **argv)
 static int
 check_counts (const struct args *a, size_t n)
 {
-  if (a->target.n != n || a->nbd_socket.n != n)
+  if (a->target.n != n || (a->nbd_socket.n && a->nbd_socket.n != n))
     return sc_cli_usage_error ("backup: one --to TARGET and one "
-                               "--nbd-socket NBDSOCK per volume (%zu)", n);
+                               "--nbd-socket NBDSOCK per volume (%zu), or "
+                               "no --nbd-socket (asked of each server)", n);
   if (a->auto_base && a->since.n)
     return sc_cli_usage_error ("backup: --auto chooses BASE itself: "
                                "without --since");
@@ -214,6 +217,28 @@ create_volumes (struct args *a, const struct sc_cli_target *t)
   return EXIT_SUCCESS;
 }
 
+/* No --nbd-socket: each volume's NBD socket as its server tells it
+ * (INFO's listen line), in the order of the -c.  EXIT_SUCCESS, or
+ * EXIT_FAILURE (said). */
+static int
+discover_nbd_sockets (struct args *a, const struct sc_cli_target *t)
+{
+  char buf[4096];
+  const char *first = sc_cli_target_socket (t, buf, sizeof buf);
+  size_t n = a->target.n;
+
+  for (size_t k = 0; k < n; k++) {
+    const char *control = k == 0 ? first : t->more_sockets[k - 1];
+    if (!control || sc_nbd_listen_socket (control, a->found[k],
+                                          sizeof a->found[k])
+        != EXIT_SUCCESS)
+      return EXIT_FAILURE;
+    a->nbd_socket.v[k] = a->found[k];
+  }
+  a->nbd_socket.n = n;
+  return EXIT_SUCCESS;
+}
+
 static int
 parse_args (int argc, char **argv, const struct sc_cli_target *t,
             struct args *a)
@@ -248,9 +273,6 @@ parse_args (int argc, char **argv, const struct sc_cli_target *t,
                                "diff-area file, diff=)");
   if (!a->snapshot || !a->target.n)
     return sc_cli_usage_error ("backup needs SNAPSHOT and --to TARGET");
-  if (!a->nbd_socket.n)
-    return sc_cli_usage_error ("backup needs --nbd-socket NBDSOCK (the "
-                               "socket nbdkit serves the snapshot on)");
   if (!sc_cli_name_ok (a->snapshot))
     return EXIT_FAILURE;
   return check_counts (a, 1);
@@ -435,6 +457,8 @@ sc_cmd_backup (const struct sc_cli_target *t, int argc, char **argv)
   if (sc_create_options_init (&opts, "backup", argc) != EXIT_SUCCESS)
     return EXIT_FAILURE;
   st = parse_args (argc, argv, t, &a);
+  if (st == EXIT_SUCCESS && !a.nbd_socket.n)
+    st = discover_nbd_sockets (&a, t);
   sc_progress_start (&a.progress);
   if (st == EXIT_SUCCESS)
     st = a.create ? backup_create (&a, &a.progress)

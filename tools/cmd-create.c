@@ -42,12 +42,14 @@
 #include "tools/create-options.h"
 #include "tools/create-sequence.h"
 #include "tools/mount-recover.h"
+#include "tools/nbd-listen.h"
 #include "tools/writers.h"
 
 /* create's own options. */
 struct create_args {
   bool auto_recover;
   const char *nbd;              /* --nbd-socket (--auto-recover) */
+  char found[128];              /* or the one the server told (INFO) */
 };
 
 /* --auto-recover's checks, once every option is in: EXIT_SUCCESS or
@@ -60,9 +62,8 @@ check_recover (const struct sc_create_options *o, struct create_args *a)
                                         "--auto-recover") : EXIT_SUCCESS;
   if (!a->nbd)
     a->nbd = getenv ("SHADOWCOPY_NBD_SOCKET");
-  if (!a->nbd || !*a->nbd)
-    return sc_cli_usage_error ("create --auto-recover needs the server's "
-                               "NBD socket: --nbd-socket NBDSOCK");
+  if (a->nbd && !*a->nbd)
+    a->nbd = NULL;              /* asked of the server (INFO) */
   if (o->seq.nvols != 1)
     return sc_cli_usage_error ("create --auto-recover takes one volume");
   if (o->seq.auto_release)
@@ -228,7 +229,7 @@ int
 sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
 {
   struct sc_create_options c;
-  struct create_args a = { false, NULL };
+  struct create_args a = { .auto_recover = false };
   char buf[4096], clone[SC_NAME_MAX + 1];
   int status;
 
@@ -237,6 +238,16 @@ sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
   status = parse_args (&c, &a, target,
                        sc_cli_target_socket (target, buf, sizeof buf),
                        argc, argv);
+  /* --auto-recover without --nbd-socket: where the server says it
+   * listens, asked before anything is created. */
+  if (status == EXIT_SUCCESS && a.auto_recover && !a.nbd) {
+    status = c.seq.nvols == 1 && c.seq.vols[0].socket
+             ? sc_nbd_listen_socket (c.seq.vols[0].socket, a.found,
+                                     sizeof a.found)
+             : sc_cli_usage_error ("create --auto-recover needs the server's "
+                                   "NBD socket: --nbd-socket NBDSOCK");
+    a.nbd = a.found;
+  }
   if (status == EXIT_SUCCESS)
     status = sc_create_options_start (&c);
   if (status == EXIT_SUCCESS)

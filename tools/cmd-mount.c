@@ -57,6 +57,7 @@
 #include "tools/client.h"
 #include "tools/commands.h"
 #include "tools/mount-recover.h"
+#include "tools/nbd-listen.h"
 
 /* Run argv, stdout into out (first line kept), stderr into err. */
 static int
@@ -561,9 +562,8 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
     return sc_cli_usage_error ("mount needs NAME and DIR");
   m->name = argv[i];
   m->dir = argv[i + 1];
-  if (!m->nbd || !*m->nbd)
-    return sc_cli_usage_error ("mount: give the server's NBD socket with "
-                               "--nbd-socket (nbdkit -U SOCKET)");
+  if (m->nbd && !*m->nbd)
+    m->nbd = NULL;              /* asked of the server (-c), or an error */
   if (!sc_cli_name_ok (m->name))
     return EXIT_FAILURE;
   return 0;
@@ -680,10 +680,21 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
   const char *socket = sc_cli_target_socket (target, buf, sizeof buf);
   struct mount_args m = { NULL };
   char absdir[PATH_MAX], absnbd[PATH_MAX];
+  char found[PATH_MAX];
   int status = parse_mount_args (argc, argv, &m);
 
+  if (status == 0 && !m.nbd && !socket)
+    status = sc_cli_usage_error ("mount: give the server's NBD socket with "
+                                 "--nbd-socket (nbdkit -U SOCKET), or its "
+                                 "control socket with -c");
   if (status != 0)
     return status;
+  /* No --nbd-socket: where the server says it listens (INFO). */
+  if (!m.nbd) {
+    if (sc_nbd_listen_socket (socket, found, sizeof found) != EXIT_SUCCESS)
+      return EXIT_FAILURE;
+    m.nbd = found;
+  }
   if (!realpath (m.dir, absdir)) {
     sc_cli_error ("%s: %s", m.dir, strerror (errno));
     return EXIT_FAILURE;

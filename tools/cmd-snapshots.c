@@ -183,6 +183,8 @@ print_info_json (const struct sc_client_volume *v)
     sc_json_key (&j, "revert");
     sc_revert_json (&v->revert, &j);
   }
+  if (v->listen[0])
+    sc_json_member_string (&j, "listen", v->listen);
   sc_json_end_object (&j);
 }
 
@@ -208,6 +210,8 @@ print_info_text (const struct sc_client_volume *v)
   space_print_info (v);
   if (v->have_revert)
     sc_revert_print_text (&v->revert);
+  if (v->listen[0])
+    printf ("listen: %s\n", v->listen);
 }
 
 int

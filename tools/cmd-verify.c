@@ -57,10 +57,12 @@
 #include "tools/image-sums.h"
 #include "tools/json.h"
 #include "tools/nbd-guard.h"
+#include "tools/nbd-listen.h"
 
 struct args {
   const char *target, *against, *nbd_socket;
   bool json;
+  char found[128];              /* the NBD socket the server told (INFO) */
 };
 
 /* What was found, for the message and --json. */
@@ -105,10 +107,6 @@ parse_args (const struct sc_cli_target *t, int argc, char **argv,
     if (!t->socket && !t->diff)
       return sc_cli_usage_error ("verify --against needs -c SOCKET or "
                                  "--diff DIFFAREA to name the snapshot");
-    if (!a->nbd_socket)
-      return sc_cli_usage_error ("verify --against needs --nbd-socket "
-                                 "NBDSOCK (the socket nbdkit serves the "
-                                 "snapshot on)");
     /* Not a name at all is a usage error (2); a valid name that names
      * no snapshot is found out later, an error (1). */
     if (!sc_cli_name_ok (a->against))
@@ -420,6 +418,14 @@ sc_cmd_verify (const struct sc_cli_target *t, int argc, char **argv)
   st = parse_args (t, argc, argv, &a);
   if (st != EXIT_SUCCESS)
     return st;
+  /* --against without --nbd-socket: where the server says it listens. */
+  if (a.against && !a.nbd_socket) {
+    char buf[4096];
+    if (sc_nbd_listen_socket (sc_cli_target_socket (t, buf, sizeof buf),
+                              a.found, sizeof a.found) != EXIT_SUCCESS)
+      return EXIT_FAILURE;
+    a.nbd_socket = a.found;
+  }
 
   if ((r = sc_chain_open (a.target, SC_CHAIN_WHOLE, &c, o.error,
                           sizeof o.error)) < 0) {

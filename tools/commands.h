@@ -55,4 +55,10 @@ int sc_cmd_writers (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_mount (const struct sc_cli_target *t, int argc, char **argv);
 int sc_cmd_umount (const struct sc_cli_target *t, int argc, char **argv);
 
+/* cmd-serve.c: a volume served as its configuration file says. */
+int sc_cmd_serve (const struct sc_cli_target *t, int argc, char **argv);
+
+/* cmd-status.c: every configured volume of the host, and its state. */
+int sc_cmd_status (const struct sc_cli_target *t, int argc, char **argv);
+
 #endif

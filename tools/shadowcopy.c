@@ -1,7 +1,8 @@
 /* shadowcopy: the command-line requester.
  *
- *   shadowcopy [-c SOCKET | --diff DIFFAREA] VERB [ARGS...]
+ *   shadowcopy [-c SOCKET | --diff DIFFAREA | --volume VOLUME] VERB [ARGS...]
  *   shadowcopy check [--data] DIFFAREA
+ *   shadowcopy serve VOLUME, shadowcopy status
  *
  * Exit status: 0 success, 1 error, 2 usage error.  For check: 0 clean
  * (warnings allowed), 1 damaged, 2 usage error or the check could not be
@@ -26,6 +27,7 @@
 #include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/commands.h"
+#include "tools/volume-conf.h"
 
 /* The verbs of backups, in the middle of usage's list. */
 static void
@@ -77,8 +79,11 @@ usage_revert (void)
 static void
 usage (void)
 {
-  printf ("Usage: shadowcopy [-c SOCKET | --diff DIFFAREA] VERB [ARGS...]\n"
+  printf ("Usage: shadowcopy [-c SOCKET | --diff DIFFAREA | --volume VOLUME]\n"
+          "                  VERB [ARGS...]\n"
           "       shadowcopy check [--data] DIFFAREA\n"
+          "       shadowcopy serve VOLUME [--config FILE] [--dry-run]\n"
+          "       shadowcopy status [--json]\n"
           "\n"
           "Manage the snapshots of a shadowcopy volume.\n"
           "\n"
@@ -87,6 +92,8 @@ usage (void)
           "                        backup --create)\n"
           "      --diff=DIFFAREA   talk to the server on DIFFAREA.sock, or\n"
           "                        open DIFFAREA itself if none runs\n"
+          "      --volume=VOLUME   -c with the control socket of VOLUME's\n"
+          "                        configuration file (see serve)\n"
           "  -h, --help            show this help\n"
           "  -V, --version         show the version\n"
           "\n"
@@ -106,6 +113,14 @@ usage (void)
           "                            (a clone read-write)\n"
           "      --recover (replay its journal on a temporary clone first)\n"
           "  umount DIR                undo shadowcopy mount\n"
+          "      (mount, backup, verify --against, create --auto-recover:\n"
+          "      without --nbd-socket, the socket the server tells, -c)\n"
+          "  serve VOLUME [--config FILE] [--dry-run]\n"
+          "                            run nbdkit for VOLUME as its file\n"
+          "                            (DIR/VOLUME.conf) says; DIR: /etc/\n"
+          "                            shadowcopy or $SHADOWCOPY_CONFDIR\n"
+          "  status [--json]           every configured volume: running or\n"
+          "                            not, snapshots, diff-area use\n"
           "  list [--json]             list the snapshots, oldest first\n"
           "  delete NAME...            delete snapshots by name\n"
           "  delete --oldest | --all   delete the oldest, or every snapshot\n"
@@ -193,6 +208,8 @@ static const struct verb {
   { "resize", sc_cmd_resize, VOLUME_NEEDED },
   { "scrub", sc_cmd_scrub, VOLUME_NEEDED },
   { "revert", sc_cmd_revert, VOLUME_UNLESS_SET },
+  { "serve", sc_cmd_serve, VOLUME_OPTIONAL },
+  { "status", sc_cmd_status, VOLUME_OPTIONAL },
 };
 
 static const struct verb *
@@ -218,15 +235,48 @@ needs_volume (const struct verb *v, int argc, char **argv)
 
 static const char *more_sockets[MORE_SOCKETS_MAX];
 
+/* --volume NAME: its control socket, from its configuration file,
+ * taken as a -c. */
+static int
+volume_socket (const char *name, struct sc_cli_target *t)
+{
+  static char sockets[MORE_SOCKETS_MAX + 1][4096];
+  static size_t nsockets;
+  struct sc_volume_conf vc;
+  char err[8192];
+
+  if (nsockets == MORE_SOCKETS_MAX + 1) {
+    sc_cli_error ("at most %d volumes", MORE_SOCKETS_MAX + 1);
+    return EXIT_FAILURE;
+  }
+  if (sc_volume_conf_load (name, NULL, &vc, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return EXIT_FAILURE;
+  }
+  char *sock = sockets[nsockets++];
+  snprintf (sock, sizeof sockets[0], "%s", vc.control);
+  sc_volume_conf_free (&vc);
+  if (!t->socket)
+    t->socket = sock;
+  else if (t->nmore_sockets == MORE_SOCKETS_MAX) {
+    sc_cli_error ("at most %d volumes", MORE_SOCKETS_MAX + 1);
+    return EXIT_FAILURE;
+  }
+  else
+    more_sockets[t->nmore_sockets++] = sock;
+  return EXIT_SUCCESS;
+}
+
 /* The global options, up to the verb: -1 to go on with the verb at
  * argv[optind], else the exit status. */
 static int
 parse_global_options (int argc, char **argv, struct sc_cli_target *t)
 {
-  enum { OPT_DIFF = 256 };
+  enum { OPT_DIFF = 256, OPT_VOLUME };
   static const struct option long_options[] = {
     { "control", required_argument, NULL, 'c' },
     { "diff", required_argument, NULL, OPT_DIFF },
+    { "volume", required_argument, NULL, OPT_VOLUME },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -248,6 +298,11 @@ parse_global_options (int argc, char **argv, struct sc_cli_target *t)
       break;
     case OPT_DIFF:
       t->diff = optarg;
+      break;
+    case OPT_VOLUME:
+      /* --volume NAME: -c with the control socket of NAME's file. */
+      if (volume_socket (optarg, t) != EXIT_SUCCESS)
+        return EXIT_FAILURE;
       break;
     case 'h':
       usage ();

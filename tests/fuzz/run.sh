@@ -5,7 +5,8 @@
 # build is not touched: everything goes to FUZZ_BUILDDIR.
 #
 # Usage: tests/fuzz/run.sh [--build-only] [--regen-corpus] [FUZZER...]
-#   FUZZER          diffarea, control, manifest, resume, qemu-info
+#   FUZZER          diffarea, control, manifest, resume, qemu-info,
+#                   config
 #                   (default: all)
 #   --build-only    build the harnesses and stop
 #   --regen-corpus  rewrite tests/fuzz/corpus-diffarea/ with the seed
@@ -46,12 +47,12 @@ for arg in "$@"; do
   case $arg in
     --build-only) build_only=1 ;;
     --regen-corpus) regen=1 ;;
-    diffarea|control|manifest|resume|qemu-info) fuzzers+=("$arg") ;;
+    diffarea|control|manifest|resume|qemu-info|config) fuzzers+=("$arg") ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume qemu-info)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume qemu-info config)
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] ||
   { echo "run.sh: FUZZ_SECONDS must be a positive integer" >&2; exit 2; }
 [[ $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]] ||
@@ -215,7 +216,7 @@ build_all() {
     qemu_objs+=("$obj/tools-$name.o")
   done
   for name in fuzz-diffarea fuzz-control fuzz-manifest fuzz-resume \
-              fuzz-qemu-info; do
+              fuzz-qemu-info fuzz-config; do
     compile "$obj/$name.o" "$here/$name.c" -fsanitize=fuzzer-no-link \
       "${strict[@]}"
   done
@@ -234,10 +235,12 @@ build_all() {
     "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-resume"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-qemu-info.o" "${qemu_objs[@]}" \
     -o "$build/fuzz-qemu-info"
+  "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-config.o" "${cow_objs[@]}" \
+    "${engine_objs[@]}" -luring -o "$build/fuzz-config"
   "${link[@]}" "$gen/gen-diffarea-corpus.o" "${gen_objs[@]}" -luring \
     -o "$build/gen-diffarea-corpus"
   say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control, fuzz-manifest," \
-      "fuzz-resume, fuzz-qemu-info," \
+      "fuzz-resume, fuzz-qemu-info, fuzz-config," \
       "gen-diffarea-corpus"
 }
 
@@ -284,6 +287,8 @@ run_one() {                     # NAME
       opts+=(-max_len=8192 -dict="$here/fuzz-resume.dict") ;;
     qemu-info)
       opts+=(-max_len=16384 -dict="$here/fuzz-qemu-info.dict") ;;
+    config)
+      opts+=(-max_len=16384 -dict="$here/fuzz-config.dict") ;;
   esac
   [[ $jobs -gt 1 ]] && opts+=(-fork="$jobs")
   # shellcheck disable=SC2206   # FUZZ_ARGS is split on purpose

@@ -1,0 +1,87 @@
+/* shadowcopy: where a server serves its NBD exports (nbd-listen.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli.h"
+#include "tools/client.h"
+#include "tools/nbd-listen.h"
+
+static int
+hexval (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int
+sc_nbd_uri_unix_socket (const char *uri, char *path, size_t len)
+{
+  static const char *const prefixes[] = {
+    "nbd+unix:///?socket=", "nbds+unix:///?socket=", NULL,
+  };
+  const char *s = NULL;
+  size_t n = 0;
+
+  for (size_t i = 0; prefixes[i] && !s; i++)
+    if (strncmp (uri, prefixes[i], strlen (prefixes[i])) == 0)
+      s = uri + strlen (prefixes[i]);
+  if (!s)
+    return -EINVAL;
+  for (; *s && *s != '&'; s++) {
+    char c = *s;
+    if (c == '%') {
+      int hi = hexval (s[1]), lo = hi < 0 ? -1 : hexval (s[2]);
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+        return -EINVAL;
+      c = (char) (hi * 16 + lo);
+      s += 2;
+    }
+    if (n + 1 >= len)
+      return -ENAMETOOLONG;
+    path[n++] = c;
+  }
+  path[n] = '\0';
+  return n && path[0] == '/' ? 0 : -EINVAL;
+}
+
+int
+sc_nbd_listen_socket (const char *control, char *path, size_t len)
+{
+  struct sc_client_volume v;
+  struct sc_client *c;
+  char err[1024];
+  int r;
+
+  if (sc_client_connect (control, &c, err, sizeof err) < 0) {
+    sc_cli_error ("%s (give the NBD socket with --nbd-socket)", err);
+    return EXIT_FAILURE;
+  }
+  r = sc_client_info (c, &v, err, sizeof err);
+  sc_client_close (c, NULL, 0);
+  if (r < 0) {
+    sc_cli_error ("%s", err);
+    return EXIT_FAILURE;
+  }
+  if (!v.listen[0]) {
+    sc_cli_error ("the server on %s does not say where it serves NBD: "
+                  "give --nbd-socket NBDSOCK", control);
+    return EXIT_FAILURE;
+  }
+  r = sc_nbd_uri_unix_socket (v.listen, path, len);
+  if (r < 0) {
+    sc_cli_error ("the server on %s serves NBD at %s, not on a Unix "
+                  "socket: give --nbd-socket NBDSOCK", control, v.listen);
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}
