@@ -11,6 +11,7 @@
 #include <nbdkit-plugin.h>
 
 #include "engine/size.h"
+#include "nbdkit-plugin/access.h"
 #include "nbdkit-plugin/parameters.h"
 
 struct plugin_config pcfg;
@@ -21,6 +22,7 @@ plugin_config_free (void)
   free (pcfg.disk);
   free (pcfg.diff);
   free (pcfg.control);
+  access_config_free ();
 }
 
 /* chunk-size=SIZE: a power of two from 4K to 1M. */
@@ -172,6 +174,10 @@ plugin_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "tls-for") == 0)
+    return access_config_tls_for (value);
+  if (strcmp (key, "allow-uid") == 0)
+    return access_config_allow_uid (value);
   nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
                 key);
   return -1;
@@ -190,5 +196,7 @@ plugin_config_complete (void)
       return -1;
     }
   }
+  if (access_config_complete () < 0)
+    return -1;
   return 0;
 }

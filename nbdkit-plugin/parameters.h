@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "engine/volume.h"
+#include "nbdkit-plugin/access.h"
 
 struct plugin_config {
   char *disk;                   /* disk=, absolute */
@@ -41,6 +42,7 @@ void plugin_config_free (void);
   "max-checkpoints=N   At most N checkpoints (default 512).\n" \
   "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
   "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
-  "                    while the server was stopped (dangerous)."
+  "                    while the server was stopped (dangerous).\n" \
+  access_config_help
 
 #endif
