@@ -225,8 +225,19 @@ shadowcopy_open (int readonly)
     return h;
   }
 
+  /* tls-for=all: a plaintext client learns nothing of the snapshots;
+   * a clone is checked again once known (access.c). */
+  if (access_check_open (name, false, nbdkit_is_tls ()) < 0) {
+    free (h);
+    return NULL;
+  }
   struct sc_snapshot_info info;
   int r = sc_volume_snapshot_lookup (volume, name, &info);
+  if (r == 0 && info.clone &&
+      access_check_open (info.name, true, nbdkit_is_tls ()) < 0) {
+    free (h);
+    return NULL;
+  }
   if (r == -ENOENT) {
     nbdkit_error ("unknown export '%.*s': it is neither \"live\" nor the "
                   "name of a snapshot", SC_NAME_MAX, name);
@@ -248,10 +259,6 @@ shadowcopy_open (int readonly)
                   info.invalid_errno ? ": " : "",
                   info.invalid_errno ? strerror (info.invalid_errno) : "");
     nbdkit_set_error (EIO);
-    free (h);
-    return NULL;
-  }
-  if (access_check_open (info.name, info.clone, nbdkit_is_tls ()) < 0) {
     free (h);
     return NULL;
   }

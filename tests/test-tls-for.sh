@@ -66,6 +66,11 @@ nbdinfo "$(plain_uri s1)" > /dev/null 2>&1 &&
     fail "plaintext client opened s1 under tls-for=all"
 grep -q "export 's1' refused: tls-for=all" "$SERVER_LOG" ||
     fail "no clear refusal of s1 under tls-for=all"
+# Nothing learnt of the snapshots: a missing one is refused the same way.
+nbdinfo "$(plain_uri nosuch)" > /dev/null 2>&1 &&
+    fail "plaintext client opened a missing snapshot?"
+grep -q "export 'nosuch' refused: tls-for=all" "$SERVER_LOG" ||
+    fail "tls-for=all: a missing export was not refused for want of TLS"
 [ -z "$(exports "$(plain_uri "")" 2>/dev/null)" ] ||
     fail "tls-for=all: plaintext list is not empty"
 nbdcopy "$(tls_uri s1)" "$TMP/s1.tls" || fail "TLS read of s1 under tls-for=all failed"

@@ -70,6 +70,13 @@ sc backup s1 --to "$TMP/s1b.img" --nbd-uri \
     fail "backup --nbd-uri without a path failed"
 cmp_files "$TMP/s1.expected" "$TMP/s1b.img" "backup of s1 (URI without /)"
 
+# backup --create over nbds: the snapshot made, backed up, released.
+sc backup --create --no-writers --name n1 --to "$TMP/n1.img" \
+    --nbd-uri "$server_uri" > /dev/null ||
+    fail "backup --create --nbd-uri failed"
+nbdcopy "$(psk_uri live)" "$TMP/live.now" || fail "nbdcopy of live failed"
+cmp_files "$TMP/live.now" "$TMP/n1.img" "backup --create over nbds"
+
 # The backup's connection refused with a wrong key: an error naming it.
 expect_cli_error "backup with a wrong key" sc backup s1 --to "$TMP/bad.img" \
     --nbd-uri "nbds://alice@127.0.0.1:$PORT/?tls-psk-file=$TMP/wrong.psk"

@@ -556,11 +556,20 @@ attach_fuse (const struct sc_nbd_target *t, const char *name, bool rw,
     free (uri);
     return r;
   }
-  if (sc_nbd_uri_split_files (uri, &rest, &psk, &certs) < 0 ||
-      asprintf (&a_uri, "uri=%s", rest) < 0 ||
-      (psk && asprintf (&a_psk, "tls-psk=%s", psk) < 0) ||
-      (certs && asprintf (&a_certs, "tls-certificates=%s", certs) < 0))
+  if (sc_nbd_uri_split_files (uri, &rest, &psk, &certs) < 0)
     goto nomem;
+  if (asprintf (&a_uri, "uri=%s", rest) < 0) {
+    a_uri = NULL;
+    goto nomem;
+  }
+  if (psk && asprintf (&a_psk, "tls-psk=%s", psk) < 0) {
+    a_psk = NULL;
+    goto nomem;
+  }
+  if (certs && asprintf (&a_certs, "tls-certificates=%s", certs) < 0) {
+    a_certs = NULL;
+    goto nomem;
+  }
   char *tail[12] = { "--command", "nbdkit", "-s", "--exit-with-parent" };
   int n = 4;
   if (!rw)
