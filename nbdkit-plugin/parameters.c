@@ -14,6 +14,7 @@
 #include "engine/listen-address.h"
 #include "engine/size.h"
 #include "nbdkit-plugin/listen.h"
+#include "nbdkit-plugin/access.h"
 #include "nbdkit-plugin/parameters.h"
 
 struct plugin_config pcfg;
@@ -29,6 +30,7 @@ plugin_config_free (void)
   free (pcfg.listen);
   free (pcfg.listen_uri);
   seen_free ();
+  access_config_free ();
 }
 
 /* chunk-size=SIZE: a power of two from 4K to 1M. */
@@ -299,6 +301,10 @@ plugin_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "tls-for") == 0)
+    return access_config_tls_for (value);
+  if (strcmp (key, "allow-uid") == 0)
+    return access_config_allow_uid (value);
   nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
                 key);
   return -1;
@@ -342,5 +348,7 @@ plugin_config_complete (void)
       return -1;
     }
   }
+  if (access_config_complete () < 0)
+    return -1;
   return 0;
 }

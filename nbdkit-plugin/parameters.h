@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "engine/volume.h"
+#include "nbdkit-plugin/access.h"
 
 struct plugin_config {
   char *disk;                   /* disk=, absolute */
@@ -49,6 +50,7 @@ void plugin_config_free (void);
   "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
   "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
   "                    while the server was stopped (dangerous).\n" \
-  "config=<FILE>       Read key=value lines from FILE (a volume's .conf)."
+  "config=<FILE>       Read key=value lines from FILE (a volume's .conf).\n" \
+  access_config_help
 
 #endif

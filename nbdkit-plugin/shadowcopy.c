@@ -29,6 +29,7 @@
 #include "engine/control-protocol.h"
 #include "engine/control.h"
 #include "engine/volume.h"
+#include "nbdkit-plugin/access.h"
 #include "nbdkit-plugin/parameters.h"
 
 /* -D shadowcopy.cow=1: log each copy-on-write decision path. */
@@ -153,13 +154,22 @@ snapshot_description (const struct sc_snapshot_info *s, char *buf,
               s->id, when);
 }
 
+/* tls-for=, allow-uid= (access.c) */
+static int
+shadowcopy_preconnect (int readonly)
+{
+  return access_preconnect ();
+}
+
+/* Exports a client may not open (tls-for=, access.c) are not listed. */
 static int
 shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
 {
   char desc[256];
   snprintf (desc, sizeof desc, "live volume %s (%" PRIu64 " bytes)",
             pcfg.disk, sc_volume_size (volume));
-  if (nbdkit_add_export (e, LIVE_EXPORT, desc) == -1)
+  if (access_may_list (true, is_tls) &&
+      nbdkit_add_export (e, LIVE_EXPORT, desc) == -1)
     return -1;
 
   struct sc_snapshot_info *snaps;
@@ -172,6 +182,8 @@ shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
   for (size_t i = 0; i < n && r == 0; i++) {
     if (snaps[i].invalid_reason != SC_VALID || snaps[i].checkpoint)
       continue;                 /* never served, so not listed */
+    if (!access_may_list (snaps[i].clone, is_tls))
+      continue;
     snapshot_description (&snaps[i], desc, sizeof desc);
     r = nbdkit_add_export (e, snaps[i].name, desc);
   }
@@ -188,6 +200,8 @@ shadowcopy_default_export (int readonly, int is_tls)
 struct handle {
   bool live;
   bool clone;                   /* snap_id is a writable clone's */
+  bool no_trim;                 /* a snapshot read in plaintext under
+                                   tls-for= (access.c): no trim */
   uint64_t ticket;              /* live: sc_volume_live_open's */
   uint64_t snap_id;
   uint64_t size;
@@ -205,6 +219,10 @@ shadowcopy_open (int readonly)
     return NULL;
   }
   if (!name || !*name || strcmp (name, LIVE_EXPORT) == 0) {
+    if (access_check_open (name ? name : "", true, nbdkit_is_tls ()) < 0) {
+      free (h);
+      return NULL;
+    }
     h->live = true;
     h->ticket = sc_volume_live_open (volume);
     h->size = sc_volume_size (volume);
@@ -214,8 +232,19 @@ shadowcopy_open (int readonly)
     return h;
   }
 
+  /* tls-for=all: a plaintext client learns nothing of the snapshots;
+   * a clone is checked again once known (access.c). */
+  if (access_check_open (name, false, nbdkit_is_tls ()) < 0) {
+    free (h);
+    return NULL;
+  }
   struct sc_snapshot_info info;
   int r = sc_volume_snapshot_lookup (volume, name, &info);
+  if (r == 0 && info.clone &&
+      access_check_open (info.name, true, nbdkit_is_tls ()) < 0) {
+    free (h);
+    return NULL;
+  }
   if (r == -ENOENT) {
     nbdkit_error ("unknown export '%.*s': it is neither \"live\" nor the "
                   "name of a snapshot", SC_NAME_MAX, name);
@@ -242,6 +271,7 @@ shadowcopy_open (int readonly)
   }
   h->snap_id = info.id;
   h->clone = info.clone;
+  h->no_trim = !h->clone && access_plaintext_readonly (nbdkit_is_tls ());
   if (h->clone && (r = sc_volume_clone_read (volume, h->snap_id, NULL, 0,
                                              0)) < 0) {
     nbdkit_error ("clone '%s' cannot be served: %s", name,
@@ -318,7 +348,7 @@ static int
 shadowcopy_can_write (void *handle)
 {
   struct handle *h = handle;
-  return h->live || h->clone || pcfg.discard_snapshots;
+  return h->live || h->clone || (pcfg.discard_snapshots && !h->no_trim);
 }
 
 static int
@@ -439,7 +469,7 @@ shadowcopy_trim (void *handle, uint32_t count, uint64_t offset,
                                   engine_flags (flags));
     return r < 0 ? fail (h, "trim", count, offset, r) : 0;
   }
-  if (!h->live && pcfg.discard_snapshots) {
+  if (!h->live && pcfg.discard_snapshots && !h->no_trim) {
     /* The reader no longer needs this range: no data changes. */
     int r = sc_volume_snapshot_discard (volume, h->snap_id, count, offset);
     if (r == -EBUSY) {
@@ -514,6 +544,7 @@ static struct nbdkit_plugin plugin = {
   .config_help        = plugin_config_help,
   .magic_config_key   = NULL,
   .get_ready          = shadowcopy_get_ready,
+  .preconnect         = shadowcopy_preconnect,
   .after_fork         = shadowcopy_after_fork,
   .cleanup            = shadowcopy_cleanup,
   .list_exports       = shadowcopy_list_exports,

@@ -23,11 +23,12 @@ build_packages=(
 # own cluster; the package's postinst also makes and starts a "main"
 # cluster, which the test does not use).  systemd: systemd-analyze
 # verifies the service units (and its pkg-config file names their
-# directory).
+# directory).  certtool and psktool (gnutls-bin) for the TLS tests'
+# throwaway CA and keys.
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
   clang libclang-rt-14-dev strace gdb xfsprogs
-  nbd-client postgresql systemd
+  nbd-client postgresql systemd gnutls-bin
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

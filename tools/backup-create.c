@@ -70,7 +70,7 @@ backup_volume (struct sc_backup_create *bc, size_t k,
 
   struct sc_backup_job job = {
     .snapshot = cr->name, .target = v->target, .since = v->since,
-    .prev = v->prev, .nbd_socket = v->nbd_socket, .format = bc->format,
+    .prev = v->prev, .nbd = v->nbd, .format = bc->format,
     .progress = bc->progress, .progress_opaque = bc->progress_opaque,
     .writers = writers, .nwriters = nwriters,
     .connections = bc->connections, .stop = &sc_interrupted,

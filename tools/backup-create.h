@@ -50,7 +50,8 @@
 /* One volume of the set: opts->seq.vols[k] is its connection. */
 struct sc_backup_create_volume {
   /* Set by the caller. */
-  const char *target, *nbd_socket;
+  const char *target;
+  struct sc_nbd_target nbd;     /* where nbdkit serves the snapshot */
   const char *since, *prev;     /* --since BASE --base PREV, or NULL */
   /* The outcome. */
   struct sc_backup_base chosen; /* --auto's choice, and why */

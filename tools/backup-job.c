@@ -58,7 +58,8 @@ identify (struct sc_client *c, const char *name, struct sc_diff *id,
  * engine looks at a buffer only after its read succeeded with every byte
  * of it sent (backup-copy.c counts the reply's pieces). */
 static int
-connect_export (const char *socket, const char *name, uint64_t size,
+connect_export (const struct sc_nbd_target *t, const char *name,
+                uint64_t size,
                 struct nbd_handle **out, char *err, size_t errlen)
 {
   struct nbd_handle *h = nbd_create ();
@@ -69,24 +70,24 @@ connect_export (const char *socket, const char *name, uint64_t size,
     snprintf (err, errlen, "libnbd: %s", nbd_get_error ());
     return -ENOMEM;
   }
-  if (nbd_set_export_name (h, name) < 0 ||
-      nbd_set_pread_initialize (h, false) < 0 ||  /* see the note above */
+  if (nbd_set_pread_initialize (h, false) < 0 ||  /* see the note above */
       nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0)
     snprintf (why, sizeof why, "%s", nbd_get_error ());
   /* Guarded: a kill -9 of the CLI with reads in flight must not abort
    * nbdkit 1.32 (tools/nbd-guard.c). */
   else
-    sc_nbd_guard_connect_unix (h, socket, why, sizeof why);
+    sc_nbd_guard_connect (h, t, name, why, sizeof why);
   if (why[0]) {
     snprintf (err, errlen, "cannot open the export of %s on %s: %s", name,
-              socket, why);
+              sc_nbd_target_text (t), why);
     nbd_close (h);
     return -EIO;
   }
   got = nbd_get_size (h);
   if (got < 0 || (uint64_t) got != size) {
     snprintf (err, errlen, "the export of %s on %s is %" PRId64 " bytes; "
-              "the volume is %" PRIu64, name, socket, got, size);
+              "the volume is %" PRIu64, name, sc_nbd_target_text (t), got,
+              size);
     sc_nbd_guard_close (h);
     return -EIO;
   }
@@ -373,7 +374,7 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
 
   if (want > SC_BACKUP_MAX_CONNECTIONS)
     want = SC_BACKUP_MAX_CONNECTIONS;
-  r = connect_export (job->nbd_socket, job->snapshot, run->st.volume_size,
+  r = connect_export (&job->nbd, job->snapshot, run->st.volume_size,
                       &nbd[n], err, errlen);
   if (r < 0)
     return r;
@@ -381,7 +382,7 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
   if (nbd_can_multi_conn (nbd[0]) != 1)
     want = 1;
   for (n = 1; n < want && r == 0; n++)
-    r = connect_export (job->nbd_socket, job->snapshot, run->st.volume_size,
+    r = connect_export (&job->nbd, job->snapshot, run->st.volume_size,
                         &nbd[n], err, errlen);
   if (r < 0)
     n--;

@@ -47,12 +47,13 @@
 #include "tools/backup-target.h"
 #include "tools/client.h"
 #include "tools/manifest.h"
+#include "tools/nbd-target.h"
 
 struct sc_backup_job {
   const char *snapshot;         /* its name */
   const char *target;           /* TARGET */
   const char *since, *prev;     /* BASE and PREV, or both NULL: full */
-  const char *nbd_socket;       /* where nbdkit serves the snapshot */
+  struct sc_nbd_target nbd;     /* where nbdkit serves the snapshot */
   enum sc_image_format format;
   sc_backup_progress_fn progress;       /* NULL: none */
   void *progress_opaque;

@@ -52,7 +52,8 @@ struct list {
 
 struct args {
   const char *snapshot, *name;
-  struct list target, since, prev, nbd_socket;
+  struct list target, since, prev, nbd_socket;   /* nbd_socket: or URI */
+  bool nbd_is_uri[VOLS_MAX];    /* nbd_socket.v[k] came from --nbd-uri */
   bool create, auto_base;
   struct sc_create_options *opts;       /* with --create */
   char first_socket[4096];              /* DIFF.sock, for --diff */
@@ -74,7 +75,7 @@ list_of (struct args *a, const char *opt)
     return &a->since;
   if (strcmp (opt, "--base") == 0)
     return &a->prev;
-  if (strcmp (opt, "--nbd-socket") == 0)
+  if (strcmp (opt, "--nbd-socket") == 0 || strcmp (opt, "--nbd-uri") == 0)
     return &a->nbd_socket;
   return NULL;
 }
@@ -100,8 +101,11 @@ parse_option (struct args *a, int argc, char **argv, int *i)
     else if (l->n == VOLS_MAX)
       return sc_cli_usage_error ("backup: %s given more than %d times", s,
                                  VOLS_MAX);
-    else
+    else {
+      if (l == &a->nbd_socket)
+        a->nbd_is_uri[l->n] = strcmp (s, "--nbd-uri") == 0;
       l->v[l->n++] = val;
+    }
     return EXIT_SUCCESS;
   }
   if (strcmp (s, "--json") == 0)
@@ -149,8 +153,15 @@ check_counts (const struct args *a, size_t n)
 {
   if (a->target.n != n || (a->nbd_socket.n && a->nbd_socket.n != n))
     return sc_cli_usage_error ("backup: one --to TARGET and one "
-                               "--nbd-socket NBDSOCK per volume (%zu), or "
-                               "no --nbd-socket (asked of each server)", n);
+                               "--nbd-socket NBDSOCK or --nbd-uri URI per "
+                               "volume (%zu), or neither (asked of each "
+                               "server)", n);
+  for (size_t k = 0; k < a->nbd_socket.n; k++) {
+    char err[1024];
+    if (a->nbd_is_uri[k] && sc_nbd_uri_check (a->nbd_socket.v[k], err,
+                                              sizeof err) < 0)
+      return sc_cli_usage_error ("backup: %s", err);
+  }
   if (a->auto_base && a->since.n)
     return sc_cli_usage_error ("backup: --auto chooses BASE itself: "
                                "without --since");
@@ -343,6 +354,15 @@ catch_stop (void)
   sigaction (SIGTERM, &sa, NULL);
 }
 
+/* Where volume k's snapshot is served: --nbd-socket or --nbd-uri. */
+static struct sc_nbd_target
+nbd_target (const struct args *a, size_t k)
+{
+  return a->nbd_is_uri[k]
+    ? (struct sc_nbd_target) { .uri = a->nbd_socket.v[k] }
+    : (struct sc_nbd_target) { .socket = a->nbd_socket.v[k] };
+}
+
 /* backup SNAPSHOT. */
 static int
 backup_one (const struct sc_cli_target *t, struct args *a,
@@ -360,7 +380,7 @@ backup_one (const struct sc_cli_target *t, struct args *a,
     .snapshot = a->snapshot, .target = a->target.v[0],
     .since = a->since.n ? a->since.v[0] : NULL,
     .prev = a->prev.n ? a->prev.v[0] : NULL,
-    .nbd_socket = a->nbd_socket.v[0], .format = a->format,
+    .nbd = nbd_target (a, 0), .format = a->format,
     .progress = a->progress.on ? sc_progress_update : NULL,
     .progress_opaque = ps,
     .resume = a->resume, .connections = a->connections,
@@ -410,7 +430,7 @@ backup_create (struct args *a, struct sc_progress *ps)
 
   for (size_t k = 0; k < cr->nvols; k++) {
     bc.vols[k].target = a->target.v[k];
-    bc.vols[k].nbd_socket = a->nbd_socket.v[k];
+    bc.vols[k].nbd = nbd_target (a, k);
     bc.vols[k].since = a->since.n ? a->since.v[a->since.n > 1 ? k : 0]
                        : NULL;
     bc.vols[k].prev = a->prev.n ? a->prev.v[k] : NULL;

@@ -1,8 +1,8 @@
 /* shadowcopy mount / umount: a snapshot as a read-only filesystem, a
  * writable clone as a read-write one.
  *
- *   shadowcopy [-c SOCK] mount --nbd-socket NBDSOCK [-t TYPE] [-o OPTS]
- *              [--recover] NAME DIR
+ *   shadowcopy [-c SOCK] mount --nbd-socket NBDSOCK | --nbd-uri URI
+ *              [-t TYPE] [-o OPTS] [--recover] NAME DIR
  *   shadowcopy umount DIR
  *
  * Notes on the design
@@ -14,6 +14,9 @@
  *     installed: nbd-client -unix NBDSOCK /dev/nbdN -N NAME -readonly;
  *   - otherwise nbdfuse (read-only, in the background) exposes the export
  *     as a file, and losetup -r turns that file into /dev/loopN.
+ * With --nbd-uri (a server on TCP, TLS: nbds://...?tls-psk-file=...),
+ * always nbdfuse, which takes the URI with the export's name put in as
+ * its path (nbd-target.h): nbd-client takes no NBD URI.
  * Then mount -o ro (with noload for ext3/ext4, whose journal cannot be
  * replayed on a read-only device).  A writable clone (its type in LIST,
  * or without a control socket its export's description) is attached and
@@ -58,6 +61,7 @@
 #include "tools/commands.h"
 #include "tools/mount-recover.h"
 #include "tools/nbd-listen.h"
+#include "tools/nbd-target.h"
 
 /* Run argv, stdout into out (first line kept), stderr into err. */
 static int
@@ -469,18 +473,20 @@ wait_fuse_ready (pid_t pid, const char *pidfile, const char *file,
   return 0;
 }
 
+/* nbdfuse on an export, then a loop device on its file: tail, the
+ * arguments after nbdfuse's FILE (at most 10; an export's URI, or a
+ * --command), uri for messages. */
 static int
-attach_fuse (const char *sock, const char *name, bool rw,
-             const char *statefile, char *dev, size_t devlen)
+attach_fuse_argv (char *const *tail, const char *uri, bool rw,
+                  const char *statefile, char *dev, size_t devlen)
 {
   char fusedir[PATH_MAX + 80], file[PATH_MAX + 90], pidfile[PATH_MAX + 80];
-  char uri[2 * PATH_MAX + 300], log[PATH_MAX + 80];
+  char log[PATH_MAX + 80];
 
   snprintf (fusedir, sizeof fusedir, "%s.fuse", statefile);
   snprintf (file, sizeof file, "%s/disk", fusedir);
   snprintf (pidfile, sizeof pidfile, "%s.pid", statefile);
   snprintf (log, sizeof log, "%s.log", statefile);
-  snprintf (uri, sizeof uri, "nbd+unix:///%s?socket=%s", name, sock);
   if (mkdir (fusedir, 0700) < 0 && errno != EEXIST) {
     sc_cli_error ("%s: %s", fusedir, strerror (errno));
     return -1;
@@ -498,11 +504,15 @@ attach_fuse (const char *sock, const char *name, bool rw,
       dup2 (fd, 1);
       dup2 (fd, 2);
     }
-    if (rw)
-      execlp ("nbdfuse", "nbdfuse", "-P", pidfile, file, uri, (char *) NULL);
-    else
-      execlp ("nbdfuse", "nbdfuse", "-r", "-P", pidfile, file, uri,
-              (char *) NULL);
+    char *argv[16] = { "nbdfuse", "-P", pidfile };
+    int n = 3;
+    if (!rw)
+      argv[n++] = "-r";
+    argv[n++] = file;
+    for (int k = 0; tail[k] && n < 15; k++)
+      argv[n++] = tail[k];
+    argv[n] = NULL;
+    execvp ("nbdfuse", argv);
     _exit (127);
   }
   if (pid < 0) {
@@ -526,9 +536,72 @@ attach_fuse (const char *sock, const char *name, bool rw,
   return record_or_undo (statefile, "loop", dev, dargv);
 }
 
+/* nbdfuse on export name of the target, then a loop device.  A URI's
+ * tls-psk-file= and tls-certificates= are local files, which nbdfuse
+ * (libnbd 1.14) refuses in a URI: with --nbd-uri, nbdfuse runs nbdkit's
+ * nbd plugin as its command (nbdkit -s), given those as options. */
+static int
+attach_fuse (const struct sc_nbd_target *t, const char *name, bool rw,
+             const char *statefile, char *dev, size_t devlen)
+{
+  char *uri = sc_nbd_target_export_uri (t, name);
+  char *rest = NULL, *psk = NULL, *certs = NULL;
+  char *a_uri = NULL, *a_psk = NULL, *a_certs = NULL;
+  int r = -1;
+
+  if (!uri)
+    goto nomem;
+  if (!t->uri) {
+    char *tail[] = { uri, NULL };
+    r = attach_fuse_argv (tail, uri, rw, statefile, dev, devlen);
+    free (uri);
+    return r;
+  }
+  if (sc_nbd_uri_split_files (uri, &rest, &psk, &certs) < 0)
+    goto nomem;
+  if (asprintf (&a_uri, "uri=%s", rest) < 0) {
+    a_uri = NULL;
+    goto nomem;
+  }
+  if (psk && asprintf (&a_psk, "tls-psk=%s", psk) < 0) {
+    a_psk = NULL;
+    goto nomem;
+  }
+  if (certs && asprintf (&a_certs, "tls-certificates=%s", certs) < 0) {
+    a_certs = NULL;
+    goto nomem;
+  }
+  char *tail[12] = { "--command", "nbdkit", "-s", "--exit-with-parent" };
+  int n = 4;
+  if (!rw)
+    tail[n++] = "-r";
+  tail[n++] = "nbd";
+  tail[n++] = a_uri;
+  if (a_psk)
+    tail[n++] = a_psk;
+  if (a_certs)
+    tail[n++] = a_certs;
+  tail[n] = NULL;
+  r = attach_fuse_argv (tail, uri, rw, statefile, dev, devlen);
+  goto out;
+
+ nomem:
+  sc_cli_error ("%s", strerror (ENOMEM));
+ out:
+  free (uri);
+  free (rest);
+  free (psk);
+  free (certs);
+  free (a_uri);
+  free (a_psk);
+  free (a_certs);
+  return r;
+}
+
 /* mount's arguments. */
 struct mount_args {
-  const char *nbd, *type, *opts, *name, *dir;
+  const char *nbd, *type, *opts, *name, *dir;   /* nbd: --nbd-socket */
+  const char *nbd_uri;                          /* --nbd-uri */
   bool rw;                      /* a writable clone, or --recover's */
   bool recover;                 /* on a temporary clone, the journal
                                    replayed, then remounted read-only */
@@ -551,6 +624,8 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
       return sc_cli_usage_error ("mount: %s needs an argument", a);
     if (strcmp (a, "--nbd-socket") == 0)
       m->nbd = argv[++i];
+    else if (strcmp (a, "--nbd-uri") == 0)
+      m->nbd_uri = argv[++i];
     else if (strcmp (a, "-t") == 0 || strcmp (a, "--type") == 0)
       m->type = argv[++i];
     else if (strcmp (a, "-o") == 0 || strcmp (a, "--options") == 0)
@@ -562,7 +637,17 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
     return sc_cli_usage_error ("mount needs NAME and DIR");
   m->name = argv[i];
   m->dir = argv[i + 1];
-  if (m->nbd && !*m->nbd)
+  if (m->nbd_uri) {
+    char err[1024];
+    if (sc_nbd_uri_check (m->nbd_uri, err, sizeof err) < 0)
+      return sc_cli_usage_error ("mount: %s", err);
+    m->nbd = NULL;              /* the URI wins over SHADOWCOPY_NBD_SOCKET */
+    for (int k = 0; k < i; k++)
+      if (strcmp (argv[k], "--nbd-socket") == 0)
+        return sc_cli_usage_error ("mount: --nbd-socket or --nbd-uri, not "
+                                   "both");
+  }
+  else if (m->nbd && !*m->nbd)
     m->nbd = NULL;              /* asked of the server (-c), or an error */
   if (!sc_cli_name_ok (m->name))
     return EXIT_FAILURE;
@@ -573,14 +658,17 @@ parse_mount_args (int argc, char **argv, struct mount_args *m)
  * description says so ("writable clone of ..."); taking writes does not,
  * since a snapshot takes trims with discard-snapshots=on. */
 static bool
-export_writable (const char *sock, const char *name)
+export_writable (const struct sc_nbd_target *t, const char *name)
 {
   static const char clone_desc[] = "writable clone of ";
   struct nbd_handle *h = nbd_create ();
+  char err[1024];
   bool rw = false;
   if (h && nbd_set_export_name (h, name) == 0 &&
       nbd_set_full_info (h, true) == 0 &&
-      nbd_connect_unix (h, sock) == 0 && nbd_is_read_only (h) == 0) {
+      (t->uri ? sc_nbd_target_connect_uri (h, t, name, err, sizeof err)
+              : nbd_connect_unix (h, t->socket)) == 0 &&
+      nbd_is_read_only (h) == 0) {
     char *desc = nbd_get_export_description (h);
     rw = desc && strncmp (desc, clone_desc, sizeof clone_desc - 1) == 0;
     free (desc);
@@ -683,14 +771,16 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
   char found[PATH_MAX];
   int status = parse_mount_args (argc, argv, &m);
 
-  if (status == 0 && !m.nbd && !socket)
+  if (status == 0 && !m.nbd && !m.nbd_uri && !socket)
     status = sc_cli_usage_error ("mount: give the server's NBD socket with "
-                                 "--nbd-socket (nbdkit -U SOCKET), or its "
-                                 "control socket with -c");
+                                 "--nbd-socket (nbdkit -U SOCKET) or its URI "
+                                 "with --nbd-uri (nbds://HOST:PORT...), or "
+                                 "its control socket with -c");
   if (status != 0)
     return status;
-  /* No --nbd-socket: where the server says it listens (INFO). */
-  if (!m.nbd) {
+  /* Neither --nbd-socket nor --nbd-uri: where the server says it listens
+   * (INFO). */
+  if (!m.nbd && !m.nbd_uri) {
     if (sc_nbd_listen_socket (socket, found, sizeof found) != EXIT_SUCCESS)
       return EXIT_FAILURE;
     m.nbd = found;
@@ -699,10 +789,13 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
     sc_cli_error ("%s: %s", m.dir, strerror (errno));
     return EXIT_FAILURE;
   }
-  if (!realpath (m.nbd, absnbd)) {
+  if (m.nbd && !realpath (m.nbd, absnbd)) {
     sc_cli_error ("%s: %s", m.nbd, strerror (errno));
     return EXIT_FAILURE;
   }
+  struct sc_nbd_target nbd = m.nbd_uri
+    ? (struct sc_nbd_target) { .uri = m.nbd_uri }
+    : (struct sc_nbd_target) { .socket = absnbd };
   if (m.recover && !socket) {
     sc_cli_error ("mount --recover needs the server's control socket (-c "
                   "SOCKET, or --diff DIFFAREA of a running server): it "
@@ -712,7 +805,7 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
   if (socket && check_snapshot (socket, m.name, &m.rw) < 0)
     return EXIT_FAILURE;
   if (!socket)
-    m.rw = export_writable (absnbd, m.name);
+    m.rw = export_writable (&nbd, m.name);
   if (m.recover && m.rw) {
     sc_cli_error ("%s is a writable clone: mount it without --recover (it "
                   "is mounted read-write, and its journal replayed in it)",
@@ -747,9 +840,9 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
     m.rw = true;
   }
   if (r == 0)
-    r = have_kernel_nbd ()
+    r = !m.nbd_uri && have_kernel_nbd ()
       ? attach_nbd (absnbd, export, m.rw, statefile, dev, sizeof dev)
-      : attach_fuse (absnbd, export, m.rw, statefile, dev, sizeof dev);
+      : attach_fuse (&nbd, export, m.rw, statefile, dev, sizeof dev);
   if (r == 0)
     r = mount_device (&m, dev, absdir, statefile);
   if (r < 0) {

@@ -3,7 +3,7 @@
  *
  *   shadowcopy verify TARGET [--json]
  *   shadowcopy -c SOCK | --diff DIFF verify TARGET --against SNAPSHOT
- *              --nbd-socket NBDSOCK [--json]
+ *              --nbd-socket NBDSOCK | --nbd-uri URI [--json]
  *
  * Offline, with no server (but for --against):
  *   1. The chain (backup-chain.h, SC_CHAIN_WHOLE): TARGET's manifest,
@@ -60,9 +60,10 @@
 #include "tools/nbd-listen.h"
 
 struct args {
-  const char *target, *against, *nbd_socket;
+  const char *target, *against;
+  struct sc_nbd_target nbd;     /* --nbd-socket or --nbd-uri */
   bool json;
-  char found[128];              /* the NBD socket the server told (INFO) */
+  char found[PATH_MAX];         /* the NBD socket the server told (INFO) */
 };
 
 /* What was found, for the message and --json. */
@@ -85,10 +86,16 @@ parse_args (const struct sc_cli_target *t, int argc, char **argv,
 {
   for (int i = 0; i < argc; i++) {
     const char *s = argv[i];
-    if (strcmp (s, "--against") == 0 || strcmp (s, "--nbd-socket") == 0) {
+    if (strcmp (s, "--against") == 0 || strcmp (s, "--nbd-socket") == 0 ||
+        strcmp (s, "--nbd-uri") == 0) {
       if (i + 1 >= argc)
         return sc_cli_usage_error ("verify: %s needs a value", s);
-      *(s[2] == 'a' ? &a->against : &a->nbd_socket) = argv[++i];
+      if (strcmp (s, "--against") == 0)
+        a->against = argv[++i];
+      else if (strcmp (s, "--nbd-socket") == 0)
+        a->nbd = (struct sc_nbd_target) { .socket = argv[++i] };
+      else
+        a->nbd = (struct sc_nbd_target) { .uri = argv[++i] };
     }
     else if (strcmp (s, "--json") == 0)
       a->json = true;
@@ -107,13 +114,17 @@ parse_args (const struct sc_cli_target *t, int argc, char **argv,
     if (!t->socket && !t->diff)
       return sc_cli_usage_error ("verify --against needs -c SOCKET or "
                                  "--diff DIFFAREA to name the snapshot");
+    char err[1024];
+    if (a->nbd.uri && sc_nbd_uri_check (a->nbd.uri, err, sizeof err) < 0)
+      return sc_cli_usage_error ("verify: %s", err);
     /* Not a name at all is a usage error (2); a valid name that names
      * no snapshot is found out later, an error (1). */
     if (!sc_cli_name_ok (a->against))
       return SC_EXIT_USAGE;
   }
-  else if (a->nbd_socket)
-    return sc_cli_usage_error ("verify: --nbd-socket goes with --against");
+  else if (sc_nbd_target_set (&a->nbd))
+    return sc_cli_usage_error ("verify: --nbd-socket or --nbd-uri goes with "
+                               "--against");
   return EXIT_SUCCESS;
 }
 
@@ -285,21 +296,20 @@ against (const struct sc_cli_target *t, const struct args *a,
   /* Guarded: a kill -9 of the CLI with a read in flight must not abort
    * nbdkit 1.32 (tools/nbd-guard.c). */
   why[0] = '\0';
-  if (!(x.snap = nbd_create ()) ||
-      nbd_set_export_name (x.snap, a->against) < 0)
+  if (!(x.snap = nbd_create ()))
     snprintf (why, sizeof why, "%s", nbd_get_error ());
   else
-    sc_nbd_guard_connect_unix (x.snap, a->nbd_socket, why, sizeof why);
+    sc_nbd_guard_connect (x.snap, &a->nbd, a->against, why, sizeof why);
   if (why[0]) {
     snprintf (o->error, sizeof o->error, "cannot open the export of %s on "
-              "%s: %s", a->against, a->nbd_socket, why);
+              "%s: %s", a->against, sc_nbd_target_text (&a->nbd), why);
     r = -EIO;
     goto out;
   }
   if ((got = nbd_get_size (x.snap)) < 0 || (uint64_t) got != m->volume_size) {
     snprintf (o->error, sizeof o->error, "the export of %s on %s is %" PRId64
               " bytes; the backup's volume is %" PRIu64, a->against,
-              a->nbd_socket, got, m->volume_size);
+              sc_nbd_target_text (&a->nbd), got, m->volume_size);
     r = -EIO;
     goto out;
   }
@@ -418,13 +428,14 @@ sc_cmd_verify (const struct sc_cli_target *t, int argc, char **argv)
   st = parse_args (t, argc, argv, &a);
   if (st != EXIT_SUCCESS)
     return st;
-  /* --against without --nbd-socket: where the server says it listens. */
-  if (a.against && !a.nbd_socket) {
+  /* --against without --nbd-socket or --nbd-uri: where the server says
+   * it listens. */
+  if (a.against && !sc_nbd_target_set (&a.nbd)) {
     char buf[4096];
     if (sc_nbd_listen_socket (sc_cli_target_socket (t, buf, sizeof buf),
                               a.found, sizeof a.found) != EXIT_SUCCESS)
       return EXIT_FAILURE;
-    a.nbd_socket = a.found;
+    a.nbd = (struct sc_nbd_target) { .socket = a.found };
   }
 
   if ((r = sc_chain_open (a.target, SC_CHAIN_WHOLE, &c, o.error,

@@ -46,6 +46,17 @@
  * own DISC): no payload.  A WRITE's payload could be cut anywhere, so
  * connections that write (restore to an NBD URI) are not guarded.
  *
+ * Over TLS or TCP (--nbd-uri).  libnbd makes the connection
+ * (nbd_connect_uri) and the guardian gets a copy of its socket
+ * (nbd_aio_get_fd).  It cannot send NBD_CMD_DISC there: inside TLS only
+ * libnbd's session could write it, and on TCP a 28-byte send is not
+ * queued whole or not at all.  So a guardian whose CLI died only reads
+ * and discards until the server has been silent for
+ * SC_NBD_GUARD_QUIET_MS (the replies of every request in flight sent),
+ * then closes: the server then meets the end of its connection while
+ * waiting for a request, with no reply left to send, which is harmless.
+ * A request slower than that can still meet the nbdkit bug.
+ *
  * How it fails safe.
  * - No guardian can be started (no socketpair, no fork): the connection
  *   is refused with a clear error rather than run unguarded.
@@ -87,6 +98,7 @@
 
 #include "tools/cli.h"
 #include "tools/nbd-guard.h"
+#include "tools/nbd-target.h"
 
 struct sc_nbd_guard {
   pid_t pid;                    /* the guardian */
@@ -174,8 +186,39 @@ guardian_disconnect (int sock)
   }
 }
 
+/* The CLI is gone and the session cannot be ended by a request (TLS,
+ * or TCP: see the notes): every reply is read until the server has been
+ * silent for SC_NBD_GUARD_QUIET_MS (every request in flight answered),
+ * then the socket is closed, at most SC_NBD_GUARD_DRAIN_SECONDS after. */
 static void __attribute__ ((noreturn))
-guardian (int ctl, int sock)
+guardian_drain_quiet (int sock)
+{
+  static char sink[65536];
+  uint64_t end = sc_cli_mono_ms () + SC_NBD_GUARD_DRAIN_SECONDS * 1000u;
+  uint64_t quiet = sc_cli_mono_ms () + SC_NBD_GUARD_QUIET_MS;
+
+  for (;;) {
+    uint64_t now = sc_cli_mono_ms ();
+    if (now >= end)
+      _exit (2);
+    if (now >= quiet)
+      _exit (0);                /* nothing more in flight: close */
+    struct pollfd p = { .fd = sock, .events = POLLIN };
+    int k = poll (&p, 1, (int) ((quiet < end ? quiet : end) - now));
+    if (k < 0 && errno != EINTR)
+      _exit (1);
+    if (k <= 0)
+      continue;
+    ssize_t n = recv (sock, sink, sizeof sink, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+      _exit (0);                /* the server closed: done */
+    if (n > 0)
+      quiet = sc_cli_mono_ms () + SC_NBD_GUARD_QUIET_MS;
+  }
+}
+
+static void __attribute__ ((noreturn))
+guardian (int ctl, int sock, bool disc)
 {
   char c;
   ssize_t n;
@@ -191,6 +234,8 @@ guardian (int ctl, int sock)
     ;
   if (n == 1 && c == GUARD_DISMISS)
     _exit (0);
+  if (!disc)
+    guardian_drain_quiet (sock);
   guardian_disconnect (sock);
 }
 
@@ -224,22 +269,16 @@ connect_unix (const char *path, char *err, size_t errlen)
   return fd;
 }
 
-int
-sc_nbd_guard_connect_unix (struct nbd_handle *h, const char *path,
-                           char *err, size_t errlen)
+/* Start the guardian of h, connected (handshake done) on sock; disc:
+ * whether it may end the session with NBD_CMD_DISC (see the notes). */
+static int
+start_guardian (struct nbd_handle *h, int sock, bool disc, char *err,
+                size_t errlen)
 {
   struct sc_nbd_guard *g;
-  int sock, pair[2], e;
+  int pair[2], e;
   pid_t pid;
 
-  sock = connect_unix (path, err, errlen);
-  if (sock < 0)
-    return sock;
-  /* From here the handle owns sock, even when this fails. */
-  if (nbd_connect_socket (h, sock) < 0) {
-    snprintf (err, errlen, "%s", nbd_get_error ());
-    return -EIO;
-  }
   /* The handshake is done and no request was sent yet: a CLI killed
    * before the guardian exists leaves nothing in flight. */
   if (!(g = malloc (sizeof *g))) {
@@ -256,7 +295,7 @@ sc_nbd_guard_connect_unix (struct nbd_handle *h, const char *path,
   pid = fork ();
   if (pid == 0) {
     close (pair[0]);
-    guardian (pair[1], sock);
+    guardian (pair[1], sock, disc);
   }
   close (pair[1]);
   if (pid < 0) {
@@ -270,6 +309,50 @@ sc_nbd_guard_connect_unix (struct nbd_handle *h, const char *path,
   *g = (struct sc_nbd_guard) { .pid = pid, .ctl = pair[0] };
   nbd_set_private_data (h, (uintptr_t) g);
   return 0;
+}
+
+int
+sc_nbd_guard_connect_unix (struct nbd_handle *h, const char *path,
+                           char *err, size_t errlen)
+{
+  int sock = connect_unix (path, err, errlen);
+
+  if (sock < 0)
+    return sock;
+  /* From here the handle owns sock, even when this fails. */
+  if (nbd_connect_socket (h, sock) < 0) {
+    snprintf (err, errlen, "%s", nbd_get_error ());
+    return -EIO;
+  }
+  return start_guardian (h, sock, true, err, errlen);
+}
+
+int
+sc_nbd_guard_connect (struct nbd_handle *h, const struct sc_nbd_target *t,
+                      const char *name, char *err, size_t errlen)
+{
+  int sock;
+
+  if (!t->uri) {
+    if (nbd_set_export_name (h, name) < 0) {
+      snprintf (err, errlen, "%s", nbd_get_error ());
+      return -EIO;
+    }
+    return sc_nbd_guard_connect_unix (h, t->socket, err, errlen);
+  }
+  if (sc_nbd_target_connect_uri (h, t, name, err, errlen) < 0)
+    return -EIO;
+  sock = nbd_aio_get_fd (h);
+  if (sock < 0) {
+    snprintf (err, errlen, "%s", nbd_get_error ());
+    return -EIO;
+  }
+  /* No program the CLI starts may hold the connection open. */
+  if (fcntl (sock, F_SETFD, FD_CLOEXEC) < 0) {
+    snprintf (err, errlen, "fcntl: %s", strerror (errno));
+    return -errno;
+  }
+  return start_guardian (h, sock, false, err, errlen);
 }
 
 void

@@ -26,9 +26,15 @@
 
 #include <libnbd.h>
 
+#include "tools/nbd-target.h"
+
 /* How long a guardian whose CLI died reads replies before it gives up
  * and closes the socket anyway (a server stuck in a request). */
 #define SC_NBD_GUARD_DRAIN_SECONDS 60
+
+/* Over TLS or TCP, how long the server must have been silent before a
+ * guardian whose CLI died closes the connection (nbd-guard.c). */
+#define SC_NBD_GUARD_QUIET_MS 3000
 
 /* The name the guardian shows in ps (its comm). */
 #define SC_NBD_GUARD_NAME "sc-nbd-guard"
@@ -42,6 +48,14 @@
  * connected: the guardian could not be started). */
 int sc_nbd_guard_connect_unix (struct nbd_handle *h, const char *path,
                                char *err, size_t errlen);
+
+/* Connect h (meta contexts... already set) to export name of target t,
+ * guarded: on its Unix socket as above, or by its URI (libnbd makes
+ * the connection, TLS included, and the guardian holds a copy of its
+ * socket).  The same rules as sc_nbd_guard_connect_unix. */
+int sc_nbd_guard_connect (struct nbd_handle *h,
+                          const struct sc_nbd_target *t, const char *name,
+                          char *err, size_t errlen);
 
 /* End a connection cleanly: nbd_shutdown (the replies of any request
  * still in flight are read), nbd_close, then its guardian, if it has
