@@ -74,13 +74,15 @@ sc_nbd_listen_socket (const char *control, char *path, size_t len)
   }
   if (!v.listen[0]) {
     sc_cli_error ("the server on %s does not say where it serves NBD: "
-                  "give --nbd-socket NBDSOCK", control);
+                  "give --nbd-socket NBDSOCK or --nbd-uri URI", control);
     return EXIT_FAILURE;
   }
   r = sc_nbd_uri_unix_socket (v.listen, path, len);
   if (r < 0) {
     sc_cli_error ("the server on %s serves NBD at %s, not on a Unix "
-                  "socket: give --nbd-socket NBDSOCK", control, v.listen);
+                  "socket: give --nbd-uri with that address (and its TLS "
+                  "key: tls-psk-file= or tls-certificates=)", control,
+                  v.listen);
     return EXIT_FAILURE;
   }
   return EXIT_SUCCESS;
