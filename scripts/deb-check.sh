@@ -199,8 +199,8 @@ say "nbdkit shadowcopy --dump-plugin:"
 grep -E '^(path|shadowcopy_[a-z_]+)=' "$tmp/dump" | sed 's/^/  /'
 
 t=$(date +%s)
-if ! SHADOWCOPY_INSTALLED=1 TMPDIR=$tmp "$root/scripts/demo.sh" \
-     >"$tmp/demo.log" 2>&1; then
+if ! SHADOWCOPY_INSTALLED=1 SHADOWCOPY_CLI=/usr/bin/shadowcopy TMPDIR=$tmp \
+     "$root/scripts/demo.sh" >"$tmp/demo.log" 2>&1; then
   tail -n 40 "$tmp/demo.log" >&2
   fail "the demo against the installed files failed"
 fi
