@@ -55,6 +55,11 @@ installed_packages() {          # one "name:arch" a line, sorted
     awk '$1 ~ /^.i/ { print $2 }' | sort
 }
 
+# The lock keeps two runs on this machine (two work trees) apart: both
+# would install and purge the same packages.
+exec 9>"${TMPDIR:-/tmp}/shadowcopy-deb-check.lock"
+flock -w 900 9 || fail "another deb-check held its lock for 15 minutes"
+
 ./scripts/deps.sh >/dev/null
 for p in "${packages[@]}"; do
   if present "$p"; then
@@ -87,11 +92,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# The lock keeps two runs on this machine (two work trees) apart: both
-# would install and purge the same packages.
-exec 9>"${TMPDIR:-/tmp}/shadowcopy-deb-check.lock"
-flock -w 900 9 || fail "another deb-check held its lock for 15 minutes"
 
 # 1. A clean copy of the tree.
 git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
