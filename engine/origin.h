@@ -105,4 +105,10 @@ bool sc_origin_is_hole (struct sc_origin *o, uint64_t off, uint64_t len);
  * it only for data transfers, never close it. */
 int sc_origin_fd (const struct sc_origin *o);
 
+
+/* The kinds of origin this build can open, as a comma list (what
+ * `nbdkit shadowcopy --dump-plugin` reports as shadowcopy_origin_backends):
+ * one name per origin-*.c file above. */
+#define SC_ORIGIN_BACKENDS "file"
+
 #endif

@@ -28,6 +28,17 @@
 
 struct sc_volume;
 
+/* What the volume and its control server do, as a comma list (what
+ * `nbdkit shadowcopy --dump-plugin` reports as shadowcopy_features):
+ * snapshots, checkpoints (data-less points for changed-block tracking),
+ * writable clones, revert of the live volume to a snapshot, changed-block
+ * tracking between points (DIFF), snapshot creation in steps with held
+ * writes (BEGIN/HOLD/COMMIT), scrubbing, and space policies (diff-max,
+ * max-snapshots, RESIZE).  Add a name here with a feature. */
+#define SC_VOLUME_FEATURES \
+  "snapshots,checkpoints,clones,revert,changed-blocks,staged-create," \
+  "scrub,space-policy"
+
 struct sc_volume_config {
   const char *origin_path;      /* existing file or block device */
   const char *diff_path;        /* diff-area file, created when missing */

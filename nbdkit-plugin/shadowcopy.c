@@ -25,9 +25,11 @@
 #include <nbdkit-plugin.h>
 
 #include "cow/fault.h"
+#include "cow/format.h"
 #include "cow/io.h"
 #include "engine/control-protocol.h"
 #include "engine/control.h"
+#include "engine/origin.h"
 #include "engine/volume.h"
 #include "nbdkit-plugin/access.h"
 #include "nbdkit-plugin/parameters.h"
@@ -531,6 +533,21 @@ shadowcopy_extents (void *handle, uint32_t count, uint64_t offset,
   return r < 0 ? fail (h, "extents", count, offset, r) : 0;
 }
 
+/* nbdkit shadowcopy --dump-plugin: what this build is, for packagers and
+ * admins (key=value lines after nbdkit's own).  shadowcopy_io_uring says
+ * whether a ring could be made here and now (no: the kernel or a seccomp
+ * policy refuses io_uring, or SHADOWCOPY_NO_URING=1; then pread/pwrite). */
+static void
+shadowcopy_dump_plugin (void)
+{
+  printf ("shadowcopy_version=%s\n", PACKAGE_VERSION);
+  printf ("shadowcopy_format_version=%d\n", SC_FORMAT_VERSION);
+  printf ("shadowcopy_format_version_min=%d\n", SC_FORMAT_VERSION_MIN);
+  printf ("shadowcopy_features=%s\n", SC_VOLUME_FEATURES);
+  printf ("shadowcopy_origin_backends=%s\n", SC_ORIGIN_BACKENDS);
+  printf ("shadowcopy_io_uring=%s\n", sc_io_uring_active () ? "yes" : "no");
+}
+
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 static struct nbdkit_plugin plugin = {
@@ -543,6 +560,7 @@ static struct nbdkit_plugin plugin = {
   .config_complete    = plugin_config_complete,
   .config_help        = plugin_config_help,
   .magic_config_key   = NULL,
+  .dump_plugin        = shadowcopy_dump_plugin,
   .get_ready          = shadowcopy_get_ready,
   .preconnect         = shadowcopy_preconnect,
   .after_fork         = shadowcopy_after_fork,

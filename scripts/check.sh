@@ -6,7 +6,11 @@
 #      drive a real nbdkit with real NBD clients;
 #   3. the unit tests again under AddressSanitizer and UBSan, built with
 #      --enable-sanitizers from a clean copy of the sources in build-san/
-#      (a configured source tree cannot also host a VPATH build).
+#      (a configured source tree cannot also host a VPATH build);
+#   4. the libFuzzer harnesses (tests/fuzz/run.sh);
+#   5. the Debian packages (scripts/deb-check.sh): built from a clean copy
+#      of the tree, lintian, installed, `nbdkit shadowcopy --dump-plugin`
+#      and the demo against the installed files, purged again.
 # After each run it prints the Criterion and automake summaries; on
 # failure, the logs of the failing tests.  Exit status 0 only if all passed.
 #
@@ -127,6 +131,16 @@ else
   status=1
 fi
 elapsed "fuzzing" "$t"
+
+heading "Debian packages (scripts/deb-check.sh)"
+t=$(date +%s)
+if ./scripts/deb-check.sh; then
+  echo "Debian packages: built, lintian clean, installed, tested, purged"
+else
+  echo "Debian package check FAILED"
+  status=1
+fi
+elapsed "Debian package check" "$t"
 
 if [[ $status -eq 0 ]]; then
   heading "All tests passed"

@@ -9,6 +9,12 @@
 # of the live disk to the snapshot, undone again.
 #
 # Usage: scripts/demo.sh        (exit status 0 only if every check passed)
+#        SHADOWCOPY_INSTALLED=1 scripts/demo.sh
+#                               the same with the installed files (the Debian
+#                               packages, or `make install`): no build, the
+#                               plugin run by name (`nbdkit shadowcopy`) from
+#                               nbdkit's plugin directory, and
+#                               /usr/bin/shadowcopy (or SHADOWCOPY_CLI)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,8 +24,14 @@ cd "$root"
 # which another python3 earlier in PATH (pyenv, a venv) would not have.
 export PATH="/usr/bin:$PATH"
 
-plugin=./.libs/nbdkit-shadowcopy-plugin.so
-cli=./tools/shadowcopy
+installed=${SHADOWCOPY_INSTALLED:-0}
+if [[ $installed == 1 ]]; then
+  plugin=shadowcopy
+  cli=${SHADOWCOPY_CLI:-/usr/bin/shadowcopy}
+else
+  plugin=./.libs/nbdkit-shadowcopy-plugin.so
+  cli=./tools/shadowcopy
+fi
 
 step=0
 heading() {
@@ -94,14 +106,23 @@ expect_text() {                 # WHAT URI EXPECTED
   [[ $got == "$3" ]] || fail "$1 should read \"$3\""
 }
 
-heading "Build (installs missing Debian packages; log shown on failure)"
-if ! ./scripts/build.sh >"$tmp/build.log" 2>&1; then
-  tail -n 60 "$tmp/build.log" >&2
-  fail "the build failed"
+if [[ $installed == 1 ]]; then
+  heading "Use the installed plugin and CLI (SHADOWCOPY_INSTALLED=1)"
+  [[ -x $cli ]] || fail "$cli is not installed"
+  nbdkit "$plugin" --dump-plugin >"$tmp/dump" 2>&1 ||
+    fail "nbdkit does not find the installed plugin: $(cat "$tmp/dump")"
+  grep '^path=' "$tmp/dump" | indent
+  echo "  CLI: $cli"
+else
+  heading "Build (installs missing Debian packages; log shown on failure)"
+  if ! ./scripts/build.sh >"$tmp/build.log" 2>&1; then
+    tail -n 60 "$tmp/build.log" >&2
+    fail "the build failed"
+  fi
+  [[ -f $plugin ]] || fail "the build did not produce $plugin"
+  [[ -x $cli ]] || fail "the build did not produce $cli"
+  echo "  built $plugin and $cli"
 fi
-[[ -f $plugin ]] || fail "the build did not produce $plugin"
-[[ -x $cli ]] || fail "the build did not produce $cli"
-echo "  built $plugin and $cli"
 
 heading "Make a 64 MiB origin disk (a sparse file) in a temporary directory"
 echo "  DEMO=$tmp"

@@ -12,6 +12,12 @@ build_packages=(
   build-essential autoconf automake libtool pkg-config
   nbdkit nbdkit-plugin-dev libnbd-dev liburing-dev libcriterion-dev
 )
+# To build the Debian packages and check them (scripts/deb-check.sh):
+# debhelper (with dh-autoreconf), lintian; dpkg-dev comes with
+# build-essential (no fakeroot: debian/control says Rules-Requires-Root: no).
+deb_packages=(
+  debhelper lintian
+)
 # To test and for the demo: nbdsh, nbdinfo, nbdcopy, nbdfuse (libnbd-bin,
 # python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck (ext4, XFS), clang
 # with its fuzzing runtime for the libFuzzer harnesses, and strace and
@@ -35,13 +41,13 @@ say() { printf 'deps: %s\n' "$*" >&2; }
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   say "dpkg-query not found: this is not Debian; install the equivalents of"
-  say "  ${build_packages[*]} ${test_packages[*]}"
+  say "  ${build_packages[*]} ${test_packages[*]} ${deb_packages[*]}"
   say "yourself.  Continuing."
   exit 0
 fi
 
 missing=()
-for pkg in "${build_packages[@]}" "${test_packages[@]}"; do
+for pkg in "${build_packages[@]}" "${test_packages[@]}" "${deb_packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   if [[ $status != "install ok installed" ]]; then
     missing+=("$pkg")
