@@ -173,6 +173,24 @@ done
 for f in /usr/bin/shadowcopy /usr/share/man/man1/shadowcopy.1.gz; do
   dpkg -L shadowcopy | grep -qxF "$f" || fail "shadowcopy does not ship $f"
 done
+# The service: its units and the configuration directory (make install's).
+units=()
+for u in shadowcopy@.service shadowcopy-snapshot@.service \
+         shadowcopy-snapshot@.timer; do
+  f=$(dpkg -L shadowcopy | grep -E "/systemd/system/$u\$" | head -n 1)
+  [[ -n $f ]] || fail "shadowcopy does not ship the unit $u"
+  units+=("$f")
+done
+for f in /etc/shadowcopy/shadowcopy.conf.example /etc/shadowcopy/writers.d; do
+  dpkg -L shadowcopy | grep -qxF "$f" || fail "shadowcopy does not ship $f"
+done
+if command -v systemd-analyze >/dev/null 2>&1; then
+  systemd-analyze verify "${units[@]}" >"$tmp/verify" 2>&1 ||
+    fail "systemd-analyze verify of the installed units: $(cat "$tmp/verify")"
+  [[ ! -s $tmp/verify ]] ||
+    fail "systemd-analyze verify of the installed units: $(cat "$tmp/verify")"
+  say "installed units pass systemd-analyze verify: ${units[*]##*/}"
+fi
 [[ -x /usr/bin/shadowcopy ]] || fail "/usr/bin/shadowcopy is not executable"
 /usr/bin/shadowcopy --help >/dev/null 2>&1 ||
   fail "/usr/bin/shadowcopy --help failed"
