@@ -91,7 +91,7 @@ tls=require
 tls-psk=$TMP/psk file
 CONF
 out=$(SHADOWCOPY_PLUGIN= "$S" serve net --dry-run) || fail "serve net --dry-run"
-want="nbdkit --foreground -i 127.0.0.1 -p 10999 --tls=require '--tls-psk=$TMP/psk file' shadowcopy config=$SHADOWCOPY_CONFDIR/net.conf"
+want="nbdkit --foreground -i 127.0.0.1 -p 10999 --tls=require '--tls-psk=$TMP/psk file' shadowcopy config=$SHADOWCOPY_CONFDIR/net.conf control=/run/shadowcopy/net.ctl"
 [ "$out" = "$want" ] || fail "serve net --dry-run printed '$out', not '$want'"
 rm "$SHADOWCOPY_CONFDIR/net.conf"
 
@@ -242,5 +242,37 @@ sc_create t1
     fail "backup without --nbd-socket from nbdkit -U"
 cmp "$TMP/t1.img" "$TMP/disk2" || fail "the backup of t1 is not disk2"
 stop_server
+
+# A volume file with neither control= nor listen= (the shipped example,
+# the README's): serve tells the plugin the defaults, so --volume and
+# status (which look at RUNDIR/VOLUME.ctl) reach it.  SHADOWCOPY_RUNDIR
+# stands for /run/shadowcopy.
+export SHADOWCOPY_RUNDIR=$TMP/rd
+make_disk "$TMP/disk3" 4M
+printf 'disk = %s\ndiff = %s\n' "$TMP/disk3" "$TMP/var/dflt.diff" \
+    > "$SHADOWCOPY_CONFDIR/dflt.conf"
+out=$("$S" serve dflt --dry-run) || fail "serve dflt --dry-run failed"
+want="nbdkit --foreground -U $TMP/rd/dflt.nbd --tls=off $SHADOWCOPY_PLUGIN config=$SHADOWCOPY_CONFDIR/dflt.conf control=$TMP/rd/dflt.ctl listen=unix:$TMP/rd/dflt.nbd"
+[ "$out" = "$want" ] || fail "serve dflt --dry-run printed '$out', not '$want'"
+"$S" serve dflt >> "$TMP/serve.log" 2>&1 &
+SERVE_PID=$!
+_SERVER_PIDS+=("$SERVE_PID")
+for ((i = 0; i < 100; i++)); do
+    [ -S "$TMP/var/dflt.diff.sock" ] || [ -S "$TMP/rd/dflt.ctl" ] && break
+    kill -0 "$SERVE_PID" 2>/dev/null ||
+        fail "serve dflt exited: $(tail -n 5 "$TMP/serve.log")"
+    sleep 0.1
+done
+sleep 0.3
+"$S" --volume dflt create d1 > /dev/null ||
+    fail "--volume dflt: the default control socket does not answer ($(ls "$TMP/rd" "$TMP/var"))"
+[ "$("$S" --volume dflt list --json | json '[s["name"] for s in d]')" = d1 ] ||
+    fail "--volume dflt list"
+out=$("$S" status) || fail "status with dflt"
+echo "$out" | grep -Eq "^dflt +running +1 .*nbd\+unix:///\?socket=$TMP/rd/dflt.nbd\$" ||
+    fail "status does not show dflt running: $out"
+[ ! -e "$TMP/var/dflt.diff.sock" ] || fail "a control socket at DIFF.sock too"
+stop_vol TERM
+unset SHADOWCOPY_RUNDIR
 
 [ -z "${units_skipped:-}" ] || exit 77

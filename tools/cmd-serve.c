@@ -12,11 +12,14 @@
  *
  *   nbdkit --foreground -U PATH | -i HOST -p PORT [--tls=...]
  *          [--tls-certificates=DIR] [--tls-psk=FILE] shadowcopy config=FILE
+ *          [control=RUNDIR/VOLUME.ctl] [listen=unix:RUNDIR/VOLUME.nbd]
  *
  * so that systemd watches nbdkit itself.  nbdkit is found in PATH
  * ($SHADOWCOPY_NBDKIT overrides it) and the plugin by its name
  * ($SHADOWCOPY_PLUGIN: a path to the .so, for tests).  --dry-run prints
- * the command and does nothing.
+ * the command and does nothing.  control= and listen= are added when
+ * the file has none: their defaults (volume-conf.h) are where --volume,
+ * status and the snapshot unit look.
  */
 #include <config.h>
 
@@ -189,6 +192,7 @@ sc_cmd_serve (const struct sc_cli_target *t, int argc, char **argv)
   struct sc_volume_conf vc;
   char err[8192], conf[PATH_MAX], port[16];
   char tls[32], certs[PATH_MAX + 32], psk[PATH_MAX + 32], config[PATH_MAX + 8];
+  char control[sizeof vc.control + 16], listen[sizeof vc.listen.path + 16];
   const char *args[ARGS_MAX];
   size_t n = 0;
   int st = parse_serve_args (argc, argv, &a);
@@ -239,6 +243,18 @@ sc_cmd_serve (const struct sc_cli_target *t, int argc, char **argv)
   args[n++] = plugin && *plugin ? plugin : "shadowcopy";
   snprintf (config, sizeof config, "config=%s", conf);
   args[n++] = config;
+  /* The defaults the CLI finds the volume by (--volume, status, the
+   * snapshot unit: sc_volume_conf_load) are told to the plugin, whose
+   * own default control socket would be DIFF.sock.  Only when the file
+   * has no such key: a key twice is refused. */
+  if (vc.control_default) {
+    snprintf (control, sizeof control, "control=%s", vc.control);
+    args[n++] = control;
+  }
+  if (vc.listen_default) {
+    snprintf (listen, sizeof listen, "listen=unix:%s", vc.listen.path);
+    args[n++] = listen;
+  }
   args[n] = NULL;
 
   if (a.dry_run) {

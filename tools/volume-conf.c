@@ -16,6 +16,14 @@ sc_volume_conf_dir (void)
   return d && *d ? d : SC_SYSCONFDIR "/shadowcopy";
 }
 
+const char *
+sc_volume_run_dir (void)
+{
+  const char *d = getenv ("SHADOWCOPY_RUNDIR");
+
+  return d && *d ? d : SC_RUN_DIR;
+}
+
 int
 sc_volume_name_ok (const char *name)
 {
@@ -73,8 +81,11 @@ sc_volume_conf_load (const char *name, const char *path,
   }
   if (e)
     snprintf (vc->control, sizeof vc->control, "%s", e->value);
-  else
-    snprintf (vc->control, sizeof vc->control, SC_RUN_DIR "/%s.ctl", name);
+  else {
+    snprintf (vc->control, sizeof vc->control, "%s/%s.ctl",
+              sc_volume_run_dir (), name);
+    vc->control_default = 1;
+  }
   e = sc_config_get (&vc->cf, "listen");
   if (e && sc_listen_parse (e->value, &vc->listen, why, sizeof why) < 0) {
     snprintf (err, errlen, "volume %s: %s:%u: %s", name, vc->path, e->line,
@@ -83,8 +94,15 @@ sc_volume_conf_load (const char *name, const char *path,
   }
   if (!e) {
     vc->listen.kind = SC_LISTEN_UNIX;
-    snprintf (vc->listen.path, sizeof vc->listen.path, SC_RUN_DIR "/%s.nbd",
-              name);
+    if ((size_t) snprintf (vc->listen.path, sizeof vc->listen.path,
+                           "%s/%s.nbd", sc_volume_run_dir (), name)
+        >= sizeof vc->listen.path || vc->listen.path[0] != '/') {
+      snprintf (err, errlen, "volume %s: the default socket %s/%s.nbd: not "
+                "an absolute path of at most %d bytes", name,
+                sc_volume_run_dir (), name, SC_LISTEN_PATH_MAX);
+      goto fail;
+    }
+    vc->listen_default = 1;
   }
   e = sc_config_get (&vc->cf, "tls");
   vc->tls = e ? e->value : "off";

@@ -20,15 +20,22 @@ struct sc_volume_conf {
   char path[4096];              /* the file */
   struct sc_config_file cf;
   const char *disk, *diff;      /* in cf */
-  char control[4096];           /* control=, or /run/shadowcopy/NAME.ctl */
-  struct sc_listen_address listen;  /* listen=, or unix:/run/shadowcopy/
-                                       NAME.nbd */
+  char control[4096];           /* control=, or RUNDIR/NAME.ctl */
+  struct sc_listen_address listen;  /* listen=, or unix:RUNDIR/NAME.nbd */
+  int control_default, listen_default;  /* 1: not in the file (serve
+                                           passes them to the plugin) */
   const char *tls;              /* off, on, require; "off" when not set */
   const char *tls_certificates, *tls_psk;   /* or NULL */
 };
 
 /* The directory of the volumes' files. */
 const char *sc_volume_conf_dir (void);
+
+/* The directory of the volumes' default sockets: /run/shadowcopy, or
+ * $SHADOWCOPY_RUNDIR when set (tests).  serve, --volume, status and the
+ * snapshot unit all find a volume's sockets through sc_volume_conf_load,
+ * which uses it. */
+const char *sc_volume_run_dir (void);
 
 /* Whether NAME can name a volume: 1 to 64 of [A-Za-z0-9._-], not
  * starting with '.' or '-'. */
