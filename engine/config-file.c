@@ -185,8 +185,10 @@ sc_config_read (const char *path, struct sc_config_file *out, char *err,
                 size_t errlen)
 {
   struct stat st;
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  int r;
+  /* O_NONBLOCK: a FIFO (or a device) would block open() until a writer
+   * came; it is refused below instead, and cleared for a regular file. */
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int r, fl;
 
   if (fd == -1)
     return fail (-errno, err, errlen, path, " %s", strerror (errno));
@@ -198,6 +200,12 @@ sc_config_read (const char *path, struct sc_config_file *out, char *err,
   if (!S_ISREG (st.st_mode)) {
     close (fd);
     return fail (-EINVAL, err, errlen, path, " not a regular file");
+  }
+  if ((fl = fcntl (fd, F_GETFL)) == -1 ||
+      fcntl (fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+    r = -errno;
+    close (fd);
+    return fail (r, err, errlen, path, " %s", strerror (-r));
   }
   if (st.st_size > (off_t) FILE_MAX) {
     close (fd);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -135,4 +136,20 @@ Test (config_file, read_parses_a_file)
   cr_assert_str_eq (sc_config_get (&cf, "disk")->value, "/x");
   cr_assert_str_eq (cf.path, path);
   sc_config_free (&cf);
+}
+
+/* A FIFO with no writer (or any file whose open() would block) is
+ * refused at once, not waited on: status reads every VOLUME.conf. */
+Test (config_file, read_refuses_a_fifo_without_blocking, .timeout = 5)
+{
+  char dir[] = "/tmp/unit-config-XXXXXX", path[64];
+  cr_assert_not_null (mkdtemp (dir));
+  snprintf (path, sizeof path, "%s/v.conf", dir);
+  cr_assert_eq (mkfifo (path, 0600), 0);
+  struct sc_config_file cf;
+  int r = sc_config_read (path, &cf, err, sizeof err);
+  unlink (path);
+  rmdir (dir);
+  cr_assert_eq (r, -EINVAL);
+  cr_assert_str_eq (err + strlen (path), ": not a regular file");
 }
