@@ -73,3 +73,13 @@ expect 1 "this needs a running server; nobody listens on $CTL \(is nbdkit runnin
 # Offline, --diff still works.
 "$SHADOWCOPY_CLI" --diff "$diff" list | grep -q s1 || fail "offline list lost s1"
 log "usage errors name -c and --diff and what was wrong"
+
+# --help names the volume files' directory this build reads (configure's
+# sysconfdir: /usr/local/etc by default), the one serve looks in.
+rc=0; err=$(env -u SHADOWCOPY_CONFDIR "$SHADOWCOPY_CLI" serve no-such-vol \
+            --dry-run 2>&1) || rc=$?
+confdir=$(echo "$err" | sed -n 's|.*volume no-such-vol: \(/.*\)/no-such-vol\.conf:.*|\1|p')
+[ -n "$confdir" ] || fail "serve of a missing volume: $err"
+"$SHADOWCOPY_CLI" --help | grep -qx " *$confdir" ||
+    fail "--help does not name $confdir: $("$SHADOWCOPY_CLI" --help | grep -A2 'DIR:')"
+log "--help names $confdir"

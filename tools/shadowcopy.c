@@ -120,8 +120,13 @@ usage (void)
           "      without --nbd-socket, the socket the server tells, -c)\n"
           "  serve VOLUME [--config FILE] [--dry-run]\n"
           "                            run nbdkit for VOLUME as its file\n"
-          "                            (DIR/VOLUME.conf) says; DIR: /etc/\n"
-          "                            shadowcopy or $SHADOWCOPY_CONFDIR\n"
+          "                            (DIR/VOLUME.conf) says; DIR:\n");
+  /* The compiled-in directory (configure's sysconfdir): /etc/shadowcopy
+   * for the Debian packages, /usr/local/etc/shadowcopy by default. */
+  printf ("                            %s/shadowcopy\n"
+          "                            or $SHADOWCOPY_CONFDIR\n",
+          SC_SYSCONFDIR);
+  printf (
           "  status [--json]           every configured volume: running or\n"
           "                            not, snapshots, diff-area use\n"
           "  list [--json]             list the snapshots, oldest first\n"
