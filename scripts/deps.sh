@@ -30,11 +30,12 @@ deb_packages=(
 # cluster, which the test does not use).  systemd: systemd-analyze
 # verifies the service units (and its pkg-config file names their
 # directory).  certtool and psktool (gnutls-bin) for the TLS tests'
-# throwaway CA and keys.
+# throwaway CA and keys.  iproute2: ss, the README's stale-socket check
+# (test-readme-restart.sh runs it).
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
   clang libclang-rt-14-dev strace gdb xfsprogs
-  nbd-client postgresql systemd gnutls-bin
+  nbd-client postgresql systemd gnutls-bin iproute2
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

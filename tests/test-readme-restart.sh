@@ -6,9 +6,10 @@
 # removed first.  The commands are taken from README.md's "Starting the
 # server" block, with the paths made this test's: the guard line that
 # removes a stale socket, then nbdkit.  The guard never removes the
-# socket of a server that answers.
+# socket of a running server, even one that refuses the caller (TLS,
+# allow-uid=).
 . "$(dirname "$0")/functions.sh"
-requires nbdinfo pgrep
+requires nbdinfo pgrep ss
 
 readme=$abs_top_srcdir/README.md
 [ -f "$readme" ] || hard_error "no README.md at $readme"
@@ -95,6 +96,40 @@ want_snapshot=kept
 bash -c "$guard" >>"$SERVER_LOG" 2>&1 || true
 [ -S "$sock" ] || fail "the README's guard removed the socket of a running server"
 serves || fail "the server stopped serving after the README's guard ran"
+
+# Nor that of a running server that refuses the guard's caller: TLS
+# (--tls=on: the live export is TLS-only by default, tls-for=write) and
+# allow-uid= not naming the caller.  The guard asks only whether a socket
+# listens there.
+. "$(dirname "$0")/tls-functions.sh"
+make_psk "$TMP/k.psk" alice
+other_uid=$(( $(id -u) + 4242 ))
+make_disk "$TMP/refusing.img" 4M
+sock2=$TMP/refusing.sock
+guard2=$(printf '%s\n' "$guard" | sed "s|$sock|$sock2|g")
+for case in "tls-on:--tls=on --tls-psk=$TMP/k.psk:" \
+            "allow-uid::allow-uid=$other_uid"; do
+    name=${case%%:*}; rest=${case#*:}; opts=${rest%%:*}; pargs=${rest#*:}
+    rm -f "$TMP/refusing.diff"*
+    # shellcheck disable=SC2086
+    nbdkit -f -U "$sock2" $opts "$SHADOWCOPY_PLUGIN" disk="$TMP/refusing.img" \
+        diff="$TMP/refusing.diff" $pargs >>"$SERVER_LOG" 2>&1 &
+    rpid=$!
+    _SERVER_PIDS+=("$rpid")
+    for ((i = 0; i < 100; i++)); do
+        [ -S "$sock2" ] && [ -S "$TMP/refusing.diff.sock" ] && break
+        kill -0 "$rpid" 2>/dev/null || fail "$name: nbdkit exited"
+        sleep 0.1
+    done
+    ! nbdinfo --can connect "nbd+unix:///?socket=$sock2" 2>/dev/null ||
+        fail "$name: the server does not refuse plain nbdinfo (nothing tested)"
+    bash -c "$guard2" >>"$SERVER_LOG" 2>&1 || true
+    [ -S "$sock2" ] ||
+        fail "$name: the README's guard removed the socket of a running server"
+    kill "$rpid"; wait "$rpid" 2>/dev/null || true; _forget_pid "$rpid"
+    rm -f "$sock2"
+    log "the guard keeps a running server's socket ($name)"
+done
 
 # What the guard is for: nbdkit alone does not start over the old socket.
 stop_with TERM
