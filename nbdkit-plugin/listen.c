@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "nbdkit-plugin/listen.h"
@@ -65,67 +66,153 @@ plugin_listen_uri (const struct sc_listen_address *a, bool tls, char *uri,
   return n < 0 || (size_t) n >= len - pos ? -ENAMETOOLONG : 0;
 }
 
-/* nbdkit's options (nbdkit 1.32) that take an argument. */
-static bool
-short_takes_arg (char c)
-{
-  return c && strchr ("DegiPptUu", c);
-}
+/* nbdkit 1.32's options (`nbdkit --short-options`, `--long-options`).
+ * Anything else (an abbreviation such as --uni, an option of a later
+ * nbdkit) makes the address unknown: guessing would send clients to the
+ * wrong place. */
+static const char short_with_arg[] = "DegiPptUu";
+static const char short_flags[] = "46fnorsvV";
 
 static const char *const long_with_arg[] = {
-  "debug", "exportname", "filter", "group", "ipaddr", "log",
-  "mask-handshake", "pidfile", "port", "run", "selinux-label", "threads",
-  "tls", "tls-certificates", "tls-psk", "unix", "user", NULL,
+  "debug", "export", "export-name", "exportname", "filter", "group",
+  "ip-addr", "ipaddr", "log", "mask-handshake", "pid-file", "pidfile",
+  "port", "run", "selinux-label", "threads", "tls", "tls-certificates",
+  "tls-psk", "unix", "user", NULL,
+};
+static const char *const long_flags[] = {
+  "ipv4-only", "ipv6-only", "dump-config", "dump-plugin",
+  "exit-with-parent", "foreground", "no-fork", "help", "new-style",
+  "newstyle", "no-sr", "old-style", "oldstyle", "read-only", "readonly",
+  "single", "stdin", "swap", "tls-verify-peer", "verbose", "version",
+  "vsock", NULL,
 };
 
 static bool
-long_takes_arg (const char *name, size_t n)
+in_list (const char *const *list, const char *name, size_t n)
 {
-  for (size_t i = 0; long_with_arg[i]; i++)
-    if (strlen (long_with_arg[i]) == n &&
-        strncmp (long_with_arg[i], name, n) == 0)
+  for (size_t i = 0; list[i]; i++)
+    if (strlen (list[i]) == n && strncmp (list[i], name, n) == 0)
       return true;
   return false;
 }
 
-int
-plugin_listen_from_argv (int argc, char *const *argv, char *uri, size_t len)
+static bool
+is_long (const char *name, size_t n, const char *want)
 {
-  const char *unix_path = NULL, *port = NULL, *ipaddr = NULL;
-  bool tls = false, vsock = false, run = false;
+  return strlen (want) == n && strncmp (name, want, n) == 0;
+}
 
+/* What the options say, in short letters: U p i T (--tls) R (--run)
+ * s (-s, --single, --stdin) K (--vsock, which has no letter) 4 6. */
+struct seen {
+  const char *unix_path, *port, *ipaddr, *tls;
+  bool run, stdin_, vsock, ip_family, twice;
+};
+
+static void
+note (struct seen *s, char opt, const char *val)
+{
+  const char **slot = opt == 'U' ? &s->unix_path : opt == 'p' ? &s->port
+                      : opt == 'i' ? &s->ipaddr : opt == 'T' ? &s->tls
+                      : NULL;
+  if (slot) {
+    if (*slot)
+      s->twice = true;          /* which one nbdkit keeps: not guessed */
+    *slot = val;
+  }
+  else if (opt == 'R')
+    s->run = true;
+  else if (opt == 's')
+    s->stdin_ = true;
+  else if (opt == 'K')
+    s->vsock = true;
+  else if (opt == '4' || opt == '6')
+    s->ip_family = true;
+}
+
+/* 1: on (or require), 0: off, -1: not a value nbdkit's --tls takes as we
+ * know it. */
+static int
+tls_value (const char *v)
+{
+  static const char *const on[] = { "on", "require", "yes", "true", "1",
+                                     NULL };
+  static const char *const off[] = { "off", "no", "false", "0", NULL };
+  for (size_t i = 0; on[i]; i++)
+    if (strcasecmp (v, on[i]) == 0)
+      return 1;
+  for (size_t i = 0; off[i]; i++)
+    if (strcasecmp (v, off[i]) == 0)
+      return 0;
+  return -1;
+}
+
+int
+plugin_listen_from_argv (int argc, char *const *argv, char *const *envp,
+                         char *uri, size_t len)
+{
+  struct seen s = { NULL };
+  bool operands = false, posix = false;
+
+  for (size_t i = 0; envp && envp[i]; i++) {
+    /* Socket activation: nbdkit listens on the sockets it was given. */
+    if (strncmp (envp[i], "LISTEN_FDS=", 11) == 0 ||
+        strncmp (envp[i], "LISTEN_PID=", 11) == 0)
+      return 0;
+    if (strncmp (envp[i], "POSIXLY_CORRECT=", 16) == 0)
+      posix = true;
+  }
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *name, *val = NULL;
+    const char *a = argv[i], *val = NULL;
     char opt;
 
-    if (strcmp (a, "--") == 0 || a[0] != '-' || a[1] == '\0')
-      break;                    /* the plugin's name: nbdkit's options end */
+    if (strcmp (a, "--") == 0)
+      break;                    /* the rest: the plugin's and its keys */
+    if (a[0] != '-' || a[1] == '\0') {
+      operands = true;          /* the plugin, its keys: nbdkit (getopt)
+                                   still takes options after them */
+      continue;
+    }
+    if (operands && posix)
+      return 0;                 /* getopt would stop at the first operand */
     if (a[1] == '-') {
-      name = a + 2;
+      const char *name = a + 2;
       const char *eq = strchr (name, '=');
       size_t n = eq ? (size_t) (eq - name) : strlen (name);
-      if (strncmp (name, "vsock", n) == 0 && n == 5)
-        vsock = true;
-      if (!long_takes_arg (name, n))
+      if (in_list (long_flags, name, n)) {
+        if (eq)
+          return 0;
+        opt = is_long (name, n, "vsock") ? 'K'
+            : is_long (name, n, "single") || is_long (name, n, "stdin") ? 's'
+            : is_long (name, n, "ipv4-only") ? '4'
+            : is_long (name, n, "ipv6-only") ? '6' : 0;
+        note (&s, opt, NULL);
         continue;
+      }
+      if (!in_list (long_with_arg, name, n))
+        return 0;               /* an abbreviation, or unknown */
       if (eq)
         val = eq + 1;
       else if (i + 1 < argc)
         val = argv[++i];
       else
         return 0;
-      opt = n == 4 && strncmp (name, "unix", 4) == 0 ? 'U'
-          : n == 4 && strncmp (name, "port", 4) == 0 ? 'p'
-          : n == 6 && strncmp (name, "ipaddr", 6) == 0 ? 'i'
-          : n == 3 && strncmp (name, "tls", 3) == 0 ? 'T'
-          : n == 3 && strncmp (name, "run", 3) == 0 ? 'R' : 0;
+      opt = is_long (name, n, "unix") ? 'U'
+          : is_long (name, n, "port") ? 'p'
+          : is_long (name, n, "ipaddr") || is_long (name, n, "ip-addr") ? 'i'
+          : is_long (name, n, "tls") ? 'T'
+          : is_long (name, n, "run") ? 'R' : 0;
+      note (&s, opt, val);
     }
     else {
       /* A cluster such as -fv or -fU PATH: flags, then perhaps one option
        * with its argument, attached or next. */
       const char *p = a + 1;
-      while (*p && !short_takes_arg (*p))
-        p++;
+      for (; *p && !strchr (short_with_arg, *p); p++) {
+        if (!strchr (short_flags, *p))
+          return 0;
+        note (&s, *p, NULL);
+      }
       if (!*p)
         continue;
       opt = *p;
@@ -135,59 +222,57 @@ plugin_listen_from_argv (int argc, char *const *argv, char *uri, size_t len)
         val = argv[++i];
       else
         return 0;
-    }
-    switch (opt) {
-    case 'U': unix_path = val; break;
-    case 'p': port = val; break;
-    case 'i': ipaddr = val; break;
-    case 'T': tls = strcmp (val, "on") == 0 || strcmp (val, "require") == 0;
-      break;
-    case 'R': run = true; break;
-    default: break;
+      note (&s, opt, val);
     }
   }
 
-  struct sc_listen_address addr = { .kind = SC_LISTEN_UNIX };
-  if (vsock)
+  int tls = s.tls ? tls_value (s.tls) : 0;
+  if (tls < 0 || s.twice || s.vsock || s.stdin_)
     return 0;
-  if (unix_path) {
-    if (unix_path[0] != '/' || strlen (unix_path) > SC_LISTEN_PATH_MAX)
+  struct sc_listen_address addr = { .kind = SC_LISTEN_UNIX };
+  if (s.unix_path) {
+    if (s.port || s.ipaddr || s.unix_path[0] != '/' ||
+        strlen (s.unix_path) > SC_LISTEN_PATH_MAX)
       return 0;                 /* "-": a private socket; or relative */
-    strcpy (addr.path, unix_path);
+    strcpy (addr.path, s.unix_path);
   }
   else {
-    if (run && !port)
+    if (s.run && !s.port)
       return 0;                 /* --run makes a private socket */
+    if (s.ip_family && !s.ipaddr)
+      return 0;                 /* -4/-6: is "localhost" that family? */
     addr.kind = SC_LISTEN_TCP;
     addr.port = 10809;
-    if (port) {
+    if (s.port) {
       char *end;
-      unsigned long n = strtoul (port, &end, 10);
-      if (*end || n < 1 || n > 65535)
+      unsigned long n = strtoul (s.port, &end, 10);
+      if (!*s.port || *end || n < 1 || n > 65535)
         return 0;               /* a service name: not followed */
       addr.port = (unsigned) n;
     }
     snprintf (addr.host, sizeof addr.host, "%s",
-              ipaddr ? ipaddr : "localhost");
+              s.ipaddr ? s.ipaddr : "localhost");
   }
   return plugin_listen_uri (&addr, tls, uri, len) == 0 ? 1 : 0;
 }
 
-int
-plugin_listen_from_proc (char *uri, size_t len)
+/* /proc/self/FILE's NUL-separated strings into v (NULL-terminated, at
+ * most max - 1), in a malloc'd buffer returned (NULL: unreadable). */
+static char *
+proc_strings (const char *file, char **v, int max, int *count)
 {
-  enum { ARGS_MAX = 1024, BYTES_MAX = 65536 };
-  int fd = open ("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-  char *buf, *argv[ARGS_MAX];
+  enum { BYTES_MAX = 65536 };
+  int fd = open (file, O_RDONLY | O_CLOEXEC);
   size_t got = 0;
-  int argc = 0, r;
+  char *buf;
 
+  *count = 0;
   if (fd == -1)
-    return 0;
+    return NULL;
   buf = malloc (BYTES_MAX + 1);
   if (!buf) {
     close (fd);
-    return 0;
+    return NULL;
   }
   for (;;) {
     ssize_t k = read (fd, buf + got, BYTES_MAX - got);
@@ -199,9 +284,26 @@ plugin_listen_from_proc (char *uri, size_t len)
   }
   close (fd);
   buf[got] = '\0';
-  for (size_t p = 0; p < got && argc < ARGS_MAX; p += strlen (buf + p) + 1)
-    argv[argc++] = buf + p;
-  r = plugin_listen_from_argv (argc, argv, uri, len);
-  free (buf);
+  for (size_t p = 0; p < got && *count < max - 1; p += strlen (buf + p) + 1)
+    v[(*count)++] = buf + p;
+  v[*count] = NULL;
+  return buf;
+}
+
+int
+plugin_listen_from_proc (char *uri, size_t len)
+{
+  enum { ARGS_MAX = 1024, ENV_MAX = 4096 };
+  static char *argv[ARGS_MAX], *envp[ENV_MAX];
+  int argc, envc, r = 0;
+  char *args = proc_strings ("/proc/self/cmdline", argv, ARGS_MAX, &argc);
+  /* The environment nbdkit started with (LISTEN_FDS even if unset
+   * since). */
+  char *env = proc_strings ("/proc/self/environ", envp, ENV_MAX, &envc);
+
+  if (args && env && argc < ARGS_MAX - 1 && envc < ENV_MAX - 1)
+    r = plugin_listen_from_argv (argc, argv, envp, uri, len);
+  free (args);
+  free (env);
   return r;
 }

@@ -16,15 +16,20 @@
 int plugin_listen_uri (const struct sc_listen_address *a, bool tls,
                        char *uri, size_t len);
 
-/* From nbdkit's arguments (argv[0] is nbdkit, its options end at the
- * plugin's name): -U/--unix PATH, -p/--port PORT, -i/--ipaddr ADDR,
- * --tls=on|require.  1 and uri, or 0 when it cannot be told (-U -,
- * --vsock, --run with no socket named, or an argument it cannot
- * follow). */
-int plugin_listen_from_argv (int argc, char *const *argv, char *uri,
-                             size_t len);
+/* From nbdkit's arguments (argv[0] is nbdkit; its options may come
+ * before or after the plugin's name and keys, as getopt permutes them,
+ * until "--") and its environment (envp, NULL-terminated, or NULL):
+ * -U/--unix PATH, -p/--port PORT, -i/--ipaddr/--ip-addr ADDR,
+ * --tls=on|require|off.  1 and uri, or 0 when it cannot be told for
+ * sure: -U -, --vsock, -s/--single/--stdin, --run with no socket named,
+ * -4/-6 without -i, an option given twice, socket activation
+ * (LISTEN_FDS or LISTEN_PID in envp), POSIXLY_CORRECT with options after
+ * the plugin, or any option or argument it does not know as nbdkit
+ * 1.32's (an abbreviation such as --uni included). */
+int plugin_listen_from_argv (int argc, char *const *argv, char *const *envp,
+                             char *uri, size_t len);
 
-/* The same from /proc/self/cmdline. */
+/* The same from /proc/self/cmdline and /proc/self/environ. */
 int plugin_listen_from_proc (char *uri, size_t len);
 
 #endif

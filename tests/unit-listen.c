@@ -15,14 +15,20 @@
 static char uri[1024];
 
 static const char *
-from_argv (char *const *argv)
+from_argv_env (char *const *argv, char *const *envp)
 {
   int argc = 0;
   while (argv[argc])
     argc++;
   uri[0] = '\0';
-  return plugin_listen_from_argv (argc, argv, uri, sizeof uri) == 1
+  return plugin_listen_from_argv (argc, argv, envp, uri, sizeof uri) == 1
          ? uri : NULL;
+}
+
+static const char *
+from_argv (char *const *argv)
+{
+  return from_argv_env (argv, (char *const []) { "PATH=/usr/bin", NULL });
 }
 
 #define ARGV(...) ((char *const []) { "nbdkit", __VA_ARGS__, NULL })
@@ -44,7 +50,7 @@ Test (listen, unix_socket_forms)
 
 Test (listen, tcp_forms)
 {
-  cr_assert_str_eq (from_argv (ARGV ("shadowcopy", "-U", "/not/nbdkits")),
+  cr_assert_str_eq (from_argv (ARGV ("shadowcopy", "disk=/x")),
                     "nbd://localhost:10809");
   cr_assert_str_eq (from_argv (ARGV ("-p", "10900", "-i", "192.0.2.1",
                                      "shadowcopy")),
@@ -65,6 +71,79 @@ Test (listen, untold)
   cr_assert_null (from_argv (ARGV ("--run", "nbdinfo $uri", "shadowcopy")));
   cr_assert_null (from_argv (ARGV ("-p", "nbd", "shadowcopy")));
   cr_assert_null (from_argv (ARGV ("-U")));
+}
+
+/* Options nbdkit 1.32 knows that do not change where it listens, in
+ * every spelling: followed, not taken for the end of nbdkit's options. */
+Test (listen, other_options_followed)
+{
+  cr_assert_str_eq (from_argv (ARGV ("-f", "--pid-file", "/run/p", "-U",
+                                     "/run/s.nbd", "shadowcopy")),
+                    "nbd+unix:///?socket=/run/s.nbd");
+  cr_assert_str_eq (from_argv (ARGV ("--ip-addr", "127.0.0.1", "-p", "10998",
+                                     "shadowcopy")),
+                    "nbd://127.0.0.1:10998");
+  cr_assert_str_eq (from_argv (ARGV ("--export-name", "x", "-U", "/run/s.nbd",
+                                     "shadowcopy")),
+                    "nbd+unix:///?socket=/run/s.nbd");
+  cr_assert_str_eq (from_argv (ARGV ("--export=x", "--filter", "log",
+                                     "-e", "y", "-rv", "--exportname=z",
+                                     "-U", "/run/s.nbd", "shadowcopy")),
+                    "nbd+unix:///?socket=/run/s.nbd");
+  cr_assert_null (from_argv (ARGV ("-U/run/a.nbd", "-U", "/run/s.nbd",
+                                   "shadowcopy")),
+                  "-U twice: which one nbdkit keeps is not guessed");
+  cr_assert_str_eq (from_argv (ARGV ("--tls=yes", "-U", "/run/s.nbd",
+                                     "shadowcopy")),
+                    "nbds+unix:///?socket=/run/s.nbd");
+}
+
+/* getopt permutes: nbdkit takes options after the plugin and its keys,
+ * until "--". */
+Test (listen, options_after_the_plugin)
+{
+  cr_assert_str_eq (from_argv (ARGV ("-f", "shadowcopy", "disk=/x",
+                                     "-U", "/run/s.nbd")),
+                    "nbd+unix:///?socket=/run/s.nbd");
+  cr_assert_str_eq (from_argv (ARGV ("shadowcopy", "--", "-U", "/run/s")),
+                    "nbd://localhost:10809");
+  cr_assert_null (from_argv_env (ARGV ("shadowcopy", "-U", "/run/s.nbd"),
+                                 (char *const []) { "POSIXLY_CORRECT=1",
+                                                    NULL }));
+}
+
+/* Whatever it does not fully understand: nothing said, never a guess. */
+Test (listen, unknown_says_nothing)
+{
+  static const char *const cases[][6] = {
+    { "--uni", "/run/s.nbd", "shadowcopy", NULL },      /* abbreviation */
+    { "--po=10900", "shadowcopy", NULL },
+    { "--frobnicate", "-U", "/run/s.nbd", "shadowcopy" },
+    { "-Z", "-U", "/run/s.nbd", "shadowcopy" },
+    { "-fZ", "-U", "/run/s.nbd", "shadowcopy" },
+    { "-s", "shadowcopy", NULL },
+    { "--stdin", "shadowcopy", NULL },
+    { "--single", "-U", "/run/s.nbd", "shadowcopy" },
+    { "--tls=maybe", "-U", "/run/s.nbd", "shadowcopy" },
+    { "--verbose=1", "-U", "/run/s.nbd", "shadowcopy" },
+    { "-4", "shadowcopy", NULL },
+    { "-U", "/run/s.nbd", "-p", "10900", "shadowcopy" },
+    { "-p", "10900", "-p", "10901", "shadowcopy" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *argv[8] = { "nbdkit" };
+    for (size_t j = 0; j < 6 && cases[i][j]; j++)
+      argv[j + 1] = (char *) cases[i][j];
+    const char *got = from_argv (argv);
+    cr_assert_null (got, "case %zu (%s %s) said %s", i, cases[i][0],
+                    cases[i][1], got);
+  }
+  /* Socket activation: the sockets nbdkit was given, not its options. */
+  cr_assert_null (from_argv_env (ARGV ("-U", "/run/s.nbd", "shadowcopy"),
+                                 (char *const []) { "LISTEN_PID=1",
+                                                    "LISTEN_FDS=1", NULL }));
+  cr_assert_null (from_argv_env (ARGV ("shadowcopy"),
+                                 (char *const []) { "LISTEN_FDS=1", NULL }));
 }
 
 Test (listen, address_parser)
