@@ -46,6 +46,14 @@ if command -v systemd-analyze >/dev/null; then
     done
     cp "$unitdir/shadowcopy-snapshot@.timer" \
         "$TMP/units/shadowcopy-snapshot@vol.timer"
+    # The snapshot waits for the volume's control socket (run below).
+    pre=$(sed -n 's/^ExecStartPre=//p' \
+          "$TMP/units/shadowcopy-snapshot@vol.service" |
+          sed 's/%i/vol/g; s/\$\$/$/g')
+    [ -n "$pre" ] ||
+        fail "the snapshot unit does not wait for the volume's control socket"
+    ! grep -q '^ProtectClock=' "$unitdir/shadowcopy@.service" ||
+        fail "ProtectClock= (an implied DeviceAllow=) in shadowcopy@.service"
     verify_units "$TMP/units/shadowcopy@vol.service" \
         "$TMP/units/shadowcopy-snapshot@vol.service" \
         "$TMP/units/shadowcopy-snapshot@vol.timer" ||
@@ -175,7 +183,21 @@ stop_vol () {         # SIGNAL
 out=$("$S" status) || fail "status failed with nothing running"
 echo "$out" | grep -Eq '^vol +stopped +- ' || fail "status: not stopped: $out"
 
+# The snapshot unit's ExecStartPre, started before the server: it waits
+# for the control socket, and succeeds once the server answers.
+prepid=
+if [ -n "${pre:-}" ]; then
+    eval "$pre" > "$TMP/pre.out" 2>&1 &
+    prepid=$!
+    sleep 1.5
+    kill -0 "$prepid" 2>/dev/null ||
+        fail "ExecStartPre did not wait for the server: $(cat "$TMP/pre.out")"
+fi
 serve_vol
+if [ -n "$prepid" ]; then
+    wait "$prepid" || fail "ExecStartPre failed with the server up: $(cat "$TMP/pre.out")"
+    log "ok, the snapshot unit waits for the volume's control socket"
+fi
 CTL=$TMP/run/vol.ctl
 listen=$(sc info --json | json 'd["listen"]')
 [ "$listen" = "nbd+unix:///?socket=$TMP/run/vol.nbd" ] ||
