@@ -111,20 +111,27 @@ access_config_free (void)
   allow_uid_text = NULL;
 }
 
-/* nbdkit's own parsing of --tls: require (required, force), else a
- * boolean. */
+/* nbdkit's own parsing of --tls (nbdkit 1.32, main.c and
+ * nbdkit_parse_bool): require, required or force; else the booleans 1,
+ * true, t, yes, y, on and 0, false, f, no, n, off, letters in any case.
+ * nbdkit refuses to start on anything else, so another value means the
+ * command line was not read as nbdkit reads it: UNKNOWN, and tls-for=
+ * must be given rather than guessed. */
 static enum access_tls_mode
 tls_value (const char *v)
 {
-  static const char *const on[] = { "on", "yes", "true", "1", "enable",
-                                    "enabled" };
+  static const char *const on[] = { "1", "true", "t", "yes", "y", "on" };
+  static const char *const off[] = { "0", "false", "f", "no", "n", "off" };
   if (strcasecmp (v, "require") == 0 || strcasecmp (v, "required") == 0 ||
       strcasecmp (v, "force") == 0)
     return ACCESS_TLS_REQUIRE;
   for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
     if (strcasecmp (v, on[i]) == 0)
       return ACCESS_TLS_ON;
-  return ACCESS_TLS_OFF;
+  for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+    if (strcasecmp (v, off[i]) == 0)
+      return ACCESS_TLS_OFF;
+  return ACCESS_TLS_UNKNOWN;
 }
 
 enum access_tls_mode
@@ -181,9 +188,10 @@ access_config_complete (void)
   tls_mode = tls_mode_of_process ();
   if (tls_for == TLS_FOR_UNSET) {
     if (tls_mode == ACCESS_TLS_UNKNOWN) {
-      nbdkit_error ("cannot read nbdkit's command line (/proc/self/cmdline) "
-                    "to know whether it serves TLS: give tls-for=write, "
-                    "all or none");
+      nbdkit_error ("cannot tell from nbdkit's command line "
+                    "(/proc/self/cmdline: unreadable, or a --tls value "
+                    "nbdkit does not take) whether it serves TLS: give "
+                    "tls-for=write, all or none");
       return -1;
     }
     tls_for = tls_mode == ACCESS_TLS_OFF ? TLS_FOR_NONE : TLS_FOR_WRITE;

@@ -16,7 +16,9 @@ enum access_tls_mode {
   ACCESS_TLS_OFF,               /* no --tls, or --tls=off */
   ACCESS_TLS_ON,                /* --tls=on: TLS offered, plaintext allowed */
   ACCESS_TLS_REQUIRE,           /* --tls=require: every client uses TLS */
-  ACCESS_TLS_UNKNOWN,           /* /proc/self/cmdline could not be read */
+  ACCESS_TLS_UNKNOWN,           /* /proc/self/cmdline could not be read,
+                                   or --tls has a value nbdkit does not
+                                   take */
 };
 
 /* The keys: 0, or -1 after nbdkit_error. */

@@ -104,3 +104,26 @@ start_server "$TMP/disk" "$TMP/diff"
 nbd_write_random live 0 4096
 stop_server
 log "ok, bad tls-for refused at start"
+
+# ---- nbdkit's every spelling of --tls ------------------------------
+# nbdkit reads --tls as require/required/force or a boolean (1, true, t,
+# yes, y, on; 0, false, f, no, n, off; any case): each "on" spelling must
+# keep the default tls-for=write, so a plaintext client never writes live.
+for v in t Y True 1 yes ON; do
+    rm -f "$TMP/diff"*
+    start_tcp_server "$TMP/disk" "$TMP/diff" --tls=$v --tls-psk="$TMP/keys.psk" --
+    if uri_py "$(plain_uri live)" 'h.pwrite(b"P" * 512, 0); h.flush()' 2>/dev/null; then
+        fail "--tls=$v: a plaintext client wrote the live volume"
+    fi
+    uri_py "$(tls_uri live)" 'h.pwrite(b"T" * 512, 0); h.flush()' ||
+        fail "--tls=$v: a TLS client could not write the live volume"
+    stop_server
+done
+for v in f N 0 off; do
+    rm -f "$TMP/diff"*
+    start_tcp_server "$TMP/disk" "$TMP/diff" --tls=$v --
+    uri_py "$(plain_uri live)" 'h.pwrite(b"O" * 512, 0); h.flush()' ||
+        fail "--tls=$v (off): a plaintext client could not write the live volume"
+    stop_server
+done
+log "ok, every spelling nbdkit takes for --tls read as nbdkit reads it"
