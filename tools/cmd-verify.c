@@ -92,6 +92,12 @@ parse_args (const struct sc_cli_target *t, int argc, char **argv,
         return sc_cli_usage_error ("verify: %s needs a value", s);
       if (strcmp (s, "--against") == 0)
         a->against = argv[++i];
+      else if (sc_nbd_target_set (&a->nbd))   /* one server, as mount */
+        return sc_cli_usage_error ("verify: %s", (a->nbd.uri != NULL) ==
+                                   (strcmp (s, "--nbd-uri") == 0)
+                                   ? "one NBD server: --nbd-socket or "
+                                     "--nbd-uri given twice"
+                                   : "--nbd-socket or --nbd-uri, not both");
       else if (strcmp (s, "--nbd-socket") == 0)
         a->nbd = (struct sc_nbd_target) { .socket = argv[++i] };
       else
