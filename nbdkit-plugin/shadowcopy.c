@@ -163,14 +163,16 @@ shadowcopy_preconnect (int readonly)
   return access_preconnect ();
 }
 
-/* Exports a client may not open (tls-for=, access.c) are not listed. */
+/* Exports a client may not open (tls-for=, access.c) are not listed.
+ * readonly (nbdkit -r): no connection can write, so the live volume and
+ * the clones are not writable exports here. */
 static int
 shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
 {
   char desc[256];
   snprintf (desc, sizeof desc, "live volume %s (%" PRIu64 " bytes)",
             pcfg.disk, sc_volume_size (volume));
-  if (access_may_list (true, is_tls) &&
+  if (access_may_list (!readonly, is_tls) &&
       nbdkit_add_export (e, LIVE_EXPORT, desc) == -1)
     return -1;
 
@@ -184,7 +186,7 @@ shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
   for (size_t i = 0; i < n && r == 0; i++) {
     if (snaps[i].invalid_reason != SC_VALID || snaps[i].checkpoint)
       continue;                 /* never served, so not listed */
-    if (!access_may_list (snaps[i].clone, is_tls))
+    if (!access_may_list (snaps[i].clone && !readonly, is_tls))
       continue;
     snapshot_description (&snaps[i], desc, sizeof desc);
     r = nbdkit_add_export (e, snaps[i].name, desc);
@@ -220,8 +222,12 @@ shadowcopy_open (int readonly)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
+  /* readonly (nbdkit -r, or a filter opening us read-only): this
+   * connection cannot write, so even live or a clone is not writable for
+   * tls-for=write. */
   if (!name || !*name || strcmp (name, LIVE_EXPORT) == 0) {
-    if (access_check_open (name ? name : "", true, nbdkit_is_tls ()) < 0) {
+    if (access_check_open (name ? name : "", !readonly,
+                           nbdkit_is_tls ()) < 0) {
       free (h);
       return NULL;
     }
@@ -243,7 +249,7 @@ shadowcopy_open (int readonly)
   struct sc_snapshot_info info;
   int r = sc_volume_snapshot_lookup (volume, name, &info);
   if (r == 0 && info.clone &&
-      access_check_open (info.name, true, nbdkit_is_tls ()) < 0) {
+      access_check_open (info.name, !readonly, nbdkit_is_tls ()) < 0) {
     free (h);
     return NULL;
   }

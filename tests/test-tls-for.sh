@@ -127,3 +127,28 @@ for v in f N 0 off; do
     stop_server
 done
 log "ok, every spelling nbdkit takes for --tls read as nbdkit reads it"
+
+# ---- nbdkit -r: no connection can write ----------------------------
+# tls-for=write guards writes: with nbdkit -r the live volume and the
+# clones are read-only for every client, so plaintext may list and read
+# them (and still not write).
+rm -f "$TMP/diff"*
+start_tcp_server "$TMP/disk" "$TMP/diff" --tls=on --tls-psk="$TMP/keys.psk" --
+sc_create s1
+sc clone s1 c1 > /dev/null || fail "clone s1 c1 failed"
+stop_server
+cp "$TMP/disk" "$TMP/live.expected"
+start_tcp_server "$TMP/disk" "$TMP/diff" -r --tls=on --tls-psk="$TMP/keys.psk" --
+[ "$(exports "$(plain_uri "")")" = "c1 live s1 " ] ||
+    fail "nbdkit -r: plaintext list: expected c1 live s1, got: $(exports "$(plain_uri "")")"
+nbdcopy "$(plain_uri live)" "$TMP/live.plain" ||
+    fail "nbdkit -r: plaintext read of live refused: $(grep refused "$SERVER_LOG" | tail -1)"
+cmp_files "$TMP/live.expected" "$TMP/live.plain" "live read in plaintext under nbdkit -r"
+[ "$(uri_py "$(plain_uri c1)" 'print(h.is_read_only())')" = "True" ] ||
+    fail "nbdkit -r: clone c1 not opened read-only in plaintext"
+if uri_py "$(plain_uri live)" 'h.pwrite(b"R" * 512, 0); h.flush()' 2>/dev/null; then
+    fail "nbdkit -r: a plaintext client wrote the live volume"
+fi
+cmp_files "$TMP/live.expected" "$TMP/disk" "the origin after nbdkit -r"
+stop_server
+log "ok, nbdkit -r: live and clones listed and read in plaintext, never written"
