@@ -8,9 +8,11 @@
  * writable clones) change the volume, so by default (tls-for=write) they
  * are neither listed nor opened without TLS, while read-only snapshots
  * may be read in plaintext; tls-for=all refuses every export to
- * plaintext; tls-for=none refuses none.  A plugin cannot ask nbdkit
- * whether TLS is on, so its mode is read from nbdkit's own command line
- * (/proc/self/cmdline: the plugin runs inside nbdkit): without TLS every
+ * plaintext; tls-for=none refuses none.  Writable means this connection
+ * can write: under nbdkit -r (readonly in .open and .list_exports) the
+ * live volume and the clones are not writable exports.  A plugin cannot
+ * ask nbdkit whether TLS is on, so its mode is read from nbdkit's own
+ * command line (/proc/self/cmdline: the plugin runs inside nbdkit): without TLS every
  * client is plaintext, so tls-for=write or all would lock every client
  * out and is refused at start; not knowing the mode, the plugin wants
  * tls-for= given rather than guess.
