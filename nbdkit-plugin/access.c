@@ -49,6 +49,7 @@ enum tls_for { TLS_FOR_UNSET, TLS_FOR_NONE, TLS_FOR_WRITE, TLS_FOR_ALL };
 static enum tls_for tls_for;
 static const char *tls_for_text = "none";
 static enum access_tls_mode tls_mode;
+static bool tls_keys_given;     /* --tls-certificates or --tls-psk */
 static int64_t allow_uid[ALLOW_UID_MAX];
 static size_t nallow_uid;
 static char *allow_uid_text;    /* as given, for messages */
@@ -150,7 +151,21 @@ access_tls_mode_of (char *const *argv, int argc)
   return m;
 }
 
-/* nbdkit's TLS mode from /proc/self/cmdline. */
+bool
+access_tls_keys_given (char *const *argv, int argc)
+{
+  bool given = false;
+  for (int i = 1; i < argc; i++)
+    if (strcmp (argv[i], "--tls-certificates") == 0 ||
+        strncmp (argv[i], "--tls-certificates=", 19) == 0 ||
+        strcmp (argv[i], "--tls-psk") == 0 ||
+        strncmp (argv[i], "--tls-psk=", 10) == 0)
+      given = true;
+  return given;
+}
+
+/* nbdkit's TLS mode from /proc/self/cmdline (and whether keys were
+ * named there: tls_keys_given). */
 static enum access_tls_mode
 tls_mode_of_process (void)
 {
@@ -181,6 +196,7 @@ tls_mode_of_process (void)
       return ACCESS_TLS_UNKNOWN;
     argv[argc++] = buf + off;
   }
+  tls_keys_given = access_tls_keys_given (argv, argc);
   return access_tls_mode_of (argv, argc);
 }
 
@@ -199,6 +215,19 @@ access_config_complete (void)
     tls_for = tls_mode == ACCESS_TLS_OFF ? TLS_FOR_NONE : TLS_FOR_WRITE;
     tls_for_text = tls_for == TLS_FOR_WRITE ? "write" : "none";
   }
+  /* nbdkit then looks in its default certificate directory and, finding
+   * nothing, disables TLS with a warning of its own and goes on: the
+   * plugin cannot see that (docs/tls.md), so it says what would follow,
+   * on stderr as nbdkit's own warning is (not an error: the keys may be
+   * in that directory). */
+  if (tls_mode == ACCESS_TLS_ON && !tls_keys_given && tls_for != TLS_FOR_NONE)
+    fprintf (stderr, "nbdkit: shadowcopy: warning: --tls=on without "
+             "--tls-certificates or --tls-psk: if nbdkit finds no "
+             "certificates in its default directory it disables TLS (see "
+             "its warning), and tls-for=%s then refuses %s to every "
+             "client\n", tls_for_text,
+             tls_for == TLS_FOR_ALL ? "every export"
+             : "the live volume and the clones");
   else if (tls_for != TLS_FOR_NONE && tls_mode == ACCESS_TLS_OFF) {
     nbdkit_error ("tls-for=%s, but nbdkit serves no TLS (no --tls=on or "
                   "--tls=require): every client would be refused; add "

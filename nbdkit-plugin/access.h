@@ -32,6 +32,9 @@ void access_config_free (void);
 /* nbdkit's TLS mode as its arguments (argv, argc) set it: --tls=X or
  * --tls X, the last one winning. */
 enum access_tls_mode access_tls_mode_of (char *const *argv, int argc);
+/* Does nbdkit's command line name TLS keys (--tls-certificates,
+ * --tls-psk)? */
+bool access_tls_keys_given (char *const *argv, int argc);
 
 /* .preconnect: a Unix-socket client whose uid allow-uid does not list
  * is refused.  0, or -1 after nbdkit_error. */

@@ -152,3 +152,19 @@ fi
 cmp_files "$TMP/live.expected" "$TMP/disk" "the origin after nbdkit -r"
 stop_server
 log "ok, nbdkit -r: live and clones listed and read in plaintext, never written"
+
+# ---- --tls=on without keys on the command line ---------------------
+# nbdkit then looks in its default certificate directory, and if it
+# finds none disables TLS with a warning; the plugin cannot tell, so it
+# warns at start that tls-for=write would then refuse every client.
+rm -f "$TMP/diff"*
+start_tcp_server "$TMP/disk" "$TMP/diff" --tls=on --
+grep -q "shadowcopy: warning: --tls=on without --tls-certificates or --tls-psk" "$SERVER_LOG" ||
+    fail "--tls=on without keys: no warning from the plugin: $(grep -i tls "$SERVER_LOG" | tail -5)"
+stop_server
+n=$(wc -l < "$SERVER_LOG")
+start_tcp_server "$TMP/disk" "$TMP/diff" --tls=on --tls-psk="$TMP/keys.psk" --
+stop_server
+tail -n +"$((n + 1))" "$SERVER_LOG" | grep -q "shadowcopy: warning: --tls=on without" &&
+    fail "--tls=on with --tls-psk: the plugin warned of missing keys"
+log "ok, --tls=on without keys: the plugin's warning"
