@@ -12,10 +12,10 @@
  * can write: under nbdkit -r (readonly in .open and .list_exports) the
  * live volume and the clones are not writable exports.  A plugin cannot
  * ask nbdkit whether TLS is on, so its mode is read from nbdkit's own
- * command line (/proc/self/cmdline: the plugin runs inside nbdkit): without TLS every
- * client is plaintext, so tls-for=write or all would lock every client
- * out and is refused at start; not knowing the mode, the plugin wants
- * tls-for= given rather than guess.
+ * command line (/proc/self/cmdline: the plugin runs inside nbdkit):
+ * without TLS every client is plaintext, so tls-for=write or all would
+ * lock every client out and is refused at start; not knowing the mode,
+ * the plugin wants tls-for= given rather than guess.
  *
  * allow-uid.  A Unix-socket client is let in only if its peer uid
  * (SO_PEERCRED, nbdkit_peer_uid) is listed; it is checked in
