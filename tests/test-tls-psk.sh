@@ -107,5 +107,10 @@ for order in "--nbd-socket $TMP/nbd.sock --nbd-uri $(psk_uri "")" \
         *) soft_fail "verify with both: unexpected message: $CLI_ERR" ;;
     esac
 done
+expect_cli_error "verify with --nbd-uri twice" sc verify "$TMP/s1.img" \
+    --against s1 --nbd-uri "$(psk_uri "")" --nbd-uri "$(psk_uri "")"
+case $CLI_ERR in *"given twice"*) ;;
+    *) soft_fail "verify with --nbd-uri twice: unexpected message: $CLI_ERR" ;;
+esac
 
 stop_server
