@@ -8,12 +8,14 @@
  * writable clones) change the volume, so by default (tls-for=write) they
  * are neither listed nor opened without TLS, while read-only snapshots
  * may be read in plaintext; tls-for=all refuses every export to
- * plaintext; tls-for=none refuses none.  A plugin cannot ask nbdkit
- * whether TLS is on, so its mode is read from nbdkit's own command line
- * (/proc/self/cmdline: the plugin runs inside nbdkit): without TLS every
- * client is plaintext, so tls-for=write or all would lock every client
- * out and is refused at start; not knowing the mode, the plugin wants
- * tls-for= given rather than guess.
+ * plaintext; tls-for=none refuses none.  Writable means this connection
+ * can write: under nbdkit -r (readonly in .open and .list_exports) the
+ * live volume and the clones are not writable exports.  A plugin cannot
+ * ask nbdkit whether TLS is on, so its mode is read from nbdkit's own
+ * command line (/proc/self/cmdline: the plugin runs inside nbdkit):
+ * without TLS every client is plaintext, so tls-for=write or all would
+ * lock every client out and is refused at start; not knowing the mode,
+ * the plugin wants tls-for= given rather than guess.
  *
  * allow-uid.  A Unix-socket client is let in only if its peer uid
  * (SO_PEERCRED, nbdkit_peer_uid) is listed; it is checked in
@@ -47,6 +49,7 @@ enum tls_for { TLS_FOR_UNSET, TLS_FOR_NONE, TLS_FOR_WRITE, TLS_FOR_ALL };
 static enum tls_for tls_for;
 static const char *tls_for_text = "none";
 static enum access_tls_mode tls_mode;
+static bool tls_keys_given;     /* --tls-certificates or --tls-psk */
 static int64_t allow_uid[ALLOW_UID_MAX];
 static size_t nallow_uid;
 static char *allow_uid_text;    /* as given, for messages */
@@ -111,20 +114,27 @@ access_config_free (void)
   allow_uid_text = NULL;
 }
 
-/* nbdkit's own parsing of --tls: require (required, force), else a
- * boolean. */
+/* nbdkit's own parsing of --tls (nbdkit 1.32, main.c and
+ * nbdkit_parse_bool): require, required or force; else the booleans 1,
+ * true, t, yes, y, on and 0, false, f, no, n, off, letters in any case.
+ * nbdkit refuses to start on anything else, so another value means the
+ * command line was not read as nbdkit reads it: UNKNOWN, and tls-for=
+ * must be given rather than guessed. */
 static enum access_tls_mode
 tls_value (const char *v)
 {
-  static const char *const on[] = { "on", "yes", "true", "1", "enable",
-                                    "enabled" };
+  static const char *const on[] = { "1", "true", "t", "yes", "y", "on" };
+  static const char *const off[] = { "0", "false", "f", "no", "n", "off" };
   if (strcasecmp (v, "require") == 0 || strcasecmp (v, "required") == 0 ||
       strcasecmp (v, "force") == 0)
     return ACCESS_TLS_REQUIRE;
   for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
     if (strcasecmp (v, on[i]) == 0)
       return ACCESS_TLS_ON;
-  return ACCESS_TLS_OFF;
+  for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+    if (strcasecmp (v, off[i]) == 0)
+      return ACCESS_TLS_OFF;
+  return ACCESS_TLS_UNKNOWN;
 }
 
 enum access_tls_mode
@@ -141,7 +151,21 @@ access_tls_mode_of (char *const *argv, int argc)
   return m;
 }
 
-/* nbdkit's TLS mode from /proc/self/cmdline. */
+bool
+access_tls_keys_given (char *const *argv, int argc)
+{
+  bool given = false;
+  for (int i = 1; i < argc; i++)
+    if (strcmp (argv[i], "--tls-certificates") == 0 ||
+        strncmp (argv[i], "--tls-certificates=", 19) == 0 ||
+        strcmp (argv[i], "--tls-psk") == 0 ||
+        strncmp (argv[i], "--tls-psk=", 10) == 0)
+      given = true;
+  return given;
+}
+
+/* nbdkit's TLS mode from /proc/self/cmdline (and whether keys were
+ * named there: tls_keys_given). */
 static enum access_tls_mode
 tls_mode_of_process (void)
 {
@@ -172,6 +196,7 @@ tls_mode_of_process (void)
       return ACCESS_TLS_UNKNOWN;
     argv[argc++] = buf + off;
   }
+  tls_keys_given = access_tls_keys_given (argv, argc);
   return access_tls_mode_of (argv, argc);
 }
 
@@ -181,14 +206,28 @@ access_config_complete (void)
   tls_mode = tls_mode_of_process ();
   if (tls_for == TLS_FOR_UNSET) {
     if (tls_mode == ACCESS_TLS_UNKNOWN) {
-      nbdkit_error ("cannot read nbdkit's command line (/proc/self/cmdline) "
-                    "to know whether it serves TLS: give tls-for=write, "
-                    "all or none");
+      nbdkit_error ("cannot tell from nbdkit's command line "
+                    "(/proc/self/cmdline: unreadable, or a --tls value "
+                    "nbdkit does not take) whether it serves TLS: give "
+                    "tls-for=write, all or none");
       return -1;
     }
     tls_for = tls_mode == ACCESS_TLS_OFF ? TLS_FOR_NONE : TLS_FOR_WRITE;
     tls_for_text = tls_for == TLS_FOR_WRITE ? "write" : "none";
   }
+  /* nbdkit then looks in its default certificate directory and, finding
+   * nothing, disables TLS with a warning of its own and goes on: the
+   * plugin cannot see that (docs/tls.md), so it says what would follow,
+   * on stderr as nbdkit's own warning is (not an error: the keys may be
+   * in that directory). */
+  if (tls_mode == ACCESS_TLS_ON && !tls_keys_given && tls_for != TLS_FOR_NONE)
+    fprintf (stderr, "nbdkit: shadowcopy: warning: --tls=on without "
+             "--tls-certificates or --tls-psk: if nbdkit finds no "
+             "certificates in its default directory it disables TLS (see "
+             "its warning), and tls-for=%s then refuses %s to every "
+             "client\n", tls_for_text,
+             tls_for == TLS_FOR_ALL ? "every export"
+             : "the live volume and the clones");
   else if (tls_for != TLS_FOR_NONE && tls_mode == ACCESS_TLS_OFF) {
     nbdkit_error ("tls-for=%s, but nbdkit serves no TLS (no --tls=on or "
                   "--tls=require): every client would be refused; add "

@@ -16,7 +16,9 @@ enum access_tls_mode {
   ACCESS_TLS_OFF,               /* no --tls, or --tls=off */
   ACCESS_TLS_ON,                /* --tls=on: TLS offered, plaintext allowed */
   ACCESS_TLS_REQUIRE,           /* --tls=require: every client uses TLS */
-  ACCESS_TLS_UNKNOWN,           /* /proc/self/cmdline could not be read */
+  ACCESS_TLS_UNKNOWN,           /* /proc/self/cmdline could not be read,
+                                   or --tls has a value nbdkit does not
+                                   take */
 };
 
 /* The keys: 0, or -1 after nbdkit_error. */
@@ -30,6 +32,9 @@ void access_config_free (void);
 /* nbdkit's TLS mode as its arguments (argv, argc) set it: --tls=X or
  * --tls X, the last one winning. */
 enum access_tls_mode access_tls_mode_of (char *const *argv, int argc);
+/* Does nbdkit's command line name TLS keys (--tls-certificates,
+ * --tls-psk)? */
+bool access_tls_keys_given (char *const *argv, int argc);
 
 /* .preconnect: a Unix-socket client whose uid allow-uid does not list
  * is refused.  0, or -1 after nbdkit_error. */

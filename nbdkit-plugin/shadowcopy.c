@@ -27,12 +27,17 @@
 #include "cow/fault.h"
 #include "cow/format.h"
 #include "cow/io.h"
+#include "cow/uuid.h"
 #include "engine/control-protocol.h"
 #include "engine/control.h"
 #include "engine/origin.h"
 #include "engine/volume.h"
 #include "nbdkit-plugin/access.h"
 #include "nbdkit-plugin/parameters.h"
+
+/* "writable clone of BASE id=N uuid=U created=T (read-write)" with the
+ * longest name */
+#define SNAPSHOT_DESCRIPTION_MAX (SC_NAME_MAX + 256)
 
 /* -D shadowcopy.cow=1: log each copy-on-write decision path. */
 NBDKIT_DLL_PUBLIC int shadowcopy_debug_cow;
@@ -142,18 +147,24 @@ shadowcopy_cleanup (void)
 
 /* ---- exports -------------------------------------------------------- */
 
+/* The description carries the snapshot's UUID ("uuid=", as the control
+ * protocol gives it): the CLI reads a snapshot's identity from the
+ * control socket and its bytes from the NBD server, and compares the two
+ * (tools/export-identity.c), so that another volume's server is never
+ * read in its place. */
 static void
 snapshot_description (const struct sc_snapshot_info *s, char *buf,
                       size_t len)
 {
-  char when[64];
+  char when[64], uuid[SC_UUID_TEXT_LEN];
   sc_ctl_format_time (s->ctime_ns, when, sizeof when);
+  sc_uuid_format (s->uuid, uuid);
   if (s->clone)
-    snprintf (buf, len, "writable clone of %s id=%" PRIu64 " created=%s "
-              "(read-write)", s->base_name, s->id, when);
+    snprintf (buf, len, "writable clone of %s id=%" PRIu64 " uuid=%s "
+              "created=%s (read-write)", s->base_name, s->id, uuid, when);
   else
-    snprintf (buf, len, "snapshot id=%" PRIu64 " created=%s (read-only)",
-              s->id, when);
+    snprintf (buf, len, "snapshot id=%" PRIu64 " uuid=%s created=%s "
+              "(read-only)", s->id, uuid, when);
 }
 
 /* tls-for=, allow-uid= (access.c) */
@@ -163,14 +174,16 @@ shadowcopy_preconnect (int readonly)
   return access_preconnect ();
 }
 
-/* Exports a client may not open (tls-for=, access.c) are not listed. */
+/* Exports a client may not open (tls-for=, access.c) are not listed.
+ * readonly (nbdkit -r): no connection can write, so the live volume and
+ * the clones are not writable exports here. */
 static int
 shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
 {
-  char desc[256];
+  char desc[SNAPSHOT_DESCRIPTION_MAX];
   snprintf (desc, sizeof desc, "live volume %s (%" PRIu64 " bytes)",
             pcfg.disk, sc_volume_size (volume));
-  if (access_may_list (true, is_tls) &&
+  if (access_may_list (!readonly, is_tls) &&
       nbdkit_add_export (e, LIVE_EXPORT, desc) == -1)
     return -1;
 
@@ -184,7 +197,7 @@ shadowcopy_list_exports (int readonly, int is_tls, struct nbdkit_exports *e)
   for (size_t i = 0; i < n && r == 0; i++) {
     if (snaps[i].invalid_reason != SC_VALID || snaps[i].checkpoint)
       continue;                 /* never served, so not listed */
-    if (!access_may_list (snaps[i].clone, is_tls))
+    if (!access_may_list (snaps[i].clone && !readonly, is_tls))
       continue;
     snapshot_description (&snaps[i], desc, sizeof desc);
     r = nbdkit_add_export (e, snaps[i].name, desc);
@@ -208,7 +221,7 @@ struct handle {
   uint64_t snap_id;
   uint64_t size;
   char name[SC_NAME_MAX + 1];
-  char description[256];
+  char description[SNAPSHOT_DESCRIPTION_MAX];
 };
 
 static void *
@@ -220,8 +233,12 @@ shadowcopy_open (int readonly)
     nbdkit_error ("calloc: %m");
     return NULL;
   }
+  /* readonly (nbdkit -r, or a filter opening us read-only): this
+   * connection cannot write, so even live or a clone is not writable for
+   * tls-for=write. */
   if (!name || !*name || strcmp (name, LIVE_EXPORT) == 0) {
-    if (access_check_open (name ? name : "", true, nbdkit_is_tls ()) < 0) {
+    if (access_check_open (name ? name : "", !readonly,
+                           nbdkit_is_tls ()) < 0) {
       free (h);
       return NULL;
     }
@@ -243,7 +260,7 @@ shadowcopy_open (int readonly)
   struct sc_snapshot_info info;
   int r = sc_volume_snapshot_lookup (volume, name, &info);
   if (r == 0 && info.clone &&
-      access_check_open (info.name, true, nbdkit_is_tls ()) < 0) {
+      access_check_open (info.name, !readonly, nbdkit_is_tls ()) < 0) {
     free (h);
     return NULL;
   }

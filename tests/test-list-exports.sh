@@ -65,6 +65,9 @@ for s in snaps:
     if not re.search(r"(?<![0-9])%d(?![0-9])" % int(s["id"]), desc):
         err.append("description of %r does not contain its id %s: %r"
                    % (s["name"], s["id"], desc))
+    if "uuid=%s" % s.get("uuid") not in desc:
+        err.append("description of %r does not contain uuid=%s: %r"
+                   % (s["name"], s.get("uuid"), desc))
     if not any(f in desc for f in time_forms(s["created"])):
         err.append("description of %r does not contain its creation time %s: %r"
                    % (s["name"], s["created"], desc))

@@ -104,3 +104,67 @@ start_server "$TMP/disk" "$TMP/diff"
 nbd_write_random live 0 4096
 stop_server
 log "ok, bad tls-for refused at start"
+
+# ---- nbdkit's every spelling of --tls ------------------------------
+# nbdkit reads --tls as require/required/force or a boolean (1, true, t,
+# yes, y, on; 0, false, f, no, n, off; any case): each "on" spelling must
+# keep the default tls-for=write, so a plaintext client never writes live.
+for v in t Y True 1 yes ON; do
+    rm -f "$TMP/diff"*
+    start_tcp_server "$TMP/disk" "$TMP/diff" --tls=$v --tls-psk="$TMP/keys.psk" --
+    if uri_py "$(plain_uri live)" 'h.pwrite(b"P" * 512, 0); h.flush()' 2>/dev/null; then
+        fail "--tls=$v: a plaintext client wrote the live volume"
+    fi
+    uri_py "$(tls_uri live)" 'h.pwrite(b"T" * 512, 0); h.flush()' ||
+        fail "--tls=$v: a TLS client could not write the live volume"
+    stop_server
+done
+for v in f N 0 off; do
+    rm -f "$TMP/diff"*
+    start_tcp_server "$TMP/disk" "$TMP/diff" --tls=$v --
+    uri_py "$(plain_uri live)" 'h.pwrite(b"O" * 512, 0); h.flush()' ||
+        fail "--tls=$v (off): a plaintext client could not write the live volume"
+    stop_server
+done
+log "ok, every spelling nbdkit takes for --tls read as nbdkit reads it"
+
+# ---- nbdkit -r: no connection can write ----------------------------
+# tls-for=write guards writes: with nbdkit -r the live volume and the
+# clones are read-only for every client, so plaintext may list and read
+# them (and still not write).
+rm -f "$TMP/diff"*
+start_tcp_server "$TMP/disk" "$TMP/diff" --tls=on --tls-psk="$TMP/keys.psk" --
+sc_create s1
+sc clone s1 c1 > /dev/null || fail "clone s1 c1 failed"
+stop_server
+cp "$TMP/disk" "$TMP/live.expected"
+start_tcp_server "$TMP/disk" "$TMP/diff" -r --tls=on --tls-psk="$TMP/keys.psk" --
+[ "$(exports "$(plain_uri "")")" = "c1 live s1 " ] ||
+    fail "nbdkit -r: plaintext list: expected c1 live s1, got: $(exports "$(plain_uri "")")"
+nbdcopy "$(plain_uri live)" "$TMP/live.plain" ||
+    fail "nbdkit -r: plaintext read of live refused: $(grep refused "$SERVER_LOG" | tail -1)"
+cmp_files "$TMP/live.expected" "$TMP/live.plain" "live read in plaintext under nbdkit -r"
+[ "$(uri_py "$(plain_uri c1)" 'print(h.is_read_only())')" = "True" ] ||
+    fail "nbdkit -r: clone c1 not opened read-only in plaintext"
+if uri_py "$(plain_uri live)" 'h.pwrite(b"R" * 512, 0); h.flush()' 2>/dev/null; then
+    fail "nbdkit -r: a plaintext client wrote the live volume"
+fi
+cmp_files "$TMP/live.expected" "$TMP/disk" "the origin after nbdkit -r"
+stop_server
+log "ok, nbdkit -r: live and clones listed and read in plaintext, never written"
+
+# ---- --tls=on without keys on the command line ---------------------
+# nbdkit then looks in its default certificate directory, and if it
+# finds none disables TLS with a warning; the plugin cannot tell, so it
+# warns at start that tls-for=write would then refuse every client.
+rm -f "$TMP/diff"*
+start_tcp_server "$TMP/disk" "$TMP/diff" --tls=on --
+grep -q "shadowcopy: warning: --tls=on without --tls-certificates or --tls-psk" "$SERVER_LOG" ||
+    fail "--tls=on without keys: no warning from the plugin: $(grep -i tls "$SERVER_LOG" | tail -5)"
+stop_server
+n=$(wc -l < "$SERVER_LOG")
+start_tcp_server "$TMP/disk" "$TMP/diff" --tls=on --tls-psk="$TMP/keys.psk" --
+stop_server
+tail -n +"$((n + 1))" "$SERVER_LOG" | grep -q "shadowcopy: warning: --tls=on without" &&
+    fail "--tls=on with --tls-psk: the plugin warned of missing keys"
+log "ok, --tls=on without keys: the plugin's warning"

@@ -97,5 +97,20 @@ expect_cli_error "--nbd-uri not NBD" sc backup s1 --to "$TMP/x.img" \
 case $CLI_ERR in *"not an NBD URI"*) ;;
     *) soft_fail "--nbd-uri not NBD: unexpected message: $CLI_ERR" ;;
 esac
+# verify takes one server, as mount does: both ways to name it refused.
+for order in "--nbd-socket $TMP/nbd.sock --nbd-uri $(psk_uri "")" \
+             "--nbd-uri $(psk_uri "") --nbd-socket $TMP/nbd.sock"; do
+    # shellcheck disable=SC2086
+    expect_cli_error "verify with both --nbd-socket and --nbd-uri" \
+        sc verify "$TMP/s1.img" --against s1 $order
+    case $CLI_ERR in *"--nbd-socket or --nbd-uri, not both"*) ;;
+        *) soft_fail "verify with both: unexpected message: $CLI_ERR" ;;
+    esac
+done
+expect_cli_error "verify with --nbd-uri twice" sc verify "$TMP/s1.img" \
+    --against s1 --nbd-uri "$(psk_uri "")" --nbd-uri "$(psk_uri "")"
+case $CLI_ERR in *"given twice"*) ;;
+    *) soft_fail "verify with --nbd-uri twice: unexpected message: $CLI_ERR" ;;
+esac
 
 stop_server

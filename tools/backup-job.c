@@ -18,6 +18,7 @@
 
 #include "cow/crc32c.h"
 #include "tools/backup-job.h"
+#include "tools/export-identity.h"
 #include "tools/backup-resume.h"
 #include "tools/backup-sums.h"
 #include "tools/backup-writer.h"
@@ -57,9 +58,11 @@ identify (struct sc_client *c, const char *name, struct sc_diff *id,
 /* libnbd does not zero a read's buffer first (as nbdcopy): the copy
  * engine looks at a buffer only after its read succeeded with every byte
  * of it sent (backup-copy.c counts the reply's pieces). */
+/* The export must be snapshot uuid, as the control socket named it
+ * (export-identity.h): its description is asked for (full info). */
 static int
 connect_export (const struct sc_nbd_target *t, const char *name,
-                uint64_t size,
+                const char *uuid, uint64_t size,
                 struct nbd_handle **out, char *err, size_t errlen)
 {
   struct nbd_handle *h = nbd_create ();
@@ -71,6 +74,7 @@ connect_export (const struct sc_nbd_target *t, const char *name,
     return -ENOMEM;
   }
   if (nbd_set_pread_initialize (h, false) < 0 ||  /* see the note above */
+      nbd_set_full_info (h, true) < 0 ||
       nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0)
     snprintf (why, sizeof why, "%s", nbd_get_error ());
   /* Guarded: a kill -9 of the CLI with reads in flight must not abort
@@ -82,6 +86,12 @@ connect_export (const struct sc_nbd_target *t, const char *name,
               sc_nbd_target_text (t), why);
     nbd_close (h);
     return -EIO;
+  }
+  int r = sc_export_identity_check (h, name, sc_nbd_target_text (t), uuid,
+                                    err, errlen);
+  if (r < 0) {
+    sc_nbd_guard_close (h);
+    return r;
   }
   got = nbd_get_size (h);
   if (got < 0 || (uint64_t) got != size) {
@@ -374,16 +384,16 @@ copy_ranges (struct run *run, const struct sc_diff *d, uint64_t start,
 
   if (want > SC_BACKUP_MAX_CONNECTIONS)
     want = SC_BACKUP_MAX_CONNECTIONS;
-  r = connect_export (&job->nbd, job->snapshot, run->st.volume_size,
-                      &nbd[n], err, errlen);
+  r = connect_export (&job->nbd, job->snapshot, run->st.snapshot_uuid,
+                      run->st.volume_size, &nbd[n], err, errlen);
   if (r < 0)
     return r;
   /* More connections only where the server says they see one export. */
   if (nbd_can_multi_conn (nbd[0]) != 1)
     want = 1;
   for (n = 1; n < want && r == 0; n++)
-    r = connect_export (&job->nbd, job->snapshot, run->st.volume_size,
-                        &nbd[n], err, errlen);
+    r = connect_export (&job->nbd, job->snapshot, run->st.snapshot_uuid,
+                        run->st.volume_size, &nbd[n], err, errlen);
   if (r < 0)
     n--;
   *nconn = n;
@@ -699,6 +709,13 @@ sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
   }
 
   identity (&run, m, &d, &prev);
+  /* The export is that snapshot (not another volume's server): asked
+   * before anything is made. */
+  struct nbd_handle *probe;
+  if ((r = connect_export (&job->nbd, job->snapshot, m->snapshot_uuid,
+                           id.volume_size, &probe, err, errlen)) < 0)
+    goto out;
+  sc_nbd_guard_close (probe);
   if ((r = open_target (&run, &prev, &saved, err, errlen)) < 0)
     goto out;
   if (run.durable) {

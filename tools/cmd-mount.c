@@ -59,6 +59,7 @@
 #include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/commands.h"
+#include "tools/export-identity.h"
 #include "tools/mount-recover.h"
 #include "tools/nbd-listen.h"
 #include "tools/nbd-target.h"
@@ -680,11 +681,46 @@ export_writable (const struct sc_nbd_target *t, const char *name)
   return rw;
 }
 
+/* With a control socket: export name on t must be the snapshot of UUID
+ * uuid the control socket named, not another volume's
+ * (export-identity.h).  0, or -1 (said). */
+static int
+check_export (const struct sc_nbd_target *t, const char *name,
+              const char *uuid)
+{
+  struct nbd_handle *h = nbd_create ();
+  char err[2048], why[1024] = "";
+  int r = -1;
+
+  if (!h) {
+    sc_cli_error ("libnbd: %s", nbd_get_error ());
+    return -1;
+  }
+  if (nbd_set_export_name (h, name) < 0 || nbd_set_full_info (h, true) < 0)
+    snprintf (err, sizeof err, "%s", nbd_get_error ());
+  else if ((t->uri ? sc_nbd_target_connect_uri (h, t, name, why, sizeof why)
+                   : nbd_connect_unix (h, t->socket)) < 0) {
+    if (!t->uri)
+      snprintf (why, sizeof why, "%s", nbd_get_error ());
+    snprintf (err, sizeof err, "cannot open the export of %s on %s: %s",
+              name, sc_nbd_target_text (t), why);
+  }
+  else
+    r = sc_export_identity_check (h, name, sc_nbd_target_text (t), uuid,
+                                  err, sizeof err) < 0 ? -1 : 0;
+  nbd_shutdown (h, 0);
+  nbd_close (h);
+  if (r < 0)
+    sc_cli_error ("mount %s: %s", name, err);
+  return r;
+}
+
 /* With a control socket, a missing snapshot, or a checkpoint (which
  * keeps no data to mount), is named clearly; *rw: it is a writable
  * clone.  0, or -1 (said). */
 static int
-check_snapshot (const char *socket, const char *name, bool *rw)
+check_snapshot (const char *socket, const char *name, bool *rw,
+                char uuid[37])
 {
   struct sc_client *c;
   struct sc_client_snapshot *s;
@@ -703,6 +739,7 @@ check_snapshot (const char *socket, const char *name, bool *rw)
       found = true;
       checkpoint = s[k].checkpoint;
       *rw = strcmp (s[k].type, "clone") == 0;
+      snprintf (uuid, 37, "%s", s[k].uuid);
     }
   free (s);
   sc_client_close (c, err, sizeof err);
@@ -802,7 +839,10 @@ sc_cmd_mount (const struct sc_cli_target *target, int argc, char **argv)
                   "makes a clone to replay the journal on");
     return EXIT_FAILURE;
   }
-  if (socket && check_snapshot (socket, m.name, &m.rw) < 0)
+  char uuid[37] = "";
+  if (socket && check_snapshot (socket, m.name, &m.rw, uuid) < 0)
+    return EXIT_FAILURE;
+  if (socket && uuid[0] && check_export (&nbd, m.name, uuid) < 0)
     return EXIT_FAILURE;
   if (!socket)
     m.rw = export_writable (&nbd, m.name);

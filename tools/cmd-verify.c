@@ -58,6 +58,7 @@
 #include "tools/json.h"
 #include "tools/nbd-guard.h"
 #include "tools/nbd-listen.h"
+#include "tools/export-identity.h"
 
 struct args {
   const char *target, *against;
@@ -92,6 +93,12 @@ parse_args (const struct sc_cli_target *t, int argc, char **argv,
         return sc_cli_usage_error ("verify: %s needs a value", s);
       if (strcmp (s, "--against") == 0)
         a->against = argv[++i];
+      else if (sc_nbd_target_set (&a->nbd))   /* one server, as mount */
+        return sc_cli_usage_error ("verify: %s", (a->nbd.uri != NULL) ==
+                                   (strcmp (s, "--nbd-uri") == 0)
+                                   ? "one NBD server: --nbd-socket or "
+                                     "--nbd-uri given twice"
+                                   : "--nbd-socket or --nbd-uri, not both");
       else if (strcmp (s, "--nbd-socket") == 0)
         a->nbd = (struct sc_nbd_target) { .socket = argv[++i] };
       else
@@ -296,7 +303,7 @@ against (const struct sc_cli_target *t, const struct args *a,
   /* Guarded: a kill -9 of the CLI with a read in flight must not abort
    * nbdkit 1.32 (tools/nbd-guard.c). */
   why[0] = '\0';
-  if (!(x.snap = nbd_create ()))
+  if (!(x.snap = nbd_create ()) || nbd_set_full_info (x.snap, true) < 0)
     snprintf (why, sizeof why, "%s", nbd_get_error ());
   else
     sc_nbd_guard_connect (x.snap, &a->nbd, a->against, why, sizeof why);
@@ -306,6 +313,13 @@ against (const struct sc_cli_target *t, const struct args *a,
     r = -EIO;
     goto out;
   }
+  /* The export is that snapshot, not another volume's of the same name
+   * (export-identity.h). */
+  if ((r = sc_export_identity_check (x.snap, a->against,
+                                     sc_nbd_target_text (&a->nbd),
+                                     id.to.uuid, o->error,
+                                     sizeof o->error)) < 0)
+    goto out;
   if ((got = nbd_get_size (x.snap)) < 0 || (uint64_t) got != m->volume_size) {
     snprintf (o->error, sizeof o->error, "the export of %s on %s is %" PRId64
               " bytes; the backup's volume is %" PRIu64, a->against,
