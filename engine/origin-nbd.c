@@ -266,6 +266,17 @@ conn_wait (struct nbd_origin *no, struct conn *c, struct cmd *cmds,
       else if (cmds[i].err && !err)
         err = cmds[i].err;
     }
+    /* A command failed by the connection's end, not by the server. */
+    if (left == 0 && err && (c->gen != gen || err == ENOTCONN ||
+                             err == EPIPE || err == ECONNRESET ||
+                             err == ESHUTDOWN)) {
+      if (c->gen == gen) {      /* (ESHUTDOWN: the server is stopping) */
+        say ("NBD origin %s: the connection to the server ends: %s",
+             no->uri, strerror (err));
+        conn_drop (c);
+      }
+      return LOST;
+    }
     if (left == 0)
       return err ? -err : 0;
     if (c->gen != gen)
@@ -351,10 +362,14 @@ connect_retry (struct nbd_origin *no, char *why, size_t len)
     struct nbd_handle *h = connect_once (no->uri, until, why, len);
     if (h)
       return h;
-    if (ms_from_now (delay) > end)
+    uint64_t now = sc_mono_ns ();
+    if (now >= end)
       return NULL;
-    struct timespec ts = { (time_t) (delay / 1000),
-                           (long) (delay % 1000) * 1000000 };
+    uint64_t wait = (end - now) / 1000000u;     /* a last try at the end */
+    if (wait > delay)
+      wait = delay;
+    struct timespec ts = { (time_t) (wait / 1000),
+                           (long) (wait % 1000) * 1000000 };
     nanosleep (&ts, NULL);
     delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
   }
