@@ -16,10 +16,12 @@ build_packages=(
 # python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck (ext4, XFS), clang
 # with its fuzzing runtime for the libFuzzer harnesses, and strace and
 # gdb, with which a few tests hold the CLI at an exact point (a rename, a
-# file made anew) to race it or kill it there.
+# file made anew) to race it or kill it there; qemu-storage-daemon
+# (qemu-system-common), a remote NBD server for the NBD origin's tests.
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
   clang libclang-rt-14-dev strace gdb xfsprogs
+  qemu-system-common
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

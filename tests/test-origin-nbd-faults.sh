@@ -156,3 +156,55 @@ check_export s1 "$TMP/exp-s1" "s1 under latency"
 check_export live "$MODEL" "live under latency"
 stop_server
 stop_remote lat
+
+# ---- what the remote lacks, done otherwise; what it has, passed on -------
+# A sparse remote with base:allocation: the live map shows its holes.
+nbdkit_remote sparse memory "$SIZE"
+start_server "$(remote_uri sparse)" "$W/sparse.diff" chunk-size=64K
+nbd_py live 'h.pwrite(b"d" * 65536, 0)'
+nbdinfo --map "$(uri live)" > "$TMP/map"
+grep -q "hole,zero" "$TMP/map" || fail "the remote's holes are not in the map: $(cat "$TMP/map")"
+stop_server
+stop_remote sparse
+# No FUA (the fua filter's default), no write-zeroes, no base:allocation:
+# FUA writes, zeroes and trims still do what they say, and the map is all
+# data.
+head -c "$SIZE" /dev/urandom > "$MODEL"
+nbdkit_remote plain --filter=fua --filter=nozero --filter=noextents \
+    memory "$SIZE" zeromode=none
+nbdcopy "$MODEL" "$(remote_uri plain)"
+start_server "$(remote_uri plain)" "$W/plain.diff" chunk-size=64K
+sc_create s1
+cp "$MODEL" "$TMP/exp-s1"
+nbd_py live 'h.pwrite(b"f" * 70000, 12345, nbd.CMD_FLAG_FUA)' ||
+    fail "a FUA write to a remote without FUA"
+dd if=<(head -c 70000 /dev/zero | tr '\0' f) of="$MODEL" bs=64K seek=12345 \
+    oflag=seek_bytes conv=notrunc status=none
+both_zero $((2 * M)) $((300 * 1024))
+nbd_py live 'h.zero(65536, 4 * 1024 * 1024, nbd.CMD_FLAG_FUA)'
+dd if=/dev/zero of="$MODEL" bs=64K seek=$((4 * M)) oflag=seek_bytes \
+    count=1 conv=notrunc status=none
+nbd_trim live $((5 * M)) 65536
+check_export s1 "$TMP/exp-s1" "s1 on a remote without FUA, zero or extents"
+nbd_save live "$TMP/live"
+cmp -n $((5 * M)) "$MODEL" "$TMP/live" > /dev/null ||
+    fail "live on a remote without FUA, zero or extents: $(cmp "$MODEL" "$TMP/live")"
+nbdinfo --map "$(uri live)" > "$TMP/map"
+[ "$(awk '{print $3}' "$TMP/map" | sort -u)" = 0 ] ||
+    fail "a remote without base:allocation is not all data: $(cat "$TMP/map")"
+stop_server
+stop_remote plain
+log "ok, a remote without FUA, write-zeroes or base:allocation"
+
+# ---- bad values ------------------------------------------------------
+for bad in retry=-1 retry=x io-timeout=1e9 origin-check=maybe \
+           origin-connections=0 origin-connections=17; do
+    rc=0
+    nbdkit -U "$TMP/bad.sock" --run 'exit 0' "$SHADOWCOPY_PLUGIN" \
+        "disk=$(remote_uri nobody)" "diff=$W/bad.diff" "$bad" \
+        > "$TMP/bad.out" 2>&1 || rc=$?
+    [ "$rc" -ne 0 ] || fail "$bad was accepted"
+    grep -qF "${bad%%=*}=${bad#*=}: must be" "$TMP/bad.out" ||
+        fail "$bad: no clear error: $(cat "$TMP/bad.out")"
+done
+log "ok, bad values refused: $(cat "$TMP/bad.out")"
