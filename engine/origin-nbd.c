@@ -703,11 +703,15 @@ sc_origin_open_nbd (const char *uri, const struct sc_origin_nbd_opts *opts,
   }
   no->o.ops = &nbd_ops;
   no->opts = *opts;
+  pthread_condattr_t attr;       /* conn_wait's deadlines are monotonic */
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
   for (unsigned i = 0; i < CONNECTIONS_MAX; i++) {
     pthread_mutex_init (&no->conn[i].lock, NULL);
-    pthread_cond_init (&no->conn[i].cond, NULL);
+    pthread_cond_init (&no->conn[i].cond, &attr);
     no->conn[i].wake = -1;
   }
+  pthread_condattr_destroy (&attr);
   for (unsigned i = 0; i < CONNECTIONS_MAX; i++)
     if ((no->conn[i].wake = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
       int r = -errno;

@@ -120,6 +120,28 @@ stop_server
 log "stopped in $(( $(date +%s) - t0 )) s"
 stop_remote slow
 
+# ---- waiting costs no CPU ------------------------------------------------
+# Four reads on one connection to a remote that answers after 2 s: one
+# request polls the socket, the others sleep (they spun on a condition
+# variable whose deadlines were on the wrong clock, once).
+nbdkit_remote lag --filter=delay memory "$SIZE" delay-read=2
+start_server "$(remote_uri lag)" "$W/lag.diff" origin-check=off \
+    origin-connections=1
+cpu () { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+c0=$(cpu)
+pids=()
+for p in 0 1 2 3; do
+    nbd_py live "h.pread(4096, $p * 65536)" > /dev/null &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a read of the slow remote failed"; done
+used=$(( $(cpu) - c0 ))
+[ "$used" -le 50 ] ||
+    fail "the server used $used ticks of CPU while its requests waited ~2 s"
+log "ok, 4 requests waiting 2 s on one connection cost $used ticks of CPU"
+stop_server
+stop_remote lag
+
 # ---- an unreachable remote at start ---------------------------------
 t0=$(date +%s)
 rc=0
