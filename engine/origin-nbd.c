@@ -15,8 +15,9 @@
  * then waits.  One of the waiting threads of a connection drives it (polls
  * its socket and tells libnbd, which runs the completion callbacks); the
  * others sleep on the connection's condition variable and take over when
- * the driver's own commands are done.  A submitter wakes the driver
- * through an eventfd, so that the new command is written at once.  With no
+ * the driver's own commands are done.  libnbd writes a new command at
+ * once when it can; when some of it is left to write, the submitter wakes
+ * the driver through an eventfd so that it polls for writing.  With no
  * thread of ours, nothing has to be started after nbdkit forks: the
  * socket made at open (in .get_ready, before the fork) is the child's as
  * it was the parent's.
@@ -497,8 +498,12 @@ attempt (struct nbd_origin *no, struct conn *c, enum op op, uint8_t *buf,
       off += l;
       len -= l;
     } while (len && n < GROUP_MAX && !status && !lost);
+    /* libnbd sends a command at once when it can: the driver only needs
+     * waking when some of it still waits to be written. */
     uint64_t one = 1;
-    if (write (c->wake, &one, sizeof one) < 0) {
+    if (!lost && c->driving &&
+        (nbd_aio_get_direction (c->h) & LIBNBD_AIO_DIRECTION_WRITE) &&
+        write (c->wake, &one, sizeof one) < 0) {
       /* the driver's poll times out within a second anyway */
     }
     if (lost) {
