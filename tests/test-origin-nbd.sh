@@ -134,7 +134,14 @@ rm -f "$W/bg.diff"
 nbdkit -U "$TMP/bg.sock" --pidfile "$TMP/bg.pid" "$SHADOWCOPY_PLUGIN" \
     "disk=$(remote_uri mem)" "diff=$W/bg.diff" >> "$SERVER_LOG" 2>&1 ||
     fail "nbdkit in the background did not start"
+# The child writes the pidfile after the parent returned: wait for it.
+for ((i = 0; i < 100; i++)); do
+    [ -s "$TMP/bg.pid" ] && [ -S "$TMP/bg.sock" ] && break
+    sleep 0.1
+done
+[ -s "$TMP/bg.pid" ] || fail "the background server wrote no pidfile"
 BG=$(cat "$TMP/bg.pid")
+_SERVER_PIDS+=("$BG")          # the cleanup stops it if the test fails
 "$NBDSH" -u "nbd+unix:///live?socket=$TMP/bg.sock" -c '
 h.pwrite(b"x" * 65536, 65536)
 assert h.pread(65536, 65536) == b"x" * 65536' ||
@@ -142,6 +149,7 @@ assert h.pread(65536, 65536) == b"x" * 65536' ||
 kill -TERM "$BG"
 for ((i = 0; i < 50; i++)); do kill -0 "$BG" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$BG" 2>/dev/null && fail "the background server did not stop"
+_forget_pid "$BG"
 log "ok, background mode serves through the connection made before the fork"
 stop_remote mem
 
