@@ -15,7 +15,7 @@
 #   BENCH_CREATIONS=200/100     snapshot creations under load
 #   BENCH_RSS_CHUNKS=100000     copied chunks in the memory measurement
 #   BENCH_MEM_CHUNK=4K          chunk size in the memory measurement
-#   BENCH_PARTS="throughput latency memory verify sparse-copy tracking backup goingback"
+#   BENCH_PARTS="throughput latency memory verify sparse-copy tracking backup goingback remote"
 #   BENCH_VERIFY_REPEAT=5/3     rounds of the read verification comparison
 #   BENCH_SPARSE_SIZE=64G/8G    sparse-copy: origin size, data in it,
 #   BENCH_SPARSE_DATA=1G/128M   runs per export, and the --no-extents
@@ -26,6 +26,8 @@
 #   BENCH_GOBACK_REPEAT=3/1     rounds of the going-back part (revert, clones)
 #   BENCH_GOBACK_COPY_SECONDS=30  its bounded revert: $SIZE copied back in that
 #   BENCH_GOBACK_IO_SECONDS=8   its live jobs during and after that revert
+#   BENCH_REMOTE_REPEAT=3/1     rounds of the NBD origin part (remote)
+#   BENCH_REMOTE_CHUNK=64K      its chunk size
 #   BENCH_QEMU_AIO=io_uring     BENCH_QEMU_TARGET=qcow2 (or raw)
 #   BENCH_PWRITE=1              0: no run of shadowcopy with io_uring off
 #   BENCH_RESULTS=DIR           BENCH_TMPDIR=DIR (default $TMPDIR or /tmp)
@@ -42,6 +44,7 @@ JOBS="$BENCH_DIR/jobs"
 . "$BENCH_DIR/lib/tracking.sh"
 . "$BENCH_DIR/lib/backup.sh"
 . "$BENCH_DIR/lib/goingback.sh"
+. "$BENCH_DIR/lib/remote.sh"
 
 usage () { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -74,7 +77,7 @@ RSS_CHUNKS=${BENCH_RSS_CHUNKS:-100000}
 MEM_CHUNK=${BENCH_MEM_CHUNK:-4K}
 read -r -a CHUNK_LIST <<<"${BENCH_CHUNKS:-4K 16K 64K}"
 read -r -a SNAP_LIST <<<"${BENCH_SNAPS:-0 1 64}"
-PARTS=${BENCH_PARTS:-throughput latency memory verify sparse-copy tracking backup goingback}
+PARTS=${BENCH_PARTS:-throughput latency memory verify sparse-copy tracking backup goingback remote}
 QEMU_AIO=${BENCH_QEMU_AIO:-io_uring}
 QEMU_TARGET=${BENCH_QEMU_TARGET:-qcow2}
 HISTORY_IOPS=${BENCH_HISTORY_IOPS:-2000}
@@ -296,6 +299,7 @@ has_part sparse-copy && sparse_copy
 has_part tracking && tracking
 has_part backup && backup_bench
 has_part goingback && goingback
+has_part remote && remote_bench
 
 mkdir -p "$RESULTS"
 name="$(date +%F)-$MACHINE_SHORT"

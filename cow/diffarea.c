@@ -120,13 +120,15 @@ human_size (uint64_t n, char *buf, size_t len)
   return buf;
 }
 
-/* "file (device 0x803, inode 12)", "block device 7:0" */
+/* "file (device 0x803, inode 12)", "block device 7:0", "the NBD export" */
 static const char *
 origin_desc (uint32_t type, uint64_t dev, uint64_t ino, char *buf,
              size_t len)
 {
   if (type == SC_ORIGIN_BLOCK)
     snprintf (buf, len, "block device %u:%u", major (dev), minor (dev));
+  else if (type == SC_ORIGIN_NBD)
+    snprintf (buf, len, "the NBD export");
   else
     snprintf (buf, len, "file (device %#" PRIx64 ", inode %" PRIu64 ")",
               dev, ino);
@@ -142,6 +144,22 @@ check_origin (const char *path, const struct sc_sb_disk *sb,
   char was[96], is[96], a[64], b[64];
   bool same = sb->origin_type == o->type && sb->origin_dev == o->dev &&
               sb->origin_ino == o->ino;
+  /* An NBD export is known by its name and size (its server's address
+   * may move). */
+  if (sb->origin_type == SC_ORIGIN_NBD || o->type == SC_ORIGIN_NBD) {
+    if (sb->origin_type == o->type && sb->origin_size == o->size &&
+        strncmp (sb->origin_path, o->path, sizeof sb->origin_path) == 0)
+      return 0;
+    origin_desc (sb->origin_type, sb->origin_dev, sb->origin_ino, was,
+                 sizeof was);
+    origin_desc (o->type, o->dev, o->ino, is, sizeof is);
+    return CORRUPT ("%s: this is another disk's diff area: it was made for "
+                    "%s \"%s\" of %s, but the disk is %s \"%s\" of %s.  "
+                    "Point diff= at this disk's own diff area, or disk= at "
+                    "the export it was made for", path, was,
+                    sb->origin_path, human_size (sb->origin_size, a, sizeof a),
+                    is, o->path, human_size (o->size, b, sizeof b));
+  }
   if (same && sb->origin_size != o->size && o->type == SC_ORIGIN_FILE) {
     /* Giving a file back its size moves its ctime too, so the origin
      * watch (origin-stamp.c) finds it changed at the next start. */

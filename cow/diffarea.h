@@ -43,11 +43,13 @@ struct sc_origin_id {
   uint64_t size;          /* bytes */
   uint64_t dev;           /* st_dev (files) or st_rdev (block devices) */
   uint64_t ino;           /* st_ino (files); 0 for block devices */
-  uint32_t type;          /* SC_ORIGIN_FILE or SC_ORIGIN_BLOCK */
-  char path[256];         /* informational only, never compared */
+  uint32_t type;          /* SC_ORIGIN_FILE, _BLOCK or _NBD */
+  char path[256];         /* informational only, never compared; but for
+                             SC_ORIGIN_NBD the export name, compared */
 };
 #define SC_ORIGIN_FILE  1
 #define SC_ORIGIN_BLOCK 2
+#define SC_ORIGIN_NBD   3       /* an NBD export: dev and ino are 0 */
 
 /* Fill *id from an open origin fd (fstat + size). */
 int sc_origin_identify (int fd, const char *path, struct sc_origin_id *id);

@@ -87,7 +87,8 @@ struct sc_sb_disk {
   uint64_t origin_size;
   uint64_t origin_dev;
   uint64_t origin_ino;
-  uint32_t origin_type;         /* SC_ORIGIN_FILE / SC_ORIGIN_BLOCK */
+  uint32_t origin_type;         /* SC_ORIGIN_FILE / SC_ORIGIN_BLOCK /
+                                   SC_ORIGIN_NBD (3) */
   uint32_t reserved0;
   uint64_t journal_head;        /* slot number of the first journal slot */
   uint64_t journal_seq;         /* sequence number of its first record */

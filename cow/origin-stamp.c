@@ -251,6 +251,12 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     valid += !d->snaps[i]->deleted &&
              d->snaps[i]->info.invalid_reason == SC_VALID;
   const char *path = d->sb.origin_path;
+  char nbd_name[300];
+  if (d->sb.origin_type == SC_ORIGIN_NBD) {
+    snprintf (nbd_name, sizeof nbd_name, "the NBD export \"%.256s\"",
+              d->sb.origin_path);
+    path = nbd_name;
+  }
   char what[1024] = "";
   struct msg m = { what, sizeof what, 0 };
   bool changed = false, counted = false;
@@ -280,7 +286,13 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     if (!now)
       msg_add (&m, "its state could not be read (%s)", why ? why : "?");
     changed = !now || stamp_differs (&d->sb, now, &m, &counted);
-    if (!changed && valid && !(now->flags & SC_STAMP_F_TIMES) && !counted)
+    if (!changed && valid && d->sb.origin_type == SC_ORIGIN_NBD)
+      diff_say ("%s: an NBD export offers no write counters or times: only "
+                "%" PRIu32 " sampled blocks were compared, and they match; "
+                "a change elsewhere would be missed (keep other writers off "
+                "the export)", path, now->nsamples);
+    else if (!changed && valid && !(now->flags & SC_STAMP_F_TIMES) &&
+             !counted)
       diff_say ("%s: the block device's write counters are not comparable "
                 "(the machine rebooted or the device was made again since "
                 "the server stopped, its I/O accounting is off, or the "

@@ -47,7 +47,7 @@ sc_sb_check (const void *block, const char **why)
     *why = "unknown flags";
     return -EINVAL;
   }
-  if (sb.origin_type != 1 && sb.origin_type != 2) {
+  if (sb.origin_type < 1 || sb.origin_type > 3) {
     *why = "unknown origin type";
     return -EINVAL;
   }

@@ -6,9 +6,8 @@
  * file that fills the table:
  *
  *   engine/origin-file.c   a regular file or a block device (disk=PATH)
- *
- * and later, without a change to the volume, an NBD export reached with
- * libnbd (disk=NBD-URI) in engine/origin-nbd.c.
+ *   engine/origin-nbd.c    an export of an NBD server, reached with libnbd
+ *                          (disk=NBD-URI)
  *
  * Errors: every function that can fail returns 0 (or what it says) or a
  * negative errno; nothing is left in errno.  The open functions also
@@ -34,6 +33,31 @@ struct sc_origin;
  * regular file or block device") for anything else. */
 int sc_origin_open_file (const char *path, struct sc_origin **out,
                          char *err, size_t errlen);
+
+/* True if `s` names an NBD export (nbd://, nbds://, nbd+unix://,
+ * nbds+unix://): anything else is a path. */
+bool sc_origin_is_nbd_uri (const char *s);
+
+/* How an NBD origin connects, and how long it waits. */
+struct sc_origin_nbd_opts {
+  uint32_t retry_ms;            /* keep trying to connect this long (at
+                                   open and after a lost connection) */
+  uint32_t io_timeout_ms;       /* a request not answered by then fails
+                                   with EIO and its connection is made
+                                   again; 0: wait for ever */
+  uint32_t connections;         /* at most this many when the server has
+                                   multi-conn (0: 4); else one */
+};
+#define SC_ORIGIN_NBD_RETRY_MS_DEFAULT 30000u
+#define SC_ORIGIN_NBD_IO_TIMEOUT_MS_DEFAULT 30000u
+
+/* Connect to the NBD export named by `uri` (libnbd's URI syntax, local
+ * files such as tls-psk-file= allowed).  -EIO if it cannot be reached
+ * within opts->retry_ms, -EROFS if it is read-only.  Its identity is
+ * SC_ORIGIN_NBD with the export name as its path. */
+int sc_origin_open_nbd (const char *uri,
+                        const struct sc_origin_nbd_opts *opts,
+                        struct sc_origin **out, char *err, size_t errlen);
 
 /* Release the origin (no flush: call sc_origin_flush first if the data
  * must be durable).  NULL is allowed. */
@@ -109,6 +133,6 @@ int sc_origin_fd (const struct sc_origin *o);
 /* The kinds of origin this build can open, as a comma list (what
  * `nbdkit shadowcopy --dump-plugin` reports as shadowcopy_origin_backends):
  * one name per origin-*.c file above. */
-#define SC_ORIGIN_BACKENDS "file"
+#define SC_ORIGIN_BACKENDS "file,nbd"
 
 #endif

@@ -15,6 +15,9 @@
  *   close   after the last write and its flush, take the stamp again:
  *           the clean close records it.
  *
+ * origin-check=off (engine/volume.h) skips the open's and the close's,
+ * reading nothing: for a remote origin too slow to sample.
+ *
  * The first write waits for one superblock update; every later one only
  * reads a flag.
  */
@@ -31,6 +34,14 @@ sc_vol_watch_open (struct sc_volume *v, char *err, size_t errlen)
 {
   struct sc_origin_stamp st;
   char why[256] = "";
+  if (v->cfg.origin_check_off) {
+    void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+    if (say)
+      say ("DANGER: origin-check=off: the disk is not checked for changes "
+           "made while the server was stopped, so its snapshots may serve "
+           "data written behind shadowcopy's back");
+    return 0;
+  }
   int r = sc_origin_flush (v->origin);
   if (r < 0)
     debug ("fdatasync of the disk at open: %s", strerror (-r));
@@ -70,6 +81,10 @@ sc_vol_watch_write (struct sc_volume *v)
 void
 sc_vol_watch_close (struct sc_volume *v)
 {
+  /* origin-check=off reads nothing at close either: the state recorded
+   * before stays, so the next checked start still compares with it. */
+  if (v->cfg.origin_check_off)
+    return;
   struct sc_origin_stamp st;
   int r = sc_origin_stamp (v->origin, &st);
   if (r < 0)

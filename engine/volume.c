@@ -178,7 +178,16 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
 
   if (!v)
     return -ENOMEM;
-  r = sc_origin_open_file (cfg->origin_path, &v->origin, err, errlen);
+  if (sc_origin_is_nbd_uri (cfg->origin_path)) {
+    struct sc_origin_nbd_opts def = {
+      .retry_ms = SC_ORIGIN_NBD_RETRY_MS_DEFAULT,
+      .io_timeout_ms = SC_ORIGIN_NBD_IO_TIMEOUT_MS_DEFAULT,
+    };
+    r = sc_origin_open_nbd (cfg->origin_path, cfg->nbd ? cfg->nbd : &def,
+                            &v->origin, err, errlen);
+  }
+  else
+    r = sc_origin_open_file (cfg->origin_path, &v->origin, err, errlen);
   if (r < 0)
     goto fail;
   sc_origin_identity (v->origin, &id);

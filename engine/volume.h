@@ -40,7 +40,8 @@ struct sc_volume;
   "scrub,space-policy"
 
 struct sc_volume_config {
-  const char *origin_path;      /* existing file or block device */
+  const char *origin_path;      /* existing file or block device, or an
+                                   NBD URI (sc_origin_is_nbd_uri) */
   const char *diff_path;        /* diff-area file, created when missing */
   uint32_t chunk_size;          /* 0: SC_CHUNK_SIZE_DEFAULT (new diff areas) */
   bool volatile_durability;     /* durability=volatile (see SC_DIFF_VOLATILE) */
@@ -61,6 +62,11 @@ struct sc_volume_config {
                                    (sc_volume_revert_resume starts it):
                                    recovery checks that must see the
                                    origin as the crash left it */
+  /* An NBD origin's connection (NULL: the defaults of origin.h). */
+  const struct sc_origin_nbd_opts *nbd;
+  /* origin-check=off: the origin's stamp is neither taken nor compared
+   * at open (DANGER: a change made while no server ran goes unseen). */
+  bool origin_check_off;
 };
 
 int sc_volume_open (const struct sc_volume_config *cfg,

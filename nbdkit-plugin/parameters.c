@@ -17,7 +17,12 @@
 #include "nbdkit-plugin/access.h"
 #include "nbdkit-plugin/parameters.h"
 
-struct plugin_config pcfg;
+struct plugin_config pcfg = {
+  .nbd = {
+    .retry_ms = SC_ORIGIN_NBD_RETRY_MS_DEFAULT,
+    .io_timeout_ms = SC_ORIGIN_NBD_IO_TIMEOUT_MS_DEFAULT,
+  },
+};
 
 static void seen_free (void);
 
@@ -178,6 +183,13 @@ plugin_config (const char *key, const char *value)
     nbdkit_error ("%s= must not be empty", key);
     return -1;
   }
+  if (strcmp (key, "disk") == 0 && sc_origin_is_nbd_uri (value)) {
+    free (pcfg.disk);           /* a URI: libnbd checks it at open */
+    pcfg.disk = strdup (value);
+    if (!pcfg.disk)
+      nbdkit_error ("strdup: %m");
+    return pcfg.disk ? 0 : -1;
+  }
   if (strcmp (key, "disk") == 0) {
     struct stat st;
     if (stat (value, &st) == -1) {
@@ -301,10 +313,50 @@ plugin_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "retry") == 0 || strcmp (key, "io-timeout") == 0) {
+    double secs;
+    char *end;
+    errno = 0;
+    secs = value[0] >= '0' && value[0] <= '9' ? strtod (value, &end) : -1;
+    if (secs < 0 || secs > 86400 || errno || *end != '\0') {
+      nbdkit_error ("%s=%s: must be a number of seconds from 0 to 86400",
+                    key, value);
+      return -1;
+    }
+    uint32_t ms = (uint32_t) (secs * 1000 + 0.5);
+    if (strcmp (key, "retry") == 0)
+      pcfg.nbd.retry_ms = ms;
+    else
+      pcfg.nbd.io_timeout_ms = ms;
+    return 0;
+  }
+  if (strcmp (key, "origin-check") == 0) {
+    if (strcmp (value, "verify") == 0)
+      pcfg.space.origin_check_off = false;
+    else if (strcmp (value, "off") == 0)
+      pcfg.space.origin_check_off = true;
+    else {
+      nbdkit_error ("origin-check=%s: must be verify or off", value);
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "tls-for") == 0)
     return access_config_tls_for (value);
   if (strcmp (key, "allow-uid") == 0)
     return access_config_allow_uid (value);
+  if (strcmp (key, "origin-connections") == 0) {
+    char *end;
+    unsigned long n = value[0] >= '0' && value[0] <= '9'
+                      ? strtoul (value, &end, 10) : 0;
+    if (n < 1 || n > 16 || *end != '\0') {
+      nbdkit_error ("origin-connections=%s: must be a number from 1 to 16",
+                    value);
+      return -1;
+    }
+    pcfg.nbd.connections = (uint32_t) n;
+    return 0;
+  }
   nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
                 key);
   return -1;
@@ -342,6 +394,7 @@ plugin_config_complete (void)
     nbdkit_error ("the disk= and diff= parameters are required");
     return -1;
   }
+  pcfg.space.nbd = &pcfg.nbd;
   if (!pcfg.control) {
     if (asprintf (&pcfg.control, "%s.sock", pcfg.diff) == -1) {
       nbdkit_error ("asprintf: %m");

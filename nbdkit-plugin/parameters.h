@@ -13,7 +13,7 @@
 #include "nbdkit-plugin/access.h"
 
 struct plugin_config {
-  char *disk;                   /* disk=, absolute */
+  char *disk;                   /* disk=, absolute, or an NBD URI */
   char *diff;                   /* diff=, absolute */
   char *control;                /* control=, default DIFF.sock */
   uint32_t chunk_size;          /* 0: the default */
@@ -27,6 +27,7 @@ struct plugin_config {
   bool tls;                     /* tls=on|require */
   char *listen_uri;             /* plugin_config_complete: from listen=,
                                    else nbdkit's command line; or NULL */
+  struct sc_origin_nbd_opts nbd;   /* retry=, io-timeout=, ... */
 };
 
 extern struct plugin_config pcfg;
@@ -38,7 +39,8 @@ int plugin_config_complete (void);
 void plugin_config_free (void);
 
 #define plugin_config_help \
-  "disk=<FILENAME>     (required) The origin disk (file or block device).\n" \
+  "disk=<FILENAME>|<NBD-URI>  (required) The origin disk (file, block\n" \
+  "                    device, or NBD export: nbd://, nbd+unix://, ...).\n" \
   "diff=<FILENAME>     (required) The diff area (created when missing).\n" \
   "chunk-size=<SIZE>   Copy-on-write unit of a new diff area (default 64K).\n" \
   "control=<SOCKET>    Control socket (default DIFF.sock).\n" \
@@ -50,6 +52,10 @@ void plugin_config_free (void);
   "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
   "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
   "                    while the server was stopped (dangerous).\n" \
+  "retry=SECONDS       NBD origin: keep trying to connect (default 30).\n" \
+  "io-timeout=SECONDS  NBD origin: a request unanswered fails (default 30).\n" \
+  "origin-check=verify|off  Check the disk for changes made while stopped.\n" \
+  "origin-connections=N  NBD origin: connections if multi-conn (default 4).\n" \
   "config=<FILE>       Read key=value lines from FILE (a volume's .conf).\n" \
   access_config_help
 

@@ -31,11 +31,13 @@ deb_packages=(
 # verifies the service units (and its pkg-config file names their
 # directory).  certtool and psktool (gnutls-bin) for the TLS tests'
 # throwaway CA and keys.  iproute2: ss, the README's stale-socket check
-# (test-readme-restart.sh runs it).
+# (test-readme-restart.sh runs it).  qemu-storage-daemon
+# (qemu-system-common), a remote NBD server for the NBD origin's tests.
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
   clang libclang-rt-14-dev strace gdb xfsprogs
   nbd-client postgresql systemd gnutls-bin iproute2
+  qemu-system-common
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

@@ -766,3 +766,43 @@ Test (diffarea, open_without_space_for_a_checkpoint_continues_the_journal)
   }
   uh_area_free (&a);
 }
+
+/* ---- an NBD export's identity: its name and size ------------------------ */
+
+Test (diffarea, nbd_origin_is_known_by_export_name_and_size)
+{
+  struct uh_area a;
+  uh_area_create (&a, 1 << 20, 4096, 1);
+  uh_area_close (&a);
+  char *diff = uh_path ("nbd-diff");
+  struct sc_origin_id nbd = { .type = SC_ORIGIN_NBD, .size = 1 << 20 };
+  snprintf (nbd.path, sizeof nbd.path, "vm1");
+  struct sc_diff *d;
+  char err[1024] = "";
+  cr_assert_eq (sc_diff_open (diff, SC_DIFF_CREATE, &nbd, 4096, &d, err,
+                              sizeof err), 0, "%s", err);
+  cr_assert_eq (sc_diff_close (d), 0);
+  /* The same export again: accepted. */
+  cr_assert_eq (sc_diff_open (diff, 0, &nbd, 4096, &d, err, sizeof err), 0,
+                "%s", err);
+  cr_assert_eq (sc_diff_close (d), 0);
+  /* Another name, another size, a file: refused, naming both. */
+  struct sc_origin_id other = nbd;
+  snprintf (other.path, sizeof other.path, "vm2");
+  cr_assert_lt (sc_diff_open (diff, 0, &other, 4096, &d, err, sizeof err), 0);
+  cr_assert (strstr (err, "made for the NBD export \"vm1\"") &&
+             strstr (err, "the disk is the NBD export \"vm2\""), "%s", err);
+  other = nbd;
+  other.size = 2 << 20;
+  cr_assert_lt (sc_diff_open (diff, 0, &other, 4096, &d, err, sizeof err), 0);
+  cr_assert (strstr (err, "\"vm1\" of 1.0 MiB") &&
+             strstr (err, "\"vm1\" of 2.0 MiB"), "%s", err);
+  cr_assert_lt (sc_diff_open (diff, 0, &a.id, 4096, &d, err, sizeof err), 0);
+  cr_assert (strstr (err, "made for the NBD export \"vm1\""), "%s", err);
+  /* And the file's diff area refuses the export. */
+  cr_assert_lt (sc_diff_open (a.diff_path, 0, &nbd, 4096, &d, err,
+                              sizeof err), 0);
+  cr_assert (strstr (err, "the disk is the NBD export \"vm1\""), "%s", err);
+  free (diff);
+  uh_area_free (&a);
+}

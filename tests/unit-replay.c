@@ -350,13 +350,13 @@ Test (replay, unknown_superblock_flags)
   uh_area_free (&a);
 }
 
-static void origin_type_3 (struct sc_sb_disk *sb) { sb->origin_type = 3; }
+static void origin_type_4 (struct sc_sb_disk *sb) { sb->origin_type = 4; }
 
 Test (replay, unknown_origin_type)
 {
   struct uh_area a;
   make_area (&a);
-  edit_sb (a.diff_path, -1, origin_type_3);
+  edit_sb (a.diff_path, -1, origin_type_4);
   assert_refused (&a, EINVAL, "origin type");
   uh_area_free (&a);
 }

@@ -372,6 +372,10 @@ report_write () {
       echo
       report_goingback
     fi
+    if [ -s "${REMOTE_SAMPLES:-}" ]; then
+      echo
+      report_remote
+    fi
     if [ -n "$have_tp" ]; then
       echo
       echo "## Raw samples"

@@ -1,0 +1,778 @@
+/* shadowcopy: an origin that is an export of an NBD server, reached with
+ * libnbd (disk=NBD-URI; see origin.h).
+ *
+ * Notes on the design
+ *
+ * Connections.  One connection to the server, or up to `connections`
+ * when the server advertises multi-conn (then a flush on any connection
+ * covers the writes every connection completed, so the volume's flush
+ * stays one command).  The first connection is made at open; the others
+ * when a request first picks them.  Requests pick a connection round
+ * robin.
+ *
+ * Several requests in flight per connection, without a thread of our
+ * own: a request submits its commands with libnbd's asynchronous calls,
+ * then waits.  One of the waiting threads of a connection drives it (polls
+ * its socket and tells libnbd, which runs the completion callbacks); the
+ * others sleep on the connection's condition variable and take over when
+ * the driver's own commands are done.  libnbd writes a new command at
+ * once when it can; when some of it is left to write, the submitter wakes
+ * the driver through an eventfd so that it polls for writing.  With no
+ * thread of ours, nothing has to be started after nbdkit forks: the
+ * socket made at open (in .get_ready, before the fork) is the child's as
+ * it was the parent's.
+ *
+ * Locks: a connection's mutex, then libnbd's handle lock (taken inside
+ * every nbd_* call).  The completion callbacks run under libnbd's lock and
+ * touch nothing but atomics of their command; the driver wakes the
+ * waiters once its nbd_aio_notify_* has returned.
+ *
+ * Failures.  A command the server answers with an error fails with that
+ * errno.  A command not answered within io-timeout fails with EIO: its
+ * connection is dropped (every command still in flight on it fails with
+ * EIO) and made again by the next request.  A connection lost under
+ * commands not timed out has them tried once more on a new connection:
+ * NBD commands are positioned, so doing one twice does what doing it once
+ * does, and the volume's chunk range locks keep overlapping ones of ours
+ * from racing.  Connecting (at open and again) is retried for `retry_ms`
+ * with a back-off from 0.1 s doubling to 5 s; while one request of a
+ * connection connects, the others wait for its outcome and share it.  A
+ * server that answers again with another size is not the disk the
+ * snapshots belong to: every later request fails with EIO.
+ *
+ * What the server cannot do is done otherwise: no FUA, a write and a
+ * flush; no write-zeroes, zeros written; no trim, nothing (it is
+ * advisory); no flush, nothing (the server says its writes are durable);
+ * no base:allocation, every extent data.  is_hole is false: a query per
+ * copied chunk would cost a round trip each, and the copy-on-write path
+ * finds all-zero chunks by reading them anyway.
+ *
+ * Identity: the export name (not the URI, whose host or socket may move)
+ * and the size (cow/diffarea.c compares both).  The stamp is the sampled
+ * blocks alone (origin.c).  Nothing here can lock the export against other
+ * writers: that is the server's business (see the README).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libnbd.h>
+
+#include "cow/io.h"
+#include "engine/clock.h"
+#include "engine/origin-impl.h"
+
+#define CONNECTIONS_MAX 16
+#define PIECE_MAX (8u << 20)          /* bytes of data per command */
+#define RANGE_MAX (1u << 30)          /* bytes per zero, trim, status */
+#define GROUP_MAX 16                  /* commands submitted at once */
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+
+/* Internal outcomes of one attempt (never returned to the volume). */
+#define LOST (-ENOTCONN)        /* the connection went: try again */
+
+struct conn {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct nbd_handle *h;         /* NULL: not connected */
+  int wake;                     /* eventfd: a command was submitted */
+  bool driving;                 /* a waiter polls the socket */
+  bool dying;                   /* being dropped: no new commands */
+  bool connecting;              /* a request is connecting it */
+  uint64_t gen;                 /* +1 at each drop */
+  uint64_t attempts;            /* +1 at each connect outcome */
+  bool last_failed;             /* the last connect failed */
+};
+
+struct nbd_origin {
+  struct sc_origin o;           /* first: what the volume holds */
+  char *uri;
+  struct sc_origin_nbd_opts opts;
+  bool can_fua, can_flush, can_zero, can_trim, can_status;
+  uint64_t piece_max;
+  unsigned nconn;
+  unsigned next;                /* round robin (atomic) */
+  bool fatal;                   /* (atomic) the server is another disk */
+  struct conn conn[CONNECTIONS_MAX];
+};
+
+/* One command in flight. */
+struct cmd {
+  int done;                     /* atomic: the callback ran */
+  int err;                      /* its errno, 0 on success */
+  /* block status: the extents the server gave (pairs length, flags) */
+  uint64_t ext_off;
+  uint32_t *ext;
+  size_t next;
+};
+
+static inline struct nbd_origin *
+nbd_of (const struct sc_origin *o)
+{
+  return (struct nbd_origin *) o;
+}
+
+static void
+say (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static void
+say (const char *fmt, ...)
+{
+  void (*out) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+  if (!out)
+    return;
+  char msg[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  out ("%s", msg);
+}
+
+bool
+sc_origin_is_nbd_uri (const char *s)
+{
+  static const char *const schemes[] = { "nbd://", "nbds://", "nbd+unix://",
+                                         "nbds+unix://" };
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+    if (strncmp (s, schemes[i], strlen (schemes[i])) == 0)
+      return true;
+  return false;
+}
+
+static uint64_t
+ms_from_now (uint64_t ms)
+{
+  return sc_mono_ns () + ms * 1000000u;
+}
+
+/* ---- driving a connection ------------------------------------------- */
+
+static int
+cmd_done (void *user_data, int *error)
+{
+  struct cmd *c = user_data;
+  __atomic_store_n (&c->err, *error, __ATOMIC_RELAXED);
+  __atomic_store_n (&c->done, 1, __ATOMIC_RELEASE);
+  return 1;                     /* retire the command */
+}
+
+static int
+cmd_extents (void *user_data, const char *metacontext, uint64_t offset,
+             uint32_t *entries, size_t nr_entries, int *error)
+{
+  struct cmd *c = user_data;
+  if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || c->ext)
+    return 0;
+  c->ext = malloc (nr_entries * sizeof *entries);
+  if (c->ext) {
+    memcpy (c->ext, entries, nr_entries * sizeof *entries);
+    c->next = nr_entries;
+    c->ext_off = offset;
+  }
+  return 0;
+}
+
+/* Drop the connection (lock held): wait for its driver to leave, close
+ * the handle (libnbd then holds no buffer of ours), and let every waiter
+ * see its commands gone. */
+static void
+conn_drop (struct conn *c)
+{
+  if (!c->h)
+    return;
+  c->dying = true;
+  while (c->driving) {
+    uint64_t one = 1;
+    if (write (c->wake, &one, sizeof one) < 0) {
+      /* the driver's poll times out within a second anyway */
+    }
+    pthread_cond_wait (&c->cond, &c->lock);
+  }
+  nbd_close (c->h);
+  c->h = NULL;
+  c->gen++;
+  c->dying = false;
+  pthread_cond_broadcast (&c->cond);
+}
+
+/* Poll the socket once (lock held on entry and exit, released inside). */
+static void
+conn_drive (struct conn *c, uint64_t deadline)
+{
+  struct nbd_handle *h = c->h;
+  c->driving = true;
+  pthread_mutex_unlock (&c->lock);
+
+  int fd = nbd_aio_get_fd (h);
+  unsigned dir = nbd_aio_get_direction (h);
+  struct pollfd p[2] = {
+    { .fd = fd, .events = (short) ((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+                                   (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0)) },
+    { .fd = c->wake, .events = POLLIN },
+  };
+  int ms = 1000;
+  if (deadline) {
+    uint64_t now = sc_mono_ns ();
+    uint64_t left = deadline > now ? (deadline - now) / 1000000u + 1 : 0;
+    if (left < (uint64_t) ms)
+      ms = (int) left;
+  }
+  int n = fd >= 0 ? poll (p, 2, ms) : 0;
+  if (n > 0 && (p[1].revents & POLLIN)) {
+    uint64_t v;
+    if (read (c->wake, &v, sizeof v) < 0) {
+      /* nothing to drain */
+    }
+  }
+  if (n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+    nbd_aio_notify_read (h);
+  else if (n > 0 && (p[0].revents & POLLOUT))
+    nbd_aio_notify_write (h);
+  bool dead = fd < 0 || nbd_aio_is_dead (h) || nbd_aio_is_closed (h);
+
+  pthread_mutex_lock (&c->lock);
+  c->driving = false;
+  pthread_cond_broadcast (&c->cond);
+  if (dead && c->h == h) {
+    say ("NBD origin: the connection to the server was lost: %s",
+         nbd_get_error () ? nbd_get_error () : "closed");
+    conn_drop (c);
+  }
+}
+
+/* Wait for commands submitted at generation `gen` (lock held): 0, the
+ * first command's error, LOST if the connection went, or -EIO if one was
+ * not answered by `deadline` (0: none), after dropping the connection. */
+static int
+conn_wait (struct nbd_origin *no, struct conn *c, struct cmd *cmds,
+           size_t n, uint64_t gen, uint64_t deadline)
+{
+  for (;;) {
+    size_t left = 0;
+    int err = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (!__atomic_load_n (&cmds[i].done, __ATOMIC_ACQUIRE))
+        left++;
+      else if (cmds[i].err && !err)
+        err = cmds[i].err;
+    }
+    /* A command failed by the connection's end, not by the server. */
+    if (left == 0 && err && (c->gen != gen || err == ENOTCONN ||
+                             err == EPIPE || err == ECONNRESET ||
+                             err == ESHUTDOWN)) {
+      if (c->gen == gen) {      /* (ESHUTDOWN: the server is stopping) */
+        say ("NBD origin %s: the connection to the server ends: %s",
+             no->uri, strerror (err));
+        conn_drop (c);
+      }
+      return LOST;
+    }
+    if (left == 0)
+      return err ? -err : 0;
+    if (c->gen != gen)
+      return LOST;
+    uint64_t now = sc_mono_ns ();
+    if (deadline && now >= deadline) {
+      say ("NBD origin %s: a request was not answered within %u ms: it "
+           "fails with EIO, and the connection is dropped and made again",
+           no->uri, no->opts.io_timeout_ms);
+      conn_drop (c);
+      return -EIO;
+    }
+    if (!c->driving && !c->dying && c->h) {
+      conn_drive (c, deadline);
+      continue;
+    }
+    struct timespec ts;
+    uint64_t until = now + 1000000000u;
+    if (deadline && deadline < until)
+      until = deadline;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    uint64_t at = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec
+                  + (until - now);
+    ts.tv_sec = (time_t) (at / 1000000000u);
+    ts.tv_nsec = (long) (at % 1000000000u);
+    pthread_cond_timedwait (&c->cond, &c->lock, &ts);
+  }
+}
+
+/* ---- connecting ------------------------------------------------------ */
+
+/* One attempt: a connected handle, or NULL with the reason in `why`. */
+static struct nbd_handle *
+connect_once (const char *uri, uint64_t deadline, char *why, size_t len)
+{
+  struct nbd_handle *h = nbd_create ();
+  if (!h) {
+    snprintf (why, len, "%s", nbd_get_error ());
+    return NULL;
+  }
+  if (nbd_set_uri_allow_local_file (h, true) == -1 ||
+      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
+      nbd_aio_connect_uri (h, uri) == -1)
+    goto fail;
+  while (nbd_aio_is_connecting (h)) {
+    uint64_t now = sc_mono_ns ();
+    if (now >= deadline) {
+      snprintf (why, len, "connecting timed out");
+      nbd_close (h);
+      return NULL;
+    }
+    unsigned dir = nbd_aio_get_direction (h);
+    struct pollfd p = {
+      .fd = nbd_aio_get_fd (h),
+      .events = (short) ((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+                         (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0)),
+    };
+    uint64_t left = (deadline - now) / 1000000u + 1;
+    int n = poll (&p, 1, left > 1000 ? 1000 : (int) left);
+    if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+      nbd_aio_notify_read (h);
+    else if (n > 0 && (p.revents & POLLOUT))
+      nbd_aio_notify_write (h);
+  }
+  if (nbd_aio_is_ready (h))
+    return h;
+ fail:
+  snprintf (why, len, "%s", nbd_get_error () ? nbd_get_error ()
+                                             : "connection closed");
+  nbd_close (h);
+  return NULL;
+}
+
+/* Attempts for retry_ms with a back-off. */
+static struct nbd_handle *
+connect_retry (struct nbd_origin *no, char *why, size_t len)
+{
+  uint64_t end = ms_from_now (no->opts.retry_ms);
+  uint64_t delay = BACKOFF_FIRST_MS;
+  uint32_t per = no->opts.io_timeout_ms ? no->opts.io_timeout_ms : 30000;
+  for (;;) {
+    uint64_t until = ms_from_now (per);
+    struct nbd_handle *h = connect_once (no->uri, until, why, len);
+    if (h)
+      return h;
+    uint64_t now = sc_mono_ns ();
+    if (now >= end)
+      return NULL;
+    uint64_t wait = (end - now) / 1000000u;     /* a last try at the end */
+    if (wait > delay)
+      wait = delay;
+    struct timespec ts = { (time_t) (wait / 1000),
+                           (long) (wait % 1000) * 1000000 };
+    nanosleep (&ts, NULL);
+    delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+  }
+}
+
+/* A connected handle on `c` (lock held): 0, or -EIO. */
+static int
+conn_ready (struct nbd_origin *no, struct conn *c)
+{
+  for (;;) {
+    if (__atomic_load_n (&no->fatal, __ATOMIC_ACQUIRE))
+      return -EIO;
+    if (c->h && !c->dying)
+      return 0;
+    if (c->connecting || c->dying) {
+      uint64_t seen = c->attempts;
+      while ((c->connecting || c->dying) && c->attempts == seen)
+        pthread_cond_wait (&c->cond, &c->lock);
+      if (c->attempts != seen && c->last_failed)
+        return -EIO;
+      continue;
+    }
+    char why[512];
+    c->connecting = true;
+    pthread_mutex_unlock (&c->lock);
+    struct nbd_handle *h = connect_retry (no, why, sizeof why);
+    int64_t size = h ? nbd_get_size (h) : -1;
+    pthread_mutex_lock (&c->lock);
+    c->connecting = false;
+    c->attempts++;
+    c->last_failed = !h;
+    if (h && (size < 0 || (uint64_t) size != no->o.id.size)) {
+      if (!__atomic_exchange_n (&no->fatal, true, __ATOMIC_ACQ_REL))
+        say ("NBD origin %s: the server answers again, but its export is "
+             "now %" PRId64 " bytes, not %" PRIu64 ": it is not the disk "
+             "the snapshots belong to, and every request now fails with "
+             "EIO (restart the server with the right disk)", no->uri,
+             size, no->o.id.size);
+      nbd_close (h);
+      c->last_failed = true;
+      h = NULL;
+    }
+    else if (!h)
+      say ("NBD origin %s: cannot connect (retried for %g s): %s",
+           no->uri, no->opts.retry_ms / 1000.0, why);
+    else if (c->gen)
+      say ("NBD origin %s: connected again", no->uri);
+    c->h = h;
+    pthread_cond_broadcast (&c->cond);
+    if (!h)
+      return -EIO;
+  }
+}
+
+/* ---- commands -------------------------------------------------------- */
+
+enum op { OP_READ, OP_WRITE, OP_FLUSH, OP_ZERO, OP_TRIM, OP_STATUS };
+
+/* Submit one command (lock held): its cookie, or -1 (cmd->err set). */
+static int64_t
+submit (struct nbd_origin *no, struct nbd_handle *h, enum op op,
+        struct cmd *cmd, void *buf, uint64_t len, uint64_t off,
+        uint32_t flags)
+{
+  nbd_completion_callback done = { .callback = cmd_done, .user_data = cmd };
+  int64_t r = -1;
+  switch (op) {
+  case OP_READ:
+    r = nbd_aio_pread (h, buf, len, off, done, 0);
+    break;
+  case OP_WRITE:
+    r = nbd_aio_pwrite (h, buf, len, off, done, flags);
+    break;
+  case OP_FLUSH:
+    r = nbd_aio_flush (h, done, 0);
+    break;
+  case OP_ZERO:
+    r = nbd_aio_zero (h, len, off, done, flags);
+    break;
+  case OP_TRIM:
+    r = nbd_aio_trim (h, len, off, done, flags);
+    break;
+  case OP_STATUS: {
+    nbd_extent_callback ext = { .callback = cmd_extents, .user_data = cmd };
+    r = nbd_aio_block_status (h, len, off, ext, done, 0);
+    break;
+  }
+  }
+  (void) no;
+  if (r == -1) {
+    int e = nbd_get_errno ();
+    cmd->err = e ? e : EIO;
+    cmd->done = 1;
+  }
+  return r;
+}
+
+/* One attempt at [off, off + len) as commands of at most `piece` bytes,
+ * on one connection. */
+static int
+attempt (struct nbd_origin *no, struct conn *c, enum op op, uint8_t *buf,
+         uint64_t len, uint64_t off, uint32_t flags, uint64_t piece,
+         struct cmd *status)
+{
+  struct cmd cmds[GROUP_MAX];
+  int r = 0;
+
+  pthread_mutex_lock (&c->lock);
+  while (r == 0) {
+    if ((r = conn_ready (no, c)) < 0)
+      break;
+    size_t n = 0;
+    uint64_t gen = c->gen;
+    bool lost = false;
+    do {
+      uint64_t l = len < piece ? len : piece;
+      struct cmd *cmd = status ? status : &cmds[n];
+      memset (cmd, 0, sizeof *cmd);
+      n++;
+      if (submit (no, c->h, op, cmd, buf, l, off, flags) == -1 &&
+          (nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h)))
+        lost = true;
+      if (buf)
+        buf += l;
+      off += l;
+      len -= l;
+    } while (len && n < GROUP_MAX && !status && !lost);
+    /* libnbd sends a command at once when it can: the driver only needs
+     * waking when some of it still waits to be written. */
+    uint64_t one = 1;
+    if (!lost && c->driving &&
+        (nbd_aio_get_direction (c->h) & LIBNBD_AIO_DIRECTION_WRITE) &&
+        write (c->wake, &one, sizeof one) < 0) {
+      /* the driver's poll times out within a second anyway */
+    }
+    if (lost) {
+      conn_drop (c);
+      r = LOST;
+      break;
+    }
+    uint64_t deadline = no->opts.io_timeout_ms
+                        ? ms_from_now (no->opts.io_timeout_ms) : 0;
+    r = conn_wait (no, c, status ? status : cmds, n, gen, deadline);
+    if (len == 0 || status)
+      break;
+  }
+  pthread_mutex_unlock (&c->lock);
+  return r;
+}
+
+/* A command on a connection picked round robin, tried once more on a new
+ * connection if its connection went (see the notes at the top). */
+static int
+run (struct nbd_origin *no, enum op op, void *buf, uint64_t len,
+     uint64_t off, uint32_t flags, uint64_t piece, struct cmd *status)
+{
+  if (__atomic_load_n (&no->fatal, __ATOMIC_ACQUIRE))
+    return -EIO;
+  unsigned i = __atomic_fetch_add (&no->next, 1, __ATOMIC_RELAXED);
+  struct conn *c = &no->conn[op == OP_FLUSH ? 0 : i % no->nconn];
+  int r = attempt (no, c, op, buf, len, off, flags, piece, status);
+  if (r == LOST) {
+    if (status) {
+      free (status->ext);
+      status->ext = NULL;
+    }
+    r = attempt (no, c, op, buf, len, off, flags, piece, status);
+  }
+  return r == LOST ? -EIO : r;
+}
+
+/* ---- the operations -------------------------------------------------- */
+
+static int
+nbd_o_pread (struct sc_origin *o, void *buf, uint64_t len, uint64_t off)
+{
+  struct nbd_origin *no = nbd_of (o);
+  return run (no, OP_READ, buf, len, off, 0, no->piece_max, NULL);
+}
+
+static int
+nbd_o_flush (struct sc_origin *o)
+{
+  struct nbd_origin *no = nbd_of (o);
+  if (!no->can_flush)
+    return __atomic_load_n (&no->fatal, __ATOMIC_ACQUIRE) ? -EIO : 0;
+  return run (no, OP_FLUSH, NULL, 0, 0, 0, 1, NULL);
+}
+
+/* FUA where the server has it, else the command and a flush. */
+static int
+with_fua (struct nbd_origin *no, enum op op, void *buf, uint64_t len,
+          uint64_t off, uint32_t flags, unsigned sc_flags, uint64_t piece)
+{
+  bool fua = (sc_flags & SC_FUA) != 0;
+  if (fua && no->can_fua)
+    flags |= LIBNBD_CMD_FLAG_FUA;
+  int r = run (no, op, buf, len, off, flags, piece, NULL);
+  if (r == 0 && fua && !no->can_fua)
+    r = nbd_o_flush (&no->o);
+  return r;
+}
+
+static int
+nbd_o_pwrite (struct sc_origin *o, const void *buf, uint64_t len,
+              uint64_t off, unsigned flags)
+{
+  struct nbd_origin *no = nbd_of (o);
+  return with_fua (no, OP_WRITE, (void *) buf, len, off, 0, flags,
+                   no->piece_max);
+}
+
+static int
+nbd_o_zero (struct sc_origin *o, uint64_t len, uint64_t off, unsigned flags)
+{
+  struct nbd_origin *no = nbd_of (o);
+  if (no->can_zero)
+    return with_fua (no, OP_ZERO, NULL, len, off,
+                     flags & SC_MAY_TRIM ? 0 : LIBNBD_CMD_FLAG_NO_HOLE,
+                     flags, RANGE_MAX);
+  uint64_t n = len < no->piece_max ? len : no->piece_max;
+  void *zeros = calloc (1, n);
+  int r = zeros ? 0 : -ENOMEM;
+  while (r == 0 && len) {
+    uint64_t l = len < n ? len : n;
+    r = run (no, OP_WRITE, zeros, l, off, 0, no->piece_max, NULL);
+    off += l;
+    len -= l;
+  }
+  free (zeros);
+  if (r == 0 && (flags & SC_FUA))
+    r = nbd_o_flush (o);
+  return r;
+}
+
+static int
+nbd_o_trim (struct sc_origin *o, uint64_t len, uint64_t off, unsigned flags)
+{
+  struct nbd_origin *no = nbd_of (o);
+  if (!no->can_trim)
+    return 0;                   /* advisory */
+  return with_fua (no, OP_TRIM, NULL, len, off, 0, flags, RANGE_MAX);
+}
+
+static int
+nbd_o_extents (struct sc_origin *o, uint64_t len, uint64_t off,
+               sc_extent_cb cb, void *opaque)
+{
+  struct nbd_origin *no = nbd_of (o);
+  uint64_t end = off + len;
+  int r;
+
+  if (!no->can_status)
+    return cb (opaque, off, len, 0);
+  while (off < end) {
+    struct cmd st = { 0 };
+    uint64_t ask = end - off < RANGE_MAX ? end - off : RANGE_MAX;
+    r = run (no, OP_STATUS, NULL, ask, off, 0, ask, &st);
+    if (r < 0) {
+      free (st.ext);
+      return r;
+    }
+    uint64_t at = off;
+    for (size_t i = 0; st.ext && i + 1 < st.next && at < end; i += 2) {
+      uint64_t l = st.ext[i];
+      if (l == 0)
+        break;
+      if (l > end - at)
+        l = end - at;
+      unsigned f = (st.ext[i + 1] & LIBNBD_STATE_HOLE ? SC_EXTENT_HOLE : 0) |
+                   (st.ext[i + 1] & LIBNBD_STATE_ZERO ? SC_EXTENT_ZERO : 0);
+      if ((r = cb (opaque, at, l, f)) != 0) {
+        free (st.ext);
+        return r;
+      }
+      at += l;
+    }
+    free (st.ext);
+    if (at == off)              /* the server said nothing: data */
+      return cb (opaque, off, end - off, 0);
+    off = at;
+  }
+  return 0;
+}
+
+static bool
+nbd_o_is_hole (struct sc_origin *o, uint64_t off, uint64_t len)
+{
+  return false;                 /* see the notes at the top */
+}
+
+static void
+nbd_o_close (struct sc_origin *o)
+{
+  struct nbd_origin *no = nbd_of (o);
+  for (unsigned i = 0; i < CONNECTIONS_MAX; i++) {
+    struct conn *c = &no->conn[i];
+    if (c->h) {
+      nbd_aio_disconnect (c->h, 0);
+      nbd_close (c->h);
+    }
+    if (c->wake >= 0)
+      close (c->wake);
+    pthread_mutex_destroy (&c->lock);
+    pthread_cond_destroy (&c->cond);
+  }
+  free (no->uri);
+  free (no);
+}
+
+static const struct sc_origin_ops nbd_ops = {
+  .close   = nbd_o_close,
+  .pread   = nbd_o_pread,
+  .pwrite  = nbd_o_pwrite,
+  .flush   = nbd_o_flush,
+  .zero    = nbd_o_zero,
+  .trim    = nbd_o_trim,
+  .extents = nbd_o_extents,
+  .is_hole = nbd_o_is_hole,
+  .fd      = NULL,              /* no descriptor: request by request */
+  .stamp   = NULL,              /* the samples alone */
+};
+
+int
+sc_origin_open_nbd (const char *uri, const struct sc_origin_nbd_opts *opts,
+                    struct sc_origin **out, char *err, size_t errlen)
+{
+  struct nbd_origin *no = calloc (1, sizeof *no);
+  char why[512];
+
+  if (!no || !(no->uri = strdup (uri))) {
+    free (no);
+    snprintf (err, errlen, "%s: %s", uri, strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  no->o.ops = &nbd_ops;
+  no->opts = *opts;
+  pthread_condattr_t attr;       /* conn_wait's deadlines are monotonic */
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  for (unsigned i = 0; i < CONNECTIONS_MAX; i++) {
+    pthread_mutex_init (&no->conn[i].lock, NULL);
+    pthread_cond_init (&no->conn[i].cond, &attr);
+    no->conn[i].wake = -1;
+  }
+  pthread_condattr_destroy (&attr);
+  for (unsigned i = 0; i < CONNECTIONS_MAX; i++)
+    if ((no->conn[i].wake = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+      int r = -errno;
+      snprintf (err, errlen, "%s: eventfd: %s", uri, strerror (-r));
+      nbd_o_close (&no->o);
+      return r;
+    }
+
+  struct nbd_handle *h = connect_retry (no, why, sizeof why);
+  if (!h) {
+    snprintf (err, errlen, "%s: cannot connect to the NBD server (retried "
+              "for %g s; retry= sets how long): %s", uri,
+              no->opts.retry_ms / 1000.0, why);
+    nbd_o_close (&no->o);
+    return -EIO;
+  }
+  no->conn[0].h = h;
+  int64_t size = nbd_get_size (h);
+  char *name = nbd_get_export_name (h);
+  if (size < 0 || !name) {
+    snprintf (err, errlen, "%s: %s", uri, nbd_get_error ());
+    free (name);
+    nbd_o_close (&no->o);
+    return -EIO;
+  }
+  if (nbd_is_read_only (h) == 1) {
+    snprintf (err, errlen, "%s: the NBD export is read-only: shadowcopy "
+              "must write its disk", uri);
+    free (name);
+    nbd_o_close (&no->o);
+    return -EROFS;
+  }
+  no->o.id.type = SC_ORIGIN_NBD;
+  no->o.id.size = (uint64_t) size;
+  snprintf (no->o.id.path, sizeof no->o.id.path, "%s", name);
+  free (name);
+  no->can_fua = nbd_can_fua (h) == 1;
+  no->can_flush = nbd_can_flush (h) == 1;
+  no->can_zero = nbd_can_zero (h) == 1;
+  no->can_trim = nbd_can_trim (h) == 1;
+  no->can_status = nbd_can_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION)
+                   == 1;
+  no->piece_max = PIECE_MAX;
+  int64_t max = nbd_get_block_size (h, LIBNBD_SIZE_MAXIMUM);
+  if (max > 0 && (uint64_t) max < no->piece_max)
+    no->piece_max = (uint64_t) max;
+  unsigned want = opts->connections ? opts->connections : 4;
+  if (want > CONNECTIONS_MAX)
+    want = CONNECTIONS_MAX;
+  no->nconn = nbd_can_multi_conn (h) == 1 ? want : 1;
+  if (sc_debug)
+    sc_debug ("NBD origin %s: export \"%s\", %" PRIu64 " bytes, %u "
+              "connection(s), fua %d flush %d zero %d trim %d "
+              "base:allocation %d", uri, no->o.id.path, no->o.id.size,
+              no->nconn, no->can_fua, no->can_flush, no->can_zero,
+              no->can_trim, no->can_status);
+  *out = &no->o;
+  return 0;
+}
