@@ -172,120 +172,123 @@ config_file (const char *path)
   return r;
 }
 
-int
-plugin_config (const char *key, const char *value)
+#define NOT_MINE 1               /* a key some other group parses */
+
+/* KEY=N with N from min to max. */
+static int
+parse_count (const char *key, const char *value, unsigned long min,
+             unsigned long max, uint32_t *out)
 {
-  if (config_key_place (key) < 0)
+  char *end;
+  unsigned long n = value[0] >= '0' && value[0] <= '9'
+                    ? strtoul (value, &end, 10) : 0;
+  if (n < min || n > max || *end != '\0') {
+    nbdkit_error ("%s=%s: must be a number from %lu to %lu", key, value,
+                  min, max);
     return -1;
-  if (*value == '\0' && (strcmp (key, "disk") == 0 ||
-                         strcmp (key, "diff") == 0 ||
-                         strcmp (key, "control") == 0)) {
+  }
+  *out = (uint32_t) n;
+  return 0;
+}
+
+/* KEY=no|yes, spelt `no` and `yes`: *out is whether it was `yes`. */
+static int
+parse_choice (const char *key, const char *value, const char *no,
+              const char *yes, bool *out)
+{
+  if (strcmp (value, no) != 0 && strcmp (value, yes) != 0) {
+    nbdkit_error ("%s=%s: must be %s or %s", key, value, no, yes);
+    return -1;
+  }
+  *out = strcmp (value, yes) == 0;
+  return 0;
+}
+
+/* disk=, diff=, control=. */
+static int
+config_paths (const char *key, const char *value)
+{
+  char **slot;
+  if (strcmp (key, "disk") == 0)
+    slot = &pcfg.disk;
+  else if (strcmp (key, "diff") == 0)
+    slot = &pcfg.diff;
+  else if (strcmp (key, "control") == 0)
+    slot = &pcfg.control;
+  else
+    return NOT_MINE;
+  if (*value == '\0') {
     nbdkit_error ("%s= must not be empty", key);
     return -1;
   }
-  if (strcmp (key, "disk") == 0 && sc_origin_is_nbd_uri (value)) {
-    free (pcfg.disk);           /* a URI: libnbd checks it at open */
-    pcfg.disk = strdup (value);
-    if (!pcfg.disk)
+  free (*slot);
+  if (slot == &pcfg.disk && sc_origin_is_nbd_uri (value)) {
+    *slot = strdup (value);     /* a URI: libnbd checks it at open */
+    if (!*slot)
       nbdkit_error ("strdup: %m");
-    return pcfg.disk ? 0 : -1;
+    return *slot ? 0 : -1;
   }
-  if (strcmp (key, "disk") == 0) {
+  if (slot == &pcfg.disk) {
     struct stat st;
+    *slot = NULL;
     if (stat (value, &st) == -1) {
       nbdkit_error ("disk=%s: %m", value);
       return -1;
     }
-    free (pcfg.disk);
-    pcfg.disk = nbdkit_realpath (value);
-    return pcfg.disk ? 0 : -1;
+    *slot = nbdkit_realpath (value);
   }
-  if (strcmp (key, "diff") == 0) {
-    free (pcfg.diff);
-    pcfg.diff = nbdkit_absolute_path (value);
-    return pcfg.diff ? 0 : -1;
-  }
-  if (strcmp (key, "control") == 0) {
-    free (pcfg.control);
-    pcfg.control = nbdkit_absolute_path (value);
-    return pcfg.control ? 0 : -1;
-  }
-  if (strcmp (key, "durability") == 0) {
-    if (strcmp (value, "safe") == 0)
-      pcfg.volatile_durability = false;
-    else if (strcmp (value, "volatile") == 0)
-      pcfg.volatile_durability = true;
-    else {
-      nbdkit_error ("durability=%s: must be safe or volatile", value);
-      return -1;
-    }
-    return 0;
-  }
+  else
+    *slot = nbdkit_absolute_path (value);
+  return *slot ? 0 : -1;
+}
+
+/* How the diff area keeps copies, and its space policy. */
+static int
+config_space (const char *key, const char *value)
+{
+  bool b;
+  if (strcmp (key, "durability") == 0)
+    return parse_choice (key, value, "safe", "volatile",
+                         &pcfg.volatile_durability);
   if (strcmp (key, "chunk-size") == 0)
     return config_chunk_size (value);
   if (strcmp (key, "diff-max") == 0)
     return config_diff_max (value);
   if (strcmp (key, "on-full") == 0) {
-    if (strcmp (value, "delete-oldest") == 0)
-      pcfg.space.on_full = SC_ON_FULL_DELETE_OLDEST;
-    else if (strcmp (value, "fail-writes") == 0)
-      pcfg.space.on_full = SC_ON_FULL_FAIL_WRITES;
-    else {
-      nbdkit_error ("on-full=%s: must be delete-oldest or fail-writes",
-                    value);
+    if (parse_choice (key, value, "delete-oldest", "fail-writes", &b) < 0)
       return -1;
-    }
+    pcfg.space.on_full = b ? SC_ON_FULL_FAIL_WRITES
+                           : SC_ON_FULL_DELETE_OLDEST;
     return 0;
   }
-  if (strcmp (key, "max-snapshots") == 0) {
-    char *end;
-    unsigned long n = value[0] >= '0' && value[0] <= '9'
-                      ? strtoul (value, &end, 10) : 0;
-    if (n < 1 || n > SC_MAX_SNAPSHOTS_MAX || *end != '\0') {
-      nbdkit_error ("max-snapshots=%s: must be a number from 1 to %u",
-                    value, SC_MAX_SNAPSHOTS_MAX);
-      return -1;
-    }
-    pcfg.space.max_snapshots = (uint32_t) n;
-    return 0;
-  }
-  if (strcmp (key, "max-checkpoints") == 0) {
-    char *end;
-    unsigned long n = value[0] >= '0' && value[0] <= '9'
-                      ? strtoul (value, &end, 10) : 0;
-    if (n < 1 || n > SC_MAX_CHECKPOINTS_MAX || *end != '\0') {
-      nbdkit_error ("max-checkpoints=%s: must be a number from 1 to %u",
-                    value, SC_MAX_CHECKPOINTS_MAX);
-      return -1;
-    }
-    pcfg.space.max_checkpoints = (uint32_t) n;
-    return 0;
-  }
+  if (strcmp (key, "max-snapshots") == 0)
+    return parse_count (key, value, 1, SC_MAX_SNAPSHOTS_MAX,
+                        &pcfg.space.max_snapshots);
+  if (strcmp (key, "max-checkpoints") == 0)
+    return parse_count (key, value, 1, SC_MAX_CHECKPOINTS_MAX,
+                        &pcfg.space.max_checkpoints);
   if (strcmp (key, "discard-snapshots") == 0) {
-    int b = nbdkit_parse_bool (value);
-    if (b == -1) {
+    int v = nbdkit_parse_bool (value);
+    if (v == -1) {
       nbdkit_error ("discard-snapshots=%s: must be on or off", value);
       return -1;
     }
-    pcfg.discard_snapshots = b;
+    pcfg.discard_snapshots = v;
     return 0;
   }
-  if (strcmp (key, "origin-changed") == 0) {
-    if (strcmp (value, "invalidate") == 0)
-      pcfg.space.origin_changed_accept = false;
-    else if (strcmp (value, "accept") == 0)
-      pcfg.space.origin_changed_accept = true;
-    else {
-      nbdkit_error ("origin-changed=%s: must be invalidate or accept",
-                    value);
-      return -1;
-    }
-    return 0;
-  }
+  if (strcmp (key, "origin-changed") == 0)
+    return parse_choice (key, value, "invalidate", "accept",
+                         &pcfg.space.origin_changed_accept);
+  return NOT_MINE;
+}
+
+/* The server keys of a volume's file: nbdkit was told them (shadowcopy
+ * serve); listen= and tls= only say where the server listens. */
+static int
+config_server (const char *key, const char *value)
+{
   if (strcmp (key, "config") == 0)
     return config_file (value);
-  /* The server keys: nbdkit was told them (shadowcopy serve); listen=
-   * and tls= only say where the server listens. */
   if (strcmp (key, "listen") == 0) {
     struct sc_listen_address a;
     char err[256];
@@ -313,6 +316,17 @@ plugin_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "tls-for") == 0)
+    return access_config_tls_for (value);
+  if (strcmp (key, "allow-uid") == 0)
+    return access_config_allow_uid (value);
+  return NOT_MINE;
+}
+
+/* An origin on an NBD server, and the origin's check at start. */
+static int
+config_origin (const char *key, const char *value)
+{
   if (strcmp (key, "retry") == 0 || strcmp (key, "io-timeout") == 0) {
     double secs;
     char *end;
@@ -330,32 +344,26 @@ plugin_config (const char *key, const char *value)
       pcfg.nbd.io_timeout_ms = ms;
     return 0;
   }
-  if (strcmp (key, "origin-check") == 0) {
-    if (strcmp (value, "verify") == 0)
-      pcfg.space.origin_check_off = false;
-    else if (strcmp (value, "off") == 0)
-      pcfg.space.origin_check_off = true;
-    else {
-      nbdkit_error ("origin-check=%s: must be verify or off", value);
-      return -1;
-    }
-    return 0;
-  }
-  if (strcmp (key, "tls-for") == 0)
-    return access_config_tls_for (value);
-  if (strcmp (key, "allow-uid") == 0)
-    return access_config_allow_uid (value);
-  if (strcmp (key, "origin-connections") == 0) {
-    char *end;
-    unsigned long n = value[0] >= '0' && value[0] <= '9'
-                      ? strtoul (value, &end, 10) : 0;
-    if (n < 1 || n > 16 || *end != '\0') {
-      nbdkit_error ("origin-connections=%s: must be a number from 1 to 16",
-                    value);
-      return -1;
-    }
-    pcfg.nbd.connections = (uint32_t) n;
-    return 0;
+  if (strcmp (key, "origin-check") == 0)
+    return parse_choice (key, value, "verify", "off",
+                         &pcfg.space.origin_check_off);
+  if (strcmp (key, "origin-connections") == 0)
+    return parse_count (key, value, 1, 16, &pcfg.nbd.connections);
+  return NOT_MINE;
+}
+
+int
+plugin_config (const char *key, const char *value)
+{
+  static int (*const groups[]) (const char *, const char *) = {
+    config_paths, config_space, config_server, config_origin,
+  };
+  if (config_key_place (key) < 0)
+    return -1;
+  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+    int r = groups[i] (key, value);
+    if (r != NOT_MINE)
+      return r;
   }
   nbdkit_error ("unknown parameter '%s' (see nbdkit-shadowcopy-plugin(1))",
                 key);
