@@ -51,6 +51,7 @@
 #include "cow/alloc.h"
 #include "cow/diffarea.h"
 #include "cow/index.h"
+#include "cow/io.h"
 #include "cow/journal.h"
 #include "cow/salvage.h"
 #include "cow/sums.h"
@@ -258,7 +259,7 @@ int diff_open (const char *path, unsigned flags,
                char *err, size_t errlen);
 
 /* Where notices go: sc_notice, or sc_debug when there is none. */
-void diff_say (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
+#define diff_say sc_say            /* cow/io.h */
 
 uint64_t diff_now_ns (void);    /* wall clock, for creation times */
 

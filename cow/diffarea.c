@@ -58,20 +58,6 @@ sc_origin_identify (int fd, const char *path, struct sc_origin_id *id)
   return 0;
 }
 
-void
-diff_say (const char *fmt, ...)
-{
-  void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
-  if (!say)
-    return;
-  char msg[1024];
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  say ("%s", msg);
-}
-
 uint64_t
 diff_now_ns (void)
 {

@@ -29,6 +29,8 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -44,6 +46,20 @@ void (*sc_notice) (const char *fmt, ...);
 int (*sc_io_fault_hook) (const struct sc_io_req *req);
 void (*sc_io_done_hook) (const struct sc_io_req *reqs, size_t n);
 bool sc_debug_cow;
+
+void
+sc_say (const char *fmt, ...)
+{
+  void (*out) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
+  if (!out)
+    return;
+  char msg[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  out ("%s", msg);
+}
 
 static pthread_key_t ring_key;
 static pthread_once_t ring_key_once = PTHREAD_ONCE_INIT;

@@ -72,6 +72,9 @@ extern void (*sc_debug) (const char *fmt, ...)
 extern void (*sc_notice) (const char *fmt, ...)
   __attribute__((format (printf, 1, 2)));
 
+/* Say a notice: to sc_notice, or to sc_debug when there is none. */
+void sc_say (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
+
 /* Log every copy-on-write copy (-D shadowcopy.cow=1). */
 extern bool sc_debug_cow;
 

@@ -123,22 +123,6 @@ nbd_of (const struct sc_origin *o)
   return (struct nbd_origin *) o;
 }
 
-static void
-say (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static void
-say (const char *fmt, ...)
-{
-  void (*out) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
-  if (!out)
-    return;
-  char msg[1024];
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  out ("%s", msg);
-}
-
 bool
 sc_origin_is_nbd_uri (const char *s)
 {
@@ -245,7 +229,7 @@ conn_drive (struct conn *c, uint64_t deadline)
   c->driving = false;
   pthread_cond_broadcast (&c->cond);
   if (dead && c->h == h) {
-    say ("NBD origin: the connection to the server was lost: %s",
+    sc_say ("NBD origin: the connection to the server was lost: %s",
          nbd_get_error () ? nbd_get_error () : "closed");
     conn_drop (c);
   }
@@ -272,7 +256,7 @@ conn_wait (struct nbd_origin *no, struct conn *c, struct cmd *cmds,
                              err == EPIPE || err == ECONNRESET ||
                              err == ESHUTDOWN)) {
       if (c->gen == gen) {      /* (ESHUTDOWN: the server is stopping) */
-        say ("NBD origin %s: the connection to the server ends: %s",
+        sc_say ("NBD origin %s: the connection to the server ends: %s",
              no->uri, strerror (err));
         conn_drop (c);
       }
@@ -284,7 +268,7 @@ conn_wait (struct nbd_origin *no, struct conn *c, struct cmd *cmds,
       return LOST;
     uint64_t now = sc_mono_ns ();
     if (deadline && now >= deadline) {
-      say ("NBD origin %s: a request was not answered within %u ms: it "
+      sc_say ("NBD origin %s: a request was not answered within %u ms: it "
            "fails with EIO, and the connection is dropped and made again",
            no->uri, no->opts.io_timeout_ms);
       conn_drop (c);
@@ -404,7 +388,7 @@ conn_ready (struct nbd_origin *no, struct conn *c)
     c->last_failed = !h;
     if (h && (size < 0 || (uint64_t) size != no->o.id.size)) {
       if (!__atomic_exchange_n (&no->fatal, true, __ATOMIC_ACQ_REL))
-        say ("NBD origin %s: the server answers again, but its export is "
+        sc_say ("NBD origin %s: the server answers again, but its export is "
              "now %" PRId64 " bytes, not %" PRIu64 ": it is not the disk "
              "the snapshots belong to, and every request now fails with "
              "EIO (restart the server with the right disk)", no->uri,
@@ -414,10 +398,10 @@ conn_ready (struct nbd_origin *no, struct conn *c)
       h = NULL;
     }
     else if (!h)
-      say ("NBD origin %s: cannot connect (retried for %g s): %s",
+      sc_say ("NBD origin %s: cannot connect (retried for %g s): %s",
            no->uri, no->opts.retry_ms / 1000.0, why);
     else if (c->gen)
-      say ("NBD origin %s: connected again", no->uri);
+      sc_say ("NBD origin %s: connected again", no->uri);
     c->h = h;
     pthread_cond_broadcast (&c->cond);
     if (!h)

@@ -35,11 +35,9 @@ sc_vol_watch_open (struct sc_volume *v, char *err, size_t errlen)
   struct sc_origin_stamp st;
   char why[256] = "";
   if (v->cfg.origin_check_off) {
-    void (*say) (const char *, ...) = sc_notice ? sc_notice : sc_debug;
-    if (say)
-      say ("DANGER: origin-check=off: the disk is not checked for changes "
-           "made while the server was stopped, so its snapshots may serve "
-           "data written behind shadowcopy's back");
+    sc_say ("DANGER: origin-check=off: the disk is not checked for changes "
+            "made while the server was stopped, so its snapshots may "
+            "serve data written behind shadowcopy's back");
     return 0;
   }
   int r = sc_origin_flush (v->origin);

@@ -1,6 +1,7 @@
 /* shadowcopy: where a server serves its NBD exports (nbd-listen.h). */
 #include <config.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,18 +11,6 @@
 #include "tools/cli.h"
 #include "tools/client.h"
 #include "tools/nbd-listen.h"
-
-static int
-hexval (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 int
 sc_nbd_uri_unix_socket (const char *uri, char *path, size_t len)
@@ -40,10 +29,13 @@ sc_nbd_uri_unix_socket (const char *uri, char *path, size_t len)
   for (; *s && *s != '&'; s++) {
     char c = *s;
     if (c == '%') {
-      int hi = hexval (s[1]), lo = hi < 0 ? -1 : hexval (s[2]);
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+      char hex[3] = { s[1], s[1] ? s[2] : '\0', '\0' };
+      if (!isxdigit ((unsigned char) hex[0]) ||
+          !isxdigit ((unsigned char) hex[1]))
         return -EINVAL;
-      c = (char) (hi * 16 + lo);
+      c = (char) strtoul (hex, NULL, 16);
+      if (c == '\0')
+        return -EINVAL;
       s += 2;
     }
     if (n + 1 >= len)
