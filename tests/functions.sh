@@ -439,3 +439,40 @@ $CLI_ERR"
         log "ok, $what: $CLI_ERR"
     fi
 }
+
+# live_ext4_mount DIR: the live export through nbdfuse (on $TMP/fuse) and
+# a loop device, made ext4 and mounted on DIR.  Sets LOOP and FUSE_PID;
+# live_ext4_umount undoes it (in a cleanup trap).
+live_ext4_mount () {
+    LIVE_MNT=$1
+    FUSE=$TMP/fuse
+    mkdir -p "$FUSE"
+    nbdfuse -P "$TMP/fuse.pid" "$FUSE/disk" "$(uri live)" >"$TMP/nbdfuse.log" 2>&1 &
+    FUSE_PID=$!
+    for ((i = 0; i < 100; i++)); do [ -s "$TMP/fuse.pid" ] && break; sleep 0.1; done
+    [ -s "$TMP/fuse.pid" ] || fail "nbdfuse did not start: $(cat "$TMP/nbdfuse.log")"
+    LOOP=$(losetup -f --show "$FUSE/disk") || fail "losetup of the live export failed"
+    mkfs.ext4 -q -F "$LOOP" || fail "mkfs.ext4 failed"
+    mount "$LOOP" "$LIVE_MNT" || fail "mount of the live filesystem failed"
+}
+
+live_ext4_umount () {
+    [ -n "${LIVE_MNT:-}" ] && mountpoint -q "$LIVE_MNT" && umount "$LIVE_MNT"
+    [ -n "${LOOP:-}" ] && losetup -d "$LOOP"
+    [ -n "${FUSE:-}" ] && mountpoint -q "$FUSE" && fusermount3 -u "$FUSE"
+    [ -n "${FUSE_PID:-}" ] && wait "$FUSE_PID" 2>/dev/null
+    return 0
+}
+
+# mount_state_cleanup: what `shadowcopy mount` left of this test (for a
+# cleanup trap): $TMP/mnt unmounted, its loop devices detached, the
+# nbdfuse mounts under $SHADOWCOPY_STATE_DIR ($TMP/state) unmounted.
+mount_state_cleanup () {
+    local d l
+    mountpoint -q "$TMP/mnt" && umount "$TMP/mnt"
+    for l in $(losetup -a | grep "$TMP" | cut -d: -f1); do losetup -d "$l"; done
+    for d in "$TMP"/state/mounts/*.fuse; do
+        [ -d "$d" ] && fusermount3 -u "$d" 2>/dev/null
+    done
+    return 0
+}

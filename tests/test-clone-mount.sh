@@ -11,16 +11,7 @@ losetup -f > /dev/null 2>&1 || skip "no free loop device"
 export SHADOWCOPY_STATE_DIR=$TMP/state
 export SHADOWCOPY_MOUNT_FUSE=1
 mkdir -p "$TMP/mnt"
-cm_cleanup () {
-    local d l
-    mountpoint -q "$TMP/mnt" && umount "$TMP/mnt"
-    for l in $(losetup -a | grep "$TMP" | cut -d: -f1); do losetup -d "$l"; done
-    for d in "$TMP"/state/mounts/*.fuse; do
-        [ -d "$d" ] && fusermount3 -u "$d" 2>/dev/null
-    done
-    return 0
-}
-trap 'rc=$?; set +e; cm_cleanup; (exit $rc); _cleanup' EXIT
+trap 'rc=$?; set +e; mount_state_cleanup; (exit $rc); _cleanup' EXIT
 
 truncate -s 32M "$TMP/disk"
 mkfs.ext4 -q -F "$TMP/disk" || fail "mkfs.ext4 failed"

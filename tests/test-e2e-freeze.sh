@@ -12,19 +12,14 @@ export SHADOWCOPY_STATE_DIR=$TMP/state
 export SHADOWCOPY_MOUNT_FUSE=1       # the nbdfuse path even where /dev/nbd* exists
 MNT=$TMP/live
 SNAP=$TMP/snap
-FUSE=$TMP/fuse
-mkdir -p "$MNT" "$SNAP" "$FUSE"
+mkdir -p "$MNT" "$SNAP"
 LOOP=
 FUSE_PID=
 APP_PID=
 e2e_cleanup () {
     [ -n "$APP_PID" ] && kill "$APP_PID" 2>/dev/null
     mountpoint -q "$SNAP" && "$SHADOWCOPY_CLI" umount "$SNAP"
-    mountpoint -q "$MNT" && umount "$MNT"
-    [ -n "$LOOP" ] && losetup -d "$LOOP"
-    mountpoint -q "$FUSE" && fusermount3 -u "$FUSE"
-    [ -n "$FUSE_PID" ] && wait "$FUSE_PID" 2>/dev/null
-    return 0
+    live_ext4_umount
 }
 trap 'rc=$?; set +e; e2e_cleanup; (exit $rc); _cleanup' EXIT
 
@@ -32,13 +27,7 @@ truncate -s 256M "$TMP/disk"
 start_server "$TMP/disk" "$TMP/diff"
 
 # 1. The live export through nbdfuse and a loop device; ext4 on it.
-nbdfuse -P "$TMP/fuse.pid" "$FUSE/disk" "$(uri live)" > "$TMP/nbdfuse.log" 2>&1 &
-FUSE_PID=$!
-for ((i = 0; i < 100; i++)); do [ -s "$TMP/fuse.pid" ] && break; sleep 0.1; done
-[ -s "$TMP/fuse.pid" ] || fail "nbdfuse did not start: $(cat "$TMP/nbdfuse.log")"
-LOOP=$(losetup -f --show "$FUSE/disk") || fail "losetup of the live export failed"
-mkfs.ext4 -q -F "$LOOP" || fail "mkfs.ext4 failed"
-mount "$LOOP" "$MNT" || fail "mount of the live filesystem failed"
+live_ext4_mount "$MNT"
 
 # 2. The application: file N is written (N repeated 4096 times), fsynced,
 # then renamed to its final name; only then is N appended to done.log

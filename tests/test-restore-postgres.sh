@@ -26,9 +26,8 @@ export SHADOWCOPY_MOUNT_FUSE=1       # the nbdfuse path even where /dev/nbd* exi
 chmod 755 "$TMP"                     # postgres walks into it
 MNT=$TMP/live
 RESTORE=$TMP/restore
-FUSE=$TMP/fuse
 RUN=$TMP/pgrun                       # the sockets of both clusters
-mkdir -p "$MNT" "$RESTORE" "$FUSE" "$RUN"
+mkdir -p "$MNT" "$RESTORE" "$RUN"
 chown postgres "$RUN"
 port=$((20000 + RANDOM % 20000))
 port2=$((port + 1))
@@ -42,11 +41,7 @@ pg_cleanup () {
     [ -f "$MNT/pg/data/postmaster.pid" ] &&
         pg "$pgbin/pg_ctl" -D "$MNT/pg/data" -m immediate -w stop >/dev/null 2>&1
     mountpoint -q "$RESTORE" && "$SHADOWCOPY_CLI" umount "$RESTORE"
-    mountpoint -q "$MNT" && umount "$MNT"
-    [ -n "$LOOP" ] && losetup -d "$LOOP"
-    mountpoint -q "$FUSE" && fusermount3 -u "$FUSE"
-    [ -n "$FUSE_PID" ] && wait "$FUSE_PID" 2>/dev/null
-    return 0
+    live_ext4_umount
 }
 trap 'rc=$?; set +e; pg_cleanup; (exit $rc); _cleanup' EXIT
 
@@ -54,13 +49,7 @@ truncate -s 256M "$TMP/disk"
 start_server "$TMP/disk" "$TMP/diff"
 
 # The live export through nbdfuse and a loop device; ext4 on it.
-nbdfuse -P "$TMP/fuse.pid" "$FUSE/disk" "$(uri live)" >"$TMP/nbdfuse.log" 2>&1 &
-FUSE_PID=$!
-for ((i = 0; i < 100; i++)); do [ -s "$TMP/fuse.pid" ] && break; sleep 0.1; done
-[ -s "$TMP/fuse.pid" ] || fail "nbdfuse did not start: $(cat "$TMP/nbdfuse.log")"
-LOOP=$(losetup -f --show "$FUSE/disk") || fail "losetup of the live export failed"
-mkfs.ext4 -q -F "$LOOP" || fail "mkfs.ext4 failed"
-mount "$LOOP" "$MNT" || fail "mount of the live filesystem failed"
+live_ext4_mount "$MNT"
 
 # A cluster on it, and a table.
 mkdir -p "$MNT/pg"

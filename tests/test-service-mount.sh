@@ -12,16 +12,7 @@ export SHADOWCOPY_STATE_DIR=$TMP/state
 export SHADOWCOPY_MOUNT_FUSE=1
 unset SHADOWCOPY_NBD_SOCKET
 mkdir -p "$TMP/mnt"
-sm_cleanup () {
-    local l d
-    mountpoint -q "$TMP/mnt" && umount "$TMP/mnt"
-    for l in $(losetup -a | grep "$TMP" | cut -d: -f1); do losetup -d "$l"; done
-    for d in "$TMP"/state/mounts/*.fuse; do
-        [ -d "$d" ] && fusermount3 -u "$d" 2>/dev/null
-    done
-    return 0
-}
-trap 'rc=$?; set +e; sm_cleanup; (exit $rc); _cleanup' EXIT
+trap 'rc=$?; set +e; mount_state_cleanup; (exit $rc); _cleanup' EXIT
 
 truncate -s 32M "$TMP/disk"
 mkfs.ext4 -q -F "$TMP/disk" || fail "mkfs.ext4 failed"
