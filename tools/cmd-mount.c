@@ -289,6 +289,15 @@ loop_is_ours (const char *dev, const char *file)
   return strcmp (back, file) == 0;
 }
 
+/* Has PID exited?  Reaped if it is our child: a failed mount tears
+ * down the nbdfuse it started itself, and a zombie still answers kill 0. */
+static bool
+pid_gone (pid_t pid)
+{
+  waitpid (pid, NULL, WNOHANG);
+  return kill (pid, 0) < 0;
+}
+
 /* Is PID still an nbdfuse? */
 static bool
 pid_is_nbdfuse (pid_t pid)
@@ -366,9 +375,9 @@ teardown (const char *statefile)
       char *argv[] = { "fusermount3", "-u", dir, NULL };
       if (run (argv, NULL, 0, NULL, 0) < 0 && pid > 0)
         kill (pid, SIGTERM);
-      for (int t = 0; pid > 0 && t < 100 && kill (pid, 0) == 0; t++)
+      for (int t = 0; pid > 0 && t < 100 && !pid_gone (pid); t++)
         usleep (100000);
-      if (pid > 0 && kill (pid, 0) == 0) {
+      if (pid > 0 && !pid_gone (pid)) {
         sc_cli_error ("nbdfuse %ld did not exit", (long) pid);
         bad = 1;
       }
