@@ -289,6 +289,15 @@ loop_is_ours (const char *dev, const char *file)
   return strcmp (back, file) == 0;
 }
 
+/* Has PID exited?  Reaped if it is our child: a failed mount tears
+ * down the nbdfuse it started itself, and a zombie still answers kill 0. */
+static bool
+pid_gone (pid_t pid)
+{
+  waitpid (pid, NULL, WNOHANG);
+  return kill (pid, 0) < 0;
+}
+
 /* Is PID still an nbdfuse? */
 static bool
 pid_is_nbdfuse (pid_t pid)
@@ -366,9 +375,9 @@ teardown (const char *statefile)
       char *argv[] = { "fusermount3", "-u", dir, NULL };
       if (run (argv, NULL, 0, NULL, 0) < 0 && pid > 0)
         kill (pid, SIGTERM);
-      for (int t = 0; pid > 0 && t < 100 && kill (pid, 0) == 0; t++)
+      for (int t = 0; pid > 0 && t < 100 && !pid_gone (pid); t++)
         usleep (100000);
-      if (pid > 0 && kill (pid, 0) == 0) {
+      if (pid > 0 && !pid_gone (pid)) {
         sc_cli_error ("nbdfuse %ld did not exit", (long) pid);
         bad = 1;
       }
@@ -768,10 +777,19 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
               const char *statefile)
 {
   char fstype[64] = "", mopts[1024];
-  char *bargv[] = { "blkid", "-o", "value", "-s", "TYPE", dev, NULL };
+  /* -p: probe the device itself.  Plain blkid believes its cache
+   * (blkid.tab) about a device probed less than 2 s before, so a loop
+   * device just detached by another mount and attached again here would
+   * get the type of what it held then (ext4 for an XFS clone, say). */
+  char *bargv[] = { "blkid", "-p", "-o", "value", "-s", "TYPE", dev, NULL };
   int r;
 
   run (bargv, fstype, sizeof fstype, NULL, 0);
+  if (!m->type && !fstype[0]) {
+    sc_cli_error ("%s: blkid -p finds no filesystem type on it (none, or "
+                  "two signatures); give it with -t TYPE", dev);
+    return -1;
+  }
   const char *t = m->type ? m->type : fstype;
   bool journal = strcmp (t, "ext3") == 0 || strcmp (t, "ext4") == 0;
   bool xfs = strcmp (t, "xfs") == 0;
@@ -785,8 +803,8 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
               m->rw ? "" : journal ? ",noload" : xfs ? ",norecovery" : "",
               xfs ? ",nouuid" : "", m->opts ? "," : "",
               m->opts ? m->opts : "");
-  char *margv[] = { "mount", "-o", mopts, "-t", (char *) (t[0] ? t : "auto"),
-                    dev, absdir, NULL };
+  char *margv[] = { "mount", "-o", mopts, "-t", (char *) t, dev, absdir,
+                    NULL };
   char *uargv[] = { "umount", absdir, NULL };
   r = run_or_say (margv, NULL, 0);
   if (r == 0)
