@@ -369,6 +369,20 @@ sc_diff_origin_writing (struct sc_diff *d)
   return r;
 }
 
+int
+sc_diff_origin_changed (struct sc_diff *d, const char *why)
+{
+  LOCKED (d);
+  if (d->rdonly)
+    return 0;
+  diff_say ("the disk changed under the server (%s): every snapshot is "
+            "now invalid", why);
+  int n = invalidate_all (d);
+  if (n < 0)
+    diff_fail (d, n);
+  return n;
+}
+
 void
 sc_diff_origin_stamp_at_close (struct sc_diff *d,
                                const struct sc_origin_stamp *now)
