@@ -28,17 +28,33 @@
  * waiters once its nbd_aio_notify_* has returned.
  *
  * Failures.  A command the server answers with an error fails with that
- * errno.  A command not answered within io-timeout fails with EIO: its
- * connection is dropped (every command still in flight on it fails with
- * EIO) and made again by the next request.  A connection lost under
- * commands not timed out has them tried once more on a new connection:
- * NBD commands are positioned, so doing one twice does what doing it once
- * does, and the volume's chunk range locks keep overlapping ones of ours
- * from racing.  Connecting (at open and again) is retried for `retry_ms`
- * with a back-off from 0.1 s doubling to 5 s; while one request of a
- * connection connects, the others wait for its outcome and share it.  A
- * server that answers again with another size is not the disk the
- * snapshots belong to: every later request fails with EIO.
+ * errno.  A command not answered within io-timeout fails with EIO and its
+ * connection is dropped.  NBD has no fencing: a modification (write,
+ * zero, trim) whose connection went before its answer may have been
+ * applied, or not, or be applied later, after a newer write of the same
+ * range; one acknowledged but not yet covered by a flush may be lost by a
+ * remote that restarts.  So the origin counts modifications in flight per
+ * connection and acknowledged ones globally (`acked`), and a flush that
+ * succeeds covers what was acknowledged when it was SENT (`covered`; with
+ * multi-conn a flush on any connection covers every connection's
+ * completed writes).  A connection dropped while any of these is in
+ * doubt fails the origin closed: every later request fails with EIO,
+ * logged once, until the server is restarted; a modification is never
+ * sent again.  A read or flush whose connection went with nothing in
+ * doubt is tried once more on a new connection, and an idle connection
+ * whose server went away is noticed before a command is sent on it
+ * (its socket reads as ended), so a clean loss stays transparent.
+ *
+ * Connecting (at open and again) is retried for `retry_ms` with a
+ * back-off from 0.1 s doubling to 5 s; while one request of a connection
+ * connects, the others wait for its outcome and share it.  A new
+ * connection must still reach the disk of the open: the same size, and
+ * the same content in the SC_STAMP_SAMPLES sampled blocks (read at open,
+ * cow/diffarea.h sc_origin_stamp_sample) that no modification of ours
+ * touched since (a bitmap, marked before a modification is sent).
+ * Otherwise every later request fails with EIO, and for another content
+ * the volume invalidates the snapshots (sc_origin_on_changed).  With
+ * origin-check=off no sample is read, and only the size is compared.
  *
  * What the server cannot do is done otherwise: no FUA, a write and a
  * flush; no write-zeroes, zeros written; no trim, nothing (it is
