@@ -91,7 +91,9 @@ void
 sc_vol_watch_close (struct sc_volume *v)
 {
   /* origin-check=off reads nothing at close either: the state recorded
-   * before stays, so the next checked start still compares with it. */
+   * before stays, and the next checked start compares with it only if
+   * this session did not write the disk (the first write marked it
+   * WRITTEN; that start then says the state was not recorded). */
   if (v->cfg.origin_check_off)
     return;
   struct sc_origin_stamp st;

@@ -234,3 +234,22 @@ for bad in retry=-1 retry=x io-timeout=1e9 origin-check=maybe \
         fail "$bad: no clear error: $(cat "$TMP/bad.out")"
 done
 log "ok, bad values refused: $(cat "$TMP/bad.out")"
+
+# ---- origin-check=off, then verify ----------------------------------------
+# A session with origin-check=off that wrote the disk records nothing at
+# its stop: the next checked start cannot compare, and says why without
+# blaming a failed flush or read that did not happen.
+nbdkit_remote off memory "$SIZE"
+start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K
+nbd_py live 'h.pwrite(b"o" * 65536, 0); h.flush()'
+sc_create s1
+stop_server
+start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K origin-check=off
+nbd_py live 'h.pwrite(b"x" * 65536, 0)'
+stop_server
+start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K
+grep "was not recorded at the last stop" "$SERVER_LOG" | grep -q "that server ran with origin-check=off" ||
+    fail "the start after origin-check=off does not say why it cannot compare: $(grep -E 'could not|not recorded' "$SERVER_LOG")"
+stop_server
+stop_remote off
+log "ok, the start after an origin-check=off session says why it does not compare"
