@@ -247,10 +247,11 @@ conn_drop (struct conn *c)
       snprintf (why, sizeof why, "%" PRIu64 " acknowledged writes not yet "
                 "flushed", n);
     char msg[1024];
+    const char *them = c->mods ? "it" : "them";
     snprintf (msg, sizeof msg, "the connection was lost with %s: the remote "
-              "may have lost them or may still apply them later; every "
-              "request now fails with EIO; check the remote, then restart "
-              "the server", why);
+              "may have lost %s or may still apply %s later; every request "
+              "now fails with EIO; check the remote, then restart the "
+              "server", why, them, them);
     fail_closed (c->no, msg);
   }
   c->mods = 0;
