@@ -212,6 +212,12 @@ int sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
  * origin may be written either way. */
 int sc_diff_origin_writing (struct sc_diff *d);
 
+/* While the server runs: the origin is no longer the disk the snapshots
+ * belong to (`why` says how it was found).  Every listed valid snapshot
+ * becomes invalid (SC_INVALID_ORIGIN_CHANGED), durably; a failed journal
+ * write fails the diff area.  Returns how many, or a negative errno. */
+int sc_diff_origin_changed (struct sc_diff *d, const char *why);
+
 /* At a clean stop, after the server's last write and flush of the
  * origin: sc_diff_close records `now` as the stamp with the clean
  * close.  Without this call the stamp is carried forward as it is (the

@@ -272,10 +272,11 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     break;
   case SC_STAMP_WRITTEN:
     if (valid && (d->sb.stamp_flags & SC_STAMP_F_CLEAN_STOP))
-      diff_say ("%s: the disk's state could not be recorded at the last "
-                "stop, after the server had written it (the disk's flush or "
-                "a read of it failed then): a change made to it while the "
-                "server was stopped is not checked this time", path);
+      diff_say ("%s: the disk's state was not recorded at the last stop, "
+                "after the server had written it (that server ran with "
+                "origin-check=off, or the disk's flush or a read of it "
+                "failed at its stop): a change made to it while the server "
+                "was stopped is not checked this time", path);
     else if (valid)
       diff_say ("%s: the server stopped uncleanly after writing the disk: "
                 "a change made to it while the server was stopped cannot be "
@@ -367,6 +368,20 @@ sc_diff_origin_writing (struct sc_diff *d)
   else
     diff_fail (d, r);
   return r;
+}
+
+int
+sc_diff_origin_changed (struct sc_diff *d, const char *why)
+{
+  LOCKED (d);
+  if (d->rdonly)
+    return 0;
+  diff_say ("the disk changed under the server (%s): every snapshot is "
+            "now invalid", why);
+  int n = invalidate_all (d);
+  if (n < 0)
+    diff_fail (d, n);
+  return n;
 }
 
 void

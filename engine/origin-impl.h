@@ -36,6 +36,10 @@ struct sc_origin_ops {
 struct sc_origin {
   const struct sc_origin_ops *ops;
   struct sc_origin_id id;       /* filled by the open; id.size is the size */
+  /* sc_origin_on_changed: called (once, with no lock of the origin held)
+   * by a kind that finds it is no longer the disk of the open. */
+  void (*changed) (void *opaque, const char *why);
+  void *changed_opaque;
 };
 
 #endif

@@ -28,17 +28,33 @@
  * waiters once its nbd_aio_notify_* has returned.
  *
  * Failures.  A command the server answers with an error fails with that
- * errno.  A command not answered within io-timeout fails with EIO: its
- * connection is dropped (every command still in flight on it fails with
- * EIO) and made again by the next request.  A connection lost under
- * commands not timed out has them tried once more on a new connection:
- * NBD commands are positioned, so doing one twice does what doing it once
- * does, and the volume's chunk range locks keep overlapping ones of ours
- * from racing.  Connecting (at open and again) is retried for `retry_ms`
- * with a back-off from 0.1 s doubling to 5 s; while one request of a
- * connection connects, the others wait for its outcome and share it.  A
- * server that answers again with another size is not the disk the
- * snapshots belong to: every later request fails with EIO.
+ * errno.  A command not answered within io-timeout fails with EIO and its
+ * connection is dropped.  NBD has no fencing: a modification (write,
+ * zero, trim) whose connection went before its answer may have been
+ * applied, or not, or be applied later, after a newer write of the same
+ * range; one acknowledged but not yet covered by a flush may be lost by a
+ * remote that restarts.  So the origin counts modifications in flight per
+ * connection and acknowledged ones globally (`acked`), and a flush that
+ * succeeds covers what was acknowledged when it was SENT (`covered`; with
+ * multi-conn a flush on any connection covers every connection's
+ * completed writes).  A connection dropped while any of these is in
+ * doubt fails the origin closed: every later request fails with EIO,
+ * logged once, until the server is restarted; a modification is never
+ * sent again.  A read or flush whose connection went with nothing in
+ * doubt is tried once more on a new connection, and an idle connection
+ * whose server went away is noticed before a command is sent on it
+ * (its socket reads as ended), so a clean loss stays transparent.
+ *
+ * Connecting (at open and again) is retried for `retry_ms` with a
+ * back-off from 0.1 s doubling to 5 s; while one request of a connection
+ * connects, the others wait for its outcome and share it.  A new
+ * connection must still reach the disk of the open: the same size, and
+ * the same content in the SC_STAMP_SAMPLES sampled blocks (read at open,
+ * cow/diffarea.h sc_origin_stamp_sample) that no modification of ours
+ * touched since (a bitmap, marked before a modification is sent).
+ * Otherwise every later request fails with EIO, and for another content
+ * the volume invalidates the snapshots (sc_origin_on_changed).  With
+ * origin-check=off no sample is read, and only the size is compared.
  *
  * What the server cannot do is done otherwise: no FUA, a write and a
  * flush; no write-zeroes, zeros written; no trim, nothing (it is
@@ -68,6 +84,9 @@
 
 #include <libnbd.h>
 
+#include "cow/crc32c.h"
+#include "cow/diffarea.h"
+#include "cow/format.h"
 #include "cow/io.h"
 #include "engine/clock.h"
 #include "engine/origin-impl.h"
@@ -82,7 +101,10 @@
 /* Internal outcomes of one attempt (never returned to the volume). */
 #define LOST (-ENOTCONN)        /* the connection went: try again */
 
+struct nbd_origin;
+
 struct conn {
+  struct nbd_origin *no;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct nbd_handle *h;         /* NULL: not connected */
@@ -93,6 +115,7 @@ struct conn {
   uint64_t gen;                 /* +1 at each drop */
   uint64_t attempts;            /* +1 at each connect outcome */
   bool last_failed;             /* the last connect failed */
+  unsigned mods;                /* modifications sent, not answered */
 };
 
 struct nbd_origin {
@@ -103,7 +126,17 @@ struct nbd_origin {
   uint64_t piece_max;
   unsigned nconn;
   unsigned next;                /* round robin (atomic) */
-  bool fatal;                   /* (atomic) the server is another disk */
+  bool fatal;                   /* (atomic) failed closed: every request EIO */
+  /* Modifications the server acknowledged (without FUA), and how many of
+   * them a successful flush covered (atomics; see the notes). */
+  uint64_t acked, covered;
+  /* The sampled blocks at open, and which ones our modifications touched
+   * since (atomic bitmap). */
+  uint64_t sample_off[SC_STAMP_SAMPLES];
+  uint32_t sample_len[SC_STAMP_SAMPLES];
+  uint32_t sample_crc[SC_STAMP_SAMPLES];
+  uint32_t touched;
+  bool have_samples;            /* sample_crc holds them */
   struct conn conn[CONNECTIONS_MAX];
 };
 
@@ -167,6 +200,22 @@ cmd_extents (void *user_data, const char *metacontext, uint64_t offset,
   return 0;
 }
 
+/* Fail closed: from now on every request fails with EIO (logged once). */
+static void
+fail_closed (struct nbd_origin *no, const char *why)
+{
+  if (!__atomic_exchange_n (&no->fatal, true, __ATOMIC_ACQ_REL))
+    sc_say ("NBD origin %s: %s", no->uri, why);
+}
+
+/* Modifications acknowledged and not yet covered by a flush. */
+static uint64_t
+unflushed (struct nbd_origin *no)
+{
+  return __atomic_load_n (&no->acked, __ATOMIC_ACQUIRE) -
+         __atomic_load_n (&no->covered, __ATOMIC_ACQUIRE);
+}
+
 /* Drop the connection (lock held): wait for its driver to leave, close
  * the handle (libnbd then holds no buffer of ours), and let every waiter
  * see its commands gone. */
@@ -186,6 +235,26 @@ conn_drop (struct conn *c)
   nbd_close (c->h);
   c->h = NULL;
   c->gen++;
+  /* A modification in flight may be applied by the remote later, or
+   * never; one acknowledged but not flushed may be lost: NBD has no
+   * fencing, so the remote is in doubt from now on. */
+  uint64_t n = unflushed (c->no);
+  if (c->mods || n) {
+    char why[512];
+    if (c->mods)
+      snprintf (why, sizeof why, "a write in flight");
+    else
+      snprintf (why, sizeof why, "%" PRIu64 " acknowledged writes not yet "
+                "flushed", n);
+    char msg[1024];
+    const char *them = c->mods ? "it" : "them";
+    snprintf (msg, sizeof msg, "the connection was lost with %s: the remote "
+              "may have lost %s or may still apply %s later; every request "
+              "now fails with EIO; check the remote, then restart the "
+              "server", why, them, them);
+    fail_closed (c->no, msg);
+  }
+  c->mods = 0;
   c->dying = false;
   pthread_cond_broadcast (&c->cond);
 }
@@ -360,6 +429,68 @@ connect_retry (struct nbd_origin *no, char *why, size_t len)
   }
 }
 
+/* Read the sampled blocks on `h` (a handle no request uses yet) into
+ * crc[]: 0, or -1 with the reason in nbd_get_error. */
+static int
+read_samples (struct nbd_origin *no, struct nbd_handle *h, uint32_t *crc)
+{
+  uint8_t buf[SC_STAMP_SAMPLE_SIZE];
+  for (uint32_t i = 0; i < SC_STAMP_SAMPLES; i++) {
+    if (nbd_pread (h, buf, no->sample_len[i], no->sample_off[i], 0) == -1)
+      return -1;
+    crc[i] = crc32c (0, buf, no->sample_len[i]);
+  }
+  return 0;
+}
+
+/* A new connection: is the remote still the disk of the open?  The
+ * sampled blocks no modification of ours touched must read as they did
+ * then.  0 if so, -1 if not, -2 if they cannot be read; the reason in
+ * `why`. */
+static int
+same_disk (struct nbd_origin *no, struct nbd_handle *h, char *why,
+           size_t len)
+{
+  uint32_t crc[SC_STAMP_SAMPLES];
+  if (!no->have_samples) {
+    if (sc_debug)
+      sc_debug ("NBD origin %s: origin-check=off: the remote is not "
+                "checked to be the same disk", no->uri);
+    return 0;
+  }
+  if (read_samples (no, h, crc) < 0) {
+    snprintf (why, len, "reading its sampled blocks: %s", nbd_get_error ());
+    return -2;
+  }
+  /* Read after the blocks: a modification that could have reached them
+   * was marked before it was sent. */
+  uint32_t touched = __atomic_load_n (&no->touched, __ATOMIC_ACQUIRE);
+  for (uint32_t i = 0; i < SC_STAMP_SAMPLES; i++)
+    if (!(touched & (1u << i)) && crc[i] != no->sample_crc[i]) {
+      snprintf (why, len, "the block at %" PRIu64 " differs from what it "
+                "held at the start", no->sample_off[i]);
+      return -1;
+    }
+  return 0;
+}
+
+/* An idle connection (lock held) whose server went away: its socket
+ * says so before we send anything on it (a server sends nothing unasked,
+ * so an idle socket that is readable is at its end).  Finding it now,
+ * rather than by losing the next command, keeps a write out of doubt. */
+static bool
+conn_idle_dead (struct conn *c)
+{
+  if (c->driving || nbd_aio_in_flight (c->h) != 0)
+    return false;
+  struct pollfd p = { .fd = nbd_aio_get_fd (c->h), .events = POLLIN };
+  if (p.fd < 0)
+    return true;
+  if (poll (&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+    nbd_aio_notify_read (c->h);
+  return nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h);
+}
+
 /* A connected handle on `c` (lock held): 0, or -EIO. */
 static int
 conn_ready (struct nbd_origin *no, struct conn *c)
@@ -367,6 +498,12 @@ conn_ready (struct nbd_origin *no, struct conn *c)
   for (;;) {
     if (__atomic_load_n (&no->fatal, __ATOMIC_ACQUIRE))
       return -EIO;
+    if (c->h && !c->dying && conn_idle_dead (c)) {
+      sc_say ("NBD origin %s: the connection to the server was lost while "
+              "idle", no->uri);
+      conn_drop (c);
+      continue;
+    }
     if (c->h && !c->dying)
       return 0;
     if (c->connecting || c->dying) {
@@ -382,6 +519,26 @@ conn_ready (struct nbd_origin *no, struct conn *c)
     pthread_mutex_unlock (&c->lock);
     struct nbd_handle *h = connect_retry (no, why, sizeof why);
     int64_t size = h ? nbd_get_size (h) : -1;
+    char differs[256] = "";
+    int same = h && size >= 0 && (uint64_t) size == no->o.id.size
+               ? same_disk (no, h, differs, sizeof differs) : 0;
+    if (same == -2) {
+      snprintf (why, sizeof why, "%s", differs);
+      nbd_close (h);
+      h = NULL;
+    }
+    else if (same < 0) {
+      char msg[1024];
+      snprintf (msg, sizeof msg, "the server answers again, but the remote's "
+                "content changed under us (%s): another disk, or a remote "
+                "restarted without its cache; every request now fails with "
+                "EIO, and the snapshots are invalid", differs);
+      fail_closed (no, msg);
+      nbd_close (h);
+      h = NULL;
+      if (no->o.changed)
+        no->o.changed (no->o.changed_opaque, differs);
+    }
     pthread_mutex_lock (&c->lock);
     c->connecting = false;
     c->attempts++;
@@ -397,6 +554,8 @@ conn_ready (struct nbd_origin *no, struct conn *c)
       c->last_failed = true;
       h = NULL;
     }
+    else if (!h && same == -1)
+      ;                         /* logged by fail_closed */
     else if (!h)
       sc_say ("NBD origin %s: cannot connect (retried for %g s): %s",
            no->uri, no->opts.retry_ms / 1000.0, why);
@@ -452,6 +611,23 @@ submit (struct nbd_origin *no, struct nbd_handle *h, enum op op,
   return r;
 }
 
+static bool
+is_mod (enum op op)
+{
+  return op == OP_WRITE || op == OP_ZERO || op == OP_TRIM;
+}
+
+/* A modification of [off, off + len) is about to be sent: the samples it
+ * overlaps no longer tell whether the remote is the same disk. */
+static void
+mark_touched (struct nbd_origin *no, uint64_t off, uint64_t len)
+{
+  for (uint32_t i = 0; i < SC_STAMP_SAMPLES; i++)
+    if (off < no->sample_off[i] + no->sample_len[i] &&
+        no->sample_off[i] < off + len)
+      __atomic_fetch_or (&no->touched, 1u << i, __ATOMIC_ACQ_REL);
+}
+
 /* One attempt at [off, off + len) as commands of at most `piece` bytes,
  * on one connection. */
 static int
@@ -461,21 +637,32 @@ attempt (struct nbd_origin *no, struct conn *c, enum op op, uint8_t *buf,
 {
   struct cmd cmds[GROUP_MAX];
   int r = 0;
+  bool mod = is_mod (op);
 
   pthread_mutex_lock (&c->lock);
   while (r == 0) {
     if ((r = conn_ready (no, c)) < 0)
       break;
     size_t n = 0;
+    unsigned sent = 0;
     uint64_t gen = c->gen;
     bool lost = false;
+    /* A flush covers what was acknowledged before it was sent. */
+    uint64_t flush_seq = __atomic_load_n (&no->acked, __ATOMIC_ACQUIRE);
     do {
       uint64_t l = len < piece ? len : piece;
       struct cmd *cmd = status ? status : &cmds[n];
       memset (cmd, 0, sizeof *cmd);
       n++;
-      if (submit (no, c->h, op, cmd, buf, l, off, flags) == -1 &&
-          (nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h)))
+      if (mod)
+        mark_touched (no, off, l);
+      if (submit (no, c->h, op, cmd, buf, l, off, flags) != -1) {
+        if (mod) {
+          sent++;
+          c->mods++;
+        }
+      }
+      else if (nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h))
         lost = true;
       if (buf)
         buf += l;
@@ -498,6 +685,18 @@ attempt (struct nbd_origin *no, struct conn *c, enum op op, uint8_t *buf,
     uint64_t deadline = no->opts.io_timeout_ms
                         ? ms_from_now (no->opts.io_timeout_ms) : 0;
     r = conn_wait (no, c, status ? status : cmds, n, gen, deadline);
+    if (mod && c->gen == gen)   /* (a drop counted them, and zeroed) */
+      c->mods -= sent;
+    if (r == 0 && mod && no->can_flush && !(flags & LIBNBD_CMD_FLAG_FUA))
+      __atomic_fetch_add (&no->acked, sent, __ATOMIC_ACQ_REL);
+    if (r == 0 && op == OP_FLUSH) {
+      uint64_t cov = __atomic_load_n (&no->covered, __ATOMIC_ACQUIRE);
+      while (cov < flush_seq &&
+             !__atomic_compare_exchange_n (&no->covered, &cov, flush_seq,
+                                           false, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE))
+        ;
+    }
     if (len == 0 || status)
       break;
   }
@@ -505,8 +704,10 @@ attempt (struct nbd_origin *no, struct conn *c, enum op op, uint8_t *buf,
   return r;
 }
 
-/* A command on a connection picked round robin, tried once more on a new
- * connection if its connection went (see the notes at the top). */
+/* A command on a connection picked round robin.  A read or a flush whose
+ * connection went is tried once more on a new connection; a modification
+ * is not: it is in doubt, and the drop failed the origin closed (see the
+ * notes at the top). */
 static int
 run (struct nbd_origin *no, enum op op, void *buf, uint64_t len,
      uint64_t off, uint32_t flags, uint64_t piece, struct cmd *status)
@@ -516,7 +717,7 @@ run (struct nbd_origin *no, enum op op, void *buf, uint64_t len,
   unsigned i = __atomic_fetch_add (&no->next, 1, __ATOMIC_RELAXED);
   struct conn *c = &no->conn[op == OP_FLUSH ? 0 : i % no->nconn];
   int r = attempt (no, c, op, buf, len, off, flags, piece, status);
-  if (r == LOST) {
+  if (r == LOST && !is_mod (op)) {
     if (status) {
       free (status->ext);
       status->ext = NULL;
@@ -696,6 +897,7 @@ sc_origin_open_nbd (const char *uri, const struct sc_origin_nbd_opts *opts,
   pthread_condattr_init (&attr);
   pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
   for (unsigned i = 0; i < CONNECTIONS_MAX; i++) {
+    no->conn[i].no = no;
     pthread_mutex_init (&no->conn[i].lock, NULL);
     pthread_cond_init (&no->conn[i].cond, &attr);
     no->conn[i].wake = -1;
@@ -726,6 +928,7 @@ sc_origin_open_nbd (const char *uri, const struct sc_origin_nbd_opts *opts,
     nbd_o_close (&no->o);
     return -EIO;
   }
+  no->have_samples = !opts->no_samples;
   if (nbd_is_read_only (h) == 1) {
     snprintf (err, errlen, "%s: the NBD export is read-only: shadowcopy "
               "must write its disk", uri);
@@ -735,6 +938,16 @@ sc_origin_open_nbd (const char *uri, const struct sc_origin_nbd_opts *opts,
   }
   no->o.id.type = SC_ORIGIN_NBD;
   no->o.id.size = (uint64_t) size;
+  for (uint32_t i = 0; i < SC_STAMP_SAMPLES; i++)
+    sc_origin_stamp_sample (no->o.id.size, i, &no->sample_off[i],
+                            &no->sample_len[i]);
+  if (!opts->no_samples && read_samples (no, h, no->sample_crc) < 0) {
+    snprintf (err, errlen, "%s: reading its sampled blocks: %s", uri,
+              nbd_get_error ());
+    free (name);
+    nbd_o_close (&no->o);
+    return -EIO;
+  }
   snprintf (no->o.id.path, sizeof no->o.id.path, "%s", name);
   free (name);
   no->can_fua = nbd_can_fua (h) == 1;

@@ -104,3 +104,12 @@ sc_origin_stamp (struct sc_origin *o, struct sc_origin_stamp *st)
   st->nsamples = r == 0 ? SC_STAMP_SAMPLES : 0;
   return r;
 }
+
+void
+sc_origin_on_changed (struct sc_origin *o,
+                      void (*cb) (void *opaque, const char *why),
+                      void *opaque)
+{
+  o->changed = cb;
+  o->changed_opaque = opaque;
+}

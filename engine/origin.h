@@ -47,6 +47,9 @@ struct sc_origin_nbd_opts {
                                    again; 0: wait for ever */
   uint32_t connections;         /* at most this many when the server has
                                    multi-conn (0: 4); else one */
+  bool no_samples;              /* origin-check=off: read no sampled
+                                   blocks at open, so a new connection
+                                   cannot be checked against them */
 };
 #define SC_ORIGIN_NBD_RETRY_MS_DEFAULT 30000u
 #define SC_ORIGIN_NBD_IO_TIMEOUT_MS_DEFAULT 30000u
@@ -78,6 +81,14 @@ void sc_origin_identity (const struct sc_origin *o, struct sc_origin_id *id);
  * flush.  A file is fsynced first, so that its times are durable.  An
  * error is one of that fsync or of reading the samples. */
 int sc_origin_stamp (struct sc_origin *o, struct sc_origin_stamp *st);
+
+/* Call `cb` (once, from a request's thread) if the origin finds that it
+ * is no longer the disk it was at the open: an NBD remote that came back
+ * with another content (engine/origin-nbd.c).  Its requests fail with EIO
+ * from then on. */
+void sc_origin_on_changed (struct sc_origin *o,
+                           void (*cb) (void *opaque, const char *why),
+                           void *opaque);
 
 /* Request flags, shared with the volume (engine/volume.h). */
 #define SC_FUA       0x1        /* durable before returning */

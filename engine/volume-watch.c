@@ -29,11 +29,22 @@
 
 #include "engine/volume-impl.h"
 
+/* The origin found, while serving, that it is another disk now. */
+static void
+watch_changed (void *opaque, const char *why)
+{
+  struct sc_volume *v = opaque;
+  int r = sc_diff_origin_changed (v->diff, why);
+  if (r < 0)
+    debug ("recording that the disk changed: %s", strerror (-r));
+}
+
 int
 sc_vol_watch_open (struct sc_volume *v, char *err, size_t errlen)
 {
   struct sc_origin_stamp st;
   char why[256] = "";
+  sc_origin_on_changed (v->origin, watch_changed, v);
   if (v->cfg.origin_check_off) {
     sc_say ("DANGER: origin-check=off: the disk is not checked for changes "
             "made while the server was stopped, so its snapshots may "
@@ -80,7 +91,9 @@ void
 sc_vol_watch_close (struct sc_volume *v)
 {
   /* origin-check=off reads nothing at close either: the state recorded
-   * before stays, so the next checked start still compares with it. */
+   * before stays, and the next checked start compares with it only if
+   * this session did not write the disk (the first write marked it
+   * WRITTEN; that start then says the state was not recorded). */
   if (v->cfg.origin_check_off)
     return;
   struct sc_origin_stamp st;

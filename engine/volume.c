@@ -183,8 +183,10 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
       .retry_ms = SC_ORIGIN_NBD_RETRY_MS_DEFAULT,
       .io_timeout_ms = SC_ORIGIN_NBD_IO_TIMEOUT_MS_DEFAULT,
     };
-    r = sc_origin_open_nbd (cfg->origin_path, cfg->nbd ? cfg->nbd : &def,
-                            &v->origin, err, errlen);
+    struct sc_origin_nbd_opts opts = cfg->nbd ? *cfg->nbd : def;
+    opts.no_samples = cfg->origin_check_off;
+    r = sc_origin_open_nbd (cfg->origin_path, &opts, &v->origin, err,
+                            errlen);
   }
   else
     r = sc_origin_open_file (cfg->origin_path, &v->origin, err, errlen);

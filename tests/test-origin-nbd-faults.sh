@@ -86,6 +86,8 @@ grep -q "connected again" "$SERVER_LOG" || fail "no reconnection logged"
 log "ok, a remote restarted under the server is reconnected"
 
 # Back with another size: every request fails, with a clear log line.
+# (Flushed first: a loss with unflushed writes fails closed by itself.)
+nbd_py live 'h.flush()' || fail "a flush after the reconnection"
 stop_remote err
 truncate -s $((SIZE + M)) "$W/disk"
 nbdkit_remote err file "$W/disk"
@@ -104,7 +106,9 @@ stop_remote err
 nbdkit_remote slow --filter=delay memory "$SIZE" delay-read=60
 start_server "$(remote_uri slow)" "$W/slow.diff" io-timeout=2 \
     origin-check=off retry=5
-nbd_py live 'h.pwrite(b"a" * 65536, 0)' || fail "a write to the slow remote"
+# (flushed: a connection dropped with an unflushed write fails the origin
+# closed, tests/test-origin-nbd-doubt.sh; a read alone is retried)
+nbd_py live 'h.pwrite(b"a" * 65536, 0); h.flush()' || fail "a write to the slow remote"
 t0=$(date +%s)
 expect_eio live "a read the remote does not answer" 'h.pread(4096, 0)'
 t=$(( $(date +%s) - t0 ))
@@ -230,3 +234,22 @@ for bad in retry=-1 retry=x io-timeout=1e9 origin-check=maybe \
         fail "$bad: no clear error: $(cat "$TMP/bad.out")"
 done
 log "ok, bad values refused: $(cat "$TMP/bad.out")"
+
+# ---- origin-check=off, then verify ----------------------------------------
+# A session with origin-check=off that wrote the disk records nothing at
+# its stop: the next checked start cannot compare, and says why without
+# blaming a failed flush or read that did not happen.
+nbdkit_remote off memory "$SIZE"
+start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K
+nbd_py live 'h.pwrite(b"o" * 65536, 0); h.flush()'
+sc_create s1
+stop_server
+start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K origin-check=off
+nbd_py live 'h.pwrite(b"x" * 65536, 0)'
+stop_server
+start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K
+grep "was not recorded at the last stop" "$SERVER_LOG" | grep -q "that server ran with origin-check=off" ||
+    fail "the start after origin-check=off does not say why it cannot compare: $(grep -E 'could not|not recorded' "$SERVER_LOG")"
+stop_server
+stop_remote off
+log "ok, the start after an origin-check=off session says why it does not compare"
