@@ -90,65 +90,7 @@
 #include "cow/io.h"
 #include "engine/clock.h"
 #include "engine/origin-impl.h"
-
-#define CONNECTIONS_MAX 16
-#define PIECE_MAX (8u << 20)          /* bytes of data per command */
-#define RANGE_MAX (1u << 30)          /* bytes per zero, trim, status */
-#define GROUP_MAX 16                  /* commands submitted at once */
-#define BACKOFF_FIRST_MS 100
-#define BACKOFF_MAX_MS 5000
-
-/* Internal outcomes of one attempt (never returned to the volume). */
-#define LOST (-ENOTCONN)        /* the connection went: try again */
-
-struct nbd_origin;
-
-struct conn {
-  struct nbd_origin *no;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  struct nbd_handle *h;         /* NULL: not connected */
-  int wake;                     /* eventfd: a command was submitted */
-  bool driving;                 /* a waiter polls the socket */
-  bool dying;                   /* being dropped: no new commands */
-  bool connecting;              /* a request is connecting it */
-  uint64_t gen;                 /* +1 at each drop */
-  uint64_t attempts;            /* +1 at each connect outcome */
-  bool last_failed;             /* the last connect failed */
-  unsigned mods;                /* modifications sent, not answered */
-};
-
-struct nbd_origin {
-  struct sc_origin o;           /* first: what the volume holds */
-  char *uri;
-  struct sc_origin_nbd_opts opts;
-  bool can_fua, can_flush, can_zero, can_trim, can_status;
-  uint64_t piece_max;
-  unsigned nconn;
-  unsigned next;                /* round robin (atomic) */
-  bool fatal;                   /* (atomic) failed closed: every request EIO */
-  /* Modifications the server acknowledged (without FUA), and how many of
-   * them a successful flush covered (atomics; see the notes). */
-  uint64_t acked, covered;
-  /* The sampled blocks at open, and which ones our modifications touched
-   * since (atomic bitmap). */
-  uint64_t sample_off[SC_STAMP_SAMPLES];
-  uint32_t sample_len[SC_STAMP_SAMPLES];
-  uint32_t sample_crc[SC_STAMP_SAMPLES];
-  uint32_t touched;
-  bool have_samples;            /* sample_crc holds them */
-  struct conn conn[CONNECTIONS_MAX];
-};
-
-/* One command in flight. */
-struct cmd {
-  int done;                     /* atomic: the callback ran */
-  int err;                      /* its errno, 0 on success */
-  /* block status: the extents the server gave (pairs length, flags) */
-  uint64_t ext_off;
-  uint32_t *ext;
-  size_t next;
-};
+#include "engine/origin-nbd-impl.h"
 
 static inline struct nbd_origin *
 nbd_of (const struct sc_origin *o)
@@ -167,11 +109,6 @@ sc_origin_is_nbd_uri (const char *s)
   return false;
 }
 
-static uint64_t
-ms_from_now (uint64_t ms)
-{
-  return sc_mono_ns () + ms * 1000000u;
-}
 
 /* ---- driving a connection ------------------------------------------- */
 
@@ -362,118 +299,6 @@ conn_wait (struct nbd_origin *no, struct conn *c, struct cmd *cmds,
 
 /* ---- connecting ------------------------------------------------------ */
 
-/* One attempt: a connected handle, or NULL with the reason in `why`. */
-static struct nbd_handle *
-connect_once (const char *uri, uint64_t deadline, char *why, size_t len)
-{
-  struct nbd_handle *h = nbd_create ();
-  if (!h) {
-    snprintf (why, len, "%s", nbd_get_error ());
-    return NULL;
-  }
-  if (nbd_set_uri_allow_local_file (h, true) == -1 ||
-      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
-      nbd_aio_connect_uri (h, uri) == -1)
-    goto fail;
-  while (nbd_aio_is_connecting (h)) {
-    uint64_t now = sc_mono_ns ();
-    if (now >= deadline) {
-      snprintf (why, len, "connecting timed out");
-      nbd_close (h);
-      return NULL;
-    }
-    unsigned dir = nbd_aio_get_direction (h);
-    struct pollfd p = {
-      .fd = nbd_aio_get_fd (h),
-      .events = (short) ((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
-                         (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0)),
-    };
-    uint64_t left = (deadline - now) / 1000000u + 1;
-    int n = poll (&p, 1, left > 1000 ? 1000 : (int) left);
-    if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
-      nbd_aio_notify_read (h);
-    else if (n > 0 && (p.revents & POLLOUT))
-      nbd_aio_notify_write (h);
-  }
-  if (nbd_aio_is_ready (h))
-    return h;
- fail:
-  snprintf (why, len, "%s", nbd_get_error () ? nbd_get_error ()
-                                             : "connection closed");
-  nbd_close (h);
-  return NULL;
-}
-
-/* Attempts for retry_ms with a back-off. */
-static struct nbd_handle *
-connect_retry (struct nbd_origin *no, char *why, size_t len)
-{
-  uint64_t end = ms_from_now (no->opts.retry_ms);
-  uint64_t delay = BACKOFF_FIRST_MS;
-  uint32_t per = no->opts.io_timeout_ms ? no->opts.io_timeout_ms : 30000;
-  for (;;) {
-    uint64_t until = ms_from_now (per);
-    struct nbd_handle *h = connect_once (no->uri, until, why, len);
-    if (h)
-      return h;
-    uint64_t now = sc_mono_ns ();
-    if (now >= end)
-      return NULL;
-    uint64_t wait = (end - now) / 1000000u;     /* a last try at the end */
-    if (wait > delay)
-      wait = delay;
-    struct timespec ts = { (time_t) (wait / 1000),
-                           (long) (wait % 1000) * 1000000 };
-    nanosleep (&ts, NULL);
-    delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
-  }
-}
-
-/* Read the sampled blocks on `h` (a handle no request uses yet) into
- * crc[]: 0, or -1 with the reason in nbd_get_error. */
-static int
-read_samples (struct nbd_origin *no, struct nbd_handle *h, uint32_t *crc)
-{
-  uint8_t buf[SC_STAMP_SAMPLE_SIZE];
-  for (uint32_t i = 0; i < SC_STAMP_SAMPLES; i++) {
-    if (nbd_pread (h, buf, no->sample_len[i], no->sample_off[i], 0) == -1)
-      return -1;
-    crc[i] = crc32c (0, buf, no->sample_len[i]);
-  }
-  return 0;
-}
-
-/* A new connection: is the remote still the disk of the open?  The
- * sampled blocks no modification of ours touched must read as they did
- * then.  0 if so, -1 if not, -2 if they cannot be read; the reason in
- * `why`. */
-static int
-same_disk (struct nbd_origin *no, struct nbd_handle *h, char *why,
-           size_t len)
-{
-  uint32_t crc[SC_STAMP_SAMPLES];
-  if (!no->have_samples) {
-    if (sc_debug)
-      sc_debug ("NBD origin %s: origin-check=off: the remote is not "
-                "checked to be the same disk", no->uri);
-    return 0;
-  }
-  if (read_samples (no, h, crc) < 0) {
-    snprintf (why, len, "reading its sampled blocks: %s", nbd_get_error ());
-    return -2;
-  }
-  /* Read after the blocks: a modification that could have reached them
-   * was marked before it was sent. */
-  uint32_t touched = __atomic_load_n (&no->touched, __ATOMIC_ACQUIRE);
-  for (uint32_t i = 0; i < SC_STAMP_SAMPLES; i++)
-    if (!(touched & (1u << i)) && crc[i] != no->sample_crc[i]) {
-      snprintf (why, len, "the block at %" PRIu64 " differs from what it "
-                "held at the start", no->sample_off[i]);
-      return -1;
-    }
-  return 0;
-}
-
 /* An idle connection (lock held) whose server went away: its socket
  * says so before we send anything on it (a server sends nothing unasked,
  * so an idle socket that is readable is at its end).  Finding it now,
@@ -517,11 +342,11 @@ conn_ready (struct nbd_origin *no, struct conn *c)
     char why[512];
     c->connecting = true;
     pthread_mutex_unlock (&c->lock);
-    struct nbd_handle *h = connect_retry (no, why, sizeof why);
+    struct nbd_handle *h = nbdo_connect_retry (no, why, sizeof why);
     int64_t size = h ? nbd_get_size (h) : -1;
     char differs[256] = "";
     int same = h && size >= 0 && (uint64_t) size == no->o.id.size
-               ? same_disk (no, h, differs, sizeof differs) : 0;
+               ? nbdo_same_disk (no, h, differs, sizeof differs) : 0;
     if (same == -2) {
       snprintf (why, sizeof why, "%s", differs);
       nbd_close (h);
@@ -911,7 +736,7 @@ sc_origin_open_nbd (const char *uri, const struct sc_origin_nbd_opts *opts,
       return r;
     }
 
-  struct nbd_handle *h = connect_retry (no, why, sizeof why);
+  struct nbd_handle *h = nbdo_connect_retry (no, why, sizeof why);
   if (!h) {
     snprintf (err, errlen, "%s: cannot connect to the NBD server (retried "
               "for %g s; retry= sets how long): %s", uri,
@@ -941,7 +766,7 @@ sc_origin_open_nbd (const char *uri, const struct sc_origin_nbd_opts *opts,
   for (uint32_t i = 0; i < SC_STAMP_SAMPLES; i++)
     sc_origin_stamp_sample (no->o.id.size, i, &no->sample_off[i],
                             &no->sample_len[i]);
-  if (!opts->no_samples && read_samples (no, h, no->sample_crc) < 0) {
+  if (!opts->no_samples && nbdo_read_samples (no, h, no->sample_crc) < 0) {
     snprintf (err, errlen, "%s: reading its sampled blocks: %s", uri,
               nbd_get_error ());
     free (name);
