@@ -87,3 +87,13 @@ check_export () {
     nbd_save "$1" "$TMP/.read"
     cmp_files "$2" "$TMP/.read" "$3"
 }
+
+# expect_eio EXPORT WHAT CODE: the nbdsh CODE on EXPORT must fail with EIO.
+expect_eio () {
+    local out rc=0
+    out=$(timeout 60 "$NBDSH" -u "$(uri "$1")" -c "$3" 2>&1) || rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "$2: not an error (status $rc)"
+    printf '%s\n' "$out" | grep -q "Input/output error" ||
+        fail "$2: not EIO: $out"
+    log "ok, $2: EIO"
+}

@@ -18,16 +18,6 @@ SIZE=$((8 * M))
 W=$TMP/w
 mkdir "$W"
 
-# expect_eio EXPORT WHAT CODE: the nbdsh CODE on EXPORT must fail with EIO.
-expect_eio () {
-    local out rc=0
-    out=$(timeout 60 "$NBDSH" -u "$(uri "$1")" -c "$3" 2>&1) || rc=$?
-    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "$2: not an error (status $rc)"
-    printf '%s\n' "$out" | grep -q "Input/output error" ||
-        fail "$2: not EIO: $out"
-    log "ok, $2: EIO"
-}
-
 # kill_remote NAME: the remote crashes (SIGKILL).
 kill_remote () {
     local pid=${REMOTE_PIDS[$1]}
