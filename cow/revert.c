@@ -431,14 +431,14 @@ sc_diff_revert_finish (struct sc_diff *d)
   int r = txn_append (d, &t, rec, rec_revert_end (rec, d->revert.target_id));
   if (r < 0)
     return r;
-  /* Ended in memory only once REVERT_END is durable: whoever sees the
-   * revert ended (revert --wait, status) may rely on it after a crash. */
-  r = txn_commit (d, &t);
-  if (r < 0)
-    return r;
+  /* Ended in memory before the commit, which lets go of the lock while it
+   * syncs: a revert seen running then would take a rate or a done record
+   * after REVERT_END, and the replay would refuse the area.  A crash
+   * before the commit is durable resumes a revert with nothing to do. */
   set_active (d, false);
   d->revert.ndone = 0;
-  return 1;
+  r = txn_commit (d, &t);
+  return r < 0 ? r : 1;
 }
 
 /* ---- replay, salvage, checkpoints -------------------------------------- */

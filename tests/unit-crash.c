@@ -2370,6 +2370,9 @@ rv_run (struct rv_wl *r)
     usleep (10 * 1000);
   cr_assert (!sc_diff_revert_active (sc_volume_diff (v)),
              "the revert did not end");
+  /* Seen ended, its REVERT_END may still be on its way to the disk (the
+   * flag goes down before the commit): a flush makes it durable. */
+  cr_assert_eq (sc_volume_flush (v), 0);
   r->end_end = cr_record_count ();
   rv_write (r, v, live, 12 * RV_CS, 100, false);
   uint8_t *buf = xrealloc (NULL, RV_SIZE);

@@ -4,8 +4,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -446,4 +448,54 @@ Test (revert, a_rate_of_another_target_is_corrupt)
   uh_journal_append (a.diff_path, &r, sizeof r);
   assert_open_refused (&a, "sets the rate");
   uh_area_free (&a);
+}
+
+/* A rate set while the revert ends (revert --rate as the copy finishes)
+ * must not land after REVERT_END: the replay would refuse the area. */
+static volatile int go, stop;
+static void *
+rate_setter (void *p)
+{
+  struct sc_diff *d = p;
+  while (!go) ;
+  while (!stop)
+    if (sc_diff_revert_set_rate (d, 12345) == -ENOENT)
+      break;
+  return NULL;
+}
+
+Test (revert, a_rate_set_while_it_ends_is_refused_or_before_the_end)
+{
+  int corrupt = 0, tries;
+  for (tries = 0; tries < 200 && !corrupt; tries++) {
+    struct uh_area a;
+    uh_area_create (&a, NCHUNKS * CS, CS, 5);
+    uh_snap (a.d, "A");
+    uh_copy_chunk (a.d, 5, 15);
+    cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+    cr_assert_eq (sc_diff_revert_done (a.d, 5, 1), 0);
+    go = 0; stop = 0;
+    pthread_t th;
+    pthread_create (&th, NULL, rate_setter, a.d);
+    go = 1;
+    int r = sc_diff_revert_finish (a.d);
+    stop = 1;
+    pthread_join (th, NULL);
+    cr_assert_eq (r, 1);
+    uh_area_close (&a);
+    char err[512] = "";
+    struct sc_diff *d2 = NULL;
+    int o = sc_diff_open (a.diff_path, 0, &a.id, 0, &d2, err, sizeof err);
+    if (o < 0) {
+      cr_log_error ("try %d: reopen after a finished revert: %d %s", tries,
+                    o, err);
+      corrupt = 1;
+    }
+    else
+      sc_diff_close (d2);
+    a.d = NULL;
+    unlink (a.diff_path);       /* the next try makes the area anew */
+    uh_area_free (&a);
+  }
+  cr_assert_eq (corrupt, 0, "diff area unopenable after %d tries", tries);
 }
