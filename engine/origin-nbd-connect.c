@@ -125,3 +125,14 @@ nbdo_same_disk (struct nbd_origin *no, struct nbd_handle *h, char *why,
   return 0;
 }
 
+const char *
+nbdo_lost_capability (struct nbd_origin *no, struct nbd_handle *h)
+{
+  if (no->nconn > 1 && nbd_can_multi_conn (h) != 1)
+    return "multi-conn";
+  if (no->can_flush && nbd_can_flush (h) != 1)
+    return "flush";
+  if (no->can_fua && nbd_can_fua (h) != 1)
+    return "FUA";
+  return NULL;
+}

@@ -97,4 +97,10 @@ int nbdo_read_samples (struct nbd_origin *no, struct nbd_handle *h,
 int nbdo_same_disk (struct nbd_origin *no, struct nbd_handle *h, char *why,
                     size_t len);
 
+/* What a server answering again no longer offers that the open found
+ * and the flushes rely on (multi-conn with several connections, flush,
+ * FUA), or NULL. */
+const char *nbdo_lost_capability (struct nbd_origin *no,
+                                  struct nbd_handle *h);
+
 #endif

@@ -345,9 +345,21 @@ conn_ready (struct nbd_origin *no, struct conn *c)
     struct nbd_handle *h = nbdo_connect_retry (no, why, sizeof why);
     int64_t size = h ? nbd_get_size (h) : -1;
     char differs[256] = "";
-    int same = h && size >= 0 && (uint64_t) size == no->o.id.size
+    const char *gone = h && size >= 0 && (uint64_t) size == no->o.id.size
+                       ? nbdo_lost_capability (no, h) : NULL;
+    int same = h && !gone && size >= 0 && (uint64_t) size == no->o.id.size
                ? nbdo_same_disk (no, h, differs, sizeof differs) : 0;
-    if (same == -2) {
+    if (gone) {
+      char msg[512];
+      snprintf (msg, sizeof msg, "the server answers again without %s, "
+                "which the writes acknowledged so far relied on; every "
+                "request now fails with EIO (restart the server)", gone);
+      fail_closed (no, msg);
+      nbd_close (h);
+      h = NULL;
+      same = -1;                /* said by fail_closed */
+    }
+    else if (same == -2) {
       snprintf (why, sizeof why, "%s", differs);
       nbd_close (h);
       h = NULL;

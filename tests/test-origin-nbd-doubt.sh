@@ -140,3 +140,20 @@ nbd_py live 'assert h.pread(65536, 0) == b"x" * 65536; h.pwrite(b"y" * 4096, 4 *
 grep -q "connected again" "$SERVER_LOG" || fail "no reconnection logged"
 stop_server
 stop_remote same
+
+# ---- a remote back without multi-conn -------------------------------------
+# The flushes went to one connection of several, covering the writes of
+# them all: a server that no longer promises that cannot be trusted with
+# the next flush.
+head -c "$SIZE" /dev/urandom > "$W/disk"
+nbdkit_remote mc file "$W/disk"
+start_server "$(remote_uri mc)" "$W/mc.diff" chunk-size=64K retry=10
+nbd_py live 'h.pwrite(b"x" * 65536, 0); h.flush()'
+stop_remote mc
+nbdkit_remote mc --filter=multi-conn file "$W/disk" multi-conn-mode=disable
+expect_eio live "a write to a remote back without multi-conn" \
+    'h.pwrite(b"y" * 4096, 4 * 1024 * 1024); h.flush()'
+grep -q "the server answers again without multi-conn, which the writes acknowledged so far relied on" \
+    "$SERVER_LOG" || fail "the lost multi-conn is not logged"
+stop_server
+stop_remote mc
