@@ -48,8 +48,9 @@
  * Connecting (at open and again) is retried for `retry_ms` with a
  * back-off from 0.1 s doubling to 5 s; while one request of a connection
  * connects, the others wait for its outcome and share it.  A new
- * connection must still reach the disk of the open: the same size, and
- * the same content in the SC_STAMP_SAMPLES sampled blocks (read at open,
+ * connection must still reach the disk of the open: the same size, the
+ * same promises the flushes rely on (multi-conn when several connections
+ * are used, flush, FUA), and the same content in the SC_STAMP_SAMPLES sampled blocks (read at open,
  * cow/diffarea.h sc_origin_stamp_sample) that no modification of ours
  * touched since (a bitmap, marked before a modification is sent).
  * Otherwise every later request fails with EIO, and for another content
