@@ -1230,6 +1230,32 @@ check_tracking (struct checker *ck, const struct sc_snapshot_info *infos,
   return true;
 }
 
+/* What must be listed at crash point k: every snapshot created, and its
+ * deletion not begun. */
+static bool
+none_missing (struct wl *w, const struct sc_snapshot_info *infos, size_t n,
+              size_t k, char *msg, size_t msglen)
+{
+  for (size_t i = 0; i < w->nsnaps; i++) {
+    const struct msnap *m = &w->snaps[i];
+    bool created = m->setup || m->c_end <= k;
+    bool delete_begun = m->d_setup || m->d_start < k;
+    if (!created || delete_begun)
+      continue;
+    bool listed = false;
+    for (size_t j = 0; j < n; j++)
+      listed |= infos[j].id == m->id;
+    if (!listed) {
+      snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ") is missing, but "
+                "its creation had returned (records %zu-%zu%s)", m->name,
+                m->id, m->c_start, m->c_end,
+                m->setup ? ", before recording" : "");
+      return false;
+    }
+  }
+  return true;
+}
+
 /* The snapshots after recovery at crash point k. */
 static bool
 check_snapshots (struct checker *ck, size_t k, bool volatile_unclean,
@@ -1335,24 +1361,8 @@ check_snapshots (struct checker *ck, size_t k, bool volatile_unclean,
     }
   }
 
-  /* What must be there: created, and its deletion not begun. */
-  for (size_t i = 0; ok && !volatile_unclean && i < w->nsnaps; i++) {
-    const struct msnap *m = &w->snaps[i];
-    bool created = m->setup || m->c_end <= k;
-    bool delete_begun = m->d_setup || m->d_start < k;
-    if (!created || delete_begun)
-      continue;
-    bool listed = false;
-    for (size_t j = 0; j < n; j++)
-      listed |= infos[j].id == m->id;
-    if (!listed) {
-      snprintf (msg, msglen, "snapshot %s (id %" PRIu64 ") is missing, but "
-                "its creation had returned (records %zu-%zu%s)", m->name,
-                m->id, m->c_start, m->c_end,
-                m->setup ? ", before recording" : "");
-      ok = false;
-    }
-  }
+  if (ok && !volatile_unclean)
+    ok = none_missing (w, infos, n, k, msg, msglen);
   if (ok && !volatile_unclean)
     ok = check_tracking (ck, infos, n, msg, msglen);
   free (infos);
@@ -1703,6 +1713,36 @@ struct verdict {
   size_t points, failures, invalid;
 };
 
+/* The line a workload's run prints: what was recorded, what was checked. */
+static void
+say_run (const struct wl *w, const struct checker *ck, size_t n, double secs)
+{
+  size_t syncs = 0, writes = 0, fallocs = 0;
+  for (size_t i = 0; i < n; i++) {
+    syncs += w->log.ops[i].kind == CR_SYNC;
+    writes += w->log.ops[i].kind == CR_WRITE;
+    fallocs += w->log.ops[i].kind == CR_ZERO ||
+               w->log.ops[i].kind == CR_EXTEND;
+  }
+  printf ("crash: %s (chunk %u, %" PRIu64 " bytes, %s%s): %zu records "
+          "(%zu writes, %zu fallocates, %zu fdatasyncs) from %u writes, %u "
+          "zeroes, %u trims, %u creates, %u deletes, %u flushes, %u "
+          "restarts; %zu crash states checked at %zu crash points (none %zu, all %zu, prefix "
+          "%zu, random %zu, in-place %zu; %zu pending ops applied, %zu "
+          "torn), %zu "
+          "snapshot images compared, %zu invalid snapshots seen, %zu clean "
+          "opens, %zu refused; %zu failures; %.1f s; seed %#" PRIx64 "\n",
+          w->cfg->name, w->cs, w->size,
+          w->cfg->volatile_mode ? "volatile" : "safe",
+          w->cfg->unclean_start ? ", after an unclean stop" : "", n, writes,
+          fallocs, syncs, w->n_writes, w->n_zeroes, w->n_trims, w->n_creates,
+          w->n_deletes, w->n_flushes, w->n_restarts, ck->points, ck->distinct,
+          ck->per_variant[CR_V_NONE], ck->per_variant[CR_V_ALL],
+          ck->per_variant[CR_V_PREFIX], ck->per_variant[CR_V_RANDOM],
+          ck->per_variant[CR_V_INPLACE], ck->pending_applied, ck->torn, ck->images_compared, ck->invalid_seen,
+          ck->clean_opens, ck->refused, ck->failures, secs, base_seed ());
+}
+
 static struct verdict
 run_checks (struct wl *w)
 {
@@ -1772,30 +1812,7 @@ run_checks (struct wl *w)
   double secs = (double) (t1.tv_sec - t0.tv_sec) +
                 (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
 
-  size_t syncs = 0, writes = 0, fallocs = 0;
-  for (size_t i = 0; i < n; i++) {
-    syncs += w->log.ops[i].kind == CR_SYNC;
-    writes += w->log.ops[i].kind == CR_WRITE;
-    fallocs += w->log.ops[i].kind == CR_ZERO ||
-               w->log.ops[i].kind == CR_EXTEND;
-  }
-  printf ("crash: %s (chunk %u, %" PRIu64 " bytes, %s%s): %zu records "
-          "(%zu writes, %zu fallocates, %zu fdatasyncs) from %u writes, %u "
-          "zeroes, %u trims, %u creates, %u deletes, %u flushes, %u "
-          "restarts; %zu crash states checked at %zu crash points (none %zu, all %zu, prefix "
-          "%zu, random %zu, in-place %zu; %zu pending ops applied, %zu "
-          "torn), %zu "
-          "snapshot images compared, %zu invalid snapshots seen, %zu clean "
-          "opens, %zu refused; %zu failures; %.1f s; seed %#" PRIx64 "\n",
-          w->cfg->name, w->cs, w->size,
-          w->cfg->volatile_mode ? "volatile" : "safe",
-          w->cfg->unclean_start ? ", after an unclean stop" : "", n, writes,
-          fallocs, syncs, w->n_writes, w->n_zeroes, w->n_trims, w->n_creates,
-          w->n_deletes, w->n_flushes, w->n_restarts, ck.points, ck.distinct,
-          ck.per_variant[CR_V_NONE], ck.per_variant[CR_V_ALL],
-          ck.per_variant[CR_V_PREFIX], ck.per_variant[CR_V_RANDOM],
-          ck.per_variant[CR_V_INPLACE], ck.pending_applied, ck.torn, ck.images_compared, ck.invalid_seen,
-          ck.clean_opens, ck.refused, ck.failures, secs, base_seed ());
+  say_run (w, &ck, n, secs);
   if (w->cfg->tracking)
     printf ("crash: %s: changed-block tracking: %zu checkpoints listed at "
             "the crash points, %zu diffs checked against the images\n",
