@@ -176,7 +176,7 @@ Test (backup_copy, a_server_killed_leaves_no_read_in_flight_on_any_connection)
  * its first half, then a NONE chunk with the DONE flag: "success". */
 static const char short_server[] =
   "import socket, struct, sys, os\n"
-  "ls = socket.socket(socket.AF_UNIX); ls.bind(sys.argv[1]); ls.listen(1)\n"
+  "ls = socket.socket(socket.AF_UNIX); ls.bind(sys.argv[1]); import time; time.sleep(0.3); ls.listen(1)\n"
   "c, _ = ls.accept()\n"
   "def rx(n):\n"
   "    b = b''\n"
@@ -225,12 +225,19 @@ Test (backup_copy_short, a_read_answered_in_part_is_an_error)
   if (system ("python3 -c pass > /dev/null 2>&1") != 0)
     cr_skip_test ("python3 is missing");
   cr_assert_eq (posix_spawnp (&pid, "python3", NULL, NULL, argv, environ), 0);
-  for (int i = 0; i < 500 && access (path, F_OK) < 0; i++)
-    usleep (10000);
-  h = nbd_create ();
-  cr_assert_not_null (h);
-  cr_assert_eq (nbd_connect_unix (h, path), 0, "connect: %s",
-                nbd_get_error ());
+  /* The socket file appears at bind(), a moment before listen(): until
+   * then a connect is refused.  Try again for up to 5 s. */
+  int c = -1;
+  for (int i = 0; i < 500 && c < 0; i++) {
+    h = nbd_create ();
+    cr_assert_not_null (h);
+    c = nbd_connect_unix (h, path);
+    if (c < 0) {
+      nbd_close (h);
+      usleep (10000);
+    }
+  }
+  cr_assert_eq (c, 0, "connect: %s", nbd_get_error ());
   nbd_set_pread_initialize (h, false);
   int r = sc_backup_copy (&h, 1, &range, 1, &o, &sink, &stats, err,
                           sizeof err);
