@@ -224,19 +224,20 @@ build_all() {
     "${strict[@]}"
   wait_all
 
+  # engine/ reaches an NBD origin with libnbd.
   local link=("$cc" -g -pthread "${sanitizers[@]}")
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-diffarea.o" "${cow_objs[@]}" \
     -luring -o "$build/fuzz-diffarea"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-control.o" "${cow_objs[@]}" \
-    "${engine_objs[@]}" -luring -o "$build/fuzz-control"
+    "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-control"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-manifest.o" "${tools_objs[@]}" \
-    "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-manifest"
+    "${cow_objs[@]}" "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-manifest"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-resume.o" "${tools_objs[@]}" \
-    "${cow_objs[@]}" "${engine_objs[@]}" -luring -o "$build/fuzz-resume"
+    "${cow_objs[@]}" "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-resume"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-qemu-info.o" "${qemu_objs[@]}" \
     -o "$build/fuzz-qemu-info"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-config.o" "${cow_objs[@]}" \
-    "${engine_objs[@]}" -luring -o "$build/fuzz-config"
+    "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-config"
   "${link[@]}" "$gen/gen-diffarea-corpus.o" "${gen_objs[@]}" -luring \
     -o "$build/gen-diffarea-corpus"
   say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control, fuzz-manifest," \
