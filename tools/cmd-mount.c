@@ -61,101 +61,9 @@
 #include "tools/commands.h"
 #include "tools/export-identity.h"
 #include "tools/mount-recover.h"
+#include "tools/mount-run.h"
 #include "tools/nbd-listen.h"
 #include "tools/nbd-target.h"
-
-/* Run argv, stdout into out (first line kept), stderr into err. */
-static int
-run (char *const argv[], char *out, size_t outlen, char *err, size_t errlen)
-{
-  int po[2], pe[2], status;
-
-  if (pipe2 (po, O_CLOEXEC) < 0)
-    return -errno;
-  if (pipe2 (pe, O_CLOEXEC) < 0) {
-    int e = -errno;
-    close (po[0]);
-    close (po[1]);
-    return e;
-  }
-  fflush (NULL);
-  pid_t pid = fork ();
-  if (pid < 0) {
-    int e = -errno;
-    close (po[0]);
-    close (po[1]);
-    close (pe[0]);
-    close (pe[1]);
-    return e;
-  }
-  if (pid == 0) {
-    int null = open ("/dev/null", O_RDONLY);
-    if (null >= 0)
-      dup2 (null, 0);
-    dup2 (po[1], 1);
-    dup2 (pe[1], 2);
-    close (po[0]);
-    close (pe[0]);
-    execvp (argv[0], argv);
-    fprintf (stderr, "cannot run %s: %s", argv[0], strerror (errno));
-    _exit (127);
-  }
-  close (po[1]);
-  close (pe[1]);
-  size_t no = 0, ne = 0;
-  ssize_t k;
-  char buf[512];
-  /* Both pipes at once: a child filling one while we wait on the other
-   * would block for ever. */
-  struct pollfd pf[2] = { { .fd = po[0], .events = POLLIN },
-                          { .fd = pe[0], .events = POLLIN } };
-  while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-    if (poll (pf, 2, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    for (int w = 0; w < 2; w++) {
-      if (pf[w].fd < 0 || !pf[w].revents)
-        continue;
-      k = read (pf[w].fd, buf, sizeof buf);
-      if (k < 0 && errno == EINTR)
-        continue;
-      if (k <= 0) {
-        close (pf[w].fd);
-        pf[w].fd = -1;
-        continue;
-      }
-      for (ssize_t j = 0; j < k; j++) {
-        if (w == 0 && out && no + 1 < outlen)
-          out[no++] = buf[j];
-        else if (w == 1 && err && ne + 1 < errlen)
-          err[ne++] = buf[j];
-      }
-    }
-  }
-  if (out)
-    out[no] = '\0', out[strcspn (out, "\n")] = '\0';
-  if (err) {
-    err[ne] = '\0';
-    while (ne && (err[ne - 1] == '\n' || err[ne - 1] == ' '))
-      err[--ne] = '\0';
-  }
-  while (waitpid (pid, &status, 0) < 0)
-    if (errno != EINTR)
-      return -errno;
-  return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -ECHILD;
-}
-
-static int
-run_or_say (char *const argv[], char *out, size_t outlen)
-{
-  char err[1024];
-  int r = run (argv, out, outlen, err, sizeof err);
-  if (r < 0)
-    sc_cli_error ("%s failed%s%s", argv[0], err[0] ? ": " : "", err);
-  return r;
-}
 
 /* Where mount state lives (see the notes at the top). */
 static const char *
@@ -340,7 +248,7 @@ teardown (const char *statefile)
       char *argv[] = { "umount", arg, NULL };
       char err[1024];
       /* Already unmounted (a plain umount DIR): go on below. */
-      if (run (argv, NULL, 0, err, sizeof err) < 0 && is_mounted (arg)) {
+      if (sc_mount_run (argv, NULL, 0, err, sizeof err) < 0 && is_mounted (arg)) {
         sc_cli_error ("umount failed%s%s", err[0] ? ": " : "", err);
         return -EBUSY;          /* keep the rest: it is still in use */
       }
@@ -351,11 +259,11 @@ teardown (const char *statefile)
       if (!loop_is_ours (arg, file))
         continue;               /* gone, or now someone else's */
       char *argv[] = { "losetup", "-d", arg, NULL };
-      bad |= run_or_say (argv, NULL, 0) < 0;
+      bad |= sc_mount_run_or_say (argv, NULL, 0) < 0;
     }
     else if (strcmp (l, "nbd") == 0) {
       char *argv[] = { "nbd-client", "-d", arg, NULL };
-      bad |= run_or_say (argv, NULL, 0) < 0;
+      bad |= sc_mount_run_or_say (argv, NULL, 0) < 0;
     }
     else if (strcmp (l, "clone") == 0) {
       char *sock = strchr (arg, ' ');       /* "clone NAME SOCKET" */
@@ -373,7 +281,7 @@ teardown (const char *statefile)
       if (pid > 0 && !pid_is_nbdfuse (pid))
         pid = 0;                /* exited; the pid may be reused */
       char *argv[] = { "fusermount3", "-u", dir, NULL };
-      if (run (argv, NULL, 0, NULL, 0) < 0 && pid > 0)
+      if (sc_mount_run (argv, NULL, 0, NULL, 0) < 0 && pid > 0)
         kill (pid, SIGTERM);
       for (int t = 0; pid > 0 && t < 100 && !pid_gone (pid); t++)
         usleep (100000);
@@ -416,7 +324,7 @@ record_or_undo (const char *statefile, const char *kind, char *what,
 {
   if (state_add (statefile, kind, what, "") == 0)
     return 0;
-  run_or_say (undo, NULL, 0);
+  sc_mount_run_or_say (undo, NULL, 0);
   return -1;
 }
 
@@ -435,7 +343,7 @@ attach_nbd (const char *sock, const char *name, bool rw,
       continue;                 /* in use */
     char *argv[] = { "nbd-client", "-unix", (char *) sock, dev,
                      "-N", (char *) name, rw ? NULL : "-readonly", NULL };
-    if (run_or_say (argv, NULL, 0) < 0)
+    if (sc_mount_run_or_say (argv, NULL, 0) < 0)
       return -1;
     char *dargv[] = { "nbd-client", "-d", dev, NULL };
     return record_or_undo (statefile, "nbd", dev, dargv);
@@ -540,7 +448,7 @@ attach_fuse_argv (char *const *tail, const char *uri, bool rw,
     return -1;
   char *ro_argv[] = { "losetup", "-r", "-f", "--show", file, NULL };
   char *rw_argv[] = { "losetup", "-f", "--show", file, NULL };
-  if (run_or_say (rw ? rw_argv : ro_argv, dev, devlen) < 0 || !dev[0])
+  if (sc_mount_run_or_say (rw ? rw_argv : ro_argv, dev, devlen) < 0 || !dev[0])
     return -1;
   char *dargv[] = { "losetup", "-d", dev, NULL };
   return record_or_undo (statefile, "loop", dev, dargv);
@@ -784,7 +692,7 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
   char *bargv[] = { "blkid", "-p", "-o", "value", "-s", "TYPE", dev, NULL };
   int r;
 
-  run (bargv, fstype, sizeof fstype, NULL, 0);
+  sc_mount_run (bargv, fstype, sizeof fstype, NULL, 0);
   if (!m->type && !fstype[0]) {
     sc_cli_error ("%s: blkid -p finds no filesystem type on it (none, or "
                   "two signatures); give it with -t TYPE", dev);
@@ -806,12 +714,12 @@ mount_device (const struct mount_args *m, char *dev, char *absdir,
   char *margv[] = { "mount", "-o", mopts, "-t", (char *) t, dev, absdir,
                     NULL };
   char *uargv[] = { "umount", absdir, NULL };
-  r = run_or_say (margv, NULL, 0);
+  r = sc_mount_run_or_say (margv, NULL, 0);
   if (r == 0)
     r = record_or_undo (statefile, "mount", absdir, uargv);
   if (r == 0 && m->recover) {
     char *rargv[] = { "mount", "-o", "remount,ro", absdir, NULL };
-    r = run_or_say (rargv, NULL, 0);
+    r = sc_mount_run_or_say (rargv, NULL, 0);
   }
   return r;
 }

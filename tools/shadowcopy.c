@@ -79,6 +79,32 @@ usage_revert (void)
           );
 }
 
+/* usage's lines on mounting and on volumes run as services. */
+static void
+usage_mount_serve (void)
+{
+  printf (
+          "  mount [--nbd-socket SOCK | --nbd-uri URI] NAME DIR\n"
+          "                            mount a snapshot read-only\n"
+          "                            (a clone read-write)\n"
+          "      --recover (replay its journal on a temporary clone first)\n"
+          "  umount DIR                undo shadowcopy mount\n"
+          "      (mount, backup, verify --against, create --auto-recover:\n"
+          "      without --nbd-socket, the socket the server tells, -c)\n"
+          "  serve VOLUME [--config FILE] [--dry-run]\n"
+          "                            run nbdkit for VOLUME as its file\n"
+          "                            (DIR/VOLUME.conf) says; DIR:\n");
+  /* The compiled-in directory (configure's sysconfdir): /etc/shadowcopy
+   * for the Debian packages, /usr/local/etc/shadowcopy by default. */
+  printf ("                            %s/shadowcopy\n"
+          "                            or $SHADOWCOPY_CONFDIR\n",
+          SC_SYSCONFDIR);
+  printf (
+          "  status [--json]           every configured volume: running or\n"
+          "                            not, snapshots, diff-area use\n"
+          );
+}
+
 static void
 usage (void)
 {
@@ -112,23 +138,9 @@ usage (void)
           "      a clone with its filesystem's journal replayed)\n"
           "  writers [--json] [--writer CMD]... [--writers-dir DIR]\n"
           "                            list writers and their last results\n"
-          "  mount --nbd-socket SOCK NAME DIR   mount a snapshot read-only\n"
-          "                            (a clone read-write)\n"
-          "      --recover (replay its journal on a temporary clone first)\n"
-          "  umount DIR                undo shadowcopy mount\n"
-          "      (mount, backup, verify --against, create --auto-recover:\n"
-          "      without --nbd-socket, the socket the server tells, -c)\n"
-          "  serve VOLUME [--config FILE] [--dry-run]\n"
-          "                            run nbdkit for VOLUME as its file\n"
-          "                            (DIR/VOLUME.conf) says; DIR:\n");
-  /* The compiled-in directory (configure's sysconfdir): /etc/shadowcopy
-   * for the Debian packages, /usr/local/etc/shadowcopy by default. */
-  printf ("                            %s/shadowcopy\n"
-          "                            or $SHADOWCOPY_CONFDIR\n",
-          SC_SYSCONFDIR);
+          );
+  usage_mount_serve ();
   printf (
-          "  status [--json]           every configured volume: running or\n"
-          "                            not, snapshots, diff-area use\n"
           "  list [--json]             list the snapshots, oldest first\n"
           "  delete NAME...            delete snapshots by name\n"
           "  delete --oldest | --all   delete the oldest, or every snapshot\n"
@@ -170,8 +182,7 @@ usage (void)
           "\n"
           "create and checkpoint need a running server; list, info, delete,\n"
           "clone and diff also work offline with --diff; check and salvage\n"
-          "work"
-          "only offline.\n"
+          "work only offline.\n"
           "Exit status: 0 ok, 1 error, 2 usage.  check: 0 clean, 1 damaged,\n"
           "2 usage, or the diff area cannot be checked (missing, in use).\n");
 }
