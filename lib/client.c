@@ -32,7 +32,7 @@
 #include "engine/control-protocol.h"
 #include "engine/control.h"
 #include "engine/volume.h"
-#include "tools/client.h"
+#include "lib/client.h"
 
 /* CREATE may wait for writes in flight to drain; anything longer than
  * this is a wedged server, and the user is better told so. */

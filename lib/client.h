@@ -9,8 +9,8 @@
  * Errors: functions return 0 or a negative errno and write one line for
  * the user (without the "shadowcopy: " prefix) into err.
  */
-#ifndef SHADOWCOPY_TOOLS_CLIENT_H
-#define SHADOWCOPY_TOOLS_CLIENT_H
+#ifndef SHADOWCOPY_LIB_CLIENT_H
+#define SHADOWCOPY_LIB_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
