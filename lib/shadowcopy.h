@@ -233,8 +233,9 @@ int shadowcopy_create (struct shadowcopy *h,
  * the server's default).  BEGIN takes the creation slot, HOLD drains and
  * holds writes, COMMIT records the snapshot (and with `release` releases
  * at once), RELEASE lets writes go (held_ns: how long they were held),
- * ABORT deletes what COMMIT made and releases.  The server enforces each
- * deadline itself. */
+ * ABORT deletes what COMMIT made and releases (a COMMIT with `release`
+ * ends the creation: its snapshot stays).  HOLD without BEGIN begins.
+ * The server enforces each deadline itself. */
 int shadowcopy_begin (struct shadowcopy *h, uint64_t timeout_ms);
 int shadowcopy_hold (struct shadowcopy *h, uint64_t timeout_ms);
 int shadowcopy_commit (struct shadowcopy *h,
