@@ -392,3 +392,27 @@ Test (lib, bad_arguments)
   free (missing);
   free (file);
 }
+
+Test (lib, open_volume)
+{
+  struct srv s;
+  struct shadowcopy *h;
+  struct shadowcopy_server sv;
+  char conf[4096];
+
+  srv_start (&s);
+  snprintf (conf, sizeof conf, "disk=%s\ndiff=%s\ncontrol=%s\n", s.origin,
+            s.diff, s.sock);
+  char *path = uh_path ("vol1.conf");
+  uh_write_file (path, conf, strlen (conf));
+  setenv ("SHADOWCOPY_CONFDIR", uh_dir, 1);
+  cr_assert_eq (shadowcopy_open_volume ("vol1", &h), 0, "%s",
+                shadowcopy_get_error ());
+  cr_assert_eq (shadowcopy_server (h, &sv), 0);
+  cr_assert_str_eq (sv.where, s.sock);
+  cr_assert_eq (count (h), 0);
+  cr_assert_eq (shadowcopy_close (h), 0);
+  failed (shadowcopy_open_volume ("nosuch", &h), ENOENT, "volume nosuch");
+  free (path);
+  srv_stop (&s);
+}
