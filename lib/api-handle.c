@@ -99,6 +99,7 @@ shadowcopy_server (struct shadowcopy *h, struct shadowcopy_server *out)
   const char *version, *where;
 
   SC_API_CHECK (h);
+  SC_API_NEED (out);
   memset (out, 0, sizeof *out);
   sc_client_server (h->c, &out->protocol_major, &out->protocol_minor,
                     &version, &where, &out->offline);

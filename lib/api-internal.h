@@ -18,6 +18,7 @@ int sc_api_fail (int err, const char *fmt, ...)
  * same); this clears it, for the calls whose callers test "" first. */
 void sc_api_clear_error (void);
 
+#include <errno.h>
 #include <stdio.h>
 
 #include "lib/client.h"
@@ -34,6 +35,11 @@ struct shadowcopy {
 #define SC_API_CHECK(h) \
   do { if (!(h)) return sc_api_fail (EINVAL, "%s: no handle", __func__); } \
   while (0)
+
+/* A pointer the caller must give: -EINVAL (said) for NULL. */
+#define SC_API_NEED(p) \
+  do { if (!(p)) return sc_api_fail (EINVAL, "%s: %s is NULL", __func__, \
+                                     #p); } while (0)
 
 /* Internal rows to public structs (api-snapshots.c, api-revert.c,
  * api-space.c). */

@@ -43,6 +43,8 @@ shadowcopy_list (struct shadowcopy *h, struct shadowcopy_snapshot **out,
   int r;
 
   SC_API_CHECK (h);
+  SC_API_NEED (out);
+  SC_API_NEED (n);
   r = sc_client_list (h->c, &rows, &k, err, sizeof err);
   if (r < 0)
     return sc_api_fail (-r, "%s", err);
@@ -68,6 +70,7 @@ shadowcopy_find (struct shadowcopy *h, const char *name,
 
   if (!name)
     return sc_api_fail (EINVAL, "shadowcopy_find: no name given");
+  SC_API_NEED (out);
   r = shadowcopy_list (h, &v, &n);
   if (r < 0)
     return r;
@@ -125,6 +128,8 @@ shadowcopy_list_dropped (struct shadowcopy *h,
   int r;
 
   SC_API_CHECK (h);
+  SC_API_NEED (out);
+  SC_API_NEED (n);
   r = sc_client_request (h->c, "LIST", NULL, 0, on_dropped, &d, err,
                          sizeof err);
   if (r < 0) {

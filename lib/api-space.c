@@ -69,6 +69,7 @@ shadowcopy_info (struct shadowcopy *h, struct shadowcopy_volume *out)
   int r;
 
   SC_API_CHECK (h);
+  SC_API_NEED (out);
   r = sc_client_info (h->c, &v, err, sizeof err);
   if (r < 0)
     return sc_api_fail (-r, "%s", err);

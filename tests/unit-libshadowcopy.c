@@ -416,3 +416,21 @@ Test (lib, open_volume)
   free (path);
   srv_stop (&s);
 }
+
+Test (lib, null_results)
+{
+  struct srv s;
+  struct shadowcopy_snapshot *v;
+  size_t n;
+
+  srv_start (&s);
+  struct shadowcopy *h = conn (&s);
+  failed (shadowcopy_list (h, NULL, &n), EINVAL, "out is NULL");
+  failed (shadowcopy_list (h, &v, NULL), EINVAL, "n is NULL");
+  failed (shadowcopy_info (h, NULL), EINVAL, "out is NULL");
+  failed (shadowcopy_find (h, "x", NULL), EINVAL, "out is NULL");
+  failed (shadowcopy_server (h, NULL), EINVAL, "out is NULL");
+  cr_assert_eq (count (h), 0, "the connection stays in step");
+  cr_assert_eq (shadowcopy_close (h), 0);
+  srv_stop (&s);
+}
