@@ -1,4 +1,5 @@
-/* shadowcopy: the control protocol, shared by the server and the CLI.
+/* shadowcopy: the control protocol, shared by the server and its client
+ * (libshadowcopy, lib/client.c).
  *
  * Notes on the design
  *

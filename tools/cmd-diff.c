@@ -6,8 +6,9 @@
  * Notes on the design
  *
  * The pages are fetched, checked and merged by libshadowcopy
- * (shadowcopy_diff; lib/diff-client.c), kept by diff-result.c.  Nothing is printed before the last page is in, so an
- * error never leaves half an answer on standard output.
+ * (shadowcopy_diff; lib/diff-client.c) and kept by diff-result.c.
+ * Nothing is printed before the last page is in, so an error never
+ * leaves half an answer on standard output.
  *
  * Offline (--diff with no server) the same handler answers on the
  * diff-area file, opened read-only, so the output is the same byte for
