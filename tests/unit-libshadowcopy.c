@@ -27,7 +27,7 @@ TestSuite (lib, .init = uh_setup, .fini = uh_teardown);
 #define CS 65536u
 
 struct srv {
-  char *origin, *diff, *sock;
+  char origin[1024], diff[1024], sock[1024];
   struct sc_volume *v;
   struct sc_control *ctl;
 };
@@ -38,9 +38,9 @@ srv_start (struct srv *s)
   struct sc_volume_config cfg = { .chunk_size = CS };
   char err[512] = "";
 
-  s->origin = uh_path ("origin");
-  s->diff = uh_path ("diff");
-  s->sock = uh_path ("ctl.sock");
+  snprintf (s->origin, sizeof s->origin, "%s/origin", uh_dir);
+  snprintf (s->diff, sizeof s->diff, "%s/diff", uh_dir);
+  snprintf (s->sock, sizeof s->sock, "%s/ctl.sock", uh_dir);
   uh_make_file (s->origin, SIZE, 7);
   cfg.origin_path = s->origin;
   cfg.diff_path = s->diff;
@@ -398,7 +398,7 @@ Test (lib, open_volume)
   struct srv s;
   struct shadowcopy *h;
   struct shadowcopy_server sv;
-  char conf[4096];
+  char conf[3 * 4096 + 64];
 
   srv_start (&s);
   snprintf (conf, sizeof conf, "disk=%s\ndiff=%s\ncontrol=%s\n", s.origin,
