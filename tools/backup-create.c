@@ -30,7 +30,7 @@
 #include "engine/control-protocol.h"
 #include "tools/backup-create.h"
 #include "tools/cli.h"
-#include "tools/writers.h"
+#include "lib/writers.h"
 
 /* What every writer reported, in the manifest's terms; always a list
  * (maybe empty), so the manifest says "writers" even with none. */

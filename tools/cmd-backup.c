@@ -40,7 +40,7 @@
 #include "tools/json.h"
 #include "tools/nbd-listen.h"
 #include "tools/progress.h"
-#include "tools/writers.h"
+#include "lib/writers.h"
 
 #define VOLS_MAX SC_CREATE_VOLUMES_MAX
 

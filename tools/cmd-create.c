@@ -40,10 +40,10 @@
 #include "tools/client.h"
 #include "tools/commands.h"
 #include "tools/create-options.h"
-#include "tools/create-sequence.h"
+#include "lib/create-sequence.h"
 #include "tools/mount-recover.h"
 #include "tools/nbd-listen.h"
-#include "tools/writers.h"
+#include "lib/writers.h"
 
 /* create's own options. */
 struct create_args {

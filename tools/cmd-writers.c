@@ -11,7 +11,7 @@
 
 #include "tools/cli.h"
 #include "tools/commands.h"
-#include "tools/writers.h"
+#include "lib/writers.h"
 
 int
 sc_cmd_writers (const struct sc_cli_target *t, int argc, char **argv)

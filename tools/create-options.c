@@ -11,7 +11,7 @@
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
 #include "tools/create-options.h"
-#include "tools/writers.h"
+#include "lib/writers.h"
 
 /* The creation slot (BEGIN) must cover prepare and the window, each at
  * most freeze_ms, and the server keeps it at most 1 h. */

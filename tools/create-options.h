@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "tools/create-sequence.h"
+#include "lib/create-sequence.h"
 
 struct sc_create_options {
   const char *verb;             /* "create", "backup": in messages */

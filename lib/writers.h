@@ -31,8 +31,8 @@
  * between freeze and thaw, they are not told abort or thaw; a writer
  * must bound its own freeze itself.
  */
-#ifndef SHADOWCOPY_TOOLS_WRITERS_H
-#define SHADOWCOPY_TOOLS_WRITERS_H
+#ifndef SHADOWCOPY_LIB_WRITERS_H
+#define SHADOWCOPY_LIB_WRITERS_H
 
 #include <signal.h>
 #include <stdbool.h>
@@ -40,7 +40,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "tools/fsfreeze.h"
+#include "lib/fsfreeze.h"
 
 #define SC_WRITER_OUTPUT_MAX 1024
 #define SC_WRITER_HISTORY_MAX 16

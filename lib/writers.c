@@ -30,9 +30,9 @@
 
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
-#include "tools/fsfreeze.h"
+#include "lib/fsfreeze.h"
 #include "tools/json.h"
-#include "tools/writers.h"
+#include "lib/writers.h"
 
 volatile sig_atomic_t sc_interrupted;
 

@@ -11,8 +11,8 @@
  * and SIGHUP are the caller's to catch: they set sc_interrupted
  * (writers.h), which cuts a phase short and stops the retries.
  */
-#ifndef SHADOWCOPY_TOOLS_CREATE_SEQUENCE_H
-#define SHADOWCOPY_TOOLS_CREATE_SEQUENCE_H
+#ifndef SHADOWCOPY_LIB_CREATE_SEQUENCE_H
+#define SHADOWCOPY_LIB_CREATE_SEQUENCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,7 +20,7 @@
 
 #include "engine/control-protocol.h"
 #include "tools/client.h"
-#include "tools/writers.h"
+#include "lib/writers.h"
 
 #define SC_CREATE_VOLUMES_MAX 64
 

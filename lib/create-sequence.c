@@ -40,7 +40,7 @@
 
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
-#include "tools/create-sequence.h"
+#include "lib/create-sequence.h"
 
 #define BUSY_RETRY_US 200000    /* --wait: a busy volume asked again */
 

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
-#include "tools/fsfreeze.h"
+#include "lib/fsfreeze.h"
 
 /* What the guardian reports after a thaw when the freeze window ended
  * first: the filesystem was thawed before the CLI asked. */
