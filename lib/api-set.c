@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cow/diffarea.h"
 #include "cow/uuid.h"
@@ -82,13 +81,13 @@ not_taken (const struct shadowcopy_set *s, const char *what)
   return 0;
 }
 
-/* A control socket as given; a diff area (a regular file) is reached
- * through its server's DIFF.sock. */
+/* A control socket, as given: a diff area is not guessed at (its
+ * server's is DIFF.sock), so that a file given by mistake fails with the
+ * client's own message. */
 int
 shadowcopy_set_add_volume (struct shadowcopy_set *s, const char *where)
 {
   struct sc_create *cr = &s->cr;
-  struct stat st;
   char *w;
   int r;
 
@@ -100,11 +99,7 @@ shadowcopy_set_add_volume (struct shadowcopy_set *s, const char *where)
   if (cr->nvols == SC_CREATE_VOLUMES_MAX)
     return sc_api_fail (E2BIG, "snapshot set: at most %d volumes",
                         SC_CREATE_VOLUMES_MAX);
-  if (stat (where, &st) == 0 && S_ISREG (st.st_mode))
-    r = asprintf (&w, "%s.sock", where);
-  else
-    r = (w = strdup (where)) ? 0 : -1;
-  if (r < 0)
+  if (!(w = strdup (where)))
     return sc_api_fail (ENOMEM, "snapshot set: %s", strerror (ENOMEM));
   s->where[cr->nvols] = w;
   cr->vols[cr->nvols++].socket = w;

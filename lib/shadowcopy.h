@@ -333,7 +333,9 @@ struct shadowcopy_set;
 #define SHADOWCOPY_SET_VOLUMES_MAX 64
 
 int shadowcopy_set_new (struct shadowcopy_set **out);
-/* A volume, by control socket or diff area (its server must run). */
+/* A volume, by its server's control socket (a diff area DIFF is served
+ * at DIFF.sock; its server must run).  The socket is named as given in
+ * the writers' SHADOWCOPY_VOLUMES and SHADOWCOPY_SNAPSHOTS. */
 int shadowcopy_set_add_volume (struct shadowcopy_set *s, const char *where);
 /* A writer: an executable's path, or an in-box writer such as
  * "fsfreeze:/mnt", "qemu-ga:/run/vm1.qga", "postgresql:dbname=app" (see

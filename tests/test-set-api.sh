@@ -33,16 +33,16 @@ chmod +x "$TMP/logw"
 cp "$TMP/logw" "$TMP/badw"
 
 # ---- a set of two volumes, with a writer ----
-"$EX" --name s1 --writer "$TMP/logw" "$CTL" "$TMP/b.diff" > "$TMP/s1.out" 2> "$TMP/s1.err" ||
+"$EX" --name s1 --writer "$TMP/logw" "$CTL" "$CTL_B" > "$TMP/s1.out" 2> "$TMP/s1.err" ||
     fail "set s1: $(cat "$TMP/s1.out" "$TMP/s1.err")"
 grep -qx "name s1" "$TMP/s1.out" || fail "set s1: $(cat "$TMP/s1.out")"
 id=$(awk '$1 == "set" { print $2 }' "$TMP/s1.out")
 [[ $id =~ ^[0-9a-f-]{36}$ ]] || fail "no set id: $(cat "$TMP/s1.out")"
-# Each volume's snapshot, the diff area reached through its server's socket.
+# Each volume's snapshot, named by its control socket.
 grep -qx "volume $CTL s1 [0-9a-f-]\{36\} $id auto-release=0" "$TMP/s1.out" ||
     fail "volume a: $(cat "$TMP/s1.out")"
 grep -qx "volume $CTL_B s1 [0-9a-f-]\{36\} $id auto-release=0" "$TMP/s1.out" ||
-    fail "volume b (given as its diff area): $(cat "$TMP/s1.out")"
+    fail "volume b: $(cat "$TMP/s1.out")"
 [ "$(names_a)" = s1 ] && [ "$(names_b)" = s1 ] || fail "lists: a=$(names_a) b=$(names_b)"
 [ "$(sc_field s1 set)" = "$id" ] || fail "volume a's s1 is not of set $id"
 # The writer's phases, in VSS order, each with the set's id and (from
@@ -110,6 +110,9 @@ grep -q "^volume $CTL ar .* auto-release=1$" "$TMP/ar.out" || fail "ar: $(cat "$
 "$EX" --name s5 "$CTL" "$TMP/nowhere.sock" > "$TMP/bad.out" 2>&1 && fail "a set with a missing volume was taken"
 grep -q "^error: shadowcopy_set_create: -[0-9]*: .*$TMP/nowhere.sock" "$TMP/bad.out" || fail "missing volume: $(cat "$TMP/bad.out")"
 [ "$(names_a)" = s1 ] || fail "a set with a missing volume left: $(names_a)"
+"$EX" --name s5 "$CTL" "$TMP/b.diff" > "$TMP/bad.out" 2>&1 && fail "a diff area given for a socket was taken"
+grep -q "^error: shadowcopy_set_create: -[0-9]*: .*$TMP/b.diff is not a socket" "$TMP/bad.out" ||
+    fail "a diff area for a socket: $(cat "$TMP/bad.out")"
 "$EX" --name 'bad/name' "$CTL" > "$TMP/bad.out" 2>&1 && fail "a bad name was taken"
 grep -q "^error: an option: -22: invalid snapshot name 'bad/name'" "$TMP/bad.out" || fail "bad name: $(cat "$TMP/bad.out")"
 "$EX" --writer fsfreeze:relative "$CTL" > "$TMP/bad.out" 2>&1 && fail "a relative fsfreeze writer was taken"
