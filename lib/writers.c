@@ -142,7 +142,8 @@ read_writers_dir (DIR *d, const char *dir, char ***names, size_t *nn,
 }
 
 /* The writers of `dir` in name order, added to *v.  A directory we may
- * not trust is ignored with a warning.  On failure: err set. */
+ * not trust is ignored with a warning.  On failure: err set.  (The
+ * validation of a writer's spelling is sc_writers_add's, below.) */
 int
 sc_writers_add_dir (struct sc_writer **v, size_t *nv, const char *dir,
                     bool dir_optional, shadowcopy_notify_fn fn, void *opaque,
@@ -197,36 +198,6 @@ sc_writers_add (struct sc_writer **v, size_t *n, const char *name,
   if (r < 0)
     snprintf (err, errlen, "listing writers: %s", strerror (-r));
   return r;
-}
-
-int
-sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
-                    bool dir_optional, shadowcopy_notify_fn fn, void *opaque,
-                    struct sc_writer **out, size_t *n, char *err,
-                    size_t errlen)
-{
-  struct sc_writer *v = NULL;
-  size_t nv = 0;
-  int r = 0;
-
-  for (size_t i = 0; i < ncmds; i++)
-    if (strncmp (cmds[i], "fsfreeze:", 9) == 0 && cmds[i][9] != '/') {
-      snprintf (err, errlen, "writer %s: the mount point must be an "
-                "absolute path", cmds[i]);
-      return -EINVAL;
-    }
-  for (size_t i = 0; i < ncmds && r == 0; i++)
-    r = sc_writers_add (&v, &nv, cmds[i], err, errlen);
-  if (r == 0 && dir)
-    r = sc_writers_add_dir (&v, &nv, dir, dir_optional, fn, opaque, err,
-                            errlen);
-  if (r < 0) {
-    sc_writers_free (v, nv);
-    return r;
-  }
-  *out = v;
-  *n = nv;
-  return 0;
 }
 
 void

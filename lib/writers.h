@@ -84,8 +84,8 @@ struct sc_writer_env {
  * always run to the end or their limit.  Cleared by shadowcopy_set_new. */
 extern volatile sig_atomic_t sc_interrupted;
 
-/* Writer `name` (a path, or fsfreeze:MOUNTPOINT) appended to *v.  On
- * failure: err set. */
+/* Writer `name` (a path, or fsfreeze:MOUNTPOINT) appended to *v, its
+ * spelling checked.  On failure: err set. */
 int sc_writers_add (struct sc_writer **v, size_t *n, const char *name,
                     char *err, size_t errlen);
 /* The executables of `dir` in name order (skipping names starting with
@@ -95,12 +95,6 @@ int sc_writers_add (struct sc_writer **v, size_t *n, const char *name,
 int sc_writers_add_dir (struct sc_writer **v, size_t *n, const char *dir,
                         bool dir_optional, shadowcopy_notify_fn fn,
                         void *opaque, char *err, size_t errlen);
-/* The writers: each of cmds (in order), then those of `dir`, as the two
- * calls above.  On failure: nothing allocated, err set. */
-int sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
-                        bool dir_optional, shadowcopy_notify_fn fn,
-                        void *opaque, struct sc_writer **out, size_t *n,
-                        char *err, size_t errlen);
 void sc_writers_free (struct sc_writer *w, size_t n);
 
 /* Run one phase of writer `w` within timeout_ms.  0 on success; else a
