@@ -28,33 +28,83 @@
 #include <unistd.h>
 
 #include "engine/control-protocol.h"
+#include "lib/shadowcopy.h"
 #include "tools/backup-create.h"
 #include "tools/cli.h"
-#include "tools/writers.h"
+
+/* Volume k of the set: where, the set's connection to it (the one that
+ * owns its auto-release snapshot), and its snapshot's UUID. */
+struct volume {
+  const char *socket;
+  struct shadowcopy *h;         /* the set's: never closed here */
+  char uuid[SHADOWCOPY_UUID_LEN];
+};
+
+static struct volume
+volume_of (struct sc_create_options *o, size_t k)
+{
+  struct volume v = { .h = shadowcopy_set_handle (o->set, k) };
+  struct shadowcopy_snapshot snap;
+
+  if (shadowcopy_set_snapshot (o->set, k, &v.socket, &snap) == 0)
+    snprintf (v.uuid, sizeof v.uuid, "%s", snap.uuid);
+  return v;
+}
+
+/* The manifest's writers, filled from the set's results. */
+struct manifest_fill {
+  struct sc_manifest_writer *v;
+  size_t n;
+  const char *last;             /* the set's string of writer n - 1 */
+};
+
+/* One phase of one writer; each writer keeps its last
+ * SC_MANIFEST_PHASES_MAX phases. */
+static void
+on_result (const struct shadowcopy_writer_result *r, void *opaque)
+{
+  struct manifest_fill *f = opaque;
+  struct sc_manifest_writer *w;
+
+  if (!f->v)
+    return;
+  if (!f->n || f->last != r->writer) {
+    struct sc_manifest_writer *nv = realloc (f->v, (f->n + 2) * sizeof *nv);
+    if (!nv) {
+      free (f->v);
+      f->v = NULL;
+      return;
+    }
+    f->v = nv;
+    memset (&nv[f->n], 0, 2 * sizeof *nv);
+    snprintf (nv[f->n].name, sizeof nv[f->n].name, "%s", r->writer);
+    f->last = r->writer;
+    f->n++;
+  }
+  w = &f->v[f->n - 1];
+  if (w->nphases == SC_MANIFEST_PHASES_MAX) {
+    memmove (w->phases, w->phases + 1,
+             (SC_MANIFEST_PHASES_MAX - 1) * sizeof w->phases[0]);
+    w->nphases--;
+  }
+  struct sc_manifest_phase *p = &w->phases[w->nphases++];
+  memset (p, 0, sizeof *p);
+  snprintf (p->phase, sizeof p->phase, "%s", r->phase);
+  snprintf (p->result, sizeof p->result, "%s", r->result);
+  snprintf (p->output, sizeof p->output, "%s", r->output);
+  sc_ctl_format_time (r->when * 1000000000u, p->time, sizeof p->time);
+}
 
 /* What every writer reported, in the manifest's terms; always a list
  * (maybe empty), so the manifest says "writers" even with none. */
 static struct sc_manifest_writer *
-manifest_writers (const struct sc_create *cr)
+manifest_writers (const struct shadowcopy_set *s, size_t *n)
 {
-  struct sc_manifest_writer *v = calloc (cr->nwriters + 1, sizeof *v);
+  struct manifest_fill f = { calloc (1, sizeof *f.v), 0, NULL };
 
-  for (size_t i = 0; v && i < cr->nwriters; i++) {
-    const struct sc_writer *w = &cr->writers[i];
-    size_t first = 0;
-    snprintf (v[i].name, sizeof v[i].name, "%s", w->name);
-    if (w->nhistory > SC_MANIFEST_PHASES_MAX)
-      first = w->nhistory - SC_MANIFEST_PHASES_MAX;
-    for (size_t k = first; k < w->nhistory; k++) {
-      struct sc_manifest_phase *p = &v[i].phases[v[i].nphases++];
-      const struct sc_writer_result *h = &w->history[k];
-      snprintf (p->phase, sizeof p->phase, "%s", h->phase);
-      snprintf (p->result, sizeof p->result, "%s", h->result);
-      snprintf (p->output, sizeof p->output, "%s", h->output);
-      sc_ctl_format_time (h->when * 1000000000u, p->time, sizeof p->time);
-    }
-  }
-  return v;
+  shadowcopy_set_writer_results (s, on_result, &f);
+  *n = f.n;
+  return f.v;
 }
 
 /* Back up volume k, read through h: 0, or -1 (said). */
@@ -63,30 +113,31 @@ backup_volume_on (struct sc_backup_create *bc, size_t k,
                   const struct sc_manifest_writer *writers, size_t nwriters,
                   struct shadowcopy *h)
 {
-  struct sc_create *cr = &bc->opts->seq;
-  struct sc_create_volume *cv = &cr->vols[k];
+  struct sc_create_options *o = bc->opts;
+  struct volume cv = volume_of (o, k);
+  const char *name = shadowcopy_set_snapshot_name (o->set);
   struct sc_backup_create_volume *v = &bc->vols[k];
   char err[4096];
   int r;
 
   struct sc_backup_job job = {
-    .snapshot = cr->name, .target = v->target, .since = v->since,
+    .snapshot = name, .target = v->target, .since = v->since,
     .prev = v->prev, .nbd = v->nbd, .format = bc->format,
     .progress = bc->progress, .progress_opaque = bc->progress_opaque,
     .writers = writers, .nwriters = nwriters,
-    .connections = bc->connections, .stop = &sc_interrupted,
+    .connections = bc->connections, .stop = &sc_create_interrupted,
   };
 
   v->attempted = true;
   if (bc->auto_base) {
-    r = sc_backup_auto (h, cr->name, v->target, v->prev, &v->chosen,
+    r = sc_backup_auto (h, name, v->target, v->prev, &v->chosen,
                         err, sizeof err);
     if (r < 0) {
-      sc_cli_error ("%s: backup %s to %s: %s", cv->socket, cr->name,
+      sc_cli_error ("%s: backup %s to %s: %s", cv.socket, name,
                     v->target, err);
       return -1;
     }
-    sc_cli_error ("%s: %s", cv->socket, v->chosen.why);
+    sc_cli_error ("%s: %s", cv.socket, v->chosen.why);
     job.since = v->chosen.incremental ? v->chosen.base : NULL;
     job.prev = v->chosen.incremental ? v->chosen.prev : NULL;
   }
@@ -99,12 +150,12 @@ backup_volume_on (struct sc_backup_create *bc, size_t k,
               SC_MANIFEST_SUFFIX);
     unlink (v->target);
     unlink (manifest);
-    sc_cli_error ("%s: backup %s to %s: %s: removed", cv->socket, cr->name,
+    sc_cli_error ("%s: backup %s to %s: %s: removed", cv.socket, name,
                   v->target, err);
     return -1;
   }
   if (r < 0) {
-    sc_cli_error ("%s: backup %s to %s: %s", cv->socket, cr->name,
+    sc_cli_error ("%s: backup %s to %s: %s", cv.socket, name,
                   v->target, err);
     return -1;
   }
@@ -112,62 +163,45 @@ backup_volume_on (struct sc_backup_create *bc, size_t k,
   return 0;
 }
 
-/* Back up volume k through a library handle of its own (the creation's
- * connection keeps the snapshot): 0, or -1 (said). */
+/* Back up volume k through the set's connection to it (the one that
+ * keeps its snapshot): 0, or -1 (said). */
 static int
 backup_volume (struct sc_backup_create *bc, size_t k,
                const struct sc_manifest_writer *writers, size_t nwriters)
 {
-  struct shadowcopy *h;
-  int r;
+  struct shadowcopy *h = shadowcopy_set_handle (bc->opts->set, k);
 
-  if (shadowcopy_connect (bc->opts->seq.vols[k].socket, &h) < 0) {
+  if (!h) {
     sc_cli_error ("%s", shadowcopy_get_error ());
     return -1;
   }
-  r = backup_volume_on (bc, k, writers, nwriters, h);
-  shadowcopy_close (h);
-  return r;
+  return backup_volume_on (bc, k, writers, nwriters, h);
 }
 
 /* backup-complete to every writer, with the result; each writer's
  * results recorded (`shadowcopy writers`). */
 static void
-tell_writers (struct sc_create *cr, bool ok)
+tell_writers (struct sc_create_options *o, bool ok)
 {
-  char msg[4096], err[2048];
-
-  cr->backup_result = ok ? "success" : "failure";
-  if (sc_create_writers_phase (cr, "backup-complete", true, msg,
-                               sizeof msg) < 0)
-    sc_cli_error ("warning: %s", msg);
-  if (cr->nwriters && sc_writers_save (cr->writers, cr->nwriters, err,
-                                       sizeof err) < 0)
-    sc_cli_error ("warning: cannot record the writers' results: %s", err);
+  if (shadowcopy_set_backup_complete (o->set, ok) < 0)
+    sc_cli_error ("warning: %s", shadowcopy_get_error ());
+  sc_create_options_save (o);
 }
 
+/* Delete `name` on cv's connection (only if its UUID is `uuid`, when
+ * given: not one made again under its name since, -ESTALE then), or keep
+ * it as a checkpoint (flags). */
 static int
-request (struct sc_create_volume *cv, const char *a0, const char *a1,
-         char *err, size_t errlen)
+delete_named (const struct volume *cv, const char *name, const char *uuid,
+              unsigned flags, char *err, size_t errlen)
 {
-  const char *args[2] = { a0, a1 };
-  return sc_client_request (cv->c, "DELETE", args, a1 ? 2 : 1, NULL, NULL,
-                            err, errlen);
-}
-
-/* DELETE name uuid=UUID: only the snapshot named earlier, not one made
- * again under its name since (-ESTALE then); by name alone when its UUID
- * is not known (a server that does not say it). */
-static int
-delete_named (struct sc_create_volume *cv, const char *name,
-              const char *uuid, char *err, size_t errlen)
-{
-  char arg[8 + SC_CTL_UUID_LEN];
-
-  if (!uuid[0])
-    return request (cv, name, NULL, err, errlen);
-  snprintf (arg, sizeof arg, "uuid=%s", uuid);
-  return request (cv, name, arg, err, errlen);
+  int r = cv->h ? shadowcopy_delete (cv->h, name, uuid && uuid[0] ? uuid
+                                                             : NULL,
+                                     flags, NULL, NULL)
+                : -ENOTCONN;
+  if (r < 0)
+    snprintf (err, errlen, "%s", shadowcopy_get_error ());
+  return r;
 }
 
 /* Volume k's snapshot kept as a checkpoint if its backup is in place,
@@ -178,80 +212,75 @@ delete_named (struct sc_create_volume *cv, const char *name,
 static void
 settle_volume (struct sc_backup_create *bc, size_t k)
 {
-  struct sc_create *cr = &bc->opts->seq;
-  struct sc_create_volume *cv = &cr->vols[k];
+  struct volume vol = volume_of (bc->opts, k), *cv = &vol;
+  const char *name = shadowcopy_set_snapshot_name (bc->opts->set);
   struct sc_backup_create_volume *v = &bc->vols[k];
   const struct sc_backup_base *b = &v->chosen;
   char err[2048];
   int r;
 
   if (!v->done) {
-    r = delete_named (cv, cr->name, cv->snap.uuid, err, sizeof err);
+    r = delete_named (cv, name, cv->uuid, 0, err, sizeof err);
     if (r < 0 && r != -ESTALE)
       sc_cli_error ("%s: deleting snapshot %s: %s (it goes when this "
-                    "command ends)", cv->socket, cr->name, err);
+                    "command ends)", cv->socket, name, err);
     return;
   }
-  if (request (cv, cr->name, "keep-checkpoint=1", err, sizeof err) < 0) {
+  if (delete_named (cv, name, NULL, SHADOWCOPY_DELETE_KEEP_CHECKPOINT, err,
+                    sizeof err) < 0) {
     sc_cli_error ("warning: %s: the backup %s is whole, but snapshot %s "
                   "cannot be kept as a checkpoint: %s; the next --auto "
                   "backup will be a full one", cv->socket, v->target,
-                  cr->name, err);
+                  name, err);
     return;
   }
   v->kept = true;
   if (!bc->auto_base || !b->incremental || !b->base_is_checkpoint ||
-      strcmp (b->base, cr->name) == 0)
+      strcmp (b->base, name) == 0)
     return;
-  r = delete_named (cv, b->base, b->base_uuid, err, sizeof err);
+  r = delete_named (cv, b->base, b->base_uuid, 0, err, sizeof err);
   if (r == -ESTALE)
     sc_cli_error ("warning: %s: checkpoint %s (UUID %s), which %s "
                   "replaces, was deleted and made again during the "
                   "backup: the new one is kept", cv->socket, b->base,
-                  b->base_uuid, cr->name);
+                  b->base_uuid, name);
   else if (r < 0)
     sc_cli_error ("warning: %s: cannot delete checkpoint %s, which %s "
-                  "replaces: %s", cv->socket, b->base, cr->name, err);
+                  "replaces: %s", cv->socket, b->base, name, err);
 }
 
 int
 sc_backup_create_run (struct sc_backup_create *bc)
 {
-  struct sc_create *cr = &bc->opts->seq;
+  struct sc_create_options *o = bc->opts;
   struct sc_manifest_writer *writers;
+  size_t nwriters = 0;
   bool ok = true;
   int status;
 
-  cr->auto_release = true;
-  if (!cr->have_name)
-    cr->name_prefix = "backup-";
-  status = sc_create_options_start (bc->opts);
+  o->auto_release = true;
+  if (!o->have_name)
+    o->name_prefix = "backup-";
+  status = sc_create_options_start (o);
+  if (status == EXIT_SUCCESS)
+    status = sc_create_options_take (o);
   if (status != EXIT_SUCCESS)
     return status;
-  sc_create_identify (cr);
-  status = sc_create_attempts (cr);
-  if (status != EXIT_SUCCESS) {
-    char err[2048];
-    if (cr->nwriters && sc_writers_save (cr->writers, cr->nwriters, err,
-                                         sizeof err) < 0)
-      sc_cli_error ("warning: cannot record the writers' results: %s", err);
-    return status;
-  }
   /* The writers are thawed: from here an interruption ends the CLI, and
    * its connections take the snapshots with them. */
   sc_create_signals_default ();
-  writers = manifest_writers (cr);
+  writers = manifest_writers (o->set, &nwriters);
   if (!writers) {
     sc_cli_error ("%s", strerror (ENOMEM));
     ok = false;
   }
-  for (size_t k = 0; ok && k < cr->nvols; k++)
-    if (backup_volume (bc, k, writers, cr->nwriters) < 0)
+  for (size_t k = 0; ok && k < o->nvols; k++)
+    if (backup_volume (bc, k, writers, nwriters) < 0)
       ok = false;
   free (writers);
-  tell_writers (cr, ok);
-  for (size_t k = 0; k < cr->nvols; k++)
+  tell_writers (o, ok);
+  for (size_t k = 0; k < o->nvols; k++)
     settle_volume (bc, k);
-  sc_create_close (cr);
+  /* The connections close with the set (sc_create_options_free). */
   return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

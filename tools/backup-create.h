@@ -2,7 +2,7 @@
  * command, over one volume or a snapshot set.
  *
  *   1. A snapshot (a set across the volumes) is created with the
- *      writers, as `create --auto-release` makes it (create-sequence.h):
+ *      writers, as `create --auto-release` makes it (shadowcopy_set_*):
  *      it lives only as long as this CLI's control connections.  Its
  *      default name is backup-<UTC time>.
  *   2. Each volume, in order, is backed up to its own TARGET through its
@@ -47,7 +47,7 @@
 #include "tools/backup-job.h"
 #include "tools/create-options.h"
 
-/* One volume of the set: opts->seq.vols[k] is its connection. */
+/* One volume of the set: opts->vols[k], the set's connection k. */
 struct sc_backup_create_volume {
   /* Set by the caller. */
   const char *target;
@@ -61,7 +61,7 @@ struct sc_backup_create_volume {
 
 struct sc_backup_create {
   struct sc_create_options *opts;       /* parsed and checked */
-  struct sc_backup_create_volume vols[SC_CREATE_VOLUMES_MAX];
+  struct sc_backup_create_volume vols[SHADOWCOPY_SET_VOLUMES_MAX];
   bool auto_base;                       /* --auto */
   enum sc_image_format format;
   unsigned connections;                 /* per volume; 0: the default */

@@ -39,9 +39,8 @@
 #include "tools/json.h"
 #include "tools/nbd-listen.h"
 #include "tools/progress.h"
-#include "tools/writers.h"
 
-#define VOLS_MAX SC_CREATE_VOLUMES_MAX
+#define VOLS_MAX SHADOWCOPY_SET_VOLUMES_MAX
 
 /* One list per repeatable option: one value per volume. */
 struct list {
@@ -203,10 +202,10 @@ parse_create (struct args *a)
   if (a->name) {
     if (!sc_cli_name_ok (a->name))
       return EXIT_FAILURE;
-    snprintf (o->seq.name, sizeof o->seq.name, "%s", a->name);
-    o->seq.have_name = true;
+    snprintf (o->name, sizeof o->name, "%s", a->name);
+    o->have_name = true;
   }
-  return check_counts (a, o->seq.nvols);
+  return check_counts (a, o->nvols);
 }
 
 /* --create: the volumes of the global options first (-c, repeated). */
@@ -335,19 +334,13 @@ print_summary (const struct args *a, struct sc_json *j, const char *target,
   sc_json_end_object (j);
 }
 
-static void
-on_signal (int sig)
-{
-  (void) sig;
-  sc_interrupted = 1;
-}
-
 /* SIGINT and SIGTERM stop the copy keeping its work (--resume); a
  * second one ends the command at once (a request hung elsewhere). */
 static void
 catch_stop (void)
 {
-  struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
+  struct sigaction sa = { .sa_handler = sc_create_on_signal,
+                         .sa_flags = SA_RESETHAND };
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
@@ -383,7 +376,7 @@ backup_one (const struct sc_cli_target *t, struct args *a,
     .progress = a->progress.on ? sc_progress_update : NULL,
     .progress_opaque = ps,
     .resume = a->resume, .connections = a->connections,
-    .stop = &sc_interrupted,
+    .stop = &sc_create_interrupted,
   };
   catch_stop ();
   if (a->auto_base) {
@@ -423,11 +416,11 @@ backup_create (struct args *a, struct sc_progress *ps)
     .progress_opaque = ps,
     .connections = a->connections,
   };
-  struct sc_create *cr = &a->opts->seq;
+  struct sc_create_options *o = a->opts;
   struct sc_json j;
   int st;
 
-  for (size_t k = 0; k < cr->nvols; k++) {
+  for (size_t k = 0; k < o->nvols; k++) {
     bc.vols[k].target = a->target.v[k];
     bc.vols[k].nbd = nbd_target (a, k);
     bc.vols[k].since = a->since.n ? a->since.v[a->since.n > 1 ? k : 0]
@@ -438,17 +431,18 @@ backup_create (struct args *a, struct sc_progress *ps)
   if (st == EXIT_SUCCESS && a->json) {
     sc_json_init (&j, stdout);
     sc_json_begin_object (&j);
-    sc_json_member_string (&j, "snapshot", cr->name);
-    if (cr->nvols > 1)
-      sc_json_member_string (&j, "set", cr->set_id);
+    sc_json_member_string (&j, "snapshot",
+                           shadowcopy_set_snapshot_name (o->set));
+    if (o->nvols > 1)
+      sc_json_member_string (&j, "set", shadowcopy_set_id (o->set));
     sc_json_key (&j, "volumes");
     sc_json_begin_array (&j);
   }
-  for (size_t k = 0; k < cr->nvols; k++) {
+  for (size_t k = 0; k < o->nvols; k++) {
     struct sc_backup_create_volume *v = &bc.vols[k];
     if (st == EXIT_SUCCESS && a->json) {
       sc_json_begin_object (&j);
-      sc_json_member_string (&j, "volume", cr->vols[k].socket);
+      sc_json_member_string (&j, "volume", o->vols[k]);
     }
     if (st == EXIT_SUCCESS)
       print_summary (a, &j, v->target, &v->res,

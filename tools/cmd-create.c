@@ -7,8 +7,9 @@
  *       [--auto-release] [--delete-oldest] [--run COMMAND]
  *       [--auto-recover --nbd-socket NBDSOCK] [NAME]
  *
- * The sequence itself, VSS phase by phase, is create-sequence.c, and
- * the options (shared with backup --create) create-options.c; this file
+ * The sequence itself, VSS phase by phase, is the library's snapshot set
+ * (shadowcopy_set_*, lib/shadowcopy.h), and the options (shared with
+ * backup --create) create-options.c; this file
  * is the verb around them: the NAME, and --run or the wait of an
  * auto-release snapshot after.
  *
@@ -35,15 +36,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/control-protocol.h"
+#include "lib/shadowcopy.h"
 #include "tools/cli.h"
 #include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/create-options.h"
-#include "tools/create-sequence.h"
 #include "tools/mount-recover.h"
 #include "tools/nbd-listen.h"
-#include "tools/writers.h"
 
 /* create's own options. */
 struct create_args {
@@ -64,9 +63,9 @@ check_recover (const struct sc_create_options *o, struct create_args *a)
     a->nbd = getenv ("SHADOWCOPY_NBD_SOCKET");
   if (a->nbd && !*a->nbd)
     a->nbd = NULL;              /* asked of the server (INFO) */
-  if (o->seq.nvols != 1)
+  if (o->nvols != 1)
     return sc_cli_usage_error ("create --auto-recover takes one volume");
-  if (o->seq.auto_release)
+  if (o->auto_release)
     return sc_cli_usage_error ("create --auto-recover keeps a clone of the "
                                "snapshot: not with --auto-release");
   return EXIT_SUCCESS;
@@ -79,11 +78,10 @@ parse_args (struct sc_create_options *o, struct create_args *a,
             const struct sc_cli_target *target, const char *global_socket,
             int argc, char **argv)
 {
-  struct sc_create *cr = &o->seq;
   int i, status;
 
   if (global_socket)
-    cr->vols[cr->nvols++].socket = global_socket;
+    o->vols[o->nvols++] = global_socket;
   for (size_t k = 0; k < target->nmore_sockets; k++)
     if ((status = sc_create_options_volume (o, target->more_sockets[k]))
         != EXIT_SUCCESS)
@@ -115,8 +113,8 @@ parse_args (struct sc_create_options *o, struct create_args *a,
   if (argc - i == 1) {
     if (!sc_cli_name_ok (argv[i]))
       return EXIT_FAILURE;
-    snprintf (cr->name, sizeof cr->name, "%s", argv[i]);
-    cr->have_name = true;
+    snprintf (o->name, sizeof o->name, "%s", argv[i]);
+    o->have_name = true;
   }
   return EXIT_SUCCESS;
 }
@@ -126,27 +124,47 @@ parse_args (struct sc_create_options *o, struct create_args *a,
 /* identify, the attempts, the writers' results recorded; then the name
  * (and the set) printed.  On failure: said. */
 static int
-take_snapshots (struct sc_create *cr)
+take_snapshots (struct sc_create_options *o)
 {
-  char err[2048];
-  int status;
+  int status = sc_create_options_take (o);
 
-  sc_create_identify (cr);
-  status = sc_create_attempts (cr);
-  if (cr->nwriters && sc_writers_save (cr->writers, cr->nwriters, err,
-                                       sizeof err) < 0)
-    sc_cli_error ("warning: cannot record the writers' results: %s", err);
   if (status != EXIT_SUCCESS)
     return status;
-  printf ("%s\n", cr->vols[0].snap.name);
-  if (cr->nvols > 1)
-    printf ("set %s\n", cr->set_id);
+  printf ("%s\n", shadowcopy_set_snapshot_name (o->set));
+  if (shadowcopy_set_volumes (o->set) > 1)
+    printf ("set %s\n", shadowcopy_set_id (o->set));
   fflush (stdout);
   return EXIT_SUCCESS;
 }
 
+/* SHADOWCOPY_VOLUMES (each volume) and SHADOWCOPY_SNAPSHOTS (each
+ * VOLUME=NAME), space-separated, as the writers see them. */
+static void
+set_lists_env (const struct shadowcopy_set *s)
+{
+  const char *name = shadowcopy_set_snapshot_name (s);
+  char *vols = NULL, *snaps = NULL;
+  size_t lv = 0, ls = 0;
+  FILE *fv = open_memstream (&vols, &lv), *fs = open_memstream (&snaps, &ls);
+
+  for (size_t k = 0; fv && fs && k < shadowcopy_set_volumes (s); k++) {
+    const char *where;
+    shadowcopy_set_snapshot (s, k, &where, NULL);
+    fprintf (fv, "%s%s", k ? " " : "", where);
+    fprintf (fs, "%s%s=%s", k ? " " : "", where, name);
+  }
+  if (fv)
+    fclose (fv);
+  if (fs)
+    fclose (fs);
+  setenv ("SHADOWCOPY_SNAPSHOTS", snaps ? snaps : "", 1);
+  setenv ("SHADOWCOPY_VOLUMES", vols ? vols : "", 1);
+  free (vols);
+  free (snaps);
+}
+
 static int
-run_command (const struct sc_create *cr, const char *cmd)
+run_command (const struct shadowcopy_set *s, const char *cmd)
 {
   pid_t pid = fork ();
   int status;
@@ -160,10 +178,9 @@ run_command (const struct sc_create *cr, const char *cmd)
     signal (SIGTERM, SIG_DFL);
     signal (SIGHUP, SIG_DFL);
     signal (SIGPIPE, SIG_DFL);
-    setenv ("SHADOWCOPY_SET_ID", cr->set_id, 1);
-    setenv ("SHADOWCOPY_SNAPSHOT", cr->name, 1);
-    setenv ("SHADOWCOPY_SNAPSHOTS", cr->snapshots, 1);
-    setenv ("SHADOWCOPY_VOLUMES", cr->volumes, 1);
+    setenv ("SHADOWCOPY_SET_ID", shadowcopy_set_id (s), 1);
+    setenv ("SHADOWCOPY_SNAPSHOT", shadowcopy_set_snapshot_name (s), 1);
+    set_lists_env (s);
     execl ("/bin/sh", "sh", "-c", cmd, (char *) NULL);
     _exit (127);
   }
@@ -180,20 +197,15 @@ run_command (const struct sc_create *cr, const char *cmd)
 static int
 run_and_complete (struct sc_create_options *c)
 {
-  struct sc_create *cr = &c->seq;
-  char msg[2048], err[2048];
-  int rc = run_command (cr, c->run);
+  int rc = run_command (c->set, c->run);
 
   if (rc != 0) {
     sc_cli_error ("--run: the command exited with status %d", rc);
     return rc > 0 && rc < 256 ? rc : EXIT_FAILURE;
   }
-  cr->backup_result = "success";
-  if (sc_create_writers_phase (cr, "backup-complete", true, msg,
-                               sizeof msg) < 0)
-    sc_cli_error ("warning: %s", msg);
-  if (cr->nwriters)
-    sc_writers_save (cr->writers, cr->nwriters, err, sizeof err);
+  if (shadowcopy_set_backup_complete (c->set, true) < 0)
+    sc_cli_error ("warning: %s", shadowcopy_get_error ());
+  sc_create_options_save (c);
   return EXIT_SUCCESS;
 }
 
@@ -201,24 +213,25 @@ run_and_complete (struct sc_create_options *c)
  * until a server goes away (its snapshot went with the session): then
  * EXIT_FAILURE. */
 static int
-hold_auto_release (struct sc_create *cr)
+hold_auto_release (struct sc_create_options *o)
 {
-  struct pollfd p[SC_CREATE_VOLUMES_MAX];
+  struct pollfd p[SHADOWCOPY_SET_VOLUMES_MAX];
 
   sc_cli_error ("auto-release snapshot %s: kept until this process ends "
-                "(SIGINT, SIGTERM or SIGHUP)", cr->vols[0].snap.name);
-  for (size_t k = 0; k < cr->nvols; k++)
-    p[k] = (struct pollfd) { .fd = sc_client_fd (cr->vols[k].c),
+                "(SIGINT, SIGTERM or SIGHUP)",
+                shadowcopy_set_snapshot_name (o->set));
+  for (size_t k = 0; k < o->nvols; k++)
+    p[k] = (struct pollfd) { .fd = shadowcopy_fd (shadowcopy_set_handle (o->set, k)),
                              .events = POLLIN };
-  while (!sc_interrupted) {
-    int k = poll (p, cr->nvols, -1);
+  while (!sc_create_interrupted) {
+    int k = poll (p, o->nvols, -1);
     if (k < 0 && errno != EINTR)
       break;
     if (k > 0) {
-      for (size_t j = 0; j < cr->nvols; j++)
+      for (size_t j = 0; j < o->nvols; j++)
         if (p[j].revents)
           sc_cli_error ("%s: the server closed the connection: the "
-                        "auto-release snapshot is gone", cr->vols[j].socket);
+                        "auto-release snapshot is gone", o->vols[j]);
       return EXIT_FAILURE;
     }
   }
@@ -241,8 +254,8 @@ sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
   /* --auto-recover without --nbd-socket: where the server says it
    * listens, asked before anything is created. */
   if (status == EXIT_SUCCESS && a.auto_recover && !a.nbd) {
-    status = c.seq.nvols == 1 && c.seq.vols[0].socket
-             ? sc_nbd_listen_socket (c.seq.vols[0].socket, a.found,
+    status = c.nvols == 1 && c.vols[0]
+             ? sc_nbd_listen_socket (c.vols[0], a.found,
                                      sizeof a.found)
              : sc_cli_usage_error ("create --auto-recover needs the server's "
                                    "NBD socket: --nbd-socket NBDSOCK");
@@ -251,10 +264,10 @@ sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
   if (status == EXIT_SUCCESS)
     status = sc_create_options_start (&c);
   if (status == EXIT_SUCCESS)
-    status = take_snapshots (&c.seq);
+    status = take_snapshots (&c);
   if (status == EXIT_SUCCESS && a.auto_recover) {
-    if (sc_recover_kept_clone (c.seq.vols[0].socket, a.nbd,
-                               c.seq.vols[0].snap.name, clone,
+    if (sc_recover_kept_clone (c.vols[0], a.nbd,
+                               shadowcopy_set_snapshot_name (c.set), clone,
                                sizeof clone) < 0)
       status = EXIT_FAILURE;
     else
@@ -262,8 +275,8 @@ sc_cmd_create (const struct sc_cli_target *target, int argc, char **argv)
   }
   if (status == EXIT_SUCCESS && c.run)
     status = run_and_complete (&c);
-  else if (status == EXIT_SUCCESS && c.seq.auto_release)
-    status = hold_auto_release (&c.seq);
+  else if (status == EXIT_SUCCESS && c.auto_release)
+    status = hold_auto_release (&c);
   sc_create_options_free (&c);
   return status;
 }

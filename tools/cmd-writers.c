@@ -9,43 +9,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/shadowcopy.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
-#include "tools/writers.h"
+#include "tools/writers-state.h"
+
+static void
+notice (const char *message, void *opaque)
+{
+  (void) opaque;
+  sc_cli_error ("%s", message);
+}
 
 int
 sc_cmd_writers (const struct sc_cli_target *t, int argc, char **argv)
 {
-  struct sc_writer *w;
-  size_t n, nc = 0;
+  struct shadowcopy_set *s;
   const char *dir = NULL;
   bool json = false;
-  char err[1024];
-  char **cmds = calloc (argc + 1, sizeof *cmds);
-  int i;
+  int i, r = 0;
 
-  if (!cmds)
-    return EXIT_FAILURE;
-  for (i = 0; i < argc; i++) {
+  (void) t;
+  for (i = 0; i < argc; i++)
     if (strcmp (argv[i], "--json") == 0)
       json = true;
-    else if (strcmp (argv[i], "--writer") == 0 && i + 1 < argc)
-      cmds[nc++] = argv[++i];
-    else if (strcmp (argv[i], "--writers-dir") == 0 && i + 1 < argc)
-      dir = argv[++i];
-    else {
-      free (cmds);
+    else if ((strcmp (argv[i], "--writer") == 0 ||
+              strcmp (argv[i], "--writers-dir") == 0) && i + 1 < argc)
+      i++;
+    else
       return sc_cli_usage_error ("writers: unexpected argument '%s'", argv[i]);
-    }
-  }
-  if (sc_writers_collect (cmds, nc, dir ? dir : SC_WRITERS_DIR_DEFAULT,
-                          !dir, &w, &n, err, sizeof err) < 0) {
-    free (cmds);
-    sc_cli_error ("%s", err);
+  if (shadowcopy_set_new (&s) < 0) {
+    sc_cli_error ("%s", shadowcopy_get_error ());
     return EXIT_FAILURE;
   }
-  free (cmds);
-  sc_writers_print (w, n, json);
-  sc_writers_free (w, n);
+  shadowcopy_set_notify (s, notice, NULL);
+  /* Each --writer in order, then the directory: as create runs them. */
+  for (i = 0; i < argc && r == 0; i++)
+    if (strcmp (argv[i], "--writer") == 0)
+      r = shadowcopy_set_add_writer (s, argv[++i]);
+    else if (strcmp (argv[i], "--writers-dir") == 0)
+      dir = argv[++i];
+  if (r == 0)
+    r = shadowcopy_set_add_writers_dir (s, dir ? dir
+                                        : SHADOWCOPY_WRITERS_DIR, !dir);
+  if (r < 0) {
+    sc_cli_error ("%s", shadowcopy_get_error ());
+    shadowcopy_set_free (s);
+    return EXIT_FAILURE;
+  }
+  sc_writers_print (s, json);
+  shadowcopy_set_free (s);
   return EXIT_SUCCESS;
 }

@@ -1,4 +1,5 @@
-/* shadowcopy: the options of a snapshot creation (create-options.h). */
+/* shadowcopy: the options of a snapshot creation (create-options.h), and
+ * the library's snapshot set made from them. */
 #include <config.h>
 
 #include <errno.h>
@@ -8,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/shadowcopy.h"
 #include "tools/cli.h"
 #include "tools/create-options.h"
-#include "tools/writers.h"
+#include "tools/writers-state.h"
 
 /* The creation slot (BEGIN) must cover prepare and the window, each at
  * most freeze_ms, and the server keeps it at most 1 h. */
@@ -24,9 +26,9 @@ sc_create_options_init (struct sc_create_options *o, const char *verb,
 {
   memset (o, 0, sizeof *o);
   o->verb = verb;
-  o->seq.freeze_ms = 60000;
-  o->seq.hold_ms = 10000;
-  o->seq.retry_delay_ms = 5000;
+  o->freeze_ms = 60000;
+  o->hold_ms = 10000;
+  o->retry_delay_ms = 5000;
   o->writer_cmds = calloc ((size_t) argc + 1, sizeof *o->writer_cmds);
   if (!o->writer_cmds) {
     sc_cli_error ("%s", strerror (ENOMEM));
@@ -77,12 +79,10 @@ takes_value (const char *a)
 int
 sc_create_options_volume (struct sc_create_options *o, const char *socket)
 {
-  struct sc_create *cr = &o->seq;
-
-  if (cr->nvols == SC_CREATE_VOLUMES_MAX)
+  if (o->nvols == SHADOWCOPY_SET_VOLUMES_MAX)
     return sc_cli_usage_error ("%s: at most %d volumes", o->verb,
-                               SC_CREATE_VOLUMES_MAX);
-  cr->vols[cr->nvols++].socket = socket;
+                               SHADOWCOPY_SET_VOLUMES_MAX);
+  o->vols[o->nvols++] = socket;
   return EXIT_SUCCESS;
 }
 
@@ -91,8 +91,6 @@ static int
 set_valued_option (struct sc_create_options *o, const char *a,
                    const char *val)
 {
-  struct sc_create *cr = &o->seq;
-
   if (strcmp (a, "-c") == 0 || strcmp (a, "--control") == 0)
     return sc_create_options_volume (o, val);
   else if (strcmp (a, "--writer") == 0)
@@ -102,17 +100,17 @@ set_valued_option (struct sc_create_options *o, const char *a,
   else if (strcmp (a, "--run") == 0)
     o->run = val;
   else if (strcmp (a, "--retry") == 0) {
-    if (sc_cli_parse_u64 (val, &cr->retries) < 0 || cr->retries > 100) {
+    if (sc_cli_parse_u64 (val, &o->retries) < 0 || o->retries > 100) {
       sc_cli_error ("%s: --retry wants a count 0..100: %s", o->verb, val);
       return SC_EXIT_USAGE;
     }
   }
   else if (strcmp (a, "--freeze-timeout") == 0)
-    return parse_seconds (o, a, val, FREEZE_MS_MAX, &cr->freeze_ms);
+    return parse_seconds (o, a, val, FREEZE_MS_MAX, &o->freeze_ms);
   else if (strcmp (a, "--hold-timeout") == 0)
-    return parse_seconds (o, a, val, HOLD_MS_MAX, &cr->hold_ms);
+    return parse_seconds (o, a, val, HOLD_MS_MAX, &o->hold_ms);
   else if (strcmp (a, "--retry-delay") == 0)
-    return parse_seconds (o, a, val, SECONDS_MAX * 1000, &cr->retry_delay_ms);
+    return parse_seconds (o, a, val, SECONDS_MAX * 1000, &o->retry_delay_ms);
   return 0;
 }
 
@@ -122,11 +120,11 @@ set_flag (struct sc_create_options *o, const char *a)
   if (strcmp (a, "--no-writers") == 0)
     o->no_writers = true;
   else if (strcmp (a, "--wait") == 0)
-    o->seq.wait = true;
+    o->wait = true;
   else if (strcmp (a, "--auto-release") == 0)
-    o->seq.auto_release = true;
+    o->auto_release = true;
   else if (strcmp (a, "--delete-oldest") == 0)
-    o->seq.delete_oldest = true;
+    o->delete_oldest = true;
   else
     return false;
   return true;
@@ -150,7 +148,7 @@ sc_create_option (struct sc_create_options *o, int argc, char **argv,
 int
 sc_create_options_check (const struct sc_create_options *o)
 {
-  if (o->seq.nvols == 0)
+  if (o->nvols == 0)
     return sc_cli_usage_error ("%s: say which volume: -c SOCKET (the "
                                "server's control socket) or --diff "
                                "DIFFAREA (the diff-area file, diff=)",
@@ -161,21 +159,24 @@ sc_create_options_check (const struct sc_create_options *o)
   return EXIT_SUCCESS;
 }
 
-/* ---- before the attempts --------------------------------------------- */
+/* ---- the set ---------------------------------------------------------- */
 
-static void
-on_signal (int sig)
+volatile sig_atomic_t sc_create_interrupted;
+
+void
+sc_create_on_signal (int sig)
 {
   (void) sig;
-  sc_interrupted = 1;
+  sc_create_interrupted = 1;
+  shadowcopy_interrupt ();
 }
 
-/* SIGINT, SIGTERM and SIGHUP cut a writer phase short (writers.h) and
- * end the wait of an auto-release snapshot. */
+/* SIGINT, SIGTERM and SIGHUP cut a writer phase short (the library's
+ * shadowcopy_interrupt) and end the wait of an auto-release snapshot. */
 static void
 catch_signals (void)
 {
-  struct sigaction sa = { .sa_handler = on_signal };
+  struct sigaction sa = { .sa_handler = sc_create_on_signal };
 
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
@@ -191,71 +192,93 @@ sc_create_signals_default (void)
   signal (SIGHUP, SIG_DFL);
 }
 
-/* Each --writer, then the writers directory.  On failure: said. */
-static int
-collect_writers (struct sc_create_options *o)
+/* The library's notices are the CLI's messages. */
+static void
+notice (const char *message, void *opaque)
 {
-  const char *dir = o->writers_dir;
-  char err[2048];
-
-  if (o->no_writers)
-    return EXIT_SUCCESS;
-  if (sc_writers_collect (o->writer_cmds, o->nwriter_cmds,
-                          dir ? dir : SC_WRITERS_DIR_DEFAULT, !dir,
-                          &o->seq.writers, &o->seq.nwriters, err,
-                          sizeof err) < 0) {
-    sc_cli_error ("%s", err);
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
+  (void) opaque;
+  sc_cli_error ("%s", message);
 }
 
-/* The set id, and room for the SHADOWCOPY_* lists of one name on every
- * volume (the UTC time unless given), so writers know both before the
- * snapshot exists.  On failure: EXIT_FAILURE. */
+/* Each --writer, then the writers directory.  On failure: said. */
 static int
-prepare_set (struct sc_create *cr)
+add_writers (struct sc_create_options *o)
 {
-  uint8_t id[16];
-  size_t lv = 0;
+  const char *dir = o->writers_dir;
+  int r = 0;
 
-  int r = sc_uuid_random (id);
-  if (r < 0) {
-    sc_cli_error ("cannot make a set id: %s", strerror (-r));
-    return EXIT_FAILURE;
-  }
-  sc_uuid_format (id, cr->set_id);
+  if (o->no_writers)
+    return 0;
+  for (size_t i = 0; i < o->nwriter_cmds && r == 0; i++)
+    r = shadowcopy_set_add_writer (o->set, o->writer_cmds[i]);
+  if (r == 0)
+    r = shadowcopy_set_add_writers_dir (o->set, dir ? dir
+                                        : SHADOWCOPY_WRITERS_DIR, !dir);
+  return r;
+}
 
-  for (size_t k = 0; k < cr->nvols; k++)
-    lv += strlen (cr->vols[k].socket) + 1;
-  cr->volumes = calloc (1, lv + 1);
-  cr->snapshots = calloc (1, lv + cr->nvols * (SC_NAME_MAX + 2) + 1);
-  if (!cr->volumes || !cr->snapshots)
-    return EXIT_FAILURE;
-  return EXIT_SUCCESS;
+/* The set and its options.  On failure: -1. */
+static int
+make_set (struct sc_create_options *o)
+{
+  struct shadowcopy_set *s;
+  int r = 0;
+
+  if (shadowcopy_set_new (&o->set) < 0)
+    return -1;
+  s = o->set;
+  shadowcopy_set_notify (s, notice, NULL);
+  for (size_t k = 0; k < o->nvols && r == 0; k++)
+    r = shadowcopy_set_add_volume (s, o->vols[k]);
+  if (r == 0)
+    r = add_writers (o);
+  if (r == 0 && o->have_name)
+    r = shadowcopy_set_name (s, o->name);
+  if (r == 0 && o->name_prefix)
+    r = shadowcopy_set_name_prefix (s, o->name_prefix);
+  shadowcopy_set_auto_release (s, o->auto_release);
+  shadowcopy_set_delete_oldest (s, o->delete_oldest);
+  shadowcopy_set_timeouts (s, o->freeze_ms, o->hold_ms);
+  shadowcopy_set_retries (s, (unsigned) o->retries, o->retry_delay_ms,
+                          o->wait);
+  return r;
 }
 
 int
 sc_create_options_start (struct sc_create_options *o)
 {
-  int status = collect_writers (o);
-
-  if (status != EXIT_SUCCESS)
-    return status;
+  if (make_set (o) < 0) {
+    sc_cli_error ("%s", shadowcopy_get_error ());
+    return EXIT_FAILURE;
+  }
   catch_signals ();
-  return prepare_set (&o->seq);
+  return EXIT_SUCCESS;
+}
+
+void
+sc_create_options_save (const struct sc_create_options *o)
+{
+  char err[2048];
+
+  if (o->set && sc_writers_save (o->set, err, sizeof err) < 0)
+    sc_cli_error ("warning: cannot record the writers' results: %s", err);
+}
+
+int
+sc_create_options_take (struct sc_create_options *o)
+{
+  /* Each failure was said as it happened (notice): not again. */
+  int r = shadowcopy_set_create (o->set);
+
+  sc_create_options_save (o);
+  return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 void
 sc_create_options_free (struct sc_create_options *o)
 {
-  sc_create_close (&o->seq);
-  sc_writers_free (o->seq.writers, o->seq.nwriters);
-  o->seq.writers = NULL;
-  o->seq.nwriters = 0;
-  free (o->seq.volumes);
-  free (o->seq.snapshots);
+  shadowcopy_set_free (o->set);
+  o->set = NULL;
   free (o->writer_cmds);
-  o->seq.volumes = o->seq.snapshots = NULL;
   o->writer_cmds = NULL;
 }

@@ -8,27 +8,49 @@
  *
  * The verb calls sc_create_option on each of its arguments (it handles
  * the ones it does not know), then sc_create_options_check, then
- * sc_create_options_start: the writers collected, the set id made, the
- * signals caught.  sc_create_options_free undoes all of it, closing the
- * connections (and so releasing auto-release snapshots).
+ * sc_create_options_start: the library's snapshot set made from them
+ * (lib/shadowcopy.h: its notices printed as the CLI's messages, the
+ * writers collected, the set id made) and the signals caught.
+ * sc_create_options_free undoes all of it, closing the connections (and
+ * so releasing auto-release snapshots).
  */
 #ifndef SHADOWCOPY_TOOLS_CREATE_OPTIONS_H
 #define SHADOWCOPY_TOOLS_CREATE_OPTIONS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "tools/create-sequence.h"
+#include "cow/diffarea.h"
+#include "lib/shadowcopy.h"
 
 struct sc_create_options {
   const char *verb;             /* "create", "backup": in messages */
-  struct sc_create seq;         /* the sequence's parameters */
+  /* What the options ask for. */
+  const char *vols[SHADOWCOPY_SET_VOLUMES_MAX]; /* control sockets */
+  size_t nvols;
+  char name[SC_NAME_MAX + 1];   /* given (have_name) */
+  bool have_name;
+  const char *name_prefix;      /* of the default name (the UTC time) */
+  uint64_t freeze_ms, hold_ms, retries, retry_delay_ms;
+  bool wait, auto_release, delete_oldest;
   char **writer_cmds;           /* each --writer, in order */
   size_t nwriter_cmds;
   const char *writers_dir;
   bool no_writers;
   const char *run;              /* --run COMMAND */
+  /* The set, from sc_create_options_start. */
+  struct shadowcopy_set *set;
 };
+
+/* Set by SIGINT, SIGTERM and SIGHUP once caught (sc_create_on_signal):
+ * the CLI's own waits end on it. */
+extern volatile sig_atomic_t sc_create_interrupted;
+
+/* The CLI's handler of those signals: sets sc_create_interrupted and
+ * tells the library (shadowcopy_interrupt). */
+void sc_create_on_signal (int sig);
 
 /* The defaults (freeze window 60 s, hold 10 s, retry delay 5 s), with
  * room for the writers of argc arguments.  EXIT_SUCCESS, or
@@ -51,10 +73,17 @@ int sc_create_option (struct sc_create_options *o, int argc, char **argv,
  * SC_EXIT_USAGE (said). */
 int sc_create_options_check (const struct sc_create_options *o);
 
-/* The writers collected, SIGINT, SIGTERM and SIGHUP caught (they set
- * sc_interrupted), the set id and the SHADOWCOPY_* lists prepared.
- * EXIT_SUCCESS, or EXIT_FAILURE (said). */
+/* The set made (its notices printed as "shadowcopy: MESSAGE"), the
+ * writers collected, SIGINT, SIGTERM and SIGHUP caught.  EXIT_SUCCESS,
+ * or EXIT_FAILURE (said). */
 int sc_create_options_start (struct sc_create_options *o);
+
+/* Take the set, the writers' results recorded (`shadowcopy writers`).
+ * EXIT_SUCCESS, or EXIT_FAILURE (each failure said, as it happened). */
+int sc_create_options_take (struct sc_create_options *o);
+
+/* The writers' results recorded; a failure is a warning. */
+void sc_create_options_save (const struct sc_create_options *o);
 
 /* SIGINT, SIGTERM and SIGHUP back to their default: they end the CLI. */
 void sc_create_signals_default (void);

@@ -1,18 +1,20 @@
-/* shadowcopy: the VSS creation sequence of `shadowcopy create`, as the
+/* libshadowcopy: the VSS creation sequence of a snapshot set, as the
  * requester: one snapshot of the same name on every volume of a set,
  * taken while the writers are frozen.
  *
- * The verb (cmd-create.c) fills a struct sc_create from its options,
- * with the writers collected and the set id made, then calls
+ * The set (api-set.c) fills a struct sc_create from its options, with
+ * the writers collected and the set id made, then calls
  * sc_create_identify once and sc_create_attempts.  That leaves either a
  * snapshot on every volume, with the connections open (auto-release
  * snapshots live as long as they do) until sc_create_close, or no
- * snapshot of it on any volume, every writer thawed.  SIGINT, SIGTERM
- * and SIGHUP are the caller's to catch: they set sc_interrupted
- * (writers.h), which cuts a phase short and stops the retries.
+ * snapshot of it on any volume, every writer thawed.  Nothing is
+ * printed: what the sequence has to say goes to cr->notify.  Signals
+ * are the requester's to catch: its handler calls shadowcopy_interrupt,
+ * which sets sc_interrupted (writers.h): that cuts a phase short and
+ * stops the retries.
  */
-#ifndef SHADOWCOPY_TOOLS_CREATE_SEQUENCE_H
-#define SHADOWCOPY_TOOLS_CREATE_SEQUENCE_H
+#ifndef SHADOWCOPY_LIB_CREATE_SEQUENCE_H
+#define SHADOWCOPY_LIB_CREATE_SEQUENCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,9 +22,10 @@
 
 #include "engine/control-protocol.h"
 #include "lib/client.h"
-#include "tools/writers.h"
+#include "lib/shadowcopy.h"
+#include "lib/writers.h"
 
-#define SC_CREATE_VOLUMES_MAX 64
+#define SC_CREATE_VOLUMES_MAX SHADOWCOPY_SET_VOLUMES_MAX
 
 struct sc_create_volume {
   const char *socket;
@@ -46,30 +49,36 @@ struct sc_create {
   bool have_name;
   const char *name_prefix;      /* of the default name (the UTC time) */
   const char *backup_result;    /* for backup-complete: "success", ... */
+  shadowcopy_notify_fn notify;  /* notices; may be NULL */
+  void *notify_opaque;
   char set_id[SC_CTL_UUID_LEN];
   /* The SHADOWCOPY_* lists, allocated with room for every volume and
    * SC_NAME_MAX names; filled in here. */
   char *snapshots, *volumes;
   /* The sequence's own. */
   uint64_t phase_end;           /* monotonic ms bounding a whole phase, 0 */
+  char error[4096];             /* the last attempt's first failure */
+  int error_errno;              /* its errno (positive) */
 };
 
-/* identify: a writer that fails is left out, with a warning. */
+/* identify: a writer that fails is left out, with a warning (a notice). */
 void sc_create_identify (struct sc_create *cr);
 
 /* Attempts until one succeeds, or up to `retries` more of those that may
- * do better, `retry_delay_ms` apart.  EXIT_SUCCESS, with cr->name and
- * each volume's snap as created; or EXIT_FAILURE, each failure said. */
+ * do better, `retry_delay_ms` apart.  0, with cr->name and each volume's
+ * snap as created; or a negative errno, with the last attempt's first
+ * failure in cr->error (each failure is also a notice, as it happens). */
 int sc_create_attempts (struct sc_create *cr);
 
 /* Run `phase` on every writer not left out, each within freeze_ms.
  * Stops at the first failure (its message in msg) unless `all` (abort,
  * thaw: everyone must hear them); then the first failure is in msg and
- * the others are said. */
+ * the others are notices. */
 int sc_create_writers_phase (struct sc_create *cr, const char *phase,
                              bool all, char *msg, size_t msglen);
 
-/* Close every connection (an auto-release snapshot goes with it). */
+/* Close every connection (an auto-release snapshot goes with it); a
+ * failure to is a notice. */
 void sc_create_close (struct sc_create *cr);
 
 #endif

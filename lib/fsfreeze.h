@@ -9,8 +9,8 @@
  * The mechanism only: the built-in writer fsfreeze:MOUNTPOINT (writers.c)
  * runs it and records what happened.
  */
-#ifndef SHADOWCOPY_TOOLS_FSFREEZE_H
-#define SHADOWCOPY_TOOLS_FSFREEZE_H
+#ifndef SHADOWCOPY_LIB_FSFREEZE_H
+#define SHADOWCOPY_LIB_FSFREEZE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +29,33 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/clock.h"
 #include "engine/control-protocol.h"
-#include "tools/cli.h"
-#include "tools/fsfreeze.h"
-#include "tools/json.h"
-#include "tools/writers.h"
+#include "lib/fsfreeze.h"
+#include "lib/writers.h"
 
 volatile sig_atomic_t sc_interrupted;
+
+static uint64_t
+mono_ms (void)
+{
+  return sc_mono_ns () / 1000000u;
+}
+
+/* A notice for the requester, when it listens. */
+static void
+say (shadowcopy_notify_fn fn, void *opaque, const char *fmt, ...)
+{
+  char m[4096];
+  va_list ap;
+
+  if (!fn)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (m, sizeof m, fmt, ap);
+  va_end (ap);
+  fn (m, opaque);
+}
 
 /* ---- the list ------------------------------------------------------- */
 
@@ -76,7 +97,7 @@ cmp_str (const void *a, const void *b)
 /* An entry of the writers directory that is a regular file we may run;
  * one we may not trust is skipped with a warning. */
 static bool
-trusted_executable (const char *path)
+trusted_executable (const char *path, shadowcopy_notify_fn fn, void *opaque)
 {
   struct stat st;
 
@@ -84,9 +105,8 @@ trusted_executable (const char *path)
       access (path, X_OK) < 0)
     return false;
   if (!trusted (&st)) {
-    fprintf (stderr, "shadowcopy: warning: writer %s is not owned by "
-             "root or you, or is group/world-writable: skipping it\n",
-             path);
+    say (fn, opaque, "warning: writer %s is not owned by root or you, or "
+         "is group/world-writable: skipping it", path);
     return false;
   }
   return true;
@@ -94,7 +114,8 @@ trusted_executable (const char *path)
 
 /* The paths of the writers in d (named dir), appended to *names. */
 static int
-read_writers_dir (DIR *d, const char *dir, char ***names, size_t *nn)
+read_writers_dir (DIR *d, const char *dir, char ***names, size_t *nn,
+                  shadowcopy_notify_fn fn, void *opaque)
 {
   struct dirent *e;
 
@@ -105,7 +126,7 @@ read_writers_dir (DIR *d, const char *dir, char ***names, size_t *nn)
     char *path;
     if (asprintf (&path, "%s/%s", dir, e->d_name) < 0)
       return -ENOMEM;
-    if (!trusted_executable (path)) {
+    if (!trusted_executable (path, fn, opaque)) {
       free (path);
       continue;
     }
@@ -121,10 +142,12 @@ read_writers_dir (DIR *d, const char *dir, char ***names, size_t *nn)
 }
 
 /* The writers of `dir` in name order, added to *v.  A directory we may
- * not trust is ignored with a warning.  On failure: err set. */
-static int
-add_writers_dir (const char *dir, bool dir_optional, struct sc_writer **v,
-                 size_t *nv, char *err, size_t errlen)
+ * not trust is ignored with a warning.  On failure: err set.  (The
+ * validation of a writer's spelling is sc_writers_add's, below.) */
+int
+sc_writers_add_dir (struct sc_writer **v, size_t *nv, const char *dir,
+                    bool dir_optional, shadowcopy_notify_fn fn, void *opaque,
+                    char *err, size_t errlen)
 {
   DIR *d = opendir (dir);
   struct stat dst;
@@ -138,14 +161,13 @@ add_writers_dir (const char *dir, bool dir_optional, struct sc_writer **v,
     return r;
   }
   if (d && (fstat (dirfd (d), &dst) < 0 || !trusted (&dst))) {
-    fprintf (stderr, "shadowcopy: warning: writers directory %s is not "
-             "owned by root or you, or is group/world-writable: "
-             "ignoring it\n", dir);
+    say (fn, opaque, "warning: writers directory %s is not owned by root "
+         "or you, or is group/world-writable: ignoring it", dir);
     closedir (d);
     d = NULL;
   }
   if (d) {
-    r = read_writers_dir (d, dir, &names, &nn);
+    r = read_writers_dir (d, dir, &names, &nn, fn, opaque);
     closedir (d);
   }
   if (nn)
@@ -162,33 +184,20 @@ add_writers_dir (const char *dir, bool dir_optional, struct sc_writer **v,
 }
 
 int
-sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
-                    bool dir_optional, struct sc_writer **out, size_t *n,
-                    char *err, size_t errlen)
+sc_writers_add (struct sc_writer **v, size_t *n, const char *name,
+                char *err, size_t errlen)
 {
-  struct sc_writer *v = NULL;
-  size_t nv = 0;
-  int r = 0;
+  int r;
 
-  for (size_t i = 0; i < ncmds; i++)
-    if (strncmp (cmds[i], "fsfreeze:", 9) == 0 && cmds[i][9] != '/') {
-      snprintf (err, errlen, "writer %s: the mount point must be an "
-                "absolute path", cmds[i]);
-      return -EINVAL;
-    }
-  for (size_t i = 0; i < ncmds && r == 0; i++)
-    r = writer_add (&v, &nv, cmds[i]);
+  if (strncmp (name, "fsfreeze:", 9) == 0 && name[9] != '/') {
+    snprintf (err, errlen, "writer %s: the mount point must be an "
+              "absolute path", name);
+    return -EINVAL;
+  }
+  r = writer_add (v, n, name);
   if (r < 0)
     snprintf (err, errlen, "listing writers: %s", strerror (-r));
-  else if (dir)
-    r = add_writers_dir (dir, dir_optional, &v, &nv, err, errlen);
-  if (r < 0) {
-    sc_writers_free (v, nv);
-    return r;
-  }
-  *out = v;
-  *n = nv;
-  return 0;
+  return r;
 }
 
 void
@@ -231,6 +240,16 @@ set_result (struct sc_writer *w, const char *phase, const char *result,
   memcpy (h->result, w->result, sizeof h->result);
   memcpy (h->output, w->output, sizeof h->output);
   h->when = w->when;
+  /* The freeze-to-thaw time: from the end of a freeze that succeeded to
+   * the end of the thaw (an abort in between does not end it: thaw is
+   * what every writer hears last). */
+  h->frozen_ns = 0;
+  if (strcmp (phase, "freeze") == 0)
+    w->frozen_at = strcmp (result, "ok") == 0 ? sc_mono_ns () : 0;
+  else if (strcmp (phase, "thaw") == 0 && w->frozen_at) {
+    h->frozen_ns = sc_mono_ns () - w->frozen_at;
+    w->frozen_at = 0;
+  }
 }
 
 static int
@@ -383,7 +402,7 @@ static void
 read_output (struct phase_run *x, int fd)
 {
   for (;;) {
-    uint64_t now = sc_cli_mono_ms ();
+    uint64_t now = mono_ms ();
     if (cut_short (x, now))
       break;
     struct pollfd pf = { .fd = fd, .events = POLLIN };
@@ -419,7 +438,7 @@ end_phase (struct phase_run *x)
       break;
     if (si.si_pid == x->pid)
       break;
-    if (!cut_short (x, sc_cli_mono_ms ()))
+    if (!cut_short (x, mono_ms ()))
       usleep (10000);
   }
   /* Whatever is left of the phase goes with it (the writer's own
@@ -489,174 +508,10 @@ sc_writer_run (struct sc_writer *w, const char *phase,
    * CLI was interrupted: they are what makes the interruption safe. */
   x.interruptible = strcmp (phase, "thaw") != 0 &&
                     strcmp (phase, "abort") != 0;
-  x.end = sc_cli_mono_ms () + timeout_ms;
+  x.end = mono_ms () + timeout_ms;
   read_output (&x, p[0]);
   close (p[0]);
   r = outcome (&x, end_phase (&x), timeout_ms, result, sizeof result);
   set_result (w, phase, result, x.out);
   return report (w, phase, r, result, msg, msglen);
-}
-
-/* ---- state -------------------------------------------------------------- */
-
-/* STATE/writers: NAME TAB PHASE TAB RESULT TAB WHEN TAB OUTPUT, one line
- * per writer ever run. */
-struct rec { char *line; char name[4096]; };
-
-static size_t
-load_state (const char *path, struct rec **out)
-{
-  FILE *f = fopen (path, "r");
-  struct rec *v = NULL;
-  size_t n = 0;
-  char *line = NULL;
-  size_t cap = 0;
-
-  *out = NULL;
-  if (!f)
-    return 0;
-  while (getline (&line, &cap, f) > 0) {
-    line[strcspn (line, "\n")] = '\0';
-    struct rec *nv = realloc (v, (n + 1) * sizeof *nv);
-    if (!nv)
-      break;
-    v = nv;
-    snprintf (v[n].name, sizeof v[n].name, "%.*s",
-              (int) strcspn (line, "\t"), line);
-    v[n].line = strdup (line);
-    if (v[n].line)
-      n++;
-  }
-  free (line);
-  fclose (f);
-  *out = v;
-  return n;
-}
-
-int
-sc_writers_save (const struct sc_writer *w, size_t n, char *err,
-                 size_t errlen)
-{
-  const char *dir = sc_cli_state_dir (true, err, errlen);
-  char path[4200], tmp[4210];
-  struct rec *old;
-  size_t nold;
-
-  if (!dir)
-    return -EIO;
-  snprintf (path, sizeof path, "%s/writers", dir);
-  snprintf (tmp, sizeof tmp, "%s.tmp", path);
-  nold = load_state (path, &old);
-  FILE *f = fopen (tmp, "w");
-  if (!f) {
-    int r = -errno;
-    snprintf (err, errlen, "%s: %s", tmp, strerror (-r));
-    for (size_t i = 0; i < nold; i++)
-      free (old[i].line);
-    free (old);
-    return r;
-  }
-  for (size_t i = 0; i < nold; i++) {
-    bool replaced = false;
-    for (size_t j = 0; j < n; j++)
-      if (w[j].phase[0] && strcmp (w[j].name, old[i].name) == 0)
-        replaced = true;
-    if (!replaced)
-      fprintf (f, "%s\n", old[i].line);
-    free (old[i].line);
-  }
-  free (old);
-  for (size_t j = 0; j < n; j++) {
-    char name[4096];
-    if (!w[j].phase[0])
-      continue;
-    snprintf (name, sizeof name, "%s", w[j].name);
-    sc_ctl_sanitize (name);
-    fprintf (f, "%s\t%s\t%s\t%" PRIu64 "\t%s\n", name, w[j].phase,
-             w[j].result, w[j].when, w[j].output);
-  }
-  if (fclose (f) != 0 || rename (tmp, path) < 0) {
-    int r = -errno;
-    snprintf (err, errlen, "%s: %s", path, strerror (-r));
-    unlink (tmp);
-    return r;
-  }
-  return 0;
-}
-
-/* What STATE/writers holds of writer `name`, for the table. */
-struct shown {
-  const char *phase, *result, *output;
-  char when[32];
-};
-
-/* Splits the record of `name` in place (a second writer of the same
- * name finds it split, and shows "never run"). */
-static void
-shown_of (struct rec *st, size_t nst, const char *name, struct shown *sh)
-{
-  char *fields[5] = { NULL };
-
-  for (size_t k = 0; k < nst; k++)
-    if (strcmp (st[k].name, name) == 0) {
-      char *p = st[k].line;
-      for (int f = 0; f < 5; f++) {
-        fields[f] = strsep (&p, "\t");
-        if (!fields[f])
-          break;
-      }
-    }
-  sh->phase = fields[1] ? fields[1] : "";
-  sh->result = fields[2] ? fields[2] : "never run";
-  sh->output = fields[4] ? fields[4] : "";
-  sh->when[0] = '\0';
-  if (fields[3]) {
-    uint64_t t = strtoull (fields[3], NULL, 10);
-    sc_ctl_format_time (t * 1000000000u, sh->when, sizeof sh->when);
-  }
-}
-
-int
-sc_writers_print (const struct sc_writer *w, size_t n, bool json)
-{
-  char err[256], path[4200];
-  const char *dir = sc_cli_state_dir (false, err, sizeof err);
-  struct rec *st = NULL;
-  size_t nst = 0;
-  struct sc_json j;
-
-  if (dir) {
-    snprintf (path, sizeof path, "%s/writers", dir);
-    nst = load_state (path, &st);
-  }
-  sc_json_init (&j, stdout);
-  if (json)
-    sc_json_begin_array (&j);
-  else
-    printf ("%-40s  %-16s  %-24s  %-20s  %s\n", "WRITER", "LAST PHASE",
-            "RESULT", "WHEN", "OUTPUT");
-  for (size_t i = 0; i < n; i++) {
-    struct shown sh;
-
-    shown_of (st, nst, w[i].name, &sh);
-    if (json) {
-      sc_json_begin_object (&j);
-      sc_json_member_string (&j, "writer", w[i].name);
-      sc_json_member_string (&j, "phase", sh.phase);
-      sc_json_member_string (&j, "result", sh.result);
-      sc_json_member_string (&j, "when", sh.when);
-      sc_json_member_string (&j, "output", sh.output);
-      sc_json_end_object (&j);
-    }
-    else
-      printf ("%-40s  %-16s  %-24s  %-20s  %s\n", w[i].name,
-              sh.phase[0] ? sh.phase : "-", sh.result,
-              sh.when[0] ? sh.when : "-", sh.output);
-  }
-  if (json)
-    sc_json_end_array (&j);
-  for (size_t k = 0; k < nst; k++)
-    free (st[k].line);
-  free (st);
-  return 0;
 }

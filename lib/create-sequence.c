@@ -32,15 +32,16 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/clock.h"
 #include "engine/control-protocol.h"
-#include "tools/cli.h"
-#include "tools/create-sequence.h"
+#include "lib/create-sequence.h"
 
 #define BUSY_RETRY_US 200000    /* --wait: a busy volume asked again */
 
@@ -52,6 +53,55 @@ struct commit_args {
   const char *v[5];
   size_t n;
 };
+
+/* ---- notices and failures --------------------------------------------- */
+
+static uint64_t
+mono_ms (void)
+{
+  return sc_mono_ns () / 1000000u;
+}
+
+static void
+vsay (const struct sc_create *cr, const char *fmt, va_list ap)
+{
+  char m[4096];
+
+  if (!cr->notify)
+    return;
+  vsnprintf (m, sizeof m, fmt, ap);
+  cr->notify (m, cr->notify_opaque);
+}
+
+/* A notice for the requester: a warning, a retry, a step of an undo. */
+static void __attribute__ ((format (printf, 2, 3)))
+say (const struct sc_create *cr, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsay (cr, fmt, ap);
+  va_end (ap);
+}
+
+/* A failure of the attempt: a notice too, as it happens (so that the
+ * undo's notices follow it), and, the attempt's first, kept in
+ * cr->error for the caller. */
+static void __attribute__ ((format (printf, 3, 4)))
+fail (struct sc_create *cr, int r, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (!cr->error[0]) {
+    va_start (ap, fmt);
+    vsnprintf (cr->error, sizeof cr->error, fmt, ap);
+    va_end (ap);
+    cr->error_errno = r < 0 ? -r : EIO;
+  }
+  va_start (ap, fmt);
+  vsay (cr, fmt, ap);
+  va_end (ap);
+}
 
 /* ---- the writers ----------------------------------------------------- */
 
@@ -75,7 +125,7 @@ sc_create_writers_phase (struct sc_create *cr, const char *phase, bool all,
 
   for (size_t i = 0; i < cr->nwriters; i++) {
     char m[2048];
-    uint64_t limit = timeout_ms, now = sc_cli_mono_ms ();
+    uint64_t limit = timeout_ms, now = mono_ms ();
     if (cr->writers[i].excluded)
       continue;
     /* prepare and freeze are bounded as a whole (the freeze window):
@@ -103,7 +153,7 @@ sc_create_writers_phase (struct sc_create *cr, const char *phase, bool all,
       snprintf (msg, msglen, "%s", m);
     }
     else if (r < 0)
-      sc_cli_error ("%s", m);
+      say (cr, "%s", m);
     if (r < 0 && !all)
       return r;
   }
@@ -122,7 +172,7 @@ sc_create_identify (struct sc_create *cr)
     if (sc_writer_run (&cr->writers[k], "identify", &env, cr->freeze_ms,
                        cr->freeze_ms, msg, sizeof msg) < 0) {
       cr->writers[k].excluded = true;
-      sc_cli_error ("warning: left out: %s", msg);
+      say (cr, "warning: left out: %s", msg);
     }
 }
 
@@ -164,23 +214,23 @@ undo_volumes (struct sc_create *cr)
     bool undone = true;
     if (v->begun && !v->released) {
       if (simple (v, "ABORT", NULL, 0, err, sizeof err) < 0) {
-        sc_cli_error ("%s: abort: %s", v->socket, err);
+        say (cr, "%s: abort: %s", v->socket, err);
         undone = false;
       }
     }
     else if (v->released && v->committed) {
       const char *a = v->snap.name;
       if (simple (v, "DELETE", &a, 1, err, sizeof err) < 0) {
-        sc_cli_error ("%s: deleting %s: %s", v->socket, a, err);
+        say (cr, "%s: deleting %s: %s", v->socket, a, err);
         undone = false;
       }
     }
     /* A server that died after COMMIT keeps the snapshot (see
      * docs/design.md): say how to remove it once it is back. */
     if (!undone && v->committed)
-      sc_cli_error ("%s: snapshot %s of set %s may remain: remove it with "
-                    "shadowcopy -c %s delete --set %s", v->socket,
-                    v->snap.name, cr->set_id, v->socket, cr->set_id);
+      say (cr, "%s: snapshot %s of set %s may remain: remove it with "
+           "shadowcopy -c %s delete --set %s", v->socket, v->snap.name,
+           cr->set_id, v->socket, cr->set_id);
     v->begun = v->committed = v->released = false;
   }
 }
@@ -191,7 +241,7 @@ sc_create_close (struct sc_create *cr)
   for (size_t i = 0; i < cr->nvols; i++) {
     char err[1024];
     if (cr->vols[i].c && sc_client_close (cr->vols[i].c, err, sizeof err) < 0)
-      sc_cli_error ("%s", err);
+      say (cr, "%s", err);
     cr->vols[i].c = NULL;
   }
 }
@@ -261,11 +311,12 @@ static int
 connect_volumes (struct sc_create *cr)
 {
   char err[2048];
+  int r;
 
   for (size_t i = 0; i < cr->nvols; i++)
-    if (sc_client_connect (cr->vols[i].socket, &cr->vols[i].c, err,
-                           sizeof err) < 0) {
-      sc_cli_error ("%s", err);
+    if ((r = sc_client_connect (cr->vols[i].socket, &cr->vols[i].c, err,
+                                sizeof err)) < 0) {
+      fail (cr, r, "%s", err);
       sc_create_close (cr);
       return -1;
     }
@@ -304,7 +355,7 @@ create_one_shot (struct sc_create *cr, const struct commit_args *ca,
     usleep (BUSY_RETRY_US);
   }
   if (r < 0) {
-    sc_cli_error ("%s: %s", v->socket, err);
+    fail (cr, r, "%s: %s", v->socket, err);
     *retryable = is_busy (r) || r == -ETIMEDOUT;
     sc_create_close (cr);
     return -1;
@@ -344,7 +395,7 @@ begin_all (struct sc_create *cr, bool *retryable)
       usleep (BUSY_RETRY_US);
     }
     if (r < 0) {
-      sc_cli_error ("%s: %s", v->socket, err);
+      fail (cr, r, "%s: %s", v->socket, err);
       *retryable = is_busy (r);
       undo_volumes (cr);
       sc_create_close (cr);
@@ -364,12 +415,12 @@ freeze_writers (struct sc_create *cr, uint64_t *t_freeze, char *msg,
 {
   int r;
 
-  cr->phase_end = sc_cli_mono_ms () + cr->freeze_ms;
+  cr->phase_end = mono_ms () + cr->freeze_ms;
   r = sc_create_writers_phase (cr, "prepare", false, msg, msglen);
   cr->phase_end = 0;
   if (r < 0)
     return r;
-  *t_freeze = sc_cli_mono_ms ();
+  *t_freeze = mono_ms ();
   cr->phase_end = *t_freeze + cr->freeze_ms;
   r = sc_create_writers_phase (cr, "freeze", false, msg, msglen);
   cr->phase_end = 0;
@@ -395,7 +446,7 @@ hold_all (struct sc_create *cr, uint64_t window_end, char *msg, size_t msglen)
   /* Every hold must start inside the freeze window: after it the
    * writers (fsfreeze's guardian) may have thawed, and the point in time
    * is no longer application-consistent. */
-  if (r == 0 && writers_active (cr) && sc_cli_mono_ms () >= window_end) {
+  if (r == 0 && writers_active (cr) && mono_ms () >= window_end) {
     snprintf (msg, msglen, "the freeze window of %" PRIu64 " ms "
               "ended before every volume was held: no snapshot taken "
               "(raise --freeze-timeout)", cr->freeze_ms);
@@ -451,10 +502,9 @@ thaw_writers (struct sc_create *cr, uint64_t t_freeze)
   int r = sc_create_writers_phase (cr, "thaw", true, msg, sizeof msg);
 
   if (getenv ("SHADOWCOPY_REPORT_FREEZE"))
-    fprintf (stderr, "shadowcopy: freeze to thaw: %" PRIu64 " ms\n",
-             sc_cli_mono_ms () - t_freeze);
+    say (cr, "freeze to thaw: %" PRIu64 " ms", mono_ms () - t_freeze);
   if (r < 0) {
-    sc_cli_error ("%s", msg);
+    fail (cr, r, "%s", msg);
     sc_create_writers_phase (cr, "abort", true, msg, sizeof msg);
     undo_volumes (cr);
     sc_create_close (cr);
@@ -462,7 +512,7 @@ thaw_writers (struct sc_create *cr, uint64_t t_freeze)
   }
   r = sc_create_writers_phase (cr, "post-snapshot", true, msg, sizeof msg);
   if (r < 0)
-    sc_cli_error ("warning: %s", msg);
+    say (cr, "warning: %s", msg);
   return 0;
 }
 
@@ -470,13 +520,13 @@ thaw_writers (struct sc_create *cr, uint64_t t_freeze)
  * DELETEd on every volume, abort and thaw sent to every writer (frozen
  * or not), the connections closed.  Always -1. */
 static int
-rollback (struct sc_create *cr, const char *msg, bool *retryable)
+rollback (struct sc_create *cr, int r, const char *msg, bool *retryable)
 {
   char m[4096];
 
   if (sc_interrupted)
     *retryable = false;
-  sc_cli_error ("%s", msg);
+  fail (cr, r, "%s", msg);
   undo_volumes (cr);
   sc_create_writers_phase (cr, "abort", true, m, sizeof m);
   sc_create_writers_phase (cr, "thaw", true, m, sizeof m);
@@ -518,7 +568,7 @@ attempt (struct sc_create *cr, bool *retryable)
   r = freeze_writers (cr, &t_freeze, msg, sizeof msg);
   if (r < 0) {
     *retryable = true;
-    return rollback (cr, msg, retryable);
+    return rollback (cr, r, msg, retryable);
   }
   r = hold_all (cr, t_freeze + cr->freeze_ms, msg, sizeof msg);
   if (r == 0)
@@ -528,7 +578,7 @@ attempt (struct sc_create *cr, bool *retryable)
      * attempt takes a new name. */
     *retryable = r == -ETIMEDOUT || is_busy (r) ||
                  (r == -EEXIST && !cr->have_name);
-    return rollback (cr, msg, retryable);
+    return rollback (cr, r, msg, retryable);
   }
   return thaw_writers (cr, t_freeze);
 }
@@ -542,13 +592,17 @@ sc_create_attempts (struct sc_create *cr)
 {
   for (uint64_t n = 0; ; n++) {
     bool retryable;
+    cr->error[0] = '\0';
+    cr->error_errno = 0;
     default_name (cr);
     if (attempt (cr, &retryable) == 0)
-      return EXIT_SUCCESS;
+      return 0;
+    if (!cr->error[0])          /* every failure says why: a slip if not */
+      fail (cr, -EIO, "the snapshot set could not be taken");
     if (!retryable || n >= cr->retries || sc_interrupted)
-      return EXIT_FAILURE;
-    sc_cli_error ("retrying in %.1f s (attempt %" PRIu64 " of %" PRIu64 ")",
-                  cr->retry_delay_ms / 1000.0, n + 2, cr->retries + 1);
+      return -cr->error_errno;
+    say (cr, "retrying in %.1f s (attempt %" PRIu64 " of %" PRIu64 ")",
+         cr->retry_delay_ms / 1000.0, n + 2, cr->retries + 1);
     for (uint64_t t = 0; t < cr->retry_delay_ms && !sc_interrupted; t += 100)
       usleep (100000);
   }

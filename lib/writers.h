@@ -31,8 +31,8 @@
  * between freeze and thaw, they are not told abort or thaw; a writer
  * must bound its own freeze itself.
  */
-#ifndef SHADOWCOPY_TOOLS_WRITERS_H
-#define SHADOWCOPY_TOOLS_WRITERS_H
+#ifndef SHADOWCOPY_LIB_WRITERS_H
+#define SHADOWCOPY_LIB_WRITERS_H
 
 #include <signal.h>
 #include <stdbool.h>
@@ -40,11 +40,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "tools/fsfreeze.h"
+#include "lib/fsfreeze.h"
+#include "lib/shadowcopy.h"
 
 #define SC_WRITER_OUTPUT_MAX 1024
 #define SC_WRITER_HISTORY_MAX 16
-#define SC_WRITERS_DIR_DEFAULT "/etc/shadowcopy/writers.d"
+#define SC_WRITERS_DIR_DEFAULT SHADOWCOPY_WRITERS_DIR
 
 /* What one phase of a writer did. */
 struct sc_writer_result {
@@ -52,6 +53,7 @@ struct sc_writer_result {
   char result[32];              /* "ok", "exit status 3", "timed out ..." */
   char output[SC_WRITER_OUTPUT_MAX];    /* one line, sanitized */
   uint64_t when;                /* Unix seconds */
+  uint64_t frozen_ns;           /* thaw: since the freeze ended, or 0 */
 };
 
 struct sc_writer {
@@ -68,6 +70,7 @@ struct sc_writer {
    * backup's manifest records. */
   struct sc_writer_result history[SC_WRITER_HISTORY_MAX];
   size_t nhistory;
+  uint64_t frozen_at;           /* monotonic ns a freeze ended, or 0 */
 };
 
 struct sc_writer_env {
@@ -75,17 +78,23 @@ struct sc_writer_env {
   const char *backup_result;    /* SHADOWCOPY_BACKUP_RESULT, or NULL */
 };
 
-/* Set by the CLI's SIGINT/SIGTERM/SIGHUP handler: a writer phase in
- * progress is cut short (its writer killed) and reported as interrupted,
- * except thaw and abort, which always run to the end or their limit. */
+/* Set by shadowcopy_interrupt (a requester's SIGINT/SIGTERM/SIGHUP
+ * handler calls it): a writer phase in progress is cut short (its writer
+ * killed) and reported as interrupted, except thaw and abort, which
+ * always run to the end or their limit.  Cleared by shadowcopy_set_new. */
 extern volatile sig_atomic_t sc_interrupted;
 
-/* The writers: each of cmds (in order), then the executables of `dir` in
- * name order (skipping names starting with '.' and ending with '~'); a
- * missing `dir` is no error when `dir_optional`. */
-int sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
-                        bool dir_optional, struct sc_writer **out,
-                        size_t *n, char *err, size_t errlen);
+/* Writer `name` (a path, or fsfreeze:MOUNTPOINT) appended to *v, its
+ * spelling checked.  On failure: err set. */
+int sc_writers_add (struct sc_writer **v, size_t *n, const char *name,
+                    char *err, size_t errlen);
+/* The executables of `dir` in name order (skipping names starting with
+ * '.' and ending with '~'), appended to *v; a missing `dir` is no error
+ * when `dir_optional`.  A file or directory that is not to be trusted is
+ * left out with a warning to fn (may be NULL).  On failure: err set. */
+int sc_writers_add_dir (struct sc_writer **v, size_t *n, const char *dir,
+                        bool dir_optional, shadowcopy_notify_fn fn,
+                        void *opaque, char *err, size_t errlen);
 void sc_writers_free (struct sc_writer *w, size_t n);
 
 /* Run one phase of writer `w` within timeout_ms.  0 on success; else a
@@ -95,11 +104,5 @@ void sc_writers_free (struct sc_writer *w, size_t n);
 int sc_writer_run (struct sc_writer *w, const char *phase,
                    const struct sc_writer_env *env, uint64_t timeout_ms,
                    uint64_t freeze_ms, char *msg, size_t msglen);
-
-/* Record each writer's last result in STATE/writers (merged with what is
- * there; STATE is sc_cli_state_dir), and print the recorded results. */
-int sc_writers_save (const struct sc_writer *w, size_t n,
-                     char *err, size_t errlen);
-int sc_writers_print (const struct sc_writer *w, size_t n, bool json);
 
 #endif

@@ -24,8 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tools/cli.h"
-#include "tools/fsfreeze.h"
+#include "engine/clock.h"
+#include "lib/fsfreeze.h"
 
 /* What the guardian reports after a thaw when the freeze window ended
  * first: the filesystem was thawed before the CLI asked. */
@@ -77,9 +77,9 @@ guardian (const char *mnt, int cmd, int status, uint64_t window_ms)
     _exit (1);
   }
   struct pollfd p = { .fd = cmd, .events = POLLIN };
-  uint64_t end = sc_cli_mono_ms () + window_ms;
+  uint64_t end = (sc_mono_ns () / 1000000u) + window_ms;
   for (;;) {
-    uint64_t now = sc_cli_mono_ms ();
+    uint64_t now = (sc_mono_ns () / 1000000u);
     if (now >= end) {
       expired = true;
       break;
