@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "engine/control-protocol.h"
+#include "lib/shadowcopy.h"
+#include "lib/writer-kinds.h"
 #include "tools/cli.h"
 #include "tools/fsfreeze.h"
 #include "tools/json.h"
@@ -52,6 +54,8 @@ writer_add (struct sc_writer **v, size_t *n, const char *name)
     return -ENOMEM;
   if (strncmp (name, "fsfreeze:", 9) == 0 &&
       !(nv[*n].mountpoint = strdup (name + 9)))
+    return -ENOMEM;
+  if (sc_writer_kind_init (&nv[*n]) < 0)
     return -ENOMEM;
   (*n)++;
   return 0;
@@ -176,6 +180,8 @@ sc_writers_collect (char *const *cmds, size_t ncmds, const char *dir,
                 "absolute path", cmds[i]);
       return -EINVAL;
     }
+    else if ((r = sc_writer_kind_check (cmds[i], err, errlen)) < 0)
+      return r;
   for (size_t i = 0; i < ncmds && r == 0; i++)
     r = writer_add (&v, &nv, cmds[i]);
   if (r < 0)
@@ -198,6 +204,7 @@ sc_writers_free (struct sc_writer *w, size_t n)
     free (w[i].name);
     free (w[i].mountpoint);
     sc_fsfreeze_close (&w[i].freeze);
+    sc_writer_kind_free (&w[i]);
   }
   free (w);
 }
@@ -231,6 +238,14 @@ set_result (struct sc_writer *w, const char *phase, const char *result,
   memcpy (h->result, w->result, sizeof h->result);
   memcpy (h->output, w->output, sizeof h->output);
   h->when = w->when;
+}
+
+void
+sc_writer_record (struct sc_writer *w, const char *phase, const char *result,
+                  const char *output, uint64_t frozen_ns)
+{
+  set_result (w, phase, result, output);
+  w->history[w->nhistory - 1].frozen_ns = frozen_ns;
 }
 
 static int
@@ -268,6 +283,7 @@ fsfreeze_freeze (struct sc_writer *w, uint64_t freeze_ms, char *msg,
                           sizeof why);
   if (r < 0 && !why[0])         /* no freezer started: nothing to record */
     return cannot_start (w, "freeze", r, msg, msglen);
+  w->frozen_at = r < 0 ? 0 : sc_cli_mono_ms ();
   set_result (w, "freeze", r < 0 ? "failed" : "ok", why);
   return report (w, "freeze", r, "failed", msg, msglen);
 }
@@ -280,8 +296,14 @@ fsfreeze_thaw (struct sc_writer *w, const char *phase, char *msg,
   int r = sc_fsfreeze_thaw (&w->freeze, w->mountpoint, why, sizeof why);
   const char *result = r == -ETIMEDOUT ? "window expired"
                        : r < 0 ? "failed" : "ok";
+  uint64_t frozen_ns = w->frozen_at
+    ? (sc_cli_mono_ms () - w->frozen_at) * 1000000 : 0;
 
-  set_result (w, phase, result, why);
+  if (r == 0 && frozen_ns)
+    snprintf (why, sizeof why, "frozen for %" PRIu64 " ms",
+              frozen_ns / 1000000);
+  w->frozen_at = 0;
+  sc_writer_record (w, phase, result, why, frozen_ns);
   return report (w, phase, r, result, msg, msglen);
 }
 
@@ -469,6 +491,8 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   snprintf (msg, msglen, "writer %s: %s: failed", w->name, phase);
   if (w->mountpoint)
     return fsfreeze_run (w, phase, freeze_ms, msg, msglen);
+  if (w->kind)
+    return sc_writer_kind_run (w, phase, timeout_ms, freeze_ms, msg, msglen);
 
   if (pipe2 (p, O_CLOEXEC) < 0)
     return cannot_start (w, phase, -errno, msg, msglen);
@@ -616,6 +640,33 @@ shown_of (struct rec *st, size_t nst, const char *name, struct shown *sh)
   }
 }
 
+/* The in-box writers, first: what each takes, needs and does. */
+static void
+print_in_box (struct sc_json *j, bool json)
+{
+  const struct shadowcopy_writer_kind *k = shadowcopy_writers_list ();
+
+  if (!json)
+    printf ("%-40s  %s\n", "IN-BOX WRITER", "NEEDS / DOES");
+  for (; k->prefix; k++) {
+    char spelled[128];
+    snprintf (spelled, sizeof spelled, "%s:%s", k->prefix, k->argument);
+    if (json) {
+      sc_json_begin_object (j);
+      sc_json_member_string (j, "writer", spelled);
+      sc_json_member_bool (j, "in_box", true);
+      sc_json_member_string (j, "needs", k->needs);
+      sc_json_member_string (j, "does", k->does);
+      sc_json_end_object (j);
+    }
+    else
+      printf ("%-40s  needs: %s\n%-40s  does: %s\n", spelled, k->needs, "",
+              k->does);
+  }
+  if (!json)
+    printf ("\n");
+}
+
 int
 sc_writers_print (const struct sc_writer *w, size_t n, bool json)
 {
@@ -632,7 +683,8 @@ sc_writers_print (const struct sc_writer *w, size_t n, bool json)
   sc_json_init (&j, stdout);
   if (json)
     sc_json_begin_array (&j);
-  else
+  print_in_box (&j, json);
+  if (!json)
     printf ("%-40s  %-16s  %-24s  %-20s  %s\n", "WRITER", "LAST PHASE",
             "RESULT", "WHEN", "OUTPUT");
   for (size_t i = 0; i < n; i++) {

@@ -40,6 +40,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/guardian.h"
 #include "tools/fsfreeze.h"
 
 #define SC_WRITER_OUTPUT_MAX 1024
@@ -52,13 +53,21 @@ struct sc_writer_result {
   char result[32];              /* "ok", "exit status 3", "timed out ..." */
   char output[SC_WRITER_OUTPUT_MAX];    /* one line, sanitized */
   uint64_t when;                /* Unix seconds */
+  uint64_t frozen_ns;           /* thaw: freeze-to-thaw, or 0 */
 };
+
+struct sc_writer_kind_impl;
 
 struct sc_writer {
   char *name;                   /* as given: a path or fsfreeze:MOUNTPOINT */
   char *mountpoint;             /* fsfreeze: only */
   bool excluded;                /* failed identify: left out */
   struct sc_fsfreeze freeze;    /* fsfreeze: its guardian */
+  uint64_t frozen_at;           /* fsfreeze: when it froze (monotonic ms) */
+  /* The other in-box writers (lib/writer-kinds.h): KIND:ARG. */
+  const struct sc_writer_kind_impl *kind;
+  void *kind_state;
+  struct sc_guardian guardian;
   /* The last phase run, for `shadowcopy writers`. */
   char phase[24];
   char result[32];              /* "ok", "exit 3", "timeout", ... */
@@ -95,6 +104,11 @@ void sc_writers_free (struct sc_writer *w, size_t n);
 int sc_writer_run (struct sc_writer *w, const char *phase,
                    const struct sc_writer_env *env, uint64_t timeout_ms,
                    uint64_t freeze_ms, char *msg, size_t msglen);
+
+/* Record what a phase of w did (for the in-box writers' code). */
+void sc_writer_record (struct sc_writer *w, const char *phase,
+                       const char *result, const char *output,
+                       uint64_t frozen_ns);
 
 /* Record each writer's last result in STATE/writers (merged with what is
  * there; STATE is sc_cli_state_dir), and print the recorded results. */
