@@ -143,6 +143,16 @@ sc_writer_kind_program (const char *prog, char *why, size_t len)
   return -ENOENT;
 }
 
+/* What an in-box writer's freeze and thaw did (how long the freeze took,
+ * how long it lasted), for the user: to the notify callback once the
+ * writers are the library's, to stderr until then. */
+static void
+notice (const struct sc_writer *w)
+{
+  fprintf (stderr, "shadowcopy: writer %s: %s: %s\n", w->name, w->phase,
+           w->output);
+}
+
 static int
 report (struct sc_writer *w, const char *phase, int r, const char *result,
         char *msg, size_t msglen)
@@ -166,6 +176,8 @@ kind_freeze (struct sc_writer *w, uint64_t timeout_ms, uint64_t freeze_ms,
     r = k->once (w->kind_state, t0 + timeout_ms, why, sizeof why);
     sc_writer_record (w, "freeze", r == -ETIMEDOUT ? "timed out"
                       : r < 0 ? "failed" : "ok", why, 0);
+    if (r == 0)
+      notice (w);
     return report (w, "freeze", r, w->result, msg, msglen);
   }
   if (w->guardian.pid)
@@ -175,8 +187,14 @@ kind_freeze (struct sc_writer *w, uint64_t timeout_ms, uint64_t freeze_ms,
   };
   r = sc_guardian_start (&w->guardian, &ops, timeout_ms, freeze_ms, why,
                          sizeof why);
-  sc_writer_record (w, "freeze", r == -ETIMEDOUT ? "timed out"
-                    : r < 0 ? "failed" : "ok", why, 0);
+  /* An agent or a session that did not answer one call in time is not
+   * the freeze window ending (which -ETIMEDOUT would say). */
+  if (r == -ETIMEDOUT && sc_guardian_now_ms () - t0 < timeout_ms)
+    r = -ETIME;
+  sc_writer_record (w, "freeze", r == -ETIMEDOUT || r == -ETIME
+                    ? "timed out" : r < 0 ? "failed" : "ok", why, 0);
+  if (r == 0)
+    notice (w);
   return report (w, "freeze", r, w->result, msg, msglen);
 }
 
@@ -195,6 +213,8 @@ kind_thaw (struct sc_writer *w, const char *phase, uint64_t timeout_ms,
               ? "nothing held" : "not frozen");
   sc_writer_record (w, phase, r == -ETIMEDOUT ? "window expired"
                     : r < 0 ? "failed" : "ok", why, frozen_ns);
+  if (r == 0 && held)
+    notice (w);
   return report (w, phase, r, w->result, msg, msglen);
 }
 
