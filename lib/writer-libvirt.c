@@ -56,7 +56,7 @@ static int
 virsh (struct virt *v, const char *verb, uint64_t deadline, char *why,
        size_t len)
 {
-  char *argv[] = { (char *) "virsh", (char *) "-q", (char *) verb,
+  char *argv[] = { (char *) "virsh", (char *) verb,
                    v->domain, NULL };
   char out[SC_GUARDIAN_WHY_MAX - 64];
   int status, r = sc_guardian_run (argv, deadline, &status, out, sizeof out);
