@@ -117,3 +117,35 @@ grep -q guest-fsfreeze-thaw "$TMP/agent.log" ||
     fail "killed: the guardian did not thaw the guest: $(cat "$TMP/agent.log")"
 kill -9 "$(cat "$TMP/slow.pid")" 2>/dev/null || :
 unfake
+
+# 8. A backup's manifest records each phase: the freeze says how long it
+# took, the thaw how long the guest was frozen.
+fake ok
+sc backup --create --writer "qemu-ga:$TMP/qga.sock" --nbd-socket "$NBD_SOCK" --to "$TMP/b1" \
+    > /dev/null 2> "$TMP/b1.err" || fail "backup --create failed: $(cat "$TMP/b1.err")"
+json '"\n".join(p["phase"] + " " + p["output"] for p in d["writers"][0]["phases"])' \
+    < "$TMP/b1.manifest.json" > "$TMP/b1.phases"
+grep -q "^freeze froze in [0-9]* ms: 1 guest filesystem frozen$" "$TMP/b1.phases" &&
+    grep -q "^thaw frozen for [0-9]* ms: 1 guest filesystem thawed$" "$TMP/b1.phases" ||
+    fail "the manifest does not record the freeze's times: $(cat "$TMP/b1.phases")"
+unfake
+
+# 9. The freeze window ends before thaw (a slow writer after the agent
+# takes the rest of it): the guardian thaws the guest by itself at the
+# window's end, and the creation fails.
+fake ok
+cat > "$TMP/slow3" <<'EOW'
+#!/bin/sh
+[ "$1" = freeze ] && sleep 3
+exit 0
+EOW
+chmod +x "$TMP/slow3"
+rc=0
+timeout -k 5 25 "$SHADOWCOPY_CLI" -c "$CTL" create --writer "qemu-ga:$TMP/qga.sock" \
+    --writer "$TMP/slow3" --freeze-timeout 1 late > /dev/null 2> "$TMP/late.err" || rc=$?
+[ $rc -ne 124 ] || fail "late: create did not finish"
+[ $rc -ne 0 ] || fail "late: create succeeded past its freeze window"
+grep -q "^late$" <(sc_names) && fail "late: a snapshot was kept"
+grep -q guest-fsfreeze-thaw "$TMP/agent.log" || fail "late: not thawed: $(cat "$TMP/agent.log")"
+log "late: $(head -n 1 "$TMP/late.err")"
+unfake
