@@ -44,6 +44,21 @@ aborted () {                    # NAME SECONDS PATTERN WRITER...
     log "$name: $(head -n 1 "$TMP/$name.err")"
 }
 
+# 0. Bad spellings of the in-box writers are refused before anything runs.
+spelled () {                    # WRITER EXPECTED-ERROR
+    expect_cli_error "writer $1" sc create --writer "$1" x
+    [ "$CLI_ERR" = "shadowcopy: writer $1: $2" ] || fail "$1: not the expected error: $CLI_ERR"
+}
+spelled "qemu-ga:" "no socket: qemu-ga:SOCKET[:MOUNT,MOUNT...]"
+spelled "qemu-ga:/run/vm.qga:data" "guest mount point 'data' is not an absolute path"
+spelled "qemu-ga:/run/vm.qga:" "no mount point after the socket's ':'"
+spelled "qemu-ga:/$(printf 'x%.0s' {1..120})" "the socket path is too long"
+spelled "postgresql:" "no connection string: postgresql:CONNINFO"
+spelled "postgresql:-c" "a connection string cannot start with '-'"
+spelled "mysql:" "no defaults file: mysql:DEFAULTS-FILE"
+spelled "libvirt:--all" "a domain name cannot start with '-'"
+[ -z "$(sc_names)" ] || fail "a snapshot was made: $(sc_names)"
+
 # 1. A wrong socket: prepare fails, nothing is frozen.
 aborted wrong 10 "writer qemu-ga:$TMP/nothere: prepare: failed: agent socket $TMP/nothere: No such file or directory" \
     --writer "qemu-ga:$TMP/nothere"
