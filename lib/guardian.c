@@ -216,11 +216,13 @@ sc_guardian_start (struct sc_guardian *g, const struct sc_guardian_ops *ops,
     snprintf (why, len, "cannot start its guardian: %s", strerror (-e));
     return e;
   }
-  e = read_report (st[0], op_ms + BACKSTOP_MS, &rep);
+  /* A failed freeze is reported after the thaw that undoes it: each
+   * has op_ms. */
+  e = read_report (st[0], 2 * op_ms + BACKSTOP_MS, &rep);
   if (e < 0 || rep.err) {
     if (e == -ETIMEDOUT)
       snprintf (why, len, "its guardian did not answer within %" PRIu64
-                " ms", op_ms + BACKSTOP_MS);
+                " ms", 2 * op_ms + BACKSTOP_MS);
     else if (e < 0)
       snprintf (why, len, "its guardian died");
     else
