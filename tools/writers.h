@@ -27,6 +27,11 @@
  * already thawed) fails with "window expired".  The guardian keeps no
  * descriptor but its own two pipes.
  *
+ * The other in-box writers, qemu-ga:, libvirt:, postgresql: and mysql:
+ * (lib/writer-kinds.h), are handed to sc_writer_kind_run; those that
+ * hold a freeze hold it in a guardian of lib/guardian.c, with the same
+ * guarantees.
+ *
  * External writers have no guardian: if the CLI is killed (kill -9)
  * between freeze and thaw, they are not told abort or thaw; a writer
  * must bound its own freeze itself.
