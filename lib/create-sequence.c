@@ -112,6 +112,7 @@ env_of (const struct sc_create *cr)
     .set_id = cr->set_id, .snapshot = cr->name,
     .snapshots = cr->snapshots, .volumes = cr->volumes,
     .backup_result = cr->backup_result,
+    .notify = cr->notify, .notify_opaque = cr->notify_opaque,
   };
 }
 

@@ -33,6 +33,8 @@
 #include "engine/control-protocol.h"
 #include "lib/fsfreeze.h"
 #include "lib/writers.h"
+#include "lib/shadowcopy.h"
+#include "lib/writer-kinds.h"
 
 volatile sig_atomic_t sc_interrupted;
 
@@ -73,6 +75,8 @@ writer_add (struct sc_writer **v, size_t *n, const char *name)
     return -ENOMEM;
   if (strncmp (name, "fsfreeze:", 9) == 0 &&
       !(nv[*n].mountpoint = strdup (name + 9)))
+    return -ENOMEM;
+  if (sc_writer_kind_init (&nv[*n]) < 0)
     return -ENOMEM;
   (*n)++;
   return 0;
@@ -194,6 +198,9 @@ sc_writers_add (struct sc_writer **v, size_t *n, const char *name,
               "absolute path", name);
     return -EINVAL;
   }
+  r = sc_writer_kind_check (name, err, errlen);
+  if (r < 0)
+    return r;
   r = writer_add (v, n, name);
   if (r < 0)
     snprintf (err, errlen, "listing writers: %s", strerror (-r));
@@ -207,6 +214,7 @@ sc_writers_free (struct sc_writer *w, size_t n)
     free (w[i].name);
     free (w[i].mountpoint);
     sc_fsfreeze_close (&w[i].freeze);
+    sc_writer_kind_free (&w[i]);
   }
   free (w);
 }
@@ -250,6 +258,14 @@ set_result (struct sc_writer *w, const char *phase, const char *result,
     h->frozen_ns = sc_mono_ns () - w->frozen_at;
     w->frozen_at = 0;
   }
+}
+
+void
+sc_writer_record (struct sc_writer *w, const char *phase, const char *result,
+                  const char *output, uint64_t frozen_ns)
+{
+  set_result (w, phase, result, output);
+  w->history[w->nhistory - 1].frozen_ns = frozen_ns;
 }
 
 static int
@@ -299,8 +315,12 @@ fsfreeze_thaw (struct sc_writer *w, const char *phase, char *msg,
   int r = sc_fsfreeze_thaw (&w->freeze, w->mountpoint, why, sizeof why);
   const char *result = r == -ETIMEDOUT ? "window expired"
                        : r < 0 ? "failed" : "ok";
+  uint64_t frozen_ns = w->frozen_at ? sc_mono_ns () - w->frozen_at : 0;
 
-  set_result (w, phase, result, why);
+  if (r == 0 && frozen_ns)
+    snprintf (why, sizeof why, "frozen for %" PRIu64 " ms",
+              frozen_ns / 1000000);
+  sc_writer_record (w, phase, result, why, frozen_ns);
   return report (w, phase, r, result, msg, msglen);
 }
 
@@ -488,6 +508,9 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   snprintf (msg, msglen, "writer %s: %s: failed", w->name, phase);
   if (w->mountpoint)
     return fsfreeze_run (w, phase, freeze_ms, msg, msglen);
+  if (w->kind)
+    return sc_writer_kind_run (w, phase, env, timeout_ms, freeze_ms, msg,
+                               msglen);
 
   if (pipe2 (p, O_CLOEXEC) < 0)
     return cannot_start (w, phase, -errno, msg, msglen);

@@ -27,6 +27,11 @@
  * already thawed) fails with "window expired".  The guardian keeps no
  * descriptor but its own two pipes.
  *
+ * The other in-box writers, qemu-ga:, libvirt:, postgresql: and mysql:
+ * (lib/writer-kinds.h), are handed to sc_writer_kind_run; those that
+ * hold a freeze hold it in a guardian of lib/guardian.c, with the same
+ * guarantees.
+ *
  * External writers have no guardian: if the CLI is killed (kill -9)
  * between freeze and thaw, they are not told abort or thaw; a writer
  * must bound its own freeze itself.
@@ -41,6 +46,7 @@
 #include <sys/types.h>
 
 #include "lib/fsfreeze.h"
+#include "lib/guardian.h"
 #include "lib/shadowcopy.h"
 
 #define SC_WRITER_OUTPUT_MAX 1024
@@ -56,11 +62,17 @@ struct sc_writer_result {
   uint64_t frozen_ns;           /* thaw: since the freeze ended, or 0 */
 };
 
+struct sc_writer_kind_impl;
+
 struct sc_writer {
   char *name;                   /* as given: a path or fsfreeze:MOUNTPOINT */
   char *mountpoint;             /* fsfreeze: only */
   bool excluded;                /* failed identify: left out */
   struct sc_fsfreeze freeze;    /* fsfreeze: its guardian */
+  /* The other in-box writers (lib/writer-kinds.h): KIND:ARG. */
+  const struct sc_writer_kind_impl *kind;
+  void *kind_state;
+  struct sc_guardian guardian;
   /* The last phase run, for `shadowcopy writers`. */
   char phase[24];
   char result[32];              /* "ok", "exit 3", "timeout", ... */
@@ -76,6 +88,8 @@ struct sc_writer {
 struct sc_writer_env {
   const char *set_id, *snapshot, *snapshots, *volumes;
   const char *backup_result;    /* SHADOWCOPY_BACKUP_RESULT, or NULL */
+  shadowcopy_notify_fn notify;  /* what an in-box writer says; may be NULL */
+  void *notify_opaque;
 };
 
 /* Set by shadowcopy_interrupt (a requester's SIGINT/SIGTERM/SIGHUP
@@ -104,5 +118,10 @@ void sc_writers_free (struct sc_writer *w, size_t n);
 int sc_writer_run (struct sc_writer *w, const char *phase,
                    const struct sc_writer_env *env, uint64_t timeout_ms,
                    uint64_t freeze_ms, char *msg, size_t msglen);
+
+/* Record what a phase of w did (for the in-box writers' code). */
+void sc_writer_record (struct sc_writer *w, const char *phase,
+                       const char *result, const char *output,
+                       uint64_t frozen_ns);
 
 #endif

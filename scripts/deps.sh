@@ -33,11 +33,17 @@ deb_packages=(
 # throwaway CA and keys.  iproute2: ss, the README's stale-socket check
 # (test-readme-restart.sh runs it).  qemu-storage-daemon
 # (qemu-system-common), a remote NBD server for the NBD origin's tests.
+# The in-box writers' programs, for their tests: qemu-ga
+# (qemu-guest-agent; tests/qga-jail.sh runs it where it sees only the
+# test mount), mariadbd and the mysql client (mariadb-server; the test
+# runs its own server on a private socket), virsh (libvirt-clients; the
+# test uses libvirt's test driver); psql comes with postgresql.
 test_packages=(
   libnbd-bin python3-libnbd qemu-utils fio fuse3 util-linux e2fsprogs
   clang libclang-rt-14-dev strace gdb xfsprogs
   nbd-client postgresql systemd gnutls-bin iproute2
   qemu-system-common
+  qemu-guest-agent mariadb-server libvirt-clients
 )
 
 say() { printf 'deps: %s\n' "$*" >&2; }

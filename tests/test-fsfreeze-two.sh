@@ -68,5 +68,15 @@ out=$(timeout -k 5 25 "$SHADOWCOPY_CLI" -c "$CTL" create --writer "fsfreeze:$M1"
 [ "$(sc_names)" = two ] || fail "snapshots after an expired window: $(sc_names)"
 writable "$M1"
 writable "$M2"
+
+# 3. The thaw's output says how long the filesystem was frozen (a
+# backup's manifest records each phase).
+sc backup --create --writer "fsfreeze:$M1" --nbd-socket "$NBD_SOCK" --to "$TMP/b1" \
+    > /dev/null 2> "$TMP/b1.err" || fail "backup --create failed: $(cat "$TMP/b1.err")"
+json '"\n".join(p["phase"] + " " + p["output"] for p in d["writers"][0]["phases"])' \
+    < "$TMP/b1.manifest.json" > "$TMP/b1.phases"
+grep -q "^thaw frozen for [0-9]* ms$" "$TMP/b1.phases" ||
+    fail "the manifest does not say how long it was frozen: $(cat "$TMP/b1.phases")"
+writable "$M1"
 server_alive
 stop_server

@@ -181,6 +181,33 @@ shown_of (struct rec *st, size_t nst, const char *name, struct shown *sh)
   }
 }
 
+/* The in-box writers, first: what each takes, needs and does. */
+static void
+print_in_box (struct sc_json *j, bool json)
+{
+  const struct shadowcopy_writer_kind *k = shadowcopy_writers_list ();
+
+  if (!json)
+    printf ("%-40s  %s\n", "IN-BOX WRITER", "NEEDS / DOES");
+  for (; k->prefix; k++) {
+    char spelled[128];
+    snprintf (spelled, sizeof spelled, "%s:%s", k->prefix, k->argument);
+    if (json) {
+      sc_json_begin_object (j);
+      sc_json_member_string (j, "writer", spelled);
+      sc_json_member_bool (j, "in_box", true);
+      sc_json_member_string (j, "needs", k->needs);
+      sc_json_member_string (j, "does", k->does);
+      sc_json_end_object (j);
+    }
+    else
+      printf ("%-40s  needs: %s\n%-40s  does: %s\n", spelled, k->needs, "",
+              k->does);
+  }
+  if (!json)
+    printf ("\n");
+}
+
 int
 sc_writers_print (const struct shadowcopy_set *s, bool json)
 {
@@ -197,7 +224,8 @@ sc_writers_print (const struct shadowcopy_set *s, bool json)
   sc_json_init (&j, stdout);
   if (json)
     sc_json_begin_array (&j);
-  else
+  print_in_box (&j, json);
+  if (!json)
     printf ("%-40s  %-16s  %-24s  %-20s  %s\n", "WRITER", "LAST PHASE",
             "RESULT", "WHEN", "OUTPUT");
   for (size_t i = 0; shadowcopy_set_writer (s, i); i++) {
