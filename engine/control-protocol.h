@@ -17,7 +17,7 @@
  * replaces them with '?').  errname is a symbolic errno such as ENOENT.
  *
  * Requests (protocol version 1):
- *   HELLO                  -> * server  protocol=1 version=...
+ *   HELLO                  -> * server  protocol=1 protocol-minor=1 version=...
  *   INFO                   -> * volume  size= chunk-size= diff-used=
  *                             diff-file= snapshots= copies= epoch= ...
  *                             and, when the server can tell, * listen
@@ -175,7 +175,9 @@
 
 #include "cow/uuid.h"
 
-#define SC_CTL_PROTOCOL 1
+#define SC_CTL_PROTOCOL 1         /* the major version: HELLO protocol= */
+#define SC_CTL_PROTOCOL_MINOR 1   /* HELLO protocol-minor= (0 if absent);
+                                     minors only add verbs, keys, lines */
 #define SC_CTL_LINE_MAX 4096
 #define SC_CTL_ARGS_MAX 8
 #define SC_CTL_FIELDS_MAX 32

@@ -104,13 +104,15 @@ struct sc_control {
 static int
 do_hello (struct session *ss, const struct sc_ctl_request *req, int fd)
 {
-  char protocol[16];
+  char protocol[16], minor[16];
   struct sc_ctl_field f[] = {
-    { "protocol", protocol }, { "version", PACKAGE_VERSION },
+    { "protocol", protocol }, { "protocol-minor", minor },
+    { "version", PACKAGE_VERSION },
   };
   int r;
 
   snprintf (protocol, sizeof protocol, "%d", SC_CTL_PROTOCOL);
+  snprintf (minor, sizeof minor, "%d", SC_CTL_PROTOCOL_MINOR);
   r = sc_ctl_write_data (fd, "server", f, sizeof f / sizeof f[0]);
   return r < 0 ? r : sc_ctl_write_ok (fd);
 }

@@ -137,6 +137,11 @@ struct shadowcopy_revert {
   bool target_invalid;
   char error[128];              /* the last failure, or "" */
   char ended[256];              /* why the last one ended unfinished */
+  /* A dry run's plan (shadowcopy_revert with dry_run): have_plan set. */
+  bool have_plan;
+  uint64_t plan_bytes_to_write, plan_space_needed;
+  uint64_t plan_limit;          /* 0: unbounded */
+  bool plan_fits;
 };
 
 struct shadowcopy_volume {
@@ -154,6 +159,12 @@ struct shadowcopy_volume {
   /* The diff area's health. */
   bool failed;
   char health_message[1024];    /* while failed: what it means, what to do */
+  bool have_health;             /* the server said (older ones do not) */
+  char failed_since[32], failed_errno[24], failed_write[128];
+  uint64_t invalidated, retries, retry_every_ms, recoveries;
+  bool recorded;                /* the failure is recorded in the area */
+  char last_retry[32], last_retry_errno[24], last_retry_write[128];
+  char recovered[32];           /* when it last recovered, or "" */
   /* A revert in progress, if any. */
   bool have_revert;
   struct shadowcopy_revert revert;
@@ -171,6 +182,15 @@ typedef int (*shadowcopy_field_fn) (const char *key, const char *value,
                                     void *opaque);
 int shadowcopy_stats (struct shadowcopy *h, shadowcopy_field_fn fn,
                       void *opaque);
+
+/* The snapshots the space policy dropped, most recent last. */
+struct shadowcopy_dropped {
+  char name[SHADOWCOPY_NAME_MAX + 1];
+  char created[32], dropped_at[32];
+  char reason[128];
+};
+int shadowcopy_list_dropped (struct shadowcopy *h,
+                             struct shadowcopy_dropped **out, size_t *n);
 
 /* ---- delete: shadowcopy_delete(3) ----------------------------------- */
 
@@ -294,10 +314,11 @@ int shadowcopy_resize (struct shadowcopy *h, uint64_t max_bytes, bool force,
                        uint64_t *dropped);
 
 struct shadowcopy_scrub {
-  char state[16];               /* none, running, done, stopped */
+  char state[16];               /* never, running, finished, stopped */
   uint64_t copies_checked, copies_total, bytes_checked, bytes_total;
   uint64_t damaged, freed, read_errors, rate;
   char started[32], finished[32];
+  char error[256];              /* why it stopped, or "" */
 };
 /* Start verifying every copy in the background (rate: bytes/s, 0:
  * unbounded); -EALREADY while one runs. */

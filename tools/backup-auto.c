@@ -13,7 +13,7 @@
 
 #include "tools/backup-auto.h"
 #include "tools/cli.h"
-#include "tools/diff-client.h"
+#include "lib/diff-client.h"
 #include "tools/manifest.h"
 
 /* Whether manifest a is of a newer backup than b (the rule of

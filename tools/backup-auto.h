@@ -29,7 +29,7 @@
 
 #include "cow/diffarea.h"
 #include "engine/control-protocol.h"
-#include "tools/client.h"
+#include "lib/client.h"
 
 struct sc_backup_base {
   bool incremental;

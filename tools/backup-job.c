@@ -23,7 +23,7 @@
 #include "tools/backup-sums.h"
 #include "tools/backup-writer.h"
 #include "tools/cli.h"
-#include "tools/diff-client.h"
+#include "lib/diff-client.h"
 #include "tools/image-nbd.h"
 #include "tools/nbd-guard.h"
 

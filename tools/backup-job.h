@@ -45,7 +45,7 @@
 
 #include "tools/backup-copy.h"
 #include "tools/backup-target.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/manifest.h"
 #include "tools/nbd-target.h"
 

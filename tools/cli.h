@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tools/client.h"
+#include "lib/client.h"
 
 #define SC_EXIT_USAGE 2
 

@@ -35,7 +35,7 @@
 #include "tools/backup-create.h"
 #include "tools/backup-job.h"
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
 #include "tools/nbd-listen.h"

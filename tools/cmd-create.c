@@ -37,7 +37,7 @@
 
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/create-options.h"
 #include "tools/create-sequence.h"

@@ -24,9 +24,9 @@
 
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/commands.h"
-#include "tools/diff-client.h"
+#include "lib/diff-client.h"
 #include "tools/json.h"
 
 /* 65536 -> "64 KiB", 5000 -> "4.9 KiB", 100 -> "100 B". */

@@ -57,7 +57,7 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/export-identity.h"
 #include "tools/mount-recover.h"

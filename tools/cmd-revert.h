@@ -3,7 +3,7 @@
 #ifndef SHADOWCOPY_TOOLS_CMD_REVERT_H
 #define SHADOWCOPY_TOOLS_CMD_REVERT_H
 
-#include "tools/client.h"
+#include "lib/client.h"
 
 struct sc_json;
 /* The status lines ("revert: running", "target: ...", ...). */

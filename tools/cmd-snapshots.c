@@ -24,7 +24,7 @@
 
 #include "engine/control-protocol.h"
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/cmd-revert.h"
 #include "tools/cmd-space.h"
 #include "tools/commands.h"

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tools/client.h"
+#include "lib/client.h"
 
 int space_stats (struct sc_client *c, bool json, char *err, size_t errlen);
 

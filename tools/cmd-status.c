@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
 #include "tools/volume-conf.h"

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "engine/control-protocol.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/writers.h"
 
 #define SC_CREATE_VOLUMES_MAX 64

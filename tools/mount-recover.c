@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/mount-recover.h"
 
 /* CLONE name clone through the control socket: 0, or -1 (said, after

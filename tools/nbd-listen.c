@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/nbd-listen.h"
 
 int

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "tools/client.h"
+#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/volume-conf.h"
 

@@ -9,8 +9,8 @@
  * Errors: functions return 0 or a negative errno and write one line for
  * the user (without the "shadowcopy: " prefix) into err.
  */
-#ifndef SHADOWCOPY_TOOLS_CLIENT_H
-#define SHADOWCOPY_TOOLS_CLIENT_H
+#ifndef SHADOWCOPY_LIB_CLIENT_H
+#define SHADOWCOPY_LIB_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -156,6 +156,12 @@ int sc_client_request (struct sc_client *c, const char *verb,
                        char *err, size_t errlen);
 int sc_client_snapshot_from_line (const struct sc_ctl_line *line,
                                   struct sc_client_snapshot *s);
+/* Who answered HELLO: its protocol (major, minor: 0 when it does not
+ * say), its version ("" when it does not say), where it was reached, and
+ * whether it is the diff area served in-process. */
+void sc_client_server (const struct sc_client *c, unsigned *major,
+                       unsigned *minor, const char **version,
+                       const char **where, bool *offline);
 /* The control socket, to watch for the server going away. */
 int sc_client_fd (const struct sc_client *c);
 

@@ -11,8 +11,8 @@
  * learns from the header who FROM and TO are (their UUIDs) and the
  * volume's UUID, chunk size and size.
  */
-#ifndef SHADOWCOPY_TOOLS_DIFF_CLIENT_H
-#define SHADOWCOPY_TOOLS_DIFF_CLIENT_H
+#ifndef SHADOWCOPY_LIB_DIFF_CLIENT_H
+#define SHADOWCOPY_LIB_DIFF_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,7 +20,7 @@
 
 #include "cow/diffarea.h"
 #include "engine/control-protocol.h"
-#include "tools/client.h"
+#include "lib/client.h"
 
 /* One side of the diff, as the header of a page names it. */
 struct sc_diff_side {

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@
 #include "engine/control-protocol.h"
 #include "engine/control.h"
 #include "engine/volume.h"
-#include "tools/client.h"
+#include "lib/client.h"
 
 /* CREATE may wait for writes in flight to drain; anything longer than
  * this is a wedged server, and the user is better told so. */
@@ -44,6 +45,9 @@ struct sc_client {
   char *where;                  /* socket or diff-area path, for messages */
   int fd;                       /* the control socket (offline: our end) */
   struct sc_ctl_reader rd;
+  /* HELLO's answer: the server's protocol version and its own. */
+  uint64_t protocol, protocol_minor;
+  char version[64];
   /* Offline: the volume on the diff area, and the thread serving it on
    * the other end of a socketpair. */
   struct sc_volume *offline;
@@ -277,31 +281,52 @@ is_kind (const struct sc_ctl_line *line, const char *kind)
   return strcmp (line->kind, kind) == 0;
 }
 
+/* HELLO's "server" line: protocol= (the major version), protocol-minor=
+ * (0 when missing: servers before it was added), version=. */
 static int
 on_hello (const struct sc_ctl_line *line, void *opaque)
 {
-  uint64_t *protocol = opaque;
+  struct sc_client *c = opaque;
 
-  return !is_kind (line, "server") ? 0
-    : field_u64 (line, "protocol", protocol);
+  if (!is_kind (line, "server"))
+    return 0;
+  c->protocol_minor = 0;
+  field_u64 (line, "protocol-minor", &c->protocol_minor);
+  field_str (line, "version", c->version, sizeof c->version);
+  return field_u64 (line, "protocol", &c->protocol);
 }
 
-/* Start talking on c->fd: check we speak the same protocol. */
+/* Start talking on c->fd: check we speak the same major protocol. */
 static int
 greet (struct sc_client *c, char *err, size_t errlen)
 {
-  uint64_t protocol = 0;
   int r;
 
   sc_ctl_reader_init (&c->rd, c->fd);
-  r = request (c, "HELLO", NULL, on_hello, &protocol, err, errlen);
-  if (r == 0 && protocol != SC_CTL_PROTOCOL) {
+  c->protocol = 0;
+  r = request (c, "HELLO", NULL, on_hello, c, err, errlen);
+  if (r == 0 && c->protocol != SC_CTL_PROTOCOL) {
     snprintf (err, errlen, "%s: the server speaks control protocol %" PRIu64
-              ", this shadowcopy speaks %d", c->where, protocol,
-              SC_CTL_PROTOCOL);
+              ", libshadowcopy speaks %d (upgrade %s)", c->where,
+              c->protocol, SC_CTL_PROTOCOL,
+              c->protocol > SC_CTL_PROTOCOL ? "shadowcopy on this side, "
+              "the requester" : "the server, nbdkit-shadowcopy-plugin");
     r = -EPROTO;
   }
   return r;
+}
+
+void
+sc_client_server (const struct sc_client *c, unsigned *major,
+                  unsigned *minor, const char **version, const char **where,
+                  bool *offline)
+{
+  *major = (unsigned) c->protocol;
+  *minor = c->protocol_minor > UINT_MAX ? UINT_MAX
+                                        : (unsigned) c->protocol_minor;
+  *version = c->version;
+  *where = c->where;
+  *offline = c->offline != NULL;
 }
 
 static int

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/diff-client.h"
+#include "lib/diff-client.h"
 
 static int
 field_u64 (const struct sc_ctl_line *l, const char *key, uint64_t *out)
