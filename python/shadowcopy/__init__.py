@@ -28,8 +28,8 @@ from .errors import (BusyError, Error, ExistsError, NoSpaceError,
                      NotConnectedError, NotFoundError, ProtocolError,
                      StaleError, TimedOutError)
 from .snapshot_set import Set, interrupt, writers
-from .types import (DiffHeader, DiffSide, Revert, Scrub, Server, Snapshot,
-                    VolumeInfo, WriterKind, WriterResult)
+from .types import (DiffHeader, DiffSide, Dropped, Revert, RevertPlan, Scrub,
+                    Server, Snapshot, VolumeInfo, WriterKind, WriterResult)
 from .volume import Diff, Volume, connect, open_volume
 
 NAME_MAX = 255
@@ -49,9 +49,11 @@ def open(diff, offline=None):  # noqa: A001 (shadowcopy.open, as in C)
 
 
 __all__ = [
-    "BusyError", "Diff", "DiffHeader", "DiffSide", "Error", "ExistsError",
+    "BusyError", "Diff", "DiffHeader", "DiffSide", "Dropped", "Error",
+    "ExistsError",
     "NAME_MAX", "NoSpaceError", "NotConnectedError", "NotFoundError",
-    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "ProtocolError", "Revert", "Scrub",
+    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "ProtocolError", "Revert", "RevertPlan",
+    "Scrub",
     "Server", "Set", "Snapshot", "StaleError", "TimedOutError", "Volume",
     "VolumeInfo", "WriterKind", "WriterResult", "connect", "interrupt",
     "open", "open_volume", "version", "writers",

@@ -76,6 +76,11 @@ class revert(ctypes.Structure):
         ("target_invalid", c_bool),
         ("error", _char(128)),
         ("ended", _char(256)),
+        ("have_plan", c_bool),
+        ("plan_bytes_to_write", c_u64),
+        ("plan_space_needed", c_u64),
+        ("plan_limit", c_u64),
+        ("plan_fits", c_bool),
     ]
 
 
@@ -98,6 +103,15 @@ class volume(ctypes.Structure):
         ("hold_p99_ns", c_u64), ("hold_max_ns", c_u64),
         ("failed", c_bool),
         ("health_message", _char(1024)),
+        ("have_health", c_bool),
+        ("failed_since", _char(32)), ("failed_errno", _char(24)),
+        ("failed_write", _char(128)),
+        ("invalidated", c_u64), ("retries", c_u64),
+        ("retry_every_ms", c_u64), ("recoveries", c_u64),
+        ("recorded", c_bool),
+        ("last_retry", _char(32)), ("last_retry_errno", _char(24)),
+        ("last_retry_write", _char(128)),
+        ("recovered", _char(32)),
         ("have_revert", c_bool),
         ("revert", revert),
         ("listen", _char(1024)),
@@ -157,6 +171,16 @@ class scrub(ctypes.Structure):
         ("damaged", c_u64), ("freed", c_u64), ("read_errors", c_u64),
         ("rate", c_u64),
         ("started", _char(32)), ("finished", _char(32)),
+        ("error", _char(256)),
+    ]
+
+
+class dropped(ctypes.Structure):
+    _fields_ = [
+        ("name", _char(NAME_MAX + 1)),
+        ("created", _char(32)),
+        ("dropped_at", _char(32)),
+        ("reason", _char(128)),
     ]
 
 
@@ -192,6 +216,7 @@ STRUCTS = {
     "shadowcopy_diff": diff,
     "shadowcopy_revert_args": revert_args,
     "shadowcopy_scrub": scrub,
+    "shadowcopy_dropped": dropped,
     "shadowcopy_writer_result": writer_result,
     "shadowcopy_writer_kind": writer_kind,
 }
@@ -226,6 +251,7 @@ PROTOTYPES = {
     "shadowcopy_find": (c_int, [H, c_char_p, P(snapshot)]),
     "shadowcopy_info": (c_int, [H, P(volume)]),
     "shadowcopy_stats": (c_int, [H, field_fn, c_void_p]),
+    "shadowcopy_list_dropped": (c_int, [H, P(P(dropped)), P(c_size_t)]),
     "shadowcopy_delete": (c_int, [H, c_char_p, c_char_p, ctypes.c_uint,
                                   deleted_fn, c_void_p]),
     "shadowcopy_delete_oldest": (c_int, [H, deleted_fn, c_void_p]),

@@ -49,6 +49,15 @@ class Revert:
     target_invalid: bool
     error: str
     ended: str
+    plan: Optional["RevertPlan"]  # a dry run's plan, or None
+
+
+@dataclass(frozen=True)
+class RevertPlan:
+    bytes_to_write: int
+    space_needed: int
+    limit: int                  # 0: unbounded
+    fits: bool
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,19 @@ class VolumeInfo:
     hold_max_ns: int
     failed: bool
     health_message: str
+    have_health: bool           # the server said (older ones do not)
+    failed_since: str
+    failed_errno: str
+    failed_write: str
+    invalidated: int
+    retries: int
+    retry_every_ms: int
+    recoveries: int
+    recorded: bool              # the failure is recorded in the area
+    last_retry: str
+    last_retry_errno: str
+    last_retry_write: str
+    recovered: str              # when it last recovered, or ""
     revert: Optional[Revert]    # a revert in progress, or None
     listen: str                 # the exports' NBD URI, or ""
 
@@ -117,6 +139,16 @@ class Scrub:
     rate: int
     started: str
     finished: str
+    error: str                  # why it stopped, or ""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A snapshot the space policy dropped."""
+    name: str
+    created: str
+    dropped_at: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -159,10 +191,23 @@ def snapshot_from(c):
 
 
 def revert_from(c):
-    r = _convert(c, Revert)
-    if r.eta_s == UINT64_MAX:
-        r = Revert(**{**r.__dict__, "eta_s": None})
-    return r
+    plan = None
+    if c.have_plan:
+        plan = RevertPlan(c.plan_bytes_to_write, c.plan_space_needed,
+                          c.plan_limit, c.plan_fits)
+    values = {}
+    for name, _ in c._fields_:
+        if name == "have_plan" or name.startswith("plan_"):
+            continue
+        v = getattr(c, name)
+        values[name] = text(v) if isinstance(v, bytes) else v
+    if values["eta_s"] == UINT64_MAX:
+        values["eta_s"] = None
+    return Revert(plan=plan, **values)
+
+
+def dropped_from(c):
+    return _convert(c, Dropped)
 
 
 def volume_from(c):

@@ -5,8 +5,8 @@ from array import array
 from . import _lib
 from ._callbacks import Guard
 from ._lib import arg, fn, text
-from .types import (diff_header_from, revert_from, scrub_from, server_from,
-                    snapshot_from, volume_from)
+from .types import (diff_header_from, dropped_from, revert_from, scrub_from,
+                    server_from, snapshot_from, volume_from)
 
 _OFFLINE = {None: 0, False: 0, "read": 1, "write": 2}
 
@@ -148,6 +148,19 @@ class Volume:
         c = _lib.volume()
         _lib.check(fn.info(self._handle(), ctypes.byref(c)))
         return volume_from(c)
+
+    def dropped(self):
+        """The snapshots the space policy dropped, most recent last, as
+        Dropped."""
+        out = ctypes.POINTER(_lib.dropped)()
+        n = ctypes.c_size_t()
+        _lib.check(fn.list_dropped(self._handle(), ctypes.byref(out),
+                                   ctypes.byref(n)))
+        try:
+            return [dropped_from(out[i]) for i in range(n.value)]
+        finally:
+            if out:
+                _libc_free(out)
 
     def stats(self):
         """The engine's counters (a running server only): a dict of name
