@@ -28,17 +28,9 @@ def export_uri(listen, export):
         u._replace(path="/" + urllib.parse.quote(export, safe="")))
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--writer", action="append", default=[])
-    p.add_argument("dest")
-    p.add_argument("volumes", nargs="+", metavar="CONTROL-SOCKET")
-    a = p.parse_args()
-
-    def notify(message):
-        print("backup-set: %s" % message, file=sys.stderr)
-
-    with shadowcopy.Set(volumes=a.volumes, writers=a.writer,
+def backup(dest, volumes, writers=(), notify=None):
+    """Snapshot `volumes` as a set, copy each snapshot into `dest`."""
+    with shadowcopy.Set(volumes=volumes, writers=writers,
                         auto_release=True, notify=notify) as s:
         s.create()
         ok = False
@@ -47,13 +39,23 @@ def main():
                 with shadowcopy.connect(where) as v:
                     uri = export_uri(v.info().listen, snap.name)
                 name = os.path.basename(where).removesuffix(".sock")
-                out = os.path.join(a.dest, "%s.%s.img" % (name, snap.name))
+                out = os.path.join(dest, "%s.%s.img" % (name, snap.name))
                 subprocess.run(["nbdcopy", uri, out], check=True)
                 print(out)
             ok = True
         finally:
             s.backup_complete(ok)
             s.delete()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--writer", action="append", default=[])
+    p.add_argument("dest")
+    p.add_argument("volumes", nargs="+", metavar="CONTROL-SOCKET")
+    a = p.parse_args()
+    backup(a.dest, a.volumes, a.writer,
+           notify=lambda m: print("backup-set: %s" % m, file=sys.stderr))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ two volumes with a writer, tells it backup-complete and deletes the set."""
 import filecmp
 import os
 import subprocess
+import unittest
 
 import shadowcopy
 from helpers import ServerTest, logging_writer, phases
@@ -10,6 +11,17 @@ from helpers import ServerTest, logging_writer, phases
 SRCDIR = os.environ.get("abs_top_srcdir",
                         os.path.join(os.path.dirname(__file__), "..", ".."))
 EXAMPLE = os.path.join(SRCDIR, "python", "examples", "backup-set.py")
+
+
+class Readme(unittest.TestCase):
+    def test_readme_shows_the_examples_code(self):
+        with open(EXAMPLE) as f:
+            ex = f.read()
+        code = ex[ex.index("def export_uri"):ex.index("def main():")]
+        with open(os.path.join(SRCDIR, "README.md")) as f:
+            readme = f.read()
+        shown = "\n".join(line[4:] for line in readme.split("\n"))
+        self.assertIn(code.rstrip("\n") + "\n", shown)
 
 
 class Example(ServerTest):
