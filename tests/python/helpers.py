@@ -127,6 +127,17 @@ class ServerTest(unittest.TestCase):
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def eventually(predicate, timeout=10):
+    """Whether predicate() became true within timeout seconds (the server
+    notices a closed connection in its own time)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def executable(path, text):
     with open(path, "w") as f:
         f.write(text)

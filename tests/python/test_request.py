@@ -27,7 +27,7 @@ class Request(ServerTest):
 
     def test_integer_arguments(self):
         self.v.create("a")
-        self.v.revert("a", nosave=True, paused=True)
+        self.v.revert("a", nosave=True, paused=True, force=True)
         lines = self.v.request("REVERT-RATE", 4096)
         self.assertEqual(lines[0][0], "revert")
         self.assertEqual(lines[0][1]["rate"], "4096")

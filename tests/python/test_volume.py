@@ -1,11 +1,12 @@
 """A Volume against a real server: connecting, listing, finding, info,
 stats, create and delete, with the server's errors raised as Error."""
 import errno
+import gc
 import os
 import select
 
 import shadowcopy
-from helpers import ServerTest
+from helpers import ServerTest, eventually
 
 
 class Connect(ServerTest):
@@ -51,7 +52,15 @@ class Connect(ServerTest):
             with shadowcopy.connect(self.srv.ctl) as other:
                 self.assertIn("temp", other)
         with shadowcopy.connect(self.srv.ctl) as v:
-            self.assertNotIn("temp", v)
+            self.assertTrue(eventually(lambda: "temp" not in v))
+
+    def test_a_forgotten_volume_is_closed_by_the_collector(self):
+        v = shadowcopy.connect(self.srv.ctl)
+        v.create("temp", auto_release=True)
+        del v
+        gc.collect()
+        with shadowcopy.connect(self.srv.ctl) as v:
+            self.assertTrue(eventually(lambda: "temp" not in v))
 
     def test_open_volume_by_configured_name(self):
         confdir = os.path.join(self.tmp, "conf")
