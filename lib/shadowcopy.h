@@ -350,6 +350,9 @@ int shadowcopy_request (struct shadowcopy *h, const char *verb,
  * snapshot, or none does and every writer is thawed. */
 struct shadowcopy_set;
 
+/* The most volumes a set takes (shadowcopy_set_add_volume: -E2BIG). */
+#define SHADOWCOPY_SET_VOLUMES_MAX 64
+
 int shadowcopy_set_new (struct shadowcopy_set **out);
 /* A volume, by control socket or diff area (its server must run). */
 int shadowcopy_set_add_volume (struct shadowcopy_set *s, const char *where);
@@ -358,12 +361,22 @@ int shadowcopy_set_add_volume (struct shadowcopy_set *s, const char *where);
  * shadowcopy_writers_list and shadowcopy(1)). */
 int shadowcopy_set_add_writer (struct shadowcopy_set *s, const char *writer);
 /* The executables of `dir`, in name order; a missing dir is no error
- * when `optional`. */
+ * when `optional`.  SHADOWCOPY_WRITERS_DIR is the machine's (what
+ * `shadowcopy create` runs by default). */
+#define SHADOWCOPY_WRITERS_DIR "/etc/shadowcopy/writers.d"
 int shadowcopy_set_add_writers_dir (struct shadowcopy_set *s,
                                     const char *dir, bool optional);
+/* Writer i, as given or found, in the order they run; NULL past the
+ * last. */
+const char *shadowcopy_set_writer (const struct shadowcopy_set *s, size_t i);
 
 /* Options; each has the CLI's default. */
 int shadowcopy_set_name (struct shadowcopy_set *s, const char *name);
+/* Without a name, the snapshots are named after the UTC time; with a
+ * prefix, PREFIX then the time (the next free PREFIXTIME+k if another
+ * creation took it in the same millisecond), e.g. "backup-". */
+int shadowcopy_set_name_prefix (struct shadowcopy_set *s,
+                                const char *prefix);
 void shadowcopy_set_auto_release (struct shadowcopy_set *s, bool on);
 void shadowcopy_set_delete_oldest (struct shadowcopy_set *s, bool on);
 /* freeze_ms bounds prepare and the freeze window (default 60000);
@@ -381,7 +394,10 @@ void shadowcopy_set_notify (struct shadowcopy_set *s, shadowcopy_notify_fn fn,
 
 /* Take the set.  0, or a negative errno with the first failure in
  * shadowcopy_get_error() (nothing of the set is left on any volume, no
- * writer frozen). */
+ * writer frozen).  Each failure is also a notice as it happens, followed
+ * by what undoing it said: a requester that shows the notices need not
+ * show the error again.  With retries, the error is the last
+ * attempt's. */
 int shadowcopy_set_create (struct shadowcopy_set *s);
 
 /* The set taken: its UUID, the snapshots' common name, and each volume's
@@ -419,7 +435,8 @@ int shadowcopy_set_delete (struct shadowcopy_set *s);
 void shadowcopy_set_free (struct shadowcopy_set *s);
 
 /* Async-signal-safe: cut the writer phase in progress short (except thaw
- * and abort, which run to their end) and stop retrying. */
+ * and abort, which run to their end) and stop retrying.  It holds for
+ * the process until the next shadowcopy_set_new. */
 void shadowcopy_interrupt (void);
 
 /* ---- writers: shadowcopy_writers(3) --------------------------------- */

@@ -27,7 +27,7 @@ from ._lib import fn as _fn, text as _text
 from .errors import (BusyError, Error, ExistsError, NoSpaceError,
                      NotConnectedError, NotFoundError, ProtocolError,
                      StaleError, TimedOutError)
-from .snapshot_set import Set, interrupt, writers
+from .snapshot_set import VOLUMES_MAX, WRITERS_DIR, Set, interrupt, writers
 from .types import (DiffHeader, DiffSide, Dropped, Revert, RevertPlan, Scrub,
                     Server, Snapshot, VolumeInfo, WriterKind, WriterResult)
 from .volume import Diff, Volume, connect, open_volume
@@ -55,6 +55,7 @@ __all__ = [
     "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "ProtocolError", "Revert", "RevertPlan",
     "Scrub",
     "Server", "Set", "Snapshot", "StaleError", "TimedOutError", "Volume",
-    "VolumeInfo", "WriterKind", "WriterResult", "connect", "interrupt",
+    "VOLUMES_MAX", "VolumeInfo", "WRITERS_DIR", "WriterKind", "WriterResult",
+    "connect", "interrupt",
     "open", "open_volume", "version", "writers",
 ]

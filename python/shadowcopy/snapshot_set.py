@@ -10,6 +10,8 @@ from .types import snapshot_from, writer_kind_from, writer_result_from
 FREEZE_MS = 60000
 HOLD_MS = 10000
 RETRY_DELAY_MS = 5000
+VOLUMES_MAX = 64                          # SHADOWCOPY_SET_VOLUMES_MAX
+WRITERS_DIR = "/etc/shadowcopy/writers.d"  # SHADOWCOPY_WRITERS_DIR
 
 
 def _interruptible(call, *args):
@@ -55,7 +57,8 @@ class Set:
             s.backup_complete(True)
             s.delete()
 
-    Options (keywords here or of options()): name, auto_release,
+    Options (keywords here or of options()): name, name_prefix,
+    auto_release,
     delete_oldest, freeze_ms, hold_ms, retries, retry_delay_ms, wait.
     notify: a callable given each notice of the library (a str).  An
     exception notify raises is raised by the call during which it ran,
@@ -110,13 +113,28 @@ class Set:
         """The executables of `directory`, in name order."""
         self._call(fn.set_add_writers_dir, arg(directory), bool(optional))
 
-    def options(self, *, name=None, auto_release=None, delete_oldest=None,
-                freeze_ms=None, hold_ms=None, retries=None,
-                retry_delay_ms=None, wait=None):
-        """Set the options given (None: leave as is)."""
+    @property
+    def writers(self):
+        """The writers, as given or found, in the order they run."""
+        h = self._handle()
+        out = []
+        while True:
+            w = fn.set_writer(h, len(out))
+            if w is None:
+                return out
+            out.append(text(w))
+
+    def options(self, *, name=None, name_prefix=None, auto_release=None,
+                delete_oldest=None, freeze_ms=None, hold_ms=None,
+                retries=None, retry_delay_ms=None, wait=None):
+        """Set the options given (None: leave as is).  Without a name the
+        snapshots are named after the UTC time, after name_prefix if
+        given."""
         h = self._handle()
         if name is not None:
             self._call(fn.set_name, arg(name))
+        if name_prefix is not None:
+            self._call(fn.set_name_prefix, arg(name_prefix))
         if auto_release is not None:
             fn.set_auto_release(h, bool(auto_release))
         if delete_oldest is not None:

@@ -98,6 +98,11 @@ class Functions(unittest.TestCase):
             m = re.search(r"#define %s\s+(\d+)" % name, text)
             self.assertIsNotNone(m, name)
             self.assertEqual(int(m.group(1)), value, name)
+        self.assertEqual(int(re.search(
+            r"#define SHADOWCOPY_SET_VOLUMES_MAX\s+(\d+)", text).group(1)),
+            shadowcopy.VOLUMES_MAX)
+        self.assertEqual(re.search(r'#define SHADOWCOPY_WRITERS_DIR\s+"(.*)"',
+                                   text).group(1), shadowcopy.WRITERS_DIR)
 
 
 if __name__ == "__main__":

@@ -142,6 +142,13 @@ class SetTest(ServerTest):
         for srv in (self.srv, self.srv2):
             self.assertTrue(eventually(lambda: self.names(srv) == []))
 
+    def test_writers_as_given_and_a_name_prefix(self):
+        s = self.new_set(name_prefix="backup-")
+        self.assertEqual(s.writers, [self.writer])
+        s.create()
+        self.assertTrue(s.name.startswith("backup-"), s.name)
+        self.assertEqual(self.names(self.srv2), [s.name])
+
     def test_a_bad_name_is_refused(self):
         s = self.new_set()
         with self.assertRaises(shadowcopy.Error):
