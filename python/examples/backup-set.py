@@ -23,9 +23,10 @@ import shadowcopy
 
 def export_uri(listen, export):
     """The NBD URI of `export` on the server listening at URI `listen`."""
-    u = urllib.parse.urlsplit(listen)
-    return urllib.parse.urlunsplit(
-        u._replace(path="/" + urllib.parse.quote(export, safe="")))
+    u = urllib.parse.urlsplit(listen)     # nbd+unix:///?socket=... too
+    return "%s://%s/%s%s" % (u.scheme, u.netloc,
+                             urllib.parse.quote(export, safe=""),
+                             "?" + u.query if u.query else "")
 
 
 def backup(dest, volumes, writers=(), notify=None):

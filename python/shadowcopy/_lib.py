@@ -360,6 +360,11 @@ cdll = _load()
 fn = _Functions(cdll)
 
 
+def has(name):
+    """Whether the loaded library has function `name` (shadowcopy_...)."""
+    return hasattr(cdll, name)
+
+
 def text(b):
     """A C string (bytes or None) as str."""
     if b is None:

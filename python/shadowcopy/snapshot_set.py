@@ -1,6 +1,8 @@
 """A snapshot set with writers: struct shadowcopy_set and its calls."""
 import ctypes
+import signal
 import threading
+import time
 
 from . import _lib
 from ._callbacks import Guard
@@ -25,21 +27,41 @@ def _interruptible(call, *args):
     if threading.current_thread() is not threading.main_thread():
         return _lib.check(call(*args))
     box = {}
+    done = threading.Event()
 
     def run():
-        rc = call(*args)
-        box["rc"] = rc
-        if rc < 0:
-            box["error"] = _lib.last_error(rc)
+        try:
+            rc = call(*args)
+            box["rc"] = rc
+            if rc < 0:
+                box["error"] = _lib.last_error(rc)
+        finally:
+            done.set()
     t = threading.Thread(target=run, name="shadowcopy", daemon=True)
     t.start()
     interrupted = None
-    while t.is_alive():
+    kicked = 0.0
+    # An Event, not t.join(): a join that KeyboardInterrupt breaks into
+    # marks the thread as ended while it still runs (Python 3.11).
+    while not done.is_set():
         try:
-            t.join(0.1)
+            done.wait(0.1)
+            if interrupted is not None and time.monotonic() - kicked > 1:
+                # The library notices the interruption when a signal
+                # breaks its wait (as in the CLI, whose handler calls
+                # it); Python took SIGINT in this thread, so the worker
+                # gets one too (again each second, in case one arrived
+                # just before a wait).  The KeyboardInterrupt each causes
+                # here is absorbed below.
+                kicked = time.monotonic()
+                signal.pthread_kill(t.ident, signal.SIGINT)
         except KeyboardInterrupt as e:
-            interrupted = e
-            fn.interrupt()
+            if interrupted is None:
+                interrupted = e
+                fn.interrupt()
+        except ProcessLookupError:      # the worker just ended
+            pass
+    t.join()
     if interrupted is not None:
         raise interrupted
     if "error" in box:
@@ -180,12 +202,12 @@ class Set:
 
     @property
     def id(self):
-        """The set's UUID (None before create)."""
+        """The set's UUID (None if the library has none yet)."""
         return text(fn.set_id(self._handle())) or None
 
     @property
     def name(self):
-        """The snapshots' common name (None before create)."""
+        """The snapshots' common name (None if not known yet)."""
         return text(fn.set_snapshot_name(self._handle())) or None
 
     @property

@@ -16,6 +16,15 @@ import unittest
 
 import nbd
 
+from shadowcopy import _lib
+
+
+def needs(function):
+    """Skip a test the loaded library cannot run (its absence fails
+    test_layout's check that every function of the header is there)."""
+    return unittest.skipUnless(_lib.has(function),
+                               "the library lacks %s" % function)
+
 PLUGIN = os.environ.get("SHADOWCOPY_PLUGIN", "")
 START_TIMEOUT = 10
 

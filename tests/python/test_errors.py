@@ -6,6 +6,7 @@ import re
 import unittest
 
 import shadowcopy
+import shadowcopy._lib
 
 
 class Errors(unittest.TestCase):
@@ -59,6 +60,8 @@ class Module(unittest.TestCase):
         with self.assertRaises(TypeError):
             shadowcopy.Volume("a.sock", offline="read")
 
+    @unittest.skipUnless(shadowcopy._lib.has("shadowcopy_writers_list"),
+                         "the library lacks shadowcopy_writers_list")
     def test_in_box_writers_are_listed(self):
         kinds = shadowcopy.writers()
         self.assertTrue(kinds)

@@ -6,7 +6,7 @@ import subprocess
 import unittest
 
 import shadowcopy
-from helpers import ServerTest, logging_writer, phases
+from helpers import ServerTest, logging_writer, needs, phases
 
 SRCDIR = os.environ.get("abs_top_srcdir",
                         os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -24,6 +24,7 @@ class Readme(unittest.TestCase):
         self.assertIn(code.rstrip("\n") + "\n", shown)
 
 
+@needs("shadowcopy_set_new")
 class Example(ServerTest):
     def test_backup_set_example(self):
         srv2 = self.server("vol2")

@@ -79,6 +79,10 @@ class Functions(unittest.TestCase):
                      "shadowcopy_notify_fn", "shadowcopy_writer_result_fn"}
         self.assertEqual(declared, set(_lib.PROTOTYPES))
 
+    def test_the_library_exports_every_function_of_the_header(self):
+        missing = [f for f in sorted(_lib.PROTOTYPES) if not _lib.has(f)]
+        self.assertEqual(missing, [], "%s lacks them" % _lib.cdll._name)
+
     def test_constants_are_the_headers(self):
         text = header_text()
         for name, value in (("SHADOWCOPY_NAME_MAX", shadowcopy.NAME_MAX),
