@@ -120,7 +120,8 @@ shadowcopy_revert (struct shadowcopy *h, const char *name,
   if (a && a->paused)
     snprintf (args[n++], sizeof args[0], "paused");
   if (a && a->rate)
-    snprintf (args[n++], sizeof args[0], "rate=%" PRIu64, a->rate);
+    snprintf (args[n++], sizeof args[0], "rate=%" PRIu64,
+              a->rate == SHADOWCOPY_RATE_UNBOUNDED ? 0 : a->rate);
   if (n > 6)
     return sc_api_fail (EINVAL, "revert %s: too many options", name);
   for (size_t i = 0; i < n; i++)
@@ -147,6 +148,7 @@ shadowcopy_revert_rate (struct shadowcopy *h, uint64_t rate,
   char arg[24];
   const char *a = arg;
 
-  snprintf (arg, sizeof arg, "%" PRIu64, rate);
+  snprintf (arg, sizeof arg, "%" PRIu64,
+            rate == SHADOWCOPY_RATE_UNBOUNDED ? 0 : rate);
   return revert_request (h, "REVERT-RATE", &a, 1, out);
 }

@@ -237,7 +237,8 @@ shadowcopy_scrub (struct shadowcopy *h, uint64_t rate,
   char arg[40];
   const char *a = arg;
 
-  snprintf (arg, sizeof arg, "rate=%" PRIu64, rate);
+  snprintf (arg, sizeof arg, "rate=%" PRIu64,
+            rate == SHADOWCOPY_RATE_UNBOUNDED ? 0 : rate);
   return scrub_request (h, "SCRUB", &a, rate ? 1 : 0, out);
 }
 

@@ -309,8 +309,9 @@ greet (struct sc_client *c, char *err, size_t errlen)
     snprintf (err, errlen, "%s: the server speaks control protocol %" PRIu64
               ", libshadowcopy speaks %d (upgrade %s)", c->where,
               c->protocol, SC_CTL_PROTOCOL,
-              c->protocol > SC_CTL_PROTOCOL ? "shadowcopy on this side, "
-              "the requester" : "the server, nbdkit-shadowcopy-plugin");
+              c->protocol > SC_CTL_PROTOCOL ? "libshadowcopy and the "
+              "requester built on it" : "the server, "
+              "nbdkit-shadowcopy-plugin");
     r = -EPROTO;
   }
   return r;

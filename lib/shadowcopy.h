@@ -38,7 +38,7 @@
 extern "C" {
 #endif
 
-#define SHADOWCOPY_NAME_MAX 255
+#define SHADOWCOPY_NAME_MAX 128         /* the diff area's SC_NAME_MAX */
 #define SHADOWCOPY_UUID_LEN 37          /* 36 characters and a NUL */
 
 /* The control protocol this library speaks: a server of another major
@@ -283,11 +283,15 @@ int shadowcopy_diff (struct shadowcopy *h, const char *from, const char *to,
 
 /* ---- revert: shadowcopy_revert(3) ----------------------------------- */
 
+#define SHADOWCOPY_RATE_UNBOUNDED UINT64_MAX
+
 struct shadowcopy_revert_args {
   const char *save;             /* keep the current state as this name;
                                    NULL: the server's default name */
   bool nosave;                  /* do not keep the current state */
-  uint64_t rate;                /* bytes/s of the background copy; 0 */
+  uint64_t rate;                /* bytes/s of the background copy; 0:
+                                   the server's default;
+                                   SHADOWCOPY_RATE_UNBOUNDED: no limit */
   bool force;                   /* even with clients connected */
   bool dry_run;                 /* only say whether it would fit */
   bool paused;                  /* start paused (snapshot sets) */
@@ -302,6 +306,8 @@ int shadowcopy_revert_status (struct shadowcopy *h,
                               struct shadowcopy_revert *out);
 int shadowcopy_revert_resume (struct shadowcopy *h,
                               struct shadowcopy_revert *out);
+/* The running revert's rate from now on (0 or SHADOWCOPY_RATE_UNBOUNDED:
+ * no limit). */
 int shadowcopy_revert_rate (struct shadowcopy *h, uint64_t rate,
                             struct shadowcopy_revert *out);
 
@@ -320,8 +326,9 @@ struct shadowcopy_scrub {
   char started[32], finished[32];
   char error[256];              /* why it stopped, or "" */
 };
-/* Start verifying every copy in the background (rate: bytes/s, 0:
- * unbounded); -EALREADY while one runs. */
+/* Start verifying every copy in the background (rate: bytes/s, 0: the
+ * server's default, SHADOWCOPY_RATE_UNBOUNDED: no limit); -EALREADY
+ * while one runs. */
 int shadowcopy_scrub (struct shadowcopy *h, uint64_t rate,
                       struct shadowcopy_scrub *out);
 int shadowcopy_scrub_status (struct shadowcopy *h,

@@ -13,7 +13,7 @@
 
 #include "tools/backup-auto.h"
 #include "tools/cli.h"
-#include "lib/diff-client.h"
+#include "tools/diff-result.h"
 #include "tools/manifest.h"
 
 /* Whether manifest a is of a newer backup than b (the rule of
@@ -94,11 +94,11 @@ newest_beside (const char *dir, const char *target, const char *volume,
  * snapshot or checkpoint of the volume, no newer than `id`, the volume
  * the same size.  If so, b's base is set; else why says why not. */
 static int
-check_usable (struct sc_client *c, const struct sc_diff *id,
+check_usable (struct shadowcopy *c, const struct sc_diff *id,
               const struct sc_manifest *pm, struct sc_backup_base *b,
               char *why, size_t whylen, char *err, size_t errlen)
 {
-  struct sc_client_snapshot *list;
+  struct shadowcopy_snapshot *list;
   size_t n;
   int r;
 
@@ -107,14 +107,16 @@ check_usable (struct sc_client *c, const struct sc_diff *id,
               "now %" PRIu64, pm->volume_size, id->volume_size);
     return 0;
   }
-  r = sc_client_list (c, &list, &n, err, errlen);
-  if (r < 0)
+  r = shadowcopy_list (c, &list, &n);
+  if (r < 0) {
+    snprintf (err, errlen, "%s", shadowcopy_get_error ());
     return r;
+  }
   snprintf (why, whylen, "its snapshot %s (UUID %s) is no longer a "
             "snapshot or checkpoint of the volume", pm->snapshot_name,
             pm->snapshot_uuid);
   for (size_t i = 0; i < n; i++) {
-    const struct sc_client_snapshot *s = &list[i];
+    const struct shadowcopy_snapshot *s = &list[i];
     if (strcmp (s->uuid, pm->snapshot_uuid) != 0)
       continue;
     if (!s->valid)
@@ -125,9 +127,10 @@ check_usable (struct sc_client *c, const struct sc_diff *id,
                 id->to.name);
     else {
       b->incremental = true;
-      snprintf (b->base, sizeof b->base, "%s", s->name);
+      snprintf (b->base, sizeof b->base, "%.*s", (int) sizeof b->base - 1,
+                s->name);
       snprintf (b->base_uuid, sizeof b->base_uuid, "%s", s->uuid);
-      b->base_is_checkpoint = s->checkpoint;
+      b->base_is_checkpoint = sc_cli_is_checkpoint (s);
     }
     break;
   }
@@ -136,7 +139,7 @@ check_usable (struct sc_client *c, const struct sc_diff *id,
 }
 
 int
-sc_backup_auto (struct sc_client *c, const char *snapshot,
+sc_backup_auto (struct shadowcopy *c, const char *snapshot,
                 const char *target, const char *prev,
                 struct sc_backup_base *b, char *err, size_t errlen)
 {

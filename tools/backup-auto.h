@@ -28,21 +28,21 @@
 #include <stddef.h>
 
 #include "cow/diffarea.h"
-#include "engine/control-protocol.h"
-#include "lib/client.h"
+#include "cow/uuid.h"
+#include "lib/shadowcopy.h"
 
 struct sc_backup_base {
   bool incremental;
   char prev[PATH_MAX];          /* PREV, the image */
   char base[SC_NAME_MAX + 1];   /* BASE, by its current name */
-  char base_uuid[SC_CTL_UUID_LEN];
+  char base_uuid[SC_UUID_TEXT_LEN];
   bool base_is_checkpoint;
   char why[3 * PATH_MAX];       /* "incremental backup on ...", "full ..." */
 };
 
 /* For a backup of `snapshot` (on the volume c serves) to `target`, with
  * `prev` (--base PREV) or NULL: fill *b. */
-int sc_backup_auto (struct sc_client *c, const char *snapshot,
+int sc_backup_auto (struct shadowcopy *c, const char *snapshot,
                     const char *target, const char *prev,
                     struct sc_backup_base *b, char *err, size_t errlen);
 

@@ -57,10 +57,11 @@ manifest_writers (const struct sc_create *cr)
   return v;
 }
 
-/* Back up volume k: 0, or -1 (said). */
+/* Back up volume k, read through h: 0, or -1 (said). */
 static int
-backup_volume (struct sc_backup_create *bc, size_t k,
-               const struct sc_manifest_writer *writers, size_t nwriters)
+backup_volume_on (struct sc_backup_create *bc, size_t k,
+                  const struct sc_manifest_writer *writers, size_t nwriters,
+                  struct shadowcopy *h)
 {
   struct sc_create *cr = &bc->opts->seq;
   struct sc_create_volume *cv = &cr->vols[k];
@@ -78,7 +79,7 @@ backup_volume (struct sc_backup_create *bc, size_t k,
 
   v->attempted = true;
   if (bc->auto_base) {
-    r = sc_backup_auto (cv->c, cr->name, v->target, v->prev, &v->chosen,
+    r = sc_backup_auto (h, cr->name, v->target, v->prev, &v->chosen,
                         err, sizeof err);
     if (r < 0) {
       sc_cli_error ("%s: backup %s to %s: %s", cv->socket, cr->name,
@@ -89,7 +90,7 @@ backup_volume (struct sc_backup_create *bc, size_t k,
     job.since = v->chosen.incremental ? v->chosen.base : NULL;
     job.prev = v->chosen.incremental ? v->chosen.prev : NULL;
   }
-  r = sc_backup_run (cv->c, &job, &v->res, err, sizeof err);
+  r = sc_backup_run (h, &job, &v->res, err, sizeof err);
   if (r == 1) {
     /* In place but maybe not durably: not a backup to build a chain on
      * (a checkpoint would outlive it), so none at all. */
@@ -109,6 +110,24 @@ backup_volume (struct sc_backup_create *bc, size_t k,
   }
   v->done = true;
   return 0;
+}
+
+/* Back up volume k through a library handle of its own (the creation's
+ * connection keeps the snapshot): 0, or -1 (said). */
+static int
+backup_volume (struct sc_backup_create *bc, size_t k,
+               const struct sc_manifest_writer *writers, size_t nwriters)
+{
+  struct shadowcopy *h;
+  int r;
+
+  if (shadowcopy_connect (bc->opts->seq.vols[k].socket, &h) < 0) {
+    sc_cli_error ("%s", shadowcopy_get_error ());
+    return -1;
+  }
+  r = backup_volume_on (bc, k, writers, nwriters, h);
+  shadowcopy_close (h);
+  return r;
 }
 
 /* backup-complete to every writer, with the result; each writer's

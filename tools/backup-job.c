@@ -23,7 +23,7 @@
 #include "tools/backup-sums.h"
 #include "tools/backup-writer.h"
 #include "tools/cli.h"
-#include "lib/diff-client.h"
+#include "tools/diff-result.h"
 #include "tools/image-nbd.h"
 #include "tools/nbd-guard.h"
 
@@ -38,7 +38,7 @@ now_iso (char *buf, size_t len)
 
 /* DIFF SNAPSHOT SNAPSHOT: who the snapshot and its volume are. */
 static int
-identify (struct sc_client *c, const char *name, struct sc_diff *id,
+identify (struct shadowcopy *c, const char *name, struct sc_diff *id,
           char *err, size_t errlen)
 {
   memset (id, 0, sizeof *id);
@@ -290,7 +290,7 @@ read_prev (const char *prev, struct sc_manifest *pm, char *prev_path,
 
 /* DIFF BASE SNAPSHOT into d, and the chain checks against PREV. */
 static int
-incremental_ranges (struct sc_client *c, const struct sc_backup_job *job,
+incremental_ranges (struct shadowcopy *c, const struct sc_backup_job *job,
                     const struct sc_diff *id, const struct sc_manifest *prev,
                     struct sc_diff *d, char *err, size_t errlen)
 {
@@ -533,7 +533,7 @@ snapshot_gone (struct run *run, const char *name, char *err, size_t errlen)
 /* After a failure of the copy: was the snapshot deleted or made again?
  * Then the partial image is of nothing that exists. */
 static bool
-snapshot_replaced (struct sc_client *c, const struct sc_backup_job *job,
+snapshot_replaced (struct shadowcopy *c, const struct sc_backup_job *job,
                    const char *uuid)
 {
   struct sc_diff id;
@@ -632,7 +632,7 @@ fail_keeping (struct run *run, struct sc_backup_result *res, char *err,
 }
 
 int
-sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
+sc_backup_run (struct shadowcopy *c, const struct sc_backup_job *job,
                struct sc_backup_result *res, char *err, size_t errlen)
 {
   struct sc_manifest prev = { .crc = NULL }, *m = &res->m;

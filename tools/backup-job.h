@@ -43,9 +43,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lib/shadowcopy.h"
 #include "tools/backup-copy.h"
 #include "tools/backup-target.h"
-#include "lib/client.h"
 #include "tools/manifest.h"
 #include "tools/nbd-target.h"
 
@@ -88,7 +88,7 @@ struct sc_backup_result {
  * are kept for --resume, and err says so).  Notices (a resume that
  * starts over, and why) go to stderr.  res->m is the caller's to free
  * (sc_manifest_free) in every case. */
-int sc_backup_run (struct sc_client *c, const struct sc_backup_job *job,
+int sc_backup_run (struct shadowcopy *c, const struct sc_backup_job *job,
                    struct sc_backup_result *res, char *err, size_t errlen);
 
 #endif

@@ -63,7 +63,7 @@
 #include <stdint.h>
 
 #include "cow/diffarea.h"
-#include "engine/control-protocol.h"
+#include "cow/uuid.h"
 #include "tools/backup-copy.h"
 
 #define SC_RESUME_SUFFIX ".resume"
@@ -73,12 +73,12 @@
 
 struct sc_resume_state {
   /* Which backup. */
-  char volume_uuid[SC_CTL_UUID_LEN];
+  char volume_uuid[SC_UUID_TEXT_LEN];
   char snapshot_name[SC_NAME_MAX + 1];
   uint64_t snapshot_id;
-  char snapshot_uuid[SC_CTL_UUID_LEN];
+  char snapshot_uuid[SC_UUID_TEXT_LEN];
   bool incremental;
-  char base_uuid[SC_CTL_UUID_LEN];      /* incremental only */
+  char base_uuid[SC_UUID_TEXT_LEN];      /* incremental only */
   char prev_manifest[SC_RESUME_PATH_MAX];       /* incremental only */
   uint32_t prev_fingerprint;            /* incremental only */
   char format[16];                      /* "raw" or "qcow2" */

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "engine/clock.h"
-#include "engine/control-protocol.h"
+#include "cow/diffarea.h"
 #include "tools/cli.h"
 
 /* ---- messages -------------------------------------------------------- */
@@ -23,7 +23,7 @@ verror (const char *fmt, va_list ap)
   char msg[2048];
 
   vsnprintf (msg, sizeof msg, fmt, ap);
-  sc_ctl_sanitize (msg);
+  sc_cli_sanitize (msg);
   fprintf (stderr, "shadowcopy: %s\n", msg);
 }
 
@@ -48,6 +48,38 @@ sc_cli_usage_error (const char *fmt, ...)
   va_end (ap);
   sc_cli_error ("%s (see shadowcopy --help)", msg);
   return SC_EXIT_USAGE;
+}
+
+void
+sc_cli_sanitize (char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char) *s < 0x20 || *s == 0x7f)
+      *s = '?';
+}
+
+int
+sc_cli_parse_u64 (const char *s, uint64_t *out)
+{
+  uint64_t v = 0;
+
+  if (*s == '\0')
+    return -EINVAL;
+  for (; *s; s++) {
+    unsigned d = (unsigned char) *s - '0';
+
+    if (d > 9 || v > (UINT64_MAX - d) / 10)
+      return -EINVAL;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return 0;
+}
+
+bool
+sc_cli_is_checkpoint (const struct shadowcopy_snapshot *s)
+{
+  return strcmp (s->type, "checkpoint") == 0;
 }
 
 bool
@@ -91,29 +123,31 @@ sc_cli_mono_ms (void)
 
 /* ---- the target ------------------------------------------------------ */
 
-int
-sc_cli_open_target (const struct sc_cli_target *t,
-                    enum sc_client_access access, struct sc_client **c)
+void
+sc_cli_lib_error (void)
 {
-  char err[1024];
-  int r = t->socket ? sc_client_connect (t->socket, c, err, sizeof err)
-                    : sc_client_open_diff (t->diff, access, c,
-                                           err, sizeof err);
+  sc_cli_error ("%s", shadowcopy_get_error ());
+}
+
+int
+sc_cli_open_target (const struct sc_cli_target *t, int how,
+                    struct shadowcopy **h)
+{
+  int r = t->socket ? shadowcopy_connect (t->socket, h)
+                    : shadowcopy_open (t->diff, how, h);
 
   if (r < 0) {
-    sc_cli_error ("%s", err);
+    sc_cli_lib_error ();
     return EXIT_FAILURE;
   }
   return EXIT_SUCCESS;
 }
 
 int
-sc_cli_close_target (struct sc_client *c, int status)
+sc_cli_close_target (struct shadowcopy *h, int status)
 {
-  char err[1024];
-
-  if (sc_client_close (c, err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+  if (shadowcopy_close (h) < 0) {
+    sc_cli_lib_error ();
     return EXIT_FAILURE;
   }
   return status;

@@ -6,7 +6,8 @@
  * break it.  The volume the global options name, the one monotonic
  * clock of the CLI's timeouts, and where the CLI keeps its state.
  *
- * The bottom layer of tools/ above the client: nothing here calls a verb.
+ * The bottom layer of tools/ above libshadowcopy: nothing here calls a
+ * verb.
  */
 #ifndef SHADOWCOPY_TOOLS_CLI_H
 #define SHADOWCOPY_TOOLS_CLI_H
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/client.h"
+#include "lib/shadowcopy.h"
 
 #define SC_EXIT_USAGE 2
 
@@ -25,6 +26,16 @@ void sc_cli_error (const char *fmt, ...)
 /* The same with a pointer to --help; returns SC_EXIT_USAGE. */
 int sc_cli_usage_error (const char *fmt, ...)
   __attribute__ ((format (printf, 1, 2)));
+
+/* Replace what cannot go on one line of a terminal (control characters)
+ * with '?', in place. */
+void sc_cli_sanitize (char *s);
+
+/* A decimal number, nothing else: 0, or -EINVAL. */
+int sc_cli_parse_u64 (const char *s, uint64_t *out);
+
+/* Whether s is a checkpoint (keeps no data). */
+bool sc_cli_is_checkpoint (const struct shadowcopy_snapshot *s);
 
 /* Whether NAME is a valid snapshot name; if not, says so. */
 bool sc_cli_name_ok (const char *name);
@@ -52,12 +63,14 @@ struct sc_cli_target {
   size_t nmore_sockets;
 };
 
-/* Open the target, offline only as `access` allows: EXIT_SUCCESS, or
- * EXIT_FAILURE with the error said. */
-int sc_cli_open_target (const struct sc_cli_target *t,
-                        enum sc_client_access access, struct sc_client **c);
-/* Close c: `status`, or EXIT_FAILURE (said) when closing failed. */
-int sc_cli_close_target (struct sc_client *c, int status);
+/* Open the target, offline only as `how` (SHADOWCOPY_OPEN_*) allows:
+ * EXIT_SUCCESS, or EXIT_FAILURE with the error said. */
+int sc_cli_open_target (const struct sc_cli_target *t, int how,
+                        struct shadowcopy **h);
+/* Close h: `status`, or EXIT_FAILURE (said) when closing failed. */
+int sc_cli_close_target (struct shadowcopy *h, int status);
+/* The library's last error, said ("shadowcopy: MESSAGE"). */
+void sc_cli_lib_error (void);
 /* The target's control socket (-c, or DIFF.sock in buf), for verbs that
  * need a server; NULL when the global options name none. */
 const char *sc_cli_target_socket (const struct sc_cli_target *t, char *buf,

@@ -35,7 +35,6 @@
 #include "tools/backup-create.h"
 #include "tools/backup-job.h"
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
 #include "tools/nbd-listen.h"
@@ -370,11 +369,11 @@ backup_one (const struct sc_cli_target *t, struct args *a,
 {
   struct sc_backup_result res = { .m = { .crc = NULL } };
   struct sc_backup_base b;
-  struct sc_client *c = NULL;
+  struct shadowcopy *c = NULL;
   char err[4096] = "";
   int r = 0;
 
-  if (sc_cli_open_target (t, SC_CLIENT_SERVER, &c) != EXIT_SUCCESS)
+  if (sc_cli_open_target (t, SHADOWCOPY_OPEN_SERVER, &c) != EXIT_SUCCESS)
     return EXIT_FAILURE;
   struct sc_backup_job job = {
     .snapshot = a->snapshot, .target = a->target.v[0],

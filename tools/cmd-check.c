@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "cow/check.h"
-#include "engine/control-protocol.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 
@@ -30,7 +29,7 @@ print_finding (const struct sc_check_finding *f)
   char line[sizeof f->what];
 
   snprintf (line, sizeof line, "%s", f->what);
-  sc_ctl_sanitize (line);
+  sc_cli_sanitize (line);
   printf ("%s: %s\n", f->severity == SC_CHECK_DAMAGE ? "problem" : "warning",
           line);
 }

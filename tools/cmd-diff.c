@@ -5,8 +5,8 @@
  *
  * Notes on the design
  *
- * The pages are fetched, checked and merged by the DIFF client
- * (diff-client.c).  Nothing is printed before the last page is in, so an
+ * The pages are fetched, checked and merged by libshadowcopy
+ * (shadowcopy_diff; lib/diff-client.c), kept by diff-result.c.  Nothing is printed before the last page is in, so an
  * error never leaves half an answer on standard output.
  *
  * Offline (--diff with no server) the same handler answers on the
@@ -22,11 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/control-protocol.h"
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/commands.h"
-#include "lib/diff-client.h"
+#include "tools/diff-result.h"
 #include "tools/json.h"
 
 /* 65536 -> "64 KiB", 5000 -> "4.9 KiB", 100 -> "100 B". */
@@ -125,8 +123,8 @@ sc_cmd_diff (const struct sc_cli_target *t, int argc, char **argv)
 {
   const char *from = NULL, *to = NULL;
   bool json = false, summary = false, operands = false;
-  struct sc_diff d = { .have_header = false };
-  struct sc_client *c;
+  struct sc_diff d = { .v = NULL };
+  struct shadowcopy *c;
   char err[1024] = "";
   int i, r;
 
@@ -157,7 +155,7 @@ sc_cmd_diff (const struct sc_cli_target *t, int argc, char **argv)
       (to && strcmp (to, "live") != 0 && !sc_cli_name_ok (to)))
     return EXIT_FAILURE;
 
-  if (sc_cli_open_target (t, SC_CLIENT_READ, &c) != EXIT_SUCCESS)
+  if (sc_cli_open_target (t, SHADOWCOPY_OPEN_READ, &c) != EXIT_SUCCESS)
     return EXIT_FAILURE;
   r = sc_diff_fetch (c, from, to, &d, err, sizeof err);
   if (r < 0) {

@@ -56,8 +56,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cow/diffarea.h"
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/export-identity.h"
 #include "tools/mount-recover.h"
@@ -639,27 +639,26 @@ static int
 check_snapshot (const char *socket, const char *name, bool *rw,
                 char uuid[37])
 {
-  struct sc_client *c;
-  struct sc_client_snapshot *s;
+  struct shadowcopy *c;
+  struct shadowcopy_snapshot *s;
   size_t n;
-  char err[1024];
   bool found = false, checkpoint = false;
 
-  if (sc_client_connect (socket, &c, err, sizeof err) < 0)
+  if (shadowcopy_connect (socket, &c) < 0)
     goto said;
-  if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-    sc_client_close (c, NULL, 0);
+  if (shadowcopy_list (c, &s, &n) < 0) {
+    shadowcopy_close (c);
     goto said;
   }
   for (size_t k = 0; k < n; k++)
     if (strcmp (s[k].name, name) == 0) {
       found = true;
-      checkpoint = s[k].checkpoint;
+      checkpoint = sc_cli_is_checkpoint (&s[k]);
       *rw = strcmp (s[k].type, "clone") == 0;
       snprintf (uuid, 37, "%s", s[k].uuid);
     }
   free (s);
-  sc_client_close (c, err, sizeof err);
+  shadowcopy_close (c);
   if (!found) {
     sc_cli_error ("no such snapshot: %s", name);
     return -1;
@@ -672,7 +671,7 @@ check_snapshot (const char *socket, const char *name, bool *rw,
   return 0;
 
  said:
-  sc_cli_error ("%s", err);
+  sc_cli_lib_error ();
   return -1;
 }
 

@@ -19,7 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/control-protocol.h"
+#include "cow/diffarea.h"
+#include "cow/uuid.h"
 #include "engine/size.h"
 #include "tools/cli.h"
 #include "tools/cmd-revert.h"
@@ -29,11 +30,11 @@
 
 struct revert_ctx {
   bool seen, quiet, json;
-  struct sc_client_revert rv;
+  struct shadowcopy_revert rv;
 };
 
 void
-sc_revert_print_text (const struct sc_client_revert *r)
+sc_revert_print_text (const struct shadowcopy_revert *r)
 {
   printf ("revert: %s\n", r->state);
   if (strcmp (r->state, "none") != 0) {
@@ -59,7 +60,7 @@ sc_revert_print_text (const struct sc_client_revert *r)
 }
 
 void
-sc_revert_json (const struct sc_client_revert *r, struct sc_json *j)
+sc_revert_json (const struct shadowcopy_revert *r, struct sc_json *j)
 {
   sc_json_begin_object (j);
   sc_json_member_string (j, "state", r->state);
@@ -89,64 +90,66 @@ sc_revert_json (const struct sc_client_revert *r, struct sc_json *j)
   sc_json_end_object (j);
 }
 
-static int
-on_reply (const struct sc_ctl_line *line, void *opaque)
+/* Show what a REVERT, REVERT-STATUS, REVERT-RESUME or REVERT-RATE
+ * answered: a dry run's plan, or the revert's status (unless quiet). */
+static void
+show (const struct revert_ctx *x)
 {
-  struct revert_ctx *x = opaque;
-#define F(k) (sc_ctl_field (line, k) ? sc_ctl_field (line, k) : "-")
-  if (strcmp (line->kind, "revert-plan") == 0) {
-    x->seen = true;
+  const struct shadowcopy_revert *rv = &x->rv;
+
+  if (rv->have_plan) {
     if (x->json) {
       struct sc_json j;
       sc_json_init (&j, stdout);
       sc_json_begin_object (&j);
-      sc_json_key (&j, "bytes_to_write");
-      sc_json_number_text (&j, F ("bytes-to-write"));
-      sc_json_key (&j, "space_needed");
-      sc_json_number_text (&j, F ("space-needed"));
-      sc_json_key (&j, "limit");
-      sc_json_number_text (&j, F ("limit"));
-      sc_json_member_bool (&j, "fits", strcmp (F ("fits"), "yes") == 0);
+      sc_json_member_uint (&j, "bytes_to_write", rv->plan_bytes_to_write);
+      sc_json_member_uint (&j, "space_needed", rv->plan_space_needed);
+      sc_json_member_uint (&j, "limit", rv->plan_limit);
+      sc_json_member_bool (&j, "fits", rv->plan_fits);
       sc_json_end_object (&j);
-      return 0;
+      return;
     }
-    printf ("bytes to write: %s\n", F ("bytes-to-write"));
-    printf ("diff-area space needed (at most): %s\n", F ("space-needed"));
-    printf ("limit: %s\n", strcmp (F ("limit"), "0") ? F ("limit")
-                                                      : "unbounded");
-    printf ("fits: %s\n", F ("fits"));
-    return 0;
+    printf ("bytes to write: %" PRIu64 "\n", rv->plan_bytes_to_write);
+    printf ("diff-area space needed (at most): %" PRIu64 "\n",
+            rv->plan_space_needed);
+    if (rv->plan_limit)
+      printf ("limit: %" PRIu64 "\n", rv->plan_limit);
+    else
+      printf ("limit: unbounded\n");
+    printf ("fits: %s\n", rv->plan_fits ? "yes" : "no");
+    return;
   }
-#undef F
-  if (strcmp (line->kind, "revert") != 0)
-    return 0;
-  x->seen = true;
-  if (sc_client_revert_from_line (line, &x->rv) < 0)
-    return -EPROTO;
   if (x->quiet)
-    return 0;
+    return;
   if (x->json) {
     struct sc_json j;
     sc_json_init (&j, stdout);
-    sc_revert_json (&x->rv, &j);
+    sc_revert_json (rv, &j);
   }
   else
-    sc_revert_print_text (&x->rv);
-  return 0;
+    sc_revert_print_text (rv);
+}
+
+/* x->rv from the call's result r: 0, or r with err said. */
+static int
+answered (int r, char *err, size_t errlen)
+{
+  if (r < 0)
+    snprintf (err, errlen, "%s", shadowcopy_get_error ());
+  return r;
 }
 
 /* Poll the status until the revert has ended, with a progress bar;
  * with json, print the last status as JSON instead of a line. */
 static int
-wait_end (struct sc_client *c, bool json, char *err, size_t errlen)
+wait_end (struct shadowcopy *c, bool json, char *err, size_t errlen)
 {
   struct sc_progress p = SC_PROGRESS_INIT;
   p.on = isatty (2);
   sc_progress_start (&p);
   for (;;) {
     struct revert_ctx x = { .quiet = true };
-    int r = sc_client_request (c, "REVERT-STATUS", NULL, 0, on_reply, &x,
-                               err, errlen);
+    int r = answered (shadowcopy_revert_status (c, &x.rv), err, errlen);
     if (r < 0)
       return r;
     if (strcmp (x.rv.state, "none") == 0) {
@@ -238,22 +241,17 @@ parse (int argc, char **argv, struct revert_opts *o)
   return 0;
 }
 
-/* The REVERT arguments after NAME (save=, nosave, force, rate=, dry-run,
- * paused) into args[first...]: the new count, or -1 (said). */
+/* The REVERT options into a: 0, or -1 (said). */
 static int
 revert_args (const struct revert_opts *o, const char *save, bool paused,
-             char args[][160], size_t n)
+             struct shadowcopy_revert_args *a)
 {
-  if (save)
-    snprintf (args[n++], sizeof args[0], "save=%s", save);
-  if (o->nosave)
-    snprintf (args[n++], sizeof args[0], "nosave");
-  if (o->force)
-    snprintf (args[n++], sizeof args[0], "force");
-  if (o->dry_run)
-    snprintf (args[n++], sizeof args[0], "dry-run");
-  if (paused)
-    snprintf (args[n++], sizeof args[0], "paused");
+  memset (a, 0, sizeof *a);
+  a->save = save;
+  a->nosave = o->nosave;
+  a->force = o->force;
+  a->dry_run = o->dry_run;
+  a->paused = paused;
   if (o->rate) {
     struct sc_size size;
     if (sc_size_parse (o->rate, SC_SIZE_UNBOUNDED, &size) < 0) {
@@ -262,10 +260,11 @@ revert_args (const struct revert_opts *o, const char *save, bool paused,
                           o->rate);
       return -1;
     }
-    snprintf (args[n++], sizeof args[0], "rate=%" PRIu64,
-              sc_size_bytes (&size, 0));
+    a->rate = sc_size_bytes (&size, 0);
+    if (a->rate == 0)
+      a->rate = SHADOWCOPY_RATE_UNBOUNDED;
   }
-  return (int) n;
+  return 0;
 }
 
 /* ---- revert --set ID ------------------------------------------------------
@@ -282,11 +281,11 @@ enum set_state { SET_NOTHING, SET_RECORDED, SET_RUNNING, SET_FAILED };
 
 struct set_volume {
   const char *where;
-  struct sc_client *c;
+  struct shadowcopy *c;
   char member[SC_NAME_MAX + 1];
   enum set_state state;
   char err[1024];
-  struct sc_client_revert rv;
+  struct shadowcopy_revert rv;
 };
 
 static const char *
@@ -307,14 +306,15 @@ set_state_text (enum set_state s)
 static int
 find_member (struct set_volume *vol, const char *id)
 {
-  struct sc_client_snapshot *s;
+  struct shadowcopy_snapshot *s;
   size_t n;
-  int r = sc_client_list (vol->c, &s, &n, vol->err, sizeof vol->err);
+  int r = answered (shadowcopy_list (vol->c, &s, &n), vol->err,
+                    sizeof vol->err);
   if (r < 0)
     return -1;
   vol->member[0] = '\0';
   for (size_t i = 0; i < n; i++)
-    if (strcmp (s[i].set, id) == 0 && !s[i].checkpoint)
+    if (strcmp (s[i].set, id) == 0 && !sc_cli_is_checkpoint (&s[i]))
       snprintf (vol->member, sizeof vol->member, "%s", s[i].name);
   free (s);
   if (!vol->member[0]) {
@@ -330,8 +330,8 @@ record_one (struct set_volume *vol, const struct revert_opts *o,
             const char *save)
 {
   struct revert_ctx x = { .quiet = true };
-  int r = sc_client_request (vol->c, "REVERT-STATUS", NULL, 0, on_reply, &x,
-                             vol->err, sizeof vol->err);
+  int r = answered (shadowcopy_revert_status (vol->c, &x.rv), vol->err,
+                    sizeof vol->err);
   if (r < 0)
     return -1;
   if (strcmp (x.rv.state, "none") != 0) {
@@ -345,17 +345,12 @@ record_one (struct set_volume *vol, const struct revert_opts *o,
                                                      : SET_RECORDED;
     return 0;
   }
-  char args[6][160];
-  const char *av[6];
-  snprintf (args[0], sizeof args[0], "%s", vol->member);
-  int n = revert_args (o, save, true, args, 1);
-  if (n < 0)
+  struct shadowcopy_revert_args a;
+  if (revert_args (o, save, true, &a) < 0)
     return -2;
-  for (int i = 0; i < n; i++)
-    av[i] = args[i];
   x = (struct revert_ctx) { .quiet = true };
-  r = sc_client_request (vol->c, "REVERT", av, (size_t) n, on_reply, &x,
-                         vol->err, sizeof vol->err);
+  r = answered (shadowcopy_revert (vol->c, vol->member, &a, &x.rv),
+                vol->err, sizeof vol->err);
   if (r < 0)
     return -1;
   vol->rv = x.rv;
@@ -369,8 +364,8 @@ start_one (struct set_volume *vol)
   if (vol->state == SET_RUNNING)
     return 0;
   struct revert_ctx x = { .quiet = true };
-  int r = sc_client_request (vol->c, "REVERT-RESUME", NULL, 0, on_reply, &x,
-                             vol->err, sizeof vol->err);
+  int r = answered (shadowcopy_revert_resume (vol->c, &x.rv), vol->err,
+                    sizeof vol->err);
   if (r < 0)
     return -1;
   vol->rv = x.rv;
@@ -410,7 +405,7 @@ static int
 revert_set (const struct sc_cli_target *t, const struct revert_opts *o)
 {
   uint8_t raw[16];
-  char id[SC_CTL_UUID_LEN], save[SC_NAME_MAX + 1] = "";
+  char id[SC_UUID_TEXT_LEN], save[SC_NAME_MAX + 1] = "";
   struct set_volume vols[SET_VOLUMES_MAX + 1];
   size_t n = 0;
   int status = EXIT_SUCCESS;
@@ -441,7 +436,7 @@ revert_set (const struct sc_cli_target *t, const struct revert_opts *o)
     struct sc_cli_target one = { .socket = vols[i].where };
     if (i == 0 && (t->socket || t->diff))
       one = *t, one.more_sockets = NULL, one.nmore_sockets = 0;
-    if (sc_cli_open_target (&one, SC_CLIENT_SERVER, &vols[i].c)
+    if (sc_cli_open_target (&one, SHADOWCOPY_OPEN_SERVER, &vols[i].c)
         != EXIT_SUCCESS) {
       for (size_t k = 0; k < i; k++)
         sc_cli_close_target (vols[k].c, EXIT_SUCCESS);
@@ -506,9 +501,8 @@ int
 sc_cmd_revert (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct revert_opts o;
-  char err[1024], args[6][160];
-  const char *av[6];
-  size_t n = 0;
+  struct shadowcopy_revert_args a;
+  char err[1024];
   int st = parse (argc, argv, &o);
   if (st != 0)
     return st;
@@ -519,34 +513,20 @@ sc_cmd_revert (const struct sc_cli_target *t, int argc, char **argv)
                                "control socket) or --diff DIFFAREA (the "
                                "diff-area file, diff=)");
   bool set_rate = !o.name && o.rate && !o.status && !o.resume;
-  if (o.name || set_rate) {
-    snprintf (args[0], sizeof args[0], "%s", o.name ? o.name : "");
-    int k = revert_args (&o, o.save, false, args, 1);
-    if (k < 0)
-      return SC_EXIT_USAGE;
-    n = (size_t) k;
-  }
-  if (set_rate) {               /* REVERT-RATE BYTES: "rate=BYTES" cut */
-    memmove (args[0], args[1] + 5, strlen (args[1] + 5) + 1);
-    n = 1;
-  }
-  for (size_t i = 0; i < n; i++)
-    av[i] = args[i];
-  struct sc_client *c;
-  st = sc_cli_open_target (t, SC_CLIENT_SERVER, &c);
+  if ((o.name || set_rate) && revert_args (&o, o.save, false, &a) < 0)
+    return SC_EXIT_USAGE;
+  struct shadowcopy *c;
+  st = sc_cli_open_target (t, SHADOWCOPY_OPEN_SERVER, &c);
   if (st != EXIT_SUCCESS)
     return st;
   struct revert_ctx x = { .quiet = o.json && o.wait, .json = o.json };
-  const char *verb = o.status ? "REVERT-STATUS"
-                     : o.resume ? "REVERT-RESUME"
-                     : set_rate ? "REVERT-RATE" : "REVERT";
-  int r = sc_client_request (c, verb, av, n, on_reply, &x, err, sizeof err);
-  if (r == -ENOTCONN)
-    snprintf (err, sizeof err, "revert needs a running server");
-  if (r == 0 && !x.seen) {
-    snprintf (err, sizeof err, "bad reply from the server: no revert line");
-    r = -EPROTO;
-  }
+  int r = o.status ? shadowcopy_revert_status (c, &x.rv)
+          : o.resume ? shadowcopy_revert_resume (c, &x.rv)
+          : set_rate ? shadowcopy_revert_rate (c, a.rate, &x.rv)
+          : shadowcopy_revert (c, o.name, &a, &x.rv);
+  answered (r, err, sizeof err);
+  if (r == 0)
+    show (&x);
   if (r == 0 && o.wait && !o.dry_run)
     r = wait_end (c, o.json, err, sizeof err);
   if (r < 0) {

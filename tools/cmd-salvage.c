@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "cow/salvage.h"
-#include "engine/control-protocol.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 
@@ -31,7 +30,7 @@ print_clean (const char *prefix, const char *text)
   char line[1024];
 
   snprintf (line, sizeof line, "%s", text);
-  sc_ctl_sanitize (line);
+  sc_cli_sanitize (line);
   printf ("%s%s\n", prefix, line);
 }
 
@@ -80,7 +79,7 @@ print_salvage (const char *path, const struct sc_salvage_report *r)
     char head[200];
     snprintf (head, sizeof head, "  %s (id %" PRIu64 ", epoch %" PRIu32
               "): ", s->name, s->id, s->epoch);
-    sc_ctl_sanitize (head);
+    sc_cli_sanitize (head);
     if (s->reason == SC_VALID) {
       printf ("%skept\n", head);
       kept++;
@@ -134,7 +133,7 @@ sc_cmd_salvage (const struct sc_cli_target *t, int argc, char **argv)
 
   r = sc_diff_salvage (path, &rep, err, sizeof err);
   if (r < 0) {
-    sc_ctl_sanitize (err);
+    sc_cli_sanitize (err);
     sc_cli_error ("%s", err);
     switch (r) {
     case -EWOULDBLOCK: case -ENOENT: case -EACCES: case -EPERM:

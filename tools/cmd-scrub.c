@@ -16,71 +16,56 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/control-protocol.h"
 #include "engine/size.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "tools/json.h"
 
-struct scrub_ctx { bool json, seen; };
-
+/* The status as one JSON object, in the order the server says it. */
 static void
-print_json (const struct sc_ctl_line *line)
+print_json (const struct shadowcopy_scrub *sc)
 {
   struct sc_json j;
 
   sc_json_init (&j, stdout);
   sc_json_begin_object (&j);
-  for (size_t i = 0; i < line->nfields; i++) {
-    char key[64];
-    const char *k = line->fields[i].key, *v = line->fields[i].value;
-
-    snprintf (key, sizeof key, "%s", k);
-    for (size_t c = 0; key[c]; c++)
-      if (key[c] == '-')
-        key[c] = '_';
-    if (strcmp (k, "state") == 0 || strcmp (k, "started") == 0 ||
-        strcmp (k, "finished") == 0 || strcmp (k, "error") == 0)
-      sc_json_member_string (&j, key, v);
-    else {
-      sc_json_key (&j, key);
-      sc_json_number_text (&j, v);
-    }
-  }
+  sc_json_member_string (&j, "state", sc->state);
+  sc_json_member_uint (&j, "rate", sc->rate);
+  sc_json_member_uint (&j, "copies_checked", sc->copies_checked);
+  sc_json_member_uint (&j, "copies_total", sc->copies_total);
+  sc_json_member_uint (&j, "bytes_checked", sc->bytes_checked);
+  sc_json_member_uint (&j, "bytes_total", sc->bytes_total);
+  sc_json_member_uint (&j, "damaged", sc->damaged);
+  sc_json_member_uint (&j, "freed", sc->freed);
+  sc_json_member_uint (&j, "read_errors", sc->read_errors);
+  if (sc->started[0])
+    sc_json_member_string (&j, "started", sc->started);
+  if (sc->finished[0])
+    sc_json_member_string (&j, "finished", sc->finished);
+  if (sc->error[0])
+    sc_json_member_string (&j, "error", sc->error);
   sc_json_end_object (&j);
 }
 
-static int
-on_scrub (const struct sc_ctl_line *line, void *opaque)
+static void
+print_text (const struct shadowcopy_scrub *sc)
 {
-  struct scrub_ctx *x = opaque;
-
-  if (strcmp (line->kind, "scrub") != 0)
-    return 0;
-  x->seen = true;
-  if (x->json) {
-    print_json (line);
-    return 0;
-  }
-#define F(k) (sc_ctl_field (line, k) ? sc_ctl_field (line, k) : "-")
-  const char *rate = F ("rate");
-  printf ("scrub: %s\n", F ("state"));
-  printf ("copies checked: %s of %s\n", F ("copies-checked"),
-          F ("copies-total"));
-  printf ("bytes checked: %s of %s\n", F ("bytes-checked"), F ("bytes-total"));
-  printf ("damaged copies found: %s (freed: %s)\n", F ("damaged"),
-          F ("freed"));
-  printf ("copies that could not be read: %s\n", F ("read-errors"));
-  if (strcmp (rate, "0") == 0)
+  printf ("scrub: %s\n", sc->state);
+  printf ("copies checked: %" PRIu64 " of %" PRIu64 "\n", sc->copies_checked,
+          sc->copies_total);
+  printf ("bytes checked: %" PRIu64 " of %" PRIu64 "\n", sc->bytes_checked,
+          sc->bytes_total);
+  printf ("damaged copies found: %" PRIu64 " (freed: %" PRIu64 ")\n",
+          sc->damaged, sc->freed);
+  printf ("copies that could not be read: %" PRIu64 "\n", sc->read_errors);
+  if (sc->rate == 0)
     printf ("rate: unbounded\n");
   else
-    printf ("rate: %s bytes/s at most\n", rate);
-  printf ("started: %s\n", F ("started"));
-  printf ("finished: %s\n", F ("finished"));
-  if (sc_ctl_field (line, "error"))
-    printf ("error: %s\n", F ("error"));
-#undef F
-  return 0;
+    printf ("rate: %" PRIu64 " bytes/s at most\n", sc->rate);
+  printf ("started: %s\n", sc->started[0] ? sc->started : "-");
+  printf ("finished: %s\n", sc->finished[0] ? sc->finished : "-");
+  if (sc->error[0])
+    printf ("error: %s\n", sc->error);
 }
 
 int
@@ -88,7 +73,6 @@ sc_cmd_scrub (const struct sc_cli_target *t, int argc, char **argv)
 {
   const char *rate = NULL;
   bool status = false, json = false;
-  char arg[40], err[1024];
   uint64_t bytes = 0;
 
   for (int i = 0; i < argc; i++) {
@@ -115,27 +99,24 @@ sc_cmd_scrub (const struct sc_cli_target *t, int argc, char **argv)
                                  "per second (e.g. 64M; 0 or unbounded: "
                                  "no limit)", rate);
     bytes = sc_size_bytes (&size, 0);
-    snprintf (arg, sizeof arg, "rate=%" PRIu64, bytes);
   }
 
-  struct sc_client *c;
-  int st = sc_cli_open_target (t, SC_CLIENT_SERVER, &c);
+  struct shadowcopy *c;
+  int st = sc_cli_open_target (t, SHADOWCOPY_OPEN_SERVER, &c);
   if (st != EXIT_SUCCESS)
     return st;
-  struct scrub_ctx x = { .json = json };
-  const char *args[1] = { arg };
-  int r = sc_client_request (c, status ? "SCRUB-STATUS" : "SCRUB", args,
-                             rate ? 1 : 0, on_scrub, &x, err, sizeof err);
-  if (r == -ENOTCONN)
-    snprintf (err, sizeof err, "scrub needs a running server (offline, "
-              "`shadowcopy check --data DIFFAREA` verifies every copy)");
-  if (r == 0 && !x.seen) {
-    snprintf (err, sizeof err, "bad reply from the server: no scrub line");
-    r = -EPROTO;
-  }
+  struct shadowcopy_scrub sc;
+  int r = status ? shadowcopy_scrub_status (c, &sc)
+                 : shadowcopy_scrub (c, rate ? (bytes ? bytes
+                                                : SHADOWCOPY_RATE_UNBOUNDED)
+                                             : 0, &sc);
   if (r < 0) {
-    sc_cli_error ("%s", err);
+    sc_cli_lib_error ();
     st = EXIT_FAILURE;
   }
+  else if (json)
+    print_json (&sc);
+  else
+    print_text (&sc);
   return sc_cli_close_target (c, st);
 }

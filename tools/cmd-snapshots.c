@@ -22,9 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/control-protocol.h"
+#include "cow/uuid.h"
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/cmd-revert.h"
 #include "tools/cmd-space.h"
 #include "tools/commands.h"
@@ -33,7 +32,7 @@
 /* ---- list --------------------------------------------------------------- */
 
 static const char *
-state_text (const struct sc_client_snapshot *s, char *buf, size_t len)
+state_text (const struct shadowcopy_snapshot *s, char *buf, size_t len)
 {
   if (s->valid)
     return "valid";
@@ -44,13 +43,13 @@ state_text (const struct sc_client_snapshot *s, char *buf, size_t len)
 /* The USED column: what deleting a snapshot frees; for a checkpoint,
  * which keeps no data, the metadata bytes it costs. */
 static uint64_t
-used_of (const struct sc_client_snapshot *s)
+used_of (const struct shadowcopy_snapshot *s)
 {
-  return s->checkpoint ? s->meta_bytes : s->used_bytes;
+  return sc_cli_is_checkpoint (s) ? s->meta_bytes : s->used_bytes;
 }
 
 static void
-print_table (const struct sc_client_snapshot *s, size_t n)
+print_table (const struct shadowcopy_snapshot *s, size_t n)
 {
   int wid = 2, wname = 4, wtype = 4, wcreated = 7, wstate = 5, wused = 4;
   int wuuid = 4;
@@ -89,7 +88,7 @@ print_table (const struct sc_client_snapshot *s, size_t n)
 }
 
 static void
-print_json (const struct sc_client_snapshot *s, size_t n)
+print_json (const struct shadowcopy_snapshot *s, size_t n)
 {
   struct sc_json j;
 
@@ -108,7 +107,7 @@ print_json (const struct sc_client_snapshot *s, size_t n)
     if (!s[i].valid)
       sc_json_member_string (&j, "reason", s[i].reason);
     sc_json_member_uint (&j, "used_bytes", s[i].used_bytes);
-    if (s[i].checkpoint)
+    if (sc_cli_is_checkpoint (&s[i]))
       sc_json_member_uint (&j, "meta-bytes", s[i].meta_bytes);
     if (s[i].base[0])
       sc_json_member_string (&j, "base", s[i].base);
@@ -124,20 +123,19 @@ print_json (const struct sc_client_snapshot *s, size_t n)
 int
 sc_cmd_list (const struct sc_cli_target *t, int argc, char **argv)
 {
-  struct sc_client_snapshot *s;
-  struct sc_client *c;
-  char err[1024];
+  struct shadowcopy_snapshot *s;
+  struct shadowcopy *c;
   size_t n;
   bool json;
   int status;
 
   status = sc_cli_json_flag ("list", argc, argv, &json);
   if (status == 0)
-    status = sc_cli_open_target (t, SC_CLIENT_READ, &c);
+    status = sc_cli_open_target (t, SHADOWCOPY_OPEN_READ, &c);
   if (status != EXIT_SUCCESS)
     return status;
-  if (sc_client_list (c, &s, &n, err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+  if (shadowcopy_list (c, &s, &n) < 0) {
+    sc_cli_lib_error ();
     return sc_cli_close_target (c, EXIT_FAILURE);
   }
   if (json)
@@ -153,7 +151,7 @@ sc_cmd_list (const struct sc_cli_target *t, int argc, char **argv)
 /* ---- info --------------------------------------------------------------- */
 
 static void
-print_info_json (const struct sc_client_volume *v)
+print_info_json (const struct shadowcopy_volume *v)
 {
   struct sc_json j;
 
@@ -189,7 +187,7 @@ print_info_json (const struct sc_client_volume *v)
 }
 
 static void
-print_info_text (const struct sc_client_volume *v)
+print_info_text (const struct shadowcopy_volume *v)
 {
   printf ("volume size: %" PRIu64 "\n"
           "chunk size: %" PRIu64 "\n"
@@ -217,19 +215,18 @@ print_info_text (const struct sc_client_volume *v)
 int
 sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv)
 {
-  struct sc_client_volume v;
-  struct sc_client *c;
-  char err[1024];
+  struct shadowcopy_volume v;
+  struct shadowcopy *c;
   bool json;
   int status;
 
   status = sc_cli_json_flag ("info", argc, argv, &json);
   if (status == 0)
-    status = sc_cli_open_target (t, SC_CLIENT_READ, &c);
+    status = sc_cli_open_target (t, SHADOWCOPY_OPEN_READ, &c);
   if (status != EXIT_SUCCESS)
     return status;
-  if (sc_client_info (c, &v, err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+  if (shadowcopy_info (c, &v) < 0) {
+    sc_cli_lib_error ();
     return sc_cli_close_target (c, EXIT_FAILURE);
   }
   if (json)
@@ -248,20 +245,12 @@ print_deleted (const char *name, void *opaque)
   fflush (stdout);
 }
 
-/* A "deleted" line of DELETE-SET (or DELETE keep-checkpoint=1): print the
- * name, count it. */
-static int
-on_set_deleted (const struct sc_ctl_line *line, void *opaque)
+/* A snapshot of a set gone: print the name, count it. */
+static void
+on_set_deleted (const char *name, void *opaque)
 {
-  const char *name = sc_ctl_field (line, "name");
-
-  if (strcmp (line->kind, "deleted") != 0)
-    return 0;
-  if (!name)
-    return -EPROTO;
   print_deleted (name, NULL);
   ++*(size_t *) opaque;
-  return 0;
 }
 
 /* delete --set ID [-c SOCKET]...: every member of the set on each volume
@@ -272,7 +261,7 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
 {
   const char *id = argv[1];
   uint8_t raw[16];
-  char norm[SC_CTL_UUID_LEN], err[1024];
+  char norm[SC_UUID_TEXT_LEN];
   int status = EXIT_SUCCESS, i;
   size_t found = 0;
 
@@ -288,8 +277,7 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
       i++;
   for (i = 0; i < argc; i += 2) {
     struct sc_cli_target one = { .socket = NULL };
-    struct sc_client *c;
-    const char *a = norm;
+    struct shadowcopy *c;
     int r;
 
     if (i == 0) {
@@ -299,14 +287,13 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
     }
     else
       one.socket = argv[i + 1];
-    if (sc_cli_open_target (&one, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS) {
+    if (sc_cli_open_target (&one, SHADOWCOPY_OPEN_WRITE, &c) != EXIT_SUCCESS) {
       status = EXIT_FAILURE;
       continue;
     }
-    r = sc_client_request (c, "DELETE-SET", &a, 1, on_set_deleted, &found,
-                           err, sizeof err);
+    r = shadowcopy_delete_set (c, norm, on_set_deleted, &found);
     if (r < 0 && r != -ENOENT) {
-      sc_cli_error ("%s", err);
+      sc_cli_lib_error ();
       status = EXIT_FAILURE;
     }
     status = sc_cli_close_target (c, status);
@@ -321,34 +308,30 @@ delete_set (const struct sc_cli_target *t, int argc, char **argv)
 /* delete NAME... --keep-checkpoint: each snapshot's data goes, a
  * checkpoint of the same name stays. */
 static int
-delete_keep (struct sc_client *c, const char *name, const char *how)
+delete_keep (struct shadowcopy *c, const char *name, unsigned how)
 {
-  const char *args[] = { name, how };
-  char err[1024];
   size_t n = 0;
-  int r = sc_client_request (c, "DELETE", args, 2, on_set_deleted, &n,
-                             err, sizeof err);
+  int r = shadowcopy_delete (c, name, NULL, how, on_set_deleted, &n);
 
   if (r < 0)
-    sc_cli_error ("%s", err);
+    sc_cli_lib_error ();
   return r;
 }
 
 int
 sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
 {
-  enum sc_client_delete_what what = SC_CLIENT_DELETE_NAME;
-  struct sc_client *c;
-  char err[1024];
+  enum { DELETE_NAME, DELETE_OLDEST, DELETE_ALL } what = DELETE_NAME;
+  struct shadowcopy *c;
   int i, status = EXIT_SUCCESS, todo = 0;
   bool keep = false, operands = false, with_clones = false;
 
   if (argc >= 2 && strcmp (argv[0], "--set") == 0)
     return delete_set (t, argc, argv);
   if (argc == 1 && strcmp (argv[0], "--oldest") == 0)
-    what = SC_CLIENT_DELETE_OLDEST;
+    what = DELETE_OLDEST;
   else if (argc == 1 && strcmp (argv[0], "--all") == 0)
-    what = SC_CLIENT_DELETE_ALL;
+    what = DELETE_ALL;
   else {
     /* NAME... with --keep-checkpoint anywhere before a "--". */
     for (i = 0; i < argc; i++) {
@@ -384,24 +367,25 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
       return status;
   }
 
-  if (sc_cli_open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
+  if (sc_cli_open_target (t, SHADOWCOPY_OPEN_WRITE, &c) != EXIT_SUCCESS)
                           return EXIT_FAILURE;
-  if (what != SC_CLIENT_DELETE_NAME) {
-    if (sc_client_delete (c, what, NULL, print_deleted, NULL,
-                          err, sizeof err) < 0) {
-      sc_cli_error ("%s", err);
+  if (what != DELETE_NAME) {
+    if ((what == DELETE_OLDEST
+         ? shadowcopy_delete_oldest (c, print_deleted, NULL)
+         : shadowcopy_delete_all (c, print_deleted, NULL)) < 0) {
+      sc_cli_lib_error ();
       status = EXIT_FAILURE;
     }
   }
   for (i = 0; i < todo; i++) {
     if (keep || with_clones) {
-      if (delete_keep (c, argv[i], keep ? "keep-checkpoint=1"
-                                        : "with-clones=1") < 0)
+      if (delete_keep (c, argv[i], keep ? SHADOWCOPY_DELETE_KEEP_CHECKPOINT
+                                        : SHADOWCOPY_DELETE_WITH_CLONES) < 0)
         status = EXIT_FAILURE;
     }
-    else if (sc_client_delete (c, what, argv[i], print_deleted, NULL,
-                               err, sizeof err) < 0) {
-      sc_cli_error ("%s", err);
+    else if (shadowcopy_delete (c, argv[i], NULL, 0, print_deleted,
+                                NULL) < 0) {
+      sc_cli_lib_error ();
       status = EXIT_FAILURE;
     }
   }
@@ -410,18 +394,15 @@ sc_cmd_delete (const struct sc_cli_target *t, int argc, char **argv)
 
 /* ---- clone -------------------------------------------------------------- */
 
-static int on_checkpoint (const struct sc_ctl_line *line, void *opaque);
-
 /* clone SNAPSHOT NAME: a writable clone, served as export NAME. */
 int
 sc_cmd_clone (const struct sc_cli_target *t, int argc, char **argv)
 {
-  struct sc_client_snapshot s = { .id = 0 };
+  struct shadowcopy_snapshot s = { .id = 0 };
   const char *args[2];
   size_t nargs = 0;
   bool operands = false;
-  struct sc_client *c;
-  char err[1024];
+  struct shadowcopy *c;
 
   for (int i = 0; i < argc; i++) {
     if (!operands && strcmp (argv[i], "--") == 0)
@@ -438,11 +419,10 @@ sc_cmd_clone (const struct sc_cli_target *t, int argc, char **argv)
     return sc_cli_usage_error ("clone needs SNAPSHOT NAME");
   if (!sc_cli_name_ok (args[0]) || !sc_cli_name_ok (args[1]))
     return EXIT_FAILURE;
-  if (sc_cli_open_target (t, SC_CLIENT_WRITE, &c) != EXIT_SUCCESS)
+  if (sc_cli_open_target (t, SHADOWCOPY_OPEN_WRITE, &c) != EXIT_SUCCESS)
     return EXIT_FAILURE;
-  if (sc_client_request (c, "CLONE", args, 2, on_checkpoint, &s, err,
-                         sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+  if (shadowcopy_clone (c, args[0], args[1], &s) < 0) {
+    sc_cli_lib_error ();
     return sc_cli_close_target (c, EXIT_FAILURE);
   }
   printf ("%s\n", s.name[0] ? s.name : args[1]);
@@ -451,25 +431,14 @@ sc_cmd_clone (const struct sc_cli_target *t, int argc, char **argv)
 
 /* ---- checkpoint --------------------------------------------------------- */
 
-static int
-on_checkpoint (const struct sc_ctl_line *line, void *opaque)
-{
-  if (strcmp (line->kind, "snapshot") != 0)
-    return 0;
-  return sc_client_snapshot_from_line (line, opaque);
-}
-
 /* checkpoint NAME [--delete-oldest]: a checkpoint now (a server's). */
 int
 sc_cmd_checkpoint (const struct sc_cli_target *t, int argc, char **argv)
 {
-  struct sc_client_snapshot s = { .id = 0 };
+  struct shadowcopy_snapshot s = { .id = 0 };
   const char *name = NULL;
-  const char *args[2];
-  size_t nargs = 0;
   bool delete_oldest = false, operands = false;
-  struct sc_client *c;
-  char err[1024];
+  struct shadowcopy *c;
   int i;
 
   for (i = 0; i < argc; i++) {
@@ -490,15 +459,11 @@ sc_cmd_checkpoint (const struct sc_cli_target *t, int argc, char **argv)
     return sc_cli_usage_error ("checkpoint needs NAME");
   if (!sc_cli_name_ok (name))
     return EXIT_FAILURE;
-  args[nargs++] = name;
-  if (delete_oldest)
-    args[nargs++] = "delete-oldest=1";
 
-  if (sc_cli_open_target (t, SC_CLIENT_SERVER, &c) != EXIT_SUCCESS)
+  if (sc_cli_open_target (t, SHADOWCOPY_OPEN_SERVER, &c) != EXIT_SUCCESS)
     return EXIT_FAILURE;
-  if (sc_client_request (c, "CHECKPOINT", args, nargs, on_checkpoint, &s,
-                         err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+  if (shadowcopy_checkpoint (c, name, delete_oldest, &s) < 0) {
+    sc_cli_lib_error ();
     return sc_cli_close_target (c, EXIT_FAILURE);
   }
   printf ("%s\n", s.name[0] ? s.name : name);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/control-protocol.h"
 #include "engine/size.h"
 #include "tools/cli.h"
 #include "tools/cmd-space.h"
@@ -16,44 +15,71 @@
 
 /* ---- stats ------------------------------------------------------------ */
 
-struct stats_ctx { bool json, seen; };
+/* The counters of shadowcopy_stats, in the server's order. */
+struct stats {
+  struct { char *key, *value; } *f;
+  size_t n, cap;
+};
 
-/* Every field of the stats line, its key with '_' for '-'. */
+static int
+on_stat (const char *key, const char *value, void *opaque)
+{
+  struct stats *x = opaque;
+
+  if (x->n == x->cap) {
+    size_t cap = x->cap ? x->cap * 2 : 32;
+    void *f = reallocarray (x->f, cap, sizeof *x->f);
+    if (!f)
+      return -ENOMEM;
+    x->f = f;
+    x->cap = cap;
+  }
+  if (!(x->f[x->n].key = strdup (key)))
+    return -ENOMEM;
+  if (!(x->f[x->n].value = strdup (value))) {
+    free (x->f[x->n].key);
+    return -ENOMEM;
+  }
+  x->n++;
+  return 0;
+}
+
+static const char *
+stat_field (const struct stats *x, const char *key)
+{
+  for (size_t i = 0; i < x->n; i++)
+    if (strcmp (x->f[i].key, key) == 0)
+      return x->f[i].value;
+  return NULL;
+}
+
+/* Every counter, its key with '_' for '-'. */
 static void
-print_stats_json (const struct sc_ctl_line *line)
+print_stats_json (const struct stats *x)
 {
   struct sc_json j;
 
   sc_json_init (&j, stdout);
   sc_json_begin_object (&j);
-  for (size_t i = 0; i < line->nfields; i++) {
+  for (size_t i = 0; i < x->n; i++) {
     char key[64];
 
-    snprintf (key, sizeof key, "%s", line->fields[i].key);
+    snprintf (key, sizeof key, "%s", x->f[i].key);
     for (size_t k = 0; key[k]; k++)
       if (key[k] == '-')
         key[k] = '_';
     sc_json_key (&j, key);
-    sc_json_number_text (&j, line->fields[i].value);
+    sc_json_number_text (&j, x->f[i].value);
   }
   sc_json_end_object (&j);
 }
 
-static int
-on_stats (const struct sc_ctl_line *line, void *opaque)
+static void
+print_stats (const struct stats *x)
 {
-  struct stats_ctx *x = opaque;
-
-  if (strcmp (line->kind, "stats") != 0)
-    return 0;
-  x->seen = true;
-  if (x->json) {
-    print_stats_json (line);
-    return 0;
-  }
   const char *v;
   uint64_t n;
-#define F(k) (sc_ctl_field (line, k) ? sc_ctl_field (line, k) : "?")
+#define F(k) (stat_field (x, k) ? stat_field (x, k) : "?")
   printf ("chunks copied: %s (%s bytes)\n", F ("chunks-copied"),
           F ("bytes-copied"));
   printf ("zero chunks recorded: %s\n", F ("zero-chunks"));
@@ -61,21 +87,21 @@ on_stats (const struct sc_ctl_line *line, void *opaque)
   printf ("write amplification: %s\n", F ("write-amplification"));
   printf ("diff area used: %s bytes\n", F ("diff-used"));
   printf ("diff area free: %s bytes\n", F ("diff-free"));
-  v = sc_ctl_field (line, "diff-max");
+  v = stat_field (x, "diff-max");
   if (v && strcmp (v, "0") == 0)
     printf ("diff area limit: unbounded (free is the filesystem's)\n");
   else
     printf ("diff area limit: %s bytes\n", F ("diff-max"));
   printf ("copy-on-write: %s writes, p50 %.3f ms, p99 %.3f ms\n",
           F ("cow-count"),
-          sc_ctl_parse_u64 (F ("cow-p50-ns"), &n) == 0 ? n / 1e6 : 0.0,
-          sc_ctl_parse_u64 (F ("cow-p99-ns"), &n) == 0 ? n / 1e6 : 0.0);
+          sc_cli_parse_u64 (F ("cow-p50-ns"), &n) == 0 ? n / 1e6 : 0.0,
+          sc_cli_parse_u64 (F ("cow-p99-ns"), &n) == 0 ? n / 1e6 : 0.0);
   printf ("snapshots dropped by policy: %s\n", F ("dropped"));
   printf ("snapshots invalidated: %s\n", F ("invalidated"));
   printf ("copied data that failed its checksum: %s (damaged copies "
           "freed: %s)\n", F ("checksum-errors"), F ("damaged-freed"));
   printf ("writes refused (on-full=fail-writes): %s\n", F ("writes-refused"));
-  v = sc_ctl_field (line, "diff-failed");
+  v = stat_field (x, "diff-failed");
   if (v && strcmp (v, "1") == 0)
     printf ("diff area: FAILED (errno %s, %s retries; see shadowcopy info)"
             "\n", F ("diff-failed-errno"), F ("diff-retries"));
@@ -87,56 +113,44 @@ on_stats (const struct sc_ctl_line *line, void *opaque)
   else
     printf ("time until full: %s s at %s bytes/s\n", v, F ("fill-rate"));
 #undef F
-  return 0;
 }
 
 int
-space_stats (struct sc_client *c, bool json, char *err, size_t errlen)
+space_stats (struct shadowcopy *c, bool json, char *err, size_t errlen)
 {
-  struct stats_ctx x = { .json = json };
-  int r = sc_client_request (c, "STATS", NULL, 0, on_stats, &x, err,
-                             errlen);
+  struct stats x = { NULL, 0, 0 };
+  int r = shadowcopy_stats (c, on_stat, &x);
 
-  if (r == -ENOTCONN)
-    snprintf (err, errlen, "stats needs a running server (the counters "
-              "are the engine's)");
-  if (r == 0 && !x.seen) {
-    snprintf (err, errlen, "bad reply from the server: no stats line");
-    r = -EPROTO;
+  if (r < 0)
+    snprintf (err, errlen, "%s", shadowcopy_get_error ());
+  else if (json)
+    print_stats_json (&x);
+  else
+    print_stats (&x);
+  for (size_t i = 0; i < x.n; i++) {
+    free (x.f[i].key);
+    free (x.f[i].value);
   }
+  free (x.f);
   return r;
 }
 
 /* ---- resize ----------------------------------------------------------- */
 
-static int
-on_resized (const struct sc_ctl_line *line, void *opaque)
-{
-  if (strcmp (line->kind, "resized") != 0)
-    return 0;
-  const char *max = sc_ctl_field (line, "max");
-  const char *dropped = sc_ctl_field (line, "dropped");
-  if (max && strcmp (max, "0") == 0)
-    printf ("diff area limit: unbounded\n");
-  else
-    printf ("diff area limit: %s bytes\n", max ? max : "?");
-  if (dropped && strcmp (dropped, "0") != 0)
-    printf ("snapshots dropped to fit: %s\n", dropped);
-  return 0;
-}
-
 int
-space_resize (struct sc_client *c, const char *max, bool force, char *err,
+space_resize (struct shadowcopy *c, const char *max, bool force, char *err,
               size_t errlen)
 {
-  struct sc_client_volume v;
+  struct shadowcopy_volume v;
   struct sc_size size;
-  uint64_t bytes;
+  uint64_t bytes, dropped = 0;
   int r;
 
-  r = sc_client_info (c, &v, err, errlen);
-  if (r < 0)
+  r = shadowcopy_info (c, &v);
+  if (r < 0) {
+    snprintf (err, errlen, "%s", shadowcopy_get_error ());
     return r;
+  }
   if (sc_size_parse (max, SC_SIZE_PERCENT | SC_SIZE_UNBOUNDED, &size) < 0 ||
       (size.kind == SC_SIZE_BYTES && size.n == 0) ||
       (size.kind == SC_SIZE_OF_VOLUME && v.volume_size == 0)) {
@@ -145,49 +159,41 @@ space_resize (struct sc_client *c, const char *max, bool force, char *err,
     return -EINVAL;
   }
   bytes = sc_size_bytes (&size, v.volume_size);
-
-  char arg_max[40];
-  const char *args[2] = { arg_max, "force=1" };
+  r = shadowcopy_resize (c, bytes ? bytes : UINT64_MAX, force, &dropped);
+  if (r < 0) {
+    snprintf (err, errlen, "%s", shadowcopy_get_error ());
+    return r;
+  }
   if (bytes == 0)
-    snprintf (arg_max, sizeof arg_max, "max=unbounded");
+    printf ("diff area limit: unbounded\n");
   else
-    snprintf (arg_max, sizeof arg_max, "max=%" PRIu64, bytes);
-  return sc_client_request (c, "RESIZE", args, force ? 2 : 1, on_resized,
-                            NULL, err, errlen);
+    printf ("diff area limit: %" PRIu64 " bytes\n", bytes);
+  if (dropped)
+    printf ("snapshots dropped to fit: %" PRIu64 "\n", dropped);
+  return 0;
 }
 
 /* ---- list and info ------------------------------------------------------ */
 
-static int
-on_dropped (const struct sc_ctl_line *line, void *opaque)
+void
+space_print_drops (struct shadowcopy *c)
 {
-  int *n = opaque;
-  const char *f[] = { "name", "created", "dropped-at", "reason" };
-  const char *v[4];
+  struct shadowcopy_dropped *d;
+  size_t n;
 
-  if (strcmp (line->kind, "dropped") != 0)
-    return 0;
-  for (int i = 0; i < 4; i++)
-    if (!(v[i] = sc_ctl_field (line, f[i])))
-      v[i] = "?";
-  if ((*n)++ == 0)
-    printf ("\nDropped by policy (most recent last):\n");
-  printf ("  %s  created %s  dropped %s  %s\n", v[0], v[1], v[2], v[3]);
-  return 0;
+  if (shadowcopy_list_dropped (c, &d, &n) < 0)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    if (i == 0)
+      printf ("\nDropped by policy (most recent last):\n");
+    printf ("  %s  created %s  dropped %s  %s\n", d[i].name, d[i].created,
+            d[i].dropped_at, d[i].reason);
+  }
+  free (d);
 }
 
 void
-space_print_drops (struct sc_client *c)
-{
-  char err[256];
-  int n = 0;
-
-  (void) sc_client_request (c, "LIST", NULL, 0, on_dropped, &n, err,
-                            sizeof err);
-}
-
-void
-space_info_json (const struct sc_client_volume *v, struct sc_json *j)
+space_info_json (const struct shadowcopy_volume *v, struct sc_json *j)
 {
   sc_json_member_uint (j, "diff_max_bytes", v->diff_max);
   sc_json_member_uint (j, "dropped", v->dropped);
@@ -235,7 +241,7 @@ space_info_json (const struct sc_client_volume *v, struct sc_json *j)
 
 /* The diff area's health, as info shows it. */
 static void
-print_health (const struct sc_client_volume *v)
+print_health (const struct shadowcopy_volume *v)
 {
   if (!v->have_health)
     return;
@@ -265,7 +271,7 @@ print_health (const struct sc_client_volume *v)
 }
 
 void
-space_print_info (const struct sc_client_volume *v)
+space_print_info (const struct shadowcopy_volume *v)
 {
   if (v->diff_max)
     printf ("diff-area limit: %" PRIu64 "\n", v->diff_max);
@@ -294,13 +300,13 @@ space_print_info (const struct sc_client_volume *v)
 int
 sc_cmd_stats (const struct sc_cli_target *t, int argc, char **argv)
 {
-  struct sc_client *c;
+  struct shadowcopy *c;
   char err[1024];
   bool json;
   int status = sc_cli_json_flag ("stats", argc, argv, &json);
 
   if (status == 0)
-    status = sc_cli_open_target (t, SC_CLIENT_SERVER, &c);
+    status = sc_cli_open_target (t, SHADOWCOPY_OPEN_SERVER, &c);
   if (status != EXIT_SUCCESS)
     return status;
   if (space_stats (c, json, err, sizeof err) < 0) {
@@ -315,7 +321,7 @@ sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv)
 {
   const char *max = NULL;
   bool force = false;
-  struct sc_client *c;
+  struct shadowcopy *c;
   char err[1024];
   int i, status;
 
@@ -331,7 +337,7 @@ sc_cmd_resize (const struct sc_cli_target *t, int argc, char **argv)
   }
   if (!max)
     return sc_cli_usage_error ("resize needs --max SIZE|N%%|unbounded");
-  status = sc_cli_open_target (t, SC_CLIENT_WRITE, &c);
+  status = sc_cli_open_target (t, SHADOWCOPY_OPEN_WRITE, &c);
   if (status != EXIT_SUCCESS)
     return status;
   if (space_resize (c, max, force, err, sizeof err) < 0) {

@@ -8,21 +8,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/client.h"
+#include "lib/shadowcopy.h"
 
-int space_stats (struct sc_client *c, bool json, char *err, size_t errlen);
+
+int space_stats (struct shadowcopy *c, bool json, char *err, size_t errlen);
 
 /* resize --max: prints the new limit and what was dropped. */
-int space_resize (struct sc_client *c, const char *max, bool force,
+int space_resize (struct shadowcopy *c, const char *max, bool force,
                   char *err, size_t errlen);
 
 /* After list's table: the kept history of policy drops, if any. */
-void space_print_drops (struct sc_client *c);
+void space_print_drops (struct shadowcopy *c);
 
 /* After info's lines: the space lines. */
-void space_print_info (const struct sc_client_volume *v);
+void space_print_info (const struct shadowcopy_volume *v);
 /* Inside info's JSON object: the space members. */
 struct sc_json;
-void space_info_json (const struct sc_client_volume *v, struct sc_json *j);
+void space_info_json (const struct shadowcopy_volume *v, struct sc_json *j);
 
 #endif

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/json.h"
 #include "tools/volume-conf.h"
@@ -29,7 +28,7 @@
 struct volume_status {
   char name[SC_VOLUME_NAME_MAX + 1];
   const char *state;            /* running, stopped, invalid */
-  struct sc_client_volume info; /* when running */
+  struct shadowcopy_volume info; /* when running */
   char control[4096];
 };
 
@@ -84,7 +83,7 @@ static void
 one_status (const char *name, struct volume_status *s, bool *bad)
 {
   struct sc_volume_conf vc;
-  struct sc_client *c;
+  struct shadowcopy *c;
   char err[4096];
 
   memset (s, 0, sizeof *s);
@@ -98,13 +97,13 @@ one_status (const char *name, struct volume_status *s, bool *bad)
   snprintf (s->control, sizeof s->control, "%s", vc.control);
   sc_volume_conf_free (&vc);
   s->state = "stopped";
-  if (sc_client_connect (s->control, &c, err, sizeof err) < 0)
+  if (shadowcopy_connect (s->control, &c) < 0)
     return;
-  if (sc_client_info (c, &s->info, err, sizeof err) == 0)
+  if (shadowcopy_info (c, &s->info) == 0)
     s->state = "running";
   else
-    sc_cli_error ("volume %s: %s", name, err);
-  sc_client_close (c, NULL, 0);
+    sc_cli_error ("volume %s: %s", name, shadowcopy_get_error ());
+  shadowcopy_close (c);
 }
 
 static void

@@ -49,9 +49,8 @@
 #include "cow/io.h"
 #include "tools/backup-chain.h"
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/commands.h"
-#include "lib/diff-client.h"
+#include "tools/diff-result.h"
 #include "tools/image-nbd.h"
 #include "tools/image-reader.h"
 #include "tools/image-sums.h"
@@ -78,7 +77,7 @@ struct outcome {
   bool compared;                /* --against ran to the end */
   bool have_diff;
   uint64_t diff_offset, diff_length, diff_byte;
-  char against_uuid[SC_CTL_UUID_LEN];
+  char against_uuid[SC_UUID_TEXT_LEN];
 };
 
 static int
@@ -250,7 +249,7 @@ compare_block (void *opaque, uint64_t off, const char *buf, size_t len,
 
 /* Who SNAPSHOT is, by its server. */
 static int
-identify (struct sc_client *c, const char *name, struct sc_diff *id,
+identify (struct shadowcopy *c, const char *name, struct sc_diff *id,
           char *err, size_t errlen)
 {
   memset (id, 0, sizeof *id);
@@ -272,14 +271,14 @@ against (const struct sc_cli_target *t, const struct args *a,
   const struct sc_manifest *m = &top->m;
   struct compare x = { .name = a->against, .o = o };
   struct nbd_handle *img = NULL;
-  struct sc_client *c = NULL;
+  struct shadowcopy *c = NULL;
   struct sc_diff id, id2;
   char why[1536];
   uint64_t size;
   int64_t got;
   int r;
 
-  if (sc_cli_open_target (t, SC_CLIENT_SERVER, &c) != EXIT_SUCCESS) {
+  if (sc_cli_open_target (t, SHADOWCOPY_OPEN_SERVER, &c) != EXIT_SUCCESS) {
     snprintf (o->error, sizeof o->error, "--against %s: cannot reach the "
               "volume's server (said above)", a->against);
     return -EIO;

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/control-protocol.h"
 #include "tools/cli.h"
 #include "tools/create-options.h"
 #include "tools/writers.h"
@@ -103,7 +102,7 @@ set_valued_option (struct sc_create_options *o, const char *a,
   else if (strcmp (a, "--run") == 0)
     o->run = val;
   else if (strcmp (a, "--retry") == 0) {
-    if (sc_ctl_parse_u64 (val, &cr->retries) < 0 || cr->retries > 100) {
+    if (sc_cli_parse_u64 (val, &cr->retries) < 0 || cr->retries > 100) {
       sc_cli_error ("%s: --retry wants a count 0..100: %s", o->verb, val);
       return SC_EXIT_USAGE;
     }

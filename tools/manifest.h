@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 
 #include "cow/diffarea.h"
-#include "engine/control-protocol.h"
+#include "cow/uuid.h"
 
 #define SC_MANIFEST_VERSION 1
 #define SC_MANIFEST_BLOCK_SIZE (1024u * 1024u)  /* what backup writes */
@@ -59,12 +59,12 @@ struct sc_manifest_writer {
 struct sc_manifest {
   uint64_t version;             /* SC_MANIFEST_VERSION */
   char format[16];              /* "raw" or "qcow2" */
-  char volume_uuid[SC_CTL_UUID_LEN];
+  char volume_uuid[SC_UUID_TEXT_LEN];
   char snapshot_name[SC_NAME_MAX + 1];
   uint64_t snapshot_id;
-  char snapshot_uuid[SC_CTL_UUID_LEN];
+  char snapshot_uuid[SC_UUID_TEXT_LEN];
   bool incremental;             /* base_uuid and prev_manifest are set */
-  char base_uuid[SC_CTL_UUID_LEN];
+  char base_uuid[SC_UUID_TEXT_LEN];
   char prev_manifest[PATH_MAX];
   uint64_t chunk_size, volume_size;
   char start_time[32], end_time[32];    /* ISO 8601 UTC */

@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/mount-recover.h"
 
 /* CLONE name clone through the control socket: 0, or -1 (said, after
@@ -38,21 +37,19 @@ static int
 make_clone (const char *socket, const char *name, const char *clone,
             const char *what)
 {
-  struct sc_client *c;
-  char err[1024];
+  struct shadowcopy *c;
 
-  if (sc_client_connect (socket, &c, err, sizeof err) < 0) {
-    sc_cli_error ("%s", err);
+  if (shadowcopy_connect (socket, &c) < 0) {
+    sc_cli_lib_error ();
     return -1;
   }
-  const char *args[] = { name, clone };
-  int r = sc_client_request (c, "CLONE", args, 2, NULL, NULL, err,
-                             sizeof err);
-  sc_client_close (c, NULL, 0);
-  if (r < 0) {
-    sc_cli_error ("%scannot clone %s as %s: %s", what, name, clone, err);
+  int r = shadowcopy_clone (c, name, clone, NULL);
+  if (r < 0)
+    sc_cli_error ("%scannot clone %s as %s: %s", what, name, clone,
+                  shadowcopy_get_error ());
+  shadowcopy_close (c);
+  if (r < 0)
     return -1;
-  }
   return 0;
 }
 
@@ -97,30 +94,23 @@ run_self (char **argv)
   return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -ECHILD;
 }
 
-static void
-deleted (const char *name, void *opaque)
-{
-  (void) name;
-  (void) opaque;
-}
-
 int
 sc_mount_recover_delete (const char *socket, const char *clone)
 {
-  struct sc_client *c;
-  char err[1024];
+  struct shadowcopy *c;
 
-  if (sc_client_connect (socket, &c, err, sizeof err) < 0) {
-    sc_cli_error ("deleting the recovery clone %s: %s", clone, err);
+  if (shadowcopy_connect (socket, &c) < 0) {
+    sc_cli_error ("deleting the recovery clone %s: %s", clone,
+                  shadowcopy_get_error ());
     return -1;
   }
-  int r = sc_client_delete (c, SC_CLIENT_DELETE_NAME, clone, deleted, NULL,
-                            err, sizeof err);
-  sc_client_close (c, NULL, 0);
-  if (r < 0 && r != -ENOENT) {
-    sc_cli_error ("deleting the recovery clone %s: %s", clone, err);
+  int r = shadowcopy_delete (c, clone, NULL, 0, NULL, NULL);
+  if (r < 0 && r != -ENOENT)
+    sc_cli_error ("deleting the recovery clone %s: %s", clone,
+                  shadowcopy_get_error ());
+  shadowcopy_close (c);
+  if (r < 0 && r != -ENOENT)
     return -1;
-  }
   return 0;
 }
 

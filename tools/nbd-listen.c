@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/nbd-listen.h"
 
 int
@@ -49,21 +48,21 @@ sc_nbd_uri_unix_socket (const char *uri, char *path, size_t len)
 int
 sc_nbd_listen_socket (const char *control, char *path, size_t len)
 {
-  struct sc_client_volume v;
-  struct sc_client *c;
-  char err[1024];
+  struct shadowcopy_volume v;
+  struct shadowcopy *c;
   int r;
 
-  if (sc_client_connect (control, &c, err, sizeof err) < 0) {
-    sc_cli_error ("%s (give the NBD socket with --nbd-socket)", err);
+  if (shadowcopy_connect (control, &c) < 0) {
+    sc_cli_error ("%s (give the NBD socket with --nbd-socket)",
+                  shadowcopy_get_error ());
     return EXIT_FAILURE;
   }
-  r = sc_client_info (c, &v, err, sizeof err);
-  sc_client_close (c, NULL, 0);
-  if (r < 0) {
-    sc_cli_error ("%s", err);
+  r = shadowcopy_info (c, &v);
+  if (r < 0)
+    sc_cli_lib_error ();
+  shadowcopy_close (c);
+  if (r < 0)
     return EXIT_FAILURE;
-  }
   if (!v.listen[0]) {
     sc_cli_error ("the server on %s does not say where it serves NBD: "
                   "give --nbd-socket NBDSOCK or --nbd-uri URI", control);

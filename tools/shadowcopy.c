@@ -23,9 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tools/cli.h"
-#include "lib/client.h"
 #include "tools/commands.h"
 #include "tools/volume-conf.h"
 
@@ -375,9 +375,12 @@ main (int argc, char *argv[])
   /* Every verb takes --diff as the diff-area file (or its DIFF.sock):
    * the control socket given there is a mistake, said as such. */
   if (t.diff) {
-    char err[1024];
-    if (sc_client_diff_is_socket (t.diff, err, sizeof err))
-      return sc_cli_usage_error ("%s", err);
+    struct stat st;
+    if (stat (t.diff, &st) == 0 && S_ISSOCK (st.st_mode))
+      return sc_cli_usage_error ("--diff %s: %s is a socket; the diff area "
+                                 "is the file the server was started with "
+                                 "(diff=); its control socket is given "
+                                 "with -c", t.diff, t.diff);
   }
   if (optind == argc)
     return sc_cli_usage_error ("no verb given");
