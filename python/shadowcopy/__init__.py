@@ -23,7 +23,7 @@ library's one-line message as str(e)); see shadowcopy.errors.  The
 library is libshadowcopy.so.0, or $SHADOWCOPY_LIBRARY.  The calls mirror
 lib/shadowcopy.h; its man pages (libshadowcopy(3)) say what each does.
 """
-from ._lib import fn as _fn, text as _text
+from ._lib import RATE_UNBOUNDED as _RATE_UNBOUNDED, fn as _fn, text as _text
 from .errors import (BusyError, Error, ExistsError, NoSpaceError,
                      NotConnectedError, NotFoundError, ProtocolError,
                      StaleError, TimedOutError)
@@ -32,7 +32,10 @@ from .types import (DiffHeader, DiffSide, Dropped, Revert, RevertPlan, Scrub,
                     Server, Snapshot, VolumeInfo, WriterKind, WriterResult)
 from .volume import Diff, Volume, connect, open_volume
 
-NAME_MAX = 255
+NAME_MAX = 128
+# A rate of no limit (revert, revert_rate, scrub); None is the server's
+# default.
+RATE_UNBOUNDED = _RATE_UNBOUNDED
 PROTOCOL_MAJOR = 1
 PROTOCOL_MINOR = 1
 
@@ -52,7 +55,7 @@ __all__ = [
     "BusyError", "Diff", "DiffHeader", "DiffSide", "Dropped", "Error",
     "ExistsError",
     "NAME_MAX", "NoSpaceError", "NotConnectedError", "NotFoundError",
-    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "ProtocolError", "Revert", "RevertPlan",
+    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "ProtocolError", "RATE_UNBOUNDED", "Revert", "RevertPlan",
     "Scrub",
     "Server", "Set", "Snapshot", "StaleError", "TimedOutError", "Volume",
     "VOLUMES_MAX", "VolumeInfo", "WRITERS_DIR", "WriterKind", "WriterResult",

@@ -18,9 +18,10 @@ from .errors import error_for
 
 SONAME = "libshadowcopy.so.0"
 
-NAME_MAX = 255
+NAME_MAX = 128
 UUID_LEN = 37
 UINT64_MAX = (1 << 64) - 1
+RATE_UNBOUNDED = UINT64_MAX
 
 c_u64 = ctypes.c_uint64
 c_char_p = ctypes.c_char_p

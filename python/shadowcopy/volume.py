@@ -14,6 +14,11 @@ DELETE_KEEP_CHECKPOINT = 1
 DELETE_WITH_CLONES = 2
 
 
+def _rate(rate):
+    """A rate argument: None is the server's default (0 in C)."""
+    return 0 if rate is None else int(rate)
+
+
 def _number(v):
     """A counter's value: an int when it is a decimal number."""
     return int(v) if v.isdigit() else v
@@ -300,11 +305,13 @@ class Volume:
 
     # ---- revert -----------------------------------------------------
 
-    def revert(self, name, *, save=None, nosave=False, rate=0, force=False,
-               dry_run=False, paused=False):
-        """Revert the live volume to snapshot `name`; the Revert."""
-        a = _lib.revert_args(arg(save), bool(nosave), int(rate), bool(force),
-                             bool(dry_run), bool(paused))
+    def revert(self, name, *, save=None, nosave=False, rate=None,
+               force=False, dry_run=False, paused=False):
+        """Revert the live volume to snapshot `name`; the Revert.  rate:
+        bytes/s of the background copy (None: the server's default,
+        RATE_UNBOUNDED: no limit)."""
+        a = _lib.revert_args(arg(save), bool(nosave), _rate(rate),
+                             bool(force), bool(dry_run), bool(paused))
         c = _lib.revert()
         _lib.check(fn.revert(self._handle(), arg(name), ctypes.byref(a),
                              ctypes.byref(c)))
@@ -321,6 +328,8 @@ class Volume:
         return revert_from(c)
 
     def revert_rate(self, rate):
+        """The running revert's rate from now on (0 or RATE_UNBOUNDED: no
+        limit)."""
         c = _lib.revert()
         _lib.check(fn.revert_rate(self._handle(), int(rate), ctypes.byref(c)))
         return revert_from(c)
@@ -336,10 +345,11 @@ class Volume:
                              ctypes.byref(dropped)))
         return dropped.value
 
-    def scrub(self, rate=0):
-        """Start verifying every copy in the background; a Scrub."""
+    def scrub(self, rate=None):
+        """Start verifying every copy in the background (rate: bytes/s,
+        None: the server's default, RATE_UNBOUNDED: no limit); a Scrub."""
         c = _lib.scrub()
-        _lib.check(fn.scrub(self._handle(), int(rate), ctypes.byref(c)))
+        _lib.check(fn.scrub(self._handle(), _rate(rate), ctypes.byref(c)))
         return scrub_from(c)
 
     def scrub_status(self):

@@ -102,6 +102,8 @@ class Functions(unittest.TestCase):
             m = re.search(r"#define %s\s+(\d+)" % name, text)
             self.assertIsNotNone(m, name)
             self.assertEqual(int(m.group(1)), value, name)
+        self.assertRegex(text, r"#define SHADOWCOPY_RATE_UNBOUNDED\s+UINT64_MAX")
+        self.assertEqual(shadowcopy.RATE_UNBOUNDED, 2**64 - 1)
         self.assertEqual(int(re.search(
             r"#define SHADOWCOPY_SET_VOLUMES_MAX\s+(\d+)", text).group(1)),
             shadowcopy.VOLUMES_MAX)

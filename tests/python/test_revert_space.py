@@ -56,10 +56,23 @@ class Revert(ServerTest):
         self.assertEqual(self.v.info().revert.state, "paused")
         r = self.v.revert_rate(2 << 20)
         self.assertEqual(r.rate, 2 << 20)
+        r = self.v.revert_rate(shadowcopy.RATE_UNBOUNDED)
+        self.assertEqual(r.rate, 0)         # 0: unbounded
         r = self.v.revert_resume()
         self.assertIn(r.state, ("running", "none"))
         self.wait_done()
         self.assertEqual(self.srv.read(0, 64 * K), self.before)
+
+    def test_rate_none_is_the_servers_default_and_unbounded_is_none(self):
+        r = self.v.revert("good", nosave=True, paused=True, force=True)
+        self.assertEqual(r.rate, 64 << 20)  # SC_REVERT_RATE_DEFAULT
+        with shadowcopy.connect(self.srv.ctl) as other:
+            self.assertEqual(other.revert_status().rate, 64 << 20)
+
+    def test_rate_unbounded(self):
+        r = self.v.revert("good", nosave=True, paused=True, force=True,
+                          rate=shadowcopy.RATE_UNBOUNDED)
+        self.assertEqual(r.rate, 0)
 
     def test_revert_to_missing_raises_enoent(self):
         with self.assertRaises(shadowcopy.NotFoundError):
