@@ -374,14 +374,20 @@ def text(b):
 
 
 def arg(s):
-    """A str or path argument as a C string (None stays NULL)."""
+    """A str or path argument as a C string (None stays NULL).  A NUL
+    inside would cut the string short in C (delete("a\\0b") deleting
+    "a"): ValueError."""
     if s is None:
         return None
     if isinstance(s, bytes):
-        return s
-    if isinstance(s, str):
-        return s.encode("utf-8")
-    return os.fsencode(s)
+        b = s
+    elif isinstance(s, str):
+        b = s.encode("utf-8")
+    else:
+        b = os.fsencode(s)
+    if b"\0" in b:
+        raise ValueError("shadowcopy: an argument holds a NUL byte: %r" % (s,))
+    return b
 
 
 def last_error(rc):

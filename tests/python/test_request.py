@@ -46,3 +46,40 @@ class Request(ServerTest):
         with self.assertRaises(shadowcopy.Error) as cm:
             self.v.request("FROBNICATE")
         self.assertIn("FROBNICATE", str(cm.exception))
+
+
+class BadInput(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.v = shadowcopy.connect(self.srv.ctl)
+        self.addCleanup(self.v.close)
+        self.v.create("a")
+
+    def test_a_nul_byte_is_refused_before_c_sees_it(self):
+        for call in (lambda: self.v.delete("a\0b"),
+                     lambda: self.v.find("a\0"),
+                     lambda: self.v.request("DELETE", "a\0x"),
+                     lambda: shadowcopy.connect(self.srv.ctl + "\0x")):
+            with self.assertRaises(ValueError):
+                call()
+        self.assertIn("a", self.v)          # not deleted as "a"
+
+    def test_bad_names_and_arguments_are_einval(self):
+        for call in (lambda: self.v.create("x" * 200),
+                     lambda: self.v.create("a\tb"),
+                     lambda: self.v.request("LIST", "a b"),
+                     lambda: self.v.request(""),
+                     lambda: self.v.diff("live")):
+            with self.assertRaises(shadowcopy.Error) as cm:
+                call()
+            self.assertEqual(cm.exception.errno, 22, str(cm.exception))
+            self.assertTrue(str(cm.exception))
+        self.assertEqual([s.name for s in self.v.list()], ["a"])
+
+    def test_non_ascii_names_round_trip_or_are_refused(self):
+        try:
+            s = self.v.create("café")
+        except shadowcopy.Error as e:
+            self.assertEqual(e.errno, 22)
+        else:
+            self.assertEqual(self.v.find("café"), s)
