@@ -45,6 +45,7 @@ def version():
     return _text(_fn.version())
 
 
+# Not in __all__: a star import must not hide the builtin open.
 def open(diff, offline=None):  # noqa: A001 (shadowcopy.open, as in C)
     """The Volume of diff area `diff`: its server, or with offline="read"
     or "write" the diff area itself when no server runs."""
@@ -53,12 +54,10 @@ def open(diff, offline=None):  # noqa: A001 (shadowcopy.open, as in C)
 
 __all__ = [
     "BusyError", "Diff", "DiffHeader", "DiffSide", "Dropped", "Error",
-    "ExistsError",
-    "NAME_MAX", "NoSpaceError", "NotConnectedError", "NotFoundError",
-    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "ProtocolError", "RATE_UNBOUNDED", "Revert", "RevertPlan",
-    "Scrub",
-    "Server", "Set", "Snapshot", "StaleError", "TimedOutError", "Volume",
-    "VOLUMES_MAX", "VolumeInfo", "WRITERS_DIR", "WriterKind", "WriterResult",
-    "connect", "interrupt",
-    "open", "open_volume", "version", "writers",
+    "ExistsError", "NAME_MAX", "NoSpaceError", "NotConnectedError",
+    "NotFoundError", "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "ProtocolError",
+    "RATE_UNBOUNDED", "Revert", "RevertPlan", "Scrub", "Server", "Set",
+    "Snapshot", "StaleError", "TimedOutError", "VOLUMES_MAX", "Volume",
+    "VolumeInfo", "WRITERS_DIR", "WriterKind", "WriterResult", "connect",
+    "interrupt", "open_volume", "version", "writers",
 ]

@@ -76,6 +76,13 @@ class Volume:
             rc = fn.open_volume(arg(volume), ctypes.byref(h))
         _lib.check(rc)
         self._h = h
+        self._where = ("socket=%r" % (socket,) if socket is not None else
+                       "diff=%r offline=%r" % (diff, offline)
+                       if diff is not None else "volume=%r" % (volume,))
+
+    def __repr__(self):
+        return "<shadowcopy.Volume %s%s>" % (
+            getattr(self, "_where", "?"), " closed" if self.closed else "")
 
     # ---- the handle -------------------------------------------------
 

@@ -50,6 +50,14 @@ class Module(unittest.TestCase):
     def test_version_is_the_librarys(self):
         self.assertRegex(shadowcopy.version(), r"^\d+\.\d+\.\d+")
 
+    def test_star_import_keeps_the_builtin_open(self):
+        ns = {}
+        exec("from shadowcopy import *", ns)
+        self.assertNotIn("open", ns)
+        self.assertIn("Volume", ns)
+        for name in shadowcopy.__all__:
+            self.assertTrue(hasattr(shadowcopy, name), name)
+
     def test_volume_takes_exactly_one_way_in(self):
         with self.assertRaises(TypeError):
             shadowcopy.Volume()

@@ -31,6 +31,8 @@ class Connect(ServerTest):
         with shadowcopy.connect(self.srv.ctl) as v:
             pass
         self.assertTrue(v.closed)
+        self.assertIn("closed", repr(v))
+        self.assertIn(self.srv.ctl, repr(v))
         v.close()                           # again: nothing
         with self.assertRaises(ValueError):
             v.list()
