@@ -17,6 +17,18 @@ export SHADOWCOPY_LIBRARY=$lib
 export SHADOWCOPY_PLUGIN SHADOWCOPY_CLI abs_top_srcdir abs_top_builddir
 export PYTHONDONTWRITEBYTECODE=1
 export TMPDIR=$TMP
+# Every nbdkit the tests start is listed here; one left behind by a test
+# that died is killed on exit.
+export SHADOWCOPY_TEST_PIDS=$TMP/nbdkit.pids
+kill_leftovers () {
+    local pid
+    [ -f "$SHADOWCOPY_TEST_PIDS" ] || return 0
+    while read -r pid; do
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    done < "$SHADOWCOPY_TEST_PIDS"
+    return 0
+}
+trap 'rc=$?; kill_leftovers; (exit $rc); _cleanup' EXIT
 
 cd "$abs_top_srcdir/tests/python"
 "$PYTHON" -m unittest discover -v -s . -p 'test_*.py' 2> "$TMP/unittest.out" || {

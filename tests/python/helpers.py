@@ -29,6 +29,23 @@ PLUGIN = os.environ.get("SHADOWCOPY_PLUGIN", "")
 START_TIMEOUT = 10
 
 
+def _note_pid(pid, running):
+    """Keep $SHADOWCOPY_TEST_PIDS the list of the nbdkit processes still
+    running, for the shell test to kill if this process dies first (a
+    reaped pid leaves it: its number may be reused)."""
+    path = os.environ.get("SHADOWCOPY_TEST_PIDS")
+    if not path:
+        return
+    pids = set()
+    if os.path.exists(path):
+        with open(path) as f:
+            pids = {int(x) for x in f.read().split()}
+    (pids.add if running else pids.discard)(pid)
+    with open(path + ".new", "w") as f:
+        f.write("".join("%d\n" % p for p in sorted(pids)))
+    os.replace(path + ".new", path)
+
+
 class Server:
     """nbdkit with the plugin on disk TMP/NAME.disk and diff area
     TMP/NAME.diff; its control socket is .ctl, its NBD socket .nbd."""
@@ -54,6 +71,7 @@ class Server:
                 ["nbdkit", "-f", "-U", self.nbd, "--pidfile", self.pidfile,
                  PLUGIN, "disk=" + self.disk, "diff=" + self.diff]
                 + self.args, stdout=log, stderr=log)
+        _note_pid(self.proc.pid, running=True)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -79,6 +97,8 @@ class Server:
             p.kill()
             p.wait()
             raise RuntimeError("nbdkit did not exit within 10 s of SIGTERM")
+        finally:
+            _note_pid(p.pid, running=False)
         if rc != 0:
             raise RuntimeError("nbdkit exited with status %d: %s"
                                % (rc, self.log_text()))
