@@ -82,6 +82,20 @@ client_free (struct sc_client *c)
 /* Called for each data line of a reply; -EPROTO if it makes no sense. */
 typedef int (*line_fn) (const struct sc_ctl_line *line, void *opaque);
 
+/* A server's ERR: its message is meant for the user as it is; one that
+ * says nothing is named with the socket and the verb. */
+static int
+server_err (const struct sc_client *c, const char *verb,
+            const struct sc_ctl_line *line, char *err, size_t errlen)
+{
+  if (line->message[0])
+    snprintf (err, errlen, "%s", line->message);
+  else
+    snprintf (err, errlen, "%s: the server refused %s (%s) without saying "
+              "why", c->where, verb, strerror (line->err));
+  return -line->err;
+}
+
 /* Send one request and read its reply up to the status line.  A server's
  * ERR becomes its errno and its message, as it is meant for the user. */
 static int
@@ -101,10 +115,8 @@ request_v (struct sc_client *c, const char *verb, const char *const *args,
     if ((r == -EPIPE || r == -ECONNRESET) &&
         sc_ctl_read_line (&c->rd, &text, &why) > 0 &&
         sc_ctl_parse_reply (text, &line, &why) == 0 &&
-        line.type == SC_CTL_ERR) {
-      snprintf (err, errlen, "%s", line.message);
-      return -line.err;
-    }
+        line.type == SC_CTL_ERR)
+      return server_err (c, verb, &line, err, errlen);
     snprintf (err, errlen, "%s: cannot send %s request: %s",
               c->where, verb, strerror (-r));
     return r;
@@ -145,8 +157,7 @@ request_v (struct sc_client *c, const char *verb, const char *const *args,
       }
       return 0;
     case SC_CTL_ERR:
-      snprintf (err, errlen, "%s", line.message);
-      return -line.err;
+      return server_err (c, verb, &line, err, errlen);
     case SC_CTL_DATA:
       /* Read on to the status line even so, to stay in step. */
       if (fn && !bad && fn (&line, opaque) < 0)

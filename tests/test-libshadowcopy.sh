@@ -119,13 +119,16 @@ bad () {
         fail "$mode: sanitizer report: $(cat "$TMP/bad-$mode.out")"
     log "ok, $mode: $(grep example: "$TMP/bad-$mode.out")"
 }
-for m in silent major2 nominor garbage close; do fake $m; done
+for m in silent major2 nominor garbage close errempty; do fake $m; done
 # The silent one takes the library's reply timeout (60 s): in the
 # background while the others run.
 ( bad silent 'did not answer within 60 s' ) & silent_pid=$!
 bad major2 'the server speaks control protocol 2, libshadowcopy speaks 1 \(upgrade'
 bad garbage 'bad reply from the server'
 bad close 'bad reply from the server: input ends in the middle of a line'
+# An ERR that names no known error and says nothing (the reply fuzzer
+# found it left the message empty).
+bad errempty 'the server refused LIST \(Input/output error\) without saying why'
 # An older server (no protocol-minor) is minor 0; unknown keys and line
 # kinds are ignored.
 ex hello "$TMP/fake-nominor.sock" > "$TMP/nominor.out" 2>&1 ||

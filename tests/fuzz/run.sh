@@ -6,7 +6,7 @@
 #
 # Usage: tests/fuzz/run.sh [--build-only] [--regen-corpus] [FUZZER...]
 #   FUZZER          diffarea, control, manifest, resume, qemu-info,
-#                   config
+#                   config, reply
 #                   (default: all)
 #   --build-only    build the harnesses and stop
 #   --regen-corpus  rewrite tests/fuzz/corpus-diffarea/ with the seed
@@ -47,12 +47,12 @@ for arg in "$@"; do
   case $arg in
     --build-only) build_only=1 ;;
     --regen-corpus) regen=1 ;;
-    diffarea|control|manifest|resume|qemu-info|config) fuzzers+=("$arg") ;;
+    diffarea|control|manifest|resume|qemu-info|config|reply) fuzzers+=("$arg") ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume qemu-info config)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume qemu-info config reply)
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] ||
   { echo "run.sh: FUZZ_SECONDS must be a positive integer" >&2; exit 2; }
 [[ $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]] ||
@@ -215,8 +215,18 @@ build_all() {
       -fsanitize=fuzzer-no-link
     qemu_objs+=("$obj/tools-$name.o")
   done
+  # libshadowcopy (lib/), and the volume files its open_volume reads.
+  local lib_objs=()
+  for src in "$root"/lib/*.c; do
+    name=lib-$(basename "$src" .c)
+    compile "$obj/$name.o" "$src" -fsanitize=fuzzer-no-link
+    lib_objs+=("$obj/$name.o")
+  done
+  compile "$obj/tools-volume-conf.o" "$root/tools/volume-conf.c" \
+    -fsanitize=fuzzer-no-link -DSC_SYSCONFDIR='"/etc"'
+  lib_objs+=("$obj/tools-volume-conf.o")
   for name in fuzz-diffarea fuzz-control fuzz-manifest fuzz-resume \
-              fuzz-qemu-info fuzz-config; do
+              fuzz-qemu-info fuzz-config fuzz-reply; do
     compile "$obj/$name.o" "$here/$name.c" -fsanitize=fuzzer-no-link \
       "${strict[@]}"
   done
@@ -238,10 +248,12 @@ build_all() {
     -o "$build/fuzz-qemu-info"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-config.o" "${cow_objs[@]}" \
     "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-config"
+  "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-reply.o" "${lib_objs[@]}" \
+    "${cow_objs[@]}" "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-reply"
   "${link[@]}" "$gen/gen-diffarea-corpus.o" "${gen_objs[@]}" -luring \
     -o "$build/gen-diffarea-corpus"
   say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control, fuzz-manifest," \
-      "fuzz-resume, fuzz-qemu-info, fuzz-config," \
+      "fuzz-resume, fuzz-qemu-info, fuzz-config, fuzz-reply," \
       "gen-diffarea-corpus"
 }
 
@@ -290,6 +302,8 @@ run_one() {                     # NAME
       opts+=(-max_len=16384 -dict="$here/fuzz-qemu-info.dict") ;;
     config)
       opts+=(-max_len=16384 -dict="$here/fuzz-config.dict") ;;
+    reply)
+      opts+=(-max_len=16384 -dict="$here/fuzz-reply.dict") ;;
   esac
   [[ $jobs -gt 1 ]] && opts+=(-fork="$jobs")
   # shellcheck disable=SC2206   # FUZZ_ARGS is split on purpose

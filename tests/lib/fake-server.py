@@ -11,6 +11,8 @@ says:
            line kind (both to be ignored), then OK
   garbage  a line of garbage instead of a reply
   close    half a reply line, then the connection closed
+  errempty HELLO as nominor; then ERR with an unknown error name and
+           no message
   silent   reads the request and never answers
 """
 import os
@@ -54,6 +56,11 @@ def serve(conn):
                                  b"OK\n")
                 else:
                     conn.sendall(b"ERR EINVAL unknown verb\n")
+            elif mode == "errempty":
+                if verb == b"HELLO":
+                    conn.sendall(data("server", "protocol=1") + b"OK\n")
+                else:
+                    conn.sendall(b"ERR OK\n")
             elif mode == "garbage":
                 conn.sendall(b"\x01\x02 this is not a reply \xff\n")
             elif mode == "close":
