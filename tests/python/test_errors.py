@@ -1,8 +1,11 @@
 """shadowcopy.Error: an OSError with the library's errno and message, of
 the subclass its errno names; and the module's own facts."""
 import errno
+import os
 import pickle
 import re
+import subprocess
+import sys
 import unittest
 
 import shadowcopy
@@ -44,6 +47,29 @@ class Errors(unittest.TestCase):
             shadowcopy.errors.error_for(errno.ENOENT, "no snapshot x")))
         self.assertIsInstance(e, shadowcopy.NotFoundError)
         self.assertEqual((e.errno, str(e)), (errno.ENOENT, "no snapshot x"))
+
+
+def import_with(library):
+    env = dict(os.environ, SHADOWCOPY_LIBRARY=library)
+    return subprocess.run(
+        [sys.executable, "-c",
+         "import shadowcopy; print(shadowcopy.version())"],
+        env=env, capture_output=True, text=True)
+
+
+class Loading(unittest.TestCase):
+    def test_shadowcopy_library_may_name_the_directory(self):
+        lib = os.environ["SHADOWCOPY_LIBRARY"]
+        r = import_with(os.path.dirname(os.path.abspath(lib)))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), shadowcopy.version())
+
+    def test_a_missing_library_is_a_clear_import_error(self):
+        r = import_with("/nonexistent/libshadowcopy.so.0")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("ImportError: shadowcopy: cannot load", r.stderr)
+        self.assertIn("/nonexistent/libshadowcopy.so.0", r.stderr)
+        self.assertIn("SHADOWCOPY_LIBRARY", r.stderr)
 
 
 class Module(unittest.TestCase):
