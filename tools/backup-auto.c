@@ -151,7 +151,7 @@ sc_backup_auto (struct shadowcopy *c, const char *snapshot,
   memset (b, 0, sizeof *b);
   snprintf (tcopy, sizeof tcopy, "%s", target);
   snprintf (dir, sizeof dir, "%s", dirname (tcopy));
-  r = sc_diff_fetch (c, snapshot, snapshot, &id, err, errlen);
+  r = sc_cli_diff_fetch (c, snapshot, snapshot, &id, err, errlen);
   free (id.v);
   if (r < 0)
     return r;

@@ -42,7 +42,7 @@ identify (struct shadowcopy *c, const char *name, struct sc_diff *id,
           char *err, size_t errlen)
 {
   memset (id, 0, sizeof *id);
-  int r = sc_diff_fetch (c, name, name, id, err, errlen);
+  int r = sc_cli_diff_fetch (c, name, name, id, err, errlen);
   if (r < 0)
     return r;
   free (id->v);
@@ -295,7 +295,7 @@ incremental_ranges (struct shadowcopy *c, const struct sc_backup_job *job,
                     struct sc_diff *d, char *err, size_t errlen)
 {
   char why[1024];
-  int r = sc_diff_fetch (c, job->since, job->snapshot, d, why, sizeof why);
+  int r = sc_cli_diff_fetch (c, job->since, job->snapshot, d, why, sizeof why);
   if (r < 0) {
     snprintf (err, errlen, "--since %s: %s%s", job->since, why,
               r == -ENOENT ? " (BASE no longer exists: make a full "

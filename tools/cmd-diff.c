@@ -158,7 +158,7 @@ sc_cmd_diff (const struct sc_cli_target *t, int argc, char **argv)
 
   if (sc_cli_open_target (t, SHADOWCOPY_OPEN_READ, &c) != EXIT_SUCCESS)
     return EXIT_FAILURE;
-  r = sc_diff_fetch (c, from, to, &d, err, sizeof err);
+  r = sc_cli_diff_fetch (c, from, to, &d, err, sizeof err);
   if (r < 0) {
     sc_cli_error ("%s", err);
     free (d.v);

@@ -253,7 +253,7 @@ identify (struct shadowcopy *c, const char *name, struct sc_diff *id,
           char *err, size_t errlen)
 {
   memset (id, 0, sizeof *id);
-  int r = sc_diff_fetch (c, name, name, id, err, errlen);
+  int r = sc_cli_diff_fetch (c, name, name, id, err, errlen);
   free (id->v);
   id->v = NULL;
   if (r == 0 && strcmp (id->to.type, "snapshot") != 0) {

@@ -38,7 +38,7 @@ side (const struct shadowcopy_diff_side *in, struct sc_diff_side *out)
 }
 
 int
-sc_diff_fetch (struct shadowcopy *h, const char *from, const char *to,
+sc_cli_diff_fetch (struct shadowcopy *h, const char *from, const char *to,
                struct sc_diff *d, char *err, size_t errlen)
 {
   struct shadowcopy_diff info;

@@ -34,7 +34,7 @@ struct sc_diff {
 
 /* DIFF FROM [TO] (to: NULL for live) into d (filled from scratch).  0, or a negative errno with the library's message in err
  * (-ESTALE: FROM or TO changed between pages).  Free d->v with free(). */
-int sc_diff_fetch (struct shadowcopy *h, const char *from, const char *to,
+int sc_cli_diff_fetch (struct shadowcopy *h, const char *from, const char *to,
                    struct sc_diff *d, char *err, size_t errlen);
 
 #endif
