@@ -51,7 +51,14 @@ shadowcopy_diff (struct shadowcopy *h, const char *from, const char *to,
   for (size_t i = 0; fn && i < d.n && r == 0; i++)
     r = fn (d.v[i].offset, d.v[i].length, opaque);
   free (d.v);
+  /* Only 0 goes on: a callback that returned a count or true by mistake
+   * must not make a short list of changes look whole. */
+  if (r > 0)
+    return sc_api_fail (EINVAL, "diff %s: the extent callback returned %d "
+                        "(it must return 0, or a negative errno to stop)",
+                        from, r);
   if (r < 0)
-    return sc_api_fail (-r, "diff %s: stopped by the caller", from);
+    return sc_api_fail (-r, "diff %s: stopped by the caller: %s", from,
+                        strerror (-r));
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/api-internal.h"
 #include "tools/volume-conf.h"
@@ -73,8 +74,13 @@ shadowcopy_open_volume (const char *name, struct shadowcopy **out)
 
   if (!name || !out)
     return sc_api_fail (EINVAL, "shadowcopy_open_volume: no name given");
-  if (sc_volume_conf_load (name, NULL, &vc, err, sizeof err) < 0)
-    return sc_api_fail (ENOENT, "%s", err);
+  if (sc_volume_conf_load (name, NULL, &vc, err, sizeof err) < 0) {
+    /* No such volume, or one whose file is wrong. */
+    char path[4096];
+    snprintf (path, sizeof path, "%s/%s.conf", sc_volume_conf_dir (), name);
+    return sc_api_fail (sc_volume_name_ok (name) && access (path, F_OK) < 0
+                        && errno == ENOENT ? ENOENT : EINVAL, "%s", err);
+  }
   r = shadowcopy_connect (vc.control, out);
   sc_volume_conf_free (&vc);
   return r;

@@ -96,7 +96,9 @@ on_stats (const struct sc_ctl_line *line, void *opaque)
   x->seen = true;
   for (size_t i = 0; i < line->nfields && !x->stopped; i++) {
     int r = x->fn (line->fields[i].key, line->fields[i].value, x->opaque);
-    if (r < 0)
+    if (r > 0)                  /* not 0, not an errno: a caller's slip */
+      x->stopped = -EINVAL;
+    else if (r < 0)
       x->stopped = r;
   }
   return 0;

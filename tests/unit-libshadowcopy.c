@@ -308,6 +308,34 @@ extent (uint64_t offset, uint64_t length, void *opaque)
   return 0;
 }
 
+/* An extent callback that returns a count by mistake. */
+static int
+extent_count (uint64_t offset, uint64_t length, void *opaque)
+{
+  (void) offset; (void) length;
+  return ++*(int *) opaque;
+}
+
+/* A callback's positive return is a slip, not "stop, all is well": the
+ * diff must not end early looking whole (a backup would miss the rest). */
+Test (lib, diff_callback_positive_return_fails)
+{
+  struct srv s;
+  int calls = 0;
+
+  srv_start (&s);
+  struct shadowcopy *h = conn (&s);
+  cr_assert_eq (shadowcopy_create (h, &(struct shadowcopy_create_args)
+                                   { .name = "base" }, NULL), 0);
+  cr_assert_eq (sc_volume_write (s.v, "y", 1, 1 * CS, 0), 0);
+  cr_assert_eq (sc_volume_write (s.v, "y", 1, 5 * CS, 0), 0);
+  failed (shadowcopy_diff (h, "base", NULL, extent_count, &calls, NULL),
+          EINVAL, "the extent callback returned 1");
+  cr_assert_eq (calls, 1);
+  cr_assert_eq (shadowcopy_close (h), 0);
+  srv_stop (&s);
+}
+
 Test (lib, offline)
 {
   struct srv s;
