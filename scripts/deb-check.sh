@@ -243,14 +243,19 @@ pydir=/usr/lib/python3/dist-packages/shadowcopy
 dpkg -L python3-shadowcopy | grep -qxF "$pydir/__init__.py" ||
   fail "python3-shadowcopy does not ship $pydir/__init__.py"
 # Which libshadowcopy.so.0 a program loads: the installed one, not one a
-# `make install` left in /usr/local/lib.
+# `make install` left in /usr/local/lib.  Compared as real paths: with
+# merged /usr the loader may name it /lib/TRIPLET/.
+lib=$(readlink -f "$libdir/libshadowcopy.so.0")
 loads() {                       # PROGRAM
-  ldd "$1" | awk '$1 == "libshadowcopy.so.0" { print $3 }'
+  local p
+  p=$(ldd "$1" | awk '$1 == "libshadowcopy.so.0" { print $3 }')
+  [[ -n $p ]] && readlink -f "$p"
 }
-[[ $(loads /usr/bin/shadowcopy) == "$libdir/libshadowcopy.so.0" ]] ||
-  fail "/usr/bin/shadowcopy loads libshadowcopy.so.0 from '$(loads /usr/bin/shadowcopy)', not $libdir"
+[[ $(loads /usr/bin/shadowcopy) == "$lib" ]] ||
+  fail "/usr/bin/shadowcopy loads libshadowcopy.so.0 from '$(loads /usr/bin/shadowcopy)', not $lib"
 pc=$(pkg-config --cflags --libs libshadowcopy 2>&1) ||
   fail "pkg-config --cflags --libs libshadowcopy: $pc"
+pc=${pc% }
 [[ $(pkg-config --variable=libdir libshadowcopy) == "$libdir" ]] ||
   fail "pkg-config found a libshadowcopy.pc whose libdir is $(pkg-config --variable=libdir libshadowcopy)"
 [[ $(pkg-config --modversion libshadowcopy) == "$version" ]] ||
@@ -272,7 +277,7 @@ EOF_C
 # shellcheck disable=SC2086  # pkg-config's words are the compiler's
 cc -Wall -Werror -o "$tmp/tiny" "$tmp/tiny.c" $pc >"$tmp/cc.log" 2>&1 ||
   fail "a program against the installed header and library: $(cat "$tmp/cc.log")"
-[[ $(loads "$tmp/tiny") == "$libdir/libshadowcopy.so.0" ]] ||
+[[ $(loads "$tmp/tiny") == "$lib" ]] ||
   fail "a program linked with -lshadowcopy loads '$(loads "$tmp/tiny")'"
 "$tmp/tiny" >"$tmp/tiny.out" 2>&1 ||
   fail "the small program against libshadowcopy: $(cat "$tmp/tiny.out")"
@@ -288,16 +293,17 @@ say "libshadowcopy: $(tr '\n' ' ' <"$tmp/tiny.out")(cc $pc; tests/lib/example.c 
 # Python: the system's python3, isolated (-I: no PYTHON* variables, no
 # user site, not the current directory), run from outside the source tree.
 py=$(cd "$tmp" && /usr/bin/python3 -I -c '
-import shadowcopy
+import os, shadowcopy
 print(shadowcopy.__file__)
 print(shadowcopy.version())
 with open("/proc/self/maps") as maps:
-    print(sorted({l.split()[-1] for l in maps if "libshadowcopy.so" in l}))
+    print(sorted({os.path.realpath(l.split()[-1]) for l in maps
+                  if "libshadowcopy.so" in l}))
 ' 2>&1) || fail "/usr/bin/python3 -c 'import shadowcopy': $py"
-[[ $py == "$pydir/__init__.py"$'\n'"$version"$'\n'"['$libdir/libshadowcopy.so.0.0.0']" ]] ||
+[[ $py == "$pydir/__init__.py"$'\n'"$version"$'\n'"['$lib']" ]] ||
   fail "import shadowcopy (file, version(), library loaded) says:
 $py"
-say "python3: import shadowcopy from $pydir, version() $version, $libdir/libshadowcopy.so.0.0.0 loaded"
+say "python3: import shadowcopy from $pydir, version() $version, $lib loaded"
 for n in libshadowcopy shadowcopy_open shadowcopy_connect; do
   m=$(man -w "$n" 2>&1) || fail "man -w $n: $m"
   [[ $m == /usr/share/man/man3/*.3.gz ]] || fail "man -w $n finds $m"
