@@ -9,12 +9,19 @@
 #      nocheck: the unit tests run in check.sh's own steps);
 #   3. lintian on the .changes: every tag, down to pedantic, fails the check
 #      unless debian/*.lintian-overrides explains it;
-#   4. `apt-get install` of the two .debs (dependencies only if the machine
-#      lacks them; whatever it installs is noted, to be purged again);
+#   4. `apt-get install` of the five .debs (dependencies only if the
+#      machine lacks them; whatever it installs is noted, to be purged
+#      again);
 #   5. the installed files: the plugin in nbdkit's plugin directory and the
 #      CLI in /usr/bin, `nbdkit shadowcopy --dump-plugin` (found by name)
-#      with its shadowcopy_* fields, and the demo against the installed
-#      files (SHADOWCOPY_INSTALLED=1 scripts/demo.sh);
+#      with its shadowcopy_* fields; libshadowcopy: the CLI and a small C
+#      program (built with `pkg-config --cflags --libs libshadowcopy`
+#      against the installed header) load the installed libshadowcopy.so.0,
+#      tests/lib/example.c compiles and links the same way, /usr/bin/python3
+#      imports shadowcopy from dist-packages (outside the source tree) and
+#      says the package's version, `man -w` finds the man3 pages; and the
+#      demo against the installed files (SHADOWCOPY_INSTALLED=1
+#      scripts/demo.sh);
 #   6. `apt-get purge` of all it installed, on any exit.
 # Needs root (or sudo) for apt-get; refuses to run if shadowcopy's packages
 # are installed already (it would remove them).
@@ -27,8 +34,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export PATH="/usr/bin:/usr/sbin:/sbin:$PATH"
 export LC_ALL=C
+# The installed files are what is checked: nothing from the environment
+# may point the compiler, pkg-config, Python or the loader elsewhere.
+unset PKG_CONFIG_PATH PYTHONPATH SHADOWCOPY_LIBRARY LD_LIBRARY_PATH
 
-packages=(nbdkit-plugin-shadowcopy shadowcopy)
+packages=(nbdkit-plugin-shadowcopy shadowcopy libshadowcopy0 libshadowcopy-dev
+          python3-shadowcopy)
 say() { printf 'deb-check: %s\n' "$*"; }
 fail() { printf 'deb-check: FAILED: %s\n' "$*" >&2; exit 1; }
 elapsed() { echo $(($(date +%s) - $1)); }
@@ -215,6 +226,89 @@ format=$(sed -n 's/^#define SC_FORMAT_VERSION[[:space:]]\{1,\}\([0-9]\{1,\}\).*/
   fail "shadowcopy_io_uring is '$(field shadowcopy_io_uring)'"
 say "nbdkit shadowcopy --dump-plugin:"
 grep -E '^(path|shadowcopy_[a-z_]+)=' "$tmp/dump" | sed 's/^/  /'
+
+# libshadowcopy: the library, its -dev files, the Python bindings.
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+libdir=/usr/lib/$multiarch
+dpkg -L libshadowcopy0 | grep -qxF "$libdir/libshadowcopy.so.0" ||
+  fail "libshadowcopy0 does not ship $libdir/libshadowcopy.so.0"
+for f in /usr/include/shadowcopy.h "$libdir/libshadowcopy.so" \
+         "$libdir/pkgconfig/libshadowcopy.pc" \
+         /usr/share/man/man3/libshadowcopy.3.gz \
+         /usr/share/man/man3/shadowcopy_open.3.gz; do
+  dpkg -L libshadowcopy-dev | grep -qxF "$f" ||
+    fail "libshadowcopy-dev does not ship $f"
+done
+pydir=/usr/lib/python3/dist-packages/shadowcopy
+dpkg -L python3-shadowcopy | grep -qxF "$pydir/__init__.py" ||
+  fail "python3-shadowcopy does not ship $pydir/__init__.py"
+# Which libshadowcopy.so.0 a program loads: the installed one, not one a
+# `make install` left in /usr/local/lib.  Compared as real paths: with
+# merged /usr the loader may name it /lib/TRIPLET/.
+lib=$(readlink -f "$libdir/libshadowcopy.so.0")
+loads() {                       # PROGRAM
+  local p
+  p=$(ldd "$1" | awk '$1 == "libshadowcopy.so.0" { print $3 }')
+  [[ -n $p ]] && readlink -f "$p"
+}
+[[ $(loads /usr/bin/shadowcopy) == "$lib" ]] ||
+  fail "/usr/bin/shadowcopy loads libshadowcopy.so.0 from '$(loads /usr/bin/shadowcopy)', not $lib"
+pc=$(pkg-config --cflags --libs libshadowcopy 2>&1) ||
+  fail "pkg-config --cflags --libs libshadowcopy: $pc"
+pc=${pc% }
+[[ $(pkg-config --variable=libdir libshadowcopy) == "$libdir" ]] ||
+  fail "pkg-config found a libshadowcopy.pc whose libdir is $(pkg-config --variable=libdir libshadowcopy)"
+[[ $(pkg-config --modversion libshadowcopy) == "$version" ]] ||
+  fail "libshadowcopy.pc says version $(pkg-config --modversion libshadowcopy), the package is $version"
+cat >"$tmp/tiny.c" <<'EOF_C'
+#include <stdio.h>
+#include <shadowcopy.h>
+int
+main (void)
+{
+  struct shadowcopy *h = NULL;
+  int r = shadowcopy_connect ("/nonexistent/shadowcopy.sock", &h);
+  printf ("version=%s\n", shadowcopy_version ());
+  printf ("connect=%d errno=%d error=%s\n", r, shadowcopy_get_errno (),
+          shadowcopy_get_error () ? shadowcopy_get_error () : "(null)");
+  return r < 0 && h == NULL ? 0 : 1;
+}
+EOF_C
+# shellcheck disable=SC2086  # pkg-config's words are the compiler's
+cc -Wall -Werror -o "$tmp/tiny" "$tmp/tiny.c" $pc >"$tmp/cc.log" 2>&1 ||
+  fail "a program against the installed header and library: $(cat "$tmp/cc.log")"
+[[ $(loads "$tmp/tiny") == "$lib" ]] ||
+  fail "a program linked with -lshadowcopy loads '$(loads "$tmp/tiny")'"
+"$tmp/tiny" >"$tmp/tiny.out" 2>&1 ||
+  fail "the small program against libshadowcopy: $(cat "$tmp/tiny.out")"
+grep -qxF "version=$version" "$tmp/tiny.out" ||
+  fail "shadowcopy_version() is not $version: $(cat "$tmp/tiny.out")"
+grep -qE '^connect=-[0-9]+ errno=[1-9][0-9]* error=.*nonexistent' "$tmp/tiny.out" ||
+  fail "shadowcopy_connect to a missing socket: $(cat "$tmp/tiny.out")"
+# shellcheck disable=SC2086
+cc -Wall -Werror -o "$tmp/example" "$src/tests/lib/example.c" $pc \
+   >"$tmp/cc.log" 2>&1 ||
+  fail "tests/lib/example.c against the installed library: $(cat "$tmp/cc.log")"
+say "libshadowcopy: $(tr '\n' ' ' <"$tmp/tiny.out")(cc $pc; tests/lib/example.c builds too)"
+# Python: the system's python3, isolated (-I: no PYTHON* variables, no
+# user site, not the current directory), run from outside the source tree.
+py=$(cd "$tmp" && /usr/bin/python3 -I -c '
+import os, shadowcopy
+print(shadowcopy.__file__)
+print(shadowcopy.version())
+with open("/proc/self/maps") as maps:
+    print(sorted({os.path.realpath(l.split()[-1]) for l in maps
+                  if "libshadowcopy.so" in l}))
+' 2>&1) || fail "/usr/bin/python3 -c 'import shadowcopy': $py"
+[[ $py == "$pydir/__init__.py"$'\n'"$version"$'\n'"['$lib']" ]] ||
+  fail "import shadowcopy (file, version(), library loaded) says:
+$py"
+say "python3: import shadowcopy from $pydir, version() $version, $lib loaded"
+for n in libshadowcopy shadowcopy_open shadowcopy_connect; do
+  m=$(man -w "$n" 2>&1) || fail "man -w $n: $m"
+  [[ $m == /usr/share/man/man3/*.3.gz ]] || fail "man -w $n finds $m"
+done
+say "man -w finds libshadowcopy(3), shadowcopy_open(3) and its link shadowcopy_connect(3)"
 
 t=$(date +%s)
 if ! SHADOWCOPY_INSTALLED=1 SHADOWCOPY_CLI=/usr/bin/shadowcopy TMPDIR=$tmp \

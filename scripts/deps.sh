@@ -15,8 +15,10 @@ build_packages=(
 # To build the Debian packages and check them (scripts/deb-check.sh):
 # debhelper (with dh-autoreconf), lintian; dpkg-dev comes with
 # build-essential (no fakeroot: debian/control says Rules-Requires-Root: no).
+# dh-python: dh_python3 for python3-shadowcopy (Build-Depends:
+# dh-sequence-python3).
 deb_packages=(
-  debhelper lintian
+  debhelper lintian dh-python
 )
 # To test and for the demo: nbdsh, nbdinfo, nbdcopy, nbdfuse (libnbd-bin,
 # python3-libnbd), qemu-img, fio, FUSE, losetup, mkfs/fsck (ext4, XFS), clang
