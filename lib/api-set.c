@@ -343,6 +343,7 @@ shadowcopy_set_handle (struct shadowcopy_set *s, size_t i)
     return NULL;
   }
   s->handles[i].c = c;
+  s->handles[i].set_owned = true;
   return &s->handles[i];
 }
 

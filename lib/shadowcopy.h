@@ -81,7 +81,9 @@ int shadowcopy_open_volume (const char *name, struct shadowcopy **out);
 
 /* Close; 0, or the error of the checkpoint an offline read-write open
  * writes.  A creation in progress on this connection is aborted by the
- * server, and the connection's auto-release snapshots are deleted. */
+ * server, and the connection's auto-release snapshots are deleted.
+ * -EINVAL, closing nothing, for a handle of shadowcopy_set_handle (its
+ * set closes it). */
 int shadowcopy_close (struct shadowcopy *h);
 
 /* Who answers. */
@@ -423,7 +425,8 @@ int shadowcopy_set_snapshot (const struct shadowcopy_set *s, size_t i,
  * set's snapshots live as long as it does), as a handle for the calls
  * above: to back the snapshot up, keep it as a checkpoint
  * (SHADOWCOPY_DELETE_KEEP_CHECKPOINT), watch shadowcopy_fd for the server
- * going away.  Owned by the set: never shadowcopy_close it; valid until
+ * going away.  Owned by the set: shadowcopy_close refuses it (-EINVAL,
+ * the connection left open); valid until
  * shadowcopy_set_free.  NULL (with the error set) before the set is
  * taken or when i is out of range. */
 struct shadowcopy *shadowcopy_set_handle (struct shadowcopy_set *s,
