@@ -36,13 +36,39 @@
 #include "lib/shadowcopy.h"
 #include "lib/writers.h"
 
+#define NOTICES_KEPT 64
+
 struct shadowcopy_set {
   struct sc_create cr;          /* cr.vols[i].socket is where[i] */
   char *where[SC_CREATE_VOLUMES_MAX];
   char prefix[SC_NAME_MAX + 1]; /* of the default name */
   bool taken;                   /* by shadowcopy_set_create */
   struct shadowcopy handles[SC_CREATE_VOLUMES_MAX];  /* set_handle's */
+  /* shadowcopy_set_notify's callback, looked up at each notice (the
+   * sequence's cr.notify is set_notice); the notices made while there
+   * is none, kept for it (at most NOTICES_KEPT, then counted). */
+  shadowcopy_notify_fn fn;
+  void *fn_opaque;
+  char *pending[NOTICES_KEPT];
+  size_t npending, dropped;
 };
+
+/* Every notice of the set comes here: to the callback set now, or kept
+ * until one is set (a writers directory added before
+ * shadowcopy_set_notify warns of the writers it skips). */
+static void
+set_notice (const char *message, void *opaque)
+{
+  struct shadowcopy_set *s = opaque;
+
+  if (s->fn)
+    s->fn (message, s->fn_opaque);
+  else if (s->npending < NOTICES_KEPT &&
+           (s->pending[s->npending] = strdup (message)) != NULL)
+    s->npending++;
+  else
+    s->dropped++;
+}
 
 void
 shadowcopy_interrupt (void)
@@ -68,6 +94,8 @@ shadowcopy_set_new (struct shadowcopy_set **out)
   s->cr.freeze_ms = 60000;
   s->cr.hold_ms = 10000;
   s->cr.retry_delay_ms = 5000;
+  s->cr.notify = set_notice;
+  s->cr.notify_opaque = s;
   sc_interrupted = 0;
   *out = s;
   return 0;
@@ -223,8 +251,22 @@ void
 shadowcopy_set_notify (struct shadowcopy_set *s, shadowcopy_notify_fn fn,
                        void *opaque)
 {
-  s->cr.notify = fn;
-  s->cr.notify_opaque = opaque;
+  s->fn = fn;
+  s->fn_opaque = opaque;
+  if (!fn)
+    return;
+  for (size_t i = 0; i < s->npending; i++) {
+    fn (s->pending[i], opaque);
+    free (s->pending[i]);
+  }
+  s->npending = 0;
+  if (s->dropped) {
+    char m[128];
+    snprintf (m, sizeof m, "%zu more notices made before "
+              "shadowcopy_set_notify were dropped", s->dropped);
+    s->dropped = 0;
+    fn (m, opaque);
+  }
 }
 
 /* ---- taking it -------------------------------------------------------- */
@@ -443,5 +485,7 @@ shadowcopy_set_free (struct shadowcopy_set *s)
   free (s->cr.snapshots);
   for (size_t i = 0; i < s->cr.nvols; i++)
     free (s->where[i]);
+  for (size_t i = 0; i < s->npending; i++)
+    free (s->pending[i]);
   free (s);
 }

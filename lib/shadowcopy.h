@@ -399,7 +399,10 @@ void shadowcopy_set_timeouts (struct shadowcopy_set *s, uint64_t freeze_ms,
  * apart; `wait`: ask a busy volume again until the freeze timeout. */
 void shadowcopy_set_retries (struct shadowcopy_set *s, unsigned retries,
                              uint64_t delay_ms, bool wait);
-/* Where the library's notices go (warnings, retries, writers left out). */
+/* Where the library's notices go (warnings, retries, writers left out).
+ * The callback is looked up at each notice; the notices made before one
+ * is set (shadowcopy_set_add_writers_dir's warnings) are kept, up to 64,
+ * and given to it when it is set. */
 typedef void (*shadowcopy_notify_fn) (const char *message, void *opaque);
 void shadowcopy_set_notify (struct shadowcopy_set *s, shadowcopy_notify_fn fn,
                             void *opaque);
