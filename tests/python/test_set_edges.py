@@ -1,9 +1,12 @@
 """shadowcopy.Set at its edges, against real servers: notices made before
-notify is set reach it; shadowcopy_close refuses a set's handle."""
+notify is set reach it; a COMMIT whose reply is lost is looked for and
+deleted, or said that it may remain; shadowcopy_close refuses a set's handle."""
 import ctypes
 import errno
 import os
+import socket
 import stat
+import threading
 
 import shadowcopy
 from shadowcopy import _lib
@@ -30,6 +33,68 @@ def last_error():
     f = _lib.cdll.shadowcopy_get_error
     f.restype = ctypes.c_char_p
     return f().decode()
+
+
+class LosingProxy:
+    """A control socket in front of a real server's, relaying every line
+    both ways, except that the reply to the first COMMIT is read from the
+    server (so the server has recorded it) and never given: the client's
+    connection is closed instead.  refuse_after: then stop listening (a
+    server gone for good), else relay new connections as they come."""
+
+    def __init__(self, path, target, refuse_after=False):
+        self.path, self.target = path, target
+        self.refuse_after = refuse_after
+        self.lost = threading.Event()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(conn,),
+                             daemon=True).start()
+
+    def _relay(self, conn):
+        up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        up.connect(self.target)
+        cf, uf = conn.makefile("rb"), up.makefile("rb")
+        try:
+            while True:
+                line = cf.readline()
+                if not line:
+                    return
+                up.sendall(line)
+                reply = []
+                while True:
+                    r = uf.readline()
+                    if not r:
+                        return
+                    reply.append(r)
+                    if r.startswith(b"OK") or r.startswith(b"ERR"):
+                        break
+                if line.startswith(b"COMMIT") and not self.lost.is_set():
+                    self.lost.set()
+                    if self.refuse_after:
+                        self.close()
+                    return
+                conn.sendall(b"".join(reply))
+        finally:
+            conn.close()
+            up.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+            os.unlink(self.path)
+        except OSError:
+            pass
 
 
 @needs("shadowcopy_set_handle")
@@ -60,6 +125,41 @@ class SetEdgesTest(ServerTest):
         # A notice after notify is set goes to it as it is made.
         s.add_writers_dir(d)
         self.assertEqual(len(got), 2, got)
+
+    def lost_commit(self, refuse_after):
+        proxy = os.path.join(self.tmp, "b.sock")
+        p = LosingProxy(proxy, self.srv2.ctl, refuse_after)
+        self.addCleanup(p.close)
+        notices = []
+        s = shadowcopy.Set(volumes=[self.srv.ctl, proxy], name="s1",
+                           notify=notices.append)
+        self.addCleanup(s.close)
+        with self.assertRaises(shadowcopy.Error) as e:
+            s.create()
+        self.assertTrue(p.lost.is_set())
+        self.assertEqual(str(e.exception).count(proxy), 1, str(e.exception))
+        for n in notices:       # the socket named once at the start
+            self.assertNotIn("%s: %s:" % (proxy, proxy), n)
+            self.assertNotRegex(n, r"^%s: [a-z ]*: %s:" % (proxy, proxy))
+        self.assertEqual(self.listed(self.srv.ctl), [])
+        return s, notices
+
+    def test_a_commit_whose_reply_is_lost_is_deleted(self):
+        s, notices = self.lost_commit(refuse_after=False)
+        # The server recorded it; the undo found it by name and set, over
+        # a new connection, and deleted it.
+        self.assertEqual(self.listed(self.srv2.ctl), [])
+        self.assertFalse([n for n in notices if "may remain" in n], notices)
+
+    def test_a_commit_whose_reply_is_lost_may_remain(self):
+        s, notices = self.lost_commit(refuse_after=True)
+        # Nothing answers at the volume's socket any more: the undo cannot
+        # confirm, and says how to remove it.
+        proxy = os.path.join(self.tmp, "b.sock")
+        self.assertIn("%s: snapshot s1 of set %s may remain: remove it with "
+                      "shadowcopy -c %s delete --set %s"
+                      % (proxy, s.id, proxy, s.id), notices)
+        self.assertEqual(self.listed(self.srv2.ctl), [("s1", "snapshot", s.id)])
 
     def test_close_refuses_a_set_handle(self):
         s = shadowcopy.Set(volumes=[self.srv.ctl], name="ar",
