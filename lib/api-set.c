@@ -423,31 +423,6 @@ shadowcopy_set_writer_results (const struct shadowcopy_set *s,
   }
 }
 
-/* DELETE NAME uuid=UUID on volume v's own connection, or a new one when
- * it is closed.  A snapshot already gone is no error. */
-static int
-delete_one (struct sc_create_volume *v, char *err, size_t errlen)
-{
-  struct sc_client *c = v->c;
-  char uuid[8 + SC_CTL_UUID_LEN], e[1024];
-  const char *args[2] = { v->snap.name, uuid };
-  int r;
-
-  snprintf (uuid, sizeof uuid, "uuid=%s", v->snap.uuid);
-  if (!c && (r = sc_client_connect (v->socket, &c, e, sizeof e)) < 0) {
-    snprintf (err, errlen, "%s", e);
-    return r;
-  }
-  r = sc_client_request (c, "DELETE", args, v->snap.uuid[0] ? 2 : 1, NULL,
-                         NULL, e, sizeof e);
-  if (r < 0 && r != -ENOENT)
-    snprintf (err, errlen, "%s: deleting %s: %s", v->socket, v->snap.name,
-              e);
-  if (c != v->c)
-    sc_client_close (c, e, sizeof e);
-  return r == -ENOENT ? 0 : r;
-}
-
 int
 shadowcopy_set_delete (struct shadowcopy_set *s)
 {
@@ -461,14 +436,20 @@ shadowcopy_set_delete (struct shadowcopy_set *s)
     struct sc_create_volume *v = &s->cr.vols[i];
     if (!v->committed)
       continue;
-    r = delete_one (v, err, sizeof err);
-    if (r == 0)
+    /* Only while it is still the set's snapshot: a checkpoint kept from
+     * it (shadowcopy_set_handle, SHADOWCOPY_DELETE_KEEP_CHECKPOINT) has
+     * its name and UUID but is the requester's to keep.  Over the set's
+     * own connection, or a new one when that is closed. */
+    r = sc_create_delete_member (v->socket, v->c, v->snap.name,
+                                 s->cr.set_id, v->snap.uuid, err,
+                                 sizeof err);
+    if (r >= 0)
       v->committed = false;
     else if (!ret) {
       ret = r;
       snprintf (first, sizeof first, "%s", err);
     }
-    else if (s->cr.notify)
+    else
       s->cr.notify (err, s->cr.notify_opaque);
   }
   return ret < 0 ? sc_api_fail (-ret, "%s", first) : 0;

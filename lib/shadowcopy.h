@@ -454,7 +454,11 @@ void shadowcopy_set_writer_results (const struct shadowcopy_set *s,
                                     shadowcopy_writer_result_fn fn,
                                     void *opaque);
 
-/* Delete the set's snapshot from every volume.  Then, or without it,
+/* Delete the set's snapshot from every volume, each only while it is
+ * still a snapshot of the set with its UUID (listed first, then deleted
+ * by UUID): one already gone, or kept as a checkpoint (through
+ * shadowcopy_set_handle, SHADOWCOPY_DELETE_KEEP_CHECKPOINT), is left
+ * alone and is no error.  Then, or without it,
  * shadowcopy_set_free closes the connections (an auto-release set's
  * snapshots go with them). */
 int shadowcopy_set_delete (struct shadowcopy_set *s);

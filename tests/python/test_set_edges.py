@@ -1,4 +1,5 @@
-"""shadowcopy.Set at its edges, against real servers: notices made before
+"""shadowcopy.Set at its edges, against real servers: shadowcopy_set_delete
+leaves a checkpoint kept through the set's handle; notices made before
 notify is set reach it; a COMMIT whose reply is lost is looked for and
 deleted, or said that it may remain; shadowcopy_close refuses a set's handle."""
 import ctypes
@@ -11,6 +12,8 @@ import threading
 import shadowcopy
 from shadowcopy import _lib
 from helpers import ServerTest, eventually, needs
+
+KEEP_CHECKPOINT = 1
 
 
 def set_handle(s, i):
@@ -106,6 +109,25 @@ class SetEdgesTest(ServerTest):
     def listed(self, ctl):
         with shadowcopy.connect(ctl) as v:
             return [(s.name, s.type, s.set) for s in v.list()]
+
+    def test_set_delete_leaves_a_kept_checkpoint(self):
+        s = shadowcopy.Set(volumes=[self.srv.ctl, self.srv2.ctl], name="bk1")
+        self.addCleanup(s.close)
+        s.create()
+        # Volume 0's snapshot is kept as a checkpoint (it keeps the
+        # snapshot's name and UUID); volume 1's is still a snapshot.
+        rc = c_call("shadowcopy_delete", ctypes.c_int,
+                    [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p],
+                    set_handle(s, 0), b"bk1", None, KEEP_CHECKPOINT, None,
+                    None)
+        self.assertEqual(rc, 0, last_error())
+        # (A checkpoint is of no set.)
+        self.assertEqual(self.listed(self.srv.ctl), [("bk1", "checkpoint", "")])
+        s.delete()
+        self.assertEqual(self.listed(self.srv.ctl), [("bk1", "checkpoint", "")])
+        self.assertEqual(self.listed(self.srv2.ctl), [])
+        s.delete()              # again: nothing of the set's left, no error
 
     def test_notices_made_before_notify_reach_it(self):
         d = os.path.join(self.tmp, "writers.d")
