@@ -94,6 +94,10 @@ shadowcopy_close (struct shadowcopy *h)
 
   if (!h)
     return 0;
+  if (h->set_owned)
+    return sc_api_fail (EINVAL, "this handle belongs to a snapshot set "
+                        "(shadowcopy_set_handle): the set closes it, in "
+                        "shadowcopy_set_free; not closed");
   r = sc_client_close (h->c, err, sizeof err);
   free (h);
   return r < 0 ? sc_api_fail (-r, "%s", err) : 0;

@@ -19,13 +19,17 @@ int sc_api_fail (int err, const char *fmt, ...)
 void sc_api_clear_error (void);
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "lib/client.h"
 
-/* A handle: the internal client of one volume. */
+/* A handle: the internal client of one volume.  set_owned: a handle
+ * shadowcopy_set_handle gave, inside the set, on the set's own
+ * connection; shadowcopy_close refuses it (the set closes it). */
 struct shadowcopy {
   struct sc_client *c;
+  bool set_owned;
 };
 
 /* The message buffers the internal client writes its one line into. */

@@ -36,13 +36,39 @@
 #include "lib/shadowcopy.h"
 #include "lib/writers.h"
 
+#define NOTICES_KEPT 64
+
 struct shadowcopy_set {
   struct sc_create cr;          /* cr.vols[i].socket is where[i] */
   char *where[SC_CREATE_VOLUMES_MAX];
   char prefix[SC_NAME_MAX + 1]; /* of the default name */
   bool taken;                   /* by shadowcopy_set_create */
   struct shadowcopy handles[SC_CREATE_VOLUMES_MAX];  /* set_handle's */
+  /* shadowcopy_set_notify's callback, looked up at each notice (the
+   * sequence's cr.notify is set_notice); the notices made while there
+   * is none, kept for it (at most NOTICES_KEPT, then counted). */
+  shadowcopy_notify_fn fn;
+  void *fn_opaque;
+  char *pending[NOTICES_KEPT];
+  size_t npending, dropped;
 };
+
+/* Every notice of the set comes here: to the callback set now, or kept
+ * until one is set (a writers directory added before
+ * shadowcopy_set_notify warns of the writers it skips). */
+static void
+set_notice (const char *message, void *opaque)
+{
+  struct shadowcopy_set *s = opaque;
+
+  if (s->fn)
+    s->fn (message, s->fn_opaque);
+  else if (s->npending < NOTICES_KEPT &&
+           (s->pending[s->npending] = strdup (message)) != NULL)
+    s->npending++;
+  else
+    s->dropped++;
+}
 
 void
 shadowcopy_interrupt (void)
@@ -68,6 +94,8 @@ shadowcopy_set_new (struct shadowcopy_set **out)
   s->cr.freeze_ms = 60000;
   s->cr.hold_ms = 10000;
   s->cr.retry_delay_ms = 5000;
+  s->cr.notify = set_notice;
+  s->cr.notify_opaque = s;
   sc_interrupted = 0;
   *out = s;
   return 0;
@@ -223,8 +251,22 @@ void
 shadowcopy_set_notify (struct shadowcopy_set *s, shadowcopy_notify_fn fn,
                        void *opaque)
 {
-  s->cr.notify = fn;
-  s->cr.notify_opaque = opaque;
+  s->fn = fn;
+  s->fn_opaque = opaque;
+  if (!fn)
+    return;
+  for (size_t i = 0; i < s->npending; i++) {
+    fn (s->pending[i], opaque);
+    free (s->pending[i]);
+  }
+  s->npending = 0;
+  if (s->dropped) {
+    char m[128];
+    snprintf (m, sizeof m, "%zu more notices made before "
+              "shadowcopy_set_notify were dropped", s->dropped);
+    s->dropped = 0;
+    fn (m, opaque);
+  }
 }
 
 /* ---- taking it -------------------------------------------------------- */
@@ -343,6 +385,7 @@ shadowcopy_set_handle (struct shadowcopy_set *s, size_t i)
     return NULL;
   }
   s->handles[i].c = c;
+  s->handles[i].set_owned = true;
   return &s->handles[i];
 }
 
@@ -380,31 +423,6 @@ shadowcopy_set_writer_results (const struct shadowcopy_set *s,
   }
 }
 
-/* DELETE NAME uuid=UUID on volume v's own connection, or a new one when
- * it is closed.  A snapshot already gone is no error. */
-static int
-delete_one (struct sc_create_volume *v, char *err, size_t errlen)
-{
-  struct sc_client *c = v->c;
-  char uuid[8 + SC_CTL_UUID_LEN], e[1024];
-  const char *args[2] = { v->snap.name, uuid };
-  int r;
-
-  snprintf (uuid, sizeof uuid, "uuid=%s", v->snap.uuid);
-  if (!c && (r = sc_client_connect (v->socket, &c, e, sizeof e)) < 0) {
-    snprintf (err, errlen, "%s", e);
-    return r;
-  }
-  r = sc_client_request (c, "DELETE", args, v->snap.uuid[0] ? 2 : 1, NULL,
-                         NULL, e, sizeof e);
-  if (r < 0 && r != -ENOENT)
-    snprintf (err, errlen, "%s: deleting %s: %s", v->socket, v->snap.name,
-              e);
-  if (c != v->c)
-    sc_client_close (c, e, sizeof e);
-  return r == -ENOENT ? 0 : r;
-}
-
 int
 shadowcopy_set_delete (struct shadowcopy_set *s)
 {
@@ -418,14 +436,20 @@ shadowcopy_set_delete (struct shadowcopy_set *s)
     struct sc_create_volume *v = &s->cr.vols[i];
     if (!v->committed)
       continue;
-    r = delete_one (v, err, sizeof err);
-    if (r == 0)
+    /* Only while it is still the set's snapshot: a checkpoint kept from
+     * it (shadowcopy_set_handle, SHADOWCOPY_DELETE_KEEP_CHECKPOINT) has
+     * its name and UUID but is the requester's to keep.  Over the set's
+     * own connection, or a new one when that is closed. */
+    r = sc_create_delete_member (v->socket, v->c, v->snap.name,
+                                 s->cr.set_id, v->snap.uuid, err,
+                                 sizeof err);
+    if (r >= 0)
       v->committed = false;
     else if (!ret) {
       ret = r;
       snprintf (first, sizeof first, "%s", err);
     }
-    else if (s->cr.notify)
+    else
       s->cr.notify (err, s->cr.notify_opaque);
   }
   return ret < 0 ? sc_api_fail (-ret, "%s", first) : 0;
@@ -442,5 +466,7 @@ shadowcopy_set_free (struct shadowcopy_set *s)
   free (s->cr.snapshots);
   for (size_t i = 0; i < s->cr.nvols; i++)
     free (s->where[i]);
+  for (size_t i = 0; i < s->npending; i++)
+    free (s->pending[i]);
   free (s);
 }

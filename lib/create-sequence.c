@@ -204,35 +204,106 @@ on_snapshot (const struct sc_ctl_line *line, void *opaque)
   return sc_client_snapshot_from_line (line, opaque);
 }
 
+/* The client's message without the socket it starts with (most of its
+ * messages name it), for a message that names the socket itself. */
+static const char *
+unnamed (const char *socket, const char *err)
+{
+  size_t n = strlen (socket);
+
+  if (strncmp (err, socket, n) == 0 && strncmp (err + n, ": ", 2) == 0)
+    return err + n + 2;
+  return err;
+}
+
+int
+sc_create_delete_member (const char *socket, struct sc_client *c,
+                         const char *name, const char *set_id,
+                         const char *uuid, char *err, size_t errlen)
+{
+  struct sc_client *own = NULL;
+  struct sc_client_snapshot *list = NULL, *m = NULL;
+  char e[1024], arg_uuid[8 + SC_CTL_UUID_LEN];
+  const char *args[2] = { name, arg_uuid };
+  size_t n = 0;
+  int r;
+
+  if (!c && (r = sc_client_connect (socket, &own, e, sizeof e)) < 0)
+    goto out;
+  if (!c)
+    c = own;
+  if ((r = sc_client_list (c, &list, &n, e, sizeof e)) < 0)
+    goto out;
+  for (size_t k = 0; k < n && !m; k++)
+    if (strcmp (list[k].name, name) == 0)
+      m = &list[k];
+  /* Ours only while it is a snapshot of the set (a checkpoint kept from
+   * it has the same name and UUID, and is the user's now). */
+  if (!m || m->checkpoint ||
+      (m->type[0] && strcmp (m->type, "snapshot") != 0) ||
+      strcmp (m->set, set_id) != 0 ||
+      (uuid && uuid[0] && strcmp (m->uuid, uuid) != 0)) {
+    r = 0;
+    goto out;
+  }
+  snprintf (arg_uuid, sizeof arg_uuid, "uuid=%s", m->uuid);
+  r = sc_client_request (c, "DELETE", args, m->uuid[0] ? 2 : 1, NULL, NULL,
+                         e, sizeof e);
+  /* Gone meanwhile, or another one of that name now: nothing of ours. */
+  r = r == -ENOENT || r == -ESTALE ? 0 : r < 0 ? r : 1;
+ out:
+  if (r < 0)
+    snprintf (err, errlen, "%s: deleting %s: %s", socket, name,
+              unnamed (socket, e));
+  free (list);
+  if (own)
+    sc_client_close (own, e, sizeof e);
+  return r;
+}
+
 /* Undo on every volume: ABORT where the creation is open, DELETE where a
- * snapshot was already released. */
+ * snapshot was already released.  A COMMIT sent but not answered OK may
+ * have been recorded (its reply lost with the connection): after the
+ * ABORT, the member of the set of that name is looked for and deleted,
+ * over a new connection if this one is gone. */
 static void
 undo_volumes (struct sc_create *cr)
 {
   for (size_t i = 0; i < cr->nvols; i++) {
     struct sc_create_volume *v = &cr->vols[i];
+    const char *name = v->snap.name;
     char err[1024];
-    bool undone = true;
+    bool undone = true, maybe = v->committed;
     if (v->begun && !v->released) {
       if (simple (v, "ABORT", NULL, 0, err, sizeof err) < 0) {
-        say (cr, "%s: abort: %s", v->socket, err);
+        say (cr, "%s: abort: %s", v->socket, unnamed (v->socket, err));
         undone = false;
       }
     }
     else if (v->released && v->committed) {
       const char *a = v->snap.name;
       if (simple (v, "DELETE", &a, 1, err, sizeof err) < 0) {
-        say (cr, "%s: deleting %s: %s", v->socket, a, err);
+        say (cr, "%s: deleting %s: %s", v->socket, a,
+             unnamed (v->socket, err));
         undone = false;
       }
     }
+    if (v->commit_sent && !v->committed) {
+      maybe = true;
+      name = v->commit_name;
+      undone = sc_create_delete_member (v->socket, undone ? v->c : NULL,
+                                        name, cr->set_id, NULL, err,
+                                        sizeof err) >= 0;
+      if (!undone)
+        say (cr, "%s", err);
+    }
     /* A server that died after COMMIT keeps the snapshot (see
      * docs/design.md): say how to remove it once it is back. */
-    if (!undone && v->committed)
+    if (!undone && maybe)
       say (cr, "%s: snapshot %s of set %s may remain: remove it with "
-           "shadowcopy -c %s delete --set %s", v->socket, v->snap.name,
+           "shadowcopy -c %s delete --set %s", v->socket, name,
            cr->set_id, v->socket, cr->set_id);
-    v->begun = v->committed = v->released = false;
+    v->begun = v->committed = v->released = v->commit_sent = false;
   }
 }
 
@@ -356,7 +427,7 @@ create_one_shot (struct sc_create *cr, const struct commit_args *ca,
     usleep (BUSY_RETRY_US);
   }
   if (r < 0) {
-    fail (cr, r, "%s: %s", v->socket, err);
+    fail (cr, r, "%s: %s", v->socket, unnamed (v->socket, err));
     *retryable = is_busy (r) || r == -ETIMEDOUT;
     sc_create_close (cr);
     return -1;
@@ -396,7 +467,7 @@ begin_all (struct sc_create *cr, bool *retryable)
       usleep (BUSY_RETRY_US);
     }
     if (r < 0) {
-      fail (cr, r, "%s: %s", v->socket, err);
+      fail (cr, r, "%s: %s", v->socket, unnamed (v->socket, err));
       *retryable = is_busy (r);
       undo_volumes (cr);
       sc_create_close (cr);
@@ -442,7 +513,8 @@ hold_all (struct sc_create *cr, uint64_t window_end, char *msg, size_t msglen)
   for (size_t i = 0; i < cr->nvols && r == 0; i++) {
     r = simple (&cr->vols[i], "HOLD", &to, 1, err, sizeof err);
     if (r < 0)
-      snprintf (msg, msglen, "%s: %s", cr->vols[i].socket, err);
+      snprintf (msg, msglen, "%s: %s", cr->vols[i].socket,
+                unnamed (cr->vols[i].socket, err));
   }
   /* Every hold must start inside the freeze window: after it the
    * writers (fsfreeze's guardian) may have thawed, and the point in time
@@ -468,6 +540,8 @@ commit_all (struct sc_create *cr, struct commit_args *ca, char *msg,
 
   for (size_t i = 0; i < cr->nvols && r == 0; i++) {
     struct sc_create_volume *v = &cr->vols[i];
+    v->commit_sent = true;
+    snprintf (v->commit_name, sizeof v->commit_name, "%s", ca->name);
     r = sc_client_request (v->c, "COMMIT", ca->v, ca->n, on_snapshot,
                            &v->snap, err, sizeof err);
     /* A default name taken in the same millisecond as the last snapshot:
@@ -475,6 +549,7 @@ commit_all (struct sc_create *cr, struct commit_args *ca, char *msg,
     for (unsigned k = 2; r == -EEXIST && i == 0 && !cr->have_name && k < 100;
          k++) {
       snprintf (ca->name, sizeof ca->name, "%s+%u", cr->name, k);
+      snprintf (v->commit_name, sizeof v->commit_name, "%s", ca->name);
       r = sc_client_request (v->c, "COMMIT", ca->v, ca->n, on_snapshot,
                              &v->snap, err, sizeof err);
     }
@@ -484,7 +559,7 @@ commit_all (struct sc_create *cr, struct commit_args *ca, char *msg,
       set_env (cr);
     }
     if (r < 0)
-      snprintf (msg, msglen, "%s: %s", v->socket, err);
+      snprintf (msg, msglen, "%s: %s", v->socket, unnamed (v->socket, err));
     else
       v->committed = v->released = true;  /* COMMIT release=1 */
   }

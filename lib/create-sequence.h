@@ -31,6 +31,10 @@ struct sc_create_volume {
   const char *socket;
   struct sc_client *c;          /* open while an attempt holds it */
   bool begun, committed, released;
+  /* COMMIT sent under this name and not answered OK: it may have been
+   * recorded (a reply lost with the connection), so an undo looks. */
+  bool commit_sent;
+  char commit_name[SC_NAME_MAX + 8];
   struct sc_client_snapshot snap;       /* as the server made it */
 };
 
@@ -76,6 +80,17 @@ int sc_create_attempts (struct sc_create *cr);
  * the others are notices. */
 int sc_create_writers_phase (struct sc_create *cr, const char *phase,
                              bool all, char *msg, size_t msglen);
+
+/* Delete the member of set `set_id` named `name` on volume `socket`
+ * (over `c`, or a connection of its own when c is NULL), only if it is
+ * still a snapshot: LIST first, then DELETE NAME uuid=UUID.  A checkpoint
+ * kept from it (same name and UUID), a record of another set or UUID
+ * (`uuid` if not NULL), or no such name is left alone.  1 when deleted,
+ * 0 when there was nothing of ours to delete, a negative errno (err says
+ * why) when it could not be confirmed either way. */
+int sc_create_delete_member (const char *socket, struct sc_client *c,
+                             const char *name, const char *set_id,
+                             const char *uuid, char *err, size_t errlen);
 
 /* Close every connection (an auto-release snapshot goes with it); a
  * failure to is a notice. */

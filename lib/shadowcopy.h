@@ -81,7 +81,9 @@ int shadowcopy_open_volume (const char *name, struct shadowcopy **out);
 
 /* Close; 0, or the error of the checkpoint an offline read-write open
  * writes.  A creation in progress on this connection is aborted by the
- * server, and the connection's auto-release snapshots are deleted. */
+ * server, and the connection's auto-release snapshots are deleted.
+ * -EINVAL, closing nothing, for a handle of shadowcopy_set_handle (its
+ * set closes it). */
 int shadowcopy_close (struct shadowcopy *h);
 
 /* Who answers. */
@@ -397,7 +399,10 @@ void shadowcopy_set_timeouts (struct shadowcopy_set *s, uint64_t freeze_ms,
  * apart; `wait`: ask a busy volume again until the freeze timeout. */
 void shadowcopy_set_retries (struct shadowcopy_set *s, unsigned retries,
                              uint64_t delay_ms, bool wait);
-/* Where the library's notices go (warnings, retries, writers left out). */
+/* Where the library's notices go (warnings, retries, writers left out).
+ * The callback is looked up at each notice; the notices made before one
+ * is set (shadowcopy_set_add_writers_dir's warnings) are kept, up to 64,
+ * and given to it when it is set. */
 typedef void (*shadowcopy_notify_fn) (const char *message, void *opaque);
 void shadowcopy_set_notify (struct shadowcopy_set *s, shadowcopy_notify_fn fn,
                             void *opaque);
@@ -423,7 +428,8 @@ int shadowcopy_set_snapshot (const struct shadowcopy_set *s, size_t i,
  * set's snapshots live as long as it does), as a handle for the calls
  * above: to back the snapshot up, keep it as a checkpoint
  * (SHADOWCOPY_DELETE_KEEP_CHECKPOINT), watch shadowcopy_fd for the server
- * going away.  Owned by the set: never shadowcopy_close it; valid until
+ * going away.  Owned by the set: shadowcopy_close refuses it (-EINVAL,
+ * the connection left open); valid until
  * shadowcopy_set_free.  NULL (with the error set) before the set is
  * taken or when i is out of range. */
 struct shadowcopy *shadowcopy_set_handle (struct shadowcopy_set *s,
@@ -448,7 +454,11 @@ void shadowcopy_set_writer_results (const struct shadowcopy_set *s,
                                     shadowcopy_writer_result_fn fn,
                                     void *opaque);
 
-/* Delete the set's snapshot from every volume.  Then, or without it,
+/* Delete the set's snapshot from every volume, each only while it is
+ * still a snapshot of the set with its UUID (listed first, then deleted
+ * by UUID): one already gone, or kept as a checkpoint (through
+ * shadowcopy_set_handle, SHADOWCOPY_DELETE_KEEP_CHECKPOINT), is left
+ * alone and is no error.  Then, or without it,
  * shadowcopy_set_free closes the connections (an auto-release set's
  * snapshots go with them). */
 int shadowcopy_set_delete (struct shadowcopy_set *s);

@@ -67,6 +67,15 @@ requires_python_nbd () {
 # The product under test.
 : "${SHADOWCOPY_PLUGIN:=$abs_top_builddir/.libs/nbdkit-shadowcopy-plugin.so}"
 : "${SHADOWCOPY_CLI:=$abs_top_builddir/tools/shadowcopy}"
+# The CLI links libshadowcopy.so.0, so libtool makes tools/shadowcopy a
+# wrapper script: gdb cannot run it, and under a low `ulimit -n` it
+# hangs.  The build tree's CLI is run as the binary itself, with the
+# build's library first on LD_LIBRARY_PATH (it has no RUNPATH).
+if [ "$SHADOWCOPY_CLI" = "$abs_top_builddir/tools/shadowcopy" ] &&
+   [ -x "$abs_top_builddir/tools/.libs/shadowcopy" ]; then
+    SHADOWCOPY_CLI=$abs_top_builddir/tools/.libs/shadowcopy
+    export LD_LIBRARY_PATH="$abs_top_builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 [ -f "$SHADOWCOPY_PLUGIN" ] ||
     fail "plugin not found: SHADOWCOPY_PLUGIN=$SHADOWCOPY_PLUGIN (build first)"
 [ -x "$SHADOWCOPY_CLI" ] ||
