@@ -152,16 +152,17 @@ parse_data (char *p, struct sc_ctl_line *out, const char **why)
     return fail (why, "data line without a kind");
 
   while (*p) {
-    struct sc_ctl_field *f;
+    struct sc_ctl_field *f, extra;
     size_t i;
 
     if (*p != '\t')
       return fail (why, out->nfields == 0 ? "bad character in kind"
                                           : "control character in value");
     *p++ = '\0';
-    if (out->nfields == SC_CTL_FIELDS_MAX)
-      return fail (why, "too many fields");
-    f = &out->fields[out->nfields];
+    /* Past the cap, a field is checked as any other and then dropped: a
+     * newer minor server may add keys (docs/control-protocol.md). */
+    f = out->nfields < SC_CTL_FIELDS_MAX ? &out->fields[out->nfields]
+                                         : &extra;
     f->key = p;
     while (is_key_char (*p))
       p++;
@@ -180,7 +181,10 @@ parse_data (char *p, struct sc_ctl_line *out, const char **why)
     for (i = 0; i < out->nfields; i++)
       if (strcmp (out->fields[i].key, f->key) == 0)
         return fail (why, "duplicate field");
-    out->nfields++;
+    if (f == &extra)
+      out->ignored++;
+    else
+      out->nfields++;
   }
   out->type = SC_CTL_DATA;
   return 0;
@@ -491,6 +495,8 @@ sc_ctl_write_data (int fd, const char *kind,
 {
   struct line l = { 0 };
 
+  if (n > SC_CTL_FIELDS_MAX)
+    return -EMSGSIZE;
   put_data (&l, kind, fields, n);
   return put_end (fd, &l);
 }
@@ -501,6 +507,8 @@ sc_ctl_buffer_data (struct sc_ctl_out *o, const char *kind,
 {
   struct line l = { 0 };
 
+  if (n > SC_CTL_FIELDS_MAX)
+    return -EMSGSIZE;
   put_data (&l, kind, fields, n);
   if (l.overflow)
     return -EMSGSIZE;

@@ -181,7 +181,10 @@
                                      minors only add verbs, keys, lines */
 #define SC_CTL_LINE_MAX 4096
 #define SC_CTL_ARGS_MAX 8
-#define SC_CTL_FIELDS_MAX 32
+/* A data line's fields: a writer never sends more (-EMSGSIZE); the
+ * parser keeps the first SC_CTL_FIELDS_MAX and checks, then ignores, the
+ * rest, so that keys a newer minor server adds break no client. */
+#define SC_CTL_FIELDS_MAX 64
 #define SC_CTL_DIFF_MAX 65536     /* DIFF: extents per page, default and cap */
 
 /* A parsed request.  Points into the buffer given to the parser. */
@@ -204,6 +207,7 @@ struct sc_ctl_line {
   const char *kind;                       /* SC_CTL_DATA */
   struct sc_ctl_field fields[SC_CTL_FIELDS_MAX];
   size_t nfields;
+  size_t ignored;                         /* fields past the cap, dropped */
   int err;                                /* SC_CTL_ERR: positive errno */
   const char *message;                    /* SC_CTL_ERR */
 };
@@ -260,7 +264,7 @@ int sc_ctl_write_request (int fd, const char *verb,
                           const char *const *args, size_t nargs);
 
 /* A data line.  Values are sanitized; -EMSGSIZE if the line would exceed
- * SC_CTL_LINE_MAX (nothing is written then). */
+ * SC_CTL_LINE_MAX or n SC_CTL_FIELDS_MAX (nothing is written then). */
 int sc_ctl_write_data (int fd, const char *kind,
                        const struct sc_ctl_field *fields, size_t n);
 

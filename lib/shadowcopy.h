@@ -355,9 +355,10 @@ int shadowcopy_request (struct shadowcopy *h, const char *verb,
 
 /* A snapshot set: one snapshot of the same name on every volume, taken
  * while every writer is frozen, as `shadowcopy create` takes it:
- * identify, prepare, freeze, BEGIN and HOLD every volume, COMMIT every
- * volume, RELEASE, thaw, post-snapshot.  Either every volume has its
- * snapshot, or none does and every writer is thawed. */
+ * identify, BEGIN every volume, prepare, freeze, HOLD every volume, then
+ * COMMIT every volume with release (no separate RELEASE), thaw,
+ * post-snapshot.  Either every volume has its snapshot, or none does and
+ * every writer is thawed. */
 struct shadowcopy_set;
 
 /* The most volumes a set takes (shadowcopy_set_add_volume: -E2BIG). */

@@ -322,14 +322,61 @@ Test (reply, accepts_the_maximum_number_of_fields)
   cr_assert_eq (line.nfields, SC_CTL_FIELDS_MAX);
 }
 
-Test (reply, rejects_too_many_fields)
+/* "* k\tf0=0\tf1=1..." with n fields, in a static buffer. */
+static const char *
+fields_line (int n)
 {
-  char text[1024] = "* k";
+  static char text[SC_CTL_LINE_MAX];
   int i;
 
-  for (i = 0; i <= SC_CTL_FIELDS_MAX; i++)
+  snprintf (text, sizeof text, "* k");
+  for (i = 0; i < n; i++)
     snprintf (text + strlen (text), sizeof text - strlen (text),
               "\tf%d=%d", i, i);
+  return text;
+}
+
+/* A newer minor server may add keys: INFO's volume line had 31 fields
+ * when a 33rd failed the whole reply. */
+Test (reply, parses_a_line_of_40_fields)
+{
+  struct sc_ctl_line line;
+  const char *why;
+
+  cr_assert_eq (parse_rep (fields_line (40), &line, &why), 0, "%s", why);
+  cr_assert_eq (line.nfields, 40);
+  cr_assert_str_eq (sc_ctl_field (&line, "f0"), "0");
+  cr_assert_str_eq (sc_ctl_field (&line, "f31"), "31");
+  cr_assert_str_eq (sc_ctl_field (&line, "f39"), "39");
+}
+
+Test (reply, keeps_the_first_fields_and_ignores_the_rest)
+{
+  struct sc_ctl_line line;
+  const char *why;
+
+  cr_assert_eq (parse_rep (fields_line (SC_CTL_FIELDS_MAX + 7), &line, &why),
+                0, "%s", why);
+  cr_assert_eq (line.nfields, SC_CTL_FIELDS_MAX);
+  cr_assert_eq (line.ignored, 7);
+  cr_assert_str_eq (line.kind, "k");
+  cr_assert_str_eq (sc_ctl_field (&line, "f0"), "0");
+  cr_assert_str_eq (line.fields[SC_CTL_FIELDS_MAX - 1].value, "63");
+  cr_assert_null (sc_ctl_field (&line, "f64"));
+}
+
+Test (reply, checks_the_syntax_of_ignored_fields)
+{
+  char text[SC_CTL_LINE_MAX];
+
+  snprintf (text, sizeof text, "%s\tBAD=1", fields_line (SC_CTL_FIELDS_MAX));
+  assert_bad_reply (text);
+  snprintf (text, sizeof text, "%s\t=1", fields_line (SC_CTL_FIELDS_MAX));
+  assert_bad_reply (text);
+  snprintf (text, sizeof text, "%s\tx=\x1b", fields_line (SC_CTL_FIELDS_MAX));
+  assert_bad_reply (text);
+  snprintf (text, sizeof text, "%s\tf3=again",
+            fields_line (SC_CTL_FIELDS_MAX));
   assert_bad_reply (text);
 }
 
@@ -573,6 +620,21 @@ Test (write, over_long_data_line_is_refused_and_not_written)
 
   memset (big, 'x', sizeof big - 1);
   out = CAPTURE (r, sc_ctl_write_data (capture_fds[1], "k", &f, 1));
+  cr_assert_eq (r, -EMSGSIZE);
+  cr_assert_str_eq (out, "");
+}
+
+/* The parser drops fields past the cap, so a writer never sends them. */
+Test (write, data_line_with_more_fields_than_the_cap_is_refused)
+{
+  struct sc_ctl_field f[SC_CTL_FIELDS_MAX + 1];
+  const char *out;
+  int r, i;
+
+  for (i = 0; i <= SC_CTL_FIELDS_MAX; i++)
+    f[i] = (struct sc_ctl_field) { "k", "v" };
+  out = CAPTURE (r, sc_ctl_write_data (capture_fds[1], "k", f,
+                                       SC_CTL_FIELDS_MAX + 1));
   cr_assert_eq (r, -EMSGSIZE);
   cr_assert_str_eq (out, "");
 }

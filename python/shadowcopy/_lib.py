@@ -295,6 +295,7 @@ PROTOTYPES = {
     "shadowcopy_set_volumes": (c_size_t, [S]),
     "shadowcopy_set_snapshot": (c_int, [S, c_size_t, P(c_char_p),
                                         P(snapshot)]),
+    "shadowcopy_set_handle": (H, [S, c_size_t]),
     "shadowcopy_set_backup_complete": (c_int, [S, c_bool]),
     "shadowcopy_set_writer_results": (None, [S, writer_result_fn, c_void_p]),
     "shadowcopy_set_delete": (c_int, [S]),

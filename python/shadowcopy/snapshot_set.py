@@ -223,6 +223,31 @@ class Set:
             out.append((text(where.value), snapshot_from(c)))
         return out
 
+    def volume(self, i):
+        """Volume i's connection, the one that owns its snapshot, as a
+        Volume: back the snapshot up over it (diff, list, checkpoints...),
+        watch its fileno().  The set owns it: closing or dropping the
+        Volume leaves the connection (and an auto-release snapshot)
+        alive; it is closed with the set (the Volume keeps the set from
+        being collected).  IndexError past the last volume; Error before
+        create()."""
+        from .volume import Volume
+        h = self._handle()
+        n = fn.set_volumes(h)
+        i = int(i)
+        if n and not -n <= i < n:
+            raise IndexError("shadowcopy.Set: no volume %d (it has %d)"
+                             % (i, n))
+        if i < 0:
+            i += n
+        c = fn.set_handle(h, i)
+        if not c:
+            raise _lib.last_error(-fn.get_errno())
+        return Volume._borrowed(ctypes.c_void_p(c), self,
+                                "set=%s volume=%d" % (self.id, i))
+
+    handle = volume
+
     def backup_complete(self, success=True):
         """Tell the writers the backup is done (their backup-complete
         phase)."""

@@ -80,27 +80,42 @@ class Volume:
                        "diff=%r offline=%r" % (diff, offline)
                        if diff is not None else "volume=%r" % (volume,))
 
+    @classmethod
+    def _borrowed(cls, h, owner, where):
+        """A Volume over handle h, which `owner` (a Set) owns: close()
+        only forgets it, and it is closed once the owner is."""
+        v = cls.__new__(cls)
+        v._h = h
+        v._owner = owner
+        v._where = where
+        return v
+
     def __repr__(self):
         return "<shadowcopy.Volume %s%s>" % (
             getattr(self, "_where", "?"), " closed" if self.closed else "")
 
     # ---- the handle -------------------------------------------------
 
+    _owner = None               # the Set whose connection this is, if any
+
     def _handle(self):
-        if self._h is None:
+        if self.closed:
             raise ValueError("shadowcopy.Volume: the connection is closed")
         return self._h
 
     @property
     def closed(self):
-        return self._h is None
+        return self._h is None or (self._owner is not None and
+                                   self._owner.closed)
 
     def close(self):
         """Close (again: nothing).  Raises the error of the checkpoint an
-        offline read-write open writes."""
+        offline read-write open writes.  A Set's connection (Set.volume)
+        is only let go of: the set keeps it until it is closed."""
         h, self._h = self._h, None
-        if h is not None:
+        if h is not None and self._owner is None:
             _lib.check(fn.close(h))
+        self._owner = None
 
     def __enter__(self):
         return self
@@ -109,7 +124,7 @@ class Volume:
         self.close()
 
     def __del__(self):
-        if getattr(self, "_h", None) is not None:
+        if getattr(self, "_h", None) is not None and self._owner is None:
             try:
                 self.close()
             except Exception:   # nobody to tell, at collection

@@ -295,7 +295,9 @@ check_reply (const char *line)
         die ("field %s not found by its key", l.fields[i].key);
     if (sc_ctl_write_data (capture[1], l.kind, l.fields, l.nfields) < 0)
       die ("a data line that parses cannot be written back");
-    if (strcmp (captured_line (out, sizeof out), line) != 0)
+    /* Fields past the cap are dropped, so only a line within it comes
+     * back whole. */
+    if (strcmp (captured_line (out, sizeof out), line) != 0 && l.ignored == 0)
       die ("data line changed in a round trip:\n  %s\n  %s", line, out);
     break;
   case SC_CTL_ERR:

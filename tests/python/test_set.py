@@ -142,6 +142,46 @@ class SetTest(ServerTest):
         for srv in (self.srv, self.srv2):
             self.assertTrue(eventually(lambda: self.names(srv) == []))
 
+    def test_volume_is_the_sets_own_connection(self):
+        s = self.new_set(auto_release=True)
+        with self.assertRaises(shadowcopy.Error):
+            s.volume(0)                 # not taken yet
+        s.create()
+        with self.assertRaises(IndexError):
+            s.volume(2)
+        self.srv.write(65536, b"x" * 4096)
+        v = s.volume(0)
+        self.assertIsInstance(v, shadowcopy.Volume)
+        # Back up through it: the snapshot is there, auto-release, and the
+        # live volume's change since it shows in a diff.
+        mine = [sn for sn in v.list() if sn.name == s.name]
+        self.assertEqual(len(mine), 1)
+        self.assertTrue(mine[0].auto_release)
+        self.assertIn((65536, 65536), list(v.diff(s.name)))
+        self.assertGreaterEqual(v.fileno(), 0)
+        # Closing it, or dropping another one, leaves the set's
+        # connection, and so its auto-release snapshots, alive.
+        v.close()
+        self.assertTrue(v.closed)
+        with self.assertRaises(ValueError):
+            v.list()
+        w = s.volume(1)
+        self.assertIn(s.name, [sn.name for sn in w.list()])
+        del w
+        gc.collect()
+        time.sleep(0.5)                 # a close would have deleted them
+        self.assertEqual(self.names(self.srv), [s.name])
+        self.assertEqual(self.names(self.srv2), [s.name])
+        self.assertIn(s.name, [sn.name for sn in s.handle(1).list()])
+        # The set's close closes them, and a Volume of it with them.
+        kept = s.volume(0)
+        s.close()
+        self.assertTrue(kept.closed)
+        with self.assertRaises(ValueError):
+            kept.list()
+        for srv in (self.srv, self.srv2):
+            self.assertTrue(eventually(lambda: self.names(srv) == []))
+
     def test_writers_as_given_and_a_name_prefix(self):
         s = self.new_set(name_prefix="backup-")
         self.assertEqual(s.writers, [self.writer])
