@@ -192,11 +192,18 @@ class Set:
 
     def create(self):
         """Take the set: every volume has its snapshot, or (Error) none
-        does and every writer is thawed.  Returns self.snapshots."""
+        does and every writer is thawed.  Returns self.snapshots.  If the
+        notify callback raised, create() raises that, and the set, if it
+        was taken, is deleted first: an exception never leaves snapshots
+        behind."""
         h = self._handle()
         try:
             _interruptible(fn.set_create, h)
-        finally:
+        except BaseException:
+            self._guard.reraise()
+            raise
+        if self._guard.exc is not None:
+            fn.set_delete(h)
             self._guard.reraise()
         return self.snapshots
 

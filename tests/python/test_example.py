@@ -1,12 +1,11 @@
 """python/examples/backup-set.py (the README's example) backs up a set of
 two volumes with a writer, tells it backup-complete and deletes the set."""
-import filecmp
 import os
 import subprocess
 import unittest
 
 import shadowcopy
-from helpers import ServerTest, logging_writer, needs, phases
+from helpers import ServerTest, executable, logging_writer, needs, phases
 
 SRCDIR = os.environ.get("abs_top_srcdir",
                         os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -30,9 +29,25 @@ class Example(ServerTest):
         srv2 = self.server("vol2")
         log = os.path.join(self.tmp, "w.log")
         writer = logging_writer(os.path.join(self.tmp, "w"), log)
+        # A second writer overwrites the start of each live disk once the
+        # snapshots are taken (post-snapshot), before the copies: an
+        # example that copied the live export instead of the snapshot
+        # would copy these bytes.
+        before = {}
+        for srv in (self.srv, srv2):
+            with open(srv.disk, "rb") as f:
+                before[srv.disk] = f.read()
+        scribbler = executable(os.path.join(self.tmp, "scribble"), '''#!/bin/sh
+[ "$1" = post-snapshot ] || exit 0
+for s in %s %s; do
+    /usr/bin/nbdsh -u "nbd+unix:///?socket=$s" \
+        -c 'h.pwrite(b"\\xab" * 65536, 0); h.flush()' || exit 1
+done
+''' % (self.srv.nbd, srv2.nbd))
         dest = os.path.join(self.tmp, "backup")
         os.mkdir(dest)
         r = subprocess.run(["/usr/bin/python3", EXAMPLE, "--writer", writer,
+                            "--writer", scribbler,
                             dest, self.srv.ctl, srv2.ctl],
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -40,8 +55,12 @@ class Example(ServerTest):
         self.assertEqual(len(images), 2, r.stdout)
         for img, srv in zip(images, (self.srv, srv2)):
             self.assertTrue(img.startswith(dest + "/"))
-            # Nothing was written: the snapshot is the disk as it is.
-            self.assertTrue(filecmp.cmp(img, srv.disk, shallow=False), img)
+            # The image is the disk as it was at the snapshot, not as the
+            # scribbler left it.
+            with open(img, "rb") as f:
+                self.assertEqual(f.read(), before[srv.disk], img)
+            with open(srv.disk, "rb") as f:
+                self.assertEqual(f.read(65536), b"\xab" * 65536)
         self.assertEqual(phases(log),
                          ["identify", "prepare", "freeze", "thaw",
                           "post-snapshot", "backup-complete"])
