@@ -234,6 +234,11 @@ sc_guardian_start (struct sc_guardian *g, const struct sc_guardian_ops *ops,
     close (cmd[1]);
     close (st[0]);
     reap (pid, e == -ETIMEDOUT);
+    /* A call of the operation that went unanswered to its deadline is
+     * named in why; -ETIME keeps it from reading as the freeze window's
+     * end (-ETIMEDOUT) even when that deadline was the window's. */
+    if (e == 0 && rep.err == -ETIMEDOUT)
+      return -ETIME;
     return e < 0 ? e : rep.err;
   }
   snprintf (why, len, "froze in %" PRIu64 " ms%s%s",
@@ -386,8 +391,7 @@ sc_guardian_run (char *const argv[], uint64_t deadline, int *status,
   if (got < 0) {
     /* Never "exited 0": a status nobody reported is a failure. */
     snprintf (out, outlen, "its exit status was lost");
-    *status = W_EXITCODE (255, 0);
-    return -ECHILD;
+    return -EPIPE;
   }
   *status = st;
   if (WIFEXITED (st) && WEXITSTATUS (st) == 0)
