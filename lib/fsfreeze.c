@@ -172,16 +172,10 @@ sc_fsfreeze_thaw (struct sc_fsfreeze *g, const char *mnt, char *why,
   int e = 0;
 
   why[0] = '\0';
-  if (!g->guard) {
-    /* Not frozen by us (or already thawed): make sure, harmlessly. */
-    int fd = open (mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-      if (ioctl (fd, FITHAW, 0) < 0 && errno != EINVAL)
-        e = errno;
-      close (fd);
-    }
-  }
-  else
+  /* Only what we froze is thawed: without a guardian (our FIFREEZE
+   * failed, perhaps with EBUSY because someone else froze it, or we
+   * thawed already) a FITHAW would end someone else's freeze. */
+  if (g->guard)
     e = guardian_thaw (g);
   if (e == GUARD_WINDOW_ENDED) {
     snprintf (why, whylen, "the freeze window ended before thaw: "

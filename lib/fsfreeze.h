@@ -30,8 +30,9 @@ struct sc_fsfreeze {
 int sc_fsfreeze_freeze (struct sc_fsfreeze *g, const char *mnt,
                         uint64_t window_ms, char *why, size_t whylen);
 
-/* Thaw: through the guardian, or directly when there is none (harmless
- * when the filesystem is not frozen).  0; -ETIMEDOUT when the window
+/* Thaw: through the guardian; without one (never frozen by us, its
+ * freeze failed, or already thawed) nothing is done, so a filesystem
+ * someone else froze (FIFREEZE then fails with EBUSY) stays frozen.  0; -ETIMEDOUT when the window
  * ended first (the guardian thawed before it was asked, so what was
  * taken since is not consistent); or the negative errno of FITHAW.  `why`
  * says what failed. */

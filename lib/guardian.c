@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lib/guardian.h"
+#include "lib/spawn.h"
 
 /* The guardian's record, after its freeze and after its thaw. */
 struct report {
@@ -102,6 +103,9 @@ guardian (const struct sc_guardian_ops *ops, int cmd, int status,
   signal (SIGTERM, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
+  /* Its own children's statuses (mysql's session) whatever the
+   * requester's SIGCHLD disposition: this process is the library's. */
+  signal (SIGCHLD, SIG_DFL);
   guardian_fds (&cmd, &status);
 
   t0 = now_ns ();
@@ -230,6 +234,11 @@ sc_guardian_start (struct sc_guardian *g, const struct sc_guardian_ops *ops,
     close (cmd[1]);
     close (st[0]);
     reap (pid, e == -ETIMEDOUT);
+    /* A call of the operation that went unanswered to its deadline is
+     * named in why; -ETIME keeps it from reading as the freeze window's
+     * end (-ETIMEDOUT) even when that deadline was the window's. */
+    if (e == 0 && rep.err == -ETIMEDOUT)
+      return -ETIME;
     return e < 0 ? e : rep.err;
   }
   snprintf (why, len, "froze in %" PRIu64 " ms%s%s",
@@ -292,11 +301,33 @@ sc_guardian_close (struct sc_guardian *g)
 
 /* ---- a program to a deadline ------------------------------------------- */
 
+struct run_args {
+  char *const *argv;
+  int out;
+};
+
+static void
+run_program (void *arg)
+{
+  struct run_args *a = arg;
+  int null;
+
+  signal (SIGPIPE, SIG_DFL);
+  null = open ("/dev/null", O_RDONLY);
+  if (null >= 0)
+    dup2 (null, 0);
+  dup2 (a->out, 1);
+  dup2 (a->out, 2);
+  execvp (a->argv[0], a->argv);
+  fprintf (stderr, "cannot run %s: %s", a->argv[0], strerror (errno));
+  _exit (127);
+}
+
 int
 sc_guardian_run (char *const argv[], uint64_t deadline, int *status,
                  char *out, size_t outlen)
 {
-  int p[2], null, st = 0;
+  int p[2], sfd, st = 0, got = 0;
   size_t used = 0;
   bool timed_out = false;
 
@@ -305,28 +336,15 @@ sc_guardian_run (char *const argv[], uint64_t deadline, int *status,
   if (pipe2 (p, O_CLOEXEC) < 0)
     return -errno;
   fflush (NULL);
-  pid_t pid = fork ();
-  if (pid < 0) {
-    int e = -errno;
-    close (p[0]);
-    close (p[1]);
-    return e;
-  }
-  if (pid == 0) {
-    setpgid (0, 0);
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    signal (SIGPIPE, SIG_DFL);
-    null = open ("/dev/null", O_RDONLY);
-    if (null >= 0)
-      dup2 (null, 0);
-    dup2 (p[1], 1);
-    dup2 (p[1], 2);
-    execvp (argv[0], argv);
-    fprintf (stderr, "cannot run %s: %s", argv[0], strerror (errno));
-    _exit (127);
-  }
-  setpgid (pid, pid);
+  struct run_args a = { .argv = argv, .out = p[1] };
+  /* Its status through an intermediate: this process may ignore
+   * SIGCHLD (see spawn.h). */
+  pid_t pid = sc_spawn (run_program, &a, &sfd);
   close (p[1]);
+  if (pid < 0) {
+    close (p[0]);
+    return pid;
+  }
   for (;;) {
     uint64_t now = sc_guardian_now_ms ();
     if (now >= deadline) {
@@ -356,26 +374,26 @@ sc_guardian_run (char *const argv[], uint64_t deadline, int *status,
     out[used] = '\0';
   }
   close (p[0]);
-  while (!timed_out && waitpid (pid, &st, WNOHANG) == 0) {
-    if (sc_guardian_now_ms () >= deadline)
+  if (!timed_out) {
+    got = sc_spawn_status (sfd, deadline, &st);
+    if (got == 0)
       timed_out = true;
-    else
-      usleep (5000);
   }
-  if (timed_out) {
-    kill (-pid, SIGKILL);
-    while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
-      ;
-  }
+  sc_spawn_end (pid, sfd);
   /* One line. */
   while (used && (out[used - 1] == '\n' || out[used - 1] == ' '))
     out[--used] = '\0';
   for (char *c = out; *c; c++)
     if (*c == '\n' || *c == '\r' || *c == '\t')
       *c = ' ';
-  *status = st;
   if (timed_out)
     return -ETIMEDOUT;
+  if (got < 0) {
+    /* Never "exited 0": a status nobody reported is a failure. */
+    snprintf (out, outlen, "its exit status was lost");
+    return -EPIPE;
+  }
+  *status = st;
   if (WIFEXITED (st) && WEXITSTATUS (st) == 0)
     return 0;
   if (WIFEXITED (st) && WEXITSTATUS (st) == 127 &&

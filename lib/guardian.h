@@ -7,7 +7,10 @@
  * pipe (thaw, abort, the requester's death even by kill -9) or the end
  * of the freeze window makes it run the thaw operation, report, and
  * exit.  A freeze that failed half-way is thawed at once, so a failed
- * freeze leaves nothing frozen.  Each operation works to a deadline of
+ * freeze leaves nothing frozen: the thaw operation then undoes only
+ * what the freeze may have done (a freeze refused by the agent or by
+ * virsh froze nothing of ours, and a thaw would end someone else's
+ * freeze), and does nothing when that was nothing.  Each operation works to a deadline of
  * its own (an absolute monotonic time in ms) and must keep it.
  *
  * The in-box writers qemu-ga, libvirt and mysql (writer-*.c) are
@@ -46,7 +49,8 @@ uint64_t sc_guardian_now_ms (void);
 /* Start a guardian that freezes (within op_ms) and then holds the freeze
  * for at most window_ms.  0 once frozen, with how long the freeze took
  * in why; or a negative errno with why saying what failed (the guardian
- * has then thawed what it could and exited). */
+ * has then thawed what it may have frozen and exited); -ETIME when a
+ * call of the freeze went unanswered to its deadline (why names it). */
 int sc_guardian_start (struct sc_guardian *g, const struct sc_guardian_ops *ops,
                        uint64_t op_ms, uint64_t window_ms,
                        char *why, size_t len);
@@ -66,7 +70,9 @@ void sc_guardian_close (struct sc_guardian *g);
  * `deadline` (then its process group is killed).  out gets the last of
  * its stdout and stderr, one line.  0 when it exited 0; -ETIMEDOUT;
  * -ECHILD (non-zero exit, *status has the wait status); -ENOENT when it
- * could not be run; other negative errnos when it could not start. */
+ * could not be run; -EPIPE when its exit status was lost (never taken
+ * for success; see spawn.h); other negative errnos when it could not
+ * start. */
 int sc_guardian_run (char *const argv[], uint64_t deadline, int *status,
                      char *out, size_t outlen);
 

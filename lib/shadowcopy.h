@@ -26,6 +26,11 @@
  *   callback (shadowcopy_set_notify), when one is set.
  * - The library installs no signal handler.  shadowcopy_interrupt() is
  *   async-signal-safe: a handler calls it to cut a writer phase short.
+ * - The library changes no signal disposition of the caller's and works
+ *   whatever its SIGCHLD disposition (SIG_IGN included): the programs it
+ *   runs (writers, psql, virsh) run under an intermediate process of its
+ *   own that reports their exit status, and a status it could not learn
+ *   is a failure.  It reaps only children it started.
  */
 #ifndef SHADOWCOPY_H
 #define SHADOWCOPY_H

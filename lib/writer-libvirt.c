@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 struct virt {
   char *domain;
+  bool may_be_frozen;           /* domfsfreeze did not refuse: thaw */
 };
 
 static void
@@ -72,16 +74,32 @@ virsh (struct virt *v, const char *verb, uint64_t deadline, char *why,
   return r == -ECHILD ? -EIO : r;
 }
 
+/* A domfsfreeze that virsh answered with an error (its exit status)
+ * froze nothing of ours (libvirt refuses a guest already frozen, e.g. by
+ * an admin): no domfsthaw, which would end that other freeze.  Only an
+ * answer that is lost or late (timed out, status unknown) may have
+ * frozen, and is thawed. */
 static int
 virt_freeze (void *state, uint64_t deadline, char *why, size_t len)
 {
-  return virsh (state, "domfsfreeze", deadline, why, len);
+  struct virt *v = state;
+  int r = virsh (v, "domfsfreeze", deadline, why, len);
+
+  v->may_be_frozen = r != -EIO && r != -ENOENT;
+  return r;
 }
 
 static int
 virt_thaw (void *state, uint64_t deadline, char *why, size_t len)
 {
-  return virsh (state, "domfsthaw", deadline, why, len);
+  struct virt *v = state;
+
+  if (!v->may_be_frozen)
+    return 0;
+  int r = virsh (v, "domfsthaw", deadline, why, len);
+  if (r == 0)
+    v->may_be_frozen = false;
+  return r;
 }
 
 const struct sc_writer_kind_impl sc_writer_libvirt = {

@@ -41,7 +41,8 @@ struct qga {
   char **mounts;                /* none: every filesystem of the guest */
   size_t nmounts;
   int fd;                       /* the connection, in the guardian */
-  bool sent_freeze;             /* a freeze was asked for: thaw it */
+  bool sent_freeze;             /* we may have frozen: thaw it */
+  bool agent_refused;           /* the last call's answer was an error */
   char buf[LINE_MAX_BYTES];
   size_t blen;
 };
@@ -311,10 +312,12 @@ qga_call (struct qga *q, const char *execute, const char *args,
     return -ENOMEM;
   r = qga_send (q, text, n, deadline, execute, why, len);
   free (text);
+  q->agent_refused = false;
   if (r < 0 || (r = qga_reply (q, deadline, execute, v, why, len)) < 0)
     return r;
   const struct sc_jv *e = sc_jv_get (v, "error");
   if (e) {
+    q->agent_refused = true;
     const char *desc = sc_jv_get_string (e, "desc");
     snprintf (why, len, "%s: the agent said: %s", execute,
               desc ? desc : "an error without a description");
@@ -443,12 +446,37 @@ qga_freeze (void *state, uint64_t deadline, char *why, size_t len)
     if (fclose (f) != 0)
       return -ENOMEM;
   }
+  /* A guest someone else froze (an admin, another tool) is theirs: our
+   * freeze would be refused and our thaw would end their freeze. */
+  r = qga_call (q, "guest-fsfreeze-status", NULL, deadline, &v, &ret, why,
+                len);
+  if (r == 0) {
+    bool thawed = ret->type == SC_JV_STRING && strcmp (ret->s, "thawed") == 0;
+    sc_jv_free (&v);
+    if (!thawed) {
+      free (args);
+      snprintf (why, len, "the guest's filesystems are already frozen by "
+                "someone else; not touching them");
+      return -EBUSY;
+    }
+  }
+  else {
+    free (args);
+    return r;
+  }
+  /* From here on, unless the agent answers with an error, it may have
+   * frozen: a lost or late answer is thawed. */
   q->sent_freeze = true;
   r = qga_call (q, q->nmounts ? "guest-fsfreeze-freeze-list"
                 : "guest-fsfreeze-freeze", args, deadline, &v, &ret, why, len);
   free (args);
-  if (r < 0)
+  if (r < 0) {
+    /* An error answer: the agent froze nothing (it undoes a partial
+     * freeze itself); thawing would end someone else's. */
+    if (q->agent_refused)
+      q->sent_freeze = false;
     return r;
+  }
   char count[32];
   snprintf (count, sizeof count, "%s",
             ret->type == SC_JV_NUMBER ? ret->s : "?");

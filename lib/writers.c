@@ -33,6 +33,7 @@
 #include "engine/control-protocol.h"
 #include "lib/fsfreeze.h"
 #include "lib/writers.h"
+#include "lib/spawn.h"
 #include "lib/shadowcopy.h"
 #include "lib/writer-kinds.h"
 
@@ -350,15 +351,15 @@ fsfreeze_run (struct sc_writer *w, const char *phase, uint64_t freeze_ms,
 
 /* ---- external writers ------------------------------------------------- */
 
-/* The child of a phase: its own process group, stdin /dev/null, stdout
- * and stderr into `out`, the SHADOWCOPY_* environment. */
+/* The child of a phase (in its intermediate's process group, see
+ * spawn.h): stdin /dev/null, stdout and stderr into `out`, the
+ * SHADOWCOPY_* environment. */
 static void __attribute__ ((noreturn))
 exec_writer (const struct sc_writer *w, const char *phase,
              const struct sc_writer_env *env, int out)
 {
   int null = open ("/dev/null", O_RDONLY);
 
-  setpgid (0, 0);
   signal (SIGPIPE, SIG_DFL);
   signal (SIGINT, SIG_DFL);
   signal (SIGTERM, SIG_DFL);
@@ -381,9 +382,25 @@ exec_writer (const struct sc_writer *w, const char *phase,
   _exit (127);
 }
 
+struct exec_args {
+  const struct sc_writer *w;
+  const char *phase;
+  const struct sc_writer_env *env;
+  int out;
+};
+
+static void
+run_writer (void *arg)
+{
+  struct exec_args *a = arg;
+
+  exec_writer (a->w, a->phase, a->env, a->out);
+}
+
 /* A phase of an external writer, running. */
 struct phase_run {
-  pid_t pid;
+  pid_t pid;                    /* its intermediate, the group leader */
+  int status_fd;                /* the intermediate's report */
   uint64_t end;                 /* its time limit, monotonic ms */
   bool interruptible;           /* by the CLI's interruption */
   bool timed_out, interrupted;
@@ -444,36 +461,34 @@ read_output (struct phase_run *x, int fd)
 
 /* The end of the phase; its wait status.  The output is closed, but the
  * writer may still run (it may have closed or redirected its output):
- * the limit holds until it exits.  WNOWAIT leaves it a zombie, so its
- * process group id cannot be reused before the group is killed. */
+ * the limit holds until it exits.  Its status comes from its
+ * intermediate (spawn.h), whatever this process's SIGCHLD disposition;
+ * none is a failure (*lost).  Whatever is left of the phase (the
+ * writer's own leftovers too) is killed with the group. */
 static int
-end_phase (struct phase_run *x)
+end_phase (struct phase_run *x, bool *lost)
 {
   int status = 0;
 
+  *lost = false;
   while (!x->timed_out && !x->interrupted) {
-    siginfo_t si = { 0 };
-    if (waitid (P_PID, x->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
-        errno != EINTR)
+    int k = sc_spawn_status (x->status_fd, mono_ms () + 10, &status);
+    if (k < 0)
+      *lost = true;
+    if (k != 0)
       break;
-    if (si.si_pid == x->pid)
-      break;
-    if (!cut_short (x, mono_ms ()))
-      usleep (10000);
+    cut_short (x, mono_ms ());
   }
-  /* Whatever is left of the phase goes with it (the writer's own
-   * leftovers too), before the leader is reaped. */
-  kill (-x->pid, SIGKILL);
-  while (waitpid (x->pid, &status, 0) < 0 && errno == EINTR)
-    ;
+  sc_spawn_end (x->pid, x->status_fd);
+  x->status_fd = -1;
   return status;
 }
 
 /* What became of the phase, in words (result) and as 0, -ETIMEDOUT,
  * -EINTR or -ECHILD (a non-zero exit or a signal). */
 static int
-outcome (const struct phase_run *x, int status, uint64_t timeout_ms,
-         char *result, size_t len)
+outcome (const struct phase_run *x, int status, bool lost,
+         uint64_t timeout_ms, char *result, size_t len)
 {
   if (x->timed_out) {
     snprintf (result, len, "timed out after %" PRIu64 " ms", timeout_ms);
@@ -482,6 +497,10 @@ outcome (const struct phase_run *x, int status, uint64_t timeout_ms,
   if (x->interrupted) {
     snprintf (result, len, "interrupted");
     return -EINTR;
+  }
+  if (lost) {
+    snprintf (result, len, "exit status lost");
+    return -ECHILD;
   }
   if (WIFEXITED (status) && WEXITSTATUS (status) == 0) {
     snprintf (result, len, "ok");
@@ -515,17 +534,13 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   if (pipe2 (p, O_CLOEXEC) < 0)
     return cannot_start (w, phase, -errno, msg, msglen);
   fflush (NULL);
-  x.pid = fork ();
-  if (x.pid < 0) {
-    int e = -errno;
-    close (p[0]);
-    close (p[1]);
-    return cannot_start (w, phase, e, msg, msglen);
-  }
-  if (x.pid == 0)
-    exec_writer (w, phase, env, p[1]);
-  setpgid (x.pid, x.pid);       /* both sides, whoever runs first */
+  struct exec_args a = { .w = w, .phase = phase, .env = env, .out = p[1] };
+  x.pid = sc_spawn (run_writer, &a, &x.status_fd);
   close (p[1]);
+  if (x.pid < 0) {
+    close (p[0]);
+    return cannot_start (w, phase, x.pid, msg, msglen);
+  }
 
   /* thaw and abort run to the end (or their time limit) even when the
    * CLI was interrupted: they are what makes the interruption safe. */
@@ -534,7 +549,9 @@ sc_writer_run (struct sc_writer *w, const char *phase,
   x.end = mono_ms () + timeout_ms;
   read_output (&x, p[0]);
   close (p[0]);
-  r = outcome (&x, end_phase (&x), timeout_ms, result, sizeof result);
+  bool lost;
+  int status = end_phase (&x, &lost);
+  r = outcome (&x, status, lost, timeout_ms, result, sizeof result);
   set_result (w, phase, result, x.out);
   return report (w, phase, r, result, msg, msglen);
 }

@@ -8,6 +8,11 @@ MODE:
   error      syncs, then answers guest-fsfreeze-freeze* with an error
   notfrozen  syncs, freezes, but guest-fsfreeze-status says "thawed"
   ok         a well-behaved agent (frozen until thawed)
+  prefrozen  frozen by someone else before any client came: freeze is
+             refused ("disabled", as qemu-ga in frozen state), status
+             says "frozen"
+  lostfreeze syncs, freezes, but never answers the freeze (answers the
+             rest)
 """
 import json, os, socket, sys
 
@@ -19,7 +24,7 @@ except FileNotFoundError:
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(path)
 srv.listen(4)
-frozen = False
+frozen = mode == "prefrozen"
 
 
 def note(s):
@@ -56,7 +61,12 @@ while True:
             if ex == "guest-sync-delimited":
                 answer(c, {"return": cmd["arguments"]["id"]}, delim=True)
             elif ex.startswith("guest-fsfreeze-freeze"):
-                if mode == "error":
+                if frozen and mode == "prefrozen":
+                    answer(c, {"error": {"class": "GenericError",
+                                         "desc": "Command %s has been disabled" % ex}})
+                elif mode == "lostfreeze":
+                    frozen = True
+                elif mode == "error":
                     answer(c, {"error": {"class": "GenericError",
                                          "desc": "fsfreeze is disabled"}})
                 else:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The qemu-ga writer against bad agents (tests/qga-fake.py): a wrong socket, an agent that never answers, one that answers garbage, one that refuses the freeze, one whose status is not "frozen" after the freeze.  Each: a clear error naming the writer and the socket, the creation aborted (no snapshot), every writer told abort and thaw, and an agent that was asked to freeze asked to thaw.  Then a well-behaved fake: the snapshot is taken, thaw says "frozen for N ms".
+# The qemu-ga writer against bad agents (tests/qga-fake.py): a wrong socket, an agent that never answers, one that answers garbage, one that refuses the freeze (no thaw sent: it froze nothing), a guest already frozen by someone else (refused after guest-fsfreeze-status, no freeze, no thaw), one that never answers the freeze (thawed; the error names the call), one whose status is not "frozen" after the freeze.  Each: a clear error naming the writer and the socket, the creation aborted (no snapshot), every writer told abort and thaw.  Then a well-behaved fake: the snapshot is taken, thaw says "frozen for N ms".
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires timeout
@@ -80,11 +80,31 @@ aborted garbage 15 "guest-sync-delimited: the agent on $TMP/qga.sock answered ga
     --writer "qemu-ga:$TMP/qga.sock"
 unfake
 
-# 4. The agent refuses the freeze: its message is quoted; thaw is asked.
+# 4. The agent refuses the freeze: its message is quoted; it froze
+# nothing, so no thaw is sent (it could end someone else's freeze).
 fake error
 aborted refused 15 "writer qemu-ga:$TMP/qga.sock:/data: freeze: failed: guest-fsfreeze-freeze-list: the agent said: fsfreeze is disabled" \
     --writer "qemu-ga:$TMP/qga.sock:/data"
-grep -q guest-fsfreeze-thaw "$TMP/agent.log" || fail "refused: no thaw after a failed freeze: $(cat "$TMP/agent.log")"
+grep -q guest-fsfreeze-freeze-list "$TMP/agent.log" || fail "refused: no freeze asked: $(cat "$TMP/agent.log")"
+grep -q guest-fsfreeze-thaw "$TMP/agent.log" && fail "refused: a thaw after a refused freeze: $(cat "$TMP/agent.log")"
+unfake
+
+# 4b. A guest someone else froze: refused before any freeze, and their
+# freeze is left alone (no thaw).
+fake prefrozen
+aborted prefrozen 15 "writer qemu-ga:$TMP/qga.sock: freeze: failed: the guest's filesystems are already frozen by someone else; not touching them" \
+    --writer "qemu-ga:$TMP/qga.sock"
+printf '%s\n' guest-sync-delimited guest-fsfreeze-status > "$TMP/agent.exp"
+cmp_files "$TMP/agent.exp" "$TMP/agent.log" "prefrozen: the agent's calls"
+unfake
+
+# 4c. The freeze's answer is lost (the agent may have frozen): thawed.
+fake lostfreeze
+# The freeze's deadline is the window's (3 s) and the error names the
+# unanswered call, not the window.
+aborted lostfreeze 15 "writer qemu-ga:$TMP/qga.sock: freeze: timed out: guest-fsfreeze-freeze: the agent on $TMP/qga.sock did not answer in time" \
+    --writer "qemu-ga:$TMP/qga.sock" --freeze-timeout 3
+grep -q guest-fsfreeze-thaw "$TMP/agent.log" || fail "lostfreeze: not thawed: $(cat "$TMP/agent.log")"
 unfake
 
 # 5. The status is not "frozen" after the freeze: error, and thawed.
@@ -101,7 +121,7 @@ fake ok
 sc create --writer "qemu-ga:$TMP/qga.sock:/a,/b" good > /dev/null 2> "$TMP/good.err" ||
     fail "create with a good agent failed: $(cat "$TMP/good.err")"
 [ "$(sc_names)" = good ] || fail "no snapshot: $(sc_names)"
-printf '%s\n' guest-sync-delimited guest-fsfreeze-freeze-list guest-fsfreeze-status \
+printf '%s\n' guest-sync-delimited guest-fsfreeze-status guest-fsfreeze-freeze-list guest-fsfreeze-status \
     guest-sync-delimited guest-fsfreeze-thaw guest-fsfreeze-status > "$TMP/agent.exp"
 cmp_files "$TMP/agent.exp" "$TMP/agent.log" "the agent's calls"
 grep -q "^shadowcopy: writer qemu-ga:$TMP/qga.sock:/a,/b: freeze: froze in [0-9]* ms: 1 guest filesystem frozen$" "$TMP/good.err" &&
