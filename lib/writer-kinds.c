@@ -38,8 +38,9 @@ static const struct shadowcopy_writer_kind kinds[] = {
     "guardian" },
   { "postgresql", "CONNINFO",
     "psql (postgresql-client); a role allowed to CHECKPOINT",
-    "runs CHECKPOINT in the freeze phase (shorter recovery on the "
-    "snapshot), reports its duration; holds no lock" },
+    "runs CHECKPOINT in the prepare phase, before any writer freezes "
+    "(shorter recovery on the snapshot), reports its duration; holds no "
+    "lock" },
   { "mysql", "DEFAULTS-FILE",
     "the mysql client (mariadb-client); an option file with [client] "
     "socket/user/password of a user with the RELOAD privilege",
@@ -176,13 +177,9 @@ kind_freeze (struct sc_writer *w, const struct sc_writer_env *env,
   uint64_t t0 = sc_guardian_now_ms ();
   int r;
 
-  if (k->once) {
-    r = k->once (w->kind_state, t0 + timeout_ms, why, sizeof why);
-    sc_writer_record (w, "freeze", r == -ETIMEDOUT ? "timed out"
-                      : r < 0 ? "failed" : "ok", why, 0);
-    if (r == 0)
-      notice (w, env);
-    return report (w, "freeze", r, w->result, msg, msglen);
+  if (k->once) {                /* done in prepare: nothing to freeze */
+    sc_writer_record (w, "freeze", "ok", "nothing to freeze", 0);
+    return 0;
   }
   if (w->guardian.pid)
     return 0;
@@ -249,7 +246,15 @@ sc_writer_kind_run (struct sc_writer *w, const char *phase,
   if (strcmp (phase, "prepare") == 0) {
     why[0] = '\0';
     r = w->kind->check (w->kind_state, why, sizeof why);
-    sc_writer_record (w, phase, r < 0 ? "failed" : "ok", why, 0);
+    /* A kind that acts once (postgresql's CHECKPOINT) acts here, before
+     * any writer freezes, so that it lengthens no one's freeze. */
+    if (r == 0 && w->kind->once)
+      r = w->kind->once (w->kind_state, sc_guardian_now_ms () + timeout_ms,
+                         why, sizeof why);
+    sc_writer_record (w, phase, r == -ETIMEDOUT ? "timed out"
+                      : r < 0 ? "failed" : "ok", why, 0);
+    if (r == 0 && w->kind->once)
+      notice (w, env);
     return report (w, phase, r, w->result, msg, msglen);
   }
   sc_writer_record (w, phase, "ok", "", 0);

@@ -1,5 +1,5 @@
 /* shadowcopy: the in-box writer postgresql:CONNINFO (writer-kinds.h):
- * in the freeze phase, `psql` runs CHECKPOINT on the cluster CONNINFO
+ * in the prepare phase, before any writer freezes, `psql` runs CHECKPOINT on the cluster CONNINFO
  * names (a libpq connection string or URI), so that a database started
  * on the snapshot has little WAL to replay.  It holds no lock: the
  * snapshot is crash-consistent, which PostgreSQL recovers from; the

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The postgresql writer against a real PostgreSQL: a cluster on ext4 on the live export (nbdfuse + loop) under a write load of committed inserts; `shadowcopy create --writer postgresql:CONNINFO` runs CHECKPOINT in the freeze phase (the cluster counts one more requested checkpoint) and reports it with its duration; the snapshot, cloned and mounted read-write, is opened by a second postmaster: it recovers, and every row committed before the snapshot is there.  A wrong connection string: a clear error quoting psql, the creation aborted.  The CHECKPOINT's duration and the freeze-to-thaw time under load are reported.  Needs root, /dev/fuse, loop devices and PostgreSQL (Debian package postgresql; else skips).
+# The postgresql writer against a real PostgreSQL: a cluster on ext4 on the live export (nbdfuse + loop) under a write load of committed inserts; `shadowcopy create --writer postgresql:CONNINFO` runs CHECKPOINT in the prepare phase, before any writer freezes (the cluster counts one more requested checkpoint) and reports it with its duration; the snapshot, cloned and mounted read-write, is opened by a second postmaster: it recovers, and every row committed before the snapshot is there.  A wrong connection string: a clear error quoting psql, the creation aborted.  The CHECKPOINT's duration and the freeze-to-thaw time under load are reported.  Needs root, /dev/fuse, loop devices and PostgreSQL (Debian package postgresql; else skips).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires psql nbdfuse losetup mkfs.ext4 mount umount mountpoint fusermount3 blkid runuser
@@ -74,7 +74,7 @@ done
 rc=0
 sc create --writer "postgresql:host=$RUN port=$port2 user=postgres" bad > /dev/null 2> "$TMP/bad.err" || rc=$?
 [ "$rc" -ne 0 ] || fail "create with a wrong connection string succeeded"
-grep -q "writer postgresql:host=$RUN port=$port2 user=postgres: freeze: failed: CHECKPOINT failed: psql: error: .*$port2" "$TMP/bad.err" ||
+grep -q "writer postgresql:host=$RUN port=$port2 user=postgres: prepare: failed: CHECKPOINT failed: psql: error: .*$port2" "$TMP/bad.err" ||
     fail "not the expected error: $(cat "$TMP/bad.err")"
 [ -z "$(sc_names)" ] || fail "a snapshot was kept: $(sc_names)"
 log "bad: $(cat "$TMP/bad.err")"
@@ -85,7 +85,7 @@ before=$(wc -l <"$TMP/done.log")
 SHADOWCOPY_REPORT_FREEZE=1 sc create --writer "postgresql:$CONNINFO" db-snap > /dev/null 2> "$TMP/create.err" ||
     fail "create failed: $(cat "$TMP/create.err")"
 log "$(tr '\n' ' ' < "$TMP/create.err")"
-ms=$(sed -n "s/^shadowcopy: writer postgresql:.*: freeze: CHECKPOINT done in \([0-9]*\) ms$/\1/p" "$TMP/create.err")
+ms=$(sed -n "s/^shadowcopy: writer postgresql:.*: prepare: CHECKPOINT done in \([0-9]*\) ms$/\1/p" "$TMP/create.err")
 [ -n "$ms" ] || fail "no CHECKPOINT report: $(cat "$TMP/create.err")"
 req1=$(psql_on "$port" "select checkpoints_req from pg_stat_bgwriter")
 [ "$req1" -gt "$req0" ] || fail "no CHECKPOINT was requested ($req0, then $req1)"
