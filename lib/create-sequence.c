@@ -234,8 +234,12 @@ sc_create_delete_member (const char *socket, struct sc_client *c,
     c = own;
   if ((r = sc_client_list (c, &list, &n, e, sizeof e)) < 0)
     goto out;
+  /* Without a name, the one of the set (the set's ID is new to each
+   * creation, and a volume holds one snapshot of a set). */
   for (size_t k = 0; k < n && !m; k++)
-    if (strcmp (list[k].name, name) == 0)
+    if (name[0] ? strcmp (list[k].name, name) == 0
+        : strcmp (list[k].set, set_id) == 0 && !list[k].checkpoint &&
+          (!list[k].type[0] || strcmp (list[k].type, "snapshot") == 0))
       m = &list[k];
   /* Ours only while it is a snapshot of the set (a checkpoint kept from
    * it has the same name and UUID, and is the user's now). */
@@ -246,6 +250,7 @@ sc_create_delete_member (const char *socket, struct sc_client *c,
     r = 0;
     goto out;
   }
+  name = args[0] = m->name;
   snprintf (arg_uuid, sizeof arg_uuid, "uuid=%s", m->uuid);
   r = sc_client_request (c, "DELETE", args, m->uuid[0] ? 2 : 1, NULL, NULL,
                          e, sizeof e);
@@ -253,8 +258,9 @@ sc_create_delete_member (const char *socket, struct sc_client *c,
   r = r == -ENOENT || r == -ESTALE ? 0 : r < 0 ? r : 1;
  out:
   if (r < 0)
-    snprintf (err, errlen, "%s: deleting %s: %s", socket, name,
-              unnamed (socket, e));
+    snprintf (err, errlen, "%s: deleting %s%s: %s", socket,
+              name[0] ? name : "the snapshot of set ",
+              name[0] ? "" : set_id, unnamed (socket, e));
   free (list);
   if (own)
     sc_client_close (own, e, sizeof e);
@@ -262,10 +268,11 @@ sc_create_delete_member (const char *socket, struct sc_client *c,
 }
 
 /* Undo on every volume: ABORT where the creation is open, DELETE where a
- * snapshot was already released.  A COMMIT sent but not answered OK may
- * have been recorded (its reply lost with the connection): after the
- * ABORT, the member of the set of that name is looked for and deleted,
- * over a new connection if this one is gone. */
+ * snapshot was already released.  A COMMIT (or one-shot CREATE) sent but
+ * not answered OK may have been recorded (its reply lost with the
+ * connection): after the ABORT, the member of the set of that name (or,
+ * unnamed, of the set) is looked for and deleted, over a new connection
+ * if this one is gone. */
 static void
 undo_volumes (struct sc_create *cr)
 {
@@ -299,10 +306,14 @@ undo_volumes (struct sc_create *cr)
     }
     /* A server that died after COMMIT keeps the snapshot (see
      * docs/design.md): say how to remove it once it is back. */
-    if (!undone && maybe)
+    if (!undone && maybe && name[0])
       say (cr, "%s: snapshot %s of set %s may remain: remove it with "
            "shadowcopy -c %s delete --set %s", v->socket, name,
            cr->set_id, v->socket, cr->set_id);
+    else if (!undone && maybe)
+      say (cr, "%s: a snapshot of set %s may remain: remove it with "
+           "shadowcopy -c %s delete --set %s", v->socket, cr->set_id,
+           v->socket, cr->set_id);
     v->begun = v->committed = v->released = v->commit_sent = false;
   }
 }
@@ -396,8 +407,10 @@ connect_volumes (struct sc_create *cr)
 }
 
 /* No writer and one volume: the snapshot in one CREATE, so the hold is
- * not stretched by round trips.  On failure: said, no snapshot, the
- * connection closed. */
+ * not stretched by round trips.  On failure: said, no snapshot (a CREATE
+ * whose reply was lost is looked for by name and set, and deleted; if
+ * that cannot be confirmed, a notice says it may remain), the connection
+ * closed. */
 static int
 create_one_shot (struct sc_create *cr, const struct commit_args *ca,
                  bool *retryable)
@@ -415,7 +428,10 @@ create_one_shot (struct sc_create *cr, const struct commit_args *ca,
 
   again.v[0] = again.name;
   args = named ? again.v : args;
+  v->commit_sent = true;
   for (unsigned k = 2;; ) {
+    snprintf (v->commit_name, sizeof v->commit_name, "%s",
+              named ? again.name : "");
     r = sc_client_request (v->c, "CREATE", args, nargs, on_snapshot,
                            &v->snap, err, sizeof err);
     if (r == -EEXIST && !cr->have_name && cr->name_prefix && k < 100) {
@@ -429,9 +445,12 @@ create_one_shot (struct sc_create *cr, const struct commit_args *ca,
   if (r < 0) {
     fail (cr, r, "%s: %s", v->socket, unnamed (v->socket, err));
     *retryable = is_busy (r) || r == -ETIMEDOUT;
+    /* Its reply may be lost with the connection: look over a new one. */
     sc_create_close (cr);
+    undo_volumes (cr);
     return -1;
   }
+  v->commit_sent = false;
   v->committed = v->released = true;
   snprintf (cr->name, sizeof cr->name, "%s", v->snap.name);
   set_env (cr);

@@ -31,8 +31,9 @@ struct sc_create_volume {
   const char *socket;
   struct sc_client *c;          /* open while an attempt holds it */
   bool begun, committed, released;
-  /* COMMIT sent under this name and not answered OK: it may have been
-   * recorded (a reply lost with the connection), so an undo looks. */
+  /* COMMIT (or a one-shot CREATE) sent under this name and not answered
+   * OK: it may have been recorded (a reply lost with the connection), so
+   * an undo looks.  An empty name: a CREATE the server was to name. */
   bool commit_sent;
   char commit_name[SC_NAME_MAX + 8];
   struct sc_client_snapshot snap;       /* as the server made it */
@@ -87,7 +88,9 @@ int sc_create_writers_phase (struct sc_create *cr, const char *phase,
  * kept from it (same name and UUID), a record of another set or UUID
  * (`uuid` if not NULL), or no such name is left alone.  1 when deleted,
  * 0 when there was nothing of ours to delete, a negative errno (err says
- * why) when it could not be confirmed either way. */
+ * why) when it could not be confirmed either way.  An empty NAME (a
+ * CREATE the server was to name) matches the snapshot of the set, whatever
+ * its name. */
 int sc_create_delete_member (const char *socket, struct sc_client *c,
                              const char *name, const char *set_id,
                              const char *uuid, char *err, size_t errlen);

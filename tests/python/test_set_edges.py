@@ -1,7 +1,7 @@
 """shadowcopy.Set at its edges, against real servers: shadowcopy_set_delete
 leaves a checkpoint kept through the set's handle; notices made before
-notify is set reach it; a COMMIT whose reply is lost is looked for and
-deleted, or said that it may remain; shadowcopy_close refuses a set's handle."""
+notify is set reach it; a COMMIT, or a one-volume set's single CREATE,
+whose reply is lost is looked for and deleted, or said that it may remain; shadowcopy_close refuses a set's handle."""
 import ctypes
 import errno
 import os
@@ -40,13 +40,14 @@ def last_error():
 
 class LosingProxy:
     """A control socket in front of a real server's, relaying every line
-    both ways, except that the reply to the first COMMIT is read from the
-    server (so the server has recorded it) and never given: the client's
-    connection is closed instead.  refuse_after: then stop listening (a
-    server gone for good), else relay new connections as they come."""
+    both ways, except that the reply to the first VERB (COMMIT, or CREATE)
+    is read from the server (so the server has recorded it) and never
+    given: the client's connection is closed instead.  refuse_after: then
+    stop listening (a server gone for good), else relay new connections as
+    they come."""
 
-    def __init__(self, path, target, refuse_after=False):
-        self.path, self.target = path, target
+    def __init__(self, path, target, refuse_after=False, verb=b"COMMIT"):
+        self.path, self.target, self.verb = path, target, verb
         self.refuse_after = refuse_after
         self.lost = threading.Event()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -82,7 +83,7 @@ class LosingProxy:
                     reply.append(r)
                     if r.startswith(b"OK") or r.startswith(b"ERR"):
                         break
-                if line.startswith(b"COMMIT") and not self.lost.is_set():
+                if line.startswith(self.verb) and not self.lost.is_set():
                     self.lost.set()
                     if self.refuse_after:
                         self.close()
@@ -182,6 +183,47 @@ class SetEdgesTest(ServerTest):
                       "shadowcopy -c %s delete --set %s"
                       % (proxy, s.id, proxy, s.id), notices)
         self.assertEqual(self.listed(self.srv2.ctl), [("s1", "snapshot", s.id)])
+
+    def lost_create(self, refuse_after, name):
+        """A set of one volume and no writer: taken with a single CREATE,
+        whose reply is lost.  name None: the server names it."""
+        proxy = os.path.join(self.tmp, "c-%s.sock" % name)
+        p = LosingProxy(proxy, self.srv2.ctl, refuse_after, verb=b"CREATE")
+        self.addCleanup(p.close)
+        notices = []
+        s = shadowcopy.Set(volumes=[proxy], notify=notices.append,
+                           **({"name": name} if name else {}))
+        self.addCleanup(s.close)
+        with self.assertRaises(shadowcopy.Error) as e:
+            s.create()
+        self.assertTrue(p.lost.is_set())
+        self.assertEqual(str(e.exception).count(proxy), 1, str(e.exception))
+        return s, notices, proxy
+
+    def test_a_create_whose_reply_is_lost_is_deleted(self):
+        for name in ("c1", None):       # named by us, or by the server
+            with self.subTest(name=name):
+                s, notices, _ = self.lost_create(False, name)
+                # Found by name (or by set alone) over a new connection,
+                # and deleted.
+                self.assertEqual(self.listed(self.srv2.ctl), [])
+                self.assertFalse([n for n in notices if "may remain" in n],
+                                 notices)
+
+    def test_a_create_whose_reply_is_lost_may_remain(self):
+        s, notices, proxy = self.lost_create(True, "c1")
+        self.assertIn("%s: snapshot c1 of set %s may remain: remove it with "
+                      "shadowcopy -c %s delete --set %s"
+                      % (proxy, s.id, proxy, s.id), notices)
+        self.assertEqual(self.listed(self.srv2.ctl), [("c1", "snapshot", s.id)])
+
+    def test_a_create_named_by_the_server_whose_reply_is_lost_may_remain(self):
+        s, notices, proxy = self.lost_create(True, None)
+        self.assertIn("%s: a snapshot of set %s may remain: remove it with "
+                      "shadowcopy -c %s delete --set %s"
+                      % (proxy, s.id, proxy, s.id), notices)
+        self.assertEqual([(t, i) for _, t, i in self.listed(self.srv2.ctl)],
+                         [("snapshot", s.id)])
 
     def test_close_refuses_a_set_handle(self):
         s = shadowcopy.Set(volumes=[self.srv.ctl], name="ar",
