@@ -501,9 +501,11 @@ open_offline (const char *diff, bool rdonly, const char *sock,
   }
   r = sc_volume_open_offline (diff, rdonly, &c->offline, err, errlen);
   if (r == -EWOULDBLOCK)
-    snprintf (err, errlen, "%s: the diff area is in use by a running "
-              "server that does not listen on %s; use -c SOCKET",
-              diff, sock);
+    /* Held open read-write elsewhere: maybe no server at all. */
+    snprintf (err, errlen, "%s: the diff area is in use by another program "
+              "(a server that does not listen on %s, or another offline "
+              "user such as a shadowcopy command or a libshadowcopy "
+              "program); use -c SOCKET if a server runs", diff, sock);
   if (r == 0 && socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     r = -errno;
   else if (r == 0) {

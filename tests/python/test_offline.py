@@ -52,6 +52,20 @@ class Offline(ServerTest):
         with shadowcopy.open(self.srv.diff, offline="write") as v:
             self.assertFalse(v.server().offline)
 
+    def test_a_second_offline_writer_is_told_another_program_has_it(self):
+        # No server runs: the diff area is held by this first handle, and
+        # the message must not claim a running server.
+        with shadowcopy.Volume(diff=self.srv.diff, offline="write"):
+            with self.assertRaises(shadowcopy.Error) as cm:
+                shadowcopy.Volume(diff=self.srv.diff, offline="write")
+            m = str(cm.exception)
+            self.assertIn("%s: the diff area is in use by another program "
+                          "(a server that does not listen on %s.sock, or "
+                          "another offline user such as a shadowcopy command "
+                          "or a libshadowcopy program); use -c SOCKET if a "
+                          "server runs" % (self.srv.diff, self.srv.diff), m)
+            self.assertNotIn("running server", m)
+
     def test_missing_diff_area_raises_enoent(self):
         with self.assertRaises(shadowcopy.NotFoundError):
             shadowcopy.open(self.srv.diff + ".nosuch", offline="read")
