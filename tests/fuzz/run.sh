@@ -225,6 +225,9 @@ build_all() {
   compile "$obj/tools-volume-conf.o" "$root/tools/volume-conf.c" \
     -fsanitize=fuzzer-no-link -DSC_SYSCONFDIR='"/etc"'
   lib_objs+=("$obj/tools-volume-conf.o")
+  # The qemu-ga writer reads the agent's JSON with tools/json-read.c,
+  # which the library carries too (lib/lib.am).
+  lib_objs+=("$obj/tools-json-read.o")
   for name in fuzz-diffarea fuzz-control fuzz-manifest fuzz-resume \
               fuzz-qemu-info fuzz-config fuzz-reply; do
     compile "$obj/$name.o" "$here/$name.c" -fsanitize=fuzzer-no-link \
