@@ -4,8 +4,9 @@
  * Phases: identify says what the writer does (an in-box writer is never
  * left out: one asked for by name that cannot work must stop the
  * creation, not be skipped); prepare checks what it needs (its program,
- * socket or file); freeze starts its guardian (or runs its one-shot
- * step); thaw and abort stop the guardian, which thaws.
+ * socket or file), then runs a one-shot step if the kind has one
+ * (postgresql's CHECKPOINT: before any writer freezes); freeze starts
+ * its guardian; thaw and abort stop the guardian, which thaws.
  */
 #include <config.h>
 
@@ -225,7 +226,7 @@ sc_writer_kind_run (struct sc_writer *w, const char *phase,
                     const struct sc_writer_env *env, uint64_t timeout_ms, uint64_t freeze_ms,
                     char *msg, size_t msglen)
 {
-  char why[256];
+  char why[SC_GUARDIAN_WHY_MAX + 64];   /* a one-shot step's error too */
   int r;
 
   if (!w->kind_state) {

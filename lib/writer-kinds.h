@@ -30,7 +30,8 @@ struct sc_writer_kind_impl {
   /* A freeze held by a guardian: its operations (NULL for none)... */
   int (*freeze) (void *state, uint64_t deadline, char *why, size_t len);
   int (*thaw) (void *state, uint64_t deadline, char *why, size_t len);
-  /* ... or a freeze phase that holds nothing (postgresql), or NULL. */
+  /* ... or a step run once, in prepare, holding nothing (postgresql's
+   * CHECKPOINT), or NULL. */
   int (*once) (void *state, uint64_t deadline, char *why, size_t len);
 };
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/clock.h"
+#include "engine/control-protocol.h"
 #include "cow/diffarea.h"
 #include "tools/cli.h"
 
@@ -61,19 +62,7 @@ sc_cli_sanitize (char *s)
 int
 sc_cli_parse_u64 (const char *s, uint64_t *out)
 {
-  uint64_t v = 0;
-
-  if (*s == '\0')
-    return -EINVAL;
-  for (; *s; s++) {
-    unsigned d = (unsigned char) *s - '0';
-
-    if (d > 9 || v > (UINT64_MAX - d) / 10)
-      return -EINVAL;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return 0;
+  return sc_ctl_parse_u64 (s, out);
 }
 
 bool

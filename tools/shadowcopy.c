@@ -106,6 +106,26 @@ usage_mount_serve (void)
 }
 
 static void
+usage_create (void)
+{
+  printf (
+          "  create [OPTIONS] [NAME]   take a snapshot (default name: the\n"
+          "                            UTC time), print its name; options:\n"
+          "      -c SOCKET (repeat: a snapshot set across volumes),\n"
+          "      --writer CMD|KIND:ARG (in-box KINDs: fsfreeze, qemu-ga,\n"
+          "      libvirt, postgresql, mysql; see writers),\n"
+          "      --writers-dir DIR, --no-writers,\n"
+          "      --freeze-timeout S, --hold-timeout S, --retry N,\n"
+          "      --retry-delay S, --wait, --auto-release, --run COMMAND,\n"
+          "      --delete-oldest (at max-snapshots, delete the oldest first)\n"
+          "      --auto-recover --nbd-socket NBDSOCK (keep NAME.recovered,\n"
+          "      a clone with its filesystem's journal replayed)\n"
+          "  writers [--json] [--writer CMD]... [--writers-dir DIR]\n"
+          "                            list writers and their last results\n"
+          );
+}
+
+static void
 usage (void)
 {
   printf ("Usage: shadowcopy [-c SOCKET | --diff DIFFAREA | --volume VOLUME]\n"
@@ -127,18 +147,8 @@ usage (void)
           "  -V, --version         show the version\n"
           "\n"
           "Verbs:\n"
-          "  create [OPTIONS] [NAME]   take a snapshot (default name: the\n"
-          "                            UTC time), print its name; options:\n"
-          "      -c SOCKET (repeat: a snapshot set across volumes),\n"
-          "      --writer CMD|fsfreeze:MNT, --writers-dir DIR, --no-writers,\n"
-          "      --freeze-timeout S, --hold-timeout S, --retry N,\n"
-          "      --retry-delay S, --wait, --auto-release, --run COMMAND,\n"
-          "      --delete-oldest (at max-snapshots, delete the oldest first)\n"
-          "      --auto-recover --nbd-socket NBDSOCK (keep NAME.recovered,\n"
-          "      a clone with its filesystem's journal replayed)\n"
-          "  writers [--json] [--writer CMD]... [--writers-dir DIR]\n"
-          "                            list writers and their last results\n"
           );
+  usage_create ();
   usage_mount_serve ();
   printf (
           "  list [--json]             list the snapshots, oldest first\n"
