@@ -151,6 +151,7 @@ struct sc_diff {
                                    punched and given back */
   uint64_t gc_slice;            /* copies per slice (0: the default) */
   uint64_t gc_max_hold_ns;      /* the longest slice, this session */
+  uint64_t gc_passes;           /* passes run, this session */
   void (*gc_between) (struct sc_diff *d);       /* tests: called between
                                                    slices, unlocked */
   struct sc_sums sums;          /* per data slot: its copy and checksums;

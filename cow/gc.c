@@ -203,6 +203,7 @@ gc_settle (struct sc_diff *d, uint64_t want)
     }
     d->gc_running = true;
     uint64_t upto = d->gc_want;
+    d->gc_passes++;
     r = gc_sliced (d);
     d->gc_running = false;
     d->gc_done = upto;          /* (also on an error: nobody waits on) */

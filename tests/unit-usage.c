@@ -302,3 +302,268 @@ Test (usage, adds_and_removes_in_the_middle_move_the_next_copy)
   pthread_mutex_unlock (&d->lock);
   uh_area_free (&a);
 }
+
+/* ---- sliced garbage collection ----------------------------------------- */
+
+#define GC_CHUNKS 1500
+
+static unsigned between_calls;
+static unsigned between_sleep_us;
+
+static void
+count_between (struct sc_diff *d)
+{
+  (void) d;
+  between_calls++;
+  if (between_sleep_us)
+    usleep (between_sleep_us);
+}
+
+struct keep_check { struct sc_diff *d; struct keepers k; uint64_t bad; };
+
+static bool
+needed_visit (void *opaque, uint64_t chunk, uint32_t prev,
+              const struct sc_copy *c)
+{
+  struct keep_check *kc = opaque;
+  struct keepers m = { .epochs = kc->k.marks, .n = kc->k.nmarks };
+  if (!copymap_needed (kc->d, &kc->k, prev, c->epoch - 1, chunk) &&
+      !copymap_needed (kc->d, &m, prev, c->epoch - 1, chunk))
+    kc->bad++;
+  return true;
+}
+
+/* Every copy left is needed by a kept snapshot or checkpoint. */
+static void
+assert_no_garbage (struct sc_diff *d)
+{
+  pthread_mutex_lock (&d->lock);
+  struct keep_check kc = { .d = d };
+  cr_assert_eq (keepers_get (d, &kc.k), 0);
+  cr_assert_eq (copymap_visit (d, needed_visit, &kc), 0);
+  keepers_free (&kc.k);
+  cr_assert (!gc_pending (d), "no pass pending after the delete");
+  pthread_mutex_unlock (&d->lock);
+  cr_assert_eq (kc.bad, 0, "%lu copies nobody needs are left",
+                (unsigned long) kc.bad);
+}
+
+/* A delete frees in many slices, leaves no copy that nobody needs, and
+ * its slots are reused by the next copies. */
+Test (usage, delete_frees_in_slices_completely_and_slots_are_reused)
+{
+  struct uh_area a;
+  uh_area_create (&a, GC_CHUNKS * CS, CS, 7);
+  uh_snap (a.d, "s1");
+  uint64_t high = 0;
+  for (uint64_t c = 0; c < GC_CHUNKS; c++) {
+    uint64_t off = uh_copy_chunk (a.d, c, 100 + c);
+    high = off > high ? off : high;
+  }
+  uh_snap (a.d, "s2");
+  for (uint64_t c = 0; c < GC_CHUNKS; c += 3)
+    uh_copy_chunk (a.d, c, 5000 + c);
+  uint64_t slots_before = uh_stats (a.d).data_slots;
+  a.d->gc_slice = 64;
+  a.d->gc_between = count_between;
+  between_calls = 0;
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "s1"), 0);
+  cr_assert_gt (between_calls, 15, "%u slices", between_calls);
+  assert_counters (a.d, "after the delete");
+  assert_used (a.d, "after the delete");
+  assert_no_garbage (a.d);
+  struct sc_diff_stats st = uh_stats (a.d);
+  cr_assert_eq (st.copies, (GC_CHUNKS + 2) / 3, "only s2's copies stay");
+  cr_assert_eq (st.data_slots, slots_before - GC_CHUNKS);
+  for (uint64_t c = 0; c < GC_CHUNKS; c++)
+    if (c % 3 == 0)
+      uh_assert_sees_copy (a.d, "s2", c, 5000 + c);
+    else
+      uh_assert_sees_origin (a.d, "s2", c);
+  /* The freed slots are taken again, lowest first: nothing grows. */
+  for (uint64_t c = 1; c < GC_CHUNKS; c += 3) {
+    uint64_t off = uh_copy_chunk (a.d, c, 7000 + c);
+    cr_assert_leq (off, high, "slot at %lu past the old end %lu",
+                   (unsigned long) off, (unsigned long) high);
+  }
+  for (uint64_t c = 1; c < GC_CHUNKS; c += 3)
+    uh_assert_sees_copy (a.d, "s2", c, 7000 + c);
+  /* A restart finds the same. */
+  uh_area_reopen (&a, 0);
+  assert_counters (a.d, "after a reopen");
+  assert_no_garbage (a.d);
+  uh_area_free (&a);
+}
+
+/* delete --all's batch (gc_hold): one pass for every delete. */
+Test (usage, held_deletes_share_one_pass)
+{
+  struct uh_area a;
+  uh_area_create (&a, 300 * CS, CS, 8);
+  char name[16];
+  for (int s = 0; s < 6; s++) {
+    snprintf (name, sizeof name, "s%d", s);
+    uh_snap (a.d, name);
+    for (uint64_t c = 0; c < 300; c++)
+      uh_copy_chunk (a.d, c, (uint64_t) s * 1000 + c);
+  }
+  a.d->gc_slice = 64;
+  a.d->gc_between = count_between;
+  between_calls = 0;
+  pthread_mutex_lock (&a.d->lock);
+  gc_hold (a.d);
+  pthread_mutex_unlock (&a.d->lock);
+  for (int s = 0; s < 6; s++) {
+    snprintf (name, sizeof name, "s%d", s);
+    cr_assert_eq (sc_diff_snapshot_delete (a.d, name), 0);
+  }
+  cr_assert_eq (between_calls, 0, "no pass while held");
+  uint64_t passes = a.d->gc_passes;
+  pthread_mutex_lock (&a.d->lock);
+  cr_assert (gc_pending (a.d));
+  cr_assert_eq (gc_release (a.d), 0);
+  pthread_mutex_unlock (&a.d->lock);
+  cr_assert_eq (a.d->gc_passes, passes + 1, "one pass for six deletes");
+  cr_assert_geq (between_calls, 6 * 300 / 64, "%u slices", between_calls);
+  struct sc_diff_stats st = uh_stats (a.d);
+  cr_assert_eq (st.copies, 0);
+  cr_assert_eq (st.data_slots, 0);
+  assert_no_garbage (a.d);
+  uh_area_free (&a);
+}
+
+/* Live writes while a delete frees in slices: the surviving snapshot
+ * reads exactly what it should, also from slots freed and taken again
+ * meanwhile (a slot is punched before it can be taken). */
+struct writer {
+  struct sc_diff *d;
+  volatile bool stop;
+  int err;
+  uint64_t done;
+};
+
+static void *
+write_odd_chunks (void *opaque)
+{
+  struct writer *w = opaque;
+  for (uint64_t c = 1; c < GC_CHUNKS && !w->stop; c += 2) {
+    int r = uh_copy_reserved (w->d, c, 9000 + c);
+    if (r < 0 && !w->err)
+      w->err = r;
+    w->done++;
+  }
+  return NULL;
+}
+
+Test (usage, delete_while_writes_run_serves_the_survivor_right)
+{
+  if (!uh_punch_reads_zeros ())
+    cr_skip_test ("punched holes do not read as zeros here");
+  struct uh_area a;
+  uh_area_create (&a, GC_CHUNKS * CS, CS, 9);
+  uh_snap (a.d, "s1");
+  for (uint64_t c = 0; c < GC_CHUNKS; c++)
+    uh_copy_chunk (a.d, c, 100 + c);
+  uh_snap (a.d, "s2");
+  for (uint64_t c = 0; c < GC_CHUNKS; c += 2)
+    uh_copy_chunk (a.d, c, 5000 + c);
+  a.d->gc_slice = 32;
+  a.d->gc_between = count_between;
+  between_calls = 0;
+  between_sleep_us = 300;
+  struct writer w = { .d = a.d };
+  pthread_t t;
+  cr_assert_eq (pthread_create (&t, NULL, write_odd_chunks, &w), 0);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "s1"), 0);
+  pthread_join (t, NULL);
+  between_sleep_us = 0;
+  cr_assert_eq (w.err, 0, "a live write failed: %d", w.err);
+  cr_assert_gt (between_calls, 20);
+  for (uint64_t c = 0; c < GC_CHUNKS; c++)
+    uh_assert_sees_copy (a.d, "s2", c, c % 2 ? 9000 + c : 5000 + c);
+  assert_counters (a.d, "after the delete");
+  assert_used (a.d, "after the delete");
+  assert_no_garbage (a.d);
+  uh_area_reopen (&a, 0);
+  for (uint64_t c = 0; c < GC_CHUNKS; c++)
+    uh_assert_sees_copy (a.d, "s2", c, c % 2 ? 9000 + c : 5000 + c);
+  uh_area_free (&a);
+}
+
+/* A write that finds the diff area full while a delete's frees are still
+ * pending waits for them: it neither fails (on-full=fail-writes) nor
+ * drops another snapshot (delete-oldest). */
+static struct {
+  struct sc_diff *d;
+  pthread_t t;
+  bool started;
+  int result;
+  uint64_t waits0;
+} late;
+
+static void *
+late_write (void *opaque)
+{
+  (void) opaque;
+  late.result = uh_copy_reserved (late.d, GC_CHUNKS - 1, 4242);
+  return NULL;
+}
+
+static void
+start_late_writer (struct sc_diff *d)
+{
+  if (late.started)
+    return;
+  late.started = true;
+  cr_assert_eq (pthread_create (&late.t, NULL, late_write, NULL), 0);
+  /* Until it waits for space (or, without the wait, has failed). */
+  for (int i = 0; i < 2000 && __atomic_load_n (&d->space_waits,
+                                               __ATOMIC_RELAXED) ==
+                              late.waits0 && late.result == 1; i++)
+    usleep (1000);
+}
+
+static void
+full_write_waits (enum sc_on_full policy)
+{
+  struct uh_area a;
+  uh_area_create (&a, GC_CHUNKS * CS, CS, 10);
+  uh_snap (a.d, "s1");
+  for (uint64_t c = 0; c < 400; c++)
+    uh_copy_chunk (a.d, c, 100 + c);
+  uh_snap (a.d, "s2");
+  /* The limit: what is used now, so no further copy fits. */
+  pthread_mutex_lock (&a.d->lock);
+  uint64_t max = CS;
+  while (!space_fits (a.d, max, 0))
+    max += CS;
+  pthread_mutex_unlock (&a.d->lock);
+  cr_assert_eq (sc_diff_set_max (a.d, max, 0, NULL), 0);
+  sc_diff_set_policy (a.d, policy, 0);
+  memset (&late, 0, sizeof late);
+  late.d = a.d;
+  late.result = 1;
+  late.waits0 = a.d->space_waits;
+  a.d->gc_slice = 16;
+  a.d->gc_between = start_late_writer;
+  uint64_t drops0 = a.d->drops_total;
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "s1"), 0);
+  cr_assert (late.started);
+  pthread_join (late.t, NULL);
+  cr_assert_gt (a.d->space_waits, late.waits0, "the write waited");
+  cr_assert_eq (late.result, 0, "the write got %d", late.result);
+  cr_assert_eq (a.d->drops_total, drops0, "no snapshot dropped");
+  uh_find (a.d, "s2");
+  uh_assert_sees_copy (a.d, "s2", GC_CHUNKS - 1, 4242);
+  uh_area_free (&a);
+}
+
+Test (usage, full_write_waits_for_pending_frees_fail_writes)
+{
+  full_write_waits (SC_ON_FULL_FAIL_WRITES);
+}
+
+Test (usage, full_write_waits_for_pending_frees_delete_oldest)
+{
+  full_write_waits (SC_ON_FULL_DELETE_OLDEST);
+}
