@@ -312,3 +312,17 @@ gc_shrink_tail (struct sc_diff *d)
     return;
   (void) sc_alloc_trim_end (&d->alloc);
 }
+
+void
+sc_diff_gc_hold (struct sc_diff *d)
+{
+  LOCKED (d);
+  gc_hold (d);
+}
+
+int
+sc_diff_gc_release (struct sc_diff *d)
+{
+  LOCKED (d);
+  return gc_release (d);
+}
