@@ -154,6 +154,29 @@ mono_ns (void)
   return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
+static int
+cmp_slot (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* Punch the slots (sorted here), one call per run of adjacent ones. */
+static void
+punch_runs (struct sc_diff *d, uint64_t *slots, size_t n)
+{
+  qsort (slots, n, sizeof *slots, cmp_slot);
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && slots[j] == slots[j - 1] + 1)
+      j++;
+    (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            slots[i] * d->chunk_size,
+                            (slots[j - 1] - slots[i] + 1) * d->chunk_size);
+    i = j;
+  }
+}
+
 /* One pass in slices, the lock dropped between them. */
 static int
 gc_sliced (struct sc_diff *d)
@@ -175,10 +198,8 @@ gc_sliced (struct sc_diff *d)
       d->gc_max_hold_ns = held;
     d->gc_unpunched += g.nslots;
     pthread_mutex_unlock (&d->lock);
-    for (size_t i = 0; d->have_journal && i < g.nslots; i++)
-      (void) sc_io_fallocate (d->fd, FALLOC_FL_PUNCH_HOLE |
-                              FALLOC_FL_KEEP_SIZE, g.slots[i] * d->chunk_size,
-                              d->chunk_size);
+    if (d->have_journal)
+      punch_runs (d, g.slots, g.nslots);
     if (d->gc_between)
       d->gc_between (d);
     pthread_mutex_lock (&d->lock);
