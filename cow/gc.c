@@ -165,6 +165,8 @@ cmp_slot (const void *a, const void *b)
 static void
 punch_runs (struct sc_diff *d, uint64_t *slots, size_t n)
 {
+  if (n == 0)
+    return;                     /* (slots may be NULL) */
   qsort (slots, n, sizeof *slots, cmp_slot);
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
