@@ -50,11 +50,31 @@ copymap_needs_copy (struct sc_diff *d, uint64_t chunk)
                                              chunk);
 }
 
+/* Every change of a copy goes through here, so that the usage counters
+ * (usage.c) follow: a copy's class is the range it serves, which starts
+ * at its previous copy's epoch. */
 int
 copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c)
 {
   d->map_gen++;                 /* a diff to the live volume may change */
-  return sc_index_add (&d->index, chunk, c);
+  uint32_t prev = 0;
+  bool before = false;          /* an older copy's successor exists */
+  struct sc_copy last, next;
+  if (sc_index_last (&d->index, chunk, &last)) {
+    if (last.epoch < c.epoch)
+      prev = last.epoch;        /* the common case: the newest copy */
+    else if (last.epoch > c.epoch) {
+      prev = copymap_prev_epoch (d, chunk, c.epoch);
+      before = sc_index_after (&d->index, chunk, c.epoch, &next);
+    }
+  }
+  int r = sc_index_add (&d->index, chunk, c);
+  if (r < 0)
+    return r;
+  usage_count (&d->usage, prev, &c, +1);
+  if (before)
+    usage_move (&d->usage, &next, prev, c.epoch);
+  return 0;
 }
 
 bool
@@ -70,7 +90,13 @@ copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
   struct sc_copy c;
   if (!sc_index_find (&d->index, chunk, epoch, &c))
     return;
+  uint32_t prev = copymap_prev_epoch (d, chunk, epoch);
+  struct sc_copy next;
+  bool after = sc_index_after (&d->index, chunk, epoch, &next);
   sc_index_remove (&d->index, chunk, epoch);
+  usage_count (&d->usage, prev, &c, -1);
+  if (after)                    /* the next copy serves from prev now */
+    usage_move (&d->usage, &next, epoch, prev);
   if (sc_copy_has_slot (&c))
     sc_sums_clear (&d->sums, c.slot, chunk, epoch);
 }
@@ -105,16 +131,48 @@ copymap_count (const struct sc_diff *d)
   return d->index.copies;
 }
 
-/* The checksums of a slot go with the copy that used it. */
-struct visit { struct sc_diff *d; sc_index_visit_fn keep; void *opaque; };
+void
+copymap_set_mark (struct sc_diff *d, uint64_t chunk, uint32_t prev,
+                  uint32_t epoch)
+{
+  if (sc_index_set_slot (&d->index, chunk, epoch, SC_SLOT_MARK, 0))
+    usage_demote (&d->usage, prev, epoch);
+}
+
+/* The checksums of a slot go with the copy that used it.  A chunk's
+ * copies are visited together, oldest first, each with its previous
+ * copy as it was (the index removes after the chunk's visit): the usage
+ * counters follow the removals with the epoch of the last copy kept. */
+struct visit {
+  struct sc_diff *d;
+  sc_index_visit_fn keep;
+  void *opaque;
+  bool have;
+  uint64_t chunk;               /* the chunk being visited */
+  uint32_t kept_prev;           /* its last copy kept so far */
+};
 
 static bool
 visit_one (void *opaque, uint64_t chunk, uint32_t prev,
            const struct sc_copy *c)
 {
   struct visit *w = opaque;
-  if (w->keep (w->opaque, chunk, prev, c))
+  if (!w->have || chunk != w->chunk) {
+    w->have = true;
+    w->chunk = chunk;
+    w->kept_prev = 0;
+  }
+  struct sc_copy was = *c;
+  uint64_t demotes = w->d->usage.demotes;
+  bool keep = w->keep (w->opaque, chunk, prev, c);
+  if (w->d->usage.demotes != demotes)
+    was.slot = SC_SLOT_MARK;    /* made a mark by keep (counted there) */
+  if (keep) {
+    usage_move (&w->d->usage, &was, prev, w->kept_prev);
+    w->kept_prev = c->epoch;
     return true;
+  }
+  usage_count (&w->d->usage, prev, &was, -1);
   if (sc_copy_has_slot (c))
     sc_sums_clear (&w->d->sums, c->slot, chunk, c->epoch);
   return false;
@@ -123,8 +181,16 @@ visit_one (void *opaque, uint64_t chunk, uint32_t prev,
 int
 copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque)
 {
-  struct visit w = { d, keep, opaque };
+  struct visit w = { .d = d, .keep = keep, .opaque = opaque };
   return sc_index_filter (&d->index, visit_one, &w);
+}
+
+int
+copymap_visit_slice (struct sc_diff *d, uint64_t *cursor, uint64_t budget,
+                     sc_index_visit_fn keep, void *opaque)
+{
+  struct visit w = { .d = d, .keep = keep, .opaque = opaque };
+  return sc_index_filter_slice (&d->index, cursor, budget, visit_one, &w);
 }
 
 /* ---- the copy-on-write query and copies -------------------------------- */
@@ -304,70 +370,28 @@ sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
  * valid snapshot needs, i.e. whose range of epochs holds its epoch
  * alone; and what each checkpoint alone costs: the marks whose range
  * holds its epoch and no other snapshot's or checkpoint's, one journal
- * record each.  One pass over the map. */
-struct used_ctx {
-  const uint32_t *epochs;       /* valid snapshot epochs, ascending */
-  size_t n;
-  uint64_t *bytes;              /* per entry of epochs */
-  const uint32_t *cepochs;      /* valid checkpoint epochs, ascending */
-  size_t nc;
-  uint64_t *cbytes;             /* per entry of cepochs */
-  uint32_t chunk_size;
-};
-
-/* The only one of a[] in [from, to]: its index, or n if none or more. */
-static size_t
-only_one (const uint32_t *a, size_t n, uint32_t from, uint32_t to)
-{
-  size_t i = epochs_lower_bound (a, n, from);
-  return i < n && a[i] <= to && (i + 1 == n || a[i + 1] > to) ? i : n;
-}
-
-static bool
-used_visit (void *opaque, uint64_t chunk, uint32_t prev,
-            const struct sc_copy *c)
-{
-  struct used_ctx *u = opaque;
-  uint32_t from, to;
-  copymap_serves (prev, c, &from, &to);
-  if (c->slot == SC_SLOT_MARK) {
-    size_t i = only_one (u->cepochs, u->nc, from, to);
-    size_t k = epochs_lower_bound (u->epochs, u->n, from);
-    if (i < u->nc && !(k < u->n && u->epochs[k] <= to))
-      u->cbytes[i] += sizeof (struct sc_rec_copy);
-    return true;
-  }
-  if (!sc_copy_has_slot (c))
-    return true;
-  size_t i = only_one (u->epochs, u->n, from, to);
-  if (i < u->n)
-    u->bytes[i] += u->chunk_size;
-  return true;
-}
-
+ * record each.  From the usage counters (usage.c): no scan of the map. */
 void
 copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
                     size_t n)
 {
-  struct used_ctx u = { .epochs = d->valid, .n = d->nvalid,
-                        .cepochs = d->cvalid, .nc = d->ncvalid,
-                        .chunk_size = d->chunk_size };
-  u.bytes = calloc (d->nvalid + d->ncvalid + 1, sizeof *u.bytes);
-  if (!u.bytes)
-    return;
-  u.cbytes = u.bytes + d->nvalid;
-  copymap_visit (d, used_visit, &u);
+  uint64_t *bytes = calloc (d->nvalid + d->ncvalid + 1, sizeof *bytes);
+  if (bytes && usage_bytes (d, bytes, bytes + d->nvalid) < 0) {
+    free (bytes);
+    bytes = NULL;
+  }
+  uint64_t *cbytes = bytes ? bytes + d->nvalid : NULL;
   for (size_t i = 0; i < n; i++) {
     infos[i].used_bytes = infos[i].meta_bytes = 0;
-    if (infos[i].invalid_reason != SC_VALID)
+    if (!bytes || infos[i].invalid_reason != SC_VALID)
       continue;
     const uint32_t *a = infos[i].checkpoint ? d->cvalid : d->valid;
     size_t na = infos[i].checkpoint ? d->ncvalid : d->nvalid;
     size_t k = epochs_lower_bound (a, na, infos[i].epoch);
     if (k < na && a[k] == infos[i].epoch && infos[i].checkpoint)
-      infos[i].meta_bytes = u.cbytes[k];
+      infos[i].meta_bytes = cbytes[k];
     else if (k < na && a[k] == infos[i].epoch)
-      infos[i].used_bytes = u.bytes[k];
+      infos[i].used_bytes = bytes[k];
   }
-  free (u.bytes);
+  free (bytes);
 }

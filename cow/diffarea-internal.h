@@ -114,6 +114,20 @@ struct clone_unsure {
   uint32_t prev_sums[SC_SUMS_MAX];
 };
 
+/* Per-snapshot usage (usage.c): copies counted by the range of epochs
+ * they serve. */
+struct usage_class {
+  uint32_t from, to;            /* the range the copies serve */
+  uint64_t data, marks;         /* data copies (own slot) and marks */
+};
+struct sc_usage {
+  struct usage_class *v;        /* sorted by (from, to) */
+  size_t n, cap;
+  bool stale;                   /* a class could not be allocated: count
+                                   again before the next answer */
+  uint64_t demotes;             /* data copies made marks, ever */
+};
+
 struct sc_diff {
   pthread_mutex_t lock;
   pthread_cond_t readers_done;  /* a reader's put, a drop's completion */
@@ -126,6 +140,20 @@ struct sc_diff {
 
   struct sc_alloc alloc;        /* slots: journal and data */
   struct sc_index index;        /* the copy map's storage: copymap.c only */
+  struct sc_usage usage;        /* per-snapshot usage counters, kept in
+                                   step by copymap.c (usage.c) */
+  /* Sliced garbage collection (gc.c): passes asked for and done. */
+  uint64_t gc_want, gc_done;
+  bool gc_running;              /* a pass is under way (lock dropped
+                                   between its slices) */
+  unsigned gc_defer;            /* >0: passes wait for gc_release */
+  uint64_t gc_unpunched;        /* slots freed from the map, not yet
+                                   punched and given back */
+  uint64_t gc_slice;            /* copies per slice (0: the default) */
+  uint64_t gc_max_hold_ns;      /* the longest slice, this session */
+  uint64_t gc_passes;           /* passes run, this session */
+  void (*gc_between) (struct sc_diff *d);       /* tests: called between
+                                                   slices, unlocked */
   struct sc_sums sums;          /* per data slot: its copy and checksums;
                                    kept in step by copymap.c */
   struct sc_journal journal;    /* read-write opens only */
@@ -465,8 +493,12 @@ bool copymap_needs_copy (struct sc_diff *d, uint64_t chunk);
 bool copymap_needs_mark (struct sc_diff *d, uint64_t chunk);
 /* A data copy that only checkpoints need any more: its data goes (slot
  * freed with free_slot, else left to the caller), it stays as a mark. */
-void copymap_demote (struct sc_diff *d, uint64_t chunk,
+void copymap_demote (struct sc_diff *d, uint64_t chunk, uint32_t prev,
                      const struct sc_copy *c, bool free_slot);
+/* The copy of `chunk` made in `epoch`, whose previous copy's epoch is
+ * `prev`, becomes a mark (its slot is the caller's business). */
+void copymap_set_mark (struct sc_diff *d, uint64_t chunk, uint32_t prev,
+                       uint32_t epoch);
 
 /* sc_diff_copy_record with the lock held; offset may also be
  * SC_COPY_MARK: a data-less mark (cow/marks.c). */
@@ -495,6 +527,9 @@ uint32_t copymap_last_epoch (struct sc_diff *d, uint64_t chunk);
 uint64_t copymap_count (const struct sc_diff *d);
 /* Visit every copy (see sc_index_filter): `keep` false removes it. */
 int copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque);
+/* The same in slices (sc_index_filter_slice): 1 when the pass is done. */
+int copymap_visit_slice (struct sc_diff *d, uint64_t *cursor, uint64_t budget,
+                         sc_index_visit_fn keep, void *opaque);
 /* What deleting each listed snapshot would free (infos[].used_bytes). */
 void copymap_used_bytes (struct sc_diff *d, struct sc_snapshot_info *infos,
                          size_t n);
@@ -581,6 +616,26 @@ void damage_found (struct sc_diff *d, uint64_t slot,
  * held. */
 void damage_release (struct sc_diff *d);
 
+/* ---- usage.c ---------------------------------------------------------- */
+
+void usage_init (struct sc_usage *u);
+void usage_free (struct sc_usage *u);
+/* Count (delta +1) or uncount (-1) copy c, whose previous copy's epoch is
+ * prev; zero copies are not counted. */
+void usage_count (struct sc_usage *u, uint32_t prev, const struct sc_copy *c,
+                  int delta);
+/* Copy c now follows new_prev instead of old_prev. */
+void usage_move (struct sc_usage *u, const struct sc_copy *c,
+                 uint32_t old_prev, uint32_t new_prev);
+/* The data copy of class (prev, epoch) became a mark. */
+void usage_demote (struct sc_usage *u, uint32_t prev, uint32_t epoch);
+/* Count again from the map (after an allocation failure). */
+int usage_rebuild (struct sc_diff *d);
+/* Add to bytes[i] what deleting the snapshot of epoch d->valid[i] would
+ * free, and to cbytes[i] the marks checkpoint d->cvalid[i] alone
+ * keeps.  Costs the number of classes. */
+int usage_bytes (struct sc_diff *d, uint64_t *bytes, uint64_t *cbytes);
+
 /* ---- gc.c ------------------------------------------------------------- */
 
 /* The epochs of the snapshots whose copies must be kept
@@ -588,10 +643,21 @@ void damage_release (struct sc_diff *d);
 int keepers_get (struct sc_diff *d, struct keepers *k);
 void keepers_free (struct keepers *k);
 /* Drop the copies no servable snapshot needs.  During open, before the
- * allocator is built, `free_slots` is false. */
+ * allocator is built, `free_slots` is false (one pass, lock held);
+ * otherwise the pass runs in slices and the lock is dropped between them
+ * (the caller must expect that, as around a commit). */
 int gc_run (struct sc_diff *d, bool free_slots);
+/* One pass with the lock held throughout, freeing slots. */
+int gc_run_held (struct sc_diff *d);
 /* The same for the chunks [first, last] only. */
 int gc_chunks (struct sc_diff *d, uint64_t first, uint64_t last);
+/* While held (gc_hold), passes asked for wait for the last release,
+ * which runs one (delete --all: one pass, not one per snapshot). */
+void gc_hold (struct sc_diff *d);
+int gc_release (struct sc_diff *d);
+/* Is a pass asked for and not done, or are freed slots not yet given
+ * back: space that will come back without a drop. */
+bool gc_pending (const struct sc_diff *d);
 /* A slot no copy uses any more: to the allocator, and punched. */
 void gc_free_slot (struct sc_diff *d, uint64_t slot);
 /* After frees: the allocator's end drops to the last used slot. */

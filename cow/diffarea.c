@@ -217,6 +217,7 @@ diff_free (struct sc_diff *d)
   if (d->have_journal)
     sc_journal_free (&d->journal);
   sc_index_free (&d->index);
+  usage_free (&d->usage);
   sc_sums_free (&d->sums);
   free (d->damaged_kept);
   sc_alloc_free_all (&d->alloc);

@@ -268,6 +268,13 @@ int sc_diff_snapshot_delete (struct sc_diff *d, const char *name);
 int sc_diff_snapshot_delete_uuid (struct sc_diff *d, const char *name,
                                   const uint8_t uuid[16]);
 
+/* Batch deletes (delete --all): between hold and release, a delete
+ * returns once its record is durable, and the copies of all of them are
+ * freed by one pass of garbage collection at the release (which may
+ * return its error).  Holds nest. */
+void sc_diff_gc_hold (struct sc_diff *d);
+int sc_diff_gc_release (struct sc_diff *d);
+
 /* Listed snapshots in creation order.  *out is malloc'd; free() it. */
 int sc_diff_snapshot_list (struct sc_diff *d,
                            struct sc_snapshot_info **out, size_t *n);

@@ -291,8 +291,10 @@ diff_recover (struct sc_diff *d)
             "superblock switched to it (after %" PRIu64 " attempt%s); new "
             "snapshots can be taken; the snapshots invalidated at %s stay "
             "invalid", h->retries, h->retries == 1 ? "" : "s", since);
-  /* Their invalidation is durable now: their copies can go. */
-  (void) gc_run (d, true);
+  /* Their invalidation is durable now: their copies can go (in one pass
+   * with the lock held: a recovery's callers count on it, and it is
+   * rare). */
+  (void) gc_run_held (d);
   pthread_cond_broadcast (&d->readers_done);
   return 0;
 }

@@ -396,3 +396,72 @@ sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep, void *opaque)
   }
   return 0;
 }
+
+/* A slice covers the entries whose home bucket lies in [a, limit): an
+ * entry sits at or after its home, with no empty bucket in between, and
+ * a removal only moves an entry back towards its home, so entries whose
+ * home is at or past the cursor are found by the next slice wherever
+ * removals meanwhile moved them.  The scan goes from bucket a to the
+ * first empty bucket past the last home of the slice; an entry whose run
+ * wraps past the table's end (its home above its position) is visited
+ * when the scan wraps, never at the start.  A resize moves every home:
+ * the cursor keeps the table size, and a pass starts over if it changed
+ * (visiting some copies twice, which the callers allow). */
+#define SLICE_POS_BITS 56
+#define SLICE_POS_MASK ((UINT64_C (1) << SLICE_POS_BITS) - 1)
+
+int
+sc_index_filter_slice (struct sc_index *ix, uint64_t *cursor, uint64_t budget,
+                       sc_index_visit_fn keep, void *opaque)
+{
+  if (ix->capacity == 0) {
+    *cursor = 0;
+    return 1;
+  }
+  uint64_t cap = ix->capacity, mask = cap - 1;
+  uint64_t lg = (uint64_t) __builtin_ctzll (cap);
+  uint64_t a = *cursor & SLICE_POS_MASK;
+  if (*cursor != 0 && (*cursor >> SLICE_POS_BITS) != lg)
+    a = 0;                      /* resized meanwhile: start over */
+  if (a >= cap)
+    a = 0;
+  uint64_t limit = cap, seen = 0, p = a;
+  bool wrapped = false;
+  for (;;) {
+    if (p == cap) {
+      wrapped = true;
+      p = 0;
+    }
+    if (wrapped && p >= a && a > 0)
+      break;                    /* (the load factor leaves an empty
+                                   bucket first; a guard) */
+    struct sc_index_entry *e = &ix->table[p];
+    if (e->chunk == EMPTY) {
+      if (wrapped || limit != cap)
+        break;                  /* the last cluster of the slice ended */
+      p++;
+      continue;
+    }
+    uint64_t h = hash (e->chunk) & mask;
+    bool mine = !wrapped ? (h >= a && h <= p && h < limit)
+                         : (h > p && h >= a && h < limit);
+    if (mine) {
+      seen += ncopies (e);
+      bool gone = filter_entry (ix, e, keep, opaque) == 0;
+      if (!wrapped && limit == cap && seen >= budget)
+        limit = p + 1;
+      if (gone) {
+        remove_at (ix, p);
+        if (ix->table[p].chunk != EMPTY)
+          continue;             /* an entry moved into p: look again */
+      }
+    }
+    p++;
+  }
+  if (limit == cap) {
+    *cursor = 0;
+    return 1;
+  }
+  *cursor = (lg << SLICE_POS_BITS) | limit;
+  return 0;
+}

@@ -77,4 +77,16 @@ typedef bool (*sc_index_visit_fn) (void *opaque, uint64_t chunk,
 int sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep,
                      void *opaque);
 
+/* Visit the copies of whole chunks, starting at *cursor (0 to begin),
+ * until at least `budget` copies were visited or the map ends; same
+ * `keep` semantics as sc_index_filter.  *cursor is opaque (here: the
+ * table's size and the next home bucket).  Returns 1 when the whole map
+ * was visited, 0 if there is more, <0 on error.  Between calls the
+ * caller may drop the diff area's lock and the map may change: a copy
+ * added or removed meanwhile may be visited or not, but no copy present
+ * throughout is skipped (one may be visited twice). */
+int sc_index_filter_slice (struct sc_index *ix, uint64_t *cursor,
+                           uint64_t budget, sc_index_visit_fn keep,
+                           void *opaque);
+
 #endif

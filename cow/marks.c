@@ -80,14 +80,14 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
 }
 
 void
-copymap_demote (struct sc_diff *d, uint64_t chunk, const struct sc_copy *c,
-                bool free_slot)
+copymap_demote (struct sc_diff *d, uint64_t chunk, uint32_t prev,
+                const struct sc_copy *c, bool free_slot)
 {
   if (!sc_copy_has_slot (c))
     return;
   uint64_t slot = c->slot;
   sc_sums_clear (&d->sums, slot, chunk, c->epoch);
-  sc_index_set_slot (&d->index, chunk, c->epoch, SC_SLOT_MARK, 0);
+  copymap_set_mark (d, chunk, prev, c->epoch);  /* with its usage class */
   if (free_slot)
     gc_free_slot (d, slot);
 }

@@ -87,7 +87,7 @@ unsure_mark_only (struct sc_diff *d, uint64_t chunk, const struct sc_copy *c)
   if (copymap_needed (d, &data, from, to, chunk))
     return false;
   if (copymap_needed (d, &marks, from, to, chunk))
-    copymap_demote (d, chunk, c, false);
+    copymap_demote (d, chunk, from, c, false);
   else
     copymap_remove (d, chunk, c->epoch);
   return true;

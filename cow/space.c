@@ -155,11 +155,14 @@ drop_oldest (struct sc_diff *d, uint32_t reason)
 }
 
 /* Is space about to come back: a deleted snapshot whose copies are still
- * kept, for a read in flight or until its record is durable?  Dropping
+ * kept, for a read in flight or until its record is durable, or a
+ * garbage collection pass not done (it frees in slices, gc.c)?  Dropping
  * another snapshot meanwhile would drop one too many. */
 static bool
 space_pending (const struct sc_diff *d)
 {
+  if (gc_pending (d))
+    return true;                /* a garbage collection pass under way */
   for (size_t i = 0; i < d->nsnaps; i++)
     if (d->snaps[i]->deleted ||
         (d->snaps[i]->info.checkpoint && d->snaps[i]->readers))
@@ -377,6 +380,12 @@ sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
       clone_frees_durable (d);
       if (space_fits (d, d->max_bytes, 1))
         continue;               /* needs looked up again: the lock went */
+    }
+    if (d->on_full == SC_ON_FULL_FAIL_WRITES && gc_pending (d)) {
+      int r = wait_space (d);   /* frees under way: not full yet */
+      if (r < 0)
+        return r;
+      continue;
     }
     if (d->on_full == SC_ON_FULL_FAIL_WRITES) {
       d->full_failures++;

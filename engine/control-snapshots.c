@@ -371,6 +371,10 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
                                "clones are kept");
     return sc_ctl_write_err (fd, ENOENT, "no snapshots");
   }
+  /* ALL and SET free their copies in one pass at the end, not one pass
+   * over the copy map per snapshot. */
+  if (all)
+    sc_volume_gc_hold (v);
   for (i = 0; i < (all ? n : 1); i++) {
     if (set && (!list[i].in_set || memcmp (list[i].set_id, set, 16) != 0))
       continue;
@@ -381,6 +385,8 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
       continue;
     }
     if (r < 0) {
+      if (all)
+        (void) sc_volume_gc_release (v);
       r = sc_reply_snapshot_verr (v, fd, r, "delete", list[i].name);
       free (list);
       return r < 0 ? r : 0;
@@ -388,6 +394,14 @@ delete_listed (struct sc_volume *v, int fd, bool all, const uint8_t *set,
     r = sc_reply_deleted (fd, list[i].name);
     if (r < 0)
       break;
+  }
+  if (all) {
+    int g = sc_volume_gc_release (v);
+    if (g < 0 && r == 0) {
+      free (list);
+      return sc_ctl_write_err (fd, -g, "snapshots deleted, but freeing "
+                               "their space failed: %s", strerror (-g));
+    }
   }
   free (list);
   if (r == 0 && set && found == 0)

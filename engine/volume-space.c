@@ -167,3 +167,15 @@ sc_volume_config (const struct sc_volume *v)
 {
   return &v->cfg;
 }
+
+void
+sc_volume_gc_hold (struct sc_volume *v)
+{
+  sc_diff_gc_hold (v->diff);
+}
+
+int
+sc_volume_gc_release (struct sc_volume *v)
+{
+  return sc_diff_gc_release (v->diff);
+}

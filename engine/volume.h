@@ -150,6 +150,10 @@ int sc_volume_snapshot_delete (struct sc_volume *v, const char *name);
  * sc_diff_snapshot_delete_uuid. */
 int sc_volume_snapshot_delete_uuid (struct sc_volume *v, const char *name,
                                     const uint8_t uuid[16]);
+/* Deletes between hold and release free their copies in one pass at the
+ * release: as sc_diff_gc_hold and sc_diff_gc_release. */
+void sc_volume_gc_hold (struct sc_volume *v);
+int sc_volume_gc_release (struct sc_volume *v);
 int sc_volume_snapshot_list (struct sc_volume *v,
                              struct sc_snapshot_info **out, size_t *n);
 int sc_volume_snapshot_lookup (struct sc_volume *v, const char *name,

@@ -610,3 +610,106 @@ Test (index, random_operations_match_a_model)
   }
   sc_index_free (&ix);
 }
+
+/* ---- sliced visits ----------------------------------------------------- */
+
+/* Chunks numbered below SLICE_CHUNKS; one copy each (epoch 1) unless
+ * noted.  seen[]: visits during the pass. */
+#define SLICE_CHUNKS 20000
+struct slice_log {
+  uint32_t seen[SLICE_CHUNKS];
+  bool there[SLICE_CHUNKS];     /* in the map now */
+  bool drop_odd;                /* keep false for odd chunks */
+};
+
+static uint64_t
+slice_rand (uint64_t *s, uint64_t n)
+{
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return (*s >> 33) % n;
+}
+
+static bool
+slice_visit (void *opaque, uint64_t chunk, uint32_t prev,
+             const struct sc_copy *c)
+{
+  struct slice_log *l = opaque;
+  (void) prev;
+  (void) c;
+  cr_assert_lt (chunk, SLICE_CHUNKS);
+  l->seen[chunk]++;
+  cr_assert (l->there[chunk], "chunk %lu is not in the map",
+             (unsigned long) chunk);
+  if (l->drop_odd && chunk % 2) {
+    l->there[chunk] = false;
+    return false;
+  }
+  return true;
+}
+
+/* Slices of a small budget, with the map changing between them (adds
+ * that grow the table, removes that move entries back in their
+ * clusters): every copy present throughout is visited, and a whole pass
+ * ends. */
+Test (index, slices_skip_no_copy_present_throughout)
+{
+  for (int round = 0; round < 12; round++) {
+    struct sc_index ix;
+    static struct slice_log l;
+    static bool churned[SLICE_CHUNKS];
+    bool *there = l.there;
+    memset (&l, 0, sizeof l);
+    memset (churned, 0, sizeof churned);
+    uint64_t rng = 777 + (uint64_t) round;
+    cr_assert_eq (sc_index_init (&ix), 0);
+    /* 13000 chunks: a table of 16384 kept 79% full (long clusters, where
+     * a removal moves entries), until the churn grows it. */
+    for (uint64_t k = 0; k < 13000;) {
+      uint64_t chunk = slice_rand (&rng, SLICE_CHUNKS);
+      if (!there[chunk]) {
+        add (&ix, chunk, 1, chunk + 10);
+        there[chunk] = true;
+        k++;
+      }
+    }
+    l.drop_odd = round % 2;
+    uint64_t cursor = 0;
+    int r, slices = 0;
+    do {
+      r = sc_index_filter_slice (&ix, &cursor, 64, slice_visit, &l);
+      cr_assert_geq (r, 0);
+      slices++;
+      cr_assert_lt (slices, 100000, "the pass ends");
+      /* Churn: remove some, add some (rounds 2 and 3 of every 4: enough
+       * to grow the table). */
+      for (int i = 0; i < (round % 4 >= 2 ? 40 : 8); i++) {
+        uint64_t chunk = slice_rand (&rng, SLICE_CHUNKS);
+        if (there[chunk]) {
+          cr_assert (sc_index_remove (&ix, chunk, 1));
+          there[chunk] = false;
+          churned[chunk] = true;
+        }
+        else if (!there[chunk] && !l.seen[chunk]) {
+          add (&ix, chunk, 1, chunk + 10);
+          there[chunk] = true;
+          churned[chunk] = true;
+        }
+      }
+    } while (r == 0);
+    cr_assert_gt (slices, 10, "a small budget makes many slices");
+    uint64_t copies = 0;
+    for (uint64_t k = 0; k < SLICE_CHUNKS; k++) {
+      if (there[k] && !churned[k])
+        cr_assert_geq (l.seen[k], 1, "round %d: chunk %lu present "
+                       "throughout was skipped", round, (unsigned long) k);
+      if (l.drop_odd && k % 2 && !churned[k])
+        cr_assert (!there[k], "round %d: odd chunk %lu stayed", round,
+                   (unsigned long) k);
+      cr_assert_eq (found (&ix, k), there[k], "round %d chunk %lu", round,
+                    (unsigned long) k);
+      copies += there[k];
+    }
+    cr_assert_eq (ix.copies, copies);
+    sc_index_free (&ix);
+  }
+}
