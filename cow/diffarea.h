@@ -257,6 +257,16 @@ struct sc_snapshot_opts {
 int sc_diff_snapshot_create (struct sc_diff *d, const char *name,
                              const struct sc_snapshot_opts *opts,
                              struct sc_snapshot_info *out);
+/* The same without waiting: the snapshot is recorded (in memory and in
+ * the journal, which may not have reached the disk) when it returns 0,
+ * and durable once sc_diff_commit (d, *seq) returns 0.  A creation can
+ * so release the writes before the journal's write and sync: a write
+ * after the release copies for the new snapshot, and its own commit
+ * makes the snapshot's record durable before the origin changes.  Until
+ * then a crash forgets the snapshot. */
+int sc_diff_snapshot_record (struct sc_diff *d, const char *name,
+                             const struct sc_snapshot_opts *opts,
+                             struct sc_snapshot_info *out, uint64_t *seq);
 
 /* Delete a snapshot by name.  Durable when it returns 0.  Waits for reads
  * of that snapshot in flight (see sc_diff_snapshot_get), then frees the

@@ -108,12 +108,12 @@ snap_create_append (struct sc_diff *d, const char *name,
   return 0;
 }
 
-int
-sc_diff_snapshot_create (struct sc_diff *d, const char *name,
-                         const struct sc_snapshot_opts *opts,
-                         struct sc_snapshot_info *out)
+/* Record a new snapshot, not yet durable (the lock held). */
+static int
+snap_record (struct sc_diff *d, const char *name,
+             const struct sc_snapshot_opts *opts, struct txn *t,
+             struct sc_snapshot_info *out)
 {
-  LOCKED (d);
   if (!d->have_journal)
     return -EROFS;
   /* A new snapshot would see pre-revert content in the chunks a running
@@ -125,9 +125,31 @@ sc_diff_snapshot_create (struct sc_diff *d, const char *name,
   int r = diff_recover (d);
   if (r < 0)
     return r;
+  return snap_create_append (d, name, opts, t, out);
+}
+
+int
+sc_diff_snapshot_record (struct sc_diff *d, const char *name,
+                         const struct sc_snapshot_opts *opts,
+                         struct sc_snapshot_info *out, uint64_t *seq)
+{
+  LOCKED (d);
+  struct txn t;
+  int r = snap_record (d, name, opts, &t, out);
+  if (r == 0)
+    *seq = t.seq;
+  return r;
+}
+
+int
+sc_diff_snapshot_create (struct sc_diff *d, const char *name,
+                         const struct sc_snapshot_opts *opts,
+                         struct sc_snapshot_info *out)
+{
+  LOCKED (d);
   struct txn t;
   struct sc_snapshot_info info;
-  r = snap_create_append (d, name, opts, &t, &info);
+  int r = snap_record (d, name, opts, &t, &info);
   if (r < 0)
     return r;
   r = txn_commit (d, &t);

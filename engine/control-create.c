@@ -428,7 +428,17 @@ sc_verb_commit (struct session *ss, const struct sc_ctl_request *req,
     return sc_ctl_write_err (fd, EINVAL, "COMMIT: snapshot %s is already "
                              "committed under this hold", ss->pending.name);
   so = snapshot_opts (&o);
-  r = sc_volume_hold_commit (ss->v, o.name, &so, &ss->pending);
+  /* release=1: RELEASE in the same request, one round trip less while
+   * the writes are held, and the journal's sync after the release. */
+  uint64_t ns = 0;
+  if (o.release) {
+    r = sc_volume_hold_commit_release (ss->v, o.name, &so, &ss->pending,
+                                       &ns);
+    if (ns)
+      ss->held = false;
+  }
+  else
+    r = sc_volume_hold_commit (ss->v, o.name, &so, &ss->pending);
   if (r == -EMFILE)
     return write_too_many (ss->v, fd);
   if (r < 0)
@@ -438,13 +448,9 @@ sc_verb_commit (struct session *ss, const struct sc_ctl_request *req,
   if (r < 0 || !o.release)
     return r < 0 ? r : sc_ctl_write_ok (fd);
 
-  /* release=1: RELEASE in the same request, one round trip less while
-   * the writes are held. */
   char held[24];
   struct sc_ctl_field f[] = { { "held-ns", held },
                               { "name", ss->pending.name } };
-  uint64_t ns = sc_volume_release (ss->v);
-  ss->held = false;
   snprintf (held, sizeof held, "%" PRIu64, ns);
   r = sc_ctl_write_data (fd, "released", f, 2);
   session_end_creation (ss, true);

@@ -137,6 +137,34 @@ sc_volume_release (struct sc_volume *v)
   return held;
 }
 
+/* The journal's write and sync of the snapshot's record wait outside
+ * the hold: writes after the release commit after the record (one
+ * journal, in order), so none reaches the origin before the snapshot is
+ * durable, and a crash before that forgets the snapshot and the copies
+ * made for it alike.  The origin flush stays inside: the snapshot must
+ * not become durable before what it shows of the origin. */
+int
+sc_volume_hold_commit_release (struct sc_volume *v, const char *name,
+                               const struct sc_snapshot_opts *opts,
+                               struct sc_snapshot_info *out,
+                               uint64_t *held_ns)
+{
+  *held_ns = 0;
+  if (name && !sc_snapshot_name_valid (name))
+    return -EINVAL;
+  pthread_mutex_lock (&v->hold_lock);
+  bool ok = v->holding;
+  pthread_mutex_unlock (&v->hold_lock);
+  if (!ok)
+    return -EINVAL;
+  uint64_t seq;
+  int r = sc_diff_snapshot_record (v->diff, name, opts, out, &seq);
+  if (r < 0)
+    return r;
+  *held_ns = sc_volume_release (v);
+  return sc_diff_commit (v->diff, seq);
+}
+
 int
 sc_volume_snapshot_create (struct sc_volume *v, const char *name,
                            const struct sc_snapshot_opts *opts,
@@ -149,8 +177,10 @@ sc_volume_snapshot_create (struct sc_volume *v, const char *name,
     return r;
   r = sc_volume_hold (v);
   if (r == 0) {
-    r = sc_volume_hold_commit (v, name, opts, out);
-    sc_volume_release (v);
+    uint64_t held;
+    r = sc_volume_hold_commit_release (v, name, opts, out, &held);
+    if (held == 0)
+      sc_volume_release (v);
   }
   sc_volume_create_end (v);
   return r;

@@ -141,6 +141,17 @@ int sc_volume_hold_commit (struct sc_volume *v, const char *name,
                            const struct sc_snapshot_opts *opts,
                            struct sc_snapshot_info *out);
 uint64_t sc_volume_release (struct sc_volume *v);
+/* hold_commit and release in one, the commit's wait for the disk after
+ * the release: the snapshot is recorded under the hold, the writes go,
+ * then the record is made durable.  0 when the snapshot is durable.
+ * *held_ns: how long the writes were held, or 0 when nothing was
+ * recorded (then the writes are still held, as after a failed
+ * hold_commit).  After a release, a failed commit fails the diff area
+ * (every snapshot invalid), as a failed hold_commit does. */
+int sc_volume_hold_commit_release (struct sc_volume *v, const char *name,
+                                   const struct sc_snapshot_opts *opts,
+                                   struct sc_snapshot_info *out,
+                                   uint64_t *held_ns);
 
 /* Delete, list (in creation order, *out malloc'd) and look up (by name,
  * O(1), used_bytes left 0) snapshots: as sc_diff_snapshot_delete, _list

@@ -1,0 +1,268 @@
+/* Unit tests: the creation hold holds the live writes for the drain, the
+ * origin flush and the snapshot's record only: the journal's write and
+ * sync of the record wait after the release, and the creation returns
+ * once the snapshot is durable. */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/io.h"
+#include "engine/volume.h"
+#include "tests/unit-helpers.h"
+
+#define CS 4096
+#define SIZE (64 * CS)
+#define DELAY_NS 300000000u     /* each write or sync of the diff area */
+
+static int slow_fd = -1;        /* the diff area's, while delayed */
+static int fail_fd = -1;        /* the diff area's, while failing */
+
+static uint64_t
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* A diff area whose writes and syncs are slow (or fail): the journal's
+ * commit is the only diff-area I/O of a creation. */
+static int
+diff_io_hook (const struct sc_io_req *req)
+{
+  int fd = __atomic_load_n (&slow_fd, __ATOMIC_ACQUIRE);
+  if (fd >= 0 && req->fd == fd &&
+      (req->op == SC_IO_WRITE || req->op == SC_IO_FDATASYNC)) {
+    struct timespec ts = { 0, DELAY_NS };
+    nanosleep (&ts, NULL);
+  }
+  fd = __atomic_load_n (&fail_fd, __ATOMIC_ACQUIRE);
+  if (fd >= 0 && req->fd == fd &&
+      (req->op == SC_IO_WRITE || req->op == SC_IO_FDATASYNC))
+    return -EIO;
+  return 0;
+}
+
+static void
+hold_teardown (void)
+{
+  sc_io_fault_hook = NULL;
+  uh_teardown ();
+}
+
+TestSuite (hold, .init = uh_setup, .fini = hold_teardown);
+
+struct vol {
+  char *origin, *diff;
+  struct sc_volume *v;
+};
+
+static void
+vol_open (struct vol *t)
+{
+  struct sc_volume_config cfg = {
+    .origin_path = t->origin, .diff_path = t->diff, .chunk_size = CS,
+  };
+  char err[512] = "";
+  int r = sc_volume_open (&cfg, &t->v, err, sizeof err);
+  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
+}
+
+static void
+vol_create (struct vol *t)
+{
+  t->origin = uh_path ("origin");
+  t->diff = uh_path ("diff");
+  uh_make_file (t->origin, SIZE, 21);
+  vol_open (t);
+}
+
+static void
+vol_free (struct vol *t)
+{
+  sc_io_fault_hook = NULL;
+  slow_fd = fail_fd = -1;
+  if (t->v)
+    sc_volume_close (t->v);
+  free (t->origin);
+  free (t->diff);
+}
+
+static void
+slow_diff (struct vol *t)
+{
+  sc_io_fault_hook = diff_io_hook;
+  __atomic_store_n (&slow_fd, sc_diff_fd (sc_volume_diff (t->v)),
+                    __ATOMIC_RELEASE);
+}
+
+static uint64_t
+last_hold_ns (struct vol *t)
+{
+  struct sc_hold_stats hs;
+  sc_volume_hold_stats (t->v, &hs);
+  return hs.last_ns;
+}
+
+/* The snapshot `name` is on disk: it is there after a reopen. */
+static void
+assert_durable (struct vol *t, const char *name)
+{
+  sc_io_fault_hook = NULL;
+  slow_fd = -1;
+  sc_volume_close (t->v);
+  vol_open (t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_lookup (t->v, name, &s), 0,
+                "snapshot %s is not on disk", name);
+}
+
+Test (hold, one_shot_creation_releases_before_the_journal_sync,
+      .timeout = 30)
+{
+  struct vol t;
+  vol_create (&t);
+  slow_diff (&t);
+  struct sc_snapshot_info s;
+  uint64_t t0 = now_ns ();
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "a", NULL, &s), 0);
+  uint64_t took = now_ns () - t0;
+  uint64_t held = last_hold_ns (&t);
+  cr_assert_geq (took, DELAY_NS, "the creation returned before its "
+                 "record was written (%.1f ms)", (double) took / 1e6);
+  cr_assert_lt (held, DELAY_NS / 2, "the writes were held %.1f ms: the "
+                "hold waited for the journal", (double) held / 1e6);
+  assert_durable (&t, "a");
+  vol_free (&t);
+}
+
+Test (hold, commit_with_release_releases_before_the_journal_sync,
+      .timeout = 30)
+{
+  struct vol t;
+  vol_create (&t);
+  slow_diff (&t);
+  struct sc_snapshot_info s;
+  uint64_t held = 0;
+  cr_assert_eq (sc_volume_create_begin (t.v), 0);
+  cr_assert_eq (sc_volume_hold (t.v), 0);
+  uint64_t t0 = now_ns ();
+  cr_assert_eq (sc_volume_hold_commit_release (t.v, "b", NULL, &s, &held),
+                0);
+  uint64_t took = now_ns () - t0;
+  sc_volume_create_end (t.v);
+  cr_assert_str_eq (s.name, "b");
+  cr_assert_gt (held, 0, "the writes were not released");
+  cr_assert_eq (held, last_hold_ns (&t));
+  cr_assert_eq (sc_volume_release (t.v), 0, "the writes are still held");
+  cr_assert_geq (took, DELAY_NS, "returned before the record was written");
+  cr_assert_lt (held, DELAY_NS / 2, "the writes were held %.1f ms: the "
+                "hold waited for the journal", (double) held / 1e6);
+  assert_durable (&t, "b");
+  vol_free (&t);
+}
+
+/* Nothing recorded: the writes stay held, as after a failed hold_commit,
+ * and the creation may still commit under the same hold. */
+Test (hold, a_refused_record_keeps_the_hold)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  uint64_t held = 1;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "taken", NULL, &s), 0);
+  cr_assert_eq (sc_volume_create_begin (t.v), 0);
+  cr_assert_eq (sc_volume_hold_commit_release (t.v, "x", NULL, &s, &held),
+                -EINVAL, "a commit without a hold");
+  cr_assert_eq (held, 0);
+  cr_assert_eq (sc_volume_hold (t.v), 0);
+  held = 1;
+  cr_assert_eq (sc_volume_hold_commit_release (t.v, "taken", NULL, &s,
+                                               &held), -EEXIST);
+  cr_assert_eq (held, 0, "released although nothing was recorded");
+  cr_assert_eq (sc_volume_hold_commit_release (t.v, "again", NULL, &s,
+                                               &held), 0);
+  cr_assert_gt (held, 0);
+  sc_volume_create_end (t.v);
+  vol_free (&t);
+}
+
+/* The record's write fails after the release: the creation fails, the
+ * writes are not held any more, and the snapshot is not served as if it
+ * were on disk (the diff area failed: every snapshot invalid). */
+Test (hold, a_failed_journal_write_after_the_release_fails_the_creation)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  sc_io_fault_hook = diff_io_hook;
+  __atomic_store_n (&fail_fd, sc_diff_fd (sc_volume_diff (t.v)),
+                    __ATOMIC_RELEASE);
+  cr_assert_lt (sc_volume_snapshot_create (t.v, "lost", NULL, &s), 0);
+  __atomic_store_n (&fail_fd, -1, __ATOMIC_RELEASE);
+  cr_assert_eq (sc_volume_release (t.v), 0, "the writes are still held");
+  cr_assert (!sc_volume_create_busy (t.v));
+  uint8_t buf[CS];
+  memset (buf, 7, sizeof buf);
+  cr_assert_eq (sc_volume_write (t.v, buf, CS, 3 * CS, 0), 0,
+                "a live write after the failed creation");
+  if (sc_volume_snapshot_lookup (t.v, "lost", &s) == 0)
+    cr_assert_lt (sc_volume_snapshot_read (t.v, s.id, buf, CS, 0), 0,
+                  "the snapshot of a failed creation was served");
+  vol_free (&t);
+}
+
+/* A write right after the release, while the record is still on its way
+ * to the disk, copies for the new snapshot: the snapshot keeps the old
+ * data and the live volume has the new, across a reopen. */
+struct create_arg {
+  struct vol *t;
+  int r;
+};
+
+static void *
+create_thread (void *p)
+{
+  struct create_arg *a = p;
+  struct sc_snapshot_info s;
+  a->r = sc_volume_snapshot_create (a->t->v, "c", NULL, &s);
+  return NULL;
+}
+
+Test (hold, a_write_after_the_release_copies_for_the_new_snapshot,
+      .timeout = 30)
+{
+  struct vol t;
+  vol_create (&t);
+  slow_diff (&t);
+  struct create_arg a = { &t, -1 };
+  pthread_t th;
+  cr_assert_eq (pthread_create (&th, NULL, create_thread, &a), 0);
+  struct sc_hold_stats hs = { 0 };
+  while (hs.count == 0) {
+    struct timespec ts = { 0, 1000000 };
+    nanosleep (&ts, NULL);
+    sc_volume_hold_stats (t.v, &hs);
+  }
+  uint8_t buf[CS], old[CS], got[CS];
+  memset (buf, 0xab, sizeof buf);
+  cr_assert_eq (sc_volume_write (t.v, buf, CS, 5 * CS, 0), 0);
+  pthread_join (th, NULL);
+  cr_assert_eq (a.r, 0);
+  assert_durable (&t, "c");
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "c", &s), 0);
+  uh_pattern (old, sizeof old, 21, 5 * CS);
+  cr_assert_eq (sc_volume_snapshot_read (t.v, s.id, got, CS, 5 * CS), 0);
+  cr_assert_arr_eq (got, old, CS, "the snapshot lost the old data");
+  cr_assert_eq (sc_volume_read (t.v, got, CS, 5 * CS), 0);
+  cr_assert_arr_eq (got, buf, CS, "the live volume lost the write");
+  vol_free (&t);
+}
