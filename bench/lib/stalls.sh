@@ -1,0 +1,187 @@
+# bench/lib/stalls.sh: does the control side stall the live volume in
+# proportion to history? (issue 17; sourced by bench/run.sh, part
+# `stalls`).
+#
+# A diff area with STALL_COPIES copied chunks (STALL_CHUNK chunks, every
+# chunk of the origin copied) shared by STALL_SNAPS snapshots, built
+# offline by bench/copies-probe.c, then served by nbdkit (durability=safe).
+# The probe also lengthens the journal to a few records short of the
+# length at which the diff area writes a checkpoint.  A 4k random rewrite
+# load (fio, QD16, every write to a copied chunk, STALL_SECONDS each) is
+# measured:
+#   alone        nothing else runs (the reference)
+#   list         `shadowcopy list` in a loop
+#   checkpoint   1 s in, snapshots made and deleted at once until the
+#                journal is long enough that one of them writes an online
+#                checkpoint of the whole copy map (seen as the diff area's
+#                used bytes falling: the old journal is freed)
+#   deletes      the STALL_SNAPS snapshots deleted one by one, spread over
+#                the run; the last delete frees every copy
+# in that order (the deletes last: they take the copies away).
+
+STALL_ROWS='' STALL_SKIP=''
+
+# stall_fio_start: the timed rewrite load in the background
+stall_fio_start () {
+  STALL_OUT="$BENCH_TMP/fio/stall-$1.out"
+  env BENCH_URI="$LIVE_URI" BENCH_SIZE="$STALL_ORIGIN_BYTES" \
+    BENCH_RUNTIME="$STALL_SECONDS" BENCH_RW=randwrite \
+    fio --output-format=terse --terse-version=3 --output="$STALL_OUT" \
+    "$JOBS/timed-4k.fio" 2>"$STALL_OUT.err" &
+  STALL_FIO=$!
+  track "$STALL_FIO"
+}
+
+# stall_fio_end PHASE NOTE: wait for the load, add a row to STALL_ROWS
+# (phase IOPS p99-us p99.9-us max-us note)
+stall_fio_end () {
+  local status=0 p99 p999 max
+  wait "$STALL_FIO" || status=$?
+  untrack "$STALL_FIO"
+  [ "$status" -eq 0 ] || die "stall fio $1 failed: $(tail -3 "$STALL_OUT.err")"
+  fio_parse "$STALL_OUT" || die "stall fio $1: no result"
+  read -r p99 p999 max < <(fio_clat "$STALL_OUT")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$FIO_IOPS" "$p99" "$p999" "$max" \
+    "$2" >>"$STALL_ROWS"
+  say "  $1: $FIO_IOPS IOPS, write p99 $p99 us, max $max us${2:+ ($2)}"
+}
+
+fio_running () { kill -0 "$STALL_FIO" 2>/dev/null; }
+
+# us_since T0: microseconds since EPOCHREALTIME T0 (digits only)
+us_since () { echo $(( ${EPOCHREALTIME/./} - $1 )); }
+
+stalls () {
+  local n note t0 i used0 used1 found gap delete_us=0 max_us=0 us
+  STALL_ROWS="$BENCH_TMP/stall-rows.tsv"
+  : >"$STALL_ROWS"
+  if ! copies_probe_build; then
+    STALL_SKIP=$SKIP_WHY
+    say "stalls: skipped: $STALL_SKIP"
+    return 0
+  fi
+  local cs_bytes
+  cs_bytes=$(numfmt --from=iec "$STALL_CHUNK")
+  STALL_ORIGIN_BYTES=$((STALL_COPIES * cs_bytes))
+  say "stalls: $STALL_COPIES copies of $STALL_CHUNK chunks shared by" \
+      "$STALL_SNAPS snapshots, built offline; ${STALL_SECONDS} s per phase"
+  new_instance
+  copies_probe "$INST" "$STALL_COPIES" "$STALL_COPIES" "$cs_bytes" \
+    "$STALL_SNAPS" 40
+  STALL_BUILD_S=$PROBE_SECONDS
+  # The origin written once (zeros: what the copies say it held), so that
+  # no phase pays for the file system's first allocation of its blocks.
+  dd if=/dev/zero of="$INST/origin" bs=1M count=$((STALL_ORIGIN_BYTES / 1048576)) \
+    conv=notrunc,fsync status=none
+  start_sc_server "$STALL_CHUNK" safe "$BENCH_TMP/logs/stalls.log"
+  n=$(json_num "$(sc info --json)" copies)
+  [ "$n" = "$STALL_COPIES" ] || die "stalls: the server sees $n copies, not $STALL_COPIES"
+
+  say "stalls: alone"
+  settle
+  stall_fio_start alone
+  stall_fio_end alone ""
+
+  say "stalls: while \`shadowcopy list\` loops"
+  settle
+  stall_fio_start list
+  n=0
+  while fio_running; do sc list >/dev/null; n=$((n + 1)); done
+  stall_fio_end list "$n lists"
+
+  say "stalls: across an online checkpoint"
+  settle
+  stall_fio_start checkpoint
+  sleep 1
+  found=
+  for ((i = 1; i <= 200 && !found; i++)); do
+    fio_running || break
+    used0=$(json_num "$(sc info --json)" diff_used_bytes)
+    t0=${EPOCHREALTIME/./}
+    sc create "ck$i" >/dev/null
+    sc delete "ck$i" >/dev/null
+    us=$(us_since "$t0")
+    used1=$(json_num "$(sc info --json)" diff_used_bytes)
+    # The old journal (over a record per copy) is freed: far more than the
+    # few chunks copied while ck$i lived.
+    if [ $((used0 - used1)) -gt $((STALL_COPIES * 16)) ]; then
+      found=$i
+      STALL_CKPT_MS=$(awk -v u="$us" 'BEGIN { printf "%.1f", u / 1000 }')
+      STALL_CKPT_FREED=$((used0 - used1))
+    fi
+  done
+  if [ -n "$found" ]; then
+    note="checkpoint in pair $found of create+delete, which took $STALL_CKPT_MS ms; journal $(awk -v b="$STALL_CKPT_FREED" 'BEGIN { printf "%.1f MiB", b / 1048576 }') smaller"
+  else
+    note="no checkpoint seen (the server's open may have written it)"
+  fi
+  while fio_running; do sleep 0.1; done
+  stall_fio_end checkpoint "$note"
+
+  say "stalls: while the $STALL_SNAPS snapshots are deleted one by one"
+  gap=$(awk -v s="$STALL_SECONDS" -v n="$STALL_SNAPS" \
+    'BEGIN { g = (s - 1.5) / n; printf "%.3f", (g > 0 ? g : 0) }')
+  settle
+  stall_fio_start deletes
+  sleep 0.5
+  for ((i = 1; i <= STALL_SNAPS; i++)); do
+    t0=${EPOCHREALTIME/./}
+    sc delete "s$i" >/dev/null
+    us=$(us_since "$t0")
+    delete_us=$((delete_us + us))
+    [ "$us" -le "$max_us" ] || max_us=$us
+    fio_running || break
+    sleep "$gap"
+  done
+  n=$((i > STALL_SNAPS ? STALL_SNAPS : i))
+  note=$(awk -v t="$delete_us" -v m="$max_us" -v n="$n" -v all="$STALL_SNAPS" \
+    'BEGIN { printf "%d of %d deleted while it ran, %.1f ms in all, the longest %.1f ms", n, all, t / 1000, m / 1000 }')
+  fio_running || [ "$n" -ge "$STALL_SNAPS" ] ||
+    note="$note (the run ended first: raise BENCH_STALL_SECONDS)"
+  stall_fio_end deletes "$note"
+  stop_system
+  rm -rf "$INST"
+}
+
+report_stalls () {
+  if [ -n "$STALL_SKIP" ]; then
+    echo "## Stalls from history (issue 17)"
+    echo
+    echo "Skipped: $STALL_SKIP."
+    return 0
+  fi
+  [ -s "${STALL_ROWS:-}" ] || return 0
+  local base
+  base=$(awk -F'\t' '$1 == "alone" { print $2 }' "$STALL_ROWS")
+  cat <<EOF
+## Stalls from history (issue 17)
+
+shadowcopy, $STALL_CHUNK chunks, durability=safe, a sparse origin of
+$STALL_COPIES chunks, every one copied once ($STALL_COPIES copies) after
+$STALL_SNAPS snapshots made one after the other, so every copy serves all
+of them. The diff area was built offline by \`bench/copies-probe.c\` in
+$STALL_BUILD_S s (slots reserved and left unwritten, checksums of zeros;
+its journal lengthened to a few records short of a checkpoint), then
+served by nbdkit. The load: fio 4k random rewrites (every write to a copied
+chunk), QD16, $STALL_SECONDS s per phase, over the whole origin. Ratios
+against the same load alone, in this run.
+
+| phase | IOPS | vs alone | write p99 | p99.9 | max | IOPS >= 0.8x | p99 < 5 ms | what ran |
+| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |
+EOF
+  awk -F'\t' -v b="$base" '{
+      r = (b > 0) ? $2 / b : 0
+      label = ($1 == "alone") ? "alone" : ($1 == "list") ? "`shadowcopy list` loop" : ($1 == "checkpoint") ? "online checkpoint" : "snapshots deleted one by one"
+      printf "| %s | %.0f | %.2fx | %.2f ms | %.2f ms | %.1f ms | %s | %s | %s |\n", label, $2, r,
+        $3 / 1000, $4 / 1000, $5 / 1000,
+        ($1 == "alone") ? "-" : (r >= 0.8 ? "met" : "**NOT met**"),
+        ($3 / 1000 < 5) ? "met" : "**NOT met**", $6 }' "$STALL_ROWS"
+  cat <<EOF
+
+The checkpoint is triggered as a serving diff area triggers it: a record
+appended past the journal's length limit (twice the state plus 64k
+records, cow/checkpoint.c) makes the next ckpt_maybe write one; here the records
+are those of a snapshot made and deleted at once, during the load (the
+writes to chunks in that short time copy them).
+EOF
+}
