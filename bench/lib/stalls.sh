@@ -11,25 +11,38 @@
 # measured:
 #   alone        nothing else runs (the reference)
 #   list         `shadowcopy list` in a loop
-#   checkpoint   1 s in, snapshots made and deleted at once until the
+#   checkpoint   0.5 s in, snapshots made and deleted at once until the
 #                journal is long enough that one of them writes an online
 #                checkpoint of the whole copy map (seen as the diff area's
-#                used bytes falling: the old journal is freed)
-#   deletes      the STALL_SNAPS snapshots deleted one by one, spread over
-#                the run; the last delete frees every copy
+#                used bytes falling: the old journal is freed); the load
+#                stops 0.5 s after
+#   deletes      0.5 s in, the STALL_SNAPS snapshots deleted one by one,
+#                0.1 s apart (the last one frees every copy); the load
+#                stops 0.5 s after the last
 # in that order (the deletes last: they take the copies away).
 
 STALL_ROWS='' STALL_SKIP=''
+STALL_DELETE_GAP=0.1
 
-# stall_fio_start: the timed rewrite load in the background
+# stall_fio_start PHASE [SECONDS]: the rewrite load in the background, for
+# SECONDS (default STALL_SECONDS; the phases that end it themselves, with
+# stall_fio_stop, give an upper bound)
 stall_fio_start () {
   STALL_OUT="$BENCH_TMP/fio/stall-$1.out"
+  STALL_STOPPED=
+  STALL_T0=${EPOCHREALTIME/./}
   env BENCH_URI="$LIVE_URI" BENCH_SIZE="$STALL_ORIGIN_BYTES" \
-    BENCH_RUNTIME="$STALL_SECONDS" BENCH_RW=randwrite \
+    BENCH_RUNTIME="${2:-$STALL_SECONDS}" BENCH_RW=randwrite \
     fio --output-format=terse --terse-version=3 --output="$STALL_OUT" \
     "$JOBS/timed-4k.fio" 2>"$STALL_OUT.err" &
   STALL_FIO=$!
   track "$STALL_FIO"
+}
+
+# stall_fio_stop: end the load now (fio writes its results on SIGINT)
+stall_fio_stop () {
+  STALL_STOPPED=1
+  kill -s INT "$STALL_FIO" 2>/dev/null || true
 }
 
 # stall_fio_end PHASE NOTE: wait for the load, add a row to STALL_ROWS
@@ -38,8 +51,9 @@ stall_fio_end () {
   local status=0 p99 p999 max
   wait "$STALL_FIO" || status=$?
   untrack "$STALL_FIO"
-  [ "$status" -eq 0 ] || die "stall fio $1 failed: $(tail -3 "$STALL_OUT.err")"
-  fio_parse "$STALL_OUT" || die "stall fio $1: no result"
+  [ "$status" -eq 0 ] || [ -n "$STALL_STOPPED" ] ||
+    die "stall fio $1 failed: $(tail -3 "$STALL_OUT.err")"
+  fio_parse "$STALL_OUT" || die "stall fio $1: no result: $(tail -3 "$STALL_OUT.err")"
   read -r p99 p999 max < <(fio_clat "$STALL_OUT")
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$FIO_IOPS" "$p99" "$p999" "$max" \
     "$2" >>"$STALL_ROWS"
@@ -52,7 +66,7 @@ fio_running () { kill -0 "$STALL_FIO" 2>/dev/null; }
 us_since () { echo $(( ${EPOCHREALTIME/./} - $1 )); }
 
 stalls () {
-  local n note t0 i used0 used1 found gap delete_us=0 max_us=0 us
+  local n note t0 i used0 used1 found delete_us=0 max_us=0 us
   STALL_ROWS="$BENCH_TMP/stall-rows.tsv"
   : >"$STALL_ROWS"
   if ! copies_probe_build; then
@@ -91,8 +105,8 @@ stalls () {
 
   say "stalls: across an online checkpoint"
   settle
-  stall_fio_start checkpoint
-  sleep 1
+  stall_fio_start checkpoint 3600
+  sleep 0.5
   found=
   for ((i = 1; i <= 200 && !found; i++)); do
     fio_running || break
@@ -115,14 +129,14 @@ stalls () {
   else
     note="no checkpoint seen (the server's open may have written it)"
   fi
-  while fio_running; do sleep 0.1; done
+  sleep 0.5
+  stall_fio_stop
+  note="$note; window $(awk -v u="$(us_since "$STALL_T0")" 'BEGIN { printf "%.1f s", u / 1e6 }')"
   stall_fio_end checkpoint "$note"
 
   say "stalls: while the $STALL_SNAPS snapshots are deleted one by one"
-  gap=$(awk -v s="$STALL_SECONDS" -v n="$STALL_SNAPS" \
-    'BEGIN { g = (s - 1.5) / n; printf "%.3f", (g > 0 ? g : 0) }')
   settle
-  stall_fio_start deletes
+  stall_fio_start deletes 3600
   sleep 0.5
   for ((i = 1; i <= STALL_SNAPS; i++)); do
     t0=${EPOCHREALTIME/./}
@@ -130,14 +144,13 @@ stalls () {
     us=$(us_since "$t0")
     delete_us=$((delete_us + us))
     [ "$us" -le "$max_us" ] || max_us=$us
-    fio_running || break
-    sleep "$gap"
+    sleep "$STALL_DELETE_GAP"
   done
-  n=$((i > STALL_SNAPS ? STALL_SNAPS : i))
-  note=$(awk -v t="$delete_us" -v m="$max_us" -v n="$n" -v all="$STALL_SNAPS" \
-    'BEGIN { printf "%d of %d deleted while it ran, %.1f ms in all, the longest %.1f ms", n, all, t / 1000, m / 1000 }')
-  fio_running || [ "$n" -ge "$STALL_SNAPS" ] ||
-    note="$note (the run ended first: raise BENCH_STALL_SECONDS)"
+  sleep 0.5
+  stall_fio_stop
+  note=$(awk -v t="$delete_us" -v m="$max_us" -v all="$STALL_SNAPS" \
+    -v w="$(us_since "$STALL_T0")" -v g="$STALL_DELETE_GAP" \
+    'BEGIN { printf "%d deletes %s s apart, %.1f ms in all, the longest %.1f ms; window %.1f s", all, g, t / 1000, m / 1000, w / 1e6 }')
   stall_fio_end deletes "$note"
   stop_system
   rm -rf "$INST"
@@ -156,14 +169,17 @@ report_stalls () {
   cat <<EOF
 ## Stalls from history (issue 17)
 
-shadowcopy, $STALL_CHUNK chunks, durability=safe, a sparse origin of
-$STALL_COPIES chunks, every one copied once ($STALL_COPIES copies) after
+shadowcopy, $STALL_CHUNK chunks, durability=safe, an origin of
+$STALL_COPIES chunks (written once with zeros, what the copies hold, so
+that no phase pays the file system's first allocation), every one copied once ($STALL_COPIES copies) after
 $STALL_SNAPS snapshots made one after the other, so every copy serves all
 of them. The diff area was built offline by \`bench/copies-probe.c\` in
 $STALL_BUILD_S s (slots reserved and left unwritten, checksums of zeros;
 its journal lengthened to a few records short of a checkpoint), then
 served by nbdkit. The load: fio 4k random rewrites (every write to a copied
-chunk), QD16, $STALL_SECONDS s per phase, over the whole origin. Ratios
+chunk), QD16, over the whole origin: $STALL_SECONDS s alone and while
+\`list\` loops; from 0.5 s before to 0.5 s after the checkpoint's
+create+delete pairs and the deletes (their windows are given). Ratios
 against the same load alone, in this run.
 
 | phase | IOPS | vs alone | write p99 | p99.9 | max | IOPS >= 0.8x | p99 < 5 ms | what ran |
