@@ -227,5 +227,9 @@ copies_probe () {
   PROBE_SECONDS=$(awk '$1 == "build-seconds" { print $2 }' "$PROBE_OUT")
 }
 
-# plugin_has_key KEY: does the plugin list KEY= in its --help?
-plugin_has_key () { nbdkit "$PLUGIN" --help 2>/dev/null | grep -q "^$1="; }
+# plugin_has_key KEY: does the plugin take KEY=?  Its --help lists the
+# keys; failing that, a key the plugin parses is a string in its binary.
+plugin_has_key () {
+  nbdkit "$PLUGIN" --help 2>/dev/null | grep -q "^$1=" ||
+    grep -qaF "$1" "$PLUGIN"
+}
