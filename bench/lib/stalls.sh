@@ -14,11 +14,11 @@
 #   checkpoint   0.5 s in, snapshots made and deleted at once until the
 #                journal is long enough that one of them writes an online
 #                checkpoint of the whole copy map (seen as the diff area's
-#                used bytes falling: the old journal is freed); the load
-#                stops 0.5 s after
+#                used bytes falling: the old journal is freed)
 #   deletes      0.5 s in, the STALL_SNAPS snapshots deleted one by one,
-#                0.1 s apart (the last one frees every copy); the load
-#                stops 0.5 s after the last
+#                0.1 s apart (the last one frees every copy)
+# The last two stop the load 0.5 s after what they measure, or once it ran
+# STALL_SECONDS (as long as the reference) if that is later.
 # in that order (the deletes last: they take the copies away).
 
 STALL_ROWS='' STALL_SKIP=''
@@ -61,6 +61,16 @@ stall_fio_end () {
 }
 
 fio_running () { kill -0 "$STALL_FIO" 2>/dev/null; }
+
+# stall_fio_settle_stop: end the load 0.5 s from now, or once it has run
+# STALL_SECONDS (as long as the reference) if that is later
+stall_fio_settle_stop () {
+  sleep 0.5
+  while [ $(( ${EPOCHREALTIME/./} - STALL_T0 )) -lt $((STALL_SECONDS * 1000000)) ]; do
+    sleep 0.1
+  done
+  stall_fio_stop
+}
 
 # us_since T0: microseconds since EPOCHREALTIME T0 (digits only)
 us_since () { echo $(( ${EPOCHREALTIME/./} - $1 )); }
@@ -129,8 +139,7 @@ stalls () {
   else
     note="no checkpoint seen (the server's open may have written it)"
   fi
-  sleep 0.5
-  stall_fio_stop
+  stall_fio_settle_stop
   note="$note; window $(awk -v u="$(us_since "$STALL_T0")" 'BEGIN { printf "%.1f s", u / 1e6 }')"
   stall_fio_end checkpoint "$note"
 
@@ -146,8 +155,7 @@ stalls () {
     [ "$us" -le "$max_us" ] || max_us=$us
     sleep "$STALL_DELETE_GAP"
   done
-  sleep 0.5
-  stall_fio_stop
+  stall_fio_settle_stop
   note=$(awk -v t="$delete_us" -v m="$max_us" -v all="$STALL_SNAPS" \
     -v w="$(us_since "$STALL_T0")" -v g="$STALL_DELETE_GAP" \
     'BEGIN { printf "%d deletes %s s apart, %.1f ms in all, the longest %.1f ms; window %.1f s", all, g, t / 1000, m / 1000, w / 1e6 }')
@@ -177,10 +185,10 @@ of them. The diff area was built offline by \`bench/copies-probe.c\` in
 $STALL_BUILD_S s (slots reserved and left unwritten, checksums of zeros;
 its journal lengthened to a few records short of a checkpoint), then
 served by nbdkit. The load: fio 4k random rewrites (every write to a copied
-chunk), QD16, over the whole origin: $STALL_SECONDS s alone and while
-\`list\` loops; from 0.5 s before to 0.5 s after the checkpoint's
-create+delete pairs and the deletes (their windows are given). Ratios
-against the same load alone, in this run.
+chunk), QD16, over the whole origin, $STALL_SECONDS s per phase; the
+checkpoint and delete phases start their work 0.5 s in and run on to 0.5 s
+after it when that is longer (their windows are given). Ratios against
+the same load alone, in this run.
 
 | phase | IOPS | vs alone | write p99 | p99.9 | max | IOPS >= 0.8x | p99 < 5 ms | what ran |
 | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |
