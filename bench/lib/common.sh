@@ -98,10 +98,11 @@ bench_cleanup () {
   exit "$status"
 }
 
-# wait_for_socket PATH PID LOG: until PATH is a socket; fail if PID dies.
+# wait_for_socket PATH PID LOG [SECONDS]: until PATH is a socket (at most
+# SECONDS, default 30); fail if PID dies.
 wait_for_socket () {
   local i
-  for ((i = 0; i < 600; i++)); do
+  for ((i = 0; i < ${4:-30} * 20; i++)); do
     [ -S "$1" ] && return 0
     kill -0 "$2" 2>/dev/null ||
       die "server exited before $1 appeared: $(tail -5 "$3" 2>/dev/null)"

@@ -47,7 +47,7 @@ memscale () {
     log="$BENCH_TMP/logs/memscale-$n.log"
     sock="$INST/nbd.sock"
     t0=${EPOCHREALTIME/./}
-    start_sc_server "$MEMSCALE_CHUNK" safe "$log"
+    SC_START_TIMEOUT=900 start_sc_server "$MEMSCALE_CHUNK" safe "$log"
     start_ms=$(awk -v u="$(us_since "$t0")" 'BEGIN { printf "%.0f", u / 1000 }')
     rss0=$(vm_kib "$SERVER_PID" VmRSS)
     [ "$(json_num "$(sc info --json)" copies)" = "$n" ] ||

@@ -97,7 +97,7 @@ stalls () {
   # no phase pays for the file system's first allocation of its blocks.
   dd if=/dev/zero of="$INST/origin" bs=1M count=$((STALL_ORIGIN_BYTES / 1048576)) \
     conv=notrunc,fsync status=none
-  start_sc_server "$STALL_CHUNK" safe "$BENCH_TMP/logs/stalls.log"
+  SC_START_TIMEOUT=300 start_sc_server "$STALL_CHUNK" safe "$BENCH_TMP/logs/stalls.log"
   n=$(json_num "$(sc info --json)" copies)
   [ "$n" = "$STALL_COPIES" ] || die "stalls: the server sees $n copies, not $STALL_COPIES"
 

@@ -139,8 +139,9 @@ start_system () {
 # start_sc_server CHUNK DURABILITY LOG [PWRITE]: shadowcopy over
 # $INST/origin, with the diff area $INST/diff (made if missing; PWRITE not
 # empty: io_uring off).  SC_EXTRA_KEYS (an array, usually empty): more
-# plugin keys, such as index-cache=SIZE.
-SC_EXTRA_KEYS=()
+# plugin keys, such as index-cache=SIZE.  SC_START_TIMEOUT: seconds the
+# start-up may take (a diff area with millions of copies replays them).
+SC_EXTRA_KEYS=() SC_START_TIMEOUT=30
 start_sc_server () {
   local sock="$INST/nbd.sock" no_uring=0
   [ -z "${4:-}" ] || no_uring=1
@@ -151,8 +152,8 @@ start_sc_server () {
   SERVER_PID=$!
   track "$SERVER_PID"
   CTL="$INST/diff.sock"
-  wait_for_socket "$sock" "$SERVER_PID" "$3"
-  wait_for_socket "$CTL" "$SERVER_PID" "$3"
+  wait_for_socket "$sock" "$SERVER_PID" "$3" "$SC_START_TIMEOUT"
+  wait_for_socket "$CTL" "$SERVER_PID" "$3" "$SC_START_TIMEOUT"
   LIVE_URI="nbd+unix:///live?socket=$sock"
 }
 
