@@ -8,9 +8,9 @@
  * a diff area for it with CHUNK-SIZE chunks and SNAPSHOTS snapshots s1..sN
  * created one after the other, then records COPIES copies (chunks 0 to
  * COPIES - 1), made after the last creation, so every copy serves every
- * snapshot.  The slots are reserved but never written: they read as
- * zeros, and the copies carry the checksums of zeros, so snapshot reads
- * verify.  Closes cleanly, so a server's open continues the journal
+ * snapshot.  The slots are reserved but never written (their
+ * preallocation is punched out again): they read as zeros, and the copies
+ * carry the checksums of zeros, so snapshot reads verify.  Closes cleanly, so a server's open continues the journal
  * (replay, no checkpoint) unless it is too long.
  *
  * With MARGIN, the journal is then lengthened (copies recorded for a
@@ -187,8 +187,9 @@ main (int argc, char **argv)
                  (unsigned long long) have, (unsigned long long) limit);
       snprintf (name, sizeof name, "pad%u", ++pad);
       check (sc_diff_snapshot_create (d, name, NULL, NULL), "snapshot create");
-      /* A delete appends a little more than a record per copy it frees
-       * (about 1% here): aim short, the next rounds close the gap. */
+      /* A round appends about 1% more records than the copies it
+       * records (seen here; the create, the delete and what the
+       * commits add): aim short, the next rounds close the gap. */
       uint64_t k = gap - gap / 8;
       if (gap > 64)
         record_copies (d, k < n ? k : n, sums);
