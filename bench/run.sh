@@ -15,7 +15,16 @@
 #   BENCH_CREATIONS=200/100     snapshot creations under load
 #   BENCH_RSS_CHUNKS=100000     copied chunks in the memory measurement
 #   BENCH_MEM_CHUNK=4K          chunk size in the memory measurement
-#   BENCH_PARTS="throughput latency memory verify sparse-copy tracking backup goingback remote"
+#   BENCH_PARTS="throughput latency memory verify sparse-copy tracking backup goingback remote stalls mem-scale"
+#   BENCH_STALL_COPIES=1000000/100000  stalls: copied chunks (built offline)
+#   BENCH_STALL_SECONDS=10/3    its seconds per phase
+#   BENCH_STALL_SNAPS=20        its snapshots sharing the copies
+#   BENCH_STALL_CHUNK=4K        its chunk size
+#   BENCH_MEMSCALE_COPIES="100000 1000000 10000000"/"10000 100000"
+#                               mem-scale: the copy counts (built offline)
+#   BENCH_MEMSCALE_IOS=100000/10000  its I/Os per rate measurement
+#   BENCH_MEMSCALE_CHUNK=4K     its chunk size
+#   BENCH_INDEX_CACHE=256M      index-cache= given to the plugin (when it has it)
 #   BENCH_VERIFY_REPEAT=5/3     rounds of the read verification comparison
 #   BENCH_SPARSE_SIZE=64G/8G    sparse-copy: origin size, data in it,
 #   BENCH_SPARSE_DATA=1G/128M   runs per export, and the --no-extents
@@ -45,6 +54,8 @@ JOBS="$BENCH_DIR/jobs"
 . "$BENCH_DIR/lib/backup.sh"
 . "$BENCH_DIR/lib/goingback.sh"
 . "$BENCH_DIR/lib/remote.sh"
+. "$BENCH_DIR/lib/stalls.sh"
+. "$BENCH_DIR/lib/memscale.sh"
 
 usage () { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -69,15 +80,26 @@ CLI="$build/tools/shadowcopy"
 if [ "$MODE" = quick ]; then
   SIZE=${BENCH_SIZE:-128M} REPEAT=${BENCH_REPEAT:-1}
   CREATIONS=${BENCH_CREATIONS:-100} MAKE_TARGET="make bench-quick"
+  STALL_COPIES=${BENCH_STALL_COPIES:-100000} STALL_SECONDS=${BENCH_STALL_SECONDS:-3}
+  MEMSCALE_COPIES=${BENCH_MEMSCALE_COPIES:-10000 100000}
+  MEMSCALE_IOS=${BENCH_MEMSCALE_IOS:-10000}
 else
   SIZE=${BENCH_SIZE:-1G} REPEAT=${BENCH_REPEAT:-3}
   CREATIONS=${BENCH_CREATIONS:-200} MAKE_TARGET="make bench"
+  STALL_COPIES=${BENCH_STALL_COPIES:-1000000} STALL_SECONDS=${BENCH_STALL_SECONDS:-10}
+  MEMSCALE_COPIES=${BENCH_MEMSCALE_COPIES:-100000 1000000 10000000}
+  MEMSCALE_IOS=${BENCH_MEMSCALE_IOS:-100000}
 fi
+STALL_SNAPS=${BENCH_STALL_SNAPS:-20}
+STALL_CHUNK=${BENCH_STALL_CHUNK:-4K}
+MEMSCALE_CHUNK=${BENCH_MEMSCALE_CHUNK:-4K}
+MEMSCALE_CACHE=${BENCH_INDEX_CACHE:-256M}
+read -r -a MEMSCALE_COPIES_LIST <<<"$MEMSCALE_COPIES"
 RSS_CHUNKS=${BENCH_RSS_CHUNKS:-100000}
 MEM_CHUNK=${BENCH_MEM_CHUNK:-4K}
 read -r -a CHUNK_LIST <<<"${BENCH_CHUNKS:-4K 16K 64K}"
 read -r -a SNAP_LIST <<<"${BENCH_SNAPS:-0 1 64}"
-PARTS=${BENCH_PARTS:-throughput latency memory verify sparse-copy tracking backup goingback remote}
+PARTS=${BENCH_PARTS:-throughput latency memory verify sparse-copy tracking backup goingback remote stalls mem-scale}
 QEMU_AIO=${BENCH_QEMU_AIO:-io_uring}
 QEMU_TARGET=${BENCH_QEMU_TARGET:-qcow2}
 HISTORY_IOPS=${BENCH_HISTORY_IOPS:-2000}
@@ -122,7 +144,9 @@ if nbdkit "$PLUGIN" --help 2>/dev/null | grep -q '^durability='; then
   DURABILITY_SUPPORTED=1
 fi
 DUR_SUFFIX=${DURABILITY_SUPPORTED:+-safe}
-SYSTEMS=(file qemu)
+# The peers: QEMU fleecing and a qcow2 overlay; every ratio is taken
+# against the better of the two in each row (report.sh, best_peer).
+SYSTEMS=(file qemu qcow2)
 for n in "${SNAP_LIST[@]}"; do
   if [ "$n" -eq 0 ]; then
     SYSTEMS+=("sc-0-$DEFAULT_CHUNK$DUR_SUFFIX")
@@ -152,13 +176,14 @@ head -c "$SIZE_BYTES" /dev/urandom >"$BASE"
 
 : >"$BENCH_TMP/samples.tsv"
 
-# job SYSTEM-ID JOB FIOFILE URI REP: one measured fio run; also the
-# server's CPU time per I/O (less sensitive to other load than the rate)
+# job SYSTEM-ID JOB FIOFILE URI REP [VAR=VALUE...]: one measured fio run;
+# also the server's CPU time per I/O (less sensitive to other load than
+# the rate)
 job () {
   local c0 c1 bs cpu
   case $2 in *-1m-*) bs=1048576 ;; *) bs=4096 ;; esac
   c0=$(cpu_ticks "$SERVER_PID")
-  run_fio "$1-$2-$5" "$JOBS/$3" "$4" "$SIZE_BYTES"
+  run_fio "$1-$2-$5" "$JOBS/$3" "$4" "$SIZE_BYTES" "${@:6}"
   c1=$(cpu_ticks "$SERVER_PID")
   cpu=$(awk -v d=$((c1 - c0)) -v t="$CLK_TCK" -v n=$((SIZE_BYTES / bs)) \
     'BEGIN { printf "%.1f", d * 1e6 / t / n }')
@@ -189,8 +214,28 @@ throughput () {
       settle
       job "$id" seqwrite-1m-second seqwrite-1m.fio "$LIVE_URI" "$rep"
       stop_system
+      case $id in file|"$JUDGE") scaling "$id" "$rep" ;; esac
     done
   done
+}
+
+# scaling ID REP: the 4k random write passes with 4 jobs (4 connections,
+# QD16 each) and with one job at QD64, each on a fresh server (issue 17).
+scaling () {
+  local id=$1 rep=$2 quarter=$((SIZE_BYTES / 4))
+  start_system "$id"
+  job "$id" randwrite-4k-first-j4 randwrite-4k-scale.fio "$LIVE_URI" "$rep" \
+    BENCH_NUMJOBS=4 BENCH_IODEPTH=16 BENCH_PART_SIZE=$quarter
+  settle
+  job "$id" randwrite-4k-second-j4 randwrite-4k-scale.fio "$LIVE_URI" "$rep" \
+    BENCH_NUMJOBS=4 BENCH_IODEPTH=16 BENCH_PART_SIZE=$quarter
+  start_system "$id"
+  job "$id" randwrite-4k-first-qd64 randwrite-4k-scale.fio "$LIVE_URI" "$rep" \
+    BENCH_NUMJOBS=1 BENCH_IODEPTH=64 BENCH_PART_SIZE="$SIZE_BYTES"
+  settle
+  job "$id" randwrite-4k-second-qd64 randwrite-4k-scale.fio "$LIVE_URI" "$rep" \
+    BENCH_NUMJOBS=1 BENCH_IODEPTH=64 BENCH_PART_SIZE="$SIZE_BYTES"
+  stop_system
 }
 
 # ---- snapshot creation under load -----------------------------------------------------
@@ -300,6 +345,8 @@ has_part tracking && tracking
 has_part backup && backup_bench
 has_part goingback && goingback
 has_part remote && remote_bench
+has_part stalls && stalls
+has_part mem-scale && memscale
 
 mkdir -p "$RESULTS"
 name="$(date +%F)-$MACHINE_SHORT"

@@ -98,10 +98,11 @@ bench_cleanup () {
   exit "$status"
 }
 
-# wait_for_socket PATH PID LOG: until PATH is a socket; fail if PID dies.
+# wait_for_socket PATH PID LOG [SECONDS]: until PATH is a socket (at most
+# SECONDS, default 30); fail if PID dies.
 wait_for_socket () {
   local i
-  for ((i = 0; i < 600; i++)); do
+  for ((i = 0; i < ${4:-30} * 20; i++)); do
     [ -S "$1" ] && return 0
     kill -0 "$2" 2>/dev/null ||
       die "server exited before $1 appeared: $(tail -5 "$3" 2>/dev/null)"
@@ -187,4 +188,49 @@ vm_kib () { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 # json_num JSON KEY: the first number after "KEY": in a flat JSON text
 json_num () {
   grep -o "\"$2\": *[0-9]*" <<<"$1" | head -1 | grep -o '[0-9]*$'
+}
+
+# ---- the copies probe ----------------------------------------------------------
+
+# copies_probe_build: compile bench/copies-probe.c against the build's cow/
+# library into $BENCH_TMP (once); sets COPIES_PROBE.  Returns 1, with
+# SKIP_WHY set, when it cannot (no compiler, no static library).
+COPIES_PROBE='' SKIP_WHY=''
+copies_probe_build () {
+  [ -z "$COPIES_PROBE" ] || return 0
+  local src="$BENCH_DIR/copies-probe.c" out="$BENCH_TMP/copies-probe"
+  if ! command -v gcc >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1; then
+    SKIP_WHY="no gcc or pkg-config to build bench/copies-probe.c"; return 1
+  fi
+  if [ ! -f "$build/.libs/libshadowcow.a" ] || [ ! -f "$build/config.h" ]; then
+    SKIP_WHY="no .libs/libshadowcow.a or config.h in $build"; return 1
+  fi
+  # shellcheck disable=SC2046
+  if ! gcc -O2 -I"$build" -I"$BENCH_DIR/.." "$src" "$build/.libs/libshadowcow.a" \
+       -o "$out" $(pkg-config --libs liburing) -pthread \
+       2>"$BENCH_TMP/logs/copies-probe-build.log"; then
+    SKIP_WHY="bench/copies-probe.c did not build: $(tail -3 "$BENCH_TMP/logs/copies-probe-build.log")"
+    return 1
+  fi
+  COPIES_PROBE=$out
+}
+
+# copies_probe DIR COPIES ORIGIN-CHUNKS CHUNK-SIZE SNAPSHOTS [MARGIN]: run
+# it (see bench/copies-probe.c); its output lines "key value" go to
+# PROBE_OUT (a file), and PROBE_COPIES, PROBE_LIMIT, PROBE_SECONDS are set.
+copies_probe () {
+  PROBE_OUT="$BENCH_TMP/logs/copies-probe-$2.out"
+  "$COPIES_PROBE" "$@" >"$PROBE_OUT" 2>&1 ||
+    die "copies-probe $*: $(tail -3 "$PROBE_OUT")"
+  PROBE_COPIES=$(awk '$1 == "copies" { print $2 }' "$PROBE_OUT")
+  PROBE_LIMIT=$(awk '$1 == "checkpoint-limit" { print $2 }' "$PROBE_OUT")
+  PROBE_RECORDS=$(awk '$1 == "journal-records" { print $2 }' "$PROBE_OUT")
+  PROBE_SECONDS=$(awk '$1 == "build-seconds" { print $2 }' "$PROBE_OUT")
+}
+
+# plugin_has_key KEY: does the plugin take KEY=?  Its --help lists the
+# keys; failing that, a key the plugin parses is a string in its binary.
+plugin_has_key () {
+  nbdkit "$PLUGIN" --help 2>/dev/null | grep -q "^$1=" ||
+    grep -qaF "$1" "$PLUGIN"
 }

@@ -8,6 +8,11 @@
 #                     read-write as "live"; the point in time is its
 #                     creation, at start-up) and a snapshot-access node
 #                     over it (exported read-only as "snap")
+#   qcow2             an external snapshot, as a VM host takes one: a qcow2
+#                     overlay (qemu-img create -f qcow2 -b ORIGIN -F raw)
+#                     served read-write by qemu-storage-daemon as "live";
+#                     the origin, now its read-only backing file, is the
+#                     point in time ("snap")
 #   sc-N-CS[-DUR][-pwrite]
 #                     shadowcopy with N existing snapshots, chunk size CS,
 #                     durability DUR (only when the plugin has it), and
@@ -35,6 +40,7 @@ system_label () {
   case $1 in
     file) echo "nbdkit file plugin" ;;
     qemu) echo "QEMU cbw fleecing" ;;
+    qcow2) echo "qcow2 overlay (qsd)" ;;
     sc-*)
       sc_parse "$1"
       echo "shadowcopy ${SC_N} snap ${SC_CS}${SC_DUR:+ $SC_DUR}${SC_PWRITE:+ pread/pwrite}" ;;
@@ -101,6 +107,25 @@ start_system () {
       LIVE_URI="nbd+unix:///live?socket=$sock"
       SNAP_URI="nbd+unix:///snap?socket=$sock"
       ;;
+    qcow2)
+      # The overlay's clusters are 64K (qemu-img's default): a first write
+      # of 4K copies the rest of its cluster from the backing file.
+      qemu-img create -q -f qcow2 -b "$INST/origin" -F raw "$INST/overlay.qcow2"
+      qemu-storage-daemon \
+        --blockdev "file,node-name=base-file,filename=$INST/origin,aio=$QEMU_AIO,read-only=on" \
+        --blockdev raw,node-name=base,file=base-file,read-only=on \
+        --blockdev "file,node-name=overlay-file,filename=$INST/overlay.qcow2,aio=$QEMU_AIO" \
+        --blockdev qcow2,node-name=overlay,file=overlay-file,backing=base \
+        --nbd-server "addr.type=unix,addr.path=$sock" \
+        --export nbd,id=live,node-name=overlay,name=live,writable=on \
+        --export nbd,id=snap,node-name=base,name=snap \
+        >>"$log" 2>&1 &
+      SERVER_PID=$!
+      track "$SERVER_PID"
+      wait_for_socket "$sock" "$SERVER_PID" "$log"
+      LIVE_URI="nbd+unix:///live?socket=$sock"
+      SNAP_URI="nbd+unix:///snap?socket=$sock"
+      ;;
     sc-*)
       sc_parse "$id"
       start_sc_server "$SC_CS" "$SC_DUR" "$log" "$SC_PWRITE"
@@ -112,18 +137,23 @@ start_system () {
 }
 
 # start_sc_server CHUNK DURABILITY LOG [PWRITE]: shadowcopy over
-# $INST/origin, with a new diff area (PWRITE not empty: io_uring off).
+# $INST/origin, with the diff area $INST/diff (made if missing; PWRITE not
+# empty: io_uring off).  SC_EXTRA_KEYS (an array, usually empty): more
+# plugin keys, such as index-cache=SIZE.  SC_START_TIMEOUT: seconds the
+# start-up may take (a diff area with millions of copies replays them).
+SC_EXTRA_KEYS=() SC_START_TIMEOUT=30
 start_sc_server () {
   local sock="$INST/nbd.sock" no_uring=0
   [ -z "${4:-}" ] || no_uring=1
   env SHADOWCOPY_NO_URING=$no_uring \
     nbdkit -f -U "$sock" "$PLUGIN" disk="$INST/origin" diff="$INST/diff" \
-    chunk-size="$1" ${2:+durability="$2"} >>"$3" 2>&1 &
+    chunk-size="$1" ${2:+durability="$2"} ${SC_EXTRA_KEYS[@]+"${SC_EXTRA_KEYS[@]}"} \
+    >>"$3" 2>&1 &
   SERVER_PID=$!
   track "$SERVER_PID"
   CTL="$INST/diff.sock"
-  wait_for_socket "$sock" "$SERVER_PID" "$3"
-  wait_for_socket "$CTL" "$SERVER_PID" "$3"
+  wait_for_socket "$sock" "$SERVER_PID" "$3" "$SC_START_TIMEOUT"
+  wait_for_socket "$CTL" "$SERVER_PID" "$3" "$SC_START_TIMEOUT"
   LIVE_URI="nbd+unix:///live?socket=$sock"
 }
 
