@@ -132,7 +132,7 @@ sc_volume_release (struct sc_volume *v)
   pthread_mutex_unlock (&v->hold_lock);
   pthread_rwlock_unlock (&v->gate);
   debug ("writes held for %" PRIu64 " us: drain %" PRIu64 " us, origin "
-         "flush %" PRIu64 " us, commit %" PRIu64 " us", held / 1000,
+         "flush %" PRIu64 " us, record %" PRIu64 " us", held / 1000,
          drain / 1000, flush / 1000, (held - drain - flush) / 1000);
   return held;
 }
