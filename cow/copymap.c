@@ -53,6 +53,7 @@ copymap_needs_copy (struct sc_diff *d, uint64_t chunk)
 int
 copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c)
 {
+  diff_frozen_check (d, "a copy added");
   d->map_gen++;                 /* a diff to the live volume may change */
   return sc_index_add (&d->index, chunk, c);
 }
@@ -68,6 +69,7 @@ void
 copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
 {
   struct sc_copy c;
+  diff_frozen_check (d, "a copy removed");
   if (!sc_index_find (&d->index, chunk, epoch, &c))
     return;
   sc_index_remove (&d->index, chunk, epoch);
@@ -190,6 +192,7 @@ sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
   if (offset == SC_COPY_MARK)
     return -EINVAL;
   LOCKED (d);
+  diff_wait_ckpt (d);
   return sc_diff_copy_record_locked (d, chunk, offset, sums, seq);
 }
 

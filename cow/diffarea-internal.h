@@ -229,6 +229,14 @@ struct sc_diff {
   bool have_close_stamp;
   bool origin_checked;          /* a server's session: the origin's
                                    stamp was checked at open */
+
+  /* An online checkpoint is streaming the state (checkpoint.c): it holds
+   * the journal's leader role and drops the lock between slices; nothing
+   * changes the state until it ends (diff_wait_ckpt). */
+  bool ckpt_running;
+  pthread_t ckpt_thread;        /* the thread writing it */
+  pthread_cond_t ckpt_done;     /* broadcast when it ends */
+  uint64_t ckpt_waits;          /* changes that waited for one */
 };
 
 /* Hold d->lock for the rest of the enclosing scope. */
@@ -634,6 +642,17 @@ void ckpt_maybe (struct sc_diff *d);
 /* Replace a failed journal with a checkpoint of the state (recovery);
  * on failure `what` says which write failed. */
 int ckpt_replace_failed (struct sc_diff *d, char *what, size_t len);
+/* Every path that changes the state (map, snapshots, space, clones,
+ * revert, discards) calls this right after taking the lock, and again
+ * after anything that dropped it (a commit, a wait for readers): it
+ * waits while an online checkpoint streams the state (not in the
+ * checkpoint's own thread).  The caller must hold nothing else the
+ * checkpoint needs: only the lock and the journal's leader role. */
+void diff_wait_ckpt (struct sc_diff *d);
+/* In the internals that change the state: a change while a checkpoint
+ * streams is a missed diff_wait_ckpt (said; fatal under
+ * sc_ckpt_strict, which the tests set). */
+void diff_frozen_check (struct sc_diff *d, const char *what);
 /* Store sb as the superblock (sc_sb_store).  Once one store succeeds,
  * no superblock copy on disk can point at a journal a failed one was
  * written for: their quarantined slots go back to the allocator; and a

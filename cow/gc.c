@@ -88,6 +88,7 @@ int
 gc_run (struct sc_diff *d, bool free_slots)
 {
   struct gc g = { .d = d, .free_slots = free_slots };
+  diff_frozen_check (d, "garbage collection");
   int r = keepers_get (d, &g.k);
   if (r < 0)
     return r;
@@ -131,6 +132,7 @@ int
 gc_chunks (struct sc_diff *d, uint64_t first, uint64_t last)
 {
   struct keepers k;
+  diff_frozen_check (d, "garbage collection");
   int r = keepers_get (d, &k);
   if (r < 0)
     return r;

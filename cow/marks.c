@@ -54,6 +54,7 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
     return 0;
   for (uint64_t c = first; c <= last;) {
     LOCKED (d);
+    diff_wait_ckpt (d);
     if (__atomic_load_n (&d->failed, __ATOMIC_ACQUIRE) || d->ncvalid == 0 ||
         !d->have_journal)
       return 0;
@@ -96,6 +97,7 @@ int
 sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   struct snap *s;
   int r = snap_for_change (d, name, &s);
   if (r < 0)
@@ -143,5 +145,6 @@ void
 sc_diff_set_max_checkpoints (struct sc_diff *d, uint32_t max)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   d->max_ckpts = max ? max : SC_MAX_CHECKPOINTS_DEFAULT;
 }

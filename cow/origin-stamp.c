@@ -244,6 +244,7 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                       const char *why, unsigned flags)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (d->rdonly || !d->have_journal)
     return -EROFS;
   size_t valid = 0;
@@ -374,6 +375,7 @@ int
 sc_diff_origin_changed (struct sc_diff *d, const char *why)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (d->rdonly)
     return 0;
   diff_say ("the disk changed under the server (%s): every snapshot is "
