@@ -52,9 +52,9 @@
 
 /* A checkpoint's tail is written out each time it holds this much. */
 #define CKPT_TAIL_MAX (1u << 20)
-/* Copies an online checkpoint appends per hold of the lock: about 0.5 ms
+/* Copies an online checkpoint appends per hold of the lock: about 0.15 ms
  * of encoding and checksums. */
-#define CKPT_SLICE 2048
+#define CKPT_SLICE 512
 
 uint64_t (*sc_ckpt_limit_hook) (uint64_t live);
 size_t sc_ckpt_slice = CKPT_SLICE;

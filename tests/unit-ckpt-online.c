@@ -42,7 +42,7 @@ teardown (void)
   sc_ckpt_limit_hook = NULL;
   sc_ckpt_stream_hook = NULL;
   sc_ckpt_strict = false;
-  sc_ckpt_slice = 2048;
+  sc_ckpt_slice = 512;
   uh_teardown ();
 }
 
