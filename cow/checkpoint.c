@@ -242,6 +242,24 @@ ckpt_copies (struct sc_diff *d, struct sc_journal *j, bool online)
  * counters bound), then a commit marker: the superblock switches to this
  * journal only once all of it is durable, so replay never needs to doubt
  * a checkpoint's records. */
+/* The clones' chunks, online: in slices like the copies. */
+static int
+ckpt_clones (struct sc_diff *d, struct sc_journal *j)
+{
+  struct clone_cursor at = { 0, 0 };
+  size_t slice = sc_ckpt_slice ? sc_ckpt_slice : 1;
+  for (;;) {
+    int done = clone_ckpt_data_slice (d, j, &at, slice, false);
+    if (done < 0)
+      return done;
+    if (d->nclones == 0)
+      return 0;
+    int r = ckpt_unlocked_tail (d, j, CKPT_TAIL_MAX, false);
+    if (r < 0 || done)
+      return r;
+  }
+}
+
 static int
 ckpt_fill (struct sc_diff *d, struct sc_journal *j, bool online)
 {
@@ -270,8 +288,10 @@ ckpt_fill (struct sc_diff *d, struct sc_journal *j, bool online)
     r = revert_checkpoint (d, j);       /* after the state: its epoch */
   if (r == 0)
     r = ckpt_copies (d, j, online);
-  if (r == 0)
+  if (r == 0 && !online)
     r = clone_ckpt_data (d, j);
+  else if (r == 0)
+    r = ckpt_clones (d, j);
   struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
                                 .durable_seq = sc_journal_next_seq (j) - 1 };
   if (r == 0)

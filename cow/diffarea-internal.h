@@ -570,6 +570,14 @@ int clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below);
 int clone_ckpt_create (struct sc_diff *d, struct sc_journal *j,
                        const struct clone *c);
 int clone_ckpt_data (struct sc_diff *d, struct sc_journal *j);
+/* The same in slices of `budget` records from *at (0, 0 to begin), for a
+ * checkpoint that drops the lock between them (the clones are frozen
+ * meanwhile); `bound`: write the tail out when it grows long.  1 when
+ * all were written, 0 if there are more, <0 on error. */
+struct clone_cursor { size_t clone, pos; };
+int clone_ckpt_data_slice (struct sc_diff *d, struct sc_journal *j,
+                           struct clone_cursor *at, uint64_t budget,
+                           bool bound);
 void clone_free_all (struct sc_diff *d);
 
 /* ---- damage.c --------------------------------------------------------- */

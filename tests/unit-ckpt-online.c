@@ -415,3 +415,48 @@ Test (ckpt_online, a_crash_mid_stream_leaves_the_old_journal)
   free (img_a);
   free (img_b);
 }
+
+/* A clone's chunks are streamed in slices too: after the checkpoint and
+ * a reopen, the clone reads what was written to it. */
+Test (ckpt_online, clones_streamed_in_slices_replay_whole)
+{
+  struct vol t;
+  uint8_t *img_a = malloc (SIZE), *img_b = malloc (SIZE);
+  uint8_t *img_c = malloc (SIZE), *buf = malloc (SIZE);
+  cr_assert (img_a && img_b && img_c && buf);
+  vol_create (&t);
+  history (&t, img_a, img_b);
+  struct sc_snapshot_info c;
+  char err[256];
+  cr_assert_eq (sc_volume_clone_create (t.v, "a", "c", &c, err, sizeof err),
+                0, "%s", err);
+  memcpy (img_c, img_a, SIZE);
+  for (uint64_t k = 0; k < 200; k++) {
+    uint64_t chunk = (k * 7) % NCHUNKS;
+    uh_pattern (img_c + chunk * CS, CS, 7000 + k, 0);
+    cr_assert_eq (sc_volume_clone_write (t.v, c.id, img_c + chunk * CS, CS,
+                                         chunk * CS, 0), 0);
+  }
+  cr_assert_eq (sc_volume_clone_flush (t.v, c.id), 0);
+  struct sc_sb_disk before, after;
+  uh_sb_newest (t.diff, &before);
+  sc_ckpt_limit_hook = limit_when_armed;
+  __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
+  cr_assert_eq (live_write (&t, 1000, 7500), 0);      /* its commit */
+  __atomic_store_n (&armed, false, __ATOMIC_SEQ_CST);
+  sc_volume_flush (t.v);
+  uh_sb_newest (t.diff, &after);
+  cr_assert_neq (before.journal_nonce, after.journal_nonce,
+                 "no checkpoint was written");
+  sc_volume_close (t.v);
+  t.v = NULL;
+  vol_open (&t);
+  cr_assert_eq (sc_volume_clone_read (t.v, c.id, buf, SIZE, 0), 0);
+  cr_assert (memcmp (buf, img_c, SIZE) == 0, "the clone reads wrong");
+  assert_reads (&t, 0, t.live, "live after reopen");
+  vol_free (&t);
+  free (img_a);
+  free (img_b);
+  free (img_c);
+  free (buf);
+}
