@@ -67,6 +67,12 @@ ckpt_other_thread (const struct sc_diff *d)
   return d->ckpt_running && !pthread_equal (d->ckpt_thread, pthread_self ());
 }
 
+bool
+diff_ckpt_frozen (const struct sc_diff *d)
+{
+  return ckpt_other_thread (d);
+}
+
 void
 diff_wait_ckpt (struct sc_diff *d)
 {

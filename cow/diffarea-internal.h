@@ -657,6 +657,9 @@ int ckpt_replace_failed (struct sc_diff *d, char *what, size_t len);
  * checkpoint's own thread).  The caller must hold nothing else the
  * checkpoint needs: only the lock and the journal's leader role. */
 void diff_wait_ckpt (struct sc_diff *d);
+/* Would diff_wait_ckpt wait?  For a path that changes the state only
+ * sometimes (marks): it looks first, and waits only to change. */
+bool diff_ckpt_frozen (const struct sc_diff *d);
 /* In the internals that change the state: a change while a checkpoint
  * streams is a missed diff_wait_ckpt (said; fatal under
  * sc_ckpt_strict, which the tests set). */

@@ -54,15 +54,17 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
     return 0;
   for (uint64_t c = first; c <= last;) {
     LOCKED (d);
-    diff_wait_ckpt (d);
     if (__atomic_load_n (&d->failed, __ATOMIC_ACQUIRE) || d->ncvalid == 0 ||
         !d->have_journal)
       return 0;
     if (last >= d->nchunks)
       return -EINVAL;
+    bool frozen = false;        /* a checkpoint runs: a mark must wait */
     for (uint64_t seen = 0; c <= last && seen < MARK_SCAN; c++, seen++) {
       if (!copymap_needs_mark (d, c))
         continue;
+      if ((frozen = diff_ckpt_frozen (d)))
+        break;
       uint64_t s;
       int r = sc_diff_copy_record_locked (d, c, SC_COPY_MARK, NULL, &s);
       if (r < 0) {
@@ -73,6 +75,10 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
         continue;
       }
       *seq = s;
+    }
+    if (frozen) {
+      diff_wait_ckpt (d);       /* then chunk c is looked at again */
+      continue;
     }
     if (c == 0)
       break;                    /* last was UINT64_MAX */

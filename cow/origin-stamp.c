@@ -359,8 +359,10 @@ int
 sc_diff_origin_writing (struct sc_diff *d)
 {
   LOCKED (d);
-  diff_wait_ckpt (d);           /* a failed store fails the diff area */
   if (d->rdonly || d->sb.stamp_state != SC_STAMP_UNWRITTEN)
+    return 0;
+  diff_wait_ckpt (d);           /* a failed store fails the diff area */
+  if (d->sb.stamp_state != SC_STAMP_UNWRITTEN)
     return 0;
   d->sb.stamp_state = SC_STAMP_WRITTEN;
   struct sc_sb_disk sb = d->sb;

@@ -460,3 +460,64 @@ Test (ckpt_online, clones_streamed_in_slices_replay_whole)
   free (img_c);
   free (buf);
 }
+
+/* Changed-block tracking: while a checkpoint streams, a write of a chunk
+ * already marked in this epoch goes on; one that needs a mark waits. */
+Test (ckpt_online, marked_rewrites_go_on_new_marks_wait)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_opts ck = { .checkpoint = true };
+  struct sc_snapshot_info cbt;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "cbt", &ck, &cbt), 0);
+  for (uint64_t c = 0; c < 300; c++)
+    cr_assert_eq (live_write (&t, c, 8000 + c), 0);    /* marked */
+
+  sc_ckpt_stream_hook = hold_stream;
+  sc_ckpt_limit_hook = limit_when_armed;
+  __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
+  struct job first = { .t = &t, .chunk = 400, .tag = 8400 };
+  pthread_t th_first;
+  pthread_create (&th_first, NULL, write_job, &first);
+  cr_assert (wait_flag (&in_ckpt, 20000), "no checkpoint started");
+  struct job re = { .t = &t, .chunk = 10, .tag = 8500 };
+  struct job fresh = { .t = &t, .chunk = 500, .tag = 8501 };
+  pthread_t th_re, th_fresh;
+  pthread_create (&th_re, NULL, write_job, &re);
+  bool rewrote = wait_flag (&re.done, 5000);
+  pthread_create (&th_fresh, NULL, write_job, &fresh);
+  usleep (300 * 1000);
+  bool fresh_waited = !__atomic_load_n (&fresh.done, __ATOMIC_SEQ_CST);
+  __atomic_store_n (&release, true, __ATOMIC_SEQ_CST);
+  pthread_join (th_first, NULL);
+  pthread_join (th_re, NULL);
+  pthread_join (th_fresh, NULL);
+  cr_assert (rewrote, "a write of a marked chunk waited for the checkpoint");
+  cr_assert (fresh_waited, "a new mark was made during the checkpoint");
+  cr_assert_eq (first.r, 0);
+  cr_assert_eq (re.r, 0);
+  cr_assert_eq (fresh.r, 0);
+  sc_ckpt_stream_hook = NULL;
+
+  /* The marks replay: the changes since the checkpoint name them. */
+  sc_volume_close (t.v);
+  t.v = NULL;
+  vol_open (&t);
+  static struct sc_chunk_range runs[NCHUNKS];
+  size_t n = 0;
+  uint64_t next = 0;
+  int r = sc_volume_changes (t.v, cbt.id, SC_DIFF_LIVE, 0, runs, NCHUNKS,
+                             &n, &next);
+  cr_assert_eq (r, 0, "changes: %d", r);
+  uint64_t chunks = 0;
+  bool has400 = false, has500 = false;
+  for (size_t i = 0; i < n; i++) {
+    chunks += runs[i].count;
+    has400 |= runs[i].first <= 400 && 400 < runs[i].first + runs[i].count;
+    has500 |= runs[i].first <= 500 && 500 < runs[i].first + runs[i].count;
+  }
+  cr_assert_eq (chunks, 302, "%lu changed chunks", (unsigned long) chunks);
+  cr_assert (has400 && has500);
+  assert_reads (&t, 0, t.live, "live after reopen");
+  vol_free (&t);
+}
