@@ -31,7 +31,10 @@
  * function declared here is called with it held.  sc_journal_sync (a
  * group commit) and the waits for readers (readers_done) release it while
  * they sleep, so state may change across a commit: look snapshots up
- * again by id afterwards, never keep a `struct snap *` across one.
+ * again by id afterwards, never keep a `struct snap *` across one.  An
+ * online checkpoint (checkpoint.c) drops it too, between slices, with
+ * the state frozen: a path that changes the state calls diff_wait_ckpt
+ * right after taking the lock and after each of those waits.
  *
  * Lock order, outermost first (the engine's locks are in
  * engine/volume.c): the volume's write gate, then a chunk range lock,
