@@ -281,28 +281,43 @@ clone_ckpt_create (struct sc_diff *d, struct sc_journal *j,
 }
 
 int
-clone_ckpt_data (struct sc_diff *d, struct sc_journal *j)
+clone_ckpt_data_slice (struct sc_diff *d, struct sc_journal *j,
+                       struct clone_cursor *at, uint64_t budget, bool bound)
 {
   uint8_t rec[SC_REC_MAX];
   int r = 0;
-  for (size_t i = 0; r == 0 && i < d->nclones; i++) {
-    const struct clone *c = d->clones[i];
-    for (size_t k = 0; r == 0 && !c->deleted && k < c->map_cap; k++) {
-      const struct clone_ent *m = &c->map[k];
+  uint64_t n = 0;
+  for (; r == 0 && at->clone < d->nclones; at->clone++, at->pos = 0) {
+    const struct clone *c = d->clones[at->clone];
+    for (; r == 0 && !c->deleted && at->pos < c->map_cap; at->pos++) {
+      const struct clone_ent *m = &c->map[at->pos];
       struct sc_sums_entry e = { .chunk = 0 };
       if (m->chunk == CLONE_EMPTY || m->slot == CLONE_UNMAPPED)
         continue;
+      if (n == budget)
+        return 0;               /* more from here */
       if (m->slot != CLONE_ZERO && !sc_sums_get (&d->sums, m->slot, &e))
         return -EIO;            /* every clone slot has its sums */
       r = sc_journal_append (j, rec, rec_clone_data (rec, c->info.id,
                                                      m->chunk, m->slot,
                                                      e.sums, d->sums.nsums),
                              NULL);
-      if (r == 0)
+      if (r == 0 && bound)
         r = sc_journal_bound_tail (j, 1u << 20);
+      n++;
     }
+    if (r < 0)
+      return r;
   }
-  return r;
+  return r < 0 ? r : 1;
+}
+
+int
+clone_ckpt_data (struct sc_diff *d, struct sc_journal *j)
+{
+  struct clone_cursor at = { 0, 0 };
+  int r = clone_ckpt_data_slice (d, j, &at, UINT64_MAX, true);
+  return r < 0 ? r : 0;
 }
 
 /* ---- salvage ------------------------------------------------------------ */

@@ -338,6 +338,7 @@ sc_diff_clone_create (struct sc_diff *d, const char *base, const char *name,
                       struct sc_snapshot_info *out, char *err, size_t errlen)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   int r = d->have_journal ? diff_recover (d) : -EROFS;
   if (r < 0) {
     snprintf (err, errlen, "the diff area cannot record: %s", strerror (-r));
@@ -473,6 +474,7 @@ int
 sc_diff_clone_slot_reserve (struct sc_diff *d, uint64_t id, uint64_t *offset)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!d->have_journal)
     return -EROFS;
   struct clone *c = clone_by_id (d, id);
@@ -498,6 +500,7 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
                    uint64_t offset, const uint32_t *sums, uint64_t *seq)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!d->have_journal)
     return -EROFS;
   struct clone *c = clone_by_id (d, id);
@@ -552,8 +555,10 @@ clone_delete (struct sc_diff *d, struct clone *c)
   r = diff_commit (d, t.seq);
   if (r < 0)
     return r;
-  while ((c = clone_by_id (d, id)) && c->users)
+  while ((c = clone_by_id (d, id)) && c->users) {
     pthread_cond_wait (&d->readers_done, &d->lock);
+    diff_wait_ckpt (d);
+  }
   if (c)
     clone_remove (d, c, true);
   gc_shrink_tail (d);

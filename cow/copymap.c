@@ -56,6 +56,7 @@ copymap_needs_copy (struct sc_diff *d, uint64_t chunk)
 int
 copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c)
 {
+  diff_frozen_check (d, "a copy added");
   d->map_gen++;                 /* a diff to the live volume may change */
   uint32_t prev = 0;
   bool before = false;          /* an older copy's successor exists */
@@ -88,6 +89,7 @@ void
 copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
 {
   struct sc_copy c;
+  diff_frozen_check (d, "a copy removed");
   if (!sc_index_find (&d->index, chunk, epoch, &c))
     return;
   uint32_t prev = copymap_prev_epoch (d, chunk, epoch);
@@ -256,6 +258,7 @@ sc_diff_copy_record (struct sc_diff *d, uint64_t chunk, uint64_t offset,
   if (offset == SC_COPY_MARK)
     return -EINVAL;
   LOCKED (d);
+  diff_wait_ckpt (d);
   return sc_diff_copy_record_locked (d, chunk, offset, sums, seq);
 }
 

@@ -85,6 +85,7 @@ damage_found (struct sc_diff *d, uint64_t slot,
               struct sc_copy_verify *v)
 {
   uint32_t prev;
+  diff_wait_ckpt (d);           /* (its callers took the lock just now) */
   if (e->epoch == 0) {          /* no copy has epoch 0: a clone's slot */
     clone_damage_found (d, slot, e, block, v);
     return;

@@ -31,7 +31,10 @@
  * function declared here is called with it held.  sc_journal_sync (a
  * group commit) and the waits for readers (readers_done) release it while
  * they sleep, so state may change across a commit: look snapshots up
- * again by id afterwards, never keep a `struct snap *` across one.
+ * again by id afterwards, never keep a `struct snap *` across one.  An
+ * online checkpoint (checkpoint.c) drops it too, between slices, with
+ * the state frozen: a path that changes the state calls diff_wait_ckpt
+ * right after taking the lock and after each of those waits.
  *
  * Lock order, outermost first (the engine's locks are in
  * engine/volume.c): the volume's write gate, then a chunk range lock,
@@ -257,6 +260,14 @@ struct sc_diff {
   bool have_close_stamp;
   bool origin_checked;          /* a server's session: the origin's
                                    stamp was checked at open */
+
+  /* An online checkpoint is streaming the state (checkpoint.c): it holds
+   * the journal's leader role and drops the lock between slices; nothing
+   * changes the state until it ends (diff_wait_ckpt). */
+  bool ckpt_running;
+  pthread_t ckpt_thread;        /* the thread writing it */
+  pthread_cond_t ckpt_done;     /* broadcast when it ends */
+  uint64_t ckpt_waits;          /* changes that waited for one */
 };
 
 /* Hold d->lock for the rest of the enclosing scope. */
@@ -597,6 +608,14 @@ int clone_salvage_distrust (struct sc_diff *d, uint64_t suspect_below);
 int clone_ckpt_create (struct sc_diff *d, struct sc_journal *j,
                        const struct clone *c);
 int clone_ckpt_data (struct sc_diff *d, struct sc_journal *j);
+/* The same in slices of `budget` records from *at (0, 0 to begin), for a
+ * checkpoint that drops the lock between them (the clones are frozen
+ * meanwhile); `bound`: write the tail out when it grows long.  1 when
+ * all were written, 0 if there are more, <0 on error. */
+struct clone_cursor { size_t clone, pos; };
+int clone_ckpt_data_slice (struct sc_diff *d, struct sc_journal *j,
+                           struct clone_cursor *at, uint64_t budget,
+                           bool bound);
 void clone_free_all (struct sc_diff *d);
 
 /* ---- damage.c --------------------------------------------------------- */
@@ -700,6 +719,20 @@ void ckpt_maybe (struct sc_diff *d);
 /* Replace a failed journal with a checkpoint of the state (recovery);
  * on failure `what` says which write failed. */
 int ckpt_replace_failed (struct sc_diff *d, char *what, size_t len);
+/* Every path that changes the state (map, snapshots, space, clones,
+ * revert, discards) calls this right after taking the lock, and again
+ * after anything that dropped it (a commit, a wait for readers): it
+ * waits while an online checkpoint streams the state (not in the
+ * checkpoint's own thread).  The caller must hold nothing else the
+ * checkpoint needs: only the lock and the journal's leader role. */
+void diff_wait_ckpt (struct sc_diff *d);
+/* Would diff_wait_ckpt wait?  For a path that changes the state only
+ * sometimes (marks): it looks first, and waits only to change. */
+bool diff_ckpt_frozen (const struct sc_diff *d);
+/* In the internals that change the state: a change while a checkpoint
+ * streams is a missed diff_wait_ckpt (said; fatal under
+ * sc_ckpt_strict, which the tests set). */
+void diff_frozen_check (struct sc_diff *d, const char *what);
 /* Store sb as the superblock (sc_sb_store).  Once one store succeeds,
  * no superblock copy on disk can point at a journal a failed one was
  * written for: their quarantined slots go back to the allocator; and a

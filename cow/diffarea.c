@@ -238,6 +238,7 @@ diff_free (struct sc_diff *d)
     close (d->fd);
   pthread_mutex_destroy (&d->lock);
   pthread_cond_destroy (&d->readers_done);
+  pthread_cond_destroy (&d->ckpt_done);
   free (d);
 }
 
@@ -433,9 +434,11 @@ diff_new (unsigned flags)
   d->max_ckpts = SC_MAX_CHECKPOINTS_DEFAULT;
   pthread_mutex_init (&d->lock, NULL);
   pthread_cond_init (&d->readers_done, NULL);
+  pthread_cond_init (&d->ckpt_done, NULL);
   if (sc_index_init (&d->index) < 0) {
     pthread_mutex_destroy (&d->lock);
     pthread_cond_destroy (&d->readers_done);
+    pthread_cond_destroy (&d->ckpt_done);
     free (d);
     return NULL;
   }

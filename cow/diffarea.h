@@ -794,6 +794,15 @@ int sc_diff_fd (const struct sc_diff *d);
  * of 2 * live + 65536; lets the crash harness reach checkpoints while
  * serving with a small diff area.  NULL in a server. */
 extern uint64_t (*sc_ckpt_limit_hook) (uint64_t live);
+/* An online checkpoint streams this many copies per hold of the lock
+ * (tests lower it to reach many slices); sc_ckpt_stream_hook, when set,
+ * is called each time it has dropped the lock (before it writes the new
+ * journal's tail), so a test can act while it runs; sc_ckpt_strict
+ * aborts on a change of the state while one runs (a path that missed
+ * its wait). */
+extern size_t sc_ckpt_slice;
+extern void (*sc_ckpt_stream_hook) (struct sc_diff *d);
+extern bool sc_ckpt_strict;
 
 /* Diffs of up to this many changed chunks are computed whole and kept
  * for their pages (cow/changes.c; 8M); tests lower it to reach the

@@ -107,6 +107,7 @@ sc_diff_snapshot_discard (struct sc_diff *d, uint64_t id, uint64_t first,
                           uint64_t last)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!d->have_journal)
     return -EROFS;
   if (first > last || last >= d->nchunks)

@@ -303,6 +303,7 @@ int
 sc_diff_recover (struct sc_diff *d)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   return diff_recover (d);
 }
 

@@ -136,6 +136,7 @@ static int
 gc_whole (struct sc_diff *d, bool free_slots)
 {
   struct gc g = { .d = d, .free_slots = free_slots };
+  diff_frozen_check (d, "garbage collection");
   int r = keepers_get (d, &g.k);
   if (r < 0)
     return r;
@@ -186,6 +187,8 @@ gc_sliced (struct sc_diff *d)
   uint64_t cursor = 0;
   int done = 0;
   while (done == 0) {
+    diff_wait_ckpt (d);         /* the lock was dropped: the state may be
+                                   frozen by a checkpoint now */
     struct gc g = { .d = d, .free_slots = true, .collect = true };
     uint64_t t0 = mono_ns ();
     int r = keepers_get (d, &g.k);
@@ -308,6 +311,7 @@ int
 gc_chunks (struct sc_diff *d, uint64_t first, uint64_t last)
 {
   struct keepers k;
+  diff_frozen_check (d, "garbage collection");
   int r = keepers_get (d, &k);
   if (r < 0)
     return r;

@@ -59,9 +59,12 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
       return 0;
     if (last >= d->nchunks)
       return -EINVAL;
+    bool frozen = false;        /* a checkpoint runs: a mark must wait */
     for (uint64_t seen = 0; c <= last && seen < MARK_SCAN; c++, seen++) {
       if (!copymap_needs_mark (d, c))
         continue;
+      if ((frozen = diff_ckpt_frozen (d)))
+        break;
       uint64_t s;
       int r = sc_diff_copy_record_locked (d, c, SC_COPY_MARK, NULL, &s);
       if (r < 0) {
@@ -72,6 +75,10 @@ sc_diff_mark_changes (struct sc_diff *d, uint64_t first, uint64_t last,
         continue;
       }
       *seq = s;
+    }
+    if (frozen) {
+      diff_wait_ckpt (d);       /* then chunk c is looked at again */
+      continue;
     }
     if (c == 0)
       break;                    /* last was UINT64_MAX */
@@ -96,6 +103,7 @@ int
 sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   struct snap *s;
   int r = snap_for_change (d, name, &s);
   if (r < 0)
@@ -143,5 +151,6 @@ void
 sc_diff_set_max_checkpoints (struct sc_diff *d, uint32_t max)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   d->max_ckpts = max ? max : SC_MAX_CHECKPOINTS_DEFAULT;
 }

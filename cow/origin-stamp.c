@@ -244,6 +244,7 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                       const char *why, unsigned flags)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (d->rdonly || !d->have_journal)
     return -EROFS;
   size_t valid = 0;
@@ -360,6 +361,9 @@ sc_diff_origin_writing (struct sc_diff *d)
   LOCKED (d);
   if (d->rdonly || d->sb.stamp_state != SC_STAMP_UNWRITTEN)
     return 0;
+  diff_wait_ckpt (d);           /* a failed store fails the diff area */
+  if (d->sb.stamp_state != SC_STAMP_UNWRITTEN)
+    return 0;
   d->sb.stamp_state = SC_STAMP_WRITTEN;
   struct sc_sb_disk sb = d->sb;
   int r = diff_sb_store (d, &sb);
@@ -374,6 +378,7 @@ int
 sc_diff_origin_changed (struct sc_diff *d, const char *why)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (d->rdonly)
     return 0;
   diff_say ("the disk changed under the server (%s): every snapshot is "

@@ -297,6 +297,7 @@ int
 sc_diff_revert_set_rate (struct sc_diff *d, uint64_t rate)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!active (d))
     return -ENOENT;
   if (!d->have_journal)
@@ -353,6 +354,7 @@ sc_diff_revert_start (struct sc_diff *d, const char *name, const char *save,
                       uint64_t rate, struct sc_revert_info *out)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!d->have_journal)
     return -EROFS;
   int r = diff_recover (d);
@@ -385,6 +387,7 @@ int
 sc_diff_revert_done (struct sc_diff *d, uint64_t first, uint64_t count)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!active (d))
     return -ENOENT;
   if (!d->have_journal)
@@ -419,6 +422,7 @@ int
 sc_diff_revert_finish (struct sc_diff *d)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!active (d))
     return -ENOENT;
   if (!d->revert.counted)

@@ -210,6 +210,7 @@ snap_reserve (struct sc_diff *d)
 void
 snap_push (struct sc_diff *d, struct snap *s)
 {
+  diff_frozen_check (d, "a snapshot listed");
   d->snaps[d->nsnaps++] = s;
   if (s->info.invalid_reason == SC_VALID && s->info.checkpoint) {
     d->cvalid[d->ncvalid++] = s->info.epoch;
@@ -234,6 +235,7 @@ void
 snap_remove_at (struct sc_diff *d, size_t pos)
 {
   struct snap *s = d->snaps[pos];
+  diff_frozen_check (d, "a snapshot removed");
   snap_unvalidate (d, s);
   memmove (&d->snaps[pos], &d->snaps[pos + 1],
            (d->nsnaps - pos - 1) * sizeof *d->snaps);
@@ -247,6 +249,7 @@ snap_set_invalid (struct sc_diff *d, struct snap *s, uint32_t reason,
 {
   if (s->info.invalid_reason != SC_VALID)
     return;
+  diff_frozen_check (d, "a snapshot invalidated");
   s->info.invalid_reason = reason;
   s->info.invalid_errno = err;
   s->info.invalid_chunk = chunk;

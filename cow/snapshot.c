@@ -114,6 +114,7 @@ snap_record (struct sc_diff *d, const char *name,
              const struct sc_snapshot_opts *opts, struct txn *t,
              struct sc_snapshot_info *out)
 {
+  diff_wait_ckpt (d);
   if (!d->have_journal)
     return -EROFS;
   /* A new snapshot would see pre-revert content in the chunks a running
@@ -181,7 +182,10 @@ snap_retire (struct sc_diff *d, struct snap *s, uint64_t seq,
     snap_unvalidate (d, s);
     if (wait_readers) {
       while ((s = snap_by_id (d, id, &pos)) && s->readers)
+      {
         pthread_cond_wait (&d->readers_done, &d->lock);
+        diff_wait_ckpt (d);
+      }
       if (s)
         snap_remove_at (d, pos);
     }
@@ -275,6 +279,7 @@ int
 sc_diff_snapshot_delete (struct sc_diff *d, const char *name)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   return snapshot_delete_locked (d, name, NULL, false);
 }
 
@@ -283,6 +288,7 @@ sc_diff_snapshot_delete_uuid (struct sc_diff *d, const char *name,
                               const uint8_t uuid[16])
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   return snapshot_delete_locked (d, name, uuid, false);
 }
 
@@ -290,6 +296,7 @@ int
 sc_diff_snapshot_delete_with_clones (struct sc_diff *d, const char *name)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   return snapshot_delete_locked (d, name, NULL, true);
 }
 
@@ -357,6 +364,7 @@ sc_diff_invalidate_chunk (struct sc_diff *d, uint64_t chunk, uint32_t reason,
                           int err)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   return diff_invalidate_chunk_locked (d, chunk, reason, err, false);
 }
 
@@ -424,6 +432,12 @@ sc_diff_snapshot_put (struct sc_diff *d, uint64_t id)
   LOCKED (d);
   size_t pos;
   struct snap *s = snap_by_id (d, id, &pos);
+  /* The last reader may free copies: not while a checkpoint runs. */
+  if (s && s->readers == 1 &&
+      (s->dropped || s->info.checkpoint || d->ndamaged_kept)) {
+    diff_wait_ckpt (d);
+    s = snap_by_id (d, id, &pos);
+  }
   if (s && s->readers && --s->readers == 0) {
     pthread_cond_broadcast (&d->readers_done);
     if (s->dropped) {           /* nobody waits for it: free it here */

@@ -99,6 +99,7 @@ int
 sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!d->have_journal)
     return -EROFS;
   if (!space_fits (d, d->max_bytes, 1))
@@ -181,6 +182,7 @@ wait_space (struct sc_diff *d)
     return -EIO;
   d->space_waits++;
   pthread_cond_wait (&d->readers_done, &d->lock);
+  diff_wait_ckpt (d);
   return 0;
 }
 
@@ -219,6 +221,7 @@ sc_diff_set_policy (struct sc_diff *d, enum sc_on_full on_full,
                     uint32_t max_snapshots)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   d->on_full = on_full;
   d->max_snaps = max_snapshots ? max_snapshots : SC_MAX_SNAPSHOTS_DEFAULT;
 }
@@ -273,6 +276,7 @@ sc_diff_set_max (struct sc_diff *d, uint64_t max_bytes, unsigned flags,
                  uint64_t *dropped)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (dropped)
     *dropped = 0;
   if (!d->have_journal)
@@ -364,6 +368,7 @@ int
 sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
 {
   LOCKED (d);
+  diff_wait_ckpt (d);
   if (!d->have_journal)
     return -EROFS;
   for (;;) {

@@ -33,8 +33,10 @@ diff_fail (struct sc_diff *d, int err)
   failure_enter (d, err, what);         /* failure.c */
 }
 
-int
-diff_commit (struct sc_diff *d, uint64_t seq)
+/* A commit of the write path or a flush: changes nothing after it, so
+ * it need not wait for a checkpoint that started meanwhile. */
+static int
+commit_only (struct sc_diff *d, uint64_t seq)
 {
   int r = sc_journal_sync (&d->journal, seq, &d->lock);
   if (r < 0)
@@ -44,9 +46,20 @@ diff_commit (struct sc_diff *d, uint64_t seq)
   return r;
 }
 
+/* The lock was dropped: a checkpoint may have started, and the caller
+ * goes on changing the state. */
+int
+diff_commit (struct sc_diff *d, uint64_t seq)
+{
+  int r = commit_only (d, seq);
+  diff_wait_ckpt (d);
+  return r;
+}
+
 void
 txn_begin (struct sc_diff *d, struct txn *t)
 {
+  diff_frozen_check (d, "a metadata change");
   t->first_seq = sc_journal_next_seq (&d->journal);
   t->seq = 0;
 }
@@ -74,7 +87,7 @@ sc_diff_commit (struct sc_diff *d, uint64_t seq)
   LOCKED (d);
   if (!d->have_journal)
     return 0;
-  int r = diff_commit (d, seq);
+  int r = commit_only (d, seq);
   if (r == 0) {
     copymap_fresh_durable (d);
     ckpt_maybe (d);
@@ -93,5 +106,5 @@ sc_diff_sync (struct sc_diff *d)
   LOCKED (d);
   if (!d->have_journal)
     return 0;
-  return diff_commit (d, sc_journal_next_seq (&d->journal) - 1);
+  return commit_only (d, sc_journal_next_seq (&d->journal) - 1);
 }

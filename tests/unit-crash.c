@@ -125,6 +125,8 @@ crash_teardown (void)
 {
   cr_record_stop ();
   sc_ckpt_limit_hook = NULL;
+  sc_ckpt_slice = 512;
+  sc_ckpt_strict = false;
   sc_boot_id_hook = NULL;
   uh_teardown ();
 }
@@ -972,6 +974,8 @@ run_workload (struct wl *w, const struct wl_cfg *cfg)
   if (cfg->ckpt_extra) {
     ckpt_extra = cfg->ckpt_extra;
     sc_ckpt_limit_hook = ckpt_limit;
+    sc_ckpt_slice = 3;          /* streamed in many slices */
+    sc_ckpt_strict = true;      /* a change that does not wait aborts */
   }
 
   /* The origin: a pattern, then (maybe) a hole. */
@@ -2037,6 +2041,8 @@ load_workload (struct wl *w, const struct wl_cfg *cfg)
   if (cfg->ckpt_extra) {
     ckpt_extra = cfg->ckpt_extra;
     sc_ckpt_limit_hook = ckpt_limit;
+    sc_ckpt_slice = 3;          /* streamed in many slices */
+    sc_ckpt_strict = true;      /* a change that does not wait aborts */
   }
   uint64_t magic;
   uint32_t next_tag;
