@@ -153,6 +153,7 @@ wb_thread (void *arg)
   struct sc_volume *v = arg;
   struct sc_writeback *wb = v->wb;
 
+  (void) pthread_setname_np (pthread_self (), "sc-writeback");
   pthread_mutex_lock (&wb->lock);
   for (;;) {
     if (!wb->head) {
