@@ -355,3 +355,37 @@ sc_vol_cow_needed (struct sc_volume *v, uint64_t first, uint64_t last)
       return true;
   return false;
 }
+
+void
+sc_vol_cow_ranges_deferred (struct sc_volume *v, size_t nr,
+                            const uint64_t *first, const uint64_t *last,
+                            int *err, uint64_t *seq)
+{
+  uint64_t batch[IO_BATCH];
+  size_t max = v->batch_chunks < IO_BATCH ? v->batch_chunks : IO_BATCH;
+  size_t n = 0;
+  bool refused = false;
+  uint64_t t0 = 0;
+
+  for (size_t i = 0; i < nr; i++)
+    for (uint64_t c = first[i]; c <= last[i];) {
+      n += sc_diff_needs_copy_range (v->diff, c, last[i], batch + n, max - n,
+                                     &c);
+      if (n && !t0)
+        t0 = sc_mono_ns ();
+      if (n == max) {
+        refused |= cow_batch (v, batch, n, seq) == -ENOSPC;
+        n = 0;
+      }
+    }
+  if (n)
+    refused |= cow_batch (v, batch, n, seq) == -ENOSPC;
+  if (t0)
+    sc_vol_note_cow (v, sc_mono_ns () - t0);
+  for (size_t i = 0; i < nr; i++)
+    /* After a refusal, which range was refused: each one again on its
+     * own (what was copied needs no copy now; the refused copy is
+     * refused again). */
+    err[i] = refused ? sc_vol_cow_range_deferred (v, first[i], last[i], seq)
+                     : (mark_changes (v, first[i], last[i], seq), 0);
+}

@@ -125,6 +125,11 @@ int sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last);
  * origin is written (the write-back queue's batches, writeback.c). */
 int sc_vol_cow_range_deferred (struct sc_volume *v, uint64_t first,
                                uint64_t last, uint64_t *seq);
+/* The same for nr ranges at once (disjoint, each held exclusively): the
+ * chunks of all of them share copy batches; err[i] is range i's result. */
+void sc_vol_cow_ranges_deferred (struct sc_volume *v, size_t nr,
+                                 const uint64_t *first, const uint64_t *last,
+                                 int *err, uint64_t *seq);
 /* True if a chunk of [first, last] needs a copy now (the caller holds
  * the gate shared and the range exclusively). */
 bool sc_vol_cow_needed (struct sc_volume *v, uint64_t first, uint64_t last);

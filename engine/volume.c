@@ -41,9 +41,15 @@
  * request with ENOSPC before the origin is touched, and the snapshots are
  * kept.
  *
+ * Write-back.  A write without FUA that must copy first is queued and
+ * acknowledged; the queue's thread copies and commits for many queued
+ * writes at once, then writes them to the origin (writeback.c).  Reads
+ * overlay queued data; flushes and write holds drain the queue.
+ *
  * Memory.  Old data in flight lives in bounce buffers from a fixed pool
  * (POOL_BUFFERS of max(chunk, 1 MiB)); a writer waits for a buffer when all
- * are busy.  Nothing else grows with the write load.
+ * are busy.  The write-back queue is bounded (SC_WB_MAX_ITEMS writes,
+ * SC_WB_MAX_BYTES).  Nothing else grows with the write load.
  *
  * The origin is reached only through engine/origin.h.  Batches put its
  * file descriptor into io_uring requests when it has one

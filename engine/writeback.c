@@ -118,9 +118,17 @@ complete_batch (struct sc_volume *v, struct wb_item *first, size_t n)
   uint64_t seq = 0;
   struct wb_item *it = first;
 
+  uint64_t lo[SC_WB_MAX_ITEMS] = { 0 }, hi[SC_WB_MAX_ITEMS] = { 0 };
+  int err[SC_WB_MAX_ITEMS];
+
+  for (size_t i = 0; i < n; i++, it = it->next) {
+    lo[i] = it->range.first;
+    hi[i] = it->range.last;
+  }
+  sc_vol_cow_ranges_deferred (v, n, lo, hi, err, &seq);
+  it = first;
   for (size_t i = 0; i < n; i++, it = it->next)
-    it->err = sc_vol_cow_range_deferred (v, it->range.first, it->range.last,
-                                         &seq);
+    it->err = err[i];
   if (seq) {
     int r = sc_diff_commit (v->diff, seq);
     if (r < 0)
