@@ -29,6 +29,9 @@
  *   then flushes the origin (sc_volume_flush).  A write hold (snapshot
  *   creation, revert) drains the queue once it has the gate, before the
  *   epoch changes: a snapshot holds every write acknowledged before it.
+ *   From the moment a creation takes its slot (before its writers
+ *   freeze and its hold), no write is queued, so the queue is empty or
+ *   nearly so when the hold starts: the hold does not wait for batches.
  *   The thread needs no gate: a write is queued only under the gate
  *   shared, so while the queue is not empty the epoch cannot change but
  *   in a hold, which first waits for the queue to empty.
@@ -90,9 +93,16 @@ struct sc_wb_overlay {
 bool
 sc_vol_wb_eligible (struct sc_volume *v, uint32_t count, unsigned flags)
 {
-  return v->wb && !(flags & SC_FUA) && count <= SC_WB_MAX_WRITE &&
-         v->cfg.on_full != SC_ON_FULL_FAIL_WRITES &&
-         !sc_diff_revert_active (v->diff);
+  if (!v->wb || (flags & SC_FUA) || count > SC_WB_MAX_WRITE ||
+      v->cfg.on_full == SC_ON_FULL_FAIL_WRITES ||
+      sc_diff_revert_active (v->diff))
+    return false;
+  /* While a snapshot is being made, writes copy in their own request:
+   * the queue empties before the hold, which then waits for no batch. */
+  pthread_mutex_lock (&v->hold_lock);
+  bool creating = v->creating;
+  pthread_mutex_unlock (&v->hold_lock);
+  return !creating;
 }
 
 /* ---- the thread ------------------------------------------------------- */
