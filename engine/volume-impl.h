@@ -175,7 +175,8 @@ void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
  * writes and snapshot readers of those chunks wait for it), live reads
  * see its data (sc_vol_wb_overlay), and flushes and write holds drain the
  * queue first.  The queue is bounded (SC_WB_MAX_ITEMS writes,
- * SC_WB_MAX_BYTES of data): a writer waits for room (invariant 7).  A
+ * SC_WB_MAX_BYTES of data): a write that finds it full copies in its own
+ * request, as without the queue (invariant 7).  A
  * queued write that fails (the copy is refused, the origin write fails)
  * is reported by the next flush. */
 #define SC_WB_MAX_WRITE (256u << 10)
@@ -191,7 +192,7 @@ bool sc_vol_wb_eligible (struct sc_volume *v, uint32_t count,
                          unsigned flags);
 /* Queue the write (the caller holds the gate shared, no range): 0 once
  * it is queued and may be acknowledged, or -EAGAIN if it must run now
- * (no memory, the queue stops). */
+ * (the queue is full, no memory, the queue stops). */
 int sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
                      uint64_t offset);
 /* Wait until every write queued before the call is on the origin. */

@@ -36,8 +36,10 @@
  *   shared, so while the queue is not empty the epoch cannot change but
  *   in a hold, which first waits for the queue to empty.
  * - Bounded (invariant 7): SC_WB_MAX_ITEMS writes and SC_WB_MAX_BYTES of
- *   data at most; a writer reserves its room before it queues, and waits
- *   for it.
+ *   data at most; a writer reserves its room before it queues.  When the
+ *   queue is full the write copies in its own request, as without the
+ *   queue (backpressure: it is acknowledged once its data is on the
+ *   origin), so many writers copy in parallel beside the thread.
  * - A queued write that fails after its acknowledgement (its copy is
  *   refused for a protected snapshot, the failed diff area refuses the
  *   change, the origin write fails) cannot fail its request any more: the
@@ -72,7 +74,6 @@ struct sc_writeback {
   pthread_mutex_t lock;         /* a leaf, but for the range lock taken
                                    outside it */
   pthread_cond_t work;          /* the thread: writes queued, or stop */
-  pthread_cond_t room;          /* writers: room freed */
   pthread_cond_t done;          /* drains: writes completed */
   struct wb_item *head, *tail;
   size_t items, bytes;          /* reserved: queued or about to be */
@@ -203,7 +204,6 @@ wb_thread (void *arg)
     wb->items -= n;
     wb->bytes -= bytes;
     wb->done_seq = last->seq;
-    pthread_cond_broadcast (&wb->room);
     pthread_cond_broadcast (&wb->done);
     pthread_mutex_unlock (&wb->lock);
 
@@ -230,7 +230,6 @@ sc_vol_wb_start (struct sc_volume *v)
     return -ENOMEM;
   pthread_mutex_init (&wb->lock, NULL);
   pthread_cond_init (&wb->work, NULL);
-  pthread_cond_init (&wb->room, NULL);
   pthread_cond_init (&wb->done, NULL);
   v->wb = wb;
   int r = pthread_create (&wb->thread, NULL, wb_thread, v);
@@ -238,7 +237,6 @@ sc_vol_wb_start (struct sc_volume *v)
     v->wb = NULL;
     pthread_mutex_destroy (&wb->lock);
     pthread_cond_destroy (&wb->work);
-    pthread_cond_destroy (&wb->room);
     pthread_cond_destroy (&wb->done);
     free (wb);
     return -r;
@@ -255,7 +253,6 @@ sc_vol_wb_stop (struct sc_volume *v)
   pthread_mutex_lock (&wb->lock);
   wb->stop = true;
   pthread_cond_broadcast (&wb->work);
-  pthread_cond_broadcast (&wb->room);
   pthread_mutex_unlock (&wb->lock);
   pthread_join (wb->thread, NULL);      /* it empties the queue first */
   if (wb->error)
@@ -264,7 +261,6 @@ sc_vol_wb_stop (struct sc_volume *v)
   v->wb = NULL;
   pthread_mutex_destroy (&wb->lock);
   pthread_cond_destroy (&wb->work);
-  pthread_cond_destroy (&wb->room);
   pthread_cond_destroy (&wb->done);
   free (wb);
 }
@@ -285,12 +281,13 @@ sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
   it->err = 0;
   it->next = NULL;
 
-  /* Room first, then the range: the thread frees room without ranges. */
+  /* Room first, then the range.  A full queue sends the write back to
+   * copy in its own request: with many writers (several connections, a
+   * deep queue) their copies then run in parallel, beside the thread's
+   * batches, instead of all waiting for one thread. */
   pthread_mutex_lock (&wb->lock);
-  while (!wb->stop && (wb->items >= SC_WB_MAX_ITEMS ||
-                       wb->bytes + count > SC_WB_MAX_BYTES))
-    pthread_cond_wait (&wb->room, &wb->lock);
-  if (wb->stop) {
+  if (wb->stop || wb->items >= SC_WB_MAX_ITEMS ||
+      wb->bytes + count > SC_WB_MAX_BYTES) {
     pthread_mutex_unlock (&wb->lock);
     free (it);
     return -EAGAIN;

@@ -107,7 +107,8 @@ nbd_save s1 "$TMP/s1"
 cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after s2"
 
 # 4. Bounded: with the copies stalled, at most SC_WB_MAX_ITEMS (64)
-#    writes are acknowledged; the rest wait for room, then complete.
+#    writes are acknowledged; the rest copy in their own requests, which
+#    stall too, and complete once the copies can be written.
 echo "data-write stall" > "$FAULTS"
 py live '
 cookies = [h.aio_pwrite(bytes([i]) * 4096, (16 + i) * 65536 + 8192)
