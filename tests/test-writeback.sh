@@ -141,5 +141,25 @@ stop_server
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
 nbd_save s1 "$TMP/s1"
 cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a clean restart"
-stop_server
+
+# 5. A queued write that fails after its acknowledgement fails the next
+#    flush (once): the diff area takes no write at all, so the failure
+#    cannot be recorded and the write must not overwrite what the
+#    snapshots on disk still need (sc_diff_change_check); the origin
+#    keeps its data.
+nbd_save live "$TMP/before"
+echo "write EROFS" > "$FAULTS"
+py live '
+import nbd
+h.pwrite(b"\x77" * 4096, 200 * 65536)
+try:
+    h.flush()
+    sys.exit("the flush after a queued write that failed succeeded")
+except nbd.Error as e:
+    if "(EIO)" not in str(e):
+        sys.exit("the flush failed with %s, not EIO" % e)
+h.flush()               # reported once
+' || fail "a queued write that fails"
+nbd_save live "$TMP/after"
+cmp_files "$TMP/before" "$TMP/after" "the live disk after a refused queued write"
 exit 0
