@@ -183,7 +183,8 @@ void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
 #define SC_WB_MAX_ITEMS 64
 #define SC_WB_MAX_BYTES (4u << 20)
 struct sc_writeback;
-/* Start the queue's thread (a server's volume): 0 or a negative errno. */
+/* Make the queue of a server's volume (its thread starts with the first
+ * queued write, after nbdkit forked): 0 or a negative errno. */
 int sc_vol_wb_start (struct sc_volume *v);
 /* Drain the queue and stop its thread (at close). */
 void sc_vol_wb_stop (struct sc_volume *v);

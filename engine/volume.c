@@ -223,7 +223,7 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
     return r;
   }
   if ((r = sc_vol_wb_start (v)) < 0) {
-    snprintf (err, errlen, "starting the write-back thread: %s",
+    snprintf (err, errlen, "making the write-back queue: %s",
               strerror (-r));
     sc_volume_close (v);
     return r;

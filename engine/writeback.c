@@ -82,6 +82,7 @@ struct sc_writeback {
   uint64_t done_seq;            /* every write up to it is on the origin */
   int error;                    /* first failure since the last flush */
   bool stop;
+  bool started;                 /* the thread runs */
   pthread_t thread;
 };
 
@@ -232,15 +233,6 @@ sc_vol_wb_start (struct sc_volume *v)
   pthread_cond_init (&wb->work, NULL);
   pthread_cond_init (&wb->done, NULL);
   v->wb = wb;
-  int r = pthread_create (&wb->thread, NULL, wb_thread, v);
-  if (r != 0) {
-    v->wb = NULL;
-    pthread_mutex_destroy (&wb->lock);
-    pthread_cond_destroy (&wb->work);
-    pthread_cond_destroy (&wb->done);
-    free (wb);
-    return -r;
-  }
   return 0;
 }
 
@@ -253,8 +245,10 @@ sc_vol_wb_stop (struct sc_volume *v)
   pthread_mutex_lock (&wb->lock);
   wb->stop = true;
   pthread_cond_broadcast (&wb->work);
+  bool started = wb->started;
   pthread_mutex_unlock (&wb->lock);
-  pthread_join (wb->thread, NULL);      /* it empties the queue first */
+  if (started)
+    pthread_join (wb->thread, NULL);    /* it empties the queue first */
   if (wb->error)
     debug ("write-back: a queued write failed and no flush reported it: "
            "%s", strerror (-wb->error));
@@ -286,7 +280,13 @@ sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
    * deep queue) their copies then run in parallel, beside the thread's
    * batches, instead of all waiting for one thread. */
   pthread_mutex_lock (&wb->lock);
-  if (wb->stop || wb->items >= SC_WB_MAX_ITEMS ||
+  /* The thread starts with the first queued write: a server opens its
+   * volume before nbdkit forks into the background, and a thread made
+   * then would not exist in the child. */
+  if (!wb->started && !wb->stop &&
+      pthread_create (&wb->thread, NULL, wb_thread, v) == 0)
+    wb->started = true;
+  if (!wb->started || wb->stop || wb->items >= SC_WB_MAX_ITEMS ||
       wb->bytes + count > SC_WB_MAX_BYTES) {
     pthread_mutex_unlock (&wb->lock);
     free (it);

@@ -162,4 +162,28 @@ h.flush()               # reported once
 ' || fail "a queued write that fails"
 nbd_save live "$TMP/after"
 cmp_files "$TMP/before" "$TMP/after" "the live disk after a refused queued write"
+rm -f "$FAULTS"
+
+# 6. nbdkit in the background (it forks after the volume is open): the
+#    queue's thread must run in the child, or a queued write never
+#    completes and the flush hangs.
+make_disk "$TMP/disk2" 4M
+bsock=$TMP/bg.sock
+nbdkit -U "$bsock" --pidfile "$TMP/bg.pid" "$SHADOWCOPY_PLUGIN" \
+    disk="$TMP/disk2" diff="$TMP/diff2" chunk-size=64K >> "$SERVER_LOG" 2>&1 ||
+    fail "nbdkit did not start in the background"
+for ((i = 0; i < 100; i++)); do
+    [ -s "$TMP/bg.pid" ] && [ -S "$TMP/diff2.sock" ] && break
+    sleep 0.1
+done
+bgpid=$(cat "$TMP/bg.pid")
+_SERVER_PIDS+=("$bgpid")
+"$SHADOWCOPY_CLI" -c "$TMP/diff2.sock" create b1 > /dev/null ||
+    fail "create on the background server"
+timeout 30 "$NBDSH" -u "nbd+unix:///live?socket=$bsock" -c '
+h.pwrite(b"\x11" * 4096, 65536)
+h.flush()
+assert h.pread(4096, 65536) == b"\x11" * 4096
+' || fail "a queued write on a server in the background did not complete"
+kill "$bgpid"
 exit 0
