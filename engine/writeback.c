@@ -46,6 +46,9 @@
  *   error is kept and the next flush fails with it, as a kernel reports a
  *   failed write-back at fsync.
  *
+ * The queue is on when the volume's configuration asks for it
+ * (write_back: the nbdkit plugin does; a caller of the engine API that
+ * wants each write done when it returns leaves it off).
  * SHADOWCOPY_NO_WRITEBACK=1 in the server's environment turns the queue
  * off (every write copies in its own request, as before): for
  * comparisons and tests.
@@ -224,7 +227,7 @@ int
 sc_vol_wb_start (struct sc_volume *v)
 {
   const char *off = getenv ("SHADOWCOPY_NO_WRITEBACK");
-  if (off && strcmp (off, "1") == 0)
+  if (!v->cfg.write_back || (off && strcmp (off, "1") == 0))
     return 0;
   struct sc_writeback *wb = calloc (1, sizeof *wb);
   if (!wb)
