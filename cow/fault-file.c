@@ -13,7 +13,9 @@
  *          superblock-write  a write into the two superblocks
  *          write             any write to the diff area
  *          fdatasync         an fdatasync of the diff area
- *   ERRNO  EIO, ENOSPC, EROFS, EDQUOT or a number
+ *   ERRNO  EIO, ENOSPC, EROFS, EDQUOT or a number; or `stall`: the
+ *          request does not fail but waits while FILE still says so
+ *          (a test holds a copy in flight, then removes FILE)
  *   once   fail the first matching request only: the hook removes FILE
  *
  * The file is read at every request: slow, and for tests only.
@@ -73,6 +75,21 @@ errno_of (const char *s)
   return n > 0 ? n : EIO;
 }
 
+/* Does FILE say "KIND stall" for req? */
+static bool
+stalled (const struct sc_io_req *req)
+{
+  bool r = false;
+  FILE *f = fopen (fault_path, "re");
+  if (f) {
+    char kind[32] = "", what[32] = "";
+    r = fscanf (f, "%31s %31s", kind, what) == 2 &&
+        strcmp (what, "stall") == 0 && kind_matches (kind, req);
+    fclose (f);
+  }
+  return r;
+}
+
 static int
 file_fault (const struct sc_io_req *req)
 {
@@ -82,13 +99,15 @@ file_fault (const struct sc_io_req *req)
   if (fstat (req->fd, &st) < 0 || st.st_dev != diff_dev ||
       st.st_ino != diff_ino)
     return 0;
+  while (stalled (req))
+    usleep (5000);
   pthread_mutex_lock (&fault_lock);
   int r = 0;
   FILE *f = fopen (fault_path, "re");
   if (f) {
     char kind[32] = "", err[32] = "", once[16] = "";
     if (fscanf (f, "%31s %31s %15s", kind, err, once) >= 2 &&
-        kind_matches (kind, req)) {
+        strcmp (err, "stall") != 0 && kind_matches (kind, req)) {
       r = -errno_of (err);
       if (strcmp (once, "once") == 0)
         unlink (fault_path);

@@ -77,6 +77,8 @@ struct batch {
   uint64_t slot[IO_BATCH];
   enum copy_state state[IO_BATCH];
   int refused;                  /* -ENOSPC: on-full=fail-writes said no */
+  uint64_t *defer;              /* not NULL: leave the commit to the
+                                   caller, raising *defer to its seq */
 };
 
 static uint64_t
@@ -252,7 +254,11 @@ record_copies (struct batch *b)
     else if (b->state[i] == ZERO)
       record_copy (b, i, SC_COPY_ZERO, NULL, &seq);
   }
-  if (seq) {
+  if (seq && b->defer) {
+    if (seq > *b->defer)
+      *b->defer = seq;
+  }
+  else if (seq) {
     int r = sc_diff_commit (b->v->diff, seq);
     if (r < 0)
       debug ("copy-on-write: committing copy records: %s (every snapshot "
@@ -265,11 +271,16 @@ record_copies (struct batch *b)
  * one, durably, before the origin is written.  A failure invalidates the
  * checkpoints concerned (cow/marks.c), never the live write. */
 static void
-mark_changes (struct sc_volume *v, uint64_t first, uint64_t last)
+mark_changes (struct sc_volume *v, uint64_t first, uint64_t last,
+              uint64_t *defer)
 {
   uint64_t seq = 0;
   int r = sc_diff_mark_changes (v->diff, first, last, &seq);
-  if (r == 0 && seq)
+  if (r == 0 && seq && defer) {
+    if (seq > *defer)
+      *defer = seq;
+  }
+  else if (r == 0 && seq)
     r = sc_diff_commit (v->diff, seq);
   if (r < 0)
     debug ("changed-block tracking: recording chunks %" PRIu64 "-%" PRIu64
@@ -280,9 +291,11 @@ mark_changes (struct sc_volume *v, uint64_t first, uint64_t last)
 /* Copy the old content of `n` chunks (n <= batch_chunks) that snapshots
  * still need.  Failures invalidate snapshots; they do not fail the write. */
 static int
-cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
+cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n,
+           uint64_t *defer)
 {
-  struct batch b = { .v = v, .chunks = chunks, .n = n, .buf = pool_get (v) };
+  struct batch b = { .v = v, .chunks = chunks, .n = n, .buf = pool_get (v),
+                     .defer = defer };
 
   if (!b.buf) {
     for (size_t i = 0; i < n; i++)
@@ -298,7 +311,8 @@ cow_batch (struct sc_volume *v, const uint64_t *chunks, size_t n)
 }
 
 int
-sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
+sc_vol_cow_range_deferred (struct sc_volume *v, uint64_t first,
+                           uint64_t last, uint64_t *seq)
 {
   uint64_t batch[IO_BATCH];
   size_t max = v->batch_chunks < IO_BATCH ? v->batch_chunks : IO_BATCH;
@@ -310,18 +324,68 @@ sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
     if (n && !t0)
       t0 = sc_mono_ns ();
     if (n == max) {
-      int e = cow_batch (v, batch, n);
+      int e = cow_batch (v, batch, n, seq);
       r = r ? r : e;
       n = 0;
     }
   }
   if (n && r != -ENOSPC) {     /* after a refusal, copy no more */
-    int e = cow_batch (v, batch, n);
+    int e = cow_batch (v, batch, n, seq);
     r = r ? r : e;
   }
   if (r != -ENOSPC)             /* checkpoints: the chunks change now */
-    mark_changes (v, first, last);
+    mark_changes (v, first, last, seq);
   if (t0)
     sc_vol_note_cow (v, sc_mono_ns () - t0);
   return r;
+}
+
+int
+sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last)
+{
+  return sc_vol_cow_range_deferred (v, first, last, NULL);
+}
+
+bool
+sc_vol_cow_needed (struct sc_volume *v, uint64_t first, uint64_t last)
+{
+  uint64_t chunk;
+  for (uint64_t c = first; c <= last;)
+    if (sc_diff_needs_copy_range (v->diff, c, last, &chunk, 1, &c) > 0)
+      return true;
+  return false;
+}
+
+void
+sc_vol_cow_ranges_deferred (struct sc_volume *v, size_t nr,
+                            const uint64_t *first, const uint64_t *last,
+                            int *err, uint64_t *seq)
+{
+  uint64_t batch[IO_BATCH];
+  size_t max = v->batch_chunks < IO_BATCH ? v->batch_chunks : IO_BATCH;
+  size_t n = 0;
+  bool refused = false;
+  uint64_t t0 = 0;
+
+  for (size_t i = 0; i < nr; i++)
+    for (uint64_t c = first[i]; c <= last[i];) {
+      n += sc_diff_needs_copy_range (v->diff, c, last[i], batch + n, max - n,
+                                     &c);
+      if (n && !t0)
+        t0 = sc_mono_ns ();
+      if (n == max) {
+        refused |= cow_batch (v, batch, n, seq) == -ENOSPC;
+        n = 0;
+      }
+    }
+  if (n)
+    refused |= cow_batch (v, batch, n, seq) == -ENOSPC;
+  if (t0)
+    sc_vol_note_cow (v, sc_mono_ns () - t0);
+  for (size_t i = 0; i < nr; i++)
+    /* After a refusal, which range was refused: each one again on its
+     * own (what was copied needs no copy now; the refused copy is
+     * refused again). */
+    err[i] = refused ? sc_vol_cow_range_deferred (v, first[i], last[i], seq)
+                     : (mark_changes (v, first[i], last[i], seq), 0);
 }

@@ -85,6 +85,7 @@ sc_volume_hold (struct sc_volume *v)
    * preference), while those in flight drain: the hold starts here. */
   uint64_t start = sc_mono_ns ();
   pthread_rwlock_wrlock (&v->gate);
+  sc_vol_wb_drain (v);          /* acknowledged writes belong before it */
   uint64_t drained = sc_mono_ns ();
   r = sc_origin_flush (v->origin);
   if (r < 0) {

@@ -6,6 +6,8 @@
  *                    deletion and lookups
  *   volume-extents.c the allocation map of a snapshot (block status)
  *   volume-space.c   space limits, discards and statistics
+ *   writeback.c      the write-back queue: writes acknowledged before
+ *                    their copy-on-write is durable
  *   volume-watch.c   the origin is watched: its stamp at open and close
  *   scrub.c          the background verification of every copy
  *
@@ -100,6 +102,7 @@ struct sc_volume {
   pthread_cond_t retry_cond;
   pthread_t retry;
   bool retry_started, retry_stop;
+  struct sc_writeback *wb;      /* writeback.c; NULL offline or when off */
 };
 
 /* The scrub's state (scrub.c): made with the volume; freeing it stops a
@@ -117,6 +120,19 @@ int sc_vol_check_io (const struct sc_volume *v, uint64_t count,
  * exclusively.  0, or -ENOSPC if on-full=fail-writes refuses the change
  * (the origin must then not be touched). */
 int sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last);
+/* The same without its commits: the records are appended, *seq is raised
+ * to the last one, and the caller must sc_diff_commit (*seq) before the
+ * origin is written (the write-back queue's batches, writeback.c). */
+int sc_vol_cow_range_deferred (struct sc_volume *v, uint64_t first,
+                               uint64_t last, uint64_t *seq);
+/* The same for nr ranges at once (disjoint, each held exclusively): the
+ * chunks of all of them share copy batches; err[i] is range i's result. */
+void sc_vol_cow_ranges_deferred (struct sc_volume *v, size_t nr,
+                                 const uint64_t *first, const uint64_t *last,
+                                 int *err, uint64_t *seq);
+/* True if a chunk of [first, last] needs a copy now (the caller holds
+ * the gate shared and the range exclusively). */
+bool sc_vol_cow_needed (struct sc_volume *v, uint64_t first, uint64_t last);
 void sc_vol_pool_free (struct sc_volume *v);
 
 /* The revert's state (volume-revert.c): made with the volume; freeing
@@ -149,6 +165,50 @@ void sc_vol_watch_close (struct sc_volume *v);
 
 /* A copy-on-write of `ns` ns ended (volume-space.c: its statistics). */
 void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
+
+/* The write-back queue (writeback.c).  A live write that needs a copy
+ * and may wait (no FUA, at most SC_WB_MAX_WRITE bytes, no revert, not
+ * on-full=fail-writes) is acknowledged once its data is queued: the
+ * queue's thread copies the old content of many queued writes, commits
+ * their records with one fdatasync, then writes the new data to the
+ * origin.  Until then the write holds its chunk range exclusively (other
+ * writes and snapshot readers of those chunks wait for it), live reads
+ * see its data (sc_vol_wb_overlay), and flushes and write holds drain the
+ * queue first.  The queue is bounded (SC_WB_MAX_ITEMS writes,
+ * SC_WB_MAX_BYTES of data): a write that finds it full copies in its own
+ * request, as without the queue (invariant 7).  A
+ * queued write that fails (the copy is refused, the origin write fails)
+ * is reported by the next flush. */
+#define SC_WB_MAX_WRITE (256u << 10)
+#define SC_WB_MAX_ITEMS 64
+#define SC_WB_MAX_BYTES (4u << 20)
+struct sc_writeback;
+/* Make the queue of a server's volume (its thread starts with the first
+ * queued write, after nbdkit forked): 0 or a negative errno. */
+int sc_vol_wb_start (struct sc_volume *v);
+/* Drain the queue and stop its thread (at close). */
+void sc_vol_wb_stop (struct sc_volume *v);
+/* Can the write of `count` bytes with `flags` be queued? */
+bool sc_vol_wb_eligible (struct sc_volume *v, uint32_t count,
+                         unsigned flags);
+/* Queue the write (the caller holds the gate shared, no range): 0 once
+ * it is queued and may be acknowledged, or -EAGAIN if it must run now
+ * (the queue is full, no memory, the queue stops). */
+int sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
+                     uint64_t offset);
+/* Wait until every write queued before the call is on the origin. */
+void sc_vol_wb_drain (struct sc_volume *v);
+/* The error of a queued write that failed since the last call, or 0;
+ * it is reported once. */
+int sc_vol_wb_take_error (struct sc_volume *v);
+/* Put the data of queued writes that overlap [offset, offset + count)
+ * over buf, which the caller reads from the origin AFTER this call
+ * returned (sc_vol_wb_overlay_begin), then applies
+ * (sc_vol_wb_overlay_end). */
+struct sc_wb_overlay;
+int sc_vol_wb_overlay_begin (struct sc_volume *v, uint32_t count,
+                             uint64_t offset, struct sc_wb_overlay **out);
+void sc_vol_wb_overlay_end (struct sc_wb_overlay *o, void *buf);
 
 /* The retry interval in ms; stop the retry thread (before closing). */
 uint32_t sc_vol_retry_ms (const struct sc_volume *v);

@@ -41,9 +41,15 @@
  * request with ENOSPC before the origin is touched, and the snapshots are
  * kept.
  *
+ * Write-back.  A write without FUA that must copy first is queued and
+ * acknowledged; the queue's thread copies and commits for many queued
+ * writes at once, then writes them to the origin (writeback.c).  Reads
+ * overlay queued data; flushes and write holds drain the queue.
+ *
  * Memory.  Old data in flight lives in bounce buffers from a fixed pool
  * (POOL_BUFFERS of max(chunk, 1 MiB)); a writer waits for a buffer when all
- * are busy.  Nothing else grows with the write load.
+ * are busy.  The write-back queue is bounded (SC_WB_MAX_ITEMS writes,
+ * SC_WB_MAX_BYTES).  Nothing else grows with the write load.
  *
  * The origin is reached only through engine/origin.h.  Batches put its
  * file descriptor into io_uring requests when it has one
@@ -216,6 +222,12 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
     sc_volume_close (v);
     return r;
   }
+  if ((r = sc_vol_wb_start (v)) < 0) {
+    snprintf (err, errlen, "making the write-back queue: %s",
+              strerror (-r));
+    sc_volume_close (v);
+    return r;
+  }
   if (!cfg->revert_no_resume)
     sc_vol_revert_resume_at_open (v);
   *out = v;
@@ -265,6 +277,7 @@ sc_volume_close (struct sc_volume *v)
 
   if (!v)
     return 0;
+  sc_vol_wb_stop (v);                   /* queued writes reach the origin */
   sc_vol_scrub_free (v->scrub);         /* stops a scrub that runs */
   v->scrub = NULL;
   sc_vol_revert_free (v->revert);       /* and a revert's copy */
@@ -301,6 +314,9 @@ sc_vol_check_io (const struct sc_volume *v, uint64_t count, uint64_t offset)
 
 /* ---- the live volume ---------------------------------------------- */
 
+static int do_write (struct sc_volume *v, const void *buf, uint32_t count,
+                     uint64_t offset, unsigned flags);
+
 /* Change [offset, offset + count) of the origin with `fn` after the
  * copy-on-write of the chunks it touches. */
 typedef int (*live_change_fn) (struct sc_volume *v, const void *buf,
@@ -327,6 +343,22 @@ live_change (struct sc_volume *v, uint64_t ticket, live_change_fn fn,
   }
   sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
                      (offset + count - 1) >> v->chunk_shift, true);
+  /* A write that must copy first and may be acknowledged before it is
+   * durable goes to the write-back queue (writeback.c), which takes the
+   * range again for itself.  Without the range for a moment, another
+   * request may pass it: both are in flight, so either order is right. */
+  if (fn == do_write && sc_vol_wb_eligible (v, count, flags) &&
+      sc_vol_cow_needed (v, range.first, range.last)) {
+    sc_rangelock_unlock (&v->chunks, &range);
+    r = sc_vol_wb_queue (v, buf, count, offset);
+    if (r == 0) {
+      pthread_rwlock_unlock (&v->gate);
+      return 0;
+    }
+    r = 0;
+    sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
+                       (offset + count - 1) >> v->chunk_shift, true);
+  }
   /* Under on-full=fail-writes a copy that does not fit fails the request
    * before the origin is touched (copies already made stay valid). */
   /* A revert's pending chunks hold their target content first, so that
@@ -355,9 +387,21 @@ sc_volume_read (struct sc_volume *v, void *buf, uint32_t count,
                 uint64_t offset)
 {
   int r = sc_vol_check_io (v, count, offset);
-  if (r == 0 && count && sc_diff_revert_active (v->diff))
-    return sc_vol_revert_read (v, buf, count, offset);
-  return r < 0 ? r : sc_origin_pread (v->origin, buf, count, offset);
+  if (r < 0 || count == 0)
+    return r;
+  /* Queued writes (writeback.c) first, the origin after. */
+  struct sc_wb_overlay *o;
+  if ((r = sc_vol_wb_overlay_begin (v, count, offset, &o)) < 0)
+    return r;
+  if (sc_diff_revert_active (v->diff))
+    r = sc_vol_revert_read (v, buf, count, offset);
+  else
+    r = sc_origin_pread (v->origin, buf, count, offset);
+  if (r == 0)
+    sc_vol_wb_overlay_end (o, buf);
+  else
+    sc_vol_wb_overlay_end (o, NULL);
+  return r;
 }
 
 static int
@@ -436,7 +480,11 @@ sc_volume_flush (struct sc_volume *v)
 {
   if (!v->origin)
     return -ENODEV;
+  sc_vol_wb_drain (v);          /* queued writes reach the origin first */
   int r = sc_origin_flush (v->origin);
+  int r0 = sc_vol_wb_take_error (v);
+  if (r0 < 0 && r == 0)
+    r = r0;
   int r2 = sc_diff_sync (v->diff);
   if (r2 < 0)
     debug ("flush: the diff area's journal: %s (snapshots are invalid; "
@@ -455,6 +503,7 @@ sc_volume_extents (struct sc_volume *v, uint32_t count, uint64_t offset,
    * (the origin's map does not describe them). */
   if (sc_diff_revert_active (v->diff))
     return cb (opaque, offset, count, 0);
+  sc_vol_wb_drain (v);          /* queued writes may fill holes */
   return sc_origin_extents (v->origin, count, offset, cb, opaque);
 }
 

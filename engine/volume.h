@@ -45,6 +45,10 @@ struct sc_volume_config {
   const char *diff_path;        /* diff-area file, created when missing */
   uint32_t chunk_size;          /* 0: SC_CHUNK_SIZE_DEFAULT (new diff areas) */
   bool volatile_durability;     /* durability=volatile (see SC_DIFF_VOLATILE) */
+  bool write_back;              /* a write without FUA that must copy may be
+                                   acknowledged before its copy is made
+                                   (the write-back queue; the server sets
+                                   it, SHADOWCOPY_NO_WRITEBACK=1 clears it) */
   /* Space management (issue 5; all zero: the defaults). */
   bool diff_max_set;            /* diff-max= given: overrides the stored */
   uint64_t diff_max;            /* bytes, 0: unbounded */

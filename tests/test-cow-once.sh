@@ -19,12 +19,14 @@ log "chunk size $C"
 used () { sc_info diff_used_bytes; }
 
 # write_chunks FIRST COUNT: write random data to COUNT whole chunks from
-# chunk FIRST, one request per chunk.
+# chunk FIRST, one request per chunk, then flush (the write-back queue
+# may copy after the acknowledgement; a flush waits for it).
 write_chunks () {
     nbd_py live '
 first, n, c = int(os.environ["E_F"]), int(os.environ["E_N"]), int(os.environ["E_C"])
 for i in range(first, first + n):
-    h.pwrite(os.urandom(c), i * c)' E_F="$1" E_N="$2" E_C="$C" ||
+    h.pwrite(os.urandom(c), i * c)
+h.flush()' E_F="$1" E_N="$2" E_C="$C" ||
         fail "writing chunks $1..+$2 failed"
 }
 

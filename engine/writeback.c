@@ -1,0 +1,388 @@
+/* shadowcopy: the write-back queue: live writes acknowledged before their
+ * copy-on-write is durable.
+ *
+ * Notes on the design
+ *
+ * The first write to a chunk after a snapshot costs a read of the old
+ * chunk, its write to the diff area and a commit (fdatasync) before the
+ * new data may reach the origin.  NBD lets a server acknowledge a write
+ * without FUA before it is durable, as long as a later flush makes it so
+ * and reads see it.  So such a write (sc_vol_wb_eligible) is queued here
+ * and acknowledged; one thread takes every write queued so far, makes
+ * their copies, commits all their records with ONE fdatasync, then writes
+ * their data to the origin.  The client meanwhile sends more writes, and
+ * the next batch is larger: the fdatasyncs amortise over many copies
+ * instead of the 16 or so requests a client keeps in flight.
+ *
+ * What stays true:
+ * - Invariant 1: the origin write of a queued write comes after the
+ *   commit of its copies, in the same order as before, only later.
+ * - A queued write holds its chunk range exclusively from before it is
+ *   queued until its data is on the origin, so later writes, zeroes and
+ *   trims of those chunks, and snapshot reads of them, wait for it.
+ * - Live reads see queued data: sc_vol_wb_overlay_begin copies the queued
+ *   data that overlaps the read, the read goes to the origin, then the
+ *   copies are laid over it.  A write that completes in between has put
+ *   the same data on the origin; queued writes never overlap each other
+ *   (their ranges are exclusive).
+ * - A flush waits until every write queued before it is on the origin,
+ *   then flushes the origin (sc_volume_flush).  A write hold (snapshot
+ *   creation, revert) drains the queue once it has the gate, before the
+ *   epoch changes: a snapshot holds every write acknowledged before it.
+ *   From the moment a creation takes its slot (before its writers
+ *   freeze and its hold), no write is queued, so the queue is empty or
+ *   nearly so when the hold starts: the hold does not wait for batches.
+ *   The thread needs no gate: a write is queued only under the gate
+ *   shared, so while the queue is not empty the epoch cannot change but
+ *   in a hold, which first waits for the queue to empty.
+ * - Bounded (invariant 7): SC_WB_MAX_ITEMS writes and SC_WB_MAX_BYTES of
+ *   data at most; a writer reserves its room before it queues.  When the
+ *   queue is full the write copies in its own request, as without the
+ *   queue (backpressure: it is acknowledged once its data is on the
+ *   origin), so many writers copy in parallel beside the thread.
+ * - A queued write that fails after its acknowledgement (its copy is
+ *   refused for a protected snapshot, the failed diff area refuses the
+ *   change, the origin write fails) cannot fail its request any more: the
+ *   error is kept and the next flush fails with it, as a kernel reports a
+ *   failed write-back at fsync.
+ *
+ * The queue is on when the volume's configuration asks for it
+ * (write_back: the nbdkit plugin does; a caller of the engine API that
+ * wants each write done when it returns leaves it off).
+ * SHADOWCOPY_NO_WRITEBACK=1 in the server's environment turns the queue
+ * off (every write copies in its own request, as before): for
+ * comparisons and tests.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/clock.h"
+#include "engine/volume-impl.h"
+
+struct wb_item {
+  struct wb_item *next;
+  struct sc_range range;        /* held exclusively while queued */
+  uint64_t offset;
+  uint32_t count;
+  uint64_t seq;                 /* order of queueing, from 1 */
+  int err;                      /* its copy-on-write said no */
+  uint8_t data[];
+};
+
+struct sc_writeback {
+  pthread_mutex_t lock;         /* a leaf, but for the range lock taken
+                                   outside it */
+  pthread_cond_t work;          /* the thread: writes queued, or stop */
+  pthread_cond_t done;          /* drains: writes completed */
+  struct wb_item *head, *tail;
+  size_t items, bytes;          /* reserved: queued or about to be */
+  size_t queued;                /* atomic: on the list */
+  uint64_t last_seq;            /* the newest queued */
+  uint64_t done_seq;            /* every write up to it is on the origin */
+  int error;                    /* first failure since the last flush */
+  bool stop;
+  bool started;                 /* the thread runs */
+  pthread_t thread;
+};
+
+struct sc_wb_overlay {
+  size_t n;
+  struct { uint32_t at, len; } seg[SC_WB_MAX_ITEMS];
+  uint8_t data[];               /* `count` bytes, segments at their place */
+};
+
+bool
+sc_vol_wb_eligible (struct sc_volume *v, uint32_t count, unsigned flags)
+{
+  if (!v->wb || (flags & SC_FUA) || count > SC_WB_MAX_WRITE ||
+      v->cfg.on_full == SC_ON_FULL_FAIL_WRITES ||
+      sc_diff_revert_active (v->diff))
+    return false;
+  /* While a snapshot is being made, writes copy in their own request:
+   * the queue empties before the hold, which then waits for no batch. */
+  pthread_mutex_lock (&v->hold_lock);
+  bool creating = v->creating;
+  pthread_mutex_unlock (&v->hold_lock);
+  return !creating;
+}
+
+/* ---- the thread ------------------------------------------------------- */
+
+static void
+note_error (struct sc_writeback *wb, const struct wb_item *it, int err)
+{
+  debug ("write-back: the write of %" PRIu32 " bytes at %" PRIu64
+         " failed after its acknowledgement: %s (the next flush fails)",
+         it->count, it->offset, strerror (-err));
+  pthread_mutex_lock (&wb->lock);
+  if (!wb->error)
+    wb->error = err;
+  pthread_mutex_unlock (&wb->lock);
+}
+
+/* Complete the first n queued writes: their copies, one commit, then
+ * their data on the origin. */
+static void
+complete_batch (struct sc_volume *v, struct wb_item *first, size_t n)
+{
+  struct sc_writeback *wb = v->wb;
+  uint64_t seq = 0;
+  struct wb_item *it = first;
+
+  uint64_t lo[SC_WB_MAX_ITEMS] = { 0 }, hi[SC_WB_MAX_ITEMS] = { 0 };
+  int err[SC_WB_MAX_ITEMS];
+
+  for (size_t i = 0; i < n; i++, it = it->next) {
+    lo[i] = it->range.first;
+    hi[i] = it->range.last;
+  }
+  sc_vol_cow_ranges_deferred (v, n, lo, hi, err, &seq);
+  it = first;
+  for (size_t i = 0; i < n; i++, it = it->next)
+    it->err = err[i];
+  if (seq) {
+    int r = sc_diff_commit (v->diff, seq);
+    if (r < 0)
+      debug ("write-back: committing copy records: %s (every snapshot is "
+             "now invalid)", strerror (-r));
+  }
+  it = first;
+  for (size_t i = 0; i < n; i++, it = it->next) {
+    int r = it->err;
+    if (r == 0) {
+      sc_vol_watch_write (v);
+      r = sc_diff_change_check (v->diff, it->range.first, it->range.last);
+    }
+    if (r == 0)
+      r = sc_origin_pwrite (v->origin, it->data, it->count, it->offset,
+                            false);
+    if (r == 0)
+      COUNT (v, bytes_written, it->count);
+    else {
+      if (r == -ENOSPC)
+        COUNT (v, writes_refused, 1);
+      note_error (wb, it, r);
+    }
+  }
+}
+
+static void *
+wb_thread (void *arg)
+{
+  struct sc_volume *v = arg;
+  struct sc_writeback *wb = v->wb;
+
+  (void) pthread_setname_np (pthread_self (), "sc-writeback");
+  pthread_mutex_lock (&wb->lock);
+  for (;;) {
+    if (!wb->head) {
+      if (wb->stop)
+        break;
+      pthread_cond_wait (&wb->work, &wb->lock);
+      continue;
+    }
+    /* Writes queued from now on wait for the next batch. */
+    struct wb_item *first = wb->head;
+    size_t n = wb->queued;
+    pthread_mutex_unlock (&wb->lock);
+
+    complete_batch (v, first, n);
+
+    /* Off the list before their ranges are free: a read that misses
+     * them then finds their data on the origin. */
+    pthread_mutex_lock (&wb->lock);
+    struct wb_item *done = wb->head, *last = NULL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+      last = wb->head;
+      bytes += last->count;
+      wb->head = last->next;
+    }
+    if (!wb->head)
+      wb->tail = NULL;
+    __atomic_store_n (&wb->queued, wb->queued - n, __ATOMIC_RELEASE);
+    wb->items -= n;
+    wb->bytes -= bytes;
+    wb->done_seq = last->seq;
+    pthread_cond_broadcast (&wb->done);
+    pthread_mutex_unlock (&wb->lock);
+
+    for (size_t i = 0; i < n; i++) {
+      struct wb_item *next = done->next;
+      sc_rangelock_unlock (&v->chunks, &done->range);
+      free (done);
+      done = next;
+    }
+    pthread_mutex_lock (&wb->lock);
+  }
+  pthread_mutex_unlock (&wb->lock);
+  return NULL;
+}
+
+int
+sc_vol_wb_start (struct sc_volume *v)
+{
+  const char *off = getenv ("SHADOWCOPY_NO_WRITEBACK");
+  if (!v->cfg.write_back || (off && strcmp (off, "1") == 0))
+    return 0;
+  struct sc_writeback *wb = calloc (1, sizeof *wb);
+  if (!wb)
+    return -ENOMEM;
+  pthread_mutex_init (&wb->lock, NULL);
+  pthread_cond_init (&wb->work, NULL);
+  pthread_cond_init (&wb->done, NULL);
+  v->wb = wb;
+  return 0;
+}
+
+void
+sc_vol_wb_stop (struct sc_volume *v)
+{
+  struct sc_writeback *wb = v->wb;
+  if (!wb)
+    return;
+  pthread_mutex_lock (&wb->lock);
+  wb->stop = true;
+  pthread_cond_broadcast (&wb->work);
+  bool started = wb->started;
+  pthread_mutex_unlock (&wb->lock);
+  if (started)
+    pthread_join (wb->thread, NULL);    /* it empties the queue first */
+  if (wb->error)
+    debug ("write-back: a queued write failed and no flush reported it: "
+           "%s", strerror (-wb->error));
+  v->wb = NULL;
+  pthread_mutex_destroy (&wb->lock);
+  pthread_cond_destroy (&wb->work);
+  pthread_cond_destroy (&wb->done);
+  free (wb);
+}
+
+/* ---- writers, flushes, holds ------------------------------------------ */
+
+int
+sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
+                 uint64_t offset)
+{
+  struct sc_writeback *wb = v->wb;
+  struct wb_item *it = malloc (sizeof *it + count);
+  if (!it)
+    return -EAGAIN;
+  memcpy (it->data, buf, count);
+  it->offset = offset;
+  it->count = count;
+  it->err = 0;
+  it->next = NULL;
+
+  /* Room first, then the range.  A full queue sends the write back to
+   * copy in its own request: with many writers (several connections, a
+   * deep queue) their copies then run in parallel, beside the thread's
+   * batches, instead of all waiting for one thread. */
+  pthread_mutex_lock (&wb->lock);
+  /* The thread starts with the first queued write: a server opens its
+   * volume before nbdkit forks into the background, and a thread made
+   * then would not exist in the child. */
+  if (!wb->started && !wb->stop &&
+      pthread_create (&wb->thread, NULL, wb_thread, v) == 0)
+    wb->started = true;
+  if (!wb->started || wb->stop || wb->items >= SC_WB_MAX_ITEMS ||
+      wb->bytes + count > SC_WB_MAX_BYTES) {
+    pthread_mutex_unlock (&wb->lock);
+    free (it);
+    return -EAGAIN;
+  }
+  wb->items++;
+  wb->bytes += count;
+  pthread_mutex_unlock (&wb->lock);
+
+  sc_rangelock_lock (&v->chunks, &it->range, offset >> v->chunk_shift,
+                     (offset + count - 1) >> v->chunk_shift, true);
+
+  pthread_mutex_lock (&wb->lock);
+  it->seq = ++wb->last_seq;
+  if (wb->tail)
+    wb->tail->next = it;
+  else
+    wb->head = it;
+  wb->tail = it;
+  __atomic_store_n (&wb->queued, wb->queued + 1, __ATOMIC_RELEASE);
+  pthread_cond_signal (&wb->work);
+  pthread_mutex_unlock (&wb->lock);
+  return 0;
+}
+
+void
+sc_vol_wb_drain (struct sc_volume *v)
+{
+  struct sc_writeback *wb = v->wb;
+  if (!wb)
+    return;
+  pthread_mutex_lock (&wb->lock);
+  uint64_t target = wb->last_seq;
+  while (wb->done_seq < target)
+    pthread_cond_wait (&wb->done, &wb->lock);
+  pthread_mutex_unlock (&wb->lock);
+}
+
+int
+sc_vol_wb_take_error (struct sc_volume *v)
+{
+  struct sc_writeback *wb = v->wb;
+  if (!wb)
+    return 0;
+  pthread_mutex_lock (&wb->lock);
+  int r = wb->error;
+  wb->error = 0;
+  pthread_mutex_unlock (&wb->lock);
+  return r;
+}
+
+/* ---- live reads ------------------------------------------------------- */
+
+int
+sc_vol_wb_overlay_begin (struct sc_volume *v, uint32_t count,
+                         uint64_t offset, struct sc_wb_overlay **out)
+{
+  struct sc_writeback *wb = v->wb;
+  *out = NULL;
+  if (!wb || __atomic_load_n (&wb->queued, __ATOMIC_ACQUIRE) == 0)
+    return 0;
+  struct sc_wb_overlay *o = NULL;
+  uint64_t end = offset + count;
+  pthread_mutex_lock (&wb->lock);
+  for (struct wb_item *it = wb->head; it; it = it->next) {
+    uint64_t lo = it->offset > offset ? it->offset : offset;
+    uint64_t hi = it->offset + it->count < end ? it->offset + it->count : end;
+    if (lo >= hi)
+      continue;
+    if (!o) {
+      if (!(o = malloc (sizeof *o + count))) {
+        pthread_mutex_unlock (&wb->lock);
+        return -ENOMEM;
+      }
+      o->n = 0;
+      *out = o;
+    }
+    memcpy (o->data + (lo - offset), it->data + (lo - it->offset), hi - lo);
+    o->seg[o->n].at = (uint32_t) (lo - offset);
+    o->seg[o->n].len = (uint32_t) (hi - lo);
+    o->n++;
+  }
+  pthread_mutex_unlock (&wb->lock);
+  return 0;
+}
+
+void
+sc_vol_wb_overlay_end (struct sc_wb_overlay *o, void *buf)
+{
+  if (!o)
+    return;
+  for (size_t i = 0; i < o->n; i++)
+    memcpy ((uint8_t *) buf + o->seg[i].at, o->data + o->seg[i].at,
+            o->seg[i].len);
+  free (o);
+}

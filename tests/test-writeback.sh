@@ -1,0 +1,189 @@
+#!/bin/bash
+# Tests the write-back queue with a real server: a first write after a snapshot is acknowledged while its copy cannot be written, reads see it, a flush and a snapshot creation wait for it, the queue is bounded, and a SIGKILL before the copy is durable leaves the origin and the snapshot as they were (invariant 1), after a flush the write is there.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/functions.sh"
+requires nbdcopy
+
+# The diff area's data writes stall while this file says so
+# (cow/fault-file.c): a queued write's copy is then held in flight.
+FAULTS=$TMP/faults
+export SHADOWCOPY_TEST_IO_FAULTS=$FAULTS
+K=65536
+make_disk "$TMP/disk" 16M
+cp "$TMP/disk" "$TMP/old"
+export OLD=$TMP/old
+
+# py EXPORT CODE: nbdsh with a deadline, so that a wait that never ends
+# fails the test instead of hanging it.
+py () {
+    timeout 60 "$NBDSH" -u "$(uri "$1")" -c "import os, sys, time
+FAULTS = os.environ['FAULTS']
+def wait_done(cookie, secs):
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        h.poll(10)
+        if h.aio_command_completed(cookie):
+            return True
+    return False
+$2"
+}
+export FAULTS
+
+# kill9_restart: SIGKILL the server, start it again on the same files.
+kill9_restart () {
+    local pid=$SERVER_PID args=("${SERVER_ARGS[@]}")
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || :
+    _forget_pid "$pid"
+    SERVER_PID=
+    start_server "${args[0]#disk=}" "${args[1]#diff=}" "${args[@]:2}"
+}
+
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
+sc_create s1
+
+# 1. Acknowledged before its copy is recorded (the journal write of the
+#    commit stalls); reads see the queued data, the rest of the chunk
+#    still reads from the origin.  Then SIGKILL with no flush: the copy's
+#    record never reached the disk, so the origin must not have been
+#    written (the snapshot would read the new data there).
+echo "journal-write stall" > "$FAULTS"
+py live '
+data = b"\xa5" * 4096
+t = time.monotonic()
+h.pwrite(data, 65536 + 4096)
+if time.monotonic() - t > 5:
+    sys.exit("the write waited for its copy: not acknowledged from the queue")
+if h.pread(4096, 65536 + 4096) != data:
+    sys.exit("a read does not see the queued write")
+old = open(os.environ["OLD"], "rb").read()
+if h.pread(65536, 65536)[:4096] != old[65536:65536 + 4096]:
+    sys.exit("the rest of the chunk does not read as the origin")
+' || fail "queued write"
+kill9_restart
+rm -f "$FAULTS"
+nbd_save s1 "$TMP/s1"
+cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a SIGKILL with a queued write"
+nbd_save live "$TMP/live"
+cmp_files "$TMP/old" "$TMP/live" \
+    "the origin after a SIGKILL before the queued write's copy was durable"
+
+# 2. A flush waits until the queued write is on the origin; after it, a
+#    SIGKILL keeps the write, and the snapshot is still the old image.
+echo "data-write stall" > "$FAULTS"
+py live '
+h.pwrite(b"\x5a" * 4096, 2 * 65536)
+c = h.aio_flush()
+if wait_done(c, 1.0):
+    sys.exit("the flush returned while the queued write could not be copied")
+os.unlink(FAULTS)
+if not wait_done(c, 30):
+    sys.exit("the flush did not return once the copy could be written")
+' || fail "flush of a queued write"
+kill9_restart
+nbd_save s1 "$TMP/s1"
+cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a flushed queued write and SIGKILL"
+nbd_py live '
+if h.pread(4096, 2 * 65536) != b"\x5a" * 4096:
+    sys.exit("the flushed write is lost after SIGKILL")' ||
+    fail "a flushed queued write did not survive SIGKILL"
+
+# 3. A snapshot created after a write was acknowledged holds it: the
+#    creation's hold waits for the queue.
+echo "data-write stall" > "$FAULTS"
+py live 'h.pwrite(b"\x3c" * 4096, 3 * 65536)' || fail "write before create"
+sc create s2 > "$TMP/create.out" 2>&1 &
+cpid=$!
+sleep 1
+kill -0 "$cpid" 2>/dev/null ||
+    fail "create returned while an acknowledged write was still queued"
+rm -f "$FAULTS"
+wait "$cpid" || fail "create failed: $(cat "$TMP/create.out")"
+nbd_py s2 '
+if h.pread(4096, 3 * 65536) != b"\x3c" * 4096:
+    sys.exit("snapshot s2 misses a write acknowledged before it")' ||
+    fail "snapshot after a queued write"
+nbd_save s1 "$TMP/s1"
+cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after s2"
+
+# 4. Bounded: with the copies stalled, at most SC_WB_MAX_ITEMS (64)
+#    writes are acknowledged; the rest copy in their own requests, which
+#    stall too, and complete once the copies can be written.
+echo "data-write stall" > "$FAULTS"
+py live '
+cookies = [h.aio_pwrite(bytes([i]) * 4096, (16 + i) * 65536 + 8192)
+           for i in range(100)]
+end = time.monotonic() + 2
+while time.monotonic() < end:
+    h.poll(10)
+# (a completed command is retired by the call that finds it completed)
+left = [c for c in cookies if not h.aio_command_completed(c)]
+done = len(cookies) - len(left)
+if done > 64:
+    sys.exit("%d writes acknowledged with their copies stalled: the queue is not bounded" % done)
+if done == 0:
+    sys.exit("no write acknowledged from the queue")
+os.unlink(FAULTS)
+end = time.monotonic() + 30
+while left and time.monotonic() < end:
+    h.poll(10)
+    left = [c for c in left if not h.aio_command_completed(c)]
+if left:
+    sys.exit("%d writes never completed" % len(left))
+for i in range(100):
+    if h.pread(4096, (16 + i) * 65536 + 8192) != bytes([i]) * 4096:
+        sys.exit("write %d lost" % i)
+h.flush()
+print("acknowledged with the copies stalled: %d of 100" % done)
+' || fail "bounded queue"
+
+stop_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
+nbd_save s1 "$TMP/s1"
+cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a clean restart"
+
+# 5. A queued write that fails after its acknowledgement fails the next
+#    flush (once): the diff area takes no write at all, so the failure
+#    cannot be recorded and the write must not overwrite what the
+#    snapshots on disk still need (sc_diff_change_check); the origin
+#    keeps its data.
+nbd_save live "$TMP/before"
+echo "write EROFS" > "$FAULTS"
+py live '
+import nbd
+h.pwrite(b"\x77" * 4096, 200 * 65536)
+try:
+    h.flush()
+    sys.exit("the flush after a queued write that failed succeeded")
+except nbd.Error as e:
+    if "(EIO)" not in str(e):
+        sys.exit("the flush failed with %s, not EIO" % e)
+h.flush()               # reported once
+' || fail "a queued write that fails"
+nbd_save live "$TMP/after"
+cmp_files "$TMP/before" "$TMP/after" "the live disk after a refused queued write"
+rm -f "$FAULTS"
+
+# 6. nbdkit in the background (it forks after the volume is open): the
+#    queue's thread must run in the child, or a queued write never
+#    completes and the flush hangs.
+make_disk "$TMP/disk2" 4M
+bsock=$TMP/bg.sock
+nbdkit -U "$bsock" --pidfile "$TMP/bg.pid" "$SHADOWCOPY_PLUGIN" \
+    disk="$TMP/disk2" diff="$TMP/diff2" chunk-size=64K >> "$SERVER_LOG" 2>&1 ||
+    fail "nbdkit did not start in the background"
+for ((i = 0; i < 100; i++)); do
+    [ -s "$TMP/bg.pid" ] && [ -S "$TMP/diff2.sock" ] && break
+    sleep 0.1
+done
+bgpid=$(cat "$TMP/bg.pid")
+_SERVER_PIDS+=("$bgpid")
+"$SHADOWCOPY_CLI" -c "$TMP/diff2.sock" create b1 > /dev/null ||
+    fail "create on the background server"
+timeout 30 "$NBDSH" -u "nbd+unix:///live?socket=$bsock" -c '
+h.pwrite(b"\x11" * 4096, 65536)
+h.flush()
+assert h.pread(4096, 65536) == b"\x11" * 4096
+' || fail "a queued write on a server in the background did not complete"
+kill "$bgpid"
+exit 0
