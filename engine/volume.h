@@ -47,8 +47,7 @@ struct sc_volume_config {
   bool volatile_durability;     /* durability=volatile (see SC_DIFF_VOLATILE) */
   bool write_back;              /* a write without FUA that must copy may be
                                    acknowledged before its copy is made
-                                   (the write-back queue; the server sets
-                                   it, SHADOWCOPY_NO_WRITEBACK=1 clears it) */
+                                   (the write-back queue; write-back=on) */
   /* Space management (issue 5; all zero: the defaults). */
   bool diff_max_set;            /* diff-max= given: overrides the stored */
   uint64_t diff_max;            /* bytes, 0: unbounded */

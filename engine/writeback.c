@@ -47,11 +47,9 @@
  *   failed write-back at fsync.
  *
  * The queue is on when the volume's configuration asks for it
- * (write_back: the nbdkit plugin does; a caller of the engine API that
- * wants each write done when it returns leaves it off).
- * SHADOWCOPY_NO_WRITEBACK=1 in the server's environment turns the queue
- * off (every write copies in its own request, as before): for
- * comparisons and tests.
+ * (write_back: the plugin's `write-back=on`).  It is off by default: an
+ * acknowledged write then survives a kill of the server even without a
+ * flush (it is in the origin's page cache), which a queued write does not.
  */
 #include <config.h>
 
@@ -226,8 +224,7 @@ wb_thread (void *arg)
 int
 sc_vol_wb_start (struct sc_volume *v)
 {
-  const char *off = getenv ("SHADOWCOPY_NO_WRITEBACK");
-  if (!v->cfg.write_back || (off && strcmp (off, "1") == 0))
+  if (!v->cfg.write_back)
     return 0;
   struct sc_writeback *wb = calloc (1, sizeof *wb);
   if (!wb)

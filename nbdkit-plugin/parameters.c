@@ -250,6 +250,8 @@ config_space (const char *key, const char *value)
   if (strcmp (key, "durability") == 0)
     return parse_choice (key, value, "safe", "volatile",
                          &pcfg.volatile_durability);
+  if (strcmp (key, "write-back") == 0)
+    return parse_choice (key, value, "off", "on", &pcfg.write_back);
   if (strcmp (key, "chunk-size") == 0)
     return config_chunk_size (value);
   if (strcmp (key, "diff-max") == 0)

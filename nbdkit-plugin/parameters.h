@@ -18,6 +18,7 @@ struct plugin_config {
   char *control;                /* control=, default DIFF.sock */
   uint32_t chunk_size;          /* 0: the default */
   bool volatile_durability;
+  bool write_back;              /* write-back=on */
   struct sc_volume_config space;   /* diff-max, on-full, ... */
   bool discard_snapshots;
   /* The server keys of a volume's configuration (config=FILE, issue 15):
@@ -45,6 +46,8 @@ void plugin_config_free (void);
   "chunk-size=<SIZE>   Copy-on-write unit of a new diff area (default 64K).\n" \
   "control=<SOCKET>    Control socket (default DIFF.sock).\n" \
   "durability=safe|volatile  Sync copies before overwriting (default safe).\n" \
+  "write-back=off|on   Acknowledge a write that must copy once queued\n" \
+  "                    (default off: once its copy is durable).\n" \
   "diff-max=SIZE|N%|unbounded  Size limit of the diff area (stored).\n" \
   "on-full=delete-oldest|fail-writes  When a copy does not fit.\n" \
   "max-snapshots=N     At most N snapshots (default 512).\n" \

@@ -85,7 +85,7 @@ shadowcopy_get_ready (void)
   cfg.diff_path = pcfg.diff;
   cfg.chunk_size = pcfg.chunk_size;
   cfg.volatile_durability = pcfg.volatile_durability;
-  cfg.write_back = true;
+  cfg.write_back = pcfg.write_back;
   int r = sc_volume_open (&cfg, &volume, err, sizeof err);
   if (r < 0) {
     nbdkit_error ("%s", err);

@@ -7,10 +7,6 @@ requires nbdcopy
 # The server fails diff-area I/O as this file says (cow/fault-file.c).
 FAULTS=$TMP/faults
 export SHADOWCOPY_TEST_IO_FAULTS=$FAULTS
-# Writes copy in their own request, so that the refusal fails the write
-# itself; with the write-back queue a refused queued write fails the
-# next flush instead (test-writeback.sh).
-export SHADOWCOPY_NO_WRITEBACK=1
 K=65536
 M=$((1024 * 1024))
 

@@ -2,11 +2,6 @@
 # Tests that DIFF agrees with the data: random writes, zeroes and trims (also discards on snapshot exports), snapshots, checkpoints, deletes (some keeping a checkpoint), clean and kill -9 restarts (some with a write in flight) on a real server, every reported-unchanged range compared byte for byte and every changed byte found in a reported range (diff-random.py; chunk sizes 64K and 4K).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
-# Writes copy in their own request: the model takes every acknowledged
-# write as surviving a kill -9, which the write-back queue does not
-# promise for writes not yet flushed (test-kill9.sh checks the queue
-# against flushed writes).
-export SHADOWCOPY_NO_WRITEBACK=1
 
 # diff-random.py starts and kills its own nbdkit; each one's pid is
 # appended to $TMP/*/nbdkit.pids.  Kill any left running, then clean up.

@@ -13,10 +13,6 @@
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/nbd-remote.sh"
-# Writes copy in their own request: this test expects a failed remote
-# write to fail the write itself (a queued write fails the next flush
-# instead; test-writeback.sh).
-export SHADOWCOPY_NO_WRITEBACK=1
 requires nbdcopy timeout
 
 M=$((1024 * 1024))

@@ -39,7 +39,7 @@ kill9_restart () {
     start_server "${args[0]#disk=}" "${args[1]#diff=}" "${args[@]:2}"
 }
 
-start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 sc_create s1
 
 # 1. Acknowledged before its copy is recorded (the journal write of the
@@ -138,7 +138,7 @@ print("acknowledged with the copies stalled: %d of 100" % done)
 ' || fail "bounded queue"
 
 stop_server
-start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 nbd_save s1 "$TMP/s1"
 cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a clean restart"
 
@@ -170,7 +170,7 @@ rm -f "$FAULTS"
 make_disk "$TMP/disk2" 4M
 bsock=$TMP/bg.sock
 nbdkit -U "$bsock" --pidfile "$TMP/bg.pid" "$SHADOWCOPY_PLUGIN" \
-    disk="$TMP/disk2" diff="$TMP/diff2" chunk-size=64K >> "$SERVER_LOG" 2>&1 ||
+    disk="$TMP/disk2" diff="$TMP/diff2" chunk-size=64K write-back=on >> "$SERVER_LOG" 2>&1 ||
     fail "nbdkit did not start in the background"
 for ((i = 0; i < 100; i++)); do
     [ -s "$TMP/bg.pid" ] && [ -S "$TMP/diff2.sock" ] && break
