@@ -530,9 +530,18 @@ wl_create (struct wl *w)
     cr_assert_eq (r, 0, "sc_volume_hold: %d", r);
     s.hold = now (w);
     s.chold = tick (w);
-    r = sc_volume_hold_commit (w->v, name, &opts, &info);
+    /* Both orders a server uses: CREATE (and COMMIT release=1) record
+     * under the hold, release the writes, then make the record durable,
+     * so writes may run before it is; a plain COMMIT makes it durable
+     * under the hold. */
+    uint64_t held_ns = 0;
+    if (rnd (w, 2) == 0)
+      r = sc_volume_hold_commit_release (w->v, name, &opts, &info, &held_ns);
+    else
+      r = sc_volume_hold_commit (w->v, name, &opts, &info);
     s.c_end = now (w);
-    sc_volume_release (w->v);
+    if (!held_ns)
+      sc_volume_release (w->v);
     sc_volume_create_end (w->v);
   }
   else {
