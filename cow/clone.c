@@ -524,8 +524,9 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
     return r;
   /* The new entry first: clearing the old one may empty its page and,
    * with it, the room reserved above. */
-  if (has_slot (slot))
-    sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
+  if (has_slot (slot) &&
+      (r = sc_sums_set (&d->sums, slot, chunk, 0, sums, false)) < 0)
+    return r;                   /* the store failed: every read fails */
   uint64_t old = clone_map_get (c, chunk);
   if (has_slot (old) && old != slot) {
     sc_sums_clear (&d->sums, old, chunk, 0);
@@ -574,7 +575,7 @@ clone_damage_found (struct sc_diff *d, uint64_t slot,
     if (!d->clones[i]->deleted && clone_map_get (d->clones[i], e->chunk) == slot)
       c = d->clones[i];
   /* Rewritten (and the slot reused) while it was read: not damage. */
-  if (!c || !sc_sums_get (&d->sums, slot, &cur) ||
+  if (!c || sc_sums_get (&d->sums, slot, &cur) <= 0 ||
       memcmp (cur.sums, e->sums, d->sums.nsums * sizeof cur.sums[0]) != 0)
     return;
   d->checksum_errors++;

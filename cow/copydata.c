@@ -199,7 +199,7 @@ static void
 read_group (struct sc_diff *d, struct sc_copy_io *io, size_t n)
 {
   struct sc_sums_entry ent[COPY_BATCH];
-  bool have[COPY_BATCH];
+  int have[COPY_BATCH];         /* sc_sums_get: 1, 0 none, or -errno */
   struct sc_io_req reqs[COPY_BATCH];
   size_t owner[COPY_BATCH];     /* the first of pieces[] each request reads */
   size_t pieces[COPY_BATCH];    /* the pieces read in place, in order */
@@ -212,7 +212,7 @@ read_group (struct sc_diff *d, struct sc_copy_io *io, size_t n)
                              &ent[i]);
   }
   for (size_t i = 0; i < n; i++) {
-    if (VERIFY_READS && !(have[i] && in_place (d, &ent[i], &io[i])))
+    if (VERIFY_READS && !(have[i] > 0 && in_place (d, &ent[i], &io[i])))
       continue;
     if (nr && contiguous (&reqs[nr - 1], &io[i]))
       reqs[nr - 1].len += io[i].len;
@@ -234,8 +234,17 @@ read_group (struct sc_diff *d, struct sc_copy_io *io, size_t n)
       k++;
       continue;
     }
-    if (have[i])
+    if (have[i] > 0)
       io[i].result = read_bounced (d, &io[i], &ent[i]);
+    else if (have[i] < 0) {
+      /* The sums cannot be had: never served unchecked, and not damage
+       * either (the store failed, not the data). */
+      if (sc_debug)
+        sc_debug ("diff-area slot %" PRIu64 ": its checksums cannot be "
+                  "read (%s): its read fails", io[i].offset / d->chunk_size,
+                  strerror (-have[i]));
+      io[i].result = -EIO;
+    }
     else {
       /* Never served unchecked; every recorded copy has sums. */
       diff_say ("diff-area slot %" PRIu64 " (offset %" PRIu64 ") has no "
@@ -271,10 +280,11 @@ sc_diff_verify_next (struct sc_diff *d, uint64_t slot, void *buf,
   memset (v, 0, sizeof *v);
   {
     LOCKED (d);
-    slot = sc_sums_next (&d->sums, slot);
-    if (slot == UINT64_MAX)
-      return 0;
-    sc_sums_get (&d->sums, slot, &e);
+    int r = sc_sums_next (&d->sums, slot, &slot);
+    if (r > 0)
+      r = sc_sums_get (&d->sums, slot, &e);
+    if (r <= 0)
+      return r;                 /* the end, or the walk cannot go on */
   }
   v->slot = slot;
   v->chunk = e.chunk;

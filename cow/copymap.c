@@ -221,8 +221,11 @@ sc_diff_copy_record_locked (struct sc_diff *d, uint64_t chunk,
     r = copymap_add (d, chunk, c);
   if (r < 0)
     return r;
-  if (!zero)
-    sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, false);
+  if (!zero && (r = sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums,
+                                 false)) < 0) {
+    copymap_remove (d, chunk, c.epoch);
+    return r;                   /* the store failed: the copy fails */
+  }
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);

@@ -128,6 +128,8 @@ struct sc_diff {
   struct sc_index index;        /* the copy map's storage: copymap.c only */
   struct sc_sums sums;          /* per data slot: its copy and checksums;
                                    kept in step by copymap.c */
+  struct sc_pc *pc;             /* the page cache of the index and the sums
+                                   (cow/pagecache.h), one per open */
   struct sc_journal journal;    /* read-write opens only */
   bool have_journal;
   bool volatile_mode;           /* durability=volatile */
