@@ -653,6 +653,14 @@ sc_diff_check_with (const char *path, unsigned flags,
     case -ENOENT:
     case -EACCES:
     case -EPERM:
+    /* No room or no place for the scratch file of the checksums (in the
+     * diff area's directory, $TMPDIR or /tmp): not the diff area's
+     * fault. */
+    case -EROFS:
+    case -ENOSPC:
+    case -EDQUOT:
+    case -EMFILE:
+    case -ENFILE:
       snprintf (err, errlen, "%s", msg);
       sc_check_report_free (rep);
       close (fd);
