@@ -511,8 +511,9 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
     return -ENOMEM;
   d->cfree = f;
   int r = clone_map_reserve (c);
-  if (r == 0 && has_slot (slot))
-    r = sc_sums_reserve (&d->sums, slot);
+  if (r == 0 && has_slot (slot) &&
+      (r = sc_sums_reserve (&d->sums, slot)) < 0 && sc_sums_error (&d->sums))
+    r = 0;                      /* failed store: as copymap.c's copies */
   if (r < 0)
     return r;
   uint8_t rec[SC_REC_MAX];
@@ -524,9 +525,8 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
     return r;
   /* The new entry first: clearing the old one may empty its page and,
    * with it, the room reserved above. */
-  if (has_slot (slot) &&
-      (r = sc_sums_set (&d->sums, slot, chunk, 0, sums, false)) < 0)
-    return r;                   /* the store failed: every read fails */
+  if (has_slot (slot))         /* fails only if the store has failed */
+    (void) sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
   uint64_t old = clone_map_get (c, chunk);
   if (has_slot (old) && old != slot) {
     sc_sums_clear (&d->sums, old, chunk, 0);

@@ -210,6 +210,14 @@ read_group (struct sc_diff *d, struct sc_copy_io *io, size_t n)
     for (size_t i = 0; i < n; i++)
       have[i] = sc_sums_get (&d->sums, io[i].offset / d->chunk_size,
                              &ent[i]);
+    if (sc_sums_error (&d->sums) && !d->sums.said) {
+      d->sums.said = true;
+      diff_say ("the checksums of the copied data cannot be read (%s: their "
+                "scratch file or its cache failed): snapshot reads and "
+                "scrubs fail with EIO until the next open, which makes them "
+                "anew from the journal; no copy is damaged, and copies go "
+                "on being made", strerror (sc_sums_error (&d->sums)));
+    }
   }
   for (size_t i = 0; i < n; i++) {
     if (VERIFY_READS && !(have[i] > 0 && in_place (d, &ent[i], &io[i])))

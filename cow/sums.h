@@ -29,7 +29,10 @@
  * every later lookup and walk returns the error instead of an answer, so
  * a missing or wrong sum can neither let a read return unverified data
  * nor make good data look damaged.  The failure ends with the open: the
- * next open rebuilds the store from the journal.
+ * next open rebuilds the store from the journal.  Its owner goes on
+ * recording copies meanwhile (their journal records carry the sums): a
+ * failed sc_sums_reserve or sc_sums_set with sc_sums_error set does not
+ * fail a copy; a reserve's -ENOSPC with the store sound does.
  *
  * Not thread-safe: the diff area's mutex protects it (with the cache).
  * Readers copy an entry out under the mutex and verify without it.
@@ -54,6 +57,7 @@ struct sc_sums {
   struct sc_pc *pc;             /* the diff area's cache; not owned */
   int file;                     /* this store's file in pc */
   int error;                    /* sticky: a positive errno, or 0 */
+  bool said;                    /* the owner has reported the error */
   uint64_t count;               /* slots holding a data copy */
   uint64_t *used;               /* bit p: page p may hold an entry */
   uint64_t used_words;          /* words allocated in used */

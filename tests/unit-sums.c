@@ -656,8 +656,9 @@ Test (sums, the_scrub_walk_sees_every_copy_in_slot_order)
 }
 
 /* When the store cannot give a slot's sums, the read fails with EIO, and
- * nothing is taken for damage: the snapshot stays valid, and after a
- * restart (the store made anew from the journal) it reads fine. */
+ * nothing is taken for damage: the snapshot stays valid, copies are still
+ * recorded, and after a restart (the store made anew from the journal)
+ * it reads fine, the later copy too. */
 Test (sums, a_failed_store_fails_reads_and_damages_nothing)
 {
   struct sc_origin_id id;
@@ -694,7 +695,20 @@ Test (sums, a_failed_store_fails_reads_and_damages_nothing)
   cr_assert_eq (uh_find (d, "s1").invalid_reason, SC_VALID);
   cr_assert_eq (uh_stats (d).checksum_errors, 0);
   cr_assert_eq (uh_stats (d).invalidations, 0);
-  sc_diff_close (d);
+
+  /* Copies go on being made (the record carries the sums). */
+  uint8_t *later = calloc (1, CS);
+  cr_assert_not_null (later);
+  later[0] = 0xee;
+  uint32_t sums[SC_COPY_SUMS_MAX];
+  sc_diff_copy_sums (d, later, sums);
+  uint64_t seq = 0;
+  cr_assert_eq (sc_diff_slot_reserve (d, &off), 0);
+  cr_assert_eq (pwrite (sc_diff_fd (d), later, CS, (off_t) off), (ssize_t) CS);
+  cr_assert_eq (sc_diff_copy_record (d, 110, off, sums, &seq), 0);
+  cr_assert_eq (sc_diff_commit (d, seq), 0);
+  cr_assert_eq (uh_find (d, "s1").invalid_reason, SC_VALID);
+  cr_assert_eq (sc_diff_close (d), 0);
 
   char *diff = uh_path ("diff");
   char err[512] = "";
@@ -702,7 +716,9 @@ Test (sums, a_failed_store_fails_reads_and_damages_nothing)
                               sizeof err), 0, "%s", err);
   cr_assert_eq (uh_find (d, "s1").invalid_reason, SC_VALID);
   assert_reads_chunk (d, "s1", 5, want);
+  assert_reads_chunk (d, "s1", 110, later);
   cr_assert_eq (sc_diff_close (d), 0);
+  free (later);
   free (diff);
   free (got);
   free (want);
