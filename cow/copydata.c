@@ -291,8 +291,12 @@ sc_diff_verify_next (struct sc_diff *d, uint64_t slot, void *buf,
     int r = sc_sums_next (&d->sums, slot, &slot);
     if (r > 0)
       r = sc_sums_get (&d->sums, slot, &e);
-    if (r <= 0)
-      return r;                 /* the end, or the walk cannot go on */
+    if (r == 0)
+      return 0;                 /* the end */
+    if (r < 0) {
+      v->walk_failed = true;    /* the walk cannot go on */
+      return r;
+    }
   }
   v->slot = slot;
   v->chunk = e.chunk;

@@ -691,6 +691,7 @@ Test (sums, a_failed_store_fails_reads_and_damages_nothing)
   sc_diff_snapshot_put (d, s.id);
   struct sc_copy_verify v;
   cr_assert_eq (sc_diff_verify_next (d, 0, got, &v), -EIO);
+  cr_assert (v.walk_failed, "the scrub and check would carry on forever");
 
   cr_assert_eq (uh_find (d, "s1").invalid_reason, SC_VALID);
   cr_assert_eq (uh_stats (d).checksum_errors, 0);
