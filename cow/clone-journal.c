@@ -134,8 +134,8 @@ clone_apply_data (struct sc_diff *d, const struct sc_rec_clone_data *r,
   if (!zero && d->verify_tail && r->h.seq > durable &&
       (e = cunsure_push (d, &u)) < 0)
     return e;
-  /* The new entry first: clearing the old one may empty its page and,
-   * with it, the room reserved above. */
+  /* The new entry, then the old one cleared (sums.c: entries are
+   * direct-mapped by slot, so the order no longer matters for room). */
   if (in_file && (e = sc_sums_set (&d->sums, slot, r->chunk, 0, sums,
                                    false)) < 0)
     return e;

@@ -523,8 +523,8 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
                                               d->sums.nsums));
   if (r < 0)
     return r;
-  /* The new entry first: clearing the old one may empty its page and,
-   * with it, the room reserved above. */
+  /* The new entry, then the old one cleared (sums.c: entries are
+   * direct-mapped by slot, so the order no longer matters for room). */
   if (has_slot (slot))         /* fails only if the store has failed */
     (void) sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
   uint64_t old = clone_map_get (c, chunk);
