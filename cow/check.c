@@ -399,6 +399,10 @@ verify_data (struct sc_diff *d, uint32_t cs, struct sc_check_report *rep)
     int r = sc_diff_verify_next (d, slot, buf, &v);
     if (r == 0)
       break;
+    if (v.walk_failed) {        /* not damage: the check cannot go on */
+      free (buf);
+      return r;
+    }
     uint64_t off = v.slot * cs;
     if (r < 0) {
       finding (rep, SC_CHECK_DAMAGE, off, "data slot %" PRIu64 " at offset %"
@@ -566,9 +570,11 @@ check_loaded (int fd, struct sc_diff *d, unsigned flags,
     r = read_data_slots (fd, cs, slots, nslots, NULL, rep);
   for (size_t i = 0; r == 0 && i < rep->clones; i++)
     r = read_clone_slots (fd, cs, d, &snaps[clone_at[i]], rep);
-  if (r == 0 && (flags & SC_CHECK_DATA))
-    r = verify_data (d, cs, rep);
-  if (r < 0)
+  if (r == 0 && (flags & SC_CHECK_DATA) && (r = verify_data (d, cs, rep)) < 0
+      && r != -ENOMEM)
+    snprintf (err, errlen, "the checksums of the copies cannot be read: %s",
+              strerror (-r));
+  else if (r < 0)
     snprintf (err, errlen, "out of memory");
 
  out:
@@ -653,6 +659,14 @@ sc_diff_check_with (const char *path, unsigned flags,
     case -ENOENT:
     case -EACCES:
     case -EPERM:
+    /* No room or no place for the scratch file of the checksums (in the
+     * diff area's directory, $TMPDIR or /tmp): not the diff area's
+     * fault. */
+    case -EROFS:
+    case -ENOSPC:
+    case -EDQUOT:
+    case -EMFILE:
+    case -ENFILE:
       snprintf (err, errlen, "%s", msg);
       sc_check_report_free (rep);
       close (fd);

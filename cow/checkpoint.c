@@ -176,8 +176,13 @@ ckpt_copy (void *opaque, uint64_t chunk, uint32_t prev,
   if (k->err)
     return true;
   size_t len;
-  if (sc_copy_has_slot (c) && sc_sums_get (&k->d->sums, c->slot, &e) &&
-      !e.whole)
+  int got = sc_copy_has_slot (c) ? sc_sums_get (&k->d->sums, c->slot, &e)
+                                 : 0;
+  if (got < 0) {
+    k->err = got;               /* never a checkpoint without the sums */
+    return true;
+  }
+  if (got > 0 && !e.whole)
     len = rec_copy_sums (rec, chunk, c, e.sums, k->d->sums.nsums);
   else
     len = rec_copy (rec, chunk, c);

@@ -126,15 +126,19 @@ clone_apply_data (struct sc_diff *d, const struct sc_rec_clone_data *r,
   struct clone_unsure u = { .id = r->id, .chunk = r->chunk, .seq = r->h.seq,
                             .slot = slot, .prev = prev };
   struct sc_sums_entry pe;
-  if (clone_has_slot (prev) && sc_sums_get (&d->sums, prev, &pe))
+  int got = clone_has_slot (prev) ? sc_sums_get (&d->sums, prev, &pe) : 0;
+  if (got < 0)
+    return got;
+  if (got > 0)
     memcpy (u.prev_sums, pe.sums, sizeof u.prev_sums);
   if (!zero && d->verify_tail && r->h.seq > durable &&
       (e = cunsure_push (d, &u)) < 0)
     return e;
-  /* The new entry first: clearing the old one may empty its page and,
-   * with it, the room reserved above. */
-  if (in_file)
-    sc_sums_set (&d->sums, slot, r->chunk, 0, sums, false);
+  /* The new entry, then the old one cleared (sums.c: entries are
+   * direct-mapped by slot, so the order no longer matters for room). */
+  if (in_file && (e = sc_sums_set (&d->sums, slot, r->chunk, 0, sums,
+                                   false)) < 0)
+    return e;
   if (clone_has_slot (prev) && prev != slot)
     sc_sums_clear (&d->sums, prev, r->chunk, 0);
   clone_map_insert (c, r->chunk, slot);
@@ -174,9 +178,10 @@ unsure_bad (struct sc_diff *d, struct clone *c, const struct clone_unsure *u,
   }
   if (clone_has_slot (u->prev)) {
     int r = sc_sums_reserve (&d->sums, u->prev);
+    if (r == 0)
+      r = sc_sums_set (&d->sums, u->prev, u->chunk, 0, u->prev_sums, false);
     if (r < 0)
       return r;
-    sc_sums_set (&d->sums, u->prev, u->chunk, 0, u->prev_sums, false);
   }
   if (e)
     sc_sums_clear (&d->sums, u->slot, u->chunk, 0);
@@ -203,8 +208,12 @@ verify_cunsure (struct sc_diff *d, uint64_t durable)
     if (u->seq <= durable || !c || clone_map_get (c, u->chunk) != u->slot)
       continue;
     struct sc_sums_entry e;
-    bool have = sc_sums_get (&d->sums, u->slot, &e) && e.chunk == u->chunk &&
-                e.epoch == 0;
+    int got = sc_sums_get (&d->sums, u->slot, &e);
+    if (got < 0) {
+      r = got;
+      break;
+    }
+    bool have = got > 0 && e.chunk == u->chunk && e.epoch == 0;
     if (!buf && !(buf = malloc (d->chunk_size)))
       return -ENOMEM;
     if (have && (r = sc_io_pread (d->fd, buf, d->chunk_size,
@@ -296,8 +305,10 @@ clone_ckpt_data_slice (struct sc_diff *d, struct sc_journal *j,
         continue;
       if (n == budget)
         return 0;               /* more from here */
-      if (m->slot != CLONE_ZERO && !sc_sums_get (&d->sums, m->slot, &e))
-        return -EIO;            /* every clone slot has its sums */
+      int got = m->slot != CLONE_ZERO ? sc_sums_get (&d->sums, m->slot, &e)
+                                      : 1;
+      if (got <= 0)             /* every clone slot has its sums */
+        return got < 0 ? got : -EIO;
       r = sc_journal_append (j, rec, rec_clone_data (rec, c->info.id,
                                                      m->chunk, m->slot,
                                                      e.sums, d->sums.nsums),

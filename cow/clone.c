@@ -514,8 +514,9 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
     return -ENOMEM;
   d->cfree = f;
   int r = clone_map_reserve (c);
-  if (r == 0 && has_slot (slot))
-    r = sc_sums_reserve (&d->sums, slot);
+  if (r == 0 && has_slot (slot) &&
+      (r = sc_sums_reserve (&d->sums, slot)) < 0 && sc_sums_error (&d->sums))
+    r = 0;                      /* failed store: as copymap.c's copies */
   if (r < 0)
     return r;
   uint8_t rec[SC_REC_MAX];
@@ -525,10 +526,10 @@ sc_diff_clone_map (struct sc_diff *d, uint64_t id, uint64_t chunk,
                                               d->sums.nsums));
   if (r < 0)
     return r;
-  /* The new entry first: clearing the old one may empty its page and,
-   * with it, the room reserved above. */
-  if (has_slot (slot))
-    sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
+  /* The new entry, then the old one cleared (sums.c: entries are
+   * direct-mapped by slot, so the order no longer matters for room). */
+  if (has_slot (slot))         /* fails only if the store has failed */
+    (void) sc_sums_set (&d->sums, slot, chunk, 0, sums, false);
   uint64_t old = clone_map_get (c, chunk);
   if (has_slot (old) && old != slot) {
     sc_sums_clear (&d->sums, old, chunk, 0);
@@ -579,7 +580,7 @@ clone_damage_found (struct sc_diff *d, uint64_t slot,
     if (!d->clones[i]->deleted && clone_map_get (d->clones[i], e->chunk) == slot)
       c = d->clones[i];
   /* Rewritten (and the slot reused) while it was read: not damage. */
-  if (!c || !sc_sums_get (&d->sums, slot, &cur) ||
+  if (!c || sc_sums_get (&d->sums, slot, &cur) <= 0 ||
       memcmp (cur.sums, e->sums, d->sums.nsums * sizeof cur.sums[0]) != 0)
     return;
   d->checksum_errors++;

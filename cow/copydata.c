@@ -199,7 +199,7 @@ static void
 read_group (struct sc_diff *d, struct sc_copy_io *io, size_t n)
 {
   struct sc_sums_entry ent[COPY_BATCH];
-  bool have[COPY_BATCH];
+  int have[COPY_BATCH];         /* sc_sums_get: 1, 0 none, or -errno */
   struct sc_io_req reqs[COPY_BATCH];
   size_t owner[COPY_BATCH];     /* the first of pieces[] each request reads */
   size_t pieces[COPY_BATCH];    /* the pieces read in place, in order */
@@ -210,9 +210,17 @@ read_group (struct sc_diff *d, struct sc_copy_io *io, size_t n)
     for (size_t i = 0; i < n; i++)
       have[i] = sc_sums_get (&d->sums, io[i].offset / d->chunk_size,
                              &ent[i]);
+    if (sc_sums_error (&d->sums) && !d->sums.said) {
+      d->sums.said = true;
+      diff_say ("the checksums of the copied data cannot be read (%s: their "
+                "scratch file or its cache failed): snapshot reads and "
+                "scrubs fail with EIO until the next open, which makes them "
+                "anew from the journal; no copy is damaged, and copies go "
+                "on being made", strerror (sc_sums_error (&d->sums)));
+    }
   }
   for (size_t i = 0; i < n; i++) {
-    if (VERIFY_READS && !(have[i] && in_place (d, &ent[i], &io[i])))
+    if (VERIFY_READS && !(have[i] > 0 && in_place (d, &ent[i], &io[i])))
       continue;
     if (nr && contiguous (&reqs[nr - 1], &io[i]))
       reqs[nr - 1].len += io[i].len;
@@ -234,8 +242,17 @@ read_group (struct sc_diff *d, struct sc_copy_io *io, size_t n)
       k++;
       continue;
     }
-    if (have[i])
+    if (have[i] > 0)
       io[i].result = read_bounced (d, &io[i], &ent[i]);
+    else if (have[i] < 0) {
+      /* The sums cannot be had: never served unchecked, and not damage
+       * either (the store failed, not the data). */
+      if (sc_debug)
+        sc_debug ("diff-area slot %" PRIu64 ": its checksums cannot be "
+                  "read (%s): its read fails", io[i].offset / d->chunk_size,
+                  strerror (-have[i]));
+      io[i].result = -EIO;
+    }
     else {
       /* Never served unchecked; every recorded copy has sums. */
       diff_say ("diff-area slot %" PRIu64 " (offset %" PRIu64 ") has no "
@@ -271,10 +288,15 @@ sc_diff_verify_next (struct sc_diff *d, uint64_t slot, void *buf,
   memset (v, 0, sizeof *v);
   {
     LOCKED (d);
-    slot = sc_sums_next (&d->sums, slot);
-    if (slot == UINT64_MAX)
-      return 0;
-    sc_sums_get (&d->sums, slot, &e);
+    int r = sc_sums_next (&d->sums, slot, &slot);
+    if (r > 0)
+      r = sc_sums_get (&d->sums, slot, &e);
+    if (r == 0)
+      return 0;                 /* the end */
+    if (r < 0) {
+      v->walk_failed = true;    /* the walk cannot go on */
+      return r;
+    }
   }
   v->slot = slot;
   v->chunk = e.chunk;

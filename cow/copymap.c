@@ -286,12 +286,17 @@ sc_diff_copy_record_locked (struct sc_diff *d, uint64_t chunk,
     return -ENOMEM;
   d->fresh = f;
   int r = zero ? 0 : sc_sums_reserve (&d->sums, c.slot);
+  /* A failed store of sums (snapshot reads fail until the next open
+   * rebuilds it from the journal) does not stop copies: the record
+   * carries the sums.  No room for its page does: the copy fails. */
+  if (r < 0 && sc_sums_error (&d->sums))
+    r = 0;
   if (r == 0)
     r = copymap_add (d, chunk, c);
   if (r < 0)
     return r;
   if (!zero)
-    sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, false);
+    (void) sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, false);
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);

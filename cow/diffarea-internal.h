@@ -159,6 +159,8 @@ struct sc_diff {
                                                    slices, unlocked */
   struct sc_sums sums;          /* per data slot: its copy and checksums;
                                    kept in step by copymap.c */
+  struct sc_pc *pc;             /* the page cache of the index and the sums
+                                   (cow/pagecache.h), one per open */
   struct sc_journal journal;    /* read-write opens only */
   bool have_journal;
   bool volatile_mode;           /* durability=volatile */

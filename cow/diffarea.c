@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include "cow/boot-id.h"
 #include "cow/diffarea-internal.h"
 #include "cow/io.h"
+#include "cow/pagecache.h"
 #include "cow/uuid.h"
 
 int
@@ -219,6 +221,7 @@ diff_free (struct sc_diff *d)
   sc_index_free (&d->index);
   usage_free (&d->usage);
   sc_sums_free (&d->sums);
+  sc_pc_free (d->pc);           /* after the index and the sums */
   free (d->damaged_kept);
   sc_alloc_free_all (&d->alloc);
   for (size_t i = 0; i < d->nsnaps; i++)
@@ -445,6 +448,55 @@ diff_new (unsigned flags)
   return d;
 }
 
+/* ---- the page cache of the copy map and the sums ------------------------ */
+
+#define MAP_CACHE_DEFAULT (UINT64_C (256) << 20)
+
+/* An unnamed scratch file for the map or the sums (cow/pagecache.h), in
+ * the directory of the diff area at `path`, or in $TMPDIR (else /tmp)
+ * where that directory takes no new file (a read-only file system, or
+ * another user's directory for a read-only open).  The fd, or -errno. */
+static int
+map_scratch_file (const char *path)
+{
+  char dir[PATH_MAX];
+  const char *slash = strrchr (path, '/');
+  if (!slash)
+    strcpy (dir, ".");
+  else if ((size_t) (slash - path) >= sizeof dir)
+    return -ENAMETOOLONG;
+  else {
+    memcpy (dir, path, (size_t) (slash - path));
+    dir[slash == path ? 1 : slash - path] = '\0';
+  }
+  int fd = sc_pc_scratch_file (dir);
+  if (fd == -EROFS || fd == -EACCES || fd == -EPERM) {
+    const char *tmp = getenv ("TMPDIR");
+    fd = sc_pc_scratch_file (tmp && *tmp ? tmp : "/tmp");
+  }
+  return fd;
+}
+
+/* The diff area's page cache, one per open, shared by the copy map and
+ * the sums; then the sums' store in a scratch file of its own. */
+static int
+map_cache_open (struct sc_diff *d, const char *path, char *err,
+                size_t errlen)
+{
+  int r = sc_pc_new (MAP_CACHE_DEFAULT, &d->pc);
+  if (r < 0) {
+    snprintf (err, errlen, "%s: the copy map's cache: %s", path,
+              strerror (-r));
+    return r;
+  }
+  int fd = map_scratch_file (path);
+  r = fd < 0 ? fd : sc_sums_init (&d->sums, d->chunk_size, d->pc, fd);
+  if (r < 0)
+    snprintf (err, errlen, "%s: a scratch file for the checksums (in its "
+              "directory, or $TMPDIR or /tmp): %s", path, strerror (-r));
+  return r;
+}
+
 /* Replay, or set up the empty state of a new file; then, read-write,
  * start the journal. */
 static int
@@ -526,7 +578,9 @@ diff_open (const char *path, unsigned flags,
     d->chunk_size = 1u << d->sb.chunk_shift;
     d->nchunks = (d->sb.origin_size + d->chunk_size - 1) / d->chunk_size;
     d->first_slot = (SC_SB_AREA + d->chunk_size - 1) / d->chunk_size;
-    sc_sums_init (&d->sums, d->chunk_size);
+    r = map_cache_open (d, path, err, errlen);
+  }
+  if (r == 0) {
     r = build_state (d, path, created, &o, err, errlen);
   }
   free (o.chain);

@@ -597,6 +597,9 @@ struct sc_copy_verify {
                                    any more (after marking), and freed */
   char needed_by[512];          /* when damaged: the snapshots that need
                                    the copy, ", "-separated ("" if none) */
+  bool walk_failed;             /* with an error: the walk cannot go on
+                                   (the checksums cannot be read); slot
+                                   and chunk say nothing */
 };
 
 /* Verify the copy in the first data slot at or after `slot`: read it
@@ -604,7 +607,9 @@ struct sc_copy_verify {
  * lock, and check every checksum.  Damage is handled as a read's is; a
  * copy freed while it was being read is skipped (not damage).  Returns 1
  * with *v filled, 0 when no data slot is left, or the negative errno of
- * a failed read (v->slot says which; carry on from v->slot + 1). */
+ * a failed read (v->slot says which; carry on from v->slot + 1), or,
+ * with v->walk_failed, of the checksums' store (cow/sums.h): the walk
+ * cannot go on. */
 int sc_diff_verify_next (struct sc_diff *d, uint64_t slot, void *buf,
                          struct sc_copy_verify *v);
 

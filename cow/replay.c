@@ -108,8 +108,12 @@ verify_unsure (struct sc_diff *d, uint64_t durable)
       continue;
     if (!buf && !(buf = malloc (d->chunk_size)))
       return -ENOMEM;
-    bool have = sc_sums_get (&d->sums, c.slot, &e) && e.chunk == u->chunk &&
-                e.epoch == u->epoch;
+    int got = sc_sums_get (&d->sums, c.slot, &e);
+    if (got < 0) {
+      r = got;
+      break;
+    }
+    bool have = got > 0 && e.chunk == u->chunk && e.epoch == u->epoch;
     if (have)
       r = sc_io_pread (d->fd, buf, d->chunk_size, c.slot * d->chunk_size);
     if (r < 0)
@@ -298,7 +302,7 @@ add_copy (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
     return CORRUPT ("journal record %" PRIu64 ": chunk %" PRIu64
                     " copied twice in epoch %u", seq, chunk, c.epoch);
   if (e == 0 && in_file)
-    sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, whole);
+    e = sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, whole);
   if (e == 0 && !zero && d->verify_tail && seq > durable)
     e = unsure_push (d, chunk, c.epoch, seq);
   return e;

@@ -2,336 +2,330 @@
  *
  * Notes on the design
  *
- * Slot s lives in page s / 64, at bit s % 64 of the page's bitmap; the
- * page's entries are packed in slot order, so a slot's entry is at the
- * number of bits set below its own.  Pages are allocated one by one,
- * with room for 1, 2, 4 ... 64 entries: room doubles when full and halves
- * when less than half used, and a page is freed with its last entry.
- * The flat array this replaces cost an entry for every slot below the
- * highest one ever used, however few copies were left.
+ * An entry is `stride` 32-bit words: the head (two words: a tag in the
+ * top byte, the chunk below it), the epoch, nsums sums (a version-1
+ * copy's one CRC, then zeroes), and a CRC32C of the words before it.
+ * The tag says present (and whole or not); a zeroed entry is absent.  A
+ * page read back with an entry that has a bad tag or a bad CRC makes the
+ * store fail (EIO) rather than answer: the cache or the file let it down.
  *
- * The table maps a page number to its page: open addressing with linear
- * probing, the number in the bucket, kept 40-80% full (it doubles above
- * 80%, halves below 20%) and freed with the last page.
+ * Disk space: sc_sums_reserve asks the cache for the slot's page for
+ * writing, which gives the page its disk space (fallocate) the first
+ * time; a page once backed stays backed (the file only grows), so the
+ * sc_sums_set that follows needs no new space even if the page was
+ * evicted in between.  Clearing never gives space back: the file's size
+ * follows the highest slot used in this open, like the diff area's own
+ * data file, and it goes when the open ends.
  *
- * Growing happens only in sc_sums_reserve: a full page gets more room, a
- * new page is allocated as the spare and the table made ready for it, so
- * sc_sums_set never allocates.  Shrinking happens only in sc_sums_clear,
- * and a failed shrink just keeps the bigger allocation, so neither set
- * nor clear can fail.
+ * The bitmap of pages in use (bit set by sc_sums_set, cleared by
+ * sc_sums_clear when it empties the page) lets a lookup of a slot in an
+ * empty page answer at once, and the walk (sc_sums_next) skip runs of
+ * empty pages 64 at a time; end_page bounds both.  It grows in
+ * sc_sums_reserve, the only call that may allocate.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cow/crc32c.h"
+#include "cow/pagecache.h"
 #include "cow/sums.h"
 
-#define PAGE_SLOTS 64u
-#define MIN_BUCKETS 16u
+#define HEAD_WORDS 3            /* head (2), epoch */
+#define TAG_SHIFT 56
+#define CHUNK_MASK ((UINT64_C (1) << TAG_SHIFT) - 1)
+#define TAG_DATA (UINT64_C (0x5c) << TAG_SHIFT)
+#define TAG_WHOLE (UINT64_C (0x5d) << TAG_SHIFT)
+#define CRC_SEED 0x53554d53u    /* "SUMS" */
 
-/* An entry: the chunk (two words, with WHOLE or'ed in for a version-1
- * copy), the epoch, then the sums. */
-#define WHOLE (1ull << 62)      /* chunk numbers stay far below it */
-#define HEAD_WORDS 3
+/* ---- entries ------------------------------------------------------------ */
 
-struct sc_sums_page {
-  uint64_t bits;                /* the page's slots that hold a copy */
-  uint32_t n;                   /* entries: bits set */
-  uint32_t room;                /* entries allocated */
-  uint32_t words[];             /* n entries in slot order */
-};
-
-struct sc_sums_bucket {
-  uint64_t key;                 /* the page number */
-  struct sc_sums_page *page;    /* NULL: empty */
-};
-
-static inline size_t
-page_size (const struct sc_sums *s, uint32_t room)
+static inline uint64_t
+head_of (const uint32_t *w)
 {
-  return sizeof (struct sc_sums_page)
-         + (size_t) room * s->stride * sizeof (uint32_t);
+  uint64_t h;
+  memcpy (&h, w, sizeof h);
+  return h;
+}
+
+static inline uint32_t
+entry_crc (const struct sc_sums *s, const uint32_t *w)
+{
+  return crc32c (CRC_SEED, w, (s->stride - 1) * sizeof *w);
 }
 
 static inline uint32_t *
-entry_at (const struct sc_sums *s, const struct sc_sums_page *p, uint32_t i)
+entry_at (const struct sc_sums *s, void *page, uint64_t slot)
 {
-  return (uint32_t *) p->words + (size_t) i * s->stride;
+  return (uint32_t *) page + (size_t) (slot % s->per_page) * s->stride;
 }
 
-/* The position of `bit`'s entry in its page. */
-static inline uint32_t
-rank (const struct sc_sums_page *p, unsigned bit)
-{
-  return (uint32_t) __builtin_popcountll (p->bits & ((1ull << bit) - 1));
-}
-
-static inline uint64_t
-home (const struct sc_sums *s, uint64_t key)
-{
-  /* splitmix64 finaliser: neighbouring pages spread over the table. */
-  uint64_t x = key;
-  x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27; x *= 0x94d049bb133111ebull;
-  return (x ^ (x >> 31)) & (s->buckets - 1);
-}
-
-/* The bucket of page `key`, or NULL. */
-static struct sc_sums_bucket *
-find (const struct sc_sums *s, uint64_t key)
-{
-  if (s->buckets == 0)
-    return NULL;
-  uint64_t mask = s->buckets - 1;
-  for (uint64_t i = home (s, key);; i = (i + 1) & mask) {
-    struct sc_sums_bucket *b = &s->table[i];
-    if (!b->page)
-      return NULL;
-    if (b->key == key)
-      return b;
-  }
-}
-
-/* Put page `key` in a table with room. */
-static void
-table_put (struct sc_sums *s, uint64_t key, struct sc_sums_page *p)
-{
-  uint64_t mask = s->buckets - 1;
-  uint64_t i = home (s, key);
-  while (s->table[i].page)
-    i = (i + 1) & mask;
-  s->table[i] = (struct sc_sums_bucket) { .key = key, .page = p };
-}
-
-/* Take bucket i out: shift back the buckets of the cluster after it that
- * may move, so lookups still find them. */
-static void
-table_remove (struct sc_sums *s, uint64_t i)
-{
-  uint64_t mask = s->buckets - 1;
-  s->table[i].page = NULL;
-  for (uint64_t j = (i + 1) & mask; s->table[j].page; j = (j + 1) & mask) {
-    uint64_t h = home (s, s->table[j].key);
-    /* j's bucket may fill the hole at i unless its home is in (i, j]. */
-    bool between = i <= j ? (h > i && h <= j) : (h > i || h <= j);
-    if (!between) {
-      s->table[i] = s->table[j];
-      s->table[j].page = NULL;
-      i = j;
-    }
-  }
-}
-
-/* The table with `buckets` buckets; end_page recomputed on the way. */
+/* Is the entry at w present (1), absent (0), or not an entry (-EIO)? */
 static int
-table_resize (struct sc_sums *s, uint64_t buckets)
+entry_state (const struct sc_sums *s, const uint32_t *w)
 {
-  if (buckets > SIZE_MAX / sizeof *s->table)
+  uint64_t h = head_of (w);
+  if (h == 0)
+    return 0;
+  uint64_t tag = h & ~CHUNK_MASK;
+  if ((tag != TAG_DATA && tag != TAG_WHOLE) ||
+      w[s->stride - 1] != entry_crc (s, w))
+    return -EIO;
+  return 1;
+}
+
+/* ---- the store ---------------------------------------------------------- */
+
+static int
+fail (struct sc_sums *s, int err)
+{
+  if (!s->error)
+    s->error = -err;
+  return -s->error;
+}
+
+static inline bool
+page_used (const struct sc_sums *s, uint64_t page)
+{
+  return page < s->end_page && (s->used[page / 64] >> (page % 64) & 1);
+}
+
+/* The bitmap covers page `page`; -ENOMEM leaves it as it was. */
+static int
+used_grow (struct sc_sums *s, uint64_t page)
+{
+  uint64_t need = page / 64 + 1;
+  if (need <= s->used_words)
+    return 0;
+  uint64_t words = s->used_words ? s->used_words : 16;
+  while (words < need)
+    words *= 2;
+  if (words > SIZE_MAX / sizeof *s->used)
     return -ENOMEM;
-  struct sc_sums_bucket *old = s->table, *t = calloc (buckets, sizeof *t);
-  if (!t)
+  uint64_t *u = realloc (s->used, words * sizeof *u);
+  if (!u)
     return -ENOMEM;
-  uint64_t n = s->buckets;
-  s->table = t;
-  s->buckets = buckets;
-  s->end_page = 0;
-  for (uint64_t i = 0; i < n; i++)
-    if (old[i].page) {
-      table_put (s, old[i].key, old[i].page);
-      if (old[i].key >= s->end_page)
-        s->end_page = old[i].key + 1;
-    }
-  free (old);
+  memset (u + s->used_words, 0, (words - s->used_words) * sizeof *u);
+  s->used = u;
+  s->used_words = words;
   return 0;
 }
 
-/* Give page b->page `room` entries; -ENOMEM leaves it as it was. */
-static int
-page_resize (struct sc_sums *s, struct sc_sums_bucket *b, uint32_t room)
+/* Page `page` holds no entry any more. */
+static void
+used_drop (struct sc_sums *s, uint64_t page)
 {
-  struct sc_sums_page *p = realloc (b->page, page_size (s, room));
-  if (!p)
-    return -ENOMEM;
-  s->page_bytes = s->page_bytes - page_size (s, p->room)
-                  + page_size (s, room);
-  p->room = room;
-  b->page = p;
-  return 0;
+  s->used[page / 64] &= ~(UINT64_C (1) << (page % 64));
+  if (page + 1 != s->end_page)
+    return;
+  /* The last page emptied: end_page goes back to the one before. */
+  uint64_t w = page / 64 + 1;
+  while (w > 0 && s->used[w - 1] == 0)
+    w--;
+  s->end_page = w ? (w - 1) * 64 + 64 - (uint64_t) __builtin_clzll
+                                               (s->used[w - 1])
+                  : 0;
 }
 
-void
-sc_sums_init (struct sc_sums *s, uint32_t chunk_size)
+/* The first page in use at or after `page`, or end_page. */
+static uint64_t
+used_next (const struct sc_sums *s, uint64_t page)
+{
+  if (page >= s->end_page)
+    return s->end_page;
+  uint64_t w = page / 64;
+  uint64_t bits = s->used[w] & (~UINT64_C (0) << (page % 64));
+  while (!bits) {
+    if (++w * 64 >= s->end_page)
+      return s->end_page;
+    bits = s->used[w];
+  }
+  uint64_t p = w * 64 + (uint64_t) __builtin_ctzll (bits);
+  return p < s->end_page ? p : s->end_page;
+}
+
+int
+sc_sums_init (struct sc_sums *s, uint32_t chunk_size, struct sc_pc *pc,
+              int fd)
 {
   memset (s, 0, sizeof *s);
   s->chunk_size = chunk_size;
   s->block = sc_sums_block (chunk_size);
   s->nsums = chunk_size / s->block;
-  s->stride = HEAD_WORDS + s->nsums;
-}
-
-void
-sc_sums_free (struct sc_sums *s)
-{
-  for (uint64_t i = 0; i < s->buckets; i++)
-    free (s->table[i].page);
-  free (s->table);
-  free (s->spare);
-  s->table = NULL;
-  s->spare = NULL;
-  s->buckets = s->pages = s->count = s->end_page = 0;
-  s->page_bytes = 0;
-}
-
-int
-sc_sums_reserve (struct sc_sums *s, uint64_t slot)
-{
-  struct sc_sums_bucket *b = find (s, slot / PAGE_SLOTS);
-  if (b) {
-    struct sc_sums_page *p = b->page;
-    if ((p->bits >> (slot % PAGE_SLOTS) & 1) || p->n < p->room)
-      return 0;
-    return page_resize (s, b, p->room * 2);
-  }
-  if ((s->pages + 1) * 5 > s->buckets * 4) {
-    int r = table_resize (s, s->buckets ? s->buckets * 2 : MIN_BUCKETS);
-    if (r < 0)
-      return r;
-  }
-  if (!s->spare) {
-    struct sc_sums_page *p = malloc (page_size (s, 1));
-    if (!p)
-      return -ENOMEM;
-    *p = (struct sc_sums_page) { .bits = 0, .n = 0, .room = 1 };
-    s->spare = p;
-    s->page_bytes += page_size (s, 1);
+  s->stride = HEAD_WORDS + s->nsums + 1;
+  s->per_page = SC_PC_PAGE / (s->stride * (uint32_t) sizeof (uint32_t));
+  s->pc = pc;
+  s->file = sc_pc_add_file (pc, fd);
+  if (s->file < 0) {
+    int r = s->file;
+    close (fd);
+    s->error = -r;
+    return r;
   }
   return 0;
 }
 
 void
+sc_sums_free (struct sc_sums *s)
+{
+  free (s->used);
+  s->used = NULL;
+  s->used_words = s->end_page = s->count = 0;
+}
+
+int
+sc_sums_error (const struct sc_sums *s)
+{
+  return s->error;
+}
+
+int
+sc_sums_reserve (struct sc_sums *s, uint64_t slot)
+{
+  if (s->error)
+    return -s->error;
+  uint64_t page = slot / s->per_page;
+  int r = used_grow (s, page);
+  if (r < 0)
+    return r;
+  void *p;
+  r = sc_pc_get (s->pc, s->file, page, true, &p);
+  if (r < 0)
+    /* No space, no memory, a busy cache: this copy fails, the store
+     * goes on.  The cache's own (sticky) error fails the store. */
+    return sc_pc_error (s->pc) ? fail (s, r) : r;
+  sc_pc_put (s->pc, s->file, page);
+  return 0;
+}
+
+int
 sc_sums_set (struct sc_sums *s, uint64_t slot, uint64_t chunk,
              uint32_t epoch, const uint32_t *sums, bool whole)
 {
-  uint64_t key = slot / PAGE_SLOTS;
-  unsigned bit = slot % PAGE_SLOTS;
-  struct sc_sums_bucket *b = find (s, key);
-  if (!b) {
-    if (!s->spare || (s->pages + 1) * 5 > s->buckets * 4)
-      abort ();                 /* no room reserved: a bug */
-    table_put (s, key, s->spare);
-    s->spare = NULL;
-    s->pages++;
-    if (key >= s->end_page)
-      s->end_page = key + 1;
-    b = find (s, key);
-  }
-  struct sc_sums_page *p = b->page;
-  uint32_t i = rank (p, bit);
-  uint32_t *w = entry_at (s, p, i);
-  if (!(p->bits >> bit & 1)) {
-    if (p->n == p->room)
-      abort ();                 /* no room reserved: a bug */
-    memmove (w + s->stride, w, (size_t) (p->n - i) * s->stride * sizeof *w);
-    p->bits |= 1ull << bit;
-    p->n++;
+  if (s->error)
+    return -s->error;
+  uint64_t page = slot / s->per_page;
+  if (chunk > CHUNK_MASK || page / 64 >= s->used_words)
+    abort ();                   /* no room reserved, or no such chunk: a bug */
+  void *p;
+  int r = sc_pc_get (s->pc, s->file, page, true, &p);
+  if (r < 0)
+    return fail (s, r);
+  uint32_t *w = entry_at (s, p, slot);
+  if (head_of (w) == 0)
     s->count++;
-  }
-  uint64_t c = chunk | (whole ? WHOLE : 0);
-  memcpy (w, &c, sizeof c);
+  uint64_t h = chunk | (whole ? TAG_WHOLE : TAG_DATA);
+  memcpy (w, &h, sizeof h);
   w[2] = epoch;
+  memset (w + HEAD_WORDS, 0, s->nsums * sizeof *w);
   memcpy (w + HEAD_WORDS, sums, (whole ? 1 : s->nsums) * sizeof *sums);
+  w[s->stride - 1] = entry_crc (s, w);
+  sc_pc_put (s->pc, s->file, page);
+  s->used[page / 64] |= UINT64_C (1) << (page % 64);
+  if (page >= s->end_page)
+    s->end_page = page + 1;
+  return 0;
 }
 
 void
 sc_sums_clear (struct sc_sums *s, uint64_t slot, uint64_t chunk,
                uint32_t epoch)
 {
-  unsigned bit = slot % PAGE_SLOTS;
-  struct sc_sums_bucket *b = find (s, slot / PAGE_SLOTS);
-  if (!b || !(b->page->bits >> bit & 1))
+  uint64_t page = slot / s->per_page;
+  if (s->error || !page_used (s, page))
     return;
-  struct sc_sums_page *p = b->page;
-  uint32_t i = rank (p, bit);
-  uint32_t *w = entry_at (s, p, i);
-  uint64_t c;
-  memcpy (&c, w, sizeof c);
-  if ((c & ~WHOLE) != chunk || w[2] != epoch)
-    return;
-  memmove (w, w + s->stride, (size_t) (p->n - i - 1) * s->stride * sizeof *w);
-  p->bits &= ~(1ull << bit);
-  p->n--;
-  s->count--;
-  if (p->n > 0) {
-    if (p->n < p->room / 2)
-      (void) page_resize (s, b, p->room / 2);
+  void *p;
+  int r = sc_pc_get (s->pc, s->file, page, false, &p);
+  if (r < 0) {
+    fail (s, r);
     return;
   }
-  s->page_bytes -= page_size (s, p->room);
-  free (p);
-  table_remove (s, (uint64_t) (b - s->table));
-  s->pages--;
-  if (s->pages == 0)
-    sc_sums_free (s);           /* nothing left: nothing kept */
-  else if (s->buckets > MIN_BUCKETS && s->pages * 5 < s->buckets)
-    (void) table_resize (s, s->buckets / 2);
-}
-
-bool
-sc_sums_get (const struct sc_sums *s, uint64_t slot,
-             struct sc_sums_entry *out)
-{
-  unsigned bit = slot % PAGE_SLOTS;
-  const struct sc_sums_bucket *b = find (s, slot / PAGE_SLOTS);
-  if (!b || !(b->page->bits >> bit & 1))
-    return false;
-  const uint32_t *w = entry_at (s, b->page, rank (b->page, bit));
-  uint64_t c;
-  memcpy (&c, w, sizeof c);
-  out->chunk = c & ~WHOLE;
-  out->whole = c & WHOLE;
-  out->epoch = w[2];
-  memcpy (out->sums, w + HEAD_WORDS,
-          (out->whole ? 1 : s->nsums) * sizeof *out->sums);
-  return true;
-}
-
-uint64_t
-sc_sums_next (const struct sc_sums *s, uint64_t slot)
-{
-  uint64_t key = slot / PAGE_SLOTS;
-  if (key >= s->end_page)
-    return UINT64_MAX;
-  const struct sc_sums_bucket *b = find (s, key);
-  uint64_t rest = b ? b->page->bits & (~0ull << slot % PAGE_SLOTS) : 0;
-  if (rest)
-    return key * PAGE_SLOTS + (uint64_t) __builtin_ctzll (rest);
-  /* The next page: number by number while that is cheaper than a pass
-   * over the table. */
-  uint64_t limit = s->end_page - key > s->pages ? key + 1 + s->pages
-                                                : s->end_page;
-  for (key++; key < limit; key++)
-    if ((b = find (s, key)))
-      return key * PAGE_SLOTS + (uint64_t) __builtin_ctzll (b->page->bits);
-  if (key >= s->end_page)
-    return UINT64_MAX;
-  const struct sc_sums_bucket *best = NULL;
-  for (uint64_t i = 0; i < s->buckets; i++) {
-    const struct sc_sums_bucket *t = &s->table[i];
-    if (t->page && t->key >= key && (!best || t->key < best->key))
-      best = t;
+  uint32_t *w = entry_at (s, p, slot);
+  int st = entry_state (s, w);
+  if (st < 0)
+    fail (s, st);
+  else if (st > 0 && (head_of (w) & CHUNK_MASK) == chunk && w[2] == epoch) {
+    if ((r = sc_pc_dirty (s->pc, s->file, page)) < 0)
+      fail (s, r);
+    else {
+      memset (w, 0, s->stride * sizeof *w);
+      s->count--;
+      bool empty = true;
+      for (uint32_t i = 0; i < s->per_page && empty; i++)
+        empty = head_of ((uint32_t *) p + (size_t) i * s->stride) == 0;
+      if (empty)
+        used_drop (s, page);
+    }
   }
-  return best ? best->key * PAGE_SLOTS
-                + (uint64_t) __builtin_ctzll (best->page->bits)
-              : UINT64_MAX;
+  sc_pc_put (s->pc, s->file, page);
+}
+
+int
+sc_sums_get (struct sc_sums *s, uint64_t slot, struct sc_sums_entry *out)
+{
+  if (s->error)
+    return -s->error;
+  uint64_t page = slot / s->per_page;
+  if (!page_used (s, page))
+    return 0;
+  void *p;
+  int r = sc_pc_get (s->pc, s->file, page, false, &p);
+  if (r < 0)
+    return sc_pc_error (s->pc) ? fail (s, r) : r;
+  const uint32_t *w = entry_at (s, p, slot);
+  int st = entry_state (s, w);
+  if (st > 0) {
+    uint64_t h = head_of (w);
+    out->chunk = h & CHUNK_MASK;
+    out->whole = (h & ~CHUNK_MASK) == TAG_WHOLE;
+    out->epoch = w[2];
+    memcpy (out->sums, w + HEAD_WORDS,
+            (out->whole ? 1 : s->nsums) * sizeof *out->sums);
+  }
+  sc_pc_put (s->pc, s->file, page);
+  return st < 0 ? fail (s, st) : st;
+}
+
+int
+sc_sums_next (struct sc_sums *s, uint64_t slot, uint64_t *next)
+{
+  if (s->error)
+    return -s->error;
+  uint64_t page = slot / s->per_page;
+  uint32_t i = (uint32_t) (slot % s->per_page);
+  for (;;) {
+    uint64_t in_use = used_next (s, page);
+    if (in_use >= s->end_page)
+      return 0;
+    if (in_use != page)
+      i = 0;
+    page = in_use;
+    void *p;
+    int r = sc_pc_get (s->pc, s->file, page, false, &p);
+    if (r < 0)
+      return sc_pc_error (s->pc) ? fail (s, r) : r;
+    int st = 0;
+    for (; i < s->per_page && st == 0; i++)
+      st = entry_state (s, (uint32_t *) p + (size_t) i * s->stride);
+    sc_pc_put (s->pc, s->file, page);
+    if (st < 0)
+      return fail (s, st);
+    if (st > 0) {
+      *next = page * s->per_page + i - 1;
+      return 1;
+    }
+    page++;
+    i = 0;
+  }
 }
 
 size_t
 sc_sums_bytes (const struct sc_sums *s)
 {
-  return s->page_bytes + s->buckets * sizeof *s->table;
+  return s->used_words * sizeof *s->used;
 }
 
 void

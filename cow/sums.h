@@ -5,21 +5,37 @@
  * when a version-1 COPY record made it, one CRC32C of the whole chunk.
  * They live here, one entry per slot that holds a data copy, with the
  * chunk and epoch of that copy: so a read finds the sums of the slot it
- * reads in O(1) expected, and a scrub can walk the copies in slot order
- * and tell which copy each slot belongs to.
+ * reads in O(1), and a scrub can walk the copies in slot order and tell
+ * which copy each slot belongs to.
  *
- * Storage: slots in pages of 64; a page that holds copies has a bitmap
- * of its slots and their entries packed in slot order, and a hash table
- * finds pages by number.  Pages come and go with their copies and the
- * table shrinks with them, so memory follows the copies held, never the
- * highest slot.  An entry is (12 + 4 * sums per slot) bytes: 76 at the
- * default 64K chunk (16 sums), 16 at 4K (one).  Copies in neighbouring
- * slots (the allocator hands out the lowest free slot) cost about one
- * entry each (plus about 1 byte: the page header and the table); a copy
- * alone in its page at most two entries plus 96 bytes.
+ * Storage: on disk, behind the diff area's bounded page cache
+ * (cow/pagecache.h), in a scratch file of its own, made anew at every
+ * open (the journal is the record; replay fills the store).  Entries
+ * are direct-mapped by slot (the allocator hands out the lowest free
+ * slot, so slots are dense): slot s is entry s % per_page of page
+ * s / per_page, an entry never straddles a page.  An entry is (16 + 4 *
+ * sums per slot) bytes: 80 at the default 64K chunk (16 sums, 51 to a
+ * page), 20 at 4K (one sum, 204 to a page).  A slot never set reads as
+ * zeroes (a hole), which no present entry looks like: each carries a
+ * tag and a CRC32C of itself, so a page that comes back wrong is an
+ * error, never a wrong sum.
  *
- * Not thread-safe: the diff area's mutex protects it.  Readers copy an
- * entry out under the mutex and verify without it.
+ * In RAM the store keeps only a bitmap of the pages that hold an entry
+ * (one bit per page: 2.5 KiB for a million 64K copies), so a lookup of
+ * an empty page and the walk over gaps cost no I/O.
+ *
+ * Errors.  Once the page cache fails (sc_pc_error), or a page holds an
+ * entry that is not one, the store is failed for good (sc_sums_error):
+ * every later lookup and walk returns the error instead of an answer, so
+ * a missing or wrong sum can neither let a read return unverified data
+ * nor make good data look damaged.  The failure ends with the open: the
+ * next open rebuilds the store from the journal.  Its owner goes on
+ * recording copies meanwhile (their journal records carry the sums): a
+ * failed sc_sums_reserve or sc_sums_set with sc_sums_error set does not
+ * fail a copy; a reserve's -ENOSPC with the store sound does.
+ *
+ * Not thread-safe: the diff area's mutex protects it (with the cache).
+ * Readers copy an entry out under the mutex and verify without it.
  */
 #ifndef SHADOWCOPY_COW_SUMS_H
 #define SHADOWCOPY_COW_SUMS_H
@@ -30,20 +46,22 @@
 
 #include "cow/format.h"
 
-struct sc_sums_page;
-struct sc_sums_bucket;
+struct sc_pc;
+
 struct sc_sums {
   uint32_t chunk_size;
   uint32_t block;               /* bytes per block */
   uint32_t nsums;               /* blocks per slot */
   uint32_t stride;              /* uint32_t words per entry */
-  struct sc_sums_bucket *table; /* page number -> page */
-  uint64_t buckets;             /* a power of two, or 0 when empty */
-  uint64_t pages;               /* pages in the table */
+  uint32_t per_page;            /* entries per page */
+  struct sc_pc *pc;             /* the diff area's cache; not owned */
+  int file;                     /* this store's file in pc */
+  int error;                    /* sticky: a positive errno, or 0 */
+  bool said;                    /* the owner has reported the error */
   uint64_t count;               /* slots holding a data copy */
-  uint64_t end_page;            /* no page at this number or above */
-  struct sc_sums_page *spare;   /* a new page sc_sums_reserve made */
-  size_t page_bytes;            /* allocated in pages (and the spare) */
+  uint64_t *used;               /* bit p: page p may hold an entry */
+  uint64_t used_words;          /* words allocated in used */
+  uint64_t end_page;            /* no entry at this page or above */
 };
 
 /* One slot's entry, copied out. */
@@ -54,39 +72,53 @@ struct sc_sums_entry {
   uint32_t sums[SC_SUMS_MAX];
 };
 
-void sc_sums_init (struct sc_sums *s, uint32_t chunk_size);
+/* A store in cache `pc`, with `fd` (an unnamed scratch file,
+ * sc_pc_scratch_file) as its file: pc takes fd in every case (on error
+ * too, fd is closed).  -EMFILE when pc has no room for another file. */
+int sc_sums_init (struct sc_sums *s, uint32_t chunk_size, struct sc_pc *pc,
+                  int fd);
+
+/* Free what the store holds in RAM; its file goes with the cache
+ * (sc_pc_free). */
 void sc_sums_free (struct sc_sums *s);
 
-/* Room for an entry at `slot`, so that the next sc_sums_set (with no
- * sc_sums_clear in between) cannot fail.  -ENOMEM. */
+/* Room for an entry at `slot`: its page gets its disk space, so that the
+ * next sc_sums_set fails only if the store has failed.  Called before a
+ * copy is recorded, so that a full file system is the copy's failure.
+ * -ENOSPC, -EDQUOT, -ENOMEM, or the store's error. */
 int sc_sums_reserve (struct sc_sums *s, uint64_t slot);
 
 /* The slot holds the copy of `chunk` made in `epoch`, with these sums
  * (nsums of them; with `whole`, one CRC32C of the whole chunk).  Room
- * reserved. */
-void sc_sums_set (struct sc_sums *s, uint64_t slot, uint64_t chunk,
-                  uint32_t epoch, const uint32_t *sums, bool whole);
+ * reserved.  Returns 0, or the store's error (it has failed: the entry
+ * may be missing, and every lookup now fails). */
+int sc_sums_set (struct sc_sums *s, uint64_t slot, uint64_t chunk,
+                 uint32_t epoch, const uint32_t *sums, bool whole);
 
 /* The copy of `chunk` made in `epoch` no longer uses `slot`: forget it,
  * unless the slot already belongs to another copy (replay sees a slot
- * reused before the copy that had it is dropped).  Never fails; memory
- * is given back as pages empty. */
+ * reused before the copy that had it is dropped).  Returns nothing: if
+ * the cache fails, the store fails (sticky) and every later lookup says
+ * so, so a stale entry is never read. */
 void sc_sums_clear (struct sc_sums *s, uint64_t slot, uint64_t chunk,
                     uint32_t epoch);
 
-/* The entry of `slot`; false if it holds no data copy. */
-bool sc_sums_get (const struct sc_sums *s, uint64_t slot,
-                  struct sc_sums_entry *out);
+/* The entry of `slot`: 1 and *out, 0 if the slot holds no data copy, or
+ * -errno (the store's error: the answer is unknown, and the caller must
+ * fail rather than guess). */
+int sc_sums_get (struct sc_sums *s, uint64_t slot,
+                 struct sc_sums_entry *out);
 
-/* The first slot at or after `slot` that holds a data copy, or
- * UINT64_MAX.  At most a few lookups per page in use per call (page by
- * page over a short gap, else one pass over the table), so a walk of
- * all copies costs O(copies) when they are dense, O(highest slot / 64)
- * at worst. */
-uint64_t sc_sums_next (const struct sc_sums *s, uint64_t slot);
+/* The first slot at or after `slot` that holds a data copy: 1 and *next,
+ * 0 if there is none, or -errno (the walk cannot be completed).  Pages
+ * without an entry are skipped in the bitmap, without I/O. */
+int sc_sums_next (struct sc_sums *s, uint64_t slot, uint64_t *next);
 
-/* Bytes the store has allocated now (pages and table; not the
- * allocator's own overhead). */
+/* The store's sticky error (a positive errno), or 0. */
+int sc_sums_error (const struct sc_sums *s);
+
+/* Bytes the store holds in RAM itself (the bitmap); its pages are in the
+ * diff area's cache, within the cache's budget. */
 size_t sc_sums_bytes (const struct sc_sums *s);
 
 /* The sums of a whole chunk's data (s->nsums of them). */

@@ -146,6 +146,10 @@ scrub_thread (void *opaque)
     int e = sc_diff_verify_next (v->diff, slot, buf, &cv);
     if (e == 0)
       break;
+    if (cv.walk_failed) {       /* no slot to skip: the scrub fails */
+      r = e;
+      break;
+    }
     note (v, &cv, e);
     bytes += v->chunk_size;
   }

@@ -100,11 +100,17 @@ record_hook (const struct sc_io_req *req)
     return 0;
   struct stat st;
   int file = -1;
-  if (fstat (req->fd, &st) == 0)
+  bool stat_ok = fstat (req->fd, &st) == 0;
+  if (stat_ok)
     for (int f = 0; f < CR_NFILES; f++)
       if (rec_log && (uint64_t) st.st_dev == rec_log->dev[f] &&
           (uint64_t) st.st_ino == rec_log->ino[f])
         file = f;
+  /* An unlinked scratch file (the pages of the copy map and the sums,
+   * cow/pagecache.h) is gone after any crash: nothing to record, and not
+   * a foreign write either. */
+  if (file < 0 && stat_ok && st.st_nlink == 0)
+    return 0;
 
   pthread_mutex_lock (&rec_lock);
   struct cr_log *log = rec_log;

@@ -8,7 +8,8 @@
  * told apart by the file they go to (device and inode), so any fd of the
  * origin or the diff area is recognised; reads are not recorded; a write
  * to any other file is counted as foreign (the harness asserts there is
- * none).  The payload of every write is copied.  Any number of threads
+ * none), except to an unlinked scratch file (cow/pagecache.h), which no
+ * crash leaves behind and which is ignored.  The payload of every write is copied.  Any number of threads
  * may issue I/O at once: the record is the order in which requests were
  * issued, as it happened, and each operation also notes how many had been
  * issued when it completed (op->done), and the tag its thread set

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -187,5 +188,38 @@ Test (pagecache, the_budget_has_a_floor)
   struct sc_pc_stats st;
   sc_pc_stats (pc, &st);
   cr_assert_eq (st.max_pages, SC_PC_MIN_PAGES);
+  sc_pc_free (pc);
+}
+
+static long
+rss_kib (void)
+{
+  FILE *f = fopen ("/proc/self/status", "r");
+  char line[256];
+  long v = -1;
+  while (f && fgets (line, sizeof line, f))
+    if (sscanf (line, "VmRSS: %ld", &v) == 1)
+      break;
+  if (f)
+    fclose (f);
+  return v;
+}
+
+/* The pages held cost their own size, not twice it (4 KiB pages each
+ * allocated 4 KiB-aligned on their own waste about a page apiece). */
+Test (pagecache, the_memory_held_is_the_budget_not_twice_it)
+{
+  const uint64_t pages = 8192;  /* 32 MiB */
+  long before = rss_kib ();
+  int f;
+  struct sc_pc *pc = new_cache (pages, &f);
+  for (uint64_t pg = 0; pg < 2 * pages; pg++)
+    stamp (pc, f, pg);
+  long grown = rss_kib () - before;
+  long budget = (long) (pages * SC_PC_PAGE / 1024);
+  /* The frame table and the hash table take about 3% more. */
+  cr_assert_leq (grown, budget + budget / 8, "RSS grew by %ld KiB for a "
+                 "budget of %ld KiB", grown, budget);
+  cr_assert_geq (grown, budget / 2);
   sc_pc_free (pc);
 }
