@@ -672,6 +672,14 @@ sc_diff_check_with (const char *path, unsigned flags,
       close (fd);
       return r;
     }
+    /* A scratch file that failed (or a cache full of pages waiting for
+     * space on its file system) is not the diff area's fault either. */
+    if (r == -EBUSY || strstr (msg, SC_DIFF_SCRATCH_FAILED)) {
+      snprintf (err, errlen, "%s", msg);
+      sc_check_report_free (rep);
+      close (fd);
+      return r;
+    }
     /* Everything else the open refuses is damage, and its message says
      * what and where. */
     finding (rep, SC_CHECK_DAMAGE, SC_CHECK_NOWHERE, "%s",

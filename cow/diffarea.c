@@ -454,8 +454,9 @@ diff_new (unsigned flags)
 
 /* An unnamed scratch file for the map or the sums (cow/pagecache.h), in
  * the directory of the diff area at `path`, or in $TMPDIR (else /tmp)
- * where that directory takes no new file (a read-only file system, or
- * another user's directory for a read-only open).  The fd, or -errno. */
+ * where that directory takes no new file (a read-only file system,
+ * another user's directory for a read-only open, a file system with no
+ * inode or block left).  The fd, or -errno. */
 static int
 map_scratch_file (const char *path)
 {
@@ -470,7 +471,8 @@ map_scratch_file (const char *path)
     dir[slash == path ? 1 : slash - path] = '\0';
   }
   int fd = sc_pc_scratch_file (dir);
-  if (fd == -EROFS || fd == -EACCES || fd == -EPERM) {
+  if (fd == -EROFS || fd == -EACCES || fd == -EPERM || fd == -ENOSPC ||
+      fd == -EDQUOT) {
     const char *tmp = getenv ("TMPDIR");
     fd = sc_pc_scratch_file (tmp && *tmp ? tmp : "/tmp");
   }

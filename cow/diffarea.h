@@ -165,6 +165,12 @@ struct sc_diff_stats {
 };
 
 /* Open flags. */
+/* The start of an open's message when the scratch file of the copy map
+ * and the checksums failed (an I/O error of its file system): the diff
+ * area itself is not at fault. */
+#define SC_DIFF_SCRATCH_FAILED \
+  "the scratch file of the copy map and checksums failed"
+
 #define SC_DIFF_RDONLY  0x1     /* never write; shared lock */
 #define SC_DIFF_CREATE  0x2     /* format the file if it is missing */
 #define SC_DIFF_NOWAIT  0x4     /* fail with -EWOULDBLOCK if locked */

@@ -3,10 +3,11 @@
  * Frames hold the pages; a linear-probing hash table maps (file, page)
  * to a frame; the clock hand walks the frames for a victim (not pinned,
  * not referenced since the hand last passed).  Frame memory is one
- * anonymous mapping of the whole budget, whose pages the kernel gives
- * when a frame is first used, so a small map costs little however large
- * the budget (and a page costs its 4 KiB: a 4 KiB-aligned allocation of
- * its own from malloc costs about twice that). */
+ * anonymous mapping of the whole budget (reserved, not committed): a page
+ * of it is touched when its frame is first used, so a small map costs
+ * little however large the budget, and a full cache costs its budget, not
+ * the double that 4 KiB-aligned heap blocks would (posix_memalign carves
+ * 8 KiB for each). */
 #include <config.h>
 
 #include <errno.h>
@@ -34,14 +35,18 @@ struct frame {
 };
 
 struct sc_pc {
+  uint8_t *mem;                 /* nframes pages, mapped */
   struct frame *frames;
-  uint8_t *mem;                 /* nframes pages, mapped once */
   uint32_t nframes;             /* the budget */
   uint32_t hand;
   uint32_t *slots;              /* hash table of frame numbers */
   uint64_t mask;                /* slots - 1 */
   int fds[SC_PC_MAX_FILES];
   int nfiles;
+  /* Per file, a bitmap of the 64 KiB regions known to have their disk
+   * space: a page evicted and read again needs no new fallocate. */
+  uint64_t *held[SC_PC_MAX_FILES];
+  uint64_t held_words[SC_PC_MAX_FILES];
   int error;                    /* sticky, positive */
   struct sc_pc_stats st;
 };
@@ -79,16 +84,17 @@ sc_pc_new (uint64_t budget, struct sc_pc **out)
     return -ENOMEM;
   pc->frames = calloc (n, sizeof *pc->frames);
   pc->slots = malloc (slots * sizeof *pc->slots);
-  pc->mem = mmap (NULL, n * SC_PC_PAGE, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (!pc->frames || !pc->slots || pc->mem == MAP_FAILED) {
-    if (pc->mem != MAP_FAILED)
-      munmap (pc->mem, n * SC_PC_PAGE);
+  void *mem = mmap (NULL, n * SC_PC_PAGE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (!pc->frames || !pc->slots || mem == MAP_FAILED) {
+    if (mem != MAP_FAILED)
+      munmap (mem, n * SC_PC_PAGE);
     free (pc->frames);
     free (pc->slots);
     free (pc);
     return -ENOMEM;
   }
+  pc->mem = mem;
   memset (pc->slots, 0xff, slots * sizeof *pc->slots);
   pc->nframes = n;
   pc->mask = slots - 1;
@@ -103,8 +109,10 @@ sc_pc_free (struct sc_pc *pc)
   if (!pc)
     return;
   munmap (pc->mem, (size_t) pc->nframes * SC_PC_PAGE);
-  for (int f = 0; f < pc->nfiles; f++)
+  for (int f = 0; f < pc->nfiles; f++) {
     close (pc->fds[f]);
+    free (pc->held[f]);
+  }
   free (pc->frames);
   free (pc->slots);
   free (pc);
@@ -209,6 +217,8 @@ write_back (struct sc_pc *pc, struct frame *fr)
 
 /* A frame to load a page into: a free one, or the clock's victim, written
  * back first if dirty. */
+static int give_space (struct sc_pc *pc, struct frame *fr);
+
 static int
 victim (struct sc_pc *pc, uint32_t *out)
 {
@@ -225,6 +235,14 @@ victim (struct sc_pc *pc, uint32_t *out)
     if (fr->ref) {
       fr->ref = false;
       continue;
+    }
+    if (fr->dirty && !fr->backed) {
+      int r = give_space (pc, fr);
+      if (r == -ENOSPC || r == -EDQUOT)
+        continue;               /* kept in memory until it has space */
+      if (r < 0)
+        return r;
+      pc->st.unbacked--;
     }
     if (fr->dirty) {
       int r = write_back (pc, fr);
@@ -251,19 +269,75 @@ frame_of (struct sc_pc *pc, int file, uint64_t page)
   return &pc->frames[i];
 }
 
+/* Pages get their disk space a region at a time: fewer syscalls, and a
+ * file of large extents, which the filesystem frees quickly at close (one
+ * extent a page makes the close of a large map take seconds). */
+#define REGION_PAGES 16
+
+static bool
+region_held (const struct sc_pc *pc, int file, uint64_t region)
+{
+  return region / 64 < pc->held_words[file] &&
+         (pc->held[file][region / 64] >> (region % 64) & 1);
+}
+
+static void
+region_hold (struct sc_pc *pc, int file, uint64_t region)
+{
+  uint64_t w = pc->held_words[file];
+  if (region / 64 >= w) {
+    uint64_t nw = w ? w : 16;
+    while (nw <= region / 64)
+      nw *= 2;
+    uint64_t *m = realloc (pc->held[file], nw * sizeof *m);
+    if (!m)
+      return;                   /* not remembered: asked again next time */
+    memset (m + w, 0, (nw - w) * sizeof *m);
+    pc->held[file] = m;
+    pc->held_words[file] = nw;
+  }
+  pc->held[file][region / 64] |= UINT64_C (1) << (region % 64);
+}
+
+/* Give a page its disk space (a region at a time); -ENOSPC or -EDQUOT
+ * when the filesystem has none, the sticky error for anything else. */
+static int
+give_space (struct sc_pc *pc, struct frame *fr)
+{
+  int file = fr->key >> PAGE_BITS;
+  uint64_t page = fr->key & ((UINT64_C (1) << PAGE_BITS) - 1);
+  uint64_t region = page / REGION_PAGES;
+  int r = 0;
+  if (!region_held (pc, file, region)) {
+    r = sc_io_fallocate (pc->fds[file], 0,
+                         region * REGION_PAGES * SC_PC_PAGE,
+                         REGION_PAGES * SC_PC_PAGE);
+    if (r == 0)
+      region_hold (pc, file, region);
+    else if (r == -ENOSPC || r == -EDQUOT)      /* the page alone, then */
+      r = sc_io_fallocate (pc->fds[file], 0, page * SC_PC_PAGE,
+                           SC_PC_PAGE);
+  }
+  if (r == -ENOSPC || r == -EDQUOT)
+    return r;
+  if (r < 0 && r != -EOPNOTSUPP)        /* no fallocate: write-back may fail */
+    return fail (pc, -r);
+  fr->backed = true;
+  return 0;
+}
+
+/* A page that finds no disk space is still written to: it stays in memory,
+ * dirty, until it gets its space (tried again each time the clock passes
+ * it), so a full filesystem never fails a change, nor a write-back. */
 static int
 make_dirty (struct sc_pc *pc, struct frame *fr)
 {
-  if (!fr->backed) {
-    int file = fr->key >> PAGE_BITS;
-    uint64_t page = fr->key & ((UINT64_C (1) << PAGE_BITS) - 1);
-    int r = sc_io_fallocate (pc->fds[file], 0, page * SC_PC_PAGE,
-                             SC_PC_PAGE);
+  if (!fr->backed && !fr->dirty) {     /* (dirty: it waits already) */
+    int r = give_space (pc, fr);
     if (r == -ENOSPC || r == -EDQUOT)
+      pc->st.unbacked++;
+    else if (r < 0)
       return r;
-    if (r < 0 && r != -EOPNOTSUPP)    /* no fallocate: write-back may fail */
-      return fail (pc, -r);
-    fr->backed = true;
   }
   fr->dirty = true;
   return 0;

@@ -9,11 +9,17 @@
  *
  * Pages are found by (file, page number) in a hash table; the cache
  * evicts by the clock algorithm, writing a dirty page back first.  A page
- * is given its disk space (fallocate) the first time it is written, so a
- * write-back never meets ENOSPC: a full filesystem is the error of the
- * sc_pc_get that asks to write, which the caller can turn into a failed
- * copy.  A page never written reads as zeroes (a hole).
- *
+ * is given its disk space (fallocate, for the 64 KiB around it, which the
+ * cache remembers) the first time it is written, so a write-back never
+ * meets ENOSPC.  A page that finds no space (a full filesystem) is written
+ * all the same and stays in memory, dirty and never evicted, until a later
+ * pass of the clock gives it its space: a full filesystem neither fails a
+ * copy nor makes the map wrong; it only lets those pages stay (counted in
+ * `unbacked`), and if every frame is pinned or such, sc_pc_get fails with
+ * -EBUSY.  (On a copy-on-write filesystem, btrfs without nodatacow, an
+ * overwrite may need space again: a write-back may then fail, which is
+ * sticky, below.)  A page never written reads as zeroes (a hole).
+
  * Errors are sticky: once a read or a write-back of a scratch file fails,
  * what the cache holds may be wrong, so every later sc_pc_get fails with
  * the same errno (sc_pc_error) and the owner must stop trusting the map.
@@ -36,6 +42,8 @@ struct sc_pc;
 struct sc_pc_stats {
   uint64_t hits, misses;        /* sc_pc_get found the page, or read it */
   uint64_t writebacks;          /* dirty pages written back */
+  uint64_t unbacked;            /* dirty pages held in memory for want of
+                                   disk space */
   uint64_t pages;               /* pages held now (each SC_PC_PAGE bytes) */
   uint64_t max_pages;           /* the budget in pages */
 };
@@ -58,15 +66,16 @@ int sc_pc_scratch_file (const char *dir);
 int sc_pc_add_file (struct sc_pc *pc, int fd);
 
 /* Get page `page` of file `file`, pinned.  With `write`, the page is
- * marked dirty and given its disk space first (-ENOSPC, -EIO...).
+ * marked dirty and given its disk space if it can be (see above).
  * Returns 0 and sets *data to the page's SC_PC_PAGE bytes, or -errno:
- * the sticky error, or -EBUSY if every page of the cache is pinned. */
+ * the sticky error, or -EBUSY if every page of the cache is pinned or
+ * waiting for disk space. */
 int sc_pc_get (struct sc_pc *pc, int file, uint64_t page, bool write,
                void **data);
 
-/* Mark a pinned page dirty (it was got without `write`): like a get with
- * `write`, it may fail with -ENOSPC, and then the page is left clean and
- * must not have been changed.  Call it before changing the page. */
+/* Mark a pinned page dirty (it was got without `write`), as a get with
+ * `write` does.  Call it before changing the page: it fails only with
+ * the sticky error, and then the page must not be changed. */
 int sc_pc_dirty (struct sc_pc *pc, int file, uint64_t page);
 
 /* Unpin a page got by sc_pc_get (once per get). */

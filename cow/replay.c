@@ -28,6 +28,7 @@
 #include "cow/boot-id.h"
 #include "cow/diffarea-internal.h"
 #include "cow/format.h"
+#include "cow/pagecache.h"
 #include "cow/io.h"
 
 static int
@@ -743,8 +744,18 @@ replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
   d->next_id = 0;
   d->replay_max_slot = max_slot;
   int r = replay_journal (d, max_slot, o, err, errlen);
-  if (r == -ENOMEM)             /* not the file's fault */
-    snprintf (err, errlen, "%s", strerror (ENOMEM));
+  if (r < 0 && d->pc && sc_pc_error (d->pc)) {  /* not the file's fault */
+    snprintf (err, errlen, SC_DIFF_SCRATCH_FAILED ": %s",
+              strerror (sc_pc_error (d->pc)));
+    return r;
+  }
+  if (r == -ENOMEM || r == -EBUSY)      /* not the file's fault */
+    snprintf (err, errlen, "%s", r == -EBUSY
+              ? "the cache of the copy map's checksums is full of pages "
+                "waiting for disk space (its scratch file's file system "
+                "is full)" : strerror (ENOMEM));
+  if (r == -EBUSY)
+    return r;
   if (r < 0)
     return r == -ENOMEM ? r : damaged (r, err, errlen);
   if (d->salv && (r = salvage_distrust (d, o)) < 0) {

@@ -32,7 +32,10 @@
  * next open rebuilds the store from the journal.  Its owner goes on
  * recording copies meanwhile (their journal records carry the sums): a
  * failed sc_sums_reserve or sc_sums_set with sc_sums_error set does not
- * fail a copy; a reserve's -ENOSPC with the store sound does.
+ * fail a copy; a reserve's other errors with the store sound (-ENOMEM,
+ * -EBUSY: every page of the cache pinned or waiting for disk space) do.
+ * A full file system fails nothing: the page waits in memory for its
+ * space (cow/pagecache.h).
  *
  * Not thread-safe: the diff area's mutex protects it (with the cache).
  * Readers copy an entry out under the mutex and verify without it.
@@ -82,10 +85,9 @@ int sc_sums_init (struct sc_sums *s, uint32_t chunk_size, struct sc_pc *pc,
  * (sc_pc_free). */
 void sc_sums_free (struct sc_sums *s);
 
-/* Room for an entry at `slot`: its page gets its disk space, so that the
- * next sc_sums_set fails only if the store has failed.  Called before a
- * copy is recorded, so that a full file system is the copy's failure.
- * -ENOSPC, -EDQUOT, -ENOMEM, or the store's error. */
+/* Room for an entry at `slot`: its page is in the cache, dirty, so that
+ * the next sc_sums_set fails only if the store has failed.  Called before
+ * a copy is recorded.  -EBUSY, -ENOMEM, or the store's error. */
 int sc_sums_reserve (struct sc_sums *s, uint64_t slot);
 
 /* The slot holds the copy of `chunk` made in `epoch`, with these sums
