@@ -196,11 +196,12 @@ bool sc_vol_wb_eligible (struct sc_volume *v, uint32_t count,
  * (the queue is full, no memory, the queue stops). */
 int sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
                      uint64_t offset);
-/* Wait until every write queued before the call is on the origin. */
-void sc_vol_wb_drain (struct sc_volume *v);
-/* The error of a queued write that failed since the last call, or 0;
- * it is reported once. */
-int sc_vol_wb_take_error (struct sc_volume *v);
+/* Wait until every write queued before the call is on the origin; the
+ * seq of the newest of them (0 with no queue). */
+uint64_t sc_vol_wb_drain (struct sc_volume *v);
+/* The error of a queued write up to seq `target` that failed and was not
+ * reported yet, or 0 (see writeback.c). */
+int sc_vol_wb_take_error (struct sc_volume *v, uint64_t target);
 /* Put the data of queued writes that overlap [offset, offset + count)
  * over buf, which the caller reads from the origin AFTER this call
  * returned (sc_vol_wb_overlay_begin), then applies

@@ -480,9 +480,10 @@ sc_volume_flush (struct sc_volume *v)
 {
   if (!v->origin)
     return -ENODEV;
-  sc_vol_wb_drain (v);          /* queued writes reach the origin first */
+  uint64_t covered = sc_vol_wb_drain (v);    /* queued writes reach the
+                                                origin first */
   int r = sc_origin_flush (v->origin);
-  int r0 = sc_vol_wb_take_error (v);
+  int r0 = sc_vol_wb_take_error (v, covered);
   if (r0 < 0 && r == 0)
     r = r0;
   int r2 = sc_diff_sync (v->diff);

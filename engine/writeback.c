@@ -81,7 +81,9 @@ struct sc_writeback {
   size_t queued;                /* atomic: on the list */
   uint64_t last_seq;            /* the newest queued */
   uint64_t done_seq;            /* every write up to it is on the origin */
-  int error;                    /* first failure since the last flush */
+  int error;                    /* the first failure not yet reported */
+  uint64_t err_lo, err_hi;      /* the seqs of the failed writes not yet
+                                   reported are in [err_lo, err_hi] */
   bool stop;
   bool started;                 /* the thread runs */
   pthread_t thread;
@@ -113,12 +115,15 @@ sc_vol_wb_eligible (struct sc_volume *v, uint32_t count, unsigned flags)
 static void
 note_error (struct sc_writeback *wb, const struct wb_item *it, int err)
 {
-  debug ("write-back: the write of %" PRIu32 " bytes at %" PRIu64
-         " failed after its acknowledgement: %s (the next flush fails)",
-         it->count, it->offset, strerror (-err));
+  sc_say ("write-back: the write of %" PRIu32 " bytes at %" PRIu64
+          " failed after its acknowledgement: %s (the next flush that "
+          "covers it fails)", it->count, it->offset, strerror (-err));
   pthread_mutex_lock (&wb->lock);
-  if (!wb->error)
+  if (!wb->error) {
     wb->error = err;
+    wb->err_lo = it->seq;
+  }
+  wb->err_hi = it->seq;         /* (completed in seq order) */
   pthread_mutex_unlock (&wb->lock);
 }
 
@@ -312,28 +317,41 @@ sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
   return 0;
 }
 
-void
+uint64_t
 sc_vol_wb_drain (struct sc_volume *v)
-{
-  struct sc_writeback *wb = v->wb;
-  if (!wb)
-    return;
-  pthread_mutex_lock (&wb->lock);
-  uint64_t target = wb->last_seq;
-  while (wb->done_seq < target)
-    pthread_cond_wait (&wb->done, &wb->lock);
-  pthread_mutex_unlock (&wb->lock);
-}
-
-int
-sc_vol_wb_take_error (struct sc_volume *v)
 {
   struct sc_writeback *wb = v->wb;
   if (!wb)
     return 0;
   pthread_mutex_lock (&wb->lock);
-  int r = wb->error;
-  wb->error = 0;
+  uint64_t target = wb->last_seq;
+  while (wb->done_seq < target)
+    pthread_cond_wait (&wb->done, &wb->lock);
+  pthread_mutex_unlock (&wb->lock);
+  return target;
+}
+
+/* A flush reports the failures of the writes it covers (queued up to
+ * `target`), and only those: a later write's failure is kept for the
+ * flush that covers it.  Failures are kept as a range of seqs; a flush
+ * that covers part of it reports it and keeps the rest, so a failure is
+ * never missed (a later flush may fail for one already reported, never
+ * pass over one that is not). */
+int
+sc_vol_wb_take_error (struct sc_volume *v, uint64_t target)
+{
+  struct sc_writeback *wb = v->wb;
+  if (!wb)
+    return 0;
+  pthread_mutex_lock (&wb->lock);
+  int r = 0;
+  if (wb->error && wb->err_lo <= target) {
+    r = wb->error;
+    if (wb->err_hi <= target)
+      wb->error = 0;
+    else
+      wb->err_lo = target + 1;
+  }
   pthread_mutex_unlock (&wb->lock);
   return r;
 }

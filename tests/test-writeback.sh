@@ -164,6 +164,70 @@ nbd_save live "$TMP/after"
 cmp_files "$TMP/before" "$TMP/after" "the live disk after a refused queued write"
 rm -f "$FAULTS"
 
+# 5b. A failure is reported by the flush that covers the failed write,
+#     not by one issued before it: W is acknowledged after F1 was sent,
+#     then its copy fails (with the others of its batch); F1 may fail for
+#     the earlier writes, but F2, sent after W's acknowledgement, must
+#     fail too, or W's loss is never reported (review of the queue).
+#     A new diff area: the one above failed.
+stop_server
+rm -f "$TMP/diff"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+sc_create e1
+echo "write stall" > "$FAULTS"
+py live '
+import nbd
+def wait(c, s):
+    end = time.monotonic() + s
+    while time.monotonic() < end:
+        h.poll(10)
+        if h.aio_command_completed(c): return True
+    return False
+b0 = h.aio_pwrite(b"\x01" * 4096, 230 * 65536)   # batch 1: stalls
+time.sleep(0.5)
+w0 = h.aio_pwrite(b"\x02" * 4096, 231 * 65536)
+assert wait(w0, 5)
+f1 = h.aio_flush()                                # covers b0 and w0
+time.sleep(0.2)
+w = h.aio_pwrite(b"\x03" * 4096, 232 * 65536)
+assert wait(w, 5)
+open(FAULTS, "w").write("write EROFS\n")          # the copies now fail
+try:
+    wait(f1, 30)
+except nbd.Error:
+    pass
+os.unlink(FAULTS)
+lost = h.pread(4096, 232 * 65536) != b"\x03" * 4096
+try:
+    h.flush()
+    if lost:
+        sys.exit("W was lost and the flush sent after its acknowledgement succeeded")
+except nbd.Error as e:
+    if not lost:
+        sys.exit("the flush after W failed although W is there: %s" % e)
+' || fail "the flush that covers a failed queued write"
+rm -f "$FAULTS"
+stop_server
+rm -f "$TMP/diff"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+sc_create d1
+
+# 5c. A diff to the live volume waits for queued writes: a write is
+#     acknowledged (and read back) before its copy or mark exists, and
+#     `diff d1 live` must still list its chunk.
+echo "data-write stall" > "$FAULTS"
+py live '
+c = h.aio_pwrite(b"\xee" * 4096, 5 * 65536)
+if not wait_done(c, 10):
+    sys.exit("the write was not acknowledged from the queue")
+' || fail "a queued write for the diff"
+( sleep 2; rm -f "$FAULTS" ) &
+lifter=$!
+sc diff d1 live > "$TMP/diff-live.out" || fail "diff d1 live"
+wait "$lifter"
+grep -q "^327680 " "$TMP/diff-live.out" ||
+    fail "diff d1 live leaves out the chunk of an acknowledged queued write: $(cat "$TMP/diff-live.out")"
+
 # 6. nbdkit in the background (it forks after the volume is open): the
 #    queue's thread must run in the child, or a queued write never
 #    completes and the flush hangs.
