@@ -145,7 +145,10 @@ Test (guardian, window_ends_first)
   cr_assert_str_eq (logged (), "freeze\nthaw\n");
   cr_assert_eq (sc_guardian_stop (&g, 5000, &ns, why, sizeof why), -ETIMEDOUT);
   cr_assert (strstr (why, "the freeze window ended before thaw"), "%s", why);
-  cr_assert (ns >= 100000000u && ns < 400000000u, "frozen_ns %lu",
+  /* The window is timed from before the freeze call, the frozen time
+   * from its return: the freeze's own time (slow under the sanitizers)
+   * comes off the 100 ms. */
+  cr_assert (ns >= 50000000u && ns < 400000000u, "frozen_ns %lu",
              (unsigned long) ns);
 }
 
