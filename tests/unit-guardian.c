@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/guardian.h"
@@ -92,6 +93,23 @@ thaw_fails (void *arg, uint64_t deadline, char *why, size_t len)
   return -EPERM;
 }
 
+/* Sleep `ms` milliseconds of the monotonic clock, whatever wakes usleep
+ * early (a signal): the frozen times asserted below count on it. */
+static void
+sleep_ms (unsigned ms)
+{
+  struct timespec t;
+  clock_gettime (CLOCK_MONOTONIC, &t);
+  t.tv_sec += ms / 1000;
+  t.tv_nsec += (long) (ms % 1000) * 1000000;
+  if (t.tv_nsec >= 1000000000) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000;
+  }
+  while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR)
+    ;
+}
+
 TestSuite (guardian, .init = setup, .fini = teardown);
 
 Test (guardian, freeze_hold_thaw)
@@ -105,7 +123,7 @@ Test (guardian, freeze_hold_thaw)
   cr_assert (strncmp (why, "froze in ", 9) == 0 && strstr (why, ": all frozen"),
              "%s", why);
   cr_assert_str_eq (logged (), "freeze\n");
-  usleep (200000);
+  sleep_ms (200);
   cr_assert_str_eq (logged (), "freeze\n", "thawed before it was told");
   cr_assert_eq (sc_guardian_stop (&g, 5000, &ns, why, sizeof why), 0);
   cr_assert_str_eq (logged (), "freeze\nthaw\n");
@@ -140,7 +158,7 @@ Test (guardian, window_ends_first)
   uint64_t ns;
 
   cr_assert_eq (sc_guardian_start (&g, &ops, 5000, 100, why, sizeof why), 0);
-  usleep (400000);
+  sleep_ms (400);
   /* Thawed by itself at the window's end, before it was told. */
   cr_assert_str_eq (logged (), "freeze\nthaw\n");
   cr_assert_eq (sc_guardian_stop (&g, 5000, &ns, why, sizeof why), -ETIMEDOUT);
