@@ -113,6 +113,10 @@ guardian (const struct sc_guardian_ops *ops, int cmd, int status,
   rep.err = ops->freeze (ops->arg, sc_guardian_now_ms () + op_ms, rep.why,
                          sizeof rep.why);
   rep.took_ns = now_ns () - t0;
+  /* Frozen from here: before the report, after which the requester may
+   * count on it (a guardian descheduled after its report would else
+   * count short). */
+  uint64_t frozen_at = now_ns ();
   if (rep.err) {
     /* Half-way is not frozen: undo whatever part of it took. */
     ops->thaw (ops->arg, sc_guardian_now_ms () + op_ms, ignored,
@@ -126,7 +130,6 @@ guardian (const struct sc_guardian_ops *ops, int cmd, int status,
     _exit (1);
   }
 
-  uint64_t frozen_at = now_ns ();
   struct pollfd p = { .fd = cmd, .events = POLLIN };
   for (;;) {
     uint64_t now = sc_guardian_now_ms ();
