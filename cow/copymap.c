@@ -12,9 +12,12 @@
  * snapshot records just its deletion; replay drops the same copies,
  * whatever the order in which deletions happened.
  *
- * Storage: today an in-memory hash index (cow/index.h).  Nothing outside
- * this file touches it, so it can move to an on-disk index behind a cache
- * without the other files noticing.
+ * Storage: a B+tree in a scratch file behind the diff area's bounded page
+ * cache (cow/index.h), so memory does not grow with the copies.  Nothing
+ * outside this file touches it.  Its pages can fail (an I/O error of the
+ * scratch file): the diff area then fails as for a failed journal write
+ * (map_failed), and a snapshot read whose lookup failed gets EIO, never
+ * the origin's data.
  */
 #include <config.h>
 
@@ -50,6 +53,36 @@ copymap_needs_copy (struct sc_diff *d, uint64_t chunk)
                                              chunk);
 }
 
+/* The copy map's pages failed (index.h: a sticky error of its scratch
+ * file or cache): what it says can no longer be trusted, so while
+ * serving, the diff area fails (failure.c: every snapshot invalid, the
+ * live volume goes on).  A replay fails the open instead (replay.c).
+ * Returns err. */
+static int
+map_failed (struct sc_diff *d, int err)
+{
+  if (d->have_journal && !d->failed)
+    failure_enter (d, err, "in the copy map's scratch file (it is rebuilt "
+                   "from the journal at the next open)");
+  return err;
+}
+
+/* A lookup's answer: found, or not (false also after an error, which
+ * failed the diff area). */
+static bool
+map_found (struct sc_diff *d, int r)
+{
+  if (r < 0)
+    map_failed (d, r);
+  return r > 0;
+}
+
+bool
+copymap_broken (const struct sc_diff *d)
+{
+  return sc_index_error (&d->index) != 0;
+}
+
 /* Every change of a copy goes through here, so that the usage counters
  * (usage.c) follow: a copy's class is the range it serves, which starts
  * at its previous copy's epoch. */
@@ -61,17 +94,20 @@ copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c)
   uint32_t prev = 0;
   bool before = false;          /* an older copy's successor exists */
   struct sc_copy last, next;
-  if (sc_index_last (&d->index, chunk, &last)) {
+  int r = sc_index_last (&d->index, chunk, &last);
+  if (r > 0) {
     if (last.epoch < c.epoch)
       prev = last.epoch;        /* the common case: the newest copy */
     else if (last.epoch > c.epoch) {
       prev = copymap_prev_epoch (d, chunk, c.epoch);
-      before = sc_index_after (&d->index, chunk, c.epoch, &next);
+      r = sc_index_after (&d->index, chunk, c.epoch, &next);
+      before = r > 0;
     }
   }
-  int r = sc_index_add (&d->index, chunk, c);
+  if (r >= 0)
+    r = sc_index_add (&d->index, chunk, c);
   if (r < 0)
-    return r;
+    return r == -EEXIST ? r : map_failed (d, r);
   usage_count (&d->usage, prev, &c, +1);
   if (before)
     usage_move (&d->usage, &next, prev, c.epoch);
@@ -82,7 +118,7 @@ bool
 copymap_find (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
               struct sc_copy *out)
 {
-  return sc_index_find (&d->index, chunk, epoch, out);
+  return map_found (d, sc_index_find (&d->index, chunk, epoch, out));
 }
 
 void
@@ -90,12 +126,16 @@ copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
 {
   struct sc_copy c;
   diff_frozen_check (d, "a copy removed");
-  if (!sc_index_find (&d->index, chunk, epoch, &c))
+  if (!copymap_find (d, chunk, epoch, &c))
     return;
   uint32_t prev = copymap_prev_epoch (d, chunk, epoch);
   struct sc_copy next;
-  bool after = sc_index_after (&d->index, chunk, epoch, &next);
-  sc_index_remove (&d->index, chunk, epoch);
+  bool after = copymap_seen_by (d, chunk, epoch, &next);
+  int r = sc_index_remove (&d->index, chunk, epoch);
+  if (r <= 0) {                 /* the map is broken: it fails */
+    map_found (d, r);
+    return;
+  }
   usage_count (&d->usage, prev, &c, -1);
   if (after)                    /* the next copy serves from prev now */
     usage_move (&d->usage, &next, epoch, prev);
@@ -107,24 +147,26 @@ bool
 copymap_seen_by (struct sc_diff *d, uint64_t chunk, uint32_t epoch,
                  struct sc_copy *out)
 {
-  return sc_index_after (&d->index, chunk, epoch, out);
+  return map_found (d, sc_index_after (&d->index, chunk, epoch, out));
 }
 
 uint32_t
 copymap_prev_epoch (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
 {
-  uint32_t prev = 0;
   struct sc_copy c;
-  while (sc_index_after (&d->index, chunk, prev, &c) && c.epoch < epoch)
-    prev = c.epoch;
-  return prev;
+  return map_found (d, sc_index_before (&d->index, chunk, epoch, &c))
+         ? c.epoch : 0;
 }
 
+/* 0 also when the map is broken, which fails the diff area: nothing then
+ * needs a copy, except to failure.c's check while the failure is not
+ * recorded, which a newest epoch of 0 makes fail closed. */
 uint32_t
 copymap_last_epoch (struct sc_diff *d, uint64_t chunk)
 {
   struct sc_copy last;
-  return sc_index_last (&d->index, chunk, &last) ? last.epoch : 0;
+  return map_found (d, sc_index_last (&d->index, chunk, &last))
+         ? last.epoch : 0;
 }
 
 uint64_t
@@ -137,7 +179,8 @@ void
 copymap_set_mark (struct sc_diff *d, uint64_t chunk, uint32_t prev,
                   uint32_t epoch)
 {
-  if (sc_index_set_slot (&d->index, chunk, epoch, SC_SLOT_MARK, 0))
+  if (map_found (d, sc_index_set_slot (&d->index, chunk, epoch, SC_SLOT_MARK,
+                                       0)))
     usage_demote (&d->usage, prev, epoch);
 }
 
@@ -184,7 +227,8 @@ int
 copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque)
 {
   struct visit w = { .d = d, .keep = keep, .opaque = opaque };
-  return sc_index_filter (&d->index, visit_one, &w);
+  int r = sc_index_filter (&d->index, visit_one, &w);
+  return r < 0 && r != -ENOMEM ? map_failed (d, r) : r;
 }
 
 int
@@ -192,7 +236,8 @@ copymap_visit_slice (struct sc_diff *d, uint64_t *cursor, uint64_t budget,
                      sc_index_visit_fn keep, void *opaque)
 {
   struct visit w = { .d = d, .keep = keep, .opaque = opaque };
-  return sc_index_filter_slice (&d->index, cursor, budget, visit_one, &w);
+  int r = sc_index_filter_slice (&d->index, cursor, budget, visit_one, &w);
+  return r < 0 && r != -ENOMEM ? map_failed (d, r) : r;
 }
 
 /* ---- the copy-on-write query and copies -------------------------------- */
@@ -363,7 +408,8 @@ sc_diff_resolve (struct sc_diff *d, uint32_t epoch, uint64_t chunk,
       return SC_WHERE_ZERO;     /* discarded by its reader */
   }
   if (!copymap_seen_by (d, chunk, epoch, &c))
-    return SC_WHERE_ORIGIN;
+    /* Not the origin if the lookup failed: the read fails (EIO). */
+    return copymap_broken (d) ? SC_WHERE_NONE : SC_WHERE_ORIGIN;
   if (c.slot == SC_SLOT_ZERO)
     return SC_WHERE_ZERO;
   if (c.slot == SC_SLOT_MARK)

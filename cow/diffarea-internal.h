@@ -538,6 +538,8 @@ uint32_t copymap_prev_epoch (struct sc_diff *d, uint64_t chunk,
 /* The newest copy's epoch (0 if none). */
 uint32_t copymap_last_epoch (struct sc_diff *d, uint64_t chunk);
 uint64_t copymap_count (const struct sc_diff *d);
+/* Did the map's storage fail (index.h)?  Every later lookup fails too. */
+bool copymap_broken (const struct sc_diff *d);
 /* Visit every copy (see sc_index_filter): `keep` false removes it. */
 int copymap_visit (struct sc_diff *d, sc_index_visit_fn keep, void *opaque);
 /* The same in slices (sc_index_filter_slice): 1 when the pass is done. */

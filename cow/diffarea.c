@@ -438,13 +438,6 @@ diff_new (unsigned flags)
   pthread_mutex_init (&d->lock, NULL);
   pthread_cond_init (&d->readers_done, NULL);
   pthread_cond_init (&d->ckpt_done, NULL);
-  if (sc_index_init (&d->index) < 0) {
-    pthread_mutex_destroy (&d->lock);
-    pthread_cond_destroy (&d->readers_done);
-    pthread_cond_destroy (&d->ckpt_done);
-    free (d);
-    return NULL;
-  }
   return d;
 }
 
@@ -480,7 +473,7 @@ map_scratch_file (const char *path)
 }
 
 /* The diff area's page cache, one per open, shared by the copy map and
- * the sums; then the sums' store in a scratch file of its own. */
+ * the sums, each in a scratch file of its own. */
 static int
 map_cache_open (struct sc_diff *d, const char *path, char *err,
                 size_t errlen)
@@ -492,6 +485,13 @@ map_cache_open (struct sc_diff *d, const char *path, char *err,
     return r;
   }
   int fd = map_scratch_file (path);
+  r = fd < 0 ? fd : sc_index_init (&d->index, d->pc, fd);
+  if (r < 0) {
+    snprintf (err, errlen, "%s: a scratch file for the copy map (in its "
+              "directory, or $TMPDIR or /tmp): %s", path, strerror (-r));
+    return r;
+  }
+  fd = map_scratch_file (path);
   r = fd < 0 ? fd : sc_sums_init (&d->sums, d->chunk_size, d->pc, fd);
   if (r < 0)
     snprintf (err, errlen, "%s: a scratch file for the checksums (in its "

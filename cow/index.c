@@ -1,467 +1,690 @@
-/* shadowcopy: the copy index (hash table of per-chunk sorted copies). */
+/* shadowcopy: the copy index, a B+tree of copies in a scratch file.
+ *
+ * Notes on the design
+ *
+ * Keys are (chunk, epoch), chunk first: a chunk's copies sit side by
+ * side, oldest first, and a pass over the map (a checkpoint, garbage
+ * collection) reads the leaves in order.  A leaf holds 170 copies, an
+ * inner node 255 children: ten million copies take 60,000 to 120,000
+ * leaves (240 to 480 MiB of scratch file) under three levels.
+ *
+ * An inner node's key i is the smallest key child i may hold: every key
+ * in child i is >= key i and < key i+1 (key 0 is never compared, so a
+ * key smaller than any seen goes to the leftmost leaf).  Removals leave
+ * the keys as they are, so the rule holds with no rebalancing, and an
+ * exact key is always in the leaf one descent finds.  Nothing merges: a
+ * leaf emptied by removals stays linked (later copies of its chunks fill
+ * it again), and the file goes at close.  A search for a chunk's copies
+ * that runs off a leaf descends again from the next leaf's key rather
+ * than walking the leaf chain, so a run of empty leaves never costs a
+ * lookup more than the leaves of that one chunk.
+ *
+ * A full leaf splits in half, except when the new key goes at its end:
+ * then the new leaf takes only the new key.  Copies made in chunk order
+ * (a sequential write, the replay of a checkpoint, which lists chunks in
+ * order) so fill leaves to the brim; inner nodes split the same way.
+ *
+ * Pages are pinned only while a function reads or writes them (at most
+ * two at once: a node and its new sibling), never across a caller's
+ * callback, so the smallest cache serves any tree. */
 #include <config.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "cow/index.h"
+#include "cow/pagecache.h"
 
-#define EMPTY UINT64_MAX
-#define MANY UINT32_MAX         /* entry epoch: the copies are in u.many */
+#define NODE_MAGIC 0x4d43u       /* "CM" */
+#define MAX_HEIGHT 12
 
-/* The table grows (doubles) when more than LOAD_NUM/LOAD_DEN of it would
- * be used, so it is 40-80% full: 30-60 bytes a chunk. */
-#define LOAD_NUM 4
-#define LOAD_DEN 5
-
-/* Copies of a chunk with more than one, sorted by epoch. */
-struct many {
-  uint32_t n, cap;
-  struct sc_copy c[];
+struct node {
+  uint16_t magic;
+  uint16_t level;               /* 0: a leaf */
+  uint16_t n;                   /* entries in use */
+  uint16_t unused;
+  uint32_t next;                /* a leaf's right neighbour, 0 at the end */
+  uint32_t unused2;
 };
 
-/* 24 bytes.  A chunk with one copy, by far the most common case, keeps
- * it inline; copy epochs never reach MANY (sc_index_add refuses it). */
-struct sc_index_entry {
-  uint64_t chunk;               /* EMPTY when unused */
-  uint32_t epoch;               /* the copy's epoch, or MANY */
-  uint32_t crc;                 /* the copy's CRC (unused with MANY) */
-  union {
-    uint64_t slot;              /* the copy's slot */
-    struct many *many;          /* with MANY */
-  } u;
+struct leaf_ent {
+  uint64_t chunk;
+  uint64_t slot;
+  uint32_t epoch;
+  uint32_t crc;
 };
-_Static_assert (sizeof (struct sc_index_entry) == 24, "index entry size");
 
-static inline uint32_t
-ncopies (const struct sc_index_entry *e)
+struct inner_ent {
+  uint64_t chunk;
+  uint32_t epoch;
+  uint32_t child;               /* page */
+};
+
+#define LEAF_MAX ((SC_PC_PAGE - sizeof (struct node)) / sizeof (struct leaf_ent))
+#define INNER_MAX ((SC_PC_PAGE - sizeof (struct node)) / sizeof (struct inner_ent))
+_Static_assert (sizeof (struct node) == 16, "node header size");
+_Static_assert (LEAF_MAX == 170 && INNER_MAX == 255, "node fan-out");
+
+/* A copy of a pass (sc_index_filter_slice), with its chunk. */
+struct sc_index_hit {
+  uint64_t chunk;
+  struct sc_copy c;
+  bool drop;                    /* turned down by the pass's `keep` */
+};
+
+struct key {
+  uint64_t chunk;
+  uint32_t epoch;
+};
+
+static inline int
+key_cmp (uint64_t ca, uint32_t ea, uint64_t cb, uint32_t eb)
 {
-  return e->epoch == MANY ? e->u.many->n : 1;
+  if (ca != cb)
+    return ca < cb ? -1 : 1;
+  return ea < eb ? -1 : ea > eb;
+}
+
+static inline struct leaf_ent *
+leaf_ents (struct node *nd)
+{
+  return (struct leaf_ent *) (nd + 1);
+}
+
+static inline struct inner_ent *
+inner_ents (struct node *nd)
+{
+  return (struct inner_ent *) (nd + 1);
 }
 
 static inline struct sc_copy
-copy_at (const struct sc_index_entry *e, uint32_t k)
+copy_of (const struct leaf_ent *e)
 {
-  if (e->epoch == MANY)
-    return e->u.many->c[k];
-  return (struct sc_copy) { .slot = e->u.slot, .epoch = e->epoch,
+  return (struct sc_copy) { .slot = e->slot, .epoch = e->epoch,
                             .crc = e->crc };
 }
 
-static inline void
-set_one (struct sc_index_entry *e, struct sc_copy c)
+/* ---- pages -------------------------------------------------------------- */
+
+static int
+fail (struct sc_index *ix, int err)
 {
-  e->epoch = c.epoch;
-  e->crc = c.crc;
-  e->u.slot = c.slot;
+  if (!ix->error)
+    ix->error = -err;
+  return -ix->error;
 }
 
-/* After copies were removed from a MANY entry: back to inline at one. */
-static void
-shrink_many (struct sc_index_entry *e)
+/* Node `page`, pinned, checked to be a node of `level`. */
+static int
+node_get (struct sc_index *ix, uint32_t page, unsigned level,
+          struct node **out)
 {
-  struct many *m = e->u.many;
-  if (m->n == 1) {
-    struct sc_copy one = m->c[0];
-    free (m);
-    set_one (e, one);
+  if (ix->error)
+    return -ix->error;
+  void *p;
+  int r = sc_pc_get (ix->pc, ix->file, page, false, &p);
+  if (r < 0)
+    return fail (ix, r);
+  struct node *nd = p;
+  if (nd->magic != NODE_MAGIC || nd->level != level ||
+      nd->n > (level ? INNER_MAX : LEAF_MAX)) {
+    sc_pc_put (ix->pc, ix->file, page);
+    return fail (ix, -EIO);     /* not what the tree wrote there */
+  }
+  *out = nd;
+  return 0;
+}
+
+static inline void
+node_put (struct sc_index *ix, uint32_t page)
+{
+  sc_pc_put (ix->pc, ix->file, page);
+}
+
+/* About to change pinned node `page`; on failure it is unpinned. */
+static int
+node_dirty (struct sc_index *ix, uint32_t page)
+{
+  int r = sc_pc_dirty (ix->pc, ix->file, page);
+  if (r < 0) {
+    node_put (ix, page);
+    return fail (ix, r);
+  }
+  return 0;
+}
+
+/* A new empty node of `level`, pinned and dirty. */
+static int
+node_new (struct sc_index *ix, unsigned level, uint32_t *page,
+          struct node **out)
+{
+  if (ix->error)
+    return -ix->error;
+  if (ix->pages == UINT32_MAX)
+    return fail (ix, -EFBIG);
+  uint32_t pg = ix->pages + 1;
+  void *p;
+  int r = sc_pc_get (ix->pc, ix->file, pg, true, &p);
+  if (r < 0)
+    return fail (ix, r);
+  ix->pages = pg;
+  memset (p, 0, SC_PC_PAGE);
+  struct node *nd = p;
+  nd->magic = NODE_MAGIC;
+  nd->level = (uint16_t) level;
+  *page = pg;
+  *out = nd;
+  return 0;
+}
+
+/* ---- searching ---------------------------------------------------------- */
+
+/* The child of an inner node whose keys may hold (chunk, epoch): the last
+ * i with key i <= the key, or 0. */
+static unsigned
+inner_find (struct node *nd, uint64_t chunk, uint32_t epoch)
+{
+  const struct inner_ent *e = inner_ents (nd);
+  unsigned lo = 1, hi = nd->n;
+  while (lo < hi) {
+    unsigned mid = lo + (hi - lo) / 2;
+    if (key_cmp (e[mid].chunk, e[mid].epoch, chunk, epoch) <= 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo - 1;
+}
+
+/* The first entry of a leaf at or after (chunk, epoch), or n. */
+static unsigned
+leaf_find (struct node *nd, uint64_t chunk, uint32_t epoch)
+{
+  const struct leaf_ent *e = leaf_ents (nd);
+  unsigned lo = 0, hi = nd->n;
+  while (lo < hi) {
+    unsigned mid = lo + (hi - lo) / 2;
+    if (key_cmp (e[mid].chunk, e[mid].epoch, chunk, epoch) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* The way down to the leaf that holds (chunk, epoch) if anything does:
+ * the node and child index at each inner level, the leaf at level 0,
+ * and the smallest key of the leaves after it (`has_bound` false: none
+ * follow). */
+struct path {
+  uint32_t page[MAX_HEIGHT + 1];
+  unsigned idx[MAX_HEIGHT + 1];
+  bool has_bound;
+  struct key bound;
+};
+
+static int
+descend (struct sc_index *ix, uint64_t chunk, uint32_t epoch, struct path *p)
+{
+  uint32_t page = ix->root;
+  p->has_bound = false;
+  for (unsigned level = ix->height; level > 0; level--) {
+    struct node *nd;
+    int r = node_get (ix, page, level, &nd);
+    if (r < 0)
+      return r;
+    if (nd->n == 0) {
+      node_put (ix, page);
+      return fail (ix, -EIO);
+    }
+    unsigned i = inner_find (nd, chunk, epoch);
+    const struct inner_ent *e = inner_ents (nd);
+    if (i + 1 < nd->n) {        /* the lowest level's bound is the tightest */
+      p->has_bound = true;
+      p->bound = (struct key) { e[i + 1].chunk, e[i + 1].epoch };
+    }
+    p->page[level] = page;
+    p->idx[level] = i;
+    uint32_t child = e[i].child;
+    node_put (ix, page);
+    page = child;
+  }
+  p->page[0] = page;
+  return 0;
+}
+
+/* The copies of `chunk` with epochs in [from, to], oldest first: the
+ * first of them, or with `newest` the last.  1, 0 (none), or -errno. */
+static int
+chunk_pick (struct sc_index *ix, uint64_t chunk, uint32_t from, uint32_t to,
+            bool newest, struct sc_copy *out)
+{
+  if (ix->error)
+    return -ix->error;
+  struct key at = { chunk, from };
+  int found = 0;
+  for (;;) {
+    struct path p;
+    int r = descend (ix, at.chunk, at.epoch, &p);
+    struct node *nd;
+    if (r == 0)
+      r = node_get (ix, p.page[0], 0, &nd);
+    if (r < 0)
+      return r;
+    const struct leaf_ent *e = leaf_ents (nd);
+    for (unsigned i = leaf_find (nd, at.chunk, at.epoch); i < nd->n; i++) {
+      if (e[i].chunk != chunk || e[i].epoch > to) {
+        node_put (ix, p.page[0]);
+        return found;
+      }
+      *out = copy_of (&e[i]);
+      found = 1;
+      if (!newest) {
+        node_put (ix, p.page[0]);
+        return 1;
+      }
+    }
+    node_put (ix, p.page[0]);
+    /* The leaf ended: the chunk may go on in the next one. */
+    if (!p.has_bound || p.bound.chunk != chunk || p.bound.epoch > to)
+      return found;
+    at = p.bound;
   }
 }
 
-static inline uint64_t
-hash (uint64_t x)
+int
+sc_index_last (struct sc_index *ix, uint64_t chunk, struct sc_copy *out)
 {
-  /* splitmix64 finaliser: sequential chunks spread over the table. */
-  x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27; x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-static struct sc_index_entry *
-table_alloc (uint64_t capacity)
-{
-  struct sc_index_entry *t = malloc (capacity * sizeof *t);
-  if (t)
-    for (uint64_t i = 0; i < capacity; i++)
-      t[i].chunk = EMPTY;
-  return t;
+  return chunk_pick (ix, chunk, 0, UINT32_MAX, true, out);
 }
 
 int
-sc_index_init (struct sc_index *ix)
+sc_index_after (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                struct sc_copy *out)
+{
+  if (epoch == UINT32_MAX)
+    return ix->error ? -ix->error : 0;
+  return chunk_pick (ix, chunk, epoch + 1, UINT32_MAX, false, out);
+}
+
+int
+sc_index_before (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                 struct sc_copy *out)
+{
+  if (epoch == 0)
+    return ix->error ? -ix->error : 0;
+  return chunk_pick (ix, chunk, 0, epoch - 1, true, out);
+}
+
+int
+sc_index_find (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+               struct sc_copy *out)
+{
+  return chunk_pick (ix, chunk, epoch, epoch, false, out);
+}
+
+/* ---- changing ----------------------------------------------------------- */
+
+int
+sc_index_init (struct sc_index *ix, struct sc_pc *pc, int fd)
 {
   memset (ix, 0, sizeof *ix);
-  ix->capacity = 1024;
-  ix->table = table_alloc (ix->capacity);
-  return ix->table ? 0 : -ENOMEM;
+  ix->pc = pc;
+  int file = sc_pc_add_file (pc, fd);
+  if (file < 0) {
+    close (fd);
+    return file;
+  }
+  ix->file = file;
+  struct node *nd;
+  int r = node_new (ix, 0, &ix->root, &nd);
+  if (r < 0)
+    return r;
+  node_put (ix, ix->root);
+  return 0;
 }
 
 void
 sc_index_free (struct sc_index *ix)
 {
-  if (ix->table)
-    for (uint64_t i = 0; i < ix->capacity; i++)
-      if (ix->table[i].chunk != EMPTY && ix->table[i].epoch == MANY)
-        free (ix->table[i].u.many);
-  free (ix->table);
+  free (ix->buf);
   memset (ix, 0, sizeof *ix);
 }
 
-static struct sc_index_entry *
-lookup (const struct sc_index *ix, uint64_t chunk)
+int
+sc_index_error (const struct sc_index *ix)
 {
-  uint64_t mask = ix->capacity - 1;
-  for (uint64_t i = hash (chunk) & mask;; i = (i + 1) & mask) {
-    struct sc_index_entry *e = &ix->table[i];
-    if (e->chunk == chunk)
-      return e;
-    if (e->chunk == EMPTY)
-      return NULL;
-  }
+  return ix->error;
 }
 
+/* The leaf that holds (chunk, epoch) if anything does, pinned; *pos is
+ * where the key is or would go. */
 static int
-grow (struct sc_index *ix)
+leaf_of (struct sc_index *ix, uint64_t chunk, uint32_t epoch, struct path *p,
+         struct node **leaf, unsigned *pos)
 {
-  uint64_t cap = ix->capacity * 2;
-  struct sc_index_entry *t = table_alloc (cap);
-  if (!t)
-    return -ENOMEM;
-  for (uint64_t i = 0; i < ix->capacity; i++) {
-    struct sc_index_entry *e = &ix->table[i];
-    if (e->chunk == EMPTY)
-      continue;
-    uint64_t j = hash (e->chunk) & (cap - 1);
-    while (t[j].chunk != EMPTY)
-      j = (j + 1) & (cap - 1);
-    t[j] = *e;
-  }
-  free (ix->table);
-  ix->table = t;
-  ix->capacity = cap;
-  return 0;
+  int r = descend (ix, chunk, epoch, p);
+  if (r == 0)
+    r = node_get (ix, p->page[0], 0, leaf);
+  if (r == 0)
+    *pos = leaf_find (*leaf, chunk, epoch);
+  return r;
 }
 
-bool
-sc_index_last (const struct sc_index *ix, uint64_t chunk, struct sc_copy *out)
+static inline bool
+leaf_has (struct node *nd, unsigned pos, uint64_t chunk, uint32_t epoch)
 {
-  struct sc_index_entry *e = lookup (ix, chunk);
-  if (!e)
-    return false;
-  *out = copy_at (e, ncopies (e) - 1);
-  return true;
+  const struct leaf_ent *e = leaf_ents (nd);
+  return pos < nd->n && e[pos].chunk == chunk && e[pos].epoch == epoch;
 }
 
-bool
-sc_index_after (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
-                struct sc_copy *out)
-{
-  struct sc_index_entry *e = lookup (ix, chunk);
-  if (!e)
-    return false;
-  if (e->epoch != MANY) {
-    if (e->epoch <= epoch)
-      return false;
-    *out = copy_at (e, 0);
-    return true;
-  }
-  const struct many *m = e->u.many;
-  uint32_t lo = 0, hi = m->n;   /* first copy with c.epoch > epoch */
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (m->c[mid].epoch > epoch)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  if (lo == m->n)
-    return false;
-  *out = m->c[lo];
-  return true;
-}
-
-bool
-sc_index_find (const struct sc_index *ix, uint64_t chunk, uint32_t epoch,
-                struct sc_copy *out)
-{
-  struct sc_index_entry *e = lookup (ix, chunk);
-  if (!e)
-    return false;
-  for (uint32_t i = 0, n = ncopies (e); i < n; i++) {
-    struct sc_copy c = copy_at (e, i);
-    if (c.epoch == epoch) {
-      *out = c;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool
+int
 sc_index_set_slot (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
                    uint64_t slot, uint32_t crc)
 {
-  struct sc_index_entry *e = lookup (ix, chunk);
-  if (!e)
-    return false;
-  if (e->epoch != MANY) {
-    if (e->epoch != epoch)
-      return false;
-    e->u.slot = slot;
-    e->crc = crc;
-    return true;
+  struct path p;
+  struct node *nd;
+  unsigned pos;
+  int r = leaf_of (ix, chunk, epoch, &p, &nd, &pos);
+  if (r < 0)
+    return r;
+  if (!leaf_has (nd, pos, chunk, epoch)) {
+    node_put (ix, p.page[0]);
+    return 0;
   }
-  for (uint32_t i = 0; i < e->u.many->n; i++)
-    if (e->u.many->c[i].epoch == epoch) {
-      e->u.many->c[i].slot = slot;
-      e->u.many->c[i].crc = crc;
-      return true;
-    }
-  return false;
+  if ((r = node_dirty (ix, p.page[0])) < 0)
+    return r;
+  leaf_ents (nd)[pos].slot = slot;
+  leaf_ents (nd)[pos].crc = crc;
+  node_put (ix, p.page[0]);
+  return 1;
 }
 
-static void remove_at (struct sc_index *ix, uint64_t i);
-
-bool
+int
 sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
 {
-  struct sc_index_entry *e = lookup (ix, chunk);
-  if (!e)
-    return false;
-  if (e->epoch != MANY) {
-    if (e->epoch != epoch)
-      return false;
-    ix->copies--;
-    remove_at (ix, (uint64_t) (e - ix->table));
-    return true;
+  struct path p;
+  struct node *nd;
+  unsigned pos;
+  int r = leaf_of (ix, chunk, epoch, &p, &nd, &pos);
+  if (r < 0)
+    return r;
+  if (!leaf_has (nd, pos, chunk, epoch)) {
+    node_put (ix, p.page[0]);
+    return 0;
   }
-  struct many *m = e->u.many;
-  uint32_t k = 0;
-  while (k < m->n && m->c[k].epoch != epoch)
-    k++;
-  if (k == m->n)
-    return false;
-  memmove (&m->c[k], &m->c[k + 1], (m->n - k - 1) * sizeof *m->c);
-  m->n--;
+  if ((r = node_dirty (ix, p.page[0])) < 0)
+    return r;
+  struct leaf_ent *e = leaf_ents (nd);
+  memmove (&e[pos], &e[pos + 1], (nd->n - pos - 1) * sizeof *e);
+  nd->n--;
+  /* Does the chunk keep a copy?  Its neighbours here tell, unless the
+   * copy was at the leaf's edge. */
+  int others = (pos > 0 && e[pos - 1].chunk == chunk) ||
+               (pos < nd->n && e[pos].chunk == chunk);
+  bool edge = pos == 0 || pos == nd->n;
+  node_put (ix, p.page[0]);
   ix->copies--;
-  shrink_many (e);              /* a MANY entry has two or more copies */
-  return true;
+  if (!others && edge) {
+    struct sc_copy c;
+    others = chunk_pick (ix, chunk, 0, UINT32_MAX, false, &c);
+    if (others < 0)
+      return others;
+  }
+  if (!others)
+    ix->chunks--;
+  return 1;
+}
+
+/* Put (key, child) into the inner node at `level` of path p, after the
+ * child the path went through; splits climb, and a split root makes a
+ * new root. */
+static int
+inner_insert (struct sc_index *ix, struct path *p, unsigned level,
+              struct key k, uint32_t child)
+{
+  struct node *nd, *sib;
+  uint32_t page, sib_page;
+  if (level > ix->height) {
+    if (ix->height == MAX_HEIGHT)
+      return fail (ix, -EFBIG);
+    int r = node_new (ix, level, &page, &nd);
+    if (r < 0)
+      return r;
+    struct inner_ent *e = inner_ents (nd);
+    e[0] = (struct inner_ent) { 0, 0, ix->root };
+    e[1] = (struct inner_ent) { k.chunk, k.epoch, child };
+    nd->n = 2;
+    node_put (ix, page);
+    ix->root = page;
+    ix->height = level;
+    return 0;
+  }
+  page = p->page[level];
+  unsigned pos = p->idx[level] + 1;
+  int r = node_get (ix, page, level, &nd);
+  if (r == 0)
+    r = node_dirty (ix, page);
+  if (r < 0)
+    return r;
+  struct inner_ent ins = { k.chunk, k.epoch, child }, *e = inner_ents (nd);
+  if (nd->n < INNER_MAX) {
+    memmove (&e[pos + 1], &e[pos], (nd->n - pos) * sizeof *e);
+    e[pos] = ins;
+    nd->n++;
+    node_put (ix, page);
+    return 0;
+  }
+  if ((r = node_new (ix, level, &sib_page, &sib)) < 0) {
+    node_put (ix, page);
+    return r;
+  }
+  struct inner_ent *s = inner_ents (sib);
+  unsigned keep = pos == nd->n ? nd->n : nd->n / 2;
+  memcpy (s, &e[keep], (nd->n - keep) * sizeof *e);
+  sib->n = (uint16_t) (nd->n - keep);
+  nd->n = (uint16_t) keep;
+  struct node *into = pos <= keep && keep < INNER_MAX ? nd : sib;
+  unsigned at = into == nd ? pos : pos - keep;
+  struct inner_ent *t = inner_ents (into);
+  memmove (&t[at + 1], &t[at], (into->n - at) * sizeof *t);
+  t[at] = ins;
+  into->n++;
+  struct key up = { s[0].chunk, s[0].epoch };
+  node_put (ix, sib_page);
+  node_put (ix, page);
+  return inner_insert (ix, p, level + 1, up, sib_page);
+}
+
+/* Insert into the full leaf nd (page p->page[0], pinned and dirty) at pos;
+ * unpins it. */
+static int
+leaf_split (struct sc_index *ix, struct path *p, struct node *nd,
+            unsigned pos, struct leaf_ent ins)
+{
+  struct node *sib;
+  uint32_t page = p->page[0], sib_page;
+  int r = node_new (ix, 0, &sib_page, &sib);
+  if (r < 0) {
+    node_put (ix, page);
+    return r;
+  }
+  struct leaf_ent *e = leaf_ents (nd), *s = leaf_ents (sib);
+  unsigned keep = pos == nd->n ? nd->n : nd->n / 2;
+  memcpy (s, &e[keep], (nd->n - keep) * sizeof *e);
+  sib->n = (uint16_t) (nd->n - keep);
+  nd->n = (uint16_t) keep;
+  sib->next = nd->next;
+  nd->next = sib_page;
+  struct node *into = pos <= keep && keep < LEAF_MAX ? nd : sib;
+  unsigned at = into == nd ? pos : pos - keep;
+  struct leaf_ent *t = leaf_ents (into);
+  memmove (&t[at + 1], &t[at], (into->n - at) * sizeof *t);
+  t[at] = ins;
+  into->n++;
+  struct key up = { s[0].chunk, s[0].epoch };
+  node_put (ix, sib_page);
+  node_put (ix, page);
+  return inner_insert (ix, p, 1, up, sib_page);
 }
 
 int
 sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
 {
-  if (chunk == EMPTY || copy.epoch == MANY)
+  if (copy.epoch == UINT32_MAX)
     return -EINVAL;
-  struct sc_index_entry *e = lookup (ix, chunk);
-  if (!e) {
-    if ((ix->chunks + 1) * LOAD_DEN > ix->capacity * LOAD_NUM) {
-      int r = grow (ix);
-      if (r < 0)
-        return r;
-    }
-    uint64_t mask = ix->capacity - 1;
-    uint64_t i = hash (chunk) & mask;
-    while (ix->table[i].chunk != EMPTY)
-      i = (i + 1) & mask;
-    e = &ix->table[i];
-    e->chunk = chunk;
-    set_one (e, copy);
-    ix->chunks++;
-    ix->copies++;
-    return 0;
-  }
-
-  if (e->epoch != MANY) {       /* one copy so far: make it two */
-    if (e->epoch == copy.epoch)
-      return -EEXIST;
-    struct many *m = malloc (sizeof *m + 4 * sizeof *m->c);
-    if (!m)
-      return -ENOMEM;
-    struct sc_copy one = copy_at (e, 0);
-    bool first = copy.epoch < one.epoch;
-    m->n = 2;
-    m->cap = 4;
-    m->c[first ? 0 : 1] = copy;
-    m->c[first ? 1 : 0] = one;
-    e->epoch = MANY;
-    e->crc = 0;
-    e->u.many = m;
-    ix->copies++;
-    return 0;
-  }
-
-  struct many *m = e->u.many;
-  uint32_t pos = m->n;          /* copies arrive in epoch order, usually */
-  while (pos > 0 && m->c[pos - 1].epoch > copy.epoch)
-    pos--;
-  if (pos > 0 && m->c[pos - 1].epoch == copy.epoch)
+  struct sc_copy any;
+  int had = chunk_pick (ix, chunk, 0, UINT32_MAX, false, &any);
+  if (had < 0)
+    return had;
+  struct path p;
+  struct node *nd;
+  unsigned pos;
+  int r = leaf_of (ix, chunk, copy.epoch, &p, &nd, &pos);
+  if (r < 0)
+    return r;
+  if (leaf_has (nd, pos, chunk, copy.epoch)) {
+    node_put (ix, p.page[0]);
     return -EEXIST;
-  if (m->n == m->cap) {
-    if (m->cap > UINT32_MAX / 2)
-      return -ENOMEM;
-    uint32_t cap = m->cap * 2;
-    struct many *bigger = realloc (m, sizeof *m + (size_t) cap * sizeof *m->c);
-    if (!bigger)
-      return -ENOMEM;
-    m = e->u.many = bigger;
-    m->cap = cap;
   }
-  memmove (&m->c[pos + 1], &m->c[pos], (m->n - pos) * sizeof *m->c);
-  m->c[pos] = copy;
-  m->n++;
+  if ((r = node_dirty (ix, p.page[0])) < 0)
+    return r;
+  struct leaf_ent ins = { .chunk = chunk, .slot = copy.slot,
+                          .epoch = copy.epoch, .crc = copy.crc };
+  if (nd->n < LEAF_MAX) {
+    struct leaf_ent *e = leaf_ents (nd);
+    memmove (&e[pos + 1], &e[pos], (nd->n - pos) * sizeof *e);
+    e[pos] = ins;
+    nd->n++;
+    node_put (ix, p.page[0]);
+  }
+  else if ((r = leaf_split (ix, &p, nd, pos, ins)) < 0)
+    return r;
   ix->copies++;
+  ix->chunks += !had;
   return 0;
 }
 
-/* Remove the entry at table position i (linear probing: shift back the
- * entries of the cluster that follow, so lookups still find them). */
-static void
-remove_at (struct sc_index *ix, uint64_t i)
+/* ---- passes ------------------------------------------------------------- */
+
+static int
+buf_push (struct sc_index *ix, size_t n, const struct leaf_ent *e)
 {
-  uint64_t mask = ix->capacity - 1;
-  uint64_t j = i;
-  ix->table[i].chunk = EMPTY;
-  for (;;) {
-    j = (j + 1) & mask;
-    if (ix->table[j].chunk == EMPTY)
+  if (n == ix->buf_cap) {
+    size_t cap = ix->buf_cap ? 2 * ix->buf_cap : LEAF_MAX * 2;
+    struct sc_index_hit *b = realloc (ix->buf, cap * sizeof *b);
+    if (!b)
+      return -ENOMEM;
+    ix->buf = b;
+    ix->buf_cap = cap;
+  }
+  ix->buf[n] = (struct sc_index_hit) { e->chunk, copy_of (e), false };
+  return 0;
+}
+
+/* Into ix->buf, the copies from the first at or after chunk `from` to the
+ * end of its leaf, and on into the next leaves until that last chunk
+ * ends: whole chunks.  Their number, or -errno. */
+static ssize_t
+gather (struct sc_index *ix, uint64_t from)
+{
+  struct path p;
+  int r = descend (ix, from, 0, &p);
+  if (r < 0)
+    return r;
+  uint32_t page = p.page[0];
+  size_t n = 0;
+  bool first = true;
+  while (page) {
+    struct node *nd;
+    if ((r = node_get (ix, page, 0, &nd)) < 0)
+      return r;
+    const struct leaf_ent *e = leaf_ents (nd);
+    unsigned i = first ? leaf_find (nd, from, 0) : 0;
+    bool tail = n > 0;          /* only the rest of the last chunk now */
+    first = false;
+    for (; i < nd->n; i++) {
+      if (tail && e[i].chunk != ix->buf[n - 1].chunk)
+        break;
+      if ((r = buf_push (ix, n, &e[i])) < 0) {
+        node_put (ix, page);
+        return r;
+      }
+      n++;
+    }
+    bool ended = i < nd->n;     /* at another chunk */
+    uint32_t next = nd->next;
+    node_put (ix, page);
+    if (ended)
       break;
-    uint64_t home = hash (ix->table[j].chunk) & mask;
-    /* Can j's entry move to the hole at i?  Only if its home is not in
-     * the cyclic range (i, j]. */
-    bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (!between) {
-      ix->table[i] = ix->table[j];
-      ix->table[j].chunk = EMPTY;
-      i = j;
-    }
+    page = next;
   }
-  ix->chunks--;
+  return (ssize_t) n;
 }
 
-/* Filter the copies of the entry e; returns how many are kept. */
-static uint32_t
-filter_entry (struct sc_index *ix, struct sc_index_entry *e,
-              sc_index_visit_fn keep, void *opaque)
+/* Visit the copies ix->buf[at, at + k), all of one chunk; then remove
+ * those `keep` turned down. */
+static int
+visit_chunk (struct sc_index *ix, size_t at, size_t k,
+             sc_index_visit_fn keep, void *opaque)
 {
-  if (e->epoch != MANY) {
-    struct sc_copy one = copy_at (e, 0);
-    if (keep (opaque, e->chunk, 0, &one))
-      return 1;
-    ix->copies--;
-    return 0;
+  struct sc_index_hit *h = ix->buf + at;
+  uint32_t prev = 0;
+  for (size_t j = 0; j < k; j++) {
+    struct sc_copy c = h[j].c;
+    h[j].drop = !keep (opaque, h[j].chunk, prev, &c);
+    prev = h[j].c.epoch;
   }
-  struct many *m = e->u.many;
-  uint32_t kept = 0, prev = 0;
-  for (uint32_t k = 0; k < m->n; k++) {
-    uint32_t epoch = m->c[k].epoch;
-    if (keep (opaque, e->chunk, prev, &m->c[k]))
-      m->c[kept++] = m->c[k];
-    prev = epoch;
+  for (size_t j = 0; j < k; j++) {
+    int r = h[j].drop ? sc_index_remove (ix, h[j].chunk, h[j].c.epoch) : 0;
+    if (r < 0)
+      return r;
   }
-  ix->copies -= m->n - kept;
-  m->n = kept;
-  if (kept == 0)
-    free (m);
-  else
-    shrink_many (e);
-  return kept;
+  return ix->error ? -ix->error : 0;
 }
-
-int
-sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep, void *opaque)
-{
-  if (ix->capacity == 0)
-    return 0;
-  /* Scan from just past an empty bucket (the load factor keeps one), so
-   * no cluster wraps past the start of the scan: a removal then only
-   * moves entries not yet visited, never one from a bucket already
-   * visited into one still ahead (which would visit it twice). */
-  uint64_t mask = ix->capacity - 1, start = 0;
-  while (ix->table[start].chunk != EMPTY)
-    start++;
-  for (uint64_t n = 0; n < ix->capacity; n++) {
-    uint64_t i = (start + 1 + n) & mask;
-    struct sc_index_entry *e = &ix->table[i];
-    if (e->chunk == EMPTY)
-      continue;
-    if (filter_entry (ix, e, keep, opaque) == 0) {
-      remove_at (ix, i);
-      /* An entry from further on may have moved into slot i: visit
-       * slot i again (n wraps to 0 when it was 0). */
-      if (ix->table[i].chunk != EMPTY)
-        n--;
-    }
-  }
-  return 0;
-}
-
-/* A slice covers the entries whose home bucket lies in [a, limit): an
- * entry sits at or after its home, with no empty bucket in between, and
- * a removal only moves an entry back towards its home, so entries whose
- * home is at or past the cursor are found by the next slice wherever
- * removals meanwhile moved them.  The scan goes from bucket a to the
- * first empty bucket past the last home of the slice; an entry whose run
- * wraps past the table's end (its home above its position) is visited
- * when the scan wraps, never at the start.  A resize moves every home:
- * the cursor keeps the table size, and a pass starts over if it changed
- * (visiting some copies twice, which the callers allow). */
-#define SLICE_POS_BITS 56
-#define SLICE_POS_MASK ((UINT64_C (1) << SLICE_POS_BITS) - 1)
 
 int
 sc_index_filter_slice (struct sc_index *ix, uint64_t *cursor, uint64_t budget,
                        sc_index_visit_fn keep, void *opaque)
 {
-  if (ix->capacity == 0) {
-    *cursor = 0;
-    return 1;
-  }
-  uint64_t cap = ix->capacity, mask = cap - 1;
-  uint64_t lg = (uint64_t) __builtin_ctzll (cap);
-  uint64_t a = *cursor & SLICE_POS_MASK;
-  if (*cursor != 0 && (*cursor >> SLICE_POS_BITS) != lg)
-    a = 0;                      /* resized meanwhile: start over */
-  if (a >= cap)
-    a = 0;
-  uint64_t limit = cap, seen = 0, p = a;
-  bool wrapped = false;
+  if (ix->error)
+    return -ix->error;
+  uint64_t from = *cursor, seen = 0;
   for (;;) {
-    if (p == cap) {
-      wrapped = true;
-      p = 0;
+    ssize_t n = gather (ix, from);
+    if (n < 0)
+      return (int) n;
+    if (n == 0) {
+      *cursor = 0;
+      return 1;
     }
-    if (wrapped && p >= a && a > 0)
-      break;                    /* (the load factor leaves an empty
-                                   bucket first; a guard) */
-    struct sc_index_entry *e = &ix->table[p];
-    if (e->chunk == EMPTY) {
-      if (wrapped || limit != cap)
-        break;                  /* the last cluster of the slice ended */
-      p++;
-      continue;
-    }
-    uint64_t h = hash (e->chunk) & mask;
-    bool mine = !wrapped ? (h >= a && h <= p && h < limit)
-                         : (h > p && h >= a && h < limit);
-    if (mine) {
-      seen += ncopies (e);
-      bool gone = filter_entry (ix, e, keep, opaque) == 0;
-      if (!wrapped && limit == cap && seen >= budget)
-        limit = p + 1;
-      if (gone) {
-        remove_at (ix, p);
-        if (ix->table[p].chunk != EMPTY)
-          continue;             /* an entry moved into p: look again */
+    for (size_t a = 0, b; a < (size_t) n; a = b) {
+      for (b = a + 1; b < (size_t) n && ix->buf[b].chunk == ix->buf[a].chunk;
+           b++)
+        ;
+      int r = visit_chunk (ix, a, b - a, keep, opaque);
+      if (r < 0)
+        return r;
+      seen += b - a;
+      from = ix->buf[a].chunk + 1;
+      if (seen >= budget) {
+        *cursor = from;
+        return 0;
       }
     }
-    p++;
   }
-  if (limit == cap) {
-    *cursor = 0;
-    return 1;
-  }
-  *cursor = (lg << SLICE_POS_BITS) | limit;
-  return 0;
+}
+
+int
+sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep, void *opaque)
+{
+  uint64_t cursor = 0;
+  int r;
+  while ((r = sc_index_filter_slice (ix, &cursor, UINT64_MAX, keep,
+                                     opaque)) == 0)
+    ;
+  return r < 0 ? r : 0;
 }

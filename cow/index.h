@@ -1,16 +1,25 @@
 /* shadowcopy: the copy index, origin chunk -> its copies by epoch.
  *
- * An open-addressing hash table keyed by chunk number (O(1)); each entry
- * holds that chunk's copies sorted by epoch, so finding the copy a
- * snapshot sees is a binary search, O(log k) in the copies of the chunk
- * (k <= the number of snapshots).  A chunk with one copy, the common case,
- * costs one 24-byte entry and no allocation; the table is kept 40-80%
- * full, so 30-60 bytes a copied chunk.  Not thread-safe: the diff area's
- * mutex protects it. */
+ * A B+tree keyed by (chunk, epoch) in 4 KiB pages of an unnamed scratch
+ * file, reached through the diff area's bounded page cache (pagecache.h):
+ * the memory it takes is the cache's budget, however many copies there
+ * are.  A chunk's copies are adjacent, oldest first, so finding the copy
+ * a snapshot sees is one descent (three levels at ten million copies).
+ * It is derived state, rebuilt from the journal at every open; the file
+ * is dropped at close.
+ *
+ * Errors are sticky: once a page cannot be had (an I/O error of the
+ * scratch file, a cache whose every frame is pinned or waiting for disk
+ * space, a page that is not a node), every later call fails with the
+ * same -errno, and the owner must stop trusting the map (copymap.c fails
+ * the diff area).  Lookups return 1 (found), 0 (none) or -errno.
+ *
+ * Not thread-safe: the diff area's mutex protects it. */
 #ifndef SHADOWCOPY_COW_INDEX_H
 #define SHADOWCOPY_COW_INDEX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* A copy.  slot 0 (always a superblock) marks an all-zero copy, and
@@ -31,60 +40,82 @@ sc_copy_has_slot (const struct sc_copy *c)
   return c->slot != SC_SLOT_ZERO && c->slot != SC_SLOT_MARK;
 }
 
-struct sc_index_entry;
+struct sc_pc;
+struct sc_index_hit;
 struct sc_index {
-  struct sc_index_entry *table;
-  uint64_t capacity;            /* power of two */
-  uint64_t chunks;              /* entries in use */
-  uint64_t copies;              /* copies in all entries */
+  struct sc_pc *pc;
+  int file;                     /* the scratch file's number in pc */
+  uint32_t root;                /* page of the root node */
+  uint32_t height;              /* levels of inner nodes (0: root is a leaf) */
+  uint32_t pages;               /* pages 1..pages are nodes */
+  int error;                    /* sticky, positive errno */
+  uint64_t chunks;              /* chunks with at least one copy */
+  uint64_t copies;              /* copies in all */
+  struct sc_index_hit *buf;     /* a pass's copies of a leaf (filter) */
+  size_t buf_cap;
 };
 
-int sc_index_init (struct sc_index *ix);
+/* An empty index whose pages live in scratch file `fd`, which the cache
+ * `pc` takes (sc_pc_add_file; it closes fd in sc_pc_free, also when this
+ * fails).  0 or -errno. */
+int sc_index_init (struct sc_index *ix, struct sc_pc *pc, int fd);
+/* Frees what the index holds in memory; call before sc_pc_free. */
 void sc_index_free (struct sc_index *ix);
 
-/* The newest copy of `chunk`; false if it has none. */
-bool sc_index_last (const struct sc_index *ix, uint64_t chunk,
-                    struct sc_copy *out);
+/* The sticky error (a positive errno), or 0. */
+int sc_index_error (const struct sc_index *ix);
+
+/* The newest copy of `chunk`. */
+int sc_index_last (struct sc_index *ix, uint64_t chunk, struct sc_copy *out);
 
 /* The oldest copy of `chunk` made after epoch `epoch` (copy.epoch > epoch):
- * what a snapshot of that epoch sees.  false: it sees the origin. */
-bool sc_index_after (const struct sc_index *ix, uint64_t chunk,
-                     uint32_t epoch, struct sc_copy *out);
+ * what a snapshot of that epoch sees.  0: it sees the origin. */
+int sc_index_after (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                    struct sc_copy *out);
 
-/* The copy of `chunk` made in `epoch`; false if there is none. */
-bool sc_index_find (const struct sc_index *ix, uint64_t chunk,
-                    uint32_t epoch, struct sc_copy *out);
+/* The newest copy of `chunk` made before epoch `epoch`. */
+int sc_index_before (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                     struct sc_copy *out);
 
-/* Change the slot (and CRC) of the copy of `chunk` made in `epoch`;
- * false if there is none. */
-bool sc_index_set_slot (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
-                        uint64_t slot, uint32_t crc);
+/* The copy of `chunk` made in `epoch`. */
+int sc_index_find (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                   struct sc_copy *out);
 
-/* Remove the copy of `chunk` made in `epoch`; false if there is none. */
-bool sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch);
+/* Change the slot (and CRC) of the copy of `chunk` made in `epoch`:
+ * 1 done, 0 if there is none, or -errno. */
+int sc_index_set_slot (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                       uint64_t slot, uint32_t crc);
 
-/* Add a copy.  -EEXIST if `chunk` has one of that epoch, -ENOMEM. */
+/* Remove the copy of `chunk` made in `epoch`: 1 done, 0 if there is none,
+ * or -errno. */
+int sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch);
+
+/* Add a copy.  0, -EEXIST if `chunk` has one of that epoch, -EINVAL for
+ * an epoch of UINT32_MAX, or the sticky error. */
 int sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy);
 
-/* Visit every copy, chunk by chunk, each chunk's copies oldest first.
- * `prev_epoch` is the epoch of the chunk's previous copy, 0 for its first:
- * the copy holds what the chunk was during epochs [prev_epoch, epoch - 1].
- * If `keep` returns false the copy is removed (after the visit of that
- * chunk, so prev_epoch always refers to the copies as they were). */
+/* Visit every copy, chunk by chunk in ascending order, each chunk's
+ * copies oldest first.  `prev_epoch` is the epoch of the chunk's previous
+ * copy, 0 for its first: the copy holds what the chunk was during epochs
+ * [prev_epoch, epoch - 1].  If `keep` returns false the copy is removed
+ * (after the visit of that chunk, so prev_epoch always refers to the
+ * copies as they were).  `keep` may change the copies of the chunk being
+ * visited with sc_index_set_slot, and nothing else of the index.
+ * 0 or -errno. */
 typedef bool (*sc_index_visit_fn) (void *opaque, uint64_t chunk,
                                    uint32_t prev_epoch,
                                    const struct sc_copy *copy);
 int sc_index_filter (struct sc_index *ix, sc_index_visit_fn keep,
                      void *opaque);
 
-/* Visit the copies of whole chunks, starting at *cursor (0 to begin),
- * until at least `budget` copies were visited or the map ends; same
- * `keep` semantics as sc_index_filter.  *cursor is opaque (here: the
- * table's size and the next home bucket).  Returns 1 when the whole map
- * was visited, 0 if there is more, <0 on error.  Between calls the
- * caller may drop the diff area's lock and the map may change: a copy
- * added or removed meanwhile may be visited or not, but no copy present
- * throughout is skipped (one may be visited twice). */
+/* Visit the copies of whole chunks, starting at chunk *cursor (0 to
+ * begin), until at least `budget` copies were visited or the map ends;
+ * same `keep` semantics as sc_index_filter.  *cursor is the next chunk
+ * to visit.  Returns 1 when the whole map was visited (and sets *cursor
+ * to 0), 0 if there may be more, <0 on error.  Between calls the caller
+ * may drop the diff area's lock and the map may change: a copy added or
+ * removed meanwhile may be visited or not, but no copy present
+ * throughout is skipped or visited twice. */
 int sc_index_filter_slice (struct sc_index *ix, uint64_t *cursor,
                            uint64_t budget, sc_index_visit_fn keep,
                            void *opaque);

@@ -744,10 +744,15 @@ replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
   d->next_id = 0;
   d->replay_max_slot = max_slot;
   int r = replay_journal (d, max_slot, o, err, errlen);
-  if (r < 0 && d->pc && sc_pc_error (d->pc)) {  /* not the file's fault */
+  /* A lookup of the map that failed answered "none": the replay is not
+   * to be trusted, whatever it returned. */
+  int scratch = d->pc ? sc_pc_error (d->pc) : 0;
+  if (!scratch)
+    scratch = sc_index_error (&d->index);
+  if (scratch) {                /* not the file's fault */
     snprintf (err, errlen, SC_DIFF_SCRATCH_FAILED ": %s",
-              strerror (sc_pc_error (d->pc)));
-    return r;
+              strerror (scratch));
+    return r < 0 ? r : -scratch;
   }
   if (r == -ENOMEM || r == -EBUSY)      /* not the file's fault */
     snprintf (err, errlen, "%s", r == -EBUSY
