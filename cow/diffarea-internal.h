@@ -291,13 +291,13 @@ diff_unlock_ptr (pthread_mutex_t **m)
 /* A corrupt-input error: writes the message to err and is -EINVAL. */
 #define CORRUPT(...) (snprintf (err, errlen, __VA_ARGS__), -EINVAL)
 
-/* sc_diff_open, and with `salv` a salvage open (salvage.c): replay goes
- * past damaged records and reports them there.  Never with RDONLY or
- * CREATE. */
+/* sc_diff_open_cache, and with `salv` a salvage open (salvage.c): replay
+ * goes past damaged records and reports them there (never with RDONLY or
+ * CREATE).  `cache_bytes`: the page cache's budget, 0 the default. */
 int diff_open (const char *path, unsigned flags,
                const struct sc_origin_id *origin, uint32_t chunk_size,
-               struct sc_salvage_report *salv, struct sc_diff **out,
-               char *err, size_t errlen);
+               uint64_t cache_bytes, struct sc_salvage_report *salv,
+               struct sc_diff **out, char *err, size_t errlen);
 
 /* Where notices go: sc_notice, or sc_debug when there is none. */
 #define diff_say sc_say            /* cow/io.h */

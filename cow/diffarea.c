@@ -443,8 +443,6 @@ diff_new (unsigned flags)
 
 /* ---- the page cache of the copy map and the sums ------------------------ */
 
-#define MAP_CACHE_DEFAULT (UINT64_C (256) << 20)
-
 /* An unnamed scratch file for the map or the sums (cow/pagecache.h), in
  * the directory of the diff area at `path`, or in $TMPDIR (else /tmp)
  * where that directory takes no new file (a read-only file system,
@@ -475,10 +473,11 @@ map_scratch_file (const char *path)
 /* The diff area's page cache, one per open, shared by the copy map and
  * the sums, each in a scratch file of its own. */
 static int
-map_cache_open (struct sc_diff *d, const char *path, char *err,
-                size_t errlen)
+map_cache_open (struct sc_diff *d, const char *path, uint64_t cache_bytes,
+                char *err, size_t errlen)
 {
-  int r = sc_pc_new (MAP_CACHE_DEFAULT, &d->pc);
+  int r = sc_pc_new (cache_bytes ? cache_bytes : SC_DIFF_CACHE_DEFAULT,
+                     &d->pc);
   if (r < 0) {
     snprintf (err, errlen, "%s: the copy map's cache: %s", path,
               strerror (-r));
@@ -553,16 +552,47 @@ sc_diff_open (const char *path, unsigned flags,
               const struct sc_origin_id *origin, uint32_t chunk_size,
               struct sc_diff **out, char *err, size_t errlen)
 {
-  return diff_open (path, flags, origin, chunk_size, NULL, out, err, errlen);
+  return diff_open (path, flags, origin, chunk_size, 0, NULL, out, err,
+                    errlen);
+}
+
+int
+sc_diff_open_cache (const char *path, unsigned flags,
+                    const struct sc_origin_id *origin, uint32_t chunk_size,
+                    uint64_t cache_bytes, struct sc_diff **out, char *err,
+                    size_t errlen)
+{
+  return diff_open (path, flags, origin, chunk_size, cache_bytes, NULL, out,
+                    err, errlen);
+}
+
+/* The cache's budget: 0 (the default), or from SC_DIFF_CACHE_MIN (what
+ * the cache takes whatever it is given: a smaller one would not be the
+ * budget asked for) to SC_DIFF_CACHE_MAX. */
+static int
+check_cache (const char *path, uint64_t cache_bytes, char *err,
+             size_t errlen)
+{
+  if (cache_bytes == 0 || (cache_bytes >= SC_DIFF_CACHE_MIN &&
+                           cache_bytes <= SC_DIFF_CACHE_MAX))
+    return 0;
+  snprintf (err, errlen, "%s: a cache of %" PRIu64 " bytes for the copy map "
+            "and checksums: it must be from %" PRIu64 " bytes (%u pages of "
+            "%u) to %" PRIu64 " bytes", path, cache_bytes,
+            SC_DIFF_CACHE_MIN, SC_PC_MIN_PAGES, SC_PC_PAGE,
+            SC_DIFF_CACHE_MAX);
+  return -EINVAL;
 }
 
 int
 diff_open (const char *path, unsigned flags,
            const struct sc_origin_id *origin, uint32_t chunk_size,
-           struct sc_salvage_report *salv, struct sc_diff **out,
-           char *err, size_t errlen)
+           uint64_t cache_bytes, struct sc_salvage_report *salv,
+           struct sc_diff **out, char *err, size_t errlen)
 {
   int r = check_args (origin, chunk_size, err, errlen);
+  if (r == 0)
+    r = check_cache (path, cache_bytes, err, errlen);
   if (r < 0)
     return r;
   struct sc_diff *d = diff_new (flags);
@@ -580,7 +610,7 @@ diff_open (const char *path, unsigned flags,
     d->chunk_size = 1u << d->sb.chunk_shift;
     d->nchunks = (d->sb.origin_size + d->chunk_size - 1) / d->chunk_size;
     d->first_slot = (SC_SB_AREA + d->chunk_size - 1) / d->chunk_size;
-    r = map_cache_open (d, path, err, errlen);
+    r = map_cache_open (d, path, cache_bytes, err, errlen);
   }
   if (r == 0) {
     r = build_state (d, path, created, &o, err, errlen);
@@ -701,4 +731,8 @@ sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st)
   st->origin.ino = d->sb.origin_ino;
   st->origin.type = d->sb.origin_type;
   snprintf (st->origin.path, sizeof st->origin.path, "%s", d->sb.origin_path);
+  if (d->pc) {
+    sc_pc_stats (d->pc, &st->cache);
+    st->cache_budget = st->cache.max_pages * SC_PC_PAGE;
+  }
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "cow/format.h"         /* SC_STAMP_* */
+#include "cow/pagecache.h"      /* struct sc_pc_stats, SC_PC_* */
 
 #define SC_CHUNK_SIZE_MIN     4096u
 #define SC_CHUNK_SIZE_MAX     (1024u * 1024u)
@@ -162,6 +163,10 @@ struct sc_diff_stats {
   uint64_t clone_slots;         /* data slots they hold (in data_slots) */
   uint8_t uuid[16];
   struct sc_origin_id origin;
+  /* The page cache of the copy map and the checksums, this open's:
+   * cache_budget is its size in bytes (its max_pages, whole pages). */
+  uint64_t cache_budget;
+  struct sc_pc_stats cache;
 };
 
 /* Open flags. */
@@ -197,6 +202,22 @@ struct sc_diff_stats {
 int sc_diff_open (const char *path, unsigned flags,
                   const struct sc_origin_id *origin, uint32_t chunk_size,
                   struct sc_diff **out, char *err, size_t errlen);
+
+/* The page cache of the copy map and the checksums (cow/pagecache.h):
+ * its budget in bytes, the server's `index-cache=SIZE`, not stored.  It
+ * bounds the memory the map and the sums take, whatever the copies; a
+ * budget is rounded down to whole pages (SC_PC_PAGE). */
+#define SC_DIFF_CACHE_DEFAULT (UINT64_C (256) << 20)
+#define SC_DIFF_CACHE_MIN ((uint64_t) SC_PC_MIN_PAGES * SC_PC_PAGE)
+#define SC_DIFF_CACHE_MAX ((uint64_t) (UINT32_MAX / 4) * SC_PC_PAGE)
+
+/* sc_diff_open with a cache of `cache_bytes` (0: SC_DIFF_CACHE_DEFAULT).
+ * -EINVAL, saying so in err, if it is below SC_DIFF_CACHE_MIN or above
+ * SC_DIFF_CACHE_MAX. */
+int sc_diff_open_cache (const char *path, unsigned flags,
+                        const struct sc_origin_id *origin,
+                        uint32_t chunk_size, uint64_t cache_bytes,
+                        struct sc_diff **out, char *err, size_t errlen);
 
 /* ---- the origin's stamp (cow/origin-stamp.c) ------------------------ */
 

@@ -107,7 +107,8 @@ sc_diff_salvage (const char *path, struct sc_salvage_report *rep,
 
   rep->needed = true;
   char msg[1024] = "";
-  r = diff_open (path, SC_DIFF_NOWAIT, NULL, 0, rep, &d, msg, sizeof msg);
+  r = diff_open (path, SC_DIFF_NOWAIT, NULL, 0, 0, rep, &d, msg,
+                 sizeof msg);
   if (r < 0) {
     snprintf (err, errlen, "salvage failed: %s", msg);
     sc_salvage_report_free (rep);

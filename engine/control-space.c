@@ -200,11 +200,27 @@ sc_verb_info (struct session *ss, const struct sc_ctl_request *req, int fd)
 
 /* ---- STATS ----------------------------------------------------------- */
 
+/* The page cache of the copy map and checksums (index-cache=): whether
+ * its budget fits what the volume's map needs shows in its misses and
+ * write-backs. */
+static void
+add_index_cache (struct line *l, const struct sc_volume_stats *st)
+{
+  add_u64 (l, "index-cache-budget", st->index_cache_budget);
+  add_u64 (l, "index-cache-pages", st->index_cache.pages);
+  add_u64 (l, "index-cache-hits", st->index_cache.hits);
+  add_u64 (l, "index-cache-misses", st->index_cache.misses);
+  add_u64 (l, "index-cache-writebacks", st->index_cache.writebacks);
+  add_u64 (l, "index-cache-unbacked", st->index_cache.unbacked);
+}
+
 /* STATS -> * stats chunks-copied= bytes-copied= zero-chunks=
  *   bytes-written= write-amplification= diff-used= diff-free= diff-max=
  *   cow-count= cow-p50-ns= cow-p99-ns= dropped= writes-refused=
  *   fill-rate= seconds-to-full= (-1: not filling) uptime-ns= invalidated=
  *   checksum-errors= damaged-freed=
+ *   index-cache-budget= (bytes) index-cache-pages= index-cache-hits=
+ *   index-cache-misses= index-cache-writebacks= index-cache-unbacked=
  *   diff-failed= (0|1) diff-failed-errno= diff-failed-since-ns=
  *   diff-retries= diff-recoveries= */
 int
@@ -233,6 +249,7 @@ sc_verb_stats (struct session *ss, const struct sc_ctl_request *req, int fd)
   add_u64 (&l, "invalidated", st.invalidated);
   add_u64 (&l, "checksum-errors", st.checksum_errors);
   add_u64 (&l, "damaged-freed", st.damaged_freed);
+  add_index_cache (&l, &st);
   /* The diff area's health, in numbers (INFO says it in words). */
   struct sc_diff_health h;
   sc_volume_diff_health (ss->v, &h);

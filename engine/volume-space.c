@@ -66,6 +66,8 @@ diff_space (struct sc_volume *v, struct sc_volume_stats *st, uint64_t now,
   st->invalidated = ds.invalidations;
   st->checksum_errors = ds.checksum_errors;
   st->damaged_freed = ds.damaged_freed;
+  st->index_cache_budget = ds.cache_budget;
+  st->index_cache = ds.cache;
   if (ds.max_bytes)
     st->diff_free = ds.max_bytes > ds.used_bytes
                     ? ds.max_bytes - ds.used_bytes : 0;

@@ -204,9 +204,10 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
     goto fail;
   v->size = sc_origin_size (v->origin);
 
-  r = sc_diff_open (cfg->diff_path, SC_DIFF_CREATE | SC_DIFF_NOWAIT |
-                    (cfg->volatile_durability ? SC_DIFF_VOLATILE : 0), &id,
-                    cfg->chunk_size, &v->diff, err, errlen);
+  r = sc_diff_open_cache (cfg->diff_path, SC_DIFF_CREATE | SC_DIFF_NOWAIT |
+                          (cfg->volatile_durability ? SC_DIFF_VOLATILE : 0),
+                          &id, cfg->chunk_size, cfg->index_cache, &v->diff,
+                          err, errlen);
   if (r < 0)
     goto fail;
   volume_set_chunk_size (v);

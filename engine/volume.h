@@ -56,6 +56,10 @@ struct sc_volume_config {
   enum sc_on_full on_full;
   uint32_t max_snapshots;       /* 0: SC_MAX_SNAPSHOTS_DEFAULT */
   uint32_t max_checkpoints;     /* 0: SC_MAX_CHECKPOINTS_DEFAULT */
+  /* The diff area's page cache of its copy map and checksums, in bytes
+   * (index-cache=; 0: SC_DIFF_CACHE_DEFAULT; else from SC_DIFF_CACHE_MIN
+   * to SC_DIFF_CACHE_MAX, or the open fails with -EINVAL). */
+  uint64_t index_cache;
   /* origin-changed=accept: a change of the origin made while no server
    * ran is logged, and the snapshots are kept valid (dangerous). */
   bool origin_changed_accept;
@@ -268,6 +272,10 @@ struct sc_volume_stats {
   uint64_t checksum_errors;     /* copied data that failed its checksum
                                    since start-up (reads and scrubs) */
   uint64_t damaged_freed;       /* damaged copies freed since start-up */
+  /* The diff area's page cache (index-cache=): its budget in bytes and
+   * its figures since start-up (cow/pagecache.h). */
+  uint64_t index_cache_budget;
+  struct sc_pc_stats index_cache;
   double fill_rate;             /* diff-area growth, bytes/s, recent */
   int64_t seconds_to_full;      /* -1: not growing */
   uint64_t uptime_ns;

@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,28 @@ config_diff_max (const char *value)
   pcfg.space.diff_max = sz.kind == SC_SIZE_BYTES ? sz.n : 0;
   pcfg.space.diff_max_percent = sz.kind == SC_SIZE_OF_VOLUME
                                ? (uint32_t) sz.n : 0;
+  return 0;
+}
+
+/* index-cache=SIZE: the diff area's page cache of its copy map and
+ * checksums (not stored: a server's memory). */
+static int
+config_index_cache (const char *value)
+{
+  int64_t n = nbdkit_parse_size (value);
+
+  if (n == -1) {
+    nbdkit_error ("index-cache=%s: not a size (use e.g. 64M; at least %"
+                  PRIu64 "K)", value, SC_DIFF_CACHE_MIN / 1024);
+    return -1;
+  }
+  if ((uint64_t) n < SC_DIFF_CACHE_MIN || (uint64_t) n > SC_DIFF_CACHE_MAX) {
+    nbdkit_error ("index-cache=%s: must be from %" PRIu64 "K (the minimum) "
+                  "to %" PRIu64 "G", value, SC_DIFF_CACHE_MIN / 1024,
+                  SC_DIFF_CACHE_MAX >> 30);
+    return -1;
+  }
+  pcfg.space.index_cache = (uint64_t) n;
   return 0;
 }
 
@@ -256,6 +279,8 @@ config_space (const char *key, const char *value)
     return config_chunk_size (value);
   if (strcmp (key, "diff-max") == 0)
     return config_diff_max (value);
+  if (strcmp (key, "index-cache") == 0)
+    return config_index_cache (value);
   if (strcmp (key, "on-full") == 0) {
     if (parse_choice (key, value, "delete-oldest", "fail-writes", &b) < 0)
       return -1;

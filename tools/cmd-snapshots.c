@@ -151,7 +151,8 @@ sc_cmd_list (const struct sc_cli_target *t, int argc, char **argv)
 /* ---- info --------------------------------------------------------------- */
 
 static void
-print_info_json (const struct shadowcopy_volume *v)
+print_info_json (const struct shadowcopy_volume *v,
+                 const struct space_cache *k)
 {
   struct sc_json j;
 
@@ -177,6 +178,7 @@ print_info_json (const struct shadowcopy_volume *v)
     sc_json_end_object (&j);
   }
   space_info_json (v, &j);
+  space_cache_json (k, &j);
   if (v->have_revert) {
     sc_json_key (&j, "revert");
     sc_revert_json (&v->revert, &j);
@@ -187,7 +189,8 @@ print_info_json (const struct shadowcopy_volume *v)
 }
 
 static void
-print_info_text (const struct shadowcopy_volume *v)
+print_info_text (const struct shadowcopy_volume *v,
+                 const struct space_cache *k)
 {
   printf ("volume size: %" PRIu64 "\n"
           "chunk size: %" PRIu64 "\n"
@@ -206,6 +209,7 @@ print_info_text (const struct shadowcopy_volume *v)
             v->hold_last_ns / 1e6, v->hold_p50_ns / 1e6,
             v->hold_p99_ns / 1e6, v->hold_max_ns / 1e6);
   space_print_info (v);
+  space_cache_print (k);
   if (v->have_revert)
     sc_revert_print_text (&v->revert);
   if (v->listen[0])
@@ -216,7 +220,9 @@ int
 sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv)
 {
   struct shadowcopy_volume v;
+  struct space_cache k = { .have = false };
   struct shadowcopy *c;
+  char err[1024];
   bool json;
   int status;
 
@@ -229,10 +235,16 @@ sc_cmd_info (const struct sc_cli_target *t, int argc, char **argv)
     sc_cli_lib_error ();
     return sc_cli_close_target (c, EXIT_FAILURE);
   }
+  /* The cache's figures are the running server's (STATS): offline, the
+   * CLI's own open of the diff area would say nothing of it. */
+  if (v.have_holds && space_cache_get (c, &k, err, sizeof err) < 0) {
+    sc_cli_error ("%s", err);
+    return sc_cli_close_target (c, EXIT_FAILURE);
+  }
   if (json)
-    print_info_json (&v);
+    print_info_json (&v, &k);
   else
-    print_info_text (&v);
+    print_info_text (&v, &k);
   return sc_cli_close_target (c, EXIT_SUCCESS);
 }
 

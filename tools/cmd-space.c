@@ -101,6 +101,10 @@ print_stats (const struct stats *x)
   printf ("copied data that failed its checksum: %s (damaged copies "
           "freed: %s)\n", F ("checksum-errors"), F ("damaged-freed"));
   printf ("writes refused (on-full=fail-writes): %s\n", F ("writes-refused"));
+  if (stat_field (x, "index-cache-budget"))
+    printf ("index cache: %s bytes, %s hits, %s misses, %s write-backs\n",
+            F ("index-cache-budget"), F ("index-cache-hits"),
+            F ("index-cache-misses"), F ("index-cache-writebacks"));
   v = stat_field (x, "diff-failed");
   if (v && strcmp (v, "1") == 0)
     printf ("diff area: FAILED (errno %s, %s retries; see shadowcopy info)"
@@ -133,6 +137,74 @@ space_stats (struct shadowcopy *c, bool json, char *err, size_t errlen)
   }
   free (x.f);
   return r;
+}
+
+/* ---- the index cache, for info ----------------------------------------- */
+
+static int
+on_cache_stat (const char *key, const char *value, void *opaque)
+{
+  static const char prefix[] = "index-cache-";
+  struct space_cache *k = opaque;
+  uint64_t n;
+
+  if (strncmp (key, prefix, sizeof prefix - 1) != 0)
+    return 0;
+  key += sizeof prefix - 1;
+  if (sc_cli_parse_u64 (value, &n) < 0)
+    return 0;                   /* a field this CLI cannot read: left out */
+  uint64_t *f = strcmp (key, "budget") == 0 ? &k->budget
+    : strcmp (key, "pages") == 0 ? &k->pages
+    : strcmp (key, "hits") == 0 ? &k->hits
+    : strcmp (key, "misses") == 0 ? &k->misses
+    : strcmp (key, "writebacks") == 0 ? &k->writebacks
+    : strcmp (key, "unbacked") == 0 ? &k->unbacked : NULL;
+  if (f)
+    *f = n;
+  if (f == &k->budget)
+    k->have = true;
+  return 0;
+}
+
+int
+space_cache_get (struct shadowcopy *c, struct space_cache *out, char *err,
+                 size_t errlen)
+{
+  memset (out, 0, sizeof *out);
+  int r = shadowcopy_stats (c, on_cache_stat, out);
+  if (r == -ENOTCONN) {
+    memset (out, 0, sizeof *out);
+    return 0;
+  }
+  if (r < 0)
+    snprintf (err, errlen, "%s", shadowcopy_get_error ());
+  return r;
+}
+
+void
+space_cache_print (const struct space_cache *k)
+{
+  if (k->have)
+    printf ("index cache: %" PRIu64 " bytes (%" PRIu64 " pages held), %"
+            PRIu64 " hits, %" PRIu64 " misses, %" PRIu64 " write-backs, %"
+            PRIu64 " pages waiting for disk space\n", k->budget, k->pages,
+            k->hits, k->misses, k->writebacks, k->unbacked);
+}
+
+void
+space_cache_json (const struct space_cache *k, struct sc_json *j)
+{
+  if (!k->have)
+    return;
+  sc_json_key (j, "index_cache");
+  sc_json_begin_object (j);
+  sc_json_member_uint (j, "budget", k->budget);
+  sc_json_member_uint (j, "pages", k->pages);
+  sc_json_member_uint (j, "hits", k->hits);
+  sc_json_member_uint (j, "misses", k->misses);
+  sc_json_member_uint (j, "writebacks", k->writebacks);
+  sc_json_member_uint (j, "unbacked", k->unbacked);
+  sc_json_end_object (j);
 }
 
 /* ---- resize ----------------------------------------------------------- */

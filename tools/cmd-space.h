@@ -26,4 +26,19 @@ void space_print_info (const struct shadowcopy_volume *v);
 struct sc_json;
 void space_info_json (const struct shadowcopy_volume *v, struct sc_json *j);
 
+/* The page cache of the copy map and checksums (index-cache=), from a
+ * running server's STATS: `have` is false offline (STATS needs a
+ * server) or from a server that does not tell. */
+struct space_cache {
+  bool have;
+  uint64_t budget, pages, hits, misses, writebacks, unbacked;
+};
+/* 0, or a negative errno with err set (not -ENOTCONN: offline is
+ * `have` false). */
+int space_cache_get (struct shadowcopy *c, struct space_cache *out,
+                     char *err, size_t errlen);
+/* info's line, and its JSON member "index_cache"; nothing if !have. */
+void space_cache_print (const struct space_cache *k);
+void space_cache_json (const struct space_cache *k, struct sc_json *j);
+
 #endif

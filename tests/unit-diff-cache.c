@@ -1,0 +1,108 @@
+/* Unit tests: the budget of a diff area's page cache (sc_diff_open_cache,
+ * the plugin's index-cache=): one below the minimum or above the maximum
+ * is refused with -EINVAL and a message, creating nothing; the budget
+ * taken shows in sc_diff_stats, with the cache's figures. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/diffarea.h"
+#include "tests/unit-helpers.h"
+
+TestSuite (diff_cache, .init = uh_setup, .fini = uh_teardown);
+
+/* An origin of 4 MiB and its identity, for creating diff areas. */
+static void
+make_origin (const char *origin, struct sc_origin_id *id)
+{
+  uh_make_file (origin, 4 << 20, 1);
+  int fd = open (origin, O_RDONLY);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (sc_origin_identify (fd, origin, id), 0);
+  close (fd);
+}
+
+Test (diff_cache, a_budget_out_of_range_is_refused_with_a_message)
+{
+  uint64_t bad[] = { 1, 4096, SC_DIFF_CACHE_MIN / 2, SC_DIFF_CACHE_MIN - 1,
+                     SC_DIFF_CACHE_MAX + 1, UINT64_MAX };
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  struct sc_origin_id id;
+  make_origin (origin, &id);
+  cr_assert_eq (SC_DIFF_CACHE_MIN, 65536);
+  cr_assert_eq (SC_DIFF_CACHE_DEFAULT, 256u << 20);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct sc_diff *d = NULL;
+    char err[512] = "";
+    int r = sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096, bad[i], &d,
+                                err, sizeof err);
+    cr_assert_eq (r, -EINVAL, "budget %" PRIu64 ": %d", bad[i], r);
+    cr_assert_null (d);
+    cr_assert (strstr (err, "cache") && strstr (err, "65536"),
+               "budget %" PRIu64 ": the message says what and the "
+               "minimum: %s", bad[i], err);
+    cr_assert_eq (access (diff, F_OK), -1, "budget %" PRIu64 " left a file",
+                  bad[i]);
+  }
+  free (origin);
+  free (diff);
+}
+
+/* Open with `budget`, make a few copies, and check the stats. */
+static void
+check_budget (uint64_t budget, uint64_t want_bytes)
+{
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  struct sc_origin_id id;
+  struct sc_diff *d = NULL;
+  struct sc_snapshot_info info;
+  struct sc_diff_stats st;
+  char err[512] = "";
+  make_origin (origin, &id);
+  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096, budget,
+                                    &d, err, sizeof err), 0, "%s", err);
+  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
+  for (uint64_t c = 0; c < 64; c++)
+    uh_copy_chunk (d, c, c + 1);
+  sc_diff_stats (d, &st);
+  cr_assert_eq (st.cache_budget, want_bytes, "budget %" PRIu64 ": %" PRIu64,
+                budget, st.cache_budget);
+  cr_assert_eq (st.cache.max_pages, want_bytes / 4096);
+  cr_assert_leq (st.cache.pages, st.cache.max_pages);
+  cr_assert_gt (st.cache.hits + st.cache.misses, 0,
+                "the copies' checksums went through the cache");
+  cr_assert_eq (sc_diff_close (d), 0);
+  /* Not stored: a plain open takes the default again. */
+  cr_assert_eq (sc_diff_open (diff, 0, &id, 0, &d, err, sizeof err), 0,
+                "%s", err);
+  sc_diff_stats (d, &st);
+  cr_assert_eq (st.cache_budget, SC_DIFF_CACHE_DEFAULT);
+  cr_assert_eq (st.copies, 64);
+  cr_assert_eq (sc_diff_close (d), 0);
+  unlink (diff);
+  free (origin);
+  free (diff);
+}
+
+Test (diff_cache, the_minimum_shows_in_the_stats)
+{
+  check_budget (SC_DIFF_CACHE_MIN, 65536);
+}
+
+Test (diff_cache, zero_is_the_default)
+{
+  check_budget (0, SC_DIFF_CACHE_DEFAULT);
+}
+
+Test (diff_cache, a_budget_is_rounded_down_to_whole_pages)
+{
+  check_budget (100 * 1024, 25 * 4096);
+}
