@@ -531,15 +531,24 @@ leaf_split (struct sc_index *ix, struct path *p, struct node *nd,
   return inner_insert (ix, p, 1, up, sib_page);
 }
 
+/* Had `chunk` a copy other than the one of `epoch`, just added? */
+static int
+had_others (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
+{
+  struct sc_copy first, last;
+  int r = chunk_pick (ix, chunk, 0, UINT32_MAX, false, &first);
+  if (r > 0)
+    r = chunk_pick (ix, chunk, 0, UINT32_MAX, true, &last);
+  if (r <= 0)
+    return r < 0 ? r : fail (ix, -EIO);     /* it was just added */
+  return first.epoch != epoch || last.epoch != epoch;
+}
+
 int
 sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
 {
   if (copy.epoch == UINT32_MAX)
     return -EINVAL;
-  struct sc_copy any;
-  int had = chunk_pick (ix, chunk, 0, UINT32_MAX, false, &any);
-  if (had < 0)
-    return had;
   struct path p;
   struct node *nd;
   unsigned pos;
@@ -552,10 +561,16 @@ sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
   }
   if ((r = node_dirty (ix, p.page[0])) < 0)
     return r;
+  /* Does the chunk have copies already?  The neighbours tell, unless the
+   * copy goes at the leaf's edge: then ask after. */
+  struct leaf_ent *e = leaf_ents (nd);
+  int had = (pos > 0 && e[pos - 1].chunk == chunk) ||
+            (pos < nd->n && e[pos].chunk == chunk);
+  if (!had && (pos == 0 || pos == nd->n))
+    had = -1;
   struct leaf_ent ins = { .chunk = chunk, .slot = copy.slot,
                           .epoch = copy.epoch, .crc = copy.crc };
   if (nd->n < LEAF_MAX) {
-    struct leaf_ent *e = leaf_ents (nd);
     memmove (&e[pos + 1], &e[pos], (nd->n - pos) * sizeof *e);
     e[pos] = ins;
     nd->n++;
@@ -564,6 +579,8 @@ sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
   else if ((r = leaf_split (ix, &p, nd, pos, ins)) < 0)
     return r;
   ix->copies++;
+  if (had < 0 && (had = had_others (ix, chunk, copy.epoch)) < 0)
+    return had;
   ix->chunks += !had;
   return 0;
 }

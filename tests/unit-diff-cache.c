@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 
 #include "cow/diffarea.h"
+#include "cow/io.h"
 #include "tests/unit-helpers.h"
 
 TestSuite (diff_cache, .init = uh_setup, .fini = uh_teardown);
@@ -105,4 +106,67 @@ Test (diff_cache, zero_is_the_default)
 Test (diff_cache, a_budget_is_rounded_down_to_whole_pages)
 {
   check_budget (100 * 1024, 25 * 4096);
+}
+
+/* The copy map's pages fail (reads of the scratch files fail with EIO,
+ * those of the diff area go on): a snapshot read whose lookup failed
+ * gets "no data" (EIO to the reader), never the origin; the diff area
+ * fails (its snapshots invalid, the live volume goes on copying
+ * nothing); the failure is recorded, so a reopen lists the snapshot
+ * invalid. */
+static int keep_fd = -1;
+
+static int
+fail_scratch_reads (const struct sc_io_req *req)
+{
+  return req->op == SC_IO_READ && req->fd != keep_fd ? -EIO : 0;
+}
+
+Test (diff_cache, a_failed_copy_map_fails_the_diff_area_never_serving_the_origin)
+{
+  enum { N = 8192 };            /* 49 leaves and 40 pages of sums: > 16 */
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  struct sc_origin_id id;
+  struct sc_diff *d = NULL;
+  struct sc_snapshot_info info;
+  char err[512] = "";
+  uh_make_file (origin, (uint64_t) N * 4096 * 2, 1);
+  int fd = open (origin, O_RDONLY);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (sc_origin_identify (fd, origin, &id), 0);
+  close (fd);
+  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096,
+                                    SC_DIFF_CACHE_MIN, &d, err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
+  for (uint64_t c = 0; c < N; c++)
+    uh_copy_chunk (d, c, c + 1);
+
+  keep_fd = sc_diff_fd (d);
+  sc_io_fault_hook = fail_scratch_reads;
+  uint64_t none = 0, off;
+  for (uint64_t c = 0; c < N; c++) {
+    enum sc_where w = sc_diff_resolve (d, info.epoch, c, &off);
+    cr_assert_neq (w, SC_WHERE_ORIGIN, "chunk %" PRIu64 ": the origin "
+                   "served for a copied chunk", c);
+    none += w == SC_WHERE_NONE;
+  }
+  sc_io_fault_hook = NULL;
+  cr_assert_gt (none, 0, "a cache of 16 pages reads pages back");
+
+  struct sc_diff_health h;
+  sc_diff_health (d, &h);
+  cr_assert (h.failed, "the diff area failed");
+  cr_assert_eq (h.err, EIO);
+  cr_assert (strstr (h.what, "copy map"), "%s", h.what);
+  cr_assert (!sc_diff_needs_copy (d, N + 5), "the live volume goes on");
+  (void) sc_diff_close (d);
+
+  cr_assert_eq (sc_diff_open (diff, 0, &id, 0, &d, err, sizeof err), 0,
+                "%s", err);
+  cr_assert_eq (sc_diff_snapshot_lookup (d, "s1", &info), 0);
+  cr_assert_neq (info.invalid_reason, SC_VALID, "s1 stays invalid");
+  cr_assert_eq (sc_diff_close (d), 0);
+  free (origin);
+  free (diff);
 }
