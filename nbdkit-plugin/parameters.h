@@ -53,7 +53,7 @@ void plugin_config_free (void);
   "max-snapshots=N     At most N snapshots (default 512).\n" \
   "max-checkpoints=N   At most N checkpoints (default 512).\n" \
   "index-cache=SIZE    Memory for the copy map and checksums' pages\n" \
-  "                    (default 256M, at least 64K).\n" \
+  "                    (default 224M, at least 64K).\n" \
   "discard-snapshots=on  Trims on snapshot exports free their space.\n" \
   "origin-changed=accept  Keep snapshots valid when the disk was changed\n" \
   "                    while the server was stopped (dangerous).\n" \

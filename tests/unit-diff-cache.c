@@ -39,7 +39,7 @@ Test (diff_cache, a_budget_out_of_range_is_refused_with_a_message)
   struct sc_origin_id id;
   make_origin (origin, &id);
   cr_assert_eq (SC_DIFF_CACHE_MIN, 65536);
-  cr_assert_eq (SC_DIFF_CACHE_DEFAULT, 256u << 20);
+  cr_assert_eq (SC_DIFF_CACHE_DEFAULT, 224u << 20);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct sc_diff *d = NULL;
     char err[512] = "";
