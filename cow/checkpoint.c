@@ -33,6 +33,14 @@
  * journal replace, freeing the old chain) is done under the lock at the
  * end.  A waiter holds nothing the checkpoint needs (the lock and the
  * leader role only), so none can deadlock it.
+ *
+ * Who writes it: the commit that finds the journal long only marks it
+ * due when a runner is registered (the engine's volume thread), so a
+ * live write does not stream the whole state before it is acknowledged;
+ * the runner writes it.  Without a runner (tools, cow/ alone), or once
+ * the journal is twice its limit (the runner stuck or slow), the commit
+ * writes it itself.  Either way the commit made its own records durable
+ * first.
  */
 #include <config.h>
 
