@@ -205,7 +205,7 @@ hold_stream (struct sc_diff *d)
   if (__atomic_load_n (&in_ckpt, __ATOMIC_SEQ_CST))
     return;
   __atomic_store_n (&armed, false, __ATOMIC_SEQ_CST);   /* one checkpoint */
-  ckpt_thread = pthread_self ();
+  __atomic_store_n (&ckpt_thread, pthread_self (), __ATOMIC_SEQ_CST);
   __atomic_store_n (&in_ckpt, true, __ATOMIC_SEQ_CST);
   if (crash_in_ckpt) {
     (void) wait_flag (&acked, 20000);
@@ -323,7 +323,8 @@ Test (ckpt_background, the_write_returns_while_the_volume_thread_writes_it)
   pthread_create (&th, NULL, write_job, &w);
   bool returned = wait_flag (&w.done, 5000);
   bool started = wait_flag (&in_ckpt, 5000);
-  bool other = started && !pthread_equal (ckpt_thread, th);
+  pthread_t by = __atomic_load_n (&ckpt_thread, __ATOMIC_SEQ_CST);
+  bool other = started && !pthread_equal (by, th);
   __atomic_store_n (&release, true, __ATOMIC_SEQ_CST);
   pthread_join (th, NULL);
   cr_assert (started, "no checkpoint started");
