@@ -33,6 +33,14 @@
  * journal replace, freeing the old chain) is done under the lock at the
  * end.  A waiter holds nothing the checkpoint needs (the lock and the
  * leader role only), so none can deadlock it.
+ *
+ * Who writes it: the commit that finds the journal long only marks it
+ * due when a runner is registered (the engine's volume thread), so a
+ * live write does not stream the whole state before it is acknowledged;
+ * the runner writes it.  Without a runner (tools, cow/ alone), or once
+ * the journal is twice its limit (the runner stuck or slow), the commit
+ * writes it itself.  Either way the commit made its own records durable
+ * first.
  */
 #include <config.h>
 
@@ -128,8 +136,8 @@ ckpt_unlocked_tail (struct sc_diff *d, struct sc_journal *j, size_t max,
 /* Keeps the journal under 3x the state plus 64k records, so start-up is
  * bounded.  Any kind of record counts: copies, but also snapshot creates
  * and deletes. */
-bool
-ckpt_journal_too_long (const struct sc_diff *d, uint64_t records)
+static uint64_t
+ckpt_journal_limit (const struct sc_diff *d)
 {
   /* What a checkpoint writes: snapshots (and invalidations), the state,
    * the limit, discard extents, the drop history, and the copies. */
@@ -138,21 +146,94 @@ ckpt_journal_too_long (const struct sc_diff *d, uint64_t records)
   uint64_t live = copymap_count (d) + 2 * d->nsnaps + 2 + d->ndisc_extents
                   + drops + clone_records (d) + revert_records (d);
   if (sc_ckpt_limit_hook)
-    return records > sc_ckpt_limit_hook (live);
-  return records > 2 * live + 65536;
+    return sc_ckpt_limit_hook (live);
+  return 2 * live + 65536;
 }
 
-void
-ckpt_maybe (struct sc_diff *d)
+bool
+ckpt_journal_too_long (const struct sc_diff *d, uint64_t records)
 {
-  if (sc_journal_busy (&d->journal) ||
-      !ckpt_journal_too_long (d, sc_journal_records (&d->journal)))
-    return;
+  return records > ckpt_journal_limit (d);
+}
+
+/* Past twice the limit, a commit writes the checkpoint itself even with
+ * a runner registered: the runner may be stuck (or slow), and the
+ * journal must stay bounded.  The space reserve follows: a data slot is
+ * granted only with the journal's current size free again (space.c), so
+ * a journal at twice its limit reserves twice as much, and the
+ * checkpoint, which writes the live state only, still fits in it. */
+static bool
+ckpt_journal_past_bound (const struct sc_diff *d, uint64_t records)
+{
+  uint64_t limit = ckpt_journal_limit (d);
+  return limit <= UINT64_MAX / 2 && records > 2 * limit;
+}
+
+/* A checkpoint written where it was found due: the commit's thread, or
+ * the runner's. */
+static int
+ckpt_write_due (struct sc_diff *d)
+{
   int r = ckpt_write (d, 0, NULL, 0);
   if (r < 0 && sc_debug)
     sc_debug ("journal checkpoint: %s (the journal carries on, unless "
               "the superblock could not be stored either: then the diff "
               "area failed)", strerror (-r));
+  return r;
+}
+
+void
+ckpt_maybe (struct sc_diff *d)
+{
+  if (sc_journal_busy (&d->journal))
+    return;
+  uint64_t records = sc_journal_records (&d->journal);
+  if (!ckpt_journal_too_long (d, records))
+    return;
+  if (d->ckpt_wake && !ckpt_journal_past_bound (d, records)) {
+    /* The runner writes it: this commit's caller (a live write, a
+     * snapshot's hold) does not wait for the whole stream. */
+    if (!__atomic_exchange_n (&d->ckpt_due, true, __ATOMIC_ACQ_REL))
+      d->ckpt_wake (d->ckpt_wake_arg);
+    return;
+  }
+  if (d->ckpt_wake)
+    diff_say ("the journal has grown to twice its checkpoint limit (%"
+              PRIu64 " records) before the background checkpoint ran: "
+              "written by a commit instead", records);
+  (void) ckpt_write_due (d);
+}
+
+void
+sc_diff_set_ckpt_runner (struct sc_diff *d, void (*wake) (void *arg),
+                         void *arg)
+{
+  LOCKED (d);
+  d->ckpt_wake = wake;
+  d->ckpt_wake_arg = arg;
+}
+
+bool
+sc_diff_ckpt_due (const struct sc_diff *d)
+{
+  return __atomic_load_n (&d->ckpt_due, __ATOMIC_ACQUIRE);
+}
+
+int
+sc_diff_ckpt_run (struct sc_diff *d)
+{
+  LOCKED (d);
+  /* Cleared first: a commit that finds the journal long again (this
+   * checkpoint failed) notes it again and wakes the runner again. */
+  if (!__atomic_exchange_n (&d->ckpt_due, false, __ATOMIC_ACQ_REL))
+    return 0;
+  if (!d->have_journal || d->failed)
+    return 0;                   /* recovery writes one of its own */
+  diff_wait_ckpt (d);           /* one written meanwhile (the bound) */
+  if (!ckpt_journal_too_long (d, sc_journal_records (&d->journal)))
+    return 0;
+  int r = ckpt_write_due (d);
+  return r < 0 ? r : 1;
 }
 
 struct ckpt {

@@ -270,6 +270,12 @@ struct sc_diff {
   pthread_t ckpt_thread;        /* the thread writing it */
   pthread_cond_t ckpt_done;     /* broadcast when it ends */
   uint64_t ckpt_waits;          /* changes that waited for one */
+  /* A checkpoint in the background (sc_diff_set_ckpt_runner): a commit
+   * that finds the journal long sets ckpt_due (atomic: the runner reads
+   * it without the lock) and calls ckpt_wake, under the lock. */
+  bool ckpt_due;
+  void (*ckpt_wake) (void *arg);
+  void *ckpt_wake_arg;
 };
 
 /* Hold d->lock for the rest of the enclosing scope. */
@@ -718,7 +724,9 @@ bool ckpt_journal_too_long (const struct sc_diff *d, uint64_t records);
  * journal's while serving). */
 int ckpt_write (struct sc_diff *d, uint64_t first_seq,
                 const uint64_t *old_chain, size_t old_nchain);
-/* After a commit: rewrite the journal if it has grown long. */
+/* After a commit: rewrite the journal if it has grown long; with a
+ * runner registered, only note that it is due and wake the runner,
+ * unless the journal has grown to twice its limit meanwhile. */
 void ckpt_maybe (struct sc_diff *d);
 /* Replace a failed journal with a checkpoint of the state (recovery);
  * on failure `what` says which write failed. */

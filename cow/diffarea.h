@@ -262,6 +262,29 @@ int sc_diff_close (struct sc_diff *d);
 uint32_t sc_diff_chunk_size (const struct sc_diff *d);
 void sc_diff_stats (struct sc_diff *d, struct sc_diff_stats *st);
 
+/* ---- the journal checkpoint in the background (docs/design.md,
+ * "Journal checkpoints") ------------------------------------------------
+ *
+ * A serving diff area rewrites its journal when it has grown long.  With
+ * no runner registered, the commit that finds it long writes that
+ * checkpoint itself (tools, tests).  With one, that commit only notes
+ * that a checkpoint is due and calls wake(arg), and the runner's thread
+ * writes it with sc_diff_ckpt_run; a commit that finds the journal at
+ * twice its limit still writes it itself, so the journal stays bounded
+ * whatever the runner does.  wake is called with the diff area's lock
+ * held: it must only signal the runner, never call into the diff area.
+ * NULL unregisters; once that returns, wake is not called any more. */
+void sc_diff_set_ckpt_runner (struct sc_diff *d, void (*wake) (void *arg),
+                              void *arg);
+/* Is a checkpoint due?  Without the lock (one atomic read), so that a
+ * runner can look before it sleeps. */
+bool sc_diff_ckpt_due (const struct sc_diff *d);
+/* The runner: write the checkpoint that is due, if the journal is still
+ * long.  1 if one was written, 0 if none was due or needed any more, or
+ * the checkpoint's negative errno (the journal carries on; a commit
+ * that finds it long again notes it due again). */
+int sc_diff_ckpt_run (struct sc_diff *d);
+
 /* ---- snapshots ---------------------------------------------------- */
 
 /* Snapshot names: 1..128 of [A-Za-z0-9._:+-], not starting with '.',

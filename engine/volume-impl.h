@@ -96,8 +96,9 @@ struct sc_volume {
   bool origin_written;          /* atomic: the diff area knows we write */
   struct sc_scrub *scrub;       /* scrub.c; its own leaf lock */
   struct sc_revert *revert;     /* volume-revert.c; its own leaf lock */
-  /* The periodic retry of a failed diff area (volume-retry.c); its lock
-   * is a leaf. */
+  /* The periodic retry of a failed diff area, and the diff area's
+   * checkpoint runner (volume-retry.c); its lock is a leaf (the diff
+   * area's wake takes it under the diff area's lock). */
   pthread_mutex_t retry_lock;
   pthread_cond_t retry_cond;
   pthread_t retry;

@@ -247,8 +247,10 @@ void sc_volume_diff_health (struct sc_volume *v, struct sc_diff_health *h);
 /* Retry a failed diff area now (as sc_diff_recover): 0 if healthy. */
 int sc_volume_diff_recover (struct sc_volume *v);
 /* Start retrying a failed diff area every retry_ms in a thread of the
- * volume's (call after fork; stopped by sc_volume_close).  Offline
- * volumes have none. */
+ * volume's (call after fork; stopped by sc_volume_close).  The same
+ * thread writes the journal checkpoints that commits find due
+ * (sc_diff_set_ckpt_runner); until it starts, and after it stops, the
+ * commits write them.  Offline volumes have none. */
 int sc_volume_start_retry (struct sc_volume *v);
 
 /* resize --max: see sc_diff_set_max. */

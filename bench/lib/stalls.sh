@@ -13,8 +13,10 @@
 #   list         `shadowcopy list` in a loop
 #   checkpoint   0.5 s in, snapshots made and deleted at once until the
 #                journal is long enough that one of them writes an online
-#                checkpoint of the whole copy map (seen as the diff area's
-#                used bytes falling: the old journal is freed)
+#                checkpoint of the whole copy map on the server's volume
+#                thread (seen as the diff area's used bytes falling: the
+#                old journal is freed; looked for up to 3 s after each
+#                pair, since the delete does not wait for it)
 #   deletes      0.5 s in, the STALL_SNAPS snapshots deleted one by one,
 #                0.1 s apart (the last one frees every copy)
 # The last two stop the load 0.5 s after what they measure, or once it ran
@@ -126,18 +128,24 @@ stalls () {
     t0=${EPOCHREALTIME/./}
     sc create "ck$i" >/dev/null
     sc delete "ck$i" >/dev/null
-    us=$(us_since "$t0")
-    used1=$(json_num "$(sc info --json)" diff_used_bytes)
-    # The old journal (over a record per copy) is freed: far more than the
-    # few chunks copied while ck$i lived.
-    if [ $((used0 - used1)) -gt $((STALL_COPIES * 16)) ]; then
-      found=$i
-      STALL_CKPT_MS=$(awk -v u="$us" 'BEGIN { printf "%.1f", u / 1000 }')
-      STALL_CKPT_FREED=$((used0 - used1))
-    fi
+    # The server writes the checkpoint on its volume thread: the delete
+    # returns before it ends, so look for its end a while (3 s).
+    for ((k = 0; k < 60; k++)); do
+      us=$(us_since "$t0")
+      used1=$(json_num "$(sc info --json)" diff_used_bytes)
+      # The old journal (over a record per copy) is freed: far more than
+      # the few chunks copied while ck$i lived.
+      if [ $((used0 - used1)) -gt $((STALL_COPIES * 16)) ]; then
+        found=$i
+        STALL_CKPT_MS=$(awk -v u="$us" 'BEGIN { printf "%.1f", u / 1000 }')
+        STALL_CKPT_FREED=$((used0 - used1))
+        break
+      fi
+      sleep 0.05
+    done
   done
   if [ -n "$found" ]; then
-    note="checkpoint in pair $found of create+delete, which took $STALL_CKPT_MS ms; journal $(awk -v b="$STALL_CKPT_FREED" 'BEGIN { printf "%.1f MiB", b / 1048576 }') smaller"
+    note="checkpoint after pair $found of create+delete, freed $STALL_CKPT_MS ms after the create; journal $(awk -v b="$STALL_CKPT_FREED" 'BEGIN { printf "%.1f MiB", b / 1048576 }') smaller"
   else
     note="no checkpoint seen (the server's open may have written it)"
   fi
@@ -214,7 +222,8 @@ EOF
 
 The checkpoint is triggered as a serving diff area triggers it: a record
 appended past the journal's length limit (twice the state plus 64k
-records, cow/checkpoint.c) makes the next ckpt_maybe write one; here the records
+records, cow/checkpoint.c) makes the next ckpt_maybe wake the volume's
+thread, which writes one; here the records
 are those of a snapshot made and deleted at once, during the load (the
 writes to chunks in that short time copy them).
 EOF
