@@ -381,6 +381,23 @@ leaf_has (struct node *nd, unsigned pos, uint64_t chunk, uint32_t epoch)
   return pos < nd->n && e[pos].chunk == chunk && e[pos].epoch == epoch;
 }
 
+/* The copy (chunk, epoch), its leaf pinned and dirty, about to change:
+ * 1, 0 if there is none (nothing pinned), or -errno. */
+static int
+copy_to_change (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
+                struct path *p, struct node **leaf, unsigned *pos)
+{
+  int r = leaf_of (ix, chunk, epoch, p, leaf, pos);
+  if (r < 0)
+    return r;
+  if (!leaf_has (*leaf, *pos, chunk, epoch)) {
+    node_put (ix, p->page[0]);
+    return 0;
+  }
+  r = node_dirty (ix, p->page[0]);
+  return r < 0 ? r : 1;
+}
+
 int
 sc_index_set_slot (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
                    uint64_t slot, uint32_t crc)
@@ -388,14 +405,8 @@ sc_index_set_slot (struct sc_index *ix, uint64_t chunk, uint32_t epoch,
   struct path p;
   struct node *nd;
   unsigned pos;
-  int r = leaf_of (ix, chunk, epoch, &p, &nd, &pos);
-  if (r < 0)
-    return r;
-  if (!leaf_has (nd, pos, chunk, epoch)) {
-    node_put (ix, p.page[0]);
-    return 0;
-  }
-  if ((r = node_dirty (ix, p.page[0])) < 0)
+  int r = copy_to_change (ix, chunk, epoch, &p, &nd, &pos);
+  if (r <= 0)
     return r;
   leaf_ents (nd)[pos].slot = slot;
   leaf_ents (nd)[pos].crc = crc;
@@ -409,14 +420,8 @@ sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
   struct path p;
   struct node *nd;
   unsigned pos;
-  int r = leaf_of (ix, chunk, epoch, &p, &nd, &pos);
-  if (r < 0)
-    return r;
-  if (!leaf_has (nd, pos, chunk, epoch)) {
-    node_put (ix, p.page[0]);
-    return 0;
-  }
-  if ((r = node_dirty (ix, p.page[0])) < 0)
+  int r = copy_to_change (ix, chunk, epoch, &p, &nd, &pos);
+  if (r <= 0)
     return r;
   struct leaf_ent *e = leaf_ents (nd);
   memmove (&e[pos], &e[pos + 1], (nd->n - pos - 1) * sizeof *e);
