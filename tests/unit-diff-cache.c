@@ -253,3 +253,52 @@ Test (diff_cache, a_copy_map_failing_in_the_open_checkpoint_loses_no_copy)
   free (origin);
   free (diff);
 }
+
+/* (review) The copy map's pages fail while the changed chunks of a
+ * snapshot are computed (sc_diff_changes: one copymap_visit whose error
+ * changes.c does not look at): the caller, an incremental backup, must
+ * get an error, never a short list ("nothing changed") it would trust. */
+Test (diff_cache, a_copy_map_failing_under_a_diff_never_gives_a_short_list)
+{
+  enum { N = 8192 };
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  struct sc_origin_id id;
+  struct sc_diff *d = NULL;
+  struct sc_snapshot_info info;
+  char err[512] = "";
+  uh_make_file (origin, (uint64_t) N * 4096 * 2, 1);
+  int fd = open (origin, O_RDONLY);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (sc_origin_identify (fd, origin, &id), 0);
+  close (fd);
+  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096,
+                                    SC_DIFF_CACHE_MIN, &d, err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
+  for (uint64_t c = 0; c < N; c++) {
+    uint64_t seq;
+    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, NULL, &seq), 0);
+    cr_assert_eq (sc_diff_commit (d, seq), 0);
+  }
+  struct sc_chunk_range runs[16];
+  size_t n = 0;
+  uint64_t next = 0;
+  cr_assert_eq (sc_diff_changes (d, info.id, SC_DIFF_LIVE, 0, runs, 16, &n,
+                                 &next), 0);
+  cr_assert_eq (n, 1, "chunks 0..N-1 changed: one run");
+
+  scratch_reads_fail = true;
+  sc_io_fault_hook = fail_unnamed_reads;
+  n = 0;
+  int r = sc_diff_changes (d, info.id, SC_DIFF_LIVE, 0, runs, 16, &n, &next);
+  sc_io_fault_hook = NULL;
+  scratch_reads_fail = false;
+  uint64_t listed = 0;
+  for (size_t i = 0; r == 0 && i < n; i++)
+    listed += runs[i].count;
+  cr_assert (r < 0 || listed == N, "sc_diff_changes returned %d with %"
+             PRIu64 " changed chunks of %u listed", r, listed, (unsigned) N);
+  (void) sc_diff_close (d);
+  free (origin);
+  free (diff);
+}
