@@ -411,3 +411,47 @@ Test (index_review, copies_made_downwards_in_a_gap_fill_their_leaves)
                  (unsigned long) copies);
   ix_close (&ix);
 }
+
+/* A hot chunk (a filesystem's journal or superblock) is copied in every
+ * epoch, and garbage collection drops its old copies as snapshots are
+ * deleted: its old leaves stay, empty (their key ranges are of past
+ * epochs, so no later copy ever fills them), and every lookup of the
+ * chunk descends again through each of them.  A lookup should cost a
+ * few descents, not one per 170 copies the chunk ever had. */
+static uint64_t
+gets (struct sc_index *ix)
+{
+  struct sc_pc_stats st;
+  sc_pc_stats (ix->pc, &st);
+  return st.hits + st.misses;
+}
+
+Test (index_review, a_lookup_of_a_hot_chunk_stays_cheap_after_gc)
+{
+  enum { E = 170 * 300, KEEP = 400 };  /* 400 snapshots kept */
+  static struct sc_index ix;
+  ix_open (&ix);
+  for (uint32_t e = 1; e <= E; e++) {
+    cr_assert_eq (sc_index_add (&ix, 5, (struct sc_copy) { e + 10, e, 0 }),
+                  0);
+    if (e > KEEP)               /* gc keeps the newest KEEP */
+      cr_assert_eq (sc_index_remove (&ix, 5, e - KEEP), 1);
+  }
+  cr_assert_eq (sc_index_add (&ix, 4, (struct sc_copy) { 1, 1, 0 }), 0);
+  cr_assert_eq (sc_index_add (&ix, 6, (struct sc_copy) { 2, 1, 0 }), 0);
+  cr_assert_eq (ix.copies, KEEP + 2);
+  struct sc_copy c;
+  uint64_t g0 = gets (&ix);
+  cr_assert_eq (sc_index_last (&ix, 5, &c), 1);
+  cr_assert_eq (c.epoch, E);
+  uint64_t g_last = gets (&ix) - g0;
+  g0 = gets (&ix);
+  cr_assert_eq (sc_index_after (&ix, 5, 0, &c), 1);
+  cr_assert_eq (c.epoch, E - KEEP + 1);
+  uint64_t g_after = gets (&ix) - g0;
+  cr_assert_leq (g_last + g_after, 16 * (ix.height + 1), "pages got for "
+                 "one sc_index_last: %lu, one sc_index_after: %lu (height "
+                 "%u, %u pages)", (unsigned long) g_last,
+                 (unsigned long) g_after, ix.height, ix.pages);
+  ix_close (&ix);
+}
