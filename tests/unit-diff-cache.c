@@ -302,3 +302,52 @@ Test (diff_cache, a_copy_map_failing_under_a_diff_never_gives_a_short_list)
   free (origin);
   free (diff);
 }
+
+/* (review) A revert to s1 runs; the copy map's pages fail.  Every chunk
+ * the revert has not written back must stay pending (a live read then
+ * goes to the target, which is invalid now: EIO, "never guess"); a
+ * pending list that comes back empty makes the live volume read the
+ * origin, which holds what the revert undid (revert.c todo() takes the
+ * failed lookup for "no copy"). */
+Test (diff_cache, a_copy_map_failing_under_a_revert_leaves_its_chunks_pending)
+{
+  enum { N = 8192 };
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  struct sc_origin_id id;
+  struct sc_diff *d = NULL;
+  struct sc_snapshot_info info;
+  char err[512] = "";
+  uh_make_file (origin, (uint64_t) N * 4096 * 2, 1);
+  int fd = open (origin, O_RDONLY);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (sc_origin_identify (fd, origin, &id), 0);
+  close (fd);
+  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096,
+                                    SC_DIFF_CACHE_MIN, &d, err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
+  for (uint64_t c = 0; c < N; c++) {
+    uint64_t seq;
+    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, NULL, &seq), 0);
+    cr_assert_eq (sc_diff_commit (d, seq), 0);
+  }
+  cr_assert_eq (sc_diff_revert_start (d, "s1", NULL, 0, NULL), 0);
+  static uint64_t out[N];
+  uint64_t next;
+  cr_assert_eq (sc_diff_revert_pending (d, 0, N - 1, out, N, &next), N);
+
+  scratch_reads_fail = true;
+  sc_io_fault_hook = fail_unnamed_reads;
+  size_t n = 0;
+  for (uint64_t c = 0; c < N; c = next)
+    n += sc_diff_revert_pending (d, c, N - 1, out + n, N - n, &next);
+  sc_io_fault_hook = NULL;
+  scratch_reads_fail = false;
+  cr_assert (sc_diff_revert_active (d), "the revert still runs");
+  cr_assert_eq (n, N, "%zu of %u chunks not written back are pending: "
+                "the live volume reads the others from the origin", n,
+                (unsigned) N);
+  (void) sc_diff_close (d);
+  free (origin);
+  free (diff);
+}
