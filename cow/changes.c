@@ -250,7 +250,9 @@ whole_diff (struct sc_diff *d, struct snap *f, struct snap *t, uint64_t to_id)
   struct all a = { .from = f->info.epoch,
                    .to = t ? t->info.epoch : UINT32_MAX,
                    .limit = sc_changes_whole_max };
-  copymap_visit (d, all_visit, &a);
+  int r = copymap_visit (d, all_visit, &a);
+  if (r < 0 && !a.err)
+    a.err = r;                  /* never a short list */
   uint64_t *tmp = a.err ? NULL : malloc ((a.n ? a.n : 1) * sizeof *tmp);
   if (!a.err && !tmp)
     a.err = -ENOMEM;
@@ -258,7 +260,7 @@ whole_diff (struct sc_diff *d, struct snap *f, struct snap *t, uint64_t to_id)
     free (a.v);
     return a.err;
   }
-  int r = radix_sort (a.v, a.n, tmp);
+  r = radix_sort (a.v, a.n, tmp);
   free (tmp);
   if (r < 0) {
     free (a.v);
@@ -305,12 +307,16 @@ page_diff (struct sc_diff *d, struct snap *f, struct snap *t, uint64_t start,
   p.v = malloc (p.cap * sizeof *p.v);
   if (!p.v)
     return -ENOMEM;
-  copymap_visit (d, pick_visit, &p);
+  int r = copymap_visit (d, pick_visit, &p);
+  if (r < 0) {                  /* never a short list */
+    free (p.v);
+    return r;
+  }
   pick_squeeze (&p);
   uint64_t bound = p.cut ? p.bound : d->nchunks - 1;
   struct sc_chunk_range *runs;
   size_t nr;
-  int r = make_runs (p.v, p.n, f, t, start, bound, &runs, &nr);
+  r = make_runs (p.v, p.n, f, t, start, bound, &runs, &nr);
   free (p.v);
   if (r < 0)
     return r;

@@ -281,8 +281,8 @@ ckpt_copies (struct sc_diff *d, struct sc_journal *j, bool online)
 {
   struct ckpt k = { .d = d, .j = j, .online = online };
   if (!online) {
-    copymap_visit (d, ckpt_copy, &k);
-    return k.err;
+    int r = copymap_visit (d, ckpt_copy, &k);
+    return r < 0 ? r : k.err;   /* a checkpoint short of copies loses them */
   }
   uint64_t cursor = 0, total = copymap_count (d);
   size_t slice = sc_ckpt_slice ? sc_ckpt_slice : 1;

@@ -616,7 +616,9 @@ build_alloc (struct sc_diff *d, const uint64_t *chain, size_t nchain,
         CORRUPT ("journal slot %" PRIu64 " is used twice", chain[i]);
   }
   struct mark_ctx m = { .d = d, .max_slot = max_slot };
-  copymap_visit (d, mark_slot, &m);
+  int r = copymap_visit (d, mark_slot, &m);
+  if (r < 0)
+    return r;                   /* slots left free would be given twice */
   if (!m.bad)
     (void) clone_mark_slots (d, max_slot, &m.bad);
   if (m.bad)

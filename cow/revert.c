@@ -123,8 +123,11 @@ todo (struct sc_diff *d, const struct snap *t, uint64_t chunk)
   if (t && t->ndisc && !disc_needs (t, chunk))
     return true;                /* its reader discarded it: zeros */
   struct sc_copy c;
-  return copymap_seen_by (d, chunk, d->revert.target_epoch, &c) &&
-         c.epoch < d->revert.start_epoch;
+  if (copymap_seen_by (d, chunk, d->revert.target_epoch, &c))
+    return c.epoch < d->revert.start_epoch;
+  /* A failed lookup is no answer: pending, so a read goes to the target,
+   * which fails (EIO), never to the origin. */
+  return copymap_broken (d);
 }
 
 struct count_ctx {
@@ -153,14 +156,17 @@ count_copy (void *opaque, uint64_t chunk, uint32_t prev,
 }
 
 /* Count the chunks to do (and pending) of a revert to t starting at
- * epoch `start`; with need_copy, those whose write needs a copy. */
-static void
+ * epoch `start`; with need_copy, those whose write needs a copy.  0, or
+ * the map's error. */
+static int
 count_todo (struct sc_diff *d, const struct snap *t, uint32_t start,
             bool need_copy, struct count_ctx *k)
 {
   *k = (struct count_ctx) { .d = d, .t = t, .from = t->info.epoch,
                             .to = start, .need_copy = need_copy };
-  copymap_visit (d, count_copy, k);
+  int r = copymap_visit (d, count_copy, k);
+  if (r < 0)
+    return r;
   for (size_t i = 0; i < t->ndisc; i++)
     for (uint64_t c = t->disc[i].first;
          c < t->disc[i].first + t->disc[i].count; c++) {
@@ -171,6 +177,7 @@ count_todo (struct sc_diff *d, const struct snap *t, uint32_t start,
           k->copies++;
       }
     }
+  return 0;
 }
 
 static void
@@ -180,7 +187,8 @@ recount (struct sc_diff *d)
   if (!t)
     return;
   struct count_ctx k;
-  count_todo (d, t, d->revert.start_epoch, false, &k);
+  if (count_todo (d, t, d->revert.start_epoch, false, &k) < 0)
+    return;                     /* not counted; the map failed */
   d->revert.todo = k.todo;
   d->revert.ndone_chunks = k.todo - k.pending;
   d->revert.counted = true;
@@ -238,7 +246,8 @@ plan_locked (struct sc_diff *d, const char *name, bool save,
     return r;
   struct count_ctx k;
   d->revert.ndone = 0;          /* not active: nothing is done */
-  count_todo (d, t, d->epoch + 1, !save, &k);
+  if ((r = count_todo (d, t, d->epoch + 1, !save, &k)) < 0)
+    return r;
   *p = (struct sc_revert_plan) {
     .target_id = t->info.id, .target_epoch = t->info.epoch,
     .todo_chunks = k.todo, .copy_chunks = save ? k.todo : k.copies,
