@@ -12,17 +12,21 @@
  * in child i is >= key i and < key i+1 (key 0 is never compared, so a
  * key smaller than any seen goes to the leftmost leaf).  Removals leave
  * the keys as they are, so the rule holds with no rebalancing, and an
- * exact key is always in the leaf one descent finds.  Nothing merges: a
- * leaf emptied by removals stays linked (later copies of its chunks fill
- * it again), and the file goes at close.  A search for a chunk's copies
- * that runs off a leaf descends again from the next leaf's key rather
- * than walking the leaf chain, so a run of empty leaves never costs a
- * lookup more than the leaves of that one chunk.
+ * exact key is always in the leaf one descent finds.  Nothing merges,
+ * but a leaf emptied by removals leaves the tree (its neighbours are
+ * linked both ways), and so does an inner node left with no child; their
+ * pages serve the next new nodes.  So no lookup walks empty leaves: a
+ * chunk copied in every epoch whose old copies were collected costs the
+ * leaves of the copies it has, not of those it had.  A search for a
+ * chunk's copies that runs off a leaf descends again from the next
+ * leaf's key.
  *
- * A full leaf splits in half, except when the new key goes at its end:
- * then the new leaf takes only the new key.  Copies made in chunk order
+ * A full leaf splits in half, except when copies come in ascending order
+ * (this one after the last one added) and the new one goes at its end:
+ * then the new leaf takes only the new one.  Copies made in chunk order
  * (a sequential write, the replay of a checkpoint, which lists chunks in
- * order) so fill leaves to the brim; inner nodes split the same way.
+ * order) so fill leaves to the brim, and copies made in any other order
+ * fill them at least half; inner nodes split the same way.
  *
  * Pages are pinned only while a function reads or writes them (at most
  * two at once: a node and its new sibling), never across a caller's
@@ -47,7 +51,7 @@ struct node {
   uint16_t n;                   /* entries in use */
   uint16_t unused;
   uint32_t next;                /* a leaf's right neighbour, 0 at the end */
-  uint32_t unused2;
+  uint32_t prev;                /* its left neighbour, 0 at the start */
 };
 
 struct leaf_ent {
@@ -163,20 +167,39 @@ node_new (struct sc_index *ix, unsigned level, uint32_t *page,
 {
   if (ix->error)
     return -ix->error;
-  if (ix->pages == UINT32_MAX)
+  if (!ix->nfree && ix->pages == UINT32_MAX)
     return fail (ix, -EFBIG);
-  uint32_t pg = ix->pages + 1;
+  uint32_t pg = ix->nfree ? ix->free_pages[ix->nfree - 1] : ix->pages + 1;
   void *p;
   int r = sc_pc_get (ix->pc, ix->file, pg, true, &p);
   if (r < 0)
     return fail (ix, r);
-  ix->pages = pg;
+  if (ix->nfree)
+    ix->nfree--;
+  else
+    ix->pages = pg;
   memset (p, 0, SC_PC_PAGE);
   struct node *nd = p;
   nd->magic = NODE_MAGIC;
   nd->level = (uint16_t) level;
   *page = pg;
   *out = nd;
+  return 0;
+}
+
+/* A node no longer in the tree: its page goes to the next node_new. */
+static int
+node_free (struct sc_index *ix, uint32_t page)
+{
+  if (ix->nfree == ix->free_cap) {
+    size_t cap = ix->free_cap ? 2 * ix->free_cap : 64;
+    uint32_t *f = realloc (ix->free_pages, cap * sizeof *f);
+    if (!f)
+      return fail (ix, -ENOMEM);        /* the tree is unlinked already */
+    ix->free_pages = f;
+    ix->free_cap = cap;
+  }
+  ix->free_pages[ix->nfree++] = page;
   return 0;
 }
 
@@ -351,6 +374,7 @@ void
 sc_index_free (struct sc_index *ix)
 {
   free (ix->buf);
+  free (ix->free_pages);
   memset (ix, 0, sizeof *ix);
 }
 
@@ -379,6 +403,78 @@ leaf_has (struct node *nd, unsigned pos, uint64_t chunk, uint32_t epoch)
 {
   const struct leaf_ent *e = leaf_ents (nd);
   return pos < nd->n && e[pos].chunk == chunk && e[pos].epoch == epoch;
+}
+
+/* Point leaf `page`'s next (or with `next` false, its prev) at `to`. */
+static int
+leaf_link (struct sc_index *ix, uint32_t page, bool next, uint32_t to)
+{
+  struct node *nd;
+  int r = node_get (ix, page, 0, &nd);
+  if (r == 0)
+    r = node_dirty (ix, page);
+  if (r < 0)
+    return r;
+  if (next)
+    nd->next = to;
+  else
+    nd->prev = to;
+  node_put (ix, page);
+  return 0;
+}
+
+/* Take child p->idx[level] out of inner node p->page[level]: a node left
+ * with no child goes too, and a root left with one gives way to it. */
+static int
+inner_remove (struct sc_index *ix, struct path *p, unsigned level)
+{
+  uint32_t page = p->page[level];
+  struct node *nd;
+  int r = node_get (ix, page, level, &nd);
+  if (r == 0)
+    r = node_dirty (ix, page);
+  if (r < 0)
+    return r;
+  struct inner_ent *e = inner_ents (nd);
+  unsigned i = p->idx[level];
+  memmove (&e[i], &e[i + 1], (nd->n - i - 1) * sizeof *e);
+  nd->n--;
+  unsigned n = nd->n;
+  uint32_t only = e[0].child;
+  node_put (ix, page);
+  if (n == 0) {
+    if (level == ix->height)
+      return fail (ix, -EIO);   /* the last leaf is never taken out */
+    r = node_free (ix, page);
+    return r < 0 ? r : inner_remove (ix, p, level + 1);
+  }
+  if (n == 1 && level == ix->height) {
+    ix->root = only;
+    ix->height--;
+    return node_free (ix, page);
+  }
+  return 0;
+}
+
+/* Leaf nd (p->page[0], pinned) has no copy left: unless it is the only
+ * leaf, it leaves the tree (so no lookup ever walks empty leaves).
+ * Unpins it. */
+static int
+leaf_drop_if_empty (struct sc_index *ix, struct path *p, struct node *nd)
+{
+  uint32_t prev = nd->prev, next = nd->next;
+  bool drop = nd->n == 0 && ix->height > 0 && (prev || next);
+  node_put (ix, p->page[0]);
+  if (!drop)
+    return 0;
+  int r = 0;
+  if (prev)
+    r = leaf_link (ix, prev, true, next);
+  if (r == 0 && next)
+    r = leaf_link (ix, next, false, prev);
+  if (r == 0)
+    r = node_free (ix, p->page[0]);
+  return r < 0 ? r : inner_remove (ix, p, 1);
 }
 
 /* The copy (chunk, epoch), its leaf pinned and dirty, about to change:
@@ -431,8 +527,9 @@ sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
   int others = (pos > 0 && e[pos - 1].chunk == chunk) ||
                (pos < nd->n && e[pos].chunk == chunk);
   bool edge = pos == 0 || pos == nd->n;
-  node_put (ix, p.page[0]);
   ix->copies--;
+  if ((r = leaf_drop_if_empty (ix, &p, nd)) < 0)
+    return r;
   if (!others && edge) {
     struct sc_copy c;
     others = chunk_pick (ix, chunk, 0, UINT32_MAX, false, &c);
@@ -449,7 +546,7 @@ sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
  * new root. */
 static int
 inner_insert (struct sc_index *ix, struct path *p, unsigned level,
-              struct key k, uint32_t child)
+              struct key k, uint32_t child, bool ascending)
 {
   struct node *nd, *sib;
   uint32_t page, sib_page;
@@ -488,7 +585,7 @@ inner_insert (struct sc_index *ix, struct path *p, unsigned level,
     return r;
   }
   struct inner_ent *s = inner_ents (sib);
-  unsigned keep = pos == nd->n ? nd->n : nd->n / 2;
+  unsigned keep = pos == nd->n && ascending ? nd->n : nd->n / 2;
   memcpy (s, &e[keep], (nd->n - keep) * sizeof *e);
   sib->n = (uint16_t) (nd->n - keep);
   nd->n = (uint16_t) keep;
@@ -501,14 +598,15 @@ inner_insert (struct sc_index *ix, struct path *p, unsigned level,
   struct key up = { s[0].chunk, s[0].epoch };
   node_put (ix, sib_page);
   node_put (ix, page);
-  return inner_insert (ix, p, level + 1, up, sib_page);
+  return inner_insert (ix, p, level + 1, up, sib_page, ascending);
 }
 
 /* Insert into the full leaf nd (page p->page[0], pinned and dirty) at pos;
- * unpins it. */
+ * unpins it.  Copies made in ascending order (`ascending`: this one
+ * comes after the last one added) keep the full leaf as it is. */
 static int
 leaf_split (struct sc_index *ix, struct path *p, struct node *nd,
-            unsigned pos, struct leaf_ent ins)
+            unsigned pos, struct leaf_ent ins, bool ascending)
 {
   struct node *sib;
   uint32_t page = p->page[0], sib_page;
@@ -518,11 +616,12 @@ leaf_split (struct sc_index *ix, struct path *p, struct node *nd,
     return r;
   }
   struct leaf_ent *e = leaf_ents (nd), *s = leaf_ents (sib);
-  unsigned keep = pos == nd->n ? nd->n : nd->n / 2;
+  unsigned keep = pos == nd->n && ascending ? nd->n : nd->n / 2;
   memcpy (s, &e[keep], (nd->n - keep) * sizeof *e);
   sib->n = (uint16_t) (nd->n - keep);
   nd->n = (uint16_t) keep;
   sib->next = nd->next;
+  sib->prev = page;
   nd->next = sib_page;
   struct node *into = pos <= keep && keep < LEAF_MAX ? nd : sib;
   unsigned at = into == nd ? pos : pos - keep;
@@ -531,9 +630,12 @@ leaf_split (struct sc_index *ix, struct path *p, struct node *nd,
   t[at] = ins;
   into->n++;
   struct key up = { s[0].chunk, s[0].epoch };
+  uint32_t after = sib->next;
   node_put (ix, sib_page);
   node_put (ix, page);
-  return inner_insert (ix, p, 1, up, sib_page);
+  if (after && (r = leaf_link (ix, after, false, sib_page)) < 0)
+    return r;
+  return inner_insert (ix, p, 1, up, sib_page, ascending);
 }
 
 /* Had `chunk` a copy other than the one of `epoch`, just added? */
@@ -575,13 +677,17 @@ sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
     had = -1;
   struct leaf_ent ins = { .chunk = chunk, .slot = copy.slot,
                           .epoch = copy.epoch, .crc = copy.crc };
+  bool ascending = key_cmp (chunk, copy.epoch, ix->last_chunk,
+                            ix->last_epoch) > 0;
+  ix->last_chunk = chunk;
+  ix->last_epoch = copy.epoch;
   if (nd->n < LEAF_MAX) {
     memmove (&e[pos + 1], &e[pos], (nd->n - pos) * sizeof *e);
     e[pos] = ins;
     nd->n++;
     node_put (ix, p.page[0]);
   }
-  else if ((r = leaf_split (ix, &p, nd, pos, ins)) < 0)
+  else if ((r = leaf_split (ix, &p, nd, pos, ins, ascending)) < 0)
     return r;
   ix->copies++;
   if (had < 0 && (had = had_others (ix, chunk, copy.epoch)) < 0)

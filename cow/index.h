@@ -53,6 +53,10 @@ struct sc_index {
   uint64_t copies;              /* copies in all */
   struct sc_index_hit *buf;     /* a pass's copies of a leaf (filter) */
   size_t buf_cap;
+  uint32_t *free_pages;         /* pages of nodes taken out of the tree */
+  size_t nfree, free_cap;
+  uint64_t last_chunk;          /* the last copy added: are copies made */
+  uint32_t last_epoch;          /* in ascending order? */
 };
 
 /* An empty index whose pages live in scratch file `fd`, which the cache
