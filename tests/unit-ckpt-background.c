@@ -25,6 +25,7 @@
 #define CS 4096u
 #define NCHUNKS 256u
 #define SIZE ((uint64_t) NCHUNKS * CS)
+#define NO_RETRY 600000u        /* ms: no retry check in these tests */
 
 static void
 setup (void)
@@ -214,76 +215,15 @@ hold_stream (struct sc_diff *d)
   (void) wait_flag (&release, 20000);
 }
 
-struct vol {
-  char *origin, *diff;
-  struct sc_volume *v;
-  uint8_t *live;
-};
-
-static void
-vol_open (struct vol *t)
-{
-  struct sc_volume_config cfg = {
-    .origin_path = t->origin, .diff_path = t->diff, .chunk_size = CS,
-    .retry_ms = 600000,         /* no retry check in these tests */
-  };
-  char err[512] = "";
-  int r = sc_volume_open (&cfg, &t->v, err, sizeof err);
-  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
-}
-
-static void
-vol_create (struct vol *t)
-{
-  memset (t, 0, sizeof *t);
-  t->origin = uh_path ("origin");
-  t->diff = uh_path ("diff");
-  t->live = malloc (SIZE);
-  cr_assert_not_null (t->live);
-  uh_make_file (t->origin, SIZE, 7);
-  uh_pattern (t->live, SIZE, 7, 0);
-  vol_open (t);
-}
-
-static void
-vol_free (struct vol *t)
-{
-  if (t->v)
-    sc_volume_close (t->v);
-  free (t->origin);
-  free (t->diff);
-  free (t->live);
-}
-
-static int
-live_write (struct vol *t, uint64_t chunk, uint64_t tag)
-{
-  uh_pattern (t->live + chunk * CS, CS, tag, 0);
-  return sc_volume_write (t->v, t->live + chunk * CS, CS, chunk * CS, 0);
-}
-
-static void
-assert_reads (struct vol *t, uint64_t id, const uint8_t *image,
-              const char *what)
-{
-  uint8_t *buf = malloc (SIZE);
-  cr_assert_not_null (buf);
-  int r = id ? sc_volume_snapshot_read (t->v, id, buf, SIZE, 0)
-             : sc_volume_read (t->v, buf, SIZE, 0);
-  cr_assert_eq (r, 0, "%s: read failed: %d", what, r);
-  cr_assert (memcmp (buf, image, SIZE) == 0, "%s: wrong content", what);
-  free (buf);
-}
-
 /* Snapshot "a" with some copies; the limit armed just past the journal. */
 static struct sc_snapshot_info
-vol_history (struct vol *t, uint8_t *img_a)
+vol_history (struct uh_vol *t, uint8_t *img_a)
 {
   memcpy (img_a, t->live, SIZE);
   struct sc_snapshot_info a;
   cr_assert_eq (sc_volume_snapshot_create (t->v, "a", NULL, &a), 0);
   for (uint64_t c = 0; c < 64; c++)
-    cr_assert_eq (live_write (t, c, 200 + c), 0);
+    cr_assert_eq (uh_vol_write (t, c, 200 + c), 0);
   struct sc_diff_stats st;
   sc_diff_stats (sc_volume_diff (t->v), &st);
   sc_ckpt_stream_hook = hold_stream;
@@ -292,7 +232,7 @@ vol_history (struct vol *t, uint8_t *img_a)
 }
 
 struct job {
-  struct vol *t;
+  struct uh_vol *t;
   uint64_t chunk, tag;
   int r;
   bool done;
@@ -302,7 +242,7 @@ static void *
 write_job (void *opaque)
 {
   struct job *j = opaque;
-  j->r = live_write (j->t, j->chunk, j->tag);
+  j->r = uh_vol_write (j->t, j->chunk, j->tag);
   __atomic_store_n (&j->done, true, __ATOMIC_SEQ_CST);
   return NULL;
 }
@@ -311,10 +251,10 @@ write_job (void *opaque)
  * volume's thread streams the checkpoint. */
 Test (ckpt_background, the_write_returns_while_the_volume_thread_writes_it)
 {
-  struct vol t;
+  struct uh_vol t;
   uint8_t *img_a = malloc (SIZE);
   cr_assert_not_null (img_a);
-  vol_create (&t);
+  uh_vol_create (&t, SIZE, CS, 7, NO_RETRY);
   cr_assert_eq (sc_volume_start_retry (t.v), 0);
   struct sc_snapshot_info a = vol_history (&t, img_a);
   uint64_t before = nonce (t.diff);
@@ -334,15 +274,14 @@ Test (ckpt_background, the_write_returns_while_the_volume_thread_writes_it)
   for (int i = 0; i < 10000 && nonce (t.diff) == before; i++)
     usleep (1000);
   cr_assert_neq (nonce (t.diff), before, "the checkpoint never finished");
-  assert_reads (&t, a.id, img_a, "snapshot a after the checkpoint");
-  assert_reads (&t, 0, t.live, "live after the checkpoint");
+  uh_vol_assert_reads (&t, a.id, img_a, "snapshot a after the checkpoint");
+  uh_vol_assert_reads (&t, 0, t.live, "live after the checkpoint");
   sc_ckpt_stream_hook = NULL;
-  sc_volume_close (t.v);
-  t.v = NULL;
-  vol_open (&t);
-  assert_reads (&t, a.id, img_a, "snapshot a after reopen");
-  assert_reads (&t, 0, t.live, "live after reopen");
-  vol_free (&t);
+  uh_vol_close (&t);
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, a.id, img_a, "snapshot a after reopen");
+  uh_vol_assert_reads (&t, 0, t.live, "live after reopen");
+  uh_vol_free (&t);
   free (img_a);
 }
 
@@ -351,18 +290,17 @@ Test (ckpt_background, the_write_returns_while_the_volume_thread_writes_it)
  * old journal, which is still in force. */
 Test (ckpt_background, an_acknowledged_write_survives_a_crash_mid_checkpoint)
 {
-  struct vol t;
+  struct uh_vol t;
   uint8_t *img_a = malloc (SIZE);
   cr_assert_not_null (img_a);
-  vol_create (&t);
-  sc_volume_close (t.v);
-  t.v = NULL;
+  uh_vol_create (&t, SIZE, CS, 7, NO_RETRY);
+  uh_vol_close (&t);
   int fds[2];
   cr_assert_eq (pipe (fds), 0);
   pid_t pid = fork ();
   cr_assert_geq (pid, 0);
   if (pid == 0) {
-    vol_open (&t);
+    uh_vol_open (&t);
     if (sc_volume_start_retry (t.v) != 0)
       _exit (2);
     (void) vol_history (&t, img_a);
@@ -370,7 +308,7 @@ Test (ckpt_background, an_acknowledged_write_survives_a_crash_mid_checkpoint)
     if (write (fds[1], &n, sizeof n) != sizeof n)
       _exit (2);
     crash_in_ckpt = true;
-    if (live_write (&t, 100, 300) != 0)
+    if (uh_vol_write (&t, 100, 300) != 0)
       _exit (2);
     __atomic_store_n (&acked, true, __ATOMIC_SEQ_CST);
     sleep (20);
@@ -391,12 +329,12 @@ Test (ckpt_background, an_acknowledged_write_survives_a_crash_mid_checkpoint)
   for (uint64_t c = 0; c < 64; c++)
     uh_pattern (t.live + c * CS, CS, 200 + c, 0);
   uh_pattern (t.live + 100 * CS, CS, 300, 0);
-  vol_open (&t);
+  uh_vol_open (&t);
   struct sc_snapshot_info a;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
   cr_assert_eq (a.invalid_reason, SC_VALID);
-  assert_reads (&t, a.id, img_a, "snapshot a after the crash");
-  assert_reads (&t, 0, t.live, "live after the crash");
-  vol_free (&t);
+  uh_vol_assert_reads (&t, a.id, img_a, "snapshot a after the crash");
+  uh_vol_assert_reads (&t, 0, t.live, "live after the crash");
+  uh_vol_free (&t);
   free (img_a);
 }

@@ -48,78 +48,6 @@ teardown (void)
 
 TestSuite (ckpt_online, .init = setup, .fini = teardown, .timeout = 120);
 
-struct vol {
-  char *origin, *diff;
-  struct sc_volume *v;
-  uint8_t *live;
-};
-
-static void
-vol_open (struct vol *t)
-{
-  struct sc_volume_config cfg = {
-    .origin_path = t->origin, .diff_path = t->diff, .chunk_size = CS,
-  };
-  char err[512] = "";
-  int r = sc_volume_open (&cfg, &t->v, err, sizeof err);
-  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
-}
-
-static void
-vol_create (struct vol *t)
-{
-  memset (t, 0, sizeof *t);
-  t->origin = uh_path ("origin");
-  t->diff = uh_path ("diff");
-  t->live = malloc (SIZE);
-  cr_assert_not_null (t->live);
-  uh_make_file (t->origin, SIZE, 7);
-  uh_pattern (t->live, SIZE, 7, 0);
-  vol_open (t);
-}
-
-static void
-vol_free (struct vol *t)
-{
-  if (t->v)
-    sc_volume_close (t->v);
-  free (t->origin);
-  free (t->diff);
-  free (t->live);
-}
-
-static int
-live_write (struct vol *t, uint64_t chunk, uint64_t tag)
-{
-  uh_pattern (t->live + chunk * CS, CS, tag, 0);
-  return sc_volume_write (t->v, t->live + chunk * CS, CS, chunk * CS, 0);
-}
-
-static struct sc_snapshot_info
-snap (struct vol *t, const char *name)
-{
-  struct sc_snapshot_info s;
-  int r = sc_volume_snapshot_create (t->v, name, NULL, &s);
-  cr_assert_eq (r, 0, "snapshot %s: %d", name, r);
-  return s;
-}
-
-static void
-assert_reads (struct vol *t, uint64_t id, const uint8_t *image,
-              const char *what)
-{
-  uint8_t *buf = malloc (SIZE);
-  cr_assert_not_null (buf);
-  int r = id ? sc_volume_snapshot_read (t->v, id, buf, SIZE, 0)
-             : sc_volume_read (t->v, buf, SIZE, 0);
-  cr_assert_eq (r, 0, "%s: read failed: %d", what, r);
-  size_t bad = 0;
-  while (bad < SIZE && buf[bad] == image[bad])
-    bad++;
-  cr_assert (bad == SIZE, "%s: wrong content (chunk %zu)", what, bad / CS);
-  free (buf);
-}
-
 /* The state a journal replays to, in words we can compare: every
  * snapshot's identity, and where each chunk of each snapshot is read. */
 struct state {
@@ -130,7 +58,7 @@ struct state {
 };
 
 static void
-state_get (struct vol *t, struct state *s)
+state_get (struct uh_vol *t, struct state *s)
 {
   struct sc_diff *d = sc_volume_diff (t->v);
   cr_assert_eq (sc_diff_snapshot_list (d, &s->snaps, &s->n), 0);
@@ -214,7 +142,7 @@ hold_stream (struct sc_diff *d)
 }
 
 struct job {
-  struct vol *t;
+  struct uh_vol *t;
   uint64_t chunk, tag;
   int r;
   bool done;
@@ -224,7 +152,7 @@ static void *
 write_job (void *opaque)
 {
   struct job *j = opaque;
-  j->r = live_write (j->t, j->chunk, j->tag);
+  j->r = uh_vol_write (j->t, j->chunk, j->tag);
   __atomic_store_n (&j->done, true, __ATOMIC_SEQ_CST);
   return NULL;
 }
@@ -240,33 +168,33 @@ delete_job (void *opaque)
 
 /* Snapshots a and b, copies for both (some chunks twice). */
 static void
-history (struct vol *t, uint8_t *img_a, uint8_t *img_b)
+history (struct uh_vol *t, uint8_t *img_a, uint8_t *img_b)
 {
   memcpy (img_a, t->live, SIZE);
-  snap (t, "a");
+  uh_vol_snap (t, "a");
   for (uint64_t c = 0; c < 600; c++)
-    cr_assert_eq (live_write (t, c, 100 + c), 0);
+    cr_assert_eq (uh_vol_write (t, c, 100 + c), 0);
   memcpy (img_b, t->live, SIZE);
-  snap (t, "b");
+  uh_vol_snap (t, "b");
   for (uint64_t c = 0; c < 300; c += 3)
-    cr_assert_eq (live_write (t, c, 2000 + c), 0);
-  snap (t, "tmp");
+    cr_assert_eq (uh_vol_write (t, c, 2000 + c), 0);
+  uh_vol_snap (t, "tmp");
 }
 
 Test (ckpt_online, reads_and_rewrites_go_on_while_changes_wait)
 {
-  struct vol t;
+  struct uh_vol t;
   uint8_t *img_a = malloc (SIZE), *img_b = malloc (SIZE);
   cr_assert (img_a && img_b);
-  vol_create (&t);
-  struct sc_snapshot_info a = snap (&t, "base");
+  uh_vol_create (&t, SIZE, CS, 7, 0);
+  struct sc_snapshot_info a = uh_vol_snap (&t, "base");
   (void) a;
   history (&t, img_a, img_b);
   struct sc_snapshot_info sa, sb;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &sa), 0);
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "b", &sb), 0);
   /* Chunk 5 is copied in tmp's epoch, then a rewrite needs no copy. */
-  cr_assert_eq (live_write (&t, 5, 3000), 0);
+  cr_assert_eq (uh_vol_write (&t, 5, 3000), 0);
   struct sc_sb_disk before;
   sc_volume_flush (t.v);
   uh_sb_newest (t.diff, &before);
@@ -296,8 +224,8 @@ Test (ckpt_online, reads_and_rewrites_go_on_while_changes_wait)
   bool del_waited = !__atomic_load_n (&del.done, __ATOMIC_SEQ_CST);
   bool still_in = stream_calls == 3;
   if (rewrote) {
-    assert_reads (&t, sa.id, img_a, "snapshot a during the checkpoint");
-    assert_reads (&t, sb.id, img_b, "snapshot b during the checkpoint");
+    uh_vol_assert_reads (&t, sa.id, img_a, "snapshot a during the checkpoint");
+    uh_vol_assert_reads (&t, sb.id, img_b, "snapshot b during the checkpoint");
   }
   __atomic_store_n (&release, true, __ATOMIC_SEQ_CST);
   pthread_join (th_first, NULL);
@@ -321,24 +249,23 @@ Test (ckpt_online, reads_and_rewrites_go_on_while_changes_wait)
   uh_sb_newest (t.diff, &after);
   cr_assert_neq (before.journal_nonce, after.journal_nonce,
                  "no checkpoint was written");
-  assert_reads (&t, 0, t.live, "live after");
-  assert_reads (&t, sa.id, img_a, "snapshot a after");
-  assert_reads (&t, sb.id, img_b, "snapshot b after");
+  uh_vol_assert_reads (&t, 0, t.live, "live after");
+  uh_vol_assert_reads (&t, sa.id, img_a, "snapshot a after");
+  uh_vol_assert_reads (&t, sb.id, img_b, "snapshot b after");
 
   /* The journal it wrote (and what followed) replays to the same state. */
   struct state s1, s2;
   state_get (&t, &s1);
-  sc_volume_close (t.v);
-  t.v = NULL;
-  vol_open (&t);
+  uh_vol_close (&t);
+  uh_vol_open (&t);
   state_get (&t, &s2);
   state_same (&s1, &s2, UINT64_MAX, UINT64_MAX);
-  assert_reads (&t, 0, t.live, "live after reopen");
-  assert_reads (&t, sa.id, img_a, "snapshot a after reopen");
-  assert_reads (&t, sb.id, img_b, "snapshot b after reopen");
+  uh_vol_assert_reads (&t, 0, t.live, "live after reopen");
+  uh_vol_assert_reads (&t, sa.id, img_a, "snapshot a after reopen");
+  uh_vol_assert_reads (&t, sb.id, img_b, "snapshot b after reopen");
   state_free (&s1);
   state_free (&s2);
-  vol_free (&t);
+  uh_vol_free (&t);
   free (img_a);
   free (img_b);
 }
@@ -347,32 +274,31 @@ Test (ckpt_online, reads_and_rewrites_go_on_while_changes_wait)
  * force, whole, with every acknowledged write and snapshot. */
 Test (ckpt_online, a_crash_mid_stream_leaves_the_old_journal)
 {
-  struct vol t;
+  struct uh_vol t;
   uint8_t *img_a = malloc (SIZE), *img_b = malloc (SIZE);
   cr_assert (img_a && img_b);
-  vol_create (&t);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   history (&t, img_a, img_b);
   sc_volume_flush (t.v);
   struct state s1;
   state_get (&t, &s1);
   struct sc_sb_disk before;
   uh_sb_newest (t.diff, &before);
-  sc_volume_close (t.v);
-  t.v = NULL;
+  uh_vol_close (&t);
 
   pid_t pid = fork ();
   cr_assert_geq (pid, 0);
   if (pid == 0) {
-    vol_open (&t);
+    uh_vol_open (&t);
     sc_ckpt_stream_hook = hold_stream;
     sc_ckpt_limit_hook = limit_when_armed;
     crash_in_ckpt = true;
     /* An acknowledged write; then one whose commit starts the
      * checkpoint (it dies there, before its origin write). */
-    if (live_write (&t, 3, 5000) != 0)
+    if (uh_vol_write (&t, 3, 5000) != 0)
       _exit (2);
     __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
-    if (live_write (&t, 900, 5001) != 0)
+    if (uh_vol_write (&t, 900, 5001) != 0)
       _exit (2);
     _exit (3);                  /* the checkpoint did not run */
   }
@@ -398,7 +324,7 @@ Test (ckpt_online, a_crash_mid_stream_leaves_the_old_journal)
   uh_sb_newest (t.diff, &after);
   cr_assert_eq (before.journal_nonce, after.journal_nonce,
                 "the superblock switched to a checkpoint not finished");
-  vol_open (&t);
+  uh_vol_open (&t);
   struct state s2;
   state_get (&t, &s2);
   /* (3 and 900: copied by the acknowledged writes) */
@@ -406,12 +332,12 @@ Test (ckpt_online, a_crash_mid_stream_leaves_the_old_journal)
   struct sc_snapshot_info sa, sb;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &sa), 0);
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "b", &sb), 0);
-  assert_reads (&t, sa.id, img_a, "snapshot a after the crash");
-  assert_reads (&t, sb.id, img_b, "snapshot b after the crash");
-  assert_reads (&t, 0, t.live, "live after the crash");
+  uh_vol_assert_reads (&t, sa.id, img_a, "snapshot a after the crash");
+  uh_vol_assert_reads (&t, sb.id, img_b, "snapshot b after the crash");
+  uh_vol_assert_reads (&t, 0, t.live, "live after the crash");
   state_free (&s1);
   state_free (&s2);
-  vol_free (&t);
+  uh_vol_free (&t);
   free (img_a);
   free (img_b);
 }
@@ -420,11 +346,11 @@ Test (ckpt_online, a_crash_mid_stream_leaves_the_old_journal)
  * a reopen, the clone reads what was written to it. */
 Test (ckpt_online, clones_streamed_in_slices_replay_whole)
 {
-  struct vol t;
+  struct uh_vol t;
   uint8_t *img_a = malloc (SIZE), *img_b = malloc (SIZE);
   uint8_t *img_c = malloc (SIZE), *buf = malloc (SIZE);
   cr_assert (img_a && img_b && img_c && buf);
-  vol_create (&t);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   history (&t, img_a, img_b);
   struct sc_snapshot_info c;
   char err[256];
@@ -442,19 +368,18 @@ Test (ckpt_online, clones_streamed_in_slices_replay_whole)
   uh_sb_newest (t.diff, &before);
   sc_ckpt_limit_hook = limit_when_armed;
   __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
-  cr_assert_eq (live_write (&t, 1000, 7500), 0);      /* its commit */
+  cr_assert_eq (uh_vol_write (&t, 1000, 7500), 0);      /* its commit */
   __atomic_store_n (&armed, false, __ATOMIC_SEQ_CST);
   sc_volume_flush (t.v);
   uh_sb_newest (t.diff, &after);
   cr_assert_neq (before.journal_nonce, after.journal_nonce,
                  "no checkpoint was written");
-  sc_volume_close (t.v);
-  t.v = NULL;
-  vol_open (&t);
+  uh_vol_close (&t);
+  uh_vol_open (&t);
   cr_assert_eq (sc_volume_clone_read (t.v, c.id, buf, SIZE, 0), 0);
   cr_assert (memcmp (buf, img_c, SIZE) == 0, "the clone reads wrong");
-  assert_reads (&t, 0, t.live, "live after reopen");
-  vol_free (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "live after reopen");
+  uh_vol_free (&t);
   free (img_a);
   free (img_b);
   free (img_c);
@@ -465,13 +390,13 @@ Test (ckpt_online, clones_streamed_in_slices_replay_whole)
  * already marked in this epoch goes on; one that needs a mark waits. */
 Test (ckpt_online, marked_rewrites_go_on_new_marks_wait)
 {
-  struct vol t;
-  vol_create (&t);
+  struct uh_vol t;
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   struct sc_snapshot_opts ck = { .checkpoint = true };
   struct sc_snapshot_info cbt;
   cr_assert_eq (sc_volume_snapshot_create (t.v, "cbt", &ck, &cbt), 0);
   for (uint64_t c = 0; c < 300; c++)
-    cr_assert_eq (live_write (&t, c, 8000 + c), 0);    /* marked */
+    cr_assert_eq (uh_vol_write (&t, c, 8000 + c), 0);    /* marked */
 
   sc_ckpt_stream_hook = hold_stream;
   sc_ckpt_limit_hook = limit_when_armed;
@@ -500,9 +425,8 @@ Test (ckpt_online, marked_rewrites_go_on_new_marks_wait)
   sc_ckpt_stream_hook = NULL;
 
   /* The marks replay: the changes since the checkpoint name them. */
-  sc_volume_close (t.v);
-  t.v = NULL;
-  vol_open (&t);
+  uh_vol_close (&t);
+  uh_vol_open (&t);
   static struct sc_chunk_range runs[NCHUNKS];
   size_t n = 0;
   uint64_t next = 0;
@@ -518,6 +442,6 @@ Test (ckpt_online, marked_rewrites_go_on_new_marks_wait)
   }
   cr_assert_eq (chunks, 302, "%lu changed chunks", (unsigned long) chunks);
   cr_assert (has400 && has500);
-  assert_reads (&t, 0, t.live, "live after reopen");
-  vol_free (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "live after reopen");
+  uh_vol_free (&t);
 }

@@ -34,55 +34,20 @@ TestSuite (control_diff, .init = uh_setup, .fini = suite_teardown);
 #define TAIL 100u                       /* the last chunk is partial */
 #define SIZE ((uint64_t) NCHUNKS * CS + TAIL)
 
-struct fixture {
-  char *origin, *diff;
-  struct sc_volume *v;
-};
-
+/* A volume on an origin of SIZE bytes of pattern 7. */
 static void
-open_volume (struct fixture *f)
+setup (struct uh_vol *f)
 {
-  struct sc_volume_config cfg = {
-    .origin_path = f->origin, .diff_path = f->diff, .chunk_size = CS,
-  };
-  char err[512] = "";
-  int r = sc_volume_open (&cfg, &f->v, err, sizeof err);
-  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
+  uh_vol_create (f, SIZE, CS, 7, 0);
 }
 
 static void
-setup (struct fixture *f)
-{
-  f->origin = uh_path ("origin");
-  f->diff = uh_path ("diff");
-  uh_make_file (f->origin, SIZE, 7);
-  open_volume (f);
-}
-
-static void
-teardown (struct fixture *f)
-{
-  if (f->v)
-    sc_volume_close (f->v);
-  free (f->origin);
-  free (f->diff);
-}
-
-static void
-write_at (struct fixture *f, uint64_t off, uint32_t len)
+write_at (struct uh_vol *f, uint64_t off, uint32_t len)
 {
   uint8_t buf[2 * CS];
   cr_assert_leq (len, sizeof buf);
   memset (buf, 0xa5, len);
   cr_assert_eq (sc_volume_write (f->v, buf, len, off, 0), 0);
-}
-
-static void
-snapshot (struct fixture *f, const char *name)
-{
-  struct sc_snapshot_info s;
-  int r = sc_volume_snapshot_create (f->v, name, NULL, &s);
-  cr_assert_eq (r, 0, "create %s: %d", name, r);
 }
 
 /* The reply to one request line, as the handler wrote it (malloc'd). */
@@ -104,7 +69,7 @@ ask_on (struct sc_volume *v, const char *request)
 }
 
 static char *
-ask (struct fixture *f, const char *request)
+ask (struct uh_vol *f, const char *request)
 {
   return ask_on (f->v, request);
 }
@@ -149,7 +114,7 @@ extents (const char *reply)
 }
 
 static void
-expect_err (struct fixture *f, const char *request, const char *errname,
+expect_err (struct uh_vol *f, const char *request, const char *errname,
             const char *words)
 {
   char *r = ask (f, request);
@@ -166,19 +131,19 @@ expect_err (struct fixture *f, const char *request, const char *errname,
 /* s1; chunks 1, 2 and 5 and the partial last chunk written; s2; chunk 7
  * written. */
 static void
-history (struct fixture *f)
+history (struct uh_vol *f)
 {
-  snapshot (f, "s1");
+  uh_vol_snap (f, "s1");
   write_at (f, 1 * CS + 10, 2 * CS - 20);       /* chunks 1 and 2 */
   write_at (f, 5 * CS, 1);
   write_at (f, SIZE - 5, 5);                    /* chunk 10, partial */
-  snapshot (f, "s2");
+  uh_vol_snap (f, "s2");
   write_at (f, 7 * CS + 100, 1);
 }
 
 Test (control_diff, two_snapshots_give_the_written_chunks_as_bytes)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   char *r = ask (&f, "DIFF s1 s2");
@@ -199,12 +164,12 @@ Test (control_diff, two_snapshots_give_the_written_chunks_as_bytes)
   cr_expect_neq (field (r, "diff", "to-id")[0], '\0');
   cr_expect_eq (strcmp (r + strlen (r) - 3, "OK\n"), 0, "%s", r);
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, live_is_the_default_to_and_has_no_id)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   char *a = ask (&f, "DIFF s2");
@@ -222,19 +187,19 @@ Test (control_diff, live_is_the_default_to_and_has_no_id)
   cr_expect_str_eq (extents (c), "4096+8192 20480+4096 28672+4096 "
                     "40960+100");
   free (c);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, a_snapshot_against_itself_is_empty)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   char *r = ask (&f, "DIFF s1 s1");
   cr_expect_str_eq (extents (r), "");
   cr_expect_str_eq (field (r, "diff", "next"), "end");
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 /* max=1: one changed chunk per page; next= goes on; the pages together
@@ -245,7 +210,7 @@ Test (control_diff, a_snapshot_against_itself_is_empty)
 static void
 pages_until_end (int want_pages, const char *want)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   char all[4096] = "", req[128];
@@ -268,7 +233,7 @@ pages_until_end (int want_pages, const char *want)
   }
   cr_expect_eq (pages, want_pages, "%d pages", pages);
   cr_expect_str_eq (all, want);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, pages_go_on_from_next_until_end)
@@ -285,30 +250,30 @@ Test (control_diff, pages_computed_alone_may_cut_runs)
 
 Test (control_diff, max_above_the_cap_is_capped)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   char *r = ask (&f, "DIFF s1 s2 max=99999999");
   cr_expect_str_eq (extents (r), "4096+8192 20480+4096 40960+100");
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, start_past_the_end_is_an_empty_last_page)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   char *r = ask (&f, "DIFF s1 start=1000");
   cr_expect_str_eq (extents (r), "");
   cr_expect_str_eq (field (r, "diff", "next"), "end");
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, bad_input_is_refused_with_the_right_error)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   expect_err (&f, "DIFF", "EINVAL", "usage: DIFF FROM");
@@ -328,7 +293,7 @@ Test (control_diff, bad_input_is_refused_with_the_right_error)
   expect_err (&f, "DIFF s1 frob=1", "EINVAL", "unknown option: frob");
   expect_err (&f, "DIFF start=0", "EINVAL", "FROM is missing");
   expect_err (&f, "DIFF s1 s2 start=0 max=1 x", "EINVAL", "usage");
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 /* A copy whose old data cannot be read invalidates the snapshot that
@@ -342,10 +307,10 @@ fail_reads (const struct sc_io_req *req)
 
 Test (control_diff, an_invalid_side_is_eio_naming_it_and_why)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
-  snapshot (&f, "s3");
+  uh_vol_snap (&f, "s3");
   sc_io_fault_hook = fail_reads;
   write_at (&f, 7 * CS, 1);     /* only s3 still needs chunk 7's copy */
   sc_io_fault_hook = NULL;
@@ -354,19 +319,18 @@ Test (control_diff, an_invalid_side_is_eio_naming_it_and_why)
   char *r = ask (&f, "DIFF s1 s2");
   cr_expect_str_eq (extents (r), "4096+8192 20480+4096 40960+100", "%s", r);
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, offline_answers_as_online_and_refuses_checkpoint)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   history (&f);
   char *on1 = ask (&f, "DIFF s1 s2");
   char *on2 = ask (&f, "DIFF s1");
   char *on3 = ask (&f, "DIFF s1 max=1 start=3");
-  sc_volume_close (f.v);
-  f.v = NULL;
+  uh_vol_close (&f);
 
   struct sc_volume *off;
   char err[512];
@@ -388,14 +352,14 @@ Test (control_diff, offline_answers_as_online_and_refuses_checkpoint)
   free (on1);
   free (on2);
   free (on3);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, snapshot_lines_carry_type_and_uuid)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
-  snapshot (&f, "s1");
+  uh_vol_snap (&f, "s1");
   char *r = ask (&f, "LIST");
   cr_expect_str_eq (field (r, "snapshot", "type"), "snapshot");
   cr_expect_eq (strlen (field (r, "snapshot", "uuid")), 36, "%s", r);
@@ -405,14 +369,14 @@ Test (control_diff, snapshot_lines_carry_type_and_uuid)
   cr_expect_str_eq (field (r, "volume", "checkpoints"), "0");
   cr_expect_str_eq (field (r, "volume", "max-checkpoints"), "512");
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, checkpoint_and_delete_arguments_are_checked)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
-  snapshot (&f, "s1");
+  uh_vol_snap (&f, "s1");
   expect_err (&f, "CHECKPOINT", "EINVAL", "usage: CHECKPOINT NAME");
   expect_err (&f, "CHECKPOINT .x", "EINVAL", "invalid snapshot name");
   expect_err (&f, "CHECKPOINT delete-oldest=1", "EINVAL",
@@ -430,23 +394,23 @@ Test (control_diff, checkpoint_and_delete_arguments_are_checked)
   char *r = ask (&f, "DELETE s1 keep-checkpoint=0");
   cr_expect_str_eq (r, "* deleted\tname=s1\nOK\n");
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
 
 /* A snapshot kept as a checkpoint, first. */
 static void
-need_checkpoints (struct fixture *f)
+need_checkpoints (struct uh_vol *f)
 {
-  snapshot (f, "probe");
+  uh_vol_snap (f, "probe");
   int r = sc_volume_snapshot_keep_checkpoint (f->v, "probe");
   cr_assert_eq (r, 0, "keep-checkpoint: %d", r);
 }
 
 Test (control_diff, checkpoint_creates_a_checkpoint_line)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   need_checkpoints (&f);
   char *r = ask (&f, "CHECKPOINT c1");
@@ -457,12 +421,12 @@ Test (control_diff, checkpoint_creates_a_checkpoint_line)
   r = ask (&f, "INFO");
   cr_expect_str_eq (field (r, "volume", "checkpoints"), "2");
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, diff_from_a_checkpoint_gives_the_chunks_written_since)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   need_checkpoints (&f);
   free (ask (&f, "CHECKPOINT c1"));
@@ -472,15 +436,15 @@ Test (control_diff, diff_from_a_checkpoint_gives_the_chunks_written_since)
   cr_expect_str_eq (field (r, "diff", "from-type"), "checkpoint");
   cr_expect_str_eq (extents (r), "12288+4096 40960+100");
   free (r);
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 Test (control_diff, delete_keep_checkpoint_answers_and_refuses)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   need_checkpoints (&f);
-  snapshot (&f, "s1");
+  uh_vol_snap (&f, "s1");
   write_at (&f, 2 * CS, 1);
   char *before = ask (&f, "DIFF s1");
   char *r = ask (&f, "DELETE s1 keep-checkpoint=1");
@@ -499,12 +463,12 @@ Test (control_diff, delete_keep_checkpoint_answers_and_refuses)
   cr_expect_str_eq (r, "* deleted\tname=s1\nOK\n");
   free (r);
   expect_err (&f, "DIFF s1", "ENOENT", "s1");
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 /* The UUID of snapshot name, as text. */
 static void
-uuid_of (struct fixture *f, const char *name, char *buf)
+uuid_of (struct uh_vol *f, const char *name, char *buf)
 {
   struct sc_snapshot_info s;
   cr_assert_eq (sc_volume_snapshot_lookup (f->v, name, &s), 0, "%s", name);
@@ -516,17 +480,17 @@ uuid_of (struct fixture *f, const char *name, char *buf)
  * client that named the first one. */
 Test (control_diff, delete_uuid_deletes_only_the_snapshot_of_that_uuid)
 {
-  struct fixture f;
+  struct uh_vol f;
   char old_uuid[40], new_uuid[40], req[128];
   setup (&f);
   need_checkpoints (&f);
-  snapshot (&f, "c1");
+  uh_vol_snap (&f, "c1");
   cr_assert_eq (sc_volume_snapshot_keep_checkpoint (f.v, "c1"), 0);
   uuid_of (&f, "c1", old_uuid);
   char *r = ask (&f, "DELETE c1");
   cr_expect_str_eq (r, "* deleted\tname=c1\nOK\n");
   free (r);
-  snapshot (&f, "c1");
+  uh_vol_snap (&f, "c1");
   uuid_of (&f, "c1", new_uuid);
   cr_assert_str_neq (old_uuid, new_uuid);
 
@@ -546,7 +510,7 @@ Test (control_diff, delete_uuid_deletes_only_the_snapshot_of_that_uuid)
   snprintf (req, sizeof req, "DELETE probe keep-checkpoint=1 uuid=%s",
             new_uuid);
   expect_err (&f, req, "EINVAL", "usage");
-  teardown (&f);
+  uh_vol_free (&f);
 }
 
 /* max-checkpoints is the server's configuration, not stored: offline it
@@ -554,7 +518,7 @@ Test (control_diff, delete_uuid_deletes_only_the_snapshot_of_that_uuid)
  * the default 512), and a keep offline is not refused by a guess. */
 Test (control_diff, offline_keep_checkpoint_knows_no_limit)
 {
-  struct fixture f;
+  struct uh_vol f;
   setup (&f);
   struct sc_diff *d = sc_volume_diff (f.v);
   sc_diff_set_max_checkpoints (d, 1000);
@@ -564,9 +528,8 @@ Test (control_diff, offline_keep_checkpoint_knows_no_limit)
     snprintf (name, sizeof name, "c%d", i);
     cr_assert_eq (sc_diff_snapshot_create (d, name, &o, NULL), 0);
   }
-  snapshot (&f, "s");
-  sc_volume_close (f.v);
-  f.v = NULL;
+  uh_vol_snap (&f, "s");
+  uh_vol_close (&f);
 
   struct sc_volume *off;
   char err[512];
@@ -576,5 +539,5 @@ Test (control_diff, offline_keep_checkpoint_knows_no_limit)
   cr_expect (strstr (r, "checkpoint=1") && strstr (r, "OK"), "%s", r);
   free (r);
   sc_volume_close (off);
-  teardown (&f);
+  uh_vol_free (&f);
 }

@@ -15,6 +15,7 @@
 
 #include "cow/crc32c.h"
 #include "cow/journal.h"
+#include "engine/volume.h"
 #include "tests/unit-helpers.h"
 
 char *uh_dir;
@@ -573,4 +574,96 @@ uh_stats (struct sc_diff *d)
   struct sc_diff_stats st;
   sc_diff_stats (d, &st);
   return st;
+}
+
+/* ---- a volume on a temporary origin ---------------------------------- */
+
+void
+uh_vol_init (struct uh_vol *t, uint64_t size, uint32_t chunk_size,
+             uint64_t seed, uint32_t retry_ms)
+{
+  memset (t, 0, sizeof *t);
+  t->origin = uh_path ("origin");
+  t->diff = uh_path ("diff");
+  t->size = size;
+  t->chunk_size = chunk_size;
+  t->retry_ms = retry_ms;
+  /* calloc: a large sparse origin costs no memory until written. */
+  t->live = calloc (1, size);
+  cr_assert_not_null (t->live);
+  uh_make_file (t->origin, size, seed);
+  if (seed)
+    uh_pattern (t->live, size, seed, 0);
+}
+
+void
+uh_vol_open (struct uh_vol *t)
+{
+  struct sc_volume_config cfg = {
+    .origin_path = t->origin, .diff_path = t->diff,
+    .chunk_size = t->chunk_size, .retry_ms = t->retry_ms,
+  };
+  char err[512] = "";
+  int r = sc_volume_open (&cfg, &t->v, err, sizeof err);
+  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
+}
+
+void
+uh_vol_create (struct uh_vol *t, uint64_t size, uint32_t chunk_size,
+               uint64_t seed, uint32_t retry_ms)
+{
+  uh_vol_init (t, size, chunk_size, seed, retry_ms);
+  uh_vol_open (t);
+}
+
+int
+uh_vol_write (struct uh_vol *t, uint64_t chunk, uint64_t tag)
+{
+  uint32_t cs = t->chunk_size;
+  uh_pattern (t->live + chunk * cs, cs, tag, 0);
+  return sc_volume_write (t->v, t->live + chunk * cs, cs, chunk * cs, 0);
+}
+
+struct sc_snapshot_info
+uh_vol_snap (struct uh_vol *t, const char *name)
+{
+  struct sc_snapshot_info s;
+  int r = sc_volume_snapshot_create (t->v, name, NULL, &s);
+  cr_assert_eq (r, 0, "snapshot %s: %d", name, r);
+  return s;
+}
+
+void
+uh_vol_assert_reads (struct uh_vol *t, uint64_t id, const uint8_t *image,
+                     const char *what)
+{
+  uint8_t *buf = malloc (t->size);
+  cr_assert_not_null (buf);
+  int r = id ? sc_volume_snapshot_read (t->v, id, buf, t->size, 0)
+             : sc_volume_read (t->v, buf, t->size, 0);
+  cr_assert_eq (r, 0, "%s: read failed: %d", what, r);
+  size_t bad = 0;
+  while (bad < t->size && buf[bad] == image[bad])
+    bad++;
+  cr_assert (bad == t->size, "%s: wrong content (chunk %zu)", what,
+             bad / t->chunk_size);
+  free (buf);
+}
+
+void
+uh_vol_close (struct uh_vol *t)
+{
+  if (t->v)
+    sc_volume_close (t->v);
+  t->v = NULL;
+}
+
+void
+uh_vol_free (struct uh_vol *t)
+{
+  uh_vol_close (t);
+  free (t->origin);
+  free (t->diff);
+  free (t->live);
+  memset (t, 0, sizeof *t);
 }

@@ -1,6 +1,6 @@
 /* Helpers shared by the Criterion unit tests: a temporary directory per
  * test, deterministic origin files, whole-file reads, byte surgery on
- * diff areas, and a small diff-area fixture.
+ * diff areas, a small diff-area fixture and a volume fixture.
  *
  * Criterion forks one child per test and runs them in parallel, so every
  * test works in its own directory made by uh_setup() (a suite .init) and
@@ -15,6 +15,8 @@
 
 #include "cow/diffarea.h"
 #include "cow/format.h"
+
+struct sc_volume;
 
 /* ---- the test's directory ------------------------------------------ */
 
@@ -160,5 +162,41 @@ void uh_assert_sees_origin (struct sc_diff *d, const char *name,
                             uint64_t chunk);
 
 struct sc_diff_stats uh_stats (struct sc_diff *d);
+
+/* ---- a volume (engine/volume.h) on a temporary origin --------------- */
+
+struct uh_vol {
+  char *origin, *diff;
+  struct sc_volume *v;
+  /* What the live volume must read: the origin's content at first, then
+   * kept by uh_vol_write (a test writing otherwise keeps it itself). */
+  uint8_t *live;
+  uint64_t size;
+  uint32_t chunk_size;
+  uint32_t retry_ms;            /* the volume config's (0: the default) */
+};
+
+/* Make an origin of `size` bytes of uh_pattern(seed) (seed != 0) or a
+ * sparse all-zero one (seed == 0) and the live image to match, without
+ * opening the volume: a test may shape the origin first. */
+void uh_vol_init (struct uh_vol *t, uint64_t size, uint32_t chunk_size,
+                  uint64_t seed, uint32_t retry_ms);
+/* Open the volume (creating its diff area the first time). */
+void uh_vol_open (struct uh_vol *t);
+/* uh_vol_init then uh_vol_open. */
+void uh_vol_create (struct uh_vol *t, uint64_t size, uint32_t chunk_size,
+                    uint64_t seed, uint32_t retry_ms);
+/* Close the volume (whatever sc_volume_close says) and forget it. */
+void uh_vol_close (struct uh_vol *t);
+void uh_vol_free (struct uh_vol *t);
+
+/* Write chunk `chunk` of the live volume with uh_pattern(tag), in the
+ * live image too: sc_volume_write's result. */
+int uh_vol_write (struct uh_vol *t, uint64_t chunk, uint64_t tag);
+/* Create snapshot `name` (asserting success) and return its info. */
+struct sc_snapshot_info uh_vol_snap (struct uh_vol *t, const char *name);
+/* Assert that snapshot `id` (0: the live volume) reads `image` whole. */
+void uh_vol_assert_reads (struct uh_vol *t, uint64_t id,
+                          const uint8_t *image, const char *what);
 
 #endif

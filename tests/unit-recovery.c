@@ -33,84 +33,23 @@ TestSuite (recovery, .init = uh_setup, .fini = recovery_teardown);
 #define CS 4096u
 #define SIZE (64u * CS)
 
-struct vol {
-  char *origin, *diff;
-  struct sc_volume *v;
-  uint8_t live[SIZE];           /* what the live volume must read */
-  uint32_t retry_ms;
-};
-
-static void
-vol_open (struct vol *t)
-{
-  struct sc_volume_config cfg = {
-    .origin_path = t->origin, .diff_path = t->diff, .chunk_size = CS,
-    .retry_ms = t->retry_ms,
-  };
-  char err[512] = "";
-  int r = sc_volume_open (&cfg, &t->v, err, sizeof err);
-  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
-}
-
-static void
-vol_create (struct vol *t, uint32_t retry_ms)
-{
-  memset (t, 0, sizeof *t);
-  t->origin = uh_path ("origin");
-  t->diff = uh_path ("diff");
-  t->retry_ms = retry_ms;
-  uh_make_file (t->origin, SIZE, 7);
-  uh_pattern (t->live, SIZE, 7, 0);
-  vol_open (t);
-}
-
-static void
-vol_free (struct vol *t)
-{
-  if (t->v)
-    sc_volume_close (t->v);
-  free (t->origin);
-  free (t->diff);
-}
-
 static struct sc_diff *
-diff (struct vol *t)
+diff (struct uh_vol *t)
 {
   return sc_volume_diff (t->v);
 }
 
 /* Write chunk `chunk` of the live volume with pattern `tag`. */
 static void
-live_write (struct vol *t, uint64_t chunk, uint64_t tag)
+live_write (struct uh_vol *t, uint64_t chunk, uint64_t tag)
 {
-  uh_pattern (t->live + chunk * CS, CS, tag, 0);
-  int r = sc_volume_write (t->v, t->live + chunk * CS, CS, chunk * CS, 0);
+  int r = uh_vol_write (t, chunk, tag);
   cr_assert_eq (r, 0, "the live write of chunk %lu failed: %d",
                 (unsigned long) chunk, r);
 }
 
-static void
-assert_reads (struct vol *t, uint64_t id, const uint8_t *image,
-              const char *what)
-{
-  static uint8_t buf[SIZE];
-  int r = id ? sc_volume_snapshot_read (t->v, id, buf, SIZE, 0)
-             : sc_volume_read (t->v, buf, SIZE, 0);
-  cr_assert_eq (r, 0, "%s: read failed: %d", what, r);
-  cr_assert (memcmp (buf, image, SIZE) == 0, "%s: wrong content", what);
-}
-
-static struct sc_snapshot_info
-snap (struct vol *t, const char *name)
-{
-  struct sc_snapshot_info s;
-  int r = sc_volume_snapshot_create (t->v, name, NULL, &s);
-  cr_assert_eq (r, 0, "snapshot %s: %d", name, r);
-  return s;
-}
-
 static struct sc_diff_health
-health (struct vol *t)
+health (struct uh_vol *t)
 {
   struct sc_diff_health h;
   sc_volume_diff_health (t->v, &h);
@@ -164,7 +103,7 @@ fail_io (const struct sc_io_req *req)
 }
 
 static void
-arm (struct vol *t, enum fault kind, bool once)
+arm (struct uh_vol *t, enum fault kind, bool once)
 {
   fault_fd = sc_diff_fd (diff (t));
   fault_hits = 0;
@@ -183,12 +122,12 @@ disarm (void)
  * write: the state every test below starts from.  *img_a and *img_b get
  * what a and b showed. */
 static void
-fail_once (struct vol *t, enum fault kind, uint8_t *img_a)
+fail_once (struct uh_vol *t, enum fault kind, uint8_t *img_a)
 {
-  snap (t, "a");
+  uh_vol_snap (t, "a");
   memcpy (img_a, t->live, SIZE);
   live_write (t, 1, 100);
-  snap (t, "b");
+  uh_vol_snap (t, "b");
   arm (t, kind, true);
   live_write (t, 2, 101);       /* copies chunk 2: its commit fails */
   cr_assert_eq (fault_hits, 1, "the fault did not fire");
@@ -201,9 +140,9 @@ fail_once (struct vol *t, enum fault kind, uint8_t *img_a)
  * flush of the live volume. */
 Test (recovery, live_flush_succeeds_after_a_journal_write_failure)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   cr_assert_eq (sc_volume_flush (t.v), 0, "the live flush reports the "
                 "diff area's failure");
@@ -212,29 +151,29 @@ Test (recovery, live_flush_succeeds_after_a_journal_write_failure)
   cr_assert_eq (sc_volume_zero (t.v, CS, 4 * CS, 0), 0);
   memset (t.live + 4 * CS, 0, CS);
   cr_assert_eq (sc_volume_flush (t.v), 0);
-  assert_reads (&t, 0, t.live, "live");
-  vol_free (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "live");
+  uh_vol_free (&t);
 }
 
 Test (recovery, live_flush_succeeds_after_a_failed_commit_fdatasync)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_SYNC, img_a);
   struct sc_diff_health h = health (&t);
   cr_assert_eq (h.err, EIO);
   cr_assert_str_eq (h.what, "the journal commit's fdatasync");
   cr_assert_eq (sc_volume_flush (t.v), 0);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* No valid snapshot: nothing is copied, writes go straight through. */
 Test (recovery, a_failed_diff_area_copies_nothing)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   struct sc_diff_stats before, after;
   sc_diff_stats (diff (&t), &before);
@@ -245,17 +184,17 @@ Test (recovery, a_failed_diff_area_copies_nothing)
   disarm ();
   sc_diff_stats (diff (&t), &after);
   cr_assert_eq (after.copies, before.copies);
-  assert_reads (&t, 0, t.live, "live");
-  vol_free (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "live");
+  uh_vol_free (&t);
 }
 
 /* ---- the failure is told -------------------------------------------- */
 
 Test (recovery, the_failure_says_which_write_and_what_to_do)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   struct sc_diff_health h = health (&t);
   cr_assert_eq (h.err, EIO);
@@ -269,16 +208,16 @@ Test (recovery, the_failure_says_which_write_and_what_to_do)
   cr_assert (strstr (msg, "EIO") && strstr (msg, "writing the journal") &&
              strstr (msg, "dmesg") && strstr (msg, "retries"),
              "message: %s", msg);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* ---- the way back ----------------------------------------------------- */
 
 Test (recovery, create_fails_while_the_disk_fails_and_says_why)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   arm (&t, JOURNAL_WRITE, false);
   struct sc_snapshot_info c;
@@ -294,17 +233,17 @@ Test (recovery, create_fails_while_the_disk_fails_and_says_why)
   struct sc_snapshot_info s;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "c", &s), -ENOENT,
                 "a failed create left a snapshot");
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 Test (recovery, create_recovers_once_the_disk_is_back)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE], img_c[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   live_write (&t, 5, 103);
-  struct sc_snapshot_info c = snap (&t, "c");
+  struct sc_snapshot_info c = uh_vol_snap (&t, "c");
   memcpy (img_c, t.live, SIZE);
   struct sc_diff_health h = health (&t);
   cr_assert (!h.failed);
@@ -321,29 +260,29 @@ Test (recovery, create_recovers_once_the_disk_is_back)
   /* The new one copies and serves its exact image. */
   for (uint64_t k = 0; k < 64; k += 3)
     live_write (&t, k, 300 + k);
-  assert_reads (&t, c.id, img_c, "c after writes");
+  uh_vol_assert_reads (&t, c.id, img_c, "c after writes");
   cr_assert_eq (sc_volume_flush (t.v), 0);
 
   /* After a restart (clean) and after a crash-like reopen: the same. */
-  sc_volume_close (t.v);
-  vol_open (&t);
+  uh_vol_close (&t);
+  uh_vol_open (&t);
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
   cr_assert_eq (a.invalid_reason, SC_INVALID_METADATA);
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "b", &b), 0);
   cr_assert_eq (b.invalid_reason, SC_INVALID_METADATA);
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "c", &c), 0);
   cr_assert_eq (c.invalid_reason, SC_VALID);
-  assert_reads (&t, c.id, img_c, "c after restart");
-  assert_reads (&t, 0, t.live, "live after restart");
-  vol_free (&t);
+  uh_vol_assert_reads (&t, c.id, img_c, "c after restart");
+  uh_vol_assert_reads (&t, 0, t.live, "live after restart");
+  uh_vol_free (&t);
 }
 
 /* Deletes work again once the disk is back (they retry too). */
 Test (recovery, delete_recovers_once_the_disk_is_back)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   arm (&t, JOURNAL_WRITE, false);
   cr_assert_eq (sc_volume_snapshot_delete (t.v, "a"), -EIO);
@@ -355,15 +294,15 @@ Test (recovery, delete_recovers_once_the_disk_is_back)
   sc_diff_stats (diff (&t), &st);
   cr_assert_eq (st.snapshots, 0);
   cr_assert_eq (st.data_slots, 0, "the invalid snapshots' copies stay");
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* A server retries by itself, every retry_ms. */
 Test (recovery, the_periodic_retry_recovers_by_itself)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 20);
+  uh_vol_create (&t, SIZE, CS, 7, 20);
   fail_once (&t, JOURNAL_WRITE, img_a);
   /* Started after the failure, so that it cannot recover before
    * fail_once has seen it. */
@@ -373,41 +312,41 @@ Test (recovery, the_periodic_retry_recovers_by_itself)
   struct sc_diff_health h = health (&t);
   cr_assert (!h.failed, "no recovery after 10 s of retries every 20 ms");
   cr_assert_eq (h.recoveries, 1);
-  snap (&t, "c");
-  vol_free (&t);
+  uh_vol_snap (&t, "c");
+  uh_vol_free (&t);
 }
 
 /* Nothing brings an invalidated snapshot back: not a recovery, not a
  * restart after a failed close, not a restart after a good one. */
 Test (recovery, a_close_while_the_disk_fails_keeps_every_snapshot_invalid)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   arm (&t, JOURNAL_WRITE, false);
   cr_assert_neq (sc_volume_close (t.v), 0, "the close hid the failure");
   t.v = NULL;
   disarm ();
-  vol_open (&t);
+  uh_vol_open (&t);
   struct sc_snapshot_info a, b;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
   cr_assert_eq (a.invalid_reason, SC_INVALID_METADATA);
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "b", &b), 0);
   cr_assert_eq (b.invalid_reason, SC_INVALID_METADATA);
   cr_assert (!health (&t).failed, "a fresh open starts healthy");
-  snap (&t, "c");
-  vol_free (&t);
+  uh_vol_snap (&t, "c");
+  uh_vol_free (&t);
 }
 
 /* When the superblock cannot take the FAILED flag either, a later retry
  * that works records the invalidations for good. */
 Test (recovery, a_retry_records_what_the_superblock_could_not)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
-  snap (&t, "a");
+  uh_vol_create (&t, SIZE, CS, 7, 0);
+  uh_vol_snap (&t, "a");
   arm (&t, ANY_WRITE, false);
   cr_assert_eq (sc_volume_write (t.v, t.live, CS, 2 * CS, 0), -EIO,
                 "a write over a's data while the failure is unrecorded");
@@ -415,13 +354,13 @@ Test (recovery, a_retry_records_what_the_superblock_could_not)
   cr_assert (!health (&t).sb_marked);
   disarm ();
   cr_assert_eq (sc_volume_diff_recover (t.v), 0);
-  sc_volume_close (t.v);
-  vol_open (&t);
+  uh_vol_close (&t);
+  uh_vol_open (&t);
   struct sc_snapshot_info a;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
   cr_assert_neq (a.invalid_reason, SC_VALID, "a came back valid");
   (void) img_a;
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* ---- a failure the disk does not know of: fail closed ----------------- */
@@ -429,10 +368,9 @@ Test (recovery, a_retry_records_what_the_superblock_could_not)
 /* Run `session` on the volume in a child that then dies without closing
  * it (a kill -9); its exit status is what the session returns. */
 static int
-crash_after (struct vol *t, int (*session) (struct vol *t))
+crash_after (struct uh_vol *t, int (*session) (struct uh_vol *t))
 {
-  sc_volume_close (t->v);
-  t->v = NULL;
+  uh_vol_close (t);
   pid_t pid = fork ();
   cr_assert_geq (pid, 0);
   if (pid == 0) {
@@ -447,29 +385,28 @@ crash_after (struct vol *t, int (*session) (struct vol *t))
   int status;
   cr_assert_eq (waitpid (pid, &status, 0), pid);
   cr_assert (WIFEXITED (status), "the session crashed");
-  vol_open (t);
+  uh_vol_open (t);
   return WEXITSTATUS (status);
 }
 
 /* After the crash: a is invalid, or it serves exactly its image. */
 static void
-assert_never_wrong (struct vol *t, const uint8_t *img_a)
+assert_never_wrong (struct uh_vol *t, const uint8_t *img_a)
 {
   struct sc_snapshot_info a;
   cr_assert_eq (sc_volume_snapshot_lookup (t->v, "a", &a), 0);
   if (a.invalid_reason == SC_VALID)
-    assert_reads (t, a.id, img_a, "a, listed valid after the crash");
+    uh_vol_assert_reads (t, a.id, img_a, "a, listed valid after the crash");
 }
 
 /* The journal and the superblock take no write; data slots do.  A live
  * write copies chunk 2 (its data lands), its record cannot be written, and
  * FAILED cannot be stored: the copy exists in memory only. */
 static int
-session_copy_record_lost (struct vol *t)
+session_copy_record_lost (struct uh_vol *t)
 {
   arm (t, METADATA_WRITE, false);
-  uh_pattern (t->live + 2 * CS, CS, 101, 0);
-  int r = sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0);
+  int r = uh_vol_write (t, 2, 101);
   struct sc_diff_health h;
   sc_volume_diff_health (t->v, &h);
   if (!h.failed || h.sb_marked)
@@ -484,17 +421,17 @@ session_copy_record_lost (struct vol *t)
  * served the new data of chunk 2. */
 Test (recovery, a_copy_whose_record_is_lost_does_not_let_the_write_through)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
-  snap (&t, "a");
+  uh_vol_create (&t, SIZE, CS, 7, 0);
+  uh_vol_snap (&t, "a");
   memcpy (img_a, t.live, SIZE);
   int r = crash_after (&t, session_copy_record_lost);
   cr_assert_eq (r, 0, "the session's writes: %d (1: a write went through "
                 "to the origin; 2: the fault did not fail the diff area "
                 "unrecorded)", r);
   assert_never_wrong (&t, img_a);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* Every write fails, data slots included: the failed copy invalidates a,
@@ -502,11 +439,10 @@ Test (recovery, a_copy_whose_record_is_lost_does_not_let_the_write_through)
  * on disk until then); writes over a's data fail, others go on, and so
  * do reads and flushes. */
 static int
-session_nothing_written (struct vol *t)
+session_nothing_written (struct uh_vol *t)
 {
   arm (t, ANY_WRITE, false);
-  uh_pattern (t->live + 2 * CS, CS, 101, 0);
-  if (sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0) != -EIO)
+  if (uh_vol_write (t, 2, 101) != -EIO)
     return 1;
   struct sc_diff_health h;
   sc_volume_diff_health (t->v, &h);
@@ -526,22 +462,22 @@ session_nothing_written (struct vol *t)
 
 Test (recovery, an_unrecorded_failure_fails_writes_over_snapshot_data)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
-  snap (&t, "a");
+  uh_vol_create (&t, SIZE, CS, 7, 0);
+  uh_vol_snap (&t, "a");
   memcpy (img_a, t.live, SIZE);
   live_write (&t, 1, 100);      /* copied for a, committed */
   int r = crash_after (&t, session_nothing_written);
   cr_assert_eq (r, 0, "session step %d failed", r);
   assert_never_wrong (&t, img_a);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* Once the superblock takes the FAILED flag again, the refused write goes
  * through, and a stays invalid after a crash. */
 static int
-session_recorded_later (struct vol *t)
+session_recorded_later (struct uh_vol *t)
 {
   arm (t, ANY_WRITE, false);
   if (sc_volume_write (t->v, t->live + 2 * CS, CS, 2 * CS, 0) != -EIO)
@@ -556,15 +492,15 @@ session_recorded_later (struct vol *t)
 
 Test (recovery, a_failure_recorded_later_lets_writes_through)
 {
-  struct vol t;
-  vol_create (&t, 0);
-  snap (&t, "a");
+  struct uh_vol t;
+  uh_vol_create (&t, SIZE, CS, 7, 0);
+  uh_vol_snap (&t, "a");
   int r = crash_after (&t, session_recorded_later);
   cr_assert_eq (r, 0, "session step %d failed", r);
   struct sc_snapshot_info a;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
   cr_assert_eq (a.invalid_reason, SC_INVALID_METADATA);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* ---- a superblock store whose fdatasync fails ------------------------- */
@@ -576,9 +512,9 @@ Test (recovery, a_failure_recorded_later_lets_writes_through)
  * empty or damaged"). */
 Test (recovery, a_retry_whose_superblock_sync_fails_leaves_it_openable)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   cr_assert (health (&t).sb_marked);
   arm (&t, SB_SYNC, true);
@@ -590,11 +526,11 @@ Test (recovery, a_retry_whose_superblock_sync_fails_leaves_it_openable)
   cr_assert_neq (sc_volume_close (t.v), 0);
   t.v = NULL;
   disarm ();
-  vol_open (&t);
+  uh_vol_open (&t);
   struct sc_snapshot_info a;
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "a", &a), 0);
   cr_assert_neq (a.invalid_reason, SC_VALID);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* Checkpoints while serving, until one has met the fault: then none
@@ -611,21 +547,19 @@ tiny_ckpt_limit (uint64_t live)
  * went back to the allocator and were reused while the newest
  * superblock copy pointed at them. */
 static int
-session_ckpt_sb_sync (struct vol *t)
+session_ckpt_sb_sync (struct uh_vol *t)
 {
   live_write (t, 7, 399);       /* the origin's "written" stamp stored */
   sc_ckpt_limit_hook = tiny_ckpt_limit;
   arm (t, SB_SYNC, true);
   for (uint64_t c = 8; c < 40 && fault_hits == 0; c++) {
-    uh_pattern (t->live + c * CS, CS, 400 + c, 0);
-    if (sc_volume_write (t->v, t->live + c * CS, CS, c * CS, 0) != 0)
+    if (uh_vol_write (t, c, 400 + c) != 0)
       return 1;
   }
   if (fault_hits != 1)
     return 2;                   /* no checkpoint reached its superblock */
   for (uint64_t c = 40; c < 64; c++) {
-    uh_pattern (t->live + c * CS, CS, 400 + c, 0);
-    if (sc_volume_write (t->v, t->live + c * CS, CS, c * CS, 0) != 0)
+    if (uh_vol_write (t, c, 400 + c) != 0)
       return 3;
   }
   /* The superblock in force was stored again: the journal carries on. */
@@ -636,17 +570,16 @@ session_ckpt_sb_sync (struct vol *t)
 
 Test (recovery, a_checkpoint_whose_superblock_sync_fails_leaves_it_openable)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
-  snap (&t, "a");
+  uh_vol_create (&t, SIZE, CS, 7, 0);
+  uh_vol_snap (&t, "a");
   memcpy (img_a, t.live, SIZE);
-  sc_volume_close (t.v);
-  t.v = NULL;
+  uh_vol_close (&t);
   pid_t pid = fork ();
   cr_assert_geq (pid, 0);
   if (pid == 0) {
-    vol_open (&t);
+    uh_vol_open (&t);
     _exit (session_ckpt_sb_sync (&t));
   }
   int status;
@@ -661,7 +594,7 @@ Test (recovery, a_checkpoint_whose_superblock_sync_fails_leaves_it_openable)
   cr_assert_eq (r, 0, "the diff area does not open after the crash: %s",
                 err);
   assert_never_wrong (&t, img_a);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* ---- a retry on a slow disk never stalls the live volume --------------- */
@@ -694,9 +627,9 @@ retry_main (void *v)
  * I/O, and the live write (its copy query) and flush waited for it. */
 Test (recovery, a_retry_on_a_slow_disk_does_not_stall_live_io, .timeout = 60)
 {
-  struct vol t;
+  struct uh_vol t;
   static uint8_t img_a[SIZE];
-  vol_create (&t, 0);
+  uh_vol_create (&t, SIZE, CS, 7, 0);
   fail_once (&t, JOURNAL_WRITE, img_a);
   cr_assert (health (&t).sb_marked);
   sc_io_fault_hook = slow_retry;
@@ -712,6 +645,6 @@ Test (recovery, a_retry_on_a_slow_disk_does_not_stall_live_io, .timeout = 60)
   cr_assert_lt ((intptr_t) rr, 0);
   cr_assert (!retry_blocked_live, "the live write or flush waited for the "
              "retry's I/O");
-  assert_reads (&t, 0, t.live, "live");
-  vol_free (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "live");
+  uh_vol_free (&t);
 }

@@ -30,66 +30,23 @@ TestSuite (snapshot_extents, .init = uh_setup, .fini = teardown);
 
 /* ---- fixture ---------------------------------------------------------- */
 
-struct vol {
-  char *origin, *diff;
-  struct sc_volume *v;
-  uint64_t size;
-  uint32_t cs;
-};
-
-/* A volume on the origin file already made at t->origin. */
-static void
-vol_open (struct vol *t, uint64_t size, uint32_t cs)
-{
-  t->diff = uh_path ("diff");
-  t->size = size;
-  t->cs = cs;
-  struct sc_volume_config cfg = {
-    .origin_path = t->origin, .diff_path = t->diff, .chunk_size = cs,
-  };
-  char err[512] = "";
-  int r = sc_volume_open (&cfg, &t->v, err, sizeof err);
-  cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
-}
-
 /* A sparse origin of `size` bytes with pattern data at each of the `n`
- * ranges {off, len} of `data`. */
+ * ranges {off, len} of `data`, and a volume on it. */
 static void
-vol_create (struct vol *t, uint64_t size, uint32_t cs,
+vol_create (struct uh_vol *t, uint64_t size, uint32_t cs,
             const uint64_t (*data)[2], size_t n)
 {
-  t->origin = uh_path ("origin");
-  uh_make_file (t->origin, size, 0);
+  uh_vol_init (t, size, cs, 0, 0);
   for (size_t i = 0; i < n; i++) {
-    uint8_t *buf = malloc (data[i][1]);
-    cr_assert_not_null (buf);
-    uh_pattern (buf, data[i][1], 7, data[i][0]);
-    uh_pwrite (t->origin, buf, data[i][1], data[i][0]);
-    free (buf);
+    uint8_t *at = t->live + data[i][0];
+    uh_pattern (at, data[i][1], 7, data[i][0]);
+    uh_pwrite (t->origin, at, data[i][1], data[i][0]);
   }
-  vol_open (t, size, cs);
+  uh_vol_open (t);
 }
 
 static void
-vol_free (struct vol *t)
-{
-  if (t->v)
-    sc_volume_close (t->v);
-  free (t->origin);
-  free (t->diff);
-}
-
-static uint64_t
-snap (struct vol *t, const char *name)
-{
-  struct sc_snapshot_info s;
-  int r = sc_volume_snapshot_create (t->v, name, NULL, &s);
-  cr_assert_eq (r, 0, "snapshot %s: %d", name, r);
-  return s.id;
-}
-
-static void
-live_write (struct vol *t, uint64_t off, uint64_t len)
+live_write (struct uh_vol *t, uint64_t off, uint64_t len)
 {
   uint8_t *buf = malloc (len);
   cr_assert_not_null (buf);
@@ -124,8 +81,8 @@ collect (void *opaque, uint64_t off, uint64_t len, unsigned type)
  * two adjacent extents of one type and no empty one, and stays inside
  * the request.  Returns where it ends. */
 static uint64_t
-map_once (struct vol *t, uint64_t id, uint64_t off, uint64_t count, bool one,
-          struct map *m)
+map_once (struct uh_vol *t, uint64_t id, uint64_t off, uint64_t count,
+          bool one, struct map *m)
 {
   m->n = 0;
   int r = sc_volume_snapshot_extents (t->v, id, (uint32_t) count, off, one,
@@ -150,7 +107,7 @@ map_once (struct vol *t, uint64_t id, uint64_t off, uint64_t count, bool one,
 /* The type of every 4K block of the snapshot, by asking as a client does:
  * again from where each answer ended. */
 static unsigned *
-block_types (struct vol *t, uint64_t id, size_t *calls)
+block_types (struct uh_vol *t, uint64_t id, size_t *calls)
 {
   unsigned *types = calloc (t->size / 4096, sizeof *types);
   struct map *m = malloc (sizeof *m);
@@ -184,9 +141,9 @@ Test (snapshot_extents, copies_and_origin_holes_to_4k)
     { 4 * 65536, 65536 },           /* chunk 4: data, overwritten below */
     { 6 * 65536 + 4096, 4096 },     /* chunk 6: some data, written below */
   };
-  struct vol t;
+  struct uh_vol t;
   vol_create (&t, 16 * cs, cs, data, 5);
-  uint64_t id = snap (&t, "s");
+  uint64_t id = uh_vol_snap (&t, "s").id;
   live_write (&t, 1 * cs + 100, 10);         /* a hole chunk: zero copy */
   live_write (&t, 4 * cs, 100);              /* data: a data copy */
   live_write (&t, 6 * cs + 32768, 4096);     /* part data: a data copy */
@@ -219,30 +176,30 @@ Test (snapshot_extents, copies_and_origin_holes_to_4k)
   m.n = 0;
   cr_assert_eq (sc_volume_extents (t.v, cs, cs, collect, &m), 0);
   cr_assert (m.n > 0 && m.type[0] == 0, "live chunk 1 is not data");
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 Test (snapshot_extents, unaligned_requests_answer_from_their_offset)
 {
   const uint64_t data[][2] = { { 8192, 4096 } };
-  struct vol t;
+  struct uh_vol t;
   vol_create (&t, 16 * 4096, 4096, data, 1);
-  uint64_t id = snap (&t, "s");
+  uint64_t id = uh_vol_snap (&t, "s").id;
   struct map m;
   uint64_t end = map_once (&t, id, 8192 + 100, 5000, false, &m);
   cr_assert_eq (end, 8192 + 100 + 5000);
   cr_assert_eq (m.n, 2);
   cr_assert (m.len[0] == 4096 - 100 && m.type[0] == 0);
   cr_assert (m.len[1] == 5000 - (4096 - 100) && m.type[1] == HZ);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 Test (snapshot_extents, one_reports_the_first_extent_only)
 {
   const uint64_t data[][2] = { { 0, 3 * 4096 }, { 8 * 4096, 4096 } };
-  struct vol t;
+  struct uh_vol t;
   vol_create (&t, 16 * 4096, 4096, data, 2);
-  uint64_t id = snap (&t, "s");
+  uint64_t id = uh_vol_snap (&t, "s").id;
   live_write (&t, 4 * 4096, 4096);           /* zero copy of a hole */
   struct map m;
   map_once (&t, id, 4096, t.size - 4096, true, &m);
@@ -253,7 +210,7 @@ Test (snapshot_extents, one_reports_the_first_extent_only)
   map_once (&t, id, 3 * 4096, t.size - 3 * 4096, true, &m);
   cr_assert (m.n == 1 && m.len[0] == 5 * 4096 && m.type[0] == HZ,
              "the hole before the data at 32K, zero copy included");
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* ---- bounded work ------------------------------------------------------ */
@@ -262,9 +219,9 @@ Test (snapshot_extents, a_large_request_is_answered_in_part)
 {
   /* 64 MiB of 4K chunks, all holes: far more chunks than one call
    * resolves; every call still answers for at least one byte. */
-  struct vol t;
+  struct uh_vol t;
   vol_create (&t, 64 << 20, 4096, NULL, 0);
-  uint64_t id = snap (&t, "s");
+  uint64_t id = uh_vol_snap (&t, "s").id;
   struct map m;
   uint64_t end = map_once (&t, id, 0, t.size, false, &m);
   cr_assert_lt (end, t.size, "one call resolved all 16384 chunks");
@@ -275,7 +232,7 @@ Test (snapshot_extents, a_large_request_is_answered_in_part)
     cr_assert_eq (types[b], HZ, "block %lu", (unsigned long) b);
   cr_assert_gt (calls, 1);
   free (types);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 Test (snapshot_extents, many_extents_are_answered_in_part_and_add_up)
@@ -288,10 +245,10 @@ Test (snapshot_extents, many_extents_are_answered_in_part_and_add_up)
     data[i][0] = 2 * i * 4096;
     data[i][1] = 4096;
   }
-  struct vol t;
+  struct uh_vol t;
   vol_create (&t, n * 4096, 65536, (const uint64_t (*)[2]) data, n / 2);
   free (data);
-  uint64_t id = snap (&t, "s");
+  uint64_t id = uh_vol_snap (&t, "s").id;
   live_write (&t, 3 * 65536, 100);           /* one data copy */
   struct map m;
   uint64_t end = map_once (&t, id, 0, t.size, false, &m);
@@ -304,16 +261,16 @@ Test (snapshot_extents, many_extents_are_answered_in_part_and_add_up)
                   (unsigned long) b, types[b], want);
   }
   free (types);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* ---- gone or invalid --------------------------------------------------- */
 
 Test (snapshot_extents, deleted_snapshot_is_enoent)
 {
-  struct vol t;
+  struct uh_vol t;
   vol_create (&t, 16 * 4096, 4096, NULL, 0);
-  uint64_t id = snap (&t, "gone");
+  uint64_t id = uh_vol_snap (&t, "gone").id;
   cr_assert_eq (sc_volume_snapshot_delete (t.v, "gone"), 0);
   struct map m = { 0 };
   cr_assert_eq (sc_volume_snapshot_extents (t.v, id, 4096, 0, false,
@@ -324,7 +281,7 @@ Test (snapshot_extents, deleted_snapshot_is_enoent)
   cr_assert_eq (sc_volume_snapshot_extents (t.v, id + 1, 4096, t.size,
                                             false, collect, &m), -EINVAL,
                 "past the end");
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 static int diff_fd = -1;
@@ -340,9 +297,9 @@ fail_copy_writes (const struct sc_io_req *req)
 Test (snapshot_extents, invalid_snapshot_is_eio)
 {
   const uint64_t data[][2] = { { 0, 16 * 4096 } };
-  struct vol t;
+  struct uh_vol t;
   vol_create (&t, 16 * 4096, 4096, data, 1);
-  uint64_t id = snap (&t, "bad");
+  uint64_t id = uh_vol_snap (&t, "bad").id;
   diff_fd = sc_diff_fd (sc_volume_diff (t.v));
   sc_io_fault_hook = fail_copy_writes;
   live_write (&t, 0, 4096);                  /* its copy fails */
@@ -351,7 +308,7 @@ Test (snapshot_extents, invalid_snapshot_is_eio)
   cr_assert_eq (sc_volume_snapshot_extents (t.v, id, 4096, 8192, false,
                                             collect, &m), -EIO);
   cr_assert_eq (m.n, 0);
-  vol_free (&t);
+  uh_vol_free (&t);
 }
 
 /* ---- racing writes ----------------------------------------------------- */
@@ -361,7 +318,7 @@ Test (snapshot_extents, invalid_snapshot_is_eio)
  * the origin about a chunk after its copy would see the punched hole: the
  * range lock must keep the trim out until the map has its answer. */
 struct race {
-  struct vol t;
+  struct uh_vol t;
   uint64_t id;
   int stop, bad, maps, trims;
   char why[256];
@@ -371,9 +328,10 @@ static void *
 race_trimmer (void *p)
 {
   struct race *rc = p;
-  for (uint64_t c = 0; c < rc->t.size / rc->t.cs &&
+  uint32_t cs = rc->t.chunk_size;
+  for (uint64_t c = 0; c < rc->t.size / cs &&
        !__atomic_load_n (&rc->stop, __ATOMIC_SEQ_CST); c++) {
-    int r = sc_volume_trim (rc->t.v, rc->t.cs, c * rc->t.cs, 0);
+    int r = sc_volume_trim (rc->t.v, cs, c * cs, 0);
     if (r != 0 && !__atomic_exchange_n (&rc->bad, 1, __ATOMIC_SEQ_CST))
       snprintf (rc->why, sizeof rc->why, "trim of chunk %lu: %d",
                 (unsigned long) c, r);
@@ -416,7 +374,7 @@ Test (snapshot_extents, maps_racing_trims_never_see_the_holes)
   cr_assert_not_null (rc);
   const uint64_t data[][2] = { { 0, 1024 * 4096 } };
   vol_create (&rc->t, 1024 * 4096, 4096, data, 1);
-  rc->id = snap (&rc->t, "s");
+  rc->id = uh_vol_snap (&rc->t, "s").id;
   pthread_t w, r[2];
   for (int i = 0; i < 2; i++)
     cr_assert_eq (pthread_create (&r[i], NULL, race_mapper, rc), 0);
@@ -434,6 +392,6 @@ Test (snapshot_extents, maps_racing_trims_never_see_the_holes)
   for (uint64_t b = 0; b < 1024; b++)
     cr_assert_eq (types[b], 0, "block %lu", (unsigned long) b);
   free (types);
-  vol_free (&rc->t);
+  uh_vol_free (&rc->t);
   free (rc);
 }
