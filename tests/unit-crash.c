@@ -153,6 +153,8 @@ struct wl_cfg {
   bool tracking;                /* changed-block tracking: some creates
                                    are checkpoints, some snapshots are
                                    kept as checkpoints */
+  bool bg_ckpt;                 /* the volume's thread runs the checkpoints
+                                   commits find due (sc_volume_start_retry) */
 };
 
 static uint64_t
@@ -365,6 +367,8 @@ vol_open (struct wl *w)
   uint32_t tag = begin_op (w);
   int r = sc_volume_open (&cfg, &w->v, err, sizeof err);
   cr_assert_eq (r, 0, "%s: sc_volume_open: %d %s", w->cfg->name, r, err);
+  if (w->recording && w->cfg->bg_ckpt)
+    cr_assert_eq (sc_volume_start_retry (w->v), 0);
   add_event (w, start, tag, "open");
 }
 
@@ -2211,6 +2215,26 @@ Test (crash, safe_64k_chunks_concurrent_writers_online_checkpoints)
     .name = "concurrent-ckpt-64k", .size = (2 << 20) + 8704,
     .chunk = 65536, .writers = 4, .steps = 40, .points = 0,
     .ckpt_extra = 16,
+  };
+  crash_test (&cfg);
+}
+
+/* The same, with the volume's thread as the checkpoint runner. */
+Test (crash, safe_4k_chunks_background_checkpoints)
+{
+  static const struct wl_cfg cfg = {
+    .name = "bg-ckpt-4k", .size = 1 << 20, .chunk = 4096,
+    .steps = 200, .points = 0, .ckpt_extra = 24, .bg_ckpt = true,
+  };
+  crash_test (&cfg);
+}
+
+Test (crash, safe_64k_chunks_concurrent_writers_background_checkpoints)
+{
+  static const struct wl_cfg cfg = {
+    .name = "bg-concurrent-ckpt-64k", .size = (2 << 20) + 8704,
+    .chunk = 65536, .writers = 4, .steps = 40, .points = 0,
+    .ckpt_extra = 16, .bg_ckpt = true,
   };
   crash_test (&cfg);
 }
