@@ -223,6 +223,12 @@ int
 sc_diff_ckpt_run (struct sc_diff *d)
 {
   LOCKED (d);
+  return ckpt_run_due (d);
+}
+
+int
+ckpt_run_due (struct sc_diff *d)
+{
   /* Cleared first: a commit that finds the journal long again (this
    * checkpoint failed) notes it again and wakes the runner again. */
   if (!__atomic_exchange_n (&d->ckpt_due, false, __ATOMIC_ACQ_REL))

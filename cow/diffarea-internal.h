@@ -728,6 +728,12 @@ int ckpt_write (struct sc_diff *d, uint64_t first_seq,
  * runner registered, only note that it is due and wake the runner,
  * unless the journal has grown to twice its limit meanwhile. */
 void ckpt_maybe (struct sc_diff *d);
+/* The checkpoint a commit found due and left to the runner, written now
+ * (the lock held; it may be dropped meanwhile): by the runner, or by a
+ * caller short of the room it frees, before a snapshot is dropped or a
+ * write refused for want of it.  1 if written, 0 if none was due, or the
+ * write's -errno. */
+int ckpt_run_due (struct sc_diff *d);
 /* Replace a failed journal with a checkpoint of the state (recovery);
  * on failure `what` says which write failed. */
 int ckpt_replace_failed (struct sc_diff *d, char *what, size_t len);
