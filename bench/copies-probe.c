@@ -84,6 +84,17 @@ records (struct sc_diff *d)
   return st.journal_records;
 }
 
+static uint64_t
+gcd (uint64_t a, uint64_t b)
+{
+  while (b) {
+    uint64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
 static uint64_t slots_end;      /* the end of the highest slot reserved */
 
 /* The diff area preallocates its slots; the probe's are given back to the
@@ -104,6 +115,25 @@ punch_run (struct sc_diff *d)
   run_start = run_end = 0;
 }
 
+/* With COPIES_PROBE_ORDER=scattered, chunks are recorded in a scattered
+ * order (a fixed permutation of [0, n)), as random first writes make
+ * them; else in ascending order. */
+static uint64_t
+chunk_at (uint64_t i, uint64_t n)
+{
+  static int scattered = -1;
+  if (scattered < 0) {
+    const char *o = getenv ("COPIES_PROBE_ORDER");
+    scattered = o && strcmp (o, "scattered") == 0;
+  }
+  if (!scattered || n < 2)
+    return i;
+  uint64_t step = 2654435761u % n;      /* coprime with n: a permutation */
+  while (step < 2 || gcd (step, n) != 1)
+    step++;
+  return (unsigned __int128) i * step % n;
+}
+
 /* Record copies of chunks [0, n) for the current epoch. */
 static void
 record_copies (struct sc_diff *d, uint64_t n, const uint32_t *sums)
@@ -119,7 +149,8 @@ record_copies (struct sc_diff *d, uint64_t n, const uint32_t *sums)
       run_start = off;
     }
     run_end = off + cs;
-    check (sc_diff_copy_record (d, c, off, sums, &seq), "copy record");
+    check (sc_diff_copy_record (d, chunk_at (c, n), off, sums, &seq),
+           "copy record");
     if (c % 4096 == 4095)
       check (sc_diff_commit (d, seq), "commit");
   }

@@ -24,6 +24,8 @@
 #                               mem-scale: the copy counts (built offline)
 #   BENCH_MEMSCALE_IOS=100000/10000  its I/Os per rate measurement
 #   BENCH_MEMSCALE_CHUNK=4K     its chunk size
+#   BENCH_MEMSCALE_ORDER=ascending  the order its copies are recorded in
+#                               (scattered: as random first writes would)
 #   BENCH_INDEX_CACHE=224M      index-cache= given to the plugin (when it has it)
 #   BENCH_VERIFY_REPEAT=5/3     rounds of the read verification comparison
 #   BENCH_SPARSE_SIZE=64G/8G    sparse-copy: origin size, data in it,
@@ -94,6 +96,7 @@ STALL_SNAPS=${BENCH_STALL_SNAPS:-20}
 STALL_CHUNK=${BENCH_STALL_CHUNK:-4K}
 MEMSCALE_CHUNK=${BENCH_MEMSCALE_CHUNK:-4K}
 MEMSCALE_CACHE=${BENCH_INDEX_CACHE:-224M}
+MEMSCALE_ORDER=${BENCH_MEMSCALE_ORDER:-ascending}
 read -r -a MEMSCALE_COPIES_LIST <<<"$MEMSCALE_COPIES"
 RSS_CHUNKS=${BENCH_RSS_CHUNKS:-100000}
 MEM_CHUNK=${BENCH_MEM_CHUNK:-4K}

@@ -47,6 +47,6 @@ RC=0
 in_ro_ns "$RO" "$SHADOWCOPY_CLI" check --data "$D" > "$TMP/out" 2> "$TMP/err" || RC=$?
 [ "$RC" -eq 2 ] ||
     fail "check --data with no writable scratch directory exited $RC: $(cat "$TMP/out" "$TMP/err")"
-grep -qi 'scratch file for the checksums' "$TMP/err" ||
+grep -qiE 'scratch file for the (copy map|checksums)' "$TMP/err" ||
     fail "the error does not say what failed: $(cat "$TMP/err")"
 log "ok: no scratch directory: $(head -1 "$TMP/err")"

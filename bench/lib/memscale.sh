@@ -39,11 +39,11 @@ memscale () {
     MEMSCALE_INDEX="today's index in RAM (the plugin has no index-cache= key)"
   fi
   cs=$(numfmt --from=iec "$MEMSCALE_CHUNK")
-  say "mem-scale: ${MEMSCALE_COPIES_LIST[*]} copies of $MEMSCALE_CHUNK chunks; $MEMSCALE_INDEX"
+  say "mem-scale: ${MEMSCALE_COPIES_LIST[*]} copies of $MEMSCALE_CHUNK chunks recorded in $MEMSCALE_ORDER order; $MEMSCALE_INDEX"
   for n in "${MEMSCALE_COPIES_LIST[@]}"; do
     ios=$((MEMSCALE_IOS < n ? MEMSCALE_IOS : n))
     new_instance
-    copies_probe "$INST" "$n" $((2 * n)) "$cs" 1
+    COPIES_PROBE_ORDER=$MEMSCALE_ORDER copies_probe "$INST" "$n" $((2 * n)) "$cs" 1
     log="$BENCH_TMP/logs/memscale-$n.log"
     sock="$INST/nbd.sock"
     t0=${EPOCHREALTIME/./}
@@ -82,7 +82,7 @@ report_memscale () {
 
 shadowcopy, $MEMSCALE_CHUNK chunks, durability=safe, **$MEMSCALE_INDEX**.
 For N copies: a sparse origin of 2N chunks, one snapshot, N copies
-(chunks 0 to N-1) recorded offline by \`bench/copies-probe.c\` (slots
+(chunks 0 to N-1, recorded in $MEMSCALE_ORDER order) recorded offline by \`bench/copies-probe.c\` (slots
 left unwritten, checksums of zeros, so snapshot reads verify), then
 nbdkit started on it. Start-up: from the launch of nbdkit to its control
 socket (the diff area's replay). First write: 4k random writes, QD16, to
