@@ -258,10 +258,27 @@ failed_now (struct sc_diff *d)
   return __atomic_load_n (&d->failed, __ATOMIC_ACQUIRE);
 }
 
+/* No valid snapshot, the common case of a volume without snapshots:
+ * nothing needs a copy, and the query takes no lock, so that writers do
+ * not queue on it one after the other.  Read without the lock for the
+ * reason `failed` is: nvalid grows only at a creation (a revert's saved
+ * snapshot is one), under a hold that takes the write gate exclusive,
+ * and at replay, before any write; so a write that read 0 has ended
+ * before a snapshot exists.  A write that reads it not 0 while a delete
+ * or an invalidation empties valid[] asks under the lock as before.
+ * Checkpoints need marks, not copies: sc_diff_mark_changes, after this
+ * query, asks ncvalid_hint (see hint_valid for a kept checkpoint). */
+static bool
+nothing_to_copy (struct sc_diff *d)
+{
+  return failed_now (d) ||
+         __atomic_load_n (&d->nvalid_hint, __ATOMIC_ACQUIRE) == 0;
+}
+
 bool
 sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk)
 {
-  if (failed_now (d))
+  if (nothing_to_copy (d))
     return false;
   LOCKED (d);
   return copymap_needs_copy (d, chunk);
@@ -275,14 +292,14 @@ size_t
 sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first, uint64_t last,
                           uint64_t *out, size_t max, uint64_t *next)
 {
-  if (failed_now (d)) {
+  if (nothing_to_copy (d)) {
     *next = last + 1;
     return 0;
   }
   LOCKED (d);
   size_t n = 0;
   uint64_t c = first;
-  if (d->nvalid == 0)           /* nothing to preserve: the common case */
+  if (d->nvalid == 0)           /* emptied since the hint was read */
     c = last + 1;
   for (uint64_t seen = 0; c <= last && n < max && seen < NEEDS_COPY_SCAN;
        c++, seen++)

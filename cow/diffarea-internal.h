@@ -187,6 +187,8 @@ struct sc_diff {
   uint32_t *valid;              /* epochs of valid snapshots (data kept),
                                    ascending; room for snaps_cap */
   size_t nvalid;
+  size_t nvalid_hint;           /* nvalid, stored atomically: the live
+                                   path reads it without the lock */
   uint32_t *cvalid;             /* epochs of valid checkpoints (marks
                                    kept), ascending; room for snaps_cap */
   size_t ncvalid;

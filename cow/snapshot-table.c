@@ -112,13 +112,17 @@ epochs_insert (uint32_t *a, size_t *n, uint32_t e)
   (*n)++;
 }
 
-/* The write path asks whether any checkpoint is valid without the lock
- * (cow/marks.c): a checkpoint's creation holds every write, and one kept
- * from a snapshot was copied for until then. */
+/* The write path asks whether any snapshot (cow/copymap.c) or checkpoint
+ * (cow/marks.c) is valid without the lock: a creation holds every write,
+ * and a checkpoint kept from a snapshot was copied for until then.  The
+ * checkpoints' count is stored first: a writer that reads a kept
+ * snapshot gone from nvalid_hint (acquire) then reads its checkpoint in
+ * ncvalid_hint, and marks the chunks it no longer copies. */
 static void
-hint_checkpoints (struct sc_diff *d)
+hint_valid (struct sc_diff *d)
 {
   __atomic_store_n (&d->ncvalid_hint, d->ncvalid, __ATOMIC_RELEASE);
+  __atomic_store_n (&d->nvalid_hint, d->nvalid, __ATOMIC_RELEASE);
 }
 
 void
@@ -126,7 +130,7 @@ snap_unvalidate (struct sc_diff *d, struct snap *s)
 {
   epochs_remove (d->valid, &d->nvalid, s->info.epoch);
   epochs_remove (d->cvalid, &d->ncvalid, s->info.epoch);
-  hint_checkpoints (d);
+  hint_valid (d);
 }
 
 void
@@ -144,7 +148,7 @@ snap_make_checkpoint (struct sc_diff *d, struct snap *s)
     return;
   epochs_remove (d->valid, &d->nvalid, s->info.epoch);
   epochs_insert (d->cvalid, &d->ncvalid, s->info.epoch);
-  hint_checkpoints (d);
+  hint_valid (d);
 }
 
 /* CRC32C of (volume UUID, id, i) for each 4 bytes: stable across opens
@@ -212,12 +216,11 @@ snap_push (struct sc_diff *d, struct snap *s)
 {
   diff_frozen_check (d, "a snapshot listed");
   d->snaps[d->nsnaps++] = s;
-  if (s->info.invalid_reason == SC_VALID && s->info.checkpoint) {
+  if (s->info.invalid_reason == SC_VALID && s->info.checkpoint)
     d->cvalid[d->ncvalid++] = s->info.epoch;
-    hint_checkpoints (d);
-  }
   else if (s->info.invalid_reason == SC_VALID)
     d->valid[d->nvalid++] = s->info.epoch;
+  hint_valid (d);
 }
 
 void

@@ -45,6 +45,12 @@ soft_fail () {
     _SOFT_FAILURES=$((_SOFT_FAILURES + 1))
 }
 
+# CMD | grep_all [OPTION...] PATTERN: what grep -q says of CMD's output,
+# but reading all of it.  grep -q exits at its first match; CMD, writing
+# on, then dies of SIGPIPE and, under pipefail, the pipeline fails at
+# random although the line was there (test-tests-pipefail.sh).
+grep_all () { grep "$@" >/dev/null; }
+
 # requires PROGRAM...: skip the test unless every program is on PATH.
 requires () {
     local p

@@ -93,7 +93,7 @@ expect_eio () {
     local out rc=0
     out=$(timeout 60 "$NBDSH" -u "$(uri "$1")" -c "$3" 2>&1) || rc=$?
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "$2: not an error (status $rc)"
-    printf '%s\n' "$out" | grep -q "Input/output error" ||
+    printf '%s\n' "$out" | grep_all "Input/output error" ||
         fail "$2: not EIO: $out"
     log "ok, $2: EIO"
 }

@@ -27,7 +27,7 @@ as_nobody nbdinfo "$(uri s1)" > "$TMP/nobody.out" 2>&1 &&
 as_nobody nbdinfo --list "$(uri "")" >> "$TMP/nobody.out" 2>&1 &&
     fail "uid $NOBODY listed the exports with allow-uid=0"
 tail -n +"$((n + 1))" "$SERVER_LOG" |
-    grep -q "connection refused: a client of uid $NOBODY on the Unix socket, and allow-uid=0" ||
+    grep_all "connection refused: a client of uid $NOBODY on the Unix socket, and allow-uid=0" ||
     fail "no clear refusal of uid $NOBODY in the server log"
 log "ok, uid $NOBODY refused: $(head -n 1 "$TMP/nobody.out")"
 stop_server
@@ -50,7 +50,7 @@ for v in abc 1,,2 -1 4294967295 1,x ""; do
     if try_start_server "$TMP/disk" "$TMP/diff" "allow-uid=$v" 2>/dev/null; then
         fail "allow-uid=$v: the server started"
     fi
-    tail -n 3 "$SERVER_LOG" | grep -q "allow-uid=$v: must be numeric uids" ||
+    tail -n 3 "$SERVER_LOG" | grep_all "allow-uid=$v: must be numeric uids" ||
         fail "allow-uid=$v: no clear error"
 done
 log "ok, bad allow-uid refused at start"

@@ -90,14 +90,14 @@ name3=$(json 'd["snapshot"]' < "$TMP/a3.json")
 before=$(types sc)
 rm -f "$TMP/w.log"
 rc=0; out=$(bcreate --to "$D/x" --since gone --base "$D/a3" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "since gone: .*BASE no longer exists" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "since gone: .*BASE no longer exists" ||
     fail "--since a gone BASE: exit $rc: $out"
 [ ! -e "$D/x" ] && [ ! -e "$D/x.partial" ] || fail "a gone BASE left a TARGET"
 [ "$(types sc)" = "$before" ] || fail "a gone BASE left $(types sc), not $before"
 grep -q "^backup-complete failure" "$TMP/w.log" || fail "writer not told of the failure: $(wlog)"
 
 rc=0; out=$(bcreate --to "$D/x" --since "$name3" --base "$D/a1" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "chain would be wrong" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "chain would be wrong" ||
     fail "a wrong base: exit $rc: $out"
 [ ! -e "$D/x" ] && [ "$(types sc)" = "$before" ] || fail "a wrong base left something: $(types sc)"
 
@@ -108,10 +108,10 @@ grep -q "full backup: no earlier backup of this volume ($(mfield "$D/b1" volume-
     fail "--auto with no earlier backup: $(cat "$TMP/b1.err")"
 cmp "$TMP/b" "$D/b1" || fail "b1 differs from its snapshot"
 rc=0; out=$(bcreate --auto --base "$D/b1" --to "$D/x" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "is a backup of volume $(mfield "$D/b1" volume-uuid), not of this volume" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "is a backup of volume $(mfield "$D/b1" volume-uuid), not of this volume" ||
     fail "--auto --base of another volume: exit $rc: $out"
 rc=0; out=$(bcreate --since "$name3" --base "$D/b1" --to "$D/x" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "is a backup of volume" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "is a backup of volume" ||
     fail "--since with PREV of another volume: exit $rc: $out"
 [ ! -e "$D/x" ] && [ "$(types sc)" = "$before" ] || fail "another volume's PREV left something"
 # --auto beside backups of both volumes takes only its own.
@@ -134,7 +134,7 @@ cmp "$TMP/b" "$D/sb" || fail "sb differs from volume B's snapshot"
 grep -q "$CTL: incremental backup on $D/a4" "$TMP/set.err" &&
     grep -q "$CTL_B: incremental backup on $D/b1" "$TMP/set.err" ||
     fail "set --auto, per volume: $(cat "$TMP/set.err")"
-json 'd["set"]' < "$TMP/set.json" | grep -q '^[0-9a-f-]\{36\}$' || fail "no set id: $(cat "$TMP/set.json")"
+json 'd["set"]' < "$TMP/set.json" | grep_all '^[0-9a-f-]\{36\}$' || fail "no set id: $(cat "$TMP/set.json")"
 nset=$(json 'd["snapshot"]' < "$TMP/set.json")
 [ "$(types sc)" = "$nset:checkpoint" ] && [ "$(types sc_b)" = "$nset:checkpoint" ] ||
     fail "set: checkpoints: $(types sc) / $(types sc_b)"
@@ -229,7 +229,7 @@ d = json.load(open(sys.argv[1]))
 del d["writers"][0]["phases"][0]["result"]
 json.dump(d, open(sys.argv[2], "w"))' "$D/a1.manifest.json" "$D/w1.manifest.json"
 rc=0; out=$(sc verify "$D/w1" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "writers: phase 1: no result" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "writers: phase 1: no result" ||
     fail "a writer phase without result: exit $rc: $out"
 
 stop_server

@@ -31,7 +31,7 @@ test_guards () {
     for p in $(pgrep -x "$NAME" || :); do
         running "$p" || continue
         tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null |
-            grep -qxF "SC_GUARD_TEST=$TMP" && echo -n "$p "
+            grep_all -xF "SC_GUARD_TEST=$TMP" && echo -n "$p "
     done
     :
 }

@@ -47,7 +47,7 @@ no_files () {
 # one_line_naming OUT FILE WHAT: a one-line error that names FILE.
 one_line_naming () {
     [ "$(printf '%s\n' "$1" | wc -l)" = 1 ] || fail "$3: more than one line: $1"
-    printf '%s\n' "$1" | grep -qF "$2" || fail "$3: the error does not name $2: $1"
+    printf '%s\n' "$1" | grep_all -F "$2" || fail "$3: the error does not name $2: $1"
     log "ok, $3: $1"
 }
 
@@ -146,7 +146,7 @@ EOF
     [ "$out" != "${out#read $((2 * CS))/$((2 * CS)) bytes}" ] ||
         fail "inc$i: the range zeroed at $z does not read as zeros: $out"
     out=$(qemu-io -r -f qcow2 -c "read -P 0 $z $((2 * CS))" "$prev" 2>&1) || :
-    echo "$out" | grep -q "Pattern verification failed" ||
+    echo "$out" | grep_all "Pattern verification failed" ||
         fail "inc$i: PREV did not have data at $z (the test is wrong): $out"
     [ "$(mfield "$B/inc$i.qcow2" base-uuid)" = "$(mfield "$prev" snapshot-uuid)" ] ||
         fail "inc$i: base-uuid is not PREV's snapshot"
@@ -194,7 +194,7 @@ for bs in 4096 $((4 * M)); do
     cmp -s "$p" "$B/raw5" && hard_error "the damage did not change $p"
     start=$((off / bs * bs))
     rc=0; out=$(backup s6 --to "$p-bad.qcow2" --format qcow2 --since s5 --base "$p" 2>&1) || rc=$?
-    [ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $start-$((start + bs - 1))" ||
+    [ "$rc" = 1 ] && echo "$out" | grep_all "PREV is damaged: bytes $start-$((start + bs - 1))" ||
         fail "damage in a $bs-byte block of PREV that the incremental does not write taken in: exit $rc: $out"
     no_files "$p-bad.qcow2" "a damaged PREV in $bs-byte blocks"
     rm "$p" "$p.manifest.json" "$p-inc.qcow2" "$p-inc.qcow2.manifest.json"
@@ -273,7 +273,7 @@ alloc=$(( $(stat -c %b "$B/raw8") * 512 ))
 [ "$alloc" -lt $((10 * M)) ] || fail "the raw incremental on a qcow2 PREV is not sparse: $alloc bytes"
 sha_inc5=$(sha256sum < "$B/inc5.qcow2")
 rc=0; out=$(backup s8 --to "$B/inc5.qcow2" --format qcow2 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "already exists" || fail "an existing TARGET: exit $rc: $out"
+[ "$rc" = 1 ] && echo "$out" | grep_all "already exists" || fail "an existing TARGET: exit $rc: $out"
 [ "$(sha256sum < "$B/inc5.qcow2")" = "$sha_inc5" ] || fail "an existing TARGET was changed"
 
 # One backup at a time to a TARGET.
@@ -283,7 +283,7 @@ for _ in $(seq 50); do [ -e "$B/busy.qcow2.partial" ] && break; sleep 0.1; done
 sleep 0.3
 rc=0; out=$(backup s8 --to "$B/busy.qcow2" --format qcow2 2>&1) || rc=$?
 kill "$lockpid" 2>/dev/null || :; wait "$lockpid" 2>/dev/null || :
-[ "$rc" = 1 ] && echo "$out" | grep -q "another backup to this TARGET is running" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "another backup to this TARGET is running" ||
     fail "a second backup to one TARGET: exit $rc: $out"
 [ ! -e "$B/busy.qcow2" ] || fail "the refused backup made TARGET"
 # A TARGET.partial left by a killed backup is started over.
@@ -322,7 +322,7 @@ rc=0; out=$(backup s6 --to "$B/on-fake.qcow2" --format qcow2 --since s5 \
     --base "$B/fake.qcow2" 2>&1) || rc=$?
 [ "$rc" = 1 ] || fail "a PREV that is not a qcow2 image: exit $rc: $out"
 one_line_naming "$out" "$B/fake.qcow2" "a PREV that is not a qcow2 image"
-echo "$out" | grep -q "not in qcow2 format" || fail "a PREV that is not qcow2: qemu-img's reason is missing: $out"
+echo "$out" | grep_all "not in qcow2 format" || fail "a PREV that is not qcow2: qemu-img's reason is missing: $out"
 no_files "$B/on-fake.qcow2" "a PREV that is not a qcow2 image"
 
 # A chain with a missing link: inc2 alone, without inc1 and the full.
@@ -340,7 +340,7 @@ cp --sparse=always "$B/raw5" "$B/rot"
 cp "$B/raw5.manifest.json" "$B/rot.manifest.json"
 printf '\x5a\x5a\x5a' | dd of="$B/rot" bs=1 seek=$((7 * M + 1000)) conv=notrunc status=none
 rc=0; out=$(backup s6 --to "$B/rot-inc.qcow2" --format qcow2 --since s5 --base "$B/rot" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $((7 * M))-$((8 * M - 1))" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "PREV is damaged: bytes $((7 * M))-$((8 * M - 1))" ||
     fail "damage in a raw PREV taken in: exit $rc: $out"
 no_files "$B/rot-inc.qcow2" "a damaged PREV"
 
@@ -355,11 +355,11 @@ if mount -t tmpfs -o size=2M,mode=0700 tmpfs "$TMP/small" 2>/dev/null; then
     rc=0; out=$(backup s8 --to "$TMP/small/full.qcow2" --format qcow2 2>&1) || rc=$?
     [ "$rc" = 1 ] || fail "a full filesystem: exit $rc: $out"
     one_line_naming "$out" "$TMP/small/full.qcow2.partial" "a full filesystem"
-    echo "$out" | grep -q "No space left on device" || fail "a full filesystem: $out"
+    echo "$out" | grep_all "No space left on device" || fail "a full filesystem: $out"
     if [ -e "$TMP/small/full.qcow2.resume" ]; then
         [ -e "$TMP/small/full.qcow2.partial" ] ||
             fail "a full filesystem: a resume state without its TARGET.partial"
-        echo "$out" | grep -q -- "--resume" ||
+        echo "$out" | grep_all -- "--resume" ||
             fail "a full filesystem kept TARGET.partial without saying --resume: $out"
         rm -f "$TMP/small/full.qcow2.partial" "$TMP/small/full.qcow2.resume"
     fi
@@ -383,7 +383,7 @@ mkdir "$TMP/oddb"
 rc=0; out=$(backup o0 --to "$TMP/oddb/full.qcow2" --format qcow2 2>&1) || rc=$?
 [ "$rc" = 1 ] || fail "a qcow2 backup of a $ODD-byte volume: exit $rc: $out"
 one_line_naming "$out" "$ODD bytes, not a whole number of 512-byte sectors" "a qcow2 backup of a $ODD-byte volume"
-echo "$out" | grep -q -- "--format raw" || fail "the refusal does not say to use --format raw: $out"
+echo "$out" | grep_all -- "--format raw" || fail "the refusal does not say to use --format raw: $out"
 [ -z "$(ls "$TMP/oddb")" ] || fail "a refused qcow2 backup left files: $(ls "$TMP/oddb")"
 backup o0 --to "$TMP/oddb/full.raw" > /dev/null || fail "a raw backup of a $ODD-byte volume failed"
 nbd_write_random live $((2 * M)) 4096
@@ -397,7 +397,7 @@ one_line_naming "$out" "512-byte sectors" "a qcow2 incremental of a $ODD-byte vo
 before=$(sc_names)
 rc=0; out=$(sc backup --create --to "$TMP/oddb/c.qcow2" --format qcow2 \
     --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "512-byte sectors" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "512-byte sectors" ||
     fail "backup --create of a $ODD-byte volume in qcow2: exit $rc: $out"
 [ ! -e "$TMP/oddb/c.qcow2.partial" ] && [ ! -e "$TMP/oddb/c.qcow2" ] ||
     fail "backup --create of a $ODD-byte volume in qcow2 left files"

@@ -65,15 +65,15 @@ sc_create s5
 sha_full=$(sha256sum < "$B/full")
 rc=0; out=$(backup s5 --to "$B/wrong" --since s3 --base "$B/full" 2>&1) || rc=$?
 [ "$rc" = 1 ] || fail "a wrong base: exit $rc: $out"
-echo "$out" | grep -q "$(mfield "$B/full" snapshot-uuid)" ||
+echo "$out" | grep_all "$(mfield "$B/full" snapshot-uuid)" ||
     fail "refusal does not say what PREV was made from: $out"
-echo "$out" | grep -q "$(sc_field s3 uuid)" || fail "refusal does not say BASE's UUID: $out"
+echo "$out" | grep_all "$(sc_field s3 uuid)" || fail "refusal does not say BASE's UUID: $out"
 [ ! -e "$B/wrong" ] && [ ! -e "$B/wrong.partial" ] && [ ! -e "$B/wrong.manifest.json" ] ||
     fail "a refused backup left files"
 [ "$(sha256sum < "$B/full")" = "$sha_full" ] || fail "a refused backup changed PREV"
 
 rc=0; out=$(backup s5 --to "$B/gone" --since nosuch --base "$B/inc4" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "nosuch" || fail "a missing BASE: exit $rc: $out"
+[ "$rc" = 1 ] && echo "$out" | grep_all "nosuch" || fail "a missing BASE: exit $rc: $out"
 [ ! -e "$B/gone" ] || fail "a missing BASE left a TARGET"
 
 # ---- damage in PREV is not taken in ----------------------------------------
@@ -87,7 +87,7 @@ printf '\x5a\x5a\x5a' | dd of="$B/rot" bs=1 seek=$off conv=notrunc status=none
 nbd_write_random live $((2 * M)) 4096
 sc_create s6
 rc=0; out=$(backup s6 --to "$B/rot-inc" --since s4 --base "$B/rot" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $((2 * M))-$((3 * M - 1))" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "PREV is damaged: bytes $((2 * M))-$((3 * M - 1))" ||
     fail "damage in PREV taken in: exit $rc: $out"
 [ ! -e "$B/rot-inc" ] && [ ! -e "$B/rot-inc.manifest.json" ] ||
     fail "a refused incremental left a TARGET"
@@ -114,7 +114,7 @@ for bs in 4096 $((4 * M)); do
     cmp -s "$p" "$B/inc4" && hard_error "the damage did not change $p"
     start=$((off / bs * bs))
     rc=0; out=$(backup s6 --to "$p-bad" --since s4 --base "$p" 2>&1) || rc=$?
-    [ "$rc" = 1 ] && echo "$out" | grep -q "PREV is damaged: bytes $start-$((start + bs - 1))" ||
+    [ "$rc" = 1 ] && echo "$out" | grep_all "PREV is damaged: bytes $start-$((start + bs - 1))" ||
         fail "damage in a $bs-byte block of PREV that the incremental does not write taken in: exit $rc: $out"
     [ ! -e "$p-bad" ] && [ ! -e "$p-bad.manifest.json" ] && [ ! -e "$p-bad.partial" ] ||
         fail "a refused incremental on a $bs-byte PREV left files"
@@ -127,7 +127,7 @@ for _ in $(seq 50); do [ -e "$B/busy.partial" ] && break; sleep 0.1; done
 sleep 0.3
 rc=0; out=$(backup s6 --to "$B/busy" 2>&1) || rc=$?
 kill "$lockpid" 2>/dev/null || :; wait "$lockpid" 2>/dev/null || :
-[ "$rc" = 1 ] && echo "$out" | grep -q "another backup to this TARGET is running" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "another backup to this TARGET is running" ||
     fail "a second backup to one TARGET: exit $rc: $out"
 [ ! -e "$B/busy" ] || fail "the refused backup made TARGET"
 # A manifest and a partial left by a backup killed between its renames.
@@ -197,7 +197,7 @@ if cmp -s "$B/flip" "$B/inc4"; then
 fi
 rc=0; out=$(sc verify "$B/flip" 2>&1) || rc=$?
 [ "$rc" = 1 ] || fail "verify of a flipped byte: exit $rc: $out"
-echo "$out" | grep -q "bytes $((5 * M))-$((6 * M - 1))" ||
+echo "$out" | grep_all "bytes $((5 * M))-$((6 * M - 1))" ||
     fail "verify does not name the damaged range: $out"
 rc=0; "$SHADOWCOPY_CLI" verify > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "verify without TARGET: exit $rc"
@@ -211,14 +211,14 @@ if [ "$(id -u)" != 0 ]; then
     [ ! -e "$TMP/ro/x" ] || fail "unwritable dir: TARGET created"
 fi
 rc=0; out=$(backup nosuch --to "$B/x" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q nosuch || fail "a missing snapshot: exit $rc: $out"
+[ "$rc" = 1 ] && echo "$out" | grep_all nosuch || fail "a missing snapshot: exit $rc: $out"
 [ ! -e "$B/x" ] && [ ! -e "$B/x.partial" ] || fail "a missing snapshot left files"
 
 cp "$B/inc4.manifest.json" "$TMP/saved.json"
 sha_inc4=$(sha256sum < "$B/inc4")
 head -c 100 "$TMP/saved.json" > "$B/inc4.manifest.json"
 rc=0; out=$(backup s5 --to "$B/y" --since s4 --base "$B/inc4" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "damaged" || fail "a damaged manifest: exit $rc: $out"
+[ "$rc" = 1 ] && echo "$out" | grep_all "damaged" || fail "a damaged manifest: exit $rc: $out"
 [ "$(echo "$out" | wc -l)" = 1 ] || fail "a damaged manifest: more than one line: $out"
 [ ! -e "$B/y" ] && [ ! -e "$B/y.partial" ] || fail "a damaged manifest left files"
 [ "$(sha256sum < "$B/inc4")" = "$sha_inc4" ] || fail "a damaged manifest: PREV changed"
@@ -227,7 +227,7 @@ rc=0; out=$(sc verify "$B/inc4" 2>&1) || rc=$?
 cp "$TMP/saved.json" "$B/inc4.manifest.json"
 
 rc=0; out=$(backup s5 --to "$B/full" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "already exists" || fail "an existing TARGET: exit $rc: $out"
+[ "$rc" = 1 ] && echo "$out" | grep_all "already exists" || fail "an existing TARGET: exit $rc: $out"
 [ "$(sha256sum < "$B/full")" = "$sha_full" ] || fail "an existing TARGET was changed"
 rc=0; backup s5 --to "$B/z" --since s4 > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--since without --base: exit $rc"

@@ -51,7 +51,7 @@ printf 'DAMAGE!!' | dd of="$B/full" bs=1 seek=$((2 * M + 512 * 1024)) \
     conv=notrunc status=none
 expect_cli_error "--resume over a damaged PREV" \
     backup s2 --to "$B/a.qcow2" --format qcow2 --since s1 --base "$B/full" --resume
-echo "$CLI_ERR" | grep -q "PREV is damaged: bytes 2097152-3145727" ||
+echo "$CLI_ERR" | grep_all "PREV is damaged: bytes 2097152-3145727" ||
     fail "--resume over a damaged PREV: $CLI_ERR"
 [ ! -e "$B/a.qcow2" ] && [ ! -e "$B/a.qcow2.partial" ] && [ ! -e "$B/a.qcow2.resume" ] ||
     fail "--resume over a damaged PREV left files: $(ls "$B")"

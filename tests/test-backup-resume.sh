@@ -102,7 +102,7 @@ first=$(head -n 1 "$TMP/progress")
 # --resume to a TARGET in place: refused, in one line, nothing touched.
 sha_full=$(sha256sum < "$B/full")
 expect_cli_error "--resume to an existing TARGET" backup s1 --to "$B/full" --resume
-echo "$CLI_ERR" | grep -q "already exists" || fail "--resume to an existing TARGET: $CLI_ERR"
+echo "$CLI_ERR" | grep_all "already exists" || fail "--resume to an existing TARGET: $CLI_ERR"
 [ "$(sha256sum < "$B/full")" = "$sha_full" ] || fail "--resume changed an existing TARGET"
 
 # ---- an incremental killed, then resumed ----------------------------------
@@ -154,7 +154,7 @@ log "ok, deleted during the backup: $(cat "$TMP/deleted.err")"
     fail "s5 deleted during its backup: files left"
 expect_cli_error "--resume of a snapshot deleted during the backup" \
     backup s5 --to "$B/deleted" --resume
-echo "$CLI_ERR" | grep -q "snapshot s5 does not exist (or no longer)" ||
+echo "$CLI_ERR" | grep_all "snapshot s5 does not exist (or no longer)" ||
     fail "--resume of s5: $CLI_ERR"
 kill -TERM "${PIDS[term]}"
 rc=0; wait "${PIDS[term]}" || rc=$?
@@ -218,7 +218,7 @@ cmp "$TMP/s3.img" "$B/remade" || fail "the backup of the new s3 differs from it"
 # s4 deleted: --resume fails, saying so.
 sc delete s4 > /dev/null
 expect_cli_error "--resume of a deleted snapshot" backup s4 --to "$B/gone" --resume
-echo "$CLI_ERR" | grep -q "snapshot s4 no longer exists.*cannot be resumed" ||
+echo "$CLI_ERR" | grep_all "snapshot s4 no longer exists.*cannot be resumed" ||
     fail "--resume of a deleted snapshot: $CLI_ERR"
 [ ! -e "$B/gone" ] && [ ! -e "$B/gone.partial" ] && [ ! -e "$B/gone.resume" ] ||
     fail "--resume of a deleted snapshot left files"

@@ -51,7 +51,7 @@ expect_damaged () {
         fail "$what: check exited $RC, expected 1: $(cat "$TMP/out" "$TMP/err")"
     grep -q '^problems: [1-9]' "$TMP/out" ||
         fail "$what: no problem counted: $(cat "$TMP/out")"
-    grep '^problem: ' "$TMP/out" | grep -Eiq -- "$re" ||
+    grep '^problem: ' "$TMP/out" | grep_all -Ei -- "$re" ||
         fail "$what: no problem line matching /$re/: $(cat "$TMP/out")"
     one_error_line "$what"
     grep -q 'damaged' "$TMP/err" || soft_fail "$what: stderr: $(cat "$TMP/err")"
@@ -102,17 +102,17 @@ $(cat "$TMP/out")"
 [ "$(field 'file size')" = "$(stat -c %s "$D") bytes" ] ||
     fail "file size: $(field 'file size')"
 for c in A B; do
-    field "superblock $c ([a-z 0-9]*)" | grep -q '^valid, generation' ||
+    field "superblock $c ([a-z 0-9]*)" | grep_all '^valid, generation' ||
         fail "superblock $c: $(grep "^superblock $c" "$TMP/out")"
 done
-field journal | grep -Eq '^[1-9][0-9]* records? in [1-9][0-9]* slots?, from offset [0-9]+, ending at offset [0-9]+$' ||
+field journal | grep_all -E '^[1-9][0-9]* records? in [1-9][0-9]* slots?, from offset [0-9]+, ending at offset [0-9]+$' ||
     fail "journal: $(field journal)"
 read -r copies data zeros <<< "$(field copies | sed -E 's/^([0-9]+) \(([0-9]+) in data slots, ([0-9]+) of zeros\)$/\1 \2 \3/')"
 [ "$data" -gt 0 ] && [ "$zeros" -gt 0 ] && [ "$copies" -eq $((data + zeros)) ] ||
     fail "copies: $(field copies)"
 [ "$(field 'data slots read back')" = "$data of $data" ] ||
     fail "data slots read back: $(field 'data slots read back')"
-field 'bytes free' | grep -Eq '^[0-9]+ \([0-9]+ free slots? below the end of the file\)$' ||
+field 'bytes free' | grep_all -E '^[0-9]+ \([0-9]+ free slots? below the end of the file\)$' ||
     fail "bytes free: $(field 'bytes free')"
 # The same figures as info, online.
 [ "$(json 'd["copies"]' < "$TMP/info.json")" = "$copies" ] ||

@@ -58,7 +58,7 @@ expect 1 "--diff $TMP/nope.diff: no such file, and no server listens on $TMP/nop
 
 # The right ways still work.
 "$SHADOWCOPY_CLI" -c "$CTL" create s1 >/dev/null
-"$SHADOWCOPY_CLI" --diff "$diff" list | grep -q s1 || fail "list lost s1"
+"$SHADOWCOPY_CLI" --diff "$diff" list | grep_all s1 || fail "list lost s1"
 
 # A socket nobody listens on: the server stopped (kill -9 leaves the
 # control socket behind).
@@ -71,7 +71,7 @@ expect 1 "no server is listening on $CTL; is nbdkit running\?" -c "$CTL" create 
 expect 1 "this needs a running server; nobody listens on $CTL \(is nbdkit running with diff=$diff\?" \
     --diff "$diff" stats
 # Offline, --diff still works.
-"$SHADOWCOPY_CLI" --diff "$diff" list | grep -q s1 || fail "offline list lost s1"
+"$SHADOWCOPY_CLI" --diff "$diff" list | grep_all s1 || fail "offline list lost s1"
 log "usage errors name -c and --diff and what was wrong"
 
 # --help names the volume files' directory this build reads (configure's
@@ -80,6 +80,6 @@ rc=0; err=$(env -u SHADOWCOPY_CONFDIR "$SHADOWCOPY_CLI" serve no-such-vol \
             --dry-run 2>&1) || rc=$?
 confdir=$(echo "$err" | sed -n 's|.*volume no-such-vol: \(/.*\)/no-such-vol\.conf:.*|\1|p')
 [ -n "$confdir" ] || fail "serve of a missing volume: $err"
-"$SHADOWCOPY_CLI" --help | grep -qx " *$confdir" ||
+"$SHADOWCOPY_CLI" --help | grep_all -x " *$confdir" ||
     fail "--help does not name $confdir: $("$SHADOWCOPY_CLI" --help | grep -A2 'DIR:')"
 log "--help names $confdir"

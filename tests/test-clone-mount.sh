@@ -22,7 +22,7 @@ s_sum=$(nbd_sha256 s)
 mnt () { "$SHADOWCOPY_CLI" -c "$CTL" mount --nbd-socket "$NBD_SOCK" c "$TMP/mnt"; }
 
 mnt > /dev/null || fail "mount of the clone failed"
-grep " $TMP/mnt " /proc/mounts | grep -q " rw," || fail "the clone is not mounted read-write: $(grep " $TMP/mnt " /proc/mounts)"
+grep " $TMP/mnt " /proc/mounts | grep_all " rw," || fail "the clone is not mounted read-write: $(grep " $TMP/mnt " /proc/mounts)"
 head -c 300000 /dev/urandom > "$TMP/file"
 cp "$TMP/file" "$TMP/mnt/file" || fail "writing a file to the clone failed"
 sync -f "$TMP/mnt/file"
@@ -34,11 +34,11 @@ cmp -s "$TMP/file" "$TMP/mnt/file" || fail "the file did not come back"
 # The clone's filesystem is clean; the snapshot and live never saw it.
 nbd_save c "$TMP/c.img"
 fsck.ext4 -fn "$TMP/c.img" > "$TMP/fsck.log" 2>&1 || fail "fsck of the clone: $(cat "$TMP/fsck.log")"
-debugfs -R "stat /file" "$TMP/c.img" 2>/dev/null | grep -q "Size: 300000" ||
+debugfs -R "stat /file" "$TMP/c.img" 2>/dev/null | grep_all "Size: 300000" ||
     fail "the clone's image has no /file"
 [ "$(nbd_sha256 s)" = "$s_sum" ] || fail "the snapshot changed"
 cmp -s "$TMP/disk" <(nbdcopy "$(uri live)" -) || fail "live is not the origin"
-debugfs -R "stat /file" "$TMP/disk" 2>/dev/null | grep -q "Size: 300000" &&
+debugfs -R "stat /file" "$TMP/disk" 2>/dev/null | grep_all "Size: 300000" &&
     fail "the origin has the clone's file"
 server_alive
 stop_server
@@ -49,11 +49,11 @@ stop_server
 start_server "$TMP/disk" "$TMP/diff" discard-snapshots=on
 nc_mnt () { "$SHADOWCOPY_CLI" mount --nbd-socket "$NBD_SOCK" "$1" "$TMP/mnt"; }
 nc_mnt s > /dev/null || fail "mount of the snapshot without -c failed: $(grep "on s:" "$SERVER_LOG" | head -2)"
-grep " $TMP/mnt " /proc/mounts | grep -q " ro," || fail "the snapshot is not mounted read-only: $(grep " $TMP/mnt " /proc/mounts)"
+grep " $TMP/mnt " /proc/mounts | grep_all " ro," || fail "the snapshot is not mounted read-only: $(grep " $TMP/mnt " /proc/mounts)"
 "$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount failed"
 grep -q "on s: Operation not permitted" "$SERVER_LOG" && fail "writes were sent to the snapshot"
 nc_mnt c > /dev/null || fail "mount of the clone without -c failed"
-grep " $TMP/mnt " /proc/mounts | grep -q " rw," || fail "the clone is not mounted read-write without -c: $(grep " $TMP/mnt " /proc/mounts)"
+grep " $TMP/mnt " /proc/mounts | grep_all " rw," || fail "the clone is not mounted read-write without -c: $(grep " $TMP/mnt " /proc/mounts)"
 cmp -s "$TMP/file" "$TMP/mnt/file" || fail "the clone's file is not there"
 "$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount failed"
 [ "$(nbd_sha256 s)" = "$s_sum" ] || fail "the snapshot changed"

@@ -15,7 +15,7 @@ sc clone s c > /dev/null || fail "clone c"
 used0=$(sc_info diff_used_bytes)
 nbdinfo --list "nbd+unix:///?socket=$NBD_SOCK" > "$TMP/exports" ||
     fail "nbdinfo --list failed"
-grep -A1 '^export="c":' "$TMP/exports" | grep -q "writable clone of s" ||
+grep -A1 '^export="c":' "$TMP/exports" | grep_all "writable clone of s" ||
     fail "nbdinfo --list does not describe c as a writable clone of s: $(cat "$TMP/exports")"
 
 # Write whole chunks to the clone until the limit refuses one.

@@ -89,7 +89,7 @@ check_old () {
 check_invalid victim-new "after ENOSPC"
 check_old "after ENOSPC"
 sc list > "$TMP/list.txt" || fail "list failed"
-grep victim-new "$TMP/list.txt" | grep -qi invalid ||
+grep victim-new "$TMP/list.txt" | grep_all -i invalid ||
     fail "the text list does not show victim-new invalid: $(cat "$TMP/list.txt")"
 
 # The server restarts with the diff area still full (the live volume must

@@ -38,7 +38,7 @@ for s in l:
     assert ("meta-bytes" in s) == (s["type"] == "checkpoint"), s
 assert len(set(s["uuid"] for s in l)) == len(l), l
 ' || fail "list --json: bad type, uuid or meta-bytes: $(sc list --json)"
-sc list | grep -Eq '^ *[0-9]+ +c1 +checkpoint ' || fail "list table: $(sc list)"
+sc list | grep_all -E '^ *[0-9]+ +c1 +checkpoint ' || fail "list table: $(sc list)"
 [ "$(sc_info checkpoints)" = 2 ] || fail "info: checkpoints=$(sc_info checkpoints)"
 
 # Changes after it, exactly, from the checkpoint.
@@ -139,4 +139,4 @@ sc diff s1 --json > "$TMP/online.json"
 stop_server
 sc_off "$D" diff s1 --json > "$TMP/offline.json" || fail "offline diff s1"
 cmp -s "$TMP/online.json" "$TMP/offline.json" || fail "offline diff of a checkpoint differs"
-sc_off "$D" list | grep -Eq '^ *[0-9]+ +s1 +checkpoint ' || fail "offline list: $(sc_off "$D" list)"
+sc_off "$D" list | grep_all -E '^ *[0-9]+ +s1 +checkpoint ' || fail "offline list: $(sc_off "$D" list)"

@@ -80,7 +80,7 @@ EOF
 
 # list shows the type and UUID of each (table and JSON).
 sc list > "$TMP/list.txt" || fail "list failed"
-head -1 "$TMP/list.txt" | grep -Eq '^ID +NAME +TYPE +CREATED +STATE +USED +UUID' ||
+head -1 "$TMP/list.txt" | grep_all -E '^ID +NAME +TYPE +CREATED +STATE +USED +UUID' ||
     fail "list heading: $(head -1 "$TMP/list.txt")"
 grep -Eq '^ *[0-9]+ +s1 +snapshot +20' "$TMP/list.txt" || fail "list: $(cat "$TMP/list.txt")"
 "$PYTHON" -c '

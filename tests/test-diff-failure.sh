@@ -51,11 +51,11 @@ done
 out=$(sc info --json)
 state=$(printf '%s\n' "$out" | json 'd["diff_area"]["state"]')
 [ "$state" = failed ] || fail "info says the diff area is '$state': $out"
-printf '%s\n' "$out" | json 'd["diff_area"]["failed_write"]' | grep -q "writing the journal at slot" ||
+printf '%s\n' "$out" | json 'd["diff_area"]["failed_write"]' | grep_all "writing the journal at slot" ||
     fail "info does not say which write failed: $out"
 [ "$(printf '%s\n' "$out" | json 'd["diff_area"]["errno"]')" = EIO ] ||
     fail "info does not give the errno: $out"
-sc info | grep -q "diff area: FAILED since" || fail "info (text) does not show the failure"
+sc info | grep_all "diff area: FAILED since" || fail "info (text) does not show the failure"
 [ "$(sc stats --json | json 'd["diff_failed"]')" = 1 ] || fail "stats does not show the failure"
 
 # While the disk still fails, create says why and what to do.

@@ -16,7 +16,7 @@ for bad in diff-max=0 diff-max=lots diff-max=0% diff-max=5000% diff-max=-1 \
         fail "nbdkit started with $bad"
     fi
     key=${bad%%=*}
-    tail -n 3 "$SERVER_LOG" | grep "error" | grep -q "$key" ||
+    tail -n 3 "$SERVER_LOG" | grep "error" | grep_all "$key" ||
         fail "the error for $bad does not name $key: $(tail -n 3 "$SERVER_LOG")"
 done
 rm -f "$TMP/diff-bad"
@@ -62,7 +62,7 @@ stop_server
 start_server "$TMP/disk" "$TMP/diff"
 [ "$(sc_info diff_max_bytes)" = $((4 * M)) ] || fail "diff-max was not kept across a restart"
 [ "$(sc_info dropped)" = "$dropped" ] || fail "the drop count was not kept across a restart"
-sc list | grep -q "^  s1 " || fail "the drop history was not kept across a restart"
+sc list | grep_all "^  s1 " || fail "the drop history was not kept across a restart"
 
 # ---- resize --------------------------------------------------------
 # Down below the use: refused with a warning, nothing dropped.
@@ -92,7 +92,7 @@ stop_server
 # The offline checker knows the new records.
 "$SHADOWCOPY_CLI" check "$TMP/diff" > "$TMP/check.out" ||
     fail "check of a diff area with drops and a limit failed: $(cat "$TMP/check.out")"
-sc_off "$TMP/diff" list | grep -q "^  s1 " || fail "offline list does not show the drops"
+sc_off "$TMP/diff" list | grep_all "^  s1 " || fail "offline list does not show the drops"
 [ "$(sc_off "$TMP/diff" info --json | json 'd["diff_max_bytes"]')" = 0 ] ||
     fail "offline info does not show the limit"
 sc_off "$TMP/diff" resize --max 6M > /dev/null || fail "offline resize failed"
@@ -135,7 +135,7 @@ for x in t: x.join()
 if bad:
     sys.exit("a reader of the dropped snapshot got new data at %d" % bad[0])
 ' E_X="$TMP/exp-old" E_S="$NBD_SOCK" || fail "reading a snapshot while it was dropped"
-sc_names | grep -qx old && fail "old was not dropped by 8 MiB of writes under 3 MiB"
+sc_names | grep_all -x old && fail "old was not dropped by 8 MiB of writes under 3 MiB"
 [ "$(sc_info snapshots)" = 0 ] || fail "snapshots left: $(sc_names)"
 stop_server
 "$SHADOWCOPY_CLI" check "$TMP/diff" > "$TMP/check.out" ||

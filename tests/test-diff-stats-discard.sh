@@ -46,7 +46,7 @@ case "$CLI_ERR" in *"too many snapshots"*) ;; *) fail "create past the limit: '$
 out=$(sc create --delete-oldest s4) || fail "create --delete-oldest failed"
 [ "$out" = s4 ] || fail "create --delete-oldest printed '$out'"
 [ "$(sc_names | tr '\n' ' ')" = "s2 s3 s4 " ] || fail "create --delete-oldest: $(sc_names)"
-sc list | grep -q "^  s1 .*max-snapshots" || fail "list does not show why s1 was dropped"
+sc list | grep_all "^  s1 .*max-snapshots" || fail "list does not show why s1 was dropped"
 [ "$(sc_info dropped)" = 1 ] || fail "info does not count the drop"
 [ "$(stat dropped)" = 1 ] || fail "stats does not count the drop"
 sc delete --all > /dev/null

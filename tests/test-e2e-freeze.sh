@@ -77,7 +77,7 @@ for ((i = 0; i < 100; i++)); do [ "$(wc -l < "$TMP/done.log")" -ge $((n0 + 20)) 
 # before <= K <= after, each complete.
 dev=$("$SHADOWCOPY_CLI" -c "$CTL" mount --nbd-socket "$NBD_SOCK" snap1 "$SNAP") ||
     fail "shadowcopy mount failed"
-findmnt -n -o OPTIONS "$SNAP" | grep -qw ro || fail "the snapshot is not mounted read-only"
+findmnt -n -o OPTIONS "$SNAP" | grep_all -w ro || fail "the snapshot is not mounted read-only"
 e2fsck -fn "$dev" > "$TMP/fsck.log" 2>&1 || fail "fsck -n of the snapshot is not clean: $(cat "$TMP/fsck.log")"
 "$PYTHON" - "$SNAP" "$before" "$after" <<'EOP' || fail "the snapshot's files are wrong"
 import os, sys
@@ -97,7 +97,7 @@ touch "$SNAP/x" 2>/dev/null && fail "the snapshot mount is writable"
 "$SHADOWCOPY_CLI" umount "$SNAP" || fail "shadowcopy umount failed"
 mountpoint -q "$SNAP" && fail "umount left the snapshot mounted"
 [ -z "$(ls "$SHADOWCOPY_STATE_DIR/mounts")" ] || fail "umount left state: $(ls "$SHADOWCOPY_STATE_DIR/mounts")"
-losetup -a | grep -q "$SHADOWCOPY_STATE_DIR" && fail "umount left a loop device: $(losetup -a)"
+losetup -a | grep_all "$SHADOWCOPY_STATE_DIR" && fail "umount left a loop device: $(losetup -a)"
 
 # The application never failed, and the live filesystem is clean.
 touch "$TMP/stop"; wait "$APP_PID" || fail "the application failed: $(cat "$TMP/app.log")"

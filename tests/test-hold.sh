@@ -51,9 +51,9 @@ $CTLPY "$CTL" "HOLD timeout=3000" "COMMIT first" "sleep 2" "RELEASE" > "$TMP/fir
 first=$!
 wait_for "$TMP/first.out" "^COMMIT first -> .*OK"
 out=$(sc create --no-writers second 2>&1) && fail "create during another creation succeeded: $out"
-echo "$out" | grep -q "busy: another snapshot creation is in progress" ||
+echo "$out" | grep_all "busy: another snapshot creation is in progress" ||
     fail "busy create: unexpected message: $out"
-$CTLPY "$CTL" "CREATE third" | grep -q "ERR EBUSY" || fail "CREATE was not refused as busy"
+$CTLPY "$CTL" "CREATE third" | grep_all "ERR EBUSY" || fail "CREATE was not refused as busy"
 sc create --no-writers --wait fourth > "$TMP/fourth.out" ||
     fail "create --wait failed"
 wait "$first"
@@ -78,7 +78,7 @@ grep -q "^RELEASE -> ERR EINVAL" "$TMP/onetrip.out" ||
     fail "RELEASE after COMMIT release=1 accepted"
 grep -q "^COMMIT bad release=2 -> ERR EINVAL" "$TMP/onetrip.out" ||
     fail "release=2 accepted"
-sc_names | grep -qx onetrip || fail "snapshot onetrip not kept"
+sc_names | grep_all -x onetrip || fail "snapshot onetrip not kept"
 timeout 10 "$NBDSH" -u "$(uri live)" -c 'h.pwrite(b"x" * 512, 0)' ||
     fail "a live write after COMMIT release=1 did not complete"
 

@@ -61,7 +61,7 @@ while read -r f page; do
     MANWIDTH=80 man -M "$TMP/man" 3 "$f" >"$TMP/out" 2>"$TMP/err" ||
         fail "man $f: $(cat "$TMP/err")"
     up=$(echo "$page" | tr a-z A-Z)
-    head -n 3 "$TMP/out" | grep -q "^$up(3)" ||
+    head -n 3 "$TMP/out" | grep_all "^$up(3)" ||
         fail "man $f does not show $page(3): $(head -n 3 "$TMP/out")"
 done <"$TMP/links"
 

@@ -43,7 +43,7 @@ nbd_write_random live 0 $((4 * 1024 * 1024))
 dev=$("$SHADOWCOPY_CLI" -c "$CTL" mount --nbd-socket "$NBD_SOCK" s "$TMP/mnt") ||
     fail "mount through nbd-client failed"
 case $dev in /dev/nbd[0-9]*) ;; *) fail "mount used $dev, not a /dev/nbd device" ;; esac
-grep " $TMP/mnt " /proc/mounts | grep -q " ro," ||
+grep " $TMP/mnt " /proc/mounts | grep_all " ro," ||
     fail "the snapshot is not mounted read-only: $(grep " $TMP/mnt " /proc/mounts)"
 [ "$(cat "/sys/block/${dev#/dev/}/ro")" = 1 ] ||
     fail "$dev is not read-only (nbd-client -readonly)"
@@ -62,7 +62,7 @@ head -c 100000 /dev/urandom >"$TMP/new"
 cp "$TMP/new" "$TMP/mnt/new" && sync -f "$TMP/mnt/new" || fail "writing to the clone failed"
 "$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount of the clone failed"
 nbd_save c "$TMP/c.img"
-debugfs -R "stat /new" "$TMP/c.img" 2>/dev/null | grep -q "Size: 100000" ||
+debugfs -R "stat /new" "$TMP/c.img" 2>/dev/null | grep_all "Size: 100000" ||
     fail "the clone has no /new"
 server_alive
 stop_server

@@ -108,9 +108,9 @@ recover_case () {
     dev=$("$SHADOWCOPY_CLI" -c "$CTL" mount --recover --nbd-socket "$NBD_SOCK" snap1 "$SNAP") ||
         fail "$fstype: shadowcopy mount --recover failed"
     opts=$(findmnt -n -o OPTIONS "$SNAP")
-    echo "$opts" | grep -qw ro || fail "$fstype: not mounted read-only: $opts"
-    echo "$opts" | grep -Eqw 'noload|norecovery' && fail "$fstype: mounted with $opts"
-    sc list | grep -q 'snap1\.recover-' || fail "$fstype: no recovery clone listed: $(sc list)"
+    echo "$opts" | grep_all -w ro || fail "$fstype: not mounted read-only: $opts"
+    echo "$opts" | grep_all -Ew 'noload|norecovery' && fail "$fstype: mounted with $opts"
+    sc list | grep_all 'snap1\.recover-' || fail "$fstype: no recovery clone listed: $(sc list)"
     "$PYTHON" "$TMP/check.py" "$SNAP" "$before" "$after" || fail "$fstype: the recovered snapshot's files are wrong"
     touch "$SNAP/x" 2>/dev/null && fail "$fstype: the recovered mount is writable"
 
@@ -119,8 +119,8 @@ recover_case () {
     umount "$SNAP" || fail "$fstype: plain umount failed"
     "$@" "$dev" > "$TMP/fsck.log" 2>&1 || fail "$fstype: fsck of the recovered image: $(cat "$TMP/fsck.log")"
     "$SHADOWCOPY_CLI" umount "$SNAP" || fail "$fstype: shadowcopy umount failed"
-    sc list | grep -q 'recover-' && fail "$fstype: umount left the recovery clone: $(sc list)"
-    losetup -a | grep -q "$SHADOWCOPY_STATE_DIR" && fail "$fstype: umount left a loop device: $(losetup -a)"
+    sc list | grep_all 'recover-' && fail "$fstype: umount left the recovery clone: $(sc list)"
+    losetup -a | grep_all "$SHADOWCOPY_STATE_DIR" && fail "$fstype: umount left a loop device: $(losetup -a)"
     sha1=$(nbd_sha256 snap1)
     [ "$sha0" = "$sha1" ] || fail "$fstype: the snapshot changed during the recovery"
 
@@ -131,7 +131,7 @@ recover_case () {
     after=$(wc -l < "$TMP/done.log")
     grep -qx 'recovered snap2.recovered' "$TMP/create2.out" ||
         fail "$fstype: create --auto-recover said: $(cat "$TMP/create2.out")"
-    sc list | grep 'snap2\.recovered' | grep -q 'clone of snap2' ||
+    sc list | grep 'snap2\.recovered' | grep_all 'clone of snap2' ||
         fail "$fstype: no clone snap2.recovered of snap2: $(sc list)"
     "$SHADOWCOPY_CLI" -c "$CTL" mount -o ro --nbd-socket "$NBD_SOCK" snap2.recovered "$SNAP" > /dev/null ||
         fail "$fstype: mount of snap2.recovered failed"

@@ -125,7 +125,7 @@ if try_start_server "$TMP/disk" "$D" control="$TMP/ctl/second.sock" 2>/dev/null;
     fail "a second server started on a diff area already in use"
 fi
 tail -n +$((loglines + 1)) "$SERVER_LOG" |
-    grep -Eiq 'lock|in use|busy|already|resource temporarily' ||
+    grep_all -Ei 'lock|in use|busy|already|resource temporarily' ||
     fail "the second server's error does not say the diff area is in use:
 $(tail -n +$((loglines + 1)) "$SERVER_LOG")"
 log "ok, second server refused: $(tail -n +$((loglines + 1)) "$SERVER_LOG" | grep -m1 -i error)"

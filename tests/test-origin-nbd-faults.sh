@@ -238,7 +238,7 @@ start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K origin-check=off
 nbd_py live 'h.pwrite(b"x" * 65536, 0)'
 stop_server
 start_server "$(remote_uri off)" "$W/off.diff" chunk-size=64K
-grep "was not recorded at the last stop" "$SERVER_LOG" | grep -q "that server ran with origin-check=off" ||
+grep "was not recorded at the last stop" "$SERVER_LOG" | grep_all "that server ran with origin-check=off" ||
     fail "the start after origin-check=off does not say why it cannot compare: $(grep -E 'could not|not recorded' "$SERVER_LOG")"
 stop_server
 stop_remote off

@@ -41,7 +41,7 @@ dd if=/dev/urandom of="$LOOP" bs=65536 seek=80 count=1 oflag=direct \
     log "the write moved the counters ($before, now $(awk '{ print $7 }' "$STAT")): iostats=0 is not honoured here"
 mark=$(wc -l < "$SERVER_LOG")
 start_server "$LOOP" "$DIFF"
-tail -n +$((mark + 1)) "$SERVER_LOG" | grep -qF "$NOTICE" ||
+tail -n +$((mark + 1)) "$SERVER_LOG" | grep_all -F "$NOTICE" ||
     fail "the start after an outside write does not say only the samples were compared: $(tail -n +$((mark + 1)) "$SERVER_LOG")"
 log "ok, the start says only the samples were compared; s1 is $(sc_field s1 state) (a write away from them is missed)"
 stop_server
@@ -86,7 +86,7 @@ if [ -n "$PLOOP" ] && [ -b "${PLOOP}p1" ]; then
     stop_server
     mark=$(wc -l < "$SERVER_LOG")
     start_server "$PART" "$TMP/pdiff"
-    tail -n +$((mark + 1)) "$SERVER_LOG" | grep -qF "$NOTICE" ||
+    tail -n +$((mark + 1)) "$SERVER_LOG" | grep_all -F "$NOTICE" ||
         fail "a partition of a disk with accounting off: no notice that only the samples were compared"
     log "ok, a partition of a disk with accounting off: only the samples are compared"
     stop_server

@@ -55,9 +55,9 @@ check_invalid () {
     if nbd_py "$1" 'h.pread(4096, 0)' > /dev/null 2>&1; then
         fail "$2: invalid snapshot $1 could be read"
     fi
-    nbdinfo --list "$(uri "")" | grep -q "export=\"$1\"" &&
+    nbdinfo --list "$(uri "")" | grep_all "export=\"$1\"" &&
         fail "$2: invalid snapshot $1 is listed as an export"
-    sc list | grep -F "$1" | grep -qF "invalid: $REASON" ||
+    sc list | grep -F "$1" | grep_all -F "invalid: $REASON" ||
         fail "$2: 'shadowcopy list' does not show the reason: $(sc list)"
     log "ok, $2: $1 is invalid: $reason"
 }
@@ -74,7 +74,7 @@ fresh
 check_valid s1 "before any restart"
 restart_server
 check_valid s1 "after a clean restart"
-last_start_log | grep -qi "changed" && fail "a clean restart logged a change: $(last_start_log)"
+last_start_log | grep_all -i "changed" && fail "a clean restart logged a change: $(last_start_log)"
 
 # kill -9 after live writes: the server's own writes are no outside change.
 nbd_write_random live $((3 * M)) $M
@@ -107,14 +107,14 @@ sleep 0.05       # past the file system's timestamp granularity
 printf 'abcd' | dd of="$DISK" bs=1 seek=$((5 * M + 77)) conv=notrunc status=none
 start_server "$DISK" "$DIFF" chunk-size=64K
 check_invalid s1 "4 bytes written while stopped"
-last_start_log | grep -q "mtime changed from .* to " ||
+last_start_log | grep_all "mtime changed from .* to " ||
     fail "the log does not say what changed: $(last_start_log)"
 server_alive "after the invalidation"
 # Durable: still invalid after a restart, and offline.
 restart_server
 check_invalid s1 "4 bytes written, after another restart"
 stop_server
-sc_off "$DIFF" list | grep s1 | grep -qF "invalid: $REASON" ||
+sc_off "$DIFF" list | grep s1 | grep_all -F "invalid: $REASON" ||
     fail "offline list does not show s1 invalid: $(sc_off "$DIFF" list)"
 start_server "$DISK" "$DIFF" chunk-size=64K
 # New snapshots are watched the same way and the live disk works on.
@@ -142,7 +142,7 @@ cp "$TMP/other" "$DISK"
 [ "$(stat -c %i "$DISK")" = "$ino" ] || hard_error "cp changed the inode"
 start_server "$DISK" "$DIFF" chunk-size=64K
 check_invalid s1 "another image copied over the origin"
-last_start_log | grep -q "sampled blocks differ" ||
+last_start_log | grep_all "sampled blocks differ" ||
     fail "the log does not say the content differs: $(last_start_log)"
 
 # ---- origin-changed=accept: kept valid, and said loudly ------------------
@@ -155,7 +155,7 @@ printf 'WXYZ' | dd of="$DISK" bs=1 seek=$((7 * M + 5)) conv=notrunc status=none
 printf 'WXYZ' | dd of="$TMP/exp-s1" bs=1 seek=$((7 * M + 5)) conv=notrunc status=none
 start_server "$DISK" "$DIFF" chunk-size=64K origin-changed=accept
 check_valid s1 "origin-changed=accept"
-last_start_log | grep -q "DANGER: the disk changed while the server was stopped" ||
+last_start_log | grep_all "DANGER: the disk changed while the server was stopped" ||
     fail "origin-changed=accept did not log the change loudly: $(last_start_log)"
 # The change was accepted once: the next start without the key is clean.
 restart_server

@@ -19,7 +19,7 @@ block=$(awk '/^### Starting the server/ { on = 1; next }
              on && /^    / { print substr($0, 5); got = 1; next }
              on && got && !/^    / { exit }' "$readme")
 [ -n "$block" ] || fail "no code block under 'Starting the server' in README.md"
-printf '%s\n' "$block" | grep -q '^nbdkit -U /run/disk.sock shadowcopy ' ||
+printf '%s\n' "$block" | grep_all '^nbdkit -U /run/disk.sock shadowcopy ' ||
     fail "README.md's start block has no 'nbdkit -U /run/disk.sock shadowcopy' line: $block"
 
 sock=$TMP/disk.sock

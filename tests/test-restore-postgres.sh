@@ -98,7 +98,7 @@ log "$before rows committed before the snapshot, $after in all"
 sc clone db-snap db-restore >/dev/null || fail "clone failed"
 "$SHADOWCOPY_CLI" -c "$CTL" mount --nbd-socket "$NBD_SOCK" db-restore "$RESTORE" \
     >/dev/null || fail "mount of the clone failed"
-grep " $RESTORE " /proc/mounts | grep -q " rw," || fail "the clone is not mounted read-write"
+grep " $RESTORE " /proc/mounts | grep_all " rw," || fail "the clone is not mounted read-write"
 [ -f "$RESTORE/pg/data/postmaster.pid" ] ||
     fail "no stale postmaster.pid on the copy (the snapshot was not of a running cluster?)"
 # Without removing it, PostgreSQL may refuse the copy (the pid in it can

@@ -22,7 +22,7 @@ restore_fails () {
     out=$(restore "$@" 2>&1 >/dev/null) || rc=$?
     [ "$rc" = 1 ] || fail "$what: exit $rc: $out"
     [ "$(echo "$out" | wc -l)" = 1 ] || fail "$what: not one line: $out"
-    echo "$out" | grep -Eq -- "$pat" || fail "$what: '$pat' not in: $out"
+    echo "$out" | grep_all -E -- "$pat" || fail "$what: '$pat' not in: $out"
     log "ok, $what: $out"
 }
 
@@ -110,7 +110,7 @@ tail -c $((1 * M)) "$TMP/junk" > "$TMP/junk.tail"
 out=$(restore "$B/inc2" --to "$TMP/junk") || fail "restore over junk failed"
 cmp -n $((16 * M)) "$TMP/s2.img" "$TMP/junk" || fail "the restore over junk differs from s2"
 cmp "$TMP/junk.tail" <(tail -c $((1 * M)) "$TMP/junk") || fail "the bytes past the volume were changed"
-echo "$out" | grep -q "larger than the volume: the $((1 * M)) bytes past it were left as they were" ||
+echo "$out" | grep_all "larger than the volume: the $((1 * M)) bytes past it were left as they were" ||
     fail "a larger DEST is not said: $out"
 head -c $((16 * M)) /dev/urandom > "$TMP/junk2"
 restore "$Q/inc2" --to "$TMP/junk2" > /dev/null || fail "qcow2 restore over junk failed"

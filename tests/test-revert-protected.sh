@@ -18,14 +18,14 @@ sc revert A --no-save-current --rate 256K > /dev/null || fail "revert"
 # The target cannot go, nor be kept as a checkpoint: the refusal says why.
 for cmd in "delete A" "delete A --keep-checkpoint"; do
     out=$(sc $cmd 2>&1) && fail "$cmd accepted"
-    printf '%s\n' "$out" | grep -q "snapshot A is the target of the running revert" ||
+    printf '%s\n' "$out" | grep_all "snapshot A is the target of the running revert" ||
         fail "$cmd: $out"
 done
 # delete --oldest skips the target: B goes, then nothing can.
 out=$(sc delete --oldest 2>&1) || fail "delete --oldest: $out"
 [ "$(sc_names)" = "A" ] || fail "after delete --oldest: $(sc_names)"
 out=$(sc delete --oldest 2>&1) && fail "delete --oldest with only the target: $out"
-printf '%s\n' "$out" | grep -q "no snapshot can go" || fail "delete --oldest: $out"
+printf '%s\n' "$out" | grep_all "no snapshot can go" || fail "delete --oldest: $out"
 nbd_write_random live $((4 * M)) $M "$TMP/w.bin"
 nbd_py live 'h.flush()' || fail "flush"
 out=$(nbd_py A '
@@ -70,7 +70,7 @@ grep -q "snapshot s has clones" "$SERVER_LOG" ||
     fail "no clear message: $(tail -3 "$SERVER_LOG")"
 # A clone is no revert target.
 out=$(sc revert c 2>&1) && fail "revert to a clone accepted"
-printf '%s\n' "$out" | grep -q "c is a writable clone; revert to a snapshot" ||
+printf '%s\n' "$out" | grep_all "c is a writable clone; revert to a snapshot" ||
     fail "revert to a clone: $out"
 nbd_pread_file c 0 $M "$TMP/c1.bin"
 cmp_files "$TMP/c0.bin" "$TMP/c1.bin" "clone after the refused trim"
@@ -106,8 +106,8 @@ cmp_files "$TMP/a.bin" "$TMP/n.bin" "live 0-2M (pending chunks) after the refusa
 dd if="$TMP/A.img" bs=1M skip=5 status=none > "$TMP/a.bin"
 dd if="$TMP/now.img" bs=1M skip=5 status=none > "$TMP/n.bin"
 cmp_files "$TMP/a.bin" "$TMP/n.bin" "live past 5M after the refusal"
-sc revert --status | grep -q "revert: running" || fail "$(sc revert --status)"
+sc revert --status | grep_all "revert: running" || fail "$(sc revert --status)"
 restart_server
-sc revert --status | grep -q "revert: running" ||
+sc revert --status | grep_all "revert: running" ||
     fail "after a restart: $(sc revert --status)"
 stop_server

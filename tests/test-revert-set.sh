@@ -78,9 +78,9 @@ wait "$holder"
 # Again: a is picked up, b recorded, both started.
 out=$(timeout 120 "$SHADOWCOPY_CLI" revert --set "$id" -c "$CTL" -c "$CTL_B" \
       --rate 4M --save-current before --wait) || fail "revert --set again: $out"
-printf '%s\n' "$out" | grep -qx "$CTL: reverting to S1; current state saved as before" ||
+printf '%s\n' "$out" | grep_all -x "$CTL: reverting to S1; current state saved as before" ||
     fail "revert --set printed: $out"
-printf '%s\n' "$out" | grep -qx "$CTL_B: reverting to S1; current state saved as before" ||
+printf '%s\n' "$out" | grep_all -x "$CTL_B: reverting to S1; current state saved as before" ||
     fail "revert --set printed: $out"
 for c in "$CTL" "$CTL_B"; do
     [ "$("$SHADOWCOPY_CLI" -c "$c" revert --status --json | json 'd["state"]')" = none ] ||

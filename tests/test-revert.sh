@@ -30,7 +30,7 @@ cmp_files "$TMP/pre.img" "$TMP/now.img" "live after refused reverts"
 
 # The dry run says what it would write.
 out=$(sc revert A --dry-run) || fail "dry run: $out"
-printf '%s\n' "$out" | grep -q "bytes to write: $((3 * M + M / 2))" ||
+printf '%s\n' "$out" | grep_all "bytes to write: $((3 * M + M / 2))" ||
     fail "dry run: $out"
 
 # Start slowly: the live export is A at once.
@@ -39,17 +39,17 @@ nbd_save live "$TMP/now.img"
 cmp_files "$TMP/A.img" "$TMP/now.img" "live right after the revert"
 expect_cli_error "a second revert" sc revert B
 expect_cli_error "create during a revert" sc create C
-sc revert --status | grep -q "revert: running" || fail "status: $(sc revert --status)"
+sc revert --status | grep_all "revert: running" || fail "status: $(sc revert --status)"
 
 # info and the JSON status show it: target, saved, bytes, rate, ETA.
 out=$(sc info) || fail "info: $out"
 for l in "revert: running" "target: A" "saved current state: saved" \
          "rate: $M bytes/s"; do
-    printf '%s\n' "$out" | grep -qx "$l" || fail "info lacks '$l': $out"
+    printf '%s\n' "$out" | grep_all -x "$l" || fail "info lacks '$l': $out"
 done
-printf '%s\n' "$out" | grep -q "^bytes done: [0-9]* of $((3 * M + M / 2))$" ||
+printf '%s\n' "$out" | grep_all "^bytes done: [0-9]* of $((3 * M + M / 2))$" ||
     fail "info bytes: $out"
-printf '%s\n' "$out" | grep -q "^eta: [0-9]* s$" || fail "info eta: $out"
+printf '%s\n' "$out" | grep_all "^eta: [0-9]* s$" || fail "info eta: $out"
 out=$(sc info --json) || fail "info --json: $out"
 [ "$(printf '%s' "$out" | json '[d["revert"][k] for k in ("state", "target", "saved", "bytes_todo", "rate")]' | tr '\n' ' ')" = \
   "running A saved $((3 * M + M / 2)) $M " ] || fail "info --json: $out"
@@ -68,12 +68,12 @@ nbd_save live "$TMP/now.img"
 cmp_files "$TMP/model.img" "$TMP/now.img" "live with writes during the copy"
 
 # Unbounded now (revert --rate on the running revert), to the end.
-sc revert --rate 0 | grep -qx "rate: unbounded" || fail "revert --rate 0: $(sc revert --status)"
+sc revert --rate 0 | grep_all -x "rate: unbounded" || fail "revert --rate 0: $(sc revert --status)"
 "$SHADOWCOPY_CLI" -c "$CTL" revert --rate 0 --force > /dev/null 2>&1 && fail "revert --rate with --force accepted"
 timeout 120 "$SHADOWCOPY_CLI" -c "$CTL" revert --status --wait > /dev/null ||
     fail "revert --status --wait"
-sc revert --status | grep -q "revert: none" || fail "not ended: $(sc revert --status)"
-sc info --json | json '"revert" not in d' | grep -qx true ||
+sc revert --status | grep_all "revert: none" || fail "not ended: $(sc revert --status)"
+sc info --json | json '"revert" not in d' | grep_all -x true ||
     fail "info --json shows an ended revert: $(sc info --json)"
 [ "$(sc revert --status --json | json 'd["state"]')" = none ] ||
     fail "revert --status --json after the end"
@@ -85,7 +85,7 @@ for s in A B saved; do
     [ $s = saved ] && want=$TMP/pre.img
     cmp_files "$want" "$TMP/now.img" "snapshot $s after the revert"
 done
-sc list | grep -q '^K\b\|K ' || fail "checkpoint K is gone: $(sc list)"
+sc list | grep_all '^K\b\|K ' || fail "checkpoint K is gone: $(sc list)"
 
 # Undo: revert to the saved state.
 sc revert saved --no-save-current --rate 0 --wait > /dev/null || fail "revert saved"
@@ -107,7 +107,7 @@ except Exception as e:
 conn=$!
 for ((i = 0; i < 100; i++)); do [ -e "$TMP/ready" ] && break; sleep 0.05; done
 expect_cli_error "in use" sc revert B --no-save-current
-printf '%s\n' "$CLI_ERR" | grep -q "volume in use: 1 live connection" ||
+printf '%s\n' "$CLI_ERR" | grep_all "volume in use: 1 live connection" ||
     fail "in use: $CLI_ERR"
 sc revert B --no-save-current --force --rate 0 --wait > /dev/null || fail "revert --force"
 wait $conn || :
@@ -142,7 +142,7 @@ wait "$SERVER_PID" 2>/dev/null || :
 _forget_pid "$SERVER_PID"
 SERVER_PID=
 start_server "${args[0]#disk=}" "${args[1]#diff=}" "${args[@]:2}"
-sc revert --status | grep -qx "rate: $((3 * M)) bytes/s" ||
+sc revert --status | grep_all -x "rate: $((3 * M)) bytes/s" ||
     fail "the rate after kill -9: $(sc revert --status)"
 sc revert --rate 0 > /dev/null || fail "revert --rate 0"
 timeout 120 "$SHADOWCOPY_CLI" -c "$CTL" revert --status --wait > /dev/null ||

@@ -31,9 +31,9 @@ if command -v systemd-analyze >/dev/null; then
     [ -f "$unitdir/shadowcopy-snapshot@.service" ] &&
         [ -f "$unitdir/shadowcopy-snapshot@.timer" ] ||
         fail "make install did not install the snapshot units"
-    find "$TMP/root" -name shadowcopy.conf.example | grep -q /shadowcopy/ ||
+    find "$TMP/root" -name shadowcopy.conf.example | grep_all /shadowcopy/ ||
         fail "make install did not install shadowcopy.conf.example"
-    find "$TMP/root" -type d -name writers.d | grep -q /shadowcopy/ ||
+    find "$TMP/root" -type d -name writers.d | grep_all /shadowcopy/ ||
         fail "make install did not make the writers' directory"
     grep -qx 'ExecStart=/[^ ]*/shadowcopy serve %i' \
         "$unitdir/shadowcopy@.service" ||
@@ -181,7 +181,7 @@ stop_vol () {         # SIGNAL
 }
 
 out=$("$S" status) || fail "status failed with nothing running"
-echo "$out" | grep -Eq '^vol +stopped +- ' || fail "status: not stopped: $out"
+echo "$out" | grep_all -E '^vol +stopped +- ' || fail "status: not stopped: $out"
 
 # The snapshot unit's ExecStartPre, started before the server: it waits
 # for the control socket, and succeeds once the server answers.
@@ -202,7 +202,7 @@ CTL=$TMP/run/vol.ctl
 listen=$(sc info --json | json 'd["listen"]')
 [ "$listen" = "nbd+unix:///?socket=$TMP/run/vol.nbd" ] ||
     fail "INFO's listen is '$listen'"
-sc info | grep -qx "listen: nbd+unix:///?socket=$TMP/run/vol.nbd" ||
+sc info | grep_all -x "listen: nbd+unix:///?socket=$TMP/run/vol.nbd" ||
     fail "info does not show where it listens"
 [ "$("$S" --volume vol create s1)" = s1 ] || fail "create through --volume"
 # backup and verify --against without --nbd-socket: the socket INFO tells.
@@ -214,7 +214,7 @@ sc info | grep -qx "listen: nbd+unix:///?socket=$TMP/run/vol.nbd" ||
     fail "verify --against without --nbd-socket failed"
 
 out=$("$S" status) || fail "status failed"
-echo "$out" | grep -Eq "^vol +running +1 +[0-9]+ +4194304  nbd\\+unix:///\\?socket=$TMP/run/vol.nbd\$" ||
+echo "$out" | grep_all -E "^vol +running +1 +[0-9]+ +4194304  nbd\\+unix:///\\?socket=$TMP/run/vol.nbd\$" ||
     fail "status does not show vol running with 1 snapshot: $out"
 st=$("$S" status --json) || fail "status --json failed"
 [ "$(echo "$st" | json 'd[0]["state"]')" = running ] ||
@@ -230,7 +230,7 @@ case $err in *"a server already listens on $TMP/run/vol.nbd"*) ;;
 
 # Stopped (SIGTERM) and served again: no "Address already in use".
 stop_vol TERM
-out=$("$S" status); echo "$out" | grep -Eq '^vol +stopped' ||
+out=$("$S" status); echo "$out" | grep_all -E '^vol +stopped' ||
     fail "status after SIGTERM: $out"
 serve_vol
 [ "$(sc list --json | json '[s["name"] for s in d]')" = s1 ] ||
@@ -291,7 +291,7 @@ sleep 0.3
 [ "$("$S" --volume dflt list --json | json '[s["name"] for s in d]')" = d1 ] ||
     fail "--volume dflt list"
 out=$("$S" status) || fail "status with dflt"
-echo "$out" | grep -Eq "^dflt +running +1 .*nbd\+unix:///\?socket=$TMP/rd/dflt.nbd\$" ||
+echo "$out" | grep_all -E "^dflt +running +1 .*nbd\+unix:///\?socket=$TMP/rd/dflt.nbd\$" ||
     fail "status does not show dflt running: $out"
 [ ! -e "$TMP/var/dflt.diff.sock" ] || fail "a control socket at DIFF.sock too"
 stop_vol TERM

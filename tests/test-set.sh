@@ -16,7 +16,7 @@ start_server "$TMP/a" "$TMP/a.diff"
 CTL_B=$TMP/b.diff.sock
 # has_snapshot NAME: the current server lists NAME (no early-closing pipe
 # into the JSON reader).
-has_snapshot () { local l; l=$(sc_names); printf '%s\n' "$l" | grep -qx "$1"; }
+has_snapshot () { local l; l=$(sc_names); printf '%s\n' "$l" | grep_all -x "$1"; }
 for ((i = 0; i < 100; i++)); do [ -S "$CTL_B" ] && [ -S "$NBD_B" ] && break; sleep 0.1; done
 [ -S "$CTL_B" ] || fail "second server did not start: $(cat "$TMP/server-b.log")"
 
@@ -42,7 +42,7 @@ for ((k = 1; k <= n; k++)); do
     out=$("$SHADOWCOPY_CLI" create -c "$CTL" -c "$CTL_B" --writer /bin/true "set$k") ||
         fail "set creation $k failed"
     [ "$(echo "$out" | head -1)" = "set$k" ] || fail "create printed: $out"
-    echo "$out" | grep -q "^set [0-9a-f-]\{36\}$" || fail "create did not print the set id: $out"
+    echo "$out" | grep_all "^set [0-9a-f-]\{36\}$" || fail "create did not print the set id: $out"
 done
 touch "$TMP/stop"; wait "$seq_pid"
 [ "$(cat "$TMP/seq.out")" -gt $((2 * n)) ] || fail "the writer made too few writes: $(cat "$TMP/seq.out")"

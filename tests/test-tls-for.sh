@@ -41,7 +41,7 @@ for e in live "" c1; do
     nbdinfo "$(plain_uri "$e")" > /dev/null 2>&1 &&
         fail "plaintext client opened writable export '$e' under tls-for=write"
     tail -n +"$((n + 1))" "$SERVER_LOG" |
-        grep -q "export '${e:-live}' refused: it is writable .*tls-for=write" ||
+        grep_all "export '${e:-live}' refused: it is writable .*tls-for=write" ||
         fail "no clear refusal of '$e' in the server log"
 done
 log "ok, live, the default export and the clone refused in plaintext"
@@ -91,13 +91,13 @@ for v in write all; do
     if try_start_server "$TMP/disk" "$TMP/diff" tls-for=$v 2>/dev/null; then
         fail "tls-for=$v without --tls: the server started"
     fi
-    tail -n 5 "$SERVER_LOG" | grep -q "tls-for=$v, but nbdkit serves no TLS" ||
+    tail -n 5 "$SERVER_LOG" | grep_all "tls-for=$v, but nbdkit serves no TLS" ||
         fail "tls-for=$v without --tls: no clear error"
 done
 if try_start_server "$TMP/disk" "$TMP/diff" tls-for=some 2>/dev/null; then
     fail "tls-for=some: the server started"
 fi
-tail -n 5 "$SERVER_LOG" | grep -q "tls-for=some: must be write, all or none" ||
+tail -n 5 "$SERVER_LOG" | grep_all "tls-for=some: must be write, all or none" ||
     fail "tls-for=some: no clear error"
 # Without --tls, the default refuses nothing.
 start_server "$TMP/disk" "$TMP/diff"
@@ -165,6 +165,6 @@ stop_server
 n=$(wc -l < "$SERVER_LOG")
 start_tcp_server "$TMP/disk" "$TMP/diff" --tls=on --tls-psk="$TMP/keys.psk" --
 stop_server
-tail -n +"$((n + 1))" "$SERVER_LOG" | grep -q "shadowcopy: warning: --tls=on without" &&
+tail -n +"$((n + 1))" "$SERVER_LOG" | grep_all "shadowcopy: warning: --tls=on without" &&
     fail "--tls=on with --tls-psk: the plugin warned of missing keys"
 log "ok, --tls=on without keys: the plugin's warning"

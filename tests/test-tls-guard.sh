@@ -25,7 +25,7 @@ kill_case () {
     # sleeping in the filter, after the first checkpoint (5 s).
     start_tcp_server "$TMP/disk" "$TMP/diff" "$@" --filter=delay -- rdelay=1
     u=${u/PORT/$PORT}
-    sc_names | grep -qx s0 || sc_create s0
+    sc_names | grep_all -x s0 || sc_create s0
     "$SHADOWCOPY_CLI" -c "$CTL" backup s0 --to "$TMP/a.raw" --connections 1 \
         --nbd-uri "$u" > /dev/null 2> "$TMP/a.err" &
     pid=$!

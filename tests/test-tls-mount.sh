@@ -31,7 +31,7 @@ plain="nbd://127.0.0.1:$PORT"
 for u in "$tls" "$plain"; do
     sc mount --nbd-uri "$u" s "$TMP/mnt" > /dev/null ||
         fail "mount s --nbd-uri $u failed"
-    grep " $TMP/mnt " /proc/mounts | grep -q " ro," ||
+    grep " $TMP/mnt " /proc/mounts | grep_all " ro," ||
         fail "s is not mounted read-only"
     cmp "$TMP/content/file" "$TMP/mnt/file" || fail "s's file differs ($u)"
     "$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount failed"
@@ -40,7 +40,7 @@ log "ok, the snapshot mounted over nbds and over nbd"
 
 sc mount --nbd-uri "$tls" c "$TMP/mnt" > /dev/null ||
     fail "mount of the clone over nbds failed"
-grep " $TMP/mnt " /proc/mounts | grep -q " rw," ||
+grep " $TMP/mnt " /proc/mounts | grep_all " rw," ||
     fail "the clone is not mounted read-write"
 echo hello > "$TMP/mnt/new"
 "$SHADOWCOPY_CLI" umount "$TMP/mnt" || fail "umount of the clone failed"

@@ -22,7 +22,7 @@ verify_fails () {
     out=$(verify "$@" 2>&1 >/dev/null) || rc=$?
     [ "$rc" = 1 ] || fail "$what: exit $rc: $out"
     [ "$(echo "$out" | wc -l)" = 1 ] || fail "$what: not one line: $out"
-    echo "$out" | grep -Eq -- "$pat" || fail "$what: '$pat' not in: $out"
+    echo "$out" | grep_all -E -- "$pat" || fail "$what: '$pat' not in: $out"
     log "ok, $what: $out"
 }
 
@@ -59,7 +59,7 @@ nbd_save s2 "$TMP/s2.img"
 
 # ---- a clean chain ----------------------------------------------------------
 out=$(verify "$B/inc2") || fail "verify of a clean chain failed: $out"
-echo "$out" | grep -q "a chain of 3 backups" || fail "verify does not say the chain: $out"
+echo "$out" | grep_all "a chain of 3 backups" || fail "verify does not say the chain: $out"
 verify --json "$B/inc2" > "$TMP/v.json" || fail "verify --json failed"
 [ "$(json 'd["status"]' < "$TMP/v.json")" = clean ] || fail "--json: $(cat "$TMP/v.json")"
 [ "$(json 'len(d["chain"])' < "$TMP/v.json")" = 3 ] || fail "--json chain: $(cat "$TMP/v.json")"
@@ -132,8 +132,8 @@ rc=0; verify --json "$C/inc2" > "$TMP/v.json" 2>/dev/null || rc=$?
     fail "--json of a damaged copied chain: $(cat "$TMP/v.json")"
 cp "$B/full" "$C/full"
 out=$(verify "$C/inc2") || fail "the copied chain is not clean again: $out"
-echo "$out" | grep -q "down to the full backup $C/full," &&
-    echo "$out" | grep -q "^link 3, $C/full: read beside $C/inc1; the manifest of $C/inc1 names $B/full.manifest.json, another copy" ||
+echo "$out" | grep_all "down to the full backup $C/full," &&
+    echo "$out" | grep_all "^link 3, $C/full: read beside $C/inc1; the manifest of $C/inc1 names $B/full.manifest.json, another copy" ||
     fail "verify does not say which link was read: $out"
 # A file beside of another snapshot is not the link: the recorded one is
 # read, and that is said; a damaged manifest beside is a damaged link.
@@ -145,7 +145,7 @@ cp "$B/full.manifest.json" "$D/inc1.manifest.json"
 out=$(verify --json "$D/inc2") || fail "a foreign file beside was not passed over: $out"
 [ "$(echo "$out" | json 'd["chain"][1]["image"]')" = "$B/inc1" ] &&
     [ "$(echo "$out" | json 'd["chain"][1]["found"]')" = recorded ] &&
-    echo "$out" | json 'd["chain"][1]["note"]' | grep -q "^$D/inc1.manifest.json beside $D/inc2 is a backup of snapshot s0" ||
+    echo "$out" | json 'd["chain"][1]["note"]' | grep_all "^$D/inc1.manifest.json beside $D/inc2 is a backup of snapshot s0" ||
     fail "a foreign file beside: $out"
 head -c 100 "$B/inc1.manifest.json" > "$D/inc1.manifest.json"
 verify_fails "a damaged manifest beside" \
@@ -167,7 +167,7 @@ edit_manifest "$B/inc1.manifest.json" "$Q/inc1.manifest.json" \
     "d['format'] = 'qcow2'; d['prev-manifest'] = '$Q/full.manifest.json'"
 edit_manifest "$B/inc2.manifest.json" "$Q/inc2.manifest.json" \
     "d['format'] = 'qcow2'; d['prev-manifest'] = '$Q/inc1.manifest.json'"
-qemu-img info --backing-chain "$Q/inc2" | grep -q "backing file: inc1" ||
+qemu-img info --backing-chain "$Q/inc2" | grep_all "backing file: inc1" ||
     fail "the qcow2 overlay has no backing file"
 out=$(verify "$Q/inc2") || fail "verify of a qcow2 chain failed: $out"
 verify "$Q/full" > /dev/null || fail "verify of a qcow2 full backup failed"
@@ -203,7 +203,7 @@ verify "$Q/inc2" > /dev/null || fail "the qcow2 chain is not clean again"
 QC=$TMP/qcopy
 cp -a "$Q" "$QC"
 out=$(verify "$QC/inc2") || fail "verify of a copied qcow2 chain, the originals kept: $out"
-echo "$out" | grep -q "down to the full backup $QC/full," || fail "the copied qcow2 chain: $out"
+echo "$out" | grep_all "down to the full backup $QC/full," || fail "the copied qcow2 chain: $out"
 qemu-io -f qcow2 -c "write -P 0x5a $((3 * M + 777)) 1" "$QC/full" > /dev/null
 verify_fails "a copied qcow2 chain with its full backup damaged, the originals kept" \
     "bytes $((3 * M))-$((4 * M - 1)) of $QC/full \(block 3 of 1048576 bytes; link 3 of 3" "$QC/inc2"
@@ -217,19 +217,19 @@ qemu-img rebase -u -f qcow2 -b "$Q/inc1" -F qcow2 "$QA/inc2"
 out=$(verify --json "$QA/inc2") || fail "an overlay with an absolute backing file and a copy beside: $out"
 [ "$(echo "$out" | json 'd["chain"][1]["image"]')" = "$Q/inc1" ] &&
     [ "$(echo "$out" | json 'd["chain"][1]["found"]')" = recorded ] &&
-    echo "$out" | json 'd["chain"][1]["note"]' | grep -q "^QEMU reads it below $QA/inc2; $QA/inc1.manifest.json beside it is another copy" ||
+    echo "$out" | json 'd["chain"][1]["note"]' | grep_all "^QEMU reads it below $QA/inc2; $QA/inc1.manifest.json beside it is another copy" ||
     fail "an overlay with an absolute backing file: $out"
 rm -rf "$QA"
 
 # ---- --against ---------------------------------------------------------------
 out=$(sc verify "$B/inc2" --against s2 --nbd-socket "$NBD_SOCK") ||
     fail "verify --against its own snapshot failed: $out"
-echo "$out" | grep -q "the same as snapshot s2, byte for byte" || fail "--against: $out"
+echo "$out" | grep_all "the same as snapshot s2, byte for byte" || fail "--against: $out"
 sc verify "$Q/inc2" --against s2 --nbd-socket "$NBD_SOCK" > /dev/null ||
     fail "verify --against of a qcow2 chain failed"
 rc=0; out=$(sc verify "$B/inc2" --against s1 --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "snapshot s1 has UUID $(sc_field s1 uuid)" &&
-    echo "$out" | grep -q "not the same snapshot" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "snapshot s1 has UUID $(sc_field s1 uuid)" &&
+    echo "$out" | grep_all "not the same snapshot" ||
     fail "--against another snapshot: exit $rc: $out"
 
 # TARGET names qemu-nbd must not take for an option or a protocol.
@@ -271,7 +271,7 @@ json.dump(d, open(sys.argv[2], "w"))
 EOF
 verify "$B/other" > /dev/null || fail "the rewritten manifest does not match"
 rc=0; out=$(sc verify "$B/other" --against s2 --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "differs from snapshot s2: bytes $((12 * M))-$((13 * M - 1)) .*first at byte $((12 * M + 1000))" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all "differs from snapshot s2: bytes $((12 * M))-$((13 * M - 1)) .*first at byte $((12 * M + 1000))" ||
     fail "--against with a difference: exit $rc: $out"
 rc=0; sc verify "$B/other" --against s2 --nbd-socket "$NBD_SOCK" --json > "$TMP/v.json" 2>/dev/null || rc=$?
 [ "$rc" = 1 ] && [ "$(json 'd["status"]' < "$TMP/v.json")" = different ] &&
@@ -300,12 +300,12 @@ sc verify "$B/inc2" --against s2 > /dev/null 2>&1 ||
 # --against: not a valid name is usage (2); a valid name of no snapshot
 # is an error (1).
 rc=0; out=$(sc verify "$B/inc2" --against 'bad/name' --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
-[ "$rc" = 2 ] && echo "$out" | grep -q "invalid snapshot name: bad/name" ||
+[ "$rc" = 2 ] && echo "$out" | grep_all "invalid snapshot name: bad/name" ||
     fail "--against an invalid name: exit $rc: $out"
 rc=0; sc verify "$B/inc2" --against live --nbd-socket "$NBD_SOCK" > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--against live: exit $rc"
 rc=0; out=$(sc verify "$B/inc2" --against nosuch --nbd-socket "$NBD_SOCK" 2>&1) || rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q -- "--against nosuch" ||
+[ "$rc" = 1 ] && echo "$out" | grep_all -- "--against nosuch" ||
     fail "--against a snapshot that does not exist: exit $rc: $out"
 rc=0; verify "$B/inc2" --bogus > /dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "an unknown option: exit $rc"

@@ -31,7 +31,7 @@ for lim in $(seq 40 -1 3); do
     grep -qx 'shadowcopy: ' "$TMP/err" &&
         fail "limit $lim: an empty error message"
     if [ "$rc" -ne 0 ]; then
-        sc list --json | json '[s["name"] for s in d]' | grep -qx "s$lim" &&
+        sc list --json | json '[s["name"] for s in d]' | grep_all -x "s$lim" &&
             fail "limit $lim: the failed create left snapshot s$lim"
     fi
 done

@@ -24,7 +24,7 @@ out=$(timeout -k 5 15 "$SHADOWCOPY_CLI" -c "$CTL" create --writer "$TMP/silent" 
       --freeze-timeout 1 s1 2>&1) || rc=$?
 [ $rc -ne 124 ] || fail "create with a silent hanging writer did not end"
 [ $rc -ne 0 ] || fail "create with a silent hanging writer succeeded: $out"
-echo "$out" | grep -q "writer $TMP/silent: freeze: timed out" ||
+echo "$out" | grep_all "writer $TMP/silent: freeze: timed out" ||
     fail "silent writer: message: $out"
 [ -z "$(sc_names)" ] || fail "silent writer: a snapshot was kept: $(sc_names)"
 pid=$(cat "$TMP/silent.pid")
@@ -42,7 +42,7 @@ chmod +x "$TMP/slow"
 out=$(timeout -k 5 30 "$SHADOWCOPY_CLI" -c "$CTL" create --writer "$TMP/slow" \
       --writer "$TMP/slow" --writer "$TMP/slow" --freeze-timeout 1.5 s2 2>&1) &&
     fail "three 0.8 s freezes fitted in a 1.5 s freeze window: $out"
-echo "$out" | grep -q "freeze window of 1500 ms" || fail "window message: $out"
+echo "$out" | grep_all "freeze window of 1500 ms" || fail "window message: $out"
 [ -z "$(sc_names)" ] || fail "window: a snapshot was kept: $(sc_names)"
 # ... and they do in a 5 s one.
 sc create --writer "$TMP/slow" --writer "$TMP/slow" --writer "$TMP/slow" \
@@ -51,6 +51,6 @@ sc create --writer "$TMP/slow" --writer "$TMP/slow" --writer "$TMP/slow" \
 
 # 3. Limits the server cannot honour are refused up front.
 out=$(sc create --freeze-timeout 7200 s4 2>&1) && fail "--freeze-timeout 7200 accepted"
-echo "$out" | grep -q "freeze-timeout is at most" || fail "--freeze-timeout 7200: $out"
+echo "$out" | grep_all "freeze-timeout is at most" || fail "--freeze-timeout 7200: $out"
 server_alive
 stop_server

@@ -26,7 +26,7 @@ mkw "$TMP/wd/10-good" good
 mkw "$TMP/wd/20-open" open
 chmod 775 "$TMP/wd/20-open"
 out=$(sc create --writers-dir "$TMP/wd" s2 2>&1) || fail "create with a skipped writer failed: $out"
-echo "$out" | grep -q "writer $TMP/wd/20-open is not owned by root or you, or is group/world-writable" ||
+echo "$out" | grep_all "writer $TMP/wd/20-open is not owned by root or you, or is group/world-writable" ||
     fail "no warning for a group-writable writer: $out"
 grep -q "^freeze$" "$TMP/good.log" || fail "the safe writer did not run"
 [ ! -e "$TMP/open.log" ] || fail "a group-writable writer was run"
@@ -35,7 +35,7 @@ grep -q "^freeze$" "$TMP/good.log" || fail "the safe writer did not run"
 chmod 777 "$TMP/wd"
 rm -f "$TMP/good.log"
 out=$(sc create --writers-dir "$TMP/wd" s3 2>&1) || fail "create with an ignored directory failed: $out"
-echo "$out" | grep -q "writers directory $TMP/wd is not owned" ||
+echo "$out" | grep_all "writers directory $TMP/wd is not owned" ||
     fail "no warning for a world-writable directory: $out"
 [ ! -e "$TMP/good.log" ] || fail "a writer of a world-writable directory was run"
 chmod 755 "$TMP/wd"

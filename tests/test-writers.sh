@@ -43,7 +43,7 @@ rm -f "$TMP"/w?.log
 echo freeze > "$TMP/wb.hang"
 out=$(sc create --writer "$TMP/wa" --writer "$TMP/wb" --freeze-timeout 1 s2 2>&1) &&
     fail "create with a hanging writer succeeded"
-echo "$out" | grep -q "writer $TMP/wb: freeze: timed out" ||
+echo "$out" | grep_all "writer $TMP/wb: freeze: timed out" ||
     fail "timeout message: $out"
 [ "$(phases wa)" = "identify prepare freeze abort thaw " ] || fail "wa phases after a timeout: $(phases wa)"
 [ "$(phases wb)" = "identify prepare freeze abort thaw " ] || fail "wb phases after a timeout: $(phases wb)"
@@ -54,7 +54,7 @@ rm -f "$TMP/wb.hang"
 rm -f "$TMP"/w?.log
 echo prepare > "$TMP/wa.fail"
 out=$(sc create --writer "$TMP/wa" --writer "$TMP/wb" s3 2>&1) && fail "create with a failing writer succeeded"
-echo "$out" | grep -q "writer $TMP/wa: prepare: exit status 3: wa cannot prepare: database locked" ||
+echo "$out" | grep_all "writer $TMP/wa: prepare: exit status 3: wa cannot prepare: database locked" ||
     fail "failure message: $out"
 [ "$(phases wb)" = "identify abort thaw " ] || fail "wb phases after wa failed: $(phases wb)"
 [ "$(sc_names | tr '\n' ' ')" = "s1 " ] || fail "a snapshot was kept: $(sc_names)"
@@ -103,7 +103,7 @@ wait "$cli" || rc=$?
 grep -q "writer $TMP/wb: freeze: interrupted" "$TMP/int.err" || fail "SIGINT message: $(cat "$TMP/int.err")"
 [ "$(phases wa)" = "identify prepare freeze abort thaw " ] || fail "wa phases after SIGINT: $(phases wa)"
 [ "$(phases wb)" = "identify prepare freeze abort thaw " ] || fail "wb phases after SIGINT: $(phases wb)"
-has=$(sc_names); printf '%s\n' "$has" | grep -qx s8 && fail "an interrupted create kept its snapshot"
+has=$(sc_names); printf '%s\n' "$has" | grep_all -x s8 && fail "an interrupted create kept its snapshot"
 rm -f "$TMP/wb.hang"
 
 # 8. --no-writers skips them.

@@ -123,7 +123,7 @@ try_start_tcp_server () {
     local k
     for k in 1 2 3; do
         _try_tcp "$@" && return 0
-        tail -n 3 "$SERVER_LOG" | grep -q 'Address already in use' || return 1
+        tail -n 3 "$SERVER_LOG" | grep_all 'Address already in use' || return 1
     done
     return 1
 }

@@ -13,7 +13,7 @@
 
 #include <criterion/criterion.h>
 
-#include "cow/diffarea.h"
+#include "cow/diffarea-internal.h"
 #include "tests/unit-helpers.h"
 
 TestSuite (copymap, .init = uh_setup, .fini = uh_teardown);
@@ -183,6 +183,71 @@ Test (copymap, needs_copy_survives_reopen)
   uh_area_reopen (&a, 0);
   cr_assert (!sc_diff_needs_copy (a.d, 1), "copied before the restart");
   cr_assert (sc_diff_needs_copy (a.d, 2));
+  uh_area_free (&a);
+}
+
+/* ---- no valid snapshot: the query takes no lock ----------------------- */
+
+struct asker {
+  struct sc_diff *d;
+  bool done;
+  size_t n;                     /* chunks the range query found */
+  bool one;                     /* what the single query said */
+};
+
+static void *
+ask (void *opaque)
+{
+  struct asker *k = opaque;
+  uint64_t out[4], next = 0;
+  k->n = sc_diff_needs_copy_range (k->d, 0, 15, out, 4, &next);
+  cr_assert_eq (next, 16, "the whole range looked at");
+  k->one = sc_diff_needs_copy (k->d, 3);
+  __atomic_store_n (&k->done, true, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* Both queries answer "no copy" while someone else holds the diff
+ * area's lock (a writer recording a copy, a commit, a retry's I/O). */
+static void
+assert_asks_without_the_lock (struct sc_diff *d, const char *when)
+{
+  struct asker k = { .d = d };
+  pthread_t t;
+  pthread_mutex_lock (&d->lock);
+  cr_assert_eq (pthread_create (&t, NULL, ask, &k), 0);
+  for (int i = 0; i < 2500 && !__atomic_load_n (&k.done, __ATOMIC_SEQ_CST);
+       i++)
+    usleep (2000);              /* 5 s at most */
+  bool done = __atomic_load_n (&k.done, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock (&d->lock);
+  pthread_join (t, NULL);
+  cr_assert (done, "%s: the copy-on-write query waited for the lock", when);
+  cr_assert_eq (k.n, 0, "%s", when);
+  cr_assert (!k.one, "%s", when);
+}
+
+/* Fails without the fix: with no valid snapshot, every live write took
+ * the diff area's lock to learn that nothing needs a copy, so writers
+ * queued on it one after the other. */
+Test (copymap, no_valid_snapshot_asks_without_the_lock, .timeout = 60)
+{
+  struct uh_area a;
+  area (&a, 16);
+  assert_asks_without_the_lock (a.d, "no snapshot yet");
+  uh_snap (a.d, "s");
+  cr_assert (sc_diff_needs_copy (a.d, 3), "a snapshot: the copy again");
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "s"), 0);
+  assert_asks_without_the_lock (a.d, "its snapshot deleted");
+  uh_snap (a.d, "c");
+  cr_assert_eq (sc_diff_snapshot_keep_checkpoint (a.d, "c"), 0);
+  assert_asks_without_the_lock (a.d, "a checkpoint kept");
+  /* A checkpoint needs a mark, not a copy: the write path leaves one. */
+  uint64_t seq = 0;
+  cr_assert_eq (sc_diff_mark_changes (a.d, 3, 3, &seq), 0);
+  cr_assert_neq (seq, 0, "the checkpoint's mark");
+  uh_snap (a.d, "t");
+  cr_assert (sc_diff_needs_copy (a.d, 3), "a snapshot after the checkpoint");
   uh_area_free (&a);
 }
 
