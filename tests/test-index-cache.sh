@@ -32,7 +32,7 @@ refused () {
     fi
     SERVER_LOG=$TMP/server.log
     # Not the log's own line of the command.
-    grep -v '^====' "$log" | grep -q 'index-cache=.*64K' ||
+    grep -v '^====' "$log" | grep_all 'index-cache=.*64K' ||
         fail "$what: the error does not name index-cache and 64K: $(cat "$log")"
     log "ok, $what: $(grep -v '^====' "$log" | grep -m1 'index-cache')"
 }
@@ -71,7 +71,7 @@ check () {
         fail "the cache holds $(cache_field pages) pages, above its 16 ($1)"
     [ "$(cache_field misses)" -gt 0 ] ||
         fail "no cache misses with a 64K cache ($1): $(sc info --json)"
-    sc info | grep -q '^index cache: 65536 bytes' ||
+    sc info | grep_all '^index cache: 65536 bytes' ||
         fail "info has no index cache line ($1): $(sc info)"
 }
 
