@@ -222,12 +222,47 @@ inner_find (struct node *nd, uint64_t chunk, uint32_t epoch)
   return lo - 1;
 }
 
-/* The first entry of a leaf at or after (chunk, epoch), or n. */
+/* The first entry of a leaf at or after (chunk, epoch), or n.  Chunks
+ * are mostly spread evenly over a leaf (copies of runs of chunks), so
+ * the search starts where the chunk would sit if they were, and gallops
+ * from there: one or two cache lines of the page instead of the eight a
+ * plain binary search over 4 KiB touches. */
 static unsigned
 leaf_find (struct node *nd, uint64_t chunk, uint32_t epoch)
 {
   const struct leaf_ent *e = leaf_ents (nd);
-  unsigned lo = 0, hi = nd->n;
+  unsigned n = nd->n, lo = 0, hi = n;
+  if (n > 8) {
+    uint64_t first = e[0].chunk, last = e[n - 1].chunk;
+    unsigned g = 0;
+    if (chunk > last)
+      return n;
+    if (chunk > first && last > first)
+      g = (unsigned) ((unsigned __int128) (chunk - first) * (n - 1)
+                      / (last - first));
+    /* Bracket the answer around g: [lo, hi) holds it. */
+    unsigned step = 1;
+    if (key_cmp (e[g].chunk, e[g].epoch, chunk, epoch) < 0) {
+      lo = g + 1;
+      while (lo + step < n &&
+             key_cmp (e[lo + step - 1].chunk, e[lo + step - 1].epoch,
+                      chunk, epoch) < 0) {
+        lo += step;
+        step *= 2;
+      }
+      hi = lo + step < n ? lo + step : n;
+    }
+    else {
+      hi = g;
+      while (hi >= step &&
+             key_cmp (e[hi - step].chunk, e[hi - step].epoch, chunk,
+                      epoch) >= 0) {
+        hi -= step;
+        step *= 2;
+      }
+      lo = hi >= step ? hi - step + 1 : 0;
+    }
+  }
   while (lo < hi) {
     unsigned mid = lo + (hi - lo) / 2;
     if (key_cmp (e[mid].chunk, e[mid].epoch, chunk, epoch) < 0)

@@ -48,6 +48,7 @@ struct sc_pc {
   uint64_t *held[SC_PC_MAX_FILES];
   uint64_t held_words[SC_PC_MAX_FILES];
   int error;                    /* sticky, positive */
+  uint32_t last;                /* the frame lookup found last, or NO_FRAME */
   struct sc_pc_stats st;
 };
 
@@ -98,6 +99,7 @@ sc_pc_new (uint64_t budget, struct sc_pc **out)
   memset (pc->slots, 0xff, slots * sizeof *pc->slots);
   pc->nframes = n;
   pc->mask = slots - 1;
+  pc->last = NO_FRAME;
   pc->st.max_pages = n;
   *out = pc;
   return 0;
@@ -149,14 +151,22 @@ sc_pc_add_file (struct sc_pc *pc, int fd)
 /* ---- the hash table: linear probing, deletion by backward shift ---- */
 
 static uint32_t
-lookup (const struct sc_pc *pc, uint64_t key)
+lookup (struct sc_pc *pc, uint64_t key)
 {
+  /* The frame found last: a put or a dirty follows its get, and a node
+   * is often got again at once (no probe of the table, which is larger
+   * than the CPU's caches). */
+  uint32_t m = pc->last;
+  if (m != NO_FRAME && pc->frames[m].used && pc->frames[m].key == key)
+    return m;
   for (uint64_t i = hash_key (key) & pc->mask;; i = (i + 1) & pc->mask) {
     uint32_t f = pc->slots[i];
     if (f == NO_FRAME)
       return NO_FRAME;
-    if (pc->frames[f].key == key)
+    if (pc->frames[f].key == key) {
+      pc->last = f;
       return f;
+    }
   }
 }
 
