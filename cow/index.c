@@ -576,6 +576,35 @@ sc_index_remove (struct sc_index *ix, uint64_t chunk, uint32_t epoch)
   return 1;
 }
 
+/* Put entry `ins` (`size` bytes) at pos of node nd, which has room. */
+static void
+insert_at (struct node *nd, size_t size, unsigned pos, const void *ins)
+{
+  uint8_t *e = (uint8_t *) (nd + 1);
+  memmove (e + (pos + 1) * size, e + pos * size, (nd->n - pos) * size);
+  memcpy (e + pos * size, ins, size);
+  nd->n++;
+}
+
+/* Split the full node nd (`max` entries of `size` bytes) into itself and
+ * its new sibling sib, then put `ins` at pos in whichever it belongs to.
+ * Copies made in ascending order (`ascending`: this one comes after the
+ * last one added) that go at the end keep the full node as it is, the
+ * sibling taking only the new one; otherwise each keeps half. */
+static void
+split_entries (struct node *nd, struct node *sib, unsigned max, size_t size,
+               unsigned pos, const void *ins, bool ascending)
+{
+  unsigned keep = pos == nd->n && ascending ? nd->n : nd->n / 2;
+  memcpy (sib + 1, (uint8_t *) (nd + 1) + keep * size, (nd->n - keep) * size);
+  sib->n = (uint16_t) (nd->n - keep);
+  nd->n = (uint16_t) keep;
+  if (pos <= keep && keep < max)
+    insert_at (nd, size, pos, ins);
+  else
+    insert_at (sib, size, pos - keep, ins);
+}
+
 /* Put (key, child) into the inner node at `level` of path p, after the
  * child the path went through; splits climb, and a split root makes a
  * new root. */
@@ -607,11 +636,9 @@ inner_insert (struct sc_index *ix, struct path *p, unsigned level,
     r = node_dirty (ix, page);
   if (r < 0)
     return r;
-  struct inner_ent ins = { k.chunk, k.epoch, child }, *e = inner_ents (nd);
+  struct inner_ent ins = { k.chunk, k.epoch, child };
   if (nd->n < INNER_MAX) {
-    memmove (&e[pos + 1], &e[pos], (nd->n - pos) * sizeof *e);
-    e[pos] = ins;
-    nd->n++;
+    insert_at (nd, sizeof ins, pos, &ins);
     node_put (ix, page);
     return 0;
   }
@@ -619,26 +646,15 @@ inner_insert (struct sc_index *ix, struct path *p, unsigned level,
     node_put (ix, page);
     return r;
   }
-  struct inner_ent *s = inner_ents (sib);
-  unsigned keep = pos == nd->n && ascending ? nd->n : nd->n / 2;
-  memcpy (s, &e[keep], (nd->n - keep) * sizeof *e);
-  sib->n = (uint16_t) (nd->n - keep);
-  nd->n = (uint16_t) keep;
-  struct node *into = pos <= keep && keep < INNER_MAX ? nd : sib;
-  unsigned at = into == nd ? pos : pos - keep;
-  struct inner_ent *t = inner_ents (into);
-  memmove (&t[at + 1], &t[at], (into->n - at) * sizeof *t);
-  t[at] = ins;
-  into->n++;
-  struct key up = { s[0].chunk, s[0].epoch };
+  split_entries (nd, sib, INNER_MAX, sizeof ins, pos, &ins, ascending);
+  struct key up = { inner_ents (sib)[0].chunk, inner_ents (sib)[0].epoch };
   node_put (ix, sib_page);
   node_put (ix, page);
   return inner_insert (ix, p, level + 1, up, sib_page, ascending);
 }
 
 /* Insert into the full leaf nd (page p->page[0], pinned and dirty) at pos;
- * unpins it.  Copies made in ascending order (`ascending`: this one
- * comes after the last one added) keep the full leaf as it is. */
+ * unpins it. */
 static int
 leaf_split (struct sc_index *ix, struct path *p, struct node *nd,
             unsigned pos, struct leaf_ent ins, bool ascending)
@@ -650,21 +666,11 @@ leaf_split (struct sc_index *ix, struct path *p, struct node *nd,
     node_put (ix, page);
     return r;
   }
-  struct leaf_ent *e = leaf_ents (nd), *s = leaf_ents (sib);
-  unsigned keep = pos == nd->n && ascending ? nd->n : nd->n / 2;
-  memcpy (s, &e[keep], (nd->n - keep) * sizeof *e);
-  sib->n = (uint16_t) (nd->n - keep);
-  nd->n = (uint16_t) keep;
+  split_entries (nd, sib, LEAF_MAX, sizeof ins, pos, &ins, ascending);
   sib->next = nd->next;
   sib->prev = page;
   nd->next = sib_page;
-  struct node *into = pos <= keep && keep < LEAF_MAX ? nd : sib;
-  unsigned at = into == nd ? pos : pos - keep;
-  struct leaf_ent *t = leaf_ents (into);
-  memmove (&t[at + 1], &t[at], (into->n - at) * sizeof *t);
-  t[at] = ins;
-  into->n++;
-  struct key up = { s[0].chunk, s[0].epoch };
+  struct key up = { leaf_ents (sib)[0].chunk, leaf_ents (sib)[0].epoch };
   uint32_t after = sib->next;
   node_put (ix, sib_page);
   node_put (ix, page);
@@ -717,9 +723,7 @@ sc_index_add (struct sc_index *ix, uint64_t chunk, struct sc_copy copy)
   ix->last_chunk = chunk;
   ix->last_epoch = copy.epoch;
   if (nd->n < LEAF_MAX) {
-    memmove (&e[pos + 1], &e[pos], (nd->n - pos) * sizeof *e);
-    e[pos] = ins;
-    nd->n++;
+    insert_at (nd, sizeof ins, pos, &ins);
     node_put (ix, p.page[0]);
   }
   else if ((r = leaf_split (ix, &p, nd, pos, ins, ascending)) < 0)
