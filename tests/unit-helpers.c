@@ -14,7 +14,9 @@
 #include <criterion/criterion.h>
 
 #include "cow/crc32c.h"
+#include "cow/index.h"
 #include "cow/journal.h"
+#include "cow/pagecache.h"
 #include "engine/volume.h"
 #include "tests/unit-helpers.h"
 
@@ -675,6 +677,26 @@ uh_vol_free (struct uh_vol *t)
   free (t->diff);
   free (t->live);
   memset (t, 0, sizeof *t);
+}
+
+/* ---- a copy index on a scratch file --------------------------------- */
+
+void
+uh_ix_open (struct sc_index *ix)
+{
+  struct sc_pc *pc;
+  cr_assert_eq (sc_pc_new (0, &pc), 0);
+  int fd = sc_pc_scratch_file (getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp");
+  cr_assert_geq (fd, 0, "scratch file: %s", strerror (-fd));
+  cr_assert_eq (sc_index_init (ix, pc, fd), 0);
+}
+
+void
+uh_ix_close (struct sc_index *ix)
+{
+  struct sc_pc *pc = ix->pc;
+  sc_index_free (ix);
+  sc_pc_free (pc);
 }
 
 /* ---- checkpoint tests: a fixed journal limit, waiting on flags ------ */

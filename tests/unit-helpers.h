@@ -16,6 +16,7 @@
 #include "cow/diffarea.h"
 #include "cow/format.h"
 
+struct sc_index;
 struct sc_volume;
 
 /* ---- the test's directory ------------------------------------------ */
@@ -207,6 +208,14 @@ struct sc_snapshot_info uh_vol_snap (struct uh_vol *t, const char *name);
 /* Assert that snapshot `id` (0: the live volume) reads `image` whole. */
 void uh_vol_assert_reads (struct uh_vol *t, uint64_t id,
                           const uint8_t *image, const char *what);
+
+/* ---- a copy index on a scratch file --------------------------------- */
+
+/* An empty index on a new scratch file (in $TMPDIR, else /tmp), with a
+ * page cache of the smallest budget; asserts success. */
+void uh_ix_open (struct sc_index *ix);
+/* Frees the index and its page cache. */
+void uh_ix_close (struct sc_index *ix);
 
 /* ---- checkpoint tests: a fixed journal limit, waiting on flags ------ */
 
