@@ -30,43 +30,11 @@
 static void
 setup (void)
 {
-  uh_setup ();
-  sc_ckpt_strict = true;
-  sc_ckpt_slice = 4;            /* several slices */
+  uh_ckpt_setup (4);          /* several slices */
 }
 
-static void
-teardown (void)
-{
-  sc_ckpt_limit_hook = NULL;
-  sc_ckpt_stream_hook = NULL;
-  sc_ckpt_strict = false;
-  sc_ckpt_slice = 512;
-  uh_teardown ();
-}
-
-TestSuite (ckpt_background, .init = setup, .fini = teardown,
+TestSuite (ckpt_background, .init = setup, .fini = uh_ckpt_teardown,
            .timeout = 120);
-
-/* The journal's limit in records while armed (else never). */
-static uint64_t limit;
-static bool armed;
-
-static uint64_t
-fixed_limit (uint64_t live)
-{
-  (void) live;
-  return __atomic_load_n (&armed, __ATOMIC_SEQ_CST)
-         ? __atomic_load_n (&limit, __ATOMIC_SEQ_CST) : UINT64_MAX;
-}
-
-static void
-arm (uint64_t records)
-{
-  __atomic_store_n (&limit, records, __ATOMIC_SEQ_CST);
-  __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
-  sc_ckpt_limit_hook = fixed_limit;
-}
 
 /* A runner that only counts its wakes: the test runs it by hand. */
 static int wakes;
@@ -95,7 +63,7 @@ area_armed (struct uh_area *a)
   uh_snap (a->d, "a");
   for (uint64_t c = 0; c < 8; c++)
     uh_copy_chunk (a->d, c, 100 + c);
-  arm (uh_stats (a->d).journal_records);
+  uh_ckpt_limit_arm (uh_stats (a->d).journal_records);
 }
 
 Test (ckpt_background, a_runner_writes_it_not_the_commit)
@@ -139,7 +107,7 @@ Test (ckpt_background, without_a_runner_the_commit_writes_it)
   /* A runner registered, then gone: inline again. */
   sc_diff_set_ckpt_runner (a.d, count_wake, NULL);
   sc_diff_set_ckpt_runner (a.d, NULL, NULL);
-  arm (uh_stats (a.d).journal_records);
+  uh_ckpt_limit_arm (uh_stats (a.d).journal_records);
   before = nonce (a.diff_path);
   uh_copy_chunk (a.d, 21, 121);
   cr_assert_neq (nonce (a.diff_path), before, "no checkpoint was written");
@@ -162,15 +130,17 @@ Test (ckpt_background, past_twice_the_limit_the_commit_writes_it)
     uh_copy_chunk (a.d, c, 100 + c);
     records = uh_stats (a.d).journal_records;
     if (nonce (a.diff_path) == before)
-      cr_assert_leq (records, 2 * limit, "%lu records, none checkpointed",
+      cr_assert_leq (records, 2 * uh_ckpt_limit (),
+                     "%lu records, none checkpointed",
                      (unsigned long) records);
   }
   cr_assert_neq (nonce (a.diff_path), before, "no checkpoint at all");
-  cr_assert_gt (last, limit, "the first commit past the limit wrote it");
+  cr_assert_gt (last, uh_ckpt_limit (),
+                "the first commit past the limit wrote it");
   cr_assert_eq (wakes, 1);
   /* The runner, late, finds nothing left to do (as a real limit, the
    * fixed one stands above the journal the checkpoint left). */
-  arm (uh_stats (a.d).journal_records);
+  uh_ckpt_limit_arm (uh_stats (a.d).journal_records);
   cr_assert (sc_diff_ckpt_due (a.d));
   cr_assert_eq (sc_diff_ckpt_run (a.d), 0);
   sc_diff_set_ckpt_runner (a.d, NULL, NULL);
@@ -186,17 +156,6 @@ Test (ckpt_background, past_twice_the_limit_the_commit_writes_it)
 static bool in_ckpt, release, crash_in_ckpt, acked;
 static pthread_t ckpt_thread;
 
-static bool
-wait_flag (bool *flag, int ms)
-{
-  for (int i = 0; i < ms; i++) {
-    if (__atomic_load_n (flag, __ATOMIC_SEQ_CST))
-      return true;
-    usleep (1000);
-  }
-  return __atomic_load_n (flag, __ATOMIC_SEQ_CST);
-}
-
 /* At the first drop of the lock of the checkpoint: say so and stay
  * there until released (or, once the write is acknowledged, die). */
 static void
@@ -205,14 +164,14 @@ hold_stream (struct sc_diff *d)
   (void) d;
   if (__atomic_load_n (&in_ckpt, __ATOMIC_SEQ_CST))
     return;
-  __atomic_store_n (&armed, false, __ATOMIC_SEQ_CST);   /* one checkpoint */
+  uh_ckpt_limit_disarm ();     /* one checkpoint */
   __atomic_store_n (&ckpt_thread, pthread_self (), __ATOMIC_SEQ_CST);
   __atomic_store_n (&in_ckpt, true, __ATOMIC_SEQ_CST);
   if (crash_in_ckpt) {
-    (void) wait_flag (&acked, 20000);
+    (void) uh_wait_flag (&acked, 20000);
     _exit (0);                  /* the process dies mid-checkpoint */
   }
-  (void) wait_flag (&release, 20000);
+  (void) uh_wait_flag (&release, 20000);
 }
 
 /* Snapshot "a" with some copies; the limit armed just past the journal. */
@@ -227,24 +186,8 @@ vol_history (struct uh_vol *t, uint8_t *img_a)
   struct sc_diff_stats st;
   sc_diff_stats (sc_volume_diff (t->v), &st);
   sc_ckpt_stream_hook = hold_stream;
-  arm (st.journal_records);
+  uh_ckpt_limit_arm (st.journal_records);
   return a;
-}
-
-struct job {
-  struct uh_vol *t;
-  uint64_t chunk, tag;
-  int r;
-  bool done;
-};
-
-static void *
-write_job (void *opaque)
-{
-  struct job *j = opaque;
-  j->r = uh_vol_write (j->t, j->chunk, j->tag);
-  __atomic_store_n (&j->done, true, __ATOMIC_SEQ_CST);
-  return NULL;
 }
 
 /* The write whose commit finds the journal long returns while the
@@ -258,11 +201,11 @@ Test (ckpt_background, the_write_returns_while_the_volume_thread_writes_it)
   cr_assert_eq (sc_volume_start_retry (t.v), 0);
   struct sc_snapshot_info a = vol_history (&t, img_a);
   uint64_t before = nonce (t.diff);
-  struct job w = { .t = &t, .chunk = 100, .tag = 300 };
+  struct uh_vol_job w = { .t = &t, .chunk = 100, .tag = 300 };
   pthread_t th;
-  pthread_create (&th, NULL, write_job, &w);
-  bool returned = wait_flag (&w.done, 5000);
-  bool started = wait_flag (&in_ckpt, 5000);
+  pthread_create (&th, NULL, uh_vol_write_job, &w);
+  bool returned = uh_wait_flag (&w.done, 5000);
+  bool started = uh_wait_flag (&in_ckpt, 5000);
   pthread_t by = __atomic_load_n (&ckpt_thread, __ATOMIC_SEQ_CST);
   bool other = started && !pthread_equal (by, th);
   __atomic_store_n (&release, true, __ATOMIC_SEQ_CST);

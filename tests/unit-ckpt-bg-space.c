@@ -31,23 +31,12 @@
 #define CS 4096u
 #define NCHUNKS 256u
 
-static uint64_t limit;
-static bool armed;
-
-static uint64_t
-fixed_limit (uint64_t live)
-{
-  (void) live;
-  return __atomic_load_n (&armed, __ATOMIC_SEQ_CST)
-         ? __atomic_load_n (&limit, __ATOMIC_SEQ_CST) : UINT64_MAX;
-}
-
 static void
 setup (void)
 {
   uh_setup ();
-  armed = false;
-  sc_ckpt_limit_hook = fixed_limit;
+  uh_ckpt_limit_disarm ();
+  sc_ckpt_limit_hook = uh_ckpt_fixed_limit;
 }
 
 static void
@@ -98,9 +87,7 @@ nearly_full (struct uh_area *a, enum sc_on_full on_full, bool runner)
   cr_assert_eq (sc_diff_set_max (a->d, max, SC_MAX_LAZY, NULL), 0);
   if (runner)
     sc_diff_set_ckpt_runner (a->d, slow_wake, NULL);
-  __atomic_store_n (&limit, uh_stats (a->d).journal_records,
-                    __ATOMIC_SEQ_CST);
-  __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
+  uh_ckpt_limit_arm (uh_stats (a->d).journal_records);
   uh_snap (a->d, "keep");
   cr_assert_eq (__atomic_load_n (&wakes, __ATOMIC_SEQ_CST), runner ? 1 : 0);
 }
@@ -180,9 +167,7 @@ resize_force_keeps_the_snapshot (bool runner)
   }
   if (runner)
     sc_diff_set_ckpt_runner (a.d, slow_wake, NULL);
-  __atomic_store_n (&limit, uh_stats (a.d).journal_records - 300,
-                    __ATOMIC_SEQ_CST);
-  __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
+  uh_ckpt_limit_arm (uh_stats (a.d).journal_records - 300);
   cr_assert_eq (sc_diff_snapshot_delete (a.d, "tmp"), 0);
   cr_assert_eq (sc_diff_ckpt_due (a.d), runner);
   /* Room for what is live with a compact journal, not with this one. */
@@ -240,7 +225,7 @@ vol_round (int round, int *dropped)
   struct sc_diff *d = sc_volume_diff (v);
   uint8_t *buf = malloc (CS);
   cr_assert_not_null (buf);
-  __atomic_store_n (&armed, false, __ATOMIC_SEQ_CST);
+  uh_ckpt_limit_disarm ();
   for (uint64_t r = 0; r < 4; r++) {
     cr_assert_eq (sc_volume_snapshot_create (v, "tmp", NULL, NULL), 0);
     for (uint64_t c = 0; c < 200; c++) {
@@ -252,15 +237,14 @@ vol_round (int round, int *dropped)
   struct sc_diff_stats st = uh_stats (d);
   cr_assert_eq (sc_diff_set_max (d, st.used_bytes + 4 * CS, SC_MAX_LAZY,
                                  NULL), 0);
-  __atomic_store_n (&limit, uh_stats (d).journal_records, __ATOMIC_SEQ_CST);
-  __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
+  uh_ckpt_limit_arm (uh_stats (d).journal_records);
   cr_assert_eq (sc_volume_snapshot_create (v, "keep", NULL, NULL), 0);
   uh_pattern (buf, CS, 4242, 0);
   cr_assert_eq (sc_volume_write (v, buf, CS, 5 * CS, 0), 0);
   struct sc_snapshot_info info;
   if (sc_volume_snapshot_lookup (v, "keep", &info) != 0)
     (*dropped)++;
-  __atomic_store_n (&armed, false, __ATOMIC_SEQ_CST);
+  uh_ckpt_limit_disarm ();
   sc_volume_close (v);
   free (buf);
   unlink (origin);

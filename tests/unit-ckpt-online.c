@@ -31,22 +31,11 @@
 static void
 setup (void)
 {
-  uh_setup ();
-  sc_ckpt_strict = true;
-  sc_ckpt_slice = 16;           /* many slices */
+  uh_ckpt_setup (16);         /* many slices */
 }
 
-static void
-teardown (void)
-{
-  sc_ckpt_limit_hook = NULL;
-  sc_ckpt_stream_hook = NULL;
-  sc_ckpt_strict = false;
-  sc_ckpt_slice = 512;
-  uh_teardown ();
-}
-
-TestSuite (ckpt_online, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite (ckpt_online, .init = setup, .fini = uh_ckpt_teardown,
+           .timeout = 120);
 
 /* The state a journal replays to, in words we can compare: every
  * snapshot's identity, and where each chunk of each snapshot is read. */
@@ -115,17 +104,6 @@ limit_when_armed (uint64_t live)
   return __atomic_load_n (&armed, __ATOMIC_SEQ_CST) ? 0 : UINT64_MAX;
 }
 
-static bool
-wait_flag (bool *flag, int ms)
-{
-  for (int i = 0; i < ms; i++) {
-    if (__atomic_load_n (flag, __ATOMIC_SEQ_CST))
-      return true;
-    usleep (1000);
-  }
-  return __atomic_load_n (flag, __ATOMIC_SEQ_CST);
-}
-
 /* At the third drop of the lock (copies streamed, tail not all written):
  * say so, and stay there until released (or crash there). */
 static void
@@ -138,29 +116,13 @@ hold_stream (struct sc_diff *d)
   if (crash_in_ckpt)
     _exit (0);                  /* the process dies mid-checkpoint */
   __atomic_store_n (&in_ckpt, true, __ATOMIC_SEQ_CST);
-  (void) wait_flag (&release, 20000);
-}
-
-struct job {
-  struct uh_vol *t;
-  uint64_t chunk, tag;
-  int r;
-  bool done;
-};
-
-static void *
-write_job (void *opaque)
-{
-  struct job *j = opaque;
-  j->r = uh_vol_write (j->t, j->chunk, j->tag);
-  __atomic_store_n (&j->done, true, __ATOMIC_SEQ_CST);
-  return NULL;
+  (void) uh_wait_flag (&release, 20000);
 }
 
 static void *
 delete_job (void *opaque)
 {
-  struct job *j = opaque;
+  struct uh_vol_job *j = opaque;
   j->r = sc_volume_snapshot_delete (j->t->v, "tmp");
   __atomic_store_n (&j->done, true, __ATOMIC_SEQ_CST);
   return NULL;
@@ -203,21 +165,21 @@ Test (ckpt_online, reads_and_rewrites_go_on_while_changes_wait)
   sc_ckpt_limit_hook = limit_when_armed;
   __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
   /* A first write: its commit starts the checkpoint, in its thread. */
-  struct job first = { .t = &t, .chunk = 700, .tag = 3001 };
+  struct uh_vol_job first = { .t = &t, .chunk = 700, .tag = 3001 };
   pthread_t th_first;
-  pthread_create (&th_first, NULL, write_job, &first);
-  cr_assert (wait_flag (&in_ckpt, 20000), "no checkpoint started");
+  pthread_create (&th_first, NULL, uh_vol_write_job, &first);
+  cr_assert (uh_wait_flag (&in_ckpt, 20000), "no checkpoint started");
 
   /* While it streams: a rewrite (no copy) completes, reads are served. */
-  struct job re = { .t = &t, .chunk = 5, .tag = 3002 };
+  struct uh_vol_job re = { .t = &t, .chunk = 5, .tag = 3002 };
   pthread_t th_re;
-  pthread_create (&th_re, NULL, write_job, &re);
-  bool rewrote = wait_flag (&re.done, 5000);
+  pthread_create (&th_re, NULL, uh_vol_write_job, &re);
+  bool rewrote = uh_wait_flag (&re.done, 5000);
   /* A first write and a delete must wait for the checkpoint's end. */
-  struct job second = { .t = &t, .chunk = 800, .tag = 3003 };
-  struct job del = { .t = &t };
+  struct uh_vol_job second = { .t = &t, .chunk = 800, .tag = 3003 };
+  struct uh_vol_job del = { .t = &t };
   pthread_t th_second, th_del;
-  pthread_create (&th_second, NULL, write_job, &second);
+  pthread_create (&th_second, NULL, uh_vol_write_job, &second);
   pthread_create (&th_del, NULL, delete_job, &del);
   usleep (300 * 1000);
   bool second_waited = !__atomic_load_n (&second.done, __ATOMIC_SEQ_CST);
@@ -401,16 +363,16 @@ Test (ckpt_online, marked_rewrites_go_on_new_marks_wait)
   sc_ckpt_stream_hook = hold_stream;
   sc_ckpt_limit_hook = limit_when_armed;
   __atomic_store_n (&armed, true, __ATOMIC_SEQ_CST);
-  struct job first = { .t = &t, .chunk = 400, .tag = 8400 };
+  struct uh_vol_job first = { .t = &t, .chunk = 400, .tag = 8400 };
   pthread_t th_first;
-  pthread_create (&th_first, NULL, write_job, &first);
-  cr_assert (wait_flag (&in_ckpt, 20000), "no checkpoint started");
-  struct job re = { .t = &t, .chunk = 10, .tag = 8500 };
-  struct job fresh = { .t = &t, .chunk = 500, .tag = 8501 };
+  pthread_create (&th_first, NULL, uh_vol_write_job, &first);
+  cr_assert (uh_wait_flag (&in_ckpt, 20000), "no checkpoint started");
+  struct uh_vol_job re = { .t = &t, .chunk = 10, .tag = 8500 };
+  struct uh_vol_job fresh = { .t = &t, .chunk = 500, .tag = 8501 };
   pthread_t th_re, th_fresh;
-  pthread_create (&th_re, NULL, write_job, &re);
-  bool rewrote = wait_flag (&re.done, 5000);
-  pthread_create (&th_fresh, NULL, write_job, &fresh);
+  pthread_create (&th_re, NULL, uh_vol_write_job, &re);
+  bool rewrote = uh_wait_flag (&re.done, 5000);
+  pthread_create (&th_fresh, NULL, uh_vol_write_job, &fresh);
   usleep (300 * 1000);
   bool fresh_waited = !__atomic_load_n (&fresh.done, __ATOMIC_SEQ_CST);
   __atomic_store_n (&release, true, __ATOMIC_SEQ_CST);

@@ -109,6 +109,54 @@ Test (diff_cache, a_budget_is_rounded_down_to_whole_pages)
   check_budget (100 * 1024, 25 * 4096);
 }
 
+/* The fault tests' diff area: over an origin of 2 * n chunks, with the
+ * smallest cache (16 pages, so the copy map's pages are read back) and
+ * a snapshot s1 taken before any copy. */
+struct small_area {
+  char *origin, *diff;
+  struct sc_origin_id id;
+  struct sc_diff *d;
+  struct sc_snapshot_info info;
+};
+
+static struct sc_diff *
+small_area_open (struct small_area *a, uint64_t n)
+{
+  char err[512] = "";
+  a->origin = uh_path ("origin");
+  a->diff = uh_path ("diff");
+  a->d = NULL;
+  uh_make_file (a->origin, n * 4096 * 2, 1);
+  int fd = open (a->origin, O_RDONLY);
+  cr_assert_geq (fd, 0);
+  cr_assert_eq (sc_origin_identify (fd, a->origin, &a->id), 0);
+  close (fd);
+  cr_assert_eq (sc_diff_open_cache (a->diff, SC_DIFF_CREATE, &a->id, 4096,
+                                    SC_DIFF_CACHE_MIN, &a->d, err,
+                                    sizeof err), 0, "%s", err);
+  cr_assert_eq (sc_diff_snapshot_create (a->d, "s1", NULL, &a->info), 0);
+  return a->d;
+}
+
+static void
+small_area_free (struct small_area *a)
+{
+  free (a->origin);
+  free (a->diff);
+}
+
+/* Zero copies of chunks 0..n-1: no checksums, so only the map's pages
+ * are read. */
+static void
+zero_copies (struct sc_diff *d, uint64_t n)
+{
+  for (uint64_t c = 0; c < n; c++) {
+    uint64_t seq;
+    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, NULL, &seq), 0);
+    cr_assert_eq (sc_diff_commit (d, seq), 0);
+  }
+}
+
 /* The copy map's pages fail (reads of the scratch files fail with EIO,
  * those of the diff area go on): a snapshot read whose lookup failed
  * gets "no data" (EIO to the reader), never the origin; the diff area
@@ -126,20 +174,10 @@ fail_scratch_reads (const struct sc_io_req *req)
 Test (diff_cache, a_failed_copy_map_fails_the_diff_area_never_serving_the_origin)
 {
   enum { N = 8192 };            /* 49 leaves and 40 pages of sums: > 16 */
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  struct sc_origin_id id;
-  struct sc_diff *d = NULL;
-  struct sc_snapshot_info info;
+  struct small_area a;
+  struct sc_diff *d = small_area_open (&a, N);
+  struct sc_snapshot_info info = a.info;
   char err[512] = "";
-  uh_make_file (origin, (uint64_t) N * 4096 * 2, 1);
-  int fd = open (origin, O_RDONLY);
-  cr_assert_geq (fd, 0);
-  cr_assert_eq (sc_origin_identify (fd, origin, &id), 0);
-  close (fd);
-  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096,
-                                    SC_DIFF_CACHE_MIN, &d, err, sizeof err),
-                0, "%s", err);
-  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
   for (uint64_t c = 0; c < N; c++)
     uh_copy_chunk (d, c, c + 1);
 
@@ -163,13 +201,12 @@ Test (diff_cache, a_failed_copy_map_fails_the_diff_area_never_serving_the_origin
   cr_assert (!sc_diff_needs_copy (d, N + 5), "the live volume goes on");
   (void) sc_diff_close (d);
 
-  cr_assert_eq (sc_diff_open (diff, 0, &id, 0, &d, err, sizeof err), 0,
+  cr_assert_eq (sc_diff_open (a.diff, 0, &a.id, 0, &d, err, sizeof err), 0,
                 "%s", err);
   cr_assert_eq (sc_diff_snapshot_lookup (d, "s1", &info), 0);
   cr_assert_neq (info.invalid_reason, SC_VALID, "s1 stays invalid");
   cr_assert_eq (sc_diff_close (d), 0);
-  free (origin);
-  free (diff);
+  small_area_free (&a);
 }
 
 /* (review) The copy map's pages fail during the journal checkpoint an
@@ -199,42 +236,40 @@ fail_unnamed_reads (const struct sc_io_req *req)
   return -EIO;                  /* a scratch file (unnamed) */
 }
 
+/* Reads of the scratch files fail from now on (on) or no more (off). */
+static void
+unnamed_reads_fail (bool on)
+{
+  if (on) {
+    scratch_reads_fail = true;
+    sc_io_fault_hook = fail_unnamed_reads;
+  } else {
+    sc_io_fault_hook = NULL;
+    scratch_reads_fail = false;
+  }
+}
+
 Test (diff_cache, a_copy_map_failing_in_the_open_checkpoint_loses_no_copy)
 {
   enum { N = 8192 };            /* 49 leaves: > 16 pages of cache */
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  struct sc_origin_id id;
-  struct sc_diff *d = NULL;
+  struct small_area a;
+  struct sc_diff *d = small_area_open (&a, N);
   struct sc_snapshot_info info;
   char err[512] = "";
-  uh_make_file (origin, (uint64_t) N * 4096 * 2, 1);
-  int fd = open (origin, O_RDONLY);
-  cr_assert_geq (fd, 0);
-  cr_assert_eq (sc_origin_identify (fd, origin, &id), 0);
-  close (fd);
-  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096,
-                                    SC_DIFF_CACHE_MIN, &d, err, sizeof err),
-                0, "%s", err);
-  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
-  /* Zero copies: no checksums, so only the map's pages are read. */
-  for (uint64_t c = 0; c < N; c++) {
-    uint64_t seq;
-    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, NULL, &seq), 0);
-    cr_assert_eq (sc_diff_commit (d, seq), 0);
-  }
+  zero_copies (d, N);
   cr_assert_eq (sc_diff_close (d), 0);
 
   sc_ckpt_limit_hook = ckpt_now_and_arm;
   sc_io_fault_hook = fail_unnamed_reads;
-  int r = sc_diff_open_cache (diff, 0, &id, 0, SC_DIFF_CACHE_MIN, &d, err,
-                              sizeof err);
+  int r = sc_diff_open_cache (a.diff, 0, &a.id, 0, SC_DIFF_CACHE_MIN, &d,
+                              err, sizeof err);
   sc_io_fault_hook = NULL;
   sc_ckpt_limit_hook = NULL;
   cr_assert (scratch_reads_fail, "the open wrote a checkpoint");
   if (r == 0)
     (void) sc_diff_close (d);
 
-  cr_assert_eq (sc_diff_open (diff, 0, &id, 0, &d, err, sizeof err), 0,
+  cr_assert_eq (sc_diff_open (a.diff, 0, &a.id, 0, &d, err, sizeof err), 0,
                 "%s", err);
   struct sc_diff_stats st;
   sc_diff_stats (d, &st);
@@ -250,8 +285,7 @@ Test (diff_cache, a_copy_map_failing_in_the_open_checkpoint_loses_no_copy)
                   origin_served, r == 0 ? "succeeded" : "failed");
   }
   cr_assert_eq (sc_diff_close (d), 0);
-  free (origin);
-  free (diff);
+  small_area_free (&a);
 }
 
 /* (review) The copy map's pages fail while the changed chunks of a
@@ -261,46 +295,27 @@ Test (diff_cache, a_copy_map_failing_in_the_open_checkpoint_loses_no_copy)
 Test (diff_cache, a_copy_map_failing_under_a_diff_never_gives_a_short_list)
 {
   enum { N = 8192 };
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  struct sc_origin_id id;
-  struct sc_diff *d = NULL;
-  struct sc_snapshot_info info;
-  char err[512] = "";
-  uh_make_file (origin, (uint64_t) N * 4096 * 2, 1);
-  int fd = open (origin, O_RDONLY);
-  cr_assert_geq (fd, 0);
-  cr_assert_eq (sc_origin_identify (fd, origin, &id), 0);
-  close (fd);
-  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096,
-                                    SC_DIFF_CACHE_MIN, &d, err, sizeof err),
-                0, "%s", err);
-  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
-  for (uint64_t c = 0; c < N; c++) {
-    uint64_t seq;
-    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, NULL, &seq), 0);
-    cr_assert_eq (sc_diff_commit (d, seq), 0);
-  }
+  struct small_area a;
+  struct sc_diff *d = small_area_open (&a, N);
+  zero_copies (d, N);
   struct sc_chunk_range runs[16];
   size_t n = 0;
   uint64_t next = 0;
-  cr_assert_eq (sc_diff_changes (d, info.id, SC_DIFF_LIVE, 0, runs, 16, &n,
+  cr_assert_eq (sc_diff_changes (d, a.info.id, SC_DIFF_LIVE, 0, runs, 16, &n,
                                  &next), 0);
   cr_assert_eq (n, 1, "chunks 0..N-1 changed: one run");
 
-  scratch_reads_fail = true;
-  sc_io_fault_hook = fail_unnamed_reads;
+  unnamed_reads_fail (true);
   n = 0;
-  int r = sc_diff_changes (d, info.id, SC_DIFF_LIVE, 0, runs, 16, &n, &next);
-  sc_io_fault_hook = NULL;
-  scratch_reads_fail = false;
+  int r = sc_diff_changes (d, a.info.id, SC_DIFF_LIVE, 0, runs, 16, &n, &next);
+  unnamed_reads_fail (false);
   uint64_t listed = 0;
   for (size_t i = 0; r == 0 && i < n; i++)
     listed += runs[i].count;
   cr_assert (r < 0 || listed == N, "sc_diff_changes returned %d with %"
              PRIu64 " changed chunks of %u listed", r, listed, (unsigned) N);
   (void) sc_diff_close (d);
-  free (origin);
-  free (diff);
+  small_area_free (&a);
 }
 
 /* (review) A revert to s1 runs; the copy map's pages fail.  Every chunk
@@ -312,42 +327,23 @@ Test (diff_cache, a_copy_map_failing_under_a_diff_never_gives_a_short_list)
 Test (diff_cache, a_copy_map_failing_under_a_revert_leaves_its_chunks_pending)
 {
   enum { N = 8192 };
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  struct sc_origin_id id;
-  struct sc_diff *d = NULL;
-  struct sc_snapshot_info info;
-  char err[512] = "";
-  uh_make_file (origin, (uint64_t) N * 4096 * 2, 1);
-  int fd = open (origin, O_RDONLY);
-  cr_assert_geq (fd, 0);
-  cr_assert_eq (sc_origin_identify (fd, origin, &id), 0);
-  close (fd);
-  cr_assert_eq (sc_diff_open_cache (diff, SC_DIFF_CREATE, &id, 4096,
-                                    SC_DIFF_CACHE_MIN, &d, err, sizeof err),
-                0, "%s", err);
-  cr_assert_eq (sc_diff_snapshot_create (d, "s1", NULL, &info), 0);
-  for (uint64_t c = 0; c < N; c++) {
-    uint64_t seq;
-    cr_assert_eq (sc_diff_copy_record (d, c, SC_COPY_ZERO, NULL, &seq), 0);
-    cr_assert_eq (sc_diff_commit (d, seq), 0);
-  }
+  struct small_area a;
+  struct sc_diff *d = small_area_open (&a, N);
+  zero_copies (d, N);
   cr_assert_eq (sc_diff_revert_start (d, "s1", NULL, 0, NULL), 0);
   static uint64_t out[N];
   uint64_t next;
   cr_assert_eq (sc_diff_revert_pending (d, 0, N - 1, out, N, &next), N);
 
-  scratch_reads_fail = true;
-  sc_io_fault_hook = fail_unnamed_reads;
+  unnamed_reads_fail (true);
   size_t n = 0;
   for (uint64_t c = 0; c < N; c = next)
     n += sc_diff_revert_pending (d, c, N - 1, out + n, N - n, &next);
-  sc_io_fault_hook = NULL;
-  scratch_reads_fail = false;
+  unnamed_reads_fail (false);
   cr_assert (sc_diff_revert_active (d), "the revert still runs");
   cr_assert_eq (n, N, "%zu of %u chunks not written back are pending: "
                 "the live volume reads the others from the origin", n,
                 (unsigned) N);
   (void) sc_diff_close (d);
-  free (origin);
-  free (diff);
+  small_area_free (&a);
 }

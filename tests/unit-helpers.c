@@ -14,7 +14,9 @@
 #include <criterion/criterion.h>
 
 #include "cow/crc32c.h"
+#include "cow/index.h"
 #include "cow/journal.h"
+#include "cow/pagecache.h"
 #include "engine/volume.h"
 #include "tests/unit-helpers.h"
 
@@ -624,6 +626,15 @@ uh_vol_write (struct uh_vol *t, uint64_t chunk, uint64_t tag)
   return sc_volume_write (t->v, t->live + chunk * cs, cs, chunk * cs, 0);
 }
 
+void *
+uh_vol_write_job (void *opaque)
+{
+  struct uh_vol_job *j = opaque;
+  j->r = uh_vol_write (j->t, j->chunk, j->tag);
+  __atomic_store_n (&j->done, true, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
 struct sc_snapshot_info
 uh_vol_snap (struct uh_vol *t, const char *name)
 {
@@ -666,4 +677,88 @@ uh_vol_free (struct uh_vol *t)
   free (t->diff);
   free (t->live);
   memset (t, 0, sizeof *t);
+}
+
+/* ---- a copy index on a scratch file --------------------------------- */
+
+void
+uh_ix_open (struct sc_index *ix)
+{
+  struct sc_pc *pc;
+  cr_assert_eq (sc_pc_new (0, &pc), 0);
+  int fd = sc_pc_scratch_file (getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp");
+  cr_assert_geq (fd, 0, "scratch file: %s", strerror (-fd));
+  cr_assert_eq (sc_index_init (ix, pc, fd), 0);
+}
+
+void
+uh_ix_close (struct sc_index *ix)
+{
+  struct sc_pc *pc = ix->pc;
+  sc_index_free (ix);
+  sc_pc_free (pc);
+}
+
+/* ---- checkpoint tests: a fixed journal limit, waiting on flags ------ */
+
+void
+uh_ckpt_setup (size_t slice)
+{
+  uh_setup ();
+  sc_ckpt_strict = true;
+  sc_ckpt_slice = slice;
+}
+
+void
+uh_ckpt_teardown (void)
+{
+  sc_ckpt_limit_hook = NULL;
+  sc_ckpt_stream_hook = NULL;
+  sc_ckpt_strict = false;
+  sc_ckpt_slice = 512;
+  uh_teardown ();
+}
+
+/* Atomics: the hook runs in the checkpointing thread, the test arms and
+ * disarms from its own (and a hook may disarm to allow one checkpoint). */
+static uint64_t ckpt_limit;
+static bool ckpt_armed;
+
+uint64_t
+uh_ckpt_fixed_limit (uint64_t live)
+{
+  (void) live;
+  return __atomic_load_n (&ckpt_armed, __ATOMIC_SEQ_CST)
+         ? __atomic_load_n (&ckpt_limit, __ATOMIC_SEQ_CST) : UINT64_MAX;
+}
+
+void
+uh_ckpt_limit_arm (uint64_t records)
+{
+  __atomic_store_n (&ckpt_limit, records, __ATOMIC_SEQ_CST);
+  __atomic_store_n (&ckpt_armed, true, __ATOMIC_SEQ_CST);
+  sc_ckpt_limit_hook = uh_ckpt_fixed_limit;
+}
+
+void
+uh_ckpt_limit_disarm (void)
+{
+  __atomic_store_n (&ckpt_armed, false, __ATOMIC_SEQ_CST);
+}
+
+uint64_t
+uh_ckpt_limit (void)
+{
+  return __atomic_load_n (&ckpt_limit, __ATOMIC_SEQ_CST);
+}
+
+bool
+uh_wait_flag (bool *flag, int ms)
+{
+  for (int i = 0; i < ms; i++) {
+    if (__atomic_load_n (flag, __ATOMIC_SEQ_CST))
+      return true;
+    usleep (1000);
+  }
+  return __atomic_load_n (flag, __ATOMIC_SEQ_CST);
 }

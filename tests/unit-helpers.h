@@ -16,6 +16,7 @@
 #include "cow/diffarea.h"
 #include "cow/format.h"
 
+struct sc_index;
 struct sc_volume;
 
 /* ---- the test's directory ------------------------------------------ */
@@ -193,10 +194,49 @@ void uh_vol_free (struct uh_vol *t);
 /* Write chunk `chunk` of the live volume with uh_pattern(tag), in the
  * live image too: sc_volume_write's result. */
 int uh_vol_write (struct uh_vol *t, uint64_t chunk, uint64_t tag);
+/* A write run on a thread of its own (pthread_create's routine
+ * uh_vol_write_job): r gets uh_vol_write's result, then done is set. */
+struct uh_vol_job {
+  struct uh_vol *t;
+  uint64_t chunk, tag;
+  int r;
+  bool done;
+};
+void *uh_vol_write_job (void *opaque);
 /* Create snapshot `name` (asserting success) and return its info. */
 struct sc_snapshot_info uh_vol_snap (struct uh_vol *t, const char *name);
 /* Assert that snapshot `id` (0: the live volume) reads `image` whole. */
 void uh_vol_assert_reads (struct uh_vol *t, uint64_t id,
                           const uint8_t *image, const char *what);
+
+/* ---- a copy index on a scratch file --------------------------------- */
+
+/* An empty index on a new scratch file (in $TMPDIR, else /tmp), with a
+ * page cache of the smallest budget; asserts success. */
+void uh_ix_open (struct sc_index *ix);
+/* Frees the index and its page cache. */
+void uh_ix_close (struct sc_index *ix);
+
+/* ---- checkpoint tests: a fixed journal limit, waiting on flags ------ */
+
+/* A suite's .init and .fini for checkpoint tests: uh_setup, strict
+ * checkpoints streamed in `slice`-copy slices; then the hooks and
+ * settings back to their defaults, uh_teardown. */
+void uh_ckpt_setup (size_t slice);
+void uh_ckpt_teardown (void);
+
+/* A sc_ckpt_limit_hook: the journal's limit is the records given to
+ * uh_ckpt_limit_arm while armed, no limit (UINT64_MAX) while not. */
+uint64_t uh_ckpt_fixed_limit (uint64_t live);
+/* Sets the limit to `records`, arms it and installs uh_ckpt_fixed_limit. */
+void uh_ckpt_limit_arm (uint64_t records);
+/* Disarms the limit (the hook stays installed). */
+void uh_ckpt_limit_disarm (void);
+/* The limit last set. */
+uint64_t uh_ckpt_limit (void);
+
+/* Polls *flag (set by another thread) every millisecond for up to `ms`
+ * milliseconds; its last value. */
+bool uh_wait_flag (bool *flag, int ms);
 
 #endif

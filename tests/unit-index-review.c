@@ -16,26 +16,9 @@
 
 #include "cow/index.h"
 #include "cow/pagecache.h"
+#include "tests/unit-helpers.h"
 
 TestSuite (index_review, .timeout = 600);
-
-static void
-ix_open (struct sc_index *ix)
-{
-  struct sc_pc *pc;
-  cr_assert_eq (sc_pc_new (0, &pc), 0);
-  int fd = sc_pc_scratch_file (getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp");
-  cr_assert_geq (fd, 0, "scratch file: %s", strerror (-fd));
-  cr_assert_eq (sc_index_init (ix, pc, fd), 0);
-}
-
-static void
-ix_close (struct sc_index *ix)
-{
-  struct sc_pc *pc = ix->pc;
-  sc_index_free (ix);
-  sc_pc_free (pc);
-}
 
 /* ---- the reference ------------------------------------------------- */
 
@@ -50,15 +33,6 @@ struct ref {
 };
 
 static struct ref R;
-
-static uint64_t
-rnd (uint64_t *s)
-{
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 static bool
 ref_has (uint64_t k, uint32_t e)
@@ -218,7 +192,7 @@ pass_keep (void *opaque, uint64_t chunk, uint32_t prev,
   cr_assert_eq (p->visits[chunk][c->epoch], 1, "chunk %lu epoch %u visited "
                 "twice", (unsigned long) chunk, c->epoch);
   p->last = c->epoch;
-  uint64_t x = rnd (&p->rng);
+  uint64_t x = uh_rand (&p->rng);
   if (x % 100 < p->drop_pct) {
     p->drop[p->ndrop++] = c->epoch;
     return false;
@@ -240,7 +214,7 @@ pass_keep (void *opaque, uint64_t chunk, uint32_t prev,
 static uint64_t
 pick_chunk (uint64_t *rng)
 {
-  uint64_t x = rnd (rng);
+  uint64_t x = uh_rand (rng);
   if (x % 4 == 0)
     return (x >> 8) % 24 * 29;  /* 24 hot chunks, spread out */
   return (x >> 8) % NCH;
@@ -249,8 +223,8 @@ pick_chunk (uint64_t *rng)
 static void
 op_add (struct sc_index *ix, uint64_t k, uint32_t e, uint64_t *rng)
 {
-  uint64_t slot = rnd (rng) >> 16;
-  uint32_t crc = (uint32_t) rnd (rng);
+  uint64_t slot = uh_rand (rng) >> 16;
+  uint32_t crc = (uint32_t) uh_rand (rng);
   struct sc_copy c = { .slot = slot, .epoch = e, .crc = crc };
   int r = sc_index_add (ix, k, c);
   cr_assert_eq (r, ref_has (k, e) ? -EEXIST : 0, "add chunk %lu epoch %u: %d",
@@ -273,9 +247,9 @@ op_remove (struct sc_index *ix, uint64_t k, uint32_t e)
 static void
 op_random (struct sc_index *ix, uint64_t *rng, struct pass *p)
 {
-  uint64_t x = rnd (rng);
+  uint64_t x = uh_rand (rng);
   uint64_t k = pick_chunk (rng);
-  uint32_t e = 1 + (uint32_t) (rnd (rng) % (NEP - 1));
+  uint32_t e = 1 + (uint32_t) (uh_rand (rng) % (NEP - 1));
   unsigned what = x % 10;
   if (what < 5)
     op_add (ix, k, e, rng);
@@ -315,7 +289,7 @@ check_all (struct sc_index *ix, uint64_t *rng, unsigned per_chunk)
   for (uint64_t k = 0; k < NCH; k++) {
     check_chunk (ix, k);
     for (unsigned i = 0; i < per_chunk; i++)
-      check_at (ix, k, (uint32_t) (rnd (rng) % (NEP + 1)));
+      check_at (ix, k, (uint32_t) (uh_rand (rng) % (NEP + 1)));
   }
 }
 
@@ -327,7 +301,7 @@ run_pass (struct sc_index *ix, uint64_t *rng, uint64_t budget,
 {
   memset (&P, 0, sizeof P);
   P.ix = ix;
-  P.rng = rnd (rng);
+  P.rng = uh_rand (rng);
   P.drop_pct = drop_pct;
   for (uint64_t k = 0; k < NCH; k++)
     for (uint32_t e = 0; e < NEP; e++)
@@ -361,7 +335,7 @@ Test (index_review, random_operations_and_sliced_passes_match_a_reference)
   static struct sc_index ix;
   uint64_t rng = 20261205;
   memset (&R, 0, sizeof R);
-  ix_open (&ix);
+  uh_ix_open (&ix);
   for (int round = 0; round < 12; round++) {
     for (int i = 0; i < 40000; i++) {
       op_random (&ix, &rng, NULL);
@@ -381,7 +355,7 @@ Test (index_review, random_operations_and_sliced_passes_match_a_reference)
   for (int i = 0; i < 60000; i++)
     op_random (&ix, &rng, NULL);
   check_all (&ix, &rng, 6);
-  ix_close (&ix);
+  uh_ix_close (&ix);
 }
 
 /* ---- the tree's shape ---------------------------------------------- */
@@ -397,7 +371,7 @@ Test (index_review, copies_made_downwards_in_a_gap_fill_their_leaves)
   static struct sc_index ix;
   uint64_t rng = 1;
   memset (&R, 0, sizeof R);
-  ix_open (&ix);
+  uh_ix_open (&ix);
   for (uint64_t k = 0; k < LOW; k++)
     cr_assert_eq (sc_index_add (&ix, k, (struct sc_copy) { k + 10, 1, 0 }), 0);
   cr_assert_eq (sc_index_add (&ix, 1000000, (struct sc_copy) { 5, 1, 0 }), 0);
@@ -409,7 +383,7 @@ Test (index_review, copies_made_downwards_in_a_gap_fill_their_leaves)
   cr_assert_leq (ix.pages, copies / 170 * 2 + 10, "%u pages (4 KiB each) "
                  "for %lu copies of 24 bytes", ix.pages,
                  (unsigned long) copies);
-  ix_close (&ix);
+  uh_ix_close (&ix);
 }
 
 /* A hot chunk (a filesystem's journal or superblock) is copied in every
@@ -430,7 +404,7 @@ Test (index_review, a_lookup_of_a_hot_chunk_stays_cheap_after_gc)
 {
   enum { E = 170 * 300, KEEP = 400 };  /* 400 snapshots kept */
   static struct sc_index ix;
-  ix_open (&ix);
+  uh_ix_open (&ix);
   for (uint32_t e = 1; e <= E; e++) {
     cr_assert_eq (sc_index_add (&ix, 5, (struct sc_copy) { e + 10, e, 0 }),
                   0);
@@ -453,5 +427,5 @@ Test (index_review, a_lookup_of_a_hot_chunk_stays_cheap_after_gc)
                  "one sc_index_last: %lu, one sc_index_after: %lu (height "
                  "%u, %u pages)", (unsigned long) g_last,
                  (unsigned long) g_after, ix.height, ix.pages);
-  ix_close (&ix);
+  uh_ix_close (&ix);
 }

@@ -18,6 +18,7 @@
 
 #include "cow/index.h"
 #include "cow/pagecache.h"
+#include "tests/unit-helpers.h"
 
 TestSuite (index_review3, .timeout = 900);
 
@@ -25,24 +26,6 @@ TestSuite (index_review3, .timeout = 900);
 struct t_node { uint16_t magic, level, n, unused; uint32_t next, prev; };
 struct t_leaf { uint64_t chunk, slot; uint32_t epoch, crc; };
 struct t_inner { uint64_t chunk; uint32_t epoch, child; };
-
-static void
-ix_open (struct sc_index *ix)
-{
-  struct sc_pc *pc;
-  cr_assert_eq (sc_pc_new (0, &pc), 0);
-  int fd = sc_pc_scratch_file (getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp");
-  cr_assert_geq (fd, 0);
-  cr_assert_eq (sc_index_init (ix, pc, fd), 0);
-}
-
-static void
-ix_close (struct sc_index *ix)
-{
-  struct sc_pc *pc = ix->pc;
-  sc_index_free (ix);
-  sc_pc_free (pc);
-}
 
 /* ---- the reference: nch chunks (index k, real chunk key(k)) x nep ---- */
 
@@ -82,15 +65,6 @@ ref_init (uint32_t chunks, uint32_t epochs, uint64_t sp)
   rncopies = calloc (nch, sizeof *rncopies);
   cr_assert (rslot && rncopies);
   rcopies = rchunks = 0;
-}
-
-static uint64_t
-rnd (uint64_t *s)
-{
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
 }
 
 static void
@@ -152,7 +126,7 @@ check_chunk (struct sc_index *ix, uint32_t k, uint64_t *rng, unsigned probes)
   if (r)
     cr_assert_eq (c.epoch, want, "last %u: %u want %u", k, c.epoch, want);
   for (unsigned i = 0; i < probes; i++) {
-    uint32_t e = (uint32_t) (rnd (rng) % nep);
+    uint32_t e = (uint32_t) (uh_rand (rng) % nep);
     want = ref_pick (k, e + 1, UINT32_MAX, false);
     r = sc_index_after (ix, key (k), e, &c);
     cr_assert_eq (r, want != 0, "after %u/%u: %d", k, e, r);
@@ -357,7 +331,7 @@ pass_keep (void *opaque, uint64_t chunk, uint32_t prev,
   cr_assert_eq (p->visits[(uint64_t) k * nep + c->epoch]++, 0,
                 "visited twice");
   p->last = c->epoch;
-  if (k >= p->lo && k < p->hi && rnd (&p->rng) % 100 < p->pct) {
+  if (k >= p->lo && k < p->hi && uh_rand (&p->rng) % 100 < p->pct) {
     p->drop[p->ndrop++] = c->epoch;
     return false;
   }
@@ -375,14 +349,14 @@ churn_ahead (struct sc_index *ix, uint64_t *rng, uint32_t next)
 {
   if (next >= nch)
     return;
-  uint32_t a = next + (uint32_t) (rnd (rng) % (nch - next));
-  uint32_t b = a + 1 + (uint32_t) (rnd (rng) % 60);
+  uint32_t a = next + (uint32_t) (uh_rand (rng) % (nch - next));
+  uint32_t b = a + 1 + (uint32_t) (uh_rand (rng) % 60);
   if (b > nch)
     b = nch;
-  bool fill = rnd (rng) & 1;
+  bool fill = uh_rand (rng) & 1;
   for (uint32_t k = a; k < b; k++)
     for (uint32_t e = 1; e < nep; e++) {
-      if (fill ? (rnd (rng) % 16 != 0) : !*at (k, e))
+      if (fill ? (uh_rand (rng) % 16 != 0) : !*at (k, e))
         continue;
       P.touched[(uint64_t) k * nep + e] = 1;
       if (fill)
@@ -396,7 +370,7 @@ static void
 run_pass_x (struct sc_index *ix, uint64_t *rng, uint32_t lo, uint32_t hi,
             unsigned pct, uint64_t budget, unsigned churn, bool ahead)
 {
-  P = (struct pass) { .ix = ix, .rng = rnd (rng), .lo = lo, .hi = hi,
+  P = (struct pass) { .ix = ix, .rng = uh_rand (rng), .lo = lo, .hi = hi,
                       .pct = pct, .ahead = ahead };
   P.drop = calloc (nep, sizeof *P.drop);
   P.visits = calloc ((uint64_t) nch * nep, 1);
@@ -420,9 +394,9 @@ run_pass_x (struct sc_index *ix, uint64_t *rng, uint32_t lo, uint32_t hi,
       /* changes only behind the cursor: a pass never sees them */
       if (next == 0)
         break;
-      uint32_t k = (uint32_t) (rnd (rng) % next);
-      uint32_t e = 1 + (uint32_t) (rnd (rng) % (nep - 1));
-      if (rnd (rng) & 1)
+      uint32_t k = (uint32_t) (uh_rand (rng) % next);
+      uint32_t e = 1 + (uint32_t) (uh_rand (rng) % (nep - 1));
+      if (uh_rand (rng) & 1)
         add (ix, k, e);
       else
         rm (ix, k, e);
@@ -455,7 +429,7 @@ fill_region (struct sc_index *ix, uint64_t *rng, uint32_t lo, uint32_t hi,
   for (uint32_t i = 0; i < hi - lo; i++) {
     uint32_t k = down ? hi - 1 - i : lo + i;
     for (unsigned j = 0; j < per_chunk; j++)
-      add (ix, k, 1 + (uint32_t) (rnd (rng) % (nep - 1)));
+      add (ix, k, 1 + (uint32_t) (uh_rand (rng) % (nep - 1)));
   }
 }
 
@@ -477,18 +451,18 @@ heavy_removal (uint32_t chunks, uint32_t epochs, uint64_t sp, uint64_t seed,
   static struct sc_index ix;
   uint64_t rng = seed;
   ref_init (chunks, epochs, sp);
-  ix_open (&ix);
+  uh_ix_open (&ix);
   fill_region (&ix, &rng, 0, nch, 12, false);
   check_all (&ix, &rng, 3);
   for (int round = 0; round < rounds; round++) {
-    uint32_t a = (uint32_t) (rnd (&rng) % nch);
-    uint32_t b = a + (uint32_t) (rnd (&rng) % (nch - a)) + 1;
+    uint32_t a = (uint32_t) (uh_rand (&rng) % nch);
+    uint32_t b = a + (uint32_t) (uh_rand (&rng) % (nch - a)) + 1;
     /* empty a region by hand, both directions */
     empty_region (&ix, a, b, round & 1);
     check_all (&ix, &rng, 2);
     /* and another by a pass in slices, with churn */
-    uint32_t c = (uint32_t) (rnd (&rng) % nch);
-    uint32_t d = c + (uint32_t) (rnd (&rng) % (nch - c)) + 1;
+    uint32_t c = (uint32_t) (uh_rand (&rng) % nch);
+    uint32_t d = c + (uint32_t) (uh_rand (&rng) % (nch - c)) + 1;
     uint64_t budgets[] = { 1, 9, 170, 1000 };
     run_pass (&ix, &rng, c, d, 100, budgets[round % 4], round % 3 * 20);
     check_all (&ix, &rng, 2);
@@ -510,7 +484,7 @@ heavy_removal (uint32_t chunks, uint32_t epochs, uint64_t sp, uint64_t seed,
       check_all (&ix, &rng, 2);
     }
   }
-  ix_close (&ix);
+  uh_ix_close (&ix);
 }
 
 Test (index_review3, heavy_removal_dense_keys)
@@ -534,7 +508,7 @@ Test (index_review3, a_chunk_of_thousands_of_epochs)
   static struct sc_index ix;
   uint64_t rng = 13;
   ref_init (40, 6000, (1ull << 40) / 40);
-  ix_open (&ix);
+  uh_ix_open (&ix);
   for (uint32_t k = 0; k < nch; k++)
     if (k != 20)
       add (&ix, k, 1 + k);
@@ -565,7 +539,7 @@ Test (index_review3, a_chunk_of_thousands_of_epochs)
   for (uint32_t e = 1; e < nep; e++)
     add (&ix, 20, e);
   check_all (&ix, &rng, 100);
-  ix_close (&ix);
+  uh_ix_close (&ix);
 }
 
 /* ---- a scratch file that fails half-way -------------------------------- */
@@ -607,7 +581,7 @@ fault_round (uint64_t seed)
   sticky_err = 0;
   fill_region (&ix, &rng, 0, nch, 20, false);
   check_tree (&ix);
-  unsigned when = (unsigned) (rnd (&rng) % 20000);
+  unsigned when = (unsigned) (uh_rand (&rng) % 20000);
   for (unsigned op = 0; op < 40000; op++) {
     if (op == when) {
       int bad = open ("/dev/full", O_RDONLY);
@@ -615,9 +589,9 @@ fault_round (uint64_t seed)
       cr_assert_eq (dup2 (bad, fd), fd);
       close (bad);
     }
-    uint32_t k = (uint32_t) (rnd (&rng) % nch);
-    uint32_t e = 1 + (uint32_t) (rnd (&rng) % (nep - 1));
-    uint64_t x = rnd (&rng) % 8;
+    uint32_t k = (uint32_t) (uh_rand (&rng) % nch);
+    uint32_t e = 1 + (uint32_t) (uh_rand (&rng) % (nep - 1));
+    uint64_t x = uh_rand (&rng) % 8;
     struct sc_copy c;
     int r;
     if (x < 4) {                /* removals dominate: leaves leave */
@@ -668,7 +642,7 @@ fault_round (uint64_t seed)
   }
   cr_assert_neq (sticky_err, 0, "the fault was never seen");
   cr_assert_eq (sc_index_error (&ix), sticky_err);
-  ix_close (&ix);
+  uh_ix_close (&ix);
 }
 
 Test (index_review3, a_scratch_file_failing_half_way_fails_every_later_call)
