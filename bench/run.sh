@@ -143,7 +143,7 @@ fi
 # ---- the systems -------------------------------------------------------------------
 
 DURABILITY_SUPPORTED=
-if nbdkit "$PLUGIN" --help 2>/dev/null | grep -q '^durability='; then
+if nbdkit "$PLUGIN" --help 2>/dev/null | grep '^durability=' >/dev/null; then
   DURABILITY_SUPPORTED=1
 fi
 DUR_SUFFIX=${DURABILITY_SUPPORTED:+-safe}

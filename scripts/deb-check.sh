@@ -178,11 +178,11 @@ say "installed (${#new_packages[@]} new package(s): ${new_packages[*]}) in $(ela
 plugindir=$(pkg-config --variable=plugindir nbdkit)
 for f in "$plugindir/nbdkit-shadowcopy-plugin.so" \
          /usr/share/man/man1/nbdkit-shadowcopy-plugin.1.gz; do
-  dpkg -L nbdkit-plugin-shadowcopy | grep -qxF "$f" ||
+  dpkg -L nbdkit-plugin-shadowcopy | grep -xF "$f" >/dev/null ||
     fail "nbdkit-plugin-shadowcopy does not ship $f"
 done
 for f in /usr/bin/shadowcopy /usr/share/man/man1/shadowcopy.1.gz; do
-  dpkg -L shadowcopy | grep -qxF "$f" || fail "shadowcopy does not ship $f"
+  dpkg -L shadowcopy | grep -xF "$f" >/dev/null || fail "shadowcopy does not ship $f"
 done
 # The service: its units and the configuration directory (make install's).
 units=()
@@ -193,7 +193,7 @@ for u in shadowcopy@.service shadowcopy-snapshot@.service \
   units+=("$f")
 done
 for f in /etc/shadowcopy/shadowcopy.conf.example /etc/shadowcopy/writers.d; do
-  dpkg -L shadowcopy | grep -qxF "$f" || fail "shadowcopy does not ship $f"
+  dpkg -L shadowcopy | grep -xF "$f" >/dev/null || fail "shadowcopy does not ship $f"
 done
 if command -v systemd-analyze >/dev/null 2>&1; then
   systemd-analyze verify "${units[@]}" >"$tmp/verify" 2>&1 ||
@@ -230,17 +230,17 @@ grep -E '^(path|shadowcopy_[a-z_]+)=' "$tmp/dump" | sed 's/^/  /'
 # libshadowcopy: the library, its -dev files, the Python bindings.
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 libdir=/usr/lib/$multiarch
-dpkg -L libshadowcopy0 | grep -qxF "$libdir/libshadowcopy.so.0" ||
+dpkg -L libshadowcopy0 | grep -xF "$libdir/libshadowcopy.so.0" >/dev/null ||
   fail "libshadowcopy0 does not ship $libdir/libshadowcopy.so.0"
 for f in /usr/include/shadowcopy.h "$libdir/libshadowcopy.so" \
          "$libdir/pkgconfig/libshadowcopy.pc" \
          /usr/share/man/man3/libshadowcopy.3.gz \
          /usr/share/man/man3/shadowcopy_open.3.gz; do
-  dpkg -L libshadowcopy-dev | grep -qxF "$f" ||
+  dpkg -L libshadowcopy-dev | grep -xF "$f" >/dev/null ||
     fail "libshadowcopy-dev does not ship $f"
 done
 pydir=/usr/lib/python3/dist-packages/shadowcopy
-dpkg -L python3-shadowcopy | grep -qxF "$pydir/__init__.py" ||
+dpkg -L python3-shadowcopy | grep -xF "$pydir/__init__.py" >/dev/null ||
   fail "python3-shadowcopy does not ship $pydir/__init__.py"
 # Which libshadowcopy.so.0 a program loads: the installed one, not one a
 # `make install` left in /usr/local/lib.  Compared as real paths: with

@@ -231,6 +231,6 @@ copies_probe () {
 # plugin_has_key KEY: does the plugin take KEY=?  Its --help lists the
 # keys; failing that, a key the plugin parses is a string in its binary.
 plugin_has_key () {
-  nbdkit "$PLUGIN" --help 2>/dev/null | grep -q "^$1=" ||
+  nbdkit "$PLUGIN" --help 2>/dev/null | grep "^$1=" >/dev/null ||
     grep -qaF "$1" "$PLUGIN"
 }
