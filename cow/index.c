@@ -6,7 +6,7 @@
  * side, oldest first, and a pass over the map (a checkpoint, garbage
  * collection) reads the leaves in order.  A leaf holds 170 copies, an
  * inner node 255 children: ten million copies take 60,000 to 120,000
- * leaves (240 to 480 MiB of scratch file) under three levels.
+ * leaves (230 to 460 MiB of scratch file) under three levels.
  *
  * An inner node's key i is the smallest key child i may hold: every key
  * in child i is >= key i and < key i+1 (key 0 is never compared, so a

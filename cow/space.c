@@ -233,8 +233,9 @@ shrink_to (struct sc_diff *d, uint64_t max_bytes, uint64_t *dropped)
 {
   bool any = false, compacted = false;
   while (!space_fits (d, max_bytes, 0)) {
-    if (ckpt_run_due (d) > 0)
-      continue;                 /* the journal shrank first */
+    if (ckpt_run_due (d) != 0)
+      continue;                 /* the journal shrank first, or it failed:
+                                   either way the lock went, look again */
     if (space_pending (d)) {
       int r = wait_space (d);
       if (r < 0)
@@ -391,7 +392,7 @@ sc_diff_copy_reserve (struct sc_diff *d, uint64_t chunk, uint64_t *offset)
     /* A checkpoint due, left to the runner, frees the journal's room (and
      * its reserve): written now rather than a snapshot dropped or this
      * write refused for want of it. */
-    if (ckpt_run_due (d) > 0)
+    if (ckpt_run_due (d) != 0)  /* written or failed (then no longer due) */
       continue;                 /* needs looked up again: the lock went */
     if (d->on_full == SC_ON_FULL_FAIL_WRITES && gc_pending (d)) {
       int r = wait_space (d);   /* frees under way: not full yet */
