@@ -7,8 +7,8 @@
  *
  * Each connection is a session (struct session): the snapshot creation
  * it has begun and the auto-release snapshots it owns.  The connection
- * thread itself takes and drops the write gate (the engine's rwlock must
- * be unlocked by its locker), so it also keeps the deadline (see the
+ * thread itself closes and opens the write gate, so it also keeps the
+ * deadline (see the
  * notes in control.c on how reads and replies wait for it); when it
  * passes, sc_session_expire aborts the creation: the snapshot committed
  * under it is deleted, the writes are released, the creation slot is

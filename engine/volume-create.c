@@ -81,15 +81,17 @@ sc_volume_hold (struct sc_volume *v)
   if (r < 0)
     return r;
 
-  /* New writes wait from the moment we ask for the gate (writer
-   * preference), while those in flight drain: the hold starts here. */
+  /* New writes wait from the moment the gate closes, while those in
+   * flight drain, except those waiting for their copies to be durable
+   * (engine/gate.h): the hold starts here. */
   uint64_t start = sc_mono_ns ();
-  pthread_rwlock_wrlock (&v->gate);
+  sc_gate_close (&v->gate);
   sc_vol_wb_drain (v);          /* acknowledged writes belong before it */
+  sc_gate_seal (&v->gate);
   uint64_t drained = sc_mono_ns ();
   r = sc_origin_flush (v->origin);
   if (r < 0) {
-    pthread_rwlock_unlock (&v->gate);
+    sc_gate_open (&v->gate);
     return r;
   }
   pthread_mutex_lock (&v->hold_lock);
@@ -131,7 +133,7 @@ sc_volume_release (struct sc_volume *v)
   v->holding = false;
   v->holds[v->nholds++ % SC_HOLD_SAMPLES] = held;
   pthread_mutex_unlock (&v->hold_lock);
-  pthread_rwlock_unlock (&v->gate);
+  sc_gate_open (&v->gate);
   debug ("writes held for %" PRIu64 " us: drain %" PRIu64 " us, origin "
          "flush %" PRIu64 " us, record %" PRIu64 " us", held / 1000,
          drain / 1000, flush / 1000, (held - drain - flush) / 1000);

@@ -22,6 +22,7 @@
 
 #include "cow/io.h"
 #include "engine/origin.h"
+#include "engine/gate.h"
 #include "engine/rangelock.h"
 #include "engine/volume.h"
 
@@ -35,8 +36,9 @@
 
 /* Lock order, outermost first (see the notes at the top of volume.c):
  *
- *   1. gate         a live change holds it shared for its whole life, a
- *                   write hold exclusive
+ *   1. gate         a live change is inside it for its whole life (parked
+ *                   while it waits for its copies' commit), a write hold
+ *                   closes it (engine/gate.h)
  *   2. chunks       the range lock of the chunks a request touches
  *   3. the diff area's own mutex (inside every sc_diff_* call, which
  *                   drops it while it waits for I/O)
@@ -54,7 +56,7 @@ struct sc_volume {
   unsigned chunk_shift;
   struct sc_diff *diff;
 
-  pthread_rwlock_t gate;        /* lock order 1 (writer preferred) */
+  struct sc_gate gate;          /* lock order 1 (engine/gate.h) */
   struct sc_rangelock chunks;   /* lock order 2 */
   struct sc_rangelock clone_chunks;     /* clone I/O (volume-clone.c):
                                            before `chunks` */

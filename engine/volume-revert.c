@@ -290,7 +290,7 @@ copy_batch (struct sc_volume *v, uint64_t *c, uint64_t *bytes)
   uint64_t last = *c + v->batch_chunks - 1;
   last = last < nchunks - 1 ? last : nchunks - 1;
   struct sc_range range;
-  pthread_rwlock_rdlock (&v->gate);
+  sc_gate_enter (&v->gate);
   sc_rangelock_lock (&v->chunks, &range, *c, last, true);
   uint64_t before = 0;
   pthread_mutex_lock (&v->revert->lock);
@@ -298,7 +298,7 @@ copy_batch (struct sc_volume *v, uint64_t *c, uint64_t *bytes)
   pthread_mutex_unlock (&v->revert->lock);
   int r = sc_vol_revert_complete (v, *c, last);
   sc_rangelock_unlock (&v->chunks, &range);
-  pthread_rwlock_unlock (&v->gate);
+  sc_gate_leave (&v->gate);
   pthread_mutex_lock (&v->revert->lock);
   *bytes += v->revert->session_bytes - before;
   pthread_mutex_unlock (&v->revert->lock);

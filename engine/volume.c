@@ -2,11 +2,15 @@
  *
  * Notes on the design
  *
- * The write gate.  Every live write, zero and trim holds the gate shared
- * for its whole life; creating a snapshot takes it exclusive (writer
- * preferred, so a steady stream of writes cannot starve it).  That drains
- * the writes in flight, holds new ones, and makes the epoch change atomic
- * with respect to every copy-on-write decision.
+ * The write gate (engine/gate.h).  Every live write, zero and trim is
+ * inside the gate for its whole life; creating a snapshot closes it (new
+ * changes wait from then on, so a steady stream of writes cannot starve
+ * it).  That drains the writes in flight, holds new ones, and makes the
+ * epoch change atomic with respect to every copy-on-write decision.  A
+ * write that waits for its copies' group commit parks meanwhile: the hold
+ * does not wait for the disk on its behalf, and the write, which has not
+ * touched the origin yet, decides again if a hold came in between
+ * (before_change).
  *
  * Copy-on-write.  A live write locks its chunk range exclusively, asks the
  * diff area which chunks a valid snapshot still needs, and copies them in
@@ -23,11 +27,9 @@
  * Creation and holds.  One snapshot creation at a time per volume: a
  * creator first takes the creation slot (sc_volume_create_begin, never
  * waits: a second creator gets -EBUSY), may then hold writes
- * (sc_volume_hold: the gate taken exclusive), commit under the hold and
- * release.  Because a pthread rwlock must be unlocked by the thread that
- * locked it, hold and release are called from one thread; the control
- * server's connection thread does both and enforces the hold's deadline
- * itself (engine/control-create.c).  The one-shot sc_volume_snapshot_create
+ * (sc_volume_hold: the gate closed and sealed), commit under the hold and
+ * release.  The control server's connection thread does both and
+ * enforces the hold's deadline itself (engine/control-create.c).  The one-shot sc_volume_snapshot_create
  * is the same sequence in one call (volume-create.c).
  *
  * Failure.  If a copy cannot be made (origin read error, diff area full or
@@ -82,7 +84,6 @@ static struct sc_volume *
 volume_alloc (void)
 {
   struct sc_volume *v = calloc (1, sizeof *v);
-  pthread_rwlockattr_t attr;
 
   if (!v)
     return NULL;
@@ -95,11 +96,7 @@ volume_alloc (void)
     free (v);
     return NULL;
   }
-  pthread_rwlockattr_init (&attr);
-  pthread_rwlockattr_setkind_np (&attr,
-                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init (&v->gate, &attr);
-  pthread_rwlockattr_destroy (&attr);
+  sc_gate_init (&v->gate);
   sc_rangelock_init (&v->chunks);
   sc_rangelock_init (&v->clone_chunks);
   pthread_mutex_init (&v->pool_lock, NULL);
@@ -120,7 +117,7 @@ volume_free (struct sc_volume *v)
   sc_vol_revert_free (v->revert);
   sc_origin_close (v->origin);
   sc_vol_pool_free (v);
-  pthread_rwlock_destroy (&v->gate);
+  sc_gate_destroy (&v->gate);
   sc_rangelock_destroy (&v->chunks);
   sc_rangelock_destroy (&v->clone_chunks);
   pthread_mutex_destroy (&v->pool_lock);
@@ -324,10 +321,46 @@ typedef int (*live_change_fn) (struct sc_volume *v, const void *buf,
                                uint32_t count, uint64_t offset,
                                unsigned flags);
 
+/* What a live change does before it touches the origin, under the gate
+ * with its range locked: a revert's pending chunks get their target
+ * content, the chunks a snapshot still needs are copied, and the copies
+ * are recorded.  Their records are committed with the change parked at
+ * the gate, so that a hold does not wait for that fdatasync; if a hold
+ * sealed the gate meanwhile, what it did (a snapshot created, a revert
+ * started, this connection's ticket revoked) was not seen, so all is
+ * decided again.  0 once the origin may be written. */
+static int
+before_change (struct sc_volume *v, uint64_t ticket,
+               const struct sc_range *range)
+{
+  for (;;) {
+    int r = 0;
+    uint64_t seq = 0;
+    if (sc_diff_revert_active (v->diff))
+      r = sc_vol_revert_complete (v, range->first, range->last);
+    /* Under on-full=fail-writes a copy that does not fit fails the
+     * request before the origin is touched (copies already made stay
+     * valid). */
+    if (r == 0)
+      r = sc_vol_cow_range_deferred (v, range->first, range->last, &seq);
+    if (!seq)
+      return r;
+    uint64_t parked_at = sc_gate_park (&v->gate);
+    int c = sc_diff_commit (v->diff, seq);
+    if (c < 0)
+      debug ("copy-on-write: committing copy records: %s (every snapshot "
+             "is now invalid)", strerror (-c));
+    if (!sc_gate_unpark (&v->gate, parked_at) || r < 0)
+      return r;
+    if (ticket && (r = sc_volume_live_check (v, ticket)) < 0)
+      return r;
+  }
+}
+
 /* A change of the live volume; `ticket` (0: none) is the live
  * connection's, checked under the gate: a revert revokes tickets under
- * its hold (the gate exclusive), so a request either ran before the
- * revert started or sees its ticket revoked. */
+ * its hold (the gate sealed), so a request either ran before the revert
+ * started or sees its ticket revoked. */
 static int
 live_change (struct sc_volume *v, uint64_t ticket, live_change_fn fn,
              const void *buf, uint32_t count, uint64_t offset,
@@ -337,9 +370,9 @@ live_change (struct sc_volume *v, uint64_t ticket, live_change_fn fn,
   if (r < 0 || count == 0)
     return r;
   struct sc_range range;
-  pthread_rwlock_rdlock (&v->gate);
+  sc_gate_enter (&v->gate);
   if (ticket && (r = sc_volume_live_check (v, ticket)) < 0) {
-    pthread_rwlock_unlock (&v->gate);
+    sc_gate_leave (&v->gate);
     return r;
   }
   sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
@@ -353,21 +386,13 @@ live_change (struct sc_volume *v, uint64_t ticket, live_change_fn fn,
     sc_rangelock_unlock (&v->chunks, &range);
     r = sc_vol_wb_queue (v, buf, count, offset);
     if (r == 0) {
-      pthread_rwlock_unlock (&v->gate);
+      sc_gate_leave (&v->gate);
       return 0;
     }
-    r = 0;
     sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
                        (offset + count - 1) >> v->chunk_shift, true);
   }
-  /* Under on-full=fail-writes a copy that does not fit fails the request
-   * before the origin is touched (copies already made stay valid). */
-  /* A revert's pending chunks hold their target content first, so that
-   * a write of part of one lands on the target's content. */
-  if (sc_diff_revert_active (v->diff))
-    r = sc_vol_revert_complete (v, range.first, range.last);
-  if (r == 0)
-    r = sc_vol_cow_range (v, range.first, range.last);
+  r = before_change (v, ticket, &range);
   if (r == -ENOSPC)
     COUNT (v, writes_refused, 1);     /* refused by on-full=fail-writes */
   else if (r == 0) {
@@ -379,7 +404,7 @@ live_change (struct sc_volume *v, uint64_t ticket, live_change_fn fn,
       r = fn (v, buf, count, offset, flags);
   }
   sc_rangelock_unlock (&v->chunks, &range);
-  pthread_rwlock_unlock (&v->gate);
+  sc_gate_leave (&v->gate);
   return r;
 }
 

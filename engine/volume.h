@@ -137,9 +137,9 @@ int sc_volume_snapshot_create (struct sc_volume *v, const char *name,
  * may commit more than once under one hold.  release lets the writes go
  * and returns how long they were held (ns; 0 if there was no hold).
  *
- * hold and release MUST be called by the same thread (the gate is a
- * pthread rwlock), and the caller bounds the hold: the engine has no
- * timer of its own.  The control server's connection threads do this. */
+ * The caller bounds the hold: the engine has no timer of its own.  The
+ * control server's connection threads do this, calling hold and release
+ * from one thread. */
 int sc_volume_create_begin (struct sc_volume *v);
 void sc_volume_create_end (struct sc_volume *v);
 bool sc_volume_create_busy (struct sc_volume *v);

@@ -27,14 +27,14 @@
  *   (their ranges are exclusive).
  * - A flush waits until every write queued before it is on the origin,
  *   then flushes the origin (sc_volume_flush).  A write hold (snapshot
- *   creation, revert) drains the queue once it has the gate, before the
+ *   creation, revert) drains the queue once the gate is closed, before the
  *   epoch changes: a snapshot holds every write acknowledged before it.
  *   From the moment a creation takes its slot (before its writers
  *   freeze and its hold), no write is queued, so the queue is empty or
  *   nearly so when the hold starts: the hold does not wait for batches.
- *   The thread needs no gate: a write is queued only under the gate
- *   shared, so while the queue is not empty the epoch cannot change but
- *   in a hold, which first waits for the queue to empty.
+ *   The thread needs no gate: a write is queued only inside the gate,
+ *   so while the queue is not empty the epoch cannot change but in a
+ *   hold, which waits for the queue to empty before it seals the gate.
  * - Bounded (invariant 7): SC_WB_MAX_ITEMS writes and SC_WB_MAX_BYTES of
  *   data at most; a writer reserves its room before it queues.  When the
  *   queue is full the write copies in its own request, as without the

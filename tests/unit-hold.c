@@ -5,6 +5,8 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -264,5 +266,195 @@ Test (hold, a_write_after_the_release_copies_for_the_new_snapshot,
   cr_assert_arr_eq (got, old, CS, "the snapshot lost the old data");
   cr_assert_eq (sc_volume_read (t.v, got, CS, 5 * CS), 0);
   cr_assert_arr_eq (got, buf, CS, "the live volume lost the write");
+  vol_free (&t);
+}
+
+/* ---- a writer waiting for its copies' commit is not waited for ------ */
+
+/* The diff area's next fdatasync stops until sync_go: a live write that
+ * copied is then inside its commit, with its copies recorded and the
+ * origin not yet written. */
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
+static int stop_fd = -1;
+static bool sync_stopped, sync_go;
+
+static int
+stop_sync_hook (const struct sc_io_req *req)
+{
+  pthread_mutex_lock (&sync_lock);
+  if (req->fd == stop_fd && req->op == SC_IO_FDATASYNC && !sync_go) {
+    sync_stopped = true;
+    pthread_cond_broadcast (&sync_cond);
+    while (!sync_go)
+      pthread_cond_wait (&sync_cond, &sync_lock);
+  }
+  pthread_mutex_unlock (&sync_lock);
+  return 0;
+}
+
+static void
+stop_syncs (struct vol *t)
+{
+  sync_stopped = sync_go = false;
+  stop_fd = sc_diff_fd (sc_volume_diff (t->v));
+  sc_io_fault_hook = stop_sync_hook;
+}
+
+static void
+let_syncs_go (void)
+{
+  pthread_mutex_lock (&sync_lock);
+  sync_go = true;
+  pthread_cond_broadcast (&sync_cond);
+  pthread_mutex_unlock (&sync_lock);
+}
+
+/* Wait (10 s at most) until *flag, set under sync_lock. */
+static bool
+wait_flag (bool *flag)
+{
+  struct timespec until;
+  clock_gettime (CLOCK_REALTIME, &until);
+  until.tv_sec += 10;
+  pthread_mutex_lock (&sync_lock);
+  int r = 0;
+  while (!*flag && r == 0)
+    r = pthread_cond_timedwait (&sync_cond, &sync_lock, &until);
+  bool ok = *flag;
+  pthread_mutex_unlock (&sync_lock);
+  return ok;
+}
+
+struct write_arg {
+  struct vol *t;
+  uint64_t off;
+  uint8_t byte;
+  int r;
+};
+
+static void *
+write_thread (void *p)
+{
+  struct write_arg *a = p;
+  uint8_t buf[CS];
+  memset (buf, a->byte, sizeof buf);
+  a->r = sc_volume_write (a->t->v, buf, CS, a->off, 0);
+  return NULL;
+}
+
+static bool held_flag;
+
+static void *
+hold_thread (void *p)
+{
+  struct vol *t = p;
+  if (sc_volume_create_begin (t->v) == 0 && sc_volume_hold (t->v) == 0) {
+    pthread_mutex_lock (&sync_lock);
+    held_flag = true;
+    pthread_cond_broadcast (&sync_cond);
+    pthread_mutex_unlock (&sync_lock);
+    sc_volume_release (t->v);
+  }
+  sc_volume_create_end (t->v);
+  return NULL;
+}
+
+Test (hold, a_hold_does_not_wait_for_a_writers_commit, .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "s1", NULL, &s), 0);
+  stop_syncs (&t);
+  struct write_arg w = { &t, 5 * CS, 0xcd, -1 };
+  pthread_t wt, ht;
+  cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
+  bool stopped = wait_flag (&sync_stopped);
+  held_flag = false;
+  cr_assert_eq (pthread_create (&ht, NULL, hold_thread, &t), 0);
+  bool held = stopped && wait_flag (&held_flag);
+  let_syncs_go ();
+  pthread_join (wt, NULL);
+  pthread_join (ht, NULL);
+  cr_assert (stopped, "the write never reached its commit");
+  cr_assert (held, "the hold waited for a write's commit (an fdatasync)");
+  cr_assert_eq (w.r, 0);
+  vol_free (&t);
+}
+
+/* The snapshot created while the write waited for its commit was not
+ * seen by the write's copy-on-write: the write decides again when it
+ * comes back and copies for it before it writes the origin. */
+struct create_named_arg {
+  struct vol *t;
+  const char *name;
+  int r;
+};
+
+static void *
+create_named_thread (void *p)
+{
+  struct create_named_arg *a = p;
+  struct sc_snapshot_info s;
+  a->r = sc_volume_snapshot_create (a->t->v, a->name, NULL, &s);
+  return NULL;
+}
+
+static void
+assert_chunk (struct vol *t, const char *snap, uint64_t off,
+              const uint8_t *want)
+{
+  uint8_t got[CS];
+  if (snap) {
+    struct sc_snapshot_info s;
+    cr_assert_eq (sc_volume_snapshot_lookup (t->v, snap, &s), 0);
+    cr_assert_eq (sc_volume_snapshot_read (t->v, s.id, got, CS, off), 0);
+  }
+  else
+    cr_assert_eq (sc_volume_read (t->v, got, CS, off), 0);
+  cr_assert_arr_eq (got, want, CS, "%s at %" PRIu64 ": wrong data",
+                    snap ? snap : "the live volume", off);
+}
+
+Test (hold, a_snapshot_made_while_a_write_commits_gets_its_copy,
+      .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "s1", NULL, &s), 0);
+  stop_syncs (&t);
+  struct write_arg w = { &t, 5 * CS, 0xcd, -1 };
+  struct create_named_arg c = { &t, "s2", -1 };
+  pthread_t wt, ct;
+  cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
+  bool stopped = wait_flag (&sync_stopped);
+  cr_assert_eq (pthread_create (&ct, NULL, create_named_thread, &c), 0);
+  /* The hold is over once it is counted (s1's was the first); s2's
+   * record then waits for the stopped sync. */
+  struct sc_hold_stats hs = { 0 };
+  for (int i = 0; stopped && i < 10000 && hs.count < 2; i++) {
+    struct timespec ts = { 0, 1000000 };
+    nanosleep (&ts, NULL);
+    sc_volume_hold_stats (t.v, &hs);
+  }
+  let_syncs_go ();
+  pthread_join (wt, NULL);
+  pthread_join (ct, NULL);
+  cr_assert (stopped, "the write never reached its commit");
+  cr_assert_eq (hs.count, 2, "the hold waited for a write's commit");
+  cr_assert_eq (w.r, 0);
+  cr_assert_eq (c.r, 0);
+
+  uint8_t old[CS], new[CS];
+  uh_pattern (old, sizeof old, 21, 5 * CS);
+  memset (new, 0xcd, sizeof new);
+  for (int pass = 0; pass < 2; pass++) {
+    assert_chunk (&t, "s1", 5 * CS, old);
+    assert_chunk (&t, "s2", 5 * CS, old);
+    assert_chunk (&t, NULL, 5 * CS, new);
+    assert_durable (&t, "s2");          /* and again after a reopen */
+  }
   vol_free (&t);
 }
