@@ -603,3 +603,41 @@ Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
   cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
   uh_area_free (&a);
 }
+
+/* A delete does not wait for the requests in flight on the clone (one
+ * may wait for a live write that waits for the deleter's own hold): they
+ * keep the clone and its slots until the last one ends, and the clone is
+ * neither listed nor served from the delete on. */
+Test (clone, a_delete_leaves_a_clone_in_use_to_its_last_request, .timeout = 30)
+{
+  struct uh_area a;
+  struct sc_snapshot_info c;
+  make_state (&a, &c);
+  cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), 0);
+  cr_assert_eq (sc_diff_clone_get (a.d, c.id, NULL), 0);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "c"), 0,
+                "the delete returns with requests in flight");
+  struct sc_snapshot_info *v;
+  size_t n;
+  cr_assert_eq (sc_diff_snapshot_list (a.d, &v, &n), 0);
+  cr_assert_eq (n, 1, "only the base is listed");
+  free (v);
+  cr_assert_lt (sc_diff_clone_get (a.d, c.id, NULL), 0,
+                "a new request on a deleted clone");
+  cr_assert_eq (uh_stats (a.d).data_slots, 2, "a request may still read "
+                "the clone's slot");
+  assert_clone_chunk (a.d, c.id, 3, 40);
+  sc_diff_clone_put (a.d, c.id);
+  cr_assert_eq (uh_stats (a.d).data_slots, 2, "one request still runs");
+  sc_diff_clone_put (a.d, c.id);
+  cr_assert_eq (uh_stats (a.d).data_slots, 1, "the clone's slot freed "
+                "with its last request");
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "s"), 0,
+                "the base is no base any more");
+  uh_area_close (&a);
+  uh_area_open (&a, 0);
+  cr_assert_eq (sc_diff_snapshot_list (a.d, &v, &n), 0);
+  cr_assert_eq (n, 0, "the deletes are durable");
+  free (v);
+  uh_area_free (&a);
+}
