@@ -104,10 +104,13 @@ copymap_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c)
       before = r > 0;
     }
   }
+  bool newest = r == 0 || (r > 0 && last.epoch < c.epoch);
   if (r >= 0)
     r = sc_index_add (&d->index, chunk, c);
   if (r < 0)
     return r == -EEXIST ? r : map_failed (d, r);
+  if (newest)
+    sc_recent_note (&d->recent, chunk, c.epoch);
   usage_count (&d->usage, prev, &c, +1);
   if (before)
     usage_move (&d->usage, &next, prev, c.epoch);
@@ -126,6 +129,7 @@ copymap_remove (struct sc_diff *d, uint64_t chunk, uint32_t epoch)
 {
   struct sc_copy c;
   diff_frozen_check (d, "a copy removed");
+  sc_recent_forget (&d->recent, chunk);
   if (!copymap_find (d, chunk, epoch, &c))
     return;
   uint32_t prev = copymap_prev_epoch (d, chunk, epoch);
@@ -275,10 +279,20 @@ nothing_to_copy (struct sc_diff *d)
          __atomic_load_n (&d->nvalid_hint, __ATOMIC_ACQUIRE) == 0;
 }
 
+/* No valid snapshot, or every chunk of [first, last] copied in this
+ * epoch (recent.h): no copy needed, and no lock taken to learn it. */
+static bool
+nothing_to_copy_in (struct sc_diff *d, uint64_t first, uint64_t last)
+{
+  return nothing_to_copy (d) ||
+         sc_recent_all (&d->recent, first, last,
+                        __atomic_load_n (&d->epoch, __ATOMIC_ACQUIRE));
+}
+
 bool
 sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk)
 {
-  if (nothing_to_copy (d))
+  if (nothing_to_copy_in (d, chunk, chunk))
     return false;
   LOCKED (d);
   return copymap_needs_copy (d, chunk);
@@ -292,7 +306,7 @@ size_t
 sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first, uint64_t last,
                           uint64_t *out, size_t max, uint64_t *next)
 {
-  if (nothing_to_copy (d)) {
+  if (nothing_to_copy_in (d, first, last)) {
     *next = last + 1;
     return 0;
   }

@@ -54,6 +54,7 @@
 #include "cow/alloc.h"
 #include "cow/diffarea.h"
 #include "cow/index.h"
+#include "cow/recent.h"
 #include "cow/io.h"
 #include "cow/journal.h"
 #include "cow/salvage.h"
@@ -143,6 +144,7 @@ struct sc_diff {
 
   struct sc_alloc alloc;        /* slots: journal and data */
   struct sc_index index;        /* the copy map's storage: copymap.c only */
+  struct sc_recent recent;      /* chunks copied lately: copymap.c only */
   struct sc_usage usage;        /* per-snapshot usage counters, kept in
                                    step by copymap.c (usage.c) */
   /* Sliced garbage collection (gc.c): passes asked for and done. */
@@ -195,7 +197,8 @@ struct sc_diff {
   size_t ncvalid_hint;          /* ncvalid, stored atomically: the live
                                    path reads it without the lock */
 
-  uint32_t epoch;               /* the live volume's */
+  uint32_t epoch;               /* the live volume's (stored atomically
+                                   while serving: recent.h) */
   uint64_t next_id;
   uint64_t replayed_records;
   size_t replayed_slots;        /* journal slots found by replay */

@@ -219,6 +219,7 @@ diff_free (struct sc_diff *d)
   if (d->have_journal)
     sc_journal_free (&d->journal);
   sc_index_free (&d->index);
+  sc_recent_free (&d->recent);
   usage_free (&d->usage);
   sc_sums_free (&d->sums);
   sc_pc_free (d->pc);           /* after the index and the sums */
@@ -483,6 +484,8 @@ map_cache_open (struct sc_diff *d, const char *path, uint64_t cache_bytes,
               strerror (-r));
     return r;
   }
+  /* Without memory for it, every query asks the map: no error. */
+  (void) sc_recent_init (&d->recent, SC_DIFF_RECENT_ORDER);
   int fd = map_scratch_file (path);
   r = fd < 0 ? fd : sc_index_init (&d->index, d->pc, fd);
   if (r < 0) {

@@ -346,7 +346,8 @@ start_append (struct sc_diff *d, struct snap *target, const char *save,
   r = txn_append (d, t, rec, rec_revert (rec, &rv));
   if (r < 0)
     return r;
-  d->epoch = rv.start_epoch;    /* no-op after the saved snapshot */
+  /* A no-op after the saved snapshot; atomic for recent.h's readers. */
+  __atomic_store_n (&d->epoch, rv.start_epoch, __ATOMIC_RELEASE);
   d->revert.target_id = rv.target_id;
   d->revert.target_epoch = rv.target_epoch;
   d->revert.saved_id = rv.saved_id;

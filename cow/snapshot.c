@@ -102,7 +102,7 @@ snap_create_append (struct sc_diff *d, const char *name,
   }
   snap_push (d, s);
   d->next_id++;
-  d->epoch++;
+  __atomic_store_n (&d->epoch, d->epoch + 1, __ATOMIC_RELEASE); /* recent.h */
   if (out)
     *out = s->info;
   return 0;
