@@ -430,25 +430,13 @@ sc_diff_clone_get (struct sc_diff *d, uint64_t id,
   return r;
 }
 
-/* A deleted clone goes once nothing uses it (d->lock held). */
-static void
-clone_gone (struct sc_diff *d, struct clone *c)
-{
-  clone_remove (d, c, true);
-  gc_shrink_tail (d);
-  pthread_cond_broadcast (&d->readers_done);    /* space came back */
-}
-
 void
 sc_diff_clone_put (struct sc_diff *d, uint64_t id)
 {
   LOCKED (d);
   struct clone *c = clone_by_id (d, id);
-  if (c && c->users && --c->users == 0) {
+  if (c && c->users && --c->users == 0)
     pthread_cond_broadcast (&d->readers_done);
-    if (c->deleted)
-      clone_gone (d, c);
-  }
 }
 
 enum sc_where
@@ -568,12 +556,14 @@ clone_delete (struct sc_diff *d, struct clone *c)
   r = diff_commit (d, t.seq);
   if (r < 0)
     return r;
-  /* Requests in flight keep it (and its slots) until the last one's put:
-   * the delete does not wait for them, since one may wait for a live
-   * write that waits for the hold of this very caller (a write parked
-   * for its commit, engine/gate.h). */
-  if ((c = clone_by_id (d, id)) && !c->users)
-    clone_gone (d, c);
+  while ((c = clone_by_id (d, id)) && c->users) {
+    pthread_cond_wait (&d->readers_done, &d->lock);
+    diff_wait_ckpt (d);
+  }
+  if (c)
+    clone_remove (d, c, true);
+  gc_shrink_tail (d);
+  pthread_cond_broadcast (&d->readers_done);    /* space came back */
   return 0;
 }
 

@@ -13,8 +13,8 @@
  * shared for a read) serializes changes of one chunk of a clone and keeps
  * a read off a slot a rewrite is about to free; it comes before the live
  * chunk range that a read of the base takes, then the diff area's mutex.
- * A clone is pinned (sc_diff_clone_get) for each request, so its slots
- * stay until the last request in flight when it was deleted ends.
+ * A clone is pinned (sc_diff_clone_get) for each request, so its delete
+ * waits for the requests in flight.
  */
 #include <config.h>
 
