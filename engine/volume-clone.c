@@ -12,10 +12,9 @@
  * Locks: the clone range lock (v->clone_chunks; exclusive for a change,
  * shared for a read) serializes changes of one chunk of a clone and keeps
  * a read off a slot a rewrite is about to free; it comes before the live
- * chunk range (shared, for the reads of the base), then the diff area's
- * mutex.  A clone is pinned (sc_diff_clone_get) for each request, once
- * both ranges are held, so its delete waits for the requests in flight,
- * which wait for nothing but the diff area's mutex and I/O.
+ * chunk range that a read of the base takes, then the diff area's mutex.
+ * A clone is pinned (sc_diff_clone_get) for each request, so its delete
+ * waits for the requests in flight.
  */
 #include <config.h>
 
@@ -39,14 +38,9 @@ sc_volume_snapshot_delete_with_clones (struct sc_volume *v, const char *name)
   return sc_diff_snapshot_delete_with_clones (v->diff, name);
 }
 
-/* A request on clone `id`: its clone range locked, then the live range
- * over the same chunks (shared: the base's view is read through it),
- * then the clone pinned; *info filled.  The pin comes last, as a
- * snapshot's does: a delete waits for the clone's pins, and a pinned
- * request must not wait for a live range, which a write parked at the
- * gate may hold until the deleter's own hold ends (engine/gate.h). */
+/* A request on clone `id`: pinned, its range locked; *info filled. */
 struct creq {
-  struct sc_range range, live;
+  struct sc_range range;
   struct sc_snapshot_info info;
   uint64_t id;
   bool pinned, locked;
@@ -62,10 +56,9 @@ creq_begin (struct sc_volume *v, struct creq *q, uint64_t id,
   if (r < 0)
     return r;
   q->locked = true;
-  uint64_t first = offset >> v->chunk_shift;
-  uint64_t last = (offset + (count ? count : 1) - 1) >> v->chunk_shift;
-  sc_rangelock_lock (&v->clone_chunks, &q->range, first, last, exclusive);
-  sc_rangelock_lock (&v->chunks, &q->live, first, last, false);
+  sc_rangelock_lock (&v->clone_chunks, &q->range, offset >> v->chunk_shift,
+                     (offset + (count ? count : 1) - 1) >> v->chunk_shift,
+                     exclusive);
   r = sc_diff_clone_get (v->diff, id, &q->info);
   q->pinned = r == 0;
   if (r == 0 && (offset > q->info.volume_size ||
@@ -79,10 +72,8 @@ creq_end (struct sc_volume *v, struct creq *q)
 {
   if (q->pinned)
     sc_diff_clone_put (v->diff, q->id);
-  if (q->locked) {
-    sc_rangelock_unlock (&v->chunks, &q->live);
+  if (q->locked)
     sc_rangelock_unlock (&v->clone_chunks, &q->range);
-  }
 }
 
 /* Read [offset, offset + len) of the clone (its range held): own chunks
@@ -102,7 +93,7 @@ clone_read_locked (struct sc_volume *v, const struct creq *q, uint8_t *p,
       n = end - offset;
     enum sc_where w = sc_diff_clone_resolve (v->diff, q->id, chunk, &slot_off);
     if (w != SC_WHERE_ORIGIN && base_len) {
-      r = sc_vol_snapshot_read_held (v, q->info.base_id, base_p,
+      r = sc_volume_snapshot_read (v, q->info.base_id, base_p,
                                    (uint32_t) base_len, base_off);
       base_len = 0;
     }
@@ -126,7 +117,7 @@ clone_read_locked (struct sc_volume *v, const struct creq *q, uint8_t *p,
     offset += n;
   }
   if (r == 0 && base_len)
-    r = sc_vol_snapshot_read_held (v, q->info.base_id, base_p,
+    r = sc_volume_snapshot_read (v, q->info.base_id, base_p,
                                  (uint32_t) base_len, base_off);
   return r;
 }
@@ -317,11 +308,6 @@ sc_volume_clone_extents (struct sc_volume *v, uint64_t id, uint32_t count,
                          uint64_t offset, sc_extent_cb cb, void *opaque)
 {
   struct creq q;
-  /* One call's work is bounded as a snapshot's is (EXTENTS_CHUNKS). */
-  uint64_t most = ((offset >> v->chunk_shift) + EXTENTS_CHUNKS)
-                  << v->chunk_shift;
-  if (count > most - offset)
-    count = (uint32_t) (most - offset);
   int r = creq_begin (v, &q, id, count, offset, false);
   uint64_t end = offset + count, pos = offset, off;
   enum sc_where first = SC_WHERE_NONE;
@@ -338,9 +324,9 @@ sc_volume_clone_extents (struct sc_volume *v, uint64_t id, uint32_t count,
     pos = end;
   if (r == 0 && pos > offset) {
     if (first == SC_WHERE_ORIGIN)
-      r = sc_vol_snapshot_extents_held (v, q.info.base_id,
-                                        (uint32_t) (pos - offset), offset,
-                                        false, cb, opaque);
+      r = sc_volume_snapshot_extents (v, q.info.base_id,
+                                      (uint32_t) (pos - offset), offset,
+                                      false, cb, opaque);
     else
       r = cb (opaque, offset, pos - offset,
               first == SC_WHERE_ZERO ? SC_EXTENT_HOLE | SC_EXTENT_ZERO : 0);

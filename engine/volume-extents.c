@@ -37,6 +37,7 @@
 
 #include "engine/volume-impl.h"
 
+#define EXTENTS_CHUNKS 8192     /* chunks locked and resolved per call */
 #define EXTENTS_MAX 1024        /* extents reported per call */
 #define STOP 1                  /* enough was reported: not an error */
 
@@ -132,61 +133,33 @@ map_pinned (struct sc_volume *v, uint32_t epoch, uint64_t offset,
   return r;
 }
 
-/* The end of one call's work from offset (EXTENTS_CHUNKS chunks). */
-static uint64_t
-extents_end (struct sc_volume *v, uint32_t count, uint64_t offset)
-{
-  uint64_t first = offset >> v->chunk_shift;
-  uint64_t end = offset + count;
-  if (end > (first + EXTENTS_CHUNKS) << v->chunk_shift)
-    end = (first + EXTENTS_CHUNKS) << v->chunk_shift;
-  return end;
-}
-
-/* The snapshot pinned, its map of [offset, end) told (the range held). */
-static int
-extents_pinned (struct sc_volume *v, uint64_t id, uint64_t offset,
-                uint64_t end, bool one, sc_extent_cb cb, void *opaque)
-{
-  struct sc_snapshot_info info;
-  int pinned = sc_diff_snapshot_get (v->diff, id, &info);
-  struct map_out m = { .cb = cb, .opaque = opaque, .one = one };
-  int r = pinned < 0 ? pinned : map_pinned (v, info.epoch, offset, end, &m);
-  if (r == 0)
-    r = map_flush (&m);
-  if (pinned == 0)
-    sc_diff_snapshot_put (v->diff, id);
-  return r == STOP ? 0 : r;
-}
-
-int
-sc_vol_snapshot_extents_held (struct sc_volume *v, uint64_t id,
-                              uint32_t count, uint64_t offset, bool one,
-                              sc_extent_cb cb, void *opaque)
-{
-  int r = sc_vol_check_io (v, count, offset);
-  if (r < 0 || count == 0)
-    return r < 0 ? r : sc_diff_snapshot_check (v->diff, id);
-  return extents_pinned (v, id, offset, extents_end (v, count, offset), one,
-                         cb, opaque);
-}
-
 int
 sc_volume_snapshot_extents (struct sc_volume *v, uint64_t id, uint32_t count,
                             uint64_t offset, bool one, sc_extent_cb cb,
                             void *opaque)
 {
+  struct sc_snapshot_info info;
   struct sc_range range;
   int r = sc_vol_check_io (v, count, offset);
 
   if (r < 0 || count == 0)
     return r < 0 ? r : sc_diff_snapshot_check (v->diff, id);
 
+  uint64_t first = offset >> v->chunk_shift;
+  uint64_t end = offset + count;
+  if (end > (first + EXTENTS_CHUNKS) << v->chunk_shift)
+    end = (first + EXTENTS_CHUNKS) << v->chunk_shift;
+
   /* As a read: the range first, then the pin. */
-  uint64_t end = extents_end (v, count, offset);
-  sc_rangelock_lock (&v->chunks, &range, offset >> v->chunk_shift,
+  sc_rangelock_lock (&v->chunks, &range, first,
                      (end - 1) >> v->chunk_shift, false);
-  r = extents_pinned (v, id, offset, end, one, cb, opaque);
+  int pinned = sc_diff_snapshot_get (v->diff, id, &info);
+  struct map_out m = { .cb = cb, .opaque = opaque, .one = one };
+  r = pinned < 0 ? pinned : map_pinned (v, info.epoch, offset, end, &m);
+  if (r == 0)
+    r = map_flush (&m);
   sc_rangelock_unlock (&v->chunks, &range);
-  return r;
+  if (pinned == 0)
+    sc_diff_snapshot_put (v->diff, id);
+  return r == STOP ? 0 : r;
 }

@@ -152,16 +152,6 @@ int sc_vol_revert_complete (struct sc_volume *v, uint64_t first,
 /* A live read while a revert runs (volume.c calls it when one does). */
 int sc_vol_revert_read (struct sc_volume *v, void *buf, uint32_t count,
                         uint64_t offset);
-/* A snapshot's view, for a caller that holds the live chunk range over
- * it (a clone's request: its base): the snapshot pinned for the read
- * (volume.c), or for the extents of at most EXTENTS_CHUNKS chunks
- * (volume-extents.c). */
-#define EXTENTS_CHUNKS 8192
-int sc_vol_snapshot_read_held (struct sc_volume *v, uint64_t id, void *buf,
-                               uint32_t count, uint64_t offset);
-int sc_vol_snapshot_extents_held (struct sc_volume *v, uint64_t id,
-                                  uint32_t count, uint64_t offset, bool one,
-                                  sc_extent_cb cb, void *opaque);
 /* Read [offset, end) of a pinned snapshot at `epoch` (volume.c). */
 int sc_vol_read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
                         uint64_t offset, uint64_t end);

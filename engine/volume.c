@@ -622,22 +622,6 @@ sc_vol_read_pinned (struct sc_volume *v, uint32_t epoch, uint8_t *p,
 }
 
 int
-sc_vol_snapshot_read_held (struct sc_volume *v, uint64_t id, void *buf,
-                           uint32_t count, uint64_t offset)
-{
-  struct sc_snapshot_info info;
-  int r = sc_vol_check_io (v, count, offset);
-  if (r < 0 || count == 0)
-    return r < 0 ? r : sc_diff_snapshot_check (v->diff, id);
-  int pinned = sc_diff_snapshot_get (v->diff, id, &info);
-  r = pinned < 0 ? pinned : sc_vol_read_pinned (v, info.epoch, buf, offset,
-                                                 offset + count);
-  if (pinned == 0)
-    sc_diff_snapshot_put (v->diff, id);
-  return r;
-}
-
-int
 sc_volume_snapshot_read (struct sc_volume *v, uint64_t id, void *buf,
                          uint32_t count, uint64_t offset)
 {
