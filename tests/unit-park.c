@@ -265,3 +265,114 @@ Test (park, a_hold_owner_deleting_a_clone_is_not_stuck_behind_a_parked_write,
   free (origin);
   free (diff);
 }
+
+/* ---- a clone's FUA write and a live write of the same chunk --------- */
+
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t held_cond = PTHREAD_COND_INITIALIZER;
+static bool held_flag;
+
+static void *
+hold_thread (void *p)
+{
+  struct sc_volume *v = p;
+  if (sc_volume_create_begin (v) == 0 && sc_volume_hold (v) == 0) {
+    pthread_mutex_lock (&held_lock);
+    held_flag = true;
+    pthread_cond_broadcast (&held_cond);
+    pthread_mutex_unlock (&held_lock);
+    sc_volume_release (v);
+  }
+  sc_volume_create_end (v);
+  return NULL;
+}
+
+static bool
+wait_held (long ms)
+{
+  struct timespec until;
+  clock_gettime (CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock (&held_lock);
+  int r = 0;
+  while (!held_flag && r == 0)
+    r = pthread_cond_timedwait (&held_cond, &held_lock, &until);
+  bool ok = held_flag;
+  pthread_mutex_unlock (&held_lock);
+  return ok;
+}
+
+static void *
+clone_fua_write_thread (void *p)
+{
+  struct io_arg *a = p;
+  uint8_t buf[CS];
+  memset (buf, 0xab, sizeof buf);
+  a->r = sc_volume_clone_write (a->v, a->id, buf, CS, a->off, SC_FUA);
+  __atomic_store_n (&a->done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* A clone's FUA write waits in its commit (an fdatasync of the diff
+ * area).  A live write of the same chunk index copies for the base and
+ * would park for its own commit; a hold then drains nothing that waits
+ * for the disk (the point of parking).  If the clone's write holds the
+ * live chunk range through its commit, the live write waits for that
+ * range inside the gate, and the hold's drain waits for the clone's
+ * fdatasync: the hold again lasts as long as the disk's slowest sync. */
+Test (park, a_hold_does_not_wait_for_a_clone_writes_commit, .timeout = 60)
+{
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  uh_make_file (origin, SIZE, 21);
+  struct sc_volume_config cfg = {
+    .origin_path = origin, .diff_path = diff, .chunk_size = CS,
+  };
+  struct sc_volume *v;
+  char err[512] = "";
+  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
+  struct sc_snapshot_info s, cl;
+  cr_assert_eq (sc_volume_snapshot_create (v, "base", NULL, &s), 0);
+  cr_assert_eq (sc_volume_clone_create (v, "base", "cl", &cl, err,
+                                        sizeof err), 0, "%s", err);
+
+  sync_stopped = sync_go = false;
+  held_flag = false;
+  stop_fd = sc_diff_fd (sc_volume_diff (v));
+  sc_io_fault_hook = stop_sync_hook;
+  struct io_arg cw = { .v = v, .id = cl.id, .off = 5 * CS, .r = -1 };
+  struct io_arg w = { .v = v, .off = 5 * CS, .r = -1 };
+  pthread_t cwt, wt, ht;
+  cr_assert_eq (pthread_create (&cwt, NULL, clone_fua_write_thread, &cw), 0);
+  bool stopped = wait_stopped ();
+  cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
+  sleep_ms (300);               /* the live write parks (or waits) */
+  cr_assert_eq (pthread_create (&ht, NULL, hold_thread, v), 0);
+  bool held = stopped && wait_held (5000);
+  let_syncs_go ();
+  pthread_join (ht, NULL);
+  pthread_join (wt, NULL);
+  pthread_join (cwt, NULL);
+  cr_assert (stopped, "the clone's write never reached its commit");
+  cr_assert (held, "the hold waited 5 s for a clone write's fdatasync: "
+             "the live write of its chunk waited inside the gate for the "
+             "live range the clone's write held through its commit");
+  cr_assert_eq (cw.r, 0);
+  cr_assert_eq (w.r, 0);
+
+  uint8_t got[CS], want[CS];
+  memset (want, 0xab, sizeof want);
+  cr_assert_eq (sc_volume_clone_read (v, cl.id, got, CS, 5 * CS), 0);
+  cr_assert_arr_eq (got, want, CS, "the clone's chunk 5");
+  uh_pattern (want, sizeof want, 21, 5 * CS);
+  cr_assert_eq (sc_volume_snapshot_read (v, s.id, got, CS, 5 * CS), 0);
+  cr_assert_arr_eq (got, want, CS, "the base's chunk 5");
+  sc_io_fault_hook = NULL;
+  sc_volume_close (v);
+  free (origin);
+  free (diff);
+}
