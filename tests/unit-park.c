@@ -376,3 +376,78 @@ Test (park, a_hold_does_not_wait_for_a_clone_writes_commit, .timeout = 60)
   free (origin);
   free (diff);
 }
+
+/* ---- a clone's own chunks during a hold ------------------------------ */
+
+static void *
+clone_write_thread (void *p)
+{
+  struct io_arg *a = p;
+  uint8_t buf[CS];
+  memset (buf, 0xab, sizeof buf);
+  a->r = sc_volume_clone_write (a->v, a->id, buf, CS, a->off, 0);
+  __atomic_store_n (&a->done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static bool
+wait_done (struct io_arg *a, long ms)
+{
+  for (long i = 0; i < ms / 10; i++) {
+    if (__atomic_load_n (&a->done, __ATOMIC_ACQUIRE))
+      return true;
+    sleep_ms (10);
+  }
+  return __atomic_load_n (&a->done, __ATOMIC_ACQUIRE);
+}
+
+/* A whole-chunk write of a clone reads nothing of its base: it needs no
+ * live chunk range.  While a hold has the gate sealed, a live write of
+ * the same chunk index parked for its commit keeps that range until the
+ * hold ends; the clone's write must not wait for the hold (a clone is a
+ * volume of its own, which a snapshot of the live one does not freeze),
+ * nor may the clone's reads of its own chunks. */
+Test (park, a_clone_write_of_a_whole_chunk_does_not_wait_for_a_hold,
+      .timeout = 60)
+{
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  uh_make_file (origin, SIZE, 21);
+  struct sc_volume_config cfg = {
+    .origin_path = origin, .diff_path = diff, .chunk_size = CS,
+  };
+  struct sc_volume *v;
+  char err[512] = "";
+  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
+  struct sc_snapshot_info s, cl;
+  cr_assert_eq (sc_volume_snapshot_create (v, "base", NULL, &s), 0);
+  cr_assert_eq (sc_volume_clone_create (v, "base", "cl", &cl, err,
+                                        sizeof err), 0, "%s", err);
+
+  sync_stopped = sync_go = false;
+  stop_fd = sc_diff_fd (sc_volume_diff (v));
+  sc_io_fault_hook = stop_sync_hook;
+  struct io_arg w = { .v = v, .off = 5 * CS, .r = -1 };
+  pthread_t wt, ct;
+  cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
+  cr_assert (wait_stopped (), "the write never reached its commit");
+  cr_assert_eq (sc_volume_create_begin (v), 0);
+  cr_assert_eq (sc_volume_hold (v), 0);
+  let_syncs_go ();              /* the write's commit ends; it waits */
+  sleep_ms (200);
+
+  struct io_arg cw = { .v = v, .id = cl.id, .off = 5 * CS, .r = -1 };
+  cr_assert_eq (pthread_create (&ct, NULL, clone_write_thread, &cw), 0);
+  bool done = wait_done (&cw, 3000);
+  sc_volume_release (v);
+  sc_volume_create_end (v);
+  pthread_join (ct, NULL);
+  pthread_join (wt, NULL);
+  cr_assert (done, "a clone's whole-chunk write waited 3 s for the live "
+             "volume's hold (a parked live write held chunk 5's range)");
+  cr_assert_eq (cw.r, 0);
+  cr_assert_eq (w.r, 0);
+  sc_io_fault_hook = NULL;
+  sc_volume_close (v);
+  free (origin);
+  free (diff);
+}
