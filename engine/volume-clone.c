@@ -14,7 +14,8 @@
  * a read off a slot a rewrite is about to free; it comes before the live
  * chunk range that a read of the base takes, then the diff area's mutex.
  * A clone is pinned (sc_diff_clone_get) for each request, so its delete
- * waits for the requests in flight.
+ * waits for the requests in flight; a request lets go of its pin while
+ * it waits for the live range (base_read).
  */
 #include <config.h>
 
@@ -68,6 +69,34 @@ creq_begin (struct sc_volume *v, struct creq *q, uint64_t id,
 }
 
 static void
+creq_unpin (struct sc_volume *v, struct creq *q)
+{
+  if (q->pinned)
+    sc_diff_clone_put (v->diff, q->id);
+  q->pinned = false;
+}
+
+/* The base's view of [offset, offset + len), read without the clone's
+ * pin: the read waits for the live chunk range, which a write parked at
+ * the gate keeps until a hold ends (engine/gate.h), and a pinned request
+ * must never wait for it, since the clone's delete waits for the pins and
+ * the hold's owner may be the deleter.  The clone range stays held, so
+ * the clone's map of these chunks cannot change meanwhile; the pin is
+ * taken again after, and a clone deleted or damaged since fails the
+ * request. */
+static int
+base_read (struct sc_volume *v, struct creq *q, uint8_t *p, uint64_t offset,
+           uint64_t len)
+{
+  creq_unpin (v, q);
+  int r = sc_volume_snapshot_read (v, q->info.base_id, p, (uint32_t) len,
+                                   offset);
+  int g = sc_diff_clone_get (v->diff, q->id, NULL);
+  q->pinned = g == 0;
+  return r < 0 ? r : g;
+}
+
+static void
 creq_end (struct sc_volume *v, struct creq *q)
 {
   if (q->pinned)
@@ -79,7 +108,7 @@ creq_end (struct sc_volume *v, struct creq *q)
 /* Read [offset, offset + len) of the clone (its range held): own chunks
  * verified, zeros, and runs of the base's view as snapshot reads. */
 static int
-clone_read_locked (struct sc_volume *v, const struct creq *q, uint8_t *p,
+clone_read_locked (struct sc_volume *v, struct creq *q, uint8_t *p,
                    uint64_t offset, uint64_t len)
 {
   uint64_t end = offset + len, base_off = 0, base_len = 0;
@@ -93,8 +122,7 @@ clone_read_locked (struct sc_volume *v, const struct creq *q, uint8_t *p,
       n = end - offset;
     enum sc_where w = sc_diff_clone_resolve (v->diff, q->id, chunk, &slot_off);
     if (w != SC_WHERE_ORIGIN && base_len) {
-      r = sc_volume_snapshot_read (v, q->info.base_id, base_p,
-                                   (uint32_t) base_len, base_off);
+      r = base_read (v, q, base_p, base_off, base_len);
       base_len = 0;
     }
     if (r < 0)
@@ -117,8 +145,7 @@ clone_read_locked (struct sc_volume *v, const struct creq *q, uint8_t *p,
     offset += n;
   }
   if (r == 0 && base_len)
-    r = sc_volume_snapshot_read (v, q->info.base_id, base_p,
-                                 (uint32_t) base_len, base_off);
+    r = base_read (v, q, base_p, base_off, base_len);
   return r;
 }
 
@@ -199,7 +226,7 @@ put_chunk (struct sc_volume *v, const struct creq *q, struct cbatch *b,
 /* A partial chunk: what it holds, with [at, at + n) from buf (NULL:
  * zeros), into bounce (chunk_size bytes). */
 static int
-merge_chunk (struct sc_volume *v, const struct creq *q, uint8_t *bounce,
+merge_chunk (struct sc_volume *v, struct creq *q, uint8_t *bounce,
              uint64_t start, uint32_t at, const uint8_t *buf, uint64_t n)
 {
   uint64_t have = q->info.volume_size - start < v->chunk_size
@@ -323,10 +350,12 @@ sc_volume_clone_extents (struct sc_volume *v, uint64_t id, uint32_t count,
   if (pos > end)
     pos = end;
   if (r == 0 && pos > offset) {
-    if (first == SC_WHERE_ORIGIN)
+    if (first == SC_WHERE_ORIGIN) {
+      creq_unpin (v, &q);       /* as base_read */
       r = sc_volume_snapshot_extents (v, q.info.base_id,
                                       (uint32_t) (pos - offset), offset,
                                       false, cb, opaque);
+    }
     else
       r = cb (opaque, offset, pos - offset,
               first == SC_WHERE_ZERO ? SC_EXTENT_HOLE | SC_EXTENT_ZERO : 0);
