@@ -1,0 +1,55 @@
+/* A revert whose target turned invalid is ended by the replay of the
+ * next open (cow/revert.c, revert_replayed), in memory only.  After a
+ * clean close that open continues the journal as it is, so the REVERT
+ * record stays there unended; a later revert then appends its own, and
+ * the open after it must still replay the journal. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/diffarea.h"
+#include "tests/unit-helpers.h"
+
+#define CS 4096u
+#define NCHUNKS 8
+
+TestSuite (reopen_revert, .init = uh_setup, .fini = uh_teardown);
+
+/* A revert to A runs; A is invalidated (reading the origin to copy a
+ * chunk it still sees there failed), and the area is closed cleanly
+ * with the revert still running: the open ends it. */
+static void
+revert_to_an_invalidated_target (struct uh_area *a)
+{
+  uh_area_create (a, NCHUNKS * CS, CS, 5);
+  uh_snap (a->d, "A");
+  uh_copy_chunk (a->d, 2, 12);
+  cr_assert_eq (sc_diff_revert_start (a->d, "A", NULL, 0, NULL), 0);
+  cr_assert_eq (sc_diff_invalidate_chunk (a->d, 5, SC_INVALID_COPY_READ,
+                                          EIO), 0);
+  cr_assert_neq (uh_find (a->d, "A").invalid_reason, SC_VALID);
+  cr_assert (sc_diff_revert_active (a->d));
+  uh_area_reopen (a, 0);
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_info (a->d, &ri), -ENOENT,
+                "ended at the open: its target is invalid");
+  cr_assert_neq (ri.ended_why[0], '\0');
+}
+
+Test (reopen_revert, a_new_revert_after_one_ended_at_open_replays)
+{
+  struct uh_area a;
+  revert_to_an_invalidated_target (&a);
+  uh_snap (a.d, "B");
+  uh_copy_chunk (a.d, 3, 13);
+  cr_assert_eq (sc_diff_revert_start (a.d, "B", NULL, 0, NULL), 0);
+  uh_area_reopen (&a, 0);       /* replays both REVERT records */
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0, "the revert to B runs");
+  cr_assert_str_eq (ri.target, "B");
+  uh_area_free (&a);
+}
