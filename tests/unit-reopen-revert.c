@@ -53,3 +53,18 @@ Test (reopen_revert, a_new_revert_after_one_ended_at_open_replays)
   cr_assert_str_eq (ri.target, "B");
   uh_area_free (&a);
 }
+
+/* Its target deleted, the replay finds no target to judge invalid
+ * (revert_replayed): the REVERT record would make it run again, pinning
+ * nothing, its pending chunks unreadable and new snapshots refused. */
+Test (reopen_revert, the_target_of_a_revert_ended_at_open_can_be_deleted)
+{
+  struct uh_area a;
+  revert_to_an_invalidated_target (&a);
+  cr_assert_eq (sc_diff_snapshot_delete (a.d, "A"), 0);
+  uh_area_reopen (&a, 0);
+  cr_assert_not (sc_diff_revert_active (a.d), "a revert to a deleted "
+                 "snapshot runs again");
+  uh_snap (a.d, "B");
+  uh_area_free (&a);
+}
