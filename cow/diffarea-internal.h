@@ -260,6 +260,7 @@ struct sc_diff {
     uint64_t todo, ndone_chunks;        /* chunks to do, and done */
     bool counted;               /* todo is known */
     char ended_why[256];        /* the last revert ended unfinished: why */
+    bool end_unrecorded;        /* ended by the replay: no REVERT_END */
   } revert;
 
   /* The origin's stamp to record at a clean close (origin-stamp.c). */
@@ -406,6 +407,9 @@ int revert_apply (struct sc_diff *d, const struct sc_rec_hdr *h, char *err,
  * be served any more is ended (in memory; the open's checkpoint or
  * continued journal records it). */
 void revert_replayed (struct sc_diff *d);
+/* A journal continued as it is after a replay that ended a revert gets
+ * its REVERT_END: 1 if appended, 0 if none is due, or an error. */
+int revert_end_replayed (struct sc_diff *d, struct sc_journal *j);
 /* Salvage lost records while a revert ran: it is ended, its target
  * named. */
 void revert_salvaged (struct sc_diff *d);

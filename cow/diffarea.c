@@ -375,11 +375,17 @@ continue_journal (struct sc_diff *d, struct replay_out *o,
                        record_invalid);
   if (d->have_journal)
     o->chain = NULL;            /* now the journal's */
+  /* The replay may have ended a revert (its target invalid): a
+   * checkpoint leaves it out, a continued journal needs its end. */
+  int ended = r == 0 && d->have_journal
+              ? revert_end_replayed (d, &d->journal) : 0;
+  if (ended < 0)
+    r = ended;
   uint8_t rec[SC_REC_MAX];
   for (size_t i = 0; r == 0 && i < o->nreleased; i++)
     r = sc_journal_append (&d->journal, rec, rec_delete (rec, o->released[i]),
                            NULL);
-  if (r == 0 && o->nreleased)
+  if (r == 0 && (o->nreleased || ended > 0))
     r = sc_journal_sync (&d->journal, sc_journal_next_seq (&d->journal) - 1,
                          &d->lock);
   return r;

@@ -533,6 +533,7 @@ end_unfinished (struct sc_diff *d, const char *why)
   diff_say ("%s", d->revert.ended_why);
   set_active (d, false);
   d->revert.ndone = 0;
+  d->revert.end_unrecorded = true;
 }
 
 void
@@ -547,6 +548,23 @@ revert_replayed (struct sc_diff *d)
               sc_invalid_reason_text (t->info.invalid_reason));
     end_unfinished (d, why);
   }
+}
+
+/* Without it the REVERT record stays open in the continued journal, and
+ * the replay refuses the next revert's REVERT (one already runs). */
+int
+revert_end_replayed (struct sc_diff *d, struct sc_journal *j)
+{
+  if (!d->revert.end_unrecorded || active (d))
+    return 0;
+  uint8_t rec[SC_REC_MAX];
+  int r = sc_journal_append (j, rec, rec_revert_end (rec,
+                                                     d->revert.target_id),
+                             NULL);
+  if (r < 0)
+    return r;
+  d->revert.end_unrecorded = false;
+  return 1;
 }
 
 void
