@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "cow/diffarea.h"
+#include "cow/format.h"
 #include "tests/unit-helpers.h"
 
 #define CS 4096u
@@ -66,5 +67,29 @@ Test (reopen_revert, the_target_of_a_revert_ended_at_open_can_be_deleted)
   cr_assert_not (sc_diff_revert_active (a.d), "a revert to a deleted "
                  "snapshot runs again");
   uh_snap (a.d, "B");
+  uh_area_free (&a);
+}
+
+/* A diff area written before the fix above: the revert's target deleted
+ * after the open that ended it, with no REVERT_END in the journal.  The
+ * revert cannot be served (its target is gone): the open ends it. */
+Test (reopen_revert, a_revert_whose_target_is_gone_is_ended_at_open)
+{
+  struct uh_area a;
+  uh_area_create (&a, NCHUNKS * CS, CS, 5);
+  uint64_t id = uh_snap (a.d, "A").id;
+  uh_copy_chunk (a.d, 2, 12);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+  cr_assert_eq (sc_diff_invalidate_chunk (a.d, 5, SC_INVALID_COPY_READ,
+                                          EIO), 0);
+  uh_area_close (&a);
+  struct sc_rec_snap_delete r = { .h.type = SC_REC_SNAP_DELETE, .id = id };
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  uh_area_open (&a, 0);
+  cr_assert_not (sc_diff_revert_active (a.d), "a revert to a deleted "
+                 "snapshot runs");
+  uh_snap (a.d, "B");
+  uh_area_reopen (&a, 0);
+  cr_assert_not (sc_diff_revert_active (a.d));
   uh_area_free (&a);
 }
