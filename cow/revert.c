@@ -542,7 +542,12 @@ revert_replayed (struct sc_diff *d)
   if (!active (d))
     return;
   const struct snap *t = snap_by_id (d, d->revert.target_id, NULL);
-  if (t && t->info.invalid_reason != SC_VALID) {
+  /* A live delete of the target is refused while the revert runs: the
+   * journal has one only when an earlier open ended the revert here and
+   * did not record the end (diff areas written before it did). */
+  if (!t || t->deleted)
+    end_unfinished (d, "its target was deleted");
+  else if (t->info.invalid_reason != SC_VALID) {
     char why[128];
     snprintf (why, sizeof why, "its target is invalid (%s)",
               sc_invalid_reason_text (t->info.invalid_reason));
