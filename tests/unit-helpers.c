@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <time.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <criterion/criterion.h>
 
 #include "cow/crc32c.h"
+#include "cow/io.h"
 #include "cow/index.h"
 #include "cow/journal.h"
 #include "cow/pagecache.h"
@@ -761,4 +764,102 @@ uh_wait_flag (bool *flag, int ms)
     usleep (1000);
   }
   return __atomic_load_n (flag, __ATOMIC_SEQ_CST);
+}
+
+/* ---- fdatasyncs stopped on demand ------------------------------------ */
+
+static pthread_mutex_t syncs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t syncs_cond = PTHREAD_COND_INITIALIZER;
+static int syncs_fd = -1;
+static bool syncs_stopped, syncs_go;
+
+static int
+syncs_hook (const struct sc_io_req *req)
+{
+  pthread_mutex_lock (&syncs_lock);
+  if (req->fd == syncs_fd && req->op == SC_IO_FDATASYNC && !syncs_go) {
+    syncs_stopped = true;
+    pthread_cond_broadcast (&syncs_cond);
+    while (!syncs_go)
+      pthread_cond_wait (&syncs_cond, &syncs_lock);
+  }
+  pthread_mutex_unlock (&syncs_lock);
+  return 0;
+}
+
+void
+uh_syncs_stop (int fd)
+{
+  pthread_mutex_lock (&syncs_lock);
+  syncs_stopped = syncs_go = false;
+  syncs_fd = fd;
+  pthread_mutex_unlock (&syncs_lock);
+  sc_io_fault_hook = syncs_hook;
+}
+
+void
+uh_syncs_go (void)
+{
+  pthread_mutex_lock (&syncs_lock);
+  syncs_go = true;
+  pthread_cond_broadcast (&syncs_cond);
+  pthread_mutex_unlock (&syncs_lock);
+}
+
+/* Wait (ms at most) until *flag, set under syncs_lock. */
+static bool
+syncs_wait (bool *flag, long ms)
+{
+  struct timespec until;
+  clock_gettime (CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock (&syncs_lock);
+  int r = 0;
+  while (!*flag && r == 0)
+    r = pthread_cond_timedwait (&syncs_cond, &syncs_lock, &until);
+  bool ok = *flag;
+  pthread_mutex_unlock (&syncs_lock);
+  return ok;
+}
+
+bool
+uh_syncs_wait_stopped (void)
+{
+  return syncs_wait (&syncs_stopped, 10000);
+}
+
+static bool held_flag;
+
+void *
+uh_hold_thread (void *volume)
+{
+  struct sc_volume *v = volume;
+  if (sc_volume_create_begin (v) == 0 && sc_volume_hold (v) == 0) {
+    pthread_mutex_lock (&syncs_lock);
+    held_flag = true;
+    pthread_cond_broadcast (&syncs_cond);
+    pthread_mutex_unlock (&syncs_lock);
+    sc_volume_release (v);
+  }
+  sc_volume_create_end (v);
+  return NULL;
+}
+
+void
+uh_held_reset (void)
+{
+  pthread_mutex_lock (&syncs_lock);
+  held_flag = false;
+  pthread_mutex_unlock (&syncs_lock);
+}
+
+bool
+uh_wait_held (long ms)
+{
+  return syncs_wait (&held_flag, ms);
 }

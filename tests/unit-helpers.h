@@ -10,6 +10,7 @@
 #define SHADOWCOPY_TESTS_UNIT_HELPERS_H
 
 #include <stdbool.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -238,5 +239,19 @@ uint64_t uh_ckpt_limit (void);
 /* Polls *flag (set by another thread) every millisecond for up to `ms`
  * milliseconds; its last value. */
 bool uh_wait_flag (bool *flag, int ms);
+
+/* The fdatasyncs of `fd` (a diff area's) stop until uh_syncs_go: a live
+ * write that copied then waits in its commit, parked at the gate.
+ * uh_syncs_wait_stopped waits (10 s at most) until one has stopped. */
+void uh_syncs_stop (int fd);
+void uh_syncs_go (void);
+bool uh_syncs_wait_stopped (void);
+
+/* A thread (its argument: a struct sc_volume *) that takes the creation
+ * slot, holds the writes, says so, and releases them; uh_held_reset
+ * before it starts, uh_wait_held waits (ms at most) until it held. */
+void *uh_hold_thread (void *volume);
+void uh_held_reset (void);
+bool uh_wait_held (long ms);
 
 #endif

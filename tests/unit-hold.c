@@ -55,6 +55,7 @@ diff_io_hook (const struct sc_io_req *req)
 static void
 hold_teardown (void)
 {
+  uh_syncs_go ();
   sc_io_fault_hook = NULL;
   uh_teardown ();
 }
@@ -271,61 +272,6 @@ Test (hold, a_write_after_the_release_copies_for_the_new_snapshot,
 
 /* ---- a writer waiting for its copies' commit is not waited for ------ */
 
-/* The diff area's next fdatasync stops until sync_go: a live write that
- * copied is then inside its commit, with its copies recorded and the
- * origin not yet written. */
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
-static int stop_fd = -1;
-static bool sync_stopped, sync_go;
-
-static int
-stop_sync_hook (const struct sc_io_req *req)
-{
-  pthread_mutex_lock (&sync_lock);
-  if (req->fd == stop_fd && req->op == SC_IO_FDATASYNC && !sync_go) {
-    sync_stopped = true;
-    pthread_cond_broadcast (&sync_cond);
-    while (!sync_go)
-      pthread_cond_wait (&sync_cond, &sync_lock);
-  }
-  pthread_mutex_unlock (&sync_lock);
-  return 0;
-}
-
-static void
-stop_syncs (struct vol *t)
-{
-  sync_stopped = sync_go = false;
-  stop_fd = sc_diff_fd (sc_volume_diff (t->v));
-  sc_io_fault_hook = stop_sync_hook;
-}
-
-static void
-let_syncs_go (void)
-{
-  pthread_mutex_lock (&sync_lock);
-  sync_go = true;
-  pthread_cond_broadcast (&sync_cond);
-  pthread_mutex_unlock (&sync_lock);
-}
-
-/* Wait (10 s at most) until *flag, set under sync_lock. */
-static bool
-wait_flag (bool *flag)
-{
-  struct timespec until;
-  clock_gettime (CLOCK_REALTIME, &until);
-  until.tv_sec += 10;
-  pthread_mutex_lock (&sync_lock);
-  int r = 0;
-  while (!*flag && r == 0)
-    r = pthread_cond_timedwait (&sync_cond, &sync_lock, &until);
-  bool ok = *flag;
-  pthread_mutex_unlock (&sync_lock);
-  return ok;
-}
-
 struct write_arg {
   struct vol *t;
   uint64_t off;
@@ -343,38 +289,21 @@ write_thread (void *p)
   return NULL;
 }
 
-static bool held_flag;
-
-static void *
-hold_thread (void *p)
-{
-  struct vol *t = p;
-  if (sc_volume_create_begin (t->v) == 0 && sc_volume_hold (t->v) == 0) {
-    pthread_mutex_lock (&sync_lock);
-    held_flag = true;
-    pthread_cond_broadcast (&sync_cond);
-    pthread_mutex_unlock (&sync_lock);
-    sc_volume_release (t->v);
-  }
-  sc_volume_create_end (t->v);
-  return NULL;
-}
-
 Test (hold, a_hold_does_not_wait_for_a_writers_commit, .timeout = 60)
 {
   struct vol t;
   vol_create (&t);
   struct sc_snapshot_info s;
   cr_assert_eq (sc_volume_snapshot_create (t.v, "s1", NULL, &s), 0);
-  stop_syncs (&t);
+  uh_syncs_stop (sc_diff_fd (sc_volume_diff (t.v)));
   struct write_arg w = { &t, 5 * CS, 0xcd, -1 };
   pthread_t wt, ht;
   cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
-  bool stopped = wait_flag (&sync_stopped);
-  held_flag = false;
-  cr_assert_eq (pthread_create (&ht, NULL, hold_thread, &t), 0);
-  bool held = stopped && wait_flag (&held_flag);
-  let_syncs_go ();
+  bool stopped = uh_syncs_wait_stopped ();
+  uh_held_reset ();
+  cr_assert_eq (pthread_create (&ht, NULL, uh_hold_thread, t.v), 0);
+  bool held = stopped && uh_wait_held (10000);
+  uh_syncs_go ();
   pthread_join (wt, NULL);
   pthread_join (ht, NULL);
   cr_assert (stopped, "the write never reached its commit");
@@ -424,12 +353,12 @@ Test (hold, a_snapshot_made_while_a_write_commits_gets_its_copy,
   vol_create (&t);
   struct sc_snapshot_info s;
   cr_assert_eq (sc_volume_snapshot_create (t.v, "s1", NULL, &s), 0);
-  stop_syncs (&t);
+  uh_syncs_stop (sc_diff_fd (sc_volume_diff (t.v)));
   struct write_arg w = { &t, 5 * CS, 0xcd, -1 };
   struct create_named_arg c = { &t, "s2", -1 };
   pthread_t wt, ct;
   cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
-  bool stopped = wait_flag (&sync_stopped);
+  bool stopped = uh_syncs_wait_stopped ();
   cr_assert_eq (pthread_create (&ct, NULL, create_named_thread, &c), 0);
   /* The hold is over once it is counted (s1's was the first); s2's
    * record then waits for the stopped sync. */
@@ -439,7 +368,7 @@ Test (hold, a_snapshot_made_while_a_write_commits_gets_its_copy,
     nanosleep (&ts, NULL);
     sc_volume_hold_stats (t.v, &hs);
   }
-  let_syncs_go ();
+  uh_syncs_go ();
   pthread_join (wt, NULL);
   pthread_join (ct, NULL);
   cr_assert (stopped, "the write never reached its commit");

@@ -33,55 +33,10 @@
 #define CS 4096
 #define SIZE (64 * CS)
 
-/* ---- the diff area's fdatasync stopped on demand ------------------- */
-
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
-static int stop_fd = -1;
-static bool sync_stopped, sync_go;
-
-static int
-stop_sync_hook (const struct sc_io_req *req)
-{
-  pthread_mutex_lock (&sync_lock);
-  if (req->fd == stop_fd && req->op == SC_IO_FDATASYNC && !sync_go) {
-    sync_stopped = true;
-    pthread_cond_broadcast (&sync_cond);
-    while (!sync_go)
-      pthread_cond_wait (&sync_cond, &sync_lock);
-  }
-  pthread_mutex_unlock (&sync_lock);
-  return 0;
-}
-
-static void
-let_syncs_go (void)
-{
-  pthread_mutex_lock (&sync_lock);
-  sync_go = true;
-  pthread_cond_broadcast (&sync_cond);
-  pthread_mutex_unlock (&sync_lock);
-}
-
-static bool
-wait_stopped (void)
-{
-  struct timespec until;
-  clock_gettime (CLOCK_REALTIME, &until);
-  until.tv_sec += 10;
-  pthread_mutex_lock (&sync_lock);
-  int r = 0;
-  while (!sync_stopped && r == 0)
-    r = pthread_cond_timedwait (&sync_cond, &sync_lock, &until);
-  bool ok = sync_stopped;
-  pthread_mutex_unlock (&sync_lock);
-  return ok;
-}
-
 static void
 park_teardown (void)
 {
-  let_syncs_go ();
+  uh_syncs_go ();
   sc_io_fault_hook = NULL;
   uh_teardown ();
 }
@@ -93,6 +48,27 @@ sleep_ms (long ms)
 {
   struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
   nanosleep (&ts, NULL);
+}
+
+/* A volume of SIZE with the snapshot "base" and its clone "cl" (*cl). */
+static struct sc_volume *
+park_open (struct sc_snapshot_info *cl)
+{
+  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
+  uh_make_file (origin, SIZE, 21);
+  struct sc_volume_config cfg = {
+    .origin_path = origin, .diff_path = diff, .chunk_size = CS,
+  };
+  struct sc_volume *v;
+  char err[512] = "";
+  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
+  free (origin);
+  free (diff);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (v, "base", NULL, &s), 0);
+  cr_assert_eq (sc_volume_clone_create (v, "base", "cl", cl, err,
+                                        sizeof err), 0, "%s", err);
+  return v;
 }
 
 /* ---- threads --------------------------------------------------------- */
@@ -200,28 +176,16 @@ send_line (int fd, const char *s)
 Test (park, a_hold_owner_deleting_a_clone_is_not_stuck_behind_a_parked_write,
       .timeout = 60)
 {
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  uh_make_file (origin, SIZE, 21);
-  struct sc_volume_config cfg = {
-    .origin_path = origin, .diff_path = diff, .chunk_size = CS,
-  };
-  struct sc_volume *v;
-  char err[512] = "";
-  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
-  struct sc_snapshot_info s, cl;
-  cr_assert_eq (sc_volume_snapshot_create (v, "base", NULL, &s), 0);
-  cr_assert_eq (sc_volume_clone_create (v, "base", "cl", &cl, err,
-                                        sizeof err), 0, "%s", err);
+  struct sc_snapshot_info cl;
+  struct sc_volume *v = park_open (&cl);
 
   /* A live write of chunk 5 copies for "base" and stops in its commit:
    * parked, with chunk 5 locked. */
-  sync_stopped = sync_go = false;
-  stop_fd = sc_diff_fd (sc_volume_diff (v));
-  sc_io_fault_hook = stop_sync_hook;
+  uh_syncs_stop (sc_diff_fd (sc_volume_diff (v)));
   struct io_arg w = { .v = v, .off = 5 * CS, .r = -1 };
   pthread_t wt, rt, st;
   cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
-  cr_assert (wait_stopped (), "the write never reached its commit");
+  cr_assert (uh_syncs_wait_stopped (), "the write never reached its commit");
 
   /* A read of the clone's chunk 5 pins the clone, then waits for the
    * live range. */
@@ -237,7 +201,7 @@ Test (park, a_hold_owner_deleting_a_clone_is_not_stuck_behind_a_parked_write,
   char last[256] = "";
   send_line (sv[1], "HOLD timeout=3000\n");
   bool held = read_reply (sv[1], 1500, last, sizeof last);
-  let_syncs_go ();              /* (the rwlock's hold waited for it) */
+  uh_syncs_go ();              /* (the rwlock's hold waited for it) */
   if (!held)
     held = read_reply (sv[1], 10000, last, sizeof last);
   cr_assert (held, "no answer to HOLD");
@@ -262,50 +226,9 @@ Test (park, a_hold_owner_deleting_a_clone_is_not_stuck_behind_a_parked_write,
   cr_assert_eq (w.r, 0);
   sc_io_fault_hook = NULL;
   sc_volume_close (v);
-  free (origin);
-  free (diff);
 }
 
 /* ---- a clone's FUA write and a live write of the same chunk --------- */
-
-static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t held_cond = PTHREAD_COND_INITIALIZER;
-static bool held_flag;
-
-static void *
-hold_thread (void *p)
-{
-  struct sc_volume *v = p;
-  if (sc_volume_create_begin (v) == 0 && sc_volume_hold (v) == 0) {
-    pthread_mutex_lock (&held_lock);
-    held_flag = true;
-    pthread_cond_broadcast (&held_cond);
-    pthread_mutex_unlock (&held_lock);
-    sc_volume_release (v);
-  }
-  sc_volume_create_end (v);
-  return NULL;
-}
-
-static bool
-wait_held (long ms)
-{
-  struct timespec until;
-  clock_gettime (CLOCK_REALTIME, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock (&held_lock);
-  int r = 0;
-  while (!held_flag && r == 0)
-    r = pthread_cond_timedwait (&held_cond, &held_lock, &until);
-  bool ok = held_flag;
-  pthread_mutex_unlock (&held_lock);
-  return ok;
-}
 
 static void *
 clone_fua_write_thread (void *p)
@@ -327,33 +250,21 @@ clone_fua_write_thread (void *p)
  * fdatasync: the hold again lasts as long as the disk's slowest sync. */
 Test (park, a_hold_does_not_wait_for_a_clone_writes_commit, .timeout = 60)
 {
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  uh_make_file (origin, SIZE, 21);
-  struct sc_volume_config cfg = {
-    .origin_path = origin, .diff_path = diff, .chunk_size = CS,
-  };
-  struct sc_volume *v;
-  char err[512] = "";
-  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
-  struct sc_snapshot_info s, cl;
-  cr_assert_eq (sc_volume_snapshot_create (v, "base", NULL, &s), 0);
-  cr_assert_eq (sc_volume_clone_create (v, "base", "cl", &cl, err,
-                                        sizeof err), 0, "%s", err);
+  struct sc_snapshot_info cl;
+  struct sc_volume *v = park_open (&cl);
 
-  sync_stopped = sync_go = false;
-  held_flag = false;
-  stop_fd = sc_diff_fd (sc_volume_diff (v));
-  sc_io_fault_hook = stop_sync_hook;
+  uh_held_reset ();
+  uh_syncs_stop (sc_diff_fd (sc_volume_diff (v)));
   struct io_arg cw = { .v = v, .id = cl.id, .off = 5 * CS, .r = -1 };
   struct io_arg w = { .v = v, .off = 5 * CS, .r = -1 };
   pthread_t cwt, wt, ht;
   cr_assert_eq (pthread_create (&cwt, NULL, clone_fua_write_thread, &cw), 0);
-  bool stopped = wait_stopped ();
+  bool stopped = uh_syncs_wait_stopped ();
   cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
   sleep_ms (300);               /* the live write parks (or waits) */
-  cr_assert_eq (pthread_create (&ht, NULL, hold_thread, v), 0);
-  bool held = stopped && wait_held (5000);
-  let_syncs_go ();
+  cr_assert_eq (pthread_create (&ht, NULL, uh_hold_thread, v), 0);
+  bool held = stopped && uh_wait_held (5000);
+  uh_syncs_go ();
   pthread_join (ht, NULL);
   pthread_join (wt, NULL);
   pthread_join (cwt, NULL);
@@ -369,12 +280,10 @@ Test (park, a_hold_does_not_wait_for_a_clone_writes_commit, .timeout = 60)
   cr_assert_eq (sc_volume_clone_read (v, cl.id, got, CS, 5 * CS), 0);
   cr_assert_arr_eq (got, want, CS, "the clone's chunk 5");
   uh_pattern (want, sizeof want, 21, 5 * CS);
-  cr_assert_eq (sc_volume_snapshot_read (v, s.id, got, CS, 5 * CS), 0);
+  cr_assert_eq (sc_volume_snapshot_read (v, cl.base_id, got, CS, 5 * CS), 0);
   cr_assert_arr_eq (got, want, CS, "the base's chunk 5");
   sc_io_fault_hook = NULL;
   sc_volume_close (v);
-  free (origin);
-  free (diff);
 }
 
 /* ---- a clone's own chunks during a hold ------------------------------ */
@@ -410,29 +319,17 @@ wait_done (struct io_arg *a, long ms)
 Test (park, a_clone_write_of_a_whole_chunk_does_not_wait_for_a_hold,
       .timeout = 60)
 {
-  char *origin = uh_path ("origin"), *diff = uh_path ("diff");
-  uh_make_file (origin, SIZE, 21);
-  struct sc_volume_config cfg = {
-    .origin_path = origin, .diff_path = diff, .chunk_size = CS,
-  };
-  struct sc_volume *v;
-  char err[512] = "";
-  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
-  struct sc_snapshot_info s, cl;
-  cr_assert_eq (sc_volume_snapshot_create (v, "base", NULL, &s), 0);
-  cr_assert_eq (sc_volume_clone_create (v, "base", "cl", &cl, err,
-                                        sizeof err), 0, "%s", err);
+  struct sc_snapshot_info cl;
+  struct sc_volume *v = park_open (&cl);
 
-  sync_stopped = sync_go = false;
-  stop_fd = sc_diff_fd (sc_volume_diff (v));
-  sc_io_fault_hook = stop_sync_hook;
+  uh_syncs_stop (sc_diff_fd (sc_volume_diff (v)));
   struct io_arg w = { .v = v, .off = 5 * CS, .r = -1 };
   pthread_t wt, ct;
   cr_assert_eq (pthread_create (&wt, NULL, write_thread, &w), 0);
-  cr_assert (wait_stopped (), "the write never reached its commit");
+  cr_assert (uh_syncs_wait_stopped (), "the write never reached its commit");
   cr_assert_eq (sc_volume_create_begin (v), 0);
   cr_assert_eq (sc_volume_hold (v), 0);
-  let_syncs_go ();              /* the write's commit ends; it waits */
+  uh_syncs_go ();              /* the write's commit ends; it waits */
   sleep_ms (200);
 
   struct io_arg cw = { .v = v, .id = cl.id, .off = 5 * CS, .r = -1 };
@@ -448,6 +345,4 @@ Test (park, a_clone_write_of_a_whole_chunk_does_not_wait_for_a_hold,
   cr_assert_eq (w.r, 0);
   sc_io_fault_hook = NULL;
   sc_volume_close (v);
-  free (origin);
-  free (diff);
 }
