@@ -93,3 +93,48 @@ Test (reopen_revert, a_revert_whose_target_is_gone_is_ended_at_open)
   cr_assert_not (sc_diff_revert_active (a.d));
   uh_area_free (&a);
 }
+
+/* Review (i17-rev8): a diff area written before the fix in the very
+ * sequence of the bug: the open ended the revert to A (its target
+ * invalid) and continued the journal without REVERT_END; then B was
+ * made and a revert to B started.  The journal holds REVERT A ...
+ * REVERT B.  The fix writes REVERT_END now, and mends an old area whose
+ * target was deleted (a_revert_whose_target_is_gone_is_ended_at_open),
+ * but this one, the symptom in the field, is still refused ("bad revert
+ * record"); the way out it names, salvage, marks snapshots invalid.
+ * The old area is made here by the new code, its REVERT_END then
+ * overwritten in place with a COMMIT (same length and seq), which is
+ * what the old open left: nothing that ends the revert. */
+Test (reopen_revert, an_area_written_before_the_fix_with_the_next_revert_opens)
+{
+  struct uh_area a;
+  uh_area_create (&a, NCHUNKS * CS, CS, 5);
+  uh_snap (a.d, "A");
+  uh_copy_chunk (a.d, 2, 12);
+  cr_assert_eq (sc_diff_revert_start (a.d, "A", NULL, 0, NULL), 0);
+  cr_assert_eq (sc_diff_invalidate_chunk (a.d, 5, SC_INVALID_COPY_READ,
+                                          EIO), 0);
+  uh_area_close (&a);
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);    /* where the open's end goes */
+  uh_area_open (&a, 0);
+  cr_assert_not (sc_diff_revert_active (a.d));
+  uh_snap (a.d, "B");
+  uh_copy_chunk (a.d, 3, 13);
+  cr_assert_eq (sc_diff_revert_start (a.d, "B", NULL, 0, NULL), 0);
+  uh_area_close (&a);
+
+  struct sc_rec_revert_end end;
+  uh_pread (a.diff_path, &end, sizeof end, je.off);
+  cr_assert_eq (end.h.type, SC_REC_REVERT_END, "the open's REVERT_END");
+  cr_assert_eq (end.h.seq, je.next_seq);
+  struct sc_rec_commit nothing = { .h.type = SC_REC_COMMIT };
+  uh_rec_seal (&nothing, sizeof nothing, je.next_seq, je.seed);
+  uh_pwrite (a.diff_path, &nothing, sizeof nothing, je.off);
+
+  uh_area_open (&a, 0);         /* the area the old code wrote */
+  struct sc_revert_info ri;
+  cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0, "the revert to B runs");
+  cr_assert_str_eq (ri.target, "B");
+  uh_area_free (&a);
+}
