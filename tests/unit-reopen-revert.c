@@ -6,8 +6,10 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -136,5 +138,46 @@ Test (reopen_revert, an_area_written_before_the_fix_with_the_next_revert_opens)
   struct sc_revert_info ri;
   cr_assert_eq (sc_diff_revert_info (a.d, &ri), 0, "the revert to B runs");
   cr_assert_str_eq (ri.target, "B");
+  uh_area_free (&a);
+}
+
+/* Review (i17-rev8): revert_replayed now ends, at open, a revert whose
+ * target is gone, on the ground that "a live delete of the target is
+ * refused while the revert runs".  snapshot_delete_locked checks that
+ * (revert_pins) only before it deletes the clones (with_clones), and
+ * clone_delete lets go of the lock while a clone's readers finish: a
+ * revert to the snapshot started then is not seen, and its target is
+ * deleted under it.  The next open then ends it unfinished, the chunks
+ * it had not written back going back to their pre-revert content. */
+struct del_arg { struct sc_diff *d; int r; };
+
+static void *
+delete_with_clones (void *p)
+{
+  struct del_arg *a = p;
+  a->r = sc_diff_snapshot_delete_with_clones (a->d, "A");
+  return NULL;
+}
+
+Test (reopen_revert, the_target_of_a_running_revert_is_never_deleted)
+{
+  struct uh_area a;
+  uh_area_create (&a, NCHUNKS * CS, CS, 5);
+  uh_snap (a.d, "A");
+  uh_copy_chunk (a.d, 2, 12);
+  char err[256] = "";
+  struct sc_snapshot_info ci;
+  cr_assert_eq (sc_diff_clone_create (a.d, "A", "C", &ci, err, sizeof err),
+                0, "%s", err);
+  cr_assert_eq (sc_diff_clone_get (a.d, ci.id, NULL), 0);   /* a reader */
+  struct del_arg da = { a.d, 1 };
+  pthread_t th;
+  cr_assert_eq (pthread_create (&th, NULL, delete_with_clones, &da), 0);
+  usleep (300 * 1000);          /* the delete waits for C's reader */
+  int rv = sc_diff_revert_start (a.d, "A", NULL, 0, NULL);
+  sc_diff_clone_put (a.d, ci.id);
+  pthread_join (th, NULL);
+  cr_assert (rv != 0 || da.r != 0, "the revert to A started (%d) and A "
+             "was deleted (%d) while it ran", rv, da.r);
   uh_area_free (&a);
 }
