@@ -457,10 +457,29 @@ sc_diff_revert_finish (struct sc_diff *d)
 
 /* ---- replay, salvage, checkpoints -------------------------------------- */
 
+static void end_unfinished (struct sc_diff *d, const char *why);
+
+/* A REVERT while one runs whose target is invalid or gone: only an open
+ * that ended that revert without recording its end (before it did so)
+ * let a new one start.  It is ended here as that open did; the new
+ * REVERT stands for its end, so none is to be recorded. */
+static void
+end_superseded (struct sc_diff *d)
+{
+  if (!active (d))
+    return;
+  const struct snap *old = snap_by_id (d, d->revert.target_id, NULL);
+  if (old && !old->deleted && old->info.invalid_reason == SC_VALID)
+    return;
+  end_unfinished (d, "a later revert started after an open ended it");
+  d->revert.end_unrecorded = false;
+}
+
 static int
 apply_revert (struct sc_diff *d, const struct sc_rec_revert *r, char *err,
               size_t errlen)
 {
+  end_superseded (d);
   const struct snap *t = snap_by_id (d, r->target_id, NULL);
   const struct snap *s = r->saved_id ? snap_by_id (d, r->saved_id, NULL)
                                      : NULL;

@@ -263,6 +263,8 @@ snapshot_delete_locked (struct sc_diff *d, const char *name,
     return -EBUSY;
   if (!(s = snap_by_id (d, id, NULL)) || s->deleted)
     return -ENOENT;             /* went while the clones did */
+  if (revert_pins (d, id))
+    return -EBUSY;              /* a revert to it started meanwhile */
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);
