@@ -472,7 +472,6 @@ end_superseded (struct sc_diff *d)
   if (old && !old->deleted && old->info.invalid_reason == SC_VALID)
     return;
   end_unfinished (d, "a later revert started after an open ended it");
-  d->revert.end_unrecorded = false;
 }
 
 static int
@@ -552,7 +551,6 @@ end_unfinished (struct sc_diff *d, const char *why)
   diff_say ("%s", d->revert.ended_why);
   set_active (d, false);
   d->revert.ndone = 0;
-  d->revert.end_unrecorded = true;
 }
 
 void
@@ -566,12 +564,15 @@ revert_replayed (struct sc_diff *d)
    * did not record the end (diff areas written before it did). */
   if (!t || t->deleted)
     end_unfinished (d, "its target was deleted");
-  else if (t->info.invalid_reason != SC_VALID) {
+  else if (t->info.invalid_reason == SC_VALID)
+    return;
+  else {
     char why[128];
     snprintf (why, sizeof why, "its target is invalid (%s)",
               sc_invalid_reason_text (t->info.invalid_reason));
     end_unfinished (d, why);
   }
+  d->revert.end_unrecorded = true;      /* revert_end_replayed */
 }
 
 /* Without it the REVERT record stays open in the continued journal, and

@@ -119,8 +119,8 @@ int sc_vol_check_io (const struct sc_volume *v, uint64_t count,
                      uint64_t offset);
 
 /* Preserve what snapshots need of chunks [first, last] before they
- * change (volume-cow.c).  The caller holds the gate shared and the range
- * exclusively.  0, or -ENOSPC if on-full=fail-writes refuses the change
+ * change (volume-cow.c).  The caller is inside the gate and holds the
+ * range exclusively.  0, or -ENOSPC if on-full=fail-writes refuses the change
  * (the origin must then not be touched). */
 int sc_vol_cow_range (struct sc_volume *v, uint64_t first, uint64_t last);
 /* The same without its commits: the records are appended, *seq is raised
@@ -133,8 +133,8 @@ int sc_vol_cow_range_deferred (struct sc_volume *v, uint64_t first,
 void sc_vol_cow_ranges_deferred (struct sc_volume *v, size_t nr,
                                  const uint64_t *first, const uint64_t *last,
                                  int *err, uint64_t *seq);
-/* True if a chunk of [first, last] needs a copy now (the caller holds
- * the gate shared and the range exclusively). */
+/* True if a chunk of [first, last] needs a copy now (the caller is
+ * inside the gate, the range held exclusively). */
 bool sc_vol_cow_needed (struct sc_volume *v, uint64_t first, uint64_t last);
 void sc_vol_pool_free (struct sc_volume *v);
 
@@ -144,8 +144,8 @@ struct sc_revert *sc_vol_revert_new (void);
 void sc_vol_revert_free (struct sc_revert *rv);
 /* At a server's open: resume the background copy of a revert. */
 void sc_vol_revert_resume_at_open (struct sc_volume *v);
-/* Complete the pending chunks of [first, last] (the caller holds the
- * gate shared and the range exclusively): 0 or a negative errno (then
+/* Complete the pending chunks of [first, last] (the caller is inside
+ * the gate, the range held exclusively): 0 or a negative errno (then
  * the request must not go on). */
 int sc_vol_revert_complete (struct sc_volume *v, uint64_t first,
                             uint64_t last);
@@ -194,7 +194,7 @@ void sc_vol_wb_stop (struct sc_volume *v);
 /* Can the write of `count` bytes with `flags` be queued? */
 bool sc_vol_wb_eligible (struct sc_volume *v, uint32_t count,
                          unsigned flags);
-/* Queue the write (the caller holds the gate shared, no range): 0 once
+/* Queue the write (the caller is inside the gate, holds no range): 0 once
  * it is queued and may be acknowledged, or -EAGAIN if it must run now
  * (the queue is full, no memory, the queue stops). */
 int sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
