@@ -27,6 +27,8 @@
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
@@ -34,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "cow/array.h"
 #include "cow/crc32c.h"
@@ -63,6 +67,41 @@ sc_journal_chain_push (struct sc_journal *j, uint64_t slot)
   j->chain = c;
   j->chain[j->nchain++] = slot;
   return 0;
+}
+
+/* durable_seq is written under the diff area's mutex and read without it
+ * by sc_journal_durable. */
+static void
+set_durable (struct sc_journal *j, uint64_t seq)
+{
+  __atomic_store_n (&j->durable_seq, seq, __ATOMIC_RELEASE);
+}
+
+/* A leader lets go: wake whoever waits for it, with the mutex
+ * (sc_journal_sync's followers, a new leader) or without (the write
+ * path's followers, sc_journal_await). */
+static void
+wake_waiters (struct sc_journal *j)
+{
+  __atomic_add_fetch (&j->leads_ended, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n (&j->sleepers, __ATOMIC_SEQ_CST))
+    (void) syscall (SYS_futex, &j->leads_ended, FUTEX_WAKE_PRIVATE, INT_MAX,
+                    NULL, NULL, 0);
+  pthread_cond_broadcast (&j->synced);
+}
+
+static void
+end_lead (struct sc_journal *j)
+{
+  j->syncing = false;
+  wake_waiters (j);
+}
+
+/* Must a new leader wait? */
+static bool
+lead_waits (const struct sc_journal *j)
+{
+  return j->syncing || j->held;
 }
 
 /* Make [off, off + len) read as zeros and, where the filesystem can,
@@ -118,7 +157,7 @@ sc_journal_start (struct sc_journal *j, int fd, uint32_t chunk_size,
   j->seed = seed;
   j->alloc = alloc;
   j->next_seq = first_seq;
-  j->durable_seq = first_seq - 1;
+  set_durable (j, first_seq - 1);
   j->head_seq = first_seq;
   pthread_cond_init (&j->synced, NULL);
   int r = take_slot (j, &j->slot);
@@ -163,7 +202,7 @@ sc_journal_resume (struct sc_journal *j, int fd, uint32_t chunk_size,
   j->slot = slot;
   j->pos = end_pos;
   j->next_seq = next_seq;
-  j->durable_seq = next_seq - 1;
+  set_durable (j, next_seq - 1);
   j->records = records;
   j->chain = chain;
   j->nchain = j->chain_cap = nchain;
@@ -328,7 +367,7 @@ sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
       return 0;
     if (j->error)
       return j->error;
-    if (j->syncing) {
+    if (lead_waits (j)) {
       pthread_cond_wait (&j->synced, lock);
       continue;
     }
@@ -372,16 +411,47 @@ sc_journal_sync (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
 
     free (buf);
     free (segs);
-    j->syncing = false;
     if (r < 0)
       set_error (j, r, op, failed_off);
     else {
       if (target > j->durable_seq)
-        j->durable_seq = target;
+        set_durable (j, target);
       if (!j->volatile_mode && zeroed > j->zeroed_durable)
         j->zeroed_durable = zeroed;
     }
-    pthread_cond_broadcast (&j->synced);
+    end_lead (j);
+  }
+}
+
+bool
+sc_journal_durable (const struct sc_journal *j, uint64_t seq)
+{
+  return __atomic_load_n (&j->durable_seq, __ATOMIC_ACQUIRE) >= seq;
+}
+
+bool
+sc_journal_await (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
+{
+  for (;;) {
+    if (j->durable_seq >= seq) {
+      pthread_mutex_unlock (lock);
+      return true;
+    }
+    if (j->error || !lead_waits (j))
+      return false;
+    /* The leader (or sc_journal_release_leads) bumps leads_ended under `lock`,
+     * which is held here: it cannot have done so before `seen` was
+     * read. */
+    uint32_t seen = j->leads_ended;
+    __atomic_add_fetch (&j->sleepers, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock (lock);
+    while (__atomic_load_n (&j->leads_ended, __ATOMIC_ACQUIRE) == seen)
+      (void) syscall (SYS_futex, &j->leads_ended, FUTEX_WAIT_PRIVATE, seen,
+                      NULL, NULL, 0);
+    __atomic_sub_fetch (&j->sleepers, 1, __ATOMIC_SEQ_CST);
+    if (sc_journal_durable (j, seq))
+      return true;
+    pthread_mutex_lock (lock);
   }
 }
 
@@ -394,11 +464,21 @@ sc_journal_replace (struct sc_journal *j, struct sc_journal *n,
   free (j->tail);
   free (j->segs);
   pthread_cond_t synced = j->synced;
+  uint32_t leads_ended = j->leads_ended, sleepers = j->sleepers;
+  bool held = j->held;
   pthread_cond_destroy (&n->synced);
+  /* durable_seq is read without the lock: the copy leaves it as it was,
+   * then it changes at once. */
+  uint64_t durable = n->durable_seq;
+  n->durable_seq = j->durable_seq;
   *j = *n;
+  set_durable (j, durable);
   j->synced = synced;
+  j->leads_ended = leads_ended;
+  j->sleepers = sleepers;
+  j->held = held;
   memset (n, 0, sizeof *n);
-  pthread_cond_broadcast (&j->synced);
+  end_lead (j);
 }
 
 /* ---- what the diff area asks of a journal ---------------------------- */
@@ -443,7 +523,7 @@ sc_journal_set_volatile (struct sc_journal *j, bool volatile_mode)
 int
 sc_journal_lead (struct sc_journal *j, pthread_mutex_t *lock)
 {
-  while (j->syncing)
+  while (lead_waits (j))
     pthread_cond_wait (&j->synced, lock);
   if (j->error)
     return j->error;
@@ -454,7 +534,7 @@ sc_journal_lead (struct sc_journal *j, pthread_mutex_t *lock)
 void
 sc_journal_lead_failed (struct sc_journal *j, pthread_mutex_t *lock)
 {
-  while (j->syncing)
+  while (lead_waits (j))
     pthread_cond_wait (&j->synced, lock);
   j->syncing = true;
 }
@@ -476,14 +556,26 @@ sc_journal_error (const struct sc_journal *j, char *what, size_t len)
 void
 sc_journal_unlead (struct sc_journal *j)
 {
-  j->syncing = false;
-  pthread_cond_broadcast (&j->synced);
+  end_lead (j);
 }
 
 bool
 sc_journal_busy (const struct sc_journal *j)
 {
-  return j->syncing;
+  return lead_waits (j);
+}
+
+void
+sc_journal_hold_leads (struct sc_journal *j)
+{
+  j->held = true;
+}
+
+void
+sc_journal_release_leads (struct sc_journal *j)
+{
+  j->held = false;
+  wake_waiters (j);
 }
 
 int
@@ -495,7 +587,7 @@ sc_journal_bound_tail (struct sc_journal *j, size_t max)
 void
 sc_journal_mark_durable (struct sc_journal *j)
 {
-  j->durable_seq = j->next_seq - 1;
+  set_durable (j, j->next_seq - 1);
   j->zeroed_durable = j->zeroed;
   j->presync = false;
 }

@@ -45,6 +45,7 @@ struct sc_journal {
 
   bool volatile_mode;           /* write records, never fdatasync */
   bool syncing;                 /* a leader is writing */
+  bool held;                    /* no new lead (sc_journal_hold_leads) */
   /* Slots are zeroed when taken; that must be durable before records
    * are written into them (a torn write must show zeros, see replay). */
   uint64_t zeroed;              /* slots zeroed so far */
@@ -53,6 +54,10 @@ struct sc_journal {
   bool presync;                 /* the tail writes into a slot whose
                                    zeroing may not be durable yet */
   pthread_cond_t synced;
+  /* Bumped each time a leader lets go (sc_journal_await's futex): a
+   * follower waits on it without the diff area's mutex. */
+  uint32_t leads_ended;
+  uint32_t sleepers;            /* followers asleep on leads_ended */
   int error;                    /* sticky write error */
   int error_op;                 /* what failed: SC_JOURNAL_FAILED_* */
   uint64_t error_off;           /* the file offset of a failed write */
@@ -100,6 +105,23 @@ int sc_journal_append (struct sc_journal *j, void *rec, size_t len,
  * on return. */
 int sc_journal_sync (struct sc_journal *j, uint64_t seq,
                      pthread_mutex_t *lock);
+
+/* The write path's wait for a commit that another caller leads, without
+ * taking `lock` back when it ends: every follower woken at once, none
+ * queued behind the next on the mutex.  `lock` is held on entry.  True if
+ * `seq` is durable, and `lock` is then released; false with `lock` still
+ * held if the caller must call sc_journal_sync itself (no commit is being
+ * written, the one that ended did not take `seq`, or the journal failed). */
+bool sc_journal_await (struct sc_journal *j, uint64_t seq,
+                       pthread_mutex_t *lock);
+/* Hold back every lead until sc_journal_release_leads: records are appended to
+ * the tail but none is written, so none becomes durable (a commit in
+ * flight finishes).  Commits, leads and checkpoints wait meanwhile. */
+void sc_journal_hold_leads (struct sc_journal *j);
+void sc_journal_release_leads (struct sc_journal *j);
+
+/* Is every record up to `seq` durable?  Read without the lock. */
+bool sc_journal_durable (const struct sc_journal *j, uint64_t seq);
 
 /* Write the tail now, without fdatasync (bounds memory in checkpoints). */
 int sc_journal_write_tail (struct sc_journal *j);
@@ -197,7 +219,7 @@ void sc_journal_lead_failed (struct sc_journal *j, pthread_mutex_t *lock);
  * commit's fdatasync". */
 int sc_journal_error (const struct sc_journal *j, char *what, size_t len);
 void sc_journal_unlead (struct sc_journal *j);
-/* Is a leader writing right now? */
+/* Is a leader writing right now, or are leads held back? */
 bool sc_journal_busy (const struct sc_journal *j);
 
 /* Write the tail now if it holds `max` bytes or more (bounds the memory

@@ -41,8 +41,11 @@ commit_only (struct sc_diff *d, uint64_t seq)
   int r = sc_journal_sync (&d->journal, seq, &d->lock);
   if (r < 0)
     diff_fail (d, r);
-  else if (d->ncfree)
-    clone_frees_durable (d);    /* a clone's replaced slots */
+  else {
+    copymap_fresh_durable (d);  /* for the writers that followed too */
+    if (d->ncfree)
+      clone_frees_durable (d);  /* a clone's replaced slots */
+  }
   return r;
 }
 
@@ -81,17 +84,27 @@ txn_commit (struct sc_diff *d, const struct txn *t)
 
 /* ---- commits of the write path ----------------------------------------- */
 
+/* Many writers wait for the same commit.  They wait for it without the
+ * mutex (sc_journal_await), so that they do not all queue on it when it
+ * ends, one after the other, before they may write the origin; a snapshot
+ * creation's record waits behind them otherwise.  The leader keeps the
+ * state up to date for them: copymap_fresh_durable and the checkpoint's
+ * trigger. */
 int
 sc_diff_commit (struct sc_diff *d, uint64_t seq)
 {
-  LOCKED (d);
-  if (!d->have_journal)
+  if (sc_journal_durable (&d->journal, seq))
     return 0;
-  int r = commit_only (d, seq);
-  if (r == 0) {
-    copymap_fresh_durable (d);
-    ckpt_maybe (d);
+  pthread_mutex_lock (&d->lock);
+  int r = 0;
+  if (d->have_journal) {
+    if (sc_journal_await (&d->journal, seq, &d->lock))
+      return 0;                 /* the lock released */
+    r = commit_only (d, seq);
+    if (r == 0)
+      ckpt_maybe (d);
   }
+  pthread_mutex_unlock (&d->lock);
   return r;
 }
 
