@@ -101,6 +101,8 @@ enum sc_invalid_reason {
                                    prove this snapshot intact */
   SC_DROPPED_MAX_CHECKPOINTS = 12, /* a checkpoint at max-checkpoints made
                                       room (SC_REC_SNAP_DROP) */
+  SC_INVALID_ORIGIN_FLUSH = 13, /* the origin's flush at its creation
+                                   failed */
 };
 /* A short human description, e.g. "copy-on-write write failed". */
 const char *sc_invalid_reason_text (uint32_t reason);
@@ -319,6 +321,19 @@ int sc_diff_snapshot_create (struct sc_diff *d, const char *name,
 int sc_diff_snapshot_record (struct sc_diff *d, const char *name,
                              const struct sc_snapshot_opts *opts,
                              struct sc_snapshot_info *out, uint64_t *seq);
+/* The same, holding back every commit of the journal from the record on
+ * (cow/journal.h, sc_journal_hold_leads) until sc_diff_snapshot_settle: the
+ * creator releases the writes, then flushes the origin, whose content
+ * before the hold the snapshot shows, and only then lets the record
+ * become durable.  Writes after the release copy meanwhile, and wait for
+ * their commits.  If the flush failed (origin_err < 0), the snapshot is
+ * recorded invalid first (SC_INVALID_ORIGIN_FLUSH): never served. */
+int sc_diff_snapshot_record_held (struct sc_diff *d, const char *name,
+                                  const struct sc_snapshot_opts *opts,
+                                  struct sc_snapshot_info *out,
+                                  uint64_t *seq);
+void sc_diff_snapshot_settle (struct sc_diff *d, uint64_t id,
+                              int origin_err);
 
 /* Delete a snapshot by name.  Durable when it returns 0.  Waits for reads
  * of that snapshot in flight (see sc_diff_snapshot_get), then frees the

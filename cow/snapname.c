@@ -41,6 +41,8 @@ sc_invalid_reason_text (uint32_t reason)
     return "journal damaged: salvage could not prove this snapshot intact";
   case SC_DROPPED_MAX_CHECKPOINTS:
     return "dropped by policy: max-checkpoints reached (delete-oldest)";
+  case SC_INVALID_ORIGIN_FLUSH:
+    return "the origin's flush failed when the snapshot was taken";
   default: return "unknown reason";
   }
 }

@@ -143,6 +143,46 @@ sc_diff_snapshot_record (struct sc_diff *d, const char *name,
 }
 
 int
+sc_diff_snapshot_record_held (struct sc_diff *d, const char *name,
+                              const struct sc_snapshot_opts *opts,
+                              struct sc_snapshot_info *out, uint64_t *seq)
+{
+  LOCKED (d);
+  struct txn t;
+  int r = snap_record (d, name, opts, &t, out);
+  if (r == 0) {
+    sc_journal_hold_leads (&d->journal);      /* with the record, atomically */
+    *seq = t.seq;
+  }
+  return r;
+}
+
+void
+sc_diff_snapshot_settle (struct sc_diff *d, uint64_t id, int origin_err)
+{
+  LOCKED (d);
+  struct snap *s = snap_by_id (d, id, NULL);
+  if (origin_err < 0 && s && !s->deleted &&
+      s->info.invalid_reason == SC_VALID) {
+    snap_set_invalid (d, s, SC_INVALID_ORIGIN_FLUSH, -origin_err, 0);
+    d->invalidations++;
+    diff_say ("snapshot %s (id %" PRIu64 ") is invalid: %s (%s)",
+              s->info.name, s->info.id,
+              sc_invalid_reason_text (SC_INVALID_ORIGIN_FLUSH),
+              strerror (-origin_err));
+    uint8_t rec[SC_REC_MAX];
+    int r = d->failed ? 0
+          : sc_journal_append (&d->journal, rec, rec_invalid (rec, &s->info),
+                               NULL);
+    /* Without its invalidation the record would become durable as a
+     * valid snapshot: the diff area fails instead (failure.c). */
+    if (r < 0)
+      diff_fail (d, r);
+  }
+  sc_journal_release_leads (&d->journal);
+}
+
+int
 sc_diff_snapshot_create (struct sc_diff *d, const char *name,
                          const struct sc_snapshot_opts *opts,
                          struct sc_snapshot_info *out)

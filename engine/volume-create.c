@@ -89,18 +89,26 @@ sc_volume_hold (struct sc_volume *v)
   sc_vol_wb_drain (v);          /* acknowledged writes belong before it */
   sc_gate_seal (&v->gate);
   uint64_t drained = sc_mono_ns ();
-  r = sc_origin_flush (v->origin);
-  if (r < 0) {
-    sc_gate_open (&v->gate);
-    return r;
-  }
   pthread_mutex_lock (&v->hold_lock);
   v->holding = true;
   v->hold_start = start;
   v->hold_drained = drained;
-  v->hold_flushed = sc_mono_ns ();
+  v->hold_flush_ns = 0;
   pthread_mutex_unlock (&v->hold_lock);
   return 0;
+}
+
+/* The origin's flush under the hold: what a snapshot shows of the origin
+ * must be durable before the snapshot is. */
+int
+sc_vol_hold_flush (struct sc_volume *v)
+{
+  uint64_t t = sc_mono_ns ();
+  int r = sc_origin_flush (v->origin);
+  pthread_mutex_lock (&v->hold_lock);
+  v->hold_flush_ns += sc_mono_ns () - t;
+  pthread_mutex_unlock (&v->hold_lock);
+  return r;
 }
 
 int
@@ -115,7 +123,8 @@ sc_volume_hold_commit (struct sc_volume *v, const char *name,
   pthread_mutex_unlock (&v->hold_lock);
   if (!ok)
     return -EINVAL;
-  return sc_diff_snapshot_create (v->diff, name, opts, out);
+  int r = sc_vol_hold_flush (v);
+  return r < 0 ? r : sc_diff_snapshot_create (v->diff, name, opts, out);
 }
 
 uint64_t
@@ -129,7 +138,7 @@ sc_volume_release (struct sc_volume *v)
   uint64_t now = sc_mono_ns ();
   uint64_t held = now - v->hold_start;
   uint64_t drain = v->hold_drained - v->hold_start;
-  uint64_t flush = v->hold_flushed - v->hold_drained;
+  uint64_t flush = v->hold_flush_ns;
   v->holding = false;
   v->holds[v->nholds++ % SC_HOLD_SAMPLES] = held;
   pthread_mutex_unlock (&v->hold_lock);
@@ -144,8 +153,12 @@ sc_volume_release (struct sc_volume *v)
  * the hold: writes after the release commit after the record (one
  * journal, in order), so none reaches the origin before the snapshot is
  * durable, and a crash before that forgets the snapshot and the copies
- * made for it alike.  The origin flush stays inside: the snapshot must
- * not become durable before what it shows of the origin. */
+ * made for it alike.  The origin's flush is outside too: the snapshot
+ * must not become durable before what it shows of the origin, so the
+ * journal's commits are held back from the record until the flush is
+ * done (sc_diff_snapshot_record_held).  Writes after the release make
+ * their copies meanwhile and wait for their commits; the hold is the
+ * drain alone. */
 int
 sc_volume_hold_commit_release (struct sc_volume *v, const char *name,
                                const struct sc_snapshot_opts *opts,
@@ -161,11 +174,22 @@ sc_volume_hold_commit_release (struct sc_volume *v, const char *name,
   if (!ok)
     return -EINVAL;
   uint64_t seq;
-  int r = sc_diff_snapshot_record (v->diff, name, opts, out, &seq);
+  int r = sc_diff_snapshot_record_held (v->diff, name, opts, out, &seq);
   if (r < 0)
     return r;
   *held_ns = sc_volume_release (v);
-  return sc_diff_commit (v->diff, seq);
+  uint64_t t = sc_mono_ns ();
+  int flushed = sc_origin_flush (v->origin);
+  debug ("snapshot %s: origin flush %" PRIu64 " us after the release%s",
+         out->name, (sc_mono_ns () - t) / 1000, flushed < 0 ? ", failed" : "");
+  sc_diff_snapshot_settle (v->diff, out->id, flushed);
+  r = sc_diff_commit (v->diff, seq);
+  if (flushed < 0) {
+    /* Invalid, so never served; the creation failed, so not kept. */
+    (void) sc_volume_snapshot_delete_uuid (v, out->name, out->uuid);
+    return flushed;
+  }
+  return r;
 }
 
 int

@@ -89,7 +89,8 @@ struct sc_volume {
   bool holding;                 /* a hold has the gate */
   uint64_t hold_start;          /* monotonic ns when the hold began */
   uint64_t hold_drained;        /* ... when the writes in flight had drained */
-  uint64_t hold_flushed;        /* ... when the origin flush was done */
+  uint64_t hold_flush_ns;       /* origin flushes under it (revert, plain
+                                   commit) */
 
   /* The origin is watched (volume-watch.c).  watch_lock, a leaf lock
    * but for the diff area's mutex inside it, orders the first write's
@@ -115,6 +116,9 @@ void sc_vol_scrub_free (struct sc_scrub *s);
 
 /* 0 if [offset, offset + count) may be read or changed: -ENODEV offline
  * (no origin), -EINVAL outside the volume. */
+/* The origin's flush under a hold (volume-create.c): before anything
+ * recorded under it becomes durable. */
+int sc_vol_hold_flush (struct sc_volume *v);
 int sc_vol_check_io (const struct sc_volume *v, uint64_t count,
                      uint64_t offset);
 

@@ -528,6 +528,8 @@ sc_volume_revert_start (struct sc_volume *v, const char *name,
   if ((r = sc_volume_create_begin (v)) < 0)
     return r;
   r = sc_volume_hold (v);
+  if (r == 0 && (r = sc_vol_hold_flush (v)) < 0)
+    sc_volume_release (v);
   struct sc_revert_info ri;
   if (r == 0) {
     if (sc_vol_revert_start_hook)

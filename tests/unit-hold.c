@@ -387,3 +387,145 @@ Test (hold, a_snapshot_made_while_a_write_commits_gets_its_copy,
   }
   vol_free (&t);
 }
+
+/* ---- the origin's flush after the release ---------------------------
+ *
+ * A creation releases the writes before it flushes the origin; the
+ * snapshot's record must not become durable before that flush is done
+ * (it shows the origin as it was at the hold), so the journal's commits
+ * wait for it, the commits of the writes after the release too. */
+
+enum { ORIGIN_SYNCS_RUN, ORIGIN_SYNCS_PAUSE, ORIGIN_SYNCS_FAIL };
+static int origin_syncs = ORIGIN_SYNCS_RUN;
+static int origin_diff_fd = -1;         /* every other fd is the origin's */
+static bool origin_paused, origin_go;
+
+static int
+origin_sync_hook (const struct sc_io_req *req)
+{
+  if (req->op != SC_IO_FDATASYNC || req->fd == origin_diff_fd)
+    return 0;
+  int mode = __atomic_load_n (&origin_syncs, __ATOMIC_ACQUIRE);
+  if (mode == ORIGIN_SYNCS_FAIL)
+    return -EIO;
+  if (mode == ORIGIN_SYNCS_PAUSE) {
+    __atomic_store_n (&origin_paused, true, __ATOMIC_RELEASE);
+    while (!__atomic_load_n (&origin_go, __ATOMIC_ACQUIRE)) {
+      struct timespec ts = { 0, 1000000 };
+      nanosleep (&ts, NULL);
+    }
+  }
+  return 0;
+}
+
+/* The writes held, then the origin's flushes go as `mode` says. */
+static void
+hold_then_origin_syncs (struct vol *t, int mode)
+{
+  cr_assert_eq (sc_volume_create_begin (t->v), 0);
+  cr_assert_eq (sc_volume_hold (t->v), 0);
+  origin_diff_fd = sc_diff_fd (sc_volume_diff (t->v));
+  origin_paused = origin_go = false;
+  __atomic_store_n (&origin_syncs, mode, __ATOMIC_RELEASE);
+  sc_io_fault_hook = origin_sync_hook;
+}
+
+static void
+origin_syncs_run (void)
+{
+  __atomic_store_n (&origin_syncs, ORIGIN_SYNCS_RUN, __ATOMIC_RELEASE);
+  __atomic_store_n (&origin_go, true, __ATOMIC_RELEASE);
+}
+
+struct release_arg {
+  struct vol *t;
+  int r;
+  uint64_t held;
+};
+
+static void *
+commit_release_thread (void *p)
+{
+  struct release_arg *a = p;
+  struct sc_snapshot_info s;
+  a->r = sc_volume_hold_commit_release (a->t->v, "flushed", NULL, &s,
+                                        &a->held);
+  sc_volume_create_end (a->t->v);
+  return NULL;
+}
+
+struct done_write_arg {
+  struct write_arg w;
+  bool done;
+};
+
+static void *
+done_write_thread (void *p)
+{
+  struct done_write_arg *a = p;
+  write_thread (&a->w);
+  __atomic_store_n (&a->done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+Test (hold, no_commit_before_the_origin_flush_after_the_release,
+      .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  hold_then_origin_syncs (&t, ORIGIN_SYNCS_PAUSE);
+  struct release_arg c = { &t, -1, 0 };
+  struct done_write_arg w = { { &t, 5 * CS, 0xcd, -1 }, false };
+  pthread_t ct, wt;
+  cr_assert_eq (pthread_create (&ct, NULL, commit_release_thread, &c), 0);
+  bool paused = uh_wait_flag (&origin_paused, 10000);
+  /* Released: a write copies for the new snapshot, but its commit (and
+   * with it the snapshot's record) waits for the origin's flush. */
+  cr_assert_eq (pthread_create (&wt, NULL, done_write_thread, &w), 0);
+  bool early = paused && uh_wait_flag (&w.done, 300);
+  origin_syncs_run ();
+  pthread_join (ct, NULL);
+  pthread_join (wt, NULL);
+  cr_assert (paused, "the creation never flushed the origin");
+  cr_assert_gt (c.held, 0, "the flush was not after the release");
+  cr_assert (!early, "a write after the release committed (and made the "
+             "snapshot durable) before the origin's flush");
+  cr_assert_eq (c.r, 0);
+  cr_assert_eq (w.w.r, 0);
+  uint8_t old[CS], new[CS];
+  uh_pattern (old, sizeof old, 21, 5 * CS);
+  memset (new, 0xcd, sizeof new);
+  assert_durable (&t, "flushed");
+  assert_chunk (&t, "flushed", 5 * CS, old);
+  assert_chunk (&t, NULL, 5 * CS, new);
+  vol_free (&t);
+}
+
+/* The origin's flush fails after the release: the creation fails, and
+ * the snapshot, whose record is already in the journal, is neither
+ * served nor kept, now or after a reopen. */
+Test (hold, a_failed_origin_flush_after_the_release_fails_the_creation)
+{
+  struct vol t;
+  vol_create (&t);
+  hold_then_origin_syncs (&t, ORIGIN_SYNCS_FAIL);
+  struct sc_snapshot_info s;
+  uint64_t held = 0;
+  int r = sc_volume_hold_commit_release (t.v, "unflushed", NULL, &s, &held);
+  origin_syncs_run ();
+  sc_volume_create_end (t.v);
+  cr_assert_eq (r, -EIO, "the creation said %d", r);
+  cr_assert_gt (held, 0, "the writes were not released");
+  for (int pass = 0; pass < 2; pass++) {
+    cr_assert_eq (sc_volume_snapshot_lookup (t.v, "unflushed", &s), -ENOENT,
+                  "the snapshot of a failed creation is kept");
+    uint8_t buf[CS];
+    memset (buf, 0x5a, sizeof buf);
+    cr_assert_eq (sc_volume_write (t.v, buf, CS, 2 * CS, 0), 0);
+    assert_chunk (&t, NULL, 2 * CS, buf);
+    sc_volume_close (t.v);      /* a reopen forgets it too */
+    vol_open (&t);
+  }
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "next", NULL, &s), 0);
+  vol_free (&t);
+}
