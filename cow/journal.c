@@ -546,6 +546,9 @@ sc_journal_error (const struct sc_journal *j, char *what, size_t len)
     snprintf (what, len, "appending to the journal (a new journal slot)");
   else if (j->error_op == SC_JOURNAL_FAILED_SYNC)
     snprintf (what, len, "the journal commit's fdatasync");
+  else if (j->error_op == SC_JOURNAL_FAILED_HELD)
+    snprintf (what, len, "holding back the record of a snapshot whose "
+              "origin flush failed");
   else
     snprintf (what, len, "writing the journal at slot %" PRIu64
               " (offset %" PRIu64 ")", j->error_off / j->chunk_size,
@@ -575,6 +578,25 @@ void
 sc_journal_release_leads (struct sc_journal *j)
 {
   j->held = false;
+  wake_waiters (j);
+}
+
+int
+sc_journal_lead_held (struct sc_journal *j, pthread_mutex_t *lock)
+{
+  while (j->syncing)
+    pthread_cond_wait (&j->synced, lock);
+  if (j->error)
+    return j->error;
+  j->held = false;
+  j->syncing = true;
+  return 0;
+}
+
+void
+sc_journal_fail (struct sc_journal *j, int err)
+{
+  set_error (j, err, SC_JOURNAL_FAILED_HELD, 0);
   wake_waiters (j);
 }
 

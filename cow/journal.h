@@ -67,6 +67,8 @@ struct sc_journal {
 #define SC_JOURNAL_FAILED_WRITE 1       /* writing records */
 #define SC_JOURNAL_FAILED_SYNC  2       /* the commit's fdatasync */
 #define SC_JOURNAL_FAILED_APPEND 3      /* a commit marker: no slot */
+#define SC_JOURNAL_FAILED_HELD 4        /* leads held back for a record
+                                           that must never be written */
 
 uint32_t sc_journal_seed (const uint8_t uuid[16], uint64_t nonce);
 /* Shared by journal.c and journal-replay.c: a record's CRC (bytes 4 to
@@ -119,6 +121,13 @@ bool sc_journal_await (struct sc_journal *j, uint64_t seq,
  * flight finishes).  Commits, leads and checkpoints wait meanwhile. */
 void sc_journal_hold_leads (struct sc_journal *j);
 void sc_journal_release_leads (struct sc_journal *j);
+/* The holder of the leads takes the lead itself (for a checkpoint that
+ * replaces the journal, tail and all), once a lead in flight is done;
+ * the journal's error if it has one (the leads still held). */
+int sc_journal_lead_held (struct sc_journal *j, pthread_mutex_t *lock);
+/* The tail must never be written: the journal fails (sticky), so every
+ * commit from now on returns `err` and nothing more reaches the disk. */
+void sc_journal_fail (struct sc_journal *j, int err);
 
 /* Is every record up to `seq` durable?  Read without the lock. */
 bool sc_journal_durable (const struct sc_journal *j, uint64_t seq);

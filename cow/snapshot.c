@@ -161,25 +161,32 @@ void
 sc_diff_snapshot_settle (struct sc_diff *d, uint64_t id, int origin_err)
 {
   LOCKED (d);
+  if (origin_err >= 0) {
+    sc_journal_release_leads (&d->journal);
+    return;
+  }
   struct snap *s = snap_by_id (d, id, NULL);
-  if (origin_err < 0 && s && !s->deleted &&
-      s->info.invalid_reason == SC_VALID) {
+  if (s && !s->deleted && s->info.invalid_reason == SC_VALID) {
     snap_set_invalid (d, s, SC_INVALID_ORIGIN_FLUSH, -origin_err, 0);
     d->invalidations++;
     diff_say ("snapshot %s (id %" PRIu64 ") is invalid: %s (%s)",
               s->info.name, s->info.id,
               sc_invalid_reason_text (SC_INVALID_ORIGIN_FLUSH),
               strerror (-origin_err));
-    uint8_t rec[SC_REC_MAX];
-    int r = d->failed ? 0
-          : sc_journal_append (&d->journal, rec, rec_invalid (rec, &s->info),
-                               NULL);
-    /* Without its invalidation the record would become durable as a
-     * valid snapshot: the diff area fails instead (failure.c). */
-    if (r < 0)
-      diff_fail (d, r);
   }
-  sc_journal_release_leads (&d->journal);
+  /* The tail holds the snapshot's record, valid: an invalidation after
+   * it could be torn off by a crash.  A checkpoint of the state (where
+   * the snapshot is invalid) replaces the journal, tail and all, at the
+   * superblock's switch; failing that, the tail is never written and the
+   * diff area fails (every snapshot invalid, failure.c). */
+  int r = d->failed ? -EIO : ckpt_write_held (d);
+  if (r < 0) {
+    if (d->journal.held) {                      /* not led: still held */
+      sc_journal_fail (&d->journal, r);
+      sc_journal_release_leads (&d->journal);
+    }
+    diff_fail (d, r);
+  }
 }
 
 int

@@ -422,6 +422,14 @@ origin_sync_hook (const struct sc_io_req *req)
   return 0;
 }
 
+/* The origin's hook, then the diff area's (fail_fd). */
+static int
+both_hooks (const struct sc_io_req *req)
+{
+  int r = origin_sync_hook (req);
+  return r < 0 ? r : diff_io_hook (req);
+}
+
 /* The writes held, then the origin's flushes go as `mode` says. */
 static void
 hold_then_origin_syncs (struct vol *t, int mode)
@@ -617,5 +625,40 @@ Test (hold, a_power_cut_in_the_commit_after_a_failed_origin_flush)
              "listed valid (it shows the origin as that failed flush left "
              "it)");
   free (torn_diff);
+  vol_free (&t);
+}
+
+/* The same, and the checkpoint that replaces the journal's tail fails
+ * too: the tail is never written (the diff area fails), so the snapshot
+ * is not served, now or after a reopen. */
+Test (hold, a_failed_origin_flush_and_a_failed_checkpoint_write_nothing)
+{
+  struct vol t;
+  vol_create (&t);
+  hold_then_origin_syncs (&t, ORIGIN_SYNCS_FAIL);
+  __atomic_store_n (&fail_fd, sc_diff_fd (sc_volume_diff (t.v)),
+                    __ATOMIC_RELEASE);
+  sc_io_fault_hook = both_hooks;
+  struct sc_snapshot_info s;
+  uint64_t held = 0;
+  int r = sc_volume_hold_commit_release (t.v, "unflushed", NULL, &s, &held);
+  __atomic_store_n (&fail_fd, -1, __ATOMIC_RELEASE);
+  origin_syncs_run ();
+  sc_volume_create_end (t.v);
+  cr_assert_lt (r, 0, "the creation succeeded");
+  uint8_t buf[CS];
+  if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
+    cr_assert_lt (sc_volume_snapshot_read (t.v, s.id, buf, CS, 0), 0,
+                  "the snapshot of a failed creation was served");
+  sc_io_fault_hook = NULL;
+  sc_volume_close (t.v);
+  vol_open (&t);
+  if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0) {
+    cr_assert_neq (s.invalid_reason, SC_VALID, "the snapshot is valid after "
+                   "a reopen");
+    cr_assert_lt (sc_volume_snapshot_read (t.v, s.id, buf, CS, 0), 0,
+                  "the snapshot of a failed creation is served after a "
+                  "reopen");
+  }
   vol_free (&t);
 }
