@@ -15,7 +15,8 @@
  * While serving, the checkpoint takes the journal's group-commit leader
  * role, so no commit writes the old journal meanwhile, and every record
  * appended to the old one is covered: the state it describes is in
- * memory, hence in the checkpoint.
+ * memory, hence in the checkpoint.  But for a keep's KEEP_CHECKPOINT,
+ * applied only once durable: the checkpoint writes it again.
  *
  * It writes about 48 bytes per copy (104 for a copy with 16 block
  * checksums), so it must not hold the lock for its whole length: it
