@@ -15,7 +15,8 @@
  * While serving, the checkpoint takes the journal's group-commit leader
  * role, so no commit writes the old journal meanwhile, and every record
  * appended to the old one is covered: the state it describes is in
- * memory, hence in the checkpoint.
+ * memory, hence in the checkpoint.  But for a keep's KEEP_CHECKPOINT,
+ * applied only once durable: the checkpoint writes it again.
  *
  * It writes about 48 bytes per copy (104 for a copy with 16 block
  * checksums), so it must not hold the lock for its whole length: it
@@ -355,6 +356,13 @@ ckpt_fill (struct sc_diff *d, struct sc_journal *j, bool online)
     r = rec_append_snapshot (j, s, NULL);
     if (r == 0 && s->invalid_reason != SC_VALID)
       r = sc_journal_append (j, rec, rec_invalid (rec, s), NULL);
+    /* Its KEEP_CHECKPOINT is in the old journal's tail, which this
+     * checkpoint covers, but applied only once durable (marks.c): carry
+     * it, or the keep returns, frees the data, and a crash brings the
+     * snapshot back.  (A recovery's, not online, finds every snapshot
+     * invalid: failure.c.) */
+    if (r == 0 && online && d->snaps[i]->keeping)
+      r = sc_journal_append (j, rec, rec_keep_checkpoint (rec, s->id), NULL);
   }
   if (r == 0)
     r = sc_journal_append (j, rec, rec_state (rec, d->epoch, d->next_id),

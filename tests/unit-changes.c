@@ -263,6 +263,99 @@ Test (changes, kept_while_copying_then_kill_9)
   kept_while_copying (false);
 }
 
+/* A keep whose commit waited behind another commit's (it was not the
+ * leader), when that commit then writes a journal checkpoint: the
+ * checkpoint takes the old journal's tail as covered, the keep's record
+ * with it, so it must carry the keep (the state it writes comes from
+ * memory, where the snapshot is not a checkpoint yet).  Otherwise the
+ * keep returns 0, frees the snapshot's data, and a crash brings the
+ * snapshot back, valid, over zeroed slots.  Found by the crash harness
+ * (tracking-concurrent-64k, SEED=2). */
+static bool keep_ckpt_armed;
+
+/* One checkpoint: due at the first look once armed. */
+static uint64_t
+keep_ckpt_limit (uint64_t live)
+{
+  (void) live;
+  return __atomic_exchange_n (&keep_ckpt_armed, false, __ATOMIC_SEQ_CST)
+         ? 0 : UINT64_MAX;
+}
+
+struct keep_job { struct sc_diff *d; int r; };
+
+static void *
+keep_copy_job (void *opaque)
+{
+  struct keep_job *j = opaque;
+  j->r = uh_copy_reserved (j->d, 20, 500);      /* commits, leads */
+  return NULL;
+}
+
+static void *
+keep_job (void *opaque)
+{
+  struct keep_job *j = opaque;
+  j->r = sc_diff_snapshot_keep_checkpoint (j->d, "s");
+  return NULL;
+}
+
+Test (changes, a_keep_covered_by_a_journal_checkpoint_stays_kept)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  make (a.d, "s", false);
+  for (uint64_t c = 0; c < 10; c++)
+    write_chunk (a.d, c, 100 + c);
+  struct sc_sb_disk before, after;
+  uh_sb_newest (a.diff_path, &before);
+
+  /* A copy's commit leads, held in its fdatasync (the lock dropped). */
+  uh_syncs_stop (sc_diff_fd (a.d));
+  struct keep_job copy = { .d = a.d }, keep = { .d = a.d };
+  pthread_t th_copy, th_keep;
+  pthread_create (&th_copy, NULL, keep_copy_job, &copy);
+  cr_assert (uh_syncs_wait_stopped (), "the copy's commit did not sync");
+  /* The keep appends its record and waits for that commit: seen once
+   * the record is in the journal (appended and waited under the lock). */
+  uint64_t records = uh_stats (a.d).journal_records;
+  pthread_create (&th_keep, NULL, keep_job, &keep);
+  for (int i = 0; i < 20000 && uh_stats (a.d).journal_records == records; i++)
+    usleep (1000);
+  cr_assert_eq (uh_stats (a.d).journal_records, records + 1,
+                "the keep did not append its record");
+  /* The copy's commit ends, then writes a checkpoint (no runner). */
+  __atomic_store_n (&keep_ckpt_armed, true, __ATOMIC_SEQ_CST);
+  sc_ckpt_limit_hook = keep_ckpt_limit;
+  uh_syncs_go ();
+  pthread_join (th_copy, NULL);
+  pthread_join (th_keep, NULL);
+  cr_assert_eq (copy.r, 0);
+  cr_assert_eq (keep.r, 0);
+  cr_assert (uh_find (a.d, "s").checkpoint);
+  uh_sb_newest (a.diff_path, &after);
+  cr_assert_neq (before.journal_nonce, after.journal_nonce,
+                 "no journal checkpoint was written");
+
+  /* A crash now: the file as it is.  The keep returned, so it holds. */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  sc_ckpt_limit_hook = NULL;
+  uh_area_open (&a, 0);
+  struct sc_snapshot_info s = uh_find (a.d, "s");
+  cr_assert (s.checkpoint, "the keep was lost: s is a snapshot again, "
+             "and its data was freed");
+  cr_assert_eq (s.invalid_reason, SC_VALID);
+  uint8_t ch[64];
+  cr_assert_eq (changed (a.d, s.id, SC_DIFF_LIVE, 64, 8, ch), 0);
+  for (uint64_t k = 0; k < 64; k++)
+    cr_assert_eq (ch[k], k < 10 || k == 20, "chunk %lu", (unsigned long) k);
+  uh_area_free (&a);
+}
+
 /* Pages of one diff read while the volume changes: a diff to the live
  * volume sees a write made between its pages; a diff between two
  * snapshots does not change with later writes, but does with a discard
