@@ -141,3 +141,66 @@ Test (keep_race, revert_started_while_a_keep_waits)
   crash_and_open (&a);          /* asserts the open succeeds */
   uh_area_free (&a);
 }
+
+/* A keep covered by an online journal checkpoint (its KEEP_CHECKPOINT
+ * carried into the new journal, right after the snapshot's records and
+ * before the state and the copies), then its freed slots reused by the
+ * copies of a later snapshot: after a crash the later snapshot reads its
+ * own copies, and the kept one is a valid checkpoint. */
+static bool ckpt_armed;
+
+static uint64_t
+ckpt_once (uint64_t live)
+{
+  (void) live;
+  return __atomic_exchange_n (&ckpt_armed, false, __ATOMIC_SEQ_CST)
+         ? 0 : UINT64_MAX;
+}
+
+static void *
+copy_job (void *opaque)
+{
+  struct job *j = opaque;
+  j->r = uh_copy_reserved (j->d, 20, 500);      /* commits, leads */
+  return NULL;
+}
+
+Test (keep_race, covered_keep_then_its_slots_reused_then_a_crash)
+{
+  struct uh_area a;
+  area_with_copies (&a);
+  struct sc_sb_disk before, after;
+  uh_sb_newest (a.diff_path, &before);
+  uh_syncs_stop (sc_diff_fd (a.d));
+  struct job copy = { .d = a.d }, keep = { .d = a.d };
+  pthread_t tc, tk;
+  pthread_create (&tc, NULL, copy_job, &copy);
+  cr_assert (uh_syncs_wait_stopped (), "the copy's commit did not sync");
+  uint64_t records = uh_stats (a.d).journal_records;
+  pthread_create (&tk, NULL, keep_job, &keep);
+  cr_assert (records_past (a.d, records), "the keep appended nothing");
+  __atomic_store_n (&ckpt_armed, true, __ATOMIC_SEQ_CST);
+  sc_ckpt_limit_hook = ckpt_once;
+  uh_syncs_go ();
+  pthread_join (tc, NULL);
+  pthread_join (tk, NULL);
+  cr_assert_eq (copy.r, 0);
+  cr_assert_eq (keep.r, 0);
+  uh_sb_newest (a.diff_path, &after);
+  cr_assert_neq (before.journal_nonce, after.journal_nonce,
+                 "no journal checkpoint was written");
+  sc_ckpt_limit_hook = NULL;
+  cr_assert_eq (uh_stats (a.d).data_slots, 0);
+  struct sc_snapshot_info t;
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "t", NULL, &t), 0);
+  for (uint64_t c = 0; c < 12; c++)
+    uh_copy_chunk (a.d, c, 200 + c);
+  crash_and_open (&a);
+  struct sc_snapshot_info s = uh_find (a.d, "s");
+  cr_assert (s.checkpoint, "the keep was lost");
+  cr_assert_eq (s.invalid_reason, SC_VALID);
+  cr_assert_eq (uh_find (a.d, "t").invalid_reason, SC_VALID);
+  for (uint64_t c = 0; c < 12; c++)
+    uh_assert_sees_copy (a.d, "t", c, 200 + c);
+  uh_area_free (&a);
+}
