@@ -110,6 +110,8 @@ sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
     return r;
   if (s->info.checkpoint)
     return -EINVAL;
+  if (s->keeping)
+    return -EAGAIN;             /* another keep of it waits for its commit */
   if (s->info.invalid_reason != SC_VALID)
     return -ESTALE;
   if (snap_has_clones (d, s->info.id))
@@ -120,6 +122,8 @@ sc_diff_snapshot_keep_checkpoint (struct sc_diff *d, const char *name)
     return r;
   if (!(s = snap_by_name (d, name)))
     return -ENOENT;
+  if (s->keeping)               /* (the lock was dropped) */
+    return -EAGAIN;
   struct txn t;
   uint8_t rec[SC_REC_MAX];
   txn_begin (d, &t);

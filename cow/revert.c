@@ -232,6 +232,8 @@ target_of (struct sc_diff *d, const char *name, struct snap **out)
     return -EINVAL;
   if (t->info.invalid_reason != SC_VALID)
     return -ESTALE;
+  if (t->keeping)
+    return -EAGAIN;             /* being made a checkpoint: its data goes */
   *out = t;
   return 0;
 }

@@ -171,6 +171,10 @@ reply_refusal (struct sc_volume *v, int fd, int r, const char *name,
                                live == 1 ? "" : "s");
     return sc_ctl_write_err (fd, EBUSY, "busy: a snapshot creation is in "
                              "progress on this volume");
+  case -EAGAIN:
+    return sc_ctl_write_err (fd, EAGAIN, "snapshot %s is being kept as a "
+                             "checkpoint (its data is going): not a revert "
+                             "target", name);
   case -ENOSPC:
     return sc_ctl_write_err (fd, ENOSPC, "the revert to %s does not fit "
                              "under the diff area's limit (see revert "

@@ -242,6 +242,9 @@ reply_keep_err (struct sc_volume *v, int fd, int err, const char *name)
                              "a checkpoint first", name);
   case EBUSY:
     return reply_busy (v, fd, name);
+  case EAGAIN:
+    return sc_ctl_write_err (fd, EAGAIN, "snapshot %s is being kept as a "
+                             "checkpoint by another request already", name);
   default:
     return sc_reply_snapshot_verr (v, fd, err, "delete", name);
   }
