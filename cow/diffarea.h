@@ -312,22 +312,19 @@ int sc_diff_snapshot_create (struct sc_diff *d, const char *name,
                              const struct sc_snapshot_opts *opts,
                              struct sc_snapshot_info *out);
 /* The same without waiting: the snapshot is recorded (in memory and in
- * the journal, which may not have reached the disk) when it returns 0,
- * and durable once sc_diff_commit (d, *seq) returns 0.  A creation can
- * so release the writes before the journal's write and sync: a write
- * after the release copies for the new snapshot, and its own commit
- * makes the snapshot's record durable before the origin changes.  Until
- * then a crash forgets the snapshot. */
-int sc_diff_snapshot_record (struct sc_diff *d, const char *name,
-                             const struct sc_snapshot_opts *opts,
-                             struct sc_snapshot_info *out, uint64_t *seq);
-/* The same, holding back every commit of the journal from the record on
- * (cow/journal.h, sc_journal_hold_leads) until sc_diff_snapshot_settle: the
- * creator releases the writes, then flushes the origin, whose content
- * before the hold the snapshot shows, and only then lets the record
- * become durable.  Writes after the release copy meanwhile, and wait for
- * their commits.  If the flush failed (origin_err < 0), the snapshot is
- * recorded invalid first (SC_INVALID_ORIGIN_FLUSH): never served. */
+ * the journal's tail) when it returns 0, and durable once
+ * sc_diff_commit (d, *seq) returns 0.  A creation can so release the
+ * writes before the origin's flush and the journal's write and sync: a
+ * write after the release copies for the new snapshot, and its own
+ * commit makes the snapshot's record durable before the origin changes.
+ * Until then a crash forgets the snapshot.  Every commit of the journal
+ * is held back from the record on (cow/journal.h, sc_journal_hold_leads)
+ * until sc_diff_snapshot_settle: the creator flushes the origin, whose
+ * content before the hold the snapshot shows, meanwhile.  If the flush
+ * failed (origin_err < 0) the snapshot is invalid
+ * (SC_INVALID_ORIGIN_FLUSH) and a checkpoint of the state replaces the
+ * journal's tail, which is never written: the record cannot reach the
+ * disk valid. */
 int sc_diff_snapshot_record_held (struct sc_diff *d, const char *name,
                                   const struct sc_snapshot_opts *opts,
                                   struct sc_snapshot_info *out,

@@ -130,19 +130,6 @@ snap_record (struct sc_diff *d, const char *name,
 }
 
 int
-sc_diff_snapshot_record (struct sc_diff *d, const char *name,
-                         const struct sc_snapshot_opts *opts,
-                         struct sc_snapshot_info *out, uint64_t *seq)
-{
-  LOCKED (d);
-  struct txn t;
-  int r = snap_record (d, name, opts, &t, out);
-  if (r == 0)
-    *seq = t.seq;
-  return r;
-}
-
-int
 sc_diff_snapshot_record_held (struct sc_diff *d, const char *name,
                               const struct sc_snapshot_opts *opts,
                               struct sc_snapshot_info *out, uint64_t *seq)
