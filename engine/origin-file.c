@@ -9,7 +9,10 @@
  *
  * The allocation map comes from lseek(SEEK_DATA/SEEK_HOLE).  lseek moves
  * the descriptor's file position, which nothing here uses (all transfers
- * are positioned), so concurrent callers do not disturb each other.  A
+ * are positioned), so concurrent callers do not disturb each other; but
+ * it takes the file's position lock and the inode's lock, which the
+ * writes contend for: a file with every block allocated when opened, and
+ * no zero or trim since, is not asked (a copy-on-write's hole test).  A
  * block device has no holes to report: it is all data.
  *
  * The origin is locked (flock, exclusive) for as long as it is open: a
@@ -56,6 +59,10 @@ struct file_origin {
   struct sc_origin o;           /* first: what the volume holds */
   int fd;
   bool is_file;                 /* a regular file (holes), not a device */
+  /* No hole when it was opened (every block allocated) and none made
+   * since (zero, trim): the copy-on-write's hole test needs no lseek
+   * (atomic; a hole missed only costs a read of zeros). */
+  bool dense;
 };
 
 static inline struct file_origin *
@@ -119,10 +126,17 @@ write_zeros (int fd, uint64_t len, uint64_t off)
   return 0;
 }
 
+static void
+not_dense (struct sc_origin *o)
+{
+  __atomic_store_n (&file_of (o)->dense, false, __ATOMIC_RELAXED);
+}
+
 static int
 file_zero (struct sc_origin *o, uint64_t len, uint64_t off, unsigned flags)
 {
   int fd = file_of (o)->fd;
+  not_dense (o);
   int modes[2] = { FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
                    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE };
   int r = -EOPNOTSUPP;
@@ -144,6 +158,7 @@ static int
 file_trim (struct sc_origin *o, uint64_t len, uint64_t off, unsigned flags)
 {
   int fd = file_of (o)->fd;
+  not_dense (o);
   int r = sc_io_fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                            off, len);
 
@@ -195,7 +210,7 @@ file_is_hole (struct sc_origin *o, uint64_t off, uint64_t len)
 {
   const struct file_origin *f = file_of (o);
 
-  if (!f->is_file)
+  if (!f->is_file || __atomic_load_n (&f->dense, __ATOMIC_RELAXED))
     return false;
   off_t data = lseek (f->fd, (off_t) off, SEEK_DATA);
   if (data == -1)
@@ -490,6 +505,9 @@ sc_origin_open_file (const char *path, struct sc_origin **out,
     return r;
   }
   f->is_file = f->o.id.type == SC_ORIGIN_FILE;
+  struct stat st;
+  f->dense = f->is_file && fstat (f->fd, &st) == 0 &&
+             (uint64_t) st.st_blocks * 512 >= (uint64_t) st.st_size;
   *out = &f->o;
   return 0;
 }
