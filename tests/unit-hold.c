@@ -662,3 +662,286 @@ Test (hold, a_failed_origin_flush_and_a_failed_checkpoint_write_nothing)
   }
   vol_free (&t);
 }
+
+/* ---- review 11: waiters in the journal while a failed origin flush's
+ * checkpoint replaces the tail ------------------------------------------
+ *
+ * While the creation flushes the origin (the leads held), a write copies
+ * for "s0" (its commit waits, without the lock), a keep of "k" and a
+ * delete of "d" wait in their commits.  The flush fails: the creator's
+ * checkpoint replaces the journal, tail and all.  Every waiter must
+ * return, and what it returned must be what the diff area holds after a
+ * kill (the diff area's file as the checkpoint left it) and a reopen. */
+static bool pause_fail_paused, pause_fail_go;
+
+static int
+pause_then_fail_hook (const struct sc_io_req *req)
+{
+  if (req->op != SC_IO_FDATASYNC || req->fd == origin_diff_fd)
+    return 0;
+  if (!__atomic_load_n (&pause_fail_go, __ATOMIC_ACQUIRE)) {
+    __atomic_store_n (&pause_fail_paused, true, __ATOMIC_RELEASE);
+    while (!__atomic_load_n (&pause_fail_go, __ATOMIC_ACQUIRE)) {
+      struct timespec ts = { 0, 1000000 };
+      nanosleep (&ts, NULL);
+    }
+    return -EIO;                /* the creation's origin flush only */
+  }
+  return 0;
+}
+
+struct name_job {
+  struct vol *t;
+  const char *name;
+  bool keep;
+  int r;
+  bool done;
+};
+
+static void *
+name_job_thread (void *p)
+{
+  struct name_job *j = p;
+  j->r = j->keep ? sc_volume_snapshot_keep_checkpoint (j->t->v, j->name)
+                 : sc_volume_snapshot_delete (j->t->v, j->name);
+  __atomic_store_n (&j->done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static void *
+unflushed_thread (void *p)
+{
+  struct release_arg *a = p;
+  struct sc_snapshot_info s;
+  a->r = sc_volume_hold_commit_release (a->t->v, "unflushed", NULL, &s,
+                                        &a->held);
+  sc_volume_create_end (a->t->v);
+  return NULL;
+}
+
+Test (hold, waiters_during_a_failed_origin_flush_see_the_checkpoint,
+      .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "k", NULL, &s), 0);
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "d", NULL, &s), 0);
+  cr_assert_eq (sc_volume_create_begin (t.v), 0);
+  cr_assert_eq (sc_volume_hold (t.v), 0);
+  origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
+  pause_fail_paused = pause_fail_go = false;
+  sc_io_fault_hook = pause_then_fail_hook;
+  struct release_arg c = { &t, -1, 0 };
+  pthread_t ct, wt, kt, dt;
+  cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &c), 0);
+  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
+  struct done_write_arg w = { { &t, 7 * CS, 0xab, -1 }, false };
+  struct name_job k = { &t, "k", true, -1, false };
+  struct name_job d = { &t, "d", false, -1, false };
+  cr_assert_eq (pthread_create (&wt, NULL, done_write_thread, &w), 0);
+  cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &k), 0);
+  cr_assert_eq (pthread_create (&dt, NULL, name_job_thread, &d), 0);
+  struct timespec ts = { 0, 300000000 };
+  nanosleep (&ts, NULL);
+  bool waited = !__atomic_load_n (&w.done, __ATOMIC_ACQUIRE) &&
+                !__atomic_load_n (&k.done, __ATOMIC_ACQUIRE) &&
+                !__atomic_load_n (&d.done, __ATOMIC_ACQUIRE);
+  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
+  pthread_join (ct, NULL);
+  pthread_join (wt, NULL);
+  pthread_join (kt, NULL);
+  pthread_join (dt, NULL);
+  sc_io_fault_hook = NULL;
+  cr_assert (waited, "a waiter did not wait for the held leads");
+  cr_assert_eq (c.r, -EIO, "the creation said %d", c.r);
+  cr_assert_eq (w.w.r, 0, "the write said %d", w.w.r);
+  cr_assert_eq (k.r, 0, "the keep said %d", k.r);
+  cr_assert_eq (d.r, 0, "the delete said %d", d.r);
+  uint8_t old[CS], new[CS];
+  uh_pattern (old, sizeof old, 21, 7 * CS);
+  memset (new, 0xab, sizeof new);
+  assert_chunk (&t, "s0", 7 * CS, old);
+  assert_chunk (&t, NULL, 7 * CS, new);
+
+  /* A kill now: the diff area's file as it is, opened again. */
+  size_t len;
+  uint8_t *img = uh_read_file (t.diff, &len);
+  char *killed = uh_path ("diff.killed");
+  uh_write_file (killed, img, len);
+  free (img);
+  sc_volume_close (t.v);
+  t.v = NULL;
+  cr_assert_eq (rename (killed, t.diff), 0);
+  free (killed);
+  vol_open (&t);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "d", &s), -ENOENT,
+                "a delete that returned 0 is undone by a kill");
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "k", &s), 0);
+  cr_assert (s.checkpoint, "a keep that returned 0 is undone by a kill");
+  if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
+    cr_assert_neq (s.invalid_reason, SC_VALID, "the unflushed snapshot is "
+                   "valid after a kill");
+  assert_chunk (&t, "s0", 7 * CS, old);
+  assert_chunk (&t, NULL, 7 * CS, new);
+  vol_free (&t);
+}
+
+/* The same, and the checkpoint fails (the diff area's disk fails while
+ * the origin's flush does): the waiters return, the journal writes
+ * nothing more once the disk is back, and after a kill the snapshot is
+ * not valid and every write that returned 0 is on the live volume. */
+static int
+pause_fail_both_hook (const struct sc_io_req *req)
+{
+  int r = pause_then_fail_hook (req);
+  if (r < 0)
+    __atomic_store_n (&fail_fd, origin_diff_fd, __ATOMIC_RELEASE);
+  return r < 0 ? r : diff_io_hook (req);
+}
+
+Test (hold, waiters_during_a_failed_origin_flush_and_a_failed_checkpoint,
+      .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "k", NULL, &s), 0);
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "d", NULL, &s), 0);
+  cr_assert_eq (sc_volume_create_begin (t.v), 0);
+  cr_assert_eq (sc_volume_hold (t.v), 0);
+  origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
+  pause_fail_paused = pause_fail_go = false;
+  sc_io_fault_hook = pause_fail_both_hook;
+  struct release_arg c = { &t, -1, 0 };
+  pthread_t ct, wt, kt, dt;
+  cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &c), 0);
+  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
+  struct done_write_arg w = { { &t, 7 * CS, 0xab, -1 }, false };
+  struct name_job k = { &t, "k", true, -1, false };
+  struct name_job d = { &t, "d", false, -1, false };
+  cr_assert_eq (pthread_create (&wt, NULL, done_write_thread, &w), 0);
+  cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &k), 0);
+  cr_assert_eq (pthread_create (&dt, NULL, name_job_thread, &d), 0);
+  struct timespec ts = { 0, 300000000 };
+  nanosleep (&ts, NULL);
+  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
+  pthread_join (ct, NULL);
+  pthread_join (wt, NULL);
+  pthread_join (kt, NULL);
+  pthread_join (dt, NULL);
+  /* The disk is back. */
+  __atomic_store_n (&fail_fd, -1, __ATOMIC_RELEASE);
+  sc_io_fault_hook = NULL;
+  cr_assert_lt (c.r, 0, "the creation succeeded");
+  uint8_t b2[CS];
+  memset (b2, 0x77, sizeof b2);
+  int w2 = sc_volume_write (t.v, b2, CS, 9 * CS, 0);
+  (void) sc_volume_flush (t.v);
+  cr_log_info ("write %d keep %d delete %d, later write %d", w.w.r, k.r, d.r,
+               w2);
+
+  size_t len;
+  uint8_t *img = uh_read_file (t.diff, &len);
+  char *killed = uh_path ("diff.killed");
+  uh_write_file (killed, img, len);
+  free (img);
+  sc_volume_close (t.v);
+  t.v = NULL;
+  cr_assert_eq (rename (killed, t.diff), 0);
+  free (killed);
+  vol_open (&t);
+  if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
+    cr_assert_neq (s.invalid_reason, SC_VALID, "the unflushed snapshot is "
+                   "valid after a kill");
+  if (d.r == 0)
+    cr_assert_eq (sc_volume_snapshot_lookup (t.v, "d", &s), -ENOENT);
+  uint8_t old[CS], new[CS];
+  uh_pattern (old, sizeof old, 21, 7 * CS);
+  memset (new, 0xab, sizeof new);
+  if (w.w.r == 0)
+    assert_chunk (&t, NULL, 7 * CS, new);
+  if (w2 == 0)
+    assert_chunk (&t, NULL, 9 * CS, b2);
+  if (sc_volume_snapshot_lookup (t.v, "s0", &s) == 0 &&
+      s.invalid_reason == SC_VALID) {
+    uh_pattern (old, sizeof old, 21, 7 * CS);
+    assert_chunk (&t, "s0", 7 * CS, old);
+    uh_pattern (old, sizeof old, 21, 9 * CS);
+    assert_chunk (&t, "s0", 9 * CS, old);
+  }
+  vol_free (&t);
+}
+
+/* A kill at each point where the failed flush's checkpoint has dropped
+ * the lock (before the superblock's switch): the old journal, without
+ * its tail, is what opens, and the snapshot is not valid there. */
+static const char *mid_src;
+static int mid_n;
+
+static void
+mid_stream_hook (struct sc_diff *d)
+{
+  (void) d;
+  char name[32];
+  snprintf (name, sizeof name, "diff.mid%d", mid_n++);
+  char *p = uh_path (name);
+  size_t len;
+  uint8_t *img = uh_read_file (mid_src, &len);
+  uh_write_file (p, img, len);
+  free (img);
+  free (p);
+}
+
+Test (hold, a_kill_in_the_checkpoint_of_a_failed_origin_flush,
+      .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
+  uint8_t buf[CS];
+  for (int c = 0; c < 8; c++) {
+    memset (buf, 0x30 + c, sizeof buf);
+    cr_assert_eq (sc_volume_write (t.v, buf, CS, (uint64_t) c * CS, 0), 0);
+  }
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  size_t slice = sc_ckpt_slice;
+  sc_ckpt_slice = 2;
+  mid_src = t.diff;
+  mid_n = 0;
+  hold_then_origin_syncs (&t, ORIGIN_SYNCS_FAIL);
+  sc_ckpt_stream_hook = mid_stream_hook;
+  uint64_t held = 0;
+  int r = sc_volume_hold_commit_release (t.v, "unflushed", NULL, &s, &held);
+  sc_ckpt_stream_hook = NULL;
+  sc_ckpt_slice = slice;
+  origin_syncs_run ();
+  sc_io_fault_hook = NULL;
+  sc_volume_create_end (t.v);
+  cr_assert_eq (r, -EIO);
+  cr_assert_gt (mid_n, 1, "the checkpoint streamed in %d parts", mid_n);
+  sc_volume_close (t.v);
+  t.v = NULL;
+  for (int i = 0; i < mid_n; i++) {
+    char name[32];
+    snprintf (name, sizeof name, "diff.mid%d", i);
+    char *p = uh_path (name);
+    cr_assert_eq (rename (p, t.diff), 0);
+    free (p);
+    vol_open (&t);
+    if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
+      cr_assert_neq (s.invalid_reason, SC_VALID, "kill %d: the unflushed "
+                     "snapshot is valid", i);
+    uint8_t old[CS];
+    for (int c = 0; c < 8; c++) {
+      uh_pattern (old, sizeof old, 21, (uint64_t) c * CS);
+      assert_chunk (&t, "s0", (uint64_t) c * CS, old);
+    }
+    sc_volume_close (t.v);
+    t.v = NULL;
+  }
+  vol_free (&t);
+}
