@@ -945,3 +945,49 @@ Test (hold, a_kill_in_the_checkpoint_of_a_failed_origin_flush,
   }
   vol_free (&t);
 }
+
+/* A keep of the new snapshot itself waits in its commit while its
+ * origin flush fails: after the checkpoint and the creator's delete, a
+ * kill reopens. */
+Test (hold, a_keep_of_the_unflushed_snapshot_during_its_flush,
+      .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
+  cr_assert_eq (sc_volume_create_begin (t.v), 0);
+  cr_assert_eq (sc_volume_hold (t.v), 0);
+  origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
+  pause_fail_paused = pause_fail_go = false;
+  sc_io_fault_hook = pause_then_fail_hook;
+  struct release_arg c = { &t, -1, 0 };
+  pthread_t ct, kt;
+  cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &c), 0);
+  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
+  struct name_job k = { &t, "unflushed", true, -1, false };
+  cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &k), 0);
+  struct timespec ts = { 0, 300000000 };
+  nanosleep (&ts, NULL);
+  bool waited = !__atomic_load_n (&k.done, __ATOMIC_ACQUIRE);
+  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
+  pthread_join (ct, NULL);
+  pthread_join (kt, NULL);
+  sc_io_fault_hook = NULL;
+  cr_log_info ("creation %d keep %d (waited %d)", c.r, k.r, waited);
+  cr_assert_eq (c.r, -EIO);
+  size_t len;
+  uint8_t *img = uh_read_file (t.diff, &len);
+  char *killed = uh_path ("diff.killed");
+  uh_write_file (killed, img, len);
+  free (img);
+  sc_volume_close (t.v);
+  t.v = NULL;
+  cr_assert_eq (rename (killed, t.diff), 0);
+  free (killed);
+  vol_open (&t);
+  if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
+    cr_assert_neq (s.invalid_reason, SC_VALID);
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "after", NULL, &s), 0);
+  vol_free (&t);
+}
