@@ -174,19 +174,22 @@ sc_volume_hold_commit_release (struct sc_volume *v, const char *name,
   if (!ok)
     return -EINVAL;
   uint64_t seq;
-  int r = sc_diff_snapshot_record_held (v->diff, name, opts, out, &seq);
+  struct sc_snapshot_info s;
+  int r = sc_diff_snapshot_record_held (v->diff, name, opts, &s, &seq);
   if (r < 0)
     return r;
+  if (out)
+    *out = s;
   *held_ns = sc_volume_release (v);
   uint64_t t = sc_mono_ns ();
   int flushed = sc_origin_flush (v->origin);
   debug ("snapshot %s: origin flush %" PRIu64 " us after the release%s",
-         out->name, (sc_mono_ns () - t) / 1000, flushed < 0 ? ", failed" : "");
-  sc_diff_snapshot_settle (v->diff, out->id, flushed);
+         s.name, (sc_mono_ns () - t) / 1000, flushed < 0 ? ", failed" : "");
+  sc_diff_snapshot_settle (v->diff, s.id, flushed);
   r = sc_diff_commit (v->diff, seq);
   if (flushed < 0) {
     /* Invalid, so never served; the creation failed, so not kept. */
-    (void) sc_volume_snapshot_delete_uuid (v, out->name, out->uuid);
+    (void) sc_volume_snapshot_delete_uuid (v, s.name, s.uuid);
     return flushed;
   }
   return r;
