@@ -160,6 +160,12 @@ done
 # The same as the judged system with io_uring off: the engine's
 # pread/pwrite path, for the io_uring/threading decision.
 [ "${BENCH_PWRITE:-1}" = 0 ] || SYSTEMS+=("sc-1-$DEFAULT_CHUNK$DUR_SUFFIX-pwrite")
+# The judged system with write-back=on, where the plugin has it.
+JUDGE_WB=
+if nbdkit "$PLUGIN" --help 2>/dev/null | grep '^write-back=' >/dev/null; then
+  JUDGE_WB="sc-1-$DEFAULT_CHUNK$DUR_SUFFIX-wb"
+  SYSTEMS+=("$JUDGE_WB")
+fi
 JUDGE="sc-1-$DEFAULT_CHUNK$DUR_SUFFIX" JUDGE_VOLATILE=
 if [ -n "$DURABILITY_SUPPORTED" ]; then
   for cs in "${CHUNK_LIST[@]}"; do SYSTEMS+=("sc-1-$cs-volatile"); done

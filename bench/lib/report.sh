@@ -3,7 +3,7 @@
 #
 # Input: $BENCH_TMP/samples.tsv, one line per fio run:
 #   system-id  job  repetition  IOPS  MiB/s
-# and the variables run.sh sets: SYSTEMS, JOBS_ORDER, JUDGE, JUDGE_VOLATILE,
+# and the variables run.sh sets: SYSTEMS, JOBS_ORDER, JUDGE, JUDGE_VOLATILE, JUDGE_WB,
 # the LAT_* and MEM_* results, the configuration and the machine.
 
 JOBS_ORDER=(randwrite-4k-first randwrite-4k-second randread-4k-live
@@ -207,6 +207,11 @@ report_targets () {
     [ -n "$(med "$many" randwrite-4k-first)" ] || continue
     target_row "first write, 64 snapshots vs 1, $cs chunks" "$many" randwrite-4k-first "$one" randwrite-4k-first 0.9
   done
+  if [ -n "${JUDGE_WB:-}" ] && [ -n "$(med "$JUDGE_WB" randwrite-4k-first)" ]; then
+    target_row "_write-back=on: first write vs the best peer_" "$JUDGE_WB" randwrite-4k-first "${bp:-qemu}" randwrite-4k-first 2.0
+    target_row "_write-back=on: first write vs nbdkit file_" "$JUDGE_WB" randwrite-4k-first file randwrite-4k-first 0.8
+    target_row "_write-back=on: rewrite vs nbdkit file_" "$JUDGE_WB" randwrite-4k-second file randwrite-4k-second 0.95
+  fi
   if [ -n "$(med "$pw" randwrite-4k-first)" ]; then
     target_row "_io_uring off: first write vs the best peer_" "$pw" randwrite-4k-first "${bp:-qemu}" randwrite-4k-first 2.0
     target_row "_io_uring off: first write vs nbdkit file_" "$pw" randwrite-4k-first file randwrite-4k-first 0.35
@@ -317,6 +322,7 @@ system_colour () {
     qemu) echo "#d62728" ;;
     qcow2) echo "#8c564b" ;;
     *-pwrite) echo "#ff7f0e" ;;
+    *-wb) echo "#17becf" ;;
     sc-0-*) echo "#e0a800" ;;
     sc-1-4K-volatile) echo "#bcbddc" ;;
     sc-1-16K-volatile) echo "#807dba" ;;

@@ -13,11 +13,13 @@
 #                     served read-write by qemu-storage-daemon as "live";
 #                     the origin, now its read-only backing file, is the
 #                     point in time ("snap")
-#   sc-N-CS[-DUR][-pwrite]
+#   sc-N-CS[-DUR][-pwrite][-wb]
 #                     shadowcopy with N existing snapshots, chunk size CS,
 #                     durability DUR (only when the plugin has it), and
 #                     with -pwrite: io_uring off (SHADOWCOPY_NO_URING=1,
-#                     the engine's pread/pwrite path)
+#                     the engine's pread/pwrite path); with -wb:
+#                     write-back=on (a first write acknowledged once queued,
+#                     before its copy is durable)
 #
 # start_system ID gives a fresh copy of the random-filled origin and a
 # fresh server on a Unix socket in the instance directory, and sets
@@ -31,9 +33,10 @@ SERVER_PID='' LIVE_URI='' SNAP_URI='' CTL='' INST=''
 sc_parse () {
   local opts
   IFS=- read -r _ SC_N SC_CS opts <<<"$1"
-  SC_DUR='' SC_PWRITE=''
+  SC_DUR='' SC_PWRITE='' SC_WB=''
   case -$opts- in *-safe-*) SC_DUR=safe ;; *-volatile-*) SC_DUR=volatile ;; esac
   case -$opts- in *-pwrite-*) SC_PWRITE=1 ;; esac
+  case -$opts- in *-wb-*) SC_WB=1 ;; esac
 }
 
 system_label () {
@@ -43,7 +46,7 @@ system_label () {
     qcow2) echo "qcow2 overlay (qsd)" ;;
     sc-*)
       sc_parse "$1"
-      echo "shadowcopy ${SC_N} snap ${SC_CS}${SC_DUR:+ $SC_DUR}${SC_PWRITE:+ pread/pwrite}" ;;
+      echo "shadowcopy ${SC_N} snap ${SC_CS}${SC_DUR:+ $SC_DUR}${SC_PWRITE:+ pread/pwrite}${SC_WB:+ write-back}" ;;
     *) echo "$1" ;;
   esac
 }
@@ -128,7 +131,10 @@ start_system () {
       ;;
     sc-*)
       sc_parse "$id"
+      local keys=("${SC_EXTRA_KEYS[@]+"${SC_EXTRA_KEYS[@]}"}")
+      [ -z "$SC_WB" ] || SC_EXTRA_KEYS+=(write-back=on)
       start_sc_server "$SC_CS" "$SC_DUR" "$log" "$SC_PWRITE"
+      SC_EXTRA_KEYS=("${keys[@]+"${keys[@]}"}")
       sc_snapshots "$SC_N"
       if [ "$SC_N" -gt 0 ]; then SNAP_URI="nbd+unix:///s$SC_N?socket=$sock"; fi
       ;;
