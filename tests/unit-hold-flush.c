@@ -355,40 +355,81 @@ unflushed_thread (void *p)
   return NULL;
 }
 
+/* The waiters' run: snapshots s0, k and d; the creation of "unflushed"
+ * paused in its origin flush (the leads held) under `hook`; a write of
+ * 0xab at chunk 7, a keep of k and a delete of d started; 300 ms later
+ * the flush fails and everything is joined.  *waited: none of the three
+ * had returned when the flush failed. */
+struct waiters {
+  struct release_arg c;
+  struct done_write_arg w;
+  struct name_job k, d;
+  bool waited;
+};
+
+static void
+waiters_run (struct vol *t, int (*hook) (const struct sc_io_req *),
+             struct waiters *x)
+{
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t->v, "s0", NULL, &s), 0);
+  cr_assert_eq (sc_volume_snapshot_create (t->v, "k", NULL, &s), 0);
+  cr_assert_eq (sc_volume_snapshot_create (t->v, "d", NULL, &s), 0);
+  cr_assert_eq (sc_volume_create_begin (t->v), 0);
+  cr_assert_eq (sc_volume_hold (t->v), 0);
+  origin_diff_fd = sc_diff_fd (sc_volume_diff (t->v));
+  pause_fail_paused = pause_fail_go = false;
+  sc_io_fault_hook = hook;
+  *x = (struct waiters) {
+    .c = { t, -1, 0 }, .w = { { t, 7 * CS, 0xab, -1 }, false },
+    .k = { t, "k", true, -1, false }, .d = { t, "d", false, -1, false },
+  };
+  pthread_t ct, wt, kt, dt;
+  cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &x->c), 0);
+  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
+  cr_assert_eq (pthread_create (&wt, NULL, done_write_thread, &x->w), 0);
+  cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &x->k), 0);
+  cr_assert_eq (pthread_create (&dt, NULL, name_job_thread, &x->d), 0);
+  struct timespec ts = { 0, 300000000 };
+  nanosleep (&ts, NULL);
+  x->waited = !__atomic_load_n (&x->w.done, __ATOMIC_ACQUIRE) &&
+              !__atomic_load_n (&x->k.done, __ATOMIC_ACQUIRE) &&
+              !__atomic_load_n (&x->d.done, __ATOMIC_ACQUIRE);
+  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
+  pthread_join (ct, NULL);
+  pthread_join (wt, NULL);
+  pthread_join (kt, NULL);
+  pthread_join (dt, NULL);
+}
+
+/* A kill now: the diff area's file as it is, opened again. */
+static void
+kill_and_reopen (struct vol *t)
+{
+  size_t len;
+  uint8_t *img = uh_read_file (t->diff, &len);
+  char *killed = uh_path ("diff.killed");
+  uh_write_file (killed, img, len);
+  free (img);
+  sc_volume_close (t->v);
+  t->v = NULL;
+  cr_assert_eq (rename (killed, t->diff), 0);
+  free (killed);
+  vol_open (t);
+}
+
 Test (hold_flush, waiters_during_a_failed_origin_flush_see_the_checkpoint,
       .timeout = 60)
 {
   struct vol t;
   vol_create (&t);
   struct sc_snapshot_info s;
-  cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
-  cr_assert_eq (sc_volume_snapshot_create (t.v, "k", NULL, &s), 0);
-  cr_assert_eq (sc_volume_snapshot_create (t.v, "d", NULL, &s), 0);
-  cr_assert_eq (sc_volume_create_begin (t.v), 0);
-  cr_assert_eq (sc_volume_hold (t.v), 0);
-  origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
-  pause_fail_paused = pause_fail_go = false;
-  sc_io_fault_hook = pause_then_fail_hook;
-  struct release_arg c = { &t, -1, 0 };
-  pthread_t ct, wt, kt, dt;
-  cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &c), 0);
-  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
-  struct done_write_arg w = { { &t, 7 * CS, 0xab, -1 }, false };
-  struct name_job k = { &t, "k", true, -1, false };
-  struct name_job d = { &t, "d", false, -1, false };
-  cr_assert_eq (pthread_create (&wt, NULL, done_write_thread, &w), 0);
-  cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &k), 0);
-  cr_assert_eq (pthread_create (&dt, NULL, name_job_thread, &d), 0);
-  struct timespec ts = { 0, 300000000 };
-  nanosleep (&ts, NULL);
-  bool waited = !__atomic_load_n (&w.done, __ATOMIC_ACQUIRE) &&
-                !__atomic_load_n (&k.done, __ATOMIC_ACQUIRE) &&
-                !__atomic_load_n (&d.done, __ATOMIC_ACQUIRE);
-  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
-  pthread_join (ct, NULL);
-  pthread_join (wt, NULL);
-  pthread_join (kt, NULL);
-  pthread_join (dt, NULL);
+  struct waiters x;
+  waiters_run (&t, pause_then_fail_hook, &x);
+  struct release_arg c = x.c;
+  struct done_write_arg w = x.w;
+  struct name_job k = x.k, d = x.d;
+  bool waited = x.waited;
   sc_io_fault_hook = NULL;
   cr_assert (waited, "a waiter did not wait for the held leads");
   cr_assert_eq (c.r, -EIO, "the creation said %d", c.r);
@@ -401,17 +442,7 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_see_the_checkpoint,
   assert_chunk (&t, "s0", 7 * CS, old);
   assert_chunk (&t, NULL, 7 * CS, new);
 
-  /* A kill now: the diff area's file as it is, opened again. */
-  size_t len;
-  uint8_t *img = uh_read_file (t.diff, &len);
-  char *killed = uh_path ("diff.killed");
-  uh_write_file (killed, img, len);
-  free (img);
-  sc_volume_close (t.v);
-  t.v = NULL;
-  cr_assert_eq (rename (killed, t.diff), 0);
-  free (killed);
-  vol_open (&t);
+  kill_and_reopen (&t);
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "d", &s), -ENOENT,
                 "a delete that returned 0 is undone by a kill");
   cr_assert_eq (sc_volume_snapshot_lookup (t.v, "k", &s), 0);
@@ -443,31 +474,11 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_and_a_failed_checkpoint,
   struct vol t;
   vol_create (&t);
   struct sc_snapshot_info s;
-  cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
-  cr_assert_eq (sc_volume_snapshot_create (t.v, "k", NULL, &s), 0);
-  cr_assert_eq (sc_volume_snapshot_create (t.v, "d", NULL, &s), 0);
-  cr_assert_eq (sc_volume_create_begin (t.v), 0);
-  cr_assert_eq (sc_volume_hold (t.v), 0);
-  origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
-  pause_fail_paused = pause_fail_go = false;
-  sc_io_fault_hook = pause_fail_both_hook;
-  struct release_arg c = { &t, -1, 0 };
-  pthread_t ct, wt, kt, dt;
-  cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &c), 0);
-  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
-  struct done_write_arg w = { { &t, 7 * CS, 0xab, -1 }, false };
-  struct name_job k = { &t, "k", true, -1, false };
-  struct name_job d = { &t, "d", false, -1, false };
-  cr_assert_eq (pthread_create (&wt, NULL, done_write_thread, &w), 0);
-  cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &k), 0);
-  cr_assert_eq (pthread_create (&dt, NULL, name_job_thread, &d), 0);
-  struct timespec ts = { 0, 300000000 };
-  nanosleep (&ts, NULL);
-  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
-  pthread_join (ct, NULL);
-  pthread_join (wt, NULL);
-  pthread_join (kt, NULL);
-  pthread_join (dt, NULL);
+  struct waiters x;
+  waiters_run (&t, pause_fail_both_hook, &x);
+  struct release_arg c = x.c;
+  struct done_write_arg w = x.w;
+  struct name_job k = x.k, d = x.d;
   /* The disk is back. */
   __atomic_store_n (&fail_fd, -1, __ATOMIC_RELEASE);
   sc_io_fault_hook = NULL;
@@ -479,16 +490,7 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_and_a_failed_checkpoint,
   cr_log_info ("write %d keep %d delete %d, later write %d", w.w.r, k.r, d.r,
                w2);
 
-  size_t len;
-  uint8_t *img = uh_read_file (t.diff, &len);
-  char *killed = uh_path ("diff.killed");
-  uh_write_file (killed, img, len);
-  free (img);
-  sc_volume_close (t.v);
-  t.v = NULL;
-  cr_assert_eq (rename (killed, t.diff), 0);
-  free (killed);
-  vol_open (&t);
+  kill_and_reopen (&t);
   if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
     cr_assert_neq (s.invalid_reason, SC_VALID, "the unflushed snapshot is "
                    "valid after a kill");
