@@ -27,11 +27,11 @@
 #include <config.h>
 
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/falloc.h>
+#include <linux/futex.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,9 +439,8 @@ sc_journal_await (struct sc_journal *j, uint64_t seq, pthread_mutex_t *lock)
     }
     if (j->error || !lead_waits (j))
       return false;
-    /* The leader (or sc_journal_release_leads) bumps leads_ended under `lock`,
-     * which is held here: it cannot have done so before `seen` was
-     * read. */
+    /* The leader (or sc_journal_release_leads) bumps leads_ended under
+     * `lock`, which is held here: not before `seen` is read. */
     uint32_t seen = j->leads_ended;
     __atomic_add_fetch (&j->sleepers, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock (lock);

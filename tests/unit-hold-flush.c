@@ -35,7 +35,10 @@ TestSuite (hold_flush, .init = uh_setup, .fini = hold_teardown);
  * (it shows the origin as it was at the hold), so the journal's commits
  * wait for it, the commits of the writes after the release too. */
 
-enum { ORIGIN_SYNCS_RUN, ORIGIN_SYNCS_PAUSE, ORIGIN_SYNCS_FAIL };
+/* PAUSE: an origin fdatasync waits for origin_go, then succeeds;
+ * PAUSE_FAIL: one that came before origin_go waits for it, then fails. */
+enum { ORIGIN_SYNCS_RUN, ORIGIN_SYNCS_PAUSE, ORIGIN_SYNCS_PAUSE_FAIL,
+       ORIGIN_SYNCS_FAIL };
 static int origin_syncs = ORIGIN_SYNCS_RUN;
 static int origin_diff_fd = -1;         /* every other fd is the origin's */
 static bool origin_paused, origin_go;
@@ -48,12 +51,14 @@ origin_sync_hook (const struct sc_io_req *req)
   int mode = __atomic_load_n (&origin_syncs, __ATOMIC_ACQUIRE);
   if (mode == ORIGIN_SYNCS_FAIL)
     return -EIO;
-  if (mode == ORIGIN_SYNCS_PAUSE) {
+  if ((mode == ORIGIN_SYNCS_PAUSE || mode == ORIGIN_SYNCS_PAUSE_FAIL) &&
+      !__atomic_load_n (&origin_go, __ATOMIC_ACQUIRE)) {
     __atomic_store_n (&origin_paused, true, __ATOMIC_RELEASE);
     while (!__atomic_load_n (&origin_go, __ATOMIC_ACQUIRE)) {
       struct timespec ts = { 0, 1000000 };
       nanosleep (&ts, NULL);
     }
+    return mode == ORIGIN_SYNCS_PAUSE_FAIL ? -EIO : 0;
   }
   return 0;
 }
@@ -267,7 +272,7 @@ Test (hold_flush, a_power_cut_in_the_commit_after_a_failed_origin_flush)
 /* The same, and the checkpoint that replaces the journal's tail fails
  * too: the tail is never written (the diff area fails), so the snapshot
  * is not served, now or after a reopen. */
-Test (hold_flush, a_failed_origin_flush_and_a_failed_checkpoint_write_nothing)
+Test (hold_flush, a_failed_origin_flush_and_a_failed_checkpoint_serve_nothing)
 {
   struct vol t;
   vol_create (&t);
@@ -308,24 +313,6 @@ Test (hold_flush, a_failed_origin_flush_and_a_failed_checkpoint_write_nothing)
  * checkpoint replaces the journal, tail and all.  Every waiter must
  * return, and what it returned must be what the diff area holds after a
  * kill (the diff area's file as the checkpoint left it) and a reopen. */
-static bool pause_fail_paused, pause_fail_go;
-
-static int
-pause_then_fail_hook (const struct sc_io_req *req)
-{
-  if (req->op != SC_IO_FDATASYNC || req->fd == origin_diff_fd)
-    return 0;
-  if (!__atomic_load_n (&pause_fail_go, __ATOMIC_ACQUIRE)) {
-    __atomic_store_n (&pause_fail_paused, true, __ATOMIC_RELEASE);
-    while (!__atomic_load_n (&pause_fail_go, __ATOMIC_ACQUIRE)) {
-      struct timespec ts = { 0, 1000000 };
-      nanosleep (&ts, NULL);
-    }
-    return -EIO;                /* the creation's origin flush only */
-  }
-  return 0;
-}
-
 struct name_job {
   struct vol *t;
   const char *name;
@@ -378,7 +365,8 @@ waiters_run (struct vol *t, int (*hook) (const struct sc_io_req *),
   cr_assert_eq (sc_volume_create_begin (t->v), 0);
   cr_assert_eq (sc_volume_hold (t->v), 0);
   origin_diff_fd = sc_diff_fd (sc_volume_diff (t->v));
-  pause_fail_paused = pause_fail_go = false;
+  origin_paused = origin_go = false;
+  __atomic_store_n (&origin_syncs, ORIGIN_SYNCS_PAUSE_FAIL, __ATOMIC_RELEASE);
   sc_io_fault_hook = hook;
   *x = (struct waiters) {
     .c = { t, -1, 0 }, .w = { { t, 7 * CS, 0xab, -1 }, false },
@@ -386,7 +374,7 @@ waiters_run (struct vol *t, int (*hook) (const struct sc_io_req *),
   };
   pthread_t ct, wt, kt, dt;
   cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &x->c), 0);
-  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
+  cr_assert (uh_wait_flag (&origin_paused, 10000), "no origin flush");
   cr_assert_eq (pthread_create (&wt, NULL, done_write_thread, &x->w), 0);
   cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &x->k), 0);
   cr_assert_eq (pthread_create (&dt, NULL, name_job_thread, &x->d), 0);
@@ -395,7 +383,7 @@ waiters_run (struct vol *t, int (*hook) (const struct sc_io_req *),
   x->waited = !__atomic_load_n (&x->w.done, __ATOMIC_ACQUIRE) &&
               !__atomic_load_n (&x->k.done, __ATOMIC_ACQUIRE) &&
               !__atomic_load_n (&x->d.done, __ATOMIC_ACQUIRE);
-  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
+  __atomic_store_n (&origin_go, true, __ATOMIC_RELEASE);
   pthread_join (ct, NULL);
   pthread_join (wt, NULL);
   pthread_join (kt, NULL);
@@ -425,7 +413,7 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_see_the_checkpoint,
   vol_create (&t);
   struct sc_snapshot_info s;
   struct waiters x;
-  waiters_run (&t, pause_then_fail_hook, &x);
+  waiters_run (&t, origin_sync_hook, &x);
   struct release_arg c = x.c;
   struct done_write_arg w = x.w;
   struct name_job k = x.k, d = x.d;
@@ -462,7 +450,7 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_see_the_checkpoint,
 static int
 pause_fail_both_hook (const struct sc_io_req *req)
 {
-  int r = pause_then_fail_hook (req);
+  int r = origin_sync_hook (req);
   if (r < 0)
     __atomic_store_n (&fail_fd, origin_diff_fd, __ATOMIC_RELEASE);
   return r < 0 ? r : diff_io_hook (req);
@@ -597,18 +585,19 @@ Test (hold_flush, a_keep_of_the_unflushed_snapshot_during_its_flush,
   cr_assert_eq (sc_volume_create_begin (t.v), 0);
   cr_assert_eq (sc_volume_hold (t.v), 0);
   origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
-  pause_fail_paused = pause_fail_go = false;
-  sc_io_fault_hook = pause_then_fail_hook;
+  origin_paused = origin_go = false;
+  __atomic_store_n (&origin_syncs, ORIGIN_SYNCS_PAUSE_FAIL, __ATOMIC_RELEASE);
+  sc_io_fault_hook = origin_sync_hook;
   struct release_arg c = { &t, -1, 0 };
   pthread_t ct, kt;
   cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &c), 0);
-  cr_assert (uh_wait_flag (&pause_fail_paused, 10000), "no origin flush");
+  cr_assert (uh_wait_flag (&origin_paused, 10000), "no origin flush");
   struct name_job k = { &t, "unflushed", true, -1, false };
   cr_assert_eq (pthread_create (&kt, NULL, name_job_thread, &k), 0);
   struct timespec ts = { 0, 300000000 };
   nanosleep (&ts, NULL);
   bool waited = !__atomic_load_n (&k.done, __ATOMIC_ACQUIRE);
-  __atomic_store_n (&pause_fail_go, true, __ATOMIC_RELEASE);
+  __atomic_store_n (&origin_go, true, __ATOMIC_RELEASE);
   pthread_join (ct, NULL);
   pthread_join (kt, NULL);
   sc_io_fault_hook = NULL;
