@@ -493,27 +493,14 @@ ckpt_new_journal (struct sc_diff *d, uint64_t first_seq,
   return 0;
 }
 
-/* A checkpoint written by the holder of the journal's leads (`held`)
- * replaces a tail that must never be written: if it fails, the old
- * journal fails before it lets go, so that no commit writes that tail. */
-static void
-ckpt_unlead (struct sc_diff *d, bool held, int err)
-{
-  if (held)
-    sc_journal_fail (&d->journal, err);
-  sc_journal_unlead (&d->journal);
-}
-
-static int
-ckpt_write_lead (struct sc_diff *d, uint64_t first_seq,
-                 const uint64_t *old_chain, size_t old_nchain, bool held)
+int
+ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
+            size_t old_nchain)
 {
   bool online = d->have_journal;
   int r;
   if (online) {
-    r = held ? sc_journal_lead_held (&d->journal, &d->lock)
-             : sc_journal_lead (&d->journal, &d->lock);
-    if (r < 0)
+    if ((r = sc_journal_lead (&d->journal, &d->lock)) < 0)
       return r;
     first_seq = sc_journal_next_seq (&d->journal);
     ckpt_freeze (d);
@@ -527,7 +514,7 @@ ckpt_write_lead (struct sc_diff *d, uint64_t first_seq,
      * superblock in force again over it, or fail the diff area (nothing
      * more is recorded, and the FAILED flag says so, if it can). */
     int r2 = diff_sb_store (d, &d->sb);
-    ckpt_unlead (d, held, r);
+    sc_journal_unlead (&d->journal);
     ckpt_thaw (d);
     if (r2 < 0) {
       char what[128];
@@ -541,7 +528,7 @@ ckpt_write_lead (struct sc_diff *d, uint64_t first_seq,
   }
   if (r < 0) {
     if (online) {
-      ckpt_unlead (d, held, r);
+      sc_journal_unlead (&d->journal);
       ckpt_thaw (d);
     }
     return r;
@@ -563,19 +550,6 @@ ckpt_write_lead (struct sc_diff *d, uint64_t first_seq,
       sc_alloc_put (&d->alloc, old_chain[i]);
   }
   return 0;
-}
-
-int
-ckpt_write (struct sc_diff *d, uint64_t first_seq, const uint64_t *old_chain,
-            size_t old_nchain)
-{
-  return ckpt_write_lead (d, first_seq, old_chain, old_nchain, false);
-}
-
-int
-ckpt_write_held (struct sc_diff *d)
-{
-  return ckpt_write_lead (d, 0, NULL, 0, true);
 }
 
 int

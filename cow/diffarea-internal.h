@@ -733,10 +733,6 @@ bool ckpt_journal_too_long (const struct sc_diff *d, uint64_t records);
  * journal's while serving). */
 int ckpt_write (struct sc_diff *d, uint64_t first_seq,
                 const uint64_t *old_chain, size_t old_nchain);
-/* The same, online, by the holder of the journal's leads
- * (sc_journal_hold_leads): the tail is replaced, never written; on
- * failure the journal fails (sc_journal_fail) before the leads go. */
-int ckpt_write_held (struct sc_diff *d);
 /* After a commit: rewrite the journal if it has grown long; with a
  * runner registered, only note that it is due and wake the runner,
  * unless the journal has grown to twice its limit meanwhile. */

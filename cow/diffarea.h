@@ -322,9 +322,8 @@ int sc_diff_snapshot_create (struct sc_diff *d, const char *name,
  * until sc_diff_snapshot_settle: the creator flushes the origin, whose
  * content before the hold the snapshot shows, meanwhile.  If the flush
  * failed (origin_err < 0) the snapshot is invalid
- * (SC_INVALID_ORIGIN_FLUSH) and a checkpoint of the state replaces the
- * journal's tail, which is never written: the record cannot reach the
- * disk valid. */
+ * (SC_INVALID_ORIGIN_FLUSH), in its record too, which the held leads
+ * have kept unwritten: the record cannot reach the disk valid. */
 int sc_diff_snapshot_record_held (struct sc_diff *d, const char *name,
                                   const struct sc_snapshot_opts *opts,
                                   struct sc_snapshot_info *out,

@@ -1,4 +1,4 @@
-/* shadowcopy: the on-disk format of the diff area (versions 1 to 4).
+/* shadowcopy: the on-disk format of the diff area (versions 1 to 5).
  *
  * docs/design.md describes it in prose; this header is its definition.
  * Every integer is little-endian.  Every metadata structure carries a
@@ -39,8 +39,8 @@
  * binary that knows an older one refuses the area by its version instead
  * of tripping on an unknown record; versions 1 and 2 are still read.
  * Version 4 added writable clones (the CLONE flag, CLONE_BASE and
- * CLONE_DATA records) and reverts. */
-#define SC_FORMAT_VERSION  4
+ * CLONE_DATA records) and reverts; version 5 the ORIGIN_UNFLUSHED flag. */
+#define SC_FORMAT_VERSION  5
 #define SC_FORMAT_VERSION_MIN 1
 #define SC_SB_SIZE         4096
 #define SC_SB_COPIES       2
@@ -188,8 +188,13 @@ struct sc_rec_snap_create {
  * not advance; it is no epoch of the copy map.  Its SNAP_UUID and
  * CLONE_BASE records follow its SNAP_CREATE in the same commit. */
 #define SC_SNAP_F_CLONE        0x4
+/* Invalid from its creation (version 5): the origin's flush failed when
+ * the snapshot was taken (SC_INVALID_ORIGIN_FLUSH).  Set in the record
+ * itself before it is written (the journal's leads are held until that
+ * flush is done), so that it reaches the disk invalid or not at all. */
+#define SC_SNAP_F_ORIGIN_UNFLUSHED 0x8
 #define SC_SNAP_F_KNOWN        (SC_SNAP_F_AUTO_RELEASE | SC_SNAP_F_CHECKPOINT \
-                                | SC_SNAP_F_CLONE)
+                                | SC_SNAP_F_CLONE | SC_SNAP_F_ORIGIN_UNFLUSHED)
 
 /* Written right after the SNAP_CREATE record of every snapshot and
  * checkpoint (version 3; before its SNAP_SET): its UUID, random at

@@ -580,16 +580,18 @@ sc_journal_release_leads (struct sc_journal *j)
   wake_waiters (j);
 }
 
-int
-sc_journal_lead_held (struct sc_journal *j, pthread_mutex_t *lock)
+/* The tail holds whole records back to back (put_record). */
+struct sc_rec_hdr *
+sc_journal_unwritten (struct sc_journal *j, struct sc_rec_hdr *rec)
 {
-  while (j->syncing)
-    pthread_cond_wait (&j->synced, lock);
-  if (j->error)
-    return j->error;
-  j->held = false;
-  j->syncing = true;
-  return 0;
+  uint8_t *p = rec ? (uint8_t *) rec + rec->len : j->tail;
+  return p && p < j->tail + j->tail_len ? (struct sc_rec_hdr *) p : NULL;
+}
+
+void
+sc_journal_reseal (const struct sc_journal *j, struct sc_rec_hdr *rec)
+{
+  rec->crc = sc_journal_rec_crc (j->seed, rec, rec->len);
 }
 
 void

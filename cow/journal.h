@@ -121,10 +121,13 @@ bool sc_journal_await (struct sc_journal *j, uint64_t seq,
  * flight finishes).  Commits, leads and checkpoints wait meanwhile. */
 void sc_journal_hold_leads (struct sc_journal *j);
 void sc_journal_release_leads (struct sc_journal *j);
-/* The holder of the leads takes the lead itself (for a checkpoint that
- * replaces the journal, tail and all), once a lead in flight is done;
- * the journal's error if it has one (the leads still held). */
-int sc_journal_lead_held (struct sc_journal *j, pthread_mutex_t *lock);
+/* The records appended but not yet written, in order: the first after
+ * `rec` (NULL: the first of all), or NULL.  While the leads are held, no
+ * lead takes them: their holder may change one, then reseal it (its
+ * CRC), and it is written as changed or not at all. */
+struct sc_rec_hdr *sc_journal_unwritten (struct sc_journal *j,
+                                         struct sc_rec_hdr *rec);
+void sc_journal_reseal (const struct sc_journal *j, struct sc_rec_hdr *rec);
 /* The tail must never be written: the journal fails (sticky), so every
  * commit from now on returns `err` and nothing more reaches the disk. */
 void sc_journal_fail (struct sc_journal *j, int err);

@@ -208,6 +208,8 @@ apply_create (struct sc_diff *d, const struct sc_rec_snap_create *r,
   snap_push (d, s);
   d->next_id = r->id + 1;
   d->epoch = r->epoch + 1;
+  if (r->flags & SC_SNAP_F_ORIGIN_UNFLUSHED)
+    snap_set_invalid (d, s, SC_INVALID_ORIGIN_FLUSH, 0, 0);
   return 0;
 }
 

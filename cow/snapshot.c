@@ -144,6 +144,26 @@ sc_diff_snapshot_record_held (struct sc_diff *d, const char *name,
   return r;
 }
 
+/* Mark snapshot `id` invalid in its own SNAP_CREATE record, still in the
+ * journal's tail: the held leads have kept it unwritten, so it reaches
+ * the disk invalid or not at all, torn or not.  (An invalidation
+ * appended after it could be torn off, and a checkpoint to replace the
+ * tail needs a new journal's space.)  The record's seq, or 0 if it is
+ * not there. */
+static uint64_t
+snap_unflushed_in_record (struct sc_diff *d, uint64_t id)
+{
+  struct sc_rec_hdr *h = NULL;
+  while ((h = sc_journal_unwritten (&d->journal, h)))
+    if (h->type == SC_REC_SNAP_CREATE &&
+        ((struct sc_rec_snap_create *) h)->id == id) {
+      ((struct sc_rec_snap_create *) h)->flags |= SC_SNAP_F_ORIGIN_UNFLUSHED;
+      sc_journal_reseal (&d->journal, h);
+      return h->seq;
+    }
+  return 0;
+}
+
 void
 sc_diff_snapshot_settle (struct sc_diff *d, uint64_t id, int origin_err)
 {
@@ -152,28 +172,25 @@ sc_diff_snapshot_settle (struct sc_diff *d, uint64_t id, int origin_err)
     sc_journal_release_leads (&d->journal);
     return;
   }
+  uint64_t seq = snap_unflushed_in_record (d, id);
+  if (!seq) {
+    /* Not in the tail (cannot happen while the leads are held): the
+     * record must never be written, so nothing more is. */
+    sc_journal_fail (&d->journal, -EIO);
+    diff_fail (d, -EIO);
+  }
   struct snap *s = snap_by_id (d, id, NULL);
   if (s && !s->deleted && s->info.invalid_reason == SC_VALID) {
     snap_set_invalid (d, s, SC_INVALID_ORIGIN_FLUSH, -origin_err, 0);
+    if (seq)
+      s->invalid_seq = seq;     /* durable with its record */
     d->invalidations++;
     diff_say ("snapshot %s (id %" PRIu64 ") is invalid: %s (%s)",
               s->info.name, s->info.id,
               sc_invalid_reason_text (SC_INVALID_ORIGIN_FLUSH),
               strerror (-origin_err));
   }
-  /* The tail holds the snapshot's record, valid: an invalidation after
-   * it could be torn off by a crash.  A checkpoint of the state (where
-   * the snapshot is invalid) replaces the journal, tail and all, at the
-   * superblock's switch; failing that, the tail is never written and the
-   * diff area fails (every snapshot invalid, failure.c). */
-  int r = d->failed ? -EIO : ckpt_write_held (d);
-  if (r < 0) {
-    if (d->journal.held) {                      /* not led: still held */
-      sc_journal_fail (&d->journal, r);
-      sc_journal_release_leads (&d->journal);
-    }
-    diff_fail (d, r);
-  }
+  sc_journal_release_leads (&d->journal);
 }
 
 int

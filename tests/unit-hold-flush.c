@@ -197,9 +197,10 @@ static char *torn_diff;         /* ... as the power cut left it */
 static bool torn_armed, torn_done;
 
 /* Every origin fdatasync fails; the diff area's first journal write
- * that holds a SNAP_INVALID is cut by a power cut just before that
- * record: torn_diff gets the diff area as it was, plus the write's
- * bytes before the record. */
+ * that holds the new snapshot's SNAP_CREATE is cut by a power cut just
+ * after that record, which is whole: torn_diff gets the diff area as it
+ * was, plus the write's bytes up to the record's end.  (An invalidation
+ * written after the record is lost to such a cut.) */
 static int
 torn_hook (const struct sc_io_req *req)
 {
@@ -213,13 +214,12 @@ torn_hook (const struct sc_io_req *req)
     memcpy (&h, b + at, sizeof h);
     if (h.len == 0)
       break;
-    if (h.type == SC_REC_SNAP_INVALID) {
+    if (h.type == SC_REC_SNAP_CREATE) {
       size_t len;
       uint8_t *img = uh_read_file (torn_src, &len);
       uh_write_file (torn_diff, img, len);
       free (img);
-      if (at)
-        uh_pwrite (torn_diff, b, at, req->off);
+      uh_pwrite (torn_diff, b, at + h.len, req->off);
       torn_armed = false;
       torn_done = true;
       break;
@@ -247,7 +247,7 @@ Test (hold_flush, a_power_cut_in_the_commit_after_a_failed_origin_flush)
   sc_io_fault_hook = NULL;
   sc_volume_create_end (t.v);
   cr_assert_eq (r, -EIO, "the creation said %d", r);
-  cr_assert (torn_done, "no journal write held the snapshot's SNAP_INVALID");
+  cr_assert (torn_done, "no journal write held the snapshot's record");
   sc_volume_close (t.v);
   t.v = NULL;
   /* The power cut: the diff area as the cut left it, the origin as it is
@@ -261,18 +261,18 @@ Test (hold_flush, a_power_cut_in_the_commit_after_a_failed_origin_flush)
   r = sc_volume_open (&cfg, &t.v, err, sizeof err);
   cr_assert_eq (r, 0, "sc_volume_open: %d %s", r, err);
   r = sc_volume_snapshot_lookup (t.v, "unflushed", &s);
-  cr_assert (r == -ENOENT || s.invalid_reason != SC_VALID,
-             "after a power cut, the snapshot whose origin flush failed is "
-             "listed valid (it shows the origin as that failed flush left "
-             "it)");
+  cr_assert_eq (r, 0, "the snapshot's whole record did not replay: %d", r);
+  cr_assert_eq (s.invalid_reason, SC_INVALID_ORIGIN_FLUSH,
+                "after a power cut, the snapshot whose origin flush failed "
+                "is listed with reason %u (valid: 0), where it shows the "
+                "origin as that failed flush left it", s.invalid_reason);
   free (torn_diff);
   vol_free (&t);
 }
 
-/* The same, and the checkpoint that replaces the journal's tail fails
- * too: the tail is never written (the diff area fails), so the snapshot
- * is not served, now or after a reopen. */
-Test (hold_flush, a_failed_origin_flush_and_a_failed_checkpoint_serve_nothing)
+/* The same, and every write of the diff area fails too: the diff area
+ * fails, and the snapshot is not served, now or after a reopen. */
+Test (hold_flush, a_failed_origin_flush_and_a_failed_diff_area_serve_nothing)
 {
   struct vol t;
   vol_create (&t);
@@ -304,15 +304,14 @@ Test (hold_flush, a_failed_origin_flush_and_a_failed_checkpoint_serve_nothing)
   vol_free (&t);
 }
 
-/* ---- review 11: waiters in the journal while a failed origin flush's
- * checkpoint replaces the tail ------------------------------------------
+/* ---- review 11: waiters in the journal while the origin's flush fails
  *
  * While the creation flushes the origin (the leads held), a write copies
  * for "s0" (its commit waits, without the lock), a keep of "k" and a
- * delete of "d" wait in their commits.  The flush fails: the creator's
- * checkpoint replaces the journal, tail and all.  Every waiter must
- * return, and what it returned must be what the diff area holds after a
- * kill (the diff area's file as the checkpoint left it) and a reopen. */
+ * delete of "d" wait in their commits.  The flush fails: the snapshot's
+ * record, still unwritten, is marked invalid and the leads go.  Every
+ * waiter must return, and what it returned must be what the diff area
+ * holds after a kill and a reopen. */
 struct name_job {
   struct vol *t;
   const char *name;
@@ -406,7 +405,7 @@ kill_and_reopen (struct vol *t)
   vol_open (t);
 }
 
-Test (hold_flush, waiters_during_a_failed_origin_flush_see_the_checkpoint,
+Test (hold_flush, waiters_during_a_failed_origin_flush_see_what_reopens,
       .timeout = 60)
 {
   struct vol t;
@@ -443,8 +442,8 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_see_the_checkpoint,
   vol_free (&t);
 }
 
-/* The same, and the checkpoint fails (the diff area's disk fails while
- * the origin's flush does): the waiters return, the journal writes
+/* The same, and the diff area's disk fails while the origin's flush
+ * does: the waiters return, the journal writes
  * nothing more once the disk is back, and after a kill the snapshot is
  * not valid and every write that returned 0 is on the live volume. */
 static int
@@ -456,7 +455,7 @@ pause_fail_both_hook (const struct sc_io_req *req)
   return r < 0 ? r : diff_io_hook (req);
 }
 
-Test (hold_flush, waiters_during_a_failed_origin_flush_and_a_failed_checkpoint,
+Test (hold_flush, waiters_during_a_failed_origin_flush_and_a_failed_diff_area,
       .timeout = 60)
 {
   struct vol t;
@@ -501,27 +500,32 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_and_a_failed_checkpoint,
   vol_free (&t);
 }
 
-/* A kill at each point where the failed flush's checkpoint has dropped
- * the lock (before the superblock's switch): the old journal, without
- * its tail, is what opens, and the snapshot is not valid there. */
-static const char *mid_src;
-static int mid_n;
+/* A kill before each write and sync of the diff area from the failed
+ * origin flush on (the commit of the snapshot's record, the creator's
+ * delete): whatever state the disk was left in, the snapshot is not
+ * valid there, and the snapshot taken before it serves its data. */
+static const char *kill_src;
+static int kill_n;
 
-static void
-mid_stream_hook (struct sc_diff *d)
+static int
+kill_points_hook (const struct sc_io_req *req)
 {
-  (void) d;
+  if (req->fd != origin_diff_fd)
+    return req->op == SC_IO_FDATASYNC ? -EIO : 0;
+  if (req->op != SC_IO_WRITE && req->op != SC_IO_FDATASYNC)
+    return 0;
   char name[32];
-  snprintf (name, sizeof name, "diff.mid%d", mid_n++);
+  snprintf (name, sizeof name, "diff.kill%d", kill_n++);
   char *p = uh_path (name);
   size_t len;
-  uint8_t *img = uh_read_file (mid_src, &len);
+  uint8_t *img = uh_read_file (kill_src, &len);
   uh_write_file (p, img, len);
   free (img);
   free (p);
+  return 0;
 }
 
-Test (hold_flush, a_kill_in_the_checkpoint_of_a_failed_origin_flush,
+Test (hold_flush, a_kill_at_each_write_after_a_failed_origin_flush,
       .timeout = 60)
 {
   struct vol t;
@@ -534,26 +538,22 @@ Test (hold_flush, a_kill_in_the_checkpoint_of_a_failed_origin_flush,
     cr_assert_eq (sc_volume_write (t.v, buf, CS, (uint64_t) c * CS, 0), 0);
   }
   cr_assert_eq (sc_volume_flush (t.v), 0);
-  size_t slice = sc_ckpt_slice;
-  sc_ckpt_slice = 2;
-  mid_src = t.diff;
-  mid_n = 0;
-  hold_then_origin_syncs (&t, ORIGIN_SYNCS_FAIL);
-  sc_ckpt_stream_hook = mid_stream_hook;
+  kill_src = t.diff;
+  kill_n = 0;
+  hold_then_origin_syncs (&t, ORIGIN_SYNCS_RUN);
+  sc_io_fault_hook = kill_points_hook;
   uint64_t held = 0;
   int r = sc_volume_hold_commit_release (t.v, "unflushed", NULL, &s, &held);
-  sc_ckpt_stream_hook = NULL;
-  sc_ckpt_slice = slice;
-  origin_syncs_run ();
   sc_io_fault_hook = NULL;
   sc_volume_create_end (t.v);
   cr_assert_eq (r, -EIO);
-  cr_assert_gt (mid_n, 1, "the checkpoint streamed in %d parts", mid_n);
+  cr_assert_geq (kill_n, 4, "only %d writes and syncs of the diff area "
+                 "(the record's commit, the delete's)", kill_n);
   sc_volume_close (t.v);
   t.v = NULL;
-  for (int i = 0; i < mid_n; i++) {
+  for (int i = 0; i < kill_n; i++) {
     char name[32];
-    snprintf (name, sizeof name, "diff.mid%d", i);
+    snprintf (name, sizeof name, "diff.kill%d", i);
     char *p = uh_path (name);
     cr_assert_eq (rename (p, t.diff), 0);
     free (p);
@@ -573,8 +573,7 @@ Test (hold_flush, a_kill_in_the_checkpoint_of_a_failed_origin_flush,
 }
 
 /* A keep of the new snapshot itself waits in its commit while its
- * origin flush fails: after the checkpoint and the creator's delete, a
- * kill reopens. */
+ * origin flush fails: after the creator's delete, a kill reopens. */
 Test (hold_flush, a_keep_of_the_unflushed_snapshot_during_its_flush,
       .timeout = 60)
 {
@@ -616,5 +615,49 @@ Test (hold_flush, a_keep_of_the_unflushed_snapshot_during_its_flush,
   if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
     cr_assert_neq (s.invalid_reason, SC_VALID);
   cr_assert_eq (sc_volume_snapshot_create (t.v, "after", NULL, &s), 0);
+  vol_free (&t);
+}
+
+/* ---- review 11: a failed origin flush on a full filesystem -----------
+ *
+ * The origin's flush fails while the diff area's filesystem has no free
+ * space (a fallocate that reserves space says ENOSPC; punching holes
+ * works): the creation fails and its snapshot is not valid, but the
+ * snapshots taken before it, whose data is all in place, stay valid.  (A
+ * checkpoint replacing the journal's tail needed a new journal's slots:
+ * it failed here, and with it the diff area and every snapshot.) */
+static int
+origin_fail_diff_full_hook (const struct sc_io_req *req)
+{
+  if (req->fd == origin_diff_fd)
+    return req->op == SC_IO_FALLOCATE && req->flags == 0 ? -ENOSPC : 0;
+  return req->op == SC_IO_FDATASYNC ? -EIO : 0;
+}
+
+Test (hold_flush, a_failed_origin_flush_on_a_full_disk_keeps_the_older_snapshots)
+{
+  struct vol t;
+  vol_create (&t);
+  struct sc_snapshot_info s;
+  cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
+  uint8_t buf[CS], old[CS];
+  memset (buf, 0x42, sizeof buf);
+  cr_assert_eq (sc_volume_write (t.v, buf, CS, 3 * CS, 0), 0);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  cr_assert_eq (sc_volume_create_begin (t.v), 0);
+  cr_assert_eq (sc_volume_hold (t.v), 0);
+  origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
+  sc_io_fault_hook = origin_fail_diff_full_hook;
+  uint64_t held = 0;
+  int r = sc_volume_hold_commit_release (t.v, "unflushed", NULL, &s, &held);
+  sc_io_fault_hook = NULL;
+  sc_volume_create_end (t.v);
+  cr_assert_eq (r, -EIO, "the creation said %d", r);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "s0", &s), 0);
+  cr_assert_eq (s.invalid_reason, SC_VALID, "a failed origin flush with "
+                "the diff area's filesystem full invalidated an older "
+                "snapshot (reason %u)", s.invalid_reason);
+  uh_pattern (old, sizeof old, 21, 3 * CS);
+  assert_chunk (&t, "s0", 3 * CS, old);
   vol_free (&t);
 }

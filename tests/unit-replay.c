@@ -974,6 +974,32 @@ Test (replay, snapshot_record_with_a_nul_in_its_name)
   uh_area_free (&a);
 }
 
+/* A snapshot whose origin flush failed at its creation has that in its
+ * own record: it replays invalid, with the reason. */
+Test (replay, snapshot_record_origin_unflushed_replays_invalid)
+{
+  struct uh_area a;
+  make_area (&a);
+  uint8_t buf[SC_REC_MAX] = { 0 };
+  struct sc_rec_snap_create *r = (void *) buf;
+  r->h.type = SC_REC_SNAP_CREATE;
+  r->id = 3;
+  r->epoch = 3;
+  r->flags = SC_SNAP_F_ORIGIN_UNFLUSHED;
+  r->ctime_ns = 1;
+  r->volume_size = NCHUNKS * CS;
+  r->name_len = 5;
+  memcpy (r->name, "three", 5);
+  uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 5));
+  uh_area_open (&a, SC_DIFF_RDONLY);
+  struct sc_snapshot_info three = uh_find (a.d, "three");
+  cr_assert_eq (three.id, 3);
+  cr_assert_eq (three.invalid_reason, SC_INVALID_ORIGIN_FLUSH,
+                "reason %u", three.invalid_reason);
+  cr_assert_eq (uh_find (a.d, "two").invalid_reason, SC_VALID);
+  uh_area_free (&a);
+}
+
 Test (replay, snapshot_record_with_unknown_flags)
 {
   struct uh_area a;
@@ -983,8 +1009,9 @@ Test (replay, snapshot_record_with_unknown_flags)
   r->h.type = SC_REC_SNAP_CREATE;
   r->id = 3;
   r->epoch = 3;
-  r->flags = 8;                 /* 0x1 AUTO_RELEASE, 0x2 CHECKPOINT,
-                                   0x4 CLONE; 0x8 is unknown */
+  r->flags = 0x10;              /* 0x1 AUTO_RELEASE, 0x2 CHECKPOINT,
+                                   0x4 CLONE, 0x8 ORIGIN_UNFLUSHED; 0x10
+                                   is unknown */
   r->name_len = 5;
   memcpy (r->name, "three", 5);
   uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 5));

@@ -122,13 +122,13 @@ snap (struct sc_diff *d, const char *name)
 
 /* What the engine does before a live write to `chunk`: copy it if a
  * snapshot needs it, to a slot (data) or as a zero copy. */
-static void
-copy (struct sc_diff *d, uint64_t chunk, int zero)
+static uint64_t
+copy_uncommitted (struct sc_diff *d, uint64_t chunk, int zero)
 {
   uint64_t seq, off = SC_COPY_ZERO;
   uint32_t sums[SC_COPY_SUMS_MAX];
   if (!sc_diff_needs_copy (d, chunk))
-    return;
+    return 0;
   if (!zero) {
     uint8_t buf[CHUNK_SIZE] = { 0 };
     check (sc_diff_slot_reserve (d, &off), "sc_diff_slot_reserve");
@@ -139,7 +139,15 @@ copy (struct sc_diff *d, uint64_t chunk, int zero)
   }
   check (sc_diff_copy_record (d, chunk, off, zero ? NULL : sums, &seq),
          "sc_diff_copy_record");
-  check (sc_diff_commit (d, seq), "sc_diff_commit");
+  return seq;
+}
+
+static void
+copy (struct sc_diff *d, uint64_t chunk, int zero)
+{
+  uint64_t seq = copy_uncommitted (d, chunk, zero);
+  if (seq)
+    check (sc_diff_commit (d, seq), "sc_diff_commit");
 }
 
 /* Save the diff area as it is on disk now, with a mode byte in front. */
@@ -401,6 +409,30 @@ failed (void)
   save ("failed", MODE_ROUNDTRIP);
 }
 
+/* A snapshot whose origin flush failed at its creation (format version
+ * 5): its record carries ORIGIN_UNFLUSHED, with a copy made for it
+ * while the flush ran. */
+static void
+unflushed (void)
+{
+  struct sc_diff *d = area_create ();
+  snap (d, "flushed");
+  copy (d, 1, 0);
+  struct sc_snapshot_info s;
+  uint64_t seq;
+  check (sc_diff_snapshot_record_held (d, "unflushed", NULL, &s, &seq),
+         "record held");
+  /* Copies made for it by writes after the release: their commits
+   * wait for the held leads. */
+  (void) copy_uncommitted (d, 1, 1);
+  (void) copy_uncommitted (d, 3, 0);
+  sc_diff_snapshot_settle (d, s.id, -EIO);
+  check (sc_diff_commit (d, seq), "commit of the unflushed record");
+  save ("unflushed-crashed", MODE_ROUNDTRIP);
+  check (sc_diff_close (d), "close");
+  save ("unflushed-closed", MODE_ROUNDTRIP);
+}
+
 /* A torn tail: half a record past the last valid one, never acknowledged.
  * Raw, it is where replay stops; resealed, it becomes a whole record that
  * makes no sense (a copy of a chunk outside the origin). */
@@ -578,6 +610,7 @@ main (int argc, char **argv)
   long_journal ();
   names ();
   failed ();
+  unflushed ();
   torn_tail ();
   one_superblock ();
   reverts ();
