@@ -718,21 +718,29 @@ Test (replay, invalidation_of_an_unknown_snapshot)
   uh_area_free (&a);
 }
 
+/* A SNAP_CREATE record of `flags` and the name's first n bytes. */
 static void
-append_create (struct uh_area *a, uint64_t id, uint32_t epoch,
-               const char *name)
+append_create_with (struct uh_area *a, uint64_t id, uint32_t epoch,
+                    uint32_t flags, const char *name, size_t n)
 {
   uint8_t buf[SC_REC_MAX] = { 0 };
   struct sc_rec_snap_create *r = (void *) buf;
-  size_t n = strlen (name);
   r->h.type = SC_REC_SNAP_CREATE;
   r->id = id;
   r->epoch = epoch;
+  r->flags = flags;
   r->ctime_ns = 1;
   r->volume_size = NCHUNKS * CS;
   r->name_len = (uint16_t) n;
   memcpy (r->name, name, n);
   uh_journal_append (a->diff_path, buf, sc_rec_padded (sizeof *r + n));
+}
+
+static void
+append_create (struct uh_area *a, uint64_t id, uint32_t epoch,
+               const char *name)
+{
+  append_create_with (a, id, epoch, 0, name, strlen (name));
 }
 
 Test (replay, snapshot_record_with_an_invalid_name)
@@ -960,16 +968,7 @@ Test (replay, snapshot_record_with_a_nul_in_its_name)
 {
   struct uh_area a;
   make_area (&a);
-  uint8_t buf[SC_REC_MAX] = { 0 };
-  struct sc_rec_snap_create *r = (void *) buf;
-  r->h.type = SC_REC_SNAP_CREATE;
-  r->id = 3;
-  r->epoch = 3;
-  r->ctime_ns = 1;
-  r->volume_size = NCHUNKS * CS;
-  r->name_len = 3;
-  memcpy (r->name, "x\0y", 3);
-  uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 3));
+  append_create_with (&a, 3, 3, 0, "x\0y", 3);
   assert_refused (&a, EINVAL, "snapshot record");
   uh_area_free (&a);
 }
@@ -980,17 +979,7 @@ Test (replay, snapshot_record_origin_unflushed_replays_invalid)
 {
   struct uh_area a;
   make_area (&a);
-  uint8_t buf[SC_REC_MAX] = { 0 };
-  struct sc_rec_snap_create *r = (void *) buf;
-  r->h.type = SC_REC_SNAP_CREATE;
-  r->id = 3;
-  r->epoch = 3;
-  r->flags = SC_SNAP_F_ORIGIN_UNFLUSHED;
-  r->ctime_ns = 1;
-  r->volume_size = NCHUNKS * CS;
-  r->name_len = 5;
-  memcpy (r->name, "three", 5);
-  uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 5));
+  append_create_with (&a, 3, 3, SC_SNAP_F_ORIGIN_UNFLUSHED, "three", 5);
   uh_area_open (&a, SC_DIFF_RDONLY);
   struct sc_snapshot_info three = uh_find (a.d, "three");
   cr_assert_eq (three.id, 3);
@@ -1004,17 +993,8 @@ Test (replay, snapshot_record_with_unknown_flags)
 {
   struct uh_area a;
   make_area (&a);
-  uint8_t buf[SC_REC_MAX] = { 0 };
-  struct sc_rec_snap_create *r = (void *) buf;
-  r->h.type = SC_REC_SNAP_CREATE;
-  r->id = 3;
-  r->epoch = 3;
-  r->flags = 0x10;              /* 0x1 AUTO_RELEASE, 0x2 CHECKPOINT,
-                                   0x4 CLONE, 0x8 ORIGIN_UNFLUSHED; 0x10
-                                   is unknown */
-  r->name_len = 5;
-  memcpy (r->name, "three", 5);
-  uh_journal_append (a.diff_path, buf, sc_rec_padded (sizeof *r + 5));
+  /* 0x1 AUTO_RELEASE, 0x2 CHECKPOINT, 0x4 CLONE, 0x8 ORIGIN_UNFLUSHED */
+  append_create_with (&a, 3, 3, 0x10, "three", 5);
   assert_refused (&a, EINVAL, "snapshot record");
   uh_area_free (&a);
 }
