@@ -661,3 +661,78 @@ Test (hold_flush, a_failed_origin_flush_on_a_full_disk_keeps_the_older_snapshots
   assert_chunk (&t, "s0", 3 * CS, old);
   vol_free (&t);
 }
+
+/* ---- review 12: a flush by someone else takes the origin's error ------
+ *
+ * The origin's write-back error is reported once per open file (Linux
+ * errseq): the first fdatasync of the origin's fd after the error gets
+ * EIO, the next one gets 0.  The creation flushes the origin after the
+ * release, and nothing stops a live flush (sc_volume_flush, an NBD
+ * client's) from running in that window on the same fd.  Modelled here:
+ * the creator's fdatasync is delayed on its way to the kernel; a live
+ * flush reaches it first and takes the error (nothing was written after
+ * the release, so the lost data is from before the hold); the creator's
+ * then returns 0.  The snapshot must not come out valid. */
+static bool errseq_taken;
+
+static int
+errseq_hook (const struct sc_io_req *req)
+{
+  if (req->op != SC_IO_FDATASYNC || req->fd == origin_diff_fd)
+    return 0;
+  if (!__atomic_exchange_n (&origin_paused, true, __ATOMIC_ACQ_REL)) {
+    while (!__atomic_load_n (&origin_go, __ATOMIC_ACQUIRE)) {
+      struct timespec ts = { 0, 1000000 };
+      nanosleep (&ts, NULL);
+    }
+    return 0;                   /* the error was reported already */
+  }
+  if (__atomic_exchange_n (&errseq_taken, true, __ATOMIC_ACQ_REL))
+    return 0;
+  return -EIO;                  /* the first to reach the kernel */
+}
+
+struct flush_arg {
+  struct vol *t;
+  int r;
+};
+
+static void *
+live_flush_thread (void *p)
+{
+  struct flush_arg *a = p;
+  a->r = sc_volume_flush (a->t->v);
+  return NULL;
+}
+
+Test (hold_flush, a_live_flush_that_takes_the_origin_error_during_the_creation,
+      .timeout = 60)
+{
+  struct vol t;
+  vol_create (&t);
+  hold_then_origin_syncs (&t, ORIGIN_SYNCS_RUN);
+  errseq_taken = false;
+  sc_io_fault_hook = errseq_hook;
+  struct release_arg c = { &t, -1, 0 };
+  struct flush_arg f = { &t, 1 };
+  pthread_t ct, ft;
+  cr_assert_eq (pthread_create (&ct, NULL, commit_release_thread, &c), 0);
+  cr_assert (uh_wait_flag (&origin_paused, 10000), "no origin flush");
+  cr_assert_eq (pthread_create (&ft, NULL, live_flush_thread, &f), 0);
+  bool taken = uh_wait_flag (&errseq_taken, 10000);
+  __atomic_store_n (&origin_go, true, __ATOMIC_RELEASE);
+  pthread_join (ct, NULL);
+  pthread_join (ft, NULL);
+  sc_io_fault_hook = NULL;
+  cr_assert (taken, "the live flush did not reach the origin");
+  cr_assert_eq (f.r, -EIO, "the live flush said %d", f.r);
+  struct sc_snapshot_info s;
+  bool valid = c.r == 0 &&
+               sc_volume_snapshot_lookup (t.v, "flushed", &s) == 0 &&
+               s.invalid_reason == SC_VALID;
+  cr_assert (!valid, "an origin fdatasync after the hold failed (a live "
+             "flush got EIO), yet the creation returned %d and its snapshot "
+             "is valid: it shows the origin as that failed write-back left "
+             "it", c.r);
+  vol_free (&t);
+}
