@@ -40,6 +40,7 @@ struct sc_origin {
    * by a kind that finds it is no longer the disk of the open. */
   void (*changed) (void *opaque, const char *why);
   void *changed_opaque;
+  uint64_t failures;            /* atomic: sc_origin_failures */
 };
 
 #endif

@@ -34,31 +34,46 @@ sc_origin_pread (struct sc_origin *o, void *buf, uint64_t len, uint64_t off)
   return o->ops->pread (o, buf, len, off);
 }
 
+/* Count a failure of an operation that syncs (a flush, or SC_FUA). */
+static int
+synced (struct sc_origin *o, int r, bool syncs)
+{
+  if (r < 0 && syncs)
+    __atomic_add_fetch (&o->failures, 1, __ATOMIC_SEQ_CST);
+  return r;
+}
+
+uint64_t
+sc_origin_failures (const struct sc_origin *o)
+{
+  return __atomic_load_n (&o->failures, __ATOMIC_SEQ_CST);
+}
+
 int
 sc_origin_pwrite (struct sc_origin *o, const void *buf, uint64_t len,
                   uint64_t off, unsigned flags)
 {
-  return o->ops->pwrite (o, buf, len, off, flags);
+  return synced (o, o->ops->pwrite (o, buf, len, off, flags), flags & SC_FUA);
 }
 
 int
 sc_origin_flush (struct sc_origin *o)
 {
-  return o->ops->flush (o);
+  return synced (o, o->ops->flush (o), true);
 }
 
 int
 sc_origin_zero (struct sc_origin *o, uint64_t len, uint64_t off,
                 unsigned flags)
 {
-  return o->ops->zero (o, len, off, flags);
+  return synced (o, o->ops->zero (o, len, off, flags), flags & SC_FUA);
 }
 
 int
 sc_origin_trim (struct sc_origin *o, uint64_t len, uint64_t off,
                 unsigned flags)
 {
-  return o->ops->trim (o, len, off, flags);
+  return synced (o, o->ops->trim (o, len, off, flags), flags & SC_FUA);
 }
 
 int

@@ -105,6 +105,12 @@ int sc_origin_pwrite (struct sc_origin *o, const void *buf, uint64_t len,
 /* Make every completed write durable. */
 int sc_origin_flush (struct sc_origin *o);
 
+/* How many flushes, and writes, zeroes and trims with SC_FUA, have failed
+ * so far.  A lost write-back is reported once per open file (Linux's
+ * errseq), to whichever of them syncs first, and then never again: one
+ * caller's failure may be another's lost data. */
+uint64_t sc_origin_failures (const struct sc_origin *o);
+
 /* Make [off, off + len) read as zeros, deallocating it if SC_MAY_TRIM
  * allows and the origin can; falls back to writing zeros, so it only
  * fails if writing does. */

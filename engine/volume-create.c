@@ -72,6 +72,9 @@ sc_volume_hold (struct sc_volume *v)
   pthread_mutex_unlock (&v->hold_lock);
   if (!ok)
     return -EINVAL;
+  /* From here on, a failed sync of the origin by anyone may have been
+   * the loss of what the snapshot shows (snapshot_origin_flush). */
+  uint64_t failures = sc_origin_failures (v->origin);
   /* A failed diff area's recovery writes a checkpoint: before the hold,
    * so that writes do not wait for it. */
   int r = sc_diff_recover (v->diff);
@@ -94,8 +97,26 @@ sc_volume_hold (struct sc_volume *v)
   v->hold_start = start;
   v->hold_drained = drained;
   v->hold_flush_ns = 0;
+  v->hold_failures = failures;
   pthread_mutex_unlock (&v->hold_lock);
   return 0;
+}
+
+/* The origin's flush for the snapshot of a hold: it fails if any sync of
+ * the origin failed since the hold began, this one or another's.  The
+ * kernel reports a lost write-back once, to the first sync after it: a
+ * client's flush during the creation may take the error of data that the
+ * snapshot shows, and this flush then succeeds. */
+static int
+snapshot_origin_flush (struct sc_volume *v)
+{
+  int r = sc_origin_flush (v->origin);
+  pthread_mutex_lock (&v->hold_lock);
+  uint64_t failures = v->hold_failures;
+  pthread_mutex_unlock (&v->hold_lock);
+  if (r == 0 && sc_origin_failures (v->origin) != failures)
+    r = -EIO;
+  return r;
 }
 
 /* The origin's flush under the hold: what a snapshot shows of the origin
@@ -104,7 +125,7 @@ int
 sc_vol_hold_flush (struct sc_volume *v)
 {
   uint64_t t = sc_mono_ns ();
-  int r = sc_origin_flush (v->origin);
+  int r = snapshot_origin_flush (v);
   pthread_mutex_lock (&v->hold_lock);
   v->hold_flush_ns += sc_mono_ns () - t;
   pthread_mutex_unlock (&v->hold_lock);
@@ -182,7 +203,7 @@ sc_volume_hold_commit_release (struct sc_volume *v, const char *name,
     *out = s;
   *held_ns = sc_volume_release (v);
   uint64_t t = sc_mono_ns ();
-  int flushed = sc_origin_flush (v->origin);
+  int flushed = snapshot_origin_flush (v);
   debug ("snapshot %s: origin flush %" PRIu64 " us after the release%s",
          s.name, (sc_mono_ns () - t) / 1000, flushed < 0 ? ", failed" : "");
   sc_diff_snapshot_settle (v->diff, s.id, flushed);

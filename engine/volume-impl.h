@@ -91,6 +91,7 @@ struct sc_volume {
   uint64_t hold_drained;        /* ... when the writes in flight had drained */
   uint64_t hold_flush_ns;       /* origin flushes under it (revert, plain
                                    commit) */
+  uint64_t hold_failures;       /* sc_origin_failures when the hold began */
 
   /* The origin is watched (volume-watch.c).  watch_lock, a leaf lock
    * but for the diff area's mutex inside it, orders the first write's
