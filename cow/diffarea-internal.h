@@ -212,6 +212,8 @@ struct sc_diff {
                                    marked once the journal runs */
   size_t nunsure_bad, unsure_bad_cap;
   uint64_t replay_max_slot;     /* replay: slots of the file */
+  struct replay_copy *ordered;  /* replay: copies not yet in the map */
+  size_t nordered, ordered_cap;
 
   /* Space management (space.c). */
   uint64_t max_bytes;           /* 0: unbounded */
@@ -723,6 +725,18 @@ struct replay_out {
 void diff_mark_unsure_damage (struct sc_diff *d);
 int replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
                 char *err, size_t errlen);
+
+/* ---- replay-order.c --------------------------------------------------- */
+
+/* A replayed copy: added to the copy map in chunk order, by
+ * replay_order_flush, which replay calls before any other record and at
+ * the end (a salvage replay adds it at once).  CORRUPT if the chunk was
+ * copied twice in the epoch. */
+struct replay_copy { uint64_t chunk, seq; struct sc_copy copy; };
+int replay_order_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
+                      uint64_t seq, char *err, size_t errlen);
+int replay_order_flush (struct sc_diff *d, char *err, size_t errlen);
+void replay_order_free (struct sc_diff *d);
 
 /* ---- checkpoint.c ----------------------------------------------------- */
 

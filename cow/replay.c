@@ -287,10 +287,11 @@ apply_invalid (struct sc_diff *d, const struct sc_rec_snap_invalid *r,
   return 0;
 }
 
-/* Add a replayed copy to the map and, for a data copy in the file, its
- * checksums to the slot's entry (`whole`: one CRC of the whole chunk, a
- * version-1 COPY record).  A slot past the end of the file is left for
- * verify_unsure (a torn tail) or build_alloc (corruption) to judge. */
+/* Add a replayed copy to the map (in chunk order: replay-order.c) and,
+ * for a data copy in the file, its checksums to the slot's entry
+ * (`whole`: one CRC of the whole chunk, a version-1 COPY record).  A slot
+ * past the end of the file is left for verify_unsure (a torn tail) or
+ * build_alloc (corruption) to judge. */
 static int
 add_copy (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
           const uint32_t *sums, bool whole, uint64_t seq, uint64_t durable,
@@ -299,16 +300,11 @@ add_copy (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
   bool zero = !sc_copy_has_slot (&c);
   bool in_file = !zero && c.slot < d->replay_max_slot;
   int e = in_file ? sc_sums_reserve (&d->sums, c.slot) : 0;
-  if (e == 0)
-    e = copymap_add (d, chunk, c);
-  if (e == -EEXIST)
-    return CORRUPT ("journal record %" PRIu64 ": chunk %" PRIu64
-                    " copied twice in epoch %u", seq, chunk, c.epoch);
   if (e == 0 && in_file)
     e = sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, whole);
   if (e == 0 && !zero && d->verify_tail && seq > durable)
     e = unsure_push (d, chunk, c.epoch, seq);
-  return e;
+  return e < 0 ? e : replay_order_add (d, chunk, c, seq, err, errlen);
 }
 
 static int
@@ -421,6 +417,11 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   if (d->nunsure && d->unsure[d->nunsure - 1].seq <= durable)
     d->nunsure = 0;             /* a commit marker vouched for them */
   const void *r = h;
+  if (h->type != SC_REC_COPY && h->type != SC_REC_COPY_SUMS) {
+    int e = replay_order_flush (d, err, errlen);      /* it may look */
+    if (e < 0)
+      return e;
+  }
   switch (h->type) {
   case SC_REC_STATE:        return apply_state (d, r, err, errlen);
   case SC_REC_SNAP_CREATE:  return apply_create (d, r, err, errlen);
@@ -694,6 +695,9 @@ replay_journal (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
                              d->salv ? salvage_lost : NULL, d, &o->chain,
                              &o->nchain, &o->end_pos, &d->replayed_records,
                              &o->end_seq, &durable, &marks, err, errlen);
+  if (r == 0)
+    r = replay_order_flush (d, err, errlen);
+  replay_order_free (d);
   if (r < 0) {
     d->journal_damaged = r == -EINVAL;
     return r;
