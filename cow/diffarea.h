@@ -878,7 +878,7 @@ extern bool sc_ckpt_strict;
 extern size_t sc_changes_whole_max;
 
 /* Replay adds the copies of a run of copy records to the copy map in
- * chunk order, this many at a time (cow/replay-order.c; 256K); tests
+ * chunk order, this many at a time (cow/replay-order.c; 128K); tests
  * lower it to reach many batches. */
 extern size_t sc_replay_order_max;
 

@@ -29,8 +29,10 @@
 #include "cow/array.h"
 #include "cow/diffarea-internal.h"
 
-/* 8 MiB of copies at most, at once. */
-size_t sc_replay_order_max = (size_t) 1 << 18;
+/* 4 MiB of copies at most, at once (and as much for the sort): bigger
+ * batches gained little at ten million copies, and the memory counts
+ * against the server's budget. */
+size_t sc_replay_order_max = (size_t) 1 << 17;
 
 static int
 by_chunk_then_seq (const void *a, const void *b)
