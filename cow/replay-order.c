@@ -79,6 +79,8 @@ replay_order_add (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
 int
 replay_order_flush (struct sc_diff *d, char *err, size_t errlen)
 {
+  if (d->nordered == 0)
+    return 0;                   /* d->ordered may be NULL: not for qsort */
   qsort (d->ordered, d->nordered, sizeof *d->ordered, by_chunk_then_seq);
   int r = 0;
   for (size_t i = 0; r == 0 && i < d->nordered; i++)
