@@ -300,11 +300,15 @@ add_copy (struct sc_diff *d, uint64_t chunk, struct sc_copy c,
   bool zero = !sc_copy_has_slot (&c);
   bool in_file = !zero && c.slot < d->replay_max_slot;
   int e = in_file ? sc_sums_reserve (&d->sums, c.slot) : 0;
+  /* First: a salvage replay adds it at once, and a copy refused there
+   * must leave nothing behind. */
+  if (e == 0)
+    e = replay_order_add (d, chunk, c, seq, err, errlen);
   if (e == 0 && in_file)
     e = sc_sums_set (&d->sums, c.slot, chunk, c.epoch, sums, whole);
   if (e == 0 && !zero && d->verify_tail && seq > durable)
     e = unsure_push (d, chunk, c.epoch, seq);
-  return e < 0 ? e : replay_order_add (d, chunk, c, seq, err, errlen);
+  return e;
 }
 
 static int
