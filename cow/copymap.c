@@ -298,6 +298,12 @@ sc_diff_needs_copy (struct sc_diff *d, uint64_t chunk)
   return copymap_needs_copy (d, chunk);
 }
 
+void
+sc_diff_needs_copy_prefetch (struct sc_diff *d, uint64_t chunk)
+{
+  sc_recent_prefetch (&d->recent, chunk);
+}
+
 /* Chunks looked at under one hold of the lock: bounds how long a large
  * write keeps other writers from the map. */
 #define NEEDS_COPY_SCAN 1024

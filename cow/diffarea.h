@@ -586,6 +586,12 @@ size_t sc_diff_needs_copy_range (struct sc_diff *d, uint64_t first,
                                  uint64_t last, uint64_t *out, size_t max,
                                  uint64_t *next);
 
+/* A hint, no answer: the query above will soon be asked for `chunk`.
+ * Its lock-free answer (recent.h) reads a table entry that a random
+ * write finds in no cache; the engine asks for it before it takes the
+ * gate and the range lock, which then hide most of that wait. */
+void sc_diff_needs_copy_prefetch (struct sc_diff *d, uint64_t chunk);
+
 /* Reserve a slot for a copy.  Returns its byte offset in the diff-area
  * file in *offset.  -ENOSPC when the diff area cannot grow. */
 int sc_diff_slot_reserve (struct sc_diff *d, uint64_t *offset);

@@ -51,6 +51,13 @@ sc_recent_forget (struct sc_recent *r, uint64_t chunk)
     __atomic_store_n (&e->chunk1, 0, __ATOMIC_RELEASE);
 }
 
+void
+sc_recent_prefetch (const struct sc_recent *r, uint64_t chunk)
+{
+  if (r->e)
+    __builtin_prefetch (entry (r, chunk));
+}
+
 static bool
 copied (const struct sc_recent *r, uint64_t chunk, uint32_t epoch)
 {

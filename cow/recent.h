@@ -58,4 +58,7 @@ void sc_recent_forget (struct sc_recent *r, uint64_t chunk);
 bool sc_recent_all (const struct sc_recent *r, uint64_t first, uint64_t last,
                     uint32_t epoch);
 
+/* Start loading chunk's entry into the cache (no effect on answers). */
+void sc_recent_prefetch (const struct sc_recent *r, uint64_t chunk);
+
 #endif

@@ -18,38 +18,54 @@ sc_gate_destroy (struct sc_gate *g)
   pthread_cond_destroy (&g->changed);
 }
 
-void
-sc_gate_enter (struct sc_gate *g)
+static bool
+closing (struct sc_gate *g)
 {
-  pthread_mutex_lock (&g->lock);
-  while (g->closing)
-    pthread_cond_wait (&g->changed, &g->lock);
-  g->inside++;
-  pthread_mutex_unlock (&g->lock);
+  return __atomic_load_n (&g->closing, __ATOMIC_SEQ_CST);
 }
 
-/* One change fewer inside (g->lock held). */
+/* One change fewer inside; the last one out wakes a closing hold. */
 static void
 out (struct sc_gate *g)
 {
-  if (--g->inside == 0 && g->closing)
+  if (__atomic_sub_fetch (&g->inside, 1, __ATOMIC_SEQ_CST) == 0 &&
+      closing (g)) {
+    pthread_mutex_lock (&g->lock);
     pthread_cond_broadcast (&g->changed);
+    pthread_mutex_unlock (&g->lock);
+  }
+}
+
+void
+sc_gate_enter (struct sc_gate *g)
+{
+  __atomic_add_fetch (&g->inside, 1, __ATOMIC_SEQ_CST);
+  if (!closing (g))
+    return;
+  out (g);                      /* a hold comes first: wait outside */
+  pthread_mutex_lock (&g->lock);
+  while (g->closing)
+    pthread_cond_wait (&g->changed, &g->lock);
+  __atomic_add_fetch (&g->inside, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock (&g->lock);
 }
 
 void
 sc_gate_leave (struct sc_gate *g)
 {
-  pthread_mutex_lock (&g->lock);
   out (g);
-  pthread_mutex_unlock (&g->lock);
 }
 
+/* Out and the count of seals in one step under the lock: a hold that
+ * seals once this change is out must count as sealed since. */
 uint64_t
 sc_gate_park (struct sc_gate *g)
 {
   pthread_mutex_lock (&g->lock);
-  out (g);
   uint64_t seals = g->seals;
+  if (__atomic_sub_fetch (&g->inside, 1, __ATOMIC_SEQ_CST) == 0 &&
+      g->closing)
+    pthread_cond_broadcast (&g->changed);
   pthread_mutex_unlock (&g->lock);
   return seals;
 }
@@ -63,7 +79,7 @@ sc_gate_unpark (struct sc_gate *g, uint64_t parked_at)
   pthread_mutex_lock (&g->lock);
   while (g->sealed)
     pthread_cond_wait (&g->changed, &g->lock);
-  g->inside++;
+  __atomic_add_fetch (&g->inside, 1, __ATOMIC_SEQ_CST);
   bool sealed_since = g->seals != parked_at;
   pthread_mutex_unlock (&g->lock);
   return sealed_since;
@@ -72,7 +88,7 @@ sc_gate_unpark (struct sc_gate *g, uint64_t parked_at)
 static void
 wait_empty (struct sc_gate *g)
 {
-  while (g->inside)
+  while (__atomic_load_n (&g->inside, __ATOMIC_SEQ_CST))
     pthread_cond_wait (&g->changed, &g->lock);
 }
 
@@ -82,7 +98,7 @@ sc_gate_close (struct sc_gate *g)
   pthread_mutex_lock (&g->lock);
   while (g->closing)
     pthread_cond_wait (&g->changed, &g->lock);
-  g->closing = true;
+  __atomic_store_n (&g->closing, true, __ATOMIC_SEQ_CST);
   wait_empty (g);
   pthread_mutex_unlock (&g->lock);
 }
@@ -101,7 +117,8 @@ void
 sc_gate_open (struct sc_gate *g)
 {
   pthread_mutex_lock (&g->lock);
-  g->closing = g->sealed = false;
+  g->sealed = false;
+  __atomic_store_n (&g->closing, false, __ATOMIC_SEQ_CST);
   pthread_cond_broadcast (&g->changed);
   pthread_mutex_unlock (&g->lock);
 }

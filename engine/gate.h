@@ -20,7 +20,20 @@
  *
  * One hold at a time: a second sc_gate_close waits for sc_gate_open.  The
  * gate's mutex is a leaf: nothing else is locked while it is held.  Any
- * thread may open the gate (unlike a pthread rwlock). */
+ * thread may open the gate (unlike a pthread rwlock).
+ *
+ * Every write passes the gate twice, so entering and leaving an open gate
+ * take no mutex: `inside` is counted with atomic operations and `closing`
+ * read without the lock; the mutex is for the waits.  Why no change slips
+ * past a closing hold: a change increments `inside`, then reads
+ * `closing`; a hold sets `closing`, then reads `inside` (all sequentially
+ * consistent).  Whichever comes second sees the other's write, so either
+ * the change sees `closing` and steps back out to wait, or the hold sees
+ * the change inside and waits for it.  The last change out that sees
+ * `closing` wakes the hold under the mutex, so that the wake-up cannot
+ * fall between the hold's test of `inside` and its wait.  Parking leaves
+ * under the mutex, in one step with its reading of `seals`: a hold that
+ * seals after the change is out must count as sealed since. */
 #ifndef SHADOWCOPY_ENGINE_GATE_H
 #define SHADOWCOPY_ENGINE_GATE_H
 
@@ -31,8 +44,9 @@
 struct sc_gate {
   pthread_mutex_t lock;
   pthread_cond_t changed;       /* inside reached 0, the gate opened */
-  unsigned inside;              /* changes inside, not parked */
-  bool closing;                 /* a hold stops new changes */
+  unsigned inside;              /* changes inside, not parked (atomic) */
+  bool closing;                 /* a hold stops new changes (set under
+                                   the lock, also read without it) */
   bool sealed;                  /* ... and has the gate */
   uint64_t seals;               /* times sealed, ever */
 };

@@ -48,7 +48,8 @@ struct sc_revert {
   uint64_t errors, rate, session_bytes, started_ns, started_mono;
   uint64_t rate_gen;            /* +1 at each change of the rate */
   uint64_t live_ticket;         /* the ticket new connections get */
-  uint64_t revoked_below;       /* tickets below it are revoked */
+  uint64_t revoked_below;       /* tickets below it are revoked (stored
+                                   atomically: sc_volume_live_check) */
   uint64_t live_count;          /* open live connections (not revoked) */
   uint64_t tentative_below;     /* a revoke not final yet: tickets from
                                    it up to revoked_below may come back */
@@ -482,7 +483,8 @@ revoke (struct sc_revert *rv, struct revoked *was)
   *was = (struct revoked) { rv->revoked_below, rv->live_count };
   rv->tentative_below = rv->revoked_below;
   rv->tentative_closed = 0;
-  rv->revoked_below = ++rv->live_ticket;
+  __atomic_store_n (&rv->revoked_below, ++rv->live_ticket,
+                    __ATOMIC_RELEASE);
   rv->live_count = 0;
   pthread_mutex_unlock (&rv->lock);
 }
@@ -493,7 +495,7 @@ static void
 unrevoke (struct sc_revert *rv, const struct revoked *was)
 {
   pthread_mutex_lock (&rv->lock);
-  rv->revoked_below = was->below;
+  __atomic_store_n (&rv->revoked_below, was->below, __ATOMIC_RELEASE);
   rv->live_count += was->count - rv->tentative_closed;
   rv->tentative_below = rv->tentative_closed = 0;
   pthread_mutex_unlock (&rv->lock);
@@ -645,6 +647,11 @@ int
 sc_volume_live_check (struct sc_volume *v, uint64_t ticket)
 {
   struct sc_revert *rv = v->revert;
+  /* Every request asks, twice for a write: a ticket at or above
+   * revoked_below is valid whatever else the lock guards says, so one
+   * atomic load answers for all but the revoked and the tentative. */
+  if (ticket >= __atomic_load_n (&rv->revoked_below, __ATOMIC_ACQUIRE))
+    return 0;
   pthread_mutex_lock (&rv->lock);
   /* A revoke not final yet (a forced revert being recorded, under its
    * write hold) does not fail requests: the revert may still be refused,

@@ -370,6 +370,7 @@ live_change (struct sc_volume *v, uint64_t ticket, live_change_fn fn,
   if (r < 0 || count == 0)
     return r;
   struct sc_range range;
+  sc_diff_needs_copy_prefetch (v->diff, offset >> v->chunk_shift);
   sc_gate_enter (&v->gate);
   if (ticket && (r = sc_volume_live_check (v, ticket)) < 0) {
     sc_gate_leave (&v->gate);
