@@ -24,12 +24,14 @@ closing (struct sc_gate *g)
   return __atomic_load_n (&g->closing, __ATOMIC_SEQ_CST);
 }
 
-/* One change fewer inside; the last one out wakes a closing hold. */
+/* One change fewer inside; the last one out wakes a hold that waits for
+ * the gate to empty, and no one else: a change that steps back from a
+ * sealed gate must not wake every change waiting there. */
 static void
 out (struct sc_gate *g)
 {
   if (__atomic_sub_fetch (&g->inside, 1, __ATOMIC_SEQ_CST) == 0 &&
-      closing (g)) {
+      __atomic_load_n (&g->draining, __ATOMIC_SEQ_CST)) {
     pthread_mutex_lock (&g->lock);
     pthread_cond_broadcast (&g->changed);
     pthread_mutex_unlock (&g->lock);
@@ -64,7 +66,7 @@ sc_gate_park (struct sc_gate *g)
   pthread_mutex_lock (&g->lock);
   uint64_t seals = g->seals;
   if (__atomic_sub_fetch (&g->inside, 1, __ATOMIC_SEQ_CST) == 0 &&
-      g->closing)
+      g->draining)
     pthread_cond_broadcast (&g->changed);
   pthread_mutex_unlock (&g->lock);
   return seals;
@@ -85,11 +87,16 @@ sc_gate_unpark (struct sc_gate *g, uint64_t parked_at)
   return sealed_since;
 }
 
+/* `draining` is set before `inside` is read (both sequentially
+ * consistent), so the last change out either is seen out or sees it and
+ * wakes this wait. */
 static void
 wait_empty (struct sc_gate *g)
 {
+  __atomic_store_n (&g->draining, true, __ATOMIC_SEQ_CST);
   while (__atomic_load_n (&g->inside, __ATOMIC_SEQ_CST))
     pthread_cond_wait (&g->changed, &g->lock);
+  __atomic_store_n (&g->draining, false, __ATOMIC_SEQ_CST);
 }
 
 void

@@ -29,9 +29,11 @@
  * `closing`; a hold sets `closing`, then reads `inside` (all sequentially
  * consistent).  Whichever comes second sees the other's write, so either
  * the change sees `closing` and steps back out to wait, or the hold sees
- * the change inside and waits for it.  The last change out that sees
- * `closing` wakes the hold under the mutex, so that the wake-up cannot
- * fall between the hold's test of `inside` and its wait.  Parking leaves
+ * the change inside and waits for it.  A hold that waits for the gate to
+ * empty sets `draining` before it reads `inside`; the last change out
+ * that sees `draining` wakes it under the mutex, so that the wake-up
+ * cannot fall between the hold's test of `inside` and its wait, and a
+ * change that steps back from a sealed gate wakes no one.  Parking leaves
  * under the mutex, in one step with its reading of `seals`: a hold that
  * seals after the change is out must count as sealed since. */
 #ifndef SHADOWCOPY_ENGINE_GATE_H
@@ -48,6 +50,9 @@ struct sc_gate {
   bool closing;                 /* a hold stops new changes (set under
                                    the lock, also read without it) */
   bool sealed;                  /* ... and has the gate */
+  bool draining;                /* a hold waits for inside to reach 0
+                                   (set under the lock, also read
+                                   without it) */
   uint64_t seals;               /* times sealed, ever */
 };
 
