@@ -134,27 +134,30 @@ complete_batch (struct sc_volume *v, struct wb_item *first, size_t n)
 {
   struct sc_writeback *wb = v->wb;
   uint64_t seq = 0;
-  struct wb_item *it = first;
-
   uint64_t lo[SC_WB_MAX_ITEMS] = { 0 }, hi[SC_WB_MAX_ITEMS] = { 0 };
   int err[SC_WB_MAX_ITEMS];
+  /* The links between the first n were set before they were taken; the
+   * n-th's is the queue's, which a writer may be setting: never read. */
+  struct wb_item *items[SC_WB_MAX_ITEMS];
+  items[0] = first;
+  for (size_t i = 1; i < n; i++)
+    items[i] = items[i - 1]->next;
 
-  for (size_t i = 0; i < n; i++, it = it->next) {
-    lo[i] = it->range.first;
-    hi[i] = it->range.last;
+  for (size_t i = 0; i < n; i++) {
+    lo[i] = items[i]->range.first;
+    hi[i] = items[i]->range.last;
   }
   sc_vol_cow_ranges_deferred (v, n, lo, hi, err, &seq);
-  it = first;
-  for (size_t i = 0; i < n; i++, it = it->next)
-    it->err = err[i];
+  for (size_t i = 0; i < n; i++)
+    items[i]->err = err[i];
   if (seq) {
     int r = sc_diff_commit (v->diff, seq);
     if (r < 0)
       debug ("write-back: committing copy records: %s (every snapshot is "
              "now invalid)", strerror (-r));
   }
-  it = first;
-  for (size_t i = 0; i < n; i++, it = it->next) {
+  for (size_t i = 0; i < n; i++) {
+    struct wb_item *it = items[i];
     int r = it->err;
     if (r == 0) {
       sc_vol_watch_write (v);
