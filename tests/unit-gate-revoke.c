@@ -72,13 +72,6 @@ struct wr {
   unsigned long ok;             /* writes done */
 };
 
-static void
-stamp (uint64_t *buf, uint64_t chunk, uint64_t seq)
-{
-  for (size_t i = 0; i < CS / 8; i++)
-    buf[i] = chunk << 32 | seq;
-}
-
 static void *
 writer (void *arg)
 {
@@ -87,7 +80,7 @@ writer (void *arg)
   uint64_t *buf = malloc (CS);
   for (uint64_t seq = 1;; seq++) {
     uint64_t c = w->t * PER + seq % PER;
-    stamp (buf, c, seq);
+    uh_stamp (buf, CS, c, seq);
     unsigned flags = seq % 3 == 0 ? SC_FUA : 0;
     int r = sc_volume_live_write (w->v, w->ticket, buf, CS, c * CS, flags);
     if (r == -ESHUTDOWN)
@@ -117,7 +110,7 @@ one_round (unsigned round)
   cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), 0, "%s", err);
   uint64_t *buf = malloc (CS);
   for (uint64_t c = 0; c < CHUNKS; c++) {
-    stamp (buf, c, 0);
+    uh_stamp (buf, CS, c, 0);
     cr_assert_eq (sc_volume_write (v, buf, CS, c * CS, SC_FUA), 0);
   }
   cr_assert_eq (sc_volume_snapshot_create (v, "A", NULL, NULL), 0);

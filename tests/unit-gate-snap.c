@@ -36,13 +36,6 @@ static uint32_t (*w_before)[MAXW], (*w_after)[MAXW];
 static uint32_t nwrites[CHUNKS];
 static uint32_t shown[SNAPS + 1][CHUNKS];
 
-static void
-stamp (uint64_t *buf, uint64_t chunk, uint64_t seq)
-{
-  for (size_t i = 0; i < CS / 8; i++)
-    buf[i] = chunk << 32 | seq;
-}
-
 static void *
 writer (void *arg)
 {
@@ -53,7 +46,7 @@ writer (void *arg)
       break;
     for (unsigned i = 0; i < PER; i++) {
       uint64_t c = t * PER + i;
-      stamp (buf, c, round);
+      uh_stamp (buf, CS, c, round);
       w_before[c][round] = __atomic_load_n (&holds_done, __ATOMIC_SEQ_CST);
       unsigned flags = (round + i) % 3 == 0 ? SC_FUA : 0;
       cr_assert_eq (sc_volume_write (vol, buf, CS, c * CS, flags), 0);
@@ -115,7 +108,7 @@ Test (gate_snap, snapshots_show_their_point_in_time, .timeout = 300)
   cr_assert_eq (sc_volume_open (&cfg, &vol, err, sizeof err), 0, "%s", err);
   uint64_t *buf = malloc (CS);
   for (uint64_t c = 0; c < CHUNKS; c++) {
-    stamp (buf, c, 0);
+    uh_stamp (buf, CS, c, 0);
     cr_assert_eq (sc_volume_write (vol, buf, CS, c * CS, SC_FUA), 0);
   }
   free (buf);

@@ -93,6 +93,13 @@ uh_pattern_byte (uint64_t seed, uint64_t off)
 }
 
 void
+uh_stamp (uint64_t *buf, size_t len, uint64_t chunk, uint64_t seq)
+{
+  for (size_t i = 0; i < len / 8; i++)
+    buf[i] = chunk << 32 | seq;
+}
+
+void
 uh_pattern (void *buf, size_t len, uint64_t seed, uint64_t off)
 {
   uint8_t *p = buf;

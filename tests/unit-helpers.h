@@ -42,6 +42,9 @@ uint64_t uh_rand_below (uint64_t *state, uint64_t n);
  * any range can be regenerated without keeping the whole stream. */
 uint8_t uh_pattern_byte (uint64_t seed, uint64_t off);
 void uh_pattern (void *buf, size_t len, uint64_t seed, uint64_t off);
+/* Fill `len` bytes (a multiple of 8) with chunk << 32 | seq: which write
+ * of which chunk a block holds. */
+void uh_stamp (uint64_t *buf, size_t len, uint64_t chunk, uint64_t seq);
 
 /* ---- files ---------------------------------------------------------- */
 
