@@ -356,6 +356,19 @@ nbd_trim () {
 nbd_size () { nbd_py "$1" 'print(h.get_size())' || fail "cannot open export '$1'"; }
 
 # cmp_files EXPECTED ACTUAL WHAT: fail with the first differing offset.
+# Change the byte at OFFSET of qcow2 image FILE through QEMU (a write
+# that allocates in FILE, as damage a backing chain must show): to one
+# more than it was, since any fixed value is already there in 1 of 256
+# random images.
+qcow2_flip () {
+    local b out
+    b=$(qemu-io -r -f qcow2 -c "read -v $2 1" "$1" | awk 'NR == 1 { print $2 }')
+    [ -n "$b" ] || fail "qemu-io could not read byte $2 of $1"
+    out=$(qemu-io -f qcow2 -c "write -P $(( (0x$b + 1) % 256 )) $2 1" "$1" 2>&1)
+    echo "$out" | grep_all "^wrote 1/1 bytes" ||
+        fail "qemu-io could not write byte $2 of $1: $out"
+}
+
 cmp_files () {
     local out
     out=$(cmp "$1" "$2" 2>&1) && return 0

@@ -214,7 +214,7 @@ cmp -n $((5 * M)) "$TMP/s2.img" "$TMP/r-bad" || fail "the blocks before the dama
 cmp -i $((5 * M)) "$TMP/r-bad" /dev/zero -n $((11 * M)) > /dev/null 2>&1 ||
     fail "bytes of the damaged block or after it were written"
 cp "$Q/inc2" "$TMP/qinc2.saved"
-qemu-io -f qcow2 -c "write -P 0x5a $((13 * M + 3)) 1" "$Q/inc2" > /dev/null
+qcow2_flip "$Q/inc2" $((13 * M + 3))
 restore_fails "a damaged qcow2 backup" "$Q/inc2 is damaged: bytes $((13 * M))-$((14 * M - 1))" \
     "$Q/inc2" --to "$TMP/r-qbad"
 cp "$TMP/qinc2.saved" "$Q/inc2"

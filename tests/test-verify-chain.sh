@@ -175,13 +175,13 @@ verify "$Q/full" > /dev/null || fail "verify of a qcow2 full backup failed"
 # A flipped byte in a qcow2 full backup, written by QEMU.
 cp "$Q/full" "$Q/fflip"
 cp "$Q/full.manifest.json" "$Q/fflip.manifest.json"
-qemu-io -f qcow2 -c "write -P 0x5a $((3 * M + 777)) 1" "$Q/fflip" > /dev/null
+qcow2_flip "$Q/fflip" $((3 * M + 777))
 verify_fails "a flipped byte in a qcow2 image" "bytes $((3 * M))-$((4 * M - 1)) of $Q/fflip" "$Q/fflip"
 
 # A flipped byte in the middle qcow2 link: it shows through inc2 too, and
 # the lowest damaged link is named.
 cp "$Q/inc1" "$TMP/qinc1.saved"
-qemu-io -f qcow2 -c "write -P 0x5a $((7 * M + 3)) 1" "$Q/inc1" > /dev/null
+qcow2_flip "$Q/inc1" $((7 * M + 3))
 verify_fails "a flipped byte in the middle qcow2 link" \
     "bytes $((7 * M))-$((8 * M - 1)) of $Q/inc1 \(block 7 of 1048576 bytes; link 2 of 3" "$Q/inc2"
 cp "$TMP/qinc1.saved" "$Q/inc1"
@@ -204,7 +204,7 @@ QC=$TMP/qcopy
 cp -a "$Q" "$QC"
 out=$(verify "$QC/inc2") || fail "verify of a copied qcow2 chain, the originals kept: $out"
 echo "$out" | grep_all "down to the full backup $QC/full," || fail "the copied qcow2 chain: $out"
-qemu-io -f qcow2 -c "write -P 0x5a $((3 * M + 777)) 1" "$QC/full" > /dev/null
+qcow2_flip "$QC/full" $((3 * M + 777))
 verify_fails "a copied qcow2 chain with its full backup damaged, the originals kept" \
     "bytes $((3 * M))-$((4 * M - 1)) of $QC/full \(block 3 of 1048576 bytes; link 3 of 3" "$QC/inc2"
 rm -rf "$QC"
