@@ -24,14 +24,20 @@ closing (struct sc_gate *g)
   return __atomic_load_n (&g->closing, __ATOMIC_SEQ_CST);
 }
 
-/* One change fewer inside; the last one out wakes a hold that waits for
- * the gate to empty, and no one else: a change that steps back from a
- * sealed gate must not wake every change waiting there. */
+/* One change fewer inside.  True if it was the last and a hold waits for
+ * the gate to empty: only that hold is to be woken, not every change
+ * waiting at a sealed gate that one stepping back would wake. */
+static bool
+last_out (struct sc_gate *g)
+{
+  return __atomic_sub_fetch (&g->inside, 1, __ATOMIC_SEQ_CST) == 0 &&
+         __atomic_load_n (&g->draining, __ATOMIC_SEQ_CST);
+}
+
 static void
 out (struct sc_gate *g)
 {
-  if (__atomic_sub_fetch (&g->inside, 1, __ATOMIC_SEQ_CST) == 0 &&
-      __atomic_load_n (&g->draining, __ATOMIC_SEQ_CST)) {
+  if (last_out (g)) {
     pthread_mutex_lock (&g->lock);
     pthread_cond_broadcast (&g->changed);
     pthread_mutex_unlock (&g->lock);
@@ -65,8 +71,7 @@ sc_gate_park (struct sc_gate *g)
 {
   pthread_mutex_lock (&g->lock);
   uint64_t seals = g->seals;
-  if (__atomic_sub_fetch (&g->inside, 1, __ATOMIC_SEQ_CST) == 0 &&
-      g->draining)
+  if (last_out (g))
     pthread_cond_broadcast (&g->changed);
   pthread_mutex_unlock (&g->lock);
   return seals;

@@ -139,11 +139,8 @@ complete_batch (struct sc_volume *v, struct wb_item *first, size_t n)
   /* The links between the first n were set before they were taken; the
    * n-th's is the queue's, which a writer may be setting: never read. */
   struct wb_item *items[SC_WB_MAX_ITEMS];
-  items[0] = first;
-  for (size_t i = 1; i < n; i++)
-    items[i] = items[i - 1]->next;
-
   for (size_t i = 0; i < n; i++) {
+    items[i] = i ? items[i - 1]->next : first;
     lo[i] = items[i]->range.first;
     hi[i] = items[i]->range.last;
   }

@@ -361,11 +361,7 @@ waiters_run (struct vol *t, int (*hook) (const struct sc_io_req *),
   cr_assert_eq (sc_volume_snapshot_create (t->v, "s0", NULL, &s), 0);
   cr_assert_eq (sc_volume_snapshot_create (t->v, "k", NULL, &s), 0);
   cr_assert_eq (sc_volume_snapshot_create (t->v, "d", NULL, &s), 0);
-  cr_assert_eq (sc_volume_create_begin (t->v), 0);
-  cr_assert_eq (sc_volume_hold (t->v), 0);
-  origin_diff_fd = sc_diff_fd (sc_volume_diff (t->v));
-  origin_paused = origin_go = false;
-  __atomic_store_n (&origin_syncs, ORIGIN_SYNCS_PAUSE_FAIL, __ATOMIC_RELEASE);
+  hold_then_origin_syncs (t, ORIGIN_SYNCS_PAUSE_FAIL);
   sc_io_fault_hook = hook;
   *x = (struct waiters) {
     .c = { t, -1, 0 }, .w = { { t, 7 * CS, 0xab, -1 }, false },
@@ -413,16 +409,12 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_see_what_reopens,
   struct sc_snapshot_info s;
   struct waiters x;
   waiters_run (&t, origin_sync_hook, &x);
-  struct release_arg c = x.c;
-  struct done_write_arg w = x.w;
-  struct name_job k = x.k, d = x.d;
-  bool waited = x.waited;
   sc_io_fault_hook = NULL;
-  cr_assert (waited, "a waiter did not wait for the held leads");
-  cr_assert_eq (c.r, -EIO, "the creation said %d", c.r);
-  cr_assert_eq (w.w.r, 0, "the write said %d", w.w.r);
-  cr_assert_eq (k.r, 0, "the keep said %d", k.r);
-  cr_assert_eq (d.r, 0, "the delete said %d", d.r);
+  cr_assert (x.waited, "a waiter did not wait for the held leads");
+  cr_assert_eq (x.c.r, -EIO, "the creation said %d", x.c.r);
+  cr_assert_eq (x.w.w.r, 0, "the write said %d", x.w.w.r);
+  cr_assert_eq (x.k.r, 0, "the keep said %d", x.k.r);
+  cr_assert_eq (x.d.r, 0, "the delete said %d", x.d.r);
   uint8_t old[CS], new[CS];
   uh_pattern (old, sizeof old, 21, 7 * CS);
   memset (new, 0xab, sizeof new);
@@ -463,30 +455,26 @@ Test (hold_flush, waiters_during_a_failed_origin_flush_and_a_failed_diff_area,
   struct sc_snapshot_info s;
   struct waiters x;
   waiters_run (&t, pause_fail_both_hook, &x);
-  struct release_arg c = x.c;
-  struct done_write_arg w = x.w;
-  struct name_job k = x.k, d = x.d;
   /* The disk is back. */
   __atomic_store_n (&fail_fd, -1, __ATOMIC_RELEASE);
   sc_io_fault_hook = NULL;
-  cr_assert_lt (c.r, 0, "the creation succeeded");
+  cr_assert_lt (x.c.r, 0, "the creation succeeded");
   uint8_t b2[CS];
   memset (b2, 0x77, sizeof b2);
   int w2 = sc_volume_write (t.v, b2, CS, 9 * CS, 0);
   (void) sc_volume_flush (t.v);
-  cr_log_info ("write %d keep %d delete %d, later write %d", w.w.r, k.r, d.r,
-               w2);
+  cr_log_info ("write %d keep %d delete %d, later write %d", x.w.w.r,
+               x.k.r, x.d.r, w2);
 
   kill_and_reopen (&t);
   if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
     cr_assert_neq (s.invalid_reason, SC_VALID, "the unflushed snapshot is "
                    "valid after a kill");
-  if (d.r == 0)
+  if (x.d.r == 0)
     cr_assert_eq (sc_volume_snapshot_lookup (t.v, "d", &s), -ENOENT);
   uint8_t old[CS], new[CS];
-  uh_pattern (old, sizeof old, 21, 7 * CS);
   memset (new, 0xab, sizeof new);
-  if (w.w.r == 0)
+  if (x.w.w.r == 0)
     assert_chunk (&t, NULL, 7 * CS, new);
   if (w2 == 0)
     assert_chunk (&t, NULL, 9 * CS, b2);
@@ -581,12 +569,7 @@ Test (hold_flush, a_keep_of_the_unflushed_snapshot_during_its_flush,
   vol_create (&t);
   struct sc_snapshot_info s;
   cr_assert_eq (sc_volume_snapshot_create (t.v, "s0", NULL, &s), 0);
-  cr_assert_eq (sc_volume_create_begin (t.v), 0);
-  cr_assert_eq (sc_volume_hold (t.v), 0);
-  origin_diff_fd = sc_diff_fd (sc_volume_diff (t.v));
-  origin_paused = origin_go = false;
-  __atomic_store_n (&origin_syncs, ORIGIN_SYNCS_PAUSE_FAIL, __ATOMIC_RELEASE);
-  sc_io_fault_hook = origin_sync_hook;
+  hold_then_origin_syncs (&t, ORIGIN_SYNCS_PAUSE_FAIL);
   struct release_arg c = { &t, -1, 0 };
   pthread_t ct, kt;
   cr_assert_eq (pthread_create (&ct, NULL, unflushed_thread, &c), 0);
@@ -602,16 +585,7 @@ Test (hold_flush, a_keep_of_the_unflushed_snapshot_during_its_flush,
   sc_io_fault_hook = NULL;
   cr_log_info ("creation %d keep %d (waited %d)", c.r, k.r, waited);
   cr_assert_eq (c.r, -EIO);
-  size_t len;
-  uint8_t *img = uh_read_file (t.diff, &len);
-  char *killed = uh_path ("diff.killed");
-  uh_write_file (killed, img, len);
-  free (img);
-  sc_volume_close (t.v);
-  t.v = NULL;
-  cr_assert_eq (rename (killed, t.diff), 0);
-  free (killed);
-  vol_open (&t);
+  kill_and_reopen (&t);
   if (sc_volume_snapshot_lookup (t.v, "unflushed", &s) == 0)
     cr_assert_neq (s.invalid_reason, SC_VALID);
   cr_assert_eq (sc_volume_snapshot_create (t.v, "after", NULL, &s), 0);
