@@ -66,12 +66,13 @@ struct sc_range_list {
   struct sc_range *head, *tail;
 };
 
-/* 64 bytes on x86-64 glibc: one cache line each (not enforced). */
+/* A cache line each: requests on different stripes do not take each
+ * other's lines (a range lock's storage must be aligned to match). */
 struct sc_rangelock_stripe {
   pthread_mutex_t lock;
   struct sc_range *held;        /* in no order, linked through link[s] */
   struct sc_range_list waiting; /* first come first, through link[s] */
-};
+} __attribute__ ((aligned (64)));
 
 struct sc_rangelock {
   struct sc_rangelock_stripe stripe[SC_RANGELOCK_STRIPES];

@@ -23,7 +23,7 @@ sc_volume_create_begin (struct sc_volume *v)
   if (v->creating)
     r = -EBUSY;
   else
-    v->creating = true;
+    __atomic_store_n (&v->creating, true, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&v->hold_lock);
   return r;
 }
@@ -32,7 +32,7 @@ void
 sc_volume_create_end (struct sc_volume *v)
 {
   pthread_mutex_lock (&v->hold_lock);
-  v->creating = false;
+  __atomic_store_n (&v->creating, false, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&v->hold_lock);
 }
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "cow/io.h"
+#include "engine/counter.h"
 #include "engine/origin.h"
 #include "engine/gate.h"
 #include "engine/rangelock.h"
@@ -78,14 +79,16 @@ struct sc_volume {
 
   /* Counters (atomics) and copy-on-write latencies (a ring). */
   struct sc_volume_config cfg;
-  uint64_t chunks_copied, bytes_copied, zero_chunks, bytes_written;
+  uint64_t chunks_copied, bytes_copied, zero_chunks;
   uint64_t writes_refused;
+  struct sc_counter bytes_written;      /* every write adds to it */
   uint64_t cows[SC_COW_SAMPLES];
   uint64_t ncows;
   uint64_t start_ns;
   uint64_t win_ns[2], win_bytes[2];     /* fill-rate windows */
   /* Snapshot creation (volume-create.c). */
-  bool creating;                /* the creation slot is taken */
+  bool creating;                /* the creation slot is taken (also read
+                                   without the lock: atomic) */
   bool holding;                 /* a hold has the gate */
   uint64_t hold_start;          /* monotonic ns when the hold began */
   uint64_t hold_drained;        /* ... when the writes in flight had drained */

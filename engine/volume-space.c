@@ -90,7 +90,7 @@ sc_volume_stats (struct sc_volume *v, struct sc_volume_stats *st)
   st->chunks_copied = __atomic_load_n (&v->chunks_copied, __ATOMIC_RELAXED);
   st->bytes_copied = __atomic_load_n (&v->bytes_copied, __ATOMIC_RELAXED);
   st->zero_chunks = __atomic_load_n (&v->zero_chunks, __ATOMIC_RELAXED);
-  st->bytes_written = __atomic_load_n (&v->bytes_written, __ATOMIC_RELAXED);
+  st->bytes_written = sc_counter_read (&v->bytes_written);
   st->writes_refused = __atomic_load_n (&v->writes_refused,
                                         __ATOMIC_RELAXED);
   if (st->bytes_written)

@@ -103,11 +103,11 @@ sc_vol_wb_eligible (struct sc_volume *v, uint32_t count, unsigned flags)
       sc_diff_revert_active (v->diff))
     return false;
   /* While a snapshot is being made, writes copy in their own request:
-   * the queue empties before the hold, which then waits for no batch. */
-  pthread_mutex_lock (&v->hold_lock);
-  bool creating = v->creating;
-  pthread_mutex_unlock (&v->hold_lock);
-  return !creating;
+   * the queue empties before the hold, which then waits for no batch.
+   * Read without hold_lock, which every write would otherwise take: a
+   * write that misses a creation just begun is queued, as it would be
+   * had it come a moment earlier, and the hold drains it. */
+  return !__atomic_load_n (&v->creating, __ATOMIC_ACQUIRE);
 }
 
 /* ---- the thread ------------------------------------------------------- */
@@ -164,7 +164,7 @@ complete_batch (struct sc_volume *v, struct wb_item *first, size_t n)
       r = sc_origin_pwrite (v->origin, it->data, it->count, it->offset,
                             false);
     if (r == 0)
-      COUNT (v, bytes_written, it->count);
+      sc_counter_add (&v->bytes_written, it->count);
     else {
       if (r == -ENOSPC)
         COUNT (v, writes_refused, 1);
