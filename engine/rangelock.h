@@ -66,8 +66,9 @@ struct sc_range_list {
   struct sc_range *head, *tail;
 };
 
-/* A cache line each: requests on different stripes do not take each
- * other's lines (a range lock's storage must be aligned to match). */
+/* Cache lines of its own (one on x86-64 glibc, two where the mutex is
+ * larger): requests on different stripes do not take each other's lines
+ * (a range lock's storage must be aligned to match). */
 struct sc_rangelock_stripe {
   pthread_mutex_t lock;
   struct sc_range *held;        /* in no order, linked through link[s] */
