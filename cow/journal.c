@@ -138,7 +138,10 @@ take_slot (struct sc_journal *j, uint64_t *slot)
   if (r == 0)
     r = sc_journal_chain_push (j, *slot);
   if (r < 0) {
+    /* Given back: the journal must not think it still owns it (a spare
+     * of 0 is none, and the next switch tries again). */
     sc_alloc_put (j->alloc, *slot);
+    *slot = 0;
     return r;
   }
   j->zeroed++;
