@@ -1,0 +1,177 @@
+/* Unit tests: a snapshot creation that fails half-way through its
+ * records is never served after a restart.
+ *
+ * A creation appends SNAP_CREATE, then SNAP_UUID (then SNAP_SET for a
+ * member of a set).  If a later record cannot be appended (the journal
+ * must switch slots there and cannot take one: the diff area is full),
+ * the diff area fails and the snapshot is not kept in memory, but its
+ * SNAP_CREATE is already in the journal's unwritten tail.  The
+ * superblock cannot take FAILED either (its sectors refuse writes).  The
+ * origin then changes with no copy made (no snapshot is left to copy
+ * for, so nothing refuses the write: failure.c's guard), space comes
+ * back and the server closes: its last recovery fails (the superblock),
+ * and the close's commit would write that tail.  At the next open the
+ * failed creation's snapshot must be absent or invalid, never a valid
+ * snapshot reading the changed origin.  (The server wrote the origin
+ * earlier in the session, so the origin's stamp cannot catch it.) */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/diffarea-internal.h"
+#include "cow/io.h"
+#include "engine/volume.h"
+#include "tests/unit-helpers.h"
+
+#define CS 4096u
+#define SIZE (64u * CS)
+
+/* ---- the faults: no new journal slot, no superblock write --------- */
+
+static int fault_fd = -1;
+static bool no_space, no_sb;
+
+static int
+fail_io (const struct sc_io_req *req)
+{
+  if (req->fd != fault_fd)
+    return 0;
+  if (req->op == SC_IO_FALLOCATE && __atomic_load_n (&no_space,
+                                                     __ATOMIC_SEQ_CST))
+    return -ENOSPC;
+  if (req->op == SC_IO_WRITE && req->off < SC_SB_AREA &&
+      __atomic_load_n (&no_sb, __ATOMIC_SEQ_CST))
+    return -EIO;
+  return 0;
+}
+
+static void
+torn_teardown (void)
+{
+  sc_io_fault_hook = NULL;
+  no_space = no_sb = false;
+  uh_teardown ();
+}
+
+TestSuite (create_torn, .init = uh_setup, .fini = torn_teardown);
+
+/* ---- the journal where record `k` of the creation needs a new slot - */
+
+/* The sizes of a creation's records named `name` (set: with SNAP_SET). */
+static size_t
+create_records (const char *name, bool set, size_t *len)
+{
+  len[0] = sc_rec_padded (sizeof (struct sc_rec_snap_create) +
+                          strlen (name));
+  len[1] = sizeof (struct sc_rec_snap_uuid);
+  len[2] = sizeof (struct sc_rec_snap_set);
+  return set ? 3 : 2;
+}
+
+/* Records 0..k-1 fit in the current slot (with room for its NEXT
+ * record), record k does not, and there is no spare to switch to. */
+static bool
+torn_at (const struct sc_journal *j, const size_t *len, size_t k)
+{
+  size_t before = j->pos + SC_REC_NEXT_SIZE;
+  for (size_t i = 0; i < k; i++)
+    before += len[i];
+  return j->spare == 0 && before <= j->chunk_size &&
+         before + len[k] > j->chunk_size;
+}
+
+/* With no space for a new slot, append commit markers (vouching for
+ * nothing new, as a commit's own) until the creation's record k is the
+ * one that needs a slot switch.  The first switch uses the spare and
+ * cannot take another. */
+static void
+pad_journal (struct sc_diff *d, const size_t *len, size_t k)
+{
+  pthread_mutex_lock (&d->lock);
+  int n = 0;
+  while (!torn_at (&d->journal, len, k)) {
+    struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
+                                  .durable_seq = d->journal.durable_seq };
+    int r = sc_journal_append (&d->journal, &mark, sizeof mark, NULL);
+    cr_assert_eq (r, 0, "padding the journal: %d", r);
+    cr_assert_lt (++n, 1000, "the journal never reached the spot");
+  }
+  pthread_mutex_unlock (&d->lock);
+}
+
+/* ---- the scenario ---------------------------------------------------- */
+
+static void
+torn_create (bool set, size_t k)
+{
+  struct uh_vol t;
+  uh_vol_create (&t, SIZE, CS, 29, 0);
+  struct sc_diff *d = sc_volume_diff (t.v);
+  /* The server writes the origin in this session, as a live one does
+   * (its stamp says WRITTEN: after an unclean stop, the origin's stamp
+   * cannot tell the server's writes from others). */
+  cr_assert_eq (uh_vol_write (&t, 40, 900), 0);
+  uint8_t *at_create = malloc (SIZE);
+  cr_assert_not_null (at_create);
+  memcpy (at_create, t.live, SIZE);
+
+  size_t len[3];
+  create_records ("orphan", set, len);
+  fault_fd = sc_diff_fd (d);
+  sc_io_fault_hook = fail_io;
+  __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
+  pad_journal (d, len, k);
+
+  /* The superblock's sectors refuse writes: FAILED cannot be stored. */
+  __atomic_store_n (&no_sb, true, __ATOMIC_SEQ_CST);
+  static const uint8_t set_id[16] = { 0x29, 0x17 };
+  struct sc_snapshot_opts opts = { .set_id = set_id };
+  struct sc_snapshot_info s;
+  int r = sc_volume_snapshot_create (t.v, "orphan", set ? &opts : NULL, &s);
+  cr_assert_lt (r, 0, "the creation did not fail");
+  struct sc_diff_health h;
+  sc_volume_diff_health (t.v, &h);
+  cr_assert (h.failed, "the diff area did not fail");
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "orphan", &s), -ENOENT,
+                "the failed creation is listed");
+
+  /* No snapshot is left to copy for: the origin changes as it is. */
+  for (uint64_t c = 0; c < 4; c++)
+    cr_assert_eq (uh_vol_write (&t, c, 1000 + c), 0, "live write %lu",
+                  (unsigned long) c);
+
+  /* Space comes back; the superblock still takes no write.  Close. */
+  __atomic_store_n (&no_space, false, __ATOMIC_SEQ_CST);
+  uh_vol_close (&t);
+  __atomic_store_n (&no_sb, false, __ATOMIC_SEQ_CST);
+  sc_io_fault_hook = NULL;
+
+  uh_vol_open (&t);
+  r = sc_volume_snapshot_lookup (t.v, "orphan", &s);
+  cr_assert (r == 0 || r == -ENOENT, "lookup: %d", r);
+  if (r == 0 && s.invalid_reason == SC_VALID) {
+    /* What it serves, then that it is listed at all. */
+    uh_vol_assert_reads (&t, s.id, at_create, "the orphan snapshot");
+    cr_assert_fail ("the failed creation's snapshot is listed valid after "
+                    "a restart");
+  }
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  free (at_create);
+  uh_vol_free (&t);
+}
+
+/* SNAP_UUID is the record that cannot be appended. */
+Test (create_torn, failed_uuid_record_leaves_no_valid_snapshot)
+{
+  torn_create (false, 1);
+}
+
+/* A member of a set: SNAP_SET, the third record, cannot be appended. */
+Test (create_torn, failed_set_record_leaves_no_valid_snapshot)
+{
+  torn_create (true, 2);
+}
