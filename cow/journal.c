@@ -604,6 +604,13 @@ sc_journal_fail (struct sc_journal *j, int err)
   wake_waiters (j);
 }
 
+void
+sc_journal_fail_append (struct sc_journal *j, int err)
+{
+  set_error (j, err, SC_JOURNAL_FAILED_APPEND, 0);
+  wake_waiters (j);
+}
+
 int
 sc_journal_bound_tail (struct sc_journal *j, size_t max)
 {

@@ -66,7 +66,8 @@ struct sc_journal {
 /* Which of the journal's writes failed (sc_journal_error). */
 #define SC_JOURNAL_FAILED_WRITE 1       /* writing records */
 #define SC_JOURNAL_FAILED_SYNC  2       /* the commit's fdatasync */
-#define SC_JOURNAL_FAILED_APPEND 3      /* a commit marker: no slot */
+#define SC_JOURNAL_FAILED_APPEND 3      /* a commit marker, or a change's
+                                           later record: no slot */
 #define SC_JOURNAL_FAILED_HELD 4        /* leads held back for a record
                                            that must never be written */
 
@@ -131,6 +132,9 @@ void sc_journal_reseal (const struct sc_journal *j, struct sc_rec_hdr *rec);
 /* The tail must never be written: the journal fails (sticky), so every
  * commit from now on returns `err` and nothing more reaches the disk. */
 void sc_journal_fail (struct sc_journal *j, int err);
+/* The same when a change's later record could not be appended: its
+ * first ones are in the tail, and must not reach the disk alone. */
+void sc_journal_fail_append (struct sc_journal *j, int err);
 
 /* Is every record up to `seq` durable?  Read without the lock. */
 bool sc_journal_durable (const struct sc_journal *j, uint64_t seq);

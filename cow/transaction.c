@@ -71,8 +71,14 @@ int
 txn_append (struct sc_diff *d, struct txn *t, void *rec, size_t len)
 {
   int r = sc_journal_append (&d->journal, rec, len, &t->seq);
-  if (r < 0 && sc_journal_next_seq (&d->journal) != t->first_seq)
-    diff_fail (d, r);           /* part of the change is in the journal */
+  if (r < 0 && sc_journal_next_seq (&d->journal) != t->first_seq) {
+    /* Part of the change is in the journal's unwritten tail: the next
+     * commit of anyone (a close's) would make it durable without the
+     * rest, e.g. a SNAP_CREATE whose snapshot was never kept and got no
+     * copies.  So nothing more is written. */
+    sc_journal_fail_append (&d->journal, r);
+    diff_fail (d, r);
+  }
   return r;
 }
 
