@@ -13,10 +13,18 @@
  * and the close's commit would write that tail.  At the next open the
  * failed creation's snapshot must be absent or invalid, never a valid
  * snapshot reading the changed origin.  (The server wrote the origin
- * earlier in the session, so the origin's stamp cannot catch it.) */
+ * earlier in the session, so the origin's stamp cannot catch it.)
+ *
+ * The same tear with a live writer in a group commit (review 16): the
+ * writer is told (refused while the failure cannot be recorded), the
+ * server works again once space is back, and a copy whose record a
+ * leader was writing when the failure came keeps its slot until the
+ * disk no longer follows that journal. */
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,11 +95,10 @@ torn_at (const struct sc_journal *j, const size_t *len, size_t k)
 /* With no space for a new slot, append commit markers (vouching for
  * nothing new, as a commit's own) until the creation's record k is the
  * one that needs a slot switch.  The first switch uses the spare and
- * cannot take another. */
+ * cannot take another.  The diff area's lock held. */
 static void
-pad_journal (struct sc_diff *d, const size_t *len, size_t k)
+pad_journal_locked (struct sc_diff *d, const size_t *len, size_t k)
 {
-  pthread_mutex_lock (&d->lock);
   int n = 0;
   while (!torn_at (&d->journal, len, k)) {
     struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT,
@@ -100,6 +107,13 @@ pad_journal (struct sc_diff *d, const size_t *len, size_t k)
     cr_assert_eq (r, 0, "padding the journal: %d", r);
     cr_assert_lt (++n, 1000, "the journal never reached the spot");
   }
+}
+
+static void
+pad_journal (struct sc_diff *d, const size_t *len, size_t k)
+{
+  pthread_mutex_lock (&d->lock);
+  pad_journal_locked (d, len, k);
   pthread_mutex_unlock (&d->lock);
 }
 
@@ -174,4 +188,194 @@ Test (create_torn, failed_uuid_record_leaves_no_valid_snapshot)
 Test (create_torn, failed_set_record_leaves_no_valid_snapshot)
 {
   torn_create (true, 2);
+}
+
+/* ---- the tear while a live writer waits in a group commit ---------- */
+
+/* A writer's copy record waits in the tail (the leads held) when the
+ * creation tears.  sb_fails: the superblock cannot record the failure,
+ * so the write must be refused; else it goes on, and once space is back
+ * a new snapshot works and survives a restart.  Either way the snapshot
+ * taken before stays right or is listed invalid, never wrong. */
+static void
+waiter_scenario (bool sb_fails)
+{
+  struct uh_vol t;
+  uh_vol_create (&t, SIZE, CS, 29, 0);
+  struct sc_diff *d = sc_volume_diff (t.v);
+  cr_assert_eq (uh_vol_write (&t, 40, 900), 0);
+  struct sc_snapshot_info s = uh_vol_snap (&t, "s");
+  uint8_t *at_snap = malloc (SIZE);
+  memcpy (at_snap, t.live, SIZE);
+
+  size_t len[3];
+  create_records ("orphan", false, len);
+  fault_fd = sc_diff_fd (d);
+  sc_io_fault_hook = fail_io;
+  __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
+
+  /* Leads held: the writer's copy record waits in the tail. */
+  pthread_mutex_lock (&d->lock);
+  sc_journal_hold_leads (&d->journal);
+  uint64_t before = d->journal.next_seq;
+  pthread_mutex_unlock (&d->lock);
+  uint8_t *live_before = malloc (SIZE);
+  memcpy (live_before, t.live, SIZE);
+  struct uh_vol_job job = { .t = &t, .chunk = 5, .tag = 1234 };
+  pthread_t th;
+  pthread_create (&th, NULL, uh_vol_write_job, &job);
+  for (;;) {
+    pthread_mutex_lock (&d->lock);
+    bool in = d->journal.next_seq > before;
+    pthread_mutex_unlock (&d->lock);
+    if (in)
+      break;
+    sched_yield ();
+  }
+  pad_journal (d, len, 1);
+  if (sb_fails)
+    __atomic_store_n (&no_sb, true, __ATOMIC_SEQ_CST);
+  struct sc_snapshot_info o;
+  int r = sc_diff_snapshot_create (d, "orphan", NULL, &o);
+  cr_assert_lt (r, 0);
+  pthread_mutex_lock (&d->lock);
+  sc_journal_release_leads (&d->journal);
+  pthread_mutex_unlock (&d->lock);
+  pthread_join (th, NULL);
+  if (job.r < 0)
+    memcpy (t.live, live_before, SIZE);
+
+  __atomic_store_n (&no_space, false, __ATOMIC_SEQ_CST);
+  if (!sb_fails) {
+    /* Space is back: a new snapshot works (recovery). */
+    struct sc_snapshot_info n = uh_vol_snap (&t, "n");
+    uint8_t *at_n = malloc (SIZE);
+    memcpy (at_n, t.live, SIZE);
+    cr_assert_eq (uh_vol_write (&t, 6, 77), 0);
+    cr_assert_eq (uh_vol_write (&t, 5, 78), 0);
+    uh_vol_assert_reads (&t, n.id, at_n, "n live");
+    uh_vol_close (&t);
+    sc_io_fault_hook = NULL;
+    uh_vol_open (&t);
+    cr_assert_eq (sc_volume_snapshot_lookup (t.v, "n", &n), 0);
+    cr_assert_eq (n.invalid_reason, SC_VALID);
+    uh_vol_assert_reads (&t, n.id, at_n, "n reopened");
+    free (at_n);
+  } else {
+    uh_vol_close (&t);
+    __atomic_store_n (&no_sb, false, __ATOMIC_SEQ_CST);
+    sc_io_fault_hook = NULL;
+    uh_vol_open (&t);
+  }
+  r = sc_volume_snapshot_lookup (t.v, "s", &s);
+  cr_assert_eq (r, 0);
+  if (s.invalid_reason == SC_VALID)
+    uh_vol_assert_reads (&t, s.id, at_snap, "s reopened");
+  r = sc_volume_snapshot_lookup (t.v, "orphan", &o);
+  cr_assert (r == -ENOENT || o.invalid_reason != SC_VALID);
+  uh_vol_assert_reads (&t, 0, t.live, "live reopened");
+  free (at_snap);
+  free (live_before);
+  uh_vol_free (&t);
+}
+
+Test (create_torn, a_waiting_writer_when_the_failure_cannot_be_recorded)
+{
+  waiter_scenario (true);
+}
+
+Test (create_torn, a_waiting_writer_when_the_failure_is_recorded)
+{
+  waiter_scenario (false);
+}
+
+/* ---- a torn creation while a leader writes the journal ------------- */
+
+static struct sc_diff *race_d;
+static bool race_armed;
+static int race_create_r = 1;
+
+static int
+race_io (const struct sc_io_req *req)
+{
+  if (req->fd == fault_fd && req->op == SC_IO_WRITE &&
+      req->off >= SC_SB_AREA &&
+      __atomic_exchange_n (&race_armed, false, __ATOMIC_SEQ_CST)) {
+    struct sc_snapshot_info o;
+    race_create_r = sc_diff_snapshot_create (race_d, "orphan", NULL, &o);
+  }
+  return fail_io (req);
+}
+
+
+/* The creation tears while a leader writes the writer's commit (the
+ * lock dropped): the failure cannot know that record will be durable. */
+Test (create_torn, during_a_leaders_write_the_copy_keeps_its_slot)
+{
+  struct uh_vol t;
+  uh_vol_create (&t, SIZE, CS, 29, 0);
+  struct sc_diff *d = race_d = sc_volume_diff (t.v);
+  cr_assert_eq (uh_vol_write (&t, 40, 900), 0);
+  struct sc_snapshot_info s = uh_vol_snap (&t, "s");
+  uint8_t *at_snap = malloc (SIZE);
+  memcpy (at_snap, t.live, SIZE);
+
+  size_t len[3];
+  len[0] = sizeof (struct sc_rec_commit);
+  len[1] = sc_rec_padded (sizeof (struct sc_rec_snap_create) +
+                          strlen ("orphan"));
+  len[2] = sizeof (struct sc_rec_snap_uuid);
+  fault_fd = sc_diff_fd (d);
+  sc_io_fault_hook = race_io;
+  __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
+
+  pthread_mutex_lock (&d->lock);
+  sc_journal_hold_leads (&d->journal);
+  uint64_t before = d->journal.next_seq;
+  pthread_mutex_unlock (&d->lock);
+  uint8_t *live_before = malloc (SIZE);
+  memcpy (live_before, t.live, SIZE);
+  struct uh_vol_job job = { .t = &t, .chunk = 5, .tag = 1234 };
+  pthread_t th;
+  pthread_create (&th, NULL, uh_vol_write_job, &job);
+  for (;;) {
+    pthread_mutex_lock (&d->lock);
+    bool in = d->journal.next_seq > before;
+    pthread_mutex_unlock (&d->lock);
+    if (in)
+      break;
+    sched_yield ();
+  }
+  pthread_mutex_lock (&d->lock);
+  pad_journal_locked (d, len, 2);
+  __atomic_store_n (&no_sb, true, __ATOMIC_SEQ_CST);
+  __atomic_store_n (&race_armed, true, __ATOMIC_SEQ_CST);
+  sc_journal_release_leads (&d->journal);
+  pthread_mutex_unlock (&d->lock);
+  pthread_join (th, NULL);
+  cr_assert_lt (race_create_r, 0, "the creation did not run or fail");
+  if (job.r < 0)
+    memcpy (t.live, live_before, SIZE);
+
+  /* Space comes back; the superblock still takes no write: the close's
+   * recovery writes a new journal, then cannot switch to it. */
+  __atomic_store_n (&no_space, false, __ATOMIC_SEQ_CST);
+  uh_vol_close (&t);
+  __atomic_store_n (&no_sb, false, __ATOMIC_SEQ_CST);
+  sc_io_fault_hook = NULL;
+  uh_vol_open (&t);
+  int r = sc_volume_snapshot_lookup (t.v, "s", &s);
+  cr_assert_eq (r, 0);
+  /* The disk never learnt of the failure: s is listed, and the write
+   * that would have changed its data was refused to keep it.  Its copy
+   * of chunk 5 is durable in the old journal, in a slot the failure
+   * gave back (copymap_forget_fresh) and the failed recovery's journal
+   * took: s must still read what it showed, not be damaged. */
+  cr_assert_eq (s.invalid_reason, SC_VALID, "s after the restart: invalid "
+                "reason %d (9: damaged)", s.invalid_reason);
+  uh_vol_assert_reads (&t, s.id, at_snap, "s reopened");
+  uh_vol_assert_reads (&t, 0, t.live, "live reopened");
+  free (at_snap);
+  free (live_before);
+  uh_vol_free (&t);
 }
