@@ -408,17 +408,22 @@ session_flags (const struct sc_diff *d, uint32_t flags)
  * follow that copy into slots holding something else and refuse the diff
  * area. */
 
+void
+diff_quarantine_slot (struct sc_diff *d, uint64_t slot)
+{
+  uint64_t *q = sc_array_room (d->quarantine, &d->quarantine_cap,
+                               d->nquarantine, sizeof *q, 16);
+  if (!q)
+    return;                     /* it stays taken: never reused */
+  d->quarantine = q;
+  d->quarantine[d->nquarantine++] = slot;
+}
+
 static void
 quarantine_journal (struct sc_diff *d, struct sc_journal *j)
 {
-  for (size_t i = 0; i < j->nchain; i++) {
-    uint64_t *q = sc_array_room (d->quarantine, &d->quarantine_cap,
-                                 d->nquarantine, sizeof *q, 16);
-    if (!q)
-      break;                    /* the rest stays taken: never reused */
-    d->quarantine = q;
-    d->quarantine[d->nquarantine++] = j->chain[i];
-  }
+  for (size_t i = 0; i < j->nchain; i++)
+    diff_quarantine_slot (d, j->chain[i]);
   j->nchain = 0;                /* none goes back to the allocator */
   sc_journal_abandon (j);
 }

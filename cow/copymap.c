@@ -415,8 +415,11 @@ copymap_fresh_durable (struct sc_diff *d)
  * without a copy the disk knows of.  Forgotten, the chunk needs a copy
  * again as far as failure.c's check is concerned.  Each writer holds its
  * chunks' range from before its copy until after its origin write, so no
- * reader is on them; the slot is reused only after a recovery, when the
- * failed journal is no longer in force. */
+ * reader is on them.  Its record may still become durable (a leader may
+ * be writing it, the lock dropped), and the disk follows that journal
+ * until a superblock store succeeds: so its slot is quarantined until
+ * then, not given back (a recovery's new journal, which may fail to be
+ * switched to, would take it first). */
 void
 copymap_forget_fresh (struct sc_diff *d)
 {
@@ -428,7 +431,7 @@ copymap_forget_fresh (struct sc_diff *d)
       continue;
     copymap_remove (d, f->chunk, f->epoch);
     if (sc_copy_has_slot (&c))
-      sc_alloc_put (&d->alloc, c.slot);
+      diff_quarantine_slot (d, c.slot);
   }
   d->nfresh = 0;
 }

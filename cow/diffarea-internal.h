@@ -779,6 +779,9 @@ void diff_frozen_check (struct sc_diff *d, const char *what);
  * written for: their quarantined slots go back to the allocator; and a
  * stored FAILED flag records the failure (failure_recorded). */
 int diff_sb_store (struct sc_diff *d, struct sc_sb_disk *sb);
+/* Keep `slot` out of the allocator until a superblock store succeeds: a
+ * journal that the disk may still follow may point at it. */
+void diff_quarantine_slot (struct sc_diff *d, uint64_t slot);
 /* Continue the replayed journal in place, recording the invalidations
  * this open decided if asked to. */
 int ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,
