@@ -192,6 +192,27 @@ Test (create_torn, failed_set_record_leaves_no_valid_snapshot)
 
 /* ---- the tear while a live writer waits in a group commit ---------- */
 
+/* With the journal's leads held, start `job` (a live write that copies)
+ * and return once its copy record waits in the tail. */
+static pthread_t
+start_waiting_writer (struct sc_diff *d, struct uh_vol_job *job)
+{
+  pthread_mutex_lock (&d->lock);
+  sc_journal_hold_leads (&d->journal);
+  uint64_t before = d->journal.next_seq;
+  pthread_mutex_unlock (&d->lock);
+  pthread_t th;
+  cr_assert_eq (pthread_create (&th, NULL, uh_vol_write_job, job), 0);
+  for (;;) {
+    pthread_mutex_lock (&d->lock);
+    bool in = d->journal.next_seq > before;
+    pthread_mutex_unlock (&d->lock);
+    if (in)
+      return th;
+    sched_yield ();
+  }
+}
+
 /* A writer's copy record waits in the tail (the leads held) when the
  * creation tears.  sb_fails: the superblock cannot record the failure,
  * so the write must be refused; else it goes on, and once space is back
@@ -214,24 +235,10 @@ waiter_scenario (bool sb_fails)
   sc_io_fault_hook = fail_io;
   __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
 
-  /* Leads held: the writer's copy record waits in the tail. */
-  pthread_mutex_lock (&d->lock);
-  sc_journal_hold_leads (&d->journal);
-  uint64_t before = d->journal.next_seq;
-  pthread_mutex_unlock (&d->lock);
   uint8_t *live_before = malloc (SIZE);
   memcpy (live_before, t.live, SIZE);
   struct uh_vol_job job = { .t = &t, .chunk = 5, .tag = 1234 };
-  pthread_t th;
-  pthread_create (&th, NULL, uh_vol_write_job, &job);
-  for (;;) {
-    pthread_mutex_lock (&d->lock);
-    bool in = d->journal.next_seq > before;
-    pthread_mutex_unlock (&d->lock);
-    if (in)
-      break;
-    sched_yield ();
-  }
+  pthread_t th = start_waiting_writer (d, &job);
   pad_journal (d, len, 1);
   if (sb_fails)
     __atomic_store_n (&no_sb, true, __ATOMIC_SEQ_CST);
@@ -329,23 +336,10 @@ Test (create_torn, during_a_leaders_write_the_copy_keeps_its_slot)
   sc_io_fault_hook = race_io;
   __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
 
-  pthread_mutex_lock (&d->lock);
-  sc_journal_hold_leads (&d->journal);
-  uint64_t before = d->journal.next_seq;
-  pthread_mutex_unlock (&d->lock);
   uint8_t *live_before = malloc (SIZE);
   memcpy (live_before, t.live, SIZE);
   struct uh_vol_job job = { .t = &t, .chunk = 5, .tag = 1234 };
-  pthread_t th;
-  pthread_create (&th, NULL, uh_vol_write_job, &job);
-  for (;;) {
-    pthread_mutex_lock (&d->lock);
-    bool in = d->journal.next_seq > before;
-    pthread_mutex_unlock (&d->lock);
-    if (in)
-      break;
-    sched_yield ();
-  }
+  pthread_t th = start_waiting_writer (d, &job);
   pthread_mutex_lock (&d->lock);
   pad_journal_locked (d, len, 2);
   __atomic_store_n (&no_sb, true, __ATOMIC_SEQ_CST);
