@@ -23,6 +23,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 
 #include <criterion/criterion.h>
 
+#include "cow/check.h"
 #include "cow/diffarea-internal.h"
 #include "cow/io.h"
 #include "engine/volume.h"
@@ -370,6 +372,129 @@ Test (create_torn, during_a_leaders_write_the_copy_keeps_its_slot)
   uh_vol_assert_reads (&t, s.id, at_snap, "s reopened");
   uh_vol_assert_reads (&t, 0, t.live, "live reopened");
   free (at_snap);
+  free (live_before);
+  uh_vol_free (&t);
+}
+
+/* ---- review 17: the FAILED flag stored, the slot given back -------- */
+
+static bool no_journal_write;
+
+static int
+race_io_rec (const struct sc_io_req *req)
+{
+  if (req->fd == fault_fd && req->op == SC_IO_FDATASYNC &&
+      __atomic_load_n (&no_journal_write, __ATOMIC_SEQ_CST))
+    return -EIO;
+  return race_io (req);
+}
+
+/* As above, but the superblock takes the FAILED flag: the forgotten
+ * copy's slot goes back at once, the close's recovery takes it for its
+ * journal, writes it, and fails at its fdatasync.  After a restart the disk follows
+ * the old journal, whose durable record names that slot: every
+ * snapshot must be invalid (FAILED), the open must work, and the live
+ * volume read what was written. */
+Test (create_torn, failed_recorded_then_the_recovery_fails_writing)
+{
+  struct uh_vol t;
+  uh_vol_create (&t, SIZE, CS, 29, 0);
+  struct sc_diff *d = race_d = sc_volume_diff (t.v);
+  cr_assert_eq (uh_vol_write (&t, 40, 900), 0);
+  struct sc_snapshot_info s = uh_vol_snap (&t, "s");
+  size_t len[3];
+  len[0] = sizeof (struct sc_rec_commit);
+  len[1] = sc_rec_padded (sizeof (struct sc_rec_snap_create) +
+                          strlen ("orphan"));
+  len[2] = sizeof (struct sc_rec_snap_uuid);
+  fault_fd = sc_diff_fd (d);
+  sc_io_fault_hook = race_io_rec;
+  __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock (&d->lock);
+  sc_journal_hold_leads (&d->journal);
+  uint64_t before = d->journal.next_seq;
+  pthread_mutex_unlock (&d->lock);
+  uint8_t *live_before = malloc (SIZE);
+  memcpy (live_before, t.live, SIZE);
+  struct uh_vol_job job = { .t = &t, .chunk = 5, .tag = 1234 };
+  pthread_t th;
+  pthread_create (&th, NULL, uh_vol_write_job, &job);
+  for (;;) {
+    pthread_mutex_lock (&d->lock);
+    bool in = d->journal.next_seq > before;
+    pthread_mutex_unlock (&d->lock);
+    if (in)
+      break;
+    sched_yield ();
+  }
+  pthread_mutex_lock (&d->lock);
+  struct sc_copy wc;
+  cr_assert (copymap_find (d, 5, d->epoch, &wc), "no copy of chunk 5");
+  uint64_t x = wc.slot;
+  pad_journal_locked (d, len, 2);
+  race_create_r = 1;
+  __atomic_store_n (&race_armed, true, __ATOMIC_SEQ_CST);
+  sc_journal_release_leads (&d->journal);
+  pthread_mutex_unlock (&d->lock);
+  pthread_join (th, NULL);
+  cr_assert_lt (race_create_r, 0, "the creation did not run or fail");
+  if (job.r < 0)
+    memcpy (t.live, live_before, SIZE);
+  pthread_mutex_lock (&d->lock);
+  size_t nq = d->nquarantine;
+  bool marked = d->failed_sb_marked;
+  pthread_mutex_unlock (&d->lock);
+  cr_assert (marked, "FAILED not stored");
+  pthread_mutex_lock (&d->lock);
+  uint64_t lowest = d->first_slot;
+  while (sc_alloc_is_used (&d->alloc, lowest))
+    lowest++;
+  bool xused = sc_alloc_is_used (&d->alloc, x);
+  pthread_mutex_unlock (&d->lock);
+  /* The slot went back with the FAILED flag stored, first in line for
+   * the close's recovery. */
+  cr_assert (!xused && lowest == x, "slot %" PRIu64 " used %d, lowest free %"
+             PRIu64, x, xused, lowest);
+  cr_assert_eq (nq, 0, "quarantine kept after FAILED stored: %zu", nq);
+  __atomic_store_n (&no_space, false, __ATOMIC_SEQ_CST);
+  __atomic_store_n (&no_journal_write, true, __ATOMIC_SEQ_CST);
+  uh_vol_close (&t);
+  __atomic_store_n (&no_journal_write, false, __ATOMIC_SEQ_CST);
+  sc_io_fault_hook = NULL;
+  uint8_t *slotbuf = malloc (CS);
+  uh_pread (t.diff, slotbuf, CS, x * CS);
+  cr_assert_neq (memcmp (slotbuf, live_before + 5 * CS, CS), 0,
+                 "the failed recovery did not write slot %" PRIu64, x);
+  free (slotbuf);
+  struct sc_check_report rep;
+  char err[256];
+  cr_assert_eq (sc_diff_check_with (t.diff, SC_CHECK_DATA, &rep, err,
+                                    sizeof err), 0, "check: %s", err);
+  for (size_t i = 0; i < rep.nfindings; i++)
+    cr_log_error ("check: %s", rep.findings[i].what);
+  size_t damage = rep.damage;
+  sc_check_report_free (&rep);
+  cr_expect_eq (damage, 0, "the offline check finds %zu problem(s)", damage);
+  uh_vol_open (&t);
+  int r = sc_volume_snapshot_lookup (t.v, "s", &s);
+  cr_assert_eq (r, 0);
+  cr_assert_neq (s.invalid_reason, SC_VALID, "s served after FAILED");
+  r = sc_volume_snapshot_lookup (t.v, "orphan", &s);
+  cr_assert (r == -ENOENT || s.invalid_reason != SC_VALID);
+  uh_vol_assert_reads (&t, 0, t.live, "live reopened");
+  /* A new snapshot works and survives a restart. */
+  struct sc_snapshot_info n = uh_vol_snap (&t, "n");
+  uint8_t *at_n = malloc (SIZE);
+  memcpy (at_n, t.live, SIZE);
+  cr_assert_eq (uh_vol_write (&t, 5, 79), 0);
+  cr_assert_eq (uh_vol_write (&t, 6, 80), 0);
+  uh_vol_close (&t);
+  uh_vol_open (&t);
+  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "n", &n), 0);
+  cr_assert_eq (n.invalid_reason, SC_VALID);
+  uh_vol_assert_reads (&t, n.id, at_n, "n reopened");
+  uh_vol_assert_reads (&t, 0, t.live, "live reopened 2");
+  free (at_n);
   free (live_before);
   uh_vol_free (&t);
 }
