@@ -317,63 +317,92 @@ race_io (const struct sc_io_req *req)
 }
 
 
+/* A volume with snapshot `s`, whose live write of chunk 5 copies for
+ * it; the creation of "orphan" tears (no journal slot for SNAP_UUID)
+ * while the group-commit leader writes that copy's record.  sb_fails:
+ * the superblock refuses every write from then on. */
+struct race {
+  struct uh_vol t;
+  struct sc_diff *d;
+  struct sc_snapshot_info s;
+  uint8_t *at_snap, *live_before;
+  uint64_t slot;                /* the copy's */
+};
+
+static void
+race_run (struct race *r, int (*hook) (const struct sc_io_req *),
+          bool sb_fails)
+{
+  uh_vol_create (&r->t, SIZE, CS, 29, 0);
+  r->d = race_d = sc_volume_diff (r->t.v);
+  cr_assert_eq (uh_vol_write (&r->t, 40, 900), 0);
+  r->s = uh_vol_snap (&r->t, "s");
+  r->at_snap = malloc (SIZE);
+  r->live_before = malloc (SIZE);
+  cr_assert (r->at_snap && r->live_before);
+  memcpy (r->at_snap, r->t.live, SIZE);
+  memcpy (r->live_before, r->t.live, SIZE);
+
+  size_t len[4];
+  len[0] = sizeof (struct sc_rec_commit);       /* the leader's marker */
+  create_records ("orphan", false, len + 1);
+  fault_fd = sc_diff_fd (r->d);
+  sc_io_fault_hook = hook;
+  __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
+
+  struct uh_vol_job job = { .t = &r->t, .chunk = 5, .tag = 1234 };
+  pthread_t th = start_waiting_writer (r->d, &job);
+  pthread_mutex_lock (&r->d->lock);
+  struct sc_copy c;
+  cr_assert (copymap_find (r->d, 5, r->d->epoch, &c), "no copy of chunk 5");
+  r->slot = c.slot;
+  pad_journal_locked (r->d, len, 2);
+  if (sb_fails)
+    __atomic_store_n (&no_sb, true, __ATOMIC_SEQ_CST);
+  race_create_r = 1;
+  __atomic_store_n (&race_armed, true, __ATOMIC_SEQ_CST);
+  sc_journal_release_leads (&r->d->journal);
+  pthread_mutex_unlock (&r->d->lock);
+  pthread_join (th, NULL);
+  cr_assert_lt (race_create_r, 0, "the creation did not run or fail");
+  if (job.r < 0)
+    memcpy (r->t.live, r->live_before, SIZE);
+}
+
+static void
+race_free (struct race *r)
+{
+  free (r->at_snap);
+  free (r->live_before);
+  uh_vol_free (&r->t);
+}
+
 /* The creation tears while a leader writes the writer's commit (the
  * lock dropped): the failure cannot know that record will be durable. */
 Test (create_torn, during_a_leaders_write_the_copy_keeps_its_slot)
 {
-  struct uh_vol t;
-  uh_vol_create (&t, SIZE, CS, 29, 0);
-  struct sc_diff *d = race_d = sc_volume_diff (t.v);
-  cr_assert_eq (uh_vol_write (&t, 40, 900), 0);
-  struct sc_snapshot_info s = uh_vol_snap (&t, "s");
-  uint8_t *at_snap = malloc (SIZE);
-  memcpy (at_snap, t.live, SIZE);
-
-  size_t len[3];
-  len[0] = sizeof (struct sc_rec_commit);
-  len[1] = sc_rec_padded (sizeof (struct sc_rec_snap_create) +
-                          strlen ("orphan"));
-  len[2] = sizeof (struct sc_rec_snap_uuid);
-  fault_fd = sc_diff_fd (d);
-  sc_io_fault_hook = race_io;
-  __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
-
-  uint8_t *live_before = malloc (SIZE);
-  memcpy (live_before, t.live, SIZE);
-  struct uh_vol_job job = { .t = &t, .chunk = 5, .tag = 1234 };
-  pthread_t th = start_waiting_writer (d, &job);
-  pthread_mutex_lock (&d->lock);
-  pad_journal_locked (d, len, 2);
-  __atomic_store_n (&no_sb, true, __ATOMIC_SEQ_CST);
-  __atomic_store_n (&race_armed, true, __ATOMIC_SEQ_CST);
-  sc_journal_release_leads (&d->journal);
-  pthread_mutex_unlock (&d->lock);
-  pthread_join (th, NULL);
-  cr_assert_lt (race_create_r, 0, "the creation did not run or fail");
-  if (job.r < 0)
-    memcpy (t.live, live_before, SIZE);
+  struct race r;
+  race_run (&r, race_io, true);
 
   /* Space comes back; the superblock still takes no write: the close's
    * recovery writes a new journal, then cannot switch to it. */
   __atomic_store_n (&no_space, false, __ATOMIC_SEQ_CST);
-  uh_vol_close (&t);
+  uh_vol_close (&r.t);
   __atomic_store_n (&no_sb, false, __ATOMIC_SEQ_CST);
   sc_io_fault_hook = NULL;
-  uh_vol_open (&t);
-  int r = sc_volume_snapshot_lookup (t.v, "s", &s);
-  cr_assert_eq (r, 0);
+  uh_vol_open (&r.t);
+  cr_assert_eq (sc_volume_snapshot_lookup (r.t.v, "s", &r.s), 0);
   /* The disk never learnt of the failure: s is listed, and the write
    * that would have changed its data was refused to keep it.  Its copy
    * of chunk 5 is durable in the old journal, in a slot the failure
-   * gave back (copymap_forget_fresh) and the failed recovery's journal
-   * took: s must still read what it showed, not be damaged. */
-  cr_assert_eq (s.invalid_reason, SC_VALID, "s after the restart: invalid "
-                "reason %d (9: damaged)", s.invalid_reason);
-  uh_vol_assert_reads (&t, s.id, at_snap, "s reopened");
-  uh_vol_assert_reads (&t, 0, t.live, "live reopened");
-  free (at_snap);
-  free (live_before);
-  uh_vol_free (&t);
+   * forgot (copymap_forget_fresh): had it been given back, the failed
+   * recovery's journal would have taken it.  s must still read what it
+   * showed, not be damaged. */
+  cr_assert_eq (r.s.invalid_reason, SC_VALID, "s after the restart: "
+                "invalid reason %d (9: damaged)", r.s.invalid_reason);
+  uh_vol_assert_reads (&r.t, r.s.id, r.at_snap, "s reopened");
+  uh_vol_assert_reads (&r.t, 0, r.t.live, "live reopened");
+  race_free (&r);
 }
 
 /* ---- review 17: the FAILED flag stored, the slot given back -------- */
@@ -389,6 +418,28 @@ race_io_rec (const struct sc_io_req *req)
   return race_io (req);
 }
 
+/* The close's failed recovery wrote its journal into `slot`, and the
+ * offline check, reading every copy, finds nothing wrong. */
+static void
+recovery_wrote_slot_and_check_is_clean (struct race *r, uint64_t slot)
+{
+  uint8_t *buf = malloc (CS);
+  cr_assert_not_null (buf);
+  uh_pread (r->t.diff, buf, CS, slot * CS);
+  cr_assert_neq (memcmp (buf, r->live_before + 5 * CS, CS), 0,
+                 "the failed recovery did not write slot %" PRIu64, slot);
+  free (buf);
+  struct sc_check_report rep;
+  char err[256];
+  cr_assert_eq (sc_diff_check_with (r->t.diff, SC_CHECK_DATA, &rep, err,
+                                    sizeof err), 0, "check: %s", err);
+  for (size_t i = 0; i < rep.nfindings; i++)
+    cr_log_error ("check: %s", rep.findings[i].what);
+  size_t damage = rep.damage;
+  sc_check_report_free (&rep);
+  cr_expect_eq (damage, 0, "the offline check finds %zu problem(s)", damage);
+}
+
 /* As above, but the superblock takes the FAILED flag: the forgotten
  * copy's slot goes back at once, the close's recovery takes it for its
  * journal, writes it, and fails at its fdatasync.  After a restart the disk follows
@@ -397,60 +448,19 @@ race_io_rec (const struct sc_io_req *req)
  * volume read what was written. */
 Test (create_torn, failed_recorded_then_the_recovery_fails_writing)
 {
-  struct uh_vol t;
-  uh_vol_create (&t, SIZE, CS, 29, 0);
-  struct sc_diff *d = race_d = sc_volume_diff (t.v);
-  cr_assert_eq (uh_vol_write (&t, 40, 900), 0);
-  struct sc_snapshot_info s = uh_vol_snap (&t, "s");
-  size_t len[3];
-  len[0] = sizeof (struct sc_rec_commit);
-  len[1] = sc_rec_padded (sizeof (struct sc_rec_snap_create) +
-                          strlen ("orphan"));
-  len[2] = sizeof (struct sc_rec_snap_uuid);
-  fault_fd = sc_diff_fd (d);
-  sc_io_fault_hook = race_io_rec;
-  __atomic_store_n (&no_space, true, __ATOMIC_SEQ_CST);
-  pthread_mutex_lock (&d->lock);
-  sc_journal_hold_leads (&d->journal);
-  uint64_t before = d->journal.next_seq;
-  pthread_mutex_unlock (&d->lock);
-  uint8_t *live_before = malloc (SIZE);
-  memcpy (live_before, t.live, SIZE);
-  struct uh_vol_job job = { .t = &t, .chunk = 5, .tag = 1234 };
-  pthread_t th;
-  pthread_create (&th, NULL, uh_vol_write_job, &job);
-  for (;;) {
-    pthread_mutex_lock (&d->lock);
-    bool in = d->journal.next_seq > before;
-    pthread_mutex_unlock (&d->lock);
-    if (in)
-      break;
-    sched_yield ();
-  }
-  pthread_mutex_lock (&d->lock);
-  struct sc_copy wc;
-  cr_assert (copymap_find (d, 5, d->epoch, &wc), "no copy of chunk 5");
-  uint64_t x = wc.slot;
-  pad_journal_locked (d, len, 2);
-  race_create_r = 1;
-  __atomic_store_n (&race_armed, true, __ATOMIC_SEQ_CST);
-  sc_journal_release_leads (&d->journal);
-  pthread_mutex_unlock (&d->lock);
-  pthread_join (th, NULL);
-  cr_assert_lt (race_create_r, 0, "the creation did not run or fail");
-  if (job.r < 0)
-    memcpy (t.live, live_before, SIZE);
+  struct race r;
+  race_run (&r, race_io_rec, false);
+  struct sc_diff *d = r.d;
+  uint64_t x = r.slot;
   pthread_mutex_lock (&d->lock);
   size_t nq = d->nquarantine;
   bool marked = d->failed_sb_marked;
-  pthread_mutex_unlock (&d->lock);
-  cr_assert (marked, "FAILED not stored");
-  pthread_mutex_lock (&d->lock);
   uint64_t lowest = d->first_slot;
   while (sc_alloc_is_used (&d->alloc, lowest))
     lowest++;
   bool xused = sc_alloc_is_used (&d->alloc, x);
   pthread_mutex_unlock (&d->lock);
+  cr_assert (marked, "FAILED not stored");
   /* The slot went back with the FAILED flag stored, first in line for
    * the close's recovery. */
   cr_assert (!xused && lowest == x, "slot %" PRIu64 " used %d, lowest free %"
@@ -458,43 +468,31 @@ Test (create_torn, failed_recorded_then_the_recovery_fails_writing)
   cr_assert_eq (nq, 0, "quarantine kept after FAILED stored: %zu", nq);
   __atomic_store_n (&no_space, false, __ATOMIC_SEQ_CST);
   __atomic_store_n (&no_journal_write, true, __ATOMIC_SEQ_CST);
-  uh_vol_close (&t);
+  uh_vol_close (&r.t);
   __atomic_store_n (&no_journal_write, false, __ATOMIC_SEQ_CST);
   sc_io_fault_hook = NULL;
-  uint8_t *slotbuf = malloc (CS);
-  uh_pread (t.diff, slotbuf, CS, x * CS);
-  cr_assert_neq (memcmp (slotbuf, live_before + 5 * CS, CS), 0,
-                 "the failed recovery did not write slot %" PRIu64, x);
-  free (slotbuf);
-  struct sc_check_report rep;
-  char err[256];
-  cr_assert_eq (sc_diff_check_with (t.diff, SC_CHECK_DATA, &rep, err,
-                                    sizeof err), 0, "check: %s", err);
-  for (size_t i = 0; i < rep.nfindings; i++)
-    cr_log_error ("check: %s", rep.findings[i].what);
-  size_t damage = rep.damage;
-  sc_check_report_free (&rep);
-  cr_expect_eq (damage, 0, "the offline check finds %zu problem(s)", damage);
-  uh_vol_open (&t);
-  int r = sc_volume_snapshot_lookup (t.v, "s", &s);
-  cr_assert_eq (r, 0);
-  cr_assert_neq (s.invalid_reason, SC_VALID, "s served after FAILED");
-  r = sc_volume_snapshot_lookup (t.v, "orphan", &s);
-  cr_assert (r == -ENOENT || s.invalid_reason != SC_VALID);
-  uh_vol_assert_reads (&t, 0, t.live, "live reopened");
+  recovery_wrote_slot_and_check_is_clean (&r, x);
+
+  uh_vol_open (&r.t);
+  cr_assert_eq (sc_volume_snapshot_lookup (r.t.v, "s", &r.s), 0);
+  cr_assert_neq (r.s.invalid_reason, SC_VALID, "s served after FAILED");
+  struct sc_snapshot_info o;
+  int e = sc_volume_snapshot_lookup (r.t.v, "orphan", &o);
+  cr_assert (e == -ENOENT || o.invalid_reason != SC_VALID);
+  uh_vol_assert_reads (&r.t, 0, r.t.live, "live reopened");
   /* A new snapshot works and survives a restart. */
-  struct sc_snapshot_info n = uh_vol_snap (&t, "n");
+  struct sc_snapshot_info n = uh_vol_snap (&r.t, "n");
   uint8_t *at_n = malloc (SIZE);
-  memcpy (at_n, t.live, SIZE);
-  cr_assert_eq (uh_vol_write (&t, 5, 79), 0);
-  cr_assert_eq (uh_vol_write (&t, 6, 80), 0);
-  uh_vol_close (&t);
-  uh_vol_open (&t);
-  cr_assert_eq (sc_volume_snapshot_lookup (t.v, "n", &n), 0);
+  cr_assert_not_null (at_n);
+  memcpy (at_n, r.t.live, SIZE);
+  cr_assert_eq (uh_vol_write (&r.t, 5, 79), 0);
+  cr_assert_eq (uh_vol_write (&r.t, 6, 80), 0);
+  uh_vol_close (&r.t);
+  uh_vol_open (&r.t);
+  cr_assert_eq (sc_volume_snapshot_lookup (r.t.v, "n", &n), 0);
   cr_assert_eq (n.invalid_reason, SC_VALID);
-  uh_vol_assert_reads (&t, n.id, at_n, "n reopened");
-  uh_vol_assert_reads (&t, 0, t.live, "live reopened 2");
+  uh_vol_assert_reads (&r.t, n.id, at_n, "n reopened");
+  uh_vol_assert_reads (&r.t, 0, r.t.live, "live reopened 2");
   free (at_n);
-  free (live_before);
-  uh_vol_free (&t);
+  race_free (&r);
 }
