@@ -598,16 +598,9 @@ sc_journal_reseal (const struct sc_journal *j, struct sc_rec_hdr *rec)
 }
 
 void
-sc_journal_fail (struct sc_journal *j, int err)
+sc_journal_fail (struct sc_journal *j, int err, int op)
 {
-  set_error (j, err, SC_JOURNAL_FAILED_HELD, 0);
-  wake_waiters (j);
-}
-
-void
-sc_journal_fail_append (struct sc_journal *j, int err)
-{
-  set_error (j, err, SC_JOURNAL_FAILED_APPEND, 0);
+  set_error (j, err, op, 0);
   wake_waiters (j);
 }
 

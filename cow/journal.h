@@ -129,12 +129,12 @@ void sc_journal_release_leads (struct sc_journal *j);
 struct sc_rec_hdr *sc_journal_unwritten (struct sc_journal *j,
                                          struct sc_rec_hdr *rec);
 void sc_journal_reseal (const struct sc_journal *j, struct sc_rec_hdr *rec);
-/* The tail must never be written: the journal fails (sticky), so every
- * commit from now on returns `err` and nothing more reaches the disk. */
-void sc_journal_fail (struct sc_journal *j, int err);
-/* The same when a change's later record could not be appended: its
- * first ones are in the tail, and must not reach the disk alone. */
-void sc_journal_fail_append (struct sc_journal *j, int err);
+/* The tail must never be written (a record held back for a failed
+ * origin flush, op SC_JOURNAL_FAILED_HELD; a change whose later record
+ * could not be appended, SC_JOURNAL_FAILED_APPEND): the journal fails
+ * (sticky), so every commit from now on returns `err` and nothing more
+ * reaches the disk. */
+void sc_journal_fail (struct sc_journal *j, int err, int op);
 
 /* Is every record up to `seq` durable?  Read without the lock. */
 bool sc_journal_durable (const struct sc_journal *j, uint64_t seq);

@@ -176,7 +176,7 @@ sc_diff_snapshot_settle (struct sc_diff *d, uint64_t id, int origin_err)
   if (!seq) {
     /* Not in the tail (cannot happen while the leads are held): the
      * record must never be written, so nothing more is. */
-    sc_journal_fail (&d->journal, -EIO);
+    sc_journal_fail (&d->journal, -EIO, SC_JOURNAL_FAILED_HELD);
     diff_fail (d, -EIO);
   }
   struct snap *s = snap_by_id (d, id, NULL);

@@ -76,7 +76,7 @@ txn_append (struct sc_diff *d, struct txn *t, void *rec, size_t len)
      * commit of anyone (a close's) would make it durable without the
      * rest, e.g. a SNAP_CREATE whose snapshot was never kept and got no
      * copies.  So nothing more is written. */
-    sc_journal_fail_append (&d->journal, r);
+    sc_journal_fail (&d->journal, r, SC_JOURNAL_FAILED_APPEND);
     diff_fail (d, r);
   }
   return r;
