@@ -22,51 +22,6 @@ TestSuite (clone, .init = uh_setup, .fini = uh_teardown);
 
 #define CS 4096u
 
-static struct sc_snapshot_info
-mkclone (struct sc_diff *d, const char *base, const char *name)
-{
-  struct sc_snapshot_info c;
-  char err[256] = "";
-  int r = sc_diff_clone_create (d, base, name, &c, err, sizeof err);
-  cr_assert_eq (r, 0, "clone %s of %s: %s", name, base, err);
-  cr_assert (c.clone);
-  return c;
-}
-
-/* Write pattern `tag` as chunk `chunk` of clone `id`: the record's seq,
- * not committed. */
-static uint64_t
-clone_write (struct sc_diff *d, uint64_t id, uint64_t chunk, uint64_t tag,
-             uint64_t *offp)
-{
-  uint64_t off, seq;
-  uint8_t buf[CS];
-  uint32_t sums[SC_COPY_SUMS_MAX];
-  cr_assert_eq (sc_diff_clone_slot_reserve (d, id, &off), 0);
-  uh_pattern (buf, CS, tag, 0);
-  cr_assert_eq (pwrite (sc_diff_fd (d), buf, CS, off), (ssize_t) CS);
-  sc_diff_copy_sums (d, buf, sums);
-  cr_assert_eq (sc_diff_clone_map (d, id, chunk, off, sums, &seq), 0);
-  if (offp)
-    *offp = off;
-  return seq;
-}
-
-static void
-assert_clone_chunk (struct sc_diff *d, uint64_t id, uint64_t chunk,
-                    uint64_t tag)
-{
-  uint64_t off;
-  cr_assert_eq (sc_diff_clone_resolve (d, id, chunk, &off), SC_WHERE_DIFF,
-                "chunk %lu of the clone is its own", (unsigned long) chunk);
-  uint8_t buf[CS], want[CS];
-  struct sc_copy_io io = { .offset = off, .buf = buf, .at = 0, .len = CS };
-  cr_assert_eq (sc_diff_copy_read (d, &io, 1), 0, "verified read");
-  uh_pattern (want, CS, tag, 0);
-  cr_assert (memcmp (buf, want, CS) == 0, "chunk %lu holds tag %lu",
-             (unsigned long) chunk, (unsigned long) tag);
-}
-
 /* The state every round trip checks: clone c of s with chunk 3 = tag 40,
  * chunk 4 zero, the rest the base's view. */
 static void
@@ -78,7 +33,7 @@ assert_state (struct sc_diff *d)
   cr_assert_eq (c.base_id, uh_find (d, "s").id);
   cr_assert_eq (c.invalid_reason, SC_VALID);
   cr_assert_eq (c.used_bytes, CS, "deleting it frees its one slot");
-  assert_clone_chunk (d, c.id, 3, 40);
+  uh_assert_clone_chunk (d, c.id, 3, 40);
   uint64_t off;
   cr_assert_eq (sc_diff_clone_resolve (d, c.id, 4, &off), SC_WHERE_ZERO);
   cr_assert_eq (sc_diff_clone_resolve (d, c.id, 5, &off), SC_WHERE_ORIGIN);
@@ -92,8 +47,8 @@ make_state (struct uh_area *a, struct sc_snapshot_info *c)
   uh_area_create (a, 16 * CS, CS, 3);
   uh_snap (a->d, "s");
   uh_copy_chunk (a->d, 2, 20);
-  *c = mkclone (a->d, "s", "c");
-  clone_write (a->d, c->id, 3, 40, NULL);
+  *c = uh_clone (a->d, "s", "c");
+  uh_clone_write (a->d, c->id, 3, 40, NULL);
   uint64_t seq;
   cr_assert_eq (sc_diff_clone_map (a->d, c->id, 4, SC_COPY_ZERO, NULL, &seq),
                 0);
@@ -140,13 +95,13 @@ Test (clone, rewrite_redirects_and_frees_after_commit)
   cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 3, &before),
                 SC_WHERE_DIFF);
   uint64_t off;
-  uint64_t seq = clone_write (a.d, c.id, 3, 41, &off);
+  uint64_t seq = uh_clone_write (a.d, c.id, 3, 41, &off);
   cr_assert_neq (off, before, "a rewrite goes to a new slot");
   cr_assert_eq (uh_stats (a.d).data_slots, 3,
                 "the old slot is kept until the record is durable");
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
   cr_assert_eq (uh_stats (a.d).data_slots, 2, "then freed");
-  assert_clone_chunk (a.d, c.id, 3, 41);
+  uh_assert_clone_chunk (a.d, c.id, 3, 41);
   /* A whole-chunk trim: ZERO, and the slot freed. */
   cr_assert_eq (sc_diff_clone_map (a.d, c.id, 3, SC_COPY_ZERO, NULL, &seq),
                 0);
@@ -164,12 +119,12 @@ Test (clone, rewrite_of_the_only_slot_with_sums)
   struct uh_area a;
   uh_area_create (&a, 16 * CS, CS, 3);
   uh_snap (a.d, "s");
-  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
-  uint64_t seq = clone_write (a.d, c.id, 1, 50, NULL);
+  struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
+  uint64_t seq = uh_clone_write (a.d, c.id, 1, 50, NULL);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
-  seq = clone_write (a.d, c.id, 1, 51, NULL);
+  seq = uh_clone_write (a.d, c.id, 1, 51, NULL);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
-  assert_clone_chunk (a.d, c.id, 1, 51);
+  uh_assert_clone_chunk (a.d, c.id, 1, 51);
   cr_assert_eq (uh_stats (a.d).data_slots, 1, "the old slot freed");
   /* The same two records replayed after a crash. */
   size_t len;
@@ -178,10 +133,10 @@ Test (clone, rewrite_of_the_only_slot_with_sums)
   uh_write_file (a.diff_path, img, len);
   free (img);
   uh_area_open (&a, 0);
-  assert_clone_chunk (a.d, c.id, 1, 51);
-  seq = clone_write (a.d, c.id, 1, 52, NULL);   /* and once more */
+  uh_assert_clone_chunk (a.d, c.id, 1, 51);
+  seq = uh_clone_write (a.d, c.id, 1, 52, NULL);   /* and once more */
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
-  assert_clone_chunk (a.d, c.id, 1, 52);
+  uh_assert_clone_chunk (a.d, c.id, 1, 52);
   uh_area_free (&a);
 }
 
@@ -206,7 +161,7 @@ unsure_tail (bool new_boot)
   uint64_t off, before;
   cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 3, &before),
                 SC_WHERE_DIFF);
-  uint64_t seq = clone_write (a.d, c.id, 3, 41, &off);
+  uint64_t seq = uh_clone_write (a.d, c.id, 3, 41, &off);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);  /* its own group */
   size_t len;
   uint8_t *img = uh_read_file (a.diff_path, &len);
@@ -221,7 +176,7 @@ unsure_tail (bool new_boot)
   struct sc_snapshot_info now = uh_find (a.d, "c");
   if (new_boot) {
     cr_assert_eq (now.invalid_reason, SC_VALID);
-    assert_clone_chunk (a.d, c.id, 3, 40);      /* the previous mapping */
+    uh_assert_clone_chunk (a.d, c.id, 3, 40);      /* the previous mapping */
   }
   else
     cr_assert_eq (now.invalid_reason, SC_INVALID_DAMAGED,
@@ -249,7 +204,7 @@ Test (clone, enospc_at_the_limit)
   struct uh_area a;
   uh_area_create (&a, 64 * CS, CS, 3);
   uh_snap (a.d, "s");
-  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
   cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, 0, NULL), 0);
   int r = 0;
   uint64_t k, off;
@@ -274,7 +229,7 @@ Test (clone, enospc_at_the_limit)
   uint64_t seq;
   cr_assert_eq (sc_diff_clone_map (a.d, c.id, 0, SC_COPY_ZERO, NULL, &seq),
                 0);
-  cr_assert_gt (clone_write (a.d, c.id, 1, 99, NULL), 0);
+  cr_assert_gt (uh_clone_write (a.d, c.id, 1, 99, NULL), 0);
   uh_area_free (&a);
 }
 
@@ -283,7 +238,7 @@ Test (clone, delete_base_refused_then_with_clones)
   struct uh_area a;
   struct sc_snapshot_info c;
   make_state (&a, &c);
-  mkclone (a.d, "s", "c2");
+  uh_clone (a.d, "s", "c2");
   char names[256];
   cr_assert_eq (sc_diff_clone_names (a.d, uh_find (a.d, "s").id, names,
                                      sizeof names), 2);
@@ -374,7 +329,7 @@ Test (clone, a_policy_never_drops_a_base)
     for (uint64_t k = 0; k < 6; k++)
       cr_assert_eq (uh_copy_reserved (a.d, s * 6 + k, s * 100 + k), 0);
   }
-  mkclone (a.d, "a", "ca");
+  uh_clone (a.d, "a", "ca");
   /* b and c go for room; then only the base is left, and the copy it
    * needs does not fit: the live write is refused, never a silent drop
    * (or an invalidation) of the base. */
@@ -506,14 +461,14 @@ Test (clone, salvage_of_a_lost_rewrite_whose_old_slot_was_reused)
   uh_area_create (&a, 16 * CS, CS, 3);
   uh_snap (a.d, "s");
   uh_copy_chunk (a.d, 5, 20);
-  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
   uint64_t first, off;
-  uint64_t seq = clone_write (a.d, c.id, 0, 50, &first);
+  uint64_t seq = uh_clone_write (a.d, c.id, 0, 50, &first);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
-  seq = clone_write (a.d, c.id, 0, 51, NULL);   /* first let go */
+  seq = uh_clone_write (a.d, c.id, 0, 51, NULL);   /* first let go */
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
   uh_snap (a.d, "t");           /* a later commit vouches for the record */
-  seq = clone_write (a.d, c.id, 2, 52, &off);
+  seq = uh_clone_write (a.d, c.id, 2, 52, &off);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
   cr_assert_eq (off, first, "the slot let go is reused");
   uh_copy_chunk (a.d, 6, 60);
@@ -561,7 +516,7 @@ Test (clone, a_discard_of_a_base_is_refused)
   uh_area_create (&a, 64 * CS, CS, 3);
   uint64_t id = uh_snap (a.d, "s").id;
   uh_copy_chunk (a.d, 1, 11);
-  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
   cr_assert_eq (sc_diff_snapshot_protected (a.d, id), SC_PROTECTED_CLONES);
   cr_assert_eq (sc_diff_snapshot_discard (a.d, id, 0, 3), -EBUSY);
   uint64_t off;
@@ -582,7 +537,7 @@ Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
   struct uh_area a;
   uh_area_create (&a, 64 * CS, CS, 3);
   uh_snap (a.d, "s");
-  struct sc_snapshot_info c = mkclone (a.d, "s", "c");
+  struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
   uh_snap (a.d, "t");
   cr_assert_eq (sc_diff_set_max (a.d, 24 * CS, 0, NULL), 0);
   uint64_t k, off;
@@ -590,7 +545,7 @@ Test (clone, a_copy_at_the_limit_takes_the_slots_a_clone_frees)
     if (sc_diff_clone_slot_reserve (a.d, c.id, &off) < 0)
       break;
     sc_diff_slot_cancel (a.d, off);
-    clone_write (a.d, c.id, k, k, NULL);
+    uh_clone_write (a.d, c.id, k, k, NULL);
   }
   cr_assert (k > 4 && k < 24);
   /* Trim 4 clone chunks: their slots wait for the records' commit. */

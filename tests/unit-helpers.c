@@ -870,3 +870,57 @@ uh_wait_held (long ms)
 {
   return syncs_wait (&held_flag, ms);
 }
+
+/* ---- writable clones at the diff-area level ------------------------- */
+
+struct sc_snapshot_info
+uh_clone (struct sc_diff *d, const char *base, const char *name)
+{
+  struct sc_snapshot_info c;
+  char err[256] = "";
+  int r = sc_diff_clone_create (d, base, name, &c, err, sizeof err);
+  cr_assert_eq (r, 0, "clone %s of %s: %s", name, base, err);
+  cr_assert (c.clone);
+  return c;
+}
+
+uint64_t
+uh_clone_write (struct sc_diff *d, uint64_t id, uint64_t chunk, uint64_t tag,
+                uint64_t *offp)
+{
+  uint32_t cs = sc_diff_chunk_size (d);
+  uint64_t off, seq;
+  uint8_t *buf = malloc (cs);
+  uint32_t sums[SC_COPY_SUMS_MAX];
+  cr_assert_not_null (buf);
+  cr_assert_eq (sc_diff_clone_slot_reserve (d, id, &off), 0);
+  uh_pattern (buf, cs, tag, 0);
+  cr_assert_eq (pwrite (sc_diff_fd (d), buf, cs, off), (ssize_t) cs);
+  sc_diff_copy_sums (d, buf, sums);
+  free (buf);
+  cr_assert_eq (sc_diff_clone_map (d, id, chunk, off, sums, &seq), 0);
+  if (offp)
+    *offp = off;
+  return seq;
+}
+
+void
+uh_assert_clone_chunk (struct sc_diff *d, uint64_t id, uint64_t chunk,
+                       uint64_t tag)
+{
+  uint32_t cs = sc_diff_chunk_size (d);
+  uint64_t off;
+  cr_assert_eq (sc_diff_clone_resolve (d, id, chunk, &off), SC_WHERE_DIFF,
+                "chunk %lu of the clone is its own", (unsigned long) chunk);
+  uint8_t *buf = malloc (cs), *want = malloc (cs);
+  cr_assert (buf && want);
+  struct sc_copy_io io = { .offset = off, .buf = buf, .at = 0, .len = cs };
+  cr_assert_eq (sc_diff_copy_read (d, &io, 1), 0,
+                "a verified read of chunk %lu of the clone",
+                (unsigned long) chunk);
+  uh_pattern (want, cs, tag, 0);
+  cr_assert (memcmp (buf, want, cs) == 0, "chunk %lu holds tag %lu",
+             (unsigned long) chunk, (unsigned long) tag);
+  free (buf);
+  free (want);
+}

@@ -168,6 +168,21 @@ void uh_assert_sees_origin (struct sc_diff *d, const char *name,
 
 struct sc_diff_stats uh_stats (struct sc_diff *d);
 
+/* ---- writable clones at the diff-area level ------------------------- */
+
+/* Clone `name` of snapshot `base`. */
+struct sc_snapshot_info uh_clone (struct sc_diff *d, const char *base,
+                                  const char *name);
+/* Write pattern `tag` as chunk `chunk` of clone `id` to a new slot, and
+ * map it: the record's seq, not committed; *offp (if not NULL) gets the
+ * slot's offset. */
+uint64_t uh_clone_write (struct sc_diff *d, uint64_t id, uint64_t chunk,
+                         uint64_t tag, uint64_t *offp);
+/* Chunk `chunk` of clone `id` is its own, and a verified read of it
+ * gives pattern `tag`. */
+void uh_assert_clone_chunk (struct sc_diff *d, uint64_t id, uint64_t chunk,
+                            uint64_t tag);
+
 /* ---- a volume (engine/volume.h) on a temporary origin --------------- */
 
 struct uh_vol {
