@@ -594,6 +594,10 @@ ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,
     return r;
   d->have_journal = true;
   sc_journal_set_volatile (&d->journal, d->volatile_mode);
+  /* First, in the write that follows: the records replay dropped stay
+   * dropped once later commit markers vouch for them (replay-void.c).
+   * They are durable before the superblock below records this boot. */
+  r = void_append (d, &d->journal);
   uint8_t rec[SC_REC_MAX];
   for (size_t i = 0; record_invalid && r == 0 && i < d->nsnaps; i++)
     if (d->snaps[i]->info.invalid_reason != SC_VALID)

@@ -190,7 +190,7 @@ unsure_bad (struct sc_diff *d, struct clone *c, const struct clone_unsure *u,
     sc_debug ("replay: dropping the write of chunk %" PRIu64 " of clone %s "
               "(record %" PRIu64 "): its data never reached the diff area",
               u->chunk, c->info.name, u->seq);
-  return 0;
+  return void_push_clone (d, u);
 }
 
 /* The unsure records, newest first: a record still in force whose data

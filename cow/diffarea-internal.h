@@ -118,6 +118,14 @@ struct clone_unsure {
   uint32_t prev_sums[SC_SUMS_MAX];
 };
 
+/* An unsure copy or clone write the replay dropped (replay-void.c). */
+struct dropped {
+  uint64_t seq, id, chunk, slot, prev;  /* id, prev: a clone's */
+  uint32_t epoch;                       /* a copy's */
+  bool clone;
+  uint32_t prev_sums[SC_SUMS_MAX];
+};
+
 /* Per-snapshot usage (usage.c): copies counted by the range of epochs
  * they serve. */
 struct usage_class {
@@ -251,6 +259,8 @@ struct sc_diff {
   size_t ncfree, cfree_cap;
   struct clone_unsure *cunsure; /* replay: unsure CLONE_DATA records */
   size_t ncunsure, cunsure_cap;
+  struct dropped *dropped;      /* replay: unsure records dropped */
+  size_t ndropped, dropped_cap;
   /* The revert of the live volume that runs, if any (revert.c). */
   struct revert {
     bool active;                /* atomic: the live path reads it unlocked */
@@ -725,6 +735,21 @@ struct replay_out {
 void diff_mark_unsure_damage (struct sc_diff *d);
 int replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
                 char *err, size_t errlen);
+
+/* ---- replay-void.c ---------------------------------------------------- */
+
+/* Note an unsure copy, or clone write, that replay dropped. */
+int void_push_copy (struct sc_diff *d, uint64_t seq, uint64_t chunk,
+                    uint32_t epoch, uint64_t slot);
+int void_push_clone (struct sc_diff *d, const struct clone_unsure *u);
+/* A journal continued in place: append a VOID record for each (and a
+ * clone's mapping before it), so later commit markers do not vouch for
+ * the dropped records. */
+int void_append (struct sc_diff *d, struct sc_journal *j);
+void void_free (struct sc_diff *d);
+/* Replay of a VOID record: CORRUPT unless what it voids is in force. */
+int void_apply (struct sc_diff *d, const struct sc_rec_void *r, char *err,
+                size_t errlen);
 
 /* ---- replay-order.c --------------------------------------------------- */
 

@@ -234,6 +234,7 @@ diff_free (struct sc_diff *d)
   free (d->changes.runs);
   free (d->unsure);
   free (d->unsure_bad);
+  void_free (d);
   free (d->prefail);
   free (d->fresh);
   free (d->quarantine);
@@ -546,6 +547,7 @@ build_state (struct sc_diff *d, const char *path, bool created,
    * (replay.c). */
   (void) sc_boot_id (d->sb.session_boot_id);
   r = start_journal (d, path, created, o);
+  void_free (d);
   if (r == 0 && created)
     r = finish_format (d, path);
   if (r == 0)

@@ -1,4 +1,4 @@
-/* shadowcopy: the on-disk format of the diff area (versions 1 to 5).
+/* shadowcopy: the on-disk format of the diff area (versions 1 to 6).
  *
  * docs/design.md describes it in prose; this header is its definition.
  * Every integer is little-endian.  Every metadata structure carries a
@@ -39,8 +39,9 @@
  * binary that knows an older one refuses the area by its version instead
  * of tripping on an unknown record; versions 1 and 2 are still read.
  * Version 4 added writable clones (the CLONE flag, CLONE_BASE and
- * CLONE_DATA records) and reverts; version 5 the ORIGIN_UNFLUSHED flag. */
-#define SC_FORMAT_VERSION  5
+ * CLONE_DATA records) and reverts; version 5 the ORIGIN_UNFLUSHED flag;
+ * version 6 VOID records. */
+#define SC_FORMAT_VERSION  6
 #define SC_FORMAT_VERSION_MIN 1
 #define SC_SB_SIZE         4096
 #define SC_SB_COPIES       2
@@ -156,6 +157,7 @@ enum sc_rec_type {
   SC_REC_REVERT_DONE = 19,      /* chunks of the origin hold its target */
   SC_REC_REVERT_END = 20,       /* the revert finished or was ended */
   SC_REC_REVERT_RATE = 21,      /* the running revert's rate changed */
+  SC_REC_VOID = 22,             /* a dropped unsure copy or clone write */
 };
 
 struct sc_rec_state {
@@ -351,6 +353,28 @@ struct sc_rec_clone_data {
   uint32_t sums[];              /* padded to 8 */
 } __attribute__((packed));
 #define SC_CLONE_F_ZERO 0x1
+
+/* Record `seq` did not take effect (version 6).  It is a copy (COPY or
+ * COPY_SUMS) or a clone's write (CLONE_DATA) that no commit marker
+ * vouched for, and the open after a power cut found its data missing from
+ * `slot` and dropped it.  When that open could not write a checkpoint and
+ * continued the journal in place, the commit markers it writes from then
+ * on vouch for every earlier record, that one too; this record, written
+ * first, undoes it.  A copy: the copy of `chunk` made in `epoch` is
+ * removed (its chunk is read from the origin again).  A clone's write
+ * (SC_VOID_F_CLONE; `id` is the clone's, epoch 0): the chunk goes back to
+ * its base, and a CLONE_DATA record right after restores the mapping it
+ * had, if any. */
+struct sc_rec_void {
+  struct sc_rec_hdr h;
+  uint64_t seq;
+  uint64_t id;                  /* the clone (SC_VOID_F_CLONE), else 0 */
+  uint64_t chunk;
+  uint64_t slot;
+  uint32_t epoch;
+  uint32_t flags;               /* SC_VOID_F_*; unknown bits: corrupt */
+} __attribute__((packed));
+#define SC_VOID_F_CLONE 0x1
 /* A revert of the live volume to snapshot `target_id` (version 4):
  * from this record on the live volume reads as that snapshot.  Chunk c
  * is to do when it has a copy or mark of an epoch W with target epoch <

@@ -59,6 +59,7 @@ rec_len_ok (const struct sc_rec_hdr *h)
   case SC_REC_REVERT_END: return h->len == sizeof (struct sc_rec_revert_end);
   case SC_REC_REVERT_RATE:
     return h->len == sizeof (struct sc_rec_revert_rate);
+  case SC_REC_VOID: return h->len == sizeof (struct sc_rec_void);
   case SC_REC_COPY_SUMS: {
     const struct sc_rec_copy_sums *c = (const void *) h;
     return h->len >= sizeof *c + sizeof (uint32_t) && c->nsums >= 1 &&
@@ -105,6 +106,7 @@ type_len (const uint8_t *p, uint32_t room)
   case SC_REC_REVERT_DONE: fixed = sizeof (struct sc_rec_revert_done); break;
   case SC_REC_REVERT_END: fixed = sizeof (struct sc_rec_revert_end); break;
   case SC_REC_REVERT_RATE: fixed = sizeof (struct sc_rec_revert_rate); break;
+  case SC_REC_VOID: fixed = sizeof (struct sc_rec_void); break;
   case SC_REC_SNAP_CREATE: named = sizeof (struct sc_rec_snap_create); break;
   case SC_REC_SNAP_DROP: named = sizeof (struct sc_rec_snap_drop); break;
   case SC_REC_COPY_SUMS: {

@@ -133,6 +133,8 @@ verify_unsure (struct sc_diff *d, uint64_t durable)
       continue;
     }
     copymap_remove (d, u->chunk, u->epoch);
+    if ((r = void_push_copy (d, u->seq, u->chunk, u->epoch, c.slot)) < 0)
+      break;
     if (sc_debug)
       sc_debug ("replay: dropping the copy of chunk %" PRIu64 " (record %"
                 PRIu64 "): its data never reached the diff area",
@@ -448,6 +450,7 @@ apply_record (void *opaque, const struct sc_rec_hdr *h, uint64_t durable,
   case SC_REC_REVERT_DONE:
   case SC_REC_REVERT_END:
   case SC_REC_REVERT_RATE:  return revert_apply (d, h, err, errlen);
+  case SC_REC_VOID:         return void_apply (d, r, err, errlen);
   }
   return CORRUPT ("journal record %" PRIu64 ": unknown type %u", h->seq,
                   h->type);
@@ -509,6 +512,7 @@ record_snapshot (const struct sc_rec_hdr *h)
   case SC_REC_REVERT: return ((const struct sc_rec_revert *) r)->target_id;
   case SC_REC_REVERT_RATE:
     return ((const struct sc_rec_revert_rate *) r)->target_id;
+  case SC_REC_VOID: return ((const struct sc_rec_void *) r)->id;
   }
   return 0;
 }

@@ -1,0 +1,131 @@
+/* shadowcopy: the unsure records an open dropped, kept dropped when the
+ * journal is continued in place (VOID records, cow/format.h).
+ *
+ * After a power cut, replay judges the copies and clone writes at the
+ * journal's end that no commit marker vouches for by their data, and
+ * drops those whose data never reached their slot (replay.c,
+ * clone-journal.c).  An open that writes a checkpoint leaves their
+ * records behind with the old journal.  An open that cannot (no room on
+ * the diff area's filesystem) continues the old journal, and its commit
+ * markers vouch for every record before them: the next replay would
+ * apply the dropped record, and find its chunk copied twice in an epoch
+ * or its slot used twice (the diff area no longer opens), or read a
+ * snapshot's chunk from a slot that never held it (damaged).  So the
+ * open lists what it dropped (void_push_*), and a continued journal
+ * starts with a VOID record for each (void_append), which replay applies
+ * (void_apply). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cow/array.h"
+#include "cow/diffarea-internal.h"
+
+static int
+push (struct sc_diff *d, const struct dropped *x)
+{
+  struct dropped *v = sc_array_room (d->dropped, &d->dropped_cap,
+                                     d->ndropped, sizeof *v, 8);
+  if (!v)
+    return -ENOMEM;
+  d->dropped = v;
+  d->dropped[d->ndropped++] = *x;
+  return 0;
+}
+
+int
+void_push_copy (struct sc_diff *d, uint64_t seq, uint64_t chunk,
+                uint32_t epoch, uint64_t slot)
+{
+  return push (d, &(struct dropped) { .seq = seq, .chunk = chunk,
+                                      .slot = slot, .epoch = epoch });
+}
+
+int
+void_push_clone (struct sc_diff *d, const struct clone_unsure *u)
+{
+  struct dropped x = { .seq = u->seq, .id = u->id, .chunk = u->chunk,
+                       .slot = u->slot, .prev = u->prev, .clone = true };
+  memcpy (x.prev_sums, u->prev_sums, sizeof x.prev_sums);
+  return push (d, &x);
+}
+
+void
+void_free (struct sc_diff *d)
+{
+  free (d->dropped);
+  d->dropped = NULL;
+  d->ndropped = d->dropped_cap = 0;
+}
+
+static size_t
+rec_void (void *buf, const struct dropped *x)
+{
+  struct sc_rec_void *r = buf;
+  memset (r, 0, sizeof *r);
+  r->h.type = SC_REC_VOID;
+  r->h.len = sizeof *r;
+  r->seq = x->seq;
+  r->id = x->id;
+  r->chunk = x->chunk;
+  r->slot = x->slot;
+  r->epoch = x->epoch;
+  r->flags = x->clone ? SC_VOID_F_CLONE : 0;
+  return sizeof *r;
+}
+
+int
+void_append (struct sc_diff *d, struct sc_journal *j)
+{
+  uint8_t rec[SC_REC_MAX];
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < d->ndropped; i++) {
+    const struct dropped *x = &d->dropped[i];
+    r = sc_journal_append (j, rec, rec_void (rec, x), NULL);
+    /* A clone's chunk had a mapping before: it stands again. */
+    if (r == 0 && x->clone && x->prev != CLONE_UNMAPPED)
+      r = sc_journal_append (j, rec, rec_clone_data (rec, x->id, x->chunk,
+                                                     x->prev, x->prev_sums,
+                                                     d->sums.nsums), NULL);
+  }
+  return r;
+}
+
+static int
+void_clone (struct sc_diff *d, const struct sc_rec_void *r, char *err,
+            size_t errlen)
+{
+  struct clone *c = clone_by_id (d, r->id);
+  if (!c || r->epoch != 0 || clone_map_get (c, r->chunk) != r->slot ||
+      !clone_has_slot (r->slot))
+    return CORRUPT ("journal record %" PRIu64 ": voids a write of chunk %"
+                    PRIu64 " of clone id %" PRIu64 " to slot %" PRIu64
+                    " that is not in force", r->h.seq, r->chunk, r->id,
+                    r->slot);
+  sc_sums_clear (&d->sums, r->slot, r->chunk, 0);
+  clone_map_insert (c, r->chunk, CLONE_UNMAPPED);
+  return 0;
+}
+
+int
+void_apply (struct sc_diff *d, const struct sc_rec_void *r, char *err,
+            size_t errlen)
+{
+  if (r->flags & ~SC_VOID_F_CLONE || r->seq >= r->h.seq)
+    return CORRUPT ("journal record %" PRIu64 ": bad void record (flags "
+                    "%#x, record %" PRIu64 ")", r->h.seq, r->flags, r->seq);
+  if (r->flags & SC_VOID_F_CLONE)
+    return void_clone (d, r, err, errlen);
+  struct sc_copy c;
+  if (r->id != 0 || !copymap_find (d, r->chunk, r->epoch, &c) ||
+      !sc_copy_has_slot (&c) || c.slot != r->slot)
+    return CORRUPT ("journal record %" PRIu64 ": voids a copy of chunk %"
+                    PRIu64 " in epoch %u to slot %" PRIu64 " that is not "
+                    "there", r->h.seq, r->chunk, r->epoch, r->slot);
+  copymap_remove (d, r->chunk, r->epoch);
+  return 0;
+}

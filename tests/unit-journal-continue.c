@@ -1,0 +1,329 @@
+/* Unit tests: a journal continued in place (no room for a checkpoint at
+ * open) after a power cut that left copies the replay dropped.
+ *
+ * After a power cut, the copies at the journal's end that no commit
+ * marker vouches for are judged by their data: one whose data never
+ * reached its slot is dropped, its chunk read from the origin again and
+ * its slot given back.  When the open cannot write a checkpoint (the diff
+ * area's filesystem is full), it appends to the old journal instead, and
+ * the commit markers it writes from then on vouch for every record
+ * before them, the dropped copy's too.  The next open must still not
+ * apply that copy: its chunk may have been copied again in the same
+ * epoch, its slot may hold another copy by then, and either would make
+ * the diff area unreadable or a snapshot read another chunk's data. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "cow/boot-id.h"
+#include "cow/diffarea.h"
+#include "cow/format.h"
+#include "cow/io.h"
+#include "tests/unit-helpers.h"
+
+#define CS 4096u
+
+static int boots;
+
+/* Every open is in a boot of its own: the previous stop was a power
+ * cut, so a copy's missing data means its write was cut short. */
+static int
+next_boot (uint8_t id[16])
+{
+  memset (id, 0, 16);
+  id[0] = 0xb0;
+  id[1] = (uint8_t) ++boots;
+  return 0;
+}
+
+static int full_fd = -1;
+
+/* The diff area's filesystem is full: no whole new slot for a
+ * checkpoint's journal. */
+static int
+no_space_for_slots (const struct sc_io_req *req)
+{
+  if (req->op == SC_IO_FALLOCATE && req->fd == full_fd &&
+      req->len == CS && req->off % CS == 0)
+    return -ENOSPC;
+  return 0;
+}
+
+static void
+setup (void)
+{
+  uh_setup ();
+  sc_boot_id_hook = next_boot;
+}
+
+static void
+teardown (void)
+{
+  sc_io_fault_hook = NULL;
+  sc_boot_id_hook = NULL;
+  uh_teardown ();
+}
+
+TestSuite (journal_continue, .init = setup, .fini = teardown);
+
+/* The next fd number the open will get (nothing else opens files
+ * meanwhile): the hook needs it before the open does I/O. */
+static void
+fill_disk_at_open (const char *path)
+{
+  int probe = open (path, O_RDONLY);
+  cr_assert_geq (probe, 0);
+  close (probe);
+  full_fd = probe;
+  sc_io_fault_hook = no_space_for_slots;
+}
+
+/* Snapshot "s" with chunk 0 copied (tag 10, vouched for by the next
+ * commit) and chunk 1 copied (tag 11) in a group of its own, the last:
+ * no marker vouches for it.  Then a power cut in which chunk 1's data
+ * never reached its slot; the open finds no room for a checkpoint and
+ * continues the journal.  *slot1 gets chunk 1's old slot. */
+static void
+cut_and_open_full (struct uh_area *a, uint64_t *slot1)
+{
+  uh_area_create (a, 64 * CS, CS, 3);
+  uh_snap (a->d, "s");
+  uh_copy_chunk (a->d, 0, 10);
+  *slot1 = uh_copy_chunk (a->d, 1, 11);
+  size_t len;
+  uint8_t *img = uh_read_file (a->diff_path, &len);
+  uh_area_close (a);
+  memset (img + *slot1, 0, CS);
+  uh_write_file (a->diff_path, img, len);
+  free (img);
+
+  fill_disk_at_open (a->diff_path);
+  uh_area_open (a, 0);
+  cr_assert_eq (sc_diff_fd (a->d), full_fd, "the hook watched another fd");
+  struct sc_snapshot_info s = uh_find (a->d, "s");
+  cr_assert_eq (s.invalid_reason, SC_VALID);
+  uh_assert_sees_copy (a->d, "s", 0, 10);
+  uh_assert_sees_origin (a->d, "s", 1);
+}
+
+/* The next open, read-only and read-write: "s" is valid and reads
+ * chunk 1 from where `where` says, with tag `tag` if from the diff
+ * area. */
+static void
+reopen_and_check (struct uh_area *a, enum sc_where where, uint64_t tag)
+{
+  sc_io_fault_hook = NULL;
+  for (int k = 0; k < 2; k++) {
+    char err[1024] = "";
+    int r = sc_diff_open (a->diff_path, k ? 0 : SC_DIFF_RDONLY, &a->id, 0,
+                          &a->d, err, sizeof err);
+    cr_assert_eq (r, 0, "open %s after the continued journal: %s",
+                  k ? "read-write" : "read-only", err);
+    cr_assert_eq (uh_find (a->d, "s").invalid_reason, SC_VALID);
+    uh_assert_sees_copy (a->d, "s", 0, 10);
+    if (where == SC_WHERE_DIFF)
+      uh_assert_sees_copy (a->d, "s", 1, tag);
+    else
+      uh_assert_sees_origin (a->d, "s", 1);
+    uh_area_close (a);
+  }
+}
+
+Test (journal_continue, dropped_copy_then_its_chunk_copied_again)
+{
+  struct uh_area a;
+  uint64_t slot1;
+  cut_and_open_full (&a, &slot1);
+  /* The origin still holds chunk 1's old data: the next write copies it
+   * again, in the same epoch. */
+  uh_copy_chunk (a.d, 1, 12);
+  uh_assert_sees_copy (a.d, "s", 1, 12);
+  uh_area_close (&a);
+  reopen_and_check (&a, SC_WHERE_DIFF, 12);
+  uh_area_free (&a);
+}
+
+Test (journal_continue, dropped_copy_slot_taken_by_another_chunk)
+{
+  struct uh_area a;
+  uint64_t slot1;
+  cut_and_open_full (&a, &slot1);
+  /* Copies of other chunks until one takes the freed slot. */
+  uint64_t chunk = 2;
+  while (uh_copy_chunk (a.d, chunk, 20 + chunk) != slot1) {
+    chunk++;
+    cr_assert_lt (chunk, 60, "the dropped copy's slot was never reused");
+  }
+  uh_area_close (&a);
+  reopen_and_check (&a, SC_WHERE_ORIGIN, 0);
+  /* ... and that chunk reads its own copy. */
+  uh_area_open (&a, SC_DIFF_RDONLY);
+  uh_assert_sees_copy (a.d, "s", chunk, 20 + chunk);
+  uh_area_free (&a);
+}
+
+Test (journal_continue, dropped_copy_left_alone_stays_dropped)
+{
+  struct uh_area a;
+  uint64_t slot1;
+  cut_and_open_full (&a, &slot1);
+  uh_area_close (&a);
+  reopen_and_check (&a, SC_WHERE_ORIGIN, 0);
+  uh_area_free (&a);
+}
+
+/* ---- a writable clone's writes ------------------------------------------ */
+
+/* Chunk 3 holds tag 40, chunk 4 reads zeros, chunk 5 its base's. */
+static void
+assert_clone_before (struct sc_diff *d, uint64_t id, const char *stage)
+{
+  uint64_t off;
+  cr_assert_eq (uh_find (d, "c").invalid_reason, SC_VALID, "%s", stage);
+  uh_assert_clone_chunk (d, id, 3, 40);
+  cr_assert_eq (sc_diff_clone_resolve (d, id, 4, &off), SC_WHERE_ZERO,
+                "%s", stage);
+  cr_assert_eq (sc_diff_clone_resolve (d, id, 5, &off), SC_WHERE_ORIGIN,
+                "%s", stage);
+}
+
+/* Clone c of s: chunk 3 written (tag 40) and chunk 4 zeroed, vouched
+ * for; then, in the last group, writes of chunks 3, 4 and 5 whose data a
+ * power cut kept from their slots.  The open finds no room for a
+ * checkpoint, drops the three, and continues the journal; more writes
+ * take the freed slots.  The next opens see the clone as before the
+ * three, and the later writes. */
+Test (journal_continue, dropped_clone_writes)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
+  uint64_t off[3], seq;
+  seq = uh_clone_write (a.d, c.id, 3, 40, &off[0]);
+  cr_assert_eq (sc_diff_clone_map (a.d, c.id, 4, SC_COPY_ZERO, NULL, &seq),
+                0);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  uint64_t before;
+  cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 3, &before),
+                SC_WHERE_DIFF);
+  for (int i = 0; i < 3; i++)
+    seq = uh_clone_write (a.d, c.id, 3 + i, 41 + i, &off[i]);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);  /* the last group */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  /* The fdatasync did not complete: the records reached the disk, their
+   * data did not, and chunk 3's old slot was not freed yet. */
+  for (int i = 0; i < 3; i++)
+    memset (img + off[i], 0, CS);
+  uh_pattern (img + before, CS, 40, 0);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+
+  fill_disk_at_open (a.diff_path);
+  uh_area_open (&a, 0);
+  assert_clone_before (a.d, c.id, "the open that drops them");
+  /* Later writes, until each freed slot is taken again. */
+  int reused = 0;
+  uint64_t chunk;
+  for (chunk = 6; reused < 3; chunk++) {
+    cr_assert_lt (chunk, 60, "the dropped writes' slots were not reused");
+    uint64_t o;
+    cr_assert_eq (sc_diff_commit (a.d, uh_clone_write (a.d, c.id, chunk,
+                                                    chunk, &o)), 0);
+    reused += o == off[0] || o == off[1] || o == off[2];
+  }
+  uh_area_close (&a);
+  sc_io_fault_hook = NULL;
+  for (int k = 0; k < 2; k++) {
+    char err[1024] = "";
+    int r = sc_diff_open (a.diff_path, k ? 0 : SC_DIFF_RDONLY, &a.id, 0,
+                          &a.d, err, sizeof err);
+    cr_assert_eq (r, 0, "open after the continued journal: %s", err);
+    assert_clone_before (a.d, c.id, k ? "the read-write open after"
+                                      : "the read-only open after");
+    for (uint64_t k2 = 6; k2 < chunk; k2++)
+      uh_assert_clone_chunk (a.d, c.id, k2, k2);
+    uh_area_close (&a);
+  }
+  uh_area_free (&a);
+}
+
+/* ---- VOID records that make no sense ------------------------------------ */
+
+/* Snapshot "s" with chunk 0 copied, closed, then one VOID record
+ * appended as a crashed session would have left it: the open refuses
+ * the diff area with `want` in its message, or with want NULL accepts
+ * it. */
+static void
+void_record (struct sc_rec_void r, bool bad_slot, const char *want)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  struct sc_snapshot_info s = uh_snap (a.d, "s");
+  uint64_t off = uh_copy_chunk (a.d, 0, 10);
+  uh_area_close (&a);
+  r.h.type = SC_REC_VOID;
+  r.epoch = r.epoch ? r.epoch : s.epoch + 1;   /* the copy's epoch */
+  r.slot = off / CS + bad_slot;
+  uh_sb_mark_unclean (a.diff_path);
+  uh_journal_append (a.diff_path, &r, sizeof r);
+  char err[1024] = "";
+  for (int k = 0; k < 2; k++) {
+    int rc = sc_diff_open (a.diff_path, k ? 0 : SC_DIFF_RDONLY, &a.id, 0,
+                           &a.d, err, sizeof err);
+    if (!want) {
+      cr_assert_eq (rc, 0, "%s", err);
+      uh_assert_sees_origin (a.d, "s", 0);
+      uh_area_close (&a);
+      continue;
+    }
+    cr_assert_eq (rc, -EINVAL, "open: %d (%s)", rc, err);
+    cr_assert (strstr (err, want), "\"%s\" not in: %s", want, err);
+  }
+  uh_area_free (&a);
+}
+
+Test (journal_continue, void_of_a_copy_in_force)
+{
+  void_record ((struct sc_rec_void) { .seq = 1 }, false, NULL);
+}
+
+Test (journal_continue, void_of_a_copy_in_another_slot)
+{
+  void_record ((struct sc_rec_void) { .seq = 1 }, true,
+               "voids a copy of chunk 0");
+}
+
+Test (journal_continue, void_of_a_copy_in_another_epoch)
+{
+  void_record ((struct sc_rec_void) { .seq = 1, .epoch = 7 }, false,
+               "that is not there");
+}
+
+Test (journal_continue, void_of_a_later_record)
+{
+  void_record ((struct sc_rec_void) { .seq = 1u << 30 }, false,
+               "bad void record");
+}
+
+Test (journal_continue, void_with_unknown_flags)
+{
+  void_record ((struct sc_rec_void) { .seq = 1, .flags = 0x4 }, false,
+               "bad void record");
+}
+
+Test (journal_continue, void_of_a_write_of_no_clone)
+{
+  void_record ((struct sc_rec_void) { .seq = 1, .flags = SC_VOID_F_CLONE,
+                                      .id = 99 }, false,
+               "of clone id 99");
+}
