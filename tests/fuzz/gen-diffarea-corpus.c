@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cow/boot-id.h"
 #include "cow/diffarea.h"
 #include "cow/io.h"
 #include "tests/fuzz/diffarea-image.h"
@@ -433,6 +434,58 @@ unflushed (void)
   save ("unflushed-closed", MODE_ROUNDTRIP);
 }
 
+static int full_fd = -1;
+
+/* The diff area's filesystem is full: no whole slot for a checkpoint. */
+static int
+no_space_for_slots (const struct sc_io_req *req)
+{
+  return req->op == SC_IO_FALLOCATE && req->fd == full_fd &&
+         req->len == CHUNK_SIZE && req->off % CHUNK_SIZE == 0 ? -ENOSPC : 0;
+}
+
+static int
+another_boot (uint8_t id[16])
+{
+  memset (id, 0xb5, 16);
+  return 0;
+}
+
+/* A journal continued in place with a VOID record (format version 6):
+ * the last copy's data was lost to a power cut, and the open after it
+ * found no room for a checkpoint, dropped the copy and voided its
+ * record; the chunk is then copied again. */
+static void
+voided (void)
+{
+  struct sc_diff *d = area_create ();
+  struct sc_snapshot_info s = snap (d, "s");
+  copy (d, 1, 0);
+  copy (d, 2, 0);                       /* the last group: unsure */
+  uint64_t off;
+  if (sc_diff_resolve (d, s.epoch, 2, &off) != SC_WHERE_DIFF)
+    die ("voided: chunk 2 was not copied");
+  size_t len;
+  uint8_t *img = read_area (&len);
+  check (sc_diff_close (d), "close");
+  memset (img + off, 0xa5, CHUNK_SIZE); /* the copy's write was lost */
+  int fd = open (area_path, O_WRONLY | O_CLOEXEC);
+  if (fd == -1 || pwrite (fd, img, len, 0) != (ssize_t) len)
+    die ("%s: %m", area_path);
+  free (img);
+  full_fd = fd;                         /* the open gets this number */
+  close (fd);
+  sc_io_fault_hook = no_space_for_slots;
+  sc_boot_id_hook = another_boot;
+  d = area_open ();
+  sc_io_fault_hook = NULL;
+  sc_boot_id_hook = NULL;
+  copy (d, 2, 0);
+  save ("voided-crashed", MODE_ROUNDTRIP);
+  check (sc_diff_close (d), "close");
+  save ("voided-closed", MODE_ROUNDTRIP);
+}
+
 /* A torn tail: half a record past the last valid one, never acknowledged.
  * Raw, it is where replay stops; resealed, it becomes a whole record that
  * makes no sense (a copy of a chunk outside the origin). */
@@ -611,6 +664,7 @@ main (int argc, char **argv)
   names ();
   failed ();
   unflushed ();
+  voided ();
   torn_tail ();
   one_superblock ();
   reverts ();
