@@ -393,3 +393,43 @@ Test (journal_continue, torn_void_write_keeps_a_clone_chunk)
   uh_area_close (&a);
   uh_area_free (&a);
 }
+
+/* ---- review: no room left in the journal's slot for the VOID record ---- */
+
+/* As cut_and_open_full, but the journal's last slot ends just past the
+ * unsure copy, with room for a NEXT record but not for a VOID record:
+ * the open needs a new journal slot, on a full filesystem.  Without the
+ * VOID records such an open served the volume (nothing to append). */
+Test (journal_continue, dropped_copy_at_a_full_slot_still_opens)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  uh_copy_chunk (a.d, 0, 10);
+  uint64_t slot1 = uh_copy_chunk (a.d, 1, 11);
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  memset (img + slot1, 0, CS);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  for (;;) {
+    struct uh_journal_end je;
+    uh_journal_end (a.diff_path, &je);
+    uint64_t pos = je.off % CS;
+    if (pos + 56 + SC_REC_NEXT_SIZE > CS)
+      break;
+    cr_assert_leq (pos + sizeof (struct sc_rec_commit) + SC_REC_NEXT_SIZE,
+                   CS);
+    struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
+    uh_journal_append (a.diff_path, &mark, sizeof mark);
+  }
+  fill_disk_at_open (a.diff_path);
+  char err[1024] = "";
+  int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &a.d, err, sizeof err);
+  cr_assert_eq (r, 0, "the open on a full filesystem: %d %s", r, err);
+  uh_assert_sees_copy (a.d, "s", 0, 10);
+  uh_assert_sees_origin (a.d, "s", 1);
+  uh_area_close (&a);
+  uh_area_free (&a);
+}
