@@ -547,14 +547,20 @@ build_state (struct sc_diff *d, const char *path, bool created,
    * (replay.c). */
   (void) sc_boot_id (d->sb.session_boot_id);
   r = start_journal (d, path, created, o);
-  void_free (d);
   if (r == 0 && created)
     r = finish_format (d, path);
   if (r == 0)
     diff_mark_unsure_damage (d);
-  if (r < 0)
+  if ((r == -ENOSPC || r == -EDQUOT) && d->ndropped)
+    snprintf (err, errlen, "%s: no space on its filesystem for a journal "
+              "checkpoint, nor for the records that drop what a power cut "
+              "kept from the disk (%zu copies or clone writes); nothing "
+              "was changed: free some space and open it again", path,
+              d->ndropped);
+  else if (r < 0)
     snprintf (err, errlen, "%s: writing the journal checkpoint: %s", path,
               strerror (-r));
+  void_free (d);
   return r;
 }
 

@@ -362,9 +362,11 @@ struct sc_rec_clone_data {
  * on vouch for every earlier record, that one too; this record, written
  * first, undoes it.  A copy: the copy of `chunk` made in `epoch` is
  * removed (its chunk is read from the origin again).  A clone's write
- * (SC_VOID_F_CLONE; `id` is the clone's, epoch 0): the chunk goes back to
- * its base, and a CLONE_DATA record right after restores the mapping it
- * had, if any. */
+ * (SC_VOID_F_CLONE; `id` is the clone's, epoch 0; `slot` its newest
+ * dropped write's) to a chunk that had no mapping before: the chunk goes
+ * back to its base.  (Dropped writes over a mapping are undone by one
+ * CLONE_DATA record of that mapping instead: one record a chunk, which a
+ * torn write leaves whole or absent.) */
 struct sc_rec_void {
   struct sc_rec_hdr h;
   uint64_t seq;

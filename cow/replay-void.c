@@ -78,6 +78,37 @@ rec_void (void *buf, const struct dropped *x)
   return sizeof *r;
 }
 
+/* The oldest drop of the chunk of clone write x (the list is newest
+ * first per chunk: verify_cunsure walks back from the newest record): its
+ * mapping before is the one that stands now. */
+static const struct dropped *
+oldest_drop (const struct sc_diff *d, size_t i)
+{
+  const struct dropped *x = &d->dropped[i], *y = x;
+  for (size_t k = i + 1; k < d->ndropped; k++)
+    if (d->dropped[k].clone && d->dropped[k].id == x->id &&
+        d->dropped[k].chunk == x->chunk)
+      y = &d->dropped[k];
+  return y;
+}
+
+static bool
+newer_drop_of_chunk (const struct sc_diff *d, size_t i)
+{
+  const struct dropped *x = &d->dropped[i];
+  for (size_t k = 0; k < i; k++)
+    if (d->dropped[k].clone && d->dropped[k].id == x->id &&
+        d->dropped[k].chunk == x->chunk)
+      return true;
+  return false;
+}
+
+/* One record a copy; one a clone chunk, whatever number of its writes
+ * were dropped, so that a write torn among them leaves every chunk either
+ * as the open found it on disk (its dropped writes unsure again, judged
+ * again) or as the open left it: the mapping the chunk had before its
+ * dropped writes, in a CLONE_DATA record, or, if it had none, a VOID
+ * record that sends it back to its base. */
 int
 void_append (struct sc_diff *d, struct sc_journal *j)
 {
@@ -85,12 +116,14 @@ void_append (struct sc_diff *d, struct sc_journal *j)
   int r = 0;
   for (size_t i = 0; r == 0 && i < d->ndropped; i++) {
     const struct dropped *x = &d->dropped[i];
-    r = sc_journal_append (j, rec, rec_void (rec, x), NULL);
-    /* A clone's chunk had a mapping before: it stands again. */
-    if (r == 0 && x->clone && x->prev != CLONE_UNMAPPED)
-      r = sc_journal_append (j, rec, rec_clone_data (rec, x->id, x->chunk,
-                                                     x->prev, x->prev_sums,
-                                                     d->sums.nsums), NULL);
+    if (x->clone && newer_drop_of_chunk (d, i))
+      continue;                 /* its chunk's record is written */
+    const struct dropped *y = x->clone ? oldest_drop (d, i) : x;
+    size_t len = y->clone && y->prev != CLONE_UNMAPPED
+                 ? rec_clone_data (rec, y->id, y->chunk, y->prev,
+                                   y->prev_sums, d->sums.nsums)
+                 : rec_void (rec, x);
+    r = sc_journal_append (j, rec, len, NULL);
   }
   return r;
 }

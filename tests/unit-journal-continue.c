@@ -328,37 +328,57 @@ Test (journal_continue, void_of_a_write_of_no_clone)
                "of clone id 99");
 }
 
-/* ---- review: a power cut during the open that writes the VOID records -- */
+/* ---- review 18: a power cut during the open's write of the undo ------ */
 
-/* Clone c of s: chunk 3 written (tag 40), vouched for; then a rewrite of
- * chunk 3 (tag 41) in the last group, whose data a power cut kept from
- * its slot.  The open finds no room for a checkpoint, drops the rewrite
- * and continues the journal with VOID(rewrite) then CLONE_DATA(chunk 3 ->
- * its old slot) in one write.  A second power cut tears that write: the
- * sector that holds the VOID record reached the disk, the next one (the
- * CLONE_DATA record, the commit marker) did not, nor did the superblock
- * store that follows.  The next open must still see tag 40 in chunk 3:
- * it was acknowledged long before. */
-Test (journal_continue, torn_void_write_keeps_a_clone_chunk)
+/* The first records of a journal continued from `from` (its end before
+ * the open, in the image after it): each record's end. */
+static size_t
+record_ends (const uint8_t *img, uint64_t from, size_t *ends, size_t max)
+{
+  size_t n = 0;
+  uint64_t at = from;
+  while (n < max) {
+    struct sc_rec_hdr h;
+    memcpy (&h, img + at, sizeof h);
+    if (h.type == 0 || h.type == SC_REC_COMMIT)
+      break;
+    at += h.len;
+    ends[n++] = at - from;
+  }
+  return n;
+}
+
+/* Clone c of s: chunk 3 written (tag 40) and vouched for; then, in the
+ * last group, two rewrites of chunk 3 (tags 41, 42) and a first write of
+ * chunk 5 (tag 50), whose data a power cut kept from their slots.  The
+ * open finds no room for a checkpoint, drops the three, and continues
+ * the journal with one record a chunk (chunk 3 back on tag 40's slot;
+ * chunk 5 back to its base).  A second power cut keeps any prefix of
+ * that write (review 18 found that a VOID record and the CLONE_DATA
+ * record after it, two records for one chunk, lost tag 40 when torn
+ * apart).  Whatever the prefix, the next open sees tag 40 in chunk 3 and
+ * the base in chunk 5. */
+Test (journal_continue, torn_undo_write_keeps_every_clone_chunk)
 {
   struct uh_area a;
   uh_area_create (&a, 64 * CS, CS, 3);
   uh_snap (a.d, "s");
   struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
-  uint64_t before, off;
+  uint64_t before, off[3], seq = 0;
   cr_assert_eq (sc_diff_commit (a.d, uh_clone_write (a.d, c.id, 3, 40,
                                                      &before)), 0);
-  cr_assert_eq (sc_diff_commit (a.d, uh_clone_write (a.d, c.id, 3, 41,
-                                                     &off)), 0);
+  const uint64_t chunks[3] = { 3, 3, 5 }, tags[3] = { 41, 42, 50 };
+  for (int i = 0; i < 3; i++)
+    seq = uh_clone_write (a.d, c.id, chunks[i], tags[i], &off[i]);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
   size_t len;
   uint8_t *img = uh_read_file (a.diff_path, &len);
   uh_area_close (&a);
-  memset (img + off, 0, CS);    /* the rewrite's data never landed */
+  for (int i = 0; i < 3; i++)
+    memset (img + off[i], 0, CS);
   uh_pattern (img + before, CS, 40, 0);
   uh_write_file (a.diff_path, img, len);
   free (img);
-  /* The VOID record (56 bytes) ends on a sector boundary. */
-  uh_journal_pad_to_sector (a.diff_path, sizeof (struct sc_rec_void));
   struct uh_journal_end je;
   uh_journal_end (a.diff_path, &je);
   size_t len0;
@@ -366,41 +386,47 @@ Test (journal_continue, torn_void_write_keeps_a_clone_chunk)
 
   fill_disk_at_open (a.diff_path);
   uh_area_open (&a, 0);
-  uh_assert_clone_chunk (a.d, c.id, 3, 40);
-  size_t len1;
-  uint8_t *img1 = uh_read_file (a.diff_path, &len1);
-  struct sc_rec_hdr h;
-  memcpy (&h, img1 + je.off, sizeof h);
-  cr_assert_eq (h.type, SC_REC_VOID, "the continued journal starts with "
-                "the VOID record");
-  memcpy (&h, img1 + je.off + sizeof (struct sc_rec_void), sizeof h);
-  cr_assert_eq (h.type, SC_REC_CLONE_DATA, "then the mapping before");
   uh_area_close (&a);
   sc_io_fault_hook = NULL;
-  /* The torn write: only the sector that ends with the VOID record. */
-  cr_assert_leq (je.off + sizeof (struct sc_rec_void), len0);
-  memcpy (img0 + je.off, img1 + je.off, sizeof (struct sc_rec_void));
-  uh_write_file (a.diff_path, img0, len0);
+  size_t len1;
+  uint8_t *img1 = uh_read_file (a.diff_path, &len1);
+  size_t ends[8];
+  size_t n = record_ends (img1, je.off, ends, 8);
+  cr_assert_eq (n, 2, "one record a chunk (found %zu)", n);
+
+  for (size_t cut = 0; cut <= n; cut++) {
+    uint8_t *t = malloc (len0);
+    cr_assert_not_null (t);
+    memcpy (t, img0, len0);
+    if (cut)
+      memcpy (t + je.off, img1 + je.off, ends[cut - 1]);
+    uh_write_file (a.diff_path, t, len0);
+    free (t);
+    for (int k = 0; k < 2; k++) {
+      uh_area_open (&a, k ? 0 : SC_DIFF_RDONLY);
+      uint64_t where;
+      cr_assert_eq (uh_find (a.d, "c").invalid_reason, SC_VALID,
+                    "%zu records kept", cut);
+      uh_assert_clone_chunk (a.d, c.id, 3, 40);
+      cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 5, &where),
+                    SC_WHERE_ORIGIN, "%zu records kept: chunk 5", cut);
+      uh_area_close (&a);
+    }
+  }
   free (img0);
   free (img1);
-
-  uh_area_open (&a, 0);
-  uint64_t where;
-  cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 3, &where), SC_WHERE_DIFF,
-                "chunk 3 of the clone lost its data (tag 40): it reads "
-                "its base");
-  uh_assert_clone_chunk (a.d, c.id, 3, 40);
-  uh_area_close (&a);
   uh_area_free (&a);
 }
 
-/* ---- review: no room left in the journal's slot for the VOID record ---- */
+/* ---- review 18: no room left in the journal's slot for the VOID record - */
 
 /* As cut_and_open_full, but the journal's last slot ends just past the
  * unsure copy, with room for a NEXT record but not for a VOID record:
- * the open needs a new journal slot, on a full filesystem.  Without the
- * VOID records such an open served the volume (nothing to append). */
-Test (journal_continue, dropped_copy_at_a_full_slot_still_opens)
+ * the open needs a new journal slot, on a full filesystem.  Serving on
+ * without the VOID record would leave the dropped copy for later commit
+ * markers to vouch for; so the open fails, says why, and changes
+ * nothing.  Once there is space, the open drops the copy again. */
+Test (journal_continue, dropped_copy_with_no_room_for_its_void_record)
 {
   struct uh_area a;
   uh_area_create (&a, 64 * CS, CS, 3);
@@ -417,19 +443,37 @@ Test (journal_continue, dropped_copy_at_a_full_slot_still_opens)
     struct uh_journal_end je;
     uh_journal_end (a.diff_path, &je);
     uint64_t pos = je.off % CS;
-    if (pos + 56 + SC_REC_NEXT_SIZE > CS)
+    if (pos + sizeof (struct sc_rec_void) + SC_REC_NEXT_SIZE > CS)
       break;
     cr_assert_leq (pos + sizeof (struct sc_rec_commit) + SC_REC_NEXT_SIZE,
                    CS);
     struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
     uh_journal_append (a.diff_path, &mark, sizeof mark);
   }
+  struct sc_sb_disk sb0, sb1;
+  uh_sb_newest (a.diff_path, &sb0);
+  struct uh_journal_end je0, je1;
+  uh_journal_end (a.diff_path, &je0);
+
   fill_disk_at_open (a.diff_path);
   char err[1024] = "";
   int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &a.d, err, sizeof err);
-  cr_assert_eq (r, 0, "the open on a full filesystem: %d %s", r, err);
-  uh_assert_sees_copy (a.d, "s", 0, 10);
-  uh_assert_sees_origin (a.d, "s", 1);
-  uh_area_close (&a);
+  cr_assert_eq (r, -ENOSPC, "the open on a full filesystem: %d %s", r, err);
+  cr_assert (strstr (err, "no space on its filesystem") &&
+             strstr (err, "(1 copies or clone writes)") &&
+             strstr (err, "nothing was changed"), "%s", err);
+  uh_sb_newest (a.diff_path, &sb1);
+  cr_assert_eq (sb1.generation, sb0.generation, "the superblock was written");
+  uh_journal_end (a.diff_path, &je1);
+  cr_assert_eq (je1.next_seq, je0.next_seq, "records were written");
+
+  sc_io_fault_hook = NULL;      /* space again */
+  for (int k = 0; k < 2; k++) {
+    uh_area_open (&a, 0);
+    cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_VALID);
+    uh_assert_sees_copy (a.d, "s", 0, 10);
+    uh_assert_sees_origin (a.d, "s", 1);
+    uh_area_close (&a);
+  }
   uh_area_free (&a);
 }
