@@ -281,8 +281,9 @@ checkpoints (void)
 
 /* A write to a clone as the engine makes one: a new slot (data), or
  * ZERO. */
-static void
-clone_put (struct sc_diff *d, uint64_t id, uint64_t chunk, int zero)
+static uint64_t
+clone_put_uncommitted (struct sc_diff *d, uint64_t id, uint64_t chunk,
+                       int zero)
 {
   uint64_t seq, off = SC_COPY_ZERO;
   uint32_t sums[SC_COPY_SUMS_MAX];
@@ -296,7 +297,14 @@ clone_put (struct sc_diff *d, uint64_t id, uint64_t chunk, int zero)
   }
   check (sc_diff_clone_map (d, id, chunk, off, zero ? NULL : sums, &seq),
          "sc_diff_clone_map");
-  check (sc_diff_commit (d, seq), "sc_diff_commit");
+  return seq;
+}
+
+static void
+clone_put (struct sc_diff *d, uint64_t id, uint64_t chunk, int zero)
+{
+  check (sc_diff_commit (d, clone_put_uncommitted (d, id, chunk, zero)),
+         "sc_diff_commit");
 }
 
 /* Writable clones (format 4): CLONE_BASE and CLONE_DATA records, a
@@ -451,24 +459,43 @@ another_boot (uint8_t id[16])
   return 0;
 }
 
-/* A journal continued in place with a VOID record (format version 6):
- * the last copy's data was lost to a power cut, and the open after it
- * found no room for a checkpoint, dropped the copy and voided its
- * record; the chunk is then copied again. */
+/* A journal continued in place with VOID records (format version 6):
+ * the last group's data (a copy, a clone's rewrite and a clone's first
+ * write of a chunk) was lost to a power cut, and the open after it found
+ * no room for a checkpoint, dropped the three and undid their records
+ * (a VOID for the copy, the rewritten chunk's old mapping, a VOID for
+ * the clone's new chunk); the copied chunk is then copied again. */
 static void
 voided (void)
 {
   struct sc_diff *d = area_create ();
   struct sc_snapshot_info s = snap (d, "s");
+  struct sc_snapshot_info c;
+  char err[256];
+  check (sc_diff_clone_create (d, "s", "c", &c, err, sizeof err), err);
   copy (d, 1, 0);
-  copy (d, 2, 0);                       /* the last group: unsure */
-  uint64_t off;
-  if (sc_diff_resolve (d, s.epoch, 2, &off) != SC_WHERE_DIFF)
-    die ("voided: chunk 2 was not copied");
+  clone_put (d, c.id, 4, 0);
+  uint64_t old4;
+  if (sc_diff_clone_resolve (d, c.id, 4, &old4) != SC_WHERE_DIFF)
+    die ("voided: the clone's write made no slot");
+  /* The last group: unsure. */
+  (void) copy_uncommitted (d, 2, 0);
+  (void) clone_put_uncommitted (d, c.id, 4, 0);
+  check (sc_diff_commit (d, clone_put_uncommitted (d, c.id, 6, 0)),
+         "sc_diff_commit");
+  uint64_t off[3];
+  if (sc_diff_resolve (d, s.epoch, 2, &off[0]) != SC_WHERE_DIFF ||
+      sc_diff_clone_resolve (d, c.id, 4, &off[1]) != SC_WHERE_DIFF ||
+      sc_diff_clone_resolve (d, c.id, 6, &off[2]) != SC_WHERE_DIFF)
+    die ("voided: a write made no copy");
   size_t len;
   uint8_t *img = read_area (&len);
   check (sc_diff_close (d), "close");
-  memset (img + off, 0xa5, CHUNK_SIZE); /* the copy's write was lost */
+  for (int i = 0; i < 3; i++)           /* their writes were lost */
+    memset (img + off[i], 0xa5, CHUNK_SIZE);
+  /* and the rewrite's old slot was not freed yet */
+  memset (img + old4, 0, CHUNK_SIZE);
+  snprintf ((char *) img + old4, 16, "clone 4");
   int fd = open (area_path, O_WRONLY | O_CLOEXEC);
   if (fd == -1 || pwrite (fd, img, len, 0) != (ssize_t) len)
     die ("%s: %m", area_path);
