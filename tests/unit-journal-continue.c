@@ -477,3 +477,209 @@ Test (journal_continue, dropped_copy_with_no_room_for_its_void_record)
   }
   uh_area_free (&a);
 }
+
+/* ---- review 19: chains of dropped writes, many chunks, two clones ------ */
+
+/* What clones c1 and c2 read after the drops (and the later writes of
+ * chunks 10 .. upto-1 of c1, tag = chunk). */
+static void
+assert_chains_undone (struct sc_diff *d, uint64_t c1, uint64_t c2,
+                      uint64_t upto, const char *stage)
+{
+  uint64_t off;
+  cr_assert_eq (uh_find (d, "c1").invalid_reason, SC_VALID, "%s", stage);
+  cr_assert_eq (uh_find (d, "c2").invalid_reason, SC_VALID, "%s", stage);
+  uh_assert_clone_chunk (d, c1, 3, 41);
+  cr_assert_eq (sc_diff_clone_resolve (d, c1, 4, &off), SC_WHERE_ZERO,
+                "%s: c1 chunk 4", stage);
+  cr_assert_eq (sc_diff_clone_resolve (d, c1, 5, &off), SC_WHERE_ORIGIN,
+                "%s: c1 chunk 5", stage);
+  uh_assert_clone_chunk (d, c1, 7, 70);
+  uh_assert_clone_chunk (d, c2, 3, 60);
+  cr_assert_eq (sc_diff_clone_resolve (d, c2, 5, &off), SC_WHERE_ORIGIN,
+                "%s: c2 chunk 5", stage);
+  for (uint64_t k = 10; k < upto; k++)
+    uh_assert_clone_chunk (d, c1, k, k);
+}
+
+/* Clones c1 and c2 of s.  Vouched for: c1 chunk 3 (tag 40), c1 chunk 4
+ * zeroed, c2 chunk 3 (tag 60).  Then, in the last group, interleaved:
+ * c1 chunk 3 rewritten three times (41 kept, 42 and 43 dropped), c2
+ * chunk 3 (61, dropped), c1 chunk 5 twice over its base (50, 51, both
+ * dropped), c1 chunk 4 over its zeros (45, dropped), c1 chunk 7 twice
+ * over its base (70 kept, 71 dropped).  The open finds no room for a
+ * checkpoint.  Every prefix of its undo write, then the whole one and
+ * later writes over the freed slots, then a checkpoint: the clones read
+ * as after the drops. */
+Test (journal_continue, dropped_chains_of_many_chunks)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  uint64_t c1 = uh_clone (a.d, "s", "c1").id;
+  uint64_t c2 = uh_clone (a.d, "s", "c2").id;
+  uint64_t seq, o;
+  uint64_t off40, off60;
+  uh_clone_write (a.d, c1, 3, 40, &off40);
+  uh_clone_write (a.d, c2, 3, 60, &off60);
+  cr_assert_eq (sc_diff_clone_map (a.d, c1, 4, SC_COPY_ZERO, NULL, &seq), 0);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  const struct { uint64_t id, chunk, tag; bool drop; } w[] = {
+    { c1, 3, 41, false }, { c2, 3, 61, true }, { c1, 5, 50, true },
+    { c1, 3, 42, true }, { c1, 4, 45, true }, { c1, 5, 51, true },
+    { c1, 7, 70, false }, { c1, 3, 43, true }, { c1, 7, 71, true },
+  };
+  const size_t nw = sizeof w / sizeof w[0];
+  uint64_t off[16];
+  for (size_t i = 0; i < nw; i++)
+    seq = uh_clone_write (a.d, w[i].id, w[i].chunk, w[i].tag, &off[i]);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);  /* the last group */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  /* The fdatasync did not complete: the records reached the disk, the
+   * dropped writes' data did not, and no slot was freed yet. */
+  for (size_t i = 0; i < nw; i++)
+    if (w[i].drop)
+      memset (img + off[i], 0, CS);
+    else
+      uh_pattern (img + off[i], CS, w[i].tag, 0);
+  uh_pattern (img + off40, CS, 40, 0);
+  uh_pattern (img + off60, CS, 60, 0);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);
+  size_t len0;
+  uint8_t *img0 = uh_read_file (a.diff_path, &len0);
+
+  fill_disk_at_open (a.diff_path);
+  uh_area_open (&a, 0);
+  assert_chains_undone (a.d, c1, c2, 10, "the open that drops them");
+  uh_area_close (&a);
+  sc_io_fault_hook = NULL;
+  size_t len1;
+  uint8_t *img1 = uh_read_file (a.diff_path, &len1);
+  size_t ends[16];
+  size_t n = record_ends (img1, je.off, ends, 16);
+  cr_assert_eq (n, 5, "one record a chunk (found %zu)", n);
+  for (size_t cut = 0; cut <= n; cut++) {
+    uint8_t *t = malloc (len0);
+    cr_assert_not_null (t);
+    memcpy (t, img0, len0);
+    if (cut)
+      memcpy (t + je.off, img1 + je.off, ends[cut - 1]);
+    uh_write_file (a.diff_path, t, len0);
+    free (t);
+    /* Read-only; read-write on a full filesystem again (it continues
+     * the journal once more); then read-only after that. */
+    for (int k = 0; k < 3; k++) {
+      char stage[64];
+      snprintf (stage, sizeof stage, "%zu records kept, %s", cut,
+                k == 1 ? "read-write" : k ? "read-only after" : "read-only");
+      fill_disk_at_open (a.diff_path);  /* continued in place again */
+      uh_area_open (&a, k == 1 ? 0 : SC_DIFF_RDONLY);
+      sc_io_fault_hook = NULL;
+      assert_chains_undone (a.d, c1, c2, 10, stage);
+      uh_area_close (&a);
+    }
+  }
+  /* The whole undo write; later writes take the freed slots. */
+  uh_write_file (a.diff_path, img1, len1);
+  fill_disk_at_open (a.diff_path);
+  uh_area_open (&a, 0);
+  sc_io_fault_hook = NULL;
+  uint64_t chunk = 10;
+  for (int reused = 0; reused < 6; chunk++) {
+    cr_assert_lt (chunk, 60, "the dropped writes' slots were not reused");
+    cr_assert_eq (sc_diff_commit (a.d, uh_clone_write (a.d, c1, chunk,
+                                                        chunk, &o)), 0);
+    for (size_t i = 0; i < nw; i++)
+      reused += w[i].drop && o == off[i];
+  }
+  uh_area_close (&a);
+  for (int k = 0; k < 3; k++) {
+    if (k == 2)
+      uh_sb_mark_unclean (a.diff_path);         /* a checkpoint at open */
+    uh_area_open (&a, k == 0 ? SC_DIFF_RDONLY : 0);
+    assert_chains_undone (a.d, c1, c2, chunk, "after");
+    uh_area_close (&a);
+  }
+  uh_area_open (&a, 0);
+  assert_chains_undone (a.d, c1, c2, chunk, "after the checkpoint");
+  free (img0);
+  free (img1);
+  uh_area_free (&a);
+}
+
+/* ---- review 19: a process crash right after the continued open -------- */
+
+static int this_boot;
+
+static int
+fixed_boot (uint8_t id[16])
+{
+  memset (id, 0, 16);
+  id[0] = 0xb1;
+  id[1] = (uint8_t) this_boot;
+  return 0;
+}
+
+/* As dropped_chains_of_many_chunks (fewer chunks): the open in boot 2
+ * continues the journal with its undo records and stores the superblock
+ * (boot 2); the server is then killed before any later commit (its
+ * undo records are durable, no marker vouches for them yet).  The next
+ * open, in the same boot, judges unsure records as damage: the clones
+ * must still read as after the drops, valid. */
+Test (journal_continue, process_crash_after_the_undo_write)
+{
+  sc_boot_id_hook = fixed_boot;
+  this_boot = 1;
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  uint64_t c1 = uh_clone (a.d, "s", "c1").id;
+  uint64_t seq, off40, off[4];
+  uh_clone_write (a.d, c1, 3, 40, &off40);
+  cr_assert_eq (sc_diff_clone_map (a.d, c1, 4, SC_COPY_ZERO, NULL, &seq), 0);
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  uh_clone_write (a.d, c1, 3, 41, &off[0]);        /* kept */
+  uh_clone_write (a.d, c1, 3, 42, &off[1]);        /* dropped */
+  uh_clone_write (a.d, c1, 5, 50, &off[2]);        /* dropped */
+  seq = uh_clone_write (a.d, c1, 4, 45, &off[3]);  /* dropped */
+  cr_assert_eq (sc_diff_commit (a.d, seq), 0);
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  uh_pattern (img + off40, CS, 40, 0);
+  uh_pattern (img + off[0], CS, 41, 0);
+  for (int i = 1; i < 4; i++)
+    memset (img + off[i], 0, CS);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+
+  this_boot = 2;                /* a power cut */
+  fill_disk_at_open (a.diff_path);
+  uh_area_open (&a, 0);
+  sc_io_fault_hook = NULL;
+  img = uh_read_file (a.diff_path, &len);       /* killed: no close */
+  uh_area_close (&a);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  for (int k = 0; k < 3; k++) {
+    if (k == 2)
+      this_boot = 3;
+    uh_area_open (&a, k == 1 ? 0 : SC_DIFF_RDONLY);
+    uint64_t where;
+    cr_assert_eq (uh_find (a.d, "c1").invalid_reason, SC_VALID, "open %d",
+                  k);
+    uh_assert_clone_chunk (a.d, c1, 3, 41);
+    cr_assert_eq (sc_diff_clone_resolve (a.d, c1, 4, &where), SC_WHERE_ZERO);
+    cr_assert_eq (sc_diff_clone_resolve (a.d, c1, 5, &where),
+                  SC_WHERE_ORIGIN);
+    struct sc_diff_stats st = uh_stats (a.d);
+    cr_assert_eq (st.damaged, 0, "open %d: damage", k);
+    uh_area_close (&a);
+  }
+  uh_area_free (&a);
+}
