@@ -612,6 +612,73 @@ Test (journal_continue, dropped_chains_of_many_chunks)
   uh_area_free (&a);
 }
 
+/* ---- review 19: no room after the VOID record, for a release --------- */
+
+/* As dropped_copy_with_no_room_for_its_void_record, with an auto-release
+ * snapshot "t" that the open deletes, and the journal's last slot ending
+ * where the VOID record and its commit marker fit but the release's
+ * delete record does not: the open writes the VOID record and stores the
+ * superblock, then fails on the delete with ENOSPC.  Its message must
+ * not say that nothing was changed. */
+Test (journal_continue, no_room_for_a_release_after_the_void_record)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  struct sc_snapshot_opts ar = { .auto_release = true };
+  cr_assert_eq (sc_diff_snapshot_create (a.d, "t", &ar, NULL), 0);
+  uh_snap (a.d, "s");
+  uh_copy_chunk (a.d, 0, 10);
+  uint64_t slot1 = uh_copy_chunk (a.d, 1, 11);
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  memset (img + slot1, 0, CS);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  const size_t vo = sizeof (struct sc_rec_void),
+               cm = sizeof (struct sc_rec_commit),
+               de = sizeof (struct sc_rec_snap_delete);
+  for (;;) {
+    struct uh_journal_end je;
+    uh_journal_end (a.diff_path, &je);
+    uint64_t pos = je.off % CS;
+    if (pos + vo + cm + de + SC_REC_NEXT_SIZE > CS)
+      break;
+    struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
+    uh_journal_append (a.diff_path, &mark, sizeof mark);
+  }
+  struct uh_journal_end je0, je1;
+  uh_journal_end (a.diff_path, &je0);
+  cr_assert_leq (je0.off % CS + vo + cm + SC_REC_NEXT_SIZE, CS,
+                 "no room for the VOID record itself");
+  struct sc_sb_disk sb0, sb1;
+  uh_sb_newest (a.diff_path, &sb0);
+
+  fill_disk_at_open (a.diff_path);
+  char err[1024] = "";
+  int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &a.d, err, sizeof err);
+  cr_assert_eq (r, -ENOSPC, "the open on a full filesystem: %d %s", r, err);
+  uh_sb_newest (a.diff_path, &sb1);
+  uh_journal_end (a.diff_path, &je1);
+  bool changed = sb1.generation != sb0.generation ||
+                 je1.next_seq != je0.next_seq;
+  cr_expect_not (changed && strstr (err, "nothing was changed"),
+                 "records %lu -> %lu, superblock generation %lu -> %lu, "
+                 "yet: %s", (unsigned long) je0.next_seq,
+                 (unsigned long) je1.next_seq,
+                 (unsigned long) sb0.generation,
+                 (unsigned long) sb1.generation, err);
+  sc_io_fault_hook = NULL;      /* space again */
+  for (int k = 0; k < 2; k++) {
+    uh_area_open (&a, 0);
+    cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_VALID);
+    uh_assert_sees_copy (a.d, "s", 0, 10);
+    uh_assert_sees_origin (a.d, "s", 1);
+    uh_area_close (&a);
+  }
+  uh_area_free (&a);
+}
+
 /* ---- review 19: a process crash right after the continued open -------- */
 
 static int this_boot;
