@@ -121,6 +121,7 @@ struct clone_unsure {
 /* An unsure copy or clone write the replay dropped (replay-void.c). */
 struct dropped {
   uint64_t seq, id, chunk, slot, prev;  /* id, prev: a clone's */
+  uint64_t order;                       /* the drop's place: 0 first */
   uint32_t epoch;                       /* a copy's */
   bool clone;
   uint32_t prev_sums[SC_SUMS_MAX];
@@ -742,9 +743,10 @@ int replay_run (struct sc_diff *d, uint64_t max_slot, struct replay_out *o,
 int void_push_copy (struct sc_diff *d, uint64_t seq, uint64_t chunk,
                     uint32_t epoch, uint64_t slot);
 int void_push_clone (struct sc_diff *d, const struct clone_unsure *u);
-/* A journal continued in place: append a VOID record for each (and a
- * clone's mapping before it), so later commit markers do not vouch for
- * the dropped records. */
+/* A journal continued in place: append the records that undo them (a
+ * VOID a copy; a clone chunk's mapping before, or a VOID), so later
+ * commit markers do not vouch for the dropped records; then empty the
+ * list. */
 int void_append (struct sc_diff *d, struct sc_journal *j);
 void void_free (struct sc_diff *d);
 /* Replay of a VOID record: CORRUPT unless what it voids is in force. */

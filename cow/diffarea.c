@@ -555,7 +555,8 @@ build_state (struct sc_diff *d, const char *path, bool created,
     snprintf (err, errlen, "%s: no space on its filesystem for a journal "
               "checkpoint, nor for the records that drop what a power cut "
               "kept from the disk (%zu copies or clone writes); nothing "
-              "was changed: free some space and open it again", path,
+              "was changed: free some space and open it again (a "
+              "read-only open works meanwhile)", path,
               d->ndropped);
   else if (r < 0)
     snprintf (err, errlen, "%s: writing the journal checkpoint: %s", path,

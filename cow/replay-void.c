@@ -33,7 +33,9 @@ push (struct sc_diff *d, const struct dropped *x)
   if (!v)
     return -ENOMEM;
   d->dropped = v;
-  d->dropped[d->ndropped++] = *x;
+  d->dropped[d->ndropped] = *x;
+  d->dropped[d->ndropped].order = d->ndropped;
+  d->ndropped++;
   return 0;
 }
 
@@ -78,53 +80,52 @@ rec_void (void *buf, const struct dropped *x)
   return sizeof *r;
 }
 
-/* The oldest drop of the chunk of clone write x (the list is newest
- * first per chunk: verify_cunsure walks back from the newest record): its
- * mapping before is the one that stands now. */
-static const struct dropped *
-oldest_drop (const struct sc_diff *d, size_t i)
+/* Copies first, in the order they were dropped; then clone writes by
+ * clone and chunk, each chunk's newest first (the order verify_cunsure
+ * drops them in, walking back from the newest record). */
+static int
+by_chunk (const void *pa, const void *pb)
 {
-  const struct dropped *x = &d->dropped[i], *y = x;
-  for (size_t k = i + 1; k < d->ndropped; k++)
-    if (d->dropped[k].clone && d->dropped[k].id == x->id &&
-        d->dropped[k].chunk == x->chunk)
-      y = &d->dropped[k];
-  return y;
-}
-
-static bool
-newer_drop_of_chunk (const struct sc_diff *d, size_t i)
-{
-  const struct dropped *x = &d->dropped[i];
-  for (size_t k = 0; k < i; k++)
-    if (d->dropped[k].clone && d->dropped[k].id == x->id &&
-        d->dropped[k].chunk == x->chunk)
-      return true;
-  return false;
+  const struct dropped *a = pa, *b = pb;
+  if (a->clone != b->clone)
+    return a->clone ? 1 : -1;
+  if (a->clone && a->id != b->id)
+    return a->id < b->id ? -1 : 1;
+  if (a->clone && a->chunk != b->chunk)
+    return a->chunk < b->chunk ? -1 : 1;
+  return a->order < b->order ? -1 : a->order > b->order;
 }
 
 /* One record a copy; one a clone chunk, whatever number of its writes
  * were dropped, so that a write torn among them leaves every chunk either
  * as the open found it on disk (its dropped writes unsure again, judged
  * again) or as the open left it: the mapping the chunk had before its
- * dropped writes, in a CLONE_DATA record, or, if it had none, a VOID
- * record that sends it back to its base. */
+ * oldest dropped write, in a CLONE_DATA record, or, if it had none, a
+ * VOID record naming its newest (the mapping replay finds in force).
+ * Once they are appended the list is emptied: an open that fails later
+ * did not fail for want of room for them. */
 int
 void_append (struct sc_diff *d, struct sc_journal *j)
 {
   uint8_t rec[SC_REC_MAX];
   int r = 0;
-  for (size_t i = 0; r == 0 && i < d->ndropped; i++) {
+  if (d->ndropped > 1)
+    qsort (d->dropped, d->ndropped, sizeof *d->dropped, by_chunk);
+  for (size_t i = 0, end; r == 0 && i < d->ndropped; i = end) {
     const struct dropped *x = &d->dropped[i];
-    if (x->clone && newer_drop_of_chunk (d, i))
-      continue;                 /* its chunk's record is written */
-    const struct dropped *y = x->clone ? oldest_drop (d, i) : x;
+    for (end = i + 1; x->clone && end < d->ndropped &&
+         d->dropped[end].id == x->id && d->dropped[end].chunk == x->chunk;
+         end++)
+      ;
+    const struct dropped *y = &d->dropped[end - 1];
     size_t len = y->clone && y->prev != CLONE_UNMAPPED
                  ? rec_clone_data (rec, y->id, y->chunk, y->prev,
                                    y->prev_sums, d->sums.nsums)
                  : rec_void (rec, x);
     r = sc_journal_append (j, rec, len, NULL);
   }
+  if (r == 0)
+    void_free (d);
   return r;
 }
 
