@@ -26,6 +26,7 @@
 #include "cow/diffarea.h"
 #include "cow/format.h"
 #include "cow/io.h"
+#include "cow/salvage.h"
 #include "tests/unit-helpers.h"
 
 #define CS 4096u
@@ -747,6 +748,115 @@ Test (journal_continue, process_crash_after_the_undo_write)
     struct sc_diff_stats st = uh_stats (a.d);
     cr_assert_eq (st.damaged, 0, "open %d: damage", k);
     uh_area_close (&a);
+  }
+  uh_area_free (&a);
+}
+
+/* ---- review 20: room for the VOID record, not for its commit marker --- */
+
+/* As dropped_copy_with_no_room_for_its_void_record, but the journal's
+ * last slot ends where the VOID record fits and the commit marker that
+ * makes it durable does not: the undo write itself finds no room (the
+ * sync's marker needs a new journal slot, on a full filesystem), nothing
+ * is written, and the open must say so as it does when the VOID record
+ * itself does not fit. */
+Test (journal_continue, no_room_for_the_void_records_commit_marker)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  uh_copy_chunk (a.d, 0, 10);
+  uint64_t slot1 = uh_copy_chunk (a.d, 1, 11);
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  memset (img + slot1, 0, CS);
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  const size_t vo = sizeof (struct sc_rec_void),
+               cm = sizeof (struct sc_rec_commit);
+  for (;;) {
+    struct uh_journal_end je;
+    uh_journal_end (a.diff_path, &je);
+    if (je.off % CS + vo + cm + SC_REC_NEXT_SIZE > CS)
+      break;
+    struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
+    uh_journal_append (a.diff_path, &mark, sizeof mark);
+  }
+  struct uh_journal_end je0, je1;
+  uh_journal_end (a.diff_path, &je0);
+  cr_assert_leq (je0.off % CS + vo + SC_REC_NEXT_SIZE, CS,
+                 "no room for the VOID record itself");
+  struct sc_sb_disk sb0, sb1;
+  uh_sb_newest (a.diff_path, &sb0);
+
+  fill_disk_at_open (a.diff_path);
+  char err[1024] = "";
+  int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &a.d, err, sizeof err);
+  cr_assert_eq (r, -ENOSPC, "the open on a full filesystem: %d %s", r, err);
+  uh_sb_newest (a.diff_path, &sb1);
+  uh_journal_end (a.diff_path, &je1);
+  cr_assert_eq (sb1.generation, sb0.generation, "the superblock was written");
+  cr_assert_eq (je1.next_seq, je0.next_seq, "records were written");
+  cr_expect (strstr (err, "no space on its filesystem") &&
+             strstr (err, "(1 copies or clone writes)") &&
+             strstr (err, "nothing was changed"), "%s", err);
+  sc_io_fault_hook = NULL;      /* space again */
+  for (int k = 0; k < 2; k++) {
+    uh_area_open (&a, 0);
+    cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_VALID);
+    uh_assert_sees_copy (a.d, "s", 0, 10);
+    uh_assert_sees_origin (a.d, "s", 1);
+    uh_area_close (&a);
+  }
+  uh_area_free (&a);
+}
+
+/* ---- review 20: the no-room message of a salvage ------------------------ */
+
+/* A damaged journal (a copy record flipped, later records committed)
+ * that also ends in an unsure copy whose data never reached its slot:
+ * salvage drops the copy, then finds no room for its checkpoint (a
+ * salvage never continues the journal).  Its message must not send the
+ * user to a read-only open: that open is what salvage tried first, and
+ * it is refused (the journal is damaged). */
+Test (journal_continue, salvage_with_no_room_does_not_promise_a_read_only_open)
+{
+  struct uh_area a;
+  uh_area_create (&a, 64 * CS, CS, 3);
+  uh_snap (a.d, "s");
+  struct uh_journal_end je;
+  uh_journal_end (a.diff_path, &je);
+  uh_copy_chunk (a.d, 2, 12);                   /* its record: at je.off */
+  uh_copy_chunk (a.d, 0, 10);
+  uint64_t slot1 = uh_copy_chunk (a.d, 1, 11);  /* unsure */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);
+  uh_area_close (&a);
+  memset (img + slot1, 0, CS);
+  img[je.off + sizeof (struct sc_rec_hdr)] ^= 0xff;
+  uh_write_file (a.diff_path, img, len);
+  free (img);
+  char err[1024] = "";
+  int r = sc_diff_open (a.diff_path, SC_DIFF_RDONLY, &a.id, 0, &a.d, err,
+                        sizeof err);
+  cr_assert_eq (r, -EINVAL, "a read-only open of the damaged journal: %d "
+                "%s", r, err);
+
+  fill_disk_at_open (a.diff_path);
+  struct sc_salvage_report rep;
+  r = sc_diff_salvage (a.diff_path, &rep, err, sizeof err);
+  sc_io_fault_hook = NULL;
+  cr_assert_eq (r, -ENOSPC, "salvage on a full filesystem: %d %s", r, err);
+  cr_assert (strstr (err, "copies or clone writes"), "%s", err);
+  if (strstr (err, "read-only open works")) {
+    char err2[1024] = "";
+    r = sc_diff_open (a.diff_path, SC_DIFF_RDONLY, &a.id, 0, &a.d, err2,
+                      sizeof err2);
+    cr_expect_eq (r, 0, "salvage said: \"%s\"; yet the read-only open "
+                  "fails: %s", err, err2);
+    if (r == 0)
+      uh_area_close (&a);
   }
   uh_area_free (&a);
 }
