@@ -606,6 +606,10 @@ ckpt_resume (struct sc_diff *d, uint64_t *chain, size_t nchain,
   if (r == 0)
     r = sc_journal_sync (&d->journal, sc_journal_next_seq (&d->journal) - 1,
                          &d->lock);
+  /* Written: an open that fails from here on did not fail for want of
+   * room for them (build_state's message). */
+  if (r == 0)
+    void_free (d);
   if (r == 0)
     r = sc_io_fdatasync (d->fd);
   struct sc_sb_disk sb = d->sb;

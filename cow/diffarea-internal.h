@@ -745,8 +745,8 @@ int void_push_copy (struct sc_diff *d, uint64_t seq, uint64_t chunk,
 int void_push_clone (struct sc_diff *d, const struct clone_unsure *u);
 /* A journal continued in place: append the records that undo them (a
  * VOID a copy; a clone chunk's mapping before, or a VOID), so later
- * commit markers do not vouch for the dropped records; then empty the
- * list. */
+ * commit markers do not vouch for the dropped records.  The caller
+ * empties the list (void_free) once they are written. */
 int void_append (struct sc_diff *d, struct sc_journal *j);
 void void_free (struct sc_diff *d);
 /* Replay of a VOID record: CORRUPT unless what it voids is in force. */

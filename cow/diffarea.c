@@ -551,7 +551,9 @@ build_state (struct sc_diff *d, const char *path, bool created,
     r = finish_format (d, path);
   if (r == 0)
     diff_mark_unsure_damage (d);
-  if ((r == -ENOSPC || r == -EDQUOT) && d->ndropped)
+  /* (A salvage never continues the journal: its records are not
+   * written, and a read-only open refuses the damaged diff area.) */
+  if ((r == -ENOSPC || r == -EDQUOT) && d->ndropped && !d->salv)
     snprintf (err, errlen, "%s: no space on its filesystem for a journal "
               "checkpoint, nor for the records that drop what a power cut "
               "kept from the disk (%zu copies or clone writes); nothing "

@@ -101,9 +101,7 @@ by_chunk (const void *pa, const void *pb)
  * as the open found it on disk (its dropped writes unsure again, judged
  * again) or as the open left it: the mapping the chunk had before its
  * oldest dropped write, in a CLONE_DATA record, or, if it had none, a
- * VOID record naming its newest (the mapping replay finds in force).
- * Once they are appended the list is emptied: an open that fails later
- * did not fail for want of room for them. */
+ * VOID record naming its newest (the mapping replay finds in force). */
 int
 void_append (struct sc_diff *d, struct sc_journal *j)
 {
@@ -124,8 +122,6 @@ void_append (struct sc_diff *d, struct sc_journal *j)
                  : rec_void (rec, x);
     r = sc_journal_append (j, rec, len, NULL);
   }
-  if (r == 0)
-    void_free (d);
   return r;
 }
 
