@@ -86,25 +86,36 @@ fill_disk_at_open (const char *path)
   sc_io_fault_hook = no_space_for_slots;
 }
 
-/* Snapshot "s" with chunk 0 copied (tag 10, vouched for by the next
- * commit) and chunk 1 copied (tag 11) in a group of its own, the last:
- * no marker vouches for it.  Then a power cut in which chunk 1's data
- * never reached its slot; the open finds no room for a checkpoint and
+/* Snapshot "s" (after an auto-release snapshot "t" if `release`) with
+ * chunk 0 copied (tag 10, vouched for by the next commit) and chunk 1
+ * copied (tag 11) in a group of its own, the last: no marker vouches for
+ * it.  Then a power cut in which chunk 1's data never reached its slot.
+ * Chunk 1's slot. */
+static uint64_t
+lose_last_copy (struct uh_area *a, bool release)
+{
+  uh_area_create (a, 64 * CS, CS, 3);
+  struct sc_snapshot_opts ar = { .auto_release = true };
+  if (release)
+    cr_assert_eq (sc_diff_snapshot_create (a->d, "t", &ar, NULL), 0);
+  uh_snap (a->d, "s");
+  uh_copy_chunk (a->d, 0, 10);
+  uint64_t slot1 = uh_copy_chunk (a->d, 1, 11);
+  size_t len;
+  uint8_t *img = uh_read_file (a->diff_path, &len);
+  uh_area_close (a);
+  memset (img + slot1, 0, CS);
+  uh_write_file (a->diff_path, img, len);
+  free (img);
+  return slot1;
+}
+
+/* lose_last_copy; then the open finds no room for a checkpoint and
  * continues the journal.  *slot1 gets chunk 1's old slot. */
 static void
 cut_and_open_full (struct uh_area *a, uint64_t *slot1)
 {
-  uh_area_create (a, 64 * CS, CS, 3);
-  uh_snap (a->d, "s");
-  uh_copy_chunk (a->d, 0, 10);
-  *slot1 = uh_copy_chunk (a->d, 1, 11);
-  size_t len;
-  uint8_t *img = uh_read_file (a->diff_path, &len);
-  uh_area_close (a);
-  memset (img + *slot1, 0, CS);
-  uh_write_file (a->diff_path, img, len);
-  free (img);
-
+  *slot1 = lose_last_copy (a, false);
   fill_disk_at_open (a->diff_path);
   uh_area_open (a, 0);
   cr_assert_eq (sc_diff_fd (a->d), full_fd, "the hook watched another fd");
@@ -419,54 +430,52 @@ Test (journal_continue, torn_undo_write_keeps_every_clone_chunk)
   uh_area_free (&a);
 }
 
-/* ---- review 18: no room left in the journal's slot for the VOID record - */
+/* ---- no room for the undo (reviews 18 to 20) --------------------------- */
 
-/* As cut_and_open_full, but the journal's last slot ends just past the
- * unsure copy, with room for a NEXT record but not for a VOID record:
- * the open needs a new journal slot, on a full filesystem.  Serving on
- * without the VOID record would leave the dropped copy for later commit
- * markers to vouch for; so the open fails, says why, and changes
- * nothing.  Once there is space, the open drops the copy again. */
-Test (journal_continue, dropped_copy_with_no_room_for_its_void_record)
+/* lose_last_copy, then commit markers appended until the journal's last
+ * slot has room for `fits` more bytes (and a NEXT record) but not for
+ * `need`.  The open, on a full filesystem, fails with ENOSPC.  If
+ * `unchanged` (the undo write found no room), it wrote nothing and says
+ * so; else its message does not say that nothing was changed.  Then,
+ * with space, two opens in a row drop the copy again. */
+static void
+no_room (bool release, size_t fits, size_t need, bool unchanged)
 {
   struct uh_area a;
-  uh_area_create (&a, 64 * CS, CS, 3);
-  uh_snap (a.d, "s");
-  uh_copy_chunk (a.d, 0, 10);
-  uint64_t slot1 = uh_copy_chunk (a.d, 1, 11);
-  size_t len;
-  uint8_t *img = uh_read_file (a.diff_path, &len);
-  uh_area_close (&a);
-  memset (img + slot1, 0, CS);
-  uh_write_file (a.diff_path, img, len);
-  free (img);
+  lose_last_copy (&a, release);
+  struct uh_journal_end je0, je1;
   for (;;) {
-    struct uh_journal_end je;
-    uh_journal_end (a.diff_path, &je);
-    uint64_t pos = je.off % CS;
-    if (pos + sizeof (struct sc_rec_void) + SC_REC_NEXT_SIZE > CS)
+    uh_journal_end (a.diff_path, &je0);
+    if (je0.off % CS + need + SC_REC_NEXT_SIZE > CS)
       break;
-    cr_assert_leq (pos + sizeof (struct sc_rec_commit) + SC_REC_NEXT_SIZE,
-                   CS);
     struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
     uh_journal_append (a.diff_path, &mark, sizeof mark);
   }
+  cr_assert_leq (je0.off % CS + fits + SC_REC_NEXT_SIZE, CS,
+                 "no room for the %zu bytes that should fit", fits);
   struct sc_sb_disk sb0, sb1;
   uh_sb_newest (a.diff_path, &sb0);
-  struct uh_journal_end je0, je1;
-  uh_journal_end (a.diff_path, &je0);
 
   fill_disk_at_open (a.diff_path);
   char err[1024] = "";
   int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &a.d, err, sizeof err);
   cr_assert_eq (r, -ENOSPC, "the open on a full filesystem: %d %s", r, err);
-  cr_assert (strstr (err, "no space on its filesystem") &&
-             strstr (err, "(1 copies or clone writes)") &&
-             strstr (err, "nothing was changed"), "%s", err);
   uh_sb_newest (a.diff_path, &sb1);
-  cr_assert_eq (sb1.generation, sb0.generation, "the superblock was written");
   uh_journal_end (a.diff_path, &je1);
-  cr_assert_eq (je1.next_seq, je0.next_seq, "records were written");
+  bool changed = sb1.generation != sb0.generation ||
+                 je1.next_seq != je0.next_seq;
+  if (unchanged) {
+    cr_assert_not (changed, "records %lu -> %lu, superblock generation "
+                   "%lu -> %lu", (unsigned long) je0.next_seq,
+                   (unsigned long) je1.next_seq,
+                   (unsigned long) sb0.generation,
+                   (unsigned long) sb1.generation);
+    cr_assert (strstr (err, "no space on its filesystem") &&
+               strstr (err, "(1 copies or clone writes)") &&
+               strstr (err, "nothing was changed"), "%s", err);
+  }
+  else
+    cr_assert_not (strstr (err, "nothing was changed"), "%s", err);
 
   sc_io_fault_hook = NULL;      /* space again */
   for (int k = 0; k < 2; k++) {
@@ -477,6 +486,35 @@ Test (journal_continue, dropped_copy_with_no_room_for_its_void_record)
     uh_area_close (&a);
   }
   uh_area_free (&a);
+}
+
+#define VOID_REC sizeof (struct sc_rec_void)
+#define COMMIT_REC sizeof (struct sc_rec_commit)
+
+/* No room for the VOID record: the open needs a new journal slot, on a
+ * full filesystem.  Serving on without it would leave the dropped copy
+ * for later commit markers to vouch for; so the open fails, says why,
+ * and changes nothing (review 18). */
+Test (journal_continue, dropped_copy_with_no_room_for_its_void_record)
+{
+  no_room (false, 0, VOID_REC, true);
+}
+
+/* Room for the VOID record, not for the commit marker that makes it
+ * durable: the undo write itself finds no room (review 20). */
+Test (journal_continue, no_room_for_the_void_records_commit_marker)
+{
+  no_room (false, VOID_REC, VOID_REC + COMMIT_REC, true);
+}
+
+/* Room for the undo write, not for the delete of the auto-release
+ * snapshot "t" the open appends after it has stored the superblock: the
+ * message must not say that nothing was changed (review 19). */
+Test (journal_continue, no_room_for_a_release_after_the_void_record)
+{
+  no_room (true, VOID_REC + COMMIT_REC,
+           VOID_REC + COMMIT_REC + sizeof (struct sc_rec_snap_delete),
+           false);
 }
 
 /* ---- review 19: chains of dropped writes, many chunks, two clones ------ */
@@ -613,73 +651,6 @@ Test (journal_continue, dropped_chains_of_many_chunks)
   uh_area_free (&a);
 }
 
-/* ---- review 19: no room after the VOID record, for a release --------- */
-
-/* As dropped_copy_with_no_room_for_its_void_record, with an auto-release
- * snapshot "t" that the open deletes, and the journal's last slot ending
- * where the VOID record and its commit marker fit but the release's
- * delete record does not: the open writes the VOID record and stores the
- * superblock, then fails on the delete with ENOSPC.  Its message must
- * not say that nothing was changed. */
-Test (journal_continue, no_room_for_a_release_after_the_void_record)
-{
-  struct uh_area a;
-  uh_area_create (&a, 64 * CS, CS, 3);
-  struct sc_snapshot_opts ar = { .auto_release = true };
-  cr_assert_eq (sc_diff_snapshot_create (a.d, "t", &ar, NULL), 0);
-  uh_snap (a.d, "s");
-  uh_copy_chunk (a.d, 0, 10);
-  uint64_t slot1 = uh_copy_chunk (a.d, 1, 11);
-  size_t len;
-  uint8_t *img = uh_read_file (a.diff_path, &len);
-  uh_area_close (&a);
-  memset (img + slot1, 0, CS);
-  uh_write_file (a.diff_path, img, len);
-  free (img);
-  const size_t vo = sizeof (struct sc_rec_void),
-               cm = sizeof (struct sc_rec_commit),
-               de = sizeof (struct sc_rec_snap_delete);
-  for (;;) {
-    struct uh_journal_end je;
-    uh_journal_end (a.diff_path, &je);
-    uint64_t pos = je.off % CS;
-    if (pos + vo + cm + de + SC_REC_NEXT_SIZE > CS)
-      break;
-    struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
-    uh_journal_append (a.diff_path, &mark, sizeof mark);
-  }
-  struct uh_journal_end je0, je1;
-  uh_journal_end (a.diff_path, &je0);
-  cr_assert_leq (je0.off % CS + vo + cm + SC_REC_NEXT_SIZE, CS,
-                 "no room for the VOID record itself");
-  struct sc_sb_disk sb0, sb1;
-  uh_sb_newest (a.diff_path, &sb0);
-
-  fill_disk_at_open (a.diff_path);
-  char err[1024] = "";
-  int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &a.d, err, sizeof err);
-  cr_assert_eq (r, -ENOSPC, "the open on a full filesystem: %d %s", r, err);
-  uh_sb_newest (a.diff_path, &sb1);
-  uh_journal_end (a.diff_path, &je1);
-  bool changed = sb1.generation != sb0.generation ||
-                 je1.next_seq != je0.next_seq;
-  cr_expect_not (changed && strstr (err, "nothing was changed"),
-                 "records %lu -> %lu, superblock generation %lu -> %lu, "
-                 "yet: %s", (unsigned long) je0.next_seq,
-                 (unsigned long) je1.next_seq,
-                 (unsigned long) sb0.generation,
-                 (unsigned long) sb1.generation, err);
-  sc_io_fault_hook = NULL;      /* space again */
-  for (int k = 0; k < 2; k++) {
-    uh_area_open (&a, 0);
-    cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_VALID);
-    uh_assert_sees_copy (a.d, "s", 0, 10);
-    uh_assert_sees_origin (a.d, "s", 1);
-    uh_area_close (&a);
-  }
-  uh_area_free (&a);
-}
-
 /* ---- review 19: a process crash right after the continued open -------- */
 
 static int this_boot;
@@ -747,66 +718,6 @@ Test (journal_continue, process_crash_after_the_undo_write)
                   SC_WHERE_ORIGIN);
     struct sc_diff_stats st = uh_stats (a.d);
     cr_assert_eq (st.damaged, 0, "open %d: damage", k);
-    uh_area_close (&a);
-  }
-  uh_area_free (&a);
-}
-
-/* ---- review 20: room for the VOID record, not for its commit marker --- */
-
-/* As dropped_copy_with_no_room_for_its_void_record, but the journal's
- * last slot ends where the VOID record fits and the commit marker that
- * makes it durable does not: the undo write itself finds no room (the
- * sync's marker needs a new journal slot, on a full filesystem), nothing
- * is written, and the open must say so as it does when the VOID record
- * itself does not fit. */
-Test (journal_continue, no_room_for_the_void_records_commit_marker)
-{
-  struct uh_area a;
-  uh_area_create (&a, 64 * CS, CS, 3);
-  uh_snap (a.d, "s");
-  uh_copy_chunk (a.d, 0, 10);
-  uint64_t slot1 = uh_copy_chunk (a.d, 1, 11);
-  size_t len;
-  uint8_t *img = uh_read_file (a.diff_path, &len);
-  uh_area_close (&a);
-  memset (img + slot1, 0, CS);
-  uh_write_file (a.diff_path, img, len);
-  free (img);
-  const size_t vo = sizeof (struct sc_rec_void),
-               cm = sizeof (struct sc_rec_commit);
-  for (;;) {
-    struct uh_journal_end je;
-    uh_journal_end (a.diff_path, &je);
-    if (je.off % CS + vo + cm + SC_REC_NEXT_SIZE > CS)
-      break;
-    struct sc_rec_commit mark = { .h.type = SC_REC_COMMIT };
-    uh_journal_append (a.diff_path, &mark, sizeof mark);
-  }
-  struct uh_journal_end je0, je1;
-  uh_journal_end (a.diff_path, &je0);
-  cr_assert_leq (je0.off % CS + vo + SC_REC_NEXT_SIZE, CS,
-                 "no room for the VOID record itself");
-  struct sc_sb_disk sb0, sb1;
-  uh_sb_newest (a.diff_path, &sb0);
-
-  fill_disk_at_open (a.diff_path);
-  char err[1024] = "";
-  int r = sc_diff_open (a.diff_path, 0, &a.id, 0, &a.d, err, sizeof err);
-  cr_assert_eq (r, -ENOSPC, "the open on a full filesystem: %d %s", r, err);
-  uh_sb_newest (a.diff_path, &sb1);
-  uh_journal_end (a.diff_path, &je1);
-  cr_assert_eq (sb1.generation, sb0.generation, "the superblock was written");
-  cr_assert_eq (je1.next_seq, je0.next_seq, "records were written");
-  cr_expect (strstr (err, "no space on its filesystem") &&
-             strstr (err, "(1 copies or clone writes)") &&
-             strstr (err, "nothing was changed"), "%s", err);
-  sc_io_fault_hook = NULL;      /* space again */
-  for (int k = 0; k < 2; k++) {
-    uh_area_open (&a, 0);
-    cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_VALID);
-    uh_assert_sees_copy (a.d, "s", 0, 10);
-    uh_assert_sees_origin (a.d, "s", 1);
     uh_area_close (&a);
   }
   uh_area_free (&a);
