@@ -86,6 +86,29 @@ fill_disk_at_open (const char *path)
   sc_io_fault_hook = no_space_for_slots;
 }
 
+/* What a slot holds after a power cut: pattern `tag`, or (tag 0) the
+ * zeros of a write that never reached it. */
+struct slot_after { uint64_t off, tag; };
+
+/* A power cut now, while the last commit's fdatasync ran: its records
+ * reached the disk, but of the slots listed only those with a tag hold
+ * their data (and a slot a rewrite replaces was not freed yet: it is
+ * listed with its old tag).  The area is closed. */
+static void
+power_cut (struct uh_area *a, const struct slot_after *slots, size_t n)
+{
+  size_t len;
+  uint8_t *img = uh_read_file (a->diff_path, &len);
+  uh_area_close (a);
+  for (size_t i = 0; i < n; i++)
+    if (slots[i].tag)
+      uh_pattern (img + slots[i].off, CS, slots[i].tag, 0);
+    else
+      memset (img + slots[i].off, 0, CS);
+  uh_write_file (a->diff_path, img, len);
+  free (img);
+}
+
 /* Snapshot "s" (after an auto-release snapshot "t" if `release`) with
  * chunk 0 copied (tag 10, vouched for by the next commit) and chunk 1
  * copied (tag 11) in a group of its own, the last: no marker vouches for
@@ -101,12 +124,7 @@ lose_last_copy (struct uh_area *a, bool release)
   uh_snap (a->d, "s");
   uh_copy_chunk (a->d, 0, 10);
   uint64_t slot1 = uh_copy_chunk (a->d, 1, 11);
-  size_t len;
-  uint8_t *img = uh_read_file (a->diff_path, &len);
-  uh_area_close (a);
-  memset (img + slot1, 0, CS);
-  uh_write_file (a->diff_path, img, len);
-  free (img);
+  power_cut (a, &(struct slot_after) { slot1, 0 }, 1);
   return slot1;
 }
 
@@ -229,16 +247,8 @@ Test (journal_continue, dropped_clone_writes)
   for (int i = 0; i < 3; i++)
     seq = uh_clone_write (a.d, c.id, 3 + i, 41 + i, &off[i]);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);  /* the last group */
-  size_t len;
-  uint8_t *img = uh_read_file (a.diff_path, &len);
-  uh_area_close (&a);
-  /* The fdatasync did not complete: the records reached the disk, their
-   * data did not, and chunk 3's old slot was not freed yet. */
-  for (int i = 0; i < 3; i++)
-    memset (img + off[i], 0, CS);
-  uh_pattern (img + before, CS, 40, 0);
-  uh_write_file (a.diff_path, img, len);
-  free (img);
+  power_cut (&a, (struct slot_after[]) { { off[0], 0 }, { off[1], 0 },
+                                         { off[2], 0 }, { before, 40 } }, 4);
 
   fill_disk_at_open (a.diff_path);
   uh_area_open (&a, 0);
@@ -360,6 +370,58 @@ record_ends (const uint8_t *img, uint64_t from, size_t *ends, size_t max)
   return n;
 }
 
+/* The open's undo write, captured: the diff area before the open (img0)
+ * and after it (img1), and where each record of the continued journal
+ * ends. */
+struct undo_write {
+  uint8_t *img0, *img1;
+  size_t len0, len1;
+  uint64_t from;                /* the journal's end before the open */
+  size_t ends[16], n;
+};
+
+/* Before the read-write open on a full filesystem. */
+static void
+undo_begin (struct uh_area *a, struct undo_write *u)
+{
+  struct uh_journal_end je;
+  uh_journal_end (a->diff_path, &je);
+  u->from = je.off;
+  u->img0 = uh_read_file (a->diff_path, &u->len0);
+  fill_disk_at_open (a->diff_path);
+}
+
+/* After it, once closed: the records it wrote, `want` of them. */
+static void
+undo_end (struct uh_area *a, struct undo_write *u, size_t want)
+{
+  sc_io_fault_hook = NULL;
+  u->img1 = uh_read_file (a->diff_path, &u->len1);
+  u->n = record_ends (u->img1, u->from, u->ends, 16);
+  cr_assert_eq (u->n, want, "one record a chunk: %zu, not %zu", u->n, want);
+}
+
+/* The diff area as a power cut during that write may leave it: the
+ * first `cut` records written. */
+static void
+undo_torn (struct uh_area *a, const struct undo_write *u, size_t cut)
+{
+  uint8_t *t = malloc (u->len0);
+  cr_assert_not_null (t);
+  memcpy (t, u->img0, u->len0);
+  if (cut)
+    memcpy (t + u->from, u->img1 + u->from, u->ends[cut - 1]);
+  uh_write_file (a->diff_path, t, u->len0);
+  free (t);
+}
+
+static void
+undo_free (struct undo_write *u)
+{
+  free (u->img0);
+  free (u->img1);
+}
+
 /* Clone c of s: chunk 3 written (tag 40) and vouched for; then, in the
  * last group, two rewrites of chunk 3 (tags 41, 42) and a first write of
  * chunk 5 (tag 50), whose data a power cut kept from their slots.  The
@@ -383,37 +445,16 @@ Test (journal_continue, torn_undo_write_keeps_every_clone_chunk)
   for (int i = 0; i < 3; i++)
     seq = uh_clone_write (a.d, c.id, chunks[i], tags[i], &off[i]);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
-  size_t len;
-  uint8_t *img = uh_read_file (a.diff_path, &len);
-  uh_area_close (&a);
-  for (int i = 0; i < 3; i++)
-    memset (img + off[i], 0, CS);
-  uh_pattern (img + before, CS, 40, 0);
-  uh_write_file (a.diff_path, img, len);
-  free (img);
-  struct uh_journal_end je;
-  uh_journal_end (a.diff_path, &je);
-  size_t len0;
-  uint8_t *img0 = uh_read_file (a.diff_path, &len0);
-
-  fill_disk_at_open (a.diff_path);
+  power_cut (&a, (struct slot_after[]) { { off[0], 0 }, { off[1], 0 },
+                                         { off[2], 0 }, { before, 40 } }, 4);
+  struct undo_write u;
+  undo_begin (&a, &u);
   uh_area_open (&a, 0);
   uh_area_close (&a);
-  sc_io_fault_hook = NULL;
-  size_t len1;
-  uint8_t *img1 = uh_read_file (a.diff_path, &len1);
-  size_t ends[8];
-  size_t n = record_ends (img1, je.off, ends, 8);
-  cr_assert_eq (n, 2, "one record a chunk (found %zu)", n);
+  undo_end (&a, &u, 2);
 
-  for (size_t cut = 0; cut <= n; cut++) {
-    uint8_t *t = malloc (len0);
-    cr_assert_not_null (t);
-    memcpy (t, img0, len0);
-    if (cut)
-      memcpy (t + je.off, img1 + je.off, ends[cut - 1]);
-    uh_write_file (a.diff_path, t, len0);
-    free (t);
+  for (size_t cut = 0; cut <= u.n; cut++) {
+    undo_torn (&a, &u, cut);
     for (int k = 0; k < 2; k++) {
       uh_area_open (&a, k ? 0 : SC_DIFF_RDONLY);
       uint64_t where;
@@ -425,8 +466,7 @@ Test (journal_continue, torn_undo_write_keeps_every_clone_chunk)
       uh_area_close (&a);
     }
   }
-  free (img0);
-  free (img1);
+  undo_free (&u);
   uh_area_free (&a);
 }
 
@@ -573,43 +613,20 @@ Test (journal_continue, dropped_chains_of_many_chunks)
   for (size_t i = 0; i < nw; i++)
     seq = uh_clone_write (a.d, w[i].id, w[i].chunk, w[i].tag, &off[i]);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);  /* the last group */
-  size_t len;
-  uint8_t *img = uh_read_file (a.diff_path, &len);
-  uh_area_close (&a);
-  /* The fdatasync did not complete: the records reached the disk, the
-   * dropped writes' data did not, and no slot was freed yet. */
+  struct slot_after after[16 + 2];
   for (size_t i = 0; i < nw; i++)
-    if (w[i].drop)
-      memset (img + off[i], 0, CS);
-    else
-      uh_pattern (img + off[i], CS, w[i].tag, 0);
-  uh_pattern (img + off40, CS, 40, 0);
-  uh_pattern (img + off60, CS, 60, 0);
-  uh_write_file (a.diff_path, img, len);
-  free (img);
-  struct uh_journal_end je;
-  uh_journal_end (a.diff_path, &je);
-  size_t len0;
-  uint8_t *img0 = uh_read_file (a.diff_path, &len0);
-
-  fill_disk_at_open (a.diff_path);
+    after[i] = (struct slot_after) { off[i], w[i].drop ? 0 : w[i].tag };
+  after[nw] = (struct slot_after) { off40, 40 };
+  after[nw + 1] = (struct slot_after) { off60, 60 };
+  power_cut (&a, after, nw + 2);
+  struct undo_write u;
+  undo_begin (&a, &u);
   uh_area_open (&a, 0);
   assert_chains_undone (a.d, c1, c2, 10, "the open that drops them");
   uh_area_close (&a);
-  sc_io_fault_hook = NULL;
-  size_t len1;
-  uint8_t *img1 = uh_read_file (a.diff_path, &len1);
-  size_t ends[16];
-  size_t n = record_ends (img1, je.off, ends, 16);
-  cr_assert_eq (n, 5, "one record a chunk (found %zu)", n);
-  for (size_t cut = 0; cut <= n; cut++) {
-    uint8_t *t = malloc (len0);
-    cr_assert_not_null (t);
-    memcpy (t, img0, len0);
-    if (cut)
-      memcpy (t + je.off, img1 + je.off, ends[cut - 1]);
-    uh_write_file (a.diff_path, t, len0);
-    free (t);
+  undo_end (&a, &u, 5);
+  for (size_t cut = 0; cut <= u.n; cut++) {
+    undo_torn (&a, &u, cut);
     /* Read-only; read-write on a full filesystem again (it continues
      * the journal once more); then read-only after that. */
     for (int k = 0; k < 3; k++) {
@@ -624,7 +641,7 @@ Test (journal_continue, dropped_chains_of_many_chunks)
     }
   }
   /* The whole undo write; later writes take the freed slots. */
-  uh_write_file (a.diff_path, img1, len1);
+  uh_write_file (a.diff_path, u.img1, u.len1);
   fill_disk_at_open (a.diff_path);
   uh_area_open (&a, 0);
   sc_io_fault_hook = NULL;
@@ -646,8 +663,7 @@ Test (journal_continue, dropped_chains_of_many_chunks)
   }
   uh_area_open (&a, 0);
   assert_chains_undone (a.d, c1, c2, chunk, "after the checkpoint");
-  free (img0);
-  free (img1);
+  undo_free (&u);
   uh_area_free (&a);
 }
 
@@ -687,21 +703,16 @@ Test (journal_continue, process_crash_after_the_undo_write)
   uh_clone_write (a.d, c1, 5, 50, &off[2]);        /* dropped */
   seq = uh_clone_write (a.d, c1, 4, 45, &off[3]);  /* dropped */
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
-  size_t len;
-  uint8_t *img = uh_read_file (a.diff_path, &len);
-  uh_area_close (&a);
-  uh_pattern (img + off40, CS, 40, 0);
-  uh_pattern (img + off[0], CS, 41, 0);
-  for (int i = 1; i < 4; i++)
-    memset (img + off[i], 0, CS);
-  uh_write_file (a.diff_path, img, len);
-  free (img);
+  power_cut (&a, (struct slot_after[]) { { off40, 40 }, { off[0], 41 },
+                                         { off[1], 0 }, { off[2], 0 },
+                                         { off[3], 0 } }, 5);
 
   this_boot = 2;                /* a power cut */
   fill_disk_at_open (a.diff_path);
   uh_area_open (&a, 0);
   sc_io_fault_hook = NULL;
-  img = uh_read_file (a.diff_path, &len);       /* killed: no close */
+  size_t len;
+  uint8_t *img = uh_read_file (a.diff_path, &len);  /* killed: no close */
   uh_area_close (&a);
   uh_write_file (a.diff_path, img, len);
   free (img);
