@@ -12,8 +12,13 @@
  * or its slot used twice (the diff area no longer opens), or read a
  * snapshot's chunk from a slot that never held it (damaged).  So the
  * open lists what it dropped (void_push_*), and a continued journal
- * starts with a VOID record for each (void_append), which replay applies
- * (void_apply). */
+ * starts with records that undo them (void_append), in its first write:
+ * a VOID record for each copy, which replay applies (void_apply) by
+ * removing the copy; one record for each clone chunk (see void_append).
+ *
+ * If those records find no room (the journal's slot is full and the
+ * filesystem gives no new one), the open fails: serving on would leave
+ * the dropped records for later commit markers to vouch for. */
 #include <config.h>
 
 #include <errno.h>
