@@ -444,6 +444,16 @@ uh_area_free (struct uh_area *a)
 uint64_t
 uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag)
 {
+  uint64_t off;
+  cr_assert_eq (sc_diff_commit (d, uh_copy_chunk_record (d, chunk, tag,
+                                                         &off)), 0);
+  return off;
+}
+
+uint64_t
+uh_copy_chunk_record (struct sc_diff *d, uint64_t chunk, uint64_t tag,
+                      uint64_t *offp)
+{
   uint32_t cs = sc_diff_chunk_size (d);
   uint64_t off, seq = 0;
   cr_assert_eq (sc_diff_slot_reserve (d, &off), 0);
@@ -459,8 +469,8 @@ uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag)
   sc_diff_copy_sums (d, buf, sums);
   free (buf);
   cr_assert_eq (sc_diff_copy_record (d, chunk, off, sums, &seq), 0);
-  cr_assert_eq (sc_diff_commit (d, seq), 0);
-  return off;
+  *offp = off;
+  return seq;
 }
 
 int

@@ -134,6 +134,9 @@ void uh_area_free (struct uh_area *a);
  * `chunk_size` bytes of uh_pattern(tag) there, record it and commit.
  * Returns the slot's offset. */
 uint64_t uh_copy_chunk (struct sc_diff *d, uint64_t chunk, uint64_t tag);
+/* The same, not committed: the record's seq; *offp gets the offset. */
+uint64_t uh_copy_chunk_record (struct sc_diff *d, uint64_t chunk,
+                               uint64_t tag, uint64_t *offp);
 /* Record an all-zero copy of `chunk` (no slot) and commit. */
 void uh_copy_zero (struct sc_diff *d, uint64_t chunk);
 

@@ -422,36 +422,42 @@ undo_free (struct undo_write *u)
   free (u->img1);
 }
 
-/* Clone c of s: chunk 3 written (tag 40) and vouched for; then, in the
- * last group, two rewrites of chunk 3 (tags 41, 42) and a first write of
- * chunk 5 (tag 50), whose data a power cut kept from their slots.  The
- * open finds no room for a checkpoint, drops the three, and continues
- * the journal with one record a chunk (chunk 3 back on tag 40's slot;
- * chunk 5 back to its base).  A second power cut keeps any prefix of
+/* Snapshot s with chunk 0 copied (tag 10) and clone c of s with chunk 3
+ * written (tag 40), vouched for; then, in the last group, a copy of
+ * chunk 1 (tag 11), two rewrites of chunk 3 of the clone (tags 41, 42)
+ * and a first write of its chunk 5 (tag 50), whose data a power cut kept
+ * from their slots.  The open finds no room for a checkpoint, drops the
+ * four, and continues the journal with one record a copy or clone chunk
+ * (chunk 1's copy voided; chunk 3 back on tag 40's slot; chunk 5 back to
+ * its base).  A second power cut keeps any prefix of
  * that write (review 18 found that a VOID record and the CLONE_DATA
  * record after it, two records for one chunk, lost tag 40 when torn
- * apart).  Whatever the prefix, the next open sees tag 40 in chunk 3 and
- * the base in chunk 5. */
-Test (journal_continue, torn_undo_write_keeps_every_clone_chunk)
+ * apart).  Whatever the prefix, the next open sees tag 40 in chunk 3 of
+ * the clone and its base in chunk 5, and s reads chunk 0's copy and
+ * chunk 1 from the origin. */
+Test (journal_continue, torn_undo_write_keeps_every_chunk)
 {
   struct uh_area a;
   uh_area_create (&a, 64 * CS, CS, 3);
   uh_snap (a.d, "s");
   struct sc_snapshot_info c = uh_clone (a.d, "s", "c");
-  uint64_t before, off[3], seq = 0;
+  uint64_t before, off[4], seq = 0;
+  uh_copy_chunk (a.d, 0, 10);
   cr_assert_eq (sc_diff_commit (a.d, uh_clone_write (a.d, c.id, 3, 40,
                                                      &before)), 0);
+  uh_copy_chunk_record (a.d, 1, 11, &off[3]);
   const uint64_t chunks[3] = { 3, 3, 5 }, tags[3] = { 41, 42, 50 };
   for (int i = 0; i < 3; i++)
     seq = uh_clone_write (a.d, c.id, chunks[i], tags[i], &off[i]);
   cr_assert_eq (sc_diff_commit (a.d, seq), 0);
   power_cut (&a, (struct slot_after[]) { { off[0], 0 }, { off[1], 0 },
-                                         { off[2], 0 }, { before, 40 } }, 4);
+                                         { off[2], 0 }, { off[3], 0 },
+                                         { before, 40 } }, 5);
   struct undo_write u;
   undo_begin (&a, &u);
   uh_area_open (&a, 0);
   uh_area_close (&a);
-  undo_end (&a, &u, 2);
+  undo_end (&a, &u, 3);
 
   for (size_t cut = 0; cut <= u.n; cut++) {
     undo_torn (&a, &u, cut);
@@ -463,6 +469,10 @@ Test (journal_continue, torn_undo_write_keeps_every_clone_chunk)
       uh_assert_clone_chunk (a.d, c.id, 3, 40);
       cr_assert_eq (sc_diff_clone_resolve (a.d, c.id, 5, &where),
                     SC_WHERE_ORIGIN, "%zu records kept: chunk 5", cut);
+      cr_assert_eq (uh_find (a.d, "s").invalid_reason, SC_VALID,
+                    "%zu records kept", cut);
+      uh_assert_sees_copy (a.d, "s", 0, 10);
+      uh_assert_sees_origin (a.d, "s", 1);
       uh_area_close (&a);
     }
   }
