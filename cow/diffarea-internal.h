@@ -398,6 +398,7 @@ size_t rec_keep_checkpoint (void *buf, uint64_t id);
 size_t rec_clone_base (void *buf, uint64_t id, uint64_t base_id);
 size_t rec_clone_data (void *buf, uint64_t id, uint64_t chunk, uint64_t slot,
                        const uint32_t *sums, uint32_t nsums);
+size_t rec_void (void *buf, const struct dropped *x);
 /* Append a snapshot's records (create, its UUID, and its set if in one)
  * to j. */
 int rec_append_snapshot (struct sc_journal *j,

@@ -183,6 +183,20 @@ rec_clone_data (void *buf, uint64_t id, uint64_t chunk, uint64_t slot,
   return len;
 }
 
+/* A dropped copy's, or (x->clone) clone chunk's, VOID record. */
+size_t
+rec_void (void *buf, const struct dropped *x)
+{
+  REC (sc_rec_void, r, buf, SC_REC_VOID);
+  r->seq = x->seq;
+  r->id = x->id;
+  r->chunk = x->chunk;
+  r->slot = x->slot;
+  r->epoch = x->epoch;
+  r->flags = x->clone ? SC_VOID_F_CLONE : 0;
+  return sizeof *r;
+}
+
 size_t
 rec_revert (void *buf, const struct revert *rv)
 {

@@ -69,22 +69,6 @@ void_free (struct sc_diff *d)
   d->ndropped = d->dropped_cap = 0;
 }
 
-static size_t
-rec_void (void *buf, const struct dropped *x)
-{
-  struct sc_rec_void *r = buf;
-  memset (r, 0, sizeof *r);
-  r->h.type = SC_REC_VOID;
-  r->h.len = sizeof *r;
-  r->seq = x->seq;
-  r->id = x->id;
-  r->chunk = x->chunk;
-  r->slot = x->slot;
-  r->epoch = x->epoch;
-  r->flags = x->clone ? SC_VOID_F_CLONE : 0;
-  return sizeof *r;
-}
-
 /* Copies first, in the order they were dropped; then clone writes by
  * clone and chunk, each chunk's newest first (the order verify_cunsure
  * drops them in, walking back from the newest record). */
