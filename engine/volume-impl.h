@@ -194,9 +194,21 @@ void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
 #define SC_WB_MAX_ITEMS 64
 #define SC_WB_MAX_BYTES (4u << 20)
 struct sc_writeback;
-/* Make the queue of a server's volume (its thread starts with the first
- * queued write, after nbdkit forked): 0 or a negative errno. */
-int sc_vol_wb_start (struct sc_volume *v);
+/* The write-back log, beside the diff area (writeback-log.c). */
+#define SC_WB_LOG_SUFFIX ".wblog"
+/* At a server's open: write the queued writes a killed server left in its
+ * log (sc_vol_wb_recover), then, with write-back on, make the queue and
+ * a new log (the queue's thread starts with the first queued write, after
+ * nbdkit forked).  0 (a log that cannot be made turns write-back off,
+ * logged), or a negative errno with a message in err. */
+int sc_vol_wb_start (struct sc_volume *v, const char *diff_path, char *err,
+                     size_t errlen);
+/* Write the queued writes of the log at `path` left by a server killed in
+ * this boot (through the normal write path, in order), flush them, and
+ * delete the log; drop a log of an earlier boot.  0, or a negative errno
+ * with a message in err (a log that does not check out is kept). */
+int sc_vol_wb_recover (struct sc_volume *v, const char *path, char *err,
+                       size_t errlen);
 /* Drain the queue and stop its thread (at close). */
 void sc_vol_wb_stop (struct sc_volume *v);
 /* Can the write of `count` bytes with `flags` be queued? */

@@ -55,20 +55,28 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cow/crc32c.h"
 #include "engine/clock.h"
 #include "engine/volume-impl.h"
+#include "engine/writeback-log.h"
+
+_Static_assert (SC_WB_MAX_ITEMS == SC_WB_LOG_SLOTS &&
+                SC_WB_MAX_WRITE <= SC_WB_LOG_SLOT_SIZE,
+                "every queued write has a slot in the log");
 
 struct wb_item {
   struct wb_item *next;
   struct sc_range range;        /* held exclusively while queued */
   uint64_t offset;
   uint32_t count;
+  unsigned slot;                /* its slot in the log */
   uint64_t seq;                 /* order of queueing, from 1 */
   int err;                      /* its copy-on-write said no */
-  uint8_t data[];
+  uint8_t *data;                /* in the log's slot */
 };
 
 struct sc_writeback {
@@ -78,6 +86,9 @@ struct sc_writeback {
   pthread_cond_t done;          /* drains: writes completed */
   struct wb_item *head, *tail;
   size_t items, bytes;          /* reserved: queued or about to be */
+  uint64_t free_slots;          /* the log's slots not reserved (bits) */
+  struct sc_wb_log *log;        /* where queued writes live (their data
+                                   survives a kill of the server) */
   size_t queued;                /* atomic: on the list */
   uint64_t last_seq;            /* the newest queued */
   uint64_t done_seq;            /* every write up to it is on the origin */
@@ -195,14 +206,18 @@ wb_thread (void *arg)
 
     complete_batch (v, first, n);
 
-    /* Off the list before their ranges are free: a read that misses
-     * them then finds their data on the origin. */
+    /* Off the list and out of the log before their ranges are free: a
+     * read that misses them then finds their data on the origin, and
+     * after a kill the next open does not write them again over a later
+     * write of the same bytes. */
     pthread_mutex_lock (&wb->lock);
     struct wb_item *done = wb->head, *last = NULL;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
       last = wb->head;
       bytes += last->count;
+      sc_wb_log_retire (wb->log, last->slot);
+      wb->free_slots |= UINT64_C (1) << last->slot;
       wb->head = last->next;
     }
     if (!wb->head)
@@ -227,13 +242,36 @@ wb_thread (void *arg)
 }
 
 int
-sc_vol_wb_start (struct sc_volume *v)
+sc_vol_wb_start (struct sc_volume *v, const char *diff_path, char *err,
+                 size_t errlen)
 {
-  if (!v->cfg.write_back)
-    return 0;
-  struct sc_writeback *wb = calloc (1, sizeof *wb);
-  if (!wb)
+  char *path;
+  if (asprintf (&path, "%s" SC_WB_LOG_SUFFIX, diff_path) < 0) {
+    snprintf (err, errlen, "%s: %s", diff_path, strerror (ENOMEM));
     return -ENOMEM;
+  }
+  /* First the writes a killed server acknowledged from its queue. */
+  int r = sc_vol_wb_recover (v, path, err, errlen);
+  struct sc_wb_log *log = NULL;
+  struct sc_diff_stats ds;
+  char why[512];
+  if (r == 0 && v->cfg.write_back) {
+    sc_diff_stats (v->diff, &ds);
+    if (sc_wb_log_create (path, ds.uuid, &log, why, sizeof why) < 0)
+      sc_say ("write-back is off: its log: %s", why);
+  }
+  free (path);
+  if (!log)
+    return r;
+  struct sc_writeback *wb = calloc (1, sizeof *wb);
+  if (!wb) {
+    sc_wb_log_close (log, true);
+    snprintf (err, errlen, "making the write-back queue: %s",
+              strerror (ENOMEM));
+    return -ENOMEM;
+  }
+  wb->log = log;
+  wb->free_slots = ~UINT64_C (0);
   pthread_mutex_init (&wb->lock, NULL);
   pthread_cond_init (&wb->work, NULL);
   pthread_cond_init (&wb->done, NULL);
@@ -258,6 +296,7 @@ sc_vol_wb_stop (struct sc_volume *v)
     debug ("write-back: a queued write failed and no flush reported it: "
            "%s", strerror (-wb->error));
   v->wb = NULL;
+  sc_wb_log_close (wb->log, true);      /* every write is on the origin */
   pthread_mutex_destroy (&wb->lock);
   pthread_cond_destroy (&wb->work);
   pthread_cond_destroy (&wb->done);
@@ -271,10 +310,9 @@ sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
                  uint64_t offset)
 {
   struct sc_writeback *wb = v->wb;
-  struct wb_item *it = malloc (sizeof *it + count);
+  struct wb_item *it = malloc (sizeof *it);
   if (!it)
     return -EAGAIN;
-  memcpy (it->data, buf, count);
   it->offset = offset;
   it->count = count;
   it->err = 0;
@@ -299,13 +337,21 @@ sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
   }
   wb->items++;
   wb->bytes += count;
+  it->slot = (unsigned) __builtin_ctzll (wb->free_slots);  /* items < 64 */
+  wb->free_slots &= ~(UINT64_C (1) << it->slot);
   pthread_mutex_unlock (&wb->lock);
 
+  it->data = sc_wb_log_data (wb->log, it->slot);
+  memcpy (it->data, buf, count);
+  uint32_t crc = crc32c (0, buf, count);
   sc_rangelock_lock (&v->chunks, &it->range, offset >> v->chunk_shift,
                      (offset + count - 1) >> v->chunk_shift, true);
 
+  /* In the log from now on, behind any earlier write of its range: it
+   * survives a kill of the server. */
   pthread_mutex_lock (&wb->lock);
   it->seq = ++wb->last_seq;
+  sc_wb_log_publish (wb->log, it->slot, it->seq, offset, count, crc);
   if (wb->tail)
     wb->tail->next = it;
   else

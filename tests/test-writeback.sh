@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tests the write-back queue with a real server: a first write after a snapshot is acknowledged while its copy cannot be written, reads see it, a flush and a snapshot creation wait for it, the queue is bounded, and a SIGKILL before the copy is durable leaves the origin and the snapshot as they were (invariant 1), after a flush the write is there.
+# Tests the write-back queue with a real server: a first write after a snapshot is acknowledged while its copy cannot be written, reads see it, a flush and a snapshot creation wait for it, the queue is bounded; a write acknowledged from the queue survives a SIGKILL before its copy is durable (the write-back log) while the snapshot keeps the old data (invariant 1), a log of another boot is dropped, a damaged one stops the open and is kept.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy
@@ -29,44 +29,132 @@ $2"
 }
 export FAULTS
 
+# kill9: SIGKILL the server.
+kill9 () {
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || :
+    _forget_pid "$SERVER_PID"
+    SERVER_PID=
+}
+
 # kill9_restart: SIGKILL the server, start it again on the same files.
 kill9_restart () {
-    local pid=$SERVER_PID args=("${SERVER_ARGS[@]}")
-    kill -KILL "$pid"
-    wait "$pid" 2>/dev/null || :
-    _forget_pid "$pid"
-    SERVER_PID=
+    local args=("${SERVER_ARGS[@]}")
+    kill9
     start_server "${args[0]#disk=}" "${args[1]#diff=}" "${args[@]:2}"
 }
+
+# queued_then_killed OFFSET BYTE: a 4 KiB write of BYTE at OFFSET (the
+# first of its chunk since the snapshot) acknowledged from the queue
+# while its copy's record cannot be written, read back; then SIGKILL.
+queued_then_killed () {
+    echo "journal-write stall" > "$FAULTS"
+    py live "
+data = bytes([$2]) * 4096
+t = time.monotonic()
+h.pwrite(data, $1)
+if time.monotonic() - t > 5:
+    sys.exit('the write waited for its copy: not acknowledged from the queue')
+if h.pread(4096, $1) != data:
+    sys.exit('a read does not see the queued write')
+old = open(os.environ['OLD'], 'rb').read()
+chunk = $1 // 65536 * 65536
+if h.pread(65536, chunk)[:$1 - chunk] != old[chunk:$1]:
+    sys.exit('the rest of the chunk does not read as the origin')
+" || fail "queued write at $1"
+    kill9
+    rm -f "$FAULTS"
+}
+
+# expect_bytes EXPORT OFFSET BYTE|old WHAT: 4 KiB at OFFSET read as BYTE
+# repeated, or as the original disk.
+expect_bytes () {
+    nbd_py "$1" "
+want = open('$OLD', 'rb').read()[$2:$2 + 4096] if '$3' == 'old' else bytes([$3]) * 4096
+if h.pread(4096, $2) != want:
+    sys.exit('$4: 4 KiB at $2 of $1 do not read as $3')" || fail "$4"
+}
+
+# crc32c DATA (python): the CRC the write-back log uses.
+CRC32C='
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xffffffff
+'
 
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 sc_create s1
 
-# 1. Acknowledged before its copy is recorded (the journal write of the
-#    commit stalls); reads see the queued data, the rest of the chunk
-#    still reads from the origin.  Then SIGKILL with no flush: the copy's
-#    record never reached the disk, so the origin must not have been
-#    written (the snapshot would read the new data there).
-echo "journal-write stall" > "$FAULTS"
-py live '
-data = b"\xa5" * 4096
-t = time.monotonic()
-h.pwrite(data, 65536 + 4096)
-if time.monotonic() - t > 5:
-    sys.exit("the write waited for its copy: not acknowledged from the queue")
-if h.pread(4096, 65536 + 4096) != data:
-    sys.exit("a read does not see the queued write")
-old = open(os.environ["OLD"], "rb").read()
-if h.pread(65536, 65536)[:4096] != old[65536:65536 + 4096]:
-    sys.exit("the rest of the chunk does not read as the origin")
-' || fail "queued write"
-kill9_restart
-rm -f "$FAULTS"
+# 1. A write acknowledged from the queue survives a SIGKILL of the server
+#    before its copy is durable (the journal write of the commit stalls),
+#    as an unflushed write to the file plugin survives in the page cache:
+#    its data is in the write-back log (DIFF.wblog, a shared mapping),
+#    and the next open writes it, with its copy first, even with
+#    write-back now off.  The snapshot keeps the old data (invariant 1).
+queued_then_killed $((65536 + 4096)) 0xa5
+[ -s "$TMP/diff.wblog" ] || fail "no write-back log after a SIGKILL"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=off
+grep -q "diff.wblog: 1 writes acknowledged before the server stopped" \
+    "$SERVER_LOG" || fail "the open does not say it writes the log's write"
+[ ! -e "$TMP/diff.wblog" ] || fail "the log is kept after it was written"
+expect_bytes live $((65536 + 4096)) 0xa5 \
+    "the queued write acknowledged before a SIGKILL"
+expect_bytes live 65536 old "the rest of the chunk of the queued write"
 nbd_save s1 "$TMP/s1"
 cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a SIGKILL with a queued write"
-nbd_save live "$TMP/live"
-cmp_files "$TMP/old" "$TMP/live" \
-    "the origin after a SIGKILL before the queued write's copy was durable"
+stop_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+
+# 1b. After a reboot (the log names another boot) the log's pages on disk
+#     may be stale: it is dropped, as a power cut drops a disk's unflushed
+#     cache.  The boot id is changed in place, with the header's CRC.
+queued_then_killed $((6 * 65536)) 0x61
+python3 -c "$CRC32C"'
+import struct, sys
+p = sys.argv[1]
+with open(p, "r+b") as f:
+    h = bytearray(f.read(60))
+    h[40:56] = bytes(16)
+    h[40] = 1
+    h[56:60] = struct.pack("<I", crc32c(bytes(h[:56])))
+    f.seek(0)
+    f.write(h)
+' "$TMP/diff.wblog" || fail "editing the log's boot id"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+grep -q "written before the machine restarted: its 1 unflushed writes are dropped" \
+    "$SERVER_LOG" || fail "the open does not say it drops a log of another boot"
+expect_bytes live $((6 * 65536)) old "a write in a log of another boot"
+nbd_save s1 "$TMP/s1"
+cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a log of another boot"
+
+# 1c. A flipped byte in a queued write's data: the open fails, names the
+#     log and keeps it; moved away, the volume opens without the write.
+queued_then_killed $((7 * 65536)) 0x71
+python3 -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(4096 + 100)           # slot 0, the only one used
+    b = f.read(1)
+    f.seek(4096 + 100)
+    f.write(bytes([b[0] ^ 0x10]))
+' "$TMP/diff.wblog" || fail "flipping a byte of the log"
+if timeout 60 nbdkit -f -U "$TMP/fail.sock" "$SHADOWCOPY_PLUGIN" \
+       disk="$TMP/disk" diff="$TMP/diff" chunk-size=64K write-back=on \
+       > "$TMP/fail.out" 2>&1; then
+    fail "the server started with a damaged write-back log"
+fi
+grep -q "diff.wblog holds writes acknowledged .* slot 0 .* data's checksum does not match; it is kept: move it away" \
+    "$TMP/fail.out" || fail "unclear error for a damaged log: $(cat "$TMP/fail.out")"
+[ -s "$TMP/diff.wblog" ] || fail "the damaged log was not kept"
+mv "$TMP/diff.wblog" "$TMP/damaged.wblog"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+expect_bytes live $((7 * 65536)) old "a write of a log moved away"
+nbd_save s1 "$TMP/s1"
+cmp_files "$TMP/old" "$TMP/s1" "snapshot s1 after a damaged log"
 
 # 2. A flush waits until the queued write is on the origin; after it, a
 #    SIGKILL keeps the write, and the snapshot is still the old image.

@@ -1,0 +1,419 @@
+/* shadowcopy: the write-back log: queued writes that survive a kill of
+ * the server.
+ *
+ * Notes on the design
+ *
+ * A write acknowledged from the write-back queue (writeback.c) is, until
+ * its data reaches the origin, only in the queue.  Were the queue in the
+ * server's memory, a kill -9 would lose it, where the nbdkit file
+ * plugin's unflushed writes live on in the page cache.  So the queue
+ * keeps its data in a shared mapping of a file beside the diff area,
+ * DIFF.wblog: a queued write is in the page cache once it is copied in,
+ * and what the process stored there outlives the process.  Nothing is
+ * synced: as with the file plugin, a write is durable once a flush
+ * returns (a flush drains the queue onto the origin and syncs that), and
+ * a power cut may lose an unflushed write, which NBD allows.
+ *
+ * So a log is trusted only in the boot that wrote it (cow/boot-id.h).
+ * After a power cut or a reboot the file holds whatever pages the kernel
+ * happened to write back: a slot long applied and freed may still look
+ * queued there, and replaying it would put old data over newer writes.
+ * A log from another boot is dropped whole.  Within the boot, the page
+ * cache holds exactly what the process stored, in program order, so
+ * there is no torn state to judge.
+ *
+ * Layout (host byte order: the file is read in the boot that wrote it):
+ *   0      the header (struct wbl_header), with its CRC32C
+ *   1024   64 slot headers (struct wbl_slot): seq (0: free), offset,
+ *          count, the data's CRC32C, the slot header's CRC32C
+ *   4096   64 data slots of 256 KiB, one queued write each
+ *
+ * A slot is published by storing its seq last, after its data and its
+ * other fields (a release store: a kill finds either 0 or all of them),
+ * once the write holds its chunk range; it is freed (seq 0) when its
+ * data is on the origin, before the range is released, so a later write
+ * of the same bytes never reaches the origin while the slot still says
+ * queued.  Queued writes never overlap (their ranges are exclusive).
+ *
+ * At open, before anything else may write the origin, sc_vol_wb_recover
+ * writes the queued writes of a log of this boot and diff area through
+ * the normal write path (copy-on-write first) in seq order, frees each
+ * once written, flushes the origin and deletes the log.  A queued slot
+ * that does not check out (a CRC, a range past the volume's end) cannot
+ * come from a kill; the open fails and keeps the file for its owner to
+ * judge.  A new log is made by writing it whole under a temporary name
+ * and renaming it, so a kill never leaves a half-made one.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cow/boot-id.h"
+#include "cow/crc32c.h"
+#include "engine/volume-impl.h"
+#include "engine/writeback-log.h"
+
+#define WBL_MAGIC "SCWBLOG1"
+#define WBL_VERSION 1
+#define WBL_SLOTS_AT 1024u
+
+struct wbl_header {
+  char magic[8];
+  uint32_t version;
+  uint32_t nslots;
+  uint32_t slot_size;
+  uint32_t reserved;
+  uint8_t uuid[16];                     /* the diff area's */
+  uint8_t boot[16];                     /* the boot that wrote it */
+  uint32_t crc;                         /* of the bytes before it */
+};
+
+struct wbl_slot {
+  uint64_t seq;                         /* 0: free */
+  uint64_t offset;
+  uint32_t count;
+  uint32_t data_crc;
+  uint32_t crc;                         /* of the 24 bytes before it */
+  uint32_t reserved;
+};
+
+_Static_assert (sizeof (struct wbl_slot) == 32, "slot header size");
+_Static_assert (WBL_SLOTS_AT + SC_WB_LOG_SLOTS * sizeof (struct wbl_slot)
+                <= SC_WB_LOG_DATA, "slot headers fit the first page");
+_Static_assert (sizeof (struct wbl_header) <= WBL_SLOTS_AT, "header size");
+
+struct sc_wb_log {
+  uint8_t *map;                         /* SC_WB_LOG_SIZE bytes */
+  struct wbl_slot *slots;
+  char *path;
+};
+
+static uint32_t
+slot_crc (const struct wbl_slot *s)
+{
+  return crc32c (0, s, offsetof (struct wbl_slot, crc));
+}
+
+static uint32_t
+header_crc (const struct wbl_header *h)
+{
+  return crc32c (0, h, offsetof (struct wbl_header, crc));
+}
+
+/* ---- the parser ------------------------------------------------------- */
+
+static int
+by_seq (const void *a, const void *b)
+{
+  const struct sc_wb_log_entry *x = a, *y = b;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The queued slots' entries, checked; -EINVAL if one does not check
+ * out. */
+static int
+scan_slots (const uint8_t *img, size_t len, uint64_t vol_size,
+            struct sc_wb_log_entry *entries, size_t *n, char *err,
+            size_t errlen)
+{
+  *n = 0;
+  if (len < SC_WB_LOG_DATA)
+    return 0;                   /* no slot headers: nothing queued */
+  for (uint32_t i = 0; i < SC_WB_LOG_SLOTS; i++) {
+    struct wbl_slot s;
+    memcpy (&s, img + WBL_SLOTS_AT + i * sizeof s, sizeof s);
+    if (s.seq == 0)
+      continue;
+    uint64_t at = SC_WB_LOG_DATA + (uint64_t) i * SC_WB_LOG_SLOT_SIZE;
+    const char *bad = NULL;
+    if (s.crc != slot_crc (&s))
+      bad = "its header's checksum does not match";
+    else if (s.count == 0 || s.count > SC_WB_LOG_SLOT_SIZE)
+      bad = "its length is not that of a queued write";
+    else if (s.offset > vol_size || s.count > vol_size - s.offset)
+      bad = "it ends past the end of the disk";
+    else if (at + s.count > len)
+      bad = "its data is past the end of the file";
+    else if (s.data_crc != crc32c (0, img + at, s.count))
+      bad = "its data's checksum does not match";
+    for (size_t j = 0; !bad && j < *n; j++)
+      if (entries[j].seq == s.seq)
+        bad = "another slot has its sequence number";
+    if (bad) {
+      snprintf (err, errlen, "slot %" PRIu32 " (a write of %" PRIu32
+                " bytes at %" PRIu64 ") is damaged: %s", i, s.count,
+                s.offset, bad);
+      return -EINVAL;
+    }
+    entries[(*n)++] = (struct sc_wb_log_entry) {
+      .seq = s.seq, .offset = s.offset, .count = s.count, .slot = i,
+      .data = img + at,
+    };
+  }
+  qsort (entries, *n, sizeof *entries, by_seq);
+  return 0;
+}
+
+int
+sc_wb_log_scan (const uint8_t *img, size_t len, const uint8_t uuid[16],
+                const uint8_t boot[16], uint64_t vol_size,
+                struct sc_wb_log_entry *entries, size_t *n, char *err,
+                size_t errlen)
+{
+  struct wbl_header h;
+  bool header_ok = len >= sizeof h;
+  if (header_ok) {
+    memcpy (&h, img, sizeof h);
+    header_ok = memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
+      h.crc == header_crc (&h) && h.version == WBL_VERSION &&
+      h.nslots == SC_WB_LOG_SLOTS && h.slot_size == SC_WB_LOG_SLOT_SIZE;
+  }
+  if (header_ok && memcmp (h.boot, boot, 16) != 0) {
+    /* Its slots may be stale: count them, judge nothing. */
+    *n = 0;
+    for (uint32_t i = 0; len >= SC_WB_LOG_DATA && i < SC_WB_LOG_SLOTS; i++) {
+      uint64_t seq;
+      memcpy (&seq, img + WBL_SLOTS_AT + i * sizeof (struct wbl_slot),
+              sizeof seq);
+      *n += seq != 0;
+    }
+    return SC_WB_LOG_OTHER_BOOT;
+  }
+  int r = scan_slots (img, len, vol_size, entries, n, err, errlen);
+  if (r < 0)
+    return r;
+  if (!header_ok) {
+    if (*n == 0)
+      return SC_WB_LOG_EMPTY;   /* nothing to lose, whatever it is */
+    snprintf (err, errlen, "its header is damaged, and %zu slots say "
+              "they hold queued writes", *n);
+    return -EINVAL;
+  }
+  if (memcmp (h.uuid, uuid, 16) != 0)
+    return SC_WB_LOG_OTHER_DIFF;
+  return *n ? SC_WB_LOG_QUEUED : SC_WB_LOG_EMPTY;
+}
+
+/* ---- the live log ----------------------------------------------------- */
+
+int
+sc_wb_log_create (const char *path, const uint8_t uuid[16],
+                  struct sc_wb_log **out, char *err, size_t errlen)
+{
+  struct sc_wb_log *log = calloc (1, sizeof *log);
+  char *tmp = NULL;
+  int fd = -1, r;
+
+  *out = NULL;
+  if (!log || !(log->path = strdup (path)) ||
+      asprintf (&tmp, "%s.new", path) < 0) {
+    tmp = NULL;
+    r = -ENOMEM;
+    snprintf (err, errlen, "%s: %s", path, strerror (ENOMEM));
+    goto fail;
+  }
+  struct wbl_header h = { .magic = WBL_MAGIC, .version = WBL_VERSION,
+                          .nslots = SC_WB_LOG_SLOTS,
+                          .slot_size = SC_WB_LOG_SLOT_SIZE };
+  memcpy (h.uuid, uuid, 16);
+  if ((r = sc_boot_id (h.boot)) < 0) {
+    snprintf (err, errlen, "%s: this boot's id: %s", path, strerror (-r));
+    goto fail;
+  }
+  h.crc = header_crc (&h);
+  /* Its space reserved: a store into the mapping never meets ENOSPC
+   * (SIGBUS). */
+  fd = open (tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0 || (r = posix_fallocate (fd, 0, SC_WB_LOG_SIZE)) != 0 ||
+      pwrite (fd, &h, sizeof h, 0) != (ssize_t) sizeof h) {
+    r = fd < 0 || r == 0 ? -errno : -r;
+    snprintf (err, errlen, "%s: %s", tmp, strerror (-r));
+    goto fail;
+  }
+  log->map = mmap (NULL, SC_WB_LOG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   fd, 0);
+  if (log->map == MAP_FAILED) {
+    log->map = NULL;
+    r = -errno;
+    snprintf (err, errlen, "%s: mmap: %s", tmp, strerror (-r));
+    goto fail;
+  }
+  if (rename (tmp, path) < 0) {
+    r = -errno;
+    snprintf (err, errlen, "renaming %s to %s: %s", tmp, path,
+              strerror (-r));
+    goto fail;
+  }
+  close (fd);
+  free (tmp);
+  log->slots = (struct wbl_slot *) (log->map + WBL_SLOTS_AT);
+  *out = log;
+  return 0;
+
+ fail:
+  if (fd >= 0) {
+    close (fd);
+    unlink (tmp);
+  }
+  free (tmp);
+  if (log && log->map)
+    munmap (log->map, SC_WB_LOG_SIZE);
+  if (log)
+    free (log->path);
+  free (log);
+  return r;
+}
+
+uint8_t *
+sc_wb_log_data (struct sc_wb_log *log, unsigned i)
+{
+  return log->map + SC_WB_LOG_DATA + (size_t) i * SC_WB_LOG_SLOT_SIZE;
+}
+
+void
+sc_wb_log_publish (struct sc_wb_log *log, unsigned i, uint64_t seq,
+                   uint64_t offset, uint32_t count, uint32_t crc)
+{
+  struct wbl_slot s = { .seq = seq, .offset = offset, .count = count,
+                        .data_crc = crc };
+  s.crc = slot_crc (&s);
+  struct wbl_slot *d = &log->slots[i];
+  d->offset = s.offset;
+  d->count = s.count;
+  d->data_crc = s.data_crc;
+  d->crc = s.crc;
+  __atomic_store_n (&d->seq, seq, __ATOMIC_RELEASE);
+}
+
+void
+sc_wb_log_retire (struct sc_wb_log *log, unsigned i)
+{
+  __atomic_store_n (&log->slots[i].seq, 0, __ATOMIC_RELEASE);
+}
+
+void
+sc_wb_log_close (struct sc_wb_log *log, int remove)
+{
+  if (!log)
+    return;
+  munmap (log->map, SC_WB_LOG_SIZE);
+  if (remove && unlink (log->path) < 0 && errno != ENOENT)
+    sc_say ("write-back log %s: deleting it: %s", log->path,
+            strerror (errno));
+  free (log->path);
+  free (log);
+}
+
+/* ---- recovery at open ------------------------------------------------- */
+
+/* Write the queued writes, in order, each freed once written; then flush
+ * them. */
+static int
+replay (struct sc_volume *v, const char *path, struct wbl_slot *slots,
+        const struct sc_wb_log_entry *e, size_t n, char *err, size_t errlen)
+{
+  for (size_t i = 0; i < n; i++) {
+    int r = sc_volume_write (v, e[i].data, e[i].count, e[i].offset, 0);
+    if (r < 0) {
+      snprintf (err, errlen, "%s: writing a queued write of %" PRIu32
+                " bytes at %" PRIu64 " to the disk: %s (the log is kept: "
+                "the next open tries again)", path, e[i].count,
+                e[i].offset, strerror (-r));
+      return r;
+    }
+    __atomic_store_n (&slots[e[i].slot].seq, 0, __ATOMIC_RELEASE);
+  }
+  int r = sc_volume_flush (v);
+  if (r < 0)
+    snprintf (err, errlen, "%s: flushing the disk after writing the log's "
+              "queued writes: %s (the log is kept: the next open tries "
+              "again)", path, strerror (-r));
+  return r;
+}
+
+int
+sc_vol_wb_recover (struct sc_volume *v, const char *path, char *err,
+                   size_t errlen)
+{
+  int fd = open (path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return 0;
+    int r = -errno;
+    snprintf (err, errlen, "the write-back log %s: %s", path, strerror (-r));
+    return r;
+  }
+  struct stat st;
+  uint8_t *map = NULL;
+  size_t len = 0;
+  int r = 0;
+  if (fstat (fd, &st) < 0)
+    r = -errno;
+  else if ((len = (size_t) (st.st_size < (off_t) SC_WB_LOG_SIZE
+                            ? st.st_size : (off_t) SC_WB_LOG_SIZE)) > 0 &&
+           (map = mmap (NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                        0)) == MAP_FAILED) {
+    map = NULL;
+    r = -errno;
+  }
+  close (fd);
+  if (r < 0) {
+    snprintf (err, errlen, "the write-back log %s: %s", path, strerror (-r));
+    return r;
+  }
+
+  struct sc_diff_stats ds;
+  uint8_t boot[16];
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  size_t n = 0;
+  char why[256] = "";
+  sc_diff_stats (v->diff, &ds);
+  (void) sc_boot_id (boot);             /* unknown: all zeros, no match */
+  int state = map ? sc_wb_log_scan (map, len, ds.uuid, boot, v->size, e, &n,
+                                    why, sizeof why)
+                  : SC_WB_LOG_EMPTY;
+  switch (state) {
+  case SC_WB_LOG_QUEUED:
+    sc_say ("write-back log %s: %zu writes acknowledged before the server "
+            "stopped uncleanly are written to the disk", path, n);
+    r = replay (v, path, (struct wbl_slot *) (map + WBL_SLOTS_AT), e, n,
+                err, errlen);
+    break;
+  case SC_WB_LOG_OTHER_BOOT:
+    if (n)
+      sc_say ("write-back log %s: written before the machine restarted: "
+              "its %zu unflushed writes are dropped, as a disk drops its "
+              "unflushed cache at a power cut", path, n);
+    break;
+  case SC_WB_LOG_OTHER_DIFF:
+    if (n)
+      sc_say ("write-back log %s: it belongs to another diff area (was "
+              "this one made again?): its %zu unflushed writes are dropped",
+              path, n);
+    break;
+  case SC_WB_LOG_EMPTY:
+    break;
+  default:
+    r = state;
+    snprintf (err, errlen, "the write-back log %s holds writes acknowledged "
+              "before the server stopped uncleanly, but %s; it is kept: "
+              "move it away to open the volume without them", path, why);
+  }
+  if (map)
+    munmap (map, len);
+  if (r == 0 && unlink (path) < 0 && errno != ENOENT) {
+    r = -errno;
+    snprintf (err, errlen, "the write-back log %s: deleting it: %s", path,
+              strerror (-r));
+  }
+  return r;
+}

@@ -1,0 +1,64 @@
+/* shadowcopy: the write-back log: the write-back queue's data in a file,
+ * so that writes acknowledged from the queue survive a kill of the server
+ * (see writeback-log.c). */
+#ifndef SHADOWCOPY_ENGINE_WRITEBACK_LOG_H
+#define SHADOWCOPY_ENGINE_WRITEBACK_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SC_WB_LOG_SLOTS 64              /* = SC_WB_MAX_ITEMS */
+#define SC_WB_LOG_SLOT_SIZE (256u << 10) /* = SC_WB_MAX_WRITE */
+#define SC_WB_LOG_DATA 4096u            /* the first slot's data */
+#define SC_WB_LOG_SIZE \
+  (SC_WB_LOG_DATA + (uint64_t) SC_WB_LOG_SLOTS * SC_WB_LOG_SLOT_SIZE)
+
+/* A queued write the log holds. */
+struct sc_wb_log_entry {
+  uint64_t seq;
+  uint64_t offset;
+  uint32_t count;
+  uint32_t slot;
+  const uint8_t *data;                  /* in the scanned image */
+};
+
+/* What sc_wb_log_scan found. */
+enum sc_wb_log_state {
+  SC_WB_LOG_EMPTY,                      /* nothing queued */
+  SC_WB_LOG_QUEUED,                     /* writes to replay, in entries */
+  SC_WB_LOG_OTHER_BOOT,                 /* written before a reboot or a
+                                           power cut: not to be trusted */
+  SC_WB_LOG_OTHER_DIFF,                 /* another diff area's */
+};
+
+/* Read a log's image of `len` bytes (any bytes: a file's content).  For
+ * a log of this boot (`boot`) and diff area (`uuid`), fill entries (room
+ * for SC_WB_LOG_SLOTS) with its queued writes in seq order, each within
+ * a volume of `vol_size` bytes.  Returns the state (entries counted in
+ * *n, also for the two OTHER states), or -EINVAL with a message in err
+ * if a queued write does not check out. */
+int sc_wb_log_scan (const uint8_t *img, size_t len, const uint8_t uuid[16],
+                    const uint8_t boot[16], uint64_t vol_size,
+                    struct sc_wb_log_entry *entries, size_t *n,
+                    char *err, size_t errlen);
+
+struct sc_wb_log;
+
+/* Make a new, empty log at `path` (replacing any) for the diff area
+ * `uuid` in this boot, mapped for the queue: 0 or a negative errno, with
+ * a message in err. */
+int sc_wb_log_create (const char *path, const uint8_t uuid[16],
+                      struct sc_wb_log **out, char *err, size_t errlen);
+/* The data of slot i (SC_WB_LOG_SLOT_SIZE bytes), where a write is copied
+ * before it is published. */
+uint8_t *sc_wb_log_data (struct sc_wb_log *log, unsigned i);
+/* Slot i holds a queued write from now on (its data already in place);
+ * `crc` is the CRC32C of its `count` bytes. */
+void sc_wb_log_publish (struct sc_wb_log *log, unsigned i, uint64_t seq,
+                        uint64_t offset, uint32_t count, uint32_t crc);
+/* Slot i's write is on the origin: free it. */
+void sc_wb_log_retire (struct sc_wb_log *log, unsigned i);
+/* Unmap the log; with `remove`, delete its file (every write retired). */
+void sc_wb_log_close (struct sc_wb_log *log, int remove);
+
+#endif
