@@ -1,0 +1,363 @@
+/* Unit tests: the write-back log (engine/writeback-log.c): what its
+ * parser accepts and refuses, and the open of a volume that writes the
+ * queued writes a killed server left in it (copy first, in queueing
+ * order), drops a log of another boot, and refuses a damaged one while
+ * keeping it. */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cow/boot-id.h"
+#include "cow/crc32c.h"
+#include "cow/diffarea.h"
+#include "engine/volume.h"
+#include "engine/writeback-log.h"
+#include "tests/unit-helpers.h"
+
+#define VOL (1u << 20)
+
+static uint8_t boot_now[16] = { 0xb0, 0x07, 1 };
+static uint8_t uuid_a[16] = { 0xaa, 1 }, uuid_b[16] = { 0xbb, 2 };
+
+static int
+fixed_boot (uint8_t id[16])
+{
+  memcpy (id, boot_now, 16);
+  return 0;
+}
+
+static void
+setup (void)
+{
+  uh_setup ();
+  boot_now[2] = 1;
+  sc_boot_id_hook = fixed_boot;
+}
+
+static void
+teardown (void)
+{
+  sc_boot_id_hook = NULL;
+  uh_teardown ();
+}
+
+TestSuite (wblog, .init = setup, .fini = teardown);
+
+/* Queue a write of `count` bytes of `byte` at `offset` in slot i. */
+static void
+queue (struct sc_wb_log *log, unsigned i, uint64_t seq, uint64_t offset,
+       uint32_t count, uint8_t byte)
+{
+  uint8_t *d = sc_wb_log_data (log, i);
+  memset (d, byte, count);
+  sc_wb_log_publish (log, i, seq, offset, count, crc32c (0, d, count));
+}
+
+static struct sc_wb_log *
+make_log (const char *path, const uint8_t uuid[16])
+{
+  struct sc_wb_log *log;
+  char err[512] = "";
+  int r = sc_wb_log_create (path, uuid, &log, err, sizeof err);
+  cr_assert_eq (r, 0, "sc_wb_log_create: %d %s", r, err);
+  return log;
+}
+
+/* The file's image, as a restarted server finds it. */
+static uint8_t *
+image (const char *path, size_t *len)
+{
+  struct stat st;
+  cr_assert_eq (stat (path, &st), 0);
+  uint8_t *img = malloc ((size_t) st.st_size);
+  cr_assert_not_null (img);
+  uh_pread (path, img, (size_t) st.st_size, 0);
+  *len = (size_t) st.st_size;
+  return img;
+}
+
+static int
+scan (const uint8_t *img, size_t len, const uint8_t uuid[16],
+      struct sc_wb_log_entry *e, size_t *n, char *err)
+{
+  *n = 99;
+  return sc_wb_log_scan (img, len, uuid, boot_now, VOL, e, n, err, 512);
+}
+
+Test (wblog, nothing_queued)
+{
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  size_t n;
+  char err[512];
+  uint8_t junk[100];
+  memset (junk, 0x5a, sizeof junk);
+  cr_assert_eq (scan (junk, 0, uuid_a, e, &n, err), SC_WB_LOG_EMPTY);
+  cr_assert_eq (n, 0);
+  cr_assert_eq (scan (junk, sizeof junk, uuid_a, e, &n, err),
+                SC_WB_LOG_EMPTY);
+
+  char *p = uh_path ("log");
+  struct sc_wb_log *log = make_log (p, uuid_a);
+  queue (log, 0, 1, 0, 4096, 1);
+  sc_wb_log_retire (log, 0);
+  size_t len;
+  uint8_t *img = image (p, &len);
+  cr_assert_eq (len, SC_WB_LOG_SIZE);
+  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_EMPTY);
+  cr_assert_eq (n, 0);
+  sc_wb_log_close (log, 1);
+  cr_assert_neq (access (p, F_OK), 0, "the log is deleted");
+  free (img);
+  free (p);
+}
+
+Test (wblog, queued_writes_in_queueing_order)
+{
+  char *p = uh_path ("log");
+  struct sc_wb_log *log = make_log (p, uuid_a);
+  queue (log, 3, 5, 8192, 512, 0x33);
+  queue (log, 0, 2, 0, 4096, 0x11);
+  queue (log, 7, 9, VOL - 4096, 4096, 0x77);
+  queue (log, 9, 7, 65536, SC_WB_LOG_SLOT_SIZE, 0x99);
+  sc_wb_log_retire (log, 7);
+  sc_wb_log_close (log, 0);
+
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  size_t n, len;
+  char err[512] = "";
+  uint8_t *img = image (p, &len);
+  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_QUEUED, "%s",
+                err);
+  cr_assert_eq (n, 3);
+  const struct { uint64_t seq, offset; uint32_t count, slot; uint8_t b; }
+    want[] = { { 2, 0, 4096, 0, 0x11 }, { 5, 8192, 512, 3, 0x33 },
+               { 7, 65536, SC_WB_LOG_SLOT_SIZE, 9, 0x99 } };
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_eq (e[i].seq, want[i].seq);
+    cr_assert_eq (e[i].offset, want[i].offset);
+    cr_assert_eq (e[i].count, want[i].count);
+    cr_assert_eq (e[i].slot, want[i].slot);
+    for (uint32_t j = 0; j < e[i].count; j++)
+      cr_assert_eq (e[i].data[j], want[i].b);
+  }
+  free (img);
+  free (p);
+}
+
+/* A log of another boot (a power cut, a reboot) may hold stale slots: it
+ * is dropped unjudged, however they look; another diff area's too. */
+Test (wblog, other_boot_or_diff_area)
+{
+  char *p = uh_path ("log");
+  struct sc_wb_log *log = make_log (p, uuid_a);
+  queue (log, 0, 1, 0, 4096, 1);
+  queue (log, 1, 2, VOL, 4096, 2);      /* would be damage */
+  sc_wb_log_close (log, 0);
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  size_t n, len;
+  char err[512] = "";
+  uint8_t *img = image (p, &len);
+  boot_now[2] = 2;
+  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_OTHER_BOOT);
+  cr_assert_eq (n, 2);
+  free (img);
+
+  boot_now[2] = 1;
+  log = make_log (p, uuid_a);
+  queue (log, 0, 1, 0, 4096, 1);
+  sc_wb_log_close (log, 0);
+  img = image (p, &len);
+  cr_assert_eq (scan (img, len, uuid_b, e, &n, err), SC_WB_LOG_OTHER_DIFF);
+  cr_assert_eq (n, 1);
+  free (img);
+  free (p);
+}
+
+/* What a kill cannot leave is damage: the scan names the slot and says
+ * what is wrong. */
+static void
+expect_damage (const uint8_t *img, size_t len, const char *what)
+{
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  size_t n;
+  char err[512] = "";
+  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), -EINVAL,
+                "not refused: %s", what);
+  cr_assert_not_null (strstr (err, what), "'%s' does not say '%s'", err,
+                      what);
+}
+
+Test (wblog, damage_is_refused)
+{
+  char *p = uh_path ("log");
+  struct sc_wb_log *log = make_log (p, uuid_a);
+  queue (log, 2, 1, 4096, 4096, 0x22);
+  sc_wb_log_close (log, 0);
+  size_t len;
+  uint8_t *img = image (p, &len);
+  uint8_t *data = img + SC_WB_LOG_DATA + 2 * SC_WB_LOG_SLOT_SIZE;
+
+  data[4095] ^= 1;
+  expect_damage (img, len, "slot 2 (a write of 4096 bytes at 4096) is "
+                 "damaged: its data's checksum does not match");
+  data[4095] ^= 1;
+  img[1024 + 2 * 32 + 8] ^= 0x40;       /* its offset */
+  expect_damage (img, len, "its header's checksum does not match");
+  img[1024 + 2 * 32 + 8] ^= 0x40;
+  expect_damage (img, SC_WB_LOG_DATA + 2 * SC_WB_LOG_SLOT_SIZE + 100,
+                 "its data is past the end of the file");
+  img[0] ^= 1;                          /* the header's magic */
+  expect_damage (img, len, "its header is damaged, and 1 slots say they "
+                 "hold queued writes");
+  free (img);
+
+  /* A header that does not check out with nothing queued: nothing to
+   * lose. */
+  log = make_log (p, uuid_a);
+  sc_wb_log_close (log, 0);
+  img = image (p, &len);
+  img[0] ^= 1;
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  size_t n;
+  char err[512] = "";
+  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_EMPTY);
+  free (img);
+
+  /* Fields that check out but make no sense. */
+  log = make_log (p, uuid_a);
+  queue (log, 0, 1, VOL - 4096, 8192, 0);
+  sc_wb_log_close (log, 0);
+  img = image (p, &len);
+  expect_damage (img, len, "it ends past the end of the disk");
+  free (img);
+  log = make_log (p, uuid_a);
+  queue (log, 0, 4, 0, 4096, 0);
+  queue (log, 1, 4, 8192, 4096, 0);
+  sc_wb_log_close (log, 0);
+  img = image (p, &len);
+  expect_damage (img, len, "another slot has its sequence number");
+  free (img);
+  free (p);
+}
+
+/* ---- the open of a volume -------------------------------------------- */
+
+static char *
+log_path (struct uh_vol *t)
+{
+  char *p;
+  cr_assert_neq (asprintf (&p, "%s.wblog", t->diff), -1);
+  return p;
+}
+
+static void
+diff_uuid (struct uh_vol *t, uint8_t uuid[16])
+{
+  struct sc_diff_stats st;
+  sc_diff_stats (sc_volume_diff (t->v), &st);
+  memcpy (uuid, st.uuid, 16);
+}
+
+/* A killed server's log: two writes over the same bytes, the later one
+ * queued in the lower slot (replay goes by seq), and one retired. */
+static void
+killed_server_log (struct uh_vol *t, const uint8_t uuid[16])
+{
+  char *p = log_path (t);
+  struct sc_wb_log *log = make_log (p, uuid);
+  queue (log, 0, 8, 65536 + 100, 3000, 0xb2);     /* the later */
+  queue (log, 5, 6, 65536, 8192, 0xb1);
+  queue (log, 1, 3, 4 * 65536, 4096, 0xee);       /* on the origin */
+  sc_wb_log_retire (log, 1);
+  sc_wb_log_close (log, 0);
+  free (p);
+}
+
+Test (wblog, open_writes_queued_writes_copy_first)
+{
+  struct uh_vol t;
+  uint8_t uuid[16];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  uh_vol_snap (&t, "s1");
+  uint8_t *old = malloc (VOL);
+  memcpy (old, t.live, VOL);
+  diff_uuid (&t, uuid);
+  uh_vol_close (&t);
+
+  killed_server_log (&t, uuid);
+  uh_vol_open (&t);
+  memset (t.live + 65536, 0xb1, 8192);
+  memset (t.live + 65536 + 100, 0xb2, 3000);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume after the replay");
+  uh_vol_assert_reads (&t, uh_find (sc_volume_diff (t.v), "s1").id, old,
+                       "s1 after the replay");
+  char *p = log_path (&t);
+  cr_assert_neq (access (p, F_OK), 0, "the log is deleted once written");
+  uh_vol_close (&t);
+
+  /* Written once: a second open has nothing to write again. */
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume reopened");
+  uh_vol_close (&t);
+  free (p);
+  free (old);
+  uh_vol_free (&t);
+}
+
+Test (wblog, open_drops_a_log_of_another_boot)
+{
+  struct uh_vol t;
+  uint8_t uuid[16];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  uh_vol_snap (&t, "s1");
+  diff_uuid (&t, uuid);
+  uh_vol_close (&t);
+
+  killed_server_log (&t, uuid);
+  boot_now[2] = 2;                      /* the machine restarted */
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  char *p = log_path (&t);
+  cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+Test (wblog, open_refuses_a_damaged_log_and_keeps_it)
+{
+  struct uh_vol t;
+  uint8_t uuid[16];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  uh_vol_snap (&t, "s1");
+  diff_uuid (&t, uuid);
+  uh_vol_close (&t);
+
+  killed_server_log (&t, uuid);
+  char *p = log_path (&t);
+  uh_flip_byte (p, SC_WB_LOG_DATA + 5 * SC_WB_LOG_SLOT_SIZE + 7);
+  struct sc_volume_config cfg = {
+    .origin_path = t.origin, .diff_path = t.diff, .chunk_size = 65536,
+  };
+  char err[512] = "";
+  struct sc_volume *v = NULL;
+  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), -EINVAL);
+  cr_assert_not_null (strstr (err, "slot 5 (a write of 8192 bytes at "
+                              "65536) is damaged"), "%s", err);
+  cr_assert_not_null (strstr (err, "it is kept: move it away"), "%s", err);
+  cr_assert_eq (access (p, F_OK), 0, "the damaged log is kept");
+
+  /* Moved away: the volume opens without its writes. */
+  cr_assert_eq (unlink (p), 0);
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
