@@ -326,7 +326,8 @@ replay (struct sc_volume *v, const char *path, struct wbl_slot *slots,
     if (r < 0) {
       snprintf (err, errlen, "%s: writing a queued write of %" PRIu32
                 " bytes at %" PRIu64 " to the disk: %s (the log is kept: "
-                "the next open tries again)", path, e[i].count,
+                "the next open tries again; move it away to open without "
+                "its writes)", path, e[i].count,
                 e[i].offset, strerror (-r));
       return r;
     }
@@ -336,7 +337,8 @@ replay (struct sc_volume *v, const char *path, struct wbl_slot *slots,
   if (r < 0)
     snprintf (err, errlen, "%s: flushing the disk after writing the log's "
               "queued writes: %s (the log is kept: the next open tries "
-              "again)", path, strerror (-r));
+              "again; move it away to open without its writes)", path,
+              strerror (-r));
   return r;
 }
 

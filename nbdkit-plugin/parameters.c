@@ -19,6 +19,8 @@
 #include "nbdkit-plugin/parameters.h"
 
 struct plugin_config pcfg = {
+  .write_back = true,           /* its log keeps queued writes across a
+                                   kill (engine/writeback-log.c) */
   .nbd = {
     .retry_ms = SC_ORIGIN_NBD_RETRY_MS_DEFAULT,
     .io_timeout_ms = SC_ORIGIN_NBD_IO_TIMEOUT_MS_DEFAULT,

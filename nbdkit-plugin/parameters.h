@@ -18,7 +18,7 @@ struct plugin_config {
   char *control;                /* control=, default DIFF.sock */
   uint32_t chunk_size;          /* 0: the default */
   bool volatile_durability;
-  bool write_back;              /* write-back=on */
+  bool write_back;              /* write-back=on (the default) */
   struct sc_volume_config space;   /* diff-max, on-full, ... */
   bool discard_snapshots;
   /* The server keys of a volume's configuration (config=FILE, issue 15):

@@ -176,6 +176,7 @@ if r == "ok" or "errno 108" not in r:
 # needed it (here s and bad alike).
 open(os.environ["E_F"], "w").write("data-write EIO once\n")
 h.pwrite(os.urandom(65536), 0)
+h.flush()               # (a write-back queue copies by then)
 if os.path.exists(os.environ["E_F"]):
     sys.exit("the data-write fault never fired")
 r = status("bad", conns["bad"])
