@@ -18,8 +18,10 @@
 #                     durability DUR (only when the plugin has it), and
 #                     with -pwrite: io_uring off (SHADOWCOPY_NO_URING=1,
 #                     the engine's pread/pwrite path); with -wb:
-#                     write-back=on (a first write acknowledged once queued,
-#                     before its copy is durable)
+#                     write-back=on, the plugin's default (a first write
+#                     acknowledged once queued, before its copy is
+#                     durable), without: write-back=off (where the plugin
+#                     has the option)
 #
 # start_system ID gives a fresh copy of the random-filled origin and a
 # fresh server on a Unix socket in the instance directory, and sets
@@ -132,7 +134,10 @@ start_system () {
     sc-*)
       sc_parse "$id"
       local keys=("${SC_EXTRA_KEYS[@]+"${SC_EXTRA_KEYS[@]}"}")
-      [ -z "$SC_WB" ] || SC_EXTRA_KEYS+=(write-back=on)
+      # write-back= as the id says (the plugin's default is on).
+      if [ -n "$SC_WB" ]; then SC_EXTRA_KEYS+=(write-back=on)
+      elif [ -n "${JUDGE_WB:-}" ]; then SC_EXTRA_KEYS+=(write-back=off)
+      fi
       start_sc_server "$SC_CS" "$SC_DUR" "$log" "$SC_PWRITE"
       SC_EXTRA_KEYS=("${keys[@]+"${keys[@]}"}")
       sc_snapshots "$SC_N"
