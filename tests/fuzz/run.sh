@@ -6,7 +6,7 @@
 #
 # Usage: tests/fuzz/run.sh [--build-only] [--regen-corpus] [FUZZER...]
 #   FUZZER          diffarea, control, manifest, resume, qemu-info,
-#                   config, reply
+#                   config, reply, wblog
 #                   (default: all)
 #   --build-only    build the harnesses and stop
 #   --regen-corpus  rewrite tests/fuzz/corpus-diffarea/ with the seed
@@ -47,12 +47,12 @@ for arg in "$@"; do
   case $arg in
     --build-only) build_only=1 ;;
     --regen-corpus) regen=1 ;;
-    diffarea|control|manifest|resume|qemu-info|config|reply) fuzzers+=("$arg") ;;
+    diffarea|control|manifest|resume|qemu-info|config|reply|wblog) fuzzers+=("$arg") ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume qemu-info config reply)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(diffarea control manifest resume qemu-info config reply wblog)
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] ||
   { echo "run.sh: FUZZ_SECONDS must be a positive integer" >&2; exit 2; }
 [[ $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]] ||
@@ -229,7 +229,7 @@ build_all() {
   # which the library carries too (lib/lib.am).
   lib_objs+=("$obj/tools-json-read.o")
   for name in fuzz-diffarea fuzz-control fuzz-manifest fuzz-resume \
-              fuzz-qemu-info fuzz-config fuzz-reply; do
+              fuzz-qemu-info fuzz-config fuzz-reply fuzz-wblog; do
     compile "$obj/$name.o" "$here/$name.c" -fsanitize=fuzzer-no-link \
       "${strict[@]}"
   done
@@ -253,10 +253,12 @@ build_all() {
     "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-config"
   "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-reply.o" "${lib_objs[@]}" \
     "${cow_objs[@]}" "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-reply"
+  "${link[@]}" -fsanitize=fuzzer "$obj/fuzz-wblog.o" "${cow_objs[@]}" \
+    "${engine_objs[@]}" -luring -lnbd -o "$build/fuzz-wblog"
   "${link[@]}" "$gen/gen-diffarea-corpus.o" "${gen_objs[@]}" -luring \
     -o "$build/gen-diffarea-corpus"
   say "built ${build#"$root"/}/fuzz-diffarea, fuzz-control, fuzz-manifest," \
-      "fuzz-resume, fuzz-qemu-info, fuzz-config, fuzz-reply," \
+      "fuzz-resume, fuzz-qemu-info, fuzz-config, fuzz-reply, fuzz-wblog," \
       "gen-diffarea-corpus"
 }
 
@@ -307,6 +309,8 @@ run_one() {                     # NAME
       opts+=(-max_len=16384 -dict="$here/fuzz-config.dict") ;;
     reply)
       opts+=(-max_len=16384 -dict="$here/fuzz-reply.dict") ;;
+    wblog)
+      opts+=(-max_len=16384 -dict="$here/fuzz-wblog.dict") ;;
   esac
   [[ $jobs -gt 1 ]] && opts+=(-fork="$jobs")
   # shellcheck disable=SC2206   # FUZZ_ARGS is split on purpose
