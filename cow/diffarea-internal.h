@@ -281,6 +281,8 @@ struct sc_diff {
   bool have_close_stamp;
   bool origin_checked;          /* a server's session: the origin's
                                    stamp was checked at open */
+  bool origin_found_changed;    /* ... and found changed since the last
+                                   session */
 
   /* An online checkpoint is streaming the state (checkpoint.c): it holds
    * the journal's leader role and drops the lock between slices; nothing

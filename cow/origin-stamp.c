@@ -303,6 +303,7 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                 "would be missed", path, now->nsamples);
     break;
   }
+  d->origin_found_changed = changed;
   if (changed && !valid) {
     if (sc_debug)
       sc_debug ("%s: the disk changed while the server was stopped (%s); "
@@ -428,4 +429,11 @@ diff_stamp_close (struct sc_diff *d)
   if ((d->have_close_stamp || d->origin_checked) &&
       d->sb.stamp_state != SC_STAMP_NONE)
     d->sb.stamp_flags |= SC_STAMP_F_CLEAN_STOP;
+}
+
+bool
+sc_diff_origin_found_changed (struct sc_diff *d)
+{
+  LOCKED (d);
+  return d->origin_found_changed;
 }
