@@ -190,25 +190,32 @@ void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
  * request, as without the queue (invariant 7).  A
  * queued write that fails (the copy is refused, the origin write fails)
  * is reported by the next flush. */
-#define SC_WB_MAX_WRITE (256u << 10)
+#define SC_WB_MAX_WRITE (64u << 10)
 #define SC_WB_MAX_ITEMS 64
 #define SC_WB_MAX_BYTES (4u << 20)
 struct sc_writeback;
-/* The write-back log, beside the diff area (writeback-log.c). */
-#define SC_WB_LOG_SUFFIX ".wblog"
-/* At a server's open: write the queued writes a killed server left in its
- * log (sc_vol_wb_recover), then, with write-back on, make the queue and
- * a new log (the queue's thread starts with the first queued write, after
- * nbdkit forked).  0 (a log that cannot be made turns write-back off,
- * logged), or a negative errno with a message in err. */
-int sc_vol_wb_start (struct sc_volume *v, const char *diff_path, char *err,
-                     size_t errlen);
-/* Write the queued writes of the log at `path` left by a server killed in
- * this boot (through the normal write path, in order), flush them, and
- * delete the log; drop a log of an earlier boot.  0, or a negative errno
- * with a message in err (a log that does not check out is kept). */
-int sc_vol_wb_recover (struct sc_volume *v, const char *path, char *err,
-                       size_t errlen);
+/* At a server's open, once the origin's stamp is checked: write the
+ * queued writes a killed server left in the disk's log
+ * (sc_vol_wb_recover), then, with write-back on, make the queue and a
+ * new log (the queue's thread starts with the first queued write, after
+ * nbdkit forked).  `origin_path` is the disk as configured.  0 (a log
+ * that cannot be made turns write-back off, logged), or a negative errno
+ * with a message in err. */
+int sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
+                     char *err, size_t errlen);
+/* The write-back log of the volume's disk (writeback-log.c): its key (32
+ * bytes: the disk's identity) and its path (malloc'd), in
+ * $SHADOWCOPY_WBLOG_DIR or /dev/shm.  0 or -ENOMEM. */
+int sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
+                         uint8_t key[32], char **path);
+/* Write the queued writes of the log at `path` left by a server of the
+ * disk `key` killed in this boot (through the normal write path, in
+ * order), flush them, and delete the log; drop a log of an earlier boot,
+ * or one older than a change of the disk found at open.  0, or a
+ * negative errno with a message in err (a log that does not check out,
+ * or whose writes fail, is kept). */
+int sc_vol_wb_recover (struct sc_volume *v, const char *path,
+                       const uint8_t key[32], char *err, size_t errlen);
 /* Drain the queue and stop its thread (at close). */
 void sc_vol_wb_stop (struct sc_volume *v);
 /* Can the write of `count` bytes with `flags` be queued? */

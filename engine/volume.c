@@ -224,7 +224,7 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
     sc_volume_close (v);
     return r;
   }
-  if ((r = sc_vol_wb_start (v, cfg->diff_path, err, errlen)) < 0) {
+  if ((r = sc_vol_wb_start (v, cfg->origin_path, err, errlen)) < 0) {
     sc_volume_close (v);
     return r;
   }

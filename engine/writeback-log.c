@@ -7,26 +7,35 @@
  * its data reaches the origin, only in the queue.  Were the queue in the
  * server's memory, a kill -9 would lose it, where the nbdkit file
  * plugin's unflushed writes live on in the page cache.  So the queue
- * keeps its data in a shared mapping of a file beside the diff area,
- * DIFF.wblog: a queued write is in the page cache once it is copied in,
- * and what the process stored there outlives the process.  Nothing is
- * synced: as with the file plugin, a write is durable once a flush
- * returns (a flush drains the queue onto the origin and syncs that), and
- * a power cut may lose an unflushed write, which NBD allows.
+ * keeps its data in a shared mapping of a file in a tmpfs (/dev/shm, or
+ * $SHADOWCOPY_WBLOG_DIR): a queued write is in the file once it is
+ * copied in, and what the process stored there outlives the process, not
+ * the machine.  As with the file plugin, a write is durable once a flush
+ * returns (a flush drains the queue onto the origin and syncs that); a
+ * power cut or a reboot loses an unflushed one, which NBD allows.
  *
- * So a log is trusted only in the boot that wrote it (cow/boot-id.h).
- * After a power cut or a reboot the file holds whatever pages the kernel
- * happened to write back: a slot long applied and freed may still look
- * queued there, and replaying it would put old data over newer writes.
- * A log from another boot is dropped whole.  Within the boot, the page
- * cache holds exactly what the process stored, in program order, so
- * there is no torn state to judge.
+ * Why a tmpfs, not a file beside the diff area: a log on a disk is
+ * written back by the kernel now and then, so the disk may hold an older
+ * image of it, in which a slot long applied and freed still looks queued.
+ * Whatever made the page cache drop the newer one (a reboot, a power cut,
+ * a filesystem shut down after an I/O error, a disk detached and
+ * attached again) would then have a replay put old data over newer,
+ * flushed writes.  A tmpfs has no other image: its file is exactly what
+ * the process stored, in program order, or gone.  (A log of another boot
+ * is still dropped, for a directory given that is not a tmpfs.)  The
+ * file is 4 MiB, reserved when it is made.
+ *
+ * The log belongs to the disk (the origin), not to the diff area: its
+ * writes are the disk's, so it is found by the disk's identity (for a
+ * file its device, inode and birth time; for a block device its device
+ * number; for an NBD export its URI), however the diff area is reached,
+ * and a diff area made again for the same disk still gets them.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
  *   1024   64 slot headers (struct wbl_slot): seq (0: free), offset,
  *          count, the data's CRC32C, the slot header's CRC32C
- *   4096   64 data slots of 256 KiB, one queued write each
+ *   4096   64 data slots of 64 KiB, one queued write each
  *
  * A slot is published by storing its seq last, after its data and its
  * other fields (a release store: a kill finds either 0 or all of them),
@@ -35,14 +44,19 @@
  * of the same bytes never reaches the origin while the slot still says
  * queued.  Queued writes never overlap (their ranges are exclusive).
  *
- * At open, before anything else may write the origin, sc_vol_wb_recover
- * writes the queued writes of a log of this boot and diff area through
- * the normal write path (copy-on-write first) in seq order, frees each
- * once written, flushes the origin and deletes the log.  A queued slot
- * that does not check out (a CRC, a range past the volume's end) cannot
- * come from a kill; the open fails and keeps the file for its owner to
- * judge.  A new log is made by writing it whole under a temporary name
- * and renaming it, so a kill never leaves a half-made one.
+ * At open, before the server writes the origin, sc_vol_wb_recover writes
+ * the queued writes of a log of this boot and disk through the normal
+ * write path (copy-on-write first) in seq order, frees each once
+ * written, flushes the origin and deletes the log.  A write that fails
+ * stays queued while the others go on; the open then fails and keeps the
+ * log, for the next open to try again.  If the open found that the disk
+ * changed while no server ran (the origin's stamp, origin-stamp.c), the
+ * queued writes are older than that change and are dropped, not written
+ * over it.  A queued slot that does not check out (a CRC, a range past
+ * the volume's end) cannot come from a kill; the open fails and keeps
+ * the file for its owner to judge.  A new log is made by writing it
+ * whole under a temporary name and renaming it, so a kill never leaves a
+ * half-made one.
  */
 #include <config.h>
 
@@ -72,7 +86,7 @@ struct wbl_header {
   uint32_t nslots;
   uint32_t slot_size;
   uint32_t reserved;
-  uint8_t uuid[16];                     /* the diff area's */
+  uint8_t key[SC_WB_LOG_KEY];           /* the disk's identity */
   uint8_t boot[16];                     /* the boot that wrote it */
   uint32_t crc;                         /* of the bytes before it */
 };
@@ -164,7 +178,8 @@ scan_slots (const uint8_t *img, size_t len, uint64_t vol_size,
 }
 
 int
-sc_wb_log_scan (const uint8_t *img, size_t len, const uint8_t uuid[16],
+sc_wb_log_scan (const uint8_t *img, size_t len,
+                const uint8_t key[SC_WB_LOG_KEY],
                 const uint8_t boot[16], uint64_t vol_size,
                 struct sc_wb_log_entry *entries, size_t *n, char *err,
                 size_t errlen)
@@ -198,15 +213,15 @@ sc_wb_log_scan (const uint8_t *img, size_t len, const uint8_t uuid[16],
               "they hold queued writes", *n);
     return -EINVAL;
   }
-  if (memcmp (h.uuid, uuid, 16) != 0)
-    return SC_WB_LOG_OTHER_DIFF;
+  if (memcmp (h.key, key, SC_WB_LOG_KEY) != 0)
+    return SC_WB_LOG_OTHER_DISK;
   return *n ? SC_WB_LOG_QUEUED : SC_WB_LOG_EMPTY;
 }
 
 /* ---- the live log ----------------------------------------------------- */
 
 int
-sc_wb_log_create (const char *path, const uint8_t uuid[16],
+sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
                   struct sc_wb_log **out, char *err, size_t errlen)
 {
   struct sc_wb_log *log = calloc (1, sizeof *log);
@@ -224,7 +239,7 @@ sc_wb_log_create (const char *path, const uint8_t uuid[16],
   struct wbl_header h = { .magic = WBL_MAGIC, .version = WBL_VERSION,
                           .nslots = SC_WB_LOG_SLOTS,
                           .slot_size = SC_WB_LOG_SLOT_SIZE };
-  memcpy (h.uuid, uuid, 16);
+  memcpy (h.key, key, SC_WB_LOG_KEY);
   if ((r = sc_boot_id (h.boot)) < 0) {
     snprintf (err, errlen, "%s: this boot's id: %s", path, strerror (-r));
     goto fail;
@@ -232,7 +247,8 @@ sc_wb_log_create (const char *path, const uint8_t uuid[16],
   h.crc = header_crc (&h);
   /* Its space reserved: a store into the mapping never meets ENOSPC
    * (SIGBUS). */
-  fd = open (tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  fd = open (tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+             0600);
   if (fd < 0 || (r = posix_fallocate (fd, 0, SC_WB_LOG_SIZE)) != 0 ||
       pwrite (fd, &h, sizeof h, 0) != (ssize_t) sizeof h) {
     r = fd < 0 || r == 0 ? -errno : -r;
@@ -315,74 +331,106 @@ sc_wb_log_close (struct sc_wb_log *log, int remove)
 
 /* ---- recovery at open ------------------------------------------------- */
 
-/* Write the queued writes, in order, each freed once written; then flush
- * them. */
+/* Write the queued writes in order, flush them, then free the slots of
+ * those written.  One that fails stays queued and the others go on (they
+ * never overlap); the first failure is returned, with a message in err.
+ * A flush that fails frees nothing: the next open writes them again, the
+ * same data at the same place. */
 static int
 replay (struct sc_volume *v, const char *path, struct wbl_slot *slots,
         const struct sc_wb_log_entry *e, size_t n, char *err, size_t errlen)
 {
+  bool done[SC_WB_LOG_SLOTS];
+  int first = 0;
+  size_t failed = 0;
   for (size_t i = 0; i < n; i++) {
     int r = sc_volume_write (v, e[i].data, e[i].count, e[i].offset, 0);
-    if (r < 0) {
-      snprintf (err, errlen, "%s: writing a queued write of %" PRIu32
-                " bytes at %" PRIu64 " to the disk: %s (the log is kept: "
-                "the next open tries again; move it away to open without "
-                "its writes)", path, e[i].count,
-                e[i].offset, strerror (-r));
-      return r;
-    }
-    __atomic_store_n (&slots[e[i].slot].seq, 0, __ATOMIC_RELEASE);
+    done[i] = r == 0;
+    if (r == 0)
+      continue;
+    sc_say ("write-back log %s: writing the queued write of %" PRIu32
+            " bytes at %" PRIu64 " to the disk: %s", path, e[i].count,
+            e[i].offset, strerror (-r));
+    if (!failed++)
+      first = r;
   }
   int r = sc_volume_flush (v);
+  if (r == 0)
+    for (size_t i = 0; i < n; i++)
+      if (done[i])
+        __atomic_store_n (&slots[e[i].slot].seq, 0, __ATOMIC_RELEASE);
+  if (failed) {
+    snprintf (err, errlen, "%s: %zu of its %zu queued writes could not be "
+              "written to the disk (the first error: %s); the log keeps "
+              "them and the next open tries again (move it away to open "
+              "without them)", path, failed, n, strerror (-first));
+    return first;
+  }
   if (r < 0)
     snprintf (err, errlen, "%s: flushing the disk after writing the log's "
-              "queued writes: %s (the log is kept: the next open tries "
-              "again; move it away to open without its writes)", path,
+              "queued writes: %s (the log is kept: the next open writes "
+              "them again; move it away to open without them)", path,
               strerror (-r));
   return r;
 }
 
+/* Map the file at `path` (*map NULL if it is empty): 0, 1 if there is
+ * none, or a negative errno with a message in err. */
+static int
+map_log (const char *path, uint8_t **map, size_t *len, char *err,
+         size_t errlen)
+{
+  *map = NULL;
+  *len = 0;
+  int fd = open (path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT)
+    return 1;
+  struct stat st;
+  int r = 0;
+  if (fd < 0 || fstat (fd, &st) < 0)
+    r = -errno;
+  else if (!S_ISREG (st.st_mode))
+    r = -EINVAL;
+  else if ((*len = (size_t) (st.st_size < (off_t) SC_WB_LOG_SIZE
+                             ? st.st_size : (off_t) SC_WB_LOG_SIZE)) > 0 &&
+           (*map = mmap (NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                         0)) == MAP_FAILED) {
+    *map = NULL;
+    r = -errno;
+  }
+  if (fd >= 0)
+    close (fd);
+  if (r < 0)
+    snprintf (err, errlen, "the write-back log %s: %s", path,
+              r == -EINVAL ? "not a regular file" : strerror (-r));
+  return r;
+}
+
 int
-sc_vol_wb_recover (struct sc_volume *v, const char *path, char *err,
+sc_vol_wb_recover (struct sc_volume *v, const char *path,
+                   const uint8_t key[SC_WB_LOG_KEY], char *err,
                    size_t errlen)
 {
-  int fd = open (path, O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT)
-      return 0;
-    int r = -errno;
-    snprintf (err, errlen, "the write-back log %s: %s", path, strerror (-r));
-    return r;
-  }
-  struct stat st;
-  uint8_t *map = NULL;
-  size_t len = 0;
-  int r = 0;
-  if (fstat (fd, &st) < 0)
-    r = -errno;
-  else if ((len = (size_t) (st.st_size < (off_t) SC_WB_LOG_SIZE
-                            ? st.st_size : (off_t) SC_WB_LOG_SIZE)) > 0 &&
-           (map = mmap (NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                        0)) == MAP_FAILED) {
-    map = NULL;
-    r = -errno;
-  }
-  close (fd);
-  if (r < 0) {
-    snprintf (err, errlen, "the write-back log %s: %s", path, strerror (-r));
-    return r;
-  }
+  uint8_t *map;
+  size_t len;
+  int r = map_log (path, &map, &len, err, errlen);
+  if (r != 0)
+    return r > 0 ? 0 : r;
 
-  struct sc_diff_stats ds;
   uint8_t boot[16];
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char why[256] = "";
-  sc_diff_stats (v->diff, &ds);
   (void) sc_boot_id (boot);             /* unknown: all zeros, no match */
-  int state = map ? sc_wb_log_scan (map, len, ds.uuid, boot, v->size, e, &n,
+  int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
                                     why, sizeof why)
                   : SC_WB_LOG_EMPTY;
+  if (state == SC_WB_LOG_QUEUED && sc_diff_origin_found_changed (v->diff)) {
+    sc_say ("write-back log %s: the disk changed while the server was "
+            "stopped: the log's %zu queued writes are older than that "
+            "change and are dropped, not written over it", path, n);
+    state = SC_WB_LOG_EMPTY;
+  }
   switch (state) {
   case SC_WB_LOG_QUEUED:
     sc_say ("write-back log %s: %zu writes acknowledged before the server "
@@ -396,11 +444,10 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path, char *err,
               "its %zu unflushed writes are dropped, as a disk drops its "
               "unflushed cache at a power cut", path, n);
     break;
-  case SC_WB_LOG_OTHER_DIFF:
+  case SC_WB_LOG_OTHER_DISK:
     if (n)
-      sc_say ("write-back log %s: it belongs to another diff area (was "
-              "this one made again?): its %zu unflushed writes are dropped",
-              path, n);
+      sc_say ("write-back log %s: it belongs to another disk: its %zu "
+              "queued writes are dropped", path, n);
     break;
   case SC_WB_LOG_EMPTY:
     break;
@@ -418,4 +465,50 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path, char *err,
               strerror (-r));
   }
   return r;
+}
+
+/* ---- where a disk's log is -------------------------------------------- */
+
+/* FNV-1a, 64 bits: an NBD export's URI in the disk's key. */
+static uint64_t
+fnv64 (const char *s)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t) *s) * 0x100000001b3ull;
+  return h;
+}
+
+int
+sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
+                     uint8_t key[SC_WB_LOG_KEY], char **path)
+{
+  struct sc_origin_id id;
+  struct {
+    uint32_t type, btime_nsec;
+    uint64_t dev, ino, more;            /* birth (s), or the URI's hash */
+  } k = { 0 };
+  _Static_assert (sizeof k == SC_WB_LOG_KEY, "the key's size");
+  sc_origin_identity (v->origin, &id);
+  k.type = id.type;
+  k.dev = id.dev;
+  k.ino = id.ino;
+  struct statx stx;
+  if (id.type == SC_ORIGIN_NBD)
+    k.more = fnv64 (origin_path);
+  else if (id.type == SC_ORIGIN_FILE &&
+           statx (AT_FDCWD, origin_path, 0, STATX_BTIME, &stx) == 0 &&
+           (stx.stx_mask & STATX_BTIME)) {
+    k.more = (uint64_t) stx.stx_btime.tv_sec;
+    k.btime_nsec = stx.stx_btime.tv_nsec;
+  }
+  memcpy (key, &k, SC_WB_LOG_KEY);
+  const char *dir = getenv ("SHADOWCOPY_WBLOG_DIR");
+  if (!dir || !*dir)
+    dir = "/dev/shm";
+  uint64_t name = (uint64_t) crc32c (0, key, SC_WB_LOG_KEY) << 32 |
+                  crc32c (0x5c0b1e55u, key, SC_WB_LOG_KEY);
+  if (asprintf (path, "%s/shadowcopy-%016" PRIx64 ".wblog", dir, name) < 0)
+    return -ENOMEM;
+  return 0;
 }

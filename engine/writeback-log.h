@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 #define SC_WB_LOG_SLOTS 64              /* = SC_WB_MAX_ITEMS */
-#define SC_WB_LOG_SLOT_SIZE (256u << 10) /* = SC_WB_MAX_WRITE */
+#define SC_WB_LOG_SLOT_SIZE (64u << 10) /* = SC_WB_MAX_WRITE */
+#define SC_WB_LOG_KEY 32                /* the disk's identity */
 #define SC_WB_LOG_DATA 4096u            /* the first slot's data */
 #define SC_WB_LOG_SIZE \
   (SC_WB_LOG_DATA + (uint64_t) SC_WB_LOG_SLOTS * SC_WB_LOG_SLOT_SIZE)
@@ -28,26 +29,27 @@ enum sc_wb_log_state {
   SC_WB_LOG_QUEUED,                     /* writes to replay, in entries */
   SC_WB_LOG_OTHER_BOOT,                 /* written before a reboot or a
                                            power cut: not to be trusted */
-  SC_WB_LOG_OTHER_DIFF,                 /* another diff area's */
+  SC_WB_LOG_OTHER_DISK,                 /* another disk's */
 };
 
 /* Read a log's image of `len` bytes (any bytes: a file's content).  For
- * a log of this boot (`boot`) and diff area (`uuid`), fill entries (room
+ * a log of this boot (`boot`) and disk (`key`), fill entries (room
  * for SC_WB_LOG_SLOTS) with its queued writes in seq order, each within
  * a volume of `vol_size` bytes.  Returns the state (entries counted in
  * *n, also for the two OTHER states), or -EINVAL with a message in err
  * if a queued write does not check out. */
-int sc_wb_log_scan (const uint8_t *img, size_t len, const uint8_t uuid[16],
+int sc_wb_log_scan (const uint8_t *img, size_t len,
+                    const uint8_t key[SC_WB_LOG_KEY],
                     const uint8_t boot[16], uint64_t vol_size,
                     struct sc_wb_log_entry *entries, size_t *n,
                     char *err, size_t errlen);
 
 struct sc_wb_log;
 
-/* Make a new, empty log at `path` (replacing any) for the diff area
- * `uuid` in this boot, mapped for the queue: 0 or a negative errno, with
- * a message in err. */
-int sc_wb_log_create (const char *path, const uint8_t uuid[16],
+/* Make a new, empty log at `path` (replacing any) for the disk `key` in
+ * this boot, mapped for the queue: 0 or a negative errno, with a message
+ * in err. */
+int sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
                       struct sc_wb_log **out, char *err, size_t errlen);
 /* The data of slot i (SC_WB_LOG_SLOT_SIZE bytes), where a write is copied
  * before it is published. */

@@ -242,24 +242,22 @@ wb_thread (void *arg)
 }
 
 int
-sc_vol_wb_start (struct sc_volume *v, const char *diff_path, char *err,
+sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
                  size_t errlen)
 {
+  uint8_t key[SC_WB_LOG_KEY];
   char *path;
-  if (asprintf (&path, "%s" SC_WB_LOG_SUFFIX, diff_path) < 0) {
-    snprintf (err, errlen, "%s: %s", diff_path, strerror (ENOMEM));
+  if (sc_vol_wb_log_where (v, origin_path, key, &path) < 0) {
+    snprintf (err, errlen, "the write-back log: %s", strerror (ENOMEM));
     return -ENOMEM;
   }
   /* First the writes a killed server acknowledged from its queue. */
-  int r = sc_vol_wb_recover (v, path, err, errlen);
+  int r = sc_vol_wb_recover (v, path, key, err, errlen);
   struct sc_wb_log *log = NULL;
-  struct sc_diff_stats ds;
   char why[512];
-  if (r == 0 && v->cfg.write_back) {
-    sc_diff_stats (v->diff, &ds);
-    if (sc_wb_log_create (path, ds.uuid, &log, why, sizeof why) < 0)
-      sc_say ("write-back is off: its log: %s", why);
-  }
+  if (r == 0 && v->cfg.write_back &&
+      sc_wb_log_create (path, key, &log, why, sizeof why) < 0)
+    sc_say ("write-back is off: its log: %s", why);
   free (path);
   if (!log)
     return r;

@@ -94,6 +94,18 @@ requires_python_nbd
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/shadowcopy-$TEST_NAME.XXXXXX") ||
     hard_error "mktemp -d failed"
+# The servers' write-back logs (engine/writeback-log.c) go here, not to
+# /dev/shm, so that a test finds its own and leaves none behind.
+export SHADOWCOPY_WBLOG_DIR=$TMP/wblog
+mkdir -p "$SHADOWCOPY_WBLOG_DIR" || hard_error "mkdir $SHADOWCOPY_WBLOG_DIR"
+
+# wblog_file: the path of the one write-back log there (fails if none).
+wblog_file () {
+    local f=("$SHADOWCOPY_WBLOG_DIR"/*.wblog)
+    [ -e "${f[0]}" ] || fail "no write-back log in $SHADOWCOPY_WBLOG_DIR"
+    [ "${#f[@]}" -eq 1 ] || fail "more than one write-back log: ${f[*]}"
+    echo "${f[0]}"
+}
 
 _SERVER_PIDS=()         # every nbdkit started and not yet reaped
 # _forget_pid PID: it was reaped (its number may be reused): never kill it.

@@ -4,6 +4,8 @@
 . "$(dirname "$0")/functions.sh"
 requires nbdcopy
 
+# The logs go where they go for a user: /dev/shm.
+unset SHADOWCOPY_WBLOG_DIR
 make_disk "$TMP/disk" 16M
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
 
@@ -49,7 +51,9 @@ with open(os.environ["E_O"], "w") as f:
     seen=$(wc -l < "$SERVER_LOG")
     start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
     replayed=$(tail -n +$((seen + 1)) "$SERVER_LOG" |
-               sed -n 's/.*diff.wblog: \([0-9]*\) writes acknowledged before the server stopped uncleanly.*/\1/p')
+               sed -n 's/.*write-back log \(.*\): \([0-9]*\) writes acknowledged before the server stopped uncleanly.*/\1 \2/p')
+    read -r path replayed <<< "$replayed"
+    [ -z "$path" ] || WBLOG=$path
     log "round $round: the restart wrote ${replayed:-no} queued writes from the log"
     [ -z "$replayed" ] || replays=$((replays + 1))
     nbd_save live "$TMP/live"
@@ -84,7 +88,7 @@ PY
 done
 # (A SIGKILL with no queued write is a round the log plays no part in.)
 [ "$replays" -gt 0 ] || fail "no restart found a queued write in the log"
-[ ! -e "$TMP/diff.wblog.new" ] || fail "a half-made log is left behind"
+[ ! -e "$WBLOG.new" ] || fail "a half-made log is left behind"
 stop_server
-[ ! -e "$TMP/diff.wblog" ] || fail "the log is left after a clean stop"
+[ ! -e "$WBLOG" ] || fail "the log is left after a clean stop"
 exit 0

@@ -92,15 +92,17 @@ sc_create s1
 # 1. A write acknowledged from the queue survives a SIGKILL of the server
 #    before its copy is durable (the journal write of the commit stalls),
 #    as an unflushed write to the file plugin survives in the page cache:
-#    its data is in the write-back log (DIFF.wblog, a shared mapping),
+#    its data is in the write-back log (a shared mapping of a file in a
+#    tmpfs, here in $SHADOWCOPY_WBLOG_DIR),
 #    and the next open writes it, with its copy first, even with
 #    write-back now off.  The snapshot keeps the old data (invariant 1).
 queued_then_killed $((65536 + 4096)) 0xa5
-[ -s "$TMP/diff.wblog" ] || fail "no write-back log after a SIGKILL"
+WBLOG=$(wblog_file)
+[ -s "$WBLOG" ] || fail "no write-back log after a SIGKILL"
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=off
-grep -q "diff.wblog: 1 writes acknowledged before the server stopped" \
+grep -q "$WBLOG: 1 writes acknowledged before the server stopped" \
     "$SERVER_LOG" || fail "the open does not say it writes the log's write"
-[ ! -e "$TMP/diff.wblog" ] || fail "the log is kept after it was written"
+[ ! -e "$WBLOG" ] || fail "the log is kept after it was written"
 expect_bytes live $((65536 + 4096)) 0xa5 \
     "the queued write acknowledged before a SIGKILL"
 expect_bytes live 65536 old "the rest of the chunk of the queued write"
@@ -111,19 +113,20 @@ start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 
 # 1b. After a reboot (the log names another boot) the log's pages on disk
 #     may be stale: it is dropped, as a power cut drops a disk's unflushed
-#     cache.  The boot id is changed in place, with the header's CRC.
+#     cache.  The boot id (bytes 56 to 71 of the header) is changed in
+#     place, with the header's CRC (72 to 75).
 queued_then_killed $((6 * 65536)) 0x61
 python3 -c "$CRC32C"'
 import struct, sys
 p = sys.argv[1]
 with open(p, "r+b") as f:
-    h = bytearray(f.read(60))
-    h[40:56] = bytes(16)
-    h[40] = 1
-    h[56:60] = struct.pack("<I", crc32c(bytes(h[:56])))
+    h = bytearray(f.read(76))
+    h[56:72] = bytes(16)
+    h[56] = 1
+    h[72:76] = struct.pack("<I", crc32c(bytes(h[:72])))
     f.seek(0)
     f.write(h)
-' "$TMP/diff.wblog" || fail "editing the log's boot id"
+' "$WBLOG" || fail "editing the log's boot id"
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 grep -q "written before the machine restarted: its 1 unflushed writes are dropped" \
     "$SERVER_LOG" || fail "the open does not say it drops a log of another boot"
@@ -141,16 +144,16 @@ with open(sys.argv[1], "r+b") as f:
     b = f.read(1)
     f.seek(4096 + 100)
     f.write(bytes([b[0] ^ 0x10]))
-' "$TMP/diff.wblog" || fail "flipping a byte of the log"
+' "$WBLOG" || fail "flipping a byte of the log"
 if timeout 60 nbdkit -f -U "$TMP/fail.sock" "$SHADOWCOPY_PLUGIN" \
        disk="$TMP/disk" diff="$TMP/diff" chunk-size=64K write-back=on \
        > "$TMP/fail.out" 2>&1; then
     fail "the server started with a damaged write-back log"
 fi
-grep -q "diff.wblog holds writes acknowledged .* slot 0 .* data's checksum does not match; it is kept: move it away" \
+grep -q "$WBLOG holds writes acknowledged .* slot 0 .* data's checksum does not match; it is kept: move it away" \
     "$TMP/fail.out" || fail "unclear error for a damaged log: $(cat "$TMP/fail.out")"
-[ -s "$TMP/diff.wblog" ] || fail "the damaged log was not kept"
-mv "$TMP/diff.wblog" "$TMP/damaged.wblog"
+[ -s "$WBLOG" ] || fail "the damaged log was not kept"
+mv "$WBLOG" "$TMP/damaged.wblog"
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 expect_bytes live $((7 * 65536)) old "a write of a log moved away"
 nbd_save s1 "$TMP/s1"

@@ -17,13 +17,15 @@
 #include "cow/crc32c.h"
 #include "cow/diffarea.h"
 #include "engine/volume.h"
+#include "engine/volume-impl.h"
 #include "engine/writeback-log.h"
 #include "tests/unit-helpers.h"
 
 #define VOL (1u << 20)
 
 static uint8_t boot_now[16] = { 0xb0, 0x07, 1 };
-static uint8_t uuid_a[16] = { 0xaa, 1 }, uuid_b[16] = { 0xbb, 2 };
+static uint8_t key_a[SC_WB_LOG_KEY] = { 0xaa, 1 },
+  key_b[SC_WB_LOG_KEY] = { 0xbb, 2 };
 
 static int
 fixed_boot (uint8_t id[16])
@@ -38,6 +40,11 @@ setup (void)
   uh_setup ();
   boot_now[2] = 1;
   sc_boot_id_hook = fixed_boot;
+  /* The volumes' logs in the test's directory, not in /dev/shm. */
+  char *dir = uh_path ("wblog");
+  cr_assert_eq (mkdir (dir, 0700), 0);
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+  free (dir);
 }
 
 static void
@@ -60,11 +67,11 @@ queue (struct sc_wb_log *log, unsigned i, uint64_t seq, uint64_t offset,
 }
 
 static struct sc_wb_log *
-make_log (const char *path, const uint8_t uuid[16])
+make_log (const char *path, const uint8_t key[SC_WB_LOG_KEY])
 {
   struct sc_wb_log *log;
   char err[512] = "";
-  int r = sc_wb_log_create (path, uuid, &log, err, sizeof err);
+  int r = sc_wb_log_create (path, key, &log, err, sizeof err);
   cr_assert_eq (r, 0, "sc_wb_log_create: %d %s", r, err);
   return log;
 }
@@ -83,11 +90,11 @@ image (const char *path, size_t *len)
 }
 
 static int
-scan (const uint8_t *img, size_t len, const uint8_t uuid[16],
+scan (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
       struct sc_wb_log_entry *e, size_t *n, char *err)
 {
   *n = 99;
-  return sc_wb_log_scan (img, len, uuid, boot_now, VOL, e, n, err, 512);
+  return sc_wb_log_scan (img, len, key, boot_now, VOL, e, n, err, 512);
 }
 
 Test (wblog, nothing_queued)
@@ -97,19 +104,19 @@ Test (wblog, nothing_queued)
   char err[512];
   uint8_t junk[100];
   memset (junk, 0x5a, sizeof junk);
-  cr_assert_eq (scan (junk, 0, uuid_a, e, &n, err), SC_WB_LOG_EMPTY);
+  cr_assert_eq (scan (junk, 0, key_a, e, &n, err), SC_WB_LOG_EMPTY);
   cr_assert_eq (n, 0);
-  cr_assert_eq (scan (junk, sizeof junk, uuid_a, e, &n, err),
+  cr_assert_eq (scan (junk, sizeof junk, key_a, e, &n, err),
                 SC_WB_LOG_EMPTY);
 
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, uuid_a);
+  struct sc_wb_log *log = make_log (p, key_a);
   queue (log, 0, 1, 0, 4096, 1);
   sc_wb_log_retire (log, 0);
   size_t len;
   uint8_t *img = image (p, &len);
   cr_assert_eq (len, SC_WB_LOG_SIZE);
-  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_EMPTY);
+  cr_assert_eq (scan (img, len, key_a, e, &n, err), SC_WB_LOG_EMPTY);
   cr_assert_eq (n, 0);
   sc_wb_log_close (log, 1);
   cr_assert_neq (access (p, F_OK), 0, "the log is deleted");
@@ -120,7 +127,7 @@ Test (wblog, nothing_queued)
 Test (wblog, queued_writes_in_queueing_order)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, uuid_a);
+  struct sc_wb_log *log = make_log (p, key_a);
   queue (log, 3, 5, 8192, 512, 0x33);
   queue (log, 0, 2, 0, 4096, 0x11);
   queue (log, 7, 9, VOL - 4096, 4096, 0x77);
@@ -132,7 +139,7 @@ Test (wblog, queued_writes_in_queueing_order)
   size_t n, len;
   char err[512] = "";
   uint8_t *img = image (p, &len);
-  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_QUEUED, "%s",
+  cr_assert_eq (scan (img, len, key_a, e, &n, err), SC_WB_LOG_QUEUED, "%s",
                 err);
   cr_assert_eq (n, 3);
   const struct { uint64_t seq, offset; uint32_t count, slot; uint8_t b; }
@@ -151,11 +158,11 @@ Test (wblog, queued_writes_in_queueing_order)
 }
 
 /* A log of another boot (a power cut, a reboot) may hold stale slots: it
- * is dropped unjudged, however they look; another diff area's too. */
-Test (wblog, other_boot_or_diff_area)
+ * is dropped unjudged, however they look; another disk's too. */
+Test (wblog, other_boot_or_disk)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, uuid_a);
+  struct sc_wb_log *log = make_log (p, key_a);
   queue (log, 0, 1, 0, 4096, 1);
   queue (log, 1, 2, VOL, 4096, 2);      /* would be damage */
   sc_wb_log_close (log, 0);
@@ -164,16 +171,16 @@ Test (wblog, other_boot_or_diff_area)
   char err[512] = "";
   uint8_t *img = image (p, &len);
   boot_now[2] = 2;
-  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_OTHER_BOOT);
+  cr_assert_eq (scan (img, len, key_a, e, &n, err), SC_WB_LOG_OTHER_BOOT);
   cr_assert_eq (n, 2);
   free (img);
 
   boot_now[2] = 1;
-  log = make_log (p, uuid_a);
+  log = make_log (p, key_a);
   queue (log, 0, 1, 0, 4096, 1);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
-  cr_assert_eq (scan (img, len, uuid_b, e, &n, err), SC_WB_LOG_OTHER_DIFF);
+  cr_assert_eq (scan (img, len, key_b, e, &n, err), SC_WB_LOG_OTHER_DISK);
   cr_assert_eq (n, 1);
   free (img);
   free (p);
@@ -187,7 +194,7 @@ expect_damage (const uint8_t *img, size_t len, const char *what)
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n;
   char err[512] = "";
-  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), -EINVAL,
+  cr_assert_eq (scan (img, len, key_a, e, &n, err), -EINVAL,
                 "not refused: %s", what);
   cr_assert_not_null (strstr (err, what), "'%s' does not say '%s'", err,
                       what);
@@ -196,7 +203,7 @@ expect_damage (const uint8_t *img, size_t len, const char *what)
 Test (wblog, damage_is_refused)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, uuid_a);
+  struct sc_wb_log *log = make_log (p, key_a);
   queue (log, 2, 1, 4096, 4096, 0x22);
   sc_wb_log_close (log, 0);
   size_t len;
@@ -219,24 +226,24 @@ Test (wblog, damage_is_refused)
 
   /* A header that does not check out with nothing queued: nothing to
    * lose. */
-  log = make_log (p, uuid_a);
+  log = make_log (p, key_a);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
   img[0] ^= 1;
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n;
   char err[512] = "";
-  cr_assert_eq (scan (img, len, uuid_a, e, &n, err), SC_WB_LOG_EMPTY);
+  cr_assert_eq (scan (img, len, key_a, e, &n, err), SC_WB_LOG_EMPTY);
   free (img);
 
   /* Fields that check out but make no sense. */
-  log = make_log (p, uuid_a);
+  log = make_log (p, key_a);
   queue (log, 0, 1, VOL - 4096, 8192, 0);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
   expect_damage (img, len, "it ends past the end of the disk");
   free (img);
-  log = make_log (p, uuid_a);
+  log = make_log (p, key_a);
   queue (log, 0, 4, 0, 4096, 0);
   queue (log, 1, 4, 8192, 4096, 0);
   sc_wb_log_close (log, 0);
@@ -248,56 +255,46 @@ Test (wblog, damage_is_refused)
 
 /* ---- the open of a volume -------------------------------------------- */
 
+/* The disk's log: its key and path, asked of the open volume. */
 static char *
-log_path (struct uh_vol *t)
+where (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
 {
   char *p;
-  cr_assert_neq (asprintf (&p, "%s.wblog", t->diff), -1);
+  cr_assert_eq (sc_vol_wb_log_where (t->v, t->origin, key, &p), 0);
   return p;
-}
-
-static void
-diff_uuid (struct uh_vol *t, uint8_t uuid[16])
-{
-  struct sc_diff_stats st;
-  sc_diff_stats (sc_volume_diff (t->v), &st);
-  memcpy (uuid, st.uuid, 16);
 }
 
 /* A killed server's log: two writes over the same bytes, the later one
  * queued in the lower slot (replay goes by seq), and one retired. */
 static void
-killed_server_log (struct uh_vol *t, const uint8_t uuid[16])
+killed_server_log (const char *p, const uint8_t key[SC_WB_LOG_KEY])
 {
-  char *p = log_path (t);
-  struct sc_wb_log *log = make_log (p, uuid);
+  struct sc_wb_log *log = make_log (p, key);
   queue (log, 0, 8, 65536 + 100, 3000, 0xb2);     /* the later */
   queue (log, 5, 6, 65536, 8192, 0xb1);
   queue (log, 1, 3, 4 * 65536, 4096, 0xee);       /* on the origin */
   sc_wb_log_retire (log, 1);
   sc_wb_log_close (log, 0);
-  free (p);
 }
 
 Test (wblog, open_writes_queued_writes_copy_first)
 {
   struct uh_vol t;
-  uint8_t uuid[16];
+  uint8_t key[SC_WB_LOG_KEY];
   uh_vol_create (&t, VOL, 65536, 7, 0);
   uh_vol_snap (&t, "s1");
   uint8_t *old = malloc (VOL);
   memcpy (old, t.live, VOL);
-  diff_uuid (&t, uuid);
+  char *p = where (&t, key);
   uh_vol_close (&t);
 
-  killed_server_log (&t, uuid);
+  killed_server_log (p, key);
   uh_vol_open (&t);
   memset (t.live + 65536, 0xb1, 8192);
   memset (t.live + 65536 + 100, 0xb2, 3000);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume after the replay");
   uh_vol_assert_reads (&t, uh_find (sc_volume_diff (t.v), "s1").id, old,
                        "s1 after the replay");
-  char *p = log_path (&t);
   cr_assert_neq (access (p, F_OK), 0, "the log is deleted once written");
   uh_vol_close (&t);
 
@@ -313,17 +310,16 @@ Test (wblog, open_writes_queued_writes_copy_first)
 Test (wblog, open_drops_a_log_of_another_boot)
 {
   struct uh_vol t;
-  uint8_t uuid[16];
+  uint8_t key[SC_WB_LOG_KEY];
   uh_vol_create (&t, VOL, 65536, 7, 0);
   uh_vol_snap (&t, "s1");
-  diff_uuid (&t, uuid);
+  char *p = where (&t, key);
   uh_vol_close (&t);
 
-  killed_server_log (&t, uuid);
+  killed_server_log (p, key);
   boot_now[2] = 2;                      /* the machine restarted */
   uh_vol_open (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
-  char *p = log_path (&t);
   cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
   uh_vol_close (&t);
   free (p);
@@ -333,14 +329,13 @@ Test (wblog, open_drops_a_log_of_another_boot)
 Test (wblog, open_refuses_a_damaged_log_and_keeps_it)
 {
   struct uh_vol t;
-  uint8_t uuid[16];
+  uint8_t key[SC_WB_LOG_KEY];
   uh_vol_create (&t, VOL, 65536, 7, 0);
   uh_vol_snap (&t, "s1");
-  diff_uuid (&t, uuid);
+  char *p = where (&t, key);
   uh_vol_close (&t);
 
-  killed_server_log (&t, uuid);
-  char *p = log_path (&t);
+  killed_server_log (p, key);
   uh_flip_byte (p, SC_WB_LOG_DATA + 5 * SC_WB_LOG_SLOT_SIZE + 7);
   struct sc_volume_config cfg = {
     .origin_path = t.origin, .diff_path = t.diff, .chunk_size = 65536,
@@ -358,6 +353,110 @@ Test (wblog, open_refuses_a_damaged_log_and_keeps_it)
   uh_vol_open (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
   uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* The log is the disk's: a diff area made again for the same disk still
+ * gets its queued writes (they are the disk's, acknowledged). */
+Test (wblog, open_with_the_diff_area_made_again)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = where (&t, key);
+  uh_vol_close (&t);
+  cr_assert_eq (unlink (t.diff), 0);
+
+  killed_server_log (p, key);
+  uh_vol_open (&t);
+  memset (t.live + 65536, 0xb1, 8192);
+  memset (t.live + 65536 + 100, 0xb2, 3000);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* A disk changed while no server ran (found by the open's check of its
+ * stamp) has newer data than the queued writes: they are not written
+ * over it. */
+Test (wblog, open_drops_queued_writes_older_than_a_change_of_the_disk)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  uh_vol_snap (&t, "s1");
+  char *p = where (&t, key);
+  uh_vol_close (&t);
+
+  killed_server_log (p, key);
+  memset (t.live + 65536, 0x5e, 65536);         /* written behind */
+  uh_pwrite (t.origin, t.live + 65536, 65536, 65536);
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* Review 21: a queued write the replay cannot write (a base of clones
+ * needs its copy and the diff area is full: live, the queue would refuse
+ * it and report it at the next flush) must not keep the queued writes
+ * after it off the disk.  The open fails and keeps only the refused one. */
+Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  const uint32_t cs = 65536;
+  uh_vol_create (&t, 64 * (uint64_t) cs, cs, 7, 0);
+  struct sc_diff *d = sc_volume_diff (t.v);
+  uh_vol_snap (&t, "s1");
+  uh_clone (d, "s1", "c1");                   /* s1: protected */
+  cr_assert_eq (sc_diff_set_max (d, 20 * (uint64_t) cs, 0, NULL), 0);
+  /* Fill the diff area with s1's copies: chunks 20.. until refused. */
+  uint64_t k = 20;
+  int r = 0;
+  for (; k < 64 && (r = uh_vol_write (&t, k, 100 + k)) == 0; k++)
+    ;
+  cr_assert_eq (r, -ENOSPC, "the diff area never filled: %d", r);
+  cr_assert (k > 21, "no copy fitted");
+  uh_vol_snap (&t, "s2");
+  char *p = where (&t, key);
+  uh_vol_close (&t);
+
+  /* W1 (seq 1): chunk 2, unchanged since s1: the base needs its copy.
+   * W2 (seq 2): chunk 20, written after s1: only s2 needs a copy. */
+  struct sc_wb_log *log = make_log (p, key);
+  queue (log, 0, 1, 2 * (uint64_t) cs, 4096, 0xd1);
+  queue (log, 1, 2, 20 * (uint64_t) cs, 4096, 0xd2);
+  sc_wb_log_close (log, 0);
+
+  struct sc_volume_config cfg = {
+    .origin_path = t.origin, .diff_path = t.diff, .chunk_size = cs,
+  };
+  char err[512] = "";
+  struct sc_volume *v = NULL;
+  r = sc_volume_open (&cfg, &v, err, sizeof err);
+  cr_assert_eq (r, -ENOSPC, "open: %d %s", r, err);
+  cr_assert_not_null (strstr (err, "1 of its 2 queued writes could not be "
+                              "written"), "%s", err);
+  uint8_t got[4096], want[4096];
+  memset (want, 0xd2, sizeof want);
+  uh_pread (t.origin, got, sizeof got, 20 * (uint64_t) cs);
+  cr_assert (memcmp (got, want, sizeof got) == 0,
+             "the queued write after the refused one is not on the disk");
+
+  /* The log keeps the refused write alone. */
+  size_t len, n;
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  uint8_t *img = image (p, &len);
+  cr_assert_eq (sc_wb_log_scan (img, len, key, boot_now, 64 * (uint64_t) cs,
+                                e, &n, err, sizeof err), SC_WB_LOG_QUEUED);
+  cr_assert_eq (n, 1);
+  cr_assert_eq (e[0].offset, 2 * (uint64_t) cs);
+  free (img);
   free (p);
   uh_vol_free (&t);
 }

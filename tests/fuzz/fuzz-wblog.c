@@ -1,11 +1,11 @@
 /* libFuzzer harness: the write-back log's parser (engine/writeback-log.c)
- * as the open of a volume meets DIFF.wblog after a kill of the server.
+ * as the open of a volume meets a disk's log after a kill of the server.
  *
  * Input: the bytes of a log (a short one: the data slots of a real log
- * start at 4 KiB and are 256 KiB apart, so an input reaches the first
+ * start at 4 KiB and are 64 KiB apart, so an input reaches the first
  * slots' data only).  Each is scanned twice: as a log of another boot and
- * diff area (fixed ids), and as one of this boot and diff area (the ids
- * its own header names), so that the checks of the slots are reached
+ * disk (fixed ids), and as one of this boot and disk (the ids its own
+ * header names), so that the checks of the slots are reached
  * whatever the ids.  A scan must return a state, or -EINVAL with a
  * message; the queued writes it hands back must be in seq order, each in
  * its own slot, within the volume and the input.  Nothing may crash or
@@ -34,13 +34,13 @@ fuzz_ctl_read (int fd, void *buf, size_t n)
 #define VOL_SIZE (1ull << 30)
 
 static void
-check (const uint8_t *img, size_t len, const uint8_t uuid[16],
+check (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
        const uint8_t boot[16])
 {
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char err[512] = "";
-  int r = sc_wb_log_scan (img, len, uuid, boot, VOL_SIZE, e, &n, err,
+  int r = sc_wb_log_scan (img, len, key, boot, VOL_SIZE, e, &n, err,
                           sizeof err);
   if (r < 0) {
     if (r != -EINVAL || err[0] == '\0')
@@ -70,15 +70,15 @@ check (const uint8_t *img, size_t len, const uint8_t uuid[16],
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-  static const uint8_t other[16] = { 0xee, 0xee };
+  static const uint8_t other[SC_WB_LOG_KEY] = { 0xee, 0xee };
   /* A copy of exactly its size: reads past it are caught. */
   uint8_t *img = malloc (size ? size : 1);
   if (!img)
     return 0;
   memcpy (img, data, size);
   check (img, size, other, other);
-  if (size >= 56)
-    check (img, size, img + 24, img + 40);
+  if (size >= 72)
+    check (img, size, img + 24, img + 56);
   free (img);
   return 0;
 }

@@ -17,14 +17,14 @@ def crc32c(data):
     return crc ^ 0xffffffff
 
 
-UUID = bytes(range(16))
-BOOT = bytes(range(16, 32))
-SLOT = 256 << 10
+KEY = bytes(range(32))
+BOOT = bytes(range(32, 48))
+SLOT = 64 << 10
 
 
 def log(slots, data_len=4096, magic=b"SCWBLOG1"):
     """slots: (index, seq, offset, count, data byte or None)."""
-    head = magic + struct.pack("<IIII", 1, 64, SLOT, 0) + UUID + BOOT
+    head = magic + struct.pack("<IIII", 1, 64, SLOT, 0) + KEY + BOOT
     head += struct.pack("<I", crc32c(head))
     img = bytearray(4096 + data_len)
     img[:len(head)] = head
