@@ -205,9 +205,12 @@ int sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
                      char *err, size_t errlen);
 /* The write-back log of the volume's disk (writeback-log.c): its key (32
  * bytes: the disk's identity) and its path (malloc'd), in
- * $SHADOWCOPY_WBLOG_DIR or /dev/shm.  0 or -ENOMEM. */
+ * $SHADOWCOPY_WBLOG_DIR or /dev/shm/shadowcopy-EUID, a directory that
+ * must be this user's and writable by no one else.  0, or a negative
+ * errno with a message in why (-ENOMEM, or the directory's fault). */
 int sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
-                         uint8_t key[32], char **path);
+                         uint8_t key[32], char **path, char *why,
+                         size_t whylen);
 /* Write the queued writes of the log at `path` left by a server of the
  * disk `key` killed in this boot (through the normal write path, in
  * order), flush them, and delete the log; drop a log of an earlier boot,

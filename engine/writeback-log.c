@@ -479,9 +479,44 @@ fnv64 (const char *s)
   return h;
 }
 
+/* The directory of the logs: $SHADOWCOPY_WBLOG_DIR, or this user's own
+ * in /dev/shm.  Not /dev/shm itself: anyone may make a file there, and a
+ * log another user made, or could still open, would be written to the
+ * disk.  So the directory must be this user's, and no one else may write
+ * it.  0, or a negative errno with a message in why. */
+static int
+log_dir (char *dir, size_t len, char *why, size_t whylen)
+{
+  const char *env = getenv ("SHADOWCOPY_WBLOG_DIR");
+  if (env && *env)
+    snprintf (dir, len, "%s", env);
+  else {
+    snprintf (dir, len, "/dev/shm/shadowcopy-%u", (unsigned) geteuid ());
+    if (mkdir (dir, 0700) < 0 && errno != EEXIST) {
+      int r = -errno;
+      snprintf (why, whylen, "making %s: %s", dir, strerror (-r));
+      return r;
+    }
+  }
+  struct stat st;
+  if (lstat (dir, &st) < 0) {
+    int r = -errno;
+    snprintf (why, whylen, "%s: %s", dir, strerror (-r));
+    return r;
+  }
+  if (!S_ISDIR (st.st_mode) || st.st_uid != geteuid () ||
+      (st.st_mode & 022)) {
+    snprintf (why, whylen, "%s is not a directory of this user that no one "
+              "else may write", dir);
+    return -EPERM;
+  }
+  return 0;
+}
+
 int
 sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
-                     uint8_t key[SC_WB_LOG_KEY], char **path)
+                     uint8_t key[SC_WB_LOG_KEY], char **path, char *why,
+                     size_t whylen)
 {
   struct sc_origin_id id;
   struct {
@@ -503,12 +538,15 @@ sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
     k.btime_nsec = stx.stx_btime.tv_nsec;
   }
   memcpy (key, &k, SC_WB_LOG_KEY);
-  const char *dir = getenv ("SHADOWCOPY_WBLOG_DIR");
-  if (!dir || !*dir)
-    dir = "/dev/shm";
+  char dir[4096];
+  int r = log_dir (dir, sizeof dir, why, whylen);
+  if (r < 0)
+    return r;
   uint64_t name = (uint64_t) crc32c (0, key, SC_WB_LOG_KEY) << 32 |
                   crc32c (0x5c0b1e55u, key, SC_WB_LOG_KEY);
-  if (asprintf (path, "%s/shadowcopy-%016" PRIx64 ".wblog", dir, name) < 0)
+  if (asprintf (path, "%s/%016" PRIx64 ".wblog", dir, name) < 0) {
+    snprintf (why, whylen, "%s", strerror (ENOMEM));
     return -ENOMEM;
+  }
   return 0;
 }

@@ -246,15 +246,21 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
                  size_t errlen)
 {
   uint8_t key[SC_WB_LOG_KEY];
-  char *path;
-  if (sc_vol_wb_log_where (v, origin_path, key, &path) < 0) {
-    snprintf (err, errlen, "the write-back log: %s", strerror (ENOMEM));
-    return -ENOMEM;
+  char *path, why[512];
+  int r = sc_vol_wb_log_where (v, origin_path, key, &path, why, sizeof why);
+  if (r == -ENOMEM) {
+    snprintf (err, errlen, "the write-back log: %s", why);
+    return r;
+  }
+  if (r < 0) {
+    /* (Nor can a log a killed server left there be trusted.) */
+    sc_say ("write-back is off, and no log of a killed server is looked "
+            "for: %s", why);
+    return 0;
   }
   /* First the writes a killed server acknowledged from its queue. */
-  int r = sc_vol_wb_recover (v, path, key, err, errlen);
+  r = sc_vol_wb_recover (v, path, key, err, errlen);
   struct sc_wb_log *log = NULL;
-  char why[512];
   if (r == 0 && v->cfg.write_back &&
       sc_wb_log_create (path, key, &log, why, sizeof why) < 0)
     sc_say ("write-back is off: its log: %s", why);

@@ -97,7 +97,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/shadowcopy-$TEST_NAME.XXXXXX") ||
 # The servers' write-back logs (engine/writeback-log.c) go here, not to
 # /dev/shm, so that a test finds its own and leaves none behind.
 export SHADOWCOPY_WBLOG_DIR=$TMP/wblog
-mkdir -p "$SHADOWCOPY_WBLOG_DIR" || hard_error "mkdir $SHADOWCOPY_WBLOG_DIR"
+mkdir -m 700 "$SHADOWCOPY_WBLOG_DIR" || hard_error "mkdir $SHADOWCOPY_WBLOG_DIR"
 
 # wblog_file: the path of the one write-back log there (fails if none).
 wblog_file () {

@@ -259,8 +259,9 @@ Test (wblog, damage_is_refused)
 static char *
 where (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
 {
-  char *p;
-  cr_assert_eq (sc_vol_wb_log_where (t->v, t->origin, key, &p), 0);
+  char *p, why[512] = "";
+  cr_assert_eq (sc_vol_wb_log_where (t->v, t->origin, key, &p, why,
+                                     sizeof why), 0, "%s", why);
   return p;
 }
 
@@ -457,6 +458,35 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   cr_assert_eq (n, 1);
   cr_assert_eq (e[0].offset, 2 * (uint64_t) cs);
   free (img);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* The logs' directory must be this user's and writable by no one else: a
+ * log another user could make or open there would be written to the
+ * disk.  Here it is open to all: no log in it is trusted. */
+Test (wblog, a_directory_others_may_write_is_not_trusted)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = where (&t, key);
+  uh_vol_close (&t);
+  killed_server_log (p, key);
+  char *dir = uh_path ("wblog");
+  cr_assert_eq (chmod (dir, 0777), 0);
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  cr_assert_eq (access (p, F_OK), 0, "the log is left alone");
+  uint8_t k2[SC_WB_LOG_KEY];
+  char *p2, why[512] = "";
+  cr_assert_eq (sc_vol_wb_log_where (t.v, t.origin, k2, &p2, why,
+                                     sizeof why), -EPERM);
+  cr_assert_not_null (strstr (why, "is not a directory of this user that "
+                              "no one else may write"), "%s", why);
+  uh_vol_close (&t);
+  free (dir);
   free (p);
   uh_vol_free (&t);
 }
