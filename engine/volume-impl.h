@@ -214,9 +214,10 @@ int sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
 /* Write the queued writes of the log at `path` left by a server of the
  * disk `key` killed in this boot (through the normal write path, in
  * order), flush them, and delete the log; drop a log of an earlier boot,
- * or one older than a change of the disk found at open.  0, or a
- * negative errno with a message in err (a log that does not check out,
- * or whose writes fail, is kept). */
+ * or one older than a change of the disk found at open.  0; 1 if the
+ * file is another disk's (left alone); or a negative errno with a
+ * message in err (a log that does not check out, or whose writes fail,
+ * or that is not this user's alone, is kept). */
 int sc_vol_wb_recover (struct sc_volume *v, const char *path,
                        const uint8_t key[32], char *err, size_t errlen);
 /* Drain the queue and stop its thread (at close). */

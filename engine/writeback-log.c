@@ -67,8 +67,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "cow/boot-id.h"
@@ -247,7 +249,8 @@ sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
   h.crc = header_crc (&h);
   /* Its space reserved: a store into the mapping never meets ENOSPC
    * (SIGBUS). */
-  fd = open (tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+  (void) unlink (tmp);                  /* a half-made one, killed */
+  fd = open (tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
              0600);
   if (fd < 0 || (r = posix_fallocate (fd, 0, SC_WB_LOG_SIZE)) != 0 ||
       pwrite (fd, &h, sizeof h, 0) != (ssize_t) sizeof h) {
@@ -389,8 +392,9 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   int r = 0;
   if (fd < 0 || fstat (fd, &st) < 0)
     r = -errno;
-  else if (!S_ISREG (st.st_mode))
-    r = -EINVAL;
+  else if (!S_ISREG (st.st_mode) || st.st_uid != geteuid () ||
+           (st.st_mode & 022))
+    r = -EPERM;
   else if ((*len = (size_t) (st.st_size < (off_t) SC_WB_LOG_SIZE
                              ? st.st_size : (off_t) SC_WB_LOG_SIZE)) > 0 &&
            (*map = mmap (NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
@@ -402,7 +406,9 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
     close (fd);
   if (r < 0)
     snprintf (err, errlen, "the write-back log %s: %s", path,
-              r == -EINVAL ? "not a regular file" : strerror (-r));
+              r == -EPERM ? "not a regular file of this user that no one "
+              "else may write: it is not read (remove it)"
+              : strerror (-r));
   return r;
 }
 
@@ -421,7 +427,14 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char why[256] = "";
-  (void) sc_boot_id (boot);             /* unknown: all zeros, no match */
+  if ((r = sc_boot_id (boot)) < 0) {
+    /* Unknown, the log would look like another boot's and be dropped. */
+    snprintf (err, errlen, "the write-back log %s: this boot's id: %s (the "
+              "log is kept)", path, strerror (-r));
+    if (map)
+      munmap (map, len);
+    return r;
+  }
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
                                     why, sizeof why)
                   : SC_WB_LOG_EMPTY;
@@ -445,10 +458,11 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
               "unflushed cache at a power cut", path, n);
     break;
   case SC_WB_LOG_OTHER_DISK:
-    if (n)
-      sc_say ("write-back log %s: it belongs to another disk: its %zu "
-              "queued writes are dropped", path, n);
-    break;
+    /* Two disks whose keys hash alike (64 bits): the other's, left be. */
+    sc_say ("write-back log %s: it belongs to another disk; it is left "
+            "alone", path);
+    munmap (map, len);
+    return 1;
   case SC_WB_LOG_EMPTY:
     break;
   default:
@@ -469,13 +483,15 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
 
 /* ---- where a disk's log is -------------------------------------------- */
 
-/* FNV-1a, 64 bits: an NBD export's URI in the disk's key. */
+/* FNV-1a, 64 bits: an NBD export's name in the disk's key, and the
+ * key in the log's name. */
 static uint64_t
-fnv64 (const char *s)
+fnv64 (const void *p, size_t len)
 {
+  const uint8_t *s = p;
   uint64_t h = 0xcbf29ce484222325ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t) *s) * 0x100000001b3ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ s[i]) * 0x100000001b3ull;
   return h;
 }
 
@@ -510,6 +526,11 @@ log_dir (char *dir, size_t len, char *why, size_t whylen)
               "else may write", dir);
     return -EPERM;
   }
+  struct statfs fs;
+  if (statfs (dir, &fs) == 0 && fs.f_type != TMPFS_MAGIC)
+    sc_say ("write-back log: %s is not a tmpfs: should its filesystem lose "
+            "its unwritten pages with the machine still up, an old image "
+            "of a log could be written to the disk", dir);
   return 0;
 }
 
@@ -521,7 +542,7 @@ sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
   struct sc_origin_id id;
   struct {
     uint32_t type, btime_nsec;
-    uint64_t dev, ino, more;            /* birth (s), or the URI's hash */
+    uint64_t dev, ino, more;
   } k = { 0 };
   _Static_assert (sizeof k == SC_WB_LOG_KEY, "the key's size");
   sc_origin_identity (v->origin, &id);
@@ -529,8 +550,23 @@ sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
   k.dev = id.dev;
   k.ino = id.ino;
   struct statx stx;
-  if (id.type == SC_ORIGIN_NBD)
-    k.more = fnv64 (origin_path);
+  struct sc_origin_stamp st;
+  if (id.type == SC_ORIGIN_NBD) {
+    /* One export has many URIs (a host's names, a port or not, paths to
+     * a socket): the diff area, which serves one export, stands for it,
+     * with the export's name.  (A diff area made again for an NBD disk
+     * does not find its log.) */
+    struct sc_diff_stats ds;
+    sc_diff_stats (v->diff, &ds);
+    memcpy (&k.dev, ds.uuid, 16);
+    k.more = fnv64 (id.path, strlen (id.path));
+  }
+  else if (id.type == SC_ORIGIN_BLOCK) {
+    /* A device number is used again by the next loop device, disk or
+     * logical volume; its disk sequence number is not (0: unknown). */
+    if (sc_origin_stamp (v->origin, &st) == 0)
+      k.more = st.diskseq;
+  }
   else if (id.type == SC_ORIGIN_FILE &&
            statx (AT_FDCWD, origin_path, 0, STATX_BTIME, &stx) == 0 &&
            (stx.stx_mask & STATX_BTIME)) {
@@ -542,8 +578,7 @@ sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
   int r = log_dir (dir, sizeof dir, why, whylen);
   if (r < 0)
     return r;
-  uint64_t name = (uint64_t) crc32c (0, key, SC_WB_LOG_KEY) << 32 |
-                  crc32c (0x5c0b1e55u, key, SC_WB_LOG_KEY);
+  uint64_t name = fnv64 (key, SC_WB_LOG_KEY);
   if (asprintf (path, "%s/%016" PRIx64 ".wblog", dir, name) < 0) {
     snprintf (why, whylen, "%s", strerror (ENOMEM));
     return -ENOMEM;

@@ -261,7 +261,12 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
   /* First the writes a killed server acknowledged from its queue. */
   r = sc_vol_wb_recover (v, path, key, err, errlen);
   struct sc_wb_log *log = NULL;
-  if (r == 0 && v->cfg.write_back &&
+  if (r > 0) {
+    sc_say ("write-back is off: another disk's log is where this one's "
+            "would be");
+    r = 0;
+  }
+  else if (r == 0 && v->cfg.write_back &&
       sc_wb_log_create (path, key, &log, why, sizeof why) < 0)
     sc_say ("write-back is off: its log: %s", why);
   free (path);

@@ -94,10 +94,18 @@ requires_python_nbd
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/shadowcopy-$TEST_NAME.XXXXXX") ||
     hard_error "mktemp -d failed"
-# The servers' write-back logs (engine/writeback-log.c) go here, not to
-# /dev/shm, so that a test finds its own and leaves none behind.
-export SHADOWCOPY_WBLOG_DIR=$TMP/wblog
-mkdir -m 700 "$SHADOWCOPY_WBLOG_DIR" || hard_error "mkdir $SHADOWCOPY_WBLOG_DIR"
+# The servers' write-back logs (engine/writeback-log.c) go to a tmpfs
+# directory of the test's own, so that a test finds its own and leaves
+# none behind.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    SHADOWCOPY_WBLOG_DIR=$(mktemp -d "/dev/shm/shadowcopy-$TEST_NAME.XXXXXX") ||
+        hard_error "mktemp -d in /dev/shm failed"
+else
+    SHADOWCOPY_WBLOG_DIR=$TMP/wblog
+    mkdir -m 700 "$SHADOWCOPY_WBLOG_DIR" || hard_error "mkdir $SHADOWCOPY_WBLOG_DIR"
+fi
+export SHADOWCOPY_WBLOG_DIR
+_WBLOG_TMP=$SHADOWCOPY_WBLOG_DIR        # (a test may unset the variable)
 
 # wblog_file: the path of the one write-back log there (fails if none).
 wblog_file () {
@@ -152,9 +160,9 @@ _cleanup () {
         echo "$TEST_NAME: exit status $rc" >&2
     fi
     if [ -n "${KEEP_TMP:-}" ]; then
-        echo "$TEST_NAME: keeping $TMP" >&2
+        echo "$TEST_NAME: keeping $TMP and $_WBLOG_TMP" >&2
     else
-        rm -rf "$TMP"
+        rm -rf "$TMP" "$_WBLOG_TMP"
     fi
     exit "$rc"
 }

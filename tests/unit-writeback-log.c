@@ -17,6 +17,7 @@
 #include "cow/crc32c.h"
 #include "cow/diffarea.h"
 #include "engine/volume.h"
+#include "engine/origin-impl.h"
 #include "engine/volume-impl.h"
 #include "engine/writeback-log.h"
 #include "tests/unit-helpers.h"
@@ -487,6 +488,78 @@ Test (wblog, a_directory_others_may_write_is_not_trusted)
                               "no one else may write"), "%s", why);
   uh_vol_close (&t);
   free (dir);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* Review 22: two disks whose keys would hash to one name (the name was
+ * once 32 bits).  The open of one must leave the other's log alone, with
+ * its queued writes, and run without write-back. */
+Test (wblog, another_disks_log_at_the_name_is_left_alone)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = where (&t, key);
+  uh_vol_close (&t);
+  struct sc_wb_log *log = make_log (p, key_b);  /* another disk's */
+  queue (log, 0, 1, 8192, 4096, 0xa5);
+  sc_wb_log_close (log, 0);
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  cr_assert_eq (access (p, F_OK), 0, "the other disk's log is kept");
+  size_t len, n;
+  struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
+  char err[512] = "";
+  uint8_t *img = image (p, &len);
+  cr_assert_eq (sc_wb_log_scan (img, len, key_b, boot_now, VOL, e, &n, err,
+                                sizeof err), SC_WB_LOG_QUEUED, "%s", err);
+  cr_assert_eq (n, 1);
+  free (img);
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+static int
+boot_id_fails (uint8_t id[16])
+{
+  memset (id, 0, 16);
+  return -EMFILE;
+}
+
+/* The boot id cannot be read at the open (a transient error: no file
+ * descriptor left).  The log is this boot's: its queued writes must not
+ * be dropped as another boot's (the open may fail, and keep it). */
+Test (wblog, an_unreadable_boot_id_does_not_drop_the_log)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = where (&t, key);
+  uh_vol_close (&t);
+  killed_server_log (p, key);
+
+  struct sc_volume_config cfg = {
+    .origin_path = t.origin, .diff_path = t.diff, .chunk_size = 65536,
+  };
+  char err[512] = "";
+  struct sc_volume *v = NULL;
+  sc_boot_id_hook = boot_id_fails;
+  int r = sc_volume_open (&cfg, &v, err, sizeof err);
+  sc_boot_id_hook = fixed_boot;
+  if (r == 0)
+    sc_volume_close (v);
+  cr_assert_lt (r, 0, "the open went on without knowing the boot");
+  cr_assert_not_null (strstr (err, "this boot's id"), "%s", err);
+  cr_assert_eq (access (p, F_OK), 0, "the log is kept");
+
+  uh_vol_open (&t);                     /* the id known again */
+  memset (t.live + 65536, 0xb1, 8192);
+  memset (t.live + 65536 + 100, 0xb2, 3000);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  uh_vol_close (&t);
   free (p);
   uh_vol_free (&t);
 }
