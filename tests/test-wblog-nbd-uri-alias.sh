@@ -1,0 +1,62 @@
+#!/bin/bash
+# Tests the write-back log of a disk that is an NBD export reached by two
+# spellings of its URI (review 22): the same socket through another path
+# (as nbd://HOST/x and nbd://HOST:10809/x, or a host name and its
+# address, are the same export).  The diff area takes either (it
+# compares the export's name).  A write is queued and acknowledged, the
+# server is killed; the next start gives the other spelling.
+# 1. The acknowledged write must be there.  (The log is named by a hash
+#    of the URI's text: the start did not find it.)
+# 2. Newer data is written over it and the server stops cleanly; a start
+#    with the first spelling must not write the old queued write over
+#    the newer data.  (The log left behind was found then, and written.)
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/nbd-remote.sh"
+requires nbdsh
+
+FAULTS=$TMP/faults
+OFF=$((65536 + 4096))
+nbdkit_remote r memory 4M
+U1=$(remote_uri r)
+mkdir "$TMP/d"
+U2="nbd+unix:///?socket=$TMP/d/../r.sock"
+
+export SHADOWCOPY_TEST_IO_FAULTS=$FAULTS
+start_server "$U1" "$TMP/diff" chunk-size=64K write-back=on
+sc_create s1
+echo "journal-write stall" > "$FAULTS"
+timeout 60 "$NBDSH" -u "$(uri live)" -c "
+import sys, time
+t = time.monotonic()
+h.pwrite(b'\xa5' * 4096, $OFF)
+if time.monotonic() - t > 5:
+    sys.exit('not acknowledged from the queue')
+" || fail "the queued write"
+kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :
+_forget_pid "$SERVER_PID"; SERVER_PID=
+rm -f "$FAULTS"
+[ -s "$(wblog_file)" ] || fail "no write-back log after the SIGKILL"
+
+# 1. The same export, another spelling.
+start_server "$U2" "$TMP/diff" chunk-size=64K write-back=on
+nbd_py live "
+got = h.pread(4096, $OFF)
+if got != b'\xa5' * 4096:
+    sys.exit('reads %r...' % got[:4])
+" || soft_fail "a write acknowledged before the SIGKILL is lost when the export's URI is spelled another way"
+# Newer data over it, flushed; a clean stop.
+nbd_py live "
+h.pwrite(b'\x5a' * 4096, $OFF)
+h.flush()
+" || fail "the newer write"
+stop_server
+
+# 2. The first spelling again.
+start_server "$U1" "$TMP/diff" chunk-size=64K write-back=on
+nbd_py live "
+got = h.pread(4096, $OFF)
+if got != b'\x5a' * 4096:
+    sys.exit('reads %r..., not the newer data' % got[:4])
+" || soft_fail "a log left behind under the first spelling of the URI was written over newer data, after a clean stop"
+stop_server
