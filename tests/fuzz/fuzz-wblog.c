@@ -47,7 +47,7 @@ check (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
       abort ();
     return;
   }
-  if (r > SC_WB_LOG_OTHER_DIFF || n > SC_WB_LOG_SLOTS)
+  if (r > SC_WB_LOG_OTHER_DISK || n > SC_WB_LOG_SLOTS)
     abort ();
   if (r != SC_WB_LOG_QUEUED)
     return;
