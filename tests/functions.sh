@@ -107,6 +107,33 @@ fi
 export SHADOWCOPY_WBLOG_DIR
 _WBLOG_TMP=$SHADOWCOPY_WBLOG_DIR        # (a test may unset the variable)
 
+# kill9_server: SIGKILL the current server and reap it.
+kill9_server () {
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || :
+    _forget_pid "$SERVER_PID"
+    SERVER_PID=
+}
+
+# wb_queued_then_killed OFFSET BYTE: with the journal's writes stalled
+# (the fault file $SHADOWCOPY_TEST_IO_FAULTS), a 4 KiB write of BYTE at
+# OFFSET of the live export (the first of its chunk since a snapshot) is
+# acknowledged from the write-back queue, its data only in the write-back
+# log; then the server is SIGKILLed and the stall lifted.
+wb_queued_then_killed () {
+    echo "journal-write stall" > "$SHADOWCOPY_TEST_IO_FAULTS"
+    timeout 60 "$NBDSH" -u "$(uri live)" -c "
+import sys, time
+t = time.monotonic()
+h.pwrite(bytes([$2]) * 4096, $1)
+if time.monotonic() - t > 5:
+    sys.exit('the write waited for its copy: not acknowledged from the queue')
+" || fail "a write at $1 acknowledged from the write-back queue"
+    kill9_server
+    rm -f "$SHADOWCOPY_TEST_IO_FAULTS"
+    [ -s "$(wblog_file)" ] || fail "no write-back log after the SIGKILL"
+}
+
 # wblog_file: the path of the one write-back log there (fails if none).
 wblog_file () {
     local f=("$SHADOWCOPY_WBLOG_DIR"/*.wblog)

@@ -27,20 +27,7 @@ trap 'rc=$?; set +e; [ -n "$SERVER_PID" ] && stop_server
 
 start_server "$loop" "$TMP/a.diff" chunk-size=64K write-back=on
 sc_create s1
-# The copy's record stalls: the write is acknowledged from the queue and
-# its data is only in the log when the server is killed.
-echo "journal-write stall" > "$FAULTS"
-timeout 60 "$NBDSH" -u "$(uri live)" -c "
-import sys, time
-t = time.monotonic()
-h.pwrite(b'\xa5' * 4096, $OFF)
-if time.monotonic() - t > 5:
-    sys.exit('not acknowledged from the queue')
-" || fail "the queued write"
-kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :
-_forget_pid "$SERVER_PID"; SERVER_PID=
-rm -f "$FAULTS"
-[ -s "$(wblog_file)" ] || fail "no write-back log after the SIGKILL"
+wb_queued_then_killed "$OFF" 0xa5
 
 # The same device number, another disk.
 losetup -d "$loop" || fail "losetup -d $loop"

@@ -19,11 +19,6 @@ make_disk "$TMP/disk" 4M
 mkdir "$TMP/a" "$TMP/b"
 ln -s "$TMP/b/diff" "$TMP/a/diff"
 
-kill_server () {
-    kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :
-    _forget_pid "$SERVER_PID"; SERVER_PID=
-}
-
 # The diff area, made as b/diff.
 start_server "$TMP/disk" "$TMP/b/diff" chunk-size=64K write-back=on
 sc_create s1
@@ -31,17 +26,7 @@ stop_server
 
 # 1.
 start_server "$TMP/disk" "$TMP/a/diff" chunk-size=64K write-back=on
-echo "journal-write stall" > "$FAULTS"
-timeout 60 "$NBDSH" -u "$(uri live)" -c "
-import sys, time
-t = time.monotonic()
-h.pwrite(b'\xa5' * 4096, $OFF)
-if time.monotonic() - t > 5:
-    sys.exit('not acknowledged from the queue')
-" || fail "the queued write"
-kill_server
-rm -f "$FAULTS"
-[ -s "$(wblog_file)" ] || fail "no write-back log after the SIGKILL"
+wb_queued_then_killed "$OFF" 0xa5
 
 # 2.
 start_server "$TMP/disk" "$TMP/b/diff" chunk-size=64K write-back=on

@@ -19,19 +19,7 @@ make_disk "$TMP/disk" 4M
 
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 sc_create s1
-echo "journal-write stall" > "$FAULTS"
-timeout 60 "$NBDSH" -u "$(uri live)" -c "
-import sys, time
-t = time.monotonic()
-h.pwrite(b'\xc3' * 4096, $OFF)
-if time.monotonic() - t > 5:
-    sys.exit('not acknowledged from the queue')
-if h.pread(4096, $OFF) != b'\xc3' * 4096:
-    sys.exit('not read back')
-" || fail "the queued write"
-kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :
-_forget_pid "$SERVER_PID"; SERVER_PID=
-rm -f "$FAULTS"
+wb_queued_then_killed "$OFF" 0xc3
 WBLOG=$(wblog_file)
 [ -s "$WBLOG" ] || fail "no write-back log after the SIGKILL"
 

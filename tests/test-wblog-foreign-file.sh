@@ -21,26 +21,10 @@ export SHADOWCOPY_TEST_IO_FAULTS=$FAULTS
 OFF=$((65536 + 4096))
 make_disk "$TMP/disk" 4M
 
-# queued_then_killed BYTE: a write at OFF acknowledged from the queue
-# (its copy's record stalls), then SIGKILL.
-queued_then_killed () {
-    echo "journal-write stall" > "$FAULTS"
-    timeout 60 "$NBDSH" -u "$(uri live)" -c "
-import sys, time
-t = time.monotonic()
-h.pwrite(bytes([$1]) * 4096, $OFF)
-if time.monotonic() - t > 5:
-    sys.exit('not acknowledged from the queue')
-" || fail "the queued write"
-    kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :
-    _forget_pid "$SERVER_PID"; SERVER_PID=
-    rm -f "$FAULTS"
-}
-
 # A real log of this disk, kept aside: a queued write of 0xa5.
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
 sc_create s1
-queued_then_killed 0xa5
+wb_queued_then_killed "$OFF" 0xa5
 LOG=$(wblog_file)
 mv "$LOG" "$TMP/old-image"
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K

@@ -25,18 +25,7 @@ U2="nbd+unix:///?socket=$TMP/d/../r.sock"
 export SHADOWCOPY_TEST_IO_FAULTS=$FAULTS
 start_server "$U1" "$TMP/diff" chunk-size=64K write-back=on
 sc_create s1
-echo "journal-write stall" > "$FAULTS"
-timeout 60 "$NBDSH" -u "$(uri live)" -c "
-import sys, time
-t = time.monotonic()
-h.pwrite(b'\xa5' * 4096, $OFF)
-if time.monotonic() - t > 5:
-    sys.exit('not acknowledged from the queue')
-" || fail "the queued write"
-kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :
-_forget_pid "$SERVER_PID"; SERVER_PID=
-rm -f "$FAULTS"
-[ -s "$(wblog_file)" ] || fail "no write-back log after the SIGKILL"
+wb_queued_then_killed "$OFF" 0xa5
 
 # 1. The same export, another spelling.
 start_server "$U2" "$TMP/diff" chunk-size=64K write-back=on

@@ -44,11 +44,6 @@ OFF=$((4 * 65536 + 4096))
 D=$M/diff
 make_disk "$TMP/disk" 4M
 
-kill_server () {
-    kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || :
-    _forget_pid "$SERVER_PID"; SERVER_PID=
-}
-
 start_server "$TMP/disk" "$D" chunk-size=64K write-back=on
 sc_create s1
 
@@ -79,7 +74,7 @@ with open('$TMP/disk', 'rb') as f:
 
 # The diff area's filesystem goes down without writing its dirty pages.
 xfs_io -x -c shutdown "$M" || skip "xfs_io shutdown failed"
-kill_server
+kill9_server
 umount "$M" || fail "umount after the shutdown"
 mount "$LOOP" "$M" || fail "mount after the shutdown"
 

@@ -29,18 +29,10 @@ $2"
 }
 export FAULTS
 
-# kill9: SIGKILL the server.
-kill9 () {
-    kill -KILL "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || :
-    _forget_pid "$SERVER_PID"
-    SERVER_PID=
-}
-
 # kill9_restart: SIGKILL the server, start it again on the same files.
 kill9_restart () {
     local args=("${SERVER_ARGS[@]}")
-    kill9
+    kill9_server
     start_server "${args[0]#disk=}" "${args[1]#diff=}" "${args[@]:2}"
 }
 
@@ -62,7 +54,7 @@ chunk = $1 // 65536 * 65536
 if h.pread(65536, chunk)[:$1 - chunk] != old[chunk:$1]:
     sys.exit('the rest of the chunk does not read as the origin')
 " || fail "queued write at $1"
-    kill9
+    kill9_server
     rm -f "$FAULTS"
 }
 

@@ -279,6 +279,43 @@ killed_server_log (const char *p, const uint8_t key[SC_WB_LOG_KEY])
   sc_wb_log_close (log, 0);
 }
 
+/* A volume with snapshot s1, closed as a killed server would leave it,
+ * with killed_server_log's log: its path (key in key). */
+static char *
+killed_volume (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
+{
+  uh_vol_create (t, VOL, 65536, 7, 0);
+  uh_vol_snap (t, "s1");
+  char *p = where (t, key);
+  uh_vol_close (t);
+  killed_server_log (p, key);
+  return p;
+}
+
+/* The live image once killed_server_log's queued writes are written. */
+static void
+replayed (struct uh_vol *t)
+{
+  memset (t->live + 65536, 0xb1, 8192);
+  memset (t->live + 65536 + 100, 0xb2, 3000);
+}
+
+/* The open of the volume fails: its error, with err filled. */
+static int
+open_fails (struct uh_vol *t, char *err, size_t errlen)
+{
+  struct sc_volume_config cfg = {
+    .origin_path = t->origin, .diff_path = t->diff,
+    .chunk_size = t->chunk_size,
+  };
+  struct sc_volume *v = NULL;
+  int r = sc_volume_open (&cfg, &v, err, errlen);
+  if (r == 0)
+    sc_volume_close (v);
+  cr_assert_lt (r, 0, "the open succeeded");
+  return r;
+}
+
 Test (wblog, open_writes_queued_writes_copy_first)
 {
   struct uh_vol t;
@@ -292,8 +329,7 @@ Test (wblog, open_writes_queued_writes_copy_first)
 
   killed_server_log (p, key);
   uh_vol_open (&t);
-  memset (t.live + 65536, 0xb1, 8192);
-  memset (t.live + 65536 + 100, 0xb2, 3000);
+  replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume after the replay");
   uh_vol_assert_reads (&t, uh_find (sc_volume_diff (t.v), "s1").id, old,
                        "s1 after the replay");
@@ -313,12 +349,7 @@ Test (wblog, open_drops_a_log_of_another_boot)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
-  uh_vol_create (&t, VOL, 65536, 7, 0);
-  uh_vol_snap (&t, "s1");
-  char *p = where (&t, key);
-  uh_vol_close (&t);
-
-  killed_server_log (p, key);
+  char *p = killed_volume (&t, key);
   boot_now[2] = 2;                      /* the machine restarted */
   uh_vol_open (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
@@ -332,19 +363,10 @@ Test (wblog, open_refuses_a_damaged_log_and_keeps_it)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
-  uh_vol_create (&t, VOL, 65536, 7, 0);
-  uh_vol_snap (&t, "s1");
-  char *p = where (&t, key);
-  uh_vol_close (&t);
-
-  killed_server_log (p, key);
+  char *p = killed_volume (&t, key);
   uh_flip_byte (p, SC_WB_LOG_DATA + 5 * SC_WB_LOG_SLOT_SIZE + 7);
-  struct sc_volume_config cfg = {
-    .origin_path = t.origin, .diff_path = t.diff, .chunk_size = 65536,
-  };
   char err[512] = "";
-  struct sc_volume *v = NULL;
-  cr_assert_eq (sc_volume_open (&cfg, &v, err, sizeof err), -EINVAL);
+  cr_assert_eq (open_fails (&t, err, sizeof err), -EINVAL);
   cr_assert_not_null (strstr (err, "slot 5 (a write of 8192 bytes at "
                               "65536) is damaged"), "%s", err);
   cr_assert_not_null (strstr (err, "it is kept: move it away"), "%s", err);
@@ -372,8 +394,7 @@ Test (wblog, open_with_the_diff_area_made_again)
 
   killed_server_log (p, key);
   uh_vol_open (&t);
-  memset (t.live + 65536, 0xb1, 8192);
-  memset (t.live + 65536 + 100, 0xb2, 3000);
+  replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
   uh_vol_close (&t);
   free (p);
@@ -387,12 +408,7 @@ Test (wblog, open_drops_queued_writes_older_than_a_change_of_the_disk)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
-  uh_vol_create (&t, VOL, 65536, 7, 0);
-  uh_vol_snap (&t, "s1");
-  char *p = where (&t, key);
-  uh_vol_close (&t);
-
-  killed_server_log (p, key);
+  char *p = killed_volume (&t, key);
   memset (t.live + 65536, 0x5e, 65536);         /* written behind */
   uh_pwrite (t.origin, t.live + 65536, 65536, 65536);
   uh_vol_open (&t);
@@ -435,12 +451,8 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   queue (log, 1, 2, 20 * (uint64_t) cs, 4096, 0xd2);
   sc_wb_log_close (log, 0);
 
-  struct sc_volume_config cfg = {
-    .origin_path = t.origin, .diff_path = t.diff, .chunk_size = cs,
-  };
   char err[512] = "";
-  struct sc_volume *v = NULL;
-  r = sc_volume_open (&cfg, &v, err, sizeof err);
+  r = open_fails (&t, err, sizeof err);
   cr_assert_eq (r, -ENOSPC, "open: %d %s", r, err);
   cr_assert_not_null (strstr (err, "1 of its 2 queued writes could not be "
                               "written"), "%s", err);
@@ -470,10 +482,7 @@ Test (wblog, a_directory_others_may_write_is_not_trusted)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
-  uh_vol_create (&t, VOL, 65536, 7, 0);
-  char *p = where (&t, key);
-  uh_vol_close (&t);
-  killed_server_log (p, key);
+  char *p = killed_volume (&t, key);
   char *dir = uh_path ("wblog");
   cr_assert_eq (chmod (dir, 0777), 0);
 
@@ -536,28 +545,16 @@ Test (wblog, an_unreadable_boot_id_does_not_drop_the_log)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
-  uh_vol_create (&t, VOL, 65536, 7, 0);
-  char *p = where (&t, key);
-  uh_vol_close (&t);
-  killed_server_log (p, key);
-
-  struct sc_volume_config cfg = {
-    .origin_path = t.origin, .diff_path = t.diff, .chunk_size = 65536,
-  };
+  char *p = killed_volume (&t, key);
   char err[512] = "";
-  struct sc_volume *v = NULL;
   sc_boot_id_hook = boot_id_fails;
-  int r = sc_volume_open (&cfg, &v, err, sizeof err);
+  open_fails (&t, err, sizeof err);
   sc_boot_id_hook = fixed_boot;
-  if (r == 0)
-    sc_volume_close (v);
-  cr_assert_lt (r, 0, "the open went on without knowing the boot");
   cr_assert_not_null (strstr (err, "this boot's id"), "%s", err);
   cr_assert_eq (access (p, F_OK), 0, "the log is kept");
 
   uh_vol_open (&t);                     /* the id known again */
-  memset (t.live + 65536, 0xb1, 8192);
-  memset (t.live + 65536 + 100, 0xb2, 3000);
+  replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
   uh_vol_close (&t);
   free (p);
