@@ -236,8 +236,10 @@ int sc_diff_open_cache (const char *path, unsigned flags,
 #define SC_ORIGIN_ACCEPT 0x1
 int sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                           const char *why, unsigned flags);
-/* Did the check at open find the disk changed while no server ran? */
-bool sc_diff_origin_found_changed (struct sc_diff *d);
+/* Did the check at open find the disk changed while no server ran?  And
+ * when was the stamp it found taken (wall clock, ns; 0: none): the
+ * previous session's open or clean stop. */
+bool sc_diff_origin_found_changed (struct sc_diff *d, uint64_t *stamped_ns);
 
 /* Before the server's first write of the origin since the check: the
  * stamp no longer describes it (durably: SC_STAMP_WRITTEN).  A failed

@@ -250,6 +250,13 @@ disk_attr (dev_t rdev, const char *name, uint64_t *v)
   return n == 1 ? 0 : n < 0 ? n : -EINVAL;
 }
 
+uint64_t
+sc_block_diskseq (dev_t rdev)
+{
+  uint64_t seq;
+  return disk_attr (rdev, "diskseq", &seq) == 0 ? seq : 0;
+}
+
 /* A file: its size and times (a write changes mtime and ctime; ctime
  * cannot be set back).  A block device: its write and discard counters
  * (its own, for a partition) and the boot and diskseq they count from,

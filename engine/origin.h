@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cow/diffarea.h"
 
@@ -72,6 +73,12 @@ uint64_t sc_origin_size (const struct sc_origin *o);
 /* What the diff area records about the origin, to recognise it at the
  * next start (cow/diffarea.h). */
 void sc_origin_identity (const struct sc_origin *o, struct sc_origin_id *id);
+
+/* The sequence number of the disk a block device `rdev` is on (a
+ * partition's whole disk's): new each time the kernel makes a disk or
+ * attaches a loop device, whatever the I/O accounting; 0 if the kernel
+ * does not say. */
+uint64_t sc_block_diskseq (dev_t rdev);
 
 /* What identifies the origin's content now, cheaply (cow/diffarea.h,
  * struct sc_origin_stamp): a file's size and times, a block device's

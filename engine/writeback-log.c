@@ -7,8 +7,9 @@
  * its data reaches the origin, only in the queue.  Were the queue in the
  * server's memory, a kill -9 would lose it, where the nbdkit file
  * plugin's unflushed writes live on in the page cache.  So the queue
- * keeps its data in a shared mapping of a file in a tmpfs (/dev/shm, or
- * $SHADOWCOPY_WBLOG_DIR): a queued write is in the file once it is
+ * keeps its data in a shared mapping of a file in a tmpfs (a directory of
+ * the user's own in /dev/shm, or $SHADOWCOPY_WBLOG_DIR): a queued write
+ * is in the file once it is
  * copied in, and what the process stored there outlives the process, not
  * the machine.  As with the file plugin, a write is durable once a flush
  * returns (a flush drains the queue onto the origin and syncs that); a
@@ -28,8 +29,18 @@
  * The log belongs to the disk (the origin), not to the diff area: its
  * writes are the disk's, so it is found by the disk's identity (for a
  * file its device, inode and birth time; for a block device its device
- * number; for an NBD export its URI), however the diff area is reached,
- * and a diff area made again for the same disk still gets them.
+ * number and disk sequence number; for an NBD export its URI as given),
+ * however the diff area is reached, and a diff area made again for the
+ * same disk still gets them.
+ *
+ * A log that an open did not find (another log directory or user, a
+ * directory it did not trust, another spelling of a URI) must not be
+ * written by a later one: that session wrote the disk since.  So the
+ * header holds when the log was made, and a log older than the stamp the
+ * diff area held at this open (taken at the previous session's open or
+ * clean stop, origin-stamp.c) is dropped.  An open that finds a log and
+ * fails, keeping it, dates it again after its close's stamp
+ * (sc_vol_wb_log_keep).
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
@@ -71,6 +82,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cow/boot-id.h"
@@ -90,6 +102,7 @@ struct wbl_header {
   uint32_t reserved;
   uint8_t key[SC_WB_LOG_KEY];           /* the disk's identity */
   uint8_t boot[16];                     /* the boot that wrote it */
+  uint64_t made_ns;                     /* when (wall clock) */
   uint32_t crc;                         /* of the bytes before it */
 };
 
@@ -183,11 +196,12 @@ int
 sc_wb_log_scan (const uint8_t *img, size_t len,
                 const uint8_t key[SC_WB_LOG_KEY],
                 const uint8_t boot[16], uint64_t vol_size,
-                struct sc_wb_log_entry *entries, size_t *n, char *err,
-                size_t errlen)
+                struct sc_wb_log_entry *entries, size_t *n,
+                uint64_t *made_ns, char *err, size_t errlen)
 {
   struct wbl_header h;
   bool header_ok = len >= sizeof h;
+  *made_ns = 0;
   if (header_ok) {
     memcpy (&h, img, sizeof h);
     header_ok = memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
@@ -217,6 +231,7 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
   }
   if (memcmp (h.key, key, SC_WB_LOG_KEY) != 0)
     return SC_WB_LOG_OTHER_DISK;
+  *made_ns = h.made_ns;
   return *n ? SC_WB_LOG_QUEUED : SC_WB_LOG_EMPTY;
 }
 
@@ -246,6 +261,9 @@ sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
     snprintf (err, errlen, "%s: this boot's id: %s", path, strerror (-r));
     goto fail;
   }
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  h.made_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
   h.crc = header_crc (&h);
   /* Its space reserved: a store into the mapping never meets ENOSPC
    * (SIGBUS). */
@@ -407,7 +425,7 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   if (r < 0)
     snprintf (err, errlen, "the write-back log %s: %s", path,
               r == -EPERM ? "not a regular file of this user that no one "
-              "else may write: it is not read (remove it)"
+              "else may write: it is not read (move it away)"
               : strerror (-r));
   return r;
 }
@@ -435,13 +453,25 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
       munmap (map, len);
     return r;
   }
+  uint64_t made_ns = 0, stamped_ns;
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
-                                    why, sizeof why)
+                                    &made_ns, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
-  if (state == SC_WB_LOG_QUEUED && sc_diff_origin_found_changed (v->diff)) {
+  bool changed = sc_diff_origin_found_changed (v->diff, &stamped_ns);
+  if (state == SC_WB_LOG_QUEUED && changed) {
     sc_say ("write-back log %s: the disk changed while the server was "
             "stopped: the log's %zu queued writes are older than that "
             "change and are dropped, not written over it", path, n);
+    state = SC_WB_LOG_EMPTY;
+  }
+  else if (state == SC_WB_LOG_QUEUED && made_ns <= stamped_ns) {
+    /* A server ran on this diff area since the log was made, without
+     * finding it (another log directory or user, a directory it did not
+     * trust): what it wrote is newer than the queued writes. */
+    sc_say ("write-back log %s: it is older than the last session of the "
+            "diff area, which did not find it and wrote the disk since: "
+            "its %zu queued writes are dropped, not written over newer "
+            "data", path, n);
     state = SC_WB_LOG_EMPTY;
   }
   switch (state) {
@@ -479,6 +509,29 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
               strerror (-r));
   }
   return r;
+}
+
+void
+sc_vol_wb_log_keep (const char *path)
+{
+  uint8_t *map;
+  size_t len;
+  char err[512];
+  if (map_log (path, &map, &len, err, sizeof err) != 0 || !map)
+    return;
+  struct wbl_header h;
+  if (len >= sizeof h) {
+    memcpy (&h, map, sizeof h);
+    if (memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
+        h.crc == header_crc (&h)) {
+      struct timespec ts;
+      clock_gettime (CLOCK_REALTIME, &ts);
+      h.made_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+      h.crc = header_crc (&h);
+      memcpy (map, &h, sizeof h);
+    }
+  }
+  munmap (map, len);
 }
 
 /* ---- where a disk's log is -------------------------------------------- */
@@ -550,23 +603,15 @@ sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
   k.dev = id.dev;
   k.ino = id.ino;
   struct statx stx;
-  struct sc_origin_stamp st;
-  if (id.type == SC_ORIGIN_NBD) {
-    /* One export has many URIs (a host's names, a port or not, paths to
-     * a socket): the diff area, which serves one export, stands for it,
-     * with the export's name.  (A diff area made again for an NBD disk
-     * does not find its log.) */
-    struct sc_diff_stats ds;
-    sc_diff_stats (v->diff, &ds);
-    memcpy (&k.dev, ds.uuid, 16);
-    k.more = fnv64 (id.path, strlen (id.path));
-  }
-  else if (id.type == SC_ORIGIN_BLOCK) {
+  if (id.type == SC_ORIGIN_NBD)
+    /* An export is known by its URI as given: another spelling of it
+     * (a host's other name, a port or not) does not find the log; a log
+     * left so is not written later over newer data (made_ns). */
+    k.more = fnv64 (origin_path, strlen (origin_path));
+  else if (id.type == SC_ORIGIN_BLOCK)
     /* A device number is used again by the next loop device, disk or
      * logical volume; its disk sequence number is not (0: unknown). */
-    if (sc_origin_stamp (v->origin, &st) == 0)
-      k.more = st.diskseq;
-  }
+    k.more = sc_block_diskseq ((dev_t) id.dev);
   else if (id.type == SC_ORIGIN_FILE &&
            statx (AT_FDCWD, origin_path, 0, STATX_BTIME, &stx) == 0 &&
            (stx.stx_mask & STATX_BTIME)) {

@@ -35,14 +35,15 @@ enum sc_wb_log_state {
 /* Read a log's image of `len` bytes (any bytes: a file's content).  For
  * a log of this boot (`boot`) and disk (`key`), fill entries (room
  * for SC_WB_LOG_SLOTS) with its queued writes in seq order, each within
- * a volume of `vol_size` bytes.  Returns the state (entries counted in
- * *n, also for the two OTHER states), or -EINVAL with a message in err
- * if a queued write does not check out. */
+ * a volume of `vol_size` bytes, and *made_ns with when it was made.
+ * Returns the state (entries counted in *n, also for the two OTHER
+ * states), or -EINVAL with a message in err if a queued write does not
+ * check out. */
 int sc_wb_log_scan (const uint8_t *img, size_t len,
                     const uint8_t key[SC_WB_LOG_KEY],
                     const uint8_t boot[16], uint64_t vol_size,
                     struct sc_wb_log_entry *entries, size_t *n,
-                    char *err, size_t errlen);
+                    uint64_t *made_ns, char *err, size_t errlen);
 
 struct sc_wb_log;
 

@@ -58,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cow/crc32c.h"
 #include "engine/clock.h"
@@ -253,13 +254,18 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
     return r;
   }
   if (r < 0) {
-    /* (Nor can a log a killed server left there be trusted.) */
-    sc_say ("write-back is off, and no log of a killed server is looked "
-            "for: %s", why);
+    /* (Nor can a log a killed server left there be trusted; one that is
+     * found later is dropped as older than this session, made_ns.) */
+    sc_say ("%sno write-back log of a killed server is looked for: %s",
+            v->cfg.write_back ? "write-back is off, and " : "", why);
     return 0;
   }
   /* First the writes a killed server acknowledged from its queue. */
   r = sc_vol_wb_recover (v, path, key, err, errlen);
+  if (r < 0 && access (path, F_OK) == 0) {
+    v->wb_kept = path;                  /* the open fails; see close */
+    path = NULL;
+  }
   struct sc_wb_log *log = NULL;
   if (r > 0) {
     sc_say ("write-back is off: another disk's log is where this one's "

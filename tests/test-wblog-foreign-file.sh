@@ -40,7 +40,7 @@ cp "$TMP/old-image" "$LOG"
 chown nobody "$LOG"
 chmod 666 "$LOG"
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K
-grep -q "write-back is off, and no log of a killed server is looked for: $SHADOWCOPY_WBLOG_DIR is not a directory of this user that no one else may write" \
+grep -q "write-back is off, and no write-back log of a killed server is looked for: $SHADOWCOPY_WBLOG_DIR is not a directory of this user that no one else may write" \
     "$SERVER_LOG" || fail "no word that the log directory is not used"
 nbd_py live "
 got = h.pread(4096, $OFF)

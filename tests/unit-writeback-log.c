@@ -95,7 +95,9 @@ scan (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
       struct sc_wb_log_entry *e, size_t *n, char *err)
 {
   *n = 99;
-  return sc_wb_log_scan (img, len, key, boot_now, VOL, e, n, err, 512);
+  uint64_t made;
+  return sc_wb_log_scan (img, len, key, boot_now, VOL, e, n, &made, err,
+                         512);
 }
 
 Test (wblog, nothing_queued)
@@ -466,8 +468,10 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   size_t len, n;
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   uint8_t *img = image (p, &len);
+  uint64_t made;
   cr_assert_eq (sc_wb_log_scan (img, len, key, boot_now, 64 * (uint64_t) cs,
-                                e, &n, err, sizeof err), SC_WB_LOG_QUEUED);
+                                e, &n, &made, err, sizeof err),
+                SC_WB_LOG_QUEUED);
   cr_assert_eq (n, 1);
   cr_assert_eq (e[0].offset, 2 * (uint64_t) cs);
   free (img);
@@ -522,8 +526,10 @@ Test (wblog, another_disks_log_at_the_name_is_left_alone)
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   char err[512] = "";
   uint8_t *img = image (p, &len);
-  cr_assert_eq (sc_wb_log_scan (img, len, key_b, boot_now, VOL, e, &n, err,
-                                sizeof err), SC_WB_LOG_QUEUED, "%s", err);
+  uint64_t made;
+  cr_assert_eq (sc_wb_log_scan (img, len, key_b, boot_now, VOL, e, &n,
+                                &made, err, sizeof err), SC_WB_LOG_QUEUED,
+                "%s", err);
   cr_assert_eq (n, 1);
   free (img);
   uh_vol_close (&t);

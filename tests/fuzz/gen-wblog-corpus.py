@@ -25,6 +25,7 @@ SLOT = 64 << 10
 def log(slots, data_len=4096, magic=b"SCWBLOG1"):
     """slots: (index, seq, offset, count, data byte or None)."""
     head = magic + struct.pack("<IIII", 1, 64, SLOT, 0) + KEY + BOOT
+    head += struct.pack("<Q", 1 << 60)            # made (ns)
     head += struct.pack("<I", crc32c(head))
     img = bytearray(4096 + data_len)
     img[:len(head)] = head
