@@ -16,9 +16,12 @@ sc_create a
 nbd_write_random live $M $M
 sc_create b
 
-# One journal write fails, under a live write that copies.
+# One journal write fails, under a live write that copies (and the flush
+# after it: with write-back the copy may still be queued when the write
+# returns).
 echo "journal-write EIO once" > "$FAULTS"
 nbd_write_random live 0 65536
+nbd_py live 'h.flush()' || fail "flush after the write whose journal write failed"
 [ ! -e "$FAULTS" ] || fail "the journal write fault never fired"
 grep -q "diff area failed: EIO" "$SERVER_LOG" ||
     fail "the server did not log the failure"
