@@ -219,6 +219,7 @@ restart_server
 sc_create s3
 echo "data-write EIO once" > "$TMP/faults"
 write $((9 * CS)) 4096          # only s3 needs chunk 9's old content
+nbd_py live 'h.flush()' || fail "flush"  # (a queued write's copy is done)
 [ ! -e "$TMP/faults" ] || fail "the data-write fault never fired"
 [ "$(sc_field s3 state)" = invalid ] || fail "s3 is not invalid: $(sc list)"
 expect_status 1 "FROM snapshot s3 is invalid (copy-on-write write to the diff area failed" sc diff s3
