@@ -430,13 +430,42 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   return r;
 }
 
+/* When the log in map was made (its header checked), or 0. */
+static uint64_t
+made_at (const uint8_t *map, size_t len)
+{
+  struct wbl_header h;
+  if (!map || len < sizeof h)
+    return 0;
+  memcpy (&h, map, sizeof h);
+  return memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
+         h.crc == header_crc (&h) ? h.made_ns : 0;
+}
+
+/* Date the log in map now (if its header checks out): this session has
+ * seen it, so a later open does not take it for one no session found. */
+static void
+date_now (uint8_t *map, size_t len)
+{
+  struct wbl_header h;
+  if (!made_at (map, len))
+    return;
+  memcpy (&h, map, sizeof h);
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  h.made_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+  h.crc = header_crc (&h);
+  memcpy (map, &h, sizeof h);
+}
+
 int
 sc_vol_wb_recover (struct sc_volume *v, const char *path,
-                   const uint8_t key[SC_WB_LOG_KEY], char *err,
+                   const uint8_t key[SC_WB_LOG_KEY], bool *kept, char *err,
                    size_t errlen)
 {
   uint8_t *map;
   size_t len;
+  *kept = false;
   int r = map_log (path, &map, &len, err, errlen);
   if (r != 0)
     return r > 0 ? 0 : r;
@@ -445,19 +474,20 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char why[256] = "";
+  uint64_t made_ns = made_at (map, len), stamped_ns;
+  bool changed = sc_diff_origin_found_changed (v->diff, &stamped_ns);
   if ((r = sc_boot_id (boot)) < 0) {
     /* Unknown, the log would look like another boot's and be dropped. */
     snprintf (err, errlen, "the write-back log %s: this boot's id: %s (the "
               "log is kept)", path, strerror (-r));
+    *kept = made_ns > stamped_ns;       /* dated again only if fresh */
     if (map)
       munmap (map, len);
     return r;
   }
-  uint64_t made_ns = 0, stamped_ns;
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
                                     &made_ns, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
-  bool changed = sc_diff_origin_found_changed (v->diff, &stamped_ns);
   if (state == SC_WB_LOG_QUEUED && changed) {
     sc_say ("write-back log %s: the disk changed while the server was "
             "stopped: the log's %zu queued writes are older than that "
@@ -478,8 +508,10 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   case SC_WB_LOG_QUEUED:
     sc_say ("write-back log %s: %zu writes acknowledged before the server "
             "stopped uncleanly are written to the disk", path, n);
+    date_now (map, len);                /* before a kill of this open */
     r = replay (v, path, (struct wbl_slot *) (map + WBL_SLOTS_AT), e, n,
                 err, errlen);
+    *kept = r < 0;
     break;
   case SC_WB_LOG_OTHER_BOOT:
     if (n)
@@ -519,18 +551,7 @@ sc_vol_wb_log_keep (const char *path)
   char err[512];
   if (map_log (path, &map, &len, err, sizeof err) != 0 || !map)
     return;
-  struct wbl_header h;
-  if (len >= sizeof h) {
-    memcpy (&h, map, sizeof h);
-    if (memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
-        h.crc == header_crc (&h)) {
-      struct timespec ts;
-      clock_gettime (CLOCK_REALTIME, &ts);
-      h.made_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-      h.crc = header_crc (&h);
-      memcpy (map, &h, sizeof h);
-    }
-  }
+  date_now (map, len);
   munmap (map, len);
 }
 

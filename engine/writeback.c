@@ -261,8 +261,9 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
     return 0;
   }
   /* First the writes a killed server acknowledged from its queue. */
-  r = sc_vol_wb_recover (v, path, key, err, errlen);
-  if (r < 0 && access (path, F_OK) == 0) {
+  bool kept;
+  r = sc_vol_wb_recover (v, path, key, &kept, err, errlen);
+  if (r < 0 && kept) {
     v->wb_kept = path;                  /* the open fails; see close */
     path = NULL;
   }

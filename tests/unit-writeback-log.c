@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #include "cow/boot-id.h"
 #include "cow/crc32c.h"
@@ -563,6 +564,97 @@ Test (wblog, an_unreadable_boot_id_does_not_drop_the_log)
   replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
   uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* ---- review 24 -------------------------------------------------------- */
+
+/* The engine's unlink, as the tests below need it: the unlink of one
+ * path fails. */
+static const char *unlink_fails;
+
+int
+unlink (const char *path)
+{
+  if (unlink_fails && strcmp (path, unlink_fails) == 0) {
+    errno = EBUSY;
+    return -1;
+  }
+  return unlinkat (AT_FDCWD, path, 0);
+}
+
+/* A log judged stale (a session that did not find it wrote the disk
+ * since) whose deletion fails: the open fails and keeps it, and its
+ * close dates it again as a log it found and kept.  The next open then
+ * took it for a fresh one and wrote its old queued writes over the newer
+ * data. */
+Test (wblog, a_stale_log_the_open_cannot_delete_is_not_dated_again)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = killed_volume (&t, key);
+
+  /* A session that does not find the log (another directory) writes
+   * the bytes the log's queued writes cover, and stops cleanly. */
+  char *other = uh_path ("other-wblog");
+  cr_assert_eq (mkdir (other, 0700), 0);
+  char *dir = strdup (getenv ("SHADOWCOPY_WBLOG_DIR"));
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", other, 1), 0);
+  uh_vol_open (&t);
+  cr_assert_eq (uh_vol_write (&t, 1, 0x77), 0);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  uh_vol_close (&t);
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+
+  /* The next open judges the log stale; deleting it fails. */
+  char err[512] = "";
+  unlink_fails = p;
+  open_fails (&t, err, sizeof err);
+  unlink_fails = NULL;
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the stale log's)");
+  uh_vol_close (&t);
+  free (dir);
+  free (other);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* As above, the log stale (a session that did not find it wrote the
+ * disk since), and the next open cannot read the boot id (a transient
+ * EMFILE): it fails before judging the log, keeps it, and its close
+ * dates it again.  The open after that took the stale log for a fresh
+ * one and wrote its old queued writes over the newer data. */
+Test (wblog, an_unreadable_boot_id_does_not_make_a_stale_log_fresh)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = killed_volume (&t, key);
+
+  char *other = uh_path ("other-wblog");
+  cr_assert_eq (mkdir (other, 0700), 0);
+  char *dir = strdup (getenv ("SHADOWCOPY_WBLOG_DIR"));
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", other, 1), 0);
+  uh_vol_open (&t);
+  cr_assert_eq (uh_vol_write (&t, 1, 0x77), 0);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  uh_vol_close (&t);
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+
+  char err[512] = "";
+  sc_boot_id_hook = boot_id_fails;
+  open_fails (&t, err, sizeof err);
+  sc_boot_id_hook = fixed_boot;
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the stale log's)");
+  uh_vol_close (&t);
+  free (dir);
+  free (other);
   free (p);
   uh_vol_free (&t);
 }
