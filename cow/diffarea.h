@@ -236,10 +236,20 @@ int sc_diff_open_cache (const char *path, unsigned flags,
 #define SC_ORIGIN_ACCEPT 0x1
 int sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                           const char *why, unsigned flags);
-/* Did the check at open find the disk changed while no server ran?  And
- * when was the stamp it found taken (wall clock, ns; 0: none): the
- * previous session's open or clean stop. */
-bool sc_diff_origin_found_changed (struct sc_diff *d, uint64_t *stamped_ns);
+/* Did the check at open find the disk changed while no server ran? */
+bool sc_diff_origin_found_changed (struct sc_diff *d);
+
+/* The server session that last opened the diff area to write the origin
+ * (cow/session.c): its id, random and never 0; 0 if none is recorded
+ * (the diff area was made by this open, or last used by a shadowcopy
+ * that did not record one). */
+uint64_t sc_diff_session_id (struct sc_diff *d);
+
+/* Before this session may write the origin: a new id, recorded durably
+ * (in *id).  From then on a write-back log of an earlier session is not
+ * the origin's latest word.  A negative errno if the superblock write
+ * failed (the diff area is then failed). */
+int sc_diff_new_session (struct sc_diff *d, uint64_t *id);
 
 /* Before the server's first write of the origin since the check: the
  * stamp no longer describes it (durably: SC_STAMP_WRITTEN).  A failed

@@ -121,6 +121,13 @@ struct sc_sb_disk {
                                    if the kernel does not say */
   uint8_t  session_boot_id[16]; /* the boot the last read-write session ran
                                    in (zeros: unknown) */
+  uint64_t session_id;          /* random, new at each server session's
+                                   open before it may write the origin
+                                   (cow/session.c); a write-back log holds
+                                   its session's, and only the last
+                                   session's log is written at open.  0:
+                                   none recorded (made by this open, or
+                                   by an older shadowcopy) */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 

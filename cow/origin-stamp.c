@@ -304,8 +304,6 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     break;
   }
   d->origin_found_changed = changed;
-  d->origin_found_ns = d->sb.stamp_state == SC_STAMP_NONE
-                       ? 0 : d->sb.stamp_time_ns;
   if (changed && !valid) {
     if (sc_debug)
       sc_debug ("%s: the disk changed while the server was stopped (%s); "
@@ -434,12 +432,8 @@ diff_stamp_close (struct sc_diff *d)
 }
 
 bool
-sc_diff_origin_found_changed (struct sc_diff *d, uint64_t *stamped_ns)
+sc_diff_origin_found_changed (struct sc_diff *d)
 {
   LOCKED (d);
-  /* Without a check (origin-check=off) the stamp stays the last check's,
-   * or the last clean stop's. */
-  *stamped_ns = d->origin_checked ? d->origin_found_ns
-              : d->sb.stamp_state == SC_STAMP_NONE ? 0 : d->sb.stamp_time_ns;
   return d->origin_found_changed;
 }

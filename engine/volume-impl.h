@@ -111,9 +111,6 @@ struct sc_volume {
   pthread_t retry;
   bool retry_started, retry_stop;
   struct sc_writeback *wb;      /* writeback.c; NULL offline or when off */
-  char *wb_kept;                /* a write-back log this open found and
-                                   kept (its open fails): re-dated at
-                                   close (sc_vol_wb_log_keep) */
 };
 
 /* The scrub's state (scrub.c): made with the volume; freeing it stops a
@@ -217,20 +214,14 @@ int sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
 /* Write the queued writes of the log at `path` left by a server of the
  * disk `key` killed in this boot (through the normal write path, in
  * order), flush them, and delete the log; drop a log of an earlier boot,
- * one older than a change of the disk found at open, or one older than
- * the diff area's last stamp.  0; 1 if the file is another disk's (left
- * alone); or a negative errno with a message in err (a log that does not
- * check out, or whose writes fail, or that is not this user's alone, is
- * kept; *kept says whether it was judged fresh, to be dated again at
- * close). */
+ * one older than a change of the disk found at open, or one of another
+ * session than the diff area's last (cow/session.c).  Call it before
+ * this session's own id is recorded.  0; 1 if the file is another disk's
+ * (left alone); or a negative errno with a message in err (a log that
+ * does not check out, or whose writes fail, or that is not this user's
+ * alone, is kept). */
 int sc_vol_wb_recover (struct sc_volume *v, const char *path,
-                       const uint8_t key[32], bool *kept, char *err,
-                       size_t errlen);
-/* At the close of an open that found the log at `path` and kept it,
- * after the close's stamp of the origin: date the log now, so that the
- * next open does not take it for one no session found (a log older than
- * the diff area's last stamp is dropped). */
-void sc_vol_wb_log_keep (const char *path);
+                       const uint8_t key[32], char *err, size_t errlen);
 /* Drain the queue and stop its thread (at close). */
 void sc_vol_wb_stop (struct sc_volume *v);
 /* Can the write of `count` bytes with `flags` be queued? */

@@ -117,7 +117,6 @@ volume_alloc (void)
 static void
 volume_free (struct sc_volume *v)
 {
-  free (v->wb_kept);
   sc_vol_scrub_free (v->scrub);
   sc_vol_revert_free (v->revert);
   sc_origin_close (v->origin);
@@ -222,9 +221,8 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   sc_diff_set_policy (v->diff, cfg->on_full, cfg->max_snapshots);
   sc_diff_set_max_checkpoints (v->diff, cfg->max_checkpoints);
   /* The write-back log a killed server left is judged right after the
-   * origin's check, whose stamp dates it: an open that failed between
-   * the two would leave a stamp newer than the log, which the next open
-   * would then take for one no session found (writeback-log.c). */
+   * origin's check, which says whether the disk changed since, and
+   * before anything else writes the origin (writeback-log.c). */
   if ((r = sc_vol_wb_start (v, cfg->origin_path, err, errlen)) < 0 ||
       (cfg->diff_max_set && (r = apply_diff_max (v, cfg, err, errlen)) < 0)) {
     sc_volume_close (v);
@@ -292,8 +290,6 @@ sc_volume_close (struct sc_volume *v)
   r = sc_diff_close (v->diff);
   if (r < 0)
     debug ("closing the diff area: %s", strerror (-r));
-  if (v->wb_kept)                       /* after the close's stamp */
-    sc_vol_wb_log_keep (v->wb_kept);
   volume_free (v);
   return r;
 }

@@ -36,11 +36,12 @@
  * A log that an open did not find (another log directory or user, a
  * directory it did not trust, another spelling of a URI) must not be
  * written by a later one: that session wrote the disk since.  So the
- * header holds when the log was made, and a log older than the stamp the
- * diff area held at this open (taken at the previous session's open or
- * clean stop, origin-stamp.c) is dropped.  An open that finds a log and
- * fails, keeping it, dates it again after its close's stamp
- * (sc_vol_wb_log_keep).
+ * header holds the id of the session that made it, which that session
+ * recorded in the diff area's superblock first (cow/session.c), and a
+ * log is written only if its id is the last session's: every session
+ * that may write the origin records a new one once it has judged the
+ * log it found.  A log of version 1 (no id) is written only if no
+ * session recorded one since.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
@@ -82,7 +83,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cow/boot-id.h"
@@ -91,7 +91,7 @@
 #include "engine/writeback-log.h"
 
 #define WBL_MAGIC "SCWBLOG1"
-#define WBL_VERSION 1
+#define WBL_VERSION 2                   /* 1: made_ns where session is */
 #define WBL_SLOTS_AT 1024u
 
 struct wbl_header {
@@ -102,7 +102,7 @@ struct wbl_header {
   uint32_t reserved;
   uint8_t key[SC_WB_LOG_KEY];           /* the disk's identity */
   uint8_t boot[16];                     /* the boot that wrote it */
-  uint64_t made_ns;                     /* when (wall clock) */
+  uint64_t session;                     /* the diff area's session id */
   uint32_t crc;                         /* of the bytes before it */
 };
 
@@ -197,15 +197,16 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
                 const uint8_t key[SC_WB_LOG_KEY],
                 const uint8_t boot[16], uint64_t vol_size,
                 struct sc_wb_log_entry *entries, size_t *n,
-                uint64_t *made_ns, char *err, size_t errlen)
+                uint64_t *session, char *err, size_t errlen)
 {
   struct wbl_header h;
   bool header_ok = len >= sizeof h;
-  *made_ns = 0;
+  *session = 0;
   if (header_ok) {
     memcpy (&h, img, sizeof h);
     header_ok = memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
-      h.crc == header_crc (&h) && h.version == WBL_VERSION &&
+      h.crc == header_crc (&h) &&
+      (h.version == WBL_VERSION || h.version == 1) &&
       h.nslots == SC_WB_LOG_SLOTS && h.slot_size == SC_WB_LOG_SLOT_SIZE;
   }
   if (header_ok && memcmp (h.boot, boot, 16) != 0) {
@@ -231,7 +232,7 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
   }
   if (memcmp (h.key, key, SC_WB_LOG_KEY) != 0)
     return SC_WB_LOG_OTHER_DISK;
-  *made_ns = h.made_ns;
+  *session = h.version == 1 ? 0 : h.session;
   return *n ? SC_WB_LOG_QUEUED : SC_WB_LOG_EMPTY;
 }
 
@@ -239,7 +240,8 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
 
 int
 sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
-                  struct sc_wb_log **out, char *err, size_t errlen)
+                  uint64_t session, struct sc_wb_log **out, char *err,
+                  size_t errlen)
 {
   struct sc_wb_log *log = calloc (1, sizeof *log);
   char *tmp = NULL;
@@ -255,15 +257,13 @@ sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
   }
   struct wbl_header h = { .magic = WBL_MAGIC, .version = WBL_VERSION,
                           .nslots = SC_WB_LOG_SLOTS,
-                          .slot_size = SC_WB_LOG_SLOT_SIZE };
+                          .slot_size = SC_WB_LOG_SLOT_SIZE,
+                          .session = session };
   memcpy (h.key, key, SC_WB_LOG_KEY);
   if ((r = sc_boot_id (h.boot)) < 0) {
     snprintf (err, errlen, "%s: this boot's id: %s", path, strerror (-r));
     goto fail;
   }
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  h.made_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
   h.crc = header_crc (&h);
   /* Its space reserved: a store into the mapping never meets ENOSPC
    * (SIGBUS). */
@@ -430,42 +430,12 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   return r;
 }
 
-/* When the log in map was made (its header checked), or 0. */
-static uint64_t
-made_at (const uint8_t *map, size_t len)
-{
-  struct wbl_header h;
-  if (!map || len < sizeof h)
-    return 0;
-  memcpy (&h, map, sizeof h);
-  return memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
-         h.crc == header_crc (&h) ? h.made_ns : 0;
-}
-
-/* Date the log in map now (if its header checks out): this session has
- * seen it, so a later open does not take it for one no session found. */
-static void
-date_now (uint8_t *map, size_t len)
-{
-  struct wbl_header h;
-  if (!made_at (map, len))
-    return;
-  memcpy (&h, map, sizeof h);
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  h.made_ns = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-  h.crc = header_crc (&h);
-  memcpy (map, &h, sizeof h);
-}
-
 int
 sc_vol_wb_recover (struct sc_volume *v, const char *path,
-                   const uint8_t key[SC_WB_LOG_KEY], bool *kept, char *err,
-                   size_t errlen)
+                   const uint8_t key[SC_WB_LOG_KEY], char *err, size_t errlen)
 {
   uint8_t *map;
   size_t len;
-  *kept = false;
   int r = map_log (path, &map, &len, err, errlen);
   if (r != 0)
     return r > 0 ? 0 : r;
@@ -474,44 +444,40 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char why[256] = "";
-  uint64_t made_ns = made_at (map, len), stamped_ns;
-  bool changed = sc_diff_origin_found_changed (v->diff, &stamped_ns);
+  uint64_t session = 0, last = sc_diff_session_id (v->diff);
   if ((r = sc_boot_id (boot)) < 0) {
     /* Unknown, the log would look like another boot's and be dropped. */
     snprintf (err, errlen, "the write-back log %s: this boot's id: %s (the "
               "log is kept)", path, strerror (-r));
-    *kept = made_ns > stamped_ns;       /* dated again only if fresh */
     if (map)
       munmap (map, len);
     return r;
   }
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
-                                    &made_ns, why, sizeof why)
+                                    &session, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
-  if (state == SC_WB_LOG_QUEUED && changed) {
+  if (state == SC_WB_LOG_QUEUED && sc_diff_origin_found_changed (v->diff)) {
     sc_say ("write-back log %s: the disk changed while the server was "
             "stopped: the log's %zu queued writes are older than that "
             "change and are dropped, not written over it", path, n);
     state = SC_WB_LOG_EMPTY;
   }
-  else if (state == SC_WB_LOG_QUEUED && made_ns <= stamped_ns) {
+  else if (state == SC_WB_LOG_QUEUED && last != 0 && session != last) {
     /* A server ran on this diff area since the log was made, without
      * finding it (another log directory or user, a directory it did not
-     * trust): what it wrote is newer than the queued writes. */
-    sc_say ("write-back log %s: it is older than the last session of the "
-            "diff area, which did not find it and wrote the disk since: "
-            "its %zu queued writes are dropped, not written over newer "
-            "data", path, n);
+     * trust, another spelling of a URI): what it wrote is newer than the
+     * queued writes. */
+    sc_say ("write-back log %s: a later session of the diff area did not "
+            "find it and may have written the disk since: its %zu queued "
+            "writes are dropped, not written over newer data", path, n);
     state = SC_WB_LOG_EMPTY;
   }
   switch (state) {
   case SC_WB_LOG_QUEUED:
     sc_say ("write-back log %s: %zu writes acknowledged before the server "
             "stopped uncleanly are written to the disk", path, n);
-    date_now (map, len);                /* before a kill of this open */
     r = replay (v, path, (struct wbl_slot *) (map + WBL_SLOTS_AT), e, n,
                 err, errlen);
-    *kept = r < 0;
     break;
   case SC_WB_LOG_OTHER_BOOT:
     if (n)
@@ -541,18 +507,6 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
               strerror (-r));
   }
   return r;
-}
-
-void
-sc_vol_wb_log_keep (const char *path)
-{
-  uint8_t *map;
-  size_t len;
-  char err[512];
-  if (map_log (path, &map, &len, err, sizeof err) != 0 || !map)
-    return;
-  date_now (map, len);
-  munmap (map, len);
 }
 
 /* ---- where a disk's log is -------------------------------------------- */
@@ -627,7 +581,7 @@ sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
   if (id.type == SC_ORIGIN_NBD)
     /* An export is known by its URI as given: another spelling of it
      * (a host's other name, a port or not) does not find the log; a log
-     * left so is not written later over newer data (made_ns). */
+     * left so is not written later over newer data (cow/session.c). */
     k.more = fnv64 (origin_path, strlen (origin_path));
   else if (id.type == SC_ORIGIN_BLOCK)
     /* A device number is used again by the next loop device, disk or

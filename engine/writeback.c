@@ -247,38 +247,44 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
                  size_t errlen)
 {
   uint8_t key[SC_WB_LOG_KEY];
-  char *path, why[512];
+  char *path = NULL, why[512];
   int r = sc_vol_wb_log_where (v, origin_path, key, &path, why, sizeof why);
   if (r == -ENOMEM) {
     snprintf (err, errlen, "the write-back log: %s", why);
     return r;
   }
-  if (r < 0) {
+  if (r < 0)
     /* (Nor can a log a killed server left there be trusted; one that is
-     * found later is dropped as older than this session, made_ns.) */
+     * found later is dropped as another session's, cow/session.c.) */
     sc_say ("%sno write-back log of a killed server is looked for: %s",
             v->cfg.write_back ? "write-back is off, and " : "", why);
-    return 0;
-  }
   /* First the writes a killed server acknowledged from its queue. */
-  bool kept;
-  r = sc_vol_wb_recover (v, path, key, &kept, err, errlen);
-  if (r < 0 && kept) {
-    v->wb_kept = path;                  /* the open fails; see close */
-    path = NULL;
+  else if ((r = sc_vol_wb_recover (v, path, key, err, errlen)) < 0) {
+    free (path);                        /* the open fails, the log kept */
+    return r;
   }
-  struct sc_wb_log *log = NULL;
-  if (r > 0) {
+  else if (r > 0) {
     sc_say ("write-back is off: another disk's log is where this one's "
             "would be");
-    r = 0;
+    free (path);
+    path = NULL;
   }
-  else if (r == 0 && v->cfg.write_back &&
-      sc_wb_log_create (path, key, &log, why, sizeof why) < 0)
+  /* This session may write the disk from now on: a log of an earlier
+   * one that was not found here is no longer to be written. */
+  uint64_t session;
+  if ((r = sc_diff_new_session (v->diff, &session)) < 0) {
+    snprintf (err, errlen, "recording this session in the diff area: %s",
+              strerror (-r));
+    free (path);
+    return r;
+  }
+  struct sc_wb_log *log = NULL;
+  if (path && v->cfg.write_back &&
+      sc_wb_log_create (path, key, session, &log, why, sizeof why) < 0)
     sc_say ("write-back is off: its log: %s", why);
   free (path);
   if (!log)
-    return r;
+    return 0;
   struct sc_writeback *wb = calloc (1, sizeof *wb);
   if (!wb) {
     sc_wb_log_close (log, true);

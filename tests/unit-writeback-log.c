@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -69,11 +71,12 @@ queue (struct sc_wb_log *log, unsigned i, uint64_t seq, uint64_t offset,
 }
 
 static struct sc_wb_log *
-make_log (const char *path, const uint8_t key[SC_WB_LOG_KEY])
+make_log (const char *path, const uint8_t key[SC_WB_LOG_KEY],
+          uint64_t session)
 {
   struct sc_wb_log *log;
   char err[512] = "";
-  int r = sc_wb_log_create (path, key, &log, err, sizeof err);
+  int r = sc_wb_log_create (path, key, session, &log, err, sizeof err);
   cr_assert_eq (r, 0, "sc_wb_log_create: %d %s", r, err);
   return log;
 }
@@ -96,8 +99,8 @@ scan (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
       struct sc_wb_log_entry *e, size_t *n, char *err)
 {
   *n = 99;
-  uint64_t made;
-  return sc_wb_log_scan (img, len, key, boot_now, VOL, e, n, &made, err,
+  uint64_t session;
+  return sc_wb_log_scan (img, len, key, boot_now, VOL, e, n, &session, err,
                          512);
 }
 
@@ -114,7 +117,7 @@ Test (wblog, nothing_queued)
                 SC_WB_LOG_EMPTY);
 
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a);
+  struct sc_wb_log *log = make_log (p, key_a, 1);
   queue (log, 0, 1, 0, 4096, 1);
   sc_wb_log_retire (log, 0);
   size_t len;
@@ -131,7 +134,7 @@ Test (wblog, nothing_queued)
 Test (wblog, queued_writes_in_queueing_order)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a);
+  struct sc_wb_log *log = make_log (p, key_a, 1);
   queue (log, 3, 5, 8192, 512, 0x33);
   queue (log, 0, 2, 0, 4096, 0x11);
   queue (log, 7, 9, VOL - 4096, 4096, 0x77);
@@ -166,7 +169,7 @@ Test (wblog, queued_writes_in_queueing_order)
 Test (wblog, other_boot_or_disk)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a);
+  struct sc_wb_log *log = make_log (p, key_a, 1);
   queue (log, 0, 1, 0, 4096, 1);
   queue (log, 1, 2, VOL, 4096, 2);      /* would be damage */
   sc_wb_log_close (log, 0);
@@ -180,7 +183,7 @@ Test (wblog, other_boot_or_disk)
   free (img);
 
   boot_now[2] = 1;
-  log = make_log (p, key_a);
+  log = make_log (p, key_a, 1);
   queue (log, 0, 1, 0, 4096, 1);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
@@ -207,7 +210,7 @@ expect_damage (const uint8_t *img, size_t len, const char *what)
 Test (wblog, damage_is_refused)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a);
+  struct sc_wb_log *log = make_log (p, key_a, 1);
   queue (log, 2, 1, 4096, 4096, 0x22);
   sc_wb_log_close (log, 0);
   size_t len;
@@ -230,7 +233,7 @@ Test (wblog, damage_is_refused)
 
   /* A header that does not check out with nothing queued: nothing to
    * lose. */
-  log = make_log (p, key_a);
+  log = make_log (p, key_a, 1);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
   img[0] ^= 1;
@@ -241,13 +244,13 @@ Test (wblog, damage_is_refused)
   free (img);
 
   /* Fields that check out but make no sense. */
-  log = make_log (p, key_a);
+  log = make_log (p, key_a, 1);
   queue (log, 0, 1, VOL - 4096, 8192, 0);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
   expect_damage (img, len, "it ends past the end of the disk");
   free (img);
-  log = make_log (p, key_a);
+  log = make_log (p, key_a, 1);
   queue (log, 0, 4, 0, 4096, 0);
   queue (log, 1, 4, 8192, 4096, 0);
   sc_wb_log_close (log, 0);
@@ -269,12 +272,23 @@ where (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
   return p;
 }
 
-/* A killed server's log: two writes over the same bytes, the later one
- * queued in the lower slot (replay goes by seq), and one retired. */
-static void
-killed_server_log (const char *p, const uint8_t key[SC_WB_LOG_KEY])
+/* The open volume's session id (in the diff area): what its log holds. */
+static uint64_t
+session_of (struct uh_vol *t)
 {
-  struct sc_wb_log *log = make_log (p, key);
+  uint64_t id = sc_diff_session_id (sc_volume_diff (t->v));
+  cr_assert_neq (id, 0, "the open recorded no session");
+  return id;
+}
+
+/* A killed server's log (of session `session`): two writes over the same
+ * bytes, the later one queued in the lower slot (replay goes by seq), and
+ * one retired. */
+static void
+killed_server_log (const char *p, const uint8_t key[SC_WB_LOG_KEY],
+                   uint64_t session)
+{
+  struct sc_wb_log *log = make_log (p, key, session);
   queue (log, 0, 8, 65536 + 100, 3000, 0xb2);     /* the later */
   queue (log, 5, 6, 65536, 8192, 0xb1);
   queue (log, 1, 3, 4 * 65536, 4096, 0xee);       /* on the origin */
@@ -290,8 +304,9 @@ killed_volume (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
   uh_vol_create (t, VOL, 65536, 7, 0);
   uh_vol_snap (t, "s1");
   char *p = where (t, key);
+  uint64_t session = session_of (t);
   uh_vol_close (t);
-  killed_server_log (p, key);
+  killed_server_log (p, key, session);
   return p;
 }
 
@@ -328,9 +343,10 @@ Test (wblog, open_writes_queued_writes_copy_first)
   uint8_t *old = malloc (VOL);
   memcpy (old, t.live, VOL);
   char *p = where (&t, key);
+  uint64_t session = session_of (&t);
   uh_vol_close (&t);
 
-  killed_server_log (p, key);
+  killed_server_log (p, key, session);
   uh_vol_open (&t);
   replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume after the replay");
@@ -392,10 +408,11 @@ Test (wblog, open_with_the_diff_area_made_again)
   uint8_t key[SC_WB_LOG_KEY];
   uh_vol_create (&t, VOL, 65536, 7, 0);
   char *p = where (&t, key);
+  uint64_t session = session_of (&t);
   uh_vol_close (&t);
   cr_assert_eq (unlink (t.diff), 0);
 
-  killed_server_log (p, key);
+  killed_server_log (p, key, session);
   uh_vol_open (&t);
   replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
@@ -445,11 +462,12 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   cr_assert (k > 21, "no copy fitted");
   uh_vol_snap (&t, "s2");
   char *p = where (&t, key);
+  uint64_t session = session_of (&t);
   uh_vol_close (&t);
 
   /* W1 (seq 1): chunk 2, unchanged since s1: the base needs its copy.
    * W2 (seq 2): chunk 20, written after s1: only s2 needs a copy. */
-  struct sc_wb_log *log = make_log (p, key);
+  struct sc_wb_log *log = make_log (p, key, session);
   queue (log, 0, 1, 2 * (uint64_t) cs, 4096, 0xd1);
   queue (log, 1, 2, 20 * (uint64_t) cs, 4096, 0xd2);
   sc_wb_log_close (log, 0);
@@ -469,13 +487,29 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   size_t len, n;
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   uint8_t *img = image (p, &len);
-  uint64_t made;
+  uint64_t id;
   cr_assert_eq (sc_wb_log_scan (img, len, key, boot_now, 64 * (uint64_t) cs,
-                                e, &n, &made, err, sizeof err),
+                                e, &n, &id, err, sizeof err),
                 SC_WB_LOG_QUEUED);
   cr_assert_eq (n, 1);
   cr_assert_eq (e[0].offset, 2 * (uint64_t) cs);
+  cr_assert_eq (id, session, "the failed open did not keep the log's id");
   free (img);
+
+  /* The failed open recorded no session of its own: once the diff area
+   * has room (its limit lifted offline), the next open writes the refused
+   * write. */
+  struct sc_volume *off;
+  cr_assert_eq (sc_volume_open_offline (t.diff, false, &off, err,
+                                        sizeof err), 0, "%s", err);
+  cr_assert_eq (sc_diff_set_max (sc_volume_diff (off), 0, 0, NULL), 0);
+  sc_volume_close (off);
+  uh_vol_open (&t);
+  memset (want, 0xd1, sizeof want);
+  uh_pread (t.origin, got, sizeof got, 2 * (uint64_t) cs);
+  cr_assert (memcmp (got, want, sizeof got) == 0,
+             "the refused write was not written by a later open");
+  uh_vol_close (&t);
   free (p);
   uh_vol_free (&t);
 }
@@ -516,7 +550,7 @@ Test (wblog, another_disks_log_at_the_name_is_left_alone)
   uh_vol_create (&t, VOL, 65536, 7, 0);
   char *p = where (&t, key);
   uh_vol_close (&t);
-  struct sc_wb_log *log = make_log (p, key_b);  /* another disk's */
+  struct sc_wb_log *log = make_log (p, key_b, 1); /* another disk's */
   queue (log, 0, 1, 8192, 4096, 0xa5);
   sc_wb_log_close (log, 0);
 
@@ -527,9 +561,9 @@ Test (wblog, another_disks_log_at_the_name_is_left_alone)
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   char err[512] = "";
   uint8_t *img = image (p, &len);
-  uint64_t made;
+  uint64_t id;
   cr_assert_eq (sc_wb_log_scan (img, len, key_b, boot_now, VOL, e, &n,
-                                &made, err, sizeof err), SC_WB_LOG_QUEUED,
+                                &id, err, sizeof err), SC_WB_LOG_QUEUED,
                 "%s", err);
   cr_assert_eq (n, 1);
   free (img);
@@ -655,6 +689,145 @@ Test (wblog, an_unreadable_boot_id_does_not_make_a_stale_log_fresh)
   uh_vol_close (&t);
   free (dir);
   free (other);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* ---- the session id (cow/session.c) ---------------------------------- */
+
+/* A session that does not find the log (another directory) runs with
+ * origin-check=off, so it takes no stamp of the origin, writes the bytes
+ * the log's queued writes cover, and stops cleanly.  Dates judged the
+ * log by the stamps, so the next open took it for fresh and wrote its old
+ * writes over the newer data (review 24). */
+Test (wblog, a_session_without_an_origin_check_makes_an_unfound_log_stale)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = killed_volume (&t, key);
+
+  char *other = uh_path ("other-wblog");
+  cr_assert_eq (mkdir (other, 0700), 0);
+  char *dir = strdup (getenv ("SHADOWCOPY_WBLOG_DIR"));
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", other, 1), 0);
+  struct sc_volume_config cfg = {
+    .origin_path = t.origin, .diff_path = t.diff,
+    .chunk_size = t.chunk_size, .origin_check_off = true,
+  };
+  char err[512] = "";
+  cr_assert_eq (sc_volume_open (&cfg, &t.v, err, sizeof err), 0, "%s", err);
+  cr_assert_eq (uh_vol_write (&t, 1, 0x77), 0);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  uh_vol_close (&t);
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the unfound log's)");
+  cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
+  uh_vol_close (&t);
+  free (dir);
+  free (other);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* The wall clock, as the engine reads it: set back by clock_back_ns. */
+static uint64_t clock_back_ns;
+
+int
+clock_gettime (clockid_t clk, struct timespec *ts)
+{
+  if (syscall (SYS_clock_gettime, clk, ts) < 0)
+    return -1;
+  if (clk == CLOCK_REALTIME && clock_back_ns) {
+    uint64_t ns = (uint64_t) ts->tv_sec * 1000000000u + ts->tv_nsec
+                  - clock_back_ns;
+    ts->tv_sec = (time_t) (ns / 1000000000u);
+    ts->tv_nsec = (long) (ns % 1000000000u);
+  }
+  return 0;
+}
+
+/* The wall clock is set back an hour after the last stamp of the diff
+ * area (a clean stop), and a server with origin-check=off (no stamp of
+ * its own) is then killed with queued writes.  Dates judged its log
+ * older than the stamp and dropped its acknowledged writes (review 24);
+ * the session id is no date. */
+Test (wblog, a_clock_set_back_does_not_drop_the_queued_writes)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = where (&t, key);
+  uh_vol_close (&t);                    /* stamped now */
+
+  /* The killed server's session, with origin-check=off: it takes no
+   * stamp of its own. */
+  clock_back_ns = 3600 * UINT64_C (1000000000);
+  struct sc_volume_config cfg = {
+    .origin_path = t.origin, .diff_path = t.diff,
+    .chunk_size = t.chunk_size, .origin_check_off = true,
+  };
+  char err[512] = "";
+  cr_assert_eq (sc_volume_open (&cfg, &t.v, err, sizeof err), 0, "%s", err);
+  uint64_t session = session_of (&t);
+  uh_vol_close (&t);
+  killed_server_log (p, key, session);
+  clock_back_ns = 0;                    /* the clock corrected */
+
+  uh_vol_open (&t);
+  replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* The log's header as version 1 wrote it (no session id). */
+static void
+make_version_1 (const char *p)
+{
+  uint8_t h[84];
+  uint32_t one = 1;
+  uh_pread (p, h, sizeof h, 0);
+  memcpy (h + 8, &one, 4);
+  memset (h + 72, 0, 8);                /* made_ns, long ago */
+  uint32_t crc = crc32c (0, h, 80);
+  memcpy (h + 80, &crc, 4);
+  uh_pwrite (p, h, sizeof h, 0);
+}
+
+/* A log a server of version 1 left (upgraded while it was killed): its
+ * writes are written if no session recorded an id since, and dropped if
+ * one did (a session that did not find it). */
+Test (wblog, a_version_1_log_is_written_unless_a_later_session_ran)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = where (&t, key);
+  uh_vol_close (&t);
+  cr_assert_eq (unlink (t.diff), 0);    /* as version 1 left it: no id */
+  killed_server_log (p, key, 1);
+  make_version_1 (p);
+  uh_vol_open (&t);
+  replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume, written");
+  uh_vol_close (&t);
+
+  memset (t.live + 65536, 0x66, 65536);         /* newer data */
+  uh_vol_open (&t);
+  cr_assert_eq (sc_volume_write (t.v, t.live + 65536, 65536, 65536, 0), 0);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  uh_vol_close (&t);
+  killed_server_log (p, key, 1);
+  make_version_1 (p);
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the version 1 log's)");
+  cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
+  uh_vol_close (&t);
   free (p);
   uh_vol_free (&t);
 }

@@ -40,9 +40,9 @@ check (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char err[512] = "";
-  uint64_t made;
-  int r = sc_wb_log_scan (img, len, key, boot, VOL_SIZE, e, &n, &made, err,
-                          sizeof err);
+  uint64_t session;
+  int r = sc_wb_log_scan (img, len, key, boot, VOL_SIZE, e, &n, &session,
+                          err, sizeof err);
   if (r < 0) {
     if (r != -EINVAL || err[0] == '\0')
       abort ();

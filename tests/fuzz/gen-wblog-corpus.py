@@ -22,10 +22,10 @@ BOOT = bytes(range(32, 48))
 SLOT = 64 << 10
 
 
-def log(slots, data_len=4096, magic=b"SCWBLOG1"):
+def log(slots, data_len=4096, magic=b"SCWBLOG1", version=2):
     """slots: (index, seq, offset, count, data byte or None)."""
-    head = magic + struct.pack("<IIII", 1, 64, SLOT, 0) + KEY + BOOT
-    head += struct.pack("<Q", 1 << 60)            # made (ns)
+    head = magic + struct.pack("<IIII", version, 64, SLOT, 0) + KEY + BOOT
+    head += struct.pack("<Q", 0x5e55 if version > 1 else 1 << 60)  # session
     head += struct.pack("<I", crc32c(head))
     img = bytearray(4096 + data_len)
     img[:len(head)] = head
@@ -49,6 +49,7 @@ def main(out):
         "data-past-end": log([(0, 2, 0, 512, 1), (1, 1, 4096, 4096, 2)],
                              512),
         "bad-magic": log([(0, 1, 65536, 4096, 0xa5)], magic=b"SCWBLOG9"),
+        "version-1": log([(0, 1, 65536, 4096, 0xa5)], version=1),
     }
     flipped = log([(0, 1, 65536, 4096, 0xa5)])
     flipped[4096 + 17] ^= 4
