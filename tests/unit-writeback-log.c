@@ -604,6 +604,41 @@ Test (wblog, an_unreadable_boot_id_does_not_drop_the_log)
 
 /* ---- review 24 -------------------------------------------------------- */
 
+/* Open the volume with origin-check=off (no stamp of the origin). */
+static void
+open_check_off (struct uh_vol *t)
+{
+  struct sc_volume_config cfg = {
+    .origin_path = t->origin, .diff_path = t->diff,
+    .chunk_size = t->chunk_size, .origin_check_off = true,
+  };
+  char err[512] = "";
+  cr_assert_eq (sc_volume_open (&cfg, &t->v, err, sizeof err), 0, "%s",
+                err);
+}
+
+/* A session that does not find the disk's log (its directory is
+ * another), with origin-check=off or not: it writes chunk 1 (the bytes
+ * killed_server_log's queued writes cover), flushes and stops cleanly. */
+static void
+unfound_session (struct uh_vol *t, bool check_off)
+{
+  char *other = uh_path ("other-wblog");
+  cr_assert (mkdir (other, 0700) == 0 || errno == EEXIST);
+  char *dir = strdup (getenv ("SHADOWCOPY_WBLOG_DIR"));
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", other, 1), 0);
+  if (check_off)
+    open_check_off (t);
+  else
+    uh_vol_open (t);
+  cr_assert_eq (uh_vol_write (t, 1, 0x77), 0);
+  cr_assert_eq (sc_volume_flush (t->v), 0);
+  uh_vol_close (t);
+  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+  free (dir);
+  free (other);
+}
+
 /* The engine's unlink, as the tests below need it: the unlink of one
  * path fails. */
 static const char *unlink_fails;
@@ -631,15 +666,7 @@ Test (wblog, a_stale_log_the_open_cannot_delete_is_not_dated_again)
 
   /* A session that does not find the log (another directory) writes
    * the bytes the log's queued writes cover, and stops cleanly. */
-  char *other = uh_path ("other-wblog");
-  cr_assert_eq (mkdir (other, 0700), 0);
-  char *dir = strdup (getenv ("SHADOWCOPY_WBLOG_DIR"));
-  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", other, 1), 0);
-  uh_vol_open (&t);
-  cr_assert_eq (uh_vol_write (&t, 1, 0x77), 0);
-  cr_assert_eq (sc_volume_flush (t.v), 0);
-  uh_vol_close (&t);
-  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+  unfound_session (&t, false);
 
   /* The next open judges the log stale; deleting it fails. */
   char err[512] = "";
@@ -651,8 +678,6 @@ Test (wblog, a_stale_log_the_open_cannot_delete_is_not_dated_again)
   uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
                        "not the stale log's)");
   uh_vol_close (&t);
-  free (dir);
-  free (other);
   free (p);
   uh_vol_free (&t);
 }
@@ -668,15 +693,7 @@ Test (wblog, an_unreadable_boot_id_does_not_make_a_stale_log_fresh)
   uint8_t key[SC_WB_LOG_KEY];
   char *p = killed_volume (&t, key);
 
-  char *other = uh_path ("other-wblog");
-  cr_assert_eq (mkdir (other, 0700), 0);
-  char *dir = strdup (getenv ("SHADOWCOPY_WBLOG_DIR"));
-  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", other, 1), 0);
-  uh_vol_open (&t);
-  cr_assert_eq (uh_vol_write (&t, 1, 0x77), 0);
-  cr_assert_eq (sc_volume_flush (t.v), 0);
-  uh_vol_close (&t);
-  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+  unfound_session (&t, false);
 
   char err[512] = "";
   sc_boot_id_hook = boot_id_fails;
@@ -687,8 +704,6 @@ Test (wblog, an_unreadable_boot_id_does_not_make_a_stale_log_fresh)
   uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
                        "not the stale log's)");
   uh_vol_close (&t);
-  free (dir);
-  free (other);
   free (p);
   uh_vol_free (&t);
 }
@@ -706,28 +721,13 @@ Test (wblog, a_session_without_an_origin_check_makes_an_unfound_log_stale)
   uint8_t key[SC_WB_LOG_KEY];
   char *p = killed_volume (&t, key);
 
-  char *other = uh_path ("other-wblog");
-  cr_assert_eq (mkdir (other, 0700), 0);
-  char *dir = strdup (getenv ("SHADOWCOPY_WBLOG_DIR"));
-  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", other, 1), 0);
-  struct sc_volume_config cfg = {
-    .origin_path = t.origin, .diff_path = t.diff,
-    .chunk_size = t.chunk_size, .origin_check_off = true,
-  };
-  char err[512] = "";
-  cr_assert_eq (sc_volume_open (&cfg, &t.v, err, sizeof err), 0, "%s", err);
-  cr_assert_eq (uh_vol_write (&t, 1, 0x77), 0);
-  cr_assert_eq (sc_volume_flush (t.v), 0);
-  uh_vol_close (&t);
-  cr_assert_eq (setenv ("SHADOWCOPY_WBLOG_DIR", dir, 1), 0);
+  unfound_session (&t, true);
 
   uh_vol_open (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
                        "not the unfound log's)");
   cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
   uh_vol_close (&t);
-  free (dir);
-  free (other);
   free (p);
   uh_vol_free (&t);
 }
@@ -765,12 +765,7 @@ Test (wblog, a_clock_set_back_does_not_drop_the_queued_writes)
   /* The killed server's session, with origin-check=off: it takes no
    * stamp of its own. */
   clock_back_ns = 3600 * UINT64_C (1000000000);
-  struct sc_volume_config cfg = {
-    .origin_path = t.origin, .diff_path = t.diff,
-    .chunk_size = t.chunk_size, .origin_check_off = true,
-  };
-  char err[512] = "";
-  cr_assert_eq (sc_volume_open (&cfg, &t.v, err, sizeof err), 0, "%s", err);
+  open_check_off (&t);
   uint64_t session = session_of (&t);
   uh_vol_close (&t);
   killed_server_log (p, key, session);
