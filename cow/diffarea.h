@@ -242,13 +242,13 @@ bool sc_diff_origin_found_changed (struct sc_diff *d);
 /* The server session that last opened the diff area to write the origin
  * (cow/session.c): its id, random and never 0; 0 if none is recorded
  * (the diff area was made by this open, or last used by a shadowcopy
- * that did not record one). */
-uint64_t sc_diff_session_id (struct sc_diff *d);
+ * that did not record one).  With uuid, also the diff area's UUID. */
+uint64_t sc_diff_session_id (struct sc_diff *d, uint8_t uuid[16]);
 
 /* Before this session may write the origin: a new id, recorded durably
  * (in *id).  From then on a write-back log of an earlier session is not
  * the origin's latest word.  A negative errno if the superblock write
- * failed (the diff area is then failed). */
+ * failed (nothing else is changed). */
 int sc_diff_new_session (struct sc_diff *d, uint64_t *id);
 
 /* Before the server's first write of the origin since the check: the

@@ -16,6 +16,11 @@
  * log's queued writes only if the log's id is the superblock's: the log
  * of the last session.
  *
+ * The id is the diff area's, the log the disk's: a log made through
+ * another diff area of the disk (or before this one was made again)
+ * holds that diff area's UUID, and this one's id says nothing of it; it
+ * is written (docs/design.md lists the blind spot).
+ *
  * The id is recorded after the open has judged the previous session's
  * log: an open that fails meanwhile (a queued write refused, a damaged
  * log kept) leaves the old id, and the next open tries the same log
@@ -31,14 +36,17 @@
 #include <config.h>
 
 #include <errno.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include "cow/diffarea-internal.h"
 
 uint64_t
-sc_diff_session_id (struct sc_diff *d)
+sc_diff_session_id (struct sc_diff *d, uint8_t uuid[16])
 {
   LOCKED (d);
+  if (uuid)
+    memcpy (uuid, d->sb.uuid, 16);
   return d->sb.session_id;
 }
 
@@ -54,14 +62,15 @@ sc_diff_new_session (struct sc_diff *d, uint64_t *id)
     if (getrandom (&next, sizeof next, 0) != sizeof next)
       return -EIO;
   while (next == 0 || next == d->sb.session_id);
-  diff_wait_ckpt (d);           /* a failed store fails the diff area */
+  diff_wait_ckpt (d);
   struct sc_sb_disk sb = d->sb;
   sb.session_id = next;
+  /* A failed store fails the open, not the diff area: nothing has been
+   * written since the open's checks, and the superblock on disk holds
+   * the old id or the new one (a torn copy loses to the other). */
   int r = diff_sb_store (d, &sb);
-  if (r < 0) {
-    diff_fail (d, r);
+  if (r < 0)
     return r;
-  }
   d->sb = sb;
   *id = next;
   return 0;

@@ -103,6 +103,8 @@ struct wbl_header {
   uint8_t key[SC_WB_LOG_KEY];           /* the disk's identity */
   uint8_t boot[16];                     /* the boot that wrote it */
   uint64_t session;                     /* the diff area's session id */
+  uint8_t diff_uuid[16];                /* and its UUID (version 1: its
+                                           CRC, of the 80 bytes before) */
   uint32_t crc;                         /* of the bytes before it */
 };
 
@@ -136,6 +138,19 @@ static uint32_t
 header_crc (const struct wbl_header *h)
 {
   return crc32c (0, h, offsetof (struct wbl_header, crc));
+}
+
+/* Does the header check out (either version)? */
+static bool
+header_checks (const struct wbl_header *h)
+{
+  uint32_t v1_crc;
+  memcpy (&v1_crc, h->diff_uuid, sizeof v1_crc);
+  return memcmp (h->magic, WBL_MAGIC, sizeof h->magic) == 0 &&
+    (h->version == WBL_VERSION ? h->crc == header_crc (h)
+     : h->version == 1 &&
+       v1_crc == crc32c (0, h, offsetof (struct wbl_header, diff_uuid))) &&
+    h->nslots == SC_WB_LOG_SLOTS && h->slot_size == SC_WB_LOG_SLOT_SIZE;
 }
 
 /* ---- the parser ------------------------------------------------------- */
@@ -197,17 +212,14 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
                 const uint8_t key[SC_WB_LOG_KEY],
                 const uint8_t boot[16], uint64_t vol_size,
                 struct sc_wb_log_entry *entries, size_t *n,
-                uint64_t *session, char *err, size_t errlen)
+                struct sc_wb_log_owner *owner, char *err, size_t errlen)
 {
   struct wbl_header h;
   bool header_ok = len >= sizeof h;
-  *session = 0;
+  memset (owner, 0, sizeof *owner);
   if (header_ok) {
     memcpy (&h, img, sizeof h);
-    header_ok = memcmp (h.magic, WBL_MAGIC, sizeof h.magic) == 0 &&
-      h.crc == header_crc (&h) &&
-      (h.version == WBL_VERSION || h.version == 1) &&
-      h.nslots == SC_WB_LOG_SLOTS && h.slot_size == SC_WB_LOG_SLOT_SIZE;
+    header_ok = header_checks (&h);
   }
   if (header_ok && memcmp (h.boot, boot, 16) != 0) {
     /* Its slots may be stale: count them, judge nothing. */
@@ -232,7 +244,10 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
   }
   if (memcmp (h.key, key, SC_WB_LOG_KEY) != 0)
     return SC_WB_LOG_OTHER_DISK;
-  *session = h.version == 1 ? 0 : h.session;
+  if (h.version != 1) {
+    owner->session = h.session;
+    memcpy (owner->diff_uuid, h.diff_uuid, sizeof owner->diff_uuid);
+  }
   return *n ? SC_WB_LOG_QUEUED : SC_WB_LOG_EMPTY;
 }
 
@@ -240,8 +255,8 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
 
 int
 sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
-                  uint64_t session, struct sc_wb_log **out, char *err,
-                  size_t errlen)
+                  const struct sc_wb_log_owner *owner,
+                  struct sc_wb_log **out, char *err, size_t errlen)
 {
   struct sc_wb_log *log = calloc (1, sizeof *log);
   char *tmp = NULL;
@@ -258,8 +273,9 @@ sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
   struct wbl_header h = { .magic = WBL_MAGIC, .version = WBL_VERSION,
                           .nslots = SC_WB_LOG_SLOTS,
                           .slot_size = SC_WB_LOG_SLOT_SIZE,
-                          .session = session };
+                          .session = owner->session };
   memcpy (h.key, key, SC_WB_LOG_KEY);
+  memcpy (h.diff_uuid, owner->diff_uuid, sizeof h.diff_uuid);
   if ((r = sc_boot_id (h.boot)) < 0) {
     snprintf (err, errlen, "%s: this boot's id: %s", path, strerror (-r));
     goto fail;
@@ -430,6 +446,19 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   return r;
 }
 
+/* May the log of `owner` be written, as far as this diff area (its UUID
+ * and the id of its last session, `last`) can tell? */
+static bool
+last_session (const struct sc_wb_log_owner *owner, uint64_t last,
+              const uint8_t uuid[16])
+{
+  if (owner->session == 0)              /* version 1: no id */
+    return last == 0;
+  if (memcmp (owner->diff_uuid, uuid, 16) != 0)
+    return true;                        /* this one's id says nothing */
+  return last == 0 || owner->session == last;
+}
+
 int
 sc_vol_wb_recover (struct sc_volume *v, const char *path,
                    const uint8_t key[SC_WB_LOG_KEY], char *err, size_t errlen)
@@ -444,7 +473,9 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char why[256] = "";
-  uint64_t session = 0, last = sc_diff_session_id (v->diff);
+  struct sc_wb_log_owner owner;
+  uint8_t uuid[16];
+  uint64_t last = sc_diff_session_id (v->diff, uuid);
   if ((r = sc_boot_id (boot)) < 0) {
     /* Unknown, the log would look like another boot's and be dropped. */
     snprintf (err, errlen, "the write-back log %s: this boot's id: %s (the "
@@ -454,7 +485,7 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
     return r;
   }
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
-                                    &session, why, sizeof why)
+                                    &owner, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
   if (state == SC_WB_LOG_QUEUED && sc_diff_origin_found_changed (v->diff)) {
     sc_say ("write-back log %s: the disk changed while the server was "
@@ -462,7 +493,7 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
             "change and are dropped, not written over it", path, n);
     state = SC_WB_LOG_EMPTY;
   }
-  else if (state == SC_WB_LOG_QUEUED && last != 0 && session != last) {
+  else if (state == SC_WB_LOG_QUEUED && !last_session (&owner, last, uuid)) {
     /* A server ran on this diff area since the log was made, without
      * finding it (another log directory or user, a directory it did not
      * trust, another spelling of a URI): what it wrote is newer than the

@@ -23,6 +23,14 @@ struct sc_wb_log_entry {
   const uint8_t *data;                  /* in the scanned image */
 };
 
+/* Whose a log is: the session of the diff area that made it
+ * (cow/session.c). */
+struct sc_wb_log_owner {
+  uint64_t session;                     /* 0: none (a log of version 1) */
+  uint8_t diff_uuid[16];                /* the diff area it was made
+                                           through */
+};
+
 /* What sc_wb_log_scan found. */
 enum sc_wb_log_state {
   SC_WB_LOG_EMPTY,                      /* nothing queued */
@@ -35,8 +43,8 @@ enum sc_wb_log_state {
 /* Read a log's image of `len` bytes (any bytes: a file's content).  For
  * a log of this boot (`boot`) and disk (`key`), fill entries (room
  * for SC_WB_LOG_SLOTS) with its queued writes in seq order, each within
- * a volume of `vol_size` bytes, and *session with the id of the session
- * that made it (cow/session.c; 0 in a log of version 1).
+ * a volume of `vol_size` bytes, and *owner with the session that made it
+ * (zeros in a log of version 1).
  * Returns the state (entries counted in *n, also for the two OTHER
  * states), or -EINVAL with a message in err if a queued write does not
  * check out. */
@@ -44,16 +52,17 @@ int sc_wb_log_scan (const uint8_t *img, size_t len,
                     const uint8_t key[SC_WB_LOG_KEY],
                     const uint8_t boot[16], uint64_t vol_size,
                     struct sc_wb_log_entry *entries, size_t *n,
-                    uint64_t *session, char *err, size_t errlen);
+                    struct sc_wb_log_owner *owner, char *err,
+                    size_t errlen);
 
 struct sc_wb_log;
 
 /* Make a new, empty log at `path` (replacing any) for the disk `key` in
- * this boot and the diff area's session `session`, mapped for the queue:
- * 0 or a negative errno, with a message in err. */
+ * this boot and the diff area's session `owner`, mapped for the queue: 0
+ * or a negative errno, with a message in err. */
 int sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
-                      uint64_t session, struct sc_wb_log **out, char *err,
-                      size_t errlen);
+                      const struct sc_wb_log_owner *owner,
+                      struct sc_wb_log **out, char *err, size_t errlen);
 /* The data of slot i (SC_WB_LOG_SLOT_SIZE bytes), where a write is copied
  * before it is published. */
 uint8_t *sc_wb_log_data (struct sc_wb_log *log, unsigned i);

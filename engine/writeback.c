@@ -271,16 +271,19 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
   }
   /* This session may write the disk from now on: a log of an earlier
    * one that was not found here is no longer to be written. */
-  uint64_t session;
-  if ((r = sc_diff_new_session (v->diff, &session)) < 0) {
-    snprintf (err, errlen, "recording this session in the diff area: %s",
+  struct sc_wb_log_owner owner;
+  if ((r = sc_diff_new_session (v->diff, &owner.session)) < 0) {
+    snprintf (err, errlen, "recording this session in the diff area's "
+              "superblock: %s (nothing was written to the disk since the "
+              "open's checks; the snapshots are as they were)",
               strerror (-r));
     free (path);
     return r;
   }
+  (void) sc_diff_session_id (v->diff, owner.diff_uuid);
   struct sc_wb_log *log = NULL;
   if (path && v->cfg.write_back &&
-      sc_wb_log_create (path, key, session, &log, why, sizeof why) < 0)
+      sc_wb_log_create (path, key, &owner, &log, why, sizeof why) < 0)
     sc_say ("write-back is off: its log: %s", why);
   free (path);
   if (!log)

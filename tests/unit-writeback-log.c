@@ -19,6 +19,7 @@
 #include "cow/boot-id.h"
 #include "cow/crc32c.h"
 #include "cow/diffarea.h"
+#include "cow/io.h"
 #include "engine/volume.h"
 #include "engine/origin-impl.h"
 #include "engine/volume-impl.h"
@@ -70,13 +71,18 @@ queue (struct sc_wb_log *log, unsigned i, uint64_t seq, uint64_t offset,
   sc_wb_log_publish (log, i, seq, offset, count, crc32c (0, d, count));
 }
 
+/* A log's owner, for the parser's tests. */
+static const struct sc_wb_log_owner some_owner = {
+  .session = 0x5e55, .diff_uuid = { 0xd1 },
+};
+
 static struct sc_wb_log *
 make_log (const char *path, const uint8_t key[SC_WB_LOG_KEY],
-          uint64_t session)
+          const struct sc_wb_log_owner *owner)
 {
   struct sc_wb_log *log;
   char err[512] = "";
-  int r = sc_wb_log_create (path, key, session, &log, err, sizeof err);
+  int r = sc_wb_log_create (path, key, owner, &log, err, sizeof err);
   cr_assert_eq (r, 0, "sc_wb_log_create: %d %s", r, err);
   return log;
 }
@@ -99,8 +105,8 @@ scan (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
       struct sc_wb_log_entry *e, size_t *n, char *err)
 {
   *n = 99;
-  uint64_t session;
-  return sc_wb_log_scan (img, len, key, boot_now, VOL, e, n, &session, err,
+  struct sc_wb_log_owner owner;
+  return sc_wb_log_scan (img, len, key, boot_now, VOL, e, n, &owner, err,
                          512);
 }
 
@@ -117,7 +123,7 @@ Test (wblog, nothing_queued)
                 SC_WB_LOG_EMPTY);
 
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a, 1);
+  struct sc_wb_log *log = make_log (p, key_a, &some_owner);
   queue (log, 0, 1, 0, 4096, 1);
   sc_wb_log_retire (log, 0);
   size_t len;
@@ -134,7 +140,7 @@ Test (wblog, nothing_queued)
 Test (wblog, queued_writes_in_queueing_order)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a, 1);
+  struct sc_wb_log *log = make_log (p, key_a, &some_owner);
   queue (log, 3, 5, 8192, 512, 0x33);
   queue (log, 0, 2, 0, 4096, 0x11);
   queue (log, 7, 9, VOL - 4096, 4096, 0x77);
@@ -169,7 +175,7 @@ Test (wblog, queued_writes_in_queueing_order)
 Test (wblog, other_boot_or_disk)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a, 1);
+  struct sc_wb_log *log = make_log (p, key_a, &some_owner);
   queue (log, 0, 1, 0, 4096, 1);
   queue (log, 1, 2, VOL, 4096, 2);      /* would be damage */
   sc_wb_log_close (log, 0);
@@ -183,7 +189,7 @@ Test (wblog, other_boot_or_disk)
   free (img);
 
   boot_now[2] = 1;
-  log = make_log (p, key_a, 1);
+  log = make_log (p, key_a, &some_owner);
   queue (log, 0, 1, 0, 4096, 1);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
@@ -210,7 +216,7 @@ expect_damage (const uint8_t *img, size_t len, const char *what)
 Test (wblog, damage_is_refused)
 {
   char *p = uh_path ("log");
-  struct sc_wb_log *log = make_log (p, key_a, 1);
+  struct sc_wb_log *log = make_log (p, key_a, &some_owner);
   queue (log, 2, 1, 4096, 4096, 0x22);
   sc_wb_log_close (log, 0);
   size_t len;
@@ -233,7 +239,7 @@ Test (wblog, damage_is_refused)
 
   /* A header that does not check out with nothing queued: nothing to
    * lose. */
-  log = make_log (p, key_a, 1);
+  log = make_log (p, key_a, &some_owner);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
   img[0] ^= 1;
@@ -244,13 +250,13 @@ Test (wblog, damage_is_refused)
   free (img);
 
   /* Fields that check out but make no sense. */
-  log = make_log (p, key_a, 1);
+  log = make_log (p, key_a, &some_owner);
   queue (log, 0, 1, VOL - 4096, 8192, 0);
   sc_wb_log_close (log, 0);
   img = image (p, &len);
   expect_damage (img, len, "it ends past the end of the disk");
   free (img);
-  log = make_log (p, key_a, 1);
+  log = make_log (p, key_a, &some_owner);
   queue (log, 0, 4, 0, 4096, 0);
   queue (log, 1, 4, 8192, 4096, 0);
   sc_wb_log_close (log, 0);
@@ -272,23 +278,24 @@ where (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
   return p;
 }
 
-/* The open volume's session id (in the diff area): what its log holds. */
-static uint64_t
-session_of (struct uh_vol *t)
+/* The open volume's session (in the diff area): what its log holds. */
+static struct sc_wb_log_owner
+owner_of (struct uh_vol *t)
 {
-  uint64_t id = sc_diff_session_id (sc_volume_diff (t->v));
-  cr_assert_neq (id, 0, "the open recorded no session");
-  return id;
+  struct sc_wb_log_owner o;
+  o.session = sc_diff_session_id (sc_volume_diff (t->v), o.diff_uuid);
+  cr_assert_neq (o.session, 0, "the open recorded no session");
+  return o;
 }
 
-/* A killed server's log (of session `session`): two writes over the same
+/* A killed server's log (of `owner`'s session): two writes over the same
  * bytes, the later one queued in the lower slot (replay goes by seq), and
  * one retired. */
 static void
 killed_server_log (const char *p, const uint8_t key[SC_WB_LOG_KEY],
-                   uint64_t session)
+                   const struct sc_wb_log_owner *owner)
 {
-  struct sc_wb_log *log = make_log (p, key, session);
+  struct sc_wb_log *log = make_log (p, key, owner);
   queue (log, 0, 8, 65536 + 100, 3000, 0xb2);     /* the later */
   queue (log, 5, 6, 65536, 8192, 0xb1);
   queue (log, 1, 3, 4 * 65536, 4096, 0xee);       /* on the origin */
@@ -304,9 +311,9 @@ killed_volume (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
   uh_vol_create (t, VOL, 65536, 7, 0);
   uh_vol_snap (t, "s1");
   char *p = where (t, key);
-  uint64_t session = session_of (t);
+  struct sc_wb_log_owner owner = owner_of (t);
   uh_vol_close (t);
-  killed_server_log (p, key, session);
+  killed_server_log (p, key, &owner);
   return p;
 }
 
@@ -343,10 +350,10 @@ Test (wblog, open_writes_queued_writes_copy_first)
   uint8_t *old = malloc (VOL);
   memcpy (old, t.live, VOL);
   char *p = where (&t, key);
-  uint64_t session = session_of (&t);
+  struct sc_wb_log_owner owner = owner_of (&t);
   uh_vol_close (&t);
 
-  killed_server_log (p, key, session);
+  killed_server_log (p, key, &owner);
   uh_vol_open (&t);
   replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume after the replay");
@@ -408,11 +415,11 @@ Test (wblog, open_with_the_diff_area_made_again)
   uint8_t key[SC_WB_LOG_KEY];
   uh_vol_create (&t, VOL, 65536, 7, 0);
   char *p = where (&t, key);
-  uint64_t session = session_of (&t);
+  struct sc_wb_log_owner owner = owner_of (&t);
   uh_vol_close (&t);
   cr_assert_eq (unlink (t.diff), 0);
 
-  killed_server_log (p, key, session);
+  killed_server_log (p, key, &owner);
   uh_vol_open (&t);
   replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume");
@@ -462,12 +469,12 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   cr_assert (k > 21, "no copy fitted");
   uh_vol_snap (&t, "s2");
   char *p = where (&t, key);
-  uint64_t session = session_of (&t);
+  struct sc_wb_log_owner owner = owner_of (&t);
   uh_vol_close (&t);
 
   /* W1 (seq 1): chunk 2, unchanged since s1: the base needs its copy.
    * W2 (seq 2): chunk 20, written after s1: only s2 needs a copy. */
-  struct sc_wb_log *log = make_log (p, key, session);
+  struct sc_wb_log *log = make_log (p, key, &owner);
   queue (log, 0, 1, 2 * (uint64_t) cs, 4096, 0xd1);
   queue (log, 1, 2, 20 * (uint64_t) cs, 4096, 0xd2);
   sc_wb_log_close (log, 0);
@@ -487,13 +494,14 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   size_t len, n;
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   uint8_t *img = image (p, &len);
-  uint64_t id;
+  struct sc_wb_log_owner kept;
   cr_assert_eq (sc_wb_log_scan (img, len, key, boot_now, 64 * (uint64_t) cs,
-                                e, &n, &id, err, sizeof err),
+                                e, &n, &kept, err, sizeof err),
                 SC_WB_LOG_QUEUED);
   cr_assert_eq (n, 1);
   cr_assert_eq (e[0].offset, 2 * (uint64_t) cs);
-  cr_assert_eq (id, session, "the failed open did not keep the log's id");
+  cr_assert_eq (kept.session, owner.session,
+                "the failed open did not keep the log's id");
   free (img);
 
   /* The failed open recorded no session of its own: once the diff area
@@ -550,7 +558,7 @@ Test (wblog, another_disks_log_at_the_name_is_left_alone)
   uh_vol_create (&t, VOL, 65536, 7, 0);
   char *p = where (&t, key);
   uh_vol_close (&t);
-  struct sc_wb_log *log = make_log (p, key_b, 1); /* another disk's */
+  struct sc_wb_log *log = make_log (p, key_b, &some_owner); /* another disk's */
   queue (log, 0, 1, 8192, 4096, 0xa5);
   sc_wb_log_close (log, 0);
 
@@ -561,9 +569,9 @@ Test (wblog, another_disks_log_at_the_name_is_left_alone)
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   char err[512] = "";
   uint8_t *img = image (p, &len);
-  uint64_t id;
+  struct sc_wb_log_owner o;
   cr_assert_eq (sc_wb_log_scan (img, len, key_b, boot_now, VOL, e, &n,
-                                &id, err, sizeof err), SC_WB_LOG_QUEUED,
+                                &o, err, sizeof err), SC_WB_LOG_QUEUED,
                 "%s", err);
   cr_assert_eq (n, 1);
   free (img);
@@ -766,9 +774,9 @@ Test (wblog, a_clock_set_back_does_not_drop_the_queued_writes)
    * stamp of its own. */
   clock_back_ns = 3600 * UINT64_C (1000000000);
   open_check_off (&t);
-  uint64_t session = session_of (&t);
+  struct sc_wb_log_owner owner = owner_of (&t);
   uh_vol_close (&t);
-  killed_server_log (p, key, session);
+  killed_server_log (p, key, &owner);
   clock_back_ns = 0;                    /* the clock corrected */
 
   uh_vol_open (&t);
@@ -804,7 +812,7 @@ Test (wblog, a_version_1_log_is_written_unless_a_later_session_ran)
   char *p = where (&t, key);
   uh_vol_close (&t);
   cr_assert_eq (unlink (t.diff), 0);    /* as version 1 left it: no id */
-  killed_server_log (p, key, 1);
+  killed_server_log (p, key, &some_owner);
   make_version_1 (p);
   uh_vol_open (&t);
   replayed (&t);
@@ -816,13 +824,111 @@ Test (wblog, a_version_1_log_is_written_unless_a_later_session_ran)
   cr_assert_eq (sc_volume_write (t.v, t.live + 65536, 65536, 65536, 0), 0);
   cr_assert_eq (sc_volume_flush (t.v), 0);
   uh_vol_close (&t);
-  killed_server_log (p, key, 1);
+  killed_server_log (p, key, &some_owner);
   make_version_1 (p);
   uh_vol_open (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
                        "not the version 1 log's)");
   cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
   uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* ---- review 25 -------------------------------------------------------- */
+
+/* The session id an open's superblock write would record (0 if the
+ * request is not a whole superblock copy). */
+static uint64_t
+sb_write_session (const struct sc_io_req *req)
+{
+  if (req->op != SC_IO_WRITE || req->len != SC_SB_SIZE ||
+      (req->off != 0 && req->off != SC_SB_SIZE) ||
+      memcmp (req->buf, SC_SB_MAGIC, 8) != 0)
+    return 0;
+  uint64_t id;
+  memcpy (&id, (const uint8_t *) req->buf +
+          offsetof (struct sc_sb_disk, session_id), sizeof id);
+  return id;
+}
+
+/* Fails (once, EIO) the superblock write that records a new session id:
+ * a transient error of the diff area's disk. */
+static uint64_t sb_old_session;
+static int sb_session_failures;
+static int
+fail_session_store (const struct sc_io_req *req)
+{
+  uint64_t id = sb_write_session (req);
+  if (id && id != sb_old_session && sb_session_failures == 0) {
+    sb_session_failures++;
+    return -EIO;
+  }
+  return 0;
+}
+
+/* A transient error on the superblock write that records the open's
+ * session id fails the open (right: nothing was written to the disk
+ * yet).  But sc_diff_new_session also fails the whole diff area
+ * (diff_fail), which invalidates every snapshot, durably, although no
+ * write needed a copy and the disk was not touched.  The superblock
+ * store of the origin's stamp, made by the same open just before, fails
+ * the open the same way and keeps the snapshots. */
+Test (wblog, a_failed_session_store_at_open_keeps_the_snapshots)
+{
+  struct uh_vol t;
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  uh_vol_snap (&t, "s1");
+  sb_old_session = owner_of (&t).session;
+  uh_vol_close (&t);
+
+  char err[512] = "";
+  sc_io_fault_hook = fail_session_store;
+  int r = open_fails (&t, err, sizeof err);
+  sc_io_fault_hook = NULL;
+  cr_assert_eq (sb_session_failures, 1, "the session's store was not made");
+  cr_assert_eq (r, -EIO, "%d %s", r, err);
+
+  uh_vol_open (&t);
+  struct sc_snapshot_info s1 = uh_find (sc_volume_diff (t.v), "s1");
+  cr_assert_eq (s1.invalid_reason, SC_VALID,
+                "snapshot s1 is invalid (\"%s\") after an open whose "
+                "session-id store failed once (err: %s)",
+                sc_invalid_reason_text (s1.invalid_reason), err);
+  uh_vol_close (&t);
+  uh_vol_free (&t);
+}
+
+/* The log is the disk's, the session id the diff area's.  A server on
+ * diff area 1 is killed with writes queued before it wrote the disk
+ * otherwise; the next server of the disk opens diff area 2, whose own
+ * last session recorded an id.  That id says nothing of diff area 1's
+ * log: its acknowledged writes are written, not dropped. */
+Test (wblog, a_log_made_through_another_diff_area_of_the_disk_is_written)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_init (&t, VOL, 65536, 7, 0);
+  char *diff1 = t.diff;
+  t.diff = uh_path ("diff2");
+  uh_vol_open (&t);                     /* an earlier session on diff 2 */
+  char *diff2 = t.diff;
+  uh_vol_close (&t);
+
+  t.diff = diff1;
+  uh_vol_open (&t);
+  char *p = where (&t, key);
+  struct sc_wb_log_owner owner = owner_of (&t);
+  uh_vol_close (&t);
+  killed_server_log (p, key, &owner);
+
+  t.diff = diff2;
+  uh_vol_open (&t);
+  replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume, through diff 2");
+  cr_assert_neq (access (p, F_OK), 0, "the written log is deleted");
+  uh_vol_close (&t);
+  free (diff1);
   free (p);
   uh_vol_free (&t);
 }

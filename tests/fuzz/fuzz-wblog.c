@@ -40,8 +40,8 @@ check (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   size_t n = 0;
   char err[512] = "";
-  uint64_t session;
-  int r = sc_wb_log_scan (img, len, key, boot, VOL_SIZE, e, &n, &session,
+  struct sc_wb_log_owner owner;
+  int r = sc_wb_log_scan (img, len, key, boot, VOL_SIZE, e, &n, &owner,
                           err, sizeof err);
   if (r < 0) {
     if (r != -EINVAL || err[0] == '\0')
@@ -52,6 +52,12 @@ check (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
     abort ();
   if (r != SC_WB_LOG_QUEUED)
     return;
+  /* A log of version 1 names no session: it must not be taken for one
+   * (its made_ns is where a session id is now). */
+  uint32_t version;
+  memcpy (&version, img + 8, sizeof version);
+  if (version == 1 && owner.session != 0)
+    abort ();
   uint64_t used = 0;
   for (size_t i = 0; i < n; i++) {
     if (e[i].slot >= SC_WB_LOG_SLOTS || (used >> e[i].slot & 1) ||

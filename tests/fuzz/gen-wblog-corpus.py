@@ -25,7 +25,10 @@ SLOT = 64 << 10
 def log(slots, data_len=4096, magic=b"SCWBLOG1", version=2):
     """slots: (index, seq, offset, count, data byte or None)."""
     head = magic + struct.pack("<IIII", version, 64, SLOT, 0) + KEY + BOOT
-    head += struct.pack("<Q", 0x5e55 if version > 1 else 1 << 60)  # session
+    if version > 1:
+        head += struct.pack("<Q", 0x5e55) + bytes(range(48, 64))  # owner
+    else:
+        head += struct.pack("<Q", 1 << 60)            # made (ns)
     head += struct.pack("<I", crc32c(head))
     img = bytearray(4096 + data_len)
     img[:len(head)] = head
