@@ -1,0 +1,316 @@
+/* Unit tests: which write-back log an open writes after other sessions
+ * of the disk (engine/writeback-log.c, cow/session.c): not one a later
+ * session did not find, whatever that session did and whatever the wall
+ * clock says; one the last session left, even after a failed open; one
+ * made through another diff area of the disk. */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cow/boot-id.h"
+#include "cow/crc32c.h"
+#include "cow/diffarea.h"
+#include "cow/format.h"
+#include "cow/io.h"
+#include "engine/volume.h"
+#include "engine/volume-impl.h"
+#include "tests/unit-wblog.h"
+
+TestSuite (wbsession, .init = wbt_setup, .fini = wbt_teardown);
+
+/* ---- review 24 -------------------------------------------------------- */
+
+/* The engine's unlink, as the tests below need it: the unlink of one
+ * path fails. */
+static const char *unlink_fails;
+
+int
+unlink (const char *path)
+{
+  if (unlink_fails && strcmp (path, unlink_fails) == 0) {
+    errno = EBUSY;
+    return -1;
+  }
+  return unlinkat (AT_FDCWD, path, 0);
+}
+
+/* A log judged stale (a session that did not find it wrote the disk
+ * since) whose deletion fails: the open fails and keeps it, and its
+ * close dates it again as a log it found and kept.  The next open then
+ * took it for a fresh one and wrote its old queued writes over the newer
+ * data. */
+Test (wbsession, a_stale_log_the_open_cannot_delete_is_not_dated_again)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = wbt_killed_volume (&t, key);
+
+  /* A session that does not find the log (another directory) writes
+   * the bytes the log's queued writes cover, and stops cleanly. */
+  wbt_unfound_session (&t, false);
+
+  /* The next open judges the log stale; deleting it fails. */
+  char err[512] = "";
+  unlink_fails = p;
+  wbt_open_fails (&t, err, sizeof err);
+  unlink_fails = NULL;
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the stale log's)");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* As above, the log stale (a session that did not find it wrote the
+ * disk since), and the next open cannot read the boot id (a transient
+ * EMFILE): it fails before judging the log, keeps it, and its close
+ * dates it again.  The open after that took the stale log for a fresh
+ * one and wrote its old queued writes over the newer data. */
+Test (wbsession, an_unreadable_boot_id_does_not_make_a_stale_log_fresh)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = wbt_killed_volume (&t, key);
+
+  wbt_unfound_session (&t, false);
+
+  char err[512] = "";
+  sc_boot_id_hook = wbt_boot_id_fails;
+  wbt_open_fails (&t, err, sizeof err);
+  sc_boot_id_hook = wbt_fixed_boot;
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the stale log's)");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* ---- the session id (cow/session.c) ---------------------------------- */
+
+/* A session that does not find the log (another directory) runs with
+ * origin-check=off, so it takes no stamp of the origin, writes the bytes
+ * the log's queued writes cover, and stops cleanly.  Dates judged the
+ * log by the stamps, so the next open took it for fresh and wrote its old
+ * writes over the newer data (review 24). */
+Test (wbsession, a_session_without_an_origin_check_makes_an_unfound_log_stale)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = wbt_killed_volume (&t, key);
+
+  wbt_unfound_session (&t, true);
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the unfound log's)");
+  cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* The wall clock, as the engine reads it: set back by clock_back_ns. */
+static uint64_t clock_back_ns;
+
+int
+clock_gettime (clockid_t clk, struct timespec *ts)
+{
+  if (syscall (SYS_clock_gettime, clk, ts) < 0)
+    return -1;
+  if (clk == CLOCK_REALTIME && clock_back_ns) {
+    uint64_t ns = (uint64_t) ts->tv_sec * 1000000000u + ts->tv_nsec
+                  - clock_back_ns;
+    ts->tv_sec = (time_t) (ns / 1000000000u);
+    ts->tv_nsec = (long) (ns % 1000000000u);
+  }
+  return 0;
+}
+
+/* The wall clock is set back an hour after the last stamp of the diff
+ * area (a clean stop), and a server with origin-check=off (no stamp of
+ * its own) is then killed with queued writes.  Dates judged its log
+ * older than the stamp and dropped its acknowledged writes (review 24);
+ * the session id is no date. */
+Test (wbsession, a_clock_set_back_does_not_drop_the_queued_writes)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = wbt_where (&t, key);
+  uh_vol_close (&t);                    /* stamped now */
+
+  /* The killed server's session, with origin-check=off: it takes no
+   * stamp of its own. */
+  clock_back_ns = 3600 * UINT64_C (1000000000);
+  wbt_open_check_off (&t);
+  struct sc_wb_log_owner owner = wbt_owner_of (&t);
+  uh_vol_close (&t);
+  wbt_killed_server_log (p, key, &owner);
+  clock_back_ns = 0;                    /* the clock corrected */
+
+  uh_vol_open (&t);
+  wbt_replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* The log's header as version 1 wrote it (no session id). */
+static void
+make_version_1 (const char *p)
+{
+  uint8_t h[84];
+  uint32_t one = 1;
+  uh_pread (p, h, sizeof h, 0);
+  memcpy (h + 8, &one, 4);
+  memset (h + 72, 0, 8);                /* made_ns, long ago */
+  uint32_t crc = crc32c (0, h, 80);
+  memcpy (h + 80, &crc, 4);
+  uh_pwrite (p, h, sizeof h, 0);
+}
+
+/* A log a server of version 1 left (upgraded while it was killed): its
+ * writes are written if no session recorded an id since, and dropped if
+ * one did (a session that did not find it). */
+Test (wbsession, a_version_1_log_is_written_unless_a_later_session_ran)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = wbt_where (&t, key);
+  uh_vol_close (&t);
+  cr_assert_eq (unlink (t.diff), 0);    /* as version 1 left it: no id */
+  wbt_killed_server_log (p, key, &wbt_some_owner);
+  make_version_1 (p);
+  uh_vol_open (&t);
+  wbt_replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume, written");
+  uh_vol_close (&t);
+
+  memset (t.live + 65536, 0x66, 65536);         /* newer data */
+  uh_vol_open (&t);
+  cr_assert_eq (sc_volume_write (t.v, t.live + 65536, 65536, 65536, 0), 0);
+  cr_assert_eq (sc_volume_flush (t.v), 0);
+  uh_vol_close (&t);
+  wbt_killed_server_log (p, key, &wbt_some_owner);
+  make_version_1 (p);
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the version 1 log's)");
+  cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* ---- review 25 -------------------------------------------------------- */
+
+/* The session id an open's superblock write would record (0 if the
+ * request is not a whole superblock copy). */
+static uint64_t
+sb_write_session (const struct sc_io_req *req)
+{
+  if (req->op != SC_IO_WRITE || req->len != SC_SB_SIZE ||
+      (req->off != 0 && req->off != SC_SB_SIZE) ||
+      memcmp (req->buf, SC_SB_MAGIC, 8) != 0)
+    return 0;
+  uint64_t id;
+  memcpy (&id, (const uint8_t *) req->buf +
+          offsetof (struct sc_sb_disk, session_id), sizeof id);
+  return id;
+}
+
+/* Fails (once, EIO) the superblock write that records a new session id:
+ * a transient error of the diff area's disk. */
+static uint64_t sb_old_session;
+static int sb_session_failures;
+static int
+fail_session_store (const struct sc_io_req *req)
+{
+  uint64_t id = sb_write_session (req);
+  if (id && id != sb_old_session && sb_session_failures == 0) {
+    sb_session_failures++;
+    return -EIO;
+  }
+  return 0;
+}
+
+/* A transient error on the superblock write that records the open's
+ * session id fails the open (right: nothing was written to the disk
+ * yet).  But sc_diff_new_session also fails the whole diff area
+ * (diff_fail), which invalidates every snapshot, durably, although no
+ * write needed a copy and the disk was not touched.  The superblock
+ * store of the origin's stamp, made by the same open just before, fails
+ * the open the same way and keeps the snapshots. */
+Test (wbsession, a_failed_session_store_at_open_keeps_the_snapshots)
+{
+  struct uh_vol t;
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  uh_vol_snap (&t, "s1");
+  sb_old_session = wbt_owner_of (&t).session;
+  uh_vol_close (&t);
+
+  char err[512] = "";
+  sc_io_fault_hook = fail_session_store;
+  int r = wbt_open_fails (&t, err, sizeof err);
+  sc_io_fault_hook = NULL;
+  cr_assert_eq (sb_session_failures, 1, "the session's store was not made");
+  cr_assert_eq (r, -EIO, "%d %s", r, err);
+
+  uh_vol_open (&t);
+  struct sc_snapshot_info s1 = uh_find (sc_volume_diff (t.v), "s1");
+  cr_assert_eq (s1.invalid_reason, SC_VALID,
+                "snapshot s1 is invalid (\"%s\") after an open whose "
+                "session-id store failed once (err: %s)",
+                sc_invalid_reason_text (s1.invalid_reason), err);
+  uh_vol_close (&t);
+  uh_vol_free (&t);
+}
+
+/* The log is the disk's, the session id the diff area's.  A server on
+ * diff area 1 is killed with writes queued before it wrote the disk
+ * otherwise; the next server of the disk opens diff area 2, whose own
+ * last session recorded an id.  That id says nothing of diff area 1's
+ * log: its acknowledged writes are written, not dropped. */
+Test (wbsession, a_log_made_through_another_diff_area_of_the_disk_is_written)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_init (&t, VOL, 65536, 7, 0);
+  char *diff1 = t.diff;
+  t.diff = uh_path ("diff2");
+  uh_vol_open (&t);                     /* an earlier session on diff 2 */
+  char *diff2 = t.diff;
+  uh_vol_close (&t);
+
+  t.diff = diff1;
+  uh_vol_open (&t);
+  char *p = wbt_where (&t, key);
+  struct sc_wb_log_owner owner = wbt_owner_of (&t);
+  uh_vol_close (&t);
+  wbt_killed_server_log (p, key, &owner);
+
+  t.diff = diff2;
+  uh_vol_open (&t);
+  wbt_replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume, through diff 2");
+  cr_assert_neq (access (p, F_OK), 0, "the written log is deleted");
+  uh_vol_close (&t);
+  free (diff1);
+  free (p);
+  uh_vol_free (&t);
+}
