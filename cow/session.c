@@ -18,8 +18,10 @@
  *
  * The id is the diff area's, the log the disk's: a log made through
  * another diff area of the disk (or before this one was made again)
- * holds that diff area's UUID, and this one's id says nothing of it; it
- * is written (docs/design.md lists the blind spot).
+ * holds that diff area's UUID, and this one's id says nothing of it.  It
+ * is written if no session has used this diff area yet, and otherwise
+ * kept for the diff area it was made through (docs/design.md lists the
+ * blind spots).
  *
  * The id is recorded after the open has judged the previous session's
  * log: an open that fails meanwhile (a queued write refused, a damaged
@@ -60,14 +62,15 @@ sc_diff_new_session (struct sc_diff *d, uint64_t *id)
   uint64_t next;
   do
     if (getrandom (&next, sizeof next, 0) != sizeof next)
-      return -EIO;
+      return errno ? -errno : -EIO;
   while (next == 0 || next == d->sb.session_id);
   diff_wait_ckpt (d);
   struct sc_sb_disk sb = d->sb;
   sb.session_id = next;
-  /* A failed store fails the open, not the diff area: nothing has been
-   * written since the open's checks, and the superblock on disk holds
-   * the old id or the new one (a torn copy loses to the other). */
+  /* A failed store fails the open, not the diff area: nothing but the
+   * replay of the log it found (which it deleted) has been written since
+   * the open's checks, and the superblock on disk holds the old id or the
+   * new one (a torn copy loses to the other). */
   int r = diff_sb_store (d, &sb);
   if (r < 0)
     return r;

@@ -37,11 +37,15 @@
  * directory it did not trust, another spelling of a URI) must not be
  * written by a later one: that session wrote the disk since.  So the
  * header holds the id of the session that made it, which that session
- * recorded in the diff area's superblock first (cow/session.c), and a
- * log is written only if its id is the last session's: every session
- * that may write the origin records a new one once it has judged the
- * log it found.  A log of version 1 (no id) is written only if no
- * session recorded one since.
+ * recorded in the diff area's superblock first (cow/session.c), with the
+ * diff area's UUID, and a log is written only if its id is the last
+ * session's: every session that may write the origin records a new one
+ * once it has judged the log it found.  A log made through another diff
+ * area of the disk (or before this one was made again) is written if no
+ * session has used this one yet; otherwise this diff area cannot tell
+ * whether the disk was written after it, and the open fails, keeping it
+ * for the diff area it was made through (judge).  A log of version 1
+ * (no id) is written only if no session recorded an id since.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
@@ -87,6 +91,7 @@
 
 #include "cow/boot-id.h"
 #include "cow/crc32c.h"
+#include "cow/uuid.h"
 #include "engine/volume-impl.h"
 #include "engine/writeback-log.h"
 
@@ -446,25 +451,53 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   return r;
 }
 
-/* May the log of `owner` be written, as far as this diff area (its UUID
- * and the id of its last session, `last`) can tell? */
-static bool
-last_session (const struct sc_wb_log_owner *owner, uint64_t last,
-              const uint8_t uuid[16])
+/* What the open does with the `n` queued writes of a log of this boot
+ * and disk made by `owner`: SC_WB_LOG_QUEUED, write them;
+ * SC_WB_LOG_EMPTY, drop them (said why); or -EUCLEAN with a message in
+ * err: the open fails and keeps the log, as the diff area cannot tell. */
+static int
+judge (struct sc_volume *v, const char *path, size_t n,
+       const struct sc_wb_log_owner *owner, char *err, size_t errlen)
 {
-  if (owner->session == 0)              /* version 1: no id */
-    return last == 0;
-  if (memcmp (owner->diff_uuid, uuid, 16) != 0)
-    return true;                        /* this one's id says nothing */
-  return last == 0 || owner->session == last;
+  uint8_t uuid[16];
+  uint64_t last = sc_diff_session_id (v->diff, uuid);
+  bool ours = owner->session && memcmp (owner->diff_uuid, uuid, 16) == 0;
+  const char *why = NULL;
+  if (sc_diff_origin_found_changed (v->diff))
+    why = "the disk changed while the server was stopped: they are older "
+          "than that change";
+  else if (last == 0 || (ours && owner->session == last))
+    return SC_WB_LOG_QUEUED;    /* the last session's, or none since */
+  else if (ours || owner->session == 0)         /* (version 1: no id) */
+    why = "a later session of the diff area did not find the log and may "
+          "have written the disk since";
+  else {
+    /* Made through another diff area, and this one has been used since
+     * it was made: before the log or after it, it cannot tell. */
+    char u[SC_UUID_TEXT_LEN];
+    sc_uuid_format (owner->diff_uuid, u);
+    snprintf (err, errlen, "the write-back log %s holds %zu writes "
+              "acknowledged before a server of this disk stopped "
+              "uncleanly, made through another diff area (UUID %s); this "
+              "diff area has been used since it was made, so it cannot "
+              "tell whether the disk was written after them; the log is "
+              "kept: start the server once with that diff area to write "
+              "them, or move the log away to drop them", path, n, u);
+    return -EUCLEAN;
+  }
+  sc_say ("write-back log %s: its %zu queued writes are dropped, not "
+          "written over newer data: %s", path, n, why);
+  return SC_WB_LOG_EMPTY;
 }
 
 int
 sc_vol_wb_recover (struct sc_volume *v, const char *path,
-                   const uint8_t key[SC_WB_LOG_KEY], char *err, size_t errlen)
+                   const uint8_t key[SC_WB_LOG_KEY], size_t *written,
+                   char *err, size_t errlen)
 {
   uint8_t *map;
   size_t len;
+  *written = 0;
   int r = map_log (path, &map, &len, err, errlen);
   if (r != 0)
     return r > 0 ? 0 : r;
@@ -474,8 +507,6 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   size_t n = 0;
   char why[256] = "";
   struct sc_wb_log_owner owner;
-  uint8_t uuid[16];
-  uint64_t last = sc_diff_session_id (v->diff, uuid);
   if ((r = sc_boot_id (boot)) < 0) {
     /* Unknown, the log would look like another boot's and be dropped. */
     snprintf (err, errlen, "the write-back log %s: this boot's id: %s (the "
@@ -487,28 +518,18 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
                                     &owner, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
-  if (state == SC_WB_LOG_QUEUED && sc_diff_origin_found_changed (v->diff)) {
-    sc_say ("write-back log %s: the disk changed while the server was "
-            "stopped: the log's %zu queued writes are older than that "
-            "change and are dropped, not written over it", path, n);
-    state = SC_WB_LOG_EMPTY;
-  }
-  else if (state == SC_WB_LOG_QUEUED && !last_session (&owner, last, uuid)) {
-    /* A server ran on this diff area since the log was made, without
-     * finding it (another log directory or user, a directory it did not
-     * trust, another spelling of a URI): what it wrote is newer than the
-     * queued writes. */
-    sc_say ("write-back log %s: a later session of the diff area did not "
-            "find it and may have written the disk since: its %zu queued "
-            "writes are dropped, not written over newer data", path, n);
-    state = SC_WB_LOG_EMPTY;
-  }
+  if (state == SC_WB_LOG_QUEUED)
+    state = judge (v, path, n, &owner, err, errlen);
   switch (state) {
   case SC_WB_LOG_QUEUED:
     sc_say ("write-back log %s: %zu writes acknowledged before the server "
             "stopped uncleanly are written to the disk", path, n);
     r = replay (v, path, (struct wbl_slot *) (map + WBL_SLOTS_AT), e, n,
                 err, errlen);
+    *written = r == 0 ? n : 0;
+    break;
+  case -EUCLEAN:
+    r = state;
     break;
   case SC_WB_LOG_OTHER_BOOT:
     if (n)

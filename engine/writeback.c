@@ -248,6 +248,7 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
 {
   uint8_t key[SC_WB_LOG_KEY];
   char *path = NULL, why[512];
+  size_t written = 0;
   int r = sc_vol_wb_log_where (v, origin_path, key, &path, why, sizeof why);
   if (r == -ENOMEM) {
     snprintf (err, errlen, "the write-back log: %s", why);
@@ -259,7 +260,8 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
     sc_say ("%sno write-back log of a killed server is looked for: %s",
             v->cfg.write_back ? "write-back is off, and " : "", why);
   /* First the writes a killed server acknowledged from its queue. */
-  else if ((r = sc_vol_wb_recover (v, path, key, err, errlen)) < 0) {
+  else if ((r = sc_vol_wb_recover (v, path, key, &written, err,
+                                   errlen)) < 0) {
     free (path);                        /* the open fails, the log kept */
     return r;
   }
@@ -273,10 +275,16 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
    * one that was not found here is no longer to be written. */
   struct sc_wb_log_owner owner;
   if ((r = sc_diff_new_session (v->diff, &owner.session)) < 0) {
-    snprintf (err, errlen, "recording this session in the diff area's "
-              "superblock: %s (nothing was written to the disk since the "
-              "open's checks; the snapshots are as they were)",
-              strerror (-r));
+    if (written)
+      snprintf (err, errlen, "recording this session in the diff area's "
+                "superblock: %s (the %zu queued writes of the write-back "
+                "log were written to the disk and the log deleted; nothing "
+                "else was written, and the snapshots are as they were)",
+                strerror (-r), written);
+    else
+      snprintf (err, errlen, "recording this session in the diff area's "
+                "superblock: %s (nothing was written to the disk; the "
+                "snapshots are as they were)", strerror (-r));
     free (path);
     return r;
   }

@@ -285,8 +285,11 @@ Test (wbsession, a_failed_session_store_at_open_keeps_the_snapshots)
  * diff area 1 is killed with writes queued before it wrote the disk
  * otherwise; the next server of the disk opens diff area 2, whose own
  * last session recorded an id.  That id says nothing of diff area 1's
- * log: its acknowledged writes are written, not dropped. */
-Test (wbsession, a_log_made_through_another_diff_area_of_the_disk_is_written)
+ * log, which was made either after it (its writes are to be written) or
+ * before (a session of diff area 2 that did not find it wrote newer
+ * data).  The open fails and keeps the log; with diff area 1 the writes
+ * are written. */
+Test (wbsession, a_log_made_through_another_used_diff_area_is_kept_for_it)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
@@ -305,12 +308,89 @@ Test (wbsession, a_log_made_through_another_diff_area_of_the_disk_is_written)
   wbt_killed_server_log (p, key, &owner);
 
   t.diff = diff2;
+  char err[512] = "";
+  cr_assert_eq (wbt_open_fails (&t, err, sizeof err), -EUCLEAN, "%s", err);
+  cr_assert_not_null (strstr (err, "made through another diff area"), "%s",
+                      err);
+  cr_assert_not_null (strstr (err, "start the server once with that diff "
+                              "area to write them, or move the log away"),
+                      "%s", err);
+  cr_assert_eq (access (p, F_OK), 0, "the log is kept");
+
+  t.diff = diff1;
   uh_vol_open (&t);
   wbt_replayed (&t);
-  uh_vol_assert_reads (&t, 0, t.live, "the live volume, through diff 2");
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume, through diff 1");
   cr_assert_neq (access (p, F_OK), 0, "the written log is deleted");
   uh_vol_close (&t);
+  t.diff = diff2;
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume, through diff 2");
+  uh_vol_close (&t);
   free (diff1);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* ---- review 26 -------------------------------------------------------- */
+
+/* The diff area is made again after a server was killed with writes in
+ * the disk's log, by a session in another log directory (another user,
+ * say), which does not find the log, writes the bytes the queued writes
+ * cover and stops cleanly.  The log's UUID is the old diff area's: taken
+ * for a log made through another diff area, it was written over the
+ * newer, flushed data.  The new diff area has been used since it was
+ * made, so it cannot tell: the open fails and keeps the log; moved away,
+ * the newer data is served. */
+Test (wbsession, a_diff_area_made_again_then_an_unfound_session_is_not_overwritten)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = wbt_killed_volume (&t, key);
+  cr_assert_eq (unlink (t.diff), 0);    /* the diff area made again... */
+  wbt_unfound_session (&t, false);      /* ...by a session in another
+                                           log directory */
+  char err[512] = "";
+  cr_assert_eq (wbt_open_fails (&t, err, sizeof err), -EUCLEAN, "%s", err);
+  cr_assert_eq (access (p, F_OK), 0, "the log is kept");
+  cr_assert_eq (unlink (p), 0);         /* moved away */
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data "
+                       "written through the new diff area)");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* The open writes a killed server's log, then the store of its own
+ * session id fails.  Its message said that nothing was written to the
+ * disk: the log's writes are on the disk and the log is deleted. */
+Test (wbsession, a_failed_session_store_after_a_replay_says_what_was_written)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  uh_vol_snap (&t, "s1");
+  char *p = wbt_where (&t, key);
+  struct sc_wb_log_owner owner = wbt_owner_of (&t);
+  sb_old_session = owner.session;
+  uh_vol_close (&t);
+  wbt_killed_server_log (p, key, &owner);
+
+  char err[512] = "";
+  sc_io_fault_hook = fail_session_store;
+  wbt_open_fails (&t, err, sizeof err);
+  sc_io_fault_hook = NULL;
+  cr_assert_eq (sb_session_failures, 1, "the session's store was not made");
+  cr_assert_neq (access (p, F_OK), 0, "the replayed log is deleted");
+  cr_assert_not_null (strstr (err, "the 2 queued writes of the write-back "
+                              "log were written to the disk and the log "
+                              "deleted"), "%s", err);
+  wbt_replayed (&t);
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume: the log's writes "
+                       "are on the disk");
+  uh_vol_close (&t);
   free (p);
   uh_vol_free (&t);
 }
