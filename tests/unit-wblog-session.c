@@ -342,7 +342,7 @@ Test (wbsession, a_log_made_through_another_used_diff_area_is_kept_for_it)
  * newer, flushed data.  The new diff area has been used since it was
  * made, so it cannot tell: the open fails and keeps the log; moved away,
  * the newer data is served. */
-Test (wbsession, a_diff_area_made_again_then_an_unfound_session_is_not_overwritten)
+Test (wbsession, a_diff_area_made_again_then_written_unfound_is_not_overwritten)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];

@@ -408,7 +408,8 @@ Test (wblog, another_disks_log_at_the_name_is_left_alone)
   uh_vol_create (&t, VOL, 65536, 7, 0);
   char *p = wbt_where (&t, key);
   uh_vol_close (&t);
-  struct sc_wb_log *log = wbt_make_log (p, wbt_key_b, &wbt_some_owner); /* another disk's */
+  /* Another disk's log. */
+  struct sc_wb_log *log = wbt_make_log (p, wbt_key_b, &wbt_some_owner);
   wbt_queue (log, 0, 1, 8192, 4096, 0xa5);
   sc_wb_log_close (log, 0);
 
