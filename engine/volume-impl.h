@@ -198,11 +198,12 @@ struct sc_writeback;
  * queued writes a killed server left in the disk's log
  * (sc_vol_wb_recover), then, with write-back on, make the queue and a
  * new log (the queue's thread starts with the first queued write, after
- * nbdkit forked).  `origin_path` is the disk as configured.  0 (a log
- * that cannot be made turns write-back off, logged), or a negative errno
- * with a message in err. */
+ * nbdkit forked).  `origin_path` is the disk as configured, `diff_path`
+ * the diff area (its path goes in the log).  0 (a log that cannot be
+ * made turns write-back off, logged), or a negative errno with a message
+ * in err. */
 int sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
-                     char *err, size_t errlen);
+                     const char *diff_path, char *err, size_t errlen);
 /* The write-back log of the volume's disk (writeback-log.c): its key (32
  * bytes: the disk's identity) and its path (malloc'd), in
  * $SHADOWCOPY_WBLOG_DIR or /dev/shm/shadowcopy-EUID, a directory that

@@ -223,7 +223,8 @@ sc_volume_open (const struct sc_volume_config *cfg, struct sc_volume **out,
   /* The write-back log a killed server left is judged right after the
    * origin's check, which says whether the disk changed since, and
    * before anything else writes the origin (writeback-log.c). */
-  if ((r = sc_vol_wb_start (v, cfg->origin_path, err, errlen)) < 0 ||
+  if ((r = sc_vol_wb_start (v, cfg->origin_path, cfg->diff_path, err,
+                           errlen)) < 0 ||
       (cfg->diff_max_set && (r = apply_diff_max (v, cfg, err, errlen)) < 0)) {
     sc_volume_close (v);
     return r;

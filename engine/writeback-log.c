@@ -41,11 +41,13 @@
  * diff area's UUID, and a log is written only if its id is the last
  * session's: every session that may write the origin records a new one
  * once it has judged the log it found.  A log made through another diff
- * area of the disk (or before this one was made again) is written if no
- * session has used this one yet; otherwise this diff area cannot tell
- * whether the disk was written after it, and the open fails, keeping it
- * for the diff area it was made through (judge).  A log of version 1
- * (no id) is written only if no session recorded an id since.
+ * area of the disk (or before this one was made again) holds that one's
+ * UUID and path: if it is still there, the open fails and keeps the log
+ * for it, as its snapshots need the copies the writes make; if not, the
+ * log is written if no session has used this diff area yet, and
+ * otherwise kept, as this one cannot tell whether the disk was written
+ * after it (judge).  A log of version 1 (no id) is written only if no
+ * session recorded an id since.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
@@ -110,6 +112,7 @@ struct wbl_header {
   uint64_t session;                     /* the diff area's session id */
   uint8_t diff_uuid[16];                /* and its UUID (version 1: its
                                            CRC, of the 80 bytes before) */
+  char diff_path[SC_WB_LOG_PATH];       /* and its path, NUL-terminated */
   uint32_t crc;                         /* of the bytes before it */
 };
 
@@ -252,6 +255,8 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
   if (h.version != 1) {
     owner->session = h.session;
     memcpy (owner->diff_uuid, h.diff_uuid, sizeof owner->diff_uuid);
+    memcpy (owner->diff_path, h.diff_path, sizeof owner->diff_path);
+    owner->diff_path[sizeof owner->diff_path - 1] = '\0';
   }
   return *n ? SC_WB_LOG_QUEUED : SC_WB_LOG_EMPTY;
 }
@@ -281,6 +286,7 @@ sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
                           .session = owner->session };
   memcpy (h.key, key, SC_WB_LOG_KEY);
   memcpy (h.diff_uuid, owner->diff_uuid, sizeof h.diff_uuid);
+  memcpy (h.diff_path, owner->diff_path, sizeof h.diff_path);
   if ((r = sc_boot_id (h.boot)) < 0) {
     snprintf (err, errlen, "%s: this boot's id: %s", path, strerror (-r));
     goto fail;
@@ -451,42 +457,69 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   return r;
 }
 
+/* A log made through another diff area (owner's), with `n` queued
+ * writes: SC_WB_LOG_QUEUED, write them, or -EUCLEAN with a message in
+ * err (the open fails and keeps the log). */
+static int
+judge_foreign (const char *path, size_t n,
+               const struct sc_wb_log_owner *owner, uint64_t last,
+               char *err, size_t errlen)
+{
+  char u[SC_UUID_TEXT_LEN];
+  uint8_t there[16];
+  sc_uuid_format (owner->diff_uuid, u);
+  if (owner->diff_path[0] && sc_diff_uuid_at (owner->diff_path, there) == 0
+      && memcmp (there, owner->diff_uuid, 16) == 0) {
+    /* Written through this one, they would miss its snapshots' copies. */
+    snprintf (err, errlen, "the write-back log %s holds %zu writes "
+              "acknowledged before a server of this disk stopped "
+              "uncleanly, made through another diff area, %s (UUID %s), "
+              "which is still there and whose snapshots need the copies "
+              "these writes make first; the log is kept: start the server "
+              "once with that diff area to write them, or move the log "
+              "away to drop them", path, n, owner->diff_path, u);
+    return -EUCLEAN;
+  }
+  if (last == 0)
+    return SC_WB_LOG_QUEUED;    /* that one is gone, none used this one */
+  /* This one has been used since it was made: before the log or after
+   * it, it cannot tell. */
+  snprintf (err, errlen, "the write-back log %s holds %zu writes "
+            "acknowledged before a server of this disk stopped uncleanly, "
+            "made through another diff area, %s (UUID %s), which is no "
+            "longer there; this diff area has been used since it was made, "
+            "so it cannot tell whether the disk was written after them; "
+            "the log is kept: move it away to drop them", path, n,
+            owner->diff_path[0] ? owner->diff_path : "its path unknown", u);
+  return -EUCLEAN;
+}
+
 /* What the open does with the `n` queued writes of a log of this boot
  * and disk made by `owner`: SC_WB_LOG_QUEUED, write them;
  * SC_WB_LOG_EMPTY, drop them (said why); or -EUCLEAN with a message in
- * err: the open fails and keeps the log, as the diff area cannot tell. */
+ * err: the open fails and keeps the log. */
 static int
 judge (struct sc_volume *v, const char *path, size_t n,
        const struct sc_wb_log_owner *owner, char *err, size_t errlen)
 {
   uint8_t uuid[16];
   uint64_t last = sc_diff_session_id (v->diff, uuid);
-  bool ours = owner->session && memcmp (owner->diff_uuid, uuid, 16) == 0;
-  const char *why = NULL;
+  /* (This diff area's stamp says nothing of another one's log: the
+   * disk changed since this one's last session by that one's writes.) */
+  if (owner->session && memcmp (owner->diff_uuid, uuid, 16) != 0)
+    return judge_foreign (path, n, owner, last, err, errlen);
+  /* This diff area's log, or one of version 1 (no id). */
   if (sc_diff_origin_found_changed (v->diff))
-    why = "the disk changed while the server was stopped: they are older "
-          "than that change";
-  else if (last == 0 || (ours && owner->session == last))
+    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
+            "written over newer data: the disk changed while the server "
+            "was stopped, after them", path, n);
+  else if (last == 0 || owner->session == last)
     return SC_WB_LOG_QUEUED;    /* the last session's, or none since */
-  else if (ours || owner->session == 0)         /* (version 1: no id) */
-    why = "a later session of the diff area did not find the log and may "
-          "have written the disk since";
-  else {
-    /* Made through another diff area, and this one has been used since
-     * it was made: before the log or after it, it cannot tell. */
-    char u[SC_UUID_TEXT_LEN];
-    sc_uuid_format (owner->diff_uuid, u);
-    snprintf (err, errlen, "the write-back log %s holds %zu writes "
-              "acknowledged before a server of this disk stopped "
-              "uncleanly, made through another diff area (UUID %s); this "
-              "diff area has been used since it was made, so it cannot "
-              "tell whether the disk was written after them; the log is "
-              "kept: start the server once with that diff area to write "
-              "them, or move the log away to drop them", path, n, u);
-    return -EUCLEAN;
-  }
-  sc_say ("write-back log %s: its %zu queued writes are dropped, not "
-          "written over newer data: %s", path, n, why);
+  else
+    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
+            "written over newer data: a later session of the diff area "
+            "did not find the log and may have written the disk since",
+            path, n);
   return SC_WB_LOG_EMPTY;
 }
 

@@ -11,6 +11,7 @@
 #define SC_WB_LOG_SLOT_SIZE (64u << 10) /* = SC_WB_MAX_WRITE */
 #define SC_WB_LOG_KEY 32                /* the disk's identity */
 #define SC_WB_LOG_DATA 4096u            /* the first slot's data */
+#define SC_WB_LOG_PATH 512              /* room for the diff area's path */
 #define SC_WB_LOG_SIZE \
   (SC_WB_LOG_DATA + (uint64_t) SC_WB_LOG_SLOTS * SC_WB_LOG_SLOT_SIZE)
 
@@ -29,6 +30,8 @@ struct sc_wb_log_owner {
   uint64_t session;                     /* 0: none (a log of version 1) */
   uint8_t diff_uuid[16];                /* the diff area it was made
                                            through */
+  char diff_path[SC_WB_LOG_PATH];       /* and its absolute path ("" if
+                                           unknown or too long) */
 };
 
 /* What sc_wb_log_scan found. */

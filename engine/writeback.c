@@ -243,8 +243,8 @@ wb_thread (void *arg)
 }
 
 int
-sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
-                 size_t errlen)
+sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
+                 const char *diff_path, char *err, size_t errlen)
 {
   uint8_t key[SC_WB_LOG_KEY];
   char *path = NULL, why[512];
@@ -289,6 +289,12 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path, char *err,
     return r;
   }
   (void) sc_diff_session_id (v->diff, owner.diff_uuid);
+  char *abs = realpath (diff_path, NULL);
+  if (abs && strlen (abs) < sizeof owner.diff_path)
+    strcpy (owner.diff_path, abs);
+  else
+    owner.diff_path[0] = '\0';
+  free (abs);
   struct sc_wb_log *log = NULL;
   if (path && v->cfg.write_back &&
       sc_wb_log_create (path, key, &owner, &log, why, sizeof why) < 0)

@@ -287,8 +287,9 @@ Test (wbsession, a_failed_session_store_at_open_keeps_the_snapshots)
  * last session recorded an id.  That id says nothing of diff area 1's
  * log, which was made either after it (its writes are to be written) or
  * before (a session of diff area 2 that did not find it wrote newer
- * data).  The open fails and keeps the log; with diff area 1 the writes
- * are written. */
+ * data); and diff area 1 is still there.  The open fails and keeps the
+ * log, naming diff area 1's file; with diff area 1 the writes are
+ * written. */
 Test (wbsession, a_log_made_through_another_used_diff_area_is_kept_for_it)
 {
   struct uh_vol t;
@@ -310,8 +311,9 @@ Test (wbsession, a_log_made_through_another_used_diff_area_is_kept_for_it)
   t.diff = diff2;
   char err[512] = "";
   cr_assert_eq (wbt_open_fails (&t, err, sizeof err), -EUCLEAN, "%s", err);
-  cr_assert_not_null (strstr (err, "made through another diff area"), "%s",
-                      err);
+  cr_assert_not_null (strstr (err, "made through another diff area, "),
+                      "%s", err);
+  cr_assert_not_null (strstr (err, owner.diff_path), "%s", err);
   cr_assert_not_null (strstr (err, "start the server once with that diff "
                               "area to write them, or move the log away"),
                       "%s", err);
@@ -328,6 +330,48 @@ Test (wbsession, a_log_made_through_another_used_diff_area_is_kept_for_it)
   uh_vol_assert_reads (&t, 0, t.live, "the live volume, through diff 2");
   uh_vol_close (&t);
   free (diff1);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* Review 27: as above, but diff area 2 is new (no session has used it).
+ * Written through it, the log's first write after diff area 1's snapshot
+ * s1 made no copy for s1, and diff area 1, stopped uncleanly after
+ * writing the disk, does not check the disk at its next open: s1 read
+ * the write made after it.  Diff area 1 is still there: the open through
+ * diff area 2 fails and keeps the log, and diff area 1 writes it, copying
+ * first. */
+Test (wbsession, a_log_is_not_written_behind_its_own_diff_areas_snapshots)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  cr_assert_eq (uh_vol_write (&t, 9, 0x11), 0);   /* the disk written */
+  uh_vol_snap (&t, "s1");
+  uint8_t *old = malloc (VOL);
+  cr_assert_not_null (old);
+  memcpy (old, t.live, VOL);
+  char *p = wbt_where (&t, key);
+  struct sc_wb_log_owner owner = wbt_owner_of (&t);
+  uh_vol_close (&t);
+  wbt_killed_server_log (p, key, &owner);
+
+  char *diff1 = t.diff;
+  t.diff = uh_path ("diff2");
+  char err[512] = "";
+  cr_assert_eq (wbt_open_fails (&t, err, sizeof err), -EUCLEAN, "%s", err);
+  cr_assert_not_null (strstr (err, "which is still there"), "%s", err);
+  cr_assert_eq (access (p, F_OK), 0, "the log is kept");
+  free (t.diff);
+
+  t.diff = diff1;
+  uh_vol_open (&t);
+  wbt_replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume");
+  uh_vol_assert_reads (&t, uh_find (sc_volume_diff (t.v), "s1").id, old,
+                       "s1");
+  uh_vol_close (&t);
+  free (old);
   free (p);
   uh_vol_free (&t);
 }

@@ -111,6 +111,11 @@ wbt_owner_of (struct uh_vol *t)
   struct sc_wb_log_owner o;
   o.session = sc_diff_session_id (sc_volume_diff (t->v), o.diff_uuid);
   cr_assert_neq (o.session, 0, "the open recorded no session");
+  char *abs = realpath (t->diff, NULL);
+  cr_assert_not_null (abs);
+  cr_assert_lt (strlen (abs), sizeof o.diff_path);
+  strcpy (o.diff_path, abs);
+  free (abs);
   return o;
 }
 

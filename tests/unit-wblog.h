@@ -41,7 +41,7 @@ uint8_t *wbt_image (const char *path, size_t *len);
 
 /* The open volume's log: its key (in key) and path (malloc'd). */
 char *wbt_where (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY]);
-/* The open volume's session: what its log holds. */
+/* The open volume's session and its diff area: what its log holds. */
 struct sc_wb_log_owner wbt_owner_of (struct uh_vol *t);
 /* A killed server's log (of `owner`'s session): two writes over the same
  * bytes of chunk 1, the later one in the lower slot, and one retired. */
