@@ -245,11 +245,6 @@ bool sc_diff_origin_found_changed (struct sc_diff *d);
  * that did not record one).  With uuid, also the diff area's UUID. */
 uint64_t sc_diff_session_id (struct sc_diff *d, uint8_t uuid[16]);
 
-/* The UUID of the diff area at `path`, from its superblock, whether or
- * not a server has it open: 0, -ENOENT if there is no file, or another
- * negative errno (not a diff area, damaged, unreadable). */
-int sc_diff_uuid_at (const char *path, uint8_t uuid[16]);
-
 /* Before this session may write the origin: a new id, recorded durably
  * (in *id).  From then on a write-back log of an earlier session is not
  * the origin's latest word.  A negative errno if the superblock write

@@ -19,10 +19,10 @@
  * The id is the diff area's, the log the disk's: a log made through
  * another diff area of the disk (or before this one was made again)
  * holds that diff area's UUID and path, and this one's id says nothing
- * of it.  If that diff area is still there, the log is kept for it (its
- * snapshots need the copies the writes make); if not, the log is written
- * if no session has used this diff area yet, and kept otherwise
- * (docs/design.md lists the blind spots).
+ * of it.  It is written only if this diff area was made again at that
+ * path and no session has used it yet; otherwise it is kept for the diff
+ * area it was made through, whose snapshots need the copies the writes
+ * make (docs/design.md lists the blind spots).
  *
  * The id is recorded after the open has judged the previous session's
  * log: an open that fails meanwhile (a queued write refused, a damaged
@@ -39,13 +39,10 @@
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/random.h>
 
 #include "cow/diffarea-internal.h"
-#include "cow/superblock.h"
 
 uint64_t
 sc_diff_session_id (struct sc_diff *d, uint8_t uuid[16])
@@ -81,19 +78,4 @@ sc_diff_new_session (struct sc_diff *d, uint64_t *id)
   d->sb = sb;
   *id = next;
   return 0;
-}
-
-int
-sc_diff_uuid_at (const char *path, uint8_t uuid[16])
-{
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  struct sc_sb_disk sb;
-  char err[256];
-  int r = sc_sb_load (fd, &sb, err, sizeof err);
-  close (fd);
-  if (r == 0)
-    memcpy (uuid, sb.uuid, 16);
-  return r;
 }

@@ -217,14 +217,15 @@ int sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
  * order), flush them, and delete the log; drop a log of an earlier boot,
  * one older than a change of the disk found at open, or one of another
  * session than the diff area's last (cow/session.c).  Call it before
- * this session's own id is recorded.  0 (*written: how many writes it
+ * this session's own id is recorded; `here` is the diff area's absolute
+ * path (NULL: unknown).  0 (*written: how many writes it
  * wrote); 1 if the file is another disk's (left alone); or a negative
  * errno with a message in err (a log that does not check out, whose
  * writes fail, that is not this user's alone, or that this diff area
  * cannot judge, is kept). */
 int sc_vol_wb_recover (struct sc_volume *v, const char *path,
-                       const uint8_t key[32], size_t *written, char *err,
-                       size_t errlen);
+                       const uint8_t key[32], const char *here,
+                       size_t *written, char *err, size_t errlen);
 /* Drain the queue and stop its thread (at close). */
 void sc_vol_wb_stop (struct sc_volume *v);
 /* Can the write of `count` bytes with `flags` be queued? */

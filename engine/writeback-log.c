@@ -42,11 +42,10 @@
  * session's: every session that may write the origin records a new one
  * once it has judged the log it found.  A log made through another diff
  * area of the disk (or before this one was made again) holds that one's
- * UUID and path: if it is still there, the open fails and keeps the log
- * for it, as its snapshots need the copies the writes make; if not, the
- * log is written if no session has used this diff area yet, and
- * otherwise kept, as this one cannot tell whether the disk was written
- * after it (judge).  A log of version 1 (no id) is written only if no
+ * UUID and path, and is written only if this one was made again at that
+ * path and no session has used it yet; otherwise the open fails and
+ * keeps it, for that diff area, whose snapshots need the copies the
+ * writes make (judge_foreign).  A log of version 1 (no id) is written only if no
  * session recorded an id since.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
@@ -113,6 +112,7 @@ struct wbl_header {
   uint8_t diff_uuid[16];                /* and its UUID (version 1: its
                                            CRC, of the 80 bytes before) */
   char diff_path[SC_WB_LOG_PATH];       /* and its path, NUL-terminated */
+  uint64_t diff_path_hash;              /* and its hash (whole) */
   uint32_t crc;                         /* of the bytes before it */
 };
 
@@ -135,6 +135,20 @@ struct sc_wb_log {
   struct wbl_slot *slots;
   char *path;
 };
+
+static uint64_t fnv64 (const void *p, size_t len);
+
+void
+sc_wb_log_owner_path (struct sc_wb_log_owner *owner, const char *path)
+{
+  size_t len = path ? strlen (path) : 0, room = sizeof owner->diff_path;
+  memset (owner->diff_path, 0, room);
+  owner->diff_path_hash = len ? fnv64 (path, len) : 0;
+  if (len < room)
+    memcpy (owner->diff_path, path ? path : "", len);
+  else
+    snprintf (owner->diff_path, room, "%.*s...", (int) room - 4, path);
+}
 
 static uint32_t
 slot_crc (const struct wbl_slot *s)
@@ -257,6 +271,7 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
     memcpy (owner->diff_uuid, h.diff_uuid, sizeof owner->diff_uuid);
     memcpy (owner->diff_path, h.diff_path, sizeof owner->diff_path);
     owner->diff_path[sizeof owner->diff_path - 1] = '\0';
+    owner->diff_path_hash = h.diff_path_hash;
   }
   return *n ? SC_WB_LOG_QUEUED : SC_WB_LOG_EMPTY;
 }
@@ -287,6 +302,7 @@ sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
   memcpy (h.key, key, SC_WB_LOG_KEY);
   memcpy (h.diff_uuid, owner->diff_uuid, sizeof h.diff_uuid);
   memcpy (h.diff_path, owner->diff_path, sizeof h.diff_path);
+  h.diff_path_hash = owner->diff_path_hash;
   if ((r = sc_boot_id (h.boot)) < 0) {
     snprintf (err, errlen, "%s: this boot's id: %s", path, strerror (-r));
     goto fail;
@@ -458,40 +474,56 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
 }
 
 /* A log made through another diff area (owner's), with `n` queued
- * writes: SC_WB_LOG_QUEUED, write them, or -EUCLEAN with a message in
- * err (the open fails and keeps the log). */
+ * writes, found through the diff area at `here` (its absolute path, or
+ * NULL) whose last session is `last`: SC_WB_LOG_QUEUED, write them;
+ * SC_WB_LOG_EMPTY, drop them (said why); or -EUCLEAN with a message in
+ * err (the open fails and keeps the log).
+ *
+ * Written through this diff area, the writes would make no copy for the
+ * other one's snapshots, and that one, stopped uncleanly after writing
+ * the disk, does not check the disk at its next start: its snapshots
+ * would serve them.  So they are written only where that one cannot be
+ * (this diff area was made again at its very path), before any session
+ * of this one, and not over a change of the disk found since. */
 static int
-judge_foreign (const char *path, size_t n,
-               const struct sc_wb_log_owner *owner, uint64_t last,
-               char *err, size_t errlen)
+judge_foreign (struct sc_volume *v, const char *path, size_t n,
+               const struct sc_wb_log_owner *owner, const char *here,
+               uint64_t last, char *err, size_t errlen)
 {
   char u[SC_UUID_TEXT_LEN];
-  uint8_t there[16];
   sc_uuid_format (owner->diff_uuid, u);
-  if (owner->diff_path[0] && sc_diff_uuid_at (owner->diff_path, there) == 0
-      && memcmp (there, owner->diff_uuid, 16) == 0) {
-    /* Written through this one, they would miss its snapshots' copies. */
+  bool replaced = here && owner->diff_path_hash &&
+                  owner->diff_path_hash == fnv64 (here, strlen (here));
+  if (!replaced) {
+    snprintf (err, errlen, "the write-back log %s holds %zu writes "
+              "acknowledged before a server of this disk stopped "
+              "uncleanly, made through another diff area, %s (UUID %s): "
+              "written through this one, they would make no copy for that "
+              "one's snapshots; the log is kept: start the server once "
+              "with that diff area (wherever it is now) to write them, or, "
+              "if it is gone for good, move the log away to drop them",
+              path, n, owner->diff_path[0] ? owner->diff_path
+              : "its path unknown", u);
+    return -EUCLEAN;
+  }
+  if (last != 0) {
+    /* Made again and used since: before the log or after it? */
     snprintf (err, errlen, "the write-back log %s holds %zu writes "
               "acknowledged before a server of this disk stopped "
               "uncleanly, made through another diff area, %s (UUID %s), "
-              "which is still there and whose snapshots need the copies "
-              "these writes make first; the log is kept: start the server "
-              "once with that diff area to write them, or move the log "
-              "away to drop them", path, n, owner->diff_path, u);
+              "which this one replaced; this one has been used since it "
+              "was made, so it cannot tell whether the disk was written "
+              "after them; the log is kept: move it away to drop them",
+              path, n, owner->diff_path, u);
     return -EUCLEAN;
   }
-  if (last == 0)
-    return SC_WB_LOG_QUEUED;    /* that one is gone, none used this one */
-  /* This one has been used since it was made: before the log or after
-   * it, it cannot tell. */
-  snprintf (err, errlen, "the write-back log %s holds %zu writes "
-            "acknowledged before a server of this disk stopped uncleanly, "
-            "made through another diff area, %s (UUID %s), which is no "
-            "longer there; this diff area has been used since it was made, "
-            "so it cannot tell whether the disk was written after them; "
-            "the log is kept: move it away to drop them", path, n,
-            owner->diff_path[0] ? owner->diff_path : "its path unknown", u);
-  return -EUCLEAN;
+  if (sc_diff_origin_found_changed (v->diff)) {
+    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
+            "written over newer data: the disk changed while the server "
+            "was stopped, after them", path, n);
+    return SC_WB_LOG_EMPTY;
+  }
+  return SC_WB_LOG_QUEUED;
 }
 
 /* What the open does with the `n` queued writes of a log of this boot
@@ -500,14 +532,13 @@ judge_foreign (const char *path, size_t n,
  * err: the open fails and keeps the log. */
 static int
 judge (struct sc_volume *v, const char *path, size_t n,
-       const struct sc_wb_log_owner *owner, char *err, size_t errlen)
+       const struct sc_wb_log_owner *owner, const char *here, char *err,
+       size_t errlen)
 {
   uint8_t uuid[16];
   uint64_t last = sc_diff_session_id (v->diff, uuid);
-  /* (This diff area's stamp says nothing of another one's log: the
-   * disk changed since this one's last session by that one's writes.) */
   if (owner->session && memcmp (owner->diff_uuid, uuid, 16) != 0)
-    return judge_foreign (path, n, owner, last, err, errlen);
+    return judge_foreign (v, path, n, owner, here, last, err, errlen);
   /* This diff area's log, or one of version 1 (no id). */
   if (sc_diff_origin_found_changed (v->diff))
     sc_say ("write-back log %s: its %zu queued writes are dropped, not "
@@ -525,8 +556,8 @@ judge (struct sc_volume *v, const char *path, size_t n,
 
 int
 sc_vol_wb_recover (struct sc_volume *v, const char *path,
-                   const uint8_t key[SC_WB_LOG_KEY], size_t *written,
-                   char *err, size_t errlen)
+                   const uint8_t key[SC_WB_LOG_KEY], const char *here,
+                   size_t *written, char *err, size_t errlen)
 {
   uint8_t *map;
   size_t len;
@@ -552,7 +583,7 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
                                     &owner, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
   if (state == SC_WB_LOG_QUEUED)
-    state = judge (v, path, n, &owner, err, errlen);
+    state = judge (v, path, n, &owner, here, err, errlen);
   switch (state) {
   case SC_WB_LOG_QUEUED:
     sc_say ("write-back log %s: %zu writes acknowledged before the server "

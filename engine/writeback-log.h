@@ -30,9 +30,16 @@ struct sc_wb_log_owner {
   uint64_t session;                     /* 0: none (a log of version 1) */
   uint8_t diff_uuid[16];                /* the diff area it was made
                                            through */
-  char diff_path[SC_WB_LOG_PATH];       /* and its absolute path ("" if
-                                           unknown or too long) */
+  char diff_path[SC_WB_LOG_PATH];       /* and its absolute path, to
+                                           show ("" if unknown; a long
+                                           one cut, ending in "...") */
+  uint64_t diff_path_hash;              /* FNV-1a of the whole path (0:
+                                           unknown) */
 };
+
+/* Set owner's path fields from the diff area's absolute path (NULL:
+ * unknown). */
+void sc_wb_log_owner_path (struct sc_wb_log_owner *owner, const char *path);
 
 /* What sc_wb_log_scan found. */
 enum sc_wb_log_state {

@@ -242,66 +242,11 @@ wb_thread (void *arg)
   return NULL;
 }
 
-int
-sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
-                 const char *diff_path, char *err, size_t errlen)
+/* The queue, with its log. */
+static int
+wb_begin (struct sc_volume *v, struct sc_wb_log *log, char *err,
+                 size_t errlen)
 {
-  uint8_t key[SC_WB_LOG_KEY];
-  char *path = NULL, why[512];
-  size_t written = 0;
-  int r = sc_vol_wb_log_where (v, origin_path, key, &path, why, sizeof why);
-  if (r == -ENOMEM) {
-    snprintf (err, errlen, "the write-back log: %s", why);
-    return r;
-  }
-  if (r < 0)
-    /* (Nor can a log a killed server left there be trusted; one that is
-     * found later is dropped as another session's, cow/session.c.) */
-    sc_say ("%sno write-back log of a killed server is looked for: %s",
-            v->cfg.write_back ? "write-back is off, and " : "", why);
-  /* First the writes a killed server acknowledged from its queue. */
-  else if ((r = sc_vol_wb_recover (v, path, key, &written, err,
-                                   errlen)) < 0) {
-    free (path);                        /* the open fails, the log kept */
-    return r;
-  }
-  else if (r > 0) {
-    sc_say ("write-back is off: another disk's log is where this one's "
-            "would be");
-    free (path);
-    path = NULL;
-  }
-  /* This session may write the disk from now on: a log of an earlier
-   * one that was not found here is no longer to be written. */
-  struct sc_wb_log_owner owner;
-  if ((r = sc_diff_new_session (v->diff, &owner.session)) < 0) {
-    if (written)
-      snprintf (err, errlen, "recording this session in the diff area's "
-                "superblock: %s (the %zu queued writes of the write-back "
-                "log were written to the disk and the log deleted; nothing "
-                "else was written, and the snapshots are as they were)",
-                strerror (-r), written);
-    else
-      snprintf (err, errlen, "recording this session in the diff area's "
-                "superblock: %s (nothing was written to the disk; the "
-                "snapshots are as they were)", strerror (-r));
-    free (path);
-    return r;
-  }
-  (void) sc_diff_session_id (v->diff, owner.diff_uuid);
-  char *abs = realpath (diff_path, NULL);
-  if (abs && strlen (abs) < sizeof owner.diff_path)
-    strcpy (owner.diff_path, abs);
-  else
-    owner.diff_path[0] = '\0';
-  free (abs);
-  struct sc_wb_log *log = NULL;
-  if (path && v->cfg.write_back &&
-      sc_wb_log_create (path, key, &owner, &log, why, sizeof why) < 0)
-    sc_say ("write-back is off: its log: %s", why);
-  free (path);
-  if (!log)
-    return 0;
   struct sc_writeback *wb = calloc (1, sizeof *wb);
   if (!wb) {
     sc_wb_log_close (log, true);
@@ -317,6 +262,72 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
   v->wb = wb;
   return 0;
 }
+
+/* The message of a failed store of this session's id, after `written`
+ * writes of a killed server's log. */
+static void
+session_failed (int r, size_t written, char *err, size_t errlen)
+{
+  if (written)
+    snprintf (err, errlen, "recording this session in the diff area's "
+              "superblock: %s (the %zu queued writes of the write-back log "
+              "were written to the disk and the log deleted; nothing else "
+              "was written, and the snapshots are as they were)",
+              strerror (-r), written);
+  else
+    snprintf (err, errlen, "recording this session in the diff area's "
+              "superblock: %s (nothing was written to the disk; the "
+              "snapshots are as they were)", strerror (-r));
+}
+
+int
+sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
+                 const char *diff_path, char *err, size_t errlen)
+{
+  uint8_t key[SC_WB_LOG_KEY];
+  char *path = NULL, why[512];
+  size_t written = 0;
+  int r = sc_vol_wb_log_where (v, origin_path, key, &path, why, sizeof why);
+  if (r == -ENOMEM) {
+    snprintf (err, errlen, "the write-back log: %s", why);
+    return r;
+  }
+  char *here = realpath (diff_path, NULL);      /* NULL: unknown */
+  if (r < 0)
+    /* (Nor can a log a killed server left there be trusted; one that is
+     * found later is dropped as another session's, cow/session.c.) */
+    sc_say ("%sno write-back log of a killed server is looked for: %s",
+            v->cfg.write_back ? "write-back is off, and " : "", why);
+  /* First the writes a killed server acknowledged from its queue. */
+  else if ((r = sc_vol_wb_recover (v, path, key, here, &written, err,
+                                   errlen)) < 0)
+    goto out;                           /* the open fails, the log kept */
+  else if (r > 0) {
+    sc_say ("write-back is off: another disk's log is where this one's "
+            "would be");
+    free (path);
+    path = NULL;
+  }
+  /* This session may write the disk from now on: a log of an earlier
+   * one that was not found here is no longer to be written. */
+  struct sc_wb_log_owner owner;
+  if ((r = sc_diff_new_session (v->diff, &owner.session)) < 0) {
+    session_failed (r, written, err, errlen);
+    goto out;
+  }
+  (void) sc_diff_session_id (v->diff, owner.diff_uuid);
+  sc_wb_log_owner_path (&owner, here);
+  struct sc_wb_log *log = NULL;
+  if (path && v->cfg.write_back &&
+      sc_wb_log_create (path, key, &owner, &log, why, sizeof why) < 0)
+    sc_say ("write-back is off: its log: %s", why);
+  r = log ? wb_begin (v, log, err, errlen) : 0;
+ out:
+  free (here);
+  free (path);
+  return r;
+}
+
 
 void
 sc_vol_wb_stop (struct sc_volume *v)

@@ -106,16 +106,16 @@ start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 # 1b. After a reboot (the log names another boot) the log's pages on disk
 #     may be stale: it is dropped, as a power cut drops a disk's unflushed
 #     cache.  The boot id (bytes 56 to 71 of the header) is changed in
-#     place, with the header's CRC (608 to 611).
+#     place, with the header's CRC (616 to 619).
 queued_then_killed $((6 * 65536)) 0x61
 python3 -c "$CRC32C"'
 import struct, sys
 p = sys.argv[1]
 with open(p, "r+b") as f:
-    h = bytearray(f.read(612))
+    h = bytearray(f.read(620))
     h[56:72] = bytes(16)
     h[56] = 1
-    h[608:612] = struct.pack("<I", crc32c(bytes(h[:608])))
+    h[616:620] = struct.pack("<I", crc32c(bytes(h[:616])))
     f.seek(0)
     f.write(h)
 ' "$WBLOG" || fail "editing the log's boot id"

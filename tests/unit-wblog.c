@@ -113,8 +113,7 @@ wbt_owner_of (struct uh_vol *t)
   cr_assert_neq (o.session, 0, "the open recorded no session");
   char *abs = realpath (t->diff, NULL);
   cr_assert_not_null (abs);
-  cr_assert_lt (strlen (abs), sizeof o.diff_path);
-  strcpy (o.diff_path, abs);
+  sc_wb_log_owner_path (&o, abs);
   free (abs);
   return o;
 }

@@ -28,6 +28,7 @@ def log(slots, data_len=4096, magic=b"SCWBLOG1", version=2):
     if version > 1:
         head += struct.pack("<Q", 0x5e55) + bytes(range(48, 64))  # owner
         head += b"/var/lib/shadowcopy/disk.diff".ljust(512, b"\0")
+        head += struct.pack("<Q", 0xfa11ed)           # the path's hash
     else:
         head += struct.pack("<Q", 1 << 60)            # made (ns)
     head += struct.pack("<I", crc32c(head))
