@@ -45,8 +45,8 @@
  * UUID and path, and is written only if this one was made again at that
  * path and no session has used it yet; otherwise the open fails and
  * keeps it, for that diff area, whose snapshots need the copies the
- * writes make (judge_foreign).  A log of version 1 (no id) is written only if no
- * session recorded an id since.
+ * writes make (judge_foreign).  A log of version 1 (no id) is written
+ * only if no session recorded an id since.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
