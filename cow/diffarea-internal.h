@@ -283,6 +283,8 @@ struct sc_diff {
                                    stamp was checked at open */
   bool origin_found_changed;    /* ... and found changed since the last
                                    session */
+  uint64_t origin_found_ns;     /* ... and when the stamp it found was
+                                   taken (wall clock; 0: none) */
 
   /* An online checkpoint is streaming the state (checkpoint.c): it holds
    * the journal's leader role and drops the lock between slices; nothing

@@ -238,6 +238,10 @@ int sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                           const char *why, unsigned flags);
 /* Did the check at open find the disk changed while no server ran? */
 bool sc_diff_origin_found_changed (struct sc_diff *d);
+/* When the stamp the open found was taken (wall clock, ns; 0: none): the
+ * previous session's open or clean stop.  Only a write-back log of
+ * version 1, which holds no session id, is judged by it. */
+uint64_t sc_diff_origin_stamped_ns (struct sc_diff *d);
 
 /* The server session that last opened the diff area to write the origin
  * (cow/session.c): its id, random and never 0; 0 if none is recorded
@@ -245,11 +249,19 @@ bool sc_diff_origin_found_changed (struct sc_diff *d);
  * that did not record one).  With uuid, also the diff area's UUID. */
 uint64_t sc_diff_session_id (struct sc_diff *d, uint8_t uuid[16]);
 
+/* Does a write-back log of the last session (killed) hold writes that
+ * the diff area and the origin do not show yet?  Offline, the live
+ * volume is then not what the diff area says. */
+bool sc_diff_wblog_pending (struct sc_diff *d);
+/* The session's write-back log is gone, every write in it on the origin
+ * (a server's clean stop): the next store records it. */
+void sc_diff_wblog_closed (struct sc_diff *d);
+
 /* Before this session may write the origin: a new id, recorded durably
- * (in *id).  From then on a write-back log of an earlier session is not
+ * (in *id), with whether it keeps a write-back log (`logged`).  From then on a write-back log of an earlier session is not
  * the origin's latest word.  A negative errno if the superblock write
  * failed (nothing else is changed). */
-int sc_diff_new_session (struct sc_diff *d, uint64_t *id);
+int sc_diff_new_session (struct sc_diff *d, bool logged, uint64_t *id);
 
 /* Before the server's first write of the origin since the check: the
  * stamp no longer describes it (durably: SC_STAMP_WRITTEN).  A failed

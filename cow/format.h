@@ -128,6 +128,11 @@ struct sc_sb_disk {
                                    session's log is written at open.  0:
                                    none recorded (made by this open, or
                                    by an older shadowcopy) */
+  uint64_t wblog_session;       /* the id of the session whose write-back
+                                   log may hold writes not yet in the diff
+                                   area or on the origin: set with its id
+                                   when it makes one, cleared at its clean
+                                   stop (0: none) */
 } __attribute__((packed));
 static_assert (sizeof (struct sc_sb_disk) <= SC_SB_SIZE, "superblock size");
 

@@ -304,6 +304,8 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
     break;
   }
   d->origin_found_changed = changed;
+  d->origin_found_ns = d->sb.stamp_state == SC_STAMP_NONE
+                       ? 0 : d->sb.stamp_time_ns;
   if (changed && !valid) {
     if (sc_debug)
       sc_debug ("%s: the disk changed while the server was stopped (%s); "
@@ -436,4 +438,14 @@ sc_diff_origin_found_changed (struct sc_diff *d)
 {
   LOCKED (d);
   return d->origin_found_changed;
+}
+
+uint64_t
+sc_diff_origin_stamped_ns (struct sc_diff *d)
+{
+  LOCKED (d);
+  /* Without a check (origin-check=off) the stamp stays the last check's,
+   * or the last clean stop's. */
+  return d->origin_checked ? d->origin_found_ns
+         : d->sb.stamp_state == SC_STAMP_NONE ? 0 : d->sb.stamp_time_ns;
 }

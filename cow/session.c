@@ -31,6 +31,12 @@
  * id, as the killed session would have, and a kill during its replay
  * leaves the log and the id as they were.
  *
+ * The superblock also says whether the last session kept a log
+ * (wblog_session, cleared at its clean stop): after a kill, the log's
+ * writes are in neither the diff area nor the origin, so an offline
+ * question about the live volume (a diff to it) cannot be answered until
+ * a server has written them.
+ *
  * 0 is no id: a diff area made by this open, or last opened by a
  * shadowcopy that did not record one.  What ran before then is not
  * known, and a log found is written (docs/design.md, "The write-back
@@ -53,8 +59,22 @@ sc_diff_session_id (struct sc_diff *d, uint8_t uuid[16])
   return d->sb.session_id;
 }
 
+bool
+sc_diff_wblog_pending (struct sc_diff *d)
+{
+  LOCKED (d);
+  return d->sb.wblog_session != 0;
+}
+
+void
+sc_diff_wblog_closed (struct sc_diff *d)
+{
+  LOCKED (d);
+  d->sb.wblog_session = 0;
+}
+
 int
-sc_diff_new_session (struct sc_diff *d, uint64_t *id)
+sc_diff_new_session (struct sc_diff *d, bool logged, uint64_t *id)
 {
   LOCKED (d);
   *id = 0;
@@ -68,6 +88,7 @@ sc_diff_new_session (struct sc_diff *d, uint64_t *id)
   diff_wait_ckpt (d);
   struct sc_sb_disk sb = d->sb;
   sb.session_id = next;
+  sb.wblog_session = logged ? next : 0;
   /* A failed store fails the open, not the diff area: nothing but the
    * replay of the log it found (which it deleted) has been written since
    * the open's checks, and the superblock on disk holds the old id or the

@@ -157,6 +157,13 @@ resolve (struct sc_volume *v, const struct diff_args *a,
     r = lookup_side (v, "TO", a->to, to, msg, len);
   if (r < 0)
     return r;
+  if (to->id == SC_DIFF_LIVE && sc_volume_live_pending (v)) {
+    snprintf (msg, len, "TO the live volume: its server stopped uncleanly "
+              "while keeping a write-back log, whose writes may be in "
+              "neither the diff area nor the disk yet; start the server "
+              "(it writes them), then ask again");
+    return -EAGAIN;
+  }
   if (to->id < from->id) {
     snprintf (msg, len, "cannot diff: FROM %s (id %" PRIu64 ") is newer "
               "than TO %s (id %" PRIu64 "); give the older one first",

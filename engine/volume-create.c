@@ -298,7 +298,15 @@ sc_volume_changes (struct sc_volume *v, uint64_t from_id, uint64_t to_id,
   /* A queued write is acknowledged and read back on the live volume
    * before its copy or mark exists: a diff to the live volume waits for
    * the queue, or it would leave such a chunk out. */
+  if (to_id == SC_DIFF_LIVE && sc_volume_live_pending (v))
+    return -EAGAIN;
   if (to_id == SC_DIFF_LIVE)
     sc_vol_wb_drain (v);
   return sc_diff_changes (v->diff, from_id, to_id, start, out, max, n, next);
+}
+
+bool
+sc_volume_live_pending (struct sc_volume *v)
+{
+  return !v->origin && sc_diff_wblog_pending (v->diff);
 }

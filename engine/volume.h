@@ -181,12 +181,19 @@ int sc_volume_snapshot_lookup (struct sc_volume *v, const char *name,
  * checkpoint and sc_diff_changes (cow/diffarea.h): keep snapshot `name`
  * as a data-less checkpoint; the changed chunks of `from_id` to `to_id`
  * (or SC_DIFF_LIVE) from chunk `start` on, one page of at most `max`
- * runs.  Both work offline too (keep_checkpoint read-write only). */
+ * runs.  Both work offline too (keep_checkpoint read-write only); but
+ * offline, after a kill of a server whose write-back log holds writes
+ * (sc_volume_live_pending), the changes to the live volume are not
+ * known: -EAGAIN. */
 int sc_volume_snapshot_keep_checkpoint (struct sc_volume *v,
                                         const char *name);
 int sc_volume_changes (struct sc_volume *v, uint64_t from_id, uint64_t to_id,
                        uint64_t start, struct sc_chunk_range *out,
                        size_t max, size_t *n, uint64_t *next);
+/* Offline: did the last server stop with writes in its write-back log
+ * (killed), which the diff area and the origin do not show until a
+ * server starts and writes them? */
+bool sc_volume_live_pending (struct sc_volume *v);
 
 /* How long snapshot creation held live writes, over the last
  * SC_HOLD_SAMPLES creations (count covers all of them). */

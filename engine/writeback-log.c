@@ -266,7 +266,9 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
   }
   if (memcmp (h.key, key, SC_WB_LOG_KEY) != 0)
     return SC_WB_LOG_OTHER_DISK;
-  if (h.version != 1) {
+  if (h.version == 1)
+    owner->v1_made_ns = h.session;      /* (made_ns was there) */
+  else {
     owner->session = h.session;
     memcpy (owner->diff_uuid, h.diff_uuid, sizeof owner->diff_uuid);
     memcpy (owner->diff_path, h.diff_path, sizeof owner->diff_path);
@@ -540,10 +542,18 @@ judge (struct sc_volume *v, const char *path, size_t n,
   if (owner->session && memcmp (owner->diff_uuid, uuid, 16) != 0)
     return judge_foreign (v, path, n, owner, here, last, err, errlen);
   /* This diff area's log, or one of version 1 (no id). */
+  uint64_t stamped = sc_diff_origin_stamped_ns (v->diff);
   if (sc_diff_origin_found_changed (v->diff))
     sc_say ("write-back log %s: its %zu queued writes are dropped, not "
             "written over newer data: the disk changed while the server "
             "was stopped, after them", path, n);
+  else if (owner->session == 0 && last == 0 && stamped &&
+           owner->v1_made_ns <= stamped)
+    /* Version 1, and no session recorded an id since: judged as version
+     * 1 did, by its date against the last stamp. */
+    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
+            "written over newer data: it is older than the last session "
+            "of the diff area, which did not find it", path, n);
   else if (last == 0 || owner->session == last)
     return SC_WB_LOG_QUEUED;    /* the last session's, or none since */
   else

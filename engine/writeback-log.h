@@ -35,6 +35,7 @@ struct sc_wb_log_owner {
                                            one cut, ending in "...") */
   uint64_t diff_path_hash;              /* FNV-1a of the whole path (0:
                                            unknown) */
+  uint64_t v1_made_ns;                  /* version 1: when it was made */
 };
 
 /* Set owner's path fields from the diff area's absolute path (NULL:

@@ -311,7 +311,8 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
   /* This session may write the disk from now on: a log of an earlier
    * one that was not found here is no longer to be written. */
   struct sc_wb_log_owner owner;
-  if ((r = sc_diff_new_session (v->diff, &owner.session)) < 0) {
+  bool logged = path && v->cfg.write_back;
+  if ((r = sc_diff_new_session (v->diff, logged, &owner.session)) < 0) {
     session_failed (r, written, err, errlen);
     goto out;
   }
@@ -347,6 +348,7 @@ sc_vol_wb_stop (struct sc_volume *v)
            "%s", strerror (-wb->error));
   v->wb = NULL;
   sc_wb_log_close (wb->log, true);      /* every write is on the origin */
+  sc_diff_wblog_closed (v->diff);
   pthread_mutex_destroy (&wb->lock);
   pthread_cond_destroy (&wb->work);
   pthread_cond_destroy (&wb->done);

@@ -134,6 +134,37 @@ if time.monotonic() - t > 5:
     [ -s "$(wblog_file)" ] || fail "no write-back log after the SIGKILL"
 }
 
+# wb_snapshot_then_killed DIFF OFFSET BYTE [KEY=VALUE...]: a server of
+# $TMP/disk on DIFF that has written the disk (its stamp says so) takes
+# snapshot s1, whose 4 KiB at OFFSET are kept in $TMP/s1-at-off; then a
+# first write of BYTE at OFFSET after s1 is queued and the server killed
+# (wb_queued_then_killed).  WBLOG is the log.
+wb_snapshot_then_killed () {
+    local diff=$1 off=$2 byte=$3
+    shift 3
+    start_server "$TMP/disk" "$diff" chunk-size=64K write-back=on "$@"
+    nbd_py live "
+h.pwrite(b'\x11' * 4096, 5 * 65536)
+h.flush()" || fail "the first write"
+    sc_create s1
+    dd if="$TMP/disk" of="$TMP/s1-at-off" bs=4096 skip=$((off / 4096)) \
+        count=1 status=none || hard_error "dd"
+    wb_queued_then_killed "$off" "$byte"
+    WBLOG=$(wblog_file)
+}
+
+# expect_block EXPORT OFFSET BYTE WHAT: the export's 4 KiB at OFFSET all
+# read BYTE (s1-at-off: what wb_snapshot_then_killed kept), or fail WHAT.
+expect_block () {
+    nbd_py "$1" "
+want = open(os.environ['E_F'], 'rb').read() if '$3' == 's1-at-off' \
+    else bytes([$3]) * 4096
+got = h.pread(4096, $2)
+if got != want:
+    sys.exit('$1 reads %r... at $2, not %r...' % (got[:4], want[:4]))
+" E_F="$TMP/s1-at-off" || fail "$4"
+}
+
 # wblog_file: the path of the one write-back log there (fails if none).
 wblog_file () {
     local f=("$SHADOWCOPY_WBLOG_DIR"/*.wblog)

@@ -17,15 +17,7 @@ export SHADOWCOPY_TEST_IO_FAULTS=$TMP/faults
 OFF=$((65536 + 4096))
 make_disk "$TMP/disk" 4M
 
-start_server "$TMP/disk" "$TMP/A" chunk-size=64K write-back=on
-nbd_py live "
-h.pwrite(b'\x11' * 4096, 5 * 65536)
-h.flush()" || fail "the first write"    # A's stamp: written
-sc_create s1
-dd if="$TMP/disk" of="$TMP/s1-at-off" bs=4096 skip=$((OFF / 4096)) count=1 \
-    status=none || hard_error "dd"
-wb_queued_then_killed "$OFF" 0xa5
-WBLOG=$(wblog_file)
+wb_snapshot_then_killed "$TMP/A" "$OFF" 0xa5
 
 # A is renamed (or its directory moved, or its filesystem not mounted
 # right now): it is still the disk's diff area, with its snapshot s1.
@@ -38,17 +30,7 @@ if try_start_server "$TMP/disk" "$TMP/C" chunk-size=64K write-back=on; then
 fi
 
 start_server "$TMP/disk" "$TMP/moved/A" chunk-size=64K write-back=on
-nbd_py live "
-got = h.pread(4096, $OFF)
-if got != b'\xa5' * 4096:
-    sys.exit('reads %r..., not the acknowledged write' % got[:4])
-" || fail "the queued write is not on the disk"
-sc list >&2 || :
-nbd_py s1 "
-want = open(os.environ['E_F'], 'rb').read()
-got = h.pread(4096, $OFF)
-if got != want:
-    sys.exit('s1 reads %r..., not the data it was taken of' % got[:4])
-" E_F="$TMP/s1-at-off" ||
-    fail "snapshot s1 of the moved diff area A is served with a write made after it"
+expect_block live "$OFF" 0xa5 "the queued write is not on the disk"
+expect_block s1 "$OFF" s1-at-off \
+    "snapshot s1 of the moved diff area A is served with a write made after it"
 stop_server

@@ -18,13 +18,7 @@ export SHADOWCOPY_TEST_IO_FAULTS=$TMP/faults
 OFF=$((65536 + 4096))
 make_disk "$TMP/disk" 4M
 
-start_server "$TMP/disk" "$TMP/A" chunk-size=64K write-back=on
-nbd_py live "
-h.pwrite(b'\x11' * 4096, 5 * 65536)
-h.flush()" || fail "the first write"    # A's stamp: written
-sc_create s1
-wb_queued_then_killed "$OFF" 0xa5
-WBLOG=$(wblog_file)
+wb_snapshot_then_killed "$TMP/A" "$OFF" 0xa5
 
 try_start_server "$TMP/disk" "$TMP/B" chunk-size=64K write-back=on &&
     fail "the start through B wrote A's log while A is there"

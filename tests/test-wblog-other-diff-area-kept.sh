@@ -22,15 +22,7 @@ make_disk "$TMP/disk" 4M
 
 start_server "$TMP/disk" "$TMP/B" chunk-size=64K write-back=on
 stop_server                             # B has been used
-start_server "$TMP/disk" "$TMP/A" chunk-size=64K write-back=on
-nbd_py live "
-h.pwrite(b'\x11' * 4096, 5 * 65536)
-h.flush()" || fail "the first write"    # A's stamp: written
-sc_create s1
-dd if="$TMP/disk" of="$TMP/s1-at-off" bs=4096 skip=$((OFF / 4096)) count=1 \
-    status=none || hard_error "dd"
-wb_queued_then_killed "$OFF" 0xa5
-WBLOG=$(wblog_file)
+wb_snapshot_then_killed "$TMP/A" "$OFF" 0xa5
 A=$(realpath "$TMP/A")
 
 for other in C B; do
@@ -44,17 +36,8 @@ done
 start_server "$TMP/disk" "$TMP/A" chunk-size=64K write-back=on
 grep -q "1 writes acknowledged before the server stopped uncleanly are written" \
     "$SERVER_LOG" || fail "A's start did not write the log"
-nbd_py live "
-got = h.pread(4096, $OFF)
-if got != b'\xa5' * 4096:
-    sys.exit('reads %r..., not the acknowledged write' % got[:4])
-" || fail "the queued write through A"
-nbd_py s1 "
-want = open(os.environ['E_F'], 'rb').read()
-got = h.pread(4096, $OFF)
-if got != want:
-    sys.exit('s1 reads %r..., not the data it was taken of' % got[:4])
-" E_F="$TMP/s1-at-off" || fail "snapshot s1 after the queued write"
+expect_block live "$OFF" 0xa5 "the queued write through A"
+expect_block s1 "$OFF" s1-at-off "snapshot s1 after the queued write"
 stop_server
 
 start_server "$TMP/disk" "$TMP/B" chunk-size=64K write-back=on

@@ -21,6 +21,7 @@
 #include "cow/diffarea.h"
 #include "cow/format.h"
 #include "cow/io.h"
+#include "cow/superblock.h"
 #include "engine/volume.h"
 #include "engine/volume-impl.h"
 #include "tests/unit-wblog.h"
@@ -175,9 +176,12 @@ make_version_1 (const char *p)
 {
   uint8_t h[84];
   uint32_t one = 1;
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  uint64_t made = (uint64_t) ts.tv_sec * 1000000000u + ts.tv_nsec;
   uh_pread (p, h, sizeof h, 0);
   memcpy (h + 8, &one, 4);
-  memset (h + 72, 0, 8);                /* made_ns, long ago */
+  memcpy (h + 72, &made, 8);            /* made_ns: now */
   uint32_t crc = crc32c (0, h, 80);
   memcpy (h + 80, &crc, 4);
   uh_pwrite (p, h, sizeof h, 0);
@@ -435,6 +439,56 @@ Test (wbsession, a_failed_session_store_after_a_replay_says_what_was_written)
   uh_vol_open (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume: the log's writes "
                        "are on the disk");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+/* What a shadowcopy of version 1 of the log leaves in the superblock: no
+ * session id (it knew none). */
+static void
+clear_session_id (const char *diff)
+{
+  int fd = open (diff, O_RDWR);
+  cr_assert_geq (fd, 0);
+  struct sc_sb_disk sb;
+  char err[256];
+  cr_assert_eq (sc_sb_load (fd, &sb, err, sizeof err), 0, "%s", err);
+  sb.session_id = sb.wblog_session = 0;
+  cr_assert_eq (sc_sb_store (fd, &sb), 0);
+  close (fd);
+}
+
+/* Review 29: a server of version 1 is killed with writes in its log; a
+ * session of version 1 that does not find it (another log directory)
+ * writes the same bytes and stops cleanly, stamping the disk; then the
+ * upgrade.  The superblock holds no id, which wrote the log's old writes
+ * over the newer data; version 1 dropped them by date, as the log is
+ * older than the stamp.  A version-1 log newer than the stamp is still
+ * written. */
+Test (wbsession, a_version_1_log_older_than_the_last_stamp_is_dropped)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  uh_vol_create (&t, VOL, 65536, 7, 0);
+  char *p = wbt_where (&t, key);
+  uh_vol_close (&t);
+  wbt_killed_server_log (p, key, &wbt_some_owner);
+  make_version_1 (p);
+  wbt_unfound_session (&t, false);      /* newer data, stamped after */
+  clear_session_id (t.diff);
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume (the newer data, "
+                       "not the version 1 log's)");
+  cr_assert_neq (access (p, F_OK), 0, "the dropped log is deleted");
+  uh_vol_close (&t);
+
+  clear_session_id (t.diff);            /* stamped before the log */
+  wbt_killed_server_log (p, key, &wbt_some_owner);
+  make_version_1 (p);
+  uh_vol_open (&t);
+  wbt_replayed (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume, written");
   uh_vol_close (&t);
   free (p);
   uh_vol_free (&t);
