@@ -257,11 +257,14 @@ bool sc_diff_wblog_pending (struct sc_diff *d);
  * (a server's clean stop): the next store records it. */
 void sc_diff_wblog_closed (struct sc_diff *d);
 
-/* Before this session may write the origin: a new id, recorded durably
- * (in *id), with whether it keeps a write-back log (`logged`).  From then on a write-back log of an earlier session is not
- * the origin's latest word.  A negative errno if the superblock write
- * failed (nothing else is changed). */
-int sc_diff_new_session (struct sc_diff *d, bool logged, uint64_t *id);
+/* Before this session may write the origin: a new id (never 0 nor the
+ * last one), then recorded durably with whether the session keeps a
+ * write-back log (`logged`).  From then on a write-back log of an
+ * earlier session is not the origin's latest word.  A negative errno if
+ * no random id could be had, or the superblock write failed (nothing
+ * else is changed). */
+int sc_diff_next_session (struct sc_diff *d, uint64_t *id);
+int sc_diff_record_session (struct sc_diff *d, uint64_t id, bool logged);
 
 /* Before the server's first write of the origin since the check: the
  * stamp no longer describes it (durably: SC_STAMP_WRITTEN).  A failed

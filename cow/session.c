@@ -12,7 +12,9 @@
  * a session may take no stamp of the origin, and a wall clock may be set
  * back.  So each session that may write the origin records a new random
  * id in the superblock, durably, before its first write (and before it
- * makes its log), and its log holds the same id.  A later open writes a
+ * makes its log), and its log holds the same id.  (The log is made
+ * just before the record, empty: a kill in between loses nothing, and
+ * the record says whether the session keeps one.)  A later open writes a
  * log's queued writes only if the log's id is the superblock's: the log
  * of the last session.
  *
@@ -74,7 +76,7 @@ sc_diff_wblog_closed (struct sc_diff *d)
 }
 
 int
-sc_diff_new_session (struct sc_diff *d, bool logged, uint64_t *id)
+sc_diff_next_session (struct sc_diff *d, uint64_t *id)
 {
   LOCKED (d);
   *id = 0;
@@ -85,10 +87,20 @@ sc_diff_new_session (struct sc_diff *d, bool logged, uint64_t *id)
     if (getrandom (&next, sizeof next, 0) != sizeof next)
       return errno ? -errno : -EIO;
   while (next == 0 || next == d->sb.session_id);
+  *id = next;
+  return 0;
+}
+
+int
+sc_diff_record_session (struct sc_diff *d, uint64_t id, bool logged)
+{
+  LOCKED (d);
+  if (d->rdonly)
+    return -EROFS;
   diff_wait_ckpt (d);
   struct sc_sb_disk sb = d->sb;
-  sb.session_id = next;
-  sb.wblog_session = logged ? next : 0;
+  sb.session_id = id;
+  sb.wblog_session = logged ? id : 0;
   /* A failed store fails the open, not the diff area: nothing but the
    * replay of the log it found (which it deleted) has been written since
    * the open's checks, and the superblock on disk holds the old id or the
@@ -97,6 +109,5 @@ sc_diff_new_session (struct sc_diff *d, bool logged, uint64_t *id)
   if (r < 0)
     return r;
   d->sb = sb;
-  *id = next;
   return 0;
 }

@@ -309,19 +309,26 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
     path = NULL;
   }
   /* This session may write the disk from now on: a log of an earlier
-   * one that was not found here is no longer to be written. */
+   * one that was not found here is no longer to be written.  Its own log
+   * is made first (empty, a kill before the record loses nothing), so
+   * that the record says whether there is one. */
   struct sc_wb_log_owner owner;
-  bool logged = path && v->cfg.write_back;
-  if ((r = sc_diff_new_session (v->diff, logged, &owner.session)) < 0) {
+  struct sc_wb_log *log = NULL;
+  if ((r = sc_diff_next_session (v->diff, &owner.session)) < 0) {
     session_failed (r, written, err, errlen);
     goto out;
   }
   (void) sc_diff_session_id (v->diff, owner.diff_uuid);
   sc_wb_log_owner_path (&owner, here);
-  struct sc_wb_log *log = NULL;
   if (path && v->cfg.write_back &&
       sc_wb_log_create (path, key, &owner, &log, why, sizeof why) < 0)
     sc_say ("write-back is off: its log: %s", why);
+  if ((r = sc_diff_record_session (v->diff, owner.session,
+                                   log != NULL)) < 0) {
+    sc_wb_log_close (log, true);
+    session_failed (r, written, err, errlen);
+    goto out;
+  }
   r = log ? wb_begin (v, log, err, errlen) : 0;
  out:
   free (here);

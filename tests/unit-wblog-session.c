@@ -255,9 +255,9 @@ fail_session_store (const struct sc_io_req *req)
 
 /* A transient error on the superblock write that records the open's
  * session id fails the open (right: nothing was written to the disk
- * yet).  But sc_diff_new_session also fails the whole diff area
- * (diff_fail), which invalidates every snapshot, durably, although no
- * write needed a copy and the disk was not touched.  The superblock
+ * yet).  But the store (then sc_diff_new_session) also failed the whole
+ * diff area (diff_fail), which invalidates every snapshot, durably,
+ * although no write needed a copy and the disk was not touched.  The superblock
  * store of the origin's stamp, made by the same open just before, fails
  * the open the same way and keeps the snapshots. */
 Test (wbsession, a_failed_session_store_at_open_keeps_the_snapshots)
