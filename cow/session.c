@@ -11,10 +11,10 @@
  * which the log's older writes must not overwrite.  Dates cannot tell:
  * a session may take no stamp of the origin, and a wall clock may be set
  * back.  So each session that may write the origin records a new random
- * id in the superblock, durably, before its first write (and before it
- * makes its log), and its log holds the same id.  (The log is made
- * just before the record, empty: a kill in between loses nothing, and
- * the record says whether the session keeps one.)  A later open writes a
+ * id in the superblock, durably, before its first write, and its log
+ * holds the same id (the log is made just before the record, empty: a
+ * kill in between loses nothing, and the record says whether the
+ * session keeps one).  A later open writes a
  * log's queued writes only if the log's id is the superblock's: the log
  * of the last session.
  *
