@@ -475,6 +475,18 @@ map_log (const char *path, uint8_t **map, size_t *len, char *err,
   return r;
 }
 
+/* The `n` queued writes of the log at `path` are dropped, for `why`:
+ * SC_WB_LOG_EMPTY. */
+static int
+dropped (const char *path, size_t n, const char *why)
+{
+  sc_say ("write-back log %s: its %zu queued writes are dropped, not "
+          "written over newer data: %s", path, n, why);
+  return SC_WB_LOG_EMPTY;
+}
+
+#define CHANGED "the disk changed while the server was stopped, after them"
+
 /* A log made through another diff area (owner's), with `n` queued
  * writes, found through the diff area at `here` (its absolute path, or
  * NULL) whose last session is `last`: SC_WB_LOG_QUEUED, write them;
@@ -519,12 +531,8 @@ judge_foreign (struct sc_volume *v, const char *path, size_t n,
               path, n, owner->diff_path, u);
     return -EUCLEAN;
   }
-  if (sc_diff_origin_found_changed (v->diff)) {
-    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
-            "written over newer data: the disk changed while the server "
-            "was stopped, after them", path, n);
-    return SC_WB_LOG_EMPTY;
-  }
+  if (sc_diff_origin_found_changed (v->diff))
+    return dropped (path, n, CHANGED);
   return SC_WB_LOG_QUEUED;
 }
 
@@ -544,24 +552,17 @@ judge (struct sc_volume *v, const char *path, size_t n,
   /* This diff area's log, or one of version 1 (no id). */
   uint64_t stamped = sc_diff_origin_stamped_ns (v->diff);
   if (sc_diff_origin_found_changed (v->diff))
-    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
-            "written over newer data: the disk changed while the server "
-            "was stopped, after them", path, n);
-  else if (owner->session == 0 && last == 0 && stamped &&
-           owner->v1_made_ns <= stamped)
+    return dropped (path, n, CHANGED);
+  if (owner->session == 0 && last == 0 && stamped &&
+      owner->v1_made_ns <= stamped)
     /* Version 1, and no session recorded an id since: judged as version
      * 1 did, by its date against the last stamp. */
-    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
-            "written over newer data: it is older than the last session "
-            "of the diff area, which did not find it", path, n);
-  else if (last == 0 || owner->session == last)
+    return dropped (path, n, "it is older than the last session of the "
+                    "diff area, which did not find it");
+  if (last == 0 || owner->session == last)
     return SC_WB_LOG_QUEUED;    /* the last session's, or none since */
-  else
-    sc_say ("write-back log %s: its %zu queued writes are dropped, not "
-            "written over newer data: a later session of the diff area "
-            "did not find the log and may have written the disk since",
-            path, n);
-  return SC_WB_LOG_EMPTY;
+  return dropped (path, n, "a later session of the diff area did not find "
+                  "the log and may have written the disk since");
 }
 
 int
