@@ -111,6 +111,9 @@ struct sc_volume {
   pthread_t retry;
   bool retry_started, retry_stop;
   struct sc_writeback *wb;      /* writeback.c; NULL offline or when off */
+  int wb_lost;                  /* atomic: with no queue, the error of a
+                                   write a killed server lost, for the
+                                   next flush (writeback.c) */
 };
 
 /* The scrub's state (scrub.c): made with the volume; freeing it stops a
@@ -189,7 +192,8 @@ void sc_vol_note_cow (struct sc_volume *v, uint64_t ns);
  * SC_WB_MAX_BYTES of data): a write that finds it full copies in its own
  * request, as without the queue (invariant 7).  A
  * queued write that fails (the copy is refused, the origin write fails)
- * is reported by the next flush. */
+ * is reported by the next flush, also the first flush of the next server
+ * if this one is killed or stopped before one (writeback-log.c). */
 #define SC_WB_MAX_WRITE (64u << 10)
 #define SC_WB_MAX_ITEMS 64
 #define SC_WB_MAX_BYTES (4u << 20)
@@ -219,13 +223,17 @@ int sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
  * session than the diff area's last (cow/session.c).  Call it before
  * this session's own id is recorded; `here` is the diff area's absolute
  * path (NULL: unknown).  0 (*written: how many writes it
- * wrote); 1 if the file is another disk's (left alone); or a negative
- * errno with a message in err (a log that does not check out, whose
- * writes fail, that is not this user's alone, or that this diff area
- * cannot judge, is kept). */
+ * wrote; *lost: the error of a write the killed server acknowledged and
+ * then lost, which no flush reported, or 0; if not 0 the log is not
+ * deleted, for the caller to replace with its own or delete); 1 if the
+ * file is another disk's (left alone); or a negative errno with a
+ * message in err (a log that does not check out, whose writes fail,
+ * that is not this user's alone, or that this diff area cannot judge, is
+ * kept). */
 int sc_vol_wb_recover (struct sc_volume *v, const char *path,
                        const uint8_t key[32], const char *here,
-                       size_t *written, char *err, size_t errlen);
+                       size_t *written, int *lost, char *err,
+                       size_t errlen);
 /* Drain the queue and stop its thread (at close). */
 void sc_vol_wb_stop (struct sc_volume *v);
 /* Can the write of `count` bytes with `flags` be queued? */

@@ -48,8 +48,20 @@
  * writes make (judge_foreign).  A log of version 1 (no id) is written
  * only if no session recorded an id since.
  *
+ * A queued write can also fail after its acknowledgement (its copy is
+ * refused, the origin write fails): its data is lost, and the next flush
+ * must say so (writeback.c), as a kernel reports a write-back error to
+ * the next fsync.  Until a flush has, the log holds the error (the word
+ * at 1016), so that a server killed first, or stopped before any flush,
+ * leaves it to the next server of the disk, whose first flush reports
+ * it.  That log is kept, with no slot queued, until the next server's
+ * own log replaces it (one rename) or, with write-back off, until its
+ * open, the error then held in memory only.
+ *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
+ *   1016   a lost write's error: 0, or "LOST" (high 32 bits) and the
+ *          errno (an 8-byte store, outside the header's CRC)
  *   1024   64 slot headers (struct wbl_slot): seq (0: free), offset,
  *          count, the data's CRC32C, the slot header's CRC32C
  *   4096   64 data slots of 64 KiB, one queued write each
@@ -98,6 +110,8 @@
 
 #define WBL_MAGIC "SCWBLOG1"
 #define WBL_VERSION 2                   /* 1: made_ns where session is */
+#define WBL_LOST_AT 1016u
+#define WBL_LOST_TAG 0x4c4f5354u        /* "LOST" */
 #define WBL_SLOTS_AT 1024u
 
 struct wbl_header {
@@ -128,7 +142,9 @@ struct wbl_slot {
 _Static_assert (sizeof (struct wbl_slot) == 32, "slot header size");
 _Static_assert (WBL_SLOTS_AT + SC_WB_LOG_SLOTS * sizeof (struct wbl_slot)
                 <= SC_WB_LOG_DATA, "slot headers fit the first page");
-_Static_assert (sizeof (struct wbl_header) <= WBL_SLOTS_AT, "header size");
+_Static_assert (sizeof (struct wbl_header) <= WBL_LOST_AT &&
+                WBL_LOST_AT % 8 == 0 && WBL_LOST_AT + 8 == WBL_SLOTS_AT,
+                "header size");
 
 struct sc_wb_log {
   uint8_t *map;                         /* SC_WB_LOG_SIZE bytes */
@@ -175,7 +191,28 @@ header_checks (const struct wbl_header *h)
     h->nslots == SC_WB_LOG_SLOTS && h->slot_size == SC_WB_LOG_SLOT_SIZE;
 }
 
+static uint64_t
+lost_word (int lost)
+{
+  return lost ? (uint64_t) WBL_LOST_TAG << 32 | (uint32_t) lost : 0;
+}
+
 /* ---- the parser ------------------------------------------------------- */
+
+/* The lost write's error the image holds: 0, an errno, or EIO if the
+ * word says something else (never pass over a failure). */
+static int
+lost_of (const uint8_t *img, size_t len)
+{
+  uint64_t w;
+  if (len < WBL_LOST_AT + sizeof w)
+    return 0;
+  memcpy (&w, img + WBL_LOST_AT, sizeof w);
+  uint32_t e = (uint32_t) w;
+  if (w == 0)
+    return 0;
+  return w >> 32 == WBL_LOST_TAG && e > 0 && e < 4096 ? (int) e : EIO;
+}
 
 static int
 by_seq (const void *a, const void *b)
@@ -234,11 +271,13 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
                 const uint8_t key[SC_WB_LOG_KEY],
                 const uint8_t boot[16], uint64_t vol_size,
                 struct sc_wb_log_entry *entries, size_t *n,
-                struct sc_wb_log_owner *owner, char *err, size_t errlen)
+                struct sc_wb_log_owner *owner, int *lost, char *err,
+                size_t errlen)
 {
   struct wbl_header h;
   bool header_ok = len >= sizeof h;
   memset (owner, 0, sizeof *owner);
+  *lost = 0;
   if (header_ok) {
     memcpy (&h, img, sizeof h);
     header_ok = header_checks (&h);
@@ -269,6 +308,7 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
   if (h.version == 1)
     owner->v1_made_ns = h.session;      /* (made_ns was there) */
   else {
+    *lost = lost_of (img, len);
     owner->session = h.session;
     memcpy (owner->diff_uuid, h.diff_uuid, sizeof owner->diff_uuid);
     memcpy (owner->diff_path, h.diff_path, sizeof owner->diff_path);
@@ -282,7 +322,7 @@ sc_wb_log_scan (const uint8_t *img, size_t len,
 
 int
 sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
-                  const struct sc_wb_log_owner *owner,
+                  const struct sc_wb_log_owner *owner, int lost,
                   struct sc_wb_log **out, char *err, size_t errlen)
 {
   struct sc_wb_log *log = calloc (1, sizeof *log);
@@ -315,8 +355,10 @@ sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
   (void) unlink (tmp);                  /* a half-made one, killed */
   fd = open (tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
              0600);
+  uint64_t word = lost_word (lost);
   if (fd < 0 || (r = posix_fallocate (fd, 0, SC_WB_LOG_SIZE)) != 0 ||
-      pwrite (fd, &h, sizeof h, 0) != (ssize_t) sizeof h) {
+      pwrite (fd, &h, sizeof h, 0) != (ssize_t) sizeof h ||
+      pwrite (fd, &word, sizeof word, WBL_LOST_AT) != (ssize_t) sizeof word) {
     r = fd < 0 || r == 0 ? -errno : -r;
     snprintf (err, errlen, "%s: %s", tmp, strerror (-r));
     goto fail;
@@ -374,6 +416,13 @@ sc_wb_log_publish (struct sc_wb_log *log, unsigned i, uint64_t seq,
   d->data_crc = s.data_crc;
   d->crc = s.crc;
   __atomic_store_n (&d->seq, seq, __ATOMIC_RELEASE);
+}
+
+void
+sc_wb_log_note_lost (struct sc_wb_log *log, int lost)
+{
+  __atomic_store_n ((uint64_t *) (log->map + WBL_LOST_AT), lost_word (lost),
+                    __ATOMIC_RELEASE);
 }
 
 void
@@ -568,11 +617,12 @@ judge (struct sc_volume *v, const char *path, size_t n,
 int
 sc_vol_wb_recover (struct sc_volume *v, const char *path,
                    const uint8_t key[SC_WB_LOG_KEY], const char *here,
-                   size_t *written, char *err, size_t errlen)
+                   size_t *written, int *lost, char *err, size_t errlen)
 {
   uint8_t *map;
   size_t len;
   *written = 0;
+  *lost = 0;
   int r = map_log (path, &map, &len, err, errlen);
   if (r != 0)
     return r > 0 ? 0 : r;
@@ -591,10 +641,17 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
     return r;
   }
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
-                                    &owner, why, sizeof why)
+                                    &owner, lost, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
-  if (state == SC_WB_LOG_QUEUED)
-    state = judge (v, path, n, &owner, here, err, errlen);
+  if (state == SC_WB_LOG_QUEUED &&
+      (state = judge (v, path, n, &owner, here, err, errlen)) ==
+      SC_WB_LOG_EMPTY && *lost) {
+    /* (Its failure goes with them: it is that session's.) */
+    sc_say ("write-back log %s: the failure of a write acknowledged "
+            "before the server stopped uncleanly (%s), which no flush "
+            "reported, is dropped with them", path, strerror (*lost));
+    *lost = 0;
+  }
   switch (state) {
   case SC_WB_LOG_QUEUED:
     sc_say ("write-back log %s: %zu writes acknowledged before the server "
@@ -628,7 +685,13 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   }
   if (map)
     munmap (map, len);
-  if (r == 0 && unlink (path) < 0 && errno != ENOENT) {
+  if (r != 0)
+    *lost = 0;                          /* (kept in the log) */
+  else if (*lost)
+    sc_say ("write-back log %s: a write acknowledged before the server "
+            "stopped failed afterwards (%s), and no flush reported it: "
+            "the next flush does", path, strerror (*lost));
+  if (r == 0 && !*lost && unlink (path) < 0 && errno != ENOENT) {
     r = -errno;
     snprintf (err, errlen, "the write-back log %s: deleting it: %s", path,
               strerror (-r));

@@ -54,25 +54,30 @@ enum sc_wb_log_state {
 /* Read a log's image of `len` bytes (any bytes: a file's content).  For
  * a log of this boot (`boot`) and disk (`key`), fill entries (room
  * for SC_WB_LOG_SLOTS) with its queued writes in seq order, each within
- * a volume of `vol_size` bytes, and *owner with the session that made it
- * (zeros in a log of version 1).
+ * a volume of `vol_size` bytes, *owner with the session that made it
+ * (zeros in a log of version 1), and *lost with the error of a queued
+ * write that failed after its acknowledgement and that no flush has
+ * reported yet (a positive errno; 0: none; EIO if the log says so in a
+ * way it cannot read).
  * Returns the state (entries counted in *n, also for the two OTHER
- * states), or -EINVAL with a message in err if a queued write does not
- * check out. */
+ * states; *lost is 0 in those), or -EINVAL with a message in err if a
+ * queued write does not check out. */
 int sc_wb_log_scan (const uint8_t *img, size_t len,
                     const uint8_t key[SC_WB_LOG_KEY],
                     const uint8_t boot[16], uint64_t vol_size,
                     struct sc_wb_log_entry *entries, size_t *n,
-                    struct sc_wb_log_owner *owner, char *err,
+                    struct sc_wb_log_owner *owner, int *lost, char *err,
                     size_t errlen);
 
 struct sc_wb_log;
 
-/* Make a new, empty log at `path` (replacing any) for the disk `key` in
- * this boot and the diff area's session `owner`, mapped for the queue: 0
- * or a negative errno, with a message in err. */
+/* Make a new, empty log at `path` (replacing any, in one rename) for
+ * the disk `key` in this boot and the diff area's session `owner`, mapped
+ * for the queue, that says a write was lost with the error `lost` (a
+ * positive errno; 0: none, as sc_wb_log_note_lost): 0 or a negative
+ * errno, with a message in err. */
 int sc_wb_log_create (const char *path, const uint8_t key[SC_WB_LOG_KEY],
-                      const struct sc_wb_log_owner *owner,
+                      const struct sc_wb_log_owner *owner, int lost,
                       struct sc_wb_log **out, char *err, size_t errlen);
 /* The data of slot i (SC_WB_LOG_SLOT_SIZE bytes), where a write is copied
  * before it is published. */
@@ -83,6 +88,11 @@ void sc_wb_log_publish (struct sc_wb_log *log, unsigned i, uint64_t seq,
                         uint64_t offset, uint32_t count, uint32_t crc);
 /* Slot i's write is on the origin: free it. */
 void sc_wb_log_retire (struct sc_wb_log *log, unsigned i);
+/* A queued write failed after its acknowledgement, with `lost` (a
+ * positive errno), and no flush has reported it yet; 0: every such
+ * failure is reported.  The next server of the disk finds it if this one
+ * is killed first, and reports it at its first flush. */
+void sc_wb_log_note_lost (struct sc_wb_log *log, int lost);
 /* Unmap the log; with `remove`, delete its file (every write retired). */
 void sc_wb_log_close (struct sc_wb_log *log, int remove);
 

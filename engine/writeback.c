@@ -44,7 +44,9 @@
  *   refused for a protected snapshot, the failed diff area refuses the
  *   change, the origin write fails) cannot fail its request any more: the
  *   error is kept and the next flush fails with it, as a kernel reports a
- *   failed write-back at fsync.
+ *   failed write-back at fsync.  The log keeps it too until a flush has
+ *   reported it, so that the next server's first flush fails with it if
+ *   this one is killed or stops first (writeback-log.c).
  *
  * The queue is on when the volume's configuration asks for it
  * (write_back: the plugin's `write-back=on`).  It is off by default: an
@@ -134,6 +136,7 @@ note_error (struct sc_writeback *wb, const struct wb_item *it, int err)
   if (!wb->error) {
     wb->error = err;
     wb->err_lo = it->seq;
+    sc_wb_log_note_lost (wb->log, -err);       /* before its slot is freed */
   }
   wb->err_hi = it->seq;         /* (completed in seq order) */
   pthread_mutex_unlock (&wb->lock);
@@ -242,10 +245,11 @@ wb_thread (void *arg)
   return NULL;
 }
 
-/* The queue, with its log. */
+/* The queue, with its log; `lost`: the error of a write a killed server
+ * lost, for the first flush. */
 static int
-wb_begin (struct sc_volume *v, struct sc_wb_log *log, char *err,
-                 size_t errlen)
+wb_begin (struct sc_volume *v, struct sc_wb_log *log, int lost, char *err,
+          size_t errlen)
 {
   struct sc_writeback *wb = calloc (1, sizeof *wb);
   if (!wb) {
@@ -256,6 +260,7 @@ wb_begin (struct sc_volume *v, struct sc_wb_log *log, char *err,
   }
   wb->log = log;
   wb->free_slots = ~UINT64_C (0);
+  wb->error = -lost;                    /* err_lo = err_hi = 0: any flush */
   pthread_mutex_init (&wb->lock, NULL);
   pthread_cond_init (&wb->work, NULL);
   pthread_cond_init (&wb->done, NULL);
@@ -293,13 +298,14 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
     return r;
   }
   char *here = realpath (diff_path, NULL);      /* NULL: unknown */
+  int lost = 0;
   if (r < 0)
     /* (Nor can a log a killed server left there be trusted; one that is
      * found later is dropped as another session's, cow/session.c.) */
     sc_say ("%sno write-back log of a killed server is looked for: %s",
             v->cfg.write_back ? "write-back is off, and " : "", why);
   /* First the writes a killed server acknowledged from its queue. */
-  else if ((r = sc_vol_wb_recover (v, path, key, here, &written, err,
+  else if ((r = sc_vol_wb_recover (v, path, key, here, &written, &lost, err,
                                    errlen)) < 0)
     goto out;                           /* the open fails, the log kept */
   else if (r > 0) {
@@ -321,15 +327,21 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
   (void) sc_diff_session_id (v->diff, owner.diff_uuid);
   sc_wb_log_owner_path (&owner, here);
   if (path && v->cfg.write_back &&
-      sc_wb_log_create (path, key, &owner, &log, why, sizeof why) < 0)
+      sc_wb_log_create (path, key, &owner, lost, &log, why, sizeof why) < 0)
     sc_say ("write-back is off: its log: %s", why);
   if ((r = sc_diff_record_session (v->diff, owner.session,
                                    log != NULL)) < 0) {
-    sc_wb_log_close (log, true);
+    sc_wb_log_close (log, !lost);       /* (a lost write's error kept) */
     session_failed (r, written, err, errlen);
     goto out;
   }
-  r = log ? wb_begin (v, log, err, errlen) : 0;
+  if (lost && !log) {
+    /* No log of this session to keep it: in memory only. */
+    __atomic_store_n (&v->wb_lost, -lost, __ATOMIC_RELEASE);
+    if (unlink (path) < 0 && errno != ENOENT)
+      sc_say ("write-back log %s: deleting it: %s", path, strerror (errno));
+  }
+  r = log ? wb_begin (v, log, lost, err, errlen) : 0;
  out:
   free (here);
   free (path);
@@ -351,10 +363,13 @@ sc_vol_wb_stop (struct sc_volume *v)
   if (started)
     pthread_join (wb->thread, NULL);    /* it empties the queue first */
   if (wb->error)
-    debug ("write-back: a queued write failed and no flush reported it: "
-           "%s", strerror (-wb->error));
+    sc_say ("write-back: a queued write failed and no flush reported it "
+            "(%s): the log keeps the failure for the first flush of the "
+            "disk's next server", strerror (-wb->error));
   v->wb = NULL;
-  sc_wb_log_close (wb->log, true);      /* every write is on the origin */
+  /* Every write is on the origin; a failure no flush reported stays in
+   * the log for the next server's first flush. */
+  sc_wb_log_close (wb->log, !wb->error);
   sc_diff_wblog_closed (v->diff);
   pthread_mutex_destroy (&wb->lock);
   pthread_cond_destroy (&wb->work);
@@ -447,13 +462,15 @@ sc_vol_wb_take_error (struct sc_volume *v, uint64_t target)
 {
   struct sc_writeback *wb = v->wb;
   if (!wb)
-    return 0;
+    return __atomic_exchange_n (&v->wb_lost, 0, __ATOMIC_ACQ_REL);
   pthread_mutex_lock (&wb->lock);
   int r = 0;
   if (wb->error && wb->err_lo <= target) {
     r = wb->error;
-    if (wb->err_hi <= target)
+    if (wb->err_hi <= target) {
       wb->error = 0;
+      sc_wb_log_note_lost (wb->log, 0);
+    }
     else
       wb->err_lo = target + 1;
   }

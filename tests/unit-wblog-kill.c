@@ -149,8 +149,9 @@ queued_in (const char *path)
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   struct sc_wb_log_owner owner;
   char err[512] = "";
+  int lost;
   int r = sc_wb_log_scan (img, len, wbt_key_a, wbt_boot_now, KILL_VOL, e,
-                          &n, &owner, err, sizeof err);
+                          &n, &owner, &lost, err, sizeof err);
   free (img);
   cr_assert_geq (r, 0, "the killed server's log is damaged: %s", err);
   return n;

@@ -76,7 +76,7 @@ wbt_make_log (const char *path, const uint8_t key[SC_WB_LOG_KEY],
 {
   struct sc_wb_log *log;
   char err[512] = "";
-  int r = sc_wb_log_create (path, key, owner, &log, err, sizeof err);
+  int r = sc_wb_log_create (path, key, owner, 0, &log, err, sizeof err);
   cr_assert_eq (r, 0, "sc_wb_log_create: %d %s", r, err);
   return log;
 }

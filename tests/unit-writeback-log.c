@@ -29,8 +29,9 @@ scan (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
 {
   *n = 99;
   struct sc_wb_log_owner owner;
-  return sc_wb_log_scan (img, len, key, wbt_boot_now, VOL, e, n, &owner, err,
-                         512);
+  int lost;
+  return sc_wb_log_scan (img, len, key, wbt_boot_now, VOL, e, n, &owner,
+                         &lost, err, 512);
 }
 
 Test (wblog, nothing_queued)
@@ -345,8 +346,9 @@ Test (wblog, a_refused_replay_does_not_lose_the_writes_after_it)
   struct sc_wb_log_entry e[SC_WB_LOG_SLOTS];
   uint8_t *img = wbt_image (p, &len);
   struct sc_wb_log_owner kept;
+  int lost;
   cr_assert_eq (sc_wb_log_scan (img, len, key, wbt_boot_now, 64 * (uint64_t) cs,
-                                e, &n, &kept, err, sizeof err),
+                                e, &n, &kept, &lost, err, sizeof err),
                 SC_WB_LOG_QUEUED);
   cr_assert_eq (n, 1);
   cr_assert_eq (e[0].offset, 2 * (uint64_t) cs);
@@ -421,8 +423,9 @@ Test (wblog, another_disks_log_at_the_name_is_left_alone)
   char err[512] = "";
   uint8_t *img = wbt_image (p, &len);
   struct sc_wb_log_owner o;
+  int lost;
   cr_assert_eq (sc_wb_log_scan (img, len, wbt_key_b, wbt_boot_now, VOL, e, &n,
-                                &o, err, sizeof err), SC_WB_LOG_QUEUED,
+                                &o, &lost, err, sizeof err), SC_WB_LOG_QUEUED,
                 "%s", err);
   cr_assert_eq (n, 1);
   free (img);

@@ -41,8 +41,14 @@ check (const uint8_t *img, size_t len, const uint8_t key[SC_WB_LOG_KEY],
   size_t n = 0;
   char err[512] = "";
   struct sc_wb_log_owner owner;
+  int lost = -1;
   int r = sc_wb_log_scan (img, len, key, boot, VOL_SIZE, e, &n, &owner,
-                          err, sizeof err);
+                          &lost, err, sizeof err);
+  /* A lost write's error is an errno, and only a log of this boot and
+   * disk has one. */
+  if (lost < 0 || lost >= 4096 ||
+      (lost && r != SC_WB_LOG_QUEUED && r != SC_WB_LOG_EMPTY))
+    abort ();
   if (r < 0) {
     if (r != -EINVAL || err[0] == '\0')
       abort ();

@@ -56,6 +56,10 @@ def main(out):
         "bad-magic": log([(0, 1, 65536, 4096, 0xa5)], magic=b"SCWBLOG9"),
         "version-1": log([(0, 1, 65536, 4096, 0xa5)], version=1),
     }
+    for name, err in (("lost", 30), ("lost-queued", 5)):  # EROFS, EIO
+        img = log([(0, 1, 65536, 4096, 0xa5)] if err == 5 else [])
+        img[1016:1024] = struct.pack("<Q", 0x4c4f5354 << 32 | err)
+        seeds[name] = img
     flipped = log([(0, 1, 65536, 4096, 0xa5)])
     flipped[4096 + 17] ^= 4
     seeds["bad-data"] = flipped

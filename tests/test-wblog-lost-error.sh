@@ -1,0 +1,109 @@
+#!/bin/bash
+# Tests that a write acknowledged from the write-back queue and lost
+# afterwards (its copy refused, so its data never reached the disk) is
+# reported by a flush even if the server is killed, or stopped, before
+# one: the next server's first flush fails with the error, once.
+#
+# Before, the error lived only in the server's memory: a kill -9 between
+# the failure and the next flush lost it, and the client's flush to the
+# restarted server succeeded although an acknowledged write was gone.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/functions.sh"
+requires nbdsh
+
+FAULTS=$TMP/faults
+export SHADOWCOPY_TEST_IO_FAULTS=$FAULTS
+make_disk "$TMP/disk" 4M
+OFF=$((5 * 65536))
+
+# lost_write: with every write to the diff area refused (EROFS), a first
+# write of 0x77 at OFF since s1 is acknowledged from the queue; its copy
+# is then refused, so it must not reach the disk, and the server says so.
+failures () { grep -c "failed after its acknowledgement" "$SERVER_LOG" || :; }
+lost_write () {
+    echo "write EROFS" > "$FAULTS"
+    local before
+    before=$(failures)
+    nbd_py live "h.pwrite(b'\x77' * 4096, $OFF)" ||
+        fail "a write acknowledged from the queue"
+    for _ in $(seq 100); do
+        [ "$(failures)" -gt "$before" ] && break
+        sleep 0.1
+    done
+    [ "$(failures)" -gt "$before" ] || fail "the queued write did not fail"
+    rm -f "$FAULTS"
+}
+
+# first_flush_fails WHAT: the first flush fails with EIO (the error of
+# the refused change), the next one succeeds; the live disk keeps its
+# old data where the lost write was, and s1 reads its image (unless a
+# clean stop could record it invalid: the copy was refused).
+first_flush_fails () {
+    nbd_py live "
+import nbd
+try:
+    h.flush()
+    sys.exit('the first flush succeeded')
+except nbd.Error as e:
+    if '(EIO)' not in str(e):
+        sys.exit('the first flush failed with %s, not EIO' % e)
+h.flush()
+if h.pread(4096, $OFF) == b'\x77' * 4096:
+    sys.exit('the lost write is on the disk')
+" || fail "$1"
+    if sc list | awk '$2 == "s1" { print $5 }' | grep -q "^invalid:"; then
+        return
+    fi
+    nbd_save s1 "$TMP/s1-now"
+    cmp_files "$TMP/s1" "$TMP/s1-now" "s1 $1"
+}
+
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+sc_create s1
+nbd_save s1 "$TMP/s1"
+
+# 1. Killed before any flush: the next server's first flush reports it.
+lost_write
+kill9_server
+[ "$(od -An -tx8 -j1016 -N8 "$(wblog_file)" | tr -d ' ')" != 0000000000000000 ] ||
+    fail "the log does not hold the error"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+grep -q "a write acknowledged before the server stopped failed" \
+    "$SERVER_LOG" || fail "the restarted server does not say a write was lost"
+first_flush_fails "after a kill"
+
+# 2. Killed again before that server's first flush: still reported.
+lost_write
+kill9_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+kill9_server                            # (its log holds the error)
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+first_flush_fails "after two kills"
+
+# 3. Stopped cleanly before a flush, restarted with write-back off: the
+#    error is held in memory, and the log goes.
+lost_write
+stop_server
+grep -q "no flush reported it" "$SERVER_LOG" ||
+    fail "the clean stop does not say a failure was kept"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=off
+[ ! -e "$(echo "$SHADOWCOPY_WBLOG_DIR"/*.wblog)" ] ||
+    fail "the log is kept by a server that has none"
+first_flush_fails "after a clean stop, write-back off"
+
+# 4. Reported by a flush: the next server has nothing to report.
+stop_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+sc_create s2
+lost_write
+nbd_py live "
+import nbd
+try:
+    h.flush()
+    sys.exit('the flush after a lost write succeeded')
+except nbd.Error:
+    pass" || fail "the flush after the lost write"
+kill9_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+nbd_py live "h.flush()" || fail "a failure already reported is reported again"
+stop_server
