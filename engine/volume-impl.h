@@ -114,6 +114,9 @@ struct sc_volume {
   int wb_lost;                  /* atomic: with no queue, the error of a
                                    write a killed server lost, for the
                                    next flush (writeback.c) */
+  char *wb_lost_log;            /* and the log that keeps it on file */
+  bool wb_lost_returned;        /* atomic: the flush that reported it has
+                                   returned (sc_vol_wb_reported) */
 };
 
 /* The scrub's state (scrub.c): made with the volume; freeing it stops a
@@ -225,7 +228,8 @@ int sc_vol_wb_log_where (struct sc_volume *v, const char *origin_path,
  * path (NULL: unknown).  0 (*written: how many writes it
  * wrote; *lost: the error of a write the killed server acknowledged and
  * then lost, which no flush reported, or 0; if not 0 the log is not
- * deleted, for the caller to replace with its own or delete); 1 if the
+ * deleted: the caller replaces it with its own, or keeps it until a
+ * flush has reported the error); 1 if the
  * file is another disk's (left alone); or a negative errno with a
  * message in err (a log that does not check out, whose writes fail,
  * that is not this user's alone, or that this diff area cannot judge, is
@@ -248,8 +252,13 @@ int sc_vol_wb_queue (struct sc_volume *v, const void *buf, uint32_t count,
  * seq of the newest of them (0 with no queue). */
 uint64_t sc_vol_wb_drain (struct sc_volume *v);
 /* The error of a queued write up to seq `target` that failed and was not
- * reported yet, or 0 (see writeback.c). */
+ * reported yet, or 0 (see writeback.c).  A flush that gets one calls
+ * sc_vol_wb_reported when it returns it; every flush calls
+ * sc_vol_wb_settle first: the log keeps a failure until the flush that
+ * reported it has returned. */
 int sc_vol_wb_take_error (struct sc_volume *v, uint64_t target);
+void sc_vol_wb_reported (struct sc_volume *v);
+void sc_vol_wb_settle (struct sc_volume *v);
 /* Put the data of queued writes that overlap [offset, offset + count)
  * over buf, which the caller reads from the origin AFTER this call
  * returned (sc_vol_wb_overlay_begin), then applies

@@ -510,16 +510,23 @@ sc_volume_flush (struct sc_volume *v)
 {
   if (!v->origin)
     return -ENODEV;
+  sc_vol_wb_settle (v);
   uint64_t covered = sc_vol_wb_drain (v);    /* queued writes reach the
                                                 origin first */
   int r = sc_origin_flush (v->origin);
   int r0 = sc_vol_wb_take_error (v, covered);
-  if (r0 < 0 && r == 0)
-    r = r0;
+  if (r0 < 0) {
+    sc_say ("flush: reports the failure of a write acknowledged before "
+            "it: %s", strerror (-r0));
+    if (r == 0)
+      r = r0;
+  }
   int r2 = sc_diff_sync (v->diff);
   if (r2 < 0)
     debug ("flush: the diff area's journal: %s (snapshots are invalid; "
            "the live flush is not affected)", strerror (-r2));
+  if (r0 < 0)
+    sc_vol_wb_reported (v);
   return r;
 }
 

@@ -51,12 +51,14 @@
  * A queued write can also fail after its acknowledgement (its copy is
  * refused, the origin write fails): its data is lost, and the next flush
  * must say so (writeback.c), as a kernel reports a write-back error to
- * the next fsync.  Until a flush has, the log holds the error (the word
- * at 1016), so that a server killed first, or stopped before any flush,
- * leaves it to the next server of the disk, whose first flush reports
- * it.  That log is kept, with no slot queued, until the next server's
- * own log replaces it (one rename) or, with write-back off, until its
- * open, the error then held in memory only.
+ * the next fsync.  Until a flush has, and has returned, the log holds
+ * the error (the word at 1016), so that a server killed first, or
+ * stopped before any flush, leaves it to the next server of the disk,
+ * whose first flush reports it.  That log is kept, with no slot queued,
+ * until the next server's own log replaces it (one rename), or, when
+ * that server has no log of its own, until one of its flushes has
+ * reported the error.  The error goes to the next flush whatever becomes
+ * of the log's queued writes, as a kernel's to whoever calls fsync next.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
@@ -643,15 +645,10 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
   int state = map ? sc_wb_log_scan (map, len, key, boot, v->size, e, &n,
                                     &owner, lost, why, sizeof why)
                   : SC_WB_LOG_EMPTY;
-  if (state == SC_WB_LOG_QUEUED &&
-      (state = judge (v, path, n, &owner, here, err, errlen)) ==
-      SC_WB_LOG_EMPTY && *lost) {
-    /* (Its failure goes with them: it is that session's.) */
-    sc_say ("write-back log %s: the failure of a write acknowledged "
-            "before the server stopped uncleanly (%s), which no flush "
-            "reported, is dropped with them", path, strerror (*lost));
-    *lost = 0;
-  }
+  /* A lost write's error is carried whatever becomes of the queued
+   * writes: no flush has reported it, and none must pass over it. */
+  if (state == SC_WB_LOG_QUEUED)
+    state = judge (v, path, n, &owner, here, err, errlen);
   switch (state) {
   case SC_WB_LOG_QUEUED:
     sc_say ("write-back log %s: %zu writes acknowledged before the server "

@@ -98,6 +98,10 @@ struct sc_writeback {
   int error;                    /* the first failure not yet reported */
   uint64_t err_lo, err_hi;      /* the seqs of the failed writes not yet
                                    reported are in [err_lo, err_hi] */
+  unsigned reporting;           /* flushes that took a failure and have
+                                   not returned it yet */
+  bool reported;                /* one has returned since: the next flush
+                                   clears the log's word */
   bool stop;
   bool started;                 /* the thread runs */
   pthread_t thread;
@@ -253,7 +257,7 @@ wb_begin (struct sc_volume *v, struct sc_wb_log *log, int lost, char *err,
 {
   struct sc_writeback *wb = calloc (1, sizeof *wb);
   if (!wb) {
-    sc_wb_log_close (log, true);
+    sc_wb_log_close (log, !lost);       /* (a lost write's error kept) */
     snprintf (err, errlen, "making the write-back queue: %s",
               strerror (ENOMEM));
     return -ENOMEM;
@@ -336,10 +340,10 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
     goto out;
   }
   if (lost && !log) {
-    /* No log of this session to keep it: in memory only. */
+    /* No log of this session's: the old one keeps the error on file
+     * until a flush has reported it. */
+    v->wb_lost_log = strdup (path);     /* (NULL: it stays) */
     __atomic_store_n (&v->wb_lost, -lost, __ATOMIC_RELEASE);
-    if (unlink (path) < 0 && errno != ENOENT)
-      sc_say ("write-back log %s: deleting it: %s", path, strerror (errno));
   }
   r = log ? wb_begin (v, log, lost, err, errlen) : 0;
  out:
@@ -353,8 +357,17 @@ void
 sc_vol_wb_stop (struct sc_volume *v)
 {
   struct sc_writeback *wb = v->wb;
-  if (!wb)
+  if (!wb) {
+    /* A lost write's error reported (by a flush that returned): its
+     * log goes; otherwise it stays for the next server. */
+    if (v->wb_lost_log && !v->wb_lost && unlink (v->wb_lost_log) < 0 &&
+        errno != ENOENT)
+      sc_say ("write-back log %s: deleting it: %s", v->wb_lost_log,
+              strerror (errno));
+    free (v->wb_lost_log);
+    v->wb_lost_log = NULL;
     return;
+  }
   pthread_mutex_lock (&wb->lock);
   wb->stop = true;
   pthread_cond_broadcast (&wb->work);
@@ -467,15 +480,59 @@ sc_vol_wb_take_error (struct sc_volume *v, uint64_t target)
   int r = 0;
   if (wb->error && wb->err_lo <= target) {
     r = wb->error;
-    if (wb->err_hi <= target) {
-      wb->error = 0;
-      sc_wb_log_note_lost (wb->log, 0);
-    }
+    wb->reporting++;                    /* until sc_vol_wb_reported */
+    if (wb->err_hi <= target)
+      wb->error = 0;                    /* (the log's word stays) */
     else
       wb->err_lo = target + 1;
   }
   pthread_mutex_unlock (&wb->lock);
   return r;
+}
+
+/* The log keeps a failure's word until the flush that reported it has
+ * returned: a kill before its reply goes out leaves the word, and the
+ * next server reports the failure again, rather than never.  So the
+ * word is cleared by the next flush to begin after that one returned
+ * (sc_vol_wb_settle), unless another failure is waiting or another flush
+ * that took one has not returned yet. */
+void
+sc_vol_wb_reported (struct sc_volume *v)
+{
+  struct sc_writeback *wb = v->wb;
+  if (!wb) {
+    __atomic_store_n (&v->wb_lost_returned, true, __ATOMIC_RELEASE);
+    return;
+  }
+  pthread_mutex_lock (&wb->lock);
+  wb->reporting--;
+  wb->reported = true;
+  pthread_mutex_unlock (&wb->lock);
+}
+
+void
+sc_vol_wb_settle (struct sc_volume *v)
+{
+  struct sc_writeback *wb = v->wb;
+  if (!wb) {
+    /* (One failure at most, carried from the log at open.) */
+    if (!__atomic_exchange_n (&v->wb_lost_returned, false, __ATOMIC_ACQ_REL)
+        || !v->wb_lost_log)
+      return;
+    if (unlink (v->wb_lost_log) < 0 && errno != ENOENT)
+      sc_say ("write-back log %s: deleting it: %s", v->wb_lost_log,
+              strerror (errno));
+    free (v->wb_lost_log);
+    v->wb_lost_log = NULL;
+    return;
+  }
+  pthread_mutex_lock (&wb->lock);
+  if (wb->reported && wb->reporting == 0) {
+    if (!wb->error)
+      sc_wb_log_note_lost (wb->log, 0);
+    wb->reported = false;
+  }
+  pthread_mutex_unlock (&wb->lock);
 }
 
 /* ---- live reads ------------------------------------------------------- */

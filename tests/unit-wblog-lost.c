@@ -6,8 +6,10 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/volume.h"
@@ -96,21 +98,31 @@ Test (wblost, the_log_holds_the_error_until_a_flush_reports_it)
 }
 
 static void
-open_write_back (struct uh_vol *t)
+open_cfg (struct uh_vol *t, bool wb)
 {
   struct sc_volume_config cfg = {
     .origin_path = t->origin, .diff_path = t->diff,
-    .chunk_size = t->chunk_size, .write_back = true,
+    .chunk_size = t->chunk_size, .write_back = wb,
   };
   char err[512] = "";
   cr_assert_eq (sc_volume_open (&cfg, &t->v, err, sizeof err), 0, "%s",
                 err);
 }
 
+/* The lost write's error the log at p holds. */
+static int
+lost_in (const char *p, const uint8_t key[SC_WB_LOG_KEY])
+{
+  int lost;
+  cr_assert_eq (scan_lost (p, key, wbt_boot_now, &lost), SC_WB_LOG_EMPTY);
+  return lost;
+}
+
 /* A killed server's log with queued writes and a lost write's error: the
  * open writes them, and its first flush, not the replay's, fails with the
- * error, once.  With write-back on (wb), the new log holds the error
- * until then; with it off, the error is held in memory and the log goes. */
+ * error, once.  The log keeps the error until a flush that begins after
+ * the reporting one returned: with write-back on (wb) the new log, with
+ * it off the old one. */
 static void
 first_flush_reports_it (bool wb)
 {
@@ -118,26 +130,19 @@ first_flush_reports_it (bool wb)
   uint8_t key[SC_WB_LOG_KEY];
   char *p = wbt_killed_volume (&t, key);
   put_lost (p, EROFS);
-  if (wb)
-    open_write_back (&t);
-  else
-    uh_vol_open (&t);
+  open_cfg (&t, wb);
   wbt_replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume, the log written");
-  int lost;
-  if (wb) {
-    cr_assert_eq (scan_lost (p, key, wbt_boot_now, &lost), SC_WB_LOG_EMPTY);
-    cr_assert_eq (lost, EROFS, "the new log does not hold the error");
-  }
-  else
-    cr_assert_neq (access (p, F_OK), 0, "the log is kept with no queue");
+  cr_assert_eq (lost_in (p, key), EROFS, "the log does not keep the error");
   cr_assert_eq (sc_volume_flush (t.v), -EROFS,
                 "the first flush does not report the lost write");
+  cr_assert_eq (lost_in (p, key), EROFS, "the error is cleared from the "
+                "log before the flush that reported it returned");
   cr_assert_eq (sc_volume_flush (t.v), 0, "reported twice");
-  if (wb) {
-    cr_assert_eq (scan_lost (p, key, wbt_boot_now, &lost), SC_WB_LOG_EMPTY);
-    cr_assert_eq (lost, 0, "the reported error is still in the log");
-  }
+  if (wb)
+    cr_assert_eq (lost_in (p, key), 0, "the reported error stays");
+  else
+    cr_assert_neq (access (p, F_OK), 0, "the reported error's log stays");
   uh_vol_close (&t);
   cr_assert_neq (access (p, F_OK), 0, "the log is kept after a clean stop");
   free (p);
@@ -154,19 +159,66 @@ Test (wblost, the_first_flush_after_the_open_reports_it_write_back_off)
   first_flush_reports_it (false);
 }
 
-/* A log whose writes are dropped (a later session that did not find it
- * wrote the disk) drops the error too: it was that session's to report,
- * and the disk has moved on. */
-Test (wblost, a_dropped_log_drops_its_error)
+/* Review 31: a server with no log of its own (write-back off, or its log
+ * could not be made) that stops cleanly, or is killed, before any flush
+ * leaves the error to the next one: the old log keeps it. */
+Test (wblost, a_server_without_a_log_of_its_own_keeps_the_error_on_file)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
   char *p = wbt_killed_volume (&t, key);
   put_lost (p, EROFS);
-  wbt_unfound_session (&t, false);
-  uh_vol_open (&t);
-  cr_assert_eq (sc_volume_flush (t.v), 0, "a dropped log's error reported");
+  open_cfg (&t, false);
+  uh_vol_close (&t);                    /* a clean stop, no flush */
+  cr_assert_eq (lost_in (p, key), EROFS, "a clean stop lost the error");
+
+  char *tmp = NULL;                     /* the new log cannot be made */
+  cr_assert (asprintf (&tmp, "%s.new", p) > 0);
+  cr_assert_eq (mkdir (tmp, 0700), 0);
+  open_cfg (&t, true);
+  cr_assert_eq (lost_in (p, key), EROFS, "the open, its log not made, "
+                "deleted the only copy of the error on file");
+  uh_vol_close (&t);
+  cr_assert_eq (rmdir (tmp), 0);
+  free (tmp);
+
+  open_cfg (&t, true);
+  cr_assert_eq (sc_volume_flush (t.v), -EROFS, "the error was lost");
   uh_vol_close (&t);
   free (p);
   uh_vol_free (&t);
+}
+
+/* A log whose writes are dropped (a later session that did not find it
+ * wrote the disk), or that holds the error alone (`only`), still has it
+ * reported: no flush has, and none must pass over it, as a kernel
+ * reports a write-back error to whoever calls fsync next (review 31
+ * asked which rule applies). */
+static void
+reported_after_an_unfound_session (bool only)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = wbt_killed_volume (&t, key);
+  if (only) {
+    uint8_t zero[64 * 32] = { 0 };      /* every slot retired */
+    uh_pwrite (p, zero, sizeof zero, 1024);
+  }
+  put_lost (p, EROFS);
+  wbt_unfound_session (&t, false);
+  uh_vol_open (&t);
+  cr_assert_eq (sc_volume_flush (t.v), -EROFS, "the error is not reported");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
+
+Test (wblost, a_dropped_logs_error_is_still_reported)
+{
+  reported_after_an_unfound_session (false);
+}
+
+Test (wblost, an_error_alone_is_reported_after_an_unfound_session)
+{
+  reported_after_an_unfound_session (true);
 }
