@@ -353,6 +353,19 @@ sc_vol_wb_start (struct sc_volume *v, const char *origin_path,
 }
 
 
+/* With no queue: done with the log that kept a lost write's error;
+ * `remove` it (the error was reported). */
+static void
+forget_lost_log (struct sc_volume *v, bool remove)
+{
+  if (v->wb_lost_log && remove && unlink (v->wb_lost_log) < 0 &&
+      errno != ENOENT)
+    sc_say ("write-back log %s: deleting it: %s", v->wb_lost_log,
+            strerror (errno));
+  free (v->wb_lost_log);
+  v->wb_lost_log = NULL;
+}
+
 void
 sc_vol_wb_stop (struct sc_volume *v)
 {
@@ -360,12 +373,7 @@ sc_vol_wb_stop (struct sc_volume *v)
   if (!wb) {
     /* A lost write's error reported (by a flush that returned): its
      * log goes; otherwise it stays for the next server. */
-    if (v->wb_lost_log && !v->wb_lost && unlink (v->wb_lost_log) < 0 &&
-        errno != ENOENT)
-      sc_say ("write-back log %s: deleting it: %s", v->wb_lost_log,
-              strerror (errno));
-    free (v->wb_lost_log);
-    v->wb_lost_log = NULL;
+    forget_lost_log (v, !v->wb_lost);
     return;
   }
   pthread_mutex_lock (&wb->lock);
@@ -516,14 +524,8 @@ sc_vol_wb_settle (struct sc_volume *v)
   struct sc_writeback *wb = v->wb;
   if (!wb) {
     /* (One failure at most, carried from the log at open.) */
-    if (!__atomic_exchange_n (&v->wb_lost_returned, false, __ATOMIC_ACQ_REL)
-        || !v->wb_lost_log)
-      return;
-    if (unlink (v->wb_lost_log) < 0 && errno != ENOENT)
-      sc_say ("write-back log %s: deleting it: %s", v->wb_lost_log,
-              strerror (errno));
-    free (v->wb_lost_log);
-    v->wb_lost_log = NULL;
+    if (__atomic_exchange_n (&v->wb_lost_returned, false, __ATOMIC_ACQ_REL))
+      forget_lost_log (v, true);
     return;
   }
   pthread_mutex_lock (&wb->lock);

@@ -7,6 +7,9 @@
 # Before, the error lived only in the server's memory: a kill -9 between
 # the failure and the next flush lost it, and the client's flush to the
 # restarted server succeeded although an acknowledged write was gone.
+# Parts 3b and 5 are review 31's: a server with no log of its own lost
+# the error at a clean stop, and a flush cleared it from the log before
+# its reply went out.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdsh
@@ -20,6 +23,7 @@ OFF=$((5 * 65536))
 # write of 0x77 at OFF since s1 is acknowledged from the queue; its copy
 # is then refused, so it must not reach the disk, and the server says so.
 failures () { grep -c "failed after its acknowledgement" "$SERVER_LOG" || :; }
+word () { od -An -tx8 -j1016 -N8 "$(wblog_file)" | tr -d ' '; }
 lost_write () {
     echo "write EROFS" > "$FAULTS"
     local before
@@ -65,8 +69,7 @@ nbd_save s1 "$TMP/s1"
 # 1. Killed before any flush: the next server's first flush reports it.
 lost_write
 kill9_server
-[ "$(od -An -tx8 -j1016 -N8 "$(wblog_file)" | tr -d ' ')" != 0000000000000000 ] ||
-    fail "the log does not hold the error"
+[ "$(word)" != 0000000000000000 ] || fail "the log does not hold the error"
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 grep -q "a write acknowledged before the server stopped failed" \
     "$SERVER_LOG" || fail "the restarted server does not say a write was lost"
@@ -91,13 +94,23 @@ first_flush_fails "after a clean stop, write-back off"
 [ ! -e "$(echo "$SHADOWCOPY_WBLOG_DIR"/*.wblog)" ] ||
     fail "the log of an error reported is kept"
 
-# 4. Reported by a flush, and another flush begun after that one
-#    returned (it clears the log's word): the next server has nothing to
-#    report.  (Killed between the two, it reports the failure again:
-#    test-wblog-lost-flush-killed.sh.)
+# 3b. Carried into a server with write-back off that stops cleanly with
+#     no flush (a client that disconnects): the old log still keeps it.
 stop_server
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 sc_create s2
+lost_write
+kill9_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=off
+nbd_py live "h.pread(4096, 0)" || fail "a read"
+stop_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+first_flush_fails "after a clean stop of a server with write-back off"
+
+# 4. Reported by a flush, and another flush begun after that one
+#    returned (it clears the log's word): the next server has nothing to
+#    report.  (Killed between the two, it reports the failure again:
+#    part 5.)
 lost_write
 nbd_py live "
 import nbd
@@ -110,4 +123,37 @@ h.flush()" || fail "the flushes after the lost write"
 kill9_server
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 nbd_py live "h.flush()" || fail "a failure already reported is reported again"
+
+# 5. A flush that took the error keeps it in the log until it has
+#    returned: killed before its reply, it left none, and a client that
+#    sends its flush again to the next server must still be told.  The
+#    window is held open with "fdatasync stall": a FUA write on another
+#    connection copies in its own request and stalls in its commit; the
+#    flush's own sync waits behind it, after it took the error.
+lost_write
+kill9_server
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+sc_create s3
+echo "fdatasync stall" > "$FAULTS"
+timeout 120 "$NBDSH" -u "$(uri live)" -c "
+import nbd
+h.pwrite(b'\x55' * 4096, 9 * 65536, nbd.CMD_FLAG_FUA)" \
+    > "$TMP/a.out" 2>&1 &
+A=$!
+sleep 2
+timeout 120 "$NBDSH" -u "$(uri live)" -c "h.flush()" > "$TMP/b.out" 2>&1 &
+B=$!
+reports () { grep -c "flush: reports the failure" "$SERVER_LOG" || :; }
+for _ in $(seq 100); do [ "$(reports)" -gt 0 ] && break; sleep 0.1; done
+[ "$(reports)" -gt 0 ] || fail "(the flush did not take the error)"
+sleep 1
+kill -0 "$B" 2>/dev/null || fail "(the flush replied: $(cat "$TMP/b.out"))"
+[ "$(word)" != 0000000000000000 ] ||
+    fail "the log's word is cleared before the flush that took it replied"
+kill9_server
+rm -f "$FAULTS"
+wait "$A" || :
+wait "$B" && fail "(the flush succeeded before the kill)"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+first_flush_fails "sent again after a kill before the flush's reply"
 stop_server
