@@ -54,11 +54,12 @@
  * the next fsync.  Until a flush has, and has returned, the log holds
  * the error (the word at 1016), so that a server killed first, or
  * stopped before any flush, leaves it to the next server of the disk,
- * whose first flush reports it.  That log is kept, with no slot queued,
- * until the next server's own log replaces it (one rename), or, when
- * that server has no log of its own, until one of its flushes has
- * reported the error.  The error goes to the next flush whatever becomes
- * of the log's queued writes, as a kernel's to whoever calls fsync next.
+ * whose first flush reports it.  That log is kept, its slots freed (its
+ * writes were written or dropped by that open), until the next server's
+ * own log replaces it (one rename), or, when that server has no log of
+ * its own, until one of its flushes has reported the error.  The error
+ * goes to the next flush whatever becomes of the log's queued writes, as
+ * a kernel's to whoever calls fsync next.
  *
  * Layout (host byte order: the file is read in the boot that wrote it):
  *   0      the header (struct wbl_header), with its CRC32C
@@ -680,6 +681,13 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
               "before the server stopped uncleanly, but %s; it is kept: "
               "move it away to open the volume without them", path, why);
   }
+  if (r == 0 && *lost && len >= SC_WB_LOG_DATA)
+    /* Kept for its error alone: the writes it queued were written or
+     * dropped just now, and must not be judged again by a later open,
+     * whose diff area may have moved on (review 33). */
+    for (uint32_t i = 0; i < SC_WB_LOG_SLOTS; i++)
+      __atomic_store_n (&((struct wbl_slot *) (map + WBL_SLOTS_AT))[i].seq,
+                        0, __ATOMIC_RELEASE);
   if (map)
     munmap (map, len);
   if (r != 0)

@@ -38,10 +38,11 @@ lost_write () {
     rm -f "$FAULTS"
 }
 
-# first_flush_fails WHAT: the first flush fails with EIO (the error of
-# the refused change), the next one succeeds; the live disk keeps its
-# old data where the lost write was, and s1 reads its image (unless a
-# clean stop could record it invalid: the copy was refused).
+# first_flush_fails WHAT [no-s1]: the first flush fails with EIO (the
+# error of the refused change), the next one succeeds; the live disk
+# keeps its old data where the lost write was, and s1 reads its image
+# (unless a clean stop could record it invalid: the copy was refused;
+# or no-s1: the diff area was made again).
 first_flush_fails () {
     nbd_py live "
 import nbd
@@ -55,7 +56,8 @@ h.flush()
 if h.pread(4096, $OFF) == b'\x77' * 4096:
     sys.exit('the lost write is on the disk')
 " || fail "$1"
-    if sc list | awk '$2 == "s1" { print $5 }' | grep -q "^invalid:"; then
+    if [ "${2:-}" = no-s1 ] ||
+        sc list | awk '$2 == "s1" { print $5 }' | grep -q "^invalid:"; then
         return
     fi
     nbd_save s1 "$TMP/s1-now"
@@ -156,4 +158,40 @@ wait "$A" || :
 wait "$B" && fail "(the flush succeeded before the kill)"
 start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
 first_flush_fails "sent again after a kill before the flush's reply"
+stop_server
+
+# 6. A log kept for its error alone must not keep the writes its open
+#    dropped (review 33): a write of 0xa5 is queued and killed; a session
+#    that does not find the log writes 0x5a there; a server with
+#    write-back off drops the queued write, keeps the log for the error,
+#    writes 0x33 and stops before any flush; then the diff area is made
+#    again at its path, whose open judged the old log's writes anew.
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+sc_create s4
+lost_write
+sc_create s5                            # (s4 is invalid: its copy failed)
+OFF2=$((9 * 65536))
+wb_queued_then_killed "$OFF2" 0xa5
+[ "$(word)" != 0000000000000000 ] || fail "the log does not hold the error"
+[ "$(od -An -v -w32 -tx8 -j1024 -N2048 "$(wblog_file)" |
+     awk '$1 != "0000000000000000" { n++ } END { print n + 0 }')" -gt 0 ] ||
+    fail "no write queued in the log"
+D=$SHADOWCOPY_WBLOG_DIR
+mkdir -m 700 "$TMP/otherdir" || hard_error "mkdir"
+export SHADOWCOPY_WBLOG_DIR=$TMP/otherdir
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+nbd_py live "
+h.pwrite(b'\x5a' * 4096, $OFF2)
+h.flush()" || fail "the write of a session that does not find the log"
+stop_server
+export SHADOWCOPY_WBLOG_DIR=$D
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=off
+grep -q "dropped" "$SERVER_LOG" || fail "the open did not drop the write"
+nbd_py live "h.pwrite(b'\x33' * 4096, $OFF2)" || fail "a write"
+stop_server
+rm -f "$TMP/diff"
+start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on
+expect_block live "$OFF2" 0x33 \
+    "the dropped queued write was written over the newer data"
+first_flush_fails "after the diff area was made again" no-s1
 stop_server
