@@ -153,6 +153,21 @@ h.flush()" || fail "the first write"
     WBLOG=$(wblog_file)
 }
 
+# flush_fails_once WHAT: on the live export, a flush fails with EIO (a
+# write acknowledged before it was lost), and the next one succeeds (it
+# is reported once); or fail WHAT.
+flush_fails_once () {
+    nbd_py live "
+import nbd
+try:
+    h.flush()
+    sys.exit('the flush succeeded')
+except nbd.Error as e:
+    if '(EIO)' not in str(e):
+        sys.exit('the flush failed with %s, not EIO' % e)
+h.flush()" || fail "$1"
+}
+
 # expect_block EXPORT OFFSET BYTE WHAT: the export's 4 KiB at OFFSET all
 # read BYTE (s1-at-off: what wb_snapshot_then_killed kept), or fail WHAT.
 expect_block () {

@@ -223,36 +223,6 @@ Test (wbsession, a_version_1_log_is_written_unless_a_later_session_ran)
 
 /* ---- review 25 -------------------------------------------------------- */
 
-/* The session id an open's superblock write would record (0 if the
- * request is not a whole superblock copy). */
-static uint64_t
-sb_write_session (const struct sc_io_req *req)
-{
-  if (req->op != SC_IO_WRITE || req->len != SC_SB_SIZE ||
-      (req->off != 0 && req->off != SC_SB_SIZE) ||
-      memcmp (req->buf, SC_SB_MAGIC, 8) != 0)
-    return 0;
-  uint64_t id;
-  memcpy (&id, (const uint8_t *) req->buf +
-          offsetof (struct sc_sb_disk, session_id), sizeof id);
-  return id;
-}
-
-/* Fails (once, EIO) the superblock write that records a new session id:
- * a transient error of the diff area's disk. */
-static uint64_t sb_old_session;
-static int sb_session_failures;
-static int
-fail_session_store (const struct sc_io_req *req)
-{
-  uint64_t id = sb_write_session (req);
-  if (id && id != sb_old_session && sb_session_failures == 0) {
-    sb_session_failures++;
-    return -EIO;
-  }
-  return 0;
-}
-
 /* A transient error on the superblock write that records the open's
  * session id fails the open (right: nothing was written to the disk
  * yet).  But the store (then sc_diff_new_session) also failed the whole
@@ -265,14 +235,14 @@ Test (wbsession, a_failed_session_store_at_open_keeps_the_snapshots)
   struct uh_vol t;
   uh_vol_create (&t, VOL, 65536, 7, 0);
   uh_vol_snap (&t, "s1");
-  sb_old_session = wbt_owner_of (&t).session;
+  wbt_old_session = wbt_owner_of (&t).session;
   uh_vol_close (&t);
 
   char err[512] = "";
-  sc_io_fault_hook = fail_session_store;
+  sc_io_fault_hook = wbt_fail_session_store;
   int r = wbt_open_fails (&t, err, sizeof err);
   sc_io_fault_hook = NULL;
-  cr_assert_eq (sb_session_failures, 1, "the session's store was not made");
+  cr_assert_eq (wbt_session_failures, 1, "the session's store was not made");
   cr_assert_eq (r, -EIO, "%d %s", r, err);
 
   uh_vol_open (&t);
@@ -418,19 +388,13 @@ Test (wbsession, a_failed_session_store_after_a_replay_says_what_was_written)
 {
   struct uh_vol t;
   uint8_t key[SC_WB_LOG_KEY];
-  uh_vol_create (&t, VOL, 65536, 7, 0);
-  uh_vol_snap (&t, "s1");
-  char *p = wbt_where (&t, key);
-  struct sc_wb_log_owner owner = wbt_owner_of (&t);
-  sb_old_session = owner.session;
-  uh_vol_close (&t);
-  wbt_killed_server_log (p, key, &owner);
+  char *p = wbt_killed_volume (&t, key);        /* (wbt_old_session) */
 
   char err[512] = "";
-  sc_io_fault_hook = fail_session_store;
+  sc_io_fault_hook = wbt_fail_session_store;
   wbt_open_fails (&t, err, sizeof err);
   sc_io_fault_hook = NULL;
-  cr_assert_eq (sb_session_failures, 1, "the session's store was not made");
+  cr_assert_eq (wbt_session_failures, 1, "the session's store was not made");
   cr_assert_neq (access (p, F_OK), 0, "the replayed log is deleted");
   cr_assert_not_null (strstr (err, "the 2 queued writes of the write-back "
                               "log were written to the disk and the log "

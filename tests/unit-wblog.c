@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "cow/boot-id.h"
 #include "cow/crc32c.h"
 #include "cow/diffarea.h"
+#include "cow/format.h"
+#include "cow/io.h"
+#include "cow/superblock.h"
 #include "engine/volume.h"
 #include "engine/volume-impl.h"
 #include "tests/unit-wblog.h"
@@ -142,9 +146,39 @@ wbt_killed_volume (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY])
   uh_vol_snap (t, "s1");
   char *p = wbt_where (t, key);
   struct sc_wb_log_owner owner = wbt_owner_of (t);
+  wbt_old_session = owner.session;
   uh_vol_close (t);
   wbt_killed_server_log (p, key, &owner);
   return p;
+}
+
+uint64_t wbt_old_session;
+int wbt_session_failures;
+
+/* The session id a superblock write would record (0 if the request is
+ * not a whole superblock copy). */
+static uint64_t
+sb_write_session (const struct sc_io_req *req)
+{
+  if (req->op != SC_IO_WRITE || req->len != SC_SB_SIZE ||
+      (req->off != 0 && req->off != SC_SB_SIZE) ||
+      memcmp (req->buf, SC_SB_MAGIC, 8) != 0)
+    return 0;
+  uint64_t id;
+  memcpy (&id, (const uint8_t *) req->buf +
+          offsetof (struct sc_sb_disk, session_id), sizeof id);
+  return id;
+}
+
+int
+wbt_fail_session_store (const struct sc_io_req *req)
+{
+  uint64_t id = sb_write_session (req);
+  if (id && id != wbt_old_session && wbt_session_failures == 0) {
+    wbt_session_failures++;
+    return -EIO;
+  }
+  return 0;
 }
 
 /* The live image once wbt_killed_server_log's queued writes are written. */

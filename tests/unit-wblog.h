@@ -48,10 +48,18 @@ struct sc_wb_log_owner wbt_owner_of (struct uh_vol *t);
 void wbt_killed_server_log (const char *p, const uint8_t key[SC_WB_LOG_KEY],
                             const struct sc_wb_log_owner *owner);
 /* A volume with snapshot s1, closed as a killed server would leave it,
- * with wbt_killed_server_log's log: its path (key in key). */
+ * with wbt_killed_server_log's log: its path (key in key); its session
+ * in wbt_old_session. */
 char *wbt_killed_volume (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY]);
 /* t->live once wbt_killed_server_log's queued writes are written. */
 void wbt_replayed (struct uh_vol *t);
+/* sc_io_fault_hook: fails (once, EIO) the superblock write that records
+ * a session id other than wbt_old_session, a transient error of the
+ * diff area's disk; wbt_session_failures counts them. */
+extern uint64_t wbt_old_session;
+extern int wbt_session_failures;
+struct sc_io_req;
+int wbt_fail_session_store (const struct sc_io_req *req);
 /* The open of the volume fails: its error, with err filled. */
 int wbt_open_fails (struct uh_vol *t, char *err, size_t errlen);
 /* Open the volume with origin-check=off. */
