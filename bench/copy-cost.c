@@ -8,8 +8,8 @@
  * for zeros, compute a CRC32C of each 4K block, and write it to the next
  * slot of a new file in DIR; an fdatasync every GROUP copies (default 17,
  * the size of a write-back batch in a first-write pass; 0: one at the
- * end).  That is the least a copy made durable before its chunk is
- * overwritten can cost.  It prints per copy the process's user and system
+ * end).  No journal record and no origin write: what the copies alone
+ * cost, written to a growing file (the server's slots are fallocated).  It prints per copy the process's user and system
  * CPU, the whole machine's busy CPU (/proc/stat, so the kernel's own
  * threads count) and the wall clock.  bench/firstwrite-probe.sh runs it
  * beside a first-write pass; docs/performance.md says what it showed.
@@ -100,7 +100,11 @@ main (int argc, char **argv)
   int out = open (path, O_RDWR | O_CREAT | O_TRUNC, 0600);
   uint8_t *buf = aligned_alloc (4096, CHUNK);
   uint32_t *order = malloc ((size_t) n * sizeof *order);
-  if (out < 0 || !buf || !order || n == 0)
+  if (n == 0) {
+    fprintf (stderr, "copy-cost: %s: smaller than 64K\n", argv[1]);
+    return 1;
+  }
+  if (out < 0 || !buf || !order)
     die (path, out < 0 ? errno : ENOMEM);
   unlink (path);
 

@@ -118,4 +118,7 @@ join -a1 -a2 -e - -o 0,1.2,2.2 \
 echo
 echo "## The copies alone (bench/copy-cost.c), three times each"
 echo
+# In a fence: the lines are long, and Markdown would join them.
+echo '```'
 for g in 17 0 17 0 17 0; do "$dir/copy-cost" "$dir/base" "$dir" "$g"; done
+echo '```'
