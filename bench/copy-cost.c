@@ -9,9 +9,10 @@
  * slot of a new file in DIR; an fdatasync every GROUP copies (default 17,
  * the size of a write-back batch in a first-write pass; 0: one at the
  * end).  No journal record and no origin write: what the copies alone
- * cost, written to a growing file (the server's slots are fallocated).  It prints per copy the process's user and system
- * CPU, the whole machine's busy CPU (/proc/stat, so the kernel's own
- * threads count) and the wall clock.  bench/firstwrite-probe.sh runs it
+ * cost, written to a growing file (the server's slots are fallocated).
+ * It prints per copy the process's user and system CPU, the whole
+ * machine's busy CPU (/proc/stat, so the kernel's own threads count) and
+ * the wall clock.  bench/firstwrite-probe.sh runs it
  * beside a first-write pass; docs/performance.md says what it showed.
  */
 #include <errno.h>
