@@ -74,7 +74,7 @@ machine_busy (void)
                     &v[7]) != 8)
     die ("/proc/stat", f ? EINVAL : errno);
   fclose (f);
-  return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];     /* not idle, iowait */
+  return v[0] + v[1] + v[2] + v[5] + v[6];   /* not idle, iowait, steal */
 }
 
 static double
@@ -116,7 +116,9 @@ main (int argc, char **argv)
   for (uint32_t i = 0; i < n; i++)
     order[i] = i;
   for (uint32_t i = n - 1; i > 0; i--) {
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
     uint32_t j = (uint32_t) (rng % (i + 1)), t = order[i];
     order[i] = order[j];
     order[j] = t;

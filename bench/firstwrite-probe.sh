@@ -42,8 +42,9 @@ else
 fi
 writes=$(( $(numfmt --from=iec "$size") / 4096 ))
 
-# Jiffies since boot: busy, then idle (with iowait), of all CPUs.
-machine () { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat; }
+# Jiffies since boot: busy (not steal), then idle (with iowait), of all
+# CPUs.
+machine () { awk '/^cpu / { print $2+$3+$4+$7+$8, $5+$6 }' /proc/stat; }
 # The server's user and system jiffies.
 server_cpu () { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 per_write () { awk -v j="$1" -v n="$writes" -v hz="$(getconf CLK_TCK)" \
@@ -72,9 +73,11 @@ one_run () {
   iops=$(BENCH_URI="nbd+unix:///?socket=$dir/nbd.sock" BENCH_SIZE="$size" \
     fio --write_iops_log="$dir/$1-$2" --log_avg_msec=100 \
       --output-format=terse --terse-version=3 \
-      "$src/bench/jobs/randwrite-4k.fio" 2>/dev/null |
+      "$src/bench/jobs/randwrite-4k.fio" 2>>"$dir/fio.err" |
     awk -F';' 'NF > 50 { print $49 }')
   c1=$(server_cpu "$pid"); m1=$(machine)
+  [ -n "$iops" ] || { cat "$dir/fio.err" >&2; echo "$0: fio failed" >&2
+                      exit 1; }
   mv "$dir/$1-$2_iops".*.log "$dir/$1-$2.log"
   kill "$pid"; wait "$pid" || true; pid=
   set -- "$1" "$iops" $m0 $m1
@@ -103,22 +106,29 @@ for s in file shadowcopy; do
 done
 echo
 echo "(CPU and idle time in us per write; the machine's is that of all its"
-echo "CPUs, fio's and the kernel's threads included.)"
+echo "CPUs, fio's, the kernel's threads and anything else running included,"
+echo "steal not.  Each column's median is taken on its own, so a row may mix"
+echo "rounds; with an even REPEAT it is the lower middle value.)"
 echo
 echo "## The rate over the pass, round $repeat (IOPS per 100 ms)"
+echo
+echo "(Row N: fio's Nth average, of the 100 ms ending about N x 100 ms into"
+echo "the pass; fio logs no last, partial interval.)"
 echo
 echo "| ms | file | shadowcopy |"
 echo "| ---: | ---: | ---: |"
 join -a1 -a2 -e - -o 0,1.2,2.2 \
-  <(awk -F', *' '{ printf "%05d %d\n", int($1 / 100) * 100 + 100, $2 }' \
-      "$dir/file-$repeat.log" | sort) \
-  <(awk -F', *' '{ printf "%05d %d\n", int($1 / 100) * 100 + 100, $2 }' \
-      "$dir/shadowcopy-$repeat.log" | sort) |
+  <(awk -F', *' '{ printf "%05d %d\n", NR * 100, $2 }' \
+      "$dir/file-$repeat.log") \
+  <(awk -F', *' '{ printf "%05d %d\n", NR * 100, $2 }' \
+      "$dir/shadowcopy-$repeat.log") |
   awk '{ printf "| %d | %s | %s |\n", $1, $2, $3 }'
 echo
 echo "## The copies alone (bench/copy-cost.c), three times each"
 echo
-# In a fence: the lines are long, and Markdown would join them.
+# In a fence: the lines are long, and Markdown would join them.  A first
+# run, not shown, warms up; then each setting comes first in turn.
+"$dir/copy-cost" "$dir/base" "$dir" 17 > /dev/null
 echo '```'
-for g in 17 0 17 0 17 0; do "$dir/copy-cost" "$dir/base" "$dir" "$g"; done
+for g in 17 0 0 17 17 0; do "$dir/copy-cost" "$dir/base" "$dir" "$g"; done
 echo '```'
