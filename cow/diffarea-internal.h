@@ -854,5 +854,8 @@ int disc_add (struct sc_diff *d, struct snap *s, uint64_t first,
  * any, goes into d->sb (then stored with the CLEAN flag), and a server's
  * session marks it SC_STAMP_F_CLEAN_STOP. */
 void diff_stamp_close (struct sc_diff *d);
+/* A new random session id (not 0, not the superblock's), the lock held
+ * (cow/session.c): 0, or a negative errno. */
+int diff_session_new_id (struct sc_diff *d, uint64_t *id);
 
 #endif

@@ -350,6 +350,19 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
 
   struct sc_sb_disk sb = d->sb;
   stamp_put (&sb, now);
+  if (changed) {
+    /* The change is known from now on only through the stamp it
+     * replaces: with it, a new session id, so that the writes of a log
+     * left before the change are dropped by every later open too, not
+     * only by this one (cow/session.c), should this one stop before it
+     * has dealt with the log. */
+    uint64_t id;
+    int r = diff_session_new_id (d, &id);
+    if (r < 0)
+      return r;
+    sb.session_id = id;
+    sb.wblog_session = 0;       /* (that log's writes are not to come) */
+  }
   int r = diff_sb_store (d, &sb);
   if (r < 0)
     return r;

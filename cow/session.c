@@ -26,6 +26,11 @@
  * area it was made through, whose snapshots need the copies the writes
  * make (docs/design.md lists the blind spots).
  *
+ * An open that finds the disk changed while no server ran records a new
+ * id with the disk's new stamp (origin-stamp.c): the stamp no longer
+ * shows the change, so the id must, should the open stop before it has
+ * dropped the log's writes (review 34).
+ *
  * The id is recorded after the open has judged the previous session's
  * log: an open that fails meanwhile (a queued write refused, a damaged
  * log kept) leaves the old id, and the next open tries the same log
@@ -76,9 +81,8 @@ sc_diff_wblog_closed (struct sc_diff *d)
 }
 
 int
-sc_diff_next_session (struct sc_diff *d, uint64_t *id)
+diff_session_new_id (struct sc_diff *d, uint64_t *id)
 {
-  LOCKED (d);
   *id = 0;
   if (d->rdonly)
     return -EROFS;
@@ -89,6 +93,13 @@ sc_diff_next_session (struct sc_diff *d, uint64_t *id)
   while (next == 0 || next == d->sb.session_id);
   *id = next;
   return 0;
+}
+
+int
+sc_diff_next_session (struct sc_diff *d, uint64_t *id)
+{
+  LOCKED (d);
+  return diff_session_new_id (d, id);
 }
 
 int

@@ -572,6 +572,9 @@ judge_foreign (struct sc_volume *v, const char *path, size_t n,
               : "its path unknown", u);
     return -EUCLEAN;
   }
+  if (sc_diff_origin_found_changed (v->diff))
+    /* (Before `last`: the store of the change recorded an id.) */
+    return dropped (path, n, CHANGED);
   if (last != 0) {
     /* Made again and used since: before the log or after it? */
     snprintf (err, errlen, "the write-back log %s holds %zu writes "
@@ -583,8 +586,6 @@ judge_foreign (struct sc_volume *v, const char *path, size_t n,
               path, n, owner->diff_path, u);
     return -EUCLEAN;
   }
-  if (sc_diff_origin_found_changed (v->diff))
-    return dropped (path, n, CHANGED);
   return SC_WB_LOG_QUEUED;
 }
 
@@ -614,7 +615,8 @@ judge (struct sc_volume *v, const char *path, size_t n,
   if (last == 0 || owner->session == last)
     return SC_WB_LOG_QUEUED;    /* the last session's, or none since */
   return dropped (path, n, "a later session of the diff area did not find "
-                  "the log and may have written the disk since");
+                  "the log and may have written the disk since, or found "
+                  "it changed");
 }
 
 int

@@ -49,7 +49,7 @@ first_flush_fails () {
 if h.pread(4096, $OFF) == b'\x77' * 4096:
     sys.exit('the lost write is on the disk')" || fail "$1"
     if [ "${2:-}" = no-s1 ] ||
-        sc list | awk '$2 == "s1" { print $5 }' | grep -q "^invalid:"; then
+        sc list | awk '$2 == "s1" { print $5 }' | grep_all "^invalid:"; then
         return
     fi
     nbd_save s1 "$TMP/s1-now"

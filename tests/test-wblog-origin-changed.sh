@@ -6,7 +6,10 @@
 # (the origin's stamp: it invalidates the snapshot) and must not then
 # write the log's older queued write over the newer data: it either
 # keeps the newer data or refuses to open.  (It once replayed the stale
-# queued write over it.)
+# queued write over it.)  And so must every open after one that saw the
+# change but failed before it had dealt with the log (review 34): that
+# one stored the disk's new stamp, and the next one found the disk as
+# stamped and the log's session still the last.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 requires nbdsh
@@ -25,6 +28,14 @@ wb_queued_then_killed "$OFF" 0xa5
 head -c 4096 /dev/zero | tr '\0' '\132' |
     dd of="$TMP/disk" bs=4096 seek=$((OFF / 4096)) conv=notrunc status=none
 touch -d '+1 min' "$TMP/disk"   # (whatever the clock's granularity)
+
+# An open that sees the change, then fails on the log (a mode it does
+# not trust), which is then set right.
+WBLOG=$(wblog_file)
+chmod 0620 "$WBLOG"
+! try_start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on ||
+    fail "the open trusted a log others may write"
+chmod 0600 "$WBLOG"
 
 if ! try_start_server "$TMP/disk" "$TMP/diff" chunk-size=64K write-back=on; then
     log "the open refused the log after the disk changed: fine"

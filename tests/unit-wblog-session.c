@@ -457,3 +457,40 @@ Test (wbsession, a_version_1_log_older_than_the_last_stamp_is_dropped)
   free (p);
   uh_vol_free (&t);
 }
+
+/* Review 34: an open that finds the disk changed while no server ran
+ * drops the killed server's queued writes, but stores the disk's new
+ * stamp first.  Should it stop before it has dealt with the log (a kill,
+ * or a failure such as an unreadable boot id), the next open found the
+ * disk as stamped and the log's session still the last, and wrote the
+ * dropped writes over the newer data.  The store of the change now
+ * records a new session id with it. */
+Test (wbsession, a_change_of_the_disk_is_not_forgotten_by_an_open_that_fails)
+{
+  struct uh_vol t;
+  uint8_t key[SC_WB_LOG_KEY];
+  char *p = wbt_killed_volume (&t, key);
+  uint8_t newer[8192];                  /* while no server runs */
+  memset (newer, 0x5a, sizeof newer);
+  uh_pwrite (t.origin, newer, sizeof newer, 65536);
+  memcpy (t.live + 65536, newer, sizeof newer);
+  struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, 0 } };
+  struct stat st;
+  cr_assert_eq (stat (t.origin, &st), 0);
+  ts[1].tv_sec = st.st_mtim.tv_sec + 60;
+  cr_assert_eq (utimensat (AT_FDCWD, t.origin, ts, 0), 0);
+
+  char err[512] = "";
+  sc_boot_id_hook = wbt_boot_id_fails;  /* after the origin's check */
+  wbt_open_fails (&t, err, sizeof err);
+  sc_boot_id_hook = wbt_fixed_boot;
+  cr_assert_not_null (strstr (err, "boot"), "%s", err);
+  cr_assert_eq (access (p, F_OK), 0, "the log is kept");
+
+  uh_vol_open (&t);
+  uh_vol_assert_reads (&t, 0, t.live, "the live volume: the data written "
+                       "while no server ran, not the log's older writes");
+  uh_vol_close (&t);
+  free (p);
+  uh_vol_free (&t);
+}
