@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,21 @@ wbt_fail_session_store (const struct sc_io_req *req)
     return -EIO;
   }
   return 0;
+}
+
+void
+wbt_disk_written_behind (struct uh_vol *t)
+{
+  uint8_t newer[8192];
+  memset (newer, 0x5a, sizeof newer);
+  uh_pwrite (t->origin, newer, sizeof newer, 65536);
+  memcpy (t->live + 65536, newer, sizeof newer);
+  struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, 0 } };
+  struct stat st;
+  cr_assert_eq (stat (t->origin, &st), 0);
+  ts[1].tv_sec = st.st_mtim.tv_sec + 60;    /* (whatever the clock's
+                                               granularity) */
+  cr_assert_eq (utimensat (AT_FDCWD, t->origin, ts, 0), 0);
 }
 
 /* The live image once wbt_killed_server_log's queued writes are written. */

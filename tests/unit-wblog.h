@@ -51,6 +51,10 @@ void wbt_killed_server_log (const char *p, const uint8_t key[SC_WB_LOG_KEY],
  * with wbt_killed_server_log's log: its path (key in key); its session
  * in wbt_old_session. */
 char *wbt_killed_volume (struct uh_vol *t, uint8_t key[SC_WB_LOG_KEY]);
+/* The disk is written while no server runs, over the bytes of
+ * wbt_killed_server_log's queued writes (chunk 1), its mtime moved on:
+ * t->live follows. */
+void wbt_disk_written_behind (struct uh_vol *t);
 /* t->live once wbt_killed_server_log's queued writes are written. */
 void wbt_replayed (struct uh_vol *t);
 /* sc_io_fault_hook: fails (once, EIO) the superblock write that records
