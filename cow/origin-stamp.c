@@ -239,6 +239,24 @@ invalidate_all (struct sc_diff *d)
   return n;
 }
 
+/* The disk changed while no server ran: the change is known from now on
+ * only through the stamp it replaces, so sb, to be stored with that
+ * stamp, gets a new session id too.  The writes of a log left before
+ * the change are then dropped by every later open, not only by this one
+ * (cow/session.c), should this one stop before it has dealt with the
+ * log (review 34). */
+static int
+change_session (struct sc_diff *d, struct sc_sb_disk *sb)
+{
+  uint64_t id;
+  int r = diff_session_new_id (d, &id);
+  if (r < 0)
+    return r;
+  sb->session_id = id;
+  sb->wblog_session = 0;        /* (that log's writes are not to come) */
+  return 0;
+}
+
 int
 sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                       const char *why, unsigned flags)
@@ -350,20 +368,9 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
 
   struct sc_sb_disk sb = d->sb;
   stamp_put (&sb, now);
-  if (changed) {
-    /* The change is known from now on only through the stamp it
-     * replaces: with it, a new session id, so that the writes of a log
-     * left before the change are dropped by every later open too, not
-     * only by this one (cow/session.c), should this one stop before it
-     * has dealt with the log. */
-    uint64_t id;
-    int r = diff_session_new_id (d, &id);
-    if (r < 0)
-      return r;
-    sb.session_id = id;
-    sb.wblog_session = 0;       /* (that log's writes are not to come) */
-  }
-  int r = diff_sb_store (d, &sb);
+  int r = changed ? change_session (d, &sb) : 0;
+  if (r == 0)
+    r = diff_sb_store (d, &sb);
   if (r < 0)
     return r;
   d->sb = sb;

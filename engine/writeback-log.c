@@ -619,6 +619,22 @@ judge (struct sc_volume *v, const char *path, size_t n,
                   "it changed");
 }
 
+/* The log at `path` (mapped at map, `len` bytes) is kept, after its
+ * open, for the error `lost` of a write it lost alone: the writes it
+ * queued were written or dropped just now, and must not be judged again
+ * by a later open, whose diff area may have moved on (review 33). */
+static void
+keep_for_lost (const char *path, uint8_t *map, size_t len, int lost)
+{
+  if (len >= SC_WB_LOG_DATA)
+    for (uint32_t i = 0; i < SC_WB_LOG_SLOTS; i++)
+      __atomic_store_n (&((struct wbl_slot *) (map + WBL_SLOTS_AT))[i].seq,
+                        0, __ATOMIC_RELEASE);
+  sc_say ("write-back log %s: a write acknowledged before the server "
+          "stopped failed afterwards (%s), and no flush reported it: the "
+          "next flush does", path, strerror (lost));
+}
+
 int
 sc_vol_wb_recover (struct sc_volume *v, const char *path,
                    const uint8_t key[SC_WB_LOG_KEY], const char *here,
@@ -683,21 +699,12 @@ sc_vol_wb_recover (struct sc_volume *v, const char *path,
               "before the server stopped uncleanly, but %s; it is kept: "
               "move it away to open the volume without them", path, why);
   }
-  if (r == 0 && *lost && len >= SC_WB_LOG_DATA)
-    /* Kept for its error alone: the writes it queued were written or
-     * dropped just now, and must not be judged again by a later open,
-     * whose diff area may have moved on (review 33). */
-    for (uint32_t i = 0; i < SC_WB_LOG_SLOTS; i++)
-      __atomic_store_n (&((struct wbl_slot *) (map + WBL_SLOTS_AT))[i].seq,
-                        0, __ATOMIC_RELEASE);
-  if (map)
-    munmap (map, len);
   if (r != 0)
     *lost = 0;                          /* (kept in the log) */
   else if (*lost)
-    sc_say ("write-back log %s: a write acknowledged before the server "
-            "stopped failed afterwards (%s), and no flush reported it: "
-            "the next flush does", path, strerror (*lost));
+    keep_for_lost (path, map, len, *lost);
+  if (map)
+    munmap (map, len);
   if (r == 0 && !*lost && unlink (path) < 0 && errno != ENOENT) {
     r = -errno;
     snprintf (err, errlen, "the write-back log %s: deleting it: %s", path,
