@@ -257,6 +257,29 @@ change_session (struct sc_diff *d, struct sc_sb_disk *sb)
   return 0;
 }
 
+/* Why the disk (named `path`) cannot be checked this time: its stamp is
+ * NONE or WRITTEN. */
+static void
+say_unchecked (struct sc_diff *d, const char *path)
+{
+  if (d->sb.stamp_state == SC_STAMP_NONE)
+    diff_say ("%s: the diff area holds no record of the disk as the "
+              "server left it (made by an older shadowcopy, or the record "
+              "could not be taken): changes made while the server was "
+              "stopped cannot be checked this time", path);
+  else if (d->sb.stamp_flags & SC_STAMP_F_CLEAN_STOP)
+    diff_say ("%s: the disk's state was not recorded at the last stop, "
+              "after the server had written it (that server ran with "
+              "origin-check=off, or the disk's flush or a read of it "
+              "failed at its stop): a change made to it while the server "
+              "was stopped is not checked this time", path);
+  else
+    diff_say ("%s: the server stopped uncleanly after writing the disk: "
+              "a change made to it while the server was stopped cannot be "
+              "told from the server's own writes, so it is not checked "
+              "this time", path);
+}
+
 int
 sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
                       const char *why, unsigned flags)
@@ -283,24 +306,9 @@ sc_diff_origin_check (struct sc_diff *d, const struct sc_origin_stamp *now,
 
   switch (d->sb.stamp_state) {
   case SC_STAMP_NONE:
-    if (valid)
-      diff_say ("%s: the diff area holds no record of the disk as the "
-                "server left it (made by an older shadowcopy, or the record "
-                "could not be taken): changes made while the server was "
-                "stopped cannot be checked this time", path);
-    break;
   case SC_STAMP_WRITTEN:
-    if (valid && (d->sb.stamp_flags & SC_STAMP_F_CLEAN_STOP))
-      diff_say ("%s: the disk's state was not recorded at the last stop, "
-                "after the server had written it (that server ran with "
-                "origin-check=off, or the disk's flush or a read of it "
-                "failed at its stop): a change made to it while the server "
-                "was stopped is not checked this time", path);
-    else if (valid)
-      diff_say ("%s: the server stopped uncleanly after writing the disk: "
-                "a change made to it while the server was stopped cannot be "
-                "told from the server's own writes, so it is not checked "
-                "this time", path);
+    if (valid)
+      say_unchecked (d, path);
     break;
   default:
     if (!now)

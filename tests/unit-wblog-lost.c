@@ -99,18 +99,6 @@ Test (wblost, the_log_holds_the_error_until_a_flush_reports_it)
   free (p);
 }
 
-static void
-open_cfg (struct uh_vol *t, bool wb)
-{
-  struct sc_volume_config cfg = {
-    .origin_path = t->origin, .diff_path = t->diff,
-    .chunk_size = t->chunk_size, .write_back = wb,
-  };
-  char err[512] = "";
-  cr_assert_eq (sc_volume_open (&cfg, &t->v, err, sizeof err), 0, "%s",
-                err);
-}
-
 /* The lost write's error the log at p holds. */
 static int
 lost_in (const char *p, const uint8_t key[SC_WB_LOG_KEY])
@@ -132,7 +120,7 @@ first_flush_reports_it (bool wb)
   uint8_t key[SC_WB_LOG_KEY];
   char *p = wbt_killed_volume (&t, key);
   put_lost (p, EROFS);
-  open_cfg (&t, wb);
+  wbt_open_with (&t, wb, false);
   wbt_replayed (&t);
   uh_vol_assert_reads (&t, 0, t.live, "the live volume, the log written");
   cr_assert_eq (lost_in (p, key), EROFS, "the log does not keep the error");
@@ -170,21 +158,21 @@ Test (wblost, a_server_without_a_log_of_its_own_keeps_the_error_on_file)
   uint8_t key[SC_WB_LOG_KEY];
   char *p = wbt_killed_volume (&t, key);
   put_lost (p, EROFS);
-  open_cfg (&t, false);
+  wbt_open_with (&t, false, false);
   uh_vol_close (&t);                    /* a clean stop, no flush */
   cr_assert_eq (lost_in (p, key), EROFS, "a clean stop lost the error");
 
   char *tmp = NULL;                     /* the new log cannot be made */
   cr_assert (asprintf (&tmp, "%s.new", p) > 0);
   cr_assert_eq (mkdir (tmp, 0700), 0);
-  open_cfg (&t, true);
+  wbt_open_with (&t, true, false);
   cr_assert_eq (lost_in (p, key), EROFS, "the open, its log not made, "
                 "deleted the only copy of the error on file");
   uh_vol_close (&t);
   cr_assert_eq (rmdir (tmp), 0);
   free (tmp);
 
-  open_cfg (&t, true);
+  wbt_open_with (&t, true, false);
   cr_assert_eq (sc_volume_flush (t.v), -EROFS, "the error was lost");
   uh_vol_close (&t);
   free (p);

@@ -221,17 +221,25 @@ wbt_open_fails (struct uh_vol *t, char *err, size_t errlen)
   return r;
 }
 
-/* Open the volume with origin-check=off (no stamp of the origin). */
+/* Open the volume with write-back on or off, origin-check=off or not. */
 void
-wbt_open_check_off (struct uh_vol *t)
+wbt_open_with (struct uh_vol *t, bool write_back, bool check_off)
 {
   struct sc_volume_config cfg = {
     .origin_path = t->origin, .diff_path = t->diff,
-    .chunk_size = t->chunk_size, .origin_check_off = true,
+    .chunk_size = t->chunk_size, .write_back = write_back,
+    .origin_check_off = check_off,
   };
   char err[512] = "";
   cr_assert_eq (sc_volume_open (&cfg, &t->v, err, sizeof err), 0, "%s",
                 err);
+}
+
+/* Open the volume with origin-check=off (no stamp of the origin). */
+void
+wbt_open_check_off (struct uh_vol *t)
+{
+  wbt_open_with (t, false, true);
 }
 
 /* A session that does not find the disk's log (its directory is

@@ -66,6 +66,8 @@ struct sc_io_req;
 int wbt_fail_session_store (const struct sc_io_req *req);
 /* The open of the volume fails: its error, with err filled. */
 int wbt_open_fails (struct uh_vol *t, char *err, size_t errlen);
+/* Open the volume with write-back on or off, origin-check=off or not. */
+void wbt_open_with (struct uh_vol *t, bool write_back, bool check_off);
 /* Open the volume with origin-check=off. */
 void wbt_open_check_off (struct uh_vol *t);
 /* A session that does not find the disk's log (another directory), with
